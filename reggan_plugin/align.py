@@ -1,0 +1,291 @@
+"""Face alignment geometry: canonical crop template, similarity fits and bilinear warps (pure numpy).
+
+Conventions (CONTRACTS.md "Array conventions"):
+- Points are (x, y) in pixels with pixel CENTRES at integer coordinates: pixel (0, 0) spans
+  [-0.5, 0.5] x [-0.5, 0.5].
+- Crop units: [0, 1] from the crop's left/top EDGE to its right/bottom EDGE, so crop unit ``u`` is crop
+  pixel ``u * size - 0.5`` (see :func:`units_to_crop_px`).
+- A ``Matrix`` is a (2, 3) float64 affine map taking frame pixels to crop pixels:
+  ``crop = M[:, :2] @ frame + M[:, 2]``. Alignment matrices are similarities (rotation, uniform
+  scale, translation, no reflection).
+- Images are HxWxC float32 (any C), values not range-limited here.
+
+The canonical crop: the ArcFace 112x112 5-point template (Deng et al., insightface) divided by 112,
+shrunk about the crop centre by ``TEMPLATE_SCALE`` = 0.75 (the ArcFace crop cuts the forehead and
+chin) and moved up by ``TEMPLATE_SHIFT_Y`` = 0.08 so that brows-to-chin sits near the middle. Fitting
+a standard 68-point mean face (OpenFace's template) to these five points puts the brows at y ~ 0.30,
+the chin at y ~ 0.85 and the cheeks/jaw at x ~ 0.225 .. 0.78: a margin of ~0.15 below the chin and
+the forehead up to ~0.12 stay in the crop, room for the blend mask to fall to 0 before the border.
+"""
+from __future__ import annotations
+
+from typing import TypeAlias
+
+import numpy as np
+
+Matrix: TypeAlias = np.ndarray
+"""(2, 3) float64 affine map, frame pixels -> crop pixels."""
+Landmarks: TypeAlias = np.ndarray
+"""(N, 2) float (x, y) pixel coordinates, centres at integers."""
+Box: TypeAlias = tuple[float, float, float, float]
+"""(x, y, w, h) in pixels: left/top edge and size."""
+
+# ArcFace (insightface) 112x112 template: left eye, right eye, nose tip, left/right mouth corner.
+ARCFACE_112 = np.array(
+    [
+        [38.2946, 51.6963],
+        [73.5318, 51.5014],
+        [56.0252, 71.7366],
+        [41.5493, 92.3655],
+        [70.7299, 92.2041],
+    ],
+    dtype=np.float64,
+)
+TEMPLATE_SCALE = 0.75
+TEMPLATE_SHIFT_Y = 0.08
+
+CANONICAL_5PT: np.ndarray = 0.5 + TEMPLATE_SCALE * (ARCFACE_112 / 112.0 - 0.5) - np.array([0.0, TEMPLATE_SHIFT_Y])
+"""(5, 2) crop units: left eye ~(0.381, 0.391), right eye ~(0.617, 0.390), nose ~(0.500, 0.525),
+mouth corners ~(0.403, 0.664), ~(0.599, 0.662). "Left" = image left."""
+CANONICAL_5PT.setflags(write=False)
+
+CANONICAL_BOX: tuple[float, float, float, float] = (0.225, 0.30, 0.55, 0.555)
+"""(x, y, w, h) crop units of a typical detector box (brows to chin, cheek to cheek) in this crop,
+measured by fitting a 68-point mean face to ``CANONICAL_5PT`` (brows y 0.305, chin y 0.854,
+jaw x 0.225 .. 0.782)."""
+
+_EPS = 1e-12
+
+
+def units_to_crop_px(units: np.ndarray, size: int) -> np.ndarray:
+    """Crop units ([0, 1] edge to edge) -> crop pixel coordinates (centres at integers)."""
+    return np.asarray(units, dtype=np.float64) * size - 0.5
+
+
+def five_points_from_68(lm68: Landmarks) -> Landmarks:
+    """Multi-PIE / iBUG 68-point landmarks -> the 5 points of ``CANONICAL_5PT``.
+
+    Eye centres are the means of points 36-41 and 42-47, the nose tip is 30, mouth corners 48 and 54.
+    """
+    lm = np.asarray(lm68, dtype=np.float64)
+    if lm.shape != (68, 2):
+        raise ValueError(f"expected (68, 2) landmarks, got shape {lm.shape}")
+    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
+
+
+def similarity_from_points(src: Landmarks, dst: Landmarks) -> Matrix:
+    """Least-squares similarity (Umeyama 1991) mapping ``src`` onto ``dst``; (2, 3) float64.
+
+    Minimises sum |s R src_i + t - dst_i|^2 over rotation R (no reflection), scale s > 0 and t.
+    """
+    src = np.asarray(src, dtype=np.float64)
+    dst = np.asarray(dst, dtype=np.float64)
+    if src.shape != dst.shape or src.ndim != 2 or src.shape[1] != 2 or len(src) < 2:
+        raise ValueError(f"need two matching (N>=2, 2) point sets, got {src.shape} and {dst.shape}")
+    if not (np.isfinite(src).all() and np.isfinite(dst).all()):
+        raise ValueError("landmarks contain NaN or inf")
+    mu_s, mu_d = src.mean(0), dst.mean(0)
+    s_c, d_c = src - mu_s, dst - mu_d
+    var_s = (s_c**2).sum() / len(src)
+    if var_s < _EPS:
+        raise ValueError("source points are all at one place; no similarity fits")
+    cov = d_c.T @ s_c / len(src)
+    u, sig, vt = np.linalg.svd(cov)
+    e = np.ones(2)
+    if np.linalg.det(u) * np.linalg.det(vt) < 0:
+        e[-1] = -1.0
+    rot = u @ np.diag(e) @ vt
+    scale = float((sig * e).sum() / var_s)
+    if scale <= 1e-9:
+        raise ValueError("landmarks fit no rotation and scale (mirrored left/right, or collinear?)")
+    trans = mu_d - scale * rot @ mu_s
+    return np.hstack([scale * rot, trans[:, None]])
+
+
+def invert_affine(m: Matrix) -> Matrix:
+    """Inverse of a (2, 3) affine map."""
+    m = np.asarray(m, dtype=np.float64)
+    a_inv = np.linalg.inv(m[:, :2])
+    return np.hstack([a_inv, (-a_inv @ m[:, 2])[:, None]])
+
+
+def apply_affine(m: Matrix, points: np.ndarray) -> np.ndarray:
+    """Map (N, 2) points through a (2, 3) affine map."""
+    pts = np.asarray(points, dtype=np.float64)
+    return pts @ np.asarray(m, dtype=np.float64)[:, :2].T + np.asarray(m, dtype=np.float64)[:, 2]
+
+
+def matrix_scale(m: Matrix) -> float:
+    """Linear scale factor of an affine map (sqrt |det|): crop pixels per frame pixel."""
+    return float(np.sqrt(abs(np.linalg.det(np.asarray(m, dtype=np.float64)[:, :2]))))
+
+
+def crop_matrix_from_landmarks(points5: Landmarks, size: int) -> Matrix:
+    """Frame px -> crop px similarity fitting five landmarks (order of ``CANONICAL_5PT``) to the template."""
+    return similarity_from_points(points5, units_to_crop_px(CANONICAL_5PT, size))
+
+
+def crop_matrix_from_box(box: Box, size: int) -> Matrix:
+    """Frame px -> crop px map (no rotation) putting a detector box onto ``CANONICAL_BOX * size``.
+
+    The scale is uniform (a similarity): the geometric mean of the x and y scales, so a box whose
+    aspect differs from the canonical one is fitted by area and centred.
+    """
+    x, y, w, h = (float(v) for v in box)
+    if not (w > 0 and h > 0 and np.isfinite([x, y, w, h]).all()):
+        raise ValueError(f"bad face box {box}: width and height must be positive and finite")
+    bx, by, bw, bh = CANONICAL_BOX
+    scale = size * float(np.sqrt((bw * bh) / (w * h)))
+    # Box centre in frame px and in crop px; the two centres coincide after the map.
+    cx, cy = x + w / 2.0, y + h / 2.0
+    ccx, ccy = units_to_crop_px(np.array([bx + bw / 2.0, by + bh / 2.0]), size)
+    return np.array([[scale, 0.0, ccx - scale * cx], [0.0, scale, ccy - scale * cy]])
+
+
+# --------------------------------------------------------------------------------------------------
+# Sampling helpers
+
+
+def _box_downsample(img: np.ndarray, k: int, *, pad: str = "edge") -> np.ndarray:
+    """Mean-pool HxWxC by an integer factor k (padded to a multiple of k with ``pad``: "edge" or
+    "constant" zeros).
+
+    Output pixel j covers source pixels j*k .. j*k+k-1, i.e. its centre is source x = k*j + (k-1)/2.
+    """
+    h, w = img.shape[:2]
+    ph, pw = (-h) % k, (-w) % k
+    if ph or pw:
+        img = np.pad(img, ((0, ph), (0, pw), (0, 0)), mode=pad)
+    hh, ww = img.shape[0] // k, img.shape[1] // k
+    return img.reshape(hh, k, ww, k, img.shape[2]).mean(axis=(1, 3), dtype=np.float32)
+
+
+def _prefilter(img: np.ndarray, m: Matrix, out_shape: tuple[int, int]) -> tuple[np.ndarray, Matrix]:
+    """Anti-alias a strong downscale: crop ``img`` to what the output sees, mean-pool it by
+    k = floor(1/scale) when the map shrinks by 2x or more, and return the map adjusted to match.
+    Without this, bilinear sampling of a 4K face into a 256 crop would alias."""
+    scale = matrix_scale(m)
+    if scale > 0.5:
+        return img, m
+    k = int(np.floor(1.0 / scale))
+    h, w = img.shape[:2]
+    oh, ow = out_shape
+    corners = np.array([[-0.5, -0.5], [ow - 0.5, -0.5], [-0.5, oh - 0.5], [ow - 0.5, oh - 0.5]])
+    src = apply_affine(invert_affine(m), corners)
+    x0 = int(np.clip(np.floor(src[:, 0].min()) - 2 * k, 0, w - 1))
+    y0 = int(np.clip(np.floor(src[:, 1].min()) - 2 * k, 0, h - 1))
+    x1 = int(np.clip(np.ceil(src[:, 0].max()) + 2 * k + 1, x0 + 1, w))
+    y1 = int(np.clip(np.ceil(src[:, 1].max()) + 2 * k + 1, y0 + 1, h))
+    pooled = _box_downsample(img[y0:y1, x0:x1], k)
+    # source x = x0 + k * x' + (k - 1) / 2
+    t = np.array([[k, 0.0, x0 + (k - 1) / 2.0], [0.0, k, y0 + (k - 1) / 2.0], [0.0, 0.0, 1.0]])
+    return pooled, np.asarray(m, dtype=np.float64) @ t
+
+
+def _bilinear(img: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, zero_outside: bool) -> np.ndarray:
+    """Sample HxWxC ``img`` at float coordinates (any equal shapes) -> shape + (C,) float32.
+
+    ``zero_outside`` False: edge replication. True: samples outside the image count as 0, so the
+    result fades linearly to 0 over the last pixel and is exactly 0 one pixel beyond the edge.
+    """
+    h, w = img.shape[:2]
+    if zero_outside:
+        fx, fy = np.floor(xs), np.floor(ys)
+    else:
+        xs = np.clip(xs, 0.0, w - 1)
+        ys = np.clip(ys, 0.0, h - 1)
+        fx = np.minimum(np.floor(xs), w - 2) if w > 1 else np.zeros_like(xs)
+        fy = np.minimum(np.floor(ys), h - 2) if h > 1 else np.zeros_like(ys)
+    wx = (xs - fx).astype(np.float32)[..., None]
+    wy = (ys - fy).astype(np.float32)[..., None]
+    x0 = fx.astype(np.intp)
+    y0 = fy.astype(np.intp)
+    x1, y1 = x0 + 1, y0 + 1
+    out = None
+    for yi, xi, wgt in ((y0, x0, (1 - wx) * (1 - wy)), (y0, x1, wx * (1 - wy)), (y1, x0, (1 - wx) * wy), (y1, x1, wx * wy)):
+        if zero_outside:
+            valid = ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h))[..., None]
+            vals = img[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)] * valid
+        else:
+            vals = img[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]
+        term = vals * wgt
+        out = term if out is None else out + term
+    assert out is not None
+    return out.astype(np.float32, copy=False)
+
+
+def _as_hwc(img: np.ndarray) -> tuple[np.ndarray, bool]:
+    arr = np.asarray(img)
+    if arr.ndim == 2:
+        return arr[..., None], True
+    if arr.ndim != 3:
+        raise ValueError(f"expected an HxW or HxWxC image, got shape {arr.shape}")
+    return arr, False
+
+
+def warp_to_crop(rgb: np.ndarray, m: Matrix, size: int) -> np.ndarray:
+    """Resample a frame into the size x size crop of map ``m`` (frame px -> crop px).
+
+    Bilinear, edge-replicated (parts of the crop outside the frame repeat the frame's border), with
+    mean-pool anti-aliasing when the face is shrunk by 2x or more. Returns size x size x C float32.
+    """
+    img, was_2d = _as_hwc(rgb)
+    img = img.astype(np.float32, copy=False)
+    img, m = _prefilter(img, m, (size, size))
+    inv = invert_affine(m)
+    gy, gx = np.mgrid[0:size, 0:size].astype(np.float64)
+    xs = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
+    ys = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
+    out = _bilinear(img, xs, ys, zero_outside=False)
+    return out[..., 0] if was_2d else out
+
+
+def crop_roi(m: Matrix, size: int, frame_shape: tuple[int, int]) -> tuple[slice, slice]:
+    """Frame region (ys, xs) that the size x size crop of ``m`` covers, one pixel of margin, clipped."""
+    h, w = int(frame_shape[0]), int(frame_shape[1])
+    corners = np.array([[-1.0, -1.0], [size, -1.0], [-1.0, size], [size, size]])
+    pts = apply_affine(invert_affine(m), corners)
+    x0 = int(np.clip(np.floor(pts[:, 0].min()), 0, w))
+    x1 = int(np.clip(np.ceil(pts[:, 0].max()) + 1, 0, w))
+    y0 = int(np.clip(np.floor(pts[:, 1].min()), 0, h))
+    y1 = int(np.clip(np.ceil(pts[:, 1].max()) + 1, 0, h))
+    return slice(y0, max(y0, y1)), slice(x0, max(x0, x1))
+
+
+def warp_from_crop(
+    values: np.ndarray, m: Matrix, frame_shape: tuple[int, ...]
+) -> tuple[tuple[slice, slice], np.ndarray]:
+    """Map crop-space values (SxSxK, or SxS) back into the frame through the inverse of ``m``.
+
+    Only the frame region the crop covers is computed: returns ``(roi, warped)`` where
+    ``roi = (ys, xs)`` slices of the frame and ``warped`` is hxwxK (or hxw) float32 for that region.
+    Bilinear; crop values outside the crop count as 0, so frame points that map outside the crop get
+    exactly 0 (the contribution fades to 0 over the crop's last pixel). Mean-pooled first when the
+    crop is 2x or more larger than the face in the frame.
+    """
+    vals, was_2d = _as_hwc(values)
+    vals = vals.astype(np.float32, copy=False)
+    size = vals.shape[0]
+    if vals.shape[1] != size:
+        raise ValueError(f"crop must be square, got shape {vals.shape}")
+    roi = crop_roi(m, size, (frame_shape[0], frame_shape[1]))
+    ys, xs = roi
+    hh, ww = ys.stop - ys.start, xs.stop - xs.start
+    m = np.asarray(m, dtype=np.float64)
+    inv = invert_affine(m)
+    # The crop -> frame map is inv; anti-alias when it shrinks by 2x or more.
+    if matrix_scale(inv) <= 0.5:
+        k = int(np.floor(1.0 / matrix_scale(inv)))
+        vals = _box_downsample(vals, k, pad="constant")
+        # crop x = k * x' + (k - 1) / 2  =>  x' = (crop x - (k - 1) / 2) / k
+        t = np.array([[1.0 / k, 0.0, -(k - 1) / (2.0 * k)], [0.0, 1.0 / k, -(k - 1) / (2.0 * k)], [0.0, 0.0, 1.0]])
+        m = t @ np.vstack([m, [0.0, 0.0, 1.0]])
+        m = m[:2]
+    if hh == 0 or ww == 0:
+        warped = np.zeros((hh, ww, vals.shape[2]), np.float32)
+    else:
+        gy, gx = np.mgrid[ys.start : ys.stop, xs.start : xs.stop].astype(np.float64)
+        cx = m[0, 0] * gx + m[0, 1] * gy + m[0, 2]
+        cy = m[1, 0] * gx + m[1, 1] * gy + m[1, 2]
+        warped = _bilinear(vals, cx, cy, zero_outside=True)
+    return roi, (warped[..., 0] if was_2d else warped)

@@ -1,0 +1,146 @@
+"""Paste-back: feathered crop mask, delta warp back into the frame, colour matching.
+
+Arrays: a ``Mask`` is HxW (or SxS in crop space) float32 in [0, 1]. Frames and crops here are
+float32 RGB, sRGB-encoded, [0, 1] (``imageio.to_network_rgb``). Matrices are ``align.Matrix`` (frame
+px -> crop px).
+
+Why a delta: only what the model CHANGED (crop_out - crop_in) goes back into the frame, so the
+frame keeps its own resolution and detail wherever the model did nothing, and a pixel whose mask is
+0 is returned bit for bit.
+
+Colour matching: a generator trained largely on renders tends to add a colour cast to the whole
+crop. That cast shows most in the mask's feathered band, where it fades from full to none and draws
+a visible ring. ``paste_back`` estimates the cast as the per-channel median of the delta over that
+band (robust to a real change, such as a jaw drop, that reaches part of the band) and removes it
+from the whole delta. A model that only moves features has a median delta of ~0 there, and nothing
+is changed.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from reggan_plugin.align import Matrix, warp_from_crop
+
+# Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
+# jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
+# its radii: y 0.205 .. 0.955, x 0.1375 .. 0.8625 with the defaults.
+MASK_CENTER = (0.5, 0.58)
+MASK_RADII = (0.29, 0.30)
+MASK_FEATHER = 0.25
+MASK_BORDER_PX = 2
+"""The mask is exactly 0 within this many pixels of the crop border (bilinear warps read one
+pixel beyond a sample, so the warped frame mask is exactly 0 outside the crop)."""
+
+# The band used to estimate a colour cast: mask values strictly inside this range.
+_RING = (0.05, 0.95)
+
+
+def _smootherstep(t: np.ndarray) -> np.ndarray:
+    """Perlin's 6t^5 - 15t^4 + 10t^3: 0 at t<=0, 1 at t>=1, flat first and second derivatives at both ends."""
+    t = np.clip(t, 0.0, 1.0)
+    return t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
+
+
+def feather_mask(
+    size: int,
+    *,
+    center: tuple[float, float] = MASK_CENTER,
+    radii: tuple[float, float] = MASK_RADII,
+    feather: float = MASK_FEATHER,
+) -> np.ndarray:
+    """Face blend mask in crop space: size x size float32 in [0, 1].
+
+    1 inside the ellipse (``center``, ``radii`` in crop units, covering brows to chin and cheek to
+    cheek), falling smoothly (smootherstep of the normalised elliptical radius) to exactly 0 at
+    ``1 + feather`` times the radii. Raises ValueError if the falloff would not reach 0 at least
+    ``MASK_BORDER_PX`` pixels inside the crop border.
+    """
+    if size < 8:
+        raise ValueError(f"crop size {size} is too small for a feathered mask")
+    if feather <= 0 or min(radii) <= 0:
+        raise ValueError("feather and radii must be positive")
+    cx, cy = center
+    rx, ry = radii
+    reach = 1.0 + feather
+    lo_px = MASK_BORDER_PX / size
+    if cx - rx * reach < lo_px or cx + rx * reach > 1 - lo_px or cy - ry * reach < lo_px or cy + ry * reach > 1 - lo_px:
+        raise ValueError(
+            f"mask ellipse centre {center} radii {radii} feather {feather} reaches the crop border; "
+            f"it must fall to 0 {MASK_BORDER_PX} px inside it"
+        )
+    u = (np.arange(size, dtype=np.float64) + 0.5) / size
+    dx = (u[None, :] - cx) / rx
+    dy = (u[:, None] - cy) / ry
+    rho = np.sqrt(dx * dx + dy * dy)
+    mask = 1.0 - _smootherstep((rho - 1.0) / feather)
+    mask = mask.astype(np.float32)
+    b = MASK_BORDER_PX
+    mask[:b] = 0.0
+    mask[-b:] = 0.0
+    mask[:, :b] = 0.0
+    mask[:, -b:] = 0.0
+    return mask
+
+
+def colour_cast(delta: np.ndarray, mask_crop: np.ndarray) -> np.ndarray:
+    """Per-channel colour cast of a crop delta: its median over the mask's feathered band, shape (3,).
+
+    Zero when the band is empty (a mask with no falloff)."""
+    ring = (mask_crop > _RING[0]) & (mask_crop < _RING[1])
+    if ring.sum() < 16:
+        return np.zeros(delta.shape[-1], np.float32)
+    return np.median(delta[ring], axis=0).astype(np.float32)
+
+
+def paste_back(
+    frame_rgb: np.ndarray,
+    crop_in: np.ndarray,
+    crop_out: np.ndarray,
+    m: Matrix,
+    mask_crop: np.ndarray,
+    *,
+    colour_match: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blend one face's edit back into the frame.
+
+    Args:
+        frame_rgb: HxWx3 float32 sRGB [0, 1] frame (not modified).
+        crop_in: SxSx3 crop the model was given (``align.warp_to_crop(frame_rgb, m, S)``).
+        crop_out: SxSx3 model output for that crop, same range.
+        m: frame px -> crop px map used to make ``crop_in``.
+        mask_crop: SxS float32 [0, 1] (``feather_mask(S)``), 0 at the crop border.
+        colour_match: remove the delta's colour cast (``colour_cast``) before blending.
+
+    Returns:
+        ``(new_rgb, frame_mask)``: HxWx3 float32 and HxW float32 [0, 1]. ``new_rgb`` is
+        ``frame + frame_mask * warped_delta`` clipped to [0, 1] where ``frame_mask > 0`` and
+        bit-identical to ``frame_rgb`` elsewhere. For several faces call again with the returned
+        frame and combine masks with ``np.maximum``.
+    """
+    frame = np.asarray(frame_rgb, dtype=np.float32)
+    crop_in = np.asarray(crop_in, dtype=np.float32)
+    crop_out = np.asarray(crop_out, dtype=np.float32)
+    mask_crop = np.asarray(mask_crop, dtype=np.float32)
+    if frame.ndim != 3 or frame.shape[2] != 3:
+        raise ValueError(f"frame must be HxWx3, got {frame.shape}")
+    s = mask_crop.shape[0]
+    if crop_in.shape != (s, s, 3) or crop_out.shape != (s, s, 3) or mask_crop.shape != (s, s):
+        raise ValueError(
+            f"crop_in {crop_in.shape}, crop_out {crop_out.shape} and mask {mask_crop.shape} must be SxSx3, SxSx3, SxS"
+        )
+    delta = crop_out - crop_in
+    if colour_match:
+        delta = delta - colour_cast(delta, mask_crop)
+    roi, d_w = warp_from_crop(delta, m, frame.shape)
+    _, m_w = warp_from_crop(mask_crop, m, frame.shape)
+    np.clip(m_w, 0.0, 1.0, out=m_w)
+
+    new = frame.copy()
+    frame_mask = np.zeros(frame.shape[:2], np.float32)
+    frame_mask[roi] = m_w
+    sel = m_w > 0
+    if sel.any():
+        region = new[roi]  # a view into new
+        changed = region[sel] + m_w[sel][:, None] * d_w[sel]
+        region[sel] = np.clip(changed, 0.0, 1.0)
+    return new, frame_mask

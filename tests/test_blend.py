@@ -1,0 +1,132 @@
+"""Paste-back: feathered mask, bit identity outside it, no seam, colour matching."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reggan_plugin import align, blend
+
+SIZE = 96
+
+
+def _frame(h: int = 160, w: int = 200) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    img = np.stack([0.5 + 0.3 * np.sin(xx / 17.0), 0.4 + 0.3 * np.cos(yy / 13.0), 0.2 + 0.5 * xx / w], -1)
+    return img.astype(np.float32)
+
+
+def _face_matrix() -> np.ndarray:
+    # face of ~60 px eye-to-mouth scale centred in the frame, slightly rotated
+    pts = np.array([[88.0, 70.0], [118.0, 72.0], [102.0, 88.0], [90.0, 106.0], [115.0, 107.0]])
+    return align.crop_matrix_from_landmarks(pts, SIZE)
+
+
+def test_feather_mask_shape_range_and_zero_border() -> None:
+    mask = blend.feather_mask(SIZE)
+    assert mask.shape == (SIZE, SIZE) and mask.dtype == np.float32
+    assert mask.min() == 0.0 and mask.max() == 1.0
+    b = blend.MASK_BORDER_PX
+    assert not mask[:b].any() and not mask[-b:].any() and not mask[:, :b].any() and not mask[:, -b:].any()
+    # the template's face points are fully inside
+    pts = align.units_to_crop_px(align.CANONICAL_5PT, SIZE).round().astype(int)
+    assert (mask[pts[:, 1], pts[:, 0]] == 1.0).all()
+    # smooth falloff: smootherstep's steepest slope is 1.875 per feather width
+    width_px = blend.MASK_FEATHER * min(blend.MASK_RADII) * SIZE
+    assert max(np.abs(np.diff(mask, axis=0)).max(), np.abs(np.diff(mask, axis=1)).max()) < 2.0 / width_px
+    with pytest.raises(ValueError):
+        blend.feather_mask(SIZE, radii=(0.45, 0.45))
+
+
+def test_zero_delta_returns_input_bit_identical() -> None:
+    frame = _frame()
+    m = _face_matrix()
+    crop = align.warp_to_crop(frame, m, SIZE)
+    new, fmask = blend.paste_back(frame, crop, crop.copy(), m, blend.feather_mask(SIZE))
+    np.testing.assert_array_equal(new, frame)
+    assert fmask.shape == frame.shape[:2] and fmask.max() > 0.99
+
+
+def test_outside_mask_bit_identical_and_inside_changed() -> None:
+    frame = _frame()
+    m = _face_matrix()
+    crop = align.warp_to_crop(frame, m, SIZE)
+    rng = np.random.default_rng(0)
+    out = np.clip(crop + rng.normal(0, 0.1, crop.shape).astype(np.float32), 0, 1)
+    new, fmask = blend.paste_back(frame, crop, out, m, blend.feather_mask(SIZE), colour_match=False)
+    outside = fmask == 0
+    assert outside.sum() > 0.5 * outside.size
+    np.testing.assert_array_equal(new[outside], frame[outside])
+    assert np.abs(new - frame)[fmask > 0.9].mean() > 0.03
+    # the frame mask is 0 outside the crop's footprint
+    inv = align.invert_affine(m)
+    corners = align.apply_affine(inv, np.array([[0, 0], [SIZE, 0], [0, SIZE], [SIZE, SIZE]], float))
+    ys, xs = np.nonzero(fmask)
+    assert xs.min() >= corners[:, 0].min() and xs.max() <= corners[:, 0].max()
+    assert ys.min() >= corners[:, 1].min() and ys.max() <= corners[:, 1].max()
+
+
+def test_no_seam_applied_delta_is_continuous() -> None:
+    frame = np.full((160, 200, 3), 0.5, np.float32)
+    m = _face_matrix()
+    crop = align.warp_to_crop(frame, m, SIZE)
+    out = crop + np.array([0.2, 0.2, 0.2], np.float32)  # a uniform change: worst case for a seam
+    new, fmask = blend.paste_back(frame, crop, out, m, blend.feather_mask(SIZE), colour_match=False)
+    applied = (new - frame)[..., 0]
+    assert applied.max() == pytest.approx(0.2, abs=1e-5)
+    # frame px per crop px ~ 1 / scale; the feather spans >= 0.25 * 0.29 * SIZE crop px
+    feather_frame_px = blend.MASK_FEATHER * min(blend.MASK_RADII) * SIZE / align.matrix_scale(m)
+    bound = 0.2 * 2.0 / feather_frame_px  # smootherstep's steepest slope is 1.875 / width
+    step = max(np.abs(np.diff(applied, axis=0)).max(), np.abs(np.diff(applied, axis=1)).max())
+    assert step < bound
+    assert step < 0.05  # a hard mask would jump by 0.2
+
+
+def test_colour_matching_removes_cast_keeps_shape_change() -> None:
+    base = _frame()
+    yy, xx = np.mgrid[0:160, 0:200].astype(np.float32)
+
+    def with_mouth(cy: float) -> np.ndarray:
+        blob = np.exp(-((xx - 103) ** 2 + (yy - cy) ** 2) / (2 * 6.0**2))
+        return np.clip(base * (1 - 0.6 * blob[..., None]), 0, 1).astype(np.float32)
+
+    frame = with_mouth(95.0)
+    m = _face_matrix()
+    mask = blend.feather_mask(SIZE)
+    crop = align.warp_to_crop(frame, m, SIZE)
+    # the "model": moves a feature (the dark mouth drops 3 px: a shape-only change) and adds a cast
+    cast = np.array([0.06, -0.04, 0.03], np.float32)
+    out = align.warp_to_crop(with_mouth(98.0), m, SIZE) + cast
+    drift = {}
+    for cm in (False, True):
+        new, fmask = blend.paste_back(frame, crop, out, m, mask, colour_match=cm)
+        face = fmask > 0.5
+        drift[cm] = np.abs(new[face].mean(0) - frame[face].mean(0)).max()
+        if cm:  # the shape change survives: the mouth moved
+            assert np.abs(new - frame)[face].max() > 0.05
+    assert drift[False] > 0.03
+    assert drift[True] < 0.005
+    np.testing.assert_allclose(blend.colour_cast(out - crop, mask), cast, atol=1e-3)
+
+
+def test_several_faces_by_repeated_calls() -> None:
+    frame = np.full((120, 300, 3), 0.3, np.float32)
+    mask = blend.feather_mask(SIZE)
+    m1 = align.crop_matrix_from_box((30, 30, 60, 60), SIZE)
+    m2 = align.crop_matrix_from_box((200, 30, 60, 60), SIZE)
+    new = frame
+    total = np.zeros(frame.shape[:2], np.float32)
+    for mm in (m1, m2):
+        crop = align.warp_to_crop(new, mm, SIZE)
+        new, fm = blend.paste_back(new, crop, crop + 0.1, mm, mask, colour_match=False)
+        total = np.maximum(total, fm)
+    assert new[60, 60, 0] == pytest.approx(0.4, abs=1e-5) and new[60, 230, 0] == pytest.approx(0.4, abs=1e-5)
+    np.testing.assert_array_equal(new[total == 0], frame[total == 0])
+    assert new[60, 150, 0] == np.float32(0.3)
+
+
+def test_result_is_clipped_to_unit_range() -> None:
+    frame = np.full((100, 100, 3), 0.95, np.float32)
+    m = align.crop_matrix_from_box((25, 25, 50, 50), SIZE)
+    crop = align.warp_to_crop(frame, m, SIZE)
+    new, _ = blend.paste_back(frame, crop, crop + 0.5, m, blend.feather_mask(SIZE), colour_match=False)
+    assert new.max() <= 1.0 and new.min() >= 0.0
