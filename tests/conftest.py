@@ -35,3 +35,23 @@ def london_faces(shared_data: Path) -> Path:
     if not (path / "neutral").is_dir():
         pytest.skip(f"London faces not found at {path}")
     return path
+
+
+def make_tiny_model(path: Path, seed: int = 0) -> Path:
+    """Export a randomly initialised tiny RegGAN (32 px) to `path`; it visibly changes faces."""
+    torch = pytest.importorskip("torch", reason="torch is needed to build test models (pip install .[export])")
+    from reggan_plugin.export.onnx_export import export_model
+    from reggan_plugin.training.config import TINY
+    from reggan_plugin.training.models import RegGAN
+
+    torch.manual_seed(seed)
+    model = RegGAN(TINY)
+    with torch.no_grad():
+        model.stage1.bias.normal_(0.0, 0.2)
+    return export_model(model, path, provenance={"training": "random init (tests)", "iterations": 0})
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory) -> Path:
+    """A tiny exported RegGAN ONNX artifact (32 px, 7 expressions) for runtime tests."""
+    return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny.onnx")

@@ -1,0 +1,7 @@
+"""Networks only (torch): they can be built and exported without data or logging code."""
+from .discriminator import Discriminator
+from .refiner import Refiner, SpatialAttentionResBlock
+from .reggan import RegGAN
+from .stage1 import LocalRegression, fit_ridge
+
+__all__ = ["Discriminator", "LocalRegression", "RegGAN", "Refiner", "SpatialAttentionResBlock", "fit_ridge"]

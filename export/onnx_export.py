@@ -1,0 +1,92 @@
+"""Checkpoint -> ONNX artifact, verified against torch before it is accepted."""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+
+from reggan_plugin.align import CANONICAL_5PT
+from reggan_plugin.artifact import INPUT_NAMES, OUTPUT_NAMES, build_metadata, load_artifact
+from reggan_plugin.errors import RegganError
+from reggan_plugin.training.checkpoint import load_generator
+from reggan_plugin.training.models import RegGAN
+
+OPSET = 17
+TOLERANCE = 1e-4
+
+
+class ExportError(RegganError):
+    exit_code = 6
+
+
+def _random_inputs(model: RegGAN, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    size, n_expr = model.config.image_size, len(model.config.expressions)
+    image = torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
+    expression = torch.nn.functional.one_hot(torch.randint(n_expr, (batch,), generator=gen), n_expr).float()
+    intensity = torch.rand(batch, generator=gen)
+    return image, expression, intensity
+
+
+def verify_onnx(model: RegGAN, onnx_path: Path, batches: tuple[int, ...] = (1, 3), seed: int = 0) -> float:
+    """Max |onnxruntime - torch| over random inputs and batch sizes; raises ExportError above TOLERANCE."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    worst = 0.0
+    for i, batch in enumerate(batches):
+        inputs = _random_inputs(model, batch, seed + i)
+        with torch.no_grad():
+            expected = [t.numpy() for t in model(*inputs)]
+        got = session.run(list(OUTPUT_NAMES), {n: t.numpy() for n, t in zip(INPUT_NAMES, inputs)})
+        worst = max(worst, *(float(np.abs(a - b).max()) for a, b in zip(expected, got)))
+    if not worst <= TOLERANCE:
+        raise ExportError(f"{onnx_path}: ONNX output differs from torch by {worst:.3g} (> {TOLERANCE}); export rejected")
+    return worst
+
+
+def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None) -> Path:
+    """Export `model` to `out` (atomically), stamp the metadata and verify it. Returns the path."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    model = model.eval()
+    example = _random_inputs(model, 2, seed=0)
+    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
+            torch.onnx.export(
+                model, example, tmp, dynamo=False, opset_version=OPSET,
+                input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
+                dynamic_axes={name: {0: "batch"} for name in INPUT_NAMES + OUTPUT_NAMES},
+            )
+        proto = onnx.load(tmp)
+        meta = build_metadata(
+            input_size=model.config.image_size,
+            expressions=model.config.expressions,
+            crop_template=CANONICAL_5PT,
+            provenance={"model_config": model.config.to_json(), **(provenance or {})},
+        )
+        for key, value in meta.items():
+            proto.metadata_props.add(key=key, value=value)
+        proto.producer_name = "reggan-plugin"
+        onnx.checker.check_model(proto)
+        onnx.save(proto, tmp)
+        verify_onnx(model, Path(tmp))
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    load_artifact(out)  # the runtime must accept what we ship
+    return out
+
+
+def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
+    model, info = load_generator(checkpoint)
+    return export_model(model, out, provenance={"checkpoint": Path(checkpoint).name, **info})

@@ -1,0 +1,196 @@
+"""The model artifact: one ONNX file whose metadata_props the runtime trusts (and checks).
+
+Contract (format version 1):
+  inputs  ``image`` float32 [N,3,S,S] sRGB in [-1,1]; ``expression`` float32 [N,E] weights over the
+          model's expression list (one-hot, or a mix for compound expressions); ``intensity`` float32 [N].
+  outputs ``output`` float32 [N,3,S,S] in [-1,1] (full RegGAN); ``stage1`` (regression stage alone).
+Metadata keys are prefixed ``reggan.``; values are strings (JSON where structured).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from .errors import ModelError, UsageError
+
+FORMAT_VERSION = 1
+PREFIX = "reggan."
+INPUT_NAMES = ("image", "expression", "intensity")
+OUTPUT_NAMES = ("output", "stage1")
+REQUIRED_KEYS = ("format_version", "input_size", "color_space", "value_range", "expressions", "has_intensity")
+
+
+def default_model_path() -> Path:
+    """The model that ships inside the package (trained by `reggan-plugin train`, see MODEL_CARD.md)."""
+    return Path(__file__).with_name("models") / "default.onnx"
+
+
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+@dataclass(frozen=True)
+class ModelArtifact:
+    path: Path
+    sha256: str
+    input_size: int
+    expressions: tuple[str, ...]
+    has_intensity: bool
+    color_space: str
+    value_range: tuple[float, float]
+    crop_template: np.ndarray | None  # (5,2) in crop units, or None for the runtime's default
+    provenance: dict = field(default_factory=dict)  # training data, iterations, metrics
+    metadata: Mapping[str, str] = field(default_factory=dict)
+
+    def expression_weights(self, expression: str | Mapping[str, float]) -> np.ndarray:
+        """Weights over this model's expressions for a name ("happy"), a mix written "happy=0.5,surprised=0.5"
+        (compound expressions) or a mapping {"happy": 0.5, "surprised": 0.5}."""
+        mix = parse_expression(expression) if isinstance(expression, str) else dict(expression)
+        weights = np.zeros(len(self.expressions), np.float32)
+        for name, weight in mix.items():
+            if name not in self.expressions:
+                raise UsageError(f"unknown expression {name!r}; this model knows: {', '.join(self.expressions)}")
+            weights[self.expressions.index(name)] = float(weight)
+        return weights
+
+
+def parse_expression(text: str) -> dict[str, float]:
+    """ "happy" -> {"happy": 1.0}; "happy=0.5,surprised=0.5" -> {"happy": 0.5, "surprised": 0.5}."""
+    mix: dict[str, float] = {}
+    for part in text.split(","):
+        name, _, weight = part.partition("=")
+        try:
+            mix[name.strip()] = float(weight) if weight else 1.0
+        except ValueError:
+            raise UsageError(f"bad expression {text!r}: weight {weight!r} is not a number") from None
+    if not all(0.0 <= w <= 1.0 for w in mix.values()) or not 0.0 < sum(mix.values()) <= 1.0 + 1e-6:
+        raise UsageError(f"bad expression {text!r}: weights must be in [0, 1] and sum to at most 1")
+    return mix
+
+
+def build_metadata(
+    *,
+    input_size: int,
+    expressions: Sequence[str],
+    crop_template: np.ndarray | None = None,
+    provenance: Mapping | None = None,
+) -> dict[str, str]:
+    """The metadata_props an exporter writes (the inverse of `parse_metadata`)."""
+    meta = {
+        "format_version": str(FORMAT_VERSION),
+        "input_size": str(int(input_size)),
+        "color_space": "srgb",
+        "value_range": "-1,1",
+        "expressions": json.dumps(list(expressions)),
+        "has_intensity": "true",
+        "provenance": json.dumps(dict(provenance or {}), sort_keys=True),
+    }
+    if crop_template is not None:
+        meta["crop_template"] = json.dumps(np.asarray(crop_template, float).round(6).tolist())
+    return {PREFIX + key: value for key, value in meta.items()}
+
+
+def parse_metadata(path: Path, props: Mapping[str, str]) -> dict:
+    """Validate ``reggan.*`` metadata; every problem is a ModelError naming the file and the key."""
+    meta = {key[len(PREFIX):]: value for key, value in props.items() if key.startswith(PREFIX)}
+    missing = [key for key in REQUIRED_KEYS if key not in meta]
+    if missing:
+        raise ModelError(path, f"not a reggan model: metadata key(s) missing: {', '.join(PREFIX + k for k in missing)}")
+
+    def bad(key: str, why: str) -> ModelError:
+        return ModelError(path, f"bad metadata {PREFIX}{key}={meta[key]!r}: {why}")
+
+    if meta["format_version"] != str(FORMAT_VERSION):
+        raise bad("format_version", f"this runtime reads format {FORMAT_VERSION}; update reggan-plugin or re-export")
+    try:
+        size = int(meta["input_size"])
+    except ValueError:
+        raise bad("input_size", "not an integer") from None
+    if not 16 <= size <= 2048:
+        raise bad("input_size", "must be between 16 and 2048")
+    if meta["color_space"] != "srgb":
+        raise bad("color_space", "only 'srgb' is supported")
+    if meta["value_range"] != "-1,1":
+        raise bad("value_range", "only '-1,1' is supported")
+    try:
+        expressions = json.loads(meta["expressions"])
+    except json.JSONDecodeError:
+        raise bad("expressions", "not JSON") from None
+    if not (isinstance(expressions, list) and expressions and all(isinstance(e, str) for e in expressions)):
+        raise bad("expressions", "must be a non-empty JSON list of names")
+    if len(set(expressions)) != len(expressions):
+        raise bad("expressions", "names repeat")
+    if meta["has_intensity"] not in ("true", "false"):
+        raise bad("has_intensity", "must be 'true' or 'false'")
+    template = None
+    if "crop_template" in meta:
+        try:
+            template = np.asarray(json.loads(meta["crop_template"]), np.float64)
+        except (json.JSONDecodeError, ValueError, TypeError):
+            raise bad("crop_template", "not a JSON list of points") from None
+        if template.shape != (5, 2):
+            raise bad("crop_template", "must be 5 (x, y) points")
+    try:
+        provenance = json.loads(meta.get("provenance", "{}"))
+    except json.JSONDecodeError:
+        raise bad("provenance", "not JSON") from None
+    return {
+        "input_size": size,
+        "expressions": tuple(expressions),
+        "has_intensity": meta["has_intensity"] == "true",
+        "color_space": "srgb",
+        "value_range": (-1.0, 1.0),
+        "crop_template": template,
+        "provenance": provenance,
+    }
+
+
+def _check_signature(path: Path, session, size: int, n_expr: int) -> None:
+    inputs = {i.name: i for i in session.get_inputs()}
+    outputs = {o.name for o in session.get_outputs()}
+    for name in INPUT_NAMES:
+        if name not in inputs:
+            raise ModelError(path, f"model has no input {name!r} (has: {', '.join(inputs)})")
+    for name in OUTPUT_NAMES:
+        if name not in outputs:
+            raise ModelError(path, f"model has no output {name!r} (has: {', '.join(sorted(outputs))})")
+    if list(inputs["image"].shape[1:]) != [3, size, size]:
+        raise ModelError(path, f"input 'image' has shape {inputs['image'].shape}, metadata says [N,3,{size},{size}]")
+    if inputs["expression"].shape[1:] != [n_expr]:
+        raise ModelError(path, f"input 'expression' has shape {inputs['expression'].shape}, metadata lists {n_expr} expressions")
+
+
+@lru_cache(maxsize=8)
+def _load_cached(path: Path, mtime_ns: int, size_bytes: int) -> ModelArtifact:
+    import onnxruntime as ort  # runtime dependency; imported here so that `import reggan_plugin` stays light
+
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime raises its own Fail/InvalidProtobuf/... classes
+        raise ModelError(path, f"not a loadable ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
+    props = session.get_modelmeta().custom_metadata_map
+    parsed = parse_metadata(path, props)
+    _check_signature(path, session, parsed["input_size"], len(parsed["expressions"]))
+    return ModelArtifact(path=path, sha256=file_sha256(path), metadata=dict(props), **parsed)
+
+
+def load_artifact(path: str | Path | None = None) -> ModelArtifact:
+    """Load and validate a model file (the bundled default when `path` is None)."""
+    path = Path(path) if path is not None else default_model_path()
+    if not path.is_file():
+        hint = " (the bundled default model is missing: reinstall reggan-plugin)" if path == default_model_path() else ""
+        raise ModelError(path, f"model file not found{hint}")
+    stat = path.stat()
+    return _load_cached(path.resolve(), stat.st_mtime_ns, stat.st_size)

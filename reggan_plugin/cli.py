@@ -1,0 +1,223 @@
+"""The `reggan-plugin` command. The only place that turns typed errors into exit codes.
+
+Exit codes: 0 all frames done; 1 some frames failed or had no face (listed at the end);
+2 bad input or option; 3 bad model; 4 backend unavailable; 5 NaN/inf output; 6 export failed;
+130 interrupted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from . import __version__
+from .config import BACKENDS, PRECISIONS, STAGES, EditConfig, InferenceConfig, SequenceConfig
+from .errors import RegganError
+
+EXIT_FRAMES_FAILED = 1
+EXIT_INTERRUPTED = 130
+
+
+def _default(config: type, name: str):
+    """The single source of a default: the config dataclass field."""
+    return next(f.default for f in dataclasses.fields(config) if f.name == name)
+
+
+class LazyGroup(click.Group):
+    """Sub-commands that need torch (export, train, dataset) are imported only when they run."""
+
+    def __init__(self, *args, lazy: dict[str, tuple[str, str]] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.lazy = lazy or {}
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(super().list_commands(ctx)) | set(self.lazy))
+
+    def get_command(self, ctx: click.Context, name: str):
+        if name not in self.lazy:
+            return super().get_command(ctx, name)
+        module, extra = self.lazy[name]
+        module_name, attr = module.split(":")
+        try:
+            return getattr(importlib.import_module(module_name), attr)
+        except ModuleNotFoundError as exc:
+            if exc.name and exc.name.split(".")[0] in {"torch", "onnx", "safetensors", "bpy"}:
+                raise click.ClickException(
+                    f"'{name}' needs {exc.name}, which is not installed: pip install 'reggan-plugin[{extra}]'"
+                ) from None
+            raise
+
+
+def _run(action):
+    """Call `action`; map typed errors to one-line messages and exit codes."""
+    try:
+        return action()
+    except RegganError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(EXIT_INTERRUPTED)
+
+
+@click.group(
+    cls=LazyGroup,
+    lazy={
+        "export": ("reggan_plugin.export.cli:export", "export"),
+        "dataset": ("reggan_plugin.training.synth.cli:dataset", "train"),
+    },
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+)
+@click.version_option(__version__, prog_name="reggan-plugin")
+@click.option("-v", "--verbose", is_flag=True, help="Log more (backend choice, timings).")
+def main(verbose: bool) -> None:
+    """Give rendered faces another expression (happy, sad, surprised, angry, disgusted, fearful)
+    without re-rigging or re-rendering.
+
+    \b
+    Examples:
+      reggan-plugin render --frames shot010/ --out shot010_happy/ --expression happy
+      reggan-plugin render --frames shot010/ --out out/ --expression sad --intensity 0.5 --shard 3/8
+      reggan-plugin texture face_albedo.png --out face_albedo_happy.png --expression happy
+      reggan-plugin info
+    """
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+
+
+def inference_options(func):
+    """Options shared by `render` and `texture`: which model runs, and where."""
+    options = [
+        click.option("--expression", "-e", default=_default(EditConfig, "expression"), show_default=True,
+                     help="Target expression: neutral, happy, sad, surprised, angry, disgusted, fearful; "
+                          "or a mix such as happy=0.6,surprised=0.4."),
+        click.option("--intensity", "-i", type=click.FloatRange(0, 1), default=_default(EditConfig, "intensity"),
+                     show_default=True, help="0 leaves the face as it is, 1 is the full expression."),
+        click.option("--model", type=click.Path(path_type=Path), default=None,
+                     help="ONNX model file. [default: the model bundled with reggan-plugin]"),
+        click.option("--backend", type=click.Choice(BACKENDS), default=_default(InferenceConfig, "backend"),
+                     show_default=True, help="Where the network runs; auto picks the fastest that works and says which."),
+        click.option("--precision", type=click.Choice(PRECISIONS), default=_default(InferenceConfig, "precision"),
+                     show_default=True, help="fp16 is for GPU backends."),
+        click.option("--batch", type=click.IntRange(1, 1024), default=_default(InferenceConfig, "batch"),
+                     show_default=True, help="Faces per inference call."),
+        click.option("--stage", type=click.Choice(STAGES), default=_default(InferenceConfig, "stage"), show_default=True,
+                     help="'regression': the fast regression stage alone (a preview)."),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _configs(expression, intensity, model, backend, precision, batch, stage) -> tuple[EditConfig, InferenceConfig]:
+    return EditConfig(expression, intensity), InferenceConfig(model, backend, precision, batch, stage)
+
+
+@main.command()
+@click.option("--frames", required=True, type=click.Path(path_type=Path), help="Directory of frames (PNG, JPEG, TIFF, EXR).")
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output directory (never the input directory).")
+@inference_options
+@click.option("--faces", type=click.Path(path_type=Path), default=None,
+              help="faces.json with exact boxes/landmarks per frame (docs/FACES_JSON.md); others are detected.")
+@click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels for frames without given faces (no detector).")
+@click.option("--whole-image", is_flag=True, help="Frames are already-cropped faces: use the whole image.")
+@click.option("--shard", default=_default(SequenceConfig, "shard"), show_default=True, metavar="I/N",
+              help="Render the I-th of N contiguous parts (farm workers; together they cover every frame once).")
+@click.option("--skip-existing", is_flag=True, help="Skip frames whose output exists (resume an interrupted batch).")
+@click.option("--smooth", type=click.FloatRange(0, 1), default=_default(SequenceConfig, "smooth"), show_default=True,
+              help="Temporal smoothing of detected faces (0 = off).")
+def render(frames, out, expression, intensity, model, backend, precision, batch, stage, faces, region, whole_image,
+           shard, skip_existing, smooth) -> None:
+    """Apply an expression to every frame in a directory.
+
+    Frames keep their format, bit depth and alpha; pixels outside the face are untouched. A bad
+    frame does not stop the batch: it is reported at the end and the exit code is 1.
+    """
+    from tqdm import tqdm
+
+    from .pipeline import ExpressionRenderer, render_sequence
+
+    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage)
+    seq = SequenceConfig(frames, out, faces, region, whole_image, shard, skip_existing, smooth)
+
+    def go():
+        renderer = ExpressionRenderer(inference)
+        renderer.artifact.expression_weights(edit.expression)  # fail before the first frame
+        click.echo(f"backend: {renderer.backend.description}", err=True)
+        with tqdm(unit="frame", disable=None, file=sys.stderr) as bar:
+            def progress(done: int, total: int) -> None:
+                bar.total = total
+                bar.n = done
+                bar.refresh()
+
+            return render_sequence(seq, edit, inference, renderer=renderer, progress=progress)
+
+    summary = _run(go)
+    for line in summary.lines():
+        click.echo(line, err=True)
+    if not summary.ok:
+        sys.exit(EXIT_FRAMES_FAILED)
+
+
+@main.command()
+@click.argument("image", type=click.Path(path_type=Path))
+@click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file (never the input).")
+@inference_options
+@click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels. [default: the whole image]")
+@click.option("--detect", is_flag=True, help="Find the face with the detector instead of using the whole image.")
+def texture(image, out, expression, intensity, model, backend, precision, batch, stage, region, detect) -> None:
+    """Apply an expression to one picture: a face texture map or an already-cropped face."""
+    from .faces import FaceDetector, parse_region, whole_image_face
+    from .imageio import read_image, to_network_rgb, write_image
+    from .pipeline import ExpressionRenderer
+
+    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage)
+
+    def go():
+        if Path(out).resolve() == Path(image).resolve():
+            raise RegganError(f"--out {out} is the input file; inputs are never overwritten")
+        picture = read_image(image)
+        if region:
+            faces = [parse_region(region)]
+        elif detect:
+            faces = FaceDetector().detect(to_network_rgb(picture))
+        else:
+            faces = [whole_image_face(*picture.pixels.shape[:2])]
+        if not faces:
+            raise RegganError(f"{image}: no face found (use --region X,Y,W,H or drop --detect)")
+        renderer = ExpressionRenderer(inference)
+        click.echo(f"backend: {renderer.backend.description}", err=True)
+        write_image(Path(out), renderer.apply_image(picture, faces, edit))
+        click.echo(f"wrote {out}", err=True)
+
+    _run(go)
+
+
+@main.command()
+@click.option("--model", type=click.Path(path_type=Path), default=None, help="Model to describe. [default: the bundled one]")
+def info(model) -> None:
+    """Version, model, and the backends this machine can run (and why not)."""
+    from .artifact import load_artifact
+    from .backends import describe_environment
+
+    def go():
+        click.echo(f"reggan-plugin {__version__}")
+        art = load_artifact(model)
+        click.echo(f"model: {art.path}")
+        click.echo(f"  sha256 {art.sha256[:16]}..., input {art.input_size}x{art.input_size}, "
+                   f"expressions: {', '.join(art.expressions)}")
+        for key in ("training", "iterations", "metrics"):
+            if key in art.provenance:
+                click.echo(f"  {key}: {art.provenance[key]}")
+        click.echo("environment:")
+        for name, value in describe_environment():
+            click.echo(f"  {name}: {value}")
+
+    _run(go)
+
+
+if __name__ == "__main__":
+    main()

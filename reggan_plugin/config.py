@@ -1,0 +1,50 @@
+"""Run configuration: frozen dataclasses built at the entry point (CLI, add-on, API) and passed down.
+
+Defaults are defined here once; the CLI options and the Blender properties read them from these
+fields (a test checks that they agree).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+BackendName = Literal["auto", "cpu", "cuda", "tensorrt"]
+Precision = Literal["fp32", "fp16"]
+Stage = Literal["full", "regression"]
+BACKENDS: tuple[str, ...] = get_args(BackendName)
+PRECISIONS: tuple[str, ...] = get_args(Precision)
+STAGES: tuple[str, ...] = get_args(Stage)
+
+
+@dataclass(frozen=True)
+class InferenceConfig:
+    """Which network runs, and where."""
+
+    model: Path | None = None  # None: the bundled default model
+    backend: BackendName = "auto"
+    precision: Precision = "fp32"
+    batch: int = 8  # faces per inference call
+    stage: Stage = "full"  # "regression": stage 1 alone, a fast preview
+
+
+@dataclass(frozen=True)
+class EditConfig:
+    """What to do to each face."""
+
+    expression: str = "happy"
+    intensity: float = 1.0
+
+
+@dataclass(frozen=True)
+class SequenceConfig:
+    """A directory of frames in, a directory of frames out."""
+
+    frames: Path
+    out: Path
+    faces: Path | None = None  # faces.json (given boxes/landmarks), most trusted
+    region: str | None = None  # "X,Y,W,H" used when a frame has no given face
+    whole_image: bool = False  # frames are already-cropped faces
+    shard: str = "1/1"  # "I/N": this worker renders the I-th of N contiguous parts
+    skip_existing: bool = False
+    smooth: float = 0.5  # temporal smoothing of detected faces, 0 = off

@@ -1,0 +1,94 @@
+"""ONNX export: parity with torch, metadata the runtime trusts, bad metadata rejected clearly."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="onnx is needed for export (pip install .[export])")
+torch = pytest.importorskip("torch", reason="torch is needed for export (pip install .[export])")
+
+from reggan_plugin.artifact import PREFIX, load_artifact  # noqa: E402
+from reggan_plugin.errors import ModelError, UsageError  # noqa: E402
+from reggan_plugin.export.onnx_export import ExportError, export_checkpoint, verify_onnx  # noqa: E402
+from reggan_plugin.training.checkpoint import load_generator, save_generator  # noqa: E402
+from reggan_plugin.training.config import TINY  # noqa: E402
+from reggan_plugin.training.models import RegGAN  # noqa: E402
+
+
+def test_artifact_metadata_and_signature(tiny_model):
+    art = load_artifact(tiny_model)
+    assert art.input_size == 32 and art.expressions[1] == "happy" and art.has_intensity
+    assert art.crop_template.shape == (5, 2)
+    assert len(art.sha256) == 64
+    proto = onnx.load(str(tiny_model))
+    assert proto.opset_import[0].version >= 17
+    assert proto.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+
+
+def test_onnx_matches_torch_and_dynamic_batch(tmp_path):
+    torch.manual_seed(3)
+    model = RegGAN(TINY)
+    ckpt = save_generator(tmp_path / "10-G", model, {"iterations": 10})
+    onnx_path = export_checkpoint(ckpt, tmp_path / "m.onnx")
+    reloaded, info = load_generator(tmp_path / "10-G")
+    assert info == {"iterations": 10}
+    assert verify_onnx(reloaded, onnx_path, batches=(1, 5)) <= 1e-4
+    assert json.loads(load_artifact(onnx_path).provenance["model_config"])["image_size"] == 32
+
+
+def test_verify_rejects_a_model_that_differs(tmp_path, tiny_model):
+    other = RegGAN(TINY)  # different random weights from the exported ones
+    with pytest.raises(ExportError, match="differs from torch"):
+        verify_onnx(other, tiny_model)
+
+
+def _rewrite_metadata(src, dst, edit):
+    proto = onnx.load(str(src))
+    props = {p.key: p.value for p in proto.metadata_props}
+    edit(props)
+    del proto.metadata_props[:]
+    for key, value in props.items():
+        proto.metadata_props.add(key=key, value=value)
+    onnx.save(proto, str(dst))
+    return dst
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda p: p.pop(PREFIX + "expressions"), "missing"),
+        (lambda p: p.update({PREFIX + "format_version": "99"}), "format_version"),
+        (lambda p: p.update({PREFIX + "input_size": "abc"}), "input_size"),
+        (lambda p: p.update({PREFIX + "input_size": "64"}), "shape"),
+        (lambda p: p.update({PREFIX + "expressions": "[\"happy\"]"}), "expression"),
+        (lambda p: p.update({PREFIX + "expressions": "not json"}), "not JSON"),
+        (lambda p: p.update({PREFIX + "value_range": "0,1"}), "value_range"),
+        (lambda p: p.update({PREFIX + "crop_template": "[[1, 2]]"}), "crop_template"),
+    ],
+)
+def test_bad_metadata_is_a_clear_model_error(tmp_path, tiny_model, edit, message):
+    bad = _rewrite_metadata(tiny_model, tmp_path / "bad.onnx", edit)
+    with pytest.raises(ModelError, match=message) as info:
+        load_artifact(bad)
+    assert str(bad) in str(info.value)
+
+
+def test_not_a_model_and_missing_model(tmp_path):
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00not a model")
+    with pytest.raises(ModelError, match="not a loadable ONNX model"):
+        load_artifact(junk)
+    with pytest.raises(ModelError, match="not found"):
+        load_artifact(tmp_path / "absent.onnx")
+
+
+def test_expression_weights(tiny_model):
+    art = load_artifact(tiny_model)
+    assert art.expression_weights("sad").tolist() == [0, 0, 1, 0, 0, 0, 0]
+    np.testing.assert_allclose(art.expression_weights("happy=0.6,surprised=0.4")[[1, 3]], [0.6, 0.4])
+    with pytest.raises(UsageError, match="unknown expression 'smug'"):
+        art.expression_weights("smug")
+    with pytest.raises(UsageError, match="sum to at most 1"):
+        art.expression_weights("happy=0.9,sad=0.9")

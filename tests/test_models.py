@@ -1,0 +1,86 @@
+"""The torch networks: the exact ridge fit, intensity semantics, shapes."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="torch is needed for training code (pip install .[train])")
+
+from reggan_plugin.training.config import TINY, ModelConfig  # noqa: E402
+from reggan_plugin.training.models import Discriminator, LocalRegression, RegGAN, fit_ridge  # noqa: E402
+
+
+def _design_row(x: np.ndarray, c: int, y: int, xx: int, r: int) -> np.ndarray:
+    """The r x r replicate-padded neighbourhood of pixel (y, xx) in channel c, then a 1."""
+    pad = r // 2
+    padded = np.pad(x[c], pad, mode="edge")
+    return np.append(padded[y : y + r, xx : xx + r].ravel(), 1.0)
+
+
+def test_fit_ridge_matches_numpy_solve():
+    rng = np.random.default_rng(0)
+    n, c, s, r, lam = 7, 2, 5, 3, 0.4
+    neutral = rng.uniform(-1, 1, (n, c, s, s))
+    target = rng.uniform(-1, 1, (n, c, s, s))
+    weight, bias = fit_ridge(torch.tensor(neutral), torch.tensor(target), radius=r, lam=lam, chunk=3)
+    for ch, y, x in [(0, 0, 0), (1, 2, 3), (0, 4, 4), (1, 0, 4)]:
+        design = np.stack([_design_row(neutral[i], ch, y, x, r) for i in range(n)])
+        expected = np.linalg.solve(design.T @ design + lam * np.eye(r * r + 1), design.T @ target[:, ch, y, x])
+        got = np.append(weight[ch, :, y, x].numpy(), bias[ch, y, x].item())
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_fitted_layer_reproduces_a_linear_map_exactly():
+    """Targets made by a known local linear map are recovered (lambda -> 0) and applied identically."""
+    gen = torch.Generator().manual_seed(1)
+    neutral = torch.rand(40, 3, 8, 8, generator=gen) * 2 - 1
+    true = LocalRegression(1, 3, 8, 3)
+    with torch.no_grad():
+        true.weight.normal_(0, 0.3, generator=gen)
+        true.bias.normal_(0, 0.1, generator=gen)
+        onehot = torch.ones(40, 1)
+        target = true(neutral, onehot)
+    weight, bias = fit_ridge(neutral, target, radius=3, lam=1e-9)
+    layer = LocalRegression(2, 3, 8, 3)
+    layer.set_expression(1, weight, bias)
+    out = layer(neutral, torch.tensor([[0.0, 1.0]]).expand(40, 2))
+    assert torch.allclose(out, target, atol=1e-4)
+    # expression 0 kept its identity initialisation
+    assert torch.equal(layer(neutral, torch.tensor([[1.0, 0.0]]).expand(40, 2)), neutral)
+
+
+def test_intensity_zero_returns_input_exactly_and_one_differs():
+    torch.manual_seed(0)
+    model = RegGAN(TINY).eval()
+    image = torch.rand(3, 3, 32, 32) * 2 - 1
+    expression = torch.eye(len(TINY.expressions))[[1, 2, 3]]
+    with torch.no_grad():
+        out0, s1_0 = model(image, expression, torch.zeros(3))
+        out1, _ = model(image, expression, torch.ones(3))
+    assert torch.equal(out0, image) and torch.equal(s1_0, image)
+    assert (out1 - image).abs().max() > 1e-3
+    assert out1.min() >= -1 and out1.max() <= 1
+
+
+def test_intermediate_intensity_is_linear_between_input_and_full():
+    torch.manual_seed(0)
+    model = RegGAN(TINY).eval()
+    image = torch.rand(2, 3, 32, 32) * 2 - 1
+    expression = torch.eye(len(TINY.expressions))[[1, 4]]
+    with torch.no_grad():
+        full, _ = model(image, expression, torch.ones(2))
+        half, _ = model(image, expression, torch.full((2,), 0.5))
+    assert torch.allclose(half, (image + full) / 2, atol=1e-6)
+
+
+def test_discriminator_shapes():
+    disc = Discriminator(7, conv_dim=8, n_layers=3)
+    src, cls = disc(torch.zeros(2, 3, 32, 32))
+    assert src.shape == (2, 1, 4, 4) and cls.shape == (2, 7)
+
+
+def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="odd"):
+        ModelConfig(radius=4)
+    with pytest.raises(ValueError, match="unknown"):
+        ModelConfig.from_dict({"image_size": 32, "bogus": 1})

@@ -1,0 +1,65 @@
+"""Checkpoints are safetensors (tensors) + JSON (config and state): nothing is ever unpickled."""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from safetensors.torch import load_file, save_file
+
+from reggan_plugin.errors import ModelError
+
+from .config import ModelConfig
+from .models import RegGAN
+
+
+def _atomic_write(path: Path, write) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
+    """`run/100-G` or `run/100-G.safetensors` -> (tensors file, JSON file)."""
+    base = Path(path)
+    if base.suffix in (".safetensors", ".json"):
+        base = base.with_suffix("")
+    return base.with_name(base.name + ".safetensors"), base.with_name(base.name + ".json")
+
+
+def save_generator(path: str | Path, model: RegGAN, info: dict | None = None) -> Path:
+    tensors_path, json_path = checkpoint_paths(path)
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    _atomic_write(tensors_path, lambda tmp: save_file(state, tmp))
+    meta = {"model_config": json.loads(model.config.to_json()), "info": info or {}}
+    _atomic_write(json_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True)))
+    return tensors_path
+
+
+def load_generator(path: str | Path) -> tuple[RegGAN, dict]:
+    """Rebuild a RegGAN from its checkpoint; returns (model in eval mode, info dict)."""
+    tensors_path, json_path = checkpoint_paths(path)
+    for needed in (tensors_path, json_path):
+        if not needed.is_file():
+            raise ModelError(needed, "checkpoint file not found (a checkpoint is NAME.safetensors + NAME.json)")
+    try:
+        meta = json.loads(json_path.read_text())
+        config = ModelConfig.from_dict(meta["model_config"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise ModelError(json_path, f"bad checkpoint config: {exc}") from None
+    model = RegGAN(config)
+    try:
+        model.load_state_dict(load_file(str(tensors_path)))
+    except (RuntimeError, OSError) as exc:
+        raise ModelError(tensors_path, f"weights do not match the config: {str(exc).splitlines()[0]}") from None
+    return model.eval(), meta.get("info", {})
+
+
+__all__ = ["checkpoint_paths", "load_generator", "save_generator"]

@@ -1,0 +1,42 @@
+"""Model and training configuration: one frozen dataclass per concern, built at the entry point."""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+
+from reggan_plugin.expressions import EXPRESSIONS
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Architecture hyper-parameters (stored beside every checkpoint and in the ONNX metadata)."""
+
+    image_size: int = 128  # S: the aligned face crop is S x S
+    expressions: tuple[str, ...] = EXPRESSIONS  # target expressions, in the order of the one-hot input
+    radius: int = 3  # r: stage 1's receptive field is r x r (odd)
+    conv_dim: int = 32  # refiner width after the first 7x7 conv
+    n_res: int = 3  # spatial-attention residual blocks in the refiner bottleneck
+    d_conv_dim: int = 32  # discriminator width
+    d_layers: int = 5  # discriminator stride-2 convolutions
+
+    def __post_init__(self) -> None:
+        if self.radius % 2 != 1:
+            raise ValueError(f"radius must be odd, got {self.radius}")
+        if self.image_size % 4:
+            raise ValueError(f"image_size must be a multiple of 4, got {self.image_size}")
+        object.__setattr__(self, "expressions", tuple(self.expressions))
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "ModelConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown ModelConfig field(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
+
+
+TINY = ModelConfig(image_size=32, conv_dim=8, n_res=1, d_conv_dim=8, d_layers=3)
+"""A few-kilobyte model for tests and smoke runs."""
