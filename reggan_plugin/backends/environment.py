@@ -1,0 +1,285 @@
+"""What GPU software this machine has, each with the reason when it is missing. Imports nothing heavy.
+
+Every probe returns a `Probe(ok, value, why)`: `value` is what was found (a version, a GPU name), `why` says
+what is missing and how to fix it. NVML is read through ctypes (no pynvml dependency); `nvidia-smi` is the
+fallback. torch is imported only by `torch_cuda()` and only when the caller asks.
+"""
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import importlib.metadata
+import importlib.util
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from functools import lru_cache
+
+DRIVER_FIX = "install the NVIDIA driver (https://www.nvidia.com/drivers; >= 525 for CUDA 12) and reboot"
+
+
+@dataclass(frozen=True)
+class Probe:
+    ok: bool
+    value: str = ""
+    why: str = ""
+
+    def line(self) -> str:
+        return self.value if self.ok else f"not available: {self.why}"
+
+
+@dataclass(frozen=True)
+class GpuInfo:
+    index: int
+    name: str
+    driver: str
+    compute_capability: tuple[int, int]
+    memory_mib: int
+
+    @property
+    def cc(self) -> str:
+        return f"{self.compute_capability[0]}.{self.compute_capability[1]}"
+
+
+def _nvml_library() -> ctypes.CDLL | None:
+    names = ["nvml.dll"] if sys.platform == "win32" else ["libnvidia-ml.so.1", "libnvidia-ml.so"]
+    found = ctypes.util.find_library("nvidia-ml")
+    if found:
+        names.append(found)
+    for name in names:
+        try:
+            return ctypes.CDLL(name)
+        except OSError:
+            continue
+    return None
+
+
+def _gpus_from_nvml() -> list[GpuInfo] | None:
+    """GPUs through NVML, or None when NVML cannot be loaded or initialised."""
+    lib = _nvml_library()
+    if lib is None:
+        return None
+    try:
+        if lib.nvmlInit_v2() != 0:
+            return None
+    except AttributeError:
+        return None
+    try:
+        buf = ctypes.create_string_buffer(96)
+        driver = buf.value.decode() if lib.nvmlSystemGetDriverVersion(buf, 96) == 0 else "?"
+        count = ctypes.c_uint(0)
+        if lib.nvmlDeviceGetCount_v2(ctypes.byref(count)) != 0:
+            return None
+        gpus = []
+        for index in range(count.value):
+            handle = ctypes.c_void_p()
+            if lib.nvmlDeviceGetHandleByIndex_v2(index, ctypes.byref(handle)) != 0:
+                continue
+            name = ctypes.create_string_buffer(96)
+            lib.nvmlDeviceGetName(handle, name, 96)
+            major, minor = ctypes.c_int(0), ctypes.c_int(0)
+            lib.nvmlDeviceGetCudaComputeCapability(handle, ctypes.byref(major), ctypes.byref(minor))
+
+            class Memory(ctypes.Structure):
+                _fields_ = [("total", ctypes.c_ulonglong), ("free", ctypes.c_ulonglong), ("used", ctypes.c_ulonglong)]
+
+            memory = Memory()
+            lib.nvmlDeviceGetMemoryInfo(handle, ctypes.byref(memory))
+            gpus.append(GpuInfo(index, name.value.decode(), driver, (major.value, minor.value), int(memory.total >> 20)))
+        return gpus
+    finally:
+        lib.nvmlShutdown()
+
+
+def _gpus_from_smi() -> list[GpuInfo] | None:
+    exe = shutil.which("nvidia-smi")
+    if exe is None:
+        return None
+    query = "index,name,driver_version,compute_cap,memory.total"
+    try:
+        done = subprocess.run(
+            [exe, f"--query-gpu={query}", "--format=csv,noheader,nounits"],
+            capture_output=True, text=True, timeout=20, check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    if done.returncode != 0:
+        return None
+    gpus = []
+    for row in done.stdout.strip().splitlines():
+        parts = [p.strip() for p in row.split(",")]
+        if len(parts) != 5:
+            continue
+        try:
+            major, minor = (int(x) for x in parts[3].split("."))
+            gpus.append(GpuInfo(int(parts[0]), parts[1], parts[2], (major, minor), int(float(parts[4]))))
+        except ValueError:
+            continue
+    return gpus
+
+
+@lru_cache(maxsize=1)
+def nvidia_gpus() -> tuple[tuple[GpuInfo, ...], str]:
+    """(GPUs found, why none) from NVML, else nvidia-smi. Cached for the process."""
+    gpus = _gpus_from_nvml()
+    if gpus is None:
+        gpus = _gpus_from_smi()
+    if gpus is None:
+        return (), f"no NVIDIA GPU: nvidia-smi not found and libnvidia-ml could not be loaded; {DRIVER_FIX}"
+    if not gpus:
+        return (), "the NVIDIA driver is installed but reports no GPU (check `nvidia-smi`, container --gpus flags)"
+    return tuple(gpus), ""
+
+
+def gpu(device_id: int = 0) -> Probe:
+    gpus, why = nvidia_gpus()
+    if not gpus:
+        return Probe(False, why=why)
+    for info in gpus:
+        if info.index == device_id:
+            return Probe(True, f"{info.name} (compute {info.cc}, {info.memory_mib} MiB, driver {info.driver})")
+    return Probe(False, why=f"no GPU with index {device_id} (found {len(gpus)}: indices {[g.index for g in gpus]})")
+
+
+def gpu_info(device_id: int = 0) -> GpuInfo | None:
+    gpus, _ = nvidia_gpus()
+    return next((g for g in gpus if g.index == device_id), None)
+
+
+def _pip_library_dirs(package: str) -> list[str]:
+    """lib directories of NVIDIA's pip wheels (nvidia-cuda-runtime-cu12, nvidia-cudnn-cu12, ...)."""
+    spec = importlib.util.find_spec("nvidia")
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    dirs = []
+    for root in spec.submodule_search_locations:
+        for sub in ("lib", "bin"):
+            path = os.path.join(root, package, sub)
+            if os.path.isdir(path):
+                dirs.append(path)
+    return dirs
+
+
+def shared_library(stem: str, sonames: tuple[str, ...], pip_package: str) -> Probe:
+    """Whether a CUDA library (cudart, cudnn, cublas) loads: by soname, then from NVIDIA's pip wheels."""
+    candidates = list(sonames)
+    found = ctypes.util.find_library(stem)
+    if found:
+        candidates.append(found)
+    for directory in _pip_library_dirs(pip_package):
+        candidates += [os.path.join(directory, f) for f in sorted(os.listdir(directory)) if f.startswith(f"lib{stem}") or f.startswith(stem)]
+    errors = []
+    for name in candidates:
+        try:
+            ctypes.CDLL(name)
+            return Probe(True, name)
+        except OSError as exc:
+            errors.append(str(exc).split(":")[-1].strip())
+    return Probe(False, why=f"lib{stem} not found ({', '.join(sonames)}); install the CUDA runtime or `pip install {pip_package}-cu12`")
+
+
+def cudart() -> Probe:
+    names = ("cudart64_12.dll", "cudart64_110.dll") if sys.platform == "win32" else ("libcudart.so.12", "libcudart.so.11.0", "libcudart.so.13")
+    return shared_library("cudart", names, "nvidia-cuda-runtime")
+
+
+def cudnn() -> Probe:
+    names = ("cudnn64_9.dll", "cudnn64_8.dll") if sys.platform == "win32" else ("libcudnn.so.9", "libcudnn.so.8")
+    return shared_library("cudnn", names, "nvidia-cudnn")
+
+
+def distribution_version(name: str) -> str | None:
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def onnxruntime_providers() -> Probe:
+    """onnxruntime's version, its distribution (onnxruntime / onnxruntime-gpu) and available providers."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return Probe(False, why="onnxruntime is not installed (`pip install onnxruntime`)")
+    import onnxruntime as ort
+
+    dists = [d for d in ("onnxruntime-gpu", "onnxruntime", "onnxruntime-directml", "onnxruntime-openvino") if distribution_version(d)]
+    providers = ", ".join(ort.get_available_providers())
+    return Probe(True, f"{ort.__version__} ({' + '.join(dists) or 'unknown wheel'}); providers: {providers}")
+
+
+def onnxruntime_cuda() -> Probe:
+    """Whether onnxruntime offers the CUDA provider (onnxruntime-gpu installed, and only it)."""
+    if importlib.util.find_spec("onnxruntime") is None:
+        return Probe(False, why="onnxruntime is not installed")
+    import onnxruntime as ort
+
+    if "CUDAExecutionProvider" in ort.get_available_providers():
+        return Probe(True, f"onnxruntime {ort.__version__} CUDAExecutionProvider")
+    if distribution_version("onnxruntime-gpu") and distribution_version("onnxruntime"):
+        return Probe(False, why="both onnxruntime and onnxruntime-gpu are installed and the CPU one wins: "
+                     "`pip uninstall -y onnxruntime onnxruntime-gpu && pip install onnxruntime-gpu`")
+    return Probe(False, why=f"onnxruntime {ort.__version__} is the CPU build: "
+                 "`pip uninstall -y onnxruntime && pip install onnxruntime-gpu`")
+
+
+def tensorrt() -> Probe:
+    """The TensorRT Python package and whether its libraries load (imports tensorrt: call only when needed)."""
+    if importlib.util.find_spec("tensorrt") is None:
+        return Probe(False, why="TensorRT is not installed (`pip install \"reggan-plugin[tensorrt]\"`, i.e. tensorrt>=10)")
+    try:
+        import tensorrt as trt  # noqa: F401  (heavy; only here)
+    except (ImportError, OSError) as exc:
+        return Probe(False, why=f"the tensorrt package is installed but its libraries do not load: {str(exc).splitlines()[0][:160]}")
+    version = getattr(trt, "__version__", "?")
+    major = version.split(".")[0]
+    if not major.isdigit() or int(major) < 10:
+        return Probe(False, version, why=f"TensorRT {version} is too old: this plugin needs TensorRT 10 or newer (`pip install -U tensorrt`)")
+    return Probe(True, version)
+
+
+def torch_cuda() -> Probe:
+    """torch and its CUDA (imports torch: call only when needed)."""
+    if importlib.util.find_spec("torch") is None:
+        return Probe(False, why="torch is not installed")
+    try:
+        import torch
+    except (ImportError, OSError) as exc:
+        return Probe(False, why=f"torch does not import: {str(exc).splitlines()[0][:160]}")
+    if torch.version.cuda is None:
+        return Probe(False, torch.__version__, why=f"torch {torch.__version__} is a CPU-only build: "
+                     "install a CUDA build (https://pytorch.org/get-started/locally/)")
+    if not torch.cuda.is_available():
+        return Probe(False, torch.__version__, why=f"torch {torch.__version__} (CUDA {torch.version.cuda}) sees no GPU "
+                     "(driver too old for this CUDA, or no GPU visible: check CUDA_VISIBLE_DEVICES)")
+    return Probe(True, f"torch {torch.__version__}, CUDA {torch.version.cuda}, {torch.cuda.get_device_name(0)}")
+
+
+def physical_cores() -> int:
+    """Physical CPU cores usable by this process (hyper-threads do not help onnxruntime's conv kernels)."""
+    logical = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    cores: set[tuple[str, str]] = set()
+    try:
+        with open("/proc/cpuinfo", encoding="ascii", errors="replace") as handle:
+            physical = core = ""
+            for line in handle:
+                key, _, value = line.partition(":")
+                key = key.strip()
+                if key == "physical id":
+                    physical = value.strip()
+                elif key == "core id":
+                    core = value.strip()
+                    cores.add((physical, core))
+    except OSError:
+        pass
+    if sys.platform == "darwin":
+        try:
+            out = subprocess.run(["sysctl", "-n", "hw.physicalcpu"], capture_output=True, text=True, timeout=5, check=False)
+            return max(1, min(logical, int(out.stdout.strip())))
+        except (OSError, ValueError, subprocess.TimeoutExpired):
+            return max(1, logical)
+    if cores:
+        total_logical = os.cpu_count() or logical
+        per_core = max(1, total_logical // len(cores))
+        return max(1, min(len(cores), logical // per_core or 1))
+    return max(1, logical)
