@@ -183,3 +183,165 @@ def test_landmark_helpers() -> None:
     assert iou(box, box) == pytest.approx(1.0)
     assert iou((0, 0, 10, 10), (5, 0, 10, 10)) == pytest.approx(50 / 150)
     assert iou((0, 0, 10, 10), (20, 20, 5, 5)) == 0.0
+
+
+# --- detector ---------------------------------------------------------------------------------
+
+from reggan_plugin.faces import DetectorConfig, FaceDetector, smooth_tracks  # noqa: E402
+from reggan_plugin.faces.blazeface import SHORT_RANGE, RawDetections, ssd_anchors, weighted_nms  # noqa: E402
+from reggan_plugin.faces.detector import plan_windows  # noqa: E402
+
+LONDON_PHOTO = "001"
+
+
+@pytest.fixture(scope="module")
+def detector() -> FaceDetector:
+    return FaceDetector()
+
+
+def london_photo(london_faces: Path) -> tuple[np.ndarray, np.ndarray]:
+    """(512x512x3 uint8 photo, (4, 2) ground truth: left eye, right eye, left and right mouth corner)."""
+    from PIL import Image
+
+    rgb = np.asarray(Image.open(london_faces / "neutral" / f"{LONDON_PHOTO}.jpg").convert("RGB"))
+    points = np.loadtxt(london_faces / "neutral" / f"{LONDON_PHOTO}.landmarks189.txt")
+    return rgb, points[[0, 1, 87, 93]]
+
+
+def assert_matches_ground_truth(face: Face, truth: np.ndarray, tol: float = 0.1) -> None:
+    """Eyes within ``tol`` x the inter-ocular distance, mouth centre within 1.5 ``tol``; box holds both eyes."""
+    assert face.source == "detector" and 0.5 <= face.score <= 1.0
+    assert face.landmarks is not None and face.landmarks.shape == (5, 2)
+    iod = float(np.linalg.norm(truth[1] - truth[0]))
+    eye_err = np.linalg.norm(face.landmarks[:2] - truth[:2], axis=1) / iod
+    assert eye_err.max() < tol, f"eye error {eye_err} x IOD"
+    mouth_err = np.linalg.norm(face.landmarks[3:].mean(0) - truth[2:].mean(0)) / iod
+    assert mouth_err < 1.5 * tol, f"mouth error {mouth_err} x IOD"
+    x, y, w, h = face.box
+    for px, py in truth:
+        assert x <= px <= x + w and y <= py <= y + h
+
+
+def test_anchors_match_mediapipe_layout() -> None:
+    anchors = ssd_anchors(SHORT_RANGE)
+    assert anchors.shape == (896, 2)
+    np.testing.assert_allclose(anchors[0], [0.5 / 16, 0.5 / 16])  # 16x16 grid, 2 anchors per cell
+    np.testing.assert_allclose(anchors[1], anchors[0])
+    np.testing.assert_allclose(anchors[512], [0.5 / 8, 0.5 / 8])  # then 8x8, 6 per cell
+    np.testing.assert_allclose(anchors[-1], [7.5 / 8, 7.5 / 8])
+
+
+def test_weighted_nms_merges_overlaps_and_keeps_separate_faces() -> None:
+    boxes = np.array([[0, 0, 10, 10], [1, 0, 11, 10], [50, 50, 60, 60], [2, 2, 6, 6]], dtype=float)
+    kps = np.zeros((4, 6, 2))
+    kps[:, 0, 0] = [0.0, 3.0, 50.0, 9.0]
+    merged = weighted_nms(RawDetections(boxes, kps, np.array([0.9, 0.3, 0.8, 0.6])), 0.3)
+    assert len(merged) == 2  # box 1 overlaps box 0; box 3 lies inside box 0 (a half face)
+    np.testing.assert_allclose(merged.scores, [0.9, 0.8])
+    np.testing.assert_allclose(merged.boxes[0, 0], (0 * 0.9 + 1 * 0.3 + 2 * 0.6) / 1.8)
+    np.testing.assert_allclose(merged.keypoints[1, 0, 0], 50.0)
+
+
+def test_window_pyramid_covers_small_faces_in_full_hd() -> None:
+    config = DetectorConfig()
+    windows = plan_windows(1080, 1920, config)
+    assert windows[0] == (0, -420, 1920)  # the whole frame, letterboxed
+    sides = sorted({side for _, _, side in windows})
+    assert min(sides) * config.min_face_fraction <= config.min_face
+    for side in sides:  # every level covers the whole frame
+        level = [(x, y) for x, y, s in windows if s == side]
+        assert min(x for x, _ in level) <= 0 and max(x for x, _ in level) + side >= 1920
+        assert min(y for _, y in level) <= 0 and max(y for _, y in level) + side >= 1080
+    assert plan_windows(1080, 1920, DetectorConfig(min_face=0)) == windows[:1]
+
+
+def test_detector_finds_london_face(detector: FaceDetector, london_faces: Path) -> None:
+    rgb, truth = london_photo(london_faces)
+    faces = detector.detect(rgb)
+    assert len(faces) == 1
+    assert_matches_ground_truth(faces[0], truth)
+    # float input in [0, 1] gives the same face
+    again = detector.detect(rgb.astype(np.float32) / 255.0)
+    assert len(again) == 1 and iou(again[0].box, faces[0].box) > 0.95
+
+
+@pytest.mark.parametrize("scale", [1.0, 0.4])
+def test_detector_finds_face_pasted_into_full_hd_frame(detector: FaceDetector, london_faces: Path, scale: float) -> None:
+    from PIL import Image
+
+    rgb, truth = london_photo(london_faces)
+    size = int(512 * scale)  # 0.4: a face about 75 px wide in a 1920x1080 frame
+    small = np.asarray(Image.fromarray(rgb).resize((size, size), Image.Resampling.LANCZOS))
+    canvas = np.zeros((1080, 1920, 4), dtype=np.uint8)
+    canvas[..., :3] = (40, 90, 60)
+    canvas[..., 3] = 255
+    x0, y0 = 1250, 430
+    canvas[y0 : y0 + size, x0 : x0 + size, :3] = small
+    faces = detector.detect(canvas[..., :3])
+    assert len(faces) == 1
+    assert_matches_ground_truth(faces[0], truth * size / 512 + (size / 512 - 1) / 2 + np.array([x0, y0]))
+
+
+def test_detector_returns_nothing_on_blank_and_noise(detector: FaceDetector) -> None:
+    rng = np.random.default_rng(0)
+    assert detector.detect(np.zeros((480, 640, 3), np.uint8)) == []
+    assert detector.detect(np.full((300, 300, 3), 0.7, np.float32)) == []
+    assert detector.detect(rng.integers(0, 256, (720, 1280, 3), dtype=np.uint8)) == []
+    assert detector.detect(np.zeros((1, 1, 3), np.uint8)) == []
+    with pytest.raises(ValueError, match="HxWx3"):
+        detector.detect(np.zeros((10, 10), np.uint8))
+
+
+# --- smoothing --------------------------------------------------------------------------------
+
+
+def synthetic_track(centres_x: np.ndarray, noise: float, seed: int = 0) -> tuple[list[list[Face]], np.ndarray]:
+    """A 100-px face moving along x, with Gaussian jitter of ``noise`` px on box and landmarks."""
+    rng = np.random.default_rng(seed)
+    base = np.array([[-20, -10], [20, -10], [0, 10], [-15, 30], [15, 30]], dtype=float)
+    frames, truth = [], []
+    for cx in centres_x:
+        pts = base + [cx, 300.0]
+        box = np.array([cx - 50, 250, 100, 100], dtype=float)
+        truth.append(pts)
+        frames.append(
+            [Face(box=tuple(box + rng.normal(0, noise, 4) * [1, 1, 0.5, 0.5]), landmarks=pts + rng.normal(0, noise, pts.shape), score=0.9, source="detector")]
+        )
+    return frames, np.array(truth)
+
+
+def landmark_error(frames: list[list[Face]], truth: np.ndarray) -> np.ndarray:
+    return np.array([np.abs(f[0].landmarks - t).mean() for f, t in zip(frames, truth)])  # type: ignore[operator]
+
+
+def test_smoothing_reduces_jitter() -> None:
+    frames, truth = synthetic_track(np.linspace(400, 460, 40), noise=2.0)
+    smoothed = smooth_tracks(frames, strength=1.0)
+    assert [len(f) for f in smoothed] == [1] * 40
+    raw_err, smooth_err = landmark_error(frames, truth), landmark_error(smoothed, truth)
+    assert smooth_err.mean() < 0.6 * raw_err.mean()
+    jitter = lambda fs: np.abs(np.diff([f[0].box[0] for f in fs], n=2)).mean()  # noqa: E731
+    assert jitter(smoothed) < 0.5 * jitter(frames)
+    assert smooth_tracks(frames, strength=0) == frames
+
+
+def test_smoothing_keeps_a_real_step() -> None:
+    centres = np.where(np.arange(40) < 20, 400.0, 430.0)  # the head jumps 30 px (30% of the face) at frame 20
+    frames, truth = synthetic_track(centres, noise=1.0)
+    smoothed = smooth_tracks(frames, strength=2.0)
+    xs = np.array([f[0].landmarks[:, 0].mean() for f in smoothed])  # type: ignore[index]
+    assert xs[20] - xs[19] > 0.8 * 30  # still a jump, not a ramp
+    err = landmark_error(smoothed, truth)
+    assert err.max() < 2.0 and err.mean() < landmark_error(frames, truth).mean()
+
+
+def test_smoothing_leaves_given_faces_and_separate_people_alone() -> None:
+    given = Face(box=(0, 0, 50, 50), source="given")
+    a, _ = synthetic_track(np.full(10, 300.0), noise=2.0, seed=1)
+    b, _ = synthetic_track(np.full(10, 900.0), noise=2.0, seed=2)
+    frames = [[given, fa[0], fb[0]] for fa, fb in zip(a, b)]
+    smoothed = smooth_tracks(frames, strength=1.0)
+    assert all(f[0] is given for f in smoothed)
+    assert all(abs(f[1].center[0] - 300) < 10 and abs(f[2].center[0] - 900) < 10 for f in smoothed)
+    with pytest.raises(ValueError):
+        smooth_tracks(frames, strength=-1)

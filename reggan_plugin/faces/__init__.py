@@ -17,11 +17,15 @@ from reggan_plugin.faces.face import (
 )
 from reggan_plugin.faces.faces_json import FacesFile, load_faces_json, parse_faces_doc
 from reggan_plugin.faces.region import parse_region, region_fits, whole_image_face
+from reggan_plugin.faces.smoothing import smooth_tracks
+from reggan_plugin.faces.detector import DetectorConfig, FaceDetector
 
 __all__ = [
     "FACE_SOURCES",
     "Box",
+    "DetectorConfig",
     "Face",
+    "FaceDetector",
     "FaceSource",
     "FacesFile",
     "Landmarks",
@@ -32,5 +36,6 @@ __all__ = [
     "parse_faces_doc",
     "parse_region",
     "region_fits",
+    "smooth_tracks",
     "whole_image_face",
 ]

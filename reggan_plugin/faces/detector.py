@@ -1,0 +1,259 @@
+"""`FaceDetector`: MediaPipe BlazeFace (short range) on onnxruntime, over a pyramid of windows.
+
+The short-range model sees a 128x128 picture and finds faces that fill roughly a fifth to most of
+it. A rendered 1920x1080 frame may hold a 150-pixel face, 1/13 of the frame. So the frame is looked
+at through square windows: the whole frame (letterboxed), then overlapping windows a half, a quarter,
+... of its size, down to windows in which ``min_face`` pixels is still a face the network finds.
+Each window is resampled to 128x128 (area filter), all windows run as one batch, detections are
+mapped back to frame pixels and merged with MediaPipe's weighted NMS. Measured rates:
+docs/DETECTION.md (tools/measure_detection.py).
+
+Landmarks: BlazeFace gives eyes, nose tip, mouth centre and ear tragions, not mouth corners. The
+5 points returned (``CANONICAL_5PT`` order: left eye, right eye, nose, left mouth, right mouth, left =
+image left) use the detected eyes and nose; the mouth corners are DERIVED: the mouth centre +/-
+``MOUTH_HALF_WIDTH`` x the eye-to-eye vector (0.40: the mean over the London neutral set's
+ground truth; ArcFace's template has 0.41). A similarity fit to the 5 points is then driven by
+the eyes, the nose and the mouth centre, which is what alignment needs.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from reggan_plugin.errors import ModelError
+from reggan_plugin.faces.blazeface import (
+    KP_LEFT_EYE,
+    KP_MOUTH,
+    KP_NOSE,
+    KP_RIGHT_EYE,
+    SHORT_RANGE,
+    BlazeFaceSpec,
+    RawDetections,
+    box_iou_matrix,
+    decode,
+    ssd_anchors,
+    weighted_nms,
+)
+from reggan_plugin.faces.face import Face
+
+MODELS_DIR = Path(__file__).resolve().parent / "models"
+SHORT_RANGE_MODEL = MODELS_DIR / "blazeface_short_range.onnx"
+MOUTH_HALF_WIDTH = 0.40
+
+Window = tuple[int, int, int]
+"""(x0, y0, size): a square of the frame in pixel-index terms; may reach past the frame (padded black)."""
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Settings of `FaceDetector` (defaults measured in docs/DETECTION.md)."""
+
+    min_score: float = 0.5  # MediaPipe's threshold for the short-range model
+    nms_iou: float = 0.3  # MediaPipe's min_suppression_threshold
+    min_face: int = 48  # smallest face (box side, frame pixels) the window pyramid looks for; 0 = whole frame only
+    window_shrink: float = 3.0  # each pyramid level's windows are this much smaller
+    window_overlap: float = 0.5  # neighbouring windows overlap by this fraction of their side
+    min_face_fraction: float = 0.15  # smallest face, as a fraction of a window, that the model finds (measured: all
+    # of 40 London faces at 0.15, 39/40 at 0.12, 24/40 at 0.10)
+    max_windows: int = 256  # cap on windows per frame (huge frames with a small min_face)
+    refine_fraction: float = 0.5  # re-detect each face in a window it fills this much (best keypoints, measured); 0 = off
+    batch: int = 64  # windows per onnxruntime call
+    threads: int = 0  # onnxruntime intra-op threads, 0 = its default
+
+
+class FaceDetector:
+    """Find faces in an RGB frame with BlazeFace (short range) on onnxruntime's CPU provider.
+
+    ``detect(rgb)`` takes HxWx3 uint8, or float32 in [0, 1] (sRGB-encoded), and returns faces sorted
+    by score (best first), each with a box, 5 landmarks and a score; [] when there is none.
+    """
+
+    def __init__(self, model_path: str | Path | None = None, config: DetectorConfig | None = None) -> None:
+        self.config = config or DetectorConfig()
+        self.spec: BlazeFaceSpec = SHORT_RANGE
+        self.model_path = Path(model_path) if model_path is not None else SHORT_RANGE_MODEL
+        self.anchors = ssd_anchors(self.spec)
+        self._session = _open_session(self.model_path, self.spec, len(self.anchors), self.config.threads)
+
+    # -- public -------------------------------------------------------------------------------
+
+    def detect(self, rgb: np.ndarray) -> list[Face]:
+        """Faces in one frame, best first. HxWx3 uint8 or float [0, 1]; anything else raises ValueError."""
+        image = _to_uint8_rgb(rgb)
+        height, width = image.shape[:2]
+        windows = plan_windows(height, width, self.config, self.spec.input_size)
+        merged = self.detect_windows(image, windows)
+        if self.config.refine_fraction > 0 and len(merged):
+            merged = self.refine(image, merged)
+        return [_to_face(merged, i) for i in range(len(merged))]
+
+    def refine(self, image: np.ndarray, dets: RawDetections) -> RawDetections:
+        """Look at each face again through a window centred on it that it fills ``refine_fraction`` of.
+
+        Whichever pyramid level found a face, its keypoints then come from the scale at which the
+        model places them best (eye error 4.5% of the inter-ocular distance at 0.5, against 6% at
+        0.2 or 0.75, London set). A face the second look does not confirm keeps its first result.
+        """
+        windows = []
+        for x0, y0, x1, y1 in dets.boxes:
+            side = max(int(round(max(x1 - x0, y1 - y0) / self.config.refine_fraction)), 8)
+            windows.append((int(round((x0 + x1 - side) / 2)), int(round((y0 + y1 - side) / 2)), side))
+        boxes, keypoints, scores = dets.boxes.copy(), dets.keypoints.copy(), dets.scores.copy()
+        for i, window in enumerate(windows):
+            again = self._run_windows(image, [window], drop_cut=False)
+            if len(again) == 0:
+                continue
+            overlap = box_iou_matrix(dets.boxes[i : i + 1], again.boxes)[0]
+            best = int(np.argmax(overlap))
+            if overlap[best] >= 0.5:
+                boxes[i], keypoints[i], scores[i] = again.boxes[best], again.keypoints[best], max(scores[i], again.scores[best])
+        order = np.argsort(-scores, kind="stable")
+        return RawDetections(boxes[order], keypoints[order], scores[order])
+
+    def detect_windows(self, image: np.ndarray, windows: list[Window]) -> RawDetections:
+        """Run the given windows of a uint8 HxWx3 image; detections in frame pixels, merged by NMS.
+
+        Boxes are (x0, y0, x1, y1) in pixel-index terms (the frame is [0, W] x [0, H]); keypoints are
+        point coordinates (pixel centres at integers).
+        """
+        return weighted_nms(self._run_windows(image, windows), self.config.nms_iou)
+
+    def _run_windows(self, image: np.ndarray, windows: list[Window], drop_cut: bool = True) -> RawDetections:
+        size = self.spec.input_size
+        found: list[RawDetections] = []
+        for start in range(0, len(windows), max(1, self.config.batch)):
+            chunk = windows[start : start + self.config.batch]
+            batch = np.stack([sample_window(image, win, size) for win in chunk])
+            x = (batch.astype(np.float32) / 127.5 - 1.0).transpose(0, 3, 1, 2)
+            regressors, logits = self._session.run(["regressors", "classificators"], {"input": np.ascontiguousarray(x)})
+            for (x0, y0, side), reg, logit in zip(chunk, regressors, logits):
+                dets = decode(reg, logit, self.anchors, self.spec, self.config.min_score)
+                if len(dets) == 0:
+                    continue
+                if drop_cut:
+                    dets = _drop_cut_faces(dets, (x0, y0, side), image.shape[0], image.shape[1])
+                boxes = dets.boxes * side + np.array([x0, y0, x0, y0])
+                keypoints = dets.keypoints * side + np.array([x0, y0]) - 0.5
+                found.append(RawDetections(boxes, keypoints, dets.scores))
+        if not found:
+            return RawDetections.empty()
+        return RawDetections(
+            np.concatenate([d.boxes for d in found]),
+            np.concatenate([d.keypoints for d in found]),
+            np.concatenate([d.scores for d in found]),
+        )
+
+
+def plan_windows(height: int, width: int, config: DetectorConfig, input_size: int = 128) -> list[Window]:
+    """The window pyramid for a height x width frame (see the module docstring).
+
+    Level 0 is the whole frame, letterboxed into a centred square; the model finds faces of
+    ``min_face_fraction`` of a window and up, so level 0 finds faces of ``min_face_fraction`` x the
+    frame's long side. Each next level's windows are ``window_shrink`` times smaller (the last one
+    no smaller than needed to find ``min_face``) and tile the frame overlapping by ``window_overlap``,
+    so every face up to (1 - overlap) x window lies whole inside one of them. Windows are never
+    smaller than ``input_size`` / 2 (upsampling further shows the model nothing new).
+    """
+    side = max(height, width)
+    windows: list[Window] = [((width - side) // 2, (height - side) // 2, side)]
+    if config.min_face <= 0:
+        return windows
+    needed = max(int(np.ceil(config.min_face / config.min_face_fraction)), input_size // 2)
+    while side > needed:
+        side = max(int(round(side / config.window_shrink)), needed)
+        level = [(x0, y0, side) for y0 in _starts(height, side, config.window_overlap) for x0 in _starts(width, side, config.window_overlap)]
+        if len(windows) + len(level) > config.max_windows:
+            break
+        windows += level
+    return windows
+
+
+def _starts(length: int, side: int, overlap: float) -> list[int]:
+    """Window starts covering [0, length) with windows of ``side`` overlapping by ``overlap``."""
+    if side >= length:
+        return [(length - side) // 2]  # one window, centred, padded on both sides
+    count = int(np.ceil((length - side) / (side * (1.0 - overlap)))) + 1
+    return [int(round(v)) for v in np.linspace(0, length - side, count)]
+
+
+def sample_window(image: np.ndarray, window: Window, size: int) -> np.ndarray:
+    """The window's pixels resampled to size x size uint8 RGB (area filter), black outside the frame."""
+    x0, y0, side = window
+    height, width = image.shape[:2]
+    canvas = np.zeros((side, side, 3), dtype=np.uint8)
+    sx0, sy0, sx1, sy1 = max(x0, 0), max(y0, 0), min(x0 + side, width), min(y0 + side, height)
+    if sx1 > sx0 and sy1 > sy0:
+        canvas[sy0 - y0 : sy1 - y0, sx0 - x0 : sx1 - x0] = image[sy0:sy1, sx0:sx1, :3]
+    if side == size:
+        return canvas
+    resample = Image.Resampling.BOX if side > size else Image.Resampling.BILINEAR
+    if side > 3 * size:  # reduce in two steps: same result as BOX alone, much faster on big windows
+        return np.asarray(Image.fromarray(canvas).reduce(side // size).resize((size, size), resample))
+    return np.asarray(Image.fromarray(canvas).resize((size, size), resample))
+
+
+def _drop_cut_faces(dets: RawDetections, window: Window, height: int, width: int) -> RawDetections:
+    """Drop detections that run off a window edge lying inside the frame: a face cut by the window,
+    which a neighbouring, overlapping window sees whole. Edges on the frame border are kept."""
+    x0, y0, side = window
+    margin = 0.02
+    b = dets.boxes
+    bad = np.zeros(len(dets), dtype=bool)
+    if x0 > 0:
+        bad |= b[:, 0] < -margin
+    if y0 > 0:
+        bad |= b[:, 1] < -margin
+    if x0 + side < width:
+        bad |= b[:, 2] > 1 + margin
+    if y0 + side < height:
+        bad |= b[:, 3] > 1 + margin
+    if not bad.any():
+        return dets
+    keep = ~bad
+    return RawDetections(dets.boxes[keep], dets.keypoints[keep], dets.scores[keep])
+
+
+def _to_face(dets: RawDetections, i: int) -> Face:
+    x0, y0, x1, y1 = dets.boxes[i]
+    kp = dets.keypoints[i]
+    # MediaPipe's "right eye" is the subject's right: the image-left eye, first in CANONICAL_5PT.
+    left_eye, right_eye, nose, mouth = kp[KP_RIGHT_EYE], kp[KP_LEFT_EYE], kp[KP_NOSE], kp[KP_MOUTH]
+    across = right_eye - left_eye
+    five = np.stack([left_eye, right_eye, nose, mouth - MOUTH_HALF_WIDTH * across, mouth + MOUTH_HALF_WIDTH * across])
+    return Face(box=(x0, y0, x1 - x0, y1 - y0), landmarks=five, score=float(dets.scores[i]), source="detector")
+
+
+def _to_uint8_rgb(rgb: np.ndarray) -> np.ndarray:
+    array = np.asarray(rgb)
+    if array.ndim != 3 or array.shape[2] not in (3, 4) or array.shape[0] < 1 or array.shape[1] < 1:
+        raise ValueError(f"FaceDetector.detect expects an HxWx3 RGB array, got shape {array.shape}")
+    array = array[:, :, :3]
+    if array.dtype == np.uint8:
+        return np.ascontiguousarray(array)
+    if np.issubdtype(array.dtype, np.floating):
+        return (np.clip(np.nan_to_num(array, nan=0.0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    raise ValueError(f"FaceDetector.detect expects uint8 or float [0, 1] pixels, got {array.dtype}")
+
+
+def _open_session(path: Path, spec: BlazeFaceSpec, anchors: int, threads: int) -> Any:
+    import onnxruntime as ort
+
+    if not path.is_file():
+        raise ModelError(path, "face detector model not found (reinstall reggan-plugin, or run tools/convert_blazeface.py)")
+    options = ort.SessionOptions()
+    if threads > 0:
+        options.intra_op_num_threads = threads
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for unreadable files
+        raise ModelError(path, f"cannot load face detector: {str(err).splitlines()[0]}") from None
+    inputs = {i.name: i.shape for i in session.get_inputs()}
+    outputs = {o.name: o.shape for o in session.get_outputs()}
+    if list(inputs.get("input", []))[1:] != [3, spec.input_size, spec.input_size] or outputs.get("regressors", [None, None])[1] != anchors:
+        raise ModelError(path, f"not a BlazeFace {spec.name} model (inputs {inputs}, outputs {outputs})")
+    return session
