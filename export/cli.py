@@ -1,0 +1,85 @@
+"""`reggan-plugin export ...`: compile the ONNX artifact into a TensorRT engine (and, from the lead, export ONNX).
+
+Heavy imports (onnx, tensorrt, torch) happen inside the commands.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import click
+
+from reggan_plugin.errors import RegganError
+
+
+def _run(action) -> None:
+    try:
+        action()
+    except RegganError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+@click.group("export")
+def export() -> None:
+    """Export models: checkpoint -> ONNX artifact, ONNX artifact -> TensorRT engine."""
+
+
+@export.command("tensorrt")
+@click.option("--onnx", "onnx_path", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="ONNX artifact to compile. [default: the bundled model]")
+@click.option("--out", type=click.Path(file_okay=False, path_type=Path), default=None,
+              help="Engine directory. [default: the user cache dir, where `--backend tensorrt` looks]")
+@click.option("--fp16/--fp32", "fp16", default=False, show_default=True,
+              help="fp16 is about twice as fast on tensor-core GPUs; outputs are checked for NaN/inf at run time.")
+@click.option("--max-batch", type=click.IntRange(1, 4096), default=32, show_default=True,
+              help="Largest batch the engine accepts (bigger batches are split).")
+@click.option("--opt-batch", type=click.IntRange(1, 4096), default=None,
+              help="Batch size TensorRT tunes for. [default: min(8, max batch)]")
+@click.option("--workspace-gb", type=click.FloatRange(0.25, 1024), default=4.0, show_default=True,
+              help="Builder scratch memory limit (GiB).")
+@click.option("--timing-cache", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="TensorRT timing cache file (reused across builds). [default: in the engine directory]")
+@click.option("--device", type=click.IntRange(0), default=0, show_default=True, help="GPU index.")
+@click.option("--force", is_flag=True, help="Rebuild even if an up-to-date engine exists.")
+@click.option("--preflight-only", is_flag=True,
+              help="Only check the model's ops against TensorRT's ONNX parser (works without TensorRT or a GPU).")
+@click.option("--target", "target_version", default=None, metavar="VERSION",
+              help="TensorRT version for --preflight-only. [default: the installed one, else the newest known]")
+def tensorrt(onnx_path, out, fp16, max_batch, opt_batch, workspace_gb, timing_cache, device, force, preflight_only,
+             target_version) -> None:
+    """Compile the ONNX artifact into a TensorRT 10+ engine for this GPU.
+
+    The engine is cached with a JSON sidecar (TensorRT version, GPU, compute capability, precision, batch
+    profile, ONNX sha256, build time); the runtime loads it only when all of those still match.
+
+    \b
+    Examples:
+      reggan-plugin export tensorrt --fp16
+      reggan-plugin export tensorrt --onnx model.onnx --max-batch 64 --out engines/
+      reggan-plugin export tensorrt --onnx model.onnx --preflight-only --target 10.0
+    """
+    from reggan_plugin.artifact import default_model_path
+
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(message)s")
+    path = onnx_path or default_model_path()
+
+    def go() -> None:
+        from .preflight import preflight
+
+        if preflight_only:
+            report = preflight(path, target_version)
+            click.echo(report.summary())
+            if not report.ok:
+                sys.exit(6)
+            return
+        from .tensorrt import build_engine
+
+        paths = build_engine(path, out, precision="fp16" if fp16 else "fp32", max_batch=max_batch, opt_batch=opt_batch,
+                             workspace_gb=workspace_gb, timing_cache=timing_cache, device_id=device, force=force)
+        click.echo(f"engine: {paths.engine}")
+        click.echo(f"sidecar: {paths.sidecar}")
+
+    _run(go)
