@@ -141,7 +141,7 @@ def preflight(model: str | Path | onnx.ModelProto, tensorrt_version: str | None 
             findings.append(Finding(node.op_type, name, "listed as unsupported by the TensorRT ONNX parser"))
         elif node.op_type not in trt_ops.SUPPORTED:
             findings.append(Finding(node.op_type, name, "not in the TensorRT ONNX parser's operator list"))
-        elif trt_ops.ADDED_IN.get(node.op_type, (10, 0)) > major_minor:
+        elif node.op_type in trt_ops.ADDED_IN and trt_ops.ADDED_IN[node.op_type] > major_minor:
             added = ".".join(map(str, trt_ops.ADDED_IN[node.op_type]))
             findings.append(Finding(node.op_type, name, f"supported from TensorRT {added} on (target is {version})"))
         else:

@@ -98,11 +98,13 @@ def build_engine(
         raise EngineBuildError(f"unknown precision {precision!r}: choose fp32 or fp16")
     if max_batch < 1:
         raise EngineBuildError(f"--max-batch must be >= 1, got {max_batch}")
-    artifact = load_artifact(onnx_path)
+    if not onnx_path.is_file():
+        raise EngineBuildError(f"{onnx_path}: ONNX file not found")
     report = preflight(onnx_path)  # first: it needs neither TensorRT nor a GPU, and names every bad op
     if not report.ok:
         raise EngineBuildError(report.summary())
     log.info("%s", report.summary())
+    artifact = load_artifact(onnx_path)
     for probe in (env.tensorrt(), env.gpu(device_id)):
         if not probe.ok:
             raise BackendUnavailable(f"cannot build a TensorRT engine: {probe.why}")

@@ -279,3 +279,49 @@ def test_physical_cores_is_sane():
     import os
 
     assert 1 <= env.physical_cores() <= (os.cpu_count() or 1)
+
+
+# ----------------------------------------------------------- cuda backend's torch route, executed on the CPU
+torch = pytest.importorskip("torch")
+
+
+@pytest.mark.parametrize("which", ["tiny_onnx", "helper_model"])
+def test_torch_route_matches_onnxruntime_on_cpu(tiny_onnx, tmp_path, which):
+    """The executor the cuda backend uses without onnxruntime-gpu, run on the CPU device: same numbers as onnxruntime."""
+    from reggan_plugin.backends.cuda import TorchCudaBackend
+
+    path = tiny_onnx if which == "tiny_onnx" else build_tiny_onnx(tmp_path / "helper.onnx")
+    artifact = load_artifact(path)
+    backend = TorchCudaBackend(artifact, precision="fp32", device="cpu")  # verifies itself against onnxruntime too
+    image, expression, intensity = batch(artifact, n=4)
+    want = create_backend(artifact, "cpu").run(image, expression, intensity, outputs=("output", "stage1"))
+    got = backend.run(image, expression, intensity, outputs=("output", "stage1"))
+    for name in ("output", "stage1"):
+        assert np.abs(got[name] - want[name]).max() < 1e-4, name
+    assert "ONNX graph on cpu" in backend.description and "fp32" in backend.description
+
+
+def test_torch_route_fp16_on_cpu_is_close(tiny_onnx):
+    from reggan_plugin.backends.cuda import PARITY_TOLERANCE, TorchCudaBackend
+
+    artifact = load_artifact(tiny_onnx)
+    try:
+        backend = TorchCudaBackend(artifact, precision="fp16", device="cpu", verify=False)
+        image, expression, intensity = batch(artifact, n=2)
+        got = backend.run(image, expression, intensity)["output"]
+    except BackendUnavailable as exc:
+        if "not implemented for 'Half'" in str(exc):
+            pytest.skip(f"this torch build has no fp16 CPU kernels: {exc}")
+        raise
+    want = create_backend(artifact, "cpu").run(image, expression, intensity)["output"]
+    assert np.abs(got - want).max() < PARITY_TOLERANCE["fp16"]
+
+
+def test_torch_route_refuses_unknown_ops_naming_them(tmp_path):
+    from onnx import helper
+
+    from reggan_plugin.backends.torch_graph import TorchGraph
+
+    path = build_tiny_onnx(tmp_path / "odd.onnx", extra_node=helper.make_node("DFT", ["h"], ["h_extra"], name="spectral_0"))
+    with pytest.raises(BackendUnavailable, match=r"unsupported op\(s\) DFT \(spectral_0\).*pip install onnxruntime-gpu"):
+        TorchGraph(onnx.load(str(path)))
