@@ -142,31 +142,67 @@ def test_one_bit_png_becomes_grey(tmp_path: Path) -> None:
     assert img.pixels.shape == (H, W, 1) and set(np.unique(img.pixels)) <= {0, 255}
 
 
-def test_libpng_filtered_16bit_png_is_read(tmp_path: Path) -> None:
-    # Files from other encoders use Sub/Up/Average/Paeth filters; pypng undoes all of them.
-    arr = _random(np.uint16, 3)
-    raw = bytearray()
-    prev = np.zeros(W * 6, np.int32)
-    for i, row in enumerate(arr.astype(">u2").reshape(H, -1).view(np.uint8)):
-        cur = row.astype(np.int32)
-        ftype = i % 3  # None, Sub, Up
-        if ftype == 1:
-            filt = (cur - np.concatenate([np.zeros(6, np.int32), cur[:-6]])) % 256
-        elif ftype == 2:
-            filt = (cur - prev) % 256
-        else:
-            filt = cur
-        raw += bytes([ftype]) + filt.astype(np.uint8).tobytes()
-        prev = cur
-
+def _png_bytes(ihdr: bytes, raw: bytes) -> bytes:
     def chunk(tag: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
 
-    ihdr = struct.pack(">IIBBBBB", W, H, 16, 2, 0, 0, 0)
-    blob = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(bytes(raw))) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+
+
+def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+    p = a + b - c
+    pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
+    return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
+
+
+def _filtered_png16(arr: np.ndarray, types: list[int]) -> bytes:
+    """Encode with the given filter type per row (cycled), the way libpng's adaptive filters do."""
+    h, w, c = arr.shape
+    bpp = 2 * c
+    rows = arr.astype(">u2").reshape(h, -1).view(np.uint8).astype(np.int32)
+    raw = bytearray()
+    for y in range(h):
+        cur = rows[y]
+        up = rows[y - 1] if y else np.zeros_like(cur)
+        left = np.concatenate([np.zeros(bpp, np.int32), cur[:-bpp]])
+        upleft = np.concatenate([np.zeros(bpp, np.int32), up[:-bpp]])
+        t = types[y % len(types)]
+        pred = [np.zeros_like(cur), left, up, (left + up) // 2, _paeth(left, up, upleft)][t]
+        raw += bytes([t]) + ((cur - pred) % 256).astype(np.uint8).tobytes()
+    colour_type = {1: 0, 2: 4, 3: 2, 4: 6}[c]
+    return _png_bytes(struct.pack(">IIBBBBB", w, h, 16, colour_type, 0, 0, 0), bytes(raw))
+
+
+@pytest.mark.parametrize("types", [[0, 1, 2], [4], [3, 4, 1, 0, 2]], ids=["none-sub-up", "paeth", "mixed"])
+@pytest.mark.parametrize("c", [1, 4])
+def test_filtered_16bit_png_is_read(tmp_path: Path, types: list[int], c: int) -> None:
+    # Files from other encoders (libpng: Blender, GIMP, ...) use every filter type.
+    arr = _random(np.uint16, c, seed=5)
     src = tmp_path / "f16.png"
-    src.write_bytes(blob)
+    src.write_bytes(_filtered_png16(arr, types))
     np.testing.assert_array_equal(iio.read_image(src).pixels, arr)
+    # pypng, an independent decoder, agrees
+    width, height, rows, _ = png.Reader(filename=str(src)).read()
+    np.testing.assert_array_equal(np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(arr.shape), arr)
+
+
+def test_our_16bit_png_is_standard(tmp_path: Path) -> None:
+    arr = _random(np.uint16, 3, seed=6)
+    path = tmp_path / "o.png"
+    iio.write_image(path, iio.ImageData(arr, None, "png", info={"icc_profile": b"icc", "dpi": (72.0, 72.0)}))
+    width, height, rows, meta = png.Reader(filename=str(path)).read()
+    assert meta["bitdepth"] == 16 and meta["planes"] == 3
+    np.testing.assert_array_equal(np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(arr.shape), arr)
+    back = iio.read_image(path)
+    assert back.info["icc_profile"] == b"icc" and round(back.info["dpi"][0]) == 72
+
+
+def test_interlaced_16bit_png_is_read(tmp_path: Path) -> None:
+    arr = _random(np.uint16, 2, seed=7)
+    path = tmp_path / "adam7.png"
+    with open(path, "wb") as fh:
+        png.Writer(W, H, greyscale=True, alpha=True, bitdepth=16, interlace=True).write(fh, arr.reshape(H, -1))
+    np.testing.assert_array_equal(iio.read_image(path).pixels, arr)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -385,14 +421,12 @@ def test_too_small_exr(tmp_path: Path) -> None:
     _expect_input_error(path, "too small")
 
 
-def test_huge_png_refused_before_decoding(tmp_path: Path) -> None:
+@pytest.mark.parametrize("depth", [8, 16])
+def test_huge_png_refused_before_decoding(tmp_path: Path, depth: int) -> None:
     # A header claiming 40000 x 40000 with almost no data: refused from the header alone.
-    def chunk(tag: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
-
-    ihdr = struct.pack(">IIBBBBB", 40000, 40000, 8, 2, 0, 0, 0)
+    ihdr = struct.pack(">IIBBBBB", 40000, 40000, depth, 2, 0, 0, 0)
     path = tmp_path / "bomb.png"
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 1000)))
+    path.write_bytes(_png_bytes(ihdr, b"\0" * 1000))
     _expect_input_error(path, "too large")
 
 
@@ -458,20 +492,20 @@ def test_interrupted_write_leaves_old_target_and_no_temp(
 ) -> None:
     target = tmp_path / "frame.png"
     target.write_bytes(b"previous complete frame")
-    real_write = png.Writer.write
+    real_write = iio._write_png
 
-    def write_half_then_fail(self: png.Writer, outfile, rows):  # type: ignore[no-untyped-def]
-        outfile.write(b"\x89PNG\r\n\x1a\n partial")
+    def write_half_then_fail(tmp: Path, image: iio.ImageData) -> None:
+        tmp.write_bytes(b"\x89PNG\r\n\x1a\n partial")
         raise exc("disk went away")
 
-    monkeypatch.setattr(png.Writer, "write", write_half_then_fail)
+    monkeypatch.setattr(iio, "_write_png", write_half_then_fail)
     img = iio.ImageData(_random(np.uint16, 4), None, "png")
     expected = KeyboardInterrupt if exc is KeyboardInterrupt else InputError
     with pytest.raises(expected):
         iio.write_image(target, img)
     assert target.read_bytes() == b"previous complete frame"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frame.png"]
-    monkeypatch.setattr(png.Writer, "write", real_write)
+    monkeypatch.setattr(iio, "_write_png", real_write)
     iio.write_image(target, img)
     np.testing.assert_array_equal(iio.read_image(target).pixels, img.pixels)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frame.png"]
