@@ -19,7 +19,7 @@ the forehead up to ~0.12 stay in the crop, room for the blend mask to fall to 0 
 """
 from __future__ import annotations
 
-from typing import TypeAlias
+from typing import Literal, TypeAlias
 
 import numpy as np
 
@@ -146,7 +146,7 @@ def crop_matrix_from_box(box: Box, size: int) -> Matrix:
 # Sampling helpers
 
 
-def _box_downsample(img: np.ndarray, k: int, *, pad: str = "edge") -> np.ndarray:
+def _box_downsample(img: np.ndarray, k: int, *, pad: Literal["edge", "constant"] = "edge") -> np.ndarray:
     """Mean-pool HxWxC by an integer factor k (padded to a multiple of k with ``pad``: "edge" or
     "constant" zeros).
 

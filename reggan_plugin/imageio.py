@@ -361,9 +361,10 @@ _PILLOW_KEEP = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
 def _read_pillow(path: Path, head: bytes) -> ImageData:
     """8-bit PNG, JPEG, and TIFFs tifffile cannot decode."""
-    with Image.open(path) as im:
-        _check_size(path, *im.size)
-        fmt: ImageFormat = {"PNG": "png", "JPEG": "jpeg", "TIFF": "tiff"}.get(im.format or "", _sniff(head) or "png")
+    with Image.open(path) as opened:
+        _check_size(path, *opened.size)
+        im: Image.Image = opened
+        fmt: str = {"PNG": "png", "JPEG": "jpeg", "TIFF": "tiff"}.get(opened.format or "", _sniff(head) or "png")
         info: dict[str, Any] = {}
         for key in ("icc_profile", "dpi", "exif"):
             if im.info.get(key):
@@ -384,6 +385,7 @@ def _read_pillow(path: Path, head: bytes) -> ImageData:
         elif mode in ("RGB", "L") and "transparency" in im.info:
             im = im.convert("RGBA" if mode == "RGB" else "LA")
             _converted(info, path, f"transparent-colour key converted to an alpha channel ({im.mode})")
+        arr: np.ndarray
         if im.mode in ("I;16", "I;16L", "I;16B"):
             arr = np.asarray(im).astype(np.uint16)[..., None]
         elif im.mode == "F":
@@ -405,7 +407,7 @@ def _read_tiff(path: Path, head: bytes) -> ImageData:
     with tifffile.TiffFile(path) as tf:
         if not tf.pages:
             raise InputError(path, "corrupt TIFF: no image in the file")
-        page = tf.pages[0]
+        page = tf.pages.first
         shape = page.shape
         axes = page.axes
         if axes not in ("YX", "YXS", "SYX"):

@@ -130,3 +130,14 @@ def test_result_is_clipped_to_unit_range() -> None:
     crop = align.warp_to_crop(frame, m, SIZE)
     new, _ = blend.paste_back(frame, crop, crop + 0.5, m, blend.feather_mask(SIZE), colour_match=False)
     assert new.max() <= 1.0 and new.min() >= 0.0
+
+
+def test_face_partly_outside_the_frame() -> None:
+    frame = _frame(120, 150)
+    m = align.crop_matrix_from_box((110.0, -20.0, 70.0, 70.0), SIZE)  # hangs off the top right corner
+    crop = align.warp_to_crop(frame, m, SIZE)
+    new, fmask = blend.paste_back(frame, crop, crop + 0.1, m, blend.feather_mask(SIZE), colour_match=False)
+    assert new.shape == frame.shape and fmask.shape == frame.shape[:2]
+    assert fmask[0, -1] == pytest.approx(1.0) and fmask[-1, 0] == 0
+    np.testing.assert_array_equal(new[fmask == 0], frame[fmask == 0])
+    np.testing.assert_allclose(new[0, -1], np.clip(frame[0, -1] + 0.1, 0, 1), atol=1e-6)
