@@ -28,20 +28,31 @@ def _default(config: type, name: str):
 
 
 class LazyGroup(click.Group):
-    """Sub-commands that need torch (export, train, dataset) are imported only when they run."""
+    """Sub-commands that need torch (export, train, dataset, ...) are imported only when they run;
+    `--help` lists them from their one-line summaries without importing anything."""
 
-    def __init__(self, *args, lazy: dict[str, tuple[str, str]] | None = None, **kwargs):
+    def __init__(self, *args, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self.lazy = lazy or {}
+        self.lazy = lazy or {}  # name -> ("module:attr", extra to install, one-line help)
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(super().list_commands(ctx)) | set(self.lazy))
 
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in self.lazy:
+                rows.append((name, self.lazy[name][2]))
+            else:
+                rows.append((name, self.commands[name].get_short_help_str(formatter.width - 20)))
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
     def get_command(self, ctx: click.Context, name: str):
         if name not in self.lazy:
             return super().get_command(ctx, name)
-        module, extra = self.lazy[name]
-        module_name, attr = module.split(":")
+        target, extra, _ = self.lazy[name]
+        module_name, attr = target.split(":")
         try:
             return getattr(importlib.import_module(module_name), attr)
         except ModuleNotFoundError as exc:
@@ -67,8 +78,10 @@ def _run(action):
 @click.group(
     cls=LazyGroup,
     lazy={
-        "export": ("reggan_plugin.export.cli:export", "export"),
-        "dataset": ("reggan_plugin.training.synth.cli:dataset", "train"),
+        "export": ("reggan_plugin.export.cli:export", "export", "Compile a checkpoint to ONNX, or ONNX to a TensorRT engine."),
+        "dataset": ("reggan_plugin.training.synth.cli:dataset", "train", "Render paired training faces from the ICT Face Model."),
+        "train": ("reggan_plugin.training.cli:train", "train", "Train RegGAN on paired faces (torchrun for several processes)."),
+        "bench": ("reggan_plugin.bench:bench", "export", "Measure speed and memory; writes docs/BENCHMARKS.md."),
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )

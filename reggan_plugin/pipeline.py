@@ -99,7 +99,9 @@ class ExpressionRenderer:
             result = self.backend.run(
                 image, np.repeat(weights[None], n, 0), np.full(n, edit.intensity, np.float32), outputs=(self._output,)
             )[self._output]
-            out[start : start + n] = (np.clip(result, -1, 1).transpose(0, 2, 3, 1) + 1) / 2
+            # The change, not the output, goes back: where the model changes nothing (intensity 0)
+            # the crop comes back bit-identical.
+            out[start : start + n] = chunk + (np.clip(result, -1, 1) - image).transpose(0, 2, 3, 1) / 2
         return out
 
     # -- paste back ------------------------------------------------------------------------------

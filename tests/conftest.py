@@ -38,14 +38,16 @@ def london_faces(shared_data: Path) -> Path:
 
 
 def make_tiny_model(path: Path, seed: int = 0) -> Path:
-    """Export a randomly initialised tiny RegGAN (32 px) to `path`; it visibly changes faces."""
+    """Export a randomly initialised tiny RegGAN (64 px) to `path`; it visibly changes faces."""
     torch = pytest.importorskip("torch", reason="torch is needed to build test models (pip install .[export])")
     from reggan_plugin.export.onnx_export import export_model
     from reggan_plugin.training.config import TINY
     from reggan_plugin.training.models import RegGAN
 
+    import dataclasses
+
     torch.manual_seed(seed)
-    model = RegGAN(TINY)
+    model = RegGAN(dataclasses.replace(TINY, image_size=64))  # 64: room for the feathered paste-back mask
     with torch.no_grad():
         model.stage1.bias.normal_(0.0, 0.2)
     return export_model(model, path, provenance={"training": "random init (tests)", "iterations": 0})
@@ -53,5 +55,5 @@ def make_tiny_model(path: Path, seed: int = 0) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory) -> Path:
-    """A tiny exported RegGAN ONNX artifact (32 px, 7 expressions) for runtime tests."""
+    """A tiny exported RegGAN ONNX artifact (64 px, 7 expressions) for runtime tests."""
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny.onnx")

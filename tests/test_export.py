@@ -1,6 +1,7 @@
 """ONNX export: parity with torch, metadata the runtime trusts, bad metadata rejected clearly."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import numpy as np
@@ -19,7 +20,7 @@ from reggan_plugin.training.models import RegGAN  # noqa: E402
 
 def test_artifact_metadata_and_signature(tiny_model):
     art = load_artifact(tiny_model)
-    assert art.input_size == 32 and art.expressions[1] == "happy" and art.has_intensity
+    assert art.input_size == 64 and art.expressions[1] == "happy" and art.has_intensity
     assert art.crop_template.shape == (5, 2)
     assert len(art.sha256) == 64
     proto = onnx.load(str(tiny_model))
@@ -39,7 +40,7 @@ def test_onnx_matches_torch_and_dynamic_batch(tmp_path):
 
 
 def test_verify_rejects_a_model_that_differs(tmp_path, tiny_model):
-    other = RegGAN(TINY)  # different random weights from the exported ones
+    other = RegGAN(dataclasses.replace(TINY, image_size=64))  # other random weights than the exported ones
     with pytest.raises(ExportError, match="differs from torch"):
         verify_onnx(other, tiny_model)
 
@@ -61,7 +62,7 @@ def _rewrite_metadata(src, dst, edit):
         (lambda p: p.pop(PREFIX + "expressions"), "missing"),
         (lambda p: p.update({PREFIX + "format_version": "99"}), "format_version"),
         (lambda p: p.update({PREFIX + "input_size": "abc"}), "input_size"),
-        (lambda p: p.update({PREFIX + "input_size": "64"}), "shape"),
+        (lambda p: p.update({PREFIX + "input_size": "128"}), "shape"),
         (lambda p: p.update({PREFIX + "expressions": "[\"happy\"]"}), "expression"),
         (lambda p: p.update({PREFIX + "expressions": "not json"}), "not JSON"),
         (lambda p: p.update({PREFIX + "value_range": "0,1"}), "value_range"),

@@ -1,0 +1,30 @@
+# `make demo` and `make test` work on a fresh clone: each sets up .venv first.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-stamp
+# torch comes from the local CPU wheel where pip's find-links has one (see README: GPU users install
+# the CUDA build themselves); bpy pins numpy<2 for the whole environment.
+EXTRAS := train,export,blender,test
+
+.PHONY: setup demo test clean
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+setup: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/reggan-plugin render --frames samples/frames --out out/demo --expression happy --faces samples/faces.json
+	@echo
+	@echo "Done: the input frames are in samples/frames/, the happy ones in out/demo/."
+	@echo "Try another: $(BIN)/reggan-plugin render --frames samples/frames --out out/sad --expression sad --intensity 0.7"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q -rs
+
+clean:
+	rm -rf $(VENV) out build dist *.egg-info
