@@ -151,12 +151,16 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     """
     from tqdm import tqdm
 
+    from .imageio import list_frames
     from .pipeline import ExpressionRenderer, render_sequence
+    from .sequence import check_out_dir
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage)
     seq = SequenceConfig(frames, out, faces, region, whole_image, shard, skip_existing, smooth)
 
     def go():
+        check_out_dir(seq.frames, seq.out)
+        list_frames(seq.frames)  # a bad directory is reported before the model loads
         renderer = ExpressionRenderer(inference)
         renderer.artifact.expression_weights(edit.expression)  # fail before the first frame
         click.echo(f"backend: {renderer.backend.description}", err=True)
