@@ -36,6 +36,11 @@ from reggan_plugin.errors import BackendUnavailable, RegganError
 
 from .preflight import preflight
 
+__all__ = [
+    "CacheState", "EngineBuildError", "EnginePaths", "EngineSpec", "Profile", "build_engine", "default_cache_dir",
+    "engine_paths", "lookup", "read_sidecar", "write_sidecar",
+]
+
 log = logging.getLogger("reggan_plugin.export")
 
 DEFAULT_WORKSPACE_GB = 4.0

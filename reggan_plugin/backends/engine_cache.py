@@ -220,7 +220,7 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def _sidecars(cache_dir: Path) -> list[dict]:
+def cached_sidecars(cache_dir: Path) -> list[dict]:
     try:
         files = sorted(Path(cache_dir).glob("*.json"))
     except OSError:
@@ -230,7 +230,7 @@ def _sidecars(cache_dir: Path) -> list[dict]:
 
 def _explain_missing(cache_dir: Path, spec: EngineSpec) -> str:
     """Why there is no engine: none yet, or one for this model built under other conditions."""
-    same_model = [s for s in _sidecars(cache_dir) if s.get("onnx_sha256") == spec.onnx_sha256]
+    same_model = [s for s in cached_sidecars(cache_dir) if s.get("onnx_sha256") == spec.onnx_sha256]
     if not same_model:
         return "no engine for this model in the cache yet"
     nearest = min(same_model, key=lambda s: len(sidecar_mismatches(s, spec)))
@@ -240,7 +240,7 @@ def _explain_missing(cache_dir: Path, spec: EngineSpec) -> str:
 
 def estimate_build_seconds(cache_dir: Path, spec: EngineSpec) -> tuple[float, str]:
     """Expected build time: a previous build here (same GPU and precision first), else a rough default."""
-    previous = [s for s in _sidecars(cache_dir) if isinstance(s.get("build_seconds"), (int, float))]
+    previous = [s for s in cached_sidecars(cache_dir) if isinstance(s.get("build_seconds"), (int, float))]
     for match, source in (
         (lambda s: s.get("onnx_sha256") == spec.onnx_sha256 and s.get("gpu_name") == spec.gpu_name
          and s.get("precision") == spec.precision, "from the previous build of this model on this GPU"),

@@ -89,14 +89,14 @@ def create_backend(
         try:
             backend = _create_one(candidate, art, precision=precision, build_missing=bool(build_engine), **common)
         except BackendUnavailable as exc:
-            skipped.append(f"{candidate}: {exc}")
+            skipped.append(str(exc))  # each message starts with "<name> backend"
             continue
         backend.selection = f"auto picked {candidate}" + (f" (not {'; '.join(skipped)})" if skipped else "")
         log.info("backend auto: picked %s: %s%s", candidate, backend.description,
                  "".join(f"\n  not {s}" for s in skipped))
         return backend
     if precision != "fp32":
-        skipped.append(f"cpu: fp16 is not available on the CPU, running fp32")
+        skipped.append("cpu backend: fp16 is not available on the CPU, running fp32")
     backend = CpuBackend(art, precision="fp32", tuning=cpu_tuning)
     backend.selection = "auto picked cpu (" + "; ".join(skipped) + ")"
     log.info("backend auto: picked cpu: %s; faster backends not usable:%s", backend.description,

@@ -69,7 +69,7 @@ def current_spec(artifact: ModelArtifact, *, precision: Precision, device_id: in
 
 def _cached_max_batch(cache_dir: Path, artifact: ModelArtifact, precision: str) -> int | None:
     """max_batch of an existing engine for this model and precision (so callers need not repeat --max-batch)."""
-    batches = [s["profile"]["max_batch"] for s in engine_cache._sidecars(cache_dir)
+    batches = [s["profile"]["max_batch"] for s in engine_cache.cached_sidecars(cache_dir)
                if s.get("onnx_sha256") == artifact.sha256 and s.get("precision") == precision
                and isinstance(s.get("profile"), dict) and isinstance(s["profile"].get("max_batch"), int)]
     return max(batches) if batches else None
@@ -97,8 +97,7 @@ def create_tensorrt_backend(
                 f"tensorrt backend: {state.reason}; build it once with `reggan-plugin export tensorrt --onnx "
                 f"{artifact.path} --{precision} --max-batch {batch}` (about {state.estimate_seconds / 60:.0f} min)"
             )
-        log.warning("%s", state.rebuild_message())
-        from ..export.tensorrt import build_engine
+        from ..export.tensorrt import build_engine  # logs the rebuild reason and time estimate before building
 
         build_engine(artifact.path, cache_dir, precision=precision, max_batch=batch, device_id=device_id)
         state = engine_cache.lookup(cache_dir, spec, artifact.path.stem)
