@@ -1,0 +1,100 @@
+"""bpy images <-> numpy arrays (main thread only).
+
+Blender keeps pixels bottom row first as float32 RGBA. The runtime wants the top row first
+(reggan_plugin.imageio's conventions), so rows are flipped on the way in and out. Byte images (8-bit
+textures) come back as uint8 (exactly the stored bytes: Blender's float view is byte / 255), so
+untouched pixels stay bit-identical; float images come back as scene-linear float32.
+
+The Render Result's pixels cannot be read directly: `render_result_pixels` saves it to a temporary
+OpenEXR file with `Image.save_render` (scene-linear, full float), loads that, and deletes it.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+import bpy
+
+
+@dataclass
+class Picture:
+    """pixels: HxWxC top row first; uint8 (sRGB-encoded bytes) or float32 (scene-linear when `linear`)."""
+
+    pixels: np.ndarray
+    linear: bool
+
+
+def read_pixels(image: Any) -> Picture:
+    width, height = image.size
+    channels = image.channels
+    if width == 0 or height == 0 or not image.has_data and not _load(image):
+        raise RuntimeError(f"image {image.name!r} has no pixels (is its file missing?)")
+    flat = np.empty(width * height * channels, np.float32)
+    image.pixels.foreach_get(flat)
+    pixels = flat.reshape(height, width, channels)[::-1]
+    if image.is_float:
+        return Picture(np.ascontiguousarray(pixels), linear=True)
+    return Picture(np.round(pixels * 255.0).astype(np.uint8), linear=False)
+
+
+def _load(image: Any) -> bool:
+    image.pixels[0:1]  # touching the pixels loads a file-backed image
+    return bool(image.has_data)
+
+
+def write_pixels(image: Any, pixels: np.ndarray) -> None:
+    """Top-row-first pixels (as `read_pixels` gives them) into an image of the same size."""
+    width, height = image.size
+    if pixels.shape[:2] != (height, width) or pixels.shape[2] != image.channels:
+        raise RuntimeError(f"image {image.name!r} is {width}x{height}x{image.channels}, the edit is {pixels.shape}")
+    values = pixels.astype(np.float32) / 255.0 if pixels.dtype == np.uint8 else pixels.astype(np.float32)
+    image.pixels.foreach_set(np.ascontiguousarray(values[::-1]).ravel())
+    image.update()
+
+
+def new_image(name: str, picture: Picture) -> Any:
+    """A new image datablock holding `picture` (float images are scene-linear)."""
+    height, width = picture.pixels.shape[:2]
+    image = bpy.data.images.new(name, width, height, alpha=picture.pixels.shape[2] == 4, float_buffer=picture.linear)
+    if picture.pixels.shape[2] != image.channels:
+        raise RuntimeError(f"cannot hold {picture.pixels.shape[2]} channels in a new image")
+    write_pixels(image, picture.pixels)
+    return image
+
+
+def render_result(name: str = "Render Result") -> Any:
+    image = bpy.data.images.get(name)
+    if image is None or image.type != "RENDER_RESULT":
+        raise LookupError("there is no Render Result yet: render a frame first (F12)")
+    return image
+
+
+def render_result_pixels(scene: Any) -> Picture:
+    """The Render Result as scene-linear float32 RGBA, via a temporary OpenEXR file."""
+    image = render_result()
+    settings = scene.render.image_settings
+    saved = {key: getattr(settings, key) for key in ("file_format", "color_mode", "color_depth", "exr_codec")}
+    handle, path = tempfile.mkstemp(prefix="reggan-render-", suffix=".exr")
+    os.close(handle)
+    try:
+        settings.file_format = "OPEN_EXR"
+        settings.color_mode = "RGBA"
+        settings.color_depth = "32"
+        settings.exr_codec = "ZIP"
+        image.save_render(filepath=path, scene=scene)
+        loaded = bpy.data.images.load(path, check_existing=False)
+        try:
+            picture = read_pixels(loaded)
+        finally:
+            bpy.data.images.remove(loaded)
+    finally:
+        for key, value in saved.items():
+            setattr(settings, key, value)
+        os.unlink(path)
+    if not picture.linear:
+        raise RuntimeError("the Render Result came back as 8-bit; expected float OpenEXR")
+    return picture

@@ -1,0 +1,179 @@
+"""Background jobs: the runtime works in a thread, bpy is touched only on the main thread.
+
+A `Job` runs `work(progress, cancel)` in a `threading.Thread`; the worker never touches bpy. Progress,
+the result and errors travel back through a `queue.Queue` that `drain` empties on the main thread
+(called by a `bpy.app.timers` timer, or by hand in tests and in background mode where timers do not
+run). `finish(result)` then runs on the main thread and may write into bpy data. Cancel sets a
+`threading.Event` that the worker checks between frames; a cancelled job is not an error.
+"""
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+log = logging.getLogger(__name__)
+
+Work = Callable[[Callable[[int, int], None], threading.Event], Any]  # runs in the worker thread
+Finish = Callable[[Any], str]  # runs on the main thread; returns a one-line message for the panel
+
+TIMER_INTERVAL = 0.1  # seconds between drains while a job runs
+
+
+@dataclass
+class JobStatus:
+    """What the panel shows about the current or last job."""
+
+    label: str = ""
+    state: str = "idle"  # idle | running | cancelling | done | cancelled | failed
+    done: int = 0
+    total: int = 0
+    message: str = ""
+    hint: str = ""  # how to fix a failure, when known
+
+    @property
+    def factor(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+    @property
+    def active(self) -> bool:
+        return self.state in ("running", "cancelling")
+
+
+@dataclass
+class Job:
+    label: str
+    work: Work
+    finish: Finish
+    on_cancel: Callable[[], None] | None = None  # main thread, after a cancelled job stopped
+    cancel: threading.Event = field(default_factory=threading.Event)
+    messages: "queue.Queue[tuple[str, Any]]" = field(default_factory=queue.Queue)
+    thread: threading.Thread | None = None
+
+    def start(self) -> None:
+        self.thread = threading.Thread(target=self._run, name=f"reggan: {self.label}", daemon=True)
+        self.thread.start()
+
+    def _progress(self, done: int, total: int) -> None:
+        self.messages.put(("progress", (done, total)))
+
+    def _run(self) -> None:
+        try:
+            result = self.work(self._progress, self.cancel)
+        except InterruptedError:
+            self.messages.put(("cancelled", None))
+        except Exception as exc:  # a worker thread must hand every failure to the main thread, or it is lost
+            from reggan_plugin.errors import RegganError
+
+            if not isinstance(exc, RegganError):
+                log.error("RegGAN job %r failed:\n%s", self.label, traceback.format_exc())
+            self.messages.put(("error", exc))
+        else:
+            self.messages.put(("result", result))
+
+
+def _hint(exc: BaseException) -> str:
+    from reggan_plugin.errors import BackendUnavailable, ModelError
+
+    if isinstance(exc, ModelError):
+        return "Choose a model file in the panel or in the add-on preferences"
+    if isinstance(exc, BackendUnavailable):
+        return "Pick the CPU or Auto backend, or install the missing GPU library"
+    if isinstance(exc, LookupError):
+        return "Check the face source settings (camera, head object, bone, vertex group)"
+    return ""
+
+
+class JobManager:
+    """One job at a time (a second Apply while one runs is refused with a message)."""
+
+    def __init__(self) -> None:
+        self.job: Job | None = None
+        self.status = JobStatus()
+        self.listeners: list[Callable[[JobStatus], None]] = []  # main thread: progress bar, redraws
+
+    @property
+    def busy(self) -> bool:
+        return self.job is not None
+
+    def start(self, job: Job, total: int = 0) -> None:
+        if self.job is not None:
+            raise RuntimeError(f"RegGAN is busy with {self.job.label!r}; cancel it or wait")
+        self.job = job
+        self.status = JobStatus(label=job.label, state="running", total=total)
+        job.start()
+        self._notify()
+
+    def request_cancel(self) -> bool:
+        if self.job is None:
+            return False
+        self.job.cancel.set()
+        self.status.state = "cancelling"
+        self._notify()
+        return True
+
+    def drain(self) -> bool:
+        """Handle everything the worker sent (main thread). True while a job is still running."""
+        job = self.job
+        if job is None:
+            return False
+        while True:
+            try:
+                kind, value = job.messages.get_nowait()
+            except queue.Empty:
+                break
+            if kind == "progress":
+                self.status.done, self.status.total = value
+            else:
+                self._end(job, kind, value)
+                break
+        self._notify()
+        return self.job is not None
+
+    def _end(self, job: Job, kind: str, value: Any) -> None:
+        self.job = None
+        status = self.status
+        if kind == "result":
+            try:
+                status.message = job.finish(value)
+                status.state = "cancelled" if job.cancel.is_set() and getattr(value, "cancelled", False) else "done"
+            except (ReferenceError, LookupError, RuntimeError, OSError) as exc:  # bpy data gone, file trouble
+                status.state, status.message, status.hint = "failed", str(exc), _hint(exc)
+        elif kind == "cancelled":
+            status.state, status.message = "cancelled", f"{job.label}: cancelled"
+            if job.on_cancel is not None:
+                job.on_cancel()
+        else:
+            status.state, status.message, status.hint = "failed", f"{job.label}: {value}", _hint(value)
+        log.info("RegGAN %s: %s", status.state, status.message)
+
+    def shutdown(self, timeout: float = 10.0) -> None:
+        """Cancel and forget the running job without calling its finish (the add-on is being disabled)."""
+        job = self.job
+        if job is None:
+            return
+        job.cancel.set()
+        if job.thread is not None:
+            job.thread.join(timeout)
+        self.job = None
+        self.status = JobStatus(label=job.label, state="cancelled", message=f"{job.label}: cancelled")
+
+    def wait(self, timeout: float = 60.0) -> JobStatus:
+        """Drain until the job ends (tests, background mode). Raises TimeoutError."""
+        deadline = time.monotonic() + timeout
+        while self.drain():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"RegGAN job {self.status.label!r} still running after {timeout} s")
+            time.sleep(0.01)
+        return self.status
+
+    def _notify(self) -> None:
+        for listener in self.listeners:
+            listener(self.status)
+
+
+JOBS = JobManager()

@@ -1,0 +1,379 @@
+"""Operators. Each reads what it needs from bpy on the main thread, starts a background job and returns
+at once; the job's `finish` writes the result back on the main thread (see jobs.py)."""
+from __future__ import annotations
+
+import json
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import bpy
+from bpy.props import StringProperty
+
+from . import engine, images, jobs, scene_faces, settings
+from .jobs import JOBS, Job
+
+BACKUP_SUFFIX = " (before RegGAN)"
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def run_settings(context: Any) -> engine.RunSettings:
+    prefs = settings.preferences(context)
+    s = context.scene.reggan
+    return engine.RunSettings(settings.inference_config(s, prefs), settings.edit_config(s), settings.engine_cache_dir(prefs))
+
+
+def given_faces(scene: Any, height: int, width: int) -> list | None:
+    """Faces the main thread can compute (box, scene projection at the current frame); None: the
+    worker locates them (detector or whole image)."""
+    from reggan_plugin.faces import Face
+
+    s = scene.reggan
+    if s.face_source == "BOX":
+        x, y, w, h = s.box
+        return [Face(box=(x, y, max(w, 1), max(h, 1)), source="region")]
+    if s.face_source == "SCENE":
+        box = scene_face_box(scene)
+        if box is None:
+            return []
+        rw, rh = scene_faces.render_size(scene)
+        if (rw, rh) != (width, height):  # the image is not at render size: scale the box
+            sx, sy = width / rw, height / rh
+            box = (box[0] * sx, box[1] * sy, box[2] * sx, box[3] * sy)
+        return [Face(box=box, source="given")]
+    return None
+
+
+def head_arguments(scene: Any) -> dict[str, Any]:
+    s = scene.reggan
+    if s.head_object is None:
+        raise LookupError("'From Scene' needs a head object (mesh, or armature with a head bone)")
+    return dict(
+        obj=s.head_object, bone=s.head_bone if s.head_object.type == "ARMATURE" else "",
+        vertex_group=s.head_vertex_group if s.head_object.type == "MESH" else "", margin=s.box_margin,
+    )
+
+
+def scene_face_box(scene: Any) -> tuple[float, float, float, float] | None:
+    head = head_arguments(scene)
+    return scene_faces.scene_face_box(scene, head.pop("obj"), depsgraph=bpy.context.evaluated_depsgraph_get(), **head)
+
+
+def ensure_timer() -> None:
+    if not bpy.app.timers.is_registered(_tick):
+        bpy.app.timers.register(_tick, first_interval=jobs.TIMER_INTERVAL)
+
+
+def _tick() -> float | None:
+    from . import handlers
+
+    busy = JOBS.drain()
+    busy = handlers.HOOK.drain() or busy
+    return jobs.TIMER_INTERVAL if busy else None
+
+
+def start(operator: Any, job: Job, total: int = 0) -> set[str]:
+    if JOBS.busy:
+        operator.report({"WARNING"}, f"RegGAN is busy with {JOBS.job.label!r}: cancel it or wait")
+        return {"CANCELLED"}
+    JOBS.start(job, total)
+    ensure_timer()
+    operator.report({"INFO"}, f"RegGAN: {job.label} started")
+    return {"FINISHED"}
+
+
+def _failed(operator: Any, exc: Exception) -> set[str]:
+    operator.report({"ERROR"}, str(exc))
+    JOBS.status = jobs.JobStatus(label=operator.bl_label, state="failed", message=str(exc), hint=jobs._hint(exc))
+    return {"CANCELLED"}
+
+
+def _label(s: Any) -> str:
+    return f"{s.expression} {round(s.intensity * 100)}%"
+
+
+# -- operators -------------------------------------------------------------------------------------
+class REGGAN_OT_apply_render_result(bpy.types.Operator):
+    """Apply the expression to the Render Result; the edit goes into a new image (the render is kept)"""
+
+    bl_idname = "reggan.apply_render_result"
+    bl_label = "Apply to Render Result"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        if bpy.data.images.get("Render Result") is None:
+            cls.poll_message_set("Render a frame first (F12)")
+            return False
+        return not JOBS.busy
+
+    def execute(self, context: Any) -> set[str]:
+        from reggan_plugin.errors import RegganError
+
+        s = context.scene.reggan
+        try:
+            picture = images.render_result_pixels(context.scene)
+            faces = given_faces(context.scene, *picture.pixels.shape[:2])
+            run = run_settings(context)
+        except (LookupError, RuntimeError, RegganError, ValueError) as exc:
+            return _failed(self, exc)
+        name = f"Render Result ({_label(s)})"
+        mode = s.face_source
+
+        def work(progress: Any, cancel: Any) -> Any:
+            progress(0, 1)
+            result = engine.edit_pixels(picture.pixels, linear=True, mode=mode, faces=faces, settings=run, cancel=cancel)
+            progress(1, 1)
+            return result
+
+        def finish(result: Any) -> str:
+            pixels, count = result
+            image = images.new_image(name, images.Picture(pixels, linear=True))
+            show_image(bpy.context, image)
+            return f"{image.name}: {count} face(s) edited" if count else f"{image.name}: no face found (unchanged)"
+
+        return start(self, Job(self.bl_label, work, finish), total=1)
+
+
+class REGGAN_OT_apply_image(bpy.types.Operator):
+    """Apply the expression to an image (a face texture): edited in place, a backup copy is kept for Revert"""
+
+    bl_idname = "reggan.apply_image"
+    bl_label = "Apply to Image"
+    bl_options = {"REGISTER"}
+
+    image_name: StringProperty(name="Image", description="Image to edit (default: the Image Editor's image)")
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return not JOBS.busy
+
+    def target(self, context: Any) -> Any:
+        if self.image_name:
+            image = bpy.data.images.get(self.image_name)
+        else:
+            image = getattr(context.space_data, "image", None) if context.space_data is not None else None
+        if image is None:
+            raise LookupError("no image: open one in the Image Editor")
+        if image.type in ("RENDER_RESULT", "COMPOSITING"):
+            raise LookupError("this is the Render Result: use 'Apply to Render Result'")
+        return image
+
+    def execute(self, context: Any) -> set[str]:
+        from reggan_plugin.errors import RegganError
+
+        s = context.scene.reggan
+        try:
+            image = self.target(context)
+            picture = images.read_pixels(image)
+            faces = given_faces(context.scene, *picture.pixels.shape[:2])
+            run = run_settings(context)
+        except (LookupError, RuntimeError, RegganError, ValueError) as exc:
+            return _failed(self, exc)
+        name, mode, label = image.name, s.face_source, _label(s)
+        keep_backup(image, picture)
+
+        def work(progress: Any, cancel: Any) -> Any:
+            progress(0, 1)
+            result = engine.edit_pixels(picture.pixels, linear=picture.linear, mode=mode, faces=faces, settings=run, cancel=cancel)
+            progress(1, 1)
+            return result
+
+        def finish(result: Any) -> str:
+            pixels, count = result
+            target = bpy.data.images.get(name)
+            if target is None:
+                raise LookupError(f"image {name!r} was removed while RegGAN worked on it")
+            images.write_pixels(target, pixels)
+            return f"{name}: {count} face(s) edited ({label}); Revert restores it" if count else f"{name}: no face found (unchanged)"
+
+        return start(self, Job(f"{self.bl_label} {name}", work, finish), total=1)
+
+
+def keep_backup(image: Any, picture: images.Picture) -> Any:
+    """A copy of the image's pixels before the edit (kept with a fake user; 'Revert' copies it back)."""
+    backup_name = image.name + BACKUP_SUFFIX
+    backup = bpy.data.images.get(backup_name)
+    if backup is not None and tuple(backup.size) == tuple(image.size) and backup.channels == image.channels:
+        images.write_pixels(backup, picture.pixels)
+    else:
+        if backup is not None:
+            bpy.data.images.remove(backup)
+        backup = images.new_image(backup_name, picture)
+    backup.use_fake_user = True
+    return backup
+
+
+class REGGAN_OT_revert_image(bpy.types.Operator):
+    """Restore the image as it was before the last RegGAN edit"""
+
+    bl_idname = "reggan.revert_image"
+    bl_label = "Revert"
+    bl_options = {"REGISTER", "UNDO"}
+
+    image_name: StringProperty(name="Image")
+
+    def execute(self, context: Any) -> set[str]:
+        name = self.image_name or getattr(getattr(context.space_data, "image", None), "name", "")
+        image, backup = bpy.data.images.get(name), bpy.data.images.get(name + BACKUP_SUFFIX)
+        if image is None or backup is None:
+            self.report({"WARNING"}, f"no RegGAN backup for {name!r}")
+            return {"CANCELLED"}
+        images.write_pixels(image, images.read_pixels(backup).pixels)
+        bpy.data.images.remove(backup)
+        self.report({"INFO"}, f"{name} restored")
+        return {"FINISHED"}
+
+
+FRAME_NUMBER = re.compile(r"(\d+)(?!.*\d)")
+
+
+def frame_number(path: Path) -> int | None:
+    match = FRAME_NUMBER.search(path.stem)
+    return int(match.group(1)) if match else None
+
+
+def frames_dir(context: Any) -> Path:
+    s = context.scene.reggan
+    text = s.frames_dir or str(Path(bpy.path.abspath(context.scene.render.filepath)).parent)
+    return Path(bpy.path.abspath(text))
+
+
+class REGGAN_OT_apply_frames(bpy.types.Operator):
+    """Apply the expression to a folder of rendered frames, writing a new folder (like `reggan-plugin render`)"""
+
+    bl_idname = "reggan.apply_frames"
+    bl_label = "Apply to Frames"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return not JOBS.busy
+
+    def execute(self, context: Any) -> set[str]:
+        from reggan_plugin.config import SequenceConfig
+        from reggan_plugin.errors import RegganError
+        from reggan_plugin.imageio import list_frames
+
+        s = context.scene.reggan
+        try:
+            source = frames_dir(context)
+            out = Path(bpy.path.abspath(s.out_dir)) if s.out_dir else engine.sibling_dir(source, s.expression)
+            frames = list_frames(source)
+            faces_file = self.scene_faces_file(context, frames) if s.face_source == "SCENE" else None
+            x, y, w, h = s.box
+            seq = SequenceConfig(
+                frames=source, out=out, faces=faces_file,
+                region=f"{x},{y},{max(w, 1)},{max(h, 1)}" if s.face_source == "BOX" else None,
+                whole_image=s.face_source == "WHOLE", skip_existing=s.skip_existing, smooth=s.smooth,
+            )
+            run = run_settings(context)
+        except (LookupError, RuntimeError, RegganError, ValueError, OSError) as exc:
+            return _failed(self, exc)
+
+        def work(progress: Any, cancel: Any) -> Any:
+            return engine.render_frames(seq, run, progress, cancel)
+
+        def finish(summary: Any) -> str:
+            lines = summary.lines()
+            for line in lines[1:]:
+                print("RegGAN:", line)
+            return f"{lines[0]} -> {out}" + (f" (see the console for {len(lines) - 1} problem(s))" if len(lines) > 1 else "")
+
+        return start(self, Job(f"{self.bl_label} {source.name}", work, finish), total=len(frames))
+
+    def scene_faces_file(self, context: Any, frames: list[Path]) -> Path:
+        """faces.json with the projected head box of each frame (frame number = the last digits of its name)."""
+        boxes: dict[str, Any] = {}
+        numbers = {frame: frame_number(frame) for frame in frames}
+        missing = [f.name for f, n in numbers.items() if n is None]
+        if missing:
+            raise LookupError(f"'From Scene' needs frame numbers in the file names; {missing[0]} has none")
+        head = head_arguments(context.scene)
+        projected = scene_faces.scene_face_boxes(context.scene, sorted(set(numbers.values())), head.pop("obj"), **head)
+        for frame, number in numbers.items():
+            boxes[frame.stem] = projected[number]
+        handle = tempfile.NamedTemporaryFile("w", prefix="reggan-faces-", suffix=".json", delete=False)
+        with handle:
+            json.dump(engine.faces_json(boxes), handle)
+        return Path(handle.name)
+
+
+class REGGAN_OT_cancel(bpy.types.Operator):
+    """Stop the running RegGAN job (frames already written are complete; none is left half-written)"""
+
+    bl_idname = "reggan.cancel"
+    bl_label = "Cancel"
+
+    def execute(self, context: Any) -> set[str]:
+        if not JOBS.request_cancel():
+            self.report({"INFO"}, "nothing to cancel")
+        return {"FINISHED"}
+
+
+class REGGAN_OT_release(bpy.types.Operator):
+    """Unload the RegGAN model (frees its memory, and GPU memory with a GPU backend)"""
+
+    bl_idname = "reggan.release"
+    bl_label = "Release Model"
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return not JOBS.busy
+
+    def execute(self, context: Any) -> set[str]:
+        self.report({"INFO"}, f"released {engine.release()} model(s)")
+        return {"FINISHED"}
+
+
+class REGGAN_OT_show_preferences(bpy.types.Operator):
+    """Open the RegGAN add-on preferences (model file, default backend, engine cache)"""
+
+    bl_idname = "reggan.show_preferences"
+    bl_label = "Open Preferences"
+
+    def execute(self, context: Any) -> set[str]:
+        bpy.ops.screen.userpref_show("INVOKE_DEFAULT")
+        context.preferences.active_section = "ADDONS"
+        bpy.ops.preferences.addon_show(module=settings.ADDON)
+        return {"FINISHED"}
+
+
+def show_image(context: Any, image: Any) -> None:
+    """Show a new image in an Image Editor that is not showing the Render Result (if there is one)."""
+    screen = getattr(context, "screen", None)
+    for area in screen.areas if screen is not None else ():
+        if area.type == "IMAGE_EDITOR" and area.spaces.active.image is not None and area.spaces.active.image.type != "RENDER_RESULT":
+            area.spaces.active.image = image
+            return
+
+
+def progress_listener(status: jobs.JobStatus) -> None:
+    """Window-manager progress (the cursor / status bar) and panel redraws, on the main thread."""
+    wm = bpy.context.window_manager
+    if wm is None:
+        return
+    if status.active:
+        if not getattr(progress_listener, "begun", False):
+            wm.progress_begin(0, 100)
+            progress_listener.begun = True  # type: ignore[attr-defined]
+        wm.progress_update(int(status.factor * 100))
+    elif getattr(progress_listener, "begun", False):
+        wm.progress_end()
+        progress_listener.begun = False  # type: ignore[attr-defined]
+    for window in wm.windows:
+        for area in window.screen.areas:
+            if area.type in ("IMAGE_EDITOR", "PROPERTIES", "STATUSBAR"):
+                area.tag_redraw()
+
+
+classes = (
+    REGGAN_OT_apply_render_result,
+    REGGAN_OT_apply_image,
+    REGGAN_OT_revert_image,
+    REGGAN_OT_apply_frames,
+    REGGAN_OT_cancel,
+    REGGAN_OT_release,
+    REGGAN_OT_show_preferences,
+)

@@ -1,0 +1,131 @@
+"""The panel, drawn in two places: the Image Editor sidebar ("RegGAN" tab) and Render Properties."""
+from __future__ import annotations
+
+from typing import Any
+
+import bpy
+
+from . import engine, settings
+from .handlers import HOOK
+from .jobs import JOBS
+
+
+def draw_settings(layout: Any, context: Any) -> None:
+    s = context.scene.reggan
+    col = layout.column(align=True)
+    col.prop(s, "expression")
+    col.prop(s, "intensity", slider=True)
+    row = layout.row(align=True)
+    row.prop(s, "backend", text="")
+    row.prop(s, "stage", text="")
+    layout.prop(s, "model_path")
+
+    layout.prop(s, "face_source")
+    if s.face_source == "BOX":
+        layout.prop(s, "box")
+    elif s.face_source == "SCENE":
+        layout.prop(s, "head_object")
+        head = s.head_object
+        if head is not None and head.type == "ARMATURE":
+            layout.prop_search(s, "head_bone", head.data, "bones")
+        elif head is not None and head.type == "MESH":
+            layout.prop_search(s, "head_vertex_group", head, "vertex_groups")
+        layout.prop(s, "box_margin")
+        if context.scene.camera is None:
+            layout.label(text="The scene has no camera", icon="ERROR")
+
+
+def draw_job(layout: Any) -> None:
+    status = JOBS.status
+    if status.active:
+        row = layout.row(align=True)
+        text = f"{status.label}: {status.done}/{status.total}" if status.total > 1 else f"{status.label}..."
+        if hasattr(row, "progress"):  # Blender 4.0+
+            row.progress(factor=status.factor, type="BAR", text=text)
+        else:
+            row.label(text=text)
+        row.operator("reggan.cancel", text="", icon="CANCEL")
+    elif status.state == "failed":
+        box = layout.box()
+        box.label(text=status.message, icon="ERROR")
+        if status.hint:
+            box.label(text=status.hint, icon="INFO")
+            if "model" in status.hint.lower():
+                box.operator("reggan.show_preferences", icon="PREFERENCES")
+    elif status.message:
+        layout.label(text=status.message, icon="CHECKMARK" if status.state == "done" else "INFO")
+    if HOOK.text():
+        layout.label(text=HOOK.text(), icon="RENDER_ANIMATION")
+    models = engine.loaded()
+    if models:
+        row = layout.row()
+        row.label(text=models[0], icon="MEMORY")
+        row.operator("reggan.release", text="", icon="X")
+
+
+def draw_frames(layout: Any, context: Any) -> None:
+    s = context.scene.reggan
+    layout.prop(s, "frames_dir")
+    layout.prop(s, "out_dir")
+    row = layout.row()
+    row.prop(s, "skip_existing")
+    if s.face_source == "AUTO":
+        row.prop(s, "smooth")
+    layout.operator("reggan.apply_frames", icon="SEQUENCE")
+    layout.prop(s, "auto_apply")
+
+
+class REGGAN_PT_image_editor(bpy.types.Panel):
+    bl_label = "RegGAN Expressions"
+    bl_idname = "REGGAN_PT_image_editor"
+    bl_space_type = "IMAGE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "RegGAN"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        draw_settings(layout, context)
+        image = getattr(context.space_data, "image", None)
+        col = layout.column(align=True)
+        if image is not None and image.type == "RENDER_RESULT":
+            col.operator("reggan.apply_render_result", icon="RENDER_RESULT")
+        else:
+            col.operator("reggan.apply_image", icon="IMAGE_DATA")
+            if image is not None and bpy.data.images.get(image.name + " (before RegGAN)") is not None:
+                col.operator("reggan.revert_image", icon="LOOP_BACK")
+            col.operator("reggan.apply_render_result", icon="RENDER_RESULT")
+        draw_job(layout)
+
+
+class REGGAN_PT_image_editor_frames(bpy.types.Panel):
+    bl_label = "Frame Sequence"
+    bl_idname = "REGGAN_PT_image_editor_frames"
+    bl_space_type = "IMAGE_EDITOR"
+    bl_region_type = "UI"
+    bl_category = "RegGAN"
+    bl_parent_id = "REGGAN_PT_image_editor"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: Any) -> None:
+        draw_frames(self.layout, context)
+
+
+class REGGAN_PT_render(bpy.types.Panel):
+    bl_label = "RegGAN Expressions"
+    bl_idname = "REGGAN_PT_render"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "render"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        layout.use_property_split = True
+        layout.use_property_decorate = False
+        draw_settings(layout, context)
+        layout.operator("reggan.apply_render_result", icon="RENDER_RESULT")
+        draw_frames(layout, context)
+        draw_job(layout)
+
+
+classes = (REGGAN_PT_image_editor, REGGAN_PT_image_editor_frames, REGGAN_PT_render)

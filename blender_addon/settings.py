@@ -1,0 +1,188 @@
+"""Blender properties: the panel's settings (per scene) and the add-on preferences.
+
+Every default comes from the runtime's config dataclasses (reggan_plugin.config), the single source of
+defaults shared with the CLI; tests/test_blender_addon.py checks that they agree.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, IntVectorProperty, PointerProperty, StringProperty
+
+from reggan_plugin.config import BACKENDS, PRECISIONS, STAGES, EditConfig, InferenceConfig, SequenceConfig
+from reggan_plugin.expressions import EXPRESSIONS
+
+ADDON = __package__  # the extension's module name (bl_ext.<repo>.reggan_expressions when installed)
+
+
+def default(config: type, name: str) -> Any:
+    """The default of a config dataclass field (the one place defaults are defined)."""
+    for item in dataclasses.fields(config):
+        if item.name == name:
+            return item.default
+    raise KeyError(f"{config.__name__} has no field {name!r}")
+
+
+BACKEND_LABELS = {
+    "auto": ("Auto", "The fastest backend that works here (TensorRT, then CUDA, then CPU); the panel says which"),
+    "cpu": ("CPU", "onnxruntime on the CPU: works everywhere"),
+    "cuda": ("CUDA", "NVIDIA GPU through onnxruntime-gpu or torch; an error (never a silent CPU run) if unavailable"),
+    "tensorrt": ("TensorRT", "NVIDIA TensorRT engines, built once per GPU and cached"),
+}
+STAGE_LABELS = {
+    "full": ("Full", "Regression stage and refinement network (best quality)"),
+    "regression": ("Preview", "Regression stage alone: fast, blurrier"),
+}
+PREFERENCES_BACKEND = "PREFERENCES"
+FACE_SOURCES = (
+    ("AUTO", "Detect", "Find faces with the bundled detector (may miss stylised faces)"),
+    ("SCENE", "From Scene", "Project the head (object, bone or vertex group) through the scene camera: exact, per frame"),
+    ("BOX", "Box", "A fixed box in pixels (x, y from the top-left corner, width, height)"),
+    ("WHOLE", "Whole Image", "The whole image is the face (already-cropped faces, face texture tiles)"),
+)
+
+
+def _enum(names: tuple[str, ...], labels: dict[str, tuple[str, str]]) -> list[tuple[str, str, str]]:
+    return [(name, *labels.get(name, (name.title(), name))) for name in names]
+
+
+class RegganPreferences(bpy.types.AddonPreferences):
+    bl_idname = ADDON
+
+    backend: EnumProperty(
+        name="Default Backend", items=_enum(BACKENDS, BACKEND_LABELS), default=default(InferenceConfig, "backend"),
+        description="Backend used when a scene's backend is 'Default'",
+    )
+    precision: EnumProperty(
+        name="Precision", items=[(p, p, f"{p} inference (fp16 on GPU backends only)") for p in PRECISIONS],
+        default=default(InferenceConfig, "precision"),
+    )
+    batch: IntProperty(name="Batch", min=1, max=256, default=default(InferenceConfig, "batch"), description="Faces per inference call")
+    model_path: StringProperty(
+        name="Model File", subtype="FILE_PATH", default="",
+        description="RegGAN ONNX model used when a scene names none (empty: the model bundled with the add-on)",
+    )
+    cache_dir: StringProperty(
+        name="Engine Cache", subtype="DIR_PATH", default="",
+        description="Where TensorRT engines are cached (empty: the extension's user folder)",
+    )
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        layout.prop(self, "backend")
+        row = layout.row()
+        row.prop(self, "precision")
+        row.prop(self, "batch")
+        layout.prop(self, "model_path")
+        layout.label(text=f"Bundled model: {bundled_model_text()}")
+        layout.prop(self, "cache_dir")
+        layout.label(text=f"Engines go to: {engine_cache_dir(self)}")
+
+
+class RegganSettings(bpy.types.PropertyGroup):
+    expression: EnumProperty(
+        name="Expression", items=[(e, e.title(), f"Make the face {e}") for e in EXPRESSIONS],
+        default=default(EditConfig, "expression"),
+    )
+    intensity: FloatProperty(
+        name="Intensity", min=0.0, max=1.0, subtype="FACTOR", default=default(EditConfig, "intensity"),
+        description="0 keeps the face as it is, 1 is the full expression",
+    )
+    backend: EnumProperty(
+        name="Backend",
+        items=[(PREFERENCES_BACKEND, "Default", "The backend chosen in the add-on preferences")] + _enum(BACKENDS, BACKEND_LABELS),
+        default=PREFERENCES_BACKEND,
+    )
+    stage: EnumProperty(name="Quality", items=_enum(STAGES, STAGE_LABELS), default=default(InferenceConfig, "stage"))
+    model_path: StringProperty(
+        name="Model File", subtype="FILE_PATH", default="",
+        description="RegGAN ONNX model (empty: the preferences' model, else the bundled one)",
+    )
+    face_source: EnumProperty(name="Faces", items=FACE_SOURCES, default="AUTO")
+    box: IntVectorProperty(
+        name="Box", size=4, min=0, default=(0, 0, 256, 256),
+        description="Face box in pixels: x and y of the top-left corner (y down, as in image files), width, height",
+    )
+    head_object: PointerProperty(name="Head", type=bpy.types.Object, description="Head mesh, or the armature holding the head bone")
+    head_bone: StringProperty(name="Bone", description="Head bone (armatures): a sphere through its head and tail")
+    head_vertex_group: StringProperty(name="Vertex Group", description="Face vertex group (meshes): the box around its vertices")
+    box_margin: FloatProperty(
+        name="Margin", min=-0.5, max=2.0, default=0.0, subtype="FACTOR",
+        description="Grow (or shrink, negative) the projected box by this fraction",
+    )
+    frames_dir: StringProperty(name="Frames", subtype="DIR_PATH", description="Folder of rendered frames (default: the render output folder)")
+    out_dir: StringProperty(name="Output", subtype="DIR_PATH", description="New folder for the edited frames (default: <frames>_reggan_<expression>)")
+    skip_existing: BoolProperty(name="Skip Existing", default=default(SequenceConfig, "skip_existing"), description="Resume: keep frames already in the output folder")
+    smooth: FloatProperty(
+        name="Smoothing", min=0.0, max=1.0, default=default(SequenceConfig, "smooth"),
+        description="Temporal smoothing of detected faces (0 = off)",
+    )
+    auto_apply: BoolProperty(
+        name="Apply After Each Rendered Frame", default=False,
+        description="While rendering an animation, edit every written frame into a sibling folder <output>_reggan_<expression>",
+    )
+
+
+classes = (RegganPreferences, RegganSettings)
+
+
+def preferences(context: Any = None) -> RegganPreferences | None:
+    """The add-on preferences, or None when the add-on was registered without being enabled (scripts)."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON)
+    return addon.preferences if addon is not None else None
+
+
+def bundled_model_text() -> str:
+    from reggan_plugin.artifact import default_model_path
+
+    path = default_model_path()
+    return str(path) if path.is_file() else "not installed (choose a model file)"
+
+
+def engine_cache_dir(prefs: RegganPreferences | None) -> Path:
+    if prefs is not None and prefs.cache_dir:
+        return Path(bpy.path.abspath(prefs.cache_dir))
+    if ADDON and ADDON.startswith("bl_ext."):
+        return Path(bpy.utils.extension_path_user(ADDON, path="engines", create=True))
+    from reggan_plugin.backends.engine_cache import default_cache_dir
+
+    return default_cache_dir()
+
+
+def model_path(settings: RegganSettings, prefs: RegganPreferences | None) -> Path | None:
+    for text in (settings.model_path, prefs.model_path if prefs is not None else ""):
+        if text:
+            return Path(bpy.path.abspath(text))
+    return None  # the bundled model (InferenceConfig.model's default)
+
+
+def backend(settings: RegganSettings, prefs: RegganPreferences | None) -> str:
+    if settings.backend != PREFERENCES_BACKEND:
+        return settings.backend
+    return prefs.backend if prefs is not None else default(InferenceConfig, "backend")
+
+
+def inference_config(settings: RegganSettings, prefs: RegganPreferences | None) -> InferenceConfig:
+    return InferenceConfig(
+        model=model_path(settings, prefs),
+        backend=backend(settings, prefs),  # type: ignore[arg-type]
+        precision=prefs.precision if prefs is not None else default(InferenceConfig, "precision"),
+        batch=prefs.batch if prefs is not None else default(InferenceConfig, "batch"),
+        stage=settings.stage,
+    )
+
+
+def edit_config(settings: RegganSettings) -> EditConfig:
+    return EditConfig(expression=settings.expression, intensity=float(settings.intensity))
+
+
+def register_properties() -> None:
+    bpy.types.Scene.reggan = PointerProperty(type=RegganSettings)
+
+
+def unregister_properties() -> None:
+    del bpy.types.Scene.reggan
