@@ -98,7 +98,7 @@ def tiny_onnx(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathF
     """The lead's `tiny_model` fixture (an exported RegGAN) when conftest has it, else our onnx.helper model."""
     try:
         return Path(request.getfixturevalue("tiny_model"))
-    except pytest.FixtureLookupError:
+    except (pytest.FixtureLookupError, pytest.skip.Exception):  # no such fixture, or no torch to export it
         return build_tiny_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
 
 

@@ -38,7 +38,7 @@ needs_trt = pytest.mark.skipif(not (GPUS and TRT.ok), reason=NO_GPU_WHY if not G
 def tiny_onnx(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
     try:
         return Path(request.getfixturevalue("tiny_model"))
-    except pytest.FixtureLookupError:
+    except (pytest.FixtureLookupError, pytest.skip.Exception):  # no such fixture, or no torch to export it
         return build_tiny_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
 
 
