@@ -1,0 +1,111 @@
+"""Pair augmentation on batches (torch): every random draw is shared by the two images of a pair.
+
+Geometric jitter (small similarity + mirror) cuts the S x S crop out of the wider cached crop, so
+the pair stays pixel-aligned; photometric changes (brightness, contrast, saturation, hue, gamma,
+noise, blur) are one function applied to both images, so the network learns to keep them rather
+than to undo them. All draws come from the caller's ``torch.Generator`` (on the CPU), which makes a
+run reproducible and resumable on any device.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from ..train_config import AugmentConfig
+
+# RGB <-> YIQ (NTSC): hue is a rotation of the (I, Q) chroma plane.
+_YIQ = torch.tensor([[0.299, 0.587, 0.114], [0.596, -0.274, -0.322], [0.211, -0.523, 0.312]])
+_LUMA = torch.tensor([0.299, 0.587, 0.114])
+
+
+def _uniform(gen: torch.Generator, n: int, low: float, high: float) -> Tensor:
+    return torch.rand(n, generator=gen) * (high - low) + low
+
+
+def center_crop(images: Tensor, size: int) -> Tensor:
+    """The central size x size square of [B, C, T, T] (the runtime's crop, no jitter)."""
+    m = (images.shape[-1] - size) // 2
+    return images[..., m : m + size, m : m + size]
+
+
+def geometric_thetas(cfg: AugmentConfig, n: int, size: int, total: int, gen: torch.Generator) -> Tensor:
+    """[n, 2, 3] affine_grid matrices taking output (S) normalised coords to cache (T) normalised coords."""
+    k = size / total
+    angle = torch.deg2rad(_uniform(gen, n, -cfg.rotate_deg, cfg.rotate_deg))
+    zoom = _uniform(gen, n, 1 - cfg.scale, 1 + cfg.scale)
+    shift = _uniform(gen, 2 * n, -cfg.translate, cfg.translate).view(n, 2) * 2 * k
+    mirror = torch.where(torch.rand(n, generator=gen) < 0.5, -1.0, 1.0) if cfg.flip else torch.ones(n)
+    cos, sin = torch.cos(angle) * k / zoom, torch.sin(angle) * k / zoom
+    theta = torch.zeros(n, 2, 3)
+    theta[:, 0, 0], theta[:, 0, 1], theta[:, 0, 2] = cos * mirror, -sin, shift[:, 0]
+    theta[:, 1, 0], theta[:, 1, 1], theta[:, 1, 2] = sin * mirror, cos, shift[:, 1]
+    return theta
+
+
+def _gaussian_kernels(sigma: Tensor, radius: int) -> Tensor:
+    """[n, 1, 2r+1, 2r+1] normalised Gaussians; sigma 0 gives a delta."""
+    x = torch.arange(-radius, radius + 1, dtype=torch.float32)
+    s = sigma.clamp(min=1e-3)[:, None]
+    g = torch.exp(-0.5 * (x[None] / s) ** 2)
+    g = g / g.sum(dim=1, keepdim=True)
+    return (g[:, :, None] * g[:, None, :])[:, None]
+
+
+def photometric(images: list[Tensor], cfg: AugmentConfig, gen: torch.Generator) -> list[Tensor]:
+    """Apply one random photometric function per pair to each [B, 3, S, S] tensor in [0, 1]."""
+    ref = images[0]
+    n, device = ref.shape[0], ref.device
+
+    def draw(low: float, high: float) -> Tensor:
+        return _uniform(gen, n, low, high).to(device)[:, None, None, None]
+
+    brightness = draw(-cfg.brightness, cfg.brightness)
+    contrast = draw(1 - cfg.contrast, 1 + cfg.contrast)
+    saturation = draw(1 - cfg.saturation, 1 + cfg.saturation)
+    hue = torch.deg2rad(_uniform(gen, n, -cfg.hue_deg, cfg.hue_deg))
+    gamma = draw(-cfg.gamma, cfg.gamma).exp()
+    noise_sigma = draw(0.0, cfg.noise)
+    noise = torch.randn(ref.shape, generator=gen).to(device) * noise_sigma
+    blur_on = torch.rand(n, generator=gen) < cfg.blur_prob
+    blur_sigma = torch.where(blur_on, _uniform(gen, n, 0.3, max(cfg.blur_sigma, 0.3)), torch.zeros(n))
+    # hue rotation as one 3x3 colour matrix per pair: RGB -> YIQ, rotate (I, Q), back
+    rot = torch.zeros(n, 3, 3)
+    rot[:, 0, 0] = 1.0
+    rot[:, 1, 1], rot[:, 1, 2] = torch.cos(hue), -torch.sin(hue)
+    rot[:, 2, 1], rot[:, 2, 2] = torch.sin(hue), torch.cos(hue)
+    colour = (torch.linalg.inv(_YIQ) @ rot @ _YIQ).to(device)
+    luma = _LUMA.to(device)[None, :, None, None]
+    mean = (ref * luma).sum(1, keepdim=True).mean(dim=(2, 3), keepdim=True)  # the neutral's: one function per pair
+    radius = max(1, math.ceil(3 * max(cfg.blur_sigma, 0.3)))
+    kernels = _gaussian_kernels(blur_sigma, radius).to(device)
+    out = []
+    for img in images:
+        x = img + brightness
+        x = (x - mean) * contrast + mean
+        grey = (x * luma).sum(1, keepdim=True)
+        x = grey + (x - grey) * saturation
+        x = torch.einsum("nij,njhw->nihw", colour, x)
+        x = x.clamp(0.0, 1.0) ** gamma
+        if bool(blur_on.any()):
+            b, c, h, w = x.shape
+            padded = F.pad(x.reshape(1, b * c, h, w), (radius,) * 4, mode="replicate")
+            x = F.conv2d(padded, kernels.repeat_interleave(c, dim=0), groups=b * c).reshape(b, c, h, w)
+        out.append((x + noise).clamp(0.0, 1.0))
+    return out
+
+
+def augment_pairs(neutral: Tensor, target: Tensor, cfg: AugmentConfig, size: int, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """[B, 3, T, T] float in [0, 1] (cache crops) -> two [B, 3, S, S] in [0, 1], augmented alike."""
+    if not cfg.enabled:
+        return center_crop(neutral, size), center_crop(target, size)
+    n, total = neutral.shape[0], neutral.shape[-1]
+    theta = geometric_thetas(cfg, n, size, total, gen).to(neutral.device)
+    grid = F.affine_grid(theta, [n, 3, size, size], align_corners=False)
+    both = torch.cat([neutral, target])
+    warped = F.grid_sample(both, torch.cat([grid, grid]), mode="bilinear", padding_mode="border", align_corners=False)
+    x, t = warped[:n], warped[n:]
+    x, t = photometric([x, t], cfg, gen)
+    return x, t

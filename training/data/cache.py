@@ -1,0 +1,146 @@
+"""Aligned crops of one data folder, cut once and cached as one compact ``.npz`` (uint8, no pickle).
+
+Epochs then read memory instead of decoding 512 px photos again. The cache file name carries a hash
+of everything the crops depend on (layout, crop size and margin, the code version, and every input
+file's name, size and modification time), so a changed folder or setting builds a new cache.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from reggan_plugin.errors import InputError
+
+from .crop import CropGeometry, crop_pair, load_rgb
+from .landmarks import Detector, find_five_points, sidecar_for
+from .layouts import DatasetScan
+
+CACHE_VERSION = 1
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PairSet:
+    """The cached crops of one data folder. Crops are ``total x total x 3`` uint8 sRGB (see CropGeometry)."""
+
+    name: str
+    layout: str
+    root: str
+    geometry: CropGeometry
+    identities: np.ndarray  # [I] str, "<dataset>/<person>"
+    neutral: np.ndarray  # [I, T, T, 3] uint8, one neutral crop per identity
+    target: np.ndarray  # [P, T, T, 3] uint8
+    pair_identity: np.ndarray  # [P] int32 index into identities / neutral
+    pair_expression: np.ndarray  # [P] str expression name
+    skipped: tuple[str, ...]
+
+    def __len__(self) -> int:
+        return len(self.target)
+
+
+def _signature(scan: DatasetScan, geometry: CropGeometry) -> str:
+    files = sorted({p for pair in scan.pairs for p in (pair.neutral, pair.target)})
+    files += [s for s in (sidecar_for(p) for p in files) if s is not None]
+    stat = [(str(p.relative_to(scan.root)), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(files)]
+    blob = json.dumps({"v": CACHE_VERSION, "layout": scan.layout, "root": str(scan.root.resolve()),
+                       "size": geometry.size, "margin": geometry.margin_fraction, "files": stat}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def cache_path(scan: DatasetScan, geometry: CropGeometry, cache_dir: Path) -> Path:
+    return Path(cache_dir) / f"{scan.name}-{scan.layout}-{geometry.size}-{_signature(scan, geometry)}.npz"
+
+
+def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load_cache(path: Path) -> PairSet:
+    with np.load(path, allow_pickle=False) as z:
+        meta = json.loads(str(z["meta"]))
+        return PairSet(
+            name=meta["name"], layout=meta["layout"], root=meta["root"],
+            geometry=CropGeometry(meta["size"], meta["margin_fraction"]),
+            identities=z["identities"], neutral=z["neutral"], target=z["target"],
+            pair_identity=z["pair_identity"], pair_expression=z["pair_expression"],
+            skipped=tuple(meta["skipped"]),
+        )
+
+
+def build_pairs(scan: DatasetScan, geometry: CropGeometry, detector: Detector | None = None,
+                progress: bool = False) -> PairSet:
+    """Decode, align and crop every pair of ``scan`` (no caching)."""
+    from tqdm import tqdm
+
+    by_identity: dict[str, list] = {}
+    for pair in scan.pairs:
+        by_identity.setdefault(pair.identity, []).append(pair)
+    identities, neutrals, targets, pair_id, pair_expr = [], [], [], [], []
+    skipped = list(scan.skipped)
+    for ident, pairs in tqdm(sorted(by_identity.items()), desc=f"cropping {scan.name}", disable=not progress, unit="id"):
+        neutral_rgb = load_rgb(pairs[0].neutral)
+        points = find_five_points(pairs[0].neutral, neutral_rgb, detector)
+        if points is None:
+            skipped.append(f"{pairs[0].neutral}: no landmark file and no detection")
+            continue
+        crops = []
+        for pair in pairs:
+            target_rgb = load_rgb(pair.target)
+            target_pts = None if scan.pixel_aligned else find_five_points(pair.target)
+            try:
+                n_crop, t_crop, _ = crop_pair(neutral_rgb, target_rgb, points, geometry, scan.pixel_aligned, target_pts)
+            except ValueError as exc:
+                skipped.append(f"{pair.target}: {exc}")
+                continue
+            crops.append((t_crop, pair.expression))
+        if not crops:
+            continue
+        index = len(identities)
+        identities.append(ident)
+        neutrals.append(n_crop)
+        for t_crop, expr in crops:
+            targets.append(t_crop)
+            pair_id.append(index)
+            pair_expr.append(expr)
+    if not targets:
+        raise InputError(scan.root, f"no pair could be cropped ({skipped[0] if skipped else 'empty'})")
+    t = geometry.total
+    return PairSet(
+        name=scan.name, layout=scan.layout, root=str(scan.root.resolve()), geometry=geometry,
+        identities=np.array(identities, dtype=str), neutral=np.stack(neutrals).reshape(-1, t, t, 3),
+        target=np.stack(targets), pair_identity=np.array(pair_id, dtype=np.int32),
+        pair_expression=np.array(pair_expr, dtype=str), skipped=tuple(skipped),
+    )
+
+
+def cached_pairs(scan: DatasetScan, geometry: CropGeometry, cache_dir: str | Path | None,
+                 detector: Detector | None = None, progress: bool = False) -> PairSet:
+    """The crops of ``scan``: loaded from ``cache_dir`` when built before, else built and saved there."""
+    if cache_dir is None:
+        return build_pairs(scan, geometry, detector, progress)
+    path = cache_path(scan, geometry, Path(cache_dir))
+    if path.is_file():
+        return load_cache(path)
+    pairs = build_pairs(scan, geometry, detector, progress)
+    if pairs.skipped:
+        log.warning("%s: %d file(s) skipped, first: %s", scan.root, len(pairs.skipped), pairs.skipped[0])
+    meta = {"name": pairs.name, "layout": pairs.layout, "root": pairs.root, "size": geometry.size,
+            "margin_fraction": geometry.margin_fraction, "skipped": list(pairs.skipped), "version": CACHE_VERSION}
+    _save(path, {"meta": np.array(json.dumps(meta)), "identities": pairs.identities, "neutral": pairs.neutral,
+                 "target": pairs.target, "pair_identity": pairs.pair_identity, "pair_expression": pairs.pair_expression})
+    return pairs

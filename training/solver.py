@@ -1,0 +1,318 @@
+"""RegGAN training: stage 1 in closed form, then stage 2 adversarially (StarGAN's solver, in phases).
+
+Phase 0 (once, rank 0): choose stage 1's receptive field r and ridge lambda on the validation split
+(`losses.select_ridge`, table written to RUN/stage1_selection.md), then fit every expression's
+regression maps on all training pairs with `fit_ridge` and install them.
+
+Stage 1 stays FROZEN while stage 2 trains. Why: its closed-form fit is already the ridge optimum of
+its own loss; letting adversarial gradients into E x 3 x r^2 x S^2 per-pixel weights (millions of
+parameters with no weight sharing) overfits the few hundred identities and lets the regression
+drift away from what the evaluation reports as "stage 1 alone"; and a fixed stage 1 gives the
+refiner a fixed input distribution. The refiner learns what a local linear map cannot: sharpness,
+identity, and motions larger than r (DESIGN.md, "Measured before any code").
+
+Every iteration of stage 2:
+  1. inputs: a batch of augmented pairs (x neutral, t target, c expression) from this iteration's generator
+  2. D step: L_D = -D(t) + D(y) + lambda_cls CE(D_cls(t), c) + lambda_gp GP
+  3. G step (every n_critic): L_G = -D(y) + lambda_cls CE(D_cls(y), c) + lambda_l1 |y - t| + lambda_grad |grad y - grad t|
+                                   + lambda_sparse |m_out (y - x)| + lambda_ident |G(x, neutral) - x|
+  4. bookkeeping: CSV log, sample grid, checkpoint (rank 0)
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import math
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .config import ModelConfig
+from .data.dataset import PairedFaces
+from .losses import (
+    classification_loss, face_oval_mask, gradient_penalty, image_gradient_l1, masked_residual_sparsity,
+    psnr, ridge_table_markdown, select_ridge,
+)
+from .models import Discriminator, RegGAN, fit_ridge
+from .run_state import (
+    CsvLog, DistInfo, iteration_generator, load_run_state, restore_optimisers, save_run_checkpoint,
+)
+from .train_config import TrainConfig
+
+log = logging.getLogger(__name__)
+LOG_COLUMNS = ["iteration", "time_s", "lr_g", "lr_d", "D/loss", "D/real", "D/fake", "D/cls", "D/gp",
+               "G/loss", "G/adv", "G/cls", "G/l1", "G/grad", "G/sparse", "G/ident"]
+DEFAULT_LAMBDA = 0.4  # LSRF's lambda, used when there is no validation pair to choose one
+
+
+def _pairs_by_expression(data: PairedFaces | None, limit: int | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+    out: dict[str, tuple[Tensor, Tensor]] = {}
+    if data is None or len(data) == 0:
+        return out
+    for k, name in enumerate(data.expressions):
+        idx = torch.nonzero(data.pair_expression == k).flatten()
+        if name == "neutral" or len(idx) == 0:
+            continue
+        x, t, _ = data.batch(idx[:limit] if limit else idx)
+        out[name] = (x.cpu(), t.cpu())
+    return out
+
+
+def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, val: PairedFaces | None,
+               run_dir: Path | None) -> tuple[RegGAN, dict]:
+    """Phase 0: select (r, lambda) on ``val``, fit every expression on ``train``; returns the model and a report."""
+    train_sets = _pairs_by_expression(train)
+    val_sets = _pairs_by_expression(val)
+    usable = {e: v for e, v in train_sets.items() if e in val_sets}
+    if usable:
+        sub = {e: (x[: cfg.ridge_max_pairs], t[: cfg.ridge_max_pairs]) for e, (x, t) in usable.items()}
+        radius, lambdas, rows = select_ridge(sub, {e: val_sets[e] for e in usable}, cfg.ridge_radii, cfg.ridge_lambdas)
+        table = ridge_table_markdown(rows, radius, lambdas)
+    else:
+        radius, lambdas, rows, table = model_config.radius, {}, [], "no validation pairs: defaults used\n"
+    model_config = replace(model_config, radius=radius)
+    torch.manual_seed(cfg.seed)
+    model = RegGAN(model_config)
+    fitted = {}
+    for expr, (x, t) in train_sets.items():
+        lam = lambdas.get(expr, float(np.median(list(lambdas.values()))) if lambdas else DEFAULT_LAMBDA)
+        weight, bias = fit_ridge(x, t, radius, lam)
+        model.stage1.set_expression(model_config.expressions.index(expr), weight, bias)
+        fitted[expr] = {"lambda": lam, "train_pairs": len(x)}
+    report = {"radius": radius, "fitted": fitted, "table": [asdict(r) for r in rows]}
+    if run_dir is not None:
+        (run_dir / "stage1_selection.md").write_text(
+            f"# Stage 1 ridge selection (validation split)\n\nchosen radius r = {radius}; per expression: "
+            + ", ".join(f"{e} lambda={v['lambda']:g} ({v['train_pairs']} train pairs)" for e, v in fitted.items())
+            + "\n\n" + table)
+        (run_dir / "stage1_selection.json").write_text(json.dumps(report, indent=1))
+    return model, report
+
+
+@torch.no_grad()
+def evaluate_pairs(model: RegGAN, data: PairedFaces, device: torch.device, batch: int = 32) -> dict[str, dict[str, float]]:
+    """Per expression, on central crops: L1 and PSNR against the true target of copy / stage 1 / RegGAN."""
+    model.eval()
+    sums: dict[str, dict[str, list[float]]] = {}
+    for start in range(0, len(data), batch):
+        x, t, c = data.batch(torch.arange(start, min(start + batch, len(data))))
+        x, t = x.to(device), t.to(device)
+        onehot = F.one_hot(c.to(device), len(model.config.expressions)).float()
+        y, s1 = model(x, onehot, torch.ones(len(x), device=device))
+        for i in range(len(x)):
+            name = model.config.expressions[int(c[i])]
+            acc = sums.setdefault(name, {k: [] for k in ("copy_l1", "stage1_l1", "reggan_l1", "copy_psnr", "stage1_psnr", "reggan_psnr")})
+            for key, pred in (("copy", x[i]), ("stage1", s1[i]), ("reggan", y[i])):
+                acc[f"{key}_l1"].append(float((pred - t[i]).abs().mean()))
+                acc[f"{key}_psnr"].append(psnr(pred, t[i]))
+    model.train()
+    return {e: {k: round(float(np.mean(v)), 5) for k, v in acc.items()} | {"pairs": len(acc["copy_l1"])} for e, acc in sums.items()}
+
+
+def _to_u8(img: Tensor) -> np.ndarray:
+    return ((img.detach().float().cpu().permute(1, 2, 0).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+
+
+@torch.no_grad()
+def sample_grid(model: RegGAN, batch: tuple[Tensor, Tensor, Tensor], path: Path) -> Path:
+    """One row per pair: input | stage 1 | RegGAN | target (central crops)."""
+    from PIL import Image
+
+    x, t, c = batch
+    onehot = F.one_hot(c.to(x.device), len(model.config.expressions)).float()
+    was_training = model.training
+    model.eval()
+    y, s1 = model(x, onehot, torch.ones(len(x), device=x.device))
+    model.train(was_training)
+    rows = [np.concatenate([_to_u8(a[i]) for a in (x, s1, y, t)], axis=1) for i in range(len(x))]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.concatenate(rows, axis=0)).save(path)
+    return path
+
+
+class Solver:
+    """Stage 2 training loop around a RegGAN whose stage 1 is fitted and frozen."""
+
+    def __init__(self, model: RegGAN, cfg: TrainConfig, train: PairedFaces, val: PairedFaces | None, run_dir: Path,
+                 device: torch.device, dist: DistInfo = DistInfo(), meta: dict | None = None) -> None:
+        self.cfg, self.train_data, self.val_data, self.run_dir, self.device, self.dist = cfg, train, val, run_dir, device, dist
+        self.meta = dict(meta or {})
+        mc = model.config
+        self.n_expr = len(mc.expressions)
+        self.neutral_index = mc.expressions.index("neutral") if "neutral" in mc.expressions else None
+        torch.manual_seed(cfg.seed)
+        self.G = model.to(device).train()
+        self.G.stage1.requires_grad_(False)
+        self.D = Discriminator(self.n_expr, mc.d_conv_dim, mc.d_layers).to(device)
+        self.opt_g = torch.optim.Adam(self.G.refiner.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2))
+        self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2))
+        self.outside = 1.0 - face_oval_mask(mc.image_size).to(device)
+        self.iteration, self.wall_time = 0, 0.0
+
+    # -- checkpoints --------------------------------------------------------------------------------
+    def resume(self) -> int:
+        g, d_state, tensors, meta = load_run_state(self.run_dir)
+        self.G.load_state_dict(g.state_dict())
+        self.D.load_state_dict(d_state)
+        restore_optimisers(self.opt_g, self.opt_d, tensors, meta)
+        self.iteration, self.wall_time = int(meta["iteration"]), float(meta.get("wall_time_s", 0.0))
+        self.meta.update({k: v for k, v in meta.items() if k in ("stage1", "data")})
+        return self.iteration
+
+    def save(self) -> Path:
+        meta = {**self.meta, "train_config": self.cfg.to_dict(), "wall_time_s": self.wall_time,
+                "generator_info": {"stage1": self.meta.get("stage1", {}), "wall_time_s": self.wall_time}}
+        return save_run_checkpoint(self.run_dir, self.iteration, self.G, self.D, self.opt_g, self.opt_d, meta,
+                                   self.cfg.keep_checkpoints)
+
+    # -- one iteration ------------------------------------------------------------------------------
+    def _learning_rates(self, it: int) -> tuple[float, float]:
+        total, start = self.cfg.iterations, self.cfg.lr_decay_start * self.cfg.iterations
+        factor = 1.0 if it < start or total <= start else max(0.0, (total - it) / (total - start))
+        return self.cfg.g_lr * factor, self.cfg.d_lr * factor
+
+    def step(self, g_model, d_model, it: int) -> dict[str, float]:
+        cfg, dev = self.cfg, self.device
+        lr_g, lr_d = self._learning_rates(it)
+        for group in self.opt_g.param_groups:
+            group["lr"] = lr_g
+        for group in self.opt_d.param_groups:
+            group["lr"] = lr_d
+
+        # 1. Inputs: augmented pairs, drawn from this iteration's generator (resumable by construction).
+        gen = iteration_generator(cfg.seed, it, self.dist.rank)
+        idx = self.train_data.sample_indices(cfg.batch_size, gen)
+        x, t, c_idx = self.train_data.batch(idx, gen)
+        x, t, c_idx = x.to(dev), t.to(dev), c_idx.to(dev)
+        n = len(x)
+        c = F.one_hot(c_idx, self.n_expr).float()
+        ones = torch.ones(n, device=dev)
+        alpha = torch.rand(n, 1, 1, 1, generator=gen).to(dev)
+        out: dict[str, float] = {"lr_g": lr_g, "lr_d": lr_d}
+
+        # 2. Train the discriminator: one forward over [real | fake | interpolates].
+        self.D.requires_grad_(True)
+        with torch.no_grad():
+            fake, _ = g_model(x, c, ones)
+        x_hat = (alpha * t + (1 - alpha) * fake).requires_grad_(True)
+        src, cls = d_model(torch.cat([t, fake, x_hat]))
+        src_real, src_fake, src_hat = src[:n], src[n : 2 * n], src[2 * n :]
+        d_real, d_fake = -src_real.mean(), src_fake.mean()
+        d_cls = classification_loss(cls[:n], c_idx)
+        d_gp = gradient_penalty(src_hat, x_hat)
+        d_loss = d_real + d_fake + cfg.lambda_cls * d_cls + cfg.lambda_gp * d_gp
+        self.opt_d.zero_grad(set_to_none=True)
+        d_loss.backward()
+        self.opt_d.step()
+        out.update({"D/loss": d_loss.item(), "D/real": d_real.item(), "D/fake": d_fake.item(), "D/cls": d_cls.item(), "D/gp": d_gp.item()})
+
+        # 3. Train the generator (refiner) every n_critic iterations; one forward over [targets | identity].
+        if (it + 1) % cfg.n_critic == 0:
+            self.D.requires_grad_(False)
+            m = (n + 1) // 2 if self.neutral_index is not None else 0
+            x_all = torch.cat([x, x[:m]])
+            c_all = torch.cat([c, F.one_hot(torch.full((m,), self.neutral_index or 0, device=dev), self.n_expr).float()])
+            y_all, _ = g_model(x_all, c_all, torch.ones(n + m, device=dev))
+            y, y_ident = y_all[:n], y_all[n:]
+            src_f, cls_f = self.D(y)
+            g_adv = -src_f.mean()
+            g_cls = classification_loss(cls_f, c_idx)
+            g_l1 = (y - t).abs().mean()
+            g_grad = image_gradient_l1(y, t)
+            g_sparse = masked_residual_sparsity(y, x, self.outside)
+            g_ident = (y_ident - x[:m]).abs().mean() if m else torch.zeros((), device=dev)
+            g_loss = (g_adv + cfg.lambda_cls * g_cls + cfg.lambda_l1 * g_l1 + cfg.lambda_grad * g_grad
+                      + cfg.lambda_sparse * g_sparse + cfg.lambda_ident * g_ident)
+            self.opt_g.zero_grad(set_to_none=True)
+            g_loss.backward()
+            self.opt_g.step()
+            out.update({"G/loss": g_loss.item(), "G/adv": g_adv.item(), "G/cls": g_cls.item(), "G/l1": g_l1.item(),
+                        "G/grad": g_grad.item(), "G/sparse": g_sparse.item(), "G/ident": g_ident.item()})
+        return out
+
+    # -- the loop -----------------------------------------------------------------------------------
+    def train(self, progress: bool = True) -> dict:
+        from tqdm import tqdm
+
+        cfg, dist = self.cfg, self.dist
+        g_model, d_model = self.G, self.D
+        if dist.distributed:
+            from torch.nn.parallel import DistributedDataParallel as DDP
+
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            g_model, d_model = DDP(self.G, device_ids=ids), DDP(self.D, device_ids=ids)
+        csv_log = CsvLog(self.run_dir / "log.csv", LOG_COLUMNS, self.iteration) if dist.is_main else None
+        fixed = self._sample_batch() if dist.is_main else None
+        bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="train", unit="it",
+                   disable=not (progress and dist.is_main), dynamic_ncols=True)
+        last: dict[str, float] = {}
+        while self.iteration < cfg.iterations:
+            t0 = time.perf_counter()
+            last.update(self.step(g_model, d_model, self.iteration))
+            finite_or_raise(last)
+            self.iteration += 1
+            self.wall_time += time.perf_counter() - t0
+            bar.update(1)
+            if not dist.is_main:
+                continue
+            # 4. Bookkeeping (rank 0 only; every rank holds the same weights).
+            it = self.iteration
+            if it % cfg.log_every == 0 or it == cfg.iterations:
+                csv_log.write({"iteration": it, "time_s": round(self.wall_time, 3), **last})
+                bar.set_postfix({k: f"{last[k]:.3f}" for k in ("D/loss", "G/l1") if k in last})
+            if cfg.sample_every and (it % cfg.sample_every == 0 or it == cfg.iterations):
+                sample_grid(self.G, fixed, self.run_dir / "samples" / f"{it:07d}.png")
+            if cfg.checkpoint_every and it % cfg.checkpoint_every == 0 and it != cfg.iterations:
+                self.save()
+        bar.close()
+        if dist.is_main:
+            self.save()
+        if dist.distributed:
+            torch.distributed.barrier()
+        return {"iteration": self.iteration, "wall_time_s": round(self.wall_time, 1)}
+
+    def _sample_batch(self) -> tuple[Tensor, Tensor, Tensor]:
+        data = self.val_data if self.val_data is not None and len(self.val_data) else self.train_data
+        n = min(self.cfg.n_samples, len(data))
+        picks = torch.linspace(0, len(data) - 1, n).round().long()
+        x, t, c = data.batch(picks)
+        return x.to(self.device), t.to(self.device), c
+
+    def export(self, path: Path, provenance: dict) -> Path:
+        from reggan_plugin.export.onnx_export import export_model
+
+        model = copy.deepcopy(self.G).cpu().eval()
+        return export_model(model, path, provenance=provenance)
+
+
+def broadcast_stage1(model: RegGAN, dist: DistInfo) -> None:
+    """Rank 0 fitted stage 1; every other rank receives the same maps."""
+    if dist.distributed:
+        for p in model.stage1.parameters():
+            torch.distributed.broadcast(p.data, src=0)
+
+
+def params_digest(*models: torch.nn.Module) -> str:
+    """SHA-256 of every parameter's bytes: equal digests mean bit-identical weights."""
+    import hashlib
+
+    h = hashlib.sha256()
+    for model in models:
+        for name, p in sorted(model.state_dict().items()):
+            h.update(name.encode())
+            h.update(p.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
+
+def finite_or_raise(values: dict[str, float]) -> None:
+    from reggan_plugin.errors import NumericalError
+
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise NumericalError(f"training diverged: {', '.join(bad)} not finite")

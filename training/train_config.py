@@ -1,0 +1,105 @@
+"""Training configuration: one frozen dataclass per concern, built at the entry point (cli.py).
+
+`TrainConfig` holds the solver's settings (loss weights, optimiser, schedule, data split);
+`AugmentConfig` the augmentation applied identically to both images of a pair. Click options in
+`training/cli.py` take their defaults from these fields, so a default is written once.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field, fields
+from typing import Literal
+
+ModelPreset = Literal["tiny", "default"]
+Device = Literal["cpu", "cuda"]
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    """Per-pair augmentation. Every draw is shared by the neutral and the target of one pair."""
+
+    enabled: bool = True
+    # geometric jitter: a small similarity applied to both images (crop is cut from a wider cache)
+    rotate_deg: float = 4.0  # uniform in [-rotate_deg, rotate_deg]
+    scale: float = 0.05  # zoom factor uniform in [1 - scale, 1 + scale]
+    translate: float = 0.03  # shift, fraction of the crop, uniform per axis
+    flip: bool = True  # horizontal mirror with probability 1/2 (the crop template is symmetric)
+    # photometric (values in [0, 1] space)
+    brightness: float = 0.10  # add uniform [-b, b]
+    contrast: float = 0.20  # scale about the mean by uniform [1 - c, 1 + c]
+    saturation: float = 0.25  # mix with grey by uniform [1 - s, 1 + s]
+    hue_deg: float = 8.0  # rotate chroma by uniform [-h, h] degrees
+    gamma: float = 0.20  # exponent exp(uniform [-g, g])
+    noise: float = 0.02  # Gaussian noise sigma uniform [0, noise]
+    blur_prob: float = 0.2  # probability of a Gaussian blur ...
+    blur_sigma: float = 1.0  # ... with sigma uniform [0.3, blur_sigma] crop pixels
+
+    @classmethod
+    def off(cls) -> "AugmentConfig":
+        return cls(enabled=False)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything the solver needs besides the data and the model architecture."""
+
+    iterations: int = 100_000
+    batch_size: int = 16  # per process
+    seed: int = 0
+    # optimiser (StarGAN / SARGAN): Adam 1e-4, betas (0.5, 0.999), linear decay over the last part
+    g_lr: float = 1e-4
+    d_lr: float = 1e-4
+    beta1: float = 0.5
+    beta2: float = 0.999
+    lr_decay_start: float = 0.5  # fraction of `iterations` after which both rates fall linearly to 0
+    n_critic: int = 2  # D updates per G update (WGAN-GP's paper uses 5; paired L1 makes 2 enough)
+    # loss weights: L_D = -D(t) + D(y) + cls * CE_real + gp * GP
+    #               L_G = -D(y) + cls * CE_fake + l1 * |y - t| + sparse * |m_out (y - x)| + ident * |G(x, neutral) - x|
+    lambda_cls: float = 1.0
+    lambda_gp: float = 10.0
+    lambda_l1: float = 10.0
+    lambda_sparse: float = 2.0  # change outside the region an expression moves (keeps the person)
+    lambda_ident: float = 5.0  # neutral target must give back the input (StarGAN's identity mapping)
+    lambda_grad: float = 2.0  # L1 between image gradients of y and t (keeps edges sharp)
+    # stage 1: closed-form ridge per expression, radius and lambda chosen on the validation split
+    ridge_radii: tuple[int, ...] = (1, 3, 5, 7)
+    ridge_lambdas: tuple[float, ...] = (0.01, 0.04, 0.2, 1.0, 5.0)
+    ridge_max_pairs: int = 600  # per expression, for the selection table (the final fit uses all)
+    # data
+    val_fraction: float = 0.1
+    test_fraction: float = 0.1
+    dataset_balance: float = 0.5  # dataset sampling weight ~ n_pairs ** balance (0: equal, 1: per pair)
+    cache_margin: float = 0.125  # cached crops are (1 + 2 * margin) * S wide, for geometric jitter
+    augment: AugmentConfig = field(default_factory=AugmentConfig)
+    # bookkeeping
+    log_every: int = 10
+    sample_every: int = 1000
+    checkpoint_every: int = 2000
+    keep_checkpoints: int = 3
+    n_samples: int = 8  # rows of the sample grid
+
+    def __post_init__(self) -> None:
+        if self.iterations < 0 or self.batch_size < 1 or self.n_critic < 1:
+            raise ValueError("iterations >= 0, batch_size >= 1 and n_critic >= 1 are required")
+        if any(r % 2 != 1 for r in self.ridge_radii) or not self.ridge_radii or not self.ridge_lambdas:
+            raise ValueError(f"ridge radii must be odd and lists non-empty, got {self.ridge_radii}, {self.ridge_lambdas}")
+        if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
+            raise ValueError("val_fraction and test_fraction must be in [0, 1) and sum below 1")
+        object.__setattr__(self, "ridge_radii", tuple(int(r) for r in self.ridge_radii))
+        object.__setattr__(self, "ridge_lambdas", tuple(float(v) for v in self.ridge_lambdas))
+        if isinstance(self.augment, dict):
+            object.__setattr__(self, "augment", AugmentConfig(**self.augment))
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "TrainConfig":
+        known = {f.name for f in fields(cls)}
+        unknown = set(data) - known
+        if unknown:
+            raise ValueError(f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}")
+        return cls(**data)
