@@ -226,3 +226,577 @@ def write_frames(directory: Path, count: int, width: int, height: int, distinct:
             shutil.copyfile(sources[i % len(sources)], target)
     side = int(fh * 1.1)
     return (face[0] - side // 2, face[1] - side // 2, side, side)
+
+
+# -- (a)-(d) the network ------------------------------------------------------------------------------------
+
+
+def bench_network(report: Report, model, path: Path, stage1_path: Path, *, rounds: int, seconds: float,
+                  batches: tuple[int, ...], pipeline_batch: int) -> dict[str, float]:
+    """Faces/s of torch eager (1 and batched), the cpu backend per batch size, and the regression stage."""
+    import torch
+
+    from .artifact import load_artifact
+    from .backends import create_backend
+    from .backends.cpu import create_session, session_options
+    from .backends.environment import physical_cores
+
+    torch.set_num_threads(physical_cores())
+    size, n_expr = model.config.image_size, len(model.config.expressions)
+    backend = create_backend(load_artifact(path), "cpu")
+    stage1 = create_session(str(stage1_path), ["CPUExecutionProvider"], session_options())
+    torch_batches = sorted({8, max(batches)})
+    feeds = {n: inputs(n, size, n_expr) for n in set(batches) | set(torch_batches) | {1, pipeline_batch}}
+    tensors = {n: tuple(torch.from_numpy(v) for v in f.values()) for n, f in feeds.items()}
+
+    def eager(n: int) -> Callable[[], object]:
+        def call() -> object:
+            with torch.no_grad():  # the authors' test loop: eager, no_grad, one image at a time
+                return model(*tensors[n])
+        return call
+
+    cases: dict[str, tuple[Callable[[], object], int]] = {"eager 1": (eager(1), 1)}
+    cases.update({f"eager {n}": (eager(n), n) for n in torch_batches})
+    cases.update({f"cpu {n}": ((lambda f=feeds[n]: backend.run(f["image"], f["expression"], f["intensity"])), n)
+                  for n in sorted(set(batches) | {pipeline_batch})})
+    cases.update({f"stage1 {n}": ((lambda f=feeds[n]: stage1.run(["stage1"], f)), n) for n in (1, max(batches))})
+    big = max(batches)
+    cases["stage1 via full graph"] = ((lambda f=feeds[big]: backend.run(f["image"], f["expression"], f["intensity"],
+                                                                       outputs=("stage1",))), big)
+    click.echo(f"network: {len(cases)} cases x {rounds} rounds x {seconds:g} s ...", err=True)
+    best = interleaved_best(cases, rounds, seconds)
+
+    cpu = {n: best[f"cpu {n}"] for n in batches}
+    best_batch = max(cpu, key=cpu.get)
+    eager_batch = max(torch_batches, key=lambda n: best[f"eager {n}"])
+    stage1_batch = max((1, big), key=lambda n: best[f"stage1 {n}"])
+    report.add("a", "torch eager, 1 face per call (authors' style)", best["eager 1"])
+    report.add("b", f"torch eager, batch {eager_batch}", best[f"eager {eager_batch}"],
+               note="(" + ", ".join(f"batch {n}: {best['eager ' + str(n)]:.1f}" for n in torch_batches) + ")")
+    report.add("c", "cpu backend (onnxruntime), batch 1", cpu[1])
+    report.add("c", f"cpu backend (onnxruntime), best batch = {best_batch}", cpu[best_batch],
+               note="(" + ", ".join(f"{n}: {r:.1f}" for n, r in cpu.items()) + ")")
+    report.add("d", f"regression stage alone, stage-1 graph, batch {stage1_batch}", best[f"stage1 {stage1_batch}"],
+               note=f"(batch 1: {best['stage1 1']:.1f})")
+    report.add("d", f"regression stage fetched from the full graph, batch {big}", best["stage1 via full graph"],
+               note="(runs the refiner too)")
+    report.facts["backend"] = backend.description
+    report.facts["best_batch"] = str(best_batch)
+    return {"eager1": best["eager 1"], "cpu1": cpu[1], "cpu_best": cpu[best_batch], "best_batch": best_batch,
+            "cpu_pipeline_batch": best[f"cpu {pipeline_batch}"], "stage1": best[f"stage1 {stage1_batch}"]}
+
+
+def op_profile(path: Path, batch: int, size: int, n_expr: int, runs: int = 5) -> list[tuple[str, float, int]]:
+    """(op type, ms per face, nodes) from onnxruntime's profiler, slowest first (Conv includes fused activations)."""
+    import json
+
+    import onnxruntime as ort
+
+    from .backends.cpu import session_options
+
+    options = session_options()
+    with tempfile.TemporaryDirectory() as tmp:
+        options.enable_profiling = True
+        options.profile_file_prefix = str(Path(tmp) / "profile")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        feeds = inputs(batch, size, n_expr)
+        session.run(["output"], feeds)
+        for _ in range(runs):
+            session.run(["output"], feeds)
+        events = json.loads(Path(session.end_profiling()).read_text())
+    total: dict[str, float] = {}
+    nodes: dict[str, set] = {}
+    for event in events:
+        if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+            op = event["args"]["op_name"]
+            total[op] = total.get(op, 0.0) + event["dur"]
+            nodes.setdefault(op, set()).add(event["name"])
+    scale = 1e-3 / ((runs + 1) * batch)
+    return sorted(((op, us * scale, len(nodes[op])) for op, us in total.items()), key=lambda r: -r[1])
+
+
+# -- (e) the render pipeline ----------------------------------------------------------------------------------
+
+
+def stage_costs(frame: Path, model_path: Path, region: str, batch: int, repeats: int = 3) -> dict[str, float]:
+    """Milliseconds per 1-face frame of each pipeline step, one thread, one at a time (where the CPU goes)."""
+    from .config import EditConfig, InferenceConfig
+    from .faces import parse_region
+    from .imageio import compose_output, read_image, to_network_rgb, write_image
+    from .pipeline import ExpressionRenderer
+
+    renderer = ExpressionRenderer(InferenceConfig(model=model_path, backend="cpu", batch=batch))
+    face = parse_region(region)
+    edit = EditConfig("happy", 1.0)
+    costs: dict[str, float] = {}
+
+    def step(name: str, fn: Callable[[], object]) -> object:
+        fn()
+        start = time.perf_counter()
+        for _ in range(repeats):
+            value = fn()
+        costs[name] = (time.perf_counter() - start) / repeats * 1e3
+        return value
+
+    with tempfile.TemporaryDirectory() as tmp:
+        image = step("decode (read_image)", lambda: read_image(frame))
+        rgb = step("to network colour", lambda: to_network_rgb(image))
+        matrices, crops = step("align (warp to crop)", lambda: renderer.prepare(rgb, [face]))
+        out = step("network (1 face)", lambda: renderer.forward(crops, edit))
+        new_rgb, mask = step("paste back (warp, blend)", lambda: renderer.paste(rgb, matrices, crops, out))
+        result = step("compose output", lambda: compose_output(image, new_rgb, mask))
+        step("encode + write (PNG)", lambda: write_image(Path(tmp) / "out.png", result))
+    return costs
+
+
+def run_render(frames: Path, out: Path, model_path: Path, region: str, batch: int, **kwargs) -> tuple[float, object]:
+    """Seconds for `render_sequence` over `frames` (the renderer is built before the clock starts)."""
+    from .config import EditConfig, InferenceConfig, SequenceConfig
+    from .pipeline import ExpressionRenderer, render_sequence
+
+    inference = InferenceConfig(model=model_path, backend="cpu", batch=batch)
+    renderer = ExpressionRenderer(inference)
+    shutil.rmtree(out, ignore_errors=True)
+    start = time.perf_counter()
+    summary = render_sequence(SequenceConfig(frames, out, region=region), EditConfig("happy", 1.0), inference,
+                              renderer=renderer, **kwargs)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(out, ignore_errors=True)
+    if summary.done != summary.total or summary.failed:
+        raise RuntimeError(f"benchmark render failed: {' | '.join(summary.lines())}")
+    return elapsed, summary
+
+
+# -- (f) memory over a long sequence, and the detector -----------------------------------------------------------
+
+
+def rss_mib() -> tuple[float, float]:
+    """(current RSS, peak RSS) of this process in MiB (Linux /proc; elsewhere peak only, from getrusage)."""
+    try:
+        status = Path("/proc/self/status").read_text()
+    except OSError:
+        import resource
+
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (1 << 20 if sys.platform == "darwin" else 1 << 10)
+        return peak, peak
+    values = {line.split(":")[0]: float(line.split()[1]) / 1024 for line in status.splitlines()
+              if line.startswith(("VmRSS", "VmHWM"))}
+    return values["VmRSS"], values["VmHWM"]
+
+
+def memory_child(frames: str, out: str, model_path: str, region: str, batch: int) -> None:
+    """Entry point of the memory subprocess: render, print 'frames done, RSS MiB' lines, then the peak."""
+    from .config import EditConfig, InferenceConfig, SequenceConfig
+    from .pipeline import ExpressionRenderer, render_sequence
+
+    inference = InferenceConfig(model=Path(model_path), backend="cpu", batch=batch)
+    renderer = ExpressionRenderer(inference)
+    print(f"start {rss_mib()[0]:.1f}", flush=True)
+    every = 1
+
+    def progress(done: int, total: int) -> None:
+        if done % every == 0 or done == total:
+            print(f"rss {done} {rss_mib()[0]:.1f}", flush=True)
+
+    summary = render_sequence(SequenceConfig(Path(frames), Path(out), region=region), EditConfig("happy", 1.0),
+                              inference, renderer=renderer, progress=progress)
+    print(f"peak {rss_mib()[1]:.1f} done {summary.done} of {summary.total}", flush=True)
+
+
+def bench_memory(report: Report, workdir: Path, model_path: Path, *, count: int, width: int, height: int,
+                 batch: int) -> dict[str, float]:
+    import subprocess
+
+    frames, out = workdir / "long", workdir / "long_out"
+    box = write_frames(frames, count, width, height)
+    region = ",".join(map(str, box))
+    code = ("import sys; from reggan_plugin.bench import memory_child; "
+            "memory_child(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))")
+    click.echo(f"memory: rendering {count} frames of {width}x{height} in a subprocess ...", err=True)
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, "-c", code, str(frames), str(out), str(model_path), region, str(batch)],
+                          capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    shutil.rmtree(out, ignore_errors=True)
+    shutil.rmtree(frames, ignore_errors=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"memory subprocess failed: {proc.stderr.strip()[-2000:]}")
+    samples, peak, start_rss = [], 0.0, 0.0
+    for line in proc.stdout.splitlines():
+        parts = line.split()
+        if parts[0] == "rss":
+            samples.append((int(parts[1]), float(parts[2])))
+        elif parts[0] == "peak":
+            peak = float(parts[1])
+        elif parts[0] == "start":
+            start_rss = float(parts[1])
+    report.memory = samples
+    tenth = max(1, len(samples) // 10)
+    early = max(r for _, r in samples[tenth : 2 * tenth]) if len(samples) >= 2 * tenth else samples[0][1]
+    late = max(r for _, r in samples[-tenth:])
+    report.add("f", f"long sequence: {count} frames {width}x{height}, 1 face each", count / elapsed, unit="frames/s",
+               note=f"(subprocess wall time incl. start-up {elapsed:.0f} s)")
+    return {"peak_mib": peak, "start_mib": start_rss, "early_mib": early, "late_mib": late,
+            "growth_mib": late - early, "frames": count}
+
+
+def bench_detector(report: Report, frame: Path, repeats: int) -> float | None:
+    """Seconds per 1080p frame for the BlazeFace detector (None when it cannot be loaded)."""
+    try:
+        from .faces import FaceDetector
+        from .imageio import read_image, to_network_rgb
+
+        detector = FaceDetector()
+        rgb = to_network_rgb(read_image(frame))
+    except Exception as exc:  # any import/model problem: report it, do not fail the benchmark
+        report.add("f", "face detector (BlazeFace pyramid)", None, unit="frames/s", note=f"not available: {exc}")
+        return None
+    seconds = min(time_per_call(lambda: detector.detect(rgb), 0.0, min_calls=1) for _ in range(repeats))
+    found = len(detector.detect(rgb))
+    report.add("f", f"face detector alone on {rgb.shape[1]}x{rgb.shape[0]} (BlazeFace pyramid)", 1 / seconds,
+               unit="frames/s", note=f"({seconds * 1e3:.0f} ms/frame; found {found} face(s) in the synthetic frame)")
+    return seconds
+
+
+# -- architecture variants (prototypes for the lead: training/models is not changed here) ------------------------
+
+
+def variant_models(config) -> dict[str, object]:
+    """The default RegGAN and single-change variants of it, built by module surgery (random weights)."""
+    import torch
+    from torch import nn
+
+    from .training.models import RegGAN
+
+    def build(change: Callable[[object], None] | None = None, cfg=config) -> object:
+        torch.manual_seed(0)
+        model = RegGAN(cfg).eval()
+        if change is not None:
+            change(model)
+        return model
+
+    def out_conv_3x3(model) -> None:
+        last = model.refiner.net[-2]
+        model.refiner.net[-2] = nn.Conv2d(last.in_channels, 3, 3, 1, 1)
+
+    def no_instance_norm(model) -> None:
+        for module in list(model.modules()):
+            for name, child in module.named_children():
+                if isinstance(child, nn.InstanceNorm2d):
+                    setattr(module, name, nn.Identity())
+
+    def transposed_upsampling(model) -> None:
+        layers = list(model.refiner.net)
+        out: list[nn.Module] = []
+        i = 0
+        while i < len(layers):
+            if isinstance(layers[i], nn.Upsample):
+                conv = layers[i + 1][0]
+                block = layers[i + 1]
+                block[0] = nn.ConvTranspose2d(conv.in_channels, conv.out_channels, 4, 2, 1, bias=False)
+                out.append(block)
+                i += 2
+            else:
+                out.append(layers[i])
+                i += 1
+        model.refiner.net = nn.Sequential(*out)
+
+    return {
+        "default (ModelConfig())": build(),
+        "final 7x7 conv (32->3) as 3x3": build(out_conv_3x3),
+        "no InstanceNorm (timing only)": build(no_instance_norm),
+        "upsample+3x3 conv -> 4x4 stride-2 ConvTranspose": build(transposed_upsampling),
+        "n_res 3 -> 2": build(cfg=dataclasses.replace(config, n_res=2)),
+        "conv_dim 32 -> 24": build(cfg=dataclasses.replace(config, conv_dim=24)),
+    }
+
+
+def bench_variants(report: Report, config, workdir: Path, *, rounds: int, seconds: float, batch: int,
+                   ceiling: float) -> list[tuple[str, float, float, float]]:
+    """(variant, faces/s, GFLOP/face, share of the GEMM ceiling) for each architecture variant."""
+    import warnings
+
+    import torch
+
+    from .backends.cpu import create_session, session_options
+
+    cases, flops = {}, {}
+    for i, (name, model) in enumerate(variant_models(config).items()):
+        path = workdir / f"variant{i}.onnx"
+        example = tuple(torch.from_numpy(v) for v in inputs(2, config.image_size, len(config.expressions)).values())
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, example, str(path), dynamo=False, opset_version=17,
+                              input_names=["image", "expression", "intensity"], output_names=["output", "stage1"],
+                              dynamic_axes={k: {0: "batch"} for k in ("image", "expression", "intensity", "output", "stage1")})
+        session = create_session(str(path), ["CPUExecutionProvider"], session_options())
+        feeds = inputs(batch, config.image_size, len(config.expressions))
+        cases[name] = ((lambda s=session, f=feeds: s.run(["output"], f)), batch)
+        flops[name] = 2 * sum(model_macs(path).values()) / 1e9
+    click.echo(f"variants: {len(cases)} x {rounds} rounds ...", err=True)
+    best = interleaved_best(cases, rounds, seconds)
+    return [(name, best[name], flops[name], best[name] * flops[name] / ceiling) for name in cases]
+
+
+# -- chart and report -------------------------------------------------------------------------------------------------
+
+
+def bar_chart(path: Path, bars: list[tuple[str, float]], title: str, unit: str) -> None:
+    """A small horizontal bar chart as PNG, drawn with Pillow (no matplotlib in the runtime)."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    font = ImageFont.load_default()
+    label_w, bar_w, row_h, pad = 380, 420, 26, 12
+    height = pad * 3 + 20 + row_h * len(bars)
+    image = Image.new("RGB", (label_w + bar_w + 110, height), "white")
+    draw = ImageDraw.Draw(image)
+    draw.text((pad, pad), title, fill="black", font=font)
+    top = max((v for _, v in bars), default=1.0) or 1.0
+    palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
+    for i, (label, value) in enumerate(bars):
+        y = pad * 2 + 20 + i * row_h
+        draw.text((pad, y + 6), label[:60], fill="black", font=font)
+        length = int(bar_w * value / top)
+        draw.rectangle([label_w, y + 3, label_w + max(length, 1), y + row_h - 5], fill=palette[i % len(palette)])
+        draw.text((label_w + length + 6, y + 6), f"{value:.1f} {unit}", fill="black", font=font)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+
+
+def machine_facts() -> dict[str, str]:
+    import onnxruntime
+    import PIL
+
+    cpu = platform.processor() or ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    versions = {"python": platform.python_version(), "numpy": np.__version__, "onnxruntime": onnxruntime.__version__,
+                "pillow": PIL.__version__}
+    for name in ("torch", "onnx"):
+        module = sys.modules.get(name)
+        if module is not None:
+            versions[name] = module.__version__
+    memory = ""
+    try:
+        kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal"))
+        memory = f", {kib / (1 << 20):.0f} GiB RAM"
+    except (OSError, StopIteration):
+        pass
+    return {"machine": f"{cpu}, {os.cpu_count()} logical CPUs{memory}, {platform.system()} {platform.release()}",
+            "versions": ", ".join(f"{k} {v}" for k, v in versions.items())}
+
+
+def load_average() -> str:
+    try:
+        return " / ".join(f"{v:.2f}" for v in os.getloadavg())
+    except OSError:
+        return "n/a"
+
+
+# -- the command ----------------------------------------------------------------------------------------------------
+
+
+def bench_pipeline(report: Report, workdir: Path, model_path: Path, *, count: int, width: int, height: int,
+                   batch: int, rounds: int, seconds: float, size: int, n_expr: int) -> dict[str, object]:
+    """(e): render_sequence on `count` PNG frames (1 face each, --region) against the network alone, interleaved."""
+    import inspect
+
+    from .artifact import load_artifact
+    from .backends import create_backend
+    from .pipeline import render_sequence
+
+    frames, out = workdir / "frames", workdir / "frames_out"
+    box = write_frames(frames, count, width, height)
+    region = ",".join(map(str, box))
+    backend = create_backend(load_artifact(model_path), "cpu")
+    feeds = inputs(batch, size, n_expr)
+    network = lambda: backend.run(feeds["image"], feeds["expression"], feeds["intensity"])  # noqa: E731
+    modes = {"streaming": {}}
+    if "streaming" in inspect.signature(render_sequence).parameters:
+        modes = {"streaming": {"streaming": True}, "sequential": {"streaming": False}}
+    best: dict[str, float] = {}
+    click.echo(f"pipeline: {count} frames {width}x{height}, {rounds} rounds ...", err=True)
+    for _ in range(rounds):
+        best["network"] = max(best.get("network", 0.0), batch / time_per_call(network, seconds))
+        for mode, kwargs in modes.items():
+            elapsed, _ = run_render(frames, out, model_path, region, batch, **kwargs)
+            best[mode] = max(best.get(mode, 0.0), count / elapsed)
+    report.add("e", f"network alone, batch {batch} (the pipeline's batch)", best["network"])
+    for mode in modes:
+        report.add("e", f"render pipeline, {width}x{height} PNG RGBA, 1 face, {mode}", best[mode], unit="frames/s",
+                   note=f"({best[mode] / best['network']:.0%} of the network alone)")
+    costs = stage_costs(frames / "frame_00000.png", model_path, region, batch)
+    return {"network": best["network"], "pipeline": best["streaming"], "sequential": best.get("sequential"),
+            "costs": costs, "frame": (width, height)}
+
+
+@click.command("bench")
+@click.option("--out", "out_dir", type=click.Path(path_type=Path), default=Path("docs"), show_default=True,
+              help="Where BENCHMARKS.md and benchmarks.png are written.")
+@click.option("--quick", is_flag=True, help="Tiny model, small frames, short timings: a smoke test, not a measurement.")
+@click.option("--frames", "frame_count", type=click.IntRange(1), default=40, show_default=True,
+              help="Frames for the pipeline measurement (e).")
+@click.option("--long-frames", type=click.IntRange(0), default=500, show_default=True,
+              help="Frames for the memory measurement (f); 0 skips it.")
+@click.option("--rounds", type=click.IntRange(1), default=3, show_default=True, help="Interleaved rounds (best kept).")
+@click.option("--seconds", type=click.FloatRange(0), default=1.5, show_default=True, help="Time per case per round.")
+@click.option("--batch", type=click.IntRange(1), default=8, show_default=True, help="The pipeline's --batch.")
+@click.option("--variants/--no-variants", default=True, show_default=True,
+              help="Also time architecture variants (for the model's designers).")
+def bench(out_dir: Path, quick: bool, frame_count: int, long_frames: int, rounds: int, seconds: float, batch: int,
+          variants: bool) -> None:
+    """Measure the network and the render pipeline side by side, in one run, and write docs/BENCHMARKS.md.
+
+    Needs torch and onnx (it builds and exports a RegGAN with random weights: speed does not depend on
+    the weights). Run it on a quiet machine; it takes about 10 minutes on 2 cores.
+    """
+    from .training.config import TINY, ModelConfig
+
+    # TINY's 32 px crop is smaller than the paste-back mask allows (blend.feather_mask needs >= 48 px)
+    config = dataclasses.replace(TINY, image_size=48) if quick else ModelConfig()
+    width, height = (320, 240) if quick else (1920, 1080)
+    if quick:
+        frame_count, long_frames, rounds, seconds, variants = min(frame_count, 4), min(long_frames, 6), 1, 0.05, False
+    batches = (1, 2, 4) if quick else PROBE_SIZES
+    report = Report()
+    report.facts.update(machine_facts())
+    report.facts["load_before"] = load_average()
+    report.facts["command"] = "reggan-plugin bench " + " ".join(sys.argv[2:]) if len(sys.argv) > 1 else "bench"
+    report.facts["started"] = datetime.datetime.now().isoformat(timespec="seconds")
+    with tempfile.TemporaryDirectory(prefix="reggan-bench-") as tmp:
+        workdir = Path(tmp)
+        click.echo(f"building and exporting RegGAN {config} ...", err=True)
+        model, path, stage1_path = build_models(config, workdir)
+        report.facts.update(machine_facts())  # torch and onnx are loaded now
+        macs = model_macs(path)
+        stage1_macs = model_macs(stage1_path)
+        gflop = 2 * sum(macs.values()) / 1e9
+        click.echo("GEMM ceiling ...", err=True)
+        gemm = gemm_ceiling(seconds, sizes=(64, 128) if quick else (512, 1024, 2048), rounds=rounds)
+        ceiling_name = max(gemm, key=gemm.get)
+        ceiling = gemm[ceiling_name]
+        net = bench_network(report, model, path, stage1_path, rounds=rounds, seconds=seconds, batches=batches,
+                            pipeline_batch=batch)
+        share = net["cpu_best"] * gflop / ceiling
+        report.add("g", f"GEMM ceiling: {ceiling_name} x {ceiling_name.split()[-1]} float32", ceiling, unit="GFLOP/s",
+                   note="(" + ", ".join(f"{k}: {v:.0f}" for k, v in gemm.items()) + ")")
+        report.add("g", "network at best batch", net["cpu_best"] * gflop, unit="GFLOP/s",
+                   note=f"({gflop:.2f} GFLOP/face; {share:.0%} of the ceiling)")
+        profile = op_profile(path, net["best_batch"], config.image_size, len(config.expressions))
+        pipe = bench_pipeline(report, workdir, path, count=frame_count, width=width, height=height, batch=batch,
+                              rounds=max(1, min(rounds, 2)), seconds=seconds, size=config.image_size,
+                              n_expr=len(config.expressions))
+        detector = bench_detector(report, workdir / "frames" / "frame_00000.png", repeats=1 if quick else 3)
+        memory = bench_memory(report, workdir, path, count=long_frames, width=width, height=height,
+                              batch=batch) if long_frames else None
+        arch = bench_variants(report, config, workdir, rounds=rounds, seconds=seconds, batch=net["best_batch"],
+                              ceiling=ceiling) if variants else []
+    report.facts["load_after"] = load_average()
+    results = {"net": net, "gflop": gflop, "macs": macs, "stage1_macs": stage1_macs, "ceiling": ceiling,
+               "ceiling_name": ceiling_name, "share": share, "pipe": pipe, "memory": memory, "detector": detector,
+               "profile": profile, "arch": arch, "config": config, "quick": quick}
+    markdown = render_markdown(report, results)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    bar_chart(out_dir / "benchmarks.png",
+              [(r.name if len(r.name) < 60 else r.name[:57] + "...", r.rate) for r in report.rows
+               if r.unit == "faces/s" and r.rate] + [(f"render pipeline ({width}x{height}, frames/s = faces/s)",
+                                                     pipe["pipeline"])],
+              f"RegGAN {config.image_size}px, faces per second on this machine (higher is better)", "/s")
+    (out_dir / "BENCHMARKS.md").write_text(markdown)
+    click.echo(markdown)
+    click.echo(f"wrote {out_dir / 'BENCHMARKS.md'} and {out_dir / 'benchmarks.png'}", err=True)
+
+
+def render_markdown(report: Report, r: dict) -> str:
+    net, pipe, memory, config = r["net"], r["pipe"], r["memory"], r["config"]
+    f = report.facts
+    speedup = net["cpu_best"] / net["eager1"]
+    pipe_ratio = pipe["pipeline"] / pipe["network"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `reggan-plugin bench` (reggan_plugin/bench.py); do not edit by hand.",
+        "**Quick smoke run (tiny model, small frames): these numbers mean nothing.**" if r["quick"] else "",
+        "",
+        f"- Machine: {f['machine']}",
+        f"- Versions: {f['versions']}",
+        f"- Backend: {f.get('backend', '')}",
+        f"- Run: {f['started']}, `{f['command']}`; load average (1/5/15 min) before {f['load_before']}, "
+        f"after {f['load_after']}",
+        f"- Model: RegGAN `{config}` with random weights (speed does not depend on the weights), exported with "
+        f"`export_model`; {r['gflop']:.2f} GFLOP per face ("
+        + ", ".join(f"{op} {2 * m / 1e9:.3f}" for op, m in sorted(r["macs"].items())) + " GFLOP).",
+        "- Every number below comes from this one run. The machine is shared, so each case ran in interleaved "
+        "rounds and its best round is kept: ratios compare cases measured minutes apart under the same conditions.",
+        "",
+        "## Acceptance",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+        f"| default backend >= 4x the authors-style eager loop, per face | {speedup:.1f}x "
+        f"({net['cpu_best']:.1f} vs {net['eager1']:.1f} faces/s) | {'yes' if speedup >= 4 else 'no'} |",
+        f"| network >= 60% of the measured matmul ceiling | {r['share']:.0%} ({net['cpu_best'] * r['gflop']:.0f} of "
+        f"{r['ceiling']:.0f} GFLOP/s) | {'yes' if r['share'] >= 0.6 else 'no'} |",
+        f"| pipeline on {pipe['frame'][0]}x{pipe['frame'][1]} frames >= 80% of the network-alone face rate | "
+        f"{pipe_ratio:.0%} ({pipe['pipeline']:.1f} frames/s vs {pipe['network']:.1f} faces/s) | "
+        f"{'yes' if pipe_ratio >= 0.8 else 'no'} |",
+    ]
+    if memory:
+        flat = memory["growth_mib"] < max(50.0, 0.05 * memory["early_mib"])
+        lines.append(
+            f"| peak RSS over {memory['frames']} frames < 1.5 GB, not growing | peak {memory['peak_mib']:.0f} MiB; "
+            f"RSS {memory['early_mib']:.0f} MiB at 10-20% of the frames, {memory['late_mib']:.0f} MiB in the last 10% | "
+            f"{'yes' if memory['peak_mib'] < 1536 and flat else 'no'} |")
+    lines += ["", "## Measurements", "", "![faces per second](benchmarks.png)", "",
+              "| | case | rate | unit | ms per item | vs (a) | notes |", "|---|---|---|---|---|---|---|"]
+    for row in report.rows:
+        rate = f"{row.rate:.1f}" if row.rate else "n/a"
+        per = f"{1e3 / row.rate:.1f}" if row.rate and row.unit != "GFLOP/s" else ""
+        versus = f"{row.rate / net['eager1']:.1f}x" if row.rate and row.unit in ("faces/s", "frames/s") and row.section in "abcde" else ""
+        lines.append(f"| {row.section} | {row.name} | {rate} | {row.unit} | {per} | {versus} | {row.note} |")
+    stage1_gflop = 2 * sum(r["stage1_macs"].values()) / 1e9
+    lines += ["", f"(d) The regression stage alone is {stage1_gflop * 1e3:.1f} MFLOP per face: the stage-1 graph "
+              "(`onnx.utils.extract_model(model, ..., ['stage1'])`) skips the refiner; fetching `stage1` from the full "
+              "graph does not, because onnxruntime runs every node of the graph."]
+    costs = pipe["costs"]
+    total = sum(costs.values())
+    net_ms = costs.get("network (1 face)", 0.0)
+    lines += ["", f"## Where a {pipe['frame'][0]}x{pipe['frame'][1]} frame's CPU time goes (one thread, one frame)", "",
+              "| step | ms | share |", "|---|---|---|"]
+    lines += [f"| {name} | {ms:.1f} | {ms / total:.0%} |" for name, ms in costs.items()]
+    lines += ["", f"Everything but the network costs {total - net_ms:.0f} ms of CPU per frame against "
+              f"{1e3 / pipe['network']:.0f} ms per face for the network (both cores). With the network and the codecs "
+              f"sharing {os.cpu_count()} cores, the pipeline cannot beat about "
+              f"{1e3 / (1e3 / pipe['network'] + (total - net_ms) / (os.cpu_count() or 1)):.1f} frames/s even with "
+              "perfect overlap; see the notes below."]
+    if memory:
+        marks = memory_marks(report.memory)
+        lines += ["", f"## Memory over {memory['frames']} frames", "",
+                  "RSS of a fresh process rendering the sequence (`render_sequence` with --region, default options), "
+                  "sampled after each frame:", "",
+                  "| frames done | " + " | ".join(str(n) for n, _ in marks) + " |",
+                  "|---|" + "---|" * len(marks),
+                  "| RSS MiB | " + " | ".join(f"{v:.0f}" for _, v in marks) + " |", "",
+                  f"Start (model loaded): {memory['start_mib']:.0f} MiB; peak (VmHWM): {memory['peak_mib']:.0f} MiB."]
+    lines += ["", f"## onnxruntime profile at batch {net['best_batch']} (ms per face, by op type)", "",
+              "| op | ms/face | nodes |", "|---|---|---|"]
+    lines += [f"| {op} | {ms:.2f} | {n} |" for op, ms, n in r["profile"][:12]]
+    if r["arch"]:
+        base = r["arch"][0][1]
+        lines += ["", f"## Architecture variants (prototypes, random weights, batch {net['best_batch']}, onnxruntime CPU)", "",
+                  "| variant | faces/s | vs default | GFLOP/face | share of ceiling |", "|---|---|---|---|---|"]
+        lines += [f"| {name} | {rate:.1f} | {rate / base:.2f}x | {g:.2f} | {s:.0%} |" for name, rate, g, s in r["arch"]]
+    return "\n".join(lines) + "\n"
+
+
+def memory_marks(samples: list[tuple[int, float]], points: int = 10) -> list[tuple[int, float]]:
+    if not samples:
+        return []
+    step = max(1, len(samples) // points)
+    picked = samples[step - 1 :: step]
+    if picked[-1] != samples[-1]:
+        picked.append(samples[-1])
+    return picked

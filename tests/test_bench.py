@@ -1,0 +1,71 @@
+"""`reggan-plugin bench`: its counting helpers, and an end-to-end smoke run on a tiny model (no timings asserted)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("torch")
+onnx = pytest.importorskip("onnx")
+
+from click.testing import CliRunner  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
+
+from reggan_plugin import bench  # noqa: E402
+
+
+def _conv_model(path, cin=3, cout=5, k=3, stride=2, size=16):
+    weight = numpy_helper.from_array(np.zeros((cout, cin, k, k), np.float32), "w")
+    mat = numpy_helper.from_array(np.zeros((cout * (size // stride) ** 2, 7), np.float32), "m")
+    nodes = [
+        helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[k, k], strides=[stride, stride], pads=[1, 1, 1, 1]),
+        helper.make_node("Flatten", ["y"], ["f"]),
+        helper.make_node("MatMul", ["f", "m"], ["z"]),
+        helper.make_node("Einsum", ["z", "z"], ["e"], equation="ni,nj->nij"),
+    ]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", cin, size, size])],
+                              [helper.make_tensor_value_info("e", TensorProto.FLOAT, None)], initializer=[weight, mat])
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    onnx.save(proto, path)
+
+
+def test_model_macs_counts_conv_matmul_and_einsum(tmp_path):
+    _conv_model(tmp_path / "m.onnx")
+    macs = bench.model_macs(tmp_path / "m.onnx")
+    out_elems = 5 * 8 * 8
+    assert macs["Conv"] == out_elems * 3 * 3 * 3  # each output sums Cin * k * k products
+    assert macs["MatMul"] == 7 * out_elems  # [1, 320] x [320, 7]
+    assert macs["Einsum"] == 1 * 7 * 7
+
+
+def test_bar_chart_draws_every_bar(tmp_path):
+    path = tmp_path / "chart.png"
+    bench.bar_chart(path, [("a", 1.0), ("b", 10.0), ("c", 5.0)], "title", "/s")
+    image = np.asarray(Image.open(path).convert("RGB"))
+    assert image.shape[0] > 3 * 20
+    coloured = (np.abs(image.astype(int) - image.mean(axis=2, keepdims=True)) > 30).any(axis=2)
+    rows = np.flatnonzero(coloured.any(axis=1))
+    bands = 1 + int(np.count_nonzero(np.diff(rows) > 1))
+    assert bands == 3  # one coloured bar per value
+    widths = [int(coloured[r].sum()) for r in (rows[0], rows[-1])]
+    assert widths[0] < widths[1]  # 1.0 is drawn shorter than 5.0
+
+
+def test_synthetic_frame_is_an_rgba_render_with_a_face():
+    frame = bench.synthetic_frame(160, 90, 0, (80, 45, 40))
+    assert frame.shape == (90, 160, 4) and frame.dtype == np.uint8
+    assert (frame[..., 3] == 255).all()
+    assert frame[45, 80, 0] > frame[5, 5, 0] + 60  # skin is brighter than the background
+
+
+@pytest.mark.slow
+def test_bench_quick_runs_end_to_end_and_writes_the_table(tmp_path):
+    result = CliRunner().invoke(bench.bench, ["--quick", "--out", str(tmp_path), "--frames", "2", "--long-frames", "3"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    text = (tmp_path / "BENCHMARKS.md").read_text()
+    for needle in ("## Acceptance", "torch eager, 1 face per call", "cpu backend (onnxruntime), best batch",
+                   "regression stage alone", "render pipeline", "GEMM ceiling", "Memory over 3 frames", "Quick smoke run"):
+        assert needle in text, needle
+    table = [line for line in text.splitlines() if line.startswith("| a |")]
+    assert table and float(table[0].split("|")[3]) > 0
+    assert Image.open(tmp_path / "benchmarks.png").size[0] > 200
