@@ -163,7 +163,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
         list_frames(seq.frames)  # a bad directory is reported before the model loads
         renderer = ExpressionRenderer(inference)
         renderer.artifact.expression_weights(edit.expression)  # fail before the first frame
-        click.echo(f"backend: {renderer.backend.description}", err=True)
+        click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)
         with tqdm(unit="frame", disable=None, file=sys.stderr) as bar:
             def progress(done: int, total: int) -> None:
                 bar.total = total
@@ -206,7 +206,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
         if not faces:
             raise RegganError(f"{image}: no face found (use --region X,Y,W,H or drop --detect)")
         renderer = ExpressionRenderer(inference)
-        click.echo(f"backend: {renderer.backend.description}", err=True)
+        click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)
         write_image(Path(out), renderer.apply_image(picture, faces, edit))
         click.echo(f"wrote {out}", err=True)
 

@@ -93,3 +93,22 @@ def test_expression_weights(tiny_model):
         art.expression_weights("smug")
     with pytest.raises(UsageError, match="sum to at most 1"):
         art.expression_weights("happy=0.9,sad=0.9")
+
+
+def test_export_onnx_command(tmp_path):
+    import subprocess
+    import sys
+
+    torch.manual_seed(5)
+    save_generator(tmp_path / "7-G", RegGAN(TINY), {"iterations": 7})
+    proc = subprocess.run(
+        [sys.executable, "-m", "reggan_plugin.cli", "export", "onnx", "--checkpoint", tmp_path / "7-G", "--out", tmp_path / "m.onnx"],
+        capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert load_artifact(tmp_path / "m.onnx").provenance["iterations"] == 7
+    missing = subprocess.run(
+        [sys.executable, "-m", "reggan_plugin.cli", "export", "onnx", "--checkpoint", tmp_path / "nope", "--out", tmp_path / "x.onnx"],
+        capture_output=True, text=True,
+    )
+    assert missing.returncode == 3 and "nope.safetensors" in missing.stderr and not (tmp_path / "x.onnx").exists()
