@@ -1,0 +1,593 @@
+"""The Blender add-on (blender_addon/), headless with bpy from PyPI, and its extension build.
+
+The add-on's operators run off the main thread; here the timer loop is driven by hand
+(`JOBS.wait()` / `HOOK.wait()` drain the queue until the job ends). Test models are exported in a
+child process so that this process (Blender's) never imports torch.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import socket
+import subprocess
+import sys
+import textwrap
+import time
+import tomllib
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _load_build_script() -> object:
+    """blender_addon/build.py is a plain-Python script (no bpy); load it under a name of its own."""
+    spec = importlib.util.spec_from_file_location("reggan_addon_build", REPO / "blender_addon" / "build.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+addon_build = _load_build_script()
+
+try:
+    import bpy
+    import addon_utils  # comes with bpy
+except ImportError:
+    bpy = addon_utils = None
+
+ADDON = "blender_addon"
+TINY64 = """
+import dataclasses, sys, torch
+from reggan_plugin.export.onnx_export import export_model
+from reggan_plugin.training.config import TINY
+from reggan_plugin.training.models import RegGAN
+torch.manual_seed(0)
+model = RegGAN(dataclasses.replace(TINY, image_size=64))
+with torch.no_grad():
+    model.stage1.bias.normal_(0.0, 0.2)
+export_model(model, sys.argv[1], provenance={"training": "random init (tests)", "iterations": 0})
+"""
+
+
+# -- the extension build (no bpy needed) ----------------------------------------------------------
+def test_source_manifest_follows_the_schema() -> None:
+    manifest = addon_build.read_manifest(REPO / "blender_addon" / "blender_manifest.toml")
+    assert addon_build.manifest_problems(manifest) == []
+    assert manifest["schema_version"] == "1.0.0" and manifest["blender_version_min"] == "4.2.0"
+    assert manifest["license"] == ["SPDX:MIT"] and manifest["permissions"]["files"]
+    assert set(manifest["platforms"]) == {"linux-x64", "windows-x64", "macos-arm64"}
+
+
+def test_manifest_check_catches_mistakes() -> None:
+    good = addon_build.read_manifest(REPO / "blender_addon" / "blender_manifest.toml")
+    for change, expected in [
+        ({"schema_version": None}, "missing required key 'schema_version'"),
+        ({"blender_version_min": "4.1.0"}, "blender_version_min"),
+        ({"license": ["MIT"]}, "SPDX"),
+        ({"permissions": {"files": "Reads files."}}, "trailing period"),
+        ({"wheels": ["wheels/x.whl"]}, "./wheels/"),
+        ({"platforms": ["amiga-68k"]}, "unknown platform"),
+        ({"bl_info": {}}, "unknown key"),
+    ]:
+        bad = dict(good)
+        for key, value in change.items():
+            if value is None:
+                bad.pop(key)
+            else:
+                bad[key] = value
+        problems = addon_build.manifest_problems(bad)
+        assert any(expected in p for p in problems), (change, problems)
+
+
+def test_staged_manifest_lists_wheels_and_platforms() -> None:
+    source = (REPO / "blender_addon" / "blender_manifest.toml").read_text()
+    text = addon_build.staged_manifest(source, ["./wheels/a-1.0-py3-none-any.whl"], ["linux-x64"])
+    manifest = tomllib.loads(text)
+    assert manifest["wheels"] == ["./wheels/a-1.0-py3-none-any.whl"] and manifest["platforms"] == ["linux-x64"]
+    assert manifest["permissions"] == tomllib.loads(source)["permissions"]  # tables untouched
+
+
+def test_runtime_imports_are_all_bundled_or_provided() -> None:
+    """Every third-party module the runtime imports is a pyproject dependency (so it gets a wheel)."""
+    requirements = {addon_build.requirement_name(r) for r in addon_build.runtime_requirements()}
+    assert "numpy" not in requirements  # Blender ships it
+    fake_wheels = [Path(f"{name.replace('-', '_')}-1-py3-none-any.whl") for name in requirements]
+    assert addon_build.uncovered_imports(fake_wheels) == []
+
+
+def _pypi_reachable() -> bool:
+    try:
+        socket.create_connection(("pypi.org", 443), timeout=3).close()
+        return True
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+def test_build_zip_for_this_platform(tmp_path: Path) -> None:
+    platform = addon_build.current_platform()
+    cache = REPO / "build" / "blender"
+    cached = (cache / "wheels" / platform).is_dir()
+    if not cached and not _pypi_reachable():
+        pytest.skip("PyPI is unreachable and the wheel cache build/blender/wheels is empty")
+    has_model = (REPO / "reggan_plugin" / "models" / "default.onnx").is_file()
+    result = addon_build.build([platform], tmp_path, cache=cache, require_model=has_model)
+    (archive,) = result.zips
+    assert archive.name == f"reggan_expressions-0.1.0-{platform.replace('-', '_')}.zip"
+    manifest, names = addon_build.zip_manifest(archive)
+    assert manifest["platforms"] == [platform]
+    wheels = {Path(w).name.split("-")[0].lower() for w in manifest["wheels"]}
+    assert {"reggan_plugin", "onnxruntime", "pillow", "click"} <= wheels
+    assert not wheels & {"numpy", "torch"}
+    assert {"__init__.py", "operators.py", "jobs.py", "blender_manifest.toml"} <= names
+    assert "build.py" not in names
+    with zipfile.ZipFile(archive) as handle, zipfile.ZipFile(handle.open(next(n for n in names if "reggan_plugin-" in n))) as wheel:
+        inner = set(wheel.namelist())
+    assert "reggan_plugin/pipeline.py" in inner
+    if has_model:
+        assert "reggan_plugin/models/default.onnx" in inner
+    if result.validated_by == "blender_ext":  # Blender's own validator accepts the zip too
+        assert addon_build.validate_with_blender(archive) is not None
+    # a second build needs no network: everything comes from the cache
+    again = addon_build.build([platform], tmp_path / "offline", cache=cache, offline=True, require_model=has_model)
+    assert addon_build.zip_manifest(again.zips[0])[0]["wheels"] == manifest["wheels"]
+
+
+# -- Blender ---------------------------------------------------------------------------------------
+needs_bpy = pytest.mark.skipif(bpy is None, reason="bpy (Blender as a Python module) is not installed: pip install .[blender]")
+
+
+@pytest.fixture(scope="session")
+def addon_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny 64 px RegGAN export (random weights that visibly change faces), made in a child process."""
+    path = tmp_path_factory.mktemp("addon-model") / "tiny64.onnx"
+    result = subprocess.run([sys.executable, "-c", TINY64, str(path)], capture_output=True, text=True)
+    if result.returncode and "No module named 'torch'" in result.stderr:
+        pytest.skip("torch is needed to export the test model (pip install .[export])")
+    assert result.returncode == 0, result.stderr[-2000:]
+    return path
+
+
+def enable_addon() -> object:
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    module = addon_utils.enable(ADDON, default_set=True, handle_error=None)
+    assert module is not None and bpy.context.preferences.addons.get(ADDON) is not None
+    return module
+
+
+@pytest.fixture
+def addon(addon_model: Path) -> object:
+    """The add-on enabled on an empty scene, set to the test model, the CPU backend and a face box."""
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    module = enable_addon()
+    settings = bpy.context.scene.reggan
+    settings.model_path = str(addon_model)
+    settings.backend = "cpu"
+    yield module
+    module.jobs.JOBS.shutdown()
+    addon_utils.disable(ADDON, default_set=True, handle_error=None)
+
+
+def face_image(name: str, width: int = 128, height: int = 96, *, float_buffer: bool = False) -> object:
+    rng = np.random.default_rng(0)
+    image = bpy.data.images.new(name, width, height, alpha=True, float_buffer=float_buffer)
+    yy, xx = np.mgrid[0:height, 0:width]
+    rgba = np.stack([xx / width, yy / height, 0.5 + 0.2 * np.sin(xx / 5.0), np.ones_like(xx, float)], axis=2)
+    rgba[..., :3] += rng.uniform(-0.05, 0.05, (height, width, 3))
+    values = np.clip(rgba, 0, 1).astype(np.float32)
+    if not float_buffer:
+        values = np.round(values * 255) / 255
+    image.pixels.foreach_set(values.ravel())
+    return image
+
+
+def pixels_top_down(image: object) -> np.ndarray:
+    width, height = image.size
+    flat = np.empty(width * height * image.channels, np.float32)
+    image.pixels.foreach_get(flat)
+    return flat.reshape(height, width, image.channels)[::-1]
+
+
+def outside(box: tuple[int, int, int, int], shape: tuple[int, ...], grow: float = 2.0) -> np.ndarray:
+    """Mask of pixels farther than `grow` x the box from its centre (the crop never reaches there)."""
+    x, y, w, h = box
+    cx, cy, half = x + w / 2, y + h / 2, grow * max(w, h) / 2
+    yy, xx = np.mgrid[0 : shape[0], 0 : shape[1]]
+    return (np.abs(xx + 0.5 - cx) > half) | (np.abs(yy + 0.5 - cy) > half)
+
+
+def inside(box: tuple[int, int, int, int], shape: tuple[int, ...]) -> np.ndarray:
+    x, y, w, h = box
+    mask = np.zeros(shape[:2], bool)
+    mask[y : y + h, x : x + w] = True
+    return mask
+
+
+@needs_bpy
+def test_register_and_unregister_twice() -> None:
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    for _ in range(2):
+        module = enable_addon()
+        assert hasattr(bpy.types.Scene, "reggan") and bpy.context.scene.reggan.expression
+        assert bpy.ops.reggan.apply_image.poll()
+        assert module.handlers.on_render_write in bpy.app.handlers.render_write
+        assert {"REGGAN_PT_image_editor", "REGGAN_PT_render"} <= set(dir(bpy.types))
+        addon_utils.disable(ADDON, default_set=True, handle_error=None)
+        assert not hasattr(bpy.types.Scene, "reggan")
+        assert not hasattr(bpy.types, "REGGAN_PT_render")
+        assert module.handlers.on_render_write not in bpy.app.handlers.render_write
+
+
+@needs_bpy
+def test_property_defaults_come_from_the_runtime_config(addon: object) -> None:
+    from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
+
+    props = bpy.context.scene.reggan.bl_rna.properties
+    assert props["expression"].default == EditConfig.expression
+    assert props["intensity"].default == pytest.approx(EditConfig.intensity)
+    assert props["stage"].default == InferenceConfig.stage
+    assert props["skip_existing"].default == SequenceConfig.skip_existing
+    assert props["smooth"].default == pytest.approx(SequenceConfig.smooth)
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    prefs_props = prefs.bl_rna.properties
+    assert prefs_props["backend"].default == InferenceConfig.backend
+    assert prefs_props["precision"].default == InferenceConfig.precision
+    assert prefs_props["batch"].default == InferenceConfig.batch
+    # untouched settings give exactly the runtime's default configs
+    fresh = bpy.data.scenes.new("fresh").reggan
+    settings = addon.settings
+    assert settings.edit_config(fresh) == EditConfig()
+    assert settings.inference_config(fresh, prefs) == InferenceConfig()
+    assert set(addon.settings.BACKENDS) == {item.identifier for item in prefs_props["backend"].enum_items}
+
+
+@needs_bpy
+def test_apply_image_edits_the_face_only_and_reverts(addon: object) -> None:
+    image = face_image("texture")
+    before = pixels_top_down(image).copy()
+    box = (40, 20, 44, 44)
+    settings = bpy.context.scene.reggan
+    settings.face_source, settings.box = "BOX", box
+    seen = []
+    addon.jobs.JOBS.listeners.append(lambda status: seen.append((status.state, status.done, status.total)))
+    assert bpy.ops.reggan.apply_image(image_name="texture") == {"FINISHED"}  # returns before the work is done
+    status = addon.jobs.JOBS.wait(60)
+    assert status.state == "done", status.message
+    assert "1 face(s) edited" in status.message
+    assert ("running", 1, 1) in seen or ("done", 1, 1) in seen
+    after = pixels_top_down(bpy.data.images["texture"])
+    changed = np.abs(after - before).max(axis=2) > 0
+    assert changed[inside(box, changed.shape)].mean() > 0.3  # the face changed
+    assert not changed[outside(box, changed.shape)].any()  # nothing far from it did
+    # undo: the backup restores the original exactly
+    assert bpy.ops.reggan.revert_image(image_name="texture") == {"FINISHED"}
+    np.testing.assert_array_equal(pixels_top_down(bpy.data.images["texture"]), before)
+
+
+@needs_bpy
+def test_apply_image_with_whole_image_on_a_float_texture(addon: object) -> None:
+    image = face_image("float-texture", 64, 64, float_buffer=True)
+    before = pixels_top_down(image).copy()
+    bpy.context.scene.reggan.face_source = "WHOLE"
+    bpy.ops.reggan.apply_image(image_name="float-texture")
+    status = addon.jobs.JOBS.wait(60)
+    assert status.state == "done", status.message
+    after = pixels_top_down(bpy.data.images["float-texture"])
+    assert np.abs(after - before)[..., :3].max() > 0.01
+    np.testing.assert_array_equal(after[..., 3], before[..., 3])  # alpha untouched
+
+
+@needs_bpy
+def test_errors_are_reported_not_raised(addon: object, tmp_path: Path) -> None:
+    face_image("texture2")
+    settings = bpy.context.scene.reggan
+    settings.face_source, settings.box = "BOX", (10, 10, 40, 40)
+    settings.model_path = str(tmp_path / "missing.onnx")
+    bpy.ops.reggan.apply_image(image_name="texture2")
+    status = addon.jobs.JOBS.wait(60)
+    assert status.state == "failed" and "missing.onnx" in status.message
+    assert "model" in status.hint.lower()
+
+
+def tiny_render_scene(width: int = 64, height: int = 48) -> object:
+    """A camera looking at an emissive sphere; Cycles, 1 sample."""
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples = 1
+    scene.cycles.use_denoising = False
+    scene.cycles.device = "CPU"
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = width, height, 100
+    scene.view_settings.view_transform = "Standard"
+    bpy.ops.mesh.primitive_uv_sphere_add(radius=0.5, location=(0, 0, 0), segments=16, ring_count=8)
+    sphere = bpy.context.active_object
+    material = bpy.data.materials.new("glow")
+    if bpy.app.version < (5, 0, 0):
+        material.use_nodes = True  # always on (and deprecated) from Blender 5.0
+    nodes = material.node_tree.nodes
+    nodes.clear()
+    emission, output = nodes.new("ShaderNodeEmission"), nodes.new("ShaderNodeOutputMaterial")
+    emission.inputs["Color"].default_value = (0.8, 0.6, 0.4, 1.0)
+    material.node_tree.links.new(emission.outputs[0], output.inputs[0])
+    sphere.data.materials.append(material)
+    camera_data = bpy.data.cameras.new("camera")
+    camera = bpy.data.objects.new("camera", camera_data)
+    scene.collection.objects.link(camera)
+    camera.location = (0.0, -4.0, 0.0)
+    camera.rotation_euler = (np.pi / 2, 0.0, 0.0)
+    scene.camera = camera
+    return sphere
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_apply_to_the_render_result_of_a_cycles_render(addon: object) -> None:
+    tiny_render_scene()
+    bpy.ops.render.render()
+    render = bpy.data.images["Render Result"]
+    original = addon.images.render_result_pixels(bpy.context.scene).pixels
+    box = (16, 8, 32, 32)
+    settings = bpy.context.scene.reggan
+    settings.face_source, settings.box = "BOX", box
+    assert bpy.ops.reggan.apply_render_result() == {"FINISHED"}
+    status = addon.jobs.JOBS.wait(60)
+    assert status.state == "done", status.message
+    edited = next(i for i in bpy.data.images if i.name.startswith("Render Result (happy"))
+    assert edited.is_float and tuple(edited.size) == (64, 48)
+    assert bpy.data.images.get("Render Result") is render and render.type == "RENDER_RESULT"  # original kept
+    after = pixels_top_down(edited)
+    changed = np.abs(after - original).max(axis=2) > 0
+    assert changed[inside(box, changed.shape)].mean() > 0.3
+    assert not changed[outside(box, changed.shape, grow=1.6)].any()
+    np.testing.assert_array_equal(after[outside(box, changed.shape, grow=1.6)], original[outside(box, changed.shape, grow=1.6)])
+
+
+def write_frames(folder: Path, count: int, size: int = 96) -> list[Path]:
+    from PIL import Image
+
+    folder.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    paths = []
+    for index in range(1, count + 1):
+        pixels = rng.integers(0, 256, (size, size, 4), dtype=np.uint8)
+        pixels[..., 3] = 255
+        path = folder / f"shot_{index:04d}.png"
+        Image.fromarray(pixels, "RGBA").save(path)
+        paths.append(path)
+    return paths
+
+
+def read_png(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as handle:
+        return np.asarray(handle)
+
+
+@needs_bpy
+def test_frame_range_operator_finishes_and_reports_progress(addon: object, tmp_path: Path) -> None:
+    frames = write_frames(tmp_path / "frames", 4)
+    settings = bpy.context.scene.reggan
+    settings.frames_dir, settings.face_source, settings.box = str(tmp_path / "frames"), "BOX", (24, 24, 48, 48)
+    progress = []
+    addon.jobs.JOBS.listeners.append(lambda status: progress.append(status.done))
+    assert bpy.ops.reggan.apply_frames() == {"FINISHED"}
+    status = addon.jobs.JOBS.wait(60)
+    assert status.state == "done", status.message
+    out = tmp_path / "frames_reggan_happy"  # a new sibling folder, like the CLI's --out
+    assert sorted(p.name for p in out.iterdir()) == [p.name for p in frames]
+    assert status.message.startswith("4 done") and status.total == 4
+    assert progress == sorted(progress) and progress[-1] == 4
+    for frame in frames:
+        before, after = read_png(frame), read_png(out / frame.name)
+        changed = (before != after).any(axis=2)
+        assert changed[24:72, 24:72].mean() > 0.3 and not changed[outside((24, 24, 48, 48), changed.shape)].any()
+
+
+@needs_bpy
+def test_frame_range_operator_cancels_midway_without_partial_files(addon: object, tmp_path: Path) -> None:
+    frames = write_frames(tmp_path / "frames", 40, size=160)
+    settings = bpy.context.scene.reggan
+    settings.frames_dir, settings.face_source, settings.box = str(tmp_path / "frames"), "BOX", (40, 40, 80, 80)
+    settings.out_dir = str(tmp_path / "edited")
+    jobs = addon.jobs.JOBS
+    bpy.ops.reggan.apply_frames()
+    while jobs.drain() and jobs.status.done < 1:
+        time.sleep(0.002)
+    assert bpy.ops.reggan.cancel() == {"FINISHED"}
+    status = jobs.wait(60)
+    assert status.state == "cancelled", status.message
+    written = sorted((tmp_path / "edited").iterdir())
+    assert 0 < len(written) < len(frames), "cancel should stop the run midway"
+    assert {p.name for p in written} <= {p.name for p in frames}  # no temp or partial files left
+    for path in written:
+        assert read_png(path).shape == (160, 160, 4)  # each written frame is complete
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_render_hook_edits_every_written_frame(addon: object, tmp_path: Path) -> None:
+    tiny_render_scene()
+    scene = bpy.context.scene
+    scene.frame_start, scene.frame_end = 1, 2
+    scene.render.filepath = str(tmp_path / "render" / "####")
+    scene.render.image_settings.file_format = "PNG"
+    settings = scene.reggan
+    settings.face_source, settings.box, settings.auto_apply = "BOX", (16, 8, 32, 32), True
+    bpy.ops.render.render(animation=True)
+    hook = addon.handlers.HOOK
+    hook.wait(60)
+    assert hook.failed == []
+    edited = tmp_path / "render_reggan_happy"
+    assert sorted(p.name for p in edited.iterdir()) == ["0001.png", "0002.png"]
+    for name in ("0001.png", "0002.png"):
+        before, after = read_png(tmp_path / "render" / name), read_png(edited / name)
+        changed = (before != after).any(axis=2)
+        assert changed[8:40, 16:48].any() and not changed[outside((16, 8, 32, 32), changed.shape, 1.6)].any()
+
+
+# -- "From Scene": projecting the head through the camera ----------------------------------------
+def scene_faces_module() -> object:
+    if str(REPO) not in sys.path:
+        sys.path.insert(0, str(REPO))
+    from blender_addon import scene_faces
+
+    return scene_faces
+
+
+@needs_bpy
+def test_projection_matches_world_to_camera_view() -> None:
+    from bpy_extras.object_utils import world_to_camera_view
+    from mathutils import Vector
+
+    scene_faces = scene_faces_module()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.resolution_x, scene.render.resolution_y, scene.render.resolution_percentage = 320, 180, 50
+    scene.render.pixel_aspect_x = 1.2
+    for kind in ("PERSP", "ORTHO"):
+        data = bpy.data.cameras.new(kind)
+        data.type, data.lens, data.shift_x, data.shift_y, data.ortho_scale = kind, 42.0, 0.1, -0.05, 3.0
+        camera = bpy.data.objects.new(kind, data)
+        scene.collection.objects.link(camera)
+        camera.location, camera.rotation_euler = (0.3, -5.0, 0.4), (1.45, 0.05, 0.1)
+        bpy.context.view_layer.update()
+        points = np.random.default_rng(2).uniform(-1, 1, (50, 3))
+        ours = scene_faces.camera_view(scene, camera, points)
+        theirs = np.array([tuple(world_to_camera_view(scene, camera, Vector(p))) for p in points])
+        np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-5)  # mathutils works in float32
+
+
+@needs_bpy
+def test_projection_matches_the_synth_renderer_camera() -> None:
+    """The ICT renderer's numpy camera (training/synth/camera.py) and ours agree on a simple mesh."""
+    from mathutils import Matrix
+
+    from reggan_plugin.training.synth.camera import SENSOR_MM, CameraPose, orbit, project
+
+    scene_faces = scene_faces_module()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.resolution_x = scene.render.resolution_y = 200
+    bpy.ops.mesh.primitive_ico_sphere_add(radius=0.1, location=(0.02, 0.01, 0.03))
+    mesh_obj = bpy.context.active_object
+    rotation = orbit(12.0, -7.0, 3.0)
+    pose = CameraPose(rotation=rotation, position=rotation @ np.array([0, 0, 0.9]), focal_mm=60.0, target=np.zeros(3))
+    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    scene.collection.objects.link(camera)
+    camera.matrix_world = Matrix([list(map(float, row)) for row in pose.matrix_world()])
+    camera.data.lens, camera.data.sensor_width, camera.data.sensor_fit = pose.focal_mm, SENSOR_MM, "HORIZONTAL"
+    scene.camera = camera
+    bpy.context.view_layer.update()
+    vertices = np.array([tuple(mesh_obj.matrix_world @ v.co) for v in mesh_obj.data.vertices])
+    ours, in_front = scene_faces.project_to_pixels(scene, camera, vertices)
+    assert in_front.all()
+    np.testing.assert_allclose(ours, project(vertices, pose, 200), atol=1e-4)
+    box = scene_faces.scene_face_box(scene, mesh_obj, depsgraph=bpy.context.evaluated_depsgraph_get())
+    np.testing.assert_allclose(box, scene_faces.box_from_points(project(vertices, pose, 200)), atol=1e-4)
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_projection_matches_a_cycles_render_of_a_marker() -> None:
+    """An emissive sphere rendered by Cycles lands where the projection says, to a pixel."""
+    scene_faces = scene_faces_module()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    sphere = tiny_render_scene(96, 64)
+    sphere.location = (0.7, 0.0, -0.3)
+    sphere.scale = (0.5, 0.5, 0.5)
+    scene = bpy.context.scene
+    scene.camera.data.shift_x = 0.05
+    scene.cycles.samples = 16
+    bpy.context.view_layer.update()
+    bpy.ops.render.render()
+    sys.path.insert(0, str(REPO))
+    from blender_addon import images
+
+    # pixels at least half covered by the sphere (its emission is 0.8 at full coverage)
+    alpha = images.render_result_pixels(scene).pixels[..., :3].max(axis=2) > 0.4
+    rows, cols = np.nonzero(alpha)
+    x, y, w, h = scene_faces.scene_face_box(scene, sphere, depsgraph=bpy.context.evaluated_depsgraph_get())
+    # extreme projected points vs the first and last half-covered pixel centres: within a pixel
+    np.testing.assert_allclose([x, y, x + w - 1, y + h - 1], [cols.min(), rows.min(), cols.max(), rows.max()], atol=1.0)
+    centre, _ = scene_faces.project_to_pixels(scene, scene.camera, np.array([tuple(sphere.matrix_world.translation)]))
+    np.testing.assert_allclose(centre[0], [cols.mean(), rows.mean()], atol=0.5)
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_scene_face_box_matches_the_landmarks_of_a_rendered_ict_face(ict_model_path: Path, tmp_path: Path) -> None:
+    from reggan_plugin.faces import box_from_landmarks
+    from reggan_plugin.training.synth.camera import CM_TO_M, frame_face, project
+    from reggan_plugin.training.synth.face_model import load_face_model
+    from reggan_plugin.training.synth.recipes import load_recipes
+    from reggan_plugin.training.synth.scene import FaceScene
+    from reggan_plugin.training.synth.variation import sample_identity
+
+    scene_faces = scene_faces_module()
+    model = load_face_model(ict_model_path)
+    size = 128
+    face_scene = FaceScene(model, size, samples=2, denoise=False, threads=2)
+    params = sample_identity(3, 0, model.n_identities, load_recipes())
+    neutral = model.vertices(np.asarray(params.identity_weights, np.float32))
+    pose = frame_face(neutral[model.landmarks68] * CM_TO_M, params.camera)
+    face_scene.set_identity(params, neutral, pose)
+    face_scene.render(tmp_path / "face.png")
+    truth = project(neutral[model.landmarks68] * CM_TO_M, pose, size)  # the renderer's own landmarks
+
+    obj = face_scene.mesh_obj
+    group = obj.vertex_groups.new(name="landmarks")
+    group.add([int(i) for i in model.landmarks68], 1.0, "REPLACE")
+    scene = face_scene.scene
+    box = scene_faces.scene_face_box(scene, obj, vertex_group="landmarks", depsgraph=bpy.context.evaluated_depsgraph_get())
+    expected = scene_faces.box_from_points(truth)
+    np.testing.assert_allclose(box, expected, atol=1.0)
+    # the box is on the rendered face: the render is opaque where the landmarks are
+    rgba = read_png(tmp_path / "face.png")
+    points = np.round(truth).astype(int)
+    assert (rgba[points[:, 1], points[:, 0], 3] > 200).mean() > 0.9
+    # a face box grown like the runtime's (68-point rule) still fits inside the frame
+    x, y, w, h = box_from_landmarks(truth)
+    assert 0 <= x and 0 <= y and x + w <= size and y + h <= size
+
+
+@needs_bpy
+def test_the_addon_never_imports_torch(addon_model: Path, tmp_path: Path) -> None:
+    """Enable the add-on and edit an image in a fresh Blender process: torch stays out of it."""
+    script = textwrap.dedent(
+        f"""
+        import sys, numpy as np, bpy, addon_utils
+        sys.path.insert(0, {str(REPO)!r})
+        addon = addon_utils.enable({ADDON!r}, default_set=True, handle_error=None)
+        image = bpy.data.images.new("t", 64, 64)
+        image.pixels.foreach_set(np.random.default_rng(0).random(64 * 64 * 4).astype(np.float32))
+        s = bpy.context.scene.reggan
+        s.model_path, s.backend, s.face_source = {str(addon_model)!r}, "cpu", "WHOLE"
+        bpy.ops.reggan.apply_image(image_name="t")
+        status = addon.jobs.JOBS.wait(60)
+        print(status.state, "torch" in sys.modules)
+        """
+    )
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip().splitlines()[-1] == "done False"
+
+
+@needs_bpy
+def test_faces_json_for_scene_boxes_loads_in_the_runtime(tmp_path: Path) -> None:
+    from reggan_plugin.faces import load_faces_json
+
+    sys.path.insert(0, str(REPO))
+    from blender_addon import engine
+
+    path = tmp_path / "faces.json"
+    path.write_text(json.dumps(engine.faces_json({"shot_0001": (1.5, 2.0, 30.0, 31.0), "shot_0002": None})))
+    faces = load_faces_json(path)
+    assert faces.faces_for("shot_0001.png")[0].box == (1.5, 2.0, 30.0, 31.0)
+    assert list(faces.faces_for("shot_0002.exr")) == []
+    assert engine.sibling_dir(Path("/r/shot"), "happy") == Path("/r/shot_reggan_happy")
