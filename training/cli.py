@@ -37,6 +37,8 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
                  resume: bool = False, cache_dir: Path | None = None, export_path: Path | None = None,
                  progress: bool = True) -> dict:
     """Everything `train` does; returns the run summary (also written to RUN/summary.json by rank 0)."""
+    import os
+
     import torch
 
     from .data.dataset import PairedFaces, load_datasets
@@ -44,11 +46,10 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
     from .run_state import DistInfo, init_distributed, latest_checkpoint, resolve_device
     from .solver import Solver, broadcast_stage1, evaluate_pairs, fit_stage1, params_digest
 
-    import os
-
     env_dist = DistInfo(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0")))
     device = resolve_device(device_kind, env_dist)  # a missing GPU fails before any process group forms
     dist = init_distributed(device_kind)
+    logging.getLogger(__name__).info("rank %d/%d on %s", dist.rank, dist.world_size, device)
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     latest = latest_checkpoint(out)

@@ -111,8 +111,8 @@ def _opt_tensors(prefix: str, opt: torch.optim.Optimizer) -> tuple[dict[str, tor
 def _opt_load(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.Tensor], meta: dict) -> None:
     state: dict[int, dict] = {}
     for name, value in tensors.items():
-        head, index, key = name.split(".", 2)
-        if head == prefix:
+        if name.startswith(prefix + "."):
+            index, key = name[len(prefix) + 1 :].split(".", 1)
             state.setdefault(int(index), {})[key] = value
     for name, value in meta["scalars"].items():
         index, key = name.split(".", 1)

@@ -1,0 +1,421 @@
+"""Training: data layouts, one-transform pair crops, registration, split by identity, cache, augmentation,
+closed-form stage 1 selection, exact resume, a tiny overfit, torchrun DDP with 2 processes, the CLI.
+
+Fixture data is drawn here (procedural cartoon faces with exact landmarks); only the London test reads
+../shared/data, and only three of its subjects.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageDraw
+
+torch = pytest.importorskip("torch", reason="training needs torch (pip install .[train])")
+
+from reggan_plugin.align import CANONICAL_5PT, apply_affine, units_to_crop_px, warp_to_crop  # noqa: E402
+from reggan_plugin.training.config import TINY  # noqa: E402
+from reggan_plugin.training.data import (  # noqa: E402
+    CropGeometry, PairedFaces, cached_pairs, crop_pair, expression_from_name, find_five_points, load_datasets,
+    load_rgb, scan_dataset, split_of,
+)
+from reggan_plugin.training.data.augment import augment_pairs  # noqa: E402
+from reggan_plugin.training.data.cache import cache_path  # noqa: E402
+from reggan_plugin.training.train_config import AugmentConfig, TrainConfig  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+EXPR3 = ("neutral", "happy", "sad")
+
+
+# ---------------------------------------------------------------------------------------------------
+# fixture writers
+
+
+def draw_face(size: int, rng: np.random.Generator, expression: str, ident: dict, shift=(0.0, 0.0)) -> tuple[np.ndarray, np.ndarray]:
+    """A cartoon face (RGB uint8) and its 68 landmarks. Only the points the 5-point reduction uses are
+    meaningful: eyes 36-47, nose tip 30, mouth corners 48 and 54."""
+    s, (cx, cy) = ident["scale"] * size / 64, (ident["centre"][0] + shift[0], ident["centre"][1] + shift[1])
+    img = Image.fromarray(ident["background"])
+    d = ImageDraw.Draw(img)
+    d.ellipse((cx - 20 * s, cy - 26 * s, cx + 20 * s, cy + 26 * s), fill=ident["skin"])
+    tex = ident["texture"]  # freckles: texture for registration
+    for (u, v), r in zip(tex[:, :2], tex[:, 2]):
+        x, y = cx + u * 16 * s, cy - 22 * s + v * 18 * s
+        d.ellipse((x - r * s, y - r * s, x + r * s, y + r * s), fill=(90, 60, 40))
+    eyes = np.array([[cx - 9 * s, cy - 6 * s], [cx + 9 * s, cy - 6 * s]])
+    for ex, ey in eyes:
+        d.ellipse((ex - 3 * s, ey - 2 * s, ex + 3 * s, ey + 2 * s), fill=(30, 30, 40))
+    nose = np.array([cx, cy + 3 * s])
+    d.polygon([(cx, cy - 2 * s), (cx - 3 * s, cy + 4 * s), (cx + 3 * s, cy + 4 * s)], fill=(170, 110, 90))
+    lift = {"neutral": 0.0, "happy": -4.0, "sad": 4.0}[expression]
+    width = 9.0 if expression == "happy" else 8.0
+    mouth = np.array([[cx - width * s, cy + 13 * s + lift * s], [cx + width * s, cy + 13 * s + lift * s]])
+    d.line([tuple(mouth[0]), (cx, cy + 14 * s), tuple(mouth[1])], fill=(150, 30, 40), width=max(1, int(2 * s)))
+    lm = np.tile([[cx, cy]], (68, 1)).astype(np.float64)
+    lm[36:42], lm[42:48], lm[30], lm[48], lm[54] = eyes[0], eyes[1], nose, mouth[0], mouth[1]
+    rgb = np.asarray(img, dtype=np.float64) + rng.normal(0, 2, (size, size, 3))
+    return np.clip(rgb, 0, 255).astype(np.uint8), lm
+
+
+def new_identity(rng: np.random.Generator, size: int) -> dict:
+    return {
+        "scale": rng.uniform(0.9, 1.1), "centre": (size / 2 + rng.uniform(-3, 3), size / 2 + rng.uniform(-2, 2)),
+        "skin": tuple(int(v) for v in rng.integers(150, 230, 3)),
+        "background": np.full((size, size, 3), rng.integers(40, 220, 3), np.uint8),
+        "texture": np.column_stack([rng.uniform(-1, 1, 14), rng.uniform(0, 1, 14), rng.uniform(0.6, 1.3, 14)]),
+    }
+
+
+def write_synthetic(root: Path, n_ids: int = 8, size: int = 64, seed: int = 0) -> Path:
+    """The renderer's layout: manifest.json, <id>/<stem>.png RGBA + <stem>.landmarks.json."""
+    rng = np.random.default_rng(seed)
+    identities = {}
+    for i in range(n_ids):
+        name = f"id{i:05d}"
+        ident = new_identity(rng, size)
+        folder = root / name
+        folder.mkdir(parents=True, exist_ok=True)
+        images = {}
+        for stem, expr in [("neutral", "neutral"), ("happy", "happy"), ("sad", "sad"), ("happy_050", "happy")]:
+            rgb, lm = draw_face(size, rng, expr, ident)
+            rgba = np.dstack([rgb, np.full((size, size), 255, np.uint8)])
+            Image.fromarray(rgba, "RGBA").save(folder / f"{stem}.png")
+            (folder / f"{stem}.landmarks.json").write_text(json.dumps({"points": lm.round(3).tolist(), "size": size}))
+            images[stem] = {"expression": expr, "intensity": 0.5 if stem.endswith("050") else 1.0}
+        identities[name] = {"images": images}
+    (root / "manifest.json").write_text(json.dumps({"format": 1, "expressions": list(EXPR3), "identities": identities}))
+    return root
+
+
+def write_plain(root: Path, n_ids: int = 4, size: int = 96, seed: int = 1, shift=(4.0, -3.0)) -> Path:
+    """neutral/NNN.png (+ .landmarks.txt, 68 lines) and happy/NNN.png with the head moved by ``shift``."""
+    rng = np.random.default_rng(seed)
+    for sub in ("neutral", "happy"):
+        (root / sub).mkdir(parents=True, exist_ok=True)
+    for i in range(n_ids):
+        ident = new_identity(rng, size)
+        rgb, lm = draw_face(size, rng, "neutral", ident)
+        Image.fromarray(rgb).save(root / "neutral" / f"{i:03d}.png")
+        np.savetxt(root / "neutral" / f"{i:03d}.landmarks.txt", lm, fmt="%.3f")
+        rgb, _ = draw_face(size, rng, "happy", ident, shift=shift)
+        Image.fromarray(rgb).save(root / "happy" / f"{i:03d}.png")
+    return root
+
+
+def write_cfee(root: Path, size: int = 64, seed: int = 2) -> Path:
+    rng = np.random.default_rng(seed)
+    for subject in ("S001", "S002"):
+        ident = new_identity(rng, size)
+        folder = root / subject
+        folder.mkdir(parents=True)
+        for stem, expr in [(f"{subject}_01", "neutral"), (f"{subject}_02", "happy"), (f"{subject}-sad", "sad"),
+                           (f"{subject}_09", "happy")]:  # 09: a compound CFEE category, skipped
+            rgb, lm = draw_face(size, rng, expr, ident)
+            Image.fromarray(rgb).save(folder / f"{stem}.png")
+            if expr == "neutral":
+                (folder / f"{stem}.landmarks.json").write_text(json.dumps(lm.tolist()))
+    return root
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory) -> Path:
+    return write_synthetic(tmp_path_factory.mktemp("synth") / "renders")
+
+
+# ---------------------------------------------------------------------------------------------------
+# layouts, landmarks, split
+
+
+def test_expression_codes_in_file_names():
+    assert expression_from_name("S001_happy") == "happy"
+    assert expression_from_name("007_02") == "happy"  # CFEE code 2
+    assert expression_from_name("007_04") == "fearful"
+    assert expression_from_name("ann-NE") == "neutral"
+    assert expression_from_name("x_12") is None  # compound category
+    assert expression_from_name("happy_1") == "happy"  # a name beats a trailing number
+    assert expression_from_name("portrait") is None
+
+
+def test_scan_layouts(tmp_path, synth):
+    s = scan_dataset(synth, EXPR3)
+    assert (s.layout, s.pixel_aligned, len(s.pairs)) == ("synthetic", True, 16)  # 8 ids x (happy, sad); happy_050 skipped
+    assert all(p.target.stem in ("happy", "sad") for p in s.pairs)
+    p = scan_dataset(write_plain(tmp_path / "plain"), EXPR3)
+    assert (p.layout, p.pixel_aligned, len(p.pairs)) == ("plain", False, 4)
+    assert {x.identity for x in p.pairs} == {f"plain/{i:03d}" for i in range(4)}
+    c = scan_dataset(write_cfee(tmp_path / "cfee"), EXPR3)
+    assert c.layout == "cfee"
+    assert sorted((x.identity, x.expression) for x in c.pairs) == [
+        ("cfee/S001", "happy"), ("cfee/S001", "sad"), ("cfee/S002", "happy"), ("cfee/S002", "sad")]
+    assert all(x.neutral.stem.endswith("_01") for x in c.pairs)
+    assert any("no expression code" in why for why in c.skipped)
+
+
+def test_split_is_by_identity_and_deterministic():
+    names = [f"set/{i:04d}" for i in range(2000)]
+    splits = [split_of(n, 0.1, 0.2) for n in names]
+    assert splits == [split_of(n, 0.1, 0.2) for n in names]
+    frac = {k: splits.count(k) / len(names) for k in ("train", "val", "test")}
+    assert abs(frac["test"] - 0.2) < 0.04 and abs(frac["val"] - 0.1) < 0.03
+
+
+def test_datasets_share_no_identity_across_splits(tmp_path):
+    root = write_synthetic(tmp_path / "many", n_ids=30, size=48)
+    sets = load_datasets([root], 32, EXPR3, tmp_path / "cache")
+    parts = {sp: PairedFaces(sets, EXPR3, sp, val_fraction=0.3, test_fraction=0.3) for sp in ("train", "val", "test")}
+    ids = {sp: set(d.identities) for sp, d in parts.items()}
+    assert all(ids.values())
+    assert not (ids["train"] & ids["val"]) and not (ids["train"] & ids["test"]) and not (ids["val"] & ids["test"])
+    assert sum(len(d) for d in parts.values()) == 60
+    x, t, c = parts["train"][0]
+    assert x.shape == t.shape == (3, 32, 32) and -1 <= float(x.min()) and float(x.max()) <= 1
+    assert EXPR3[c] in ("happy", "sad")
+
+
+# ---------------------------------------------------------------------------------------------------
+# alignment, registration, cache
+
+
+def test_pair_is_cut_with_the_neutrals_transform(synth):
+    folder = synth / "id00000"
+    neutral, happy = load_rgb(folder / "neutral.png"), load_rgb(folder / "happy.png")
+    pts = find_five_points(folder / "neutral.png")
+    geo = CropGeometry(32)
+    n_crop, t_crop, reg = crop_pair(neutral, happy, pts, geo, pixel_aligned=True,
+                                    target_pts=find_five_points(folder / "happy.png"))
+    assert reg is None
+    m = geo.matrix(pts)
+    expect = np.clip(warp_to_crop(happy.astype(np.float32), m[:2], geo.total) + 0.5, 0, 255).astype(np.uint8)
+    assert np.array_equal(t_crop, expect)  # the target's own landmarks (moved mouth) are NOT used
+    # the central S x S is the runtime's crop: the neutral's 5 points land on the template
+    placed = apply_affine(m[:2], pts) - geo.margin
+    assert np.abs(placed - units_to_crop_px(CANONICAL_5PT, 32)).max() < 1.0
+    # same image as target -> identical crops
+    a, b, _ = crop_pair(neutral, neutral, pts, geo, pixel_aligned=True)
+    assert np.array_equal(a, b)
+
+
+def test_registration_undoes_head_motion(tmp_path):
+    root = write_plain(tmp_path / "plain", n_ids=3, shift=(4.0, -3.0))
+    geo = CropGeometry(64)
+    for i in range(3):
+        neutral = load_rgb(root / "neutral" / f"{i:03d}.png")
+        happy = load_rgb(root / "happy" / f"{i:03d}.png")
+        pts = find_five_points(root / "neutral" / f"{i:03d}.png")
+        n0, t0, _ = crop_pair(neutral, happy, pts, geo, pixel_aligned=True)
+        n1, t1, reg = crop_pair(neutral, happy, pts, geo, pixel_aligned=False)
+        upper = (slice(geo.margin + 8, geo.margin + 30), slice(geo.margin + 14, geo.margin + 50))  # brows, eyes, freckles
+        err_before = np.abs(n0[upper].astype(float) - t0[upper]).mean()
+        err_after = np.abs(n1[upper].astype(float) - t1[upper]).mean()
+        assert reg.ncc_after > reg.ncc_before
+        assert err_after < 0.5 * err_before, (err_before, err_after)
+
+
+def test_london_pairs_align_and_cache(london_faces, tmp_path):
+    root = tmp_path / "london3"
+    for sub in ("neutral", "happy"):
+        (root / sub).mkdir(parents=True)
+    for s in ("001", "002", "003"):
+        for f in (f"neutral/{s}.jpg", f"neutral/{s}.landmarks189.txt", f"happy/{s}.jpg"):
+            shutil.copy(london_faces / f, root / f)
+    pts = find_five_points(root / "neutral" / "001.jpg")
+    assert pts[0, 0] < pts[1, 0] and pts[2, 1] > pts[0, 1] and pts[3, 1] > pts[2, 1] and pts[3, 0] < pts[4, 0]
+    scan = scan_dataset(root, EXPR3)
+    geo = CropGeometry(64)
+    built = cached_pairs(scan, geo, tmp_path / "cache")
+    assert len(built) == 3 and not built.skipped
+    assert built.neutral.shape == (3, geo.total, geo.total, 3) and built.neutral.dtype == np.uint8
+    again = cached_pairs(scan, geo, tmp_path / "cache")  # from the .npz
+    assert np.array_equal(again.target, built.target) and list(again.identities) == list(built.identities)
+    # registration: the smile photo's eye region matches the neutral's far better than with one transform
+    for k in range(3):
+        neutral, happy = load_rgb(root / "neutral" / f"00{k + 1}.jpg"), load_rgb(root / "happy" / f"00{k + 1}.jpg")
+        p = find_five_points(root / "neutral" / f"00{k + 1}.jpg")
+        _, _, reg = crop_pair(neutral, happy, p, geo, pixel_aligned=False)
+        assert reg.ncc_after > max(reg.ncc_before, 0.9)
+    # a changed file gives a new cache key
+    before = cache_path(scan, geo, tmp_path / "cache")
+    os.utime(root / "happy" / "001.jpg", ns=(1, 1))
+    assert cache_path(scan, geo, tmp_path / "cache") != before
+
+
+def test_augmentation_is_identical_for_both_images_of_a_pair():
+    gen = torch.Generator().manual_seed(0)
+    img = torch.rand(5, 3, 40, 40)
+    cfg = AugmentConfig(blur_prob=0.5)
+    a, b = augment_pairs(img, img.clone(), cfg, 32, gen)
+    assert a.shape == (5, 3, 32, 32)
+    assert torch.equal(a, b)
+    a2, _ = augment_pairs(img, img.clone(), cfg, 32, torch.Generator().manual_seed(1))
+    assert not torch.allclose(a, a2)  # it does change things
+    c, _ = augment_pairs(img, img, AugmentConfig.off(), 32, gen)
+    assert torch.equal(c, img[..., 4:36, 4:36])
+
+
+# ---------------------------------------------------------------------------------------------------
+# stage 1
+
+
+def test_ridge_normal_equations_solve_like_fit_ridge():
+    from reggan_plugin.training.losses import apply_ridge, ridge_normal_equations, ridge_solve
+    from reggan_plugin.training.models import LocalRegression, fit_ridge
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(12, 3, 8, 8, generator=g) * 2 - 1
+    t = 0.5 * x.roll(1, dims=-1) + 0.1 * torch.rand(12, 3, 8, 8, generator=g)
+    w_ref, b_ref = fit_ridge(x, t, 3, 0.4)
+    w, b = ridge_solve(*ridge_normal_equations(x, t, 3, chunk=5), 0.4)
+    assert torch.allclose(w, w_ref, atol=1e-6) and torch.allclose(b, b_ref, atol=1e-6)
+    layer = LocalRegression(1, 3, 8, 3)
+    layer.set_expression(0, w, b)
+    assert torch.allclose(apply_ridge(x, w, b, 3), layer(x, torch.ones(12, 1)), atol=1e-5)
+
+
+def test_select_ridge_prefers_a_field_that_reaches_the_motion():
+    from reggan_plugin.training.losses import ridge_table_markdown, select_ridge
+
+    g = torch.Generator().manual_seed(0)
+    base = torch.nn.functional.avg_pool2d(torch.rand(80, 3, 18, 18, generator=g), 3, 1)  # smooth-ish 16 px images
+    x = base[..., :, :] * 2 - 1
+    t = torch.roll(x, shifts=1, dims=-1)  # the "expression" moves everything one pixel right
+    radius, lambdas, rows = select_ridge({"happy": (x[:60], t[:60])}, {"happy": (x[60:], t[60:])}, (1, 3), (0.01, 1.0))
+    assert radius == 3 and lambdas == {"happy": 0.01}
+    assert len(rows) == 4 and "**yes**" in ridge_table_markdown(rows, radius, lambdas)
+
+
+# ---------------------------------------------------------------------------------------------------
+# stage 2: exact resume, overfit
+
+
+def _tiny_solver(synth: Path, run: Path, cache: Path, cfg: TrainConfig):
+    from reggan_plugin.training.solver import Solver, fit_stage1
+
+    sets = load_datasets([synth], 32, TINY.expressions, cache)
+    train = PairedFaces(sets, TINY.expressions, "train", 0.0, 0.0, augment=cfg.augment, seed=cfg.seed)
+    run.mkdir(parents=True, exist_ok=True)
+    model, report = fit_stage1(TINY, cfg, train, None, run)
+    return Solver(model, cfg, train, None, run, torch.device("cpu"), meta={"stage1": {"radius": report["radius"]}})
+
+
+TEST_CFG = TrainConfig(iterations=4, batch_size=3, n_critic=2, log_every=1, sample_every=0, checkpoint_every=2,
+                       augment=AugmentConfig(blur_prob=0.5))
+
+
+def test_resume_is_exact(synth, tmp_path):
+    torch.set_num_threads(1)
+    straight = _tiny_solver(synth, tmp_path / "a", tmp_path / "cache", TEST_CFG)
+    straight.train(progress=False)
+    first = _tiny_solver(synth, tmp_path / "b", tmp_path / "cache", replace(TEST_CFG, iterations=2))
+    first.train(progress=False)
+    resumed = _tiny_solver(synth, tmp_path / "b", tmp_path / "cache", TEST_CFG)
+    assert resumed.resume() == 2
+    resumed.train(progress=False)
+    for a, b in [(straight.G, resumed.G), (straight.D, resumed.D)]:
+        sa, sb = a.state_dict(), b.state_dict()
+        assert sa.keys() == sb.keys()
+        assert all(torch.equal(sa[k], sb[k]) for k in sa), [k for k in sa if not torch.equal(sa[k], sb[k])]
+    for oa, ob in [(straight.opt_g, resumed.opt_g), (straight.opt_d, resumed.opt_d)]:
+        sa, sb = oa.state_dict()["state"], ob.state_dict()["state"]
+        assert sorted(sa) == sorted(sb)
+        assert all(torch.equal(sa[i][k], sb[i][k]) for i in sa for k in sa[i])
+    # the CSV log of the resumed run has one row per iteration, no duplicates
+    rows = (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]
+    assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4]
+    # the generator checkpoint alone is a normal, exportable one
+    from reggan_plugin.training.checkpoint import load_generator
+
+    g, info = load_generator(tmp_path / "b" / "checkpoints" / "0000004-G")
+    assert info["iteration"] == 4
+
+
+def test_tiny_overfit_lowers_l1_to_target(synth, tmp_path):
+    from reggan_plugin.training.solver import evaluate_pairs
+
+    torch.set_num_threads(1)
+    cfg = replace(TEST_CFG, iterations=30, batch_size=4, n_critic=1, g_lr=1e-3, d_lr=1e-3, checkpoint_every=0,
+                  augment=AugmentConfig.off())
+    solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", cfg)
+    before = evaluate_pairs(solver.G, solver.train_data, torch.device("cpu"))
+    solver.train(progress=False)
+    after = evaluate_pairs(solver.G, solver.train_data, torch.device("cpu"))
+    for expr in ("happy", "sad"):
+        assert after[expr]["reggan_l1"] < 0.8 * before[expr]["reggan_l1"], (before[expr], after[expr])
+        assert after[expr]["stage1_l1"] == before[expr]["stage1_l1"]  # stage 1 is frozen
+
+
+# ---------------------------------------------------------------------------------------------------
+# CLI and torchrun
+
+
+def _env() -> dict:
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    return env
+
+
+def test_cli_train_resume_and_errors(synth, tmp_path):
+    run = tmp_path / "run"
+    base = [sys.executable, "-m", "reggan_plugin.training.cli", "train", "--data", str(synth), "--out", str(run),
+            "--config", "tiny", "--batch-size", "2", "--sample-every", "2", "--checkpoint-every", "2", "--no-progress",
+            "--log-every", "1"]
+    r = subprocess.run(base + ["--iterations", "2"], capture_output=True, text=True, env=_env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    for f in ("model.onnx", "log.csv", "samples/0000002.png", "checkpoints/0000002-G.safetensors",
+              "checkpoints/0000002-state.json", "stage1_selection.md", "summary.json", "latest.json"):
+        assert (run / f).is_file(), f
+    grid = Image.open(run / "samples" / "0000002.png")
+    assert grid.size[0] == 4 * 32  # input | stage 1 | RegGAN | target
+    again = subprocess.run(base + ["--iterations", "2"], capture_output=True, text=True, env=_env(), timeout=600)
+    assert again.returncode == 2 and "--resume" in again.stderr
+    r = subprocess.run(base + ["--iterations", "3", "--resume"], capture_output=True, text=True, env=_env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert json.loads((run / "latest.json").read_text())["iteration"] == 3
+    from reggan_plugin.artifact import load_artifact
+
+    art = load_artifact(run / "model.onnx")
+    assert art.input_size == 32 and art.provenance["iterations"] == 3
+    if not torch.cuda.is_available():
+        gpu = [sys.executable, "-m", "reggan_plugin.training.cli", "train", "--data", str(synth), "--out",
+               str(tmp_path / "gpu"), "--config", "tiny", "--device", "cuda", "--iterations", "1"]
+        r = subprocess.run(gpu,
+                           capture_output=True, text=True, env=_env(), timeout=600)
+        assert r.returncode != 0 and "cuda" in r.stderr and "CPU" not in r.stdout
+
+
+def test_cli_defaults_come_from_train_config():
+    from reggan_plugin.training.cli import train
+
+    defaults = {p.name: p.default for p in train.params}
+    cfg = TrainConfig()
+    for name in ("iterations", "batch_size", "sample_every", "checkpoint_every", "log_every", "seed"):
+        assert defaults[name] == getattr(cfg, name), name
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes(synth, tmp_path):
+    torchrun = shutil.which("torchrun", path=str(Path(sys.executable).parent)) or shutil.which("torchrun")
+    if torchrun is None:
+        pytest.skip("torchrun not found")
+    run = tmp_path / "ddp"
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "reggan_plugin.training.cli", "train",
+           "--data", str(synth), "--out", str(run), "--config", "tiny", "--iterations", "4", "--batch-size", "2",
+           "--checkpoint-every", "2", "--sample-every", "0", "--log-every", "1", "--no-progress"]
+    r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=900)
+    assert r.returncode == 0, (r.stdout[-2000:], r.stderr[-4000:])
+    for rank in (0, 1):
+        assert f"rank {rank}/2" in r.stderr
+    ranks = json.loads((run / "ranks.json").read_text())
+    assert [x["rank"] for x in ranks] == [0, 1]
+    assert ranks[0]["params_sha256"] == ranks[1]["params_sha256"]  # DDP kept the replicas identical
+    rows = (run / "log.csv").read_text().splitlines()[1:]
+    assert [int(x.split(",")[0]) for x in rows] == [1, 2, 3, 4]  # written once, by rank 0
+    ckpts = sorted(p.name for p in (run / "checkpoints").iterdir())
+    assert ckpts == sorted(f"{i:07d}-{k}" for i in (2, 4) for k in
+                           ("G.json", "G.safetensors", "D.safetensors", "state.json", "state.safetensors"))
+    assert json.loads((run / "train_config.json").read_text())["world_size"] == 2
