@@ -42,6 +42,7 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
     import torch
 
     from .data.dataset import PairedFaces, load_datasets
+    from .data.landmarks import LazyDetector
     from .models import RegGAN
     from .run_state import DistInfo, init_distributed, latest_checkpoint, resolve_device
     from .solver import Solver, broadcast_stage1, evaluate_pairs, fit_stage1, params_digest
@@ -68,8 +69,9 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
         model_config = ModelConfig.from_dict(g_meta["model_config"])
 
     cache = Path(cache_dir) if cache_dir else out / "cache"
-    if dist.is_main:  # rank 0 builds the crop caches; the others then read them
-        sets = load_datasets(data_dirs, model_config.image_size, model_config.expressions, cache, cfg.cache_margin, progress=progress)
+    if dist.is_main:  # rank 0 builds the crop caches (BlazeFace for images without landmark files); the others read them
+        sets = load_datasets(data_dirs, model_config.image_size, model_config.expressions, cache, cfg.cache_margin,
+                             detector=LazyDetector(), progress=progress)
     if dist.distributed:
         torch.distributed.barrier()
     if not dist.is_main:

@@ -151,13 +151,3 @@ def face_oval_mask(size: int, softness: float = 0.06, grow: float = 1.15) -> Ten
 def masked_residual_sparsity(y: Tensor, x: Tensor, outside: Tensor) -> Tensor:
     """mean |m_out (y - x)|_1: penalises repainting hair, background and jaw line (identity, no seams)."""
     return (outside * (y - x)).abs().mean()
-
-
-@dataclass
-class LossTerms:
-    """One iteration's scalars, for the log."""
-
-    values: dict[str, float]
-
-    def row(self) -> dict[str, float]:
-        return dict(self.values)

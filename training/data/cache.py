@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reggan_plugin.align import apply_affine, similarity_from_points
 from reggan_plugin.errors import InputError
 
 from .crop import CropGeometry, crop_pair, load_rgb
@@ -82,6 +83,23 @@ def load_cache(path: Path) -> PairSet:
         )
 
 
+def _target_points(pair, neutral_pts: np.ndarray, neutral_rgb: np.ndarray, target_rgb: np.ndarray,
+                   detector: Detector | None, neutral_det: list) -> np.ndarray | None:
+    """The target's 5 points, only to start the registration: its own landmark file; else the detector
+    run on BOTH photos (one source, so no bias between two landmark conventions) moves the neutral's
+    points by the similarity between the two detections; else None (start from no motion)."""
+    own = find_five_points(pair.target)
+    if own is not None or detector is None:
+        return own
+    if not neutral_det:
+        neutral_det.append(detector(neutral_rgb))
+    target_det = detector(target_rgb)
+    if neutral_det[0] is None or target_det is None:
+        return None
+    motion = similarity_from_points(neutral_det[0][:3], target_det[:3])  # eyes and nose tip
+    return apply_affine(motion, neutral_pts)
+
+
 def build_pairs(scan: DatasetScan, geometry: CropGeometry, detector: Detector | None = None,
                 progress: bool = False) -> PairSet:
     """Decode, align and crop every pair of ``scan`` (no caching)."""
@@ -99,9 +117,10 @@ def build_pairs(scan: DatasetScan, geometry: CropGeometry, detector: Detector | 
             skipped.append(f"{pairs[0].neutral}: no landmark file and no detection")
             continue
         crops = []
+        neutral_det: list = []
         for pair in pairs:
             target_rgb = load_rgb(pair.target)
-            target_pts = None if scan.pixel_aligned else find_five_points(pair.target)
+            target_pts = None if scan.pixel_aligned else _target_points(pair, points, neutral_rgb, target_rgb, detector, neutral_det)
             try:
                 n_crop, t_crop, _ = crop_pair(neutral_rgb, target_rgb, points, geometry, scan.pixel_aligned, target_pts)
             except ValueError as exc:

@@ -103,3 +103,21 @@ def find_five_points(image: Path, rgb: np.ndarray | None = None, detector: Detec
         found = detector(rgb)
         return None if found is None else to_five(found, image)
     return None
+
+
+class LazyDetector:
+    """``Detector`` backed by the runtime's BlazeFace (``reggan_plugin.faces.FaceDetector``), opened on
+    first use: the best face's 5 points, or None. Used only for images without a landmark file."""
+
+    def __init__(self) -> None:
+        self._detector = None
+        self.calls = 0
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
+        if self._detector is None:
+            from reggan_plugin.faces import FaceDetector
+
+            self._detector = FaceDetector()
+        self.calls += 1
+        faces = self._detector.detect(rgb)
+        return None if not faces or faces[0].landmarks is None else np.asarray(faces[0].landmarks, dtype=np.float64)
