@@ -21,7 +21,7 @@ BACKUP_SUFFIX = " (before RegGAN)"
 def run_settings(context: Any) -> engine.RunSettings:
     prefs = settings.preferences(context)
     s = context.scene.reggan
-    return engine.RunSettings(settings.inference_config(s, prefs), settings.edit_config(s), settings.engine_cache_dir(prefs))
+    return engine.RunSettings(settings.inference_config(s, prefs), settings.edit_config(s), settings.engine_cache_override(prefs))
 
 
 def given_faces(scene: Any, height: int, width: int) -> list | None:

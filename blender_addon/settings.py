@@ -143,11 +143,21 @@ def bundled_model_text() -> str:
     return str(path) if path.is_file() else "not installed (choose a model file)"
 
 
-def engine_cache_dir(prefs: RegganPreferences | None) -> Path:
+def engine_cache_override(prefs: RegganPreferences | None) -> Path | None:
+    """The TensorRT engine cache the add-on asks for: the preference, else the extension's user folder
+    (`bpy.utils.extension_path_user`); None (the runtime's own default) when not run as an extension."""
     if prefs is not None and prefs.cache_dir:
         return Path(bpy.path.abspath(prefs.cache_dir))
     if ADDON and ADDON.startswith("bl_ext."):
         return Path(bpy.utils.extension_path_user(ADDON, path="engines", create=True))
+    return None
+
+
+def engine_cache_dir(prefs: RegganPreferences | None) -> Path:
+    """Where engines go (for display): the override, else the runtime's default cache dir."""
+    override = engine_cache_override(prefs)
+    if override is not None:
+        return override
     from reggan_plugin.backends.engine_cache import default_cache_dir
 
     return default_cache_dir()

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import os
 import socket
 import subprocess
 import sys
+import sysconfig
 import textwrap
 import time
 import tomllib
@@ -108,15 +110,22 @@ def _pypi_reachable() -> bool:
         return False
 
 
-@pytest.mark.slow
-def test_build_zip_for_this_platform(tmp_path: Path) -> None:
+@pytest.fixture(scope="module")
+def built_zip(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, bool]:
+    """The extension zip for this platform, built once (wheels cached in build/blender)."""
     platform = addon_build.current_platform()
     cache = REPO / "build" / "blender"
-    cached = (cache / "wheels" / platform).is_dir()
-    if not cached and not _pypi_reachable():
+    if not (cache / "wheels" / platform).is_dir() and not _pypi_reachable():
         pytest.skip("PyPI is unreachable and the wheel cache build/blender/wheels is empty")
     has_model = (REPO / "reggan_plugin" / "models" / "default.onnx").is_file()
-    result = addon_build.build([platform], tmp_path, cache=cache, require_model=has_model)
+    out = tmp_path_factory.mktemp("extension")
+    return addon_build.build([platform], out, cache=cache, require_model=has_model), has_model
+
+
+@pytest.mark.slow
+def test_build_zip_for_this_platform(built_zip: tuple[object, bool], tmp_path: Path) -> None:
+    result, has_model = built_zip
+    platform = addon_build.current_platform()
     (archive,) = result.zips
     assert archive.name == f"reggan_expressions-0.1.0-{platform.replace('-', '_')}.zip"
     manifest, names = addon_build.zip_manifest(archive)
@@ -134,7 +143,8 @@ def test_build_zip_for_this_platform(tmp_path: Path) -> None:
     if result.validated_by == "blender_ext":  # Blender's own validator accepts the zip too
         assert addon_build.validate_with_blender(archive) is not None
     # a second build needs no network: everything comes from the cache
-    again = addon_build.build([platform], tmp_path / "offline", cache=cache, offline=True, require_model=has_model)
+    cache = REPO / "build" / "blender"
+    again = addon_build.build([platform], tmp_path, cache=cache, offline=True, require_model=has_model)
     assert addon_build.zip_manifest(again.zips[0])[0]["wheels"] == manifest["wheels"]
 
 
@@ -591,3 +601,111 @@ def test_faces_json_for_scene_boxes_loads_in_the_runtime(tmp_path: Path) -> None
     assert faces.faces_for("shot_0001.png")[0].box == (1.5, 2.0, 30.0, 31.0)
     assert list(faces.faces_for("shot_0002.exr")) == []
     assert engine.sibling_dir(Path("/r/shot"), "happy") == Path("/r/shot_reggan_happy")
+
+
+INSTALL = """
+import importlib, os, sys
+site = sys.argv[2] + "/extensions/.local/lib/python3.11/site-packages"
+os.makedirs(site)  # exists before Python first looks there
+sys.path.insert(0, site)  # ahead of the test venv: the bundled wheels must be what runs
+import bpy
+bpy.ops.extensions.package_install_files(filepath=sys.argv[1], repo="user_default", enable_on_install=True)
+importlib.invalidate_caches()
+name = "bl_ext.user_default.reggan_expressions"
+assert name in [a.module for a in bpy.context.preferences.addons], "extension not enabled"
+addon = sys.modules[name]
+image = bpy.data.images.new("t", 64, 64)
+image.pixels.foreach_set([0.5] * 64 * 64 * 4)
+s = bpy.context.scene.reggan
+s.model_path, s.backend, s.face_source = sys.argv[3], "cpu", "WHOLE"
+bpy.ops.reggan.apply_image(image_name="t")
+status = addon.jobs.JOBS.wait(60)
+import onnxruntime, reggan_plugin
+print(status.state, status.message)
+print(addon.settings.engine_cache_dir(addon.settings.preferences()))
+print(reggan_plugin.__file__)
+print(onnxruntime.__file__)
+"""
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_extension_zip_installs_and_runs_in_blender(built_zip: tuple[object, bool], addon_model: Path, tmp_path: Path) -> None:
+    """Blender installs the zip (wheels into its extension site-packages), enables the extension, and
+    the add-on edits an image with the runtime from the bundled wheels."""
+    result, _ = built_zip
+    user = tmp_path / "blender-user"
+    # -S: no .pth files, so the editable reggan_plugin of this checkout is not importable; bpy and
+    # numpy still come from this environment's site-packages, everything else from the bundled wheels
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(user), PYTHONPATH=sysconfig.get_paths()["purelib"])
+    run = subprocess.run([sys.executable, "-S", "-c", INSTALL, str(result.zips[0]), str(user), str(addon_model)],
+                         capture_output=True, text=True, cwd=tmp_path, env=env)
+    assert run.returncode == 0, run.stderr[-3000:]
+    state, cache_dir, runtime, ort = run.stdout.strip().splitlines()[-4:]
+    assert state.startswith("done"), state
+    assert cache_dir.startswith(str(user)) and cache_dir.endswith("engines")  # extension_path_user
+    assert runtime.startswith(str(user)) and ort.startswith(str(user))
+
+
+@needs_bpy
+def test_frames_from_scene_follow_the_animated_head(addon: object, tmp_path: Path) -> None:
+    """'From Scene' on a frame folder: each frame is edited where the head is in THAT frame."""
+    scene = bpy.context.scene
+    scene.render.resolution_x = scene.render.resolution_y = 96
+    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    scene.collection.objects.link(camera)
+    camera.location, camera.rotation_euler = (0.0, -6.0, 0.0), (np.pi / 2, 0.0, 0.0)
+    scene.camera = camera
+    bpy.ops.mesh.primitive_cube_add(size=0.8)
+    head = bpy.context.active_object
+    for frame, x in ((1, -0.8), (2, 0.8)):
+        head.location = (x, 0.0, 0.0)
+        head.keyframe_insert("location", frame=frame)
+    folder = tmp_path / "render"
+    folder.mkdir()
+    from PIL import Image
+
+    rng = np.random.default_rng(3)
+    for frame in (1, 2):
+        Image.fromarray(rng.integers(0, 256, (96, 96, 3), dtype=np.uint8)).save(folder / f"{frame:04d}.png")
+    settings = scene.reggan
+    settings.face_source, settings.head_object, settings.frames_dir = "SCENE", head, str(folder)
+    bpy.ops.reggan.apply_frames()
+    status = addon.jobs.JOBS.wait(60)
+    assert status.state == "done", status.message
+    assert scene.frame_current == 1  # the operator stepped through the frames and came back
+    scene_faces = addon.scene_faces
+    for frame in (1, 2):
+        scene.frame_set(frame)
+        box = scene_faces.scene_face_box(scene, head, depsgraph=bpy.context.evaluated_depsgraph_get())
+        changed = (read_png(folder / f"{frame:04d}.png") != read_png(tmp_path / "render_reggan_happy" / f"{frame:04d}.png")).any(axis=2)
+        rows, cols = np.nonzero(changed)
+        assert abs(cols.mean() - (box[0] + box[2] / 2 - 0.5)) < 4 and abs(rows.mean() - (box[1] + box[3] / 2 - 0.5)) < 4
+
+
+@needs_bpy
+def test_head_bone_box_is_the_projected_bone_sphere() -> None:
+    scene_faces = scene_faces_module()
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    scene = bpy.context.scene
+    scene.render.resolution_x = scene.render.resolution_y = 100
+    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    scene.collection.objects.link(camera)
+    camera.location, camera.rotation_euler = (0.0, -8.0, 1.5), (np.pi / 2, 0.0, 0.0)
+    scene.camera = camera
+    armature = bpy.data.objects.new("rig", bpy.data.armatures.new("rig"))
+    scene.collection.objects.link(armature)
+    bpy.context.view_layer.objects.active = armature
+    bpy.ops.object.mode_set(mode="EDIT")
+    bone = armature.data.edit_bones.new("head")
+    bone.head, bone.tail = (0.0, 0.0, 1.0), (0.0, 0.0, 2.0)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    bpy.context.view_layer.update()
+    x, y, w, h = scene_faces.scene_face_box(scene, armature, bone="head", depsgraph=bpy.context.evaluated_depsgraph_get())
+    centre, _ = scene_faces.project_to_pixels(scene, camera, np.array([[0.0, 0.0, 1.5]]))
+    assert abs(x + w / 2 - 0.5 - centre[0, 0]) < 0.5 and abs(y + h / 2 - 0.5 - centre[0, 1]) < 0.5
+    assert abs(w - h) < 1.0  # a sphere seen head-on projects to a square-ish box
+    top, _ = scene_faces.project_to_pixels(scene, camera, np.array([[0.0, 0.0, 2.0], [0.0, 0.0, 1.0]]))
+    assert h == pytest.approx(abs(top[1, 1] - top[0, 1]) + 1, abs=1.0)  # the sphere spans head to tail
+    with pytest.raises(LookupError, match="no bone 'jaw'"):
+        scene_faces.scene_face_box(scene, armature, bone="jaw", depsgraph=bpy.context.evaluated_depsgraph_get())
