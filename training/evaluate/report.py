@@ -1,0 +1,160 @@
+"""Write an evaluation: ``report.md`` (tables), ``report.json`` (everything, per case too) and one image grid
+per expression, ``grid_<expression>.png`` (columns input | stage 1 | RegGAN | target, one case per row).
+
+Grids of the London photos (or any other third-party photos) are pictures made from them: they are
+written where the caller asks, on demand, and must not be committed.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+from .runner import GRID_COLUMNS, ROW_TITLES, EvalResult
+
+# issue 7 acceptance on real photos (London, neutral -> happy) and its references (eye-aligned crops)
+ACCEPT_HAPPY_P = 0.70
+ACCEPT_IDENTITY = 0.30
+REFERENCES = (("copy", 0.01, 0.00), ("real smiling photos", 0.43, 0.23), ("authors' LSRF-FES", 0.66, 0.43))
+GRID_TITLES = {"copy": "input", "stage1": "stage 1", "reggan": "RegGAN", "real": "target"}
+
+COLUMNS = (
+    ("n", "n", "{:.0f}"),
+    ("l1", "L1 ↓", "{:.4f}"),
+    ("psnr", "PSNR dB ↑", "{:.2f}"),
+    ("ssim", "SSIM ↑", "{:.3f}"),
+    ("p_target", "P(expr) ↑", "{:.3f}"),
+    ("top1", "top-1 ↑", "{:.2f}"),
+    ("identity", "id dist ↓", "{:.3f}"),
+    ("frechet_identity", "Frechet id-emb ↓", "{:.3f}"),
+)
+
+
+def _fmt(value: float | None, pattern: str) -> str:
+    return "n/a" if value is None else pattern.format(value)
+
+
+def checks(result: EvalResult) -> list[str]:
+    """The issue's acceptance checks that this run can answer, as Markdown bullet lines."""
+    lines = []
+    s = result.summary
+    if result.layout == "plain" and "happy" in s:
+        r = s["happy"]["reggan"]
+        ok = (r["p_target"] or 0) >= ACCEPT_HAPPY_P and (r["identity"] or 1e9) <= ACCEPT_IDENTITY
+        lines.append(
+            f"- Real photos, neutral -> happy (issue 7): RegGAN mean P(happy) {r['p_target']:.3f} (needs >= {ACCEPT_HAPPY_P}) "
+            f"and mean identity distance {r['identity']:.3f} (needs <= {ACCEPT_IDENTITY}): **{'met' if ok else 'NOT met'}**."
+        )
+        refs = "; ".join(f"{name} {p:.2f} / {d:.2f}" for name, p, d in REFERENCES)
+        lines.append(f"- References from the issue (P(happy) / identity distance, eye-aligned crops): {refs}.")
+    if result.layout == "synthetic":
+        for expr, rows in s.items():
+            if expr == "all":
+                continue
+            beats = rows["reggan"]["psnr"] > max(rows["copy"]["psnr"], rows["stage1"]["psnr"])
+            lines.append(f"- {expr}: RegGAN PSNR {rows['reggan']['psnr']:.2f} dB vs copy {rows['copy']['psnr']:.2f}, "
+                         f"stage 1 {rows['stage1']['psnr']:.2f}: **{'beats both' if beats else 'does NOT beat both'}**.")
+    return lines
+
+
+def markdown(result: EvalResult) -> str:
+    c = result.config
+    alignments: dict[str, int] = {}
+    for case in result.cases:
+        alignments[case.target_alignment] = alignments.get(case.target_alignment, 0) + 1
+    lines = [
+        "# Evaluation report",
+        "",
+        f"- Model: `{result.model_path}` (sha256 {result.model_sha256[:16]}...), backend {result.backend}",
+        f"- Data: `{c.data}` ({result.layout} layout, split {c.split}, {len(result.cases)} pairs"
+        + (f", at most {c.limit} per expression" if c.limit else "") + f"), intensity {c.intensity}",
+        f"- Faces: 5 points from {'landmark files (detector where missing)' if c.locate == 'landmarks' else 'the runtime detector'}; "
+        f"models run on the whole picture through the render pipeline; every row cut with the neutral's "
+        f"transform to {c.crop_size} px crops. Targets: "
+        + ", ".join(f"{n} {k}" for k, n in sorted(alignments.items())) + ".",
+        f"- Expression judge: {result.judges['expression']}. Identity judge: {result.judges['identity']}.",
+        "- P(expr): the expression judge's probability of the target expression; top-1: how often it is the judge's "
+        "first choice. id dist: Euclidean distance of identity embeddings to the same person's neutral input "
+        "(dlib: same person < 0.6). Frechet id-emb: Frechet distance between Gaussians fitted to the row's and "
+        "the real targets' identity embeddings (not FID). L1/PSNR/SSIM: against the real target crop, "
+        "values in [0, 1], SSIM Gaussian 11x11 (numpy, training/evaluate/metrics.py).",
+        "",
+    ]
+    check_lines = checks(result)
+    if check_lines:
+        lines += ["## Checks", "", *check_lines, ""]
+    header = "| expression | row | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
+    lines += ["## Results", "", header, "|" + "---|" * (len(COLUMNS) + 2)]
+    for expr, rows in result.summary.items():
+        for row in result.rows:
+            stats = rows[row]
+            cells = " | ".join(_fmt(stats.get(key), pattern) for key, _, pattern in COLUMNS)
+            lines.append(f"| {expr} | {ROW_TITLES[row]} | {cells} |")
+    grids = [f"`grid_{e}.png`" for e, g in result.grids.items() if g]
+    lines += ["", f"Grids (input | stage 1 | RegGAN | target): {', '.join(grids) or 'none'}."]
+    if result.layout != "synthetic":
+        lines.append("Pictures made from third-party photos: produced on demand, do not commit them.")
+    if result.skipped:
+        lines += ["", f"{len(result.skipped)} file(s) skipped while scanning, first: {result.skipped[0]}"]
+    return "\n".join(lines) + "\n"
+
+
+def as_json(result: EvalResult) -> dict:
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(result.config).items()}
+    return {
+        "config": config,
+        "model": {"path": result.model_path, "sha256": result.model_sha256, "expressions": list(result.model_expressions)},
+        "backend": result.backend,
+        "layout": result.layout,
+        "rows": {r: ROW_TITLES[r] for r in result.rows},
+        "judges": result.judges,
+        "summary": result.summary,
+        "checks": checks(result),
+        "cases": [dataclasses.asdict(c) for c in result.cases],
+        "skipped": result.skipped,
+    }
+
+
+def grid_image(cells: list[dict[str, np.ndarray]], label_height: int = 18) -> Image.Image:
+    """Rows of {column: SxSx3 uint8} -> one picture, columns GRID_COLUMNS with a title strip on top."""
+    size = cells[0][GRID_COLUMNS[0]].shape[0]
+    width, height = size * len(GRID_COLUMNS), label_height + size * len(cells)
+    canvas = Image.new("RGB", (width, height), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    for j, col in enumerate(GRID_COLUMNS):
+        draw.text((j * size + 4, 3), GRID_TITLES[col], fill=(0, 0, 0))
+        for i, row in enumerate(cells):
+            canvas.paste(Image.fromarray(row[col]), (j * size, label_height + i * size))
+    return canvas
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def write_report(result: EvalResult, out: Path) -> list[Path]:
+    """Write report.md, report.json and grid_<expression>.png into ``out``; returns the paths written."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    md, js = out / "report.md", out / "report.json"
+    _atomic_write(md, markdown(result).encode())
+    _atomic_write(js, (json.dumps(as_json(result), indent=1) + "\n").encode())
+    written += [md, js]
+    for expr, cells in result.grids.items():
+        if cells:
+            path = out / f"grid_{expr}.png"
+            grid_image(cells).save(path)
+            written.append(path)
+    return written
