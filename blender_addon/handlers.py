@@ -105,7 +105,7 @@ def on_render_write(scene: Any, *_args: Any) -> None:
                                      scene.render.resolution_y * scene.render.resolution_percentage / 100))
     try:
         faces = operators.given_faces(scene, height, width)
-        run = operators.run_settings(bpy.context)
+        run = operators.run_settings(bpy.context, scene)
     except (LookupError, ValueError) as exc:
         HOOK.failed.append((source, str(exc)))
         log.warning("RegGAN render hook: %s: %s", source, exc)

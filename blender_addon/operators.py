@@ -18,9 +18,10 @@ BACKUP_SUFFIX = " (before RegGAN)"
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def run_settings(context: Any) -> engine.RunSettings:
+def run_settings(context: Any, scene: Any = None) -> engine.RunSettings:
+    """The frozen configs a worker gets: `scene`'s panel settings (default: the context's scene) and the preferences."""
     prefs = settings.preferences(context)
-    s = context.scene.reggan
+    s = (scene or context.scene).reggan
     return engine.RunSettings(settings.inference_config(s, prefs), settings.edit_config(s), settings.engine_cache_override(prefs))
 
 
