@@ -134,7 +134,15 @@ def toml_string(text: str) -> str:
 
 def staged_manifest(source: str, wheels: list[str], platforms: list[str]) -> str:
     """The source manifest with `platforms` and `wheels` set (top-level keys, before any table)."""
-    lines = [line for line in source.splitlines() if not re.match(r"\s*(platforms|wheels)\s*=", line)]
+    lines, skipping = [], False
+    for line in source.splitlines():  # drop existing top-level platforms/wheels, multi-line arrays included
+        if not skipping and re.match(r"(platforms|wheels)\s*=", line):
+            skipping = "]" not in line.split("#")[0]
+            continue
+        if skipping:
+            skipping = "]" not in line.split("#")[0]
+            continue
+        lines.append(line)
     first_table = next((i for i, line in enumerate(lines) if line.lstrip().startswith("[")), len(lines))
     extra = ["platforms = [" + ", ".join(toml_string(p) for p in platforms) + "]", "wheels = ["]
     extra += [f"  {toml_string(w)}," for w in wheels] + ["]", ""]

@@ -92,6 +92,8 @@ def test_staged_manifest_lists_wheels_and_platforms() -> None:
     manifest = tomllib.loads(text)
     assert manifest["wheels"] == ["./wheels/a-1.0-py3-none-any.whl"] and manifest["platforms"] == ["linux-x64"]
     assert manifest["permissions"] == tomllib.loads(source)["permissions"]  # tables untouched
+    again = tomllib.loads(addon_build.staged_manifest(text, ["./wheels/b-2.0-py3-none-any.whl"], ["windows-x64"]))
+    assert again["wheels"] == ["./wheels/b-2.0-py3-none-any.whl"] and again["platforms"] == ["windows-x64"]
 
 
 def test_runtime_imports_are_all_bundled_or_provided() -> None:
