@@ -339,8 +339,9 @@ def test_tiny_overfit_lowers_l1_to_target(synth, tmp_path):
     from reggan_plugin.training.solver import evaluate_pairs
 
     torch.set_num_threads(1)
+    # a randomly initialised refiner output, so that the drop is large and plain to see
     cfg = replace(TEST_CFG, iterations=30, batch_size=4, n_critic=1, g_lr=1e-3, d_lr=1e-3, checkpoint_every=0,
-                  augment=AugmentConfig.off())
+                  augment=AugmentConfig.off(), zero_init_output=False)
     solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", cfg)
     before = evaluate_pairs(solver.G, solver.train_data, torch.device("cpu"))
     solver.train(progress=False)
@@ -348,6 +349,14 @@ def test_tiny_overfit_lowers_l1_to_target(synth, tmp_path):
     for expr in ("happy", "sad"):
         assert after[expr]["reggan_l1"] < 0.8 * before[expr]["reggan_l1"], (before[expr], after[expr])
         assert after[expr]["stage1_l1"] == before[expr]["stage1_l1"]  # stage 1 is frozen
+
+
+def test_zero_initialised_refiner_starts_at_stage1(synth, tmp_path):
+    from reggan_plugin.training.solver import evaluate_pairs
+
+    solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", TEST_CFG)
+    m = evaluate_pairs(solver.G, solver.train_data, torch.device("cpu"))
+    assert all(v["reggan_l1"] == v["stage1_l1"] for v in m.values())
 
 
 # ---------------------------------------------------------------------------------------------------

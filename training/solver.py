@@ -64,6 +64,16 @@ def _pairs_by_expression(data: PairedFaces | None, limit: int | None = None) -> 
     return out
 
 
+def zero_init_refiner_output(model: RegGAN) -> None:
+    """Zero the refiner's last convolution, so training starts from y = stage 1 exactly (tanh(0) = 0)
+    instead of stage 1 plus a random residual; its gradient is not zero, so it learns from step one."""
+    last = [m for m in model.refiner.modules() if isinstance(m, torch.nn.Conv2d)][-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        if last.bias is not None:
+            last.bias.zero_()
+
+
 def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, val: PairedFaces | None,
                run_dir: Path | None) -> tuple[RegGAN, dict]:
     """Phase 0: select (r, lambda) on ``val``, fit every expression on ``train``; returns the model and a report."""
@@ -79,6 +89,8 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     model_config = replace(model_config, radius=radius)
     torch.manual_seed(cfg.seed)
     model = RegGAN(model_config)
+    if cfg.zero_init_output:
+        zero_init_refiner_output(model)
     fitted = {}
     for expr, (x, t) in train_sets.items():
         lam = lambdas.get(expr, float(np.median(list(lambdas.values()))) if lambdas else DEFAULT_LAMBDA)

@@ -52,6 +52,7 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lr_decay_start: float = 0.5  # fraction of `iterations` after which both rates fall linearly to 0
+    zero_init_output: bool = True  # refiner starts as "add nothing to stage 1" (see solver.zero_init_refiner_output)
     n_critic: int = 2  # D updates per G update (WGAN-GP's paper uses 5; paired L1 makes 2 enough)
     # loss weights: L_D = -D(t) + D(y) + cls * CE_real + gp * GP
     #               L_G = -D(y) + cls * CE_fake + l1 * |y - t| + sparse * |m_out (y - x)| + ident * |G(x, neutral) - x|
