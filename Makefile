@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 # the CUDA build themselves); bpy pins numpy<2 for the whole environment.
 EXTRAS := train,export,blender,test
 
-.PHONY: setup demo test clean
+.PHONY: setup demo test addon clean
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -25,6 +25,9 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q -rs
+
+addon: $(STAMP)
+	$(BIN)/python blender_addon/build.py --out dist/blender
 
 clean:
 	rm -rf $(VENV) out build dist *.egg-info
