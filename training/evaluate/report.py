@@ -7,6 +7,7 @@ written where the caller asks, on demand, and must not be committed.
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import os
 import tempfile
@@ -25,6 +26,7 @@ GRID_TITLES = {"copy": "input", "stage1": "stage 1", "reggan": "RegGAN", "real":
 
 COLUMNS = (
     ("n", "n", "{:.0f}"),
+    ("change", "L1 to input", "{:.4f}"),
     ("l1", "L1 ↓", "{:.4f}"),
     ("psnr", "PSNR dB ↑", "{:.2f}"),
     ("ssim", "SSIM ↑", "{:.3f}"),
@@ -81,7 +83,8 @@ def markdown(result: EvalResult) -> str:
         "- P(expr): the expression judge's probability of the target expression; top-1: how often it is the judge's "
         "first choice. id dist: Euclidean distance of identity embeddings to the same person's neutral input "
         "(dlib: same person < 0.6). Frechet id-emb: Frechet distance between Gaussians fitted to the row's and "
-        "the real targets' identity embeddings (not FID). L1/PSNR/SSIM: against the real target crop, "
+        "the real targets' identity embeddings (not FID). L1 to input: how much the row changed the input crop. "
+        "L1/PSNR/SSIM: against the real target crop, "
         "values in [0, 1], SSIM Gaussian 11x11 (numpy, training/evaluate/metrics.py).",
         "",
     ]
@@ -155,6 +158,8 @@ def write_report(result: EvalResult, out: Path) -> list[Path]:
     for expr, cells in result.grids.items():
         if cells:
             path = out / f"grid_{expr}.png"
-            grid_image(cells).save(path)
+            buffer = io.BytesIO()
+            grid_image(cells).save(buffer, format="PNG")
+            _atomic_write(path, buffer.getvalue())
             written.append(path)
     return written

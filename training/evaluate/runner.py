@@ -12,8 +12,9 @@ Each model row runs on the WHOLE picture (the runtime aligns the face from the 5
 and pastes the result back with its feathered mask); every row is then cut with the neutral's transform
 (``cases.Cropper``) and judged on that crop. Per case: L1 / PSNR / SSIM against the real target crop,
 P(target expression) and top-1 from the expression judge, identity distance to the person's own neutral
-crop from the identity judge. Per expression and row: the means, and the Frechet identity-embedding
-distance between the row's embeddings and the real targets' (not FID; see ``frechet.py``).
+crop from the identity judge, and ``change``, the L1 distance to the input crop (how much the method
+changed the picture; 0 for the copy baseline). Per expression and row: the means, and the Frechet
+identity-embedding distance between the row's embeddings and the real targets' (not FID; ``frechet.py``).
 """
 from __future__ import annotations
 
@@ -91,9 +92,10 @@ def _face(points: np.ndarray) -> Face:
     return Face(box=box_from_landmarks(points), landmarks=points, source="given")
 
 
-def _case_values(crop: np.ndarray, target: np.ndarray, probs: np.ndarray, expr_index: int,
+def _case_values(crop: np.ndarray, source: np.ndarray, target: np.ndarray, probs: np.ndarray, expr_index: int,
                  distance: float) -> dict[str, float]:
     return {
+        "change": metrics.l1(crop, source),
         "l1": metrics.l1(crop, target),
         "psnr": metrics.psnr(crop, target),
         "ssim": metrics.ssim(crop, target),
@@ -105,9 +107,10 @@ def _case_values(crop: np.ndarray, target: np.ndarray, probs: np.ndarray, expr_i
 
 def summarise(cases: list[CaseResult], embeddings: dict[tuple[str, str], list[np.ndarray]], rows: tuple[str, ...],
               expressions: tuple[str, ...]) -> dict[str, dict[str, dict[str, float | None]]]:
-    """Means per expression and row (and over all expressions, key ``all``), plus the Frechet distance."""
+    """Means per expression and row (and over all expressions, key ``all``, when there are several), plus the
+    Frechet identity-embedding distance of each row to the real targets."""
     summary: dict[str, dict[str, dict[str, float | None]]] = {}
-    for expr in (*expressions, "all"):
+    for expr in (*expressions, "all") if len(expressions) > 1 else expressions:
         chosen = [c for c in cases if expr in ("all", c.expression)]
         if not chosen:
             continue
@@ -176,7 +179,7 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
                     probs = expression_judge.probabilities(crops[row][None])[0]
                     emb = identity_judge.embed(crops[row][None])[0]
                 distance = float(identity_judge.distance(emb, input_embedding))
-                result.values[row] = _case_values(crops[row], target_crop, probs, index, distance)
+                result.values[row] = _case_values(crops[row], input_crop, target_crop, probs, index, distance)
                 embeddings.setdefault((row, case.expression), []).append(emb)
             if "real" not in rows:  # the Frechet reference is the real targets, judged or not
                 embeddings.setdefault(("real", case.expression), []).append(identity_judge.embed(target_crop[None])[0])
