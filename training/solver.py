@@ -59,8 +59,10 @@ def _pairs_by_expression(data: PairedFaces | None, limit: int | None = None) -> 
         idx = torch.nonzero(data.pair_expression == k).flatten()
         if name == "neutral" or len(idx) == 0:
             continue
-        x, t, _ = data.batch(idx[:limit] if limit else idx)
-        out[name] = (x.cpu(), t.cpu())
+        if limit and len(idx) > limit:  # evenly spaced: every data set keeps its share
+            idx = idx[torch.linspace(0, len(idx) - 1, limit).round().long()]
+        x, t, _ = data.batch(idx)
+        out[name] = (x, t)
     return out
 
 
@@ -76,12 +78,14 @@ def zero_init_refiner_output(model: RegGAN) -> None:
 
 def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, val: PairedFaces | None,
                run_dir: Path | None) -> tuple[RegGAN, dict]:
-    """Phase 0: select (r, lambda) on ``val``, fit every expression on ``train``; returns the model and a report."""
+    """Phase 0: select (r, lambda) on ``val``, fit every expression on ``train``; returns the model (on the
+    CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU)."""
     train_sets = _pairs_by_expression(train)
     val_sets = _pairs_by_expression(val)
     usable = {e: v for e, v in train_sets.items() if e in val_sets}
     if usable:
-        sub = {e: (x[: cfg.ridge_max_pairs], t[: cfg.ridge_max_pairs]) for e, (x, t) in usable.items()}
+        sub = _pairs_by_expression(train, cfg.ridge_max_pairs)
+        sub = {e: sub[e] for e in usable}
         radius, lambdas, rows = select_ridge(sub, {e: val_sets[e] for e in usable}, cfg.ridge_radii, cfg.ridge_lambdas)
         table = ridge_table_markdown(rows, radius, lambdas)
     else:
@@ -95,7 +99,7 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     for expr, (x, t) in train_sets.items():
         lam = lambdas.get(expr, float(np.median(list(lambdas.values()))) if lambdas else DEFAULT_LAMBDA)
         weight, bias = fit_ridge(x, t, radius, lam)
-        model.stage1.set_expression(model_config.expressions.index(expr), weight, bias)
+        model.stage1.set_expression(model_config.expressions.index(expr), weight.cpu(), bias.cpu())
         fitted[expr] = {"lambda": lam, "train_pairs": len(x)}
     report = {"radius": radius, "fitted": fitted, "table": [asdict(r) for r in rows]}
     if run_dir is not None:
