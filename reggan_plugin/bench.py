@@ -103,11 +103,6 @@ def build_models(config, workdir: Path, seed: int = 0):
     return model, path, write_preview(path)
 
 
-def preview_path(model_path: Path) -> Path:
-    """Where the regression-stage-only graph of a model lives: beside it, `<stem>.preview.onnx`."""
-    return model_path.with_name(model_path.stem + ".preview.onnx")
-
-
 def write_preview(model_path: Path) -> Path:
     """Slice the regression stage out of an artifact into a complete artifact of its own.
 
@@ -120,7 +115,10 @@ def write_preview(model_path: Path) -> Path:
     import onnx.utils
     from onnx import helper
 
-    out = preview_path(model_path)
+    from .artifact import file_sha256
+    from .pipeline import PREVIEW_OF_KEY, preview_model_path
+
+    out = preview_model_path(model_path)
     onnx.utils.extract_model(str(model_path), str(out), ["image", "expression", "intensity"], ["stage1"])
     proto = onnx.load(str(out))
     stage1 = next(o for o in proto.graph.output if o.name == "stage1")
@@ -133,6 +131,7 @@ def write_preview(model_path: Path) -> Path:
     for prop in full.metadata_props:
         proto.metadata_props.add(key=prop.key, value=prop.value)
     proto.metadata_props.add(key="reggan.graph", value="regression stage only (preview)")
+    proto.metadata_props.add(key=PREVIEW_OF_KEY, value=file_sha256(model_path))
     onnx.checker.check_model(proto)
     onnx.save(proto, str(out))
     return out

@@ -6,7 +6,10 @@ a directory of frames the way the CLI does (shards, resume, per-frame failures, 
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
+import os
+import secrets
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,7 +17,7 @@ from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
-from .align import Matrix, crop_matrix_from_box, similarity_from_points, units_to_crop_px, warp_to_crop
+from .align import Matrix, crop_matrix_from_box, crop_roi, matrix_scale, similarity_from_points, units_to_crop_px, warp_to_crop
 from .artifact import ModelArtifact, load_artifact
 from .backends import create_backend
 from .blend import feather_mask, paste_back
@@ -23,10 +26,59 @@ from .errors import InputError, RegganError
 from .faces import Face, FacesFile, landmarks68_to_5, load_faces_json, parse_region, whole_image_face
 from .imageio import ImageData, compose_output, list_frames, read_image, to_network_rgb, write_image
 from .sequence import check_out_dir, output_path, select_shard
+from .streaming import batch_by, ordered_map
 
 log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (frames finished, frames total)
+STREAM_WORKERS = 2  # reader and writer threads each (decode/encode release the GIL)
+
+
+@dataclass
+class PreparedImage:
+    """One picture's faces, aligned and ready for the network; only the face region is held in float.
+
+    roi: (rows, cols) slices of the picture that alignment reads and paste-back writes; rgb: that region
+    as network colour (HxWx3 float32 sRGB [0,1]); matrices: region px -> crop px, one per face; crops:
+    [n,S,S,3] float32 sRGB [0,1].
+    """
+
+    image: ImageData
+    roi: tuple[slice, slice]
+    rgb: np.ndarray
+    matrices: list[Matrix]
+    crops: np.ndarray
+
+
+PREVIEW_OF_KEY = "reggan.preview_of"  # metadata of a preview graph: sha256 of the model it was sliced from
+
+
+def preview_model_path(model: Path) -> Path:
+    """The regression stage alone, sliced out of `model` (a complete artifact of its own): `<stem>.preview.onnx`
+    beside it. `--stage regression` runs it when present (the full graph would run the refiner too)."""
+    return Path(model).with_name(Path(model).stem + ".preview.onnx")
+
+
+def face_region(matrices: Sequence[Matrix], size: int, shape: Sequence[int]) -> tuple[slice, slice]:
+    """The part of a frame that aligning (warp_to_crop, with its anti-alias prefilter) and pasting back
+    (warp_from_crop) these faces touch, with margin: everything outside it is copied, never converted."""
+    height, width = int(shape[0]), int(shape[1])
+    y0, x0, y1, x1 = height, width, 0, 0
+    for m in matrices:
+        ys, xs = crop_roi(m, size, (height, width))
+        k = max(1, int(np.floor(1.0 / matrix_scale(m))))  # the prefilter reads up to 2k + 1 px past the crop
+        margin = 2 * k + 2
+        y0, x0 = min(y0, ys.start - margin), min(x0, xs.start - margin)
+        y1, x1 = max(y1, ys.stop + margin), max(x1, xs.stop + margin)
+    y0, x0 = max(0, y0), max(0, x0)
+    return slice(y0, max(y0, min(height, y1))), slice(x0, max(x0, min(width, x1)))
+
+
+def _shift(m: Matrix, rows: slice, cols: slice) -> Matrix:
+    """Frame px -> crop px map re-based on a region whose top-left pixel is (cols.start, rows.start)."""
+    m = np.array(m, dtype=np.float64)
+    m[:, 2] += m[:, 0] * cols.start + m[:, 1] * rows.start
+    return m
 
 
 @dataclass
@@ -61,12 +113,24 @@ class ExpressionRenderer:
     def __init__(self, inference: InferenceConfig = InferenceConfig()) -> None:
         self.inference = inference
         self.artifact: ModelArtifact = load_artifact(inference.model)
-        self.backend = create_backend(self.artifact, inference.backend, precision=inference.precision)
+        self._output = "output"
+        network = self.artifact
+        if inference.stage == "regression":
+            preview = preview_model_path(self.artifact.path)
+            sliced = load_artifact(preview) if preview.is_file() else None
+            if sliced is not None and sliced.metadata.get(PREVIEW_OF_KEY) == self.artifact.sha256:
+                network = sliced  # the regression stage sliced out: the refiner does not run at all
+            else:
+                if sliced is not None:
+                    log.warning("%s was not sliced from %s (sha256 differs): ignoring it", preview, self.artifact.path)
+                log.info("%s: no preview graph %s; the regression stage runs inside the full graph (no faster)",
+                         self.artifact.path, preview.name)
+                self._output = "stage1"
+        self.backend = create_backend(network, inference.backend, precision=inference.precision)
         self.size = self.artifact.input_size
         template = self.artifact.crop_template
         self._template_px = None if template is None else units_to_crop_px(template, self.size)
         self.mask = feather_mask(self.size)
-        self._output = "stage1" if inference.stage == "regression" else "output"
 
     # -- prepare: faces -> aligned crops --------------------------------------------------------
     def crop_matrix(self, face: Face, frame_shape: Sequence[int]) -> Matrix:
@@ -113,13 +177,33 @@ class ExpressionRenderer:
         return rgb, mask
 
     # -- whole pictures --------------------------------------------------------------------------
-    def apply_image(self, image: ImageData, faces: Sequence[Face], edit: EditConfig) -> ImageData:
-        rgb = to_network_rgb(image)
-        matrices, crops = self.prepare(rgb, faces)
-        if not matrices:
+    def prepare_image(self, image: ImageData, faces: Sequence[Face]) -> PreparedImage:
+        """Locate the faces' region, convert only it to network colour, and align the crops."""
+        shape = image.pixels.shape
+        matrices = [self.crop_matrix(face, shape) for face in faces]
+        rows, cols = face_region(matrices, self.size, shape) if matrices else (slice(0, 0), slice(0, 0))
+        rgb = to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
+        local = [_shift(m, rows, cols) for m in matrices]
+        size = self.size
+        crops = np.stack([warp_to_crop(rgb, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
+        return PreparedImage(image, (rows, cols), rgb, local, crops)
+
+    def finish_image(self, prepared: PreparedImage, edited: np.ndarray) -> ImageData:
+        """Paste the edited crops back into the region and the region into a copy of the picture."""
+        image, (rows, cols) = prepared.image, prepared.roi
+        if not prepared.matrices:
             return image
-        new_rgb, mask = self.paste(rgb, matrices, crops, self.forward(crops, edit))
-        return compose_output(image, new_rgb, mask)
+        new_rgb, mask = self.paste(prepared.rgb, prepared.matrices, prepared.crops, edited)
+        region = compose_output(dataclasses.replace(image, pixels=image.pixels[rows, cols]), new_rgb, mask)
+        pixels = image.pixels.copy()
+        pixels[rows, cols] = region.pixels
+        return dataclasses.replace(image, pixels=pixels)
+
+    def apply_image(self, image: ImageData, faces: Sequence[Face], edit: EditConfig) -> ImageData:
+        prepared = self.prepare_image(image, faces)
+        if not prepared.matrices:
+            return image
+        return self.finish_image(prepared, self.forward(prepared.crops, edit))
 
     def apply_array(
         self, pixels: np.ndarray, *, faces: Sequence[Face], expression: str, intensity: float = 1.0, linear: bool = False
@@ -137,6 +221,7 @@ class FaceLocator:
         self.region = parse_region(seq.region) if seq.region else None
         self.whole = seq.whole_image
         self._detector = None
+        self._lock = threading.Lock()
 
     @property
     def needs_detector(self) -> bool:
@@ -155,10 +240,11 @@ class FaceLocator:
         return None
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
-        if self._detector is None:
-            from .faces import FaceDetector
+        with self._lock:  # detection may run in several reader threads: build the detector once
+            if self._detector is None:
+                from .faces import FaceDetector
 
-            self._detector = FaceDetector()
+                self._detector = FaceDetector()
         return self._detector.detect(rgb)
 
 
@@ -167,19 +253,25 @@ def _frames(seq: SequenceConfig) -> list[Path]:
     return select_shard(list_frames(seq.frames), seq.shard)
 
 
-def _detect_all(frames: list[Path], locator: FaceLocator, seq: SequenceConfig, summary: RenderSummary) -> dict[Path, list[Face]]:
+def _detect_all(frames: list[Path], locator: FaceLocator, seq: SequenceConfig, summary: RenderSummary,
+                cancel: threading.Event | None = None) -> dict[Path, list[Face]]:
     """First pass when a detector is needed: faces for every frame, smoothed over time."""
     from .faces import smooth_tracks
 
-    found: dict[Path, list[Face]] = {}
-    for frame in frames:
+    def locate(frame: Path) -> list[Face] | None:
         try:
             image = read_image(frame)
         except InputError:
-            continue  # reported by the render pass
-        rgb = to_network_rgb(image)
-        fixed = locator.fixed_faces(frame, rgb.shape)
-        found[frame] = fixed if fixed is not None else locator.detect(rgb)
+            return None  # reported by the render pass
+        fixed = locator.fixed_faces(frame, image.pixels.shape)
+        return fixed if fixed is not None else locator.detect(to_network_rgb(image))
+
+    found: dict[Path, list[Face]] = {}
+    # decoding overlaps detection; onnxruntime sessions may be run from several threads
+    for result in ordered_map(locate, frames, workers=STREAM_WORKERS, ahead=2 * STREAM_WORKERS, cancel=cancel,
+                              name="detect"):
+        if result.value is not None:
+            found[frames[result.index]] = result.value
     if seq.smooth > 0:
         keys = list(found)
         smoothed = smooth_tracks([found[k] for k in keys], seq.smooth)
@@ -195,8 +287,14 @@ def render_sequence(
     renderer: ExpressionRenderer | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    streaming: bool = True,
 ) -> RenderSummary:
-    """Render one shard of a frame directory. Never raises for a bad frame: see the summary."""
+    """Render one shard of a frame directory. Never raises for a bad frame: see the summary.
+
+    streaming: decode + align, inference (batches formed across frames) and paste + encode overlap in
+    threads with bounded look-ahead (`reggan_plugin.streaming`); False renders one frame at a time. Both
+    give the same files.
+    """
     frames = _frames(seq)
     summary = RenderSummary(total=len(frames))
     todo = []
@@ -212,7 +310,10 @@ def render_sequence(
     renderer = renderer or ExpressionRenderer(inference)
     summary.backend = renderer.backend.description
     locator = FaceLocator(seq)
-    detected = _detect_all(todo, locator, seq, summary) if locator.needs_detector else {}
+    detected = _detect_all(todo, locator, seq, summary, cancel) if locator.needs_detector else {}
+    if streaming:
+        _render_streaming(renderer, todo, seq, edit, locator, detected, summary, progress, cancel)
+        return summary
 
     finished = summary.skipped
     for frame in todo:
@@ -239,3 +340,127 @@ def render_sequence(
         if progress:
             progress(finished, summary.total)
     return summary
+
+
+@dataclass
+class _FrameJob:
+    """A frame travelling through the streaming render: read -> infer -> write. Fields are dropped once used."""
+
+    frame: Path
+    target: Path
+    image: ImageData | None = None
+    prepared: PreparedImage | None = None
+    edited: np.ndarray | None = None
+    no_face: bool = False
+    error: str | None = None
+    staged: Path | None = None  # the encoded frame's hidden name until it is renamed to `target`
+
+    def fail(self, exc: RegganError) -> None:
+        self.error = getattr(exc, "reason", str(exc))
+        log.warning("%s", exc)
+
+
+def _render_streaming(
+    renderer: ExpressionRenderer,
+    todo: list[Path],
+    seq: SequenceConfig,
+    edit: EditConfig,
+    locator: FaceLocator,
+    detected: dict[Path, list[Face]],
+    summary: RenderSummary,
+    progress: Progress | None,
+    cancel: threading.Event | None,
+) -> None:
+    """The streaming render: readers and writers in threads, inference in this thread, batches across frames.
+
+    At most `batch + STREAM_WORKERS` frames wait on each side of the network, so memory does not grow
+    with the sequence. Frames are reported in order; a bad frame is recorded and the batch goes on.
+    """
+
+    def read(frame: Path) -> _FrameJob:
+        job = _FrameJob(frame, output_path(frame, seq.frames, seq.out))
+        try:
+            job.image = read_image(frame)
+            faces = detected.get(frame)
+            if faces is None:
+                faces = locator.fixed_faces(frame, job.image.pixels.shape) or []
+            job.no_face = not faces
+            if faces:
+                job.prepared = renderer.prepare_image(job.image, faces)
+        except RegganError as exc:
+            job.fail(exc)
+        return job
+
+    def infer(batches: Iterable[list]) -> Iterable[_FrameJob]:
+        for batch in batches:
+            jobs = [result.value for result in batch]
+            live = [job for job in jobs if job.prepared is not None and job.error is None]
+            if live:
+                try:
+                    edited = renderer.forward(np.concatenate([job.prepared.crops for job in live]), edit)
+                except RegganError:
+                    edited = None  # one frame's bad output must not fail its neighbours: redo them one by one
+                start = 0
+                for job in live:
+                    count = len(job.prepared.crops)
+                    if edited is not None:
+                        job.edited = edited[start : start + count]
+                    else:
+                        try:
+                            job.edited = renderer.forward(job.prepared.crops, edit)
+                        except RegganError as exc:
+                            job.fail(exc)
+                    start += count
+            yield from jobs
+
+    staged: set[Path] = set()  # encoded frames not yet renamed into place
+    lock = threading.Lock()
+
+    def write(job: _FrameJob) -> _FrameJob:
+        """Paste back and encode to a hidden file beside the target; the consumer renames it, in order."""
+        if job.error is None:
+            job.staged = job.target.with_name(f".{job.target.name}.{secrets.token_hex(4)}.part{job.target.suffix}")
+            with lock:
+                staged.add(job.staged)
+            try:
+                job.target.parent.mkdir(parents=True, exist_ok=True)
+                write_image(job.staged, job.image if job.no_face else renderer.finish_image(job.prepared, job.edited))
+            except RegganError as exc:
+                job.fail(exc)
+        job.image = job.prepared = job.edited = None
+        return job
+
+    def commit(job: _FrameJob) -> None:
+        """Rename the encoded frame into place: only frames reported done appear, even when cancelled."""
+        if job.error is None and job.staged is not None:
+            try:
+                os.replace(job.staged, job.target)
+            except OSError as exc:
+                job.fail(InputError(job.target, f"cannot write: {exc.strerror or exc}"))
+
+    ahead = max(1, renderer.inference.batch) + STREAM_WORKERS
+    faces = lambda result: 0 if result.value.prepared is None else len(result.value.prepared.crops)  # noqa: E731
+    read_results = ordered_map(read, todo, workers=STREAM_WORKERS, ahead=ahead, cancel=cancel, name="read")
+    inferred = infer(batch_by(read_results, max(1, renderer.inference.batch), weight=faces))
+    finished = summary.skipped
+    written = ordered_map(write, inferred, workers=STREAM_WORKERS, ahead=ahead, cancel=cancel, name="write",
+                          key=lambda job: job.frame)
+    try:
+        for result in written:
+            job = result.value
+            commit(job)
+            if job.error is not None:
+                summary.failed.append((job.frame, job.error))
+            else:
+                summary.done += 1
+                if job.no_face:
+                    summary.no_face.append(job.frame)
+            finished += 1
+            if progress:
+                progress(finished, summary.total)
+    finally:  # cancelled or crashed: frames encoded ahead of the last one reported are not kept
+        written.close()  # waits for running writers, so none stages a file after the clean-up
+        for path in staged:
+            path.unlink(missing_ok=True)
+    if cancel is not None and cancel.is_set() and finished < summary.total:
+        summary.cancelled = True

@@ -154,3 +154,119 @@ def test_batch_by_counts_weights_across_items():
     assert list(flatten(batches)) == [2, 0, 1, 3, 0, 0, 1]
     with pytest.raises(ValueError):
         list(batch_by([1], 0))
+
+
+# -- the streaming render pipeline ----------------------------------------------------------------------------------
+
+H, W = 96, 128
+
+
+@pytest.fixture(scope="module")
+def renderer(tiny_model):
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.pipeline import ExpressionRenderer
+
+    return ExpressionRenderer(InferenceConfig(model=tiny_model, backend="cpu", batch=3))
+
+
+def _frames(folder, n, suffix=".png", dtype=None, first=0):
+    import numpy as np
+    from imagegen import synthetic_frame
+
+    from reggan_plugin.imageio import ImageData, write_image
+
+    dtype = dtype or np.uint8
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(first, first + n):
+        pixels = synthetic_frame(H, W, 4 if suffix != ".jpg" else 3, dtype, seed=i)
+        write_image(folder / f"f{i:03d}{suffix}", ImageData(pixels, None, suffix[1:], dtype == np.float32, {}))
+
+
+def _render(tmp_path, renderer, out, **kwargs):
+    from imagegen import face_box
+
+    from reggan_plugin.config import EditConfig, SequenceConfig
+    from reggan_plugin.pipeline import render_sequence
+
+    region = ",".join(str(int(v)) for v in face_box(H, W))
+    seq = SequenceConfig(frames=tmp_path / "in", out=tmp_path / out, region=region)
+    return render_sequence(seq, EditConfig("happy", 0.8), renderer.inference, renderer=renderer, **kwargs)
+
+
+def test_streaming_render_writes_the_same_files_as_the_sequential_one(tmp_path, renderer):
+    import numpy as np
+
+    from reggan_plugin.imageio import read_image
+
+    _frames(tmp_path / "in", 7)  # 7 frames, batch 3: batches straddle frames and the last one is short
+    _frames(tmp_path / "in", 2, ".tiff", np.uint16, first=7)  # 16-bit TIFFs among 8-bit PNGs
+    (tmp_path / "in" / "f003.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    progress = []
+    stream = _render(tmp_path, renderer, "stream", progress=lambda done, total: progress.append(done))
+    serial = _render(tmp_path, renderer, "serial", streaming=False)
+    assert stream.lines() == serial.lines()
+    assert stream.done == 8 and [p.name for p, _ in stream.failed] == ["f003.png"]
+    assert progress == sorted(progress) and progress[-1] == 9
+    names = sorted(p.relative_to(tmp_path / "serial") for p in (tmp_path / "serial").rglob("*") if p.is_file())
+    assert names == sorted(p.relative_to(tmp_path / "stream") for p in (tmp_path / "stream").rglob("*") if p.is_file())
+    changed = 0
+    for name in names:
+        a, b = read_image(tmp_path / "serial" / name), read_image(tmp_path / "stream" / name)
+        assert a.pixels.dtype == b.pixels.dtype and np.array_equal(a.pixels, b.pixels), name
+        changed += int(not np.array_equal(a.pixels, read_image(tmp_path / "in" / name).pixels))
+    assert changed == 8  # the model really edited every good frame
+
+
+def test_region_processing_equals_whole_frame_processing(renderer):
+    """prepare_image/finish_image touch only the faces' region; the result equals whole-frame processing."""
+    import numpy as np
+    from imagegen import synthetic_frame
+
+    from reggan_plugin.config import EditConfig
+    from reggan_plugin.faces import parse_region
+    from reggan_plugin.imageio import ImageData, compose_output, to_network_rgb
+
+    pixels = synthetic_frame(300, 400, 4, np.uint8, seed=3)
+    image = ImageData(pixels, None, "png", False, {})
+    for boxes in (["150,80,100,120"], ["0,0,90,90", "330,240,70,60"], ["20,10,380,290"], ["5,5,12,12"]):
+        faces = [parse_region(b) for b in boxes]
+        rgb = to_network_rgb(image)  # the whole-frame way
+        matrices, crops = renderer.prepare(rgb, faces)
+        new_rgb, mask = renderer.paste(rgb, matrices, crops, renderer.forward(crops, EditConfig()))
+        expected = compose_output(image, new_rgb, mask).pixels
+        prepared = renderer.prepare_image(image, faces)
+        assert prepared.rgb.shape[0] * prepared.rgb.shape[1] <= pixels.shape[0] * pixels.shape[1]
+        np.testing.assert_array_equal(prepared.crops, crops)
+        got = renderer.finish_image(prepared, renderer.forward(prepared.crops, EditConfig())).pixels
+        np.testing.assert_array_equal(got, expected, err_msg=str(boxes))
+
+
+def test_a_crash_in_a_reader_names_the_frame(tmp_path, renderer, monkeypatch):
+    import reggan_plugin.pipeline as pipeline
+
+    _frames(tmp_path / "in", 5)
+    real = pipeline.read_image
+
+    def flaky(path):
+        if path.name == "f002.png":
+            raise MemoryError("out of memory decoding")
+        return real(path)
+
+    monkeypatch.setattr(pipeline, "read_image", flaky)  # a failure the pipeline does not expect (not an InputError)
+    with pytest.raises(WorkerError, match=r"f002\.png: read failed: MemoryError"):
+        _render(tmp_path, renderer, "out")
+    left = {p.name for p in (tmp_path / "out").iterdir()} if (tmp_path / "out").exists() else set()
+    assert left <= {"f000.png", "f001.png"}  # a fatal error stops the run; nothing half-written or staged remains
+
+
+def test_cancel_keeps_only_the_frames_reported(tmp_path, renderer):
+    _frames(tmp_path / "in", 12)
+    cancel = threading.Event()
+
+    def progress(done, total):
+        if done >= 3:
+            cancel.set()
+
+    summary = _render(tmp_path, renderer, "out", progress=progress, cancel=cancel)
+    assert summary.cancelled and summary.done == 3
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f000.png", "f001.png", "f002.png"]
