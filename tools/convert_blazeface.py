@@ -106,6 +106,9 @@ def verify(tflite_path: Path, onnx_path: Path, size: int, images: list[Path], to
         return 1.0 / (1.0 + np.exp(-np.clip(v.astype(np.float64), -100, 100)))
 
     stats: dict[str, float] = {"noise_inputs": len(noise), "photo_inputs": len(photos)}
+    import onnxruntime
+
+    stats["onnxruntime"] = onnxruntime.__version__  # type: ignore[assignment]
     for kind, batch in (("noise", noise), ("photo", photos)):
         if not batch:
             continue
@@ -132,6 +135,19 @@ def verify(tflite_path: Path, onnx_path: Path, size: int, images: list[Path], to
         if bad:
             raise SystemExit(f"{onnx_path.name}: ONNX does not match the .tflite on {kind} inputs: {stats}")
     return stats
+
+
+def record_check(onnx_path: Path, stats: dict[str, float]) -> None:
+    """Keep the verification numbers in the model's metadata (``check_vs_tflite``, JSON), for docs/DETECTION.md."""
+    import json
+
+    import onnx
+    import ai_edge_litert
+
+    model = onnx.load(str(onnx_path))
+    record = {"reference": f"ai-edge-litert {getattr(ai_edge_litert, '__version__', '?')} builtin kernels", **stats}
+    model.metadata_props.add(key="check_vs_tflite", value=json.dumps(record, sort_keys=True))
+    onnx.save(model, str(onnx_path))
 
 
 def main() -> None:
@@ -165,9 +181,10 @@ def main() -> None:
                 onnx_path = args.out / onnx_name
                 convert(tflite_path, onnx_path, provenance)
                 stats = verify(tflite_path, onnx_path, size, images, args.tolerance)
+                record_check(onnx_path, stats)
                 print(f"{onnx_name}: {onnx_path.stat().st_size} bytes, sha256 {sha256(onnx_path.read_bytes())[:16]}")
                 for key, value in stats.items():
-                    print(f"  {key}: {value:.3g}")
+                    print(f"  {key}: {value:.3g}" if isinstance(value, float) else f"  {key}: {value}")
             license_text = zf.read(f"mediapipe-{MEDIAPIPE_VERSION}.dist-info/LICENSE")
         (args.out / "LICENSE.mediapipe.txt").write_bytes(license_text)
 

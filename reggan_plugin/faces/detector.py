@@ -1,11 +1,14 @@
 """`FaceDetector`: MediaPipe BlazeFace (short range) on onnxruntime, over a pyramid of windows.
 
-The short-range model sees a 128x128 picture and finds faces that fill roughly a fifth to most of
-it. A rendered 1920x1080 frame may hold a 150-pixel face, 1/13 of the frame. So the frame is looked
-at through square windows: the whole frame (letterboxed), then overlapping windows a half, a quarter,
-... of its size, down to windows in which ``min_face`` pixels is still a face the network finds.
-Each window is resampled to 128x128 (area filter), all windows run as one batch, detections are
-mapped back to frame pixels and merged with MediaPipe's weighted NMS. Measured rates:
+The short-range model sees a 128x128 picture and finds faces that fill roughly 0.12 to 0.9 of it.
+A rendered 1920x1080 frame may hold a 60-pixel face, 1/32 of the frame. So the frame is looked at
+through square windows: the whole frame (letterboxed), then overlapping windows 3x, 9x, ... smaller,
+down to windows in which a ``min_face``-pixel face is still found. Each window is resampled to
+128x128 (area filter), windows run in batches, detections are mapped back to frame pixels and merged
+with MediaPipe's weighted NMS. Then each face gets a second look through three windows centred on it
+(it fills 0.4, 0.5, 0.62 of them): its keypoints are the score-weighted mean of those views, its score
+their best, and a face must reach ``accept_score`` (0.75) to be returned. That second look is what
+separates faces (0.88 and up) from face-like textures (0.70 at most) in the measurements of
 docs/DETECTION.md (tools/measure_detection.py).
 
 Landmarks: BlazeFace gives eyes, nose tip, mouth centre and ear tragions, not mouth corners. The
@@ -52,7 +55,10 @@ Window = tuple[int, int, int]
 class DetectorConfig:
     """Settings of `FaceDetector` (defaults measured in docs/DETECTION.md)."""
 
-    min_score: float = 0.5  # MediaPipe's threshold for the short-range model
+    min_score: float = 0.5  # scanning threshold: MediaPipe's for the short-range model
+    accept_score: float = 0.75  # a face is returned when its best score (over the second looks) reaches this;
+    # measured: true faces (London, ICT renders, both pasted small into 1080p) 0.88 and up, false
+    # positives on cluttered backdrops 0.70 at most
     nms_iou: float = 0.3  # MediaPipe's min_suppression_threshold
     min_face: int = 48  # smallest face (box side, frame pixels) the window pyramid looks for; 0 = whole frame only
     window_shrink: float = 3.0  # each pyramid level's windows are this much smaller
@@ -60,7 +66,8 @@ class DetectorConfig:
     min_face_fraction: float = 0.15  # smallest face, as a fraction of a window, that the model finds (measured: all
     # of 40 London faces at 0.15, 39/40 at 0.12, 24/40 at 0.10)
     max_windows: int = 256  # cap on windows per frame (huge frames with a small min_face)
-    refine_fraction: float = 0.5  # re-detect each face in a window it fills this much (best keypoints, measured); 0 = off
+    refine_fractions: tuple[float, ...] = (0.4, 0.5, 0.62)  # second look at each face: windows it fills this much; () = off
+    confirm: bool = True  # drop faces that no second look finds again (false positives, measured)
     batch: int = 64  # windows per onnxruntime call
     threads: int = 0  # onnxruntime intra-op threads, 0 = its default
 
@@ -87,31 +94,45 @@ class FaceDetector:
         height, width = image.shape[:2]
         windows = plan_windows(height, width, self.config, self.spec.input_size)
         merged = self.detect_windows(image, windows)
-        if self.config.refine_fraction > 0 and len(merged):
+        if self.config.refine_fractions and len(merged):
             merged = self.refine(image, merged)
-        return [_to_face(merged, i) for i in range(len(merged))]
+        return [_to_face(merged, i) for i in range(len(merged)) if merged.scores[i] >= self.config.accept_score]
 
     def refine(self, image: np.ndarray, dets: RawDetections) -> RawDetections:
-        """Look at each face again through a window centred on it that it fills ``refine_fraction`` of.
+        """Look at each face again through windows centred on it that it fills ``refine_fractions`` of.
 
-        Whichever pyramid level found a face, its keypoints then come from the scale at which the
-        model places them best (eye error 4.5% of the inter-ocular distance at 0.5, against 6% at
-        0.2 or 0.75, London set). A face the second look does not confirm keeps its first result.
+        BlazeFace's score and keypoints change with how a face is framed (the same rendered face
+        scores 0.3 to 0.9 from windows a few pixels apart), and it places keypoints best when the
+        face fills about half the window (eye error 4.5% of the inter-ocular distance at 0.5, 6%
+        at 0.2 or 0.75, London set). So whichever pyramid window found a face, its result is the
+        score-weighted mean of these views, and its score their best. A face no view finds again
+        (at ``min_score``, box IoU >= 0.5) is dropped when ``confirm`` is set: most false positives
+        are textures that look like a face through one window only.
         """
-        windows = []
+        fractions = self.config.refine_fractions
+        windows: list[Window] = []
         for x0, y0, x1, y1 in dets.boxes:
-            side = max(int(round(max(x1 - x0, y1 - y0) / self.config.refine_fraction)), 8)
-            windows.append((int(round((x0 + x1 - side) / 2)), int(round((y0 + y1 - side) / 2)), side))
+            for fraction in fractions:
+                side = max(int(round(max(x1 - x0, y1 - y0) / fraction)), 8)
+                windows.append((int(round((x0 + x1 - side) / 2)), int(round((y0 + y1 - side) / 2)), side))
+        views = self._run_batch(image, windows, drop_cut=False)
         boxes, keypoints, scores = dets.boxes.copy(), dets.keypoints.copy(), dets.scores.copy()
-        for i, window in enumerate(windows):
-            again = self._run_windows(image, [window], drop_cut=False)
-            if len(again) == 0:
+        confirmed = np.zeros(len(dets), dtype=bool)
+        for i in range(len(dets)):
+            mine = [v for v in views[i * len(fractions) : (i + 1) * len(fractions)] if len(v)]
+            if not mine:
                 continue
-            overlap = box_iou_matrix(dets.boxes[i : i + 1], again.boxes)[0]
-            best = int(np.argmax(overlap))
-            if overlap[best] >= 0.5:
-                boxes[i], keypoints[i], scores[i] = again.boxes[best], again.keypoints[best], max(scores[i], again.scores[best])
-        order = np.argsort(-scores, kind="stable")
+            pooled = _concat(mine)
+            match = box_iou_matrix(dets.boxes[i : i + 1], pooled.boxes)[0] >= 0.5
+            if not match.any():
+                continue
+            w = pooled.scores[match]
+            boxes[i] = (pooled.boxes[match] * w[:, None]).sum(0) / w.sum()
+            keypoints[i] = (pooled.keypoints[match] * w[:, None, None]).sum(0) / w.sum()
+            scores[i] = max(float(w.max()), scores[i])
+            confirmed[i] = True
+        keep = confirmed if self.config.confirm else np.ones(len(dets), dtype=bool)
+        order = [i for i in np.argsort(-scores, kind="stable") if keep[i]]
         return RawDetections(boxes[order], keypoints[order], scores[order])
 
     def detect_windows(self, image: np.ndarray, windows: list[Window]) -> RawDetections:
@@ -120,9 +141,10 @@ class FaceDetector:
         Boxes are (x0, y0, x1, y1) in pixel-index terms (the frame is [0, W] x [0, H]); keypoints are
         point coordinates (pixel centres at integers).
         """
-        return weighted_nms(self._run_windows(image, windows), self.config.nms_iou)
+        return weighted_nms(_concat(self._run_batch(image, windows)), self.config.nms_iou)
 
-    def _run_windows(self, image: np.ndarray, windows: list[Window], drop_cut: bool = True) -> RawDetections:
+    def _run_batch(self, image: np.ndarray, windows: list[Window], drop_cut: bool = True) -> list[RawDetections]:
+        """Detections of each window (frame coordinates, not merged), in the order of ``windows``."""
         size = self.spec.input_size
         found: list[RawDetections] = []
         for start in range(0, len(windows), max(1, self.config.batch)):
@@ -132,20 +154,23 @@ class FaceDetector:
             regressors, logits = self._session.run(["regressors", "classificators"], {"input": np.ascontiguousarray(x)})
             for (x0, y0, side), reg, logit in zip(chunk, regressors, logits):
                 dets = decode(reg, logit, self.anchors, self.spec, self.config.min_score)
-                if len(dets) == 0:
-                    continue
-                if drop_cut:
+                if drop_cut and len(dets):
                     dets = _drop_cut_faces(dets, (x0, y0, side), image.shape[0], image.shape[1])
                 boxes = dets.boxes * side + np.array([x0, y0, x0, y0])
                 keypoints = dets.keypoints * side + np.array([x0, y0]) - 0.5
                 found.append(RawDetections(boxes, keypoints, dets.scores))
-        if not found:
-            return RawDetections.empty()
-        return RawDetections(
-            np.concatenate([d.boxes for d in found]),
-            np.concatenate([d.keypoints for d in found]),
-            np.concatenate([d.scores for d in found]),
-        )
+        return found
+
+
+def _concat(parts: list[RawDetections]) -> RawDetections:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return RawDetections.empty()
+    return RawDetections(
+        np.concatenate([d.boxes for d in parts]),
+        np.concatenate([d.keypoints for d in parts]),
+        np.concatenate([d.scores for d in parts]),
+    )
 
 
 def plan_windows(height: int, width: int, config: DetectorConfig, input_size: int = 128) -> list[Window]:
