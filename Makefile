@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 # torch comes from the local CPU wheel where pip's find-links has one (see README: GPU users install
 # the CUDA build themselves); bpy pins numpy<2 for the whole environment.
-EXTRAS := train,export,blender,test
+EXTRAS := train,export,blender,evaluate,test
 
 .PHONY: setup demo test addon clean
 

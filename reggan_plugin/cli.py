@@ -82,6 +82,8 @@ def _run(action):
         "dataset": ("reggan_plugin.training.synth.cli:dataset", "train", "Render paired training faces from the ICT Face Model."),
         "train": ("reggan_plugin.training.cli:train", "train", "Train RegGAN on paired faces (torchrun for several processes)."),
         "bench": ("reggan_plugin.bench:bench", "export", "Measure speed and memory; writes docs/BENCHMARKS.md."),
+        "evaluate": ("reggan_plugin.training.evaluate.cli:evaluate", "evaluate",
+                     "Judge copy / stage 1 / RegGAN side by side on paired faces."),
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
 )
