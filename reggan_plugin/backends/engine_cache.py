@@ -19,6 +19,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
+from ..artifact import file_sha256
+
 SIDECAR_FORMAT = 1
 # Rough first-build guess when no previous build on this machine says better (a small conv GAN at 128 px;
 # fp16 tries more tactics). Stated as a guess in every message that uses it.
@@ -207,17 +209,9 @@ def lookup(cache_dir: Path, spec: EngineSpec, model_stem: str = "model", *, veri
     size = paths.engine.stat().st_size
     if size != sidecar.get("engine_bytes"):
         return state("corrupt", f"engine file has {size} bytes, sidecar says {sidecar.get('engine_bytes')} (partial write?)")
-    if verify_hash and _sha256(paths.engine) != sidecar.get("engine_sha256"):
+    if verify_hash and file_sha256(paths.engine) != sidecar.get("engine_sha256"):
         return state("corrupt", "engine file sha256 does not match its sidecar")
     return state("hit", "")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def cached_sidecars(cache_dir: Path) -> list[dict]:
