@@ -16,13 +16,17 @@ from reggan_plugin.bench import build_models, inputs, interleaved_best
 from reggan_plugin.training.config import ModelConfig
 
 VARIANTS: dict[str, CpuTuning] = {
-    "defaults (2 threads, all opts, spinning)": CpuTuning(),
+    "spinning, 2 threads, all opts": CpuTuning(config_entries={"session.intra_op.allow_spinning": "1"}),
     "no spinning": CpuTuning(config_entries={"session.intra_op.allow_spinning": "0"}),
     "1 thread": CpuTuning(threads=1),
     "extended opts (no NCHWc layout)": CpuTuning(graph_optimization="extended"),
     "denormals as zero": CpuTuning(config_entries={"session.set_denormal_as_zero": "1"}),
     "dynamic block base 4": CpuTuning(config_entries={"session.intra_op.dynamic_block_base": "4"}),
     "no arena, no mem pattern": CpuTuning(memory_pattern=False, cpu_arena=False),
+    "no spinning + dynamic block base 4": CpuTuning(config_entries={
+        "session.intra_op.allow_spinning": "0", "session.intra_op.dynamic_block_base": "4"}),
+    "no spinning + denormals as zero": CpuTuning(config_entries={
+        "session.intra_op.allow_spinning": "0", "session.set_denormal_as_zero": "1"}),
 }
 
 

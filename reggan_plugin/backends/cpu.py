@@ -18,8 +18,11 @@ class CpuTuning:
 
     threads: intra-op threads; None = physical cores of this process's CPU set.
     inter_op_threads: only used by parallel execution (ours is sequential: one conv chain).
-    config_entries: extra `SessionOptions.add_session_config_entry` pairs, e.g.
-        {"session.intra_op.allow_spinning": "0"} on shared render nodes.
+    config_entries: extra `SessionOptions.add_session_config_entry` pairs. Default: no spinning. Idle
+        intra-op threads that spin steal the cores the streaming pipeline's decode/encode threads (and other
+        jobs on a shared node, and Blender's UI) need: measured on the 2-core dev machine, the 1080p render
+        pipeline ran 12% faster and the network alone 14% faster without spinning (docs/BENCHMARKS.md,
+        benchmarks/ort_tuning.py). Pass {"session.intra_op.allow_spinning": "1"} for a dedicated machine.
     """
 
     threads: int | None = None
@@ -28,7 +31,7 @@ class CpuTuning:
     sequential: bool = True
     memory_pattern: bool = True
     cpu_arena: bool = True
-    config_entries: Mapping[str, str] = field(default_factory=dict)
+    config_entries: Mapping[str, str] = field(default_factory=lambda: {"session.intra_op.allow_spinning": "0"})
 
 
 def session_options(tuning: CpuTuning | None = None) -> Any:
