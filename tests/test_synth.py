@@ -1,0 +1,204 @@
+"""Synthetic ICT face renders (training/synth): recipes, parameters, converter, and a tiny real render."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+from PIL import Image
+
+from reggan_plugin.training.synth.cli import dataset
+from reggan_plugin.training.synth.face_model import load_face_model
+from reggan_plugin.training.synth.obj_convert import convert_obj_folder, read_obj
+from reggan_plugin.training.synth.recipes import image_stem, load_recipes, parse_expressions
+from reggan_plugin.training.synth.variation import sample_identity
+
+HAS_BPY = importlib.util.find_spec("bpy") is not None
+NO_BPY = "bpy (Blender as a Python module) is not importable: pip install 'reggan-plugin[blender]'"
+MOUTH = slice(48, 68)
+NOSE_BRIDGE = slice(27, 30)
+
+
+# ---- recipes and parameters (no bpy) -------------------------------------------------------------
+def test_recipes_cover_basic_and_compound_expressions():
+    table = load_recipes()
+    for name in ("neutral", "happy", "sad", "surprised", "angry", "disgusted", "fearful",
+                 "happily_surprised", "sadly_angry"):
+        table.aus(name)
+    happy = table.blendshapes("happy")
+    assert happy["mouthSmile_L"] == happy["mouthSmile_R"] > 0.5
+    assert table.blendshapes("neutral") == {}
+    half = table.blendshapes("happy", 0.5)
+    assert half["mouthSmile_L"] == pytest.approx(happy["mouthSmile_L"] / 2)
+    assert all(0 <= w <= 1 for name in table.names() for w in table.blendshapes(name).values())
+    assert parse_expressions(("happy,sad",), table) == ("neutral", "happy", "sad")
+    assert set(parse_expressions(("compound",), table)) == {"neutral"} | set(table.compound)
+    assert image_stem("happy", 0.5) == "happy_050" and image_stem("happy", 1.0) == "happy"
+
+
+def test_recipe_blendshapes_exist_in_the_model(ict_model_path):
+    model = load_face_model(ict_model_path)
+    table = load_recipes()
+    for name in table.names():
+        model.expression_vector(table.blendshapes(name))  # raises on an unknown blendshape
+
+
+def test_same_seed_same_parameters_and_other_seed_differs():
+    table = load_recipes()
+    a = sample_identity(7, 3, 100, table).to_dict()
+    b = sample_identity(7, 3, 100, table).to_dict()
+    c = sample_identity(8, 3, 100, table).to_dict()
+    assert a == b
+    assert a["identity_weights"] != c["identity_weights"]
+    tones = [sample_identity(0, i, 100, table).skin.tone for i in range(200)]
+    assert min(tones) < 0.1 and max(tones) > 0.9  # the whole range of skin tones is drawn
+
+
+# ---- OBJ converter (no bpy) ----------------------------------------------------------------------
+def _write_obj(path: Path, verts: np.ndarray, with_faces: bool) -> None:
+    lines = [f"v {x} {y} {z}" for x, y, z in verts]
+    if with_faces:
+        lines += ["vt 0 0", "vt 1 0", "vt 1 1", "vt 0 1", "vt 0.5 0.5", "usemtl M_Face",
+                  "f 1/1/1 2/2/1 3/3/1 4/4/1", "usemtl M_Teeth", "f 2/2 5/5 3/3"]
+    path.write_text("# tiny test mesh\n" + "\n".join(lines) + "\n")
+
+
+def test_convert_obj_round_trip(tmp_path):
+    rng = np.random.default_rng(0)
+    neutral = rng.normal(size=(5, 3)).round(4)
+    folder = tmp_path / "FaceXModel"
+    folder.mkdir()
+    _write_obj(folder / "generic_neutral_mesh.obj", neutral, with_faces=True)
+    ident = {f"identity{i:03d}": neutral + rng.normal(size=(5, 3)).round(3) for i in range(2)}
+    expr = {name: neutral + rng.normal(size=(5, 3)).round(3) for name in ("jawOpen", "mouthSmile_L")}
+    for name, v in {**ident, **expr}.items():
+        _write_obj(folder / f"{name}.obj", v, with_faces=name == "jawOpen")
+    out = convert_obj_folder(folder, tmp_path / "tiny.npz", landmarks=(0, 3))
+
+    model = load_face_model(out)
+    assert model.expression_names == ("jawOpen", "mouthSmile_L")
+    assert model.material_names == ("M_Face", "M_Teeth")
+    assert model.face_sizes.tolist() == [4, 3] and model.face_material.tolist() == [0, 1]
+    assert model.face_vertex_indices.tolist() == [0, 1, 2, 3, 1, 4, 2]
+    assert model.landmarks68.tolist() == [0, 3]
+    np.testing.assert_allclose(model.neutral, neutral, atol=1e-6)
+    np.testing.assert_allclose(model.vertices(np.array([0.0, 1.0])), ident["identity001"], atol=2e-3)
+    smile = model.vertices(np.zeros(2), model.expression_vector({"mouthSmile_L": 1.0}))
+    np.testing.assert_allclose(smile, expr["mouthSmile_L"], atol=2e-3)
+    assert read_obj(folder / "jawOpen.obj").uvs.shape == (5, 2)
+
+
+def test_convert_obj_rejects_a_folder_without_the_neutral_mesh(tmp_path):
+    result = CliRunner().invoke(dataset, ["convert-obj", str(tmp_path), str(tmp_path / "x.npz")])
+    assert result.exit_code == 2
+    assert "generic_neutral_mesh.obj" in result.output
+
+
+# ---- CLI (no bpy) ----------------------------------------------------------------------------------
+def test_importing_the_cli_does_not_import_bpy():
+    code = "import sys, reggan_plugin.training.synth.cli; assert 'bpy' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_missing_face_model_says_where_to_get_it(tmp_path, monkeypatch):
+    monkeypatch.delenv("REGGAN_ICT_MODEL", raising=False)
+    result = CliRunner().invoke(dataset, ["render", "--out", str(tmp_path / "o"), "--identities", "1"])
+    assert result.exit_code != 0
+    assert "ICT-FaceKit" in result.output and "convert-obj" in result.output
+
+
+# ---- a real render ---------------------------------------------------------------------------------
+SIZE = 64
+
+
+@pytest.fixture(scope="module")
+def rendered(tmp_path_factory, ict_model_path):
+    if not HAS_BPY:
+        pytest.skip(NO_BPY)
+    from reggan_plugin.training.synth.render import RenderConfig, render_dataset
+
+    out = tmp_path_factory.mktemp("synth") / "set"
+    config = RenderConfig(out=out, face_model=ict_model_path, identities=1, expressions=("neutral", "happy"),
+                          size=SIZE, seed=11, samples=4, workers=1)
+    summary = render_dataset(config, progress=False)
+    return config, summary
+
+
+def _landmarks(folder: Path, stem: str) -> np.ndarray:
+    return np.asarray(json.loads((folder / f"{stem}.landmarks.json").read_text())["points"])
+
+
+@pytest.mark.blender
+def test_render_writes_images_landmarks_and_manifest(rendered):
+    config, summary = rendered
+    assert summary.rendered == 2
+    folder = config.out / "id00000"
+    for stem in ("neutral", "happy"):
+        im = Image.open(folder / f"{stem}.png")
+        assert im.mode == "RGBA" and im.size == (SIZE, SIZE)
+        assert _landmarks(folder, stem).shape == (68, 2)
+    manifest = json.loads((config.out / "manifest.json").read_text())
+    assert manifest["settings"]["seed"] == 11
+    assert manifest["versions"]["bpy"] and manifest["versions"]["reggan_plugin"]
+    ident = manifest["identities"]["id00000"]
+    assert ident["images"]["happy"]["blendshapes"]["mouthSmile_L"] > 0.5
+    # the manifest holds exactly the parameters the seed gives
+    expected = json.loads(json.dumps(sample_identity(11, 0, 100, load_recipes()).to_dict()))
+    assert {k: ident[k] for k in expected} == expected
+
+
+@pytest.mark.blender
+def test_landmarks_fall_on_the_face(rendered):
+    config, _ = rendered
+    folder = config.out / "id00000"
+    for stem in ("neutral", "happy"):
+        alpha = np.asarray(Image.open(folder / f"{stem}.png"))[..., 3].astype(float) / 255
+        pts = _landmarks(folder, stem)
+        assert (pts >= 0).all() and (pts <= SIZE - 1).all()
+        ix = np.clip(np.round(pts).astype(int), 0, SIZE - 1)
+        on_face = alpha[ix[:, 1], ix[:, 0]] > 0.5
+        assert on_face.sum() >= 64, f"{stem}: only {on_face.sum()} of 68 landmarks on the face"
+        # the inner face (brows, eyes, nose, mouth) lies well inside the silhouette
+        assert on_face[17:].all()
+
+
+@pytest.mark.blender
+def test_mouth_moves_between_neutral_and_happy_and_the_rest_stays_aligned(rendered):
+    config, _ = rendered
+    folder = config.out / "id00000"
+    neutral, happy = _landmarks(folder, "neutral"), _landmarks(folder, "happy")
+    mouth_shift = np.linalg.norm(happy[MOUTH] - neutral[MOUTH], axis=1).mean()
+    assert mouth_shift > 0.5
+    width = lambda p: np.linalg.norm(p[54] - p[48])  # noqa: E731
+    assert width(happy) > width(neutral) + 0.5      # a smile widens the mouth
+    # same camera for the pair: the nose bridge barely moves (a smile pulls the nose tip a little)
+    assert np.abs(happy[NOSE_BRIDGE] - neutral[NOSE_BRIDGE]).max() < 0.3
+
+
+@pytest.mark.blender
+def test_rerun_resumes_and_same_seed_gives_same_pixels(rendered, tmp_path):
+    from reggan_plugin.training.synth.render import RenderConfig, render_dataset
+
+    config, _ = rendered
+    again = render_dataset(config, progress=False)
+    assert again.rendered == 0 and again.skipped == 2
+    other = RenderConfig(**{**config.__dict__, "out": tmp_path / "again", "expressions": ("neutral",)})
+    render_dataset(other, progress=False)
+    a = np.asarray(Image.open(config.out / "id00000" / "neutral.png")).astype(int)
+    b = np.asarray(Image.open(other.out / "id00000" / "neutral.png")).astype(int)
+    assert np.abs(a - b).max() <= 2
+
+
+@pytest.mark.blender
+def test_contact_sheet_of_the_render(rendered, tmp_path):
+    config, _ = rendered
+    result = CliRunner().invoke(dataset, ["contact-sheet", str(config.out), str(tmp_path / "sheet.png"),
+                                          "--tile", "32"])
+    assert result.exit_code == 0, result.output
+    sheet = Image.open(tmp_path / "sheet.png")
+    assert sheet.size == (64 + 2 * 32, 18 + 32)

@@ -1,0 +1,99 @@
+"""``dataset`` click group: render the synthetic ICT face set, pack the OBJ model, make a contact sheet.
+
+Importing this module is cheap: bpy is imported only by the render workers.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from .face_model import ENV_VAR
+
+
+def _run(action):  # noqa: ANN001, ANN202
+    """Typed errors -> one-line message and exit code, by the main CLI's own mapping."""
+    from reggan_plugin.cli import exit_on_error
+
+    with exit_on_error():
+        return action()
+
+
+@click.group(name="dataset")
+def dataset() -> None:
+    """Synthetic paired training data from the ICT Face Model (Blender/Cycles)."""
+
+
+@dataset.command()
+@click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
+              help="Output folder: <identity>/<expression>.png, landmarks, manifest.json.")
+@click.option("--identities", type=click.IntRange(1), required=True, help="Number of identities.")
+@click.option("--start", type=click.IntRange(0), default=0, show_default=True,
+              help="First identity index (shards: --start 1000 --identities 1000).")
+@click.option("--size", type=click.IntRange(8), default=256, show_default=True, help="Image size in pixels.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random parameter.")
+@click.option("--expressions", multiple=True,
+              help="Expressions (repeat or comma separate); 'basic' (default), 'compound' (CFEE set), 'all'.")
+@click.option("--intensities", default="1.0", show_default=True,
+              help="Comma-separated intensities in (0, 1]; <1 writes e.g. happy_050.png.")
+@click.option("--samples", type=click.IntRange(1), default=16, show_default=True, help="Cycles samples per pixel.")
+@click.option("--denoise/--no-denoise", default=True, show_default=True, help="OpenImageDenoise.")
+@click.option("--face-model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"Packed ICT model (.npz); default: ${ENV_VAR}.")
+@click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
+              help="Render processes (each uses cores/W threads).")
+@click.option("--progress/--no-progress", default=True, help="Progress bar.")
+def render(out: Path, identities: int, start: int, size: int, seed: int, expressions: tuple[str, ...],
+           intensities: str, samples: int, denoise: bool, face_model: Path | None, workers: int,
+           progress: bool) -> None:
+    """Render DIR/<identity>/<expression>.png pairs; resumes what exists."""
+    from .face_model import resolve_model_path
+    from .recipes import load_recipes, parse_expressions
+    from .render import RenderConfig, render_dataset
+
+    try:
+        inten = tuple(float(x) for x in intensities.split(",") if x.strip())
+    except ValueError:
+        raise click.BadParameter(f"not a list of numbers: {intensities!r}", param_hint="--intensities")
+    if not inten or any(not 0 < x <= 1 for x in inten):
+        raise click.BadParameter("intensities must lie in (0, 1]", param_hint="--intensities")
+
+    def action():  # noqa: ANN202
+        config = RenderConfig(
+            out=out, face_model=resolve_model_path(face_model), identities=identities, start=start,
+            expressions=parse_expressions(expressions, load_recipes()), intensities=inten, size=size,
+            seed=seed, samples=samples, denoise=denoise, workers=workers,
+        )
+        return render_dataset(config, progress=progress, log=lambda m: click.echo(m, err=True))
+
+    summary = _run(action)
+    click.echo(f"rendered {summary.rendered} images ({summary.skipped} existed) in {summary.seconds:.1f} s "
+               f"({summary.images_per_second:.2f} img/s) -> {out}")
+
+
+@dataset.command("convert-obj")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def convert_obj(folder: Path, out: Path) -> None:
+    """Pack ICT-FaceKit's FaceXModel/ OBJ FOLDER into OUT (.npz) for --face-model."""
+    from .obj_convert import convert_obj_folder
+
+    path = _run(lambda: convert_obj_folder(folder, out))
+    click.echo(f"wrote {path}")
+
+
+@dataset.command("contact-sheet")
+@click.argument("folder", type=click.Path(file_okay=False, exists=True, path_type=Path))
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--tile", type=click.IntRange(16), default=192, show_default=True, help="Tile size in pixels.")
+@click.option("--max-identities", type=click.IntRange(1), default=16, show_default=True)
+def contact_sheet_cmd(folder: Path, out: Path, tile: int, max_identities: int) -> None:
+    """Grid PNG of a rendered FOLDER: one row per identity, one column per expression."""
+    from .contact_sheet import contact_sheet
+
+    _run(lambda: contact_sheet(folder, out, tile=tile, max_identities=max_identities))
+    click.echo(f"wrote {out}")
+
+
+if __name__ == "__main__":
+    dataset()
