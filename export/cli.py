@@ -10,15 +10,12 @@ from pathlib import Path
 
 import click
 
-from reggan_plugin.errors import RegganError
+from reggan_plugin.cli import exit_on_error
 
 
 def _run(action) -> None:
-    try:
+    with exit_on_error():
         action()
-    except RegganError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
 
 
 @click.group("export")

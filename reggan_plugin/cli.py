@@ -10,6 +10,7 @@ import dataclasses
 import importlib
 import logging
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
@@ -63,16 +64,22 @@ class LazyGroup(click.Group):
             raise
 
 
-def _run(action):
-    """Call `action`; map typed errors to one-line messages and exit codes."""
+@contextmanager
+def exit_on_error():
+    """Map typed errors to one-line messages and exit codes (every sub-command uses this)."""
     try:
-        return action()
+        yield
     except RegganError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+
+
+def _run(action):
+    with exit_on_error():
+        return action()
 
 
 @click.group(

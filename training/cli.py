@@ -13,13 +13,13 @@ import dataclasses
 import json
 import logging
 import platform
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 import click
 
-from reggan_plugin.errors import InputError, NumericalError, RegganError, UsageError
+from reggan_plugin.cli import exit_on_error
+from reggan_plugin.errors import InputError, NumericalError, UsageError
 
 from .config import TINY, ModelConfig
 from .train_config import TrainConfig
@@ -179,11 +179,8 @@ def train(data_dirs, out, iterations, device, resume, batch_size, image_size, pr
             cfg = replace(cfg, augment=dataclasses.replace(cfg.augment, enabled=False))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
-    try:
+    with exit_on_error():
         summary = run_training(list(data_dirs), out, model_config, cfg, device, resume, cache_dir, export_path, progress)
-    except RegganError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
     if summary:
         click.echo(f"done: {summary['iteration']} iterations in {summary['wall_time_s']} s; model {summary.get('onnx', '-')}")
         for expr, m in summary.get("metrics", {}).items():

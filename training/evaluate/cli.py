@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-import sys
 from pathlib import Path
 
 import click
 
 from reggan_plugin.config import BACKENDS
-from reggan_plugin.errors import RegganError, UsageError
+from reggan_plugin.cli import exit_on_error
+from reggan_plugin.errors import UsageError
 
 from .cases import LOCATE_CHOICES, SPLIT_CHOICES
 from .runner import EvalConfig
@@ -68,7 +68,7 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
     from .report import write_report
     from .runner import evaluate as run
 
-    try:
+    with exit_on_error():
         config = EvalConfig(data=data, out=out, model=model, backend=backend, batch=batch, intensity=intensity,
                             expressions=_expressions(expressions), split=split, limit=limit,
                             reference_real=reference_real, crop_size=crop_size, grid_rows=grid_rows, locate=locate)
@@ -84,8 +84,5 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
         finally:
             bar.close()
         written = write_report(result, out)
-    except RegganError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(exc.exit_code)
     click.echo((out / "report.md").read_text())
     click.echo("wrote " + ", ".join(str(p) for p in written))
