@@ -378,6 +378,12 @@ def stage_costs(frame: Path, model_path: Path, region: str, batch: int, repeats:
         new_rgb, mask = step("paste back (warp, blend)", lambda: renderer.paste(rgb, matrices, crops, out))
         result = step("compose output", lambda: compose_output(image, new_rgb, mask))
         step("encode + write (PNG)", lambda: write_image(Path(tmp) / "out.png", result))
+        from PIL import Image
+
+        picture = Image.fromarray(result.pixels)
+        for level in (1, 0):  # what-ifs, not part of the pipeline: faster PNG settings
+            step(f"what-if: PNG encode at compress_level={level}",
+                 lambda level=level: picture.save(Path(tmp) / "what_if.png", compress_level=level))
     return costs
 
 
@@ -795,16 +801,21 @@ def render_markdown(report: Report, r: dict) -> str:
               "`<stem>.preview.onnx`, a complete artifact) skips the refiner; fetching `stage1` from the full "
               "graph does not, because onnxruntime runs every node of the graph."]
     costs = pipe["costs"]
+    what_if = {k: v for k, v in costs.items() if k.startswith("what-if")}
+    costs = {k: v for k, v in costs.items() if k not in what_if}
     total = sum(costs.values())
     net_ms = costs.get("network (1 face)", 0.0)
     lines += ["", f"## Where a {pipe['frame'][0]}x{pipe['frame'][1]} frame's CPU time goes (one thread, one frame)", "",
               "| step | ms | share |", "|---|---|---|"]
     lines += [f"| {name} | {ms:.1f} | {ms / total:.0%} |" for name, ms in costs.items()]
+    lines += [f"| ({name}) | {ms:.1f} | |" for name, ms in what_if.items()]
     lines += ["", f"Everything but the network costs {total - net_ms:.0f} ms of CPU per frame against "
               f"{1e3 / pipe['network']:.0f} ms per face for the network (both cores). With the network and the codecs "
               f"sharing {os.cpu_count()} cores, the pipeline cannot beat about "
               f"{1e3 / (1e3 / pipe['network'] + (total - net_ms) / (os.cpu_count() or 1)):.1f} frames/s even with "
               "perfect overlap; see the notes below."]
+    encode = costs.get("encode + write (PNG)", 0.0)
+    net_face_ms = 1e3 / pipe["network"]
     if memory:
         marks = memory_marks(report.memory)
         lines += ["", f"## Memory over {memory['frames']} frames", "",
@@ -817,6 +828,29 @@ def render_markdown(report: Report, r: dict) -> str:
     lines += ["", f"## onnxruntime profile at batch {net['best_batch']} (ms per face, by op type)", "",
               "| op | ms/face | nodes |", "|---|---|---|"]
     lines += [f"| {op} | {ms:.2f} | {n} |" for op, ms, n in r["profile"][:12]]
+    lines += ["", "## Notes", ""]
+    lines += [
+        f"- **Pipeline vs network.** The target (>= 80% of the network-alone face rate) assumes the network dominates a "
+        f"frame. Here it does not: encoding one {pipe['frame'][0]}x{pipe['frame'][1]} RGBA PNG costs {encode:.0f} ms of "
+        f"one core and decoding it {costs.get('decode (read_image)', 0):.0f} ms, against {net_face_ms:.0f} ms per face "
+        f"for the network on both cores. On {os.cpu_count()} cores no scheduling can hide that; the streaming pipeline "
+        f"overlaps the work (readers, batched inference, writers in threads with bounded queues) and gets "
+        f"{pipe['pipeline']:.2f} frames/s"
+        + (f" against {pipe['sequential']:.2f} frames/s one frame at a time" if pipe.get("sequential") else "")
+        + ". Ways past the codec: PNG compress_level 1 (see the what-if rows; imageio uses 3), EXR/TIFF outputs, more "
+        "cores (the pipeline's reader/writer threads scale), or `--shard I/N` across machines. The ratio is met only "
+        "where frames are cheap to code relative to the network (small frames, a GPU network is the opposite case).",
+        f"- **Network vs the matmul ceiling.** {r['share']:.0%}: Conv runs near GEMM speed in onnxruntime's NCHWc kernels; "
+        "the profile shows where the rest goes (layout reorders, InstanceNorm, the final 7x7 conv with only 3 output "
+        "channels, which cannot fill a 16-wide vector block). The variants table measures single changes the model's "
+        "designers can make before training.",
+        "- **Preview.** `--stage regression` now runs `<stem>.preview.onnx` (stage 1 sliced out of the model, a complete "
+        "artifact) when it lies beside the model; `export onnx` should write it (`bench.write_preview`).",
+        "- **Memory.** The streaming render holds at most `batch + 2` frames on each side of the network and converts "
+        "only the faces' region to float (not the whole frame), so RSS is flat over the sequence.",
+        "- **Shared machine.** Other engineers' jobs ran during this benchmark (load averages above); every case "
+        "took its best interleaved round, so ratios are fair, absolute rates are lower than on an idle machine.",
+    ]
     if r["arch"]:
         base = r["arch"][0][1]
         lines += ["", f"## Architecture variants (prototypes, random weights, batch {net['best_batch']}, onnxruntime CPU)", "",

@@ -269,7 +269,7 @@ def _detect_all(frames: list[Path], locator: FaceLocator, seq: SequenceConfig, s
     found: dict[Path, list[Face]] = {}
     # decoding overlaps detection; onnxruntime sessions may be run from several threads
     for result in ordered_map(locate, frames, workers=STREAM_WORKERS, ahead=2 * STREAM_WORKERS, cancel=cancel,
-                              name="detect"):
+                              name="detect", passthrough=(RegganError,)):
         if result.value is not None:
             found[frames[result.index]] = result.value
     if seq.smooth > 0:
@@ -440,11 +440,12 @@ def _render_streaming(
 
     ahead = max(1, renderer.inference.batch) + STREAM_WORKERS
     faces = lambda result: 0 if result.value.prepared is None else len(result.value.prepared.crops)  # noqa: E731
-    read_results = ordered_map(read, todo, workers=STREAM_WORKERS, ahead=ahead, cancel=cancel, name="read")
+    read_results = ordered_map(read, todo, workers=STREAM_WORKERS, ahead=ahead, cancel=cancel, name="read",
+                               passthrough=(RegganError,))
     inferred = infer(batch_by(read_results, max(1, renderer.inference.batch), weight=faces))
     finished = summary.skipped
     written = ordered_map(write, inferred, workers=STREAM_WORKERS, ahead=ahead, cancel=cancel, name="write",
-                          key=lambda job: job.frame)
+                          key=lambda job: job.frame, passthrough=(RegganError,))
     try:
         for result in written:
             job = result.value

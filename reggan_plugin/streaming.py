@@ -55,6 +55,7 @@ def ordered_map(
     cancel: threading.Event | None = None,
     name: str = "worker",
     key: Callable[[T], object] = lambda item: item,
+    passthrough: tuple[type[BaseException], ...] = (),
 ) -> Iterator[Ordered[R]]:
     """Yield `Ordered(index, fn(item))` for each item, in input order, computed by `workers` threads.
 
@@ -62,7 +63,8 @@ def ordered_map(
     lazily in the caller's thread (it may itself be a generator doing work, e.g. inference).
     When `cancel` is set no further item is started, queued ones are dropped, and the generator returns
     once the running ones have finished (each is one frame: promptly). An exception raised by `fn`
-    cancels the rest and is raised here as `WorkerError(key(item), name, exc)`.
+    cancels the rest and is raised here as `WorkerError(key(item), name, exc)`, or unchanged when it is an
+    instance of `passthrough` (typed errors that already name their file).
     """
     if workers < 1 or ahead < 1:
         raise ValueError(f"workers and ahead must be >= 1, got {workers} and {ahead}")
@@ -91,7 +93,7 @@ def ordered_map(
             pending.popleft()
             error = future.exception()
             if error is not None:
-                if isinstance(error, WorkerError):
+                if isinstance(error, (WorkerError, *passthrough)):
                     raise error
                 raise WorkerError(key(item), name, error) from error
             yield Ordered(i, future.result())

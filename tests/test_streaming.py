@@ -270,3 +270,17 @@ def test_cancel_keeps_only_the_frames_reported(tmp_path, renderer):
     summary = _render(tmp_path, renderer, "out", progress=progress, cancel=cancel)
     assert summary.cancelled and summary.done == 3
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f000.png", "f001.png", "f002.png"]
+
+
+def test_passthrough_errors_are_raised_unchanged():
+    from reggan_plugin.errors import ModelError
+
+    def work(i: int) -> int:
+        if i == 2:
+            raise ModelError("model.onnx", "cannot load")
+        return i
+
+    with pytest.raises(ModelError, match="model.onnx"):
+        list(ordered_map(work, range(5), passthrough=(ModelError,)))
+    with pytest.raises(WorkerError):
+        list(ordered_map(work, range(5)))
