@@ -95,5 +95,22 @@ def contact_sheet_cmd(folder: Path, out: Path, tile: int, max_identities: int) -
     click.echo(f"wrote {out}")
 
 
+@dataset.command("bench")
+@click.option("--face-model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help=f"Packed ICT model (.npz); default: ${ENV_VAR}.")
+@click.option("--sizes", default="128,256", show_default=True, help="Comma-separated image sizes.")
+@click.option("--identities", type=click.IntRange(1), default=2, show_default=True)
+@click.option("--threads", type=click.IntRange(0), default=0, show_default=True,
+              help="Cycles threads (0: all cores).")
+def bench_cmd(face_model: Path | None, sizes: str, identities: int, threads: int) -> None:
+    """Measure render speed and quality for a few sample/denoise settings; prints a markdown table."""
+    from .bench import format_table, run_bench
+    from .face_model import resolve_model_path
+
+    rows = _run(lambda: run_bench(resolve_model_path(face_model), tuple(int(s) for s in sizes.split(",")),
+                                  identities=identities, threads=threads))
+    click.echo(format_table(rows))
+
+
 if __name__ == "__main__":
     dataset()

@@ -26,6 +26,7 @@ class RecipeTable:
     au_to_blendshapes: Mapping[str, Mapping[str, float]]
     expressions: Mapping[str, Mapping[str, float]]
     compound: frozenset[str]
+    max_weight: float = 1.0
 
     def names(self, include_compound: bool = True) -> tuple[str, ...]:
         return tuple(n for n in self.expressions if include_compound or n not in self.compound)
@@ -40,7 +41,7 @@ class RecipeTable:
     def blendshapes(
         self, expression: str, intensity: float = 1.0, au_scale: Mapping[str, float] | None = None
     ) -> dict[str, float]:
-        """Blendshape weights (name -> [0, 1]) for an expression at an intensity in [0, 1].
+        """Blendshape weights (name -> [0, max_weight]) for an expression at an intensity in [0, 1].
 
         ``au_scale`` optionally multiplies single AUs (per-identity jitter from ``variation``).
         """
@@ -49,7 +50,7 @@ class RecipeTable:
             s = strength * intensity * (au_scale or {}).get(au, 1.0)
             for shape, gain in self.au_to_blendshapes[au].items():
                 weights[shape] = weights.get(shape, 0.0) + s * gain
-        return {k: float(np.clip(v, 0.0, 1.0)) for k, v in sorted(weights.items())}
+        return {k: float(np.clip(v, 0.0, self.max_weight)) for k, v in sorted(weights.items()) if v > 0}
 
 
 def parse_recipes(data: dict) -> RecipeTable:
@@ -65,7 +66,7 @@ def parse_recipes(data: dict) -> RecipeTable:
             exprs[name] = dict(entry["aus"])
             if section == "compound_expressions":
                 compound.add(name)
-    return RecipeTable(au_map, exprs, frozenset(compound))
+    return RecipeTable(au_map, exprs, frozenset(compound), float(data.get("max_blendshape_weight", 1.0)))
 
 
 @lru_cache(maxsize=4)

@@ -69,11 +69,11 @@ def region_masks(model: FaceModel, neutral_cm: np.ndarray, brow_thickness: float
     eye_z = lm[36:48, 2].min()
     for ids, inner_last in ((range(17, 22), True), (range(22, 27), False)):
         line = lm[list(ids), :2].copy()
-        line[:, 1] -= 0.2
+        line[:, 1] -= 0.3
         d, frac = _polyline_distance(xy, line)
         inner = frac if inner_last else 1 - frac
-        half = (0.22 + 0.28 * inner) * brow_thickness
-        brows = np.maximum(brows, smoothstep(half, half * 0.55, d))
+        half = (0.25 + 0.3 * inner) * brow_thickness
+        brows = np.maximum(brows, smoothstep(half, half * 0.4, d))
     out[:, 1] = brows * smoothstep(eye_z - 1.5, eye_z, v[:, 2])
 
     # redness: cheeks (between nose wing and jaw) and nose tip

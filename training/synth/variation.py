@@ -13,10 +13,9 @@ import numpy as np
 from .recipes import RecipeTable
 
 SKIN_TONES_SRGB = np.array([
-    # very light ... very dark, roughly the Monk skin tone scale (sRGB 0-1)
-    [0.965, 0.929, 0.894], [0.953, 0.906, 0.859], [0.918, 0.851, 0.773], [0.839, 0.733, 0.620],
-    [0.753, 0.620, 0.494], [0.631, 0.494, 0.369], [0.510, 0.376, 0.263], [0.392, 0.286, 0.208],
-    [0.290, 0.200, 0.145], [0.184, 0.137, 0.110],
+    # very light ... very dark diffuse skin colours (sRGB 0-1), spaced like the Monk skin tone scale
+    [0.90, 0.76, 0.67], [0.87, 0.71, 0.60], [0.82, 0.64, 0.52], [0.76, 0.57, 0.44], [0.68, 0.49, 0.36],
+    [0.58, 0.40, 0.29], [0.47, 0.32, 0.22], [0.38, 0.25, 0.17], [0.29, 0.19, 0.13], [0.20, 0.13, 0.09],
 ])
 
 EYE_COLOURS_SRGB = {
@@ -154,7 +153,7 @@ def sample_skin(rng: np.random.Generator) -> Skin:
     srgb = SKIN_TONES_SRGB[lo] * (1 - (pos - lo)) + SKIN_TONES_SRGB[hi] * (pos - lo)
     hue = rng.normal(0, 0.025, 3) + np.array([0.01, 0.0, -0.01]) * rng.normal(0, 1)
     # renders look lighter than the swatch (SSS, speculars): darken a little
-    albedo = _lin(srgb * (1 + hue) * 0.88)
+    albedo = _lin(srgb * (1 + hue))
     dark_hair = tone > 0.45 or rng.uniform() < 0.55
     hair_names = list(HAIR_COLOURS_SRGB)
     hair = _pick(rng, hair_names, [6 + 6 * tone, 4, 1, 0.1, 0.1, 0.4] if dark_hair else [1, 2, 2, 1, 2, 0.7])
