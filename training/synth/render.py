@@ -78,7 +78,8 @@ def identity_jobs(params: IdentityParams, config: RenderConfig, recipes: RecipeT
     jobs: list[Job] = []
     for expr in config.expressions:
         for inten in ((1.0,) if expr == "neutral" else config.intensities):
-            jobs.append(Job(image_stem(expr, inten), expr, inten, recipes.blendshapes(expr, inten, params.au_scale)))
+            weights = {**params.gaze, **recipes.blendshapes(expr, inten, params.au_scale)}
+            jobs.append(Job(image_stem(expr, inten), expr, inten, dict(sorted(weights.items()))))
     return jobs
 
 

@@ -125,7 +125,7 @@ def skin_material(scene: Any) -> Any:
     col = g.mix(brow_f, col, g.mix(1.0, hair, (0.4, 0.4, 0.4), "MULTIPLY"))
     stubble = g.smooth(g.noise(coord, 1400.0, 0.0, seed), 0.35, 0.55)
     scalp_f = g.math("MULTIPLY", g.math("MULTIPLY", scalp, p("skin.scalp_hair", 0.0)),
-                     g.math("ADD", g.math("MULTIPLY", stubble, 0.35), 0.6))
+                     g.math("ADD", g.math("MULTIPLY", stubble, 0.25), 0.75))
     col = g.mix(scalp_f, col, hair)
     g.link(col, bsdf.inputs["Base Color"])
 

@@ -125,6 +125,7 @@ class IdentityParams:
     seed: int
     identity_weights: list[float]
     au_scale: dict[str, float]  # per-identity multiplier of each AU strength (style of expressing)
+    gaze: dict[str, float]      # eyeLook* blendshapes, the same for every expression of the identity
     skin: Skin
     eyes: Eyes
     lighting: Lighting
@@ -153,7 +154,9 @@ def sample_skin(rng: np.random.Generator) -> Skin:
     srgb = SKIN_TONES_SRGB[lo] * (1 - (pos - lo)) + SKIN_TONES_SRGB[hi] * (pos - lo)
     hue = rng.normal(0, 0.025, 3) + np.array([0.01, 0.0, -0.01]) * rng.normal(0, 1)
     # renders look lighter than the swatch (SSS, speculars): darken a little
-    albedo = _lin(srgb * (1 + hue))
+    srgb = srgb * (1 + hue)
+    srgb = 0.12 * srgb.mean() + 0.88 * srgb  # the shader's subsurface scattering saturates; compensate a little
+    albedo = _lin(srgb)
     dark_hair = tone > 0.45 or rng.uniform() < 0.55
     hair_names = list(HAIR_COLOURS_SRGB)
     hair = _pick(rng, hair_names, [6 + 6 * tone, 4, 1, 0.1, 0.1, 0.4] if dark_hair else [1, 2, 2, 1, 2, 0.7])
@@ -171,7 +174,7 @@ def sample_skin(rng: np.random.Generator) -> Skin:
         brow_thickness=float(rng.uniform(0.8, 1.25)),
         hair_colour=_lin(np.array(HAIR_COLOURS_SRGB[hair]) * rng.uniform(0.85, 1.1)),
         hair_name=hair,
-        scalp_hair=float(rng.choice([0.0, rng.uniform(0.3, 1.0)], p=[0.35, 0.65])),
+        scalp_hair=float(rng.choice([0.0, rng.uniform(0.6, 1.0)], p=[0.3, 0.7])),
         noise_seed=float(rng.uniform(0, 1000)),
     )
 
@@ -225,6 +228,21 @@ def sample_background(rng: np.random.Generator) -> Background:
                       angle=float(rng.uniform(0, 360)), noise_scale=float(rng.uniform(2, 30)))
 
 
+def sample_gaze(rng: np.random.Generator) -> dict[str, float]:
+    """A small gaze offset: +h looks to the subject's left, +v looks up."""
+    h, v = float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.2, 0.25))
+    gaze = {}
+    if h > 0:
+        gaze.update(eyeLookOut_L=h, eyeLookIn_R=h)
+    else:
+        gaze.update(eyeLookIn_L=-h, eyeLookOut_R=-h)
+    if v > 0:
+        gaze.update(eyeLookUp_L=v, eyeLookUp_R=v)
+    else:
+        gaze.update(eyeLookDown_L=-v, eyeLookDown_R=-v)
+    return gaze
+
+
 def sample_identity(seed: int, index: int, n_modes: int, recipes: RecipeTable) -> IdentityParams:
     """All random parameters of identity ``index`` under ``seed``."""
     rng = np.random.default_rng([int(seed), int(index)])
@@ -233,7 +251,7 @@ def sample_identity(seed: int, index: int, n_modes: int, recipes: RecipeTable) -
     au_scale = {au: float(rng.uniform(0.8, 1.15)) for au in sorted(recipes.au_to_blendshapes)}
     return IdentityParams(
         name=identity_name(index), index=int(index), seed=int(seed),
-        identity_weights=[float(w) for w in weights], au_scale=au_scale, skin=skin,
+        identity_weights=[float(w) for w in weights], au_scale=au_scale, gaze=sample_gaze(rng), skin=skin,
         eyes=sample_eyes(rng, skin.tone), lighting=sample_lighting(rng), camera=sample_camera(rng),
         background=sample_background(rng), render_seed=int(rng.integers(0, 2**31 - 1)),
     )
