@@ -42,7 +42,7 @@ class Sample:
     rgb: np.ndarray  # HxWx3 uint8
     eyes: np.ndarray  # (2, 2) left (image-left) eye, right eye
     mouth: np.ndarray | None  # (2,) mouth centre, or None
-    tol: float  # eye tolerance, x IOD
+    tol: float  # eye tolerance, x IOD; 0 = loose check (no ground truth: the eyes of another shot)
 
 
 @dataclass
@@ -87,10 +87,10 @@ def evaluate(detector: FaceDetector, samples: Iterator[Sample]) -> Result:
         best: tuple[float, Face] | None = None
         for face in faces:
             assert face.landmarks is not None
-            err = float(np.linalg.norm(face.landmarks[:2] - s.eyes, axis=1).max() / iod)
+            err = loose_error(face.landmarks[:2], s.eyes) if s.tol == 0 else float(np.linalg.norm(face.landmarks[:2] - s.eyes, axis=1).max() / iod)
             if best is None or err < best[0]:
                 best = (err, face)
-        if best is not None and best[0] <= s.tol:
+        if best is not None and best[0] <= max(s.tol, 1.0 if s.tol == 0 else 0.0):
             res.found += 1
             res.false_pos += len(faces) - 1
             lm = best[1].landmarks
@@ -100,9 +100,20 @@ def evaluate(detector: FaceDetector, samples: Iterator[Sample]) -> Result:
                 res.mouth_err.append(float(np.linalg.norm(lm[3:].mean(0) - s.mouth) / iod))
         else:
             res.false_pos += len(faces)
-    if res.eye_err is not None and s.tol > 0.25:  # loose matches: accuracy numbers would mislead
+    if res.total and s.tol == 0:  # loose matches: accuracy numbers would mislead
         res.eye_err, res.mouth_err = [], []
     return res
+
+
+def loose_error(eyes: np.ndarray, ref: np.ndarray) -> float:
+    """<= 1 when detected eyes are plausible for a shot whose head may have moved: midpoint within 1 IOD
+    of the reference's, eye distance within 20% and eye line within 10 degrees of it."""
+    v, r = eyes[1] - eyes[0], ref[1] - ref[0]
+    iod = float(np.linalg.norm(r))
+    shift = float(np.linalg.norm(eyes.mean(0) - ref.mean(0))) / iod
+    scale = abs(float(np.linalg.norm(v)) / iod - 1.0) / 0.2
+    angle = abs(float(np.degrees(np.arctan2(v[1], v[0]) - np.arctan2(r[1], r[0])))) / 10.0
+    return max(shift, scale, angle)
 
 
 # -- data sets -----------------------------------------------------------------------------------
@@ -120,7 +131,7 @@ def london(root: Path, expression: str) -> Iterator[Sample]:
         if expression == "neutral":
             yield Sample(jpg.stem, rgb, eyes, mouth, 0.25)
         else:
-            yield Sample(jpg.stem, rgb, eyes, None, 0.5)
+            yield Sample(jpg.stem, rgb, eyes, None, 0.0)
 
 
 def background(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
@@ -140,11 +151,17 @@ def pasted(source: Iterator[Sample], face_px: int, seed: int) -> Iterator[Sample
     for s in source:
         iod = float(np.linalg.norm(s.eyes[1] - s.eyes[0]))
         scale = face_px / (2.25 * iod)
-        h, w = s.rgb.shape[:2]
+        rgb, eyes, mouth = s.rgb, s.eyes, s.mouth
+        h, w = rgb.shape[:2]
+        fit = int(min(h, w, 0.95 * height / scale))
+        if fit < min(h, w) or h != w:  # too big for the frame: keep a square around the face
+            cx, cy = (int(np.clip(v - fit / 2, 0, lim - fit)) for v, lim in zip(eyes.mean(0), (w, h)))
+            rgb = rgb[cy : cy + fit, cx : cx + fit]
+            eyes = eyes - [cx, cy]
+            mouth = None if mouth is None else mouth - [cx, cy]
+            h, w = rgb.shape[:2]
         nh, nw = max(1, round(h * scale)), max(1, round(w * scale))
-        if nh > height or nw > width:
-            continue
-        small = np.asarray(Image.fromarray(s.rgb).resize((nw, nh), Image.Resampling.LANCZOS))
+        small = np.asarray(Image.fromarray(rgb).resize((nw, nh), Image.Resampling.LANCZOS))
         x0, y0 = int(rng.integers(0, width - nw + 1)), int(rng.integers(0, height - nh + 1))
         frame = background(rng, height, width)
         frame[y0 : y0 + nh, x0 : x0 + nw] = small
@@ -153,7 +170,21 @@ def pasted(source: Iterator[Sample], face_px: int, seed: int) -> Iterator[Sample
         def move(p: np.ndarray) -> np.ndarray:  # pixel-centre coordinates through a resize + offset
             return (p + 0.5) * [sx, sy] - 0.5 + [x0, y0]
 
-        yield Sample(s.name, frame, move(s.eyes), None if s.mouth is None else move(s.mouth), s.tol)
+        yield Sample(s.name, frame, move(eyes), None if mouth is None else move(mouth), s.tol)
+
+
+def rotated(source: Iterator[Sample], degrees: float) -> Iterator[Sample]:
+    """Each sample rolled by ``degrees`` (counter-clockwise on screen) about its eye midpoint."""
+    for s in source:
+        centre = s.eyes.mean(0)
+        img = Image.fromarray(s.rgb).rotate(degrees, resample=Image.Resampling.BICUBIC, center=tuple(centre + 0.5), fillcolor=(128, 128, 128))
+        t = np.deg2rad(degrees)
+        rot = np.array([[np.cos(t), np.sin(t)], [-np.sin(t), np.cos(t)]])  # y points down: screen CCW
+
+        def turn(p: np.ndarray) -> np.ndarray:
+            return (p - centre) @ rot.T + centre
+
+        yield Sample(s.name, np.asarray(img), turn(s.eyes), None if s.mouth is None else turn(s.mouth), s.tol)
 
 
 def avatars(root: Path) -> Iterator[Sample]:
@@ -200,10 +231,13 @@ def main() -> None:
 
     rows = []
     for expr in ("neutral", "happy"):
-        rows.append(evaluate(detector, london(args.london, expr)).row(f"London {expr} 512px" + (" (loose: eyes of the neutral shot)" if expr == "happy" else "")))
+        rows.append(evaluate(detector, london(args.london, expr)).row(f"London {expr} 512px" + (" (loose check against the neutral shot)" if expr == "happy" else "")))
         print(table(rows[-1:]), flush=True)
     no_refine = FaceDetector(config=replace(config, refine_fractions=(), accept_score=config.min_score))
     rows.append(evaluate(no_refine, london(args.london, "neutral")).row("London neutral 512px, without the second look"))
+    for degrees in (15, 30, 45):
+        rows.append(evaluate(detector, rotated(london(args.london, "neutral"), degrees)).row(f"London neutral, head rolled {degrees} degrees"))
+        print(table(rows[-1:]), flush=True)
     sections.append(("London faces (real photos, 512x512)", rows))
 
     rows = []
@@ -216,12 +250,17 @@ def main() -> None:
     sections.append(("London neutral faces pasted into 1920x1080 frames (random place, cluttered backdrop)", rows))
 
     for folder in args.avatars:
-        rows = [evaluate(detector, avatars(folder)).row(f"avatars {folder.name}")]
         src = list(avatars(folder))
+        size = src[0].rgb.shape[0] if src else 0
+        people = len({x.name.split("/")[0] for x in src})
+        rows = [evaluate(detector, iter(src)).row(f"ICT renders {size}px, {people} identities, {len(src)} images (all expressions)")]
         for face_px in (120, 60):
             rows.append(evaluate(detector, pasted(iter(src), face_px, seed=face_px)).row(f"avatars, {face_px}px face in 1920x1080"))
         print(table(rows), flush=True)
-        sections.append((f"Rendered avatars ({folder})", rows))
+        manifest = folder / "manifest.json"
+        settings = json.loads(manifest.read_text()).get("settings", {}) if manifest.is_file() else {}
+        how = ", ".join(f"{k} {settings[k]}" for k in ("seed", "size", "samples") if k in settings)
+        sections.append((f"Rendered avatars (ICT Face Model, training/synth renderer{': ' + how if how else ''})", rows))
 
     windows = {f"{h}x{w}": len(plan_windows(h, w, config)) for h, w in ((512, 512), (1080, 1920), (2160, 3840))}
     doc = render_doc(sections, config, windows)
@@ -242,14 +281,16 @@ def render_doc(sections: list[tuple[str, list[list[str]]]], config: DetectorConf
         "The detector is MediaPipe's BlazeFace short-range model (mediapipe 0.10.14, Apache-2.0), converted to ONNX at",
         "dev time (`tools/convert_blazeface.py`) and run by onnxruntime: no mediapipe or TensorFlow Lite at run time.",
         "It is looked through a pyramid of square windows (whole frame letterboxed, then overlapping windows",
-        f"{config.window_shrink:g}x smaller, down to faces of `min_face`={config.min_face}px), merged by weighted NMS, and each",
+        f"{config.window_shrink:g}x smaller, down to faces of `min_face`={config.min_face}px), merged by weighted NMS, and",
         "each face is looked at again through windows it fills "
         f"{', '.join(f'{f:g}' for f in config.refine_fractions)} of: keypoints are the views' score-weighted mean, the",
         f"score their best, and faces below {config.accept_score:g} are dropped (the false-positive filter).",
         f"Windows per frame: {', '.join(f'{k}: {v}' for k, v in windows.items())}.",
         "",
         "FOUND: a detection whose two eye points both lie within 0.25 x the inter-ocular distance (IOD) of the",
-        "ground-truth eyes. Errors are in units of IOD (mean of the two eyes; mouth: detected mouth centre vs the",
+        "ground-truth eyes (smiling London photos have none: their eyes must be plausible for the neutral shot's,",
+        "midpoint within 1 IOD, eye distance within 20%, eye line within 10 degrees; heads move up to ~40 px between",
+        "the two shots). Errors are in units of IOD (mean of the two eyes; mouth: detected mouth centre vs the",
         "centre of the true mouth corners). False positives: detections that match no face.",
         "",
     ]
@@ -262,6 +303,18 @@ def render_doc(sections: list[tuple[str, list[list[str]]]], config: DetectorConf
         "corner; left = image left). BlazeFace detects the eyes, nose tip and mouth centre; the mouth corners are the",
         "mouth centre -/+ 0.40 x the eye-to-eye vector (the London neutral mean; ArcFace's template has 0.41). They",
         "carry no information of their own: a similarity fit is driven by eyes, nose and mouth centre.",
+        "",
+        "## Choices and limits",
+        "",
+        "- Short-range model + window pyramid, not MediaPipe's full-range model: the full-range .tflite (192x192) stores",
+        "  sparse float16 weights behind DENSIFY ops, which tflite2onnx 0.4.1 cannot convert, and the pyramid already",
+        "  finds 36-pixel faces in 1080p frames (table above) at the cost of more windows (time per frame above).",
+        "- `min_face` (48 px) bounds the pyramid: smaller faces are found only by chance. 4K frames stop at about 64 px",
+        "  (`max_windows`). Lower `min_face` in `DetectorConfig` for crowds or wide shots (more windows, more time).",
+        "- `accept_score` 0.75 is set from the scores measured here (true faces >= 0.88, false positives <= 0.70).",
+        "  Avatar styles far from the ICT renders (toon, anime, non-human) are not measured: a face BlazeFace scores",
+        "  below 0.75 is reported as 'no face found' for that frame; give `--faces faces.json` or `--region` then.",
+        "- Not measured: profile views (large yaw), occlusions, very dark or blurred frames.",
         "",
         "## Conversion check",
         "",
