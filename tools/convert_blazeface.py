@@ -68,6 +68,10 @@ def convert(tflite_path: Path, onnx_path: Path, provenance: dict[str, str]) -> N
             assert shape[0] == 1, f"unexpected reshape target {shape}"
             shape[0] = 0
             init.CopyFrom(numpy_helper.from_array(shape, init.name))
+    # tflite2onnx emits initializers in set order: sort them so that the file is reproducible byte for byte.
+    initializers = sorted(model.graph.initializer, key=lambda t: t.name)
+    del model.graph.initializer[:]
+    model.graph.initializer.extend(initializers)
     model = onnx.shape_inference.infer_shapes(model)
     onnx.checker.check_model(model, full_check=True)
     model.producer_name = "reggan-plugin tools/convert_blazeface.py (tflite2onnx 0.4.1)"
