@@ -261,8 +261,9 @@ def test_detector_finds_london_face(detector: FaceDetector, london_faces: Path) 
     assert len(faces) == 1
     assert_matches_ground_truth(faces[0], truth)
     # float input in [0, 1] gives the same face
-    again = detector.detect(rgb.astype(np.float32) / 255.0)
-    assert len(again) == 1 and iou(again[0].box, faces[0].box) > 0.95
+    for same in (rgb.astype(np.float32) / 255.0, rgb.astype(np.uint16) * 257):
+        again = detector.detect(same)
+        assert len(again) == 1 and iou(again[0].box, faces[0].box) > 0.95
 
 
 @pytest.mark.parametrize("scale", [1.0, 0.4])
@@ -277,7 +278,7 @@ def test_detector_finds_face_pasted_into_full_hd_frame(detector: FaceDetector, l
     canvas[..., 3] = 255
     x0, y0 = 1250, 430
     canvas[y0 : y0 + size, x0 : x0 + size, :3] = small
-    faces = detector.detect(canvas[..., :3])
+    faces = detector.detect(canvas if scale < 1 else canvas[..., :3])  # RGBA accepted, alpha ignored
     assert len(faces) == 1
     assert_matches_ground_truth(faces[0], truth * size / 512 + (size / 512 - 1) / 2 + np.array([x0, y0]))
 

@@ -75,7 +75,8 @@ class DetectorConfig:
 class FaceDetector:
     """Find faces in an RGB frame with BlazeFace (short range) on onnxruntime's CPU provider.
 
-    ``detect(rgb)`` takes HxWx3 uint8, or float32 in [0, 1] (sRGB-encoded), and returns faces sorted
+    ``detect(rgb)`` takes HxWx3 (or HxWx4, alpha ignored) uint8, or float32 in [0, 1] (sRGB-encoded),
+    and returns faces sorted
     by score (best first), each with a box, 5 landmarks and a score; [] when there is none.
     """
 
@@ -89,7 +90,7 @@ class FaceDetector:
     # -- public -------------------------------------------------------------------------------
 
     def detect(self, rgb: np.ndarray) -> list[Face]:
-        """Faces in one frame, best first. HxWx3 uint8 or float [0, 1]; anything else raises ValueError."""
+        """Faces in one frame, best first. HxWx3(4) uint8, uint16 or float [0, 1]; other input raises ValueError."""
         image = _to_uint8_rgb(rgb)
         height, width = image.shape[:2]
         windows = plan_windows(height, width, self.config, self.spec.input_size)
@@ -259,6 +260,8 @@ def _to_uint8_rgb(rgb: np.ndarray) -> np.ndarray:
     array = array[:, :, :3]
     if array.dtype == np.uint8:
         return np.ascontiguousarray(array)
+    if array.dtype == np.uint16:
+        return ((array.astype(np.uint32) + 128) // 257).astype(np.uint8)
     if np.issubdtype(array.dtype, np.floating):
         return (np.clip(np.nan_to_num(array, nan=0.0), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
     raise ValueError(f"FaceDetector.detect expects uint8 or float [0, 1] pixels, got {array.dtype}")
