@@ -79,6 +79,9 @@ def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None)
         onnx.checker.check_model(proto)
         onnx.save(proto, tmp)
         verify_onnx(model, Path(tmp))
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model is an ordinary shared file
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
