@@ -270,6 +270,7 @@ def bench_network(report: Report, model, path: Path, stage1_path: Path, *, round
 
     from .artifact import load_artifact
     from .backends import create_backend
+    from .backends.cpu import CpuTuning
     from .backends.environment import physical_cores
 
     torch.set_num_threads(physical_cores())
@@ -298,6 +299,15 @@ def bench_network(report: Report, model, path: Path, stage1_path: Path, *, round
     click.echo(f"network: {len(cases)} cases x {rounds} rounds x {seconds:g} s ...", err=True)
     best = interleaved_best(cases, rounds, seconds)
 
+    # per core: one thread each, immune to how either library's thread pool copes with other jobs on the machine
+    one = create_backend(load_artifact(path), "cpu", cpu_tuning=CpuTuning(threads=1))
+    torch.set_num_threads(1)
+    try:
+        single = interleaved_best({"eager": (eager(1), 1), "cpu": ((lambda f=feeds[1]: one.run(
+            f["image"], f["expression"], f["intensity"])), 1)}, rounds, seconds)
+    finally:
+        torch.set_num_threads(physical_cores())
+
     cpu = {n: best[f"cpu {n}"] for n in batches}
     best_batch = max(cpu, key=cpu.get)
     eager_batch = max(torch_batches, key=lambda n: best[f"eager {n}"])
@@ -308,13 +318,16 @@ def bench_network(report: Report, model, path: Path, stage1_path: Path, *, round
     report.add("c", "cpu backend (onnxruntime), batch 1", cpu[1])
     report.add("c", f"cpu backend (onnxruntime), best batch = {best_batch}", cpu[best_batch],
                note="(" + ", ".join(f"{n}: {r:.1f}" for n, r in cpu.items()) + ")")
+    report.add("a", "torch eager, 1 face per call, 1 thread (per core)", single["eager"])
+    report.add("c", "cpu backend, batch 1, 1 thread (per core)", single["cpu"],
+               note=f"({single['cpu'] / single['eager']:.1f}x torch eager per core)")
     report.add("d", f"regression stage alone (preview graph), batch {stage1_batch}", best[f"stage1 {stage1_batch}"],
                note=f"(batch 1: {best['stage1 1']:.1f})")
     report.add("d", f"regression stage fetched from the full graph, batch {big}", best["stage1 via full graph"],
                note="(runs the refiner too)")
     report.facts["backend"] = backend.description
     report.facts["best_batch"] = str(best_batch)
-    return {"eager1": best["eager 1"], "cpu1": cpu[1], "cpu_best": cpu[best_batch], "best_batch": best_batch,
+    return {"eager1": best["eager 1"], "cpu1": cpu[1], "per_core": single["cpu"] / single["eager"], "cpu_best": cpu[best_batch], "best_batch": best_batch,
             "cpu_pipeline_batch": best[f"cpu {pipeline_batch}"], "stage1": best[f"stage1 {stage1_batch}"]}
 
 
@@ -808,7 +821,8 @@ def render_markdown(report: Report, r: dict) -> str:
         "| target | measured | met |",
         "|---|---|---|",
         f"| default backend >= 4x the authors-style eager loop, per face | {speedup:.1f}x "
-        f"({net['cpu_best']:.1f} vs {net['eager1']:.1f} faces/s) | {'yes' if speedup >= 4 else 'no'} |",
+        f"({net['cpu_best']:.1f} vs {net['eager1']:.1f} faces/s; per core, 1 thread each: {net['per_core']:.1f}x) | "
+        f"{'yes' if speedup >= 4 else 'no'} |",
         f"| network >= 60% of the measured matmul ceiling | {r['share']:.0%} ({net['cpu_best'] * r['gflop']:.0f} of "
         f"{r['ceiling']:.0f} GFLOP/s) | {'yes' if r['share'] >= 0.6 else 'no'} |",
         f"| pipeline on {pipe['frame'][0]}x{pipe['frame'][1]} frames >= 80% of the network-alone face rate | "

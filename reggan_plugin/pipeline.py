@@ -373,8 +373,8 @@ def _render_streaming(
 ) -> None:
     """The streaming render: readers and writers in threads, inference in this thread, batches across frames.
 
-    At most `batch + STREAM_WORKERS` frames wait on each side of the network, so memory does not grow
-    with the sequence. Frames are reported in order; a bad frame is recorded and the batch goes on.
+    A bounded number of frames is in flight (see the look-ahead below), so memory does not grow with the
+    sequence. Frames are reported in order; a bad frame is recorded and the batch goes on.
     """
 
     def read(frame: Path) -> _FrameJob:
@@ -438,13 +438,15 @@ def _render_streaming(
             except OSError as exc:
                 job.fail(InputError(job.target, f"cannot write: {exc.strerror or exc}"))
 
-    ahead = max(1, renderer.inference.batch) + STREAM_WORKERS
+    # readers run a batch ahead (a batch must be read before it can be inferred); writers need only enough
+    # queued frames to keep their threads busy. Frames in memory: about batch (read) + batch (being inferred
+    # and handed on) + STREAM_WORKERS + 1 (being written), whatever the sequence length.
     faces = lambda result: 0 if result.value.prepared is None else len(result.value.prepared.crops)  # noqa: E731
-    read_results = ordered_map(read, todo, workers=STREAM_WORKERS, ahead=ahead, cancel=cancel, name="read",
-                               passthrough=(RegganError,))
+    read_results = ordered_map(read, todo, workers=STREAM_WORKERS, ahead=max(1, renderer.inference.batch) + STREAM_WORKERS,
+                               cancel=cancel, name="read", passthrough=(RegganError,))
     inferred = infer(batch_by(read_results, max(1, renderer.inference.batch), weight=faces))
     finished = summary.skipped
-    written = ordered_map(write, inferred, workers=STREAM_WORKERS, ahead=ahead, cancel=cancel, name="write",
+    written = ordered_map(write, inferred, workers=STREAM_WORKERS, ahead=STREAM_WORKERS + 1, cancel=cancel, name="write",
                           key=lambda job: job.frame, passthrough=(RegganError,))
     try:
         for result in written:
