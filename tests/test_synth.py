@@ -105,6 +105,20 @@ def test_importing_the_cli_does_not_import_bpy():
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
+def test_cli_defaults_are_the_config_defaults():
+    import dataclasses
+
+    from reggan_plugin.training.synth.render import RenderConfig
+
+    params = {p.name: p for p in dataset.commands["render"].params}
+    for field in dataclasses.fields(RenderConfig):
+        if field.name in params and field.default is not dataclasses.MISSING:
+            default = params[field.name].default
+            if field.name == "intensities":
+                default = tuple(float(x) for x in default.split(","))
+            assert default == field.default, field.name
+
+
 def test_missing_face_model_says_where_to_get_it(tmp_path, monkeypatch):
     monkeypatch.delenv("REGGAN_ICT_MODEL", raising=False)
     result = CliRunner().invoke(dataset, ["render", "--out", str(tmp_path / "o"), "--identities", "1"])
@@ -202,3 +216,18 @@ def test_contact_sheet_of_the_render(rendered, tmp_path):
     assert result.exit_code == 0, result.output
     sheet = Image.open(tmp_path / "sheet.png")
     assert sheet.size == (64 + 2 * 32, 18 + 32)
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_two_workers_render_two_identities(ict_model_path, tmp_path):
+    if not HAS_BPY:
+        pytest.skip(NO_BPY)
+    from reggan_plugin.training.synth.render import RenderConfig, render_dataset
+
+    config = RenderConfig(out=tmp_path / "w2", face_model=ict_model_path, identities=2, expressions=("neutral",),
+                          size=32, seed=3, samples=2, workers=2)
+    summary = render_dataset(config, progress=False)
+    assert summary.rendered == 2
+    for name in ("id00000", "id00001"):
+        assert Image.open(config.out / name / "neutral.png").size == (32, 32)

@@ -4,11 +4,18 @@ Importing this module is cheap: bpy is imported only by the render workers.
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import click
 
 from .face_model import ENV_VAR
+from .render import RenderConfig
+
+
+def _default(name: str):  # noqa: ANN202
+    """The single source of a default: the RenderConfig field."""
+    return next(f.default for f in dataclasses.fields(RenderConfig) if f.name == name)
 
 
 def _run(action):  # noqa: ANN001, ANN202
@@ -28,19 +35,19 @@ def dataset() -> None:
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder: <identity>/<expression>.png, landmarks, manifest.json.")
 @click.option("--identities", type=click.IntRange(1), required=True, help="Number of identities.")
-@click.option("--start", type=click.IntRange(0), default=0, show_default=True,
+@click.option("--start", type=click.IntRange(0), default=_default("start"), show_default=True,
               help="First identity index (shards: --start 1000 --identities 1000).")
-@click.option("--size", type=click.IntRange(8), default=256, show_default=True, help="Image size in pixels.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random parameter.")
+@click.option("--size", type=click.IntRange(8), default=_default("size"), show_default=True, help="Image size in pixels.")
+@click.option("--seed", type=int, default=_default("seed"), show_default=True, help="Seed of every random parameter.")
 @click.option("--expressions", multiple=True,
               help="Expressions (repeat or comma separate); 'basic' (default), 'compound' (CFEE set), 'all'.")
-@click.option("--intensities", default="1.0", show_default=True,
+@click.option("--intensities", default=",".join(map(str, _default("intensities"))), show_default=True,
               help="Comma-separated intensities in (0, 1]; <1 writes e.g. happy_050.png.")
-@click.option("--samples", type=click.IntRange(1), default=16, show_default=True, help="Cycles samples per pixel.")
-@click.option("--denoise/--no-denoise", default=True, show_default=True, help="OpenImageDenoise.")
+@click.option("--samples", type=click.IntRange(1), default=_default("samples"), show_default=True, help="Cycles samples per pixel.")
+@click.option("--denoise/--no-denoise", default=_default("denoise"), show_default=True, help="OpenImageDenoise.")
 @click.option("--face-model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=f"Packed ICT model (.npz); default: ${ENV_VAR}.")
-@click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
+@click.option("--workers", type=click.IntRange(1), default=_default("workers"), show_default=True,
               help="Render processes (each uses cores/W threads).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar.")
 def render(out: Path, identities: int, start: int, size: int, seed: int, expressions: tuple[str, ...],
@@ -49,7 +56,7 @@ def render(out: Path, identities: int, start: int, size: int, seed: int, express
     """Render DIR/<identity>/<expression>.png pairs; resumes what exists."""
     from .face_model import resolve_model_path
     from .recipes import load_recipes, parse_expressions
-    from .render import RenderConfig, render_dataset
+    from .render import render_dataset
 
     try:
         inten = tuple(float(x) for x in intensities.split(",") if x.strip())

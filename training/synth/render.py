@@ -19,7 +19,7 @@ import os
 import platform
 import queue
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -32,7 +32,7 @@ from .background import composite, make_background
 from .camera import CM_TO_M, frame_face, project
 from .face_model import FaceModel, load_face_model
 from .recipes import RecipeTable, image_stem, load_recipes
-from .variation import IdentityParams, identity_name, sample_identity
+from .variation import IdentityParams, sample_identity
 
 MANIFEST = "manifest.json"
 FORMAT_VERSION = 1
@@ -49,9 +49,9 @@ class RenderConfig:
     intensities: tuple[float, ...] = (1.0,)
     size: int = 256
     seed: int = 0
-    samples: int = 16
+    samples: int = 8
     denoise: bool = True
-    workers: int = 1
+    workers: int = 2
     start: int = 0
 
 
@@ -291,9 +291,3 @@ def _run_jobs(config: RenderConfig, pending: list[int], total: int, progress: bo
     bar.update(max(0, sum(counts) - bar.n))
     bar.close()
     return sum(counts)
-
-
-def config_dict(config: RenderConfig) -> dict:
-    d = asdict(config)
-    d["out"], d["face_model"] = str(config.out), str(config.face_model)
-    return d

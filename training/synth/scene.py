@@ -188,7 +188,8 @@ class FaceScene:
     def _setup_world(self) -> None:
         bpy = self.bpy
         world = bpy.data.worlds.new("world")
-        world.use_nodes = True
+        if world.node_tree is None:  # Blender < 5
+            world.use_nodes = True
         self.scene.world = world
         self.world_bg = world.node_tree.nodes["Background"]
 

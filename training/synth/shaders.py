@@ -78,7 +78,8 @@ def _new_material(name: str) -> tuple[Any, _Graph, Any]:
     import bpy
 
     mat = bpy.data.materials.new(name)
-    mat.use_nodes = True
+    if mat.node_tree is None:  # Blender < 5 creates materials without nodes
+        mat.use_nodes = True
     g = _Graph(mat)
     out = g.nodes.get("Material Output")
     bsdf = g.nodes.get("Principled BSDF")
