@@ -165,8 +165,21 @@ def merge_manifest(path: Path, new: dict) -> dict:
 _STATE: dict[str, Any] = {}
 
 
+def _drop_inherited_bpy_paths() -> None:
+    """A spawned child inherits the parent's sys.path, which bpy extends with its own scripts/modules
+    folder; there ``import bpy`` would find the inner package instead of the module and fail (_bpy)."""
+    import re
+    import sys
+
+    if "bpy" not in sys.modules:
+        inner = re.compile(r"[/\\]bpy[/\\]\d+\.\d+[/\\]scripts([/\\]|$)")
+        sys.path[:] = [p for p in sys.path if not inner.search(p)]
+
+
 def _init_worker(config: RenderConfig, progress: Any, threads: int) -> None:
     from .scene import FaceScene
+
+    _drop_inherited_bpy_paths()
 
     model = load_face_model(config.face_model)
     _STATE.update(config=config, model=model, recipes=load_recipes(), progress=progress,
