@@ -12,7 +12,6 @@ temporary name and renamed, so an interrupted run leaves no half-written image.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import multiprocessing as mp
 import os
@@ -26,6 +25,7 @@ from typing import Any, Callable
 import numpy as np
 from PIL import Image
 
+from reggan_plugin.artifact import file_sha256
 from reggan_plugin.errors import UsageError
 
 from .background import composite, make_background
@@ -87,14 +87,6 @@ def _done(folder: Path, stem: str) -> bool:
     return (folder / f"{stem}.png").is_file() and (folder / f"{stem}.landmarks.json").is_file()
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_json(path: Path, data: Any) -> None:
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(json.dumps(data, indent=1))
@@ -119,7 +111,7 @@ def build_manifest(config: RenderConfig, model: FaceModel, recipes: RecipeTable,
                    plans: list[IdentityParams]) -> dict:
     settings = {
         "seed": config.seed, "size": config.size, "samples": config.samples, "denoise": config.denoise,
-        "face_model": str(config.face_model), "face_model_sha256": _sha256(config.face_model),
+        "face_model": str(config.face_model), "face_model_sha256": file_sha256(config.face_model),
         "intensities": list(config.intensities),
     }
     identities = {}
