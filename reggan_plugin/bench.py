@@ -187,7 +187,7 @@ def model_macs(path: Path) -> dict[str, int]:
 # -- (g) the machine's ceiling --------------------------------------------------------------------------
 
 
-def gemm_ceiling(seconds: float, sizes=(512, 1024, 2048), rounds: int = 2) -> dict[str, float]:
+def gemm_ceiling(seconds: float, sizes=(512, 1024, 1536, 2048), rounds: int = 2) -> dict[str, float]:
     """Best float32 GEMM GFLOP/s with numpy (its BLAS) and with onnxruntime's MatMul (MLAS), both cores."""
     import onnxruntime as ort
     from onnx import TensorProto, helper
@@ -627,17 +627,21 @@ def bar_chart(path: Path, bars: list[tuple[str, float]], title: str, unit: str) 
     font = ImageFont.load_default()
     label_w, bar_w, row_h, pad = 380, 420, 26, 12
     height = pad * 3 + 20 + row_h * len(bars)
-    image = Image.new("RGB", (label_w + bar_w + 110, height), "white")
+    image = Image.new("RGB", (label_w + bar_w + 190, height), "white")
     draw = ImageDraw.Draw(image)
     draw.text((pad, pad), title, fill="black", font=font)
-    top = max((v for _, v in bars), default=1.0) or 1.0
+    values = sorted((v for _, v in bars), reverse=True)
+    top = (values[0] if values else 1.0) or 1.0
+    if len(values) > 1 and values[0] > 3 * values[1] > 0:  # one bar far off scale (the preview): clip it
+        top = values[1] * 1.25
     palette = ["#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3", "#8c8c8c"]
     for i, (label, value) in enumerate(bars):
         y = pad * 2 + 20 + i * row_h
         draw.text((pad, y + 6), label[:60], fill="black", font=font)
-        length = int(bar_w * value / top)
+        length = int(bar_w * min(value, top) / top)
         draw.rectangle([label_w, y + 3, label_w + max(length, 1), y + row_h - 5], fill=palette[i % len(palette)])
-        draw.text((label_w + length + 6, y + 6), f"{value:.1f} {unit}", fill="black", font=font)
+        clipped = " (bar clipped)" if value > top else ""
+        draw.text((label_w + length + 6, y + 6), f"{value:.1f} {unit}{clipped}", fill="black", font=font)
     path.parent.mkdir(parents=True, exist_ok=True)
     image.save(path)
 
@@ -759,7 +763,7 @@ def bench(out_dir: Path, quick: bool, frame_count: int, long_frames: int, rounds
         stage1_macs = model_macs(stage1_path)
         gflop = 2 * sum(macs.values()) / 1e9
         click.echo("GEMM ceiling ...", err=True)
-        gemm = gemm_ceiling(seconds, sizes=(64, 128) if quick else (512, 1024, 2048), rounds=rounds)
+        gemm = gemm_ceiling(seconds, sizes=(64, 128) if quick else (512, 1024, 1536, 2048), rounds=rounds)
         ceiling_name = max(gemm, key=gemm.get)
         ceiling = gemm[ceiling_name]
         net = bench_network(report, model, path, stage1_path, rounds=rounds, seconds=seconds, batches=batches,
@@ -895,10 +899,19 @@ def render_markdown(report: Report, r: dict) -> str:
         "'Up' filter + zlib level 1 writes the same pixels several times faster than Pillow at imageio's "
         "compress_level 3, at the size of level 1), EXR/TIFF outputs, more cores (reader/writer threads scale), "
         "or `--shard I/N` across machines.",
-        f"- **Network vs the matmul ceiling.** {r['share']:.0%}: Conv runs near GEMM speed in onnxruntime's NCHWc kernels; "
-        "the profile shows where the rest goes (layout reorders, InstanceNorm, the final 7x7 conv with only 3 output "
-        "channels, which cannot fill a 16-wide vector block). The variants table measures single changes the model's "
-        "designers can make before training.",
+        f"- **Eager torch vs the cpu backend.** Eager torch (oneDNN convolutions) already runs at "
+        f"{net['eager1'] * r['gflop'] / r['ceiling']:.0%} of the measured ceiling at one face per call, so no fp32 "
+        f"runtime can be more than about {r['ceiling'] / (net['eager1'] * r['gflop']):.1f}x faster per face on this "
+        f"machine; the cpu backend is {speedup:.1f}x ({net['per_core']:.1f}x per core, one thread each). Under "
+        "contention torch's OpenMP threads degrade far more than onnxruntime's (no spinning), so this ratio swings "
+        "with the machine's load; the per-core row is the stable comparison. Ways to more: fewer FLOPs per face "
+        "(variants below; they help torch as much), int8 convolutions on VNNI (`benchmarks/int8_probe.py`; needs a "
+        "quality check on the trained model), or a GPU backend.",
+        f"- **Network vs the matmul ceiling.** {r['share']:.0%}: the convolutions (onnxruntime's NCHWc direct "
+        "kernels) run as fast as its GEMM, so a share near or above 100% means the network is compute-bound at this "
+        "machine's peak (the GEMM probe itself varies by size and load). The profile shows the small rest (layout "
+        "reorders, InstanceNorm, the final 7x7 conv with only 3 output channels, which fills 3 of 16 vector lanes). "
+        "The variants table measures single changes the model's designers can make before training.",
         "- **Preview.** `--stage regression` now runs `<stem>.preview.onnx` (stage 1 sliced out of the model, a complete "
         "artifact) when it lies beside the model; `export onnx` should write it (`bench.write_preview`).",
         "- **Memory.** The streaming render holds at most `batch + 2` frames on each side of the network and converts "
