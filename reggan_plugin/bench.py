@@ -914,8 +914,9 @@ def render_markdown(report: Report, r: dict) -> str:
         "The variants table measures single changes the model's designers can make before training.",
         "- **Preview.** `--stage regression` now runs `<stem>.preview.onnx` (stage 1 sliced out of the model, a complete "
         "artifact) when it lies beside the model; `export onnx` should write it (`bench.write_preview`).",
-        "- **Memory.** The streaming render holds at most `batch + 2` frames on each side of the network and converts "
-        "only the faces' region to float (not the whole frame), so RSS is flat over the sequence.",
+        "- **Memory.** The streaming render holds about 2 x batch + 3 frames whatever the sequence length (a batch "
+        "being read, a batch being inferred, a few being written) and converts only the faces' region to float (not "
+        "the whole frame), so RSS is flat over the sequence.",
         "- **Shared machine.** Other engineers' jobs ran during this benchmark (load averages above); every case "
         "took its best interleaved round, so ratios are fair, absolute rates are lower than on an idle machine.",
     ]
