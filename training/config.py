@@ -2,9 +2,17 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 
 from reggan_plugin.expressions import EXPRESSIONS
+
+
+def strict_from_dict(cls, data: dict):
+    """Build dataclass `cls` from `data`, refusing unknown keys (a renamed field must not drop silently)."""
+    unknown = set(data) - {f.name for f in fields(cls)}
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} field(s): {', '.join(sorted(unknown))}")
+    return cls(**data)
 
 
 @dataclass(frozen=True)
@@ -31,11 +39,7 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ModelConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown ModelConfig field(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return strict_from_dict(cls, data)
 
 
 TINY = ModelConfig(image_size=32, conv_dim=8, n_res=1, d_conv_dim=8, d_layers=3)

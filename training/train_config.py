@@ -7,8 +7,10 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Literal
+
+from .config import strict_from_dict
 
 ModelPreset = Literal["tiny", "default"]
 Device = Literal["cpu", "cuda"]
@@ -99,8 +101,4 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = set(data) - known
-        if unknown:
-            raise ValueError(f"unknown TrainConfig field(s): {', '.join(sorted(unknown))}")
-        return cls(**data)
+        return strict_from_dict(cls, data)
