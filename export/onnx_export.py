@@ -16,6 +16,8 @@ from reggan_plugin.errors import RegganError
 from reggan_plugin.training.checkpoint import load_generator
 from reggan_plugin.training.models import RegGAN
 
+from .preview import write_preview
+
 OPSET = 17
 TOLERANCE = 1e-4
 
@@ -51,7 +53,8 @@ def verify_onnx(model: RegGAN, onnx_path: Path, batches: tuple[int, ...] = (1, 3
 
 
 def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None) -> Path:
-    """Export `model` to `out` (atomically), stamp the metadata and verify it. Returns the path."""
+    """Export `model` to `out` (atomically), stamp the metadata, verify it and write its preview graph
+    beside it (``preview.write_preview``). Returns the model's path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
@@ -87,6 +90,7 @@ def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None)
         Path(tmp).unlink(missing_ok=True)
         raise
     load_artifact(out)  # the runtime must accept what we ship
+    write_preview(out)  # <stem>.preview.onnx: `render --stage regression` runs only stage 1
     return out
 
 

@@ -88,52 +88,17 @@ def interleaved_best(cases: dict[str, tuple[Callable[[], object], int]], rounds:
 
 
 def build_models(config, workdir: Path, seed: int = 0):
-    """(torch RegGAN with random weights, its exported artifact path, a stage-1-only ONNX path)."""
-    import onnx
-    import onnx.utils
+    """(torch RegGAN with random weights, its exported artifact path, its preview graph's path)."""
     import torch
 
     from .export.onnx_export import export_model
+    from .pipeline import preview_model_path
     from .training.models import RegGAN
 
     torch.manual_seed(seed)
     model = RegGAN(config).eval()
     path = export_model(model, workdir / "model.onnx", provenance={"training": "none (random weights, benchmark)"})
-    return model, path, write_preview(path)
-
-
-def write_preview(model_path: Path) -> Path:
-    """Slice the regression stage out of an artifact into a complete artifact of its own.
-
-    The full graph's nodes that `stage1` depends on (stage 1 and the intensity mix; not the refiner), with
-    both outputs, `output` and `stage1`, equal to stage 1's result and the same metadata: every backend
-    loads it like any model, and onnxruntime runs only stage 1 (fetching `stage1` from the full graph runs
-    the refiner too). Proposed for `export onnx`; here it serves the benchmark's (d).
-    """
-    import onnx
-    import onnx.utils
-    from onnx import helper
-
-    from .artifact import file_sha256
-    from .pipeline import PREVIEW_OF_KEY, preview_model_path
-
-    out = preview_model_path(model_path)
-    onnx.utils.extract_model(str(model_path), str(out), ["image", "expression", "intensity"], ["stage1"])
-    proto = onnx.load(str(out))
-    stage1 = next(o for o in proto.graph.output if o.name == "stage1")
-    proto.graph.node.append(helper.make_node("Identity", ["stage1"], ["output"], name="preview_output"))
-    output = proto.graph.output.add()
-    output.CopyFrom(stage1)
-    output.name = "output"
-    full = onnx.load(str(model_path), load_external_data=False)
-    del proto.metadata_props[:]
-    for prop in full.metadata_props:
-        proto.metadata_props.add(key=prop.key, value=prop.value)
-    proto.metadata_props.add(key="reggan.graph", value="regression stage only (preview)")
-    proto.metadata_props.add(key=PREVIEW_OF_KEY, value=file_sha256(model_path))
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(out))
-    return out
+    return model, path, preview_model_path(path)
 
 
 def inputs(n: int, size: int, n_expr: int, seed: int = 0) -> dict[str, np.ndarray]:
@@ -850,7 +815,7 @@ def render_markdown(report: Report, r: dict) -> str:
         lines.append(f"| {row.section} | {row.name} | {rate} | {row.unit} | {per} | {versus} | {row.note} |")
     stage1_gflop = 2 * sum(r["stage1_macs"].values()) / 1e9
     lines += ["", f"(d) The regression stage alone is {stage1_gflop * 1e3:.1f} MFLOP per face. The preview graph "
-              "(`bench.write_preview`: `onnx.utils.extract_model(model, ..., ['stage1'])`, saved beside the model as "
+              "(`export onnx` writes it: `onnx.utils.extract_model(model, ..., ['stage1'])`, saved beside the model as "
               "`<stem>.preview.onnx`, a complete artifact) skips the refiner; fetching `stage1` from the full "
               "graph does not, because onnxruntime runs every node of the graph."]
     costs = pipe["costs"]
@@ -912,7 +877,7 @@ def render_markdown(report: Report, r: dict) -> str:
         "reorders, InstanceNorm, the final 7x7 conv with only 3 output channels, which fills 3 of 16 vector lanes). "
         "The variants table measures single changes the model's designers can make before training.",
         "- **Preview.** `--stage regression` now runs `<stem>.preview.onnx` (stage 1 sliced out of the model, a complete "
-        "artifact) when it lies beside the model; `export onnx` should write it (`bench.write_preview`).",
+        "artifact), which `export onnx` writes beside every model it exports (the default model ships with one).",
         "- **Memory.** The streaming render holds about 2 x batch + 3 frames whatever the sequence length (a batch "
         "being read, a batch being inferred, a few being written) and converts only the faces' region to float (not "
         "the whole frame), so RSS is flat over the sequence.",

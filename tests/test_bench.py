@@ -69,33 +69,3 @@ def test_bench_quick_runs_end_to_end_and_writes_the_table(tmp_path):
     table = [line for line in text.splitlines() if line.startswith("| a |")]
     assert table and float(table[0].split("|")[3]) > 0
     assert Image.open(tmp_path / "benchmarks.png").size[0] > 200
-
-
-def test_preview_graph_is_the_regression_stage_alone_and_the_renderer_uses_it(tmp_path, tiny_model):
-    import shutil
-
-    from reggan_plugin.artifact import load_artifact
-    from reggan_plugin.config import EditConfig, InferenceConfig
-    from reggan_plugin.pipeline import ExpressionRenderer
-
-    model = tmp_path / "m.onnx"
-    shutil.copyfile(tiny_model, model)
-    crops = np.random.default_rng(0).random((3, 64, 64, 3), dtype=np.float32)
-    full = ExpressionRenderer(InferenceConfig(model=model, backend="cpu", stage="regression"))
-    assert full.backend.artifact.path == model.resolve()  # no preview yet: stage1 fetched from the full graph
-    expected = full.forward(crops, EditConfig("sad", 0.7))
-
-    preview = bench.write_preview(model)
-    nodes = {n.op_type for n in onnx.load(str(preview)).graph.node}
-    assert "Conv" not in nodes and "InstanceNormalization" not in nodes  # the refiner is gone
-    assert load_artifact(preview).expressions == load_artifact(model).expressions
-    fast = ExpressionRenderer(InferenceConfig(model=model, backend="cpu", stage="regression"))
-    assert fast.backend.artifact.path == preview.resolve()
-    np.testing.assert_allclose(fast.forward(crops, EditConfig("sad", 0.7)), expected, atol=1e-6)
-
-    from conftest import make_tiny_model
-
-    other = make_tiny_model(tmp_path / "other.onnx", seed=1)  # a preview sliced from another model is not used
-    shutil.copyfile(preview, tmp_path / "other.preview.onnx")
-    stale = ExpressionRenderer(InferenceConfig(model=other, backend="cpu", stage="regression"))
-    assert stale.backend.artifact.path == other.resolve()

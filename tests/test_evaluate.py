@@ -150,12 +150,12 @@ def test_identity_judge_tells_people_apart(judges, london_crops):
 
 # -- end to end -------------------------------------------------------------------------------------
 
-def _write_synthetic_set(root: Path) -> Path:
-    """2 identities x (neutral, happy, sad), 96 px, pixel-aligned, 5-point landmark files, a manifest."""
+def _write_synthetic_set(root: Path, identities: int = 2) -> Path:
+    """N identities x (neutral, happy, sad), 96 px, pixel-aligned, 5-point landmark files, a manifest."""
     root.mkdir(parents=True)
     points = [[38.4, 44.0], [57.6, 44.0], [48.0, 54.0], [40.0, 66.0], [56.0, 66.0]]
     manifest = {"format": 1, "expressions": ["neutral", "happy", "sad"], "identities": {}}
-    for k in range(2):
+    for k in range(identities):
         name = f"id{k:05d}"
         folder = root / name
         folder.mkdir()
@@ -171,6 +171,16 @@ def _write_synthetic_set(root: Path) -> Path:
         manifest["identities"][name] = {"images": images}
     (root / "manifest.json").write_text(json.dumps(manifest))
     return root
+
+
+def test_held_out_split_is_val_plus_test_and_never_train(tmp_path):
+    from reggan_plugin.training.data.split import split_of
+    from reggan_plugin.training.evaluate.cases import scan_cases
+
+    data = _write_synthetic_set(tmp_path / "set", identities=12)
+    people = {s: {c.identity for c in scan_cases(data, ("happy",), s)[1]} for s in ("all", "val", "test", "held-out")}
+    assert people["held-out"] == people["val"] | people["test"]
+    assert all(split_of(p) != "train" for p in people["held-out"]) and people["held-out"] < people["all"]
 
 
 def test_evaluate_end_to_end(judges, tiny_model, tmp_path):

@@ -112,3 +112,36 @@ def test_export_onnx_command(tmp_path):
         capture_output=True, text=True,
     )
     assert missing.returncode == 3 and "nope.safetensors" in missing.stderr and not (tmp_path / "x.onnx").exists()
+
+
+def test_preview_graph_is_the_regression_stage_alone_and_the_renderer_uses_it(tmp_path, tiny_model):
+    import shutil
+
+    from reggan_plugin.export.preview import write_preview
+
+    from reggan_plugin.artifact import load_artifact
+    from reggan_plugin.config import EditConfig, InferenceConfig
+    from reggan_plugin.pipeline import ExpressionRenderer, preview_model_path
+
+    model = tmp_path / "m.onnx"
+    shutil.copyfile(tiny_model, model)
+    crops = np.random.default_rng(0).random((3, 64, 64, 3), dtype=np.float32)
+    full = ExpressionRenderer(InferenceConfig(model=model, backend="cpu", stage="regression"))
+    assert full.backend.artifact.path == model.resolve()  # no preview yet: stage1 fetched from the full graph
+    expected = full.forward(crops, EditConfig("sad", 0.7))
+
+    preview = write_preview(model)
+    nodes = {n.op_type for n in onnx.load(str(preview)).graph.node}
+    assert "Conv" not in nodes and "InstanceNormalization" not in nodes  # the refiner is gone
+    assert load_artifact(preview).expressions == load_artifact(model).expressions
+    fast = ExpressionRenderer(InferenceConfig(model=model, backend="cpu", stage="regression"))
+    assert fast.backend.artifact.path == preview.resolve()
+    np.testing.assert_allclose(fast.forward(crops, EditConfig("sad", 0.7)), expected, atol=1e-6)
+    assert preview_model_path(tiny_model).is_file()  # export_model writes one beside every model
+
+    from conftest import make_tiny_model
+
+    other = make_tiny_model(tmp_path / "other.onnx", seed=1)  # a preview sliced from another model is not used
+    shutil.copyfile(preview, tmp_path / "other.preview.onnx")
+    stale = ExpressionRenderer(InferenceConfig(model=other, backend="cpu", stage="regression"))
+    assert stale.backend.artifact.path == other.resolve()

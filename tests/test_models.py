@@ -1,6 +1,8 @@
 """The torch networks: the exact ridge fit, intensity semantics, shapes."""
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -62,15 +64,38 @@ def test_intensity_zero_returns_input_exactly_and_one_differs():
     assert out1.min() >= -1 and out1.max() <= 1
 
 
-def test_intermediate_intensity_is_linear_between_input_and_full():
-    torch.manual_seed(0)
+def _uniform_heads(model: RegGAN, shift_px: float, mask_logit: float) -> None:
+    """Make the refiner output one constant flow (x shift of ``shift_px`` pixels) and mask everywhere."""
+    head, size = model.refiner.head, model.config.image_size
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[0] = math.atanh(shift_px * 2 / size / model.refiner.max_flow)
+        head.bias[2] = mask_logit
+
+
+def test_intensity_scales_the_motion_not_a_cross_fade():
+    """alpha = 0.5 moves pixels half as far as alpha = 1 (half a smile, not two faces blended)."""
     model = RegGAN(TINY).eval()
+    _uniform_heads(model, shift_px=2.0, mask_logit=-40.0)  # warp only, paint nothing
+    image = torch.rand(1, 3, 32, 32) * 2 - 1
+    expression = torch.eye(len(TINY.expressions))[[1]]
+    with torch.no_grad():
+        full, _ = model(image, expression, torch.ones(1))
+        half, _ = model(image, expression, torch.full((1,), 0.5))
+    assert torch.allclose(full[..., :-2], image[..., 2:], atol=1e-5)  # sampled 2 px to the right
+    assert torch.allclose(half[..., :-1], image[..., 1:], atol=1e-5)  # 1 px
+    assert not torch.allclose(half, (image + full) / 2, atol=1e-2)
+
+
+def test_mask_paints_stage1_plus_residual_over_the_warp():
+    model = RegGAN(TINY).eval()
+    _uniform_heads(model, shift_px=0.0, mask_logit=40.0)  # paint everywhere, residual tanh(0) = 0
     image = torch.rand(2, 3, 32, 32) * 2 - 1
     expression = torch.eye(len(TINY.expressions))[[1, 4]]
     with torch.no_grad():
-        full, _ = model(image, expression, torch.ones(2))
-        half, _ = model(image, expression, torch.full((2,), 0.5))
-    assert torch.allclose(half, (image + full) / 2, atol=1e-6)
+        out, s1 = model(image, expression, torch.ones(2))
+    assert torch.allclose(out, s1, atol=1e-6)
 
 
 def test_discriminator_shapes():

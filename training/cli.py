@@ -35,7 +35,7 @@ def _default(name: str):
 
 def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cfg: TrainConfig, device_kind: str = "cpu",
                  resume: bool = False, cache_dir: Path | None = None, export_path: Path | None = None,
-                 progress: bool = True) -> dict:
+                 progress: bool = True, refit_stage1: bool = False) -> dict:
     """Everything `train` does; returns the run summary (also written to RUN/summary.json by rank 0)."""
     import os
 
@@ -45,7 +45,7 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
     from .data.landmarks import LazyDetector
     from .models import RegGAN
     from .run_state import DistInfo, init_distributed, latest_checkpoint, resolve_device
-    from .solver import Solver, broadcast_stage1, evaluate_pairs, fit_stage1, params_digest
+    from .solver import Solver, broadcast_stage1, evaluate_pairs, fit_stage1, params_digest, refit_stage1 as refit
 
     env_dist = DistInfo(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0")))
     device = resolve_device(device_kind, env_dist)  # a missing GPU fails before any process group forms
@@ -56,6 +56,8 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
     latest = latest_checkpoint(out)
     if resume and latest is None:
         raise UsageError(f"{out}: --resume given but there is no checkpoint (latest.json) to resume from")
+    if refit_stage1 and not resume:
+        raise UsageError("--refit-stage1 only applies with --resume (a new run fits stage 1 anyway)")
     if not resume and latest is not None:
         raise UsageError(f"{out}: already holds a run (iteration {latest['iteration']}); add --resume or choose another --out")
     if resume:
@@ -102,6 +104,10 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
     solver = Solver(model, cfg, train, val, out, device, dist, meta={"stage1": stage1_meta, "data": data_meta})
     if resume:
         solver.resume()
+        if refit_stage1:
+            if dist.is_main:
+                solver.meta["stage1"] = refit(solver.G, train, solver.meta.get("stage1", {}), solver.iteration)
+            broadcast_stage1(solver.G, dist)
     if dist.is_main:
         (out / "train_config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": json.loads(solver.G.config.to_json()),
                                                            "data": [str(d) for d in data_dirs], "world_size": dist.world_size}, indent=1))
@@ -146,6 +152,9 @@ def cli() -> None:
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True,
               help="cuda that is not available is an error, never a CPU fallback.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint (exactly).")
+@click.option("--refit-stage1", is_flag=True,
+              help="With --resume: refit stage 1 on today's training pairs (more data than when the run began), "
+                   "keeping its radius and lambdas.")
 @click.option("--batch-size", default=_default("batch_size"), show_default=True, help="Pairs per iteration per process.")
 @click.option("--image-size", type=int, default=None, help="Crop size S. [default: the --config preset's, 128 / tiny 32]")
 @click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True, help="Model size preset.")
@@ -156,9 +165,12 @@ def cli() -> None:
 @click.option("--no-augment", is_flag=True, help="Train on the plain crops (no jitter, no photometric changes).")
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Where aligned crops are cached. [default: OUT/cache]")
 @click.option("--export", "export_path", type=click.Path(path_type=Path), default=None, help="ONNX artifact to write at the end. [default: OUT/model.onnx]")
+@click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
+              help="Set a TrainConfig field (training/train_config.py), e.g. --set lambda_cls=0.5 --set ridge_radii=3,5 "
+                   "--set augment.flip=false. Repeatable; ignored on --resume (a run keeps its settings).")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-def train(data_dirs, out, iterations, device, resume, batch_size, image_size, preset, sample_every, checkpoint_every,
-          log_every, seed, no_augment, cache_dir, export_path, progress) -> None:
+def train(data_dirs, out, iterations, device, resume, refit_stage1, batch_size, image_size, preset, sample_every, checkpoint_every,
+          log_every, seed, no_augment, cache_dir, export_path, overrides, progress) -> None:
     """Train RegGAN on paired faces: stage 1 by closed-form ridge (r and lambda chosen on a validation
     split), stage 2 adversarially (WGAN-GP + classification + L1 + identity terms), then export ONNX.
 
@@ -177,10 +189,12 @@ def train(data_dirs, out, iterations, device, resume, batch_size, image_size, pr
                           checkpoint_every=checkpoint_every, log_every=log_every)
         if no_augment:
             cfg = replace(cfg, augment=dataclasses.replace(cfg.augment, enabled=False))
+        cfg = cfg.with_overrides(list(overrides))
     except ValueError as exc:
         raise click.UsageError(str(exc)) from None
     with exit_on_error():
-        summary = run_training(list(data_dirs), out, model_config, cfg, device, resume, cache_dir, export_path, progress)
+        summary = run_training(list(data_dirs), out, model_config, cfg, device, resume, cache_dir, export_path, progress,
+                               refit_stage1)
     if summary:
         click.echo(f"done: {summary['iteration']} iterations in {summary['wall_time_s']} s; model {summary.get('onnx', '-')}")
         for expr, m in summary.get("metrics", {}).items():

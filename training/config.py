@@ -22,8 +22,9 @@ class ModelConfig:
     image_size: int = 128  # S: the aligned face crop is S x S
     expressions: tuple[str, ...] = EXPRESSIONS  # target expressions, in the order of the one-hot input
     radius: int = 3  # r: stage 1's receptive field is r x r (odd)
-    conv_dim: int = 32  # refiner width after the first 7x7 conv
-    n_res: int = 3  # spatial-attention residual blocks in the refiner bottleneck
+    conv_dim: int = 24  # refiner width after the first 7x7 conv
+    n_res: int = 2  # spatial-attention residual blocks in the refiner bottleneck
+    max_flow: float = 0.15  # largest warp, in grid units (2 = crop width): 0.15 is 7.5% of the crop
     d_conv_dim: int = 32  # discriminator width
     d_layers: int = 5  # discriminator stride-2 convolutions
 

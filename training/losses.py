@@ -7,10 +7,13 @@ the system `fit_ridge` solves; a test checks the two agree).
 
 Stage 2 (StarGAN / US-GAN / SARGAN, WGAN-GP):
     L_D = -E[D_src(t)] + E[D_src(y)] + lambda_cls L_cls^r + lambda_gp L_gp
-    L_G = -E[D_src(y)] + lambda_cls L_cls^f + lambda_l1 |y - t|_1 + lambda_grad |nabla y - nabla t|_1
-          + lambda_sparse |m_out (y - x)|_1 + lambda_ident |G(x, neutral) - x|_1
+    L_G = -E[D_src(y)] + lambda_cls L_cls^f + lambda_l1 sum_k |down_k(y) - down_k(t)|_1
+          + lambda_grad |nabla y - nabla t|_1 + lambda_sparse |m_out (y - x)|_1 + lambda_ident |G(x, neutral) - x|_1
+          + lambda_mask mean(m) + lambda_flow_tv |nabla flow|_1
 x the neutral input, t the paired target, y = G(x, c) the refined face, m_out the part of the crop an
-expression does not move (outside the face oval).
+expression does not move (outside the face oval), m the paint mask and flow the warp of the refiner.
+The L1 is taken at full, half and quarter resolution: the coarse terms give the warp a gradient that
+reaches further than one pixel (bilinear sampling alone only sees its 2 x 2 neighbourhood).
 """
 from __future__ import annotations
 
@@ -129,6 +132,20 @@ def gradient_penalty(d_src_hat: Tensor, x_hat: Tensor) -> Tensor:
 def classification_loss(logits: Tensor, labels: Tensor) -> Tensor:
     """L_cls: cross-entropy of D's expression head (single-label, StarGAN's RaFD setting)."""
     return F.cross_entropy(logits, labels)
+
+
+def multiscale_l1(y: Tensor, t: Tensor, scales: int = 3) -> Tensor:
+    """Mean of |y - t|_1 at full resolution and ``scales - 1`` successive 2x average-pooled ones."""
+    total = (y - t).abs().mean()
+    for _ in range(scales - 1):
+        y, t = F.avg_pool2d(y, 2), F.avg_pool2d(t, 2)
+        total = total + (y - t).abs().mean()
+    return total / scales
+
+
+def total_variation(field: Tensor) -> Tensor:
+    """Mean |d field/dx| + |d field/dy|: a smooth warp moves features, a rough one tears them."""
+    return (field[..., :, 1:] - field[..., :, :-1]).abs().mean() + (field[..., 1:, :] - field[..., :-1, :]).abs().mean()
 
 
 def image_gradient_l1(y: Tensor, t: Tensor) -> Tensor:

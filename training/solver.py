@@ -14,8 +14,9 @@ identity, and motions larger than r (DESIGN.md, "Measured before any code").
 Every iteration of stage 2:
   1. inputs: a batch of augmented pairs (x neutral, t target, c expression) from this iteration's generator
   2. D step: L_D = -D(t) + D(y) + lambda_cls CE(D_cls(t), c) + lambda_gp GP
-  3. G step (every n_critic): L_G = -D(y) + lambda_cls CE(D_cls(y), c) + lambda_l1 |y - t| + lambda_grad |grad y - grad t|
-                                   + lambda_sparse |m_out (y - x)| + lambda_ident |G(x, neutral) - x|
+  3. G step (every n_critic): L_G = -lambda_adv D(y) + lambda_cls CE(D_cls(y), c) + lambda_l1 multiscale |y - t|
+                                   + lambda_grad |grad y - grad t| + lambda_sparse |m_out (y - x)|
+                                   + lambda_ident |G(x, neutral) - x| + lambda_mask mean(mask) + lambda_flow_tv TV(flow)
   4. bookkeeping: CSV log, sample grid, checkpoint (rank 0)
 """
 from __future__ import annotations
@@ -37,7 +38,7 @@ from .config import ModelConfig
 from .data.dataset import PairedFaces
 from .losses import (
     classification_loss, face_oval_mask, gradient_penalty, image_gradient_l1, masked_residual_sparsity,
-    psnr, ridge_table_markdown, select_ridge,
+    multiscale_l1, psnr, ridge_table_markdown, select_ridge, total_variation,
 )
 from .models import Discriminator, RegGAN, fit_ridge
 from .run_state import (
@@ -47,7 +48,7 @@ from .train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 LOG_COLUMNS = ["iteration", "time_s", "lr_g", "lr_d", "D/loss", "D/real", "D/fake", "D/cls", "D/gp",
-               "G/loss", "G/adv", "G/cls", "G/l1", "G/grad", "G/sparse", "G/ident"]
+               "G/loss", "G/adv", "G/cls", "G/l1", "G/grad", "G/sparse", "G/ident", "G/mask", "G/flow_tv"]
 DEFAULT_LAMBDA = 0.4  # LSRF's lambda, used when there is no validation pair to choose one
 
 
@@ -64,16 +65,6 @@ def _pairs_by_expression(data: PairedFaces | None, limit: int | None = None) -> 
         x, t, _ = data.batch(idx)
         out[name] = (x, t)
     return out
-
-
-def zero_init_refiner_output(model: RegGAN) -> None:
-    """Zero the refiner's last convolution, so training starts from y = stage 1 exactly (tanh(0) = 0)
-    instead of stage 1 plus a random residual; its gradient is not zero, so it learns from step one."""
-    last = [m for m in model.refiner.modules() if isinstance(m, torch.nn.Conv2d)][-1]
-    with torch.no_grad():
-        last.weight.zero_()
-        if last.bias is not None:
-            last.bias.zero_()
 
 
 def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, val: PairedFaces | None,
@@ -94,13 +85,8 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     torch.manual_seed(cfg.seed)
     model = RegGAN(model_config)
     if cfg.zero_init_output:
-        zero_init_refiner_output(model)
-    fitted = {}
-    for expr, (x, t) in train_sets.items():
-        lam = lambdas.get(expr, float(np.median(list(lambdas.values()))) if lambdas else DEFAULT_LAMBDA)
-        weight, bias = fit_ridge(x, t, radius, lam)
-        model.stage1.set_expression(model_config.expressions.index(expr), weight.cpu(), bias.cpu())
-        fitted[expr] = {"lambda": lam, "train_pairs": len(x)}
+        model.refiner.start_as_identity()
+    fitted = fit_stage1_maps(model, train_sets, lambdas)
     report = {"radius": radius, "fitted": fitted, "table": [asdict(r) for r in rows]}
     if run_dir is not None:
         (run_dir / "stage1_selection.md").write_text(
@@ -109,6 +95,28 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
             + "\n\n" + table)
         (run_dir / "stage1_selection.json").write_text(json.dumps(report, indent=1))
     return model, report
+
+
+def fit_stage1_maps(model: RegGAN, pairs: dict[str, tuple[Tensor, Tensor]], lambdas: dict[str, float]) -> dict:
+    """Fit and install every expression's ridge maps at the model's radius; an expression without a chosen
+    lambda takes the median of the others (LSRF's 0.4 when there are none)."""
+    fallback = float(np.median(list(lambdas.values()))) if lambdas else DEFAULT_LAMBDA
+    fitted = {}
+    for expr, (x, t) in pairs.items():
+        lam = lambdas.get(expr, fallback)
+        weight, bias = fit_ridge(x, t, model.config.radius, lam)
+        model.stage1.set_expression(model.config.expressions.index(expr), weight.to(model.stage1.weight.device),
+                                    bias.to(model.stage1.bias.device))
+        fitted[expr] = {"lambda": lam, "train_pairs": len(x)}
+    return fitted
+
+
+def refit_stage1(model: RegGAN, train: PairedFaces, stage1_meta: dict, iteration: int) -> dict:
+    """Refit stage 1 on ``train`` with the run's radius and lambdas (``--refit-stage1``: the data grew since
+    the run began). Returns the updated stage-1 metadata."""
+    lambdas = {e: v["lambda"] for e, v in stage1_meta.get("fitted", {}).items()}
+    fitted = fit_stage1_maps(model, _pairs_by_expression(train), lambdas)
+    return {**stage1_meta, "fitted": fitted, "refit_at_iteration": iteration}
 
 
 @torch.no_grad()
@@ -234,22 +242,25 @@ class Solver:
             m = (n + 1) // 2 if self.neutral_index is not None else 0
             x_all = torch.cat([x, x[:m]])
             c_all = torch.cat([c, F.one_hot(torch.full((m,), self.neutral_index or 0, device=dev), self.n_expr).float()])
-            y_all, _ = g_model(x_all, c_all, torch.ones(n + m, device=dev))
+            y_all, _, flow, mask = g_model(x_all, c_all, torch.ones(n + m, device=dev), heads=True)
             y, y_ident = y_all[:n], y_all[n:]
             src_f, cls_f = self.D(y)
             g_adv = -src_f.mean()
             g_cls = classification_loss(cls_f, c_idx)
-            g_l1 = (y - t).abs().mean()
+            g_l1 = multiscale_l1(y, t)
             g_grad = image_gradient_l1(y, t)
             g_sparse = masked_residual_sparsity(y, x, self.outside)
             g_ident = (y_ident - x[:m]).abs().mean() if m else torch.zeros((), device=dev)
-            g_loss = (g_adv + cfg.lambda_cls * g_cls + cfg.lambda_l1 * g_l1 + cfg.lambda_grad * g_grad
-                      + cfg.lambda_sparse * g_sparse + cfg.lambda_ident * g_ident)
+            g_mask, g_tv = mask.mean(), total_variation(flow)
+            g_loss = (cfg.lambda_adv * g_adv + cfg.lambda_cls * g_cls + cfg.lambda_l1 * g_l1 + cfg.lambda_grad * g_grad
+                      + cfg.lambda_sparse * g_sparse + cfg.lambda_ident * g_ident + cfg.lambda_mask * g_mask
+                      + cfg.lambda_flow_tv * g_tv)
             self.opt_g.zero_grad(set_to_none=True)
             g_loss.backward()
             self.opt_g.step()
             out.update({"G/loss": g_loss.item(), "G/adv": g_adv.item(), "G/cls": g_cls.item(), "G/l1": g_l1.item(),
-                        "G/grad": g_grad.item(), "G/sparse": g_sparse.item(), "G/ident": g_ident.item()})
+                        "G/grad": g_grad.item(), "G/sparse": g_sparse.item(), "G/ident": g_ident.item(),
+                        "G/mask": g_mask.item(), "G/flow_tv": g_tv.item()})
         return out
 
     # -- the loop -----------------------------------------------------------------------------------

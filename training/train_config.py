@@ -7,13 +7,33 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Literal
 
 from .config import strict_from_dict
 
 ModelPreset = Literal["tiny", "default"]
 Device = Literal["cpu", "cuda"]
+
+
+def _parse(kind: str, text: str, name: str):
+    """A --set value as its field's type (annotations are strings here: ``from __future__ import annotations``)."""
+    try:
+        if kind == "bool":
+            if text.lower() not in ("true", "false", "1", "0", "yes", "no"):
+                raise ValueError(text)
+            return text.lower() in ("true", "1", "yes")
+        if kind == "int":
+            return int(text)
+        if kind == "float":
+            return float(text)
+        if kind.startswith("tuple[int"):
+            return tuple(int(v) for v in text.split(","))
+        if kind.startswith("tuple[float"):
+            return tuple(float(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"--set {name}: {text!r} is not a valid {kind}") from None
+    raise ValueError(f"--set: {name} cannot be set from the command line")
 
 
 @dataclass(frozen=True)
@@ -54,16 +74,20 @@ class TrainConfig:
     beta1: float = 0.5
     beta2: float = 0.999
     lr_decay_start: float = 0.5  # fraction of `iterations` after which both rates fall linearly to 0
-    zero_init_output: bool = True  # refiner starts as "add nothing to stage 1" (see solver.zero_init_refiner_output)
+    zero_init_output: bool = True  # refiner starts as "output = input" (see Refiner.start_as_identity)
     n_critic: int = 2  # D updates per G update (WGAN-GP's paper uses 5; paired L1 makes 2 enough)
     # loss weights: L_D = -D(t) + D(y) + cls * CE_real + gp * GP
-    #               L_G = -D(y) + cls * CE_fake + l1 * |y - t| + sparse * |m_out (y - x)| + ident * |G(x, neutral) - x|
+    #               L_G = -D(y) + cls * CE_fake + l1 * |y - t| (3 scales) + grad * |grad y - grad t|
+    #                     + sparse * |m_out (y - x)| + ident * |G(x, neutral) - x| + mask * mean(m) + flow_tv * TV(flow)
+    lambda_adv: float = 1.0  # weight of -D(y) in L_G (1 in StarGAN; lower keeps the L1 and warp terms in charge)
     lambda_cls: float = 1.0
     lambda_gp: float = 10.0
     lambda_l1: float = 10.0
     lambda_sparse: float = 2.0  # change outside the region an expression moves (keeps the person)
     lambda_ident: float = 5.0  # neutral target must give back the input (StarGAN's identity mapping)
     lambda_grad: float = 2.0  # L1 between image gradients of y and t (keeps edges sharp)
+    lambda_mask: float = 1.0  # paint only where warping the input's own pixels cannot explain the target
+    lambda_flow_tv: float = 5.0  # smooth warps (flow is in grid units: its TV is small)
     # stage 1: closed-form ridge per expression, radius and lambda chosen on the validation split
     ridge_radii: tuple[int, ...] = (1, 3, 5, 7)
     ridge_lambdas: tuple[float, ...] = (0.01, 0.04, 0.2, 1.0, 5.0)
@@ -95,6 +119,24 @@ class TrainConfig:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def with_overrides(self, pairs: list[str]) -> "TrainConfig":
+        """``["lambda_cls=0.5", "ridge_radii=3,5", "augment.flip=false"]`` -> a copy with those fields set,
+        each value parsed as its field's type; unknown names and bad values are ValueErrors."""
+        changes: dict = {}
+        augment: dict = {}
+        for pair in pairs:
+            name, sep, text = pair.partition("=")
+            if not sep:
+                raise ValueError(f"--set expects NAME=VALUE, got {pair!r}")
+            owner, key = (AugmentConfig, name[len("augment."):]) if name.startswith("augment.") else (TrainConfig, name)
+            kinds = {f.name: f.type for f in fields(owner)}
+            if key not in kinds or key == "augment":
+                raise ValueError(f"--set: unknown setting {name!r}")
+            (augment if owner is AugmentConfig else changes)[key] = _parse(kinds[key], text, name)
+        if augment:
+            changes["augment"] = replace(self.augment, **augment)
+        return replace(self, **changes)
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), sort_keys=True)

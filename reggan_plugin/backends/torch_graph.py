@@ -267,6 +267,12 @@ def _pool(kind: str) -> Op:
     return op
 
 
+def _grid_sample(x: list, a: dict) -> Tensor:
+    mode = {"linear": "bilinear", "cubic": "bicubic"}.get(_text(a.get("mode", "bilinear")), _text(a.get("mode", "bilinear")))
+    return F.grid_sample(x[0], x[1], mode=mode, padding_mode=_text(a.get("padding_mode", "zeros")),
+                         align_corners=bool(a.get("align_corners", 0)))
+
+
 def _constant(x: list, a: dict) -> Tensor:
     if "value" in a:
         return _tensor(a["value"])
@@ -337,7 +343,7 @@ OPS: dict[str, Op] = {
     "Reshape": _reshape, "Flatten": lambda x, a: x[0].reshape(int(np.prod(x[0].shape[:a.get("axis", 1) % max(1, x[0].dim())] or [1])), -1),
     "Squeeze": _squeeze, "Unsqueeze": _unsqueeze, "Concat": _concat, "Split": _split, "Slice": _slice,
     "Transpose": lambda x, a: x[0].permute(a.get("perm", list(reversed(range(x[0].dim()))))),
-    "Gather": _gather, "Expand": _expand, "Where": _where,
+    "Gather": _gather, "Expand": _expand, "Where": _where, "GridSample": _grid_sample,
     "Tile": lambda x, a: x[0].repeat(_ints(x[1])),
     "Range": lambda x, a: torch.arange(x[0].item(), x[1].item(), x[2].item(), dtype=x[0].dtype),
     "Pad": _pad, "Resize": _resize,

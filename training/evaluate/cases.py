@@ -29,7 +29,7 @@ from reggan_plugin.training.data.landmarks import find_five_points
 from reggan_plugin.training.data.layouts import DatasetScan, scan_dataset
 from reggan_plugin.training.data.split import split_of
 
-SplitChoice = Literal["all", "train", "val", "test"]
+SplitChoice = Literal["all", "train", "val", "test", "held-out"]  # held-out: val + test, never trained on
 SPLIT_CHOICES: tuple[str, ...] = get_args(SplitChoice)
 Locate = Literal["landmarks", "detector"]
 LOCATE_CHOICES: tuple[str, ...] = get_args(Locate)
@@ -62,13 +62,15 @@ def runtime_detector() -> Detector:
 
 def scan_cases(data: Path, expressions: Sequence[str], split: SplitChoice = "all",
                val_fraction: float = 0.1, test_fraction: float = 0.1) -> tuple[DatasetScan, list[EvalCase]]:
-    """The pairs of ``data`` for ``expressions``, restricted to one split by identity (``all``: every pair)."""
+    """The pairs of ``data`` for ``expressions``, restricted to one split by identity (``all``: every pair;
+    ``held-out``: val and test, the people training never saw)."""
     scan = scan_dataset(Path(data), tuple(expressions))
-    cases = [
-        EvalCase(p.identity, p.expression, p.neutral, p.target)
-        for p in scan.pairs
-        if split == "all" or split_of(p.identity, val_fraction, test_fraction) == split
-    ]
+
+    def chosen(identity: str) -> bool:
+        side = split_of(identity, val_fraction, test_fraction)
+        return split == "all" or side == split or (split == "held-out" and side != "train")
+
+    cases = [EvalCase(p.identity, p.expression, p.neutral, p.target) for p in scan.pairs if chosen(p.identity)]
     if not cases:
         raise InputError(data, f"no pairs in the {split!r} split for expressions {', '.join(expressions)}")
     return scan, cases

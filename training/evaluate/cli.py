@@ -37,7 +37,8 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Report folder (report.md, report.json, grids).")
 @click.option("--expressions", default=None, help="Comma-separated expressions. [default: every non-neutral one of the model]")
 @click.option("--split", type=click.Choice(SPLIT_CHOICES), default=_default("split"), show_default=True,
-              help="Only the people of this split by identity (the training split rule); 'all': every pair.")
+              help="Only the people of this split by identity (the training split rule); 'held-out': val + test; "
+                   "'all': every pair.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most N pairs per expression (a quick look).")
 @click.option("--reference-real", is_flag=True, help="Add a row judging the real target pictures themselves.")
 @click.option("--intensity", type=click.FloatRange(0, 1), default=_default("intensity"), show_default=True)
