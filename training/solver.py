@@ -85,7 +85,7 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     torch.manual_seed(cfg.seed)
     model = RegGAN(model_config)
     if cfg.zero_init_output:
-        model.refiner.start_as_identity()
+        model.refiner.start_as_identity(cfg.mask_init_logit)
     fitted = fit_stage1_maps(model, train_sets, lambdas)
     report = {"radius": radius, "fitted": fitted, "table": [asdict(r) for r in rows]}
     if run_dir is not None:

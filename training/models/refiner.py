@@ -76,8 +76,8 @@ class Refiner(nn.Module):
 
     @torch.no_grad()
     def start_as_identity(self, mask_logit: float = -3.0) -> None:
-        """Zero the head, so training starts from "warp nothing, paint almost nothing" (output ~ input);
-        its gradient is not zero, so it learns from step one."""
+        """Zero the head, so training starts from "warp nothing, paint sigmoid(mask_logit) of stage 1 everywhere"
+        (-3: output ~ input; +3: output ~ stage 1); its gradient is not zero, so it learns from step one."""
         self.head.weight.zero_()
         self.head.bias.zero_()
         self.head.bias[FLOW : FLOW + MASK] = mask_logit
