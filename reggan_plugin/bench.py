@@ -357,32 +357,10 @@ def stage_costs(frame: Path, model_path: Path, region: str, batch: int, repeats:
         result = step("paste back + compose (face region)", lambda: renderer.finish_image(prepared, edited))
         step("encode + write (imageio PNG)", lambda: write_image(Path(tmp) / "out.png", result))
         picture = Image.fromarray(result.pixels)
-        for level in (1, 0):
+        for level in (3, 1):  # Pillow at its former setting (3) and at imageio's level
             step(f"what-if: Pillow PNG compress_level={level}",
                  lambda level=level: picture.save(Path(tmp) / "what_if.png", compress_level=level))
-        step("what-if: numpy 'Up' filter + zlib level 1 (benchmarks/png_encode.py)",
-             lambda: (Path(tmp) / "what_if.png").write_bytes(png_up_filter(result.pixels)))
     return costs
-
-
-def png_up_filter(pixels: np.ndarray, level: int = 1) -> bytes:
-    """An 8-bit RGB/RGBA PNG with filter type 2 ('Up') on every row and zlib `level` (a what-if encoder)."""
-    import struct
-    import zlib
-
-    h, w, c = pixels.shape
-    rows = pixels.reshape(h, w * c)
-    filtered = np.empty((h, w * c + 1), np.uint8)
-    filtered[:, 0] = 2
-    filtered[0, 1:] = rows[0]
-    np.subtract(rows[1:], rows[:-1], out=filtered[1:, 1:])  # uint8 arithmetic wraps modulo 256, as PNG wants
-
-    def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
-
-    header = struct.pack(">IIBBBBB", w, h, 8, 6 if c == 4 else 2, 0, 0, 0)
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(filtered.tobytes(), level))
-            + chunk(b"IEND", b""))
 
 
 def cpu_seconds() -> float:
@@ -859,10 +837,9 @@ def render_markdown(report: Report, r: dict) -> str:
         + f" and {pipe['io_bound']:.2f} frames/s with the network nearly free (`--stage regression`), i.e. the "
         "network adds little on top of the codecs. When other jobs hold the cores, this process gets a share of the "
         "CPU whatever its thread count ('cores busy' in the table); then only CPU per frame counts, not overlap, and "
-        "streaming and sequential come out alike. Ways past the codec: a faster PNG writer (what-if rows: a numpy "
-        "'Up' filter + zlib level 1 writes the same pixels several times faster than Pillow at imageio's "
-        "compress_level 3, at the size of level 1), EXR/TIFF outputs, more cores (reader/writer threads scale), "
-        "or `--shard I/N` across machines.",
+        "streaming and sequential come out alike. imageio writes PNG with its own numpy 'Up' filter + zlib level 1 "
+        "encoder (`imageio.encode_png`; the what-if rows show Pillow writing the same pixels); further ways past "
+        "the codec: EXR/TIFF outputs, more cores (reader/writer threads scale), or `--shard I/N` across machines.",
         f"- **Eager torch vs the cpu backend.** Eager torch (oneDNN convolutions) already runs at "
         f"{net['eager1'] * r['gflop'] / r['ceiling']:.0%} of the measured ceiling at one face per call, so no fp32 "
         f"runtime can be more than about {r['ceiling'] / (net['eager1'] * r['gflop']):.1f}x faster per face on this "
