@@ -47,11 +47,7 @@ def main(face_model: Path, out: Path, frames: int, size: int, samples: int, inde
         pose = frame_face(verts[model.landmarks68] * CM_TO_M, camera)
         scene.set_identity(params, verts, pose)
         scene.set_vertices(verts)
-        tmp = folder / f".{i:04d}.render.png"
-        scene.render(tmp)
-        with Image.open(tmp) as im:
-            rgba = np.asarray(im.convert("RGBA"))
-        tmp.unlink()
+        rgba = scene.render_rgba(folder / f".{i:04d}.render.png")
         name = f"shot_{i + 1:04d}.png"
         Image.fromarray(composite(rgba, background), "RGBA").save(folder / name, optimize=True)
         points = project(verts[model.landmarks68] * CM_TO_M, pose, size)

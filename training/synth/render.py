@@ -198,11 +198,7 @@ def render_identity(index: int) -> int:
     for job in jobs:
         verts = model.vertices(identity_w, model.expression_vector(job.blendshapes))
         scene.set_vertices(verts)
-        tmp = folder / f".{job.stem}.{os.getpid()}.render.png"
-        scene.render(tmp)
-        with Image.open(tmp) as im:
-            rgba = np.asarray(im.convert("RGBA"))
-        tmp.unlink()
+        rgba = scene.render_rgba(folder / f".{job.stem}.{os.getpid()}.render.png")
         out = folder / f"{job.stem}.png"
         part = folder / f".{job.stem}.{os.getpid()}.part.png"
         Image.fromarray(composite(rgba, background), "RGBA").save(part, compress_level=6)

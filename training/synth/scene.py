@@ -238,6 +238,17 @@ class FaceScene:
         self.scene.render.filepath = str(path)
         self.bpy.ops.render.render(write_still=True)
 
+    def render_rgba(self, scratch: Path) -> np.ndarray:
+        """Render the current state and return it as HxWx4 uint8 RGBA (Blender writes ``scratch``, removed after)."""
+        from PIL import Image
+
+        self.render(scratch)
+        try:
+            with Image.open(scratch) as im:
+                return np.asarray(im.convert("RGBA"))
+        finally:
+            scratch.unlink(missing_ok=True)
+
 
 def _matrix(m: np.ndarray) -> Any:
     from mathutils import Matrix
