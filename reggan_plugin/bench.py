@@ -496,9 +496,9 @@ def variant_models(config) -> dict[str, object]:
             change(model)
         return model
 
-    def out_conv_3x3(model) -> None:
-        last = model.refiner.net[-2]
-        model.refiner.net[-2] = nn.Conv2d(last.in_channels, 3, 3, 1, 1)
+    def head_3x3(model) -> None:
+        head = model.refiner.head
+        model.refiner.net[-1] = nn.Conv2d(head.in_channels, head.out_channels, 3, 1, 1)
 
     def no_instance_norm(model) -> None:
         for module in list(model.modules()):
@@ -524,11 +524,11 @@ def variant_models(config) -> dict[str, object]:
 
     return {
         "default (ModelConfig())": build(),
-        "final 7x7 conv (32->3) as 3x3": build(out_conv_3x3),
+        f"final 7x7 head conv ({config.conv_dim}->6) as 3x3": build(head_3x3),
         "no InstanceNorm (timing only)": build(no_instance_norm),
         "upsample+3x3 conv -> 4x4 stride-2 ConvTranspose": build(transposed_upsampling),
-        "n_res 3 -> 2": build(cfg=dataclasses.replace(config, n_res=2)),
-        "conv_dim 32 -> 24": build(cfg=dataclasses.replace(config, conv_dim=24)),
+        f"n_res {config.n_res} -> {config.n_res + 1}": build(cfg=dataclasses.replace(config, n_res=config.n_res + 1)),
+        f"conv_dim {config.conv_dim} -> 32": build(cfg=dataclasses.replace(config, conv_dim=32)),
     }
 
 

@@ -69,3 +69,17 @@ def test_bench_quick_runs_end_to_end_and_writes_the_table(tmp_path):
     table = [line for line in text.splitlines() if line.startswith("| a |")]
     assert table and float(table[0].split("|")[3]) > 0
     assert Image.open(tmp_path / "benchmarks.png").size[0] > 200
+
+
+def test_architecture_variants_build_and_keep_the_model_contract():
+    """The variants are built by module surgery on the current RegGAN: a refiner change must not break them."""
+    import torch
+
+    from reggan_plugin.training.config import ModelConfig
+
+    config = ModelConfig(image_size=32, conv_dim=8, n_res=1)
+    models = bench.variant_models(config)
+    assert len(models) == 6
+    image, expression = torch.rand(1, 3, 32, 32) * 2 - 1, torch.eye(len(config.expressions))[1:2]
+    shapes = {name: tuple(model(image, expression, torch.ones(1))[0].shape) for name, model in models.items()}
+    assert set(shapes.values()) == {(1, 3, 32, 32)}, shapes
