@@ -458,3 +458,20 @@ def test_torchrun_two_processes(synth, tmp_path):
     assert ckpts == sorted(f"{i:07d}-{k}" for i in (2, 4) for k in
                            ("G.json", "G.safetensors", "D.safetensors", "state.json", "state.safetensors"))
     assert json.loads((run / "train_config.json").read_text())["world_size"] == 2
+
+
+def test_sample_grid_rows_are_renders_when_photos_are_in_the_data(synth, tmp_path):
+    """Sample grids go to docs/; pictures made from photo data sets must not, so renders are drawn first."""
+    from reggan_plugin.training.models import RegGAN
+    from reggan_plugin.training.solver import Solver
+
+    plain = write_plain(tmp_path / "photos", n_ids=6, size=64)
+    sets = load_datasets([synth, plain], 32, TINY.expressions, tmp_path / "cache")
+    data = PairedFaces(sets, TINY.expressions, None)
+    assert {s.layout for s in data.summaries} == {"synthetic", "plain"}
+    solver = Solver(RegGAN(TINY), TrainConfig(n_samples=64), data, None, tmp_path / "run", torch.device("cpu"))
+    x, _, _ = solver._sample_batch()
+    rendered = int((data.pair_set == 0).sum())
+    assert len(x) == rendered  # every render row, no photo row
+    x_all, _, _ = data.batch(torch.nonzero(data.pair_set == 0).flatten())
+    assert torch.equal(x, x_all)

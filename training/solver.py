@@ -305,9 +305,13 @@ class Solver:
         return {"iteration": self.iteration, "wall_time_s": round(self.wall_time, 1)}
 
     def _sample_batch(self) -> tuple[Tensor, Tensor, Tensor]:
+        """The fixed rows of the sample grid: renders only when there are any, because sample grids end up
+        in docs/ and pictures made from third-party photos must not."""
         data = self.val_data if self.val_data is not None and len(self.val_data) else self.train_data
-        n = min(self.cfg.n_samples, len(data))
-        picks = torch.linspace(0, len(data) - 1, n).round().long()
+        rendered = [k for k, s in enumerate(data.summaries) if s.layout == "synthetic"]
+        pool = torch.nonzero(torch.isin(data.pair_set, torch.tensor(rendered))).flatten() if rendered else torch.arange(len(data))
+        n = min(self.cfg.n_samples, len(pool))
+        picks = pool[torch.linspace(0, len(pool) - 1, n).round().long()]
         x, t, c = data.batch(picks)
         return x.to(self.device), t.to(self.device), c
 
