@@ -57,3 +57,15 @@ def make_tiny_model(path: Path, seed: int = 0) -> Path:
 def tiny_model(tmp_path_factory) -> Path:
     """A tiny exported RegGAN ONNX artifact (64 px, 7 expressions) for runtime tests."""
     return make_tiny_model(tmp_path_factory.mktemp("models") / "tiny.onnx")
+
+
+@pytest.fixture(scope="session")
+def tiny_onnx(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The backend tests' model: `tiny_model` (an exported RegGAN) where torch can export it, else the
+    onnx.helper model of test_backends (no torch needed)."""
+    try:
+        return Path(request.getfixturevalue("tiny_model"))
+    except pytest.skip.Exception:  # no torch to export it
+        from test_backends import build_tiny_onnx
+
+        return build_tiny_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")

@@ -94,15 +94,6 @@ def build_tiny_onnx(path: Path, *, size: int = TINY_SIZE, expressions=EXPRESSION
 
 
 @pytest.fixture(scope="session")
-def tiny_onnx(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The lead's `tiny_model` fixture (an exported RegGAN) when conftest has it, else our onnx.helper model."""
-    try:
-        return Path(request.getfixturevalue("tiny_model"))
-    except (pytest.FixtureLookupError, pytest.skip.Exception):  # no such fixture, or no torch to export it
-        return build_tiny_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
-
-
-@pytest.fixture(scope="session")
 def tiny_artifact(tiny_onnx: Path):
     return load_artifact(tiny_onnx)
 

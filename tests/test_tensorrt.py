@@ -34,14 +34,6 @@ needs_gpu = pytest.mark.skipif(not GPUS, reason=NO_GPU_WHY or "no GPU")
 needs_trt = pytest.mark.skipif(not (GPUS and TRT.ok), reason=NO_GPU_WHY if not GPUS else TRT.why)
 
 
-@pytest.fixture(scope="module")
-def tiny_onnx(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    try:
-        return Path(request.getfixturevalue("tiny_model"))
-    except (pytest.FixtureLookupError, pytest.skip.Exception):  # no such fixture, or no torch to export it
-        return build_tiny_onnx(tmp_path_factory.mktemp("tiny") / "tiny.onnx")
-
-
 # ------------------------------------------------------------------------------------------------ preflight
 def test_preflight_passes_on_the_tiny_model(tiny_onnx):
     report = preflight(tiny_onnx)
