@@ -103,9 +103,14 @@ def similarity_from_points(src: Landmarks, dst: Landmarks) -> Matrix:
 
 
 def invert_affine(m: Matrix) -> Matrix:
-    """Inverse of a (2, 3) affine map."""
+    """Inverse of a (2, 3) affine map. The 2x2 inverse is written out: np.linalg.inv goes through LAPACK and
+    took ~4 ms a call here while the BLAS threads were busy (a frame calls this several times)."""
     m = np.asarray(m, dtype=np.float64)
-    a_inv = np.linalg.inv(m[:, :2])
+    (a, b), (c, d) = m[:, :2]
+    det = a * d - b * c
+    if det == 0 or not np.isfinite(det):
+        raise np.linalg.LinAlgError(f"affine map {m.tolist()} is not invertible")
+    a_inv = np.array([[d, -b], [-c, a]]) / det
     return np.hstack([a_inv, (-a_inv @ m[:, 2])[:, None]])
 
 
@@ -240,10 +245,13 @@ def warp_to_crop(rgb: np.ndarray, m: Matrix, size: int) -> np.ndarray:
     return out[..., 0] if was_2d else out
 
 
-def crop_roi(m: Matrix, size: int, frame_shape: tuple[int, int]) -> tuple[slice, slice]:
-    """Frame region (ys, xs) that the size x size crop of ``m`` covers, one pixel of margin, clipped."""
+def crop_roi(m: Matrix, size: int, frame_shape: tuple[int, int],
+             box: tuple[int, int, int, int] | None = None) -> tuple[slice, slice]:
+    """Frame region (ys, xs) that the size x size crop of ``m`` covers, one pixel of margin, clipped;
+    with ``box`` (x0, y0, x1, y1 crop px, end exclusive) only the region that part of the crop covers."""
     h, w = int(frame_shape[0]), int(frame_shape[1])
-    corners = np.array([[-1.0, -1.0], [size, -1.0], [-1.0, size], [size, size]])
+    bx0, by0, bx1, by1 = box if box is not None else (0, 0, size, size)
+    corners = np.array([[bx0 - 1.0, by0 - 1.0], [bx1, by0 - 1.0], [bx0 - 1.0, by1], [bx1, by1]])
     pts = apply_affine(invert_affine(m), corners)
     x0 = int(np.clip(np.floor(pts[:, 0].min()), 0, w))
     x1 = int(np.clip(np.ceil(pts[:, 0].max()) + 1, 0, w))
@@ -253,7 +261,7 @@ def crop_roi(m: Matrix, size: int, frame_shape: tuple[int, int]) -> tuple[slice,
 
 
 def warp_from_crop(
-    values: np.ndarray, m: Matrix, frame_shape: tuple[int, ...]
+    values: np.ndarray, m: Matrix, frame_shape: tuple[int, ...], box: tuple[int, int, int, int] | None = None
 ) -> tuple[tuple[slice, slice], np.ndarray]:
     """Map crop-space values (SxSxK, or SxS) back into the frame through the inverse of ``m``.
 
@@ -261,14 +269,15 @@ def warp_from_crop(
     ``roi = (ys, xs)`` slices of the frame and ``warped`` is hxwxK (or hxw) float32 for that region.
     Bilinear; crop values outside the crop count as 0, so frame points that map outside the crop get
     exactly 0 (the contribution fades to 0 over the crop's last pixel). Mean-pooled first when the
-    crop is 2x or more larger than the face in the frame.
+    crop is 2x or more larger than the face in the frame. ``box`` (crop px, as in `crop_roi`): the caller
+    knows the values are 0 outside it, so only the frame region it covers is computed.
     """
     vals, was_2d = _as_hwc(values)
     vals = vals.astype(np.float32, copy=False)
     size = vals.shape[0]
     if vals.shape[1] != size:
         raise ValueError(f"crop must be square, got shape {vals.shape}")
-    roi = crop_roi(m, size, (frame_shape[0], frame_shape[1]))
+    roi = crop_roi(m, size, (frame_shape[0], frame_shape[1]), box)
     ys, xs = roi
     hh, ww = ys.stop - ys.start, xs.stop - xs.start
     m = np.asarray(m, dtype=np.float64)

@@ -131,8 +131,14 @@ def paste_back(
     delta = crop_out - crop_in
     if colour_match:
         delta = delta - colour_cast(delta, mask_crop)
-    roi, d_w = warp_from_crop(delta, m, frame.shape)
-    _, m_w = warp_from_crop(mask_crop, m, frame.shape)
+    # One warp for the delta and the mask together, over the frame region the mask's support covers only
+    # (about half the crop's): the delta counts only where the mask is > 0.
+    rows, cols = np.nonzero(mask_crop.any(axis=1))[0], np.nonzero(mask_crop.any(axis=0))[0]
+    if len(rows) == 0:
+        return frame.copy(), np.zeros(frame.shape[:2], np.float32)
+    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+    roi, warped = warp_from_crop(np.concatenate([delta, mask_crop[..., None]], axis=2), m, frame.shape, box)
+    d_w, m_w = warped[..., :3], warped[..., 3]
     np.clip(m_w, 0.0, 1.0, out=m_w)
 
     new = frame.copy()

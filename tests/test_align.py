@@ -123,6 +123,25 @@ def test_round_trip_reproduces_smooth_image_inside_crop() -> None:
     assert np.abs(back - img[ys, xs])[inside].max() < 2e-3
 
 
+@pytest.mark.parametrize("scale", [1.4, 0.3])  # upsampling, and a shrink that mean-pools first
+def test_warp_from_crop_box_gives_the_full_warp_where_values_live(scale: float) -> None:
+    rng = np.random.default_rng(3)
+    size = 64
+    vals = np.zeros((size, size, 4), np.float32)
+    vals[10:40, 20:50] = rng.random((30, 30, 4), dtype=np.float32)  # values live in box x 20..50, y 10..40
+    m = _similarity(0.3, scale, -80.0 * scale, -20.0 * scale)
+    shape = (400, 500, 3)
+    canvases = []
+    for box in (None, (20, 10, 50, 40)):
+        (ys, xs), warped = align.warp_from_crop(vals, m, shape, box)
+        canvas = np.zeros(shape[:2] + (4,), np.float32)
+        canvas[ys, xs] = warped
+        canvases.append((canvas, (ys.stop - ys.start) * (xs.stop - xs.start)))
+    (full, full_area), (part, part_area) = canvases
+    assert full.any() and part_area < 0.5 * full_area
+    np.testing.assert_array_equal(part, full)
+
+
 def test_warp_from_crop_is_zero_outside_and_restricted_to_roi() -> None:
     m = _similarity(0.0, 0.5, -10.0, -20.0)  # crop shows frame x in [20, 84), y in [40, 104)
     vals = np.ones((32, 32, 2), np.float32)

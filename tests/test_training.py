@@ -351,6 +351,23 @@ def test_tiny_overfit_lowers_l1_to_target(synth, tmp_path):
         assert after[expr]["stage1_l1"] == before[expr]["stage1_l1"]  # stage 1 is frozen
 
 
+def test_warmup_trains_the_refiner_every_iteration_and_leaves_d_alone(synth, tmp_path):
+    torch.set_num_threads(1)
+    cfg = replace(TEST_CFG, iterations=3, warmup_iterations=2, checkpoint_every=0)
+    solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", cfg)
+    d0 = {k: v.clone() for k, v in solver.D.state_dict().items()}
+    g_states = []
+    for it in range(3):
+        g_states.append({k: v.clone() for k, v in solver.G.refiner.state_dict().items()})
+        out = solver.step(solver.G, solver.D, it)
+        d_same = all(torch.equal(d0[k], v) for k, v in solver.D.state_dict().items())
+        if it < 2:  # warm-up: G stepped (n_critic does not apply), D untouched, no adversarial terms
+            assert d_same and "D/loss" not in out and out["G/adv"] == 0.0
+            assert any(not torch.equal(g_states[-1][k], v) for k, v in solver.G.refiner.state_dict().items())
+        else:  # first adversarial iteration: D steps; G waits for n_critic
+            assert not d_same and "D/loss" in out and "G/loss" not in out
+
+
 def test_refit_stage1_installs_the_closed_form_fit_again(synth, tmp_path):
     from reggan_plugin.training.solver import refit_stage1
 

@@ -11,7 +11,8 @@ drift away from what the evaluation reports as "stage 1 alone"; and a fixed stag
 refiner a fixed input distribution. The refiner learns what a local linear map cannot: sharpness,
 identity, and motions larger than r (DESIGN.md, "Measured before any code").
 
-Every iteration of stage 2:
+The first ``warmup_iterations`` iterations train the refiner alone on the reconstruction terms (no D,
+no adversarial or classification terms, a G step every iteration). Then every iteration of stage 2:
   1. inputs: a batch of augmented pairs (x neutral, t target, c expression) from this iteration's generator
   2. D step: L_D = -D(t) + D(y) + lambda_cls CE(D_cls(t), c) + lambda_gp GP
   3. G step (every n_critic): L_G = -lambda_adv D(y) + lambda_cls CE(D_cls(y), c) + lambda_l1 multiscale |y - t|
@@ -220,6 +221,10 @@ class Solver:
         alpha = torch.rand(n, 1, 1, 1, generator=gen).to(dev)
         out: dict[str, float] = {"lr_g": lr_g, "lr_d": lr_d}
 
+        # Warm-up: the refiner alone on its reconstruction terms, every iteration, no D (why: train_config.py).
+        if it < cfg.warmup_iterations:
+            return out | self._generator_step(g_model, x, t, c, c_idx, adversarial=False)
+
         # 2. Train the discriminator: one forward over [real | fake | interpolates].
         self.D.requires_grad_(True)
         with torch.no_grad():
@@ -236,32 +241,40 @@ class Solver:
         self.opt_d.step()
         out.update({"D/loss": d_loss.item(), "D/real": d_real.item(), "D/fake": d_fake.item(), "D/cls": d_cls.item(), "D/gp": d_gp.item()})
 
-        # 3. Train the generator (refiner) every n_critic iterations; one forward over [targets | identity].
+        # 3. Train the generator (refiner) every n_critic iterations.
         if (it + 1) % cfg.n_critic == 0:
-            self.D.requires_grad_(False)
-            m = (n + 1) // 2 if self.neutral_index is not None else 0
-            x_all = torch.cat([x, x[:m]])
-            c_all = torch.cat([c, F.one_hot(torch.full((m,), self.neutral_index or 0, device=dev), self.n_expr).float()])
-            y_all, _, flow, mask = g_model(x_all, c_all, torch.ones(n + m, device=dev), heads=True)
-            y, y_ident = y_all[:n], y_all[n:]
-            src_f, cls_f = self.D(y)
-            g_adv = -src_f.mean()
-            g_cls = classification_loss(cls_f, c_idx)
-            g_l1 = multiscale_l1(y, t)
-            g_grad = image_gradient_l1(y, t)
-            g_sparse = masked_residual_sparsity(y, x, self.outside)
-            g_ident = (y_ident - x[:m]).abs().mean() if m else torch.zeros((), device=dev)
-            g_mask, g_tv = mask.mean(), total_variation(flow)
-            g_loss = (cfg.lambda_adv * g_adv + cfg.lambda_cls * g_cls + cfg.lambda_l1 * g_l1 + cfg.lambda_grad * g_grad
-                      + cfg.lambda_sparse * g_sparse + cfg.lambda_ident * g_ident + cfg.lambda_mask * g_mask
-                      + cfg.lambda_flow_tv * g_tv)
-            self.opt_g.zero_grad(set_to_none=True)
-            g_loss.backward()
-            self.opt_g.step()
-            out.update({"G/loss": g_loss.item(), "G/adv": g_adv.item(), "G/cls": g_cls.item(), "G/l1": g_l1.item(),
-                        "G/grad": g_grad.item(), "G/sparse": g_sparse.item(), "G/ident": g_ident.item(),
-                        "G/mask": g_mask.item(), "G/flow_tv": g_tv.item()})
+            out.update(self._generator_step(g_model, x, t, c, c_idx, adversarial=True))
         return out
+
+    def _generator_step(self, g_model, x: Tensor, t: Tensor, c: Tensor, c_idx: Tensor, adversarial: bool) -> dict[str, float]:
+        """One refiner update; one forward over [targets | identity]. Without ``adversarial`` D is not run."""
+        cfg, dev, n = self.cfg, self.device, len(x)
+        self.D.requires_grad_(False)
+        m = (n + 1) // 2 if self.neutral_index is not None else 0
+        x_all = torch.cat([x, x[:m]])
+        c_all = torch.cat([c, F.one_hot(torch.full((m,), self.neutral_index or 0, device=dev), self.n_expr).float()])
+        y_all, _, flow, mask = g_model(x_all, c_all, torch.ones(n + m, device=dev), heads=True)
+        y, y_ident = y_all[:n], y_all[n:]
+        zero = torch.zeros((), device=dev)
+        if adversarial:
+            src_f, cls_f = self.D(y)
+            g_adv, g_cls = -src_f.mean(), classification_loss(cls_f, c_idx)
+        else:
+            g_adv, g_cls = zero, zero
+        g_l1 = multiscale_l1(y, t)
+        g_grad = image_gradient_l1(y, t)
+        g_sparse = masked_residual_sparsity(y, x, self.outside)
+        g_ident = (y_ident - x[:m]).abs().mean() if m else zero
+        g_mask, g_tv = mask.mean(), total_variation(flow)
+        g_loss = (cfg.lambda_adv * g_adv + cfg.lambda_cls * g_cls + cfg.lambda_l1 * g_l1 + cfg.lambda_grad * g_grad
+                  + cfg.lambda_sparse * g_sparse + cfg.lambda_ident * g_ident + cfg.lambda_mask * g_mask
+                  + cfg.lambda_flow_tv * g_tv)
+        self.opt_g.zero_grad(set_to_none=True)
+        g_loss.backward()
+        self.opt_g.step()
+        return {"G/loss": g_loss.item(), "G/adv": g_adv.item(), "G/cls": g_cls.item(), "G/l1": g_l1.item(),
+                "G/grad": g_grad.item(), "G/sparse": g_sparse.item(), "G/ident": g_ident.item(),
+                "G/mask": g_mask.item(), "G/flow_tv": g_tv.item()}
 
     # -- the loop -----------------------------------------------------------------------------------
     def train(self, progress: bool = True) -> dict:

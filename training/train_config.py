@@ -82,6 +82,10 @@ class TrainConfig:
     lr_decay_start: float = 0.5  # fraction of `iterations` after which both rates fall linearly to 0
     zero_init_output: bool = True  # refiner starts with no warp and a constant paint mask (Refiner.start_as_identity)
     mask_init_logit: float = -3.0  # that mask's logit: -3 starts near the input, +3 near stage 1's output
+    # Refiner-only warm-up on the reconstruction terms before D joins (ESRGAN's PSNR-oriented pre-training):
+    # a from-scratch refiner under the adversarial loss barely moves off stage 1 in a CPU-sized budget (runF:
+    # head weights moved 6e-4 in 750 G steps), and a warm-up step costs about a third of an adversarial one.
+    warmup_iterations: int = 0
     n_critic: int = 2  # D updates per G update (WGAN-GP's paper uses 5; paired L1 makes 2 enough)
     # loss weights: L_D = -D(t) + D(y) + cls * CE_real + gp * GP
     #               L_G = -D(y) + cls * CE_fake + l1 * |y - t| (3 scales) + grad * |grad y - grad t|
