@@ -223,14 +223,22 @@ def onnxruntime_cuda() -> Probe:
                  "`pip uninstall -y onnxruntime && pip install onnxruntime-gpu`")
 
 
+def _import_or_probe(module: str, missing: str, broken: str) -> tuple[object | None, Probe | None]:
+    """(the module, None), or (None, a failed Probe saying why): not installed, or installed but not loading."""
+    if importlib.util.find_spec(module) is None:
+        return None, Probe(False, why=missing)
+    try:
+        return importlib.import_module(module), None
+    except (ImportError, OSError) as exc:
+        return None, Probe(False, why=f"{broken}: {str(exc).splitlines()[0][:160]}")
+
+
 def tensorrt() -> Probe:
     """The TensorRT Python package and whether its libraries load (imports tensorrt: call only when needed)."""
-    if importlib.util.find_spec("tensorrt") is None:
-        return Probe(False, why="TensorRT is not installed (`pip install \"reggan-plugin[tensorrt]\"`, i.e. tensorrt>=10)")
-    try:
-        import tensorrt as trt  # noqa: F401  (heavy; only here)
-    except (ImportError, OSError) as exc:
-        return Probe(False, why=f"the tensorrt package is installed but its libraries do not load: {str(exc).splitlines()[0][:160]}")
+    trt, failed = _import_or_probe("tensorrt", "TensorRT is not installed (`pip install \"reggan-plugin[tensorrt]\"`, i.e. tensorrt>=10)",
+                                   "the tensorrt package is installed but its libraries do not load")
+    if failed:
+        return failed
     version = getattr(trt, "__version__", "?")
     major = version.split(".")[0]
     if not major.isdigit() or int(major) < 10:
@@ -240,12 +248,9 @@ def tensorrt() -> Probe:
 
 def torch_cuda() -> Probe:
     """torch and its CUDA (imports torch: call only when needed)."""
-    if importlib.util.find_spec("torch") is None:
-        return Probe(False, why="torch is not installed")
-    try:
-        import torch
-    except (ImportError, OSError) as exc:
-        return Probe(False, why=f"torch does not import: {str(exc).splitlines()[0][:160]}")
+    torch, failed = _import_or_probe("torch", "torch is not installed", "torch does not import")
+    if failed:
+        return failed
     if torch.version.cuda is None:
         return Probe(False, torch.__version__, why=f"torch {torch.__version__} is a CPU-only build: "
                      "install a CUDA build (https://pytorch.org/get-started/locally/)")
