@@ -837,8 +837,8 @@ def render_markdown(report: Report, r: dict) -> str:
         + f" and {pipe['io_bound']:.2f} frames/s with the network nearly free (`--stage regression`), i.e. the "
         "network adds little on top of the codecs. When other jobs hold the cores, this process gets a share of the "
         "CPU whatever its thread count ('cores busy' in the table); then only CPU per frame counts, not overlap, and "
-        "streaming and sequential come out alike. imageio writes PNG with its own numpy 'Up' filter + zlib level 1 "
-        "encoder (`imageio.encode_png`; the what-if rows show Pillow writing the same pixels); further ways past "
+        "streaming and sequential come out alike. imageio writes PNG with its own numpy 'Up' filter + ISA-L deflate "
+        "level 1 encoder (`imageio.encode_png`; the what-if rows show Pillow writing the same pixels); further ways past "
         "the codec: EXR/TIFF outputs, more cores (reader/writer threads scale), or `--shard I/N` across machines.",
         f"- **Eager torch vs the cpu backend.** Eager torch (oneDNN convolutions) already runs at "
         f"{net['eager1'] * r['gflop'] / r['ceiling']:.0%} of the measured ceiling at one face per call, so no fp32 "

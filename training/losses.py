@@ -7,7 +7,7 @@ the system `fit_ridge` solves; a test checks the two agree).
 
 Stage 2 (StarGAN / US-GAN / SARGAN, WGAN-GP):
     L_D = -E[D_src(t)] + E[D_src(y)] + lambda_cls L_cls^r + lambda_gp L_gp
-    L_G = -E[D_src(y)] + lambda_cls L_cls^f + lambda_l1 sum_k |down_k(y) - down_k(t)|_1
+    L_G = -E[D_src(y)] + lambda_cls L_cls^f + lambda_l1 sum_k |down_k(y) - down_k(t)|_1 + lambda_l2 |y - t|_2^2
           + lambda_grad |nabla y - nabla t|_1 + lambda_sparse |m_out (y - x)|_1 + lambda_ident |G(x, neutral) - x|_1
           + lambda_mask mean(m) + lambda_flow_tv |nabla flow|_1
 x the neutral input, t the paired target, y = G(x, c) the refined face, m_out the part of the crop an

@@ -16,6 +16,7 @@ no adversarial or classification terms, a G step every iteration). Then every it
   1. inputs: a batch of augmented pairs (x neutral, t target, c expression) from this iteration's generator
   2. D step: L_D = -D(t) + D(y) + lambda_cls CE(D_cls(t), c) + lambda_gp GP
   3. G step (every n_critic): L_G = -lambda_adv D(y) + lambda_cls CE(D_cls(y), c) + lambda_l1 multiscale |y - t|
+                                   + lambda_l2 (y - t)^2
                                    + lambda_grad |grad y - grad t| + lambda_sparse |m_out (y - x)|
                                    + lambda_ident |G(x, neutral) - x| + lambda_mask mean(mask) + lambda_flow_tv TV(flow)
   4. bookkeeping: CSV log, sample grid, checkpoint (rank 0)
@@ -49,7 +50,7 @@ from .train_config import TrainConfig
 
 log = logging.getLogger(__name__)
 LOG_COLUMNS = ["iteration", "time_s", "lr_g", "lr_d", "D/loss", "D/real", "D/fake", "D/cls", "D/gp",
-               "G/loss", "G/adv", "G/cls", "G/l1", "G/grad", "G/sparse", "G/ident", "G/mask", "G/flow_tv"]
+               "G/loss", "G/adv", "G/cls", "G/l1", "G/l2", "G/grad", "G/sparse", "G/ident", "G/mask", "G/flow_tv"]
 DEFAULT_LAMBDA = 0.4  # LSRF's lambda, used when there is no validation pair to choose one
 
 
@@ -262,18 +263,19 @@ class Solver:
         else:
             g_adv, g_cls = zero, zero
         g_l1 = multiscale_l1(y, t)
+        g_l2 = ((y - t) ** 2).mean()
         g_grad = image_gradient_l1(y, t)
         g_sparse = masked_residual_sparsity(y, x, self.outside)
         g_ident = (y_ident - x[:m]).abs().mean() if m else zero
         g_mask, g_tv = mask.mean(), total_variation(flow)
-        g_loss = (cfg.lambda_adv * g_adv + cfg.lambda_cls * g_cls + cfg.lambda_l1 * g_l1 + cfg.lambda_grad * g_grad
+        g_loss = (cfg.lambda_adv * g_adv + cfg.lambda_cls * g_cls + cfg.lambda_l1 * g_l1 + cfg.lambda_l2 * g_l2 + cfg.lambda_grad * g_grad
                   + cfg.lambda_sparse * g_sparse + cfg.lambda_ident * g_ident + cfg.lambda_mask * g_mask
                   + cfg.lambda_flow_tv * g_tv)
         self.opt_g.zero_grad(set_to_none=True)
         g_loss.backward()
         self.opt_g.step()
         return {"G/loss": g_loss.item(), "G/adv": g_adv.item(), "G/cls": g_cls.item(), "G/l1": g_l1.item(),
-                "G/grad": g_grad.item(), "G/sparse": g_sparse.item(), "G/ident": g_ident.item(),
+                "G/l2": g_l2.item(), "G/grad": g_grad.item(), "G/sparse": g_sparse.item(), "G/ident": g_ident.item(),
                 "G/mask": g_mask.item(), "G/flow_tv": g_tv.item()}
 
     # -- the loop -----------------------------------------------------------------------------------

@@ -89,11 +89,15 @@ class TrainConfig:
     n_critic: int = 2  # D updates per G update (WGAN-GP's paper uses 5; paired L1 makes 2 enough)
     # loss weights: L_D = -D(t) + D(y) + cls * CE_real + gp * GP
     #               L_G = -D(y) + cls * CE_fake + l1 * |y - t| (3 scales) + grad * |grad y - grad t|
-    #                     + sparse * |m_out (y - x)| + ident * |G(x, neutral) - x| + mask * mean(m) + flow_tv * TV(flow)
+    #                     + l2 * (y - t)^2 + sparse * |m_out (y - x)| + ident * |G(x, neutral) - x| + mask * mean(m) + flow_tv * TV(flow)
     lambda_adv: float = 1.0  # weight of -D(y) in L_G (1 in StarGAN; lower keeps the L1 and warp terms in charge)
     lambda_cls: float = 1.0
     lambda_gp: float = 10.0
     lambda_l1: float = 10.0
+    # Squared error to the target (full resolution). Why: started at stage 1, the refiner's remaining errors are
+    # many tiny ones and a few large ones (mouth, teeth); L1's gradient is only their sign, so the tiny ones
+    # drown the large ones, while L2 weighs each by its size (and is what PSNR measures).
+    lambda_l2: float = 0.0
     lambda_sparse: float = 2.0  # change outside the region an expression moves (keeps the person)
     lambda_ident: float = 5.0  # neutral target must give back the input (StarGAN's identity mapping)
     lambda_grad: float = 2.0  # L1 between image gradients of y and t (keeps edges sharp)
