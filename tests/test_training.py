@@ -368,6 +368,19 @@ def test_warmup_trains_the_refiner_every_iteration_and_leaves_d_alone(synth, tmp
             assert not d_same and "D/loss" in out and "G/loss" not in out
 
 
+def test_head_lr_scale_slows_only_the_refiners_output_conv(synth, tmp_path):
+    torch.set_num_threads(1)
+    cfg = replace(TEST_CFG, iterations=2, warmup_iterations=2, head_lr_scale=0.01, g_lr=1e-3, checkpoint_every=0)
+    solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", cfg)
+    head, first = solver.G.refiner.head.weight, solver.G.refiner.net[0][0].weight
+    h0 = head.detach().clone()
+    solver.step(solver.G, solver.D, 0)  # the zero head passes no gradient to the body yet: only the head moves
+    assert 0 < float((head - h0).abs().max()) < 2e-5
+    f1 = first.detach().clone()
+    solver.step(solver.G, solver.D, 1)  # the body's first Adam step is ~g_lr
+    assert 3e-4 < float((first - f1).abs().max()) < 2e-3
+
+
 def test_refit_stage1_installs_the_closed_form_fit_again(synth, tmp_path):
     from reggan_plugin.training.solver import refit_stage1
 

@@ -176,7 +176,11 @@ class Solver:
         self.G = model.to(device).train()
         self.G.stage1.requires_grad_(False)
         self.D = Discriminator(self.n_expr, mc.d_conv_dim, mc.d_layers).to(device)
-        self.opt_g = torch.optim.Adam(self.G.refiner.parameters(), cfg.g_lr, (cfg.beta1, cfg.beta2))
+        head = {id(p) for p in self.G.refiner.head.parameters()}
+        body = [p for p in self.G.refiner.parameters() if id(p) not in head]
+        self.opt_g = torch.optim.Adam([{"params": body, "lr_scale": 1.0},
+                                       {"params": list(self.G.refiner.head.parameters()), "lr_scale": cfg.head_lr_scale}],
+                                      cfg.g_lr, (cfg.beta1, cfg.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2))
         self.outside = 1.0 - face_oval_mask(mc.image_size).to(device)
         self.iteration, self.wall_time = 0, 0.0
@@ -207,7 +211,7 @@ class Solver:
         cfg, dev = self.cfg, self.device
         lr_g, lr_d = self._learning_rates(it)
         for group in self.opt_g.param_groups:
-            group["lr"] = lr_g
+            group["lr"] = lr_g * group["lr_scale"]
         for group in self.opt_d.param_groups:
             group["lr"] = lr_d
 
