@@ -851,7 +851,7 @@ def render_markdown(report: Report, r: dict) -> str:
         f"- **Network vs the matmul ceiling.** {r['share']:.0%}: the convolutions (onnxruntime's NCHWc direct "
         "kernels) run as fast as its GEMM, so a share near or above 100% means the network is compute-bound at this "
         "machine's peak (the GEMM probe itself varies by size and load). The profile shows the small rest (layout "
-        "reorders, InstanceNorm, the final 7x7 conv with only 3 output channels, which fills 3 of 16 vector lanes). "
+        "reorders, InstanceNorm, the final 7x7 conv with only 6 output channels (warp, mask, residual), which fills 6 of 16 vector lanes). "
         "The variants table measures single changes the model's designers can make before training.",
         "- **Preview.** `--stage regression` now runs `<stem>.preview.onnx` (stage 1 sliced out of the model, a complete "
         "artifact), which `export onnx` writes beside every model it exports (the default model ships with one).",

@@ -9,7 +9,7 @@ Libraries, and why:
 - Pillow: reading 8-bit PNG; JPEG; 8-bit TIFF with codecs tifffile lacks (LZW, JPEG). Pillow cannot hold
   16-bit colour (it would drop to 8 bits), so it never reads or writes a 16-bit colour file here.
 - Writing PNG (8 and 16 bits): our own numpy encoder (``encode_png``: one vectorised Up filter, then ISA-L's
-  deflate from the ``isal`` wheel, zlib where it is missing); 8x faster than Pillow's (benchmarks/png_encode.py).
+  deflate from the ``isal`` wheel, zlib where it is missing); 13x faster than Pillow's (benchmarks/png_encode.py).
 - 16-bit PNG: our own small numpy codec (zlib + the PNG filters; ``_png_unfilter``/``encode_png``),
   with pypng (pure Python) only for interlaced 16-bit files. Candidates measured for a 1920x1080
   16-bit RGBA frame on this machine: pypng writes in 1.0-1.3 s and reads its own unfiltered files in
@@ -52,7 +52,7 @@ from PIL import Image, UnidentifiedImageError
 
 from reggan_plugin.errors import InputError
 
-try:  # ISA-L's deflate: same zlib stream, ~4.7x faster than zlib at level 1 on a 1080p frame (benchmarks/png_encode.py)
+try:  # ISA-L's deflate: same zlib stream, 3.5x faster than zlib at level 1 on a 1080p frame (benchmarks/png_encode.py)
     from isal.isal_zlib import compress as DEFLATE
 except ImportError:  # a platform without an isal wheel: the standard library, slower
     DEFLATE = zlib.compress
@@ -348,9 +348,9 @@ def encode_png(px: np.ndarray, info: dict[str, Any] | None = None, level: int = 
     """8- or 16-bit PNG bytes with the Up filter on every row, deflated at ``level`` (0-3: ISA-L's range).
 
     Why not Pillow for 8 bits: its encoder picks filters per row and deflates harder; on a 1920x1080 RGBA
-    frame this writer took 71 ms against Pillow's 257 ms at compress_level 3 (3.6x) for a file 9% larger
-    (`python benchmarks/png_encode.py`), and in a render farm the encoder, not the network, is what bounds
-    frames per second."""
+    frame this writer took 19 ms (67 ms with zlib) against Pillow's 244 ms at compress_level 3, for a file 3%
+    larger (`python benchmarks/png_encode.py`), and in a render farm the encoder, not the network, is what
+    bounds frames per second."""
     info = info or {}
     h, w, c = px.shape
     depth = 16 if px.dtype == np.uint16 else 8

@@ -176,10 +176,9 @@ class Solver:
         self.G = model.to(device).train()
         self.G.stage1.requires_grad_(False)
         self.D = Discriminator(self.n_expr, mc.d_conv_dim, mc.d_layers).to(device)
-        head = {id(p) for p in self.G.refiner.head.parameters()}
-        body = [p for p in self.G.refiner.parameters() if id(p) not in head]
-        self.opt_g = torch.optim.Adam([{"params": body, "lr_scale": 1.0},
-                                       {"params": list(self.G.refiner.head.parameters()), "lr_scale": cfg.head_lr_scale}],
+        head = list(self.G.refiner.head.parameters())
+        body = [p for p in self.G.refiner.parameters() if all(p is not h for h in head)]
+        self.opt_g = torch.optim.Adam([{"params": body, "lr_scale": 1.0}, {"params": head, "lr_scale": cfg.head_lr_scale}],
                                       cfg.g_lr, (cfg.beta1, cfg.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2))
         self.outside = 1.0 - face_oval_mask(mc.image_size).to(device)
