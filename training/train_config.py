@@ -77,7 +77,7 @@ class TrainConfig:
     # optimiser (StarGAN / SARGAN): Adam 1e-4, betas (0.5, 0.999), linear decay over the last part
     g_lr: float = 1e-4
     # The refiner's output conv starts at zero and has a 7x7x(conv_dim) fan-in: Adam's first steps move every
-    # weight by ~lr at once, so at g_lr 5e-4 one step puts |residual| at ~0.18 (stage 1's error is ~0.01) and
+    # weight by ~lr at once, so at g_lr 5e-4 one step puts |residual| at ~0.16 (stage 1's error is ~0.01) and
     # the refiner spends its run returning to "add nothing". At 0.01 it overfits a batch 4x below stage 1's
     # squared error in 60 steps (session 4). 1.0 reproduces the shipped model (MODEL_CARD.md).
     head_lr_scale: float = 1.0
