@@ -29,7 +29,8 @@ Decisions for odd input (each logs a warning through ``logging`` and is recorded
   colour management). The output is then written in the converted layout.
 - A suffix that does not match the content (a PNG named .jpg) is an InputError, not a silent read:
   the output would be written in the suffix's format and surprise the user.
-- JPEG EXIF orientation is not applied: pixels are kept as stored and the EXIF block is written back.
+- EXIF orientation (phone photos) is applied on read: the pixels are turned upright, so faces are found
+  and faces.json coordinates mean what a viewer shows; the EXIF block is written back with orientation 1.
 - Float TIFF is taken as scene-linear, like EXR.
 """
 from __future__ import annotations
@@ -48,7 +49,7 @@ from typing import Any, Callable, Literal
 import numpy as np
 import png
 import tifffile
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from reggan_plugin.errors import InputError
 
@@ -371,6 +372,7 @@ def encode_png(px: np.ndarray, info: dict[str, Any] | None = None, level: int = 
     return b"".join(parts)
 
 
+ORIENTATION_TAG = 0x0112  # EXIF Orientation: 1 = stored upright
 _PILLOW_KEEP = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 
 
@@ -385,6 +387,11 @@ def _read_pillow(path: Path, head: bytes) -> ImageData:
             if im.info.get(key):
                 info[key] = im.info[key]
         im.load()
+        orientation = im.getexif().get(ORIENTATION_TAG, 1)
+        if orientation != 1:
+            im = ImageOps.exif_transpose(im)  # also drops the tag from im.info["exif"]
+            info["exif"] = im.info.get("exif") or info.get("exif")
+            _converted(info, path, f"EXIF orientation {orientation} applied (pixels turned upright)")
         mode = im.mode
         if mode in ("P", "PA"):
             has_t = mode == "PA" or "transparency" in im.info

@@ -73,6 +73,27 @@ def test_jpeg_round_trip(tmp_path: Path, c: int) -> None:
     assert np.abs(back.pixels.astype(int) - arr).mean() < 2.0
 
 
+def test_exif_orientation_is_applied_and_cleared_on_write(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    """A phone JPEG stored sideways (orientation 6: turn 90 degrees clockwise to view) is read upright."""
+    stored = _smooth_u8(3)
+    height, width = stored.shape[:2]
+    assert height != width  # so a missed turn shows in the shape
+    exif = Image.Exif()
+    exif[iio.ORIENTATION_TAG] = 6
+    src = tmp_path / "phone.jpg"
+    Image.fromarray(stored).save(src, quality=100, subsampling=0, exif=exif)
+    with caplog.at_level(logging.WARNING):
+        image = iio.read_image(src)
+    assert image.pixels.shape == (width, height, 3)
+    expected = np.rot90(np.asarray(Image.open(src)), k=-1)  # clockwise
+    assert np.abs(image.pixels.astype(int) - expected).mean() < 1.0
+    assert "EXIF orientation 6" in caplog.text and "phone.jpg" in caplog.text
+    out = tmp_path / "out.jpg"
+    iio.write_image(out, image)
+    with Image.open(out) as written:
+        assert written.getexif().get(iio.ORIENTATION_TAG, 1) == 1 and written.size == (height, width)
+
+
 def test_exr_half_highlights_alpha_and_extra_layers(tmp_path: Path) -> None:
     import OpenEXR
 
