@@ -304,7 +304,7 @@ def _tiny_solver(synth: Path, run: Path, cache: Path, cfg: TrainConfig):
     return Solver(model, cfg, train, None, run, torch.device("cpu"), meta={"stage1": {"radius": report["radius"]}})
 
 
-TEST_CFG = TrainConfig(iterations=4, batch_size=3, n_critic=2, log_every=1, sample_every=0, checkpoint_every=2,
+TEST_CFG = TrainConfig(iterations=4, batch_size=3, warmup_iterations=1, n_critic=2, log_every=1, sample_every=0, checkpoint_every=2,
                        augment=AugmentConfig(blur_prob=0.5))
 
 
@@ -411,14 +411,16 @@ def test_refit_stage1_installs_the_closed_form_fit_again(synth, tmp_path):
     assert meta["fitted"]["sad"]["lambda"] == 0.4  # no lambda chosen for sad: the others' median
 
 
-def test_identity_initialised_refiner_starts_near_the_input(synth, tmp_path):
-    """No warp and a nearly closed paint mask: training starts from output ~ input, not from a random face."""
+@pytest.mark.parametrize("logit, start", [(6.0, "stage1"), (-3.0, "copy")])
+def test_identity_initialised_refiner_starts_where_its_mask_logit_says(synth, tmp_path, logit, start):
+    """No warp and a constant paint mask: training starts from stage 1's output (the default, logit 6) or from
+    the input (logit -3), never from a random face."""
     from reggan_plugin.training.solver import evaluate_pairs
 
-    solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", TEST_CFG)
+    solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", replace(TEST_CFG, mask_init_logit=logit))
     m = evaluate_pairs(solver.G, solver.train_data, torch.device("cpu"))
     for v in m.values():
-        assert abs(v["reggan_l1"] - v["copy_l1"]) < 0.1 * abs(v["stage1_l1"] - v["copy_l1"]) + 1e-6, v
+        assert abs(v["reggan_l1"] - v[f"{start}_l1"]) < 0.1 * abs(v["stage1_l1"] - v["copy_l1"]) + 1e-6, v
 
 
 # ---------------------------------------------------------------------------------------------------

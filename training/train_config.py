@@ -74,39 +74,40 @@ class TrainConfig:
     iterations: int = 100_000
     batch_size: int = 16  # per process
     seed: int = 0
-    # optimiser (StarGAN / SARGAN): Adam 1e-4, betas (0.5, 0.999), linear decay over the last part
-    g_lr: float = 1e-4
+    # Defaults: the bundled model's recipe (run J, MODEL_CARD.md; it also passed --no-augment). Adam as in
+    # StarGAN / SARGAN but G at 5e-4 and beta1 0.9: with the warm-up below there is no D to balance at first.
+    g_lr: float = 5e-4
     # The refiner's output conv starts at zero and has a 7x7x(conv_dim) fan-in: Adam's first steps move every
     # weight by ~lr at once, so at g_lr 5e-4 one step puts |residual| at ~0.16 (stage 1's error is ~0.01) and
     # the refiner spends its run returning to "add nothing". At 0.01 it overfits a batch 4x below stage 1's
-    # squared error in 60 steps (session 4). 1.0 reproduces the shipped model (MODEL_CARD.md).
-    head_lr_scale: float = 1.0
+    # squared error in 60 steps (session 4).
+    head_lr_scale: float = 0.01
     d_lr: float = 1e-4
-    beta1: float = 0.5
+    beta1: float = 0.9
     beta2: float = 0.999
-    lr_decay_start: float = 0.5  # fraction of `iterations` after which both rates fall linearly to 0
+    lr_decay_start: float = 0.75  # fraction of `iterations` after which both rates fall linearly to 0
     zero_init_output: bool = True  # refiner starts with no warp and a constant paint mask (Refiner.start_as_identity)
-    mask_init_logit: float = -3.0  # that mask's logit: -3 starts near the input, +3 near stage 1's output
+    mask_init_logit: float = 6.0  # that mask's logit: -3 starts near the input, +3 near stage 1's output (runs D-F)
     # Refiner-only warm-up on the reconstruction terms before D joins (ESRGAN's PSNR-oriented pre-training):
     # a from-scratch refiner under the adversarial loss barely moves off stage 1 in a CPU-sized budget (runF:
     # head weights moved 6e-4 in 750 G steps), and a warm-up step costs about a third of an adversarial one.
-    warmup_iterations: int = 0
+    warmup_iterations: int = 4000
     n_critic: int = 2  # D updates per G update (WGAN-GP's paper uses 5; paired L1 makes 2 enough)
     # loss weights: L_D = -D(t) + D(y) + cls * CE_real + gp * GP
     #               L_G = -D(y) + cls * CE_fake + l1 * |y - t| (3 scales) + grad * |grad y - grad t|
     #                     + l2 * (y - t)^2 + sparse * |m_out (y - x)| + ident * |G(x, neutral) - x| + mask * mean(m) + flow_tv * TV(flow)
-    lambda_adv: float = 1.0  # weight of -D(y) in L_G (1 in StarGAN; lower keeps the L1 and warp terms in charge)
-    lambda_cls: float = 1.0
+    lambda_adv: float = 0.01  # weight of -D(y) in L_G (1 in StarGAN; lower keeps the L1 and warp terms in charge)
+    lambda_cls: float = 0.05
     lambda_gp: float = 10.0
     lambda_l1: float = 10.0
     # Squared error to the target (full resolution). Why: started at stage 1, the refiner's remaining errors are
     # many tiny ones and a few large ones (mouth, teeth); L1's gradient is only their sign, so the tiny ones
     # drown the large ones, while L2 weighs each by its size (and is what PSNR measures).
-    lambda_l2: float = 0.0
+    lambda_l2: float = 1000.0
     lambda_sparse: float = 2.0  # change outside the region an expression moves (keeps the person)
     lambda_ident: float = 5.0  # neutral target must give back the input (StarGAN's identity mapping)
     lambda_grad: float = 2.0  # L1 between image gradients of y and t (keeps edges sharp)
-    lambda_mask: float = 1.0  # paint only where warping the input's own pixels cannot explain the target
+    lambda_mask: float = 0.0  # paint only where warping the input's own pixels cannot explain the target
     lambda_flow_tv: float = 5.0  # smooth warps (flow is in grid units: its TV is small)
     # stage 1: closed-form ridge per expression, radius and lambda chosen on the validation split
     ridge_radii: tuple[int, ...] = (1, 3, 5, 7)
