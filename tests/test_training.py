@@ -304,8 +304,8 @@ def _tiny_solver(synth: Path, run: Path, cache: Path, cfg: TrainConfig):
     return Solver(model, cfg, train, None, run, torch.device("cpu"), meta={"stage1": {"radius": report["radius"]}})
 
 
-TEST_CFG = TrainConfig(iterations=4, batch_size=3, warmup_iterations=1, n_critic=2, log_every=1, sample_every=0, checkpoint_every=2,
-                       augment=AugmentConfig(blur_prob=0.5))
+TEST_CFG = TrainConfig(iterations=4, batch_size=3, warmup_iterations=1, n_critic=2, log_every=1, sample_every=0,
+                       checkpoint_every=2, augment=AugmentConfig(blur_prob=0.5))
 
 
 def test_resume_is_exact(synth, tmp_path):
@@ -439,6 +439,7 @@ def test_cli_train_resume_and_errors(synth, tmp_path):
             "--log-every", "1"]
     r = subprocess.run(base + ["--iterations", "2"], capture_output=True, text=True, env=_env(), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
+    assert "refiner-only warm-up" in r.stderr  # the default warm-up (4000) outlasts 2 iterations: say so
     for f in ("model.onnx", "log.csv", "samples/0000002.png", "checkpoints/0000002-G.safetensors",
               "checkpoints/0000002-state.json", "stage1_selection.md", "summary.json", "latest.json"):
         assert (run / f).is_file(), f

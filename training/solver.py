@@ -292,6 +292,10 @@ class Solver:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             g_model, d_model = DDP(self.G, device_ids=ids), DDP(self.D, device_ids=ids)
+        if cfg.warmup_iterations >= cfg.iterations and dist.is_main:
+            log.warning("all %d iterations are refiner-only warm-up (warmup_iterations=%d): the discriminator never "
+                        "trains; pass --set warmup_iterations=K with K < --iterations for an adversarial phase",
+                        cfg.iterations, cfg.warmup_iterations)
         csv_log = CsvLog(self.run_dir / "log.csv", LOG_COLUMNS, self.iteration) if dist.is_main else None
         fixed = self._sample_batch() if dist.is_main else None
         bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="train", unit="it",

@@ -87,7 +87,7 @@ class TrainConfig:
     beta2: float = 0.999
     lr_decay_start: float = 0.75  # fraction of `iterations` after which both rates fall linearly to 0
     zero_init_output: bool = True  # refiner starts with no warp and a constant paint mask (Refiner.start_as_identity)
-    mask_init_logit: float = 6.0  # that mask's logit: -3 starts near the input, +3 near stage 1's output (runs D-F)
+    mask_init_logit: float = 6.0  # that mask's logit: -3 starts near the input, +3 near stage 1's output, 6 at it
     # Refiner-only warm-up on the reconstruction terms before D joins (ESRGAN's PSNR-oriented pre-training):
     # a from-scratch refiner under the adversarial loss barely moves off stage 1 in a CPU-sized budget (runF:
     # head weights moved 6e-4 in 750 G steps), and a warm-up step costs about a third of an adversarial one.
