@@ -159,6 +159,14 @@ def test_regression_stage_preview_differs_from_full(tmp_path, tiny_model):
     assert np.any(a != pixels) and np.any(b != pixels) and np.any(a != b)
 
 
+def test_the_bundled_model_ships_its_preview_graph():
+    """--stage regression (the CLI's and the add-on's fast preview) on the default model runs the sliced stage 1,
+    not the full graph: the preview beside it was sliced from this very model."""
+    preview = ExpressionRenderer(InferenceConfig(backend="cpu", stage="regression"))
+    assert preview.backend.artifact.path.name == "default.preview.onnx"
+    assert preview._output == "output"
+
+
 def test_1080p_rgba_frame_with_a_detected_face(tmp_path, renderer, london_faces):
     from PIL import Image
 
