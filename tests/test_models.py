@@ -9,7 +9,9 @@ import pytest
 torch = pytest.importorskip("torch", reason="torch is needed for training code (pip install .[train])")
 
 from reggan_plugin.training.config import TINY, ModelConfig  # noqa: E402
-from reggan_plugin.training.models import Discriminator, LocalRegression, RegGAN, fit_ridge  # noqa: E402
+from reggan_plugin.training.models import (  # noqa: E402
+    Discriminator, LocalRegression, RegGAN, apply_flow, ellipse_region, fit_mean_flow, fit_ridge,
+)
 
 
 def _design_row(x: np.ndarray, c: int, y: int, xx: int, r: int) -> np.ndarray:
@@ -96,6 +98,66 @@ def test_mask_paints_stage1_plus_residual_over_the_warp():
     with torch.no_grad():
         out, s1 = model(image, expression, torch.ones(2))
     assert torch.allclose(out, s1, atol=1e-6)
+
+
+def _smooth_faces(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(seed)
+    return torch.nn.functional.interpolate(torch.rand(n, 3, 8, 8, generator=gen) * 2 - 1, size=size, mode="bicubic",
+                                           align_corners=False).clamp(-1, 1)
+
+
+def test_mean_flow_recovers_a_shared_motion_and_the_ridge_then_fits_the_rest():
+    """Targets = every face moved 2 px left, then darkened: the flow takes the motion (a 3x3 field alone could
+    not reach it), the ridge on the moved faces the rest."""
+    x = _smooth_faces(64)
+    t = torch.roll(x, 2, dims=-1) * 0.8 - 0.1
+    flow = fit_mean_flow(x, t, grid_points=8, steps=300)
+    inner = flow[:, 8:-8, 8:-8] * 16  # grid units -> pixels of a 32 px crop
+    assert abs(float(inner[0].mean()) + 2) < 0.2 and float(inner[1].abs().mean()) < 0.3  # within a fraction of a pixel
+    moved = apply_flow(x, flow)
+    layer = LocalRegression(1, 3, 32, 3)
+    onehot = torch.ones(len(x), 1)
+    plain = fit_ridge(x, t, 3, 1e-3)
+    layer.set_expression(0, *plain)
+    err_plain = float((layer(x, onehot) - t)[..., 4:-4].abs().mean())
+    layer.set_motion(0, flow, torch.ones(1, 32, 32))
+    layer.set_expression(0, *fit_ridge(moved, t, 3, 1e-3))
+    err_moved = float((layer(x, onehot) - t)[..., 4:-4].abs().mean())
+    assert err_moved < 0.01 < err_plain
+
+
+def test_region_bounds_both_stages_and_intensity_zero_stays_exact():
+    torch.manual_seed(0)
+    model = RegGAN(TINY).eval()
+    happy = TINY.expressions.index("happy")
+    region = torch.zeros(1, 32, 32)
+    region[..., 16:] = 1.0  # the right half only
+    with torch.no_grad():
+        model.stage1.set_motion(happy, torch.full((2, 32, 32), 0.05) * region, region)
+        model.stage1.bias[happy].fill_(0.3)
+        model.refiner.head.bias.normal_(0, 1.0)  # a refiner that changes everything
+        image = torch.rand(2, 3, 32, 32) * 2 - 1
+        onehot = torch.eye(len(TINY.expressions))[[happy, happy]]
+        out, s1 = model(image, onehot, torch.ones(2))
+        out0, s1_0 = model(image, onehot, torch.zeros(2))
+    assert torch.allclose(out[..., :12], image[..., :12], atol=1e-6) and torch.allclose(s1[..., :12], image[..., :12], atol=1e-6)
+    assert (out[..., 20:] - image[..., 20:]).abs().mean() > 0.05
+    assert torch.equal(out0, image) and torch.equal(s1_0, image)
+
+
+def test_checkpoints_from_before_the_motion_load_without_one():
+    model = RegGAN(TINY)
+    old = {k: v for k, v in model.state_dict().items() if not k.endswith((".flow", ".region"))}
+    fresh = RegGAN(TINY)
+    fresh.stage1.flow.fill_(1.0)
+    fresh.load_state_dict(old)
+    assert fresh.stage1.flow.abs().max() == 0 and fresh.stage1.region.min() == 1
+
+
+def test_ellipse_region_is_one_inside_and_zero_outside():
+    region = ellipse_region(64, (0.5, 0.7, 0.35, 0.25))
+    assert region.shape == (1, 64, 64)
+    assert region[0, 45, 32] > 0.99 and region[0, 5, 32] < 0.01 and region[0, 45, 0] < 0.01
 
 
 def test_discriminator_shapes():

@@ -305,7 +305,7 @@ def _tiny_solver(synth: Path, run: Path, cache: Path, cfg: TrainConfig):
 
 
 TEST_CFG = TrainConfig(iterations=4, batch_size=3, warmup_iterations=1, n_critic=2, log_every=1, sample_every=0,
-                       checkpoint_every=2, augment=AugmentConfig(blur_prob=0.5))
+                       checkpoint_every=2, augment=AugmentConfig(blur_prob=0.5), stage1_flow_steps=20)
 
 
 def test_resume_is_exact(synth, tmp_path):
@@ -401,12 +401,15 @@ def test_refit_stage1_installs_the_closed_form_fit_again(synth, tmp_path):
     from reggan_plugin.training.solver import refit_stage1
 
     solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", TEST_CFG)
-    fitted = solver.G.stage1.weight.detach().clone()
+    stage1 = solver.G.stage1
+    fitted, flow = stage1.weight.detach().clone(), stage1.flow.clone()
     with torch.no_grad():
-        solver.G.stage1.weight.zero_()
-    meta = refit_stage1(solver.G, solver.train_data, {"radius": 3, "fitted": {"happy": {"lambda": 0.4}}}, 7)
+        stage1.weight.zero_(), stage1.flow.zero_(), stage1.region.fill_(1.0)
+    meta = refit_stage1(solver.G, solver.train_data, {"radius": 3, "fitted": {"happy": {"lambda": 0.4}}}, 7, TEST_CFG)
     happy = TINY.expressions.index("happy")
-    assert torch.allclose(solver.G.stage1.weight[happy], fitted[happy], atol=1e-5)
+    assert torch.allclose(stage1.weight[happy], fitted[happy], atol=1e-5)
+    assert flow.abs().max() > 0 and torch.allclose(stage1.flow, flow, atol=1e-6)
+    assert stage1.region[happy].min() < 0.01 and stage1.region[TINY.expressions.index("sad")].min() == 1.0
     assert meta["refit_at_iteration"] == 7 and meta["fitted"]["happy"]["lambda"] == 0.4
     assert meta["fitted"]["sad"]["lambda"] == 0.4  # no lambda chosen for sad: the others' median
 
@@ -415,12 +418,12 @@ def test_refit_stage1_installs_the_closed_form_fit_again(synth, tmp_path):
 def test_identity_initialised_refiner_starts_where_its_mask_logit_says(synth, tmp_path, logit, start):
     """No warp and a constant paint mask: training starts from stage 1's output (the default, logit 6) or from
     the input (logit -3), never from a random face."""
-    from reggan_plugin.training.solver import evaluate_pairs
-
     solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", replace(TEST_CFG, mask_init_logit=logit))
-    m = evaluate_pairs(solver.G, solver.train_data, torch.device("cpu"))
-    for v in m.values():
-        assert abs(v["reggan_l1"] - v[f"{start}_l1"]) < 0.1 * abs(v["stage1_l1"] - v["copy_l1"]) + 1e-6, v
+    x, _, c = solver.train_data.batch(torch.arange(len(solver.train_data)))
+    with torch.no_grad():
+        out, s1 = solver.G.eval()(x, torch.nn.functional.one_hot(c, len(TINY.expressions)).float(), torch.ones(len(x)))
+    expected = s1 if start == "stage1" else x
+    assert (out - expected).abs().mean() < 0.1 * (s1 - x).abs().mean()
 
 
 # ---------------------------------------------------------------------------------------------------

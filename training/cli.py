@@ -66,8 +66,10 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
         g_meta = json.loads((out / "checkpoints" / f"{stem}-G.json").read_text())
         saved = TrainConfig.from_dict(state["train_config"])
         # the run's own settings win; only the schedule's length and bookkeeping may change on resume
+        # (and with --refit-stage1, the stage-1 motion recipe given now)
+        motion = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name.startswith("stage1_")}
         cfg = replace(saved, iterations=cfg.iterations, log_every=cfg.log_every, sample_every=cfg.sample_every,
-                      checkpoint_every=cfg.checkpoint_every)
+                      checkpoint_every=cfg.checkpoint_every, **(motion if refit_stage1 else {}))
         model_config = ModelConfig.from_dict(g_meta["model_config"])
 
     cache = Path(cache_dir) if cache_dir else out / "cache"
@@ -106,7 +108,7 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
         solver.resume()
         if refit_stage1:
             if dist.is_main:
-                solver.meta["stage1"] = refit(solver.G, train, solver.meta.get("stage1", {}), solver.iteration)
+                solver.meta["stage1"] = refit(solver.G, train, solver.meta.get("stage1", {}), solver.iteration, cfg)
             broadcast_stage1(solver.G, dist)
     if dist.is_main:
         (out / "train_config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": json.loads(solver.G.config.to_json()),
@@ -153,8 +155,8 @@ def cli() -> None:
               help="cuda that is not available is an error, never a CPU fallback.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint (exactly).")
 @click.option("--refit-stage1", is_flag=True,
-              help="With --resume: refit stage 1 on today's training pairs (more data than when the run began), "
-                   "keeping its radius and lambdas.")
+              help="With --resume: refit stage 1 (its mean flows, regions and ridge maps) on today's training pairs "
+                   "with the stage1_* settings given now, keeping its radius and lambdas.")
 @click.option("--batch-size", default=_default("batch_size"), show_default=True, help="Pairs per iteration per process.")
 @click.option("--image-size", type=int, default=None, help="Crop size S. [default: the --config preset's, 128 / tiny 32]")
 @click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True, help="Model size preset.")
@@ -167,7 +169,8 @@ def cli() -> None:
 @click.option("--export", "export_path", type=click.Path(path_type=Path), default=None, help="ONNX artifact to write at the end. [default: OUT/model.onnx]")
 @click.option("--set", "overrides", multiple=True, metavar="NAME=VALUE",
               help="Set a TrainConfig field (training/train_config.py), e.g. --set lambda_cls=0.5 --set ridge_radii=3,5 "
-                   "--set augment.flip=false. Repeatable; ignored on --resume (a run keeps its settings).")
+                   "--set augment.flip=false. Repeatable; ignored on --resume (a run keeps its settings) except the "
+                   "stage1_* ones with --refit-stage1.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def train(data_dirs, out, iterations, device, resume, refit_stage1, batch_size, image_size, preset, sample_every, checkpoint_every,
           log_every, seed, no_augment, cache_dir, export_path, overrides, progress) -> None:

@@ -1,8 +1,9 @@
 """RegGAN training: stage 1 in closed form, then stage 2 adversarially (StarGAN's solver, in phases).
 
-Phase 0 (once, rank 0): choose stage 1's receptive field r and ridge lambda on the validation split
-(`losses.select_ridge`, table written to RUN/stage1_selection.md), then fit every expression's
-regression maps on all training pairs with `fit_ridge` and install them.
+Phase 0 (once, rank 0): fit every expression's mean flow and region (`fit_motions`), choose stage 1's
+receptive field r and ridge lambda on the moved validation pairs (`losses.select_ridge`, table written to
+RUN/stage1_selection.md), then fit every expression's regression maps on all moved training pairs with
+`fit_ridge` and install them.
 
 Stage 1 stays FROZEN while stage 2 trains. Why: its closed-form fit is already the ridge optimum of
 its own loss; letting adversarial gradients into E x 3 x r^2 x S^2 per-pixel weights (millions of
@@ -42,7 +43,7 @@ from .losses import (
     classification_loss, face_oval_mask, gradient_penalty, image_gradient_l1, masked_residual_sparsity,
     multiscale_l1, psnr, ridge_table_markdown, select_ridge, total_variation,
 )
-from .models import Discriminator, RegGAN, fit_ridge
+from .models import Discriminator, RegGAN, apply_flow, ellipse_region, fit_mean_flow, fit_ridge
 from .run_state import (
     CsvLog, DistInfo, iteration_generator, load_run_state, restore_optimisers, save_run_checkpoint,
 )
@@ -74,10 +75,12 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     """Phase 0: select (r, lambda) on ``val``, fit every expression on ``train``; returns the model (on the
     CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU)."""
     train_sets = _pairs_by_expression(train)
-    val_sets = _pairs_by_expression(val)
+    motions = fit_motions(train_sets, model_config.image_size, cfg)
+    train_sets = _moved(train_sets, motions)
+    val_sets = _moved(_pairs_by_expression(val), motions)
     usable = {e: v for e, v in train_sets.items() if e in val_sets}
     if usable:
-        sub = _pairs_by_expression(train, cfg.ridge_max_pairs)
+        sub = _moved(_pairs_by_expression(train, cfg.ridge_max_pairs), motions)
         sub = {e: sub[e] for e in usable}
         radius, lambdas, rows = select_ridge(sub, {e: val_sets[e] for e in usable}, cfg.ridge_radii, cfg.ridge_lambdas)
         table = ridge_table_markdown(rows, radius, lambdas)
@@ -88,8 +91,9 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     model = RegGAN(model_config)
     if cfg.zero_init_output:
         model.refiner.start_as_identity(cfg.mask_init_logit)
+    install_motions(model, motions)
     fitted = fit_stage1_maps(model, train_sets, lambdas)
-    report = {"radius": radius, "fitted": fitted, "table": [asdict(r) for r in rows]}
+    report = {"radius": radius, "fitted": fitted, "motion": motion_report(motions, cfg), "table": [asdict(r) for r in rows]}
     if run_dir is not None:
         (run_dir / "stage1_selection.md").write_text(
             f"# Stage 1 ridge selection (validation split)\n\nchosen radius r = {radius}; per expression: "
@@ -99,9 +103,38 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     return model, report
 
 
+def fit_motions(pairs: dict[str, tuple[Tensor, Tensor]], size: int, cfg: TrainConfig) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per expression, (mean flow [2,S,S] already limited to the region, region [1,S,S]), on the CPU."""
+    motions = {}
+    for expr, (x, t) in pairs.items():
+        bounded = expr in cfg.stage1_region_expressions
+        region = ellipse_region(size, cfg.stage1_region_ellipse) if bounded else torch.ones(1, size, size)
+        flow = (fit_mean_flow(x, t, cfg.stage1_flow_grid, cfg.stage1_flow_steps, seed=cfg.seed).cpu()
+                if cfg.stage1_flow_grid else torch.zeros(2, size, size))
+        motions[expr] = (flow * region, region)
+    return motions
+
+
+def motion_report(motions: dict[str, tuple[Tensor, Tensor]], cfg: TrainConfig) -> dict:
+    """What the run reports about each motion: its largest displacement in crop pixels, whether it is bounded."""
+    return {e: {"max_flow_px": round(float(flow.abs().max()) * flow.shape[-1] / 2, 2),
+                "region": list(cfg.stage1_region_ellipse) if e in cfg.stage1_region_expressions else "whole crop"}
+            for e, (flow, _) in motions.items()}
+
+
+def _moved(pairs: dict[str, tuple[Tensor, Tensor]], motions: dict[str, tuple[Tensor, Tensor]]) -> dict[str, tuple[Tensor, Tensor]]:
+    return {e: (apply_flow(x, motions[e][0].to(x.device)), t) for e, (x, t) in pairs.items() if e in motions}
+
+
+def install_motions(model: RegGAN, motions: dict[str, tuple[Tensor, Tensor]]) -> None:
+    device = model.stage1.flow.device
+    for expr, (flow, region) in motions.items():
+        model.stage1.set_motion(model.config.expressions.index(expr), flow.to(device), region.to(device))
+
+
 def fit_stage1_maps(model: RegGAN, pairs: dict[str, tuple[Tensor, Tensor]], lambdas: dict[str, float]) -> dict:
-    """Fit and install every expression's ridge maps at the model's radius; an expression without a chosen
-    lambda takes the median of the others (LSRF's 0.4 when there are none)."""
+    """Fit and install every expression's ridge maps at the model's radius on (already moved) pairs; an
+    expression without a chosen lambda takes the median of the others (LSRF's 0.4 when there are none)."""
     fallback = float(np.median(list(lambdas.values()))) if lambdas else DEFAULT_LAMBDA
     fitted = {}
     for expr, (x, t) in pairs.items():
@@ -113,12 +146,16 @@ def fit_stage1_maps(model: RegGAN, pairs: dict[str, tuple[Tensor, Tensor]], lamb
     return fitted
 
 
-def refit_stage1(model: RegGAN, train: PairedFaces, stage1_meta: dict, iteration: int) -> dict:
-    """Refit stage 1 on ``train`` with the run's radius and lambdas (``--refit-stage1``: the data grew since
-    the run began). Returns the updated stage-1 metadata."""
+def refit_stage1(model: RegGAN, train: PairedFaces, stage1_meta: dict, iteration: int, cfg: TrainConfig) -> dict:
+    """Refit stage 1 (motions, then ridge maps) on ``train`` with the run's radius and lambdas
+    (``--refit-stage1``: the data or the stage-1 recipe changed since the run began). Returns the updated
+    stage-1 metadata."""
     lambdas = {e: v["lambda"] for e, v in stage1_meta.get("fitted", {}).items()}
-    fitted = fit_stage1_maps(model, _pairs_by_expression(train), lambdas)
-    return {**stage1_meta, "fitted": fitted, "refit_at_iteration": iteration}
+    pairs = _pairs_by_expression(train)
+    motions = fit_motions(pairs, model.config.image_size, cfg)
+    install_motions(model, motions)
+    fitted = fit_stage1_maps(model, _moved(pairs, motions), lambdas)
+    return {**stage1_meta, "fitted": fitted, "motion": motion_report(motions, cfg), "refit_at_iteration": iteration}
 
 
 @torch.no_grad()
@@ -345,9 +382,9 @@ class Solver:
 
 
 def broadcast_stage1(model: RegGAN, dist: DistInfo) -> None:
-    """Rank 0 fitted stage 1; every other rank receives the same maps."""
+    """Rank 0 fitted stage 1; every other rank receives the same maps and motions."""
     if dist.distributed:
-        for p in model.stage1.parameters():
+        for p in (*model.stage1.parameters(), model.stage1.flow, model.stage1.region):
             torch.distributed.broadcast(p.data, src=0)
 
 

@@ -31,6 +31,8 @@ def _parse(kind: str, text: str, name: str):
             return tuple(int(v) for v in text.split(","))
         if kind.startswith("tuple[float"):
             return tuple(float(v) for v in text.split(","))
+        if kind.startswith("tuple[str"):
+            return tuple(v.strip() for v in text.split(",") if v.strip())
     except ValueError:
         raise ValueError(f"--set {name}: {text!r} is not a valid {kind}") from None
     raise ValueError(f"--set: {name} cannot be set from the command line")
@@ -113,6 +115,15 @@ class TrainConfig:
     ridge_radii: tuple[int, ...] = (1, 3, 5, 7)
     ridge_lambdas: tuple[float, ...] = (0.01, 0.04, 0.2, 1.0, 5.0)
     ridge_max_pairs: int = 600  # per expression, for the selection table (the final fit uses all)
+    # ... after a per-expression mean flow (models/stage1.py): a smooth flow on a G x G control grid fitted to
+    # the training pairs (0: no flow), the ridge then fitted on the moved inputs; and the listed expressions
+    # bounded to an ellipse (cx, cy, rx, ry, fractions of the crop). Happy's lower-face ellipse was chosen on
+    # London's 55 training-split people among 4 (+ 8 render-change regions that kept the squint and lost
+    # identity); MODEL_CARD.md, session 6.
+    stage1_flow_grid: int = 16
+    stage1_flow_steps: int = 300
+    stage1_region_expressions: tuple[str, ...] = ("happy",)
+    stage1_region_ellipse: tuple[float, ...] = (0.5, 0.7, 0.35, 0.25)
     # data
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -135,6 +146,11 @@ class TrainConfig:
             raise ValueError("val_fraction and test_fraction must be in [0, 1) and sum below 1")
         object.__setattr__(self, "ridge_radii", tuple(int(r) for r in self.ridge_radii))
         object.__setattr__(self, "ridge_lambdas", tuple(float(v) for v in self.ridge_lambdas))
+        if len(self.stage1_region_ellipse) != 4 or self.stage1_flow_grid < 0:
+            raise ValueError(f"stage1_region_ellipse needs cx,cy,rx,ry and stage1_flow_grid >= 0, got "
+                             f"{self.stage1_region_ellipse}, {self.stage1_flow_grid}")
+        object.__setattr__(self, "stage1_region_expressions", tuple(self.stage1_region_expressions))
+        object.__setattr__(self, "stage1_region_ellipse", tuple(float(v) for v in self.stage1_region_ellipse))
         if isinstance(self.augment, dict):
             object.__setattr__(self, "augment", AugmentConfig(**self.augment))
 

@@ -2,6 +2,7 @@
 from .discriminator import Discriminator
 from .refiner import Refiner, SpatialAttentionResBlock
 from .reggan import RegGAN
-from .stage1 import LocalRegression, fit_ridge
+from .stage1 import LocalRegression, apply_flow, ellipse_region, fit_mean_flow, fit_ridge
 
-__all__ = ["Discriminator", "LocalRegression", "RegGAN", "Refiner", "SpatialAttentionResBlock", "fit_ridge"]
+__all__ = ["Discriminator", "LocalRegression", "RegGAN", "Refiner", "SpatialAttentionResBlock", "apply_flow", "ellipse_region",
+           "fit_mean_flow", "fit_ridge"]

@@ -3,12 +3,25 @@
 Every output pixel of every channel is a ridge regression on the r x r neighbourhood of the same
 channel of the input, plus a bias: one set of maps (W, b) per target expression. It is a locally
 connected layer, fitted in closed form ``w = (X^T X + lambda I)^-1 X^T t`` (`fit_ridge`).
+
+In front of it, per expression, a fixed mean flow moves the input's pixels (`fit_mean_flow`), and a region
+bounds what the expression may change (`ellipse_region`):
+
+    moved = x sampled at (p + alpha * flow_c(p));   s1 = moved + alpha * region_c * (R_c(moved) - moved)
+
+Why: a smile moves the mouth corners 3-7 px of the 128 px crop, beyond the r x r field, so a linear map
+alone cross-fades the old lip into the new one (the doubled lip on photos); once the mean motion is
+undone the regression only has to paint. And renders change more than a photo should lose (the squint
+of a rendered smile costs the person's identity on real faces): the region keeps happy to the lower face
+(session 6 in MODEL_CARD.md). A model without a fitted motion (flow 0, region 1) is plain LSRF.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from .warp import identity_grid, warp
 
 
 def shifted_views(x: Tensor, radius: int) -> list[Tensor]:
@@ -20,7 +33,8 @@ def shifted_views(x: Tensor, radius: int) -> list[Tensor]:
 
 
 class LocalRegression(nn.Module):
-    """W: [E, C, r*r, S, S] weights, b: [E, C, S, S] biases. Initialised to the identity map."""
+    """W: [E, C, r*r, S, S] weights, b: [E, C, S, S] biases, flow [E, 2, S, S] (grid units), region
+    [E, 1, S, S] in [0, 1]. Initialised to the identity map with no motion and no bound."""
 
     def __init__(self, n_expressions: int, channels: int, size: int, radius: int) -> None:
         super().__init__()
@@ -30,19 +44,79 @@ class LocalRegression(nn.Module):
         weight[:, :, taps // 2] = 1.0
         self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(torch.zeros(n_expressions, channels, size, size))
+        self.register_buffer("flow", torch.zeros(n_expressions, 2, size, size))
+        self.register_buffer("region", torch.ones(n_expressions, 1, size, size))
+        self.register_buffer("grid", identity_grid(size), persistent=False)
 
-    def forward(self, x: Tensor, expression: Tensor) -> Tensor:
-        """x: [N,C,S,S] in [-1,1]; expression: [N,E] weights (one-hot or a mix) -> [N,C,S,S]."""
+    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
+        # checkpoints from before the motion (run J and older) hold neither buffer: they had none
+        state_dict.setdefault(prefix + "flow", torch.zeros_like(self.flow))
+        state_dict.setdefault(prefix + "region", torch.ones_like(self.region))
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, x: Tensor, expression: Tensor, intensity: Tensor | None = None) -> Tensor:
+        """x: [N,C,S,S] in [-1,1]; expression: [N,E] weights (one-hot or a mix); intensity [N] (default 1)
+        -> [N,C,S,S] (not clamped)."""
+        alpha = 1.0 if intensity is None else intensity.to(x.dtype)[:, None, None, None]
+        moved = warp(x, alpha * torch.einsum("ne,echw->nchw", expression, self.flow), self.grid)
         out = torch.einsum("ne,echw->nchw", expression, self.bias)
-        for tap, view in enumerate(shifted_views(x, self.radius)):
+        for tap, view in enumerate(shifted_views(moved, self.radius)):
             out = out + view * torch.einsum("ne,echw->nchw", expression, self.weight[:, :, tap])
-        return out
+        return moved + alpha * self.region_of(expression) * (out - moved)
+
+    def region_of(self, expression: Tensor) -> Tensor:
+        """[N,1,S,S]: where the expression mix may change the face."""
+        return torch.einsum("ne,echw->nchw", expression, self.region)
 
     @torch.no_grad()
     def set_expression(self, index: int, weight: Tensor, bias: Tensor) -> None:
         """Install a ridge fit ([C, r*r, S, S], [C, S, S]) for expression `index`."""
         self.weight[index].copy_(weight)
         self.bias[index].copy_(bias)
+
+    @torch.no_grad()
+    def set_motion(self, index: int, flow: Tensor, region: Tensor) -> None:
+        """Install expression `index`'s mean flow [2, S, S] and region [1, S, S] (its ridge maps are fitted on
+        inputs moved by the same flow, `apply_flow`)."""
+        self.flow[index].copy_(flow)
+        self.region[index].copy_(region)
+
+
+@torch.no_grad()
+def apply_flow(x: Tensor, flow: Tensor, chunk: int = 256) -> Tensor:
+    """x [n,C,S,S] moved by one expression's flow [2,S,S], as the forward pass moves it (the ridge's inputs)."""
+    grid = identity_grid(x.shape[-1]).to(x.device)
+    return torch.cat([warp(part, flow[None].expand(len(part), -1, -1, -1), grid) for part in x.split(chunk)]) if len(x) else x
+
+
+def ellipse_region(size: int, ellipse: tuple[float, ...], softness: float = 0.08) -> Tensor:
+    """[1,S,S] soft ellipse mask: centre (cx, cy) and radii (rx, ry) as fractions of the crop, edge width
+    ``softness`` in units of the normalised radius."""
+    cx, cy, rx, ry = ellipse
+    u = (torch.arange(size, dtype=torch.float32) + 0.5) / size
+    distance = torch.sqrt(((u[None, :] - cx) / rx) ** 2 + ((u[:, None] - cy) / ry) ** 2)
+    return torch.sigmoid((1.0 - distance) / softness)[None]
+
+
+def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps: int = 300, batch: int = 64,
+                  lr: float = 3e-3, seed: int = 0) -> Tensor:
+    """The one smooth flow [2, S, S] (grid units) that best warps every neutral face onto its target (mean
+    L1): a grid_points x grid_points control grid, bicubic to full size, fitted by Adam on random batches.
+    Smooth and shared by all faces, so it learns the expression's motion, not any one person's."""
+    size = neutral.shape[-1]
+    gen = torch.Generator().manual_seed(seed)
+    grid = identity_grid(size).to(neutral.device)
+    control = torch.zeros(1, 2, grid_points, grid_points, device=neutral.device, requires_grad=True)
+    optimiser = torch.optim.Adam([control], lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            idx = torch.randint(len(neutral), (min(batch, len(neutral)),), generator=gen).to(neutral.device)
+            flow = F.interpolate(control, size=size, mode="bicubic", align_corners=False)
+            loss = (warp(neutral[idx], flow.expand(len(idx), -1, -1, -1), grid) - target[idx]).abs().mean()
+            optimiser.zero_grad()
+            loss.backward()
+            optimiser.step()
+    return F.interpolate(control.detach(), size=size, mode="bicubic", align_corners=False)[0]
 
 
 @torch.no_grad()
