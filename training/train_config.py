@@ -76,7 +76,7 @@ class TrainConfig:
     iterations: int = 100_000
     batch_size: int = 16  # per process
     seed: int = 0
-    # Defaults: the bundled model's recipe (run J, MODEL_CARD.md; it also passed --no-augment). Adam as in
+    # Defaults: the bundled model's recipe (run J, MODEL_CARD.md; it also passed --no-augment; its stage 1 had no motion). Adam as in
     # StarGAN / SARGAN but G at 5e-4 and beta1 0.9: with the warm-up below there is no D to balance at first.
     g_lr: float = 5e-4
     # The refiner's output conv starts at zero and has a 7x7x(conv_dim) fan-in: Adam's first steps move every
