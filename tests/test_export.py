@@ -39,6 +39,16 @@ def test_onnx_matches_torch_and_dynamic_batch(tmp_path):
     assert json.loads(load_artifact(onnx_path).provenance["model_config"])["image_size"] == 32
 
 
+def test_onnx_matches_torch_with_a_stage1_motion_and_region(tmp_path):
+    torch.manual_seed(4)
+    model = RegGAN(TINY)
+    with torch.no_grad():
+        model.stage1.flow.normal_(0, 0.05)
+        model.stage1.region.uniform_(0, 1)
+    onnx_path = export_checkpoint(save_generator(tmp_path / "1-G", model), tmp_path / "m.onnx")
+    assert verify_onnx(model.eval(), onnx_path, batches=(1, 3)) <= 1e-4
+
+
 def test_verify_rejects_a_model_that_differs(tmp_path, tiny_model):
     other = RegGAN(dataclasses.replace(TINY, image_size=64))  # other random weights than the exported ones
     with pytest.raises(ExportError, match="differs from torch"):
