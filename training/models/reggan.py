@@ -17,7 +17,7 @@ from torch import Tensor, nn
 from ..config import ModelConfig
 from .refiner import Refiner
 from .stage1 import LocalRegression
-from .warp import identity_grid, warp
+from .warp import warp
 
 
 class RegGAN(nn.Module):
@@ -27,7 +27,6 @@ class RegGAN(nn.Module):
         n_expr = len(config.expressions)
         self.stage1 = LocalRegression(n_expr, 3, config.image_size, config.radius)
         self.refiner = Refiner(n_expr, config.conv_dim, config.n_res, config.max_flow)
-        self.register_buffer("grid", identity_grid(config.image_size), persistent=False)
 
     def forward(self, image: Tensor, expression: Tensor, intensity: Tensor, heads: bool = False) -> tuple[Tensor, ...]:
         """image [N,3,S,S] sRGB in [-1,1]; expression [N,E]; intensity [N] -> (output, stage1), and with
@@ -35,7 +34,7 @@ class RegGAN(nn.Module):
         s1 = self.stage1(image, expression, intensity)
         flow, mask, residual = self.refiner(image, s1, expression)
         alpha = intensity.to(image.dtype)[:, None, None, None]
-        warped = warp(image, alpha * flow, self.grid)
+        warped = warp(image, alpha * flow, self.stage1.grid)  # one identity grid for both stages
         out = warped + alpha * mask * ((s1 + residual).clamp(-1.0, 1.0) - warped)
         preview = s1.clamp(-1.0, 1.0)
         out = preview + self.stage1.region_of(expression) * (out - preview)

@@ -32,6 +32,11 @@ def shifted_views(x: Tensor, radius: int) -> list[Tensor]:
     return [padded[..., dy : dy + height, dx : dx + width] for dy in range(radius) for dx in range(radius)]
 
 
+def _mix(expression: Tensor, maps: Tensor) -> Tensor:
+    """[N,E] expression weights x per-expression maps [E,C,S,S] -> [N,C,S,S]."""
+    return torch.einsum("ne,echw->nchw", expression, maps)
+
+
 class LocalRegression(nn.Module):
     """W: [E, C, r*r, S, S] weights, b: [E, C, S, S] biases, flow [E, 2, S, S] (grid units), region
     [E, 1, S, S] in [0, 1]. Initialised to the identity map with no motion and no bound."""
@@ -58,15 +63,15 @@ class LocalRegression(nn.Module):
         """x: [N,C,S,S] in [-1,1]; expression: [N,E] weights (one-hot or a mix); intensity [N] (default 1)
         -> [N,C,S,S] (not clamped)."""
         alpha = 1.0 if intensity is None else intensity.to(x.dtype)[:, None, None, None]
-        moved = warp(x, alpha * torch.einsum("ne,echw->nchw", expression, self.flow), self.grid)
-        out = torch.einsum("ne,echw->nchw", expression, self.bias)
+        moved = warp(x, alpha * _mix(expression, self.flow), self.grid)
+        out = _mix(expression, self.bias)
         for tap, view in enumerate(shifted_views(moved, self.radius)):
-            out = out + view * torch.einsum("ne,echw->nchw", expression, self.weight[:, :, tap])
+            out = out + view * _mix(expression, self.weight[:, :, tap])
         return moved + alpha * self.region_of(expression) * (out - moved)
 
     def region_of(self, expression: Tensor) -> Tensor:
         """[N,1,S,S]: where the expression mix may change the face."""
-        return torch.einsum("ne,echw->nchw", expression, self.region)
+        return _mix(expression, self.region)
 
     @torch.no_grad()
     def set_expression(self, index: int, weight: Tensor, bias: Tensor) -> None:
