@@ -11,7 +11,7 @@ import onnx
 import torch
 
 from reggan_plugin.align import CANONICAL_5PT
-from reggan_plugin.artifact import INPUT_NAMES, OUTPUT_NAMES, build_metadata, load_artifact
+from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata, load_artifact
 from reggan_plugin.errors import RegganError
 from reggan_plugin.training.checkpoint import load_generator
 from reggan_plugin.training.models import RegGAN
@@ -22,8 +22,23 @@ OPSET = 17
 TOLERANCE = 1e-4
 
 
+GRAPH_OUTPUTS = OUTPUT_NAMES + MOTION_NAMES
+
+
 class ExportError(RegganError):
     exit_code = 6
+
+
+class _Graph(torch.nn.Module):
+    """What the artifact computes: RegGAN's outputs in `GRAPH_OUTPUTS` order."""
+
+    def __init__(self, model: RegGAN) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: torch.Tensor, expression: torch.Tensor, intensity: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        out = self.model.run(image, expression, intensity)
+        return tuple(getattr(out, name) for name in GRAPH_OUTPUTS)
 
 
 def _random_inputs(model: RegGAN, batch: int, seed: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -44,8 +59,8 @@ def verify_onnx(model: RegGAN, onnx_path: Path, batches: tuple[int, ...] = (1, 3
     for i, batch in enumerate(batches):
         inputs = _random_inputs(model, batch, seed + i)
         with torch.no_grad():
-            expected = [t.numpy() for t in model(*inputs)]
-        got = session.run(list(OUTPUT_NAMES), {n: t.numpy() for n, t in zip(INPUT_NAMES, inputs)})
+            expected = [t.numpy() for t in _Graph(model)(*inputs)]
+        got = session.run(list(GRAPH_OUTPUTS), {n: t.numpy() for n, t in zip(INPUT_NAMES, inputs)})
         worst = max(worst, *(float(np.abs(a - b).max()) for a, b in zip(expected, got)))
     if not worst <= TOLERANCE:
         raise ExportError(f"{onnx_path}: ONNX output differs from torch by {worst:.3g} (> {TOLERANCE}); export rejected")
@@ -65,9 +80,9 @@ def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(
-                model, example, tmp, dynamo=False, opset_version=OPSET,
-                input_names=list(INPUT_NAMES), output_names=list(OUTPUT_NAMES),
-                dynamic_axes={name: {0: "batch"} for name in INPUT_NAMES + OUTPUT_NAMES},
+                _Graph(model), example, tmp, dynamo=False, opset_version=OPSET,
+                input_names=list(INPUT_NAMES), output_names=list(GRAPH_OUTPUTS),
+                dynamic_axes={name: {0: "batch"} for name in INPUT_NAMES + GRAPH_OUTPUTS},
             )
         proto = onnx.load(tmp)
         meta = build_metadata(

@@ -3,7 +3,10 @@
 Contract (format version 1):
   inputs  ``image`` float32 [N,3,S,S] sRGB in [-1,1]; ``expression`` float32 [N,E] weights over the
           model's expression list (one-hot, or a mix for compound expressions); ``intensity`` float32 [N].
-  outputs ``output`` float32 [N,3,S,S] in [-1,1] (full RegGAN); ``stage1`` (regression stage alone).
+  outputs ``output`` float32 [N,3,S,S] in [-1,1] (full RegGAN); ``stage1`` (regression stage alone);
+          optionally ``motion`` and ``stage1_motion`` float32 [N,2,S,S]: where each output's pixels came
+          from, in crop pixels (x, y): output(p) draws on image(p + motion(p)). Paste-back moves the
+          frame itself by it (blend.py); models without them are pasted as a plain difference.
 Metadata keys are prefixed ``reggan.``; values are strings (JSON where structured).
 """
 from __future__ import annotations
@@ -23,6 +26,7 @@ FORMAT_VERSION = 1
 PREFIX = "reggan."
 INPUT_NAMES = ("image", "expression", "intensity")
 OUTPUT_NAMES = ("output", "stage1")
+MOTION_NAMES = ("motion", "stage1_motion")  # optional, both or neither
 REQUIRED_KEYS = ("format_version", "input_size", "color_space", "value_range", "expressions", "has_intensity")
 
 
@@ -49,6 +53,7 @@ class ModelArtifact:
     color_space: str
     value_range: tuple[float, float]
     crop_template: np.ndarray | None  # (5,2) in crop units, or None for the runtime's default
+    has_motion: bool = False  # the graph has the MOTION_NAMES outputs
     provenance: dict = field(default_factory=dict)  # training data, iterations, metrics
     metadata: Mapping[str, str] = field(default_factory=dict)
 
@@ -155,9 +160,10 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict:
     }
 
 
-def _check_signature(path: Path, session, size: int, n_expr: int) -> None:
+def _check_signature(path: Path, session, size: int, n_expr: int) -> bool:
+    """Raise ModelError unless the graph's inputs and outputs match the metadata; True when it has motion outputs."""
     inputs = {i.name: i for i in session.get_inputs()}
-    outputs = {o.name for o in session.get_outputs()}
+    outputs = {o.name: o for o in session.get_outputs()}
     for name in INPUT_NAMES:
         if name not in inputs:
             raise ModelError(path, f"model has no input {name!r} (has: {', '.join(inputs)})")
@@ -168,6 +174,14 @@ def _check_signature(path: Path, session, size: int, n_expr: int) -> None:
         raise ModelError(path, f"input 'image' has shape {inputs['image'].shape}, metadata says [N,3,{size},{size}]")
     if inputs["expression"].shape[1:] != [n_expr]:
         raise ModelError(path, f"input 'expression' has shape {inputs['expression'].shape}, metadata lists {n_expr} expressions")
+    motions = [name for name in MOTION_NAMES if name in outputs]
+    if motions and len(motions) != len(MOTION_NAMES):
+        raise ModelError(path, f"model has output {motions[0]!r} but not {', '.join(set(MOTION_NAMES) - set(motions))!r}: "
+                               "motion outputs come together")
+    for name in motions:
+        if list(outputs[name].shape[1:]) != [2, size, size]:
+            raise ModelError(path, f"output {name!r} has shape {outputs[name].shape}, expected [N,2,{size},{size}]")
+    return bool(motions)
 
 
 @lru_cache(maxsize=8)
@@ -182,8 +196,8 @@ def _load_cached(path: Path, mtime_ns: int, size_bytes: int) -> ModelArtifact:
         raise ModelError(path, f"not a loadable ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     props = session.get_modelmeta().custom_metadata_map
     parsed = parse_metadata(path, props)
-    _check_signature(path, session, parsed["input_size"], len(parsed["expressions"]))
-    return ModelArtifact(path=path, sha256=file_sha256(path), metadata=dict(props), **parsed)
+    has_motion = _check_signature(path, session, parsed["input_size"], len(parsed["expressions"]))
+    return ModelArtifact(path=path, sha256=file_sha256(path), metadata=dict(props), has_motion=has_motion, **parsed)
 
 
 def load_artifact(path: str | Path | None = None) -> ModelArtifact:

@@ -8,6 +8,12 @@ Why a delta: only what the model CHANGED (crop_out - crop_in) goes back into the
 frame keeps its own resolution and detail wherever the model did nothing, and a pixel whose mask is
 0 is returned bit for bit.
 
+Why a motion: a model that MOVES features (a lip corner 5 px up) makes a delta that is an edge minus a
+shifted edge; pasted at the crop's resolution onto a sharper frame, the frame's own lip stays under a
+blurred new one (ghosting). When the model says where each output pixel came from (its motion output,
+crop px), the frame is moved by it at its own resolution and only the rest, ``crop_out - moved crop_in``,
+is pasted as a delta. The motion fades with the mask, so the frame outside the face never moves.
+
 Colour matching: a generator trained largely on renders tends to add a colour cast to the whole
 crop. That cast shows most in the mask's feathered band, where it fades from full to none and draws
 a visible ring. ``paste_back`` estimates the cast as the per-channel median of the delta over that
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.align import Matrix, warp_from_crop
+from reggan_plugin.align import Matrix, displace, warp_from_crop
 
 # Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
@@ -99,6 +105,7 @@ def paste_back(
     m: Matrix,
     mask_crop: np.ndarray,
     *,
+    motion: np.ndarray | None = None,
     colour_match: bool = True,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Blend one face's edit back into the frame.
@@ -109,11 +116,14 @@ def paste_back(
         crop_out: SxSx3 model output for that crop, same range.
         m: frame px -> crop px map used to make ``crop_in``.
         mask_crop: SxS float32 [0, 1] (``feather_mask(S)``), 0 at the crop border.
+        motion: SxSx2 float32 crop px (x, y), or None: crop_out(q) draws on crop_in(q + motion(q)). The
+            frame is moved by it (through ``m``, scaled by the mask) and the delta is taken against the
+            moved crop_in.
         colour_match: remove the delta's colour cast (``colour_cast``) before blending.
 
     Returns:
         ``(new_rgb, frame_mask)``: HxWx3 float32 and HxW float32 [0, 1]. ``new_rgb`` is
-        ``frame + frame_mask * warped_delta`` clipped to [0, 1] where ``frame_mask > 0`` and
+        ``moved_frame + frame_mask * warped_delta`` clipped to [0, 1] where ``frame_mask > 0`` and
         bit-identical to ``frame_rgb`` elsewhere. For several faces call again with the returned
         frame and combine masks with ``np.maximum``.
     """
@@ -128,18 +138,31 @@ def paste_back(
         raise ValueError(
             f"crop_in {crop_in.shape}, crop_out {crop_out.shape} and mask {mask_crop.shape} must be SxSx3, SxSx3, SxS"
         )
+    layers = [mask_crop[..., None]]
+    if motion is not None:
+        motion = np.asarray(motion, dtype=np.float32)
+        if motion.shape != (s, s, 2):
+            raise ValueError(f"motion {motion.shape} must be SxSx2 like the mask {mask_crop.shape}")
+        crop_in = displace(crop_in, (slice(0, s), slice(0, s)), motion[..., 0], motion[..., 1])
+        layers.append(motion)
     delta = crop_out - crop_in
     if colour_match:
         delta = delta - colour_cast(delta, mask_crop)
-    # One warp for the delta and the mask together, over the frame region the mask's support covers only
-    # (about half the crop's): the delta counts only where the mask is > 0.
+    # One warp for the delta, the mask and the motion together, over the frame region the mask's support
+    # covers only (about half the crop's): they count only where the mask is > 0.
     rows, cols = np.nonzero(mask_crop.any(axis=1))[0], np.nonzero(mask_crop.any(axis=0))[0]
     if len(rows) == 0:
         return frame.copy(), np.zeros(frame.shape[:2], np.float32)
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    roi, warped = warp_from_crop(np.concatenate([delta, mask_crop[..., None]], axis=2), m, frame.shape, box)
+    roi, warped = warp_from_crop(np.concatenate([delta, *layers], axis=2), m, frame.shape, box)
     d_w, m_w = warped[..., :3], warped[..., 3]
     np.clip(m_w, 0.0, 1.0, out=m_w)
+    base = frame[roi]
+    if motion is not None:
+        # crop px -> frame px through the inverse of m's linear part; the mask fades the motion out
+        a_inv = np.linalg.inv(np.asarray(m, np.float64)[:, :2])
+        fx, fy = warped[..., 4] * m_w, warped[..., 5] * m_w
+        base = displace(frame, roi, a_inv[0, 0] * fx + a_inv[0, 1] * fy, a_inv[1, 0] * fx + a_inv[1, 1] * fy)
 
     new = frame.copy()
     frame_mask = np.zeros(frame.shape[:2], np.float32)
@@ -147,6 +170,6 @@ def paste_back(
     sel = m_w > 0
     if sel.any():
         region = new[roi]  # a view into new
-        changed = region[sel] + m_w[sel][:, None] * d_w[sel]
+        changed = base[sel] + m_w[sel][:, None] * d_w[sel]
         region[sel] = np.clip(changed, 0.0, 1.0)
     return new, frame_mask

@@ -113,7 +113,7 @@ class ExpressionRenderer:
     def __init__(self, inference: InferenceConfig = InferenceConfig()) -> None:
         self.inference = inference
         self.artifact: ModelArtifact = load_artifact(inference.model)
-        self._output = "output"
+        self._output, self._motion = "output", "motion"
         network = self.artifact
         if inference.stage == "regression":
             preview = preview_model_path(self.artifact.path)
@@ -125,8 +125,9 @@ class ExpressionRenderer:
                     log.warning("%s was not sliced from %s (sha256 differs): ignoring it", preview, self.artifact.path)
                 log.info("%s: no preview graph %s; the regression stage runs inside the full graph (no faster)",
                          self.artifact.path, preview.name)
-                self._output = "stage1"
+                self._output, self._motion = "stage1", "stage1_motion"
         self.backend = create_backend(network, inference.backend, precision=inference.precision)
+        self.has_motion = network.has_motion
         self.size = self.artifact.input_size
         template = self.artifact.crop_template
         self._template_px = None if template is None else units_to_crop_px(template, self.size)
@@ -152,27 +153,33 @@ class ExpressionRenderer:
 
     # -- forward: crops -> edited crops ----------------------------------------------------------
     def forward(self, crops: np.ndarray, edit: EditConfig) -> np.ndarray:
-        """crops [n,S,S,3] float32 sRGB [0,1] -> edited crops, same layout, in batches of `batch`."""
+        """crops [n,S,S,3] float32 sRGB [0,1] -> edited crops [n,S,S,3], in batches of `batch`; for a model
+        with motion outputs [n,S,S,5]: the edited RGB, then the motion (x, y crop px) that paste-back applies
+        to the frame itself (see `reggan_plugin.blend.paste_back`)."""
         weights = self.artifact.expression_weights(edit.expression)
-        out = np.empty_like(crops)
+        out = np.empty(crops.shape[:3] + (5 if self.has_motion else 3,), np.float32)
+        wanted = (self._output, self._motion) if self.has_motion else (self._output,)
         step = max(1, self.inference.batch)
         for start in range(0, len(crops), step):
             chunk = crops[start : start + step]
             n = len(chunk)
             image = np.ascontiguousarray(chunk.transpose(0, 3, 1, 2), np.float32) * 2 - 1
             result = self.backend.run(
-                image, np.repeat(weights[None], n, 0), np.full(n, edit.intensity, np.float32), outputs=(self._output,)
-            )[self._output]
+                image, np.repeat(weights[None], n, 0), np.full(n, edit.intensity, np.float32), outputs=wanted
+            )
             # The change, not the output, goes back: where the model changes nothing (intensity 0)
             # the crop comes back bit-identical.
-            out[start : start + n] = chunk + (np.clip(result, -1, 1) - image).transpose(0, 2, 3, 1) / 2
+            out[start : start + n, ..., :3] = chunk + (np.clip(result[self._output], -1, 1) - image).transpose(0, 2, 3, 1) / 2
+            if self.has_motion:
+                out[start : start + n, ..., 3:] = result[self._motion].transpose(0, 2, 3, 1)
         return out
 
     # -- paste back ------------------------------------------------------------------------------
     def paste(self, rgb: np.ndarray, matrices: Sequence[Matrix], crops_in: np.ndarray, crops_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         mask = np.zeros(rgb.shape[:2], np.float32)
         for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
-            rgb, face_mask = paste_back(rgb, crop_in, crop_out, m, self.mask)
+            motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
+            rgb, face_mask = paste_back(rgb, crop_in, crop_out[..., :3], m, self.mask, motion=motion)
             np.maximum(mask, face_mask, out=mask)
         return rgb, mask
 

@@ -141,3 +141,45 @@ def test_face_partly_outside_the_frame() -> None:
     assert fmask[0, -1] == pytest.approx(1.0) and fmask[-1, 0] == 0
     np.testing.assert_array_equal(new[fmask == 0], frame[fmask == 0])
     np.testing.assert_allclose(new[0, -1], np.clip(frame[0, -1] + 0.1, 0, 1), atol=1e-6)
+
+
+def _sharp_frame(h: int = 160, w: int = 200) -> np.ndarray:
+    """Pixel noise: detail finer than the crop can hold."""
+    return np.random.default_rng(1).uniform(0.2, 0.8, (h, w, 3)).astype(np.float32)
+
+
+def test_motion_moves_the_frame_at_its_own_resolution() -> None:
+    """A model that only moves pixels: the frame is moved exactly inside the mask, not pasted as a blurred delta."""
+    frame = _sharp_frame()
+    m = _face_matrix()
+    assert align.matrix_scale(m) < 1  # the crop is coarser than the frame
+    shift = np.array([3.0, -2.0])  # frame px
+    motion = np.broadcast_to((m[:, :2] @ shift).astype(np.float32), (SIZE, SIZE, 2))
+    mask = blend.feather_mask(SIZE)
+    crop = align.warp_to_crop(frame, m, SIZE)
+    moved = align.displace(crop, (slice(0, SIZE), slice(0, SIZE)), motion[..., 0], motion[..., 1])
+    new, fmask = blend.paste_back(frame, crop, moved, m, mask, motion=motion, colour_match=False)
+    inside = fmask == 1.0
+    ys, xs = np.nonzero(inside)
+    assert len(ys) > 500
+    np.testing.assert_allclose(new[ys, xs], frame[ys - 2, xs + 3], atol=1e-5)
+    np.testing.assert_array_equal(new[fmask == 0], frame[fmask == 0])
+    # the same edit pasted as a difference only approximates the move at the crop's resolution
+    as_delta, _ = blend.paste_back(frame, crop, moved, m, mask, colour_match=False)
+    assert np.abs(as_delta[ys, xs] - frame[ys - 2, xs + 3]).mean() > 20 * np.abs(new[ys, xs] - frame[ys - 2, xs + 3]).mean()
+
+
+def test_motion_pastes_the_painted_rest_as_a_delta() -> None:
+    frame = _frame()
+    m = _face_matrix()
+    mask = blend.feather_mask(SIZE)
+    crop = align.warp_to_crop(frame, m, SIZE)
+    zero = np.zeros((SIZE, SIZE, 2), np.float32)
+    painted = np.clip(crop + 0.1, 0, 1)
+    with_zero, _ = blend.paste_back(frame, crop, painted, m, mask, motion=zero)
+    plain, _ = blend.paste_back(frame, crop, painted, m, mask)
+    np.testing.assert_array_equal(with_zero, plain)  # no motion: exactly the delta paste
+    unchanged, _ = blend.paste_back(frame, crop, crop.copy(), m, mask, motion=zero)
+    np.testing.assert_array_equal(unchanged, frame)
+    with pytest.raises(ValueError, match="motion"):
+        blend.paste_back(frame, crop, painted, m, mask, motion=zero[:-1])

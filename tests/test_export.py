@@ -155,3 +155,29 @@ def test_preview_graph_is_the_regression_stage_alone_and_the_renderer_uses_it(tm
     shutil.copyfile(preview, tmp_path / "other.preview.onnx")
     stale = ExpressionRenderer(InferenceConfig(model=other, backend="cpu", stage="regression"))
     assert stale.backend.artifact.path == other.resolve()
+
+
+def test_motion_outputs_are_optional_but_come_together(tmp_path, tiny_model):
+    from reggan_plugin.config import EditConfig, InferenceConfig
+    from reggan_plugin.pipeline import ExpressionRenderer, preview_model_path
+
+    assert load_artifact(tiny_model).has_motion and load_artifact(preview_model_path(tiny_model)).has_motion
+    crops = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
+    with_motion = ExpressionRenderer(InferenceConfig(model=tiny_model, backend="cpu")).forward(crops, EditConfig("happy"))
+    assert with_motion.shape == (2, 64, 64, 5) and np.abs(with_motion[..., 3:]).max() > 0
+
+    def without(names: set[str]) -> "Path":
+        proto = onnx.load(str(tiny_model))
+        kept = [o for o in proto.graph.output if o.name not in names]
+        del proto.graph.output[:]
+        proto.graph.output.extend(kept)
+        path = tmp_path / f"no_{'_'.join(sorted(names))}.onnx"
+        onnx.save(proto, str(path))
+        return path
+
+    with pytest.raises(ModelError, match="motion outputs come together"):
+        load_artifact(without({"stage1_motion"}))
+    older = without({"motion", "stage1_motion"})  # a model exported before the motion outputs
+    assert not load_artifact(older).has_motion
+    plain = ExpressionRenderer(InferenceConfig(model=older, backend="cpu")).forward(crops, EditConfig("happy"))
+    np.testing.assert_allclose(plain, with_motion[..., :3], atol=1e-6)

@@ -100,6 +100,35 @@ def test_mask_paints_stage1_plus_residual_over_the_warp():
     assert torch.allclose(out, s1, atol=1e-6)
 
 
+@pytest.mark.parametrize("mask_logit", [-40.0, 40.0])
+def test_motion_outputs_say_where_each_output_pixel_came_from(mask_logit):
+    """The runtime moves frames by `motion` with its own sampler (align.displace): it must reproduce what the
+    graph did. Refiner warping (mask 0): the output's motion is the refiner's flow; painting (mask 1, intensity 1:
+    below 1 the output cross-fades the two and the motion is their blend): stage 1's."""
+    from reggan_plugin.align import displace
+
+    model = RegGAN(TINY).eval()
+    _uniform_heads(model, shift_px=1.5, mask_logit=mask_logit)
+    happy = TINY.expressions.index("happy")
+    gen = torch.Generator().manual_seed(0)
+    smooth = torch.nn.functional.interpolate(torch.rand(1, 2, 4, 4, generator=gen) - 0.5, size=32, mode="bicubic")[0]
+    model.stage1.set_motion(happy, 0.2 * smooth, torch.ones(1, 32, 32))
+    image = _smooth_faces(2)
+    onehot = torch.eye(len(TINY.expressions))[[happy, happy]]
+    with torch.no_grad():
+        out = model.run(image, onehot, torch.tensor([1.0, 0.6 if mask_logit < 0 else 1.0]))
+    assert float(out.stage1_motion.abs().max()) > 1.0  # pixels
+    whole = (slice(0, 32), slice(0, 32))
+    for picture, motion in ((out.output, out.motion), (out.stage1, out.stage1_motion)):
+        for i in range(2):
+            x = image[i].permute(1, 2, 0).numpy()
+            f = motion[i].numpy()
+            moved = displace(x, whole, f[0], f[1])
+            np.testing.assert_allclose(moved, picture[i].permute(1, 2, 0).numpy(), atol=2e-3)
+    if mask_logit > 0:
+        assert torch.allclose(out.motion, out.stage1_motion, atol=1e-4)
+
+
 def _smooth_faces(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
     gen = torch.Generator().manual_seed(seed)
     return torch.nn.functional.interpolate(torch.rand(n, 3, 8, 8, generator=gen) * 2 - 1, size=size, mode="bicubic",

@@ -4,7 +4,8 @@ Arrays at this boundary (the ONNX signature, see `reggan_plugin.artifact`):
   image       float32 [N,3,S,S], sRGB, [-1,1]
   expression  float32 [N,E], weights over the artifact's expression list
   intensity   float32 [N], [0,1]
-and every output is float32 [N,3,S,S] in [-1,1] ("output": full RegGAN, "stage1": regression stage).
+and every output is float32: [N,3,S,S] in [-1,1] ("output": full RegGAN, "stage1": regression stage), and
+where the model has them [N,2,S,S] in crop pixels ("motion", "stage1_motion").
 Backends never import torch or tensorrt at module import time.
 """
 from __future__ import annotations
@@ -14,13 +15,14 @@ from typing import Literal, Mapping, Sequence, get_args
 
 import numpy as np
 
+from .. import artifact
 from ..errors import NumericalError, UsageError
 
 BackendName = Literal["auto", "cpu", "cuda", "tensorrt"]
 Precision = Literal["fp32", "fp16"]
 BACKEND_NAMES: tuple[str, ...] = get_args(BackendName)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
-OUTPUT_NAMES: tuple[str, ...] = ("output", "stage1")
+OUTPUT_NAMES: tuple[str, ...] = artifact.OUTPUT_NAMES + artifact.MOTION_NAMES
 
 
 def check_finite(outputs: Mapping[str, np.ndarray], *, backend: str, precision: str) -> None:
@@ -76,7 +78,7 @@ class Backend(ABC):
         intensity: np.ndarray,
         outputs: Sequence[str] = ("output",),
     ) -> dict[str, np.ndarray]:
-        """Run one batch. Returns {name: float32 [N,3,S,S]} for each requested output name."""
+        """Run one batch. Returns {name: float32 array} for each requested output name."""
         feeds = self._feeds(image, expression, intensity)
         wanted = tuple(outputs)
         unknown = [o for o in wanted if o not in OUTPUT_NAMES]

@@ -9,8 +9,16 @@ c is the target expression weights and alpha the intensity: it scales the motion
 alpha = 0.5 is half a smile rather than a cross-fade of two faces, alpha = 0 returns x exactly (a zero
 flow samples pixel centres), and alpha > 1 exaggerates. The second output is stage 1 alone at the same
 intensity (the preview).
+
+`run` also gives each output's motion: where its pixels came from in the input, in crop pixels (x, y).
+The runtime moves the full-resolution frame by it and pastes only the rest of the change (blend.py): a
+moved lip pasted as a low-resolution difference would ghost. Stage 1's motion is its mean flow; the full
+output's follows the refiner's mask, stage 1's flow where it paints and the refiner's where it warps:
+    motion = m1 + region_c * (1 - alpha * m) * (alpha * flow - m1),   m1 = stage 1's motion
 """
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from torch import Tensor, nn
 
@@ -18,6 +26,15 @@ from ..config import ModelConfig
 from .refiner import Refiner
 from .stage1 import LocalRegression
 from .warp import warp
+
+
+class RegGANOutputs(NamedTuple):
+    output: Tensor  # [N,3,S,S] in [-1,1]
+    stage1: Tensor  # [N,3,S,S] in [-1,1]
+    motion: Tensor  # [N,2,S,S] crop pixels (x, y): output(p) draws on input(p + motion(p))
+    stage1_motion: Tensor  # [N,2,S,S], the same for stage 1
+    flow: Tensor  # the refiner's heads, for the training losses
+    mask: Tensor
 
 
 class RegGAN(nn.Module):
@@ -28,14 +45,22 @@ class RegGAN(nn.Module):
         self.stage1 = LocalRegression(n_expr, 3, config.image_size, config.radius)
         self.refiner = Refiner(n_expr, config.conv_dim, config.n_res, config.max_flow)
 
-    def forward(self, image: Tensor, expression: Tensor, intensity: Tensor, heads: bool = False) -> tuple[Tensor, ...]:
-        """image [N,3,S,S] sRGB in [-1,1]; expression [N,E]; intensity [N] -> (output, stage1), and with
-        ``heads`` also (flow, mask) for the training losses."""
+    def run(self, image: Tensor, expression: Tensor, intensity: Tensor) -> RegGANOutputs:
+        """image [N,3,S,S] sRGB in [-1,1]; expression [N,E]; intensity [N] -> every output (RegGANOutputs)."""
         s1 = self.stage1(image, expression, intensity)
         flow, mask, residual = self.refiner(image, s1, expression)
         alpha = intensity.to(image.dtype)[:, None, None, None]
         warped = warp(image, alpha * flow, self.stage1.grid)  # one identity grid for both stages
         out = warped + alpha * mask * ((s1 + residual).clamp(-1.0, 1.0) - warped)
         preview = s1.clamp(-1.0, 1.0)
-        out = preview + self.stage1.region_of(expression) * (out - preview)
-        return (out, preview, flow, mask) if heads else (out, preview)
+        region = self.stage1.region_of(expression)
+        out = preview + region * (out - preview)
+        m1 = self.stage1.motion(expression, alpha)
+        motion = m1 + region * (1.0 - alpha * mask) * (alpha * flow - m1)
+        to_px = image.shape[-1] / 2.0  # grid units span 2 over the crop's width
+        return RegGANOutputs(out, preview, motion * to_px, m1 * to_px, flow, mask)
+
+    def forward(self, image: Tensor, expression: Tensor, intensity: Tensor, heads: bool = False) -> tuple[Tensor, ...]:
+        """-> (output, stage1), and with ``heads`` also (flow, mask) for the training losses (see `run`)."""
+        out = self.run(image, expression, intensity)
+        return (out.output, out.stage1, out.flow, out.mask) if heads else (out.output, out.stage1)

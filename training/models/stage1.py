@@ -63,11 +63,15 @@ class LocalRegression(nn.Module):
         """x: [N,C,S,S] in [-1,1]; expression: [N,E] weights (one-hot or a mix); intensity [N] (default 1)
         -> [N,C,S,S] (not clamped)."""
         alpha = 1.0 if intensity is None else intensity.to(x.dtype)[:, None, None, None]
-        moved = warp(x, alpha * _mix(expression, self.flow), self.grid)
+        moved = warp(x, self.motion(expression, alpha), self.grid)
         out = _mix(expression, self.bias)
         for tap, view in enumerate(shifted_views(moved, self.radius)):
             out = out + view * _mix(expression, self.weight[:, :, tap])
         return moved + alpha * self.region_of(expression) * (out - moved)
+
+    def motion(self, expression: Tensor, alpha: Tensor | float = 1.0) -> Tensor:
+        """[N,2,S,S] (grid units): the flow that moves the input before the ridge, scaled by the intensity."""
+        return alpha * _mix(expression, self.flow)
 
     def region_of(self, expression: Tensor) -> Tensor:
         """[N,1,S,S]: where the expression mix may change the face."""
