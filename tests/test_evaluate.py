@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +212,9 @@ def test_evaluate_end_to_end(judges, tiny_model, tmp_path):
     assert len(report["cases"]) == 4
     assert {c["target_alignment"] for c in report["cases"]} == {"pixel-aligned"}
     md = (out / "report.md").read_text()
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (out / "report.md").stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not mkstemp's 0600
     assert "| happy | RegGAN (full) |" in md and "not FID" in md and "RegGAN PSNR" in md
     for expr in ("happy", "sad"):
         grid = Image.open(out / f"grid_{expr}.png")
