@@ -245,13 +245,10 @@ def warp_to_crop(rgb: np.ndarray, m: Matrix, size: int) -> np.ndarray:
     return out[..., 0] if was_2d else out
 
 
-def displace(img: np.ndarray, roi: tuple[slice, slice], dx: np.ndarray, dy: np.ndarray) -> np.ndarray:
-    """The region ``roi`` (ys, xs slices) of HxWxC ``img`` with each pixel p taken from p + (dx, dy), hxw
-    arrays in pixels: bilinear, edge-replicated, reading outside the region where the shift points. A zero
-    shift returns the pixels exactly."""
-    ys, xs = roi
-    gy, gx = np.mgrid[ys, xs].astype(np.float64)
-    return _bilinear(np.asarray(img, np.float32), gx + dx, gy + dy, zero_outside=False)
+def sample(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+    """HxWxC ``img`` at float pixel coordinates (any equal shapes) -> shape + (C,) float32: bilinear,
+    edge-replicated. Integer coordinates return the pixels exactly."""
+    return _bilinear(np.asarray(img, np.float32), xs, ys, zero_outside=False)
 
 
 def crop_roi(m: Matrix, size: int, frame_shape: tuple[int, int],

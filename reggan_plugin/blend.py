@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.align import Matrix, displace, warp_from_crop
+from reggan_plugin.align import Matrix, sample, warp_from_crop
 
 # Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
@@ -143,7 +143,8 @@ def paste_back(
         motion = np.asarray(motion, dtype=np.float32)
         if motion.shape != (s, s, 2):
             raise ValueError(f"motion {motion.shape} must be SxSx2 like the mask {mask_crop.shape}")
-        crop_in = displace(crop_in, (slice(0, s), slice(0, s)), motion[..., 0], motion[..., 1])
+        gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
+        crop_in = sample(crop_in, gx + motion[..., 0], gy + motion[..., 1])
         layers.append(motion)
     delta = crop_out - crop_in
     if colour_match:
@@ -157,12 +158,6 @@ def paste_back(
     roi, warped = warp_from_crop(np.concatenate([delta, *layers], axis=2), m, frame.shape, box)
     d_w, m_w = warped[..., :3], warped[..., 3]
     np.clip(m_w, 0.0, 1.0, out=m_w)
-    base = frame[roi]
-    if motion is not None:
-        # crop px -> frame px through the inverse of m's linear part; the mask fades the motion out
-        a_inv = np.linalg.inv(np.asarray(m, np.float64)[:, :2])
-        fx, fy = warped[..., 4] * m_w, warped[..., 5] * m_w
-        base = displace(frame, roi, a_inv[0, 0] * fx + a_inv[0, 1] * fy, a_inv[1, 0] * fx + a_inv[1, 1] * fy)
 
     new = frame.copy()
     frame_mask = np.zeros(frame.shape[:2], np.float32)
@@ -170,6 +165,14 @@ def paste_back(
     sel = m_w > 0
     if sel.any():
         region = new[roi]  # a view into new
-        changed = base[sel] + m_w[sel][:, None] * d_w[sel]
-        region[sel] = np.clip(changed, 0.0, 1.0)
+        weight = m_w[sel][:, None]
+        if motion is None:
+            base = region[sel]
+        else:
+            # only where the mask is > 0: crop px -> frame px through the inverse of m's linear part, faded
+            # out with the mask, then the frame itself sampled there
+            shift = (warped[..., 4:6][sel] * weight) @ np.linalg.inv(np.asarray(m, np.float64)[:, :2]).T
+            ys, xs = np.nonzero(sel)
+            base = sample(frame, xs + roi[1].start + shift[:, 0], ys + roi[0].start + shift[:, 1])
+        region[sel] = np.clip(base + weight * d_w[sel], 0.0, 1.0)
     return new, frame_mask

@@ -157,7 +157,8 @@ def test_motion_moves_the_frame_at_its_own_resolution() -> None:
     motion = np.broadcast_to((m[:, :2] @ shift).astype(np.float32), (SIZE, SIZE, 2))
     mask = blend.feather_mask(SIZE)
     crop = align.warp_to_crop(frame, m, SIZE)
-    moved = align.displace(crop, (slice(0, SIZE), slice(0, SIZE)), motion[..., 0], motion[..., 1])
+    gy, gx = np.mgrid[0:SIZE, 0:SIZE]
+    moved = align.sample(crop, gx + motion[..., 0], gy + motion[..., 1])
     new, fmask = blend.paste_back(frame, crop, moved, m, mask, motion=motion, colour_match=False)
     inside = fmask == 1.0
     ys, xs = np.nonzero(inside)

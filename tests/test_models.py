@@ -102,10 +102,10 @@ def test_mask_paints_stage1_plus_residual_over_the_warp():
 
 @pytest.mark.parametrize("mask_logit", [-40.0, 40.0])
 def test_motion_outputs_say_where_each_output_pixel_came_from(mask_logit):
-    """The runtime moves frames by `motion` with its own sampler (align.displace): it must reproduce what the
+    """The runtime moves frames by `motion` with its own sampler (align.sample): it must reproduce what the
     graph did. Refiner warping (mask 0): the output's motion is the refiner's flow; painting (mask 1, intensity 1:
     below 1 the output cross-fades the two and the motion is their blend): stage 1's."""
-    from reggan_plugin.align import displace
+    from reggan_plugin.align import sample
 
     model = RegGAN(TINY).eval()
     _uniform_heads(model, shift_px=1.5, mask_logit=mask_logit)
@@ -118,12 +118,12 @@ def test_motion_outputs_say_where_each_output_pixel_came_from(mask_logit):
     with torch.no_grad():
         out = model.run(image, onehot, torch.tensor([1.0, 0.6 if mask_logit < 0 else 1.0]))
     assert float(out.stage1_motion.abs().max()) > 1.0  # pixels
-    whole = (slice(0, 32), slice(0, 32))
+    gy, gx = np.mgrid[0:32, 0:32]
     for picture, motion in ((out.output, out.motion), (out.stage1, out.stage1_motion)):
         for i in range(2):
             x = image[i].permute(1, 2, 0).numpy()
             f = motion[i].numpy()
-            moved = displace(x, whole, f[0], f[1])
+            moved = sample(x, gx + f[0], gy + f[1])
             np.testing.assert_allclose(moved, picture[i].permute(1, 2, 0).numpy(), atol=2e-3)
     if mask_logit > 0:
         assert torch.allclose(out.motion, out.stage1_motion, atol=1e-4)

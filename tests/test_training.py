@@ -405,13 +405,21 @@ def test_refit_stage1_installs_the_closed_form_fit_again(synth, tmp_path):
     fitted, flow = stage1.weight.detach().clone(), stage1.flow.clone()
     with torch.no_grad():
         stage1.weight.zero_(), stage1.flow.zero_(), stage1.region.fill_(1.0)
-    meta = refit_stage1(solver.G, solver.train_data, {"radius": 3, "fitted": {"happy": {"lambda": 0.4}}}, 7, TEST_CFG)
+    meta = refit_stage1(solver.G, solver.train_data, None, {"radius": 3, "fitted": {"happy": {"lambda": 0.4}}}, 7, TEST_CFG)
     happy = TINY.expressions.index("happy")
     assert torch.allclose(stage1.weight[happy], fitted[happy], atol=1e-5)
     assert flow.abs().max() > 0 and torch.allclose(stage1.flow, flow, atol=1e-6)
     assert stage1.region[happy].min() < 0.01 and stage1.region[TINY.expressions.index("sad")].min() == 1.0
     assert meta["refit_at_iteration"] == 7 and meta["fitted"]["happy"]["lambda"] == 0.4
     assert meta["fitted"]["sad"]["lambda"] == 0.4  # no lambda chosen for sad: the others' median
+
+    # with validation pairs (here the training pairs again) the lambdas are chosen again, at the model's radius
+    grid = (0.001, 1000.0)
+    meta = refit_stage1(solver.G, solver.train_data, solver.train_data, meta, 8, replace(TEST_CFG, ridge_lambdas=grid),
+                        tmp_path / "run")
+    assert {v["lambda"] for v in meta["fitted"].values()} <= set(grid) and meta["refit_at_iteration"] == 8
+    report = (tmp_path / "run" / "stage1_selection.md").read_text()
+    assert "chosen radius r = 3" in report and "| 1000 |" in report
 
 
 @pytest.mark.parametrize("logit, start", [(6.0, "stage1"), (-3.0, "copy")])

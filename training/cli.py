@@ -108,7 +108,7 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
         solver.resume()
         if refit_stage1:
             if dist.is_main:
-                solver.meta["stage1"] = refit(solver.G, train, solver.meta.get("stage1", {}), solver.iteration, cfg)
+                solver.meta["stage1"] = refit(solver.G, train, val, solver.meta.get("stage1", {}), solver.iteration, cfg, out)
             broadcast_stage1(solver.G, dist)
     if dist.is_main:
         (out / "train_config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": json.loads(solver.G.config.to_json()),
@@ -156,7 +156,8 @@ def cli() -> None:
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its latest checkpoint (exactly).")
 @click.option("--refit-stage1", is_flag=True,
               help="With --resume: refit stage 1 (its mean flows, regions and ridge maps) on today's training pairs "
-                   "with the stage1_* settings given now, keeping its radius and lambdas.")
+                   "with the stage1_* settings given now, keeping its radius; lambdas are chosen again on the "
+                   "validation pairs (RUN/stage1_selection.md).")
 @click.option("--batch-size", default=_default("batch_size"), show_default=True, help="Pairs per iteration per process.")
 @click.option("--image-size", type=int, default=None, help="Crop size S. [default: the --config preset's, 128 / tiny 32]")
 @click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True, help="Model size preset.")

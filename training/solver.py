@@ -70,36 +70,45 @@ def _pairs_by_expression(data: PairedFaces | None, limit: int | None = None) -> 
     return out
 
 
+def _select(train: PairedFaces, val: PairedFaces | None, motions: dict, radii: tuple[int, ...],
+            cfg: TrainConfig) -> tuple[int | None, dict[str, float], list, str]:
+    """(radius, lambda per expression, table rows, Markdown table) chosen on the moved validation pairs; radius
+    None when there are none."""
+    val_sets = _moved(_pairs_by_expression(val), motions)
+    sub = {e: v for e, v in _moved(_pairs_by_expression(train, cfg.ridge_max_pairs), motions).items() if e in val_sets}
+    if not sub:
+        return None, {}, [], "no validation pairs: defaults used\n"
+    radius, lambdas, rows = select_ridge(sub, {e: val_sets[e] for e in sub}, radii, cfg.ridge_lambdas)
+    return radius, lambdas, rows, ridge_table_markdown(rows, radius, lambdas)
+
+
+def _write_selection(run_dir: Path | None, report: dict, table: str) -> None:
+    if run_dir is None:
+        return
+    (run_dir / "stage1_selection.md").write_text(
+        f"# Stage 1 ridge selection (validation split)\n\nchosen radius r = {report['radius']}; per expression: "
+        + ", ".join(f"{e} lambda={v['lambda']:g} ({v['train_pairs']} train pairs)" for e, v in report["fitted"].items())
+        + "\n\n" + table)
+    (run_dir / "stage1_selection.json").write_text(json.dumps(report, indent=1))
+
+
 def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, val: PairedFaces | None,
                run_dir: Path | None) -> tuple[RegGAN, dict]:
     """Phase 0: select (r, lambda) on ``val``, fit every expression on ``train``; returns the model (on the
     CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU)."""
     train_sets = _pairs_by_expression(train)
     motions = fit_motions(train_sets, model_config.image_size, cfg)
-    train_sets = _moved(train_sets, motions)
-    val_sets = _moved(_pairs_by_expression(val), motions)
-    usable = {e: v for e, v in train_sets.items() if e in val_sets}
-    if usable:
-        sub = _moved(_pairs_by_expression(train, cfg.ridge_max_pairs), motions)
-        sub = {e: sub[e] for e in usable}
-        radius, lambdas, rows = select_ridge(sub, {e: val_sets[e] for e in usable}, cfg.ridge_radii, cfg.ridge_lambdas)
-        table = ridge_table_markdown(rows, radius, lambdas)
-    else:
-        radius, lambdas, rows, table = model_config.radius, {}, [], "no validation pairs: defaults used\n"
-    model_config = replace(model_config, radius=radius)
+    radius, lambdas, rows, table = _select(train, val, motions, cfg.ridge_radii, cfg)
+    model_config = replace(model_config, radius=radius or model_config.radius)
     torch.manual_seed(cfg.seed)
     model = RegGAN(model_config)
     if cfg.zero_init_output:
         model.refiner.start_as_identity(cfg.mask_init_logit)
     install_motions(model, motions)
-    fitted = fit_stage1_maps(model, train_sets, lambdas)
-    report = {"radius": radius, "fitted": fitted, "motion": motion_report(motions, cfg), "table": [asdict(r) for r in rows]}
-    if run_dir is not None:
-        (run_dir / "stage1_selection.md").write_text(
-            f"# Stage 1 ridge selection (validation split)\n\nchosen radius r = {radius}; per expression: "
-            + ", ".join(f"{e} lambda={v['lambda']:g} ({v['train_pairs']} train pairs)" for e, v in fitted.items())
-            + "\n\n" + table)
-        (run_dir / "stage1_selection.json").write_text(json.dumps(report, indent=1))
+    fitted = fit_stage1_maps(model, _moved(train_sets, motions), lambdas)
+    report = {"radius": model_config.radius, "fitted": fitted, "motion": motion_report(motions, cfg),
+              "table": [asdict(r) for r in rows]}
+    _write_selection(run_dir, report, table)
     return model, report
 
 
@@ -146,16 +155,21 @@ def fit_stage1_maps(model: RegGAN, pairs: dict[str, tuple[Tensor, Tensor]], lamb
     return fitted
 
 
-def refit_stage1(model: RegGAN, train: PairedFaces, stage1_meta: dict, iteration: int, cfg: TrainConfig) -> dict:
-    """Refit stage 1 (motions, then ridge maps) on ``train`` with the run's radius and lambdas
-    (``--refit-stage1``: the data or the stage-1 recipe changed since the run began). Returns the updated
-    stage-1 metadata."""
-    lambdas = {e: v["lambda"] for e, v in stage1_meta.get("fitted", {}).items()}
+def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, stage1_meta: dict, iteration: int,
+                 cfg: TrainConfig, run_dir: Path | None = None) -> dict:
+    """Refit stage 1 (motions, then ridge maps) on ``train`` at the model's radius (``--refit-stage1``: the data
+    or the stage-1 recipe changed since the run began), lambdas chosen again on the moved ``val`` pairs (the
+    run's lambdas when there are none). Returns the updated stage-1 metadata."""
     pairs = _pairs_by_expression(train)
     motions = fit_motions(pairs, model.config.image_size, cfg)
     install_motions(model, motions)
+    radius, lambdas, rows, table = _select(train, val, motions, (model.stage1.radius,), cfg)
+    if radius is None:
+        lambdas = {e: v["lambda"] for e, v in stage1_meta.get("fitted", {}).items()}
     fitted = fit_stage1_maps(model, _moved(pairs, motions), lambdas)
-    return {**stage1_meta, "fitted": fitted, "motion": motion_report(motions, cfg), "refit_at_iteration": iteration}
+    meta = {**stage1_meta, "fitted": fitted, "motion": motion_report(motions, cfg), "refit_at_iteration": iteration}
+    _write_selection(run_dir, {**meta, "radius": model.stage1.radius, "table": [asdict(r) for r in rows]}, table)
+    return meta
 
 
 @torch.no_grad()
