@@ -166,7 +166,7 @@ def test_motion_outputs_are_optional_but_come_together(tmp_path, tiny_model):
     with_motion = ExpressionRenderer(InferenceConfig(model=tiny_model, backend="cpu")).forward(crops, EditConfig("happy"))
     assert with_motion.shape == (2, 64, 64, 5) and np.abs(with_motion[..., 3:]).max() > 0
 
-    def without(names: set[str]) -> "Path":
+    def without(names: set[str]):
         proto = onnx.load(str(tiny_model))
         kept = [o for o in proto.graph.output if o.name not in names]
         del proto.graph.output[:]
