@@ -88,7 +88,8 @@ def _write_selection(run_dir: Path | None, report: dict, table: str) -> None:
     (run_dir / "stage1_selection.md").write_text(
         f"# Stage 1 ridge selection (validation split)\n\nchosen radius r = {report['radius']}; per expression: "
         + ", ".join(f"{e} lambda={v['lambda']:g} ({v['train_pairs']} train pairs)" for e, v in report["fitted"].items())
-        + "\n\n" + table)
+        + "\n\nEvery pair is moved by its expression's mean flow first (so `copy L1` is the moved input's).\n\n"
+        + table)
     (run_dir / "stage1_selection.json").write_text(json.dumps(report, indent=1))
 
 
