@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.align import Matrix, sample, warp_from_crop
+from reggan_plugin.align import Matrix, invert_affine, sample, warp_from_crop
 
 # Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
@@ -171,7 +171,7 @@ def paste_back(
         else:
             # only where the mask is > 0: crop px -> frame px through the inverse of m's linear part, faded
             # out with the mask, then the frame itself sampled there
-            shift = (warped[..., 4:6][sel] * weight) @ np.linalg.inv(np.asarray(m, np.float64)[:, :2]).T
+            shift = (warped[..., 4:6][sel] * weight) @ invert_affine(m)[:, :2].T
             ys, xs = np.nonzero(sel)
             base = sample(frame, xs + roi[1].start + shift[:, 0], ys + roi[0].start + shift[:, 1])
         region[sel] = np.clip(base + weight * d_w[sel], 0.0, 1.0)

@@ -55,7 +55,7 @@ LOG_COLUMNS = ["iteration", "time_s", "lr_g", "lr_d", "D/loss", "D/real", "D/fak
 DEFAULT_LAMBDA = 0.4  # LSRF's lambda, used when there is no validation pair to choose one
 
 
-def _pairs_by_expression(data: PairedFaces | None, limit: int | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+def _pairs_by_expression(data: PairedFaces | None) -> dict[str, tuple[Tensor, Tensor]]:
     out: dict[str, tuple[Tensor, Tensor]] = {}
     if data is None or len(data) == 0:
         return out
@@ -63,19 +63,25 @@ def _pairs_by_expression(data: PairedFaces | None, limit: int | None = None) -> 
         idx = torch.nonzero(data.pair_expression == k).flatten()
         if name == "neutral" or len(idx) == 0:
             continue
-        if limit and len(idx) > limit:  # evenly spaced: every data set keeps its share
-            idx = idx[torch.linspace(0, len(idx) - 1, limit).round().long()]
         x, t, _ = data.batch(idx)
         out[name] = (x, t)
     return out
 
 
-def _select(train: PairedFaces, val: PairedFaces | None, motions: dict, radii: tuple[int, ...],
-            cfg: TrainConfig) -> tuple[int | None, dict[str, float], list, str]:
+def _evenly(pairs: tuple[Tensor, Tensor], limit: int) -> tuple[Tensor, Tensor]:
+    """At most ``limit`` of one expression's pairs, evenly spaced: every data set keeps its share."""
+    if not limit or len(pairs[0]) <= limit:
+        return pairs
+    idx = torch.linspace(0, len(pairs[0]) - 1, limit).round().long().to(pairs[0].device)
+    return pairs[0][idx], pairs[1][idx]
+
+
+def _select(moved_train: dict[str, tuple[Tensor, Tensor]], val: PairedFaces | None, motions: dict,
+            radii: tuple[int, ...], cfg: TrainConfig) -> tuple[int | None, dict[str, float], list, str]:
     """(radius, lambda per expression, table rows, Markdown table) chosen on the moved validation pairs; radius
     None when there are none."""
     val_sets = _moved(_pairs_by_expression(val), motions)
-    sub = {e: v for e, v in _moved(_pairs_by_expression(train, cfg.ridge_max_pairs), motions).items() if e in val_sets}
+    sub = {e: _evenly(v, cfg.ridge_max_pairs) for e, v in moved_train.items() if e in val_sets}
     if not sub:
         return None, {}, [], "no validation pairs: defaults used\n"
     radius, lambdas, rows = select_ridge(sub, {e: val_sets[e] for e in sub}, radii, cfg.ridge_lambdas)
@@ -99,14 +105,15 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU)."""
     train_sets = _pairs_by_expression(train)
     motions = fit_motions(train_sets, model_config.image_size, cfg)
-    radius, lambdas, rows, table = _select(train, val, motions, cfg.ridge_radii, cfg)
+    moved = _moved(train_sets, motions)
+    radius, lambdas, rows, table = _select(moved, val, motions, cfg.ridge_radii, cfg)
     model_config = replace(model_config, radius=radius or model_config.radius)
     torch.manual_seed(cfg.seed)
     model = RegGAN(model_config)
     if cfg.zero_init_output:
         model.refiner.start_as_identity(cfg.mask_init_logit)
     install_motions(model, motions)
-    fitted = fit_stage1_maps(model, _moved(train_sets, motions), lambdas)
+    fitted = fit_stage1_maps(model, moved, lambdas)
     report = {"radius": model_config.radius, "fitted": fitted, "motion": motion_report(motions, cfg),
               "table": [asdict(r) for r in rows]}
     _write_selection(run_dir, report, table)
@@ -164,10 +171,11 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
     pairs = _pairs_by_expression(train)
     motions = fit_motions(pairs, model.config.image_size, cfg)
     install_motions(model, motions)
-    radius, lambdas, rows, table = _select(train, val, motions, (model.stage1.radius,), cfg)
+    moved = _moved(pairs, motions)
+    radius, lambdas, rows, table = _select(moved, val, motions, (model.stage1.radius,), cfg)
     if radius is None:
         lambdas = {e: v["lambda"] for e, v in stage1_meta.get("fitted", {}).items()}
-    fitted = fit_stage1_maps(model, _moved(pairs, motions), lambdas)
+    fitted = fit_stage1_maps(model, moved, lambdas)
     meta = {**stage1_meta, "fitted": fitted, "motion": motion_report(motions, cfg), "refit_at_iteration": iteration}
     _write_selection(run_dir, {**meta, "radius": model.stage1.radius, "table": [asdict(r) for r in rows]}, table)
     return meta
