@@ -9,10 +9,12 @@ EXTRAS := train,export,blender,evaluate,test
 
 .PHONY: setup demo test addon clean
 
-$(STAMP): pyproject.toml setup.py
+$(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
+	# training/ and export/ are not in the runtime wheel: the checkout itself goes on the venv's path.
+	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/reggan-plugin-checkout.pth"
 	touch $@
 
 setup: $(STAMP)

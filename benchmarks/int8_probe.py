@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 
 from reggan_plugin.backends.cpu import create_session, session_options
-from reggan_plugin.bench import build_models, inputs, interleaved_best
-from reggan_plugin.training.config import ModelConfig
+from benchmarks.bench import build_models, inputs, interleaved_best
+from training.config import ModelConfig
 
 
 def main() -> None:

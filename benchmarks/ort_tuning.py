@@ -12,8 +12,8 @@ import tempfile
 from pathlib import Path
 
 from reggan_plugin.backends.cpu import CpuTuning, create_session, session_options
-from reggan_plugin.bench import build_models, inputs, interleaved_best
-from reggan_plugin.training.config import ModelConfig
+from benchmarks.bench import build_models, inputs, interleaved_best
+from training.config import ModelConfig
 
 VARIANTS: dict[str, CpuTuning] = {
     "spinning, 2 threads, all opts": CpuTuning(config_entries={"session.intra_op.allow_spinning": "1"}),

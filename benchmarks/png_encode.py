@@ -16,7 +16,7 @@ import zlib
 import numpy as np
 from PIL import Image
 
-from reggan_plugin.bench import synthetic_frame, time_per_call
+from benchmarks.bench import synthetic_frame, time_per_call
 from reggan_plugin.imageio import encode_png
 
 

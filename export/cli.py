@@ -92,7 +92,7 @@ def onnx(checkpoint: Path, out: Path) -> None:
     The export verifies itself (onnxruntime against torch on random inputs, max difference 1e-4) and
     fails loudly otherwise; the file is written atomically.
     """
-    from reggan_plugin.export.onnx_export import export_checkpoint
+    from export.onnx_export import export_checkpoint
 
     def go() -> None:
         path = export_checkpoint(checkpoint, out)

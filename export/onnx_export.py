@@ -13,8 +13,8 @@ import torch
 from reggan_plugin.align import CANONICAL_5PT
 from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata, load_artifact
 from reggan_plugin.errors import RegganError
-from reggan_plugin.training.checkpoint import load_generator
-from reggan_plugin.training.models import RegGAN
+from training.checkpoint import load_generator
+from training.models import RegGAN
 
 from .preview import write_preview
 

@@ -41,7 +41,7 @@ __all__ = [
     "engine_paths", "lookup", "read_sidecar", "write_sidecar",
 ]
 
-log = logging.getLogger("reggan_plugin.export")
+log = logging.getLogger("export")
 
 DEFAULT_WORKSPACE_GB = 4.0
 

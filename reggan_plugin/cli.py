@@ -61,6 +61,11 @@ class LazyGroup(click.Group):
                 raise click.ClickException(
                     f"'{name}' needs {exc.name}, which is not installed: pip install 'reggan-plugin[{extra}]'"
                 ) from None
+            if exc.name in {"training", "export"}:
+                raise click.ClickException(
+                    f"'{name}' runs from a checkout of the repository ({exc.name}/ is not part of the runtime "
+                    f"package): in the checkout, pip install -e '.[{extra}]' and run it there"
+                ) from None
             raise
 
 
@@ -85,11 +90,11 @@ def _run(action):
 @click.group(
     cls=LazyGroup,
     lazy={
-        "export": ("reggan_plugin.export.cli:export", "export", "Compile a checkpoint to ONNX, or ONNX to a TensorRT engine."),
-        "dataset": ("reggan_plugin.training.synth.cli:dataset", "train", "Render paired training faces from the ICT Face Model."),
-        "train": ("reggan_plugin.training.cli:train", "train", "Train RegGAN on paired faces (torchrun for several processes)."),
-        "bench": ("reggan_plugin.bench:bench", "export", "Measure speed and memory; writes docs/BENCHMARKS.md."),
-        "evaluate": ("reggan_plugin.training.evaluate.cli:evaluate", "evaluate",
+        "export": ("export.cli:export", "export", "Compile a checkpoint to ONNX, or ONNX to a TensorRT engine."),
+        "dataset": ("training.synth.cli:dataset", "train", "Render paired training faces from the ICT Face Model."),
+        "train": ("training.cli:train", "train", "Train RegGAN on paired faces (torchrun for several processes)."),
+        "bench": ("benchmarks.bench:bench", "export", "Measure speed and memory; writes docs/BENCHMARKS.md."),
+        "evaluate": ("training.evaluate.cli:evaluate", "evaluate",
                      "Judge copy / stage 1 / RegGAN side by side on paired faces."),
     },
     context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},

@@ -40,9 +40,9 @@ def london_faces(shared_data: Path) -> Path:
 def make_tiny_model(path: Path, seed: int = 0) -> Path:
     """Export a randomly initialised tiny RegGAN (64 px) to `path`; it visibly changes faces."""
     torch = pytest.importorskip("torch", reason="torch is needed to build test models (pip install .[export])")
-    from reggan_plugin.export.onnx_export import export_model
-    from reggan_plugin.training.config import TINY
-    from reggan_plugin.training.models import RegGAN
+    from export.onnx_export import export_model
+    from training.config import TINY
+    from training.models import RegGAN
 
     import dataclasses
 

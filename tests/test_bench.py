@@ -11,7 +11,7 @@ onnx = pytest.importorskip("onnx")
 from click.testing import CliRunner  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from reggan_plugin import bench  # noqa: E402
+from benchmarks import bench  # noqa: E402
 
 
 def _conv_model(path, cin=3, cout=5, k=3, stride=2, size=16):
@@ -75,7 +75,7 @@ def test_architecture_variants_build_and_keep_the_model_contract():
     """The variants are built by module surgery on the current RegGAN: a refiner change must not break them."""
     import torch
 
-    from reggan_plugin.training.config import ModelConfig
+    from training.config import ModelConfig
 
     config = ModelConfig(image_size=32, conv_dim=8, n_res=1)
     models = bench.variant_models(config)

@@ -45,9 +45,9 @@ except ImportError:
 ADDON = "blender_addon"
 TINY64 = """
 import dataclasses, sys, torch
-from reggan_plugin.export.onnx_export import export_model
-from reggan_plugin.training.config import TINY
-from reggan_plugin.training.models import RegGAN
+from export.onnx_export import export_model
+from training.config import TINY
+from training.models import RegGAN
 torch.manual_seed(0)
 model = RegGAN(dataclasses.replace(TINY, image_size=64))
 with torch.no_grad():
@@ -480,7 +480,7 @@ def test_projection_matches_the_synth_renderer_camera() -> None:
     """The ICT renderer's numpy camera (training/synth/camera.py) and ours agree on a simple mesh."""
     from mathutils import Matrix
 
-    from reggan_plugin.training.synth.camera import SENSOR_MM, CameraPose, orbit, project
+    from training.synth.camera import SENSOR_MM, CameraPose, orbit, project
 
     scene_faces = scene_faces_module()
     bpy.ops.wm.read_factory_settings(use_empty=True)
@@ -535,11 +535,11 @@ def test_projection_matches_a_cycles_render_of_a_marker() -> None:
 @pytest.mark.slow
 def test_scene_face_box_matches_the_landmarks_of_a_rendered_ict_face(ict_model_path: Path, tmp_path: Path) -> None:
     from reggan_plugin.faces import box_from_landmarks
-    from reggan_plugin.training.synth.camera import CM_TO_M, frame_face, project
-    from reggan_plugin.training.synth.face_model import load_face_model
-    from reggan_plugin.training.synth.recipes import load_recipes
-    from reggan_plugin.training.synth.scene import FaceScene
-    from reggan_plugin.training.synth.variation import sample_identity
+    from training.synth.camera import CM_TO_M, frame_face, project
+    from training.synth.face_model import load_face_model
+    from training.synth.recipes import load_recipes
+    from training.synth.scene import FaceScene
+    from training.synth.variation import sample_identity
 
     scene_faces = scene_faces_module()
     model = load_face_model(ict_model_path)

@@ -1,4 +1,4 @@
-"""reggan_plugin.training.evaluate: metrics, Frechet distance, the two judges, an end-to-end run."""
+"""training.evaluate: metrics, Frechet distance, the two judges, an end-to-end run."""
 from __future__ import annotations
 
 import json
@@ -10,9 +10,9 @@ import pytest
 from PIL import Image
 
 from imagegen import synthetic_frame
-from reggan_plugin.training.evaluate import judges_unavailable
-from reggan_plugin.training.evaluate.frechet import frechet_distance, frechet_distance_gaussians
-from reggan_plugin.training.evaluate.metrics import gaussian_window, l1, psnr, ssim
+from training.evaluate import judges_unavailable
+from training.evaluate.frechet import frechet_distance, frechet_distance_gaussians
+from training.evaluate.metrics import gaussian_window, l1, psnr, ssim
 
 LONDON_IDS = ("001", "002", "003", "004")
 
@@ -22,8 +22,8 @@ def judges():
     reason = judges_unavailable()
     if reason:
         pytest.skip(f"evaluation judges not installed ({reason}); pip install '.[evaluate]'")
-    from reggan_plugin.training.evaluate.expression_judge import ExpressionJudge
-    from reggan_plugin.training.evaluate.identity_judge import IdentityJudge
+    from training.evaluate.expression_judge import ExpressionJudge
+    from training.evaluate.identity_judge import IdentityJudge
 
     return ExpressionJudge(), IdentityJudge()
 
@@ -109,7 +109,7 @@ def test_frechet_distance_from_samples():
 @pytest.fixture(scope="module")
 def london_crops(london_faces):
     """Canonical 256 px crops of 4 people, neutral and happy, cut the evaluation's way."""
-    from reggan_plugin.training.evaluate.cases import Cropper, read_rgb
+    from training.evaluate.cases import Cropper, read_rgb
 
     cropper = Cropper(256, pixel_aligned=False)
     neutral, happy = [], []
@@ -175,8 +175,8 @@ def _write_synthetic_set(root: Path, identities: int = 2) -> Path:
 
 
 def test_held_out_split_is_val_plus_test_and_never_train(tmp_path):
-    from reggan_plugin.training.data.split import split_of
-    from reggan_plugin.training.evaluate.cases import scan_cases
+    from training.data.split import split_of
+    from training.evaluate.cases import scan_cases
 
     data = _write_synthetic_set(tmp_path / "set", identities=12)
     people = {s: {c.identity for c in scan_cases(data, ("happy",), s)[1]} for s in ("all", "val", "test", "held-out")}
@@ -187,7 +187,7 @@ def test_held_out_split_is_val_plus_test_and_never_train(tmp_path):
 def test_evaluate_end_to_end(judges, tiny_model, tmp_path):
     from click.testing import CliRunner
 
-    from reggan_plugin.training.evaluate.cli import evaluate
+    from training.evaluate.cli import evaluate
 
     data = _write_synthetic_set(tmp_path / "synth")
     out = tmp_path / "report"
@@ -224,7 +224,7 @@ def test_evaluate_end_to_end(judges, tiny_model, tmp_path):
 def test_evaluate_rejects_an_unknown_expression(judges, tiny_model, tmp_path):
     from click.testing import CliRunner
 
-    from reggan_plugin.training.evaluate.cli import evaluate
+    from training.evaluate.cli import evaluate
 
     data = _write_synthetic_set(tmp_path / "synth")
     result = CliRunner().invoke(evaluate, ["--model", str(tiny_model), "--data", str(data), "--out",

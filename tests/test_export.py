@@ -12,10 +12,10 @@ torch = pytest.importorskip("torch", reason="torch is needed for export (pip ins
 
 from reggan_plugin.artifact import PREFIX, load_artifact  # noqa: E402
 from reggan_plugin.errors import ModelError, UsageError  # noqa: E402
-from reggan_plugin.export.onnx_export import ExportError, export_checkpoint, verify_onnx  # noqa: E402
-from reggan_plugin.training.checkpoint import load_generator, save_generator  # noqa: E402
-from reggan_plugin.training.config import TINY  # noqa: E402
-from reggan_plugin.training.models import RegGAN  # noqa: E402
+from export.onnx_export import ExportError, export_checkpoint, verify_onnx  # noqa: E402
+from training.checkpoint import load_generator, save_generator  # noqa: E402
+from training.config import TINY  # noqa: E402
+from training.models import RegGAN  # noqa: E402
 
 
 def test_artifact_metadata_and_signature(tiny_model):
@@ -127,7 +127,7 @@ def test_export_onnx_command(tmp_path):
 def test_preview_graph_is_the_regression_stage_alone_and_the_renderer_uses_it(tmp_path, tiny_model):
     import shutil
 
-    from reggan_plugin.export.preview import write_preview
+    from export.preview import write_preview
 
     from reggan_plugin.artifact import load_artifact
     from reggan_plugin.config import EditConfig, InferenceConfig

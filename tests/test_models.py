@@ -8,8 +8,8 @@ import pytest
 
 torch = pytest.importorskip("torch", reason="torch is needed for training code (pip install .[train])")
 
-from reggan_plugin.training.config import TINY, ModelConfig  # noqa: E402
-from reggan_plugin.training.models import (  # noqa: E402
+from training.config import TINY, ModelConfig  # noqa: E402
+from training.models import (  # noqa: E402
     Discriminator, LocalRegression, RegGAN, apply_flow, ellipse_region, fit_mean_flow, fit_ridge,
 )
 

@@ -12,11 +12,11 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
-from reggan_plugin.training.synth.cli import dataset
-from reggan_plugin.training.synth.face_model import load_face_model
-from reggan_plugin.training.synth.obj_convert import convert_obj_folder, read_obj
-from reggan_plugin.training.synth.recipes import image_stem, load_recipes, parse_expressions
-from reggan_plugin.training.synth.variation import sample_identity
+from training.synth.cli import dataset
+from training.synth.face_model import load_face_model
+from training.synth.obj_convert import convert_obj_folder, read_obj
+from training.synth.recipes import image_stem, load_recipes, parse_expressions
+from training.synth.variation import sample_identity
 
 HAS_BPY = importlib.util.find_spec("bpy") is not None
 NO_BPY = "bpy (Blender as a Python module) is not importable: pip install 'reggan-plugin[blender]'"
@@ -101,14 +101,14 @@ def test_convert_obj_rejects_a_folder_without_the_neutral_mesh(tmp_path):
 
 # ---- CLI (no bpy) ----------------------------------------------------------------------------------
 def test_importing_the_cli_does_not_import_bpy():
-    code = "import sys, reggan_plugin.training.synth.cli; assert 'bpy' not in sys.modules"
+    code = "import sys, training.synth.cli; assert 'bpy' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_cli_defaults_are_the_config_defaults():
     import dataclasses
 
-    from reggan_plugin.training.synth.render import RenderConfig
+    from training.synth.render import RenderConfig
 
     params = {p.name: p for p in dataset.commands["render"].params}
     for field in dataclasses.fields(RenderConfig):
@@ -134,7 +134,7 @@ SIZE = 64
 def rendered(tmp_path_factory, ict_model_path):
     if not HAS_BPY:
         pytest.skip(NO_BPY)
-    from reggan_plugin.training.synth.render import RenderConfig, render_dataset
+    from training.synth.render import RenderConfig, render_dataset
 
     out = tmp_path_factory.mktemp("synth") / "set"
     config = RenderConfig(out=out, face_model=ict_model_path, identities=1, expressions=("neutral", "happy"),
@@ -196,7 +196,7 @@ def test_mouth_moves_between_neutral_and_happy_and_the_rest_stays_aligned(render
 
 @pytest.mark.blender
 def test_rerun_resumes_and_same_seed_gives_same_pixels(rendered, tmp_path):
-    from reggan_plugin.training.synth.render import RenderConfig, render_dataset
+    from training.synth.render import RenderConfig, render_dataset
 
     config, _ = rendered
     again = render_dataset(config, progress=False)
@@ -223,7 +223,7 @@ def test_contact_sheet_of_the_render(rendered, tmp_path):
 def test_two_workers_render_two_identities(ict_model_path, tmp_path):
     if not HAS_BPY:
         pytest.skip(NO_BPY)
-    from reggan_plugin.training.synth.render import RenderConfig, render_dataset
+    from training.synth.render import RenderConfig, render_dataset
 
     config = RenderConfig(out=tmp_path / "w2", face_model=ict_model_path, identities=2, expressions=("neutral",),
                           size=32, seed=3, samples=2, workers=2)

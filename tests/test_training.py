@@ -21,14 +21,14 @@ from PIL import Image, ImageDraw
 torch = pytest.importorskip("torch", reason="training needs torch (pip install .[train])")
 
 from reggan_plugin.align import CANONICAL_5PT, apply_affine, units_to_crop_px, warp_to_crop  # noqa: E402
-from reggan_plugin.training.config import TINY  # noqa: E402
-from reggan_plugin.training.data import (  # noqa: E402
+from training.config import TINY  # noqa: E402
+from training.data import (  # noqa: E402
     CropGeometry, PairedFaces, cached_pairs, crop_pair, expression_from_name, find_five_points, load_datasets,
     load_rgb, scan_dataset, split_of,
 )
-from reggan_plugin.training.data.augment import augment_pairs  # noqa: E402
-from reggan_plugin.training.data.cache import cache_path  # noqa: E402
-from reggan_plugin.training.train_config import AugmentConfig, TrainConfig  # noqa: E402
+from training.data.augment import augment_pairs  # noqa: E402
+from training.data.cache import cache_path  # noqa: E402
+from training.train_config import AugmentConfig, TrainConfig  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 EXPR3 = ("neutral", "happy", "sad")
@@ -264,8 +264,8 @@ def test_augmentation_is_identical_for_both_images_of_a_pair():
 
 
 def test_ridge_normal_equations_solve_like_fit_ridge():
-    from reggan_plugin.training.losses import apply_ridge, ridge_normal_equations, ridge_solve
-    from reggan_plugin.training.models import LocalRegression, fit_ridge
+    from training.losses import apply_ridge, ridge_normal_equations, ridge_solve
+    from training.models import LocalRegression, fit_ridge
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(12, 3, 8, 8, generator=g) * 2 - 1
@@ -279,7 +279,7 @@ def test_ridge_normal_equations_solve_like_fit_ridge():
 
 
 def test_select_ridge_prefers_a_field_that_reaches_the_motion():
-    from reggan_plugin.training.losses import ridge_table_markdown, select_ridge
+    from training.losses import ridge_table_markdown, select_ridge
 
     g = torch.Generator().manual_seed(0)
     base = torch.nn.functional.avg_pool2d(torch.rand(80, 3, 18, 18, generator=g), 3, 1)  # smooth-ish 16 px images
@@ -295,7 +295,7 @@ def test_select_ridge_prefers_a_field_that_reaches_the_motion():
 
 
 def _tiny_solver(synth: Path, run: Path, cache: Path, cfg: TrainConfig):
-    from reggan_plugin.training.solver import Solver, fit_stage1
+    from training.solver import Solver, fit_stage1
 
     sets = load_datasets([synth], 32, TINY.expressions, cache)
     train = PairedFaces(sets, TINY.expressions, "train", 0.0, 0.0, augment=cfg.augment, seed=cfg.seed)
@@ -329,14 +329,14 @@ def test_resume_is_exact(synth, tmp_path):
     rows = (tmp_path / "b" / "log.csv").read_text().splitlines()[1:]
     assert [int(r.split(",")[0]) for r in rows] == [1, 2, 3, 4]
     # the generator checkpoint alone is a normal, exportable one
-    from reggan_plugin.training.checkpoint import load_generator
+    from training.checkpoint import load_generator
 
     g, info = load_generator(tmp_path / "b" / "checkpoints" / "0000004-G")
     assert info["iteration"] == 4
 
 
 def test_tiny_overfit_lowers_l1_to_target(synth, tmp_path):
-    from reggan_plugin.training.solver import evaluate_pairs
+    from training.solver import evaluate_pairs
 
     torch.set_num_threads(1)
     # a randomly initialised refiner output, so that the drop is large and plain to see
@@ -383,7 +383,7 @@ def test_head_lr_scale_slows_only_the_refiners_output_conv(synth, tmp_path):
 
 def test_a_one_group_optimiser_checkpoint_loads_into_the_head_and_body_groups(synth, tmp_path):
     """Runs checkpointed before head_lr_scale saved G's Adam state as one group; they still resume."""
-    from reggan_plugin.training.run_state import _opt_load, _opt_tensors
+    from training.run_state import _opt_load, _opt_tensors
 
     torch.set_num_threads(1)
     solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", replace(TEST_CFG, head_lr_scale=0.01))
@@ -398,7 +398,7 @@ def test_a_one_group_optimiser_checkpoint_loads_into_the_head_and_body_groups(sy
 
 
 def test_refit_stage1_installs_the_closed_form_fit_again(synth, tmp_path):
-    from reggan_plugin.training.solver import refit_stage1
+    from training.solver import refit_stage1
 
     solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", TEST_CFG)
     stage1 = solver.G.stage1
@@ -445,7 +445,7 @@ def _env() -> dict:
 
 def test_cli_train_resume_and_errors(synth, tmp_path):
     run = tmp_path / "run"
-    base = [sys.executable, "-m", "reggan_plugin.training.cli", "train", "--data", str(synth), "--out", str(run),
+    base = [sys.executable, "-m", "training.cli", "train", "--data", str(synth), "--out", str(run),
             "--config", "tiny", "--batch-size", "2", "--sample-every", "2", "--checkpoint-every", "2", "--no-progress",
             "--log-every", "1"]
     r = subprocess.run(base + ["--iterations", "2"], capture_output=True, text=True, env=_env(), timeout=600)
@@ -470,7 +470,7 @@ def test_cli_train_resume_and_errors(synth, tmp_path):
     art = load_artifact(run / "model.onnx")
     assert art.input_size == 32 and art.provenance["iterations"] == 4
     if not torch.cuda.is_available():
-        gpu = [sys.executable, "-m", "reggan_plugin.training.cli", "train", "--data", str(synth), "--out",
+        gpu = [sys.executable, "-m", "training.cli", "train", "--data", str(synth), "--out",
                str(tmp_path / "gpu"), "--config", "tiny", "--device", "cuda", "--iterations", "1"]
         r = subprocess.run(gpu,
                            capture_output=True, text=True, env=_env(), timeout=600)
@@ -488,7 +488,7 @@ def test_set_overrides_parse_each_field_type_and_refuse_unknown_names():
 
 
 def test_cli_defaults_come_from_train_config():
-    from reggan_plugin.training.cli import train
+    from training.cli import train
 
     defaults = {p.name: p.default for p in train.params}
     cfg = TrainConfig()
@@ -502,7 +502,7 @@ def test_torchrun_two_processes(synth, tmp_path):
     if torchrun is None:
         pytest.skip("torchrun not found")
     run = tmp_path / "ddp"
-    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "reggan_plugin.training.cli", "train",
+    cmd = [torchrun, "--standalone", "--nproc_per_node", "2", "-m", "training.cli", "train",
            "--data", str(synth), "--out", str(run), "--config", "tiny", "--iterations", "4", "--batch-size", "2",
            "--checkpoint-every", "2", "--sample-every", "0", "--log-every", "1", "--no-progress"]
     r = subprocess.run(cmd, capture_output=True, text=True, env=_env(), timeout=900)
@@ -522,8 +522,8 @@ def test_torchrun_two_processes(synth, tmp_path):
 
 def test_sample_grid_rows_are_renders_when_photos_are_in_the_data(synth, tmp_path):
     """Sample grids go to docs/; pictures made from photo data sets must not, so renders are drawn first."""
-    from reggan_plugin.training.models import RegGAN
-    from reggan_plugin.training.solver import Solver
+    from training.models import RegGAN
+    from training.solver import Solver
 
     plain = write_plain(tmp_path / "photos", n_ids=6, size=64)
     sets = load_datasets([synth, plain], 32, TINY.expressions, tmp_path / "cache")

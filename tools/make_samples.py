@@ -26,12 +26,12 @@ SEED = 424242  # not a training seed
 @click.option("--samples", default=32, show_default=True, help="Cycles samples per pixel.")
 @click.option("--index", default=3, show_default=True, help="Which identity of the seed.")
 def main(face_model: Path, out: Path, frames: int, size: int, samples: int, index: int) -> None:
-    from reggan_plugin.training.synth.background import composite, make_background
-    from reggan_plugin.training.synth.camera import CM_TO_M, frame_face, project
-    from reggan_plugin.training.synth.face_model import load_face_model
-    from reggan_plugin.training.synth.recipes import load_recipes
-    from reggan_plugin.training.synth.scene import FaceScene
-    from reggan_plugin.training.synth.variation import sample_identity
+    from training.synth.background import composite, make_background
+    from training.synth.camera import CM_TO_M, frame_face, project
+    from training.synth.face_model import load_face_model
+    from training.synth.recipes import load_recipes
+    from training.synth.scene import FaceScene
+    from training.synth.variation import sample_identity
 
     model = load_face_model(face_model)
     params = sample_identity(SEED, index, model.n_identities, load_recipes())

@@ -2,8 +2,8 @@
 
 Also runnable alone (and under torchrun, one process per CPU group or GPU)::
 
-    python -m reggan_plugin.training.cli train --data DIR --out RUN [...]
-    torchrun --nproc_per_node 2 -m reggan_plugin.training.cli train --data DIR --out RUN [...]
+    python -m training.cli train --data DIR --out RUN [...]
+    torchrun --nproc_per_node 2 -m training.cli train --data DIR --out RUN [...]
 
 torch is imported only when a command runs, so ``--help`` stays fast.
 """
@@ -182,7 +182,7 @@ def train(data_dirs, out, iterations, device, resume, refit_stage1, batch_size, 
     Examples:
       reggan-plugin train --data renders/ --data ../shared/data/london-faces --out runs/r1 --iterations 50000 --device cuda
       reggan-plugin train --data renders/ --out runs/r1 --iterations 80000 --device cuda --resume
-      torchrun --nproc_per_node 2 -m reggan_plugin.training.cli train --data renders/ --out runs/ddp --config tiny
+      torchrun --nproc_per_node 2 -m training.cli train --data renders/ --out runs/ddp --config tiny
     """
     logging.basicConfig(level=logging.INFO, format="%(levelname)s: %(message)s")
     try:

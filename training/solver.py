@@ -398,7 +398,7 @@ class Solver:
         return x.to(self.device), t.to(self.device), c
 
     def export(self, path: Path, provenance: dict) -> Path:
-        from reggan_plugin.export.onnx_export import export_model
+        from export.onnx_export import export_model
 
         model = copy.deepcopy(self.G).cpu().eval()
         return export_model(model, path, provenance=provenance)

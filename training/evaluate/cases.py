@@ -1,7 +1,7 @@
 """Evaluation cases: paired data folders -> (person, expression, neutral photo, target photo, 5 points),
 and the one crop every row of the evaluation is judged through.
 
-Data layouts and landmark files are read by the training loaders (``reggan_plugin.training.data``):
+Data layouts and landmark files are read by the training loaders (``training.data``):
 the synthetic renderer's ``DIR/<identity>/<expression>.png`` + ``.landmarks.json`` + ``manifest.json``
 and the plain ``neutral/`` + ``<expression>/`` layout with matching file names (London). A neutral photo
 without a landmark file is located by the runtime's face detector (BlazeFace, ``reggan_plugin.faces``).
@@ -24,10 +24,10 @@ import numpy as np
 
 from reggan_plugin.align import crop_matrix_from_landmarks, warp_to_crop
 from reggan_plugin.errors import InputError, UsageError
-from reggan_plugin.training.data.crop import CropGeometry, crop_pair, load_rgb
-from reggan_plugin.training.data.landmarks import find_five_points
-from reggan_plugin.training.data.layouts import DatasetScan, scan_dataset
-from reggan_plugin.training.data.split import split_of
+from training.data.crop import CropGeometry, crop_pair, load_rgb
+from training.data.landmarks import find_five_points
+from training.data.layouts import DatasetScan, scan_dataset
+from training.data.split import split_of
 
 SplitChoice = Literal["all", "train", "val", "test", "held-out"]  # held-out: val + test, never trained on
 SPLIT_CHOICES: tuple[str, ...] = get_args(SplitChoice)

@@ -91,9 +91,9 @@ def build_models(config, workdir: Path, seed: int = 0):
     """(torch RegGAN with random weights, its exported artifact path, its preview graph's path)."""
     import torch
 
-    from .export.onnx_export import export_model
-    from .pipeline import preview_model_path
-    from .training.models import RegGAN
+    from export.onnx_export import export_model
+    from reggan_plugin.pipeline import preview_model_path
+    from training.models import RegGAN
 
     torch.manual_seed(seed)
     model = RegGAN(config).eval()
@@ -156,7 +156,7 @@ def gemm_ceiling(seconds: float, sizes=(512, 1024, 1536, 2048), rounds: int = 2)
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
-    from .backends.environment import physical_cores
+    from reggan_plugin.backends.environment import physical_cores
 
     cases: dict[str, tuple[Callable[[], object], int]] = {}
     for n in sizes:
@@ -232,10 +232,10 @@ def bench_network(report: Report, model, path: Path, stage1_path: Path, *, round
     """Faces/s of torch eager (1 and batched), the cpu backend per batch size, and the regression stage."""
     import torch
 
-    from .artifact import load_artifact
-    from .backends import create_backend
-    from .backends.cpu import CpuTuning
-    from .backends.environment import physical_cores
+    from reggan_plugin.artifact import load_artifact
+    from reggan_plugin.backends import create_backend
+    from reggan_plugin.backends.cpu import CpuTuning
+    from reggan_plugin.backends.environment import physical_cores
 
     torch.set_num_threads(physical_cores())
     size, n_expr = model.config.image_size, len(model.config.expressions)
@@ -301,7 +301,7 @@ def op_profile(path: Path, batch: int, size: int, n_expr: int, runs: int = 5) ->
 
     import onnxruntime as ort
 
-    from .backends.cpu import session_options
+    from reggan_plugin.backends.cpu import session_options
 
     options = session_options()
     with tempfile.TemporaryDirectory() as tmp:
@@ -332,10 +332,10 @@ def stage_costs(frame: Path, model_path: Path, region: str, batch: int, repeats:
     the CPU goes), plus what-ifs for the PNG encoder (not part of the pipeline)."""
     from PIL import Image
 
-    from .config import EditConfig, InferenceConfig
-    from .faces import parse_region
-    from .imageio import read_image, write_image
-    from .pipeline import ExpressionRenderer
+    from reggan_plugin.config import EditConfig, InferenceConfig
+    from reggan_plugin.faces import parse_region
+    from reggan_plugin.imageio import read_image, write_image
+    from reggan_plugin.pipeline import ExpressionRenderer
 
     renderer = ExpressionRenderer(InferenceConfig(model=model_path, backend="cpu", batch=batch))
     faces = [parse_region(region)]
@@ -372,8 +372,8 @@ def cpu_seconds() -> float:
 def run_render(frames: Path, out: Path, model_path: Path, region: str, batch: int, stage: str = "full",
                **kwargs) -> tuple[float, float]:
     """(wall seconds, CPU seconds) for `render_sequence` over `frames` (the renderer is built before the clock)."""
-    from .config import EditConfig, InferenceConfig, SequenceConfig
-    from .pipeline import ExpressionRenderer, render_sequence
+    from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
+    from reggan_plugin.pipeline import ExpressionRenderer, render_sequence
 
     inference = InferenceConfig(model=model_path, backend="cpu", batch=batch, stage=stage)
     renderer = ExpressionRenderer(inference)
@@ -407,8 +407,8 @@ def rss_mib() -> tuple[float, float]:
 
 def memory_child(frames: str, out: str, model_path: str, region: str, batch: int) -> None:
     """Entry point of the memory subprocess: render, print 'frames done, RSS MiB' lines, then the peak."""
-    from .config import EditConfig, InferenceConfig, SequenceConfig
-    from .pipeline import ExpressionRenderer, render_sequence
+    from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
+    from reggan_plugin.pipeline import ExpressionRenderer, render_sequence
 
     inference = InferenceConfig(model=Path(model_path), backend="cpu", batch=batch)
     renderer = ExpressionRenderer(inference)
@@ -431,7 +431,7 @@ def bench_memory(report: Report, workdir: Path, model_path: Path, *, count: int,
     frames, out = workdir / "long", workdir / "long_out"
     box = write_frames(frames, count, width, height)
     region = ",".join(map(str, box))
-    code = ("import sys; from reggan_plugin.bench import memory_child; "
+    code = ("import sys; from benchmarks.bench import memory_child; "
             "memory_child(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))")
     click.echo(f"memory: rendering {count} frames of {width}x{height} in a subprocess ...", err=True)
     start = time.perf_counter()
@@ -464,8 +464,8 @@ def bench_memory(report: Report, workdir: Path, model_path: Path, *, count: int,
 def bench_detector(report: Report, frame: Path, repeats: int) -> float | None:
     """Seconds per 1080p frame for the BlazeFace detector (None when it cannot be loaded)."""
     try:
-        from .faces import FaceDetector
-        from .imageio import read_image, to_network_rgb
+        from reggan_plugin.faces import FaceDetector
+        from reggan_plugin.imageio import read_image, to_network_rgb
 
         detector = FaceDetector()
         rgb = to_network_rgb(read_image(frame))
@@ -487,7 +487,7 @@ def variant_models(config) -> dict[str, object]:
     import torch
     from torch import nn
 
-    from .training.models import RegGAN
+    from training.models import RegGAN
 
     def build(change: Callable[[object], None] | None = None, cfg=config) -> object:
         torch.manual_seed(0)
@@ -539,7 +539,7 @@ def bench_variants(report: Report, config, workdir: Path, *, rounds: int, second
 
     import torch
 
-    from .backends.cpu import create_session, session_options
+    from reggan_plugin.backends.cpu import create_session, session_options
 
     cases, flops = {}, {}
     for i, (name, model) in enumerate(variant_models(config).items()):
@@ -629,9 +629,9 @@ def bench_pipeline(report: Report, workdir: Path, model_path: Path, *, count: in
     """(e): render_sequence on `count` PNG frames (1 face each, --region) against the network alone, interleaved."""
     import inspect
 
-    from .artifact import load_artifact
-    from .backends import create_backend
-    from .pipeline import render_sequence
+    from reggan_plugin.artifact import load_artifact
+    from reggan_plugin.backends import create_backend
+    from reggan_plugin.pipeline import render_sequence
 
     frames, out = workdir / "frames", workdir / "frames_out"
     box = write_frames(frames, count, width, height)
@@ -683,7 +683,7 @@ def bench(out_dir: Path, quick: bool, frame_count: int, long_frames: int, rounds
     Needs torch and onnx (it builds and exports a RegGAN with random weights: speed does not depend on
     the weights). Run it on a quiet machine; it takes about 10 minutes on 2 cores.
     """
-    from .training.config import TINY, ModelConfig
+    from training.config import TINY, ModelConfig
 
     # TINY's 32 px crop is smaller than the paste-back mask allows (blend.feather_mask needs >= 48 px)
     config = dataclasses.replace(TINY, image_size=48) if quick else ModelConfig()
@@ -748,7 +748,7 @@ def render_markdown(report: Report, r: dict) -> str:
     lines = [
         "# Benchmarks",
         "",
-        "Generated by `reggan-plugin bench` (reggan_plugin/bench.py); do not edit by hand.",
+        "Generated by `reggan-plugin bench` (benchmarks/bench.py); do not edit by hand.",
         "**Quick smoke run (tiny model, small frames): these numbers mean nothing.**" if r["quick"] else "",
         "",
         f"- Machine: {f['machine']}",
