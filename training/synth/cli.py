@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 
 from .face_model import ENV_VAR
+from .looks import LOOKS
 from .render import RenderConfig
 
 
@@ -45,13 +46,15 @@ def dataset() -> None:
               help="Comma-separated intensities in (0, 1]; <1 writes e.g. happy_050.png.")
 @click.option("--samples", type=click.IntRange(1), default=_default("samples"), show_default=True, help="Cycles samples per pixel.")
 @click.option("--denoise/--no-denoise", default=_default("denoise"), show_default=True, help="OpenImageDenoise.")
+@click.option("--look", type=click.Choice(LOOKS), default=_default("look"), show_default=True,
+              help="Shading/lighting/colour-management style (training/synth/looks.py).")
 @click.option("--face-model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=f"Packed ICT model (.npz); default: ${ENV_VAR}.")
 @click.option("--workers", type=click.IntRange(1), default=_default("workers"), show_default=True,
               help="Render processes (each uses cores/W threads).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar.")
 def render(out: Path, identities: int, start: int, size: int, seed: int, expressions: tuple[str, ...],
-           intensities: str, samples: int, denoise: bool, face_model: Path | None, workers: int,
+           intensities: str, samples: int, denoise: bool, look: str, face_model: Path | None, workers: int,
            progress: bool) -> None:
     """Render DIR/<identity>/<expression>.png pairs; resumes what exists."""
     from .face_model import resolve_model_path
@@ -69,7 +72,7 @@ def render(out: Path, identities: int, start: int, size: int, seed: int, express
         config = RenderConfig(
             out=out, face_model=resolve_model_path(face_model), identities=identities, start=start,
             expressions=parse_expressions(expressions, load_recipes()), intensities=inten, size=size,
-            seed=seed, samples=samples, denoise=denoise, workers=workers,
+            seed=seed, samples=samples, denoise=denoise, workers=workers, look=look,
         )
         return render_dataset(config, progress=progress, log=lambda m: click.echo(m, err=True))
 

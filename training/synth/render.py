@@ -53,6 +53,7 @@ class RenderConfig:
     denoise: bool = True
     workers: int = 2
     start: int = 0
+    look: str = "studio"  # training.synth.looks.LOOKS
 
 
 @dataclass(frozen=True)
@@ -111,6 +112,7 @@ def build_manifest(config: RenderConfig, model: FaceModel, recipes: RecipeTable,
                    plans: list[IdentityParams]) -> dict:
     settings = {
         "seed": config.seed, "size": config.size, "samples": config.samples, "denoise": config.denoise,
+        "look": config.look,
         "face_model": str(config.face_model), "face_model_sha256": file_sha256(config.face_model),
         "intensities": list(config.intensities),
     }
@@ -137,8 +139,9 @@ def merge_manifest(path: Path, new: dict) -> dict:
     if not path.is_file():
         return new
     old = json.loads(path.read_text())
-    keys = ("seed", "size", "samples", "denoise", "face_model_sha256")
-    diff = [k for k in keys if old.get("settings", {}).get(k) != new["settings"].get(k)]
+    keys = ("seed", "size", "samples", "denoise", "look", "face_model_sha256")
+    old_settings = {"look": "studio", **old.get("settings", {})}  # folders rendered before looks existed
+    diff = [k for k in keys if old_settings.get(k) != new["settings"].get(k)]
     if diff:
         raise UsageError(f"{path}: this folder was rendered with other settings ({', '.join(diff)}); use another --out")
     for name, ident in new["identities"].items():
@@ -175,7 +178,7 @@ def _init_worker(config: RenderConfig, progress: Any, threads: int) -> None:
 
     model = load_face_model(config.face_model)
     _STATE.update(config=config, model=model, recipes=load_recipes(), progress=progress,
-                  scene=FaceScene(model, config.size, config.samples, config.denoise, threads))
+                  scene=FaceScene(model, config.size, config.samples, config.denoise, threads, config.look))
 
 
 def render_identity(index: int) -> int:

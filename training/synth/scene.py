@@ -59,8 +59,11 @@ def polygon_slots(model: FaceModel) -> tuple[np.ndarray, np.ndarray]:
 class FaceScene:
     """A bpy scene holding the face; set identity, set expression vertices, render to a PNG."""
 
-    def __init__(self, model: FaceModel, size: int, samples: int, denoise: bool, threads: int = 0) -> None:
+    def __init__(self, model: FaceModel, size: int, samples: int, denoise: bool, threads: int = 0,
+                 look: str = "studio") -> None:
         import bpy
+
+        from .looks import apply_look
 
         self.bpy = bpy
         self.model = model
@@ -73,6 +76,8 @@ class FaceScene:
         self.camera = self._add_camera()
         self.lights = {name: self._add_light(name) for name in ("key", "fill", "rim")}
         self._setup_world()
+        self.look = look
+        apply_look(self, look)
 
     # ---- setup -------------------------------------------------------------------------------
     def _setup_render(self, size: int, samples: int, denoise: bool, threads: int) -> None:
@@ -204,17 +209,19 @@ class FaceScene:
         self.set_vertices(neutral_cm)
 
         from . import shaders
+        from .looks import look_lighting, set_toon_light
 
         shaders.apply_params(self, params)
         self.camera.matrix_world = _matrix(pose.matrix_world())
         self.camera.data.lens = pose.focal_mm
-        for name, light in (("key", params.lighting.key), ("fill", params.lighting.fill),
-                            ("rim", params.lighting.rim)):
+        lighting = look_lighting(params.lighting, self.look, params.index, params.seed)
+        for name, light in (("key", lighting.key), ("fill", lighting.fill), ("rim", lighting.rim)):
             self._place_light(self.lights[name], light, pose.target)
+        set_toon_light(self, orbit(lighting.key.yaw, lighting.key.elevation) @ np.array([0.0, 0.0, 1.0]))
         bg = srgb_to_linear(np.mean([params.background.colour_a, params.background.colour_b], axis=0))
         ambient = 0.5 * bg + 0.5 * np.mean(bg)
         self.world_bg.inputs["Color"].default_value = (*ambient, 1.0)
-        self.world_bg.inputs["Strength"].default_value = params.lighting.ambient
+        self.world_bg.inputs["Strength"].default_value = lighting.ambient
         self.scene.view_settings.exposure = params.lighting.exposure
         self.scene.cycles.seed = params.render_seed % (2**31 - 1)
 
