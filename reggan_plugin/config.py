@@ -26,6 +26,7 @@ class InferenceConfig:
     precision: Precision = "fp32"
     batch: int = 8  # faces per inference call
     stage: Stage = "full"  # "regression": stage 1 alone, a fast preview
+    find_in_box: bool = True  # a face box without landmarks is a hint: align on the face found inside it
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,8 @@ from .backends import create_backend
 from .blend import feather_mask, paste_back
 from .config import EditConfig, InferenceConfig, SequenceConfig
 from .errors import InputError, RegganError
-from .faces import Face, FacesFile, landmarks68_to_5, load_faces_json, parse_region, whole_image_face
+from .faces import Face, FaceDetector, FacesFile, landmarks68_to_5, load_faces_json, parse_region, whole_image_face
+from .faces.refine import hint_region, needs_refining, refine_box_face
 from .imageio import ImageData, compose_output, list_frames, read_image, to_network_rgb, write_image
 from .sequence import check_out_dir, output_path, select_shard
 from .streaming import batch_by, ordered_map
@@ -132,6 +133,8 @@ class ExpressionRenderer:
         template = self.artifact.crop_template
         self._template_px = None if template is None else units_to_crop_px(template, self.size)
         self.mask = feather_mask(self.size)
+        self._detector: FaceDetector | None = None
+        self._detector_lock = threading.Lock()
 
     # -- prepare: faces -> aligned crops --------------------------------------------------------
     def crop_matrix(self, face: Face, frame_shape: Sequence[int]) -> Matrix:
@@ -184,8 +187,24 @@ class ExpressionRenderer:
         return rgb, mask
 
     # -- whole pictures --------------------------------------------------------------------------
+    def find_in_boxes(self, image: ImageData, faces: Sequence[Face]) -> list[Face]:
+        """Faces given by a box alone get the landmarks of the face the detector finds inside the box
+        (``reggan_plugin.faces.refine``); only the region around those boxes is converted and searched."""
+        hinted = [face for face in faces if needs_refining(face)]
+        if not (self.inference.find_in_box and hinted):
+            return list(faces)
+        with self._detector_lock:  # frames may be prepared in several reader threads: build it once
+            if self._detector is None:
+                self._detector = FaceDetector()
+        rows, cols = hint_region(hinted, image.height, image.width)
+        if rows.stop <= rows.start or cols.stop <= cols.start:
+            return list(faces)
+        rgb = to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
+        return [refine_box_face(rgb, face, self._detector, (cols.start, rows.start)) for face in faces]
+
     def prepare_image(self, image: ImageData, faces: Sequence[Face]) -> PreparedImage:
         """Locate the faces' region, convert only it to network colour, and align the crops."""
+        faces = self.find_in_boxes(image, faces)
         shape = image.pixels.shape
         matrices = [self.crop_matrix(face, shape) for face in faces]
         rows, cols = face_region(matrices, self.size, shape) if matrices else (slice(0, 0), slice(0, 0))

@@ -72,6 +72,9 @@ class RawDetections:
     def __len__(self) -> int:
         return int(self.scores.shape[0])
 
+    def take(self, indices: list[int]) -> RawDetections:
+        return RawDetections(self.boxes[indices], self.keypoints[indices], self.scores[indices])
+
 
 def decode(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, spec: BlazeFaceSpec, min_score: float) -> RawDetections:
     """One input's raw outputs, (A, 16) and (A, 1) or (A,), -> detections scoring at least ``min_score``."""

@@ -97,7 +97,7 @@ class FaceDetector:
         merged = self.detect_windows(image, windows)
         if self.config.refine_fractions and len(merged):
             merged = self.refine(image, merged)
-        return [_to_face(merged, i) for i in range(len(merged)) if merged.scores[i] >= self.config.accept_score]
+        return [to_face(merged, i) for i in range(len(merged)) if merged.scores[i] >= self.config.accept_score]
 
     def refine(self, image: np.ndarray, dets: RawDetections) -> RawDetections:
         """Look at each face again through windows centred on it that it fills ``refine_fractions`` of.
@@ -243,7 +243,8 @@ def _drop_cut_faces(dets: RawDetections, window: Window, height: int, width: int
     return RawDetections(dets.boxes[keep], dets.keypoints[keep], dets.scores[keep])
 
 
-def _to_face(dets: RawDetections, i: int) -> Face:
+def to_face(dets: RawDetections, i: int) -> Face:
+    """Detection ``i`` as a Face: its box and the 5 points (mouth corners derived, see the module docstring)."""
     x0, y0, x1, y1 = dets.boxes[i]
     kp = dets.keypoints[i]
     # MediaPipe's "right eye" is the subject's right: the image-left eye, first in CANONICAL_5PT.
