@@ -6,6 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
+import torch
 from safetensors.torch import load_file, save_file
 
 from reggan_plugin.errors import ModelError
@@ -63,3 +64,23 @@ def load_generator(path: str | Path) -> tuple[RegGAN, dict]:
 
 
 __all__ = ["checkpoint_paths", "load_generator", "save_generator"]
+
+
+def load_refiner_from_onnx(model: RegGAN, path: str | Path) -> int:
+    """Start ``model``'s refiner from the refiner weights of an exported artifact (its ONNX initializers are
+    named after the torch parameters, ``model.refiner.*``); returns how many tensors were loaded. Stage 1 is
+    left alone: it is fitted in closed form on the run's own data."""
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    prefix = "model.refiner."
+    weights = {i.name[len(prefix):]: torch.from_numpy(numpy_helper.to_array(i).copy())
+               for i in graph.initializer if i.name.startswith(prefix)}
+    state = model.refiner.state_dict()
+    missing = [k for k, v in state.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)]
+    if missing:
+        raise ValueError(f"{path}: its refiner does not match this model's ({len(missing)} tensors differ, "
+                         f"e.g. {missing[0]}); use the same --config")
+    model.refiner.load_state_dict({k: weights[k] for k in state}, strict=True)
+    return len(state)

@@ -35,7 +35,7 @@ def _default(name: str):
 
 def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cfg: TrainConfig, device_kind: str = "cpu",
                  resume: bool = False, cache_dir: Path | None = None, export_path: Path | None = None,
-                 progress: bool = True, refit_stage1: bool = False) -> dict:
+                 progress: bool = True, refit_stage1: bool = False, init_refiner: Path | None = None) -> dict:
     """Everything `train` does; returns the run summary (also written to RUN/summary.json by rank 0)."""
     import os
 
@@ -58,6 +58,10 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
         raise UsageError(f"{out}: --resume given but there is no checkpoint (latest.json) to resume from")
     if refit_stage1 and not resume:
         raise UsageError("--refit-stage1 only applies with --resume (a new run fits stage 1 anyway)")
+    if init_refiner is not None and resume:
+        raise UsageError("--init-refiner starts a new run; a resumed run keeps its own refiner")
+    if init_refiner is not None and not Path(init_refiner).is_file():
+        raise InputError(init_refiner, "no such model file")
     if not resume and latest is not None:
         raise UsageError(f"{out}: already holds a run (iteration {latest['iteration']}); add --resume or choose another --out")
     if resume:
@@ -96,6 +100,14 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
         if dist.is_main:
             model, report = fit_stage1(model_config, cfg, train, val, out)
             stage1_meta = {"radius": report["radius"], "fitted": report["fitted"]}
+            if init_refiner is not None:
+                from .checkpoint import load_refiner_from_onnx
+
+                try:
+                    load_refiner_from_onnx(model, init_refiner)
+                except ValueError as exc:
+                    raise InputError(init_refiner, str(exc)) from None
+                stage1_meta["refiner_from"] = Path(init_refiner).name
         obj = [stage1_meta if dist.is_main else None]
         if dist.distributed:
             torch.distributed.broadcast_object_list(obj, src=0)
@@ -158,6 +170,9 @@ def cli() -> None:
               help="With --resume: refit stage 1 (its mean flows, regions and ridge maps) on today's training pairs "
                    "with the stage1_* settings given now, keeping its radius; lambdas are chosen again on the "
                    "validation pairs (RUN/stage1_selection.md).")
+@click.option("--init-refiner", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Start the refiner from an exported model's (ONNX) refiner instead of from scratch; stage 1 is "
+                   "fitted anew. Same --config as that model.")
 @click.option("--batch-size", default=_default("batch_size"), show_default=True, help="Pairs per iteration per process.")
 @click.option("--image-size", type=int, default=None, help="Crop size S. [default: the --config preset's, 128 / tiny 32]")
 @click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True, help="Model size preset.")
@@ -173,7 +188,7 @@ def cli() -> None:
                    "--set augment.flip=false. Repeatable; ignored on --resume (a run keeps its settings) except the "
                    "stage1_* ones with --refit-stage1.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
-def train(data_dirs, out, iterations, device, resume, refit_stage1, batch_size, image_size, preset, sample_every, checkpoint_every,
+def train(data_dirs, out, iterations, device, resume, refit_stage1, init_refiner, batch_size, image_size, preset, sample_every, checkpoint_every,
           log_every, seed, no_augment, cache_dir, export_path, overrides, progress) -> None:
     """Train RegGAN on paired faces: stage 1 by closed-form ridge (r and lambda chosen on a validation
     split), stage 2 adversarially (WGAN-GP + classification + L1 + identity terms), then export ONNX.
@@ -198,7 +213,7 @@ def train(data_dirs, out, iterations, device, resume, refit_stage1, batch_size, 
         raise click.UsageError(str(exc)) from None
     with exit_on_error():
         summary = run_training(list(data_dirs), out, model_config, cfg, device, resume, cache_dir, export_path, progress,
-                               refit_stage1)
+                               refit_stage1, init_refiner)
     if summary:
         click.echo(f"done: {summary['iteration']} iterations in {summary['wall_time_s']} s; model {summary.get('onnx', '-')}")
         for expr, m in summary.get("metrics", {}).items():

@@ -55,15 +55,23 @@ LOG_COLUMNS = ["iteration", "time_s", "lr_g", "lr_d", "D/loss", "D/real", "D/fak
 DEFAULT_LAMBDA = 0.4  # LSRF's lambda, used when there is no validation pair to choose one
 
 
-def _pairs_by_expression(data: PairedFaces | None) -> dict[str, tuple[Tensor, Tensor]]:
+def _pairs_by_expression(data: PairedFaces | None, cfg: TrainConfig | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+    """Expression -> (neutral, target): every pair's central crop, then (with ``cfg``) its
+    ``stage1_augment_copies`` perturbed copies (``stage1_augment``, seeded by ``cfg.seed``)."""
     out: dict[str, tuple[Tensor, Tensor]] = {}
     if data is None or len(data) == 0:
         return out
+    copies = cfg.stage1_augment_copies if cfg is not None and cfg.stage1_augment.enabled else 0
     for k, name in enumerate(data.expressions):
         idx = torch.nonzero(data.pair_expression == k).flatten()
         if name == "neutral" or len(idx) == 0:
             continue
         x, t, _ = data.batch(idx)
+        if copies:
+            assert cfg is not None
+            gen = torch.Generator().manual_seed(cfg.seed * 7919 + k)
+            views = [data.batch(idx, gen, cfg.stage1_augment)[:2] for _ in range(copies)]
+            x, t = torch.cat([x] + [v[0] for v in views]), torch.cat([t] + [v[1] for v in views])
         out[name] = (x, t)
     return out
 
@@ -80,7 +88,7 @@ def _select(moved_train: dict[str, tuple[Tensor, Tensor]], val: PairedFaces | No
             radii: tuple[int, ...], cfg: TrainConfig) -> tuple[int | None, dict[str, float], list, str]:
     """(radius, lambda per expression, table rows, Markdown table) chosen on the moved validation pairs; radius
     None when there are none."""
-    val_sets = _moved(_pairs_by_expression(val), motions)
+    val_sets = _moved(_pairs_by_expression(val, cfg), motions)
     sub = {e: _evenly(v, cfg.ridge_max_pairs) for e, v in moved_train.items() if e in val_sets}
     if not sub:
         return None, {}, [], "no validation pairs: defaults used\n"
@@ -103,7 +111,7 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
                run_dir: Path | None) -> tuple[RegGAN, dict]:
     """Phase 0: select (r, lambda) on ``val``, fit every expression on ``train``; returns the model (on the
     CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU)."""
-    train_sets = _pairs_by_expression(train)
+    train_sets = _pairs_by_expression(train, cfg)
     motions = fit_motions(train_sets, model_config.image_size, cfg)
     moved = _moved(train_sets, motions)
     radius, lambdas, rows, table = _select(moved, val, motions, cfg.ridge_radii, cfg)
@@ -168,7 +176,7 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
     """Refit stage 1 (motions, then ridge maps) on ``train`` at the model's radius (``--refit-stage1``: the data
     or the stage-1 recipe changed since the run began), lambdas chosen again on the moved ``val`` pairs (the
     run's lambdas when there are none). Returns the updated stage-1 metadata."""
-    pairs = _pairs_by_expression(train)
+    pairs = _pairs_by_expression(train, cfg)
     motions = fit_motions(pairs, model.config.image_size, cfg)
     install_motions(model, motions)
     moved = _moved(pairs, motions)

@@ -67,6 +67,10 @@ def photometric(images: list[Tensor], cfg: AugmentConfig, gen: torch.Generator) 
     saturation = draw(1 - cfg.saturation, 1 + cfg.saturation)
     hue = torch.deg2rad(_uniform(gen, n, -cfg.hue_deg, cfg.hue_deg))
     gamma = draw(-cfg.gamma, cfg.gamma).exp()
+    gain = (draw(-cfg.exposure, cfg.exposure) * math.log(2.0)).exp()
+    balance = torch.ones(n, 3, 1, 1, device=device)
+    balance[:, 0] = 1 + draw(-cfg.white_balance, cfg.white_balance)[:, 0]
+    balance[:, 2] = 1 + draw(-cfg.white_balance, cfg.white_balance)[:, 0]
     noise_sigma = draw(0.0, cfg.noise)
     noise = torch.randn(ref.shape, generator=gen).to(device) * noise_sigma
     blur_on = torch.rand(n, generator=gen) < cfg.blur_prob
@@ -83,7 +87,9 @@ def photometric(images: list[Tensor], cfg: AugmentConfig, gen: torch.Generator) 
     kernels = _gaussian_kernels(blur_sigma, radius).to(device)
     out = []
     for img in images:
-        x = img + brightness
+        # exposure and white balance act on linear light (sRGB approximated by a 2.2 power), the rest on the encoding
+        x = ((img.clamp(0.0, 1.0) ** 2.2) * gain * balance).clamp(0.0, 1.0) ** (1 / 2.2)
+        x = x + brightness
         x = (x - mean) * contrast + mean
         grey = (x * luma).sum(1, keepdim=True)
         x = grey + (x - grey) * saturation

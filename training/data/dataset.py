@@ -101,15 +101,18 @@ class PairedFaces(torch.utils.data.Dataset):
             raise ValueError(f"the {self.split} split is empty")
         return torch.multinomial(self.sample_weights, n, replacement=True, generator=gen)
 
-    def batch(self, indices: Tensor, gen: torch.Generator | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    def batch(self, indices: Tensor, gen: torch.Generator | None = None,
+              augment: AugmentConfig | None = None) -> tuple[Tensor, Tensor, Tensor]:
         """(neutral, target) [B,3,S,S] in [-1,1] on the data's device, expression [B] long (CPU indices).
 
-        Augmented with draws from ``gen`` when given and augmentation is on; else the central crop."""
+        Augmented with draws from ``gen`` when given and augmentation (``augment``, else the data's own) is
+        on; else the central crop."""
         idx = indices.to(self.target.device)
         x = self.neutral[self.pair_neutral.to(idx.device)[idx]].float() / 255.0
         t = self.target[idx].float() / 255.0
-        if gen is not None and self.augment.enabled:
-            x, t = augment_pairs(x, t, self.augment, self.size, gen)
+        augment = augment or self.augment
+        if gen is not None and augment.enabled:
+            x, t = augment_pairs(x, t, augment, self.size, gen)
         else:
             x, t = center_crop(x, self.size), center_crop(t, self.size)
         return x * 2 - 1, t * 2 - 1, self.pair_expression[indices].to(x.device)

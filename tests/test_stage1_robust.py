@@ -1,0 +1,117 @@
+"""Stage 1 fitted on perturbed copies of its pairs, and a refiner started from an exported model."""
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+torch = pytest.importorskip("torch", reason="training needs torch (pip install .[train])")
+
+from training.config import TINY  # noqa: E402
+from training.data.augment import photometric  # noqa: E402
+from training.models import RegGAN, fit_ridge  # noqa: E402
+from training.models.stage1 import shifted_views  # noqa: E402
+from training.train_config import STAGE1_AUGMENT, AugmentConfig, TrainConfig  # noqa: E402
+
+
+def _smooth_faces(n: int, size: int, gen: torch.Generator) -> torch.Tensor:
+    """[n,3,S,S] in [-1,1]: low-frequency random pictures (what a ridge sees of faces, roughly)."""
+    coarse = torch.rand(n, 3, size // 8, size // 8, generator=gen)
+    return torch.nn.functional.interpolate(coarse, size=size, mode="bicubic", align_corners=False).clamp(0, 1) * 2 - 1
+
+
+def _apply(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor, radius: int) -> torch.Tensor:
+    out = bias.expand_as(x).clone()
+    for tap, view in enumerate(shifted_views(x, radius)):
+        out = out + view * weight[:, tap]
+    return out
+
+
+def test_a_ridge_fitted_on_noisy_copies_keeps_noise_out_of_the_edit() -> None:
+    """The edit (output - input) of a map fitted on clean pairs carries input noise (the colour speckle of
+    noisy renders); fitted on copies with noise shared by input and target, it carries much less."""
+    gen = torch.Generator().manual_seed(0)
+    size, radius = 32, 3
+    x = _smooth_faces(256, size, gen)
+    t = x.roll(1, dims=-1) * 0.8 + 0.05  # an "expression": a shift and a tone change the map must paint
+    noise = torch.randn(2, *x.shape, generator=gen) * 0.06
+    clean_fit = fit_ridge(x, t, radius, 1e-3)
+    noisy_fit = fit_ridge(torch.cat([x, x + noise[0], x + noise[1]]), torch.cat([t, t + noise[0], t + noise[1]]), radius, 1e-3)
+
+    probe = _smooth_faces(32, size, gen)
+    probe_noise = torch.randn(probe.shape, generator=gen) * 0.06
+
+    def edit_noise(fit: tuple[torch.Tensor, torch.Tensor]) -> float:
+        clean_edit = _apply(probe, *fit, radius) - probe
+        noisy_edit = _apply(probe + probe_noise, *fit, radius) - (probe + probe_noise)
+        return float((noisy_edit - clean_edit).pow(2).mean().sqrt())
+
+    assert edit_noise(noisy_fit) < 0.5 * edit_noise(clean_fit)
+    # and it still paints the expression on clean inputs
+    target = probe.roll(1, dims=-1) * 0.8 + 0.05
+    copy_error = float((probe - target).abs().mean())
+    assert float((_apply(probe, *noisy_fit, radius) - target).abs().mean()) < 0.5 * copy_error
+
+
+def test_stage1_pairs_get_perturbed_copies(tmp_path) -> None:
+    from training.solver import _pairs_by_expression
+
+    from tests.test_training import write_synthetic
+    from training.data.dataset import PairedFaces, load_datasets
+
+    root = write_synthetic(tmp_path / "synth", n_ids=6, size=64)
+    sets = load_datasets([root], 32, TINY.expressions, tmp_path / "cache")
+    data = PairedFaces(sets, TINY.expressions, None)
+    plain = _pairs_by_expression(data)
+    cfg = TrainConfig(stage1_augment_copies=2)
+    perturbed = _pairs_by_expression(data, cfg)
+    again = _pairs_by_expression(data, cfg)
+    for expr, (x, t) in plain.items():
+        px, pt = perturbed[expr]
+        n = len(x)
+        assert px.shape[0] == pt.shape[0] == 3 * n
+        assert torch.equal(px[:n], x) and torch.equal(pt[:n], t)  # the clean pairs come first, unchanged
+        assert float((px[n:2 * n] - x).abs().mean()) > 0.01  # the copies are perturbed ...
+        assert torch.equal(px, again[expr][0])  # ... reproducibly (seeded)
+    off = _pairs_by_expression(data, dataclasses.replace(cfg, stage1_augment_copies=0))
+    assert all(torch.equal(off[e][0], plain[e][0]) for e in plain)
+
+
+def test_exposure_and_white_balance_are_shared_by_the_pair() -> None:
+    gen = torch.Generator().manual_seed(3)
+    x = torch.rand(8, 3, 16, 16, generator=gen)
+    cfg = AugmentConfig(brightness=0, contrast=0, saturation=0, hue_deg=0, gamma=0, blur_prob=0,
+                        exposure=1.0, white_balance=0.2)
+    a, b = photometric([x, x.clone()], cfg, torch.Generator().manual_seed(1))
+    assert torch.equal(a, b)
+    ratio = (a.mean(dim=(1, 2, 3)) / x.mean(dim=(1, 2, 3)))
+    assert float(ratio.max() - ratio.min()) > 0.3  # exposures differ between pairs
+    assert STAGE1_AUGMENT.exposure >= 1.0 and STAGE1_AUGMENT.noise > 0
+
+
+def test_overrides_reach_the_stage1_perturbations() -> None:
+    cfg = TrainConfig().with_overrides(["stage1_augment.noise=0.01", "stage1_augment_copies=1", "augment.flip=true"])
+    assert cfg.stage1_augment.noise == 0.01 and cfg.stage1_augment_copies == 1 and cfg.augment.flip
+    assert cfg.stage1_augment.exposure == STAGE1_AUGMENT.exposure  # the rest stays
+    with pytest.raises(ValueError, match="unknown setting"):
+        TrainConfig().with_overrides(["stage1_augment.nope=1"])
+    assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+
+
+def test_refiner_starts_from_an_exported_model(tmp_path) -> None:
+    from export.onnx_export import export_model
+    from training.checkpoint import load_refiner_from_onnx
+
+    torch.manual_seed(0)
+    source = RegGAN(dataclasses.replace(TINY, image_size=64))
+    with torch.no_grad():
+        for p in source.refiner.parameters():
+            p.normal_(0, 0.1)
+    path = export_model(source, tmp_path / "m.onnx", provenance={"training": "test", "iterations": 0})
+    fresh = RegGAN(dataclasses.replace(TINY, image_size=64))
+    assert load_refiner_from_onnx(fresh, path) == len(fresh.refiner.state_dict())
+    for name, value in source.refiner.state_dict().items():
+        assert torch.allclose(fresh.refiner.state_dict()[name], value), name
+    wider = RegGAN(dataclasses.replace(TINY, image_size=64, conv_dim=16))
+    with pytest.raises(ValueError, match="does not match"):
+        load_refiner_from_onnx(wider, path)
