@@ -32,8 +32,10 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
 @click.command()
 @click.option("--model", type=click.Path(path_type=Path), default=None,
               help="ONNX model to evaluate. [default: the model bundled with reggan-plugin]")
-@click.option("--data", type=click.Path(path_type=Path), required=True,
-              help="Paired data: a synthetic render folder (manifest.json) or neutral/ + <expression>/ folders.")
+@click.option("--data", type=click.Path(path_type=Path), required=True, multiple=True,
+              help="Paired data: a synthetic render folder (manifest.json) or neutral/ + <expression>/ folders. "
+                   "With --perturb, repeat it: the first folder gets every perturbation, each other one (another "
+                   "render look) is a clean condition of its own.")
 @click.option("--out", type=click.Path(path_type=Path), required=True, help="Report folder (report.md, report.json, grids).")
 @click.option("--expressions", default=None, help="Comma-separated expressions. [default: every non-neutral one of the model]")
 @click.option("--split", type=click.Choice(SPLIT_CHOICES), default=_default("split"), show_default=True,
@@ -50,9 +52,15 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
               help="Neutral faces from their landmark files (the detector where none) or always the runtime detector.")
 @click.option("--backend", type=click.Choice(BACKENDS), default=_default("backend"), show_default=True)
 @click.option("--batch", type=click.IntRange(1, 1024), default=_default("batch"), show_default=True)
+@click.option("--perturb", is_flag=True,
+              help="The robustness benchmark instead: the same edit under other tools' boxes, landmark noise, "
+                   "rotation, render noise, exposure, white balance, JPEG and face sizes, beside the clean condition "
+                   "and the copy baseline, on the first folder's --split (test for a folder training used; OUT/robustness.md, .json, grid_*.png; --limit defaults to 6).")
+@click.option("--conditions", default=None,
+              help="With --perturb: comma-separated condition names (training/evaluate/perturbations.py). [default: all]")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def evaluate(model, data, out, expressions, split, limit, reference_real, intensity, crop_size, grid_rows, locate,
-             backend, batch, progress) -> None:
+             backend, batch, perturb, conditions, progress) -> None:
     """Judge the copy baseline, stage 1 alone and RegGAN side by side on paired faces: L1/PSNR/SSIM
     against the true target, an independent expression judge (fer's FER2013 model), an independent
     identity judge (dlib's 128-D embedding) and a Frechet distance on those embeddings (not FID).
@@ -69,6 +77,12 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
     from .report import write_report
     from .runner import evaluate as run
 
+    if perturb:
+        _perturb(model, data, out, expressions, split, limit, backend, conditions, progress)
+        return
+    if len(data) != 1:
+        raise click.UsageError("give one --data folder (several only with --perturb)")
+    data = data[0]
     with exit_on_error():
         config = EvalConfig(data=data, out=out, model=model, backend=backend, batch=batch, intensity=intensity,
                             expressions=_expressions(expressions), split=split, limit=limit,
@@ -86,4 +100,30 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
             bar.close()
         written = write_report(result, out)
     click.echo((out / "report.md").read_text())
+    click.echo("wrote " + ", ".join(str(p) for p in written))
+
+
+def _perturb(model, data, out, expressions, split, limit, backend, conditions, progress) -> None:
+    from tqdm import tqdm
+
+    from .robustness import RobustnessConfig, evaluate_robustness, write_robustness
+
+    names = tuple(c.strip() for c in conditions.split(",") if c.strip()) if conditions else None
+    with exit_on_error():
+        config = RobustnessConfig(data=tuple(data), out=out, model=model, backend=backend,
+                                  split=split, limit=limit or 6,
+                                  expressions=_expressions(expressions), conditions=names)
+        bar = tqdm(total=0, unit="case", disable=not progress, desc="perturb")
+
+        def tick(done: int, total: int) -> None:
+            bar.total = total
+            bar.n = done
+            bar.refresh()
+
+        try:
+            result = evaluate_robustness(config, progress=tick)
+        finally:
+            bar.close()
+        written = write_robustness(result, out)
+    click.echo((out / "robustness.md").read_text())
     click.echo("wrote " + ", ".join(str(p) for p in written))

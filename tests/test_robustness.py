@@ -1,0 +1,134 @@
+"""evaluate --perturb: each perturbation, how it is scored, and a run end to end."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from training.evaluate.perturbations import PERTURBATIONS, Perturbed, chroma_speckle
+from training.evaluate.robustness import run_case
+
+SAMPLE_POINTS = np.array([[90.0, 100.0], [150.0, 100.0], [120.0, 135.0], [97.0, 170.0], [143.0, 170.0]])
+
+
+def _case(seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    base = (rng.uniform(60, 200, (8, 8, 3))).repeat(32, 0).repeat(32, 1).astype(np.uint8)  # 256 px, blocky
+    target = base.copy()
+    target[160:180, 100:140] = (200, 60, 60)  # the expression: a changed mouth
+    return base, target
+
+
+class _Answering:
+    """A stand-in for the renderer whose answers are known: ``perfect`` returns each perturbed case's target
+    (plus the input's own noise, as a perfect edit would), ``copy`` returns the input."""
+
+    def __init__(self, answers: dict[bytes, np.ndarray] | None = None) -> None:
+        self.answers = answers
+
+    def apply_array(self, pixels: np.ndarray, *, faces: list, expression: str) -> np.ndarray:
+        return pixels.copy() if self.answers is None else self.answers[pixels.tobytes()]
+
+
+@pytest.mark.parametrize("name", list(PERTURBATIONS))
+def test_a_perfect_edit_scores_the_target_and_doing_nothing_scores_copy(name: str) -> None:
+    img, tgt = _case()
+    p: Perturbed = PERTURBATIONS[name](img, SAMPLE_POINTS, tgt, np.random.default_rng(1))
+    assert p.pixels.dtype == np.uint8 and p.target.shape == p.pixels.shape
+    perfect = p.target.astype(np.int16) if p.clean is None else p.pixels.astype(np.int16) + (p.target.astype(np.int16) - p.clean)
+    scored, copy = run_case(_Answering({p.pixels.tobytes(): perfect}), p, "happy")  # type: ignore[arg-type]
+    assert np.array_equal(scored, p.target)  # a perfect model scores like the clean condition: the target itself
+    scored, copy = run_case(_Answering(), p, "happy")  # type: ignore[arg-type]
+    assert np.array_equal(scored, copy)
+    assert np.array_equal(copy, img if p.clean is not None else p.pixels)
+
+
+def test_box_conditions_give_a_box_alone_and_the_others_landmarks() -> None:
+    img, tgt = _case()
+    for name, make in PERTURBATIONS.items():
+        p = make(img, SAMPLE_POINTS, tgt, np.random.default_rng(0))
+        assert (p.face.landmarks is None) == ("box" in name), name
+        if "box" in name:
+            x, y, w, h = p.face.box
+            centre = SAMPLE_POINTS.mean(axis=0)
+            assert abs(x + w / 2 - centre[0]) < 0.6 * w and abs(y + h / 2 - centre[1]) < 0.6 * h
+
+
+def test_noise_is_on_the_input_only_and_other_changes_reach_the_target() -> None:
+    img, tgt = _case()
+    noisy = PERTURBATIONS["render noise sigma 6"](img, SAMPLE_POINTS, tgt, np.random.default_rng(0))
+    assert noisy.clean is img and noisy.target is tgt
+    assert 4.0 < float(np.std(noisy.pixels.astype(float) - img)) < 8.0
+    for name in ("exposure +1 stop", "white balance warm", "JPEG quality 50", "rotated 10 deg"):
+        p = PERTURBATIONS[name](img, SAMPLE_POINTS, tgt, np.random.default_rng(0))
+        assert p.clean is None and not np.array_equal(p.pixels, img) and not np.array_equal(p.target, tgt), name
+    bright = PERTURBATIONS["exposure +1 stop"](img, SAMPLE_POINTS, tgt, np.random.default_rng(0))
+    assert bright.pixels.mean() > img.mean() * 1.2
+
+
+def test_face_size_and_rotation_move_the_points_with_the_picture() -> None:
+    from reggan_plugin.faces import box_from_landmarks
+
+    img, tgt = _case()
+    for pixels in (64, 300, 900):
+        p = PERTURBATIONS[f"face {pixels} px"](img, SAMPLE_POINTS, tgt, np.random.default_rng(0))
+        assert box_from_landmarks(p.points)[3] == pytest.approx(pixels, rel=0.02)
+        # the mouth block sits where the scaled points say
+        mouth = ((p.points[3] + p.points[4]) / 2).round().astype(int)
+        assert tuple(p.target[mouth[1], mouth[0]]) == (200, 60, 60)
+    p = PERTURBATIONS["rotated 10 deg"](img, SAMPLE_POINTS, tgt, np.random.default_rng(0))
+    d0 = np.linalg.norm(SAMPLE_POINTS[1] - SAMPLE_POINTS[0])
+    assert np.linalg.norm(p.points[1] - p.points[0]) == pytest.approx(d0)
+    angle = np.degrees(np.arctan2(*(p.points[1] - p.points[0])[::-1]))
+    assert abs(abs(angle) - 10.0) < 0.01
+
+
+def test_chroma_speckle_sees_colour_noise_not_grey_or_smooth_edits() -> None:
+    rng = np.random.default_rng(0)
+    clean = np.full((64, 64, 3), 120.0)
+    region = (slice(0, 64), slice(0, 64))
+    grey = np.repeat(rng.normal(0, 5, (64, 64, 1)), 3, axis=2)
+    smooth = np.zeros((64, 64, 3))
+    smooth[..., 0] = np.linspace(0, 10, 64)[None, :]
+    speckle = rng.normal(0, 5, (64, 64, 3))
+    assert chroma_speckle(grey, clean, clean, region) < 1e-9
+    assert chroma_speckle(smooth, clean, clean, region) < 0.2
+    assert chroma_speckle(speckle, clean, clean, region) > 3.0
+    changed = clean.copy()
+    changed[:] += 50  # the target changes everywhere: nothing to judge speckle on
+    assert chroma_speckle(speckle, clean, changed, region) == 0.0
+
+
+def test_perturb_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
+    from training.evaluate import judges_unavailable
+
+    reason = judges_unavailable()
+    if reason:
+        pytest.skip(f"evaluation judges not installed ({reason}); pip install '.[evaluate]'")
+    from click.testing import CliRunner
+
+    from tests.test_evaluate import _write_synthetic_set
+    from training.evaluate.cli import evaluate
+
+    data = _write_synthetic_set(tmp_path / "synth")
+    look = _write_synthetic_set(tmp_path / "other_look")
+    out = tmp_path / "robust"
+    conditions = "clean,render noise sigma 6,head-sphere box (bone),face 64 px"
+    result = CliRunner().invoke(evaluate, ["--perturb", "--model", str(tiny_model), "--data", str(data), "--data",
+                                           str(look), "--out", str(out), "--conditions", conditions, "--limit", "1",
+                                           "--no-progress"])
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "robustness.json").read_text())
+    assert set(report["values"]) == {*conditions.split(","), "look: other_look"}
+    for name, per in report["values"].items():
+        assert set(per) == {"happy", "sad"}, name
+        for m in per.values():
+            assert np.isfinite(m["psnr"]) and np.isfinite(m["copy_psnr"]) and 0 <= m["p_target"] <= 1
+    md = (out / "robustness.md").read_text()
+    assert "| clean |" in md and "| look: other_look |" in md
+    assert (out / "grid_render_noise_sigma_6.png").is_file()
+    bad = CliRunner().invoke(evaluate, ["--perturb", "--model", str(tiny_model), "--data", str(data), "--out",
+                                        str(out), "--conditions", "clean,sunburn", "--no-progress"])
+    assert bad.exit_code == 2 and "sunburn" in bad.output

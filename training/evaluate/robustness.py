@@ -1,0 +1,225 @@
+"""`evaluate --perturb`: the same edit under every perturbation users bring, beside the clean condition and the
+copy baseline, per expression (``perturbations.py`` says how each condition is built and scored).
+
+Every condition runs through the runtime's real path (``ExpressionRenderer.apply_array`` on the whole picture,
+with the face as the condition gives it: a box alone goes through the runtime's box handling), and is judged on
+the central face (the box around the true landmarks): PSNR and SSIM against the true target, the expression
+judge's P(target expression) and the identity judge's distance to the neutral, on the canonical crop, and the
+colour speckle of the edit where the target does not change. Extra data folders (other render looks) are
+conditions of their own, clean.
+"""
+from __future__ import annotations
+
+import io
+import json
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from reggan_plugin.config import InferenceConfig
+from reggan_plugin.faces import box_from_landmarks
+from reggan_plugin.pipeline import ExpressionRenderer
+
+from . import metrics
+from .cases import Cropper, SplitChoice, limit_cases, read_rgb, scan_cases
+from .expression_judge import ExpressionJudge
+from .identity_judge import IdentityJudge
+from .perturbations import PERTURBATIONS, Perturbed, chroma_speckle, clean
+from .report import _atomic_write
+
+Progress = Callable[[int, int], None]
+WITHIN_CLEAN_DB = 1.0  # the acceptance: within 1 dB of the clean edit ...
+ABOVE_COPY_DB = 2.0  # ... and at least 2 dB above doing nothing
+METRICS = ("psnr", "copy_psnr", "ssim", "p_target", "identity", "speckle")
+
+
+@dataclass(frozen=True)
+class RobustnessConfig:
+    data: tuple[Path, ...]  # the first folder gets every perturbation; the others (other looks) are clean conditions
+    out: Path
+    model: Path | None = None
+    backend: str = "auto"
+    split: SplitChoice = "test"  # of the first folder; the other folders are used whole (held-out looks)
+    limit: int = 6  # cases per expression and folder
+    expressions: tuple[str, ...] | None = None
+    conditions: tuple[str, ...] | None = None  # None: every one of PERTURBATIONS
+    seed: int = 0
+    crop_size: int = 128  # the judges' canonical crop
+    grid_rows: int = 6
+
+
+@dataclass
+class RobustnessResult:
+    config: RobustnessConfig
+    model_path: str
+    model_sha256: str
+    conditions: list[str]
+    expressions: list[str]
+    values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # condition -> expr -> metric
+    grids: dict[str, list[list[np.ndarray]]] = field(default_factory=dict)  # condition -> rows of cells
+
+
+def _region(points: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice]:
+    x, y, w, h = box_from_landmarks(points)
+    return (slice(max(int(y), 0), min(int(np.ceil(y + h)), shape[0])),
+            slice(max(int(x), 0), min(int(np.ceil(x + w)), shape[1])))
+
+
+def run_case(renderer: ExpressionRenderer, p: Perturbed, expression: str) -> tuple[np.ndarray, np.ndarray]:
+    """(the scored picture, the copy baseline's) for one perturbed case, both HxWx3 uint8."""
+    out = renderer.apply_array(p.pixels, faces=[p.face], expression=expression)
+    if p.clean is None:
+        return out, p.pixels
+    edit = out.astype(np.float64) - p.pixels
+    return np.clip(np.round(p.clean + edit), 0, 255).astype(np.uint8), p.clean
+
+
+def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = None) -> RobustnessResult:
+    renderer = ExpressionRenderer(InferenceConfig(model=config.model, backend=config.backend))
+    expression_judge, identity_judge = ExpressionJudge(), IdentityJudge()
+    wanted = config.expressions or tuple(e for e in renderer.artifact.expressions if e != "neutral")
+    names = list(config.conditions or PERTURBATIONS)
+    unknown = [n for n in names if n not in PERTURBATIONS]
+    if unknown:
+        from reggan_plugin.errors import UsageError
+
+        raise UsageError(f"unknown perturbation(s) {', '.join(unknown)}; known: {', '.join(PERTURBATIONS)}")
+    plan: list[tuple[str, Path, list]] = []
+    for k, folder in enumerate(config.data):
+        _, cases = scan_cases(folder, wanted, config.split if k == 0 else "all")
+        cases = limit_cases(cases, config.limit)
+        if k == 0:
+            plan += [(name, folder, cases) for name in names]
+        else:
+            plan.append((f"look: {Path(folder).name}", folder, cases))
+    result = RobustnessResult(config, str(renderer.artifact.path), renderer.artifact.sha256,
+                              [name for name, _, _ in plan], list(wanted))
+    cropper = Cropper(config.crop_size, pixel_aligned=True)
+    total, done = sum(len(c) for _, _, c in plan), 0
+    sums: dict[str, dict[str, dict[str, list[float]]]] = {}
+    for c_index, (name, _folder, cases) in enumerate(plan):
+        perturb = PERTURBATIONS.get(name, clean)
+        for k, case in enumerate(cases):
+            neutral, target = read_rgb(case.neutral), read_rgb(case.target)
+            points = cropper.neutral_points(case.neutral, neutral)
+            rng = np.random.default_rng([config.seed, c_index, k])
+            p = perturb(neutral, points, target, rng)
+            scored, copy = run_case(renderer, p, case.expression)
+            region = _region(p.points, scored.shape)
+            crops = [cropper.crop(a, p.points) for a in (copy, scored, p.target)]
+            probs = expression_judge.probabilities(crops[1][None])[0]
+            emb = identity_judge.embed(np.stack(crops[:2]))
+            values = {
+                "psnr": metrics.psnr(scored[region], p.target[region]),
+                "copy_psnr": metrics.psnr(copy[region], p.target[region]),
+                "ssim": metrics.ssim(scored[region], p.target[region]),
+                "p_target": float(probs[expression_judge.expressions.index(case.expression)]),
+                "identity": float(identity_judge.distance(emb[1], emb[0])),
+                "speckle": chroma_speckle(scored.astype(np.float64) - copy, copy, p.target, region),
+            }
+            for key, value in values.items():
+                sums.setdefault(name, {}).setdefault(case.expression, {}).setdefault(key, []).append(value)
+            rows = result.grids.setdefault(name, [])
+            if len(rows) < config.grid_rows and not any(r[3] == case.expression for r in rows):
+                rows.append([*crops, case.expression])  # type: ignore[list-item]
+            done += 1
+            if progress:
+                progress(done, total)
+    result.values = {name: {e: {key: float(np.mean(v)) for key, v in m.items()} for e, m in per.items()}
+                     for name, per in sums.items()}
+    return result
+
+
+def verdicts(result: RobustnessResult) -> dict[str, dict[str, bool]]:
+    """Per condition and expression: within ``WITHIN_CLEAN_DB`` of the clean edit and ``ABOVE_COPY_DB`` above copy
+    (the looks against copy only: their clean condition is themselves)."""
+    base = result.values.get("clean", {})
+    out: dict[str, dict[str, bool]] = {}
+    for name, per in result.values.items():
+        out[name] = {}
+        for e, m in per.items():
+            above = m["psnr"] >= m["copy_psnr"] + ABOVE_COPY_DB
+            near = name.startswith("look: ") or e not in base or m["psnr"] >= base[e]["psnr"] - WITHIN_CLEAN_DB
+            out[name][e] = bool(above and near)
+    return out
+
+
+def markdown(result: RobustnessResult) -> str:
+    exprs = result.expressions
+    ok = verdicts(result)
+    base = result.values.get("clean", {})
+    lines = [
+        "# Robustness: the same edit under what users feed the runtime",
+        "",
+        f"Model `{Path(result.model_path).name}` (sha256 {result.model_sha256[:12]}), data "
+        + ", ".join(f"`{Path(d).name}`" for d in result.config.data)
+        + f"; split `{result.config.split}` of the first folder, at most {result.config.limit} cases per expression "
+        + "and condition; seed " + str(result.config.seed) + ".",
+        "",
+        "PSNR (dB) of the edit on the central face against the true target; in brackets the difference to the clean "
+        "condition, then to the copy baseline (output = input) under the same condition. **ok**: within "
+        f"{WITHIN_CLEAN_DB:g} dB of clean and at least {ABOVE_COPY_DB:g} dB above copy. Noise conditions are scored "
+        "as the edit added to the clean picture; rotation, exposure, white balance, JPEG and size change the target "
+        "alike.",
+        "",
+        "| condition | " + " | ".join(exprs) + " | ok |",
+        "|---|" + "---|" * (len(exprs) + 1),
+    ]
+    for name in result.conditions:
+        per = result.values.get(name, {})
+        cells = []
+        for e in exprs:
+            if e not in per:
+                cells.append("-")
+                continue
+            m = per[e]
+            d_clean = f"{m['psnr'] - base[e]['psnr']:+.1f}, " if e in base and not name.startswith("look: ") else ""
+            cells.append(f"{m['psnr']:.2f} ({d_clean}{m['psnr'] - m['copy_psnr']:+.1f})")
+        passed = sum(ok[name].values())
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {passed}/{len(ok[name])} |")
+    lines += ["", "Means over expressions: SSIM, the expression judge's P(target), identity distance to the neutral "
+              "(dlib; same person < 0.6), colour speckle of the edit where the target does not change (levels).", "",
+              "| condition | SSIM | P(target) | identity | speckle |", "|---|---|---|---|---|"]
+    for name in result.conditions:
+        per = result.values.get(name, {})
+        mean = {k: float(np.mean([m[k] for m in per.values()])) for k in METRICS} if per else {}
+        if mean:
+            lines.append(f"| {name} | {mean['ssim']:.3f} | {mean['p_target']:.2f} | {mean['identity']:.3f} | "
+                         f"{mean['speckle']:.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def write_robustness(result: RobustnessResult, out: Path) -> list[Path]:
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    md = out / "robustness.md"
+    _atomic_write(md, markdown(result).encode())
+    doc = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result.config).items()},
+           "model": result.model_path, "model_sha256": result.model_sha256, "values": result.values,
+           "ok": verdicts(result)}
+    doc["config"]["data"] = [str(d) for d in result.config.data]
+    js = out / "robustness.json"
+    _atomic_write(js, json.dumps(doc, indent=1).encode())
+    written += [md, js]
+    for name, rows in result.grids.items():
+        if not rows:
+            continue
+        tile = rows[0][0].shape[0]
+        sheet = np.zeros((tile * len(rows), tile * 3, 3), np.uint8)
+        for r, row in enumerate(rows):
+            for c in range(3):
+                sheet[r * tile : (r + 1) * tile, c * tile : (c + 1) * tile] = row[c]
+        path = out / f"grid_{_slug(name)}.png"
+        buf = io.BytesIO()
+        Image.fromarray(sheet).save(buf, "PNG", optimize=True)
+        _atomic_write(path, buf.getvalue())
+        written.append(path)
+    return written
