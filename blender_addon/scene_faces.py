@@ -3,7 +3,7 @@
 No detector is involved: the box is exact for every frame, whatever the avatar looks like. Main
 thread only (reads bpy data and evaluates the depsgraph).
 
-Conventions (CONTRACTS.md): points are (x, y) pixels of the rendered frame, y DOWN, pixel centres at
+Conventions: points are (x, y) pixels of the rendered frame, y DOWN, pixel centres at
 integer coordinates; boxes are (x, y, w, h) in pixel-index terms (a box covering columns a..b has
 x = a, w = b - a + 1), the convention of ``reggan_plugin.faces.box_from_landmarks``.
 The projection is ``bpy_extras.object_utils.world_to_camera_view`` vectorised with numpy (shift,

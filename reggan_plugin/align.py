@@ -1,6 +1,6 @@
 """Face alignment geometry: canonical crop template, similarity fits and bilinear warps (pure numpy).
 
-Conventions (CONTRACTS.md "Array conventions"):
+Conventions:
 - Points are (x, y) in pixels with pixel CENTRES at integer coordinates: pixel (0, 0) spans
   [-0.5, 0.5] x [-0.5, 0.5].
 - Crop units: [0, 1] from the crop's left/top EDGE to its right/bottom EDGE, so crop unit ``u`` is crop

@@ -1,6 +1,6 @@
 """Image files in and out: PNG, JPEG, TIFF, OpenEXR, with bit depth, alpha and colour space kept.
 
-Array conventions (CONTRACTS.md): a ``Frame`` is HxWxC as stored (uint8, uint16 or float32), C in 1..4,
+Array conventions: a ``Frame`` is HxWxC as stored (uint8, uint16 or float32), C in 1..4,
 alpha last when C is 2 or 4. The network sees float32 sRGB-encoded RGB in [0, 1] (``to_network_rgb``);
 ``compose_output`` writes an edited picture back into a copy of the stored array, touching only the
 pixels whose mask is > 0.

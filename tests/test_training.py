@@ -381,22 +381,6 @@ def test_head_lr_scale_slows_only_the_refiners_output_conv(synth, tmp_path):
     assert 3e-4 < float((first - f1).abs().max()) < 2e-3
 
 
-def test_a_one_group_optimiser_checkpoint_loads_into_the_head_and_body_groups(synth, tmp_path):
-    """Runs checkpointed before head_lr_scale saved G's Adam state as one group; they still resume."""
-    from training.run_state import _opt_load, _opt_tensors
-
-    torch.set_num_threads(1)
-    solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", replace(TEST_CFG, head_lr_scale=0.01))
-    old = torch.optim.Adam(list(solver.G.refiner.parameters()), 1e-3)
-    sum(p.square().sum() for p in solver.G.refiner.parameters()).backward()
-    old.step()
-    tensors, meta = _opt_tensors("opt_g", old)
-    _opt_load("opt_g", solver.opt_g, tensors, meta)
-    assert [g["lr_scale"] for g in solver.opt_g.param_groups] == [1.0, 0.01]
-    for p in solver.G.refiner.parameters():  # every parameter finds its own moments, head included
-        assert torch.equal(solver.opt_g.state[p]["exp_avg"], old.state[p]["exp_avg"])
-
-
 def test_refit_stage1_installs_the_closed_form_fit_again(synth, tmp_path):
     from training.solver import refit_stage1
 

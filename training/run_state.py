@@ -118,23 +118,7 @@ def _opt_load(prefix: str, opt: torch.optim.Optimizer, tensors: dict[str, torch.
         index, key = name.split(".", 1)
         state.setdefault(int(index), {})[key] = value
     groups = [{k: (tuple(v) if k == "betas" else v) for k, v in g.items()} for g in meta["param_groups"]]
-    if len(groups) == 1 < len(opt.param_groups):
-        groups = _split_group(groups[0], opt.param_groups)
     opt.load_state_dict({"state": state, "param_groups": groups})
-
-
-def _split_group(saved: dict, current: list[dict]) -> list[dict]:
-    """A checkpoint from before head_lr_scale kept G's parameters in one group; today's groups hold the same
-    parameters in the same order (body, then the head, which is G's last module), so cut its index list to
-    their sizes and keep each group's own lr_scale."""
-    sizes = [len(g["params"]) for g in current]
-    if sum(sizes) != len(saved["params"]):
-        raise ValueError(f"saved optimiser has {len(saved['params'])} parameters, this model {sum(sizes)}")
-    out, start = [], 0
-    for size, group in zip(sizes, current):
-        out.append({**saved, "params": saved["params"][start : start + size], "lr_scale": group["lr_scale"]})
-        start += size
-    return out
 
 
 def save_run_checkpoint(run_dir: Path, iteration: int, g: RegGAN, d: torch.nn.Module, opt_g: torch.optim.Optimizer,

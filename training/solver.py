@@ -10,7 +10,7 @@ its own loss; letting adversarial gradients into E x 3 x r^2 x S^2 per-pixel wei
 parameters with no weight sharing) overfits the few hundred identities and lets the regression
 drift away from what the evaluation reports as "stage 1 alone"; and a fixed stage 1 gives the
 refiner a fixed input distribution. The refiner learns what a local linear map cannot: sharpness,
-identity, and motions larger than r (DESIGN.md, "Measured before any code").
+identity, and motions larger than r.
 
 The first ``warmup_iterations`` iterations train the refiner alone on the reconstruction terms (no D,
 no adversarial or classification terms, a G step every iteration). Then every iteration of stage 2:

@@ -42,10 +42,11 @@ def _parse(kind: str, text: str, name: str):
 class AugmentConfig:
     """Per-pair augmentation. Every draw is shared by the neutral and the target of one pair.
 
-    Geometric jitter, flips and pixel noise are small or off by default: stage 1's maps are per pixel and
-    fitted on un-jittered canonical crops, so a jittered, mirrored or noisy pair makes stage 1 look worse
-    in training than it is at run time, and the refiner learns to close its mask and copy the input (run D,
-    MODEL_CARD.md: -1 dB against stage 1 after 250 iterations with the old 4 deg / 5% / flip / noise).
+    The refiner is trained on top of a frozen stage 1, so its augmentation should match what stage 1 was fitted
+    on (``TrainConfig.stage1_augment``): pairs perturbed more than stage 1 ever saw make stage 1 look worse in
+    training than it is at run time, and the refiner then learns to close its mask and copy the input (-1 dB
+    against stage 1 after 250 iterations with 4 deg / 5% jitter, flips and noise on a stage 1 fitted on clean
+    crops).
     """
 
     enabled: bool = True
@@ -86,13 +87,13 @@ class TrainConfig:
     iterations: int = 100_000
     batch_size: int = 16  # per process
     seed: int = 0
-    # Defaults: the bundled model's recipe (run J, MODEL_CARD.md; it also passed --no-augment; its stage 1 had no motion). Adam as in
-    # StarGAN / SARGAN but G at 5e-4 and beta1 0.9: with the warm-up below there is no D to balance at first.
+    # Adam as in StarGAN / SARGAN but G at 5e-4 and beta1 0.9: with the warm-up below there is no D to balance at
+    # first. The bundled model's exact recipe is in MODEL_CARD.md.
     g_lr: float = 5e-4
     # The refiner's output conv starts at zero and has a 7x7x(conv_dim) fan-in: Adam's first steps move every
     # weight by ~lr at once, so at g_lr 5e-4 one step puts |residual| at ~0.16 (stage 1's error is ~0.01) and
     # the refiner spends its run returning to "add nothing". At 0.01 it overfits a batch 4x below stage 1's
-    # squared error in 60 steps (session 4).
+    # squared error in 60 steps.
     head_lr_scale: float = 0.01
     d_lr: float = 1e-4
     beta1: float = 0.9
@@ -129,7 +130,7 @@ class TrainConfig:
     # the training pairs (0: no flow), the ridge then fitted on the moved inputs; and the listed expressions
     # bounded to an ellipse (cx, cy, rx, ry, fractions of the crop). Happy's lower-face ellipse was chosen on
     # London's 55 training-split people among 4 (+ 8 render-change regions that kept the squint and lost
-    # identity); MODEL_CARD.md, session 6.
+    # identity).
     stage1_flow_grid: int = 16
     stage1_flow_steps: int = 300
     stage1_region_expressions: tuple[str, ...] = ("happy",)

@@ -1,4 +1,4 @@
-"""The one module that chooses backends (STYLE habit 7).
+"""The one module that chooses backends.
 
 `create_backend(artifact, "auto")` tries tensorrt -> cuda -> cpu and logs (INFO) which it picked and why each
 faster one was not usable. An explicitly named backend that cannot run raises BackendUnavailable with the reason

@@ -1,6 +1,6 @@
 """The `Face` record shared by every way of locating a face, and small helpers on it.
 
-Conventions (team contract): points are (x, y) pixels with pixel CENTRES at integer coordinates
+Conventions: points are (x, y) pixels with pixel CENTRES at integer coordinates
 (the centre of pixel (0, 0) is x=0, y=0). Boxes are (x, y, w, h) float pixels in pixel-INDEX terms: the
 integer box (x, y, w, h) covers columns x..x+w-1 and rows y..y+h-1, so its edges lie at x-0.5 and
 x+w-0.5 in point coordinates, and the whole W x H image is (0, 0, W, H). Half a pixel rarely matters

@@ -2,7 +2,7 @@
 
 Photographed pairs (the London set, CFEE) are not pixel-aligned: the head moves a little between
 the shots. Cropping the target with the neutral's transform alone leaves that motion in the pair,
-and a regression trained on misaligned pairs learns a blur (DESIGN.md, "Measured before any code").
+and a regression trained on misaligned pairs learns a blur.
 So the target is first cropped with the neutral's transform and then registered onto the neutral
 over the upper face (forehead, brows, eyes, nose bridge and tip), which an expression moves least.
 

@@ -5,7 +5,7 @@
 the squared 2-Wasserstein distance between N(mu1, S1) and N(mu2, S2) (Dowson & Landau 1982), the
 formula of FID. Here it is applied to the identity judge's 128-D dlib embeddings, NOT to Inception
 features: call it the "Frechet identity-embedding distance" and never FID (no Inception weights ship
-in any package we can use offline; see DESIGN.md). It measures how far the distribution of faces a
+in any package that can be used offline). It measures how far the distribution of faces a
 method produces is from the distribution of the real target faces in identity space: lower is closer.
 With few samples (n < dimension) the covariances are rank-deficient and the value is biased upward;
 compare methods on the same set and the same n only.

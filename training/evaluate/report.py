@@ -18,7 +18,7 @@ from PIL import Image, ImageDraw
 
 from .runner import GRID_COLUMNS, ROW_TITLES, EvalResult
 
-# issue 7 acceptance on real photos (London, neutral -> happy) and its references (eye-aligned crops)
+# the acceptance on real photos (London, neutral -> happy) and its references (eye-aligned crops)
 ACCEPT_HAPPY_P = 0.70
 ACCEPT_IDENTITY = 0.30
 REFERENCES = (("copy", 0.01, 0.00), ("real smiling photos", 0.43, 0.23), ("authors' LSRF-FES", 0.66, 0.43))
@@ -49,7 +49,7 @@ def checks(result: EvalResult) -> list[str]:
         r = s["happy"]["reggan"]
         ok = (r["p_target"] or 0) >= ACCEPT_HAPPY_P and (r["identity"] or 1e9) <= ACCEPT_IDENTITY
         lines.append(
-            f"- Real photos, neutral -> happy (issue 7): RegGAN mean P(happy) {r['p_target']:.3f} (needs >= {ACCEPT_HAPPY_P}) "
+            f"- Real photos, neutral -> happy: RegGAN mean P(happy) {r['p_target']:.3f} (needs >= {ACCEPT_HAPPY_P}) "
             f"and mean identity distance {r['identity']:.3f} (needs <= {ACCEPT_IDENTITY}): **{'met' if ok else 'NOT met'}**."
         )
         refs = "; ".join(f"{name} {p:.2f} / {d:.2f}" for name, p, d in REFERENCES)

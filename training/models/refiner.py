@@ -8,7 +8,7 @@ tiled over the image. Its 6 output channels are split into three heads (see ``re
 - residual (3): what is painted there, added to s1 (the "ultimate skip" of US-GAN; tanh).
 Why a warp: a smile moves the mouth corners further than stage 1's r x r field reaches, and a network
 that repaints a whole face trained mostly on renders repaints real faces in render style
-(DESIGN.md, "Measured before any code"); moving the photo's own pixels keeps its texture, and the
+; moving the photo's own pixels keeps its texture, and the
 mask limits painting to what a warp cannot make (teeth, mouth interior, creases).
 """
 from __future__ import annotations

@@ -13,7 +13,7 @@ Why: a smile moves the mouth corners 3-7 px of the 128 px crop, beyond the r x r
 alone cross-fades the old lip into the new one (the doubled lip on photos); once the mean motion is
 undone the regression only has to paint. And renders change more than a photo should lose (the squint
 of a rendered smile costs the person's identity on real faces): the region keeps happy to the lower face
-(session 6 in MODEL_CARD.md). A model without a fitted motion (flow 0, region 1) is plain LSRF.
+. A model without a fitted motion (flow 0, region 1) is plain LSRF.
 """
 from __future__ import annotations
 
@@ -52,12 +52,6 @@ class LocalRegression(nn.Module):
         self.register_buffer("flow", torch.zeros(n_expressions, 2, size, size))
         self.register_buffer("region", torch.ones(n_expressions, 1, size, size))
         self.register_buffer("grid", identity_grid(size), persistent=False)
-
-    def _load_from_state_dict(self, state_dict, prefix, *args, **kwargs) -> None:
-        # checkpoints from before the motion (run J and older) hold neither buffer: they had none
-        state_dict.setdefault(prefix + "flow", torch.zeros_like(self.flow))
-        state_dict.setdefault(prefix + "region", torch.ones_like(self.region))
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, x: Tensor, expression: Tensor, intensity: Tensor | None = None) -> Tensor:
         """x: [N,C,S,S] in [-1,1]; expression: [N,E] weights (one-hot or a mix); intensity [N] (default 1)
