@@ -711,3 +711,75 @@ def test_head_bone_box_is_the_projected_bone_sphere() -> None:
     assert h == pytest.approx(abs(top[1, 1] - top[0, 1]) + 1, abs=1.0)  # the sphere spans head to tail
     with pytest.raises(LookupError, match="no bone 'jaw'"):
         scene_faces.scene_face_box(scene, armature, bone="jaw", depsgraph=bpy.context.evaluated_depsgraph_get())
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_every_from_scene_source_gives_the_edit_of_the_landmark_group(ict_model_path: Path, tmp_path: Path) -> None:
+    """A head bone, the whole head mesh and an artist's "face" vertex group each give a box in its own convention;
+    the runtime finds the face inside any of them, so the edit is within 1 dB of the 68-landmark group's (PSNR of
+    the happy edit against the true happy render, on the face)."""
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.faces import Face, box_from_landmarks
+    from reggan_plugin.pipeline import ExpressionRenderer
+    from training.synth.camera import CM_TO_M, frame_face, project
+    from training.synth.face_model import load_face_model
+    from training.synth.recipes import load_recipes
+    from training.synth.scene import FaceScene
+    from training.synth.variation import sample_identity
+
+    scene_faces = scene_faces_module()
+    model = load_face_model(ict_model_path)
+    size = 256
+    face_scene = FaceScene(model, size, samples=8, denoise=True, threads=2)
+    recipes = load_recipes()
+    params = sample_identity(11, 0, model.n_identities, recipes)
+    weights = np.asarray(params.identity_weights, np.float32)
+    neutral = model.vertices(weights)
+    pose = frame_face(neutral[model.landmarks68] * CM_TO_M, params.camera)
+    face_scene.set_identity(params, neutral, pose)
+    renders = {}
+    for expr in ("neutral", "happy"):
+        verts = model.vertices(weights, model.expression_vector({**params.gaze, **recipes.blendshapes(expr, 1.0, params.au_scale)}))
+        face_scene.set_vertices(verts)
+        renders[expr] = face_scene.render_rgba(tmp_path / f"{expr}.png")[..., :3]
+    face_scene.set_vertices(neutral)  # the scene's boxes are taken on the neutral head
+
+    scene, obj = face_scene.scene, face_scene.mesh_obj
+    world = neutral * CM_TO_M
+    obj.vertex_groups.new(name="landmarks").add([int(i) for i in model.landmarks68], 1.0, "REPLACE")
+    nose = world[model.landmarks68[30]]
+    near = np.flatnonzero((np.linalg.norm(world - nose, axis=1) < 0.09) & (world[:, 2] > nose[2] - 0.06))
+    obj.vertex_groups.new(name="face").add([int(i) for i in near], 1.0, "REPLACE")
+    armature = bpy.data.objects.new("rig", bpy.data.armatures.new("rig"))
+    scene.collection.objects.link(armature)
+    bpy.context.view_layer.objects.active = armature
+    bpy.ops.object.mode_set(mode="EDIT")
+    bone = armature.data.edit_bones.new("head")
+    chin, crown = world[model.landmarks68[8]], world[np.argmax(world[:, 1])]
+    bone.head = (float(nose[0]), float(chin[1] - 0.02), float(nose[2] - 0.08))
+    bone.tail = (float(nose[0]), float(crown[1]), float(nose[2] - 0.08))
+    bpy.ops.object.mode_set(mode="OBJECT")
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    boxes = {
+        "landmark group": scene_faces.scene_face_box(scene, obj, vertex_group="landmarks", depsgraph=depsgraph),
+        "face group": scene_faces.scene_face_box(scene, obj, vertex_group="face", depsgraph=depsgraph),
+        "whole head mesh": scene_faces.scene_face_box(scene, obj, depsgraph=depsgraph),
+        "head bone": scene_faces.scene_face_box(scene, armature, bone="head", depsgraph=depsgraph),
+    }
+    truth = project(neutral[model.landmarks68] * CM_TO_M, pose, size)
+    x, y, w, h = (int(round(v)) for v in box_from_landmarks(truth))
+    region = (slice(max(y, 0), y + h), slice(max(x, 0), x + w))
+    renderer = ExpressionRenderer(InferenceConfig(backend="cpu"))
+
+    def psnr(box: tuple[float, float, float, float]) -> float:
+        out = renderer.apply_array(renders["neutral"], faces=[Face(box=box, source="given")], expression="happy")
+        err = (out[region].astype(np.float64) - renders["happy"][region]) ** 2
+        return float(10 * np.log10(255.0**2 / err.mean()))
+
+    scores = {name: psnr(box) for name, box in boxes.items()}
+    copy = float(10 * np.log10(255.0**2 / ((renders["neutral"][region].astype(np.float64) - renders["happy"][region]) ** 2).mean()))
+    assert scores["landmark group"] > copy + 2.0, (scores, copy)
+    for name, value in scores.items():
+        assert abs(value - scores["landmark group"]) <= 1.0, (name, scores)
+    assert boxes["head bone"][2] > 1.3 * boxes["landmark group"][2]  # the boxes really are in other conventions
