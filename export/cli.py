@@ -64,7 +64,7 @@ def tensorrt(onnx_path, out, fp16, max_batch, opt_batch, workspace_gb, timing_ca
     path = onnx_path or default_model_path()
 
     def go() -> None:
-        from .preflight import preflight
+        from reggan_plugin.backends.trt_preflight import preflight
 
         if preflight_only:
             report = preflight(path, target_version)
@@ -72,7 +72,7 @@ def tensorrt(onnx_path, out, fp16, max_batch, opt_batch, workspace_gb, timing_ca
             if not report.ok:
                 sys.exit(6)
             return
-        from .tensorrt import build_engine
+        from reggan_plugin.backends.trt_build import build_engine
 
         paths = build_engine(path, out, precision="fp16" if fp16 else "fp32", max_batch=max_batch, opt_batch=opt_batch,
                              workspace_gb=workspace_gb, timing_cache=timing_cache, device_id=device, force=force)

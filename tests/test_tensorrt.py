@@ -23,9 +23,9 @@ onnx = pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
 
 from reggan_plugin.artifact import default_model_path, load_artifact  # noqa: E402
-from export import trt_ops  # noqa: E402
+from reggan_plugin.backends import trt_ops  # noqa: E402
 from export.cli import export  # noqa: E402
-from export.preflight import preflight  # noqa: E402
+from reggan_plugin.backends.trt_preflight import preflight  # noqa: E402
 from test_backends import batch, build_tiny_onnx  # noqa: E402  (tests/ is on sys.path under pytest)
 
 GPUS, NO_GPU_WHY = env.nvidia_gpus()
@@ -310,7 +310,7 @@ def test_cli_build_without_tensorrt_or_gpu_exits_4_with_the_reason(tmp_path, tin
 @needs_trt
 @pytest.mark.parametrize("precision, atol", [("fp32", 2e-3), ("fp16", 5e-2)])
 def test_engine_build_run_and_cache_reuse(tmp_path, tiny_onnx, precision, atol, caplog):
-    from export.tensorrt import build_engine
+    from reggan_plugin.backends.trt_build import build_engine
 
     artifact = load_artifact(tiny_onnx)
     paths = build_engine(tiny_onnx, tmp_path, precision=precision, max_batch=4)
@@ -337,7 +337,7 @@ def test_engine_build_run_and_cache_reuse(tmp_path, tiny_onnx, precision, atol, 
 @pytest.mark.tensorrt
 @needs_trt
 def test_stale_engine_is_rebuilt_not_loaded(tmp_path, tiny_onnx, caplog):
-    from export.tensorrt import build_engine
+    from reggan_plugin.backends.trt_build import build_engine
 
     artifact = load_artifact(tiny_onnx)
     paths = build_engine(tiny_onnx, tmp_path, precision="fp32", max_batch=2)
@@ -362,7 +362,7 @@ def test_auto_uses_a_cached_engine_and_never_builds(tmp_path, tiny_onnx, caplog)
         first = create_backend(artifact, "auto", cache_dir=tmp_path)
     assert first.name != "tensorrt" and "build it once with `reggan-plugin export tensorrt" in caplog.text
     assert not list(tmp_path.glob("*.engine"))
-    from export.tensorrt import build_engine
+    from reggan_plugin.backends.trt_build import build_engine
 
     build_engine(tiny_onnx, tmp_path, precision="fp32")
     assert create_backend(artifact, "auto", cache_dir=tmp_path).name == "tensorrt"

@@ -156,7 +156,8 @@ def describe_environment(device_id: int = 0) -> list[tuple[str, str]]:
     rows.append(("onnxruntime", env.onnxruntime_providers().line()))
     rows.append(("onnxruntime CUDA", env.onnxruntime_cuda().line()))
     rows.append(("TensorRT", env.tensorrt().line()))
-    rows.append(("torch CUDA", env.torch_cuda().line()))
+    # torch is imported (seconds, hundreds of MB) only where it could serve a GPU
+    rows.append(("torch CUDA", env.torch_cuda().line() if gpus else "not checked: no NVIDIA GPU"))
     rows.append(("engine cache", str(default_cache_dir())))
     for name in AUTO_ORDER:
         probe = availability(name, device_id)

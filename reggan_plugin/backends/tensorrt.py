@@ -1,7 +1,7 @@
 """The tensorrt backend: a cached TensorRT 10+ engine, built from the artifact when missing (on request).
 
 Engines come from `reggan_plugin.backends.engine_cache` (keys, sidecars, stale detection) and are built by
-`export.tensorrt.build_engine`. Device buffers: torch CUDA tensors when torch with CUDA is
+`trt_build.build_engine`. Device buffers: torch CUDA tensors when torch with CUDA is
 importable, else cuda-python (`pip install cuda-python`). tensorrt, torch and cuda-python are imported
 only when a backend is created.
 
@@ -84,7 +84,8 @@ def create_tensorrt_backend(
     max_batch: int | None = None,
     build_missing: bool = True,
 ) -> "TensorRTBackend":
-    for probe in (env.gpu(device_id), env.tensorrt(), device_buffers_probe()):
+    for check in (lambda: env.gpu(device_id), env.tensorrt, device_buffers_probe):  # in order: stop at the first miss
+        probe = check()
         if not probe.ok:
             raise BackendUnavailable(f"tensorrt backend: {probe.why}")
     cache_dir = Path(cache_dir) if cache_dir is not None else engine_cache.default_cache_dir()
@@ -97,7 +98,7 @@ def create_tensorrt_backend(
                 f"tensorrt backend: {state.reason}; build it once with `reggan-plugin export tensorrt --onnx "
                 f"{artifact.path} --{precision} --max-batch {batch}` (about {state.estimate_seconds / 60:.0f} min)"
             )
-        from export.tensorrt import build_engine  # logs the rebuild reason and time estimate before building
+        from .trt_build import build_engine  # logs the rebuild reason and time estimate before building
 
         build_engine(artifact.path, cache_dir, precision=precision, max_batch=batch, device_id=device_id)
         state = engine_cache.lookup(cache_dir, spec, artifact.path.stem)

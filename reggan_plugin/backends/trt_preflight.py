@@ -1,6 +1,7 @@
 """Preflight for TensorRT: every op of the ONNX graph against the TensorRT ONNX parser's support list.
 
-Works without TensorRT (and without a GPU): it reads the graph with `onnx` and the list in `trt_ops.py`.
+Works without TensorRT (and without a GPU): it reads the graph with `onnx` (imported only when a preflight runs;
+the `tensorrt` extra installs it) and the list in `trt_ops.py`.
 The target version is the installed tensorrt package's (read from its metadata, not imported), else the
 newest the list knows. Each finding names the op, the node and the reason.
 """
@@ -10,12 +11,14 @@ import importlib.metadata
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
-import onnx
-from onnx import helper
+from reggan_plugin.errors import BackendUnavailable
 
 from . import trt_ops
+
+if TYPE_CHECKING:
+    import onnx
 
 TRT_DISTRIBUTIONS = ("tensorrt", "tensorrt-cu12", "tensorrt-cu13", "tensorrt-cu11", "tensorrt_lean", "tensorrt-lean")
 
@@ -69,8 +72,18 @@ class PreflightReport:
         return f"{head} cannot build this model: " + "; ".join(str(f) for f in self.findings)
 
 
+def _onnx() -> Any:
+    try:
+        import onnx
+    except ImportError:
+        raise BackendUnavailable("the TensorRT preflight reads the model with the onnx package, which is not installed: "
+                                 "pip install 'reggan-plugin[tensorrt]' (or pip install onnx)") from None
+    return onnx
+
+
 def _nodes(graph: onnx.GraphProto, prefix: str = "") -> Iterator[tuple[onnx.NodeProto, str]]:
     """All nodes, including those inside If/Loop/Scan bodies, with a readable name."""
+    onnx = _onnx()
     for index, node in enumerate(graph.node):
         name = prefix + (node.name or f"#{index} {node.op_type}")
         yield node, name
@@ -88,7 +101,7 @@ def _text(value: object) -> str:
 
 def _attribute_problem(node: onnx.NodeProto) -> str | None:
     """Restrictions from operators.md that an exported conv GAN can actually hit."""
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    attrs = {a.name: _onnx().helper.get_attribute_value(a) for a in node.attribute}
     if node.op_type == "Resize":
         mode = _text(attrs.get("mode", "nearest"))
         if mode not in trt_ops.RESIZE_MODES:
@@ -112,6 +125,7 @@ def _attribute_problem(node: onnx.NodeProto) -> str | None:
 
 def preflight(model: str | Path | onnx.ModelProto, tensorrt_version: str | None = None) -> PreflightReport:
     """Check every node against the parser's op list for `tensorrt_version` (default: installed, else newest known)."""
+    onnx = _onnx()
     if isinstance(model, onnx.ModelProto):
         proto, path = model, "<model>"
     else:

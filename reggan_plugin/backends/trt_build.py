@@ -1,13 +1,12 @@
 """ONNX artifact -> TensorRT 10+ engine, with a preflight, a persistent timing cache and a JSON sidecar.
 
-`build_engine` is what `reggan-plugin export tensorrt` and the runtime's tensorrt backend (when an engine is
-missing) call. TensorRT 10 API only: Builder.create_network(0) (explicit batch is the only mode),
+`build_engine` is what `reggan-plugin export tensorrt` and the tensorrt backend (when an engine is missing)
+call: it is part of the runtime, so that a user with TensorRT builds engines without the training/export code. TensorRT 10 API only: Builder.create_network(0) (explicit batch is the only mode),
 OnnxParser, BuilderConfig.set_memory_pool_limit(WORKSPACE), BuilderFlag.FP16, one optimisation profile over
 the batch dimension, create_timing_cache/set_timing_cache, build_serialized_network. No plugins.
 tensorrt is imported inside the functions, never at module import.
 
-Cache, keys, sidecars and stale-engine rules live in `reggan_plugin.backends.engine_cache` (shared with the
-runtime); they are re-exported here.
+Cache, keys, sidecars and stale-engine rules live in `engine_cache`; they are re-exported here.
 """
 from __future__ import annotations
 
@@ -34,14 +33,14 @@ from reggan_plugin.backends.engine_cache import (  # noqa: F401  (re-exported)
 from reggan_plugin.backends.tensorrt import DEFAULT_MAX_BATCH, current_spec
 from reggan_plugin.errors import BackendUnavailable, RegganError
 
-from .preflight import preflight
+from .trt_preflight import preflight
 
 __all__ = [
     "CacheState", "EngineBuildError", "EnginePaths", "EngineSpec", "Profile", "build_engine", "default_cache_dir",
     "engine_paths", "lookup", "read_sidecar", "write_sidecar",
 ]
 
-log = logging.getLogger("export")
+log = logging.getLogger("reggan_plugin.backends")
 
 DEFAULT_WORKSPACE_GB = 4.0
 
