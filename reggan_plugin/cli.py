@@ -133,14 +133,19 @@ def inference_options(func):
                      show_default=True, help="Faces per inference call."),
         click.option("--stage", type=click.Choice(STAGES), default=_default(InferenceConfig, "stage"), show_default=True,
                      help="'regression': the fast regression stage alone (a preview)."),
+        click.option("--trust-box", is_flag=True, default=not _default(InferenceConfig, "find_in_box"),
+                     help="Align on a face box (--region, a faces.json box) as it is. By default a box is a hint: the "
+                          "face found inside it gives the landmarks (boxes from other tools are sized and centred "
+                          "differently); use this for faces the detector cannot read."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _configs(expression, intensity, model, backend, precision, batch, stage) -> tuple[EditConfig, InferenceConfig]:
-    return EditConfig(expression, intensity), InferenceConfig(model, backend, precision, batch, stage)
+def _configs(expression, intensity, model, backend, precision, batch, stage, trust_box) -> tuple[EditConfig, InferenceConfig]:
+    return EditConfig(expression, intensity), InferenceConfig(model, backend, precision, batch, stage,
+                                                              find_in_box=not trust_box)
 
 
 @main.command()
@@ -156,7 +161,7 @@ def _configs(expression, intensity, model, backend, precision, batch, stage) -> 
 @click.option("--skip-existing", is_flag=True, help="Skip frames whose output exists (resume an interrupted batch).")
 @click.option("--smooth", type=click.FloatRange(0, 1), default=_default(SequenceConfig, "smooth"), show_default=True,
               help="Temporal smoothing of detected faces (0 = off).")
-def render(frames, out, expression, intensity, model, backend, precision, batch, stage, faces, region, whole_image,
+def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, faces, region, whole_image,
            shard, skip_existing, smooth) -> None:
     """Apply an expression to every frame in a directory.
 
@@ -169,7 +174,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     from .pipeline import ExpressionRenderer, render_sequence
     from .sequence import check_out_dir
 
-    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage)
+    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box)
     seq = SequenceConfig(frames, out, faces, region, whole_image, shard, skip_existing, smooth)
 
     def go():
@@ -199,13 +204,13 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
 @inference_options
 @click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels. [default: the whole image]")
 @click.option("--detect", is_flag=True, help="Find the face with the detector instead of using the whole image.")
-def texture(image, out, expression, intensity, model, backend, precision, batch, stage, region, detect) -> None:
+def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region, detect) -> None:
     """Apply an expression to one picture: a face texture map or an already-cropped face."""
     from .faces import FaceDetector, parse_region, whole_image_face
     from .imageio import read_image, to_network_rgb, write_image
     from .pipeline import ExpressionRenderer
 
-    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage)
+    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box)
 
     def go():
         if Path(out).resolve() == Path(image).resolve():
