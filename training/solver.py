@@ -111,8 +111,8 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
                run_dir: Path | None) -> tuple[RegGAN, dict]:
     """Phase 0: select (r, lambda) on ``val``, fit every expression on ``train``; returns the model (on the
     CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU)."""
+    motions = fit_motions(_pairs_by_expression(train), model_config.image_size, cfg)  # the mean motion: clean pairs
     train_sets = _pairs_by_expression(train, cfg)
-    motions = fit_motions(train_sets, model_config.image_size, cfg)
     moved = _moved(train_sets, motions)
     radius, lambdas, rows, table = _select(moved, val, motions, cfg.ridge_radii, cfg)
     model_config = replace(model_config, radius=radius or model_config.radius)
@@ -176,8 +176,8 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
     """Refit stage 1 (motions, then ridge maps) on ``train`` at the model's radius (``--refit-stage1``: the data
     or the stage-1 recipe changed since the run began), lambdas chosen again on the moved ``val`` pairs (the
     run's lambdas when there are none). Returns the updated stage-1 metadata."""
+    motions = fit_motions(_pairs_by_expression(train), model.config.image_size, cfg)  # the mean motion: clean pairs
     pairs = _pairs_by_expression(train, cfg)
-    motions = fit_motions(pairs, model.config.image_size, cfg)
     install_motions(model, motions)
     moved = _moved(pairs, motions)
     radius, lambdas, rows, table = _select(moved, val, motions, (model.stage1.radius,), cfg)
