@@ -101,6 +101,7 @@ def test_chroma_speckle_sees_colour_noise_not_grey_or_smooth_edits() -> None:
     assert chroma_speckle(speckle, clean, changed, region) == 0.0
 
 
+@pytest.mark.slow
 def test_perturb_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     from training.evaluate import judges_unavailable
 

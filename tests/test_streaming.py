@@ -230,8 +230,8 @@ def test_region_processing_equals_whole_frame_processing(renderer):
     image = ImageData(pixels, None, "png", False, {})
     for boxes in (["150,80,100,120"], ["0,0,90,90", "330,240,70,60"], ["20,10,380,290"], ["5,5,12,12"]):
         faces = [parse_region(b) for b in boxes]
-        rgb = to_network_rgb(image)  # the whole-frame way
-        matrices, crops = renderer.prepare(rgb, faces)
+        rgb = to_network_rgb(image)  # the whole-frame way (boxes are hints in both: the same faces)
+        matrices, crops = renderer.prepare(rgb, renderer.find_in_boxes(image, faces))
         new_rgb, mask = renderer.paste(rgb, matrices, crops, renderer.forward(crops, EditConfig()))
         expected = compose_output(image, new_rgb, mask).pixels
         prepared = renderer.prepare_image(image, faces)

@@ -137,10 +137,12 @@ class TrainConfig:
     stage1_region_ellipse: tuple[float, ...] = (0.5, 0.7, 0.35, 0.25)
     # ... on the clean canonical pairs plus `stage1_augment_copies` perturbed copies of each (what users feed the
     # runtime: crops a little off the template, render noise, other exposure and white balance), the perturbation
-    # shared by the two images of a pair; lambda is chosen on validation pairs perturbed the same way. Why: maps
-    # fitted on perfect crops alone learn that perfection (noise amplified into colour speckle, a shifted face
-    # smeared), while the normal equations of perturbed copies cost time, not memory.
-    stage1_augment_copies: int = 2
+    # shared by the two images of a pair; lambda is chosen on validation pairs perturbed the same way; the mean
+    # flows are always fitted on the clean pairs. Maps fitted on perfect crops alone learn that perfection (noise
+    # carried into the edit, a shifted face smeared); with 2 copies a render's edit loses about half as much under
+    # other tools' boxes and render noise, but stage 1 smiles less on real photos (MODEL_CARD.md, Limitations),
+    # so the default is off. The normal equations of the copies cost time, not memory.
+    stage1_augment_copies: int = 0
     stage1_augment: AugmentConfig = field(default_factory=lambda: STAGE1_AUGMENT)
     # data
     val_fraction: float = 0.1

@@ -42,7 +42,7 @@ def _fmt(value: float | None, pattern: str) -> str:
 
 
 def checks(result: EvalResult) -> list[str]:
-    """The issue's acceptance checks that this run can answer, as Markdown bullet lines."""
+    """The acceptance checks that this run can answer, as Markdown bullet lines."""
     lines = []
     s = result.summary
     if result.layout == "plain" and "happy" in s:
@@ -53,7 +53,7 @@ def checks(result: EvalResult) -> list[str]:
             f"and mean identity distance {r['identity']:.3f} (needs <= {ACCEPT_IDENTITY}): **{'met' if ok else 'NOT met'}**."
         )
         refs = "; ".join(f"{name} {p:.2f} / {d:.2f}" for name, p, d in REFERENCES)
-        lines.append(f"- References from the issue (P(happy) / identity distance, eye-aligned crops): {refs}.")
+        lines.append(f"- References (P(happy) / identity distance, eye-aligned crops): {refs}.")
     if result.layout == "synthetic":
         for expr, rows in s.items():
             if expr == "all":

@@ -190,6 +190,8 @@ def markdown(result: RobustnessResult) -> str:
         if mean:
             lines.append(f"| {name} | {mean['ssim']:.3f} | {mean['p_target']:.2f} | {mean['identity']:.3f} | "
                          f"{mean['speckle']:.2f} |")
+    lines += ["", "Grids: `grid_<condition>.png`, input | output | target on the judges' canonical crop, one "
+              "expression per row (the same first case of each expression in every condition)."]
     return "\n".join(lines) + "\n"
 
 
