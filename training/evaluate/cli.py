@@ -72,8 +72,6 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
       reggan-plugin evaluate --data ../shared/data/london-faces --reference-real --out /tmp/london
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    from tqdm import tqdm
-
     from .report import write_report
     from .runner import evaluate as run
 
@@ -87,25 +85,30 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
         config = EvalConfig(data=data, out=out, model=model, backend=backend, batch=batch, intensity=intensity,
                             expressions=_expressions(expressions), split=split, limit=limit,
                             reference_real=reference_real, crop_size=crop_size, grid_rows=grid_rows, locate=locate)
-        bar = tqdm(total=0, unit="pair", disable=not progress, desc="evaluate")
-
-        def tick(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-        try:
-            result = run(config, progress=tick)
-        finally:
-            bar.close()
+        result = _with_progress(lambda tick: run(config, progress=tick), "pair", "evaluate", progress)
         written = write_report(result, out)
     click.echo((out / "report.md").read_text())
     click.echo("wrote " + ", ".join(str(p) for p in written))
 
 
-def _perturb(model, data, out, expressions, split, limit, backend, conditions, progress) -> None:
+def _with_progress(work, unit: str, desc: str, show: bool):
+    """Run ``work(tick)`` with a progress bar that ``tick(done, total)`` moves."""
     from tqdm import tqdm
 
+    bar = tqdm(total=0, unit=unit, disable=not show, desc=desc)
+
+    def tick(done: int, total: int) -> None:
+        bar.total = total
+        bar.n = done
+        bar.refresh()
+
+    try:
+        return work(tick)
+    finally:
+        bar.close()
+
+
+def _perturb(model, data, out, expressions, split, limit, backend, conditions, progress) -> None:
     from .robustness import RobustnessConfig, evaluate_robustness, write_robustness
 
     names = tuple(c.strip() for c in conditions.split(",") if c.strip()) if conditions else None
@@ -113,17 +116,7 @@ def _perturb(model, data, out, expressions, split, limit, backend, conditions, p
         config = RobustnessConfig(data=tuple(data), out=out, model=model, backend=backend,
                                   split=split, limit=limit or 6,
                                   expressions=_expressions(expressions), conditions=names)
-        bar = tqdm(total=0, unit="case", disable=not progress, desc="perturb")
-
-        def tick(done: int, total: int) -> None:
-            bar.total = total
-            bar.n = done
-            bar.refresh()
-
-        try:
-            result = evaluate_robustness(config, progress=tick)
-        finally:
-            bar.close()
+        result = _with_progress(lambda tick: evaluate_robustness(config, progress=tick), "case", "perturb", progress)
         written = write_robustness(result, out)
     click.echo((out / "robustness.md").read_text())
     click.echo("wrote " + ", ".join(str(p) for p in written))

@@ -30,6 +30,13 @@ LOOKS: tuple[str, ...] = get_args(Look)
 TRAIN_LOOKS: tuple[str, ...] = ("studio", "matte", "glossy", "filmic")
 HELD_OUT_LOOKS: tuple[str, ...] = ("toon", "coloured", "wax")
 
+# Principled BSDF inputs each surface look sets on every material (a callable: by material name)
+SURFACE_LOOKS: dict[str, dict[str, Any]] = {
+    "matte": {"Roughness": 1.0, "Specular IOR Level": 0.0, "Subsurface Weight": 0.0, "Coat Weight": 0.0},
+    "glossy": {"Roughness": 0.22, "Specular IOR Level": 0.8, "Subsurface Weight": 0.0,
+               "Coat Weight": lambda material: 0.3 if material == "skin" else 0.0},
+}
+
 # Light direction of the toon shader (world space), updated per identity from the key light.
 TOON_LIGHT_KEYS = ("look.light_x", "look.light_y", "look.light_z")
 
@@ -56,20 +63,11 @@ def apply_look(scene: Any, look: str) -> None:
     """Change a built ``FaceScene`` (materials, colour management) to ``look``; lights come per identity."""
     check_look(look)
     materials = list(scene.mesh_obj.data.materials)
-    if look == "matte":
+    if look in SURFACE_LOOKS:
         for mat in materials:
             for bsdf in _principled_nodes(mat):
-                _set(bsdf, "Roughness", 1.0)
-                _set(bsdf, "Specular IOR Level", 0.0)
-                _set(bsdf, "Subsurface Weight", 0.0)
-                _set(bsdf, "Coat Weight", 0.0)
-    elif look == "glossy":
-        for mat in materials:
-            for bsdf in _principled_nodes(mat):
-                _set(bsdf, "Roughness", 0.22)
-                _set(bsdf, "Specular IOR Level", 0.8)
-                _set(bsdf, "Subsurface Weight", 0.0)
-                _set(bsdf, "Coat Weight", 0.3 if mat.name == "skin" else 0.0)
+                for name, value in SURFACE_LOOKS[look].items():
+                    _set(bsdf, name, value(mat.name) if callable(value) else value)
     elif look == "filmic":
         scene.scene.view_settings.view_transform = "AgX"
         scene.scene.view_settings.look = "AgX - Punchy"
