@@ -38,9 +38,10 @@ def noise_level(img: np.ndarray) -> float:
         return 0.0
     luma = x @ np.array([0.299, 0.587, 0.114], np.float32)
     h, w = luma.shape
+    step = max(1, (h - 2) // 96)  # every step-th row's 3x3 neighbourhoods: an estimate, not a filter
     levels = []
     for chroma in (x[..., 2] - luma, x[..., 0] - luma):
-        conv = sum(_IMMERKAER[i, j] * chroma[i : h - 2 + i, j : w - 2 + j] for i in range(3) for j in range(3))
+        conv = sum(_IMMERKAER[i, j] * chroma[i : h - 2 + i : step, j : w - 2 + j] for i in range(3) for j in range(3))
         levels.append(float(np.abs(conv).mean()) * np.sqrt(np.pi / 2) / 6)
     return float(np.mean(levels))
 

@@ -55,24 +55,32 @@ LOG_COLUMNS = ["iteration", "time_s", "lr_g", "lr_d", "D/loss", "D/real", "D/fak
 DEFAULT_LAMBDA = 0.4  # LSRF's lambda, used when there is no validation pair to choose one
 
 
-def _pairs_by_expression(data: PairedFaces | None, cfg: TrainConfig | None = None) -> dict[str, tuple[Tensor, Tensor]]:
-    """Expression -> (neutral, target): every pair's central crop, then (with ``cfg``) its
-    ``stage1_augment_copies`` perturbed copies (``stage1_augment``, seeded by ``cfg.seed``)."""
+def _pairs_by_expression(data: PairedFaces | None) -> dict[str, tuple[Tensor, Tensor]]:
+    """Expression -> (neutral, target): every pair's central crop."""
     out: dict[str, tuple[Tensor, Tensor]] = {}
     if data is None or len(data) == 0:
         return out
-    copies = cfg.stage1_augment_copies if cfg is not None and cfg.stage1_augment.enabled else 0
     for k, name in enumerate(data.expressions):
         idx = torch.nonzero(data.pair_expression == k).flatten()
-        if name == "neutral" or len(idx) == 0:
-            continue
-        x, t, _ = data.batch(idx)
-        if copies:
-            assert cfg is not None
-            gen = torch.Generator().manual_seed(cfg.seed * 7919 + k)
-            views = [data.batch(idx, gen, cfg.stage1_augment)[:2] for _ in range(copies)]
-            x, t = torch.cat([x] + [v[0] for v in views]), torch.cat([t] + [v[1] for v in views])
-        out[name] = (x, t)
+        if name != "neutral" and len(idx):
+            out[name] = data.batch(idx)[:2]
+    return out
+
+
+def _with_perturbed_copies(data: PairedFaces | None, clean: dict[str, tuple[Tensor, Tensor]],
+                           cfg: TrainConfig) -> dict[str, tuple[Tensor, Tensor]]:
+    """``clean`` followed by ``stage1_augment_copies`` perturbed copies of each pair (``stage1_augment``, seeded by
+    ``cfg.seed``); ``clean`` itself when there are none."""
+    copies = cfg.stage1_augment_copies if cfg.stage1_augment.enabled else 0
+    if data is None or not copies:
+        return clean
+    out = {}
+    for name, (x, t) in clean.items():
+        k = data.expressions.index(name)
+        idx = torch.nonzero(data.pair_expression == k).flatten()
+        gen = torch.Generator().manual_seed(cfg.seed * 7919 + k)
+        views = [data.batch(idx, gen, cfg.stage1_augment)[:2] for _ in range(copies)]
+        out[name] = (torch.cat([x] + [v[0] for v in views]), torch.cat([t] + [v[1] for v in views]))
     return out
 
 
@@ -88,7 +96,7 @@ def _select(moved_train: dict[str, tuple[Tensor, Tensor]], val: PairedFaces | No
             radii: tuple[int, ...], cfg: TrainConfig) -> tuple[int | None, dict[str, float], list, str]:
     """(radius, lambda per expression, table rows, Markdown table) chosen on the moved validation pairs; radius
     None when there are none."""
-    val_sets = _moved(_pairs_by_expression(val, cfg), motions)
+    val_sets = _moved(_with_perturbed_copies(val, _pairs_by_expression(val), cfg), motions)
     sub = {e: _evenly(v, cfg.ridge_max_pairs) for e, v in moved_train.items() if e in val_sets}
     if not sub:
         return None, {}, [], "no validation pairs: defaults used\n"
@@ -111,8 +119,9 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
                run_dir: Path | None) -> tuple[RegGAN, dict]:
     """Phase 0: select (r, lambda) on ``val``, fit every expression on ``train``; returns the model (on the
     CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU)."""
-    motions = fit_motions(_pairs_by_expression(train), model_config.image_size, cfg)  # the mean motion: clean pairs
-    train_sets = _pairs_by_expression(train, cfg)
+    clean = _pairs_by_expression(train)
+    motions = fit_motions(clean, model_config.image_size, cfg)  # the mean motion: clean pairs
+    train_sets = _with_perturbed_copies(train, clean, cfg)
     moved = _moved(train_sets, motions)
     radius, lambdas, rows, table = _select(moved, val, motions, cfg.ridge_radii, cfg)
     model_config = replace(model_config, radius=radius or model_config.radius)
@@ -176,8 +185,9 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
     """Refit stage 1 (motions, then ridge maps) on ``train`` at the model's radius (``--refit-stage1``: the data
     or the stage-1 recipe changed since the run began), lambdas chosen again on the moved ``val`` pairs (the
     run's lambdas when there are none). Returns the updated stage-1 metadata."""
-    motions = fit_motions(_pairs_by_expression(train), model.config.image_size, cfg)  # the mean motion: clean pairs
-    pairs = _pairs_by_expression(train, cfg)
+    clean = _pairs_by_expression(train)
+    motions = fit_motions(clean, model.config.image_size, cfg)  # the mean motion: clean pairs
+    pairs = _with_perturbed_copies(train, clean, cfg)
     install_motions(model, motions)
     moved = _moved(pairs, motions)
     radius, lambdas, rows, table = _select(moved, val, motions, (model.stage1.radius,), cfg)
