@@ -21,7 +21,6 @@ import argparse
 import ast
 import importlib.metadata
 import importlib.util
-import os
 import re
 import shutil
 import subprocess

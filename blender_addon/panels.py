@@ -5,7 +5,7 @@ from typing import Any
 
 import bpy
 
-from . import engine, settings
+from . import engine
 from .handlers import HOOK
 from .jobs import JOBS
 

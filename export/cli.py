@@ -10,12 +10,7 @@ from pathlib import Path
 
 import click
 
-from reggan_plugin.cli import exit_on_error
-
-
-def _run(action) -> None:
-    with exit_on_error():
-        action()
+from reggan_plugin.cli import run_or_exit
 
 
 @click.group("export")
@@ -79,7 +74,7 @@ def tensorrt(onnx_path, out, fp16, max_batch, opt_batch, workspace_gb, timing_ca
         click.echo(f"engine: {paths.engine}")
         click.echo(f"sidecar: {paths.sidecar}")
 
-    _run(go)
+    run_or_exit(go)
 
 
 @export.command("onnx")
@@ -98,4 +93,4 @@ def onnx(checkpoint: Path, out: Path) -> None:
         path = export_checkpoint(checkpoint, out)
         click.echo(f"wrote {path}")
 
-    _run(go)
+    run_or_exit(go)

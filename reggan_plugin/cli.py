@@ -6,7 +6,6 @@ Exit codes: 0 all frames done; 1 some frames failed or had no face (listed at th
 """
 from __future__ import annotations
 
-import dataclasses
 import importlib
 import logging
 import sys
@@ -16,16 +15,13 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import BACKENDS, PRECISIONS, STAGES, EditConfig, InferenceConfig, SequenceConfig
+from .config import BACKENDS, PRECISIONS, STAGES, EditConfig, InferenceConfig, SequenceConfig, field_default
 from .errors import RegganError
 
 EXIT_FRAMES_FAILED = 1
 EXIT_INTERRUPTED = 130
 
 
-def _default(config: type, name: str):
-    """The single source of a default: the config dataclass field."""
-    return next(f.default for f in dataclasses.fields(config) if f.name == name)
 
 
 class LazyGroup(click.Group):
@@ -82,9 +78,11 @@ def exit_on_error():
         sys.exit(EXIT_INTERRUPTED)
 
 
-def _run(action):
+def run_or_exit(action):
+    """Run ``action()``; typed errors become a one-line message and their exit code."""
     with exit_on_error():
         return action()
+
 
 
 @click.group(
@@ -118,22 +116,22 @@ def main(verbose: bool) -> None:
 def inference_options(func):
     """Options shared by `render` and `texture`: which model runs, and where."""
     options = [
-        click.option("--expression", "-e", default=_default(EditConfig, "expression"), show_default=True,
+        click.option("--expression", "-e", default=field_default(EditConfig, "expression"), show_default=True,
                      help="Target expression: neutral, happy, sad, surprised, angry, disgusted, fearful; "
                           "or a mix such as happy=0.6,surprised=0.4."),
-        click.option("--intensity", "-i", type=click.FloatRange(0, 1), default=_default(EditConfig, "intensity"),
+        click.option("--intensity", "-i", type=click.FloatRange(0, 1), default=field_default(EditConfig, "intensity"),
                      show_default=True, help="0 leaves the face as it is, 1 is the full expression."),
         click.option("--model", type=click.Path(path_type=Path), default=None,
                      help="ONNX model file. [default: the model bundled with reggan-plugin]"),
-        click.option("--backend", type=click.Choice(BACKENDS), default=_default(InferenceConfig, "backend"),
+        click.option("--backend", type=click.Choice(BACKENDS), default=field_default(InferenceConfig, "backend"),
                      show_default=True, help="Where the network runs; auto picks the fastest that works and says which."),
-        click.option("--precision", type=click.Choice(PRECISIONS), default=_default(InferenceConfig, "precision"),
+        click.option("--precision", type=click.Choice(PRECISIONS), default=field_default(InferenceConfig, "precision"),
                      show_default=True, help="fp16 is for GPU backends."),
-        click.option("--batch", type=click.IntRange(1, 1024), default=_default(InferenceConfig, "batch"),
+        click.option("--batch", type=click.IntRange(1, 1024), default=field_default(InferenceConfig, "batch"),
                      show_default=True, help="Faces per inference call."),
-        click.option("--stage", type=click.Choice(STAGES), default=_default(InferenceConfig, "stage"), show_default=True,
+        click.option("--stage", type=click.Choice(STAGES), default=field_default(InferenceConfig, "stage"), show_default=True,
                      help="'regression': the fast regression stage alone (a preview)."),
-        click.option("--trust-box", is_flag=True, default=not _default(InferenceConfig, "find_in_box"),
+        click.option("--trust-box", is_flag=True, default=not field_default(InferenceConfig, "find_in_box"),
                      help="Align on a face box (--region, a faces.json box) as it is. By default a box is a hint: the "
                           "face found inside it gives the landmarks (boxes from other tools are sized and centred "
                           "differently); use this for faces the detector cannot read."),
@@ -156,10 +154,10 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
               help="faces.json with exact boxes/landmarks per frame (docs/FACES_JSON.md); others are detected.")
 @click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels for frames without given faces (no detector).")
 @click.option("--whole-image", is_flag=True, help="Frames are already-cropped faces: use the whole image.")
-@click.option("--shard", default=_default(SequenceConfig, "shard"), show_default=True, metavar="I/N",
+@click.option("--shard", default=field_default(SequenceConfig, "shard"), show_default=True, metavar="I/N",
               help="Render the I-th of N contiguous parts (farm workers; together they cover every frame once).")
 @click.option("--skip-existing", is_flag=True, help="Skip frames whose output exists (resume an interrupted batch).")
-@click.option("--smooth", type=click.FloatRange(0, 1), default=_default(SequenceConfig, "smooth"), show_default=True,
+@click.option("--smooth", type=click.FloatRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
               help="Temporal smoothing of detected faces (0 = off).")
 def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, faces, region, whole_image,
            shard, skip_existing, smooth) -> None:
@@ -191,7 +189,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
 
             return render_sequence(seq, edit, inference, renderer=renderer, progress=progress)
 
-    summary = _run(go)
+    summary = run_or_exit(go)
     for line in summary.lines():
         click.echo(line, err=True)
     if not summary.ok:
@@ -229,7 +227,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
         write_image(Path(out), renderer.apply_image(picture, faces, edit))
         click.echo(f"wrote {out}", err=True)
 
-    _run(go)
+    run_or_exit(go)
 
 
 @main.command()
@@ -252,7 +250,7 @@ def info(model) -> None:
         for name, value in describe_environment():
             click.echo(f"  {name}: {value}")
 
-    _run(go)
+    run_or_exit(go)
 
 
 if __name__ == "__main__":

@@ -5,9 +5,14 @@ fields (a test checks that they agree).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
+
+
+def field_default(config: type, name: str) -> Any:
+    """The single source of a default: the config dataclass field (CLI options and add-on properties read it)."""
+    return next(f.default for f in fields(config) if f.name == name)
 
 BackendName = Literal["auto", "cpu", "cuda", "tensorrt"]
 Precision = Literal["fp32", "fp16"]

@@ -19,6 +19,7 @@ from pathlib import Path
 import click
 
 from reggan_plugin.cli import exit_on_error
+from reggan_plugin.config import field_default
 from reggan_plugin.errors import InputError, NumericalError, UsageError
 
 from .config import TINY, ModelConfig
@@ -28,9 +29,7 @@ PRESETS = {"tiny": TINY, "default": ModelConfig()}
 
 
 def _default(name: str):
-    """The single source of a default: the TrainConfig field."""
-    f = next(f for f in dataclasses.fields(TrainConfig) if f.name == name)
-    return f.default
+    return field_default(TrainConfig, name)
 
 
 def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cfg: TrainConfig, device_kind: str = "cpu",

@@ -1,13 +1,12 @@
 """`reggan-plugin evaluate`: copy baseline, stage 1 alone and RegGAN side by side on a paired held-out set."""
 from __future__ import annotations
 
-import dataclasses
 import logging
 from pathlib import Path
 
 import click
 
-from reggan_plugin.config import BACKENDS
+from reggan_plugin.config import BACKENDS, field_default
 from reggan_plugin.cli import exit_on_error
 from reggan_plugin.errors import UsageError
 
@@ -16,8 +15,7 @@ from .runner import EvalConfig
 
 
 def _default(name: str):
-    """The single source of a default: the EvalConfig field."""
-    return next(f.default for f in dataclasses.fields(EvalConfig) if f.name == name)
+    return field_default(EvalConfig, name)
 
 
 def _expressions(value: str | None) -> tuple[str, ...] | None:

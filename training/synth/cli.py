@@ -4,10 +4,12 @@ Importing this module is cheap: bpy is imported only by the render workers.
 """
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
 
 import click
+
+from reggan_plugin.cli import run_or_exit
+from reggan_plugin.config import field_default
 
 from .face_model import ENV_VAR
 from .looks import LOOKS
@@ -15,16 +17,7 @@ from .render import RenderConfig
 
 
 def _default(name: str):  # noqa: ANN202
-    """The single source of a default: the RenderConfig field."""
-    return next(f.default for f in dataclasses.fields(RenderConfig) if f.name == name)
-
-
-def _run(action):  # noqa: ANN001, ANN202
-    """Typed errors -> one-line message and exit code, by the main CLI's own mapping."""
-    from reggan_plugin.cli import exit_on_error
-
-    with exit_on_error():
-        return action()
+    return field_default(RenderConfig, name)
 
 
 @click.group(name="dataset")
@@ -76,7 +69,7 @@ def render(out: Path, identities: int, start: int, size: int, seed: int, express
         )
         return render_dataset(config, progress=progress, log=lambda m: click.echo(m, err=True))
 
-    summary = _run(action)
+    summary = run_or_exit(action)
     click.echo(f"rendered {summary.rendered} images ({summary.skipped} existed) in {summary.seconds:.1f} s "
                f"({summary.images_per_second:.2f} img/s) -> {out}")
 
@@ -88,7 +81,7 @@ def convert_obj(folder: Path, out: Path) -> None:
     """Pack ICT-FaceKit's FaceXModel/ OBJ FOLDER into OUT (.npz) for --face-model."""
     from .obj_convert import convert_obj_folder
 
-    path = _run(lambda: convert_obj_folder(folder, out))
+    path = run_or_exit(lambda: convert_obj_folder(folder, out))
     click.echo(f"wrote {path}")
 
 
@@ -101,7 +94,7 @@ def contact_sheet_cmd(folder: Path, out: Path, tile: int, max_identities: int) -
     """Grid PNG of a rendered FOLDER: one row per identity, one column per expression."""
     from .contact_sheet import contact_sheet
 
-    _run(lambda: contact_sheet(folder, out, tile=tile, max_identities=max_identities))
+    run_or_exit(lambda: contact_sheet(folder, out, tile=tile, max_identities=max_identities))
     click.echo(f"wrote {out}")
 
 
@@ -117,7 +110,7 @@ def bench_cmd(face_model: Path | None, sizes: str, identities: int, threads: int
     from .bench import format_table, run_bench
     from .face_model import resolve_model_path
 
-    rows = _run(lambda: run_bench(resolve_model_path(face_model), tuple(int(s) for s in sizes.split(",")),
+    rows = run_or_exit(lambda: run_bench(resolve_model_path(face_model), tuple(int(s) for s in sizes.split(",")),
                                   identities=identities, threads=threads))
     click.echo(format_table(rows))
 
