@@ -1,8 +1,6 @@
 """Checkpoint -> ONNX artifact, verified against torch before it is accepted."""
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
@@ -12,6 +10,7 @@ import torch
 
 from reggan_plugin.align import CANONICAL_5PT
 from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata, load_artifact
+from reggan_plugin.atomic import atomic_path
 from reggan_plugin.errors import RegganError
 from training.checkpoint import load_generator
 from training.models import RegGAN
@@ -74,9 +73,8 @@ def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
     example = _random_inputs(model, 2, seed=0)
-    fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(out) as tmp_path:
+        tmp = str(tmp_path)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation notice
             torch.onnx.export(
@@ -97,13 +95,6 @@ def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None)
         onnx.checker.check_model(proto)
         onnx.save(proto, tmp)
         verify_onnx(model, Path(tmp))
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model is an ordinary shared file
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     load_artifact(out)  # the runtime must accept what we ship
     write_preview(out)  # <stem>.preview.onnx: `render --stage regression` runs only stage 1
     return out

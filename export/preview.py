@@ -1,7 +1,6 @@
 """The preview graph: RegGAN's regression stage alone, sliced out of an exported artifact."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import onnx
@@ -9,6 +8,7 @@ import onnx.utils
 from onnx import helper
 
 from reggan_plugin.artifact import INPUT_NAMES, file_sha256
+from reggan_plugin.atomic import atomic_path
 from reggan_plugin.pipeline import PREVIEW_OF_KEY, preview_model_path
 
 PREVIEW_OUTPUTS = {"stage1": "output", "stage1_motion": "motion"}  # kept output -> the name it also goes by
@@ -25,8 +25,7 @@ def write_preview(model_path: Path) -> Path:
     Written atomically (a temp file beside it, then a rename), like the model itself.
     """
     out = preview_model_path(model_path)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(out) as tmp:
         full = onnx.load(str(model_path), load_external_data=False)
         names = {o.name for o in full.graph.output}
         wanted = [name for name in PREVIEW_OUTPUTS if name in names]
@@ -34,9 +33,6 @@ def write_preview(model_path: Path) -> Path:
         proto = onnx.load(str(tmp))
         _as_artifact(proto, full, model_path)
         onnx.save(proto, str(tmp))
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
     return out
 
 

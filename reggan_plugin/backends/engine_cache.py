@@ -14,12 +14,12 @@ import hashlib
 import json
 import os
 import sys
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 from ..artifact import file_sha256
+from ..atomic import write_bytes
 
 SIDECAR_FORMAT = 1
 # Rough first-build guess when no previous build on this machine says better (a small conv GAN at 128 px;
@@ -111,20 +111,7 @@ def make_sidecar(spec: EngineSpec, *, engine_bytes: bytes, build_seconds: float,
     }
 
 
-def atomic_write(path: Path, data: bytes) -> None:
-    """Write via a temp file in the same directory + os.replace: readers see the old file or the whole new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+atomic_write = write_bytes  # engines, sidecars and timing caches: the runtime's one atomic write
 
 
 def write_sidecar(path: Path, sidecar: dict) -> None:

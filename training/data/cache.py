@@ -9,14 +9,13 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from reggan_plugin.align import apply_affine, similarity_from_points
+from reggan_plugin.atomic import atomic_path
 from reggan_plugin.errors import InputError
 
 from .crop import CropGeometry, crop_pair, load_rgb
@@ -60,15 +59,8 @@ def cache_path(scan: DatasetScan, geometry: CropGeometry, cache_dir: Path) -> Pa
 
 
 def _save(path: Path, arrays: dict[str, np.ndarray]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        np.savez(f, **arrays)
 
 
 def load_cache(path: Path) -> PairSet:

@@ -9,12 +9,12 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from reggan_plugin.atomic import write_bytes
 
 from .runner import GRID_COLUMNS, ROW_TITLES, EvalResult
 
@@ -136,18 +136,7 @@ def grid_image(cells: list[dict[str, np.ndarray]], label_height: int = 18) -> Im
     return canvas
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a report is an ordinary shared file
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+_atomic_write = write_bytes
 
 
 def write_report(result: EvalResult, out: Path) -> list[Path]:

@@ -26,6 +26,7 @@ import numpy as np
 from PIL import Image
 
 from reggan_plugin.artifact import file_sha256
+from reggan_plugin.atomic import atomic_path, write_text
 from reggan_plugin.errors import UsageError
 
 from .background import composite, make_background
@@ -89,9 +90,7 @@ def _done(folder: Path, stem: str) -> bool:
 
 
 def _write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
+    write_text(path, json.dumps(data, indent=1))
 
 
 def _versions() -> dict[str, str]:
@@ -202,10 +201,8 @@ def render_identity(index: int) -> int:
         verts = model.vertices(identity_w, model.expression_vector(job.blendshapes))
         scene.set_vertices(verts)
         rgba = scene.render_rgba(folder / f".{job.stem}.{os.getpid()}.render.png")
-        out = folder / f"{job.stem}.png"
-        part = folder / f".{job.stem}.{os.getpid()}.part.png"
-        Image.fromarray(composite(rgba, background), "RGBA").save(part, compress_level=6)
-        os.replace(part, out)
+        with atomic_path(folder / f"{job.stem}.png") as tmp:
+            Image.fromarray(composite(rgba, background), "RGBA").save(tmp, format="PNG", compress_level=6)
         points = project(verts[model.landmarks68] * CM_TO_M, pose, config.size)
         _write_json(folder / f"{job.stem}.landmarks.json", {
             "identity": params.name, "expression": job.expression, "intensity": job.intensity,
