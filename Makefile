@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed-stamp
 # the CUDA build themselves); bpy pins numpy<2 for the whole environment.
 EXTRAS := train,export,blender,evaluate,test
 
-.PHONY: setup demo test test-slow addon clean
+.PHONY: setup demo lint test test-slow addon clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,11 @@ demo: $(STAMP)
 	@echo "Done: the input frames are in samples/frames/, the happy ones in out/demo/."
 	@echo "Try another: $(BIN)/reggan-plugin render --frames samples/frames --out out/sad --expression sad --intensity 0.7"
 
-test: $(STAMP)  # the fast tier; CI also runs test-slow
+lint: $(STAMP)  # static checks: configured in pyproject.toml
+	$(BIN)/ruff check .
+	$(BIN)/python -m mypy
+
+test: lint  # the fast tier; CI also runs test-slow
 	$(BIN)/python -m pytest -q -rs -m "not slow"
 
 test-slow: $(STAMP)  # renders, bpy installs, end-to-end evaluations

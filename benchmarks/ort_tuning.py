@@ -11,8 +11,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from benchmarks.network import build_models, inputs
+from benchmarks.timing import interleaved_best
 from reggan_plugin.backends.cpu import CpuTuning, create_session, session_options
-from benchmarks.bench import build_models, inputs, interleaved_best
 from training.config import ModelConfig
 
 VARIANTS: dict[str, CpuTuning] = {

@@ -12,11 +12,13 @@ from __future__ import annotations
 import argparse
 import io
 import zlib
+from collections.abc import Callable
 
 import numpy as np
 from PIL import Image
 
-from benchmarks.bench import synthetic_frame, time_per_call
+from benchmarks.pipeline import synthetic_frame
+from benchmarks.timing import time_per_call
 from reggan_plugin.imageio import encode_png
 
 
@@ -32,7 +34,7 @@ def main() -> None:
         picture.save(buffer, "PNG", compress_level=level)
         return buffer.getvalue()
 
-    writers = {f"Pillow compress_level={lv}": (lambda lv=lv: pillow(lv)) for lv in (3, 1, 0)}
+    writers: dict[str, Callable[..., bytes]] = {f"Pillow compress_level={lv}": (lambda lv=lv: pillow(lv)) for lv in (3, 1, 0)}
     writers["imageio.encode_png (Up filter + zlib level 1)"] = lambda: encode_png(frame, deflate=zlib.compress)
     writers["imageio.encode_png (Up filter + ISA-L level 1, the default)"] = lambda: encode_png(frame)
     best: dict[str, float] = {}

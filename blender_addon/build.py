@@ -214,7 +214,15 @@ def build_package_wheel(dest: Path, *, require_model: bool = True) -> Path:
     dest.mkdir(parents=True, exist_ok=True)
     for old in dest.glob("reggan_plugin-*.whl"):
         old.unlink()
-    run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dest), str(REPO)])
+    with tempfile.TemporaryDirectory() as tmp:  # a copy: setuptools writes build/ and *.egg-info beside its sources
+        source = Path(tmp) / "src"
+        source.mkdir()
+        for name in ("pyproject.toml", "README.md", "LICENSE"):
+            if (REPO / name).is_file():
+                shutil.copy2(REPO / name, source / name)
+        shutil.copytree(REPO / "reggan_plugin", source / "reggan_plugin",
+                        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+        run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(dest), str(source)])
     wheels = sorted(dest.glob("reggan_plugin-*.whl"))
     if len(wheels) != 1:
         raise BuildError(f"expected one reggan_plugin wheel in {dest}, found {len(wheels)}")
@@ -240,7 +248,7 @@ def download_wheels(requirements: list[str], platform: str, cache: Path, *, offl
         for tag in PLATFORM_TAGS[platform]:
             cmd += ["--platform", tag]
         cmd += requirements
-        if run(cmd + ["--no-index"], quiet=True).returncode:
+        if run([*cmd, "--no-index"], quiet=True).returncode:
             if offline:
                 raise BuildError(f"{platform}: the wheel cache {cache} lacks some of {requirements} and --offline was given")
             run(cmd)
@@ -288,7 +296,7 @@ def validate_with_blender(path: Path) -> str | None:
     tool = blender_ext_tool()
     if tool is None:
         return None
-    result = run(tool + ["validate", str(path)], quiet=True)
+    result = run([*tool, "validate", str(path)], quiet=True)
     if result.returncode:
         raise BuildError(f"Blender's extension validate rejected {path}:\n{result.stdout}{result.stderr}")
     return result.stdout.strip()
@@ -421,7 +429,7 @@ def check_zip(archive: Path) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Build the RegGAN Expressions Blender extension zips.")
-    parser.add_argument("--platform", action="append", choices=PLATFORMS + ("current",),
+    parser.add_argument("--platform", action="append", choices=(*PLATFORMS, "current"),
                         help="platform to build (repeatable; default: all of them)")
     parser.add_argument("--out", type=Path, default=REPO / "dist" / "blender", help="where the zips go")
     parser.add_argument("--cache", type=Path, default=REPO / "build" / "blender", help="wheel cache and staging folder")

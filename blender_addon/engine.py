@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Literal, Sequence
+from typing import TYPE_CHECKING, Literal
 
 from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
 
@@ -21,7 +22,10 @@ if TYPE_CHECKING:
     import numpy as np
 
     from reggan_plugin.faces import Face
-    from reggan_plugin.pipeline import ExpressionRenderer, RenderSummary
+    from reggan_plugin.faces.locate import SharedDetector
+    from reggan_plugin.imageio import ImageData
+    from reggan_plugin.pipeline import RenderSummary
+    from reggan_plugin.renderer import ExpressionRenderer
 
 FaceMode = Literal["AUTO", "BOX", "SCENE", "WHOLE"]
 Progress = Callable[[int, int], None]
@@ -36,15 +40,16 @@ class RunSettings:
     cache_dir: Path | None = None  # TensorRT engine cache (None: the runtime's default)
 
 
-_renderers: dict[tuple, "ExpressionRenderer"] = {}
+_renderers: dict[tuple, ExpressionRenderer] = {}
+_detector: SharedDetector | None = None
 _lock = threading.Lock()
 
 
-def get_renderer(settings: RunSettings) -> "ExpressionRenderer":
+def get_renderer(settings: RunSettings) -> ExpressionRenderer:
     """One loaded model per (model, backend, precision, batch, stage), shared by all jobs.
 
     Loading happens in the calling (worker) thread, so a TensorRT engine build never blocks the UI."""
-    from reggan_plugin.pipeline import ExpressionRenderer
+    from reggan_plugin.renderer import ExpressionRenderer
 
     key = (settings.inference, settings.cache_dir)
     with _lock:
@@ -73,28 +78,29 @@ def loaded() -> list[str]:
         return [r.backend.description for r in _renderers.values()]
 
 
-def locate_faces(pixels: "np.ndarray", linear: bool, mode: FaceMode, given: Sequence["Face"] | None) -> list["Face"]:
-    """Faces for one picture: the given ones (BOX, SCENE), the whole picture, or the detector (AUTO)."""
-    from reggan_plugin.faces import whole_image_face
+def locate_faces(image: ImageData, mode: FaceMode, given: Sequence[Face] | None) -> list[Face]:
+    """Faces for one picture by the runtime's rules: the given ones (BOX, SCENE), the whole picture, or
+    the detector (AUTO), which is built once and shared by jobs."""
+    global _detector
+    from reggan_plugin.faces import FacesFile
+    from reggan_plugin.faces.locate import FaceLocator, SharedDetector
 
-    if given is not None:
-        return list(given)
-    if mode == "WHOLE":
-        return [whole_image_face(pixels.shape[0], pixels.shape[1])]
-    from reggan_plugin.faces import FaceDetector
-    from reggan_plugin.imageio import ImageData, to_network_rgb
-
-    image = ImageData(pixels=pixels, format="exr" if linear else "png", linear=linear)
-    return FaceDetector().detect(to_network_rgb(image))
+    with _lock:
+        if _detector is None:
+            _detector = SharedDetector()
+    faces_file = None if given is None else FacesFile(path=Path("<blender>"), default=tuple(given))
+    return FaceLocator(given=faces_file, whole=mode == "WHOLE", detector=_detector).faces("", image)
 
 
 def edit_pixels(
-    pixels: "np.ndarray", *, linear: bool, mode: FaceMode, faces: Sequence["Face"] | None,
+    pixels: np.ndarray, *, linear: bool, mode: FaceMode, faces: Sequence[Face] | None,
     settings: RunSettings, cancel: threading.Event | None = None,
-) -> tuple["np.ndarray", int]:
+) -> tuple[np.ndarray, int]:
     """(edited copy of `pixels`, number of faces edited). Raises InterruptedError when cancelled."""
+    from reggan_plugin.imageio import ImageData
+
     renderer = get_renderer(settings)
-    found = locate_faces(pixels, linear, mode, faces)
+    found = locate_faces(ImageData(pixels=pixels, format="exr" if linear else "png", linear=linear), mode, faces)
     if cancel is not None and cancel.is_set():
         raise InterruptedError("cancelled")
     if not found:
@@ -106,14 +112,14 @@ def edit_pixels(
     return out, len(found)
 
 
-def edit_file(source: Path, target: Path, *, mode: FaceMode, faces: Sequence["Face"] | None, settings: RunSettings) -> int:
+def edit_file(source: Path, target: Path, *, mode: FaceMode, faces: Sequence[Face] | None, settings: RunSettings) -> int:
     """Read `source`, edit it, write `target` atomically (the runtime's writer); returns faces edited.
     A frame without a face is written unchanged, like the CLI does."""
     from reggan_plugin.imageio import read_image, write_image
 
     renderer = get_renderer(settings)
     image = read_image(source)
-    found = locate_faces(image.pixels, image.linear, mode, faces)
+    found = locate_faces(image, mode, faces)
     target.parent.mkdir(parents=True, exist_ok=True)
     write_image(target, renderer.apply_image(image, list(found), settings.edit) if found else image)
     return len(found)
@@ -121,7 +127,7 @@ def edit_file(source: Path, target: Path, *, mode: FaceMode, faces: Sequence["Fa
 
 def render_frames(
     seq: SequenceConfig, settings: RunSettings, progress: Progress | None, cancel: threading.Event | None
-) -> "RenderSummary":
+) -> RenderSummary:
     """A directory of frames -> a new directory, exactly as `reggan-plugin render` does it."""
     from reggan_plugin.pipeline import render_sequence
 

@@ -26,8 +26,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class HookQueue:
-    tasks: "queue.Queue[tuple | None]" = field(default_factory=queue.Queue)
-    results: "queue.Queue[tuple[str, Path, Any]]" = field(default_factory=queue.Queue)
+    tasks: queue.Queue[tuple | None] = field(default_factory=queue.Queue)
+    results: queue.Queue[tuple[str, Path, Any]] = field(default_factory=queue.Queue)
     thread: threading.Thread | None = None
     pending: int = 0
     done: int = 0

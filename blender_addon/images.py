@@ -15,9 +15,8 @@ import tempfile
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
-
 import bpy
+import numpy as np
 
 
 @dataclass
@@ -31,7 +30,7 @@ class Picture:
 def read_pixels(image: Any) -> Picture:
     width, height = image.size
     channels = image.channels
-    if width == 0 or height == 0 or not image.has_data and not _load(image):
+    if width == 0 or height == 0 or (not image.has_data and not _load(image)):
         raise RuntimeError(f"image {image.name!r} has no pixels (is its file missing?)")
     flat = np.empty(width * height * channels, np.float32)
     image.pixels.foreach_get(flat)

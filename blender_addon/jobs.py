@@ -13,8 +13,9 @@ import queue
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,7 @@ class Job:
     finish: Finish
     on_cancel: Callable[[], None] | None = None  # main thread, after a cancelled job stopped
     cancel: threading.Event = field(default_factory=threading.Event)
-    messages: "queue.Queue[tuple[str, Any]]" = field(default_factory=queue.Queue)
+    messages: queue.Queue[tuple[str, Any]] = field(default_factory=queue.Queue)
     thread: threading.Thread | None = None
 
     def start(self) -> None:

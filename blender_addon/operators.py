@@ -75,7 +75,7 @@ def _tick() -> float | None:
 
 
 def start(operator: Any, job: Job, total: int = 0) -> set[str]:
-    if JOBS.busy:
+    if JOBS.job is not None and JOBS.busy:
         operator.report({"WARNING"}, f"RegGAN is busy with {JOBS.job.label!r}: cancel it or wait")
         return {"CANCELLED"}
     JOBS.start(job, total)
@@ -255,6 +255,7 @@ class REGGAN_OT_apply_frames(bpy.types.Operator):
     def execute(self, context: Any) -> set[str]:
         from reggan_plugin.config import SequenceConfig
         from reggan_plugin.errors import RegganError
+        from reggan_plugin.faces import parse_region
         from reggan_plugin.imageio import list_frames
 
         s = context.scene.reggan
@@ -266,7 +267,7 @@ class REGGAN_OT_apply_frames(bpy.types.Operator):
             x, y, w, h = s.box
             seq = SequenceConfig(
                 frames=source, out=out, faces=faces_file,
-                region=f"{x},{y},{max(w, 1)},{max(h, 1)}" if s.face_source == "BOX" else None,
+                region=parse_region(f"{x},{y},{max(w, 1)},{max(h, 1)}") if s.face_source == "BOX" else None,
                 whole_image=s.face_source == "WHOLE", skip_existing=s.skip_existing, smooth=s.smooth,
             )
             run = run_settings(context)
@@ -287,16 +288,16 @@ class REGGAN_OT_apply_frames(bpy.types.Operator):
     def scene_faces_file(self, context: Any, frames: list[Path]) -> Path:
         """faces.json with the projected head box of each frame (frame number = the last digits of its name)."""
         boxes: dict[str, Any] = {}
-        numbers = {frame: frame_number(frame) for frame in frames}
-        missing = [f.name for f, n in numbers.items() if n is None]
+        found = {frame: frame_number(frame) for frame in frames}
+        missing = [f.name for f, n in found.items() if n is None]
         if missing:
             raise LookupError(f"'From Scene' needs frame numbers in the file names; {missing[0]} has none")
+        numbers = {frame: n for frame, n in found.items() if n is not None}
         head = head_arguments(context.scene)
         projected = scene_faces.scene_face_boxes(context.scene, sorted(set(numbers.values())), head.pop("obj"), **head)
         for frame, number in numbers.items():
             boxes[frame.stem] = projected[number]
-        handle = tempfile.NamedTemporaryFile("w", prefix="reggan-faces-", suffix=".json", delete=False)
-        with handle:
+        with tempfile.NamedTemporaryFile("w", prefix="reggan-faces-", suffix=".json", delete=False) as handle:
             json.dump(engine.faces_json(boxes), handle)
         return Path(handle.name)
 

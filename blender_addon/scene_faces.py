@@ -11,7 +11,8 @@ lens, sensor fit, orthographic cameras and pixel aspect all come from ``Camera.v
 """
 from __future__ import annotations
 
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 

@@ -10,7 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, IntVectorProperty, PointerProperty, StringProperty
+from bpy.props import (
+    BoolProperty,
+    EnumProperty,
+    FloatProperty,
+    IntProperty,
+    IntVectorProperty,
+    PointerProperty,
+    StringProperty,
+)
 
 from reggan_plugin.config import BACKENDS, PRECISIONS, STAGES, EditConfig, InferenceConfig, SequenceConfig
 from reggan_plugin.expressions import EXPRESSIONS
@@ -93,7 +101,7 @@ class RegganSettings(bpy.types.PropertyGroup):
     )
     backend: EnumProperty(
         name="Backend",
-        items=[(PREFERENCES_BACKEND, "Default", "The backend chosen in the add-on preferences")] + _enum(BACKENDS, BACKEND_LABELS),
+        items=[(PREFERENCES_BACKEND, "Default", "The backend chosen in the add-on preferences"), *_enum(BACKENDS, BACKEND_LABELS)],
         default=PREFERENCES_BACKEND,
     )
     stage: EnumProperty(name="Quality", items=_enum(STAGES, STAGE_LABELS), default=default(InferenceConfig, "stage"))

@@ -15,8 +15,6 @@ from reggan_plugin.errors import RegganError
 from training.checkpoint import load_generator
 from training.models import RegGAN
 
-from .preview import write_preview
-
 OPSET = 17
 TOLERANCE = 1e-4
 
@@ -67,8 +65,8 @@ def verify_onnx(model: RegGAN, onnx_path: Path, batches: tuple[int, ...] = (1, 3
 
 
 def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None) -> Path:
-    """Export `model` to `out` (atomically), stamp the metadata, verify it and write its preview graph
-    beside it (``preview.write_preview``). Returns the model's path."""
+    """Export `model` to `out` (atomically), stamp the metadata and verify it. Returns the model's path.
+    (`--stage regression` cuts its preview graph out of it at run time: ``reggan_plugin.preview_graph``.)"""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = model.eval()
@@ -96,7 +94,6 @@ def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None)
         onnx.save(proto, tmp)
         verify_onnx(model, Path(tmp))
     load_artifact(out)  # the runtime must accept what we ship
-    write_preview(out)  # <stem>.preview.onnx: `render --stage regression` runs only stage 1
     return out
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-__all__ = ["EditConfig", "ExpressionRenderer", "InferenceConfig", "SequenceConfig", "render_sequence", "__version__"]
+__all__ = ["EditConfig", "ExpressionRenderer", "InferenceConfig", "SequenceConfig", "__version__", "render_sequence"]
 
 
 def __getattr__(name: str):

@@ -62,17 +62,6 @@ def units_to_crop_px(units: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(units, dtype=np.float64) * size - 0.5
 
 
-def five_points_from_68(lm68: Landmarks) -> Landmarks:
-    """Multi-PIE / iBUG 68-point landmarks -> the 5 points of ``CANONICAL_5PT``.
-
-    Eye centres are the means of points 36-41 and 42-47, the nose tip is 30, mouth corners 48 and 54.
-    """
-    lm = np.asarray(lm68, dtype=np.float64)
-    if lm.shape != (68, 2):
-        raise ValueError(f"expected (68, 2) landmarks, got shape {lm.shape}")
-    return np.stack([lm[36:42].mean(0), lm[42:48].mean(0), lm[30], lm[48], lm[54]])
-
-
 def similarity_from_points(src: Landmarks, dst: Landmarks) -> Matrix:
     """Least-squares similarity (Umeyama 1991) mapping ``src`` onto ``dst``; (2, 3) float64.
 

@@ -154,7 +154,7 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
               help="faces.json with exact boxes/landmarks per frame (docs/FACES_JSON.md); others are detected.")
 @click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels for frames without given faces (no detector).")
 @click.option("--whole-image", is_flag=True, help="Frames are already-cropped faces: use the whole image.")
-@click.option("--shard", default=field_default(SequenceConfig, "shard"), show_default=True, metavar="I/N",
+@click.option("--shard", default=str(field_default(SequenceConfig, "shard")), show_default=True, metavar="I/N",
               help="Render the I-th of N contiguous parts (farm workers; together they cover every frame once).")
 @click.option("--skip-existing", is_flag=True, help="Skip frames whose output exists (resume an interrupted batch).")
 @click.option("--smooth", type=click.FloatRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
@@ -168,14 +168,17 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     """
     from tqdm import tqdm
 
+    from .faces import parse_region
     from .imageio import list_frames
-    from .pipeline import ExpressionRenderer, render_sequence
-    from .sequence import check_out_dir
+    from .pipeline import render_sequence
+    from .renderer import ExpressionRenderer
+    from .sequence import Shard, check_out_dir
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box)
-    seq = SequenceConfig(frames, out, faces, region, whole_image, shard, skip_existing, smooth)
 
     def go():
+        seq = SequenceConfig(frames, out, faces, parse_region(region) if region else None, whole_image,
+                             Shard.parse(shard), skip_existing, smooth)
         check_out_dir(seq.frames, seq.out)
         list_frames(seq.frames)  # a bad directory is reported before the model loads
         renderer = ExpressionRenderer(inference)
@@ -204,22 +207,19 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
 @click.option("--detect", is_flag=True, help="Find the face with the detector instead of using the whole image.")
 def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region, detect) -> None:
     """Apply an expression to one picture: a face texture map or an already-cropped face."""
-    from .faces import FaceDetector, parse_region, whole_image_face
-    from .imageio import read_image, to_network_rgb, write_image
-    from .pipeline import ExpressionRenderer
+    from .faces import parse_region
+    from .faces.locate import FaceLocator
+    from .imageio import read_image, write_image
+    from .renderer import ExpressionRenderer
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box)
 
     def go():
         if Path(out).resolve() == Path(image).resolve():
             raise RegganError(f"--out {out} is the input file; inputs are never overwritten")
+        locator = FaceLocator(region=parse_region(region) if region else None, whole=not (region or detect))
         picture = read_image(image)
-        if region:
-            faces = [parse_region(region)]
-        elif detect:
-            faces = FaceDetector().detect(to_network_rgb(picture))
-        else:
-            faces = [whole_image_face(*picture.pixels.shape[:2])]
+        faces = locator.faces(Path(image).name, picture)
         if not faces:
             raise RegganError(f"{image}: no face found (use --region X,Y,W,H or drop --detect)")
         renderer = ExpressionRenderer(inference)

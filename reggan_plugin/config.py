@@ -9,6 +9,9 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
 
+from .faces.face import Face
+from .sequence import Shard
+
 
 def field_default(config: type, name: str) -> Any:
     """The single source of a default: the config dataclass field (CLI options and add-on properties read it)."""
@@ -49,8 +52,8 @@ class SequenceConfig:
     frames: Path
     out: Path
     faces: Path | None = None  # faces.json (given boxes/landmarks), most trusted
-    region: str | None = None  # "X,Y,W,H" used when a frame has no given face
+    region: Face | None = None  # a box (`parse_region`) used when a frame has no given face
     whole_image: bool = False  # frames are already-cropped faces
-    shard: str = "1/1"  # "I/N": this worker renders the I-th of N contiguous parts
+    shard: Shard = Shard()  # noqa: RUF009 (frozen: a safe default) this worker renders the I-th of N contiguous parts
     skip_existing: bool = False
     smooth: float = 0.5  # temporal smoothing of detected faces, 0 = off

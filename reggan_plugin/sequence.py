@@ -2,34 +2,48 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 from .errors import UsageError
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
 
 
-def parse_shard(text: str) -> tuple[int, int]:
-    """ "I/N" (1 <= I <= N) -> (I, N)."""
-    match = _SHARD.match(text or "")
-    if not match:
-        raise UsageError(f"bad --shard {text!r}: expected I/N, for example 2/8")
-    index, count = int(match.group(1)), int(match.group(2))
-    if count < 1 or not 1 <= index <= count:
-        raise UsageError(f"bad --shard {text!r}: need 1 <= I <= N")
-    return index, count
+@dataclass(frozen=True)
+class Shard:
+    """The index-th (1-based) of `count` contiguous, near-equal parts of a frame list (farm workers).
 
+    Contiguous parts keep temporal smoothing meaningful inside each part; together they cover every
+    frame once.
+    """
 
-def shard_bounds(n_items: int, index: int, count: int) -> tuple[int, int]:
-    """[start, stop) of the index-th of `count` contiguous, near-equal parts (contiguous keeps
-    temporal smoothing meaningful inside each part)."""
-    return (index - 1) * n_items // count, index * n_items // count
+    index: int = 1
+    count: int = 1
 
+    def __post_init__(self) -> None:
+        if self.count < 1 or not 1 <= self.index <= self.count:
+            raise UsageError(f"bad --shard {self}: need 1 <= I <= N")
 
-def select_shard(items: Sequence[Path], shard: str) -> list[Path]:
-    start, stop = shard_bounds(len(items), *parse_shard(shard))
-    return list(items[start:stop])
+    def __str__(self) -> str:
+        return f"{self.index}/{self.count}"
+
+    @classmethod
+    def parse(cls, text: str) -> Shard:
+        """ "I/N" (1 <= I <= N) -> Shard; UsageError with a one-line reason otherwise."""
+        match = _SHARD.match(text or "")
+        if not match:
+            raise UsageError(f"bad --shard {text!r}: expected I/N, for example 2/8")
+        return cls(int(match.group(1)), int(match.group(2)))
+
+    def bounds(self, n_items: int) -> tuple[int, int]:
+        """[start, stop) of this part of `n_items`."""
+        return (self.index - 1) * n_items // self.count, self.index * n_items // self.count
+
+    def select(self, items: Sequence[Path]) -> list[Path]:
+        start, stop = self.bounds(len(items))
+        return list(items[start:stop])
 
 
 def output_path(frame: Path, frames_dir: Path, out_dir: Path) -> Path:

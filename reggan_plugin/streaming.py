@@ -18,9 +18,10 @@ from __future__ import annotations
 
 import threading
 from collections import deque
+from collections.abc import Callable, Generator, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Callable, Generic, Iterable, Iterator, Sequence, TypeVar
+from typing import Generic, TypeVar
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -56,7 +57,7 @@ def ordered_map(
     name: str = "worker",
     key: Callable[[T], object] = lambda item: item,
     passthrough: tuple[type[BaseException], ...] = (),
-) -> Iterator[Ordered[R]]:
+) -> Generator[Ordered[R], None, None]:
     """Yield `Ordered(index, fn(item))` for each item, in input order, computed by `workers` threads.
 
     At most `ahead` items are in flight: taken from `items` but not yet yielded. `items` is consumed

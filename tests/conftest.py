@@ -13,6 +13,12 @@ def shared_data_dir() -> Path:
     return Path(os.environ.get("REGGAN_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _user_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """What the runtime derives and caches per user (preview graphs, engines) goes to a temp dir, not ~/.cache."""
+    os.environ["REGGAN_CACHE_DIR"] = str(tmp_path_factory.mktemp("user-cache"))
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     path = shared_data_dir()
@@ -40,11 +46,11 @@ def london_faces(shared_data: Path) -> Path:
 def make_tiny_model(path: Path, seed: int = 0) -> Path:
     """Export a randomly initialised tiny RegGAN (64 px) to `path`; it visibly changes faces."""
     torch = pytest.importorskip("torch", reason="torch is needed to build test models (pip install .[export])")
+    import dataclasses
+
     from export.onnx_export import export_model
     from training.config import TINY
     from training.models import RegGAN
-
-    import dataclasses
 
     torch.manual_seed(seed)
     model = RegGAN(dataclasses.replace(TINY, image_size=64))  # 64: room for the feathered paste-back mask

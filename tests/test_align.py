@@ -28,24 +28,9 @@ def test_canonical_template_layout() -> None:
     assert pts[0, 1] < pts[2, 1] < pts[3, 1]
     assert abs(pts[:, 0].mean() - 0.5) < 0.01
     x, y, w, h = align.CANONICAL_BOX
-    assert 0 < x and x + w < 1 and 0 < y and y + h < 1
+    assert x > 0 and x + w < 1 and y > 0 and y + h < 1
     # the box contains every template point
     assert ((pts[:, 0] > x) & (pts[:, 0] < x + w) & (pts[:, 1] > y) & (pts[:, 1] < y + h)).all()
-
-
-def test_five_points_from_68() -> None:
-    lm = np.zeros((68, 2))
-    lm[36:42] = [10.0, 20.0]
-    lm[36] = [8.0, 20.0]
-    lm[39] = [12.0, 20.0]
-    lm[42:48] = [30.0, 21.0]
-    lm[30] = [20.0, 30.0]
-    lm[48] = [12.0, 40.0]
-    lm[54] = [28.0, 41.0]
-    five = align.five_points_from_68(lm)
-    np.testing.assert_allclose(five, [[10, 20], [30, 21], [20, 30], [12, 40], [28, 41]])
-    with pytest.raises(ValueError):
-        align.five_points_from_68(np.zeros((5, 2)))
 
 
 @pytest.mark.parametrize("theta,scale", [(0.0, 1.0), (0.4, 2.5), (-2.8, 0.3)])
@@ -134,7 +119,7 @@ def test_warp_from_crop_box_gives_the_full_warp_where_values_live(scale: float) 
     canvases = []
     for box in (None, (20, 10, 50, 40)):
         (ys, xs), warped = align.warp_from_crop(vals, m, shape, box)
-        canvas = np.zeros(shape[:2] + (4,), np.float32)
+        canvas = np.zeros((*shape[:2], 4), np.float32)
         canvas[ys, xs] = warped
         canvases.append((canvas, (ys.stop - ys.start) * (xs.stop - xs.start)))
     (full, full_area), (part, part_area) = canvases
@@ -174,6 +159,6 @@ def test_warp_from_crop_downscale_keeps_mean() -> None:
     m = np.array([[4.0, 0, -100.0], [0, 4.0, -100.0]])  # the crop is 4x the face in the frame
     yy, xx = np.mgrid[0:size, 0:size]
     checker = ((xx + yy) % 2).astype(np.float32)
-    roi, warped = align.warp_from_crop(checker, m, (200, 200))
+    _roi, warped = align.warp_from_crop(checker, m, (200, 200))
     core = warped[4:-4, 4:-4]
     assert abs(float(core.mean()) - 0.5) < 0.02 and float(core.std()) < 0.05

@@ -11,7 +11,7 @@ onnx = pytest.importorskip("onnx")
 from click.testing import CliRunner  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-from benchmarks import bench  # noqa: E402
+from benchmarks import bench, network, pipeline, timing  # noqa: E402
 
 
 def _conv_model(path, cin=3, cout=5, k=3, stride=2, size=16):
@@ -31,7 +31,7 @@ def _conv_model(path, cin=3, cout=5, k=3, stride=2, size=16):
 
 def test_model_macs_counts_conv_matmul_and_einsum(tmp_path):
     _conv_model(tmp_path / "m.onnx")
-    macs = bench.model_macs(tmp_path / "m.onnx")
+    macs = network.model_macs(tmp_path / "m.onnx")
     out_elems = 5 * 8 * 8
     assert macs["Conv"] == out_elems * 3 * 3 * 3  # each output sums Cin * k * k products
     assert macs["MatMul"] == 7 * out_elems  # [1, 320] x [320, 7]
@@ -40,7 +40,7 @@ def test_model_macs_counts_conv_matmul_and_einsum(tmp_path):
 
 def test_bar_chart_draws_every_bar(tmp_path):
     path = tmp_path / "chart.png"
-    bench.bar_chart(path, [("a", 1.0), ("b", 10.0), ("c", 5.0)], "title", "/s")
+    timing.bar_chart(path, [("a", 1.0), ("b", 10.0), ("c", 5.0)], "title", "/s")
     image = np.asarray(Image.open(path).convert("RGB"))
     assert image.shape[0] > 3 * 20
     coloured = (np.abs(image.astype(int) - image.mean(axis=2, keepdims=True)) > 30).any(axis=2)
@@ -52,7 +52,7 @@ def test_bar_chart_draws_every_bar(tmp_path):
 
 
 def test_synthetic_frame_is_an_rgba_render_with_a_face():
-    frame = bench.synthetic_frame(160, 90, 0, (80, 45, 40))
+    frame = pipeline.synthetic_frame(160, 90, 0, (80, 45, 40))
     assert frame.shape == (90, 160, 4) and frame.dtype == np.uint8
     assert (frame[..., 3] == 255).all()
     assert frame[45, 80, 0] > frame[5, 5, 0] + 60  # skin is brighter than the background
@@ -78,7 +78,7 @@ def test_architecture_variants_build_and_keep_the_model_contract():
     from training.config import ModelConfig
 
     config = ModelConfig(image_size=32, conv_dim=8, n_res=1)
-    models = bench.variant_models(config)
+    models = network.variant_models(config)
     assert len(models) == 6
     image, expression = torch.rand(1, 3, 32, 32) * 2 - 1, torch.eye(len(config.expressions))[1:2]
     shapes = {name: tuple(model(image, expression, torch.ones(1))[0].shape) for name, model in models.items()}

@@ -70,7 +70,7 @@ def test_no_seam_applied_delta_is_continuous() -> None:
     m = _face_matrix()
     crop = align.warp_to_crop(frame, m, SIZE)
     out = crop + np.array([0.2, 0.2, 0.2], np.float32)  # a uniform change: worst case for a seam
-    new, fmask = blend.paste_back(frame, crop, out, m, blend.feather_mask(SIZE), colour_match=False)
+    new, _fmask = blend.paste_back(frame, crop, out, m, blend.feather_mask(SIZE), colour_match=False)
     applied = (new - frame)[..., 0]
     assert applied.max() == pytest.approx(0.2, abs=1e-5)
     # frame px per crop px ~ 1 / scale; the feather spans >= 0.25 * 0.29 * SIZE crop px

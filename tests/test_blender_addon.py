@@ -9,7 +9,6 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import sysconfig
@@ -37,8 +36,8 @@ def _load_build_script() -> object:
 addon_build = _load_build_script()
 
 try:
-    import bpy
     import addon_utils  # comes with bpy
+    import bpy
 except ImportError:
     bpy = addon_utils = None
 
@@ -104,24 +103,22 @@ def test_runtime_imports_are_all_bundled_or_provided() -> None:
     assert addon_build.uncovered_imports(fake_wheels) == []
 
 
-def _pypi_reachable() -> bool:
-    try:
-        socket.create_connection(("pypi.org", 443), timeout=3).close()
-        return True
-    except OSError:
-        return False
+# Wheels are cached per user, outside the checkout (REGGAN_TEST_CACHE moves it), so a second run is offline.
+WHEEL_CACHE = Path(os.environ.get("REGGAN_TEST_CACHE", Path.home() / ".cache" / "reggan-plugin")) / "blender-build"
 
 
 @pytest.fixture(scope="module")
 def built_zip(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, bool]:
-    """The extension zip for this platform, built once (wheels cached in build/blender)."""
+    """The extension zip for this platform, built once."""
     platform = addon_build.current_platform()
-    cache = REPO / "build" / "blender"
-    if not (cache / "wheels" / platform).is_dir() and not _pypi_reachable():
-        pytest.skip("PyPI is unreachable and the wheel cache build/blender/wheels is empty")
     has_model = (REPO / "reggan_plugin" / "models" / "default.onnx").is_file()
     out = tmp_path_factory.mktemp("extension")
-    return addon_build.build([platform], out, cache=cache, require_model=has_model), has_model
+    try:
+        return addon_build.build([platform], out, cache=WHEEL_CACHE, require_model=has_model), has_model
+    except addon_build.BuildError as exc:
+        if "pip download" not in str(exc):
+            raise
+        pytest.skip(f"the package index cannot be reached to fetch the runtime's wheels: {str(exc).splitlines()[-1]}")
 
 
 @pytest.mark.slow
@@ -139,14 +136,13 @@ def test_build_zip_for_this_platform(built_zip: tuple[object, bool], tmp_path: P
     assert "build.py" not in names
     with zipfile.ZipFile(archive) as handle, zipfile.ZipFile(handle.open(next(n for n in names if "reggan_plugin-" in n))) as wheel:
         inner = set(wheel.namelist())
-    assert "reggan_plugin/pipeline.py" in inner
+    assert {"reggan_plugin/pipeline.py", "reggan_plugin/renderer.py"} <= inner
     if has_model:
         assert "reggan_plugin/models/default.onnx" in inner
     if result.validated_by == "blender_ext":  # Blender's own validator accepts the zip too
         assert addon_build.validate_with_blender(archive) is not None
     # a second build needs no network: everything comes from the cache
-    cache = REPO / "build" / "blender"
-    again = addon_build.build([platform], tmp_path, cache=cache, offline=True, require_model=has_model)
+    again = addon_build.build([platform], tmp_path, cache=WHEEL_CACHE, offline=True, require_model=has_model)
     assert addon_build.zip_manifest(again.zips[0])[0]["wheels"] == manifest["wheels"]
 
 
@@ -565,7 +561,7 @@ def test_scene_face_box_matches_the_landmarks_of_a_rendered_ict_face(ict_model_p
     assert (rgba[points[:, 1], points[:, 0], 3] > 200).mean() > 0.9
     # a face box grown like the runtime's (68-point rule) still fits inside the frame
     x, y, w, h = box_from_landmarks(truth)
-    assert 0 <= x and 0 <= y and x + w <= size and y + h <= size
+    assert x >= 0 and y >= 0 and x + w <= size and y + h <= size
 
 
 @needs_bpy
@@ -721,7 +717,7 @@ def test_every_from_scene_source_gives_the_edit_of_the_landmark_group(ict_model_
     the happy edit against the true happy render, on the face)."""
     from reggan_plugin.config import InferenceConfig
     from reggan_plugin.faces import Face, box_from_landmarks
-    from reggan_plugin.pipeline import ExpressionRenderer
+    from reggan_plugin.renderer import ExpressionRenderer
     from training.synth.camera import CM_TO_M, frame_face, project
     from training.synth.face_model import load_face_model
     from training.synth.recipes import load_recipes

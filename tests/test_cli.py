@@ -8,9 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from imagegen import face_box, synthetic_frame
 from PIL import Image
 
-from imagegen import face_box, synthetic_frame
 from reggan_plugin.imageio import read_image
 
 H, W = 120, 160

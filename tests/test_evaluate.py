@@ -7,9 +7,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from imagegen import synthetic_frame
 from PIL import Image
 
-from imagegen import synthetic_frame
 from training.evaluate import judges_unavailable
 from training.evaluate.frechet import frechet_distance, frechet_distance_gaussians
 from training.evaluate.metrics import gaussian_window, l1, psnr, ssim

@@ -10,9 +10,9 @@ import pytest
 onnx = pytest.importorskip("onnx", reason="onnx is needed for export (pip install .[export])")
 torch = pytest.importorskip("torch", reason="torch is needed for export (pip install .[export])")
 
+from export.onnx_export import ExportError, export_checkpoint, verify_onnx  # noqa: E402
 from reggan_plugin.artifact import PREFIX, load_artifact  # noqa: E402
 from reggan_plugin.errors import ModelError, UsageError  # noqa: E402
-from export.onnx_export import ExportError, export_checkpoint, verify_onnx  # noqa: E402
 from training.checkpoint import load_generator, save_generator  # noqa: E402
 from training.config import TINY  # noqa: E402
 from training.models import RegGAN  # noqa: E402
@@ -124,44 +124,71 @@ def test_export_onnx_command(tmp_path):
     assert missing.returncode == 3 and "nope.safetensors" in missing.stderr and not (tmp_path / "x.onnx").exists()
 
 
-def test_preview_graph_is_the_regression_stage_alone_and_the_renderer_uses_it(tmp_path, tiny_model):
-    import shutil
-
-    from export.preview import write_preview
-
+def test_preview_graph_is_the_regression_stage_alone_and_the_renderer_uses_it(tmp_path, tiny_model, monkeypatch):
+    """`--stage regression` runs stage 1 cut out of the model (cached per user), equal to the full graph's stage 1."""
     from reggan_plugin.artifact import load_artifact
-    from reggan_plugin.config import EditConfig, InferenceConfig
-    from reggan_plugin.pipeline import ExpressionRenderer, preview_model_path
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.preview_graph import PREVIEW_OF_KEY, preview_path
+    from reggan_plugin.renderer import ExpressionRenderer
 
-    model = tmp_path / "m.onnx"
-    shutil.copyfile(tiny_model, model)
-    crops = np.random.default_rng(0).random((3, 64, 64, 3), dtype=np.float32)
-    full = ExpressionRenderer(InferenceConfig(model=model, backend="cpu", stage="regression"))
-    assert full.backend.artifact.path == model.resolve()  # no preview yet: stage1 fetched from the full graph
-    expected = full.forward(crops, EditConfig("sad", 0.7))
-
-    preview = write_preview(model)
-    nodes = {n.op_type for n in onnx.load(str(preview)).graph.node}
+    monkeypatch.setenv("REGGAN_CACHE_DIR", str(tmp_path / "cache"))
+    assert not tiny_model.with_name(tiny_model.stem + ".preview.onnx").exists()  # export writes no second graph
+    art = load_artifact(tiny_model)
+    fast = ExpressionRenderer(InferenceConfig(model=tiny_model, backend="cpu", stage="regression"))
+    cut = preview_path(art.sha256, tmp_path / "cache")
+    assert fast.backend.artifact.path == cut.resolve()
+    proto = onnx.load(str(cut))
+    onnx.checker.check_model(proto)
+    nodes = {n.op_type for n in proto.graph.node}
     assert "Conv" not in nodes and "InstanceNormalization" not in nodes  # the refiner is gone
-    assert load_artifact(preview).expressions == load_artifact(model).expressions
-    fast = ExpressionRenderer(InferenceConfig(model=model, backend="cpu", stage="regression"))
-    assert fast.backend.artifact.path == preview.resolve()
-    np.testing.assert_allclose(fast.forward(crops, EditConfig("sad", 0.7)), expected, atol=1e-6)
-    assert preview_model_path(tiny_model).is_file()  # export_model writes one beside every model
+    assert load_artifact(cut).metadata[PREVIEW_OF_KEY] == art.sha256
+    assert load_artifact(cut).expressions == art.expressions and load_artifact(cut).has_motion
 
-    from conftest import make_tiny_model
+    rng = np.random.default_rng(0)
+    image = rng.uniform(-1, 1, (3, 3, 64, 64)).astype(np.float32)
+    expression = np.eye(len(art.expressions), dtype=np.float32)[[0, 1, 2]]
+    intensity = np.array([1.0, 0.7, 0.3], np.float32)
+    full = ExpressionRenderer(InferenceConfig(model=tiny_model, backend="cpu"))
+    want = full.backend.run(image, expression, intensity, outputs=("stage1", "stage1_motion"))
+    got = fast.backend.run(image, expression, intensity, outputs=("output", "motion"))
+    np.testing.assert_array_equal(got["output"], want["stage1"])
+    np.testing.assert_array_equal(got["motion"], want["stage1_motion"])
 
-    other = make_tiny_model(tmp_path / "other.onnx", seed=1)  # a preview sliced from another model is not used
-    shutil.copyfile(preview, tmp_path / "other.preview.onnx")
-    stale = ExpressionRenderer(InferenceConfig(model=other, backend="cpu", stage="regression"))
-    assert stale.backend.artifact.path == other.resolve()
+    mtime = cut.stat().st_mtime_ns
+    ExpressionRenderer(InferenceConfig(model=tiny_model, backend="cpu", stage="regression"))
+    assert cut.stat().st_mtime_ns == mtime  # cut once, then reused
+
+
+def test_a_graph_that_cannot_be_cut_falls_back_to_the_full_graph(tmp_path, tiny_model, monkeypatch, caplog):
+    from reggan_plugin.config import EditConfig, InferenceConfig
+    from reggan_plugin.errors import ModelError
+    from reggan_plugin.preview_graph import cut_regression_stage
+    from reggan_plugin.renderer import ExpressionRenderer
+
+    with pytest.raises(ModelError, match="stage1"):
+        proto = onnx.load(str(tiny_model))
+        for output in proto.graph.output:
+            if output.name == "stage1":
+                output.name = "renamed"
+        cut_regression_stage(proto.SerializeToString(), "0" * 64)
+    with pytest.raises(ModelError, match="truncated"):
+        cut_regression_stage(tiny_model.read_bytes()[:1000], "0" * 64)
+    unwritable = tmp_path / "cache"
+    unwritable.write_text("a file where the cache folder should be")
+    monkeypatch.setenv("REGGAN_CACHE_DIR", str(unwritable))
+    renderer = ExpressionRenderer(InferenceConfig(model=tiny_model, backend="cpu", stage="regression"))
+    assert renderer.backend.artifact.path == tiny_model.resolve()  # the full graph, fetching stage1
+    crops = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
+    assert renderer.forward(crops, EditConfig("sad", 0.7)).shape == (2, 64, 64, 5)
 
 
 def test_motion_outputs_are_optional_but_come_together(tmp_path, tiny_model):
     from reggan_plugin.config import EditConfig, InferenceConfig
-    from reggan_plugin.pipeline import ExpressionRenderer, preview_model_path
+    from reggan_plugin.preview_graph import derive_preview
+    from reggan_plugin.renderer import ExpressionRenderer
 
-    assert load_artifact(tiny_model).has_motion and load_artifact(preview_model_path(tiny_model)).has_motion
+    art = load_artifact(tiny_model)
+    assert art.has_motion and load_artifact(derive_preview(tiny_model, art.sha256, cache=tmp_path)).has_motion
     crops = np.random.default_rng(0).random((2, 64, 64, 3), dtype=np.float32)
     with_motion = ExpressionRenderer(InferenceConfig(model=tiny_model, backend="cpu")).forward(crops, EditConfig("happy"))
     assert with_motion.shape == (2, 64, 64, 5) and np.abs(with_motion[..., 3:]).max() > 0

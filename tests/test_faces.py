@@ -172,11 +172,14 @@ def test_face_validates_and_compares_by_value() -> None:
 def test_landmark_helpers() -> None:
     pts68 = np.zeros((68, 2))
     pts68[36:42] = [10, 20]
+    pts68[36], pts68[39] = [8, 20], [12, 20]  # an eye centre is the mean of its six points
     pts68[42:48] = [30, 20]
     pts68[30] = [20, 30]
     pts68[48] = [12, 40]
     pts68[54] = [28, 40]
     np.testing.assert_allclose(landmarks68_to_5(pts68), [[10, 20], [30, 20], [20, 30], [12, 40], [28, 40]])
+    with pytest.raises(ValueError):
+        landmarks68_to_5(np.zeros((5, 2)))
     box = box_from_landmarks(np.array(FIVE, dtype=float))
     x, y, w, h = box
     assert x < 900 and x + w > 1010 and y < 348 and y + h > 470
@@ -302,7 +305,7 @@ def synthetic_track(centres_x: np.ndarray, noise: float, seed: int = 0) -> tuple
     base = np.array([[-20, -10], [20, -10], [0, 10], [-15, 30], [15, 30]], dtype=float)
     frames, truth = [], []
     for cx in centres_x:
-        pts = base + [cx, 300.0]
+        pts = base + [cx, 300.0]  # noqa: RUF005 - numpy addition, not list concatenation
         box = np.array([cx - 50, 250, 100, 100], dtype=float)
         truth.append(pts)
         frames.append(

@@ -203,7 +203,7 @@ def test_filtered_16bit_png_is_read(tmp_path: Path, types: list[int], c: int) ->
     src.write_bytes(_filtered_png16(arr, types))
     np.testing.assert_array_equal(iio.read_image(src).pixels, arr)
     # pypng, an independent decoder, agrees
-    width, height, rows, _ = png.Reader(filename=str(src)).read()
+    _width, _height, rows, _ = png.Reader(filename=str(src)).read()
     np.testing.assert_array_equal(np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(arr.shape), arr)
 
 
@@ -211,7 +211,7 @@ def test_our_16bit_png_is_standard(tmp_path: Path) -> None:
     arr = _random(np.uint16, 3, seed=6)
     path = tmp_path / "o.png"
     iio.write_image(path, iio.ImageData(arr, None, "png", info={"icc_profile": b"icc", "dpi": (72.0, 72.0)}))
-    width, height, rows, meta = png.Reader(filename=str(path)).read()
+    _width, _height, rows, meta = png.Reader(filename=str(path)).read()
     assert meta["bitdepth"] == 16 and meta["planes"] == 3
     np.testing.assert_array_equal(np.vstack([np.asarray(r, np.uint16) for r in rows]).reshape(arr.shape), arr)
     back = iio.read_image(path)
@@ -513,20 +513,20 @@ def test_interrupted_write_leaves_old_target_and_no_temp(
 ) -> None:
     target = tmp_path / "frame.png"
     target.write_bytes(b"previous complete frame")
-    real_write = iio._write_png
+    real_write = iio.write._write_png
 
     def write_half_then_fail(tmp: Path, image: iio.ImageData) -> None:
         tmp.write_bytes(b"\x89PNG\r\n\x1a\n partial")
         raise exc("disk went away")
 
-    monkeypatch.setattr(iio, "_write_png", write_half_then_fail)
+    monkeypatch.setattr(iio.write, "_write_png", write_half_then_fail)
     img = iio.ImageData(_random(np.uint16, 4), None, "png")
     expected = KeyboardInterrupt if exc is KeyboardInterrupt else InputError
     with pytest.raises(expected):
         iio.write_image(target, img)
     assert target.read_bytes() == b"previous complete frame"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frame.png"]
-    monkeypatch.setattr(iio, "_write_png", real_write)
+    monkeypatch.setattr(iio.write, "_write_png", real_write)
     iio.write_image(target, img)
     np.testing.assert_array_equal(iio.read_image(target).pixels, img.pixels)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frame.png"]

@@ -32,7 +32,7 @@ def test_the_addon_imports_only_the_runtime() -> None:
 
 
 def _modules_after(code: str, tmp: Path) -> set[str]:
-    script = code + "\nimport sys\nprint(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in %r)))" % (HEAVY,)
+    script = code + f"\nimport sys\nprint(' '.join(sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})))"
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=tmp, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     return set(done.stdout.split())

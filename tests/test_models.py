@@ -10,7 +10,13 @@ torch = pytest.importorskip("torch", reason="torch is needed for training code (
 
 from training.config import TINY, ModelConfig  # noqa: E402
 from training.models import (  # noqa: E402
-    Discriminator, LocalRegression, RegGAN, apply_flow, ellipse_region, fit_mean_flow, fit_ridge,
+    Discriminator,
+    LocalRegression,
+    RegGAN,
+    apply_flow,
+    ellipse_region,
+    fit_mean_flow,
+    fit_ridge,
 )
 
 

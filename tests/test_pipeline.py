@@ -6,17 +6,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
 from imagegen import face_box, synthetic_frame
+
 from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
 from reggan_plugin.errors import UsageError
-from reggan_plugin.faces import Face
+from reggan_plugin.faces import Face, parse_region
 from reggan_plugin.imageio import ImageData, read_image, write_image
-from reggan_plugin.pipeline import ExpressionRenderer, render_sequence
-from reggan_plugin.sequence import select_shard, shard_bounds
+from reggan_plugin.pipeline import render_sequence
+from reggan_plugin.renderer import ExpressionRenderer
+from reggan_plugin.sequence import Shard
 
 H, W = 120, 160
-REGION = ",".join(str(int(v)) for v in face_box(H, W))
+REGION = parse_region(",".join(str(int(v)) for v in face_box(H, W)))
 
 
 @pytest.fixture(scope="module")
@@ -130,22 +131,22 @@ def test_interrupted_batch_leaves_no_partial_files_and_resumes(tmp_path, rendere
 @pytest.mark.parametrize("workers", [1, 2, 3, 8])
 def test_shards_cover_every_frame_exactly_once(n_frames, workers):
     frames = [Path(f"f{i}.png") for i in range(n_frames)]
-    parts = [select_shard(frames, f"{i}/{workers}") for i in range(1, workers + 1)]
+    parts = [Shard.parse(f"{i}/{workers}").select(frames) for i in range(1, workers + 1)]
     assert [f for part in parts for f in part] == frames  # contiguous, in order, no overlap
     assert max(map(len, parts)) - min(map(len, parts)) <= 1
-    assert shard_bounds(n_frames, workers, workers)[1] == n_frames
+    assert Shard(workers, workers).bounds(n_frames)[1] == n_frames
 
 
 @pytest.mark.parametrize("bad", ["0/4", "5/4", "1/0", "a/b", "3", "", "-1/2"])
 def test_bad_shard_is_a_usage_error(bad):
     with pytest.raises(UsageError, match="--shard"):
-        select_shard([Path("a.png")], bad)
+        Shard.parse(bad)
 
 
 def test_output_inside_input_is_refused(tmp_path, renderer):
     _write_frames(tmp_path / "in", 1)
     for out in (tmp_path / "in", tmp_path / "in" / "sub"):
-        with pytest.raises(UsageError, match="never overwritten|same as"):
+        with pytest.raises(UsageError, match=r"never overwritten|same as"):
             render_sequence(SequenceConfig(frames=tmp_path / "in", out=out, region=REGION), renderer=renderer)
 
 
@@ -159,12 +160,14 @@ def test_regression_stage_preview_differs_from_full(tmp_path, tiny_model):
     assert np.any(a != pixels) and np.any(b != pixels) and np.any(a != b)
 
 
-def test_the_bundled_model_ships_its_preview_graph():
-    """--stage regression (the CLI's and the add-on's fast preview) on the default model runs the sliced stage 1,
-    not the full graph: the preview beside it was sliced from this very model."""
+def test_the_bundled_model_previews_with_stage_1_alone():
+    """--stage regression (the CLI's and the add-on's fast preview) on the default model runs stage 1 cut out of
+    this very model, not the full graph."""
+    from reggan_plugin.preview_graph import PREVIEW_OF_KEY
+
     preview = ExpressionRenderer(InferenceConfig(backend="cpu", stage="regression"))
-    assert preview.backend.artifact.path.name == "default.preview.onnx"
-    assert preview._output == "output"
+    assert preview.backend.artifact.path.name.endswith(".preview.onnx")
+    assert preview.backend.artifact.metadata[PREVIEW_OF_KEY] == preview.artifact.sha256
 
 
 def test_1080p_rgba_frame_with_a_detected_face(tmp_path, renderer, london_faces):
@@ -185,5 +188,5 @@ def test_1080p_rgba_frame_with_a_detected_face(tmp_path, renderer, london_faces)
     changed = np.any(out != canvas, axis=-1)
     ys, xs = np.nonzero(changed)
     assert changed.sum() > 2000
-    assert 300 <= ys.min() and ys.max() < 684 and 900 <= xs.min() and xs.max() < 1284  # only inside the photo
+    assert ys.min() >= 300 and ys.max() < 684 and xs.min() >= 900 and xs.max() < 1284  # only inside the photo
     np.testing.assert_array_equal(out[..., 3], canvas[..., 3])

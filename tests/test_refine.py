@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reggan_plugin.align import similarity_from_points, units_to_crop_px, CANONICAL_5PT
+from reggan_plugin.align import CANONICAL_5PT, similarity_from_points, units_to_crop_px
 from reggan_plugin.config import InferenceConfig
 from reggan_plugin.faces import Face, FaceDetector, box_from_landmarks, load_faces_json
 from reggan_plugin.faces.refine import hint_region, hint_windows, needs_refining, refine_box_face
@@ -94,7 +94,7 @@ def test_hint_windows_are_centred_on_the_box() -> None:
 def test_renderer_edits_a_box_like_the_landmarks() -> None:
     """Through ExpressionRenderer and the bundled model: a box from another tool gives (nearly) the edit of the
     true landmarks; with find_in_box off the same box gives a different one."""
-    from reggan_plugin.pipeline import ExpressionRenderer
+    from reggan_plugin.renderer import ExpressionRenderer
 
     frame = SAMPLES / "frames" / "shot_0001.png"
     pixels = read_image(frame).pixels

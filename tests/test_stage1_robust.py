@@ -54,10 +54,9 @@ def test_a_ridge_fitted_on_noisy_copies_keeps_noise_out_of_the_edit() -> None:
 
 
 def test_stage1_pairs_get_perturbed_copies(tmp_path) -> None:
-    from training.solver import _pairs_by_expression, _with_perturbed_copies
-
     from tests.test_training import write_synthetic
     from training.data.dataset import PairedFaces, load_datasets
+    from training.solver import _pairs_by_expression, _with_perturbed_copies
 
     root = write_synthetic(tmp_path / "synth", n_ids=6, size=64)
     sets = load_datasets([root], 32, TINY.expressions, tmp_path / "cache")

@@ -21,12 +21,12 @@ from reggan_plugin.errors import BackendUnavailable
 
 onnx = pytest.importorskip("onnx")
 from onnx import helper  # noqa: E402
+from test_backends import batch, build_tiny_onnx  # noqa: E402  (tests/ is on sys.path under pytest)
 
+from export.cli import export  # noqa: E402
 from reggan_plugin.artifact import default_model_path, load_artifact  # noqa: E402
 from reggan_plugin.backends import trt_ops  # noqa: E402
-from export.cli import export  # noqa: E402
 from reggan_plugin.backends.trt_preflight import preflight  # noqa: E402
-from test_backends import batch, build_tiny_onnx  # noqa: E402  (tests/ is on sys.path under pytest)
 
 GPUS, NO_GPU_WHY = env.nvidia_gpus()
 TRT = env.tensorrt()
@@ -344,7 +344,7 @@ def test_stale_engine_is_rebuilt_not_loaded(tmp_path, tiny_onnx, caplog):
     data = ec.read_sidecar(paths.sidecar)
     data["tensorrt_version"] = "10.0.0.1"  # pretend it came from another TensorRT
     ec.write_sidecar(paths.sidecar, data)
-    with pytest.raises(BackendUnavailable, match="built for TensorRT '10.0.0.1'"):
+    with pytest.raises(BackendUnavailable, match=r"built for TensorRT '10\.0\.0\.1'"):
         create_backend(artifact, "tensorrt", cache_dir=tmp_path, max_batch=2, build_engine=False)
     with caplog.at_level(logging.WARNING):
         backend = create_backend(artifact, "tensorrt", cache_dir=tmp_path, max_batch=2)

@@ -23,8 +23,16 @@ torch = pytest.importorskip("torch", reason="training needs torch (pip install .
 from reggan_plugin.align import CANONICAL_5PT, apply_affine, units_to_crop_px, warp_to_crop  # noqa: E402
 from training.config import TINY  # noqa: E402
 from training.data import (  # noqa: E402
-    CropGeometry, PairedFaces, cached_pairs, crop_pair, expression_from_name, find_five_points, load_datasets,
-    load_rgb, scan_dataset, split_of,
+    CropGeometry,
+    PairedFaces,
+    cached_pairs,
+    crop_pair,
+    expression_from_name,
+    find_five_points,
+    load_datasets,
+    load_rgb,
+    scan_dataset,
+    split_of,
 )
 from training.data.augment import augment_pairs  # noqa: E402
 from training.data.cache import cache_path  # noqa: E402
@@ -175,7 +183,7 @@ def test_datasets_share_no_identity_across_splits(tmp_path):
     assert not (ids["train"] & ids["val"]) and not (ids["train"] & ids["test"]) and not (ids["val"] & ids["test"])
     assert sum(len(d) for d in parts.values()) == 60
     x, t, c = parts["train"][0]
-    assert x.shape == t.shape == (3, 32, 32) and -1 <= float(x.min()) and float(x.max()) <= 1
+    assert x.shape == t.shape == (3, 32, 32) and float(x.min()) >= -1 and float(x.max()) <= 1
     assert EXPR3[c] in ("happy", "sad")
 
 
@@ -188,7 +196,7 @@ def test_pair_is_cut_with_the_neutrals_transform(synth):
     neutral, happy = load_rgb(folder / "neutral.png"), load_rgb(folder / "happy.png")
     pts = find_five_points(folder / "neutral.png")
     geo = CropGeometry(32)
-    n_crop, t_crop, reg = crop_pair(neutral, happy, pts, geo, pixel_aligned=True,
+    _n_crop, t_crop, reg = crop_pair(neutral, happy, pts, geo, pixel_aligned=True,
                                     target_pts=find_five_points(folder / "happy.png"))
     assert reg is None
     m = geo.matrix(pts)
@@ -331,7 +339,7 @@ def test_resume_is_exact(synth, tmp_path):
     # the generator checkpoint alone is a normal, exportable one
     from training.checkpoint import load_generator
 
-    g, info = load_generator(tmp_path / "b" / "checkpoints" / "0000004-G")
+    _g, info = load_generator(tmp_path / "b" / "checkpoints" / "0000004-G")
     assert info["iteration"] == 4
 
 
@@ -432,7 +440,7 @@ def test_cli_train_resume_and_errors(synth, tmp_path):
     base = [sys.executable, "-m", "training.cli", "train", "--data", str(synth), "--out", str(run),
             "--config", "tiny", "--batch-size", "2", "--sample-every", "2", "--checkpoint-every", "2", "--no-progress",
             "--log-every", "1"]
-    r = subprocess.run(base + ["--iterations", "2"], capture_output=True, text=True, env=_env(), timeout=600)
+    r = subprocess.run([*base, "--iterations", "2"], capture_output=True, text=True, env=_env(), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "refiner-only warm-up" in r.stderr  # the default warm-up (4000) outlasts 2 iterations: say so
     for f in ("model.onnx", "log.csv", "samples/0000002.png", "checkpoints/0000002-G.safetensors",
@@ -440,12 +448,12 @@ def test_cli_train_resume_and_errors(synth, tmp_path):
         assert (run / f).is_file(), f
     grid = Image.open(run / "samples" / "0000002.png")
     assert grid.size[0] == 4 * 32  # input | stage 1 | RegGAN | target
-    again = subprocess.run(base + ["--iterations", "2"], capture_output=True, text=True, env=_env(), timeout=600)
+    again = subprocess.run([*base, "--iterations", "2"], capture_output=True, text=True, env=_env(), timeout=600)
     assert again.returncode == 2 and "--resume" in again.stderr
-    r = subprocess.run(base + ["--iterations", "3", "--resume"], capture_output=True, text=True, env=_env(), timeout=600)
+    r = subprocess.run([*base, "--iterations", "3", "--resume"], capture_output=True, text=True, env=_env(), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((run / "latest.json").read_text())["iteration"] == 3
-    r = subprocess.run(base + ["--iterations", "4", "--resume", "--refit-stage1"], capture_output=True, text=True,
+    r = subprocess.run([*base, "--iterations", "4", "--resume", "--refit-stage1"], capture_output=True, text=True,
                        env=_env(), timeout=600)
     assert r.returncode == 0, r.stderr[-3000:]
     assert json.loads((run / "summary.json").read_text())["stage1"]["refit_at_iteration"] == 3

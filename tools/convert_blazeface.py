@@ -145,8 +145,8 @@ def record_check(onnx_path: Path, stats: dict[str, float]) -> None:
     """Keep the verification numbers in the model's metadata (``check_vs_tflite``, JSON), for docs/DETECTION.md."""
     import json
 
-    import onnx
     import ai_edge_litert
+    import onnx
 
     model = onnx.load(str(onnx_path))
     record = {"reference": f"ai-edge-litert {getattr(ai_edge_litert, '__version__', '?')} builtin kernels", **stats}

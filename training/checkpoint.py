@@ -7,16 +7,11 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
-from reggan_plugin.atomic import atomic_path
+from reggan_plugin.atomic import write_text, write_with
 from reggan_plugin.errors import ModelError
 
 from .config import ModelConfig
 from .models import RegGAN
-
-
-def _atomic_write(path: Path, write) -> None:
-    with atomic_path(path) as tmp:
-        write(str(tmp))
 
 
 def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
@@ -30,9 +25,9 @@ def checkpoint_paths(path: str | Path) -> tuple[Path, Path]:
 def save_generator(path: str | Path, model: RegGAN, info: dict | None = None) -> Path:
     tensors_path, json_path = checkpoint_paths(path)
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    _atomic_write(tensors_path, lambda tmp: save_file(state, tmp))
+    write_with(tensors_path, lambda tmp: save_file(state, tmp))
     meta = {"model_config": json.loads(model.config.to_json()), "info": info or {}}
-    _atomic_write(json_path, lambda tmp: Path(tmp).write_text(json.dumps(meta, indent=2, sort_keys=True)))
+    write_text(json_path, json.dumps(meta, indent=2, sort_keys=True))
     return tensors_path
 
 

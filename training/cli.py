@@ -15,6 +15,7 @@ import logging
 import platform
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import click
 
@@ -44,7 +45,8 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
     from .data.landmarks import LazyDetector
     from .models import RegGAN
     from .run_state import DistInfo, init_distributed, latest_checkpoint, resolve_device
-    from .solver import Solver, broadcast_stage1, evaluate_pairs, fit_stage1, params_digest, refit_stage1 as refit
+    from .solver import Solver, broadcast_stage1, evaluate_pairs, fit_stage1, params_digest
+    from .solver import refit_stage1 as refit
 
     env_dist = DistInfo(int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("LOCAL_RANK", "0")))
     device = resolve_device(device_kind, env_dist)  # a missing GPU fails before any process group forms
@@ -53,8 +55,6 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     latest = latest_checkpoint(out)
-    if resume and latest is None:
-        raise UsageError(f"{out}: --resume given but there is no checkpoint (latest.json) to resume from")
     if refit_stage1 and not resume:
         raise UsageError("--refit-stage1 only applies with --resume (a new run fits stage 1 anyway)")
     if init_refiner is not None and resume:
@@ -64,6 +64,8 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
     if not resume and latest is not None:
         raise UsageError(f"{out}: already holds a run (iteration {latest['iteration']}); add --resume or choose another --out")
     if resume:
+        if latest is None:
+            raise UsageError(f"{out}: --resume given but there is no checkpoint (latest.json) to resume from")
         stem = latest["stem"]
         state = json.loads((out / "checkpoints" / f"{stem}-state.json").read_text())
         g_meta = json.loads((out / "checkpoints" / f"{stem}-G.json").read_text())
@@ -83,9 +85,10 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
         torch.distributed.barrier()
     if not dist.is_main:
         sets = load_datasets(data_dirs, model_config.image_size, model_config.expressions, cache, cfg.cache_margin)
-    common = dict(val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
-    train = PairedFaces(sets, model_config.expressions, "train", augment=cfg.augment, dataset_balance=cfg.dataset_balance, **common)
-    val = PairedFaces(sets, model_config.expressions, "val", **common)
+    train = PairedFaces(sets, model_config.expressions, "train", augment=cfg.augment, dataset_balance=cfg.dataset_balance,
+                        val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
+    val = PairedFaces(sets, model_config.expressions, "val", val_fraction=cfg.val_fraction,
+                      test_fraction=cfg.test_fraction, seed=cfg.seed)
     if len(train) == 0:
         raise InputError(data_dirs[0], "the training split is empty (too few identities?)")
     if device.type == "cuda":
@@ -107,9 +110,10 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
                 except ValueError as exc:
                     raise InputError(init_refiner, str(exc)) from None
                 stage1_meta["refiner_from"] = Path(init_refiner).name
-        obj = [stage1_meta if dist.is_main else None]
+        obj: list[dict[str, Any] | None] = [stage1_meta if dist.is_main else None]
         if dist.distributed:
             torch.distributed.broadcast_object_list(obj, src=0)
+        assert obj[0] is not None
         stage1_meta = obj[0]
         if not dist.is_main:
             model = RegGAN(replace(model_config, radius=stage1_meta["radius"]))
@@ -129,7 +133,7 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
     digest = params_digest(solver.G, solver.D)
     digests = [digest]
     if dist.distributed:
-        digests = [None] * dist.world_size
+        digests = [""] * dist.world_size
         torch.distributed.all_gather_object(digests, digest)
     if dist.is_main:
         (out / "ranks.json").write_text(json.dumps([{"rank": r, "params_sha256": d} for r, d in enumerate(digests)], indent=1))

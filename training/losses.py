@@ -43,7 +43,7 @@ def ridge_normal_equations(neutral: Tensor, target: Tensor, radius: int, chunk: 
     for start in range(0, neutral.shape[0], chunk):
         x = neutral[start : start + chunk].double()
         t = target[start : start + chunk].double()
-        design = torch.stack(shifted_views(x, radius) + [torch.ones_like(x)], dim=-1)
+        design = torch.stack([*shifted_views(x, radius), torch.ones_like(x)], dim=-1)
         gram += torch.einsum("nchwi,nchwj->chwij", design, design)
         moment += torch.einsum("nchwi,nchw->chwi", design, t)
     return gram, moment

@@ -23,18 +23,13 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from reggan_plugin.atomic import atomic_path
+from reggan_plugin.atomic import write_text, write_with
 from reggan_plugin.errors import BackendUnavailable, ModelError
 
 from .checkpoint import load_generator, save_generator
 from .models import RegGAN
 
 LATEST = "latest.json"
-
-
-def _atomic_write(path: Path, write) -> None:
-    with atomic_path(path) as tmp:
-        write(str(tmp))
 
 
 # ---------------------------------------------------------------------------------------------------
@@ -123,15 +118,15 @@ def save_run_checkpoint(run_dir: Path, iteration: int, g: RegGAN, d: torch.nn.Mo
     stem = f"{iteration:07d}"
     save_generator(folder / f"{stem}-G", g, info={"iteration": iteration, **meta.get("generator_info", {})})
     d_state = {k: v.detach().cpu().contiguous() for k, v in d.state_dict().items()}
-    _atomic_write(folder / f"{stem}-D.safetensors", lambda tmp: save_file(d_state, tmp))
+    write_with(folder / f"{stem}-D.safetensors", lambda tmp: save_file(d_state, tmp))
     tg, mg = _opt_tensors("opt_g", opt_g)
     td, md = _opt_tensors("opt_d", opt_d)
     tensors = {**tg, **td, "rng.torch": torch.get_rng_state()}
-    _atomic_write(folder / f"{stem}-state.safetensors", lambda tmp: save_file(tensors, tmp))
+    write_with(folder / f"{stem}-state.safetensors", lambda tmp: save_file(tensors, tmp))
     state_meta = {"iteration": iteration, "opt_g": mg, "opt_d": md, **meta}
-    _atomic_write(folder / f"{stem}-state.json", lambda tmp: Path(tmp).write_text(json.dumps(state_meta, indent=1, sort_keys=True)))
+    write_text(folder / f"{stem}-state.json", json.dumps(state_meta, indent=1, sort_keys=True))
     latest = {"iteration": iteration, "stem": stem}
-    _atomic_write(run_dir / LATEST, lambda tmp: Path(tmp).write_text(json.dumps(latest)))
+    write_text(run_dir / LATEST, json.dumps(latest))
     stems = sorted({p.name.split("-")[0] for p in folder.glob("*-state.json")})
     for old in stems[:-keep] if keep > 0 else []:
         for p in folder.glob(f"{old}-*"):

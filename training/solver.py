@@ -35,17 +35,30 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from .config import ModelConfig
 from .data.dataset import PairedFaces
 from .losses import (
-    classification_loss, face_oval_mask, gradient_penalty, image_gradient_l1, masked_residual_sparsity,
-    multiscale_l1, psnr, ridge_table_markdown, select_ridge, total_variation,
+    classification_loss,
+    face_oval_mask,
+    gradient_penalty,
+    image_gradient_l1,
+    masked_residual_sparsity,
+    multiscale_l1,
+    psnr,
+    ridge_table_markdown,
+    select_ridge,
+    total_variation,
 )
 from .models import Discriminator, RegGAN, apply_flow, ellipse_region, fit_mean_flow, fit_ridge
 from .run_state import (
-    CsvLog, DistInfo, iteration_generator, load_run_state, restore_optimisers, save_run_checkpoint,
+    CsvLog,
+    DistInfo,
+    iteration_generator,
+    load_run_state,
+    restore_optimisers,
+    save_run_checkpoint,
 )
 from .train_config import TrainConfig
 
@@ -364,7 +377,8 @@ class Solver:
         from tqdm import tqdm
 
         cfg, dist = self.cfg, self.dist
-        g_model, d_model = self.G, self.D
+        g_model: nn.Module = self.G  # DDP-wrapped when distributed
+        d_model: nn.Module = self.D
         if dist.distributed:
             from torch.nn.parallel import DistributedDataParallel as DDP
 
@@ -386,7 +400,7 @@ class Solver:
             self.iteration += 1
             self.wall_time += time.perf_counter() - t0
             bar.update(1)
-            if not dist.is_main:
+            if csv_log is None or fixed is None:  # ranks other than 0
                 continue
             # 4. Bookkeeping (rank 0 only; every rank holds the same weights).
             it = self.iteration

@@ -68,7 +68,7 @@ class AugmentConfig:
     blur_sigma: float = 1.0  # ... with sigma uniform [0.3, blur_sigma] crop pixels
 
     @classmethod
-    def off(cls) -> "AugmentConfig":
+    def off(cls) -> AugmentConfig:
         return cls(enabled=False)
 
 
@@ -180,7 +180,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         return asdict(self)
 
-    def with_overrides(self, pairs: list[str]) -> "TrainConfig":
+    def with_overrides(self, pairs: list[str]) -> TrainConfig:
         """``["lambda_cls=0.5", "ridge_radii=3,5", "augment.flip=false", "stage1_augment.noise=0"]`` -> a copy
         with those fields set, each value parsed as its field's type; unknown names and bad values are ValueErrors."""
         nested = ("augment", "stage1_augment")
@@ -193,7 +193,7 @@ class TrainConfig:
             group, dot, key = name.partition(".")
             owner = AugmentConfig if dot and group in nested else TrainConfig
             key = key if owner is AugmentConfig else name
-            kinds = {f.name: f.type for f in fields(owner)}
+            kinds = {f.name: str(f.type) for f in fields(owner)}  # annotations are strings here
             if key not in kinds or key in nested:
                 raise ValueError(f"--set: unknown setting {name!r}")
             if owner is AugmentConfig:
@@ -208,5 +208,5 @@ class TrainConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
+    def from_dict(cls, data: dict) -> TrainConfig:
         return strict_from_dict(cls, data)

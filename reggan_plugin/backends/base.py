@@ -11,7 +11,8 @@ Backends never import torch or tensorrt at module import time.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Literal, Mapping, Sequence, get_args
+from collections.abc import Mapping, Sequence
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -103,10 +104,10 @@ class Backend(ABC):
             raise UsageError(f"intensity batch has shape {intensity.shape}; expected [{n}]")
         return {"image": image, "expression": expression, "intensity": intensity}
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional: most backends hold nothing to release
         """Release sessions and device memory (idempotent)."""
 
-    def __enter__(self) -> "Backend":
+    def __enter__(self) -> Backend:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -1,8 +1,9 @@
 """onnxruntime on the CPU: the backend that always works (fp32 only)."""
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import logging
 
-
 import numpy as np
 
 from ..artifact import ModelArtifact
@@ -76,7 +75,7 @@ class TorchCudaBackend(Backend):
         self._torch = torch
         self.device = torch.device(device)
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
-        self.graph = TorchGraph(load_onnx(artifact.path), device=self.device, dtype=self.dtype)
+        self.graph: TorchGraph | None = TorchGraph(load_onnx(artifact.path), device=self.device, dtype=self.dtype)
         if verify:
             self._verify_against_onnxruntime()
 
@@ -88,6 +87,8 @@ class TorchCudaBackend(Backend):
 
     def _run(self, feeds: dict[str, np.ndarray], outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
         torch = self._torch
+        if self.graph is None:
+            raise BackendUnavailable("cuda backend: closed")
         with torch.inference_mode():
             inputs = {k: torch.from_numpy(v).to(self.device, non_blocking=True).to(self.dtype) for k, v in feeds.items()}
             result = self.graph.run(inputs, outputs)

@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import sys
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 from ..artifact import file_sha256
 from ..atomic import write_bytes
+from ..user_cache import cache_root
 
 SIDECAR_FORMAT = 1
 # Rough first-build guess when no previous build on this machine says better (a small conv GAN at 128 px;
@@ -29,16 +28,7 @@ DEFAULT_BUILD_SECONDS = {"fp32": 90.0, "fp16": 180.0}
 
 def default_cache_dir() -> Path:
     """$REGGAN_CACHE_DIR, else the platform's user cache dir, + reggan-plugin/engines."""
-    override = os.environ.get("REGGAN_CACHE_DIR")
-    if override:
-        return Path(override).expanduser() / "engines"
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Caches"
-    else:
-        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
-    return base / "reggan-plugin" / "engines"
+    return cache_root() / "engines"
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import subprocess
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 DRIVER_FIX = "install the NVIDIA driver (https://www.nvidia.com/drivers; >= 525 for CUDA 12) and reboot"
 
@@ -223,7 +224,7 @@ def onnxruntime_cuda() -> Probe:
                  "`pip uninstall -y onnxruntime && pip install onnxruntime-gpu`")
 
 
-def _import_or_probe(module: str, missing: str, broken: str) -> tuple[object | None, Probe | None]:
+def _import_or_probe(module: str, missing: str, broken: str) -> tuple[Any, Probe | None]:
     """(the module, None), or (None, a failed Probe saying why): not installed, or installed but not loading."""
     if importlib.util.find_spec(module) is None:
         return None, Probe(False, why=missing)

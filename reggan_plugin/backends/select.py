@@ -77,9 +77,13 @@ def create_backend(
         raise UsageError(f"unknown precision {precision!r}; choose one of: {', '.join(PRECISIONS)}")
     art = _as_artifact(artifact)
     cache = Path(cache_dir) if cache_dir is not None else None
-    common = dict(cache_dir=cache, device_id=device_id, max_batch=max_batch, cpu_tuning=cpu_tuning)
+
+    def create(candidate: str, build_missing: bool) -> Backend:
+        return _create_one(candidate, art, precision=precision, build_missing=build_missing, cache_dir=cache,
+                           device_id=device_id, max_batch=max_batch, cpu_tuning=cpu_tuning)
+
     if name != "auto":
-        backend = _create_one(name, art, precision=precision, build_missing=build_engine is not False, **common)
+        backend = create(name, build_engine is not False)
         backend.selection = f"{name} (requested)"
         log.info("backend: %s", backend.description)
         return backend
@@ -87,7 +91,7 @@ def create_backend(
     skipped: list[str] = []
     for candidate in AUTO_ORDER[:-1]:
         try:
-            backend = _create_one(candidate, art, precision=precision, build_missing=bool(build_engine), **common)
+            backend = create(candidate, bool(build_engine))
         except BackendUnavailable as exc:
             skipped.append(str(exc))  # each message starts with "<name> backend"
             continue

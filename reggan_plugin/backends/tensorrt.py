@@ -83,7 +83,7 @@ def create_tensorrt_backend(
     cache_dir: Path | None = None,
     max_batch: int | None = None,
     build_missing: bool = True,
-) -> "TensorRTBackend":
+) -> TensorRTBackend:
     for check in (lambda: env.gpu(device_id), env.tensorrt, device_buffers_probe):  # in order: stop at the first miss
         probe = check()
         if not probe.ok:
@@ -144,7 +144,10 @@ class _TorchBuffers:
 
 class _CudaPythonBuffers:
     def __init__(self, device_id: int) -> None:
-        self.rt = _cuda_python()
+        rt = _cuda_python()
+        if rt is None:
+            raise BackendUnavailable("tensorrt backend: cuda-python is not installed (`pip install cuda-python`)")
+        self.rt = rt
         self._check(self.rt.cudaSetDevice(device_id))
         self.stream = self._check(self.rt.cudaStreamCreate())
         self.live: dict[str, tuple[int, int, tuple[int, ...], np.dtype]] = {}

@@ -9,8 +9,9 @@ Imports torch and onnx at module level: import this module only when that route 
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 import onnx
@@ -126,6 +127,8 @@ def _resize(x: list, a: dict) -> Tensor:
     sizes = x[3] if len(x) > 3 and x[3] is not None and x[3].numel() else None
     if sizes is not None:
         out = _ints(sizes)[2:]
+    elif scales is None:
+        raise BackendUnavailable("Resize without scales or sizes is not supported by the torch route")
     else:
         factors = [float(v) for v in scales.reshape(-1).tolist()]
         if factors[:2] != [1.0, 1.0]:

@@ -17,7 +17,7 @@ from pathlib import Path
 from reggan_plugin import __version__
 from reggan_plugin.artifact import load_artifact
 from reggan_plugin.backends import environment as env
-from reggan_plugin.backends.engine_cache import (  # noqa: F401  (re-exported)
+from reggan_plugin.backends.engine_cache import (
     CacheState,
     EnginePaths,
     EngineSpec,

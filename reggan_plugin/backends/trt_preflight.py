@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import importlib.metadata
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any
 
 from reggan_plugin.errors import BackendUnavailable
 

@@ -5,6 +5,7 @@ In order of trust (docs/FACES_JSON.md, docs/DETECTION.md): faces given by the ca
 (``parse_region``), the whole image (``whole_image_face``). ``smooth_tracks`` steadies boxes and
 landmarks over a sequence so that crops do not jitter.
 """
+from reggan_plugin.faces.detector import DetectorConfig, FaceDetector
 from reggan_plugin.faces.face import (
     FACE_SOURCES,
     Box,
@@ -18,7 +19,6 @@ from reggan_plugin.faces.face import (
 from reggan_plugin.faces.faces_json import FacesFile, load_faces_json, parse_faces_doc
 from reggan_plugin.faces.region import parse_region, region_fits, whole_image_face
 from reggan_plugin.faces.smoothing import smooth_tracks
-from reggan_plugin.faces.detector import DetectorConfig, FaceDetector
 
 __all__ = [
     "FACE_SOURCES",

@@ -9,7 +9,7 @@ with MediaPipe's weighted NMS. Then each face gets a second look through three w
 (it fills 0.4, 0.5, 0.62 of them): its keypoints are the score-weighted mean of those views, its score
 their best, and a face must reach ``accept_score`` (0.75) to be returned. That second look is what
 separates faces (0.88 and up) from face-like textures (0.70 at most) in the measurements of
-docs/DETECTION.md (tools/measure_detection.py).
+docs/DETECTION.md (benchmarks/detection.py).
 
 Landmarks: BlazeFace gives eyes, nose tip, mouth centre and ear tragions, not mouth corners. The
 5 points returned (``CANONICAL_5PT`` order: left eye, right eye, nose, left mouth, right mouth, left =

@@ -85,7 +85,7 @@ def _smooth_track(track: _Track, per_frame: list[list[Face]], result: list[list[
     shapes = {None if f.landmarks is None else f.landmarks.shape for f in faces}
     same_landmarks = len(shapes) == 1 and None not in shapes
     if same_landmarks:
-        points = np.stack([f.landmarks for f in faces]).reshape(len(faces), -1)  # type: ignore[arg-type]
+        points = np.stack([f.landmarks for f in faces if f.landmarks is not None]).reshape(len(faces), -1)
         state = np.concatenate([state, points], axis=1)
     radius = 3.0 * time_sigma
     smoothed = np.empty_like(state)

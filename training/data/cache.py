@@ -100,7 +100,11 @@ def build_pairs(scan: DatasetScan, geometry: CropGeometry, detector: Detector | 
     by_identity: dict[str, list] = {}
     for pair in scan.pairs:
         by_identity.setdefault(pair.identity, []).append(pair)
-    identities, neutrals, targets, pair_id, pair_expr = [], [], [], [], []
+    identities: list[str] = []
+    neutrals: list = []
+    targets: list = []
+    pair_id: list[int] = []
+    pair_expr: list[int] = []
     skipped = list(scan.skipped)
     for ident, pairs in tqdm(sorted(by_identity.items()), desc=f"cropping {scan.name}", disable=not progress, unit="id"):
         neutral_rgb = load_rgb(pairs[0].neutral)

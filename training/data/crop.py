@@ -17,9 +17,9 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from reggan_plugin.align import (
+    apply_affine,
     crop_matrix_from_landmarks,
     similarity_from_points,
-    apply_affine,
     warp_to_crop,
 )
 from reggan_plugin.errors import InputError

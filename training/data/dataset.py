@@ -8,9 +8,9 @@ batch at once from a caller's generator (what the solver uses); ``__getitem__`` 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -90,7 +90,7 @@ class PairedFaces(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.target)
 
-    def to(self, device: torch.device | str) -> "PairedFaces":
+    def to(self, device: torch.device | str) -> PairedFaces:
         """Keep the uint8 crops on ``device`` (a GPU holds a few hundred MB easily)."""
         self.neutral, self.target = self.neutral.to(device), self.target.to(device)
         return self

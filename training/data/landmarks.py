@@ -15,13 +15,14 @@ All points are (x, y) pixels with pixel centres at integer coordinates (team con
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from reggan_plugin.align import five_points_from_68
 from reggan_plugin.errors import InputError
+from reggan_plugin.faces import landmarks68_to_5
+from reggan_plugin.faces.locate import SharedDetector
 
 WEBMORPH189_PUPILS = (0, 1)
 WEBMORPH189_NOSE_TIP = (54, 60)
@@ -51,7 +52,7 @@ def to_five(points: np.ndarray, path: Path) -> np.ndarray:
     if not np.isfinite(pts).all():
         raise InputError(path, "landmarks contain NaN or inf")
     if pts.shape[0] == 68:
-        return five_points_from_68(pts)
+        return landmarks68_to_5(pts)
     if pts.shape[0] == 189:
         return five_from_webmorph189(pts)
     if pts.shape[0] == 5:
@@ -110,14 +111,10 @@ class LazyDetector:
     first use: the best face's 5 points, or None. Used only for images without a landmark file."""
 
     def __init__(self) -> None:
-        self._detector = None
+        self._detector = SharedDetector()
         self.calls = 0
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:
-        if self._detector is None:
-            from reggan_plugin.faces import FaceDetector
-
-            self._detector = FaceDetector()
         self.calls += 1
         faces = self._detector.detect(rgb)
         return None if not faces or faces[0].landmarks is None else np.asarray(faces[0].landmarks, dtype=np.float64)

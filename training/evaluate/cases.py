@@ -16,9 +16,10 @@ points (landmark file, else the runtime detector) and the case says so (``target
 """
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Sequence, get_args
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -82,7 +83,8 @@ def limit_cases(cases: Sequence[EvalCase], per_expression: int | None) -> list[E
         return list(cases)
     if per_expression < 1:
         raise UsageError(f"--limit must be at least 1, got {per_expression}")
-    kept, count = [], {}
+    kept: list[EvalCase] = []
+    count: dict[str, int] = {}
     for case in sorted(cases, key=lambda c: (c.identity, c.expression)):
         if count.get(case.expression, 0) < per_expression:
             kept.append(case)

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from reggan_plugin.config import BACKENDS, field_default
 from reggan_plugin.cli import exit_on_error
+from reggan_plugin.config import BACKENDS, field_default
 from reggan_plugin.errors import UsageError
 
 from .cases import LOCATE_CHOICES, SPLIT_CHOICES

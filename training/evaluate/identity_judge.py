@@ -36,7 +36,7 @@ def models_dir() -> Path | None:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         return None
-    folder = Path(list(spec.submodule_search_locations)[0]) / "models"
+    folder = Path(next(iter(spec.submodule_search_locations))) / "models"
     return folder if (folder / SHAPE_MODEL).is_file() and (folder / EMBED_MODEL).is_file() else None
 
 

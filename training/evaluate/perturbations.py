@@ -16,8 +16,8 @@ Pictures are HxWx3 uint8 sRGB; points (5, 2) float pixels, pixel centres at inte
 from __future__ import annotations
 
 import io
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 from PIL import Image

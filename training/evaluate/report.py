@@ -58,7 +58,7 @@ def checks(result: EvalResult) -> list[str]:
         for expr, rows in s.items():
             if expr == "all":
                 continue
-            beats = rows["reggan"]["psnr"] > max(rows["copy"]["psnr"], rows["stage1"]["psnr"])
+            beats = (rows["reggan"]["psnr"] or 0.0) > max(rows["copy"]["psnr"] or 0.0, rows["stage1"]["psnr"] or 0.0)
             lines.append(f"- {expr}: RegGAN PSNR {rows['reggan']['psnr']:.2f} dB vs copy {rows['copy']['psnr']:.2f}, "
                          f"stage 1 {rows['stage1']['psnr']:.2f}: **{'beats both' if beats else 'does NOT beat both'}**.")
     return lines
@@ -136,7 +136,6 @@ def grid_image(cells: list[dict[str, np.ndarray]], label_height: int = 18) -> Im
     return canvas
 
 
-_atomic_write = write_bytes
 
 
 def write_report(result: EvalResult, out: Path) -> list[Path]:
@@ -144,14 +143,14 @@ def write_report(result: EvalResult, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     md, js = out / "report.md", out / "report.json"
-    _atomic_write(md, markdown(result).encode())
-    _atomic_write(js, (json.dumps(as_json(result), indent=1) + "\n").encode())
+    write_bytes(md, markdown(result).encode())
+    write_bytes(js, (json.dumps(as_json(result), indent=1) + "\n").encode())
     written += [md, js]
     for expr, cells in result.grids.items():
         if cells:
             path = out / f"grid_{expr}.png"
             buffer = io.BytesIO()
             grid_image(cells).save(buffer, format="PNG")
-            _atomic_write(path, buffer.getvalue())
+            write_bytes(path, buffer.getvalue())
             written.append(path)
     return written

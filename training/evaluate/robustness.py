@@ -13,23 +13,23 @@ from __future__ import annotations
 import io
 import json
 import re
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 from PIL import Image
 
-from reggan_plugin.config import InferenceConfig
+from reggan_plugin.atomic import write_bytes
+from reggan_plugin.config import BackendName, InferenceConfig
 from reggan_plugin.faces import box_from_landmarks
-from reggan_plugin.pipeline import ExpressionRenderer
+from reggan_plugin.renderer import ExpressionRenderer
 
 from . import metrics
 from .cases import Cropper, SplitChoice, limit_cases, read_rgb, scan_cases
 from .expression_judge import ExpressionJudge
 from .identity_judge import IdentityJudge
 from .perturbations import PERTURBATIONS, Perturbed, chroma_speckle, clean
-from .report import _atomic_write
 
 Progress = Callable[[int, int], None]
 WITHIN_CLEAN_DB = 1.0  # the acceptance: within 1 dB of the clean edit ...
@@ -42,7 +42,7 @@ class RobustnessConfig:
     data: tuple[Path, ...]  # the first folder gets every perturbation; the others (other looks) are clean conditions
     out: Path
     model: Path | None = None
-    backend: str = "auto"
+    backend: BackendName = "auto"
     split: SplitChoice = "test"  # of the first folder; the other folders are used whole (held-out looks)
     limit: int = 6  # cases per expression and folder
     expressions: tuple[str, ...] | None = None
@@ -203,13 +203,13 @@ def write_robustness(result: RobustnessResult, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     md = out / "robustness.md"
-    _atomic_write(md, markdown(result).encode())
-    doc = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result.config).items()},
-           "model": result.model_path, "model_sha256": result.model_sha256, "values": result.values,
+    write_bytes(md, markdown(result).encode())
+    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result.config).items()}
+    config["data"] = [str(d) for d in result.config.data]
+    doc = {"config": config, "model": result.model_path, "model_sha256": result.model_sha256, "values": result.values,
            "ok": verdicts(result)}
-    doc["config"]["data"] = [str(d) for d in result.config.data]
     js = out / "robustness.json"
-    _atomic_write(js, json.dumps(doc, indent=1).encode())
+    write_bytes(js, json.dumps(doc, indent=1).encode())
     written += [md, js]
     for name, rows in result.grids.items():
         if not rows:
@@ -222,6 +222,6 @@ def write_robustness(result: RobustnessResult, out: Path) -> list[Path]:
         path = out / f"grid_{_slug(name)}.png"
         buf = io.BytesIO()
         Image.fromarray(sheet).save(buf, "PNG", optimize=True)
-        _atomic_write(path, buf.getvalue())
+        write_bytes(path, buf.getvalue())
         written.append(path)
     return written

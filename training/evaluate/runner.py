@@ -19,15 +19,15 @@ identity-embedding distance between the row's embeddings and the real targets' (
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from reggan_plugin.config import InferenceConfig
+from reggan_plugin.config import BackendName, InferenceConfig
 from reggan_plugin.faces import Face, box_from_landmarks
-from reggan_plugin.pipeline import ExpressionRenderer
+from reggan_plugin.renderer import ExpressionRenderer
 
 from . import metrics
 from .cases import Cropper, EvalCase, Locate, SplitChoice, limit_cases, read_rgb, scan_cases
@@ -52,7 +52,7 @@ class EvalConfig:
     data: Path
     out: Path
     model: Path | None = None  # None: the bundled default model
-    backend: str = "auto"
+    backend: BackendName = "auto"
     batch: int = 8
     intensity: float = 1.0
     expressions: tuple[str, ...] | None = None  # None: every non-neutral expression of the model
@@ -80,7 +80,7 @@ class EvalResult:
     model_path: str
     model_sha256: str
     model_expressions: tuple[str, ...]
-    backend: str
+    backend: str  # the backend that ran, as described by it
     cases: list[CaseResult]
     summary: dict[str, dict[str, dict[str, float | None]]]  # expression -> row -> metric -> value
     grids: dict[str, list[dict[str, np.ndarray]]]  # expression -> up to grid_rows {row: crop}

@@ -66,7 +66,9 @@ class Refiner(nn.Module):
 
     @property
     def head(self) -> nn.Conv2d:
-        return self.net[-1]
+        head = self.net[-1]
+        assert isinstance(head, nn.Conv2d)
+        return head
 
     def forward(self, x: Tensor, stage1: Tensor, expression: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         maps = expression[:, :, None, None].expand(-1, -1, x.shape[2], x.shape[3])
@@ -78,6 +80,8 @@ class Refiner(nn.Module):
     def start_as_identity(self, mask_logit: float = -3.0) -> None:
         """Zero the head, so training starts from "warp nothing, paint sigmoid(mask_logit) of stage 1 everywhere"
         (-3: output ~ input; +3: output ~ stage 1); its gradient is not zero, so it learns from step one."""
-        self.head.weight.zero_()
-        self.head.bias.zero_()
-        self.head.bias[FLOW : FLOW + MASK] = mask_logit
+        head = self.head
+        assert head.bias is not None
+        head.weight.zero_()
+        head.bias.zero_()
+        head.bias[FLOW : FLOW + MASK] = mask_logit

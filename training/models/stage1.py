@@ -41,6 +41,10 @@ class LocalRegression(nn.Module):
     """W: [E, C, r*r, S, S] weights, b: [E, C, S, S] biases, flow [E, 2, S, S] (grid units), region
     [E, 1, S, S] in [0, 1]. Initialised to the identity map with no motion and no bound."""
 
+
+    flow: Tensor  # buffers (register_buffer), typed for static checks
+    region: Tensor
+    grid: Tensor
     def __init__(self, n_expressions: int, channels: int, size: int, radius: int) -> None:
         super().__init__()
         self.radius = radius
@@ -142,7 +146,7 @@ def fit_ridge(
     for start in range(0, neutral.shape[0], chunk):
         x = neutral[start : start + chunk].double()
         t = target[start : start + chunk].double()
-        design = torch.stack(shifted_views(x, radius) + [torch.ones_like(x)], dim=-1)  # [n,C,H,W,taps]
+        design = torch.stack([*shifted_views(x, radius), torch.ones_like(x)], dim=-1)  # [n,C,H,W,taps]
         gram += torch.einsum("nchwi,nchwj->chwij", design, design)
         moment += torch.einsum("nchwi,nchw->chwi", design, t)
     gram += lam * torch.eye(taps, dtype=torch.float64)

@@ -16,7 +16,7 @@ from .looks import LOOKS
 from .render import RenderConfig
 
 
-def _default(name: str):  # noqa: ANN202
+def _default(name: str):
     return field_default(RenderConfig, name)
 
 
@@ -57,11 +57,11 @@ def render(out: Path, identities: int, start: int, size: int, seed: int, express
     try:
         inten = tuple(float(x) for x in intensities.split(",") if x.strip())
     except ValueError:
-        raise click.BadParameter(f"not a list of numbers: {intensities!r}", param_hint="--intensities")
+        raise click.BadParameter(f"not a list of numbers: {intensities!r}", param_hint="--intensities") from None
     if not inten or any(not 0 < x <= 1 for x in inten):
         raise click.BadParameter("intensities must lie in (0, 1]", param_hint="--intensities")
 
-    def action():  # noqa: ANN202
+    def action():
         config = RenderConfig(
             out=out, face_model=resolve_model_path(face_model), identities=identities, start=start,
             expressions=parse_expressions(expressions, load_recipes()), intensities=inten, size=size,
@@ -107,7 +107,8 @@ def contact_sheet_cmd(folder: Path, out: Path, tile: int, max_identities: int) -
               help="Cycles threads (0: all cores).")
 def bench_cmd(face_model: Path | None, sizes: str, identities: int, threads: int) -> None:
     """Measure render speed and quality for a few sample/denoise settings; prints a markdown table."""
-    from .bench import format_table, run_bench
+    from benchmarks.render_speed import format_table, run_bench
+
     from .face_model import resolve_model_path
 
     rows = run_or_exit(lambda: run_bench(resolve_model_path(face_model), tuple(int(s) for s in sizes.split(",")),

@@ -124,7 +124,7 @@ def _toonify(scene: Any, mat: Any) -> None:
             colour_in[0].default_value = base.default_value
         links.new(ramp.outputs["Color"], colour_in[1])
         emission = nodes.new("ShaderNodeEmission")
-        links.new([s for s in tint.outputs if s.type == "RGBA"][0], emission.inputs["Color"])
+        links.new(next(s for s in tint.outputs if s.type == "RGBA"), emission.inputs["Color"])
         emission.inputs["Strength"].default_value = 1.0
         for link in list(bsdf.outputs["BSDF"].links):
             target = link.to_socket

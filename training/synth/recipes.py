@@ -6,10 +6,10 @@ with gains (see the json's ``about`` and docs/DATASET.md for sources).
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 

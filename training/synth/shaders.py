@@ -57,7 +57,7 @@ class _Graph:
                 sock.default_value = (*v[:3], 1.0)
             else:
                 self.link(v, sock)
-        return [s for s in n.outputs if s.type == "RGBA"][0]
+        return next(s for s in n.outputs if s.type == "RGBA")
 
     def noise(self, vector: Any, scale: float, detail: float = 2.0, w: Any = None) -> Any:
         n = self.node("ShaderNodeTexNoise", noise_dimensions="4D")
@@ -87,7 +87,7 @@ def _new_material(name: str) -> tuple[Any, _Graph, Any]:
 
 
 def simple_material(name: str, colour: tuple[float, float, float], roughness: float, subsurface: float = 0.0) -> Any:
-    mat, g, (bsdf, _out) = _new_material(name)
+    mat, _g, (bsdf, _out) = _new_material(name)
     bsdf.inputs["Base Color"].default_value = (*colour, 1.0)
     bsdf.inputs["Roughness"].default_value = roughness
     bsdf.inputs["Subsurface Weight"].default_value = subsurface

@@ -231,7 +231,7 @@ def sample_background(rng: np.random.Generator) -> Background:
 def sample_gaze(rng: np.random.Generator) -> dict[str, float]:
     """A small gaze offset: +h looks to the subject's left, +v looks up."""
     h, v = float(rng.uniform(-0.3, 0.3)), float(rng.uniform(-0.2, 0.25))
-    gaze = {}
+    gaze: dict[str, float] = {}
     if h > 0:
         gaze.update(eyeLookOut_L=h, eyeLookIn_R=h)
     else:

@@ -15,10 +15,10 @@ from tempfile import TemporaryDirectory
 import numpy as np
 from PIL import Image
 
-from .camera import CM_TO_M, frame_face
-from .face_model import load_face_model
-from .recipes import load_recipes
-from .variation import sample_identity
+from training.synth.camera import CM_TO_M, frame_face
+from training.synth.face_model import load_face_model
+from training.synth.recipes import load_recipes
+from training.synth.variation import sample_identity
 
 REFERENCE_SAMPLES = 256
 
@@ -53,7 +53,7 @@ def run_bench(face_model: Path, sizes: tuple[int, ...] = (128, 256),
               identities: int = 2, expressions: tuple[str, ...] = ("neutral", "happy", "surprised"),
               threads: int = 0, seed: int = 0) -> list[BenchRow]:
     """Render ``identities x expressions`` images per setting in this process; returns one row per setting."""
-    from .scene import FaceScene
+    from training.synth.scene import FaceScene
 
     model = load_face_model(face_model)
     recipes = load_recipes()
@@ -62,7 +62,7 @@ def run_bench(face_model: Path, sizes: tuple[int, ...] = (128, 256),
         for size in sizes:
             scene = FaceScene(model, size, REFERENCE_SAMPLES, True, threads)
 
-            def render_all(tag: str) -> tuple[list[np.ndarray], float, float]:
+            def render_all(tag: str, scene: FaceScene = scene) -> tuple[list[np.ndarray], float, float]:
                 images = []
                 w0, c0 = time.perf_counter(), time.process_time()
                 for i in range(identities):

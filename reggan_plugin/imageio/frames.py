@@ -1,0 +1,33 @@
+"""The frames of a directory, in the order a sequence plays."""
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from reggan_plugin.errors import InputError
+from reggan_plugin.imageio.image import SUPPORTED_SUFFIXES
+
+
+def _natural_key(p: Path) -> list[Any]:
+    return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
+
+
+def list_frames(directory: str | os.PathLike[str]) -> list[Path]:
+    """Image files of a directory (supported suffixes, no hidden files), in natural order (2 before 10)."""
+    d = Path(directory)
+    if not d.exists():
+        raise InputError(d, "directory not found")
+    if not d.is_dir():
+        raise InputError(d, "not a directory")
+    frames = [
+        p
+        for p in d.iterdir()
+        if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".") and p.is_file()
+    ]
+    if not frames:
+        raise InputError(d, f"no images found (looked for {', '.join(SUPPORTED_SUFFIXES)})")
+    return sorted(frames, key=_natural_key)
+
+

@@ -1,0 +1,191 @@
+"""One picture's faces with another expression: align -> batched inference -> paste back.
+
+`ExpressionRenderer` owns the model session; the add-on, studio scripts and `render_sequence` (which
+runs it over a directory of frames) use it. Arrays follow reggan_plugin.imageio's conventions.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from .align import (
+    Matrix,
+    crop_matrix_from_box,
+    crop_roi,
+    matrix_scale,
+    similarity_from_points,
+    units_to_crop_px,
+    warp_to_crop,
+)
+from .artifact import ModelArtifact, load_artifact
+from .backends import create_backend
+from .blend import feather_mask, paste_back
+from .config import EditConfig, InferenceConfig
+from .errors import RegganError
+from .faces import Face
+from .faces.locate import SharedDetector
+from .faces.refine import hint_region, needs_refining, refine_box_face
+from .imageio import ImageData, compose_output, to_network_rgb
+from .preview_graph import derive_preview
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class PreparedImage:
+    """One picture's faces, aligned and ready for the network; only the face region is held in float.
+
+    roi: (rows, cols) slices of the picture that alignment reads and paste-back writes; rgb: that region
+    as network colour (HxWx3 float32 sRGB [0,1]); matrices: region px -> crop px, one per face; crops:
+    [n,S,S,3] float32 sRGB [0,1].
+    """
+
+    image: ImageData
+    roi: tuple[slice, slice]
+    rgb: np.ndarray
+    matrices: list[Matrix]
+    crops: np.ndarray
+
+
+def face_region(matrices: Sequence[Matrix], size: int, shape: Sequence[int]) -> tuple[slice, slice]:
+    """The part of a frame that aligning (warp_to_crop, with its anti-alias prefilter) and pasting back
+    (warp_from_crop) these faces touch, with margin: everything outside it is copied, never converted."""
+    height, width = int(shape[0]), int(shape[1])
+    y0, x0, y1, x1 = height, width, 0, 0
+    for m in matrices:
+        ys, xs = crop_roi(m, size, (height, width))
+        k = max(1, int(np.floor(1.0 / matrix_scale(m))))  # the prefilter reads up to 2k + 1 px past the crop
+        margin = 2 * k + 2
+        y0, x0 = min(y0, ys.start - margin), min(x0, xs.start - margin)
+        y1, x1 = max(y1, ys.stop + margin), max(x1, xs.stop + margin)
+    y0, x0 = max(0, y0), max(0, x0)
+    return slice(y0, max(y0, min(height, y1))), slice(x0, max(x0, min(width, x1)))
+
+
+def _shift(m: Matrix, rows: slice, cols: slice) -> Matrix:
+    """Frame px -> crop px map re-based on a region whose top-left pixel is (cols.start, rows.start)."""
+    m = np.array(m, dtype=np.float64)
+    m[:, 2] += m[:, 0] * cols.start + m[:, 1] * rows.start
+    return m
+
+
+class ExpressionRenderer:
+    """One loaded model + backend. Arrays follow reggan_plugin.imageio's conventions."""
+
+    def __init__(self, inference: InferenceConfig = InferenceConfig()) -> None:
+        self.inference = inference
+        self.artifact: ModelArtifact = load_artifact(inference.model)
+        self._output, self._motion = "output", "motion"
+        network = self.artifact
+        if inference.stage == "regression":
+            try:  # the regression stage cut out of the model: the refiner does not run at all
+                network = load_artifact(derive_preview(self.artifact.path, self.artifact.sha256))
+            except (RegganError, OSError) as exc:
+                log.warning("%s: no preview graph (%s); the regression stage runs inside the full graph (no faster)",
+                            self.artifact.path, exc)
+                self._output, self._motion = "stage1", "stage1_motion"
+        self.backend = create_backend(network, inference.backend, precision=inference.precision)
+        self.has_motion = network.has_motion
+        self.size = self.artifact.input_size
+        template = self.artifact.crop_template
+        self._template_px = None if template is None else units_to_crop_px(template, self.size)
+        self.mask = feather_mask(self.size)
+        self._detector = SharedDetector()  # frames may be prepared in several reader threads
+
+    # -- prepare: faces -> aligned crops --------------------------------------------------------
+    def crop_matrix(self, face: Face, frame_shape: Sequence[int]) -> Matrix:
+        """Image px -> crop px: landmarks when known, else the box (the whole image maps onto the crop)."""
+        size = self.size
+        if face.source == "whole":
+            height, width = frame_shape[:2]
+            scale = size / max(height, width)
+            return np.array([[scale, 0, (size - scale * width) / 2], [0, scale, (size - scale * height) / 2]])
+        points = face.landmarks5()
+        if points is not None and self._template_px is not None:
+            return similarity_from_points(points, self._template_px)
+        return crop_matrix_from_box(face.box, size)
+
+    # -- forward: crops -> edited crops ----------------------------------------------------------
+    def forward(self, crops: np.ndarray, edit: EditConfig) -> np.ndarray:
+        """crops [n,S,S,3] float32 sRGB [0,1] -> edited crops [n,S,S,3], in batches of `batch`; for a model
+        with motion outputs [n,S,S,5]: the edited RGB, then the motion (x, y crop px) that paste-back applies
+        to the frame itself (see `reggan_plugin.blend.paste_back`)."""
+        weights = self.artifact.expression_weights(edit.expression)
+        out = np.empty((*crops.shape[:3], 5 if self.has_motion else 3), np.float32)
+        wanted = (self._output, self._motion) if self.has_motion else (self._output,)
+        step = max(1, self.inference.batch)
+        for start in range(0, len(crops), step):
+            chunk = crops[start : start + step]
+            n = len(chunk)
+            image = np.ascontiguousarray(chunk.transpose(0, 3, 1, 2), np.float32) * 2 - 1
+            result = self.backend.run(
+                image, np.repeat(weights[None], n, 0), np.full(n, edit.intensity, np.float32), outputs=wanted
+            )
+            # The change, not the output, goes back: where the model changes nothing (intensity 0)
+            # the crop comes back bit-identical.
+            out[start : start + n, ..., :3] = chunk + (np.clip(result[self._output], -1, 1) - image).transpose(0, 2, 3, 1) / 2
+            if self.has_motion:
+                out[start : start + n, ..., 3:] = result[self._motion].transpose(0, 2, 3, 1)
+        return out
+
+    # -- paste back ------------------------------------------------------------------------------
+    def paste(self, rgb: np.ndarray, matrices: Sequence[Matrix], crops_in: np.ndarray, crops_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        mask = np.zeros(rgb.shape[:2], np.float32)
+        for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
+            motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
+            rgb, face_mask = paste_back(rgb, crop_in, crop_out[..., :3], m, self.mask, motion=motion)
+            np.maximum(mask, face_mask, out=mask)
+        return rgb, mask
+
+    # -- whole pictures --------------------------------------------------------------------------
+    def find_in_boxes(self, image: ImageData, faces: Sequence[Face]) -> list[Face]:
+        """Faces given by a box alone get the landmarks of the face the detector finds inside the box
+        (``reggan_plugin.faces.refine``); only the region around those boxes is converted and searched."""
+        hinted = [face for face in faces if needs_refining(face)]
+        if not (self.inference.find_in_box and hinted):
+            return list(faces)
+        rows, cols = hint_region(hinted, image.height, image.width)
+        if rows.stop <= rows.start or cols.stop <= cols.start:
+            return list(faces)
+        rgb = to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
+        return [refine_box_face(rgb, face, self._detector.get(), (cols.start, rows.start)) for face in faces]
+
+    def prepare_image(self, image: ImageData, faces: Sequence[Face]) -> PreparedImage:
+        """Locate the faces' region, convert only it to network colour, and align the crops."""
+        faces = self.find_in_boxes(image, faces)
+        shape = image.pixels.shape
+        matrices = [self.crop_matrix(face, shape) for face in faces]
+        rows, cols = face_region(matrices, self.size, shape) if matrices else (slice(0, 0), slice(0, 0))
+        rgb = to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
+        local = [_shift(m, rows, cols) for m in matrices]
+        size = self.size
+        crops = np.stack([warp_to_crop(rgb, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
+        return PreparedImage(image, (rows, cols), rgb, local, crops)
+
+    def finish_image(self, prepared: PreparedImage, edited: np.ndarray) -> ImageData:
+        """Paste the edited crops back into the region and the region into a copy of the picture."""
+        image, (rows, cols) = prepared.image, prepared.roi
+        if not prepared.matrices:
+            return image
+        new_rgb, mask = self.paste(prepared.rgb, prepared.matrices, prepared.crops, edited)
+        region = compose_output(dataclasses.replace(image, pixels=image.pixels[rows, cols]), new_rgb, mask)
+        pixels = image.pixels.copy()
+        pixels[rows, cols] = region.pixels
+        return dataclasses.replace(image, pixels=pixels)
+
+    def apply_image(self, image: ImageData, faces: Sequence[Face], edit: EditConfig) -> ImageData:
+        prepared = self.prepare_image(image, faces)
+        if not prepared.matrices:
+            return image
+        return self.finish_image(prepared, self.forward(prepared.crops, edit))
+
+    def apply_array(
+        self, pixels: np.ndarray, *, faces: Sequence[Face], expression: str, intensity: float = 1.0, linear: bool = False
+    ) -> np.ndarray:
+        """HxWxC pixels (uint8/uint16/float32; float32 linear when `linear`) -> same shape and dtype."""
+        image = ImageData(pixels=pixels, path=None, format="exr" if linear else "png", linear=linear, info={})
+        return self.apply_image(image, faces, EditConfig(expression, intensity)).pixels
