@@ -59,8 +59,10 @@ def tensorrt(onnx_path, out, fp16, max_batch, opt_batch, workspace_gb, timing_ca
     path = onnx_path or default_model_path()
 
     def go() -> None:
+        from reggan_plugin.artifact import load_artifact
         from reggan_plugin.backends.trt_preflight import preflight
 
+        load_artifact(path)  # a missing, truncated or foreign file is a bad model (exit 3), named in one line
         if preflight_only:
             report = preflight(path, target_version)
             click.echo(report.summary())

@@ -9,7 +9,7 @@ import onnx
 import torch
 
 from reggan_plugin.align import CANONICAL_5PT
-from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata, load_artifact
+from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata
 from reggan_plugin.atomic import atomic_path
 from reggan_plugin.errors import RegganError
 from training.checkpoint import load_generator
@@ -93,9 +93,23 @@ def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None)
         onnx.checker.check_model(proto)
         onnx.save(proto, tmp)
         verify_onnx(model, Path(tmp))
-    load_artifact(out)  # the runtime must accept what we ship
+        check_renders(Path(tmp))  # refused here, with the reason, rather than written and failing in render
     return out
 
+
+def check_renders(path: Path) -> None:
+    """The runtime loads `path` and edits a picture with it (what `render` does), or ExportError says why."""
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.faces import whole_image_face
+    from reggan_plugin.renderer import ExpressionRenderer
+
+    try:
+        renderer = ExpressionRenderer(InferenceConfig(model=path, backend="cpu", batch=1))
+        side = 2 * renderer.size
+        pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
+        renderer.apply_array(pixels, faces=[whole_image_face(side, side)], expression=renderer.artifact.expressions[-1])
+    except (RegganError, ValueError) as exc:
+        raise ExportError(f"the exported model would not run in `render`: {exc}") from exc
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
     model, info = load_generator(checkpoint)

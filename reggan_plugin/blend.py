@@ -34,7 +34,7 @@ from reggan_plugin.grain import GRAIN_RADIUS, NOISE_FLOOR, noise_level, structur
 MASK_CENTER = (0.5, 0.58)
 MASK_RADII = (0.29, 0.30)
 MASK_FEATHER = 0.25
-MASK_BORDER_PX = 2
+MASK_BORDER_PX = 2  # 1 below 64 px crops, where 2 px would cut into the chin's falloff
 """The mask is exactly 0 within this many pixels of the crop border (bilinear warps read one
 pixel beyond a sample, so the warped frame mask is exactly 0 outside the crop)."""
 
@@ -60,7 +60,7 @@ def feather_mask(
     1 inside the ellipse (``center``, ``radii`` in crop units, covering brows to chin and cheek to
     cheek), falling smoothly (smootherstep of the normalised elliptical radius) to exactly 0 at
     ``1 + feather`` times the radii. Raises ValueError if the falloff would not reach 0 at least
-    ``MASK_BORDER_PX`` pixels inside the crop border.
+    the border (``MASK_BORDER_PX``; 1 px below 64 px crops) inside the crop border.
     """
     if size < 8:
         raise ValueError(f"crop size {size} is too small for a feathered mask")
@@ -69,11 +69,12 @@ def feather_mask(
     cx, cy = center
     rx, ry = radii
     reach = 1.0 + feather
-    lo_px = MASK_BORDER_PX / size
+    border = MASK_BORDER_PX if size >= 64 else 1
+    lo_px = border / size
     if cx - rx * reach < lo_px or cx + rx * reach > 1 - lo_px or cy - ry * reach < lo_px or cy + ry * reach > 1 - lo_px:
         raise ValueError(
             f"mask ellipse centre {center} radii {radii} feather {feather} reaches the crop border; "
-            f"it must fall to 0 {MASK_BORDER_PX} px inside it"
+            f"it must fall to 0 {border} px inside it ({size} px crops)"
         )
     u = (np.arange(size, dtype=np.float64) + 0.5) / size
     dx = (u[None, :] - cx) / rx
@@ -81,7 +82,7 @@ def feather_mask(
     rho = np.sqrt(dx * dx + dy * dy)
     mask = 1.0 - _smootherstep((rho - 1.0) / feather)
     mask = mask.astype(np.float32)
-    b = MASK_BORDER_PX
+    b = border
     mask[:b] = 0.0
     mask[-b:] = 0.0
     mask[:, :b] = 0.0

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import importlib
 import logging
+import math
+import signal
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,7 +18,7 @@ import click
 
 from . import __version__
 from .config import BACKENDS, PRECISIONS, STAGES, EditConfig, InferenceConfig, SequenceConfig, field_default
-from .errors import RegganError
+from .errors import NumericalError, RegganError, UsageError
 
 EXIT_FRAMES_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -78,6 +80,20 @@ def exit_on_error():
         sys.exit(EXIT_INTERRUPTED)
 
 
+class FiniteRange(click.FloatRange):
+    """A float range that also refuses nan and inf (which pass every comparison)."""
+
+    def convert(self, value, param, ctx):
+        number = super().convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number", param, ctx)
+        return number
+
+
+def _terminate(signum, frame) -> None:
+    raise KeyboardInterrupt  # SIGTERM (a farm manager, `kill`) stops like Ctrl-C: nothing half-written is kept
+
+
 def run_or_exit(action):
     """Run ``action()``; typed errors become a one-line message and their exit code."""
     with exit_on_error():
@@ -111,6 +127,7 @@ def main(verbose: bool) -> None:
       reggan-plugin info
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
+    signal.signal(signal.SIGTERM, _terminate)
 
 
 def inference_options(func):
@@ -119,7 +136,7 @@ def inference_options(func):
         click.option("--expression", "-e", default=field_default(EditConfig, "expression"), show_default=True,
                      help="Target expression: neutral, happy, sad, surprised, angry, disgusted, fearful; "
                           "or a mix such as happy=0.6,surprised=0.4."),
-        click.option("--intensity", "-i", type=click.FloatRange(0, 1), default=field_default(EditConfig, "intensity"),
+        click.option("--intensity", "-i", type=FiniteRange(0, 1), default=field_default(EditConfig, "intensity"),
                      show_default=True, help="0 leaves the face as it is, 1 is the full expression."),
         click.option("--model", type=click.Path(path_type=Path), default=None,
                      help="ONNX model file. [default: the model bundled with reggan-plugin]"),
@@ -157,7 +174,7 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
 @click.option("--shard", default=str(field_default(SequenceConfig, "shard")), show_default=True, metavar="I/N",
               help="Render the I-th of N contiguous parts (farm workers; together they cover every frame once).")
 @click.option("--skip-existing", is_flag=True, help="Skip frames whose output exists (resume an interrupted batch).")
-@click.option("--smooth", type=click.FloatRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
+@click.option("--smooth", type=FiniteRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
               help="Temporal smoothing of detected faces (0 = off).")
 def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, faces, region, whole_image,
            shard, skip_existing, smooth) -> None:
@@ -195,6 +212,9 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     summary = run_or_exit(go)
     for line in summary.lines():
         click.echo(line, err=True)
+    if summary.numerical_failures:
+        click.echo("NaN/inf network output: try --precision fp32", err=True)
+        sys.exit(NumericalError.exit_code)
     if not summary.ok:
         sys.exit(EXIT_FRAMES_FAILED)
 
@@ -209,19 +229,28 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     """Apply an expression to one picture: a face texture map or an already-cropped face."""
     from .faces import parse_region
     from .faces.locate import FaceLocator
-    from .imageio import read_image, write_image
+    from .imageio import read_image, to_network_rgb, write_image
     from .renderer import ExpressionRenderer
+    from .sequence import check_writable_dir
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box)
 
     def go():
         if Path(out).resolve() == Path(image).resolve():
-            raise RegganError(f"--out {out} is the input file; inputs are never overwritten")
-        locator = FaceLocator(region=parse_region(region) if region else None, whole=not (region or detect))
+            raise UsageError(f"--out {out} is the input file; inputs are never overwritten")
+        if Path(out).is_dir():
+            raise UsageError(f"--out {out} is a directory; give a file name such as face_happy.png")
+        check_writable_dir(Path(out).parent, "--out")
+        whole = not (region or detect)
+        locator = FaceLocator(region=parse_region(region) if region else None, whole=whole)
         picture = read_image(image)
         faces = locator.faces(Path(image).name, picture)
         if not faces:
-            raise RegganError(f"{image}: no face found (use --region X,Y,W,H or drop --detect)")
+            where = "inside --region" if region else "by the detector"
+            raise RegganError(f"{image}: no face found {where}; nothing to edit (give --region X,Y,W,H over the face)")
+        if whole and not locator.detector.detect(to_network_rgb(picture)):
+            click.echo(f"warning: {image}: no face detected; the whole picture is edited as one aligned face "
+                       "(right for a face crop or a face texture laid out like one; give --region otherwise)", err=True)
         renderer = ExpressionRenderer(inference)
         click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)
         write_image(Path(out), renderer.apply_image(picture, faces, edit))

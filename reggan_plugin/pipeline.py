@@ -15,9 +15,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .atomic import temp_path
+from .atomic import is_temp_of, stale_temp_files, temp_path
 from .config import EditConfig, InferenceConfig, SequenceConfig
-from .errors import InputError, RegganError
+from .errors import InputError, NumericalError, RegganError
 from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
 from .imageio import ImageData, list_frames, read_image, write_image
@@ -40,6 +40,7 @@ class RenderSummary:
     no_face: list[Path] = field(default_factory=list)
     cancelled: bool = False
     backend: str = ""
+    numerical_failures: int = 0  # frames whose network output was NaN/inf (fp16 overflow)
 
     @property
     def ok(self) -> bool:
@@ -60,6 +61,26 @@ class RenderSummary:
 def _frames(seq: SequenceConfig) -> list[Path]:
     check_out_dir(seq.frames, seq.out)
     return seq.shard.select(list_frames(seq.frames))
+
+
+def _remove_stale_temps(targets: list[Path]) -> None:
+    """Temp files that a killed run (SIGKILL, power loss) left for these outputs: no run of this shard is
+    writing them now, and nothing else would ever remove them. Other shards' temps are left alone."""
+    wanted = {target.name for target in targets}
+    for folder in {target.parent for target in targets}:
+        for temp in stale_temp_files(folder):
+            if any(is_temp_of(temp, folder / name) for name in wanted):
+                log.info("removing %s, left by an interrupted run", temp)
+                temp.unlink(missing_ok=True)
+
+
+def _finished(target: Path) -> bool:
+    """--skip-existing trusts an output only when it is a whole image (not empty, it decodes)."""
+    try:
+        return target.is_file() and target.stat().st_size > 0 and read_image(target).pixels.size > 0
+    except (InputError, OSError):
+        log.warning("%s exists but is not a whole image: rendering it again", target)
+        return False
 
 
 def _locator(seq: SequenceConfig) -> FaceLocator:
@@ -104,9 +125,10 @@ def render_sequence(
     """Render one shard of a frame directory. Never raises for a bad frame: see the summary."""
     frames = _frames(seq)
     summary = RenderSummary(total=len(frames))
+    _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in frames])
     todo = []
     for frame in frames:
-        if seq.skip_existing and output_path(frame, seq.frames, seq.out).is_file():
+        if seq.skip_existing and _finished(output_path(frame, seq.frames, seq.out)):
             summary.skipped += 1
         else:
             todo.append(frame)
@@ -134,6 +156,7 @@ class _FrameJob:
     no_face: bool = False
     error: str | None = None
     staged: Path | None = None  # the encoded frame's hidden name until it is renamed to `target`
+    numerical: bool = False  # failed on a NaN/inf network output
 
     @property
     def n_faces(self) -> int:
@@ -141,6 +164,7 @@ class _FrameJob:
 
     def fail(self, exc: RegganError) -> None:
         self.error = getattr(exc, "reason", str(exc))
+        self.numerical = isinstance(exc, NumericalError)
         log.warning("%s", exc)
 
 
@@ -203,6 +227,8 @@ class _StreamingRender:
                 if job.prepared is not None and job.edited is not None:
                     edited = self.renderer.finish_image(job.prepared, job.edited)
                 write_image(job.staged, edited)
+            except InputError as exc:  # name the output the user asked for, not its temp name
+                job.fail(InputError(job.target, exc.reason))
             except RegganError as exc:
                 job.fail(exc)
             except OSError as exc:
@@ -237,6 +263,7 @@ class _StreamingRender:
                 self.commit(job)
                 if job.error is not None:
                     summary.failed.append((job.frame, job.error))
+                    summary.numerical_failures += job.numerical
                 else:
                     summary.done += 1
                     if job.no_face:

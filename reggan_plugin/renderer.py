@@ -25,7 +25,7 @@ from .artifact import ModelArtifact, load_artifact
 from .backends import create_backend
 from .blend import feather_mask, paste_back
 from .config import EditConfig, InferenceConfig
-from .errors import RegganError
+from .errors import InputError, RegganError
 from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import hint_region, needs_refining, refine_box_face
@@ -33,6 +33,9 @@ from .imageio import ImageData, compose_output, to_network_rgb
 from .preview_graph import derive_preview
 
 log = logging.getLogger(__name__)
+
+MIN_FACE_PX = 8.0  # a crop side smaller than this in the picture holds no face to edit
+MAX_FACE_FRACTION = 4.0  # a crop side more than this many picture sides is a broken box, not a close-up
 
 
 @dataclass
@@ -109,6 +112,25 @@ class ExpressionRenderer:
             return similarity_from_points(points, self._template_px)
         return crop_matrix_from_box(face.box, size)
 
+    def checked_crop_matrix(self, image: ImageData, index: int, face: Face) -> Matrix:
+        """`crop_matrix`, refusing geometry no face can have (InputError naming the picture and the face):
+        degenerate landmarks, a face under MIN_FACE_PX or far larger than the picture. Such a face would
+        otherwise make the crop sampler allocate without bound."""
+        where = f"face {index + 1} ({face.source}, box {', '.join(f'{v:.4g}' for v in face.box)})"
+        try:
+            m = self.crop_matrix(face, image.pixels.shape)
+        except (ValueError, np.linalg.LinAlgError) as exc:
+            raise InputError(image.path, f"{where}: {exc}") from None
+        scale = matrix_scale(m) if np.isfinite(m).all() else 0.0
+        face_px = self.size / scale if scale > 0 else float("inf")
+        if not np.isfinite(face_px) or face_px < MIN_FACE_PX:
+            raise InputError(image.path, f"{where}: the face would be {face_px:.3g} px across; "
+                                         f"at least {MIN_FACE_PX} px is needed (degenerate landmarks or a tiny box)")
+        if face_px > MAX_FACE_FRACTION * max(image.height, image.width):
+            raise InputError(image.path, f"{where}: the face would be {face_px:.0f} px across, far larger than the "
+                                         f"{image.width}x{image.height} picture")
+        return m
+
     # -- forward: crops -> edited crops ----------------------------------------------------------
     def forward(self, crops: np.ndarray, edit: EditConfig) -> np.ndarray:
         """crops [n,S,S,3] float32 sRGB [0,1] -> edited crops [n,S,S,3], in batches of `batch`; for a model
@@ -158,7 +180,7 @@ class ExpressionRenderer:
         """Locate the faces' region, convert only it to network colour, and align the crops."""
         faces = self.find_in_boxes(image, faces)
         shape = image.pixels.shape
-        matrices = [self.crop_matrix(face, shape) for face in faces]
+        matrices = [self.checked_crop_matrix(image, i, face) for i, face in enumerate(faces)]
         rows, cols = face_region(matrices, self.size, shape) if matrices else (slice(0, 0), slice(0, 0))
         rgb = to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
         local = [_shift(m, rows, cols) for m in matrices]

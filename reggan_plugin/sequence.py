@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from .atomic import temp_path
 from .errors import UsageError
 
 _SHARD = re.compile(r"^\s*(\d+)\s*/\s*(\d+)\s*$")
@@ -51,7 +52,20 @@ def output_path(frame: Path, frames_dir: Path, out_dir: Path) -> Path:
 
 
 def check_out_dir(frames_dir: Path, out_dir: Path) -> None:
-    """Refuse an output directory that is (or is inside) the input directory: inputs are never overwritten."""
+    """Refuse an output directory that is (or is inside) the input directory (inputs are never overwritten),
+    or that cannot be made or written: one line naming it, before any frame is read."""
     frames, out = frames_dir.resolve(), out_dir.resolve()
     if out == frames or frames in out.parents:
         raise UsageError(f"--out {out_dir} is the same as (or inside) --frames {frames_dir}; choose another directory")
+    check_writable_dir(out_dir, "--out")
+
+
+def check_writable_dir(folder: Path, option: str) -> None:
+    """Make `folder` if needed and prove a file can be created in it (UsageError otherwise)."""
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"{option} {folder}: exists and is not a directory")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        temp_path(folder / "write-test").unlink()
+    except OSError as exc:
+        raise UsageError(f"{option} {folder}: cannot write there ({exc.strerror or exc})") from None

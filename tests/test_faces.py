@@ -137,7 +137,7 @@ def test_parse_region() -> None:
         ("10,y,300,400", "Y='y' is not a number"),
         ("10,20,inf,400", "W='inf' is not a finite number"),
         ("-1,20,300,400", "X and Y must be >= 0"),
-        ("10,20,0,400", "W and H must be > 0"),
+        ("10,20,0,400", "W and H must be at least 1 pixel"),
         ("", "four comma-separated numbers"),
     ],
 )

@@ -18,6 +18,12 @@ from reggan_plugin.faces.region import whole_image_face
 from reggan_plugin.imageio import ImageData, to_network_rgb
 
 
+def overlaps_picture(face: Face, height: int, width: int) -> bool:
+    """True when some of the face box lies on the height x width picture."""
+    x, y, w, h = face.box
+    return x < width and y < height and x + w > 0 and y + h > 0
+
+
 class SharedDetector:
     """One BlazeFace session built on first use and shared by threads (onnxruntime runs are thread-safe)."""
 
@@ -49,16 +55,16 @@ class FaceLocator:
         return not (self.whole or self.region) and (self.given is None or self.given.default is None)
 
     def fixed_faces(self, name: str, shape: Sequence[int]) -> list[Face] | None:
-        """Faces that need no pixels; None: ask the detector."""
-        if self.given is not None:
-            faces = self.given.faces_for(name)
-            if faces is not None:
-                return list(faces)
-        if self.whole:
-            return [whole_image_face(int(shape[0]), int(shape[1]))]
-        if self.region is not None:
-            return [self.region]
-        return None
+        """Faces that need no pixels (a box wholly outside the picture is no face); None: ask the detector."""
+        height, width = int(shape[0]), int(shape[1])
+        given = None if self.given is None else self.given.faces_for(name)
+        if given is None and self.whole:
+            return [whole_image_face(height, width)]
+        if given is None and self.region is not None:
+            given = [self.region]
+        if given is None:
+            return None
+        return [face for face in given if overlaps_picture(face, height, width)]
 
     def faces(self, name: str, image: ImageData) -> list[Face]:
         """The faces of one picture by the rules above (converted to network colour only to detect)."""

@@ -30,8 +30,8 @@ def parse_region(text: str) -> Face:
     x, y, w, h = values
     if x < 0 or y < 0:
         raise UsageError(f"--region {text!r}: X and Y must be >= 0 (top-left corner of the face box)")
-    if w <= 0 or h <= 0:
-        raise UsageError(f"--region {text!r}: W and H must be > 0")
+    if w < 1 or h < 1:
+        raise UsageError(f"--region {text!r}: W and H must be at least 1 pixel")
     return Face(box=(x, y, w, h), landmarks=None, score=1.0, source="region")
 
 

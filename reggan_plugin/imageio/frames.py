@@ -15,7 +15,10 @@ def _natural_key(p: Path) -> list[Any]:
 
 
 def list_frames(directory: str | os.PathLike[str]) -> list[Path]:
-    """Image files of a directory (supported suffixes, no hidden files), in natural order (2 before 10)."""
+    """Image files of a directory (supported suffixes, no hidden files), in natural order (2 before 10).
+
+    Anything named like an image that is not a folder is a frame, a dangling link included: reading it
+    fails and the frame is reported, rather than silently left out of the sequence."""
     d = Path(directory)
     if not d.exists():
         raise InputError(d, "directory not found")
@@ -24,7 +27,7 @@ def list_frames(directory: str | os.PathLike[str]) -> list[Path]:
     frames = [
         p
         for p in d.iterdir()
-        if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".") and p.is_file()
+        if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
     ]
     if not frames:
         raise InputError(d, f"no images found (looked for {', '.join(SUPPORTED_SUFFIXES)})")

@@ -14,6 +14,7 @@ from PIL import Image, ImageOps
 from reggan_plugin.errors import InputError
 from reggan_plugin.imageio.image import (
     _DECODE_ERRORS,
+    MAX_PIXELS,
     SUPPORTED_SUFFIXES,
     ImageData,
     _check_size,
@@ -24,12 +25,16 @@ from reggan_plugin.imageio.image import (
 )
 from reggan_plugin.imageio.png import _read_png16
 
+# Pillow's own decompression-bomb guard (about 89 MP) sits below our limit; ours (_check_size, from the
+# header, before decoding) is the one that applies.
+Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, MAX_PIXELS)
+
 
 def read_image(path: str | os.PathLike[str]) -> ImageData:
     """Read an image file; raises ``InputError`` (naming the file and the reason) on any bad input."""
     p = Path(path)
     if not p.exists():
-        raise InputError(p, "file not found")
+        raise InputError(p, "broken link (its target does not exist)" if p.is_symlink() else "file not found")
     if not p.is_file():
         raise InputError(p, "not a regular file")
     suffix_fmt = _format_for_suffix(p)
