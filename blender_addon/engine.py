@@ -148,5 +148,5 @@ def faces_json(boxes: dict[str, tuple[float, float, float, float] | None]) -> di
     return {
         "version": 1,
         "comment": "written by the RegGAN Blender add-on from the scene camera",
-        "frames": {key: ([] if box is None else [{"box": [round(v, 3) for v in box]}]) for key, box in boxes.items()},
+        "frames": {key: ([] if box is None else [{"box": list(box)}]) for key, box in boxes.items()},  # exact floats
     }

@@ -150,6 +150,8 @@ class JobManager:
                 job.on_cancel()
         else:
             status.state, status.message, status.hint = "failed", f"{job.label}: {value}", _hint(value)
+        if status.state == "failed":  # the panel may not be on screen: the console always gets it
+            print(f"RegGAN: {status.message}" + (f" ({status.hint})" if status.hint else ""), flush=True)
         log.info("RegGAN %s: %s", status.state, status.message)
 
     def shutdown(self, timeout: float = 10.0) -> None:
@@ -163,11 +165,16 @@ class JobManager:
         self.job = None
         self.status = JobStatus(label=job.label, state="cancelled", message=f"{job.label}: cancelled")
 
-    def wait(self, timeout: float = 60.0) -> JobStatus:
-        """Drain until the job ends (tests, background mode). Raises TimeoutError."""
-        deadline = time.monotonic() + timeout
+    def wait(self, timeout: float | None = 60.0, report: Callable[[JobStatus], None] | None = None) -> JobStatus:
+        """Drain until the job ends (tests, background mode); `report` sees each change of progress.
+        Raises TimeoutError (None: no limit)."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        shown = -1
         while self.drain():
-            if time.monotonic() > deadline:
+            if report is not None and self.status.done != shown:
+                shown = self.status.done
+                report(self.status)
+            if deadline is not None and time.monotonic() > deadline:
                 raise TimeoutError(f"RegGAN job {self.status.label!r} still running after {timeout} s")
             time.sleep(0.01)
         return self.status

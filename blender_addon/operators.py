@@ -57,13 +57,17 @@ def head_arguments(scene: Any) -> dict[str, Any]:
 
 
 def scene_face_box(scene: Any) -> tuple[float, float, float, float] | None:
+    """The head's box at the scene's current frame, evaluated at that frame (during an animation render the
+    view layer's depsgraph still holds the frame the UI shows), as "Apply to Frames" computes it."""
     head = head_arguments(scene)
-    return scene_faces.scene_face_box(scene, head.pop("obj"), depsgraph=bpy.context.evaluated_depsgraph_get(), **head)
+    frame = scene.frame_current
+    return scene_faces.scene_face_boxes(scene, [frame], head.pop("obj"), **head)[frame]
 
 
 def ensure_timer() -> None:
+    """The drain timer; persistent, so that opening a file while a job runs does not leave it undrained."""
     if not bpy.app.timers.is_registered(_tick):
-        bpy.app.timers.register(_tick, first_interval=jobs.TIMER_INTERVAL)
+        bpy.app.timers.register(_tick, first_interval=jobs.TIMER_INTERVAL, persistent=True)
 
 
 def _tick() -> float | None:
@@ -79,13 +83,24 @@ def start(operator: Any, job: Job, total: int = 0) -> set[str]:
         operator.report({"WARNING"}, f"RegGAN is busy with {JOBS.job.label!r}: cancel it or wait")
         return {"CANCELLED"}
     JOBS.start(job, total)
+    if bpy.app.background:  # a script under `blender -b` (or bpy): no timers run, and the script expects the result
+        print(f"RegGAN: {job.label} ...", flush=True)
+        status = JOBS.wait(timeout=None, report=lambda s: print(f"RegGAN: {s.done}/{s.total}", flush=True))
+        operator.report(_error_level() if status.state == "failed" else {"INFO"}, f"RegGAN: {status.message}")
+        return {"FINISHED"} if status.state != "failed" else {"CANCELLED"}
     ensure_timer()
     operator.report({"INFO"}, f"RegGAN: {job.label} started")
     return {"FINISHED"}
 
 
+def _error_level() -> set[str]:
+    """ERROR pops up in the UI; under a script an ERROR report would raise out of bpy.ops, so there it is a
+    WARNING (printed) and the operator returns {'CANCELLED'}."""
+    return {"WARNING"} if bpy.app.background else {"ERROR"}
+
+
 def _failed(operator: Any, exc: Exception) -> set[str]:
-    operator.report({"ERROR"}, str(exc))
+    operator.report(_error_level(), str(exc))
     JOBS.status = jobs.JobStatus(label=operator.bl_label, state="failed", message=str(exc), hint=jobs._hint(exc))
     return {"CANCELLED"}
 
@@ -156,7 +171,7 @@ class REGGAN_OT_apply_image(bpy.types.Operator):
         else:
             image = getattr(context.space_data, "image", None) if context.space_data is not None else None
         if image is None:
-            raise LookupError("no image: open one in the Image Editor")
+            raise ValueError("no image: open one in the Image Editor")
         if image.type in ("RENDER_RESULT", "COMPOSITING"):
             raise LookupError("this is the Render Result: use 'Apply to Render Result'")
         return image
@@ -173,7 +188,6 @@ class REGGAN_OT_apply_image(bpy.types.Operator):
         except (LookupError, RuntimeError, RegganError, ValueError) as exc:
             return _failed(self, exc)
         name, mode, label = image.name, s.face_source, _label(s)
-        keep_backup(image, picture)
 
         def work(progress: Any, cancel: Any) -> Any:
             progress(0, 1)
@@ -186,6 +200,9 @@ class REGGAN_OT_apply_image(bpy.types.Operator):
             target = bpy.data.images.get(name)
             if target is None:
                 raise LookupError(f"image {name!r} was removed while RegGAN worked on it")
+            if not count:
+                return f"{name}: no face found (unchanged)"
+            keep_backup(target, picture)  # the pixels as they were when Apply was pressed
             images.write_pixels(target, pixels)
             return f"{name}: {count} face(s) edited ({label}); Revert restores it" if count else f"{name}: no face found (unchanged)"
 
@@ -214,6 +231,10 @@ class REGGAN_OT_revert_image(bpy.types.Operator):
     bl_options = {"REGISTER", "UNDO"}
 
     image_name: StringProperty(name="Image")
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return not JOBS.busy  # a running edit would land on the reverted image with its backup gone
 
     def execute(self, context: Any) -> set[str]:
         name = self.image_name or getattr(getattr(context.space_data, "image", None), "name", "")
@@ -259,6 +280,7 @@ class REGGAN_OT_apply_frames(bpy.types.Operator):
         from reggan_plugin.imageio import list_frames
 
         s = context.scene.reggan
+        faces_file = None
         try:
             source = frames_dir(context)
             out = Path(bpy.path.abspath(s.out_dir)) if s.out_dir else engine.sibling_dir(source, s.expression)
@@ -272,10 +294,16 @@ class REGGAN_OT_apply_frames(bpy.types.Operator):
             )
             run = run_settings(context)
         except (LookupError, RuntimeError, RegganError, ValueError, OSError) as exc:
+            if faces_file is not None:
+                faces_file.unlink(missing_ok=True)
             return _failed(self, exc)
 
         def work(progress: Any, cancel: Any) -> Any:
-            return engine.render_frames(seq, run, progress, cancel)
+            try:
+                return engine.render_frames(seq, run, progress, cancel)
+            finally:
+                if faces_file is not None:
+                    faces_file.unlink(missing_ok=True)
 
         def finish(summary: Any) -> str:
             lines = summary.lines()
@@ -336,9 +364,13 @@ class REGGAN_OT_show_preferences(bpy.types.Operator):
     bl_label = "Open Preferences"
 
     def execute(self, context: Any) -> set[str]:
-        bpy.ops.screen.userpref_show("INVOKE_DEFAULT")
-        context.preferences.active_section = "ADDONS"
-        bpy.ops.preferences.addon_show(module=settings.ADDON)
+        try:
+            bpy.ops.screen.userpref_show("INVOKE_DEFAULT")
+            context.preferences.active_section = "ADDONS"
+            bpy.ops.preferences.addon_show(module=settings.ADDON)
+        except RuntimeError:  # no window to open it in (background mode, a script)
+            self.report({"WARNING"}, f"no window: set the preferences under Edit > Preferences > Add-ons > {settings.ADDON}")
+            return {"CANCELLED"}
         return {"FINISHED"}
 
 

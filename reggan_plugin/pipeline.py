@@ -226,6 +226,7 @@ class _StreamingRender:
                 edited = job.image
                 if job.prepared is not None and job.edited is not None:
                     edited = self.renderer.finish_image(job.prepared, job.edited)
+                job.image = job.prepared = job.edited = None  # the source frame goes before encoding: peak ~2 frames
                 write_image(job.staged, edited)
             except InputError as exc:  # name the output the user asked for, not its temp name
                 job.fail(InputError(job.target, exc.reason))

@@ -13,7 +13,7 @@ import subprocess
 import sys
 import sysconfig
 import textwrap
-import time
+import threading
 import tomllib
 import zipfile
 from pathlib import Path
@@ -36,8 +36,8 @@ def _load_build_script() -> object:
 addon_build = _load_build_script()
 
 try:
-    import addon_utils  # comes with bpy
-    import bpy
+    import bpy  # isort: skip (addon_utils is importable only once bpy is)
+    import addon_utils
 except ImportError:
     bpy = addon_utils = None
 
@@ -264,7 +264,7 @@ def test_apply_image_edits_the_face_only_and_reverts(addon: object) -> None:
     settings.face_source, settings.box = "BOX", box
     seen = []
     addon.jobs.JOBS.listeners.append(lambda status: seen.append((status.state, status.done, status.total)))
-    assert bpy.ops.reggan.apply_image(image_name="texture") == {"FINISHED"}  # returns before the work is done
+    assert bpy.ops.reggan.apply_image(image_name="texture") == {"FINISHED"}  # in background mode: done on return
     status = addon.jobs.JOBS.wait(60)
     assert status.state == "done", status.message
     assert "1 face(s) edited" in status.message
@@ -398,17 +398,27 @@ def test_frame_range_operator_finishes_and_reports_progress(addon: object, tmp_p
 
 
 @needs_bpy
-def test_frame_range_operator_cancels_midway_without_partial_files(addon: object, tmp_path: Path) -> None:
+def test_frame_range_operator_cancels_midway_without_partial_files(
+    addon: object, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     frames = write_frames(tmp_path / "frames", 40, size=160)
     settings = bpy.context.scene.reggan
     settings.frames_dir, settings.face_source, settings.box = str(tmp_path / "frames"), "BOX", (40, 40, 80, 80)
     settings.out_dir = str(tmp_path / "edited")
     jobs = addon.jobs.JOBS
+    real = addon.engine.render_frames
+
+    def cancel_after_the_first_frame(seq, run, progress, cancel):  # the job's own cancel event, set mid-run
+        def report(done: int, total: int) -> None:
+            progress(done, total)
+            if done >= 1:
+                cancel.set()
+
+        return real(seq, run, report, cancel)
+
+    monkeypatch.setattr(addon.engine, "render_frames", cancel_after_the_first_frame)
     bpy.ops.reggan.apply_frames()
-    while jobs.drain() and jobs.status.done < 1:
-        time.sleep(0.002)
-    assert bpy.ops.reggan.cancel() == {"FINISHED"}
-    status = jobs.wait(60)
+    status = jobs.status
     assert status.state == "cancelled", status.message
     written = sorted((tmp_path / "edited").iterdir())
     assert 0 < len(written) < len(frames), "cancel should stop the run midway"
@@ -779,3 +789,121 @@ def test_every_from_scene_source_gives_the_edit_of_the_landmark_group(ict_model_
     for name, value in scores.items():
         assert abs(value - scores["landmark group"]) <= 1.0, (name, scores)
     assert boxes["head bone"][2] > 1.3 * boxes["landmark group"][2]  # the boxes really are in other conventions
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_render_hook_from_scene_equals_apply_to_frames(addon: object, tmp_path: Path) -> None:
+    """An animated head rendered with the hook: each frame is edited where the head is in THAT frame,
+    exactly as "Apply to Frames" edits the same rendered frames afterwards."""
+    head = tiny_render_scene(96, 96)
+    scene = bpy.context.scene
+    for frame, x in ((1, -0.9), (2, 0.0), (3, 0.9)):
+        head.location = (x, 0.0, 0.0)
+        head.keyframe_insert("location", frame=frame)
+    scene.frame_start, scene.frame_end = 1, 3
+    scene.frame_set(1)
+    scene.render.filepath = str(tmp_path / "render" / "####")
+    scene.render.image_settings.file_format = "PNG"
+    settings = scene.reggan
+    settings.face_source, settings.head_object, settings.auto_apply = "SCENE", head, True
+    bpy.ops.render.render(animation=True)
+    hook = addon.handlers.HOOK
+    hook.wait(60)
+    assert hook.failed == []
+    hooked = tmp_path / "render_reggan_happy"
+    settings.auto_apply = False
+    settings.frames_dir, settings.out_dir = str(tmp_path / "render"), str(tmp_path / "applied")
+    bpy.ops.reggan.apply_frames()
+    status = addon.jobs.JOBS.wait(60)
+    assert status.state == "done", status.message
+    names = ["0001.png", "0002.png", "0003.png"]
+    assert sorted(p.name for p in hooked.iterdir()) == names
+    centres = []
+    for name in names:
+        changed = (read_png(hooked / name) != read_png(tmp_path / "render" / name)).any(axis=2)
+        centres.append(np.nonzero(changed)[1].mean())
+    assert centres[0] + 15 < centres[1] < centres[2] - 15  # the edit follows the head across the frames
+    for name in names:
+        assert np.array_equal(read_png(hooked / name), read_png(tmp_path / "applied" / name)), name
+
+
+@needs_bpy
+def test_a_file_load_during_a_job_recovers(addon: object) -> None:
+    """The drain timer survives opening a file: the job still ends and the add-on is free again."""
+    release = threading.Event()
+    job = addon.jobs.Job("slow job", lambda progress, cancel: release.wait(30), lambda result: "finished")
+    addon.jobs.JOBS.start(job, total=1)
+    addon.operators.ensure_timer()
+    bpy.ops.wm.read_homefile(use_empty=True)  # File > New while the job runs
+    assert bpy.app.timers.is_registered(addon.operators._tick)
+    release.set()
+    status = addon.jobs.JOBS.wait(30)
+    assert status.state == "done" and not addon.jobs.JOBS.busy
+
+
+SCRIPT = """
+import sys
+from pathlib import Path
+import addon_utils, bpy
+sys.path.insert(0, sys.argv[1])
+addon_utils.enable("blender_addon", default_set=True, handle_error=None)
+s = bpy.context.scene.reggan
+s.model_path, s.backend, s.face_source, s.box = sys.argv[2], "cpu", "BOX", (24, 24, 48, 48)
+s.frames_dir, s.out_dir = sys.argv[3], sys.argv[4]
+print(bpy.ops.reggan.apply_frames())
+"""
+
+
+@needs_bpy
+def test_a_script_run_completes(addon_model: Path, tmp_path: Path) -> None:
+    """`bpy.ops.reggan.apply_frames()` from a script (background mode) returns with the frames written."""
+    frames = write_frames(tmp_path / "frames", 3)
+    out = tmp_path / "edited"
+    result = subprocess.run([sys.executable, "-c", "import bpy\n" + SCRIPT, str(REPO), str(addon_model),
+                             str(tmp_path / "frames"), str(out)], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "RegGAN: 0/3" in result.stdout and "3 done" in result.stdout and "{'FINISHED'}" in result.stdout
+    assert sorted(p.name for p in out.iterdir()) == [p.name for p in frames]
+
+
+@needs_bpy
+def test_image_edits_keep_honest_books(addon: object, tmp_path: Path) -> None:
+    """No backup without an edit, a box off the image is no face, 'no image' gets no face-source hint,
+    Revert waits for a running job, and no temp faces.json outlives a 'From Scene' run."""
+    face_image("plain")
+    settings = bpy.context.scene.reggan
+    settings.face_source, settings.box = "BOX", (5000, 5000, 40, 40)
+    bpy.ops.reggan.apply_image(image_name="plain")
+    status = addon.jobs.JOBS.wait(60)
+    assert status.state == "done" and "no face found" in status.message
+    assert bpy.data.images.get("plain" + addon.operators.BACKUP_SUFFIX) is None
+
+    assert bpy.ops.reggan.apply_image(image_name="no such image") == {"CANCELLED"}
+    assert "no image" in addon.jobs.JOBS.status.message and addon.jobs.JOBS.status.hint == ""
+
+    release = threading.Event()
+    addon.jobs.JOBS.start(addon.jobs.Job("busy", lambda progress, cancel: release.wait(30), lambda r: "ok"))
+    assert not bpy.ops.reggan.revert_image.poll()
+    release.set()
+    addon.jobs.JOBS.wait(30)
+    assert bpy.ops.reggan.show_preferences() == {"CANCELLED"}  # no window to open it in: said, not raised
+
+    import tempfile
+
+    before = set(Path(tempfile.gettempdir()).glob("reggan-faces-*.json"))
+    scene = bpy.context.scene
+    scene.render.resolution_x = scene.render.resolution_y = 96
+    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    scene.collection.objects.link(camera)
+    camera.location, camera.rotation_euler = (0.0, -6.0, 0.0), (np.pi / 2, 0.0, 0.0)
+    scene.camera = camera
+    bpy.ops.mesh.primitive_cube_add(size=0.8)
+    frames = tmp_path / "render"
+    write_frames(frames, 2)
+    for i, frame in enumerate(sorted(frames.iterdir())):
+        frame.rename(frames / f"{i + 1:04d}.png")
+    settings.face_source, settings.head_object, settings.frames_dir = "SCENE", bpy.context.active_object, str(frames)
+    bpy.ops.reggan.apply_frames()
+    assert addon.jobs.JOBS.wait(60).state == "done", addon.jobs.JOBS.status.message
+    assert set(Path(tempfile.gettempdir()).glob("reggan-faces-*.json")) == before

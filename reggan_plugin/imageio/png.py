@@ -119,7 +119,7 @@ def _png_chunk(tag: bytes, body: bytes) -> bytes:
 
 
 def encode_png(px: np.ndarray, info: dict[str, Any] | None = None, level: int = PNG_COMPRESS_LEVEL,
-               deflate: Callable[[bytes, int], bytes] = DEFLATE) -> bytes:
+               deflate: Callable[[Any, int], bytes] = DEFLATE) -> bytes:
     """8- or 16-bit PNG bytes with the Up filter on every row, deflated at ``level`` (0-3: ISA-L's range).
 
     Why not Pillow for 8 bits: its encoder picks filters per row and deflates harder; on a 1920x1080 RGBA
@@ -141,7 +141,7 @@ def encode_png(px: np.ndarray, info: dict[str, Any] | None = None, level: int = 
     if info.get("dpi"):
         ppm = [int(round(float(v) / 0.0254)) for v in info["dpi"]]
         parts.append(_png_chunk(b"pHYs", struct.pack(">IIB", ppm[0], ppm[1], 1)))
-    parts.append(_png_chunk(b"IDAT", deflate(filt.tobytes(), level)))
+    parts.append(_png_chunk(b"IDAT", deflate(filt.reshape(-1).data, level)))  # the buffer itself: no copy of the frame
     parts.append(_png_chunk(b"IEND", b""))
     return b"".join(parts)
 
