@@ -44,6 +44,11 @@ PLATFORM_TAGS: dict[str, tuple[str, ...]] = {
 }
 PLATFORMS = tuple(PLATFORM_TAGS)
 
+# The GPU variant swaps onnxruntime for onnxruntime-gpu (CUDA and TensorRT execution providers; NVIDIA GPUs,
+# so Linux and Windows x64 only). Both install the same `onnxruntime` module: a zip carries one or the other.
+GPU_PLATFORMS = ("linux-x64", "windows-x64")
+GPU_RUNTIME = "onnxruntime-gpu"
+
 # Distributions Blender itself provides: never bundled (a second copy would shadow Blender's).
 PROVIDED_BY_BLENDER = {"numpy"}
 # Imported lazily by optional GPU backends / training code; never bundled (see docs/BLENDER.md).
@@ -149,10 +154,14 @@ def staged_manifest(source: str, wheels: list[str], platforms: list[str]) -> str
 
 
 # -- what the runtime needs ------------------------------------------------------------------------
-def runtime_requirements(pyproject: Path = REPO / "pyproject.toml") -> list[str]:
-    """[project].dependencies of pyproject.toml, minus what Blender provides (numpy)."""
+def runtime_requirements(pyproject: Path = REPO / "pyproject.toml", *, gpu: bool = False) -> list[str]:
+    """[project].dependencies of pyproject.toml, minus what Blender provides (numpy); with `gpu`,
+    onnxruntime-gpu (same version range) instead of onnxruntime."""
     deps = read_manifest(pyproject)["project"]["dependencies"]
-    return [d for d in deps if requirement_name(d) not in PROVIDED_BY_BLENDER]
+    kept = [d for d in deps if requirement_name(d) not in PROVIDED_BY_BLENDER]
+    if gpu:
+        kept = [GPU_RUNTIME + d.strip()[len("onnxruntime"):] if requirement_name(d) == "onnxruntime" else d for d in kept]
+    return kept
 
 
 def requirement_name(requirement: str) -> str:
@@ -191,6 +200,8 @@ def uncovered_imports(wheel_files: list[Path]) -> list[str]:
         if module in OPTIONAL_MODULES:
             continue
         owners = {d.lower().replace("_", "-") for d in dists.get(module, [module])}
+        if module == "onnxruntime":
+            owners.add(GPU_RUNTIME)  # the same module, in the GPU variant
         if not owners & bundled:
             problems.append(f"{module} (imported by {files[0]}) is in no bundled wheel; add it to pyproject dependencies")
     return problems
@@ -368,22 +379,29 @@ class BuildResult:
 
 def build(
     platforms: list[str], out_dir: Path, *, cache: Path = REPO / "build" / "blender",
-    offline: bool = False, require_model: bool = True, extra: tuple[str, ...] = (),
+    offline: bool = False, require_model: bool = True, extra: tuple[str, ...] = (), gpu: bool = False,
 ) -> BuildResult:
+    """One zip per platform in `out_dir`; with `gpu`, the onnxruntime-gpu variant, named `..._gpu.zip`."""
     unknown = [p for p in platforms if p not in PLATFORM_TAGS]
     if unknown:
         raise BuildError(f"unknown platform(s) {unknown}; choose from {PLATFORMS}")
+    if gpu and set(platforms) - set(GPU_PLATFORMS):
+        raise BuildError(f"the GPU variant is for {', '.join(GPU_PLATFORMS)} (NVIDIA GPUs) only")
+    variant = "gpu" if gpu else "cpu"
     package = build_package_wheel(cache / "package", require_model=require_model)
-    requirements = runtime_requirements() + list(extra)
-    per_platform = {p: download_wheels(requirements, p, cache / "wheels" / p, offline=offline) for p in platforms}
+    requirements = runtime_requirements(gpu=gpu) + list(extra)
+    per_platform = {p: download_wheels(requirements, p, cache / f"wheels-{variant}" / p, offline=offline)
+                    for p in platforms}
     for platform, wheels in per_platform.items():
         problems = uncovered_imports(wheels)
         if problems:
             raise BuildError(f"{platform}: " + "; ".join(problems))
     every = {w.name: w for ws in per_platform.values() for w in ws}
-    stage_dir = stage(cache / "stage", [package, *every.values()], platforms)
+    stage_dir = stage(cache / f"stage-{variant}", [package, *every.values()], platforms)
     validated_by = "blender_ext" if validate_with_blender(stage_dir) is not None else "schema"
     zips = zip_extension(stage_dir, out_dir, platforms)
+    if gpu:
+        zips = [archive.replace(archive.with_name(archive.stem + "_gpu.zip")) for archive in zips]
     for archive in zips:
         check_zip(archive)
     return BuildResult(zips, per_platform, package, validated_by)
@@ -436,13 +454,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--offline", action="store_true", help="use only the wheel cache; never contact PyPI")
     parser.add_argument("--allow-missing-model", action="store_true",
                         help="build even though reggan_plugin/models/default.onnx is not there yet (test builds)")
+    parser.add_argument("--gpu", action="store_true",
+                        help=f"the onnxruntime-gpu variant (CUDA/TensorRT backends; {', '.join(GPU_PLATFORMS)})")
     parser.add_argument("--with", dest="extra", action="append", default=[], metavar="REQUIREMENT",
                         help="bundle this requirement too (repeatable), beyond pyproject's dependencies")
     args = parser.parse_args(argv)
     try:
-        platforms = [current_platform() if p == "current" else p for p in (args.platform or PLATFORMS)]
+        default = GPU_PLATFORMS if args.gpu else PLATFORMS
+        platforms = [current_platform() if p == "current" else p for p in (args.platform or default)]
         result = build(list(dict.fromkeys(platforms)), args.out, cache=args.cache, offline=args.offline,
-                       require_model=not args.allow_missing_model, extra=tuple(args.extra))
+                       require_model=not args.allow_missing_model, extra=tuple(args.extra), gpu=args.gpu)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -907,3 +907,32 @@ def test_image_edits_keep_honest_books(addon: object, tmp_path: Path) -> None:
     bpy.ops.reggan.apply_frames()
     assert addon.jobs.JOBS.wait(60).state == "done", addon.jobs.JOBS.status.message
     assert set(Path(tempfile.gettempdir()).glob("reggan-faces-*.json")) == before
+
+
+def test_gpu_variant_swaps_the_runtime() -> None:
+    cpu, gpu = addon_build.runtime_requirements(), addon_build.runtime_requirements(gpu=True)
+    names = {addon_build.requirement_name(r) for r in gpu}
+    assert "onnxruntime-gpu" in names and "onnxruntime" not in names
+    assert len(cpu) == len(gpu)
+    fake = [Path(f"{addon_build.requirement_name(r).replace('-', '_')}-1-py3-none-any.whl") for r in gpu]
+    assert addon_build.uncovered_imports(fake) == []
+    with pytest.raises(addon_build.BuildError, match="linux-x64, windows-x64"):
+        addon_build.build(["macos-arm64"], Path("unused"), gpu=True)
+
+
+@pytest.mark.slow
+def test_build_the_gpu_zip_for_linux(tmp_path: Path) -> None:
+    """The onnxruntime-gpu variant builds, and its zip carries onnxruntime-gpu and no CPU onnxruntime."""
+    has_model = (REPO / "reggan_plugin" / "models" / "default.onnx").is_file()
+    try:
+        result = addon_build.build(["linux-x64"], tmp_path, cache=WHEEL_CACHE, require_model=has_model, gpu=True)
+    except addon_build.BuildError as exc:
+        if "pip download" not in str(exc):
+            raise
+        pytest.skip(f"the package index cannot be reached to fetch the runtime's wheels: {str(exc).splitlines()[-1]}")
+    (archive,) = result.zips
+    assert archive.name.endswith("linux_x64_gpu.zip")
+    manifest, _ = addon_build.zip_manifest(archive)
+    wheels = {Path(w).name.split("-")[0].lower() for w in manifest["wheels"]}
+    assert "onnxruntime_gpu" in wheels and "onnxruntime" not in wheels
+    assert manifest["platforms"] == ["linux-x64"]

@@ -208,3 +208,35 @@ def test_motion_outputs_are_optional_but_come_together(tmp_path, tiny_model):
     assert not load_artifact(older).has_motion
     plain = ExpressionRenderer(InferenceConfig(model=older, backend="cpu")).forward(crops, EditConfig("happy"))
     np.testing.assert_allclose(plain, with_motion[..., :3], atol=1e-6)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("preset", ["tiny", "default"])
+def test_every_preset_exports_a_model_that_renders(tmp_path, preset):
+    import torch
+
+    from export.onnx_export import export_model
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.faces import whole_image_face
+    from reggan_plugin.renderer import ExpressionRenderer
+    from training.cli import PRESETS
+    from training.models import RegGAN
+
+    torch.manual_seed(0)
+    path = export_model(RegGAN(PRESETS[preset]), tmp_path / f"{preset}.onnx")
+    renderer = ExpressionRenderer(InferenceConfig(model=path, backend="cpu"))
+    pixels = np.random.default_rng(0).integers(0, 256, (96, 80, 3), dtype=np.uint8)
+    out = renderer.apply_array(pixels, faces=[whole_image_face(96, 80)], expression="happy")
+    assert out.shape == pixels.shape and out.dtype == np.uint8
+
+
+def test_export_refuses_a_model_render_could_not_run(tmp_path):
+    import torch
+
+    from export.onnx_export import export_model
+    from training.models import RegGAN
+
+    torch.manual_seed(0)
+    with pytest.raises(ExportError, match=r"would not run in `render`.*16 px crops"):
+        export_model(RegGAN(dataclasses.replace(TINY, image_size=16)), tmp_path / "m.onnx")
+    assert not (tmp_path / "m.onnx").exists()

@@ -461,6 +461,16 @@ def test_cli_train_resume_and_errors(synth, tmp_path):
 
     art = load_artifact(run / "model.onnx")
     assert art.input_size == 32 and art.provenance["iterations"] == 4
+    # what `train` wrote runs in `render` (the whole loop, on the preset of the `train --help` example)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, pair in enumerate(sorted(synth.glob("*/neutral.png"))[:2]):
+        shutil.copyfile(pair, frames / f"f{i}.png")
+    r = subprocess.run([sys.executable, "-m", "reggan_plugin.cli", "render", "--frames", str(frames), "--out",
+                        str(tmp_path / "edited"), "--model", str(run / "model.onnx"), "--backend", "cpu",
+                        "--whole-image"], capture_output=True, text=True, env=_env(), timeout=600)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "edited").iterdir()) == ["f0.png", "f1.png"]
     if not torch.cuda.is_available():
         gpu = [sys.executable, "-m", "training.cli", "train", "--data", str(synth), "--out",
                str(tmp_path / "gpu"), "--config", "tiny", "--device", "cuda", "--iterations", "1"]

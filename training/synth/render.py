@@ -263,7 +263,7 @@ def _run_jobs(config: RenderConfig, pending: list[int], total: int, progress: bo
     workers = min(config.workers, len(pending))
     cores = os.cpu_count() or 1
     threads = max(1, cores // workers) if workers > 1 else 0
-    bar = tqdm(total=total, unit="img", disable=not progress, desc="render")
+    bar = tqdm(total=total, unit="img", disable=None if progress else True, desc="render")  # None: a terminal only
     if workers == 1:
         _init_worker(config, None, threads)
         done = 0
