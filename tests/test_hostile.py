@@ -251,7 +251,7 @@ def test_readme_exit_code_table_matches_the_errors():
     assert "model" in codes[errors.ModelError.exit_code]
     assert "backend" in codes[errors.BackendUnavailable.exit_code]
     assert "NaN" in codes[errors.NumericalError.exit_code]
-    assert set(codes) == {0, 1, 2, 3, 4, 5, 6}
+    assert set(codes) == {0, 1, 2, 3, 4, 5, 6, 130}
 
 
 # 9. large frames inside the stated limit

@@ -69,4 +69,8 @@ class FaceLocator:
     def faces(self, name: str, image: ImageData) -> list[Face]:
         """The faces of one picture by the rules above (converted to network colour only to detect)."""
         fixed = self.fixed_faces(name, image.pixels.shape)
-        return fixed if fixed is not None else self.detector.detect(to_network_rgb(image))
+        if fixed is not None:
+            return fixed
+        if image.pixels.dtype == np.uint8 and image.channels >= 3 and not image.linear:
+            return self.detector.detect(image.pixels)  # the detector's own format: no float copy of the frame
+        return self.detector.detect(to_network_rgb(image))
