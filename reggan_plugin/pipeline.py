@@ -20,9 +20,11 @@ from .config import EditConfig, InferenceConfig, SequenceConfig
 from .errors import InputError, NumericalError, RegganError
 from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
+from .faces.smoothing import smooth_frame, window_reach
 from .imageio import ImageData, list_frames, read_image, write_image
 from .renderer import ExpressionRenderer, PreparedImage
 from .sequence import check_out_dir, output_path
+from .shots import Thumb, is_cut, thumbnail
 from .streaming import batch_by, ordered_map
 
 log = logging.getLogger(__name__)
@@ -58,9 +60,11 @@ class RenderSummary:
         )
 
 
-def _frames(seq: SequenceConfig) -> list[Path]:
+def _frames(seq: SequenceConfig) -> tuple[list[Path], list[Path]]:
+    """(every frame of the directory, this shard's frames)."""
     check_out_dir(seq.frames, seq.out)
-    return seq.shard.select(list_frames(seq.frames))
+    every = list_frames(seq.frames)
+    return every, seq.shard.select(every)
 
 
 def _remove_stale_temps(targets: list[Path]) -> None:
@@ -88,29 +92,46 @@ def _locator(seq: SequenceConfig) -> FaceLocator:
     return FaceLocator(given=given, whole=seq.whole_image, region=seq.region)
 
 
-def _detect_all(frames: list[Path], locator: FaceLocator, seq: SequenceConfig,
+def _detect_all(frames: list[Path], todo: list[Path], locator: FaceLocator, seq: SequenceConfig,
                 cancel: threading.Event | None = None) -> dict[Path, list[Face]]:
-    """First pass when a detector is needed: faces for every frame, smoothed over time."""
-    from .faces import smooth_tracks
+    """First pass when a detector is needed: the faces of each frame to do, smoothed over time.
 
-    def locate(frame: Path) -> list[Face] | None:
+    A frame's faces depend only on its neighbours within `window_reach` frames of the whole directory
+    (read even when another shard renders them or a resumed run has done them), never across a cut
+    (`reggan_plugin.shots`): shards and resumed runs give the same pixels as one run."""
+    reach = window_reach(seq.smooth)
+    position = {frame: i for i, frame in enumerate(frames)}
+    needed = sorted({j for frame in todo for j in range(max(0, position[frame] - reach),
+                                                       min(len(frames), position[frame] + reach + 1))})
+
+    def locate(index: int) -> tuple[list[Face], Thumb | None]:
         try:
-            image = read_image(frame)
+            image = read_image(frames[index])
         except InputError:
-            return None  # reported by the render pass
-        return locator.faces(frame.name, image)
+            return [], None  # reported by the render pass
+        return locator.faces(frames[index].name, image), thumbnail(image) if reach else None
 
-    found: dict[Path, list[Face]] = {}
+    found: dict[int, list[Face]] = {}
+    thumbs: dict[int, Thumb | None] = {}
     # decoding overlaps detection; onnxruntime sessions may be run from several threads
-    for result in ordered_map(locate, frames, workers=STREAM_WORKERS, ahead=2 * STREAM_WORKERS, cancel=cancel,
+    for result in ordered_map(locate, needed, workers=STREAM_WORKERS, ahead=2 * STREAM_WORKERS, cancel=cancel,
                               name="detect", passthrough=(RegganError,)):
-        if result.value is not None:
-            found[frames[result.index]] = result.value
-    if seq.smooth > 0:
-        keys = list(found)
-        smoothed = smooth_tracks([found[k] for k in keys], seq.smooth)
-        found = dict(zip(keys, smoothed))
-    return found
+        index = needed[result.index]
+        found[index], thumbs[index] = result.value
+    out: dict[Path, list[Face]] = {}
+    for frame in todo:
+        k = position[frame]
+        if k not in found:
+            continue  # cancelled before it was read
+        start = k
+        while start > max(0, k - reach) and not is_cut(thumbs.get(start - 1), thumbs.get(start)):
+            start -= 1
+        stop = k
+        while stop < min(len(frames) - 1, k + reach) and not is_cut(thumbs.get(stop), thumbs.get(stop + 1)):
+            stop += 1
+        window = [found.get(i, []) for i in range(start, stop + 1)]
+        out[frame] = smooth_frame(window, k - start, seq.smooth) if reach else found[k]
+    return out
 
 
 def render_sequence(
@@ -123,7 +144,7 @@ def render_sequence(
     cancel: threading.Event | None = None,
 ) -> RenderSummary:
     """Render one shard of a frame directory. Never raises for a bad frame: see the summary."""
-    frames = _frames(seq)
+    frames_all, frames = _frames(seq)
     summary = RenderSummary(total=len(frames))
     _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in frames])
     todo = []
@@ -139,7 +160,7 @@ def render_sequence(
     renderer = renderer or ExpressionRenderer(inference)
     summary.backend = renderer.backend.description
     locator = _locator(seq)
-    detected = _detect_all(todo, locator, seq, cancel) if locator.needs_detector else {}
+    detected = _detect_all(frames_all, todo, locator, seq, cancel) if locator.needs_detector else {}
     _StreamingRender(renderer, seq, edit, locator, detected, cancel).run(todo, summary, progress)
     return summary
 

@@ -49,6 +49,19 @@ def smooth_tracks(per_frame: list[list[Face]], strength: float = 1.0) -> list[li
     return result
 
 
+def window_reach(strength: float) -> int:
+    """Frames on each side that the smoothed face of a frame depends on (`smooth_frame`)."""
+    return 0 if strength <= 0 else int(np.ceil(3.0 * TIME_SIGMA * strength)) + MAX_GAP + 1
+
+
+def smooth_frame(window: list[list[Face]], index: int, strength: float = 1.0) -> list[Face]:
+    """The smoothed faces of frame `index` of `window` (that frame and up to `window_reach` frames each side).
+
+    Tracks are linked and smoothed inside the window alone, so a frame's result is a function of its
+    neighbours only: the same however a sequence is split into shards or resumed."""
+    return smooth_tracks(window, strength)[index]
+
+
 def _link_tracks(per_frame: list[list[Face]]) -> list[_Track]:
     tracks: list[_Track] = []
     for t, faces in enumerate(per_frame):
