@@ -59,10 +59,9 @@ def tensorrt(onnx_path, out, fp16, max_batch, opt_batch, workspace_gb, timing_ca
     path = onnx_path or default_model_path()
 
     def go() -> None:
-        from reggan_plugin.artifact import load_artifact
         from reggan_plugin.backends.trt_preflight import preflight
 
-        load_artifact(path)  # a missing, truncated or foreign file is a bad model (exit 3), named in one line
+        check_onnx_file(path)
         if preflight_only:
             report = preflight(path, target_version)
             click.echo(report.summary())
@@ -77,6 +76,23 @@ def tensorrt(onnx_path, out, fp16, max_batch, opt_batch, workspace_gb, timing_ca
         click.echo(f"sidecar: {paths.sidecar}")
 
     run_or_exit(go)
+
+
+def check_onnx_file(path: Path) -> None:
+    """A missing, truncated or non-ONNX file is a bad model (exit 3), named in one line."""
+    import onnx
+    from google.protobuf.message import DecodeError
+
+    from reggan_plugin.errors import ModelError
+
+    if not Path(path).is_file():
+        raise ModelError(path, "no such file")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except (DecodeError, OSError, ValueError, RuntimeError) as exc:
+        raise ModelError(path, f"not a readable ONNX model ({type(exc).__name__}: {str(exc)[:120]})") from None
+    if not proto.graph.node:
+        raise ModelError(path, "not an ONNX model (no graph)")
 
 
 @export.command("onnx")

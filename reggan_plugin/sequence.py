@@ -1,6 +1,7 @@
 """Which frames a worker renders: deterministic shards and resume (--skip-existing)."""
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -64,8 +65,13 @@ def check_writable_dir(folder: Path, option: str) -> None:
     """Make `folder` if needed and prove a file can be created in it (UsageError otherwise)."""
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"{option} {folder}: exists and is not a directory")
+    made = [p for p in (folder, *folder.parents) if not p.exists()]  # deepest first; removed again below
     try:
         folder.mkdir(parents=True, exist_ok=True)
         temp_path(folder / "write-test").unlink()
     except OSError as exc:
         raise UsageError(f"{option} {folder}: cannot write there ({exc.strerror or exc})") from None
+    finally:
+        for path in made:  # the run makes what it needs; a check leaves nothing behind
+            with contextlib.suppress(OSError):
+                path.rmdir()
