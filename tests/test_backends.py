@@ -316,3 +316,49 @@ def test_torch_route_refuses_unknown_ops_naming_them(tmp_path):
     path = build_tiny_onnx(tmp_path / "odd.onnx", extra_node=helper.make_node("DFT", ["h"], ["h_extra"], name="spectral_0"))
     with pytest.raises(BackendUnavailable, match=r"unsupported op\(s\) DFT \(spectral_0\).*pip install onnxruntime-gpu"):
         TorchGraph(onnx.load(str(path)))
+
+
+def test_tensorrt_versions_outside_10_are_refused_with_the_fix():
+    from reggan_plugin.backends.environment import tensorrt_version_problem
+
+    assert tensorrt_version_problem("10.8.0.43") is None
+    assert "too old" in tensorrt_version_problem("8.6.1") and "tensorrt>=10,<11" in tensorrt_version_problem("8.6.1")
+    assert "not supported yet" in tensorrt_version_problem("11.0.0")
+
+
+@pytest.mark.parametrize("failure", [RuntimeError("CUDA driver initialization failed"),
+                                     AttributeError("module 'tensorrt' has no attribute 'BuilderFlag'"),
+                                     OSError("libcudart.so.12: cannot open shared object file")])
+def test_gpu_library_failures_are_an_unavailable_backend(tiny_onnx, monkeypatch, failure):
+    """Whatever a GPU library raises becomes BackendUnavailable (exit 4), so `auto` goes on to the CPU."""
+    from reggan_plugin.backends import cuda, tensorrt
+    from reggan_plugin.errors import BackendUnavailable
+
+    def broken(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(cuda, "create_cuda_backend", broken)  # stands in for the GPU library, not the code under test
+    monkeypatch.setattr(tensorrt, "create_tensorrt_backend", broken)
+    for name in ("cuda", "tensorrt"):
+        with pytest.raises(BackendUnavailable, match=f"{name} backend: {type(failure).__name__}"):
+            create_backend(tiny_onnx, name)
+    assert create_backend(tiny_onnx, "auto").name == "cpu"
+
+
+@pytest.mark.parametrize("layout, stem", [("nvidia/cuda_runtime/lib", "cudart"), ("nvidia/cu13/lib", "cudart"),
+                                          ("nvidia/cudnn/lib", "cudnn")])
+def test_cuda_libraries_are_looked_for_where_the_pip_wheels_put_them(tmp_path, monkeypatch, layout, stem):
+    import importlib
+
+    (tmp_path / layout).mkdir(parents=True)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    importlib.invalidate_caches()
+    monkeypatch.delitem(sys.modules, "nvidia", raising=False)
+    assert str(tmp_path / layout) in env._pip_library_dirs(env.PIP_LIBRARY_FOLDERS[stem])
+
+
+def test_sessions_never_fall_back_to_the_cpu_silently(tiny_onnx):
+    from reggan_plugin.backends.cpu import create_session, session_options
+
+    session = create_session(str(tiny_onnx), ["CPUExecutionProvider"], session_options())
+    assert session._enable_fallback is False  # onnxruntime's own flag, read by run() on a provider failure

@@ -65,10 +65,13 @@ def create_session(path: str, providers: list, options: Any) -> Any:
     import onnxruntime as ort
 
     try:
-        return ort.InferenceSession(path, options, providers=providers)
+        session = ort.InferenceSession(path, options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own Fail/RuntimeException/... classes without a common base
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else type(exc).__name__
         raise BackendUnavailable(f"{path}: onnxruntime could not create a session: {first}") from None
+    # A GPU session must fail loudly, not rerun a failed call on the CPU behind the user's back.
+    session.disable_fallback()
+    return session
 
 
 class OrtBackend(Backend):

@@ -149,17 +149,24 @@ def gpu_info(device_id: int = 0) -> GpuInfo | None:
     return next((g for g in gpus if g.index == device_id), None)
 
 
-def _pip_library_dirs(package: str) -> list[str]:
-    """lib directories of NVIDIA's pip wheels (nvidia-cuda-runtime-cu12, nvidia-cudnn-cu12, ...)."""
+# Where NVIDIA's pip wheels put their libraries, under site-packages/nvidia/: CUDA 12 wheels one folder per
+# library (nvidia-cuda-runtime-cu12 -> cuda_runtime/lib, nvidia-cudnn-cu12 -> cudnn/lib), CUDA 13 wheels
+# a shared cu13/lib (cudnn keeps cudnn/lib).
+PIP_LIBRARY_FOLDERS = {"cudart": ("cuda_runtime", "cu13"), "cudnn": ("cudnn", "cu13")}
+
+
+def _pip_library_dirs(folders: tuple[str, ...]) -> list[str]:
+    """Existing lib (bin on Windows) directories of NVIDIA's pip wheels under the `nvidia` namespace."""
     spec = importlib.util.find_spec("nvidia")
     if spec is None or not spec.submodule_search_locations:
         return []
     dirs = []
     for root in spec.submodule_search_locations:
-        for sub in ("lib", "bin"):
-            path = os.path.join(root, package, sub)
-            if os.path.isdir(path):
-                dirs.append(path)
+        for folder in folders:
+            for sub in ("lib", "bin"):
+                path = os.path.join(root, folder, sub)
+                if os.path.isdir(path):
+                    dirs.append(path)
     return dirs
 
 
@@ -169,7 +176,7 @@ def shared_library(stem: str, sonames: tuple[str, ...], pip_package: str) -> Pro
     found = ctypes.util.find_library(stem)
     if found:
         candidates.append(found)
-    for directory in _pip_library_dirs(pip_package):
+    for directory in _pip_library_dirs(PIP_LIBRARY_FOLDERS.get(stem, ())):
         candidates += [os.path.join(directory, f) for f in sorted(os.listdir(directory)) if f.startswith(f"lib{stem}") or f.startswith(stem)]
     errors = []
     for name in candidates:
@@ -178,7 +185,8 @@ def shared_library(stem: str, sonames: tuple[str, ...], pip_package: str) -> Pro
             return Probe(True, name)
         except OSError as exc:
             errors.append(str(exc).split(":")[-1].strip())
-    return Probe(False, why=f"lib{stem} not found ({', '.join(sonames)}); install the CUDA runtime or `pip install {pip_package}-cu12`")
+    return Probe(False, why=f"lib{stem} not found ({', '.join(sonames)}); install the CUDA runtime or "
+                             f"`pip install {pip_package}-cu12` (CUDA 12; -cu13 for CUDA 13)")
 
 
 def cudart() -> Probe:
@@ -241,10 +249,19 @@ def tensorrt() -> Probe:
     if failed:
         return failed
     version = getattr(trt, "__version__", "?")
+    problem = tensorrt_version_problem(version)
+    return Probe(False, version, why=problem) if problem else Probe(True, version)
+
+
+def tensorrt_version_problem(version: str) -> str | None:
+    """Why this TensorRT version cannot be used, or None. The engine builder is written for TensorRT 10
+    (11 removed BuilderFlag.FP16 in favour of strongly typed networks)."""
     major = version.split(".")[0]
     if not major.isdigit() or int(major) < 10:
-        return Probe(False, version, why=f"TensorRT {version} is too old: this plugin needs TensorRT 10 or newer (`pip install -U tensorrt`)")
-    return Probe(True, version)
+        return f"TensorRT {version} is too old: this plugin needs TensorRT 10 (`pip install 'tensorrt>=10,<11'`)"
+    if int(major) > 10:
+        return f"TensorRT {version} is not supported yet: this plugin needs TensorRT 10 (`pip install 'tensorrt>=10,<11'`)"
+    return None
 
 
 def torch_cuda() -> Probe:

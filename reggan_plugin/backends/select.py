@@ -37,17 +37,22 @@ def _create_one(
 ) -> Backend:
     if name == "cpu":
         return CpuBackend(artifact, precision=precision, tuning=cpu_tuning)
-    if name == "cuda":
-        from .cuda import create_cuda_backend
+    try:
+        if name == "cuda":
+            from .cuda import create_cuda_backend
 
-        return create_cuda_backend(artifact, precision=precision, device_id=device_id)
-    if name == "tensorrt":
-        from .tensorrt import create_tensorrt_backend
+            return create_cuda_backend(artifact, precision=precision, device_id=device_id)
+        if name == "tensorrt":
+            from .tensorrt import create_tensorrt_backend
 
-        return create_tensorrt_backend(
-            artifact, precision=precision, device_id=device_id, cache_dir=cache_dir,
-            max_batch=max_batch, build_missing=build_missing,
-        )
+            return create_tensorrt_backend(
+                artifact, precision=precision, device_id=device_id, cache_dir=cache_dir,
+                max_batch=max_batch, build_missing=build_missing,
+            )
+    except (RuntimeError, AttributeError, OSError, ImportError, TypeError, ValueError) as exc:
+        # GPU libraries fail in their own ways (CUDA init, a changed API, a missing .so): the backend is
+        # unavailable (exit 4, and `auto` moves on), with the library's own words.
+        raise BackendUnavailable(f"{name} backend: {type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}") from exc
     raise UsageError(f"unknown backend {name!r}; choose one of: {', '.join(BACKEND_NAMES)}")
 
 
