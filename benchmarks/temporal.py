@@ -130,7 +130,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "TEMPORAL.md", "\n".join(lines))
     if strip:
-        Image.fromarray(np.concatenate(strip, axis=1)).save(args.out / "temporal.png")
+        picture = Image.fromarray(np.concatenate(strip, axis=1))
+        picture.resize((picture.width // 2, picture.height // 2), Image.Resampling.LANCZOS).save(args.out / "temporal.png")
     return 0
 
 
