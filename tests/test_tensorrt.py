@@ -381,3 +381,22 @@ def test_cuda_backend_matches_cpu(tiny_onnx, precision, atol):
     cpu = create_backend(artifact, "cpu").run(image, expression, intensity)["output"]
     assert np.abs(gpu.run(image, expression, intensity)["output"] - cpu).max() <= atol
     assert gpu.name == "cuda" and ("CUDA" in gpu.description)
+
+
+def test_an_engine_exported_with_any_batch_profile_is_found(tmp_path, tiny_onnx):
+    """`export tensorrt --max-batch 64 --opt-batch 16` makes an engine the runtime then finds without the flags."""
+    import json
+
+    from reggan_plugin.artifact import load_artifact
+    from reggan_plugin.backends import engine_cache
+    from reggan_plugin.backends.tensorrt import cached_profile
+
+    art = load_artifact(tiny_onnx)
+    for top, opt, precision in ((64, 16, "fp16"), (32, 8, "fp16"), (128, 4, "fp32")):
+        sidecar = {"format": engine_cache.SIDECAR_FORMAT, "onnx_sha256": art.sha256, "precision": precision,
+                   "profile": {"min_batch": 1, "opt_batch": opt, "max_batch": top, "input_size": art.input_size}}
+        (tmp_path / f"e{top}.json").write_text(json.dumps(sidecar))
+    assert cached_profile(tmp_path, art, "fp16") == (64, 16)
+    assert cached_profile(tmp_path, art, "fp16", max_batch=32) == (32, 8)
+    assert cached_profile(tmp_path, art, "fp32") == (128, 4)
+    assert cached_profile(tmp_path, art, "fp16", max_batch=48) is None

@@ -67,12 +67,19 @@ def current_spec(artifact: ModelArtifact, *, precision: Precision, device_id: in
     return engine_cache.EngineSpec(artifact.sha256, trt.__version__, gpu.name, gpu.cc, precision, profile)
 
 
-def _cached_max_batch(cache_dir: Path, artifact: ModelArtifact, precision: str) -> int | None:
-    """max_batch of an existing engine for this model and precision (so callers need not repeat --max-batch)."""
-    batches = [s["profile"]["max_batch"] for s in engine_cache.cached_sidecars(cache_dir)
-               if s.get("onnx_sha256") == artifact.sha256 and s.get("precision") == precision
-               and isinstance(s.get("profile"), dict) and isinstance(s["profile"].get("max_batch"), int)]
-    return max(batches) if batches else None
+def cached_profile(cache_dir: Path, artifact: ModelArtifact, precision: str,
+                   max_batch: int | None = None) -> tuple[int, int] | None:
+    """(max_batch, opt_batch) of an existing engine for this model and precision (and `max_batch`, when given),
+    so that an engine exported with any --max-batch / --opt-batch is found without repeating them."""
+    found = []
+    for s in engine_cache.cached_sidecars(cache_dir):
+        profile = s.get("profile")
+        if s.get("onnx_sha256") != artifact.sha256 or s.get("precision") != precision or not isinstance(profile, dict):
+            continue
+        top, opt = profile.get("max_batch"), profile.get("opt_batch")
+        if isinstance(top, int) and isinstance(opt, int) and max_batch in (None, top):
+            found.append((top, opt))
+    return max(found) if found else None
 
 
 def create_tensorrt_backend(
@@ -89,8 +96,10 @@ def create_tensorrt_backend(
         if not probe.ok:
             raise BackendUnavailable(f"tensorrt backend: {probe.why}")
     cache_dir = Path(cache_dir) if cache_dir is not None else engine_cache.default_cache_dir()
-    batch = max_batch or _cached_max_batch(cache_dir, artifact, precision) or DEFAULT_MAX_BATCH
-    spec = current_spec(artifact, precision=precision, device_id=device_id, max_batch=batch)
+    cached = cached_profile(cache_dir, artifact, precision, max_batch)
+    batch = max_batch or (cached[0] if cached else DEFAULT_MAX_BATCH)
+    spec = current_spec(artifact, precision=precision, device_id=device_id, max_batch=batch,
+                        opt_batch=cached[1] if cached else None)
     state = engine_cache.lookup(cache_dir, spec, artifact.path.stem)
     if not state.usable:
         if not build_missing:
