@@ -362,3 +362,12 @@ def test_sessions_never_fall_back_to_the_cpu_silently(tiny_onnx):
 
     session = create_session(str(tiny_onnx), ["CPUExecutionProvider"], session_options())
     assert session._enable_fallback is False  # onnxruntime's own flag, read by run() on a provider failure
+
+
+def test_cuda_device_ids_map_to_nvml_indices_through_cuda_visible_devices(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert env.nvml_index(1) == 1
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,3")  # a farm slot: CUDA's device 1 is the node's GPU 3
+    assert env.nvml_index(0) == 2 and env.nvml_index(1) == 3
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-8f6e2a1c")
+    assert env.nvml_index(0) == 0

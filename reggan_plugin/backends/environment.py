@@ -134,19 +134,32 @@ def nvidia_gpus() -> tuple[tuple[GpuInfo, ...], str]:
     return tuple(gpus), ""
 
 
+def nvml_index(device_id: int) -> int:
+    """The NVML (nvidia-smi) index of CUDA device `device_id`. CUDA numbers only the GPUs listed in
+    CUDA_VISIBLE_DEVICES (a farm node's slot), NVML numbers them all; numeric entries are mapped here
+    (with CUDA_DEVICE_ORDER=PCI_BUS_ID the two orders agree; UUID entries are kept as given)."""
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if v.strip()]
+    if "CUDA_VISIBLE_DEVICES" not in os.environ or not 0 <= device_id < len(visible):
+        return device_id
+    entry = visible[device_id]
+    return int(entry) if entry.isdigit() else device_id
+
+
 def gpu(device_id: int = 0) -> Probe:
     gpus, why = nvidia_gpus()
     if not gpus:
         return Probe(False, why=why)
-    for info in gpus:
-        if info.index == device_id:
-            return Probe(True, f"{info.name} (compute {info.cc}, {info.memory_mib} MiB, driver {info.driver})")
-    return Probe(False, why=f"no GPU with index {device_id} (found {len(gpus)}: indices {[g.index for g in gpus]})")
+    info = gpu_info(device_id)
+    if info is not None:
+        return Probe(True, f"{info.name} (compute {info.cc}, {info.memory_mib} MiB, driver {info.driver})")
+    return Probe(False, why=f"no GPU with index {nvml_index(device_id)} (found {len(gpus)}: indices {[g.index for g in gpus]})")
 
 
 def gpu_info(device_id: int = 0) -> GpuInfo | None:
+    """The GPU that CUDA calls `device_id`, as NVML describes it."""
     gpus, _ = nvidia_gpus()
-    return next((g for g in gpus if g.index == device_id), None)
+    index = nvml_index(device_id)
+    return next((g for g in gpus if g.index == index), None)
 
 
 # Where NVIDIA's pip wheels put their libraries, under site-packages/nvidia/: CUDA 12 wheels one folder per
