@@ -34,7 +34,11 @@ from pathlib import Path
 ADDON_DIR = Path(__file__).resolve().parent
 REPO = ADDON_DIR.parent
 MANIFEST = "blender_manifest.toml"
-PYTHON_VERSION = "3.11"  # Blender 4.2 - 5.0 embed CPython 3.11
+# Each zip carries wheels for both Pythons that Blender embeds: Blender's installer (bl_pkg,
+# `_extensions_wheel_filter_for_this_system`) installs only the wheels whose platform and Python tags fit the
+# running Blender (`installs` below mirrors it), so one zip per platform serves 4.2 LTS to 5.2 LTS.
+PYTHONS = {"3.11": "Blender 4.2 - 5.0", "3.13": "Blender 5.1 and newer"}
+NUMPY_OF = {"3.11": "numpy<2", "3.13": "numpy>=2"}  # what those Blenders ship; only used to resolve, never bundled
 
 # Blender platform -> wheel platform tags pip may pick (newest first; pip takes any that matches).
 PLATFORM_TAGS: dict[str, tuple[str, ...]] = {
@@ -247,21 +251,50 @@ def build_package_wheel(dest: Path, *, require_model: bool = True) -> Path:
     return wheels[0]
 
 
-def download_wheels(requirements: list[str], platform: str, cache: Path, *, offline: bool = False) -> list[Path]:
-    """The dependency wheels for one Blender platform: from the cache when it has them, else PyPI."""
+def installs(wheel: str, platform: str, python: str) -> bool:
+    """Whether Blender's installer installs `wheel` (a file name) on `platform` in a Blender embedding `python`:
+    the platform tag fits, and the Python tag is that version (cpXY), any Python 3 (py3), or an older one with
+    the stable ABI (abi3)."""
+    if not wheel_fits(wheel, platform):
+        return False
+    python_tags, abi_tag = Path(wheel).stem.split("-")[-3:-1]
+    major, minor = (int(v) for v in python.split("."))
+    for tag in python_tags.split("."):
+        if tag in ("py3", f"py{major}", f"cp{major}{minor}", f"py{major}{minor}"):
+            return True
+        if abi_tag == "abi3" and tag.startswith(f"cp{major}") and tag[3:].isdigit() and int(tag[3:]) <= minor:
+            return True
+    return False
+
+
+def shared_pins(wheels: list[Path]) -> list[str]:
+    """`name==version` of the wheels every Python installs (py3, abi3): the next Python's resolution must pick
+    the same ones, or both Blenders would get two copies of them."""
+    pins = []
+    for wheel in wheels:
+        parts = wheel.stem.split("-")
+        if "py3" in parts[-3].split(".") or parts[-2] == "abi3":
+            pins.append(f"{wheel_name(wheel)}=={parts[1]}")
+    return pins
+
+
+def download_wheels(requirements: list[str], platform: str, cache: Path, *, python: str = "3.11",
+                    offline: bool = False, pins: list[str] | tuple[str, ...] = ()) -> list[Path]:
+    """The dependency wheels for one Blender platform and Python: from the cache when it has them, else PyPI."""
     cache.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="reggan-wheels-") as tmp:
         constraints = Path(tmp) / "constraints.txt"
-        constraints.write_text("numpy<2\n")  # what Blender ships; only used to resolve, never bundled
+        constraints.write_text("\n".join([NUMPY_OF[python], *pins]) + "\n")
         dest = Path(tmp) / "wheels"
         cmd = [sys.executable, "-m", "pip", "download", "-q", "--disable-pip-version-check", "--only-binary=:all:",
-               "--python-version", PYTHON_VERSION, "--dest", str(dest), "--find-links", str(cache), "-c", str(constraints)]
+               "--python-version", python, "--dest", str(dest), "--find-links", str(cache), "-c", str(constraints)]
         for tag in PLATFORM_TAGS[platform]:
             cmd += ["--platform", tag]
         cmd += requirements
         if run([*cmd, "--no-index"], quiet=True).returncode:
             if offline:
-                raise BuildError(f"{platform}: the wheel cache {cache} lacks some of {requirements} and --offline was given")
+                raise BuildError(f"{platform}, Python {python}: the wheel cache {cache} lacks some of {requirements} "
+                                 "and --offline was given")
             run(cmd)
         wheels = []
         for wheel in sorted(dest.glob("*.whl")):
@@ -390,12 +423,17 @@ def build(
     variant = "gpu" if gpu else "cpu"
     package = build_package_wheel(cache / "package", require_model=require_model)
     requirements = runtime_requirements(gpu=gpu) + list(extra)
-    per_platform = {p: download_wheels(requirements, p, cache / f"wheels-{variant}" / p, offline=offline)
-                    for p in platforms}
-    for platform, wheels in per_platform.items():
-        problems = uncovered_imports(wheels)
-        if problems:
-            raise BuildError(f"{platform}: " + "; ".join(problems))
+    per_platform: dict[str, list[Path]] = {}
+    for p in platforms:
+        wheels: dict[str, Path] = {}
+        for python in PYTHONS:
+            got = download_wheels(requirements, p, cache / f"wheels-{variant}" / p, python=python, offline=offline,
+                                  pins=shared_pins(list(wheels.values())))
+            problems = uncovered_imports(got)
+            if problems:
+                raise BuildError(f"{p}, Python {python}: " + "; ".join(problems))
+            wheels.update((w.name, w) for w in got)
+        per_platform[p] = sorted(wheels.values())
     every = {w.name: w for ws in per_platform.values() for w in ws}
     stage_dir = stage(cache / f"stage-{variant}", [package, *every.values()], platforms)
     validated_by = "blender_ext" if validate_with_blender(stage_dir) is not None else "schema"
@@ -427,9 +465,22 @@ def zip_manifest(archive: Path) -> tuple[dict, set[str]]:
         return effective_manifest(tomllib.loads(handle.read(MANIFEST).decode("utf-8"))), names
 
 
+def installed_runtime_problems(wheels: list[str], platform: str) -> list[str]:
+    """For each Python Blender may embed: what its installer would leave missing or install twice."""
+    problems = []
+    for python, blenders in PYTHONS.items():
+        picked = [Path(w).name for w in wheels if installs(Path(w).name, platform, python)]
+        names = [wheel_name(Path(w)) for w in picked]
+        problems += [f"{blenders} (Python {python}): {m}" for m in uncovered_imports([Path(w) for w in picked])]
+        problems += [f"{blenders} (Python {python}): {n} would be installed twice"
+                     for n in sorted({n for n in names if names.count(n) > 1})]
+    return problems
+
+
 def check_zip(archive: Path) -> None:
     """The zip holds a valid manifest for one platform, the add-on's __init__.py and exactly the wheels
-    for that platform that the manifest lists (numpy never)."""
+    for that platform that the manifest lists (numpy never), and Blender's installer would install a
+    complete runtime under each Python that the admitted Blender versions embed."""
     manifest, names = zip_manifest(archive)
     problems = manifest_problems({k: v for k, v in manifest.items() if k != "build"})
     if "__init__.py" not in names:
@@ -440,6 +491,7 @@ def check_zip(archive: Path) -> None:
     problems += [f"wheel {n} is in the zip but not listed" for n in sorted(names) if n.startswith("wheels/") and n not in listed]
     if len(platforms) == 1:
         problems += [f"wheel {w} is not for {platforms[0]}" for w in sorted(listed) if not wheel_fits(Path(w).name, platforms[0])]
+        problems += installed_runtime_problems(sorted(listed), platforms[0])
     problems += [f"{w} must not be bundled (Blender ships it)" for w in sorted(listed) if wheel_name(Path(w)) in PROVIDED_BY_BLENDER]
     if problems:
         raise BuildError(f"{archive.name}: " + "; ".join(problems))

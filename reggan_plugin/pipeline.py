@@ -68,8 +68,8 @@ def _frames(seq: SequenceConfig) -> tuple[list[Path], list[Path]]:
 
 
 def _remove_stale_temps(targets: list[Path]) -> None:
-    """Temp files that a killed run (SIGKILL, power loss) left for these outputs: no run of this shard is
-    writing them now, and nothing else would ever remove them. Other shards' temps are left alone."""
+    """Temp files for these outputs: at the start, what a killed run (SIGKILL, power loss) left; at the end,
+    anything of this run's. No other run writes this shard's outputs; other shards' temps are left alone."""
     wanted = {target.name for target in targets}
     for folder in {target.parent for target in targets}:
         for temp in stale_temp_files(folder):
@@ -161,7 +161,10 @@ def render_sequence(
     summary.backend = renderer.backend.description
     locator = _locator(seq)
     detected = _detect_all(frames_all, todo, locator, seq, cancel) if locator.needs_detector else {}
-    _StreamingRender(renderer, seq, edit, locator, detected, cancel).run(todo, summary, progress)
+    try:
+        _StreamingRender(renderer, seq, edit, locator, detected, cancel).run(todo, summary, progress)
+    finally:  # however the run ends (Ctrl-C, SIGTERM, a crash), none of this shard's temp files outlives it
+        _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in todo])
     return summary
 
 

@@ -132,6 +132,10 @@ def test_build_zip_for_this_platform(built_zip: tuple[object, bool], tmp_path: P
     wheels = {Path(w).name.split("-")[0].lower() for w in manifest["wheels"]}
     assert {"reggan_plugin", "onnxruntime", "pillow", "click"} <= wheels
     assert not wheels & {"numpy", "torch"}
+    # one zip for Blender 4.2-5.0 (Python 3.11) and 5.1+ (3.13): the installer picks each Python's wheels
+    runtimes = [w for w in manifest["wheels"] if Path(w).name.startswith("onnxruntime-")]
+    assert {addon_build.installs(Path(w).name, platform, "3.11") for w in runtimes} == {True, False}
+    assert addon_build.installed_runtime_problems(manifest["wheels"], platform) == []
     assert {"__init__.py", "operators.py", "jobs.py", "blender_manifest.toml"} <= names
     assert "build.py" not in names
     with zipfile.ZipFile(archive) as handle, zipfile.ZipFile(handle.open(next(n for n in names if "reggan_plugin-" in n))) as wheel:
@@ -936,3 +940,28 @@ def test_build_the_gpu_zip_for_linux(tmp_path: Path) -> None:
     wheels = {Path(w).name.split("-")[0].lower() for w in manifest["wheels"]}
     assert "onnxruntime_gpu" in wheels and "onnxruntime" not in wheels
     assert manifest["platforms"] == ["linux-x64"]
+
+
+@pytest.mark.parametrize("wheel, platform, python, expected", [
+    ("pillow-12.0.0-cp311-cp311-manylinux_2_28_x86_64.whl", "linux-x64", "3.11", True),
+    ("pillow-12.0.0-cp311-cp311-manylinux_2_28_x86_64.whl", "linux-x64", "3.13", False),
+    ("pillow-13.0.0-cp313-cp313-win_amd64.whl", "windows-x64", "3.13", True),
+    ("pillow-13.0.0-cp313-cp313-win_amd64.whl", "linux-x64", "3.13", False),
+    ("protobuf-7.36.2-cp310-abi3-manylinux2014_x86_64.whl", "linux-x64", "3.11", True),  # the stable ABI
+    ("protobuf-7.36.2-cp310-abi3-manylinux2014_x86_64.whl", "linux-x64", "3.13", True),
+    ("isal-1.9.1-cp313-cp313-manylinux2014_x86_64.manylinux_2_17_x86_64.whl", "linux-x64", "3.13", True),
+    ("click-8.5.1-py3-none-any.whl", "macos-arm64", "3.13", True),
+    ("onnxruntime-1.32.0-cp313-cp313-macosx_14_0_arm64.whl", "macos-arm64", "3.11", False),
+])
+def test_which_wheels_blenders_installer_installs(wheel, platform, python, expected) -> None:
+    assert addon_build.installs(wheel, platform, python) is expected
+
+
+def test_a_zip_missing_a_python_is_caught() -> None:
+    """A platform's wheels for Python 3.11 only leave Blender 5.1+ (Python 3.13) without a runtime."""
+    wheels = [f"./wheels/{addon_build.requirement_name(r).replace('-', '_')}-1-cp311-cp311-manylinux_2_28_x86_64.whl"
+              for r in addon_build.runtime_requirements()]
+    problems = addon_build.installed_runtime_problems(wheels, "linux-x64")
+    assert problems and all("Python 3.13" in p for p in problems)
+    both = wheels + [w.replace("cp311", "cp313") for w in wheels]
+    assert addon_build.installed_runtime_problems(both, "linux-x64") == []
