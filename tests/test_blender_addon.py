@@ -137,7 +137,7 @@ def test_build_zip_for_this_platform(built_zip: tuple[object, bool], tmp_path: P
     assert {addon_build.installs(Path(w).name, platform, "3.11") for w in runtimes} == {True, False}
     assert addon_build.installed_runtime_problems(manifest["wheels"], platform) == []
     assert {"__init__.py", "operators.py", "jobs.py", "blender_manifest.toml"} <= names
-    assert "build.py" not in names
+    assert "build.py" not in names and "build_wheels.py" not in names
     with zipfile.ZipFile(archive) as handle, zipfile.ZipFile(handle.open(next(n for n in names if "reggan_plugin-" in n))) as wheel:
         inner = set(wheel.namelist())
     assert {"reggan_plugin/pipeline.py", "reggan_plugin/renderer.py"} <= inner
