@@ -965,3 +965,27 @@ def test_a_zip_missing_a_python_is_caught() -> None:
     assert problems and all("Python 3.13" in p for p in problems)
     both = wheels + [w.replace("cp311", "cp313") for w in wheels]
     assert addon_build.installed_runtime_problems(both, "linux-x64") == []
+
+
+@pytest.mark.slow
+def test_every_platforms_zip_installs_a_whole_runtime_on_every_admitted_blender(tmp_path: Path) -> None:
+    """For each zip: under each Python that Blender 4.2+ embeds (3.11 up to 5.0, 3.13 from 5.1), the wheels its
+    installer picks cover every import of the runtime, none twice; and Blender's validator accepts the zip."""
+    has_model = (REPO / "reggan_plugin" / "models" / "default.onnx").is_file()
+    try:
+        result = addon_build.build(list(addon_build.PLATFORMS), tmp_path, cache=WHEEL_CACHE, require_model=has_model)
+    except addon_build.BuildError as exc:
+        if "pip download" not in str(exc):
+            raise
+        pytest.skip(f"the package index cannot be reached to fetch the runtime's wheels: {str(exc).splitlines()[-1]}")
+    assert len(result.zips) == 3
+    for archive in result.zips:
+        manifest, _ = addon_build.zip_manifest(archive)
+        (platform,) = manifest["platforms"]
+        assert manifest["blender_version_min"] == "4.2.0" and "blender_version_max" not in manifest
+        assert addon_build.installed_runtime_problems(manifest["wheels"], platform) == []
+        for python in addon_build.PYTHONS:
+            assert any(Path(w).name.startswith("onnxruntime-") and addon_build.installs(Path(w).name, platform, python)
+                       for w in manifest["wheels"]), (archive.name, python)
+        if result.validated_by == "blender_ext":
+            assert addon_build.validate_with_blender(archive) is not None
