@@ -271,9 +271,13 @@ def _pool(kind: str) -> Op:
 
 
 def _grid_sample(x: list, a: dict) -> Tensor:
+    """Sampled in float32 whatever the run dtype: half-precision sampling positions misplace pixels (a grid
+    coordinate in fp16 is off by up to 1/2048, a quarter pixel on a 1000 px axis)."""
     mode = {"linear": "bilinear", "cubic": "bicubic"}.get(_text(a.get("mode", "bilinear")), _text(a.get("mode", "bilinear")))
-    return F.grid_sample(x[0], x[1], mode=mode, padding_mode=_text(a.get("padding_mode", "zeros")),
-                         align_corners=bool(a.get("align_corners", 0)))
+    image, grid = x[0], x[1]
+    out = F.grid_sample(image.float(), grid.float(), mode=mode, padding_mode=_text(a.get("padding_mode", "zeros")),
+                        align_corners=bool(a.get("align_corners", 0)))
+    return out.to(image.dtype)
 
 
 def _constant(x: list, a: dict) -> Tensor:
@@ -360,6 +364,26 @@ def _fold(fn: Callable[[Tensor, Tensor], Tensor], tensors: Sequence[Tensor]) -> 
     return out
 
 
+HEAVY_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "InstanceNormalization", "BatchNormalization"}
+
+
+def grid_arithmetic(model: onnx.ModelProto) -> set[str]:
+    """Outputs of the nodes that compute GridSample's sampling grid from the network's outputs (the identity
+    grid plus the flow, scaled): run in float32 when the graph runs in half precision. The walk back from each
+    grid stops at the network's heavy layers, whose half-precision results it then reads."""
+    producer = {out: node for node in model.graph.node for out in node.output}
+    keep: set[str] = set()
+    todo = [node.input[1] for node in model.graph.node if node.op_type == "GridSample" and len(node.input) > 1]
+    while todo:
+        name = todo.pop()
+        node = producer.get(name)
+        if node is None or name in keep or node.op_type in HEAVY_OPS:
+            continue
+        keep.add(name)
+        todo.extend(i for i in node.input if i)
+    return keep
+
+
 def unsupported_nodes(model: onnx.ModelProto) -> list[str]:
     """'OpType (node name)' for every node this executor cannot run."""
     bad = []
@@ -386,13 +410,20 @@ class TorchGraph:
         self.values: dict[str, Tensor] = {}
         for init in model.graph.initializer:
             self.values[init.name] = self._place(_tensor(init))
+        self.fp32_values = {init.name: _tensor(init).to(self.device) for init in model.graph.initializer
+                            if init.data_type == onnx.TensorProto.FLOAT} if dtype != torch.float32 else {}
+        keep_fp32 = grid_arithmetic(model) if dtype != torch.float32 else set()
         self.nodes = []
         for node in model.graph.node:
             attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
             attrs["_n_outputs"] = len(node.output)
             if node.op_type == "Constant":  # fold now: constants never change
-                self.values[node.output[0]] = self._place(_constant([], attrs))
+                value = _constant([], attrs)
+                self.values[node.output[0]] = self._place(value)
+                if keep_fp32 and value.dtype == torch.float32:
+                    self.fp32_values[node.output[0]] = value.to(self.device)
                 continue
+            attrs["_fp32"] = node.output[0] in keep_fp32
             self.nodes.append((node.op_type, OPS[node.op_type], list(node.input), list(node.output), attrs))
         self.output_names = [o.name for o in model.graph.output]
 
@@ -406,7 +437,12 @@ class TorchGraph:
         values = dict(self.values)
         values.update({k: self._place(v) for k, v in feeds.items()})
         for op_type, fn, inputs, outs, attrs in self.nodes:
-            args = [values[name] if name else None for name in inputs]
+            fp32 = attrs["_fp32"]
+            if fp32:  # the sampling-grid arithmetic: float32 inputs (constants at full precision) and outputs
+                args = [None if not name else self.fp32_values.get(name, values[name]) for name in inputs]
+                args = [a.float() if isinstance(a, Tensor) and a.is_floating_point() else a for a in args]
+            else:
+                args = [values[name] if name else None for name in inputs]
             try:
                 result = fn(args, attrs)
             except (RuntimeError, ValueError, IndexError, KeyError, TypeError) as exc:
@@ -414,7 +450,7 @@ class TorchGraph:
             if isinstance(result, (tuple, list)):
                 values.update(zip(outs, result))
             else:
-                if result.is_floating_point() and result.dtype != self.dtype:
+                if result.is_floating_point() and result.dtype != self.dtype and not fp32:
                     result = result.to(self.dtype)
                 values[outs[0]] = result
         return {name: values[name] for name in (outputs or self.output_names)}
