@@ -381,7 +381,8 @@ def test_the_shipped_model_in_half_precision_meets_the_fp16_tolerance():
     import onnxruntime as ort
 
     from reggan_plugin.backends.cuda import PARITY_TOLERANCE
-    from reggan_plugin.backends.torch_graph import TorchGraph, grid_arithmetic, load_onnx
+    from reggan_plugin.backends.graph_precision import grid_arithmetic
+    from reggan_plugin.backends.torch_graph import TorchGraph, load_onnx
 
     art = load_artifact(None)
     model = load_onnx(art.path)

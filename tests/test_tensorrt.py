@@ -400,3 +400,34 @@ def test_an_engine_exported_with_any_batch_profile_is_found(tmp_path, tiny_onnx)
     assert cached_profile(tmp_path, art, "fp16", max_batch=32) == (32, 8)
     assert cached_profile(tmp_path, art, "fp32") == (128, 4)
     assert cached_profile(tmp_path, art, "fp16", max_batch=48) is None
+
+
+def test_fp16_engines_keep_the_sampling_grid_in_fp32():
+    """The layers an fp16 engine must keep in fp32 are found in the shipped graph and pinned on the network
+    (a stand-in network object: TensorRT itself needs a GPU)."""
+    from types import SimpleNamespace
+
+    from reggan_plugin.artifact import default_model_path
+    from reggan_plugin.backends.trt_build import fp32_tensor_names, pin_fp32_layers
+
+    names = fp32_tensor_names(default_model_path())
+    assert names
+    trt = SimpleNamespace(float32="f32", float16="f16", int64="i64")
+
+    class Layer:
+        def __init__(self, outputs):
+            self.outputs = [SimpleNamespace(name=n, dtype=d) for n, d in outputs]
+            self.num_outputs, self.precision, self.types = len(outputs), None, {}
+
+        def get_output(self, j):
+            return self.outputs[j]
+
+        def set_output_type(self, j, dtype):
+            self.types[j] = dtype
+
+    grid = next(iter(names))
+    layers = [Layer([(grid, "f16")]), Layer([("conv_out", "f16")]), Layer([(grid + "_shape", "i64")])]
+    network = SimpleNamespace(num_layers=3, get_layer=lambda i: layers[i])
+    assert pin_fp32_layers(network, names | {grid + "_shape"}, trt) == 1
+    assert layers[0].precision == "f32" and layers[0].types == {0: "f32"}
+    assert layers[1].precision is None and layers[2].precision is None  # conv stays fp16; shapes are not floats

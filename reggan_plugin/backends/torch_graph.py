@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from onnx import helper, numpy_helper
 
 from ..errors import BackendUnavailable
+from .graph_precision import grid_arithmetic
 
 Tensor = torch.Tensor
 Op = Callable[[list[Any], dict[str, Any]], Any]
@@ -362,26 +363,6 @@ def _fold(fn: Callable[[Tensor, Tensor], Tensor], tensors: Sequence[Tensor]) -> 
     for t in tensors[1:]:
         out = fn(*_same_device(out, t))
     return out
-
-
-HEAVY_OPS = {"Conv", "ConvTranspose", "MatMul", "Gemm", "InstanceNormalization", "BatchNormalization"}
-
-
-def grid_arithmetic(model: onnx.ModelProto) -> set[str]:
-    """Outputs of the nodes that compute GridSample's sampling grid from the network's outputs (the identity
-    grid plus the flow, scaled): run in float32 when the graph runs in half precision. The walk back from each
-    grid stops at the network's heavy layers, whose half-precision results it then reads."""
-    producer = {out: node for node in model.graph.node for out in node.output}
-    keep: set[str] = set()
-    todo = [node.input[1] for node in model.graph.node if node.op_type == "GridSample" and len(node.input) > 1]
-    while todo:
-        name = todo.pop()
-        node = producer.get(name)
-        if node is None or name in keep or node.op_type in HEAVY_OPS:
-            continue
-        keep.add(name)
-        todo.extend(i for i in node.input if i)
-    return keep
 
 
 def unsupported_nodes(model: onnx.ModelProto) -> list[str]:

@@ -137,6 +137,33 @@ def build_engine(
     return paths
 
 
+def fp32_tensor_names(onnx_path: Path) -> set[str]:
+    """ONNX tensors that an fp16 engine must compute in fp32: the sampling-grid arithmetic and what GridSample
+    produces (the same islands the torch route keeps in float32, `torch_graph.grid_arithmetic`)."""
+    import onnx
+
+    from reggan_plugin.backends.graph_precision import grid_arithmetic
+
+    model = onnx.load(str(onnx_path), load_external_data=False)
+    samples = {out for node in model.graph.node if node.op_type == "GridSample" for out in node.output}
+    return grid_arithmetic(model) | samples
+
+
+def pin_fp32_layers(network: object, names: set[str], trt: object) -> int:
+    """Set float32 precision (and output types) on every layer of `network` that produces one of `names`;
+    with OBEY_PRECISION_CONSTRAINTS the builder keeps them so. Returns how many layers were pinned."""
+    pinned = 0
+    for i in range(network.num_layers):  # type: ignore[attr-defined]
+        layer = network.get_layer(i)  # type: ignore[attr-defined]
+        outputs = [layer.get_output(j) for j in range(layer.num_outputs)]
+        if any(t.name in names for t in outputs) and all(t.dtype in (trt.float32, trt.float16) for t in outputs):  # type: ignore[attr-defined]
+            layer.precision = trt.float32  # type: ignore[attr-defined]
+            for j in range(layer.num_outputs):
+                layer.set_output_type(j, trt.float32)  # type: ignore[attr-defined]
+            pinned += 1
+    return pinned
+
+
 def _build(onnx_path: Path, spec: EngineSpec, *, artifact_expressions: int, workspace_gb: float,
            timing_path: Path) -> tuple[bytes, bytes, float]:
     import tensorrt as trt
@@ -152,6 +179,9 @@ def _build(onnx_path: Path, spec: EngineSpec, *, artifact_expressions: int, work
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_gb * (1 << 30)))
     if spec.precision == "fp16":
         config.set_flag(trt.BuilderFlag.FP16)
+        pinned = pin_fp32_layers(network, fp32_tensor_names(onnx_path), trt)
+        config.set_flag(trt.BuilderFlag.OBEY_PRECISION_CONSTRAINTS)
+        log.info("fp16 engine: %d layer(s) of the sampling grid and GridSample kept in fp32", pinned)
 
     p, s = spec.profile, spec.profile.input_size
     shapes = {
