@@ -431,3 +431,41 @@ def test_fp16_engines_keep_the_sampling_grid_in_fp32():
     assert pin_fp32_layers(network, names | {grid + "_shape"}, trt) == 1
     assert layers[0].precision == "f32" and layers[0].types == {0: "f32"}
     assert layers[1].precision is None and layers[2].precision is None  # conv stays fp16; shapes are not floats
+
+
+def test_one_process_at_a_time_builds_an_engine(tmp_path):
+    """build_lock: a second builder waits for the first (then finds the engine built) instead of racing it."""
+    import subprocess
+    import sys
+    import time
+
+    from reggan_plugin.backends.trt_build import build_lock
+
+    engine, log = tmp_path / "model.engine", tmp_path / "log.txt"
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from reggan_plugin.backends.trt_build import build_lock\n"
+        "with build_lock(Path(sys.argv[1])):\n"
+        "    open(sys.argv[2], 'a').write('first-start\\n'); time.sleep(1.0); open(sys.argv[2], 'a').write('first-end\\n')"),
+        str(engine), str(log)])
+    for _ in range(600):  # until the first builder holds the lock
+        if log.exists():
+            break
+        time.sleep(0.05)
+    with build_lock(engine):
+        log.open("a").write("second\n")
+    holder.wait(60)
+    assert log.read_text().splitlines() == ["first-start", "first-end", "second"]
+
+
+def test_engine_keys_name_the_cuda_major_and_the_build_recipe():
+    from reggan_plugin.backends import engine_cache
+
+    base = engine_cache.EngineSpec("a" * 64, "10.8.0", "RTX", "8.9", "fp16", engine_cache.Profile(1, 8, 32, 128),
+                                   cuda_major="12", recipe=engine_cache.BUILD_RECIPE)
+    other_cuda = engine_cache.EngineSpec(*[getattr(base, f) for f in ("onnx_sha256", "tensorrt_version", "gpu_name",
+                                           "compute_capability", "precision", "profile")], cuda_major="13", recipe=base.recipe)
+    old_recipe = engine_cache.EngineSpec("a" * 64, "10.8.0", "RTX", "8.9", "fp16", base.profile, cuda_major="12", recipe=1)
+    assert len({base.key, other_cuda.key, old_recipe.key}) == 3
+    sidecar = engine_cache.make_sidecar(old_recipe, engine_bytes=b"x", build_seconds=1, onnx_path="m.onnx",
+                                        workspace_gb=4, plugin_version="0")
+    assert any("build recipe" in p for p in engine_cache.sidecar_mismatches(sidecar, base))

@@ -45,6 +45,9 @@ class Profile:
             raise ValueError(f"profile needs 1 <= min <= opt <= max batch, got {self.min_batch}/{self.opt_batch}/{self.max_batch}")
 
 
+BUILD_RECIPE = 2  # raised whenever the builder changes what it makes (2: fp16 keeps the sampling grid in fp32)
+
+
 @dataclass(frozen=True)
 class EngineSpec:
     """Everything an engine depends on. `key` hashes all of it."""
@@ -55,6 +58,8 @@ class EngineSpec:
     compute_capability: str  # "8.9"
     precision: str  # "fp32" | "fp16"
     profile: Profile
+    cuda_major: str = ""  # the CUDA major the TensorRT wheel was built for ("12", "13"; "" when unknown)
+    recipe: int = 0  # BUILD_RECIPE of the builder that made it (see below)
 
     @property
     def key(self) -> str:
@@ -124,7 +129,8 @@ def sidecar_mismatches(sidecar: dict, spec: EngineSpec) -> list[str]:
     wanted = _spec_fields(spec)
     problems = []
     labels = {"onnx_sha256": "ONNX file", "tensorrt_version": "TensorRT", "gpu_name": "GPU",
-              "compute_capability": "compute capability", "precision": "precision", "profile": "profile"}
+              "compute_capability": "compute capability", "precision": "precision", "profile": "profile",
+              "cuda_major": "CUDA", "recipe": "build recipe"}
     for field, label in labels.items():
         have = sidecar.get(field)
         if have != wanted[field]:

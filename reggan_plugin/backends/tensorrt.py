@@ -64,7 +64,16 @@ def current_spec(artifact: ModelArtifact, *, precision: Precision, device_id: in
         raise BackendUnavailable(f"tensorrt backend: {env.gpu(device_id).why}")
     opt = min(opt_batch or DEFAULT_OPT_BATCH, max_batch)
     profile = engine_cache.Profile(1, opt, max_batch, artifact.input_size)
-    return engine_cache.EngineSpec(artifact.sha256, trt.__version__, gpu.name, gpu.cc, precision, profile)
+    return engine_cache.EngineSpec(artifact.sha256, trt.__version__, gpu.name, gpu.cc, precision, profile,
+                                   cuda_major=tensorrt_cuda_major(), recipe=engine_cache.BUILD_RECIPE)
+
+
+def tensorrt_cuda_major() -> str:
+    """The CUDA major of the installed TensorRT wheel (tensorrt-cu12, tensorrt-cu13, ...), "" when unknown."""
+    for major in ("13", "12", "11"):
+        if env.distribution_version(f"tensorrt-cu{major}") or env.distribution_version(f"tensorrt_cu{major}_libs"):
+            return major
+    return ""
 
 
 def cached_profile(cache_dir: Path, artifact: ModelArtifact, precision: str,

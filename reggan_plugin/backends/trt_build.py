@@ -10,8 +10,11 @@ Cache, keys, sidecars and stale-engine rules live in `engine_cache`; they are re
 """
 from __future__ import annotations
 
+import contextlib
 import logging
+import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from reggan_plugin import __version__
@@ -124,17 +127,53 @@ def build_engine(
         return paths
     log.warning("%s", state.rebuild_message() if not state.usable else "rebuilding the TensorRT engine (--force)")
 
-    _select_device(device_id)
-    serialized, timing_blob, seconds = _build(onnx_path, spec, artifact_expressions=len(artifact.expressions),
-                                              workspace_gb=workspace_gb, timing_path=timing_path)
-    atomic_write(paths.engine, serialized)
-    if timing_blob:
-        atomic_write(timing_path, timing_blob)
-    sidecar = make_sidecar(spec, engine_bytes=serialized, build_seconds=seconds, onnx_path=str(onnx_path.resolve()),
-                           workspace_gb=workspace_gb, plugin_version=__version__)
-    write_sidecar(paths.sidecar, sidecar)  # written last: an engine without its sidecar is never loaded
+    with build_lock(paths.engine):  # two processes (farm workers, the add-on and the CLI) never build it twice
+        state = lookup(out_dir, spec, onnx_path.stem)
+        if state.usable and not force:
+            log.info("TensorRT engine built by another process meanwhile: %s", paths.engine)
+            return paths
+        _select_device(device_id)
+        serialized, timing_blob, seconds = _build(onnx_path, spec, artifact_expressions=len(artifact.expressions),
+                                                  workspace_gb=workspace_gb, timing_path=timing_path)
+        atomic_write(paths.engine, serialized)
+        if timing_blob:
+            atomic_write(timing_path, timing_blob)
+        sidecar = make_sidecar(spec, engine_bytes=serialized, build_seconds=seconds, onnx_path=str(onnx_path.resolve()),
+                               workspace_gb=workspace_gb, plugin_version=__version__)
+        write_sidecar(paths.sidecar, sidecar)  # written last: an engine without its sidecar is never loaded
     log.warning("TensorRT engine built in %.0f s: %s", seconds, paths.engine)
     return paths
+
+
+@contextlib.contextmanager
+def build_lock(engine: Path) -> Iterator[None]:
+    """An exclusive lock on `<engine>.lock`, held while one process builds that engine (others wait, then find
+    it built). flock on POSIX, msvcrt.locking on Windows; released when the process ends, however it ends."""
+    engine.parent.mkdir(parents=True, exist_ok=True)
+    with open(engine.with_name(engine.name + ".lock"), "a+b") as handle:
+        if sys.platform == "win32":
+            import msvcrt
+
+            handle.seek(0)
+            while True:
+                try:
+                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined]
+                    break
+                except OSError:  # LK_LOCK gives up after 10 s: keep waiting
+                    continue
+            try:
+                yield
+            finally:
+                handle.seek(0)
+                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
+        else:
+            import fcntl
+
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
 
 
 def fp32_tensor_names(onnx_path: Path) -> set[str]:
@@ -204,7 +243,9 @@ def _build(onnx_path: Path, spec: EngineSpec, *, artifact_expressions: int, work
     if cache is None and blob:
         log.warning("timing cache %s is unreadable; starting a new one", timing_path)
         cache = config.create_timing_cache(b"")
-    config.set_timing_cache(cache, ignore_mismatch=False)
+    if not config.set_timing_cache(cache, ignore_mismatch=False):  # made on another GPU or TensorRT: start afresh
+        log.warning("timing cache %s does not fit this GPU or TensorRT; starting a new one", timing_path)
+        config.set_timing_cache(config.create_timing_cache(b""), ignore_mismatch=False)
 
     start = time.perf_counter()
     serialized = builder.build_serialized_network(network, config)
