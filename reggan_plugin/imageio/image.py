@@ -9,7 +9,6 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import png
 from PIL import Image, UnidentifiedImageError
 
 from reggan_plugin.errors import InputError
@@ -45,6 +44,13 @@ _MAGIC: list[tuple[bytes, ImageFormat]] = [
     (b"MM\x00+", "tiff"),
     (b"v/1\x01", "exr"),
 ]
+try:  # pypng reads only interlaced 16-bit PNGs (imageio.png): the rest of the runtime works without it
+    import png
+
+    PNG_ERRORS: tuple[type[BaseException], ...] = (png.Error,)
+except ImportError:
+    PNG_ERRORS = ()
+
 # What decoders raise on a broken file. OpenEXR raises RuntimeError/ValueError, pypng png.Error,
 # Pillow OSError/SyntaxError/UnidentifiedImageError, tifffile ValueError/struct.error/IndexError;
 # parsers fed corrupt headers also stumble into TypeError/AttributeError/OverflowError.
@@ -60,7 +66,7 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
     RuntimeError,
     struct.error,
     zlib.error,
-    png.Error,
+    *PNG_ERRORS,
     IndexError,
     KeyError,
     UnidentifiedImageError,

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import png
 
 from reggan_plugin.errors import InputError
 from reggan_plugin.imageio.image import PNG_COMPRESS_LEVEL, ImageData, _converted
@@ -60,6 +59,8 @@ def _read_png16(path: Path) -> ImageData:
 
 
 def _read_png16_pypng(path: Path) -> ImageData:
+    import png  # pypng: only for this rare case
+
     width, height, rows, meta = png.Reader(filename=str(path)).read()
     planes = int(meta["planes"])
     arr = np.empty((height, width * planes), np.uint16)

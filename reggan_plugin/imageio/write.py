@@ -6,7 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import png
 import tifffile
 from PIL import Image
 
@@ -14,6 +13,7 @@ from reggan_plugin.atomic import atomic_path
 from reggan_plugin.errors import InputError
 from reggan_plugin.imageio.image import (
     JPEG_QUALITY,
+    PNG_ERRORS,
     SUPPORTED_SUFFIXES,
     ImageData,
     ImageFormat,
@@ -21,6 +21,8 @@ from reggan_plugin.imageio.image import (
     _one_line,
 )
 from reggan_plugin.imageio.png import encode_png
+
+WRITE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, *PNG_ERRORS)
 
 
 def write_image(path: str | os.PathLike[str], image: ImageData) -> None:
@@ -45,7 +47,7 @@ def write_image(path: str | os.PathLike[str], image: ImageData) -> None:
     try:
         with atomic_path(target, mkdir=False) as tmp:
             writer(tmp, image)
-    except (OSError, ValueError, RuntimeError, png.Error) as err:
+    except WRITE_ERRORS as err:
         raise InputError(target, f"cannot write: {_one_line(err)}") from err
 
 
