@@ -106,8 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                                            ("still, noise sigma 3", noisy_frames(face, args.frames))):
                 for smooth in (0.0, 0.5, 1.0):
                     value, size, edited = jitter(frames, shifts, renderer, Path(tmp) / f"{len(rows)}", smooth)
-                    rows.append((path.name, name, smooth, value, size))
-                    print(f"{path.name} {name:24s} smooth {smooth:.1f}: jitter {value:.1%} of the edit ({size:.2f} levels)",
+                    rows.append((f"{path.parent.name}/{path.name}", name, smooth, value, size))
+                    print(f"{path.parent.name}/{path.name} {name:24s} smooth {smooth:.1f}: jitter {value:.1%} of the edit ({size:.2f} levels)",
                           flush=True)
                     if f == args.strip and not strip and smooth == 0.5:
                         r, c = mouth_region(frames[0])
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                                  for e, s in list(zip(edited, shifts))[:6]]
     lines = ["# Temporal stability", "",
              f"Generated {datetime.date.today()} by `python benchmarks/temporal.py "
-             + " ".join(f"--face {p.name}" for p in args.face)
+             + " ".join(f"--face {p.parent.name}/{p.name}" for p in args.face)
              + f" --face-px {args.face_px} --frames {args.frames}`; do not edit by hand. Method: the module docstring "
              "of benchmarks/temporal.py. Model: the bundled one; CPU backend; detector mode, default options but "
              "--smooth." + (f" Faces: {args.faces_from}" if args.faces_from else ""), "",
@@ -124,7 +124,8 @@ def main(argv: list[str] | None = None) -> int:
              "|---|---|---|---|---|"]
     lines += [f"| {face} | {name} | {smooth:.1f} | {value:.1%} | {size:.2f} |" for face, name, smooth, value, size in rows]
     if strip:
-        lines += ["", f"![the mouth of the first six frames of the pan of {args.face[args.strip].name}, --smooth 0.5]"
+        shown = args.face[args.strip]
+        lines += ["", f"![the mouth of the first six frames of the pan of {shown.parent.name}/{shown.name}, --smooth 0.5]"
                   "(temporal.png)"]
     lines += [""]
     args.out.mkdir(parents=True, exist_ok=True)

@@ -20,11 +20,12 @@ from .config import EditConfig, InferenceConfig, SequenceConfig
 from .errors import InputError, NumericalError, RegganError
 from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
-from .faces.smoothing import smooth_frame, window_reach
+from .faces.smoothing import window_reach
+from .faces.tracks import smoothed_faces
 from .imageio import ImageData, list_frames, read_image, write_image
 from .renderer import ExpressionRenderer, PreparedImage
 from .sequence import check_out_dir, output_path
-from .shots import Thumb, is_cut, thumbnail
+from .shots import Thumb, thumbnail
 from .streaming import batch_by, ordered_map
 
 log = logging.getLogger(__name__)
@@ -121,16 +122,8 @@ def _detect_all(frames: list[Path], todo: list[Path], locator: FaceLocator, seq:
     out: dict[Path, list[Face]] = {}
     for frame in todo:
         k = position[frame]
-        if k not in found:
-            continue  # cancelled before it was read
-        start = k
-        while start > max(0, k - reach) and not is_cut(thumbs.get(start - 1), thumbs.get(start)):
-            start -= 1
-        stop = k
-        while stop < min(len(frames) - 1, k + reach) and not is_cut(thumbs.get(stop), thumbs.get(stop + 1)):
-            stop += 1
-        window = [found.get(i, []) for i in range(start, stop + 1)]
-        out[frame] = smooth_frame(window, k - start, seq.smooth) if reach else found[k]
+        if k in found:  # else cancelled before it was read
+            out[frame] = smoothed_faces(found, thumbs, k, len(frames), seq.smooth)
     return out
 
 

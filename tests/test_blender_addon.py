@@ -989,3 +989,61 @@ def test_every_platforms_zip_installs_a_whole_runtime_on_every_admitted_blender(
                        for w in manifest["wheels"]), (archive.name, python)
         if result.validated_by == "blender_ext":
             assert addon_build.validate_with_blender(archive) is not None
+
+
+def face_card_scene(size: int = 192) -> object:
+    """A camera looking at a plane that shows a rendered face (samples/frames), lit by its own emission."""
+    scene = bpy.context.scene
+    scene.render.engine = "CYCLES"
+    scene.cycles.samples, scene.cycles.use_denoising, scene.cycles.device = 1, False, "CPU"
+    scene.render.resolution_x = scene.render.resolution_y = size
+    scene.render.resolution_percentage = 100
+    scene.view_settings.view_transform = "Standard"
+    bpy.ops.mesh.primitive_plane_add(size=2.0, rotation=(np.pi / 2, 0.0, 0.0))
+    card = bpy.context.active_object
+    material = bpy.data.materials.new("face")
+    nodes, links = material.node_tree.nodes, material.node_tree.links
+    nodes.clear()
+    texture, emission, output = (nodes.new("ShaderNodeTexImage"), nodes.new("ShaderNodeEmission"),
+                                 nodes.new("ShaderNodeOutputMaterial"))
+    texture.image = bpy.data.images.load(str(REPO / "samples" / "frames" / "shot_0001.png"))
+    links.new(texture.outputs["Color"], emission.inputs["Color"])
+    links.new(emission.outputs[0], output.inputs[0])
+    card.data.materials.append(material)
+    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+    scene.collection.objects.link(camera)
+    camera.location, camera.rotation_euler = (0.0, -2.6, 0.0), (np.pi / 2, 0.0, 0.0)
+    scene.camera = camera
+    return card
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_render_hook_with_the_detector_uses_the_tracks_of_apply_to_frames(addon: object, tmp_path: Path) -> None:
+    """Auto (the detector) in the render hook: each frame's face smoothed over its neighbours as the CLI and
+    'Apply to Frames' do, so the hook's frames equal theirs byte for byte."""
+    card = face_card_scene()
+    scene = bpy.context.scene
+    for frame, x in ((1, -0.12), (6, 0.12)):
+        card.location = (x, 0.0, 0.0)
+        card.keyframe_insert("location", frame=frame)
+    scene.frame_start, scene.frame_end = 1, 6
+    scene.frame_set(1)
+    scene.render.filepath = str(tmp_path / "render" / "####")
+    scene.render.image_settings.file_format = "PNG"
+    settings = scene.reggan
+    settings.face_source, settings.auto_apply, settings.smooth = "AUTO", True, 0.5
+    bpy.ops.render.render(animation=True)
+    hook = addon.handlers.HOOK
+    hook.wait(120)
+    assert hook.failed == []
+    settings.auto_apply = False
+    settings.frames_dir, settings.out_dir = str(tmp_path / "render"), str(tmp_path / "applied")
+    bpy.ops.reggan.apply_frames()
+    status = addon.jobs.JOBS.wait(120)
+    assert status.state == "done" and "0 without a face" in status.message, status.message
+    names = [f"{i:04d}.png" for i in range(1, 7)]
+    for name in names:
+        hooked, applied = read_png(tmp_path / "render_reggan_happy" / name), read_png(tmp_path / "applied" / name)
+        assert (hooked != read_png(tmp_path / "render" / name)).any(), name  # a face was found and edited
+        assert np.array_equal(hooked, applied), name

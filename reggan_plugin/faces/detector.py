@@ -5,8 +5,8 @@ A rendered 1920x1080 frame may hold a 60-pixel face, 1/32 of the frame. So the f
 through square windows: the whole frame (letterboxed), then overlapping windows 3x, 9x, ... smaller,
 down to windows in which a ``min_face``-pixel face is still found. Each window is resampled to
 128x128 (area filter), windows run in batches, detections are mapped back to frame pixels and merged
-with MediaPipe's weighted NMS. Then each face gets a second look through three windows centred on it
-(it fills 0.4, 0.5, 0.62 of them): its keypoints are the score-weighted mean of those views, its score
+with MediaPipe's weighted NMS. Then each face gets a second look through windows centred on it (it fills
+0.4, 0.5, 0.62 of them, each also shifted a little): its keypoints are the score-weighted mean of those views, its score
 their best, and a face must reach ``accept_score`` (0.75) to be returned. That second look is what
 separates faces (0.88 and up) from face-like textures (0.70 at most) in the measurements of
 docs/DETECTION.md (benchmarks/detection.py).
@@ -66,7 +66,12 @@ class DetectorConfig:
     min_face_fraction: float = 0.15  # smallest face, as a fraction of a window, that the model finds (measured: all
     # of 40 London faces at 0.15, 39/40 at 0.12, 24/40 at 0.10)
     max_windows: int = 256  # cap on windows per frame (huge frames with a small min_face)
-    refine_fractions: tuple[float, ...] = (0.4, 0.5, 0.62)  # second look at each face: windows it fills this much; () = off
+    # Second look at each face: windows it fills these fractions of, each also shifted by these fractions of its
+    # side in x or in y (27 views). Their mean averages out how BlazeFace's keypoints depend on the framing: on a
+    # slow pan, landmark std 1.10 -> 0.69 px (a render), 0.33 -> 0.17 px (a photo); mouth jitter in
+    # docs/TEMPORAL.md. About 60 ms more per face on this machine.
+    refine_fractions: tuple[float, ...] = (0.4, 0.5, 0.62)  # () = off
+    refine_offsets: tuple[float, ...] = (0.0, 0.02, -0.02, 0.04, -0.04)
     confirm: bool = True  # drop faces that no second look finds again (false positives, measured)
     batch: int = 64  # windows per onnxruntime call
     threads: int = 0  # onnxruntime intra-op threads, 0 = its default
@@ -111,16 +116,21 @@ class FaceDetector:
         are textures that look like a face through one window only.
         """
         fractions = self.config.refine_fractions
+        shifts = [(dx, dy) for dx in self.config.refine_offsets for dy in self.config.refine_offsets
+                  if dx == 0 or dy == 0]
+        per_face = len(fractions) * len(shifts)
         windows: list[Window] = []
         for x0, y0, x1, y1 in dets.boxes:
             for fraction in fractions:
                 side = max(int(round(max(x1 - x0, y1 - y0) / fraction)), 8)
-                windows.append((int(round((x0 + x1 - side) / 2)), int(round((y0 + y1 - side) / 2)), side))
+                for dx, dy in shifts:
+                    windows.append((int(round((x0 + x1 - side) / 2 + dx * side)),
+                                    int(round((y0 + y1 - side) / 2 + dy * side)), side))
         views = self._run_batch(image, windows, drop_cut=False)
         boxes, keypoints, scores = dets.boxes.copy(), dets.keypoints.copy(), dets.scores.copy()
         confirmed = np.zeros(len(dets), dtype=bool)
         for i in range(len(dets)):
-            mine = [v for v in views[i * len(fractions) : (i + 1) * len(fractions)] if len(v)]
+            mine = [v for v in views[i * per_face : (i + 1) * per_face] if len(v)]
             if not mine:
                 continue
             pooled = _concat(mine)
