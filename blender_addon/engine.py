@@ -83,11 +83,11 @@ def locate_faces(image: ImageData, mode: FaceMode, given: Sequence[Face] | None)
     the detector (AUTO), which is built once and shared by jobs."""
     global _detector
     from reggan_plugin.faces import FacesFile
-    from reggan_plugin.faces.locate import FaceLocator, SharedDetector
+    from reggan_plugin.faces.locate import TRACKING, FaceLocator, SharedDetector
 
     with _lock:
         if _detector is None:
-            _detector = SharedDetector()
+            _detector = SharedDetector(TRACKING)  # the detector of the CLI's sequences: the same faces
     faces_file = None if given is None else FacesFile(path=Path("<blender>"), default=tuple(given))
     return FaceLocator(given=faces_file, whole=mode == "WHOLE", detector=_detector).faces("", image)
 

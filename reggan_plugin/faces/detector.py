@@ -6,7 +6,7 @@ through square windows: the whole frame (letterboxed), then overlapping windows 
 down to windows in which a ``min_face``-pixel face is still found. Each window is resampled to
 128x128 (area filter), windows run in batches, detections are mapped back to frame pixels and merged
 with MediaPipe's weighted NMS. Then each face gets a second look through windows centred on it (it fills
-0.4, 0.5, 0.62 of them, each also shifted a little): its keypoints are the score-weighted mean of those views, its score
+0.4, 0.5, 0.62 of them, shifted a little for sequences): its keypoints are the score-weighted mean of those views, its score
 their best, and a face must reach ``accept_score`` (0.75) to be returned. That second look is what
 separates faces (0.88 and up) from face-like textures (0.70 at most) in the measurements of
 docs/DETECTION.md (benchmarks/detection.py).
@@ -67,11 +67,9 @@ class DetectorConfig:
     # of 40 London faces at 0.15, 39/40 at 0.12, 24/40 at 0.10)
     max_windows: int = 256  # cap on windows per frame (huge frames with a small min_face)
     # Second look at each face: windows it fills these fractions of, each also shifted by these fractions of its
-    # side in x or in y (27 views). Their mean averages out how BlazeFace's keypoints depend on the framing: on a
-    # slow pan, landmark std 1.10 -> 0.69 px (a render), 0.33 -> 0.17 px (a photo); mouth jitter in
-    # docs/TEMPORAL.md. About 60 ms more per face on this machine.
-    refine_fractions: tuple[float, ...] = (0.4, 0.5, 0.62)  # () = off
-    refine_offsets: tuple[float, ...] = (0.0, 0.02, -0.02, 0.04, -0.04)
+    # side in x or in y (see TRACKING in faces/locate.py, which uses shifted views). () = off.
+    refine_fractions: tuple[float, ...] = (0.4, 0.5, 0.62)
+    refine_offsets: tuple[float, ...] = (0.0,)
     confirm: bool = True  # drop faces that no second look finds again (false positives, measured)
     batch: int = 64  # windows per onnxruntime call
     threads: int = 0  # onnxruntime intra-op threads, 0 = its default

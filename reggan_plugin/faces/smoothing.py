@@ -20,7 +20,7 @@ from reggan_plugin.faces.face import Face, iou
 
 LINK_IOU = 0.3  # a face continues a track when its box overlaps the track's last box this much
 MAX_GAP = 2  # frames a track may miss (detector failures) and still continue
-TIME_SIGMA = 6.0  # frames, at strength 1 (the default 0.5: 3 frames; benchmarks/temporal.py)
+TIME_SIGMA = 12.0  # frames, at strength 1 (the default 0.5: 6 frames; benchmarks/temporal.py, docs/TEMPORAL.md)
 RANGE_SIGMA = 0.05  # difference between two frames' faces, as a fraction of the face size
 
 
@@ -34,7 +34,7 @@ class _Track:
 def smooth_tracks(per_frame: list[list[Face]], strength: float = 1.0) -> list[list[Face]]:
     """Smooth detector faces over a sequence: same structure back (same number and order of faces per frame).
 
-    ``strength`` scales the temporal window (Gaussian sigma = 6 x strength frames); 0 returns the
+    ``strength`` scales the temporal window (Gaussian sigma = 12 x strength frames); 0 returns the
     input unchanged. Tracks are matched by IoU >= 0.3 with the previous box, bridging up to 2 frames
     without a detection.
     """
