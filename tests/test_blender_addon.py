@@ -107,18 +107,23 @@ def test_runtime_imports_are_all_bundled_or_provided() -> None:
 WHEEL_CACHE = Path(os.environ.get("REGGAN_TEST_CACHE", Path.home() / ".cache" / "reggan-plugin")) / "blender-build"
 
 
-@pytest.fixture(scope="module")
-def built_zip(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, bool]:
-    """The extension zip for this platform, built once."""
-    platform = addon_build.current_platform()
-    has_model = (REPO / "reggan_plugin" / "models" / "default.onnx").is_file()
-    out = tmp_path_factory.mktemp("extension")
+HAS_MODEL = (REPO / "reggan_plugin" / "models" / "default.onnx").is_file()
+
+
+def build_or_skip(platforms: list[str], out: Path, **kwargs: object) -> object:
+    """addon_build.build, skipped (with the reason) where the package index cannot be reached for the wheels."""
     try:
-        return addon_build.build([platform], out, cache=WHEEL_CACHE, require_model=has_model), has_model
+        return addon_build.build(platforms, out, cache=WHEEL_CACHE, require_model=HAS_MODEL, **kwargs)
     except addon_build.BuildError as exc:
         if "pip download" not in str(exc):
             raise
         pytest.skip(f"the package index cannot be reached to fetch the runtime's wheels: {str(exc).splitlines()[-1]}")
+
+
+@pytest.fixture(scope="module")
+def built_zip(tmp_path_factory: pytest.TempPathFactory) -> tuple[object, bool]:
+    """The extension zip for this platform, built once."""
+    return build_or_skip([addon_build.current_platform()], tmp_path_factory.mktemp("extension")), HAS_MODEL
 
 
 @pytest.mark.slow
@@ -659,9 +664,8 @@ def test_extension_zip_installs_and_runs_in_blender(built_zip: tuple[object, boo
     assert runtime.startswith(str(user)) and ort.startswith(str(user))
 
 
-@needs_bpy
-def test_frames_from_scene_follow_the_animated_head(addon: object, tmp_path: Path) -> None:
-    """'From Scene' on a frame folder: each frame is edited where the head is in THAT frame."""
+def cube_head_scene() -> object:
+    """A 96 px camera looking at a cube (a stand-in head for 'From Scene')."""
     scene = bpy.context.scene
     scene.render.resolution_x = scene.render.resolution_y = 96
     camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
@@ -669,7 +673,14 @@ def test_frames_from_scene_follow_the_animated_head(addon: object, tmp_path: Pat
     camera.location, camera.rotation_euler = (0.0, -6.0, 0.0), (np.pi / 2, 0.0, 0.0)
     scene.camera = camera
     bpy.ops.mesh.primitive_cube_add(size=0.8)
-    head = bpy.context.active_object
+    return bpy.context.active_object
+
+
+@needs_bpy
+def test_frames_from_scene_follow_the_animated_head(addon: object, tmp_path: Path) -> None:
+    """'From Scene' on a frame folder: each frame is edited where the head is in THAT frame."""
+    scene = bpy.context.scene
+    head = cube_head_scene()
     for frame, x in ((1, -0.8), (2, 0.8)):
         head.location = (x, 0.0, 0.0)
         head.keyframe_insert("location", frame=frame)
@@ -795,41 +806,50 @@ def test_every_from_scene_source_gives_the_edit_of_the_landmark_group(ict_model_
     assert boxes["head bone"][2] > 1.3 * boxes["landmark group"][2]  # the boxes really are in other conventions
 
 
+def render_with_hook_then_apply(addon: object, tmp_path: Path, obj: object, keys: tuple, last: int) -> list[str]:
+    """Render frames 1..last of `obj` moving along x through `keys` (frame, x) with the hook on, then run
+    "Apply to Frames" on those renders; asserts the two give the same files and returns their names."""
+    scene = bpy.context.scene
+    for frame, x in keys:
+        obj.location = (x, 0.0, 0.0)
+        obj.keyframe_insert("location", frame=frame)
+    scene.frame_start, scene.frame_end = 1, last
+    scene.frame_set(1)
+    scene.render.filepath = str(tmp_path / "render" / "####")
+    scene.render.image_settings.file_format = "PNG"
+    settings = scene.reggan
+    settings.auto_apply = True
+    bpy.ops.render.render(animation=True)
+    hook = addon.handlers.HOOK
+    hook.wait(120)
+    assert hook.failed == []
+    settings.auto_apply = False
+    settings.frames_dir, settings.out_dir = str(tmp_path / "render"), str(tmp_path / "applied")
+    bpy.ops.reggan.apply_frames()
+    status = addon.jobs.JOBS.wait(120)
+    assert status.state == "done", status.message
+    names = [f"{i:04d}.png" for i in range(1, last + 1)]
+    assert sorted(p.name for p in (tmp_path / "render_reggan_happy").iterdir()) == names
+    for name in names:
+        hooked, applied = read_png(tmp_path / "render_reggan_happy" / name), read_png(tmp_path / "applied" / name)
+        assert np.array_equal(hooked, applied), name
+    return names
+
+
 @needs_bpy
 @pytest.mark.slow
 def test_render_hook_from_scene_equals_apply_to_frames(addon: object, tmp_path: Path) -> None:
     """An animated head rendered with the hook: each frame is edited where the head is in THAT frame,
     exactly as "Apply to Frames" edits the same rendered frames afterwards."""
     head = tiny_render_scene(96, 96)
-    scene = bpy.context.scene
-    for frame, x in ((1, -0.9), (2, 0.0), (3, 0.9)):
-        head.location = (x, 0.0, 0.0)
-        head.keyframe_insert("location", frame=frame)
-    scene.frame_start, scene.frame_end = 1, 3
-    scene.frame_set(1)
-    scene.render.filepath = str(tmp_path / "render" / "####")
-    scene.render.image_settings.file_format = "PNG"
-    settings = scene.reggan
-    settings.face_source, settings.head_object, settings.auto_apply = "SCENE", head, True
-    bpy.ops.render.render(animation=True)
-    hook = addon.handlers.HOOK
-    hook.wait(60)
-    assert hook.failed == []
-    hooked = tmp_path / "render_reggan_happy"
-    settings.auto_apply = False
-    settings.frames_dir, settings.out_dir = str(tmp_path / "render"), str(tmp_path / "applied")
-    bpy.ops.reggan.apply_frames()
-    status = addon.jobs.JOBS.wait(60)
-    assert status.state == "done", status.message
-    names = ["0001.png", "0002.png", "0003.png"]
-    assert sorted(p.name for p in hooked.iterdir()) == names
+    settings = bpy.context.scene.reggan
+    settings.face_source, settings.head_object = "SCENE", head
+    names = render_with_hook_then_apply(addon, tmp_path, head, ((1, -0.9), (2, 0.0), (3, 0.9)), 3)
     centres = []
     for name in names:
-        changed = (read_png(hooked / name) != read_png(tmp_path / "render" / name)).any(axis=2)
+        changed = (read_png(tmp_path / "render_reggan_happy" / name) != read_png(tmp_path / "render" / name)).any(axis=2)
         centres.append(np.nonzero(changed)[1].mean())
     assert centres[0] + 15 < centres[1] < centres[2] - 15  # the edit follows the head across the frames
-    for name in names:
-        assert np.array_equal(read_png(hooked / name), read_png(tmp_path / "applied" / name)), name
 
 
 @needs_bpy
@@ -896,13 +916,7 @@ def test_image_edits_keep_honest_books(addon: object, tmp_path: Path) -> None:
     import tempfile
 
     before = set(Path(tempfile.gettempdir()).glob("reggan-faces-*.json"))
-    scene = bpy.context.scene
-    scene.render.resolution_x = scene.render.resolution_y = 96
-    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
-    scene.collection.objects.link(camera)
-    camera.location, camera.rotation_euler = (0.0, -6.0, 0.0), (np.pi / 2, 0.0, 0.0)
-    scene.camera = camera
-    bpy.ops.mesh.primitive_cube_add(size=0.8)
+    cube_head_scene()
     frames = tmp_path / "render"
     write_frames(frames, 2)
     for i, frame in enumerate(sorted(frames.iterdir())):
@@ -927,13 +941,7 @@ def test_gpu_variant_swaps_the_runtime() -> None:
 @pytest.mark.slow
 def test_build_the_gpu_zip_for_linux(tmp_path: Path) -> None:
     """The onnxruntime-gpu variant builds, and its zip carries onnxruntime-gpu and no CPU onnxruntime."""
-    has_model = (REPO / "reggan_plugin" / "models" / "default.onnx").is_file()
-    try:
-        result = addon_build.build(["linux-x64"], tmp_path, cache=WHEEL_CACHE, require_model=has_model, gpu=True)
-    except addon_build.BuildError as exc:
-        if "pip download" not in str(exc):
-            raise
-        pytest.skip(f"the package index cannot be reached to fetch the runtime's wheels: {str(exc).splitlines()[-1]}")
+    result = build_or_skip(["linux-x64"], tmp_path, gpu=True)
     (archive,) = result.zips
     assert archive.name.endswith("linux_x64_gpu.zip")
     manifest, _ = addon_build.zip_manifest(archive)
@@ -971,13 +979,7 @@ def test_a_zip_missing_a_python_is_caught() -> None:
 def test_every_platforms_zip_installs_a_whole_runtime_on_every_admitted_blender(tmp_path: Path) -> None:
     """For each zip: under each Python that Blender 4.2+ embeds (3.11 up to 5.0, 3.13 from 5.1), the wheels its
     installer picks cover every import of the runtime, none twice; and Blender's validator accepts the zip."""
-    has_model = (REPO / "reggan_plugin" / "models" / "default.onnx").is_file()
-    try:
-        result = addon_build.build(list(addon_build.PLATFORMS), tmp_path, cache=WHEEL_CACHE, require_model=has_model)
-    except addon_build.BuildError as exc:
-        if "pip download" not in str(exc):
-            raise
-        pytest.skip(f"the package index cannot be reached to fetch the runtime's wheels: {str(exc).splitlines()[-1]}")
+    result = build_or_skip(list(addon_build.PLATFORMS), tmp_path)
     assert len(result.zips) == 3
     for archive in result.zips:
         manifest, _ = addon_build.zip_manifest(archive)
@@ -1023,27 +1025,8 @@ def test_render_hook_with_the_detector_uses_the_tracks_of_apply_to_frames(addon:
     """Auto (the detector) in the render hook: each frame's face smoothed over its neighbours as the CLI and
     'Apply to Frames' do, so the hook's frames equal theirs byte for byte."""
     card = face_card_scene()
-    scene = bpy.context.scene
-    for frame, x in ((1, -0.12), (6, 0.12)):
-        card.location = (x, 0.0, 0.0)
-        card.keyframe_insert("location", frame=frame)
-    scene.frame_start, scene.frame_end = 1, 6
-    scene.frame_set(1)
-    scene.render.filepath = str(tmp_path / "render" / "####")
-    scene.render.image_settings.file_format = "PNG"
-    settings = scene.reggan
-    settings.face_source, settings.auto_apply, settings.smooth = "AUTO", True, 0.5
-    bpy.ops.render.render(animation=True)
-    hook = addon.handlers.HOOK
-    hook.wait(120)
-    assert hook.failed == []
-    settings.auto_apply = False
-    settings.frames_dir, settings.out_dir = str(tmp_path / "render"), str(tmp_path / "applied")
-    bpy.ops.reggan.apply_frames()
-    status = addon.jobs.JOBS.wait(120)
-    assert status.state == "done" and "0 without a face" in status.message, status.message
-    names = [f"{i:04d}.png" for i in range(1, 7)]
-    for name in names:
-        hooked, applied = read_png(tmp_path / "render_reggan_happy" / name), read_png(tmp_path / "applied" / name)
-        assert (hooked != read_png(tmp_path / "render" / name)).any(), name  # a face was found and edited
-        assert np.array_equal(hooked, applied), name
+    settings = bpy.context.scene.reggan
+    settings.face_source, settings.smooth = "AUTO", 0.5
+    for name in render_with_hook_then_apply(addon, tmp_path, card, ((1, -0.12), (6, 0.12)), 6):
+        edited = read_png(tmp_path / "render_reggan_happy" / name)
+        assert (edited != read_png(tmp_path / "render" / name)).any(), name  # a face was found and edited
