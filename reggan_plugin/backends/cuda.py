@@ -39,7 +39,7 @@ def _diagnose_missing_cuda_provider() -> str:
     reason = "; ".join(missing) if missing else "CUDA/cuDNN libraries load, so their versions probably do not match this onnxruntime"
     return (f"onnxruntime {ort.__version__} could not start CUDAExecutionProvider and fell back to CPU: {reason}. "
             f"onnxruntime-gpu 1.19+ needs CUDA 12 and cuDNN 9 ({ORT_CUDA_DOCS}); "
-            "`pip install nvidia-cudnn-cu12 nvidia-cuda-runtime-cu12` provides both")
+            "`pip install nvidia-cudnn-cu12 nvidia-cuda-runtime-cu12` provides both (the -cu13 ones for a CUDA 13 build)")
 
 
 def create_ort_cuda(artifact: ModelArtifact, *, device_id: int) -> OrtCudaBackend:

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
 
-DRIVER_FIX = "install the NVIDIA driver (https://www.nvidia.com/drivers; >= 525 for CUDA 12) and reboot"
+DRIVER_FIX = "install the NVIDIA driver (https://www.nvidia.com/drivers; >= 525 for CUDA 12, >= 580 for CUDA 13) and reboot"
 
 
 @dataclass(frozen=True)
