@@ -75,7 +75,7 @@ def _remove_stale_temps(targets: list[Path]) -> None:
     for folder in {target.parent for target in targets}:
         for temp in stale_temp_files(folder):
             if any(is_temp_of(temp, folder / name) for name in wanted):
-                log.info("removing %s, left by an interrupted run", temp)
+                log.info("removing the temp file %s", temp)
                 temp.unlink(missing_ok=True)
 
 
