@@ -50,3 +50,13 @@ for args in (["info"], ["render", "--frames", {str(frames)!r}, "--out", {str(tmp
 """
     assert _modules_after(code, tmp_path) == set()
     assert len(list((tmp_path / "out").glob("*.png"))) == len(list(frames.glob("*.png")))
+
+
+def test_no_extra_installs_onnxruntime_gpu_beside_onnxruntime():
+    """Both wheels fill the same `onnxruntime` package; an extra cannot remove the base one, so none adds the GPU one."""
+    import tomllib
+
+    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    assert any(d.startswith("onnxruntime") and not d.startswith("onnxruntime-gpu") for d in project["dependencies"])
+    for name, deps in project["optional-dependencies"].items():
+        assert not [d for d in deps if d.startswith("onnxruntime-gpu")], name
