@@ -293,7 +293,8 @@ def test_torch_route_matches_onnxruntime_on_cpu(tiny_onnx, tmp_path, which):
 
 
 def test_torch_route_fp16_on_cpu_is_close(tiny_onnx):
-    from reggan_plugin.backends.cuda import PARITY_TOLERANCE, TorchCudaBackend
+    from reggan_plugin.backends.cuda import TorchCudaBackend
+    from reggan_plugin.backends.parity import PARITY_TOLERANCE
 
     artifact = load_artifact(tiny_onnx)
     try:
@@ -380,8 +381,8 @@ def test_the_shipped_model_in_half_precision_meets_the_fp16_tolerance():
     torch = pytest.importorskip("torch", reason="the torch route needs torch")
     import onnxruntime as ort
 
-    from reggan_plugin.backends.cuda import PARITY_TOLERANCE
     from reggan_plugin.backends.graph_precision import grid_arithmetic
+    from reggan_plugin.backends.parity import PARITY_TOLERANCE
     from reggan_plugin.backends.torch_graph import TorchGraph, load_onnx
 
     art = load_artifact(None)
@@ -395,3 +396,19 @@ def test_the_shipped_model_in_half_precision_meets_the_fp16_tolerance():
     half = TorchGraph(model, device="cpu", dtype=torch.float16)
     got = half.run({k: torch.from_numpy(v) for k, v in feeds.items()}, ["output"])["output"].float().numpy()
     assert float(np.abs(got - want).max()) < PARITY_TOLERANCE["fp16"]
+
+
+def test_gpu_backends_are_checked_on_a_sample_face(tiny_model, tmp_path):
+    """check_parity passes a backend that computes the model and refuses one that computes something else."""
+    from conftest import make_tiny_model
+
+    from reggan_plugin.backends.cpu import CpuBackend
+    from reggan_plugin.backends.parity import check_parity, sample_face
+
+    face = sample_face(64)
+    assert face.shape == (1, 3, 64, 64) and -1 <= face.min() < face.max() <= 1
+    art = load_artifact(tiny_model)
+    assert check_parity(CpuBackend(art), art, "cpu") == 0.0
+    other = CpuBackend(load_artifact(make_tiny_model(tmp_path / "other.onnx", seed=1)))  # a wrong engine
+    with pytest.raises(BackendUnavailable, match="differs from onnxruntime"):
+        check_parity(other, art, "tensorrt backend (engine x)")

@@ -19,11 +19,11 @@ from ..errors import BackendUnavailable
 from . import environment as env
 from .base import Backend, Precision
 from .cpu import OrtBackend, create_session, session_options
+from .parity import check_parity
 
 log = logging.getLogger("reggan_plugin.backends")
 
 ORT_CUDA_DOCS = "https://onnxruntime.ai/docs/execution-providers/CUDA-ExecutionProvider.html#requirements"
-PARITY_TOLERANCE = {"fp32": 1e-3, "fp16": 6e-2}  # max |torch - onnxruntime CPU| on the self-check sample
 
 
 class OrtCudaBackend(OrtBackend):
@@ -77,7 +77,7 @@ class TorchCudaBackend(Backend):
         self.dtype = torch.float16 if precision == "fp16" else torch.float32
         self.graph: TorchGraph | None = TorchGraph(load_onnx(artifact.path), device=self.device, dtype=self.dtype)
         if verify:
-            self._verify_against_onnxruntime()
+            check_parity(self, self.artifact, f"cuda backend (torch route, {self.artifact.path.name})")
 
     @property
     def description(self) -> str:
@@ -93,24 +93,6 @@ class TorchCudaBackend(Backend):
             inputs = {k: torch.from_numpy(v).to(self.device, non_blocking=True).to(self.dtype) for k, v in feeds.items()}
             result = self.graph.run(inputs, outputs)
             return {k: v.float().cpu().numpy() for k, v in result.items()}
-
-    def _verify_against_onnxruntime(self) -> None:
-        from .cpu import CpuBackend
-
-        rng = np.random.default_rng(0)
-        s, e = self.input_size, self.n_expressions
-        image = rng.uniform(-1, 1, (1, 3, s, s)).astype(np.float32)
-        expression = np.eye(e, dtype=np.float32)[[min(1, e - 1)]]
-        intensity = np.ones(1, np.float32)
-        reference = CpuBackend(self.artifact).run(image, expression, intensity, outputs=("output",))["output"]
-        mine = self._run(self._feeds(image, expression, intensity), ("output",))["output"]
-        diff = float(np.max(np.abs(mine - reference))) if np.isfinite(mine).all() else float("inf")
-        if diff > PARITY_TOLERANCE[self.precision]:
-            raise BackendUnavailable(
-                f"cuda backend (torch route): the torch execution of {self.artifact.path.name} differs from onnxruntime "
-                f"by {diff:.3g} (> {PARITY_TOLERANCE[self.precision]}) in {self.precision}; install onnxruntime-gpu "
-                "(`pip uninstall -y onnxruntime && pip install onnxruntime-gpu`) or use --precision fp32"
-            )
 
     def close(self) -> None:
         self.graph = None

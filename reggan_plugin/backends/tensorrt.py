@@ -24,6 +24,7 @@ from ..errors import BackendUnavailable
 from . import engine_cache
 from . import environment as env
 from .base import Backend, Precision
+from .parity import check_parity
 
 log = logging.getLogger("reggan_plugin.backends")
 
@@ -122,7 +123,9 @@ def create_tensorrt_backend(
         state = engine_cache.lookup(cache_dir, spec, artifact.path.stem)
         if not state.usable:
             raise BackendUnavailable(f"tensorrt backend: the engine just built does not check out: {state.reason}")
-    return TensorRTBackend(artifact, state.paths, spec, device_id=device_id)
+    backend = TensorRTBackend(artifact, state.paths, spec, device_id=device_id)
+    check_parity(backend, artifact, f"tensorrt backend (engine {state.paths.engine.name})")  # every engine, new or cached
+    return backend
 
 
 class _TorchBuffers:
