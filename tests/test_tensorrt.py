@@ -308,12 +308,15 @@ def test_cli_build_without_tensorrt_or_gpu_exits_4_with_the_reason(tmp_path, tin
 @pytest.mark.gpu
 @pytest.mark.tensorrt
 @needs_trt
+@pytest.mark.parametrize("model", ["tiny", "shipped"])
 @pytest.mark.parametrize("precision, atol", [("fp32", 2e-3), ("fp16", 5e-2)])
-def test_engine_build_run_and_cache_reuse(tmp_path, tiny_onnx, precision, atol, caplog):
+def test_engine_build_run_and_cache_reuse(tmp_path, tiny_onnx, model, precision, atol, caplog):
+    from reggan_plugin.artifact import default_model_path
     from reggan_plugin.backends.trt_build import build_engine
 
-    artifact = load_artifact(tiny_onnx)
-    paths = build_engine(tiny_onnx, tmp_path, precision=precision, max_batch=4)
+    onnx_path = tiny_onnx if model == "tiny" else default_model_path()
+    artifact = load_artifact(onnx_path)
+    paths = build_engine(onnx_path, tmp_path, precision=precision, max_batch=4)
     sidecar = ec.read_sidecar(paths.sidecar)
     assert sidecar["precision"] == precision and sidecar["profile"]["max_batch"] == 4
     assert sidecar["gpu_name"] == GPUS[0].name and sidecar["tensorrt_version"] == TRT.value
@@ -472,3 +475,28 @@ def test_engine_keys_name_the_cuda_major_and_the_build_recipe():
     sidecar = engine_cache.make_sidecar(old_recipe, engine_bytes=b"x", build_seconds=1, onnx_path="m.onnx",
                                         workspace_gb=4, plugin_version="0")
     assert any("build recipe" in p for p in engine_cache.sidecar_mismatches(sidecar, base))
+
+
+def test_cuda_python_buffers_need_cuda_python():
+    """Without torch CUDA the TensorRT backend moves data with cuda-python; without that, a clear reason."""
+    from reggan_plugin.backends import tensorrt as trt_backend
+
+    if trt_backend._cuda_python() is not None:
+        pytest.skip("cuda-python is installed here: the GPU tests exercise these buffers")
+    with pytest.raises(BackendUnavailable, match="cuda-python is not installed"):
+        trt_backend._CudaPythonBuffers(0)
+
+
+@pytest.mark.gpu
+@needs_gpu
+def test_cuda_python_buffers_round_trip():
+    """Host -> device -> host through cuda-python gives the same bytes back."""
+    from reggan_plugin.backends import tensorrt as trt_backend
+
+    if trt_backend._cuda_python() is None:
+        pytest.skip("cuda-python is not installed (pip install cuda-python)")
+    buffers = trt_backend._CudaPythonBuffers(0)
+    data = np.random.default_rng(0).random((3, 5), dtype=np.float32)
+    buffers.put("x", data)
+    assert np.array_equal(buffers.get("x"), data)
+    buffers.close()
