@@ -132,9 +132,13 @@ def build_engine(
         if state.usable and not force:
             log.info("TensorRT engine built by another process meanwhile: %s", paths.engine)
             return paths
-        _select_device(device_id)
-        serialized, timing_blob, seconds = _build(onnx_path, spec, artifact_expressions=len(artifact.expressions),
-                                                  workspace_gb=workspace_gb, timing_path=timing_path)
+        try:
+            _select_device(device_id)
+            serialized, timing_blob, seconds = _build(onnx_path, spec, artifact_expressions=len(artifact.expressions),
+                                                      workspace_gb=workspace_gb, timing_path=timing_path)
+        except (RuntimeError, AttributeError, OSError, TypeError, ValueError) as exc:  # TensorRT's or CUDA's own
+            raise EngineBuildError(f"{onnx_path}: TensorRT failed to build the engine: {type(exc).__name__}: "
+                                   f"{str(exc).splitlines()[0][:200] if str(exc) else ''}") from exc
         atomic_write(paths.engine, serialized)
         if timing_blob:
             atomic_write(timing_path, timing_blob)
