@@ -15,10 +15,14 @@ __all__ = ["EditConfig", "ExpressionRenderer", "InferenceConfig", "SequenceConfi
 
 def __getattr__(name: str):
     # Lazy: `import reggan_plugin` must stay cheap (Blender start-up, CLI --help).
-    if name in ("ExpressionRenderer", "render_sequence"):
-        from . import pipeline
+    if name == "ExpressionRenderer":
+        from .renderer import ExpressionRenderer
 
-        return getattr(pipeline, name)
+        return ExpressionRenderer
+    if name == "render_sequence":
+        from .pipeline import render_sequence
+
+        return render_sequence
     if name in ("EditConfig", "InferenceConfig", "SequenceConfig"):
         from . import config
 
