@@ -22,7 +22,7 @@ from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
 from .faces.smoothing import window_reach
 from .faces.tracks import smoothed_faces
-from .imageio import ImageData, list_frames, read_image, write_image
+from .imageio import ImageData, list_frames, looks_whole, read_image, write_image
 from .renderer import ExpressionRenderer, PreparedImage
 from .sequence import check_out_dir, output_path
 from .shots import Thumb, thumbnail
@@ -80,12 +80,14 @@ def _remove_stale_temps(targets: list[Path]) -> None:
 
 
 def _finished(target: Path) -> bool:
-    """--skip-existing trusts an output only when it is a whole image (not empty, it decodes)."""
-    try:
-        return target.is_file() and target.stat().st_size > 0 and read_image(target).pixels.size > 0
-    except (InputError, OSError):
-        log.warning("%s exists but is not a whole image: rendering it again", target)
+    """--skip-existing trusts an output only when it looks like a whole image (signature and end marker: an
+    empty or cut-off file does not); reading only its ends keeps a resume of a long shot quick."""
+    if not target.is_file():
         return False
+    if looks_whole(target):
+        return True
+    log.warning("%s exists but is not a whole image: rendering it again", target)
+    return False
 
 
 def _locator(seq: SequenceConfig) -> FaceLocator:

@@ -566,3 +566,23 @@ def test_list_frames_errors(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="no images") as info:
         iio.list_frames(empty)
     assert "empty" in str(info.value)
+
+
+def test_looks_whole_without_decoding(tmp_path):
+    """--skip-existing's check: whole files of each format pass; empty, cut-off or misnamed ones do not."""
+    px = (np.arange(32 * 32 * 3) % 251).astype(np.uint8).reshape(32, 32, 3)
+    for suffix in (".png", ".jpg", ".tiff"):
+        path = tmp_path / f"a{suffix}"
+        iio.write_image(path, iio.ImageData(px, None, suffix[1:], False, {}))
+        assert iio.looks_whole(path), suffix
+        cut = tmp_path / f"cut{suffix}"
+        cut.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2])
+        if suffix != ".tiff":  # TIFF has no end marker: its check is the signature
+            assert not iio.looks_whole(cut), suffix
+    exr = tmp_path / "a.exr"
+    iio.write_image(exr, iio.ImageData(px.astype(np.float32) / 255, None, "exr", True, {}))
+    assert iio.looks_whole(exr)
+    (tmp_path / "empty.png").write_bytes(b"")
+    (tmp_path / "misnamed.jpg").write_bytes((tmp_path / "a.png").read_bytes())
+    assert not iio.looks_whole(tmp_path / "empty.png") and not iio.looks_whole(tmp_path / "misnamed.jpg")
+    assert not iio.looks_whole(tmp_path / "missing.png")

@@ -7,11 +7,33 @@ from pathlib import Path
 from typing import Any
 
 from reggan_plugin.errors import InputError
-from reggan_plugin.imageio.image import SUPPORTED_SUFFIXES
+from reggan_plugin.imageio.image import SUPPORTED_SUFFIXES, _sniff
 
 
 def _natural_key(p: Path) -> list[Any]:
     return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
+
+
+def looks_whole(path: str | os.PathLike[str]) -> bool:
+    """A cheap check that a file is a whole image of its kind, without decoding it: the format's signature at
+    the start and, for PNG and JPEG, its end marker at the end (what a cut-off or emptied file lacks)."""
+    p = Path(path)
+    try:
+        size = p.stat().st_size
+        with open(p, "rb") as handle:
+            head = handle.read(16)
+            handle.seek(max(0, size - 16))
+            tail = handle.read(16)
+    except OSError:
+        return False
+    fmt = _sniff(head)
+    if fmt is None or fmt != SUPPORTED_SUFFIXES.get(p.suffix.lower()):
+        return False
+    if fmt == "png":
+        return b"IEND" in tail
+    if fmt == "jpeg":
+        return tail.rstrip(b"\x00").endswith(b"\xff\xd9")
+    return size > len(head)
 
 
 def list_frames(directory: str | os.PathLike[str]) -> list[Path]:
