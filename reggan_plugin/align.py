@@ -195,13 +195,14 @@ def _bilinear(img: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, zero_outside: 
     x0 = fx.astype(np.intp)
     y0 = fy.astype(np.intp)
     x1, y1 = x0 + 1, y0 + 1
+    flat = img.reshape(h * w, img.shape[2])  # one flat gather per corner: faster than 2-D fancy indexing
     out = None
     for yi, xi, wgt in ((y0, x0, (1 - wx) * (1 - wy)), (y0, x1, wx * (1 - wy)), (y1, x0, (1 - wx) * wy), (y1, x1, wx * wy)):
         if zero_outside:
             valid = ((xi >= 0) & (xi < w) & (yi >= 0) & (yi < h))[..., None]
-            vals = img[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)] * valid
-        else:
-            vals = img[np.clip(yi, 0, h - 1), np.clip(xi, 0, w - 1)]
+            vals = np.take(flat, np.clip(yi, 0, h - 1) * w + np.clip(xi, 0, w - 1), axis=0) * valid
+        else:  # the coordinates were clipped above: every corner is inside
+            vals = np.take(flat, np.minimum(yi, h - 1) * w + np.minimum(xi, w - 1), axis=0)
         term = vals * wgt
         out = term if out is None else out + term
     assert out is not None
