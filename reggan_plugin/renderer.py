@@ -29,7 +29,7 @@ from .errors import InputError, RegganError
 from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import hint_region, needs_refining, refine_box_face
-from .imageio import ImageData, compose_output, to_network_rgb
+from .imageio import ImageData, compose_output, detector_rgb, to_network_rgb
 from .preview_graph import derive_preview
 
 log = logging.getLogger(__name__)
@@ -173,7 +173,7 @@ class ExpressionRenderer:
         rows, cols = hint_region(hinted, image.height, image.width)
         if rows.stop <= rows.start or cols.stop <= cols.start:
             return list(faces)
-        rgb = to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
+        rgb = detector_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
         return [refine_box_face(rgb, face, self._detector.get(), (cols.start, rows.start)) for face in faces]
 
     def prepare_image(self, image: ImageData, faces: Sequence[Face]) -> PreparedImage:

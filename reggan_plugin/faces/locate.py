@@ -15,7 +15,7 @@ from reggan_plugin.faces.detector import DetectorConfig, FaceDetector
 from reggan_plugin.faces.face import Face
 from reggan_plugin.faces.faces_json import FacesFile
 from reggan_plugin.faces.region import whole_image_face
-from reggan_plugin.imageio import ImageData, to_network_rgb
+from reggan_plugin.imageio import ImageData, detector_rgb
 
 
 def overlaps_picture(face: Face, height: int, width: int) -> bool:
@@ -80,6 +80,4 @@ class FaceLocator:
         fixed = self.fixed_faces(name, image.pixels.shape)
         if fixed is not None:
             return fixed
-        if image.pixels.dtype == np.uint8 and image.channels >= 3 and not image.linear:
-            return self.detector.detect(image.pixels)  # the detector's own format: no float copy of the frame
-        return self.detector.detect(to_network_rgb(image))
+        return self.detector.detect(detector_rgb(image))

@@ -35,6 +35,14 @@ def _encoded(pixels: np.ndarray, linear: bool) -> np.ndarray:
     return srgb_encode(v) if linear else v
 
 
+def detector_rgb(image: ImageData) -> np.ndarray:
+    """What the face detector reads: 8-bit sRGB pixels as they are (no float copy of the frame), anything
+    else as network colour (the detector quantises it to 8 bits the same way)."""
+    if image.pixels.dtype == np.uint8 and image.channels >= 3 and not image.linear:
+        return image.pixels
+    return to_network_rgb(image)
+
+
 def to_network_rgb(image: ImageData) -> np.ndarray:
     """HxWx3 float32 sRGB-encoded in [0, 1]: grey replicated, linear data encoded, alpha dropped, clipped."""
     nc = image.colour_channels
