@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from reggan_plugin.align import Matrix, invert_affine, sample, warp_from_crop
-from reggan_plugin.grain import GRAIN_RADIUS, NOISE_FLOOR, noise_level, structure
+from reggan_plugin.grain import GRAIN_RADIUS, degrained
 
 # Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
@@ -179,7 +179,7 @@ def paste_back(
             reach = int(np.ceil(np.abs(shift).max())) + 2 * GRAIN_RADIUS + 2 if len(shift) else 0
             y0, x0 = max(roi[0].start - reach, 0), max(roi[1].start - reach, 0)
             area = frame[y0 : roi[0].stop + reach, x0 : roi[1].stop + reach]
-            smooth = structure(area) if noise_level(area) >= NOISE_FLOOR else area
+            smooth = degrained(area)
             grain = (area - smooth)[ys + roi[0].start - y0, xs + roi[1].start - x0]
             base = sample(smooth, xs + roi[1].start - x0 + shift[:, 0], ys + roi[0].start - y0 + shift[:, 1]) + grain
         region[sel] = np.clip(base + weight * d_w[sel], 0.0, 1.0)

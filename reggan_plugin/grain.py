@@ -13,6 +13,8 @@ import numpy as np
 
 GRAIN_RADIUS = 2  # pixels of the frame: grain is a pixel-scale thing whatever the face size
 GRAIN_EPS = 0.04**2  # local variance (sRGB [0, 1]) below which detail counts as grain: about 10 levels of std
+GRAIN_STDS = 4.0  # on a grainy picture, contrast within this many noise stds (``noise_level``) is grain too: with
+# eps at GRAIN_EPS alone, sigma 10 noise is half kept in the structure, and paste-back moves it with the lips
 NOISE_FLOOR = 1.5 / 255  # chroma noise (``noise_level``) from which a picture counts as grainy: clean renders and
 # photos measure 0.2-0.8 levels, renders with noise of sigma 3 levels 3.0 (JPEG photos keep their chroma smooth)
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
@@ -54,3 +56,12 @@ def structure(img: np.ndarray, radius: int = GRAIN_RADIUS, eps: float = GRAIN_EP
     a = var / (var + eps)
     b = mean - a * mean
     return _box_mean(a, radius) * x + _box_mean(b, radius)
+
+
+def degrained(img: np.ndarray) -> np.ndarray:
+    """``img``'s structure when it is grainy (``noise_level`` >= NOISE_FLOOR; contrast within GRAIN_STDS noise
+    stds counts as grain), else ``img`` itself: a clean picture's finest detail is its own."""
+    level = noise_level(img)
+    if level < NOISE_FLOOR:
+        return img
+    return structure(img, eps=max(GRAIN_EPS, (GRAIN_STDS * level) ** 2))

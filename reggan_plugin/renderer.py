@@ -29,6 +29,7 @@ from .errors import InputError, RegganError
 from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import hint_region, needs_refining, refine_box_face
+from .grain import degrained
 from .imageio import ImageData, compose_output, detector_rgb, to_network_rgb
 from .preview_graph import derive_preview
 
@@ -185,7 +186,9 @@ class ExpressionRenderer:
         rgb = to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
         local = [_shift(m, rows, cols) for m in matrices]
         size = self.size
-        crops = np.stack([warp_to_crop(rgb, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
+        # A grainy crop goes to the network without its grain (fed grain, the model paints it back as coloured
+        # speckle); the edit is taken against this same crop, so the frame keeps its own grain.
+        crops = np.stack([degrained(warp_to_crop(rgb, m, size)) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
         return PreparedImage(image, (rows, cols), rgb, local, crops)
 
     def finish_image(self, prepared: PreparedImage, edited: np.ndarray) -> ImageData:

@@ -31,3 +31,16 @@ def test_noise_level_tells_grainy_pictures_from_clean_ones() -> None:
     assert noise_level(face) < 0.3 * NOISE_FLOOR
     assert noise_level(noisy) > NOISE_FLOOR
     assert noise_level(np.repeat(noisy[..., :1], 3, axis=2)) < 1e-6  # grey noise has no chroma
+
+
+def test_degrained_scales_with_the_noise_and_leaves_clean_pictures_alone() -> None:
+    from reggan_plugin.grain import degrained
+
+    yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
+    face = np.stack([0.5 + 0.003 * xx, 0.4 + 0.002 * yy, 0.3 + 0.2 * (xx > 30)], axis=2)
+    assert degrained(face) is face  # a clean picture's finest detail is its own
+    noisy = face + np.random.default_rng(0).normal(0, 10 / 255, face.shape).astype(np.float32)
+    # sigma 10 noise is about the fixed grain contrast: a fixed eps keeps much of it, the noise-scaled one does not
+    fixed, scaled = np.abs(structure(noisy) - face).mean(), np.abs(degrained(noisy) - face).mean()
+    assert scaled < 0.6 * fixed
+    assert np.abs(degrained(noisy)[:, 34:, 2] - 0.5).mean() < 0.02  # the edge is still where it was
