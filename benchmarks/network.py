@@ -33,6 +33,29 @@ def build_models(config, workdir: Path, seed: int = 0):
     return model, path, derive_preview(path, load_artifact(path).sha256, cache=workdir)
 
 
+def load_shipped(path: Path, workdir: Path, seed: int = 0):
+    """(torch RegGAN of `path`'s architecture with random weights, `path`, its preview graph's path): the ONNX cases
+    run the model itself; torch eager, which needs the module, runs the same architecture (speed does not depend on
+    the weights)."""
+    import json
+
+    import torch
+
+    from reggan_plugin.artifact import load_artifact
+    from reggan_plugin.preview_graph import derive_preview
+    from training.config import ModelConfig
+    from training.models import RegGAN
+
+    artifact = load_artifact(path)
+    fields = json.loads(json.loads(artifact.metadata.get("reggan.provenance", "{}")).get("model_config", "{}"))
+    if not fields:
+        raise click.ClickException(f"{path}: no model_config in its provenance; cannot build its torch twin")
+    fields["expressions"] = tuple(fields["expressions"])
+    torch.manual_seed(seed)
+    model = RegGAN(ModelConfig(**fields)).eval()
+    return model, artifact.path, derive_preview(artifact.path, artifact.sha256, cache=workdir)
+
+
 def inputs(n: int, size: int, n_expr: int, seed: int = 0) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(seed)
     return {

@@ -1,22 +1,18 @@
-"""Sections e-f of `reggan-plugin bench`: the render pipeline on 1080p frames, per-step costs, memory, the detector."""
+"""Sections e-f of `reggan-plugin bench`: the render pipeline on real-face frames, memory over a long 4K sequence, the
+detector."""
 from __future__ import annotations
 
 import os
 import shutil
 import sys
-import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 import numpy as np
 
 from benchmarks.network import inputs
-
-if TYPE_CHECKING:
-    from reggan_plugin.config import Stage
 from benchmarks.timing import Report, cpu_seconds, rss_mib, time_per_call
 
 # -- synthetic frames -----------------------------------------------------------------------------------
@@ -43,17 +39,17 @@ def synthetic_frame(width: int, height: int, seed: int, face: tuple[int, int, in
     return np.clip(np.concatenate([rgb, alpha], -1), 0, 255).astype(np.uint8)
 
 
-def write_frames(directory: Path, count: int, width: int, height: int, distinct: int = 8) -> tuple[int, int, int, int]:
-    """`count` PNG frames in `directory` (`distinct` different ones, the rest hard links); returns the face box."""
-    from PIL import Image
+def write_frames(directory: Path, count: int, width: int, height: int, face: int, distinct: int = 8) -> str:
+    """`count` PNG frames in `directory` holding the sample face `face` px tall (`distinct` different ones, a little
+    noise each, the rest hard links); returns the face's box as a `--region` value."""
+    from benchmarks.face_sizes import write_face_frame
 
     directory.mkdir(parents=True, exist_ok=True)
-    fh = height // 4
-    face = (width // 2, height // 2, fh)
     sources = []
+    box = (0.0, 0.0, 0.0, 0.0)
     for i in range(min(distinct, count)):
         path = directory / f"frame_{i:05d}.png"
-        Image.fromarray(synthetic_frame(width, height, i, (face[0] + 3 * i, face[1], fh)), "RGBA").save(path, compress_level=3)
+        box = write_face_frame(path, width, height, face, seed=i)
         sources.append(path)
     for i in range(len(sources), count):
         target = directory / f"frame_{i:05d}.png"
@@ -61,60 +57,20 @@ def write_frames(directory: Path, count: int, width: int, height: int, distinct:
             os.link(sources[i % len(sources)], target)
         except OSError:
             shutil.copyfile(sources[i % len(sources)], target)
-    side = int(fh * 1.1)
-    return (face[0] - side // 2, face[1] - side // 2, side, side)
-
+    return ",".join(f"{v:.1f}" for v in box)
 
 
 # -- (e) the render pipeline ----------------------------------------------------------------------------------
 
 
-def stage_costs(frame: Path, model_path: Path, region: str, batch: int, repeats: int = 3) -> dict[str, float]:
-    """Milliseconds per 1-face frame of each step of the streaming render, one thread, one at a time (where
-    the CPU goes), plus what-ifs for the PNG encoder (not part of the pipeline)."""
-    from PIL import Image
-
-    from reggan_plugin.config import EditConfig, InferenceConfig
-    from reggan_plugin.faces import parse_region
-    from reggan_plugin.imageio import read_image, write_image
-    from reggan_plugin.renderer import ExpressionRenderer
-
-    renderer = ExpressionRenderer(InferenceConfig(model=model_path, backend="cpu", batch=batch))
-    faces = [parse_region(region)]
-    edit = EditConfig("happy", 1.0)
-    costs: dict[str, float] = {}
-
-    def step(name: str, fn: Callable[..., Any]) -> Any:
-        fn()
-        start = time.perf_counter()
-        for _ in range(repeats):
-            value = fn()
-        costs[name] = (time.perf_counter() - start) / repeats * 1e3
-        return value
-
-    with tempfile.TemporaryDirectory() as tmp:
-        image = step("decode (read_image)", lambda: read_image(frame))
-        prepared = step("face region to network colour + align", lambda: renderer.prepare_image(image, faces))
-        edited = step("network (1 face)", lambda: renderer.forward(prepared.crops, edit))
-        result = step("paste back + compose (face region)", lambda: renderer.finish_image(prepared, edited))
-        step("encode + write (imageio PNG)", lambda: write_image(Path(tmp) / "out.png", result))
-        picture = Image.fromarray(result.pixels)
-        for level in (3, 1):  # Pillow at its former setting (3) and at imageio's level
-            step(f"what-if: Pillow PNG compress_level={level}",
-                 lambda level=level: picture.save(Path(tmp) / "what_if.png", compress_level=level))
-    return costs
-
-
-
-def run_render(frames: Path, out: Path, model_path: Path, region: str, batch: int, stage: Stage = "full",
-               **kwargs) -> tuple[float, float]:
+def run_render(frames: Path, out: Path, model_path: Path, region: str, batch: int, **kwargs) -> tuple[float, float]:
     """(wall seconds, CPU seconds) for `render_sequence` over `frames` (the renderer is built before the clock)."""
     from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
     from reggan_plugin.faces import parse_region
     from reggan_plugin.pipeline import render_sequence
     from reggan_plugin.renderer import ExpressionRenderer
 
-    inference = InferenceConfig(model=model_path, backend="cpu", batch=batch, stage=stage)
+    inference = InferenceConfig(model=model_path, backend="cpu", batch=batch)
     renderer = ExpressionRenderer(inference)
     shutil.rmtree(out, ignore_errors=True)
     cpu, start = cpu_seconds(), time.perf_counter()
@@ -152,13 +108,12 @@ def memory_child(frames: str, out: str, model_path: str, region: str, batch: int
     print(f"peak {rss_mib()[1]:.1f} done {summary.done} of {summary.total}", flush=True)
 
 
-def bench_memory(report: Report, workdir: Path, model_path: Path, *, count: int, width: int, height: int,
-                 batch: int) -> dict[str, float]:
+def bench_memory(report: Report, workdir: Path, model_path: Path, *, count: int, width: int, height: int, face: int,
+                 batch: int) -> dict[str, Any]:
     import subprocess
 
     frames, out = workdir / "long", workdir / "long_out"
-    box = write_frames(frames, count, width, height)
-    region = ",".join(map(str, box))
+    region = write_frames(frames, count, width, height, face)
     code = ("import sys; from benchmarks.pipeline import memory_child; "
             "memory_child(sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5]))")
     click.echo(f"memory: rendering {count} frames of {width}x{height} in a subprocess ...", err=True)
@@ -183,10 +138,10 @@ def bench_memory(report: Report, workdir: Path, model_path: Path, *, count: int,
     tenth = max(1, len(samples) // 10)
     early = max(r for _, r in samples[tenth : 2 * tenth]) if len(samples) >= 2 * tenth else samples[0][1]
     late = max(r for _, r in samples[-tenth:])
-    report.add("f", f"long sequence: {count} frames {width}x{height}, 1 face each", count / elapsed, unit="frames/s",
+    report.add("f", f"long sequence: {count} frames {width}x{height}, one {face} px face each", count / elapsed, unit="frames/s",
                note=f"(subprocess wall time incl. start-up {elapsed:.0f} s)")
     return {"peak_mib": peak, "start_mib": start_rss, "early_mib": early, "late_mib": late,
-            "growth_mib": late - early, "frames": count}
+            "growth_mib": late - early, "frames": count, "frame": (width, height), "face": face}
 
 
 def bench_detector(report: Report, frame: Path, repeats: int) -> float | None:
@@ -208,39 +163,37 @@ def bench_detector(report: Report, frame: Path, repeats: int) -> float | None:
 
 
 
-def bench_pipeline(report: Report, workdir: Path, model_path: Path, *, count: int, width: int, height: int,
+def bench_pipeline(report: Report, workdir: Path, model_path: Path, *, count: int, width: int, height: int, face: int,
                    batch: int, rounds: int, seconds: float, size: int, n_expr: int) -> dict[str, Any]:
-    """(e): render_sequence on `count` PNG frames (1 face each, --region) against the network alone, interleaved."""
+    """(e): render_sequence on `count` PNG frames (one `face` px face each, --region) against the network alone and
+    against the same frames decoded and encoded only (the box off the frame: no face, each frame written as read)."""
     from reggan_plugin.artifact import load_artifact
     from reggan_plugin.backends import create_backend
 
     frames, out = workdir / "frames", workdir / "frames_out"
-    box = write_frames(frames, count, width, height)
-    region = ",".join(map(str, box))
+    region = write_frames(frames, count, width, height, face)
     backend = create_backend(load_artifact(model_path), "cpu")
     feeds = inputs(batch, size, n_expr)
     network = lambda: backend.run(feeds["image"], feeds["expression"], feeds["intensity"])  # noqa: E731
-    modes: dict[str, dict] = {"streaming": {}}
-    modes["streaming, --stage regression (network ~ 0: the I/O-bound rate)"] = {"stage": "regression"}
+    modes = {"pipeline": region, "io": f"{2 * width},{2 * height},10,10"}
     best: dict[str, float] = {}
     cpu_ms: dict[str, float] = {}
-    click.echo(f"pipeline: {count} frames {width}x{height}, {rounds} rounds ...", err=True)
+    click.echo(f"pipeline: {count} frames {width}x{height}, {face} px face, {rounds} rounds ...", err=True)
     for _ in range(rounds):
         best["network"] = max(best.get("network", 0.0), batch / time_per_call(network, seconds))
-        for mode, kwargs in modes.items():
-            elapsed, cpu = run_render(frames, out, model_path, region, batch, **kwargs)
+        for mode, box in modes.items():
+            elapsed, cpu = run_render(frames, out, model_path, box, batch)
             if count / elapsed > best.get(mode, 0.0):
                 best[mode], cpu_ms[mode] = count / elapsed, cpu / count * 1e3
     report.add("e", f"network alone, batch {batch} (the pipeline's batch)", best["network"])
-    for mode in modes:
-        report.add("e", f"render pipeline, {width}x{height} PNG RGBA, 1 face, {mode}", best[mode], unit="frames/s",
+    names = {"pipeline": f"render pipeline, {width}x{height} PNG RGBA, one {face} px face",
+             "io": f"the same frames decoded and encoded only (no face: {width}x{height} PNG RGBA in and out)"}
+    for mode, name in names.items():
+        report.add("e", name, best[mode], unit="frames/s",
                    note=f"({best[mode] / best['network']:.0%} of the network alone; {cpu_ms[mode]:.0f} ms CPU/frame, "
                         f"{cpu_ms[mode] * best[mode] / 1e3:.2f} cores busy)")
-    costs = stage_costs(frames / "frame_00000.png", model_path, region, batch)
-    io_mode = next(m for m in modes if "regression" in m)
-    return {"network": best["network"], "pipeline": best["streaming"],
-            "io_bound": best[io_mode], "costs": costs, "frame": (width, height)}
-
+    return {"network": best["network"], "pipeline": best["pipeline"], "io_bound": best["io"],
+            "frame": (width, height), "face": face}
 
 
 def memory_marks(samples: list[tuple[int, float]], points: int = 10) -> list[tuple[int, float]]:

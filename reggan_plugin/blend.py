@@ -25,8 +25,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.align import Matrix, invert_affine, sample, warp_from_crop
-from reggan_plugin.grain import GRAIN_RADIUS, degrained
+from reggan_plugin.align import Matrix, invert_affine, sample, sample_planes, warp_planes_from_crop
+from reggan_plugin.grain import GRAIN_RADIUS, degrained, noise_level
 
 # Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
@@ -157,8 +157,8 @@ def paste_back(
     if len(rows) == 0:
         return frame.copy(), np.zeros(frame.shape[:2], np.float32)
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    roi, warped = warp_from_crop(np.concatenate([delta, *layers], axis=2), m, frame.shape, box)
-    d_w, m_w = warped[..., :3], warped[..., 3]
+    roi, planes = warp_planes_from_crop(np.concatenate([delta, *layers], axis=2), m, frame.shape, box)
+    m_w = planes[3]
     np.clip(m_w, 0.0, 1.0, out=m_w)
 
     new = frame.copy()
@@ -167,20 +167,29 @@ def paste_back(
     sel = m_w > 0
     if sel.any():
         region = new[roi]  # a view into new
-        weight = m_w[sel][:, None]
+        weight = m_w[sel]
         if motion is None:
-            base = region[sel]
+            base = np.stack([region[..., c][sel] for c in range(3)])
         else:
             # only where the mask is > 0: crop px -> frame px through the inverse of m's linear part, faded
             # out with the mask, then the frame itself sampled there
-            shift = (warped[..., 4:6][sel] * weight) @ invert_affine(m)[:, :2].T
-            ys, xs = np.nonzero(sel)
+            inv = invert_affine(m)[:, :2].astype(np.float32)
+            mx, my = planes[4][sel] * weight, planes[5][sel] * weight
+            sx, sy = inv[0, 0] * mx + inv[0, 1] * my, inv[1, 0] * mx + inv[1, 1] * my
+            rows, cols = np.nonzero(sel)
+            ys, xs = (rows + roi[0].start).astype(np.float32), (cols + roi[1].start).astype(np.float32)
             # the structure moves, the grain stays (reggan_plugin.grain), over the region the motion reads
-            reach = int(np.ceil(np.abs(shift).max())) + 2 * GRAIN_RADIUS + 2 if len(shift) else 0
+            reach = int(np.ceil(max(np.abs(sx).max(), np.abs(sy).max()))) + 2 * GRAIN_RADIUS + 2
             y0, x0 = max(roi[0].start - reach, 0), max(roi[1].start - reach, 0)
             area = frame[y0 : roi[0].stop + reach, x0 : roi[1].stop + reach]
-            smooth = degrained(area)
-            grain = (area - smooth)[ys + roi[0].start - y0, xs + roi[1].start - x0]
-            base = sample(smooth, xs + roi[1].start - x0 + shift[:, 0], ys + roi[0].start - y0 + shift[:, 1]) + grain
-        region[sel] = np.clip(base + weight * d_w[sel], 0.0, 1.0)
+            smooth = degrained(area, noise_level(frame[roi]))  # measured on the face: the same however far the
+            # frame around it reaches (a region of a frame or the whole frame)
+            if smooth is area:  # a clean picture moves as it is
+                base = sample_planes(frame, xs + sx, ys + sy)
+            else:
+                base = sample_planes(smooth, xs - x0 + sx, ys - y0 + sy)
+                base += (area - smooth)[rows + roi[0].start - y0, cols + roi[1].start - x0].T
+        for c in range(3):  # channel by channel: see align._bilinear
+            base[c] += weight * planes[c][sel]
+            region[..., c][sel] = np.clip(base[c], 0.0, 1.0)
     return new, frame_mask

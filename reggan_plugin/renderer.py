@@ -30,7 +30,7 @@ from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import hint_region, needs_refining, refine_box_face
 from .grain import degrained
-from .imageio import ImageData, compose_output, detector_rgb, to_network_rgb
+from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
 from .preview_graph import derive_preview
 
 log = logging.getLogger(__name__)
@@ -193,13 +193,16 @@ class ExpressionRenderer:
 
     def finish_image(self, prepared: PreparedImage, edited: np.ndarray) -> ImageData:
         """Paste the edited crops back into the region and the region into a copy of the picture."""
-        image, (rows, cols) = prepared.image, prepared.roi
         if not prepared.matrices:
-            return image
-        new_rgb, mask = self.paste(prepared.rgb, prepared.matrices, prepared.crops, edited)
-        region = compose_output(dataclasses.replace(image, pixels=image.pixels[rows, cols]), new_rgb, mask)
+            return prepared.image
+        return self.compose(prepared, *self.paste(prepared.rgb, prepared.matrices, prepared.crops, edited))
+
+    @staticmethod
+    def compose(prepared: PreparedImage, new_rgb: np.ndarray, mask: np.ndarray) -> ImageData:
+        """The pasted region (network colour, with its mask) written into a copy of the picture in its own format."""
+        image, (rows, cols) = prepared.image, prepared.roi
         pixels = image.pixels.copy()
-        pixels[rows, cols] = region.pixels
+        write_edit(pixels[rows, cols], dataclasses.replace(image, pixels=image.pixels[rows, cols]), new_rgb, mask)
         return dataclasses.replace(image, pixels=pixels)
 
     def apply_image(self, image: ImageData, faces: Sequence[Face], edit: EditConfig) -> ImageData:

@@ -83,3 +83,32 @@ def test_architecture_variants_build_and_keep_the_model_contract():
     image, expression = torch.rand(1, 3, 32, 32) * 2 - 1, torch.eye(len(config.expressions))[1:2]
     shapes = {name: tuple(model(image, expression, torch.ones(1))[0].shape) for name, model in models.items()}
     assert set(shapes.values()) == {(1, 3, 32, 32)}, shapes
+
+
+def test_face_frame_puts_the_sample_face_at_the_wanted_height():
+    from benchmarks import face_sizes
+
+    pixels, (x, y, w, h) = face_sizes.face_frame(640, 360, 200)
+    assert pixels.shape == (360, 640, 4) and pixels.dtype == np.uint8 and (pixels[..., 3] == 255).all()
+    assert h == pytest.approx(200) and abs(x + w / 2 - 320) <= 1 and abs(y + h / 2 - 180) <= 1
+    inside = pixels[int(y + h / 2), int(x + w / 2), :3].astype(int)
+    corner = pixels[5, 5, :3].astype(int)
+    assert inside[0] > corner[0] + 80  # skin, not the backdrop
+
+
+def test_step_costs_time_every_step_and_the_table_compares_faces(tmp_path):
+    from benchmarks import face_sizes
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.renderer import ExpressionRenderer
+
+    renderer = ExpressionRenderer(InferenceConfig(backend="cpu", batch=1))
+    cases = []
+    for face in (60, 120):
+        path = tmp_path / f"f{face}.png"
+        box = face_sizes.write_face_frame(path, 320, 240, face)
+        cases.append(face_sizes.SizeCase(320, 240, face, face_sizes.step_costs(path, box, renderer, repeats=1)))
+    assert all(set(c.ms) == set(face_sizes.STEPS) and all(v >= 0 for v in c.ms.values()) for c in cases)
+    assert face_sizes.size_ratio(cases, face=120, reference=60, height=240) == pytest.approx(cases[1].total / cases[0].total)
+    table = face_sizes.face_size_markdown(cases, reference=60)
+    assert table[0].startswith("| step | 60 px, 240p | 120 px, 240p |")
+    assert table[-1].split("|")[2].strip() == "1.00x"

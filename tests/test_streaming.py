@@ -222,6 +222,7 @@ def test_region_processing_equals_whole_frame_processing(renderer):
     from reggan_plugin.align import warp_to_crop
     from reggan_plugin.config import EditConfig
     from reggan_plugin.faces import parse_region
+    from reggan_plugin.grain import degrained
     from reggan_plugin.imageio import ImageData, compose_output, to_network_rgb
 
     pixels = synthetic_frame(300, 400, 4, np.uint8, seed=3)
@@ -230,7 +231,7 @@ def test_region_processing_equals_whole_frame_processing(renderer):
         faces = [parse_region(b) for b in boxes]
         rgb = to_network_rgb(image)  # the whole-frame way (boxes are hints in both: the same faces)
         matrices = [renderer.crop_matrix(face, rgb.shape) for face in renderer.find_in_boxes(image, faces)]
-        crops = np.stack([warp_to_crop(rgb, m, renderer.size) for m in matrices])
+        crops = np.stack([degrained(warp_to_crop(rgb, m, renderer.size)) for m in matrices])
         new_rgb, mask = renderer.paste(rgb, matrices, crops, renderer.forward(crops, EditConfig()))
         expected = compose_output(image, new_rgb, mask).pixels
         prepared = renderer.prepare_image(image, faces)

@@ -12,6 +12,7 @@ the detector does not read) the box is used as given.
 from __future__ import annotations
 
 import numpy as np
+from PIL import Image
 
 from .detector import FaceDetector, Window, to_face
 from .face import Face
@@ -58,14 +59,26 @@ def refine_box_face(rgb: np.ndarray, face: Face, detector: FaceDetector, origin:
     if not needs_refining(face):
         return face
     ox, oy = origin
-    image = _uint8(rgb)
     windows = [(wx - ox, wy - oy, side) for wx, wy, side in hint_windows(face)]
+    # Every window is resampled to the detector's input: a large face is looked at in a copy of the region shrunk
+    # once (each window still at least the input's size), not by resampling each big window from full resolution.
+    factor = max(1, min(side for _, _, side in windows) // detector.spec.input_size)
+    if factor > 1:
+        array = np.asarray(rgb)
+        if array.dtype == np.uint8 and array.shape[2] in (3, 4):  # shrunk as stored, alpha and all
+            image = _uint8(np.asarray(Image.fromarray(np.ascontiguousarray(array)).reduce(factor)))
+        else:
+            image = np.asarray(Image.fromarray(_uint8(array)).reduce(factor))
+        windows = [(int(round(wx / factor)), int(round(wy / factor)), max(int(round(side / factor)), 8))
+                   for wx, wy, side in windows]
+    else:
+        image = _uint8(rgb)
     found = detector.detect_windows(image, windows)
     if not len(found):
         return face
     x, y, w, h = face.box
     gx, gy = HINT_GROW * w, HINT_GROW * h
-    centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2.0 + np.array([ox, oy])
+    centres = (found.boxes[:, :2] + found.boxes[:, 2:]) / 2.0 * factor + np.array([ox, oy])
     inside = ((centres[:, 0] >= x - gx) & (centres[:, 0] <= x + w + gx)
               & (centres[:, 1] >= y - gy) & (centres[:, 1] <= y + h + gy))
     if not inside.any():
@@ -78,9 +91,9 @@ def refine_box_face(rgb: np.ndarray, face: Face, detector: FaceDetector, origin:
         return face
     local = to_face(chosen, 0)
     assert local.landmarks is not None
-    bx, by, bw, bh = local.box
-    return Face(box=(bx + ox, by + oy, bw, bh), landmarks=local.landmarks + np.array([ox, oy]),
-                score=local.score, source=face.source)
+    bx, by, bw, bh = (v * factor for v in local.box)  # box edges scale; points are pixel centres
+    landmarks = (local.landmarks + 0.5) * factor - 0.5 + np.array([ox, oy])
+    return Face(box=(bx + ox, by + oy, bw, bh), landmarks=landmarks, score=local.score, source=face.source)
 
 
 def _uint8(rgb: np.ndarray) -> np.ndarray:

@@ -35,7 +35,14 @@ Decisions for odd input (each logs a warning through ``logging`` and is recorded
 """
 from __future__ import annotations
 
-from reggan_plugin.imageio.colour import compose_output, detector_rgb, srgb_decode, srgb_encode, to_network_rgb
+from reggan_plugin.imageio.colour import (
+    compose_output,
+    detector_rgb,
+    srgb_decode,
+    srgb_encode,
+    to_network_rgb,
+    write_edit,
+)
 from reggan_plugin.imageio.frames import list_frames, looks_whole
 from reggan_plugin.imageio.image import (
     JPEG_QUALITY,
@@ -54,5 +61,5 @@ from reggan_plugin.imageio.write import write_image
 __all__ = [
     "JPEG_QUALITY", "LUMA", "MAX_PIXELS", "MAX_SIDE", "MIN_SIDE", "ORIENTATION_TAG", "SUPPORTED_SUFFIXES",
     "ImageData", "ImageFormat", "compose_output", "detector_rgb", "encode_png", "list_frames", "looks_whole", "read_image", "srgb_decode",
-    "srgb_encode", "to_network_rgb", "write_image",
+    "srgb_encode", "to_network_rgb", "write_edit", "write_image",
 ]

@@ -46,10 +46,10 @@ def detector_rgb(image: ImageData) -> np.ndarray:
 def to_network_rgb(image: ImageData) -> np.ndarray:
     """HxWx3 float32 sRGB-encoded in [0, 1]: grey replicated, linear data encoded, alpha dropped, clipped."""
     nc = image.colour_channels
-    enc = _encoded(image.pixels[..., :nc], image.linear)
-    if nc == 1:
-        enc = np.repeat(enc, 3, axis=2)
-    return np.clip(enc, 0.0, 1.0)
+    out = np.empty((image.height, image.width, 3), np.float32)
+    for c in range(3):  # channel by channel: converting HxWx3 of HxWx4 at once walks three values at a time
+        np.clip(_encoded(image.pixels[..., min(c, nc - 1)], image.linear), 0.0, 1.0, out=out[..., c])
+    return out
 
 
 def compose_output(image: ImageData, new_rgb: np.ndarray, mask: np.ndarray) -> ImageData:
@@ -64,6 +64,13 @@ def compose_output(image: ImageData, new_rgb: np.ndarray, mask: np.ndarray) -> I
     being clamped; the result is decoded back to linear. Grey images receive the Rec. 709 luminance of
     the change. 8/16-bit results are rounded to the nearest level and clipped to the range.
     """
+    out = image.pixels.copy()
+    write_edit(out, image, new_rgb, mask)
+    return dataclasses.replace(image, pixels=out)
+
+
+def write_edit(out: np.ndarray, image: ImageData, new_rgb: np.ndarray, mask: np.ndarray) -> None:
+    """`compose_output` into ``out`` (``image.pixels``' shape and dtype, a copy of them or a view into one)."""
     h, w = image.height, image.width
     new_rgb = np.asarray(new_rgb, dtype=np.float32)
     mask = np.asarray(mask)
@@ -71,27 +78,26 @@ def compose_output(image: ImageData, new_rgb: np.ndarray, mask: np.ndarray) -> I
         raise ValueError(f"new_rgb must be {h}x{w}x3, got {new_rgb.shape}")
     if mask.shape != (h, w):
         raise ValueError(f"mask must be {h}x{w}, got {mask.shape}")
-    out = image.pixels.copy()
     sel = mask > 0
-    if sel.any():
-        nc = image.colour_channels
-        orig = image.pixels[sel][:, :nc]  # N x nc as stored
-        enc = _encoded(orig, image.linear)  # unclipped
-        seen = np.clip(enc if nc == 3 else np.repeat(enc, 3, axis=1), 0.0, 1.0)
-        delta = new_rgb[sel] - seen  # N x 3
-        if nc == 1:
-            delta = (delta @ LUMA)[:, None]
-        changed = enc + delta
-        dt = image.pixels.dtype
+    if not sel.any():
+        return
+    nc, pixels = image.colour_channels, image.pixels
+    # channel by channel over the selected pixels: numpy runs N x 3 arithmetic three values at a time
+    enc = [_encoded(pixels[..., c][sel], image.linear) for c in range(nc)]  # unclipped
+    new = [new_rgb[..., c][sel] for c in range(3)]
+    if nc == 1:
+        seen = np.clip(enc[0], 0.0, 1.0)
+        deltas = [float(LUMA[0]) * (new[0] - seen) + float(LUMA[1]) * (new[1] - seen) + float(LUMA[2]) * (new[2] - seen)]
+    else:
+        deltas = [new[c] - np.clip(enc[c], 0.0, 1.0) for c in range(3)]
+    dt = image.pixels.dtype
+    for c in range(nc):
+        changed = enc[c] + deltas[c]
         if dt == np.float32:
-            changed = np.maximum(changed, np.minimum(enc, 0.0))  # an edit never makes a pixel negative
+            changed = np.maximum(changed, np.minimum(enc[c], 0.0))  # an edit never makes a pixel negative
             vals = srgb_decode(changed) if image.linear else changed
-            unchanged = delta == 0  # keep exact bits where the edit did nothing
-            vals = np.where(unchanged, orig, vals).astype(np.float32)
+            vals = np.where(deltas[c] == 0, pixels[..., c][sel], vals)  # keep exact bits where the edit did nothing
         else:
             top = 255 if dt == np.uint8 else 65535
-            vals = np.clip(np.rint(changed * top), 0, top).astype(dt)
-        block = out[sel]
-        block[:, :nc] = vals
-        out[sel] = block
-    return dataclasses.replace(image, pixels=out)
+            vals = np.clip(np.rint(changed * top), 0, top)
+        out[..., c][sel] = vals.astype(dt)

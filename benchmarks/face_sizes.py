@@ -1,0 +1,150 @@
+"""Section h of `reggan-plugin bench`: what one frame costs, step by step, as the face grows from 128 to 1000 px.
+
+The frames are the sample avatar render (samples/frames, with its landmarks in samples/faces.json) scaled so
+that its face box is the wanted height and placed in the middle of a smooth 1080p or 4K backdrop, saved as RGBA
+PNG: a real face, so the detector inside the box, the motion and the mask do what they do on users' frames.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+SAMPLE_FRAME = REPO / "samples" / "frames" / "shot_0001.png"
+SAMPLE_FACES = REPO / "samples" / "faces.json"
+FACE_SIZES = (128, 270, 640, 1000)
+FRAME_SIZES = ((1920, 1080), (3840, 2160))
+STEPS = ("decode", "locate", "align", "network", "paste", "compose", "encode")
+STEP_NOTES = {
+    "decode": "PNG file -> pixels (`imageio.read_image`)",
+    "locate": "the face inside the given box (BlazeFace on a few windows around it)",
+    "align": "the face's region to network colour, resampled into the model's crop",
+    "network": "the model on one crop (onnxruntime, its default threads)",
+    "paste": "motion, painted difference and mask back at the region's resolution (`blend.paste_back`)",
+    "compose": "the region written into a copy of the frame in its own format",
+    "encode": "pixels -> PNG file (`imageio.write_image`)",
+}
+
+
+@dataclass(frozen=True)
+class SizeCase:
+    width: int
+    height: int
+    face: int
+    ms: dict[str, float]  # CPU ms per step (all threads of the process)
+
+    @property
+    def total(self) -> float:
+        return sum(self.ms.values())
+
+
+def face_frame(width: int, height: int, face_px: int, seed: int = 0) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """(RGBA uint8 frame, the face's box x, y, w, h): the sample render scaled to a `face_px`-tall face box."""
+    from PIL import Image
+
+    from reggan_plugin.faces import box_from_landmarks
+
+    points = np.array(json.loads(SAMPLE_FACES.read_text())["frames"][SAMPLE_FRAME.name][0]["landmarks"])
+    bx, by, bw, bh = box_from_landmarks(points)
+    scale = face_px / bh
+    with Image.open(SAMPLE_FRAME) as src:
+        side = round(src.width * scale)
+        big = np.asarray(src.convert("RGB").resize((side, side), Image.Resampling.BICUBIC), np.float32)
+    y, x = np.mgrid[0:height, 0:width].astype(np.float32)
+    frame = np.stack([40 + 60 * x / width, 50 + 40 * y / height, 70 + 30 * (x + y) / (width + height)], -1)
+    ox, oy = int(width / 2 - (bx + bw / 2) * scale), int(height / 2 - (by + bh / 2) * scale)
+    rows, cols = slice(max(oy, 0), min(oy + side, height)), slice(max(ox, 0), min(ox + side, width))
+    frame[rows, cols] = big[rows.start - oy : rows.stop - oy, cols.start - ox : cols.stop - ox]
+    frame += np.random.default_rng(seed).normal(0, 0.8, frame.shape).astype(np.float32)  # a render's faint noise
+    rgba = np.concatenate([frame, np.full((height, width, 1), 255, np.float32)], -1)
+    return np.clip(rgba, 0, 255).astype(np.uint8), (bx * scale + ox, by * scale + oy, bw * scale, bh * scale)
+
+
+def write_face_frame(path: Path, width: int, height: int, face_px: int, seed: int = 0) -> tuple[float, float, float, float]:
+    from PIL import Image
+
+    pixels, box = face_frame(width, height, face_px, seed)
+    Image.fromarray(pixels, "RGBA").save(path, compress_level=1)
+    return box
+
+
+def step_costs(frame: Path, box: tuple[float, float, float, float], renderer: Any, repeats: int = 3) -> dict[str, float]:
+    """CPU ms (process time, every thread) of each step of one 1-face frame, best of `repeats` after a warm-up."""
+    from reggan_plugin.config import EditConfig
+    from reggan_plugin.faces import Face
+    from reggan_plugin.imageio import read_image, write_image
+
+    edit = EditConfig("happy", 1.0)
+    costs: dict[str, float] = {}
+
+    def step(name: str, fn: Callable[[], Any]) -> Any:
+        value = fn()
+        best = float("inf")
+        for _ in range(repeats):
+            start = time.process_time()
+            value = fn()
+            best = min(best, time.process_time() - start)
+        costs[name] = best * 1e3
+        return value
+
+    with tempfile.TemporaryDirectory() as tmp:
+        image = step("decode", lambda: read_image(frame))
+        faces = step("locate", lambda: renderer.find_in_boxes(image, [Face(box=box, source="given")]))
+        prepared = step("align", lambda: renderer.prepare_image(image, faces))
+        edited = step("network", lambda: renderer.forward(prepared.crops, edit))
+        pasted = step("paste", lambda: renderer.paste(prepared.rgb, prepared.matrices, prepared.crops, edited))
+        result = step("compose", lambda: renderer.compose(prepared, *pasted))
+        step("encode", lambda: write_image(Path(tmp) / "out.png", result))
+    return costs
+
+
+def bench_face_sizes(workdir: Path, model_path: Path, *, faces: tuple[int, ...] = FACE_SIZES,
+                     frames: tuple[tuple[int, int], ...] = FRAME_SIZES, repeats: int = 3) -> list[SizeCase]:
+    """Per-step CPU ms of a 1-face frame for every frame size x face height."""
+    import click
+
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.renderer import ExpressionRenderer
+
+    renderer = ExpressionRenderer(InferenceConfig(model=model_path, backend="cpu", batch=1))
+    cases = []
+    for width, height in frames:
+        for face in faces:
+            click.echo(f"face sizes: {face} px in {width}x{height} ...", err=True)
+            path = workdir / f"face_{width}x{height}_{face}.png"
+            box = write_face_frame(path, width, height, face)
+            cases.append(SizeCase(width, height, face, step_costs(path, box, renderer, repeats)))
+            path.unlink()
+    return cases
+
+
+def face_size_markdown(cases: list[SizeCase], reference: int = 270) -> list[str]:
+    """The per-step table (one column per case) and each case's total against the `reference` face in its frame."""
+    if not cases:
+        return []
+    head = [f"{c.face} px, {'4K' if c.height > 1080 else f'{c.height}p'}" for c in cases]
+    lines = ["| step | " + " | ".join(head) + " | what it is |", "|---|" + "---|" * len(cases) + "---|"]
+    for step in STEPS:
+        lines.append(f"| {step} | " + " | ".join(f"{c.ms[step]:.0f}" for c in cases) + f" | {STEP_NOTES[step]} |")
+    lines.append("| **total** | " + " | ".join(f"**{c.total:.0f}**" for c in cases) + " | |")
+    ratios = []
+    for c in cases:
+        ref = next((r for r in cases if r.face == reference and r.height == c.height), None)
+        ratios.append(f"{c.total / ref.total:.2f}x" if ref else "")
+    lines.append(f"| vs the {reference} px face | " + " | ".join(ratios) + " | |")
+    return lines
+
+
+def size_ratio(cases: list[SizeCase], face: int = 640, reference: int = 270, height: int = 1080) -> float | None:
+    """CPU per frame of a `face` px face over that of a `reference` px face, both in frames `height` tall."""
+    by_face = {c.face: c.total for c in cases if c.height == height}
+    if face not in by_face or reference not in by_face:
+        return None
+    return by_face[face] / by_face[reference]
