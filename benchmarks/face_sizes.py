@@ -27,7 +27,7 @@ STEP_NOTES = {
     "locate": "the face inside the given box (BlazeFace on a few windows around it)",
     "align": "the face's region to network colour, resampled into the model's crop",
     "network": "the model on one crop (onnxruntime, its default threads)",
-    "paste": "motion, painted difference and mask back at the region's resolution (`blend.paste_back`)",
+    "paste": "the region to network colour again, then motion, painted difference and mask back at its resolution",
     "compose": "the region written into a copy of the frame in its own format",
     "encode": "pixels -> PNG file (`imageio.write_image`)",
 }
@@ -98,8 +98,9 @@ def step_costs(frame: Path, box: tuple[float, float, float, float], renderer: An
         image = step("decode", lambda: read_image(frame))
         faces = step("locate", lambda: renderer.find_in_boxes(image, [Face(box=box, source="given")]))
         prepared = step("align", lambda: renderer.prepare_image(image, faces))
+        prepared.rgb = None  # as in the streaming render: the float region is made again when the frame is written
         edited = step("network", lambda: renderer.forward(prepared.crops, edit))
-        pasted = step("paste", lambda: renderer.paste(prepared.rgb, prepared.matrices, prepared.crops, edited))
+        pasted = step("paste", lambda: renderer.paste(prepared.region_rgb(), prepared.matrices, prepared.crops, edited))
         result = step("compose", lambda: renderer.compose(prepared, *pasted))
         step("encode", lambda: write_image(Path(tmp) / "out.png", result))
     return costs

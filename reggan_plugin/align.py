@@ -321,8 +321,10 @@ def warp_planes_from_crop(
         gy, gx = rows[:, None], cols[None, :]
         warped = _bilinear(vals, m[0, 0] * gx + m[0, 1] * gy + m[0, 2], m[1, 0] * gx + m[1, 1] * gy + m[1, 2],
                            zero_outside=True)
-        if step > 1:
-            warped = _upsample_linear(_upsample_linear(warped, step, ww, axis=2), step, hh, axis=1)
+        if step > 1:  # plane by plane: the full-size temporaries of one plane at a time
+            coarse, warped = warped, np.empty((warped.shape[0], hh, ww), np.float32)
+            for k, plane in enumerate(coarse):
+                warped[k] = _upsample_linear(_upsample_linear(plane, step, ww, axis=1), step, hh, axis=0)
     return roi, warped
 
 

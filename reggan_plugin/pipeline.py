@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 
 Progress = Callable[[int, int], None]  # (frames finished, frames total)
 STREAM_WORKERS = 2  # reader and writer threads each (decode/encode release the GIL)
+FRAMES_BYTES = 384 * 2**20  # decoded frames held at once (read ahead, batched, being written): 4K frames get
+# smaller batches (a batch of frames costs memory, the network barely needs it on a CPU)
 
 
 @dataclass
@@ -200,17 +202,22 @@ class _StreamingRender:
         self.detected, self.cancel = detected, cancel
         self.staged: set[Path] = set()  # encoded frames not yet renamed into place
         self.lock = threading.Lock()
+        self.batch = max(1, renderer.inference.batch)  # frames per batch, lowered by the first frame's size
 
     def read(self, frame: Path) -> _FrameJob:
         job = _FrameJob(frame, output_path(frame, self.seq.frames, self.seq.out))
         try:
             job.image = read_image(frame)
+            with self.lock:  # in flight ~ 2 batches + 2 x STREAM_WORKERS + 1 frames
+                fits = (FRAMES_BYTES // max(job.image.pixels.nbytes, 1) - 2 * STREAM_WORKERS - 1) // 2
+                self.batch = max(1, min(self.batch, fits))
             faces = self.detected.get(frame)
             if faces is None:
                 faces = self.locator.fixed_faces(frame.name, job.image.pixels.shape) or []
             job.no_face = not faces
             if faces:
                 job.prepared = self.renderer.prepare_image(job.image, faces)
+                job.prepared.rgb = None  # frames wait in queues: the float region is made again when written
         except RegganError as exc:
             job.fail(exc)
         return job
@@ -269,10 +276,9 @@ class _StreamingRender:
         # Readers run a batch ahead (a batch must be read before it can be inferred); writers need only
         # enough queued frames to keep their threads busy. Frames in memory: about batch (read) + batch
         # (being inferred and handed on) + STREAM_WORKERS + 1 (being written), whatever the sequence length.
-        batch = max(1, self.renderer.inference.batch)
-        read = ordered_map(self.read, todo, workers=STREAM_WORKERS, ahead=batch + STREAM_WORKERS,
+        read = ordered_map(self.read, todo, workers=STREAM_WORKERS, ahead=lambda: self.batch + STREAM_WORKERS,
                            cancel=self.cancel, name="read", passthrough=(RegganError,))
-        batches = batch_by((r.value for r in read), batch, weight=lambda job: job.n_faces)
+        batches = batch_by((r.value for r in read), lambda: self.batch, weight=lambda job: job.n_faces)
         inferred = (job for jobs in batches for job in self.infer(jobs))
         written = ordered_map(self.write, inferred, workers=STREAM_WORKERS, ahead=STREAM_WORKERS + 1,
                               cancel=self.cancel, name="write", key=lambda job: job.frame, passthrough=(RegganError,))

@@ -44,15 +44,22 @@ class PreparedImage:
     """One picture's faces, aligned and ready for the network; only the face region is held in float.
 
     roi: (rows, cols) slices of the picture that alignment reads and paste-back writes; rgb: that region
-    as network colour (HxWx3 float32 sRGB [0,1]); matrices: region px -> crop px, one per face; crops:
+    as network colour (HxWx3 float32 sRGB [0,1]), or None when dropped while the picture waits (a 4K
+    close-up's is 40 MB; `region_rgb` makes it again); matrices: region px -> crop px, one per face; crops:
     [n,S,S,3] float32 sRGB [0,1].
     """
 
     image: ImageData
     roi: tuple[slice, slice]
-    rgb: np.ndarray
+    rgb: np.ndarray | None
     matrices: list[Matrix]
     crops: np.ndarray
+
+    def region_rgb(self) -> np.ndarray:
+        if self.rgb is not None:
+            return self.rgb
+        rows, cols = self.roi
+        return to_network_rgb(dataclasses.replace(self.image, pixels=self.image.pixels[rows, cols]))
 
 
 def face_region(matrices: Sequence[Matrix], size: int, shape: Sequence[int]) -> tuple[slice, slice]:
@@ -195,7 +202,7 @@ class ExpressionRenderer:
         """Paste the edited crops back into the region and the region into a copy of the picture."""
         if not prepared.matrices:
             return prepared.image
-        return self.compose(prepared, *self.paste(prepared.rgb, prepared.matrices, prepared.crops, edited))
+        return self.compose(prepared, *self.paste(prepared.region_rgb(), prepared.matrices, prepared.crops, edited))
 
     @staticmethod
     def compose(prepared: PreparedImage, new_rgb: np.ndarray, mask: np.ndarray) -> ImageData:

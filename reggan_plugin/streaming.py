@@ -52,7 +52,7 @@ def ordered_map(
     items: Iterable[T],
     *,
     workers: int = 2,
-    ahead: int = 4,
+    ahead: int | Callable[[], int] = 4,
     cancel: threading.Event | None = None,
     name: str = "worker",
     key: Callable[[T], object] = lambda item: item,
@@ -60,15 +60,17 @@ def ordered_map(
 ) -> Generator[Ordered[R], None, None]:
     """Yield `Ordered(index, fn(item))` for each item, in input order, computed by `workers` threads.
 
-    At most `ahead` items are in flight: taken from `items` but not yet yielded. `items` is consumed
+    At most `ahead` items are in flight: taken from `items` but not yet yielded (a callable is asked again before
+    each item is taken: a bound that can tighten once the first results are known). `items` is consumed
     lazily in the caller's thread (it may itself be a generator doing work, e.g. inference).
     When `cancel` is set no further item is started, queued ones are dropped, and the generator returns
     once the running ones have finished (each is one frame: promptly). An exception raised by `fn`
     cancels the rest and is raised here as `WorkerError(key(item), name, exc)`, or unchanged when it is an
     instance of `passthrough` (typed errors that already name their file).
     """
-    if workers < 1 or ahead < 1:
-        raise ValueError(f"workers and ahead must be >= 1, got {workers} and {ahead}")
+    limit = ahead if callable(ahead) else (lambda: ahead)
+    if workers < 1 or limit() < 1:
+        raise ValueError(f"workers and ahead must be >= 1, got {workers} and {limit()}")
     source = iter(items)
     pending: deque[tuple[int, T, Future]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"reggan-{name}")
@@ -76,7 +78,7 @@ def ordered_map(
     exhausted = False
     try:
         while True:
-            while not exhausted and len(pending) < ahead and not _is_set(cancel):
+            while not exhausted and len(pending) < max(1, limit()) and not _is_set(cancel):
                 try:
                     item = next(source)
                 except StopIteration:
@@ -111,20 +113,23 @@ def _is_set(event: threading.Event | None) -> bool:
     return event is not None and event.is_set()
 
 
-def batch_by(results: Iterable[T], size: int, weight: Callable[[T], int] = lambda _: 1) -> Iterator[list[T]]:
-    """Group consecutive results into lists whose total `weight` reaches `size` (the last may be smaller).
+def batch_by(results: Iterable[T], size: int | Callable[[], int], weight: Callable[[T], int] = lambda _: 1
+             ) -> Iterator[list[T]]:
+    """Group consecutive results into lists whose total `weight` reaches `size` (the last may be smaller; a
+    callable `size` is asked again after each item).
 
     Items of weight 0 (a frame with no face, or one that failed to load) ride along with their neighbours,
     so order is kept and nothing waits for a batch that never fills.
     """
-    if size < 1:
-        raise ValueError(f"batch size must be >= 1, got {size}")
+    limit = size if callable(size) else (lambda: size)
+    if limit() < 1:
+        raise ValueError(f"batch size must be >= 1, got {limit()}")
     batch: list[T] = []
     total = 0
     for item in results:
         batch.append(item)
         total += weight(item)
-        if total >= size:
+        if total >= max(1, limit()):
             yield batch
             batch, total = [], 0
     if batch:

@@ -73,6 +73,9 @@ def test_stage1_pairs_get_perturbed_copies(tmp_path) -> None:
         assert float((px[n:2 * n] - x).abs().mean()) > 0.01  # the copies are perturbed ...
         assert torch.equal(px, again[expr][0])  # ... reproducibly (seeded)
     assert _with_perturbed_copies(data, plain, dataclasses.replace(cfg, stage1_augment_copies=0)) is plain
+    some = _with_perturbed_copies(data, plain, dataclasses.replace(cfg, stage1_augment_expressions=("sad",)))
+    for expr, (x, _) in plain.items():
+        assert len(some[expr][0]) == (3 if expr == "sad" else 1) * len(x)  # only the listed expressions get copies
 
 
 def test_exposure_and_white_balance_are_shared_by_the_pair() -> None:

@@ -149,6 +149,33 @@ def test_batch_by_counts_weights_across_items():
         list(batch_by([1], 0))
 
 
+def test_bounds_given_as_callables_tighten_while_running():
+    limit = {"n": 6}
+    started, lock = 0, threading.Lock()
+
+    def work(i: int) -> int:
+        nonlocal started
+        with lock:
+            started += 1
+        if i == 0:
+            limit["n"] = 2  # what the first result tells: fewer in flight from now on
+        return i
+
+    consumed = 0
+    for _ in ordered_map(work, iter(range(30)), workers=2, ahead=lambda: limit["n"]):
+        time.sleep(0.001)
+        consumed += 1
+        if consumed > 6:
+            with lock:
+                assert started <= consumed + 2, (started, consumed)
+    sizes = {"n": 3}
+    groups = []
+    for group in batch_by(range(10), lambda: sizes["n"]):
+        groups.append(group)
+        sizes["n"] = 1
+    assert groups == [[0, 1, 2], *[[i] for i in range(3, 10)]]
+
+
 # -- the streaming render pipeline ----------------------------------------------------------------------------------
 
 H, W = 96, 128
@@ -284,3 +311,30 @@ def test_passthrough_errors_are_raised_unchanged():
         list(ordered_map(work, range(5), passthrough=(ModelError,)))
     with pytest.raises(WorkerError):
         list(ordered_map(work, range(5)))
+
+
+def test_big_frames_are_batched_fewer_at_a_time_with_the_same_result(tmp_path, renderer, monkeypatch):
+    """Frames in flight are bounded in bytes: when a frame is large for the budget, batches shrink to one frame
+    (and the read-ahead with them); what is written does not change."""
+    import numpy as np
+
+    import reggan_plugin.pipeline as pipeline
+    from reggan_plugin.imageio import read_image
+
+    _frames(tmp_path / "in", 5)
+    _render(tmp_path, renderer, "plain")
+    seen = []
+    real = renderer.forward
+
+    def forward(crops, edit):
+        seen.append(len(crops))
+        return real(crops, edit)
+
+    monkeypatch.setattr(pipeline, "FRAMES_BYTES", H * W * 4 * 6)  # room for 6 frames: one per batch
+    monkeypatch.setattr(renderer, "forward", forward)
+    summary = _render(tmp_path, renderer, "small")
+    assert summary.done == 5 and max(seen) == 1
+    for i in range(5):
+        a = read_image(tmp_path / "plain" / f"f{i:03d}.png").pixels
+        b = read_image(tmp_path / "small" / f"f{i:03d}.png").pixels
+        np.testing.assert_array_equal(a, b)

@@ -83,12 +83,15 @@ def _pairs_by_expression(data: PairedFaces | None) -> dict[str, tuple[Tensor, Te
 def _with_perturbed_copies(data: PairedFaces | None, clean: dict[str, tuple[Tensor, Tensor]],
                            cfg: TrainConfig) -> dict[str, tuple[Tensor, Tensor]]:
     """``clean`` followed by ``stage1_augment_copies`` perturbed copies of each pair (``stage1_augment``, seeded by
-    ``cfg.seed``); ``clean`` itself when there are none."""
+    ``cfg.seed``) of the ``stage1_augment_expressions``; ``clean`` itself when there are none."""
     copies = cfg.stage1_augment_copies if cfg.stage1_augment.enabled else 0
     if data is None or not copies:
         return clean
     out = {}
     for name, (x, t) in clean.items():
+        if cfg.stage1_augment_expressions and name not in cfg.stage1_augment_expressions:
+            out[name] = (x, t)
+            continue
         k = data.expressions.index(name)
         idx = torch.nonzero(data.pair_expression == k).flatten()
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + k)

@@ -144,6 +144,9 @@ class TrainConfig:
     # so the default is off. The normal equations of the copies cost time, not memory.
     stage1_augment_copies: int = 0
     stage1_augment: AugmentConfig = field(default_factory=lambda: STAGE1_AUGMENT)
+    # ... for these expressions only (empty: all). Happy is the one expression real photos are judged on, and
+    # jittered copies cost it most there (a smile averaged over shifted crops is a weaker smile).
+    stage1_augment_expressions: tuple[str, ...] = ()
     # data
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -170,6 +173,7 @@ class TrainConfig:
             raise ValueError(f"stage1_region_ellipse needs cx,cy,rx,ry and stage1_flow_grid >= 0, got "
                              f"{self.stage1_region_ellipse}, {self.stage1_flow_grid}")
         object.__setattr__(self, "stage1_region_expressions", tuple(self.stage1_region_expressions))
+        object.__setattr__(self, "stage1_augment_expressions", tuple(self.stage1_augment_expressions))
         object.__setattr__(self, "stage1_region_ellipse", tuple(float(v) for v in self.stage1_region_ellipse))
         for name in ("augment", "stage1_augment"):
             if isinstance(getattr(self, name), dict):
