@@ -161,10 +161,8 @@ def test_bounds_given_as_callables_tighten_while_running():
             limit["n"] = 2  # what the first result tells: fewer in flight from now on
         return i
 
-    consumed = 0
-    for _ in ordered_map(work, iter(range(30)), workers=2, ahead=lambda: limit["n"]):
+    for consumed, _ in enumerate(ordered_map(work, iter(range(30)), workers=2, ahead=lambda: limit["n"]), start=1):
         time.sleep(0.001)
-        consumed += 1
         if consumed > 6:
             with lock:
                 assert started <= consumed + 2, (started, consumed)
