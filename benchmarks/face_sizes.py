@@ -100,7 +100,8 @@ def step_costs(frame: Path, box: tuple[float, float, float, float], renderer: An
         prepared = step("align", lambda: renderer.prepare_image(image, faces))
         prepared.rgb = None  # as in the streaming render: the float region is made again when the frame is written
         edited = step("network", lambda: renderer.forward(prepared.crops, edit))
-        pasted = step("paste", lambda: renderer.paste(prepared.region_rgb(), prepared.matrices, prepared.crops, edited))
+        pasted = step("paste", lambda: renderer.paste(prepared.region_rgb(), prepared.matrices, prepared.crops, edited,
+                                                        inplace=True))
         result = step("compose", lambda: renderer.compose(prepared, *pasted))
         step("encode", lambda: write_image(Path(tmp) / "out.png", result))
     return costs

@@ -109,6 +109,7 @@ def paste_back(
     *,
     motion: np.ndarray | None = None,
     colour_match: bool = True,
+    inplace: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Blend one face's edit back into the frame.
 
@@ -122,6 +123,7 @@ def paste_back(
             frame is moved by it (through ``m``, scaled by the mask) and the delta is taken against the
             moved crop_in.
         colour_match: remove the delta's colour cast (``colour_cast``) before blending.
+        inplace: write into ``frame_rgb`` itself (the caller's own copy) instead of a new array.
 
     Returns:
         ``(new_rgb, frame_mask)``: HxWx3 float32 and HxW float32 [0, 1]. ``new_rgb`` is
@@ -161,7 +163,7 @@ def paste_back(
     m_w = planes[3]
     np.clip(m_w, 0.0, 1.0, out=m_w)
 
-    new = frame.copy()
+    new = frame if inplace else frame.copy()
     frame_mask = np.zeros(frame.shape[:2], np.float32)
     frame_mask[roi] = m_w
     sel = m_w > 0

@@ -5,7 +5,10 @@ face: render noise, sensor noise and the finest texture, which belong to the ima
 then show as noise that crawls where the face moves (and as a doubled noise when the edit is judged against the
 still picture). So the structure (edges above the grain's contrast, the lips, the shading) is moved and the grain
 stays where it is. Only grainy pictures are split (``noise_level``): on a clean one the finest detail is the
-face's own and moves with it. Arrays: HxWxC float32, any range; box filters by cumulative sums, O(pixels) per call.
+face's own and moves with it. What counts as grain scales with the noise measured (``degrained``): at sigma 10
+a fixed contrast threshold kept half the noise in the structure, and the lips moved it along. The network, too,
+sees a grainy crop without its grain (``ExpressionRenderer.prepare_image``): fed grain, it paints it back as
+coloured speckle. Arrays: HxWxC float32, any range; box filters by cumulative sums, O(pixels) per call.
 """
 from __future__ import annotations
 
@@ -13,8 +16,7 @@ import numpy as np
 
 GRAIN_RADIUS = 2  # pixels of the frame: grain is a pixel-scale thing whatever the face size
 GRAIN_EPS = 0.04**2  # local variance (sRGB [0, 1]) below which detail counts as grain: about 10 levels of std
-GRAIN_STDS = 4.0  # on a grainy picture, contrast within this many noise stds (``noise_level``) is grain too: with
-# eps at GRAIN_EPS alone, sigma 10 noise is half kept in the structure, and paste-back moves it with the lips
+GRAIN_STDS = 4.0  # on a grainy picture, contrast within this many noise stds (``noise_level``) is grain too
 NOISE_FLOOR = 1.5 / 255  # chroma noise (``noise_level``) from which a picture counts as grainy: clean renders and
 # photos measure 0.2-0.8 levels, renders with noise of sigma 3 levels 3.0 (JPEG photos keep their chroma smooth)
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)

@@ -163,13 +163,16 @@ class ExpressionRenderer:
         return out
 
     # -- paste back ------------------------------------------------------------------------------
-    def paste(self, rgb: np.ndarray, matrices: Sequence[Matrix], crops_in: np.ndarray, crops_out: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        mask = np.zeros(rgb.shape[:2], np.float32)
+    def paste(self, rgb: np.ndarray, matrices: Sequence[Matrix], crops_in: np.ndarray, crops_out: np.ndarray,
+              *, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``): (new rgb, mask)."""
+        mask: np.ndarray | None = None
         for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
-            rgb, face_mask = paste_back(rgb, crop_in, crop_out[..., :3], m, self.mask, motion=motion)
-            np.maximum(mask, face_mask, out=mask)
-        return rgb, mask
+            rgb, face_mask = paste_back(rgb, crop_in, crop_out[..., :3], m, self.mask, motion=motion, inplace=inplace)
+            inplace = True  # from the second face on, rgb is this call's own array
+            mask = face_mask if mask is None else np.maximum(mask, face_mask, out=mask)
+        return rgb, (np.zeros(rgb.shape[:2], np.float32) if mask is None else mask)
 
     # -- whole pictures --------------------------------------------------------------------------
     def find_in_boxes(self, image: ImageData, faces: Sequence[Face]) -> list[Face]:
@@ -202,7 +205,9 @@ class ExpressionRenderer:
         """Paste the edited crops back into the region and the region into a copy of the picture."""
         if not prepared.matrices:
             return prepared.image
-        return self.compose(prepared, *self.paste(prepared.region_rgb(), prepared.matrices, prepared.crops, edited))
+        owned = prepared.rgb is None  # made again just now: pasted into in place
+        return self.compose(prepared, *self.paste(prepared.region_rgb(), prepared.matrices, prepared.crops, edited,
+                                                  inplace=owned))
 
     @staticmethod
     def compose(prepared: PreparedImage, new_rgb: np.ndarray, mask: np.ndarray) -> ImageData:
