@@ -394,7 +394,7 @@ class Solver:
         csv_log = CsvLog(self.run_dir / "log.csv", LOG_COLUMNS, self.iteration) if dist.is_main else None
         fixed = self._sample_batch() if dist.is_main else None
         bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="train", unit="it",
-                   disable=not (progress and dist.is_main), dynamic_ncols=True)
+                   disable=None if (progress and dist.is_main) else True, dynamic_ncols=True)
         last: dict[str, float] = {}
         while self.iteration < cfg.iterations:
             t0 = time.perf_counter()

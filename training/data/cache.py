@@ -106,7 +106,7 @@ def build_pairs(scan: DatasetScan, geometry: CropGeometry, detector: Detector | 
     pair_id: list[int] = []
     pair_expr: list[int] = []
     skipped = list(scan.skipped)
-    for ident, pairs in tqdm(sorted(by_identity.items()), desc=f"cropping {scan.name}", disable=not progress, unit="id"):
+    for ident, pairs in tqdm(sorted(by_identity.items()), desc=f"cropping {scan.name}", disable=None if progress else True, unit="id"):
         neutral_rgb = load_rgb(pairs[0].neutral)
         points = find_five_points(pairs[0].neutral, neutral_rgb, detector)
         if points is None:

@@ -93,7 +93,7 @@ def _with_progress(work, unit: str, desc: str, show: bool):
     """Run ``work(tick)`` with a progress bar that ``tick(done, total)`` moves."""
     from tqdm import tqdm
 
-    bar = tqdm(total=0, unit=unit, disable=not show, desc=desc)
+    bar = tqdm(total=0, unit=unit, disable=None if show else True, desc=desc)  # None: a terminal only
 
     def tick(done: int, total: int) -> None:
         bar.total = total
