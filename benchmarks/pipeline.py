@@ -158,7 +158,7 @@ def bench_detector(report: Report, frame: Path, repeats: int) -> float | None:
     seconds = min(time_per_call(lambda: detector.detect(rgb), 0.0, min_calls=1) for _ in range(repeats))
     found = len(detector.detect(rgb))
     report.add("f", f"face detector alone on {rgb.shape[1]}x{rgb.shape[0]} (BlazeFace pyramid)", 1 / seconds,
-               unit="frames/s", note=f"({seconds * 1e3:.0f} ms/frame; found {found} face(s) in the synthetic frame)")
+               unit="frames/s", note=f"({seconds * 1e3:.0f} ms/frame; found {found} face(s) in the frame)")
     return seconds
 
 

@@ -178,8 +178,8 @@ def paste_back(
             inv = invert_affine(m)[:, :2].astype(np.float32)
             mx, my = planes[4][sel] * weight, planes[5][sel] * weight
             sx, sy = inv[0, 0] * mx + inv[0, 1] * my, inv[1, 0] * mx + inv[1, 1] * my
-            rows, cols = np.nonzero(sel)
-            ys, xs = (rows + roi[0].start).astype(np.float32), (cols + roi[1].start).astype(np.float32)
+            ys = np.broadcast_to(np.arange(roi[0].start, roi[0].stop, dtype=np.float32)[:, None], sel.shape)[sel]
+            xs = np.broadcast_to(np.arange(roi[1].start, roi[1].stop, dtype=np.float32)[None, :], sel.shape)[sel]
             # the structure moves, the grain stays (reggan_plugin.grain), over the region the motion reads
             reach = int(np.ceil(max(np.abs(sx).max(), np.abs(sy).max()))) + 2 * GRAIN_RADIUS + 2
             y0, x0 = max(roi[0].start - reach, 0), max(roi[1].start - reach, 0)
@@ -190,7 +190,7 @@ def paste_back(
                 base = sample_planes(frame, xs + sx, ys + sy)
             else:
                 base = sample_planes(smooth, xs - x0 + sx, ys - y0 + sy)
-                base += (area - smooth)[rows + roi[0].start - y0, cols + roi[1].start - x0].T
+                base += (area - smooth)[ys.astype(np.intp) - y0, xs.astype(np.intp) - x0].T
         for c in range(3):  # channel by channel: see align._bilinear
             base[c] += weight * planes[c][sel]
             region[..., c][sel] = np.clip(base[c], 0.0, 1.0)
