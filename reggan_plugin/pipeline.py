@@ -202,7 +202,7 @@ class _StreamingRender:
         self.detected, self.cancel = detected, cancel
         self.staged: set[Path] = set()  # encoded frames not yet renamed into place
         self.lock = threading.Lock()
-        self.batch = max(1, renderer.inference.batch)  # frames per batch, lowered by the first frame's size
+        self.batch = max(1, renderer.inference.batch)  # faces per batch, lowered for large frames (FRAMES_BYTES)
 
     def read(self, frame: Path) -> _FrameJob:
         job = _FrameJob(frame, output_path(frame, self.seq.frames, self.seq.out))

@@ -284,6 +284,7 @@ def _open_session(path: Path, spec: BlazeFaceSpec, anchors: int, threads: int) -
     options = ort.SessionOptions()
     if threads > 0:
         options.intra_op_num_threads = threads
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")  # as the network's (backends.cpu)
     options.log_severity_level = 3
     try:
         session = ort.InferenceSession(str(path), sess_options=options, providers=["CPUExecutionProvider"])
