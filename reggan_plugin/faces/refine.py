@@ -70,8 +70,6 @@ def refine_box_face(rgb: np.ndarray, face: Face, detector: FaceDetector, origin:
             rgbx = np.ascontiguousarray(array)
             shape = (rgbx.shape[1], rgbx.shape[0])
             image = _uint8(np.asarray(Image.frombuffer("RGBX", shape, rgbx, "raw", "RGBX", 0, 1).reduce(factor)))
-        elif array.dtype == np.uint8 and array.shape[2] == 3:
-            image = np.asarray(Image.fromarray(np.ascontiguousarray(array)).reduce(factor))
         else:
             image = np.asarray(Image.fromarray(_uint8(array)).reduce(factor))
         windows = [(int(round(wx / factor)), int(round(wy / factor)), max(int(round(side / factor)), 8))
