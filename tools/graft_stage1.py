@@ -1,0 +1,73 @@
+"""Take some expressions' stage 1 (ridge maps, bias, mean flow, region) from another export of the same model.
+
+    python tools/graft_stage1.py --into runs/step4/model.onnx --donor runs/step3/model.onnx --expressions happy \
+        --out model.onnx
+
+Stage 1 is fitted per expression, so one expression's maps can be swapped without touching the others: a refit of
+some expressions (other data, perturbed copies) keeps the rest exactly as they were. Both files must be exports of
+one architecture with one refiner (every other weight identical), else nothing is written. Needs onnx.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import click
+import numpy as np
+
+
+def stage1_initializers(graph) -> set[str]:
+    """Names of the per-expression stage-1 tensors: ``model.stage1.*`` and the ridge taps the Einsum nodes read."""
+    einsum_inputs = {name for node in graph.node if node.op_type == "Einsum" for name in node.input}
+    return {i.name for i in graph.initializer if i.name.startswith("model.stage1.") or i.name in einsum_inputs}
+
+
+@click.command()
+@click.option("--into", "target", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The model that receives the expressions' stage 1.")
+@click.option("--donor", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="The model they come from.")
+@click.option("--expressions", required=True, help="Comma-separated expression names.")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
+def main(target: Path, donor: Path, expressions: str, out: Path) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    from reggan_plugin.artifact import load_artifact
+    from reggan_plugin.atomic import write_bytes
+
+    into, source = onnx.load(str(target)), onnx.load(str(donor))
+    names = load_artifact(target).expressions
+    if load_artifact(donor).expressions != names:
+        raise click.ClickException(f"{donor}: its expressions differ from {target}'s")
+    wanted = [e.strip() for e in expressions.split(",") if e.strip()]
+    unknown = [e for e in wanted if e not in names]
+    if unknown or not wanted:
+        raise click.ClickException(f"unknown expression(s) {unknown or expressions!r}; the model has {', '.join(names)}")
+    donated = {i.name: numpy_helper.to_array(i) for i in source.graph.initializer}
+    graft = stage1_initializers(into.graph)
+    for init in into.graph.initializer:
+        mine = numpy_helper.to_array(init)
+        theirs = donated.get(init.name)
+        if theirs is None or theirs.shape != mine.shape:
+            raise click.ClickException(f"{donor}: no tensor {init.name} of shape {mine.shape}: not the same architecture")
+        if init.name not in graft:
+            if not np.array_equal(mine, theirs):
+                raise click.ClickException(f"{init.name} differs: the two models do not share the rest of the network")
+            continue
+        grafted = mine.copy()
+        for expression in wanted:
+            grafted[names.index(expression)] = theirs[names.index(expression)]
+        init.CopyFrom(numpy_helper.from_array(grafted, init.name))
+    for entry in into.metadata_props:
+        if entry.key == "reggan.provenance":
+            provenance = json.loads(entry.value)
+            provenance["stage1_grafted"] = {"expressions": wanted, "from": donor.name,
+                                            "from_sha256": load_artifact(donor).sha256}
+            entry.value = json.dumps(provenance)
+    write_bytes(out, into.SerializeToString())
+    click.echo(f"wrote {out}: stage 1 of {', '.join(wanted)} from {donor}")
+
+
+if __name__ == "__main__":
+    main()
