@@ -38,10 +38,11 @@ def test_a_perfect_edit_scores_the_target_and_doing_nothing_scores_copy(name: st
     p: Perturbed = PERTURBATIONS[name](img, SAMPLE_POINTS, tgt, np.random.default_rng(1))
     assert p.pixels.dtype == np.uint8 and p.target.shape == p.pixels.shape
     perfect = p.target.astype(np.int16) if p.clean is None else p.pixels.astype(np.int16) + (p.target.astype(np.int16) - p.clean)
-    scored, copy = run_case(_Answering({p.pixels.tobytes(): perfect}), p, "happy")  # type: ignore[arg-type]
+    scored, copy, out = run_case(_Answering({p.pixels.tobytes(): perfect}), p, "happy")  # type: ignore[arg-type]
     assert np.array_equal(scored, p.target)  # a perfect model scores like the clean condition: the target itself
-    scored, copy = run_case(_Answering(), p, "happy")  # type: ignore[arg-type]
-    assert np.array_equal(scored, copy)
+    assert np.array_equal(out, perfect)  # what the grid shows: the runtime's output as the user gets it
+    scored, copy, out = run_case(_Answering(), p, "happy")  # type: ignore[arg-type]
+    assert np.array_equal(scored, copy) and np.array_equal(out, p.pixels)
     assert np.array_equal(copy, img if p.clean is not None else p.pixels)
 
 

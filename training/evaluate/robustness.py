@@ -69,13 +69,14 @@ def _region(points: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice]:
             slice(max(int(x), 0), min(int(np.ceil(x + w)), shape[1])))
 
 
-def run_case(renderer: ExpressionRenderer, p: Perturbed, expression: str) -> tuple[np.ndarray, np.ndarray]:
-    """(the scored picture, the copy baseline's) for one perturbed case, both HxWx3 uint8."""
+def run_case(renderer: ExpressionRenderer, p: Perturbed, expression: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the scored picture, the copy baseline's, the runtime's output as the user gets it) for one perturbed case,
+    HxWx3 uint8. Under input-only noise the first two are the clean picture with and without the edit."""
     out = renderer.apply_array(p.pixels, faces=[p.face], expression=expression)
     if p.clean is None:
-        return out, p.pixels
+        return out, p.pixels, out
     edit = out.astype(np.float64) - p.pixels
-    return np.clip(np.round(p.clean + edit), 0, 255).astype(np.uint8), p.clean
+    return np.clip(np.round(p.clean + edit), 0, 255).astype(np.uint8), p.clean, out
 
 
 def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = None) -> RobustnessResult:
@@ -108,7 +109,7 @@ def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = No
             points = cropper.neutral_points(case.neutral, neutral)
             rng = np.random.default_rng([config.seed, c_index, k])
             p = perturb(neutral, points, target, rng)
-            scored, copy = run_case(renderer, p, case.expression)
+            scored, copy, out = run_case(renderer, p, case.expression)
             region = _region(p.points, scored.shape)
             crops = [cropper.crop(a, p.points) for a in (copy, scored, p.target)]
             probs = expression_judge.probabilities(crops[1][None])[0]
@@ -125,7 +126,9 @@ def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = No
                 sums.setdefault(name, {}).setdefault(case.expression, {}).setdefault(key, []).append(value)
             rows = result.grids.setdefault(name, [])
             if len(rows) < config.grid_rows and not any(r[3] == case.expression for r in rows):
-                rows.append([*crops, case.expression])  # type: ignore[list-item]
+                # what the user gave and got (the noisy picture under noise), beside the true target
+                shown = [cropper.crop(a, p.points) for a in (p.pixels, out)]
+                rows.append([*shown, crops[2], case.expression])  # type: ignore[list-item]
             done += 1
             if progress:
                 progress(done, total)
@@ -191,7 +194,8 @@ def markdown(result: RobustnessResult) -> str:
             lines.append(f"| {name} | {mean['ssim']:.3f} | {mean['p_target']:.2f} | {mean['identity']:.3f} | "
                          f"{mean['speckle']:.2f} |")
     lines += ["", "Grids: `grid_<condition>.png`, input | output | target on the judges' canonical crop, one "
-              "expression per row (the same first case of each expression in every condition)."]
+              "expression per row (the same first case of each expression in every condition); under render noise "
+              "the noisy input and what the runtime made of it (its score adds that edit to the clean picture)."]
     return "\n".join(lines) + "\n"
 
 
