@@ -38,6 +38,11 @@ def _export(path: Path, seed: int, stage1_seed: int) -> Path:
     return export_model(model, path, provenance={"training": "random init (tests)", "iterations": 0})
 
 
+def _graft(into: Path, donor: Path, expressions: str, out: Path):
+    return CliRunner().invoke(_tool(), ["--into", str(into), "--donor", str(donor), "--expressions", expressions,
+                                        "--out", str(out)])
+
+
 def _run(path: Path, expression: str) -> np.ndarray:
     from reggan_plugin.artifact import load_artifact
     from reggan_plugin.backends import create_backend
@@ -53,8 +58,7 @@ def test_grafted_expressions_come_from_the_donor_and_the_rest_stays(tmp_path):
     donor = _export(tmp_path / "donor.onnx", seed=0, stage1_seed=1)
     into = _export(tmp_path / "into.onnx", seed=0, stage1_seed=2)
     out = tmp_path / "grafted.onnx"
-    result = CliRunner().invoke(_tool(), ["--into", str(into), "--donor", str(donor), "--expressions", "happy",
-                                          "--out", str(out)])
+    result = _graft(into, donor, "happy", out)
     assert result.exit_code == 0, result.output
     np.testing.assert_array_equal(_run(out, "happy"), _run(donor, "happy"))
     np.testing.assert_array_equal(_run(out, "sad"), _run(into, "sad"))
@@ -69,10 +73,8 @@ def test_a_donor_with_another_refiner_is_refused(tmp_path):
     donor = _export(tmp_path / "donor.onnx", seed=5, stage1_seed=1)
     into = _export(tmp_path / "into.onnx", seed=0, stage1_seed=2)
     out = tmp_path / "grafted.onnx"
-    result = CliRunner().invoke(_tool(), ["--into", str(into), "--donor", str(donor), "--expressions", "happy",
-                                          "--out", str(out)])
+    result = _graft(into, donor, "happy", out)
     assert result.exit_code != 0 and "do not share the rest of the network" in result.output
     assert not out.exists()
-    result = CliRunner().invoke(_tool(), ["--into", str(into), "--donor", str(into), "--expressions", "smug",
-                                          "--out", str(out)])
+    result = _graft(into, into, "smug", out)
     assert result.exit_code != 0 and "unknown expression" in result.output and not out.exists()
