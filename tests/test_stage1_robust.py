@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import pytest
 
 torch = pytest.importorskip("torch", reason="training needs torch (pip install .[train])")
 
 from training.config import TINY  # noqa: E402
-from training.data.augment import photometric  # noqa: E402
+from training.data.augment import degrade_inputs, photometric  # noqa: E402
 from training.models import RegGAN, fit_ridge  # noqa: E402
 from training.models.stage1 import shifted_views  # noqa: E402
 from training.train_config import STAGE1_AUGMENT, AugmentConfig, TrainConfig  # noqa: E402
@@ -76,6 +77,15 @@ def test_stage1_pairs_get_perturbed_copies(tmp_path) -> None:
     some = _with_perturbed_copies(data, plain, dataclasses.replace(cfg, stage1_augment_expressions=("sad",)))
     for expr, (x, _) in plain.items():
         assert len(some[expr][0]) == (3 if expr == "sad" else 1) * len(x)  # only the listed expressions get copies
+    flawed = dataclasses.replace(cfg, stage1_degrade_copies=1,
+                                 stage1_augment=dataclasses.replace(cfg.stage1_augment, input_noise=0.05))
+    both = _with_perturbed_copies(data, plain, flawed)
+    for expr, (x, t) in plain.items():
+        bx, bt = both[expr]
+        n = len(x)
+        assert torch.equal(bx[:3 * n], perturbed[expr][0])  # the moved copies carry no input flaw ...
+        assert float((bx[3 * n:] - x).abs().mean()) > 1e-3  # ... the degraded copy does, on the canonical crop,
+        assert torch.allclose(bt[3 * n:] - bx[3 * n:], t - x, atol=1e-5)  # and keeps the clean pair's edit
 
 
 def test_exposure_and_white_balance_are_shared_by_the_pair() -> None:
@@ -90,6 +100,26 @@ def test_exposure_and_white_balance_are_shared_by_the_pair() -> None:
     assert STAGE1_AUGMENT.exposure >= 1.0 and STAGE1_AUGMENT.noise > 0
 
 
+def test_input_flaws_change_the_input_and_keep_the_pairs_edit() -> None:
+    """Noise (seen through the runtime's degrain) and JPEG on the input alone; the target moves with the input, so
+    the pair still shows the clean edit."""
+    gen = torch.Generator().manual_seed(0)
+    x = 0.3 + 0.2 * (_smooth_faces(6, 64, gen) + 1)  # [0.3, 0.7]: a face's contrast, not a test card's
+    t = (x + 0.1 * torch.rand(6, 3, 1, 1, generator=gen)).clamp(0, 1)
+    noisy = AugmentConfig(input_noise=0.05)
+    xd, td = degrade_inputs(x, t, noisy, torch.Generator().manual_seed(1))
+    assert torch.equal(xd, degrade_inputs(x, t, noisy, torch.Generator().manual_seed(1))[0])  # seeded
+    assert torch.allclose(td - xd, t - x, atol=1e-6)  # the edit is the clean pair's
+    changed = (xd - x).abs().mean(dim=(1, 2, 3))
+    assert bool((changed > 5e-4).all())  # every input carries noise ...
+    assert float(changed.max()) < 0.02  # ... less than it was given (sigma up to 0.05: 0.04 on average): degrained
+    blocky = AugmentConfig(input_noise=0.05, input_jpeg_prob=1.0, input_jpeg_quality=(20, 20))
+    xj, tj = degrade_inputs(x, t, blocky, torch.Generator().manual_seed(1))
+    assert torch.allclose(tj - xj, t - x, atol=1e-6)
+    assert float((xj - xd).abs().mean()) > 2e-3  # the JPEG round trip changes the input again
+    assert degrade_inputs(x, t, AugmentConfig(), gen) == (x, t)  # off by default
+
+
 def test_overrides_reach_the_stage1_perturbations() -> None:
     cfg = TrainConfig().with_overrides(["stage1_augment.noise=0.01", "stage1_augment_copies=1", "augment.flip=true"])
     assert cfg.stage1_augment.noise == 0.01 and cfg.stage1_augment_copies == 1 and cfg.augment.flip
@@ -97,6 +127,9 @@ def test_overrides_reach_the_stage1_perturbations() -> None:
     with pytest.raises(ValueError, match="unknown setting"):
         TrainConfig().with_overrides(["stage1_augment.nope=1"])
     assert TrainConfig.from_dict(cfg.to_dict()) == cfg
+    jpeg = TrainConfig().with_overrides(["stage1_augment.input_jpeg_quality=30,60"])
+    assert jpeg.stage1_augment.input_jpeg_quality == (30, 60)
+    assert TrainConfig.from_dict(json.loads(json.dumps(jpeg.to_dict()))) == jpeg  # as a run's JSON gives it back
 
 
 def test_refiner_starts_from_an_exported_model(tmp_path) -> None:

@@ -38,6 +38,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from .config import ModelConfig
+from .data.augment import degrade_inputs
 from .data.dataset import PairedFaces
 from .losses import (
     classification_loss,
@@ -82,11 +83,16 @@ def _pairs_by_expression(data: PairedFaces | None) -> dict[str, tuple[Tensor, Te
 
 def _with_perturbed_copies(data: PairedFaces | None, clean: dict[str, tuple[Tensor, Tensor]],
                            cfg: TrainConfig) -> dict[str, tuple[Tensor, Tensor]]:
-    """``clean`` followed by ``stage1_augment_copies`` perturbed copies of each pair (``stage1_augment``, seeded by
-    ``cfg.seed``) of the ``stage1_augment_expressions``; ``clean`` itself when there are none."""
-    copies = cfg.stage1_augment_copies if cfg.stage1_augment.enabled else 0
-    if data is None or not copies:
+    """``clean`` followed, for the ``stage1_augment_expressions``, by ``stage1_augment_copies`` copies of each pair
+    moved and recoloured alike (``stage1_augment``'s geometry and colour), then ``stage1_degrade_copies`` copies
+    with flaws on the input alone (its ``input_*`` settings, on the canonical crops); seeded by ``cfg.seed``.
+    ``clean`` itself when there are none."""
+    aug = cfg.stage1_augment
+    copies = cfg.stage1_augment_copies if aug.enabled else 0
+    degrade = cfg.stage1_degrade_copies if aug.enabled else 0
+    if data is None or not copies + degrade:
         return clean
+    moved = replace(aug, input_noise=0.0, input_jpeg_prob=0.0)
     out = {}
     for name, (x, t) in clean.items():
         if cfg.stage1_augment_expressions and name not in cfg.stage1_augment_expressions:
@@ -95,7 +101,10 @@ def _with_perturbed_copies(data: PairedFaces | None, clean: dict[str, tuple[Tens
         k = data.expressions.index(name)
         idx = torch.nonzero(data.pair_expression == k).flatten()
         gen = torch.Generator().manual_seed(cfg.seed * 7919 + k)
-        views = [data.batch(idx, gen, cfg.stage1_augment)[:2] for _ in range(copies)]
+        views = [data.batch(idx, gen, moved)[:2] for _ in range(copies)]
+        for _ in range(degrade):  # in [0, 1] and back
+            xd, td = degrade_inputs((x + 1) / 2, (t + 1) / 2, aug, gen)
+            views.append((xd * 2 - 1, td * 2 - 1))
         out[name] = (torch.cat([x] + [v[0] for v in views]), torch.cat([t] + [v[1] for v in views]))
     return out
 

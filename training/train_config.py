@@ -66,6 +66,15 @@ class AugmentConfig:
     noise: float = 0.0  # Gaussian noise sigma uniform [0, noise]
     blur_prob: float = 0.2  # probability of a Gaussian blur ...
     blur_sigma: float = 1.0  # ... with sigma uniform [0.3, blur_sigma] crop pixels
+    # the input alone (``augment.degrade_inputs``; for stage 1: ``TrainConfig.stage1_degrade_copies``): what a user's
+    # picture carries and the edit must not depend on.
+    # The target gets the input's change too, so the pair still shows the clean edit.
+    input_noise: float = 0.0  # Gaussian noise sigma uniform [0, input_noise], then the runtime's degrain
+    input_jpeg_prob: float = 0.0  # probability of a JPEG round trip ...
+    input_jpeg_quality: tuple[int, int] = (40, 90)  # ... at a quality uniform in this range
+
+    def __post_init__(self) -> None:  # a run's JSON gives lists
+        object.__setattr__(self, "input_jpeg_quality", tuple(int(v) for v in self.input_jpeg_quality))
 
     @classmethod
     def off(cls) -> AugmentConfig:
@@ -143,6 +152,10 @@ class TrainConfig:
     # other tools' boxes and render noise, but stage 1 smiles less on real photos (MODEL_CARD.md, Limitations),
     # so the default is off. The normal equations of the copies cost time, not memory.
     stage1_augment_copies: int = 0
+    # ... and `stage1_degrade_copies` copies of the canonical pairs with `stage1_augment`'s input flaws alone (render
+    # noise as the runtime's degrain leaves it, JPEG; the target gets the input's change): the edit must not depend on
+    # them. Kept apart from the moved copies: a pair both moved and noised teaches neither well.
+    stage1_degrade_copies: int = 0
     stage1_augment: AugmentConfig = field(default_factory=lambda: STAGE1_AUGMENT)
     # ... for these expressions only (empty: all). Happy is the one expression real photos are judged on, and
     # jittered copies cost it most there (a smile averaged over shifted crops is a weaker smile).
@@ -178,8 +191,8 @@ class TrainConfig:
         for name in ("augment", "stage1_augment"):
             if isinstance(getattr(self, name), dict):
                 object.__setattr__(self, name, AugmentConfig(**getattr(self, name)))
-        if self.stage1_augment_copies < 0:
-            raise ValueError("stage1_augment_copies must be >= 0")
+        if self.stage1_augment_copies < 0 or self.stage1_degrade_copies < 0:
+            raise ValueError("stage1_augment_copies and stage1_degrade_copies must be >= 0")
 
     def to_dict(self) -> dict:
         return asdict(self)

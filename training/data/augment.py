@@ -3,16 +3,22 @@
 Geometric jitter (small similarity + mirror) cuts the S x S crop out of the wider cached crop, so
 the pair stays pixel-aligned; photometric changes (brightness, contrast, saturation, hue, gamma,
 noise, blur) are one function applied to both images, so the network learns to keep them rather
-than to undo them. All draws come from the caller's ``torch.Generator`` (on the CPU), which makes a
+than to undo them. Render noise and JPEG blocks on the input alone (``degrade_inputs``) are what the
+edit must ignore instead. All draws come from the caller's ``torch.Generator`` (on the CPU), which makes a
 run reproducible and resumable on any device.
 """
 from __future__ import annotations
 
+import io
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 from torch import Tensor
+
+from reggan_plugin.grain import degrained
 
 from ..train_config import AugmentConfig
 
@@ -114,4 +120,34 @@ def augment_pairs(neutral: Tensor, target: Tensor, cfg: AugmentConfig, size: int
     warped = F.grid_sample(both, torch.cat([grid, grid]), mode="bilinear", padding_mode="border", align_corners=False)
     x, t = warped[:n], warped[n:]
     x, t = photometric([x, t], cfg, gen)
-    return x, t
+    return degrade_inputs(x, t, cfg, gen)
+
+
+def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
+    """HxWx3 float [0, 1] through a JPEG file at ``quality`` (4:2:0, as cameras and most tools write it)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.round(img * 255).astype(np.uint8)).save(buf, "JPEG", quality=quality)
+    return np.asarray(Image.open(buf).convert("RGB"), np.float32) / 255.0
+
+
+def degrade_inputs(x: Tensor, t: Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """What a user's picture carries and the target does not: render noise (as the runtime sees it, after
+    ``reggan_plugin.grain.degrained``) and JPEG blocks, on the input [B, 3, S, S] in [0, 1] alone. The target
+    gets the input's change too: the pair keeps the clean edit, which is what must not depend on the input's
+    flaws (a target with its own noise would teach the map to invent some)."""
+    if cfg.input_noise <= 0 and cfg.input_jpeg_prob <= 0:
+        return x, t
+    n = x.shape[0]
+    sigma = _uniform(gen, n, 0.0, cfg.input_noise)
+    noise = torch.randn(x.shape, generator=gen)
+    jpeg = torch.rand(n, generator=gen) < cfg.input_jpeg_prob
+    low, high = cfg.input_jpeg_quality
+    quality = torch.randint(int(low), int(high) + 1, (n,), generator=gen)
+    images = x.detach().cpu().permute(0, 2, 3, 1).numpy()
+    out = np.empty_like(images)
+    for i, img in enumerate(images):
+        if cfg.input_noise > 0:
+            img = degrained(np.clip(img + sigma[i].item() * noise[i].permute(1, 2, 0).numpy(), 0.0, 1.0))
+        out[i] = _jpeg(img, int(quality[i])) if jpeg[i] else img
+    degraded = torch.from_numpy(out).permute(0, 3, 1, 2).to(x.device)
+    return degraded, t + (degraded - x)

@@ -4,10 +4,11 @@ A perturbation turns one case (the neutral picture, its 5 true points, the true 
 runtime is given (pixels and a face) and what the edit is scored against, so that a perfect model scores
 the clean condition's PSNR under every perturbation:
 
-- where the perturbation changes the picture the target would change alike (rotation, exposure, white
-  balance, JPEG, face size), it is applied to the target too;
-- where it is noise on the input only (render noise), the edit (output - perturbed input) is added to the
-  clean input and that is scored;
+- where it moves or resamples the picture (rotation, face size), the target is moved alike;
+- where it changes the picture's values (render noise, JPEG, exposure, white balance), the edit (output -
+  perturbed input, taken back through the inverse of an exposure or white-balance change) is added to the clean
+  input and that is scored against the clean target: the score is the edit's, not the perturbation's (a JPEG'd
+  target carries blocks of its own, and a brighter pair scales every error);
 - where it only changes how the face is located (boxes in other conventions, noisy landmarks), the
   picture and the target stay as they are.
 
@@ -24,8 +25,6 @@ from PIL import Image
 
 from reggan_plugin.faces import Face, box_from_landmarks
 
-EDIT_ON_CLEAN = "edit on clean"  # how a noise condition is scored
-
 
 @dataclass(frozen=True)
 class Perturbed:
@@ -35,7 +34,8 @@ class Perturbed:
     face: Face  # how the face is located (a box alone, or landmarks)
     points: np.ndarray  # (5, 2) true points in ``pixels``' frame (the judging crop)
     target: np.ndarray  # HxWx3 uint8, same frame
-    clean: np.ndarray | None = None  # set for input-only noise: the edit is added to this picture
+    clean: np.ndarray | None = None  # set where the values change: the edit is added to this picture ...
+    undo: Callable[[np.ndarray], np.ndarray] | None = None  # ... after this map back to its colours (float pixels)
 
 
 Perturbation = Callable[[np.ndarray, np.ndarray, np.ndarray, np.random.Generator], Perturbed]
@@ -117,19 +117,29 @@ def render_noise(sigma: float) -> Perturbation:
     return make
 
 
-def _linear_gain(img: np.ndarray, gains: np.ndarray) -> np.ndarray:
-    lin = (img / 255.0) ** 2.2 * gains
-    return np.clip(np.round(np.clip(lin, 0, 1) ** (1 / 2.2) * 255), 0, 255).astype(np.uint8)
+def _gained(img: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """Float sRGB levels with linear light scaled per channel (sRGB approximated by a 2.2 power), unclipped."""
+    return (np.clip(img, 0, 255) / 255.0) ** 2.2 * gains
+
+
+def linear_gain(gains: tuple[float, float, float]) -> Perturbation:
+    """Linear light scaled per channel (exposure, white balance); scored through the inverse gains."""
+    g = np.asarray(gains, np.float64)
+
+    def make(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> Perturbed:
+        pixels = np.clip(np.round(np.clip(_gained(img, g), 0, 1) ** (1 / 2.2) * 255), 0, 255).astype(np.uint8)
+        return Perturbed(pixels, _given(pts), pts, tgt, clean=img,
+                         undo=lambda a: _gained(a, 1.0 / g) ** (1 / 2.2) * 255.0)
+
+    return make
 
 
 def exposure(stops: float) -> Perturbation:
-    gains = np.full(3, 2.0**stops)
-    return lambda img, pts, tgt, rng: Perturbed(_linear_gain(img, gains), _given(pts), pts, _linear_gain(tgt, gains))
+    return linear_gain((2.0**stops,) * 3)
 
 
 def white_balance(red: float, blue: float) -> Perturbation:
-    gains = np.array([red, 1.0, blue])
-    return lambda img, pts, tgt, rng: Perturbed(_linear_gain(img, gains), _given(pts), pts, _linear_gain(tgt, gains))
+    return linear_gain((red, 1.0, blue))
 
 
 def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
@@ -139,7 +149,8 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 
 
 def jpeg(quality: int) -> Perturbation:
-    return lambda img, pts, tgt, rng: Perturbed(_jpeg(img, quality), _given(pts), pts, _jpeg(tgt, quality))
+    """The input through a JPEG file; scored as an edit on the clean picture."""
+    return lambda img, pts, tgt, rng: Perturbed(_jpeg(img, quality), _given(pts), pts, tgt, clean=img)
 
 
 def face_size(pixels: int) -> Perturbation:

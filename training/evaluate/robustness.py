@@ -71,11 +71,13 @@ def _region(points: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice]:
 
 def run_case(renderer: ExpressionRenderer, p: Perturbed, expression: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(the scored picture, the copy baseline's, the runtime's output as the user gets it) for one perturbed case,
-    HxWx3 uint8. Under input-only noise the first two are the clean picture with and without the edit."""
+    HxWx3 uint8. Where the perturbation changed the picture's values, the first two are the clean picture with
+    and without the edit (taken back through ``p.undo``)."""
     out = renderer.apply_array(p.pixels, faces=[p.face], expression=expression)
     if p.clean is None:
         return out, p.pixels, out
-    edit = out.astype(np.float64) - p.pixels
+    undo = p.undo or (lambda a: a)
+    edit = undo(out.astype(np.float64)) - undo(p.pixels.astype(np.float64))
     return np.clip(np.round(p.clean + edit), 0, 255).astype(np.uint8), p.clean, out
 
 
@@ -165,9 +167,9 @@ def markdown(result: RobustnessResult) -> str:
         "",
         "PSNR (dB) of the edit on the central face against the true target; in brackets the difference to the clean "
         "condition, then to the copy baseline (output = input) under the same condition. **ok**: within "
-        f"{WITHIN_CLEAN_DB:g} dB of clean and at least {ABOVE_COPY_DB:g} dB above copy. Noise conditions are scored "
-        "as the edit added to the clean picture; rotation, exposure, white balance, JPEG and size change the target "
-        "alike.",
+        f"{WITHIN_CLEAN_DB:g} dB of clean and at least {ABOVE_COPY_DB:g} dB above copy. Render noise, exposure, white "
+        "balance and JPEG are scored as the edit added to the clean picture (an exposure or white-balance edit taken "
+        "back through the inverse gains first), against the clean target; rotation and size move the target alike.",
         "",
         "| condition | " + " | ".join(exprs) + " | ok |",
         "|---|" + "---|" * (len(exprs) + 1),
@@ -194,8 +196,9 @@ def markdown(result: RobustnessResult) -> str:
             lines.append(f"| {name} | {mean['ssim']:.3f} | {mean['p_target']:.2f} | {mean['identity']:.3f} | "
                          f"{mean['speckle']:.2f} |")
     lines += ["", "Grids: `grid_<condition>.png`, input | output | target on the judges' canonical crop, one "
-              "expression per row (the same first case of each expression in every condition); under render noise "
-              "the noisy input and what the runtime made of it (its score adds that edit to the clean picture)."]
+              "expression per row (the same first case of each expression in every condition): what the user gave "
+              "and got (the noisy, brighter or JPEG'd picture where the values change; the score adds that edit to the "
+              "clean picture)."]
     return "\n".join(lines) + "\n"
 
 
