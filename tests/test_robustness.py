@@ -112,6 +112,11 @@ def test_chroma_speckle_sees_colour_noise_not_grey_or_smooth_edits() -> None:
     assert chroma_speckle(speckle, clean, changed, region) == 0.0
 
 
+def test_every_condition_can_be_named_in_the_conditions_option() -> None:
+    """``--conditions`` is a comma-separated list: no condition name may hold a comma."""
+    assert all("," not in name and name == name.strip() for name in PERTURBATIONS)
+
+
 @pytest.mark.slow
 def test_perturb_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     from training.evaluate import judges_unavailable

@@ -178,7 +178,7 @@ PERTURBATIONS: dict[str, Perturbation] = {
     "clean": clean,
     "box shifted 8% right/up": box((0.08, -0.08), 1.0),
     "box x0.85": box((0.0, 0.0), 0.85),
-    "box x1.2, shifted 5% down": box((0.0, 0.05), 1.2),
+    "box x1.2 shifted 5% down": box((0.0, 0.05), 1.2),
     "tight brows-to-chin box": tight_box,
     "head-sphere box (bone)": head_box,
     "landmark noise 2% IOD": landmark_noise(0.02),
