@@ -4,6 +4,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip("torch", reason="training needs torch (pip install .[train])")
@@ -86,6 +87,9 @@ def test_stage1_pairs_get_perturbed_copies(tmp_path) -> None:
         assert torch.equal(bx[:3 * n], perturbed[expr][0])  # the moved copies carry no input flaw ...
         assert float((bx[3 * n:] - x).abs().mean()) > 1e-3  # ... the degraded copy does, on the canonical crop,
         assert torch.allclose(bt[3 * n:] - bx[3 * n:], t - x, atol=1e-5)  # and keeps the clean pair's edit
+    realigned = _with_perturbed_copies(data, plain, dataclasses.replace(cfg, stage1_detector_copies=True))
+    for expr, (x, _) in plain.items():
+        assert len(realigned[expr][0]) == 4 * len(x)  # the moved copies, then one cropped as the runtime crops
 
 
 def test_exposure_and_white_balance_are_shared_by_the_pair() -> None:
@@ -149,3 +153,37 @@ def test_refiner_starts_from_an_exported_model(tmp_path) -> None:
     wider = RegGAN(dataclasses.replace(TINY, image_size=64, conv_dim=16))
     with pytest.raises(ValueError, match="does not match"):
         load_refiner_from_onnx(wider, path)
+
+
+def test_detector_copies_are_cropped_on_the_points_found_in_the_neutral(tmp_path) -> None:
+    from reggan_plugin.align import CANONICAL_5PT, units_to_crop_px
+    from tests.test_training import write_synthetic
+    from training.data.dataset import PairedFaces, load_datasets
+    from training.data.realign import detector_aligned
+
+    root = write_synthetic(tmp_path / "synth", n_ids=3, size=64)
+    sets = load_datasets([root], 32, TINY.expressions, tmp_path / "cache")
+    data = PairedFaces(sets, TINY.expressions, None)
+    margin = (data.neutral.shape[-1] - data.size) // 2
+    canonical = units_to_crop_px(CANONICAL_5PT, data.size) + margin  # the cache crop's own alignment
+    idx = torch.arange(len(data))
+    x, t, _ = data.batch(idx)
+    calls: list[tuple[int, ...]] = []
+
+    def found(shift: float):
+        def detect(rgb):
+            calls.append(rgb.shape)
+            return canonical + np.array([shift, 0.0])
+        return detect
+
+    same_x, same_t = detector_aligned(data, idx, found(0.0))
+    assert torch.allclose(same_x, x, atol=1e-5) and torch.allclose(same_t, t, atol=1e-5)
+    assert len(calls) == len(set(data.pair_neutral.tolist()))  # once per neutral, on its cached crop
+    moved_x, moved_t = detector_aligned(data, idx, found(2.0))  # the face found 2 px right: the crop follows it
+    cache_x = data.neutral[data.pair_neutral].float() / 127.5 - 1
+    cache_t = data.target.float() / 127.5 - 1
+    s = data.size
+    assert torch.allclose(moved_x, cache_x[..., margin:margin + s, margin + 2:margin + 2 + s], atol=1e-5)
+    assert torch.allclose(moved_t, cache_t[..., margin:margin + s, margin + 2:margin + 2 + s], atol=1e-5)
+    none_x, none_t = detector_aligned(data, idx, lambda rgb: None)  # no face found: the central crop
+    assert torch.equal(none_x, x) and torch.equal(none_t, t)

@@ -40,6 +40,8 @@ from torch import Tensor, nn
 from .config import ModelConfig
 from .data.augment import degrade_inputs
 from .data.dataset import PairedFaces
+from .data.landmarks import LazyDetector
+from .data.realign import detector_aligned
 from .losses import (
     classification_loss,
     face_oval_mask,
@@ -85,13 +87,15 @@ def _with_perturbed_copies(data: PairedFaces | None, clean: dict[str, tuple[Tens
                            cfg: TrainConfig) -> dict[str, tuple[Tensor, Tensor]]:
     """``clean`` followed, for the ``stage1_augment_expressions``, by ``stage1_augment_copies`` copies of each pair
     moved and recoloured alike (``stage1_augment``'s geometry and colour), then ``stage1_degrade_copies`` copies
-    with flaws on the input alone (its ``input_*`` settings, on the canonical crops); seeded by ``cfg.seed``.
+    with flaws on the input alone (its ``input_*`` settings, on the canonical crops), then with
+    ``stage1_detector_copies`` one copy aligned on the runtime detector's landmarks; seeded by ``cfg.seed``.
     ``clean`` itself when there are none."""
     aug = cfg.stage1_augment
     copies = cfg.stage1_augment_copies if aug.enabled else 0
     degrade = cfg.stage1_degrade_copies if aug.enabled else 0
-    if data is None or not copies + degrade:
+    if data is None or not copies + degrade + cfg.stage1_detector_copies:
         return clean
+    detect = LazyDetector() if cfg.stage1_detector_copies else None
     moved = replace(aug, input_noise=0.0, input_jpeg_prob=0.0)
     out = {}
     for name, (x, t) in clean.items():
@@ -105,6 +109,8 @@ def _with_perturbed_copies(data: PairedFaces | None, clean: dict[str, tuple[Tens
         for _ in range(degrade):  # in [0, 1] and back
             xd, td = degrade_inputs((x + 1) / 2, (t + 1) / 2, aug, gen)
             views.append((xd * 2 - 1, td * 2 - 1))
+        if detect is not None:
+            views.append(detector_aligned(data, idx, detect))
         out[name] = (torch.cat([x] + [v[0] for v in views]), torch.cat([t] + [v[1] for v in views]))
     return out
 

@@ -156,6 +156,9 @@ class TrainConfig:
     # noise as the runtime's degrain leaves it, JPEG; the target gets the input's change): the edit must not depend on
     # them. Kept apart from the moved copies: a pair both moved and noised teaches neither well.
     stage1_degrade_copies: int = 0
+    # ... and one copy of each pair cropped on the landmarks the runtime's detector finds (``data/realign.py``): how
+    # the runtime aligns a face given as a box alone.
+    stage1_detector_copies: bool = False
     stage1_augment: AugmentConfig = field(default_factory=lambda: STAGE1_AUGMENT)
     # ... for these expressions only (empty: all). Happy is the one expression real photos are judged on, and
     # jittered copies cost it most there (a smile averaged over shifted crops is a weaker smile).
