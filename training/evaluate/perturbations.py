@@ -5,10 +5,13 @@ runtime is given (pixels and a face) and what the edit is scored against, so tha
 the clean condition's PSNR under every perturbation:
 
 - where it moves or resamples the picture (rotation, face size), the target is moved alike;
-- where it changes the picture's values (render noise, JPEG, exposure, white balance), the edit (output -
-  perturbed input, taken back through the inverse of an exposure or white-balance change) is added to the clean
-  input and that is scored against the clean target: the score is the edit's, not the perturbation's (a JPEG'd
-  target carries blocks of its own, and a brighter pair scales every error);
+- where it adds flaws to the picture (render noise, JPEG), the edit (output - perturbed input) is added to the
+  clean input and that is scored against the clean target: the score is the edit's, not the perturbation's (a
+  JPEG'd target carries blocks of its own);
+- where it scales light (exposure, white balance), the target gets the same change, and output, input and
+  target are taken back through the inverse gains before scoring: a brighter pair scales every error, and
+  highlights clipped in the brighter picture are clipped in its target too (a fifth of a render's face at +1 stop:
+  no edit could put back what they held, so the clean picture is no reference there);
 - where it only changes how the face is located (boxes in other conventions, noisy landmarks), the
   picture and the target stay as they are.
 
@@ -34,8 +37,8 @@ class Perturbed:
     face: Face  # how the face is located (a box alone, or landmarks)
     points: np.ndarray  # (5, 2) true points in ``pixels``' frame (the judging crop)
     target: np.ndarray  # HxWx3 uint8, same frame
-    clean: np.ndarray | None = None  # set where the values change: the edit is added to this picture ...
-    undo: Callable[[np.ndarray], np.ndarray] | None = None  # ... after this map back to its colours (float pixels)
+    clean: np.ndarray | None = None  # set for flaws on the input: the edit is added to this picture
+    undo: Callable[[np.ndarray], np.ndarray] | None = None  # set for a light change: float pixels -> the clean scale
 
 
 Perturbation = Callable[[np.ndarray, np.ndarray, np.ndarray, np.random.Generator], Perturbed]
@@ -123,12 +126,15 @@ def _gained(img: np.ndarray, gains: np.ndarray) -> np.ndarray:
 
 
 def linear_gain(gains: tuple[float, float, float]) -> Perturbation:
-    """Linear light scaled per channel (exposure, white balance); scored through the inverse gains."""
+    """Linear light scaled per channel (exposure, white balance), on the input and the target alike; scored back
+    through the inverse gains."""
     g = np.asarray(gains, np.float64)
 
+    def gained(img: np.ndarray) -> np.ndarray:
+        return np.clip(np.round(np.clip(_gained(img, g), 0, 1) ** (1 / 2.2) * 255), 0, 255).astype(np.uint8)
+
     def make(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> Perturbed:
-        pixels = np.clip(np.round(np.clip(_gained(img, g), 0, 1) ** (1 / 2.2) * 255), 0, 255).astype(np.uint8)
-        return Perturbed(pixels, _given(pts), pts, tgt, clean=img,
+        return Perturbed(gained(img), _given(pts), pts, gained(tgt),
                          undo=lambda a: _gained(a, 1.0 / g) ** (1 / 2.2) * 255.0)
 
     return make

@@ -71,14 +71,24 @@ def _region(points: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice]:
 
 def run_case(renderer: ExpressionRenderer, p: Perturbed, expression: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(the scored picture, the copy baseline's, the runtime's output as the user gets it) for one perturbed case,
-    HxWx3 uint8. Where the perturbation changed the picture's values, the first two are the clean picture with
-    and without the edit (taken back through ``p.undo``)."""
+    HxWx3 uint8, scored against ``scored_target(p)``. Under flaws on the input the first two are the clean picture
+    with and without the edit; under a light change, output and input taken back through ``p.undo``."""
     out = renderer.apply_array(p.pixels, faces=[p.face], expression=expression)
+    if p.undo is not None:
+        return _u8(p.undo(out.astype(np.float64))), _u8(p.undo(p.pixels.astype(np.float64))), out
     if p.clean is None:
         return out, p.pixels, out
-    undo = p.undo or (lambda a: a)
-    edit = undo(out.astype(np.float64)) - undo(p.pixels.astype(np.float64))
-    return np.clip(np.round(p.clean + edit), 0, 255).astype(np.uint8), p.clean, out
+    return _u8(p.clean + (out.astype(np.float64) - p.pixels)), p.clean, out
+
+
+def scored_target(p: Perturbed) -> np.ndarray:
+    """What ``run_case``'s pictures are scored against: the target, taken back through ``p.undo`` under a light
+    change."""
+    return p.target if p.undo is None else _u8(p.undo(p.target.astype(np.float64)))
+
+
+def _u8(pixels: np.ndarray) -> np.ndarray:
+    return np.clip(np.round(pixels), 0, 255).astype(np.uint8)
 
 
 def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = None) -> RobustnessResult:
@@ -112,25 +122,27 @@ def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = No
             rng = np.random.default_rng([config.seed, c_index, k])
             p = perturb(neutral, points, target, rng)
             scored, copy, out = run_case(renderer, p, case.expression)
+            target = scored_target(p)
             region = _region(p.points, scored.shape)
-            crops = [cropper.crop(a, p.points) for a in (copy, scored, p.target)]
+            crops = [cropper.crop(a, p.points) for a in (copy, scored, target)]
             probs = expression_judge.probabilities(crops[1][None])[0]
             emb = identity_judge.embed(np.stack(crops[:2]))
             values = {
-                "psnr": metrics.psnr(scored[region], p.target[region]),
-                "copy_psnr": metrics.psnr(copy[region], p.target[region]),
-                "ssim": metrics.ssim(scored[region], p.target[region]),
+                "psnr": metrics.psnr(scored[region], target[region]),
+                "copy_psnr": metrics.psnr(copy[region], target[region]),
+                "ssim": metrics.ssim(scored[region], target[region]),
                 "p_target": float(probs[expression_judge.expressions.index(case.expression)]),
                 "identity": float(identity_judge.distance(emb[1], emb[0])),
-                "speckle": chroma_speckle(scored.astype(np.float64) - copy, copy, p.target, region),
+                "speckle": chroma_speckle(scored.astype(np.float64) - copy, copy, target, region),
             }
             for key, value in values.items():
                 sums.setdefault(name, {}).setdefault(case.expression, {}).setdefault(key, []).append(value)
             rows = result.grids.setdefault(name, [])
             if len(rows) < config.grid_rows and not any(r[3] == case.expression for r in rows):
-                # what the user gave and got (the noisy picture under noise), beside the true target
-                shown = [cropper.crop(a, p.points) for a in (p.pixels, out)]
-                rows.append([*shown, crops[2], case.expression])  # type: ignore[list-item]
+                # what the user gave and got (the noisy picture under noise), beside the true target as they would
+                # have it (as bright as their picture under an exposure change)
+                shown = [cropper.crop(a, p.points) for a in (p.pixels, out, p.target)]
+                rows.append([*shown, case.expression])  # type: ignore[list-item]
             done += 1
             if progress:
                 progress(done, total)
@@ -167,9 +179,10 @@ def markdown(result: RobustnessResult) -> str:
         "",
         "PSNR (dB) of the edit on the central face against the true target; in brackets the difference to the clean "
         "condition, then to the copy baseline (output = input) under the same condition. **ok**: within "
-        f"{WITHIN_CLEAN_DB:g} dB of clean and at least {ABOVE_COPY_DB:g} dB above copy. Render noise, exposure, white "
-        "balance and JPEG are scored as the edit added to the clean picture (an exposure or white-balance edit taken "
-        "back through the inverse gains first), against the clean target; rotation and size move the target alike.",
+        f"{WITHIN_CLEAN_DB:g} dB of clean and at least {ABOVE_COPY_DB:g} dB above copy. Render noise and JPEG are scored "
+        "as the edit added to the clean picture, against the clean target; exposure and white balance change the "
+        "target alike, and output, input and target are taken back through the inverse gains before scoring; "
+        "rotation and size move the target alike.",
         "",
         "| condition | " + " | ".join(exprs) + " | ok |",
         "|---|" + "---|" * (len(exprs) + 1),
@@ -197,8 +210,7 @@ def markdown(result: RobustnessResult) -> str:
                          f"{mean['speckle']:.2f} |")
     lines += ["", "Grids: `grid_<condition>.png`, input | output | target on the judges' canonical crop, one "
               "expression per row (the same first case of each expression in every condition): what the user gave "
-              "and got (the noisy, brighter or JPEG'd picture where the values change; the score adds that edit to the "
-              "clean picture)."]
+              "and got (the noisy, brighter or JPEG'd picture), and the target as they would have it."]
     return "\n".join(lines) + "\n"
 
 
