@@ -20,7 +20,7 @@ the eyes, the nose and the mouth centre, which is what alignment needs.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +42,7 @@ from reggan_plugin.faces.blazeface import (
     weighted_nms,
 )
 from reggan_plugin.faces.face import Face
+from reggan_plugin.faces.register import register_landmarks
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 SHORT_RANGE_MODEL = MODELS_DIR / "blazeface_short_range.onnx"
@@ -71,6 +72,7 @@ class DetectorConfig:
     refine_fractions: tuple[float, ...] = (0.4, 0.5, 0.62)
     refine_offsets: tuple[float, ...] = (0.0,)
     confirm: bool = True  # drop faces that no second look finds again (false positives, measured)
+    register: bool = True  # move each face's points to where the model's crop template expects them (register.py)
     batch: int = 64  # windows per onnxruntime call
     threads: int = 0  # onnxruntime intra-op threads, 0 = its default
 
@@ -100,7 +102,14 @@ class FaceDetector:
         merged = self.detect_windows(image, windows)
         if self.config.refine_fractions and len(merged):
             merged = self.refine(image, merged)
-        return [to_face(merged, i) for i in range(len(merged)) if merged.scores[i] >= self.config.accept_score]
+        return [self.face(image, merged, i) for i in range(len(merged)) if merged.scores[i] >= self.config.accept_score]
+
+    def face(self, image: np.ndarray, dets: RawDetections, i: int) -> Face:
+        """Detection ``i`` of ``image`` as a Face (``to_face``), its points registered when ``config.register``."""
+        face = to_face(dets, i)
+        if not self.config.register or face.landmarks is None:
+            return face
+        return replace(face, landmarks=register_landmarks(image, face.landmarks))
 
     def refine(self, image: np.ndarray, dets: RawDetections) -> RawDetections:
         """Look at each face again through windows centred on it that it fills ``refine_fractions`` of.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from .detector import FaceDetector, Window, to_face
+from .detector import FaceDetector, Window
 from .face import Face
 
 HINT_WINDOWS: tuple[float, ...] = (1.0, 1.5, 2.3)
@@ -92,7 +92,7 @@ def refine_box_face(rgb: np.ndarray, face: Face, detector: FaceDetector, origin:
         chosen = detector.refine(image, chosen)
     if not len(chosen) or chosen.scores[0] < detector.config.accept_score:
         return face
-    local = to_face(chosen, 0)
+    local = detector.face(image, chosen, 0)
     assert local.landmarks is not None
     bx, by, bw, bh = (v * factor for v in local.box)  # box edges scale; points are pixel centres
     landmarks = (local.landmarks + 0.5) * factor - 0.5 + np.array([ox, oy])
