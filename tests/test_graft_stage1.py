@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib.util
+import json
 from pathlib import Path
 
 import numpy as np
@@ -66,7 +67,10 @@ def test_grafted_expressions_come_from_the_donor_and_the_rest_stays(tmp_path):
 
     from reggan_plugin.artifact import load_artifact
 
-    assert '"stage1_grafted"' in load_artifact(out).metadata["reggan.provenance"]
+    again = tmp_path / "grafted_twice.onnx"
+    assert _graft(out, into, "sad", again).exit_code == 0
+    grafts = json.loads(load_artifact(again).metadata["reggan.provenance"])["stage1_grafted"]
+    assert [g["expressions"] for g in grafts] == [["happy"], ["sad"]]  # every graft is recorded, oldest first
 
 
 def test_a_donor_with_another_refiner_is_refused(tmp_path):

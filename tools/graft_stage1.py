@@ -62,8 +62,10 @@ def main(target: Path, donor: Path, expressions: str, out: Path) -> None:
     for entry in into.metadata_props:
         if entry.key == "reggan.provenance":
             provenance = json.loads(entry.value)
-            provenance["stage1_grafted"] = {"expressions": wanted, "from": donor.name,
-                                            "from_sha256": load_artifact(donor).sha256}
+            earlier = provenance.get("stage1_grafted", [])  # every graft, oldest first
+            provenance["stage1_grafted"] = [*([earlier] if isinstance(earlier, dict) else earlier),
+                                            {"expressions": wanted, "from": donor.name,
+                                             "from_sha256": load_artifact(donor).sha256}]
             entry.value = json.dumps(provenance)
     write_bytes(out, into.SerializeToString())
     click.echo(f"wrote {out}: stage 1 of {', '.join(wanted)} from {donor}")
