@@ -157,7 +157,7 @@ def _box_downsample(img: np.ndarray, k: int, *, pad: Literal["edge", "constant"]
     return rows.reshape(hh, ww, k, c).sum(axis=2) / np.float32(k * k)
 
 
-def _prefilter(img: np.ndarray, m: Matrix, out_shape: tuple[int, int]) -> tuple[np.ndarray, Matrix]:
+def prefilter(img: np.ndarray, m: Matrix, out_shape: tuple[int, int]) -> tuple[np.ndarray, Matrix]:
     """Anti-alias a strong downscale: crop ``img`` to what the output sees, mean-pool it by
     k = floor(1/scale) when the map shrinks by 2x or more, and return the map adjusted to match.
     Without this, bilinear sampling of a 4K face into a 256 crop would alias."""
@@ -236,7 +236,7 @@ def warp_to_crop(rgb: np.ndarray, m: Matrix, size: int) -> np.ndarray:
     """
     img, was_2d = _as_hwc(rgb)
     img = img.astype(np.float32, copy=False)
-    img, m = _prefilter(img, m, (size, size))
+    img, m = prefilter(img, m, (size, size))
     inv = invert_affine(m)
     gy, gx = np.mgrid[0:size, 0:size].astype(np.float64)
     xs = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]

@@ -28,6 +28,7 @@ from reggan_plugin.align import (
     crop_roi,
     invert_affine,
     matrix_scale,
+    prefilter,
     warp_to_crop,
 )
 
@@ -79,15 +80,19 @@ def _vertex(a: float, b: float, c: float) -> float:
 
 
 def _region(image: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """The part of the frame every searched crop reads (with room for the downscale's mean-pool), and ``m``
-    (3x3) as a map from that part's pixels."""
+    """The part of the frame every searched crop reads, mean-pooled once where the face is large (so no search
+    step resamples the whole face again), and ``m`` (3x3) as a map from that part's pixels."""
     widest = _zoom(min(SCALES)) @ m
     widest[:2, 2] += REACH
-    ys, xs = crop_roi(widest[:2], SIZE + 2 * REACH, (image.shape[0], image.shape[1]))
+    out = (SIZE + 2 * REACH, SIZE + 2 * REACH)
+    ys, xs = crop_roi(widest[:2], out[0], (image.shape[0], image.shape[1]))
     pad = int(np.ceil(2.0 / matrix_scale(m[:2]))) + 2
     y0, x0 = max(ys.start - pad, 0), max(xs.start - pad, 0)
     part = image[y0 : min(ys.stop + pad, image.shape[0]), x0 : min(xs.stop + pad, image.shape[1])]
-    return part, m @ np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+    origin = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
+    pooled, reduced = prefilter(part, (widest @ origin)[:2], out)
+    to_part = np.linalg.inv(widest @ origin) @ np.vstack([reduced, [0.0, 0.0, 1.0]])  # pooled px -> part px
+    return pooled, m @ origin @ to_part
 
 
 def _scores(image: np.ndarray, m: np.ndarray, scale: float, template: np.ndarray) -> np.ndarray:
