@@ -37,6 +37,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reggan_plugin.faces import DetectorConfig
+
 from .config import ModelConfig
 from .data.augment import degrade_inputs
 from .data.dataset import PairedFaces
@@ -95,7 +97,9 @@ def _with_perturbed_copies(data: PairedFaces | None, clean: dict[str, tuple[Tens
     degrade = cfg.stage1_degrade_copies if aug.enabled else 0
     if data is None or not copies + degrade + cfg.stage1_detector_copies:
         return clean
-    detect = LazyDetector() if cfg.stage1_detector_copies else None
+    # the detector's own points, before registration (faces/register.py): the copies show the maps how far off a
+    # detector can put a face, and the runtime's registration takes part of that back
+    detect = LazyDetector(DetectorConfig(register=False)) if cfg.stage1_detector_copies else None
     moved = replace(aug, input_noise=0.0, input_jpeg_prob=0.0)
     out = {}
     for name, (x, t) in clean.items():

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from reggan_plugin.errors import InputError
-from reggan_plugin.faces import landmarks68_to_5
+from reggan_plugin.faces import DetectorConfig, landmarks68_to_5
 from reggan_plugin.faces.locate import SharedDetector
 
 WEBMORPH189_PUPILS = (0, 1)
@@ -107,11 +107,12 @@ def find_five_points(image: Path, rgb: np.ndarray | None = None, detector: Detec
 
 
 class LazyDetector:
-    """``Detector`` backed by the runtime's BlazeFace (``reggan_plugin.faces.FaceDetector``), opened on
-    first use: the best face's 5 points, or None. Used only for images without a landmark file."""
+    """``Detector`` backed by the runtime's BlazeFace (``reggan_plugin.faces.FaceDetector``, with ``config``),
+    opened on first use: the best face's 5 points, or None. Used for images without a landmark file and for
+    stage 1's detector-cropped copies."""
 
-    def __init__(self) -> None:
-        self._detector = SharedDetector()
+    def __init__(self, config: DetectorConfig | None = None) -> None:
+        self._detector = SharedDetector(config)
         self.calls = 0
 
     def __call__(self, rgb: np.ndarray) -> np.ndarray | None:

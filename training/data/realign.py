@@ -4,7 +4,9 @@ A face given as a box alone (another tool's box, a head bone, a mesh's bounds) i
 runtime's detector finds inside it (``reggan_plugin.faces.refine``). Those differ from the renders' own landmarks
 by a few percent of the crop, and not at random: on renders the detector's mouth sits about 1% of the crop higher
 than the mouth corners' midpoint. A map fitted on crops aligned on the true landmarks alone meets such a crop as a
-face it never saw; fitted on these copies too, it has seen both alignments.
+face it never saw; fitted on these copies too, it has seen both alignments. The solver crops them on the
+detector's own points, before the runtime's registration (``reggan_plugin.faces.register``) takes part of the
+offset back.
 """
 from __future__ import annotations
 
