@@ -125,9 +125,14 @@ def test_chroma_speckle_sees_colour_noise_not_grey_or_smooth_edits() -> None:
     assert chroma_speckle(speckle, clean, changed, region) == 0.0
 
 
-def test_every_condition_can_be_named_in_the_conditions_option() -> None:
-    """``--conditions`` is a comma-separated list: no condition name may hold a comma."""
+def test_every_condition_can_be_named_in_the_conditions_option_and_has_a_grid_of_its_own() -> None:
+    """``--conditions`` is a comma-separated list: no condition name may hold a comma; and no two grid files share
+    a name (exposure +1 and -1 stop)."""
+    from training.evaluate.robustness import _slug
+
     assert all("," not in name and name == name.strip() for name in PERTURBATIONS)
+    assert len({_slug(name) for name in PERTURBATIONS}) == len(PERTURBATIONS)
+    assert _slug("head-sphere box (bone)") == "head_sphere_box_bone"
 
 
 @pytest.mark.slow

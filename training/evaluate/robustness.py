@@ -215,7 +215,8 @@ def markdown(result: RobustnessResult) -> str:
 
 
 def _slug(name: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+    signs = re.sub(r"-(?=\d)", " minus ", re.sub(r"\+(?=\d)", " plus ", name.lower()))  # +1 and -1 stop: two files
+    return re.sub(r"[^a-z0-9]+", "_", signs).strip("_")
 
 
 def write_robustness(result: RobustnessResult, out: Path) -> list[Path]:
