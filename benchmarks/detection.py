@@ -31,6 +31,7 @@ sys.path.insert(0, str(REPO))
 
 from reggan_plugin.faces import DetectorConfig, Face, FaceDetector, landmarks68_to_5  # noqa: E402
 from reggan_plugin.faces.detector import SHORT_RANGE_MODEL, plan_windows  # noqa: E402
+from reggan_plugin.faces.refine import BOX_HINTS  # noqa: E402
 
 FULL_HD = (1080, 1920)
 PASTE_SIZES = (400, 200, 120, 80, 60, 48, 36)  # face box side (~2.25 x IOD), pixels of a 1920x1080 frame
@@ -235,6 +236,8 @@ def main() -> None:
         print(table(rows[-1:]), flush=True)
     no_refine = FaceDetector(config=replace(config, refine_fractions=(), accept_score=config.min_score))
     rows.append(evaluate(no_refine, london(args.london, "neutral")).row("London neutral 512px, without the second look"))
+    registered = FaceDetector(config=BOX_HINTS)
+    rows.append(evaluate(registered, london(args.london, "neutral")).row("London neutral 512px, points registered"))
     for degrees in (15, 30, 45):
         rows.append(evaluate(detector, rotated(london(args.london, "neutral"), degrees)).row(f"London neutral, head rolled {degrees} degrees"))
         print(table(rows[-1:]), flush=True)
@@ -253,7 +256,9 @@ def main() -> None:
         src = list(avatars(folder))
         size = src[0].rgb.shape[0] if src else 0
         people = len({x.name.split("/")[0] for x in src})
-        rows = [evaluate(detector, iter(src)).row(f"ICT renders {size}px, {people} identities, {len(src)} images (all expressions)")]
+        name = f"ICT renders {size}px, {people} identities, {len(src)} images (all expressions)"
+        rows = [evaluate(detector, iter(src)).row(name),
+                evaluate(registered, iter(src)).row(name.replace("(all", "(points registered, all"))]
         for face_px in (120, 60):
             rows.append(evaluate(detector, pasted(iter(src), face_px, seed=face_px)).row(f"avatars, {face_px}px face in 1920x1080"))
         print(table(rows), flush=True)
@@ -302,12 +307,14 @@ def render_doc(sections: list[tuple[str, list[list[str]]]], config: DetectorConf
         "Five points in `reggan_plugin.align.CANONICAL_5PT` order (left eye, right eye, nose tip, left and right mouth",
         "corner; left = image left). BlazeFace detects the eyes, nose tip and mouth centre; the mouth corners are the",
         "mouth centre -/+ 0.40 x the eye-to-eye vector (the London neutral mean; ArcFace's template has 0.41). They",
-        "carry no information of their own: a similarity fit is driven by eyes, nose and mouth centre. Then the five",
-        "points are moved together (one similarity: a shift of up to 4 px and a zoom of 0.97-1.03 in a 128 px crop) so",
-        "that the crop they give matches the mean edges of neutral training crops aligned on their true landmarks",
-        "(`reggan_plugin/faces/register.py`): the errors above are those of the registered points, what the faces",
-        "found inside box hints are aligned on. Sequences in detector mode smooth the points unregistered",
-        "(`reggan_plugin/faces/locate.py`, TRACKING).",
+        "carry no information of their own: a similarity fit is driven by eyes, nose and mouth centre.",
+        "",
+        "The faces found inside box hints are registered (rows \"points registered\"): the five points are moved",
+        "together (one similarity: a shift of up to 4 px and a zoom of 0.97-1.03 in a 128 px crop) so that the crop they",
+        "give matches the mean edges of neutral training crops aligned on their true landmarks",
+        "(`reggan_plugin/faces/register.py`, `reggan_plugin/faces/refine.py`). It fits the crop, not each point: it",
+        "may take the eyes a little off their detected places to bring the nose and mouth nearer, and the model's edit",
+        "under other tools' boxes gains from it (MODEL_CARD.md).",
         "",
         "## Choices and limits",
         "",

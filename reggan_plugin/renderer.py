@@ -28,7 +28,7 @@ from .config import EditConfig, InferenceConfig
 from .errors import InputError, RegganError
 from .faces import Face
 from .faces.locate import SharedDetector
-from .faces.refine import hint_region, needs_refining, refine_box_face
+from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
 from .grain import degrained
 from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
 from .preview_graph import derive_preview
@@ -105,7 +105,7 @@ class ExpressionRenderer:
         template = self.artifact.crop_template
         self._template_px = None if template is None else units_to_crop_px(template, self.size)
         self.mask = feather_mask(self.size)
-        self._detector = SharedDetector()  # frames may be prepared in several reader threads
+        self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
 
     # -- prepare: faces -> aligned crops --------------------------------------------------------
     def crop_matrix(self, face: Face, frame_shape: Sequence[int]) -> Matrix:

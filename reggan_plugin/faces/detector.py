@@ -72,7 +72,8 @@ class DetectorConfig:
     refine_fractions: tuple[float, ...] = (0.4, 0.5, 0.62)
     refine_offsets: tuple[float, ...] = (0.0,)
     confirm: bool = True  # drop faces that no second look finds again (false positives, measured)
-    register: bool = True  # move each face's points to where the model's crop template expects them (register.py)
+    register: bool = False  # move each face's points to where the model's crop template expects them (register.py;
+    # on for the faces found inside box hints, faces/refine.py)
     batch: int = 64  # windows per onnxruntime call
     threads: int = 0  # onnxruntime intra-op threads, 0 = its default
 
