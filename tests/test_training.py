@@ -435,6 +435,7 @@ def _env() -> dict:
     return env
 
 
+@pytest.mark.slow  # six subprocesses that each import torch: about 25 s
 def test_cli_train_resume_and_errors(synth, tmp_path):
     run = tmp_path / "run"
     base = [sys.executable, "-m", "training.cli", "train", "--data", str(synth), "--out", str(run),
