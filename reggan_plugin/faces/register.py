@@ -2,17 +2,18 @@
 
 BlazeFace's keypoints are a few pixels off where the model's crop template puts the eyes, nose and mouth, and
 it gives no mouth corners (``detector`` derives them). Measured in a 128 px crop against true landmarks, the
-mouth is 2.0 px off on held-out renders (1.6 px higher on average) and 1.6 px on London photos: enough to cost
-a map fitted on crops aligned on true landmarks 1-3 dB on some faces. So the crop the detector's points give is
-moved (up to ``REACH`` px) and scaled (``SCALES``) to best match a template, the mean Laplacian-of-Gaussian of
+mouth is 2.0 px off on held-out renders (1.6 px too high on average) and 1.4 px on the London photos: enough to
+cost a map fitted on crops aligned on true landmarks 1-3 dB on some faces. So the crop the detector's points give
+is moved (up to ``REACH`` px) and scaled (``SCALES``) to best match a template, the mean Laplacian-of-Gaussian of
 the luma of neutral training crops aligned on their true landmarks (``models/align_template.npy``, made by
 ``tools/make_align_template.py``). Normalised cross-correlation of edges is blind to skin tone, exposure and
 render look; the template is the average face, so the match settles on where faces' eyes, nose, mouth and brows
-are, not on one person's. Measured (same crops): mouth error 2.0 -> 1.4 px on renders and 1.6 -> 0.9 px on
-photos, nose 0.8 -> 0.5 and 1.1 -> 0.65 px, eyes about unchanged.
+are, not on one person's. The five points move together, so the eyes may leave their detected places a little to
+bring the nose and mouth nearer (docs/DETECTION.md: mouth error 0.106 -> 0.088 of the eye distance on renders,
+0.048 -> 0.033 on the London photos; eyes 0.036 -> 0.047 and 0.041 -> 0.051).
 
-Where the best match lies at the edge of the search, or matches poorly (a face the template does not describe:
-stylised, masked, in profile), the points are returned as they were.
+Where the best match lies at the edge of the search, or matches poorly (a picture the template does not describe),
+the points are returned as they were.
 """
 from __future__ import annotations
 
