@@ -63,9 +63,9 @@ def edges(luma: np.ndarray) -> np.ndarray:
 
 
 @cache
-def load_template(path: Path = TEMPLATE_PATH) -> np.ndarray:
+def load_template() -> np.ndarray:
     """SIZE x SIZE float32: zero outside the face, zero mean and unit norm inside it."""
-    return np.load(path).astype(np.float32)
+    return np.load(TEMPLATE_PATH).astype(np.float32)
 
 
 def _zoom(scale: float, shift: tuple[float, float] = (0.0, 0.0)) -> np.ndarray:
@@ -108,14 +108,14 @@ def _scores(image: np.ndarray, m: np.ndarray, scale: float, template: np.ndarray
     return num / np.sqrt(np.maximum(energy, 1e-12))
 
 
-def register_landmarks(rgb: np.ndarray, points: np.ndarray, template: np.ndarray | None = None) -> np.ndarray:
+def register_landmarks(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     """``points`` (5, 2 frame px, ``CANONICAL_5PT`` order) moved so that the crop they give matches the template.
 
     rgb: HxWx3 (or 4), any dtype and range. Returns new points (the old ones moved by one similarity), or
     ``points`` itself where the match is poor or at the edge of the search. Shift and scale are found to a
     fraction of a step (parabolas through the best and its neighbours), so a face moving slowly through a shot
     gets points that move smoothly too."""
-    tpl = load_template() if template is None else template
+    tpl = load_template()
     m = np.vstack([crop_matrix_from_landmarks(points, SIZE), [0.0, 0.0, 1.0]])
     image, local = _region(np.asarray(rgb)[..., :3], m)  # any range: the correlation is normalised
     peaks = [float(_scores(image, local, scale, tpl).max()) for scale in SCALES]
