@@ -32,11 +32,10 @@ def main(data_dirs: tuple[Path, ...], cache: Path, out: Path) -> None:
     train = PairedFaces(sets, EXPRESSIONS, "train")
     neutrals = sorted(set(train.pair_neutral.tolist()))
     margin = (train.neutral.shape[-1] - SIZE) // 2
-    luma = np.array([0.299, 0.587, 0.114], np.float32)
     total = np.zeros((SIZE, SIZE), np.float64)
     for n in neutrals:
         crop = train.neutral[n, :, margin:margin + SIZE, margin:margin + SIZE].permute(1, 2, 0).numpy()
-        total += edges(crop.astype(np.float32) @ luma)
+        total += edges(crop)
     mean = total / len(neutrals)
     inside = feather_mask(SIZE) > 0.5
     template = np.where(inside, mean - mean[inside].mean(), 0.0)

@@ -54,10 +54,11 @@ def _blur_matrix(n: int) -> np.ndarray:
     return b / b.sum(axis=1, keepdims=True)
 
 
-def edges(luma: np.ndarray) -> np.ndarray:
-    """Laplacian of Gaussian of a square HxH luma image (float32): what the template and the crop are compared on."""
-    b = _blur_matrix(luma.shape[0])
-    blurred = b @ luma.astype(np.float32) @ b.T
+def edges(rgb: np.ndarray) -> np.ndarray:
+    """Laplacian of Gaussian of the luma of a square HxHx3 crop (float32): what the template and a crop are compared
+    on."""
+    b = _blur_matrix(rgb.shape[0])
+    blurred = b @ (np.asarray(rgb, np.float32)[..., :3] @ _LUMA) @ b.T
     p = np.pad(blurred, 1, mode="edge")
     return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4.0 * blurred
 
@@ -101,7 +102,7 @@ def _scores(image: np.ndarray, m: np.ndarray, scale: float, template: np.ndarray
     and moved by (dx, dy) = (column - REACH, row - REACH) crop px."""
     zoomed = _zoom(scale) @ m
     zoomed[:2, 2] += REACH  # a crop REACH px wider on every side, so every shift reads real pixels
-    f = edges(warp_to_crop(image, zoomed[:2], SIZE + 2 * REACH) @ _LUMA)
+    f = edges(warp_to_crop(image, zoomed[:2], SIZE + 2 * REACH))
     views = sliding_window_view(f, (SIZE, SIZE))  # [row, column, y, x]
     num = np.einsum("ijyx,yx->ij", views, template)
     energy = np.einsum("ijyx,yx->ij", views * views, (template != 0).astype(np.float32))
