@@ -47,6 +47,16 @@ def test_a_crop_moved_off_the_face_is_moved_back(shift: tuple[float, float]) -> 
     assert _crop_error(register_landmarks(pixels, moved), true).mean() < 1.0
 
 
+@pytest.mark.parametrize("degrees", [-7.0, 7.0])
+def test_a_crop_turned_off_the_face_is_turned_back(degrees: float) -> None:
+    pixels, true = _sample()
+    centre = true.mean(axis=0)
+    c, s = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
+    turned = (true - centre) @ np.array([[c, s], [-s, c]]) + centre  # eyes tilted as on a head turned away
+    assert _crop_error(turned, true).mean() > 1.5
+    assert _crop_error(register_landmarks(pixels, turned), true).mean() < 1.0
+
+
 def test_the_detectors_points_come_nearer_the_true_ones() -> None:
     raw_detector = FaceDetector()
     detector = FaceDetector(config=BOX_HINTS)
