@@ -5,7 +5,9 @@ face: render noise, sensor noise and the finest texture, which belong to the ima
 then show as noise that crawls where the face moves (and as a doubled noise when the edit is judged against the
 still picture). So the structure (edges above the grain's contrast, the lips, the shading) is moved and the grain
 stays where it is. Only grainy pictures are split (``noise_level``): on a clean one the finest detail is the
-face's own and moves with it. What counts as grain scales with the noise measured (``degrained``): at sigma 10
+face's own and moves with it. A JPEG's 8x8 blocks are grain too (``grain_level``): they belong to the grid of the
+file, and moved with the face they drew their edges into the edit (JPEG quality 50 cost angry and sad 0.4-0.6 dB
+more with them moved). What counts as grain scales with the noise measured (``degrained``): at sigma 10
 a fixed contrast threshold kept half the noise in the structure, and the lips moved it along. The network, too,
 sees a grainy crop without its grain (``ExpressionRenderer.prepare_image``): fed grain, it paints it back as
 coloured speckle. Arrays: HxWxC float32, any range; box filters by cumulative sums, O(pixels) per call.
@@ -14,12 +16,16 @@ from __future__ import annotations
 
 import numpy as np
 
-GRAIN_RADIUS = 1  # pixels of the frame: grain is a pixel-scale thing whatever the face size; a 3x3 window keeps
-# the structure's edges where they are (radius 2 lost 0.1-0.25 dB of the edit under render noise of sigma 3-10)
+GRAIN_RADIUS = 1  # pixels of the frame: grain is a pixel-scale thing whatever the face size. A 3x3 window keeps the
+# structure's edges where they are (a 5x5 one lost 0.1-0.25 dB of the edit under render noise of sigma 3-10); it
+# leaves a little more noise in the structure that moves, so on a still, noisy shot the edit varies a little more
+# from frame to frame (docs/TEMPORAL.md)
 GRAIN_EPS = 0.04**2  # local variance (sRGB [0, 1]) below which detail counts as grain: about 10 levels of std
 GRAIN_STDS = 6.0  # on a grainy picture, contrast within this many noise stds (``noise_level``) is grain too
 NOISE_FLOOR = 1.5 / 255  # chroma noise (``noise_level``) from which a picture counts as grainy: clean renders and
 # photos measure 0.2-0.8 levels, renders with noise of sigma 3 levels 3.0 (JPEG photos keep their chroma smooth)
+BLOCKY = 1.3  # ``blockiness`` from which a picture's blocks count as grain: clean renders and the London photos
+# (JPEG) measure 1.02-1.17, renders saved at JPEG quality 75 1.22-1.56, at quality 50 1.46-1.93
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
@@ -54,6 +60,28 @@ def noise_level(img: np.ndarray) -> float:
         conv = sum(_IMMERKAER[i, j] * chroma[i : h - 2 + i : step, j : w - 2 + j] for i in range(3) for j in range(3))
         levels.append(float(np.abs(conv).mean()) * np.sqrt(np.pi / 2) / 6)
     return float(np.mean(levels))
+
+
+def blockiness(img: np.ndarray) -> float:
+    """How much more the luma of HxWx3 ``img`` steps between two pixels at one phase of an 8 px grid than at the
+    median phase, across columns and rows: about 1 for a picture, above ``BLOCKY`` for a JPEG's blocks."""
+    luma = np.asarray(img, np.float32)[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    ratios = []
+    for plane in (luma, luma.T):
+        steps = np.abs(np.diff(plane[:: max(1, plane.shape[0] // 128)], axis=1))  # some rows: an estimate
+        n = steps.shape[1] // 8 * 8
+        if n == 0:
+            return 1.0
+        phases = steps[:, :n].reshape(steps.shape[0], -1, 8).mean(axis=(0, 1))
+        ratios.append(float(phases.max() / max(float(np.median(phases)), 1e-6)))
+    return float(np.mean(ratios))
+
+
+def grain_level(img: np.ndarray) -> float:
+    """The noise level paste-back splits HxWx3 sRGB [0, 1] ``img`` at (``degrained``): ``noise_level``, and at least
+    ``NOISE_FLOOR`` where the picture shows JPEG blocks."""
+    level = noise_level(img)
+    return NOISE_FLOOR if level < NOISE_FLOOR and blockiness(img) >= BLOCKY else level
 
 
 def structure(img: np.ndarray, radius: int = GRAIN_RADIUS, eps: float = GRAIN_EPS) -> np.ndarray:

@@ -44,3 +44,22 @@ def test_degrained_scales_with_the_noise_and_leaves_clean_pictures_alone() -> No
     fixed, scaled = np.abs(structure(noisy) - face).mean(), np.abs(degrained(noisy) - face).mean()
     assert scaled < 0.6 * fixed
     assert np.abs(degrained(noisy)[:, 34:, 2] - 0.5).mean() < 0.02  # the edge is still where it was
+
+
+def test_jpeg_blocks_count_as_grain_and_a_clean_render_has_none() -> None:
+    import io
+    from pathlib import Path
+
+    from PIL import Image
+
+    from reggan_plugin.grain import BLOCKY, NOISE_FLOOR, blockiness, grain_level
+
+    render = Image.open(Path(__file__).resolve().parents[1] / "samples" / "frames" / "shot_0003.png").convert("RGB")
+    saved = io.BytesIO()
+    render.save(saved, "JPEG", quality=50)
+    clean = np.asarray(render, np.float32) / 255
+    blocky = np.asarray(Image.open(saved).convert("RGB"), np.float32) / 255
+    assert blockiness(clean) < BLOCKY <= blockiness(blocky)
+    assert blockiness(blocky[3:, 5:]) >= BLOCKY  # whatever the grid's phase in the region
+    assert grain_level(clean) < NOISE_FLOOR
+    assert grain_level(blocky) == NOISE_FLOOR  # JPEG keeps chroma smooth: the blocks alone make it grainy
