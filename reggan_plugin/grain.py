@@ -25,7 +25,7 @@ GRAIN_STDS = 6.0  # on a grainy picture, contrast within this many noise stds (`
 NOISE_FLOOR = 1.5 / 255  # chroma noise (``noise_level``) from which a picture counts as grainy: clean renders and
 # photos measure 0.2-0.8 levels, renders with noise of sigma 3 levels 3.0 (JPEG photos keep their chroma smooth)
 BLOCKY = 1.3  # ``blockiness`` from which a picture's blocks count as grain: clean renders and the London photos
-# (JPEG) measure 1.02-1.17, renders saved at JPEG quality 75 1.22-1.56, at quality 50 1.46-1.93
+# (JPEG) measure 1.02-1.15, renders saved at JPEG quality 90 1.08-1.31, at 75 1.22-1.56, at 50 1.46-1.93
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 
-from training.evaluate.perturbations import PERTURBATIONS, Perturbed, chroma_speckle
+from training.evaluate.perturbations import PERTURBATIONS, Perturbed, chroma_speckle, rerendered
 from training.evaluate.robustness import run_case, scored_target
 
 SAMPLE_POINTS = np.array([[90.0, 100.0], [150.0, 100.0], [120.0, 135.0], [97.0, 170.0], [143.0, 170.0]])
@@ -52,6 +53,18 @@ def test_a_perfect_edit_scores_the_target_and_doing_nothing_scores_copy(name: st
     assert np.array_equal(scored, copy) and np.array_equal(out, p.pixels)
     reference = img if p.clean is not None or p.undo is not None else p.pixels
     assert np.abs(copy.astype(int) - reference).max() <= 1
+
+
+def test_a_rerendered_picture_is_scored_as_an_edit_on_the_clean_one() -> None:
+    img, tgt = _case()
+    again = np.clip(img + np.random.default_rng(2).normal(0, 12, img.shape), 0, 255).astype(np.uint8)  # 4 samples
+    p = rerendered(again)(img, SAMPLE_POINTS, tgt, np.random.default_rng(0))
+    assert p.pixels is again and p.clean is img and p.face.landmarks is not None
+    perfect = again.astype(np.int16) + (tgt.astype(np.int16) - img)
+    scored, copy, _ = run_case(_Answering({again.tobytes(): perfect}), p, "happy")  # type: ignore[arg-type]
+    assert np.array_equal(scored, tgt) and np.array_equal(copy, img)
+    with pytest.raises(ValueError, match="re-rendered"):
+        rerendered(again[:128])(img, SAMPLE_POINTS, tgt, np.random.default_rng(0))
 
 
 def test_highlights_clipped_by_an_exposure_change_cost_a_perfect_edit_nothing() -> None:
@@ -164,6 +177,22 @@ def test_perturb_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     md = (out / "robustness.md").read_text()
     assert "| clean |" in md and "| look: other_look |" in md
     assert (out / "grid_render_noise_sigma_6.png").is_file()
+    again = tmp_path / "synth_4spp"  # the neutrals rendered again, noisier
+    for neutral in data.glob("*/neutral.png"):
+        (again / neutral.parent.name).mkdir(parents=True)
+        pixels = np.asarray(Image.open(neutral), np.int16) + np.random.default_rng(0).integers(-20, 21, (96, 96, 3))
+        Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(again / neutral.parent.name / "neutral.png")
+    result = CliRunner().invoke(evaluate, ["--perturb", "--model", str(tiny_model), "--data", str(data), "--rerender",
+                                           str(again), "--out", str(out), "--conditions", "clean", "--limit", "1",
+                                           "--no-progress"])
+    assert result.exit_code == 0, result.output
+    values = json.loads((out / "robustness.json").read_text())["values"]
+    assert set(values) == {"clean", "render: synth_4spp"}
+    assert values["render: synth_4spp"]["happy"]["copy_psnr"] == values["clean"]["happy"]["copy_psnr"]  # on clean
+    next(again.glob("*/neutral.png")).unlink()
+    missing = CliRunner().invoke(evaluate, ["--perturb", "--model", str(tiny_model), "--data", str(data), "--rerender",
+                                            str(again), "--out", str(out), "--conditions", "clean", "--no-progress"])
+    assert missing.exit_code == 2 and "no re-render" in missing.output
     bad = CliRunner().invoke(evaluate, ["--perturb", "--model", str(tiny_model), "--data", str(data), "--out",
                                         str(out), "--conditions", "clean,sunburn", "--no-progress"])
     assert bad.exit_code == 2 and "sunburn" in bad.output

@@ -56,9 +56,13 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
                    "and the copy baseline, on the first folder's --split (test for a folder training used; OUT/robustness.md, .json, grid_*.png; --limit defaults to 6).")
 @click.option("--conditions", default=None,
               help="With --perturb: comma-separated condition names (training/evaluate/perturbations.py). [default: all]")
+@click.option("--rerender", type=click.Path(exists=True, file_okay=False, path_type=Path), multiple=True,
+              help="With --perturb (repeatable): the first --data folder's neutrals rendered again with fewer samples "
+                   "and no denoiser (`dataset render ... --samples 4 --no-denoise --expressions neutral`): real render "
+                   "noise, a condition each.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def evaluate(model, data, out, expressions, split, limit, reference_real, intensity, crop_size, grid_rows, locate,
-             backend, batch, perturb, conditions, progress) -> None:
+             backend, batch, perturb, conditions, rerender, progress) -> None:
     """Judge the copy baseline, stage 1 alone and RegGAN side by side on paired faces: L1/PSNR/SSIM
     against the true target, an independent expression judge (fer's FER2013 model), an independent
     identity judge (dlib's 128-D embedding) and a Frechet distance on those embeddings (not FID).
@@ -73,8 +77,10 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
     from .report import write_report
     from .runner import evaluate as run
 
+    if rerender and not perturb:
+        raise click.UsageError("--rerender goes with --perturb")
     if perturb:
-        _perturb(model, data, out, expressions, split, limit, backend, conditions, progress)
+        _perturb(model, data, out, expressions, split, limit, backend, conditions, rerender, progress)
         return
     if len(data) != 1:
         raise click.UsageError("give one --data folder (several only with --perturb)")
@@ -106,14 +112,14 @@ def _with_progress(work, unit: str, desc: str, show: bool):
         bar.close()
 
 
-def _perturb(model, data, out, expressions, split, limit, backend, conditions, progress) -> None:
+def _perturb(model, data, out, expressions, split, limit, backend, conditions, rerender, progress) -> None:
     from .robustness import RobustnessConfig, evaluate_robustness, write_robustness
 
     names = tuple(c.strip() for c in conditions.split(",") if c.strip()) if conditions else None
     with exit_on_error():
         config = RobustnessConfig(data=tuple(data), out=out, model=model, backend=backend,
                                   split=split, limit=limit or 6,
-                                  expressions=_expressions(expressions), conditions=names)
+                                  expressions=_expressions(expressions), conditions=names, rerenders=tuple(rerender))
         result = _with_progress(lambda tick: evaluate_robustness(config, progress=tick), "case", "perturb", progress)
         written = write_robustness(result, out)
     click.echo((out / "robustness.md").read_text())

@@ -120,6 +120,18 @@ def render_noise(sigma: float) -> Perturbation:
     return make
 
 
+def rerendered(pixels: np.ndarray) -> Perturbation:
+    """The same picture rendered again another way (``pixels``: fewer samples, no denoiser): real render noise on the
+    input only; scored as an edit on clean."""
+
+    def make(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> Perturbed:
+        if pixels.shape != img.shape:
+            raise ValueError(f"the re-rendered picture is {pixels.shape}, the picture {img.shape}")
+        return Perturbed(pixels, _given(pts), pts, tgt, clean=img)
+
+    return make
+
+
 def _gained(img: np.ndarray, gains: np.ndarray) -> np.ndarray:
     """Float sRGB levels with linear light scaled per channel (sRGB approximated by a 2.2 power), unclipped."""
     return (np.clip(img, 0, 255) / 255.0) ** 2.2 * gains

@@ -6,7 +6,8 @@ with the face as the condition gives it: a box alone goes through the runtime's 
 the central face (the box around the true landmarks): PSNR and SSIM against the true target, the expression
 judge's P(target expression) and the identity judge's distance to the neutral, on the canonical crop, and the
 colour speckle of the edit where the target does not change. Extra data folders (other render looks) are
-conditions of their own, clean.
+conditions of their own, clean. Re-render folders (``rerenders``: the first folder's neutrals rendered again with
+fewer samples and no denoiser) give real render noise, scored like the Gaussian kind.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import json
 import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -22,14 +24,15 @@ from PIL import Image
 
 from reggan_plugin.atomic import write_bytes
 from reggan_plugin.config import BackendName, InferenceConfig
+from reggan_plugin.errors import InputError
 from reggan_plugin.faces import box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
 
 from . import metrics
-from .cases import Cropper, SplitChoice, limit_cases, read_rgb, scan_cases
+from .cases import Cropper, EvalCase, SplitChoice, limit_cases, read_rgb, scan_cases
 from .expression_judge import ExpressionJudge
 from .identity_judge import IdentityJudge
-from .perturbations import PERTURBATIONS, Perturbed, chroma_speckle, clean
+from .perturbations import PERTURBATIONS, Perturbation, Perturbed, chroma_speckle, clean, rerendered
 
 Progress = Callable[[int, int], None]
 WITHIN_CLEAN_DB = 1.0  # the acceptance: within 1 dB of the clean edit ...
@@ -47,6 +50,7 @@ class RobustnessConfig:
     limit: int = 6  # cases per expression and folder
     expressions: tuple[str, ...] | None = None
     conditions: tuple[str, ...] | None = None  # None: every one of PERTURBATIONS
+    rerenders: tuple[Path, ...] = ()  # the first folder's neutrals rendered again another way: a condition each
     seed: int = 0
     crop_size: int = 128  # the judges' canonical crop
     grid_rows: int = 6
@@ -101,26 +105,27 @@ def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = No
         from reggan_plugin.errors import UsageError
 
         raise UsageError(f"unknown perturbation(s) {', '.join(unknown)}; known: {', '.join(PERTURBATIONS)}")
-    plan: list[tuple[str, Path, list]] = []
+    plan: list[tuple[str, list[EvalCase], Callable[[EvalCase], Perturbation]]] = []
     for k, folder in enumerate(config.data):
         _, cases = scan_cases(folder, wanted, config.split if k == 0 else "all")
         cases = limit_cases(cases, config.limit)
         if k == 0:
-            plan += [(name, folder, cases) for name in names]
+            plan += [(name, cases, _same(PERTURBATIONS[name])) for name in names]
+            plan += [(f"render: {Path(again).name}", cases, partial(_rerendered, folder=folder, again=again))
+                     for again in config.rerenders]
         else:
-            plan.append((f"look: {Path(folder).name}", folder, cases))
+            plan.append((f"look: {Path(folder).name}", cases, _same(clean)))
     result = RobustnessResult(config, str(renderer.artifact.path), renderer.artifact.sha256,
                               [name for name, _, _ in plan], list(wanted))
     cropper = Cropper(config.crop_size, pixel_aligned=True)
-    total, done = sum(len(c) for _, _, c in plan), 0
+    total, done = sum(len(c) for _, c, _ in plan), 0
     sums: dict[str, dict[str, dict[str, list[float]]]] = {}
-    for c_index, (name, _folder, cases) in enumerate(plan):
-        perturb = PERTURBATIONS.get(name, clean)
+    for c_index, (name, cases, perturbation) in enumerate(plan):
         for k, case in enumerate(cases):
             neutral, target = read_rgb(case.neutral), read_rgb(case.target)
             points = cropper.neutral_points(case.neutral, neutral)
             rng = np.random.default_rng([config.seed, c_index, k])
-            p = perturb(neutral, points, target, rng)
+            p = perturbation(case)(neutral, points, target, rng)
             scored, copy, out = run_case(renderer, p, case.expression)
             target = scored_target(p)
             region = _region(p.points, scored.shape)
@@ -151,6 +156,21 @@ def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = No
     return result
 
 
+def _same(perturbation: Perturbation) -> Callable[[EvalCase], Perturbation]:
+    return lambda case: perturbation
+
+
+def _rerendered(case: EvalCase, folder: Path, again: Path) -> Perturbation:
+    """The re-rendered neutral of ``case`` (the same path under ``again`` as under ``folder``)."""
+    path = Path(again) / Path(case.neutral).resolve().relative_to(Path(folder).resolve())
+    if not path.is_file():
+        raise InputError(path, f"no re-render of {case.neutral} here (render the neutrals of {folder} again)")
+    try:
+        return rerendered(read_rgb(path))
+    except ValueError as exc:
+        raise InputError(path, str(exc)) from None
+
+
 def verdicts(result: RobustnessResult) -> dict[str, dict[str, bool]]:
     """Per condition and expression: within ``WITHIN_CLEAN_DB`` of the clean edit and ``ABOVE_COPY_DB`` above copy
     (the looks against copy only: their clean condition is themselves)."""
@@ -179,7 +199,8 @@ def markdown(result: RobustnessResult) -> str:
         "",
         "PSNR (dB) of the edit on the central face against the true target; in brackets the difference to the clean "
         "condition, then to the copy baseline (output = input) under the same condition. **ok**: within "
-        f"{WITHIN_CLEAN_DB:g} dB of clean and at least {ABOVE_COPY_DB:g} dB above copy. Render noise and JPEG are scored "
+        f"{WITHIN_CLEAN_DB:g} dB of clean and at least {ABOVE_COPY_DB:g} dB above copy. Render noise (Gaussian, or "
+        "`render:` the neutral rendered again with fewer samples and no denoiser) and JPEG are scored "
         "as the edit added to the clean picture, against the clean target; exposure and white balance change the "
         "target alike, and output, input and target are taken back through the inverse gains before scoring; "
         "rotation and size move the target alike.",
@@ -226,6 +247,7 @@ def write_robustness(result: RobustnessResult, out: Path) -> list[Path]:
     write_bytes(md, markdown(result).encode())
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result.config).items()}
     config["data"] = [str(d) for d in result.config.data]
+    config["rerenders"] = [str(d) for d in result.config.rerenders]
     doc = {"config": config, "model": result.model_path, "model_sha256": result.model_sha256, "values": result.values,
            "ok": verdicts(result)}
     js = out / "robustness.json"
