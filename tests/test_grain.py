@@ -63,3 +63,27 @@ def test_jpeg_blocks_count_as_grain_and_a_clean_render_has_none() -> None:
     assert blockiness(blocky[3:, 5:]) >= BLOCKY  # whatever the grid's phase in the region
     assert grain_level(clean) < NOISE_FLOOR
     assert grain_level(blocky) == NOISE_FLOOR  # JPEG keeps chroma smooth: the blocks alone make it grainy
+
+
+def test_fireflies_are_taken_out_and_gaussian_noise_and_edges_are_left() -> None:
+    from reggan_plugin.grain import despeckled
+
+    rng = np.random.default_rng(0)
+    img = np.full((48, 48, 3), 0.3, np.float32)
+    img[:, 30:] = 0.8  # an edge
+    level = 3 / 255
+    noisy = img + rng.normal(0, level, img.shape).astype(np.float32)
+    firefly = noisy.copy()
+    firefly[10, 10] = 1.0  # a single pixel far brighter than its neighbours
+    out = despeckled(firefly, level)
+    assert abs(float(out[10, 10].mean()) - 0.3) < 5 * level
+    assert np.mean(out != firefly) < 0.01  # Gaussian noise is hardly touched ...
+    np.testing.assert_array_equal(despeckled(img, level), img)  # ... and an edge is its own median
+
+
+def test_a_pattern_finer_than_the_jpeg_grid_is_not_blocks() -> None:
+    from reggan_plugin.grain import BLOCKY, blockiness
+
+    checks = np.random.default_rng(1).uniform(0.2, 0.8, (40, 50, 1))
+    two_px = np.repeat(np.kron(checks, np.ones((2, 2, 1))), 3, axis=2).astype(np.float32)  # steps every 2 px
+    assert blockiness(two_px) < BLOCKY
