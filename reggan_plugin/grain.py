@@ -30,6 +30,7 @@ NOISE_FLOOR = 1.5 / 255  # chroma noise (``noise_level``) from which a picture c
 # photos measure 0.2-0.8 levels, renders with noise of sigma 3 levels 3.0 (JPEG photos keep their chroma smooth)
 BLOCKY = 1.25  # ``blockiness`` from which a picture's blocks count as grain: clean renders and the London photos
 # (JPEG) measure 1.01-1.09, renders saved at JPEG quality 90 1.02-1.21, at 75 1.11-1.46, at 50 1.32-1.83
+BLOCKS_MIN_SIDE = 128  # px: a smaller picture (a face of under about 100 px) is not judged for blocks (``blockiness``)
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
@@ -69,14 +70,15 @@ def noise_level(img: np.ndarray) -> float:
 def blockiness(img: np.ndarray) -> float:
     """How much more the luma of HxWx3 ``img`` steps between two pixels at the strongest phase of an 8 px grid than
     at the next strongest, across columns and rows: about 1 for a picture (a pattern finer than the grid steps at
-    several phases alike), above ``BLOCKY`` for a JPEG's blocks (one phase: their edges)."""
+    several phases alike), above ``BLOCKY`` for a JPEG's blocks (one phase: their edges). 1 for a picture under
+    ``BLOCKS_MIN_SIDE`` px a side: over a few blocks a face's own edges fall on one phase as often as not."""
+    if min(img.shape[0], img.shape[1]) < BLOCKS_MIN_SIDE:
+        return 1.0
     luma = np.asarray(img, np.float32)[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
     ratios = []
     for plane in (luma, luma.T):
         steps = np.abs(np.diff(plane[:: max(1, plane.shape[0] // 128)], axis=1))  # some rows: an estimate
         n = steps.shape[1] // 8 * 8
-        if n == 0:
-            return 1.0
         phases = np.sort(steps[:, :n].reshape(steps.shape[0], -1, 8).mean(axis=(0, 1)))
         ratios.append(float(phases[-1] / max(float(phases[-2]), 1e-6)))
     return float(np.mean(ratios))

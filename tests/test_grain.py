@@ -87,3 +87,12 @@ def test_a_pattern_finer_than_the_jpeg_grid_is_not_blocks() -> None:
     checks = np.random.default_rng(1).uniform(0.2, 0.8, (40, 50, 1))
     two_px = np.repeat(np.kron(checks, np.ones((2, 2, 1))), 3, axis=2).astype(np.float32)  # steps every 2 px
     assert blockiness(two_px) < BLOCKY
+
+
+def test_a_picture_too_small_to_tell_blocks_is_not_blocky() -> None:
+    from reggan_plugin.grain import BLOCKS_MIN_SIDE, BLOCKY, blockiness
+
+    blocks = np.kron(np.random.default_rng(2).uniform(0.2, 0.8, (20, 20, 3)), np.ones((8, 8, 1))).astype(np.float32)
+    assert blockiness(blocks) > BLOCKY  # 160 px of hard 8 px blocks ...
+    corner = blocks[:96, :96]
+    assert corner.shape[0] < BLOCKS_MIN_SIDE and blockiness(corner) == 1.0  # ... and too few of them to tell
