@@ -6,12 +6,13 @@ then show as noise that crawls where the face moves (and as a doubled noise when
 still picture). So the structure (edges above the grain's contrast, the lips, the shading) is moved and the grain
 stays where it is. Only grainy pictures are split (``noise_level``): on a clean one the finest detail is the
 face's own and moves with it. A path tracer's fireflies (``despeckled``) go before the split: far above any
-contrast threshold, they would count as structure and move with the face. A JPEG's 8x8 blocks are grain too (``grain_level``): they belong to the grid of the
-file, and moved with the face they drew their edges into the edit (JPEG quality 50 cost angry and sad 0.4-0.6 dB
-more with them moved). What counts as grain scales with the noise measured (``degrained``): at sigma 10
-a fixed contrast threshold kept half the noise in the structure, and the lips moved it along. The network, too,
-sees a grainy crop without its grain (``ExpressionRenderer.prepare_image``): fed grain, it paints it back as
-coloured speckle. Arrays: HxWxC float32, any range; box filters by cumulative sums, O(pixels) per call.
+contrast threshold, they would count as structure and move with the face. A JPEG's 8x8 blocks are grain too
+(``grain_level``): they belong to the grid of the file, and moved with the face they drew their edges into the edit
+(JPEG quality 50 cost angry and sad 0.4-0.6 dB more with them moved). What counts as grain scales with the noise
+measured (``degrained``): at sigma 10 a fixed contrast threshold kept half the noise in the structure, and the lips
+moved it along. The network, too, sees a grainy crop without its grain (``ExpressionRenderer.prepare_image``):
+fed grain, it paints it back as coloured speckle. Arrays: HxWxC float32, any range; box filters by cumulative
+sums, O(pixels) per call.
 """
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ GRAIN_RADIUS = 1  # pixels of the frame: grain is a pixel-scale thing whatever t
 # from frame to frame (docs/TEMPORAL.md)
 FIREFLY_STDS = 4.0  # a pixel this many noise stds from its neighbourhood's median is a firefly (Gaussian noise: 1 in
 # 16000). On renders of 4 and 16 samples without a denoiser, taking them out first gained angry's edit 1.2 and
-# 0.25 dB (sad 0.4-0.6 more); under Gaussian noise of sigma 10 it cost 0.1
+# 0.25 dB; under Gaussian noise of sigma 10 it cost 0.1
 GRAIN_EPS = 0.04**2  # local variance (sRGB [0, 1]) below which detail counts as grain: about 10 levels of std
 GRAIN_STDS = 6.0  # on a grainy picture, contrast within this many noise stds (``noise_level``) is grain too
 NOISE_FLOOR = 1.5 / 255  # chroma noise (``noise_level``) from which a picture counts as grainy: clean renders and

@@ -240,6 +240,15 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", signs).strip("_")
 
 
+def _shown(path: str) -> str:
+    """``path`` relative to the working directory when it lies inside it (a report names the model by its place in
+    the repository, not on one machine)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def write_robustness(result: RobustnessResult, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
@@ -248,8 +257,8 @@ def write_robustness(result: RobustnessResult, out: Path) -> list[Path]:
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result.config).items()}
     config["data"] = [str(d) for d in result.config.data]
     config["rerenders"] = [str(d) for d in result.config.rerenders]
-    doc = {"config": config, "model": result.model_path, "model_sha256": result.model_sha256, "values": result.values,
-           "ok": verdicts(result)}
+    doc = {"config": config, "model": _shown(result.model_path), "model_sha256": result.model_sha256,
+           "values": result.values, "ok": verdicts(result)}
     js = out / "robustness.json"
     write_bytes(js, json.dumps(doc, indent=1).encode())
     written += [md, js]
