@@ -96,3 +96,12 @@ def test_a_picture_too_small_to_tell_blocks_is_not_blocky() -> None:
     assert blockiness(blocks) > BLOCKY  # 160 px of hard 8 px blocks ...
     corner = blocks[:96, :96]
     assert corner.shape[0] < BLOCKS_MIN_SIDE and blockiness(corner) == 1.0  # ... and too few of them to tell
+
+
+def test_a_long_straight_edge_is_not_blocks() -> None:
+    from reggan_plugin.grain import BLOCKY, blockiness
+
+    ramp = 0.001 * np.arange(256, dtype=np.float32)[None, :, None]
+    frame = np.full((256, 256, 3), 0.4, np.float32) + ramp
+    frame[:, 96:] += 0.3  # a photo's border, say: one column of large steps, on one phase of the grid
+    assert blockiness(frame) < BLOCKY
