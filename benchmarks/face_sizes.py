@@ -24,7 +24,7 @@ FRAME_SIZES = ((1920, 1080), (3840, 2160))
 STEPS = ("decode", "locate", "align", "network", "paste", "compose", "encode")
 STEP_NOTES = {
     "decode": "PNG file -> pixels (`imageio.read_image`)",
-    "locate": "the face inside the given box (BlazeFace on a few windows around it)",
+    "locate": "the face inside the given box (BlazeFace on a few windows around it, its points registered)",
     "align": "the face's region to network colour, resampled into the model's crop",
     "network": "the model on one crop (onnxruntime, its default threads)",
     "paste": "the region to network colour again, then motion, painted difference and mask back at its resolution",
