@@ -33,6 +33,7 @@ BLOCKY = 1.3  # ``blockiness`` from which a picture's blocks count as grain: cle
 # (JPEG) measure 1.01-1.10, a photo pasted square into a grey frame 1.13, renders saved at JPEG quality 90
 # 1.08-1.22, at 75 1.33-1.64, at 50 1.70-2.17
 BLOCKS_MIN_SIDE = 128  # px: a smaller picture (a face of under about 100 px) is not judged for blocks (``blockiness``)
+LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma weights, RGB
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
@@ -60,7 +61,7 @@ def noise_level(img: np.ndarray) -> float:
         rgb = rgb[(starts[:, None] + np.arange(3)).ravel()]
         step = 3
     x = rgb.astype(np.float32, copy=False)
-    luma = x @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = x @ LUMA
     h, w = luma.shape
     levels = []
     for chroma in (x[..., 2] - luma, x[..., 0] - luma):
@@ -77,7 +78,7 @@ def blockiness(img: np.ndarray) -> float:
     ``BLOCKS_MIN_SIDE`` px a side: over a few blocks a face's own edges fall on one phase as often as not."""
     if min(img.shape[0], img.shape[1]) < BLOCKS_MIN_SIDE:
         return 1.0
-    luma = np.asarray(img, np.float32)[..., :3] @ np.array([0.299, 0.587, 0.114], np.float32)
+    luma = np.asarray(img, np.float32)[..., :3] @ LUMA
     ratios = []
     for plane in (luma, luma.T):
         steps = np.abs(np.diff(plane[:: max(1, plane.shape[0] // 128)], axis=1))  # some rows: an estimate

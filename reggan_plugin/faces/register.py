@@ -40,6 +40,7 @@ from reggan_plugin.align import (
     prefilter,
     warp_to_crop,
 )
+from reggan_plugin.grain import LUMA
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "models" / "align_template.npy"
 SIZE = 128  # crop side the template is made at (the search's units: px of this crop)
@@ -50,7 +51,6 @@ ANGLE_MIN_SCORE = 0.4  # the crop is turned only where the best turn's correlati
 SCALE_BIAS = 0.986  # the scale found is multiplied by this (the module docstring)
 SIGMA = 1.5  # Gaussian of the Laplacian-of-Gaussian, crop px
 MIN_SCORE = 0.2  # normalised cross-correlation below which the match is not trusted
-_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 
 
 @cache
@@ -69,7 +69,7 @@ def edges(rgb: np.ndarray) -> np.ndarray:
     """Laplacian of Gaussian of the luma of a square HxHx3 crop (float32): what the template and a crop are compared
     on."""
     b = _blur_matrix(rgb.shape[0])
-    blurred = b @ (np.asarray(rgb, np.float32)[..., :3] @ _LUMA) @ b.T
+    blurred = b @ (np.asarray(rgb, np.float32)[..., :3] @ LUMA) @ b.T
     p = np.pad(blurred, 1, mode="edge")
     return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4.0 * blurred
 
