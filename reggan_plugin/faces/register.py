@@ -142,12 +142,19 @@ def register_landmarks(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     tpl = load_template()
     m = np.vstack([crop_matrix_from_landmarks(points, SIZE), [0.0, 0.0, 1.0]])
     image, local = _region(np.asarray(rgb)[..., :3], m)  # any range: the correlation is normalised
-    turns = [float(_scores(image, local, 1.0, angle, tpl).max()) for angle in ANGLES]
+    matched: dict[tuple[float, float], np.ndarray] = {}  # (scale, angle) -> scores: the steps below meet again
+
+    def match(scale: float, angle: float) -> np.ndarray:
+        if (scale, angle) not in matched:
+            matched[scale, angle] = _scores(image, local, scale, angle, tpl)
+        return matched[scale, angle]
+
+    turns = [float(match(1.0, angle).max()) for angle in ANGLES]
     angle, inside = _best(ANGLES, turns)
     if not inside or max(turns) < ANGLE_MIN_SCORE:
         angle = 0.0
-    scale, _ = _best(SCALES, [float(_scores(image, local, scale, angle, tpl).max()) for scale in SCALES])
-    scores = _scores(image, local, scale, angle, tpl)
+    scale, _ = _best(SCALES, [float(match(scale, angle).max()) for scale in SCALES])
+    scores = match(scale, angle)
     iy, ix = (int(v) for v in np.unravel_index(int(np.argmax(scores)), scores.shape))
     if scores[iy, ix] < MIN_SCORE or iy in (0, 2 * REACH) or ix in (0, 2 * REACH):
         return points
