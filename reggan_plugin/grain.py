@@ -34,6 +34,19 @@ BLOCKY = 1.3  # ``blockiness`` from which a picture's blocks count as grain: cle
 # 1.08-1.22, at 75 1.33-1.64, at 50 1.70-2.17
 BLOCKS_MIN_SIDE = 128  # px: a smaller picture (a face of under about 100 px) is not judged for blocks (``blockiness``)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma weights, RGB
+
+
+def luma(img: np.ndarray, weights: np.ndarray = LUMA) -> np.ndarray:
+    """HxW float32 weighted sum of HxWxC ``img``'s first three channels. Written out, not ``img @ weights``: a BLAS
+    product, even one this small, leaves OpenBLAS's threads spinning on the other cores for a while after it, a
+    second core's worth of CPU through the numpy steps that follow."""
+    x = np.asarray(img, np.float32)
+    out = x[..., 0] * np.float32(weights[0])
+    out += x[..., 1] * np.float32(weights[1])
+    out += x[..., 2] * np.float32(weights[2])
+    return out
+
+
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
@@ -61,10 +74,10 @@ def noise_level(img: np.ndarray) -> float:
         rgb = rgb[(starts[:, None] + np.arange(3)).ravel()]
         step = 3
     x = rgb.astype(np.float32, copy=False)
-    luma = x @ LUMA
-    h, w = luma.shape
+    grey = luma(x)
+    h, w = grey.shape
     levels = []
-    for chroma in (x[..., 2] - luma, x[..., 0] - luma):
+    for chroma in (x[..., 2] - grey, x[..., 0] - grey):
         conv = sum(_IMMERKAER[i, j] * chroma[i : h - 2 + i : step, j : w - 2 + j] for i in range(3) for j in range(3))
         levels.append(float(np.abs(conv).mean()) * np.sqrt(np.pi / 2) / 6)
     return float(np.mean(levels))
@@ -78,9 +91,9 @@ def blockiness(img: np.ndarray) -> float:
     ``BLOCKS_MIN_SIDE`` px a side: over a few blocks a face's own edges fall on one phase as often as not."""
     if min(img.shape[0], img.shape[1]) < BLOCKS_MIN_SIDE:
         return 1.0
-    luma = np.asarray(img, np.float32)[..., :3] @ LUMA
+    grey = luma(img)
     ratios = []
-    for plane in (luma, luma.T):
+    for plane in (grey, grey.T):
         steps = np.abs(np.diff(plane[:: max(1, plane.shape[0] // 128)], axis=1))  # some rows: an estimate
         n = steps.shape[1] // 8 * 8
         by_phase = steps[:, :n].reshape(-1, 8)

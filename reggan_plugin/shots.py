@@ -13,7 +13,8 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
-from .imageio import ImageData, to_network_rgb
+from .grain import luma
+from .imageio import LUMA, ImageData, to_network_rgb
 
 CUT_THRESHOLD = 0.02
 THUMB = 32
@@ -29,7 +30,7 @@ def thumbnail(image: ImageData) -> Thumb:
     """A small grey picture of the whole frame, from a strided view (a few ms for a 4K frame)."""
     step = max(1, min(image.height, image.width) // (4 * THUMB))
     small = dataclasses.replace(image, pixels=image.pixels[::step, ::step])
-    grey = (to_network_rgb(small) @ np.array([0.2126, 0.7152, 0.0722], np.float32)).astype(np.float32)
+    grey = luma(to_network_rgb(small), LUMA)
     resized = Image.fromarray(grey, mode="F").resize((THUMB, THUMB), Image.Resampling.BILINEAR)
     return Thumb((image.height, image.width), np.asarray(resized, np.float32))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.grain import structure
+from reggan_plugin.grain import LUMA, luma, structure
 
 
 def test_structure_keeps_edges_and_drops_grain() -> None:
@@ -105,3 +105,9 @@ def test_a_long_straight_edge_is_not_blocks() -> None:
     frame = np.full((256, 256, 3), 0.4, np.float32) + ramp
     frame[:, 96:] += 0.3  # a photo's border, say: one column of large steps, on one phase of the grid
     assert blockiness(frame) < BLOCKY
+
+
+def test_luma_is_the_weighted_sum_of_the_colour_channels() -> None:
+    rgba = np.random.default_rng(3).random((7, 9, 4), dtype=np.float32)
+    assert np.allclose(luma(rgba), rgba[..., :3] @ LUMA, atol=1e-6)
+    assert np.allclose(luma(rgba, np.array([0.0, 1.0, 0.0])), rgba[..., 1])

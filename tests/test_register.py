@@ -9,7 +9,7 @@ import pytest
 from reggan_plugin.align import apply_affine, crop_matrix_from_landmarks
 from reggan_plugin.faces import FaceDetector, load_faces_json
 from reggan_plugin.faces.refine import BOX_HINTS
-from reggan_plugin.faces.register import SIZE, load_template, register_landmarks
+from reggan_plugin.faces.register import ANGLES, SIZE, _best, _climb, load_template, register_landmarks
 from reggan_plugin.imageio import read_image
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -55,6 +55,24 @@ def test_a_crop_turned_off_the_face_is_turned_back(degrees: float) -> None:
     turned = (true - centre) @ np.array([[c, s], [-s, c]]) + centre  # eyes tilted as on a head turned away
     assert _crop_error(turned, true).mean() > 1.5
     assert _crop_error(register_landmarks(pixels, turned), true).mean() < 1.0
+
+
+@pytest.mark.parametrize("peak", [0.0, 3.0, -8.0, 11.0, 15.0])
+def test_the_turn_search_climbs_from_upright_to_the_same_best_turn(peak: float) -> None:
+    scored: list[float] = []
+
+    def score(turn: float) -> float:
+        scored.append(turn)
+        return 1.0 - ((turn - peak) / 20.0) ** 2
+
+    best, inside, top = _climb(ANGLES, score)
+    assert (best, inside) == _best(ANGLES, [score(turn) for turn in ANGLES])
+    assert top == max(score(turn) for turn in ANGLES)
+    climbed = scored[: len(scored) - 2 * len(ANGLES)]
+    assert len(climbed) == len(set(climbed))  # no turn matched twice
+    nearest, middle = min(range(len(ANGLES)), key=lambda k: abs(ANGLES[k] - peak)), len(ANGLES) // 2
+    lo, hi = max(min(nearest, middle) - 1, 0), min(max(nearest, middle) + 1, len(ANGLES) - 1)
+    assert sorted(climbed) == list(ANGLES[lo : hi + 1])  # the best and one turn past it: upright, 3 of the 7
 
 
 def test_the_detectors_points_come_nearer_the_true_ones() -> None:
