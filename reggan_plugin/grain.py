@@ -91,10 +91,10 @@ def blockiness(img: np.ndarray) -> float:
     ``BLOCKS_MIN_SIDE`` px a side: over a few blocks a face's own edges fall on one phase as often as not."""
     if min(img.shape[0], img.shape[1]) < BLOCKS_MIN_SIDE:
         return 1.0
-    grey = luma(img)
+    rgb = np.asarray(img)
     ratios = []
-    for plane in (grey, grey.T):
-        steps = np.abs(np.diff(plane[:: max(1, plane.shape[0] // 128)], axis=1))  # some rows: an estimate
+    for lines in (rgb[:: max(1, rgb.shape[0] // 128)], rgb[:, :: max(1, rgb.shape[1] // 128)].transpose(1, 0, 2)):
+        steps = np.abs(np.diff(luma(lines), axis=1))  # some rows, then some columns: an estimate
         n = steps.shape[1] // 8 * 8
         by_phase = steps[:, :n].reshape(-1, 8)
         kept = by_phase <= np.percentile(by_phase, 90, axis=0)  # a long straight edge puts all its steps on one phase
