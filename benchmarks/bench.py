@@ -167,8 +167,8 @@ def render_markdown(report: Report, r: dict) -> str:
         mw, mh = memory["frame"]
         lines.append(
             f"| {mw}x{mh} frames with a {memory['face']} px face: peak RSS over {memory['frames']} frames < 1.5 GB, "
-            f"not growing (f) | peak {memory['peak_mib']:.0f} MiB; RSS {memory['early_mib']:.0f} MiB at 10-20% of the "
-            f"frames, {memory['late_mib']:.0f} MiB in the last 10% | {'yes' if memory['peak_mib'] < 1536 and flat else 'no'} |")
+            f"not growing (f) | peak {memory['peak_mib']:.0f} MiB; median RSS {memory['early_mib']:.0f} MiB at 10-20% of "
+            f"the frames, {memory['late_mib']:.0f} MiB in the last 10% | {'yes' if memory['peak_mib'] < 1536 and flat else 'no'} |")
     lines.append(f"| (context) the network's share of the measured matmul ceiling (g) | {r['share']:.0%} "
                  f"({net['cpu_best'] * r['gflop']:.0f} of {r['ceiling']:.0f} GFLOP/s) | |")
     lines += ["", "## What one frame costs as the face grows (h: CPU ms per step, one face, batch 1)", "",

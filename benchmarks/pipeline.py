@@ -135,9 +135,12 @@ def bench_memory(report: Report, workdir: Path, model_path: Path, *, count: int,
         elif parts[0] == "start":
             start_rss = float(parts[1])
     report.memory = samples
+    # Medians: RSS moves by 100-250 MiB from frame to frame with how many frames the queues hold at that moment (and
+    # what the allocator has just given back), so the largest sample of a window is a transient, not a trend
     tenth = max(1, len(samples) // 10)
-    early = max(r for _, r in samples[tenth : 2 * tenth]) if len(samples) >= 2 * tenth else samples[0][1]
-    late = max(r for _, r in samples[-tenth:])
+    rss = np.array([r for _, r in samples])
+    early = float(np.median(rss[tenth : 2 * tenth])) if len(rss) >= 2 * tenth else float(rss[0])
+    late = float(np.median(rss[-tenth:]))
     report.add("f", f"long sequence: {count} frames {width}x{height}, one {face} px face each", count / elapsed, unit="frames/s",
                note=f"(subprocess wall time incl. start-up {elapsed:.0f} s)")
     return {"peak_mib": peak, "start_mib": start_rss, "early_mib": early, "late_mib": late,
