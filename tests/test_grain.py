@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from reggan_plugin.grain import LUMA, luma, structure
 
@@ -31,6 +32,23 @@ def test_noise_level_tells_grainy_pictures_from_clean_ones() -> None:
     assert noise_level(face) < 0.3 * NOISE_FLOOR
     assert noise_level(noisy) > NOISE_FLOOR
     assert noise_level(np.repeat(noisy[..., :1], 3, axis=2)) < 1e-6  # grey noise has no chroma
+
+
+def test_a_grainy_picture_is_split_at_its_stronger_noise_luma_or_chroma() -> None:
+    from reggan_plugin.grain import grain_level, noise_level
+
+    yy, xx = np.mgrid[0:96, 0:96].astype(np.float32)
+    face = np.stack([0.5 + 0.003 * xx, 0.4 + 0.002 * yy, 0.3 + 0.2 * (xx > 40)], axis=2)
+    rng = np.random.default_rng(1)
+    gaussian = face + rng.normal(0, 6 / 255, face.shape).astype(np.float32)
+    assert grain_level(gaussian) == pytest.approx(noise_level(gaussian), rel=0.1)  # white noise: as much in both
+    # a path tracer's noise: mostly the same in every channel (luma), a little chroma
+    traced = face + rng.normal(0, 12 / 255, (*face.shape[:2], 1)).astype(np.float32)
+    traced += rng.normal(0, 3 / 255, face.shape).astype(np.float32)
+    assert noise_level(traced) < 5 / 255
+    norm = float(np.sqrt((LUMA * LUMA).sum()))  # the luma std of white noise of std 1 in each channel
+    assert grain_level(traced) == pytest.approx(np.hypot(12, 3 * norm) / norm / 255, rel=0.1)
+    assert grain_level(face) == noise_level(face)  # a clean picture: its chroma level, below the floor
 
 
 def test_degrained_scales_with_the_noise_and_leaves_clean_pictures_alone() -> None:
