@@ -10,7 +10,8 @@ contrast threshold, they would count as structure and move with the face. A JPEG
 (``grain_level``): they belong to the grid of the file, and moved with the face they drew their edges into the edit
 (JPEG quality 50 cost angry and sad 0.4-0.6 dB more with them moved). What counts as grain scales with the noise
 measured (``degrained``): at sigma 10 a fixed contrast threshold kept half the noise in the structure, and the lips
-moved it along. The network, too, sees a grainy crop without its grain (``ExpressionRenderer.prepare_image``):
+moved it along. Measured where it is strongest (``grain_level``): a path tracer's noise is mostly luma, which the
+chroma level, the one that tells grain from detail, underrates. The network, too, sees a grainy crop without its grain (``ExpressionRenderer.prepare_image``):
 fed grain, it paints it back as coloured speckle. Arrays: HxWxC float32, any range; box filters by cumulative
 sums, O(pixels) per call.
 """
@@ -66,8 +67,8 @@ def noise_levels(img: np.ndarray) -> tuple[float, float]:
     """The std of white noise in HxWx3 sRGB [0, 1] ``img``'s chroma (B - Y, R - Y) and in its luma (as the std per
     channel that would give that much luma noise), by Immerkaer's fast estimate. Faces and backgrounds have smooth
     chroma, so the chroma level tells grain from detail; the luma level also counts a picture's finest detail, and
-    a path tracer's noise is mostly luma: renders of 4-16 samples without a denoiser measure 2-3 times as much luma
-    noise as their chroma level implies (Gaussian noise: as much)."""
+    a path tracer's noise is mostly luma: renders of 4-16 samples without a denoiser measure 2-2.5 times as much luma
+    noise as their chroma level implies (white noise: as much)."""
     rgb = np.asarray(img)[..., :3]
     if rgb.shape[0] < 3 or rgb.shape[1] < 3:
         return 0.0, 0.0
@@ -151,9 +152,10 @@ def despeckled(img: np.ndarray, level: float) -> np.ndarray:
 
 
 def degrained(img: np.ndarray, level: float | None = None) -> np.ndarray:
-    """``img``'s structure when it is grainy (``noise_level`` >= NOISE_FLOOR; fireflies taken out, ``despeckled``,
+    """``img``'s structure when it is grainy (``grain_level`` >= NOISE_FLOOR; fireflies taken out, ``despeckled``,
     and contrast within GRAIN_STDS noise stds counts as grain), else ``img`` itself: a clean picture's finest detail
-    is its own. ``level``: the noise level measured elsewhere (default: on ``img``)."""
+    is its own. ``level``: the noise level measured elsewhere (default: ``grain_level`` of ``img``, blocks not
+    judged)."""
     level = grain_level(img, blocks=False) if level is None else level
     if level < NOISE_FLOOR:
         return img

@@ -13,9 +13,10 @@ their detected places a little to bring the nose and mouth nearer (docs/DETECTIO
 
 The turn matters most: on a head turned away from the camera BlazeFace's eyes tilt the crop by 2-7 degrees, and a
 map fitted on upright crops lost up to 5 dB on such a face. It is searched first, at the detected scale, from
-upright outwards while the match still rises (on 336 renders of ``ict160`` and ``heldout_hd`` the same turns as
-matching all of ``ANGLES``, at 3-4 matches instead of 7 for a face that is nearly upright), and kept only where the match peaks clearly (``ANGLE_MIN_SCORE``): a face with little edge structure (a beard, soft
-light) matches every turn about equally. The scale found is then multiplied by ``SCALE_BIAS``: on the training
+upright outwards while the match still rises (``_climb``: on 336 renders of ``ict160`` and ``heldout_hd`` the same
+turns as matching all of ``ANGLES``, at 3-4 matches instead of 7 for a nearly upright face), and kept only where the
+match peaks clearly (``ANGLE_MIN_SCORE``): a face with little edge structure (a beard, soft light) matches every
+turn about equally. The scale found is then multiplied by ``SCALE_BIAS``: on the training
 renders the match settles with the face 1.4% larger than the true crop has it (the template is an average,
 blurrier than any face).
 Measured in a 128 px crop against the true points of the training renders (``ict160``, 40 identities, boxes as from
