@@ -19,8 +19,8 @@ from reggan_plugin.atomic import write_bytes
 from .runner import GRID_COLUMNS, ROW_TITLES, EvalResult
 
 # the acceptance on real photos (London, neutral -> happy) and its references (eye-aligned crops)
-ACCEPT_HAPPY_P = 0.70
-ACCEPT_IDENTITY = 0.30
+ACCEPT_HAPPY_P = 0.72
+ACCEPT_IDENTITY = 0.28
 REFERENCES = (("copy", 0.01, 0.00), ("real smiling photos", 0.43, 0.23), ("authors' LSRF-FES", 0.66, 0.43))
 GRID_TITLES = {"copy": "input", "stage1": "stage 1", "reggan": "RegGAN", "real": "target"}
 
