@@ -108,6 +108,15 @@ def memory_child(frames: str, out: str, model_path: str, region: str, batch: int
     print(f"peak {rss_mib()[1]:.1f} done {summary.done} of {summary.total}", flush=True)
 
 
+def rss_trend(rss: list[float]) -> tuple[float, float]:
+    """(median RSS over 10-20% of the frames, median over the last 10%). Medians: RSS moves by 100-250 MiB from frame
+    to frame with how many frames the queues hold at that moment (and what the allocator has just given back), so
+    the largest sample of a window is a transient, not a trend."""
+    tenth = max(1, len(rss) // 10)
+    early = float(np.median(rss[tenth : 2 * tenth])) if len(rss) >= 2 * tenth else float(rss[0])
+    return early, float(np.median(rss[-tenth:]))
+
+
 def bench_memory(report: Report, workdir: Path, model_path: Path, *, count: int, width: int, height: int, face: int,
                  batch: int) -> dict[str, Any]:
     import subprocess
@@ -135,12 +144,7 @@ def bench_memory(report: Report, workdir: Path, model_path: Path, *, count: int,
         elif parts[0] == "start":
             start_rss = float(parts[1])
     report.memory = samples
-    # Medians: RSS moves by 100-250 MiB from frame to frame with how many frames the queues hold at that moment (and
-    # what the allocator has just given back), so the largest sample of a window is a transient, not a trend
-    tenth = max(1, len(samples) // 10)
-    rss = np.array([r for _, r in samples])
-    early = float(np.median(rss[tenth : 2 * tenth])) if len(rss) >= 2 * tenth else float(rss[0])
-    late = float(np.median(rss[-tenth:]))
+    early, late = rss_trend([r for _, r in samples])
     report.add("f", f"long sequence: {count} frames {width}x{height}, one {face} px face each", count / elapsed, unit="frames/s",
                note=f"(subprocess wall time incl. start-up {elapsed:.0f} s)")
     return {"peak_mib": peak, "start_mib": start_rss, "early_mib": early, "late_mib": late,

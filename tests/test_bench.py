@@ -112,3 +112,15 @@ def test_step_costs_time_every_step_and_the_table_compares_faces(tmp_path):
     table = face_sizes.face_size_markdown(cases, reference=60)
     assert table[0].startswith("| step | 60 px, 240p | 120 px, 240p |")
     assert table[-1].split("|")[2].strip() == "1.00x"
+
+
+def test_memory_trend_tells_growth_from_a_transient():
+    from benchmarks.pipeline import rss_trend
+
+    flat = [1000.0 + 80.0 * (i % 3) for i in range(200)]  # the queues' fill moving RSS up and down
+    flat[-5] = 1250.0  # a moment with every queue full
+    early, late = rss_trend(flat)
+    assert abs(late - early) < 50
+    leaking = [1000.0 + 2.0 * i for i in range(200)]  # 2 MiB more every frame
+    early, late = rss_trend(leaking)
+    assert late - early > 300
