@@ -16,8 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from reggan_plugin.align import invert_affine, warp_to_crop
+from reggan_plugin.grain import LUMA
 
-LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 UPPER_FACE_UNITS = (0.20, 0.12, 0.80, 0.56)  # x0, y0, x1, y1 in canonical crop units
 
 

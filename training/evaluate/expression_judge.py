@@ -30,6 +30,7 @@ import numpy as np
 from reggan_plugin.align import warp_to_crop
 from reggan_plugin.errors import BackendUnavailable
 from reggan_plugin.expressions import EXPRESSIONS
+from reggan_plugin.grain import LUMA
 
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_TO_OURS = {"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy", "sad": "sad",
@@ -39,7 +40,6 @@ MODEL_SHA256 = "65e3961bb68f497bd02a8d075da8409364db90004edb80c0c6cb15647c4de559
 INPUT_SIZE = 64
 FER_BOX = (0.137, 0.104, 0.725, 0.725)
 """(x, y, w, h) canonical crop units: fer's Haar box + 10 px offsets, squared (see the docstring)."""
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 INSTALL_HINT = "pip install 'ai-edge-litert==2.3.0'"
 
 
