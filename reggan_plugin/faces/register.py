@@ -16,9 +16,8 @@ map fitted on upright crops lost up to 5 dB on such a face. It is searched first
 upright outwards while the match still rises (``_climb``: on 336 renders of ``ict160`` and ``heldout_hd`` the same
 turns as matching all of ``ANGLES``, at 3-4 matches instead of 7 for a nearly upright face), and kept only where the
 match peaks clearly (``ANGLE_MIN_SCORE``): a face with little edge structure (a beard, soft light) matches every
-turn about equally. The scale found is then multiplied by ``SCALE_BIAS``: on the training
-renders the match settles with the face 1.4% larger than the true crop has it (the template is an average,
-blurrier than any face).
+turn about equally. The scale found is then multiplied by ``SCALE_BIAS``: on the training renders the match settles
+with the face 1.4% larger than the true crop has it (the template is an average, blurrier than any face).
 Measured in a 128 px crop against the true points of the training renders (``ict160``, 40 identities, boxes as from
 a head bone and 15% too small): mean point error 1.31 px detected, 0.94 registered without turning, 0.68 with.
 

@@ -249,14 +249,21 @@ def _shown(path: str) -> str:
         return path
 
 
+def _plain(value: object) -> object:
+    """A config value as JSON holds it: paths (alone or in a tuple) as strings."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple) and any(isinstance(v, Path) for v in value):
+        return [str(v) for v in value]
+    return value
+
+
 def write_robustness(result: RobustnessResult, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     md = out / "robustness.md"
     write_bytes(md, markdown(result).encode())
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in asdict(result.config).items()}
-    config["data"] = [str(d) for d in result.config.data]
-    config["rerenders"] = [str(d) for d in result.config.rerenders]
+    config = {k: _plain(v) for k, v in asdict(result.config).items()}
     doc = {"config": config, "model": _shown(result.model_path), "model_sha256": result.model_sha256,
            "values": result.values, "ok": verdicts(result)}
     js = out / "robustness.json"
