@@ -11,9 +11,9 @@ contrast threshold, they would count as structure and move with the face. A JPEG
 (JPEG quality 50 cost angry and sad 0.4-0.6 dB more with them moved). What counts as grain scales with the noise
 measured (``degrained``): at sigma 10 a fixed contrast threshold kept half the noise in the structure, and the lips
 moved it along. Measured where it is strongest (``grain_level``): a path tracer's noise is mostly luma, which the
-chroma level, the one that tells grain from detail, underrates. The network, too, sees a grainy crop without its grain (``ExpressionRenderer.prepare_image``):
-fed grain, it paints it back as coloured speckle. Arrays: HxWxC float32, any range; box filters by cumulative
-sums, O(pixels) per call.
+chroma level, the one that tells grain from detail, underrates. The network, too, sees a grainy crop without its
+grain (``ExpressionRenderer.prepare_image``): fed grain, it paints it back as coloured speckle. Arrays: HxWxC
+float32, any range; box filters by cumulative sums, O(pixels) per call.
 """
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ FIREFLY_STDS = 4.0  # a pixel this many noise stds from its neighbourhood's medi
 # 16000). On renders of 4 and 16 samples without a denoiser, taking them out first gained angry's edit 1.2 and
 # 0.25 dB; under Gaussian noise of sigma 10 it cost 0.1
 GRAIN_EPS = 0.04**2  # local variance (sRGB [0, 1]) below which detail counts as grain: about 10 levels of std
-GRAIN_STDS = 6.0  # on a grainy picture, contrast within this many noise stds (``noise_level``) is grain too
+GRAIN_STDS = 6.0  # on a grainy picture, contrast within this many noise stds (``grain_level``) is grain too
 NOISE_FLOOR = 1.5 / 255  # chroma noise (``noise_level``) from which a picture counts as grainy: clean renders and
 # photos measure 0.2-0.8 levels, renders with noise of sigma 3 levels 3.0 (JPEG photos keep their chroma smooth)
 BLOCKY = 1.3  # ``blockiness`` from which a picture's blocks count as grain: clean renders and the London photos
@@ -46,6 +46,14 @@ def luma(img: np.ndarray, weights: np.ndarray = LUMA) -> np.ndarray:
     out += x[..., 1] * np.float32(weights[1])
     out += x[..., 2] * np.float32(weights[2])
     return out
+
+
+def shifted(img: np.ndarray, axis: int, radius: int) -> list[np.ndarray]:
+    """The 2 ``radius`` + 1 copies of ``img`` whose pixel i is ``img``'s pixel i + k along ``axis``, k from -radius to
+    radius, edges repeated: the taps of a filter along one axis, without a BLAS product (``luma``)."""
+    p = np.pad(img, [(radius, radius) if a == axis else (0, 0) for a in range(img.ndim)], mode="edge")
+    n = img.shape[axis]
+    return [np.take(p, np.arange(k, k + n), axis=axis) for k in range(2 * radius + 1)]
 
 
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
@@ -144,9 +152,7 @@ def despeckled(img: np.ndarray, level: float) -> np.ndarray:
     x = np.asarray(img, np.float32)
     med = x
     for axis in (1, 0):
-        p = np.pad(med, [(1, 1) if a == axis else (0, 0) for a in range(x.ndim)], mode="edge")
-        n = x.shape[axis]
-        a, b, c = (np.take(p, np.arange(k, k + n), axis=axis) for k in range(3))
+        a, b, c = shifted(med, axis, 1)
         med = np.maximum(np.minimum(a, b), np.minimum(np.maximum(a, b), c))
     return np.where(np.abs(x - med) > FIREFLY_STDS * level, med, x)
 

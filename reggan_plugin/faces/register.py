@@ -42,7 +42,7 @@ from reggan_plugin.align import (
     prefilter,
     warp_to_crop,
 )
-from reggan_plugin.grain import luma
+from reggan_plugin.grain import luma, shifted
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "models" / "align_template.npy"
 SIZE = 128  # crop side the template is made at (the search's units: px of this crop)
@@ -63,9 +63,7 @@ def _blurred(plane: np.ndarray) -> np.ndarray:
     taps /= taps.sum()
     out = np.asarray(plane, np.float32)
     for axis in (0, 1):
-        p = np.pad(out, [(radius, radius) if a == axis else (0, 0) for a in range(2)], mode="edge")
-        n = out.shape[axis]
-        out = sum(w * np.take(p, np.arange(k, k + n), axis=axis) for k, w in enumerate(taps))
+        out = sum(w * tap for w, tap in zip(taps, shifted(out, axis, radius), strict=True))
     return out
 
 
