@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from reggan_plugin.align import Matrix, invert_affine, sample, sample_planes, warp_planes_from_crop
-from reggan_plugin.grain import GRAIN_RADIUS, degrained, grain_level
+from reggan_plugin.grain import GRAIN_REACH, degrained, grain_level
 
 # Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
@@ -181,7 +181,7 @@ def paste_back(
             ys = np.broadcast_to(np.arange(roi[0].start, roi[0].stop, dtype=np.float32)[:, None], sel.shape)[sel]
             xs = np.broadcast_to(np.arange(roi[1].start, roi[1].stop, dtype=np.float32)[None, :], sel.shape)[sel]
             # the structure moves, the grain stays (reggan_plugin.grain), over the region the motion reads
-            reach = int(np.ceil(max(np.abs(sx).max(), np.abs(sy).max()))) + 2 * GRAIN_RADIUS + 2
+            reach = int(np.ceil(max(np.abs(sx).max(), np.abs(sy).max()))) + GRAIN_REACH + 1
             y0, x0 = max(roi[0].start - reach, 0), max(roi[1].start - reach, 0)
             area = frame[y0 : roi[0].stop + reach, x0 : roi[1].stop + reach]
             smooth = degrained(area, grain_level(frame[roi]))  # measured on the face: the same however far the
@@ -189,8 +189,9 @@ def paste_back(
             if smooth is area:  # a clean picture moves as it is
                 base = sample_planes(frame, xs + sx, ys + sy)
             else:
-                base = sample_planes(smooth, xs - x0 + sx, ys - y0 + sy)
-                base += (area - smooth)[ys.astype(np.intp) - y0, xs.astype(np.intp) - x0].T
+                iy, ix = ys.astype(np.intp) - y0, xs.astype(np.intp) - x0
+                # the frame's own pixel plus how its structure moved: exactly the frame where nothing moves
+                base = sample_planes(smooth, xs - x0 + sx, ys - y0 + sy) - smooth[iy, ix].T + area[iy, ix].T
         for c in range(3):  # channel by channel: see align._bilinear
             base[c] += weight * planes[c][sel]
             region[..., c][sel] = np.clip(base[c], 0.0, 1.0)

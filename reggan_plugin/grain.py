@@ -1,4 +1,4 @@
-"""Structure and grain of a picture: an edge-preserving smooth (a self-guided filter, He et al. 2010) and the rest.
+"""Structure and grain of a picture: a non-local mean (Buades et al. 2005) and the rest.
 
 Paste-back moves the frame by the model's motion. Moving every pixel would move the picture's grain with the
 face: render noise, sensor noise and the finest texture, which belong to the image, not to the surface, and
@@ -9,25 +9,26 @@ face's own and moves with it. A path tracer's fireflies (``despeckled``) go befo
 contrast threshold, they would count as structure and move with the face. A JPEG's 8x8 blocks are grain too
 (``grain_level``): they belong to the grid of the file, and moved with the face they drew their edges into the edit
 (JPEG quality 50 cost angry and sad 0.4-0.6 dB more with them moved). What counts as grain scales with the noise
-measured (``degrained``): at sigma 10 a fixed contrast threshold kept half the noise in the structure, and the lips
-moved it along. Measured where it is strongest (``grain_level``): a path tracer's noise is mostly luma, which the
-chroma level, the one that tells grain from detail, underrates. The network, too, sees a grainy crop without its
-grain (``ExpressionRenderer.prepare_image``): fed grain, it paints it back as coloured speckle. Arrays: HxWxC
-float32, any range; box filters by cumulative sums, O(pixels) per call.
+measured (``degrained``), measured where it is strongest (``grain_level``): a path tracer's noise is mostly luma,
+which the chroma level, the one that tells grain from detail, underrates. Whatever grain the structure keeps moves
+with the face, so the split averages each pixel with the pixels around it whose neighbourhoods look alike
+(``nonlocal_mean``): flat skin loses most of its noise, an edge averages only along itself. The network, too, sees
+a grainy crop without its grain (``ExpressionRenderer.prepare_image``): fed grain, it paints it back as coloured
+speckle. Arrays: HxWxC float32, any range.
 """
 from __future__ import annotations
 
 import numpy as np
 
-GRAIN_RADIUS = 1  # pixels of the frame: grain is a pixel-scale thing whatever the face size. A 3x3 window keeps the
-# structure's edges where they are (a 5x5 one lost 0.1-0.25 dB of the edit under render noise of sigma 3-10); it
-# leaves a little more noise in the structure that moves, so on a still, noisy shot the edit varies a little more
-# from frame to frame (docs/TEMPORAL.md)
+SEARCH_RADIUS = 2  # px of the picture: a pixel is averaged with those of its 5 x 5 window (grain is a pixel-scale
+# thing whatever the face size; a 7 x 7 window was no better under render noise and slower)
+STRENGTH = 2.8  # noise stds: how unlike two 3 x 3 patches may be and still be averaged (``nonlocal_mean``). Sigma 10
+# noise was best taken out at 2-2.8, a 4-sample render's (heavy-tailed, so underrated by ``noise_levels``) at 2.8-4
+GRAIN_REACH = SEARCH_RADIUS + 2  # px: how far from a pixel the picture decides its structure (``degrained``): the
+# window, the patch, the firefly median
 FIREFLY_STDS = 4.0  # a pixel this many noise stds from its neighbourhood's median is a firefly (Gaussian noise: 1 in
 # 16000). On renders of 4 and 16 samples without a denoiser, taking them out first gained angry's edit 1.2 and
 # 0.25 dB; under Gaussian noise of sigma 10 it cost 0.1
-GRAIN_EPS = 0.04**2  # local variance (sRGB [0, 1]) below which detail counts as grain: about 10 levels of std
-GRAIN_STDS = 6.0  # on a grainy picture, contrast within this many noise stds (``grain_level``) is grain too
 NOISE_FLOOR = 1.5 / 255  # chroma noise (``noise_level``) from which a picture counts as grainy: clean renders and
 # photos measure 0.2-0.8 levels, renders with noise of sigma 3 levels 3.0 (JPEG photos keep their chroma smooth)
 BLOCKY = 1.3  # ``blockiness`` from which a picture's blocks count as grain: clean renders and the London photos
@@ -57,18 +58,6 @@ def shifted(img: np.ndarray, axis: int, radius: int) -> list[np.ndarray]:
 
 
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
-
-
-def _box_mean(img: np.ndarray, radius: int) -> np.ndarray:
-    """Mean over a (2r+1)^2 window, edge-replicated, HxWxC."""
-    k = 2 * radius + 1
-    padded = np.pad(img, ((radius + 1, radius), (radius + 1, radius), (0, 0)), mode="edge")
-    padded[0, :] = 0
-    padded[:, 0] = 0
-    s = padded.cumsum(0, dtype=np.float64).cumsum(1)
-    h, w = img.shape[:2]
-    total = s[k:k + h, k:k + w] - s[:h, k:k + w] - s[k:k + h, :w] + s[:h, :w]
-    return (total / (k * k)).astype(np.float32)
 
 
 def noise_levels(img: np.ndarray) -> tuple[float, float]:
@@ -134,14 +123,43 @@ def grain_level(img: np.ndarray, *, blocks: bool = True) -> float:
     return NOISE_FLOOR if blocks and blockiness(img) >= BLOCKY else chroma
 
 
-def structure(img: np.ndarray, radius: int = GRAIN_RADIUS, eps: float = GRAIN_EPS) -> np.ndarray:
-    """The edge-preserving smooth of HxWxC ``img`` (each channel guided by itself)."""
+def nonlocal_mean(img: np.ndarray, level: float) -> np.ndarray:
+    """HxWxC ``img``, each pixel the weighted mean of the pixels of its (2 SEARCH_RADIUS + 1)^2 window, a pixel's
+    weight falling with how unlike its 3 x 3 patch is to the centre's beyond what noise of std ``level`` makes
+    (``STRENGTH``). Each pair of pixels is weighed once for both (the distance is symmetric); edges repeated.
+    Written out in numpy: about 0.45 s of CPU per million pixels."""
     x = np.asarray(img, np.float32)
-    mean = _box_mean(x, radius)
-    var = _box_mean(x * x, radius) - mean * mean
-    a = var / (var + eps)
-    b = mean - a * mean
-    return _box_mean(a, radius) * x + _box_mean(b, radius)
+    h, w, channels = x.shape
+    m = SEARCH_RADIUS + 1  # the window and the patch
+    p = np.pad(x, ((m, m), (m, m), (0, 0)), mode="edge")
+    rows, cols = p.shape[:2]
+    acc, total = p.copy(), np.ones((rows, cols), np.float32)
+    n = 9 * channels  # squared differences in a patch
+    expected = np.float32(2 * n * level * level)  # what noise alone gives two patches of the same surface
+    scale = np.float32(-1 / (n * (STRENGTH * level) ** 2))
+    for dy in range(SEARCH_RADIUS + 1):
+        for dx in range(-SEARCH_RADIUS, SEARCH_RADIUS + 1):
+            if dy == 0 and dx <= 0:  # each pair once: (i, i + o) stands for (i + o, i) too
+                continue
+            c0, c1 = max(0, -dx), cols - max(0, dx)
+            diff = p[: rows - dy, c0:c1] - p[dy:, c0 + dx : c1 + dx]
+            d = diff[..., 0] * diff[..., 0]
+            for c in range(1, channels):
+                d += diff[..., c] * diff[..., c]
+            d = d[:-2] + d[1:-1] + d[2:]  # over the 3 x 3 patch
+            d = d[:, :-2] + d[:, 1:-1] + d[:, 2:]
+            d -= expected
+            np.maximum(d, 0, out=d)
+            d *= scale
+            weight = np.exp(d)  # of the pair centred at a = (1 + i) and b = a + o
+            a = (slice(1, 1 + weight.shape[0]), slice(c0 + 1, c0 + 1 + weight.shape[1]))
+            b = (slice(1 + dy, 1 + dy + weight.shape[0]), slice(c0 + 1 + dx, c0 + 1 + dx + weight.shape[1]))
+            total[a] += weight
+            total[b] += weight
+            for c in range(channels):
+                acc[(*a, c)] += weight * p[(*b, c)]
+                acc[(*b, c)] += weight * p[(*a, c)]
+    return acc[m : m + h, m : m + w] / total[m : m + h, m : m + w, None]
 
 
 def despeckled(img: np.ndarray, level: float) -> np.ndarray:
@@ -158,11 +176,10 @@ def despeckled(img: np.ndarray, level: float) -> np.ndarray:
 
 
 def degrained(img: np.ndarray, level: float | None = None) -> np.ndarray:
-    """``img``'s structure when it is grainy (``grain_level`` >= NOISE_FLOOR; fireflies taken out, ``despeckled``,
-    and contrast within GRAIN_STDS noise stds counts as grain), else ``img`` itself: a clean picture's finest detail
-    is its own. ``level``: the noise level measured elsewhere (default: ``grain_level`` of ``img``, blocks not
-    judged)."""
+    """``img``'s structure when it is grainy (``grain_level`` >= NOISE_FLOOR: fireflies taken out, ``despeckled``,
+    then the ``nonlocal_mean`` at that noise level), else ``img`` itself: a clean picture's finest detail is its own.
+    ``level``: the noise level measured elsewhere (default: ``grain_level`` of ``img``, blocks not judged)."""
     level = grain_level(img, blocks=False) if level is None else level
     if level < NOISE_FLOOR:
         return img
-    return structure(despeckled(img, level), eps=max(GRAIN_EPS, (GRAIN_STDS * level) ** 2))
+    return nonlocal_mean(despeckled(img, level), level)

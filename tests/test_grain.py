@@ -4,23 +4,46 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reggan_plugin.grain import LUMA, luma, structure
+from reggan_plugin.grain import LUMA, NOISE_FLOOR, STRENGTH, luma, nonlocal_mean
 
 
-def test_structure_keeps_edges_and_drops_grain() -> None:
+def test_nonlocal_mean_keeps_edges_and_drops_grain() -> None:
     rng = np.random.default_rng(0)
     step = np.zeros((40, 40, 3), np.float32)
     step[:, 20:] = 0.6  # an edge far above the grain's contrast
     noise = rng.normal(0, 4 / 255, step.shape).astype(np.float32)
-    smooth = structure(step + noise)
+    smooth = nonlocal_mean(step + noise, 4 / 255)
     assert np.abs(smooth - step)[:, :17].std() < 0.5 * noise.std()  # flat areas: the grain is gone
-    assert np.abs(smooth[:, 23:] - 0.6).mean() < 0.01  # the edge is kept where it is
-    assert smooth[:, 19].mean() < 0.2 and smooth[:, 20].mean() > 0.4
+    assert np.abs(smooth[:, 21:] - 0.6).mean() < 0.01  # the edge is kept where it is
+    assert smooth[:, 19].mean() < 0.05 and smooth[:, 20].mean() > 0.55
 
 
 def test_a_flat_picture_is_its_own_structure() -> None:
     flat = np.full((16, 24, 3), 0.3, np.float32)
-    np.testing.assert_allclose(structure(flat), flat, atol=1e-6)
+    np.testing.assert_allclose(nonlocal_mean(flat, 3 / 255), flat, atol=1e-6)
+
+
+def test_nonlocal_mean_weighs_each_pair_once_as_a_pixel_by_pixel_mean_would() -> None:
+    """The pairwise loop against the definition: every pixel, every neighbour of its window, edges repeated."""
+    from reggan_plugin.grain import SEARCH_RADIUS
+
+    rng = np.random.default_rng(4)
+    img = (rng.random((11, 9, 3)) * 0.3 + np.arange(9)[None, :, None] * 0.05).astype(np.float32)
+    level = 0.05
+    s, m = SEARCH_RADIUS, SEARCH_RADIUS + 1
+    p = np.pad(img, ((m, m), (m, m), (0, 0)), mode="edge").astype(np.float64)
+    want = np.zeros_like(img, dtype=np.float64)
+    for i in range(img.shape[0]):
+        for j in range(img.shape[1]):
+            y, x = i + m, j + m
+            num, den = 0.0, 0.0
+            for dy in range(-s, s + 1):
+                for dx in range(-s, s + 1):
+                    d = ((p[y - 1 : y + 2, x - 1 : x + 2] - p[y + dy - 1 : y + dy + 2, x + dx - 1 : x + dx + 2]) ** 2).sum()
+                    w = np.exp(-max(d - 2 * 27 * level**2, 0) / (27 * (STRENGTH * level) ** 2))
+                    num, den = num + w * p[y + dy, x + dx], den + w
+            want[i, j] = num / den
+    np.testing.assert_allclose(nonlocal_mean(img, level), want, atol=1e-5)
 
 
 def test_noise_level_tells_grainy_pictures_from_clean_ones() -> None:
@@ -58,8 +81,8 @@ def test_degrained_scales_with_the_noise_and_leaves_clean_pictures_alone() -> No
     face = np.stack([0.5 + 0.003 * xx, 0.4 + 0.002 * yy, 0.3 + 0.2 * (xx > 30)], axis=2)
     assert degrained(face) is face  # a clean picture's finest detail is its own
     noisy = face + np.random.default_rng(0).normal(0, 10 / 255, face.shape).astype(np.float32)
-    # sigma 10 noise is about the fixed grain contrast: a fixed eps keeps much of it, the noise-scaled one does not
-    fixed, scaled = np.abs(structure(noisy) - face).mean(), np.abs(degrained(noisy) - face).mean()
+    # split at the level measured, sigma 10 noise goes; split as if it were a clean picture's, much of it stays
+    fixed, scaled = np.abs(nonlocal_mean(noisy, NOISE_FLOOR) - face).mean(), np.abs(degrained(noisy) - face).mean()
     assert scaled < 0.6 * fixed
     assert np.abs(degrained(noisy)[:, 34:, 2] - 0.5).mean() < 0.02  # the edge is still where it was
 
