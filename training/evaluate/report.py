@@ -37,6 +37,15 @@ COLUMNS = (
 )
 
 
+def shown_path(path: str) -> str:
+    """``path`` relative to the working directory when it lies inside it (a report names the model by its place in
+    the repository, not on one machine)."""
+    try:
+        return str(Path(path).resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return path
+
+
 def _fmt(value: float | None, pattern: str) -> str:
     return "n/a" if value is None else pattern.format(value)
 
@@ -72,7 +81,7 @@ def markdown(result: EvalResult) -> str:
     lines = [
         "# Evaluation report",
         "",
-        f"- Model: `{result.model_path}` (sha256 {result.model_sha256[:16]}...), backend {result.backend}",
+        f"- Model: `{shown_path(result.model_path)}` (sha256 {result.model_sha256[:16]}...), backend {result.backend}",
         f"- Data: `{c.data}` ({result.layout} layout, split {c.split}, {len(result.cases)} pairs"
         + (f", at most {c.limit} per expression" if c.limit else "") + f"), intensity {c.intensity}",
         f"- Faces: 5 points from {'landmark files (detector where missing)' if c.locate == 'landmarks' else 'the runtime detector'}; "
@@ -111,7 +120,7 @@ def as_json(result: EvalResult) -> dict:
     config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(result.config).items()}
     return {
         "config": config,
-        "model": {"path": result.model_path, "sha256": result.model_sha256, "expressions": list(result.model_expressions)},
+        "model": {"path": shown_path(result.model_path), "sha256": result.model_sha256, "expressions": list(result.model_expressions)},
         "backend": result.backend,
         "layout": result.layout,
         "rows": {r: ROW_TITLES[r] for r in result.rows},

@@ -33,6 +33,7 @@ from .cases import Cropper, EvalCase, SplitChoice, limit_cases, read_rgb, scan_c
 from .expression_judge import ExpressionJudge
 from .identity_judge import IdentityJudge
 from .perturbations import PERTURBATIONS, Perturbation, Perturbed, chroma_speckle, clean, rerendered
+from .report import shown_path
 
 Progress = Callable[[int, int], None]
 WITHIN_CLEAN_DB = 1.0  # the acceptance: within 1 dB of the clean edit ...
@@ -240,15 +241,6 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", signs).strip("_")
 
 
-def _shown(path: str) -> str:
-    """``path`` relative to the working directory when it lies inside it (a report names the model by its place in
-    the repository, not on one machine)."""
-    try:
-        return str(Path(path).resolve().relative_to(Path.cwd()))
-    except ValueError:
-        return path
-
-
 def _plain(value: object) -> object:
     """A config value as JSON holds it: paths (alone or in a tuple) as strings."""
     if isinstance(value, Path):
@@ -264,7 +256,7 @@ def write_robustness(result: RobustnessResult, out: Path) -> list[Path]:
     md = out / "robustness.md"
     write_bytes(md, markdown(result).encode())
     config = {k: _plain(v) for k, v in asdict(result.config).items()}
-    doc = {"config": config, "model": _shown(result.model_path), "model_sha256": result.model_sha256,
+    doc = {"config": config, "model": shown_path(result.model_path), "model_sha256": result.model_sha256,
            "values": result.values, "ok": verdicts(result)}
     js = out / "robustness.json"
     write_bytes(js, json.dumps(doc, indent=1).encode())
