@@ -212,3 +212,38 @@ def test_motion_moves_a_face_but_not_its_render_noise() -> None:
     clean, noisy = edit(frame), edit(np.clip(frame + noise, 0, 1))
     moved_noise = float(np.std(noise[..., 0]) * np.sqrt(2))  # what moving every pixel would add to the edit
     assert float(np.std(noisy - clean)) < 0.5 * moved_noise
+
+
+def _noisy_frame() -> np.ndarray:
+    yy, xx = np.mgrid[0:160, 0:200].astype(np.float32)
+    frame = np.stack([0.3 + 0.002 * xx, 0.4 + 0.001 * yy, 0.5 + 0.2 * (xx > 100)], axis=2)
+    noisy = frame + np.random.default_rng(1).normal(0, 6 / 255, frame.shape)
+    return np.clip(noisy, 0, 1).astype(np.float32)
+
+
+def test_a_grainy_frame_that_nothing_moves_comes_back_bit_identical() -> None:
+    # all grain: a float sum of structure and grain that does not give back each pixel's own bits would show here
+    frame = np.random.default_rng(2).random((160, 200, 3), dtype=np.float32)
+    m, mask = _face_matrix(), blend.feather_mask(SIZE)
+    crop = align.warp_to_crop(frame, m, SIZE)
+    new, fmask = blend.paste_back(frame, crop, crop.copy(), m, mask, motion=np.zeros((SIZE, SIZE, 2), np.float32))
+    assert (fmask > 0).sum() > 500
+    np.testing.assert_array_equal(new, frame)
+
+
+def test_a_grainy_face_pastes_the_same_into_a_region_of_the_frame_as_into_the_whole_frame() -> None:
+    """The renderer pastes into the face's region of the frame: the grain split must not see where the region ends."""
+    frame, m, mask = _noisy_frame(), _face_matrix(), blend.feather_mask(SIZE)
+    shift = np.array([2.5, -1.5])
+    motion = np.broadcast_to((m[:, :2] @ shift).astype(np.float32), (SIZE, SIZE, 2))
+    crop = align.warp_to_crop(frame, m, SIZE)
+    gy, gx = np.mgrid[0:SIZE, 0:SIZE]
+    moved = align.sample(crop, gx + motion[..., 0], gy + motion[..., 1])
+    whole, fmask = blend.paste_back(frame, crop, moved, m, mask, motion=motion, colour_match=False)
+    ys, xs = np.nonzero(fmask)
+    top, left = ys.min() - 8, xs.min() - 8  # the region the renderer would take: the mask's box and a margin
+    region = frame[top : ys.max() + 9, left : xs.max() + 9]
+    local = m.copy()
+    local[:, 2] += m[:, 0] * left + m[:, 1] * top  # the same map from the region's pixels
+    part, _ = blend.paste_back(region, crop, moved, local, mask, motion=motion, colour_match=False)
+    np.testing.assert_allclose(part, whole[top : ys.max() + 9, left : xs.max() + 9], atol=1e-6)
