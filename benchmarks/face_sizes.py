@@ -3,6 +3,8 @@
 The frames are the sample avatar render (samples/frames, with its landmarks in samples/faces.json) scaled so
 that its face box is the wanted height and placed in the middle of a smooth 1080p or 4K backdrop, saved as RGBA
 PNG: a real face, so the detector inside the box, the motion and the mask do what they do on users' frames.
+One more case is the 640 px face in 1080p under render noise of sigma ``GRAINY_SIGMA`` (a low-sample render):
+paste-back splits such a frame into structure and grain (``reggan_plugin.grain``), work a clean frame skips.
 """
 from __future__ import annotations
 
@@ -21,6 +23,8 @@ SAMPLE_FRAME = REPO / "samples" / "frames" / "shot_0001.png"
 SAMPLE_FACES = REPO / "samples" / "faces.json"
 FACE_SIZES = (128, 270, 640, 1000)
 FRAME_SIZES = ((1920, 1080), (3840, 2160))
+GRAINY_SIGMA = 6.0  # levels of Gaussian noise on the grainy case's frame
+FAINT_SIGMA = 0.8  # levels: a clean render's faint noise
 STEPS = ("decode", "locate", "align", "network", "paste", "compose", "encode")
 STEP_NOTES = {
     "decode": "PNG file -> pixels (`imageio.read_image`)",
@@ -39,14 +43,21 @@ class SizeCase:
     height: int
     face: int
     ms: dict[str, float]  # CPU ms per step (all threads of the process)
+    noise: float = FAINT_SIGMA  # levels of Gaussian noise on the frame
+
+    @property
+    def grainy(self) -> bool:
+        return self.noise > FAINT_SIGMA
 
     @property
     def total(self) -> float:
         return sum(self.ms.values())
 
 
-def face_frame(width: int, height: int, face_px: int, seed: int = 0) -> tuple[np.ndarray, tuple[float, float, float, float]]:
-    """(RGBA uint8 frame, the face's box x, y, w, h): the sample render scaled to a `face_px`-tall face box."""
+def face_frame(width: int, height: int, face_px: int, seed: int = 0,
+               noise: float = FAINT_SIGMA) -> tuple[np.ndarray, tuple[float, float, float, float]]:
+    """(RGBA uint8 frame, the face's box x, y, w, h): the sample render scaled to a `face_px`-tall face box, with
+    Gaussian noise of std `noise` levels."""
     from PIL import Image
 
     from reggan_plugin.faces import box_from_landmarks
@@ -62,15 +73,16 @@ def face_frame(width: int, height: int, face_px: int, seed: int = 0) -> tuple[np
     ox, oy = int(width / 2 - (bx + bw / 2) * scale), int(height / 2 - (by + bh / 2) * scale)
     rows, cols = slice(max(oy, 0), min(oy + side, height)), slice(max(ox, 0), min(ox + side, width))
     frame[rows, cols] = big[rows.start - oy : rows.stop - oy, cols.start - ox : cols.stop - ox]
-    frame += np.random.default_rng(seed).normal(0, 0.8, frame.shape).astype(np.float32)  # a render's faint noise
+    frame += np.random.default_rng(seed).normal(0, noise, frame.shape).astype(np.float32)
     rgba = np.concatenate([frame, np.full((height, width, 1), 255, np.float32)], -1)
     return np.clip(rgba, 0, 255).astype(np.uint8), (bx * scale + ox, by * scale + oy, bw * scale, bh * scale)
 
 
-def write_face_frame(path: Path, width: int, height: int, face_px: int, seed: int = 0) -> tuple[float, float, float, float]:
+def write_face_frame(path: Path, width: int, height: int, face_px: int, seed: int = 0,
+                     noise: float = FAINT_SIGMA) -> tuple[float, float, float, float]:
     from PIL import Image
 
-    pixels, box = face_frame(width, height, face_px, seed)
+    pixels, box = face_frame(width, height, face_px, seed, noise)
     Image.fromarray(pixels, "RGBA").save(path, compress_level=1)
     return box
 
@@ -108,22 +120,26 @@ def step_costs(frame: Path, box: tuple[float, float, float, float], renderer: An
 
 
 def bench_face_sizes(workdir: Path, model_path: Path, *, faces: tuple[int, ...] = FACE_SIZES,
-                     frames: tuple[tuple[int, int], ...] = FRAME_SIZES, repeats: int = 3) -> list[SizeCase]:
-    """Per-step CPU ms of a 1-face frame for every frame size x face height."""
+                     frames: tuple[tuple[int, int], ...] = FRAME_SIZES, repeats: int = 3,
+                     grainy: int | None = 640) -> list[SizeCase]:
+    """Per-step CPU ms of a 1-face frame for every frame size x face height, then of a `grainy` px face (None: none)
+    in the first frame size under render noise of sigma GRAINY_SIGMA."""
     import click
 
     from reggan_plugin.config import InferenceConfig
     from reggan_plugin.renderer import ExpressionRenderer
 
     renderer = ExpressionRenderer(InferenceConfig(model=model_path, backend="cpu", batch=1))
+    runs = [(width, height, face, FAINT_SIGMA) for width, height in frames for face in faces]
+    if grainy is not None:
+        runs.append((*frames[0], grainy, GRAINY_SIGMA))
     cases = []
-    for width, height in frames:
-        for face in faces:
-            click.echo(f"face sizes: {face} px in {width}x{height} ...", err=True)
-            path = workdir / f"face_{width}x{height}_{face}.png"
-            box = write_face_frame(path, width, height, face)
-            cases.append(SizeCase(width, height, face, step_costs(path, box, renderer, repeats)))
-            path.unlink()
+    for width, height, face, noise in runs:
+        click.echo(f"face sizes: {face} px in {width}x{height}, noise sigma {noise} ...", err=True)
+        path = workdir / f"face_{width}x{height}_{face}_{noise}.png"
+        box = write_face_frame(path, width, height, face, noise=noise)
+        cases.append(SizeCase(width, height, face, step_costs(path, box, renderer, repeats), noise))
+        path.unlink()
     return cases
 
 
@@ -131,14 +147,15 @@ def face_size_markdown(cases: list[SizeCase], reference: int = 270) -> list[str]
     """The per-step table (one column per case) and each case's total against the `reference` face in its frame."""
     if not cases:
         return []
-    head = [f"{c.face} px, {'4K' if c.height > 1080 else f'{c.height}p'}" for c in cases]
+    head = [f"{c.face} px, {'4K' if c.height > 1080 else f'{c.height}p'}" + (f", noise sigma {c.noise:g}" if c.grainy else "")
+            for c in cases]
     lines = ["| step | " + " | ".join(head) + " | what it is |", "|---|" + "---|" * len(cases) + "---|"]
     for step in STEPS:
         lines.append(f"| {step} | " + " | ".join(f"{c.ms[step]:.0f}" for c in cases) + f" | {STEP_NOTES[step]} |")
     lines.append("| **total** | " + " | ".join(f"**{c.total:.0f}**" for c in cases) + " | |")
     ratios = []
     for c in cases:
-        ref = next((r for r in cases if r.face == reference and r.height == c.height), None)
+        ref = next((r for r in cases if r.face == reference and r.height == c.height and not r.grainy), None)
         ratios.append(f"{c.total / ref.total:.2f}x" if ref else "")
     lines.append(f"| vs the {reference} px face | " + " | ".join(ratios) + " | |")
     return lines
@@ -146,7 +163,7 @@ def face_size_markdown(cases: list[SizeCase], reference: int = 270) -> list[str]
 
 def size_ratio(cases: list[SizeCase], face: int = 640, reference: int = 270, height: int = 1080) -> float | None:
     """CPU per frame of a `face` px face over that of a `reference` px face, both in frames `height` tall."""
-    by_face = {c.face: c.total for c in cases if c.height == height}
+    by_face = {c.face: c.total for c in cases if c.height == height and not c.grainy}
     if face not in by_face or reference not in by_face:
         return None
     return by_face[face] / by_face[reference]

@@ -126,13 +126,13 @@ def grain_level(img: np.ndarray, *, blocks: bool = True) -> float:
 def nonlocal_mean(img: np.ndarray, level: float) -> np.ndarray:
     """HxWxC ``img``, each pixel the weighted mean of the pixels of its (2 SEARCH_RADIUS + 1)^2 window, a pixel's
     weight falling with how unlike its 3 x 3 patch is to the centre's beyond what noise of std ``level`` makes
-    (``STRENGTH``). Each pair of pixels is weighed once for both (the distance is symmetric); edges repeated.
-    Written out in numpy: about 0.45 s of CPU per million pixels."""
+    (``STRENGTH``). Each pair of pixels is weighed once for both (the distance is symmetric); edges repeated. Worked
+    on channel planes (contiguous rows for every sum): about 0.25 s of CPU per million pixels."""
     x = np.asarray(img, np.float32)
-    h, w, channels = x.shape
+    h, w = x.shape[:2]
     m = SEARCH_RADIUS + 1  # the window and the patch
-    p = np.pad(x, ((m, m), (m, m), (0, 0)), mode="edge")
-    rows, cols = p.shape[:2]
+    p = np.ascontiguousarray(np.pad(x, ((m, m), (m, m), (0, 0)), mode="edge").transpose(2, 0, 1))
+    channels, rows, cols = p.shape
     acc, total = p.copy(), np.ones((rows, cols), np.float32)
     n = 9 * channels  # squared differences in a patch
     expected = np.float32(2 * n * level * level)  # what noise alone gives two patches of the same surface
@@ -142,24 +142,22 @@ def nonlocal_mean(img: np.ndarray, level: float) -> np.ndarray:
             if dy == 0 and dx <= 0:  # each pair once: (i, i + o) stands for (i + o, i) too
                 continue
             c0, c1 = max(0, -dx), cols - max(0, dx)
-            diff = p[: rows - dy, c0:c1] - p[dy:, c0 + dx : c1 + dx]
-            d = diff[..., 0] * diff[..., 0]
-            for c in range(1, channels):
-                d += diff[..., c] * diff[..., c]
+            diff = p[:, : rows - dy, c0:c1] - p[:, dy:, c0 + dx : c1 + dx]
+            diff *= diff
+            d = diff.sum(axis=0)
             d = d[:-2] + d[1:-1] + d[2:]  # over the 3 x 3 patch
             d = d[:, :-2] + d[:, 1:-1] + d[:, 2:]
             d -= expected
             np.maximum(d, 0, out=d)
             d *= scale
             weight = np.exp(d)  # of the pair centred at a = (1 + i) and b = a + o
-            a = (slice(1, 1 + weight.shape[0]), slice(c0 + 1, c0 + 1 + weight.shape[1]))
-            b = (slice(1 + dy, 1 + dy + weight.shape[0]), slice(c0 + 1 + dx, c0 + 1 + dx + weight.shape[1]))
-            total[a] += weight
-            total[b] += weight
-            for c in range(channels):
-                acc[(*a, c)] += weight * p[(*b, c)]
-                acc[(*b, c)] += weight * p[(*a, c)]
-    return acc[m : m + h, m : m + w] / total[m : m + h, m : m + w, None]
+            ay, ax = slice(1, 1 + weight.shape[0]), slice(c0 + 1, c0 + 1 + weight.shape[1])
+            by, bx = slice(1 + dy, 1 + dy + weight.shape[0]), slice(c0 + 1 + dx, c0 + 1 + dx + weight.shape[1])
+            total[ay, ax] += weight
+            total[by, bx] += weight
+            acc[:, ay, ax] += weight * p[:, by, bx]
+            acc[:, by, bx] += weight * p[:, ay, ax]
+    return np.ascontiguousarray((acc[:, m : m + h, m : m + w] / total[m : m + h, m : m + w]).transpose(1, 2, 0))
 
 
 def despeckled(img: np.ndarray, level: float) -> np.ndarray:

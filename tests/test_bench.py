@@ -108,10 +108,15 @@ def test_step_costs_time_every_step_and_the_table_compares_faces(tmp_path):
         box = face_sizes.write_face_frame(path, 320, 240, face)
         cases.append(face_sizes.SizeCase(320, 240, face, face_sizes.step_costs(path, box, renderer, repeats=1)))
     assert all(set(c.ms) == set(face_sizes.STEPS) and all(v >= 0 for v in c.ms.values()) for c in cases)
+    path = tmp_path / "grainy.png"
+    box = face_sizes.write_face_frame(path, 320, 240, 120, noise=face_sizes.GRAINY_SIGMA)
+    cases.append(face_sizes.SizeCase(320, 240, 120, face_sizes.step_costs(path, box, renderer, repeats=1),
+                                     face_sizes.GRAINY_SIGMA))
     assert face_sizes.size_ratio(cases, face=120, reference=60, height=240) == pytest.approx(cases[1].total / cases[0].total)
     table = face_sizes.face_size_markdown(cases, reference=60)
-    assert table[0].startswith("| step | 60 px, 240p | 120 px, 240p |")
+    assert table[0].startswith("| step | 60 px, 240p | 120 px, 240p | 120 px, 240p, noise sigma 6 |")
     assert table[-1].split("|")[2].strip() == "1.00x"
+    assert table[-1].split("|")[4].strip() == f"{cases[2].total / cases[0].total:.2f}x"  # against the clean face
 
 
 def test_memory_trend_tells_growth_from_a_transient():
