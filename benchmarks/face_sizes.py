@@ -3,7 +3,7 @@
 The frames are the sample avatar render (samples/frames, with its landmarks in samples/faces.json) scaled so
 that its face box is the wanted height and placed in the middle of a smooth 1080p or 4K backdrop, saved as RGBA
 PNG: a real face, so the detector inside the box, the motion and the mask do what they do on users' frames.
-One more case is the 640 px face in 1080p under render noise of sigma ``GRAINY_SIGMA`` (a low-sample render):
+One more case is the 640 px face (``FACE_SIZES[2]``) in 1080p under render noise of sigma ``GRAINY_SIGMA`` (a low-sample render):
 paste-back splits such a frame into structure and grain (``reggan_plugin.grain``), work a clean frame skips.
 """
 from __future__ import annotations
@@ -121,7 +121,7 @@ def step_costs(frame: Path, box: tuple[float, float, float, float], renderer: An
 
 def bench_face_sizes(workdir: Path, model_path: Path, *, faces: tuple[int, ...] = FACE_SIZES,
                      frames: tuple[tuple[int, int], ...] = FRAME_SIZES, repeats: int = 3,
-                     grainy: int | None = 640) -> list[SizeCase]:
+                     grainy: int | None = FACE_SIZES[2]) -> list[SizeCase]:
     """Per-step CPU ms of a 1-face frame for every frame size x face height, then of a `grainy` px face (None: none)
     in the first frame size under render noise of sigma GRAINY_SIGMA."""
     import click

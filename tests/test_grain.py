@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reggan_plugin.grain import LUMA, NOISE_FLOOR, STRENGTH, luma, nonlocal_mean
+from reggan_plugin.grain import LUMA, NOISE_FLOOR, SEARCH_RADIUS, STRENGTH, luma, nonlocal_mean
 
 
 def test_nonlocal_mean_keeps_edges_and_drops_grain() -> None:
@@ -25,8 +25,6 @@ def test_a_flat_picture_is_its_own_structure() -> None:
 
 def test_nonlocal_mean_weighs_each_pair_once_as_a_pixel_by_pixel_mean_would() -> None:
     """The pairwise loop against the definition: every pixel, every neighbour of its window, edges repeated."""
-    from reggan_plugin.grain import SEARCH_RADIUS
-
     rng = np.random.default_rng(4)
     img = (rng.random((11, 9, 3)) * 0.3 + np.arange(9)[None, :, None] * 0.05).astype(np.float32)
     level = 0.05

@@ -37,6 +37,15 @@ COLUMNS = (
 )
 
 
+def json_value(value: object) -> object:
+    """A config value as JSON holds it: paths (alone or in a tuple) as strings."""
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple) and any(isinstance(v, Path) for v in value):
+        return [str(v) for v in value]
+    return value
+
+
 def shown_path(path: str) -> str:
     """``path`` relative to the working directory when it lies inside it (a report names the model by its place in
     the repository, not on one machine)."""
@@ -117,7 +126,7 @@ def markdown(result: EvalResult) -> str:
 
 
 def as_json(result: EvalResult) -> dict:
-    config = {k: (str(v) if isinstance(v, Path) else v) for k, v in dataclasses.asdict(result.config).items()}
+    config = {k: json_value(v) for k, v in dataclasses.asdict(result.config).items()}
     return {
         "config": config,
         "model": {"path": shown_path(result.model_path), "sha256": result.model_sha256, "expressions": list(result.model_expressions)},

@@ -33,7 +33,7 @@ from .cases import Cropper, EvalCase, SplitChoice, limit_cases, read_rgb, scan_c
 from .expression_judge import ExpressionJudge
 from .identity_judge import IdentityJudge
 from .perturbations import PERTURBATIONS, Perturbation, Perturbed, chroma_speckle, clean, rerendered
-from .report import shown_path
+from .report import json_value, shown_path
 
 Progress = Callable[[int, int], None]
 WITHIN_CLEAN_DB = 1.0  # the acceptance: within 1 dB of the clean edit ...
@@ -241,21 +241,12 @@ def _slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", signs).strip("_")
 
 
-def _plain(value: object) -> object:
-    """A config value as JSON holds it: paths (alone or in a tuple) as strings."""
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, tuple) and any(isinstance(v, Path) for v in value):
-        return [str(v) for v in value]
-    return value
-
-
 def write_robustness(result: RobustnessResult, out: Path) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     written = []
     md = out / "robustness.md"
     write_bytes(md, markdown(result).encode())
-    config = {k: _plain(v) for k, v in asdict(result.config).items()}
+    config = {k: json_value(v) for k, v in asdict(result.config).items()}
     doc = {"config": config, "model": shown_path(result.model_path), "model_sha256": result.model_sha256,
            "values": result.values, "ok": verdicts(result)}
     js = out / "robustness.json"
