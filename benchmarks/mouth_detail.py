@@ -18,6 +18,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from reggan_plugin.grain import luma
+
 FRAME = (1920, 1080)
 REGIONS = ("mouth", "cheek", "eyes")
 
@@ -50,8 +52,7 @@ def detail_ratios(frame: np.ndarray, renderer, detector, expression: str) -> tup
     boxes = {"mouth": ((lm[3] + lm[4]) / 2, (0.7, 0.35)),
              "cheek": (lm[3] + np.array([-0.35 * iod, -0.4 * iod]), (0.2, 0.2)),
              "eyes": ((lm[0] + lm[1]) / 2, (0.8, 0.2))}
-    luma = np.array([0.299, 0.587, 0.114])
-    before, after = frame.astype(np.float64) @ luma, out.astype(np.float64) @ luma
+    before, after = luma(frame), luma(out)
     ratios = {}
     for name, (centre, (hw, hh)) in boxes.items():
         x, y, w, h = int(centre[0]), int(centre[1]), int(hw * iod), int(hh * iod)

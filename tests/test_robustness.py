@@ -130,7 +130,7 @@ def test_chroma_speckle_sees_colour_noise_not_grey_or_smooth_edits() -> None:
     smooth = np.zeros((64, 64, 3))
     smooth[..., 0] = np.linspace(0, 10, 64)[None, :]
     speckle = rng.normal(0, 5, (64, 64, 3))
-    assert chroma_speckle(grey, clean, clean, region) < 1e-9
+    assert chroma_speckle(grey, clean, clean, region) < 1e-5  # float32 luma's rounding alone
     assert chroma_speckle(smooth, clean, clean, region) < 0.2
     assert chroma_speckle(speckle, clean, clean, region) > 3.0
     changed = clean.copy()

@@ -27,6 +27,7 @@ import numpy as np
 from PIL import Image
 
 from reggan_plugin.faces import Face, box_from_landmarks
+from reggan_plugin.grain import luma
 
 
 @dataclass(frozen=True)
@@ -222,8 +223,8 @@ def chroma_speckle(edit: np.ndarray, clean: np.ndarray, target: np.ndarray, regi
     """Colour speckle of an edit, in levels: the RMS of the edit's high-pass chroma (Cb, Cr minus their 5x5 mean)
     over the pixels of ``region`` where the true target does not change (|target - clean| < 3 levels)."""
     e = edit[region].astype(np.float64)
-    luma = e @ np.array([0.299, 0.587, 0.114])
-    chroma = np.stack([e[..., 2] - luma, e[..., 0] - luma], axis=-1)
+    grey = luma(e)
+    chroma = np.stack([e[..., 2] - grey, e[..., 0] - grey], axis=-1)
     pad = np.pad(chroma, ((2, 2), (2, 2), (0, 0)), mode="edge")
     mean = sum(pad[dy : dy + chroma.shape[0], dx : dx + chroma.shape[1]] for dy in range(5) for dx in range(5)) / 25.0
     still = np.abs(target[region].astype(np.float64) - clean[region].astype(np.float64)).max(axis=-1) < 3.0
