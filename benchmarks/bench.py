@@ -177,7 +177,8 @@ def render_markdown(report: Report, r: dict) -> str:
               "CPU is process time over every thread (onnxruntime runs the network on all cores), best of 5 after a "
               "warm-up. Decode, network and encode do not depend on the face; locate, align, paste and compose read "
               "or write the face's region of the frame, so they grow with it. The last column is a grainy frame (a "
-              "low-sample render): paste-back splits its region into structure and grain, which a clean frame skips."]
+              "low-sample render): aligning and paste-back each split its region into structure and grain, which a clean "
+              "frame skips."]
     lines += ["", "## Measurements", "", "![faces per second](benchmarks.png)", "",
               "| | case | rate | unit | ms per item | vs (a) | notes |", "|---|---|---|---|---|---|---|"]
     for row in report.rows:

@@ -4,7 +4,8 @@ The frames are the sample avatar render (samples/frames, with its landmarks in s
 that its face box is the wanted height and placed in the middle of a smooth 1080p or 4K backdrop, saved as RGBA
 PNG: a real face, so the detector inside the box, the motion and the mask do what they do on users' frames.
 One more case is the 640 px face (``FACE_SIZES[2]``) in 1080p under render noise of sigma ``GRAINY_SIGMA`` (a low-sample render):
-paste-back splits such a frame into structure and grain (``reggan_plugin.grain``), work a clean frame skips.
+aligning and paste-back each split such a frame's region into structure and grain (``reggan_plugin.grain``), work a
+clean frame skips.
 """
 from __future__ import annotations
 
@@ -29,7 +30,7 @@ STEPS = ("decode", "locate", "align", "network", "paste", "compose", "encode")
 STEP_NOTES = {
     "decode": "PNG file -> pixels (`imageio.read_image`)",
     "locate": "the face inside the given box (BlazeFace on a few windows around it, its points registered)",
-    "align": "the face's region to network colour, resampled into the model's crop",
+    "align": "the face's region to network colour (its structure when grainy), resampled into the model's crop",
     "network": "the model on one crop (onnxruntime, its default threads)",
     "paste": "the region to network colour again, then motion, painted difference and mask back at its resolution",
     "compose": "the region written into a copy of the frame in its own format",

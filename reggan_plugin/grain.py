@@ -13,8 +13,8 @@ measured (``degrained``), measured where it is strongest (``grain_level``): a pa
 which the chroma level, the one that tells grain from detail, underrates. Whatever grain the structure keeps moves
 with the face, so the split averages each pixel with the pixels around it whose neighbourhoods look alike
 (``nonlocal_mean``): flat skin loses most of its noise, an edge averages only along itself. The network, too, sees
-a grainy crop without its grain (``ExpressionRenderer.prepare_image``): fed grain, it paints it back as coloured
-speckle. Arrays: HxWxC float32, any range.
+a grainy region's structure (``ExpressionRenderer.prepare_image``): fed grain, it paints it back as coloured speckle
+and smear. Arrays: HxWxC float32, any range.
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ from .errors import InputError, RegganError
 from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
-from .grain import degrained
+from .grain import GRAIN_REACH, degrained, grain_level
 from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
 from .preview_graph import derive_preview
 
@@ -46,7 +46,7 @@ class PreparedImage:
     roi: (rows, cols) slices of the picture that alignment reads and paste-back writes; rgb: that region
     as network colour (HxWx3 float32 sRGB [0,1]), or None when dropped while the picture waits (a 4K
     close-up's is 40 MB; `region_rgb` makes it again); matrices: region px -> crop px, one per face; crops:
-    [n,S,S,3] float32 sRGB [0,1].
+    [n,S,S,3] float32 sRGB [0,1], of the region's structure where it is grainy (``reggan_plugin.grain``).
     """
 
     image: ImageData
@@ -70,7 +70,7 @@ def face_region(matrices: Sequence[Matrix], size: int, shape: Sequence[int]) -> 
     for m in matrices:
         ys, xs = crop_roi(m, size, (height, width))
         k = max(1, int(np.floor(1.0 / matrix_scale(m))))  # the prefilter reads up to 2k + 1 px past the crop
-        margin = 2 * k + 2
+        margin = 2 * k + 2 + GRAIN_REACH  # and a grainy region's structure there reads GRAIN_REACH px further
         y0, x0 = min(y0, ys.start - margin), min(x0, xs.start - margin)
         y1, x1 = max(y1, ys.stop + margin), max(x1, xs.stop + margin)
     y0, x0 = max(0, y0), max(0, x0)
@@ -196,9 +196,12 @@ class ExpressionRenderer:
         rgb = to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
         local = [_shift(m, rows, cols) for m in matrices]
         size = self.size
-        # A grainy crop goes to the network without its grain (fed grain, the model paints it back as coloured
-        # speckle); the edit is taken against this same crop, so the frame keeps its own grain.
-        crops = np.stack([degrained(warp_to_crop(rgb, m, size)) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
+        # A grainy region goes to the network as its structure (reggan_plugin.grain), split at the region's own
+        # scale: fed grain, the model paints it back as coloured speckle and smear, and in a crop smaller than the
+        # face the grain falls below what measures as grainy yet still reaches the model. The edit is taken
+        # against this same crop, so the frame keeps its own grain.
+        source = degrained(rgb, grain_level(rgb, blocks=False))
+        crops = np.stack([warp_to_crop(source, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
         return PreparedImage(image, (rows, cols), rgb, local, crops)
 
     def finish_image(self, prepared: PreparedImage, edited: np.ndarray) -> ImageData:

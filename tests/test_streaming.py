@@ -247,8 +247,9 @@ def test_region_processing_equals_whole_frame_processing(renderer):
     from reggan_plugin.align import warp_to_crop
     from reggan_plugin.config import EditConfig
     from reggan_plugin.faces import parse_region
-    from reggan_plugin.grain import degrained
+    from reggan_plugin.grain import degrained, grain_level
     from reggan_plugin.imageio import ImageData, compose_output, to_network_rgb
+    from reggan_plugin.renderer import face_region
 
     pixels = synthetic_frame(300, 400, 4, np.uint8, seed=3)
     image = ImageData(pixels, None, "png", False, {})
@@ -256,7 +257,9 @@ def test_region_processing_equals_whole_frame_processing(renderer):
         faces = [parse_region(b) for b in boxes]
         rgb = to_network_rgb(image)  # the whole-frame way (boxes are hints in both: the same faces)
         matrices = [renderer.crop_matrix(face, rgb.shape) for face in renderer.find_in_boxes(image, faces)]
-        crops = np.stack([degrained(warp_to_crop(rgb, m, renderer.size)) for m in matrices])
+        rows, cols = face_region(matrices, renderer.size, rgb.shape)  # the grain is measured on the faces' region
+        structure = degrained(rgb, grain_level(rgb[rows, cols], blocks=False))
+        crops = np.stack([warp_to_crop(structure, m, renderer.size) for m in matrices])
         new_rgb, mask = renderer.paste(rgb, matrices, crops, renderer.forward(crops, EditConfig()))
         expected = compose_output(image, new_rgb, mask).pixels
         prepared = renderer.prepare_image(image, faces)
@@ -264,6 +267,32 @@ def test_region_processing_equals_whole_frame_processing(renderer):
         np.testing.assert_array_equal(prepared.crops, crops)
         got = renderer.finish_image(prepared, renderer.forward(prepared.crops, EditConfig())).pixels
         np.testing.assert_array_equal(got, expected, err_msg=str(boxes))
+
+
+def test_a_grainy_face_twice_the_crop_reaches_the_network_without_its_grain(renderer):
+    """Downsampled into the crop, render noise measures below what counts as grainy, yet the model would still see
+    it: the crop is taken from the region's structure, split at the region's own scale."""
+    import numpy as np
+
+    from reggan_plugin.align import warp_to_crop
+    from reggan_plugin.faces.region import whole_image_face
+    from reggan_plugin.grain import NOISE_FLOOR, grain_level
+    from reggan_plugin.imageio import ImageData, to_network_rgb
+
+    side = 2 * renderer.size
+    y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
+    face = np.stack([0.6 + 0.2 * x, 0.45 + 0.1 * y, 0.4 + 0.1 * np.sin(6 * x)], -1)
+    face[(x - 0.5) ** 2 + (y - 0.7) ** 2 < 0.01] = [0.6, 0.2, 0.2]  # a mouth: an edge the split must keep
+    noise = np.random.default_rng(0).normal(0, 6 / 255, face.shape)
+    images = [ImageData(np.round(np.clip(p, 0, 1) * 255).astype(np.uint8), None, "png", False, {})
+              for p in (face, face + noise)]
+    faces = [whole_image_face(side, side)]
+    (clean,), (grainy,) = (renderer.prepare_image(image, faces).crops for image in images)
+    m = renderer.crop_matrix(faces[0], (side, side))
+    raw = warp_to_crop(to_network_rgb(images[1]), m, renderer.size)
+    assert grain_level(raw, blocks=False) < NOISE_FLOOR  # the crop alone does not look grainy
+    rms = [float(np.sqrt(((crop - clean) ** 2).mean())) * 255 for crop in (grainy, raw)]
+    assert rms[0] < 0.6 * rms[1]  # (about 1.0 against 1.9 levels)
 
 
 def test_a_crash_in_a_reader_names_the_frame(tmp_path, renderer, monkeypatch):
