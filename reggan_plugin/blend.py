@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 
 from reggan_plugin.align import Matrix, invert_affine, sample, sample_planes, warp_planes_from_crop
-from reggan_plugin.grain import GRAIN_REACH, degrained, grain_level
+from reggan_plugin.grain import GRAIN_REACH, grain_level, moving_structure
 
 # Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
@@ -184,7 +184,7 @@ def paste_back(
             reach = int(np.ceil(max(np.abs(sx).max(), np.abs(sy).max()))) + GRAIN_REACH + 1
             y0, x0 = max(roi[0].start - reach, 0), max(roi[1].start - reach, 0)
             area = frame[y0 : roi[0].stop + reach, x0 : roi[1].stop + reach]
-            smooth = degrained(area, grain_level(frame[roi]))  # measured on the face: the same however far the
+            smooth = moving_structure(area, grain_level(frame[roi]))  # measured on the face: the same however far the
             # frame around it reaches (a region of a frame or the whole frame)
             if smooth is area:  # a clean picture moves as it is
                 base = sample_planes(frame, xs + sx, ys + sy)

@@ -165,9 +165,9 @@ def test_motion_moves_the_frame_at_its_own_resolution() -> None:
     ys, xs = np.nonzero(inside)
     assert len(ys) > 500
     # the frame's structure moves exactly; its grain (pixel-scale detail below the grain contrast) stays put
-    from reggan_plugin.grain import degrained
+    from reggan_plugin.grain import grain_level, moving_structure
 
-    smooth = degrained(frame)
+    smooth = moving_structure(frame, grain_level(frame))
     np.testing.assert_allclose(new[ys, xs], smooth[ys - 2, xs + 3] + (frame - smooth)[ys, xs], atol=1e-4)
     np.testing.assert_array_equal(new[fmask == 0], frame[fmask == 0])
     # the same edit pasted as a difference only approximates the move at the crop's resolution
