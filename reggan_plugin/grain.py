@@ -18,6 +18,8 @@ and smear. Arrays: HxWxC float32, any range.
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
 SEARCH_RADIUS = 2  # px of the picture: a pixel is averaged with those of its 5 x 5 window (grain is a pixel-scale
@@ -40,6 +42,8 @@ BLOCKY = 1.3  # ``blockiness`` from which a picture's blocks count as grain: cle
 # 1.08-1.22, at 75 1.33-1.64, at 50 1.70-2.17
 BLOCKS_MIN_SIDE = 128  # px: a smaller picture (a face of under about 100 px) is not judged for blocks (``blockiness``)
 LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma weights, RGB
+BAND_ROWS = 128  # rows the split works on at a time (``in_bands``): its filters hold a dozen arrays the size of what
+# they work on, over 300 MB for a 4K close-up's face region in one piece, and pictures are split in several threads
 
 
 def luma(img: np.ndarray, weights: np.ndarray = LUMA) -> np.ndarray:
@@ -177,6 +181,22 @@ def despeckled(img: np.ndarray, level: float) -> np.ndarray:
     return np.where(np.abs(x - med) > FIREFLY_STDS * level, med, x)
 
 
+def in_bands(img: np.ndarray, reach: int, work: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """``work`` on HxWxC ``img``, worked BAND_ROWS rows at a time, each band with ``reach`` rows of the picture
+    either side: the same result as in one piece for a filter whose row i reads rows i - reach to i + reach at most
+    (edges repeated), in a fraction of the memory."""
+    x = np.asarray(img, np.float32)
+    h = x.shape[0]
+    if h <= BAND_ROWS + 2 * reach:
+        return work(x)
+    out = np.empty(x.shape, np.float32)
+    for r0 in range(0, h, BAND_ROWS):
+        r1 = min(h, r0 + BAND_ROWS)
+        a, b = max(0, r0 - reach), min(h, r1 + reach)
+        out[r0:r1] = work(x[a:b])[r0 - a : r1 - a]
+    return out
+
+
 def degrained(img: np.ndarray, level: float | None = None) -> np.ndarray:
     """``img``'s structure when it is grainy (``grain_level`` >= NOISE_FLOOR: fireflies taken out, ``despeckled``,
     then the ``nonlocal_mean`` at that noise level), else ``img`` itself: a clean picture's finest detail is its own.
@@ -184,6 +204,11 @@ def degrained(img: np.ndarray, level: float | None = None) -> np.ndarray:
     level = grain_level(img, blocks=False) if level is None else level
     if level < NOISE_FLOOR:
         return img
+    return in_bands(img, SEARCH_RADIUS + 2, lambda band: _structure(band, level))
+
+
+def _structure(img: np.ndarray, level: float) -> np.ndarray:
+    """A grainy ``img``'s structure in one piece: fireflies out, then the non-local mean (row i reads rows i +- 4)."""
     return nonlocal_mean(despeckled(img, level), level)
 
 
@@ -205,5 +230,6 @@ def gaussian_blurred(img: np.ndarray, sigma: float) -> np.ndarray:
 def moving_structure(img: np.ndarray, level: float) -> np.ndarray:
     """What paste-back moves of HxWxC ``img``: ``img`` itself when it is clean (``level`` under NOISE_FLOOR), else its
     structure (``degrained``) less its pixel-scale part (a Gaussian of MOVED_SIGMA px), which stays with the grain."""
-    smooth = degrained(img, level)
-    return img if smooth is img else gaussian_blurred(smooth, MOVED_SIGMA)
+    if level < NOISE_FLOOR:
+        return img
+    return in_bands(img, GRAIN_REACH, lambda band: gaussian_blurred(_structure(band, level), MOVED_SIGMA))

@@ -165,3 +165,19 @@ def test_what_moves_of_a_clean_picture_is_the_picture_and_of_a_grainy_one_less_t
     assert left[1] < 0.3 * left[0] and left[2] < left[1] - 0.05  # about 5.9, 1.2, 1.1: what the structure kept goes too
     flat = np.full((9, 7, 3), 0.25, np.float32)
     np.testing.assert_allclose(gaussian_blurred(flat, 0.5), flat, atol=1e-6)
+
+
+def test_the_split_in_bands_is_the_split_in_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bands keep the split's memory small on large pictures; every pixel must come out as in one piece."""
+    import reggan_plugin.grain as grain
+
+    rng = np.random.default_rng(5)
+    img = np.clip(rng.random((360, 41, 3), dtype=np.float32) * 0.2 + 0.4 + rng.normal(0, 0.05, (360, 41, 3)), 0, 1)
+    img[np.arange(360), np.arange(360) * 7 % 41] = 1.0  # a firefly on every row, the bands' edges too
+    level = grain.grain_level(img)
+    banded = grain.degrained(img, level), grain.moving_structure(img, level)
+    assert grain.BAND_ROWS < 200  # two bands or more
+    monkeypatch.setattr(grain, "BAND_ROWS", 1000)
+    whole = grain.degrained(img, level), grain.moving_structure(img, level)
+    for got, want in zip(banded, whole):
+        np.testing.assert_array_equal(got, want)
