@@ -12,7 +12,8 @@ contrast threshold, they would count as structure and move with the face. A JPEG
 measured (``degrained``), measured where it is strongest (``grain_level``): a path tracer's noise is mostly luma,
 which the chroma level, the one that tells grain from detail, underrates. Whatever grain the structure keeps moves
 with the face, so the split averages each pixel with the pixels around it whose neighbourhoods look alike
-(``nonlocal_mean``): flat skin loses most of its noise, an edge averages only along itself. The network, too, sees
+(``nonlocal_mean``): flat skin loses most of its noise, an edge averages only along itself; and what moves is that
+structure less its pixel-scale part (``moving_structure``), which stays with the grain. The network, too, sees
 a grainy region's structure (``ExpressionRenderer.prepare_image``): fed grain, it paints it back as coloured speckle
 and smear. Arrays: HxWxC float32, any range.
 """
