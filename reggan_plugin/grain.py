@@ -31,8 +31,10 @@ MOVED_SIGMA = 0.5  # px: what moves of a grainy picture is its structure less it
 # The non-local mean leaves some grain in the structure, and whatever it leaves moves with the face: held back this
 # way, edits of renders of 4 and 8 samples without a denoiser, of Gaussian noise of sigma 3-6 and of JPEG 50 gained up
 # to 0.16 dB (sad most, happy -0.01 to 0), sigma 10 -0.02 to +0.09; a 0.7 px Gaussian cost angry 0.13 dB at sigma 10
-GRAIN_REACH = SEARCH_RADIUS + 2 + int(np.ceil(3 * MOVED_SIGMA))  # px: how far from a pixel the picture decides what
-# moves: the window, the patch, the firefly median (``degrained``), then MOVED_SIGMA's Gaussian (``moving_structure``)
+STRUCTURE_REACH = SEARCH_RADIUS + 2  # px: how far from a pixel the picture decides its structure (``degrained``): the
+# window, the patch, the firefly median
+GRAIN_REACH = STRUCTURE_REACH + int(np.ceil(3 * MOVED_SIGMA))  # px: how far from a pixel the picture decides what moves
+# (``moving_structure``): its structure, then MOVED_SIGMA's Gaussian (taps to 3 sigma, ``gaussian_blurred``)
 FIREFLY_STDS = 4.0  # a pixel this many noise stds from its neighbourhood's median is a firefly (Gaussian noise: 1 in
 # 16000). On renders of 4 and 16 samples without a denoiser, taking them out first gained angry's edit 1.2 and
 # 0.25 dB; under Gaussian noise of sigma 10 it cost 0.1
@@ -205,11 +207,12 @@ def degrained(img: np.ndarray, level: float | None = None) -> np.ndarray:
     level = grain_level(img, blocks=False) if level is None else level
     if level < NOISE_FLOOR:
         return img
-    return in_bands(img, SEARCH_RADIUS + 2, lambda band: _structure(band, level))
+    return in_bands(img, STRUCTURE_REACH, lambda band: _structure(band, level))
 
 
 def _structure(img: np.ndarray, level: float) -> np.ndarray:
-    """A grainy ``img``'s structure in one piece: fireflies out, then the non-local mean (row i reads rows i +- 4)."""
+    """A grainy ``img``'s structure in one piece: fireflies out, then the non-local mean (row i reads STRUCTURE_REACH
+    rows either side)."""
     return nonlocal_mean(despeckled(img, level), level)
 
 
