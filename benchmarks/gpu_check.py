@@ -1,5 +1,5 @@
 """Everything a GPU machine should check, in one command: the environment, the GPU tests (the shipped model
-included, fp32 and fp16 parity against the CPU) and the GPU benchmark.
+included, fp32 and fp16 parity against the CPU; the region graphs on the device) and the GPU benchmarks.
 
     python benchmarks/gpu_check.py [--out DIR]      # from the checkout root; DIR gets the logs and BENCHMARKS_GPU.md
 
@@ -41,11 +41,12 @@ def main(argv: list[str] | None = None) -> int:
 
     step("info", [sys.executable, "-m", "reggan_plugin.cli", "info"])
     tests = step("gpu-tests", [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-m", "gpu or tensorrt",
-                               "tests/test_tensorrt.py", "tests/test_backends.py"])
+                               "tests/test_tensorrt.py", "tests/test_backends.py", "tests/test_region_graphs.py"])
     step("fp16-emulation", [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider",
                             "tests/test_backends.py", "-k", "half_precision"])
     step("benchmark", [sys.executable, "benchmarks/gpu_bench.py", "--out", str(args.out / "BENCHMARKS_GPU.md")])
-    print(f"\nlogs and BENCHMARKS_GPU.md in {args.out}; copy the table into docs/BENCHMARKS_GPU.md", flush=True)
+    step("region-graphs", [sys.executable, "benchmarks/region_graphs.py", "--out", str(args.out)])
+    print(f"\nlogs, BENCHMARKS_GPU.md and REGION_GRAPHS.md in {args.out}; copy them into docs/", flush=True)
     return tests
 
 

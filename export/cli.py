@@ -112,3 +112,17 @@ def onnx(checkpoint: Path, out: Path) -> None:
         click.echo(f"wrote {path}")
 
     run_or_exit(go)
+
+
+@export.command("region-graphs")
+@click.option("--out", default=Path(__file__).resolve().parent.parent / "reggan_plugin" / "models", show_default=True,
+              type=click.Path(file_okay=False, path_type=Path), help="Folder to write region_align.onnx and region_paste.onnx.")
+def region_graphs(out: Path) -> None:
+    """Export the region graphs (align and paste-back around the network; reggan_plugin.region_graphs)."""
+    from export.region_graphs import export_region_graphs
+
+    def go() -> None:
+        for path in export_region_graphs(out):
+            click.echo(f"wrote {path}")
+
+    run_or_exit(go)

@@ -157,15 +157,14 @@ def _box_downsample(img: np.ndarray, k: int, *, pad: Literal["edge", "constant"]
     return rows.reshape(hh, ww, k, c).sum(axis=2) / np.float32(k * k)
 
 
-def prefilter(img: np.ndarray, m: Matrix, out_shape: tuple[int, int]) -> tuple[np.ndarray, Matrix]:
-    """Anti-alias a strong downscale: crop ``img`` to what the output sees, mean-pool it by
-    k = floor(1/scale) when the map shrinks by 2x or more, and return the map adjusted to match.
-    Without this, bilinear sampling of a 4K face into a 256 crop would alias."""
+def prefilter_window(m: Matrix, shape: tuple[int, ...], out_shape: tuple[int, int]) -> tuple[int, int, int, int, int]:
+    """The anti-alias plan for a map: (k, x0, y0, x1, y1), the mean-pool factor (1: none) and the part of the
+    picture the output sees. k = floor(1/scale) when the map shrinks by 2x or more."""
     scale = matrix_scale(m)
+    h, w = int(shape[0]), int(shape[1])
     if scale > 0.5:
-        return img, m
+        return 1, 0, 0, w, h
     k = int(np.floor(1.0 / scale))
-    h, w = img.shape[:2]
     oh, ow = out_shape
     corners = np.array([[-0.5, -0.5], [ow - 0.5, -0.5], [-0.5, oh - 0.5], [ow - 0.5, oh - 0.5]])
     src = apply_affine(invert_affine(m), corners)
@@ -173,10 +172,24 @@ def prefilter(img: np.ndarray, m: Matrix, out_shape: tuple[int, int]) -> tuple[n
     y0 = int(np.clip(np.floor(src[:, 1].min()) - 2 * k, 0, h - 1))
     x1 = int(np.clip(np.ceil(src[:, 0].max()) + 2 * k + 1, x0 + 1, w))
     y1 = int(np.clip(np.ceil(src[:, 1].max()) + 2 * k + 1, y0 + 1, h))
-    pooled = _box_downsample(img[y0:y1, x0:x1], k)
+    return k, x0, y0, x1, y1
+
+
+def pooled_matrix(m: Matrix, k: int, x0: int, y0: int) -> Matrix:
+    """``m`` re-based on the k-pooled picture whose pixel (0, 0) averages the k x k block at (x0, y0)."""
     # source x = x0 + k * x' + (k - 1) / 2
     t = np.array([[k, 0.0, x0 + (k - 1) / 2.0], [0.0, k, y0 + (k - 1) / 2.0], [0.0, 0.0, 1.0]])
-    return pooled, np.asarray(m, dtype=np.float64) @ t
+    return np.asarray(m, dtype=np.float64) @ t
+
+
+def prefilter(img: np.ndarray, m: Matrix, out_shape: tuple[int, int]) -> tuple[np.ndarray, Matrix]:
+    """Anti-alias a strong downscale: crop ``img`` to what the output sees, mean-pool it by
+    k = floor(1/scale) when the map shrinks by 2x or more, and return the map adjusted to match.
+    Without this, bilinear sampling of a 4K face into a 256 crop would alias."""
+    k, x0, y0, x1, y1 = prefilter_window(m, img.shape, out_shape)
+    if k == 1:
+        return img, m
+    return _box_downsample(img[y0:y1, x0:x1], k), pooled_matrix(m, k, x0, y0)
 
 
 def _bilinear(img: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, zero_outside: bool) -> np.ndarray:

@@ -100,6 +100,39 @@ def colour_cast(delta: np.ndarray, mask_crop: np.ndarray) -> np.ndarray:
     return np.median(delta[ring], axis=0).astype(np.float32)
 
 
+def crop_planes(
+    crop_in: np.ndarray,
+    crop_out: np.ndarray,
+    mask_crop: np.ndarray,
+    *,
+    motion: np.ndarray | None = None,
+    colour_match: bool = True,
+) -> np.ndarray:
+    """The crop-space half of paste-back: SxSx(4 or 6) float32 planes, the difference to paste (crop_out less the
+    moved crop_in, less its colour cast when ``colour_match``), the mask, and the motion when there is one.
+    Arguments as in `paste_back`."""
+    crop_in = np.asarray(crop_in, dtype=np.float32)
+    crop_out = np.asarray(crop_out, dtype=np.float32)
+    mask_crop = np.asarray(mask_crop, dtype=np.float32)
+    s = mask_crop.shape[0]
+    if crop_in.shape != (s, s, 3) or crop_out.shape != (s, s, 3) or mask_crop.shape != (s, s):
+        raise ValueError(
+            f"crop_in {crop_in.shape}, crop_out {crop_out.shape} and mask {mask_crop.shape} must be SxSx3, SxSx3, SxS"
+        )
+    layers = [mask_crop[..., None]]
+    if motion is not None:
+        motion = np.asarray(motion, dtype=np.float32)
+        if motion.shape != (s, s, 2):
+            raise ValueError(f"motion {motion.shape} must be SxSx2 like the mask {mask_crop.shape}")
+        gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
+        crop_in = sample(crop_in, gx + motion[..., 0], gy + motion[..., 1])
+        layers.append(motion)
+    delta = crop_out - crop_in
+    if colour_match:
+        delta = delta - colour_cast(delta, mask_crop)
+    return np.concatenate([delta, *layers], axis=2)
+
+
 def paste_back(
     frame_rgb: np.ndarray,
     crop_in: np.ndarray,
@@ -111,7 +144,7 @@ def paste_back(
     colour_match: bool = True,
     inplace: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Blend one face's edit back into the frame.
+    """Blend one face's edit back into the frame: `crop_planes`, then `apply_planes`.
 
     Args:
         frame_rgb: HxWx3 float32 sRGB [0, 1] frame (not modified).
@@ -131,36 +164,28 @@ def paste_back(
         bit-identical to ``frame_rgb`` elsewhere. For several faces call again with the returned
         frame and combine masks with ``np.maximum``.
     """
+    planes = crop_planes(crop_in, crop_out, mask_crop, motion=motion, colour_match=colour_match)
+    return apply_planes(frame_rgb, planes, m, inplace=inplace)
+
+
+def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplace: bool = False
+                 ) -> tuple[np.ndarray, np.ndarray]:
+    """The frame-space half of paste-back: `crop_planes`' planes warped into the frame, the frame moved by the
+    motion at its own resolution and the difference added under the mask. Returns ``(new_rgb, frame_mask)``
+    as `paste_back`."""
     frame = np.asarray(frame_rgb, dtype=np.float32)
-    crop_in = np.asarray(crop_in, dtype=np.float32)
-    crop_out = np.asarray(crop_out, dtype=np.float32)
-    mask_crop = np.asarray(mask_crop, dtype=np.float32)
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"frame must be HxWx3, got {frame.shape}")
-    s = mask_crop.shape[0]
-    if crop_in.shape != (s, s, 3) or crop_out.shape != (s, s, 3) or mask_crop.shape != (s, s):
-        raise ValueError(
-            f"crop_in {crop_in.shape}, crop_out {crop_out.shape} and mask {mask_crop.shape} must be SxSx3, SxSx3, SxS"
-        )
-    layers = [mask_crop[..., None]]
-    if motion is not None:
-        motion = np.asarray(motion, dtype=np.float32)
-        if motion.shape != (s, s, 2):
-            raise ValueError(f"motion {motion.shape} must be SxSx2 like the mask {mask_crop.shape}")
-        gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
-        crop_in = sample(crop_in, gx + motion[..., 0], gy + motion[..., 1])
-        layers.append(motion)
-    delta = crop_out - crop_in
-    if colour_match:
-        delta = delta - colour_cast(delta, mask_crop)
+    mask_crop = planes[..., 3]
+    has_motion = planes.shape[-1] == 6
     # One warp for the delta, the mask and the motion together, over the frame region the mask's support
     # covers only (about half the crop's): they count only where the mask is > 0.
     rows, cols = np.nonzero(mask_crop.any(axis=1))[0], np.nonzero(mask_crop.any(axis=0))[0]
     if len(rows) == 0:
         return frame.copy(), np.zeros(frame.shape[:2], np.float32)
     box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    roi, planes = warp_planes_from_crop(np.concatenate([delta, *layers], axis=2), m, frame.shape, box)
-    m_w = planes[3]
+    roi, warped = warp_planes_from_crop(planes, m, frame.shape, box)
+    m_w = warped[3]
     np.clip(m_w, 0.0, 1.0, out=m_w)
 
     new = frame if inplace else frame.copy()
@@ -170,13 +195,13 @@ def paste_back(
     if sel.any():
         region = new[roi]  # a view into new
         weight = m_w[sel]
-        if motion is None:
+        if not has_motion:
             base = np.stack([region[..., c][sel] for c in range(3)])
         else:
             # only where the mask is > 0: crop px -> frame px through the inverse of m's linear part, faded
             # out with the mask, then the frame itself sampled there
             inv = invert_affine(m)[:, :2].astype(np.float32)
-            mx, my = planes[4][sel] * weight, planes[5][sel] * weight
+            mx, my = warped[4][sel] * weight, warped[5][sel] * weight
             sx, sy = inv[0, 0] * mx + inv[0, 1] * my, inv[1, 0] * mx + inv[1, 1] * my
             ys = np.broadcast_to(np.arange(roi[0].start, roi[0].stop, dtype=np.float32)[:, None], sel.shape)[sel]
             xs = np.broadcast_to(np.arange(roi[1].start, roi[1].stop, dtype=np.float32)[None, :], sel.shape)[sel]
@@ -193,6 +218,6 @@ def paste_back(
                 # the frame's own pixel plus how its structure moved: exactly the frame where nothing moves
                 base = sample_planes(smooth, xs - x0 + sx, ys - y0 + sy) - smooth[iy, ix].T + area[iy, ix].T
         for c in range(3):  # channel by channel: see align._bilinear
-            base[c] += weight * planes[c][sel]
+            base[c] += weight * warped[c][sel]
             region[..., c][sel] = np.clip(base[c], 0.0, 1.0)
     return new, frame_mask

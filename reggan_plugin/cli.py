@@ -17,7 +17,16 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import BACKENDS, PRECISIONS, STAGES, EditConfig, InferenceConfig, SequenceConfig, field_default
+from .config import (
+    BACKENDS,
+    PRECISIONS,
+    REGION_GRAPHS,
+    STAGES,
+    EditConfig,
+    InferenceConfig,
+    SequenceConfig,
+    field_default,
+)
 from .errors import NumericalError, RegganError, UsageError
 
 EXIT_FRAMES_FAILED = 1
@@ -152,15 +161,19 @@ def inference_options(func):
                      help="Align on a face box (--region, a faces.json box) as it is. By default a box is a hint: the "
                           "face found inside it gives the landmarks (boxes from other tools are sized and centred "
                           "differently); use this for faces the detector cannot read."),
+        click.option("--region-graphs", type=click.Choice(REGION_GRAPHS), default=field_default(InferenceConfig, "region_graphs"),
+                     show_default=True, help="Align and paste back the face region in onnxruntime beside the network; "
+                                             "auto: where the network runs on a GPU (numpy is faster on the CPU)."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _configs(expression, intensity, model, backend, precision, batch, stage, trust_box) -> tuple[EditConfig, InferenceConfig]:
+def _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs
+             ) -> tuple[EditConfig, InferenceConfig]:
     return EditConfig(expression, intensity), InferenceConfig(model, backend, precision, batch, stage,
-                                                              find_in_box=not trust_box)
+                                                              find_in_box=not trust_box, region_graphs=region_graphs)
 
 
 @main.command()
@@ -176,8 +189,8 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
 @click.option("--skip-existing", is_flag=True, help="Skip frames whose output exists (resume an interrupted batch).")
 @click.option("--smooth", type=FiniteRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
               help="Temporal smoothing of detected faces (0 = off).")
-def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, faces, region, whole_image,
-           shard, skip_existing, smooth) -> None:
+def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs, faces,
+           region, whole_image, shard, skip_existing, smooth) -> None:
     """Apply an expression to every frame in a directory.
 
     Frames keep their format, bit depth and alpha; pixels outside the face are untouched. A bad
@@ -191,7 +204,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     from .renderer import ExpressionRenderer
     from .sequence import Shard, check_out_dir
 
-    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box)
+    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs)
 
     def go():
         seq = SequenceConfig(frames, out, faces, parse_region(region) if region else None, whole_image,
@@ -225,7 +238,8 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
 @inference_options
 @click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels. [default: the whole image]")
 @click.option("--detect", is_flag=True, help="Find the face with the detector instead of using the whole image.")
-def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region, detect) -> None:
+def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs, region,
+            detect) -> None:
     """Apply an expression to one picture: a face texture map or an already-cropped face."""
     from .faces import parse_region
     from .faces.locate import FaceLocator
@@ -233,7 +247,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     from .renderer import ExpressionRenderer
     from .sequence import check_writable_dir
 
-    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box)
+    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs)
 
     def go():
         if Path(out).resolve() == Path(image).resolve():

@@ -20,9 +20,11 @@ def field_default(config: type, name: str) -> Any:
 BackendName = Literal["auto", "cpu", "cuda", "tensorrt"]
 Precision = Literal["fp32", "fp16"]
 Stage = Literal["full", "regression"]
+RegionGraphs = Literal["auto", "on", "off"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 STAGES: tuple[str, ...] = get_args(Stage)
+REGION_GRAPHS: tuple[str, ...] = get_args(RegionGraphs)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,7 @@ class InferenceConfig:
     batch: int = 8  # faces per inference call
     stage: Stage = "full"  # "regression": stage 1 alone, a fast preview
     find_in_box: bool = True  # a face box without landmarks is a hint: align on the face found inside it
+    region_graphs: RegionGraphs = "auto"  # align and paste-back in onnxruntime (reggan_plugin.region_graphs); auto: on a GPU
 
 
 @dataclass(frozen=True)

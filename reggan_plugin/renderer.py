@@ -23,7 +23,7 @@ from .align import (
 )
 from .artifact import ModelArtifact, load_artifact
 from .backends import create_backend
-from .blend import feather_mask, paste_back
+from .blend import apply_planes, crop_planes, feather_mask
 from .config import EditConfig, InferenceConfig
 from .errors import InputError, RegganError
 from .faces import Face
@@ -32,6 +32,7 @@ from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_fac
 from .grain import GRAIN_REACH, degrained, grain_level
 from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
 from .preview_graph import derive_preview
+from .region_graphs import region_ops_for
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +101,7 @@ class ExpressionRenderer:
                             self.artifact.path, exc)
                 self._output, self._motion = "stage1", "stage1_motion"
         self.backend = create_backend(network, inference.backend, precision=inference.precision)
+        self.region_ops = region_ops_for(self.backend, inference.region_graphs)
         self.has_motion = network.has_motion
         self.size = self.artifact.input_size
         template = self.artifact.crop_template
@@ -169,7 +171,9 @@ class ExpressionRenderer:
         mask: np.ndarray | None = None
         for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
-            rgb, face_mask = paste_back(rgb, crop_in, crop_out[..., :3], m, self.mask, motion=motion, inplace=inplace)
+            planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion)
+            paste = self.region_ops.paste if self.region_ops is not None else apply_planes
+            rgb, face_mask = paste(rgb, planes, m, inplace=inplace)
             inplace = True  # from the second face on, rgb is this call's own array
             mask = face_mask if mask is None else np.maximum(mask, face_mask, out=mask)
         return rgb, (np.zeros(rgb.shape[:2], np.float32) if mask is None else mask)
@@ -201,7 +205,8 @@ class ExpressionRenderer:
         # face the grain falls below what measures as grainy yet still reaches the model. The edit is taken
         # against this same crop, so the frame keeps its own grain.
         source = degrained(rgb, grain_level(rgb, blocks=False))
-        crops = np.stack([warp_to_crop(source, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
+        align = self.region_ops.align if self.region_ops is not None else warp_to_crop
+        crops = np.stack([align(source, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
         return PreparedImage(image, (rows, cols), rgb, local, crops)
 
     def finish_image(self, prepared: PreparedImage, edited: np.ndarray) -> ImageData:
