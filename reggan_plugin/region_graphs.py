@@ -75,16 +75,18 @@ class RegionOps:
         if len(rows) == 0:
             return new, mask
         inverse = invert_affine(m)[:, :2]
-        reach = 2 + int(np.ceil(np.abs(planes[..., 4:]).max() * np.abs(inverse).sum(axis=1).max())) if planes.shape[-1] == 6 else 1
-        ys, xs = crop_roi(m, planes.shape[0], (region.shape[0], region.shape[1]), (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1))
+        box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
+        ys, xs = crop_roi(m, planes.shape[0], (region.shape[0], region.shape[1]), box)
         if grain_level(region[ys, xs]) >= NOISE_FLOOR:  # grain stays while the structure moves: numpy
             return apply_planes(region, planes, m, inplace=inplace)
+        if planes.shape[-1] == 4:  # no motion: nothing moves
+            planes = np.concatenate([planes, np.zeros((*planes.shape[:2], 2), np.float32)], axis=2)
+        # the frame px the motion reads beyond the mask: its largest crop px through the inverse, and bilinear's 1
+        reach = 2 + int(np.ceil(np.abs(planes[..., 4:]).max() * np.abs(inverse).sum(axis=1).max()))
         y0, x0 = max(ys.start - reach, 0), max(xs.start - reach, 0)
         part = (slice(y0, ys.stop + reach), slice(x0, xs.stop + reach))
         local = m.copy()
         local[:, 2] += m[:, 0] * x0 + m[:, 1] * y0
-        if planes.shape[-1] == 4:  # no motion: nothing moves
-            planes = np.concatenate([planes, np.zeros((*planes.shape[:2], 2), np.float32)], axis=2)
         feeds = {"region": np.ascontiguousarray(region[part], np.float32), "planes": np.ascontiguousarray(planes, np.float32),
                  "matrix": local.astype(np.float32), "inverse": inverse.astype(np.float32)}
         new[part], mask[part] = self._paste.run(list(PASTE_OUTPUTS), feeds)
