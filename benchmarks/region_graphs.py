@@ -91,7 +91,7 @@ def main() -> None:
     lines += ["", "numpy samples the crop's difference, mask and motion on a grid of about two points per crop pixel and "
               "fills in linearly (`reggan_plugin.align.warp_planes_from_crop`); the paste graph samples them bilinearly "
               "at every frame pixel. The two agree where a crop pixel covers under two frame pixels; on close-ups they "
-              "differ where the edit has sharp edges (the mouth), by the difference column. On the CPU the per-pixel "
+              "differ inside the face by up to the difference column, where numpy is the approximation. On the CPU the per-pixel "
               "sampling costs more than numpy's grid, so `--region-graphs auto` uses the graphs only where the network "
               "runs on a GPU.", ""]
     args.out.mkdir(parents=True, exist_ok=True)
