@@ -21,6 +21,7 @@ import numpy as np
 
 from benchmarks.face_sizes import face_frame
 from reggan_plugin.config import EditConfig, InferenceConfig
+from reggan_plugin.errors import RegganError
 from reggan_plugin.faces import Face
 from reggan_plugin.imageio import ImageData
 from reggan_plugin.renderer import ExpressionRenderer
@@ -45,7 +46,7 @@ def paths() -> list[tuple[str, ExpressionRenderer]]:
              ("graphs, CPU", ExpressionRenderer(InferenceConfig(backend="cpu", region_graphs="on", find_in_box=False)))]
     try:
         gpu = ExpressionRenderer(InferenceConfig(backend="cuda", region_graphs="on", find_in_box=False))
-    except Exception as exc:  # no GPU, no onnxruntime-gpu: the table says so
+    except RegganError as exc:  # no GPU, no GPU runtime: said, and the table has no GPU row
         print(f"no GPU path: {exc}")
     else:
         if gpu.region_ops is not None and gpu.region_ops.providers[0] == "CUDAExecutionProvider":

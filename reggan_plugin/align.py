@@ -241,6 +241,13 @@ def _as_hwc(img: np.ndarray) -> tuple[np.ndarray, bool]:
     return arr, False
 
 
+def crop_coordinates(m: Matrix, size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Where each pixel of the size x size crop of map ``m`` lies in the picture: (xs, ys), float64 size x size."""
+    inv = invert_affine(m)
+    gy, gx = np.mgrid[0:size, 0:size].astype(np.float64)
+    return inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2], inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
+
+
 def warp_to_crop(rgb: np.ndarray, m: Matrix, size: int) -> np.ndarray:
     """Resample a frame into the size x size crop of map ``m`` (frame px -> crop px).
 
@@ -250,11 +257,7 @@ def warp_to_crop(rgb: np.ndarray, m: Matrix, size: int) -> np.ndarray:
     img, was_2d = _as_hwc(rgb)
     img = img.astype(np.float32, copy=False)
     img, m = prefilter(img, m, (size, size))
-    inv = invert_affine(m)
-    gy, gx = np.mgrid[0:size, 0:size].astype(np.float64)
-    xs = inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2]
-    ys = inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
-    planes = _bilinear(img, xs, ys, zero_outside=False)
+    planes = _bilinear(img, *crop_coordinates(m, size), zero_outside=False)
     return planes[0] if was_2d else np.ascontiguousarray(np.moveaxis(planes, 0, -1))
 
 

@@ -168,6 +168,14 @@ def paste_back(
     return apply_planes(frame_rgb, planes, m, inplace=inplace)
 
 
+def mask_box(mask_crop: np.ndarray) -> tuple[int, int, int, int] | None:
+    """The crop px box (x0, y0, x1, y1, end exclusive) outside which ``mask_crop`` is 0; None when it is 0 everywhere."""
+    rows, cols = np.nonzero(mask_crop.any(axis=1))[0], np.nonzero(mask_crop.any(axis=0))[0]
+    if len(rows) == 0:
+        return None
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
+
+
 def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplace: bool = False
                  ) -> tuple[np.ndarray, np.ndarray]:
     """The frame-space half of paste-back: `crop_planes`' planes warped into the frame, the frame moved by the
@@ -176,14 +184,12 @@ def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplac
     frame = np.asarray(frame_rgb, dtype=np.float32)
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"frame must be HxWx3, got {frame.shape}")
-    mask_crop = planes[..., 3]
     has_motion = planes.shape[-1] == 6
     # One warp for the delta, the mask and the motion together, over the frame region the mask's support
     # covers only (about half the crop's): they count only where the mask is > 0.
-    rows, cols = np.nonzero(mask_crop.any(axis=1))[0], np.nonzero(mask_crop.any(axis=0))[0]
-    if len(rows) == 0:
+    box = mask_box(planes[..., 3])
+    if box is None:
         return frame.copy(), np.zeros(frame.shape[:2], np.float32)
-    box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
     roi, warped = warp_planes_from_crop(planes, m, frame.shape, box)
     m_w = warped[3]
     np.clip(m_w, 0.0, 1.0, out=m_w)

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from .align import Matrix, crop_roi, invert_affine, matrix_scale, pooled_matrix, prefilter_window
+from .align import Matrix, crop_coordinates, crop_roi, invert_affine, matrix_scale, pooled_matrix, prefilter_window
 from .backends.base import Backend
-from .blend import apply_planes
+from .blend import apply_planes, mask_box
 from .config import RegionGraphs
 from .errors import BackendUnavailable
 from .grain import NOISE_FLOOR, grain_level
@@ -33,14 +33,6 @@ MODELS = Path(__file__).resolve().parent / "models"
 ALIGN_FILE, PASTE_FILE = "region_align.onnx", "region_paste.onnx"
 ALIGN_INPUTS, ALIGN_OUTPUTS = ("region", "grid", "pool"), ("crop",)
 PASTE_INPUTS, PASTE_OUTPUTS = ("region", "planes", "matrix", "inverse"), ("pasted", "mask")
-
-
-def crop_grid(m: Matrix, size: int) -> np.ndarray:
-    """Where each crop pixel lies in the picture of map ``m``: size x size x 2 float32 px (x, y)."""
-    inv = invert_affine(m)
-    gy, gx = np.mgrid[0:size, 0:size].astype(np.float64)
-    return np.stack([inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2], inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]],
-                    axis=-1).astype(np.float32)
 
 
 class RegionOps:
@@ -56,7 +48,7 @@ class RegionOps:
     def align(self, region: np.ndarray, m: Matrix, size: int) -> np.ndarray:
         """The size x size x 3 crop of map ``m`` (region px -> crop px) from the HxWx3 float32 region."""
         k, x0, y0, _, _ = prefilter_window(m, region.shape, (size, size))
-        grid = crop_grid(m if k == 1 else pooled_matrix(m, k, x0, y0), size)
+        grid = np.stack(crop_coordinates(m if k == 1 else pooled_matrix(m, k, x0, y0), size), axis=-1).astype(np.float32)
         feeds = {"region": np.ascontiguousarray(region, np.float32), "grid": grid,
                  "pool": np.array([k, x0, y0], np.int64)}
         return self._align.run(list(ALIGN_OUTPUTS), feeds)[0]
@@ -68,14 +60,12 @@ class RegionOps:
         m = np.asarray(m, np.float64)
         if matrix_scale(m) >= 2.0:  # the crop would be box-downsampled onto the region
             return apply_planes(region, planes, m, inplace=inplace)
-        support = planes[..., 3] > 0
-        rows, cols = np.nonzero(support.any(axis=1))[0], np.nonzero(support.any(axis=0))[0]
         new = region if inplace else region.copy()
         mask = np.zeros(region.shape[:2], np.float32)
-        if len(rows) == 0:
+        box = mask_box(planes[..., 3])
+        if box is None:
             return new, mask
         inverse = invert_affine(m)[:, :2]
-        box = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
         ys, xs = crop_roi(m, planes.shape[0], (region.shape[0], region.shape[1]), box)
         if grain_level(region[ys, xs]) >= NOISE_FLOOR:  # grain stays while the structure moves: numpy
             return apply_planes(region, planes, m, inplace=inplace)
