@@ -176,11 +176,12 @@ def mask_box(mask_crop: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplace: bool = False
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplace: bool = False,
+                 grain: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The frame-space half of paste-back: `crop_planes`' planes warped into the frame, the frame moved by the
     motion at its own resolution and the difference added under the mask. Returns ``(new_rgb, frame_mask)``
-    as `paste_back`."""
+    as `paste_back`. ``grain``: the frame's grain level under the mask's box (`grain.grain_level`) when the
+    caller has measured it already."""
     frame = np.asarray(frame_rgb, dtype=np.float32)
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"frame must be HxWx3, got {frame.shape}")
@@ -215,7 +216,8 @@ def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplac
             reach = int(np.ceil(max(np.abs(sx).max(), np.abs(sy).max()))) + GRAIN_REACH + 1
             y0, x0 = max(roi[0].start - reach, 0), max(roi[1].start - reach, 0)
             area = frame[y0 : roi[0].stop + reach, x0 : roi[1].stop + reach]
-            smooth = moving_structure(area, grain_level(frame[roi]))  # measured on the face: the same however far the
+            level = grain_level(frame[roi]) if grain is None else grain
+            smooth = moving_structure(area, level)  # measured on the face: the same however far the
             # frame around it reaches (a region of a frame or the whole frame)
             if smooth is area:  # a clean picture moves as it is
                 base = sample_planes(frame, xs + sx, ys + sy)

@@ -67,8 +67,9 @@ class RegionOps:
             return new, mask
         inverse = invert_affine(m)[:, :2]
         ys, xs = crop_roi(m, planes.shape[0], (region.shape[0], region.shape[1]), box)
-        if grain_level(region[ys, xs]) >= NOISE_FLOOR:  # grain stays while the structure moves: numpy
-            return apply_planes(region, planes, m, inplace=inplace)
+        grain = grain_level(region[ys, xs])
+        if grain >= NOISE_FLOOR:  # grain stays while the structure moves: numpy
+            return apply_planes(region, planes, m, inplace=inplace, grain=grain)
         if planes.shape[-1] == 4:  # no motion: nothing moves
             planes = np.concatenate([planes, np.zeros((*planes.shape[:2], 2), np.float32)], axis=2)
         # the frame px the motion reads beyond the mask: its largest crop px through the inverse, and bilinear's 1
