@@ -24,12 +24,15 @@ def test_a_folder_keeps_its_look(tmp_path: Path) -> None:
     path = tmp_path / "manifest.json"
     old = {"settings": {"seed": 7, "size": 96, "samples": 6, "denoise": True, "face_model_sha256": "x", "intensities": [1.0]},
            "identities": {}, "expressions": ["neutral"], "recipes": {}}
-    path.write_text(json.dumps(old))  # a folder rendered before looks existed is a studio folder
-    studio = {**old, "settings": {**old["settings"], "look": "studio", "intensities": [1.0]}, "versions": {}}
+    path.write_text(json.dumps(old))  # a folder rendered before looks and lips existed: studio, fixed lips
+    studio = {**old, "settings": {**old["settings"], "look": "studio", "lips": "fixed", "intensities": [1.0]}, "versions": {}}
     assert merge_manifest(path, studio)["settings"].get("look", "studio") == "studio"
     toon = {**studio, "settings": {**studio["settings"], "look": "toon"}}
     with pytest.raises(UsageError, match="look"):
         merge_manifest(path, toon)
+    varied = {**studio, "settings": {**studio["settings"], "lips": "varied"}}  # and its lip colours
+    with pytest.raises(UsageError, match="lips"):
+        merge_manifest(path, varied)
 
 
 def test_only_the_coloured_look_changes_lights_and_the_same_identity_gets_the_same_ones() -> None:

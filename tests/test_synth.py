@@ -59,6 +59,21 @@ def test_same_seed_same_parameters_and_other_seed_differs():
     assert min(tones) < 0.1 and max(tones) > 0.9  # the whole range of skin tones is drawn
 
 
+def test_lip_colours_vary_from_pale_to_lipstick_and_darken_on_darker_skin():
+    table = load_recipes()
+    skins = [sample_identity(0, i, 100, table, "varied").skin for i in range(400)]
+    tint = np.array([s.lip_tint for s in skins])
+    tone = np.array([s.tone for s in skins])
+    green_to_red = tint[:, 1] / tint[:, 0]
+    assert green_to_red.min() < 0.3 and green_to_red.max() > 0.75  # lipstick red to a pale mouth
+    assert tint[:, 0].min() < 0.5 and tint[:, 0].max() > 0.95  # dark to light
+    assert tint[tone > 0.7, 0].mean() < tint[tone < 0.3, 0].mean()
+    assert (tint > 0).all()
+    fixed, varied = sample_identity(0, 5, 100, table).to_dict(), sample_identity(0, 5, 100, table, "varied").to_dict()
+    assert fixed["skin"].pop("lip_tint") != varied["skin"].pop("lip_tint")
+    assert fixed == varied  # the lips change nothing else
+
+
 # ---- OBJ converter (no bpy) ----------------------------------------------------------------------
 def _write_obj(path: Path, verts: np.ndarray, with_faces: bool) -> None:
     lines = [f"v {x} {y} {z}" for x, y, z in verts]

@@ -56,6 +56,7 @@ class RenderConfig:
     workers: int = 2
     start: int = 0
     look: str = "studio"  # training.synth.looks.LOOKS
+    lips: str = "fixed"  # training.synth.variation.LIPS
 
 
 @dataclass(frozen=True)
@@ -112,7 +113,7 @@ def build_manifest(config: RenderConfig, model: FaceModel, recipes: RecipeTable,
                    plans: list[IdentityParams]) -> dict:
     settings = {
         "seed": config.seed, "size": config.size, "samples": config.samples, "denoise": config.denoise,
-        "look": config.look,
+        "look": config.look, "lips": config.lips,
         "face_model": str(config.face_model), "face_model_sha256": file_sha256(config.face_model),
         "intensities": list(config.intensities),
     }
@@ -139,8 +140,8 @@ def merge_manifest(path: Path, new: dict) -> dict:
     if not path.is_file():
         return new
     old = json.loads(path.read_text())
-    keys = ("seed", "size", "samples", "denoise", "look", "face_model_sha256")
-    old_settings = {"look": "studio", **old.get("settings", {})}  # folders rendered before looks existed
+    keys = ("seed", "size", "samples", "denoise", "look", "lips", "face_model_sha256")
+    old_settings = {"look": "studio", "lips": "fixed", **old.get("settings", {})}  # folders from before those settings
     diff = [k for k in keys if old_settings.get(k) != new["settings"].get(k)]
     if diff:
         raise UsageError(f"{path}: this folder was rendered with other settings ({', '.join(diff)}); use another --out")
@@ -186,7 +187,7 @@ def render_identity(index: int) -> int:
     config: RenderConfig = _STATE["config"]
     model: FaceModel = _STATE["model"]
     recipes: RecipeTable = _STATE["recipes"]
-    params = sample_identity(config.seed, index, model.n_identities, recipes)
+    params = sample_identity(config.seed, index, model.n_identities, recipes, config.lips)
     folder = config.out / params.name
     jobs = [j for j in identity_jobs(params, config, recipes) if not _done(folder, j.stem)]
     if not jobs:
@@ -226,7 +227,7 @@ def render_dataset(config: RenderConfig, progress: bool = True,
     for e in config.expressions:
         recipes.aus(e)
     indices = list(range(config.start, config.start + config.identities))
-    plans = [sample_identity(config.seed, i, model.n_identities, recipes) for i in indices]
+    plans = [sample_identity(config.seed, i, model.n_identities, recipes, config.lips) for i in indices]
     config.out.mkdir(parents=True, exist_ok=True)
     manifest = build_manifest(config, model, recipes, plans)
     manifest["versions"] = _versions()

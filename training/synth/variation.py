@@ -1,7 +1,8 @@
 """Seeded random parameters for one synthetic identity: shape, skin, eyes, lights, camera, background.
 
-Identity ``i`` of seed ``s`` draws from ``numpy.random.default_rng([s, i])`` only, so its parameters
-do not depend on how many identities are rendered, in which order, or by which worker.
+Identity ``i`` of seed ``s`` draws from ``numpy.random.default_rng([s, i])`` only (varied lip colours from
+``default_rng([s, i, 1])``), so its parameters do not depend on how many identities are rendered, in which order,
+or by which worker.
 Colours are linear RGB in [0, 1] unless named ``*_srgb``. Angles are degrees.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ HAIR_COLOURS_SRGB = {
 }
 
 BACKGROUND_KINDS = ("plain", "gradient", "noise")
+LIPS = ("fixed", "varied")  # lip colours: one tint family, or `sample_lip_tint`'s range
 
 
 def srgb_to_linear(c: np.ndarray | list[float]) -> np.ndarray:
@@ -146,7 +148,21 @@ def _pick(rng: np.random.Generator, names: list[str], probs: list[float]) -> str
     return names[int(rng.choice(len(names), p=p / p.sum()))]
 
 
-def sample_skin(rng: np.random.Generator) -> Skin:
+def sample_lip_tint(rng: np.random.Generator, tone: float) -> list[float]:
+    """Linear RGB multiplier of the skin's albedo on the lips: darker and redder than the skin by varying amounts,
+    darker still on darker skin, and now and then lipstick: real lips span that range, one tint family does not."""
+    if rng.uniform() < 0.15:  # lipstick: red, pink or berry
+        red = rng.uniform(0.7, 1.1)
+        green = red * rng.uniform(0.15, 0.45)
+        return [float(red), float(green), float(green * rng.uniform(0.9, 1.6))]
+    light = rng.uniform(0.55, 1.0) - 0.2 * tone * rng.uniform()
+    green = rng.uniform(0.45, 0.8)
+    return [float(x) for x in light * np.array([1.0, green, green * rng.uniform(0.95, 1.3)])]
+
+
+def sample_skin(rng: np.random.Generator, lip_rng: np.random.Generator | None = None) -> Skin:
+    """``lip_rng``: varied lip colours (`sample_lip_tint`) drawn from it; None: one pinkish tint, a little lighter
+    or darker."""
     tone = float(rng.uniform(0, 1))
     pos = tone * (len(SKIN_TONES_SRGB) - 1)
     lo = int(np.floor(pos))
@@ -161,15 +177,18 @@ def sample_skin(rng: np.random.Generator) -> Skin:
     hair_names = list(HAIR_COLOURS_SRGB)
     hair = _pick(rng, hair_names, [6 + 6 * tone, 4, 1, 0.1, 0.1, 0.4] if dark_hair else [1, 2, 2, 1, 2, 0.7])
     freckles = float(rng.uniform(0, 1) ** 3 * (1 - tone) * 0.8)
+    redness, mottle = float(rng.uniform(0.05, 0.35)), float(rng.uniform(0.05, 0.25))
+    pores, roughness = float(rng.uniform(0.1, 0.35)), float(rng.uniform(0.5, 0.65))
+    fixed_tint = np.array([0.85, 0.55, 0.58]) * rng.uniform(0.85, 1.05)  # drawn either way: what follows is the same
     return Skin(
         tone=tone,
         albedo=albedo,
-        redness=float(rng.uniform(0.05, 0.35)),
-        mottle=float(rng.uniform(0.05, 0.25)),
+        redness=redness,
+        mottle=mottle,
         freckles=freckles,
-        pores=float(rng.uniform(0.1, 0.35)),
-        roughness=float(rng.uniform(0.5, 0.65)),
-        lip_tint=[float(x) for x in np.array([0.85, 0.55, 0.58]) * rng.uniform(0.85, 1.05)],
+        pores=pores,
+        roughness=roughness,
+        lip_tint=[float(x) for x in fixed_tint] if lip_rng is None else sample_lip_tint(lip_rng, tone),
         brow_density=float(rng.uniform(0.75, 1.0)),
         brow_thickness=float(rng.uniform(0.8, 1.25)),
         hair_colour=_lin(np.array(HAIR_COLOURS_SRGB[hair]) * rng.uniform(0.85, 1.1)),
@@ -243,11 +262,13 @@ def sample_gaze(rng: np.random.Generator) -> dict[str, float]:
     return gaze
 
 
-def sample_identity(seed: int, index: int, n_modes: int, recipes: RecipeTable) -> IdentityParams:
-    """All random parameters of identity ``index`` under ``seed``."""
+def sample_identity(seed: int, index: int, n_modes: int, recipes: RecipeTable, lips: str = "fixed") -> IdentityParams:
+    """All random parameters of identity ``index`` under ``seed``; ``lips``: one of LIPS. The lips change nothing else."""
+    if lips not in LIPS:
+        raise ValueError(f"lips must be one of {LIPS}, got {lips!r}")
     rng = np.random.default_rng([int(seed), int(index)])
     weights = np.clip(rng.standard_normal(n_modes), -2.5, 2.5) * 0.9
-    skin = sample_skin(rng)
+    skin = sample_skin(rng, np.random.default_rng([int(seed), int(index), 1]) if lips == "varied" else None)
     au_scale = {au: float(rng.uniform(0.8, 1.15)) for au in sorted(recipes.au_to_blendshapes)}
     return IdentityParams(
         name=identity_name(index), index=int(index), seed=int(seed),
