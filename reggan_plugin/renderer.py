@@ -29,7 +29,7 @@ from .errors import InputError, RegganError
 from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
-from .grain import GRAIN_REACH, degrained, grain_level
+from .grain import GRAIN_REACH, degrained
 from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
 from .preview_graph import derive_preview
 from .region_graphs import region_ops_for
@@ -204,7 +204,7 @@ class ExpressionRenderer:
         # scale: fed grain, the model paints it back as coloured speckle and smear, and in a crop smaller than the
         # face the grain falls below what measures as grainy yet still reaches the model. The edit is taken
         # against this same crop, so the frame keeps its own grain.
-        source = degrained(rgb, grain_level(rgb, blocks=False))
+        source = degrained(rgb)
         align = self.region_ops.align if self.region_ops is not None else warp_to_crop
         crops = np.stack([align(source, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
         return PreparedImage(image, (rows, cols), rgb, local, crops)
