@@ -29,11 +29,12 @@ lint: $(STAMP)  # static checks: configured in pyproject.toml
 	$(BIN)/ruff check .
 	$(BIN)/python -m mypy
 
+# -n auto: one pytest-xdist worker per core
 test: lint  # the fast tier; CI also runs test-slow
-	$(BIN)/python -m pytest -q -rs -m "not slow"
+	$(BIN)/python -m pytest -q -rs -n auto -m "not slow"
 
 test-slow: $(STAMP)  # renders, bpy installs, end-to-end evaluations
-	$(BIN)/python -m pytest -q -rs -m slow
+	$(BIN)/python -m pytest -q -rs -n auto -m slow
 
 addon: $(STAMP)
 	$(BIN)/python blender_addon/build.py --out dist/blender

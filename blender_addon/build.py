@@ -35,9 +35,9 @@ REPO = ADDON_DIR.parent
 MANIFEST = "blender_manifest.toml"
 
 
-def _load_sibling(name: str) -> Any:
-    """A module beside this script (build.py also runs as a plain script, outside any package)."""
-    spec = importlib.util.spec_from_file_location(f"reggan_addon_{name}", ADDON_DIR / f"{name}.py")
+def _load_module(name: str, path: Path) -> Any:
+    """A module loaded from its file (build.py also runs as a plain script, outside any package)."""
+    spec = importlib.util.spec_from_file_location(f"reggan_addon_{name}", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up
@@ -45,7 +45,9 @@ def _load_sibling(name: str) -> Any:
     return module
 
 
-_wheels = _load_sibling("build_wheels")
+_wheels = _load_module("build_wheels", ADDON_DIR / "build_wheels.py")
+# one build at a time per cache: a second waits rather than replace the package and staged files under the first
+exclusive_lock = _load_module("file_lock", REPO / "reggan_plugin" / "file_lock.py").exclusive_lock
 BuildError, run, PLATFORM_TAGS, PLATFORMS, PYTHONS = (
     _wheels.BuildError, _wheels.run, _wheels.PLATFORM_TAGS, _wheels.PLATFORMS, _wheels.PYTHONS)
 GPU_PLATFORMS, PROVIDED_BY_BLENDER = _wheels.GPU_PLATFORMS, _wheels.PROVIDED_BY_BLENDER
@@ -271,6 +273,13 @@ def build(
         raise BuildError(f"unknown platform(s) {unknown}; choose from {PLATFORMS}")
     if gpu and set(platforms) - set(GPU_PLATFORMS):
         raise BuildError(f"the GPU variant is for {', '.join(GPU_PLATFORMS)} (NVIDIA GPUs) only")
+    with exclusive_lock(cache / ".lock"):
+        return _build(platforms, out_dir, cache=cache, offline=offline, require_model=require_model, extra=extra,
+                      gpu=gpu)
+
+
+def _build(platforms: list[str], out_dir: Path, *, cache: Path, offline: bool, require_model: bool,
+           extra: tuple[str, ...], gpu: bool) -> BuildResult:
     variant = "gpu" if gpu else "cpu"
     package = build_package_wheel(cache / "package", require_model=require_model)
     requirements = runtime_requirements(gpu=gpu) + list(extra)

@@ -12,9 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 from reggan_plugin import __version__
@@ -35,6 +33,7 @@ from reggan_plugin.backends.engine_cache import (
 )
 from reggan_plugin.backends.tensorrt import DEFAULT_MAX_BATCH, current_spec
 from reggan_plugin.errors import BackendUnavailable, RegganError
+from reggan_plugin.file_lock import exclusive_lock
 
 from .trt_preflight import preflight
 
@@ -149,35 +148,10 @@ def build_engine(
     return paths
 
 
-@contextlib.contextmanager
-def build_lock(engine: Path) -> Iterator[None]:
+def build_lock(engine: Path) -> contextlib.AbstractContextManager[None]:
     """An exclusive lock on `<engine>.lock`, held while one process builds that engine (others wait, then find
-    it built). flock on POSIX, msvcrt.locking on Windows; released when the process ends, however it ends."""
-    engine.parent.mkdir(parents=True, exist_ok=True)
-    with open(engine.with_name(engine.name + ".lock"), "a+b") as handle:
-        if sys.platform == "win32":
-            import msvcrt
-
-            handle.seek(0)
-            while True:
-                try:
-                    msvcrt.locking(handle.fileno(), msvcrt.LK_LOCK, 1)  # type: ignore[attr-defined]
-                    break
-                except OSError:  # LK_LOCK gives up after 10 s: keep waiting
-                    continue
-            try:
-                yield
-            finally:
-                handle.seek(0)
-                msvcrt.locking(handle.fileno(), msvcrt.LK_UNLCK, 1)  # type: ignore[attr-defined]
-        else:
-            import fcntl
-
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    it built)."""
+    return exclusive_lock(engine.with_name(engine.name + ".lock"))
 
 
 def fp32_tensor_names(onnx_path: Path) -> set[str]:
