@@ -14,6 +14,7 @@ import sys
 import sysconfig
 import textwrap
 import threading
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -153,6 +154,30 @@ def test_build_zip_for_this_platform(built_zip: tuple[object, bool], tmp_path: P
     # a second build needs no network: everything comes from the cache
     again = addon_build.build([platform], tmp_path, cache=WHEEL_CACHE, offline=True, require_model=has_model)
     assert addon_build.zip_manifest(again.zips[0])[0]["wheels"] == manifest["wheels"]
+
+
+@pytest.mark.slow
+def test_builds_sharing_a_cache_take_turns(tmp_path: Path) -> None:
+    """A build waits while another process holds the cache's lock: it starts writing only afterwards."""
+    cache, released = tmp_path / "cache", tmp_path / "released"
+    holder = subprocess.Popen([sys.executable, "-c", (  # notes, as it lets go, whether the build has begun
+        "import sys, time; from pathlib import Path; from reggan_plugin.file_lock import exclusive_lock\n"
+        "with exclusive_lock(Path(sys.argv[1]) / '.lock'):\n"
+        "    Path(sys.argv[2] + '.held').touch(); time.sleep(1.0)\n"
+        "    Path(sys.argv[2]).write_text(str((Path(sys.argv[1]) / 'package').exists()))"),
+        str(cache), str(released)])
+    for _ in range(600):  # until the holder has the lock
+        if Path(str(released) + ".held").exists():
+            break
+        holder.poll()
+        assert holder.returncode is None, "the lock holder ended early"
+        time.sleep(0.05)
+    with pytest.raises(addon_build.BuildError, match="--offline"):  # an empty cache offline: no wheels to stage
+        addon_build.build([addon_build.current_platform()], tmp_path / "out", cache=cache, offline=True,
+                          require_model=False)
+    holder.wait(60)
+    assert released.read_text() == "False"  # nothing of the build while the other held the lock
+    assert len(list((cache / "package").glob("reggan_plugin-*.whl"))) == 1  # then it ran
 
 
 # -- Blender ---------------------------------------------------------------------------------------
