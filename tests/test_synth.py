@@ -12,10 +12,12 @@ import pytest
 from click.testing import CliRunner
 from PIL import Image
 
+from reggan_plugin.errors import InputError, UsageError
 from training.synth.cli import dataset
 from training.synth.face_model import load_face_model
 from training.synth.obj_convert import convert_obj_folder, read_obj
-from training.synth.recipes import image_stem, load_recipes, parse_expressions
+from training.synth.recipes import RECIPES_PATH, image_stem, load_recipes, parse_expressions
+from training.synth.render import merge_manifest
 from training.synth.variation import sample_identity
 
 HAS_BPY = importlib.util.find_spec("bpy") is not None
@@ -46,6 +48,47 @@ def test_recipe_blendshapes_exist_in_the_model(ict_model_path):
     table = load_recipes()
     for name in table.names():
         model.expression_vector(table.blendshapes(name))  # raises on an unknown blendshape
+
+
+def _recipes_with_happy(tmp_path: Path, aus: dict[str, float]) -> Path:
+    """The bundled recipe table with happy made of ``aus``, written to a file."""
+    data = json.loads(RECIPES_PATH.read_text())
+    data["expressions"]["happy"]["aus"] = aus
+    path = tmp_path / "my_recipes.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_recipe_file_that_is_not_one_is_refused_by_name(tmp_path):
+    broken = tmp_path / "broken.json"
+    broken.write_text('{"expressions": ')
+    with pytest.raises(InputError, match=r"broken\.json"):
+        load_recipes(broken)
+    unknown = _recipes_with_happy(tmp_path, {"AU99": 1.0})
+    result = CliRunner().invoke(dataset, ["render", "--out", str(tmp_path / "o"), "--identities", "1",
+                                          "--recipes", str(unknown)])
+    assert result.exit_code != 0
+    assert "my_recipes.json" in result.output and "AU99" in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_folder_refuses_another_recipe_for_an_expression_it_holds(tmp_path):
+    path = tmp_path / "manifest.json"
+    settings = {"seed": 7, "size": 96, "samples": 6, "denoise": True, "look": "studio", "lips": "fixed",
+                "face_model_sha256": "x", "intensities": [1.0]}
+    gains = {"AU6": {"cheekSquint_L": 1.0}, "AU12": {"mouthSmile_L": 1.0}}
+    old = {"settings": settings, "identities": {}, "expressions": ["neutral", "happy"],
+           "recipes": {"neutral": {}, "happy": {"AU6": 0.9, "AU12": 1.0}}, "au_to_blendshapes": gains}
+    path.write_text(json.dumps(old))
+    same = {**old, "versions": {}}
+    assert merge_manifest(path, same)["recipes"]["happy"] == {"AU6": 0.9, "AU12": 1.0}
+    sad = {**same, "expressions": ["neutral", "sad"], "recipes": {"neutral": {}, "sad": {"AU12": 0.2}}}
+    assert set(merge_manifest(path, sad)["recipes"]) == {"neutral", "happy", "sad"}  # a new expression joins
+    other_strengths = {**same, "recipes": {"neutral": {}, "happy": {"AU12": 1.0}}}
+    other_gains = {**same, "au_to_blendshapes": {**gains, "AU12": {"mouthSmile_L": 1.3}}}
+    for other in (other_strengths, other_gains):
+        with pytest.raises(UsageError, match="happy was rendered with another recipe"):
+            merge_manifest(path, other)
 
 
 def test_same_seed_same_parameters_and_other_seed_differs():
@@ -221,6 +264,26 @@ def test_rerun_resumes_and_same_seed_gives_same_pixels(rendered, tmp_path):
     a = np.asarray(Image.open(config.out / "id00000" / "neutral.png")).astype(int)
     b = np.asarray(Image.open(other.out / "id00000" / "neutral.png")).astype(int)
     assert np.abs(a - b).max() <= 2
+
+
+@pytest.mark.blender
+def test_a_recipe_file_changes_what_an_expression_is(rendered, tmp_path):
+    from training.synth.render import RenderConfig, render_dataset
+
+    config, _ = rendered
+    half_smile = _recipes_with_happy(tmp_path, {"AU12": 0.5})
+    with pytest.raises(UsageError, match="another recipe"):  # the folder's happy stays one expression
+        render_dataset(RenderConfig(**{**config.__dict__, "recipes": half_smile}), progress=False)
+    other = RenderConfig(**{**config.__dict__, "out": tmp_path / "half", "recipes": half_smile})
+    assert render_dataset(other, progress=False).rendered == 2
+    manifest = json.loads((other.out / "manifest.json").read_text())
+    assert manifest["recipes"]["happy"] == {"AU12": 0.5}
+    half = manifest["identities"]["id00000"]["images"]["happy"]["blendshapes"]
+    full = json.loads((config.out / "manifest.json").read_text())["identities"]["id00000"]["images"]["happy"]
+    assert "cheekSquint_L" in full["blendshapes"] and "cheekSquint_L" not in half  # the bundled happy's AU6, gone
+    assert half["mouthSmile_L"] == pytest.approx(full["blendshapes"]["mouthSmile_L"] / 2)
+    width = lambda p: np.linalg.norm(p[54] - p[48])  # noqa: E731
+    assert width(_landmarks(other.out / "id00000", "happy")) < width(_landmarks(config.out / "id00000", "happy"))
 
 
 @pytest.mark.blender

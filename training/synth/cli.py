@@ -44,14 +44,17 @@ def dataset() -> None:
               help="Shading/lighting/colour-management style (training/synth/looks.py).")
 @click.option("--lips", type=click.Choice(LIPS), default=_default("lips"), show_default=True,
               help="Lip colours: one pinkish tint, or varied (darker, redder, lipstick; training/synth/variation.py).")
+@click.option("--recipes", type=click.Path(dir_okay=False, exists=True, path_type=Path), default=_default("recipes"),
+              help="Expression recipes as action units, JSON laid out as the bundled training/synth/recipes.json "
+                   "(the default).")
 @click.option("--face-model", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help=f"Packed ICT model (.npz); default: ${ENV_VAR}.")
 @click.option("--workers", type=click.IntRange(1), default=_default("workers"), show_default=True,
               help="Render processes (each uses cores/W threads).")
 @click.option("--progress/--no-progress", default=True, help="Progress bar.")
 def render(out: Path, identities: int, start: int, size: int, seed: int, expressions: tuple[str, ...],
-           intensities: str, samples: int, denoise: bool, look: str, lips: str, face_model: Path | None,
-           workers: int, progress: bool) -> None:
+           intensities: str, samples: int, denoise: bool, look: str, lips: str, recipes: Path,
+           face_model: Path | None, workers: int, progress: bool) -> None:
     """Render DIR/<identity>/<expression>.png pairs; resumes what exists."""
     from .face_model import resolve_model_path
     from .recipes import load_recipes, parse_expressions
@@ -65,10 +68,11 @@ def render(out: Path, identities: int, start: int, size: int, seed: int, express
         raise click.BadParameter("intensities must lie in (0, 1]", param_hint="--intensities")
 
     def action():
+        names = parse_expressions(expressions, load_recipes(recipes))
         config = RenderConfig(
             out=out, face_model=resolve_model_path(face_model), identities=identities, start=start,
-            expressions=parse_expressions(expressions, load_recipes()), intensities=inten, size=size,
-            seed=seed, samples=samples, denoise=denoise, workers=workers, look=look, lips=lips,
+            expressions=names, intensities=inten, size=size, seed=seed, samples=samples, denoise=denoise,
+            workers=workers, look=look, lips=lips, recipes=recipes,
         )
         return render_dataset(config, progress=progress, log=lambda m: click.echo(m, err=True))
 

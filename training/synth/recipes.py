@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reggan_plugin.errors import UsageError
+from reggan_plugin.errors import InputError, UsageError
 from reggan_plugin.expressions import EXPRESSIONS
 
 RECIPES_PATH = Path(__file__).with_name("recipes.json")
@@ -71,7 +71,13 @@ def parse_recipes(data: dict) -> RecipeTable:
 
 @lru_cache(maxsize=4)
 def load_recipes(path: Path = RECIPES_PATH) -> RecipeTable:
-    return parse_recipes(json.loads(Path(path).read_text()))
+    """The table in ``path`` (the layout of the bundled ``recipes.json``); InputError naming the file if it is not one."""
+    try:
+        return parse_recipes(json.loads(Path(path).read_text()))
+    except UsageError as exc:
+        raise InputError(path, str(exc)) from None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        raise InputError(path, f"not a recipe table like {RECIPES_PATH.name} ({type(exc).__name__}: {exc})") from None
 
 
 def parse_expressions(spec: tuple[str, ...] | list[str] | None, table: RecipeTable) -> tuple[str, ...]:

@@ -33,7 +33,7 @@ from reggan_plugin.errors import UsageError
 from .background import composite, make_background
 from .camera import CM_TO_M, frame_face, project
 from .face_model import FaceModel, load_face_model
-from .recipes import RecipeTable, image_stem, load_recipes
+from .recipes import RECIPES_PATH, RecipeTable, image_stem, load_recipes
 from .variation import IdentityParams, sample_identity
 
 MANIFEST = "manifest.json"
@@ -57,6 +57,7 @@ class RenderConfig:
     start: int = 0
     look: str = "studio"  # training.synth.looks.LOOKS
     lips: str = "fixed"  # training.synth.variation.LIPS
+    recipes: Path = RECIPES_PATH  # expressions as action units (training/synth/recipes.json's layout)
 
 
 @dataclass(frozen=True)
@@ -135,6 +136,16 @@ def build_manifest(config: RenderConfig, model: FaceModel, recipes: RecipeTable,
     }
 
 
+def _recipe_differs(old: dict, new: dict, expression: str) -> bool:
+    """Whether two manifests' recipes of ``expression`` differ: its AU strengths, or the blendshape gains of those
+    AUs where both manifests keep them."""
+    aus = old["recipes"][expression]
+    if aus != new["recipes"][expression]:
+        return True
+    gains_old, gains_new = old.get("au_to_blendshapes") or {}, new.get("au_to_blendshapes") or {}
+    return bool(gains_old and gains_new) and any(gains_old.get(au) != gains_new.get(au) for au in aus)
+
+
 def merge_manifest(path: Path, new: dict) -> dict:
     """Add identities/expressions to an existing manifest; other settings must match."""
     if not path.is_file():
@@ -145,6 +156,9 @@ def merge_manifest(path: Path, new: dict) -> dict:
     diff = [k for k in keys if old_settings.get(k) != new["settings"].get(k)]
     if diff:
         raise UsageError(f"{path}: this folder was rendered with other settings ({', '.join(diff)}); use another --out")
+    changed = [e for e in new["recipes"] if e in old["recipes"] and _recipe_differs(old, new, e)]
+    if changed:  # its images would mix two expressions under one name
+        raise UsageError(f"{path}: this folder's {', '.join(changed)} was rendered with another recipe; use another --out")
     for name, ident in new["identities"].items():
         if name in old["identities"]:
             old["identities"][name]["images"].update(ident["images"])
@@ -178,7 +192,7 @@ def _init_worker(config: RenderConfig, progress: Any, threads: int) -> None:
     _drop_inherited_bpy_paths()
 
     model = load_face_model(config.face_model)
-    _STATE.update(config=config, model=model, recipes=load_recipes(), progress=progress,
+    _STATE.update(config=config, model=model, recipes=load_recipes(config.recipes), progress=progress,
                   scene=FaceScene(model, config.size, config.samples, config.denoise, threads, config.look))
 
 
@@ -222,8 +236,8 @@ def render_dataset(config: RenderConfig, progress: bool = True,
     """Plan, write the manifest and render every missing image of ``config``."""
     if config.identities < 1 or config.size < 8 or config.samples < 1 or config.workers < 1:
         raise UsageError("need --identities >= 1, --size >= 8, --samples >= 1 and --workers >= 1")
+    recipes = load_recipes(config.recipes)
     model = load_face_model(config.face_model)
-    recipes = load_recipes()
     for e in config.expressions:
         recipes.aus(e)
     indices = list(range(config.start, config.start + config.identities))
