@@ -43,7 +43,7 @@ def london_faces(shared_data: Path) -> Path:
     return path
 
 
-def make_tiny_model(path: Path, seed: int = 0) -> Path:
+def make_tiny_model(path: Path, seed: int = 0, exposure_reference: float = 0.0) -> Path:
     """Export a randomly initialised tiny RegGAN (64 px) to `path`; it visibly changes faces."""
     torch = pytest.importorskip("torch", reason="torch is needed to build test models (pip install .[export])")
     import dataclasses
@@ -53,7 +53,7 @@ def make_tiny_model(path: Path, seed: int = 0) -> Path:
     from training.models import RegGAN
 
     torch.manual_seed(seed)
-    model = RegGAN(dataclasses.replace(TINY, image_size=64))  # 64: room for the feathered paste-back mask
+    model = RegGAN(dataclasses.replace(TINY, image_size=64, exposure_reference=exposure_reference))  # 64: room for the paste-back feather
     with torch.no_grad():
         model.stage1.bias.normal_(0.0, 0.2)
     return export_model(model, path, provenance={"training": "random init (tests)", "iterations": 0})

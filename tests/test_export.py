@@ -39,9 +39,10 @@ def test_onnx_matches_torch_and_dynamic_batch(tmp_path):
     assert json.loads(load_artifact(onnx_path).provenance["model_config"])["image_size"] == 32
 
 
-def test_onnx_matches_torch_with_a_stage1_motion_and_region(tmp_path):
+@pytest.mark.parametrize("exposure_reference", [0.0, 0.2])
+def test_onnx_matches_torch_with_a_stage1_motion_and_region(tmp_path, exposure_reference):
     torch.manual_seed(4)
-    model = RegGAN(TINY)
+    model = RegGAN(dataclasses.replace(TINY, exposure_reference=exposure_reference))
     with torch.no_grad():
         model.stage1.flow.normal_(0, 0.05)
         model.stage1.region.uniform_(0, 1)
@@ -124,13 +125,18 @@ def test_export_onnx_command(tmp_path):
     assert missing.returncode == 3 and "nope.safetensors" in missing.stderr and not (tmp_path / "x.onnx").exists()
 
 
-def test_preview_graph_is_the_regression_stage_alone_and_the_renderer_uses_it(tmp_path, tiny_model, monkeypatch):
-    """`--stage regression` runs stage 1 cut out of the model (cached per user), equal to the full graph's stage 1."""
+@pytest.mark.parametrize("exposure_reference", [0.0, 0.2])
+def test_preview_graph_is_the_regression_stage_alone_and_the_renderer_uses_it(tmp_path, monkeypatch, exposure_reference):
+    """`--stage regression` runs stage 1 cut out of the model (cached per user), equal to the full graph's stage 1,
+    its exposure normalisation included."""
+    from conftest import make_tiny_model
+
     from reggan_plugin.artifact import load_artifact
     from reggan_plugin.config import InferenceConfig
     from reggan_plugin.preview_graph import PREVIEW_OF_KEY, preview_path
     from reggan_plugin.renderer import ExpressionRenderer
 
+    tiny_model = make_tiny_model(tmp_path / "tiny.onnx", exposure_reference=exposure_reference)
     monkeypatch.setenv("REGGAN_CACHE_DIR", str(tmp_path / "cache"))
     assert not tiny_model.with_name(tiny_model.stem + ".preview.onnx").exists()  # export writes no second graph
     art = load_artifact(tiny_model)

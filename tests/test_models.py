@@ -1,6 +1,7 @@
 """The torch networks: the exact ridge fit, intensity semantics, shapes."""
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -70,6 +71,29 @@ def test_intensity_zero_returns_input_exactly_and_one_differs():
     assert torch.equal(out0, image) and torch.equal(s1_0, image)
     assert (out1 - image).abs().max() > 1e-3
     assert out1.min() >= -1 and out1.max() <= 1
+
+
+def test_an_exposure_normalising_model_edits_a_darker_face_as_it_edits_the_clean_one():
+    """With an exposure_reference, a crop one stop under reaches stage 1 and the refiner as the clean crop does:
+    its edit, brought one stop up, is the clean edit; a model without one paints its bias into both alike."""
+    torch.manual_seed(0)
+    normalising = RegGAN(dataclasses.replace(TINY, exposure_reference=0.2)).eval()
+    with torch.no_grad():
+        normalising.stage1.bias.normal_(0.0, 0.1)
+    plain = RegGAN(TINY).eval()
+    plain.load_state_dict(normalising.state_dict())
+    image = torch.rand(3, 3, 32, 32) * 1.2 - 1  # darker than the reference: nothing clips on the way back
+    up = 2.0 ** (1 / 2.2)  # one stop, on sRGB levels (linear light = sRGB ** 2.2)
+    darker = (image + 1) / up - 1
+    expression = torch.eye(len(TINY.expressions))[[1, 2, 3]]
+    with torch.no_grad():
+        for model, equivariant in ((normalising, True), (plain, False)):
+            clean, clean_s1 = model(image, expression, torch.ones(3))
+            dark, dark_s1 = model(darker, expression, torch.ones(3))
+            error = max(float(((dark + 1) * up - 1 - clean).abs().max()), float(((dark_s1 + 1) * up - 1 - clean_s1).abs().max()))
+            assert (error < 1e-5) == equivariant, (equivariant, error)
+        out0, s1_0 = normalising(image, expression, torch.zeros(3))
+    assert torch.equal(out0, image) and torch.equal(s1_0, image)
 
 
 def _uniform_heads(model: RegGAN, shift_px: float, mask_logit: float) -> None:
@@ -198,3 +222,5 @@ def test_config_rejects_bad_values():
         ModelConfig(radius=4)
     with pytest.raises(ValueError, match="unknown"):
         ModelConfig.from_dict({"image_size": 32, "bogus": 1})
+    with pytest.raises(ValueError, match="exposure_reference"):
+        ModelConfig(exposure_reference=-0.1)

@@ -414,6 +414,31 @@ def test_refit_stage1_installs_the_closed_form_fit_again(synth, tmp_path):
     assert "chosen radius r = 3" in report and "| 1000 |" in report
 
 
+def test_a_fit_on_normalised_faces_brings_them_to_the_training_neutrals_median(synth, tmp_path):
+    from training.models.exposure import exposure_level
+    from training.solver import refit_stage1
+
+    cfg = replace(TEST_CFG, stage1_normalise_exposure=True)
+    solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", cfg)
+    data = solver.train_data
+    neutrals = data.batch(torch.nonzero(data.pair_expression != 0).flatten())[0]
+    reference = solver.G.config.exposure_reference
+    assert 0 < reference < 1 and reference == pytest.approx(float(exposure_level(neutrals).median()), abs=1e-4)
+    assert json.loads((tmp_path / "run" / "stage1_selection.json").read_text())["exposure_reference"] == reference
+    # a darker neutral reaches the fitted maps as the clean one: its stage 1 edit is the clean edit, darker
+    x = neutrals[:4]
+    up = 2.0 ** (1 / 2.2)
+    expression = torch.eye(len(TINY.expressions))[[1, 2, 3, 4]]
+    with torch.no_grad():
+        clean = solver.G.run(x, expression, torch.ones(4)).stage1
+        dark = solver.G.run((x + 1) / up - 1, expression, torch.ones(4)).stage1
+    inside = clean < 1  # where the clean edit is not clipped at white
+    assert torch.allclose(((dark + 1) * up - 1)[inside], clean[inside], atol=1e-4)
+    # a refit keeps the model's reference
+    refit_stage1(solver.G, data, None, {"radius": 3}, 5, TEST_CFG)
+    assert solver.G.config.exposure_reference == reference
+
+
 @pytest.mark.parametrize("logit, start", [(6.0, "stage1"), (-3.0, "copy")])
 def test_identity_initialised_refiner_starts_where_its_mask_logit_says(synth, tmp_path, logit, start):
     """No warp and a constant paint mask: training starts from stage 1's output (the default, logit 6) or from

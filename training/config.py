@@ -27,8 +27,13 @@ class ModelConfig:
     max_flow: float = 0.15  # largest warp, in grid units (2 = crop width): 0.15 is 7.5% of the crop
     d_conv_dim: int = 32  # discriminator width
     d_layers: int = 5  # discriminator stride-2 convolutions
+    # > 0: every crop is brought to this mean linear luminance of its centre before stage 1 and the refiner, and
+    # the change scaled back (models/exposure.py); 0: the crop goes in as it is
+    exposure_reference: float = 0.0
 
     def __post_init__(self) -> None:
+        if not 0.0 <= self.exposure_reference < 1.0:
+            raise ValueError(f"exposure_reference must be in [0, 1), got {self.exposure_reference}")
         if self.radius % 2 != 1:
             raise ValueError(f"radius must be odd, got {self.radius}")
         if self.image_size % 4:

@@ -57,6 +57,7 @@ from .losses import (
     total_variation,
 )
 from .models import Discriminator, RegGAN, apply_flow, ellipse_region, fit_mean_flow, fit_ridge
+from .models.exposure import exposure_level, normalised_pair
 from .run_state import (
     CsvLog,
     DistInfo,
@@ -119,6 +120,17 @@ def _with_perturbed_copies(data: PairedFaces | None, clean: dict[str, tuple[Tens
     return out
 
 
+def training_exposure(pairs: dict[str, tuple[Tensor, Tensor]]) -> float:
+    """The median `exposure_level` of the training neutrals: the brightness a normalising model brings faces to."""
+    neutrals = torch.cat([x for x, _ in pairs.values()])
+    return round(float(exposure_level(neutrals).median()), 4)
+
+
+def _scaled(pairs: dict[str, tuple[Tensor, Tensor]], reference: float) -> dict[str, tuple[Tensor, Tensor]]:
+    """Every pair as the maps of a model with exposure ``reference`` see it (models/exposure.py); 0: as they are."""
+    return {e: normalised_pair(x, t, reference) for e, (x, t) in pairs.items()} if reference else pairs
+
+
 def _evenly(pairs: tuple[Tensor, Tensor], limit: int) -> tuple[Tensor, Tensor]:
     """At most ``limit`` of one expression's pairs, evenly spaced: every data set keeps its share."""
     if not limit or len(pairs[0]) <= limit:
@@ -128,10 +140,10 @@ def _evenly(pairs: tuple[Tensor, Tensor], limit: int) -> tuple[Tensor, Tensor]:
 
 
 def _select(moved_train: dict[str, tuple[Tensor, Tensor]], val: PairedFaces | None, motions: dict,
-            radii: tuple[int, ...], cfg: TrainConfig) -> tuple[int | None, dict[str, float], list, str]:
-    """(radius, lambda per expression, table rows, Markdown table) chosen on the moved validation pairs; radius
-    None when there are none."""
-    val_sets = _moved(_with_perturbed_copies(val, _pairs_by_expression(val), cfg), motions)
+            radii: tuple[int, ...], cfg: TrainConfig, reference: float) -> tuple[int | None, dict[str, float], list, str]:
+    """(radius, lambda per expression, table rows, Markdown table) chosen on the moved validation pairs (at the
+    model's exposure ``reference``); radius None when there are none."""
+    val_sets = _moved(_scaled(_with_perturbed_copies(val, _pairs_by_expression(val), cfg), reference), motions)
     sub = {e: _evenly(v, cfg.ridge_max_pairs) for e, v in moved_train.items() if e in val_sets}
     if not sub:
         return None, {}, [], "no validation pairs: defaults used\n"
@@ -155,19 +167,20 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     """Phase 0: select (r, lambda) on ``val``, fit every expression on ``train``; returns the model (on the
     CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU)."""
     clean = _pairs_by_expression(train)
-    motions = fit_motions(clean, model_config.image_size, cfg)  # the mean motion: clean pairs
-    train_sets = _with_perturbed_copies(train, clean, cfg)
+    reference = training_exposure(clean) if cfg.stage1_normalise_exposure else model_config.exposure_reference
+    motions = fit_motions(_scaled(clean, reference), model_config.image_size, cfg)  # the mean motion: clean pairs
+    train_sets = _scaled(_with_perturbed_copies(train, clean, cfg), reference)
     moved = _moved(train_sets, motions)
-    radius, lambdas, rows, table = _select(moved, val, motions, cfg.ridge_radii, cfg)
-    model_config = replace(model_config, radius=radius or model_config.radius)
+    radius, lambdas, rows, table = _select(moved, val, motions, cfg.ridge_radii, cfg, reference)
+    model_config = replace(model_config, radius=radius or model_config.radius, exposure_reference=reference)
     torch.manual_seed(cfg.seed)
     model = RegGAN(model_config)
     if cfg.zero_init_output:
         model.refiner.start_as_identity(cfg.mask_init_logit)
     install_motions(model, motions)
     fitted = fit_stage1_maps(model, moved, lambdas)
-    report = {"radius": model_config.radius, "fitted": fitted, "motion": motion_report(motions, cfg),
-              "table": [asdict(r) for r in rows]}
+    report = {"radius": model_config.radius, "exposure_reference": reference, "fitted": fitted,
+              "motion": motion_report(motions, cfg), "table": [asdict(r) for r in rows]}
     _write_selection(run_dir, report, table)
     return model, report
 
@@ -221,11 +234,13 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
     or the stage-1 recipe changed since the run began), lambdas chosen again on the moved ``val`` pairs (the
     run's lambdas when there are none). Returns the updated stage-1 metadata."""
     clean = _pairs_by_expression(train)
-    motions = fit_motions(clean, model.config.image_size, cfg)  # the mean motion: clean pairs
-    pairs = _with_perturbed_copies(train, clean, cfg)
+    reference = model.config.exposure_reference or (training_exposure(clean) if cfg.stage1_normalise_exposure else 0.0)
+    model.config = replace(model.config, exposure_reference=reference)
+    motions = fit_motions(_scaled(clean, reference), model.config.image_size, cfg)  # the mean motion: clean pairs
+    pairs = _scaled(_with_perturbed_copies(train, clean, cfg), reference)
     install_motions(model, motions)
     moved = _moved(pairs, motions)
-    radius, lambdas, rows, table = _select(moved, val, motions, (model.stage1.radius,), cfg)
+    radius, lambdas, rows, table = _select(moved, val, motions, (model.stage1.radius,), cfg, reference)
     if radius is None:
         lambdas = {e: v["lambda"] for e, v in stage1_meta.get("fitted", {}).items()}
     fitted = fit_stage1_maps(model, moved, lambdas)

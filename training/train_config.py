@@ -163,6 +163,12 @@ class TrainConfig:
     # ... for these expressions only (empty: all). Happy is the one expression real photos are judged on, and
     # jittered copies cost it most there (a smile averaged over shifted crops is a weaker smile).
     stage1_augment_expressions: tuple[str, ...] = ()
+    # ... on faces brought to one brightness (models/exposure.py): the model gets the training neutrals' median as
+    # its exposure_reference and brings every crop to it, so one stop under reaches the maps as the clean face does
+    # (a per-pixel bias otherwise paints the clean face's levels into a darker one). Off by default: a face's own
+    # brightness is mostly its skin, which tells the maps how dark lips and mouth should be, and normalised maps
+    # edit clean faces worse (MODEL_CARD.md, Limitations).
+    stage1_normalise_exposure: bool = False
     # data
     val_fraction: float = 0.1
     test_fraction: float = 0.1

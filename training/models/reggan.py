@@ -15,6 +15,9 @@ The runtime moves the full-resolution frame by it and pastes only the rest of th
 moved lip pasted as a low-resolution difference would ghost. Stage 1's motion is its mean flow; the full
 output's follows the refiner's mask, stage 1's flow where it paints and the refiner's where it warps:
     motion = m1 + region_c * (1 - alpha * m) * (alpha * flow - m1),   m1 = stage 1's motion
+
+A model with an ``exposure_reference`` runs all of this on the crop brought to that brightness and scales the
+change back (exposure.py): x + (y(g x) - g x) / g, g the crop's gain; the motions are geometry and stay as they are.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from typing import NamedTuple
 from torch import Tensor, nn
 
 from ..config import ModelConfig
+from .exposure import exposure_gain, normalise
 from .refiner import Refiner
 from .stage1 import LocalRegression
 from .warp import warp
@@ -47,6 +51,16 @@ class RegGAN(nn.Module):
 
     def run(self, image: Tensor, expression: Tensor, intensity: Tensor) -> RegGANOutputs:
         """image [N,3,S,S] sRGB in [-1,1]; expression [N,E]; intensity [N] -> every output (RegGANOutputs)."""
+        if not self.config.exposure_reference:
+            return self._run(image, expression, intensity)
+        gain = exposure_gain(image, self.config.exposure_reference)
+        scaled = normalise(image, gain)
+        out = self._run(scaled, expression, intensity)
+        # the change goes back, not the output: where nothing changes (intensity 0) the crop returns exactly
+        back = [(image + (y - scaled) / gain).clamp(-1.0, 1.0) for y in (out.output, out.stage1)]
+        return out._replace(output=back[0], stage1=back[1])
+
+    def _run(self, image: Tensor, expression: Tensor, intensity: Tensor) -> RegGANOutputs:
         s1 = self.stage1(image, expression, intensity)
         flow, mask, residual = self.refiner(image, s1, expression)
         alpha = intensity.to(image.dtype)[:, None, None, None]
