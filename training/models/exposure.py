@@ -9,6 +9,9 @@ is the reference, runs on that, and scales the change back; its maps are fitted 
 Linear light is sRGB to the power 2.2 here, as in the evaluation's exposure perturbation, so a gain is a
 plain multiplication of sRGB levels. The normalised crop is clipped to the network's range: a highlight that
 the gain pushes past white reaches the maps as white and its change is zero.
+
+The cost: a face's brightness is mostly its skin, not its exposure, and scaled away it no longer tells the maps
+how dark lips and mouth should be; such maps edit well-exposed faces worse (MODEL_CARD.md, Limitations).
 """
 from __future__ import annotations
 
