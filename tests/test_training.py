@@ -425,16 +425,7 @@ def test_a_fit_on_normalised_faces_brings_them_to_the_training_neutrals_median(s
     reference = solver.G.config.exposure_reference
     assert 0 < reference < 1 and reference == pytest.approx(float(exposure_level(neutrals).median()), abs=1e-4)
     assert json.loads((tmp_path / "run" / "stage1_selection.json").read_text())["exposure_reference"] == reference
-    # a darker neutral reaches the fitted maps as the clean one: its stage 1 edit is the clean edit, darker
-    x = neutrals[:4]
-    up = 2.0 ** (1 / 2.2)
-    expression = torch.eye(len(TINY.expressions))[[1, 2, 3, 4]]
-    with torch.no_grad():
-        clean = solver.G.run(x, expression, torch.ones(4)).stage1
-        dark = solver.G.run((x + 1) / up - 1, expression, torch.ones(4)).stage1
-    inside = clean < 1  # where the clean edit is not clipped at white
-    assert torch.allclose(((dark + 1) * up - 1)[inside], clean[inside], atol=1e-4)
-    # a refit keeps the model's reference
+    # a refit keeps the model's reference (what its maps were fitted at)
     refit_stage1(solver.G, data, None, {"radius": 3}, 5, TEST_CFG)
     assert solver.G.config.exposure_reference == reference
 
