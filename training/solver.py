@@ -131,6 +131,14 @@ def _scaled(pairs: dict[str, tuple[Tensor, Tensor]], reference: float) -> dict[s
     return {e: normalised_pair(x, t, reference) for e, (x, t) in pairs.items()} if reference else pairs
 
 
+def _motions_and_moved(train: PairedFaces, clean: dict[str, tuple[Tensor, Tensor]], size: int, cfg: TrainConfig,
+                       reference: float) -> tuple[dict[str, tuple[Tensor, Tensor]], dict[str, tuple[Tensor, Tensor]]]:
+    """Stage 1's inputs at the exposure ``reference``: the mean motions (fitted on the clean pairs) and every training
+    pair, perturbed copies included, moved by them."""
+    motions = fit_motions(_scaled(clean, reference), size, cfg)
+    return motions, _moved(_scaled(_with_perturbed_copies(train, clean, cfg), reference), motions)
+
+
 def _evenly(pairs: tuple[Tensor, Tensor], limit: int) -> tuple[Tensor, Tensor]:
     """At most ``limit`` of one expression's pairs, evenly spaced: every data set keeps its share."""
     if not limit or len(pairs[0]) <= limit:
@@ -168,9 +176,7 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU)."""
     clean = _pairs_by_expression(train)
     reference = training_exposure(clean) if cfg.stage1_normalise_exposure else model_config.exposure_reference
-    motions = fit_motions(_scaled(clean, reference), model_config.image_size, cfg)  # the mean motion: clean pairs
-    train_sets = _scaled(_with_perturbed_copies(train, clean, cfg), reference)
-    moved = _moved(train_sets, motions)
+    motions, moved = _motions_and_moved(train, clean, model_config.image_size, cfg, reference)
     radius, lambdas, rows, table = _select(moved, val, motions, cfg.ridge_radii, cfg, reference)
     model_config = replace(model_config, radius=radius or model_config.radius, exposure_reference=reference)
     torch.manual_seed(cfg.seed)
@@ -236,10 +242,8 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
     clean = _pairs_by_expression(train)
     reference = model.config.exposure_reference or (training_exposure(clean) if cfg.stage1_normalise_exposure else 0.0)
     model.config = replace(model.config, exposure_reference=reference)
-    motions = fit_motions(_scaled(clean, reference), model.config.image_size, cfg)  # the mean motion: clean pairs
-    pairs = _scaled(_with_perturbed_copies(train, clean, cfg), reference)
+    motions, moved = _motions_and_moved(train, clean, model.config.image_size, cfg, reference)
     install_motions(model, motions)
-    moved = _moved(pairs, motions)
     radius, lambdas, rows, table = _select(moved, val, motions, (model.stage1.radius,), cfg, reference)
     if radius is None:
         lambdas = {e: v["lambda"] for e, v in stage1_meta.get("fitted", {}).items()}
