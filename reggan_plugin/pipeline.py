@@ -111,7 +111,7 @@ def _detect_all(frames: list[Path], todo: list[Path], locator: FaceLocator, seq:
 
     def locate(index: int) -> tuple[list[Face], Thumb | None]:
         try:
-            image = read_image(frames[index])
+            image = read_image(frames[index], report=False)  # the render pass reads it again and reports
         except InputError:
             return [], None  # reported by the render pass
         return locator.faces(frames[index].name, image), thumbnail(image) if reach else None

@@ -139,6 +139,15 @@ def test_no_face_is_reported_and_the_frame_kept(tmp_path, tiny_model):
     assert (tmp_path / "out" / "blank.png").read_bytes() != b""
 
 
+def test_a_conversion_is_reported_once(tmp_path, tiny_model):
+    """The detector's pass and the render pass both read the frame; the palette's conversion is said once."""
+    frames = tmp_path / "in"
+    frames.mkdir()
+    Image.new("RGB", (W, H), (128, 128, 128)).convert("P").save(frames / "blank.png")
+    proc = _render(tmp_path, tiny_model, frames=frames)
+    assert proc.stderr.count("palette image converted") == 1, proc.stderr
+
+
 @pytest.mark.parametrize(
     "args, code, words",
     [

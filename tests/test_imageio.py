@@ -138,6 +138,14 @@ def test_palette_png_becomes_rgb_with_warning(tmp_path: Path, caplog: pytest.Log
     assert "palette" in caplog.text and img.info["converted"]
 
 
+def test_a_quiet_read_records_its_conversions(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    src = tmp_path / "pal.png"
+    Image.fromarray(_smooth_u8(3)).convert("P", palette=Image.Palette.ADAPTIVE, colors=16).save(src)
+    with caplog.at_level(logging.WARNING, logger="reggan_plugin.imageio"):
+        img = iio.read_image(src, report=False)
+    assert "palette" not in caplog.text and img.info["converted"]
+
+
 def test_palette_with_transparency_becomes_rgba(tmp_path: Path) -> None:
     src = tmp_path / "palt.png"
     im = Image.fromarray(_smooth_u8(3)).convert("P", palette=Image.Palette.ADAPTIVE, colors=16)

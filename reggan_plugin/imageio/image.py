@@ -148,7 +148,7 @@ def _check_size(path: Path, width: int, height: int) -> None:
         )
 
 
-def _converted(info: dict[str, Any], path: Path, what: str) -> None:
-    log.warning("%s: %s", path, what)
+def _converted(info: dict[str, Any], what: str) -> None:
+    """Record a conversion made on reading; `read_image` reports it."""
     info.setdefault("converted", []).append(what)
 

@@ -45,7 +45,7 @@ def _read_png16(path: Path) -> ImageData:
             ppm_x, ppm_y = struct.unpack(">II", body[:8])
             info["dpi"] = (ppm_x * 0.0254, ppm_y * 0.0254)
         elif tag == b"tRNS":
-            _converted(info, path, "ignored a 16-bit tRNS transparent colour (kept the pixels as stored)")
+            _converted(info, "ignored a 16-bit tRNS transparent colour (kept the pixels as stored)")
         elif tag == b"IEND":
             break
         pos += 12 + length

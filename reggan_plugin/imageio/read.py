@@ -22,6 +22,7 @@ from reggan_plugin.imageio.image import (
     _format_for_suffix,
     _one_line,
     _sniff,
+    log,
 )
 from reggan_plugin.imageio.png import _read_png16
 
@@ -30,8 +31,11 @@ from reggan_plugin.imageio.png import _read_png16
 Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, MAX_PIXELS)
 
 
-def read_image(path: str | os.PathLike[str]) -> ImageData:
-    """Read an image file; raises ``InputError`` (naming the file and the reason) on any bad input."""
+def read_image(path: str | os.PathLike[str], *, report: bool = True) -> ImageData:
+    """Read an image file; raises ``InputError`` (naming the file and the reason) on any bad input.
+
+    Conversions made on reading (a palette expanded, EXIF orientation applied...) are listed in
+    ``info["converted"]`` and, when ``report``, logged as warnings: off for a second read of the same file."""
     p = Path(path)
     if not p.exists():
         raise InputError(p, "broken link (its target does not exist)" if p.is_symlink() else "file not found")
@@ -70,6 +74,9 @@ def read_image(path: str | os.PathLike[str]) -> ImageData:
     except _DECODE_ERRORS as err:
         raise InputError(p, f"corrupt or truncated {content_fmt.upper()}: {_one_line(err)}") from err
     _check_size(p, image.width, image.height)
+    if report:
+        for what in image.info.get("converted", ()):
+            log.warning("%s: %s", p, what)
     return image
 
 
@@ -104,22 +111,22 @@ def _read_pillow(path: Path, head: bytes) -> ImageData:
         if orientation != 1:
             im = ImageOps.exif_transpose(im)  # also drops the tag from im.info["exif"]
             info["exif"] = im.info.get("exif") or info.get("exif")
-            _converted(info, path, f"EXIF orientation {orientation} applied (pixels turned upright)")
+            _converted(info, f"EXIF orientation {orientation} applied (pixels turned upright)")
         mode = im.mode
         if mode in ("P", "PA"):
             has_t = mode == "PA" or "transparency" in im.info
             im = im.convert("RGBA" if has_t else "RGB")
-            _converted(info, path, f"palette image converted to {im.mode}")
+            _converted(info, f"palette image converted to {im.mode}")
         elif mode == "1":
             im = im.convert("L")
-            _converted(info, path, "1-bit image converted to 8-bit grey")
+            _converted(info, "1-bit image converted to 8-bit grey")
         elif mode == "CMYK":
             im = im.convert("RGB")
             info.pop("icc_profile", None)  # a CMYK profile no longer describes the pixels
-            _converted(info, path, "CMYK image converted to RGB (no colour management)")
+            _converted(info, "CMYK image converted to RGB (no colour management)")
         elif mode in ("RGB", "L") and "transparency" in im.info:
             im = im.convert("RGBA" if mode == "RGB" else "LA")
-            _converted(info, path, f"transparent-colour key converted to an alpha channel ({im.mode})")
+            _converted(info, f"transparent-colour key converted to an alpha channel ({im.mode})")
         arr: np.ndarray
         if im.mode in ("I;16", "I;16L", "I;16B"):
             arr = np.asarray(im).astype(np.uint16)[..., None]
@@ -170,7 +177,7 @@ def _read_tiff(path: Path, head: bytes) -> ImageData:
             ) from err
         info: dict[str, Any] = {"tiff_compression": int(page.compression)}
         if len(tf.pages) > 1:
-            _converted(info, path, f"read the first of {len(tf.pages)} TIFF pages")
+            _converted(info, f"read the first of {len(tf.pages)} TIFF pages")
         icc = page.tags.get(34675)
         if icc is not None:
             info["icc_profile"] = bytes(icc.value)
