@@ -16,12 +16,12 @@ onnx = pytest.importorskip("onnx")
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "graft_stage1.py"
 
 
-def _tool():
+def _module():
     spec = importlib.util.spec_from_file_location("graft_stage1", TOOL)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return module.main
+    return module
 
 
 def _export(path: Path, seed: int, stage1_seed: int) -> Path:
@@ -40,7 +40,7 @@ def _export(path: Path, seed: int, stage1_seed: int) -> Path:
 
 
 def _graft(into: Path, donor: Path, expressions: str, out: Path):
-    return CliRunner().invoke(_tool(), ["--into", str(into), "--donor", str(donor), "--expressions", expressions,
+    return CliRunner().invoke(_module().main, ["--into", str(into), "--donor", str(donor), "--expressions", expressions,
                                         "--out", str(out)])
 
 
@@ -82,3 +82,13 @@ def test_a_donor_with_another_refiner_is_refused(tmp_path):
     assert not out.exists()
     result = _graft(into, into, "smug", out)
     assert result.exit_code != 0 and "unknown expression" in result.output and not out.exists()
+
+
+def test_the_provenance_tells_how_each_grafted_expression_was_fitted():
+    into = {"stage1": {"fitted": {"happy": {"lambda": 0.2, "train_pairs": 10}, "sad": {"lambda": 1.0, "train_pairs": 10}}}}
+    donor = {"stage1": {"fitted": {"happy": {"lambda": 0.01, "train_pairs": 30}, "sad": {"lambda": 0.04, "train_pairs": 30}}},
+             "train_config": {"stage1_augment_copies": 2, "ridge_lambdas": [0.01], "g_lr": 0.0005}}
+    _module().record_graft(into, donor, ["happy"], "donor.onnx", "abc")
+    assert into["stage1"]["fitted"] == {"happy": {"lambda": 0.01, "train_pairs": 30}, "sad": {"lambda": 1.0, "train_pairs": 10}}
+    assert into["stage1_grafted"] == [{"expressions": ["happy"], "from": "donor.onnx", "from_sha256": "abc",
+                                       "stage1_settings": {"stage1_augment_copies": 2, "ridge_lambdas": [0.01]}}]

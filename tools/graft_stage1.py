@@ -22,6 +22,20 @@ def stage1_initializers(graph) -> set[str]:
     return {i.name for i in graph.initializer if i.name.startswith("model.stage1.") or i.name in einsum_inputs}
 
 
+def record_graft(provenance: dict, donor: dict, expressions: list[str], name: str, sha256: str) -> None:
+    """Note a graft in ``provenance`` (the receiving model's): the grafted expressions' fit (lambda, pairs) as the
+    donor recorded it, and a graft entry with the donor's stage-1 settings, so the provenance tells how each
+    expression's maps were fitted."""
+    fitted = donor.get("stage1", {}).get("fitted", {})
+    mine = provenance.setdefault("stage1", {}).setdefault("fitted", {})
+    mine.update({e: fitted[e] for e in expressions if e in fitted})
+    settings = {k: v for k, v in donor.get("train_config", {}).items() if k.startswith(("stage1_", "ridge_"))}
+    earlier = provenance.get("stage1_grafted", [])  # every graft, oldest first
+    provenance["stage1_grafted"] = [*([earlier] if isinstance(earlier, dict) else earlier),
+                                    {"expressions": expressions, "from": name, "from_sha256": sha256,
+                                     "stage1_settings": settings}]
+
+
 @click.command()
 @click.option("--into", "target", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="The model that receives the expressions' stage 1.")
@@ -59,13 +73,11 @@ def main(target: Path, donor: Path, expressions: str, out: Path) -> None:
         for expression in wanted:
             grafted[names.index(expression)] = theirs[names.index(expression)]
         init.CopyFrom(numpy_helper.from_array(grafted, init.name))
+    given = json.loads(load_artifact(donor).metadata.get("reggan.provenance", "{}"))
     for entry in into.metadata_props:
         if entry.key == "reggan.provenance":
             provenance = json.loads(entry.value)
-            earlier = provenance.get("stage1_grafted", [])  # every graft, oldest first
-            provenance["stage1_grafted"] = [*([earlier] if isinstance(earlier, dict) else earlier),
-                                            {"expressions": wanted, "from": donor.name,
-                                             "from_sha256": load_artifact(donor).sha256}]
+            record_graft(provenance, given, wanted, donor.name, load_artifact(donor).sha256)
             entry.value = json.dumps(provenance)
     write_bytes(out, into.SerializeToString())
     click.echo(f"wrote {out}: stage 1 of {', '.join(wanted)} from {donor}")
