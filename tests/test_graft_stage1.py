@@ -40,8 +40,8 @@ def _export(path: Path, seed: int, stage1_seed: int) -> Path:
 
 
 def _graft(into: Path, donor: Path, expressions: str, out: Path):
-    return CliRunner().invoke(_module().main, ["--into", str(into), "--donor", str(donor), "--expressions", expressions,
-                                        "--out", str(out)])
+    return CliRunner().invoke(_module().main, ["--into", str(into), "--donor", str(donor),
+                                               "--expressions", expressions, "--out", str(out)])
 
 
 def _run(path: Path, expression: str) -> np.ndarray:

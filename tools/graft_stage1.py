@@ -51,8 +51,8 @@ def main(target: Path, donor: Path, expressions: str, out: Path) -> None:
     from reggan_plugin.atomic import write_bytes
 
     into, source = onnx.load(str(target)), onnx.load(str(donor))
-    names = load_artifact(target).expressions
-    if load_artifact(donor).expressions != names:
+    names, given = load_artifact(target).expressions, load_artifact(donor)
+    if given.expressions != names:
         raise click.ClickException(f"{donor}: its expressions differ from {target}'s")
     wanted = [e.strip() for e in expressions.split(",") if e.strip()]
     unknown = [e for e in wanted if e not in names]
@@ -73,11 +73,11 @@ def main(target: Path, donor: Path, expressions: str, out: Path) -> None:
         for expression in wanted:
             grafted[names.index(expression)] = theirs[names.index(expression)]
         init.CopyFrom(numpy_helper.from_array(grafted, init.name))
-    given = json.loads(load_artifact(donor).metadata.get("reggan.provenance", "{}"))
+    recorded = json.loads(given.metadata.get("reggan.provenance", "{}"))
     for entry in into.metadata_props:
         if entry.key == "reggan.provenance":
             provenance = json.loads(entry.value)
-            record_graft(provenance, given, wanted, donor.name, load_artifact(donor).sha256)
+            record_graft(provenance, recorded, wanted, donor.name, given.sha256)
             entry.value = json.dumps(provenance)
     write_bytes(out, into.SerializeToString())
     click.echo(f"wrote {out}: stage 1 of {', '.join(wanted)} from {donor}")
