@@ -85,10 +85,13 @@ def test_a_donor_with_another_refiner_is_refused(tmp_path):
 
 
 def test_the_provenance_tells_how_each_grafted_expression_was_fitted():
-    into = {"stage1": {"fitted": {"happy": {"lambda": 0.2, "train_pairs": 10}, "sad": {"lambda": 1.0, "train_pairs": 10}}}}
+    into = {"stage1": {"fitted": {"happy": {"lambda": 0.2, "train_pairs": 10}, "sad": {"lambda": 1.0, "train_pairs": 10}}},
+            "metrics": {"happy": {"reggan_psnr": 30.0}, "sad": {"reggan_psnr": 31.0}}}
     donor = {"stage1": {"fitted": {"happy": {"lambda": 0.01, "train_pairs": 30}, "sad": {"lambda": 0.04, "train_pairs": 30}}},
+             "metrics": {"happy": {"reggan_psnr": 35.0}, "sad": {"reggan_psnr": 36.0}},
              "train_config": {"stage1_augment_copies": 2, "ridge_lambdas": [0.01], "g_lr": 0.0005}}
     _module().record_graft(into, donor, ["happy"], "donor.onnx", "abc")
     assert into["stage1"]["fitted"] == {"happy": {"lambda": 0.01, "train_pairs": 30}, "sad": {"lambda": 1.0, "train_pairs": 10}}
+    assert into["metrics"] == {"happy": {"reggan_psnr": 35.0}, "sad": {"reggan_psnr": 31.0}}
     assert into["stage1_grafted"] == [{"expressions": ["happy"], "from": "donor.onnx", "from_sha256": "abc",
                                        "stage1_settings": {"stage1_augment_copies": 2, "ridge_lambdas": [0.01]}}]

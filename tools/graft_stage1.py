@@ -23,12 +23,15 @@ def stage1_initializers(graph) -> set[str]:
 
 
 def record_graft(provenance: dict, donor: dict, expressions: list[str], name: str, sha256: str) -> None:
-    """Note a graft in ``provenance`` (the receiving model's): the grafted expressions' fit (lambda, pairs) as the
-    donor recorded it, and a graft entry with the donor's stage-1 settings, so the provenance tells how each
-    expression's maps were fitted."""
-    fitted = donor.get("stage1", {}).get("fitted", {})
-    mine = provenance.setdefault("stage1", {}).setdefault("fitted", {})
-    mine.update({e: fitted[e] for e in expressions if e in fitted})
+    """Note a graft in ``provenance`` (the receiving model's): the grafted expressions' fit (lambda, pairs) and
+    validation metrics as the donor recorded them (one refiner: an expression's output depends only on its own stage
+    1), and a graft entry with the donor's stage-1 settings, so the provenance tells how each expression's maps were
+    fitted and how they score."""
+    def take(mine: dict, theirs: dict) -> None:
+        mine.update({e: theirs[e] for e in expressions if e in theirs})
+
+    take(provenance.setdefault("stage1", {}).setdefault("fitted", {}), donor.get("stage1", {}).get("fitted", {}))
+    take(provenance.setdefault("metrics", {}), donor.get("metrics", {}))
     settings = {k: v for k, v in donor.get("train_config", {}).items() if k.startswith(("stage1_", "ridge_"))}
     earlier = provenance.get("stage1_grafted", [])  # every graft, oldest first
     provenance["stage1_grafted"] = [*([earlier] if isinstance(earlier, dict) else earlier),
