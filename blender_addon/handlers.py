@@ -93,7 +93,7 @@ class HookQueue:
 
         index = len(shot.found)
         try:
-            image = read_image(source)
+            image = read_image(source, report=False)  # edit_file reads it again and reports
             shot.found[index], shot.thumbs[index] = engine.locate_faces(image, "AUTO", None), thumbnail(image)
         except Exception as exc:  # an unreadable frame: reported, and a cut for its neighbours
             shot.found[index], shot.thumbs[index] = [], None
