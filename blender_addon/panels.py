@@ -18,6 +18,7 @@ def draw_settings(layout: Any, context: Any) -> None:
     row = layout.row(align=True)
     row.prop(s, "backend", text="")
     row.prop(s, "stage", text="")
+    layout.prop(s, "skin_paint")
     layout.prop(s, "model_path")
 
     layout.prop(s, "face_source")

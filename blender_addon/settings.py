@@ -20,7 +20,7 @@ from bpy.props import (
     StringProperty,
 )
 
-from reggan_plugin.config import BACKENDS, PRECISIONS, STAGES, EditConfig, InferenceConfig, SequenceConfig
+from reggan_plugin.config import BACKENDS, PRECISIONS, SKIN_PAINTS, STAGES, EditConfig, InferenceConfig, SequenceConfig
 from reggan_plugin.expressions import EXPRESSIONS
 
 ADDON = __package__  # the extension's module name (bl_ext.<repo>.reggan_expressions when installed)
@@ -43,6 +43,10 @@ BACKEND_LABELS = {
 STAGE_LABELS = {
     "full": ("Full", "Regression stage and refinement network (best quality)"),
     "regression": ("Preview", "Regression stage alone: fast, blurrier"),
+}
+SKIN_PAINT_LABELS = {
+    "shading": ("Own Skin Colour", "Outside the mouth and eyes the edit changes the skin's shading alone"),
+    "colour": ("Painted Colour", "The colour the model paints, everywhere (it learnt skin colour on renders)"),
 }
 PREFERENCES_BACKEND = "PREFERENCES"
 FACE_SOURCES = (
@@ -105,6 +109,8 @@ class RegganSettings(bpy.types.PropertyGroup):
         default=PREFERENCES_BACKEND,
     )
     stage: EnumProperty(name="Quality", items=_enum(STAGES, STAGE_LABELS), default=default(InferenceConfig, "stage"))
+    skin_paint: EnumProperty(name="Skin", items=_enum(SKIN_PAINTS, SKIN_PAINT_LABELS),
+                             default=default(InferenceConfig, "skin_paint"))
     model_path: StringProperty(
         name="Model File", subtype="FILE_PATH", default="",
         description="RegGAN ONNX model (empty: the preferences' model, else the bundled one)",
@@ -191,6 +197,7 @@ def inference_config(settings: RegganSettings, prefs: RegganPreferences | None) 
         precision=prefs.precision if prefs is not None else default(InferenceConfig, "precision"),
         batch=prefs.batch if prefs is not None else default(InferenceConfig, "batch"),
         stage=settings.stage,
+        skin_paint=settings.skin_paint,
     )
 
 

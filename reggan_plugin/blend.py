@@ -20,13 +20,20 @@ a visible ring. ``paste_back`` estimates the cast as the per-channel median of t
 band (robust to a real change, such as a jaw drop, that reaches part of the band) and removes it
 from the whole delta. A model that only moves features has a median delta of ~0 there, and nothing
 is changed.
+
+Skin shading: the paint was learnt on renders. On skin an expression changes shading (folds, a raised
+cheek), not colour, and a render-learnt colour change there shows on real faces and on other render looks as
+orange, red or green patches at the folds. Outside the mouth and the eyes (``paint_colour_weight``) the paint
+is pasted as a change of shading: each moved pixel scaled by its luma's change, so the skin keeps the person's
+own colour; the lips, teeth, the mouth's inside and the eyes' whites change colour as painted.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.align import Matrix, invert_affine, sample, sample_planes, warp_planes_from_crop
+from reggan_plugin.align import CANONICAL_5PT, Matrix, invert_affine, sample, sample_planes, warp_planes_from_crop
 from reggan_plugin.grain import GRAIN_REACH, grain_level, moving_structure
+from reggan_plugin.imageio.image import LUMA
 
 # Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
@@ -37,6 +44,15 @@ MASK_FEATHER = 0.25
 MASK_BORDER_PX = 2  # 1 below 64 px crops, where 2 px would cut into the chin's falloff
 """The mask is exactly 0 within this many pixels of the crop border (bilinear warps read one
 pixel beyond a sample, so the warped frame mask is exactly 0 outside the crop)."""
+
+# Where the paint keeps its colour: ellipses about the crop template's mouth and eyes (radii in crop units at the
+# canonical template's eye distance; the mouth's centred below the corners, with room for a smile's and a jaw
+# drop's reach), fading to none at (1 + PAINT_COLOUR_FEATHER) times their radii.
+MOUTH_COLOUR_RADII = (0.17, 0.10)
+MOUTH_COLOUR_DROP = 0.027  # the mouth ellipse's centre below the corners' midpoint
+EYE_COLOUR_RADII = (0.085, 0.055)
+PAINT_COLOUR_FEATHER = 0.6
+_DARK = 0.02  # luma under which a pixel's colour is too dark to scale: it is lifted to this grey first
 
 # The band used to estimate a colour cast: mask values strictly inside this range.
 _RING = (0.05, 0.95)
@@ -90,6 +106,27 @@ def feather_mask(
     return mask
 
 
+def paint_colour_weight(size: int, template: np.ndarray | None = None) -> np.ndarray:
+    """SxS float32 in [0, 1]: 1 where the paint changes colour as painted (mouth, eyes), 0 where it changes the
+    skin's shading alone (`as_shading`). ``template``: the crop's 5 points in crop units (left eye, right eye,
+    nose, mouth corners); None: ``align.CANONICAL_5PT``."""
+    points = CANONICAL_5PT if template is None else np.asarray(template, np.float64)
+    k = float(np.linalg.norm(points[1] - points[0]) / np.linalg.norm(CANONICAL_5PT[1] - CANONICAL_5PT[0]))
+    mouth = (points[3] + points[4]) / 2 + (0.0, MOUTH_COLOUR_DROP * k)
+    regions = [(mouth, MOUTH_COLOUR_RADII), (points[0], EYE_COLOUR_RADII), (points[1], EYE_COLOUR_RADII)]
+    return np.max([feather_mask(size, center=(float(c[0]), float(c[1])), radii=(r[0] * k, r[1] * k),
+                                feather=PAINT_COLOUR_FEATHER) for c, r in regions], axis=0)
+
+
+def as_shading(delta: np.ndarray, base: np.ndarray) -> np.ndarray:
+    """``delta``'s change of luma as a change of ``base``'s shading: ``base`` scaled by the ratio of its luma's
+    change, so the result has ``delta``'s luma and ``base``'s colour (near-black pixels lifted to a grey of luma
+    ``_DARK`` first, where their colour says nothing)."""
+    luma = base @ LUMA
+    ratio = (delta @ LUMA) / np.maximum(luma, _DARK)
+    return (base + np.maximum(_DARK - luma, 0.0)[..., None]) * ratio[..., None]
+
+
 def colour_cast(delta: np.ndarray, mask_crop: np.ndarray) -> np.ndarray:
     """Per-channel colour cast of a crop delta: its median over the mask's feathered band, shape (3,).
 
@@ -107,10 +144,11 @@ def crop_planes(
     *,
     motion: np.ndarray | None = None,
     colour_match: bool = True,
+    colour_weight: np.ndarray | None = None,
 ) -> np.ndarray:
     """The crop-space half of paste-back: SxSx(4 or 6) float32 planes, the difference to paste (crop_out less the
-    moved crop_in, less its colour cast when ``colour_match``), the mask, and the motion when there is one.
-    Arguments as in `paste_back`."""
+    moved crop_in, less its colour cast when ``colour_match``, as a change of shading where ``colour_weight`` is
+    below 1), the mask, and the motion when there is one. Arguments as in `paste_back`."""
     crop_in = np.asarray(crop_in, dtype=np.float32)
     crop_out = np.asarray(crop_out, dtype=np.float32)
     mask_crop = np.asarray(mask_crop, dtype=np.float32)
@@ -130,6 +168,9 @@ def crop_planes(
     delta = crop_out - crop_in
     if colour_match:
         delta = delta - colour_cast(delta, mask_crop)
+    if colour_weight is not None:
+        keep = np.asarray(colour_weight, np.float32)[..., None]
+        delta = keep * delta + (1.0 - keep) * as_shading(delta, crop_in)
     return np.concatenate([delta, *layers], axis=2)
 
 
@@ -142,6 +183,7 @@ def paste_back(
     *,
     motion: np.ndarray | None = None,
     colour_match: bool = True,
+    colour_weight: np.ndarray | None = None,
     inplace: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Blend one face's edit back into the frame: `crop_planes`, then `apply_planes`.
@@ -156,6 +198,8 @@ def paste_back(
             frame is moved by it (through ``m``, scaled by the mask) and the delta is taken against the
             moved crop_in.
         colour_match: remove the delta's colour cast (``colour_cast``) before blending.
+        colour_weight: SxS [0, 1] (``paint_colour_weight(S)``): where the delta keeps its colour; elsewhere it
+            is pasted as a change of the moved crop_in's shading (``as_shading``). None: its colour everywhere.
         inplace: write into ``frame_rgb`` itself (the caller's own copy) instead of a new array.
 
     Returns:
@@ -164,7 +208,8 @@ def paste_back(
         bit-identical to ``frame_rgb`` elsewhere. For several faces call again with the returned
         frame and combine masks with ``np.maximum``.
     """
-    planes = crop_planes(crop_in, crop_out, mask_crop, motion=motion, colour_match=colour_match)
+    planes = crop_planes(crop_in, crop_out, mask_crop, motion=motion, colour_match=colour_match,
+                         colour_weight=colour_weight)
     return apply_planes(frame_rgb, planes, m, inplace=inplace)
 
 

@@ -21,6 +21,7 @@ from .config import (
     BACKENDS,
     PRECISIONS,
     REGION_GRAPHS,
+    SKIN_PAINTS,
     STAGES,
     EditConfig,
     InferenceConfig,
@@ -164,16 +165,20 @@ def inference_options(func):
         click.option("--region-graphs", type=click.Choice(REGION_GRAPHS), default=field_default(InferenceConfig, "region_graphs"),
                      show_default=True, help="Align and paste back the face region in onnxruntime beside the network; "
                                              "auto: where the network runs on a GPU (numpy is faster on the CPU)."),
+        click.option("--skin-paint", type=click.Choice(SKIN_PAINTS), default=field_default(InferenceConfig, "skin_paint"),
+                     show_default=True, help="Outside the mouth and eyes, what the network paints changes the skin's "
+                                             "shading alone (it keeps the person's own colour) or its colour too."),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs
+def _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs, skin_paint
              ) -> tuple[EditConfig, InferenceConfig]:
     return EditConfig(expression, intensity), InferenceConfig(model, backend, precision, batch, stage,
-                                                              find_in_box=not trust_box, region_graphs=region_graphs)
+                                                              find_in_box=not trust_box, region_graphs=region_graphs,
+                                                              skin_paint=skin_paint)
 
 
 @main.command()
@@ -189,8 +194,8 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
 @click.option("--skip-existing", is_flag=True, help="Skip frames whose output exists (resume an interrupted batch).")
 @click.option("--smooth", type=FiniteRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
               help="Temporal smoothing of detected faces (0 = off).")
-def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs, faces,
-           region, whole_image, shard, skip_existing, smooth) -> None:
+def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
+           skin_paint, faces, region, whole_image, shard, skip_existing, smooth) -> None:
     """Apply an expression to every frame in a directory.
 
     Frames keep their format, bit depth and alpha; pixels outside the face are untouched. A bad
@@ -204,7 +209,8 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     from .renderer import ExpressionRenderer
     from .sequence import Shard, check_out_dir
 
-    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs)
+    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
+                               skin_paint)
 
     def go():
         seq = SequenceConfig(frames, out, faces, parse_region(region) if region else None, whole_image,
@@ -238,8 +244,8 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
 @inference_options
 @click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels. [default: the whole image]")
 @click.option("--detect", is_flag=True, help="Find the face with the detector instead of using the whole image.")
-def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs, region,
-            detect) -> None:
+def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
+            skin_paint, region, detect) -> None:
     """Apply an expression to one picture: a face texture map or an already-cropped face."""
     from .faces import parse_region
     from .faces.locate import FaceLocator
@@ -247,7 +253,8 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     from .renderer import ExpressionRenderer
     from .sequence import check_writable_dir
 
-    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs)
+    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
+                               skin_paint)
 
     def go():
         if Path(out).resolve() == Path(image).resolve():

@@ -21,10 +21,12 @@ BackendName = Literal["auto", "cpu", "cuda", "tensorrt"]
 Precision = Literal["fp32", "fp16"]
 Stage = Literal["full", "regression"]
 RegionGraphs = Literal["auto", "on", "off"]
+SkinPaint = Literal["shading", "colour"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 STAGES: tuple[str, ...] = get_args(Stage)
 REGION_GRAPHS: tuple[str, ...] = get_args(RegionGraphs)
+SKIN_PAINTS: tuple[str, ...] = get_args(SkinPaint)
 
 
 @dataclass(frozen=True)
@@ -38,6 +40,8 @@ class InferenceConfig:
     stage: Stage = "full"  # "regression": stage 1 alone, a fast preview
     find_in_box: bool = True  # a face box without landmarks is a hint: align on the face found inside it
     region_graphs: RegionGraphs = "auto"  # align and paste-back in onnxruntime (reggan_plugin.region_graphs); auto: on a GPU
+    skin_paint: SkinPaint = "shading"  # outside the mouth and eyes the paint changes the skin's shading alone
+    # (reggan_plugin.blend: its colour stays the person's own), or its colour too ("colour", as the model paints it)
 
 
 @dataclass(frozen=True)

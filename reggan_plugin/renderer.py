@@ -23,7 +23,7 @@ from .align import (
 )
 from .artifact import ModelArtifact, load_artifact
 from .backends import create_backend
-from .blend import apply_planes, crop_planes, feather_mask
+from .blend import apply_planes, crop_planes, feather_mask, paint_colour_weight
 from .config import EditConfig, InferenceConfig
 from .errors import InputError, RegganError
 from .faces import Face
@@ -107,6 +107,7 @@ class ExpressionRenderer:
         template = self.artifact.crop_template
         self._template_px = None if template is None else units_to_crop_px(template, self.size)
         self.mask = feather_mask(self.size)
+        self.colour_weight = paint_colour_weight(self.size, template) if inference.skin_paint == "shading" else None
         self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
 
     # -- prepare: faces -> aligned crops --------------------------------------------------------
@@ -171,7 +172,7 @@ class ExpressionRenderer:
         mask: np.ndarray | None = None
         for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
-            planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion)
+            planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_weight=self.colour_weight)
             paste = self.region_ops.paste if self.region_ops is not None else apply_planes
             rgb, face_mask = paste(rgb, planes, m, inplace=inplace)
             inplace = True  # from the second face on, rgb is this call's own array

@@ -203,3 +203,23 @@ def test_info_lists_model_and_backends(tiny_model):
     proc = cli("info", "--model", tiny_model)
     assert proc.returncode == 0, proc.stderr
     assert "tiny.onnx" in proc.stdout and "happy" in proc.stdout and "onnxruntime" in proc.stdout.lower()
+
+
+def test_skin_paint_colour_or_shading(tmp_path, tiny_model):
+    """Both settings edit the face; outside the mouth and eyes they change its light alike and differ in colour."""
+    src = tmp_path / "face.png"
+    Image.fromarray(synthetic_frame(128, 128, 3, np.uint8)).save(src)
+    outs = {}
+    for paint in ("shading", "colour"):
+        outs[paint] = tmp_path / f"{paint}.png"
+        proc = cli("texture", src, "--out", outs[paint], "--model", tiny_model, "--skin-paint", paint)
+        assert proc.returncode == 0, proc.stderr
+    before = read_image(src).pixels.astype(float)
+    shading, colour = (read_image(outs[p]).pixels.astype(float) for p in ("shading", "colour"))
+    assert np.abs(shading - colour).max() > 2
+    cheek = (slice(60, 80), slice(20, 36))  # crop units ~0.2-0.28 x 0.47-0.62: skin, not mouth or eye
+    luma = np.array([0.2126, 0.7152, 0.0722])
+    change = {name: ((img - before)[cheek] @ luma).mean() for name, img in (("shading", shading), ("colour", colour))}
+    assert abs(change["shading"] - change["colour"]) < 1.0, change
+    bad = cli("texture", src, "--out", tmp_path / "x.png", "--model", tiny_model, "--skin-paint", "wild")
+    assert bad.returncode == 2 and "--skin-paint" in bad.stderr

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from reggan_plugin.atomic import write_bytes
-from reggan_plugin.config import BackendName, InferenceConfig
+from reggan_plugin.config import BackendName, InferenceConfig, SkinPaint
 from reggan_plugin.errors import InputError
 from reggan_plugin.faces import box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
@@ -47,6 +47,7 @@ class RobustnessConfig:
     out: Path
     model: Path | None = None
     backend: BackendName = "auto"
+    skin_paint: SkinPaint = "shading"  # the runtime's default (InferenceConfig)
     split: SplitChoice = "test"  # of the first folder; the other folders are used whole (held-out looks)
     limit: int = 6  # cases per expression and folder
     expressions: tuple[str, ...] | None = None
@@ -97,7 +98,7 @@ def _u8(pixels: np.ndarray) -> np.ndarray:
 
 
 def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = None) -> RobustnessResult:
-    renderer = ExpressionRenderer(InferenceConfig(model=config.model, backend=config.backend))
+    renderer = ExpressionRenderer(InferenceConfig(model=config.model, backend=config.backend, skin_paint=config.skin_paint))
     expression_judge, identity_judge = ExpressionJudge(), IdentityJudge()
     wanted = config.expressions or tuple(e for e in renderer.artifact.expressions if e != "neutral")
     names = list(config.conditions or PERTURBATIONS)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from reggan_plugin.config import BackendName, InferenceConfig
+from reggan_plugin.config import BackendName, InferenceConfig, SkinPaint
 from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
 
@@ -54,6 +54,7 @@ class EvalConfig:
     model: Path | None = None  # None: the bundled default model
     backend: BackendName = "auto"
     batch: int = 8
+    skin_paint: SkinPaint = "shading"  # the runtime's default (InferenceConfig)
     intensity: float = 1.0
     expressions: tuple[str, ...] | None = None  # None: every non-neutral expression of the model
     split: SplitChoice = "all"
@@ -132,9 +133,10 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
     """Run the evaluation described by ``config`` (no files written; see ``report.write_report``)."""
     expression_judge = ExpressionJudge()
     identity_judge = IdentityJudge()
-    full = ExpressionRenderer(InferenceConfig(model=config.model, backend=config.backend, batch=config.batch))
+    full = ExpressionRenderer(InferenceConfig(model=config.model, backend=config.backend, batch=config.batch,
+                                              skin_paint=config.skin_paint))
     stage1 = ExpressionRenderer(InferenceConfig(model=config.model, backend=config.backend, batch=config.batch,
-                                                stage="regression"))
+                                                skin_paint=config.skin_paint, stage="regression"))
     model_expressions = full.artifact.expressions
     wanted = config.expressions or tuple(e for e in model_expressions if e != "neutral")
     unknown = [e for e in wanted if e not in model_expressions]
