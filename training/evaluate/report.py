@@ -15,6 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from reggan_plugin.atomic import write_bytes
+from reggan_plugin.config import InferenceConfig, field_default
 
 from .runner import GRID_COLUMNS, ROW_TITLES, EvalResult
 
@@ -55,6 +56,11 @@ def shown_path(path: str) -> str:
         return path
 
 
+def skin_paint_note(skin_paint: str) -> str:
+    """How the paint was pasted, said only when it is not the runtime's default (reports reproduce their command)."""
+    return "" if skin_paint == field_default(InferenceConfig, "skin_paint") else f", skin paint `{skin_paint}`"
+
+
 def _fmt(value: float | None, pattern: str) -> str:
     return "n/a" if value is None else pattern.format(value)
 
@@ -90,7 +96,8 @@ def markdown(result: EvalResult) -> str:
     lines = [
         "# Evaluation report",
         "",
-        f"- Model: `{shown_path(result.model_path)}` (sha256 {result.model_sha256[:16]}...), backend {result.backend}",
+        f"- Model: `{shown_path(result.model_path)}` (sha256 {result.model_sha256[:16]}...), backend {result.backend}"
+        + skin_paint_note(c.skin_paint),
         f"- Data: `{c.data}` ({result.layout} layout, split {c.split}, {len(result.cases)} pairs"
         + (f", at most {c.limit} per expression" if c.limit else "") + f"), intensity {c.intensity}",
         f"- Faces: 5 points from {'landmark files (detector where missing)' if c.locate == 'landmarks' else 'the runtime detector'}; "

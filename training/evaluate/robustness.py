@@ -33,7 +33,7 @@ from .cases import Cropper, EvalCase, SplitChoice, limit_cases, read_rgb, scan_c
 from .expression_judge import ExpressionJudge
 from .identity_judge import IdentityJudge
 from .perturbations import PERTURBATIONS, Perturbation, Perturbed, chroma_speckle, clean, rerendered
-from .report import json_value, shown_path
+from .report import json_value, shown_path, skin_paint_note
 
 Progress = Callable[[int, int], None]
 WITHIN_CLEAN_DB = 1.0  # the acceptance: within 1 dB of the clean edit ...
@@ -197,7 +197,7 @@ def markdown(result: RobustnessResult) -> str:
         f"Model `{Path(result.model_path).name}` (sha256 {result.model_sha256[:12]}), data "
         + ", ".join(f"`{Path(d).name}`" for d in result.config.data)
         + f"; split `{result.config.split}` of the first folder, at most {result.config.limit} cases per expression "
-        + "and condition; seed " + str(result.config.seed) + ".",
+        + "and condition; seed " + str(result.config.seed) + skin_paint_note(result.config.skin_paint) + ".",
         "",
         "PSNR (dB) of the edit on the central face against the true target; in brackets the difference to the clean "
         "condition, then to the copy baseline (output = input) under the same condition. **ok**: within "
