@@ -47,7 +47,7 @@ class RobustnessConfig:
     out: Path
     model: Path | None = None
     backend: BackendName = "auto"
-    skin_paint: SkinPaint = "shading"  # the runtime's default (InferenceConfig)
+    skin_paint: SkinPaint = InferenceConfig.skin_paint  # the runtime's default
     split: SplitChoice = "test"  # of the first folder; the other folders are used whole (held-out looks)
     limit: int = 6  # cases per expression and folder
     expressions: tuple[str, ...] | None = None

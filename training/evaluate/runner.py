@@ -54,7 +54,7 @@ class EvalConfig:
     model: Path | None = None  # None: the bundled default model
     backend: BackendName = "auto"
     batch: int = 8
-    skin_paint: SkinPaint = "shading"  # the runtime's default (InferenceConfig)
+    skin_paint: SkinPaint = InferenceConfig.skin_paint  # the runtime's default
     intensity: float = 1.0
     expressions: tuple[str, ...] | None = None  # None: every non-neutral expression of the model
     split: SplitChoice = "all"
