@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from reggan_plugin.align import CANONICAL_5PT, Matrix, invert_affine, sample, sample_planes, warp_planes_from_crop
-from reggan_plugin.grain import GRAIN_REACH, grain_level, moving_structure
+from reggan_plugin.grain import GRAIN_REACH, grain_level, luma, moving_structure
 from reggan_plugin.imageio.image import LUMA
 
 # Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
@@ -122,9 +122,9 @@ def as_shading(delta: np.ndarray, base: np.ndarray) -> np.ndarray:
     """``delta``'s change of luma as a change of ``base``'s shading: ``base`` scaled by the ratio of its luma's
     change, so the result has ``delta``'s luma and ``base``'s colour (near-black pixels lifted to a grey of luma
     ``_DARK`` first, where their colour says nothing)."""
-    luma = base @ LUMA
-    ratio = (delta @ LUMA) / np.maximum(luma, _DARK)
-    return (base + np.maximum(_DARK - luma, 0.0)[..., None]) * ratio[..., None]
+    base_luma = luma(base, LUMA)  # written out, not ``base @ LUMA``: see grain.luma
+    ratio = luma(delta, LUMA) / np.maximum(base_luma, _DARK)
+    return (base + np.maximum(_DARK - base_luma, 0.0)[..., None]) * ratio[..., None]
 
 
 def colour_cast(delta: np.ndarray, mask_crop: np.ndarray) -> np.ndarray:
