@@ -148,6 +148,25 @@ def test_every_condition_can_be_named_in_the_conditions_option_and_has_a_grid_of
     assert _slug("head-sphere box (bone)") == "head_sphere_box_bone"
 
 
+def test_the_report_names_the_single_cases_that_lost_the_most() -> None:
+    """A mean within 1 dB can hide one failing face: the report lists cases by their loss against their own clean
+    edit, worst first, and leaves out cases with no clean edit of their own (other looks)."""
+    from training.evaluate.robustness import RobustnessConfig, RobustnessResult, largest_losses, markdown
+
+    result = RobustnessResult(RobustnessConfig(data=(Path("renders"),), out=Path("out")), "m.onnx", "0" * 64,
+                              ["clean", "rotated 5 deg", "look: toon"], ["happy"])
+    rows = [("clean", "renders/a", 30.0), ("clean", "renders/b", 28.0), ("rotated 5 deg", "renders/a", 29.5),
+            ("rotated 5 deg", "renders/b", 25.0), ("look: toon", "toon/c", 10.0)]
+    for condition, case, psnr in rows:
+        result.cases.append({"condition": condition, "case": case, "expression": "happy", "psnr": psnr})
+    worst = largest_losses(result)
+    assert [(c["case"], c["loss"]) for c in worst] == [("renders/b", 3.0), ("renders/a", 0.5)]
+    assert largest_losses(result, count=1) == worst[:1]
+    result.values = {name: {"happy": {k: 1.0 for k in ("psnr", "copy_psnr", "ssim", "p_target", "identity",
+                                                      "speckle")}} for name in result.conditions}
+    assert "| rotated 5 deg | renders/b | happy | 25.00 | -3.00 |" in markdown(result)
+
+
 @pytest.mark.slow
 def test_perturb_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     from training.evaluate import judges_unavailable
@@ -170,6 +189,7 @@ def test_perturb_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     report = json.loads((out / "robustness.json").read_text())
     assert set(report["values"]) == {*conditions.split(","), "look: other_look"}
+    assert len(report["cases"]) == sum(len(per) for per in report["values"].values())  # --limit 1: a case each
     for name, per in report["values"].items():
         assert set(per) == {"happy", "sad"}, name
         for m in per.values():

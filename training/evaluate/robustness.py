@@ -67,6 +67,7 @@ class RobustnessResult:
     expressions: list[str]
     values: dict[str, dict[str, dict[str, float]]] = field(default_factory=dict)  # condition -> expr -> metric
     grids: dict[str, list[list[np.ndarray]]] = field(default_factory=dict)  # condition -> rows of cells
+    cases: list[dict] = field(default_factory=list)  # one per condition and case: its names and its values
 
 
 def _region(points: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice]:
@@ -144,6 +145,8 @@ def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = No
             }
             for key, value in values.items():
                 sums.setdefault(name, {}).setdefault(case.expression, {}).setdefault(key, []).append(value)
+            result.cases.append({"condition": name, "case": case.identity, "expression": case.expression,
+                                 **{key: float(value) for key, value in values.items()}})
             rows = result.grids.setdefault(name, [])
             if len(rows) < config.grid_rows and not any(r[3] == case.expression for r in rows):
                 # what the user gave and got (the noisy picture under noise), beside the true target as they would
@@ -185,6 +188,15 @@ def verdicts(result: RobustnessResult) -> dict[str, dict[str, bool]]:
             near = name.startswith("look: ") or e not in base or m["psnr"] >= base[e]["psnr"] - WITHIN_CLEAN_DB
             out[name][e] = bool(above and near)
     return out
+
+
+def largest_losses(result: RobustnessResult, count: int = 8) -> list[dict]:
+    """The single cases that lost the most PSNR against their own clean edit (conditions of the first folder), worst
+    first: a mean within ``WITHIN_CLEAN_DB`` can hide one face that fails. Each: the case's values plus ``loss``."""
+    clean = {(c["case"], c["expression"]): c["psnr"] for c in result.cases if c["condition"] == "clean"}
+    losses = [{**c, "loss": clean[key] - c["psnr"]} for c in result.cases
+              if c["condition"] != "clean" and (key := (c["case"], c["expression"])) in clean]
+    return sorted(losses, key=lambda c: -c["loss"])[:count]
 
 
 def markdown(result: RobustnessResult) -> str:
@@ -231,6 +243,13 @@ def markdown(result: RobustnessResult) -> str:
         if mean:
             lines.append(f"| {name} | {mean['ssim']:.3f} | {mean['p_target']:.2f} | {mean['identity']:.3f} | "
                          f"{mean['speckle']:.2f} |")
+    worst = largest_losses(result)
+    if worst:
+        lines += ["", "Single cases that lost the most against their own clean edit (PSNR dB; the table above averages "
+                  "them per expression):", "", "| condition | case | expression | PSNR | against clean |",
+                  "|---|---|---|---|---|"]
+        lines += [f"| {c['condition']} | {c['case']} | {c['expression']} | {c['psnr']:.2f} | {-c['loss']:+.2f} |"
+                  for c in worst]
     lines += ["", "Grids: `grid_<condition>.png`, input | output | target on the judges' canonical crop, one "
               "expression per row (the same first case of each expression in every condition): what the user gave "
               "and got (the noisy, brighter or JPEG'd picture), and the target as they would have it."]
@@ -249,7 +268,7 @@ def write_robustness(result: RobustnessResult, out: Path) -> list[Path]:
     write_bytes(md, markdown(result).encode())
     config = {k: json_value(v) for k, v in asdict(result.config).items()}
     doc = {"config": config, "model": shown_path(result.model_path), "model_sha256": result.model_sha256,
-           "values": result.values, "ok": verdicts(result)}
+           "values": result.values, "ok": verdicts(result), "cases": result.cases}
     js = out / "robustness.json"
     write_bytes(js, json.dumps(doc, indent=1).encode())
     written += [md, js]
