@@ -122,7 +122,6 @@ def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = No
                               [name for name, _, _ in plan], list(wanted))
     cropper = Cropper(config.crop_size, pixel_aligned=True)
     total, done = sum(len(c) for _, c, _ in plan), 0
-    sums: dict[str, dict[str, dict[str, list[float]]]] = {}
     for c_index, (name, cases, perturbation) in enumerate(plan):
         for k, case in enumerate(cases):
             neutral, target = read_rgb(case.neutral), read_rgb(case.target)
@@ -143,8 +142,6 @@ def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = No
                 "identity": float(identity_judge.distance(emb[1], emb[0])),
                 "speckle": chroma_speckle(scored.astype(np.float64) - copy, copy, target, region),
             }
-            for key, value in values.items():
-                sums.setdefault(name, {}).setdefault(case.expression, {}).setdefault(key, []).append(value)
             result.cases.append({"condition": name, "case": case.identity, "expression": case.expression,
                                  **{key: float(value) for key, value in values.items()}})
             rows = result.grids.setdefault(name, [])
@@ -156,9 +153,17 @@ def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = No
             done += 1
             if progress:
                 progress(done, total)
-    result.values = {name: {e: {key: float(np.mean(v)) for key, v in m.items()} for e, m in per.items()}
-                     for name, per in sums.items()}
+    result.values = mean_values(result.cases)
     return result
+
+
+def mean_values(cases: list[dict]) -> dict[str, dict[str, dict[str, float]]]:
+    """condition -> expression -> each metric's mean over the cases."""
+    grouped: dict[str, dict[str, list[dict]]] = {}
+    for c in cases:
+        grouped.setdefault(c["condition"], {}).setdefault(c["expression"], []).append(c)
+    return {name: {e: {key: float(np.mean([c[key] for c in group])) for key in METRICS} for e, group in per.items()}
+            for name, per in grouped.items()}
 
 
 def _same(perturbation: Perturbation) -> Callable[[EvalCase], Perturbation]:
