@@ -151,7 +151,7 @@ def test_every_condition_can_be_named_in_the_conditions_option_and_has_a_grid_of
 def test_the_report_names_the_single_cases_that_lost_the_most() -> None:
     """A mean within 1 dB can hide one failing face: the report lists cases by their loss against their own clean
     edit, worst first, and leaves out cases with no clean edit of their own (other looks)."""
-    from training.evaluate.robustness import RobustnessConfig, RobustnessResult, largest_losses, markdown
+    from training.evaluate.robustness import METRICS, RobustnessConfig, RobustnessResult, largest_losses, markdown
 
     result = RobustnessResult(RobustnessConfig(data=(Path("renders"),), out=Path("out")), "m.onnx", "0" * 64,
                               ["clean", "rotated 5 deg", "look: toon"], ["happy"])
@@ -162,8 +162,7 @@ def test_the_report_names_the_single_cases_that_lost_the_most() -> None:
     worst = largest_losses(result)
     assert [(c["case"], c["loss"]) for c in worst] == [("renders/b", 3.0), ("renders/a", 0.5)]
     assert largest_losses(result, count=1) == worst[:1]
-    result.values = {name: {"happy": {k: 1.0 for k in ("psnr", "copy_psnr", "ssim", "p_target", "identity",
-                                                      "speckle")}} for name in result.conditions}
+    result.values = {name: {"happy": {k: 1.0 for k in METRICS}} for name in result.conditions}
     assert "| rotated 5 deg | renders/b | happy | 25.00 | -3.00 |" in markdown(result)
 
 
