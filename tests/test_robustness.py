@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from training.evaluate.perturbations import PERTURBATIONS, Perturbed, chroma_speckle, rerendered
+from reggan_plugin.faces import load_faces_json
+from reggan_plugin.imageio import read_image
+from training.evaluate.perturbations import PERTURBATIONS, Perturbed, chroma_speckle, detected, rerendered
 from training.evaluate.robustness import run_case, scored_target
 
 SAMPLE_POINTS = np.array([[90.0, 100.0], [150.0, 100.0], [120.0, 135.0], [97.0, 170.0], [143.0, 170.0]])
@@ -80,11 +82,23 @@ def test_box_conditions_give_a_box_alone_and_the_others_landmarks() -> None:
     img, tgt = _case()
     for name, make in PERTURBATIONS.items():
         p = make(img, SAMPLE_POINTS, tgt, np.random.default_rng(0))
+        if make is detected:  # no face in these blocks: nothing is edited
+            assert p.face is None
+            continue
         assert (p.face.landmarks is None) == ("box" in name), name
         if "box" in name:
             x, y, w, h = p.face.box
             centre = SAMPLE_POINTS.mean(axis=0)
             assert abs(x + w / 2 - centre[0]) < 0.6 * w and abs(y + h / 2 - centre[1]) < 0.6 * h
+
+
+def test_with_no_face_given_the_runtimes_detector_locates_it() -> None:
+    frames = Path(__file__).resolve().parents[1] / "samples"
+    image = read_image(frames / "frames" / "shot_0004.png").pixels[..., :3]
+    true = load_faces_json(frames / "faces.json").faces_for("shot_0004.png")[0].landmarks5()
+    p = detected(image, true, image, np.random.default_rng(0))
+    assert p.face is not None and p.face.source == "detector" and p.face.landmarks is not None
+    assert np.abs(p.face.landmarks - true).max() < 0.1 * np.linalg.norm(true[1] - true[0])
 
 
 def test_value_changes_are_scored_on_the_clean_picture_and_moves_move_the_target() -> None:

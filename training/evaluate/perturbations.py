@@ -22,11 +22,13 @@ from __future__ import annotations
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 
 import numpy as np
 from PIL import Image
 
 from reggan_plugin.faces import Face, box_from_landmarks
+from reggan_plugin.faces.locate import TRACKING, SharedDetector
 from reggan_plugin.grain import luma
 
 
@@ -35,7 +37,7 @@ class Perturbed:
     """What the runtime gets and what its edit is judged against."""
 
     pixels: np.ndarray  # HxWx3 uint8: the runtime's input
-    face: Face  # how the face is located (a box alone, or landmarks)
+    face: Face | None  # how the face is located (a box alone, or landmarks); None: not found, nothing is edited
     points: np.ndarray  # (5, 2) true points in ``pixels``' frame (the judging crop)
     target: np.ndarray  # HxWx3 uint8, same frame
     clean: np.ndarray | None = None  # set for flaws on the input: the edit is added to this picture
@@ -77,6 +79,21 @@ def head_box(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.G
     side = 2.0 * max(w, h)
     cx, cy = x + w / 2, y + h / 2 - 0.15 * h
     return Perturbed(img, Face(box=(cx - side / 2, cy - side / 2, side, side), source="given"), pts, tgt)
+
+
+@cache
+def _detector() -> SharedDetector:
+    return SharedDetector(TRACKING)
+
+
+def detected(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> Perturbed:
+    """No face given: the runtime's own detector locates it, as for a picture given without a faces file (the face found
+    nearest the true one; where it finds none the runtime edits nothing, and the case scores the copy)."""
+    x, y, w, h = box_from_landmarks(pts)
+    centre = np.array([x + w / 2, y + h / 2])
+    faces = sorted(_detector().detect(img), key=lambda f: float(np.linalg.norm(
+        np.array([f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2]) - centre)))
+    return Perturbed(img, faces[0] if faces else None, pts, tgt)
 
 
 def landmark_noise(fraction: float) -> Perturbation:
@@ -195,6 +212,7 @@ def face_size(pixels: int) -> Perturbation:
 
 PERTURBATIONS: dict[str, Perturbation] = {
     "clean": clean,
+    "no face given (detector)": detected,
     "box shifted 8% right/up": box((0.08, -0.08), 1.0),
     "box x0.85": box((0.0, 0.0), 0.85),
     "box x1.2 shifted 5% down": box((0.0, 0.05), 1.2),

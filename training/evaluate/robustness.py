@@ -80,7 +80,7 @@ def run_case(renderer: ExpressionRenderer, p: Perturbed, expression: str) -> tup
     """(the scored picture, the copy baseline's, the runtime's output as the user gets it) for one perturbed case,
     HxWx3 uint8, scored against ``scored_target(p)``. Under flaws on the input the first two are the clean picture
     with and without the edit; under a light change, output and input taken back through ``p.undo``."""
-    out = renderer.apply_array(p.pixels, faces=[p.face], expression=expression)
+    out = renderer.apply_array(p.pixels, faces=[] if p.face is None else [p.face], expression=expression)
     if p.undo is not None:
         return _u8(p.undo(out.astype(np.float64))), _u8(p.undo(p.pixels.astype(np.float64))), out
     if p.clean is None:
