@@ -52,10 +52,11 @@ def test_boxes_in_other_conventions_find_the_same_landmarks(detector, sample_fac
             assert face.source == "given"
             eye_error = np.linalg.norm(face.landmarks[:2] - truth[:2], axis=1).max() / eye_distance
             assert eye_error < 0.12, (name, eye_error)
-            # the crop it gives puts the true eyes and nose within 3 crop px of the template's (128 px crop)
-            got = similarity_from_points(face.landmarks, template)
-            placed = truth[:3] @ got[:, :2].T + got[:, 2]
-            assert np.linalg.norm(placed - template[:3], axis=1).max() < 3.0, name
+            # the crop it gives puts the true points within 2 crop px of where the true crop has them (128 px crop;
+            # on this turned head the true crop itself puts the nose up to 3.8 px from the template's)
+            got, true_crop = similarity_from_points(face.landmarks, template), similarity_from_points(truth, template)
+            placed = truth @ got[:, :2].T + got[:, 2]
+            assert np.linalg.norm(placed - (truth @ true_crop[:, :2].T + true_crop[:, 2]), axis=1).max() < 2.0, name
 
 
 def test_a_region_of_the_frame_is_enough(detector, sample_faces) -> None:

@@ -8,6 +8,8 @@ import pytest
 
 from reggan_plugin.align import apply_affine, crop_matrix_from_landmarks
 from reggan_plugin.faces import FaceDetector, load_faces_json
+from reggan_plugin.faces.detector import face_keypoints
+from reggan_plugin.faces.keypoint_map import frame_points
 from reggan_plugin.faces.refine import BOX_HINTS
 from reggan_plugin.faces.register import ANGLES, SIZE, _best, _climb, load_template, register_landmarks
 from reggan_plugin.imageio import read_image
@@ -75,20 +77,22 @@ def test_the_turn_search_climbs_from_upright_to_the_same_best_turn(peak: float) 
     assert sorted(climbed) == list(ANGLES[lo : hi + 1])  # the best and one turn past it: upright, 3 of the 7
 
 
-def test_the_detectors_points_come_nearer_the_true_ones() -> None:
-    raw_detector = FaceDetector()
-    detector = FaceDetector(config=BOX_HINTS)
+def test_blazefaces_own_points_come_nearer_the_true_ones() -> None:
+    detector = FaceDetector()
     before, after = [], []
     for frame in sorted((SAMPLES / "frames").glob("*.png")):  # a head turning 20 degrees each way
         pixels, true = _sample(frame.name)
-        raw = raw_detector.detect(pixels)[0].landmarks
-        registered = detector.detect(pixels)[0].landmarks
-        assert np.allclose(registered, register_landmarks(pixels, raw))  # what box hints are aligned on
+        raw = frame_points(face_keypoints(detector.find(pixels), 0))  # the keypoints as BlazeFace places them
         before.append(_crop_error(raw, true))
-        after.append(_crop_error(registered, true))
-    # nearer on the whole (here about 10%: a turned head matches the frontal template less well than the
-    # held-out renders and photos, where the mouth error falls by a third)
-    assert np.mean(after) < np.mean(before) and np.mean(np.array(after)[:, 2:]) < np.mean(np.array(before)[:, 2:])
+        after.append(_crop_error(register_landmarks(pixels, raw), true))
+    # nearer on the whole (here by 40%) and at the mouth
+    assert np.mean(after) < 0.8 * np.mean(before) and np.mean(np.array(after)[:, 3:]) < np.mean(np.array(before)[:, 3:])
+
+
+def test_box_hints_are_aligned_on_the_mapped_points_registered() -> None:
+    pixels, _ = _sample()
+    mapped = FaceDetector().detect(pixels)[0].landmarks
+    assert np.allclose(FaceDetector(config=BOX_HINTS).detect(pixels)[0].landmarks, register_landmarks(pixels, mapped))
 
 
 def test_a_picture_the_template_does_not_describe_keeps_its_points() -> None:

@@ -91,16 +91,16 @@ def _with_perturbed_copies(data: PairedFaces | None, clean: dict[str, tuple[Tens
     """``clean`` followed, for the ``stage1_augment_expressions``, by ``stage1_augment_copies`` copies of each pair
     moved and recoloured alike (``stage1_augment``'s geometry and colour), then ``stage1_degrade_copies`` copies
     with flaws on the input alone (its ``input_*`` settings, on the canonical crops), then with
-    ``stage1_detector_copies`` one copy aligned on the runtime detector's landmarks; seeded by ``cfg.seed``.
+    ``stage1_detector_copies`` one copy aligned on BlazeFace's keypoints; seeded by ``cfg.seed``.
     ``clean`` itself when there are none."""
     aug = cfg.stage1_augment
     copies = cfg.stage1_augment_copies if aug.enabled else 0
     degrade = cfg.stage1_degrade_copies if aug.enabled else 0
     if data is None or not copies + degrade + cfg.stage1_detector_copies:
         return clean
-    # the detector's own points, before registration (faces/register.py): the copies show the maps how far off a
-    # detector can put a face, and the runtime's registration takes part of that back
-    detect = LazyDetector(DetectorConfig(register=False)) if cfg.stage1_detector_copies else None
+    # BlazeFace's keypoints as they are, neither mapped (faces/keypoint_map.py) nor registered (faces/register.py): the
+    # copies show the maps how far off a detector can put a face, and the runtime takes most of that back
+    detect = LazyDetector(DetectorConfig(keypoint_map=False)) if cfg.stage1_detector_copies else None
     moved = replace(aug, input_noise=0.0, input_jpeg_prob=0.0)
     out = {}
     for name, (x, t) in clean.items():

@@ -156,8 +156,8 @@ class TrainConfig:
     # noise as the runtime's degrain leaves it, JPEG; the target gets the input's change): the edit must not depend on
     # them. Kept apart from the moved copies: a pair both moved and noised teaches neither well.
     stage1_degrade_copies: int = 0
-    # ... and one copy of each pair cropped on the landmarks the runtime's detector finds (``data/realign.py``): how
-    # the runtime aligns a face given as a box alone.
+    # ... and one copy of each pair cropped on BlazeFace's keypoints as they are (``data/realign.py``): further off
+    # than the runtime's detector, which maps and registers them, ever puts a face.
     stage1_detector_copies: bool = False
     stage1_augment: AugmentConfig = field(default_factory=lambda: STAGE1_AUGMENT)
     # ... for these expressions only (empty: all). Happy is the one expression real photos are judged on, and

@@ -13,10 +13,8 @@ docs/DETECTION.md (benchmarks/detection.py).
 
 Landmarks: BlazeFace gives eyes, nose tip, mouth centre and ear tragions, not mouth corners. The
 5 points returned (``CANONICAL_5PT`` order: left eye, right eye, nose, left mouth, right mouth, left =
-image left) use the detected eyes and nose; the mouth corners are DERIVED: the mouth centre +/-
-``MOUTH_HALF_WIDTH`` x the eye-to-eye vector (0.40: the mean over the London neutral set's
-ground truth; ArcFace's template has 0.41). A similarity fit to the 5 points is then driven by
-the eyes, the nose and the mouth centre, which is what alignment needs.
+image left) are where a linear map fitted on the training renders puts them from the eyes, nose and
+mouth centre (``keypoint_map``): BlazeFace places its keypoints by another convention than the model's crops.
 """
 from __future__ import annotations
 
@@ -42,11 +40,11 @@ from reggan_plugin.faces.blazeface import (
     weighted_nms,
 )
 from reggan_plugin.faces.face import Face
+from reggan_plugin.faces.keypoint_map import five_points, frame_points
 from reggan_plugin.faces.register import register_landmarks
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 SHORT_RANGE_MODEL = MODELS_DIR / "blazeface_short_range.onnx"
-MOUTH_HALF_WIDTH = 0.40
 
 Window = tuple[int, int, int]
 """(x0, y0, size): a square of the frame in pixel-index terms; may reach past the frame (padded black)."""
@@ -72,6 +70,8 @@ class DetectorConfig:
     refine_fractions: tuple[float, ...] = (0.4, 0.5, 0.62)
     refine_offsets: tuple[float, ...] = (0.0,)
     confirm: bool = True  # drop faces that no second look finds again (false positives, measured)
+    keypoint_map: bool = True  # the 5 points from the keypoints by keypoint_map.py; False: the keypoints as BlazeFace
+    # places them, the mouth corners derived (keypoint_map.frame_points)
     register: bool = False  # move each face's points to where the model's crop template expects them (register.py;
     # on for the faces found inside box hints, faces/refine.py)
     batch: int = 64  # windows per onnxruntime call
@@ -98,16 +98,20 @@ class FaceDetector:
     def detect(self, rgb: np.ndarray) -> list[Face]:
         """Faces in one frame, best first. HxWx3(4) uint8, uint16 or float [0, 1]; other input raises ValueError."""
         image = _to_uint8_rgb(rgb)
+        found = self.find(image)
+        return [self.face(image, found, i) for i in range(len(found))]
+
+    def find(self, image: np.ndarray) -> RawDetections:
+        """BlazeFace's accepted detections in a uint8 HxWx3 frame, best first, keypoints as the model gives them."""
         height, width = image.shape[:2]
-        windows = plan_windows(height, width, self.config, self.spec.input_size)
-        merged = self.detect_windows(image, windows)
+        merged = self.detect_windows(image, plan_windows(height, width, self.config, self.spec.input_size))
         if self.config.refine_fractions and len(merged):
             merged = self.refine(image, merged)
-        return [self.face(image, merged, i) for i in range(len(merged)) if merged.scores[i] >= self.config.accept_score]
+        return merged.take([i for i in range(len(merged)) if merged.scores[i] >= self.config.accept_score])
 
     def face(self, image: np.ndarray, dets: RawDetections, i: int) -> Face:
         """Detection ``i`` of ``image`` as a Face (``to_face``), its points registered when ``config.register``."""
-        face = to_face(dets, i)
+        face = to_face(dets, i, self.config.keypoint_map)
         if not self.config.register or face.landmarks is None:
             return face
         return replace(face, landmarks=register_landmarks(image, face.landmarks))
@@ -261,14 +265,17 @@ def _drop_cut_faces(dets: RawDetections, window: Window, height: int, width: int
     return RawDetections(dets.boxes[keep], dets.keypoints[keep], dets.scores[keep])
 
 
-def to_face(dets: RawDetections, i: int) -> Face:
-    """Detection ``i`` as a Face: its box and the 5 points (mouth corners derived, see the module docstring)."""
+def face_keypoints(dets: RawDetections, i: int) -> np.ndarray:
+    """(4, 2) of detection ``i``: image-left eye, image-right eye, nose, mouth centre (what ``keypoint_map`` reads).
+    MediaPipe's "right eye" is the subject's right: the image-left eye, first in CANONICAL_5PT."""
+    return dets.keypoints[i][[KP_RIGHT_EYE, KP_LEFT_EYE, KP_NOSE, KP_MOUTH]]
+
+
+def to_face(dets: RawDetections, i: int, mapped: bool = True) -> Face:
+    """Detection ``i`` as a Face: its box and the 5 points (see the module docstring; ``mapped`` False: the keypoints as
+    they are)."""
     x0, y0, x1, y1 = dets.boxes[i]
-    kp = dets.keypoints[i]
-    # MediaPipe's "right eye" is the subject's right: the image-left eye, first in CANONICAL_5PT.
-    left_eye, right_eye, nose, mouth = kp[KP_RIGHT_EYE], kp[KP_LEFT_EYE], kp[KP_NOSE], kp[KP_MOUTH]
-    across = right_eye - left_eye
-    five = np.stack([left_eye, right_eye, nose, mouth - MOUTH_HALF_WIDTH * across, mouth + MOUTH_HALF_WIDTH * across])
+    five = (five_points if mapped else frame_points)(face_keypoints(dets, i))
     return Face(box=(x0, y0, x1 - x0, y1 - y0), landmarks=five, score=float(dets.scores[i]), source="detector")
 
 

@@ -29,10 +29,10 @@ def overlaps_picture(face: Face, height: int, width: int) -> bool:
 # landmarks' std falls from 1.10 to 0.69 px (a render) and from 0.33 to 0.17 px (a photo), and with the track
 # smoothing the mouth holds still (docs/TEMPORAL.md). Beside the search of a whole 1080p frame the extra views
 # cost no measurable time. Box hints (faces/refine.py) search only around the box and keep the quick 3 views.
-# Its points are not registered to the crop template (faces/register.py; box hints' are): registration takes a
-# mouth 1.3 px nearer the truth in a 128 px crop, but its per-frame corrections (measured with shift and scale
-# registered), smoothed, still moved the mouth more on a slow pan (jitter 2.2% -> 2.8% and 3.8% -> 4.0% of the edit
-# on two renders).
+# Its points are not registered to the crop template (faces/register.py; box hints' are): registration brings the
+# keypoint map's crops on held-out renders no nearer the true ones (docs/DETECTION.md), and its per-frame
+# corrections, smoothed, moved the mouth more on a slow pan (jitter 2.2% -> 2.8% and 3.8% -> 4.0% of the edit on two
+# renders).
 TRACKING = DetectorConfig(refine_offsets=(0.0, 0.02, -0.02, 0.04, -0.04))
 
 

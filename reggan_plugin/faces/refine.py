@@ -23,10 +23,8 @@ faces of 0.15-0.9 of a window), 2.3 one that fills a tight brows-to-chin box."""
 BOX_HINTS = DetectorConfig(register=True)
 """The detector that looks inside box hints: its points registered to the crop template (register.py). Under other
 tools' boxes (five conventions, against the renders' own landmarks, `evaluate --perturb`) every expression stays
-within 0.6 dB of the edit on true landmarks on three sets of held-out renders; with the points registered for
-shift and scale alone (no turn), up to 1.2 dB was lost, and up to 5 dB on a head turned away from the camera.
-Whole pictures are not registered (locate.TRACKING says why); on the London photos registering them too gives
-P(happy) 0.717 and identity distance 0.300, against 0.705 and 0.299."""
+within 0.5 dB of the edit on true landmarks on six sets of held-out renders (MODEL_CARD.md). Whole pictures are not
+registered (locate.TRACKING says why)."""
 HINT_GROW = 0.25
 """A detected face counts as the hinted one when its centre lies inside the box grown by this fraction of
 its size on each side (boxes from other tools are off-centre by up to about 10%)."""
