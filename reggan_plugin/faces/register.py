@@ -8,11 +8,10 @@ Laplacian-of-Gaussian of the luma of neutral training crops aligned on their tru
 (``models/align_template.npy``, made by ``tools/make_align_template.py``). Normalised cross-correlation of edges is
 blind to skin tone, exposure and render look; the template is the average face, so the match settles on where
 faces' eyes, nose, mouth and brows are, not on one person's. The five points move together, so the eyes may leave
-their detected places a little to bring the nose and mouth nearer (docs/DETECTION.md). Measured on 108 held-out
-renders (nine sets, four looks) with boxes as from a head bone and tight brows-to-chin boxes, the mean crop error
-(how far the face's pixels are from where the true crop has them, 128 px crop) is 0.96 px registered against 0.90
-and 0.95 unregistered, the worst face 1.9 px against 2.6 and 3.0: registration is kept for the faces the keypoints
-get wrong.
+their detected places a little to bring the nose and mouth nearer (docs/DETECTION.md). On renders the crops stay
+as near the true ones on average as the mapped points' (docs/DETECTION.md), and the edit under other tools' boxes
+gains: on three held-out sets the five boxes lose 0.09-0.16 dB on average registered, 0.21-0.37 not, the worst
+single face 1.6 dB against 4.1 (MODEL_CARD.md).
 
 The turn matters most: on a head turned away from the camera the eyes tilt the crop by a few degrees, and a map fitted
 on upright crops lost up to 5 dB on such a face. It is searched first, at the detected scale, from
