@@ -89,11 +89,9 @@ def _detector() -> SharedDetector:
 def detected(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> Perturbed:
     """No face given: the runtime's own detector locates it, as for a picture given without a faces file (the face found
     nearest the true one; where it finds none the runtime edits nothing, and the case scores the copy)."""
-    x, y, w, h = box_from_landmarks(pts)
-    centre = np.array([x + w / 2, y + h / 2])
-    faces = sorted(_detector().detect(img), key=lambda f: float(np.linalg.norm(
-        np.array([f.box[0] + f.box[2] / 2, f.box[1] + f.box[3] / 2]) - centre)))
-    return Perturbed(img, faces[0] if faces else None, pts, tgt)
+    centre = np.array(Face(box=box_from_landmarks(pts)).center)
+    nearest = min(_detector().detect(img), key=lambda f: float(np.linalg.norm(np.array(f.center) - centre)), default=None)
+    return Perturbed(img, nearest, pts, tgt)
 
 
 def landmark_noise(fraction: float) -> Perturbation:
