@@ -22,7 +22,7 @@ from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
 from .faces.smoothing import window_reach
 from .faces.tracks import smoothed_faces
-from .imageio import ImageData, list_frames, looks_whole, read_image, write_image
+from .imageio import ImageData, describe_unread, list_frames, looks_whole, read_image, unread_images, write_image
 from .renderer import ExpressionRenderer, PreparedImage
 from .sequence import check_out_dir, output_path
 from .shots import Thumb, thumbnail
@@ -43,6 +43,7 @@ class RenderSummary:
     skipped: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
     no_face: list[Path] = field(default_factory=list)
+    unread: list[Path] = field(default_factory=list)  # images in formats not read, left out of the sequence
     cancelled: bool = False
     backend: str = ""
     numerical_failures: int = 0  # frames whose network output was NaN/inf (fp16 overflow)
@@ -58,6 +59,7 @@ class RenderSummary:
         )
         return (
             [head + (" (cancelled)" if self.cancelled else "")]
+            + ([f"left out: {describe_unread(self.unread)}"] if self.unread else [])
             + [f"failed: {path}: {reason}" for path, reason in self.failed]
             + [f"no face found: {path} (written unchanged; give --faces or --region)" for path in self.no_face]
         )
@@ -142,7 +144,7 @@ def render_sequence(
 ) -> RenderSummary:
     """Render one shard of a frame directory. Never raises for a bad frame: see the summary."""
     frames_all, frames = _frames(seq)
-    summary = RenderSummary(total=len(frames))
+    summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames))
     _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in frames])
     todo = []
     for frame in frames:

@@ -559,6 +559,16 @@ def test_list_frames_natural_order_and_filter(tmp_path: Path) -> None:
     (tmp_path / "sub.png").mkdir()
     names = [p.name for p in iio.list_frames(tmp_path)]
     assert names == ["frame1.PNG", "frame2.png", "Frame3.exr", "frame10.png"]
+    assert [p.name for p in iio.unread_images(tmp_path)] == ["f.bmp"]  # an image left out; notes.txt is not one
+
+
+def test_a_folder_of_unread_formats_says_what_it_holds(tmp_path: Path) -> None:
+    for name in ["shot_2.TGA", "shot_10.tga", "shot_1.webp", ".hidden.tga"]:
+        (tmp_path / name).write_bytes(b"x")
+    assert [p.name for p in iio.unread_images(tmp_path)] == ["shot_1.webp", "shot_2.TGA", "shot_10.tga"]
+    with pytest.raises(InputError, match=r"no images found .*3 files in formats not read \(\.tga, \.webp; "
+                                         r"e\.g\. shot_1\.webp\): convert to PNG, TIFF or EXR"):
+        iio.list_frames(tmp_path)
 
 
 def test_list_frames_errors(tmp_path: Path) -> None:

@@ -68,6 +68,16 @@ def test_formats_keep_depth_alpha_and_outside_pixels(tmp_path, renderer, suffix,
         np.testing.assert_array_equal(after[..., -1], before[..., -1])
 
 
+def test_images_in_formats_not_read_are_named_not_silently_dropped(tmp_path, renderer):
+    _write_frames(tmp_path / "in", 2)
+    (tmp_path / "in" / "frame3.tga").write_bytes(b"x")  # a frame exported in another format
+    (tmp_path / "in" / "notes.txt").write_text("take 2")
+    summary = _run(tmp_path, renderer)
+    assert summary.ok and summary.done == 2 and summary.total == 2
+    assert [p.name for p in summary.unread] == ["frame3.tga"]
+    assert any(line.startswith("left out: 1 file in formats not read (.tga; e.g. frame3.tga)") for line in summary.lines())
+
+
 def test_jpeg_is_reencoded_but_only_the_face_changes_visibly(tmp_path, renderer):
     (src,) = _write_frames(tmp_path / "in", 1, ".jpg", 3, np.uint8)
     assert _run(tmp_path, renderer).ok

@@ -43,7 +43,7 @@ from reggan_plugin.imageio.colour import (
     to_network_rgb,
     write_edit,
 )
-from reggan_plugin.imageio.frames import list_frames, looks_whole
+from reggan_plugin.imageio.frames import describe_unread, list_frames, looks_whole, unread_images
 from reggan_plugin.imageio.image import (
     JPEG_QUALITY,
     LUMA,
@@ -60,6 +60,7 @@ from reggan_plugin.imageio.write import write_image
 
 __all__ = [
     "JPEG_QUALITY", "LUMA", "MAX_PIXELS", "MAX_SIDE", "MIN_SIDE", "ORIENTATION_TAG", "SUPPORTED_SUFFIXES",
-    "ImageData", "ImageFormat", "compose_output", "detector_rgb", "encode_png", "list_frames", "looks_whole", "read_image", "srgb_decode",
-    "srgb_encode", "to_network_rgb", "write_edit", "write_image",
+    "ImageData", "ImageFormat", "compose_output", "describe_unread", "detector_rgb", "encode_png", "list_frames",
+    "looks_whole", "read_image", "srgb_decode", "srgb_encode", "to_network_rgb", "unread_images", "write_edit",
+    "write_image",
 ]

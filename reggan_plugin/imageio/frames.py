@@ -36,6 +36,29 @@ def looks_whole(path: str | os.PathLike[str]) -> bool:
     return size > len(head)
 
 
+OTHER_IMAGE_SUFFIXES = frozenset(
+    {".avif", ".bmp", ".dds", ".dpx", ".gif", ".hdr", ".heic", ".jp2", ".psd", ".tga", ".webp"}
+)
+"""Image formats a frames folder may hold that are not read: named when they are left out of a sequence."""
+
+
+def _visible_files(d: Path, suffixes: Any) -> list[Path]:
+    return [p for p in d.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith(".") and not p.is_dir()]
+
+
+def unread_images(directory: str | os.PathLike[str]) -> list[Path]:
+    """Images of a directory in formats that are not read (``OTHER_IMAGE_SUFFIXES``), in natural order: a
+    sequence exported partly as TGA or WebP would otherwise lose those frames without a word."""
+    return sorted(_visible_files(Path(directory), OTHER_IMAGE_SUFFIXES), key=_natural_key)
+
+
+def describe_unread(files: list[Path]) -> str:
+    """``3 files in formats not read (.bmp, .webp; e.g. a.bmp): convert to PNG, TIFF or EXR``."""
+    kinds = ", ".join(sorted({p.suffix.lower() for p in files}))
+    noun = "file" if len(files) == 1 else "files"
+    return f"{len(files)} {noun} in formats not read ({kinds}; e.g. {files[0].name}): convert to PNG, TIFF or EXR"
+
+
 def list_frames(directory: str | os.PathLike[str]) -> list[Path]:
     """Image files of a directory (supported suffixes, no hidden files), in natural order (2 before 10).
 
@@ -46,13 +69,11 @@ def list_frames(directory: str | os.PathLike[str]) -> list[Path]:
         raise InputError(d, "directory not found")
     if not d.is_dir():
         raise InputError(d, "not a directory")
-    frames = [
-        p
-        for p in d.iterdir()
-        if p.suffix.lower() in SUPPORTED_SUFFIXES and not p.name.startswith(".") and not p.is_dir()
-    ]
+    frames = _visible_files(d, SUPPORTED_SUFFIXES)
     if not frames:
-        raise InputError(d, f"no images found (looked for {', '.join(SUPPORTED_SUFFIXES)})")
+        unread = unread_images(d)
+        found = f"; {describe_unread(unread)}" if unread else ""
+        raise InputError(d, f"no images found (looked for {', '.join(SUPPORTED_SUFFIXES)}{found})")
     return sorted(frames, key=_natural_key)
 
 
