@@ -280,6 +280,22 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     run_or_exit(go)
 
 
+def _metric_lines(metrics: object) -> list[str]:
+    """The validation PSNR a model was saved with, a line per expression (anything else as it is)."""
+    if not metrics:
+        return []
+    rows = ("copy", "stage1", "reggan")
+    if not isinstance(metrics, dict) or not all(
+        isinstance(v, dict) and all(isinstance(v.get(f"{r}_psnr"), (int, float)) for r in rows) for v in metrics.values()
+    ):
+        return [f"metrics: {metrics}"]
+    lines = ["validation PSNR (dB; copy = output is input / stage 1 alone / RegGAN):"]
+    for expression, v in metrics.items():
+        pairs = f", {v['pairs']} pairs" if "pairs" in v else ""
+        lines.append(f"  {expression}: {v['copy_psnr']:.2f} / {v['stage1_psnr']:.2f} / {v['reggan_psnr']:.2f}{pairs}")
+    return lines
+
+
 @main.command()
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="Model to describe. [default: the bundled one]")
 def info(model) -> None:
@@ -293,9 +309,11 @@ def info(model) -> None:
         click.echo(f"model: {art.path}")
         click.echo(f"  sha256 {art.sha256[:16]}..., input {art.input_size}x{art.input_size}, "
                    f"expressions: {', '.join(art.expressions)}")
-        for key in ("training", "iterations", "metrics"):
+        for key in ("training", "iterations"):
             if key in art.provenance:
                 click.echo(f"  {key}: {art.provenance[key]}")
+        for line in _metric_lines(art.provenance.get("metrics")):
+            click.echo(f"  {line}")
         click.echo("environment:")
         for name, value in describe_environment():
             click.echo(f"  {name}: {value}")

@@ -186,6 +186,8 @@ def test_auto_without_gpu_picks_cpu_and_logs_why(tiny_artifact, caplog):
     assert "picked cpu" in text
     assert "tensorrt backend: no NVIDIA GPU" in text and "cuda backend: no NVIDIA GPU" in text
     assert backend.selection.startswith("auto picked cpu") and "no NVIDIA GPU" in backend.selection
+    assert "tensorrt and cuda backends: no NVIDIA GPU" in backend.selection  # one reason, said once
+    assert backend.selection.count("no NVIDIA GPU") == 1
     image, expression, intensity = batch(tiny_artifact, n=1)
     assert backend.run(image, expression, intensity)["output"].shape == image.shape
 
@@ -412,3 +414,12 @@ def test_gpu_backends_are_checked_on_a_sample_face(tiny_model, tmp_path):
     other = CpuBackend(load_artifact(make_tiny_model(tmp_path / "other.onnx", seed=1)))  # a wrong engine
     with pytest.raises(BackendUnavailable, match="differs from onnxruntime"):
         check_parity(other, art, "tensorrt backend (engine x)")
+
+
+def test_auto_selection_names_each_reason_once():
+    from reggan_plugin.backends.select import _merged
+
+    same = ["tensorrt backend: no GPU", "cuda backend: no GPU"]
+    assert _merged(same) == "tensorrt and cuda backends: no GPU"
+    apart = ["tensorrt backend: no engine", "cuda backend: no cuDNN", "fp16 is not available"]
+    assert _merged(apart) == "tensorrt backend: no engine; cuda backend: no cuDNN; fp16 is not available"

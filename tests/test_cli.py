@@ -206,6 +206,16 @@ def test_info_lists_model_and_backends(tiny_model):
     assert "tiny.onnx" in proc.stdout and "happy" in proc.stdout and "onnxruntime" in proc.stdout.lower()
 
 
+def test_info_shows_validation_psnr_as_a_line_per_expression():
+    from reggan_plugin.cli import _metric_lines
+
+    metrics = {"happy": {"copy_psnr": 30.0749, "stage1_psnr": 34.9673, "reggan_psnr": 35.2695, "pairs": 69}}
+    lines = _metric_lines(metrics)
+    assert lines[0].startswith("validation PSNR") and lines[1] == "  happy: 30.07 / 34.97 / 35.27, 69 pairs"
+    assert _metric_lines({"happy": {"l1": 0.1}}) == ["metrics: {'happy': {'l1': 0.1}}"]  # a shape it does not know
+    assert _metric_lines(None) == []
+
+
 def test_skin_paint_colour_or_shading(tmp_path, tiny_model):
     """Both settings edit the face; outside the mouth and eyes they change its light alike and differ in colour."""
     src = tmp_path / "face.png"

@@ -100,14 +100,14 @@ def create_backend(
         except BackendUnavailable as exc:
             skipped.append(str(exc))  # each message starts with "<name> backend"
             continue
-        backend.selection = f"auto picked {candidate}" + (f" (not {'; '.join(skipped)})" if skipped else "")
+        backend.selection = f"auto picked {candidate}" + (f" (not {_merged(skipped)})" if skipped else "")
         log.info("backend auto: picked %s: %s%s", candidate, backend.description,
                  "".join(f"\n  not {s}" for s in skipped))
         return backend
     if precision != "fp32":
         skipped.append("cpu backend: fp16 is not available on the CPU, running fp32")
     backend = CpuBackend(art, precision="fp32", tuning=cpu_tuning)
-    backend.selection = "auto picked cpu (" + "; ".join(skipped) + ")"
+    backend.selection = f"auto picked cpu ({_merged(skipped)})"
     log.info("backend auto: picked cpu: %s; faster backends not usable:%s", backend.description,
              "".join(f"\n  {s}" for s in skipped))
     return backend
@@ -174,3 +174,16 @@ def describe_environment(device_id: int = 0) -> list[tuple[str, str]]:
     auto = availability("auto", device_id)
     rows.append(("backend auto", f"would pick {auto.value}"))
     return rows
+
+
+def _merged(skipped: list[str]) -> str:
+    """``"tensorrt backend: no GPU"`` and ``"cuda backend: no GPU"`` -> ``"tensorrt and cuda backends: no GPU"``: on
+    a machine without a GPU every GPU backend fails for the same reason, said once."""
+    names: dict[str, list[str]] = {}
+    for message in skipped:
+        name, sep, reason = message.partition(" backend: ")
+        names.setdefault(reason if sep else message, []).append(name if sep else "")
+    return "; ".join(
+        reason if not all(who) else f"{' and '.join(who)} backend{'s' * (len(who) > 1)}: {reason}"
+        for reason, who in names.items()
+    )
