@@ -44,6 +44,9 @@ class RenderSummary:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     no_face: list[Path] = field(default_factory=list)
     unread: list[Path] = field(default_factory=list)  # images in formats not read, left out of the sequence
+    faces_file: Path | None = None
+    unlisted: list[str] = field(default_factory=list)  # frames the faces file says nothing of (located otherwise)
+    unused_keys: list[str] = field(default_factory=list)  # the faces file's keys when none names a frame
     cancelled: bool = False
     backend: str = ""
     numerical_failures: int = 0  # frames whose network output was NaN/inf (fp16 overflow)
@@ -60,6 +63,11 @@ class RenderSummary:
         return (
             [head + (" (cancelled)" if self.cancelled else "")]
             + ([f"left out: {describe_unread(self.unread)}"] if self.unread else [])
+            + ([f"{self.faces_file}: no entry for {len(self.unlisted)} frame{'s' * (len(self.unlisted) != 1)} (e.g. "
+                f"{self.unlisted[0]}): located as without a faces file"] if self.unlisted else [])
+            + ([f"{self.faces_file}: no key names a frame of the folder: {self.unused_keys[0]!r}"
+                + (f" and {len(self.unused_keys) - 1} more" if len(self.unused_keys) > 1 else "")
+                + " (a key is a frame's name, file name or stem)"] if self.unused_keys else [])
             + [f"failed: {path}: {reason}" for path, reason in self.failed]
             + [f"no face found: {path} (written unchanged; give --faces or --region)" for path in self.no_face]
         )
@@ -159,6 +167,10 @@ def render_sequence(
     renderer = renderer or ExpressionRenderer(inference)
     summary.backend = renderer.backend.description
     locator = _locator(seq)
+    if locator.given is not None:
+        summary.faces_file = locator.given.path
+        summary.unlisted, summary.unused_keys = locator.given.unmatched([f.name for f in frames_all],
+                                                                        [f.name for f in todo])
     detected = _detect_all(frames_all, todo, locator, seq, cancel) if locator.needs_detector else {}
     try:
         _StreamingRender(renderer, seq, edit, locator, detected, cancel).run(todo, summary, progress)

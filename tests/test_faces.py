@@ -73,6 +73,16 @@ def test_faces_json_without_default_returns_none(tmp_path: Path) -> None:
     assert [f.box for f in only_default.faces_for("anything.png") or []] == [(0, 0, 5, 5)]
 
 
+def test_faces_json_names_frames_it_misses_and_keys_that_miss_every_frame(tmp_path: Path) -> None:
+    faces = load_faces_json(write_json(tmp_path, {"frames": {"shot_2": [], "shot_9.png": []}}))
+    every, these = ["shot_1.png", "shot_2.png", "shot_3.png"], ["shot_1.png", "shot_2.png"]
+    assert faces.unmatched(every, these) == (["shot_1.png"], [])  # shot_9's key is not a mistake: shot_2 matches
+    renamed = load_faces_json(write_json(tmp_path, {"frames": {"frame_1.png": [], "frame_2": []}}, "r.json"))
+    assert renamed.unmatched(every, these) == (["shot_1.png", "shot_2.png"], ["frame_1.png", "frame_2"])
+    defaulted = load_faces_json(write_json(tmp_path, {"default": [], "frames": {"frame_1": []}}, "d.json"))
+    assert defaulted.unmatched(every, these) == ([], ["frame_1"])  # every frame has faces, the key still names none
+
+
 @pytest.mark.parametrize(
     ("doc", "expected"),
     [

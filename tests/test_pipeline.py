@@ -68,6 +68,19 @@ def test_formats_keep_depth_alpha_and_outside_pixels(tmp_path, renderer, suffix,
         np.testing.assert_array_equal(after[..., -1], before[..., -1])
 
 
+def test_a_faces_file_for_other_frame_names_is_reported(tmp_path, renderer):
+    _write_frames(tmp_path / "in", 2)
+    faces = tmp_path / "faces.json"
+    faces.write_text('{"version": 1, "frames": {"shot_0001.png": [], "shot_0002.png": []}}')
+    seq = SequenceConfig(frames=tmp_path / "in", out=tmp_path / "out", faces=faces, region=REGION)
+    summary = render_sequence(seq, EditConfig("happy", 1.0), renderer.inference, renderer=renderer)
+    assert summary.done == 2 and summary.unlisted == ["frame1.png", "frame2.png"]
+    lines = summary.lines()
+    assert f"{faces}: no entry for 2 frames (e.g. frame1.png): located as without a faces file" in lines
+    assert any(line.startswith(f"{faces}: no key names a frame of the folder: 'shot_0001.png' and 1 more")
+               for line in lines)
+
+
 def test_images_in_formats_not_read_are_named_not_silently_dropped(tmp_path, renderer):
     _write_frames(tmp_path / "in", 2)
     (tmp_path / "in" / "frame3.tga").write_bytes(b"x")  # a frame exported in another format

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path, PurePath
 from typing import Any
@@ -42,14 +43,25 @@ class FacesFile:
     frames: dict[str, tuple[Face, ...]] = field(default_factory=dict)
     default: tuple[Face, ...] | None = None
 
+    def key_for(self, frame_name: str | PurePath) -> str | None:
+        """The key that names a frame: its exact name, then its file name, then its stem; None when none does."""
+        pure = PurePath(str(frame_name))
+        return next((key for key in (str(frame_name), pure.name, pure.stem) if key in self.frames), None)
+
     def faces_for(self, frame_name: str | PurePath) -> list[Face] | None:
-        """Faces for a frame: by exact key, then file name, then stem; else ``default``; else None."""
-        name = str(frame_name)
-        pure = PurePath(name)
-        for key in (name, pure.name, pure.stem):
-            if key in self.frames:
-                return list(self.frames[key])
+        """Faces for a frame: by its key (``key_for``); else ``default``; else None."""
+        key = self.key_for(frame_name)
+        if key is not None:
+            return list(self.frames[key])
         return None if self.default is None else list(self.default)
+
+    def unmatched(self, every: Sequence[str], these: Sequence[str]) -> tuple[list[str], list[str]]:
+        """(the frames of ``these`` this file says nothing of: no key, no default; its keys when none of them
+        names a frame of ``every``): a file written for other frame names is reported, not silently bypassed. A
+        file that covers more frames than the folder holds (a whole shot, a folder of part of it) is not."""
+        unlisted = [] if self.default is not None else [f for f in these if self.key_for(f) is None]
+        matched = any(self.key_for(f) is not None for f in every)
+        return unlisted, [] if matched else list(self.frames)
 
 
 def load_faces_json(path: str | Path) -> FacesFile:
