@@ -274,7 +274,9 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
                        "(right for a face crop or a face texture laid out like one; give --region otherwise)", err=True)
         renderer = ExpressionRenderer(inference)
         click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)
-        write_image(Path(out), renderer.apply_image(picture, faces, edit))
+        edited = renderer.apply_image(picture, faces, edit)
+        Path(out).parent.mkdir(parents=True, exist_ok=True)  # as render makes --out: the check above proved it can
+        write_image(Path(out), edited)
         click.echo(f"wrote {out}", err=True)
 
     run_or_exit(go)

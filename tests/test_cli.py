@@ -198,6 +198,10 @@ def test_texture_map(tmp_path, tiny_model):
     assert np.any(read_image(out).pixels != read_image(src).pixels)
     again = cli("texture", src, "--out", src, "--model", tiny_model)
     assert again.returncode != 0 and "albedo.png" in _error_line(again)
+    nested = tmp_path / "new" / "folder" / "albedo_sad.png"  # made, as render makes --out
+    made = cli("texture", src, "--out", nested, "--model", tiny_model, "--expression", "sad")
+    assert made.returncode == 0, made.stderr
+    assert read_image(nested).pixels.shape == read_image(src).pixels.shape
 
 
 def test_info_lists_model_and_backends(tiny_model):
