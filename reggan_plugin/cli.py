@@ -203,7 +203,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     """
     from tqdm import tqdm
 
-    from .faces import parse_region
+    from .faces import load_faces_json, parse_region
     from .imageio import list_frames
     from .pipeline import render_sequence
     from .renderer import ExpressionRenderer
@@ -216,7 +216,9 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
         seq = SequenceConfig(frames, out, faces, parse_region(region) if region else None, whole_image,
                              Shard.parse(shard), skip_existing, smooth)
         check_out_dir(seq.frames, seq.out)
-        list_frames(seq.frames)  # a bad directory is reported before the model loads
+        list_frames(seq.frames)  # a bad directory or faces file is reported before the model loads
+        if seq.faces:
+            load_faces_json(seq.faces)
         renderer = ExpressionRenderer(inference)
         renderer.artifact.expression_weights(edit.expression)  # fail before the first frame
         click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)

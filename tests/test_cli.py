@@ -75,6 +75,15 @@ def test_faces_json_gives_the_face(tmp_path, tiny_model):
     assert proc.returncode == 0, proc.stderr
 
 
+
+def test_a_bad_faces_file_stops_the_render_before_the_model_loads(tmp_path, tiny_model):
+    faces = tmp_path / "faces.json"
+    faces.write_text('{"version": 1, "frames": {"f000.png": [{"box": [1, 2, 3]}]}}')
+    proc = _render(tmp_path, tiny_model, "--faces", faces)
+    assert proc.returncode == 2 and "faces.json: frames['f000.png'][0].box" in _error_line(proc)
+    assert "backend: " not in proc.stderr and not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize(
     "make, reason",
     [
