@@ -275,6 +275,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
             click.echo(f"warning: {image}: no face detected; the whole picture is edited as one aligned face "
                        "(right for a face crop or a face texture laid out like one; give --region otherwise)", err=True)
         renderer = ExpressionRenderer(inference)
+        renderer.artifact.expression_weights(edit.expression)  # an expression the model lacks: said alone
         click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)
         edited = renderer.apply_image(picture, faces, edit)
         Path(out).parent.mkdir(parents=True, exist_ok=True)  # as render makes --out: the check above proved it can

@@ -172,6 +172,14 @@ def test_bad_options(tmp_path, tiny_model, args, code, words):
     assert words in _error_line(proc)
 
 
+def test_texture_names_an_unknown_expression_alone(tmp_path, tiny_model):
+    src = tmp_path / "face.png"
+    Image.fromarray(synthetic_frame(128, 128, 3, np.uint8)).save(src)
+    proc = cli("texture", src, "--out", tmp_path / "x.png", "--model", tiny_model, "--expression", "smug")
+    assert proc.returncode == 2 and "unknown expression 'smug'" in _error_line(proc)
+    assert "backend: " not in proc.stderr and not (tmp_path / "x.png").exists()
+
+
 def test_bad_directories(tmp_path, tiny_model):
     missing = cli("render", "--frames", tmp_path / "nope", "--out", tmp_path / "o", "--model", tiny_model)
     assert missing.returncode == 2 and "nope" in _error_line(missing)
