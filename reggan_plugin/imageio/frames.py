@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Container
 from pathlib import Path
 from typing import Any
 
@@ -42,7 +43,7 @@ OTHER_IMAGE_SUFFIXES = frozenset(
 """Image formats a frames folder may hold that are not read: named when they are left out of a sequence."""
 
 
-def _visible_files(d: Path, suffixes: Any) -> list[Path]:
+def _visible_files(d: Path, suffixes: Container[str]) -> list[Path]:
     return [p for p in d.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith(".") and not p.is_dir()]
 
 
