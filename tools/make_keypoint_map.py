@@ -27,7 +27,7 @@ def main(data_dirs: tuple[Path, ...], out: Path) -> None:
     from reggan_plugin.atomic import atomic_path
     from reggan_plugin.faces import box_from_landmarks
     from reggan_plugin.faces.detector import FaceDetector, face_keypoints
-    from reggan_plugin.faces.keypoint_map import FEATURES, features, target
+    from reggan_plugin.faces.keypoint_map import FEATURES, SIZE, features, target
     from reggan_plugin.faces.locate import TRACKING
     from training.data.landmarks import find_five_points
     from training.evaluate.cases import scan_cases
@@ -52,11 +52,11 @@ def main(data_dirs: tuple[Path, ...], out: Path) -> None:
             outputs.append(target(m, points))
     a, b = np.array(inputs), np.array(outputs)
     weights = np.linalg.solve(a.T @ a + 1e-3 * np.eye(FEATURES), a.T @ b)
-    error = np.linalg.norm((a @ weights - b).reshape(-1, 5, 2), axis=2).mean() * 128
+    error = np.linalg.norm((a @ weights - b).reshape(-1, 5, 2), axis=2).mean() * SIZE
     with atomic_path(out) as tmp, open(tmp, "wb") as f:
         np.save(f, weights)
     click.echo(f"wrote {out}: fitted on {len(a)} neutral training renders ({missed} without a face found); "
-               f"mean point error {error:.2f} px of a 128 px crop")
+               f"mean point error {error:.2f} px of a {SIZE} px crop")
 
 
 if __name__ == "__main__":
