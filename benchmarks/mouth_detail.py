@@ -8,6 +8,7 @@ below 1); above 1, detail was added (creases, or speckle). Writes docs/MOUTH_DET
 pictures, so third-party photos can be measured without being redistributed.
 
     python benchmarks/mouth_detail.py --photos ../shared/data/london-faces/neutral --limit 20 --out docs
+    python benchmarks/mouth_detail.py --photos PHOTOS --side 1560 --photos RENDERS --side 1080 --expression happy,sad
 """
 from __future__ import annotations
 
@@ -61,14 +62,42 @@ def detail_ratios(frame: np.ndarray, renderer, detector, expression: str) -> tup
     return face.box[3], ratios
 
 
+def portraits(folder: Path) -> list[Path]:
+    """A folder's portraits: its pictures, or for a render folder (`dataset render`, manifest.json) each identity's
+    neutral render."""
+    if (folder / "manifest.json").is_file():
+        return sorted(folder.glob("*/neutral.png"))
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
+
+
+def table(name: str, side: int, expression: str, rows: list) -> list[str]:
+    """One source and expression: the ratios' mean, lowest and highest per region."""
+    mouth = np.array([r[2]["mouth"] for r in rows])
+    lines = [f"`{name}` at side {side}, {expression}: {len(rows)} faces {min(r[1] for r in rows):.0f}-"
+             f"{max(r[1] for r in rows):.0f} px tall; the mouth keeps at least 90% of its detail in "
+             f"{int((mouth >= 0.9).sum())} of {len(rows)}.", "",
+             "| region | mean | lowest | highest |", "|---|---|---|---|"]
+    for region in REGIONS:
+        values = np.array([r[2][region] for r in rows])
+        lines.append(f"| {region} | {values.mean():.2f} | {values.min():.2f} | {values.max():.2f} |")
+    return [*lines, ""]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--photos", type=Path, required=True, help="A folder of portraits (*.jpg, *.png).")
+    parser.add_argument("--photos", type=Path, action="append", required=True,
+                        help="A folder of portraits (*.jpg, *.png) or of renders (`dataset render`); repeatable.")
+    parser.add_argument("--side", type=int, action="append",
+                        help="Portrait side in the frame, one for every --photos or one for all (default 1560: a "
+                             "512 px portrait's face at 500-600 px; a 1080 px render's face fills it at 1080).")
     parser.add_argument("--limit", type=int, default=20)
-    parser.add_argument("--side", type=int, default=1560, help="Portrait side in the frame (1560: faces of 500-600 px).")
-    parser.add_argument("--expression", default="happy")
+    parser.add_argument("--expression", default="happy", help="Comma-separated expressions.")
     parser.add_argument("--out", type=Path, default=Path("docs"))
     args = parser.parse_args()
+    sides = args.side or [1560]
+    if len(sides) not in (1, len(args.photos)):
+        parser.error("give one --side, or one for every --photos")
+    sides = sides * len(args.photos) if len(sides) == 1 else sides
 
     from reggan_plugin.config import InferenceConfig
     from reggan_plugin.faces.detector import FaceDetector
@@ -76,35 +105,31 @@ def main() -> None:
 
     renderer = ExpressionRenderer(InferenceConfig(backend="cpu"))
     detector = FaceDetector()
-    photos = sorted(p for p in args.photos.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))[: args.limit]
-    rows = []
-    for photo in photos:
-        result = detail_ratios(portrait_frame(photo, args.side), renderer, detector, args.expression)
-        if result is not None:
-            rows.append((photo.name, *result))
-            print(photo.name, f"face {result[0]:.0f} px", {k: round(v, 3) for k, v in result[1].items()}, flush=True)
-    if not rows:
-        raise SystemExit(f"{args.photos}: no face found in any portrait")
-    mouth = np.array([r[2]["mouth"] for r in rows])
+    names = [f"{folder.parent.name}/{folder.name}" for folder in args.photos]
+    command = " ".join(f"--photos {n} --side {s}" for n, s in zip(names, sides))
     lines = [
         "# Mouth detail at production size",
         "",
-        f"Generated {datetime.date.today()} by `python benchmarks/mouth_detail.py --photos {args.photos.parent.name}/{args.photos.name} "
-        f"--limit {args.limit} --side {args.side} --expression {args.expression}`; do not edit by hand. Method: the "
-        "module docstring. Model: the bundled one, CPU backend, default options.",
+        f"Generated {datetime.date.today()} by `python benchmarks/mouth_detail.py {command} --limit {args.limit} "
+        f"--expression {args.expression}`; do not edit by hand. Method: the module docstring. Model: the bundled one, "
+        "CPU backend, default options. Faces in 1920x1080 frames: output / input Laplacian variance of the luma.",
         "",
-        f"{len(rows)} portraits of `{args.photos.parent.name}/{args.photos.name}`, faces {min(r[1] for r in rows):.0f}-{max(r[1] for r in rows):.0f} px "
-        f"tall in 1920x1080 frames, {args.expression}: output / input Laplacian variance of the luma.",
-        "",
-        "| region | mean | lowest | highest |",
-        "|---|---|---|---|",
     ]
-    for name in REGIONS:
-        values = np.array([r[2][name] for r in rows])
-        lines.append(f"| {name} | {values.mean():.2f} | {values.min():.2f} | {values.max():.2f} |")
-    lines += ["", f"The mouth keeps at least 90% of its detail in {int((mouth >= 0.9).sum())} of {len(rows)} portraits."]
+    for folder, name, side in zip(args.photos, names, sides):
+        frames = [(p, portrait_frame(p, side)) for p in portraits(folder)[: args.limit]]
+        for expression in args.expression.split(","):
+            rows = []
+            for path, frame in frames:
+                result = detail_ratios(frame, renderer, detector, expression)
+                if result is not None:
+                    rows.append((path.name, *result))
+                    print(name, path.parent.name if path.name == "neutral.png" else path.name, expression,
+                          f"face {result[0]:.0f} px", {k: round(v, 3) for k, v in result[1].items()}, flush=True)
+            if not rows:
+                raise SystemExit(f"{folder}: no face found in any portrait")
+            lines += table(name, side, expression, rows)
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "MOUTH_DETAIL.md").write_text("\n".join(lines) + "\n")
+    (args.out / "MOUTH_DETAIL.md").write_text("\n".join(lines))
     print("\n".join(lines))
 
 

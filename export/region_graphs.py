@@ -11,7 +11,8 @@ steps to these graphs, which run wherever the network does (onnxruntime's CPU th
 - ``region_paste.onnx``: the region, the crop-space planes (S x S x 6: colour-matched difference, mask,
   motion x, y in crop px), the region px -> crop px map (2 x 3) and the inverse of its linear part (2 x 2) -> the
   pasted region and its mask (``reggan_plugin.blend.apply_planes``: the frame moved by the motion at its own
-  resolution, plus the mask times the difference; pixels the mask does not reach are returned unchanged).
+  resolution, a magnified face's pixel-scale detail kept, plus the mask times the difference; pixels the mask does
+  not reach are returned unchanged).
 
 They hold no weights and do not depend on the model; `export region-graphs` writes them into the package
 (``reggan_plugin/models``), and a test checks the shipped files against a fresh export.
@@ -27,6 +28,7 @@ import torch.nn.functional as F
 
 from export.onnx_export import OPSET  # GridSample needs 16
 from reggan_plugin.atomic import atomic_path
+from reggan_plugin.blend import SHARP_SCALE
 from reggan_plugin.region_graphs import ALIGN_FILE, ALIGN_INPUTS, ALIGN_OUTPUTS, PASTE_FILE, PASTE_INPUTS, PASTE_OUTPUTS
 
 
@@ -59,6 +61,23 @@ class AlignGraph(torch.nn.Module):
         return crop[0].permute(1, 2, 0)
 
 
+def _binomial_blur(frame: torch.Tensor) -> torch.Tensor:
+    """[1, C, H, W] blurred by the 3 x 3 binomial kernel, edges replicated: ``reggan_plugin.align.binomial_blur``."""
+    p = F.pad(frame, (1, 1, 1, 1), mode="replicate")
+    p = (p[:, :, :-2] + 2 * p[:, :, 1:-1] + p[:, :, 2:]) * 0.25
+    return (p[..., :-2] + 2 * p[..., 1:-1] + p[..., 2:]) * 0.25
+
+
+def _sample(image: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
+    return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)[0]
+
+
+def _sample_sharp(frame: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """[C, h, w]: the low-pass interpolated, the detail from the nearest pixel: ``align.sample_planes_sharp``."""
+    low = _binomial_blur(frame)
+    return _sample(frame, grid, "nearest") + (_sample(low, grid, "bilinear") - _sample(low, grid, "nearest"))
+
+
 class PasteGraph(torch.nn.Module):
     def forward(self, region: torch.Tensor, planes: torch.Tensor, matrix: torch.Tensor, inverse: torch.Tensor
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,9 +95,10 @@ class PasteGraph(torch.nn.Module):
         sx = xs + inverse[0, 0] * mx + inverse[0, 1] * my
         sy = ys + inverse[1, 0] * mx + inverse[1, 1] * my
         frame = region.permute(2, 0, 1)[None]
-        moved = F.grid_sample(frame, _normalised(sx, sy, torch.tensor(width, dtype=region.dtype),
-                                                 torch.tensor(height, dtype=region.dtype))[None],
-                              mode="bilinear", padding_mode="border", align_corners=True)[0]
+        size_x, size_y = torch.tensor(width, dtype=region.dtype), torch.tensor(height, dtype=region.dtype)
+        grid = _normalised(sx, sy, size_x, size_y)[None]
+        scale = (matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0]).abs().sqrt()
+        moved = torch.where(scale <= SHARP_SCALE, _sample_sharp(frame, grid), _sample(frame, grid, "bilinear"))
         pasted = (moved + weight * warped[:3]).clamp(0, 1)
         out = torch.where(weight > 0, pasted, frame[0])
         return out.permute(1, 2, 0), weight

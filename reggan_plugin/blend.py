@@ -11,8 +11,9 @@ frame keeps its own resolution and detail wherever the model did nothing, and a 
 Why a motion: a model that MOVES features (a lip corner 5 px up) makes a delta that is an edge minus a
 shifted edge; pasted at the crop's resolution onto a sharper frame, the frame's own lip stays under a
 blurred new one (ghosting). When the model says where each output pixel came from (its motion output,
-crop px), the frame is moved by it at its own resolution and only the rest, ``crop_out - moved crop_in``,
-is pasted as a delta. The motion fades with the mask, so the frame outside the face never moves.
+crop px), the frame is moved by it at its own resolution (a magnified face's pixel-scale detail kept,
+``SHARP_SCALE``), and only the rest, ``crop_out - moved crop_in``, is pasted as a delta. The
+motion fades with the mask, so the frame outside the face never moves.
 
 Colour matching: a generator trained largely on renders tends to add a colour cast to the whole
 crop. That cast shows most in the mask's feathered band, where it fades from full to none and draws
@@ -31,7 +32,16 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.align import CANONICAL_5PT, Matrix, invert_affine, sample, sample_planes, warp_planes_from_crop
+from reggan_plugin.align import (
+    CANONICAL_5PT,
+    Matrix,
+    invert_affine,
+    matrix_scale,
+    sample,
+    sample_planes,
+    sample_planes_sharp,
+    warp_planes_from_crop,
+)
 from reggan_plugin.grain import GRAIN_REACH, grain_level, luma, moving_structure
 from reggan_plugin.imageio.image import LUMA
 
@@ -53,6 +63,13 @@ MOUTH_COLOUR_DROP = 0.027  # the mouth ellipse's centre below the corners' midpo
 EYE_COLOUR_RADII = (0.085, 0.055)
 PAINT_COLOUR_FEATHER = 0.6
 _DARK = 0.02  # luma under which a pixel's colour is too dark to scale: it is lifted to this grey first
+
+SHARP_SCALE = 0.25
+"""Crop px per frame px at or below which (a frame pixel a quarter of a crop pixel or less: a detector box from
+about 280 px) the motion moves a clean frame with its pixel-scale detail kept (``align.sample_planes_sharp``):
+that detail is finer than anything the edit paints, and bilinear interpolation would average it away. Nearer the
+crop's own scale the crop holds the frame's detail, and bilinear interpolation, which places it exactly on average,
+edits renders closer to their true targets."""
 
 # The band used to estimate a colour cast: mask values strictly inside this range.
 _RING = (0.05, 0.95)
@@ -264,8 +281,9 @@ def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplac
             level = grain_level(frame[roi]) if grain is None else grain
             smooth = moving_structure(area, level)  # measured on the face: the same however far the
             # frame around it reaches (a region of a frame or the whole frame)
-            if smooth is area:  # a clean picture moves as it is
-                base = sample_planes(frame, xs + sx, ys + sy)
+            if smooth is area:  # a clean picture moves as it is; a magnified face keeps its pixel-scale detail
+                sampler = sample_planes_sharp if matrix_scale(m) <= SHARP_SCALE else sample_planes
+                base = sampler(area, xs - x0 + sx, ys - y0 + sy)
             else:
                 iy, ix = ys.astype(np.intp) - y0, xs.astype(np.intp) - x0
                 # the frame's own pixel plus how its structure moved: exactly the frame where nothing moves

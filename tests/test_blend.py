@@ -175,6 +175,28 @@ def test_motion_moves_the_frame_at_its_own_resolution() -> None:
     assert np.abs(as_delta[ys, xs] - frame[ys - 2, xs + 3]).mean() > 10 * np.abs(new[ys, xs] - frame[ys - 2, xs + 3]).mean()
 
 
+def test_motion_keeps_a_clean_frames_pixel_detail() -> None:
+    """A large clean face moved by fractions of a pixel keeps its fine detail (a smooth render's skin texture)."""
+    rng = np.random.default_rng(4)
+    frame = np.clip(_frame(640, 800) + rng.uniform(-0.02, 0.02, (640, 800, 1)), 0, 1).astype(np.float32)  # grey
+    m = _face_matrix() / np.array([[4.0], [4.0]]) * np.array([1.0, 1.0, 4.0])  # the same face 4x larger
+    assert align.matrix_scale(m) <= blend.SHARP_SCALE < align.matrix_scale(_face_matrix())
+    motion = np.broadcast_to((m[:, :2] @ np.array([1.4, -0.6])).astype(np.float32), (SIZE, SIZE, 2))
+    crop = align.warp_to_crop(frame, m, SIZE)
+    gy, gx = np.mgrid[0:SIZE, 0:SIZE]
+    moved = align.sample(crop, gx + motion[..., 0], gy + motion[..., 1])
+    new, fmask = blend.paste_back(frame, crop, moved, m, blend.feather_mask(SIZE), motion=motion, colour_match=False)
+    rows, cols = np.nonzero(fmask == 1.0)
+    inside = (slice(rows.min() + 2, rows.max() - 2), slice(cols.min() + 2, cols.max() - 2))
+
+    def detail(img: np.ndarray) -> float:
+        g = img[inside].mean(axis=2)
+        return float((-4 * g[1:-1, 1:-1] + g[:-2, 1:-1] + g[2:, 1:-1] + g[1:-1, :-2] + g[1:-1, 2:]).var())
+
+    assert detail(new) > 0.9 * detail(frame)
+    np.testing.assert_allclose(new[inside].mean(), frame[inside].mean(), atol=0.01)
+
+
 def test_motion_pastes_the_painted_rest_as_a_delta() -> None:
     frame = _frame()
     m = _face_matrix()

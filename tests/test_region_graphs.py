@@ -4,12 +4,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from reggan_plugin import align
 from reggan_plugin.align import warp_to_crop
 from reggan_plugin.artifact import load_artifact
 from reggan_plugin.backends import create_backend
 from reggan_plugin.backends import environment as env
 from reggan_plugin.backends.cpu import session_options
-from reggan_plugin.blend import apply_planes, crop_planes, feather_mask
+from reggan_plugin.blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask
 from reggan_plugin.config import EditConfig, InferenceConfig
 from reggan_plugin.faces import Face
 from reggan_plugin.imageio import ImageData
@@ -69,6 +70,24 @@ def test_paste_graph_is_apply_planes(ops, scale, motion):
     assert np.abs(got_mask - want_mask).max() < 1e-5
     assert np.abs(got - want)[inside].max() < 1e-4
     assert np.array_equal(got[~inside], region[~inside]), "pixels the mask does not reach must come back bit for bit"
+
+
+def test_paste_graph_moves_a_magnified_face_with_its_detail_as_numpy_does(ops):
+    """A face magnified past ``blend.SHARP_SCALE`` keeps its pixel-scale detail in the graph as in numpy. Where the
+    mask is 1 both move the frame by the same (constant) motion; elsewhere a close-up's planes are sampled apart."""
+    rng = np.random.default_rng(2)
+    region = np.clip(_picture(400, 400) + rng.uniform(-0.03, 0.03, (400, 400, 1)), 0, 1).astype(np.float32)
+    m = _matrix(0.2, angle=0.0, shift=(-8.0, -8.0))
+    assert align.matrix_scale(m) <= SHARP_SCALE
+    planes = np.concatenate([np.zeros((SIZE, SIZE, 3)), feather_mask(SIZE)[..., None],
+                             np.broadcast_to([1.37, -0.71], (SIZE, SIZE, 2))], -1).astype(np.float32)
+    want, want_mask = apply_planes(region, planes, m)
+    got, got_mask = ops.paste(region, planes, m)
+    full = (want_mask == 1) & (got_mask == 1)
+    assert full.sum() > 20000
+    assert np.abs(got - want)[full].max() < 1e-4
+    bilinear = align.sample(region, *np.meshgrid(np.arange(400) + 1.37 / 0.2, np.arange(400) - 0.71 / 0.2))
+    assert np.abs(got - bilinear)[full].max() > 0.01, "the graph must not interpolate the detail away"
 
 
 def test_paste_graph_in_place_writes_the_callers_array(ops):
