@@ -1,7 +1,7 @@
 """Does the edit keep a large mouth sharp? High-frequency energy of the mouth before and after, at production size.
 
-Each portrait (neutral photos or renders, one face each) is scaled so that the face fills a 1080p frame's height
-at about 500-600 px, the runtime finds the face and smiles it (default options, CPU), and the variance of the
+Each portrait (neutral photos or renders, one face each) is scaled into a 1080p frame (``--side``: faces of 500-800
+px), the runtime finds the face and gives it each expression (default options, CPU), and the variance of the
 Laplacian of the luma is compared inside three boxes placed by the detected landmarks: the mouth (1.4 x 0.7 eye
 distances), a cheek and the eyes. A ratio below 1 means detail was lost (an upscaled, blurred mouth scores far
 below 1); above 1, detail was added (creases, or speckle). Writes docs/MOUTH_DETAIL.md: numbers only, no
