@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from benchmarks.mouth_detail import laplacian_variance
 from reggan_plugin import align
 
 
@@ -164,10 +165,6 @@ def test_warp_from_crop_downscale_keeps_mean() -> None:
     assert abs(float(core.mean()) - 0.5) < 0.02 and float(core.std()) < 0.05
 
 
-def _laplacian_variance(grey: np.ndarray) -> float:
-    return float((-4 * grey[1:-1, 1:-1] + grey[:-2, 1:-1] + grey[2:, 1:-1] + grey[1:-1, :-2] + grey[1:-1, 2:]).var())
-
-
 def test_sample_planes_sharp_keeps_the_pixel_detail_bilinear_averages_away() -> None:
     """About half a pixel off in both directions (not exactly: there the nearest pixel is a tie, rounded to even),
     bilinear keeps under half of a fine texture's Laplacian energy; the sharp sampler nearly all of it, while moving
@@ -178,11 +175,11 @@ def test_sample_planes_sharp_keeps_the_pixel_detail_bilinear_averages_away() -> 
     img = (ramp + rng.uniform(-0.03, 0.03, ramp.shape))[..., None].astype(np.float32)
     inner = (slice(4, -4), slice(4, -4))
     gy, gx = yy[inner], xx[inner]
-    before = _laplacian_variance(img[..., 0][inner])
+    before = laplacian_variance(img[..., 0][inner])
     sharp = align.sample_planes_sharp(img, gx + 0.45, gy + 0.45)[0]
     blurred = align.sample_planes(img, gx + 0.45, gy + 0.45)[0]
-    assert _laplacian_variance(sharp) > 0.9 * before
-    assert _laplacian_variance(blurred) < 0.5 * before
+    assert laplacian_variance(sharp) > 0.9 * before
+    assert laplacian_variance(blurred) < 0.5 * before
     moved_ramp = align.sample_planes_sharp(ramp[..., None], gx + 0.3, gy - 0.7)[0]
     np.testing.assert_allclose(moved_ramp, ramp[inner] + 0.004 * 0.3 - 0.003 * 0.7, atol=1e-5)
     np.testing.assert_array_equal(align.sample_planes_sharp(img, gx + 2, gy - 1)[0], img[3:-5, 6:-2, 0])
