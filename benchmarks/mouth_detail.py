@@ -4,8 +4,11 @@ Each portrait (neutral photos or renders, one face each) is scaled into a 1080p 
 px), the runtime finds the face and gives it each expression (default options, CPU), and the variance of the
 Laplacian of the luma is compared inside three boxes placed by the detected landmarks: the mouth (1.4 x 0.7 eye
 distances), a cheek and the eyes. A ratio below 1 means detail was lost (an upscaled, blurred mouth scores far
-below 1); above 1, detail was added (creases, or speckle). Writes docs/MOUTH_DETAIL.md: numbers only, no
-pictures, so third-party photos can be measured without being redistributed.
+below 1); above 1, detail was added (creases, or speckle). Where the same face has the expression (a render of it,
+or a photo of the same name in a folder named after it beside the portraits'), that true target is scored against
+the neutral too, in boxes placed by its own landmarks: what a real expression keeps. Writes docs/MOUTH_DETAIL.md, and
+with ``--picture`` the render folders' mouths: photos never go into a picture, so third-party photos can be measured
+without being redistributed.
 
     python benchmarks/mouth_detail.py --photos ../shared/data/london-faces/neutral --limit 20 --out docs
     python benchmarks/mouth_detail.py --photos PHOTOS --side 1560 --photos RENDERS --side 1080 --expression happy,sad
@@ -23,6 +26,8 @@ from reggan_plugin.grain import luma
 
 FRAME = (1920, 1080)
 REGIONS = ("mouth", "cheek", "eyes")
+MOUTH_VIEW = (300, 180)  # frame px (w, h) of each mouth in --picture
+PICTURE_FACES = 2
 
 
 def laplacian_variance(grey: np.ndarray) -> float:
@@ -41,25 +46,49 @@ def portrait_frame(photo: Path, side: int) -> np.ndarray:
     return frame
 
 
-def detail_ratios(frame: np.ndarray, renderer, detector, expression: str) -> tuple[float, dict[str, float]] | None:
-    """(face height px, {region: output / input Laplacian variance}) or None when no face is found."""
+def region_boxes(landmarks: np.ndarray) -> dict[str, tuple[slice, slice]]:
+    """The mouth, cheek and eye boxes, frame px (rows, cols), placed by a face's five landmarks."""
+    iod = float(np.linalg.norm(landmarks[1] - landmarks[0]))
+    boxes = {"mouth": ((landmarks[3] + landmarks[4]) / 2, (0.7, 0.35)),
+             "cheek": (landmarks[3] + np.array([-0.35 * iod, -0.4 * iod]), (0.2, 0.2)),
+             "eyes": ((landmarks[0] + landmarks[1]) / 2, (0.8, 0.2))}
+    cuts = {}
+    for name, (centre, (hw, hh)) in boxes.items():
+        x, y, w, h = int(centre[0]), int(centre[1]), int(hw * iod), int(hh * iod)
+        cuts[name] = (slice(y - h, y + h), slice(x - w, x + w))
+    return cuts
+
+
+def ratios(before: np.ndarray, after: np.ndarray, cuts: dict[str, tuple[slice, slice]],
+           after_cuts: dict[str, tuple[slice, slice]] | None = None) -> dict[str, float]:
+    """{region: Laplacian variance of ``after``'s luma / ``before``'s} over each box (``after``'s own boxes when
+    given: a photo taken apart from the neutral)."""
+    grey_before, grey_after = luma(before), luma(after)
+    after_cuts = after_cuts or cuts
+    return {name: laplacian_variance(grey_after[after_cuts[name]]) / max(laplacian_variance(grey_before[cut]), 1e-12)
+            for name, cut in cuts.items()}
+
+
+def detail_ratios(frame: np.ndarray, renderer, detector, expression: str, target: np.ndarray | None = None
+                  ) -> tuple[float, dict[str, float], dict[str, float] | None, np.ndarray] | None:
+    """(face height px, {region: output / input Laplacian variance}, the same for the true ``target`` frame when
+    given, the input, output and target mouths side by side) or None when no face is found. The true target's ratio
+    is what a perfect edit keeps."""
     faces = detector.detect(frame)
     if not faces:
         return None
     face = faces[0]
     out = renderer.apply_array(frame, faces=[face], expression=expression)
-    lm = face.landmarks
-    iod = float(np.linalg.norm(lm[1] - lm[0]))
-    boxes = {"mouth": ((lm[3] + lm[4]) / 2, (0.7, 0.35)),
-             "cheek": (lm[3] + np.array([-0.35 * iod, -0.4 * iod]), (0.2, 0.2)),
-             "eyes": ((lm[0] + lm[1]) / 2, (0.8, 0.2))}
-    before, after = luma(frame), luma(out)
-    ratios = {}
-    for name, (centre, (hw, hh)) in boxes.items():
-        x, y, w, h = int(centre[0]), int(centre[1]), int(hw * iod), int(hh * iod)
-        cut = (slice(y - h, y + h), slice(x - w, x + w))
-        ratios[name] = laplacian_variance(after[cut]) / max(laplacian_variance(before[cut]), 1e-12)
-    return face.box[3], ratios
+    cuts = region_boxes(face.landmarks)
+    half = np.array(MOUTH_VIEW) // 2
+    centre = np.clip(((face.landmarks[3] + face.landmarks[4]) / 2).astype(int), half, np.array(FRAME) - half)
+    view = (slice(centre[1] - half[1], centre[1] + half[1]), slice(centre[0] - half[0], centre[0] + half[0]))
+    mouths = np.concatenate([frame[view], out[view]] + ([] if target is None else [target[view]]), axis=1)
+    truth = None
+    if target is not None:
+        found = detector.detect(target)
+        truth = ratios(frame, target, cuts, region_boxes(found[0].landmarks)) if found else None
+    return face.box[3], ratios(frame, out, cuts), truth, mouths
 
 
 def portraits(folder: Path) -> list[Path]:
@@ -70,16 +99,39 @@ def portraits(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
+def true_target(folder: Path, portrait: Path, expression: str) -> Path | None:
+    """The same face with ``expression``: a render folder's render of it, or a photo of the same name in the
+    expression's folder beside the portraits' (london-faces/neutral/001.jpg: london-faces/happy/001.jpg)."""
+    if portrait.name == "neutral.png":
+        truth = portrait.with_name(f"{expression}.png")
+    else:
+        truth = folder.parent / expression / portrait.name
+    return truth if truth.is_file() else None
+
+
 def table(name: str, side: int, expression: str, rows: list) -> list[str]:
-    """One source and expression: the ratios' mean, lowest and highest per region."""
+    """One source and expression: the ratios' mean, lowest and highest per region, beside the true targets' where
+    every face has one."""
     mouth = np.array([r[2]["mouth"] for r in rows])
+    truth = all(r[3] is not None for r in rows)
     lines = [f"`{name}` at side {side}, {expression}: {len(rows)} faces {min(r[1] for r in rows):.0f}-"
              f"{max(r[1] for r in rows):.0f} px tall; the mouth keeps at least 90% of its detail in "
-             f"{int((mouth >= 0.9).sum())} of {len(rows)}.", "",
-             "| region | mean | lowest | highest |", "|---|---|---|---|"]
+             f"{int((mouth >= 0.9).sum())} of {len(rows)}"
+             + (f", and at least 90% of what the true target keeps in "
+                f"{int((mouth >= 0.9 * np.array([r[3]['mouth'] for r in rows])).sum())} of {len(rows)}." if truth
+                else "."), ""]
+    if truth:
+        lines += ["| region | mean | lowest | highest | true target: mean | lowest | highest |",
+                  "|---|---|---|---|---|---|---|"]
+    else:
+        lines += ["| region | mean | lowest | highest |", "|---|---|---|---|"]
     for region in REGIONS:
         values = np.array([r[2][region] for r in rows])
-        lines.append(f"| {region} | {values.mean():.2f} | {values.min():.2f} | {values.max():.2f} |")
+        line = f"| {region} | {values.mean():.2f} | {values.min():.2f} | {values.max():.2f} |"
+        if truth:
+            true = np.array([r[3][region] for r in rows])
+            line += f" {true.mean():.2f} | {true.min():.2f} | {true.max():.2f} |"
+        lines.append(line)
     return [*lines, ""]
 
 
@@ -93,6 +145,8 @@ def main() -> None:
     parser.add_argument("--limit", type=int, default=20)
     parser.add_argument("--expression", default="happy", help="Comma-separated expressions.")
     parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--picture", help="File name under --out for the render folders' mouths (input, edit, true "
+                                          "target); photos never go into it.")
     args = parser.parse_args()
     sides = args.side or [1560]
     if len(sides) not in (1, len(args.photos)):
@@ -111,24 +165,37 @@ def main() -> None:
         "# Mouth detail at production size",
         "",
         f"Generated {datetime.date.today()} by `python benchmarks/mouth_detail.py {command} --limit {args.limit} "
-        f"--expression {args.expression}`; do not edit by hand. Method: the module docstring. Model: the bundled one, "
+        f"--expression {args.expression}{f' --picture {args.picture}' if args.picture else ''}`; do not edit by hand. Method: the module docstring. Model: the bundled one, "
         "CPU backend, default options. Faces in 1920x1080 frames: output / input Laplacian variance of the luma.",
         "",
     ]
+    picture: list[np.ndarray] = []
     for folder, name, side in zip(args.photos, names, sides):
         frames = [(p, portrait_frame(p, side)) for p in portraits(folder)[: args.limit]]
         for expression in args.expression.split(","):
             rows = []
             for path, frame in frames:
-                result = detail_ratios(frame, renderer, detector, expression)
+                truth = true_target(folder, path, expression)
+                target = None if truth is None else portrait_frame(truth, side)
+                result = detail_ratios(frame, renderer, detector, expression, target)
                 if result is not None:
                     rows.append((path.name, *result))
                     print(name, path.parent.name if path.name == "neutral.png" else path.name, expression,
-                          f"face {result[0]:.0f} px", {k: round(v, 3) for k, v in result[1].items()}, flush=True)
+                          f"face {result[0]:.0f} px", {k: round(v, 3) for k, v in result[1].items()},
+                          "" if result[2] is None else f"true target: {result[2]['mouth']:.3f}", flush=True)
             if not rows:
                 raise SystemExit(f"{folder}: no face found in any portrait")
             lines += table(name, side, expression, rows)
+            if args.picture and (folder / "manifest.json").is_file():  # only our own renders go into a picture
+                picture.append(np.concatenate([r[4] for r in rows[:PICTURE_FACES]], axis=1))
     args.out.mkdir(parents=True, exist_ok=True)
+    if picture:
+        widest = max(row.shape[1] for row in picture)
+        sheet = np.concatenate([np.pad(row, ((0, 0), (0, widest - row.shape[1]), (0, 0))) for row in picture])
+        Image.fromarray(sheet).save(args.out / args.picture, quality=85)
+        lines.insert(4, f"[{args.picture}]({args.picture}): the mouths of the first {PICTURE_FACES} faces of each render "
+                        "folder, a row per expression in the order of its tables, each as input, edit and true target "
+                        "(where rendered) at the frame's own pixels.\n")
     (args.out / "MOUTH_DETAIL.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

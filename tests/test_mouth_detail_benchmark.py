@@ -1,0 +1,37 @@
+"""The mouth-detail benchmark's true targets: where it finds them, and how it scores them."""
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.mouth_detail import ratios, region_boxes, true_target
+
+LANDMARKS = np.array([[40.0, 40.0], [80.0, 40.0], [60.0, 60.0], [45.0, 80.0], [75.0, 80.0]])
+
+
+def test_true_targets_of_renders_and_of_photos(tmp_path) -> None:
+    render = tmp_path / "renders" / "id1"
+    render.mkdir(parents=True)
+    (render / "neutral.png").touch()
+    (render / "happy.png").touch()
+    assert true_target(render.parent, render / "neutral.png", "happy") == render / "happy.png"
+    assert true_target(render.parent, render / "neutral.png", "sad") is None
+    (tmp_path / "faces" / "neutral").mkdir(parents=True)
+    (tmp_path / "faces" / "happy").mkdir()
+    (tmp_path / "faces" / "neutral" / "001.jpg").touch()
+    (tmp_path / "faces" / "happy" / "001.jpg").touch()
+    photos = tmp_path / "faces" / "neutral"
+    assert true_target(photos, photos / "001.jpg", "happy") == tmp_path / "faces" / "happy" / "001.jpg"
+    assert true_target(photos, photos / "001.jpg", "sad") is None
+
+
+def test_a_target_taken_apart_is_scored_in_its_own_boxes() -> None:
+    """The same textured mouth 20 px lower in the target: in the neutral's boxes it looks lost, in its own kept."""
+    rng = np.random.default_rng(0)
+    before = np.full((160, 160, 3), 0.5, np.float32)
+    before[66:94, 35:85] = rng.random((28, 50, 3))
+    after = np.full_like(before, 0.5)
+    after[86:114, 35:85] = before[66:94, 35:85]
+    cuts = region_boxes(LANDMARKS)
+    moved = region_boxes(LANDMARKS + np.array([0.0, 20.0]))
+    assert ratios(before, after, cuts)["mouth"] < 0.5
+    assert abs(ratios(before, after, cuts, moved)["mouth"] - 1.0) < 1e-6
