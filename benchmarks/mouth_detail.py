@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import datetime
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image
@@ -69,11 +70,19 @@ def ratios(before: np.ndarray, after: np.ndarray, cuts: dict[str, tuple[slice, s
             for name, cut in cuts.items()}
 
 
+class FaceDetail(NamedTuple):
+    """One face given one expression."""
+
+    height: float  # face box, frame px
+    edit: dict[str, float]  # {region: output / input Laplacian variance}
+    truth: dict[str, float] | None  # the same for the true target, when there is one
+    mouths: np.ndarray  # the input, output and target mouths side by side
+
+
 def detail_ratios(frame: np.ndarray, renderer, detector, expression: str, target: np.ndarray | None = None
-                  ) -> tuple[float, dict[str, float], dict[str, float] | None, np.ndarray] | None:
-    """(face height px, {region: output / input Laplacian variance}, the same for the true ``target`` frame when
-    given, the input, output and target mouths side by side) or None when no face is found. The true target's ratio
-    is what a perfect edit keeps."""
+                  ) -> FaceDetail | None:
+    """The face's `FaceDetail`, or None when no face is found. The true target's ratio is what a perfect edit
+    keeps."""
     faces = detector.detect(frame)
     if not faces:
         return None
@@ -88,7 +97,7 @@ def detail_ratios(frame: np.ndarray, renderer, detector, expression: str, target
     if target is not None:
         found = detector.detect(target)
         truth = ratios(frame, target, cuts, region_boxes(found[0].landmarks)) if found else None
-    return face.box[3], ratios(frame, out, cuts), truth, mouths
+    return FaceDetail(face.box[3], ratios(frame, out, cuts), truth, mouths)
 
 
 def portraits(folder: Path) -> list[Path]:
@@ -109,16 +118,17 @@ def true_target(folder: Path, portrait: Path, expression: str) -> Path | None:
     return truth if truth.is_file() else None
 
 
-def table(name: str, side: int, expression: str, rows: list) -> list[str]:
+def table(name: str, side: int, expression: str, rows: list[FaceDetail]) -> list[str]:
     """One source and expression: the ratios' mean, lowest and highest per region, beside the true targets' where
     every face has one."""
-    mouth = np.array([r[2]["mouth"] for r in rows])
-    truth = all(r[3] is not None for r in rows)
-    lines = [f"`{name}` at side {side}, {expression}: {len(rows)} faces {min(r[1] for r in rows):.0f}-"
-             f"{max(r[1] for r in rows):.0f} px tall; the mouth keeps at least 90% of its detail in "
+    mouth = np.array([r.edit["mouth"] for r in rows])
+    truths = [r.truth for r in rows if r.truth is not None]
+    truth = len(truths) == len(rows)
+    lines = [f"`{name}` at side {side}, {expression}: {len(rows)} faces {min(r.height for r in rows):.0f}-"
+             f"{max(r.height for r in rows):.0f} px tall; the mouth keeps at least 90% of its detail in "
              f"{int((mouth >= 0.9).sum())} of {len(rows)}"
              + (f", and at least 90% of what the true target keeps in "
-                f"{int((mouth >= 0.9 * np.array([r[3]['mouth'] for r in rows])).sum())} of {len(rows)}." if truth
+                f"{int((mouth >= 0.9 * np.array([t['mouth'] for t in truths])).sum())} of {len(rows)}." if truth
                 else "."), ""]
     if truth:
         lines += ["| region | mean | lowest | highest | true target: mean | lowest | highest |",
@@ -126,10 +136,10 @@ def table(name: str, side: int, expression: str, rows: list) -> list[str]:
     else:
         lines += ["| region | mean | lowest | highest |", "|---|---|---|---|"]
     for region in REGIONS:
-        values = np.array([r[2][region] for r in rows])
+        values = np.array([r.edit[region] for r in rows])
         line = f"| {region} | {values.mean():.2f} | {values.min():.2f} | {values.max():.2f} |"
         if truth:
-            true = np.array([r[3][region] for r in rows])
+            true = np.array([t[region] for t in truths])
             line += f" {true.mean():.2f} | {true.min():.2f} | {true.max():.2f} |"
         lines.append(line)
     return [*lines, ""]
@@ -160,12 +170,14 @@ def main() -> None:
     renderer = ExpressionRenderer(InferenceConfig(backend="cpu"))
     detector = FaceDetector()
     names = [f"{folder.parent.name}/{folder.name}" for folder in args.photos]
+    picture_option = f" --picture {args.picture}" if args.picture else ""
     command = " ".join(f"--photos {n} --side {s}" for n, s in zip(names, sides))
     lines = [
         "# Mouth detail at production size",
         "",
         f"Generated {datetime.date.today()} by `python benchmarks/mouth_detail.py {command} --limit {args.limit} "
-        f"--expression {args.expression}{f' --picture {args.picture}' if args.picture else ''}`; do not edit by hand. Method: the module docstring. Model: the bundled one, "
+        f"--expression {args.expression}{picture_option}`; do not edit by hand. Method: the module docstring. Model: "
+        "the bundled one, "
         "CPU backend, default options. Faces in 1920x1080 frames: output / input Laplacian variance of the luma.",
         "",
     ]
@@ -179,15 +191,15 @@ def main() -> None:
                 target = None if truth is None else portrait_frame(truth, side)
                 result = detail_ratios(frame, renderer, detector, expression, target)
                 if result is not None:
-                    rows.append((path.name, *result))
+                    rows.append(result)
                     print(name, path.parent.name if path.name == "neutral.png" else path.name, expression,
-                          f"face {result[0]:.0f} px", {k: round(v, 3) for k, v in result[1].items()},
-                          "" if result[2] is None else f"true target: {result[2]['mouth']:.3f}", flush=True)
+                          f"face {result.height:.0f} px", {k: round(v, 3) for k, v in result.edit.items()},
+                          "" if result.truth is None else f"true target: {result.truth['mouth']:.3f}", flush=True)
             if not rows:
                 raise SystemExit(f"{folder}: no face found in any portrait")
             lines += table(name, side, expression, rows)
             if args.picture and (folder / "manifest.json").is_file():  # only our own renders go into a picture
-                picture.append(np.concatenate([r[4] for r in rows[:PICTURE_FACES]], axis=1))
+                picture.append(np.concatenate([r.mouths for r in rows[:PICTURE_FACES]], axis=1))
     args.out.mkdir(parents=True, exist_ok=True)
     if picture:
         widest = max(row.shape[1] for row in picture)
