@@ -79,14 +79,10 @@ class FaceDetail(NamedTuple):
     mouths: np.ndarray  # the input, output and target mouths side by side
 
 
-def detail_ratios(frame: np.ndarray, renderer, detector, expression: str, target: np.ndarray | None = None
-                  ) -> FaceDetail | None:
-    """The face's `FaceDetail`, or None when no face is found. The true target's ratio is what a perfect edit
-    keeps."""
-    faces = detector.detect(frame)
-    if not faces:
-        return None
-    face = faces[0]
+def detail_ratios(frame: np.ndarray, face, renderer, detector, expression: str, target: np.ndarray | None = None
+                  ) -> FaceDetail:
+    """The `FaceDetail` of ``face`` (detected in ``frame``); ``detector`` finds the true target's own landmarks. The
+    true target's ratio is what a perfect edit keeps."""
     out = renderer.apply_array(frame, faces=[face], expression=expression)
     cuts = region_boxes(face.landmarks)
     half = np.array(MOUTH_VIEW) // 2
@@ -183,20 +179,21 @@ def main() -> None:
     ]
     picture: list[np.ndarray] = []
     for folder, name, side in zip(args.photos, names, sides):
-        frames = [(p, portrait_frame(p, side)) for p in portraits(folder)[: args.limit]]
+        # each portrait's face found once, for every expression
+        frames = [(p, frame, faces[0]) for p in portraits(folder)[: args.limit]
+                  for frame in [portrait_frame(p, side)] for faces in [detector.detect(frame)] if faces]
+        if not frames:
+            raise SystemExit(f"{folder}: no face found in any portrait")
         for expression in args.expression.split(","):
             rows = []
-            for path, frame in frames:
+            for path, frame, face in frames:
                 truth = true_target(folder, path, expression)
                 target = None if truth is None else portrait_frame(truth, side)
-                result = detail_ratios(frame, renderer, detector, expression, target)
-                if result is not None:
-                    rows.append(result)
-                    print(name, path.parent.name if path.name == "neutral.png" else path.name, expression,
-                          f"face {result.height:.0f} px", {k: round(v, 3) for k, v in result.edit.items()},
-                          "" if result.truth is None else f"true target: {result.truth['mouth']:.3f}", flush=True)
-            if not rows:
-                raise SystemExit(f"{folder}: no face found in any portrait")
+                result = detail_ratios(frame, face, renderer, detector, expression, target)
+                rows.append(result)
+                print(name, path.parent.name if path.name == "neutral.png" else path.name, expression,
+                      f"face {result.height:.0f} px", {k: round(v, 3) for k, v in result.edit.items()},
+                      "" if result.truth is None else f"true target: {result.truth['mouth']:.3f}", flush=True)
             lines += table(name, side, expression, rows)
             if args.picture and (folder / "manifest.json").is_file():  # only our own renders go into a picture
                 picture.append(np.concatenate([r.mouths for r in rows[:PICTURE_FACES]], axis=1))
