@@ -112,9 +112,10 @@ def step_costs(frame: Path, box: tuple[float, float, float, float], renderer: An
         faces = step("locate", lambda: renderer.find_in_boxes(image, [Face(box=box, source="given")]))
         prepared = step("align", lambda: renderer.prepare_image(image, faces))
         prepared.rgb = None  # as in the streaming render: the float region is made again when the frame is written
-        edited = step("network", lambda: renderer.forward(prepared.crops, edit))
-        pasted = step("paste", lambda: renderer.paste(prepared.region_rgb(), prepared.matrices, prepared.crops, edited,
-                                                        inplace=True))
+        edited = step("network", lambda: renderer.forward_images([prepared], edit)[0])
+        pasted = step("paste", lambda: renderer.paste(prepared.region_rgb(), prepared.matrices, prepared.crops,
+                                                        edited.faces, inplace=True, mouths=prepared.mouths,
+                                                        mouths_out=edited.mouths))
         result = step("compose", lambda: renderer.compose(prepared, *pasted))
         step("encode", lambda: write_image(Path(tmp) / "out.png", result))
     return costs

@@ -6,9 +6,10 @@ Laplacian of the luma is compared inside three boxes placed by the detected land
 distances), a cheek and the eyes. A ratio below 1 means detail was lost (an upscaled, blurred mouth scores far
 below 1); above 1, detail was added (creases, or speckle). Where the same face has the expression (a render of it,
 or a photo of the same name in a folder named after it beside the portraits'), that true target is scored against
-the neutral too, in boxes placed by its own landmarks: what a real expression keeps. Writes docs/MOUTH_DETAIL.md, and
-with ``--picture`` the render folders' mouths: photos never go into a picture, so third-party photos can be measured
-without being redistributed.
+the neutral too, in boxes placed by its own landmarks: what a real expression keeps; and the edit's PSNR against it
+over the mouth and its reach (the face model alone beside the face and mouth models together: the mouth pass,
+``reggan_plugin.mouth``). Writes docs/MOUTH_DETAIL.md, and with ``--picture`` the render folders' mouths: photos
+never go into a picture, so third-party photos can be measured without being redistributed.
 
     python benchmarks/mouth_detail.py --photos ../shared/data/london-faces/neutral --limit 20 --out docs
     python benchmarks/mouth_detail.py --photos PHOTOS --side 1560 --photos RENDERS --side 1080 --expression happy,sad
@@ -70,30 +71,49 @@ def ratios(before: np.ndarray, after: np.ndarray, cuts: dict[str, tuple[slice, s
             for name, cut in cuts.items()}
 
 
+def reach_box(landmarks: np.ndarray) -> tuple[slice, slice]:
+    """Frame px (rows, cols) of the mouth and its reach (a smile's corners, a jaw drop), placed by the neutral's
+    landmarks: where an edit of the mouth is scored against the true target."""
+    iod = float(np.linalg.norm(landmarks[1] - landmarks[0]))
+    x, y = (landmarks[3] + landmarks[4]) / 2 + (0.0, 0.15 * iod)
+    w, h = 0.8 * iod, 0.6 * iod
+    return slice(int(y - h), int(y + h)), slice(int(x - w), int(x + w))
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
+    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
+
+
 class FaceDetail(NamedTuple):
     """One face given one expression."""
 
     height: float  # face box, frame px
     edit: dict[str, float]  # {region: output / input Laplacian variance}
     truth: dict[str, float] | None  # the same for the true target, when there is one
-    mouths: np.ndarray  # the input, output and target mouths side by side
+    mouths: np.ndarray  # the input, output(s) and target mouths side by side
+    psnr: list[float] | None = None  # the mouth's reach against the true target: each renderer's output
 
 
-def detail_ratios(frame: np.ndarray, face, renderer, detector, expression: str, target: np.ndarray | None = None
+def detail_ratios(frame: np.ndarray, face, renderers, detector, expression: str, target: np.ndarray | None = None
                   ) -> FaceDetail:
     """The `FaceDetail` of ``face`` (detected in ``frame``); ``detector`` finds the true target's own landmarks. The
-    true target's ratio is what a perfect edit keeps."""
-    out = renderer.apply_array(frame, faces=[face], expression=expression)
+    true target's ratio is what a perfect edit keeps. The ratios are the first renderer's; each renderer's output
+    is drawn and scored against the true target."""
+    outs = [renderer.apply_array(frame, faces=[face], expression=expression) for renderer in renderers]
     cuts = region_boxes(face.landmarks)
     half = np.array(MOUTH_VIEW) // 2
     centre = np.clip(((face.landmarks[3] + face.landmarks[4]) / 2).astype(int), half, np.array(FRAME) - half)
     view = (slice(centre[1] - half[1], centre[1] + half[1]), slice(centre[0] - half[0], centre[0] + half[0]))
-    mouths = np.concatenate([frame[view], out[view]] + ([] if target is None else [target[view]]), axis=1)
-    truth = None
+    mouths = np.concatenate([frame[view]] + [out[view] for out in outs] + ([] if target is None else [target[view]]),
+                            axis=1)
+    truth, scores = None, None
     if target is not None:
         found = detector.detect(target)
         truth = ratios(frame, target, cuts, region_boxes(found[0].landmarks)) if found else None
-    return FaceDetail(face.box[3], ratios(frame, out, cuts), truth, mouths)
+        reach = reach_box(face.landmarks)
+        scores = [psnr(out[reach], target[reach]) for out in outs]
+    return FaceDetail(face.box[3], ratios(frame, outs[0], cuts), truth, mouths, scores)
 
 
 def portraits(folder: Path) -> list[Path]:
@@ -138,6 +158,12 @@ def table(name: str, side: int, expression: str, rows: list[FaceDetail]) -> list
             true = np.array([t[region] for t in truths])
             line += f" {true.mean():.2f} | {true.min():.2f} | {true.max():.2f} |"
         lines.append(line)
+    scores = np.array([r.psnr for r in rows if r.psnr is not None])
+    if len(scores) == len(rows) and scores.shape[1] == 2:
+        better = int((scores[:, 0] > scores[:, 1]).sum())
+        lines += ["", f"PSNR of the mouth's reach against the true target, mean: {scores[:, 0].mean():.2f} dB with the "
+                      f"mouth pass, {scores[:, 1].mean():.2f} dB with the face model alone (better with the pass on "
+                      f"{better} of {len(rows)} faces)."]
     return [*lines, ""]
 
 
@@ -164,6 +190,8 @@ def main() -> None:
     from reggan_plugin.renderer import ExpressionRenderer
 
     renderer = ExpressionRenderer(InferenceConfig(backend="cpu"))
+    renderers = [renderer] + ([ExpressionRenderer(InferenceConfig(backend="cpu", mouth_pass=False))]
+                              if renderer.mouth is not None else [])
     detector = FaceDetector()
     names = [f"{folder.parent.name}/{folder.name}" for folder in args.photos]
     picture_option = f" --picture {args.picture}" if args.picture else ""
@@ -189,11 +217,12 @@ def main() -> None:
             for path, frame, face in frames:
                 truth = true_target(folder, path, expression)
                 target = None if truth is None else portrait_frame(truth, side)
-                result = detail_ratios(frame, face, renderer, detector, expression, target)
+                result = detail_ratios(frame, face, renderers, detector, expression, target)
                 rows.append(result)
                 print(name, path.parent.name if path.name == "neutral.png" else path.name, expression,
                       f"face {result.height:.0f} px", {k: round(v, 3) for k, v in result.edit.items()},
-                      "" if result.truth is None else f"true target: {result.truth['mouth']:.3f}", flush=True)
+                      "" if result.truth is None else f"true target: {result.truth['mouth']:.3f}",
+                      "" if result.psnr is None else f"PSNR {[round(v, 2) for v in result.psnr]}", flush=True)
             lines += table(name, side, expression, rows)
             if args.picture and (folder / "manifest.json").is_file():  # only our own renders go into a picture
                 picture.append(np.concatenate([r.mouths for r in rows[:PICTURE_FACES]], axis=1))
@@ -202,9 +231,10 @@ def main() -> None:
         widest = max(row.shape[1] for row in picture)
         sheet = np.concatenate([np.pad(row, ((0, 0), (0, widest - row.shape[1]), (0, 0))) for row in picture])
         Image.fromarray(sheet).save(args.out / args.picture, quality=85)
+        edits = "the edit with the mouth pass, the face model's alone" if len(renderers) == 2 else "the edit"
         lines.insert(4, f"[{args.picture}]({args.picture}): the mouths of the first {PICTURE_FACES} faces of each render "
-                        "folder, a row per expression in the order of its tables, each as input, edit and true target "
-                        "(where rendered) at the frame's own pixels.\n")
+                        f"folder, a row per expression in the order of its tables, each as input, {edits} and true "
+                        "target (where rendered) at the frame's own pixels.\n")
     (args.out / "MOUTH_DETAIL.md").write_text("\n".join(lines))
     print("\n".join(lines))
 

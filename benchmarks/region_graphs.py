@@ -69,7 +69,7 @@ def main() -> None:
         reference = None
         for name, renderer in renderers:
             prepared = renderer.prepare_image(image, faces)
-            edited = renderer.forward(prepared.crops, edit)
+            edited = renderer.forward_images([prepared], edit)[0]
             out = renderer.finish_image(prepared, edited).pixels.astype(int)
             reference = out if reference is None else reference
             prepare = best(partial(renderer.prepare_image, image, faces), args.repeats)

@@ -114,6 +114,27 @@ def onnx(checkpoint: Path, out: Path) -> None:
     run_or_exit(go)
 
 
+@export.command("regression-stage")
+@click.option("--model", "model_path", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path),
+              help="An exported RegGAN model (ONNX).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="ONNX file to write.")
+def regression_stage(model_path: Path, out: Path) -> None:
+    """Write a model's regression stage alone as a model of its own (the refiner cut out): how the mouth model
+    ships (`train --config mouth --iterations 0`, then this). The runtime loads it like any model."""
+    from reggan_plugin.artifact import file_sha256, load_artifact
+    from reggan_plugin.atomic import atomic_path
+    from reggan_plugin.preview_graph import cut_regression_stage
+
+    def go() -> None:
+        cut = cut_regression_stage(model_path.read_bytes(), file_sha256(model_path), name=model_path.name)
+        with atomic_path(out) as tmp:
+            Path(tmp).write_bytes(cut)
+            load_artifact(tmp)  # refused here, with the reason, rather than written and failing in render
+        click.echo(f"wrote {out}")
+
+    run_or_exit(go)
+
+
 @export.command("region-graphs")
 @click.option("--out", default=Path(__file__).resolve().parent.parent / "reggan_plugin" / "models", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder to write region_align.onnx and region_paste.onnx.")

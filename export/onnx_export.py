@@ -8,10 +8,11 @@ import numpy as np
 import onnx
 import torch
 
-from reggan_plugin.align import CANONICAL_5PT
-from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata
+from reggan_plugin.align import MOUTH_ZOOM, crop_template
+from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata, load_artifact
 from reggan_plugin.atomic import atomic_path
 from reggan_plugin.errors import RegganError
+from reggan_plugin.mouth import is_mouth_template
 from training.checkpoint import load_generator
 from training.models import RegGAN
 
@@ -84,7 +85,7 @@ def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None)
         meta = build_metadata(
             input_size=model.config.image_size,
             expressions=model.config.expressions,
-            crop_template=CANONICAL_5PT,
+            crop_template=crop_template(model.config.crop),
             provenance={"model_config": model.config.to_json(), **(provenance or {})},
         )
         for key, value in meta.items():
@@ -104,12 +105,17 @@ def check_renders(path: Path) -> None:
     from reggan_plugin.renderer import ExpressionRenderer
 
     try:
-        renderer = ExpressionRenderer(InferenceConfig(model=path, backend="cpu", batch=1))
-        side = 2 * renderer.size
+        if is_mouth_template(load_artifact(path).crop_template):  # a mouth model runs beside the bundled face model
+            renderer = ExpressionRenderer(InferenceConfig(mouth_model=path, backend="cpu", batch=1))
+            side = int(MOUTH_ZOOM * max(renderer.size, renderer.mouth.size if renderer.mouth else 0))
+        else:
+            renderer = ExpressionRenderer(InferenceConfig(model=path, backend="cpu", batch=1))
+            side = 2 * renderer.size
         pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
         renderer.apply_array(pixels, faces=[whole_image_face(side, side)], expression=renderer.artifact.expressions[-1])
     except (RegganError, ValueError) as exc:
         raise ExportError(f"the exported model would not run in `render`: {exc}") from exc
+
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
     model, info = load_generator(checkpoint)

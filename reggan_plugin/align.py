@@ -49,6 +49,23 @@ CANONICAL_5PT: np.ndarray = 0.5 + TEMPLATE_SCALE * (ARCFACE_112 / 112.0 - 0.5) -
 mouth corners ~(0.403, 0.664), ~(0.599, 0.662). "Left" = image left."""
 CANONICAL_5PT.setflags(write=False)
 
+MOUTH_CENTRE: np.ndarray = (CANONICAL_5PT[3] + CANONICAL_5PT[4]) / 2 + np.array([0.0, 0.027])
+"""Crop units: the mouth's centre in the face crop, a little below the corners (a smile's and a jaw drop's reach)."""
+MOUTH_ZOOM = 2.0
+"""The mouth crop shows the mouth at this many times the face crop's scale: its 25 px mouth becomes 50 px."""
+CropKind: TypeAlias = Literal["face", "mouth"]
+
+
+def crop_template(kind: CropKind = "face") -> np.ndarray:
+    """(5, 2) crop units of the template a crop aligns the five landmarks to: the face crop's ``CANONICAL_5PT``, or
+    for the mouth crop that template magnified ``MOUTH_ZOOM`` times about ``MOUTH_CENTRE`` (eyes and nose fall
+    outside it; they still fix its rotation and scale)."""
+    if kind == "face":
+        return CANONICAL_5PT.copy()
+    if kind == "mouth":
+        return 0.5 + MOUTH_ZOOM * (CANONICAL_5PT - MOUTH_CENTRE)
+    raise ValueError(f"unknown crop {kind!r}: 'face' or 'mouth'")
+
 CANONICAL_BOX: tuple[float, float, float, float] = (0.225, 0.30, 0.55, 0.555)
 """(x, y, w, h) crop units of a typical detector box (brows to chin, cheek to cheek) in this crop,
 measured by fitting a 68-point mean face to ``CANONICAL_5PT`` (brows y 0.305, chin y 0.854,

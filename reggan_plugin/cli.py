@@ -168,17 +168,24 @@ def inference_options(func):
         click.option("--skin-paint", type=click.Choice(SKIN_PAINTS), default=field_default(InferenceConfig, "skin_paint"),
                      show_default=True, help="Outside the mouth and eyes, what the network paints changes the skin's "
                                              "shading alone (it keeps the person's own colour) or its colour too."),
+        click.option("--mouth-pass/--no-mouth-pass", default=field_default(InferenceConfig, "mouth_pass"), show_default=True,
+                     help="On faces larger than about 256 px, paint the mouth again with the mouth model at twice the "
+                          "face crop's scale (teeth, an opened mouth)."),
+        click.option("--mouth-model", type=click.Path(path_type=Path), default=None,
+                     help="Mouth model file (ONNX, `train --config mouth`). [default: the bundled one, with the "
+                          "bundled face model]"),
     ]
     for option in reversed(options):
         func = option(func)
     return func
 
 
-def _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs, skin_paint
-             ) -> tuple[EditConfig, InferenceConfig]:
+def _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs, skin_paint,
+             mouth_pass, mouth_model) -> tuple[EditConfig, InferenceConfig]:
     return EditConfig(expression, intensity), InferenceConfig(model, backend, precision, batch, stage,
                                                               find_in_box=not trust_box, region_graphs=region_graphs,
-                                                              skin_paint=skin_paint)
+                                                              skin_paint=skin_paint, mouth_pass=mouth_pass,
+                                                              mouth_model=mouth_model)
 
 
 @main.command()
@@ -195,7 +202,7 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
 @click.option("--smooth", type=FiniteRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
               help="Temporal smoothing of detected faces (0 = off).")
 def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-           skin_paint, faces, region, whole_image, shard, skip_existing, smooth) -> None:
+           skin_paint, mouth_pass, mouth_model, faces, region, whole_image, shard, skip_existing, smooth) -> None:
     """Apply an expression to every frame in a directory.
 
     Frames keep their format, bit depth and alpha; pixels outside the face are untouched. A bad
@@ -210,7 +217,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     from .sequence import Shard, check_out_dir
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-                               skin_paint)
+                               skin_paint, mouth_pass, mouth_model)
 
     def go():
         seq = SequenceConfig(frames, out, faces, parse_region(region) if region else None, whole_image,
@@ -247,7 +254,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
 @click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels. [default: the whole image]")
 @click.option("--detect", is_flag=True, help="Find the face with the detector instead of using the whole image.")
 def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-            skin_paint, region, detect) -> None:
+            skin_paint, mouth_pass, mouth_model, region, detect) -> None:
     """Apply an expression to one picture: a face texture map or an already-cropped face."""
     from .faces import parse_region
     from .faces.locate import FaceLocator
@@ -256,7 +263,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     from .sequence import check_writable_dir
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-                               skin_paint)
+                               skin_paint, mouth_pass, mouth_model)
 
     def go():
         if Path(out).resolve() == Path(image).resolve():

@@ -42,6 +42,8 @@ class InferenceConfig:
     region_graphs: RegionGraphs = "auto"  # align and paste-back in onnxruntime (reggan_plugin.region_graphs); auto: on a GPU
     skin_paint: SkinPaint = "shading"  # outside the mouth and eyes the paint changes the skin's shading alone
     # (reggan_plugin.blend: its colour stays the person's own), or its colour too ("colour", as the model paints it)
+    mouth_pass: bool = True  # on large faces the mouth is painted again at twice the scale (reggan_plugin.mouth)
+    mouth_model: Path | None = None  # None: the bundled mouth model, beside the bundled face model only
 
 
 @dataclass(frozen=True)

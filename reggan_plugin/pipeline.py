@@ -13,8 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
-
 from .atomic import is_temp_of, stale_temp_files, temp_path
 from .config import EditConfig, InferenceConfig, SequenceConfig
 from .errors import InputError, NumericalError, RegganError
@@ -23,7 +21,7 @@ from .faces.locate import FaceLocator
 from .faces.smoothing import window_reach
 from .faces.tracks import smoothed_faces
 from .imageio import ImageData, describe_unread, list_frames, looks_whole, read_image, unread_images, write_image
-from .renderer import ExpressionRenderer, PreparedImage
+from .renderer import EditedCrops, ExpressionRenderer, PreparedImage
 from .sequence import check_out_dir, output_path
 from .shots import Thumb, thumbnail
 from .streaming import batch_by, ordered_map
@@ -187,7 +185,7 @@ class _FrameJob:
     target: Path
     image: ImageData | None = None
     prepared: PreparedImage | None = None  # None: no face (the frame is written unchanged) or failed
-    edited: np.ndarray | None = None
+    edited: EditedCrops | None = None
     no_face: bool = False
     error: str | None = None
     staged: Path | None = None  # the encoded frame's hidden name until it is renamed to `target`
@@ -241,18 +239,16 @@ class _StreamingRender:
         if not live:
             return jobs
         try:
-            edited = self.renderer.forward(np.concatenate([p.crops for _, p in live]), self.edit)
+            edited = self.renderer.forward_images([p for _, p in live], self.edit)
         except RegganError:  # one frame's bad output must not fail its neighbours: redo them one by one
             for job, prepared in live:
                 try:
-                    job.edited = self.renderer.forward(prepared.crops, self.edit)
+                    job.edited = self.renderer.forward_images([prepared], self.edit)[0]
                 except RegganError as exc:
                     job.fail(exc)
             return jobs
-        start = 0
-        for job, prepared in live:
-            job.edited = edited[start : start + len(prepared.crops)]
-            start += len(prepared.crops)
+        for (job, _), crops in zip(live, edited):
+            job.edited = crops
         return jobs
 
     def write(self, job: _FrameJob) -> _FrameJob:

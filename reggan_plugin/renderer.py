@@ -1,4 +1,5 @@
-"""One picture's faces with another expression: align -> batched inference -> paste back.
+"""One picture's faces with another expression: align -> batched inference -> paste back (on large faces the
+mouth again, finer: reggan_plugin.mouth).
 
 `ExpressionRenderer` owns the model session; the add-on, studio scripts and `render_sequence` (which
 runs it over a directory of frames) use it. Arrays follow reggan_plugin.imageio's conventions.
@@ -9,6 +10,7 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -22,15 +24,16 @@ from .align import (
     warp_to_crop,
 )
 from .artifact import ModelArtifact, load_artifact
-from .backends import create_backend
+from .backends import Backend, create_backend
 from .blend import apply_planes, crop_planes, feather_mask, paint_colour_weight
 from .config import EditConfig, InferenceConfig
-from .errors import InputError, RegganError
+from .errors import InputError, ModelError, RegganError
 from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
 from .grain import GRAIN_REACH, degrained
 from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
+from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .preview_graph import derive_preview
 from .region_graphs import region_ops_for
 
@@ -47,7 +50,8 @@ class PreparedImage:
     roi: (rows, cols) slices of the picture that alignment reads and paste-back writes; rgb: that region
     as network colour (HxWx3 float32 sRGB [0,1]), or None when dropped while the picture waits (a 4K
     close-up's is 40 MB; `region_rgb` makes it again); matrices: region px -> crop px, one per face; crops:
-    [n,S,S,3] float32 sRGB [0,1], of the region's structure where it is grainy (``reggan_plugin.grain``).
+    [n,S,S,3] float32 sRGB [0,1], of the region's structure where it is grainy (``reggan_plugin.grain``);
+    mouths: the mouth pass's crops (None without one).
     """
 
     image: ImageData
@@ -55,6 +59,7 @@ class PreparedImage:
     rgb: np.ndarray | None
     matrices: list[Matrix]
     crops: np.ndarray
+    mouths: MouthCrops | None = None
 
     def region_rgb(self) -> np.ndarray:
         if self.rgb is not None:
@@ -85,12 +90,41 @@ def _shift(m: Matrix, rows: slice, cols: slice) -> Matrix:
     return m
 
 
+class EditedCrops(NamedTuple):
+    """One picture's edited crops: the faces' ([n,S,S,3 or 5], as `ExpressionRenderer.forward`) and the mouths'."""
+
+    faces: np.ndarray
+    mouths: np.ndarray | None = None
+
+
+def edit_crops(backend: Backend, weights: np.ndarray, crops: np.ndarray, intensity: float, batch: int,
+               outputs: tuple[str, ...]) -> np.ndarray:
+    """crops [n,S,S,3] float32 sRGB [0,1] through a model in batches -> [n,S,S,3], or [n,S,S,5] with the motion
+    (``outputs``: the edited image's name, then the motion's when there is one)."""
+    out = np.empty((*crops.shape[:3], 3 + 2 * (len(outputs) - 1)), np.float32)
+    step = max(1, batch)
+    for start in range(0, len(crops), step):
+        chunk = crops[start : start + step]
+        n = len(chunk)
+        image = np.ascontiguousarray(chunk.transpose(0, 3, 1, 2), np.float32) * 2 - 1
+        result = backend.run(image, np.repeat(weights[None], n, 0), np.full(n, intensity, np.float32), outputs=outputs)
+        # The change, not the output, goes back: where the model changes nothing (intensity 0)
+        # the crop comes back bit-identical.
+        out[start : start + n, ..., :3] = chunk + (np.clip(result[outputs[0]], -1, 1) - image).transpose(0, 2, 3, 1) / 2
+        if len(outputs) > 1:
+            out[start : start + n, ..., 3:] = result[outputs[1]].transpose(0, 2, 3, 1)
+    return out
+
+
 class ExpressionRenderer:
     """One loaded model + backend. Arrays follow reggan_plugin.imageio's conventions."""
 
     def __init__(self, inference: InferenceConfig = InferenceConfig()) -> None:
         self.inference = inference
         self.artifact: ModelArtifact = load_artifact(inference.model)
+        if is_mouth_template(self.artifact.crop_template):
+            raise ModelError(self.artifact.path, "a mouth model, not a face model: give it as the mouth model "
+                                                 "(--mouth-model) beside a face model")
         self._output, self._motion = "output", "motion"
         network = self.artifact
         if inference.stage == "regression":
@@ -109,6 +143,7 @@ class ExpressionRenderer:
         self.mask = feather_mask(self.size)
         self.colour_weight = paint_colour_weight(self.size, template) if inference.skin_paint == "shading" else None
         self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
+        self.mouth = MouthPass.for_inference(inference, self.artifact, self.colour_weight)
 
     # -- prepare: faces -> aligned crops --------------------------------------------------------
     def crop_matrix(self, face: Face, frame_shape: Sequence[int]) -> Matrix:
@@ -147,37 +182,49 @@ class ExpressionRenderer:
         """crops [n,S,S,3] float32 sRGB [0,1] -> edited crops [n,S,S,3], in batches of `batch`; for a model
         with motion outputs [n,S,S,5]: the edited RGB, then the motion (x, y crop px) that paste-back applies
         to the frame itself (see `reggan_plugin.blend.paste_back`)."""
-        weights = self.artifact.expression_weights(edit.expression)
-        out = np.empty((*crops.shape[:3], 5 if self.has_motion else 3), np.float32)
         wanted = (self._output, self._motion) if self.has_motion else (self._output,)
-        step = max(1, self.inference.batch)
-        for start in range(0, len(crops), step):
-            chunk = crops[start : start + step]
-            n = len(chunk)
-            image = np.ascontiguousarray(chunk.transpose(0, 3, 1, 2), np.float32) * 2 - 1
-            result = self.backend.run(
-                image, np.repeat(weights[None], n, 0), np.full(n, edit.intensity, np.float32), outputs=wanted
-            )
-            # The change, not the output, goes back: where the model changes nothing (intensity 0)
-            # the crop comes back bit-identical.
-            out[start : start + n, ..., :3] = chunk + (np.clip(result[self._output], -1, 1) - image).transpose(0, 2, 3, 1) / 2
-            if self.has_motion:
-                out[start : start + n, ..., 3:] = result[self._motion].transpose(0, 2, 3, 1)
+        return edit_crops(self.backend, self.artifact.expression_weights(edit.expression), crops, edit.intensity,
+                          self.inference.batch, wanted)
+
+    def forward_images(self, prepared: Sequence[PreparedImage], edit: EditConfig) -> list[EditedCrops]:
+        """Several pictures' crops through the networks in shared batches: each picture's `EditedCrops`."""
+        faces = self.forward(np.concatenate([p.crops for p in prepared]), edit)
+        mouths: np.ndarray | None = None
+        if self.mouth is not None:
+            size = self.mouth.size
+            crops = np.concatenate([p.mouths.crops for p in prepared if p.mouths is not None]
+                                   or [np.zeros((0, size, size, 3), np.float32)])
+            mouths = edit_crops(self.mouth.backend, self.mouth.artifact.expression_weights(edit.expression), crops,
+                                edit.intensity, self.inference.batch, ("output", "motion"))
+        out, face_at, mouth_at = [], 0, 0
+        for p in prepared:
+            n_mouths = 0 if p.mouths is None else len(p.mouths.crops)
+            out.append(EditedCrops(faces[face_at : face_at + len(p.crops)],
+                                   None if mouths is None else mouths[mouth_at : mouth_at + n_mouths]))
+            face_at, mouth_at = face_at + len(p.crops), mouth_at + n_mouths
         return out
 
     # -- paste back ------------------------------------------------------------------------------
     def paste(self, rgb: np.ndarray, matrices: Sequence[Matrix], crops_in: np.ndarray, crops_out: np.ndarray,
-              *, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``): (new rgb, mask)."""
+              *, inplace: bool = False, mouths: MouthCrops | None = None, mouths_out: np.ndarray | None = None,
+              ) -> tuple[np.ndarray, np.ndarray]:
+        """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``), then the mouths'
+        edits where there are any (`reggan_plugin.mouth`): (new rgb, mask)."""
+        paste = self.region_ops.paste if self.region_ops is not None else apply_planes
+        mouth = self.mouth if mouths is not None and mouths_out is not None and len(mouths_out) else None
+        originals = mouth.originals(rgb, mouths) if mouth is not None and mouths is not None else []
         mask: np.ndarray | None = None
         for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_weight=self.colour_weight)
-            paste = self.region_ops.paste if self.region_ops is not None else apply_planes
             rgb, face_mask = paste(rgb, planes, m, inplace=inplace)
             inplace = True  # from the second face on, rgb is this call's own array
             mask = face_mask if mask is None else np.maximum(mask, face_mask, out=mask)
-        return rgb, (np.zeros(rgb.shape[:2], np.float32) if mask is None else mask)
+        if mask is None:
+            return rgb, np.zeros(rgb.shape[:2], np.float32)
+        if mouth is not None and mouths is not None and mouths_out is not None:
+            np.maximum(mask, mouth.paste(rgb, mouths, originals, mouths_out, paste), out=mask)
+        return rgb, mask
 
     # -- whole pictures --------------------------------------------------------------------------
     def find_in_boxes(self, image: ImageData, faces: Sequence[Face]) -> list[Face]:
@@ -208,15 +255,17 @@ class ExpressionRenderer:
         source = degrained(rgb)
         align = self.region_ops.align if self.region_ops is not None else warp_to_crop
         crops = np.stack([align(source, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
-        return PreparedImage(image, (rows, cols), rgb, local, crops)
+        mouths = self.mouth.prepare(source, local, align) if self.mouth is not None else None
+        return PreparedImage(image, (rows, cols), rgb, local, crops, mouths)
 
-    def finish_image(self, prepared: PreparedImage, edited: np.ndarray) -> ImageData:
+    def finish_image(self, prepared: PreparedImage, edited: EditedCrops) -> ImageData:
         """Paste the edited crops back into the region and the region into a copy of the picture."""
         if not prepared.matrices:
             return prepared.image
         owned = prepared.rgb is None  # made again just now: pasted into in place
-        return self.compose(prepared, *self.paste(prepared.region_rgb(), prepared.matrices, prepared.crops, edited,
-                                                  inplace=owned))
+        return self.compose(prepared, *self.paste(prepared.region_rgb(), prepared.matrices, prepared.crops,
+                                                  edited.faces, inplace=owned, mouths=prepared.mouths,
+                                                  mouths_out=edited.mouths))
 
     @staticmethod
     def compose(prepared: PreparedImage, new_rgb: np.ndarray, mask: np.ndarray) -> ImageData:
@@ -230,7 +279,7 @@ class ExpressionRenderer:
         prepared = self.prepare_image(image, faces)
         if not prepared.matrices:
             return image
-        return self.finish_image(prepared, self.forward(prepared.crops, edit))
+        return self.finish_image(prepared, self.forward_images([prepared], edit)[0])
 
     def apply_array(
         self, pixels: np.ndarray, *, faces: Sequence[Face], expression: str, intensity: float = 1.0, linear: bool = False

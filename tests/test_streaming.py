@@ -265,7 +265,7 @@ def test_region_processing_equals_whole_frame_processing(renderer):
         prepared = renderer.prepare_image(image, faces)
         assert prepared.rgb.shape[0] * prepared.rgb.shape[1] <= pixels.shape[0] * pixels.shape[1]
         np.testing.assert_array_equal(prepared.crops, crops)
-        got = renderer.finish_image(prepared, renderer.forward(prepared.crops, EditConfig())).pixels
+        got = renderer.finish_image(prepared, renderer.forward_images([prepared], EditConfig())[0]).pixels
         np.testing.assert_array_equal(got, expected, err_msg=str(boxes))
 
 

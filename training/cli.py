@@ -23,10 +23,10 @@ from reggan_plugin.cli import exit_on_error
 from reggan_plugin.config import field_default
 from reggan_plugin.errors import InputError, NumericalError, UsageError
 
-from .config import TINY, ModelConfig
+from .config import MOUTH, TINY, ModelConfig
 from .train_config import TrainConfig
 
-PRESETS = {"tiny": TINY, "default": ModelConfig()}
+PRESETS = {"tiny": TINY, "default": ModelConfig(), "mouth": MOUTH}
 
 
 def _default(name: str):
@@ -80,11 +80,12 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
     cache = Path(cache_dir) if cache_dir else out / "cache"
     if dist.is_main:  # rank 0 builds the crop caches (BlazeFace for images without landmark files); the others read them
         sets = load_datasets(data_dirs, model_config.image_size, model_config.expressions, cache, cfg.cache_margin,
-                             detector=LazyDetector(), progress=progress)
+                             detector=LazyDetector(), progress=progress, crop=model_config.crop)
     if dist.distributed:
         torch.distributed.barrier()
     if not dist.is_main:
-        sets = load_datasets(data_dirs, model_config.image_size, model_config.expressions, cache, cfg.cache_margin)
+        sets = load_datasets(data_dirs, model_config.image_size, model_config.expressions, cache, cfg.cache_margin,
+                             crop=model_config.crop)
     train = PairedFaces(sets, model_config.expressions, "train", augment=cfg.augment, dataset_balance=cfg.dataset_balance,
                         val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
     val = PairedFaces(sets, model_config.expressions, "val", val_fraction=cfg.val_fraction,
@@ -178,7 +179,7 @@ def cli() -> None:
                    "fitted anew. Same --config as that model.")
 @click.option("--batch-size", default=_default("batch_size"), show_default=True, help="Pairs per iteration per process.")
 @click.option("--image-size", type=int, default=None, help="Crop size S. [default: the --config preset's, 128 / tiny 32]")
-@click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True, help="Model size preset.")
+@click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True, help="Model preset: size, and the crop it sees (mouth: the mouth model).")
 @click.option("--sample-every", default=_default("sample_every"), show_default=True, help="Write samples/ITER.png every K iterations (0: only at the end).")
 @click.option("--checkpoint-every", default=_default("checkpoint_every"), show_default=True, help="Checkpoint every K iterations (and always at the end).")
 @click.option("--log-every", default=_default("log_every"), show_default=True, help="Append a row to log.csv every K iterations.")

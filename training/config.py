@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
+from reggan_plugin.align import CropKind
 from reggan_plugin.expressions import EXPRESSIONS
 
 
@@ -30,12 +31,17 @@ class ModelConfig:
     # > 0: every crop is brought to this mean linear luminance of its centre before stage 1 and the refiner, and
     # the change scaled back (models/exposure.py); 0: the crop goes in as it is
     exposure_reference: float = 0.0
+    # what the crop shows (reggan_plugin.align.crop_template): the face, or the mouth at MOUTH_ZOOM times the face
+    # crop's scale (a model that paints the mouth of large faces finer, beside a face model)
+    crop: CropKind = "face"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.exposure_reference < 1.0:
             raise ValueError(f"exposure_reference must be in [0, 1), got {self.exposure_reference}")
         if self.radius % 2 != 1:
             raise ValueError(f"radius must be odd, got {self.radius}")
+        if self.crop not in ("face", "mouth"):
+            raise ValueError(f"crop must be 'face' or 'mouth', got {self.crop!r}")
         if self.image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4, got {self.image_size}")
         object.__setattr__(self, "expressions", tuple(self.expressions))
@@ -50,3 +56,5 @@ class ModelConfig:
 
 TINY = ModelConfig(image_size=32, conv_dim=8, n_res=1, d_conv_dim=8, d_layers=3)
 """A few-kilobyte model for tests and smoke runs."""
+MOUTH = ModelConfig(crop="mouth")
+"""The mouth model: the default architecture on the mouth crop (its stage 1 ships; see reggan_plugin.mouth)."""

@@ -1,7 +1,8 @@
 """Cut aligned, paired crops with the runtime's own alignment code (``reggan_plugin.align``).
 
-Each pair is cropped with ONE transform, the neutral's: its 5 landmarks fitted to ``CANONICAL_5PT``
-by ``similarity_from_points`` (Umeyama), exactly as the runtime aligns a face before inference.
+Each pair is cropped with ONE transform, the neutral's: its 5 landmarks fitted to the crop's template
+(``crop_template``: the face's ``CANONICAL_5PT``, or the mouth crop's) by ``similarity_from_points`` (Umeyama),
+exactly as the runtime aligns a face before inference.
 Crops are cut ``margin`` pixels wider on every side than the canonical S x S crop, so augmentation
 can jitter the geometry without running off the edge; the central S x S square IS the runtime crop.
 
@@ -17,9 +18,11 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from reggan_plugin.align import (
+    CropKind,
     apply_affine,
-    crop_matrix_from_landmarks,
+    crop_template,
     similarity_from_points,
+    units_to_crop_px,
     warp_to_crop,
 )
 from reggan_plugin.errors import InputError
@@ -36,6 +39,7 @@ MAX_SHIFT_UNITS = 0.12
 class CropGeometry:
     size: int  # S, the canonical crop (the model's input size)
     margin_fraction: float = 0.125
+    crop: CropKind = "face"  # the template the landmarks are fitted to (reggan_plugin.align.crop_template)
 
     @property
     def margin(self) -> int:
@@ -47,14 +51,18 @@ class CropGeometry:
 
     def matrix(self, points5: np.ndarray) -> np.ndarray:
         """3x3 frame px -> cache crop px: the runtime's crop matrix, shifted by the margin."""
-        m = np.vstack([crop_matrix_from_landmarks(points5, self.size), [0.0, 0.0, 1.0]])
+        template = units_to_crop_px(crop_template(self.crop), self.size)
+        m = np.vstack([similarity_from_points(points5, template), [0.0, 0.0, 1.0]])
         m[:2, 2] += self.margin
         return m
 
     def px_to_units(self) -> np.ndarray:
-        """3x3 cache px -> canonical crop units (0..1 edge to edge of the central S x S crop)."""
+        """3x3 cache px -> the FACE crop's units (0..1 edge to edge of its central S x S crop), whatever this
+        geometry's crop: registration is measured there."""
         s, m = float(self.size), float(self.margin)
-        return np.array([[1 / s, 0.0, (0.5 - m) / s], [0.0, 1 / s, (0.5 - m) / s], [0.0, 0.0, 1.0]])
+        k = np.array([[1 / s, 0.0, (0.5 - m) / s], [0.0, 1 / s, (0.5 - m) / s], [0.0, 0.0, 1.0]])
+        face, own = crop_template("face"), crop_template(self.crop)
+        return np.vstack([similarity_from_points(own, face), [0.0, 0.0, 1.0]]) @ k
 
 
 def load_rgb(path) -> np.ndarray:
@@ -95,7 +103,7 @@ def crop_pair(
     neutral = _warp(neutral_rgb, m_n, geometry.total)
     if pixel_aligned:
         return _to_u8(neutral), _to_u8(_warp(target_rgb, m_n, geometry.total)), None
-    work = CropGeometry(REGISTER_SIZE, geometry.margin_fraction)
+    work = CropGeometry(REGISTER_SIZE, geometry.margin_fraction)  # the face crop
     k_work, k_out = work.px_to_units(), geometry.px_to_units()
     mw = work.matrix(neutral_pts)
     init = None

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from reggan_plugin.align import CropKind
 from reggan_plugin.errors import InputError
 
 from ..train_config import AugmentConfig
@@ -135,9 +136,10 @@ def load_datasets(
     margin_fraction: float = 0.125,
     detector: Detector | None = None,
     progress: bool = False,
+    crop: CropKind = "face",
 ) -> list[PairSet]:
     """Scan, crop (or load the cache of) each data folder. Two folders with one name are an error."""
-    geometry = CropGeometry(image_size, margin_fraction)
+    geometry = CropGeometry(image_size, margin_fraction, crop)
     sets, seen = [], set()
     for root in roots:
         scan = scan_dataset(root, tuple(expressions))

@@ -1,0 +1,157 @@
+"""The mouth pass: on a large face the mouth is painted again, by the mouth model, at twice the face crop's scale.
+
+In the face crop a mouth is about a fifth of the crop wide (25 px of 128). On a 600 px face paste-back magnifies
+that paint about eight times: the motion keeps the frame's own detail, but what is painted (teeth, an opened
+mouth's inside and rim) comes out as soft bands. The mouth model is the regression stage fitted on a crop about
+the mouth at ``align.MOUTH_ZOOM`` times the face crop's scale (``reggan-plugin train --config mouth``). Where the face
+model's paint would be magnified four times or more (a face crop of 512 frame px: a face box from about 285 px), the
+mouth model's edit, pasted as the face's is (its motion moves the frame, its paint is added), replaces the face
+model's inside an ellipse about the mouth: fully from eight times on (a face box from about 570 px), faded in between,
+so a face growing through a shot never switches mouths from one frame to the next. On smaller faces the face model's
+paint is near the frame's own scale and the pass does not run.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .align import (
+    Matrix,
+    crop_roi,
+    crop_template,
+    matrix_scale,
+    similarity_from_points,
+    units_to_crop_px,
+    warp_to_crop,
+)
+from .artifact import ModelArtifact, default_model_path, load_artifact
+from .backends import create_backend
+from .blend import crop_planes, feather_mask
+from .config import InferenceConfig
+from .errors import ModelError
+
+MOUTH_MASK_RADII = (0.36, 0.30)  # mouth crop units: the lips and a jaw drop's reach, wider than tall
+MOUTH_MASK_FEATHER = 0.3
+MAX_MOUTH_SCALE = 0.5
+"""Mouth crop px per frame px below which the pass runs (the face crop's paint magnified four times or more)."""
+FULL_MOUTH_SCALE = 0.25
+"""... and at or below which it replaces the face model's mouth entirely (eight times; between the two, a fade)."""
+
+Paste = Callable[..., tuple[np.ndarray, np.ndarray]]  # (region, planes, matrix, inplace=...) -> (region, frame mask)
+
+
+def is_mouth_template(template: np.ndarray | None, face_template: np.ndarray | None = None) -> bool:
+    """Whether a crop template (crop units) magnifies the face crop's (None: ``CANONICAL_5PT``) about the mouth:
+    its eyes at least half as far apart again."""
+    if template is None:
+        return False
+    face = crop_template("face") if face_template is None else face_template
+    return bool(np.linalg.norm(template[1] - template[0]) >= 1.5 * np.linalg.norm(face[1] - face[0]))
+
+
+def bundled_mouth_model_path() -> Path:
+    """The mouth model that ships beside the default face model (fitted on the same renders; MODEL_CARD.md)."""
+    return Path(__file__).with_name("models") / "mouth.onnx"
+
+
+@dataclass
+class MouthCrops:
+    """The mouths of one picture's faces: region px -> mouth crop px per face (None where the pass does not run),
+    and the crops of those that run, [k,S,S,3] float32 sRGB [0,1], in face order, with their strengths (`strength`)."""
+
+    matrices: list[Matrix | None]
+    crops: np.ndarray
+    strengths: list[float]
+
+
+def strength(m: Matrix) -> float:
+    """How much of the mouth the pass paints for a mouth crop map ``m``: 0 at ``MAX_MOUTH_SCALE`` crop px per frame px
+    and above, 1 at ``FULL_MOUTH_SCALE`` and below, linear in between."""
+    return float(np.clip((MAX_MOUTH_SCALE - matrix_scale(m)) / (MAX_MOUTH_SCALE - FULL_MOUTH_SCALE), 0.0, 1.0))
+
+
+class MouthPass:
+    """The mouth model's backend and the geometry that ties its crop to the face model's."""
+
+    def __init__(self, artifact: ModelArtifact, face_template: np.ndarray | None, face_size: int,
+                 inference: InferenceConfig, colour_weight: np.ndarray | None = None) -> None:
+        face = crop_template("face") if face_template is None else face_template
+        template = artifact.crop_template
+        if template is None or not artifact.has_motion or not is_mouth_template(template, face):
+            raise ModelError(artifact.path, "not a mouth model: it needs motion outputs and a crop template that "
+                                            "magnifies the face crop's mouth (reggan-plugin train --config mouth)")
+        self.artifact = artifact
+        self.size = artifact.input_size
+        # face crop px -> mouth crop px: the similarity between the two templates (exact: one is the other zoomed)
+        self.from_face = np.vstack([similarity_from_points(units_to_crop_px(face, face_size),
+                                                           units_to_crop_px(template, self.size)),
+                                    [0.0, 0.0, 1.0]])
+        self.backend = create_backend(artifact, inference.backend, precision=inference.precision)
+        self.mask = feather_mask(self.size, center=(0.5, 0.5), radii=MOUTH_MASK_RADII, feather=MOUTH_MASK_FEATHER)
+        # where the face pass pastes its paint as a change of shading, so does the mouth pass: the same weight, in
+        # the mouth crop (its mask reaches past the lips onto the skin)
+        self.colour_weight = None if colour_weight is None else warp_to_crop(colour_weight, self.from_face[:2], self.size)
+
+    @classmethod
+    def for_inference(cls, inference: InferenceConfig, face: ModelArtifact,
+                      colour_weight: np.ndarray | None = None) -> MouthPass | None:
+        """The pass `inference` asks for: its mouth model, or the bundled one beside the bundled face model; None
+        when it is turned off or a face model of one's own has no mouth model named."""
+        if not inference.mouth_pass:
+            return None
+        path = inference.mouth_model
+        if path is None:
+            if face.path != default_model_path().resolve() or not bundled_mouth_model_path().is_file():
+                return None
+            path = bundled_mouth_model_path()
+        artifact = load_artifact(path)
+        missing = set(face.expressions) - set(artifact.expressions)
+        if missing:
+            raise ModelError(artifact.path, f"the mouth model lacks the face model's expression(s) {', '.join(sorted(missing))}")
+        return cls(artifact, face.crop_template, face.input_size, inference, colour_weight)
+
+    def matrix(self, face_matrix: Matrix) -> Matrix | None:
+        """Region px -> mouth crop px for a face aligned by ``face_matrix``; None where the pass does not run."""
+        m = (self.from_face @ np.vstack([face_matrix, [0.0, 0.0, 1.0]]))[:2]
+        return m if strength(m) > 0 else None
+
+    def prepare(self, source: np.ndarray, face_matrices: Sequence[Matrix],
+                align: Callable[[np.ndarray, Matrix, int], np.ndarray]) -> MouthCrops:
+        matrices = [self.matrix(m) for m in face_matrices]
+        kept = [m for m in matrices if m is not None]
+        crops = np.stack([align(source, m, self.size) for m in kept]) if kept else np.zeros((0, self.size, self.size, 3),
+                                                                                             np.float32)
+        return MouthCrops(matrices, crops, [strength(m) for m in kept])
+
+    def originals(self, rgb: np.ndarray, mouths: MouthCrops) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+        """Copies of the region around each mouth, taken before the faces are pasted: the mouth pass moves and
+        paints the picture as it was, as the face pass does."""
+        out = []
+        reach = self.size // 8  # the motion reads the picture a little past the mask's edge
+        for m in mouths.matrices:
+            if m is not None:
+                rows, cols = crop_roi(m, self.size, (rgb.shape[0], rgb.shape[1]), (-reach, -reach, self.size + reach, self.size + reach))
+                out.append(((rows, cols), rgb[rows, cols].copy()))
+        return out
+
+    def paste(self, rgb: np.ndarray, mouths: MouthCrops, originals: list[tuple[tuple[slice, slice], np.ndarray]],
+              edited: np.ndarray, paste: Paste) -> np.ndarray:
+        """Each mouth's edit, pasted into its copy of the picture as it was, laid over ``rgb`` (the faces pasted,
+        written in place) under the mouth's mask. Returns the frame mask of the mouths."""
+        mask = np.zeros(rgb.shape[:2], np.float32)
+        kept = [m for m in mouths.matrices if m is not None]
+        for m, ((rows, cols), original), crop_in, crop_out, amount in zip(kept, originals, mouths.crops, edited,
+                                                                          mouths.strengths):
+            local = np.array(m, np.float64)
+            local[:, 2] += local[:, 0] * cols.start + local[:, 1] * rows.start
+            planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=crop_out[..., 3:], colour_match=False,
+                                 colour_weight=self.colour_weight)
+            moved, weight = paste(original, planes, local, inplace=True)
+            weight *= amount
+            target = rgb[rows, cols]
+            target += weight[..., None] * (moved - target)
+            np.maximum(mask[rows, cols], weight, out=mask[rows, cols])
+        return mask
