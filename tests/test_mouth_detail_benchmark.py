@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.mouth_detail import ratios, region_boxes, true_target
+from benchmarks.mouth_detail import FaceDetail, ratios, reach_box, region_boxes, table, true_target
 
 LANDMARKS = np.array([[40.0, 40.0], [80.0, 40.0], [60.0, 60.0], [45.0, 80.0], [75.0, 80.0]])
 
@@ -35,3 +35,15 @@ def test_a_target_taken_apart_is_scored_in_its_own_boxes() -> None:
     moved = region_boxes(LANDMARKS + np.array([0.0, 20.0]))
     assert ratios(before, after, cuts)["mouth"] < 0.5
     assert abs(ratios(before, after, cuts, moved)["mouth"] - 1.0) < 1e-6
+
+
+def test_the_table_scores_the_mouth_pass_against_the_face_model_alone() -> None:
+    ratios_ = {"mouth": 1.0, "cheek": 1.0, "eyes": 1.0}
+    rows = [FaceDetail(600.0, ratios_, ratios_, np.zeros((1, 1, 3)), [30.0, 28.0]),
+            FaceDetail(620.0, ratios_, ratios_, np.zeros((1, 1, 3)), [27.0, 29.0])]
+    line = next(text for text in table("renders", 1080, "happy", rows) if text.startswith("PSNR"))
+    assert "28.50 dB with the mouth pass, 28.50 dB with the face model alone" in line
+    assert "better with the pass on 1 of 2 faces" in line
+    # the box it is scored in reaches below the mouth corners (a jaw drop) and past them (a smile)
+    rows_, cols = reach_box(LANDMARKS)
+    assert rows_.start < 80 < rows_.stop and rows_.stop - 80 > 80 - rows_.start and cols.start < 45 and cols.stop > 75
