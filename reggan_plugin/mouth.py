@@ -131,9 +131,10 @@ class MouthPass:
         paints the picture as it was, as the face pass does."""
         out = []
         reach = self.size // 8  # the motion reads the picture a little past the mask's edge
+        around = (-reach, -reach, self.size + reach, self.size + reach)
         for m in mouths.matrices:
             if m is not None:
-                rows, cols = crop_roi(m, self.size, (rgb.shape[0], rgb.shape[1]), (-reach, -reach, self.size + reach, self.size + reach))
+                rows, cols = crop_roi(m, self.size, (rgb.shape[0], rgb.shape[1]), around)
                 out.append(((rows, cols), rgb[rows, cols].copy()))
         return out
 
@@ -150,8 +151,12 @@ class MouthPass:
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=crop_out[..., 3:], colour_match=False,
                                  colour_weight=self.colour_weight)
             moved, weight = paste(original, planes, local, inplace=True)
-            weight *= amount
-            target = rgb[rows, cols]
-            target += weight[..., None] * (moved - target)
-            np.maximum(mask[rows, cols], weight, out=mask[rows, cols])
+            ys, xs = np.flatnonzero(weight.any(axis=1)), np.flatnonzero(weight.any(axis=0))
+            if not len(ys):
+                continue
+            inside = (slice(ys[0], ys[-1] + 1), slice(xs[0], xs[-1] + 1))  # the blend reads only where the mask is
+            w = weight[inside] * amount
+            target = rgb[rows, cols][inside]
+            target += w[..., None] * (moved[inside] - target)
+            np.maximum(mask[rows, cols][inside], w, out=mask[rows, cols][inside])
         return mask
