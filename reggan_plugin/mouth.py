@@ -8,11 +8,12 @@ model's paint would be magnified four times or more (a face crop of 512 frame px
 mouth model's edit, pasted as the face's is (its motion moves the frame, its paint is added), replaces the face
 model's inside an ellipse about the mouth: fully from eight times on (a face box from about 570 px), faded in between,
 so a face growing through a shot never switches mouths from one frame to the next. On smaller faces the face model's
-paint is near the frame's own scale and the pass does not run.
+paint is near the frame's own scale and the pass does not run. An edit whose expressions the mouth model does not
+all know keeps the face model's mouth (the bundled one knows happy, sad, angry and fearful: MODEL_CARD.md).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,7 +28,7 @@ from .align import (
     units_to_crop_px,
     warp_to_crop,
 )
-from .artifact import ModelArtifact, default_model_path, load_artifact
+from .artifact import ModelArtifact, default_model_path, load_artifact, parse_expression
 from .backends import create_backend
 from .blend import crop_planes, feather_mask
 from .config import InferenceConfig
@@ -108,10 +109,16 @@ class MouthPass:
                 return None
             path = bundled_mouth_model_path()
         artifact = load_artifact(path)
-        missing = set(face.expressions) - set(artifact.expressions)
-        if missing:
-            raise ModelError(artifact.path, f"the mouth model lacks the face model's expression(s) {', '.join(sorted(missing))}")
+        if not set(face.expressions) & set(artifact.expressions) - {"neutral"}:
+            raise ModelError(artifact.path, f"the mouth model knows none of the face model's expressions "
+                                            f"({', '.join(face.expressions)})")
         return cls(artifact, face.crop_template, face.input_size, inference, colour_weight)
+
+    def covers(self, expression: str | Mapping[str, float]) -> bool:
+        """Whether the mouth model knows every expression of an edit (a name or a mix); else the face model's
+        mouth stays."""
+        mix = parse_expression(expression) if isinstance(expression, str) else dict(expression)
+        return all(name in self.artifact.expressions for name, weight in mix.items() if weight)
 
     def matrix(self, face_matrix: Matrix) -> Matrix | None:
         """Region px -> mouth crop px for a face aligned by ``face_matrix``; None where the pass does not run."""

@@ -190,7 +190,7 @@ class ExpressionRenderer:
         """Several pictures' crops through the networks in shared batches: each picture's `EditedCrops`."""
         faces = self.forward(np.concatenate([p.crops for p in prepared]), edit)
         mouths: np.ndarray | None = None
-        if self.mouth is not None:
+        if self.mouth is not None and self.mouth.covers(edit.expression):
             size = self.mouth.size
             crops = np.concatenate([p.mouths.crops for p in prepared if p.mouths is not None]
                                    or [np.zeros((0, size, size, 3), np.float32)])
