@@ -159,7 +159,10 @@ def table(name: str, side: int, expression: str, rows: list[FaceDetail]) -> list
             line += f" {true.mean():.2f} | {true.min():.2f} | {true.max():.2f} |"
         lines.append(line)
     scores = np.array([r.psnr for r in rows if r.psnr is not None])
-    if len(scores) == len(rows) and scores.shape[1] == 2:
+    if len(scores) == len(rows) and (scores.shape[1] == 1 or np.array_equal(scores[:, 0], scores[:, 1])):
+        lines += ["", f"PSNR of the mouth's reach against the true target, mean: {scores[:, 0].mean():.2f} dB (the face "
+                      "model alone: no mouth pass, or one whose model does not know this expression)."]
+    elif len(scores) == len(rows) and scores.shape[1] == 2:
         better = int((scores[:, 0] > scores[:, 1]).sum())
         lines += ["", f"PSNR of the mouth's reach against the true target, mean: {scores[:, 0].mean():.2f} dB with the "
                       f"mouth pass, {scores[:, 1].mean():.2f} dB with the face model alone (better with the pass on "
@@ -231,7 +234,8 @@ def main() -> None:
         widest = max(row.shape[1] for row in picture)
         sheet = np.concatenate([np.pad(row, ((0, 0), (0, widest - row.shape[1]), (0, 0))) for row in picture])
         Image.fromarray(sheet).save(args.out / args.picture, quality=85)
-        edits = "the edit with the mouth pass, the face model's alone" if len(renderers) == 2 else "the edit"
+        edits = ("the edit with the mouth pass, the face model's alone (the same where the mouth model does not know "
+                 "the expression)") if len(renderers) == 2 else "the edit"
         lines.insert(4, f"[{args.picture}]({args.picture}): the mouths of the first {PICTURE_FACES} faces of each render "
                         f"folder, a row per expression in the order of its tables, each as input, {edits} and true "
                         "target (where rendered) at the frame's own pixels.\n")

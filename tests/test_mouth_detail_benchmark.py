@@ -47,3 +47,6 @@ def test_the_table_scores_the_mouth_pass_against_the_face_model_alone() -> None:
     # the box it is scored in reaches below the mouth corners (a jaw drop) and past them (a smile)
     rows_, cols = reach_box(LANDMARKS)
     assert rows_.start < 80 < rows_.stop and rows_.stop - 80 > 80 - rows_.start and cols.start < 45 and cols.stop > 75
+    same = [row._replace(psnr=[28.0, 28.0]) for row in rows]
+    line = next(text for text in table("renders", 1080, "happy", same) if text.startswith("PSNR"))
+    assert "28.00 dB (the face model alone" in line
