@@ -169,8 +169,8 @@ def inference_options(func):
                      show_default=True, help="Outside the mouth and eyes, what the network paints changes the skin's "
                                              "shading alone (it keeps the person's own colour) or its colour too."),
         click.option("--mouth-pass/--no-mouth-pass", default=field_default(InferenceConfig, "mouth_pass"), show_default=True,
-                     help="On faces larger than about 256 px, paint the mouth again with the mouth model at twice the "
-                          "face crop's scale (teeth, an opened mouth)."),
+                     help="On faces from about 285 px (face box), paint a happy, sad, angry or fearful mouth again "
+                          "with the mouth model at twice the face crop's scale (the bundled one's expressions)."),
         click.option("--mouth-model", type=click.Path(path_type=Path), default=None,
                      help="Mouth model file (ONNX, `train --config mouth`). [default: the bundled one, with the "
                           "bundled face model]"),
