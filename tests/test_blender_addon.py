@@ -149,6 +149,8 @@ def test_build_zip_for_this_platform(built_zip: tuple[object, bool], tmp_path: P
     assert {"reggan_plugin/pipeline.py", "reggan_plugin/renderer.py"} <= inner
     if has_model:
         assert "reggan_plugin/models/default.onnx" in inner
+    if (REPO / "reggan_plugin" / "models" / "mouth.onnx").is_file():
+        assert "reggan_plugin/models/mouth.onnx" in inner  # the mouth pass ships with the extension
     if result.validated_by == "blender_ext":  # Blender's own validator accepts the zip too
         assert addon_build.validate_with_blender(archive) is not None
     # a second build needs no network: everything comes from the cache
