@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from reggan_plugin.grain import luma
+from training.evaluate.metrics import psnr
 
 FRAME = (1920, 1080)
 REGIONS = ("mouth", "cheek", "eyes")
@@ -78,11 +79,6 @@ def reach_box(landmarks: np.ndarray) -> tuple[slice, slice]:
     x, y = (landmarks[3] + landmarks[4]) / 2 + (0.0, 0.15 * iod)
     w, h = 0.8 * iod, 0.6 * iod
     return slice(int(y - h), int(y + h)), slice(int(x - w), int(x + w))
-
-
-def psnr(a: np.ndarray, b: np.ndarray) -> float:
-    mse = float(np.mean((a.astype(np.float64) - b.astype(np.float64)) ** 2))
-    return 10 * np.log10(255.0**2 / max(mse, 1e-12))
 
 
 class FaceDetail(NamedTuple):

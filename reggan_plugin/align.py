@@ -126,6 +126,13 @@ def apply_affine(m: Matrix, points: np.ndarray) -> np.ndarray:
     return pts @ np.asarray(m, dtype=np.float64)[:, :2].T + np.asarray(m, dtype=np.float64)[:, 2]
 
 
+def shift_to_region(m: Matrix, rows: slice, cols: slice) -> Matrix:
+    """Frame px -> crop px map re-based on a region whose top-left pixel is (cols.start, rows.start)."""
+    m = np.array(m, dtype=np.float64)
+    m[:, 2] += m[:, 0] * cols.start + m[:, 1] * rows.start
+    return m
+
+
 def matrix_scale(m: Matrix) -> float:
     """Linear scale factor of an affine map (sqrt |det|): crop pixels per frame pixel."""
     return float(np.sqrt(abs(np.linalg.det(np.asarray(m, dtype=np.float64)[:, :2]))))

@@ -24,6 +24,7 @@ from .align import (
     crop_roi,
     crop_template,
     matrix_scale,
+    shift_to_region,
     similarity_from_points,
     units_to_crop_px,
     warp_to_crop,
@@ -153,8 +154,7 @@ class MouthPass:
         kept = [m for m in mouths.matrices if m is not None]
         for m, ((rows, cols), original), crop_in, crop_out, amount in zip(kept, originals, mouths.crops, edited,
                                                                           mouths.strengths):
-            local = np.array(m, np.float64)
-            local[:, 2] += local[:, 0] * cols.start + local[:, 1] * rows.start
+            local = shift_to_region(m, rows, cols)
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=crop_out[..., 3:], colour_match=False,
                                  colour_weight=self.colour_weight)
             moved, weight = paste(original, planes, local, inplace=True)

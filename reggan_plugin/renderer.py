@@ -19,6 +19,7 @@ from .align import (
     crop_matrix_from_box,
     crop_roi,
     matrix_scale,
+    shift_to_region,
     similarity_from_points,
     units_to_crop_px,
     warp_to_crop,
@@ -81,13 +82,6 @@ def face_region(matrices: Sequence[Matrix], size: int, shape: Sequence[int]) -> 
         y1, x1 = max(y1, ys.stop + margin), max(x1, xs.stop + margin)
     y0, x0 = max(0, y0), max(0, x0)
     return slice(y0, max(y0, min(height, y1))), slice(x0, max(x0, min(width, x1)))
-
-
-def _shift(m: Matrix, rows: slice, cols: slice) -> Matrix:
-    """Frame px -> crop px map re-based on a region whose top-left pixel is (cols.start, rows.start)."""
-    m = np.array(m, dtype=np.float64)
-    m[:, 2] += m[:, 0] * cols.start + m[:, 1] * rows.start
-    return m
 
 
 class EditedCrops(NamedTuple):
@@ -246,7 +240,7 @@ class ExpressionRenderer:
         matrices = [self.checked_crop_matrix(image, i, face) for i, face in enumerate(faces)]
         rows, cols = face_region(matrices, self.size, shape) if matrices else (slice(0, 0), slice(0, 0))
         rgb = to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
-        local = [_shift(m, rows, cols) for m in matrices]
+        local = [shift_to_region(m, rows, cols) for m in matrices]
         size = self.size
         # A grainy region goes to the network as its structure (reggan_plugin.grain), split at the region's own
         # scale: fed grain, the model paints it back as coloured speckle and smear, and in a crop smaller than the
