@@ -34,6 +34,7 @@ from .backends import create_backend
 from .blend import crop_planes, feather_mask
 from .config import InferenceConfig
 from .errors import ModelError
+from .preview_graph import stage_network
 
 MOUTH_MASK_RADII = (0.36, 0.30)  # mouth crop units: the lips and a jaw drop's reach, wider than tall
 MOUTH_MASK_FEATHER = 0.3
@@ -91,7 +92,8 @@ class MouthPass:
         self.from_face = np.vstack([similarity_from_points(units_to_crop_px(face, face_size),
                                                            units_to_crop_px(template, self.size)),
                                     [0.0, 0.0, 1.0]])
-        self.backend = create_backend(artifact, inference.backend, precision=inference.precision)
+        network, self.outputs = stage_network(artifact, inference.stage)
+        self.backend = create_backend(network, inference.backend, precision=inference.precision)
         self.mask = feather_mask(self.size, center=(0.5, 0.5), radii=MOUTH_MASK_RADII, feather=MOUTH_MASK_FEATHER)
         # where the face pass pastes its paint as a change of shading, so does the mouth pass: the same weight, in
         # the mouth crop (its mask reaches past the lips onto the skin)

@@ -13,12 +13,16 @@ Tensor payloads are copied as opaque bytes, never decoded.
 """
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
+from .artifact import ModelArtifact, load_artifact
 from .atomic import write_bytes
-from .errors import ModelError
+from .errors import ModelError, RegganError
 from .user_cache import cache_root
+
+log = logging.getLogger(__name__)
 
 PREVIEW_OF_KEY = "reggan.preview_of"  # metadata of a preview graph: sha256 of the model it was cut from
 ALIASES = {"stage1": "output", "stage1_motion": "motion"}  # kept output -> the name it also goes by
@@ -41,6 +45,20 @@ def derive_preview(model: Path, model_sha256: str, cache: Path | None = None) ->
     if not out.is_file():
         write_bytes(out, cut_regression_stage(Path(model).read_bytes(), model_sha256, name=Path(model).name))
     return out
+
+
+def stage_network(artifact: ModelArtifact, stage: str) -> tuple[ModelArtifact, tuple[str, str]]:
+    """The graph to run for ``stage`` ("full" or "regression") and the names of its edited image and motion: for
+    the regression stage its preview graph, so that the refiner does not run at all, or where none can be cut the
+    whole graph's stage-1 outputs (no faster)."""
+    if stage != "regression":
+        return artifact, ("output", "motion")
+    try:
+        return load_artifact(derive_preview(artifact.path, artifact.sha256)), ("output", "motion")
+    except (RegganError, OSError) as exc:
+        log.warning("%s: no preview graph (%s); the regression stage runs inside the full graph (no faster)",
+                    artifact.path, exc)
+        return artifact, ("stage1", "stage1_motion")
 
 
 def cut_regression_stage(model: bytes, model_sha256: str, *, name: str = "model") -> bytes:

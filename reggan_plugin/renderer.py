@@ -28,14 +28,14 @@ from .artifact import ModelArtifact, load_artifact
 from .backends import Backend, create_backend
 from .blend import apply_planes, crop_planes, feather_mask, paint_colour_weight
 from .config import EditConfig, InferenceConfig
-from .errors import InputError, ModelError, RegganError
+from .errors import InputError, ModelError
 from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
 from .grain import GRAIN_REACH, degrained
 from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
 from .mouth import MouthCrops, MouthPass, is_mouth_template
-from .preview_graph import derive_preview
+from .preview_graph import stage_network
 from .region_graphs import region_ops_for
 
 log = logging.getLogger(__name__)
@@ -119,15 +119,7 @@ class ExpressionRenderer:
         if is_mouth_template(self.artifact.crop_template):
             raise ModelError(self.artifact.path, "a mouth model, not a face model: give it as the mouth model "
                                                  "(--mouth-model) beside a face model")
-        self._output, self._motion = "output", "motion"
-        network = self.artifact
-        if inference.stage == "regression":
-            try:  # the regression stage cut out of the model: the refiner does not run at all
-                network = load_artifact(derive_preview(self.artifact.path, self.artifact.sha256))
-            except (RegganError, OSError) as exc:
-                log.warning("%s: no preview graph (%s); the regression stage runs inside the full graph (no faster)",
-                            self.artifact.path, exc)
-                self._output, self._motion = "stage1", "stage1_motion"
+        network, (self._output, self._motion) = stage_network(self.artifact, inference.stage)
         self.backend = create_backend(network, inference.backend, precision=inference.precision)
         self.region_ops = region_ops_for(self.backend, inference.region_graphs)
         self.has_motion = network.has_motion
@@ -189,7 +181,7 @@ class ExpressionRenderer:
             crops = np.concatenate([p.mouths.crops for p in prepared if p.mouths is not None]
                                    or [np.zeros((0, size, size, 3), np.float32)])
             mouths = edit_crops(self.mouth.backend, self.mouth.artifact.expression_weights(edit.expression), crops,
-                                edit.intensity, self.inference.batch, ("output", "motion"))
+                                edit.intensity, self.inference.batch, self.mouth.outputs)
         out, face_at, mouth_at = [], 0, 0
         for p in prepared:
             n_mouths = 0 if p.mouths is None else len(p.mouths.crops)

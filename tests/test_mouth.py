@@ -128,6 +128,34 @@ def test_an_expression_the_mouth_model_lacks_keeps_the_face_models_mouth(tiny_mo
         assert np.array_equal(a, without.apply_array(picture, faces=[face], expression=expression)) == same
 
 
+def test_pictures_batched_together_get_each_its_own_mouths(tiny_model, tiny_mouth_model):
+    from reggan_plugin.config import EditConfig
+
+    renderer = ExpressionRenderer(InferenceConfig(model=tiny_model, mouth_model=tiny_mouth_model, backend="cpu"))
+    (large, _), (small, _) = face_of(600), face_of(200)
+    pictures = [(frame(5), large), (frame(6), small), (frame(7), large)]
+    prepared = [renderer.prepare_image(_image(p), [face]) for p, face in pictures]
+    batched = renderer.forward_images(prepared, EditConfig("happy"))
+    assert [0 if e.mouths is None else len(e.mouths) for e in batched] == [1, 0, 1]  # the large faces' alone
+    for (picture, face), p, e in zip(pictures, prepared, batched):
+        alone = renderer.apply_array(picture, faces=[face], expression="happy")
+        got = renderer.finish_image(p, e).pixels.astype(int)
+        assert np.abs(got - alone).max() <= 1  # a batch of three may round apart from one of one by a level
+
+
+def test_a_preview_runs_the_mouth_models_regression_stage_alone(tiny_model, tiny_mouth_model, tmp_path):
+    full = make_tiny_model(tmp_path / "full.onnx", seed=1, crop="mouth")  # tiny_mouth_model's weights, refiner kept
+    face, _ = face_of(600)
+    picture = frame(4)
+
+    def edit(mouth: Path, stage: str) -> np.ndarray:
+        config = InferenceConfig(model=tiny_model, mouth_model=mouth, backend="cpu", stage=stage)  # type: ignore[arg-type]
+        return ExpressionRenderer(config).apply_array(picture, faces=[face], expression="happy")
+
+    assert np.array_equal(edit(full, "regression"), edit(tiny_mouth_model, "regression"))
+    assert not np.array_equal(edit(full, "full"), edit(tiny_mouth_model, "full"))  # the mouth's refiner ran
+
+
 def test_a_face_model_is_refused_as_mouth_model(tiny_model):
     with pytest.raises(ModelError, match="not a mouth model"):
         ExpressionRenderer(InferenceConfig(model=tiny_model, mouth_model=tiny_model, backend="cpu"))
