@@ -3,9 +3,10 @@
 The frames are the sample avatar render (samples/frames, with its landmarks in samples/faces.json) scaled so
 that its face box is the wanted height and placed in the middle of a smooth 1080p or 4K backdrop, saved as RGBA
 PNG: a real face, so the detector inside the box, the motion and the mask do what they do on users' frames.
-One more case is the 640 px face (``FACE_SIZES[2]``) in 1080p under render noise of sigma ``GRAINY_SIGMA`` (a low-sample render):
-aligning and paste-back each split such a frame's region into structure and grain (``reggan_plugin.grain``), work a
-clean frame skips.
+Two more cases are the 640 px face (``FACE_SIZES[2]``) in 1080p under render noise of sigma ``GRAINY_SIGMA`` (a
+low-sample render): aligning and paste-back each split such a frame's region into structure and grain
+(``reggan_plugin.grain``), work a clean frame skips; and the same clean face without the mouth pass
+(``reggan_plugin.mouth``), which on faces that large runs a second model and pastes the mouth a second time.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,16 @@ class SizeCase:
     face: int
     ms: dict[str, float]  # CPU ms per step (all threads of the process)
     noise: float = FAINT_SIGMA  # levels of Gaussian noise on the frame
+    mouth_pass: bool = True
 
     @property
     def grainy(self) -> bool:
         return self.noise > FAINT_SIGMA
+
+    @property
+    def default(self) -> bool:
+        """A clean frame with the runtime's default options: the cases the ratios compare."""
+        return not self.grainy and self.mouth_pass
 
     @property
     def total(self) -> float:
@@ -123,24 +130,31 @@ def step_costs(frame: Path, box: tuple[float, float, float, float], renderer: An
 
 def bench_face_sizes(workdir: Path, model_path: Path, *, faces: tuple[int, ...] = FACE_SIZES,
                      frames: tuple[tuple[int, int], ...] = FRAME_SIZES, repeats: int = 3,
-                     grainy: int | None = FACE_SIZES[2]) -> list[SizeCase]:
-    """Per-step CPU ms of a 1-face frame for every frame size x face height, then of a `grainy` px face (None: none)
-    in the first frame size under render noise of sigma GRAINY_SIGMA."""
+                     grainy: int | None = FACE_SIZES[2], plain: int | None = FACE_SIZES[2]) -> list[SizeCase]:
+    """Per-step CPU ms of a 1-face frame for every frame size x face height, then, in the first frame size, of a
+    `grainy` px face under render noise of sigma GRAINY_SIGMA and of a clean `plain` px face without the mouth pass
+    (None: not that case)."""
     import click
 
     from reggan_plugin.config import InferenceConfig
     from reggan_plugin.renderer import ExpressionRenderer
 
-    renderer = ExpressionRenderer(InferenceConfig(model=model_path, backend="cpu", batch=1))
-    runs = [(width, height, face, FAINT_SIGMA) for width, height in frames for face in faces]
+    inference = InferenceConfig(model=model_path, backend="cpu", batch=1)
+    renderers = {True: ExpressionRenderer(inference)}
+    runs = [(width, height, face, FAINT_SIGMA, True) for width, height in frames for face in faces]
     if grainy is not None:
-        runs.append((*frames[0], grainy, GRAINY_SIGMA))
+        runs.append((*frames[0], grainy, GRAINY_SIGMA, True))
+    if plain is not None:
+        renderers[False] = ExpressionRenderer(replace(inference, mouth_pass=False))
+        runs.append((*frames[0], plain, FAINT_SIGMA, False))
     cases = []
-    for width, height, face, noise in runs:
-        click.echo(f"face sizes: {face} px in {width}x{height}, noise sigma {noise} ...", err=True)
+    for width, height, face, noise, mouth_pass in runs:
+        click.echo(f"face sizes: {face} px in {width}x{height}, noise sigma {noise}"
+                   f"{'' if mouth_pass else ', no mouth pass'} ...", err=True)
         path = workdir / f"face_{width}x{height}_{face}_{noise}.png"
         box = write_face_frame(path, width, height, face, noise=noise)
-        cases.append(SizeCase(width, height, face, step_costs(path, box, renderer, repeats), noise))
+        cases.append(SizeCase(width, height, face, step_costs(path, box, renderers[mouth_pass], repeats), noise,
+                              mouth_pass))
         path.unlink()
     return cases
 
@@ -150,22 +164,25 @@ def face_size_markdown(cases: list[SizeCase], reference: int = 270) -> list[str]
     if not cases:
         return []
     head = [f"{c.face} px, {'4K' if c.height > 1080 else f'{c.height}p'}" + (f", noise sigma {c.noise:g}" if c.grainy else "")
-            for c in cases]
+            + ("" if c.mouth_pass else ", no mouth pass") for c in cases]
     lines = ["| step | " + " | ".join(head) + " | what it is |", "|---|" + "---|" * len(cases) + "---|"]
     for step in STEPS:
         lines.append(f"| {step} | " + " | ".join(f"{c.ms[step]:.0f}" for c in cases) + f" | {STEP_NOTES[step]} |")
     lines.append("| **total** | " + " | ".join(f"**{c.total:.0f}**" for c in cases) + " | |")
     ratios = []
     for c in cases:
-        ref = next((r for r in cases if r.face == reference and r.height == c.height and not r.grainy), None)
+        ref = next((r for r in cases if r.face == reference and r.height == c.height and r.default), None)
         ratios.append(f"{c.total / ref.total:.2f}x" if ref else "")
     lines.append(f"| vs the {reference} px face | " + " | ".join(ratios) + " | |")
     return lines
 
 
-def size_ratio(cases: list[SizeCase], face: int = 640, reference: int = 270, height: int = 1080) -> float | None:
-    """CPU per frame of a `face` px face over that of a `reference` px face, both in frames `height` tall."""
-    by_face = {c.face: c.total for c in cases if c.height == height and not c.grainy}
-    if face not in by_face or reference not in by_face:
+def size_ratio(cases: list[SizeCase], face: int = 640, reference: int = 270, height: int = 1080,
+               mouth_pass: bool = True) -> float | None:
+    """CPU per frame of a clean `face` px face (with the mouth pass or without) over that of a `reference` px face
+    with the default options, both in frames `height` tall."""
+    by_face = {c.face: c.total for c in cases if c.height == height and not c.grainy and c.mouth_pass == mouth_pass}
+    reference_total = next((c.total for c in cases if c.height == height and c.default and c.face == reference), None)
+    if face not in by_face or reference_total is None:
         return None
-    return by_face[face] / by_face[reference]
+    return by_face[face] / reference_total
