@@ -44,8 +44,11 @@ def portrait_frame(photo: Path, side: int) -> np.ndarray:
         big = np.asarray(src.convert("RGB").resize((side, side), Image.Resampling.LANCZOS))
     width, height = FRAME
     frame = np.full((height, width, 3), 90, np.uint8)
-    top, left = max(0, (side - height) // 2), (width - side) // 2
-    frame[:, left : left + side] = big[top : top + height]
+    top, left = (side - height) // 2, (width - side) // 2
+    if top >= 0:
+        frame[:, left : left + side] = big[top : top + height]
+    else:  # a portrait shorter than the frame: in its middle
+        frame[-top : -top + side, left : left + side] = big
     return frame
 
 
@@ -178,6 +181,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--picture", help="File name under --out for the render folders' mouths (input, edit, true "
                                           "target); photos never go into it.")
+    parser.add_argument("--mouth-model", type=Path, help="Score this mouth model instead of the bundled one.")
     args = parser.parse_args()
     sides = args.side or [1560]
     if len(sides) not in (1, len(args.photos)):
@@ -188,19 +192,20 @@ def main() -> None:
     from reggan_plugin.faces.detector import FaceDetector
     from reggan_plugin.renderer import ExpressionRenderer
 
-    renderer = ExpressionRenderer(InferenceConfig(backend="cpu"))
+    renderer = ExpressionRenderer(InferenceConfig(backend="cpu", mouth_model=args.mouth_model))
     renderers = [renderer] + ([ExpressionRenderer(InferenceConfig(backend="cpu", mouth_pass=False))]
                               if renderer.mouth is not None else [])
     detector = FaceDetector()
     names = [f"{folder.parent.name}/{folder.name}" for folder in args.photos]
-    picture_option = f" --picture {args.picture}" if args.picture else ""
+    picture_option = (f" --picture {args.picture}" if args.picture else "") + (
+        f" --mouth-model {args.mouth_model}" if args.mouth_model else "")
     command = " ".join(f"--photos {n} --side {s}" for n, s in zip(names, sides))
     lines = [
         "# Mouth detail at production size",
         "",
         f"Generated {datetime.date.today()} by `python benchmarks/mouth_detail.py {command} --limit {args.limit} "
-        f"--expression {args.expression}{picture_option}`; do not edit by hand. Method: the module docstring. Model: "
-        "the bundled one, "
+        f"--expression {args.expression}{picture_option}`; do not edit by hand. Method: the module docstring. Models: "
+        f"the bundled face model, {'the mouth model ' + args.mouth_model.name if args.mouth_model else 'the bundled mouth model'}, "
         "CPU backend, default options. Faces in 1920x1080 frames: output / input Laplacian variance of the luma.",
         "",
     ]

@@ -50,3 +50,20 @@ def test_the_table_scores_the_mouth_pass_against_the_face_model_alone() -> None:
     same = [row._replace(psnr=[28.0, 28.0]) for row in rows]
     line = next(text for text in table("renders", 1080, "happy", same) if text.startswith("PSNR"))
     assert "28.00 dB (the face model alone" in line
+
+
+def test_a_portrait_lies_in_the_middle_of_the_frame_whatever_its_side(tmp_path) -> None:
+    from PIL import Image
+
+    from benchmarks.mouth_detail import FRAME, portrait_frame
+
+    photo = tmp_path / "p.png"
+    Image.fromarray(np.full((64, 64, 3), 200, np.uint8)).save(photo)
+    width, height = FRAME
+    for side in (400, 1560):  # smaller than the frame's height: all of it; larger: its middle rows
+        frame = portrait_frame(photo, side)
+        assert frame.shape == (height, width, 3)
+        rows, cols = np.nonzero(frame[..., 0] == 200)
+        assert cols.min() == (width - side) // 2 and cols.max() == (width - side) // 2 + side - 1
+        assert (rows.min(), rows.max()) == (((height - side) // 2, (height - side) // 2 + side - 1) if side < height
+                                            else (0, height - 1))
