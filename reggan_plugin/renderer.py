@@ -7,7 +7,6 @@ runs it over a directory of frames) use it. Arrays follow reggan_plugin.imageio'
 from __future__ import annotations
 
 import dataclasses
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -37,8 +36,6 @@ from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
 from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .preview_graph import stage_network
 from .region_graphs import region_ops_for
-
-log = logging.getLogger(__name__)
 
 MIN_FACE_PX = 8.0  # a crop side smaller than this in the picture holds no face to edit
 MAX_FACE_FRACTION = 4.0  # a crop side more than this many picture sides is a broken box, not a close-up
