@@ -53,6 +53,11 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
 @click.option("--skin-paint", type=click.Choice(SKIN_PAINTS), default=_default("skin_paint"), show_default=True,
               help="As `render --skin-paint`: outside the mouth and eyes the paint changes the skin's shading alone, "
                    "or its colour too.")
+@click.option("--mouth-pass/--no-mouth-pass", default=_default("mouth_pass"), show_default=True,
+              help="As `render --mouth-pass`: the mouth painted again by the mouth model at twice the scale.")
+@click.option("--mouth-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="As `render --mouth-model`: a mouth model of one's own (`train --config mouth`). [default: the "
+                   "bundled one, with the bundled face model]")
 @click.option("--perturb", is_flag=True,
               help="The robustness benchmark instead: the same edit under other tools' boxes, landmark noise, "
                    "rotation, render noise, exposure, white balance, JPEG and face sizes, beside the clean condition "
@@ -65,7 +70,7 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
                    "noise, a condition each.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def evaluate(model, data, out, expressions, split, limit, reference_real, intensity, crop_size, grid_rows, locate,
-             backend, batch, skin_paint, perturb, conditions, rerender, progress) -> None:
+             backend, batch, skin_paint, mouth_pass, mouth_model, perturb, conditions, rerender, progress) -> None:
     """Judge the copy baseline, stage 1 alone and RegGAN side by side on paired faces: L1/PSNR/SSIM
     against the true target, an independent expression judge (fer's FER2013 model), an independent
     identity judge (dlib's 128-D embedding) and a Frechet distance on those embeddings (not FID).
@@ -83,14 +88,15 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
     if rerender and not perturb:
         raise click.UsageError("--rerender goes with --perturb")
     if perturb:
-        _perturb(model, data, out, expressions, split, limit, backend, skin_paint, conditions, rerender, progress)
+        runtime = {"skin_paint": skin_paint, "mouth_pass": mouth_pass, "mouth_model": mouth_model}
+        _perturb(model, data, out, expressions, split, limit, backend, runtime, conditions, rerender, progress)
         return
     if len(data) != 1:
         raise click.UsageError("give one --data folder (several only with --perturb)")
     data = data[0]
     with exit_on_error():
         config = EvalConfig(data=data, out=out, model=model, backend=backend, batch=batch, skin_paint=skin_paint,
-                            intensity=intensity, expressions=_expressions(expressions), split=split, limit=limit,
+                            mouth_pass=mouth_pass, mouth_model=mouth_model, intensity=intensity, expressions=_expressions(expressions), split=split, limit=limit,
                             reference_real=reference_real, crop_size=crop_size, grid_rows=grid_rows, locate=locate)
         result = _with_progress(lambda tick: run(config, progress=tick), "pair", "evaluate", progress)
         written = write_report(result, out)
@@ -115,14 +121,14 @@ def _with_progress(work, unit: str, desc: str, show: bool):
         bar.close()
 
 
-def _perturb(model, data, out, expressions, split, limit, backend, skin_paint, conditions, rerender, progress) -> None:
+def _perturb(model, data, out, expressions, split, limit, backend, runtime, conditions, rerender, progress) -> None:
     from .robustness import RobustnessConfig, evaluate_robustness, write_robustness
 
     names = tuple(c.strip() for c in conditions.split(",") if c.strip()) if conditions else None
     with exit_on_error():
-        config = RobustnessConfig(data=tuple(data), out=out, model=model, backend=backend, skin_paint=skin_paint,
-                                  split=split, limit=limit or 6,
-                                  expressions=_expressions(expressions), conditions=names, rerenders=tuple(rerender))
+        config = RobustnessConfig(data=tuple(data), out=out, model=model, backend=backend, **runtime, split=split,
+                                  limit=limit or 6, expressions=_expressions(expressions), conditions=names,
+                                  rerenders=tuple(rerender))
         result = _with_progress(lambda tick: evaluate_robustness(config, progress=tick), "case", "perturb", progress)
         written = write_robustness(result, out)
     click.echo((out / "robustness.md").read_text())

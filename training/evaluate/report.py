@@ -10,6 +10,7 @@ import dataclasses
 import io
 import json
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -56,9 +57,28 @@ def shown_path(path: str) -> str:
         return path
 
 
-def skin_paint_note(skin_paint: str) -> str:
-    """How the paint was pasted, said only when it is not the runtime's default (reports reproduce their command)."""
-    return "" if skin_paint == field_default(InferenceConfig, "skin_paint") else f", skin paint `{skin_paint}`"
+class RuntimeOptions(Protocol):
+    """The runtime options an evaluation sets (`EvalConfig`, `RobustnessConfig`)."""
+
+    @property
+    def skin_paint(self) -> str: ...
+    @property
+    def mouth_pass(self) -> bool: ...
+    @property
+    def mouth_model(self) -> Path | None: ...
+
+
+def options_note(config: RuntimeOptions) -> str:
+    """The runtime options an evaluation sets other than their defaults, said in its report (reports reproduce their
+    command): how the paint was pasted, and the mouth pass."""
+    notes = []
+    if config.skin_paint != field_default(InferenceConfig, "skin_paint"):
+        notes.append(f"skin paint `{config.skin_paint}`")
+    if not config.mouth_pass:
+        notes.append("no mouth pass")
+    elif config.mouth_model is not None:
+        notes.append(f"mouth model `{shown_path(str(config.mouth_model))}`")
+    return "".join(f", {note}" for note in notes)
 
 
 def _fmt(value: float | None, pattern: str) -> str:
@@ -97,7 +117,7 @@ def markdown(result: EvalResult) -> str:
         "# Evaluation report",
         "",
         f"- Model: `{shown_path(result.model_path)}` (sha256 {result.model_sha256[:16]}...), backend {result.backend}"
-        + skin_paint_note(c.skin_paint),
+        + options_note(c),
         f"- Data: `{c.data}` ({result.layout} layout, split {c.split}, {len(result.cases)} pairs"
         + (f", at most {c.limit} per expression" if c.limit else "") + f"), intensity {c.intensity}",
         f"- Faces: 5 points from {'landmark files (detector where missing)' if c.locate == 'landmarks' else 'the runtime detector'}; "

@@ -33,7 +33,7 @@ from .cases import Cropper, EvalCase, SplitChoice, limit_cases, read_rgb, scan_c
 from .expression_judge import ExpressionJudge
 from .identity_judge import IdentityJudge
 from .perturbations import PERTURBATIONS, Perturbation, Perturbed, chroma_speckle, clean, rerendered
-from .report import json_value, shown_path, skin_paint_note
+from .report import json_value, options_note, shown_path
 
 Progress = Callable[[int, int], None]
 WITHIN_CLEAN_DB = 1.0  # the acceptance: within 1 dB of the clean edit ...
@@ -48,6 +48,8 @@ class RobustnessConfig:
     model: Path | None = None
     backend: BackendName = "auto"
     skin_paint: SkinPaint = InferenceConfig.skin_paint  # the runtime's default
+    mouth_pass: bool = InferenceConfig.mouth_pass
+    mouth_model: Path | None = None  # None: the bundled one, beside the bundled face model
     split: SplitChoice = "test"  # of the first folder; the other folders are used whole (held-out looks)
     limit: int = 6  # cases per expression and folder
     expressions: tuple[str, ...] | None = None
@@ -99,7 +101,8 @@ def _u8(pixels: np.ndarray) -> np.ndarray:
 
 
 def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = None) -> RobustnessResult:
-    renderer = ExpressionRenderer(InferenceConfig(model=config.model, backend=config.backend, skin_paint=config.skin_paint))
+    renderer = ExpressionRenderer(InferenceConfig(model=config.model, backend=config.backend, skin_paint=config.skin_paint,
+                                                  mouth_pass=config.mouth_pass, mouth_model=config.mouth_model))
     expression_judge, identity_judge = ExpressionJudge(), IdentityJudge()
     wanted = config.expressions or tuple(e for e in renderer.artifact.expressions if e != "neutral")
     names = list(config.conditions or PERTURBATIONS)
@@ -214,7 +217,7 @@ def markdown(result: RobustnessResult) -> str:
         f"Model `{Path(result.model_path).name}` (sha256 {result.model_sha256[:12]}), data "
         + ", ".join(f"`{Path(d).name}`" for d in result.config.data)
         + f"; split `{result.config.split}` of the first folder, at most {result.config.limit} cases per expression "
-        + "and condition; seed " + str(result.config.seed) + skin_paint_note(result.config.skin_paint) + ".",
+        + "and condition; seed " + str(result.config.seed) + options_note(result.config) + ".",
         "",
         "PSNR (dB) of the edit on the central face against the true target; in brackets the difference to the clean "
         "condition, then to the copy baseline (output = input) under the same condition. **ok**: within "

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -55,6 +55,8 @@ class EvalConfig:
     backend: BackendName = "auto"
     batch: int = 8
     skin_paint: SkinPaint = InferenceConfig.skin_paint  # the runtime's default
+    mouth_pass: bool = InferenceConfig.mouth_pass
+    mouth_model: Path | None = None  # None: the bundled one, beside the bundled face model
     intensity: float = 1.0
     expressions: tuple[str, ...] | None = None  # None: every non-neutral expression of the model
     split: SplitChoice = "all"
@@ -133,10 +135,10 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
     """Run the evaluation described by ``config`` (no files written; see ``report.write_report``)."""
     expression_judge = ExpressionJudge()
     identity_judge = IdentityJudge()
-    full = ExpressionRenderer(InferenceConfig(model=config.model, backend=config.backend, batch=config.batch,
-                                              skin_paint=config.skin_paint))
-    stage1 = ExpressionRenderer(InferenceConfig(model=config.model, backend=config.backend, batch=config.batch,
-                                                skin_paint=config.skin_paint, stage="regression"))
+    inference = InferenceConfig(model=config.model, backend=config.backend, batch=config.batch,
+                                skin_paint=config.skin_paint, mouth_pass=config.mouth_pass, mouth_model=config.mouth_model)
+    full = ExpressionRenderer(inference)
+    stage1 = ExpressionRenderer(replace(inference, stage="regression"))
     model_expressions = full.artifact.expressions
     wanted = config.expressions or tuple(e for e in model_expressions if e != "neutral")
     unknown = [e for e in wanted if e not in model_expressions]
