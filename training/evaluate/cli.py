@@ -96,7 +96,8 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
     data = data[0]
     with exit_on_error():
         config = EvalConfig(data=data, out=out, model=model, backend=backend, batch=batch, skin_paint=skin_paint,
-                            mouth_pass=mouth_pass, mouth_model=mouth_model, intensity=intensity, expressions=_expressions(expressions), split=split, limit=limit,
+                            mouth_pass=mouth_pass, mouth_model=mouth_model, intensity=intensity,
+                            expressions=_expressions(expressions), split=split, limit=limit,
                             reference_real=reference_real, crop_size=crop_size, grid_rows=grid_rows, locate=locate)
         result = _with_progress(lambda tick: run(config, progress=tick), "pair", "evaluate", progress)
         written = write_report(result, out)
