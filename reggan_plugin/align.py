@@ -138,9 +138,10 @@ def matrix_scale(m: Matrix) -> float:
     return float(np.sqrt(abs(np.linalg.det(np.asarray(m, dtype=np.float64)[:, :2]))))
 
 
-def crop_matrix_from_landmarks(points5: Landmarks, size: int) -> Matrix:
-    """Frame px -> crop px similarity fitting five landmarks (order of ``CANONICAL_5PT``) to the template."""
-    return similarity_from_points(points5, units_to_crop_px(CANONICAL_5PT, size))
+def crop_matrix_from_landmarks(points5: Landmarks, size: int, template: np.ndarray = CANONICAL_5PT) -> Matrix:
+    """Frame px -> crop px similarity fitting five landmarks (order of ``CANONICAL_5PT``) to a crop template (crop
+    units; `crop_template`)."""
+    return similarity_from_points(points5, units_to_crop_px(template, size))
 
 
 def crop_matrix_from_box(box: Box, size: int) -> Matrix:

@@ -20,9 +20,9 @@ from PIL import Image, UnidentifiedImageError
 from reggan_plugin.align import (
     CropKind,
     apply_affine,
+    crop_matrix_from_landmarks,
     crop_template,
     similarity_from_points,
-    units_to_crop_px,
     warp_to_crop,
 )
 from reggan_plugin.errors import InputError
@@ -51,8 +51,7 @@ class CropGeometry:
 
     def matrix(self, points5: np.ndarray) -> np.ndarray:
         """3x3 frame px -> cache crop px: the runtime's crop matrix, shifted by the margin."""
-        template = units_to_crop_px(crop_template(self.crop), self.size)
-        m = np.vstack([similarity_from_points(points5, template), [0.0, 0.0, 1.0]])
+        m = np.vstack([crop_matrix_from_landmarks(points5, self.size, crop_template(self.crop)), [0.0, 0.0, 1.0]])
         m[:2, 2] += self.margin
         return m
 
