@@ -194,8 +194,10 @@ class ExpressionRenderer:
         """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``), then the mouths'
         edits where there are any (`reggan_plugin.mouth`): (new rgb, mask)."""
         paste = self.region_ops.paste if self.region_ops is not None else apply_planes
-        mouth = self.mouth if mouths is not None and mouths_out is not None and len(mouths_out) else None
-        originals = mouth.originals(rgb, mouths) if mouth is not None and mouths is not None else []
+        # the mouths to paste, with the picture around them as it was before the faces are pasted
+        job = None
+        if self.mouth is not None and mouths is not None and mouths_out is not None and len(mouths_out):
+            job = (self.mouth, mouths, mouths_out, self.mouth.originals(rgb, mouths))
         mask: np.ndarray | None = None
         for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
@@ -205,8 +207,9 @@ class ExpressionRenderer:
             mask = face_mask if mask is None else np.maximum(mask, face_mask, out=mask)
         if mask is None:
             return rgb, np.zeros(rgb.shape[:2], np.float32)
-        if mouth is not None and mouths is not None and mouths_out is not None:
-            np.maximum(mask, mouth.paste(rgb, mouths, originals, mouths_out, paste), out=mask)
+        if job is not None:
+            mouth, crops, edits, originals = job
+            np.maximum(mask, mouth.paste(rgb, crops, originals, edits, paste), out=mask)
         return rgb, mask
 
     # -- whole pictures --------------------------------------------------------------------------
