@@ -171,10 +171,15 @@ def face_size_markdown(cases: list[SizeCase], reference: int = 270) -> list[str]
     lines.append("| **total** | " + " | ".join(f"**{c.total:.0f}**" for c in cases) + " | |")
     ratios = []
     for c in cases:
-        ref = next((r for r in cases if r.face == reference and r.height == c.height and r.default), None)
+        ref = reference_case(cases, reference, c.height)
         ratios.append(f"{c.total / ref.total:.2f}x" if ref else "")
     lines.append(f"| vs the {reference} px face | " + " | ".join(ratios) + " | |")
     return lines
+
+
+def reference_case(cases: list[SizeCase], face: int, height: int) -> SizeCase | None:
+    """The clean `face` px case with default options in frames `height` tall: what the others are compared with."""
+    return next((c for c in cases if c.face == face and c.height == height and c.default), None)
 
 
 def size_ratio(cases: list[SizeCase], face: int = 640, reference: int = 270, height: int = 1080,
@@ -182,7 +187,7 @@ def size_ratio(cases: list[SizeCase], face: int = 640, reference: int = 270, hei
     """CPU per frame of a clean `face` px face (with the mouth pass or without) over that of a `reference` px face
     with the default options, both in frames `height` tall."""
     by_face = {c.face: c.total for c in cases if c.height == height and not c.grainy and c.mouth_pass == mouth_pass}
-    reference_total = next((c.total for c in cases if c.height == height and c.default and c.face == reference), None)
-    if face not in by_face or reference_total is None:
+    ref = reference_case(cases, reference, height)
+    if face not in by_face or ref is None:
         return None
-    return by_face[face] / reference_total
+    return by_face[face] / ref.total

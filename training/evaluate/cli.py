@@ -87,17 +87,16 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
 
     if rerender and not perturb:
         raise click.UsageError("--rerender goes with --perturb")
+    runtime = {"skin_paint": skin_paint, "mouth_pass": mouth_pass, "mouth_model": mouth_model}
     if perturb:
-        runtime = {"skin_paint": skin_paint, "mouth_pass": mouth_pass, "mouth_model": mouth_model}
         _perturb(model, data, out, expressions, split, limit, backend, runtime, conditions, rerender, progress)
         return
     if len(data) != 1:
         raise click.UsageError("give one --data folder (several only with --perturb)")
     data = data[0]
     with exit_on_error():
-        config = EvalConfig(data=data, out=out, model=model, backend=backend, batch=batch, skin_paint=skin_paint,
-                            mouth_pass=mouth_pass, mouth_model=mouth_model, intensity=intensity,
-                            expressions=_expressions(expressions), split=split, limit=limit,
+        config = EvalConfig(data=data, out=out, model=model, backend=backend, batch=batch, **runtime,
+                            intensity=intensity, expressions=_expressions(expressions), split=split, limit=limit,
                             reference_real=reference_real, crop_size=crop_size, grid_rows=grid_rows, locate=locate)
         result = _with_progress(lambda tick: run(config, progress=tick), "pair", "evaluate", progress)
         written = write_report(result, out)

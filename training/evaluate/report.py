@@ -10,7 +10,6 @@ import dataclasses
 import io
 import json
 from pathlib import Path
-from typing import Protocol
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -18,7 +17,7 @@ from PIL import Image, ImageDraw
 from reggan_plugin.atomic import write_bytes
 from reggan_plugin.config import InferenceConfig, field_default
 
-from .runner import GRID_COLUMNS, ROW_TITLES, EvalResult
+from .runner import GRID_COLUMNS, ROW_TITLES, EvalResult, RuntimeOptions
 
 # the acceptance on real photos (London, neutral -> happy) and its references (eye-aligned crops)
 ACCEPT_HAPPY_P = 0.72
@@ -55,17 +54,6 @@ def shown_path(path: str) -> str:
         return str(Path(path).resolve().relative_to(Path.cwd()))
     except ValueError:
         return path
-
-
-class RuntimeOptions(Protocol):
-    """The runtime options an evaluation sets (`EvalConfig`, `RobustnessConfig`)."""
-
-    @property
-    def skin_paint(self) -> str: ...
-    @property
-    def mouth_pass(self) -> bool: ...
-    @property
-    def mouth_model(self) -> Path | None: ...
 
 
 def options_note(config: RuntimeOptions) -> str:

@@ -34,6 +34,7 @@ from .expression_judge import ExpressionJudge
 from .identity_judge import IdentityJudge
 from .perturbations import PERTURBATIONS, Perturbation, Perturbed, chroma_speckle, clean, rerendered
 from .report import json_value, options_note, shown_path
+from .runner import inference_config
 
 Progress = Callable[[int, int], None]
 WITHIN_CLEAN_DB = 1.0  # the acceptance: within 1 dB of the clean edit ...
@@ -101,8 +102,7 @@ def _u8(pixels: np.ndarray) -> np.ndarray:
 
 
 def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = None) -> RobustnessResult:
-    renderer = ExpressionRenderer(InferenceConfig(model=config.model, backend=config.backend, skin_paint=config.skin_paint,
-                                                  mouth_pass=config.mouth_pass, mouth_model=config.mouth_model))
+    renderer = ExpressionRenderer(inference_config(config))
     expression_judge, identity_judge = ExpressionJudge(), IdentityJudge()
     wanted = config.expressions or tuple(e for e in renderer.artifact.expressions if e != "neutral")
     names = list(config.conditions or PERTURBATIONS)

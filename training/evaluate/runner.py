@@ -22,6 +22,7 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -43,6 +44,27 @@ ROW_TITLES = {"copy": "copy (output = input)", "stage1": "stage 1 (regression al
 GRID_COLUMNS = ("copy", "stage1", "reggan", "real")  # input | stage 1 | RegGAN | target
 
 Progress = Callable[[int, int], None]
+
+
+class RuntimeOptions(Protocol):
+    """The runtime options an evaluation sets (`EvalConfig`, `RobustnessConfig`)."""
+
+    @property
+    def model(self) -> Path | None: ...
+    @property
+    def backend(self) -> BackendName: ...
+    @property
+    def skin_paint(self) -> SkinPaint: ...
+    @property
+    def mouth_pass(self) -> bool: ...
+    @property
+    def mouth_model(self) -> Path | None: ...
+
+
+def inference_config(config: RuntimeOptions, **extra: Any) -> InferenceConfig:
+    """The runtime's config for an evaluation's options, plus ``extra`` fields (batch, stage)."""
+    return InferenceConfig(model=config.model, backend=config.backend, skin_paint=config.skin_paint,
+                           mouth_pass=config.mouth_pass, mouth_model=config.mouth_model, **extra)
 
 
 @dataclass(frozen=True)
@@ -135,8 +157,7 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
     """Run the evaluation described by ``config`` (no files written; see ``report.write_report``)."""
     expression_judge = ExpressionJudge()
     identity_judge = IdentityJudge()
-    inference = InferenceConfig(model=config.model, backend=config.backend, batch=config.batch,
-                                skin_paint=config.skin_paint, mouth_pass=config.mouth_pass, mouth_model=config.mouth_model)
+    inference = inference_config(config, batch=config.batch)
     full = ExpressionRenderer(inference)
     stage1 = ExpressionRenderer(replace(inference, stage="regression"))
     model_expressions = full.artifact.expressions
