@@ -6,9 +6,10 @@ Laplacian of the luma is compared inside three boxes placed by the detected land
 distances), a cheek and the eyes. A ratio below 1 means detail was lost (an upscaled, blurred mouth scores far
 below 1); above 1, detail was added (creases, or speckle). Where the same face has the expression (a render of it,
 or a photo of the same name in a folder named after it beside the portraits'), that true target is scored against
-the neutral too, in boxes placed by its own landmarks: what a real expression keeps; and the edit's PSNR against it
-over the mouth and its reach (the face model alone beside the face and mouth models together: the mouth pass,
-``reggan_plugin.mouth``). Writes docs/MOUTH_DETAIL.md, and with ``--picture`` the render folders' mouths: photos
+the neutral too, in boxes placed by its own landmarks: what a real expression keeps; the true target resampled into the
+face model's crop and the mouth model's and back (`through_crop`): what a paint at those crops' resolution keeps, however
+right it is; and the edit's PSNR against it over the mouth and its reach (the face model alone beside the face and mouth
+models together: the mouth pass, ``reggan_plugin.mouth``). Writes docs/MOUTH_DETAIL.md, and with ``--picture`` the render folders' mouths: photos
 never go into a picture, so third-party photos can be measured without being redistributed.
 
     python benchmarks/mouth_detail.py --photos ../shared/data/london-faces/neutral --limit 20 --out docs
@@ -24,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
+from reggan_plugin.align import Matrix, warp_from_crop, warp_to_crop
 from reggan_plugin.grain import luma
 from training.evaluate.metrics import psnr
 
@@ -31,6 +33,7 @@ FRAME = (1920, 1080)
 REGIONS = ("mouth", "cheek", "eyes")
 MOUTH_VIEW = (300, 180)  # frame px (w, h) of each mouth in --picture
 PICTURE_FACES = 2
+FINE_MOUTH = 4  # a mouth crop this many times the mouth model's side, over the same area: painting at the frame's scale
 
 
 def laplacian_variance(grey: np.ndarray) -> float:
@@ -75,6 +78,19 @@ def ratios(before: np.ndarray, after: np.ndarray, cuts: dict[str, tuple[slice, s
             for name, cut in cuts.items()}
 
 
+def through_crop(picture: np.ndarray, m: Matrix, size: int) -> np.ndarray:
+    """HxWx3 ``picture`` (float) resampled into the size x size crop of map ``m`` (frame px -> crop px) and back, as
+    paste-back warps a crop into the frame: inside the crop what a paint at the crop's resolution shows, the picture
+    itself outside it (faded over the crop's outer two pixels, so its border draws no edge)."""
+    crop = warp_to_crop(picture, m, size)
+    inner = np.zeros((size, size, 1), np.float32)
+    inner[2:-2, 2:-2] = 1.0
+    roi, back = warp_from_crop(np.concatenate([crop * inner, inner], axis=2), m, picture.shape)
+    out = np.array(picture, np.float32)
+    out[roi] = out[roi] * (1.0 - back[..., 3:]) + back[..., :3]
+    return out
+
+
 def reach_box(landmarks: np.ndarray) -> tuple[slice, slice]:
     """Frame px (rows, cols) of the mouth and its reach (a smile's corners, a jaw drop), placed by the neutral's
     landmarks: where an edit of the mouth is scored against the true target."""
@@ -92,6 +108,7 @@ class FaceDetail(NamedTuple):
     truth: dict[str, float] | None  # the same for the true target, when there is one
     mouths: np.ndarray  # the input, output(s) and target mouths side by side
     psnr: list[float] | None = None  # the mouth's reach against the true target: each renderer's output
+    through: dict[str, float] | None = None  # {crop: the mouth's ratio for the true target resampled through it}
 
 
 def detail_ratios(frame: np.ndarray, face, renderers, detector, expression: str, target: np.ndarray | None = None
@@ -106,13 +123,32 @@ def detail_ratios(frame: np.ndarray, face, renderers, detector, expression: str,
     view = (slice(centre[1] - half[1], centre[1] + half[1]), slice(centre[0] - half[0], centre[0] + half[0]))
     mouths = np.concatenate([frame[view]] + [out[view] for out in outs] + ([] if target is None else [target[view]]),
                             axis=1)
-    truth, scores = None, None
+    truth, scores, through = None, None, None
     if target is not None:
         found = detector.detect(target)
-        truth = ratios(frame, target, cuts, region_boxes(found[0].landmarks)) if found else None
+        own = region_boxes(found[0].landmarks) if found else None
+        truth = ratios(frame, target, cuts, own) if own else None
         reach = reach_box(face.landmarks)
         scores = [psnr(out[reach], target[reach]) for out in outs]
-    return FaceDetail(face.box[3], ratios(frame, outs[0], cuts), truth, mouths, scores)
+        through = crop_ceilings(frame, target, face, renderers[0], own)
+    return FaceDetail(face.box[3], ratios(frame, outs[0], cuts), truth, mouths, scores, through)
+
+
+def crop_ceilings(frame: np.ndarray, target: np.ndarray, face, renderer,
+                  target_cuts: dict[str, tuple[slice, slice]] | None) -> dict[str, float]:
+    """{crop: the mouth's ratio for the true target resampled through it}, in the true target's own boxes when given:
+    the face model's crop, and where the pass runs the mouth model's and one of four times its side over the same
+    area (`FINE_MOUTH`: about a frame pixel a crop pixel on a 600 px face), cut where the edit cuts them."""
+    m = renderer.crop_matrix(face, frame.shape)
+    crops: list[tuple[str, Matrix | None, int]] = [("the face model's crop", m, renderer.size)]
+    mouth_m = None if renderer.mouth is None else renderer.mouth.matrix(m)
+    if mouth_m is not None:
+        crops += [("the mouth model's crop", mouth_m, renderer.mouth.size),
+                  (f"a {FINE_MOUTH * renderer.mouth.size} px crop over the same area", FINE_MOUTH * mouth_m,
+                   FINE_MOUTH * renderer.mouth.size)]
+    before, after = frame.astype(np.float32) / 255, target.astype(np.float32) / 255
+    return {name: ratios(before, through_crop(after, crop_m, size), region_boxes(face.landmarks), target_cuts)["mouth"]
+            for name, crop_m, size in crops if crop_m is not None}
 
 
 def portraits(folder: Path) -> list[Path]:
@@ -157,6 +193,12 @@ def table(name: str, side: int, expression: str, rows: list[FaceDetail]) -> list
             true = np.array([t[region] for t in truths])
             line += f" {true.mean():.2f} | {true.min():.2f} | {true.max():.2f} |"
         lines.append(line)
+    throughs = [r.through for r in rows if r.through]
+    if len(throughs) == len(rows):
+        kept = [f"through {name} {np.mean([t[name] for t in throughs]):.2f} (lowest "
+                f"{min(t[name] for t in throughs):.2f})" for name in throughs[0] if all(name in t for t in throughs)]
+        lines += ["", f"The true target resampled into a crop and back (a paint at that crop's resolution, however "
+                      f"right) keeps of the neutral's mouth detail: {', '.join(kept)}."]
     scores = np.array([r.psnr for r in rows if r.psnr is not None])
     if len(scores) == len(rows) and (scores.shape[1] == 1 or np.array_equal(scores[:, 0], scores[:, 1])):
         lines += ["", f"PSNR of the mouth's reach against the true target, mean: {scores[:, 0].mean():.2f} dB (the face "
@@ -182,6 +224,8 @@ def main() -> None:
     parser.add_argument("--picture", help="File name under --out for the render folders' mouths (input, edit, true "
                                           "target); photos never go into it.")
     parser.add_argument("--mouth-model", type=Path, help="Score this mouth model instead of the bundled one.")
+    parser.add_argument("--no-lip-split", action="store_true",
+                        help="Move the lips as the models' motion does (reggan_plugin.lips), to compare.")
     args = parser.parse_args()
     sides = args.side or [1560]
     if len(sides) not in (1, len(args.photos)):
@@ -192,13 +236,14 @@ def main() -> None:
     from reggan_plugin.faces.detector import FaceDetector
     from reggan_plugin.renderer import ExpressionRenderer
 
-    renderer = ExpressionRenderer(InferenceConfig(backend="cpu", mouth_model=args.mouth_model))
-    renderers = [renderer] + ([ExpressionRenderer(InferenceConfig(backend="cpu", mouth_pass=False))]
+    lip_split = not args.no_lip_split
+    renderer = ExpressionRenderer(InferenceConfig(backend="cpu", mouth_model=args.mouth_model, lip_split=lip_split))
+    renderers = [renderer] + ([ExpressionRenderer(InferenceConfig(backend="cpu", mouth_pass=False, lip_split=lip_split))]
                               if renderer.mouth is not None else [])
     detector = FaceDetector()
     names = [f"{folder.parent.name}/{folder.name}" for folder in args.photos]
     picture_option = (f" --picture {args.picture}" if args.picture else "") + (
-        f" --mouth-model {args.mouth_model}" if args.mouth_model else "")
+        f" --mouth-model {args.mouth_model}" if args.mouth_model else "") + (" --no-lip-split" if not lip_split else "")
     command = " ".join(f"--photos {n} --side {s}" for n, s in zip(names, sides))
     lines = [
         "# Mouth detail at production size",
@@ -206,7 +251,7 @@ def main() -> None:
         f"Generated {datetime.date.today()} by `python benchmarks/mouth_detail.py {command} --limit {args.limit} "
         f"--expression {args.expression}{picture_option}`; do not edit by hand. Method: the module docstring. Models: "
         f"the bundled face model, {'the mouth model ' + args.mouth_model.name if args.mouth_model else 'the bundled mouth model'}, "
-        "CPU backend, default options. Faces in 1920x1080 frames: output / input Laplacian variance of the luma.",
+        f"CPU backend, {'default options' if lip_split else 'default options but the lips moved as the motion moves them'}. Faces in 1920x1080 frames: output / input Laplacian variance of the luma.",
         "",
     ]
     picture: list[np.ndarray] = []
@@ -226,6 +271,7 @@ def main() -> None:
                 print(name, path.parent.name if path.name == "neutral.png" else path.name, expression,
                       f"face {result.height:.0f} px", {k: round(v, 3) for k, v in result.edit.items()},
                       "" if result.truth is None else f"true target: {result.truth['mouth']:.3f}",
+                      "" if result.through is None else {k: round(v, 3) for k, v in result.through.items()},
                       "" if result.psnr is None else f"PSNR {[round(v, 2) for v in result.psnr]}", flush=True)
             lines += table(name, side, expression, rows)
             if args.picture and (folder / "manifest.json").is_file():  # only our own renders go into a picture

@@ -1,16 +1,16 @@
 """Temporal stability of the edit: mouth jitter on a slow pan and on a still shot with render noise.
 
-    python benchmarks/temporal.py --face A.png --face B.jpg [--strip 0] [--frames 24] [--out docs]
+    python benchmarks/temporal.py --face A.png --face B.jpg [--strip 0] [--frames 24] [--expression happy] [--out docs]
     # writes docs/TEMPORAL.md, and docs/temporal.png from the face given by --strip (never a photo that
     # may not be published)
 
 A face photo is pasted into 1920x1080 frames. *Pan*: it moves by whole pixels (1 px a frame), so the ideal
 output pans identically; *still + noise*: it stays put and each frame gets independent Gaussian noise
 (sigma 3 levels, a low-sample render). Each frame goes through `render_sequence` in detector mode with the
-default options. The edit of a frame is output - input, shifted back by the pan; jitter is its temporal
-standard deviation over the frames, averaged over the mouth region (the 5-point mouth corners of the first
-frame, grown by half their distance), as a fraction of the mean absolute edit there. 0 is a perfectly
-steady edit.
+default options (`--no-lip-split`: the lips moved as the model moves them, reggan_plugin.lips). The edit of a
+frame is output - input, shifted back by the pan; jitter is its temporal standard deviation over the frames,
+averaged over the mouth region (the 5-point mouth corners of the first frame, grown by half their distance), as a
+fraction of the mean absolute edit there. 0 is a perfectly steady edit.
 """
 from __future__ import annotations
 
@@ -65,13 +65,13 @@ def mouth_region(frame: np.ndarray) -> tuple[slice, slice]:
 
 
 def jitter(frames: list[np.ndarray], shifts: list[int], renderer: ExpressionRenderer, work: Path,
-           smooth: float) -> tuple[float, float, list[np.ndarray]]:
+           smooth: float, expression: str = "happy") -> tuple[float, float, list[np.ndarray]]:
     """(jitter fraction, mean |edit| in levels, the edited frames) for one sequence."""
     src, out = work / "in", work / "out"
     src.mkdir(parents=True, exist_ok=True)
     for i, frame in enumerate(frames):
         write_image(src / f"f{i:04d}.png", ImageData(frame))
-    summary = render_sequence(SequenceConfig(src, out, smooth=smooth), EditConfig("happy"), renderer=renderer)
+    summary = render_sequence(SequenceConfig(src, out, smooth=smooth), EditConfig(expression), renderer=renderer)
     if summary.failed or summary.no_face:
         raise SystemExit("\n".join(summary.lines()))
     rows, cols = mouth_region(frames[0])
@@ -93,10 +93,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=24)
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--expression", default="happy")
+    parser.add_argument("--no-lip-split", action="store_true", help="the lips moved as the model moves them "
+                                                                    "(reggan_plugin.lips), to compare")
     parser.add_argument("--faces-from", default="", help="where the faces come from (written into the report)")
     parser.add_argument("--strip", type=int, default=None, help="index of the --face to show in docs/temporal.png")
     args = parser.parse_args(argv)
-    renderer = ExpressionRenderer(InferenceConfig(model=args.model, backend="cpu"))
+    renderer = ExpressionRenderer(InferenceConfig(model=args.model, backend="cpu", lip_split=not args.no_lip_split))
     rows: list[tuple[str, str, float, float, float]] = []
     strip: list[np.ndarray] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -105,7 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             for name, (frames, shifts) in (("slow pan, 1 px/frame", pan_frames(face, args.frames)),
                                            ("still, noise sigma 3", noisy_frames(face, args.frames))):
                 for smooth in (0.0, 0.5, 1.0):
-                    value, size, edited = jitter(frames, shifts, renderer, Path(tmp) / f"{len(rows)}", smooth)
+                    value, size, edited = jitter(frames, shifts, renderer, Path(tmp) / f"{len(rows)}", smooth,
+                                                 args.expression)
                     rows.append((f"{path.parent.name}/{path.name}", name, smooth, value, size))
                     print(f"{path.parent.name}/{path.name} {name:24s} smooth {smooth:.1f}: jitter {value:.1%} of the edit ({size:.2f} levels)",
                           flush=True)
@@ -117,7 +121,9 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Temporal stability", "",
              f"Generated {datetime.date.today()} by `python benchmarks/temporal.py "
              + " ".join(f"--face {p.parent.name}/{p.name}" for p in args.face)
-             + f" --face-px {args.face_px} --frames {args.frames}`; do not edit by hand. Method: the module docstring "
+             + f" --face-px {args.face_px} --frames {args.frames}"
+             + (f" --expression {args.expression}" if args.expression != "happy" else "")
+             + (" --no-lip-split" if args.no_lip_split else "") + "`; do not edit by hand. Method: the module docstring "
              "of benchmarks/temporal.py. Model: the bundled one; CPU backend; detector mode, default options but "
              "--smooth." + (f" Faces: {args.faces_from}" if args.faces_from else ""), "",
              "| face | sequence | --smooth | mouth jitter (temporal std / mean edit) | mean edit (levels) |",

@@ -162,10 +162,12 @@ def crop_planes(
     motion: np.ndarray | None = None,
     colour_match: bool = True,
     colour_weight: np.ndarray | None = None,
+    moved: np.ndarray | None = None,
 ) -> np.ndarray:
     """The crop-space half of paste-back: SxSx(4 or 6) float32 planes, the difference to paste (crop_out less the
     moved crop_in, less its colour cast when ``colour_match``, as a change of shading where ``colour_weight`` is
-    below 1), the mask, and the motion when there is one. Arguments as in `paste_back`."""
+    below 1), the mask, and the motion when there is one. Arguments as in `paste_back`; ``moved``: ``crop_in`` moved by
+    ``motion`` as the caller has it (`reggan_plugin.lips.moved_in_picture`), instead of moving it here."""
     crop_in = np.asarray(crop_in, dtype=np.float32)
     crop_out = np.asarray(crop_out, dtype=np.float32)
     mask_crop = np.asarray(mask_crop, dtype=np.float32)
@@ -180,7 +182,7 @@ def crop_planes(
         if motion.shape != (s, s, 2):
             raise ValueError(f"motion {motion.shape} must be SxSx2 like the mask {mask_crop.shape}")
         gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
-        crop_in = sample(crop_in, gx + motion[..., 0], gy + motion[..., 1])
+        crop_in = sample(crop_in, gx + motion[..., 0], gy + motion[..., 1]) if moved is None else moved
         layers.append(motion)
     delta = crop_out - crop_in
     if colour_match:

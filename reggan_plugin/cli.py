@@ -171,6 +171,10 @@ def inference_options(func):
         click.option("--mouth-pass/--no-mouth-pass", default=field_default(InferenceConfig, "mouth_pass"), show_default=True,
                      help="On faces from about 285 px (face box), paint a happy, sad, angry or fearful mouth again "
                           "with the mouth model at twice the face crop's scale (the bundled one's expressions)."),
+        click.option("--lip-split/--no-lip-split", default=field_default(InferenceConfig, "lip_split"), show_default=True,
+                     help="On faces from about 280 px, move each lip whole where the expression opens the mouth (its "
+                          "stretch left to the gap between them, which the paint fills), so the lips keep their "
+                          "sharp edges."),
         click.option("--mouth-model", type=click.Path(path_type=Path), default=None,
                      help="Mouth model file (ONNX, `train --config mouth`). [default: the bundled one, with the "
                           "bundled face model]"),
@@ -181,11 +185,11 @@ def inference_options(func):
 
 
 def _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs, skin_paint,
-             mouth_pass, mouth_model) -> tuple[EditConfig, InferenceConfig]:
+             mouth_pass, lip_split, mouth_model) -> tuple[EditConfig, InferenceConfig]:
     return EditConfig(expression, intensity), InferenceConfig(model, backend, precision, batch, stage,
                                                               find_in_box=not trust_box, region_graphs=region_graphs,
                                                               skin_paint=skin_paint, mouth_pass=mouth_pass,
-                                                              mouth_model=mouth_model)
+                                                              lip_split=lip_split, mouth_model=mouth_model)
 
 
 @main.command()
@@ -202,7 +206,7 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
 @click.option("--smooth", type=FiniteRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
               help="Temporal smoothing of detected faces (0 = off).")
 def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-           skin_paint, mouth_pass, mouth_model, faces, region, whole_image, shard, skip_existing, smooth) -> None:
+           skin_paint, mouth_pass, lip_split, mouth_model, faces, region, whole_image, shard, skip_existing, smooth) -> None:
     """Apply an expression to every frame in a directory.
 
     Frames keep their format, bit depth and alpha; pixels outside the face are untouched. A bad
@@ -217,7 +221,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     from .sequence import Shard, check_out_dir
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-                               skin_paint, mouth_pass, mouth_model)
+                               skin_paint, mouth_pass, lip_split, mouth_model)
 
     def go():
         seq = SequenceConfig(frames, out, faces, parse_region(region) if region else None, whole_image,
@@ -254,7 +258,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
 @click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels. [default: the whole image]")
 @click.option("--detect", is_flag=True, help="Find the face with the detector instead of using the whole image.")
 def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-            skin_paint, mouth_pass, mouth_model, region, detect) -> None:
+            skin_paint, mouth_pass, lip_split, mouth_model, region, detect) -> None:
     """Apply an expression to one picture: a face texture map or an already-cropped face."""
     from .faces import parse_region
     from .faces.locate import FaceLocator
@@ -263,7 +267,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     from .sequence import check_writable_dir
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-                               skin_paint, mouth_pass, mouth_model)
+                               skin_paint, mouth_pass, lip_split, mouth_model)
 
     def go():
         if Path(out).resolve() == Path(image).resolve():

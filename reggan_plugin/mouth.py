@@ -5,11 +5,12 @@ that paint about eight times: the motion keeps the frame's own detail, but what 
 mouth's inside and rim) comes out as soft bands. The mouth model is the regression stage fitted on a crop about
 the mouth at ``align.MOUTH_ZOOM`` times the face crop's scale (``reggan-plugin train --config mouth``). Where the face
 model's paint would be magnified four times or more (a face crop of 512 frame px: a face box from about 285 px), the
-mouth model's edit, pasted as the face's is (its motion moves the frame, its paint is added), replaces the face
-model's inside an ellipse about the mouth: fully from eight times on (a face box from about 570 px), faded in between,
-so a face growing through a shot never switches mouths from one frame to the next. On smaller faces the face model's
-paint is near the frame's own scale and the pass does not run. An edit whose expressions the mouth model does not
-all know keeps the face model's mouth (the bundled one knows happy, sad, angry and fearful: MODEL_CARD.md).
+mouth model's edit, pasted as the face's is (its motion moves the frame, the lips whole where it opens them, its
+paint is added), replaces the face model's inside an ellipse about the mouth: fully from eight times on (a face box
+from about 570 px), faded in between, so a face growing through a shot never switches mouths from one frame to the
+next. On smaller faces the face model's paint is near the frame's own scale and the pass does not run. An edit
+whose expressions the mouth model does not all know keeps the face model's mouth (the bundled one knows happy, sad,
+angry and fearful: MODEL_CARD.md).
 """
 from __future__ import annotations
 
@@ -34,6 +35,7 @@ from .backends import create_backend
 from .blend import crop_planes, feather_mask
 from .config import InferenceConfig
 from .errors import ModelError
+from .lips import moved_in_picture, split_at_lips
 from .preview_graph import stage_network
 
 MOUTH_MASK_RADII = (0.36, 0.30)  # mouth crop units: the lips and a jaw drop's reach, wider than tall
@@ -95,6 +97,8 @@ class MouthPass:
         network, self.outputs = stage_network(artifact, inference.stage)
         self.backend = create_backend(network, inference.backend, precision=inference.precision)
         self.mask = feather_mask(self.size, center=(0.5, 0.5), radii=MOUTH_MASK_RADII, feather=MOUTH_MASK_FEATHER)
+        # where the motion opens the mouth the lips move whole, as in the face pass (reggan_plugin.lips)
+        self.lip_corners = units_to_crop_px(template[3:5], self.size) if inference.lip_split else None
         # where the face pass pastes its paint as a change of shading, so does the mouth pass: the same weight, in
         # the mouth crop (its mask reaches past the lips onto the skin)
         self.colour_weight = None if colour_weight is None else warp_to_crop(colour_weight, self.from_face[:2], self.size)
@@ -157,8 +161,12 @@ class MouthPass:
         for m, ((rows, cols), original), crop_in, crop_out, amount in zip(kept, originals, mouths.crops, edited,
                                                                           mouths.strengths):
             local = shift_to_region(m, rows, cols)
-            planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=crop_out[..., 3:], colour_match=False,
-                                 colour_weight=self.colour_weight)
+            motion, moved = crop_out[..., 3:], None
+            if self.lip_corners is not None:
+                split = split_at_lips(crop_in, motion, self.lip_corners)
+                moved, motion = moved_in_picture(crop_in, motion, split, original, local), split
+            planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_match=False,
+                                 colour_weight=self.colour_weight, moved=moved)
             moved, weight = paste(original, planes, local, inplace=True)
             ys, xs = np.flatnonzero(weight.any(axis=1)), np.flatnonzero(weight.any(axis=0))
             if not len(ys):

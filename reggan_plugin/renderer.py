@@ -1,5 +1,5 @@
 """One picture's faces with another expression: align -> batched inference -> paste back (on large faces the
-mouth again, finer: reggan_plugin.mouth).
+lips moved whole where the mouth opens, reggan_plugin.lips, and the mouth again, finer: reggan_plugin.mouth).
 
 `ExpressionRenderer` owns the model session; the add-on, studio scripts and `render_sequence` (which
 runs it over a directory of frames) use it. Arrays follow reggan_plugin.imageio's conventions.
@@ -14,6 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .align import (
+    CANONICAL_5PT,
     Matrix,
     crop_matrix_from_box,
     crop_roi,
@@ -25,7 +26,7 @@ from .align import (
 )
 from .artifact import ModelArtifact, load_artifact
 from .backends import Backend, create_backend
-from .blend import apply_planes, crop_planes, feather_mask, paint_colour_weight
+from .blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask, paint_colour_weight
 from .config import EditConfig, InferenceConfig
 from .errors import InputError, ModelError
 from .faces import Face
@@ -33,6 +34,7 @@ from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
 from .grain import GRAIN_REACH, degrained
 from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
+from .lips import moved_in_picture, split_at_lips
 from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .preview_graph import stage_network
 from .region_graphs import region_ops_for
@@ -123,6 +125,7 @@ class ExpressionRenderer:
         self.size = self.artifact.input_size
         template = self.artifact.crop_template
         self._template_px = None if template is None else units_to_crop_px(template, self.size)
+        self._mouth_corners = units_to_crop_px((CANONICAL_5PT if template is None else template)[3:5], self.size)
         self.mask = feather_mask(self.size)
         self.colour_weight = paint_colour_weight(self.size, template) if inference.skin_paint == "shading" else None
         self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
@@ -201,7 +204,13 @@ class ExpressionRenderer:
         mask: np.ndarray | None = None
         for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
-            planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_weight=self.colour_weight)
+            moved = None
+            if motion is not None and self.inference.lip_split and matrix_scale(m) <= SHARP_SCALE:
+                # where paste-back keeps the frame's pixel-scale detail, the lips keep theirs (reggan_plugin.lips)
+                split = split_at_lips(crop_in, motion, self._mouth_corners)
+                moved, motion = moved_in_picture(crop_in, motion, split, rgb, m), split
+            planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_weight=self.colour_weight,
+                                 moved=moved)
             rgb, face_mask = paste(rgb, planes, m, inplace=inplace)
             inplace = True  # from the second face on, rgb is this call's own array
             mask = face_mask if mask is None else np.maximum(mask, face_mask, out=mask)

@@ -50,6 +50,11 @@ def test_the_table_scores_the_mouth_pass_against_the_face_model_alone() -> None:
     same = [row._replace(psnr=[28.0, 28.0]) for row in rows]
     line = next(text for text in table("renders", 1080, "happy", same) if text.startswith("PSNR"))
     assert "28.00 dB (the face model alone" in line
+    # what a paint at the crops' resolution keeps: each crop's mean and lowest, only where every face has it
+    through = [row._replace(through={"the face crop": v, "the mouth crop": 2 * v}) for row, v in zip(rows, (0.02, 0.04))]
+    line = next(text for text in table("renders", 1080, "happy", through) if text.startswith("The true target"))
+    assert "through the face crop 0.03 (lowest 0.02), through the mouth crop 0.06 (lowest 0.04)" in line
+    assert not any(text.startswith("The true target") for text in table("renders", 1080, "happy", through[:1] + rows[1:]))
 
 
 def test_a_portrait_lies_in_the_middle_of_the_frame_whatever_its_side(tmp_path) -> None:
@@ -67,3 +72,21 @@ def test_a_portrait_lies_in_the_middle_of_the_frame_whatever_its_side(tmp_path) 
         assert cols.min() == (width - side) // 2 and cols.max() == (width - side) // 2 + side - 1
         assert (rows.min(), rows.max()) == (((height - side) // 2, (height - side) // 2 + side - 1) if side < height
                                             else (0, height - 1))
+
+
+def test_a_crop_coarser_than_the_frame_keeps_none_of_its_finest_detail() -> None:
+    """The true target through a crop: unchanged outside it; inside, at the frame's own scale the picture itself, at
+    a quarter of it the pixel-scale texture gone (what a paint at that resolution keeps, however right)."""
+    from benchmarks.mouth_detail import laplacian_variance, through_crop
+
+    rng = np.random.default_rng(1)
+    picture = rng.random((120, 120, 3)).astype(np.float32)
+    same_scale = np.array([[1.0, 0.0, -30.0], [0.0, 1.0, -30.0]])  # frame px (30..94) -> crop px (0..64)
+    out = through_crop(picture, same_scale, 64)
+    assert np.array_equal(out[:28], picture[:28]) and np.array_equal(out[:, 96:], picture[:, 96:])
+    np.testing.assert_allclose(out[34:90, 34:90], picture[34:90, 34:90], atol=1e-5)
+    quarter = np.array([[0.25, 0.0, -5.0], [0.0, 0.25, -5.0]])  # frame px (20..148) -> crop px (0..32)
+    coarse = through_crop(picture, quarter, 32)
+    inside = (slice(40, 100), slice(40, 100))
+    assert laplacian_variance(coarse[inside][..., 0]) < 0.02 * laplacian_variance(picture[inside][..., 0])
+    assert np.array_equal(coarse[:18, :18], picture[:18, :18])

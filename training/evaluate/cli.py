@@ -55,6 +55,8 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
                    "or its colour too.")
 @click.option("--mouth-pass/--no-mouth-pass", default=_default("mouth_pass"), show_default=True,
               help="As `render --mouth-pass`: the mouth painted again by the mouth model at twice the scale.")
+@click.option("--lip-split/--no-lip-split", default=_default("lip_split"), show_default=True,
+              help="As `render --lip-split`: on large faces each lip moved whole where the mouth opens.")
 @click.option("--mouth-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="As `render --mouth-model`: a mouth model of one's own (`train --config mouth`). [default: the "
                    "bundled one, with the bundled face model]")
@@ -70,7 +72,7 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
                    "noise, a condition each.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def evaluate(model, data, out, expressions, split, limit, reference_real, intensity, crop_size, grid_rows, locate,
-             backend, batch, skin_paint, mouth_pass, mouth_model, perturb, conditions, rerender, progress) -> None:
+             backend, batch, skin_paint, mouth_pass, lip_split, mouth_model, perturb, conditions, rerender, progress) -> None:
     """Judge the copy baseline, stage 1 alone and RegGAN side by side on paired faces: L1/PSNR/SSIM
     against the true target, an independent expression judge (fer's FER2013 model), an independent
     identity judge (dlib's 128-D embedding) and a Frechet distance on those embeddings (not FID).
@@ -87,7 +89,7 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
 
     if rerender and not perturb:
         raise click.UsageError("--rerender goes with --perturb")
-    runtime = {"skin_paint": skin_paint, "mouth_pass": mouth_pass, "mouth_model": mouth_model}
+    runtime = {"skin_paint": skin_paint, "mouth_pass": mouth_pass, "lip_split": lip_split, "mouth_model": mouth_model}
     if perturb:
         _perturb(model, data, out, expressions, split, limit, backend, runtime, conditions, rerender, progress)
         return

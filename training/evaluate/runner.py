@@ -58,13 +58,16 @@ class RuntimeOptions(Protocol):
     @property
     def mouth_pass(self) -> bool: ...
     @property
+    def lip_split(self) -> bool: ...
+    @property
     def mouth_model(self) -> Path | None: ...
 
 
 def inference_config(config: RuntimeOptions, **extra: Any) -> InferenceConfig:
     """The runtime's config for an evaluation's options, plus ``extra`` fields (batch, stage)."""
     return InferenceConfig(model=config.model, backend=config.backend, skin_paint=config.skin_paint,
-                           mouth_pass=config.mouth_pass, mouth_model=config.mouth_model, **extra)
+                           mouth_pass=config.mouth_pass, lip_split=config.lip_split, mouth_model=config.mouth_model,
+                           **extra)
 
 
 @dataclass(frozen=True)
@@ -78,6 +81,7 @@ class EvalConfig:
     batch: int = 8
     skin_paint: SkinPaint = InferenceConfig.skin_paint  # the runtime's default
     mouth_pass: bool = InferenceConfig.mouth_pass
+    lip_split: bool = InferenceConfig.lip_split
     mouth_model: Path | None = None  # None: the bundled one, beside the bundled face model
     intensity: float = 1.0
     expressions: tuple[str, ...] | None = None  # None: every non-neutral expression of the model

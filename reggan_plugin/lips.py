@@ -1,0 +1,136 @@
+"""Lips kept whole where the motion opens a mouth: the stretch moved into a gap at the line between them.
+
+The model's motion is smooth (stage 1's mean flow lies on a 16 x 16 control grid). Where an expression opens the
+mouth (surprised, disgusted, fearful) it goes from the upper lip's displacement to the lower lip's over some 16 crop
+px, so paste-back, which moves the frame by it at the frame's resolution, stretches both lips and the dark line
+between them about twofold: on a large face their edges come out as soft as the paint (an edited mouth's fine detail
+is the frame's own pixels moved: no paint at the crop's resolution holds it, benchmarks/mouth_detail.py). Here each
+column keeps the motion's own displacement of each lip but moves the lip whole: `BAND` either side of the line
+between the lips (the centre of darkness near the corners' line in the network's input crop, a parabola through the
+middle of the mouth and the corners) moves rigidly, and the stretch becomes a gap that reads the line's row and that
+the paint fills. Only where a column's motion opens (its band would be stretched): faded in over `FULL_GAP` of
+opening and from the corners to the middle, so a closed mouth and the corners move as the model says.
+`moved_in_picture` takes the paint's difference against the picture as the gap reads it, so the gap shows the paint.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .align import Matrix, invert_affine, matrix_scale, sample
+from .grain import luma
+
+# Crop px per px of the mouth's width (corner to corner): 25 px in the face crop
+BAND = 0.32  # each lip moved whole over this far from the line between them
+SEARCH = 0.2  # the line looked for this far above and below the corners' line
+FULL_GAP = 0.08  # an opening this wide or wider moves the lips wholly; narrower, in part
+TAPER = 0.5  # of the mouth's width from each corner over which the lips' split fades in (to the middle)
+MARGIN = 3  # columns past each corner that the line is fitted over (crop px)
+DARKNESS = 4  # how strongly the line's rows are weighted toward the darkest
+EDGE = 0.15  # of the mouth's width at each corner where the line is not looked for (the corners fix its ends)
+CORNER_WEIGHT = 3.0  # each corner's weight in the line's fit, against a column's 1
+
+
+def lip_line(crop: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(columns, rows): the line between the lips of an SxSx3 crop across its mouth, crop px. ``corners``: the mouth
+    corners (2, 2) in crop px, where the crop's template puts them. Each column's centre of darkness within ``SEARCH``
+    of the corners' line (the columns smoothed by 3 px; each row weighted by how much darker than the window's
+    brightest it is, to the power ``DARKNESS``: a dark line, or the middle of lips parted on a sliver of teeth, not
+    whichever edge is a level darker in this frame), then a parabola through those of the mouth's middle, where the line
+    is plain, and through the corners, where it ends (nearer them the shadow under the lower lip can be as dark)."""
+    (xa, ya), (xb, yb) = np.asarray(corners, np.float64)
+    width = xb - xa
+    columns = np.arange(int(np.floor(xa)) - MARGIN, int(np.ceil(xb)) + MARGIN + 1)
+    reach = max(1, int(round(SEARCH * width)))
+    centre = np.rint(ya + (columns - xa) * (yb - ya) / width).astype(int)
+    top = np.clip(centre - reach, 0, crop.shape[0] - 2 * reach - 1)
+    first = int(top.min())
+    grey = luma(crop[first : int(top.max()) + 2 * reach + 1])  # only the rows searched
+    grey = (np.roll(grey, 1, axis=1) + grey + np.roll(grey, -1, axis=1)) / 3
+    window = grey[top[:, None] - first + np.arange(2 * reach + 1), columns[:, None]]
+    weight = (window.max(axis=1, keepdims=True) - window) ** DARKNESS + 1e-12
+    rows = top + (weight * np.arange(2 * reach + 1)).sum(axis=1) / weight.sum(axis=1)
+    middle = np.abs(columns - (xa + xb) / 2) <= (0.5 - EDGE) * width
+    xs = np.concatenate([columns[middle], [xa, xb]])
+    ys = np.concatenate([rows[middle], [ya, yb]])
+    fit = np.concatenate([np.ones(int(middle.sum())), [CORNER_WEIGHT, CORNER_WEIGHT]])
+    return columns, np.polyval(np.polyfit(xs, ys, 2, w=fit), columns)
+
+
+def _split_column(shift: np.ndarray, line: float, band: float) -> tuple[np.ndarray, float] | None:
+    """One column's vertical motion (output px -> source px offsets) with the lips moved whole and the gap opened
+    between them, reading the line's row; None where it does not open."""
+    rows = np.arange(len(shift), dtype=np.float64)
+    # where the motion folds (reads a row again further down, as an opening jaw's can) the first reading stands
+    source = np.maximum.accumulate(rows + shift) + 1e-6 * rows
+    where = np.interp(rows, source, rows)  # where each source row lands
+    upper, lower = np.interp(line - band, rows, where), np.interp(line + band, rows, where)
+    gap = lower - upper - 2 * band
+    if gap <= 0:
+        return None
+    landed = where.copy()
+    above = (rows > line - band) & (rows <= line)
+    below = (rows > line) & (rows < line + band)
+    landed[above] = upper + rows[above] - (line - band)
+    landed[below] = lower - (line + band - rows[below])
+    # back to output rows, only those that read the band (elsewhere the map is the motion's own): the gap's rows
+    # read the line itself
+    ends = np.concatenate([landed[rows <= line], [upper + band, lower - band], landed[rows > line]])
+    starts = np.concatenate([rows[rows <= line], [line, line], rows[rows > line]])
+    inside = (rows >= upper) & (rows <= lower)
+    split = shift.copy()
+    split[inside] = np.interp(rows[inside], ends, starts) - rows[inside]
+    return split, float(gap)
+
+
+def _smoothstep(t: float) -> float:
+    t = min(max(t, 0.0), 1.0)
+    return t * t * (3.0 - 2.0 * t)
+
+
+def split_at_lips(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """The SxSx2 ``motion`` (crop px, x then y) with the lips moved whole where it opens the mouth of ``crop`` (the
+    network's SxSx3 input); ``corners``: where the crop's template puts the mouth corners (2, 2), crop px. A new
+    array; columns that do not open keep the motion as it was."""
+    (xa, _), (xb, _) = np.asarray(corners, np.float64)
+    width = xb - xa
+    out = np.array(motion, np.float32)
+    columns, lines = lip_line(crop, corners)
+    band = BAND * width
+    # a column opens where the motion reads the upper lip from further down than the lower lip (the exact gap in
+    # `_split_column`; this, at the lips' own rows, only spares the columns that plainly do not)
+    last = out.shape[0] - 1
+    upper_shift = out[np.clip(np.rint(lines - band), 0, last).astype(int), columns, 1]
+    lower_shift = out[np.clip(np.rint(lines + band), 0, last).astype(int), columns, 1]
+    for x, line in zip(columns[upper_shift > lower_shift], lines[upper_shift > lower_shift]):
+        split = _split_column(out[:, x, 1].astype(np.float64), float(line), band)
+        if split is None:
+            continue
+        shift, gap = split
+        weight = _smoothstep(gap / (FULL_GAP * width)) * _smoothstep(min(x - xa, xb - x) / (TAPER * width))
+        out[:, x, 1] += weight * (shift - out[:, x, 1])
+    return out
+
+
+def moved_in_picture(crop: np.ndarray, motion: np.ndarray, split: np.ndarray, picture: np.ndarray, m: Matrix
+                     ) -> np.ndarray:
+    """The SxSx3 ``crop`` moved by the ``split`` motion as paste-back will move the picture, for the paint's
+    difference: where the split changed ``motion``, each crop pixel the mean of the ``picture`` (``m``: picture px ->
+    crop px) over the pixel, moved (the gap reads one picture row, which the crop's own, averaged over several rows,
+    would misjudge by what lies beside the line), elsewhere the crop moved as the network moved it."""
+    size = crop.shape[0]
+    gy, gx = np.mgrid[0:size, 0:size].astype(np.float32)
+    moved = sample(crop, gx + split[..., 0], gy + split[..., 1])
+    rows, cols = np.nonzero(np.any(split != motion, axis=-1))
+    if not len(rows):
+        return moved
+    y0, y1, x0, x1 = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
+    k = int(min(8, np.ceil(1.0 / matrix_scale(m))))  # samples a side: about one a picture pixel
+    offsets = (np.arange(k) + 0.5) / k - 0.5
+    ys = (gy[y0:y1, x0:x1, None, None] + offsets[None, None, :, None]).repeat(k, axis=3)
+    xs = (gx[y0:y1, x0:x1, None, None] + offsets[None, None, None, :]).repeat(k, axis=2)
+    shift = sample(split, xs, ys)
+    sx, sy = xs + shift[..., 0], ys + shift[..., 1]
+    inv = invert_affine(m)
+    seen = sample(picture, inv[0, 0] * sx + inv[0, 1] * sy + inv[0, 2], inv[1, 0] * sx + inv[1, 1] * sy + inv[1, 2])
+    moved[y0:y1, x0:x1] = seen.mean(axis=(2, 3))
+    return moved

@@ -1,0 +1,153 @@
+"""The lips moved whole where the motion opens the mouth (reggan_plugin.lips)."""
+from __future__ import annotations
+
+import numpy as np
+
+from reggan_plugin.lips import BAND, lip_line, split_at_lips
+
+SIZE = 128
+CORNERS = np.array([[51.0, 84.0], [77.0, 84.0]])  # 26 px apart, as in the face crop
+WIDTH = CORNERS[1, 0] - CORNERS[0, 0]
+
+
+def closed_mouth(line: np.ndarray | None = None) -> np.ndarray:
+    """A pale crop with two lips and the dark line between them at ``line`` (one row per column; default 84.3)."""
+    crop = np.full((SIZE, SIZE, 3), 0.8, np.float32)
+    crop[76:93, 45:84] = (0.75, 0.5, 0.5)
+    rows = np.arange(SIZE, dtype=np.float32)[:, None]
+    line = np.full(SIZE, 84.3, np.float32) if line is None else line
+    crop -= (0.5 * np.exp(-0.5 * ((rows - line[None, :]) / 0.8) ** 2))[..., None]
+    return crop
+
+
+def opening_motion(drop: float = 8.0) -> np.ndarray:
+    """Output px -> source px offsets: rows above 76 still, below 96 read `drop` px higher (the jaw and lower lip
+    moved down by it), a smooth ramp between, as the model's mean flow opens a mouth."""
+    rows = np.arange(SIZE, dtype=np.float32)
+    ramp = -drop * np.clip((rows - 76.0) / 20.0, 0.0, 1.0)
+    motion = np.zeros((SIZE, SIZE, 2), np.float32)
+    motion[..., 1] = ramp[:, None]
+    return motion
+
+
+def test_the_line_between_the_lips_is_found_to_a_fraction_of_a_pixel() -> None:
+    columns = np.arange(SIZE, dtype=np.float32)
+    curve = 84.0 - 0.006 * (13.0**2 - (columns - 64.0) ** 2)  # through the corners, its middle 1 px higher
+    crop = closed_mouth(curve)
+    found_columns, rows = lip_line(crop, CORNERS)
+    assert found_columns[0] < CORNERS[0, 0] and found_columns[-1] > CORNERS[1, 0]
+    np.testing.assert_allclose(rows, curve[found_columns], atol=0.25)
+    # the shadow under the lower lip near a corner, darker than the line there, does not bend it
+    crop[88:90, 47:56] = 0.2
+    _, shadowed = lip_line(crop, CORNERS)
+    np.testing.assert_allclose(shadowed, curve[found_columns], atol=0.4)
+
+
+def test_an_opening_mouth_moves_each_lip_whole_and_leaves_a_gap_that_reads_the_line() -> None:
+    motion = opening_motion()
+    crop = closed_mouth()
+    out = split_at_lips(crop, motion, CORNERS)
+    source = np.arange(SIZE)[:, None] + out[..., 1]
+    middle = 64
+    columns, lines = lip_line(crop, CORNERS)
+    line = lines[columns == middle][0]
+    assert abs(line - 84.3) < 0.2
+    column = source[:, middle]
+    assert np.all(np.diff(column) >= -1e-4)  # rows are still read in order: nothing folds
+    band = BAND * WIDTH
+    upper_lip = (column > line - band + 0.5) & (column < line - 0.5)
+    lower_lip = (column > line + 0.5) & (column < line + band - 0.5)
+    # whole lips: one output row per source row (the ramp stretched them to two), so their edges stay sharp
+    for lip in (upper_lip, lower_lip):
+        assert lip.sum() >= band - 2
+        np.testing.assert_allclose(np.diff(column[lip]), 1.0, atol=1e-3)
+    gap = np.abs(column - line) < 1e-3
+    assert gap.sum() >= 4  # the stretch is left where the mouth opens, reading the dark line itself
+    # past the band the motion is the model's own
+    np.testing.assert_array_equal(out[:60], motion[:60])
+    np.testing.assert_array_equal(out[110:], motion[110:])
+    assert np.array_equal(out[..., 0], motion[..., 0])
+
+
+def test_a_closed_mouth_and_the_corners_move_as_the_model_says() -> None:
+    crop = closed_mouth()
+    still = np.zeros((SIZE, SIZE, 2), np.float32)
+    np.testing.assert_array_equal(split_at_lips(crop, still, CORNERS), still)
+    closing = -opening_motion()  # the lips pressed together: nothing to split
+    np.testing.assert_array_equal(split_at_lips(crop, closing, CORNERS), closing)
+    out = split_at_lips(crop, opening_motion(), CORNERS)
+    changed = np.flatnonzero(np.abs(out - opening_motion()).max(axis=(0, 2)) > 0)
+    assert changed.min() > CORNERS[0, 0] and changed.max() < CORNERS[1, 0]  # at the corners the split fades out
+    middle = np.abs(out[:, 64, 1] - opening_motion()[:, 64, 1]).max()
+    near_corner = np.abs(out[:, 53, 1] - opening_motion()[:, 53, 1]).max()
+    assert near_corner < 0.5 * middle
+
+
+def test_the_renderer_splits_the_lips_of_large_faces_only() -> None:
+    from benchmarks.face_sizes import face_frame
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.faces import Face
+    from reggan_plugin.renderer import ExpressionRenderer
+
+    split = ExpressionRenderer(InferenceConfig(backend="cpu", mouth_pass=False))
+    whole = ExpressionRenderer(InferenceConfig(backend="cpu", mouth_pass=False, lip_split=False))
+    for face_px, splits in ((450, True), (150, False)):
+        pixels, box = face_frame(900, 560, face_px)
+        faces = [Face(box=box)]
+        a = split.apply_array(pixels, faces=faces, expression="surprised")
+        b = whole.apply_array(pixels, faces=faces, expression="surprised")
+        differ = np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 2
+        if not splits:
+            assert not differ.any()
+            continue
+        assert differ.sum() > 200
+        x, y, w, h = (int(v) for v in box)
+        mouth = np.zeros_like(differ)
+        mouth[y + int(0.6 * h) : y + h, x + int(0.3 * w) : x + int(0.9 * w)] = True
+        # about the mouth only (a few single pixels elsewhere: the grain split reads a region as far as the
+        # motion reaches, and the motion's reach changed)
+        assert (differ & ~mouth).sum() < 0.01 * differ.sum()
+
+
+def test_the_cli_and_the_evaluation_report_turn_it_off(tmp_path) -> None:
+    from PIL import Image
+    from test_cli import cli
+
+    from benchmarks.face_sizes import face_frame
+    from reggan_plugin.imageio import read_image
+    from training.evaluate.report import options_note
+    from training.evaluate.runner import EvalConfig
+
+    frames = tmp_path / "in"
+    frames.mkdir()
+    pixels, box = face_frame(900, 560, 450)
+    Image.fromarray(pixels).save(frames / "f000.png")
+    outs = []
+    for name, extra in (("split", []), ("whole", ["--no-lip-split"])):
+        proc = cli("render", "--frames", frames, "--out", tmp_path / name, "--backend", "cpu", "--no-mouth-pass",
+                   "--region", ",".join(str(round(v)) for v in box), "--expression", "surprised", *extra)
+        assert proc.returncode == 0, proc.stderr
+        outs.append(read_image(tmp_path / name / "f000.png").pixels)
+    assert not np.array_equal(*outs)
+    assert "no lip split" in options_note(EvalConfig(data=tmp_path, out=tmp_path, lip_split=False))
+    assert "lip split" not in options_note(EvalConfig(data=tmp_path, out=tmp_path))
+
+
+def test_the_paint_is_taken_against_what_the_gap_reads_in_the_picture() -> None:
+    """The gap reads one row of the picture: a line a picture pixel thick that the crop, averaging four picture rows
+    a pixel, shows a quarter as dark. The difference the paint is pasted as must be taken against the picture's row."""
+    from reggan_plugin.lips import moved_in_picture
+
+    picture = np.full((256, 256, 3), 0.8, np.float32)
+    picture[129] = 0.0  # frame row 129: crop row 32.25 with m below
+    m = np.array([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]])  # picture px -> crop px: a crop pixel is 4 picture pixels
+    crop = picture.reshape(64, 4, 64, 4, 3).mean(axis=(1, 3))
+    still = np.zeros((64, 64, 2), np.float32)
+    assert np.array_equal(moved_in_picture(crop, still, still, picture, m), crop)  # nothing split: the crop itself
+    split = still.copy()
+    rows = np.arange(64, dtype=np.float32)
+    split[36:44, 20:40, 1] = (32.25 - rows[36:44])[:, None]  # eight crop rows read the line itself
+    moved = moved_in_picture(crop, still, split, picture, m)
+    assert np.all(moved[37:43, 21:39] < 0.1)  # the line as the picture has it, dark
+    assert np.all(crop[32] > 0.55)  # where the crop alone would have read it pale
+    np.testing.assert_array_equal(moved[:30], crop[:30])  # away from the split the crop moved as it was
