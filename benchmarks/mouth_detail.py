@@ -6,11 +6,12 @@ Laplacian of the luma is compared inside three boxes placed by the detected land
 distances), a cheek and the eyes. A ratio below 1 means detail was lost (an upscaled, blurred mouth scores far
 below 1); above 1, detail was added (creases, or speckle). Where the same face has the expression (a render of it,
 or a photo of the same name in a folder named after it beside the portraits'), that true target is scored against
-the neutral too, in boxes placed by its own landmarks: what a real expression keeps; the true target resampled into the
-face model's crop and the mouth model's and back (`through_crop`): what a paint at those crops' resolution keeps, however
-right it is; and the edit's PSNR against it over the mouth and its reach (the face model alone beside the face and mouth
-models together: the mouth pass, ``reggan_plugin.mouth``). Writes docs/MOUTH_DETAIL.md, and with ``--picture`` the render folders' mouths: photos
-never go into a picture, so third-party photos can be measured without being redistributed.
+the neutral too, in boxes placed by its own landmarks: what a real expression keeps; the true target resampled into
+the face model's crop, the mouth model's and one of four times its side, and back (`through_crop`): what a paint at
+those crops' resolution keeps, however right it is; and the edit's PSNR against it over the mouth and its reach (the
+face model alone beside the face and mouth models together: the mouth pass, ``reggan_plugin.mouth``). Writes
+docs/MOUTH_DETAIL.md, and with ``--picture`` the render folders' mouths: photos never go into a picture, so
+third-party photos can be measured without being redistributed.
 
     python benchmarks/mouth_detail.py --photos ../shared/data/london-faces/neutral --limit 20 --out docs
     python benchmarks/mouth_detail.py --photos PHOTOS --side 1560 --photos RENDERS --side 1080 --expression happy,sad
