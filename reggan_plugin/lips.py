@@ -134,3 +134,11 @@ def moved_in_picture(crop: np.ndarray, motion: np.ndarray, split: np.ndarray, pi
     seen = sample(picture, inv[0, 0] * sx + inv[0, 1] * sy + inv[0, 2], inv[1, 0] * sx + inv[1, 1] * sy + inv[1, 2])
     moved[y0:y1, x0:x1] = seen.mean(axis=(2, 3))
     return moved
+
+
+def lips_whole(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray, picture: np.ndarray, m: Matrix
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(the motion with the lips moved whole, the crop moved by it as the picture will be): `split_at_lips` and
+    `moved_in_picture`, what ``blend.crop_planes`` takes as ``motion`` and ``moved``."""
+    split = split_at_lips(crop, motion, corners)
+    return split, moved_in_picture(crop, motion, split, picture, m)

@@ -35,7 +35,7 @@ from .backends import create_backend
 from .blend import crop_planes, feather_mask
 from .config import InferenceConfig
 from .errors import ModelError
-from .lips import moved_in_picture, split_at_lips
+from .lips import lips_whole
 from .preview_graph import stage_network
 
 MOUTH_MASK_RADII = (0.36, 0.30)  # mouth crop units: the lips and a jaw drop's reach, wider than tall
@@ -161,12 +161,11 @@ class MouthPass:
         for m, ((rows, cols), original), crop_in, crop_out, amount in zip(kept, originals, mouths.crops, edited,
                                                                           mouths.strengths):
             local = shift_to_region(m, rows, cols)
-            motion, moved = crop_out[..., 3:], None
+            motion, moved_crop = crop_out[..., 3:], None
             if self.lip_corners is not None:
-                split = split_at_lips(crop_in, motion, self.lip_corners)
-                moved, motion = moved_in_picture(crop_in, motion, split, original, local), split
+                motion, moved_crop = lips_whole(crop_in, motion, self.lip_corners, original, local)
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_match=False,
-                                 colour_weight=self.colour_weight, moved=moved)
+                                 colour_weight=self.colour_weight, moved=moved_crop)
             moved, weight = paste(original, planes, local, inplace=True)
             ys, xs = np.flatnonzero(weight.any(axis=1)), np.flatnonzero(weight.any(axis=0))
             if not len(ys):

@@ -34,7 +34,7 @@ from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
 from .grain import GRAIN_REACH, degrained
 from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
-from .lips import moved_in_picture, split_at_lips
+from .lips import lips_whole
 from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .preview_graph import stage_network
 from .region_graphs import region_ops_for
@@ -125,7 +125,9 @@ class ExpressionRenderer:
         self.size = self.artifact.input_size
         template = self.artifact.crop_template
         self._template_px = None if template is None else units_to_crop_px(template, self.size)
-        self._mouth_corners = units_to_crop_px((CANONICAL_5PT if template is None else template)[3:5], self.size)
+        # where the motion opens a large face's mouth the lips move whole (reggan_plugin.lips)
+        self._lip_corners = (units_to_crop_px((CANONICAL_5PT if template is None else template)[3:5], self.size)
+                             if inference.lip_split else None)
         self.mask = feather_mask(self.size)
         self.colour_weight = paint_colour_weight(self.size, template) if inference.skin_paint == "shading" else None
         self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
@@ -205,10 +207,9 @@ class ExpressionRenderer:
         for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
             moved = None
-            if motion is not None and self.inference.lip_split and matrix_scale(m) <= SHARP_SCALE:
-                # where paste-back keeps the frame's pixel-scale detail, the lips keep theirs (reggan_plugin.lips)
-                split = split_at_lips(crop_in, motion, self._mouth_corners)
-                moved, motion = moved_in_picture(crop_in, motion, split, rgb, m), split
+            if motion is not None and self._lip_corners is not None and matrix_scale(m) <= SHARP_SCALE:
+                # where paste-back keeps the frame's pixel-scale detail, the lips keep theirs
+                motion, moved = lips_whole(crop_in, motion, self._lip_corners, rgb, m)
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_weight=self.colour_weight,
                                  moved=moved)
             rgb, face_mask = paste(rgb, planes, m, inplace=inplace)
