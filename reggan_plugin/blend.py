@@ -163,11 +163,15 @@ def crop_planes(
     colour_match: bool = True,
     colour_weight: np.ndarray | None = None,
     moved: np.ndarray | None = None,
+    gap: np.ndarray | None = None,
 ) -> np.ndarray:
-    """The crop-space half of paste-back: SxSx(4 or 6) float32 planes, the difference to paste (crop_out less the
+    """The crop-space half of paste-back: SxSx(4, 6 or 7) float32 planes, the difference to paste (crop_out less the
     moved crop_in, less its colour cast when ``colour_match``, as a change of shading where ``colour_weight`` is
-    below 1), the mask, and the motion when there is one. Arguments as in `paste_back`; ``moved``: ``crop_in`` moved by
-    ``motion`` as the caller has it (`reggan_plugin.lips.moved_in_picture`), instead of moving it here."""
+    below 1), the mask, the motion when there is one and the gap when there is one. Arguments as in `paste_back`;
+    ``moved``: ``crop_in`` moved by ``motion`` as the caller has it (`reggan_plugin.lips.moved_in_picture`), instead
+    of moving it here; ``gap`` (SxS [0, 1], with a motion): where the paste shows crop_out alone, none of the moved
+    frame (`reggan_plugin.lips.split_at_lips`: the gap opened between the lips reads one row of the picture, whose
+    detail, drawn down the gap, would stand in it as streaks)."""
     crop_in = np.asarray(crop_in, dtype=np.float32)
     crop_out = np.asarray(crop_out, dtype=np.float32)
     mask_crop = np.asarray(mask_crop, dtype=np.float32)
@@ -190,6 +194,10 @@ def crop_planes(
     if colour_weight is not None:
         keep = np.asarray(colour_weight, np.float32)[..., None]
         delta = keep * delta + (1.0 - keep) * as_shading(delta, crop_in)
+    if gap is not None and motion is not None:
+        gap = np.asarray(gap, np.float32)
+        delta = delta + gap[..., None] * crop_in  # apply_planes takes as much of the moved frame away
+        layers.append(gap[..., None])
     return np.concatenate([delta, *layers], axis=2)
 
 
@@ -243,13 +251,14 @@ def mask_box(mask_crop: np.ndarray) -> tuple[int, int, int, int] | None:
 def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplace: bool = False,
                  grain: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The frame-space half of paste-back: `crop_planes`' planes warped into the frame, the frame moved by the
-    motion at its own resolution and the difference added under the mask. Returns ``(new_rgb, frame_mask)``
+    motion at its own resolution (none of it in the gap, where the planes have one) and the difference added under
+    the mask. Returns ``(new_rgb, frame_mask)``
     as `paste_back`. ``grain``: the frame's grain level under the mask's box (`grain.grain_level`) when the
     caller has measured it already."""
     frame = np.asarray(frame_rgb, dtype=np.float32)
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"frame must be HxWx3, got {frame.shape}")
-    has_motion = planes.shape[-1] == 6
+    has_motion = planes.shape[-1] >= 6
     # One warp for the delta, the mask and the motion together, over the frame region the mask's support
     # covers only (about half the crop's): they count only where the mask is > 0.
     box = mask_box(planes[..., 3])
@@ -290,6 +299,8 @@ def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplac
                 iy, ix = ys.astype(np.intp) - y0, xs.astype(np.intp) - x0
                 # the frame's own pixel plus how its structure moved: exactly the frame where nothing moves
                 base = sample_planes(smooth, xs - x0 + sx, ys - y0 + sy) - smooth[iy, ix].T + area[iy, ix].T
+        if planes.shape[-1] == 7:  # the gap (crop_planes): none of the moved frame there
+            base *= 1.0 - weight * warped[6][sel]
         for c in range(3):  # channel by channel: see align._bilinear
             base[c] += weight * warped[c][sel]
             region[..., c][sel] = np.clip(base[c], 0.0, 1.0)

@@ -6,11 +6,12 @@ px, so paste-back, which moves the frame by it at the frame's resolution, stretc
 between them about twofold: on a large face their edges come out as soft as the paint (an edited mouth's fine detail
 is the frame's own pixels moved: no paint at the crop's resolution holds it, benchmarks/mouth_detail.py). Here each
 column keeps the motion's own displacement of each lip but moves the lip whole: `BAND` either side of the line
-between the lips (the centre of darkness near the corners' line in the network's input crop, a parabola through the
-middle of the mouth and the corners) moves rigidly, and the stretch becomes a gap that reads the line's row and that
-the paint fills. Only where a column's motion opens (its band would be stretched): faded in over `FULL_GAP` of
-opening and from the corners to the middle, so a closed mouth and the corners move as the model says.
-`moved_in_picture` takes the paint's difference against the picture as the gap reads it, so the gap shows the paint.
+between the lips (in the network's input crop, the uppermost dark line near the corners' line: on photos the shadow
+under the lower lip can be as dark; a parabola through the middle of the mouth and the corners) moves rigidly, and
+the stretch becomes a gap between them that shows the paint alone: read from the picture, the line's one row drawn
+down the gap would stand in it as streaks. Only where a column's motion opens (its band would be stretched): faded
+in over `FULL_GAP` of opening and from the corners to the middle, so a closed mouth and the corners move as the
+model says. `moved_in_picture` takes the paint's difference against the picture as the split moves it.
 """
 from __future__ import annotations
 
@@ -25,18 +26,18 @@ SEARCH = 0.2  # the line looked for this far above and below the corners' line
 FULL_GAP = 0.08  # an opening this wide or wider moves the lips wholly; narrower, in part
 TAPER = 0.5  # of the mouth's width from each corner over which the lips' split fades in (to the middle)
 MARGIN = 3  # columns past each corner that the line is fitted over (crop px)
-DARKNESS = 4  # how strongly the line's rows are weighted toward the darkest
+DARK = 0.6  # a column's line: its uppermost local minimum at most this far from its darkest to its median
 EDGE = 0.15  # of the mouth's width at each corner where the line is not looked for (the corners fix its ends)
 CORNER_WEIGHT = 3.0  # each corner's weight in the line's fit, against a column's 1
 
 
 def lip_line(crop: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(columns, rows): the line between the lips of an SxSx3 crop across its mouth, crop px. ``corners``: the mouth
-    corners (2, 2) in crop px, where the crop's template puts them. Each column's centre of darkness within ``SEARCH``
-    of the corners' line (the columns smoothed by 3 px; each row weighted by how much darker than the window's
-    brightest it is, to the power ``DARKNESS``: a dark line, or the middle of lips parted on a sliver of teeth, not
-    whichever edge is a level darker in this frame), then a parabola through those of the mouth's middle, where the line
-    is plain, and through the corners, where it ends (nearer them the shadow under the lower lip can be as dark)."""
+    corners (2, 2) in crop px, where the crop's template puts them. In each column (the columns smoothed by 3 px),
+    within ``SEARCH`` of the corners' line, the uppermost dark local minimum (``DARK``; to a fraction of a pixel, by
+    a parabola through it and its neighbours): the line between the lips, not the shadow under the lower lip, which
+    on photos is as dark and lies below it; then a parabola through those of the mouth's middle, where the line is
+    plain, and through the corners, where it ends."""
     (xa, ya), (xb, yb) = np.asarray(corners, np.float64)
     width = xb - xa
     columns = np.arange(int(np.floor(xa)) - MARGIN, int(np.ceil(xb)) + MARGIN + 1)
@@ -47,8 +48,7 @@ def lip_line(crop: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndar
     grey = luma(crop[first : int(top.max()) + 2 * reach + 1])  # only the rows searched
     grey = (np.roll(grey, 1, axis=1) + grey + np.roll(grey, -1, axis=1)) / 3
     window = grey[top[:, None] - first + np.arange(2 * reach + 1), columns[:, None]]
-    weight = (window.max(axis=1, keepdims=True) - window) ** DARKNESS + 1e-12
-    rows = top + (weight * np.arange(2 * reach + 1)).sum(axis=1) / weight.sum(axis=1)
+    rows = top + _uppermost_dark(window)
     middle = np.abs(columns - (xa + xb) / 2) <= (0.5 - EDGE) * width
     xs = np.concatenate([columns[middle], [xa, xb]])
     ys = np.concatenate([rows[middle], [ya, yb]])
@@ -56,9 +56,25 @@ def lip_line(crop: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndar
     return columns, np.polyval(np.polyfit(xs, ys, 2, w=fit), columns)
 
 
-def _split_column(shift: np.ndarray, line: float, band: float) -> tuple[np.ndarray, float] | None:
-    """One column's vertical motion (output px -> source px offsets) with the lips moved whole and the gap opened
-    between them, reading the line's row; None where it does not open."""
+def _uppermost_dark(window: np.ndarray) -> np.ndarray:
+    """Each row of ``window`` (columns x rows searched): where its uppermost local minimum at most ``DARK`` of the way
+    from its darkest value to its median lies, to a fraction of a row (its darkest where there is none)."""
+    darkest = window.min(axis=1, keepdims=True)
+    inner = window[:, 1:-1]
+    dark = (inner <= window[:, :-2]) & (inner < window[:, 2:]) \
+        & (inner <= darkest + DARK * (np.median(window, axis=1, keepdims=True) - darkest))
+    at = np.where(dark.any(axis=1), np.argmax(dark, axis=1) + 1, np.argmin(window, axis=1))
+    inside = np.clip(at, 1, window.shape[1] - 2)
+    above, here, below = (np.take_along_axis(window, (inside + k)[:, None], axis=1)[:, 0] for k in (-1, 0, 1))
+    curve = above - 2 * here + below
+    offset = np.where((curve > 1e-9) & (at == inside), 0.5 * (above - below) / np.maximum(curve, 1e-9), 0.0)
+    return at + np.clip(offset, -0.5, 0.5)
+
+
+def _split_column(shift: np.ndarray, line: float, band: float) -> tuple[np.ndarray, np.ndarray, float] | None:
+    """(shift, gap rows, gap): one column's vertical motion (output px -> source px offsets) with the lips moved whole
+    and the gap opened between them, reading the line's row; how much each output row is that gap (its edge rows in
+    part); the gap's height. None where it does not open."""
     rows = np.arange(len(shift), dtype=np.float64)
     # where the motion folds (reads a row again further down, as an opening jaw's can) the first reading stands
     source = np.maximum.accumulate(rows + shift) + 1e-6 * rows
@@ -79,7 +95,8 @@ def _split_column(shift: np.ndarray, line: float, band: float) -> tuple[np.ndarr
     inside = (rows >= upper) & (rows <= lower)
     split = shift.copy()
     split[inside] = np.interp(rows[inside], ends, starts) - rows[inside]
-    return split, float(gap)
+    in_gap = np.clip(np.minimum(rows - (upper + band), lower - band - rows) + 0.5, 0.0, 1.0)
+    return split, in_gap, float(gap)
 
 
 def _smoothstep(t: float) -> float:
@@ -87,13 +104,15 @@ def _smoothstep(t: float) -> float:
     return t * t * (3.0 - 2.0 * t)
 
 
-def split_at_lips(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """The SxSx2 ``motion`` (crop px, x then y) with the lips moved whole where it opens the mouth of ``crop`` (the
-    network's SxSx3 input); ``corners``: where the crop's template puts the mouth corners (2, 2), crop px. A new
-    array; columns that do not open keep the motion as it was."""
+def split_at_lips(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(motion, gap): the SxSx2 ``motion`` (crop px, x then y) with the lips moved whole where it opens the mouth of
+    ``crop`` (the network's SxSx3 input), a new array in which columns that do not open keep the motion as it was;
+    and SxS, how much each crop pixel is the gap opened between the lips (as much as its column is split).
+    ``corners``: where the crop's template puts the mouth corners (2, 2), crop px."""
     (xa, _), (xb, _) = np.asarray(corners, np.float64)
     width = xb - xa
     out = np.array(motion, np.float32)
+    gap_map = np.zeros(out.shape[:2], np.float32)
     columns, lines = lip_line(crop, corners)
     band = BAND * width
     # a column opens where the motion reads the upper lip from further down than the lower lip (the exact gap in
@@ -105,18 +124,20 @@ def split_at_lips(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray) -> 
         split = _split_column(out[:, x, 1].astype(np.float64), float(line), band)
         if split is None:
             continue
-        shift, gap = split
+        shift, in_gap, gap = split
         weight = _smoothstep(gap / (FULL_GAP * width)) * _smoothstep(min(x - xa, xb - x) / (TAPER * width))
         out[:, x, 1] += weight * (shift - out[:, x, 1])
-    return out
+        gap_map[:, x] = weight * in_gap
+    return out, gap_map
 
 
 def moved_in_picture(crop: np.ndarray, motion: np.ndarray, split: np.ndarray, picture: np.ndarray, m: Matrix
                      ) -> np.ndarray:
     """The SxSx3 ``crop`` moved by the ``split`` motion as paste-back will move the picture, for the paint's
     difference: where the split changed ``motion``, each crop pixel the mean of the ``picture`` (``m``: picture px ->
-    crop px) over the pixel, moved (the gap reads one picture row, which the crop's own, averaged over several rows,
-    would misjudge by what lies beside the line), elsewhere the crop moved as the network moved it."""
+    crop px) over the pixel, moved (the split reads rows about the line that the crop's own, averaged over several
+    picture rows, would misjudge by what lies beside them: 0.07-0.14 dB of a surprised or disgusted mouth on large
+    faces), elsewhere the crop moved as the network moved it."""
     size = crop.shape[0]
     gy, gx = np.mgrid[0:size, 0:size].astype(np.float32)
     moved = sample(crop, gx + split[..., 0], gy + split[..., 1])
@@ -137,8 +158,8 @@ def moved_in_picture(crop: np.ndarray, motion: np.ndarray, split: np.ndarray, pi
 
 
 def lips_whole(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray, picture: np.ndarray, m: Matrix
-               ) -> tuple[np.ndarray, np.ndarray]:
-    """(the motion with the lips moved whole, the crop moved by it as the picture will be): `split_at_lips` and
-    `moved_in_picture`, what ``blend.crop_planes`` takes as ``motion`` and ``moved``."""
-    split = split_at_lips(crop, motion, corners)
-    return split, moved_in_picture(crop, motion, split, picture, m)
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(the motion with the lips moved whole, the crop moved by it as the picture will be, the gap between them):
+    `split_at_lips` and `moved_in_picture`, what ``blend.crop_planes`` takes as ``motion``, ``moved`` and ``gap``."""
+    split, gap = split_at_lips(crop, motion, corners)
+    return split, moved_in_picture(crop, motion, split, picture, m), gap

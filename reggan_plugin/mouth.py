@@ -161,11 +161,11 @@ class MouthPass:
         for m, ((rows, cols), original), crop_in, crop_out, amount in zip(kept, originals, mouths.crops, edited,
                                                                           mouths.strengths):
             local = shift_to_region(m, rows, cols)
-            motion, moved_crop = crop_out[..., 3:], None
+            motion, moved_crop, gap = crop_out[..., 3:], None, None
             if self.lip_corners is not None:
-                motion, moved_crop = lips_whole(crop_in, motion, self.lip_corners, original, local)
+                motion, moved_crop, gap = lips_whole(crop_in, motion, self.lip_corners, original, local)
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_match=False,
-                                 colour_weight=self.colour_weight, moved=moved_crop)
+                                 colour_weight=self.colour_weight, moved=moved_crop, gap=gap)
             moved, weight = paste(original, planes, local, inplace=True)
             ys, xs = np.flatnonzero(weight.any(axis=1)), np.flatnonzero(weight.any(axis=0))
             if not len(ys):

@@ -58,7 +58,8 @@ class RegionOps:
         """``reggan_plugin.blend.apply_planes`` in the graph: (pasted HxWx3 region, HxW mask). Only the part of
         the region under the mask, and as far around it as the motion reads, goes to the graph."""
         m = np.asarray(m, np.float64)
-        if matrix_scale(m) >= 2.0:  # the crop would be box-downsampled onto the region
+        if matrix_scale(m) >= 2.0 or planes.shape[-1] == 7:  # the crop would be box-downsampled onto the region;
+            # or a gap between the lips (blend.crop_planes), which the graph does not take
             return apply_planes(region, planes, m, inplace=inplace)
         new = region if inplace else region.copy()
         mask = np.zeros(region.shape[:2], np.float32)

@@ -206,12 +206,12 @@ class ExpressionRenderer:
         mask: np.ndarray | None = None
         for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
-            moved = None
+            moved = gap = None
             if motion is not None and self._lip_corners is not None and matrix_scale(m) <= SHARP_SCALE:
                 # where paste-back keeps the frame's pixel-scale detail, the lips keep theirs
-                motion, moved = lips_whole(crop_in, motion, self._lip_corners, rgb, m)
+                motion, moved, gap = lips_whole(crop_in, motion, self._lip_corners, rgb, m)
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_weight=self.colour_weight,
-                                 moved=moved)
+                                 moved=moved, gap=gap)
             rgb, face_mask = paste(rgb, planes, m, inplace=inplace)
             inplace = True  # from the second face on, rgb is this call's own array
             mask = face_mask if mask is None else np.maximum(mask, face_mask, out=mask)

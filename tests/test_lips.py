@@ -41,12 +41,17 @@ def test_the_line_between_the_lips_is_found_to_a_fraction_of_a_pixel() -> None:
     crop[88:90, 47:56] = 0.2
     _, shadowed = lip_line(crop, CORNERS)
     np.testing.assert_allclose(shadowed, curve[found_columns], atol=0.4)
+    # nor does one as dark as the line all along the lower lip, as on photos
+    crop = closed_mouth(curve)
+    crop[88:90, 45:84] -= 0.45
+    _, shadowed = lip_line(crop, CORNERS)
+    np.testing.assert_allclose(shadowed, curve[found_columns], atol=0.3)
 
 
 def test_an_opening_mouth_moves_each_lip_whole_and_leaves_a_gap_that_reads_the_line() -> None:
     motion = opening_motion()
     crop = closed_mouth()
-    out = split_at_lips(crop, motion, CORNERS)
+    out, gap_map = split_at_lips(crop, motion, CORNERS)
     source = np.arange(SIZE)[:, None] + out[..., 1]
     middle = 64
     columns, lines = lip_line(crop, CORNERS)
@@ -63,6 +68,9 @@ def test_an_opening_mouth_moves_each_lip_whole_and_leaves_a_gap_that_reads_the_l
         np.testing.assert_allclose(np.diff(column[lip]), 1.0, atol=1e-3)
     gap = np.abs(column - line) < 1e-3
     assert gap.sum() >= 4  # the stretch is left where the mouth opens, reading the dark line itself
+    # the gap map marks those rows, as much as the column is split: wholly in the middle, none outside the mouth
+    assert np.all(gap_map[gap, middle][1:-1] == 1.0) and np.all(gap_map[~gap, middle] < 1.0)
+    assert gap_map[:, : int(CORNERS[0, 0])].max() == 0 and gap_map[:, int(CORNERS[1, 0]) + 1 :].max() == 0
     # past the band the motion is the model's own
     np.testing.assert_array_equal(out[:60], motion[:60])
     np.testing.assert_array_equal(out[110:], motion[110:])
@@ -72,10 +80,10 @@ def test_an_opening_mouth_moves_each_lip_whole_and_leaves_a_gap_that_reads_the_l
 def test_a_closed_mouth_and_the_corners_move_as_the_model_says() -> None:
     crop = closed_mouth()
     still = np.zeros((SIZE, SIZE, 2), np.float32)
-    np.testing.assert_array_equal(split_at_lips(crop, still, CORNERS), still)
+    np.testing.assert_array_equal(split_at_lips(crop, still, CORNERS)[0], still)
     closing = -opening_motion()  # the lips pressed together: nothing to split
-    np.testing.assert_array_equal(split_at_lips(crop, closing, CORNERS), closing)
-    out = split_at_lips(crop, opening_motion(), CORNERS)
+    np.testing.assert_array_equal(split_at_lips(crop, closing, CORNERS)[0], closing)
+    out, _ = split_at_lips(crop, opening_motion(), CORNERS)
     changed = np.flatnonzero(np.abs(out - opening_motion()).max(axis=(0, 2)) > 0)
     assert changed.min() > CORNERS[0, 0] and changed.max() < CORNERS[1, 0]  # at the corners the split fades out
     middle = np.abs(out[:, 64, 1] - opening_motion()[:, 64, 1]).max()
@@ -133,9 +141,34 @@ def test_the_cli_and_the_evaluation_report_turn_it_off(tmp_path) -> None:
     assert "lip split" not in options_note(EvalConfig(data=tmp_path, out=tmp_path))
 
 
-def test_the_paint_is_taken_against_what_the_gap_reads_in_the_picture() -> None:
-    """The gap reads one row of the picture: a line a picture pixel thick that the crop, averaging four picture rows
-    a pixel, shows a quarter as dark. The difference the paint is pasted as must be taken against the picture's row."""
+def test_the_gap_shows_the_paint_alone() -> None:
+    """Whatever the picture's row the gap reads holds (teeth and the dark lines between them, at the picture's own
+    resolution), the paste shows the paint there; elsewhere the moved picture plus the paint's difference."""
+    from reggan_plugin.align import warp_to_crop
+    from reggan_plugin.blend import apply_planes, crop_planes
+
+    rng = np.random.default_rng(0)
+    picture = rng.uniform(0.2, 0.9, (256, 256, 3)).astype(np.float32)  # detail at the picture's every pixel
+    m = np.array([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]])  # picture px -> crop px
+    crop_in = warp_to_crop(picture, m, 64)
+    paint = np.full((64, 64, 3), 0.5, np.float32)
+    mask = np.zeros((64, 64), np.float32)
+    mask[8:56, 8:56] = 1.0
+    motion = np.zeros((64, 64, 2), np.float32)
+    gap = np.zeros((64, 64), np.float32)
+    gap[24:40, 24:40] = 1.0
+    planes = crop_planes(crop_in, paint, mask, motion=motion, colour_match=False, gap=gap)
+    assert planes.shape[-1] == 7
+    out, _ = apply_planes(picture, planes, m)
+    np.testing.assert_allclose(out[104:152, 104:152], 0.5, atol=1e-5)  # well inside the gap: the paint
+    without, _ = apply_planes(picture, planes[..., :6], m)
+    assert np.abs(without[104:152, 104:152] - 0.5).max() > 0.2  # without the gap plane: the picture's detail
+    np.testing.assert_array_equal(out[40:80, 40:80], without[40:80, 40:80])  # outside the gap: as before
+
+
+def test_the_paint_is_taken_against_what_the_split_reads_in_the_picture() -> None:
+    """Where the split reads the line: a line a picture pixel thick that the crop, averaging four picture rows a
+    pixel, shows a quarter as dark. The difference the paint is pasted as must be taken against the picture's row."""
     from reggan_plugin.lips import moved_in_picture
 
     picture = np.full((256, 256, 3), 0.8, np.float32)
