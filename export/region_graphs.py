@@ -8,11 +8,11 @@ steps to these graphs, which run wherever the network does (onnxruntime's CPU th
   grid (S x S x 2, px of the pooled region: where each crop pixel lies) -> the crop (S x S x 3). The region
   mean-pooled in k x k blocks from (x0, y0) (any k, from a cumulative sum), then sampled bilinearly,
   edge-replicated: ``reggan_plugin.align.warp_to_crop`` step for step.
-- ``region_paste.onnx``: the region, the crop-space planes (S x S x 6: colour-matched difference, mask,
-  motion x, y in crop px), the region px -> crop px map (2 x 3) and the inverse of its linear part (2 x 2) -> the
-  pasted region and its mask (``reggan_plugin.blend.apply_planes``: the frame moved by the motion at its own
-  resolution, a magnified face's pixel-scale detail kept, plus the mask times the difference; pixels the mask does
-  not reach are returned unchanged).
+- ``region_paste.onnx``: the region, the crop-space planes (S x S x 7: colour-matched difference, mask,
+  motion x, y in crop px, the gap between the lips), the region px -> crop px map (2 x 3) and the inverse of its
+  linear part (2 x 2) -> the pasted region and its mask (``reggan_plugin.blend.apply_planes``: the frame moved by
+  the motion at its own resolution, a magnified face's pixel-scale detail kept, none of it in the gap, plus the mask
+  times the difference; pixels the mask does not reach are returned unchanged).
 
 They hold no weights and do not depend on the model; `export region-graphs` writes them into the package
 (``reggan_plugin/models``), and a test checks the shipped files against a fresh export.
@@ -99,7 +99,7 @@ class PasteGraph(torch.nn.Module):
         grid = _normalised(sx, sy, size_x, size_y)[None]
         scale = (matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0]).abs().sqrt()
         moved = torch.where(scale <= SHARP_SCALE, _sample_sharp(frame, grid), _sample(frame, grid, "bilinear"))
-        pasted = (moved + weight * warped[:3]).clamp(0, 1)
+        pasted = (moved * (1 - weight * warped[6]) + weight * warped[:3]).clamp(0, 1)
         out = torch.where(weight > 0, pasted, frame[0])
         return out.permute(1, 2, 0), weight
 
@@ -128,7 +128,7 @@ def export_region_graphs(out_dir: str | Path) -> tuple[Path, Path]:
     align = _export(AlignGraph(), (region, grid, torch.tensor([2, 1, 3])), (ALIGN_INPUTS, ALIGN_OUTPUTS),
                     {"region": {0: "height", 1: "width"}, "grid": {0: "size", 1: "size"},
                      "crop": {0: "size", 1: "size"}}, out_dir / ALIGN_FILE)
-    planes = torch.rand(16, 16, 6, generator=gen)
+    planes = torch.rand(16, 16, 7, generator=gen)
     matrix = torch.tensor([[0.4, 0.0, -2.0], [0.0, 0.4, -1.0]])
     inverse = torch.linalg.inv(matrix[:, :2])
     paste = _export(PasteGraph(), (region, planes, matrix, inverse), (PASTE_INPUTS, PASTE_OUTPUTS),

@@ -58,8 +58,7 @@ class RegionOps:
         """``reggan_plugin.blend.apply_planes`` in the graph: (pasted HxWx3 region, HxW mask). Only the part of
         the region under the mask, and as far around it as the motion reads, goes to the graph."""
         m = np.asarray(m, np.float64)
-        if matrix_scale(m) >= 2.0 or planes.shape[-1] == 7:  # the crop would be box-downsampled onto the region;
-            # or a gap between the lips (blend.crop_planes), which the graph does not take
+        if matrix_scale(m) >= 2.0:  # the crop would be box-downsampled onto the region
             return apply_planes(region, planes, m, inplace=inplace)
         new = region if inplace else region.copy()
         mask = np.zeros(region.shape[:2], np.float32)
@@ -71,11 +70,11 @@ class RegionOps:
         grain = grain_level(region[ys, xs])
         if grain >= NOISE_FLOOR:  # grain stays while the structure moves: numpy
             return apply_planes(region, planes, m, inplace=inplace, grain=grain)
-        if planes.shape[-1] == 4:  # no motion: nothing moves
-            planes = np.concatenate([planes, np.zeros((*planes.shape[:2], 2), np.float32)], axis=2)
+        if planes.shape[-1] < 7:  # no motion (nothing moves), no gap between the lips: zeros
+            planes = np.concatenate([planes, np.zeros((*planes.shape[:2], 7 - planes.shape[-1]), np.float32)], axis=2)
         # the frame px the motion reads beyond the mask: its largest crop px through the inverse, bilinear's 1 and
         # the binomial blur's 1 (``align.sample_planes_sharp``)
-        reach = 3 + int(np.ceil(np.abs(planes[..., 4:]).max() * np.abs(inverse).sum(axis=1).max()))
+        reach = 3 + int(np.ceil(np.abs(planes[..., 4:6]).max() * np.abs(inverse).sum(axis=1).max()))
         y0, x0 = max(ys.start - reach, 0), max(xs.start - reach, 0)
         part = (slice(y0, ys.stop + reach), slice(x0, xs.stop + reach))
         local = m.copy()

@@ -40,13 +40,21 @@ def _matrix(scale: float, angle: float = 0.2, shift: tuple[float, float] = (-20.
     return np.array([[c, -s, shift[0]], [s, c, shift[1]]])
 
 
-def _planes(seed: int = 1, motion: bool = True) -> np.ndarray:
+def _planes(seed: int = 1, motion: bool = True, gap: bool = False) -> np.ndarray:
+    """Planes as `crop_planes` makes them; ``gap``: with a gap between the lips (reggan_plugin.lips), its edges in
+    part, where the difference gives back what the paste takes of the moved frame."""
     rng = np.random.default_rng(seed)
     delta = rng.normal(0, 0.05, (SIZE, SIZE, 3))
     layers = [delta, feather_mask(SIZE)[..., None]]
     if motion:
         y, x = np.mgrid[0:SIZE, 0:SIZE] / SIZE
         layers.append(np.stack([2 * np.sin(3 * y), -1.5 * np.cos(2 * x)], -1))
+    if gap:
+        opening = np.zeros((SIZE, SIZE, 1))
+        opening[36:44, 20:44] = 1.0
+        opening[[35, 44], 20:44] = 0.5
+        layers[0] = delta + 0.5 * opening
+        layers.append(opening)
     return np.concatenate(layers, -1).astype(np.float32)
 
 
@@ -58,11 +66,13 @@ def test_align_graph_is_warp_to_crop(ops, scale):
     assert np.abs(ops.align(region, m, SIZE) - warp_to_crop(region, m, SIZE)).max() < 1e-4
 
 
-@pytest.mark.parametrize("scale, motion", [(0.9, True), (0.5, True), (0.3, True), (0.3, False)])
-def test_paste_graph_is_apply_planes(ops, scale, motion):
+@pytest.mark.parametrize("scale, motion, gap", [(0.9, True, False), (0.5, True, False), (0.3, True, False),
+                                                (0.3, False, False), (0.5, True, True)])
+def test_paste_graph_is_apply_planes(ops, scale, motion, gap):
     region = _picture(300, 280)
     m = _matrix(scale)
-    planes = _planes(motion=motion)
+    planes = _planes(motion=motion, gap=gap)
+    assert planes.shape[-1] == (7 if gap else 6 if motion else 4)
     want, want_mask = apply_planes(region, planes, m)
     got, got_mask = ops.paste(region, planes, m)
     inside = want_mask > 0
@@ -72,18 +82,36 @@ def test_paste_graph_is_apply_planes(ops, scale, motion):
     assert np.array_equal(got[~inside], region[~inside]), "pixels the mask does not reach must come back bit for bit"
 
 
-def test_paste_graph_moves_a_magnified_face_with_its_detail_as_numpy_does(ops):
-    """A face magnified past ``blend.SHARP_SCALE`` keeps its pixel-scale detail in the graph as in numpy. Where the
-    mask is 1 both move the frame by the same (constant) motion; elsewhere a close-up's planes are sampled apart."""
+@pytest.mark.parametrize("gap", [False, True])
+def test_paste_graph_moves_a_magnified_face_with_its_detail_as_numpy_does(ops, gap):
+    """A face magnified past ``blend.SHARP_SCALE`` keeps its pixel-scale detail in the graph as in numpy, and where
+    the lips' gap opens (the only faces it opens on) shows the paint alone there. Where the mask is 1 both move the
+    frame by the same (constant) motion; elsewhere a close-up's planes are sampled apart."""
     rng = np.random.default_rng(2)
     region = np.clip(_picture(400, 400) + rng.uniform(-0.03, 0.03, (400, 400, 1)), 0, 1).astype(np.float32)
     m = _matrix(0.2, angle=0.0, shift=(-8.0, -8.0))
     assert align.matrix_scale(m) <= SHARP_SCALE
     planes = np.concatenate([np.zeros((SIZE, SIZE, 3)), feather_mask(SIZE)[..., None],
                              np.broadcast_to([1.37, -0.71], (SIZE, SIZE, 2))], -1).astype(np.float32)
+    if gap:
+        opening = np.zeros((SIZE, SIZE, 1), np.float32)
+        opening[36:44, 20:44] = 1.0
+        planes = np.concatenate([planes[..., :3] + 0.5 * opening, planes[..., 3:], opening], -1)
     want, want_mask = apply_planes(region, planes, m)
     got, got_mask = ops.paste(region, planes, m)
     full = (want_mask == 1) & (got_mask == 1)
+    if gap:  # numpy fills a magnified crop's planes in linearly between two samples a crop pixel (align.
+        # warp_planes_from_crop), the graph samples each pixel: they differ along the gap's edge, its one step
+        roi, warped = align.warp_planes_from_crop(planes[..., 6], m, region.shape)
+        edge = np.zeros_like(full)
+        edge[roi] = (warped[0] > 0) & (warped[0] < 1)
+        for _ in range(3):  # and the pixels beside it, where the two put the step's ends
+            edge[1:] |= edge[:-1]
+            edge[:-1] |= edge[1:]
+            edge[:, 1:] |= edge[:, :-1]
+            edge[:, :-1] |= edge[:, 1:]
+        full &= ~edge
+        np.testing.assert_allclose(got[230:250, 160:250], 0.5, atol=1e-5)  # crop rows 38-42: the paint alone
     assert full.sum() > 20000
     assert np.abs(got - want)[full].max() < 1e-4
     bilinear = align.sample(region, *np.meshgrid(np.arange(400) + 1.37 / 0.2, np.arange(400) - 0.71 / 0.2))
