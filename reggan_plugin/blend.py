@@ -252,9 +252,8 @@ def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplac
                  grain: float | None = None) -> tuple[np.ndarray, np.ndarray]:
     """The frame-space half of paste-back: `crop_planes`' planes warped into the frame, the frame moved by the
     motion at its own resolution (none of it in the gap, where the planes have one) and the difference added under
-    the mask. Returns ``(new_rgb, frame_mask)``
-    as `paste_back`. ``grain``: the frame's grain level under the mask's box (`grain.grain_level`) when the
-    caller has measured it already."""
+    the mask. Returns ``(new_rgb, frame_mask)`` as `paste_back`. ``grain``: the frame's grain level under the mask's
+    box (`grain.grain_level`) when the caller has measured it already."""
     frame = np.asarray(frame_rgb, dtype=np.float32)
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"frame must be HxWx3, got {frame.shape}")

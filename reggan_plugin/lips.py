@@ -158,8 +158,9 @@ def moved_in_picture(crop: np.ndarray, motion: np.ndarray, split: np.ndarray, pi
 
 
 def lips_whole(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray, picture: np.ndarray, m: Matrix
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(the motion with the lips moved whole, the crop moved by it as the picture will be, the gap between them):
-    `split_at_lips` and `moved_in_picture`, what ``blend.crop_planes`` takes as ``motion``, ``moved`` and ``gap``."""
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """(the motion with the lips moved whole, the crop moved by it as the picture will be, the gap between them or
+    None where the mouth does not open): `split_at_lips` and `moved_in_picture`, what ``blend.crop_planes`` takes as
+    ``motion``, ``moved`` and ``gap``."""
     split, gap = split_at_lips(crop, motion, corners)
-    return split, moved_in_picture(crop, motion, split, picture, m), gap
+    return split, moved_in_picture(crop, motion, split, picture, m), gap if gap.any() else None
