@@ -23,8 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.mouth_detail import FRAME, portrait_frame, portraits
-from reggan_plugin.align import apply_affine, units_to_crop_px, warp_to_crop
+from benchmarks.mouth_detail import portrait_frame, portrait_offset, portraits
+from reggan_plugin.align import apply_affine, warp_to_crop
 from reggan_plugin.lips import lip_line
 from training.data.split import identity_unit
 
@@ -47,9 +47,8 @@ def face_line(portrait: Path) -> np.ndarray | None:
 def in_frame(points: np.ndarray, size: tuple[int, int], side: int) -> np.ndarray:
     """Portrait px -> the frame px of ``portrait_frame(portrait, side)`` (the portrait scaled to side x side,
     centred, cropped to the frame's height); pixel centres at integer coordinates in both."""
-    width, height = FRAME
     scale = np.array([side / size[0], side / size[1]])
-    return (points + 0.5) * scale - 0.5 + np.array([(width - side) // 2, -((side - height) // 2)])
+    return (points + 0.5) * scale - 0.5 + np.array(portrait_offset(side))
 
 
 def line_offsets(found_columns: np.ndarray, found_rows: np.ndarray, truth: np.ndarray) -> np.ndarray:
@@ -64,8 +63,6 @@ def measure(folder: Path, side: int, renderer, detector) -> list[tuple[str, floa
     """(name, mean offset, largest distance) of each portrait of ``folder`` with landmarks and a face found."""
     from PIL import Image
 
-    template = renderer.artifact.crop_template
-    corners = units_to_crop_px(template[3:5], renderer.size)
     out = []
     for portrait in portraits(folder):
         truth = face_line(portrait)
@@ -79,7 +76,7 @@ def measure(folder: Path, side: int, renderer, detector) -> list[tuple[str, floa
             size = image.size
         m = renderer.crop_matrix(faces[0], frame.shape)
         crop = warp_to_crop(frame.astype(np.float32) / 255, m, renderer.size)
-        columns, rows = lip_line(crop, corners)
+        columns, rows = lip_line(crop, renderer.lip_corners)
         offsets = line_offsets(columns, rows, apply_affine(m, in_frame(truth, size, side)))
         name = portrait.parent.name if portrait.name == "neutral.png" else portrait.stem
         out.append((name, float(offsets.mean()), float(np.abs(offsets).max())))

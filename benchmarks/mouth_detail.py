@@ -42,17 +42,23 @@ def laplacian_variance(grey: np.ndarray) -> float:
     return float(lap.var())
 
 
+def portrait_offset(side: int) -> tuple[int, int]:
+    """(x, y) frame px of the top-left corner of a portrait scaled to `side` x `side` in `portrait_frame`."""
+    width, height = FRAME
+    return (width - side) // 2, -((side - height) // 2)
+
+
 def portrait_frame(photo: Path, side: int) -> np.ndarray:
     """The photo scaled to `side` x `side` and centred in a grey 1080p frame (cropped to its height)."""
     with Image.open(photo) as src:
         big = np.asarray(src.convert("RGB").resize((side, side), Image.Resampling.LANCZOS))
     width, height = FRAME
     frame = np.full((height, width, 3), 90, np.uint8)
-    top, left = (side - height) // 2, (width - side) // 2
-    if top >= 0:
-        frame[:, left : left + side] = big[top : top + height]
+    left, y = portrait_offset(side)
+    if y <= 0:
+        frame[:, left : left + side] = big[-y : -y + height]
     else:  # a portrait shorter than the frame: in its middle
-        frame[-top : -top + side, left : left + side] = big
+        frame[y : y + side, left : left + side] = big
     return frame
 
 

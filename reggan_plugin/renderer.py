@@ -126,7 +126,7 @@ class ExpressionRenderer:
         template = self.artifact.crop_template
         self._template_px = None if template is None else units_to_crop_px(template, self.size)
         # where the motion opens a large face's mouth the lips move whole (reggan_plugin.lips)
-        self._lip_corners = (units_to_crop_px((CANONICAL_5PT if template is None else template)[3:5], self.size)
+        self.lip_corners = (units_to_crop_px((CANONICAL_5PT if template is None else template)[3:5], self.size)
                              if inference.lip_split else None)
         self.mask = feather_mask(self.size)
         self.colour_weight = paint_colour_weight(self.size, template) if inference.skin_paint == "shading" else None
@@ -207,9 +207,9 @@ class ExpressionRenderer:
         for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
             moved = gap = None
-            if motion is not None and self._lip_corners is not None and matrix_scale(m) <= SHARP_SCALE:
+            if motion is not None and self.lip_corners is not None and matrix_scale(m) <= SHARP_SCALE:
                 # where paste-back keeps the frame's pixel-scale detail, the lips keep theirs
-                motion, moved, gap = lips_whole(crop_in, motion, self._lip_corners, rgb, m)
+                motion, moved, gap = lips_whole(crop_in, motion, self.lip_corners, rgb, m)
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_weight=self.colour_weight,
                                  moved=moved, gap=gap)
             rgb, face_mask = paste(rgb, planes, m, inplace=inplace)
