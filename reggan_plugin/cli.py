@@ -173,8 +173,8 @@ def inference_options(func):
                           "with the mouth model at twice the face crop's scale (the bundled one's expressions)."),
         click.option("--lip-split/--no-lip-split", default=field_default(InferenceConfig, "lip_split"), show_default=True,
                      help="On faces from about 280 px, move each lip whole where the expression opens the mouth (its "
-                          "stretch left to the gap between them, which the paint fills), so the lips keep their "
-                          "sharp edges."),
+                          "stretch left to the gap between them), so the lips keep their sharp edges, and from about "
+                          "285 px show a rendered mouth's teeth and inside in the gap."),
         click.option("--mouth-model", type=click.Path(path_type=Path), default=None,
                      help="Mouth model file (ONNX, `train --config mouth`). [default: the bundled one, with the "
                           "bundled face model]"),

@@ -153,10 +153,12 @@ class MouthPass:
         return out
 
     def paste(self, rgb: np.ndarray, mouths: MouthCrops, originals: list[tuple[tuple[slice, slice], np.ndarray]],
-              edited: np.ndarray, paste: Paste) -> np.ndarray:
+              edited: np.ndarray, paste: Paste) -> tuple[np.ndarray, list[np.ndarray | None]]:
         """Each mouth's edit, pasted into its copy of the picture as it was, laid over ``rgb`` (the faces pasted,
-        written in place) under the mouth's mask. Returns the frame mask of the mouths."""
+        written in place) under the mouth's mask. Returns the frame mask of the mouths and, for each mouth that runs,
+        the gap opened between its lips (mouth crop, `lips.lips_whole`; None where it stays closed)."""
         mask = np.zeros(rgb.shape[:2], np.float32)
+        gaps: list[np.ndarray | None] = []
         kept = [m for m in mouths.matrices if m is not None]
         for m, ((rows, cols), original), crop_in, crop_out, amount in zip(kept, originals, mouths.crops, edited,
                                                                           mouths.strengths):
@@ -164,6 +166,7 @@ class MouthPass:
             motion, moved_crop, gap = crop_out[..., 3:], None, None
             if self.lip_corners is not None:
                 motion, moved_crop, gap = lips_whole(crop_in, motion, self.lip_corners, original, local)
+            gaps.append(gap)
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_match=False,
                                  colour_weight=self.colour_weight, moved=moved_crop, gap=gap)
             moved, weight = paste(original, planes, local, inplace=True)
@@ -175,4 +178,4 @@ class MouthPass:
             target = rgb[rows, cols][inside]
             target += w[..., None] * (moved[inside] - target)
             np.maximum(mask[rows, cols][inside], w, out=mask[rows, cols][inside])
-        return mask
+        return mask, gaps

@@ -1,5 +1,6 @@
 """One picture's faces with another expression: align -> batched inference -> paste back (on large faces the
-lips moved whole where the mouth opens, reggan_plugin.lips, and the mouth again, finer: reggan_plugin.mouth).
+lips moved whole where the mouth opens, reggan_plugin.lips, the mouth again, finer: reggan_plugin.mouth, and the
+opening's inside at the frame's pixels: reggan_plugin.interior).
 
 `ExpressionRenderer` owns the model session; the add-on, studio scripts and `render_sequence` (which
 runs it over a directory of frames) use it. Arrays follow reggan_plugin.imageio's conventions.
@@ -34,6 +35,7 @@ from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
 from .grain import GRAIN_REACH, degrained
 from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
+from .interior import MouthInterior, Opening, amount_for, draw
 from .lips import lips_whole
 from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .preview_graph import stage_network
@@ -84,10 +86,12 @@ def face_region(matrices: Sequence[Matrix], size: int, shape: Sequence[int]) -> 
 
 
 class EditedCrops(NamedTuple):
-    """One picture's edited crops: the faces' ([n,S,S,3 or 5], as `ExpressionRenderer.forward`) and the mouths'."""
+    """One picture's edited crops: the faces' ([n,S,S,3 or 5], as `ExpressionRenderer.forward`) and the mouths', and
+    the mouth interior the edit draws into the gaps its lips open (`reggan_plugin.interior`)."""
 
     faces: np.ndarray
     mouths: np.ndarray | None = None
+    interior: np.ndarray | None = None
 
 
 def edit_crops(backend: Backend, weights: np.ndarray, crops: np.ndarray, intensity: float, batch: int,
@@ -132,6 +136,7 @@ class ExpressionRenderer:
         self.colour_weight = paint_colour_weight(self.size, template) if inference.skin_paint == "shading" else None
         self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
         self.mouth = MouthPass.for_inference(inference, self.artifact, self.colour_weight)
+        self.interior = MouthInterior.load() if inference.lip_split else None  # drawn into the gaps the lips open
 
     # -- prepare: faces -> aligned crops --------------------------------------------------------
     def crop_matrix(self, face: Face, frame_shape: Sequence[int]) -> Matrix:
@@ -184,32 +189,37 @@ class ExpressionRenderer:
                                    or [np.zeros((0, size, size, 3), np.float32)])
             mouths = edit_crops(self.mouth.backend, self.mouth.artifact.expression_weights(edit.expression), crops,
                                 edit.intensity, self.inference.batch, self.mouth.outputs)
+        interior = None if self.interior is None else self.interior.strip_for(edit.expression)
         out, face_at, mouth_at = [], 0, 0
         for p in prepared:
             n_mouths = 0 if p.mouths is None else len(p.mouths.crops)
             out.append(EditedCrops(faces[face_at : face_at + len(p.crops)],
-                                   None if mouths is None else mouths[mouth_at : mouth_at + n_mouths]))
+                                   None if mouths is None else mouths[mouth_at : mouth_at + n_mouths], interior))
             face_at, mouth_at = face_at + len(p.crops), mouth_at + n_mouths
         return out
 
     # -- paste back ------------------------------------------------------------------------------
     def paste(self, rgb: np.ndarray, matrices: Sequence[Matrix], crops_in: np.ndarray, crops_out: np.ndarray,
               *, inplace: bool = False, mouths: MouthCrops | None = None, mouths_out: np.ndarray | None = None,
-              ) -> tuple[np.ndarray, np.ndarray]:
+              interior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``), then the mouths'
-        edits where there are any (`reggan_plugin.mouth`): (new rgb, mask)."""
+        edits where there are any (`reggan_plugin.mouth`), then ``interior`` drawn into the gaps the lips open
+        (`reggan_plugin.interior`): (new rgb, mask)."""
         paste = self.region_ops.paste if self.region_ops is not None else apply_planes
         # the mouths to paste, with the picture around them as it was before the faces are pasted
         job = None
         if self.mouth is not None and mouths is not None and mouths_out is not None and len(mouths_out):
             job = (self.mouth, mouths, mouths_out, self.mouth.originals(rgb, mouths))
         mask: np.ndarray | None = None
+        openings: list[Opening | None] = []
         for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
             moved = gap = None
             if motion is not None and self.lip_corners is not None and matrix_scale(m) <= SHARP_SCALE:
                 # where paste-back keeps the frame's pixel-scale detail, the lips keep theirs
                 motion, moved, gap = lips_whole(crop_in, motion, self.lip_corners, rgb, m)
+            openings.append(None if gap is None or self.lip_corners is None
+                            else Opening(m, gap, self.lip_corners, amount_for(m)))
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_weight=self.colour_weight,
                                  moved=moved, gap=gap)
             rgb, face_mask = paste(rgb, planes, m, inplace=inplace)
@@ -219,7 +229,20 @@ class ExpressionRenderer:
             return rgb, np.zeros(rgb.shape[:2], np.float32)
         if job is not None:
             mouth, crops, edits, originals = job
-            np.maximum(mask, mouth.paste(rgb, crops, originals, edits, paste), out=mask)
+            mouth_mask, gaps = mouth.paste(rgb, crops, originals, edits, paste)
+            np.maximum(mask, mouth_mask, out=mask)
+            # where the mouth pass ran, its lips are the ones pasted last
+            ran = iter(gaps)
+            for i, (m, mouth_m) in enumerate(zip(matrices, crops.matrices)):
+                if mouth_m is None:
+                    continue
+                gap = next(ran)
+                if gap is not None and mouth.lip_corners is not None:
+                    openings[i] = Opening(mouth_m, gap, mouth.lip_corners, amount_for(m))
+        if interior is not None:
+            for opening in openings:
+                if opening is not None:
+                    draw(rgb, opening, interior)
         return rgb, mask
 
     # -- whole pictures --------------------------------------------------------------------------
@@ -261,7 +284,7 @@ class ExpressionRenderer:
         owned = prepared.rgb is None  # made again just now: pasted into in place
         return self.compose(prepared, *self.paste(prepared.region_rgb(), prepared.matrices, prepared.crops,
                                                   edited.faces, inplace=owned, mouths=prepared.mouths,
-                                                  mouths_out=edited.mouths))
+                                                  mouths_out=edited.mouths, interior=edited.interior))
 
     @staticmethod
     def compose(prepared: PreparedImage, new_rgb: np.ndarray, mask: np.ndarray) -> ImageData:

@@ -1,0 +1,118 @@
+"""An opened mouth's inside at the frame's own pixels: teeth, gums and tongue from a rendered mouth.
+
+Where the lips move whole (`reggan_plugin.lips`) the gap opened between them shows the paint alone: the model's crop
+magnified six to eight times on a large face, a soft dark band where the expression shows teeth, gums and the tongue
+with sharp edges, which no paint at the crop's resolution holds (benchmarks/mouth_detail.py). The package ships,
+for each expression that opens the mouth, the inside of one rendered mouth (``models/mouth_interior.npz``, made by
+``training/interior.py`` from renders of training identities): the picture between the inner lip contours, unrolled
+into a strip from corner to corner and from the upper lip to the lower. Each gap column draws the strip's column at
+its place between the corners, stretched from the gap's top to its bottom, each channel scaled so that its mean over
+the gap is the paint's (the paint decides how the inside is lit, the strip its edges), under the gap's own weight
+(`lips.split_at_lips`: faded in with the opening and from the corners). Only on faces whose crop the paste
+magnifies four times or more (a face box from about 285 px, as the mouth pass), fully from eight: on smaller faces the
+paint is near the frame's scale.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .align import Matrix, invert_affine, matrix_scale, sample
+from .artifact import parse_expression
+from .errors import ModelError
+
+STRIPS_FILE = Path(__file__).with_name("models") / "mouth_interior.npz"
+FADE_SCALES = (0.25, 0.125)  # crop px per frame px: no interior at the first and above, all of it at the second
+MIN_WEIGHT = 1e-3  # gap weights below this are no gap (the strip is not drawn)
+
+
+@dataclass(frozen=True)
+class Opening:
+    """The gap opened between one face's lips, as a paste left it: ``gap`` SxS [0, 1] in the crop of ``m`` (region px
+    -> crop px), ``corners`` the mouth corners in that crop (2, 2), ``amount`` how much of the strip to draw."""
+
+    m: Matrix
+    gap: np.ndarray
+    corners: np.ndarray
+    amount: float
+
+
+def amount_for(m: Matrix) -> float:
+    """How much of the inside a face aligned by ``m`` gets (`FADE_SCALES`)."""
+    start, full = FADE_SCALES
+    return float(np.clip((start - matrix_scale(m)) / (start - full), 0.0, 1.0))
+
+
+class MouthInterior:
+    """The shipped strips, one per expression that opens the mouth."""
+
+    def __init__(self, strips: Mapping[str, np.ndarray]) -> None:
+        self.strips = {name: np.asarray(strip, np.float32) for name, strip in strips.items()}
+
+    @classmethod
+    def load(cls, path: Path = STRIPS_FILE) -> MouthInterior:
+        try:
+            with np.load(path) as data:
+                strips = {name: data[name].astype(np.float32) / 255 for name in data.files}
+        except (OSError, ValueError) as exc:
+            raise ModelError(path, f"cannot read the mouth interiors: {exc}") from None
+        bad = [name for name, s in strips.items() if s.ndim != 3 or s.shape[2] != 3 or min(s.shape[:2]) < 2]
+        if not strips or bad:
+            raise ModelError(path, f"mouth interiors must be HxWx3 strips, one per expression (bad: {bad or 'none'})")
+        return cls(strips)
+
+    def strip_for(self, expression: str | Mapping[str, float]) -> np.ndarray | None:
+        """The strip of the edit's expression, for a mix the one weighted most among those with a strip; None where
+        no expression of the edit opens the mouth."""
+        mix = parse_expression(expression) if isinstance(expression, str) else dict(expression)
+        known = [(weight, name) for name, weight in mix.items() if weight > 0 and name in self.strips]
+        return self.strips[max(known)[1]] if known else None
+
+
+def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(columns, top, bottom): the crop columns with a gap and its first and last rows there (pixel edges, crop px)."""
+    peak = gap.max(axis=0)
+    columns = np.flatnonzero(peak > MIN_WEIGHT)
+    inside = gap[:, columns] >= 0.5 * peak[columns]
+    first = np.argmax(inside, axis=0)
+    last = gap.shape[0] - 1 - np.argmax(inside[::-1], axis=0)
+    return columns, first - 0.5, last + 0.5
+
+
+def draw(region: np.ndarray, opening: Opening, strip: np.ndarray) -> None:
+    """Draw ``strip`` into the gap of ``opening`` in the HxWx3 float32 ``region`` (in place)."""
+    gap, m = opening.gap, np.asarray(opening.m, np.float64)
+    columns, top, bottom = gap_rows(gap)
+    if not len(columns) or opening.amount <= 0:
+        return
+    rows = np.flatnonzero(gap.max(axis=1) > MIN_WEIGHT)
+    inverse = invert_affine(m)
+    box = np.array([[columns[0] - 1, rows[0] - 1], [columns[-1] + 1, rows[0] - 1],
+                    [columns[0] - 1, rows[-1] + 1], [columns[-1] + 1, rows[-1] + 1]], np.float64)
+    frame = box @ inverse[:, :2].T + inverse[:, 2]
+    x0, y0 = np.maximum(np.floor(frame.min(axis=0)).astype(int), 0)
+    x1, y1 = np.minimum(np.ceil(frame.max(axis=0)).astype(int) + 1, (region.shape[1], region.shape[0]))
+    if x1 <= x0 or y1 <= y0:
+        return
+    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
+    xc = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
+    yc = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    weight = sample(gap[..., None], xc.astype(np.float32), yc.astype(np.float32))[..., 0] * opening.amount
+    total = float(weight.sum())
+    if total < 1.0:
+        return
+    (xa, _), (xb, _) = np.asarray(opening.corners, np.float64)
+    t, b = np.interp(xc, columns, top), np.interp(xc, columns, bottom)
+    u = (xc - xa) / (xb - xa)
+    v = (yc - t) / np.maximum(b - t, 1e-3)
+    height, width = strip.shape[:2]
+    inside = sample(strip, (u * width - 0.5).astype(np.float32), (v * height - 0.5).astype(np.float32))
+    part = region[y0:y1, x0:x1]
+    w = weight[..., None].astype(np.float32)
+    # lit as the paint: each channel scaled so that its mean over the gap is the paint's (a dark opening keeps white
+    # teeth grey and its inside red, as a shadow would)
+    gain = (part * w).sum(axis=(0, 1)) / np.maximum((inside * w).sum(axis=(0, 1)), 1e-6)
+    part += w * (inside * gain - part)

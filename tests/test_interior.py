@@ -1,0 +1,160 @@
+"""An opened mouth's inside drawn from a rendered strip (reggan_plugin.interior, training/interior.py)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reggan_plugin.errors import ModelError
+from reggan_plugin.interior import STRIPS_FILE, MouthInterior, Opening, amount_for, draw, gap_rows
+from training.interior import OPENING, medoid, unrolled
+
+SIZE = 64
+CORNERS = np.array([[20.0, 40.0], [44.0, 40.0]])
+
+
+def gap_between(top: float, bottom: float, weight: float = 1.0) -> np.ndarray:
+    """A crop's gap map open from row ``top`` to ``bottom`` (pixel edges) between the corners."""
+    gap = np.zeros((SIZE, SIZE), np.float32)
+    rows = np.arange(SIZE)[:, None] + 0.5
+    inside = np.clip(np.minimum(rows - top, bottom - rows) + 0.5, 0.0, 1.0)
+    gap[:, 22:43] = weight * inside
+    return gap
+
+
+def striped_strip() -> np.ndarray:
+    """A strip white above its middle row and black below: where the gap draws its upper and lower halves."""
+    strip = np.zeros((32, 128, 3), np.float32)
+    strip[:16] = 1.0
+    return strip
+
+
+def test_a_gaps_rows_are_read_per_column() -> None:
+    columns, top, bottom = gap_rows(gap_between(36.0, 46.0))
+    assert columns[0] == 22 and columns[-1] == 42
+    np.testing.assert_allclose(top, 35.5)  # rows 36 to 45: their outer edges
+    np.testing.assert_allclose(bottom, 45.5)
+
+
+def test_the_strip_is_drawn_into_the_gap_alone_lit_as_the_paint() -> None:
+    region = np.full((SIZE, SIZE, 3), 0.3, np.float32)
+    region[30:50, 15:50] = (0.2, 0.1, 0.1)  # the paint's dark opening
+    before = region.copy()
+    m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # region px = crop px
+    draw(region, Opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), striped_strip())
+    changed = np.any(region != before, axis=-1)
+    rows, cols = np.nonzero(changed)
+    assert rows.min() >= 35 and rows.max() <= 47 and cols.min() >= 21 and cols.max() <= 43
+    # the strip's white upper half and black lower half, lit to the paint's mean colour
+    upper, lower = region[37:40, 26:40].mean(axis=(0, 1)), region[42:45, 26:40].mean(axis=(0, 1))
+    np.testing.assert_allclose(upper, (0.4, 0.2, 0.2), atol=0.03)
+    np.testing.assert_allclose(lower, 0.0, atol=0.03)
+    np.testing.assert_allclose(region[36:46, 26:40].mean(axis=(0, 1)), (0.2, 0.1, 0.1), atol=0.03)
+
+
+def test_no_amount_or_no_gap_draws_nothing() -> None:
+    region = np.random.default_rng(0).random((SIZE, SIZE, 3)).astype(np.float32)
+    before = region.copy()
+    m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    draw(region, Opening(m, gap_between(36.0, 46.0), CORNERS, 0.0), striped_strip())
+    draw(region, Opening(m, np.zeros((SIZE, SIZE), np.float32), CORNERS, 1.0), striped_strip())
+    assert np.array_equal(region, before)
+
+
+def test_a_magnified_crop_is_drawn_at_the_frames_own_pixels() -> None:
+    """A crop pixel spanning four region pixels: the strip's edge lands within a region pixel, not a crop pixel."""
+    region = np.full((4 * SIZE, 4 * SIZE, 3), 0.5, np.float32)
+    m = np.array([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]])
+    draw(region, Opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), striped_strip())
+    column = region[:, 4 * 32, 0]
+    white, black = np.flatnonzero(column > 0.95), np.flatnonzero(column < 0.05)
+    assert len(white) > 10 and len(black) > 10
+    assert black.min() - white.max() <= 2  # from white to black within two frame pixels, not a crop pixel's four
+
+
+def test_the_interior_fades_in_with_the_faces_magnification() -> None:
+    def at(scale: float) -> float:
+        return amount_for(np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]]))
+    assert at(0.5) == 0.0 and at(0.25) == 0.0 and at(0.125) == pytest.approx(1.0) and at(0.05) == 1.0
+    assert 0.0 < at(0.2) < at(0.15) < 1.0
+
+
+def test_the_shipped_strips_cover_the_expressions_that_open_the_mouth() -> None:
+    interior = MouthInterior.load()
+    assert set(interior.strips) == set(OPENING)
+    assert interior.strip_for("happy") is None
+    assert interior.strip_for("surprised") is interior.strips["surprised"]
+    assert interior.strip_for("happy=0.3,disgusted=0.2,fearful=0.5") is interior.strips["fearful"]
+    assert interior.strip_for({"happy": 0.7, "disgusted": 0.3}) is interior.strips["disgusted"]
+
+
+def test_a_broken_strips_file_is_refused_with_its_path(tmp_path) -> None:
+    bad = tmp_path / "interior.npz"
+    bad.write_bytes(b"not a zip")
+    with pytest.raises(ModelError, match=r"interior\.npz"):
+        MouthInterior.load(bad)
+    flat = tmp_path / "flat.npz"
+    np.savez(flat, surprised=np.zeros((4, 4), np.uint8))
+    with pytest.raises(ModelError, match="HxWx3"):
+        MouthInterior.load(flat)
+    assert STRIPS_FILE.is_file()
+
+
+def test_a_render_is_unrolled_between_its_inner_lip_contours() -> None:
+    """A picture whose channels are its own x and y: each strip pixel says where it was read."""
+    ys, xs = np.mgrid[0:200, 0:300].astype(np.float32)
+    picture = np.stack([xs, ys, np.zeros_like(xs)], axis=-1)
+    points = np.zeros((68, 2))
+    points[60], points[64] = (100.0, 100.0), (200.0, 100.0)
+    points[61:64] = [(125.0, 95.0), (150.0, 95.0), (175.0, 95.0)]  # upper inner lip 5 px above the corners' line
+    points[65:68] = [(175.0, 115.0), (150.0, 115.0), (125.0, 115.0)]  # lower 15 px below
+    strip = unrolled(picture, points, shape=(20, 100))
+    middle = strip[:, 50]
+    np.testing.assert_allclose(middle[:, 0], 150.5, atol=0.01)  # column 50 of 100: half-way between the corners
+    np.testing.assert_allclose(middle[0, 1], 95.0 + 0.5 / 20 * 20, atol=0.01)
+    np.testing.assert_allclose(middle[-1, 1], 115.0 - 0.5 / 20 * 20, atol=0.01)
+    assert np.all(np.diff(strip[:, 50, 1]) > 0)
+
+
+def test_the_medoid_is_the_strip_nearest_the_others() -> None:
+    pattern = np.indices((4, 8)).sum(axis=0)[..., None] % 2 * np.ones(3, np.float32)  # a checkerboard
+    # a pattern growing in contrast, each strip in its own colour (taken away): the middle contrast is the medoid
+    strips = [pattern * a + colour for a, colour in ((0.0, 0.1), (1.0, 0.7), (2.0, 0.0), (4.0, 0.3))]
+    assert medoid(strips) == 2
+
+
+def test_the_renderer_draws_the_inside_of_a_large_opened_mouth_only() -> None:
+    from benchmarks.face_sizes import face_frame
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.faces import Face
+    from reggan_plugin.renderer import ExpressionRenderer
+
+    drawn = ExpressionRenderer(InferenceConfig(backend="cpu"))
+    plain = ExpressionRenderer(InferenceConfig(backend="cpu"))
+    plain.interior = None
+    pixels, box = face_frame(1200, 900, 640)
+    faces = [Face(box=box)]
+    for expression, opens in (("disgusted", True), ("happy", False)):
+        a = drawn.apply_array(pixels, faces=faces, expression=expression)
+        b = plain.apply_array(pixels, faces=faces, expression=expression)
+        differ = np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 2
+        if not opens:
+            assert np.array_equal(a, b)
+            continue
+        assert differ.sum() > 500
+        x, y, w, h = (int(v) for v in box)
+        rows, cols = np.nonzero(differ)
+        assert rows.min() > y + 0.55 * h and rows.max() < y + h and cols.min() > x and cols.max() < x + w
+        assert rows.max() - rows.min() < 0.15 * h  # the gap between the lips, not the lips or the jaw
+    assert ExpressionRenderer(InferenceConfig(backend="cpu", lip_split=False)).interior is None
+
+
+def test_every_shipped_model_file_goes_into_the_wheel() -> None:
+    import fnmatch
+    import tomllib
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    patterns = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["reggan_plugin"]
+    for path in (root / "reggan_plugin" / "models").iterdir():
+        name = f"models/{path.name}"
+        assert any(fnmatch.fnmatch(name, p) for p in patterns), f"{name} is not in the wheel's package data"

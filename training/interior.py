@@ -1,0 +1,95 @@
+"""The mouth interiors the runtime draws into an opened mouth (`reggan_plugin.interior`), cut from renders.
+
+For each expression that opens the mouth, every render's inside of the mouth (the picture between the inner lip
+contours of its 68 landmarks: 60-64 above, 64-67 and 60 below) is unrolled into a strip, corner to corner across
+and upper lip to lower lip down; the strip shipped is the medoid (least summed squared distance to the others, each
+with its mean colour taken away: the runtime shifts it to the paint's colour), a real render's mouth rather than an
+average, which would blur the teeth. Renders of training identities, 1080 px (a mouth about 220 px wide, under the
+strip's width, so the strip holds the render's own edges)::
+
+    reggan-plugin dataset render --seed 7000 --out data/interior_1080 --start 0 --identities 8 --size 1080 \\
+        --samples 8 --expressions surprised,disgusted,fearful
+    python -m training.interior --renders data/interior_1080
+"""
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from reggan_plugin.align import sample
+from reggan_plugin.atomic import atomic_path
+from reggan_plugin.interior import STRIPS_FILE
+
+OPENING = ("surprised", "disgusted", "fearful")
+STRIP = (96, 384)  # rows (upper lip to lower), columns (corner to corner)
+UPPER = [60, 61, 62, 63, 64]  # 68-point inner lip contour, left corner to right
+LOWER = [60, 67, 66, 65, 64]
+
+
+def unrolled(picture: np.ndarray, points: np.ndarray, shape: tuple[int, int] = STRIP) -> np.ndarray:
+    """The HxWx3 ``picture`` between the inner lip contours of its 68 ``points`` (picture px) as a ``shape`` strip:
+    column u at the fraction u of the way from corner 60 to corner 64, row v the fraction v of the way from the
+    upper contour to the lower, both measured along and across the corners' line."""
+    left, right = points[60], points[64]
+    width = float(np.linalg.norm(right - left))
+    across = (right - left) / width
+    down = np.array([-across[1], across[0]])
+
+    def contour(ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        rel = points[ids] - left
+        return rel @ across / width, rel @ down
+
+    rows, cols = shape
+    u = (np.arange(cols) + 0.5) / cols
+    top, bottom = np.interp(u, *contour(UPPER)), np.interp(u, *contour(LOWER))
+    v = (np.arange(rows) + 0.5) / rows
+    offset = top[None, :] + v[:, None] * (bottom - top)[None, :]
+    xs = left[0] + u[None, :] * width * across[0] + offset * down[0]
+    ys = left[1] + u[None, :] * width * across[1] + offset * down[1]
+    return sample(picture, xs.astype(np.float32), ys.astype(np.float32))
+
+
+def medoid(strips: list[np.ndarray]) -> int:
+    """Index of the strip nearest all the others, each without its mean colour."""
+    centred = np.stack([s - s.mean(axis=(0, 1)) for s in strips])
+    distance = ((centred[:, None] - centred[None]) ** 2).mean(axis=(2, 3, 4)).sum(axis=1)
+    return int(np.argmin(distance))
+
+
+def interiors(renders: Path, expressions: tuple[str, ...] = OPENING) -> dict[str, tuple[np.ndarray, str]]:
+    """{expression: (the medoid strip, float32 [0, 1], its identity)} over a `dataset render` folder."""
+    out = {}
+    for expression in expressions:
+        found = sorted(renders.glob(f"*/{expression}.png"))
+        if len(found) < 2:
+            raise SystemExit(f"{renders}: fewer than two {expression} renders to choose from")
+        strips = []
+        for path in found:
+            with Image.open(path) as src:
+                picture = np.asarray(src.convert("RGB"), np.float32) / 255
+            points = np.array(json.loads(path.with_suffix(".landmarks.json").read_text())["points"], np.float64)
+            strips.append(unrolled(picture, points))
+        best = medoid(strips)
+        out[expression] = (strips[best], found[best].parent.name)
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--renders", type=Path, required=True, help="A `dataset render` folder (68-point landmarks).")
+    parser.add_argument("--out", type=Path, default=STRIPS_FILE)
+    args = parser.parse_args()
+    chosen = interiors(args.renders)
+    with atomic_path(args.out) as tmp, open(tmp, "wb") as f:
+        np.savez_compressed(f, **{name: np.rint(strip * 255).astype(np.uint8) for name, (strip, _) in chosen.items()})
+    for name, (_, identity) in chosen.items():
+        print(f"{name}: {identity}")
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
