@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from reggan_plugin.errors import ModelError
-from reggan_plugin.interior import STRIPS_FILE, MouthInterior, Opening, amount_for, draw, gap_rows
+from reggan_plugin.interior import MAX_GAIN, STRIPS_FILE, MouthInterior, Opening, amount_for, draw, gap_rows
 from training.interior import OPENING, medoid, unrolled
 
 SIZE = 64
@@ -35,6 +35,12 @@ def test_a_gaps_rows_are_read_per_column() -> None:
     np.testing.assert_allclose(bottom, 45.5)
 
 
+def test_a_gaps_edges_are_read_to_a_fraction_of_a_row() -> None:
+    _, top, bottom = gap_rows(gap_between(36.3, 45.6, weight=0.5))
+    np.testing.assert_allclose(top, 35.8, atol=1e-5)  # 36.3 and 45.6 in edge coordinates, pixel centres at integers
+    np.testing.assert_allclose(bottom, 45.1, atol=1e-5)
+
+
 def test_the_strip_is_drawn_into_the_gap_alone_lit_as_the_paint() -> None:
     region = np.full((SIZE, SIZE, 3), 0.3, np.float32)
     region[30:50, 15:50] = (0.2, 0.1, 0.1)  # the paint's dark opening
@@ -49,6 +55,11 @@ def test_the_strip_is_drawn_into_the_gap_alone_lit_as_the_paint() -> None:
     np.testing.assert_allclose(upper, (0.4, 0.2, 0.2), atol=0.03)
     np.testing.assert_allclose(lower, 0.0, atol=0.03)
     np.testing.assert_allclose(region[36:46, 26:40].mean(axis=(0, 1)), (0.2, 0.1, 0.1), atol=0.03)
+    # a paint far brighter than the strip lights it up MAX_GAIN times at most
+    region = np.full((SIZE, SIZE, 3), 0.9, np.float32)
+    draw(region, Opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), 0.5 * striped_strip())
+    np.testing.assert_allclose(region[37:40, 26:40], 0.5 * MAX_GAIN, atol=0.03)
+    np.testing.assert_allclose(region[42:45, 26:40], 0.0, atol=0.03)
 
 
 def test_no_amount_or_no_gap_draws_nothing() -> None:
