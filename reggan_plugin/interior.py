@@ -7,11 +7,10 @@ for each expression that opens the mouth, the inside of one rendered mouth (``mo
 ``training/interior.py`` from renders of training identities): the picture between the inner lip contours, unrolled
 into a strip from corner to corner and from the upper lip to the lower. Each gap column draws the strip's column at
 its place between the corners, stretched from the gap's top to its bottom, each channel scaled so that its mean over
-the gap is the paint's, brightened at most 1.5 times (the paint decides how the inside is lit, the strip its
-edges), under the gap's own weight
-(`lips.split_at_lips`: faded in with the opening and from the corners). Only on faces whose crop the paste
-magnifies four times or more (a face box from about 285 px, as the mouth pass), fully from eight: on smaller faces the
-paint is near the frame's scale.
+the gap is the paint's, brightened at most 1.5 times (the paint decides how the inside is lit, the strip its edges),
+under the gap's own weight (`lips.split_at_lips`: faded in with the opening and from the corners). Only on faces
+whose crop the paste magnifies four times or more (a face box from about 285 px, as the mouth pass), fully from
+eight: on smaller faces the paint is near the frame's scale.
 """
 from __future__ import annotations
 
@@ -21,8 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import Matrix, invert_affine, matrix_scale, sample
+from .align import Matrix, apply_affine, crop_roi, matrix_scale, sample
 from .artifact import parse_expression
+from .blend import mask_box
 from .errors import ModelError
 
 STRIPS_FILE = Path(__file__).with_name("models") / "mouth_interior.npz"
@@ -95,18 +95,12 @@ def draw(region: np.ndarray, opening: Opening, strip: np.ndarray) -> None:
     columns, top, bottom = gap_rows(gap)
     if not len(columns) or opening.amount <= 0:
         return
-    rows = np.flatnonzero(gap.max(axis=1) > MIN_WEIGHT)
-    inverse = invert_affine(m)
-    box = np.array([[columns[0] - 1, rows[0] - 1], [columns[-1] + 1, rows[0] - 1],
-                    [columns[0] - 1, rows[-1] + 1], [columns[-1] + 1, rows[-1] + 1]], np.float64)
-    frame = box @ inverse[:, :2].T + inverse[:, 2]
-    x0, y0 = np.maximum(np.floor(frame.min(axis=0)).astype(int), 0)
-    x1, y1 = np.minimum(np.ceil(frame.max(axis=0)).astype(int) + 1, (region.shape[1], region.shape[0]))
-    if x1 <= x0 or y1 <= y0:
+    rows, cols = crop_roi(m, gap.shape[0], (region.shape[0], region.shape[1]), mask_box(gap > MIN_WEIGHT))
+    if rows.stop <= rows.start or cols.stop <= cols.start:
         return
-    ys, xs = np.mgrid[y0:y1, x0:x1].astype(np.float64)
-    xc = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
-    yc = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
+    ys, xs = np.mgrid[rows, cols].astype(np.float64)
+    in_crop = apply_affine(m, np.stack([xs, ys], axis=-1))
+    xc, yc = in_crop[..., 0], in_crop[..., 1]
     weight = sample(gap[..., None], xc.astype(np.float32), yc.astype(np.float32))[..., 0] * opening.amount
     total = float(weight.sum())
     if total < 1.0:
@@ -117,7 +111,7 @@ def draw(region: np.ndarray, opening: Opening, strip: np.ndarray) -> None:
     v = (yc - t) / np.maximum(b - t, 1e-3)
     height, width = strip.shape[:2]
     inside = sample(strip, (u * width - 0.5).astype(np.float32), (v * height - 0.5).astype(np.float32))
-    part = region[y0:y1, x0:x1]
+    part = region[rows, cols]
     w = weight[..., None].astype(np.float32)
     # lit as the paint: each channel scaled so that its mean over the gap is the paint's (a dark opening keeps white
     # teeth grey and its inside red, as a shadow would), brightened at most MAX_GAIN times
