@@ -75,10 +75,11 @@ class MouthInterior:
         return self.strips[max(known)[1]] if known else None
 
 
-def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(columns, top, bottom): the crop columns with a gap and its upper and lower edges there, crop px to a fraction
-    of a pixel: each edge row is as much gap as the edge lies inside it (`lips.split_at_lips`), so on a face
-    magnified eight times the edges do not step from one crop row to the next."""
+def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """(columns, top, bottom, weight): the crop columns with a gap, its upper and lower edges there, crop px to a
+    fraction of a pixel, and how much each column opens (its largest gap weight): each edge row is as much gap as the
+    edge lies inside it (`lips.split_at_lips`), so on a face magnified eight times the edges do not step from one crop
+    row to the next."""
     peak = gap.max(axis=0)
     columns = np.flatnonzero(peak > MIN_WEIGHT)
     share = gap[:, columns] / peak[columns]
@@ -86,13 +87,13 @@ def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     first = np.argmax(inside, axis=0)
     last = gap.shape[0] - 1 - np.argmax(inside[::-1], axis=0)
     index = np.arange(len(columns))
-    return columns, first + 0.5 - share[first, index], last - 0.5 + share[last, index]
+    return columns, first + 0.5 - share[first, index], last - 0.5 + share[last, index], peak[columns]
 
 
 def draw(region: np.ndarray, opening: Opening, strip: np.ndarray) -> None:
     """Draw ``strip`` into the gap of ``opening`` in the HxWx3 float32 ``region`` (in place)."""
     gap, m = opening.gap, np.asarray(opening.m, np.float64)
-    columns, top, bottom = gap_rows(gap)
+    columns, top, bottom, opens = gap_rows(gap)
     if not len(columns) or opening.amount <= 0:
         return
     rows, cols = crop_roi(m, gap.shape[0], (region.shape[0], region.shape[1]), mask_box(gap > MIN_WEIGHT))
@@ -101,19 +102,26 @@ def draw(region: np.ndarray, opening: Opening, strip: np.ndarray) -> None:
     ys, xs = np.mgrid[rows, cols].astype(np.float64)
     in_crop = apply_affine(m, np.stack([xs, ys], axis=-1))
     xc, yc = in_crop[..., 0], in_crop[..., 1]
-    weight = sample(gap[..., None], xc.astype(np.float32), yc.astype(np.float32))[..., 0] * opening.amount
+    t, b = np.interp(xc, columns, top), np.interp(xc, columns, bottom)
+    # each column as much as it opens, none a crop px past the gap's ends (as the paste's own gap)
+    column = np.interp(xc, np.r_[columns[0] - 1, columns, columns[-1] + 1], np.r_[0.0, opens, 0.0])
+    # the edges at the frame's pixels where the column opens whole (the paste's gap, sampled from the crop, ramps over
+    # a crop px: six to eight frame px of soft rim on a large face); where it barely opens, over a crop px as that
+    # gap's, since a sharp edge against the paint's soft dark there would stand out as a line
+    sharp = 1.0 + (1.0 / matrix_scale(m) - 1.0) * column
+    inside = np.clip((yc - t) * sharp + 0.5, 0.0, 1.0) * np.clip((b - yc) * sharp + 0.5, 0.0, 1.0)
+    weight = inside * column * opening.amount
     total = float(weight.sum())
     if total < 1.0:
         return
     (xa, _), (xb, _) = np.asarray(opening.corners, np.float64)
-    t, b = np.interp(xc, columns, top), np.interp(xc, columns, bottom)
     u = (xc - xa) / (xb - xa)
     v = (yc - t) / np.maximum(b - t, 1e-3)
     height, width = strip.shape[:2]
-    inside = sample(strip, (u * width - 0.5).astype(np.float32), (v * height - 0.5).astype(np.float32))
+    drawn = sample(strip, (u * width - 0.5).astype(np.float32), (v * height - 0.5).astype(np.float32))
     part = region[rows, cols]
     w = weight[..., None].astype(np.float32)
     # lit as the paint: each channel scaled so that its mean over the gap is the paint's (a dark opening keeps white
     # teeth grey and its inside red, as a shadow would), brightened at most MAX_GAIN times
-    gain = np.minimum((part * w).sum(axis=(0, 1)) / np.maximum((inside * w).sum(axis=(0, 1)), 1e-6), MAX_GAIN)
-    part += w * (inside * gain - part)
+    gain = np.minimum((part * w).sum(axis=(0, 1)) / np.maximum((drawn * w).sum(axis=(0, 1)), 1e-6), MAX_GAIN)
+    part += w * (drawn * gain - part)

@@ -29,14 +29,16 @@ def striped_strip() -> np.ndarray:
 
 
 def test_a_gaps_rows_are_read_per_column() -> None:
-    columns, top, bottom = gap_rows(gap_between(36.0, 46.0))
+    columns, top, bottom, opens = gap_rows(gap_between(36.0, 46.0))
     assert columns[0] == 22 and columns[-1] == 42
+    np.testing.assert_allclose(opens, 1.0)
     np.testing.assert_allclose(top, 35.5)  # rows 36 to 45: their outer edges
     np.testing.assert_allclose(bottom, 45.5)
 
 
 def test_a_gaps_edges_are_read_to_a_fraction_of_a_row() -> None:
-    _, top, bottom = gap_rows(gap_between(36.3, 45.6, weight=0.5))
+    _, top, bottom, opens = gap_rows(gap_between(36.3, 45.6, weight=0.5))
+    np.testing.assert_allclose(opens, 0.5)
     np.testing.assert_allclose(top, 35.8, atol=1e-5)  # 36.3 and 45.6 in edge coordinates, pixel centres at integers
     np.testing.assert_allclose(bottom, 45.1, atol=1e-5)
 
@@ -80,6 +82,20 @@ def test_a_magnified_crop_is_drawn_at_the_frames_own_pixels() -> None:
     white, black = np.flatnonzero(column > 0.95), np.flatnonzero(column < 0.05)
     assert len(white) > 10 and len(black) > 10
     assert black.min() - white.max() <= 2  # from white to black within two frame pixels, not a crop pixel's four
+
+
+def test_the_gaps_edges_are_sharp_at_the_frames_pixels_where_the_lips_open_whole() -> None:
+    """The strip's edge against the picture above the gap: within a frame pixel where the column opens whole, over
+    about a crop pixel's four where it barely opens (a sharp edge at a faint gap would be a line)."""
+    m = np.array([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]])
+    def rise(weight: float) -> int:
+        region = np.full((4 * SIZE, 4 * SIZE, 3), 0.5, np.float32)
+        draw(region, Opening(m, gap_between(36.0, 46.0, weight), CORNERS, 1.0), striped_strip())
+        change = region[:, 4 * 32, 0] - 0.5
+        column = change[120:160] / change[4 * 38]  # rows about the top edge at 4 * 35.5, against the white inside
+        return int(np.count_nonzero((column > 0.02) & (column < 0.98)))
+    assert rise(1.0) <= 1
+    assert rise(0.02) >= 3
 
 
 def test_the_interior_fades_in_with_the_faces_magnification() -> None:
