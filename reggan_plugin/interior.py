@@ -8,9 +8,11 @@ for each expression that opens the mouth, the inside of one rendered mouth (``mo
 into a strip from corner to corner and from the upper lip to the lower. Each gap column draws the strip's column at
 its place between the corners, stretched from the gap's top to its bottom, each channel scaled so that its mean over
 the gap is the paint's, brightened at most 1.5 times (the paint decides how the inside is lit, the strip its edges),
-under the gap's own weight (`lips.split_at_lips`: faded in with the opening and from the corners). Only on faces
-whose crop the paste magnifies four times or more (a face box from about 285 px, as the mouth pass), fully from
-eight: on smaller faces the paint is near the frame's scale.
+as much as its column opens (`lips.split_at_lips`: faded in with the opening and from the corners), between edges
+drawn at the frame's own pixels where the lips part whole (the gap the paste leaves, read from the crop, ramps over a
+crop pixel: a soft rim six to eight frame pixels wide on a large face). Only on faces whose crop the paste magnifies
+four times or more (a face box from about 285 px, as the mouth pass), fully from eight: on smaller faces the paint is
+near the frame's scale.
 """
 from __future__ import annotations
 
