@@ -9,9 +9,12 @@ column keeps the motion's own displacement of each lip but moves the lip whole: 
 between the lips (in the network's input crop, the uppermost dark line near the corners' line: on photos the shadow
 under the lower lip can be as dark; a parabola through the middle of the mouth and the corners) moves rigidly, and
 the stretch becomes a gap between them that shows the paint alone: read from the picture, the line's one row drawn
-down the gap would stand in it as streaks. Only where a column's motion opens (its band would be stretched): faded
-in over `FULL_GAP` of opening and from the corners to the middle, so a closed mouth and the corners move as the
-model says. `moved_in_picture` takes the paint's difference against the picture as the split moves it.
+down the gap would stand in it as streaks. The opening is a lens: its height a parabola across the mouth, from the
+motion's gap in the middle to nothing at the corners (where the motion puts them), the lips stretched over their
+bands to close the rest; the motion opens about as far near the corners as in the middle, and the paint's opening,
+magnified, would show past the lips' ends as a wide soft band. Only where a column's motion opens (its band would be
+stretched): faded in over `FULL_GAP` of opening and from the corners to the middle, so a closed mouth and the
+corners move as the model says. `moved_in_picture` takes the paint's difference against the picture as the split moves it.
 """
 from __future__ import annotations
 
@@ -29,6 +32,7 @@ MARGIN = 3  # columns past each corner that the line is fitted over (crop px)
 DARK = 0.6  # a column's line: its uppermost local minimum at most this far from its darkest to its median
 EDGE = 0.15  # of the mouth's width at each corner where the line is not looked for (the corners fix its ends)
 CORNER_WEIGHT = 3.0  # each corner's weight in the line's fit, against a column's 1
+CORNER_STEPS = 10  # fixed-point steps to where the motion puts the mouth's corners
 
 
 def lip_line(crop: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -71,10 +75,12 @@ def _uppermost_dark(window: np.ndarray) -> np.ndarray:
     return at + np.clip(offset, -0.5, 0.5)
 
 
-def _split_column(shift: np.ndarray, line: float, band: float) -> tuple[np.ndarray, np.ndarray, float] | None:
+def _split_column(shift: np.ndarray, line: float, band: float, close: float = 0.0
+                  ) -> tuple[np.ndarray, np.ndarray, float] | None:
     """(shift, gap rows, gap): one column's vertical motion (output px -> source px offsets) with the lips moved whole
     and the gap opened between them, reading the line's row; how much each output row is that gap (its edge rows in
-    part); the gap's height. None where it does not open."""
+    part); the gap the motion opens. None where it does not open. ``close``: the share of that gap the lips close
+    instead, each stretched over its band by half of it (its outer edge stays where the motion puts it)."""
     rows = np.arange(len(shift), dtype=np.float64)
     # where the motion folds (reads a row again further down, as an opening jaw's can) the first reading stands
     source = np.maximum.accumulate(rows + shift) + 1e-6 * rows
@@ -83,20 +89,31 @@ def _split_column(shift: np.ndarray, line: float, band: float) -> tuple[np.ndarr
     gap = lower - upper - 2 * band
     if gap <= 0:
         return None
+    reach = band + close * gap / 2  # how far each lip's band reaches toward the other
     landed = where.copy()
     above = (rows > line - band) & (rows <= line)
     below = (rows > line) & (rows < line + band)
-    landed[above] = upper + rows[above] - (line - band)
-    landed[below] = lower - (line + band - rows[below])
+    landed[above] = upper + (rows[above] - (line - band)) * reach / band
+    landed[below] = lower - (line + band - rows[below]) * reach / band
     # back to output rows, only those that read the band (elsewhere the map is the motion's own): the gap's rows
     # read the line itself
-    ends = np.concatenate([landed[rows <= line], [upper + band, lower - band], landed[rows > line]])
+    ends = np.concatenate([landed[rows <= line], [upper + reach, lower - reach], landed[rows > line]])
     starts = np.concatenate([rows[rows <= line], [line, line], rows[rows > line]])
     inside = (rows >= upper) & (rows <= lower)
     split = shift.copy()
     split[inside] = np.interp(rows[inside], ends, starts) - rows[inside]
-    in_gap = np.clip(np.minimum(rows - (upper + band), lower - band - rows) + 0.5, 0.0, 1.0)
+    in_gap = np.clip(np.minimum(rows - (upper + reach), lower - reach - rows) + 0.5, 0.0, 1.0)
     return split, in_gap, float(gap)
+
+
+def moved_corners(motion: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """(2, 2): where the SxSx2 ``motion`` (output px -> source px offsets) puts the crop's mouth ``corners``: each the
+    output point whose source is the corner (a fixed point; the motion is smooth, moving less than a pixel a pixel)."""
+    target = np.asarray(corners, np.float64)
+    points = target.copy()
+    for _ in range(CORNER_STEPS):
+        points = target - sample(motion, points[:, 0].astype(np.float32), points[:, 1].astype(np.float32))
+    return points
 
 
 def _smoothstep(t: float) -> float:
@@ -120,8 +137,13 @@ def split_at_lips(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray) -> 
     last = out.shape[0] - 1
     upper_shift = out[np.clip(np.rint(lines - band), 0, last).astype(int), columns, 1]
     lower_shift = out[np.clip(np.rint(lines + band), 0, last).astype(int), columns, 1]
+    # the opening narrows to nothing at the corners as a real one does, its height a parabola across the mouth
+    # between where the motion puts them: the motion opens about as far near the corners as in the middle, and there
+    # the split fades out, so the paint's opening, magnified, would show past the lips' ends as a wide soft band
+    left, right = moved_corners(out, corners)[:, 0]
     for x, line in zip(columns[upper_shift > lower_shift], lines[upper_shift > lower_shift]):
-        split = _split_column(out[:, x, 1].astype(np.float64), float(line), band)
+        across = float(np.clip((x - left) / max(right - left, 1.0), 0.0, 1.0))
+        split = _split_column(out[:, x, 1].astype(np.float64), float(line), band, close=(2 * across - 1) ** 2)
         if split is None:
             continue
         shift, in_gap, gap = split

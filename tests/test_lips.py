@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.lips import BAND, lip_line, split_at_lips
+from reggan_plugin.align import sample
+from reggan_plugin.lips import BAND, lip_line, moved_corners, split_at_lips
 
 SIZE = 128
 CORNERS = np.array([[51.0, 84.0], [77.0, 84.0]])  # 26 px apart, as in the face crop
@@ -75,6 +76,29 @@ def test_an_opening_mouth_moves_each_lip_whole_and_leaves_a_gap_that_reads_the_l
     np.testing.assert_array_equal(out[:60], motion[:60])
     np.testing.assert_array_equal(out[110:], motion[110:])
     assert np.array_equal(out[..., 0], motion[..., 0])
+
+
+def test_the_opening_narrows_to_nothing_at_the_corners_where_the_motion_puts_them() -> None:
+    motion = opening_motion()
+    motion[..., 0] = 0.1 * (np.arange(SIZE, dtype=np.float32)[None, :] - 64.0)  # corners drawn in, 1.3 px each
+    left, right = moved_corners(motion, CORNERS)
+    for point, corner in zip((left, right), CORNERS):  # the output point whose source is the corner
+        np.testing.assert_allclose(point + sample(motion, point[0:1], point[1:2])[0], corner, atol=1e-3)
+    assert CORNERS[0, 0] < left[0] < CORNERS[0, 0] + 2 and CORNERS[1, 0] - 2 < right[0] < CORNERS[1, 0]
+    crop = closed_mouth()
+    out, gap_map = split_at_lips(crop, motion, CORNERS)
+    # the gap's rows in each column, however much of it the split takes there (it fades out toward the corners)
+    height = (gap_map > 0.5 * gap_map.max(axis=0, keepdims=True)).sum(axis=0) * (gap_map.max(axis=0) > 0)
+    middle = int(round((left[0] + right[0]) / 2))
+    assert height[middle] >= 4
+    # a lens: as high as the motion opens in the middle, lower each column toward either corner, a parabola across
+    for side in (range(middle, int(right[0]) + 1), range(middle, int(left[0]) - 1, -1)):
+        assert np.all(np.diff(height[list(side)]) <= 0)
+    quarter = int(round(left[0] + 0.25 * (right[0] - left[0])))
+    assert abs(height[quarter] - 0.75 * height[middle]) <= 1.5
+    # the lips close it, stretched over their bands: every column still reads its rows in order, nothing folds
+    source = np.arange(SIZE)[:, None] + out[..., 1]
+    assert np.all(np.diff(source[:, int(left[0]) : int(right[0]) + 1], axis=0) >= -1e-4)
 
 
 def test_a_closed_mouth_and_the_corners_move_as_the_model_says() -> None:
