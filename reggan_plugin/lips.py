@@ -14,7 +14,8 @@ motion's gap in the middle to nothing at the corners (where the motion puts them
 bands to close the rest; the motion opens about as far near the corners as in the middle, and the paint's opening,
 magnified, would show past the lips' ends as a wide soft band. Only where a column's motion opens (its band would be
 stretched): faded in over `FULL_GAP` of opening and from the corners to the middle, so a closed mouth and the
-corners move as the model says. `moved_in_picture` takes the paint's difference against the picture as the split moves it.
+corners move as the model says. `moved_in_picture` takes the paint's difference against the picture as the split
+moves it.
 """
 from __future__ import annotations
 
@@ -137,9 +138,7 @@ def split_at_lips(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray) -> 
     last = out.shape[0] - 1
     upper_shift = out[np.clip(np.rint(lines - band), 0, last).astype(int), columns, 1]
     lower_shift = out[np.clip(np.rint(lines + band), 0, last).astype(int), columns, 1]
-    # the opening narrows to nothing at the corners as a real one does, its height a parabola across the mouth
-    # between where the motion puts them: the motion opens about as far near the corners as in the middle, and there
-    # the split fades out, so the paint's opening, magnified, would show past the lips' ends as a wide soft band
+    # the lens (module docstring): closed wholly at the corners where the motion puts them, not at all midway
     left, right = moved_corners(out, corners)[:, 0]
     for x, line in zip(columns[upper_shift > lower_shift], lines[upper_shift > lower_shift]):
         across = float(np.clip((x - left) / max(right - left, 1.0), 0.0, 1.0))
