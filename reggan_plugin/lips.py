@@ -138,9 +138,12 @@ def split_at_lips(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray) -> 
     last = out.shape[0] - 1
     upper_shift = out[np.clip(np.rint(lines - band), 0, last).astype(int), columns, 1]
     lower_shift = out[np.clip(np.rint(lines + band), 0, last).astype(int), columns, 1]
+    opens = upper_shift > lower_shift
+    if not opens.any():
+        return out, gap_map
     # the lens (module docstring): closed wholly at the corners where the motion puts them, not at all midway
     left, right = moved_corners(out, corners)[:, 0]
-    for x, line in zip(columns[upper_shift > lower_shift], lines[upper_shift > lower_shift]):
+    for x, line in zip(columns[opens], lines[opens]):
         across = float(np.clip((x - left) / max(right - left, 1.0), 0.0, 1.0))
         split = _split_column(out[:, x, 1].astype(np.float64), float(line), band, close=(2 * across - 1) ** 2)
         if split is None:
