@@ -1,18 +1,23 @@
-"""An opened mouth's inside at the frame's own pixels: teeth, gums and tongue from a rendered mouth.
+"""A mouth's inside at the frame's own pixels: teeth, gums and tongue from a rendered mouth.
 
 Where the lips move whole (`reggan_plugin.lips`) the gap opened between them shows the paint alone: the model's crop
 magnified six to eight times on a large face, a soft dark band where the expression shows teeth, gums and the tongue
-with sharp edges, which no paint at the crop's resolution holds (benchmarks/mouth_detail.py). The package ships,
-for each expression that opens the mouth, the inside of one rendered mouth (``models/mouth_interior.npz``, made by
+with sharp edges, which no paint at the crop's resolution holds (benchmarks/mouth_detail.py). A smile shows its teeth
+with hardly any opening motion, as a pale band that the paint alone draws. The package ships, for each expression that
+shows the mouth's inside, the inside of one rendered mouth (``models/mouth_interior.npz``, made by
 ``training/interior.py`` from renders of training identities): the picture between the inner lip contours, unrolled
-into a strip from corner to corner and from the upper lip to the lower. Each gap column draws the strip's column at
-its place between the corners, stretched from the gap's top to its bottom, each channel scaled so that its mean over
-the gap is the paint's, brightened at most 1.5 times (the paint decides how the inside is lit, the strip its edges),
-as much as its column opens (`lips.split_at_lips`: faded in with the opening and from the corners), between edges
-drawn at the frame's own pixels where the lips part whole (the gap the paste leaves, read from the crop, ramps over a
-crop pixel: a soft rim six to eight frame pixels wide on a large face). Only on faces whose crop the paste magnifies
-four times or more (a face box from about 285 px, as the mouth pass), fully from eight: on smaller faces the paint is
-near the frame's scale.
+into a strip from corner to corner and from the upper lip to the lower; for a smile also its inner lip contours, the
+mean of the renders', placed by the mouth corners and the line between the neutral's lips (`smile_opening`), drawn
+from that line toward them as far as the smile goes. Each column of the opening (the gap, or the smile's lips) draws the
+strip's column at its place between the corners, stretched from the opening's top to its bottom, lit by the paint:
+as bright on average (brightened at most 1.5 times) and, for an opened mouth, each channel of the paint's colour (the
+paint decides how the inside is lit, the strip its edges); a smile's teeth take half of it, since its paint there
+mixes teeth with lips (its strip white-balanced on its teeth). An opened mouth's inside is drawn as much as its
+column opens (`lips.split_at_lips`: faded in with the opening and from the corners), between edges drawn at the
+frame's own pixels where the lips part whole (the gap the paste leaves, read from the crop, ramps over a crop pixel:
+a soft rim six to eight frame pixels wide on a large face); a smile's between sharp edges. Only on faces whose crop
+the paste magnifies four times or more (a face box from about 285 px, as the mouth pass), fully from eight: on
+smaller faces the paint is near the frame's scale.
 """
 from __future__ import annotations
 
@@ -24,25 +29,62 @@ import numpy as np
 
 from .align import Matrix, apply_affine, crop_roi, matrix_scale, sample
 from .artifact import parse_expression
-from .blend import mask_box
 from .errors import ModelError
+from .grain import luma
 
 STRIPS_FILE = Path(__file__).with_name("models") / "mouth_interior.npz"
 FADE_SCALES = (0.25, 0.125)  # crop px per frame px: no interior at the first and above, all of it at the second
 MIN_WEIGHT = 1e-3  # gap weights below this are no gap (the strip is not drawn)
+SMILE_TINT = 0.5  # of the paint's colour a smile's teeth take: at 1 they are the colour of the lips around them
 MAX_GAIN = 1.5  # a narrow opening's paint is mostly lip, which would light the inside up as glare: unlimited, surprised
 # kept 1.14 of the neutral's mouth detail on the validation renders (0.91 limited), with glare at part intensities
 
 
 @dataclass(frozen=True)
 class Opening:
-    """The gap opened between one face's lips, as a paste left it: ``gap`` SxS [0, 1] in the crop of ``m`` (region px
-    -> crop px), ``corners`` the mouth corners in that crop (2, 2), ``amount`` how much of the strip to draw."""
+    """Where one face's mouth shows its inside: in the crop of ``m`` (region px -> crop px), at crop ``columns``
+    (increasing) the ``top`` and ``bottom`` edges (crop px) and how much each column opens (``opens``, [0, 1]);
+    ``corners`` the mouth corners in that crop (2, 2); ``amount`` how much of the strip to draw."""
 
     m: Matrix
-    gap: np.ndarray
+    columns: np.ndarray
+    top: np.ndarray
+    bottom: np.ndarray
+    opens: np.ndarray
     corners: np.ndarray
     amount: float
+
+
+def gap_opening(m: Matrix, gap: np.ndarray, corners: np.ndarray, amount: float) -> Opening:
+    """The opening of the gap a paste left between the lips: ``gap`` SxS [0, 1] in the crop of ``m`` (`gap_rows`)."""
+    return Opening(m, *gap_rows(gap), np.asarray(corners, np.float64), amount)
+
+
+def line_offsets(u: np.ndarray, columns: np.ndarray, rows: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """At the fractions ``u`` of the way from the left mouth corner to the right (``corners``, crop px), how far the
+    line between the lips (``columns``, ``rows``: `lips.lip_line`) lies below the corners' line, in mouth widths."""
+    (xa, ya), (xb, yb) = np.asarray(corners, np.float64)
+    x = xa + np.asarray(u, np.float64) * (xb - xa)
+    return (np.interp(x, columns, rows) - (ya + (x - xa) * (yb - ya) / (xb - xa))) / float(np.hypot(xb - xa, yb - ya))
+
+
+def smile_opening(m: Matrix, lips: np.ndarray, corners: np.ndarray, line: tuple[np.ndarray, np.ndarray],
+                  weight: float, amount: float) -> Opening:
+    """The opening of a smile whose lips the motion hardly parts, in the crop of ``m``: between the inner lip contours
+    ``lips`` (2, K, 2: upper then lower, meeting at their ends; each point (u, v) the fraction u of the way from the
+    left mouth corner ``corners[0]`` (crop px, where the crop's template puts it) to the right, and v mouth widths
+    below the ``line`` between the neutral's lips, `lips.lip_line`), as much of the way from that line (between the
+    corners) to them as the expression's ``weight``: a weaker smile's is narrower, lower at its ends and less open."""
+    left, right = np.asarray(corners, np.float64)
+    across = right - left
+    down = np.array([-across[1], across[0]])
+    w = float(np.clip(weight, 0.0, 1.0))
+    closed = np.linspace(0.0, 1.0, np.shape(lips)[1])
+    upper, lower = (np.stack([closed + w * (c[:, 0] - closed), w * c[:, 1]], axis=-1)
+                    for c in np.asarray(lips, np.float64))
+    upper, lower = (left + c[:, :1] * across + (c[:, 1:] + line_offsets(c[:, 0], *line, corners)[:, None]) * down
+                    for c in (upper, lower))
+    return Opening(m, upper[:, 0], upper[:, 1], lower[:, 1], np.ones(len(upper)), upper[[0, -1]], amount)
 
 
 def amount_for(m: Matrix) -> float:
@@ -51,30 +93,63 @@ def amount_for(m: Matrix) -> float:
     return float(np.clip((start - matrix_scale(m)) / (start - full), 0.0, 1.0))
 
 
-class MouthInterior:
-    """The shipped strips, one per expression that opens the mouth."""
+@dataclass(frozen=True)
+class Inside:
+    """What an edit draws into its mouths: the ``strip``; for a smile the motion hardly opens, its inner lip contours
+    (``lips``, `smile_opening`), else None (drawn into the gap the lips open); the expression's share of the edit,
+    times its intensity (``weight``)."""
 
-    def __init__(self, strips: Mapping[str, np.ndarray]) -> None:
+    strip: np.ndarray
+    lips: np.ndarray | None
+    weight: float
+
+    @property
+    def tint(self) -> float:
+        """How much of the paint's colour the strip takes (`draw`): an opening's all of it; a smile's, whose paint
+        mixes teeth with lips, half (its strip is white-balanced on its teeth)."""
+        return 1.0 if self.lips is None else SMILE_TINT
+
+
+LIPS_SUFFIX = ".lips"  # the key of an expression's inner lip contours in the strips file, after its name
+
+
+class MouthInterior:
+    """The shipped strips, one per expression that shows its inside, and for each smile its inner lip contours."""
+
+    def __init__(self, strips: Mapping[str, np.ndarray], lips: Mapping[str, np.ndarray] | None = None) -> None:
         self.strips = {name: np.asarray(strip, np.float32) for name, strip in strips.items()}
+        self.lips = {name: np.asarray(contours, np.float64) for name, contours in (lips or {}).items()}
 
     @classmethod
     def load(cls, path: Path = STRIPS_FILE) -> MouthInterior:
         try:
             with np.load(path) as data:
-                strips = {name: data[name].astype(np.float32) / 255 for name in data.files}
+                strips = {name: data[name].astype(np.float32) / 255 for name in data.files
+                          if not name.endswith(LIPS_SUFFIX)}
+                lips = {name[: -len(LIPS_SUFFIX)]: data[name].astype(np.float64) for name in data.files
+                        if name.endswith(LIPS_SUFFIX)}
         except (OSError, ValueError) as exc:
             raise ModelError(path, f"cannot read the mouth interiors: {exc}") from None
         bad = [name for name, s in strips.items() if s.ndim != 3 or s.shape[2] != 3 or min(s.shape[:2]) < 2]
         if not strips or bad:
             raise ModelError(path, f"mouth interiors must be HxWx3 strips, one per expression (bad: {bad or 'none'})")
-        return cls(strips)
+        bad = [name for name, c in lips.items() if name not in strips or c.ndim != 3 or c.shape[0] != 2
+               or c.shape[1] < 2 or c.shape[2] != 2]
+        if bad:
+            raise ModelError(path, f"inner lip contours must be 2xKx2, beside their expression's strip (bad: {bad})")
+        return cls(strips, lips)
 
-    def strip_for(self, expression: str | Mapping[str, float]) -> np.ndarray | None:
-        """The strip of the edit's expression, for a mix the one weighted most among those with a strip; None where
-        no expression of the edit opens the mouth."""
+    def inside_for(self, expression: str | Mapping[str, float], intensity: float = 1.0) -> Inside | None:
+        """What an edit draws: the expression's; for a mix the one weighted most among those that open the mouth, else
+        among the smiles; None where no expression of the edit shows its inside."""
         mix = parse_expression(expression) if isinstance(expression, str) else dict(expression)
         known = [(weight, name) for name, weight in mix.items() if weight > 0 and name in self.strips]
-        return self.strips[max(known)[1]] if known else None
+        if not known:
+            return None
+        # one that opens the mouth first: where the motion opens it, a smile's lips are not where the inside shows
+        opening = [(weight, name) for weight, name in known if name not in self.lips]
+        weight, name = max(opening or known)
+        return Inside(self.strips[name], self.lips.get(name), weight * intensity)
 
 
 def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -92,13 +167,16 @@ def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return columns, first + 0.5 - share[first, index], last - 0.5 + share[last, index], peak[columns]
 
 
-def draw(region: np.ndarray, opening: Opening, strip: np.ndarray) -> None:
-    """Draw ``strip`` into the gap of ``opening`` in the HxWx3 float32 ``region`` (in place)."""
-    gap, m = opening.gap, np.asarray(opening.m, np.float64)
-    columns, top, bottom, opens = gap_rows(gap)
+def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 1.0) -> None:
+    """Draw ``strip`` into ``opening`` in the HxWx3 float32 ``region`` (in place), lit by the paint there: as bright,
+    and of its colour to the power ``tint`` (1: the paint's colour; 0: the strip's own)."""
+    m, columns, top, bottom, opens = (np.asarray(a, np.float64) for a in (opening.m, opening.columns, opening.top,
+                                                                         opening.bottom, opening.opens))
     if not len(columns) or opening.amount <= 0:
         return
-    rows, cols = crop_roi(m, gap.shape[0], (region.shape[0], region.shape[1]), mask_box(gap > MIN_WEIGHT))
+    box = (int(np.floor(columns[0])) - 1, int(np.floor(top.min())), int(np.ceil(columns[-1])) + 2,
+           int(np.ceil(bottom.max())) + 1)
+    rows, cols = crop_roi(m, 0, (region.shape[0], region.shape[1]), box)
     if rows.stop <= rows.start or cols.stop <= cols.start:
         return
     ys, xs = np.mgrid[rows, cols].astype(np.float64)
@@ -123,7 +201,10 @@ def draw(region: np.ndarray, opening: Opening, strip: np.ndarray) -> None:
     drawn = sample(strip, (u * width - 0.5).astype(np.float32), (v * height - 0.5).astype(np.float32))
     part = region[rows, cols]
     w = weight[..., None].astype(np.float32)
-    # lit as the paint: each channel scaled so that its mean over the gap is the paint's (a dark opening keeps white
-    # teeth grey and its inside red, as a shadow would), brightened at most MAX_GAIN times
-    gain = np.minimum((part * w).sum(axis=(0, 1)) / np.maximum((drawn * w).sum(axis=(0, 1)), 1e-6), MAX_GAIN)
+    # lit as the paint: its mean over the gap as bright as the paint's (a dark opening keeps white teeth grey, as a
+    # shadow would) and, at tint 1, each channel scaled to the paint's (an opening's inside red), brightened at most
+    # MAX_GAIN times
+    paint, own = (np.maximum((x * w).sum(axis=(0, 1)), 1e-6) for x in (part, drawn))
+    lit, seen = float(luma(paint)), float(luma(own))
+    gain = np.minimum(lit / seen * ((paint / lit) / (own / seen)) ** tint, MAX_GAIN)
     part += w * (drawn * gain - part)

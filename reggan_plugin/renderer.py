@@ -35,8 +35,8 @@ from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
 from .grain import GRAIN_REACH, degrained
 from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
-from .interior import MouthInterior, Opening, amount_for, draw
-from .lips import lips_whole
+from .interior import Inside, MouthInterior, Opening, amount_for, draw, gap_opening, smile_opening
+from .lips import lip_line, lips_whole
 from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .preview_graph import stage_network
 from .region_graphs import region_ops_for
@@ -87,11 +87,11 @@ def face_region(matrices: Sequence[Matrix], size: int, shape: Sequence[int]) -> 
 
 class EditedCrops(NamedTuple):
     """One picture's edited crops: the faces' ([n,S,S,3 or 5], as `ExpressionRenderer.forward`) and the mouths', and
-    the mouth interior the edit draws into the gaps its lips open (`reggan_plugin.interior`)."""
+    what the edit draws into its mouths (`reggan_plugin.interior`)."""
 
     faces: np.ndarray
     mouths: np.ndarray | None = None
-    interior: np.ndarray | None = None
+    interior: Inside | None = None
 
 
 def edit_crops(backend: Backend, weights: np.ndarray, crops: np.ndarray, intensity: float, batch: int,
@@ -189,7 +189,7 @@ class ExpressionRenderer:
                                    or [np.zeros((0, size, size, 3), np.float32)])
             mouths = edit_crops(self.mouth.backend, self.mouth.artifact.expression_weights(edit.expression), crops,
                                 edit.intensity, self.inference.batch, self.mouth.outputs)
-        interior = None if self.interior is None else self.interior.strip_for(edit.expression)
+        interior = None if self.interior is None else self.interior.inside_for(edit.expression, edit.intensity)
         out, face_at, mouth_at = [], 0, 0
         for p in prepared:
             n_mouths = 0 if p.mouths is None else len(p.mouths.crops)
@@ -201,10 +201,10 @@ class ExpressionRenderer:
     # -- paste back ------------------------------------------------------------------------------
     def paste(self, rgb: np.ndarray, matrices: Sequence[Matrix], crops_in: np.ndarray, crops_out: np.ndarray,
               *, inplace: bool = False, mouths: MouthCrops | None = None, mouths_out: np.ndarray | None = None,
-              interior: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              interior: Inside | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``), then the mouths'
-        edits where there are any (`reggan_plugin.mouth`), then ``interior`` drawn into the gaps the lips open
-        (`reggan_plugin.interior`): (new rgb, mask)."""
+        edits where there are any (`reggan_plugin.mouth`), then ``interior`` drawn into the gaps the lips open, or
+        for a smile between its lips (`reggan_plugin.interior`): (new rgb, mask)."""
         paste = self.region_ops.paste if self.region_ops is not None else apply_planes
         # the mouths to paste, with the picture around them as it was before the faces are pasted
         job = None
@@ -219,7 +219,7 @@ class ExpressionRenderer:
                 # where paste-back keeps the frame's pixel-scale detail, the lips keep theirs
                 motion, moved, gap = lips_whole(crop_in, motion, self.lip_corners, rgb, m)
             openings.append(None if gap is None or self.lip_corners is None
-                            else Opening(m, gap, self.lip_corners, amount_for(m)))
+                            else gap_opening(m, gap, self.lip_corners, amount_for(m)))
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_weight=self.colour_weight,
                                  moved=moved, gap=gap)
             rgb, face_mask = paste(rgb, planes, m, inplace=inplace)
@@ -238,11 +238,15 @@ class ExpressionRenderer:
                     continue
                 gap = next(ran)
                 if gap is not None and mouth.lip_corners is not None:
-                    openings[i] = Opening(mouth_m, gap, mouth.lip_corners, amount_for(m))
+                    openings[i] = gap_opening(mouth_m, gap, mouth.lip_corners, amount_for(m))
         if interior is not None:
+            if interior.lips is not None and self.lip_corners is not None:
+                # a smile's teeth show where its lips are, not where its motion (which hardly parts them) would
+                openings = [smile_opening(m, interior.lips, self.lip_corners, lip_line(crop_in, self.lip_corners),
+                                          interior.weight, amount_for(m)) for m, crop_in in zip(matrices, crops_in)]
             for opening in openings:
                 if opening is not None:
-                    draw(rgb, opening, interior)
+                    draw(rgb, opening, interior.strip, interior.tint)
         return rgb, mask
 
     # -- whole pictures --------------------------------------------------------------------------

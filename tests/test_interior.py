@@ -5,8 +5,17 @@ import numpy as np
 import pytest
 
 from reggan_plugin.errors import ModelError
-from reggan_plugin.interior import MAX_GAIN, STRIPS_FILE, MouthInterior, Opening, amount_for, draw, gap_rows
-from training.interior import OPENING, medoid, unrolled
+from reggan_plugin.interior import (
+    MAX_GAIN,
+    STRIPS_FILE,
+    MouthInterior,
+    amount_for,
+    draw,
+    gap_opening,
+    gap_rows,
+    smile_opening,
+)
+from training.interior import OPENING, SMILING, in_mouth_frame, medoid, smile_lips, unrolled, white_balanced
 
 SIZE = 64
 CORNERS = np.array([[20.0, 40.0], [44.0, 40.0]])
@@ -48,7 +57,7 @@ def test_the_strip_is_drawn_into_the_gap_alone_lit_as_the_paint() -> None:
     region[30:50, 15:50] = (0.2, 0.1, 0.1)  # the paint's dark opening
     before = region.copy()
     m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # region px = crop px
-    draw(region, Opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), striped_strip())
+    draw(region, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), striped_strip())
     changed = np.any(region != before, axis=-1)
     rows, cols = np.nonzero(changed)
     assert rows.min() >= 35 and rows.max() <= 47 and cols.min() >= 21 and cols.max() <= 43
@@ -59,7 +68,7 @@ def test_the_strip_is_drawn_into_the_gap_alone_lit_as_the_paint() -> None:
     np.testing.assert_allclose(region[36:46, 26:40].mean(axis=(0, 1)), (0.2, 0.1, 0.1), atol=0.03)
     # a paint far brighter than the strip lights it up MAX_GAIN times at most
     region = np.full((SIZE, SIZE, 3), 0.9, np.float32)
-    draw(region, Opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), 0.5 * striped_strip())
+    draw(region, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), 0.5 * striped_strip())
     np.testing.assert_allclose(region[37:40, 26:40], 0.5 * MAX_GAIN, atol=0.03)
     np.testing.assert_allclose(region[42:45, 26:40], 0.0, atol=0.03)
 
@@ -68,8 +77,8 @@ def test_no_amount_or_no_gap_draws_nothing() -> None:
     region = np.random.default_rng(0).random((SIZE, SIZE, 3)).astype(np.float32)
     before = region.copy()
     m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    draw(region, Opening(m, gap_between(36.0, 46.0), CORNERS, 0.0), striped_strip())
-    draw(region, Opening(m, np.zeros((SIZE, SIZE), np.float32), CORNERS, 1.0), striped_strip())
+    draw(region, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 0.0), striped_strip())
+    draw(region, gap_opening(m, np.zeros((SIZE, SIZE), np.float32), CORNERS, 1.0), striped_strip())
     assert np.array_equal(region, before)
 
 
@@ -77,7 +86,7 @@ def test_a_magnified_crop_is_drawn_at_the_frames_own_pixels() -> None:
     """A crop pixel spanning four region pixels: the strip's edge lands within a region pixel, not a crop pixel."""
     region = np.full((4 * SIZE, 4 * SIZE, 3), 0.5, np.float32)
     m = np.array([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]])
-    draw(region, Opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), striped_strip())
+    draw(region, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), striped_strip())
     column = region[:, 4 * 32, 0]
     white, black = np.flatnonzero(column > 0.95), np.flatnonzero(column < 0.05)
     assert len(white) > 10 and len(black) > 10
@@ -90,7 +99,7 @@ def test_the_gaps_edges_are_sharp_at_the_frames_pixels_where_the_lips_open_whole
     m = np.array([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]])
     def rise(weight: float) -> int:
         region = np.full((4 * SIZE, 4 * SIZE, 3), 0.5, np.float32)
-        draw(region, Opening(m, gap_between(36.0, 46.0, weight), CORNERS, 1.0), striped_strip())
+        draw(region, gap_opening(m, gap_between(36.0, 46.0, weight), CORNERS, 1.0), striped_strip())
         change = region[:, 4 * 32, 0] - 0.5
         column = change[120:160] / change[4 * 38]  # rows about the top edge at 4 * 35.5, against the white inside
         return int(np.count_nonzero((column > 0.02) & (column < 0.98)))
@@ -105,13 +114,96 @@ def test_the_interior_fades_in_with_the_faces_magnification() -> None:
     assert 0.0 < at(0.2) < at(0.15) < 1.0
 
 
-def test_the_shipped_strips_cover_the_expressions_that_open_the_mouth() -> None:
+def test_the_shipped_strips_cover_the_expressions_that_show_the_mouths_inside() -> None:
     interior = MouthInterior.load()
-    assert set(interior.strips) == set(OPENING)
-    assert interior.strip_for("happy") is None
-    assert interior.strip_for("surprised") is interior.strips["surprised"]
-    assert interior.strip_for("happy=0.3,disgusted=0.2,fearful=0.5") is interior.strips["fearful"]
-    assert interior.strip_for({"happy": 0.7, "disgusted": 0.3}) is interior.strips["disgusted"]
+    assert set(interior.strips) == set(OPENING + SMILING) and set(interior.lips) == set(SMILING)
+    assert interior.inside_for("sad") is None
+    surprised = interior.inside_for("surprised")
+    assert surprised is not None and surprised.strip is interior.strips["surprised"] and surprised.lips is None
+    assert surprised.tint == 1.0
+    mix = interior.inside_for("happy=0.6,disgusted=0.1,fearful=0.3", intensity=0.5)
+    assert mix is not None and mix.strip is interior.strips["fearful"] and mix.weight == pytest.approx(0.15)
+    smile = interior.inside_for({"happy": 0.7, "angry": 0.3})
+    assert smile is not None and smile.lips is interior.lips["happy"] and smile.weight == pytest.approx(0.7)
+    assert smile.tint < 1.0
+    # a smile's lips: the upper above the lower between the corners, meeting there, near the template's corners
+    upper, lower = interior.lips["happy"]
+    assert np.all(lower[1:-1, 1] > upper[1:-1, 1]) and np.allclose(upper[[0, -1]], lower[[0, -1]])
+    assert abs(upper[0, 0]) < 0.2 and abs(upper[-1, 0] - 1.0) < 0.2
+
+
+def test_a_smile_opens_between_its_lips_placed_by_the_line_between_the_neutrals_lips() -> None:
+    u = np.linspace(0.0, 1.0, 5)
+    lips = np.stack([np.stack([u, -0.1 + 0 * u], axis=-1), np.stack([u, 0.1 + 0 * u], axis=-1)])
+    m = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
+    corners = np.array([[20.0, 40.0], [44.0, 40.0]])  # 24 crop px apart: v of 0.1 is 2.4 px
+    columns = np.arange(17, 48)
+    on_corners = (columns, np.full(len(columns), 40.0))
+    full = smile_opening(m, lips, corners, on_corners, 1.0, 0.5)
+    np.testing.assert_allclose(full.columns, [20, 26, 32, 38, 44])
+    np.testing.assert_allclose(full.top, 37.6) and np.testing.assert_allclose(full.bottom, 42.4)
+    np.testing.assert_allclose(full.corners, [[20.0, 37.6], [44.0, 37.6]])
+    assert full.amount == 0.5 and np.all(full.opens == 1.0)
+    # a weaker smile: half-way from the line between the neutral's lips (between the corners) to the smile's lips
+    wide = np.stack([np.stack([1.5 * u - 0.25, -0.1 + 0 * u], axis=-1), np.stack([1.5 * u - 0.25, 0.1 + 0 * u], axis=-1)])
+    half = smile_opening(m, wide, corners, on_corners, 0.5, 0.5)
+    np.testing.assert_allclose(half.columns, [17, 24.5, 32, 39.5, 47])
+    np.testing.assert_allclose(half.top, 38.8) and np.testing.assert_allclose(half.bottom, 41.2)
+    closed = smile_opening(m, wide, corners, on_corners, 0.0, 0.5)
+    np.testing.assert_allclose(closed.columns, [20, 26, 32, 38, 44]) and np.testing.assert_allclose(closed.top, 40.0)
+    np.testing.assert_allclose(closed.bottom, 40.0)
+    # where the line between the lips lies above the corners (on photos, where a detector puts them), so does the smile
+    arched = (columns, 40.0 - 3.0 * (1.0 - ((columns - 32.0) / 12.0) ** 2))
+    raised = smile_opening(m, lips, corners, arched, 1.0, 0.5)
+    np.testing.assert_allclose(raised.top, full.top - [0.0, 2.25, 3.0, 2.25, 0.0])
+    np.testing.assert_allclose(raised.bottom - raised.top, full.bottom - full.top)
+
+
+def test_a_smiles_teeth_keep_their_colour_lit_as_bright_as_the_paint() -> None:
+    region = np.full((SIZE, SIZE, 3), 0.3, np.float32)
+    region[30:50, 15:50] = (0.6, 0.3, 0.3)  # a pink paint where the teeth show
+    strip = np.full((32, 128, 3), 0.5, np.float32)  # grey teeth
+    m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    grey = region.copy()
+    draw(grey, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), strip, tint=0.0)
+    paint_luma = 0.299 * 0.6 + 0.587 * 0.3 + 0.114 * 0.3
+    np.testing.assert_allclose(grey[38:44, 26:40], paint_luma, atol=0.01)  # grey, as bright as the paint
+    half = region.copy()
+    draw(half, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), strip, tint=0.5)
+    r, g, b = half[38:44, 26:40].mean(axis=(0, 1))
+    assert r > g + 0.05 and g == pytest.approx(b, abs=1e-3)  # part of the paint's colour
+    assert 0.299 * r + 0.587 * g + 0.114 * b == pytest.approx(paint_luma, abs=0.01)
+
+
+def test_a_smiles_strip_is_white_balanced_on_its_teeth() -> None:
+    strip = np.zeros((10, 20, 3), np.float32)
+    strip[:, :] = (0.4, 0.1, 0.1)  # red lips and gums
+    strip[2:8, 4:16] = (0.9, 0.7, 0.5)  # warm teeth: 72 of 200 pixels, the brightest 30% among them
+    out = white_balanced(strip)
+    teeth, lips = out[4, 8], out[0, 0]
+    assert np.ptp(teeth) < 1e-5
+    assert teeth[0] == pytest.approx(0.299 * 0.9 + 0.587 * 0.7 + 0.114 * 0.5, abs=1e-5)
+    assert lips[0] > lips[1]  # the lips redder than the teeth still
+
+
+def test_a_smiles_lips_are_the_renders_mean_parabolas_in_the_mouths_frame() -> None:
+    def contour(depth: float) -> np.ndarray:
+        u = np.linspace(0.0, 1.0, 5)
+        return np.stack([u, depth * 4 * u * (1 - u)], axis=-1)
+    lips = smile_lips([(contour(-0.1), contour(0.3)), (contour(-0.3), contour(0.5))], count=9)
+    upper, lower = lips
+    np.testing.assert_allclose(upper[:, 0], np.linspace(0.0, 1.0, 9))
+    np.testing.assert_allclose(upper[4, 1], -0.2) and np.testing.assert_allclose(lower[4, 1], 0.4)
+    np.testing.assert_allclose(upper[[0, -1], 1], 0.0, atol=1e-12)
+    # a face's points in the frame of the mouth corners that its neutral's landmarks put in the crop: a neutral
+    # exactly the template, scaled and moved, has its own corners at (0, 0) and (1, 0)
+    from reggan_plugin.align import CANONICAL_5PT
+    five = CANONICAL_5PT * 500 + (100.0, 50.0)
+    neutral = np.zeros((68, 2))
+    neutral[36:42], neutral[42:48], neutral[30], neutral[48], neutral[54] = five
+    width = five[4, 0] - five[3, 0]
+    points = np.array([five[3], five[4], (five[3] + five[4]) / 2 + (0.0, 0.1 * width)])
+    np.testing.assert_allclose(in_mouth_frame(points, neutral), [[0.0, 0.0], [1.0, 0.0], [0.5, 0.1]], atol=1e-3)
 
 
 def test_a_broken_strips_file_is_refused_with_its_path(tmp_path) -> None:
@@ -149,7 +241,7 @@ def test_the_medoid_is_the_strip_nearest_the_others() -> None:
     assert medoid(strips) == 2
 
 
-def test_the_renderer_draws_the_inside_of_a_large_opened_mouth_only() -> None:
+def test_the_renderer_draws_the_inside_of_a_large_mouth_that_shows_it_only() -> None:
     from benchmarks.face_sizes import face_frame
     from reggan_plugin.config import InferenceConfig
     from reggan_plugin.faces import Face
@@ -160,11 +252,11 @@ def test_the_renderer_draws_the_inside_of_a_large_opened_mouth_only() -> None:
     plain.interior = None
     pixels, box = face_frame(1200, 900, 640)
     faces = [Face(box=box)]
-    for expression, opens in (("disgusted", True), ("happy", False)):
+    for expression, shows in (("disgusted", True), ("happy", True), ("sad", False)):
         a = drawn.apply_array(pixels, faces=faces, expression=expression)
         b = plain.apply_array(pixels, faces=faces, expression=expression)
         differ = np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 2
-        if not opens:
+        if not shows:
             assert np.array_equal(a, b)
             continue
         assert differ.sum() > 500

@@ -260,7 +260,9 @@ def test_region_processing_equals_whole_frame_processing(renderer):
         rows, cols = face_region(matrices, renderer.size, rgb.shape)  # the grain is measured on the faces' region
         structure = degrained(rgb, grain_level(rgb[rows, cols], blocks=False))
         crops = np.stack([warp_to_crop(structure, m, renderer.size) for m in matrices])
-        new_rgb, mask = renderer.paste(rgb, matrices, crops, renderer.forward(crops, EditConfig()))
+        edit = EditConfig()
+        inside = renderer.interior.inside_for(edit.expression, edit.intensity)  # the smile's teeth, as finish_image
+        new_rgb, mask = renderer.paste(rgb, matrices, crops, renderer.forward(crops, edit), interior=inside)
         expected = compose_output(image, new_rgb, mask).pixels
         prepared = renderer.prepare_image(image, faces)
         assert prepared.rgb.shape[0] * prepared.rgb.shape[1] <= pixels.shape[0] * pixels.shape[1]
