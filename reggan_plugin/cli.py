@@ -174,7 +174,8 @@ def inference_options(func):
         click.option("--lip-split/--no-lip-split", default=field_default(InferenceConfig, "lip_split"), show_default=True,
                      help="On faces from about 280 px, move each lip whole where the expression opens the mouth (its "
                           "stretch left to the gap between them), so the lips keep their sharp edges, and from about "
-                          "285 px show a rendered mouth's teeth and inside in the gap."),
+                          "285 px show a rendered mouth's teeth and inside in the gap, and a rendered smile's teeth "
+                          "in a smile."),
         click.option("--mouth-model", type=click.Path(path_type=Path), default=None,
                      help="Mouth model file (ONNX, `train --config mouth`). [default: the bundled one, with the "
                           "bundled face model]"),

@@ -15,9 +15,10 @@ paint decides how the inside is lit, the strip its edges); a smile's teeth take 
 mixes teeth with lips (its strip white-balanced on its teeth). An opened mouth's inside is drawn as much as its
 column opens (`lips.split_at_lips`: faded in with the opening and from the corners), between edges drawn at the
 frame's own pixels where the lips part whole (the gap the paste leaves, read from the crop, ramps over a crop pixel:
-a soft rim six to eight frame pixels wide on a large face); a smile's between sharp edges. Only on faces whose crop
-the paste magnifies four times or more (a face box from about 285 px, as the mouth pass), fully from eight: on
-smaller faces the paint is near the frame's scale.
+a soft rim six to eight frame pixels wide on a large face); a smile's between sharp edges. Either is drawn as soft as
+the picture about the mouth (`mouth_softness`: a magnified or out-of-focus frame gets a soft inside, not a render's
+sharp teeth in a soft mouth). Only on faces whose crop the paste magnifies four times or more (a face box from about
+285 px, as the mouth pass), fully from eight: on smaller faces the paint is near the frame's scale.
 """
 from __future__ import annotations
 
@@ -30,11 +31,15 @@ import numpy as np
 from .align import Matrix, apply_affine, crop_roi, matrix_scale, sample
 from .artifact import parse_expression
 from .errors import ModelError
-from .grain import luma
+from .grain import gaussian_blurred, luma
 
 STRIPS_FILE = Path(__file__).with_name("models") / "mouth_interior.npz"
 FADE_SCALES = (0.25, 0.125)  # crop px per frame px: no interior at the first and above, all of it at the second
 MIN_WEIGHT = 1e-3  # gap weights below this are no gap (the strip is not drawn)
+MARGIN = 2  # crop px around an opening where the drawn inside may spread when blurred
+STRIP_SOFTNESS = 0.75  # px: the softest of the renders the strips are cut from, at their own size (0.49-0.76)
+SOFTNESS_PROBE = 1.0  # px: the blur by which a picture's softness is read
+SOFTNESS_REACH = 0.35  # mouth widths about the mouth corners' line where it is read
 SMILE_TINT = 0.5  # of the paint's colour a smile's teeth take: at 1 they are the colour of the lips around them
 MAX_GAIN = 1.5  # a narrow opening's paint is mostly lip, which would light the inside up as glare: unlimited, surprised
 # kept 1.14 of the neutral's mouth detail on the validation renders (0.91 limited), with glare at part intensities
@@ -167,15 +172,17 @@ def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return columns, first + 0.5 - share[first, index], last - 0.5 + share[last, index], peak[columns]
 
 
-def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 1.0) -> None:
+def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 1.0, blur: float = 0.0) -> None:
     """Draw ``strip`` into ``opening`` in the HxWx3 float32 ``region`` (in place), lit by the paint there: as bright,
-    and of its colour to the power ``tint`` (1: the paint's colour; 0: the strip's own)."""
+    and of its colour to the power ``tint`` (1: the paint's colour; 0: the strip's own); as soft as edges blurred by
+    ``blur`` px (`mouth_softness`), at least as the strip's own."""
     m, columns, top, bottom, opens = (np.asarray(a, np.float64) for a in (opening.m, opening.columns, opening.top,
                                                                          opening.bottom, opening.opens))
     if not len(columns) or opening.amount <= 0:
         return
-    box = (int(np.floor(columns[0])) - 1, int(np.floor(top.min())), int(np.ceil(columns[-1])) + 2,
-           int(np.ceil(bottom.max())) + 1)
+    # the opening and, around it, where the drawn inside may spread when blurred
+    box = (int(np.floor(columns[0])) - 1 - MARGIN, int(np.floor(top.min())) - MARGIN,
+           int(np.ceil(columns[-1])) + 2 + MARGIN, int(np.ceil(bottom.max())) + 1 + MARGIN)
     rows, cols = crop_roi(m, 0, (region.shape[0], region.shape[1]), box)
     if rows.stop <= rows.start or cols.stop <= cols.start:
         return
@@ -207,4 +214,30 @@ def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 
     paint, own = (np.maximum((x * w).sum(axis=(0, 1)), 1e-6) for x in (part, drawn))
     lit, seen = float(luma(paint)), float(luma(own))
     gain = np.minimum(lit / seen * ((paint / lit) / (own / seen)) ** tint, MAX_GAIN)
-    part += w * (drawn * gain - part)
+    change = w * (drawn * gain - part)
+    # as soft as the picture about the mouth: a magnified or out-of-focus frame's mouth gets a soft inside
+    extra = float(np.sqrt(max(blur ** 2 - STRIP_SOFTNESS ** 2, 0.0)))
+    part += gaussian_blurred(change, extra) if extra > 1e-3 else change  # continuous: no step in a shot
+
+
+def softness(grey: np.ndarray, probe: float = SOFTNESS_PROBE) -> float:
+    """The blur (a Gaussian's std, px) of the edges of HxW ``grey``: blurred by ``probe`` more, a step edge of blur s
+    keeps s / sqrt(s^2 + probe^2) of its gradient energy. 0 where there is no edge to read."""
+    def energy(g: np.ndarray) -> float:
+        return float((np.diff(g, axis=1) ** 2).sum() + (np.diff(g, axis=0) ** 2).sum())
+
+    sharp = energy(grey)
+    if grey.size < 4 or sharp <= 1e-8:
+        return 0.0
+    kept = min(energy(gaussian_blurred(grey[..., None], probe)[..., 0]) / sharp, 0.999)
+    return probe * kept / float(np.sqrt(1.0 - kept * kept))
+
+
+def mouth_softness(picture: np.ndarray, m: Matrix, corners: np.ndarray) -> float:
+    """`softness` of HxWx3 ``picture`` about a face's mouth (``corners``: its corners in the crop of ``m``, region px
+    -> crop px), read before anything is pasted there: how soft the inside drawn into it should be."""
+    (xa, ya), (xb, yb) = np.asarray(corners, np.float64)
+    reach = SOFTNESS_REACH * (xb - xa)
+    box = (int(xa - reach / 2), int(min(ya, yb) - reach), int(np.ceil(xb + reach / 2)), int(np.ceil(max(ya, yb) + reach)))
+    rows, cols = crop_roi(m, 0, (picture.shape[0], picture.shape[1]), box)
+    return softness(luma(picture[rows, cols]))

@@ -35,7 +35,16 @@ from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
 from .grain import GRAIN_REACH, degrained
 from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
-from .interior import Inside, MouthInterior, Opening, amount_for, draw, gap_opening, smile_opening
+from .interior import (
+    Inside,
+    MouthInterior,
+    Opening,
+    amount_for,
+    draw,
+    gap_opening,
+    mouth_softness,
+    smile_opening,
+)
 from .lips import lip_line, lips_whole
 from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .preview_graph import stage_network
@@ -212,6 +221,9 @@ class ExpressionRenderer:
             job = (self.mouth, mouths, mouths_out, self.mouth.originals(rgb, mouths))
         mask: np.ndarray | None = None
         openings: list[Opening | None] = []
+        # how soft each mouth's drawn inside should be, read from the picture before the faces are pasted
+        blurs = ([mouth_softness(rgb, m, self.lip_corners) for m in matrices]
+                 if interior is not None and self.lip_corners is not None else [])
         for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
             moved = gap = None
@@ -244,9 +256,9 @@ class ExpressionRenderer:
                 # a smile's teeth show where its lips are, not where its motion (which hardly parts them) would
                 openings = [smile_opening(m, interior.lips, self.lip_corners, lip_line(crop_in, self.lip_corners),
                                           interior.weight, amount_for(m)) for m, crop_in in zip(matrices, crops_in)]
-            for opening in openings:
+            for opening, blur in zip(openings, blurs):
                 if opening is not None:
-                    draw(rgb, opening, interior.strip, interior.tint)
+                    draw(rgb, opening, interior.strip, interior.tint, blur)
         return rgb, mask
 
     # -- whole pictures --------------------------------------------------------------------------

@@ -7,15 +7,27 @@ import pytest
 from reggan_plugin.errors import ModelError
 from reggan_plugin.interior import (
     MAX_GAIN,
+    STRIP_SOFTNESS,
     STRIPS_FILE,
     MouthInterior,
     amount_for,
     draw,
     gap_opening,
     gap_rows,
+    mouth_softness,
     smile_opening,
+    softness,
 )
-from training.interior import OPENING, SMILING, in_mouth_frame, medoid, smile_lips, unrolled, white_balanced
+from training.interior import (
+    OPENING,
+    SMILING,
+    below_lip_line,
+    in_mouth_frame,
+    medoid,
+    smile_lips,
+    unrolled,
+    white_balanced,
+)
 
 SIZE = 64
 CORNERS = np.array([[20.0, 40.0], [44.0, 40.0]])
@@ -277,3 +289,50 @@ def test_every_shipped_model_file_goes_into_the_wheel() -> None:
     for path in (root / "reggan_plugin" / "models").iterdir():
         name = f"models/{path.name}"
         assert any(fnmatch.fnmatch(name, p) for p in patterns), f"{name} is not in the wheel's package data"
+
+
+def blurred_edges(blur: float, size: int = 96) -> np.ndarray:
+    """A grey picture of vertical step edges every 24 px, each blurred by a Gaussian of std ``blur`` px."""
+    from math import erf, sqrt
+
+    x = np.arange(size) + 0.5
+    profile = sum(np.array([0.5 * (1 + erf((xi - edge) / (sqrt(2) * blur))) for xi in x]) * (-1) ** k
+                  for k, edge in enumerate(range(12, size, 24)))
+    return np.tile(0.3 + 0.4 * np.abs(profile), (size, 1)).astype(np.float32)
+
+
+def test_a_pictures_softness_is_the_blur_of_its_edges() -> None:
+    for blur in (0.8, 1.5, 3.0):
+        assert softness(blurred_edges(blur)) == pytest.approx(blur, rel=0.15)
+    assert softness(np.full((20, 20), 0.5, np.float32)) == 0.0  # no edge to read
+
+
+def test_the_inside_is_drawn_as_soft_as_the_picture_about_the_mouth() -> None:
+    m = np.array([[1.0 / 6, 0.0, 0.0], [0.0, 1.0 / 6, 0.0]])  # a crop px spans six frame px: drawn at the frame's own
+    picture = np.repeat(blurred_edges(3.0, 384)[..., None], 3, axis=2)
+    assert mouth_softness(picture, m, CORNERS) == pytest.approx(3.0, rel=0.15)
+
+    def edge_energy(blur: float) -> float:
+        region = np.full((SIZE * 6, SIZE * 6, 3), 0.3, np.float32)
+        draw(region, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), striped_strip(), blur=blur)
+        return float((np.diff(region[:, 150], axis=0) ** 2).sum())
+
+    assert edge_energy(0.0) == pytest.approx(edge_energy(STRIP_SOFTNESS))  # as soft as the strips: drawn as it is
+    assert edge_energy(3.0) < 0.5 * edge_energy(0.0)
+
+
+def test_a_smiles_lips_are_measured_down_from_the_line_between_the_neutrals_lips() -> None:
+    """A neutral whose lips part on a dark line 0.1 mouth widths above its mouth corners (as on photos against a
+    detector's corners): a point on the corners' line lies 0.1 below that line."""
+    from reggan_plugin.align import CANONICAL_5PT
+    five = CANONICAL_5PT * 600 + (0.0, -60.0)
+    neutral = np.zeros((68, 2))
+    neutral[36:42], neutral[42:48], neutral[30], neutral[48], neutral[54] = five
+    width = five[4, 0] - five[3, 0]
+    picture = np.full((600, 600, 3), 0.7, np.float32)
+    line_y = int(round(five[3:5, 1].mean() - 0.1 * width))
+    picture[line_y - 2 : line_y + 2, int(five[3, 0]) - 5 : int(five[4, 0]) + 5] = 0.1
+    framed = in_mouth_frame(np.array([(five[3] + five[4]) / 2]), neutral)
+    below = below_lip_line(framed, picture, neutral)
+    assert below[0, 0] == pytest.approx(framed[0, 0])
+    assert below[0, 1] == pytest.approx(framed[0, 1] + 0.1, abs=0.02)
