@@ -36,7 +36,6 @@ from .grain import gaussian_blurred, luma
 STRIPS_FILE = Path(__file__).with_name("models") / "mouth_interior.npz"
 FADE_SCALES = (0.25, 0.125)  # crop px per frame px: no interior at the first and above, all of it at the second
 MIN_WEIGHT = 1e-3  # gap weights below this are no gap (the strip is not drawn)
-MARGIN = 2  # crop px around an opening where the drawn inside may spread when blurred
 STRIP_SOFTNESS = 0.75  # px: the softest of the renders the strips are cut from, at their own size (0.49-0.76)
 SOFTNESS_PROBE = 1.0  # px: the blur by which a picture's softness is read
 SOFTNESS_REACH = 0.35  # mouth widths about the mouth corners' line where it is read
@@ -180,9 +179,12 @@ def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 
                                                                          opening.bottom, opening.opens))
     if not len(columns) or opening.amount <= 0:
         return
-    # the opening and, around it, where the drawn inside may spread when blurred
-    box = (int(np.floor(columns[0])) - 1 - MARGIN, int(np.floor(top.min())) - MARGIN,
-           int(np.ceil(columns[-1])) + 2 + MARGIN, int(np.ceil(bottom.max())) + 1 + MARGIN)
+    # as soft as the picture about the mouth: a magnified or out-of-focus frame's mouth gets a soft inside
+    extra = float(np.sqrt(max(blur ** 2 - STRIP_SOFTNESS ** 2, 0.0)))
+    # the opening and, around it, where the drawn inside spreads when blurred (three of the blur's std)
+    margin = 1 + int(np.ceil(3 * extra * matrix_scale(m)))
+    box = (int(np.floor(columns[0])) - 1 - margin, int(np.floor(top.min())) - margin,
+           int(np.ceil(columns[-1])) + 2 + margin, int(np.ceil(bottom.max())) + 1 + margin)
     rows, cols = crop_roi(m, 0, (region.shape[0], region.shape[1]), box)
     if rows.stop <= rows.start or cols.stop <= cols.start:
         return
@@ -215,8 +217,6 @@ def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 
     lit, seen = float(luma(paint)), float(luma(own))
     gain = np.minimum(lit / seen * ((paint / lit) / (own / seen)) ** tint, MAX_GAIN)
     change = w * (drawn * gain - part)
-    # as soft as the picture about the mouth: a magnified or out-of-focus frame's mouth gets a soft inside
-    extra = float(np.sqrt(max(blur ** 2 - STRIP_SOFTNESS ** 2, 0.0)))
     part += gaussian_blurred(change, extra) if extra > 1e-3 else change  # continuous: no step in a shot
 
 
