@@ -221,17 +221,19 @@ class ExpressionRenderer:
             job = (self.mouth, mouths, mouths_out, self.mouth.originals(rgb, mouths))
         mask: np.ndarray | None = None
         openings: list[Opening | None] = []
-        # how soft each mouth's drawn inside should be, read from the picture before the faces are pasted
-        blurs = ([mouth_softness(rgb, m, self.lip_corners) for m in matrices]
-                 if interior is not None and self.lip_corners is not None else [])
-        for m, crop_in, crop_out in zip(matrices, crops_in, crops_out):
+        # how much of an inside each face gets (none on a small face), and how soft, read from the picture before the
+        # faces are pasted: only where one is drawn
+        amounts = [amount_for(m) for m in matrices]
+        blurs = [mouth_softness(rgb, m, self.lip_corners) if amount > 0 else 0.0 for m, amount in zip(matrices, amounts)
+                 ] if interior is not None and self.lip_corners is not None else []
+        for m, crop_in, crop_out, amount in zip(matrices, crops_in, crops_out, amounts):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
             moved = gap = None
             if motion is not None and self.lip_corners is not None and matrix_scale(m) <= SHARP_SCALE:
                 # where paste-back keeps the frame's pixel-scale detail, the lips keep theirs
                 motion, moved, gap = lips_whole(crop_in, motion, self.lip_corners, rgb, m)
             openings.append(None if gap is None or self.lip_corners is None
-                            else gap_opening(m, gap, self.lip_corners, amount_for(m)))
+                            else gap_opening(m, gap, self.lip_corners, amount))
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_weight=self.colour_weight,
                                  moved=moved, gap=gap)
             rgb, face_mask = paste(rgb, planes, m, inplace=inplace)
@@ -245,17 +247,18 @@ class ExpressionRenderer:
             np.maximum(mask, mouth_mask, out=mask)
             # where the mouth pass ran, its lips are the ones pasted last
             ran = iter(gaps)
-            for i, (m, mouth_m) in enumerate(zip(matrices, crops.matrices)):
+            for i, mouth_m in enumerate(crops.matrices):
                 if mouth_m is None:
                     continue
                 gap = next(ran)
                 if gap is not None and mouth.lip_corners is not None:
-                    openings[i] = gap_opening(mouth_m, gap, mouth.lip_corners, amount_for(m))
+                    openings[i] = gap_opening(mouth_m, gap, mouth.lip_corners, amounts[i])
         if interior is not None:
             if interior.lips is not None and self.lip_corners is not None:
                 # a smile's teeth show where its lips are, not where its motion (which hardly parts them) would
                 openings = [smile_opening(m, interior.lips, self.lip_corners, lip_line(crop_in, self.lip_corners),
-                                          interior.weight, amount_for(m)) for m, crop_in in zip(matrices, crops_in)]
+                                          interior.weight, amount) if amount > 0 else None
+                            for m, crop_in, amount in zip(matrices, crops_in, amounts)]
             for opening, blur in zip(openings, blurs):
                 if opening is not None:
                     draw(rgb, opening, interior.strip, interior.tint, blur)
