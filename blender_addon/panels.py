@@ -19,6 +19,7 @@ def draw_settings(layout: Any, context: Any) -> None:
     row.prop(s, "backend", text="")
     row.prop(s, "stage", text="")
     layout.prop(s, "skin_paint")
+    layout.prop(s, "subject")
     layout.prop(s, "mouth_pass")
     layout.prop(s, "model_path")
 

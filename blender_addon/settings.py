@@ -20,7 +20,16 @@ from bpy.props import (
     StringProperty,
 )
 
-from reggan_plugin.config import BACKENDS, PRECISIONS, SKIN_PAINTS, STAGES, EditConfig, InferenceConfig, SequenceConfig
+from reggan_plugin.config import (
+    BACKENDS,
+    PRECISIONS,
+    SKIN_PAINTS,
+    STAGES,
+    SUBJECTS,
+    EditConfig,
+    InferenceConfig,
+    SequenceConfig,
+)
 from reggan_plugin.expressions import EXPRESSIONS
 
 ADDON = __package__  # the extension's module name (bl_ext.<repo>.reggan_expressions when installed)
@@ -47,6 +56,10 @@ STAGE_LABELS = {
 SKIN_PAINT_LABELS = {
     "shading": ("Own Skin Colour", "Outside the mouth and eyes the edit changes the skin's shading alone"),
     "colour": ("Painted Colour", "The colour the model paints, everywhere (it learnt skin colour on renders)"),
+}
+SUBJECT_LABELS = {
+    "render": ("Render", "The edit as the model was fitted on renders"),
+    "photo": ("Photograph", "A photograph of a person: the model's gains for photos (a real smile's motion, drawn teeth)"),
 }
 PREFERENCES_BACKEND = "PREFERENCES"
 FACE_SOURCES = (
@@ -111,6 +124,7 @@ class RegganSettings(bpy.types.PropertyGroup):
     stage: EnumProperty(name="Quality", items=_enum(STAGES, STAGE_LABELS), default=default(InferenceConfig, "stage"))
     skin_paint: EnumProperty(name="Skin", items=_enum(SKIN_PAINTS, SKIN_PAINT_LABELS),
                              default=default(InferenceConfig, "skin_paint"))
+    subject: EnumProperty(name="Subject", items=_enum(SUBJECTS, SUBJECT_LABELS), default=default(InferenceConfig, "subject"))
     mouth_pass: BoolProperty(name="Fine Mouth", default=default(InferenceConfig, "mouth_pass"),
                              description="On faces from about 285 px, paint a happy, sad, angry or fearful mouth again "
                                          "at twice the scale (the bundled model)")
@@ -202,6 +216,7 @@ def inference_config(settings: RegganSettings, prefs: RegganPreferences | None) 
         stage=settings.stage,
         skin_paint=settings.skin_paint,
         mouth_pass=settings.mouth_pass,
+        subject=settings.subject,  # type: ignore[arg-type]
     )
 
 

@@ -23,6 +23,7 @@ from .config import (
     REGION_GRAPHS,
     SKIN_PAINTS,
     STAGES,
+    SUBJECTS,
     EditConfig,
     InferenceConfig,
     SequenceConfig,
@@ -179,6 +180,10 @@ def inference_options(func):
         click.option("--mouth-model", type=click.Path(path_type=Path), default=None,
                      help="Mouth model file (ONNX, `train --config mouth`). [default: the bundled one, with the "
                           "bundled face model]"),
+        click.option("--subject", type=click.Choice(SUBJECTS), default=field_default(InferenceConfig, "subject"),
+                     show_default=True, help="What the faces are: renders (the edit as fitted on renders) or photographs "
+                                             "of people (the model's gains for photos: a real smile's smaller motion "
+                                             "and a rendered smile's teeth on faces of every size; MODEL_CARD.md)."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -186,11 +191,12 @@ def inference_options(func):
 
 
 def _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs, skin_paint,
-             mouth_pass, lip_split, mouth_model) -> tuple[EditConfig, InferenceConfig]:
+             mouth_pass, lip_split, mouth_model, subject) -> tuple[EditConfig, InferenceConfig]:
     return EditConfig(expression, intensity), InferenceConfig(model, backend, precision, batch, stage,
                                                               find_in_box=not trust_box, region_graphs=region_graphs,
                                                               skin_paint=skin_paint, mouth_pass=mouth_pass,
-                                                              lip_split=lip_split, mouth_model=mouth_model)
+                                                              lip_split=lip_split, mouth_model=mouth_model,
+                                                              subject=subject)
 
 
 @main.command()
@@ -207,7 +213,8 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
 @click.option("--smooth", type=FiniteRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
               help="Temporal smoothing of detected faces (0 = off).")
 def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-           skin_paint, mouth_pass, lip_split, mouth_model, faces, region, whole_image, shard, skip_existing, smooth) -> None:
+           skin_paint, mouth_pass, lip_split, mouth_model, subject, faces, region, whole_image, shard, skip_existing,
+           smooth) -> None:
     """Apply an expression to every frame in a directory.
 
     Frames keep their format, bit depth and alpha; pixels outside the face are untouched. A bad
@@ -222,7 +229,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     from .sequence import Shard, check_out_dir
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-                               skin_paint, mouth_pass, lip_split, mouth_model)
+                               skin_paint, mouth_pass, lip_split, mouth_model, subject)
 
     def go():
         seq = SequenceConfig(frames, out, faces, parse_region(region) if region else None, whole_image,
@@ -259,7 +266,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
 @click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels. [default: the whole image]")
 @click.option("--detect", is_flag=True, help="Find the face with the detector instead of using the whole image.")
 def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-            skin_paint, mouth_pass, lip_split, mouth_model, region, detect) -> None:
+            skin_paint, mouth_pass, lip_split, mouth_model, subject, region, detect) -> None:
     """Apply an expression to one picture: a face texture map or an already-cropped face."""
     from .faces import parse_region
     from .faces.locate import FaceLocator
@@ -268,7 +275,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     from .sequence import check_writable_dir
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-                               skin_paint, mouth_pass, lip_split, mouth_model)
+                               skin_paint, mouth_pass, lip_split, mouth_model, subject)
 
     def go():
         if Path(out).resolve() == Path(image).resolve():

@@ -22,11 +22,13 @@ Precision = Literal["fp32", "fp16"]
 Stage = Literal["full", "regression"]
 RegionGraphs = Literal["auto", "on", "off"]
 SkinPaint = Literal["shading", "colour"]
+Subject = Literal["render", "photo"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 STAGES: tuple[str, ...] = get_args(Stage)
 REGION_GRAPHS: tuple[str, ...] = get_args(RegionGraphs)
 SKIN_PAINTS: tuple[str, ...] = get_args(SkinPaint)
+SUBJECTS: tuple[str, ...] = get_args(Subject)
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class InferenceConfig:
     lip_split: bool = True  # on large faces the lips move whole where the mouth opens (reggan_plugin.lips) and
     # a rendered mouth's inside is drawn in it, or in a smile (reggan_plugin.interior)
     mouth_model: Path | None = None  # None: the bundled mouth model, beside the bundled face model only
+    subject: Subject = "render"  # "photo": the model's gains for photographs of people (reggan_plugin.calibration)
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,9 @@ frame's own pixels where the lips part whole (the gap the paste leaves, read fro
 a soft rim six to eight frame pixels wide on a large face); a smile's between sharp edges. Either is drawn as soft as
 the picture about the mouth (`mouth_softness`: a magnified or out-of-focus frame gets a soft inside, not a render's
 sharp teeth in a soft mouth). Only on faces whose crop the paste magnifies four times or more (a face box from about
-285 px, as the mouth pass), fully from eight: on smaller faces the paint is near the frame's scale.
+285 px, as the mouth pass), fully from eight: on smaller faces the paint is near the frame's scale. A photograph's
+smile is the exception (`reggan_plugin.calibration`): there the paint's pale band reads as pale lips at any size, so
+its teeth are drawn on faces of every size, and brighter.
 """
 from __future__ import annotations
 
@@ -101,11 +103,16 @@ def amount_for(m: Matrix) -> float:
 class Inside:
     """What an edit draws into its mouths: the ``strip``; for a smile the motion hardly opens, its inner lip contours
     (``lips``, `smile_opening`), else None (drawn into the gap the lips open); the expression's share of the edit,
-    times its intensity (``weight``)."""
+    times its intensity (``weight``); how bright it is lit against the paint and at most (``brightness``, ``limit``,
+    `draw`); and whether it is drawn on faces of every size, not on large ones alone (``every_size``: a photograph's
+    smile, `reggan_plugin.calibration`)."""
 
     strip: np.ndarray
     lips: np.ndarray | None
     weight: float
+    brightness: float = 1.0
+    limit: float = MAX_GAIN
+    every_size: bool = False
 
     @property
     def tint(self) -> float:
@@ -171,10 +178,12 @@ def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return columns, first + 0.5 - share[first, index], last - 0.5 + share[last, index], peak[columns]
 
 
-def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 1.0, blur: float = 0.0) -> None:
-    """Draw ``strip`` into ``opening`` in the HxWx3 float32 ``region`` (in place), lit by the paint there: as bright,
-    and of its colour to the power ``tint`` (1: the paint's colour; 0: the strip's own); as soft as edges blurred by
-    ``blur`` px (`mouth_softness`), at least as the strip's own."""
+def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 1.0, blur: float = 0.0,
+         brightness: float = 1.0, limit: float = MAX_GAIN) -> None:
+    """Draw ``strip`` into ``opening`` in the HxWx3 float32 ``region`` (in place), lit by the paint there: ``brightness``
+    times as bright (brightened at most ``limit`` times), and of its colour to the power ``tint`` (1: the paint's
+    colour; 0: the strip's own); as soft as edges blurred by ``blur`` px (`mouth_softness`), at least as the strip's
+    own."""
     m, columns, top, bottom, opens = (np.asarray(a, np.float64) for a in (opening.m, opening.columns, opening.top,
                                                                          opening.bottom, opening.opens))
     if not len(columns) or opening.amount <= 0:
@@ -212,10 +221,10 @@ def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 
     w = weight[..., None].astype(np.float32)
     # lit as the paint: its mean over the gap as bright as the paint's (a dark opening keeps white teeth grey, as a
     # shadow would) and, at tint 1, each channel scaled to the paint's (an opening's inside red), brightened at most
-    # MAX_GAIN times
+    # ``limit`` times
     paint, own = (np.maximum((x * w).sum(axis=(0, 1)), 1e-6) for x in (part, drawn))
     lit, seen = float(luma(paint)), float(luma(own))
-    gain = np.minimum(lit / seen * ((paint / lit) / (own / seen)) ** tint, MAX_GAIN)
+    gain = np.minimum(brightness * lit / seen * ((paint / lit) / (own / seen)) ** tint, limit)
     change = w * (drawn * gain - part)
     part += gaussian_blurred(change, extra) if extra > 1e-3 else change  # continuous: no step in a shot
 

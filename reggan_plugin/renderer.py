@@ -28,6 +28,7 @@ from .align import (
 from .artifact import ModelArtifact, load_artifact
 from .backends import Backend, create_backend
 from .blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask, paint_colour_weight
+from .calibration import TEETH_LIMIT, calibrated, mixed, model_gains, mouth_ellipse
 from .config import EditConfig, InferenceConfig
 from .errors import InputError, ModelError
 from .faces import Face
@@ -145,6 +146,9 @@ class ExpressionRenderer:
         self.colour_weight = paint_colour_weight(self.size, template) if inference.skin_paint == "shading" else None
         self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
         self.mouth = MouthPass.for_inference(inference, self.artifact, self.colour_weight)
+        # the model's gains for the subject (reggan_plugin.calibration): the face pass's edit and a smile's teeth
+        self.gains = model_gains(self.artifact, inference.subject)
+        self.mouth_ellipse = mouth_ellipse(self.size, template) if self.gains and self.has_motion else None
         self.interior = MouthInterior.load() if inference.lip_split else None  # drawn into the gaps the lips open
 
     # -- prepare: faces -> aligned crops --------------------------------------------------------
@@ -190,7 +194,11 @@ class ExpressionRenderer:
 
     def forward_images(self, prepared: Sequence[PreparedImage], edit: EditConfig) -> list[EditedCrops]:
         """Several pictures' crops through the networks in shared batches: each picture's `EditedCrops`."""
-        faces = self.forward(np.concatenate([p.crops for p in prepared]), edit)
+        crops_in = np.concatenate([p.crops for p in prepared])
+        faces = self.forward(crops_in, edit)
+        gains = mixed(self.gains, self.artifact.expressions, self.artifact.expression_weights(edit.expression))
+        if self.mouth_ellipse is not None:
+            faces = calibrated(crops_in, faces, gains, self.mouth_ellipse)
         mouths: np.ndarray | None = None
         if self.mouth is not None and self.mouth.covers(edit.expression):
             size = self.mouth.size
@@ -199,6 +207,8 @@ class ExpressionRenderer:
             mouths = edit_crops(self.mouth.backend, self.mouth.artifact.expression_weights(edit.expression), crops,
                                 edit.intensity, self.inference.batch, self.mouth.outputs)
         interior = None if self.interior is None else self.interior.inside_for(edit.expression, edit.intensity)
+        if interior is not None and interior.lips is not None and gains.teeth != 1.0:
+            interior = dataclasses.replace(interior, brightness=gains.teeth, limit=TEETH_LIMIT, every_size=True)
         out, face_at, mouth_at = [], 0, 0
         for p in prepared:
             n_mouths = 0 if p.mouths is None else len(p.mouths.crops)
@@ -221,9 +231,9 @@ class ExpressionRenderer:
             job = (self.mouth, mouths, mouths_out, self.mouth.originals(rgb, mouths))
         mask: np.ndarray | None = None
         openings: list[Opening | None] = []
-        # how much of an inside each face gets (none on a small face), and how soft, read from the picture before the
-        # faces are pasted: only where one is drawn
-        amounts = [amount_for(m) for m in matrices]
+        # how much of an inside each face gets (none on a small face, but a photograph's smile), and how soft, read from
+        # the picture before the faces are pasted: only where one is drawn
+        amounts = [1.0 if interior is not None and interior.every_size else amount_for(m) for m in matrices]
         blurs = [mouth_softness(rgb, m, self.lip_corners) if amount > 0 else 0.0 for m, amount in zip(matrices, amounts)
                  ] if interior is not None and self.lip_corners is not None else []
         for m, crop_in, crop_out, amount in zip(matrices, crops_in, crops_out, amounts):
@@ -261,7 +271,7 @@ class ExpressionRenderer:
                             for m, crop_in, amount in zip(matrices, crops_in, amounts)]
             for opening, blur in zip(openings, blurs):
                 if opening is not None:
-                    draw(rgb, opening, interior.strip, interior.tint, blur)
+                    draw(rgb, opening, interior.strip, interior.tint, blur, interior.brightness, interior.limit)
         return rgb, mask
 
     # -- whole pictures --------------------------------------------------------------------------

@@ -277,6 +277,7 @@ def test_property_defaults_come_from_the_runtime_config(addon: object) -> None:
     assert props["intensity"].default == pytest.approx(EditConfig.intensity)
     assert props["stage"].default == InferenceConfig.stage
     assert props["skin_paint"].default == InferenceConfig.skin_paint
+    assert props["subject"].default == InferenceConfig.subject
     assert props["mouth_pass"].default == InferenceConfig.mouth_pass
     assert props["skip_existing"].default == SequenceConfig.skip_existing
     assert props["smooth"].default == pytest.approx(SequenceConfig.smooth)

@@ -254,3 +254,23 @@ def test_skin_paint_colour_or_shading(tmp_path, tiny_model):
     assert abs(change["shading"] - change["colour"]) < 1.0, change
     bad = cli("texture", src, "--out", tmp_path / "x.png", "--model", tiny_model, "--skin-paint", "wild")
     assert bad.returncode == 2 and "--skin-paint" in bad.stderr
+
+
+def test_subject_photo_changes_a_smile_alone(tmp_path):
+    from benchmarks.face_sizes import face_frame
+
+    pixels, (x, y, w, h) = face_frame(320, 320, 200)
+    src = tmp_path / "portrait.png"
+    Image.fromarray(pixels).save(src)
+    region = f"{x:.0f},{y:.0f},{w:.0f},{h:.0f}"
+    outs = {}
+    for expression in ("happy", "sad"):
+        for subject in ("render", "photo"):
+            out = tmp_path / f"{expression}_{subject}.png"
+            proc = cli("texture", src, "--out", out, "--region", region, "--expression", expression, "--subject", subject)
+            assert proc.returncode == 0, proc.stderr
+            outs[expression, subject] = read_image(out).pixels
+    assert np.abs(outs["happy", "photo"].astype(int) - outs["happy", "render"].astype(int)).max() > 20
+    assert np.array_equal(outs["sad", "photo"], outs["sad", "render"])  # the bundled model has photo gains for happy
+    bad = cli("texture", src, "--out", tmp_path / "x.png", "--subject", "painting")
+    assert bad.returncode == 2 and "painting" in bad.stderr

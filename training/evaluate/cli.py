@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from reggan_plugin.cli import exit_on_error
-from reggan_plugin.config import BACKENDS, SKIN_PAINTS, field_default
+from reggan_plugin.config import BACKENDS, SKIN_PAINTS, SUBJECTS, field_default
 from reggan_plugin.errors import UsageError
 
 from .cases import LOCATE_CHOICES, SPLIT_CHOICES
@@ -60,6 +60,8 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
 @click.option("--mouth-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
               help="As `render --mouth-model`: a mouth model of one's own (`train --config mouth`). [default: the "
                    "bundled one, with the bundled face model]")
+@click.option("--subject", type=click.Choice(SUBJECTS), default=_default("subject"), show_default=True,
+              help="As `render --subject`: the edit as fitted on renders, or with the model's gains for photographs.")
 @click.option("--perturb", is_flag=True,
               help="The robustness benchmark instead: the same edit under other tools' boxes, landmark noise, "
                    "rotation, render noise, exposure, white balance, JPEG and face sizes, beside the clean condition "
@@ -72,7 +74,8 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
                    "noise, a condition each.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def evaluate(model, data, out, expressions, split, limit, reference_real, intensity, crop_size, grid_rows, locate,
-             backend, batch, skin_paint, mouth_pass, lip_split, mouth_model, perturb, conditions, rerender, progress) -> None:
+             backend, batch, skin_paint, mouth_pass, lip_split, mouth_model, subject, perturb, conditions, rerender,
+             progress) -> None:
     """Judge the copy baseline, stage 1 alone and RegGAN side by side on paired faces: L1/PSNR/SSIM
     against the true target, an independent expression judge (fer's FER2013 model), an independent
     identity judge (dlib's 128-D embedding) and a Frechet distance on those embeddings (not FID).
@@ -89,7 +92,8 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
 
     if rerender and not perturb:
         raise click.UsageError("--rerender goes with --perturb")
-    runtime = {"skin_paint": skin_paint, "mouth_pass": mouth_pass, "lip_split": lip_split, "mouth_model": mouth_model}
+    runtime = {"skin_paint": skin_paint, "mouth_pass": mouth_pass, "lip_split": lip_split, "mouth_model": mouth_model,
+               "subject": subject}
     if perturb:
         _perturb(model, data, out, expressions, split, limit, backend, runtime, conditions, rerender, progress)
         return

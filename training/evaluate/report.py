@@ -58,10 +58,12 @@ def shown_path(path: str) -> str:
 
 def options_note(config: RuntimeOptions) -> str:
     """The runtime options an evaluation sets other than their defaults, said in its report (reports reproduce their
-    command): how the paint was pasted, the lips' split and the mouth pass."""
+    command): how the paint was pasted, the subject's gains, the lips' split and the mouth pass."""
     notes = []
     if config.skin_paint != field_default(InferenceConfig, "skin_paint"):
         notes.append(f"skin paint `{config.skin_paint}`")
+    if config.subject != field_default(InferenceConfig, "subject"):
+        notes.append(f"subject `{config.subject}`")
     if not config.lip_split:
         notes.append("no lip split")
     if not config.mouth_pass:

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from reggan_plugin.atomic import write_bytes
-from reggan_plugin.config import BackendName, InferenceConfig, SkinPaint
+from reggan_plugin.config import BackendName, InferenceConfig, SkinPaint, Subject
 from reggan_plugin.errors import InputError
 from reggan_plugin.faces import box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
@@ -52,6 +52,7 @@ class RobustnessConfig:
     mouth_pass: bool = InferenceConfig.mouth_pass
     lip_split: bool = InferenceConfig.lip_split
     mouth_model: Path | None = None  # None: the bundled one, beside the bundled face model
+    subject: Subject = InferenceConfig.subject
     split: SplitChoice = "test"  # of the first folder; the other folders are used whole (held-out looks)
     limit: int = 6  # cases per expression and folder
     expressions: tuple[str, ...] | None = None

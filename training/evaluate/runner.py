@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from reggan_plugin.config import BackendName, InferenceConfig, SkinPaint
+from reggan_plugin.config import BackendName, InferenceConfig, SkinPaint, Subject
 from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
 
@@ -61,13 +61,15 @@ class RuntimeOptions(Protocol):
     def lip_split(self) -> bool: ...
     @property
     def mouth_model(self) -> Path | None: ...
+    @property
+    def subject(self) -> Subject: ...
 
 
 def inference_config(config: RuntimeOptions, **extra: Any) -> InferenceConfig:
     """The runtime's config for an evaluation's options, plus ``extra`` fields (batch, stage)."""
     return InferenceConfig(model=config.model, backend=config.backend, skin_paint=config.skin_paint,
                            mouth_pass=config.mouth_pass, lip_split=config.lip_split, mouth_model=config.mouth_model,
-                           **extra)
+                           subject=config.subject, **extra)
 
 
 @dataclass(frozen=True)
@@ -83,6 +85,7 @@ class EvalConfig:
     mouth_pass: bool = InferenceConfig.mouth_pass
     lip_split: bool = InferenceConfig.lip_split
     mouth_model: Path | None = None  # None: the bundled one, beside the bundled face model
+    subject: Subject = InferenceConfig.subject
     intensity: float = 1.0
     expressions: tuple[str, ...] | None = None  # None: every non-neutral expression of the model
     split: SplitChoice = "all"

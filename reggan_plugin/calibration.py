@@ -1,0 +1,137 @@
+"""Per-expression gains that carry a render-trained edit over to photographs of people, read from the model file.
+
+The regression stage is the least-squares edit of the training renders, and on renders (of every look measured) it is
+the closest to the true expression. On a photograph it is not what a person's expression looks like: a rendered
+smile moves the mouth corners further apart and up than real smiles do (that motion is most of what a smile costs a
+person's likeness), and its teeth are the paint's pale band, which on a photograph reads as pale lips. A model file
+may therefore carry gains for photographs (``--subject photo``), per expression (metadata key ``reggan.paste_gains``,
+JSON ``{"photo": {"happy": {"motion": [gx, gy], "rest_paint": r, "teeth": t}}}``):
+
+- ``motion``: the motion's sideways and upward parts scaled, on the edited crop before paste-back (the paint stays
+  where it was painted: the edit is the input moved by the new motion plus the old paint);
+- ``rest_paint``: the paint outside an ellipse about the mouth scaled (the folds and shading a render's light casts);
+- ``teeth``: a smile's rendered teeth (``reggan_plugin.interior``) drawn on faces of every size, not on large ones
+  alone, ``teeth`` times as bright as the paint between the lips (at most ``TEETH_LIMIT`` times); 1 leaves them as
+  for renders.
+
+An expression mix takes each expression's gains in proportion to its weight. Renders (the default subject), and a
+model without gains for the subject, are edited as fitted. The mouth pass (``reggan_plugin.mouth``) paints a large
+face's mouth as fitted: its paint is fine enough that a motion moved less than painted would show the fitted smile's
+creases beside the corners. The bundled model's gains and how they were chosen: MODEL_CARD.md, docs/PHOTO_GAINS.md.
+"""
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .align import CANONICAL_5PT, sample
+from .artifact import ModelArtifact
+from .blend import feather_mask
+from .errors import ModelError
+
+METADATA_KEY = "reggan.paste_gains"
+TEETH_LIMIT = 2.5  # the drawn teeth at most this many times as bright as the paint between the lips
+# the ellipse about the mouth, in crop units at the canonical template's eye distance, centred this far below the
+# mouth corners' midpoint, fading out over half its radii again
+MOUTH_RADII, MOUTH_DROP, MOUTH_FEATHER = (0.17, 0.11), 0.007, 0.5
+
+GainTable = dict[str, dict[str, "Gains"]]  # subject -> expression -> gains
+
+
+@dataclass(frozen=True)
+class Gains:
+    motion: tuple[float, float] = (1.0, 1.0)
+    rest_paint: float = 1.0
+    teeth: float = 1.0
+
+    @property
+    def is_identity(self) -> bool:
+        return self == Gains()
+
+    @property
+    def moves_paint(self) -> bool:
+        """Whether the edited crops change (the teeth are drawn after paste-back)."""
+        return self.motion != (1.0, 1.0) or self.rest_paint != 1.0
+
+
+def parse_gains(path: Path, text: str) -> GainTable:
+    """The metadata value -> gains per subject and expression; a ModelError naming the file and the key when it is
+    malformed or out of bounds."""
+    def gains(g: Mapping) -> Gains:
+        gx, gy = g.get("motion", (1.0, 1.0))
+        return Gains(motion=(float(gx), float(gy)), rest_paint=float(g.get("rest_paint", 1.0)),
+                     teeth=float(g.get("teeth", 1.0)))
+
+    try:
+        table = {str(subject): {str(name): gains(g) for name, g in by_expression.items()}
+                 for subject, by_expression in json.loads(text).items()}
+    except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
+        raise ModelError(path, f"bad metadata {METADATA_KEY}={text!r}: not JSON of the form "
+                               '{"photo": {"happy": {"motion": [gx, gy], "rest_paint": r, "teeth": t}}}') from None
+    for subject, by_expression in table.items():
+        for name, g in by_expression.items():
+            values = (*g.motion, g.rest_paint, g.teeth)
+            if not all(np.isfinite(v) and 0.0 <= v <= 10.0 for v in values):
+                raise ModelError(path, f"bad metadata {METADATA_KEY}: {subject} {name}'s gains must lie in [0, 10], "
+                                       f"got {values}")
+    return table
+
+
+def model_gains(artifact: ModelArtifact, subject: str) -> dict[str, Gains]:
+    """The gains a model file carries for ``subject`` (none: an empty mapping)."""
+    text = artifact.metadata.get(METADATA_KEY)
+    return {} if text is None else parse_gains(artifact.path, text).get(subject, {})
+
+
+def dump_gains(table: Mapping[str, Mapping[str, Gains]]) -> str:
+    """The metadata value for ``table`` (the inverse of `parse_gains`)."""
+    return json.dumps({subject: {name: {"motion": list(g.motion), "rest_paint": g.rest_paint, "teeth": g.teeth}
+                                 for name, g in sorted(by_expression.items())}
+                       for subject, by_expression in sorted(table.items())})
+
+
+def mixed(gains: Mapping[str, Gains], expressions: Sequence[str], weights: np.ndarray) -> Gains:
+    """The gains of an expression mix (``weights`` over ``expressions``): each gain's departure from 1 in proportion
+    to the weight of the expression that has it."""
+    def blend(value: str, axis: int | None = None) -> float:
+        total = 1.0
+        for name, w in zip(expressions, weights):
+            if name in gains and w:
+                v = getattr(gains[name], value)
+                total += float(w) * ((v if axis is None else v[axis]) - 1.0)
+        return total
+
+    return Gains(motion=(blend("motion", 0), blend("motion", 1)), rest_paint=blend("rest_paint"),
+                 teeth=blend("teeth"))
+
+
+def mouth_ellipse(size: int, template: np.ndarray | None) -> np.ndarray:
+    """SxS [0, 1]: the ellipse about the mouth of a face crop of side ``size`` whose 5 points are ``template`` (crop
+    units; None: ``align.CANONICAL_5PT``)."""
+    points = CANONICAL_5PT if template is None else np.asarray(template, np.float64)
+    k = float(np.linalg.norm(points[1] - points[0]) / np.linalg.norm(CANONICAL_5PT[1] - CANONICAL_5PT[0]))
+    middle = (points[3] + points[4]) / 2
+    return feather_mask(size, center=(float(middle[0]), float(middle[1] + MOUTH_DROP * k)),
+                        radii=(MOUTH_RADII[0] * k, MOUTH_RADII[1] * k), feather=MOUTH_FEATHER)
+
+
+def calibrated(crops_in: np.ndarray, edited: np.ndarray, gains: Gains, mouth: np.ndarray) -> np.ndarray:
+    """``edited`` [n,S,S,5] (the edit's RGB, then its motion, as `renderer.edit_crops` gives them) of ``crops_in``
+    [n,S,S,3] with ``gains``' motion and rest of the paint (``mouth``: `mouth_ellipse`): a new array, or ``edited``
+    itself where they change nothing."""
+    if not gains.moves_paint or not len(edited):
+        return edited
+    out = edited.copy()
+    s = edited.shape[1]
+    gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
+    rest = (mouth + gains.rest_paint * (1.0 - mouth))[..., None]
+    for crop_in, new in zip(crops_in, out):
+        motion = new[..., 3:]
+        paint = new[..., :3] - sample(crop_in, gx + motion[..., 0], gy + motion[..., 1])
+        motion *= np.asarray(gains.motion, np.float32)
+        new[..., :3] = sample(crop_in, gx + motion[..., 0], gy + motion[..., 1]) + rest * paint
+    return out

@@ -1,0 +1,58 @@
+"""Write one expression's paste gains (``reggan_plugin.calibration``) into a model file's metadata.
+
+    python tools/set_paste_gains.py --model reggan_plugin/models/default.onnx --subject photo --expression happy \
+        --motion 0.5,0.6 --rest-paint 0.7 --teeth 1.5 --out reggan_plugin/models/default.onnx
+
+The graph is untouched; the other subjects' and expressions' gains are kept. ``--motion 1,1 --rest-paint 1 --teeth 1``
+takes an expression's gains out. Needs onnx.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+
+@click.command()
+@click.option("--model", type=click.Path(exists=True, dir_okay=False, path_type=Path), required=True)
+@click.option("--subject", type=click.Choice(["photo"]), default="photo", show_default=True,
+              help="Renders are always edited as fitted.")
+@click.option("--expression", required=True)
+@click.option("--motion", default="1,1", show_default=True, help="Sideways and upward gains of the motion.")
+@click.option("--rest-paint", type=float, default=1.0, show_default=True, help="Gain of the paint outside the mouth.")
+@click.option("--teeth", type=float, default=1.0, show_default=True,
+              help="A smile's drawn teeth this many times as bright as the paint, on faces of every size (1: as for "
+                   "renders).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
+def main(model: Path, subject: str, expression: str, motion: str, rest_paint: float, teeth: float, out: Path) -> None:
+    import onnx
+
+    from reggan_plugin.artifact import load_artifact
+    from reggan_plugin.atomic import write_bytes
+    from reggan_plugin.calibration import METADATA_KEY, Gains, dump_gains, parse_gains
+
+    artifact = load_artifact(model)
+    if expression not in artifact.expressions:
+        raise click.ClickException(f"unknown expression {expression!r}; the model has {', '.join(artifact.expressions)}")
+    try:
+        gx, gy = (float(v) for v in motion.split(","))
+    except ValueError:
+        raise click.ClickException(f"--motion {motion!r}: give two numbers, sideways,upward") from None
+    text = artifact.metadata.get(METADATA_KEY)
+    table = {} if text is None else parse_gains(model, text)
+    table.setdefault(subject, {})[expression] = Gains(motion=(gx, gy), rest_paint=rest_paint, teeth=teeth)
+    table = {s: kept for s, g in table.items() if (kept := {e: v for e, v in g.items() if not v.is_identity})}
+    value = dump_gains(table)
+    parse_gains(model, value)  # the bounds the runtime checks, before anything is written
+    proto = onnx.load(str(model))
+    others = [entry for entry in proto.metadata_props if entry.key != METADATA_KEY]
+    del proto.metadata_props[:]
+    proto.metadata_props.extend(others)
+    if table:
+        proto.metadata_props.add(key=METADATA_KEY, value=value)
+    write_bytes(out, proto.SerializeToString())
+    click.echo(f"wrote {out}: {METADATA_KEY} = {value if table else '(none)'}")
+
+
+if __name__ == "__main__":
+    main()
