@@ -53,7 +53,7 @@ class Gains:
         return self == Gains()
 
     @property
-    def moves_paint(self) -> bool:
+    def changes_crops(self) -> bool:
         """Whether the edited crops change (the teeth are drawn after paste-back)."""
         return self.motion != (1.0, 1.0) or self.rest_paint != 1.0
 
@@ -123,7 +123,7 @@ def calibrated(crops_in: np.ndarray, edited: np.ndarray, gains: Gains, mouth: np
     """``edited`` [n,S,S,5] (the edit's RGB, then its motion, as `renderer.edit_crops` gives them) of ``crops_in``
     [n,S,S,3] with ``gains``' motion and rest of the paint (``mouth``: `mouth_ellipse`): a new array, or ``edited``
     itself where they change nothing."""
-    if not gains.moves_paint or not len(edited):
+    if not gains.changes_crops or not len(edited):
         return edited
     out = edited.copy()
     s = edited.shape[1]
