@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from reggan_plugin.atomic import write_text
-from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
+from reggan_plugin.config import SUBJECTS, EditConfig, InferenceConfig, SequenceConfig
 from reggan_plugin.faces import FaceDetector
 from reggan_plugin.imageio import ImageData, read_image, write_image
 from reggan_plugin.pipeline import render_sequence
@@ -96,10 +96,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--expression", default="happy")
     parser.add_argument("--no-lip-split", action="store_true", help="the lips moved as the model moves them "
                                                                     "(reggan_plugin.lips), to compare")
+    parser.add_argument("--subject", choices=SUBJECTS, default=InferenceConfig.subject,
+                        help="as `render --subject`: renders, or photographs of people")
     parser.add_argument("--faces-from", default="", help="where the faces come from (written into the report)")
     parser.add_argument("--strip", type=int, default=None, help="index of the --face to show in docs/temporal.png")
     args = parser.parse_args(argv)
-    renderer = ExpressionRenderer(InferenceConfig(model=args.model, backend="cpu", lip_split=not args.no_lip_split))
+    renderer = ExpressionRenderer(InferenceConfig(model=args.model, backend="cpu", lip_split=not args.no_lip_split,
+                                                  subject=args.subject))
     rows: list[tuple[str, str, float, float, float]] = []
     strip: list[np.ndarray] = []
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,7 +126,8 @@ def main(argv: list[str] | None = None) -> int:
              + " ".join(f"--face {p.parent.name}/{p.name}" for p in args.face)
              + f" --face-px {args.face_px} --frames {args.frames}"
              + (f" --expression {args.expression}" if args.expression != "happy" else "")
-             + (" --no-lip-split" if args.no_lip_split else "") + "`; do not edit by hand. Method: the module docstring "
+             + (" --no-lip-split" if args.no_lip_split else "")
+             + (f" --subject {args.subject}" if args.subject != InferenceConfig.subject else "") + "`; do not edit by hand. Method: the module docstring "
              "of benchmarks/temporal.py. Model: the bundled one; CPU backend; detector mode, default options but "
              "--smooth." + (f" Faces: {args.faces_from}" if args.faces_from else ""), "",
              "| face | sequence | --smooth | mouth jitter (temporal std / mean edit) | mean edit (levels) |",
