@@ -207,7 +207,9 @@ def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 
     # a crop px: six to eight frame px of soft rim on a large face); where it barely opens, over a crop px as that
     # gap's, since a sharp edge against the paint's soft dark there would stand out as a line
     sharp = 1.0 + (1.0 / matrix_scale(m) - 1.0) * column
-    inside = np.clip((yc - t) * sharp + 0.5, 0.0, 1.0) * np.clip((b - yc) * sharp + 0.5, 0.0, 1.0)
+    # how much of each pixel (a unit of ``sharp``) the opening covers: an opening thinner than a pixel covers it in
+    # proportion, one of no height (a smile at intensity 0) not at all
+    inside = np.clip(np.minimum((yc - t) * sharp, 0.5) + np.minimum((b - yc) * sharp, 0.5), 0.0, 1.0)
     weight = inside * column * opening.amount
     total = float(weight.sum())
     if total < 1.0:

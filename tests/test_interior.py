@@ -336,3 +336,40 @@ def test_a_smiles_lips_are_measured_down_from_the_line_between_the_neutrals_lips
     below = below_lip_line(framed, picture, neutral)
     assert below[0, 0] == pytest.approx(framed[0, 0])
     assert below[0, 1] == pytest.approx(framed[0, 1] + 0.1, abs=0.02)
+
+
+def test_an_opening_covers_each_pixel_as_much_as_it_opens_there() -> None:
+    """A smile at intensity 0 opens no height and draws nothing; an opening a fraction of a pixel high covers that
+    fraction of the pixel, and a thick one the whole pixel."""
+    from reggan_plugin.interior import Opening
+
+    m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    columns = np.arange(22.0, 43.0)
+
+    def drawn(top: float, bottom: float) -> np.ndarray:
+        region = np.zeros((SIZE, SIZE, 3), np.float32)
+        region[30:50] = (0.8, 0.2, 0.5)  # a coloured paint: the grey strip, lit as bright, changes each pixel it covers
+        before = region.copy()
+        opening = Opening(m, columns, np.full_like(columns, top), np.full_like(columns, bottom),
+                          np.ones_like(columns), CORNERS, 1.0)
+        draw(region, opening, np.ones((32, 128, 3), np.float32), tint=0.0)
+        return np.abs(region - before).sum(axis=2)[:, 26:40]
+
+    assert drawn(40.0, 40.0).max() == 0.0  # fails with the ramps multiplied: a quarter of a pixel either side
+    thin, thick = drawn(39.85, 40.15), drawn(36.0, 44.0)
+    assert thin[40].mean() == pytest.approx(0.3 * thick[40].mean(), rel=0.05)  # pixel rows centred on integers
+    assert thick[37:43].min() > 0.1 and thin[:40].max() == 0.0 and thin[41:].max() == 0.0
+
+
+def test_intensity_zero_leaves_a_large_smiling_face_as_it_was() -> None:
+    from benchmarks.face_sizes import face_frame
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.faces import Face
+    from reggan_plugin.renderer import ExpressionRenderer
+
+    pixels, box = face_frame(1200, 900, 640)
+    for subject in ("render", "photo"):
+        renderer = ExpressionRenderer(InferenceConfig(backend="cpu", subject=subject))
+        for expression in ("happy", "surprised"):
+            out = renderer.apply_array(pixels, faces=[Face(box=box)], expression=expression, intensity=0.0)
+            assert np.array_equal(out, pixels), (subject, expression)
