@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from reggan_plugin.atomic import write_text
 from reggan_plugin.calibration import Gains
 from reggan_plugin.config import InferenceConfig
 from reggan_plugin.renderer import ExpressionRenderer
@@ -132,7 +133,7 @@ def write(rows: list[Row], out: Path, data: Path) -> Path:
                      f"| {r.everyone.p:.3f} / {r.everyone.identity:.3f} |")
     lines += ["", f"Chosen by the rule: **{chosen.name}**." if chosen else "No candidate meets the rule.", ""]
     path = out / "PHOTO_GAINS.md"
-    path.write_text("\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path
 
 
