@@ -123,16 +123,26 @@ def feather_mask(
     return mask
 
 
+def template_ellipse(size: int, template: np.ndarray | None, anchor: tuple[int, ...], radii: tuple[float, float],
+                     drop: float = 0.0, feather: float = PAINT_COLOUR_FEATHER) -> np.ndarray:
+    """`feather_mask` of an ellipse about points of a crop's 5-point ``template`` (crop units; None:
+    ``align.CANONICAL_5PT``): centred ``drop`` below the mean of the points indexed by ``anchor`` ((3, 4): the mouth
+    corners' midpoint), ``radii`` and ``drop`` in crop units at the canonical template's eye distance, scaled to the
+    template's."""
+    points = CANONICAL_5PT if template is None else np.asarray(template, np.float64)
+    k = float(np.linalg.norm(points[1] - points[0]) / np.linalg.norm(CANONICAL_5PT[1] - CANONICAL_5PT[0]))
+    centre = points[list(anchor)].mean(axis=0) + np.array([0.0, drop * k])
+    return feather_mask(size, center=(float(centre[0]), float(centre[1])), radii=(radii[0] * k, radii[1] * k),
+                        feather=feather)
+
+
 def paint_colour_weight(size: int, template: np.ndarray | None = None) -> np.ndarray:
     """SxS float32 in [0, 1]: 1 where the paint changes colour as painted (mouth, eyes), 0 where it changes the
     skin's shading alone (`as_shading`). ``template``: the crop's 5 points in crop units (left eye, right eye,
     nose, mouth corners); None: ``align.CANONICAL_5PT``."""
-    points = CANONICAL_5PT if template is None else np.asarray(template, np.float64)
-    k = float(np.linalg.norm(points[1] - points[0]) / np.linalg.norm(CANONICAL_5PT[1] - CANONICAL_5PT[0]))
-    mouth = (points[3] + points[4]) / 2 + (0.0, MOUTH_COLOUR_DROP * k)
-    regions = [(mouth, MOUTH_COLOUR_RADII), (points[0], EYE_COLOUR_RADII), (points[1], EYE_COLOUR_RADII)]
-    return np.max([feather_mask(size, center=(float(c[0]), float(c[1])), radii=(r[0] * k, r[1] * k),
-                                feather=PAINT_COLOUR_FEATHER) for c, r in regions], axis=0)
+    return np.max([template_ellipse(size, template, (3, 4), MOUTH_COLOUR_RADII, MOUTH_COLOUR_DROP),
+                   template_ellipse(size, template, (0,), EYE_COLOUR_RADII),
+                   template_ellipse(size, template, (1,), EYE_COLOUR_RADII)], axis=0)
 
 
 def as_shading(delta: np.ndarray, base: np.ndarray) -> np.ndarray:

@@ -28,9 +28,9 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import CANONICAL_5PT, sample
+from .align import sample
 from .artifact import ModelArtifact
-from .blend import feather_mask
+from .blend import template_ellipse
 from .errors import ModelError
 
 METADATA_KEY = "reggan.paste_gains"
@@ -111,12 +111,8 @@ def mixed(gains: Mapping[str, Gains], expressions: Sequence[str], weights: np.nd
 
 def mouth_ellipse(size: int, template: np.ndarray | None) -> np.ndarray:
     """SxS [0, 1]: the ellipse about the mouth of a face crop of side ``size`` whose 5 points are ``template`` (crop
-    units; None: ``align.CANONICAL_5PT``)."""
-    points = CANONICAL_5PT if template is None else np.asarray(template, np.float64)
-    k = float(np.linalg.norm(points[1] - points[0]) / np.linalg.norm(CANONICAL_5PT[1] - CANONICAL_5PT[0]))
-    middle = (points[3] + points[4]) / 2
-    return feather_mask(size, center=(float(middle[0]), float(middle[1] + MOUTH_DROP * k)),
-                        radii=(MOUTH_RADII[0] * k, MOUTH_RADII[1] * k), feather=MOUTH_FEATHER)
+    units; None: ``align.CANONICAL_5PT``), outside which ``rest_paint`` scales the paint."""
+    return template_ellipse(size, template, (3, 4), MOUTH_RADII, MOUTH_DROP, MOUTH_FEATHER)
 
 
 def calibrated(crops_in: np.ndarray, edited: np.ndarray, gains: Gains, mouth: np.ndarray) -> np.ndarray:
