@@ -42,7 +42,7 @@ from reggan_plugin.align import (
     sample_planes_sharp,
     warp_planes_from_crop,
 )
-from reggan_plugin.grain import GRAIN_REACH, grain_level, luma, moving_structure
+from reggan_plugin.grain import GRAIN_REACH, gaussian_blurred, grain_level, luma, moving_structure
 from reggan_plugin.imageio.image import LUMA
 
 # Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
@@ -174,6 +174,7 @@ def crop_planes(
     colour_weight: np.ndarray | None = None,
     moved: np.ndarray | None = None,
     gap: np.ndarray | None = None,
+    paint_blur: float = 0.0,
 ) -> np.ndarray:
     """The crop-space half of paste-back: SxSx(4, 6 or 7) float32 planes, the difference to paste (crop_out less the
     moved crop_in, less its colour cast when ``colour_match``, as a change of shading where ``colour_weight`` is
@@ -181,7 +182,10 @@ def crop_planes(
     ``moved``: ``crop_in`` moved by ``motion`` as the caller has it (`reggan_plugin.lips.moved_in_picture`), instead
     of moving it here; ``gap`` (SxS [0, 1], with a motion): where the paste shows crop_out alone, none of the moved
     frame (`reggan_plugin.lips.split_at_lips`: the gap opened between the lips reads one row of the picture, whose
-    detail, drawn down the gap, would stand in it as streaks)."""
+    detail, drawn down the gap, would stand in it as streaks); ``paint_blur``: the difference is pasted blurred by a
+    Gaussian of this std (crop px), its finest part left out. A regression's paint is smoother than its input, so that
+    part is mostly the input's own texture taken away: pasted onto a frame finer than the crop, it airbrushes the skin
+    and lips at the crop's scale."""
     crop_in = np.asarray(crop_in, dtype=np.float32)
     crop_out = np.asarray(crop_out, dtype=np.float32)
     mask_crop = np.asarray(mask_crop, dtype=np.float32)
@@ -204,6 +208,8 @@ def crop_planes(
     if colour_weight is not None:
         keep = np.asarray(colour_weight, np.float32)[..., None]
         delta = keep * delta + (1.0 - keep) * as_shading(delta, crop_in)
+    if paint_blur > 0:
+        delta = gaussian_blurred(delta, paint_blur)
     if gap is not None and motion is not None:
         gap = np.asarray(gap, np.float32)
         delta = delta + gap[..., None] * crop_in  # apply_planes takes as much of the moved frame away

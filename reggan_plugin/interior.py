@@ -13,9 +13,10 @@ strip's column at its place between the corners, stretched from the opening's to
 as bright on average (brightened at most 1.5 times) and, for an opened mouth, each channel of the paint's colour (the
 paint decides how the inside is lit, the strip its edges); a smile's teeth take half of it, since its paint there
 mixes teeth with lips (its strip white-balanced on its teeth). An opened mouth's inside is drawn as much as its
-column opens (`lips.split_at_lips`: faded in with the opening and from the corners), between edges drawn at the
-frame's own pixels where the lips part whole (the gap the paste leaves, read from the crop, ramps over a crop pixel:
-a soft rim six to eight frame pixels wide on a large face); a smile's between sharp edges. Either is drawn as soft as
+column opens (`lips.split_at_lips`: faded in with the opening and from the corners; down past the dark rim the lower
+lip carries, `past_lip_rim`), between edges drawn at the frame's own pixels where the lips part whole (the gap the
+paste leaves, read from the crop, ramps over a crop pixel: a soft rim six to eight frame pixels wide on a large face);
+a smile's between sharp edges. Either is drawn as soft as
 the picture about the mouth (`mouth_softness`: a magnified or out-of-focus frame gets a soft inside, not a render's
 sharp teeth in a soft mouth). Only on faces whose crop the paste magnifies four times or more (a face box from about
 285 px, as the mouth pass), fully from eight: on smaller faces the paint is near the frame's scale. A photograph's
@@ -25,12 +26,12 @@ its teeth are drawn on faces of every size, and brighter.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
-from .align import Matrix, apply_affine, crop_roi, matrix_scale, sample
+from .align import Matrix, apply_affine, crop_roi, invert_affine, matrix_scale, sample
 from .artifact import parse_expression
 from .errors import ModelError
 from .grain import gaussian_blurred, luma
@@ -44,6 +45,9 @@ SOFTNESS_REACH = 0.35  # mouth widths about the mouth corners' line where it is 
 SMILE_TINT = 0.5  # of the paint's colour a smile's teeth take: at 1 they are the colour of the lips around them
 MAX_GAIN = 1.5  # a narrow opening's paint is mostly lip, which would light the inside up as glare: unlimited, surprised
 # kept 1.14 of the neutral's mouth detail on the validation renders (0.91 limited), with glare at part intensities
+RIM_REACH = 1.0  # crop px below an opening's bottom edge searched for the lower lip's dark rim (`past_lip_rim`)
+RIM_STEPS = 10  # samples a crop px along that search: a frame px or finer on a face the pass magnifies eight times
+RIM_CONTRAST = 0.05  # how much lighter than the column's darkest the lip below must be for a rim to be there
 
 
 @dataclass(frozen=True)
@@ -161,6 +165,25 @@ class MouthInterior:
         opening = [(weight, name) for weight, name in known if name not in self.lips]
         weight, name = max(opening or known)
         return Inside(self.strips[name], self.lips.get(name), weight * intensity)
+
+
+def past_lip_rim(region: np.ndarray, opening: Opening, reach: float = RIM_REACH) -> Opening:
+    """``opening`` with each column's bottom edge moved down past the dark rim the lower lip carries: the lips move
+    whole with the dark line that lay between them in the neutral, so where they part the lower lip's upper edge is
+    that line, a thin dark curve under the drawn inside. Read in HxWx3 ``region`` as pasted, down from each column's
+    edge at most ``reach`` crop px: the edge goes to the first point lighter than halfway between the darkest and the
+    lightest on the way, where they differ by ``RIM_CONTRAST`` at least (a lip below a rim); else it stays."""
+    if not len(opening.columns) or reach <= 0:
+        return opening
+    offsets = np.linspace(0.0, reach, int(np.ceil(reach * RIM_STEPS)) + 1)
+    ys = opening.bottom[:, None] + offsets[None, :]
+    xs = np.broadcast_to(np.asarray(opening.columns, np.float64)[:, None], ys.shape)
+    at = apply_affine(invert_affine(np.asarray(opening.m, np.float64)), np.stack([xs, ys], axis=-1))
+    grey = luma(sample(region, at[..., 0].astype(np.float32), at[..., 1].astype(np.float32)))
+    darkest, lightest = grey.min(axis=1), grey.max(axis=1)
+    light = grey >= ((darkest + lightest) / 2)[:, None]
+    rim = light.any(axis=1) & (lightest > darkest + RIM_CONTRAST)
+    return replace(opening, bottom=np.where(rim, opening.bottom + offsets[np.argmax(light, axis=1)], opening.bottom))
 
 
 def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

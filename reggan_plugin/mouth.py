@@ -6,9 +6,9 @@ mouth's inside and rim) comes out as soft bands. The mouth model is the regressi
 the mouth at ``align.MOUTH_ZOOM`` times the face crop's scale (``reggan-plugin train --config mouth``). Where the face
 model's paint would be magnified four times or more (a face crop of 512 frame px: a face box from about 285 px), the
 mouth model's edit, pasted as the face's is (its motion moves the frame, the lips whole where it opens them, its
-paint is added), replaces the face model's inside an ellipse about the mouth: fully from eight times on (a face box
-from about 570 px), faded in between, so a face growing through a shot never switches mouths from one frame to the
-next. On smaller faces the face model's paint is near the frame's own scale and the pass does not run. An edit
+paint is added, a little blurred: ``PAINT_BLUR``), replaces the face model's inside an ellipse about the mouth: fully
+from eight times on (a face box from about 570 px), faded in between, so a face growing through a shot never switches
+mouths from one frame to the next. On smaller faces the face model's paint is near the frame's own scale and the pass does not run. An edit
 whose expressions the mouth model does not all know keeps the face model's mouth (the bundled one knows happy, sad,
 angry and fearful: MODEL_CARD.md).
 """
@@ -44,6 +44,9 @@ MAX_MOUTH_SCALE = 0.5
 """Mouth crop px per frame px below which the pass runs (the face crop's paint magnified four times or more)."""
 FULL_MOUTH_SCALE = 0.25
 """... and at or below which it replaces the face model's mouth entirely (eight times; between the two, a fade)."""
+PAINT_BLUR = 0.5
+"""Mouth crop px: the pass's paint is pasted blurred this much (`blend.crop_planes`), so that it keeps the skin's and
+the lips' own texture about the mouth."""
 
 Paste = Callable[..., tuple[np.ndarray, np.ndarray]]  # (region, planes, matrix, inplace=...) -> (region, frame mask)
 
@@ -168,7 +171,7 @@ class MouthPass:
                 motion, moved_crop, gap = lips_whole(crop_in, motion, self.lip_corners, original, local)
             gaps.append(gap)
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_match=False,
-                                 colour_weight=self.colour_weight, moved=moved_crop, gap=gap)
+                                 colour_weight=self.colour_weight, moved=moved_crop, gap=gap, paint_blur=PAINT_BLUR)
             moved, weight = paste(original, planes, local, inplace=True)
             ys, xs = np.flatnonzero(weight.any(axis=1)), np.flatnonzero(weight.any(axis=0))
             if not len(ys):

@@ -44,6 +44,7 @@ from .interior import (
     draw,
     gap_opening,
     mouth_softness,
+    past_lip_rim,
     smile_opening,
 )
 from .lips import lip_line, lips_whole
@@ -271,6 +272,8 @@ class ExpressionRenderer:
                             for m, crop_in, amount in zip(matrices, crops_in, amounts)]
             for opening, blur in zip(openings, blurs):
                 if opening is not None:
+                    if interior.lips is None:  # an opened mouth's lower lip brings the neutral's lip line down with it
+                        opening = past_lip_rim(rgb, opening)
                     draw(rgb, opening, interior.strip, interior.tint, blur, interior.brightness, interior.limit)
         return rgb, mask
 

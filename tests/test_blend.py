@@ -308,3 +308,23 @@ def test_shading_on_black_is_a_grey_change_of_light() -> None:
     out = blend.as_shading(delta, np.zeros((1, 1, 3), np.float32))
     assert np.isfinite(out).all()
     np.testing.assert_allclose(out[0, 0], np.full(3, float(delta[0, 0] @ blend.LUMA)), atol=1e-6)
+
+
+def test_a_blurred_paint_keeps_the_inputs_own_texture_and_pastes_the_broad_change() -> None:
+    """A regression paints its input smoothed: pasted whole, its change takes the input's fine texture away; blurred
+    (``paint_blur``), it leaves that texture and still pastes the broad change it paints."""
+    rng = np.random.default_rng(0)
+    smooth = np.full((SIZE, SIZE, 3), 0.5, np.float32)
+    texture = rng.normal(0.0, 0.05, (SIZE, SIZE, 1)).astype(np.float32).repeat(3, axis=2)
+    broad = np.zeros((SIZE, SIZE, 3), np.float32)
+    broad[:, SIZE // 2 :] = -0.1  # a darker half: the expression's change
+    crop_in, crop_out = smooth + texture, smooth + broad  # the paint lost the texture
+    mask = blend.feather_mask(SIZE)
+    whole = blend.crop_planes(crop_in, crop_out, mask, colour_match=False)[..., :3]
+    blurred = blend.crop_planes(crop_in, crop_out, mask, colour_match=False, paint_blur=2.0)[..., :3]
+    inner = (slice(8, -8), slice(8, SIZE // 2 - 8))  # away from the change's edge and the crop's border
+    assert np.corrcoef(whole[inner].ravel(), texture[inner].ravel())[0, 1] < -0.99  # the texture taken away
+    assert np.abs(blurred[inner]).max() < 0.5 * np.abs(whole[inner]).max()  # mostly left where it was
+    np.testing.assert_allclose(blurred[8:-8, SIZE // 2 + 8 : -8].mean(), -0.1, atol=0.01)  # the change pasted
+    np.testing.assert_array_equal(blend.crop_planes(crop_in, crop_out, mask, colour_match=False, paint_blur=0.0),
+                                  blend.crop_planes(crop_in, crop_out, mask, colour_match=False))

@@ -15,6 +15,7 @@ from reggan_plugin.interior import (
     gap_opening,
     gap_rows,
     mouth_softness,
+    past_lip_rim,
     smile_opening,
     softness,
 )
@@ -83,6 +84,32 @@ def test_the_strip_is_drawn_into_the_gap_alone_lit_as_the_paint() -> None:
     draw(region, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), 0.5 * striped_strip())
     np.testing.assert_allclose(region[37:40, 26:40], 0.5 * MAX_GAIN, atol=0.03)
     np.testing.assert_allclose(region[42:45, 26:40], 0.0, atol=0.03)
+
+
+def lip_below_an_opening(rim_rows: slice | None) -> np.ndarray:
+    """A magnified region (4 px a crop px, crop row y at region row 4y): the opening's dark inside down to the gap's
+    bottom edge (crop row 45.5, `gap_between(36, 46)`), a lip below it, and a dark rim over ``rim_rows``."""
+    region = np.full((4 * SIZE, 4 * SIZE, 3), 0.6, np.float32)
+    region[4 * 36 : 182] = 0.15
+    if rim_rows is not None:
+        region[rim_rows] = 0.05
+    return region
+
+
+def test_an_openings_bottom_edge_goes_past_the_dark_rim_the_lower_lip_carries() -> None:
+    m = np.array([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]])
+    opening = gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0)
+    moved = past_lip_rim(lip_below_an_opening(slice(182, 186)), opening)  # a rim a crop px wide
+    # to the rim's lower edge (region row 185.5: crop row 46.375), to the search's step
+    np.testing.assert_allclose(moved.bottom, 46.375, atol=0.1)
+    assert np.array_equal(moved.top, opening.top) and np.array_equal(moved.columns, opening.columns)
+    shadowed = lip_below_an_opening(slice(182, 186))
+    shadowed[187:] = 0.05  # the shadow under a thin lower lip, within the search's reach: the edge stops at the lip
+    np.testing.assert_allclose(past_lip_rim(shadowed, opening).bottom, 46.375, atol=0.1)
+    # no rim, one past the search's reach, or no lighter lip below it: the edge stays
+    for region in (lip_below_an_opening(None), lip_below_an_opening(slice(4 * 48, 4 * 49)),
+                   np.full((4 * SIZE, 4 * SIZE, 3), 0.1, np.float32)):
+        assert np.array_equal(past_lip_rim(region, opening).bottom, opening.bottom)
 
 
 def test_no_amount_or_no_gap_draws_nothing() -> None:
