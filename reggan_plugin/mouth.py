@@ -44,7 +44,7 @@ MAX_MOUTH_SCALE = 0.5
 """Mouth crop px per frame px below which the pass runs (the face crop's paint magnified four times or more)."""
 FULL_MOUTH_SCALE = 0.25
 """... and at or below which it replaces the face model's mouth entirely (eight times; between the two, a fade)."""
-PAINT_BLUR = 0.5
+PAINT_BLUR = 1.0
 """Mouth crop px: the pass's paint is pasted blurred this much (`blend.crop_planes`), so that it keeps the skin's and
 the lips' own texture about the mouth."""
 
