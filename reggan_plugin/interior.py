@@ -16,9 +16,8 @@ mixes teeth with lips (its strip white-balanced on its teeth). An opened mouth's
 column opens (`lips.split_at_lips`: faded in with the opening and from the corners; down past the dark rim the lower
 lip carries, `past_lip_rim`), between edges drawn at the frame's own pixels where the lips part whole (the gap the
 paste leaves, read from the crop, ramps over a crop pixel: a soft rim six to eight frame pixels wide on a large face);
-a smile's between sharp edges. Either is drawn as soft as
-the picture about the mouth (`mouth_softness`: a magnified or out-of-focus frame gets a soft inside, not a render's
-sharp teeth in a soft mouth). Only on faces whose crop the paste magnifies four times or more (a face box from about
+a smile's between sharp edges. Either is drawn as soft as the picture about the mouth (`mouth_softness`: a magnified
+or out-of-focus frame gets a soft inside, not a render's sharp teeth in a soft mouth). Only on faces whose crop the paste magnifies four times or more (a face box from about
 285 px, as the mouth pass), fully from eight: on smaller faces the paint is near the frame's scale. A photograph's
 smile is the exception (`reggan_plugin.calibration`): there the paint's pale band reads as pale lips at any size, so
 its teeth are drawn on faces of every size, and brighter.

@@ -8,9 +8,9 @@ model's paint would be magnified four times or more (a face crop of 512 frame px
 mouth model's edit, pasted as the face's is (its motion moves the frame, the lips whole where it opens them, its
 paint is added, a little blurred: ``PAINT_BLUR``), replaces the face model's inside an ellipse about the mouth: fully
 from eight times on (a face box from about 570 px), faded in between, so a face growing through a shot never switches
-mouths from one frame to the next. On smaller faces the face model's paint is near the frame's own scale and the pass does not run. An edit
-whose expressions the mouth model does not all know keeps the face model's mouth (the bundled one knows happy, sad,
-angry and fearful: MODEL_CARD.md).
+mouths from one frame to the next. On smaller faces the face model's paint is near the frame's own scale and the pass
+does not run. An edit whose expressions the mouth model does not all know keeps the face model's mouth (the bundled
+one knows happy, sad, angry and fearful: MODEL_CARD.md).
 """
 from __future__ import annotations
 
