@@ -17,8 +17,10 @@ column opens (`lips.split_at_lips`: faded in with the opening and from the corne
 lip carries, `past_lip_rim`), between edges drawn at the frame's own pixels where the lips part whole (the gap the
 paste leaves, read from the crop, ramps over a crop pixel: a soft rim six to eight frame pixels wide on a large face);
 a smile's between sharp edges. Either is drawn as soft as the picture about the mouth (`mouth_softness`: a magnified
-or out-of-focus frame gets a soft inside, not a render's sharp teeth in a soft mouth). Only on faces whose crop the paste magnifies four times or more (a face box from about
-285 px, as the mouth pass), fully from eight: on smaller faces the paint is near the frame's scale. A photograph's
+or out-of-focus frame gets a soft inside, not a render's sharp teeth in a soft mouth). Only on faces whose crop the
+paste magnifies four times or more (a face box from about 285 px, as the mouth pass), fully from eight: on smaller
+faces the paint is near the frame's scale, and a picture softer than a sharp render is taken as magnified as many times
+more (`amount_for`: an upscaled frame holds no finer detail than the paint). A photograph's
 smile is the exception (`reggan_plugin.calibration`): there the paint's pale band reads as pale lips at any size, so
 its teeth are drawn on faces of every size, and brighter.
 """
@@ -96,10 +98,13 @@ def smile_opening(m: Matrix, lips: np.ndarray, corners: np.ndarray, line: tuple[
     return Opening(m, upper[:, 0], upper[:, 1], lower[:, 1], np.ones(len(upper)), upper[[0, -1]], amount)
 
 
-def amount_for(m: Matrix) -> float:
-    """How much of the inside a face aligned by ``m`` gets (`FADE_SCALES`)."""
+def amount_for(m: Matrix, blur: float = 0.0) -> float:
+    """How much of the inside a face aligned by ``m`` gets (`FADE_SCALES`), in a picture whose mouth is as soft as edges
+    blurred by ``blur`` px (`mouth_softness`): softer than a sharp render (`STRIP_SOFTNESS`), its detail is as coarse
+    as a sharp picture's magnified as many times more, which the paint already holds."""
     start, full = FADE_SCALES
-    return float(np.clip((start - matrix_scale(m)) / (start - full), 0.0, 1.0))
+    scale = matrix_scale(m) * max(1.0, blur / STRIP_SOFTNESS)
+    return float(np.clip((start - scale) / (start - full), 0.0, 1.0))
 
 
 @dataclass(frozen=True)

@@ -153,6 +153,15 @@ def test_the_interior_fades_in_with_the_faces_magnification() -> None:
     assert 0.0 < at(0.2) < at(0.15) < 1.0
 
 
+def test_a_soft_picture_gets_the_inside_of_a_face_magnified_as_much_more() -> None:
+    m = np.array([[0.1, 0.0, 0.0], [0.0, 0.1, 0.0]])
+    assert amount_for(m, blur=0.0) == amount_for(m, blur=STRIP_SOFTNESS) == 1.0  # as sharp as a render: all of it
+    # twice a render's softness: as coarse as a face at twice the scale (0.2), four times: none
+    assert amount_for(m, blur=2 * STRIP_SOFTNESS) == pytest.approx(amount_for(2 * m))
+    assert 0.0 < amount_for(m, blur=2 * STRIP_SOFTNESS) < 1.0
+    assert amount_for(m, blur=4 * STRIP_SOFTNESS) == 0.0
+
+
 def test_the_shipped_strips_cover_the_expressions_that_show_the_mouths_inside() -> None:
     interior = MouthInterior.load()
     assert set(interior.strips) == set(OPENING + SMILING) and set(interior.lips) == set(SMILING)
