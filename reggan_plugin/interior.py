@@ -19,9 +19,10 @@ paste leaves, read from the crop, ramps over a crop pixel: a soft rim six to eig
 a smile's between sharp edges. Either is drawn as soft as the picture about the mouth (`mouth_softness`: a magnified
 or out-of-focus frame gets a soft inside, not a render's sharp teeth in a soft mouth). Only on faces whose crop the
 paste magnifies four times or more (a face box from about 285 px, as the mouth pass), fully from eight: on smaller
-faces the paint is near the frame's scale, and a picture softer than a sharp render is taken as magnified as many times
-more (`amount_for`: an upscaled frame holds no finer detail than the paint). A photograph's
-smile is the exception (`reggan_plugin.calibration`): there the paint's pale band reads as pale lips at any size, so
+faces the paint is near the frame's scale. A smile's teeth duplicate the pale band the paint already has, so on a
+picture softer than a sharp render, taken as magnified as many times more (`amount_for`), they fade out: an upscaled
+frame holds no finer teeth than the paint. An opening's inside is still drawn, softened: where the lips part the
+paint has only a dark blur. A photograph's smile is the exception (`reggan_plugin.calibration`): there the paint's pale band reads as pale lips at any size, so
 its teeth are drawn on faces of every size, and brighter.
 """
 from __future__ import annotations

@@ -232,12 +232,14 @@ class ExpressionRenderer:
             job = (self.mouth, mouths, mouths_out, self.mouth.originals(rgb, mouths))
         mask: np.ndarray | None = None
         openings: list[Opening | None] = []
-        # how soft each face's mouth is and how much of an inside it gets (none on a small or soft face, but a
-        # photograph's smile), read from the picture before the faces are pasted: only where one may be drawn
+        # how soft each face's mouth is and how much of an inside it gets (none on a small face, nor a smile's teeth on
+        # a soft one, but a photograph's smile), read from the picture before the faces are pasted: only where one may
+        # be drawn
         every_size = interior is not None and interior.every_size
         blurs = [mouth_softness(rgb, m, self.lip_corners) if every_size or amount_for(m) > 0 else 0.0 for m in matrices
                  ] if interior is not None and self.lip_corners is not None else [0.0] * len(matrices)
-        amounts = [1.0 if every_size else amount_for(m, blur) for m, blur in zip(matrices, blurs)]
+        smile = interior is not None and interior.lips is not None
+        amounts = [1.0 if every_size else amount_for(m, blur if smile else 0.0) for m, blur in zip(matrices, blurs)]
         for m, crop_in, crop_out, amount in zip(matrices, crops_in, crops_out, amounts):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
             moved = gap = None

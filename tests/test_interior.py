@@ -409,3 +409,34 @@ def test_intensity_zero_leaves_a_large_smiling_face_as_it_was() -> None:
         for expression in ("happy", "surprised"):
             out = renderer.apply_array(pixels, faces=[Face(box=box)], expression=expression, intensity=0.0)
             assert np.array_equal(out, pixels), (subject, expression)
+
+
+def test_a_soft_large_faces_smile_gets_no_drawn_teeth_but_its_opened_mouth_its_inside() -> None:
+    """A large face blurred as a magnified render (its edges 4 px soft) holds no finer teeth than the paint: its smile
+    is pasted as without the drawn inside, while the same face with pixel-scale detail (a render's grain) gets teeth;
+    an opened mouth's inside is drawn on both."""
+    from PIL import Image, ImageFilter
+
+    from benchmarks.face_sizes import face_frame
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.faces import Face
+    from reggan_plugin.renderer import ExpressionRenderer
+
+    sharp, box = face_frame(960, 720, 600, noise=2.0)
+    soft = np.asarray(Image.fromarray(sharp).filter(ImageFilter.GaussianBlur(4)))
+    renderer = ExpressionRenderer(InferenceConfig(backend="cpu"))
+
+    def drawn(pixels: np.ndarray, expression: str) -> int:
+        """Pixels the drawn inside changes by more than 8 levels."""
+        interior = renderer.interior
+        with_inside = renderer.apply_array(pixels, faces=[Face(box=box)], expression=expression)
+        renderer.interior = None
+        try:
+            without = renderer.apply_array(pixels, faces=[Face(box=box)], expression=expression)
+        finally:
+            renderer.interior = interior
+        return int((np.abs(with_inside.astype(int) - without.astype(int)).max(axis=2) > 8).sum())
+
+    assert drawn(sharp, "happy") > 200
+    assert drawn(soft, "happy") == 0
+    assert drawn(sharp, "surprised") > 200 and drawn(soft, "surprised") > 200
