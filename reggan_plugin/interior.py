@@ -22,8 +22,8 @@ paste magnifies four times or more (a face box from about 285 px, as the mouth p
 faces the paint is near the frame's scale. A smile's teeth duplicate the pale band the paint already has, so on a
 picture softer than a sharp render, taken as magnified as many times more (`amount_for`), they fade out: an upscaled
 frame holds no finer teeth than the paint. An opening's inside is still drawn, softened: where the lips part the
-paint has only a dark blur. A photograph's smile is the exception (`reggan_plugin.calibration`): there the paint's pale band reads as pale lips at any size, so
-its teeth are drawn on faces of every size, and brighter.
+paint has only a dark blur. A photograph's smile is the exception (`reggan_plugin.calibration`): there the paint's
+pale band reads as pale lips at any size, so its teeth are drawn on faces of every size, and brighter.
 """
 from __future__ import annotations
 
