@@ -52,6 +52,11 @@ def noisy_frames(face: np.ndarray, count: int, sigma: float = 3.0, seed: int = 0
     return frames, [0] * count
 
 
+def shown_face(path: Path) -> str:
+    """``path`` as the report shows it: as given inside the repository, by its folder and name outside it."""
+    return f"{path.parent.name}/{path.name}" if path.is_absolute() or ".." in path.parts else path.as_posix()
+
+
 def mouth_region(frame: np.ndarray) -> tuple[slice, slice]:
     faces = FaceDetector().detect(frame)
     if not faces or faces[0].landmarks5() is None:
@@ -123,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                                  for e, s in list(zip(edited, shifts))[:6]]
     lines = ["# Temporal stability", "",
              f"Generated {datetime.date.today()} by `python benchmarks/temporal.py "
-             + " ".join(f"--face {p.parent.name}/{p.name}" for p in args.face)
+             + " ".join(f"--face {shown_face(p)}" for p in args.face)
              + f" --face-px {args.face_px} --frames {args.frames}"
+             + (f" --strip {args.strip}" if args.strip is not None else "")
              + (f" --expression {args.expression}" if args.expression != "happy" else "")
              + (" --no-lip-split" if args.no_lip_split else "")
              + (f" --subject {args.subject}" if args.subject != InferenceConfig.subject else "") + "`; do not edit by hand. Method: the module docstring "
