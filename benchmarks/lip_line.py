@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.mouth_detail import portrait_frame, portrait_offset, portraits
+from benchmarks.mouth_detail import portrait_frame, portrait_offset, portraits, shown_input
 from reggan_plugin.align import apply_affine, warp_to_crop
 from reggan_plugin.lips import lip_line
 from training.data.split import identity_unit
@@ -108,7 +108,7 @@ def main() -> None:
     renderer, detector = ExpressionRenderer(InferenceConfig(backend="cpu")), FaceDetector()
     lines = ["# The line between the lips on large faces", "",
              f"Generated {datetime.date.today()} by `python benchmarks/lip_line.py "
-             + " ".join(f"--photos {p.parent.name + '/' + p.name if p.is_absolute() or '..' in p.parts else p} "
+             + " ".join(f"--photos {shown_input(p)} "
                         f"--side {s}" for p, s in zip(args.photos, sides))
              + "`; do not edit by hand. Method: the module docstring. Where `reggan_plugin.lips.lip_line` finds the "
              "line between the lips in the face model's crop (128 px) against the face's own landmarks, crop px "

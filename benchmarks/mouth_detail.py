@@ -42,6 +42,12 @@ def laplacian_variance(grey: np.ndarray) -> float:
     return float(lap.var())
 
 
+def shown_input(path: Path) -> str:
+    """An input ``path`` as a report's command shows it: as given inside the repository, by its folder and name outside
+    it (a report names no place on one machine)."""
+    return f"{path.parent.name}/{path.name}" if path.is_absolute() or ".." in path.parts else path.as_posix()
+
+
 def portrait_offset(side: int) -> tuple[int, int]:
     """(x, y) frame px of the top-left corner of a portrait scaled to `side` x `side` in `portrait_frame`."""
     width, height = FRAME

@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from benchmarks.mouth_detail import shown_input
 from reggan_plugin.atomic import write_text
 from reggan_plugin.config import SUBJECTS, EditConfig, InferenceConfig, SequenceConfig
 from reggan_plugin.faces import FaceDetector
@@ -50,11 +51,6 @@ def noisy_frames(face: np.ndarray, count: int, sigma: float = 3.0, seed: int = 0
     (frame,), _ = pan_frames(face, 1)
     frames = [np.clip(frame + rng.normal(0, sigma, frame.shape), 0, 255).astype(np.uint8) for _ in range(count)]
     return frames, [0] * count
-
-
-def shown_face(path: Path) -> str:
-    """``path`` as the report shows it: as given inside the repository, by its folder and name outside it."""
-    return f"{path.parent.name}/{path.name}" if path.is_absolute() or ".." in path.parts else path.as_posix()
 
 
 def mouth_region(frame: np.ndarray) -> tuple[slice, slice]:
@@ -128,7 +124,7 @@ def main(argv: list[str] | None = None) -> int:
                                  for e, s in list(zip(edited, shifts))[:6]]
     lines = ["# Temporal stability", "",
              f"Generated {datetime.date.today()} by `python benchmarks/temporal.py "
-             + " ".join(f"--face {shown_face(p)}" for p in args.face)
+             + " ".join(f"--face {shown_input(p)}" for p in args.face)
              + f" --face-px {args.face_px} --frames {args.frames}"
              + (f" --strip {args.strip}" if args.strip is not None else "")
              + (f" --expression {args.expression}" if args.expression != "happy" else "")
