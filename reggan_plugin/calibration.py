@@ -3,13 +3,16 @@
 The regression stage is the least-squares edit of the training renders, and on renders (of every look measured) it is
 the closest to the true expression. On a photograph it is not what a person's expression looks like: a rendered
 smile moves the mouth corners further apart and up than real smiles do (that motion is most of what a smile costs a
-person's likeness), and its teeth are the paint's pale band, which on a photograph reads as pale lips. A model file
-may therefore carry gains for photographs (``--subject photo``), per expression (metadata key ``reggan.paste_gains``,
-JSON ``{"photo": {"happy": {"motion": [gx, gy], "rest_paint": r, "teeth": t}}}``):
+person's likeness, with the squint of its eyes), and its teeth are the paint's pale band, which on a photograph reads
+as pale lips. A model file may therefore carry gains for photographs (``--subject photo``), per expression (metadata
+key ``reggan.paste_gains``, JSON ``{"photo": {"happy": {"motion": [gx, gy], "rest_paint": r, "teeth": t, "upper":
+u}}}``, each optional):
 
 - ``motion``: the motion's sideways and upward parts scaled, on the edited crop before paste-back (the paint stays
   where it was painted: the edit is the input moved by the new motion plus the old paint);
 - ``rest_paint``: the paint outside an ellipse about the mouth scaled (the folds and shading a render's light casts);
+- ``upper``: the whole edit (motion and paint) outside the lower face scaled (``LOWER_FACE``: the ellipse training can
+  bound an expression to; a rendered smile's eye squint costs a person's likeness);
 - ``teeth``: a smile's rendered teeth (``reggan_plugin.interior``) drawn on faces of every size, not on large ones
   alone, ``teeth`` times as bright as the paint between the lips (at most ``TEETH_LIMIT`` times); 1 leaves them as
   for renders.
@@ -38,6 +41,9 @@ TEETH_LIMIT = 2.5  # the drawn teeth at most this many times as bright as the pa
 # the ellipse about the mouth, in crop units at the canonical template's eye distance, centred this far below the
 # mouth corners' midpoint, fading out over half its radii again
 MOUTH_RADII, MOUTH_DROP, MOUTH_FEATHER = (0.17, 0.11), 0.007, 0.5
+# the lower face, as training's stage-1 region (``stage1_region_ellipse``, ``ellipse_region``): centre and radii as
+# fractions of the crop, its edge a sigmoid this wide in units of the normalised radius
+LOWER_FACE, LOWER_FACE_SOFTNESS = (0.5, 0.7, 0.35, 0.25), 0.08
 
 GainTable = dict[str, dict[str, "Gains"]]  # subject -> expression -> gains
 
@@ -47,6 +53,7 @@ class Gains:
     motion: tuple[float, float] = (1.0, 1.0)
     rest_paint: float = 1.0
     teeth: float = 1.0
+    upper: float = 1.0
 
     @property
     def is_identity(self) -> bool:
@@ -55,7 +62,7 @@ class Gains:
     @property
     def changes_crops(self) -> bool:
         """Whether the edited crops change (the teeth are drawn after paste-back)."""
-        return self.motion != (1.0, 1.0) or self.rest_paint != 1.0
+        return self.motion != (1.0, 1.0) or self.rest_paint != 1.0 or self.upper != 1.0
 
 
 def parse_gains(path: Path, text: str) -> GainTable:
@@ -64,7 +71,7 @@ def parse_gains(path: Path, text: str) -> GainTable:
     def gains(g: Mapping) -> Gains:
         gx, gy = g.get("motion", (1.0, 1.0))
         return Gains(motion=(float(gx), float(gy)), rest_paint=float(g.get("rest_paint", 1.0)),
-                     teeth=float(g.get("teeth", 1.0)))
+                     teeth=float(g.get("teeth", 1.0)), upper=float(g.get("upper", 1.0)))
 
     try:
         table = {str(subject): {str(name): gains(g) for name, g in by_expression.items()}
@@ -74,7 +81,7 @@ def parse_gains(path: Path, text: str) -> GainTable:
                                '{"photo": {"happy": {"motion": [gx, gy], "rest_paint": r, "teeth": t}}}') from None
     for subject, by_expression in table.items():
         for name, g in by_expression.items():
-            values = (*g.motion, g.rest_paint, g.teeth)
+            values = (*g.motion, g.rest_paint, g.teeth, g.upper)
             if not all(np.isfinite(v) and 0.0 <= v <= 10.0 for v in values):
                 raise ModelError(path, f"bad metadata {METADATA_KEY}: {subject} {name}'s gains must lie in [0, 10], "
                                        f"got {values}")
@@ -89,7 +96,8 @@ def model_gains(artifact: ModelArtifact, subject: str) -> dict[str, Gains]:
 
 def dump_gains(table: Mapping[str, Mapping[str, Gains]]) -> str:
     """The metadata value for ``table`` (the inverse of `parse_gains`)."""
-    return json.dumps({subject: {name: {"motion": list(g.motion), "rest_paint": g.rest_paint, "teeth": g.teeth}
+    return json.dumps({subject: {name: {"motion": list(g.motion), "rest_paint": g.rest_paint, "teeth": g.teeth,
+                                        "upper": g.upper}
                                  for name, g in sorted(by_expression.items())}
                        for subject, by_expression in sorted(table.items())})
 
@@ -106,7 +114,7 @@ def mixed(gains: Mapping[str, Gains], expressions: Sequence[str], weights: np.nd
         return total
 
     return Gains(motion=(blend("motion", 0), blend("motion", 1)), rest_paint=blend("rest_paint"),
-                 teeth=blend("teeth"))
+                 teeth=blend("teeth"), upper=blend("upper"))
 
 
 def mouth_ellipse(size: int, template: np.ndarray | None) -> np.ndarray:
@@ -115,19 +123,30 @@ def mouth_ellipse(size: int, template: np.ndarray | None) -> np.ndarray:
     return template_ellipse(size, template, (3, 4), MOUTH_RADII, MOUTH_DROP, MOUTH_FEATHER)
 
 
-def calibrated(crops_in: np.ndarray, edited: np.ndarray, gains: Gains, mouth: np.ndarray) -> np.ndarray:
+def lower_face(size: int) -> np.ndarray:
+    """SxS [0, 1]: the lower face of a face crop of side ``size`` (``LOWER_FACE``), outside which ``upper`` scales the
+    edit."""
+    cx, cy, rx, ry = LOWER_FACE
+    u = (np.arange(size, dtype=np.float64) + 0.5) / size
+    distance = np.sqrt(((u[None, :] - cx) / rx) ** 2 + ((u[:, None] - cy) / ry) ** 2)
+    return (1.0 / (1.0 + np.exp(-(1.0 - distance) / LOWER_FACE_SOFTNESS))).astype(np.float32)
+
+
+def calibrated(crops_in: np.ndarray, edited: np.ndarray, gains: Gains, mouth: np.ndarray, lower: np.ndarray
+               ) -> np.ndarray:
     """``edited`` [n,S,S,5] (the edit's RGB, then its motion, as `renderer.edit_crops` gives them) of ``crops_in``
-    [n,S,S,3] with ``gains``' motion and rest of the paint (``mouth``: `mouth_ellipse`): a new array, or ``edited``
-    itself where they change nothing."""
+    [n,S,S,3] with ``gains``' motion, rest of the paint (``mouth``: `mouth_ellipse`) and upper face (``lower``:
+    `lower_face`): a new array, or ``edited`` itself where they change nothing."""
     if not gains.changes_crops or not len(edited):
         return edited
     out = edited.copy()
     s = edited.shape[1]
     gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
-    rest = (mouth + gains.rest_paint * (1.0 - mouth))[..., None]
+    region = (lower + gains.upper * (1.0 - lower))[..., None]
+    rest = (mouth + gains.rest_paint * (1.0 - mouth))[..., None] * region
     for crop_in, new in zip(crops_in, out):
         motion = new[..., 3:]
         paint = new[..., :3] - sample(crop_in, gx + motion[..., 0], gy + motion[..., 1])
-        motion *= np.asarray(gains.motion, np.float32)
+        motion *= np.asarray(gains.motion, np.float32) * region
         new[..., :3] = sample(crop_in, gx + motion[..., 0], gy + motion[..., 1]) + rest * paint
     return out

@@ -28,7 +28,7 @@ from .align import (
 from .artifact import ModelArtifact, load_artifact
 from .backends import Backend, create_backend
 from .blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask, paint_colour_weight
-from .calibration import TEETH_LIMIT, calibrated, mixed, model_gains, mouth_ellipse
+from .calibration import TEETH_LIMIT, calibrated, lower_face, mixed, model_gains, mouth_ellipse
 from .config import EditConfig, InferenceConfig
 from .errors import InputError, ModelError
 from .faces import Face
@@ -150,6 +150,7 @@ class ExpressionRenderer:
         # the model's gains for the subject (reggan_plugin.calibration): the face pass's edit and a smile's teeth
         self.gains = model_gains(self.artifact, inference.subject)
         self.mouth_ellipse = mouth_ellipse(self.size, template) if self.gains and self.has_motion else None
+        self.lower_face = lower_face(self.size)
         self.interior = MouthInterior.load() if inference.lip_split else None  # drawn into the gaps the lips open
 
     # -- prepare: faces -> aligned crops --------------------------------------------------------
@@ -199,7 +200,7 @@ class ExpressionRenderer:
         faces = self.forward(crops_in, edit)
         gains = mixed(self.gains, self.artifact.expressions, self.artifact.expression_weights(edit.expression))
         if self.mouth_ellipse is not None:
-            faces = calibrated(crops_in, faces, gains, self.mouth_ellipse)
+            faces = calibrated(crops_in, faces, gains, self.mouth_ellipse, self.lower_face)
         mouths: np.ndarray | None = None
         if self.mouth is not None and self.mouth.covers(edit.expression):
             size = self.mouth.size

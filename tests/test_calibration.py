@@ -1,17 +1,18 @@
 """reggan_plugin.calibration: the model's gains for photographs, read from its metadata and applied to edited crops."""
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from reggan_plugin.align import sample
-from reggan_plugin.calibration import Gains, calibrated, dump_gains, mixed, mouth_ellipse, parse_gains
+from reggan_plugin.calibration import Gains, calibrated, dump_gains, lower_face, mixed, mouth_ellipse, parse_gains
 from reggan_plugin.errors import ModelError
 
 S = 128
-PHOTO_SMILE = Gains(motion=(0.5, 0.6), rest_paint=0.7, teeth=1.5)
+PHOTO_SMILE = Gains(motion=(0.5, 0.5), rest_paint=0.7, teeth=1.6, upper=0.0)
 
 
 def test_gains_read_back_as_written() -> None:
@@ -37,8 +38,8 @@ def test_a_mix_takes_each_expressions_gains_by_its_weight() -> None:
     expressions = ("neutral", "happy", "sad")
     assert mixed(gains, expressions, np.array([0, 1.0, 0])) == PHOTO_SMILE
     half = mixed(gains, expressions, np.array([0, 0.5, 0.5]))
-    assert half.motion == pytest.approx((0.75, 0.8)) and half.rest_paint == pytest.approx(0.85)
-    assert half.teeth == pytest.approx(1.25)
+    assert half.motion == pytest.approx((0.75, 0.75)) and half.rest_paint == pytest.approx(0.85)
+    assert half.teeth == pytest.approx(1.3) and half.upper == pytest.approx(0.5)
     assert mixed(gains, expressions, np.array([0, 0, 1.0])).is_identity  # sad has none
     assert mixed({}, expressions, np.array([0, 1.0, 0])).is_identity
 
@@ -58,13 +59,14 @@ def _edited(crop_in: np.ndarray, paint: np.ndarray, shift: tuple[float, float]) 
 
 
 MOUTH = mouth_ellipse(S, None)
+LOWER = lower_face(S)
 
 
 def test_gains_that_move_nothing_leave_the_edit_as_it_is() -> None:
     crop_in = _crop()
     edited = _edited(crop_in, np.full((S, S, 3), 0.1, np.float32), (2.0, -3.0))
-    assert calibrated(crop_in, edited, Gains(), MOUTH) is edited
-    assert calibrated(crop_in, edited, Gains(teeth=1.5), MOUTH) is edited  # teeth are drawn after paste-back
+    assert calibrated(crop_in, edited, Gains(), MOUTH, LOWER) is edited
+    assert calibrated(crop_in, edited, Gains(teeth=1.5), MOUTH, LOWER) is edited  # teeth are drawn after paste-back
 
 
 def test_the_motion_is_scaled_by_direction_and_the_paint_stays_where_it_was_painted() -> None:
@@ -72,7 +74,7 @@ def test_the_motion_is_scaled_by_direction_and_the_paint_stays_where_it_was_pain
     paint = np.zeros((S, S, 3), np.float32)
     paint[60:70, 50:80] = 0.05
     edited = _edited(crop_in, paint, (4.0, -5.0))
-    out = calibrated(crop_in, edited, Gains(motion=(0.5, 0.6)), MOUTH)
+    out = calibrated(crop_in, edited, Gains(motion=(0.5, 0.6)), MOUTH, LOWER)
     assert np.allclose(out[0, ..., 3:], (2.0, -3.0))
     assert np.allclose(out, _edited(crop_in, paint, (2.0, -3.0)), atol=1e-5)
     assert not np.allclose(out[0, ..., :3], edited[0, ..., :3], atol=1e-3)
@@ -81,10 +83,22 @@ def test_the_motion_is_scaled_by_direction_and_the_paint_stays_where_it_was_pain
 def test_the_rest_of_the_paint_is_scaled_outside_the_mouth_only() -> None:
     crop_in = _crop()
     edited = _edited(crop_in, np.full((S, S, 3), 0.1, np.float32), (0.0, 0.0))
-    change = calibrated(crop_in, edited, Gains(rest_paint=0.5), MOUTH)[0, ..., :3] - crop_in[0]
+    change = calibrated(crop_in, edited, Gains(rest_paint=0.5), MOUTH, LOWER)[0, ..., :3] - crop_in[0]
     mouth = np.unravel_index(np.argmax(MOUTH), MOUTH.shape)
     assert np.allclose(change[mouth], 0.1, atol=1e-5)
     assert MOUTH[30, 64] == 0 and np.allclose(change[30, 64], 0.05, atol=1e-5)  # the brow
+
+
+def test_the_upper_gain_keeps_the_upper_face_as_it_was_and_the_lower_face_as_edited() -> None:
+    crop_in = _crop()
+    edited = _edited(crop_in, np.full((S, S, 3), 0.1, np.float32), (3.0, -2.0))
+    out = calibrated(crop_in, edited, Gains(upper=0.0), MOUTH, LOWER)[0]
+    brow, chin = (30, 64), (100, 64)  # far outside the lower face's ellipse; inside it
+    assert LOWER[brow] < 1e-3 and LOWER[chin] > 0.999
+    assert np.allclose(out[brow][:3], crop_in[0][brow], atol=1e-3) and np.allclose(out[brow][3:], 0.0, atol=1e-2)
+    assert np.allclose(out[chin], edited[0][chin], atol=1e-3)
+    half = calibrated(crop_in, edited, Gains(upper=0.5), MOUTH, LOWER)[0]
+    assert np.allclose(half[brow][3:], (1.5, -1.0), atol=1e-2)
 
 
 def test_the_mouth_ellipse_follows_the_crop_template() -> None:
@@ -117,9 +131,10 @@ def test_the_bundled_model_smiles_with_its_photo_gains_for_photos_alone() -> Non
         raw = photo.forward(prepared.crops, EditConfig(expression))
         edited = photo.forward_images([prepared], EditConfig(expression))[0]
         if calibrated_here:
-            assert np.allclose(edited.faces[..., 3:], raw[..., 3:] * np.array([0.5, 0.6], np.float32), atol=1e-6)
+            assert np.allclose(edited.faces[..., 3:], raw[..., 3:] * np.array(PHOTO_SMILE.motion, np.float32)
+                               * lower_face(photo.size)[..., None], atol=1e-6)  # the upper face not moved
             assert edited.interior is not None and edited.interior.every_size
-            assert edited.interior.brightness == pytest.approx(1.5)
+            assert edited.interior.brightness == pytest.approx(PHOTO_SMILE.teeth)
         else:
             assert np.array_equal(edited.faces, raw)
             assert edited.interior is None or not edited.interior.every_size
@@ -137,7 +152,7 @@ def test_a_photographs_smile_shows_drawn_teeth_on_a_small_face() -> None:
     pixels, box = face_frame(640, 480, 200)
     photo = ExpressionRenderer(InferenceConfig(backend="cpu", subject="photo"))
     with_teeth = photo.apply_array(pixels, faces=[Face(box=box)], expression="happy")
-    photo.gains = {"happy": Gains(motion=PHOTO_SMILE.motion, rest_paint=PHOTO_SMILE.rest_paint)}
+    photo.gains = {"happy": replace(PHOTO_SMILE, teeth=1.0)}
     without = photo.apply_array(pixels, faces=[Face(box=box)], expression="happy")
     differ = np.abs(with_teeth.astype(int) - without.astype(int)).max(axis=2) > 8
     x, y, w, h = (int(v) for v in box)
