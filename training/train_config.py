@@ -139,7 +139,9 @@ class TrainConfig:
     # the training pairs (0: no flow), the ridge then fitted on the moved inputs; and the listed expressions
     # bounded to an ellipse (cx, cy, rx, ry, fractions of the crop). Happy's lower-face ellipse was chosen on
     # London's 55 training-split people among 4 (+ 8 render-change regions that kept the squint and lost
-    # identity).
+    # identity). The bundled model's happy is fitted over the whole crop (MODEL_CARD.md, step 5), closer to the
+    # renders' smiles; for photographs its gains bound the edit to the same ellipse at run time (``upper``,
+    # reggan_plugin.calibration.LOWER_FACE).
     stage1_flow_grid: int = 16
     stage1_flow_steps: int = 300
     stage1_region_expressions: tuple[str, ...] = ("happy",)
