@@ -41,9 +41,9 @@ TEETH_LIMIT = 2.5  # the drawn teeth at most this many times as bright as the pa
 # the ellipse about the mouth, in crop units at the canonical template's eye distance, centred this far below the
 # mouth corners' midpoint, fading out over half its radii again
 MOUTH_RADII, MOUTH_DROP, MOUTH_FEATHER = (0.17, 0.11), 0.007, 0.5
-# the lower face, as training's stage-1 region (``stage1_region_ellipse``, ``ellipse_region``): centre and radii as
-# fractions of the crop, its edge a sigmoid this wide in units of the normalised radius
-LOWER_FACE, LOWER_FACE_SOFTNESS = (0.5, 0.7, 0.35, 0.25), 0.08
+# the lower face (centre and radii as fractions of the crop), the ellipse training bounds an expression to by default
+# (``TrainConfig.stage1_region_ellipse``); an ellipse's edge is a sigmoid this wide in units of the normalised radius
+LOWER_FACE, ELLIPSE_SOFTNESS = (0.5, 0.7, 0.35, 0.25), 0.08
 
 GainTable = dict[str, dict[str, "Gains"]]  # subject -> expression -> gains
 
@@ -123,13 +123,19 @@ def mouth_ellipse(size: int, template: np.ndarray | None) -> np.ndarray:
     return template_ellipse(size, template, (3, 4), MOUTH_RADII, MOUTH_DROP, MOUTH_FEATHER)
 
 
+def ellipse_region(size: int, ellipse: Sequence[float], softness: float = ELLIPSE_SOFTNESS) -> np.ndarray:
+    """SxS float32 soft ellipse mask: centre (cx, cy) and radii (rx, ry) as fractions of the crop, its edge
+    ``softness`` wide in units of the normalised radius. Training's stage-1 region is this mask too."""
+    cx, cy, rx, ry = (np.float32(v) for v in ellipse)
+    u = (np.arange(size, dtype=np.float32) + np.float32(0.5)) / np.float32(size)
+    distance = np.sqrt(((u[None, :] - cx) / rx) ** 2 + ((u[:, None] - cy) / ry) ** 2)
+    return (1.0 / (1.0 + np.exp(-(1.0 - distance) / np.float32(softness)))).astype(np.float32)
+
+
 def lower_face(size: int) -> np.ndarray:
     """SxS [0, 1]: the lower face of a face crop of side ``size`` (``LOWER_FACE``), outside which ``upper`` scales the
     edit."""
-    cx, cy, rx, ry = LOWER_FACE
-    u = (np.arange(size, dtype=np.float64) + 0.5) / size
-    distance = np.sqrt(((u[None, :] - cx) / rx) ** 2 + ((u[:, None] - cy) / ry) ** 2)
-    return (1.0 / (1.0 + np.exp(-(1.0 - distance) / LOWER_FACE_SOFTNESS))).astype(np.float32)
+    return ellipse_region(size, LOWER_FACE)
 
 
 def calibrated(crops_in: np.ndarray, edited: np.ndarray, gains: Gains, mouth: np.ndarray, lower: np.ndarray

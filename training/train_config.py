@@ -10,6 +10,8 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Literal
 
+from reggan_plugin.calibration import LOWER_FACE
+
 from .config import strict_from_dict
 
 ModelPreset = Literal["tiny", "default"]
@@ -145,7 +147,7 @@ class TrainConfig:
     stage1_flow_grid: int = 16
     stage1_flow_steps: int = 300
     stage1_region_expressions: tuple[str, ...] = ("happy",)
-    stage1_region_ellipse: tuple[float, ...] = (0.5, 0.7, 0.35, 0.25)
+    stage1_region_ellipse: tuple[float, ...] = LOWER_FACE
     # ... on the clean canonical pairs plus `stage1_augment_copies` perturbed copies of each (what users feed the
     # runtime: crops a little off the template, render noise, other exposure and white balance), the perturbation
     # shared by the two images of a pair; lambda is chosen on validation pairs perturbed the same way; the mean

@@ -21,6 +21,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from reggan_plugin import calibration
+
 from .warp import identity_grid, warp
 
 
@@ -96,13 +98,10 @@ def apply_flow(x: Tensor, flow: Tensor, chunk: int = 256) -> Tensor:
     return torch.cat([warp(part, flow[None].expand(len(part), -1, -1, -1), grid) for part in x.split(chunk)]) if len(x) else x
 
 
-def ellipse_region(size: int, ellipse: tuple[float, ...], softness: float = 0.08) -> Tensor:
-    """[1,S,S] soft ellipse mask: centre (cx, cy) and radii (rx, ry) as fractions of the crop, edge width
-    ``softness`` in units of the normalised radius."""
-    cx, cy, rx, ry = ellipse
-    u = (torch.arange(size, dtype=torch.float32) + 0.5) / size
-    distance = torch.sqrt(((u[None, :] - cx) / rx) ** 2 + ((u[:, None] - cy) / ry) ** 2)
-    return torch.sigmoid((1.0 - distance) / softness)[None]
+def ellipse_region(size: int, ellipse: tuple[float, ...]) -> Tensor:
+    """[1,S,S] soft ellipse mask (`reggan_plugin.calibration.ellipse_region`, the one the runtime's gains bound an edit
+    to): centre (cx, cy) and radii (rx, ry) as fractions of the crop."""
+    return torch.from_numpy(calibration.ellipse_region(size, ellipse))[None]
 
 
 def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps: int = 300, batch: int = 64,
