@@ -31,6 +31,7 @@ from .blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask, paint_c
 from .calibration import TEETH_LIMIT, calibrated, lower_face, mixed, model_gains, mouth_ellipse
 from .config import EditConfig, InferenceConfig
 from .errors import InputError, ModelError
+from .face_level import lift_gains, lifted, scaled_back
 from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
@@ -106,13 +107,16 @@ class EditedCrops(NamedTuple):
 
 
 def edit_crops(backend: Backend, weights: np.ndarray, crops: np.ndarray, intensity: float, batch: int,
-               outputs: tuple[str, ...]) -> np.ndarray:
+               outputs: tuple[str, ...], lift: np.ndarray | None = None) -> np.ndarray:
     """crops [n,S,S,3] float32 sRGB [0,1] through a model in batches -> [n,S,S,3], or [n,S,S,5] with the motion
-    (``outputs``: the edited image's name, then the motion's when there is one)."""
+    (``outputs``: the edited image's name, then the motion's when there is one). A face darker than the model's range
+    is edited brought up into it (``lift``: each crop's linear gain, by default `face_level.lift_gains` of its own)."""
+    lift = lift_gains(crops) if lift is None else lift
+    source = lifted(crops, lift)
     out = np.empty((*crops.shape[:3], 3 + 2 * (len(outputs) - 1)), np.float32)
     step = max(1, batch)
     for start in range(0, len(crops), step):
-        chunk = crops[start : start + step]
+        chunk = source[start : start + step]
         n = len(chunk)
         image = np.ascontiguousarray(chunk.transpose(0, 3, 1, 2), np.float32) * 2 - 1
         result = backend.run(image, np.repeat(weights[None], n, 0), np.full(n, intensity, np.float32), outputs=outputs)
@@ -121,6 +125,7 @@ def edit_crops(backend: Backend, weights: np.ndarray, crops: np.ndarray, intensi
         out[start : start + n, ..., :3] = chunk + (np.clip(result[outputs[0]], -1, 1) - image).transpose(0, 2, 3, 1) / 2
         if len(outputs) > 1:
             out[start : start + n, ..., 3:] = result[outputs[1]].transpose(0, 2, 3, 1)
+    out[..., :3] = scaled_back(crops, source, out[..., :3], lift)
     return out
 
 
@@ -186,18 +191,19 @@ class ExpressionRenderer:
         return m
 
     # -- forward: crops -> edited crops ----------------------------------------------------------
-    def forward(self, crops: np.ndarray, edit: EditConfig) -> np.ndarray:
+    def forward(self, crops: np.ndarray, edit: EditConfig, lift: np.ndarray | None = None) -> np.ndarray:
         """crops [n,S,S,3] float32 sRGB [0,1] -> edited crops [n,S,S,3], in batches of `batch`; for a model
         with motion outputs [n,S,S,5]: the edited RGB, then the motion (x, y crop px) that paste-back applies
-        to the frame itself (see `reggan_plugin.blend.paste_back`)."""
+        to the frame itself (see `reggan_plugin.blend.paste_back`). ``lift``: as `edit_crops`."""
         wanted = (self._output, self._motion) if self.has_motion else (self._output,)
         return edit_crops(self.backend, self.artifact.expression_weights(edit.expression), crops, edit.intensity,
-                          self.inference.batch, wanted)
+                          self.inference.batch, wanted, lift)
 
     def forward_images(self, prepared: Sequence[PreparedImage], edit: EditConfig) -> list[EditedCrops]:
         """Several pictures' crops through the networks in shared batches: each picture's `EditedCrops`."""
         crops_in = np.concatenate([p.crops for p in prepared])
-        faces = self.forward(crops_in, edit)
+        lift = lift_gains(crops_in)
+        faces = self.forward(crops_in, edit, lift)
         gains = mixed(self.gains, self.artifact.expressions, self.artifact.expression_weights(edit.expression))
         if self.mouth_ellipse is not None:
             faces = calibrated(crops_in, faces, gains, self.mouth_ellipse, self.lower_face)
@@ -206,8 +212,12 @@ class ExpressionRenderer:
             size = self.mouth.size
             crops = np.concatenate([p.mouths.crops for p in prepared if p.mouths is not None]
                                    or [np.zeros((0, size, size, 3), np.float32)])
+            # a mouth is lifted as its face is: its crop alone, mostly lips, reads darker than the face
+            faces_at = np.cumsum([0] + [len(p.crops) for p in prepared])
+            mouth_lift = np.array([lift[at + i] for p, at in zip(prepared, faces_at) if p.mouths is not None
+                                   for i, m in enumerate(p.mouths.matrices) if m is not None], np.float32)
             mouths = edit_crops(self.mouth.backend, self.mouth.artifact.expression_weights(edit.expression), crops,
-                                edit.intensity, self.inference.batch, self.mouth.outputs)
+                                edit.intensity, self.inference.batch, self.mouth.outputs, mouth_lift)
         interior = None if self.interior is None else self.interior.inside_for(edit.expression, edit.intensity)
         if interior is not None and interior.lips is not None and gains.teeth != 1.0:
             interior = dataclasses.replace(interior, brightness=gains.teeth, limit=TEETH_LIMIT, every_size=True)

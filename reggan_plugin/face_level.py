@@ -1,0 +1,62 @@
+"""Faces darker than the model was fitted on, brought up into its range for the network and the edit scaled back.
+
+A regression's paint is additive: the shading an expression casts (a smile's cheek fold), fitted on faces of the
+training renders' brightness, is as many levels deep on a face far darker, where it goes black, a dark blotch; an
+under-exposed frame is such a face too. A face crop whose mean linear luma over the face (`face_levels`) is under
+``DARKEST_FACE`` goes to the network scaled in linear light up to it, and the change the network makes is scaled back
+down by the same factor: the face gets the edit a face of the range's edge would, in proportion to its own light, as
+an exposure change would have it. Crops within the range go through untouched, bit for bit.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .calibration import ellipse_region
+from .imageio.colour import srgb_decode, srgb_encode
+from .imageio.image import LUMA
+
+# the face in a crop (centre and radii as fractions of the crop: cheeks, nose and mouth, little hair or background)
+FACE_ELLIPSE = (0.5, 0.55, 0.28, 0.36)
+# linear luma: the 5th percentile of `face_levels` over the training renders' neutrals (`dataset render`, studio look,
+# the face model's data), chosen on their validation split among the 5th, 10th and 25th and none (MODEL_CARD.md)
+DARKEST_FACE = 0.0536
+
+
+def face_levels(crops: np.ndarray) -> np.ndarray:
+    """[n,S,S,3] float32 sRGB crops -> [n] the mean linear luma over each crop's `FACE_ELLIPSE`."""
+    if not len(crops):
+        return np.zeros(0, np.float32)
+    weight = ellipse_region(crops.shape[1], FACE_ELLIPSE)
+    luma = srgb_decode(np.clip(crops, 0.0, 1.0)) @ np.asarray(LUMA, np.float32)
+    return ((luma * weight).sum(axis=(1, 2)) / weight.sum()).astype(np.float32)
+
+
+def lift_gains(crops: np.ndarray, darkest: float = DARKEST_FACE) -> np.ndarray:
+    """[n] the linear gain that brings each crop's face up to ``darkest``, 1 for a face at or above it."""
+    levels = face_levels(crops)
+    return (np.maximum(levels, darkest) / np.maximum(levels, 1e-6)).astype(np.float32)
+
+
+def lifted(crops: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """``crops`` with each one's linear light scaled by its gain (clipped to [0, 1]); ``crops`` itself where none
+    changes."""
+    if np.all(gains == 1.0):
+        return crops
+    out = crops.copy()
+    for i in np.flatnonzero(gains != 1.0):
+        out[i] = np.clip(srgb_encode(srgb_decode(crops[i]) * gains[i]), 0.0, 1.0)
+    return out
+
+
+def scaled_back(crops: np.ndarray, lifted_crops: np.ndarray, edited: np.ndarray, gains: np.ndarray) -> np.ndarray:
+    """The edit of ``lifted_crops`` (``edited``, [n,S,S,3]) carried to ``crops``: its change in linear light divided by
+    each crop's gain, added to the crop's own light (``edited`` itself where no gain changes a crop; where the change
+    is none, the crop's pixels exactly)."""
+    if np.all(gains == 1.0):
+        return edited
+    out = edited.copy()
+    for i in np.flatnonzero(gains != 1.0):
+        own = srgb_decode(crops[i])
+        change = (srgb_decode(edited[i]) - srgb_decode(lifted_crops[i])) / gains[i]
+        out[i] = crops[i] + (srgb_encode(np.maximum(own + change, 0.0)) - srgb_encode(own))
+    return out
