@@ -5,8 +5,9 @@ that its face box is the wanted height and placed in the middle of a smooth 1080
 PNG: a real face, so the detector inside the box, the motion and the mask do what they do on users' frames.
 Two more cases are the 640 px face (``FACE_SIZES[2]``) in 1080p under render noise of sigma ``GRAINY_SIGMA`` (a
 low-sample render): aligning and paste-back each split such a frame's region into structure and grain
-(``reggan_plugin.grain``), work a clean frame skips; and the same clean face without the mouth pass
-(``reggan_plugin.mouth``), which on faces that large runs a second model and pastes the mouth a second time.
+(``reggan_plugin.grain``), work a clean frame skips; and the same clean face given an expression the mouth pass
+paints (``PASS_EXPRESSION``; ``reggan_plugin.mouth``), which on faces that large runs a second model and pastes the
+mouth a second time (the cases' own expression, happy, keeps the face model's mouth).
 """
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import json
 import tempfile
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +28,8 @@ FACE_SIZES = (128, 270, 640, 1000)
 FRAME_SIZES = ((1920, 1080), (3840, 2160))
 GRAINY_SIGMA = 6.0  # levels of Gaussian noise on the grainy case's frame
 FAINT_SIGMA = 0.8  # levels: a clean render's faint noise
+EXPRESSION = "happy"  # what every case but one is given
+PASS_EXPRESSION = "sad"  # ... and that one: an expression the bundled mouth pass paints
 STEPS = ("decode", "locate", "align", "network", "paste", "compose", "encode")
 STEP_NOTES = {
     "decode": "PNG file -> pixels (`imageio.read_image`)",
@@ -46,7 +49,7 @@ class SizeCase:
     face: int
     ms: dict[str, float]  # CPU ms per step (all threads of the process)
     noise: float = FAINT_SIGMA  # levels of Gaussian noise on the frame
-    mouth_pass: bool = True
+    expression: str = EXPRESSION
 
     @property
     def grainy(self) -> bool:
@@ -55,7 +58,7 @@ class SizeCase:
     @property
     def default(self) -> bool:
         """A clean frame with the runtime's default options: the cases the ratios compare."""
-        return not self.grainy and self.mouth_pass
+        return not self.grainy and self.expression == EXPRESSION
 
     @property
     def total(self) -> float:
@@ -95,13 +98,15 @@ def write_face_frame(path: Path, width: int, height: int, face_px: int, seed: in
     return box
 
 
-def step_costs(frame: Path, box: tuple[float, float, float, float], renderer: Any, repeats: int = 3) -> dict[str, float]:
-    """CPU ms (process time, every thread) of each step of one 1-face frame, best of `repeats` after a warm-up."""
+def step_costs(frame: Path, box: tuple[float, float, float, float], renderer: Any, repeats: int = 3,
+               expression: str = EXPRESSION) -> dict[str, float]:
+    """CPU ms (process time, every thread) of each step of one 1-face frame given ``expression``, best of `repeats`
+    after a warm-up."""
     from reggan_plugin.config import EditConfig
     from reggan_plugin.faces import Face
     from reggan_plugin.imageio import read_image, write_image
 
-    edit = EditConfig("happy", 1.0)
+    edit = EditConfig(expression, 1.0)
     costs: dict[str, float] = {}
 
     def step(name: str, fn: Callable[[], Any]) -> Any:
@@ -130,9 +135,9 @@ def step_costs(frame: Path, box: tuple[float, float, float, float], renderer: An
 
 def bench_face_sizes(workdir: Path, model_path: Path, *, faces: tuple[int, ...] = FACE_SIZES,
                      frames: tuple[tuple[int, int], ...] = FRAME_SIZES, repeats: int = 3,
-                     grainy: int | None = FACE_SIZES[2], plain: int | None = FACE_SIZES[2]) -> list[SizeCase]:
+                     grainy: int | None = FACE_SIZES[2], painted: int | None = FACE_SIZES[2]) -> list[SizeCase]:
     """Per-step CPU ms of a 1-face frame for every frame size x face height, then, in the first frame size, of a
-    `grainy` px face under render noise of sigma GRAINY_SIGMA and of a clean `plain` px face without the mouth pass
+    `grainy` px face under render noise of sigma GRAINY_SIGMA and of a clean `painted` px face given PASS_EXPRESSION
     (None: not that case)."""
     import click
 
@@ -140,21 +145,19 @@ def bench_face_sizes(workdir: Path, model_path: Path, *, faces: tuple[int, ...] 
     from reggan_plugin.renderer import ExpressionRenderer
 
     inference = InferenceConfig(model=model_path, backend="cpu", batch=1)
-    renderers = {True: ExpressionRenderer(inference)}
-    runs = [(width, height, face, FAINT_SIGMA, True) for width, height in frames for face in faces]
+    renderer = ExpressionRenderer(inference)
+    runs = [(width, height, face, FAINT_SIGMA, EXPRESSION) for width, height in frames for face in faces]
     if grainy is not None:
-        runs.append((*frames[0], grainy, GRAINY_SIGMA, True))
-    if plain is not None:
-        renderers[False] = ExpressionRenderer(replace(inference, mouth_pass=False))
-        runs.append((*frames[0], plain, FAINT_SIGMA, False))
+        runs.append((*frames[0], grainy, GRAINY_SIGMA, EXPRESSION))
+    if painted is not None:
+        runs.append((*frames[0], painted, FAINT_SIGMA, PASS_EXPRESSION))
     cases = []
-    for width, height, face, noise, mouth_pass in runs:
-        click.echo(f"face sizes: {face} px in {width}x{height}, noise sigma {noise}"
-                   f"{'' if mouth_pass else ', no mouth pass'} ...", err=True)
+    for width, height, face, noise, expression in runs:
+        click.echo(f"face sizes: {face} px in {width}x{height}, noise sigma {noise}, {expression} ...", err=True)
         path = workdir / f"face_{width}x{height}_{face}_{noise}.png"
         box = write_face_frame(path, width, height, face, noise=noise)
-        cases.append(SizeCase(width, height, face, step_costs(path, box, renderers[mouth_pass], repeats), noise,
-                              mouth_pass))
+        cases.append(SizeCase(width, height, face, step_costs(path, box, renderer, repeats, expression), noise,
+                              expression))
         path.unlink()
     return cases
 
@@ -164,7 +167,7 @@ def face_size_markdown(cases: list[SizeCase], reference: int = 270) -> list[str]
     if not cases:
         return []
     head = [f"{c.face} px, {'4K' if c.height > 1080 else f'{c.height}p'}" + (f", noise sigma {c.noise:g}" if c.grainy else "")
-            + ("" if c.mouth_pass else ", no mouth pass") for c in cases]
+            + ("" if c.expression == EXPRESSION else f", {c.expression} (the mouth pass)") for c in cases]
     lines = ["| step | " + " | ".join(head) + " | what it is |", "|---|" + "---|" * len(cases) + "---|"]
     for step in STEPS:
         lines.append(f"| {step} | " + " | ".join(f"{c.ms[step]:.0f}" for c in cases) + f" | {STEP_NOTES[step]} |")
@@ -183,10 +186,10 @@ def reference_case(cases: list[SizeCase], face: int, height: int) -> SizeCase | 
 
 
 def size_ratio(cases: list[SizeCase], face: int = 640, reference: int = 270, height: int = 1080,
-               mouth_pass: bool = True) -> float | None:
-    """CPU per frame of a clean `face` px face (with the mouth pass or without) over that of a `reference` px face
-    with the default options, both in frames `height` tall."""
-    by_face = {c.face: c.total for c in cases if c.height == height and not c.grainy and c.mouth_pass == mouth_pass}
+               expression: str = EXPRESSION) -> float | None:
+    """CPU per frame of a clean `face` px face given ``expression`` over that of a `reference` px face given
+    EXPRESSION, both in frames `height` tall."""
+    by_face = {c.face: c.total for c in cases if c.height == height and not c.grainy and c.expression == expression}
     ref = reference_case(cases, reference, height)
     if face not in by_face or ref is None:
         return None

@@ -215,7 +215,7 @@ def table(name: str, side: int, expression: str, rows: list[FaceDetail]) -> list
     scores = np.array([r.psnr for r in rows if r.psnr is not None])
     if len(scores) == len(rows) and (scores.shape[1] == 1 or np.array_equal(scores[:, 0], scores[:, 1])):
         lines += ["", f"PSNR of the mouth's reach against the true target, mean: {scores[:, 0].mean():.2f} dB (the face "
-                      "model alone: no mouth pass, or one whose model does not know this expression)."]
+                      "model alone: no mouth pass, or one that does not paint this expression)."]
     elif len(scores) == len(rows) and scores.shape[1] == 2:
         better = int((scores[:, 0] > scores[:, 1]).sum())
         lines += ["", f"PSNR of the mouth's reach against the true target, mean: {scores[:, 0].mean():.2f} dB with the "

@@ -126,7 +126,7 @@ class RegganSettings(bpy.types.PropertyGroup):
                              default=default(InferenceConfig, "skin_paint"))
     subject: EnumProperty(name="Subject", items=_enum(SUBJECTS, SUBJECT_LABELS), default=default(InferenceConfig, "subject"))
     mouth_pass: BoolProperty(name="Fine Mouth", default=default(InferenceConfig, "mouth_pass"),
-                             description="On faces from about 285 px, paint a happy, sad, angry or fearful mouth again "
+                             description="On faces from about 285 px, paint a sad, angry or fearful mouth again "
                                          "at twice the scale (the bundled model)")
     model_path: StringProperty(
         name="Model File", subtype="FILE_PATH", default="",

@@ -170,8 +170,8 @@ def inference_options(func):
                      show_default=True, help="Outside the mouth and eyes, what the network paints changes the skin's "
                                              "shading alone (it keeps the person's own colour) or its colour too."),
         click.option("--mouth-pass/--no-mouth-pass", default=field_default(InferenceConfig, "mouth_pass"), show_default=True,
-                     help="On faces from about 285 px (face box), paint a happy, sad, angry or fearful mouth again "
-                          "with the mouth model at twice the face crop's scale (the bundled one's expressions)."),
+                     help="On faces from about 285 px (face box), paint a sad, angry or fearful mouth again "
+                          "with the mouth model at twice the face crop's scale (the expressions the bundled one paints)."),
         click.option("--lip-split/--no-lip-split", default=field_default(InferenceConfig, "lip_split"), show_default=True,
                      help="On faces from about 280 px, move each lip whole where the expression opens the mouth (its "
                           "stretch left to the gap between them), so the lips keep their sharp edges, and from about "

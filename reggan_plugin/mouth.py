@@ -9,11 +9,13 @@ mouth model's edit, pasted as the face's is (its motion moves the frame, the lip
 paint is added, a little blurred: ``PAINT_BLUR``), replaces the face model's inside an ellipse about the mouth: fully
 from eight times on (a face box from about 570 px), faded in between, so a face growing through a shot never switches
 mouths from one frame to the next. On smaller faces the face model's paint is near the frame's own scale and the pass
-does not run. An edit whose expressions the mouth model does not all know keeps the face model's mouth (the bundled
-one knows happy, sad, angry and fearful: MODEL_CARD.md).
+does not run. A mouth model may name the expressions its pass paints (metadata key ``reggan.mouth_pass``, a JSON list;
+by default every one it knows): an edit with any other expression keeps the face model's mouth (the bundled one paints
+sad, angry and fearful; it knows happy too, whose mouth the face model paints closer to the true smiles: MODEL_CARD.md).
 """
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,6 +46,7 @@ MAX_MOUTH_SCALE = 0.5
 """Mouth crop px per frame px below which the pass runs (the face crop's paint magnified four times or more)."""
 FULL_MOUTH_SCALE = 0.25
 """... and at or below which it replaces the face model's mouth entirely (eight times; between the two, a fade)."""
+PASS_KEY = "reggan.mouth_pass"  # metadata: the expressions the pass paints (a JSON list; default: all it knows)
 PAINT_BLUR = 1.0
 """Mouth crop px: the pass's paint is pasted blurred this much (`blend.crop_planes`), so that it keeps the skin's and
 the lips' own texture about the mouth."""
@@ -58,6 +61,23 @@ def is_mouth_template(template: np.ndarray | None, face_template: np.ndarray | N
         return False
     face = crop_template("face") if face_template is None else face_template
     return bool(np.linalg.norm(template[1] - template[0]) >= 1.5 * np.linalg.norm(face[1] - face[0]))
+
+
+def pass_expressions(artifact: ModelArtifact) -> tuple[str, ...]:
+    """The expressions a mouth model's pass paints (``PASS_KEY``, else every one it knows but neutral); a ModelError
+    naming the file and the key when the list is malformed or names an expression the model does not know."""
+    text = artifact.metadata.get(PASS_KEY)
+    known = tuple(name for name in artifact.expressions if name != "neutral")
+    if text is None:
+        return known
+    try:
+        names = json.loads(text)
+    except json.JSONDecodeError:
+        names = None
+    if not isinstance(names, list) or not all(isinstance(name, str) and name in known for name in names):
+        raise ModelError(artifact.path, f"bad metadata {PASS_KEY}={text!r}: give a JSON list of the model's expressions "
+                                        f"({', '.join(known)})")
+    return tuple(names)
 
 
 def bundled_mouth_model_path() -> Path:
@@ -92,6 +112,7 @@ class MouthPass:
             raise ModelError(artifact.path, "not a mouth model: it needs motion outputs and a crop template that "
                                             "magnifies the face crop's mouth (reggan-plugin train --config mouth)")
         self.artifact = artifact
+        self.expressions = pass_expressions(artifact)
         self.size = artifact.input_size
         # face crop px -> mouth crop px: the similarity between the two templates (exact: one is the other zoomed)
         self.from_face = np.vstack([similarity_from_points(units_to_crop_px(face, face_size),
@@ -125,10 +146,10 @@ class MouthPass:
         return cls(artifact, face.crop_template, face.input_size, inference, colour_weight)
 
     def covers(self, expression: str | Mapping[str, float]) -> bool:
-        """Whether the mouth model knows every expression of an edit (a name or a mix); else the face model's
-        mouth stays."""
+        """Whether the pass paints every expression of an edit (a name or a mix; `pass_expressions`); else the face
+        model's mouth stays."""
         mix = parse_expression(expression) if isinstance(expression, str) else dict(expression)
-        return all(name in self.artifact.expressions for name, weight in mix.items() if weight)
+        return all(name in self.expressions for name, weight in mix.items() if weight)
 
     def matrix(self, face_matrix: Matrix) -> Matrix | None:
         """Region px -> mouth crop px for a face aligned by ``face_matrix``; None where the pass does not run."""

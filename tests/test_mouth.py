@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +24,7 @@ from reggan_plugin.config import InferenceConfig
 from reggan_plugin.errors import ModelError
 from reggan_plugin.faces import Face
 from reggan_plugin.faces.face import box_from_landmarks
-from reggan_plugin.mouth import bundled_mouth_model_path, strength
+from reggan_plugin.mouth import PASS_KEY, bundled_mouth_model_path, pass_expressions, strength
 from reggan_plugin.renderer import ExpressionRenderer
 
 SIDE = 700
@@ -37,6 +39,12 @@ def tiny_mouth_model(tmp_path_factory) -> Path:
     proc = cli("export", "regression-stage", "--model", full, "--out", out)
     assert proc.returncode == 0, proc.stderr
     return out
+
+
+def cli_tool(name: str, *args: object) -> int:
+    """Exit status of ``tools/<name>`` run with ``args``."""
+    tool = Path(__file__).resolve().parent.parent / "tools" / name
+    return subprocess.run([sys.executable, str(tool), *map(str, args)], capture_output=True, timeout=300).returncode
 
 
 def frame(seed: int = 0) -> np.ndarray:
@@ -126,6 +134,40 @@ def test_an_expression_the_mouth_model_lacks_keeps_the_face_models_mouth(tiny_mo
     for expression, same in (("sad", True), ("happy", False)):
         a = with_pass.apply_array(picture, faces=[face], expression=expression)
         assert np.array_equal(a, without.apply_array(picture, faces=[face], expression=expression)) == same
+
+
+def test_an_expression_left_out_of_the_pass_keeps_the_face_models_mouth(tiny_model, tiny_mouth_model, tmp_path):
+    """`tools/set_mouth_pass.py` names the expressions the pass paints; the others keep the face model's mouth."""
+    pytest.importorskip("onnx")
+    mouth = tmp_path / "mouth.onnx"
+    assert cli_tool("set_mouth_pass.py", "--model", tiny_mouth_model, "--expressions", "sad", "--out", mouth) == 0
+    assert load_artifact(mouth).metadata[PASS_KEY] == '["sad"]'
+    face, _ = face_of(600)
+    picture = frame(4)
+    with_pass = ExpressionRenderer(InferenceConfig(model=tiny_model, mouth_model=mouth, backend="cpu"))
+    without = ExpressionRenderer(InferenceConfig(model=tiny_model, mouth_pass=False, backend="cpu"))
+    assert with_pass.mouth is not None and with_pass.mouth.expressions == ("sad",)
+    for expression, same in (("happy", True), ("sad", False)):
+        a = with_pass.apply_array(picture, faces=[face], expression=expression)
+        assert np.array_equal(a, without.apply_array(picture, faces=[face], expression=expression)) == same
+
+
+@pytest.mark.parametrize("value", ['["smile"]', '"sad"', "{not json"])
+def test_a_malformed_pass_list_is_refused_naming_the_file_and_the_key(tiny_mouth_model, tmp_path, value):
+    pytest.importorskip("onnx")
+    from export.metadata import with_metadata
+
+    mouth = tmp_path / "odd_mouth.onnx"
+    with_metadata(tiny_mouth_model, PASS_KEY, value, mouth)
+    with pytest.raises(ModelError) as error:
+        pass_expressions(load_artifact(mouth))
+    assert "odd_mouth.onnx" in str(error.value) and PASS_KEY in str(error.value)
+
+
+def test_the_bundled_mouth_model_leaves_a_smile_to_the_face_model():
+    pass_ = ExpressionRenderer(InferenceConfig(backend="cpu")).mouth
+    assert pass_ is not None and "happy" in pass_.artifact.expressions
+    assert pass_.covers("sad") and pass_.covers("angry") and pass_.covers("fearful") and not pass_.covers("happy")
 
 
 def test_pictures_batched_together_get_each_its_own_mouths(tiny_model, tiny_mouth_model):

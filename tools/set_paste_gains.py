@@ -28,10 +28,8 @@ import click
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
 def main(model: Path, subject: str, expression: str, motion: str, rest_paint: float, teeth: float, upper: float,
          out: Path) -> None:
-    import onnx
-
+    from export.metadata import with_metadata
     from reggan_plugin.artifact import load_artifact
-    from reggan_plugin.atomic import write_bytes
     from reggan_plugin.calibration import METADATA_KEY, Gains, dump_gains, parse_gains
 
     artifact = load_artifact(model)
@@ -47,13 +45,7 @@ def main(model: Path, subject: str, expression: str, motion: str, rest_paint: fl
     table = {s: kept for s, g in table.items() if (kept := {e: v for e, v in g.items() if not v.is_identity})}
     value = dump_gains(table)
     parse_gains(model, value)  # the bounds the runtime checks, before anything is written
-    proto = onnx.load(str(model))
-    others = [entry for entry in proto.metadata_props if entry.key != METADATA_KEY]
-    del proto.metadata_props[:]
-    proto.metadata_props.extend(others)
-    if table:
-        proto.metadata_props.add(key=METADATA_KEY, value=value)
-    write_bytes(out, proto.SerializeToString())
+    with_metadata(model, METADATA_KEY, value if table else None, out)
     click.echo(f"wrote {out}: {METADATA_KEY} = {value if table else '(none)'}")
 
 
