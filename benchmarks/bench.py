@@ -165,9 +165,9 @@ def render_markdown(report: Report, r: dict) -> str:
     if ratio is not None:
         painted = size_ratio(sizes, reference=FACE_SIZES[1], face=FACE_SIZES[2], height=height,
                              expression=PASS_EXPRESSION)
-        without = f" ({painted:.2f}x for {PASS_EXPRESSION}, which the mouth pass paints)" if painted is not None else ""
+        pass_note = f" ({painted:.2f}x for {PASS_EXPRESSION}, which the mouth pass paints)" if painted is not None else ""
         lines.append(f"| a {FACE_SIZES[2]} px face costs <= 1.5x the CPU of a {FACE_SIZES[1]} px face per {height}p frame "
-                     f"(h) | {ratio:.2f}x{without} | {'yes' if ratio <= 1.5 else 'no'} |")
+                     f"(h) | {ratio:.2f}x{pass_note} | {'yes' if ratio <= 1.5 else 'no'} |")
     lines.append(
         f"| pipeline, {width}x{height} PNG RGBA, {pipe['face']} px face, >= 50% of the network alone at batch "
         f"{r['batch']} or >= 80% of its own decode+encode rate, whichever is lower (e) | {pipe['pipeline']:.2f} frames/s "

@@ -57,7 +57,7 @@ class SizeCase:
 
     @property
     def default(self) -> bool:
-        """A clean frame with the runtime's default options: the cases the ratios compare."""
+        """A clean frame given EXPRESSION with the runtime's default options: the cases the ratios compare."""
         return not self.grainy and self.expression == EXPRESSION
 
     @property
