@@ -19,7 +19,8 @@ u}}}``, each optional):
 
 An expression mix takes each expression's gains in proportion to its weight. Renders (the default subject), and a
 model without gains for the subject, are edited as fitted. The bundled mouth pass (``reggan_plugin.mouth``) paints
-no smile, so a large face's smile takes its gains too. The bundled model's gains and how they were chosen: MODEL_CARD.md, docs/PHOTO_GAINS.md.
+no smile, so a large face's smile takes its gains too. The bundled model's gains and how they were chosen:
+MODEL_CARD.md, docs/PHOTO_GAINS.md.
 """
 from __future__ import annotations
 
