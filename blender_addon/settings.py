@@ -58,6 +58,7 @@ SKIN_PAINT_LABELS = {
     "colour": ("Painted Colour", "The colour the model paints, everywhere (it learnt skin colour on renders)"),
 }
 SUBJECT_LABELS = {
+    "auto": ("Auto", "Each picture's faces read as a render or a photograph of a person"),
     "render": ("Render", "The edit as the model was fitted on renders"),
     "photo": ("Photograph", "A photograph of a person: the model's gains for photos (a real smile's motion, drawn teeth)"),
 }
@@ -124,7 +125,8 @@ class RegganSettings(bpy.types.PropertyGroup):
     stage: EnumProperty(name="Quality", items=_enum(STAGES, STAGE_LABELS), default=default(InferenceConfig, "stage"))
     skin_paint: EnumProperty(name="Skin", items=_enum(SKIN_PAINTS, SKIN_PAINT_LABELS),
                              default=default(InferenceConfig, "skin_paint"))
-    subject: EnumProperty(name="Subject", items=_enum(SUBJECTS, SUBJECT_LABELS), default=default(InferenceConfig, "subject"))
+    # Blender's pictures are renders: a realistic avatar's must not read as a photograph
+    subject: EnumProperty(name="Subject", items=_enum(SUBJECTS, SUBJECT_LABELS), default="render")
     mouth_pass: BoolProperty(name="Fine Mouth", default=default(InferenceConfig, "mouth_pass"),
                              description="On faces from about 285 px, paint a sad, angry or fearful mouth again "
                                          "at twice the scale (the bundled model)")

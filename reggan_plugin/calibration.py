@@ -59,6 +59,14 @@ class Gains:
     def is_identity(self) -> bool:
         return self == Gains()
 
+    def partly(self, weight: float) -> Gains:
+        """Each gain's departure from 1 times ``weight`` (0: the edit as fitted; 1: these gains)."""
+        def part(v: float) -> float:
+            return 1.0 + weight * (v - 1.0)
+
+        return Gains(motion=(part(self.motion[0]), part(self.motion[1])), rest_paint=part(self.rest_paint),
+                     teeth=part(self.teeth), upper=part(self.upper))
+
     @property
     def changes_crops(self) -> bool:
         """Whether the edited crops change (the teeth are drawn after paste-back)."""

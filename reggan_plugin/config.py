@@ -22,7 +22,7 @@ Precision = Literal["fp32", "fp16"]
 Stage = Literal["full", "regression"]
 RegionGraphs = Literal["auto", "on", "off"]
 SkinPaint = Literal["shading", "colour"]
-Subject = Literal["render", "photo"]
+Subject = Literal["auto", "render", "photo"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 STAGES: tuple[str, ...] = get_args(Stage)
@@ -48,7 +48,8 @@ class InferenceConfig:
     lip_split: bool = True  # on large faces the lips move whole where the mouth opens (reggan_plugin.lips) and
     # a rendered mouth's inside is drawn in it, or in a smile (reggan_plugin.interior)
     mouth_model: Path | None = None  # None: the bundled mouth model, beside the bundled face model only
-    subject: Subject = "render"  # "photo": the model's gains for photographs of people (reggan_plugin.calibration)
+    subject: Subject = "auto"  # "photo": the model's gains for photographs of people (reggan_plugin.calibration);
+    # "render": the edit as fitted; "auto": the gains as much as a picture's faces read as photographs (.subject)
 
 
 @dataclass(frozen=True)

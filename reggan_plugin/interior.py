@@ -13,8 +13,8 @@ strip's column at its place between the corners, stretched from the opening's to
 as bright on average (brightened at most 1.5 times) and, for an opened mouth, each channel of the paint's colour (the
 paint decides how the inside is lit, the strip its edges); a smile's teeth take half of it, since its paint there
 mixes teeth with lips (its strip white-balanced on its teeth). An opened mouth's inside is drawn as much as its
-column opens (`lips.split_at_lips`: faded in with the opening and from the corners; down past the dark rim the lower
-lip carries, `past_lip_rim`), between edges drawn at the frame's own pixels where the lips part whole (the gap the
+column opens (`lips.split_at_lips`: faded in with the opening and from the corners; past the dark rims the
+lips carry, `past_lip_rims`), between edges drawn at the frame's own pixels where the lips part whole (the gap the
 paste leaves, read from the crop, ramps over a crop pixel: a soft rim six to eight frame pixels wide on a large face);
 a smile's between sharp edges. Either is drawn as soft as the picture about the mouth (`mouth_softness`: a magnified
 or out-of-focus frame gets a soft inside, not a render's sharp teeth in a soft mouth). Only on faces whose crop the
@@ -47,7 +47,9 @@ SOFTNESS_REACH = 0.35  # mouth widths about the mouth corners' line where it is 
 SMILE_TINT = 0.5  # of the paint's colour a smile's teeth take: at 1 they are the colour of the lips around them
 MAX_GAIN = 1.5  # a narrow opening's paint is mostly lip, which would light the inside up as glare: unlimited, surprised
 # kept 1.14 of the neutral's mouth detail on the validation renders (0.91 limited), with glare at part intensities
-RIM_REACH = 1.0  # crop px below an opening's bottom edge searched for the lower lip's dark rim (`past_lip_rim`)
+RIM_REACH = 1.0  # crop px below an opening's bottom edge searched for the lower lip's dark rim (`past_lip_rims`)
+UPPER_RIM_REACH = 0.75  # crop px above its top edge searched for the upper lip's
+UPPER_RIM_COLUMNS = 9  # crop columns the top edge's move is averaged over
 RIM_STEPS = 10  # samples a crop px along that search: a frame px or finer on a face the pass magnifies eight times
 RIM_CONTRAST = 0.05  # how much lighter than the column's darkest the lip below must be for a rim to be there
 
@@ -113,15 +115,15 @@ class Inside:
     """What an edit draws into its mouths: the ``strip``; for a smile the motion hardly opens, its inner lip contours
     (``lips``, `smile_opening`), else None (drawn into the gap the lips open); the expression's share of the edit,
     times its intensity (``weight``); how bright it is lit against the paint and at most (``brightness``, ``limit``,
-    `draw`); and whether it is drawn on faces of every size, not on large ones alone (``every_size``: a photograph's
-    smile, `reggan_plugin.calibration`)."""
+    `draw`); and how much of it is drawn at least on faces of every size, not on large ones alone (``least``: a
+    photograph's smile, by how much the face reads as one, `reggan_plugin.calibration`)."""
 
     strip: np.ndarray
     lips: np.ndarray | None
     weight: float
     brightness: float = 1.0
     limit: float = MAX_GAIN
-    every_size: bool = False
+    least: float = 0.0
 
     @property
     def tint(self) -> float:
@@ -172,23 +174,41 @@ class MouthInterior:
         return Inside(self.strips[name], self.lips.get(name), weight * intensity)
 
 
-def past_lip_rim(region: np.ndarray, opening: Opening, reach: float = RIM_REACH) -> Opening:
-    """``opening`` with each column's bottom edge moved down past the dark rim the lower lip carries: the lips move
-    whole with the dark line that lay between them in the neutral, so where they part the lower lip's upper edge is
-    that line, a thin dark curve under the drawn inside. Read in HxWx3 ``region`` as pasted, down from each column's
-    edge at most ``reach`` crop px: the edge goes to the first point lighter than halfway between the darkest and the
-    lightest on the way, where they differ by ``RIM_CONTRAST`` at least (a lip below a rim); else it stays."""
-    if not len(opening.columns) or reach <= 0:
-        return opening
+def _past_rim(region: np.ndarray, opening: Opening, edge: np.ndarray, direction: float, reach: float) -> np.ndarray:
+    """Per column of ``opening``, how far from ``edge`` (crop px, away from the inside: ``direction`` +1 down, -1 up) the
+    lip beyond a dark rim starts: the first point lighter than halfway between the darkest and the lightest within
+    ``reach``, where they differ by ``RIM_CONTRAST`` at least; 0 where there is no such rim."""
     offsets = np.linspace(0.0, reach, int(np.ceil(reach * RIM_STEPS)) + 1)
-    ys = opening.bottom[:, None] + offsets[None, :]
+    ys = edge[:, None] + direction * offsets[None, :]
     xs = np.broadcast_to(np.asarray(opening.columns, np.float64)[:, None], ys.shape)
     at = apply_affine(invert_affine(np.asarray(opening.m, np.float64)), np.stack([xs, ys], axis=-1))
     grey = luma(sample(region, at[..., 0].astype(np.float32), at[..., 1].astype(np.float32)))
     darkest, lightest = grey.min(axis=1), grey.max(axis=1)
     light = grey >= ((darkest + lightest) / 2)[:, None]
     rim = light.any(axis=1) & (lightest > darkest + RIM_CONTRAST)
-    return replace(opening, bottom=np.where(rim, opening.bottom + offsets[np.argmax(light, axis=1)], opening.bottom))
+    return np.where(rim, offsets[np.argmax(light, axis=1)], 0.0)
+
+
+def past_lip_rims(region: np.ndarray, opening: Opening, reach: float = RIM_REACH,
+                  upper_reach: float = UPPER_RIM_REACH) -> Opening:
+    """``opening`` with its edges moved past the dark rims the lips carry: the lips move whole with the dark line that
+    lay between them in the neutral, so where they part each lip's edge is that line, a thin dark curve about the drawn
+    inside. Read in HxWx3 ``region`` as pasted: each column's bottom edge goes down to the lower lip below its rim (at
+    most ``reach`` crop px, `_past_rim`); the top edge up to the upper lip above its rim (at most ``upper_reach``),
+    its move averaged over ``UPPER_RIM_COLUMNS`` columns so that the edge stays one curve where the paint's soft dark
+    band gives each column a rim of its own."""
+    if not len(opening.columns):
+        return opening
+    bottom, top = opening.bottom, opening.top
+    if reach > 0:
+        bottom = bottom + _past_rim(region, opening, bottom, 1.0, reach)
+    if upper_reach > 0:
+        up = _past_rim(region, opening, top, -1.0, upper_reach)
+        width = min(UPPER_RIM_COLUMNS, len(up) if len(up) % 2 else len(up) - 1)  # odd: centred
+        if width > 1:
+            up = np.convolve(np.pad(up, width // 2, mode="edge"), np.full(width, 1.0 / width), mode="valid")
+        top = top - up
+    return replace(opening, top=top, bottom=bottom)
 
 
 def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

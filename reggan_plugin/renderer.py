@@ -28,7 +28,7 @@ from .align import (
 from .artifact import ModelArtifact, load_artifact
 from .backends import Backend, create_backend
 from .blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask, paint_colour_weight
-from .calibration import TEETH_LIMIT, calibrated, lower_face, mixed, model_gains, mouth_ellipse
+from .calibration import TEETH_LIMIT, Gains, calibrated, lower_face, mixed, model_gains, mouth_ellipse
 from .config import EditConfig, InferenceConfig
 from .errors import InputError, ModelError
 from .face_level import lift_gains, lifted, scaled_back
@@ -45,13 +45,14 @@ from .interior import (
     draw,
     gap_opening,
     mouth_softness,
-    past_lip_rim,
+    past_lip_rims,
     smile_opening,
 )
 from .lips import lip_line, lips_whole
 from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .preview_graph import stage_network
 from .region_graphs import region_ops_for
+from .subject import photo_weights
 
 MIN_FACE_PX = 8.0  # a crop side smaller than this in the picture holds no face to edit
 MAX_FACE_FRACTION = 4.0  # a crop side more than this many picture sides is a broken box, not a close-up
@@ -152,8 +153,9 @@ class ExpressionRenderer:
         self.colour_weight = paint_colour_weight(self.size, template) if inference.skin_paint == "shading" else None
         self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
         self.mouth = MouthPass.for_inference(inference, self.artifact, self.colour_weight)
-        # the model's gains for the subject (reggan_plugin.calibration): the face pass's edit and a smile's teeth
-        self.gains = model_gains(self.artifact, inference.subject)
+        # the model's gains for photographs (reggan_plugin.calibration): the face pass's edit and a smile's teeth, for
+        # every face (photo) or those that read as photographs (auto, reggan_plugin.subject)
+        self.gains = {} if inference.subject == "render" else model_gains(self.artifact, "photo")
         self.mouth_ellipse = mouth_ellipse(self.size, template) if self.gains and self.has_motion else None
         self.lower_face = lower_face(self.size)
         self.interior = MouthInterior.load() if inference.lip_split else None  # drawn into the gaps the lips open
@@ -204,30 +206,46 @@ class ExpressionRenderer:
         crops_in = np.concatenate([p.crops for p in prepared])
         lift = lift_gains(crops_in)
         faces = self.forward(crops_in, edit, lift)
+        # each picture's share of the model's gains for photographs (reggan_plugin.subject)
         gains = mixed(self.gains, self.artifact.expressions, self.artifact.expression_weights(edit.expression))
-        if self.mouth_ellipse is not None:
-            faces = calibrated(crops_in, faces, gains, self.mouth_ellipse, self.lower_face)
+        shares = self.photo_shares(prepared, gains)
+        faces_at = np.cumsum([0] + [len(p.crops) for p in prepared])
+        if self.mouth_ellipse is not None and gains.changes_crops:
+            for share, start, stop in zip(shares, faces_at, faces_at[1:]):
+                faces[start:stop] = calibrated(crops_in[start:stop], faces[start:stop], gains.partly(share),
+                                               self.mouth_ellipse, self.lower_face)
         mouths: np.ndarray | None = None
         if self.mouth is not None and self.mouth.covers(edit.expression):
             size = self.mouth.size
             crops = np.concatenate([p.mouths.crops for p in prepared if p.mouths is not None]
                                    or [np.zeros((0, size, size, 3), np.float32)])
             # a mouth is lifted as its face is: its crop alone, mostly lips, reads darker than the face
-            faces_at = np.cumsum([0] + [len(p.crops) for p in prepared])
             mouth_lift = np.array([lift[at + i] for p, at in zip(prepared, faces_at) if p.mouths is not None
                                    for i, m in enumerate(p.mouths.matrices) if m is not None], np.float32)
             mouths = edit_crops(self.mouth.backend, self.mouth.artifact.expression_weights(edit.expression), crops,
                                 edit.intensity, self.inference.batch, self.mouth.outputs, mouth_lift)
         interior = None if self.interior is None else self.interior.inside_for(edit.expression, edit.intensity)
-        if interior is not None and interior.lips is not None and gains.teeth != 1.0:
-            interior = dataclasses.replace(interior, brightness=gains.teeth, limit=TEETH_LIMIT, every_size=True)
+        teeth = interior is not None and interior.lips is not None and gains.teeth != 1.0
         out, face_at, mouth_at = [], 0, 0
-        for p in prepared:
+        for p, share in zip(prepared, shares):
             n_mouths = 0 if p.mouths is None else len(p.mouths.crops)
+            inside = interior
+            if teeth and inside is not None and share > 0:
+                inside = dataclasses.replace(inside, brightness=gains.partly(share).teeth, limit=TEETH_LIMIT,
+                                             least=share)
             out.append(EditedCrops(faces[face_at : face_at + len(p.crops)],
-                                   None if mouths is None else mouths[mouth_at : mouth_at + n_mouths], interior))
+                                   None if mouths is None else mouths[mouth_at : mouth_at + n_mouths], inside))
             face_at, mouth_at = face_at + len(p.crops), mouth_at + n_mouths
         return out
+
+    def photo_shares(self, prepared: Sequence[PreparedImage], gains: Gains) -> list[float]:
+        """How much of the gains for photographs each picture's faces take: all (photo), or as much as they read as
+        photographs (auto: the mean of its faces', `reggan_plugin.subject`); none where the gains change nothing."""
+        if gains.is_identity or self.inference.subject == "render":
+            return [0.0] * len(prepared)
+        if self.inference.subject == "photo":
+            return [1.0] * len(prepared)
+        return [float(photo_weights(p.crops).mean()) if len(p.crops) else 0.0 for p in prepared]
 
     # -- paste back ------------------------------------------------------------------------------
     def paste(self, rgb: np.ndarray, matrices: Sequence[Matrix], crops_in: np.ndarray, crops_out: np.ndarray,
@@ -246,11 +264,11 @@ class ExpressionRenderer:
         # how soft each face's mouth is and how much of an inside it gets (none on a small face, nor a smile's teeth on
         # a soft one, but a photograph's smile), read from the picture before the faces are pasted: only where one may
         # be drawn
-        every_size = interior is not None and interior.every_size
-        blurs = [mouth_softness(rgb, m, self.lip_corners) if every_size or amount_for(m) > 0 else 0.0 for m in matrices
+        least = 0.0 if interior is None else interior.least
+        blurs = [mouth_softness(rgb, m, self.lip_corners) if least > 0 or amount_for(m) > 0 else 0.0 for m in matrices
                  ] if interior is not None and self.lip_corners is not None else [0.0] * len(matrices)
         smile = interior is not None and interior.lips is not None
-        amounts = [1.0 if every_size else amount_for(m, blur if smile else 0.0) for m, blur in zip(matrices, blurs)]
+        amounts = [max(least, amount_for(m, blur if smile else 0.0)) for m, blur in zip(matrices, blurs)]
         for m, crop_in, crop_out, amount in zip(matrices, crops_in, crops_out, amounts):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
             moved = gap = None
@@ -286,8 +304,8 @@ class ExpressionRenderer:
                             for m, crop_in, amount in zip(matrices, crops_in, amounts)]
             for opening, blur in zip(openings, blurs):
                 if opening is not None:
-                    if interior.lips is None:  # an opened mouth's lower lip brings the neutral's lip line down with it
-                        opening = past_lip_rim(rgb, opening)
+                    if interior.lips is None:  # an opened mouth's lips carry the neutral's lip line apart with them
+                        opening = past_lip_rims(rgb, opening)
                     draw(rgb, opening, interior.strip, interior.tint, blur, interior.brightness, interior.limit)
         return rgb, mask
 

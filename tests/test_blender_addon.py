@@ -277,7 +277,7 @@ def test_property_defaults_come_from_the_runtime_config(addon: object) -> None:
     assert props["intensity"].default == pytest.approx(EditConfig.intensity)
     assert props["stage"].default == InferenceConfig.stage
     assert props["skin_paint"].default == InferenceConfig.skin_paint
-    assert props["subject"].default == InferenceConfig.subject
+    assert props["subject"].default == "render"  # Blender's pictures are renders, whatever they look like
     assert props["mouth_pass"].default == InferenceConfig.mouth_pass
     assert props["skip_existing"].default == SequenceConfig.skip_existing
     assert props["smooth"].default == pytest.approx(SequenceConfig.smooth)
@@ -290,7 +290,7 @@ def test_property_defaults_come_from_the_runtime_config(addon: object) -> None:
     fresh = bpy.data.scenes.new("fresh").reggan
     settings = addon.settings
     assert settings.edit_config(fresh) == EditConfig()
-    assert settings.inference_config(fresh, prefs) == InferenceConfig()
+    assert settings.inference_config(fresh, prefs) == InferenceConfig(subject="render")
     assert set(addon.settings.BACKENDS) == {item.identifier for item in prefs_props["backend"].enum_items}
 
 

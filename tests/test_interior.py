@@ -9,13 +9,14 @@ from reggan_plugin.interior import (
     MAX_GAIN,
     STRIP_SOFTNESS,
     STRIPS_FILE,
+    UPPER_RIM_COLUMNS,
     MouthInterior,
     amount_for,
     draw,
     gap_opening,
     gap_rows,
     mouth_softness,
-    past_lip_rim,
+    past_lip_rims,
     smile_opening,
     softness,
 )
@@ -99,17 +100,38 @@ def lip_below_an_opening(rim_rows: slice | None) -> np.ndarray:
 def test_an_openings_bottom_edge_goes_past_the_dark_rim_the_lower_lip_carries() -> None:
     m = np.array([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]])
     opening = gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0)
-    moved = past_lip_rim(lip_below_an_opening(slice(182, 186)), opening)  # a rim a crop px wide
+    moved = past_lip_rims(lip_below_an_opening(slice(182, 186)), opening)  # a rim a crop px wide
     # to the rim's lower edge (region row 185.5: crop row 46.375), to the search's step
     np.testing.assert_allclose(moved.bottom, 46.375, atol=0.1)
-    assert np.array_equal(moved.top, opening.top) and np.array_equal(moved.columns, opening.columns)
+    assert np.array_equal(moved.columns, opening.columns)
     shadowed = lip_below_an_opening(slice(182, 186))
     shadowed[187:] = 0.05  # the shadow under a thin lower lip, within the search's reach: the edge stops at the lip
-    np.testing.assert_allclose(past_lip_rim(shadowed, opening).bottom, 46.375, atol=0.1)
+    np.testing.assert_allclose(past_lip_rims(shadowed, opening).bottom, 46.375, atol=0.1)
     # no rim, one past the search's reach, or no lighter lip below it: the edge stays
     for region in (lip_below_an_opening(None), lip_below_an_opening(slice(4 * 48, 4 * 49)),
                    np.full((4 * SIZE, 4 * SIZE, 3), 0.1, np.float32)):
-        assert np.array_equal(past_lip_rim(region, opening).bottom, opening.bottom)
+        assert np.array_equal(past_lip_rims(region, opening).bottom, opening.bottom)
+
+
+def test_an_openings_top_edge_goes_past_the_upper_lips_rim_as_one_curve() -> None:
+    m = np.array([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]])
+    opening = gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0)
+    edge = 4 * float(opening.top.mean())  # region row of the top edge
+    region = np.full((4 * SIZE, 4 * SIZE, 3), 0.6, np.float32)  # the upper lip
+    region[int(edge) - 2 :] = 0.15  # the inside, and a dark rim half a crop px above the edge
+    moved = past_lip_rims(region, opening, reach=0.0)
+    np.testing.assert_allclose(moved.top, opening.top - 0.6, atol=0.1)  # to the lip above the rim, to the step
+    assert np.array_equal(moved.bottom, opening.bottom)
+    # a rim in one column alone moves the edge a little over its neighbours, not a step of its own
+    region = np.full((4 * SIZE, 4 * SIZE, 3), 0.6, np.float32)
+    region[int(edge) + 4 :] = 0.15  # the inside starts below the edge: no rim
+    column = int(opening.columns[len(opening.columns) // 2])
+    region[int(edge) - 2 : int(edge) + 4, 4 * column : 4 * column + 4] = 0.05
+    up = opening.top - past_lip_rims(region, opening, reach=0.0).top
+    assert up.max() < 0.5 / UPPER_RIM_COLUMNS + 0.1 and np.count_nonzero(up > 1e-9) >= 3
+    # no lighter lip within the reach: the edge stays
+    dark = np.full((4 * SIZE, 4 * SIZE, 3), 0.1, np.float32)
+    assert np.array_equal(past_lip_rims(dark, opening).top, opening.top)
 
 
 def test_no_amount_or_no_gap_draws_nothing() -> None:
