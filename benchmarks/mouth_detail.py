@@ -19,6 +19,7 @@ third-party photos can be measured without being redistributed.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -27,6 +28,7 @@ import numpy as np
 from PIL import Image
 
 from reggan_plugin.align import Matrix, warp_from_crop, warp_to_crop
+from reggan_plugin.config import SUBJECTS, InferenceConfig
 from reggan_plugin.grain import luma
 from training.evaluate.metrics import psnr
 
@@ -239,24 +241,27 @@ def main() -> None:
     parser.add_argument("--mouth-model", type=Path, help="Score this mouth model instead of the bundled one.")
     parser.add_argument("--no-lip-split", action="store_true",
                         help="Move the lips as the models' motion does (reggan_plugin.lips), to compare.")
+    parser.add_argument("--subject", choices=SUBJECTS, default=InferenceConfig.subject,
+                        help="as `render --subject`: read each picture, or edit all as renders or photographs")
     args = parser.parse_args()
     sides = args.side or [1560]
     if len(sides) not in (1, len(args.photos)):
         parser.error("give one --side, or one for every --photos")
     sides = sides * len(args.photos) if len(sides) == 1 else sides
 
-    from reggan_plugin.config import InferenceConfig
     from reggan_plugin.faces.detector import FaceDetector
     from reggan_plugin.renderer import ExpressionRenderer
 
     lip_split = not args.no_lip_split
-    renderer = ExpressionRenderer(InferenceConfig(backend="cpu", mouth_model=args.mouth_model, lip_split=lip_split))
-    renderers = [renderer] + ([ExpressionRenderer(InferenceConfig(backend="cpu", mouth_pass=False, lip_split=lip_split))]
+    config = InferenceConfig(backend="cpu", mouth_model=args.mouth_model, lip_split=lip_split, subject=args.subject)
+    renderer = ExpressionRenderer(config)
+    renderers = [renderer] + ([ExpressionRenderer(dataclasses.replace(config, mouth_pass=False, mouth_model=None))]
                               if renderer.mouth is not None else [])
     detector = FaceDetector()
     names = [f"{folder.parent.name}/{folder.name}" for folder in args.photos]
     picture_option = (f" --picture {args.picture}" if args.picture else "") + (
-        f" --mouth-model {args.mouth_model}" if args.mouth_model else "") + (" --no-lip-split" if not lip_split else "")
+        f" --mouth-model {args.mouth_model}" if args.mouth_model else "") + (" --no-lip-split" if not lip_split else "") + (
+        f" --subject {args.subject}" if args.subject != InferenceConfig.subject else "")
     command = " ".join(f"--photos {n} --side {s}" for n, s in zip(names, sides))
     lines = [
         "# Mouth detail at production size",

@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-lip-split", action="store_true", help="the lips moved as the model moves them "
                                                                     "(reggan_plugin.lips), to compare")
     parser.add_argument("--subject", choices=SUBJECTS, default=InferenceConfig.subject,
-                        help="as `render --subject`: renders, or photographs of people")
+                        help="as `render --subject`: read each picture, or edit all as renders or photographs")
     parser.add_argument("--faces-from", default="", help="where the faces come from (written into the report)")
     parser.add_argument("--strip", type=int, default=None, help="index of the --face to show in docs/temporal.png")
     args = parser.parse_args(argv)

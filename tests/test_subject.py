@@ -89,3 +89,28 @@ def test_photographs_read_as_photographs_and_take_their_gains(renderers, london_
         edits = _edits(renderers, image.pixels, face)
         assert np.array_equal(edits["auto"], edits["photo"])
         assert not np.array_equal(edits["auto"], edits["render"])
+
+
+def test_a_picture_on_the_edge_takes_the_gains_in_part() -> None:
+    """A picture whose faces read halfway takes half of each gain's departure, teeth and their least amount too."""
+    from benchmarks.face_sizes import face_frame
+    from reggan_plugin.calibration import calibrated
+    from reggan_plugin.config import EditConfig
+    from reggan_plugin.imageio import ImageData
+
+    class Halfway(ExpressionRenderer):
+        def photo_shares(self, prepared, gains):  # type: ignore[no-untyped-def]
+            return [0.5] * len(prepared)
+
+    renderer = Halfway(InferenceConfig(backend="cpu"))
+    pixels, box = face_frame(640, 480, 200)
+    image = ImageData(pixels=pixels, path=None, format="png", linear=False, info={})
+    prepared = renderer.prepare_image(image, [Face(box=box)])
+    edited = renderer.forward_images([prepared], EditConfig("happy"))[0]
+    whole = renderer.gains["happy"]
+    raw = renderer.forward(prepared.crops, EditConfig("happy"))
+    expected = calibrated(prepared.crops, raw, whole.partly(0.5), renderer.mouth_ellipse, renderer.lower_face)
+    assert np.array_equal(edited.faces, expected)
+    assert not np.array_equal(edited.faces, raw)
+    assert edited.interior is not None and edited.interior.least == 0.5
+    assert edited.interior.brightness == pytest.approx(1.0 + 0.5 * (whole.teeth - 1.0))
