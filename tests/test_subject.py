@@ -114,3 +114,20 @@ def test_a_picture_on_the_edge_takes_the_gains_in_part() -> None:
     assert not np.array_equal(edited.faces, raw)
     assert edited.interior is not None and edited.interior.least == 0.5
     assert edited.interior.brightness == pytest.approx(1.0 + 0.5 * (whole.teeth - 1.0))
+
+
+def test_the_fit_separates_two_classes_and_reports_them() -> None:
+    from tools.fit_photo_reader import CONDITIONS, Row, fit_logistic, report_lines
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(400, 3))
+    y = (x[:, 0] - 0.5 * x[:, 2] > 0).astype(float)
+    w, b = fit_logistic(x, y)
+    assert ((x @ w + b > 0) == (y == 1)).mean() > 0.97
+    assert w[0] > abs(w[1]) and w[2] < 0
+    rows = [Row("photos (held out)", CONDITIONS[0], True, False, np.zeros(3)),
+            Row("renders", CONDITIONS[0], False, True, np.zeros(3))]
+    lines = report_lines(rows, np.array([2.5, -3.0]), "python tools/fit_photo_reader.py ...")
+    assert "| photos (held out) | photographs | 1 | 2.50 | 2.50 | 2.50 | 1 | 1 |" in lines
+    assert "| renders | renders, fitted | 1 | -3.00 | -3.00 | -3.00 | 0 | 0 |" in lines
+    assert f"| {CONDITIONS[0]} | 2.50 |  | -3.00 |" in lines

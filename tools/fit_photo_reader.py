@@ -1,19 +1,18 @@
 """Fit the reader that tells a photograph of a person from a render (``reggan_plugin.subject``) and report how every
 set reads.
 
-Each picture is aligned as the runtime aligns it, under each condition of ``--conditions`` (the robustness
-benchmark's perturbations), and its crop's statistics (`subject.photo_features`) go into a logistic regression, the
+Each picture is aligned as the runtime aligns it, under each of ``CONDITIONS`` (the robustness benchmark's
+perturbations), and its crop's statistics (`subject.photo_features`) go into a logistic regression, the
 photographs' and the renders' weighted alike. Photographs: the pictures of ``--photos`` folders (neutral and
 expression pictures, located by the runtime's detector); only the people of the first half (``identity_unit`` below
 0.5) are fitted, the other half is reported. Renders: the neutrals of ``--renders`` folders, in ``--split``. The
 neutrals of ``--check`` folders (renders no choice was made on) are reported alone.
 
     python tools/fit_photo_reader.py --photos ../shared/data/london-faces \\
-        --renders data/ict96 --renders data/ict128b --renders data/ict160 --split train \\
-        --renders data/chooser_71k_studio --renders data/chooser_71k_coloured --renders data/chooser_71k_wax \\
-        --renders data/chooser_71k_toon \\
-        --check data/heldout_hd --check data/heldout_toon --check data/heldout_coloured --check data/heldout_wax \\
-        --check data/heldout_41k --check data/heldout_61k --check data/heldout_45k_toon --check data/heldout_51k_1080
+        --renders data/ict96 --renders data/ict128b --renders data/ict160 --renders data/readerfit_toon ... \\
+        --split train --check data/heldout_hd --check data/heldout_toon ...
+
+The shipped reader's full command heads docs/PHOTO_READER.md; how its renders are made: MODEL_CARD.md, step 9.
 """
 from __future__ import annotations
 
@@ -34,7 +33,6 @@ REPORT = Path("docs/PHOTO_READER.md")
 
 @dataclass(frozen=True)
 class Picture:
-    group: str  # the folder's name
     identity: str
     path: Path
     detect: bool  # located by the runtime's detector (photographs), else by its landmark file
@@ -57,13 +55,13 @@ def pictures(folder: Path, photos: bool, split: str) -> Iterator[Picture]:
     if photos:
         _, cases = scan_cases(folder, ("happy",), "all")
         for case in cases:
-            yield Picture(folder.name, case.identity, case.neutral, True)
-            yield Picture(folder.name, case.identity, case.target, True)
+            yield Picture(case.identity, case.neutral, True)
+            yield Picture(case.identity, case.target, True)
         return
     for neutral in sorted(folder.glob("*/neutral.png")):
         identity = f"{folder.name}/{neutral.parent.name}"
         if split == "all" or split_of(identity) == split:
-            yield Picture(folder.name, identity, neutral, False)
+            yield Picture(identity, neutral, False)
 
 
 def crops_of(items: list[Picture], conditions: tuple[str, ...]) -> tuple[np.ndarray, list[tuple[str, str]]]:
