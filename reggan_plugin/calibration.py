@@ -13,8 +13,8 @@ u}}}``, each optional):
 - ``rest_paint``: the paint outside an ellipse about the mouth scaled (the folds and shading a render's light casts);
 - ``upper``: the whole edit (motion and paint) outside the lower face scaled (``LOWER_FACE``: the ellipse training can
   bound an expression to; a rendered smile's eye squint costs a person's likeness);
-- ``teeth``: a smile's rendered teeth (``reggan_plugin.interior``) drawn on faces of every size, not on large ones
-  alone, ``teeth`` times as bright as the paint between the lips (at most ``TEETH_LIMIT`` times); 1 leaves them as
+- ``teeth``: a smile's rendered teeth (``reggan_plugin.interior``) drawn on small faces too, not on large ones
+  alone (`interior.drawn_amount`), ``teeth`` times as bright as the paint between the lips (at most ``TEETH_LIMIT`` times); 1 leaves them as
   for renders.
 
 An expression mix takes each expression's gains in proportion to its weight. Renders (the default subject), and a

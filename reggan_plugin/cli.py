@@ -183,7 +183,7 @@ def inference_options(func):
         click.option("--subject", type=click.Choice(SUBJECTS), default=field_default(InferenceConfig, "subject"),
                      show_default=True, help="What the faces are: renders (the edit as fitted on renders), photographs "
                                              "of people (the model's gains for photos: a real smile's smaller motion "
-                                             "and a rendered smile's teeth on faces of every size; MODEL_CARD.md), or "
+                                             "and a rendered smile's teeth on small faces too; MODEL_CARD.md), or "
                                              "auto: each picture's faces read as one or the other (a render that looks "
                                              "like a photograph, with real skin and hair, may read as one: give "
                                              "render)."),

@@ -23,7 +23,8 @@ faces the paint is near the frame's scale. A smile's teeth duplicate the pale ba
 picture softer than a sharp render, taken as magnified as many times more (`amount_for`), they fade out: an upscaled
 frame holds no finer teeth than the paint. An opening's inside is still drawn, softened: where the lips part the
 paint has only a dark blur. A photograph's smile is the exception (`reggan_plugin.calibration`): there the paint's
-pale band reads as pale lips at any size, so its teeth are drawn on faces of every size, and brighter.
+pale band reads as pale lips at any size, so its teeth are drawn on small faces too, and brighter (`drawn_amount`:
+on a large face they fade with the picture's softness as a render's do).
 """
 from __future__ import annotations
 
@@ -110,20 +111,27 @@ def amount_for(m: Matrix, blur: float = 0.0) -> float:
     return float(np.clip((start - scale) / (start - full), 0.0, 1.0))
 
 
+def drawn_amount(m: Matrix, blur: float = 0.0, small_faces: float = 0.0) -> float:
+    """`amount_for`'s amount, and on faces too small for its rule ``small_faces`` (a photograph's smile), going over
+    to the rule's as the face grows: a large face's inside fades with its softness whatever the subject."""
+    return max(amount_for(m, blur), small_faces * (1.0 - amount_for(m)))
+
+
 @dataclass(frozen=True)
 class Inside:
     """What an edit draws into its mouths: the ``strip``; for a smile the motion hardly opens, its inner lip contours
     (``lips``, `smile_opening`), else None (drawn into the gap the lips open); the expression's share of the edit,
     times its intensity (``weight``); how bright it is lit against the paint and at most (``brightness``, ``limit``,
-    `draw`); and how much of it is drawn at least on faces of every size, not on large ones alone (``least``: a
-    photograph's smile, by how much the face reads as one, `reggan_plugin.calibration`)."""
+    `draw`); and how much of it is drawn on faces too small for `amount_for`'s rule, which draws on large ones alone
+    (``small_faces``: a photograph's smile, by how much the face reads as one, `reggan_plugin.calibration`; a face
+    growing into the rule's sizes goes over to its amount)."""
 
     strip: np.ndarray
     lips: np.ndarray | None
     weight: float
     brightness: float = 1.0
     limit: float = MAX_GAIN
-    least: float = 0.0
+    small_faces: float = 0.0
 
     @property
     def tint(self) -> float:

@@ -43,6 +43,7 @@ from .interior import (
     Opening,
     amount_for,
     draw,
+    drawn_amount,
     gap_opening,
     mouth_softness,
     past_lip_rims,
@@ -232,7 +233,7 @@ class ExpressionRenderer:
             inside = interior
             if teeth and inside is not None and share > 0:
                 inside = dataclasses.replace(inside, brightness=gains.partly(share).teeth, limit=TEETH_LIMIT,
-                                             least=share)
+                                             small_faces=share)
             out.append(EditedCrops(faces[face_at : face_at + len(p.crops)],
                                    None if mouths is None else mouths[mouth_at : mouth_at + n_mouths], inside))
             face_at, mouth_at = face_at + len(p.crops), mouth_at + n_mouths
@@ -261,14 +262,14 @@ class ExpressionRenderer:
             job = (self.mouth, mouths, mouths_out, self.mouth.originals(rgb, mouths))
         mask: np.ndarray | None = None
         openings: list[Opening | None] = []
-        # how soft each face's mouth is and how much of an inside it gets (none on a small face, nor a smile's teeth on
-        # a soft one, but a photograph's smile), read from the picture before the faces are pasted: only where one may
-        # be drawn
-        least = 0.0 if interior is None else interior.least
-        blurs = [mouth_softness(rgb, m, self.lip_corners) if least > 0 or amount_for(m) > 0 else 0.0 for m in matrices
+        # how soft each face's mouth is and how much of an inside it gets (none on a small face but a photograph's
+        # smile, nor a smile's teeth on a soft large one), read from the picture before the faces are pasted: only
+        # where one may be drawn
+        small = 0.0 if interior is None else interior.small_faces
+        blurs = [mouth_softness(rgb, m, self.lip_corners) if small > 0 or amount_for(m) > 0 else 0.0 for m in matrices
                  ] if interior is not None and self.lip_corners is not None else [0.0] * len(matrices)
         smile = interior is not None and interior.lips is not None
-        amounts = [max(least, amount_for(m, blur if smile else 0.0)) for m, blur in zip(matrices, blurs)]
+        amounts = [drawn_amount(m, blur if smile else 0.0, small) for m, blur in zip(matrices, blurs)]
         for m, crop_in, crop_out, amount in zip(matrices, crops_in, crops_out, amounts):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
             moved = gap = None

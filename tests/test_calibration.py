@@ -133,11 +133,11 @@ def test_the_bundled_model_smiles_with_its_photo_gains_for_photos_alone() -> Non
         if calibrated_here:
             assert np.allclose(edited.faces[..., 3:], raw[..., 3:] * np.array(PHOTO_SMILE.motion, np.float32)
                                * lower_face(photo.size)[..., None], atol=1e-6)  # the upper face not moved
-            assert edited.interior is not None and edited.interior.least == 1.0
+            assert edited.interior is not None and edited.interior.small_faces == 1.0
             assert edited.interior.brightness == pytest.approx(PHOTO_SMILE.teeth)
         else:
             assert np.array_equal(edited.faces, raw)
-            assert edited.interior is None or edited.interior.least == 0.0
+            assert edited.interior is None or edited.interior.small_faces == 0.0
         assert np.array_equal(render.forward_images([prepared], EditConfig(expression))[0].faces, raw)
 
 

@@ -6,6 +6,7 @@ import pytest
 
 from reggan_plugin.errors import ModelError
 from reggan_plugin.interior import (
+    FADE_SCALES,
     MAX_GAIN,
     STRIP_SOFTNESS,
     STRIPS_FILE,
@@ -13,6 +14,7 @@ from reggan_plugin.interior import (
     MouthInterior,
     amount_for,
     draw,
+    drawn_amount,
     gap_opening,
     gap_rows,
     mouth_softness,
@@ -462,3 +464,15 @@ def test_a_soft_large_faces_smile_gets_no_drawn_teeth_but_its_opened_mouth_its_i
     assert drawn(sharp, "happy") > 200
     assert drawn(soft, "happy") == 0
     assert drawn(sharp, "surprised") > 200 and drawn(soft, "surprised") > 200
+
+
+def test_a_photographs_inside_on_small_faces_goes_over_to_the_size_rule_as_the_face_grows() -> None:
+    start, full = FADE_SCALES
+    small, between, large = (np.array([[s, 0.0, 0.0], [0.0, s, 0.0]]) for s in (2 * start, (start + full) / 2, full))
+    assert drawn_amount(small) == 0.0 and drawn_amount(small, small_faces=0.7) == pytest.approx(0.7)
+    assert drawn_amount(large, small_faces=1.0) == pytest.approx(1.0)  # a sharp large face: the rule's all
+    soft = 20 * STRIP_SOFTNESS
+    assert drawn_amount(large, soft, small_faces=1.0) == pytest.approx(amount_for(large, soft))  # fades as a render's
+    # halfway through the rule's sizes, halfway between the two
+    assert drawn_amount(between, soft, small_faces=1.0) == pytest.approx(0.5, abs=0.01)
+    assert drawn_amount(between, 0.0, small_faces=0.0) == pytest.approx(amount_for(between))

@@ -112,7 +112,7 @@ def test_a_picture_on_the_edge_takes_the_gains_in_part() -> None:
     expected = calibrated(prepared.crops, raw, whole.partly(0.5), renderer.mouth_ellipse, renderer.lower_face)
     assert np.array_equal(edited.faces, expected)
     assert not np.array_equal(edited.faces, raw)
-    assert edited.interior is not None and edited.interior.least == 0.5
+    assert edited.interior is not None and edited.interior.small_faces == 0.5
     assert edited.interior.brightness == pytest.approx(1.0 + 0.5 * (whole.teeth - 1.0))
 
 

@@ -21,7 +21,7 @@ import click
 @click.option("--motion", default="1,1", show_default=True, help="Sideways and upward gains of the motion.")
 @click.option("--rest-paint", type=float, default=1.0, show_default=True, help="Gain of the paint outside the mouth.")
 @click.option("--teeth", type=float, default=1.0, show_default=True,
-              help="A smile's drawn teeth this many times as bright as the paint, on faces of every size (1: as for "
+              help="A smile's drawn teeth this many times as bright as the paint, on small faces too (1: as for "
                    "renders).")
 @click.option("--upper", type=float, default=1.0, show_default=True,
               help="Gain of the whole edit outside the lower face (0: the eyes and brows as they were).")
