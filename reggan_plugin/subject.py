@@ -4,8 +4,8 @@ The model's gains for photographs (`reggan_plugin.calibration`) make a smile a p
 further from the true expression. ``auto`` reads each picture's faces and gives them those gains in proportion to how
 much they read as photographs (`photo_weights`, 0 to 1).
 
-The reader is a logistic regression on a few statistics of the crop, where photographs and the renders we make differ
-(measured on the training renders, their looks and 35 of the London set's people):
+The reader is a logistic regression on a few statistics of the crop, where photographs and the face model's
+renders differ (measured on the training renders, their looks and 35 of the London set's people):
 
 - a photograph's skin is less saturated than a rendered skin, and its fine detail (pores, hair, creases) is in its
   light more than in its colour: per band of detail, its luma's energy and the chroma's energy against it;
