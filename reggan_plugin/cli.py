@@ -276,6 +276,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     from .imageio import read_image, to_network_rgb, write_image
     from .renderer import ExpressionRenderer
     from .sequence import check_writable_dir
+    from .subject import PHOTOGRAPH_NOTE
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
                                skin_paint, mouth_pass, lip_split, mouth_model, subject)
@@ -299,7 +300,11 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
         renderer = ExpressionRenderer(inference)
         renderer.artifact.expression_weights(edit.expression)  # an expression the model lacks: said alone
         click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)
-        edited = renderer.apply_image(picture, faces, edit)
+        prepared = renderer.prepare_image(picture, faces)
+        crops = renderer.forward_images([prepared], edit)[0]
+        if crops.photo > 0 and inference.subject == "auto":
+            click.echo(f"{image}: read as a photograph of a person: {PHOTOGRAPH_NOTE}", err=True)
+        edited = renderer.finish_image(prepared, crops)
         Path(out).parent.mkdir(parents=True, exist_ok=True)  # as render makes --out: the check above proved it can
         write_image(Path(out), edited)
         click.echo(f"wrote {out}", err=True)

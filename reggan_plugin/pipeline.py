@@ -25,6 +25,7 @@ from .renderer import EditedCrops, ExpressionRenderer, PreparedImage
 from .sequence import check_out_dir, output_path
 from .shots import Thumb, thumbnail
 from .streaming import batch_by, ordered_map
+from .subject import PHOTOGRAPH_NOTE
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +49,7 @@ class RenderSummary:
     cancelled: bool = False
     backend: str = ""
     numerical_failures: int = 0  # frames whose network output was NaN/inf (fp16 overflow)
+    photographs: int = 0  # frames whose faces read as photographs of people (--subject auto) and took their gains
 
     @property
     def ok(self) -> bool:
@@ -68,6 +70,8 @@ class RenderSummary:
                 + " (a key is a frame's name, file name or stem)"] if self.unused_keys else [])
             + [f"failed: {path}: {reason}" for path, reason in self.failed]
             + [f"no face found: {path} (written unchanged; give --faces or --region)" for path in self.no_face]
+            + ([f"{self.photographs} frame{'s' * (self.photographs != 1)} read as photographs of people: "
+                f"{PHOTOGRAPH_NOTE}"] if self.photographs else [])
         )
 
 
@@ -190,6 +194,7 @@ class _FrameJob:
     error: str | None = None
     staged: Path | None = None  # the encoded frame's hidden name until it is renamed to `target`
     numerical: bool = False  # failed on a NaN/inf network output
+    photo: bool = False  # its faces read as photographs of people and took their gains (--subject auto)
 
     @property
     def n_faces(self) -> int:
@@ -249,6 +254,7 @@ class _StreamingRender:
             return jobs
         for (job, _), crops in zip(live, edited):
             job.edited = crops
+            job.photo = crops.photo > 0 and self.renderer.inference.subject == "auto"
         return jobs
 
     def write(self, job: _FrameJob) -> _FrameJob:
@@ -302,6 +308,7 @@ class _StreamingRender:
                     summary.numerical_failures += job.numerical
                 else:
                     summary.done += 1
+                    summary.photographs += job.photo
                     if job.no_face:
                         summary.no_face.append(job.frame)
                 finished += 1

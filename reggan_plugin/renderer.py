@@ -106,6 +106,7 @@ class EditedCrops(NamedTuple):
     faces: np.ndarray
     mouths: np.ndarray | None = None
     interior: Inside | None = None
+    photo: float = 0.0  # the share of the model's gains for photographs its faces took (reggan_plugin.subject)
 
 
 def edit_crops(backend: Backend, weights: np.ndarray, crops: np.ndarray, intensity: float, batch: int,
@@ -235,7 +236,7 @@ class ExpressionRenderer:
                 inside = dataclasses.replace(inside, brightness=gains.partly(share).teeth, limit=TEETH_LIMIT,
                                              small_faces=share)
             out.append(EditedCrops(faces[face_at : face_at + len(p.crops)],
-                                   None if mouths is None else mouths[mouth_at : mouth_at + n_mouths], inside))
+                                   None if mouths is None else mouths[mouth_at : mouth_at + n_mouths], inside, share))
             face_at, mouth_at = face_at + len(p.crops), mouth_at + n_mouths
         return out
 

@@ -39,6 +39,8 @@ REFERENCE_SIZE = 128
 TOP_BAND = (0.22, 0.3)  # rows above 0.22, within 0.3 of the middle
 SIDE_BANDS = (0.18, 0.2, 0.75)  # columns within 0.18 of either edge, rows from 0.2 to 0.75
 EPS = 1e-4  # keeps the logarithms finite on a flat crop
+# what a user is told of pictures read as photographs
+PHOTOGRAPH_NOTE = "a smile takes the model's gains for photographs (--subject render edits them as renders)"
 REGION_NAMES = ("face", "top", "side")
 FEATURE_NAMES: list[str] = [
     name for region in REGION_NAMES

@@ -274,3 +274,21 @@ def test_subject_photo_changes_a_smile_alone(tmp_path):
     assert np.array_equal(outs["sad", "photo"], outs["sad", "render"])  # the bundled model has photo gains for happy
     bad = cli("texture", src, "--out", tmp_path / "x.png", "--subject", "painting")
     assert bad.returncode == 2 and "painting" in bad.stderr
+
+
+def test_auto_says_which_frames_read_as_photographs(tmp_path, london_faces):
+    """The default reads each frame: London's portraits as photographs (said in the summary), the demo's renders not."""
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    for name in ("001.jpg", "002.jpg"):
+        (photos / name).write_bytes((london_faces / "neutral" / name).read_bytes())
+    proc = cli("render", "--frames", photos, "--out", tmp_path / "out_photos", "--backend", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "2 frames read as photographs of people" in proc.stderr and "--subject render" in proc.stderr
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    proc = cli("render", "--frames", samples / "frames", "--faces", samples / "faces.json", "--out",
+               tmp_path / "out_renders", "--backend", "cpu")
+    assert proc.returncode == 0, proc.stderr
+    assert "photograph" not in proc.stderr
+    proc = cli("render", "--frames", photos, "--out", tmp_path / "out_render", "--backend", "cpu", "--subject", "render")
+    assert proc.returncode == 0 and "photograph" not in proc.stderr
