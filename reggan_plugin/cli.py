@@ -300,11 +300,9 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
         renderer = ExpressionRenderer(inference)
         renderer.artifact.expression_weights(edit.expression)  # an expression the model lacks: said alone
         click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)
-        prepared = renderer.prepare_image(picture, faces)
-        crops = renderer.forward_images([prepared], edit)[0]
-        if crops.photo > 0 and inference.subject == "auto":
+        edited, photograph = renderer.edit_image(picture, faces, edit)
+        if photograph:
             click.echo(f"{image}: read as a photograph of a person: {PHOTOGRAPH_NOTE}", err=True)
-        edited = renderer.finish_image(prepared, crops)
         Path(out).parent.mkdir(parents=True, exist_ok=True)  # as render makes --out: the check above proved it can
         write_image(Path(out), edited)
         click.echo(f"wrote {out}", err=True)

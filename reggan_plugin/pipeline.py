@@ -254,7 +254,7 @@ class _StreamingRender:
             return jobs
         for (job, _), crops in zip(live, edited):
             job.edited = crops
-            job.photo = crops.photo > 0 and self.renderer.inference.subject == "auto"
+            job.photo = self.renderer.reads_as_photograph(crops)
         return jobs
 
     def write(self, job: _FrameJob) -> _FrameJob:

@@ -243,7 +243,7 @@ class ExpressionRenderer:
     def photo_shares(self, prepared: Sequence[PreparedImage], gains: Gains) -> list[float]:
         """How much of the gains for photographs each picture's faces take: all (photo), or as much as they read as
         photographs (auto: the mean of its faces', `reggan_plugin.subject`); none where the gains change nothing."""
-        if gains.is_identity or self.inference.subject == "render":
+        if gains.is_identity:  # no gains for the edit, or --subject render (none loaded)
             return [0.0] * len(prepared)
         if self.inference.subject == "photo":
             return [1.0] * len(prepared)
@@ -361,10 +361,20 @@ class ExpressionRenderer:
         return dataclasses.replace(image, pixels=pixels)
 
     def apply_image(self, image: ImageData, faces: Sequence[Face], edit: EditConfig) -> ImageData:
+        return self.edit_image(image, faces, edit)[0]
+
+    def edit_image(self, image: ImageData, faces: Sequence[Face], edit: EditConfig) -> tuple[ImageData, bool]:
+        """`apply_image`, and whether its faces read as photographs and took their gains (`reads_as_photograph`)."""
         prepared = self.prepare_image(image, faces)
         if not prepared.matrices:
-            return image
-        return self.finish_image(prepared, self.forward_images([prepared], edit)[0])
+            return image, False
+        edited = self.forward_images([prepared], edit)[0]
+        return self.finish_image(prepared, edited), self.reads_as_photograph(edited)
+
+    def reads_as_photograph(self, edited: EditedCrops) -> bool:
+        """Whether a picture's faces read as photographs of people and took their gains (``--subject auto``): what
+        the user is told, with `subject.PHOTOGRAPH_NOTE`."""
+        return edited.photo > 0 and self.inference.subject == "auto"
 
     def apply_array(
         self, pixels: np.ndarray, *, faces: Sequence[Face], expression: str, intensity: float = 1.0, linear: bool = False
