@@ -1,6 +1,7 @@
 """Checkpoint -> ONNX artifact, verified against torch before it is accepted."""
 from __future__ import annotations
 
+import copy
 import warnings
 from pathlib import Path
 
@@ -8,6 +9,7 @@ import numpy as np
 import onnx
 import torch
 
+from export.half_weights import round_weights_half, store_half
 from reggan_plugin.align import MOUTH_ZOOM, crop_template
 from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata, load_artifact
 from reggan_plugin.atomic import atomic_path
@@ -66,11 +68,13 @@ def verify_onnx(model: RegGAN, onnx_path: Path, batches: tuple[int, ...] = (1, 3
 
 
 def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None) -> Path:
-    """Export `model` to `out` (atomically), stamp the metadata and verify it. Returns the model's path.
+    """Export `model` to `out` (atomically), its large weights in half precision (``export.half_weights``), stamp
+    the metadata and verify it against the model so rounded. Returns the model's path.
     (`--stage regression` cuts its preview graph out of it at run time: ``reggan_plugin.preview_graph``.)"""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    model = model.eval()
+    model = copy.deepcopy(model).eval()
+    round_weights_half(model)
     example = _random_inputs(model, 2, seed=0)
     with atomic_path(out) as tmp_path:
         tmp = str(tmp_path)
@@ -81,7 +85,7 @@ def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None)
                 input_names=list(INPUT_NAMES), output_names=list(GRAPH_OUTPUTS),
                 dynamic_axes={name: {0: "batch"} for name in INPUT_NAMES + GRAPH_OUTPUTS},
             )
-        proto = onnx.load(tmp)
+        proto = store_half(onnx.load(tmp))
         meta = build_metadata(
             input_size=model.config.image_size,
             expressions=model.config.expressions,

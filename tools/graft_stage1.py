@@ -19,6 +19,8 @@ import numpy as np
 def stage1_initializers(graph) -> set[str]:
     """Names of the per-expression stage-1 tensors: ``model.stage1.*`` and the ridge taps the Einsum nodes read."""
     einsum_inputs = {name for node in graph.node if node.op_type == "Einsum" for name in node.input}
+    # Taps stored in half precision reach the Einsum through a Cast (export.half_weights).
+    einsum_inputs |= {node.input[0] for node in graph.node if node.op_type == "Cast" and node.output[0] in einsum_inputs}
     return {i.name for i in graph.initializer if i.name.startswith("model.stage1.") or i.name in einsum_inputs}
 
 
