@@ -28,7 +28,6 @@ import torch.nn.functional as F
 
 from export.onnx_export import OPSET  # GridSample needs 16
 from reggan_plugin.atomic import atomic_path
-from reggan_plugin.blend import SHARP_SCALE
 from reggan_plugin.region_graphs import ALIGN_FILE, ALIGN_INPUTS, ALIGN_OUTPUTS, PASTE_FILE, PASTE_INPUTS, PASTE_OUTPUTS
 
 
@@ -61,21 +60,8 @@ class AlignGraph(torch.nn.Module):
         return crop[0].permute(1, 2, 0)
 
 
-def _binomial_blur(frame: torch.Tensor) -> torch.Tensor:
-    """[1, C, H, W] blurred by the 3 x 3 binomial kernel, edges replicated: ``reggan_plugin.align.binomial_blur``."""
-    p = F.pad(frame, (1, 1, 1, 1), mode="replicate")
-    p = (p[:, :, :-2] + 2 * p[:, :, 1:-1] + p[:, :, 2:]) * 0.25
-    return (p[..., :-2] + 2 * p[..., 1:-1] + p[..., 2:]) * 0.25
-
-
 def _sample(image: torch.Tensor, grid: torch.Tensor, mode: str) -> torch.Tensor:
     return F.grid_sample(image, grid, mode=mode, padding_mode="border", align_corners=True)[0]
-
-
-def _sample_sharp(frame: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
-    """[C, h, w]: the low-pass interpolated, the detail from the nearest pixel: ``align.sample_planes_sharp``."""
-    low = _binomial_blur(frame)
-    return _sample(frame, grid, "nearest") + (_sample(low, grid, "bilinear") - _sample(low, grid, "nearest"))
 
 
 class PasteGraph(torch.nn.Module):
@@ -97,8 +83,7 @@ class PasteGraph(torch.nn.Module):
         frame = region.permute(2, 0, 1)[None]
         size_x, size_y = torch.tensor(width, dtype=region.dtype), torch.tensor(height, dtype=region.dtype)
         grid = _normalised(sx, sy, size_x, size_y)[None]
-        scale = (matrix[0, 0] * matrix[1, 1] - matrix[0, 1] * matrix[1, 0]).abs().sqrt()
-        moved = torch.where(scale <= SHARP_SCALE, _sample_sharp(frame, grid), _sample(frame, grid, "bilinear"))
+        moved = _sample(frame, grid, "bicubic")  # ``align.sample_planes_cubic``: the frame's detail kept
         pasted = (moved * (1 - weight * warped[6]) + weight * warped[:3]).clamp(0, 1)
         out = torch.where(weight > 0, pasted, frame[0])
         return out.permute(1, 2, 0), weight

@@ -11,8 +11,8 @@ frame keeps its own resolution and detail wherever the model did nothing, and a 
 Why a motion: a model that MOVES features (a lip corner 5 px up) makes a delta that is an edge minus a
 shifted edge; pasted at the crop's resolution onto a sharper frame, the frame's own lip stays under a
 blurred new one (ghosting). When the model says where each output pixel came from (its motion output,
-crop px), the frame is moved by it at its own resolution (a magnified face's pixel-scale detail kept,
-``SHARP_SCALE``), and only the rest, ``crop_out - moved crop_in``, is pasted as a delta. The
+crop px), the frame is moved by it at its own resolution (bicubic: its pixel-scale detail kept,
+``align.sample_planes_cubic``), and only the rest, ``crop_out - moved crop_in``, is pasted as a delta. The
 motion fades with the mask, so the frame outside the face never moves.
 
 Colour matching: a generator trained largely on renders tends to add a colour cast to the whole
@@ -36,10 +36,9 @@ from reggan_plugin.align import (
     CANONICAL_5PT,
     Matrix,
     invert_affine,
-    matrix_scale,
     sample,
     sample_planes,
-    sample_planes_sharp,
+    sample_planes_cubic,
     warp_planes_from_crop,
 )
 from reggan_plugin.grain import GRAIN_REACH, gaussian_blurred, grain_level, luma, moving_structure
@@ -66,10 +65,8 @@ _DARK = 0.02  # luma under which a pixel's colour is too dark to scale: it is li
 
 SHARP_SCALE = 0.25
 """Crop px per frame px at or below which (a frame pixel a quarter of a crop pixel or less: a detector box from
-about 280 px) the motion moves a clean frame with its pixel-scale detail kept (``align.sample_planes_sharp``):
-that detail is finer than anything the edit paints, and bilinear interpolation would average it away. Nearer the
-crop's own scale the crop holds the frame's detail, and bilinear interpolation, which places it exactly on average,
-edits renders closer to their true targets."""
+about 280 px) a face counts as large: its lips move whole (``reggan_plugin.lips``), their pixel-scale detail
+finer than anything the edit paints."""
 
 # The band used to estimate a colour cast: mask values strictly inside this range.
 _RING = (0.05, 0.95)
@@ -307,9 +304,8 @@ def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplac
             level = grain_level(frame[roi]) if grain is None else grain
             smooth = moving_structure(area, level)  # measured on the face: the same however far the
             # frame around it reaches (a region of a frame or the whole frame)
-            if smooth is area:  # a clean picture moves as it is; a magnified face keeps its pixel-scale detail
-                sampler = sample_planes_sharp if matrix_scale(m) <= SHARP_SCALE else sample_planes
-                base = sampler(area, xs - x0 + sx, ys - y0 + sy)
+            if smooth is area:  # a clean picture moves as it is, its pixel-scale detail kept
+                base = sample_planes_cubic(area, xs - x0 + sx, ys - y0 + sy)
             else:
                 iy, ix = ys.astype(np.intp) - y0, xs.astype(np.intp) - x0
                 # the frame's own pixel plus how its structure moved: exactly the frame where nothing moves

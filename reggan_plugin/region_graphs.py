@@ -72,8 +72,8 @@ class RegionOps:
             return apply_planes(region, planes, m, inplace=inplace, grain=grain)
         if planes.shape[-1] < 7:  # no motion (nothing moves), no gap between the lips: zeros
             planes = np.concatenate([planes, np.zeros((*planes.shape[:2], 7 - planes.shape[-1]), np.float32)], axis=2)
-        # the frame px the motion reads beyond the mask: its largest crop px through the inverse, bilinear's 1 and
-        # the binomial blur's 1 (``align.sample_planes_sharp``)
+        # the frame px the motion reads beyond the mask: its largest crop px through the inverse and bicubic's 2
+        # (``align.sample_planes_cubic``), and one to spare
         reach = 3 + int(np.ceil(np.abs(planes[..., 4:6]).max() * np.abs(inverse).sum(axis=1).max()))
         y0, x0 = max(ys.start - reach, 0), max(xs.start - reach, 0)
         part = (slice(y0, ys.stop + reach), slice(x0, xs.stop + reach))

@@ -1,6 +1,7 @@
 """Paste-back: feathered mask, bit identity outside it, no seam, colour matching."""
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 
@@ -177,11 +178,12 @@ def test_motion_moves_the_frame_at_its_own_resolution() -> None:
 
 
 def test_motion_keeps_a_clean_frames_pixel_detail() -> None:
-    """A large clean face moved by fractions of a pixel keeps its fine detail (a smooth render's skin texture)."""
+    """A large clean face moved by fractions of a pixel (0.4 px each way here, near the worst case) keeps most of its
+    fine detail (skin texture a few pixels across), where bilinear interpolation would keep under half of it."""
     rng = np.random.default_rng(4)
-    frame = np.clip(_frame(640, 800) + rng.uniform(-0.02, 0.02, (640, 800, 1)), 0, 1).astype(np.float32)  # grey
+    pores = cv2.GaussianBlur(rng.uniform(-0.02, 0.02, (640, 800)).astype(np.float32), (0, 0), 0.7)
+    frame = np.clip(_frame(640, 800) + pores[..., None], 0, 1).astype(np.float32)  # grey
     m = _face_matrix() / np.array([[4.0], [4.0]]) * np.array([1.0, 1.0, 4.0])  # the same face 4x larger
-    assert align.matrix_scale(m) <= blend.SHARP_SCALE < align.matrix_scale(_face_matrix())
     motion = np.broadcast_to((m[:, :2] @ np.array([1.4, -0.6])).astype(np.float32), (SIZE, SIZE, 2))
     crop = align.warp_to_crop(frame, m, SIZE)
     gy, gx = np.mgrid[0:SIZE, 0:SIZE]
@@ -189,7 +191,11 @@ def test_motion_keeps_a_clean_frames_pixel_detail() -> None:
     new, fmask = blend.paste_back(frame, crop, moved, m, blend.feather_mask(SIZE), motion=motion, colour_match=False)
     rows, cols = np.nonzero(fmask == 1.0)
     inside = (slice(rows.min() + 2, rows.max() - 2), slice(cols.min() + 2, cols.max() - 2))
-    assert laplacian_variance(new[inside].mean(axis=2)) > 0.9 * laplacian_variance(frame[inside].mean(axis=2))
+    kept = laplacian_variance(new[inside].mean(axis=2)) / laplacian_variance(frame[inside].mean(axis=2))
+    gy, gx = np.mgrid[inside].astype(np.float32)
+    shift = np.linalg.solve(m[:, :2], motion[0, 0])  # the frame px the motion reads from
+    bilinear = align.sample(frame, gx + shift[0], gy + shift[1]).mean(axis=2)
+    assert kept > 0.65 and laplacian_variance(bilinear) < 0.4 * laplacian_variance(frame[inside].mean(axis=2))
     np.testing.assert_allclose(new[inside].mean(), frame[inside].mean(), atol=0.01)
 
 

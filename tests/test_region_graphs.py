@@ -10,7 +10,7 @@ from reggan_plugin.artifact import load_artifact
 from reggan_plugin.backends import create_backend
 from reggan_plugin.backends import environment as env
 from reggan_plugin.backends.cpu import session_options
-from reggan_plugin.blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask
+from reggan_plugin.blend import apply_planes, crop_planes, feather_mask
 from reggan_plugin.config import EditConfig, InferenceConfig
 from reggan_plugin.faces import Face
 from reggan_plugin.imageio import ImageData
@@ -19,6 +19,10 @@ from reggan_plugin.renderer import ExpressionRenderer
 
 GPUS, NO_GPU_WHY = env.nvidia_gpus()
 SIZE = 64
+
+# The frame moved by the motion: bicubic in both, but OpenCV (numpy's path) places samples to 1/32 px, onnxruntime's
+# GridSample exactly: at a sharp edge (0.3 a px) they differ by up to a level.
+MOVED_TOLERANCE = 4e-3
 
 
 @pytest.fixture(scope="module")
@@ -78,19 +82,18 @@ def test_paste_graph_is_apply_planes(ops, scale, motion, gap):
     inside = want_mask > 0
     assert inside.sum() > 1000 and np.array_equal(inside, got_mask > 0)
     assert np.abs(got_mask - want_mask).max() < 1e-5
-    assert np.abs(got - want)[inside].max() < 1e-4
+    assert np.abs(got - want)[inside].max() < MOVED_TOLERANCE
     assert np.array_equal(got[~inside], region[~inside]), "pixels the mask does not reach must come back bit for bit"
 
 
 @pytest.mark.parametrize("gap", [False, True])
 def test_paste_graph_moves_a_magnified_face_with_its_detail_as_numpy_does(ops, gap):
-    """A face magnified past ``blend.SHARP_SCALE`` keeps its pixel-scale detail in the graph as in numpy, and where
+    """A magnified face keeps its pixel-scale detail in the graph as in numpy, and where
     the lips' gap opens (the only faces it opens on) shows the paint alone there. Where the mask is 1 both move the
     frame by the same (constant) motion; elsewhere a close-up's planes are sampled apart."""
     rng = np.random.default_rng(2)
     region = np.clip(_picture(400, 400) + rng.uniform(-0.03, 0.03, (400, 400, 1)), 0, 1).astype(np.float32)
     m = _matrix(0.2, angle=0.0, shift=(-8.0, -8.0))
-    assert align.matrix_scale(m) <= SHARP_SCALE
     planes = np.concatenate([np.zeros((SIZE, SIZE, 3)), feather_mask(SIZE)[..., None],
                              np.broadcast_to([1.37, -0.71], (SIZE, SIZE, 2))], -1).astype(np.float32)
     if gap:
@@ -113,7 +116,7 @@ def test_paste_graph_moves_a_magnified_face_with_its_detail_as_numpy_does(ops, g
         full &= ~edge
         np.testing.assert_allclose(got[230:250, 160:250], 0.5, atol=1e-5)  # crop rows 38-42: the paint alone
     assert full.sum() > 20000
-    assert np.abs(got - want)[full].max() < 1e-4
+    assert np.abs(got - want)[full].max() < MOVED_TOLERANCE
     bilinear = align.sample(region, *np.meshgrid(np.arange(400) + 1.37 / 0.2, np.arange(400) - 0.71 / 0.2))
     assert np.abs(got - bilinear)[full].max() > 0.01, "the graph must not interpolate the detail away"
 
@@ -165,8 +168,8 @@ def _render(region_graphs: str, pixels: np.ndarray, box: tuple[float, float, flo
 
 
 def test_render_with_the_region_graphs_matches_numpy_and_keeps_alpha():
-    """The shipped model on an RGBA frame: the same edit within a level, every pixel outside the face and the alpha
-    channel bit for bit."""
+    """The shipped model on an RGBA frame: the same edit within 3 levels (about 1% of its pixels off by more than one:
+    see ``MOVED_TOLERANCE``), every pixel outside the face and the alpha channel bit for bit."""
     from benchmarks.face_sizes import face_frame
 
     pixels, box = face_frame(480, 360, 200, 0, 1.0)
@@ -176,7 +179,8 @@ def test_render_with_the_region_graphs_matches_numpy_and_keeps_alpha():
     assert changed.sum() > 1000
     assert np.array_equal(numpy_path[~changed], graphs[~changed])
     assert np.array_equal(graphs[..., 3], pixels[..., 3])
-    assert np.abs(numpy_path.astype(int) - graphs.astype(int)).max() <= 1
+    off = np.abs(numpy_path.astype(int) - graphs.astype(int))
+    assert off.max() <= 3 and (off > 1).sum() < 0.02 * changed.sum()
 
 
 @pytest.mark.gpu

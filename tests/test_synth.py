@@ -102,6 +102,20 @@ def test_same_seed_same_parameters_and_other_seed_differs():
     assert min(tones) < 0.1 and max(tones) > 0.9  # the whole range of skin tones is drawn
 
 
+def test_turned_heads_are_the_same_identities_turned_either_way():
+    """``--yaw 18,35 --pitch 15``: each identity's camera yaw lies 18-35 degrees to either side and its pitch within 15;
+    everything else (shape, skin, light) is the frontal identity's."""
+    table = load_recipes()
+    turned = [sample_identity(5, i, 100, table, yaw=(18.0, 35.0), pitch=15.0) for i in range(60)]
+    yaws = np.array([p.camera.yaw for p in turned])
+    assert np.all((np.abs(yaws) >= 18) & (np.abs(yaws) <= 35)) and (yaws > 0).any() and (yaws < 0).any()
+    assert all(abs(p.camera.pitch) <= 15 for p in turned) and max(abs(p.camera.pitch) for p in turned) > 8
+    frontal = sample_identity(5, 7, 100, table).to_dict()
+    again = turned[7].to_dict()
+    assert abs(frontal["camera"]["yaw"]) <= 12
+    assert {k: v for k, v in frontal.items() if k != "camera"} == {k: v for k, v in again.items() if k != "camera"}
+
+
 def test_lip_colours_vary_from_pale_to_lipstick_and_darken_on_darker_skin():
     table = load_recipes()
     skins = [sample_identity(0, i, 100, table, "varied").skin for i in range(400)]

@@ -26,6 +26,16 @@ def dataset() -> None:
     """Synthetic paired training data from the ICT Face Model (Blender/Cycles)."""
 
 
+def _yaw_range(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(x) for x in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"not MIN,MAX in degrees: {text!r}", param_hint="--yaw") from None
+    if not 0 <= low <= high <= 80:
+        raise click.BadParameter(f"need 0 <= MIN <= MAX <= 80 degrees, got {text!r}", param_hint="--yaw")
+    return low, high
+
+
 @dataset.command()
 @click.option("--out", "out", type=click.Path(file_okay=False, path_type=Path), required=True,
               help="Output folder: <identity>/<expression>.png, landmarks, manifest.json.")
@@ -51,10 +61,15 @@ def dataset() -> None:
               help=f"Packed ICT model (.npz); default: ${ENV_VAR}.")
 @click.option("--workers", type=click.IntRange(1), default=_default("workers"), show_default=True,
               help="Render processes (each uses cores/W threads).")
+@click.option("--yaw", default=None, metavar="MIN,MAX",
+              help="Turned heads: each identity turned MIN..MAX degrees to a random side (e.g. 18,35). "
+                   "Default: near frontal (within 12).")
+@click.option("--pitch", type=click.FloatRange(0, 45), default=_default("pitch"), show_default=True,
+              help="With --yaw: the head's pitch within +-this many degrees.")
 @click.option("--progress/--no-progress", default=True, help="Progress bar.")
 def render(out: Path, identities: int, start: int, size: int, seed: int, expressions: tuple[str, ...],
            intensities: str, samples: int, denoise: bool, look: str, lips: str, recipes: Path,
-           face_model: Path | None, workers: int, progress: bool) -> None:
+           face_model: Path | None, workers: int, yaw: str | None, pitch: float, progress: bool) -> None:
     """Render DIR/<identity>/<expression>.png pairs; resumes what exists."""
     from .face_model import resolve_model_path
     from .recipes import load_recipes, parse_expressions
@@ -66,13 +81,14 @@ def render(out: Path, identities: int, start: int, size: int, seed: int, express
         raise click.BadParameter(f"not a list of numbers: {intensities!r}", param_hint="--intensities") from None
     if not inten or any(not 0 < x <= 1 for x in inten):
         raise click.BadParameter("intensities must lie in (0, 1]", param_hint="--intensities")
+    turn = None if yaw is None else _yaw_range(yaw)
 
     def action():
         names = parse_expressions(expressions, load_recipes(recipes))
         config = RenderConfig(
             out=out, face_model=resolve_model_path(face_model), identities=identities, start=start,
             expressions=names, intensities=inten, size=size, seed=seed, samples=samples, denoise=denoise,
-            workers=workers, look=look, lips=lips, recipes=recipes,
+            workers=workers, look=look, lips=lips, recipes=recipes, yaw=turn, pitch=pitch,
         )
         return render_dataset(config, progress=progress, log=lambda m: click.echo(m, err=True))
 

@@ -58,6 +58,8 @@ class RenderConfig:
     look: str = "studio"  # training.synth.looks.LOOKS
     lips: str = "fixed"  # training.synth.variation.LIPS
     recipes: Path = RECIPES_PATH  # expressions as action units (training/synth/recipes.json's layout)
+    yaw: tuple[float, float] | None = None  # heads turned this many degrees to either side; None: near frontal
+    pitch: float = 8.0  # with yaw: the pitch's bound, degrees either way
 
 
 @dataclass(frozen=True)
@@ -114,7 +116,8 @@ def build_manifest(config: RenderConfig, model: FaceModel, recipes: RecipeTable,
                    plans: list[IdentityParams]) -> dict:
     settings = {
         "seed": config.seed, "size": config.size, "samples": config.samples, "denoise": config.denoise,
-        "look": config.look, "lips": config.lips,
+        "look": config.look, "lips": config.lips, **({} if config.yaw is None else
+                                                          {"yaw": list(config.yaw), "pitch": config.pitch}),
         "face_model": str(config.face_model), "face_model_sha256": file_sha256(config.face_model),
         "intensities": list(config.intensities),
     }
@@ -201,7 +204,8 @@ def render_identity(index: int) -> int:
     config: RenderConfig = _STATE["config"]
     model: FaceModel = _STATE["model"]
     recipes: RecipeTable = _STATE["recipes"]
-    params = sample_identity(config.seed, index, model.n_identities, recipes, config.lips)
+    params = sample_identity(config.seed, index, model.n_identities, recipes, config.lips, config.yaw,
+                             config.pitch)
     folder = config.out / params.name
     jobs = [j for j in identity_jobs(params, config, recipes) if not _done(folder, j.stem)]
     if not jobs:
@@ -241,7 +245,8 @@ def render_dataset(config: RenderConfig, progress: bool = True,
     for e in config.expressions:
         recipes.aus(e)
     indices = list(range(config.start, config.start + config.identities))
-    plans = [sample_identity(config.seed, i, model.n_identities, recipes, config.lips) for i in indices]
+    plans = [sample_identity(config.seed, i, model.n_identities, recipes, config.lips, config.yaw, config.pitch)
+             for i in indices]
     config.out.mkdir(parents=True, exist_ok=True)
     manifest = build_manifest(config, model, recipes, plans)
     manifest["versions"] = _versions()

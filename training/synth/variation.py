@@ -7,7 +7,7 @@ Colours are linear RGB in [0, 1] unless named ``*_srgb``. Angles are degrees.
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -262,17 +262,29 @@ def sample_gaze(rng: np.random.Generator) -> dict[str, float]:
     return gaze
 
 
-def sample_identity(seed: int, index: int, n_modes: int, recipes: RecipeTable, lips: str = "fixed") -> IdentityParams:
-    """All random parameters of identity ``index`` under ``seed``; ``lips``: one of LIPS. The lips change nothing else."""
+def turned(camera: Camera, rng: np.random.Generator, yaw: tuple[float, float], pitch: float) -> Camera:
+    """``camera`` turned to a yaw of ``yaw[0]``..``yaw[1]`` degrees to either side and a pitch within +-``pitch``."""
+    side = 1.0 if rng.random() < 0.5 else -1.0
+    return replace(camera, yaw=side * float(rng.uniform(*yaw)), pitch=float(rng.uniform(-pitch, pitch)))
+
+
+def sample_identity(seed: int, index: int, n_modes: int, recipes: RecipeTable, lips: str = "fixed",
+                    yaw: tuple[float, float] | None = None, pitch: float = 8.0) -> IdentityParams:
+    """All random parameters of identity ``index`` under ``seed``; ``lips``: one of LIPS. The lips change nothing else.
+    ``yaw``: turn the head (the camera about it) by that many degrees to either side, pitch within +-``pitch``, from a
+    stream of its own: everything else is the same identity as without it."""
     if lips not in LIPS:
         raise ValueError(f"lips must be one of {LIPS}, got {lips!r}")
     rng = np.random.default_rng([int(seed), int(index)])
     weights = np.clip(rng.standard_normal(n_modes), -2.5, 2.5) * 0.9
     skin = sample_skin(rng, np.random.default_rng([int(seed), int(index), 1]) if lips == "varied" else None)
     au_scale = {au: float(rng.uniform(0.8, 1.15)) for au in sorted(recipes.au_to_blendshapes)}
-    return IdentityParams(
+    params = IdentityParams(
         name=identity_name(index), index=int(index), seed=int(seed),
         identity_weights=[float(w) for w in weights], au_scale=au_scale, gaze=sample_gaze(rng), skin=skin,
         eyes=sample_eyes(rng, skin.tone), lighting=sample_lighting(rng), camera=sample_camera(rng),
         background=sample_background(rng), render_seed=int(rng.integers(0, 2**31 - 1)),
     )
+    if yaw is None:
+        return params
+    return replace(params, camera=turned(params.camera, np.random.default_rng([int(seed), int(index), 2]), yaw, pitch))
