@@ -25,10 +25,10 @@ from PIL import Image
 from reggan_plugin.atomic import write_bytes
 from reggan_plugin.config import BackendName, InferenceConfig, SkinPaint, Subject
 from reggan_plugin.errors import InputError
-from reggan_plugin.faces import box_from_landmarks
+from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
 
-from . import metrics
+from . import metrics, realism
 from .cases import Cropper, EvalCase, SplitChoice, limit_cases, read_rgb, scan_cases
 from .expression_judge import ExpressionJudge
 from .identity_judge import IdentityJudge
@@ -39,7 +39,7 @@ from .runner import inference_config
 Progress = Callable[[int, int], None]
 WITHIN_CLEAN_DB = 1.0  # the acceptance: within 1 dB of the clean edit ...
 ABOVE_COPY_DB = 2.0  # ... and at least 2 dB above doing nothing
-METRICS = ("psnr", "copy_psnr", "ssim", "p_target", "identity", "speckle")
+METRICS = ("psnr", "copy_psnr", "ssim", "p_target", "identity", "speckle", "detail", "spill", "spill_large")
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,16 @@ def run_case(renderer: ExpressionRenderer, p: Perturbed, expression: str) -> tup
     if p.clean is None:
         return out, p.pixels, out
     return _u8(p.clean + (out.astype(np.float64) - p.pixels)), p.clean, out
+
+
+def _realism(renderer: ExpressionRenderer, scored: np.ndarray, copy: np.ndarray, target: np.ndarray,
+             points: np.ndarray) -> dict[str, float]:
+    """Skin detail kept away from the mouth and eyes, and spill over the whole picture (`realism`)."""
+    face = Face(box=box_from_landmarks(points), landmarks=points, source="given")
+    m = renderer.crop_matrix(face, scored.shape)
+    skin = realism.frame_region(realism.skin_region(renderer.size), m, scored.shape)
+    large, share = realism.spill(scored, copy, target)
+    return {"detail": realism.detail_kept(copy, scored, skin), "spill": large, "spill_large": share}
 
 
 def scored_target(p: Perturbed) -> np.ndarray:
@@ -146,6 +156,7 @@ def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = No
                 "p_target": float(probs[expression_judge.expressions.index(case.expression)]),
                 "identity": float(identity_judge.distance(emb[1], emb[0])),
                 "speckle": chroma_speckle(scored.astype(np.float64) - copy, copy, target, region),
+                **_realism(renderer, scored, copy, target, p.points),
             }
             result.cases.append({"condition": name, "case": case.identity, "expression": case.expression,
                                  **{key: float(value) for key, value in values.items()}})

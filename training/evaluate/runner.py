@@ -30,7 +30,7 @@ from reggan_plugin.config import BackendName, InferenceConfig, SkinPaint, Subjec
 from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
 
-from . import metrics
+from . import metrics, realism
 from .cases import Cropper, EvalCase, Locate, SplitChoice, limit_cases, read_rgb, scan_cases
 from .expression_judge import ExpressionJudge
 from .frechet import frechet_distance
@@ -127,6 +127,8 @@ def _face(points: np.ndarray) -> Face:
 def _case_values(crop: np.ndarray, source: np.ndarray, target: np.ndarray, probs: np.ndarray, expr_index: int,
                  distance: float) -> dict[str, float]:
     return {
+        "detail": realism.detail_kept(source, crop, realism.skin_region(crop.shape[0])),
+        "mouth_light": realism.mouth_light(crop),
         "change": metrics.l1(crop, source),
         "l1": metrics.l1(crop, target),
         "psnr": metrics.psnr(crop, target),

@@ -140,15 +140,15 @@ def fit_ridge(
         raise ValueError(f"neutral and target must be equal [n,C,S,S] tensors, got {tuple(neutral.shape)} and {tuple(target.shape)}")
     _, channels, height, width = neutral.shape
     taps = radius * radius + 1
-    gram = torch.zeros(channels, height, width, taps, taps, dtype=torch.float64)
-    moment = torch.zeros(channels, height, width, taps, dtype=torch.float64)
+    gram = torch.zeros(channels, height, width, taps, taps, dtype=torch.float64, device=neutral.device)
+    moment = torch.zeros(channels, height, width, taps, dtype=torch.float64, device=neutral.device)
     for start in range(0, neutral.shape[0], chunk):
         x = neutral[start : start + chunk].double()
         t = target[start : start + chunk].double()
         design = torch.stack([*shifted_views(x, radius), torch.ones_like(x)], dim=-1)  # [n,C,H,W,taps]
         gram += torch.einsum("nchwi,nchwj->chwij", design, design)
         moment += torch.einsum("nchwi,nchw->chwi", design, t)
-    gram += lam * torch.eye(taps, dtype=torch.float64)
+    gram += lam * torch.eye(taps, dtype=torch.float64, device=neutral.device)
     solution = torch.linalg.solve(gram, moment.unsqueeze(-1)).squeeze(-1)  # [C,H,W,taps]
     weight = solution[..., :-1].permute(0, 3, 1, 2).float().contiguous()
     bias = solution[..., -1].float().contiguous()

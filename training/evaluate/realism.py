@@ -1,0 +1,88 @@
+"""Measures of what a person sees at 1:1 that a score against the target can miss: skin detail kept away from the
+mouth, spill (change where the true expression changes nothing) and how bright the mouth is against the skin.
+
+Regions are in canonical crop units (`reggan_plugin.align`'s template), so the same region is measured on every
+face, and on a frame through its crop matrix (`frame_region`).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from reggan_plugin.align import Matrix
+from reggan_plugin.blend import feather_mask, template_ellipse
+from reggan_plugin.imageio.image import LUMA
+
+# Away from the mouth (a smile's and a jaw drop's reach) and the eyes (a squint, a brow): where an edit should keep
+# the skin's pores, stubble and freckles. Crop units at the canonical template's eye distance.
+MOUTH_REACH = (0.24, 0.15)
+EYE_REACH = (0.12, 0.08)
+# Between the lips: where a smile shows teeth and an opened mouth its inside.
+MOUTH_INSIDE = (0.11, 0.05)
+SPILL_UNCHANGED = 2  # levels: a pixel the true expression changes by at most this is one it leaves alone
+SPILL_LARGE = 16  # levels: a change anyone sees
+
+
+def _sharp(size: int, anchor: tuple[int, ...], radii: tuple[float, float], drop: float = 0.0) -> np.ndarray:
+    return template_ellipse(size, None, anchor, radii, drop, feather=0.01) > 0
+
+
+def skin_region(size: int) -> np.ndarray:
+    """SxS bool: the face (the paste mask's inner half) less the mouth's and the eyes' reach."""
+    near = _sharp(size, (3, 4), MOUTH_REACH, 0.027) | _sharp(size, (0,), EYE_REACH) | _sharp(size, (1,), EYE_REACH)
+    return (feather_mask(size) >= 0.5) & ~near
+
+
+def mouth_region(size: int) -> np.ndarray:
+    """SxS bool: between the mouth corners, where the lips part."""
+    return _sharp(size, (3, 4), MOUTH_INSIDE)
+
+
+def frame_region(region: np.ndarray, m: Matrix, shape: tuple[int, ...]) -> np.ndarray:
+    """A crop-space bool ``region`` as an HxW bool mask of the frame (``m``: frame px -> crop px), nearest."""
+    size = region.shape[0]
+    ys, xs = np.mgrid[0 : shape[0], 0 : shape[1]].astype(np.float64)
+    cx = np.rint(m[0, 0] * xs + m[0, 1] * ys + m[0, 2]).astype(np.intp)
+    cy = np.rint(m[1, 0] * xs + m[1, 1] * ys + m[1, 2]).astype(np.intp)
+    inside = (cx >= 0) & (cy >= 0) & (cx < size) & (cy < size)
+    out = np.zeros(shape[:2], bool)
+    out[inside] = region[cy[inside], cx[inside]]
+    return out
+
+
+def luma(rgb: np.ndarray) -> np.ndarray:
+    """HxW float64 Rec. 709 luma of HxWx3 pixels, in their own levels."""
+    return np.asarray(rgb, np.float64)[..., :3] @ np.asarray(LUMA, np.float64)
+
+
+def laplacian_energy(rgb: np.ndarray, region: np.ndarray) -> float:
+    """The variance of the 4-neighbour Laplacian of the luma over ``region`` (HxW bool; its 1 px border is left
+    out): how much fine detail (pores, stubble, freckles) there is."""
+    y = luma(rgb)
+    lap = y[1:-1, 2:] + y[1:-1, :-2] + y[2:, 1:-1] + y[:-2, 1:-1] - 4 * y[1:-1, 1:-1]
+    return float(lap[region[1:-1, 1:-1]].var())
+
+
+def detail_kept(before: np.ndarray, after: np.ndarray, region: np.ndarray) -> float:
+    """The fine detail of ``after`` over ``before``'s within ``region``: 1 keeps it all, 0.5 is an airbrush."""
+    return laplacian_energy(after, region) / max(laplacian_energy(before, region), 1e-12)
+
+
+def spill(out: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+    """Where the true expression leaves a pixel alone (``target`` within ``SPILL_UNCHANGED`` levels of ``source``, every
+    channel; uint8 pixels): the 99.9th percentile of the edit's change there (levels, the largest channel's), and the
+    percentage of those pixels it changes by more than ``SPILL_LARGE``."""
+    source = np.asarray(source, np.int32)[..., :3]
+    unchanged = np.abs(np.asarray(target, np.int32)[..., :3] - source).max(axis=2) <= SPILL_UNCHANGED
+    change = np.abs(np.asarray(out, np.int32)[..., :3] - source).max(axis=2)[unchanged]
+    if change.size == 0:
+        return 0.0, 0.0
+    return float(np.percentile(change, 99.9)), float(100.0 * np.mean(change > SPILL_LARGE))
+
+
+def mouth_light(crop: np.ndarray) -> float:
+    """How much brighter the mouth's brightest part is than the skin (levels of an SxSx3 uint8 canonical crop): the
+    95th percentile of the luma between the lips less the median skin luma. Real smiles' teeth sit in the mouth's
+    shade, a few levels above the cheek; a pasted white band sits a hundred above it."""
+    size = crop.shape[0]
+    y = luma(crop)
+    return float(np.percentile(y[mouth_region(size)], 95) - np.median(y[skin_region(size)]))
