@@ -1,25 +1,33 @@
-# `make demo` and `make test` work on a fresh clone: each sets up .venv first.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed-stamp
+# `make demo` and `make test` work on a fresh clone: each sets up .venv first. `demo` installs the runtime
+# alone (no torch, bpy or dlib); `setup`, `lint` and `test` install the extras too.
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed-stamp
+RUNTIME := $(VENV)/.runtime-stamp
 # torch comes from the local CPU wheel where pip's find-links has one (see README: GPU users install
 # the CUDA build themselves); bpy pins numpy<2 for the whole environment.
 EXTRAS := train,export,blender,evaluate,test
 
 .PHONY: setup demo lint test test-slow addon clean
 
+$(RUNTIME): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
 $(STAMP): pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e ".[$(EXTRAS)]"
 	# training/ and export/ are not in the runtime wheel: the checkout itself goes on the venv's path.
 	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/reggan-plugin-checkout.pth"
-	touch $@
+	touch $(RUNTIME) $@  # the full install holds the runtime: `demo` installs nothing more
 
 setup: $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/reggan-plugin render --frames samples/frames --out out/demo --expression happy --faces samples/faces.json
 	@echo
 	@echo "Done: the input frames are in samples/frames/, the happy ones in out/demo/."

@@ -18,7 +18,7 @@ from .imageio.image import LUMA
 # the face in a crop (centre and radii as fractions of the crop: cheeks, nose and mouth, little hair or background)
 FACE_ELLIPSE = (0.5, 0.55, 0.28, 0.36)
 # linear luma: the 5th percentile of `face_levels` over the training renders' neutrals (`dataset render`, studio look,
-# the face model's data), chosen on their validation split among the 5th, 10th and 25th and none (MODEL_CARD.md)
+# the face model's data), chosen on their validation split among the 5th, 10th and 25th and none (docs/experiments/MODEL_NOTES.md)
 DARKEST_FACE = 0.0536
 
 

@@ -11,7 +11,7 @@ from eight times on (a face box from about 570 px), faded in between, so a face 
 mouths from one frame to the next. On smaller faces the face model's paint is near the frame's own scale and the pass
 does not run. A mouth model may name the expressions its pass paints (metadata key ``reggan.mouth_pass``, a JSON list;
 by default every one it knows): an edit with any other expression keeps the face model's mouth (the bundled one paints
-sad, angry and fearful; it knows happy too, whose mouth the face model paints closer to the true smiles: MODEL_CARD.md).
+sad, angry and fearful; it knows happy too, whose mouth the face model paints closer to the true smiles: docs/experiments/MODEL_NOTES.md).
 """
 from __future__ import annotations
 

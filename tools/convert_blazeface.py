@@ -3,7 +3,7 @@
 Dev-time only; the runtime ships the resulting .onnx in reggan_plugin/faces/models/ and never needs
 mediapipe, TensorFlow Lite or this script. Run it in a throwaway virtual environment:
 
-    python3.11 -m venv /tmp/convenv && . /tmp/convenv/bin/activate
+    python3.11 -m venv .venv-convert && . .venv-convert/bin/activate
     pip install "numpy<2" tflite2onnx==0.4.1 ai-edge-litert onnx onnxruntime pillow
     python tools/convert_blazeface.py [--wheel mediapipe-0.10.14-...whl] \
         [--check-images ../shared/data/london-faces/neutral]

@@ -12,7 +12,7 @@ neutrals of ``--check`` folders (renders no choice was made on) are reported alo
         --renders data/ict96 --renders data/ict128b --renders data/ict160 --renders data/readerfit_toon ... \\
         --split train --check data/heldout_hd --check data/heldout_toon ...
 
-The shipped reader's full command heads docs/PHOTO_READER.md; how its renders are made: MODEL_CARD.md, step 9.
+The shipped reader's full command heads docs/PHOTO_READER.md; how its renders are made: docs/experiments/MODEL_NOTES.md, How it was made.
 """
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """Take some expressions' stage 1 (ridge maps, bias, mean flow, region) from another export of the same model.
 
-    python tools/graft_stage1.py --into runs/step4/model.onnx --donor runs/step3/model.onnx --expressions happy \
+    python tools/graft_stage1.py --into runs/fit_jitter/model.onnx --donor runs/fit_happy/model.onnx --expressions happy \
         --out model.onnx
 
 Stage 1 is fitted per expression, so one expression's maps can be swapped without touching the others: a refit of

@@ -113,8 +113,8 @@ class TrainConfig:
     zero_init_output: bool = True  # refiner starts with no warp and a constant paint mask (Refiner.start_as_identity)
     mask_init_logit: float = 6.0  # that mask's logit: -3 starts near the input, +3 near stage 1's output, 6 at it
     # Refiner-only warm-up on the reconstruction terms before D joins (ESRGAN's PSNR-oriented pre-training):
-    # a from-scratch refiner under the adversarial loss barely moves off stage 1 in a CPU-sized budget (runF:
-    # head weights moved 6e-4 in 750 G steps), and a warm-up step costs about a third of an adversarial one.
+    # a from-scratch refiner under the adversarial loss barely moves off stage 1 in a CPU-sized budget (measured on
+    # this model's data: head weights moved 6e-4 in 750 G steps), and a warm-up step costs about a third of an adversarial one.
     warmup_iterations: int = 4000
     n_critic: int = 2  # D updates per G update (WGAN-GP's paper uses 5; paired L1 makes 2 enough)
     # loss weights: L_D = -D(t) + D(y) + cls * CE_real + gp * GP
@@ -141,7 +141,7 @@ class TrainConfig:
     # the training pairs (0: no flow), the ridge then fitted on the moved inputs; and the listed expressions
     # bounded to an ellipse (cx, cy, rx, ry, fractions of the crop). Happy's lower-face ellipse was chosen on
     # London's 55 training-split people among 4 (+ 8 render-change regions that kept the squint and lost
-    # identity). The bundled model's happy is fitted over the whole crop (MODEL_CARD.md, step 5), closer to the
+    # identity). The bundled model's happy is fitted over the whole crop (MODEL_CARD.md, Recipe: the happy fit), closer to the
     # renders' smiles; for photographs its gains bound the edit to the same ellipse at run time (``upper``,
     # reggan_plugin.calibration.LOWER_FACE).
     stage1_flow_grid: int = 16
@@ -153,7 +153,7 @@ class TrainConfig:
     # shared by the two images of a pair; lambda is chosen on validation pairs perturbed the same way; the mean
     # flows are always fitted on the clean pairs. Maps fitted on perfect crops alone learn that perfection (noise
     # carried into the edit, a shifted face smeared); with 2 copies a render's edit loses about half as much under
-    # other tools' boxes and render noise, but stage 1 smiles less on real photos (MODEL_CARD.md, Limitations),
+    # other tools' boxes and render noise, but stage 1 smiles less on real photos (docs/experiments/MODEL_NOTES.md, Limitations),
     # so the default is off. The normal equations of the copies cost time, not memory.
     stage1_augment_copies: int = 0
     # ... and `stage1_degrade_copies` copies of the canonical pairs with `stage1_augment`'s input flaws alone (render
@@ -171,7 +171,7 @@ class TrainConfig:
     # its exposure_reference and brings every crop to it, so one stop under reaches the maps as the clean face does
     # (a per-pixel bias otherwise paints the clean face's levels into a darker one). Off by default: a face's own
     # brightness is mostly its skin, which tells the maps how dark lips and mouth should be, and normalised maps
-    # edit clean faces worse (MODEL_CARD.md, Limitations).
+    # edit clean faces worse (docs/experiments/MODEL_NOTES.md, Limitations).
     stage1_normalise_exposure: bool = False
     # data
     val_fraction: float = 0.1

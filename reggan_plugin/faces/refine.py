@@ -23,7 +23,7 @@ faces of 0.15-0.9 of a window), 2.3 one that fills a tight brows-to-chin box."""
 BOX_HINTS = DetectorConfig(register=True)
 """The detector that looks inside box hints: its points registered to the crop template (register.py). Under other
 tools' boxes (five conventions, against the renders' own landmarks, `evaluate --perturb`) every expression stays
-within 0.5 dB of the edit on true landmarks on six sets of held-out renders (MODEL_CARD.md). Whole pictures are not
+within 0.5 dB of the edit on true landmarks on six sets of held-out renders (docs/experiments/MODEL_NOTES.md). Whole pictures are not
 registered (locate.TRACKING says why)."""
 HINT_GROW = 0.25
 """A detected face counts as the hinted one when its centre lies inside the box grown by this fraction of

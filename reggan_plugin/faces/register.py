@@ -11,7 +11,7 @@ faces' eyes, nose, mouth and brows are, not on one person's. The five points mov
 their detected places a little to bring the nose and mouth nearer (docs/DETECTION.md). On renders the crops stay
 as near the true ones on average as the mapped points' (docs/DETECTION.md), and the edit under other tools' boxes
 gains: on three held-out sets the five boxes lose 0.09-0.16 dB on average registered, 0.21-0.37 not, the worst
-single face 1.6 dB against 4.1 (MODEL_CARD.md).
+single face 1.6 dB against 4.1 (docs/experiments/MODEL_NOTES.md).
 
 The turn matters most: on a head turned away from the camera the eyes tilt the crop by a few degrees, and a map fitted
 on upright crops lost up to 5 dB on such a face. It is searched first, at the detected scale, from

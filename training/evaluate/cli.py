@@ -84,7 +84,7 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
     \b
     Examples:
       reggan-plugin evaluate --model runs/r1/model.onnx --data renders/ --split test --out reports/synth
-      reggan-plugin evaluate --data ../shared/data/london-faces --reference-real --out /tmp/london
+      reggan-plugin evaluate --data ../shared/data/london-faces --reference-real --out out/london
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
     from .report import write_report

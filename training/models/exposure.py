@@ -11,7 +11,7 @@ plain multiplication of sRGB levels. The normalised crop is clipped to the netwo
 the gain pushes past white reaches the maps as white and its change is zero.
 
 The cost: a face's brightness is mostly its skin, not its exposure, and scaled away it no longer tells the maps
-how dark lips and mouth should be; such maps edit well-exposed faces worse (MODEL_CARD.md, Limitations).
+how dark lips and mouth should be; such maps edit well-exposed faces worse (docs/experiments/MODEL_NOTES.md, Limitations).
 """
 from __future__ import annotations
 
