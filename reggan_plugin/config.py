@@ -50,6 +50,7 @@ class InferenceConfig:
     mouth_model: Path | None = None  # None: the bundled mouth model, beside the bundled face model only
     subject: Subject = "auto"  # "photo": the model's gains for photographs of people (reggan_plugin.calibration);
     # "render": the edit as fitted; "auto": the gains as much as a picture's faces read as photographs (.subject)
+    coverage: bool = True  # the edit kept where the head covers the crop (reggan_plugin.coverage), not its backdrop
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from .backends import Backend, create_backend
 from .blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask, paint_colour_weight
 from .calibration import TEETH_LIMIT, Gains, calibrated, lower_face, mixed, model_gains, mouth_ellipse
 from .config import EditConfig, InferenceConfig
+from .coverage import FaceCoverage, kept_on_the_head
 from .errors import InputError, ModelError
 from .face_level import lift_gains, lifted, scaled_back
 from .faces import Face
@@ -161,6 +162,7 @@ class ExpressionRenderer:
         self.mouth_ellipse = mouth_ellipse(self.size, template) if self.gains and self.has_motion else None
         self.lower_face = lower_face(self.size)
         self.interior = MouthInterior.load() if inference.lip_split else None  # drawn into the gaps the lips open
+        self.coverage = FaceCoverage() if inference.coverage else None
 
     # -- prepare: faces -> aligned crops --------------------------------------------------------
     def crop_matrix(self, face: Face, frame_shape: Sequence[int]) -> Matrix:
@@ -271,15 +273,17 @@ class ExpressionRenderer:
                  ] if interior is not None and self.lip_corners is not None else [0.0] * len(matrices)
         smile = interior is not None and interior.lips is not None
         amounts = [drawn_amount(m, blur if smile else 0.0, small) for m, blur in zip(matrices, blurs)]
-        for m, crop_in, crop_out, amount in zip(matrices, crops_in, crops_out, amounts):
+        heads = self.coverage(np.asarray(crops_in, np.float32)) if self.coverage is not None else [None] * len(matrices)
+        for m, crop_in, crop_out, amount, head in zip(matrices, crops_in, crops_out, amounts, heads):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
+            face_mask_crop = self.mask if head is None else kept_on_the_head(self.mask, head, motion)
             moved = gap = None
             if motion is not None and self.lip_corners is not None and matrix_scale(m) <= SHARP_SCALE:
                 # where paste-back keeps the frame's pixel-scale detail, the lips keep theirs
                 motion, moved, gap = lips_whole(crop_in, motion, self.lip_corners, rgb, m)
             openings.append(None if gap is None or self.lip_corners is None
                             else gap_opening(m, gap, self.lip_corners, amount))
-            planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_weight=self.colour_weight,
+            planes = crop_planes(crop_in, crop_out[..., :3], face_mask_crop, motion=motion, colour_weight=self.colour_weight,
                                  moved=moved, gap=gap)
             rgb, face_mask = paste(rgb, planes, m, inplace=inplace)
             inplace = True  # from the second face on, rgb is this call's own array

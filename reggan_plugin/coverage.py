@@ -1,0 +1,72 @@
+"""Where a face crop shows the head: the edit is kept there, so it never drags the backdrop into a cheek or a cheek
+into the backdrop.
+
+On a head turned from the camera the aligned crop's far side is background. The expression model, which sees a
+face crop and not where the head ends, paints and moves those pixels as cheek: a ghost of the old outline, a wavy
+silhouette, a smear of the backdrop. A small U-Net (``models/coverage.onnx``, fitted by ``training/coverage.py`` on
+renders of turned heads, whose alpha is the head's coverage) predicts the head's coverage of the crop; each face's
+paste mask is scaled by it where a pixel lies and where the motion reads it from (`kept_on_the_head`).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from .align import sample
+from .backends.cpu import create_session, session_options
+from .errors import ModelError
+
+COVERAGE_PATH = Path(__file__).parent / "models" / "coverage.onnx"
+INPUT, OUTPUT = "crop", "coverage"
+HOLE_LEVEL = 0.95  # less covered than this and enclosed by the head: a hole (`without_holes`)
+
+
+class FaceCoverage:
+    """The coverage model in onnxruntime on the CPU (a few milliseconds a face): crops -> where the head is."""
+
+    def __init__(self, path: Path = COVERAGE_PATH) -> None:
+        if not path.is_file():
+            raise ModelError(path, "the face coverage model is missing: reinstall reggan-plugin")
+        options = session_options()
+        options.intra_op_num_threads = 1  # a small network: threads cost more than they give
+        self.session = create_session(str(path), ["CPUExecutionProvider"], options)
+        inputs = self.session.get_inputs()
+        if [i.name for i in inputs] != [INPUT] or [o.name for o in self.session.get_outputs()] != [OUTPUT]:
+            raise ModelError(path, f"not a coverage model: needs input {INPUT!r} and output {OUTPUT!r}")
+        self.size = int(inputs[0].shape[1])
+
+    def __call__(self, crops: np.ndarray) -> np.ndarray:
+        """[n, S, S, 3] float32 sRGB [0, 1] face crops (any S) -> [n, S, S] float32 coverage in [0, 1]."""
+        n, size = crops.shape[0], crops.shape[1]
+        if n == 0:
+            return np.zeros((0, size, size), np.float32)
+        x = crops if size == self.size else np.stack([cv2.resize(c, (self.size, self.size), interpolation=cv2.INTER_AREA)
+                                                       for c in crops])
+        out = self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(x, np.float32)})[0]
+        if size != self.size:
+            out = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_LINEAR) for c in out])
+        return np.stack([without_holes(c) for c in np.clip(out, 0.0, 1.0).astype(np.float32)])
+
+
+def without_holes(coverage: np.ndarray) -> np.ndarray:
+    """``coverage`` (S x S) with what it leaves uncovered inside the head covered: a head has no holes. Fitted on
+    renders, the model leaves spots at a photograph's dark pupils or nostrils; only the part of the crop that the
+    border reaches without crossing the head (the backdrop and the silhouette's soft edge) is left as predicted."""
+    open_ = np.pad((coverage < HOLE_LEVEL).astype(np.uint8), 1, constant_values=1)  # a frame: the border
+    _, labels = cv2.connectedComponents(open_, connectivity=4)
+    enclosed = (open_ == 1) & (labels != labels[0, 0])
+    return np.where(enclosed[1:-1, 1:-1], 1.0, coverage).astype(np.float32)
+
+
+def kept_on_the_head(mask: np.ndarray, coverage: np.ndarray, motion: np.ndarray | None) -> np.ndarray:
+    """``mask`` (S x S) scaled by the head's ``coverage`` at each pixel and, with a ``motion`` (S x S x 2 crop px: the
+    pixel draws on the crop at its place plus the motion), at the pixel it draws on: nothing of the backdrop is
+    moved onto the head, nor the head onto the backdrop."""
+    kept = mask * coverage
+    if motion is not None:
+        s = mask.shape[0]
+        gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
+        kept *= sample(coverage[..., None], gx + motion[..., 0], gy + motion[..., 1])[..., 0]
+    return kept.astype(np.float32)

@@ -1,0 +1,199 @@
+"""The face-coverage model: where an aligned face crop shows the head rather than what is behind it.
+
+The expression model paints and moves the crop's pixels; on a head turned from the camera the crop's far side is
+background, and an edit that reaches it drags the backdrop into the cheek and the cheek into the backdrop. The
+renders carry the answer in their alpha (the head's coverage), so a small U-Net learns it from them: aligned
+crops of renders of many heads, turned up to 40 degrees, over their varied backdrops, and the runtime keeps the
+edit where it predicts the head (`reggan_plugin.coverage`).
+
+    python -m training.coverage --data RENDERS [--data MORE] --out reggan_plugin/models/coverage.onnx
+
+RENDERS: `reggan-plugin dataset render` folders (RGBA PNGs and their landmark files); the shipped model's command
+is in MODEL_CARD.md.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from reggan_plugin.align import crop_matrix_from_landmarks, warp_to_crop
+from reggan_plugin.atomic import atomic_path
+from training.data.landmarks import read_landmark_file
+
+SIZE = 128
+INPUT, OUTPUT = "crop", "coverage"
+COVERAGE_KIND = "reggan.coverage"  # metadata key: the model's provenance (its command and data)
+
+
+class CoverageNet(nn.Module):
+    """A small U-Net at half the crop's resolution (a silhouette is smooth): [n, S, S, 3] sRGB [0, 1] -> [n, S, S]
+    coverage logits (NHWC in and out, as the runtime's crops)."""
+
+    def __init__(self, width: int = 12) -> None:
+        super().__init__()
+
+        def block(cin: int, cout: int) -> nn.Sequential:
+            return nn.Sequential(nn.Conv2d(cin, cout, 3, padding=1), nn.ReLU(inplace=True),
+                                 nn.Conv2d(cout, cout, 3, padding=1), nn.ReLU(inplace=True))
+
+        w = width
+        self.down = nn.ModuleList([block(3, w), block(w, 2 * w), block(2 * w, 4 * w)])
+        self.up = nn.ModuleList([block(6 * w, 2 * w), block(3 * w, w)])
+        self.head = nn.Conv2d(w, 1, 1)
+
+    def forward(self, crop: torch.Tensor) -> torch.Tensor:
+        x = F.avg_pool2d(crop.permute(0, 3, 1, 2) * 2 - 1, 2)
+        skips = []
+        for i, block in enumerate(self.down):
+            x = block(x if i == 0 else F.avg_pool2d(x, 2))
+            skips.append(x)
+        for block, skip in zip(self.up, reversed(skips[:-1])):
+            x = block(torch.cat([F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False), skip], 1))
+        logits = F.interpolate(self.head(x), scale_factor=2.0, mode="bilinear", align_corners=False)
+        return logits[:, 0]
+
+
+def render_images(folders: list[Path]) -> list[Path]:
+    """Every finished render (an RGBA PNG beside its landmark file) under the folders."""
+    return sorted(p for folder in folders for p in folder.glob("*/*.png")
+                  if not p.name.startswith(".") and p.with_suffix(".landmarks.json").is_file())
+
+
+def aligned(path: Path, rng: np.random.Generator, jitter: float) -> tuple[np.ndarray, np.ndarray]:
+    """One render's canonical crop (S x S x 3 float32) and its alpha, the five landmarks moved by up to ``jitter`` of
+    the eye distance (a detector's landmarks are that far off)."""
+    five = read_landmark_file(path.with_suffix(".landmarks.json"))
+    eyes = float(np.linalg.norm(five[1] - five[0]))
+    five = five + rng.normal(0, jitter * eyes, (1, 2)) + rng.normal(0, jitter * eyes / 2, five.shape)
+    rgba = np.asarray(load_rgb_alpha(path), np.float32) / 255.0
+    crop = warp_to_crop(rgba, crop_matrix_from_landmarks(five, SIZE), SIZE)
+    return crop[..., :3], crop[..., 3]
+
+
+def load_rgb_alpha(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        return np.asarray(im.convert("RGBA"))
+
+
+def backdrop(rng: np.random.Generator, size: int = SIZE) -> np.ndarray:
+    """A random backdrop: a flat colour, a gradient, or soft or fine noise, in random colours."""
+    a, b = rng.uniform(0, 1, 3), rng.uniform(0, 1, 3)
+    kind = rng.integers(0, 4)
+    t: np.ndarray
+    if kind == 0:
+        t = np.zeros((size, size, 1))
+    elif kind == 1:
+        angle = rng.uniform(0, 2 * np.pi)
+        yy, xx = np.mgrid[0:size, 0:size] / size
+        t = ((np.cos(angle) * xx + np.sin(angle) * yy) % 1.0)[..., None]
+    else:
+        cells = int(rng.integers(2, 8)) if kind == 2 else int(rng.integers(16, 64))
+        t = cv2.resize(rng.uniform(0, 1, (cells, cells)).astype(np.float32), (size, size),
+                       interpolation=cv2.INTER_CUBIC)[..., None]
+    return np.clip(a * (1 - t) + b * t, 0, 1).astype(np.float32)
+
+
+def photometric(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Light and colour as other pictures have them: exposure, white balance, contrast, a little noise."""
+    crop = crop * rng.uniform(0.5, 1.5) * rng.uniform(0.85, 1.15, 3)
+    mean = crop.mean()
+    crop = mean + (crop - mean) * rng.uniform(0.7, 1.3)
+    crop = crop + rng.normal(0, rng.uniform(0, 0.03), crop.shape)
+    return np.clip(crop, 0, 1).astype(np.float32)
+
+
+def train(folders: list[Path], steps: int, batch: int, seed: int, device: str = "cpu", log_every: int = 100
+          ) -> CoverageNet:
+    torch.manual_seed(seed)
+    rng = np.random.default_rng(seed)
+    paths = render_images(folders)
+    if not paths:
+        raise SystemExit(f"no renders with landmark files under {', '.join(map(str, folders))}")
+    # the crops are cut once, jittered four ways each; light, colour and mirroring are drawn per step
+    pairs = [aligned(p, rng, 0.04) for p in paths for _ in range(4)]
+    crops = np.stack([c for c, _ in pairs])
+    alphas = np.stack([a for _, a in pairs])
+    print(f"{len(paths)} renders, {len(pairs)} crops", flush=True)
+    net = CoverageNet().to(device)
+    optimiser = torch.optim.Adam(net.parameters(), lr=2e-3)
+    schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
+    start = time.time()
+    for step in range(1, steps + 1):
+        idx = rng.integers(0, len(crops), batch)
+        y = alphas[idx]
+        x = crops[idx].copy()
+        for k in np.nonzero(rng.random(batch) < 0.5)[0]:  # the head over another backdrop
+            x[k] = x[k] * y[k][..., None] + backdrop(rng) * (1 - y[k][..., None])
+        x = np.stack([photometric(c, rng) for c in x])
+        flip = rng.random(batch) < 0.5
+        x[flip], y[flip] = x[flip, :, ::-1], y[flip, :, ::-1]
+        loss = F.binary_cross_entropy_with_logits(net(torch.from_numpy(np.ascontiguousarray(x)).to(device)),
+                                                  torch.from_numpy(np.ascontiguousarray(y)).to(device))
+        optimiser.zero_grad()
+        loss.backward()
+        optimiser.step()
+        schedule.step()
+        if step % log_every == 0 or step == steps:
+            print(f"step {step}/{steps}: loss {loss.item():.4f} ({time.time() - start:.0f} s)", flush=True)
+    return net.cpu().eval()
+
+
+class _Probabilities(nn.Module):
+    def __init__(self, net: CoverageNet) -> None:
+        super().__init__()
+        self.net = net
+
+    def forward(self, crop: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.net(crop))
+
+
+def export(net: CoverageNet, out: Path, provenance: dict) -> None:
+    """Write the model as ONNX (atomically): ``crop`` [n, S, S, 3] -> ``coverage`` [n, S, S] in [0, 1]."""
+    example = torch.rand(2, SIZE, SIZE, 3)
+    with atomic_path(out) as tmp:
+        torch.onnx.export(_Probabilities(net), (example,), str(tmp), dynamo=False, opset_version=17,
+                          input_names=[INPUT], output_names=[OUTPUT],
+                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+        proto = onnx.load(str(tmp))
+        proto.metadata_props.add(key=COVERAGE_KIND, value=json.dumps(provenance, sort_keys=True))
+        proto.producer_name = "reggan-plugin"
+        onnx.checker.check_model(proto)
+        onnx.save(proto, str(tmp))
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, action="append", required=True, help="a dataset render folder")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch", type=int, default=16)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    args = parser.parse_args(argv)
+    net = train(args.data, args.steps, args.batch, args.seed, args.device)
+    data = [{"folder": folder.name, **_render_settings(folder)} for folder in args.data]
+    export(net, args.out, {"data": data, "steps": args.steps, "batch": args.batch, "seed": args.seed, "size": SIZE})
+    print(f"wrote {args.out}")
+
+
+def _render_settings(folder: Path) -> dict:
+    """How a render folder was made (its manifest's settings) and what of it was read, for the model's provenance."""
+    manifest = json.loads((folder / "manifest.json").read_text())
+    settings = {k: v for k, v in manifest["settings"].items() if k not in ("face_model",)}
+    used = render_images([folder])
+    return {"settings": settings, "identities": sorted({p.parent.name for p in used}), "renders": len(used)}
+
+
+if __name__ == "__main__":
+    main()
