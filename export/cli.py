@@ -106,8 +106,11 @@ def onnx(checkpoint: Path, out: Path) -> None:
     fails loudly otherwise; the file is written atomically.
     """
     from export.onnx_export import export_checkpoint
+    from reggan_plugin.sequence import check_out_file
+    from training.checkpoint import checkpoint_paths
 
     def go() -> None:
+        check_out_file(out, checkpoint_paths(checkpoint))  # before loading: an --out over the weights would lose them
         path = export_checkpoint(checkpoint, out)
         click.echo(f"wrote {path}")
 
@@ -124,8 +127,10 @@ def regression_stage(model_path: Path, out: Path) -> None:
     from reggan_plugin.artifact import file_sha256, load_artifact
     from reggan_plugin.atomic import atomic_path
     from reggan_plugin.preview_graph import cut_regression_stage
+    from reggan_plugin.sequence import check_out_file
 
     def go() -> None:
+        check_out_file(out, [model_path])
         cut = cut_regression_stage(model_path.read_bytes(), file_sha256(model_path), name=model_path.name)
         with atomic_path(out) as tmp:
             Path(tmp).write_bytes(cut)

@@ -29,7 +29,7 @@ from .config import (
     SequenceConfig,
     field_default,
 )
-from .errors import NumericalError, RegganError, UsageError
+from .errors import NumericalError, RegganError
 
 EXIT_FRAMES_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -275,18 +275,14 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     from .faces.locate import FaceLocator
     from .imageio import read_image, to_network_rgb, write_image
     from .renderer import ExpressionRenderer
-    from .sequence import check_writable_dir
+    from .sequence import check_out_file
     from .subject import PHOTOGRAPH_NOTE
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
                                skin_paint, mouth_pass, lip_split, mouth_model, subject)
 
     def go():
-        if Path(out).resolve() == Path(image).resolve():
-            raise UsageError(f"--out {out} is the input file; inputs are never overwritten")
-        if Path(out).is_dir():
-            raise UsageError(f"--out {out} is a directory; give a file name such as face_happy.png")
-        check_writable_dir(Path(out).parent, "--out")
+        check_out_file(Path(out), [Path(image)])
         whole = not (region or detect)
         locator = FaceLocator(region=parse_region(region) if region else None, whole=whole)
         picture = read_image(image)
