@@ -94,13 +94,18 @@ def _remove_stale_temps(targets: list[Path]) -> None:
 
 
 def _finished(target: Path) -> bool:
-    """--skip-existing trusts an output only when it looks like a whole image (signature and end marker: an
-    empty or cut-off file does not); reading only its ends keeps a resume of a long shot quick."""
+    """--skip-existing trusts an output only when it decodes fully (an empty, cut-off or garbled file does not,
+    whatever its first and last bytes say): the cheap look at its ends first, then a whole read."""
     if not target.is_file():
         return False
+    problem = "not a whole image"
     if looks_whole(target):
-        return True
-    log.warning("%s exists but is not a whole image: rendering it again", target)
+        try:
+            read_image(target, report=False)
+            return True
+        except InputError as exc:
+            problem = f"does not decode ({exc.reason})"
+    log.warning("%s exists but %s: rendering it again", target, problem)
     return False
 
 

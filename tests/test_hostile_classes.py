@@ -53,3 +53,56 @@ def test_export_onnx_refuses_out_as_the_checkpoint(tmp_path):
         run = no_traceback(Run(["export", "onnx", "--checkpoint", tmp_path / "7-G", "--out", out]))
         assert run.code == 2 and "input file" in run.error_line(), run.stderr
         assert {p: digest(p) for p in before} == before
+
+
+# 2. --skip-existing trusts an output only when it decodes fully
+def _png_chunk(tag: bytes, body: bytes) -> bytes:
+    import struct
+    import zlib
+
+    return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
+
+
+def _broken_outputs(good: dict[str, bytes]) -> dict[str, bytes]:
+    """Outputs a crashed tool, a full disk or a copy cut short leave: each begins and ends like its format."""
+    import struct
+
+    png = good["f000.png"]
+    ihdr = png[8:33]
+    return {
+        "f000.png": png[:33] + _png_chunk(b"IDAT", os.urandom(3000)) + _png_chunk(b"IEND", b""),  # garbage inside
+        "f001.png": png[:8] + ihdr + _png_chunk(b"IEND", b""),  # a header alone
+        "f002.png": png[:8] + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", 160, 120, 16, 6, 0, 0, 0))
+        + _png_chunk(b"IDAT", png[41:400]) + _png_chunk(b"IEND", b""),  # 16-bit header, data cut short
+        "f003.tif": good["f003.tif"][: len(good["f003.tif"]) * 2 // 3],
+        "f004.exr": good["f004.exr"][: len(good["f004.exr"]) * 2 // 3],
+        "f005.jpg": good["f005.jpg"][: len(good["f005.jpg"]) // 2],
+    }
+
+
+def test_skip_existing_renders_outputs_that_do_not_decode_again(tmp_path, tiny_model):
+    import numpy as np
+    from imagegen import synthetic_frame
+    from test_hostile import REGION, only_outputs, render
+
+    from reggan_plugin.imageio import ImageData, read_image, write_image
+
+    frames = tmp_path / "in"
+    frames.mkdir()
+    for i, (suffix, dtype, c) in enumerate([(".png", np.uint8, 4), (".png", np.uint8, 4), (".png", np.uint16, 4),
+                                            (".tif", np.uint16, 3), (".exr", np.float32, 4), (".jpg", np.uint8, 3)]):
+        write_image(frames / f"f{i:03d}{suffix}", ImageData(synthetic_frame(120, 160, c, dtype, seed=i),
+                                                           format=suffix, linear=dtype == np.float32))
+    first = render(tmp_path, tiny_model, "--region", REGION, frames=frames)
+    assert first.code == 0, first.stderr
+    out = tmp_path / "out"
+    good = {p.name: p.read_bytes() for p in out.iterdir()}
+    for name, data in _broken_outputs(good).items():
+        (out / name).write_bytes(data)
+    run = render(tmp_path, tiny_model, "--region", REGION, "--skip-existing", frames=frames)
+    assert run.code == 0 and "6 done, 0 skipped" in run.stderr, run.stderr
+    assert only_outputs(out) == set(good)
+    for name in good:
+        assert read_image(out / name).pixels.shape[:2] == (120, 160)
+    again = render(tmp_path, tiny_model, "--region", REGION, "--skip-existing", frames=frames)
+    assert again.code == 0 and "0 done, 6 skipped" in again.stderr, again.stderr
