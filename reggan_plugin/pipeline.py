@@ -242,6 +242,8 @@ class _StreamingRender:
                 job.prepared.rgb = None  # frames wait in queues: the float region is made again when written
         except RegganError as exc:
             job.fail(exc)
+        except (ArithmeticError, ValueError) as exc:  # geometry no check foresaw: this frame fails, the batch goes on
+            job.fail(InputError(frame, f"its face cannot be aligned ({type(exc).__name__}: {exc})"))
         return job
 
     def infer(self, jobs: list[_FrameJob]) -> list[_FrameJob]:

@@ -106,3 +106,26 @@ def test_skip_existing_renders_outputs_that_do_not_decode_again(tmp_path, tiny_m
         assert read_image(out / name).pixels.shape[:2] == (120, 160)
     again = render(tmp_path, tiny_model, "--region", REGION, "--skip-existing", frames=frames)
     assert again.code == 0 and "0 done, 6 skipped" in again.stderr, again.stderr
+
+
+# 3. numbers no frame can mean in faces.json: exit 2 naming the file and the entry, before any frame
+@pytest.mark.parametrize("text, entry", [
+    ('{"frames": {"f001.png": [{"box": [40, 30, 1e12, 80]}]}}', "frames['f001.png'][0].box[2]"),
+    ('{"frames": {"f001.png": [{"box": [40, 30, 1e-300, 1e-300]}]}}', "frames['f001.png'][0].box"),
+    ('{"frames": {"f001.png": [{"box": [40, 30, 1e-9, 80]}]}}', "frames['f001.png'][0].box"),
+    ('{"frames": {"f001.png": [{"box": [1e308, 30, 80, 80]}]}}', "frames['f001.png'][0].box[0]"),
+    ('{"default": [{"landmarks": [[1e308, 1], [2, 2], [3, 3], [4, 4], [5, 5]]}]}', "default[0].landmarks[0][0]"),
+    ('{"frames": {"f001.png": [{"box": [%s, 30, 80, 80]}]}}' % ("9" * 400), "frames['f001.png'][0].box[0]"),
+    ('{"frames": {"f001.png": [{"box": [%s, 30, 80, 80]}]}}' % ("9" * 5000), ""),
+    ('{"frames": ' + "[" * 100000 + "]" * 100000 + "}", "nested"),
+], ids=["size-1e12", "size-1e-300", "size-1e-9", "x-1e308", "landmark-1e308", "400-digits", "5000-digits", "deep"])
+def test_extreme_numbers_in_faces_json_are_bad_input(tmp_path, tiny_model, text, entry):
+    from test_hostile import frames_dir, render
+
+    faces = tmp_path / "faces.json"
+    faces.write_text(text)
+    run = render(tmp_path, tiny_model, "--faces", faces, frames=frames_dir(tmp_path / "in", 3))
+    assert run.code == 2, run.stderr
+    line = run.error_line()
+    assert str(faces) in line and entry in line and len(line) < 300, line
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
