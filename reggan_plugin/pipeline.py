@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .atomic import is_temp_of, stale_temp_files, temp_path
 from .config import EditConfig, InferenceConfig, SequenceConfig
-from .errors import InputError, NumericalError, RegganError
+from .errors import InputError, ModelError, NumericalError, RegganError
 from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
 from .faces.smoothing import window_reach
@@ -252,10 +252,14 @@ class _StreamingRender:
             return jobs
         try:
             edited = self.renderer.forward_images([p for _, p in live], self.edit)
+        except ModelError:  # the model, not a frame, is bad: every frame would fail alike
+            raise
         except RegganError:  # one frame's bad output must not fail its neighbours: redo them one by one
             for job, prepared in live:
                 try:
                     job.edited = self.renderer.forward_images([prepared], self.edit)[0]
+                except ModelError:
+                    raise
                 except RegganError as exc:
                     job.fail(exc)
             return jobs

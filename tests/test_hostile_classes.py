@@ -129,3 +129,29 @@ def test_extreme_numbers_in_faces_json_are_bad_input(tmp_path, tiny_model, text,
     line = run.error_line()
     assert str(faces) in line and entry in line and len(line) < 300, line
     assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+# 4. a model that passes the load checks but outputs another shape at run time is a bad model (exit 3)
+def _reshaping_model(tiny_model: Path, path: Path) -> Path:
+    """The tiny model with its 'output' doubled in height by a Concat on a shape only known at run time: its
+    signature still says [N,3,64,64], so it loads."""
+    onnx = pytest.importorskip("onnx", reason="building a damaged model needs onnx")
+    from onnx import helper
+
+    proto = onnx.load(str(tiny_model))
+    graph = proto.graph
+    for node in graph.node:
+        node.output[:] = ["output_raw" if o == "output" else o for o in node.output]
+    graph.node.append(helper.make_node("Concat", ["output_raw", "output_raw"], ["output"], axis=2))
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_a_model_with_another_output_shape_at_run_time_is_a_bad_model(tmp_path, tiny_model):
+    from test_hostile import REGION, render
+
+    model = _reshaping_model(tiny_model, tmp_path / "reshaping.onnx")
+    run = render(tmp_path, model, "--region", REGION)
+    assert run.code == 3, run.stderr
+    assert "reshaping.onnx" in run.error_line() and "shape" in run.error_line()
+    assert not [p for p in (tmp_path / "out").iterdir()] if (tmp_path / "out").exists() else True
