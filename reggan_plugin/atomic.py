@@ -7,6 +7,7 @@ the format by it), so a run can recognise and remove what a killed run left (``s
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import secrets
@@ -74,3 +75,26 @@ def write_bytes(path: str | Path, data: bytes) -> None:
 
 def write_text(path: str | Path, text: str) -> None:
     write_bytes(path, text.encode("utf-8"))
+
+
+@contextmanager
+def new_folder(path: str | Path) -> Iterator[Path]:
+    """Make ``path`` (and its missing parents) for a command's output; when the command fails, the folders it made
+    that are still empty go again, so a failed run leaves no empty run folder behind (what it wrote is kept)."""
+    path = Path(path)
+    made = [p for p in (path, *path.parents) if not p.exists()]  # deepest first
+    path.mkdir(parents=True, exist_ok=True)
+    try:
+        yield path
+    except BaseException:
+        if made:
+            for folder in sorted((p for p in made[0].rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+                _remove_if_empty(folder)
+            for folder in made:
+                _remove_if_empty(folder)
+        raise
+
+
+def _remove_if_empty(folder: Path) -> None:
+    with contextlib.suppress(OSError):  # not empty (a checkpoint, a cache), or gone
+        folder.rmdir()

@@ -155,3 +155,79 @@ def test_a_model_with_another_output_shape_at_run_time_is_a_bad_model(tmp_path, 
     assert run.code == 3, run.stderr
     assert "reshaping.onnx" in run.error_line() and "shape" in run.error_line()
     assert not [p for p in (tmp_path / "out").iterdir()] if (tmp_path / "out").exists() else True
+
+
+# 5. every command's --out that cannot be written, and junk model inputs: one line, the documented code
+def _out_in_the_way(tmp_path: Path, where: str, name: str) -> Path:
+    """An --out that cannot be written: a file where a folder must be (a folder where a file must be), a path under
+    a file, a path in /proc."""
+    blocker = tmp_path / "a_file"
+    blocker.write_text("x")
+    if where == "file" and name.endswith(".onnx"):
+        (tmp_path / "a_folder").mkdir()
+        return tmp_path / "a_folder"
+    return {"file": blocker, "under-file": blocker / name, "proc": Path("/proc/reggan-test") / name}[where]
+
+
+def _commands(tmp_path: Path, tiny_model: Path, out: Path) -> dict[str, list[object]]:
+    data = tmp_path / "data"
+    data.mkdir(exist_ok=True)
+    return {
+        "train": ["train", "--data", data, "--out", out, "--config", "tiny", "--iterations", "0", "--no-progress"],
+        "train-export": ["train", "--data", data, "--out", tmp_path / "run", "--export", out, "--config", "tiny"],
+        "bench": ["bench", "--quick", "--out", out],
+        "export-onnx": ["export", "onnx", "--checkpoint", tmp_path / "7-G", "--out", out],
+        "export-regression-stage": ["export", "regression-stage", "--model", tiny_model, "--out", out],
+        "export-region-graphs": ["export", "region-graphs", "--out", out],
+        "export-tensorrt": ["export", "tensorrt", "--onnx", tiny_model, "--out", out],
+        "evaluate": ["evaluate", "--model", tiny_model, "--data", data, "--out", out],
+        "evaluate-perturb": ["evaluate", "--perturb", "--model", tiny_model, "--data", data, "--out", out],
+        "dataset-render": ["dataset", "render", "--out", out, "--identities", "1", "--face-model", tmp_path / "f.npz"],
+    }
+
+
+@pytest.mark.parametrize("where", ["file", "under-file", "proc"])
+@pytest.mark.parametrize("command", ["train", "train-export", "bench", "export-onnx", "export-regression-stage",
+                                     "export-region-graphs", "export-tensorrt", "evaluate", "evaluate-perturb",
+                                     "dataset-render"])
+def test_every_command_refuses_an_out_it_cannot_write(tmp_path, tiny_model, command, where):
+    pytest.importorskip("torch")
+    if command == "export-tensorrt" and where == "file":
+        pytest.skip("export tensorrt --out is a folder: click refuses a file itself")
+    if command == "export-onnx":
+        from training.checkpoint import save_generator
+        from training.config import TINY
+        from training.models import RegGAN
+
+        save_generator(tmp_path / "7-G", RegGAN(TINY))
+    out = _out_in_the_way(tmp_path, where, "model.onnx" if "export-o" in command or "-export" in command or
+                          "regression" in command else "out")
+    run = no_traceback(Run(_commands(tmp_path, tiny_model, out)[command]))
+    assert run.code == 2, run.stderr
+    assert str(out) in run.error_line() or str(out.parent) in run.error_line(), run.stderr
+    assert (tmp_path / "a_file").read_text() == "x" and not list(tmp_path.glob("a_folder/*"))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("junk", ["text", "truncated", "empty"])
+@pytest.mark.parametrize("command", ["export-onnx", "train-init-refiner", "bench"])
+def test_junk_model_inputs_are_bad_models(tmp_path, tiny_model, command, junk):
+    pytest.importorskip("torch")
+    from training.checkpoint import save_generator
+    from training.config import TINY
+    from training.models import RegGAN
+
+    weights = save_generator(tmp_path / "7-G", RegGAN(TINY))
+    bad = {"export-onnx": weights, "train-init-refiner": tmp_path / "m.onnx", "bench": tmp_path / "m.onnx"}[command]
+    source = weights.read_bytes() if command == "export-onnx" else tiny_model.read_bytes()
+    bad.write_bytes({"text": b"not a model at all", "truncated": source[: len(source) // 3], "empty": b""}[junk])
+    data = tmp_path / "data"
+    data.mkdir()
+    args = {"export-onnx": ["export", "onnx", "--checkpoint", tmp_path / "7-G", "--out", tmp_path / "o.onnx"],
+            "train-init-refiner": ["train", "--data", data, "--out", tmp_path / "run", "--init-refiner", bad,
+                                   "--config", "tiny", "--no-progress"],
+            "bench": ["bench", "--quick", "--model", bad, "--out", tmp_path / "bench"]}[command]
+    run = no_traceback(Run(args))
+    assert run.code == 3, run.stderr
+    assert bad.name in run.error_line()
+    assert not (tmp_path / "o.onnx").exists() and not (tmp_path / "run").exists()
