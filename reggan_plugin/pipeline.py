@@ -15,12 +15,21 @@ from pathlib import Path
 
 from .atomic import is_temp_of, stale_temp_files, temp_path
 from .config import EditConfig, InferenceConfig, SequenceConfig
-from .errors import InputError, ModelError, NumericalError, RegganError
+from .errors import InputError, ModelError, NumericalError, RegganError, shown
 from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
 from .faces.smoothing import window_reach
 from .faces.tracks import smoothed_faces
-from .imageio import ImageData, describe_unread, list_frames, looks_whole, read_image, unread_images, write_image
+from .imageio import (
+    ImageData,
+    describe_unread,
+    list_frames,
+    looks_whole,
+    read_image,
+    unread_images,
+    write_image,
+)
+from .imageio.frames import subfolders
 from .renderer import EditedCrops, ExpressionRenderer, PreparedImage
 from .sequence import check_out_dir, output_path
 from .shots import Thumb, thumbnail
@@ -43,6 +52,7 @@ class RenderSummary:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     no_face: list[Path] = field(default_factory=list)
     unread: list[Path] = field(default_factory=list)  # images in formats not read, left out of the sequence
+    subfolders: list[Path] = field(default_factory=list)  # folders in the frames folder: their frames are not read
     faces_file: Path | None = None
     unlisted: list[str] = field(default_factory=list)  # frames the faces file says nothing of (located otherwise)
     unused_keys: list[str] = field(default_factory=list)  # the faces file's keys when none names a frame
@@ -56,20 +66,26 @@ class RenderSummary:
         return not (self.failed or self.no_face or self.cancelled)
 
     def lines(self) -> list[str]:
+        """The summary, a line each; file names escaped where they hold a newline or a terminal escape."""
         head = (
             f"{self.done} done, {self.skipped} skipped (existing), {len(self.failed)} failed, "
             f"{len(self.no_face)} without a face, of {self.total} frames"
         )
+        faces_file = shown(self.faces_file) if self.faces_file else ""
         return (
             [head + (" (cancelled)" if self.cancelled else "")]
             + ([f"left out: {describe_unread(self.unread)}"] if self.unread else [])
-            + ([f"{self.faces_file}: no entry for {len(self.unlisted)} frame{'s' * (len(self.unlisted) != 1)} (e.g. "
-                f"{self.unlisted[0]}): located as without a faces file"] if self.unlisted else [])
-            + ([f"{self.faces_file}: no key names a frame of the folder: {self.unused_keys[0]!r}"
+            + ([f"left out: {len(self.subfolders)} subfolder{'s' * (len(self.subfolders) != 1)} (e.g. "
+                f"{shown(self.subfolders[0].name)}/): frames are read from the folder itself, not from folders in "
+                "it"] if self.subfolders else [])
+            + ([f"{faces_file}: no entry for {len(self.unlisted)} frame{'s' * (len(self.unlisted) != 1)} (e.g. "
+                f"{shown(self.unlisted[0])}): located as without a faces file"] if self.unlisted else [])
+            + ([f"{faces_file}: no key names a frame of the folder: {self.unused_keys[0]!r}"
                 + (f" and {len(self.unused_keys) - 1} more" if len(self.unused_keys) > 1 else "")
                 + " (a key is a frame's name, file name or stem)"] if self.unused_keys else [])
-            + [f"failed: {path}: {reason}" for path, reason in self.failed]
-            + [f"no face found: {path} (written unchanged; give --faces or --region)" for path in self.no_face]
+            + [f"failed: {shown(path)}: {' '.join(reason.split()) if reason.isprintable() else shown(reason)}"
+               for path, reason in self.failed]
+            + [f"no face found: {shown(path)} (written unchanged; give --faces or --region)" for path in self.no_face]
             + ([f"{self.photographs} frame{'s' * (self.photographs != 1)} read as photographs of people: "
                 f"{PHOTOGRAPH_NOTE}"] if self.photographs else [])
         )
@@ -159,7 +175,7 @@ def render_sequence(
 ) -> RenderSummary:
     """Render one shard of a frame directory. Never raises for a bad frame: see the summary."""
     frames_all, frames = _frames(seq)
-    summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames))
+    summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames), subfolders=subfolders(seq.frames))
     _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in frames])
     todo = []
     for frame in frames:

@@ -231,3 +231,87 @@ def test_junk_model_inputs_are_bad_models(tmp_path, tiny_model, command, junk):
     assert run.code == 3, run.stderr
     assert bad.name in run.error_line()
     assert not (tmp_path / "o.onnx").exists() and not (tmp_path / "run").exists()
+
+
+# 6. a frames folder that can be listed but not searched
+@pytest.mark.skipif(os.geteuid() == 0, reason="root searches any folder: run as a user to test this")
+def test_a_folder_that_cannot_be_searched_is_bad_input(tmp_path, tiny_model):
+    from test_hostile import REGION, frames_dir, render
+
+    frames = frames_dir(tmp_path / "in", 2)
+    frames.chmod(0o444)
+    try:
+        run = render(tmp_path, tiny_model, "--region", REGION, frames=frames)
+        assert run.code == 2 and "cannot search" in run.error_line() and str(frames) in run.error_line()
+    finally:
+        frames.chmod(0o755)
+
+
+def test_listing_a_folder_that_cannot_be_searched_names_it(tmp_path, monkeypatch):
+    """The same path as root sees it: the listing works, looking at an entry does not."""
+    from test_hostile import frames_dir
+
+    from reggan_plugin.errors import InputError
+    from reggan_plugin.imageio import list_frames
+
+    frames = frames_dir(tmp_path / "in", 2)
+
+    def denied(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "is_dir", lambda self: denied(self) if self.parent == frames else os.path.isdir(self))
+    with pytest.raises(InputError, match="cannot search the folder"):
+        list_frames(frames)
+
+
+# 7. file names with a newline or a terminal escape; names near the 255-byte limit
+def test_hostile_file_names_are_printed_escaped_and_long_names_render(tmp_path, tiny_model):
+    from test_hostile import REGION, frames_dir, only_outputs, render
+
+    frames = frames_dir(tmp_path / "in", 2)
+    forged = "x.png: ok\nfailed: f000.png: forged\n\x1b[2Jz.png"
+    (frames / forged).write_bytes(b"not a png")
+    long_name = "f" * 251 + ".png"  # 255 bytes: the longest name the file system holds
+    (frames / long_name).write_bytes((frames / "f001.png").read_bytes())
+    run = render(tmp_path, tiny_model, "--region", REGION, frames=frames)
+    assert run.code == 1, run.stderr
+    assert "\x1b" not in run.stderr
+    failed = [line for line in run.stderr.splitlines() if line.startswith("failed:")]
+    assert len(failed) == 1 and "\\n" in failed[0] and "\\x1b" in failed[0], run.stderr
+    assert "3 done" in run.stderr and "1 failed" in run.stderr
+    assert only_outputs(tmp_path / "out") == {"f000.png", "f001.png", long_name}
+
+
+# 9. two runs writing one --out at once both finish
+def test_two_runs_into_one_out_both_finish(tmp_path, tiny_model):
+    import subprocess
+    import sys
+
+    from test_hostile import REGION, frames_dir
+
+    from reggan_plugin.imageio import read_image
+
+    frames = frames_dir(tmp_path / "in", 6)
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "reggan_plugin.cli", "render", "--frames", str(frames), "--out", str(out),
+               "--model", str(tiny_model), "--backend", "cpu", "--region", REGION, "--batch", "1"]
+    procs = [subprocess.Popen(command, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=300), p.stderr.read()) for p in procs]
+    for code, stderr in results:
+        assert code == 0 and "Traceback" not in stderr and "No such file" not in stderr, stderr
+    assert sorted(p.name for p in out.iterdir()) == [f"f{i:03d}.png" for i in range(6)]
+    for path in out.iterdir():
+        assert read_image(path).pixels.shape == (120, 160, 4)
+
+
+def test_a_live_runs_temp_files_are_not_stale(tmp_path):
+    from reggan_plugin.atomic import is_temp_of, stale_temp_files, temp_path
+
+    target = tmp_path / ("g" * 251 + ".png")
+    mine = temp_path(target)
+    assert len(os.fsencode(mine.name)) < 255 and is_temp_of(mine, target)
+    other = tmp_path / f".{target.name[:10]}.0123abcd-1.tmp.png"  # pid 1 runs: another run's file in the making
+    other.write_bytes(b"")
+    dead = tmp_path / ".a.png.0123abcd.tmp.png"  # the old shape, or a pid that is gone: a killed run's
+    dead.write_bytes(b"")
+    assert stale_temp_files(tmp_path) == sorted([mine, dead])
