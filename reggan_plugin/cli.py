@@ -6,34 +6,21 @@ Exit codes: 0 all frames done; 1 some frames failed or had no face (listed at th
 """
 from __future__ import annotations
 
+import errno
+import importlib
+import logging
+import math
 import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import click
 
-def _quit_at_start(signum, frame) -> None:
-    """Ctrl-C or SIGTERM while the command is still starting (imports): nothing is written yet; leave quietly."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise SystemExit(130)
-
-
-if __name__ == "__main__" or Path(sys.argv[0]).name == "reggan-plugin":  # the command, not an import by a host
-    signal.signal(signal.SIGINT, _quit_at_start)
-    signal.signal(signal.SIGTERM, _quit_at_start)
-
-import errno  # noqa: E402 (after the handlers: the imports below take a moment)
-import importlib  # noqa: E402
-import logging  # noqa: E402
-import math  # noqa: E402
-import threading  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-
-import click  # noqa: E402
-
-from . import __version__  # noqa: E402
-from .config import (  # noqa: E402
+from . import __version__
+from .config import (
     BACKENDS,
     PRECISIONS,
     REGION_GRAPHS,
@@ -45,7 +32,7 @@ from .config import (  # noqa: E402
     SequenceConfig,
     field_default,
 )
-from .errors import NumericalError, RegganError  # noqa: E402
+from .errors import NumericalError, RegganError
 
 EXIT_FRAMES_FAILED = 1
 EXIT_INTERRUPTED = 130

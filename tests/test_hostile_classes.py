@@ -315,3 +315,67 @@ def test_a_live_runs_temp_files_are_not_stale(tmp_path):
     dead = tmp_path / ".a.png.0123abcd.tmp.png"  # the old shape, or a pid that is gone: a killed run's
     dead.write_bytes(b"")
     assert stale_temp_files(tmp_path) == sorted([mine, dead])
+
+
+# 8. interrupts: in the first moments, and twice in a row
+def _render_proc(tmp_path: Path, tiny_model: Path, n: int):
+    import subprocess
+    import sys
+
+    from test_hostile import REGION, frames_dir
+
+    frames = frames_dir(tmp_path / "in", n)
+    return subprocess.Popen([sys.executable, "-m", "reggan_plugin.cli", "render", "--frames", str(frames), "--out",
+                             str(tmp_path / "out"), "--model", str(tiny_model), "--backend", "cpu", "--region", REGION,
+                             "--batch", "1"], stderr=subprocess.PIPE, text=True)
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """Whether the process has a handler for SIGTERM (bit 15 of /proc's SigCgt): the interpreter is running the
+    package's first lines. Before that no code of ours runs, and Python's defaults apply."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> 14 & 1)
+    return False
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").is_file(), reason="needs /proc to see when the command starts")
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+@pytest.mark.parametrize("after", [0.0, 0.2, 0.6])
+def test_an_interrupt_in_the_first_moments_is_quiet(tmp_path, tiny_model, sig, after):
+    import signal
+    import time
+
+    proc = _render_proc(tmp_path, tiny_model, 2)
+    for _ in range(2000):
+        if proc.poll() is not None or _catches_sigterm(proc.pid):
+            break
+        time.sleep(0.001)
+    time.sleep(after)
+    proc.send_signal(getattr(signal, sig))
+    _, stderr = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the render finished before the signal")
+    assert proc.returncode == 130, stderr
+    assert "Traceback" not in stderr and "Aborted" not in stderr, stderr
+    out = tmp_path / "out"
+    assert not out.exists() or not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_two_ctrl_c_in_a_row_leave_no_temp_files(tmp_path, tiny_model):
+    import signal
+    import time
+
+    proc = _render_proc(tmp_path, tiny_model, 40)
+    out = tmp_path / "out"
+    for _ in range(2400):  # a hang guard, not a speed check
+        if out.is_dir() and any(not p.name.startswith(".") for p in out.iterdir()):
+            break
+        assert proc.poll() is None
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "Traceback" not in stderr, stderr
+    assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
