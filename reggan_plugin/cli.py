@@ -32,7 +32,7 @@ from .config import (
     SequenceConfig,
     field_default,
 )
-from .errors import NumericalError, RegganError
+from .errors import NumericalError, RegganError, UsageError
 
 EXIT_FRAMES_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -286,6 +286,8 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
                                skin_paint, mouth_pass, lip_split, mouth_model, subject)
 
     def go():
+        if region and whole_image:
+            raise UsageError("--region and --whole-image both say where the face is; give one of them")
         seq = SequenceConfig(frames, out, faces, parse_region(region) if region else None, whole_image,
                              Shard.parse(shard), skip_existing, smooth)
         check_out_dir(seq.frames, seq.out)

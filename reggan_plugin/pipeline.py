@@ -173,7 +173,11 @@ def render_sequence(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> RenderSummary:
-    """Render one shard of a frame directory. Never raises for a bad frame: see the summary."""
+    """Render one shard of a frame directory. Never raises for a bad frame: see the summary.
+
+    Faces come from ``seq``: faces.json, then a region or the whole image, else the face detector (a frame's
+    detected faces smoothed over its neighbours); `ExpressionRenderer.apply_array` without ``faces`` detects the same
+    way for one picture. ``edit``'s expression and intensity are checked when it is made (EditConfig)."""
     frames_all, frames = _frames(seq)
     summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames), subfolders=subfolders(seq.frames))
     _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in frames])

@@ -379,3 +379,72 @@ def test_two_ctrl_c_in_a_row_leave_no_temp_files(tmp_path, tiny_model):
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 130 and "Traceback" not in stderr, stderr
     assert not [p.name for p in out.iterdir() if p.name.startswith(".")]
+
+
+# 10. mixes and intensities, through the CLI and the API: refused as bad input, naming the rule broken
+@pytest.mark.parametrize("expression, rule", [
+    ("happy=0.5,happy=0.5", "given twice"), ("happy=0,sad=0", "every weight is 0"),
+    ("happy=2", "in [0, 1]"), ("happy=0.7,sad=0.7", "sum to at most 1"), ("happy=nan", "in [0, 1]"),
+])
+def test_bad_mixes_are_refused_naming_the_rule(tmp_path, tiny_model, expression, rule):
+    from test_hostile import REGION, render
+
+    run = render(tmp_path, tiny_model, "--region", REGION, "--expression", expression)
+    assert run.code == 2 and rule in run.error_line(), run.stderr
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+
+
+@pytest.mark.parametrize("kwargs", [{"intensity": 5.0}, {"intensity": -1}, {"intensity": float("nan")},
+                                    {"expression": {"happy": 2.0}}, {"expression": "happy=0.5,happy=0.5"}])
+def test_the_api_refuses_what_the_cli_refuses(tiny_model, kwargs):
+    import numpy as np
+    from imagegen import face_box, synthetic_frame
+
+    from reggan_plugin import ExpressionRenderer, InferenceConfig
+    from reggan_plugin.errors import UsageError
+    from reggan_plugin.faces import Face
+
+    renderer = ExpressionRenderer(InferenceConfig(model=tiny_model, backend="cpu"))
+    pixels = synthetic_frame(120, 160, 3, np.uint8)
+    with pytest.raises(UsageError):
+        renderer.apply_array(pixels, faces=[Face(box=face_box(120, 160))], **{"expression": "happy", **kwargs})
+
+
+# 13. options that would be silently ignored
+def test_region_with_whole_image_is_refused(tmp_path, tiny_model):
+    from test_hostile import REGION, render
+
+    run = render(tmp_path, tiny_model, "--region", REGION, "--whole-image")
+    assert run.code == 2 and "--region" in run.error_line() and "--whole-image" in run.error_line()
+
+
+def test_fp16_on_the_cpu_is_refused_or_said(tmp_path, tiny_model):
+    from test_hostile import REGION, render
+
+    refused = render(tmp_path, tiny_model, "--region", REGION, "--precision", "fp16")
+    assert refused.code == 2 and "fp16" in refused.error_line(), refused.stderr
+    auto = Run(["render", "--frames", tmp_path / "in", "--out", tmp_path / "o2", "--model", tiny_model,
+                "--region", REGION, "--precision", "fp16"])
+    assert auto.code == 0 and "fp16 is not available on the CPU" in auto.stderr, auto.stderr
+
+
+# 15. the API finds faces as the CLI does
+def test_apply_array_without_faces_detects_them(tiny_model):
+    import numpy as np
+
+    from reggan_plugin import ExpressionRenderer, InferenceConfig
+    from reggan_plugin.faces.locate import FaceLocator
+    from reggan_plugin.imageio import ImageData
+
+    sample = sorted((Path(__file__).resolve().parents[1] / "samples").rglob("*.png"))
+    if not sample:
+        pytest.skip("no sample frames in samples/")
+    from reggan_plugin.imageio import read_image
+
+    pixels = read_image(sample[0]).pixels
+    found = FaceLocator().faces("x", ImageData(pixels))
+    renderer = ExpressionRenderer(InferenceConfig(model=tiny_model, backend="cpu"))
+    edited = renderer.apply_array(pixels, expression="happy")
+    assert edited.shape == pixels.shape and edited.dtype == pixels.dtype
+    assert np.array_equal(edited, renderer.apply_array(pixels, faces=found, expression="happy"))
+    assert bool(found) == (not np.array_equal(edited, pixels))
