@@ -448,3 +448,14 @@ def test_apply_array_without_faces_detects_them(tiny_model):
     assert edited.shape == pixels.shape and edited.dtype == pixels.dtype
     assert np.array_equal(edited, renderer.apply_array(pixels, faces=found, expression="happy"))
     assert bool(found) == (not np.array_equal(edited, pixels))
+
+
+# 14. a failed train leaves no empty run folder
+def test_a_failed_train_leaves_no_empty_run_folder(tmp_path):
+    pytest.importorskip("torch")
+    data = tmp_path / "data"
+    data.mkdir()
+    run = no_traceback(Run(["train", "--data", data, "--out", tmp_path / "runs" / "r1", "--config", "tiny",
+                            "--no-progress"]))
+    assert run.code == 2 and "data" in run.error_line(), run.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
