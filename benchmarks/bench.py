@@ -68,8 +68,13 @@ def bench(model_path: Path | None, out_dir: Path, quick: bool, frame_count: int,
     Needs torch and onnx (torch eager runs the model's architecture with random weights: speed does not depend
     on the weights). Run it on a quiet machine; it takes about 15 minutes on 2 cores.
     """
-    from reggan_plugin.artifact import default_model_path
+    from reggan_plugin.artifact import default_model_path, load_artifact
+    from reggan_plugin.sequence import check_writable_dir
     from training.config import TINY
+
+    check_writable_dir(out_dir, "--out")  # before 15 minutes of measuring, not after
+    if model_path is not None:
+        load_artifact(model_path)  # junk or a cut-off file: a bad model (exit 3), in one line
 
     width, height = (320, 240) if quick else (1920, 1080)
     face, long_size, long_face = (80, (480, 320), 160) if quick else (640, (3840, 2160), 1000)

@@ -60,8 +60,11 @@ def tensorrt(onnx_path, out, fp16, max_batch, opt_batch, workspace_gb, timing_ca
 
     def go() -> None:
         from reggan_plugin.backends.trt_preflight import preflight
+        from reggan_plugin.sequence import check_writable_dir
 
         check_onnx_file(path)
+        if out is not None:
+            check_writable_dir(out, "--out")
         if preflight_only:
             report = preflight(path, target_version)
             click.echo(report.summary())
@@ -80,19 +83,9 @@ def tensorrt(onnx_path, out, fp16, max_batch, opt_batch, workspace_gb, timing_ca
 
 def check_onnx_file(path: Path) -> None:
     """A missing, truncated or non-ONNX file is a bad model (exit 3), named in one line."""
-    import onnx
-    from google.protobuf.message import DecodeError
+    from export.onnx_file import read_onnx
 
-    from reggan_plugin.errors import ModelError
-
-    if not Path(path).is_file():
-        raise ModelError(path, "no such file")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except (DecodeError, OSError, ValueError, RuntimeError) as exc:
-        raise ModelError(path, f"not a readable ONNX model ({type(exc).__name__}: {str(exc)[:120]})") from None
-    if not proto.graph.node:
-        raise ModelError(path, "not an ONNX model (no graph)")
+    read_onnx(path)
 
 
 @export.command("onnx")
@@ -106,8 +99,11 @@ def onnx(checkpoint: Path, out: Path) -> None:
     fails loudly otherwise; the file is written atomically.
     """
     from export.onnx_export import export_checkpoint
+    from reggan_plugin.sequence import check_out_file
+    from training.checkpoint import checkpoint_paths
 
     def go() -> None:
+        check_out_file(out, checkpoint_paths(checkpoint))  # before loading: an --out over the weights would lose them
         path = export_checkpoint(checkpoint, out)
         click.echo(f"wrote {path}")
 
@@ -124,8 +120,10 @@ def regression_stage(model_path: Path, out: Path) -> None:
     from reggan_plugin.artifact import file_sha256, load_artifact
     from reggan_plugin.atomic import atomic_path
     from reggan_plugin.preview_graph import cut_regression_stage
+    from reggan_plugin.sequence import check_out_file
 
     def go() -> None:
+        check_out_file(out, [model_path])
         cut = cut_regression_stage(model_path.read_bytes(), file_sha256(model_path), name=model_path.name)
         with atomic_path(out) as tmp:
             Path(tmp).write_bytes(cut)
@@ -141,8 +139,10 @@ def regression_stage(model_path: Path, out: Path) -> None:
 def region_graphs(out: Path) -> None:
     """Export the region graphs (align and paste-back around the network; reggan_plugin.region_graphs)."""
     from export.region_graphs import export_region_graphs
+    from reggan_plugin.sequence import check_writable_dir
 
     def go() -> None:
+        check_writable_dir(out, "--out")
         for path in export_region_graphs(out):
             click.echo(f"wrote {path}")
 

@@ -8,7 +8,34 @@ Python API (torch-free)::
 """
 from __future__ import annotations
 
+import sys
+
 __version__ = "0.1.0"
+
+
+def _quit_at_start(signum, frame) -> None:
+    """Ctrl-C or SIGTERM while the `reggan-plugin` command is still starting (its imports): nothing is written yet, so
+    it leaves quietly with the interrupted code (130); once a command runs, `cli.stops_on_signals` takes over."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise SystemExit(130)
+
+
+def _starting_the_command() -> bool:
+    """True only while the command itself starts (`reggan-plugin ...`, `python -m reggan_plugin.cli ...`): a host
+    that imports the package (Blender, a script, a test run) keeps its own signal handling."""
+    argv = getattr(sys, "orig_argv", [])
+    return (bool(sys.argv) and sys.argv[0].replace("\\", "/").rsplit("/", 1)[-1] == "reggan-plugin") or (
+        "-m" in argv[:3] and "reggan_plugin.cli" in argv[:4])
+
+
+if _starting_the_command():
+    import signal as _signal
+
+    _signal.signal(_signal.SIGINT, _quit_at_start)
+    _signal.signal(_signal.SIGTERM, _quit_at_start)
 
 __all__ = ["EditConfig", "ExpressionRenderer", "InferenceConfig", "SequenceConfig", "__version__", "render_sequence"]
 

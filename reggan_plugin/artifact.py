@@ -60,7 +60,11 @@ class ModelArtifact:
     def expression_weights(self, expression: str | Mapping[str, float]) -> np.ndarray:
         """Weights over this model's expressions for a name ("happy"), a mix written "happy=0.5,surprised=0.5"
         (compound expressions) or a mapping {"happy": 0.5, "surprised": 0.5}."""
-        mix = parse_expression(expression) if isinstance(expression, str) else dict(expression)
+        if isinstance(expression, str):
+            mix = parse_expression(expression)
+        else:
+            mix = dict(expression)
+            check_mix(mix, repr(mix))
         weights = np.zeros(len(self.expressions), np.float32)
         for name, weight in mix.items():
             if name not in self.expressions:
@@ -74,13 +78,28 @@ def parse_expression(text: str) -> dict[str, float]:
     mix: dict[str, float] = {}
     for part in text.split(","):
         name, _, weight = part.partition("=")
+        name = name.strip()
+        if name in mix:
+            raise UsageError(f"bad expression {text!r}: {name!r} is given twice; give each expression once")
         try:
-            mix[name.strip()] = float(weight) if weight else 1.0
+            mix[name] = float(weight) if weight else 1.0
         except ValueError:
             raise UsageError(f"bad expression {text!r}: weight {weight!r} is not a number") from None
-    if not all(0.0 <= w <= 1.0 for w in mix.values()) or not 0.0 < sum(mix.values()) <= 1.0 + 1e-6:
-        raise UsageError(f"bad expression {text!r}: weights must be in [0, 1] and sum to at most 1")
+    check_mix(mix, repr(text))
     return mix
+
+
+def check_mix(mix: Mapping[str, float], shown: str) -> None:
+    """A mix's weights: each a finite number in [0, 1], not all zero, summing to at most 1 (UsageError saying which
+    rule is broken)."""
+    for name, weight in mix.items():
+        if isinstance(weight, bool) or not isinstance(weight, (int, float, np.floating)) or not 0.0 <= weight <= 1.0:
+            raise UsageError(f"bad expression {shown}: the weight of {name!r} is {weight!r}; each weight is in [0, 1]")
+    total = float(sum(mix.values()))
+    if total <= 0.0:
+        raise UsageError(f"bad expression {shown}: every weight is 0; give at least one expression a weight above 0")
+    if total > 1.0 + 1e-6:
+        raise UsageError(f"bad expression {shown}: the weights sum to {total:g}; they must sum to at most 1")
 
 
 def build_metadata(

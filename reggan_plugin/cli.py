@@ -6,11 +6,14 @@ Exit codes: 0 all frames done; 1 some frames failed or had no face (listed at th
 """
 from __future__ import annotations
 
+import errno
 import importlib
 import logging
 import math
 import signal
 import sys
+import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -58,6 +61,26 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        """Every command's errors end the same way: one line and the documented exit code (a usage error included,
+        which click prints in three), Ctrl-C and SIGTERM quietly with 130, never a traceback for an OSError."""
+        with stops_on_signals():
+            try:
+                with exit_on_error():
+                    result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+            except click.exceptions.Abort:  # click's own word for an interrupt at a prompt
+                click.echo("interrupted", err=True)
+                sys.exit(EXIT_INTERRUPTED)
+            except click.ClickException as exc:
+                where = f"{exc.ctx.command_path}: " if isinstance(exc, click.UsageError) and exc.ctx else ""
+                hint = " (--help for usage)" if isinstance(exc, click.UsageError) else ""
+                message = " ".join(exc.format_message().split())
+                click.echo(f"error: {where}{message}{hint}", err=True)
+                sys.exit(exc.exit_code)
+        if not standalone_mode:
+            return result
+        sys.exit(result if isinstance(result, int) else 0)
+
     def get_command(self, ctx: click.Context, name: str):
         if name not in self.lazy:
             return super().get_command(ctx, name)
@@ -78,9 +101,14 @@ class LazyGroup(click.Group):
             raise
 
 
+_NOT_THE_INPUT = (errno.ENOSPC, errno.EIO, errno.EDQUOT)  # the machine's trouble, not a bad path given
+
+
 @contextmanager
-def exit_on_error():
-    """Map typed errors to one-line messages and exit codes (every sub-command uses this)."""
+def exit_on_error() -> Iterator[None]:
+    """Map typed errors to one-line messages and exit codes (every sub-command runs inside this). An OSError no
+    check foresaw (a file in the way, a read-only mount, /proc) is the path and the reason in one line: exit 2,
+    or 1 for a full disk or an I/O error."""
     try:
         yield
     except RegganError as exc:
@@ -89,6 +117,34 @@ def exit_on_error():
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
+    except OSError as exc:
+        where = f"{exc.filename}: " if exc.filename else ""
+        click.echo(f"error: {where}{exc.strerror or exc}", err=True)
+        sys.exit(1 if exc.errno in _NOT_THE_INPUT else 2)
+
+
+def _stop(signum, frame) -> None:
+    """Ctrl-C or SIGTERM: stop like Ctrl-C (the frames already finished are kept, nothing half-written is); further
+    signals are ignored so that a second Ctrl-C cannot break the clean-up and leave temp files behind."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise KeyboardInterrupt
+
+
+@contextmanager
+def stops_on_signals() -> Iterator[None]:
+    """`_stop` on SIGINT and SIGTERM while a command runs; the previous handlers afterwards (a host, a test run)."""
+    if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
+        yield
+        return
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    for sig in previous:
+        signal.signal(sig, _stop)
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 class FiniteRange(click.FloatRange):
@@ -99,10 +155,6 @@ class FiniteRange(click.FloatRange):
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
-
-
-def _terminate(signum, frame) -> None:
-    raise KeyboardInterrupt  # SIGTERM (a farm manager, `kill`) stops like Ctrl-C: nothing half-written is kept
 
 
 def run_or_exit(action):
@@ -138,7 +190,6 @@ def main(verbose: bool) -> None:
       reggan-plugin info
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-    signal.signal(signal.SIGTERM, _terminate)
 
 
 def inference_options(func):
@@ -235,6 +286,8 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
                                skin_paint, mouth_pass, lip_split, mouth_model, subject)
 
     def go():
+        if region and whole_image:
+            raise UsageError("--region and --whole-image both say where the face is; give one of them")
         seq = SequenceConfig(frames, out, faces, parse_region(region) if region else None, whole_image,
                              Shard.parse(shard), skip_existing, smooth)
         check_out_dir(seq.frames, seq.out)
@@ -275,18 +328,14 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     from .faces.locate import FaceLocator
     from .imageio import read_image, to_network_rgb, write_image
     from .renderer import ExpressionRenderer
-    from .sequence import check_writable_dir
+    from .sequence import check_out_file
     from .subject import PHOTOGRAPH_NOTE
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
                                skin_paint, mouth_pass, lip_split, mouth_model, subject)
 
     def go():
-        if Path(out).resolve() == Path(image).resolve():
-            raise UsageError(f"--out {out} is the input file; inputs are never overwritten")
-        if Path(out).is_dir():
-            raise UsageError(f"--out {out} is a directory; give a file name such as face_happy.png")
-        check_writable_dir(Path(out).parent, "--out")
+        check_out_file(Path(out), [Path(image)])
         whole = not (region or detect)
         locator = FaceLocator(region=parse_region(region) if region else None, whole=whole)
         picture = read_image(image)

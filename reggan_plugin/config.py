@@ -5,6 +5,7 @@ fields (a test checks that they agree).
 """
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -59,6 +60,17 @@ class EditConfig:
 
     expression: str = "happy"
     intensity: float = 1.0
+
+    def __post_init__(self) -> None:
+        """Refused here, as bad input, rather than handed to the network (NaN would come back as a 'damaged model')."""
+        from .errors import UsageError
+
+        value = self.intensity
+        if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
+            raise UsageError(f"intensity {value!r}: expected a number from 0 to 1 (NaN and inf are not)")
+        if not isinstance(self.expression, str) or not self.expression.strip():
+            raise UsageError(f"expression {self.expression!r}: expected a name such as 'happy' or a mix such as "
+                             "'happy=0.6,surprised=0.4'")
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,15 @@ from __future__ import annotations
 from pathlib import Path
 
 
+def shown(path: str | Path) -> str:
+    """A path as printed in one line: as it is when printable, else escaped like a Python string (a newline, a
+    terminal escape or an unpaired byte in a file name can neither break the line nor forge another report line)."""
+    text = str(path)
+    if text.isprintable():
+        return text
+    return repr(text)[1:-1]
+
+
 class RegganError(Exception):
     """Base class. ``str(err)`` is a one-line message fit for a user."""
 
@@ -18,7 +27,7 @@ class InputError(RegganError):
     def __init__(self, path: str | Path | None, reason: str) -> None:
         self.path = None if path is None else Path(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}" if self.path is not None else reason)
+        super().__init__(f"{shown(self.path)}: {reason}" if self.path is not None else reason)
 
 
 class UsageError(RegganError):
@@ -35,7 +44,7 @@ class ModelError(RegganError):
     def __init__(self, path: str | Path, reason: str) -> None:
         self.path = Path(path)
         self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
+        super().__init__(f"{shown(self.path)}: {reason}")
 
 
 class BackendUnavailable(RegganError):

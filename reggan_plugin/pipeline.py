@@ -15,12 +15,21 @@ from pathlib import Path
 
 from .atomic import is_temp_of, stale_temp_files, temp_path
 from .config import EditConfig, InferenceConfig, SequenceConfig
-from .errors import InputError, NumericalError, RegganError
+from .errors import InputError, ModelError, NumericalError, RegganError, shown
 from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
 from .faces.smoothing import window_reach
 from .faces.tracks import smoothed_faces
-from .imageio import ImageData, describe_unread, list_frames, looks_whole, read_image, unread_images, write_image
+from .imageio import (
+    ImageData,
+    describe_unread,
+    list_frames,
+    looks_whole,
+    read_image,
+    unread_images,
+    write_image,
+)
+from .imageio.frames import subfolders
 from .renderer import EditedCrops, ExpressionRenderer, PreparedImage
 from .sequence import check_out_dir, output_path
 from .shots import Thumb, thumbnail
@@ -43,6 +52,7 @@ class RenderSummary:
     failed: list[tuple[Path, str]] = field(default_factory=list)
     no_face: list[Path] = field(default_factory=list)
     unread: list[Path] = field(default_factory=list)  # images in formats not read, left out of the sequence
+    subfolders: list[Path] = field(default_factory=list)  # folders in the frames folder: their frames are not read
     faces_file: Path | None = None
     unlisted: list[str] = field(default_factory=list)  # frames the faces file says nothing of (located otherwise)
     unused_keys: list[str] = field(default_factory=list)  # the faces file's keys when none names a frame
@@ -56,20 +66,26 @@ class RenderSummary:
         return not (self.failed or self.no_face or self.cancelled)
 
     def lines(self) -> list[str]:
+        """The summary, a line each; file names escaped where they hold a newline or a terminal escape."""
         head = (
             f"{self.done} done, {self.skipped} skipped (existing), {len(self.failed)} failed, "
             f"{len(self.no_face)} without a face, of {self.total} frames"
         )
+        faces_file = shown(self.faces_file) if self.faces_file else ""
         return (
             [head + (" (cancelled)" if self.cancelled else "")]
             + ([f"left out: {describe_unread(self.unread)}"] if self.unread else [])
-            + ([f"{self.faces_file}: no entry for {len(self.unlisted)} frame{'s' * (len(self.unlisted) != 1)} (e.g. "
-                f"{self.unlisted[0]}): located as without a faces file"] if self.unlisted else [])
-            + ([f"{self.faces_file}: no key names a frame of the folder: {self.unused_keys[0]!r}"
+            + ([f"left out: {len(self.subfolders)} subfolder{'s' * (len(self.subfolders) != 1)} (e.g. "
+                f"{shown(self.subfolders[0].name)}/): frames are read from the folder itself, not from folders in "
+                "it"] if self.subfolders else [])
+            + ([f"{faces_file}: no entry for {len(self.unlisted)} frame{'s' * (len(self.unlisted) != 1)} (e.g. "
+                f"{shown(self.unlisted[0])}): located as without a faces file"] if self.unlisted else [])
+            + ([f"{faces_file}: no key names a frame of the folder: {self.unused_keys[0]!r}"
                 + (f" and {len(self.unused_keys) - 1} more" if len(self.unused_keys) > 1 else "")
                 + " (a key is a frame's name, file name or stem)"] if self.unused_keys else [])
-            + [f"failed: {path}: {reason}" for path, reason in self.failed]
-            + [f"no face found: {path} (written unchanged; give --faces or --region)" for path in self.no_face]
+            + [f"failed: {shown(path)}: {' '.join(reason.split()) if reason.isprintable() else shown(reason)}"
+               for path, reason in self.failed]
+            + [f"no face found: {shown(path)} (written unchanged; give --faces or --region)" for path in self.no_face]
             + ([f"{self.photographs} frame{'s' * (self.photographs != 1)} read as photographs of people: "
                 f"{PHOTOGRAPH_NOTE}"] if self.photographs else [])
         )
@@ -94,13 +110,18 @@ def _remove_stale_temps(targets: list[Path]) -> None:
 
 
 def _finished(target: Path) -> bool:
-    """--skip-existing trusts an output only when it looks like a whole image (signature and end marker: an
-    empty or cut-off file does not); reading only its ends keeps a resume of a long shot quick."""
+    """--skip-existing trusts an output only when it decodes fully (an empty, cut-off or garbled file does not,
+    whatever its first and last bytes say): the cheap look at its ends first, then a whole read."""
     if not target.is_file():
         return False
+    problem = "not a whole image"
     if looks_whole(target):
-        return True
-    log.warning("%s exists but is not a whole image: rendering it again", target)
+        try:
+            read_image(target, report=False)
+            return True
+        except InputError as exc:
+            problem = f"does not decode ({exc.reason})"
+    log.warning("%s exists but %s: rendering it again", target, problem)
     return False
 
 
@@ -152,9 +173,13 @@ def render_sequence(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
 ) -> RenderSummary:
-    """Render one shard of a frame directory. Never raises for a bad frame: see the summary."""
+    """Render one shard of a frame directory. Never raises for a bad frame: see the summary.
+
+    Faces come from ``seq``: faces.json, then a region or the whole image, else the face detector (a frame's
+    detected faces smoothed over its neighbours); `ExpressionRenderer.apply_array` without ``faces`` detects the same
+    way for one picture. ``edit``'s expression and intensity are checked when it is made (EditConfig)."""
     frames_all, frames = _frames(seq)
-    summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames))
+    summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames), subfolders=subfolders(seq.frames))
     _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in frames])
     todo = []
     for frame in frames:
@@ -237,6 +262,8 @@ class _StreamingRender:
                 job.prepared.rgb = None  # frames wait in queues: the float region is made again when written
         except RegganError as exc:
             job.fail(exc)
+        except (ArithmeticError, ValueError) as exc:  # geometry no check foresaw: this frame fails, the batch goes on
+            job.fail(InputError(frame, f"its face cannot be aligned ({type(exc).__name__}: {exc})"))
         return job
 
     def infer(self, jobs: list[_FrameJob]) -> list[_FrameJob]:
@@ -245,10 +272,14 @@ class _StreamingRender:
             return jobs
         try:
             edited = self.renderer.forward_images([p for _, p in live], self.edit)
+        except ModelError:  # the model, not a frame, is bad: every frame would fail alike
+            raise
         except RegganError:  # one frame's bad output must not fail its neighbours: redo them one by one
             for job, prepared in live:
                 try:
                     job.edited = self.renderer.forward_images([prepared], self.edit)[0]
+                except ModelError:
+                    raise
                 except RegganError as exc:
                     job.fail(exc)
             return jobs

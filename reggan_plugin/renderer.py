@@ -381,8 +381,20 @@ class ExpressionRenderer:
         return edited.photo > 0 and self.inference.subject == "auto"
 
     def apply_array(
-        self, pixels: np.ndarray, *, faces: Sequence[Face], expression: str, intensity: float = 1.0, linear: bool = False
+        self, pixels: np.ndarray, *, faces: Sequence[Face] | None = None, expression: str = "happy",
+        intensity: float = 1.0, linear: bool = False
     ) -> np.ndarray:
-        """HxWxC pixels (uint8/uint16/float32; float32 linear when `linear`) -> same shape and dtype."""
+        """HxWxC pixels (uint8/uint16/float32; float32 linear when `linear`) -> same shape and dtype.
+
+        ``faces``: where the faces are (`Face` boxes or landmarks, as faces.json gives them); None: found by the face
+        detector, as the CLI (`render`, `texture --detect`) and the add-on find them; a picture without a face comes
+        back unchanged. ``expression``: a name or a mix ("happy=0.6,surprised=0.4"); ``intensity`` in [0, 1]: a
+        value outside either is a UsageError, never handed to the network. `render_sequence` runs a folder of frames
+        the same way (faces from its SequenceConfig: faces.json, a region, the whole image, else the detector)."""
+        edit = EditConfig(expression, intensity)
         image = ImageData(pixels=pixels, path=None, format="exr" if linear else "png", linear=linear, info={})
-        return self.apply_image(image, faces, EditConfig(expression, intensity)).pixels
+        if faces is None:
+            from .faces.locate import FaceLocator
+
+            faces = FaceLocator().faces("array", image)
+        return self.apply_image(image, faces, edit).pixels

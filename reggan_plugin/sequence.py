@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -75,3 +76,27 @@ def check_writable_dir(folder: Path, option: str) -> None:
         for path in made:  # the run makes what it needs; a check leaves nothing behind
             with contextlib.suppress(OSError):
                 path.rmdir()
+
+
+def same_file(a: Path, b: Path) -> bool:
+    """True when two paths name one file: through links, `./` and `..`, or hard links (what an atomic rename over
+    one of them would lose)."""
+    try:
+        if a.exists() and b.exists():
+            return os.path.samefile(a, b)
+    except OSError:
+        pass
+    return a.resolve() == b.resolve()
+
+
+def check_out_file(out: Path, inputs: Sequence[Path] = (), option: str = "--out") -> None:
+    """Refuse an output file that is one of the command's inputs (written over, the input would be lost), a
+    directory, or in a folder that cannot be made or written: UsageError naming it, before anything is written."""
+    out = Path(out)
+    for given in inputs:
+        if given is not None and same_file(out, Path(given)):
+            raise UsageError(f"{option} {out} is the input file {given}; inputs are never overwritten: "
+                             "choose another file name")
+    if out.is_dir():
+        raise UsageError(f"{option} {out}: is a directory; give a file name")
+    check_writable_dir(out.parent, option)

@@ -100,7 +100,7 @@ def test_faces_json_names_frames_it_misses_and_keys_that_miss_every_frame(tmp_pa
         ({"frames": {"a.png": [{"box": [0, 0, 1]}]}}, "frames['a.png'][0].box: expected 4 numbers [x, y, w, h], got 3 items"),
         ({"frames": {"a.png": [{"box": [0, "0", 1, 1]}]}}, "frames['a.png'][0].box[1]: expected a number"),
         ({"frames": {"a.png": [{"box": [0, 0, True, 1]}]}}, "frames['a.png'][0].box[2]: expected a number, got a boolean"),
-        ({"frames": {"a.png": [{"box": [0, 0, 0, 1]}]}}, "frames['a.png'][0].box: width and height must be > 0"),
+        ({"frames": {"a.png": [{"box": [0, 0, 0, 1]}]}}, "frames['a.png'][0].box: width and height must be at least 1 pixel"),
         ('{"frames": {"a.png": [{"box": [0, NaN, 1, 1]}]}}', "frames['a.png'][0].box[1]: expected a finite number"),
         ({"frames": {"a.png": [{"landmarks": FIVE[:4]}]}}, "frames['a.png'][0].landmarks: expected 5 or 68 [x, y] points, got 4 points"),
         ({"frames": {"a.png": [{"landmarks": [[1, 2, 3]] * 5}]}}, "frames['a.png'][0].landmarks[0]: expected a point [x, y]"),

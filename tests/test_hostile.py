@@ -72,9 +72,8 @@ def only_outputs(out: Path) -> set[str]:
 # 1. bad face geometry fails that frame alone, in one line
 @pytest.mark.parametrize("face", [
     {"landmarks": [[60.0, 50.0]] * 5},  # five identical landmarks
-    {"box": [40, 30, 1e-9, 80]},  # a box no face fits
-    {"box": [40, 30, 2, 2]},  # a 2 px box
-], ids=["identical-landmarks", "box-1e-9-wide", "box-2px"])
+    {"box": [40, 30, 2, 2]},  # a 2 px box (under a pixel is bad input: test_hostile_classes.py)
+], ids=["identical-landmarks", "box-2px"])
 def test_bad_face_geometry_fails_that_frame_alone(tmp_path, tiny_model, face):
     frames = frames_dir(tmp_path / "in")
     before = snapshot(frames)

@@ -5,6 +5,7 @@ import json
 from pathlib import Path
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from reggan_plugin.atomic import write_text, write_with
@@ -44,10 +45,19 @@ def load_generator(path: str | Path) -> tuple[RegGAN, dict]:
         raise ModelError(json_path, f"bad checkpoint config: {exc}") from None
     model = RegGAN(config)
     try:
-        model.load_state_dict(load_file(str(tensors_path)))
+        state = load_file(str(tensors_path))
+    except (SafetensorError, OSError, ValueError) as exc:  # junk, cut short, empty
+        raise ModelError(tensors_path, f"not readable safetensors ({_first_line(exc)})") from None
+    try:
+        model.load_state_dict(state)
     except (RuntimeError, OSError) as exc:
-        raise ModelError(tensors_path, f"weights do not match the config: {str(exc).splitlines()[0]}") from None
+        raise ModelError(tensors_path, f"weights do not match the config: {_first_line(exc)}") from None
     return model.eval(), meta.get("info", {})
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:160] if text else type(exc).__name__
 
 
 __all__ = ["checkpoint_paths", "load_generator", "save_generator"]
@@ -57,10 +67,11 @@ def load_refiner_from_onnx(model: RegGAN, path: str | Path) -> int:
     """Start ``model``'s refiner from the refiner weights of an exported artifact (its ONNX initializers are
     named after the torch parameters, ``model.refiner.*``); returns how many tensors were loaded. Stage 1 is
     left alone: it is fitted in closed form on the run's own data."""
-    import onnx
     from onnx import numpy_helper
 
-    graph = onnx.load(str(path)).graph
+    from export.onnx_file import read_onnx
+
+    graph = read_onnx(path).graph
     prefix = "model.refiner."
     weights = {i.name[len(prefix):]: torch.from_numpy(numpy_helper.to_array(i).copy())
                for i in graph.initializer if i.name.startswith(prefix)}

@@ -36,7 +36,27 @@ def _default(name: str):
 def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cfg: TrainConfig, device_kind: str = "cpu",
                  resume: bool = False, cache_dir: Path | None = None, export_path: Path | None = None,
                  progress: bool = True, refit_stage1: bool = False, init_refiner: Path | None = None) -> dict:
-    """Everything `train` does; returns the run summary (also written to RUN/summary.json by rank 0)."""
+    """Everything `train` does; returns the run summary (also written to RUN/summary.json by rank 0). What it is given
+    to read and write is checked first (an --out or --export that cannot be written: exit 2; an --init-refiner that is
+    not a model: exit 3), and a run that fails leaves no empty run folder behind."""
+    from export.onnx_file import read_onnx
+    from reggan_plugin.atomic import new_folder
+    from reggan_plugin.sequence import check_out_file, check_writable_dir
+
+    out = Path(out)
+    check_writable_dir(out, "--out")
+    if export_path is not None:
+        check_out_file(Path(export_path), [Path(init_refiner)] if init_refiner is not None else [], option="--export")
+    if init_refiner is not None:
+        read_onnx(init_refiner)
+    with new_folder(out):
+        return _train(data_dirs, out, model_config, cfg, device_kind, resume, cache_dir, export_path, progress,
+                      refit_stage1, init_refiner)
+
+
+def _train(data_dirs: list[Path], out: Path, model_config: ModelConfig, cfg: TrainConfig, device_kind: str,
+           resume: bool, cache_dir: Path | None, export_path: Path | None, progress: bool, refit_stage1: bool,
+           init_refiner: Path | None) -> dict:
     import os
 
     import torch
@@ -59,8 +79,6 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
         raise UsageError("--refit-stage1 only applies with --resume (a new run fits stage 1 anyway)")
     if init_refiner is not None and resume:
         raise UsageError("--init-refiner starts a new run; a resumed run keeps its own refiner")
-    if init_refiner is not None and not Path(init_refiner).is_file():
-        raise InputError(init_refiner, "no such model file")
     if not resume and latest is not None:
         raise UsageError(f"{out}: already holds a run (iteration {latest['iteration']}); add --resume or choose another --out")
     if resume:

@@ -12,12 +12,13 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Literal, get_args
 
 import numpy as np
 
 from .. import artifact
-from ..errors import NumericalError, UsageError
+from ..errors import ModelError, NumericalError, UsageError
 
 BackendName = Literal["auto", "cpu", "cuda", "tensorrt"]
 Precision = Literal["fp32", "fp16"]
@@ -55,6 +56,7 @@ class Backend(ABC):
 
     name: str = "abstract"
     selection: str = ""  # set by create_backend: "cpu (requested)" or why auto picked this one
+    model_path: Path | None = None  # the model file it runs (set by create_backend): named when it misbehaves
 
     def __init__(self, *, input_size: int, n_expressions: int, precision: Precision) -> None:
         if precision not in PRECISIONS:
@@ -87,8 +89,20 @@ class Backend(ABC):
             raise UsageError(f"unknown output(s) {unknown or wanted}; the model has: {', '.join(OUTPUT_NAMES)}")
         result = self._run(feeds, wanted)
         result = {name: np.asarray(result[name], dtype=np.float32) for name in wanted}
+        self._check_shapes(result, len(feeds["image"]))
         check_finite(result, backend=self.name, precision=self.precision)
         return result
+
+    def _check_shapes(self, result: Mapping[str, np.ndarray], n: int) -> None:
+        """A model whose signature passed the load checks but whose outputs are of another shape at run time is a
+        bad model (ModelError naming it), not a crash somewhere in paste-back."""
+        s = self.input_size
+        for name, array in result.items():
+            expected = (n, 2 if name in artifact.MOTION_NAMES else 3, s, s)
+            if array.shape != expected:
+                raise ModelError(self.model_path or "model",
+                                 f"output {name!r} has shape {list(array.shape)} at run time where its signature "
+                                 f"promises {list(expected)}; re-export the model")
 
     def _feeds(self, image: np.ndarray, expression: np.ndarray, intensity: np.ndarray) -> dict[str, np.ndarray]:
         image = np.ascontiguousarray(image, dtype=np.float32)

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from ..artifact import ModelArtifact
-from ..errors import BackendUnavailable, UsageError
+from ..errors import BackendUnavailable, ModelError, UsageError
 from .base import Backend, Precision
 from .environment import physical_cores
 
@@ -92,7 +92,15 @@ class OrtBackend(Backend):
         return f"onnxruntime {ort.__version__}, {self.provider} ({self.device}), {self.precision}"
 
     def _run(self, feeds: dict[str, np.ndarray], outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
-        values = self.session.run(list(outputs), feeds)
+        from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
+
+        try:
+            values = self.session.run(list(outputs), feeds)
+        except (Fail, InvalidArgument, RuntimeException) as exc:  # a graph that loads but cannot run these inputs
+            if "alloc" in str(exc).lower():  # out of memory: not the model's fault
+                raise
+            reason = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+            raise ModelError(self.artifact.path, f"fails at run time ({reason}); re-export the model") from None
         return dict(zip(outputs, values))
 
     def close(self) -> None:

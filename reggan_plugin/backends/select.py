@@ -89,6 +89,7 @@ def create_backend(
 
     if name != "auto":
         backend = create(name, build_engine is not False)
+        backend.model_path = art.path
         backend.selection = f"{name} (requested)"
         log.info("backend: %s", backend.description)
         return backend
@@ -101,12 +102,14 @@ def create_backend(
             skipped.append(str(exc))  # each message starts with "<name> backend"
             continue
         backend.selection = f"auto picked {candidate}" + (f" (not {_merged(skipped)})" if skipped else "")
+        backend.model_path = art.path
         log.info("backend auto: picked %s: %s%s", candidate, backend.description,
                  "".join(f"\n  not {s}" for s in skipped))
         return backend
     if precision != "fp32":
         skipped.append("cpu backend: fp16 is not available on the CPU, running fp32")
     backend = CpuBackend(art, precision="fp32", tuning=cpu_tuning)
+    backend.model_path = art.path
     backend.selection = f"auto picked cpu ({_merged(skipped)})"
     log.info("backend auto: picked cpu: %s; faster backends not usable:%s", backend.description,
              "".join(f"\n  {s}" for s in skipped))

@@ -31,6 +31,12 @@ from reggan_plugin.errors import InputError
 from reggan_plugin.faces.face import LANDMARK_COUNTS, Face, box_from_landmarks
 
 SCHEMA_VERSION = 1
+MIN_BOX_SIDE = 1.0
+"""A box under a pixel holds no face (as --region's rule): refused with the file and the entry."""
+COORDINATE_LIMIT = 1 << 20
+"""Points and box corners further than this (pixels) from the frame's origin, and boxes larger, are not a frame's:
+frames are at most MAX_SIDE (16384) px a side, and a box wholly off the picture is no face; beyond this a number is
+a broken export (1e308, a 400-digit integer), refused before it overflows the geometry."""
 TOP_LEVEL_KEYS = ("version", "default", "frames", "comment")
 FACE_KEYS = ("box", "landmarks")
 
@@ -83,6 +89,10 @@ def load_faces_json(path: str | Path) -> FacesFile:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
         raise InputError(path, f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}") from None
+    except RecursionError:
+        raise InputError(path, "JSON nested too deeply (a faces file is an object of lists of faces)") from None
+    except ValueError as err:  # an integer past Python's digit limit
+        raise InputError(path, f"not JSON a faces file can hold: {str(err).splitlines()[0][:120]}") from None
     return parse_faces_doc(doc, path)
 
 
@@ -145,8 +155,9 @@ def _parse_box(value: Any, where: str, path: Path) -> tuple[float, float, float,
         got = f"{len(value)} items" if isinstance(value, list) else _json_type(value)
         raise InputError(path, f"{where}: expected 4 numbers [x, y, w, h], got {got}")
     nums = [_number(v, f"{where}[{i}]", path) for i, v in enumerate(value)]
-    if nums[2] <= 0 or nums[3] <= 0:
-        raise InputError(path, f"{where}: width and height must be > 0, got w={nums[2]:g} h={nums[3]:g}")
+    if nums[2] < MIN_BOX_SIDE or nums[3] < MIN_BOX_SIDE:
+        raise InputError(path, f"{where}: width and height must be at least {MIN_BOX_SIDE:g} pixel, "
+                               f"got w={nums[2]:g} h={nums[3]:g}")
     return (nums[0], nums[1], nums[2], nums[3])
 
 
@@ -166,9 +177,16 @@ def _parse_landmarks(value: Any, where: str, path: Path) -> np.ndarray:
 def _number(value: Any, where: str, path: Path) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InputError(path, f"{where}: expected a number, got {_json_type(value)}")
-    if not math.isfinite(value):
-        raise InputError(path, f"{where}: expected a finite number, got {value}")
-    return float(value)
+    try:
+        number = float(value)
+    except OverflowError:  # an integer of hundreds of digits
+        number = math.inf
+    if not math.isfinite(number):
+        shown = value if isinstance(value, float) else f"an integer of {len(str(abs(value)))} digits"
+        raise InputError(path, f"{where}: expected a finite number of pixels, got {shown}")
+    if abs(number) > COORDINATE_LIMIT:
+        raise InputError(path, f"{where}: {number:g} px is beyond any frame (limit +-{COORDINATE_LIMIT} px)")
+    return number
 
 
 def _json_type(value: Any) -> str:

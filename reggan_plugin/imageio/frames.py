@@ -44,7 +44,22 @@ OTHER_IMAGE_SUFFIXES = frozenset(
 
 
 def _visible_files(d: Path, suffixes: Container[str]) -> list[Path]:
-    return [p for p in d.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith(".") and not p.is_dir()]
+    """A folder's visible files of these suffixes; a folder that can be listed but not searched (no x permission:
+    its entries cannot be looked at) is an InputError naming it."""
+    try:
+        return [p for p in d.iterdir() if p.suffix.lower() in suffixes and not p.name.startswith(".") and not p.is_dir()]
+    except OSError as err:
+        raise InputError(d, f"cannot search the folder ({err.strerror or err}); it needs read and execute "
+                            "permission (chmod u+rx)") from None
+
+
+def subfolders(directory: str | os.PathLike[str]) -> list[Path]:
+    """The visible folders inside a frames folder: frames in them are not part of the sequence (said once)."""
+    try:
+        return sorted((p for p in Path(directory).iterdir() if not p.name.startswith(".") and p.is_dir()),
+                      key=_natural_key)
+    except OSError:
+        return []
 
 
 def unread_images(directory: str | os.PathLike[str]) -> list[Path]:

@@ -21,6 +21,7 @@ from reggan_plugin.imageio.image import (
     _one_line,
 )
 from reggan_plugin.imageio.png import encode_png
+from reggan_plugin.sequence import same_file
 
 WRITE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, *PNG_ERRORS)
 
@@ -38,7 +39,7 @@ def write_image(path: str | os.PathLike[str], image: ImageData) -> None:
     fmt = _format_for_suffix(target)
     if fmt is None:
         raise InputError(target, f"unsupported output type '{target.suffix}' (use {', '.join(SUPPORTED_SUFFIXES)})")
-    if image.path is not None and _same_file(target, image.path):
+    if image.path is not None and same_file(target, image.path):
         raise InputError(target, "refusing to overwrite the input image")
     if not target.parent.is_dir():
         raise InputError(target, f"output directory {target.parent} does not exist")
@@ -49,15 +50,6 @@ def write_image(path: str | os.PathLike[str], image: ImageData) -> None:
             writer(tmp, image)
     except WRITE_ERRORS as err:
         raise InputError(target, f"cannot write: {_one_line(err)}") from err
-
-
-def _same_file(a: Path, b: Path) -> bool:
-    try:
-        if a.exists() and b.exists():
-            return os.path.samefile(a, b)
-    except OSError:
-        pass
-    return a.resolve() == b.resolve()
 
 
 def _check_writable(target: Path, fmt: ImageFormat, image: ImageData) -> None:
