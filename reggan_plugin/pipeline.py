@@ -1,6 +1,6 @@
 """A directory of frames through `ExpressionRenderer`, the way the CLI and the add-on run it.
 
-read -> locate faces -> align -> batched inference (batches formed across frames) -> paste back ->
+read (in the frames' colour space: reggan_plugin.imageio.ocio) -> locate faces -> align -> batched inference (batches formed across frames) -> paste back ->
 write, overlapped in threads with bounded look-ahead (`reggan_plugin.streaming`); shards, resume,
 per-frame failures and a summary.
 """
@@ -21,6 +21,7 @@ from .faces.locate import FaceLocator
 from .faces.smoothing import window_reach
 from .faces.tracks import smoothed_faces
 from .imageio import ImageData, describe_unread, list_frames, looks_whole, read_image, unread_images, write_image
+from .imageio.ocio import FrameColours, frame_colours
 from .renderer import EditedCrops, ExpressionRenderer, PreparedImage
 from .sequence import check_out_dir, output_path
 from .shots import Thumb, thumbnail
@@ -110,7 +111,8 @@ def _locator(seq: SequenceConfig) -> FaceLocator:
 
 
 def _detect_all(frames: list[Path], todo: list[Path], locator: FaceLocator, seq: SequenceConfig,
-                cancel: threading.Event | None = None) -> dict[Path, list[Face]]:
+                colours: FrameColours, cancel: threading.Event | None = None
+                ) -> dict[Path, list[Face]]:
     """First pass when a detector is needed: the faces of each frame to do, smoothed over time.
 
     A frame's faces depend only on its neighbours within `window_reach` frames of the whole directory
@@ -123,7 +125,7 @@ def _detect_all(frames: list[Path], todo: list[Path], locator: FaceLocator, seq:
 
     def locate(index: int) -> tuple[list[Face], Thumb | None]:
         try:
-            image = read_image(frames[index], report=False)  # the render pass reads it again and reports
+            image = colours.attach(read_image(frames[index], report=False))  # the render pass reads and reports
         except InputError:
             return [], None  # reported by the render pass
         return locator.faces(frames[index].name, image), thumbnail(image) if reach else None
@@ -154,6 +156,7 @@ def render_sequence(
 ) -> RenderSummary:
     """Render one shard of a frame directory. Never raises for a bad frame: see the summary."""
     frames_all, frames = _frames(seq)
+    colours = frame_colours(seq.colour)
     summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames))
     _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in frames])
     todo = []
@@ -173,9 +176,9 @@ def render_sequence(
         summary.faces_file = locator.given.path
         summary.unlisted, summary.unused_keys = locator.given.unmatched([f.name for f in frames_all],
                                                                         [f.name for f in todo])
-    detected = _detect_all(frames_all, todo, locator, seq, cancel) if locator.needs_detector else {}
+    detected = _detect_all(frames_all, todo, locator, seq, colours, cancel) if locator.needs_detector else {}
     try:
-        _StreamingRender(renderer, seq, edit, locator, detected, cancel).run(todo, summary, progress)
+        _StreamingRender(renderer, seq, edit, locator, detected, cancel, colours).run(todo, summary, progress)
     finally:  # however the run ends (Ctrl-C, SIGTERM, a crash), none of this shard's temp files outlives it
         _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in todo])
     return summary
@@ -214,8 +217,10 @@ class _StreamingRender:
     """
 
     def __init__(self, renderer: ExpressionRenderer, seq: SequenceConfig, edit: EditConfig, locator: FaceLocator,
-                 detected: dict[Path, list[Face]], cancel: threading.Event | None) -> None:
+                 detected: dict[Path, list[Face]], cancel: threading.Event | None,
+                 colours: FrameColours) -> None:
         self.renderer, self.seq, self.edit, self.locator = renderer, seq, edit, locator
+        self.colours = colours
         self.detected, self.cancel = detected, cancel
         self.staged: set[Path] = set()  # encoded frames not yet renamed into place
         self.lock = threading.Lock()
@@ -224,7 +229,7 @@ class _StreamingRender:
     def read(self, frame: Path) -> _FrameJob:
         job = _FrameJob(frame, output_path(frame, self.seq.frames, self.seq.out))
         try:
-            job.image = read_image(frame)
+            job.image = self.colours.attach(read_image(frame))
             with self.lock:  # in flight ~ 2 batches + 2 x STREAM_WORKERS + 1 frames
                 fits = (FRAMES_BYTES // max(job.image.pixels.nbytes, 1) - 2 * STREAM_WORKERS - 1) // 2
                 self.batch = max(1, min(self.batch, fits))
