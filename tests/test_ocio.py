@@ -15,7 +15,15 @@ from imagegen import synthetic_frame
 
 from reggan_plugin.config import ColourConfig
 from reggan_plugin.errors import InputError, UsageError
-from reggan_plugin.imageio import ImageData, compose_output, read_image, srgb_decode, srgb_encode, to_network_rgb, write_image
+from reggan_plugin.imageio import (
+    ImageData,
+    compose_output,
+    read_image,
+    srgb_decode,
+    srgb_encode,
+    to_network_rgb,
+    write_image,
+)
 from reggan_plugin.imageio.ocio import FrameColours, frame_colours
 
 ocio = pytest.importorskip("PyOpenColorIO")
