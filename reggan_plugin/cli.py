@@ -218,12 +218,15 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
 @click.option("--whole-image", is_flag=True, help="Frames are already-cropped faces: use the whole image.")
 @click.option("--shard", default=str(field_default(SequenceConfig, "shard")), show_default=True, metavar="I/N",
               help="Render the I-th of N contiguous parts (farm workers; together they cover every frame once).")
+@click.option("--frame-range", default=None, metavar="SPEC",
+              help="Render the frames numbered SPEC, e.g. 1-10 or 1-3,5,7-20:2 (a farm task's frames; the number is "
+                   "the last digits of a frame's name; docs/FARMS.md). With --shard, the shard splits these frames.")
 @click.option("--skip-existing", is_flag=True, help="Skip frames whose output exists (resume an interrupted batch).")
 @click.option("--smooth", type=FiniteRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
               help="Temporal smoothing of detected faces (0 = off).")
 def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
            skin_paint, mouth_pass, lip_split, mouth_model, colorspace, subject, faces, region, whole_image, shard,
-           skip_existing, smooth) -> None:
+           frame_range, skip_existing, smooth) -> None:
     """Apply an expression to every frame in a directory.
 
     Frames keep their format, bit depth and alpha; pixels outside the face are untouched. A bad
@@ -232,6 +235,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     from tqdm import tqdm
 
     from .faces import load_faces_json, parse_region
+    from .frame_range import FrameRange
     from .imageio import list_frames
     from .imageio.ocio import frame_colours
     from .pipeline import render_sequence
@@ -243,9 +247,12 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
 
     def go():
         seq = SequenceConfig(frames, out, faces, parse_region(region) if region else None, whole_image,
-                             Shard.parse(shard), skip_existing, smooth, ColourConfig(colorspace, os.environ.get("OCIO") or None))
+                             Shard.parse(shard), skip_existing, smooth, ColourConfig(colorspace, os.environ.get("OCIO") or None),
+                             FrameRange.parse(frame_range) if frame_range is not None else None)
         check_out_dir(seq.frames, seq.out)
-        list_frames(seq.frames)  # a bad directory, colour space or faces file is reported before the model loads
+        every = list_frames(seq.frames)  # a bad directory, range, colour space or faces file: before the model loads
+        if seq.frame_range:
+            seq.frame_range.select(every, seq.frames)
         if colour := frame_colours(seq.colour).describe():
             click.echo(f"colour: {colour}", err=True)
         if seq.faces:

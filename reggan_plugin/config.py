@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from .faces.face import Face
+from .frame_range import FrameRange
 from .sequence import Shard
 
 
@@ -83,3 +84,4 @@ class SequenceConfig:
     skip_existing: bool = False
     smooth: float = 0.5  # temporal smoothing of detected faces, 0 = off
     colour: ColourConfig = ColourConfig()
+    frame_range: FrameRange | None = None  # the frames a farm task names by number (instead of `shard`)

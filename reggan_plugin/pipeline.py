@@ -1,8 +1,8 @@
 """A directory of frames through `ExpressionRenderer`, the way the CLI and the add-on run it.
 
 read (in the frames' colour space: reggan_plugin.imageio.ocio) -> locate faces -> align -> batched inference (batches formed across frames) -> paste back ->
-write, overlapped in threads with bounded look-ahead (`reggan_plugin.streaming`); shards, resume,
-per-frame failures and a summary.
+write, overlapped in threads with bounded look-ahead (`reggan_plugin.streaming`); shards or frame ranges
+(`reggan_plugin.frame_range`), resume, per-frame failures and a summary.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
 from .faces.smoothing import window_reach
 from .faces.tracks import smoothed_faces
+from .frame_range import describe_numbers
 from .imageio import ImageData, describe_unread, list_frames, looks_whole, read_image, unread_images, write_image
 from .imageio.ocio import FrameColours, frame_colours
 from .renderer import EditedCrops, ExpressionRenderer, PreparedImage
@@ -51,6 +52,8 @@ class RenderSummary:
     backend: str = ""
     numerical_failures: int = 0  # frames whose network output was NaN/inf (fp16 overflow)
     photographs: int = 0  # frames whose faces read as photographs of people (--subject auto) and took their gains
+    frame_range: str = ""  # the --frame-range this run rendered ("" for a shard)
+    missing_frames: list[int] = field(default_factory=list)  # numbers the frame range names that no frame has
 
     @property
     def ok(self) -> bool:
@@ -64,6 +67,8 @@ class RenderSummary:
         return (
             [head + (" (cancelled)" if self.cancelled else "")]
             + ([f"left out: {describe_unread(self.unread)}"] if self.unread else [])
+            + ([f"--frame-range {self.frame_range}: no frame numbered {describe_numbers(self.missing_frames)} in the "
+                "folder (the frames that are were rendered)"] if self.missing_frames else [])
             + ([f"{self.faces_file}: no entry for {len(self.unlisted)} frame{'s' * (len(self.unlisted) != 1)} (e.g. "
                 f"{self.unlisted[0]}): located as without a faces file"] if self.unlisted else [])
             + ([f"{self.faces_file}: no key names a frame of the folder: {self.unused_keys[0]!r}"
@@ -76,11 +81,15 @@ class RenderSummary:
         )
 
 
-def _frames(seq: SequenceConfig) -> tuple[list[Path], list[Path]]:
-    """(every frame of the directory, this shard's frames)."""
+def _frames(seq: SequenceConfig) -> tuple[list[Path], list[Path], list[int]]:
+    """(every frame of the directory, this shard's or frame range's frames, numbers the range names that no frame
+    has). With both a frame range and a shard, the shard splits the range's frames."""
     check_out_dir(seq.frames, seq.out)
     every = list_frames(seq.frames)
-    return every, seq.shard.select(every)
+    if seq.frame_range is None:
+        return every, seq.shard.select(every), []
+    picked = seq.frame_range.select(every, seq.frames)
+    return every, seq.shard.select(picked.frames), picked.missing
 
 
 def _remove_stale_temps(targets: list[Path]) -> None:
@@ -155,9 +164,10 @@ def render_sequence(
     cancel: threading.Event | None = None,
 ) -> RenderSummary:
     """Render one shard of a frame directory. Never raises for a bad frame: see the summary."""
-    frames_all, frames = _frames(seq)
+    frames_all, frames, missing = _frames(seq)
     colours = frame_colours(seq.colour)
-    summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames))
+    summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames), missing_frames=missing,
+                            frame_range=str(seq.frame_range or ""))
     _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in frames])
     todo = []
     for frame in frames:
