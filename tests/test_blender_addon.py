@@ -348,7 +348,7 @@ def test_pictures_carry_blenders_colour_spaces_and_the_edit_follows_them(addon: 
     def convert(rgba: np.ndarray, source: str, target: str) -> np.ndarray:
         flat = np.array(rgba[..., :3], np.float32).reshape(-1, 3)
         config.getProcessor(source, target).getDefaultCPUProcessor().applyRGB(flat)
-        return np.concatenate([flat.reshape(rgba.shape[:2] + (3,)), rgba[..., 3:]], axis=2)
+        return np.concatenate([flat.reshape((*rgba.shape[:2], 3)), rgba[..., 3:]], axis=2)
 
     bpy.context.scene.reggan.face_source = "WHOLE"
     run = addon.operators.run_settings(bpy.context)
