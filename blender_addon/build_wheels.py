@@ -41,7 +41,7 @@ GPU_PLATFORMS = ("linux-x64", "windows-x64")
 GPU_RUNTIME = "onnxruntime-gpu"
 
 # Distributions Blender itself provides: never bundled (a second copy would shadow Blender's).
-PROVIDED_BY_BLENDER = {"numpy"}
+PROVIDED_BY_BLENDER = {"numpy", "opencolorio"}  # Blender bundles PyOpenColorIO
 # Imported lazily by optional GPU backends / training code; never bundled (see docs/BLENDER.md).
 OPTIONAL_MODULES = {"torch", "tensorrt", "bpy", "cuda", "pycuda", "safetensors", "onnx"}
 # Runtime subpackages that are not part of the runtime (torch code).

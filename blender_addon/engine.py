@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
+from reggan_plugin.config import ColourConfig, EditConfig, InferenceConfig, SequenceConfig
 
 if TYPE_CHECKING:
     import numpy as np
@@ -94,19 +94,24 @@ def locate_faces(image: ImageData, mode: FaceMode, given: Sequence[Face] | None)
 
 def edit_pixels(
     pixels: np.ndarray, *, linear: bool, mode: FaceMode, faces: Sequence[Face] | None,
-    settings: RunSettings, cancel: threading.Event | None = None,
+    settings: RunSettings, cancel: threading.Event | None = None, colour: ColourConfig | None = None,
 ) -> tuple[np.ndarray, int]:
-    """(edited copy of `pixels`, number of faces edited). Raises InterruptedError when cancelled."""
+    """(edited copy of `pixels`, number of faces edited). Raises InterruptedError when cancelled.
+
+    `colour`: the pixels' colour space (`images.colour_of`): the faces are found and edited in sRGB and the edit
+    goes back into that space."""
     from reggan_plugin.imageio import ImageData
+    from reggan_plugin.imageio.ocio import frame_colours
 
     renderer = get_renderer(settings)
-    found = locate_faces(ImageData(pixels=pixels, format="exr" if linear else "png", linear=linear), mode, faces)
+    image = frame_colours(colour or ColourConfig()).attach(ImageData(pixels=pixels, format="exr" if linear else "png", linear=linear))
+    found = locate_faces(image, mode, faces)
     if cancel is not None and cancel.is_set():
         raise InterruptedError("cancelled")
     if not found:
         return pixels, 0
     edit = settings.edit
-    out = renderer.apply_array(pixels, faces=found, expression=edit.expression, intensity=edit.intensity, linear=linear)
+    out = renderer.apply_image(image, found, edit).pixels
     if cancel is not None and cancel.is_set():
         raise InterruptedError("cancelled")
     return out, len(found)

@@ -21,10 +21,40 @@ import numpy as np
 
 @dataclass
 class Picture:
-    """pixels: HxWxC top row first; uint8 (sRGB-encoded bytes) or float32 (scene-linear when `linear`)."""
+    """pixels: HxWxC top row first; uint8 (sRGB-encoded bytes) or float32 (scene-linear when `linear`).
+    colorspace: the pixels' colour space in Blender's OCIO config (float images: the blend file's working space;
+    byte images: the image's own), None for non-colour data or a Blender without one."""
 
     pixels: np.ndarray
     linear: bool
+    colorspace: str | None = None
+
+
+def ocio_config() -> str | None:
+    """The OCIO config Blender runs with: $OCIO where set (Blender reads it too), else the one it ships."""
+    if os.environ.get("OCIO"):
+        return os.environ["OCIO"]
+    path = os.path.join(bpy.utils.resource_path("LOCAL"), "datafiles", "colormanagement", "config.ocio")
+    return path if os.path.isfile(path) else None
+
+
+def working_space() -> str:
+    """The space Blender keeps float pixels and renders in: the blend file's working space (Blender 5.0), else
+    its config's scene_linear role."""
+    colorspace = getattr(bpy.data, "colorspace", None)
+    return str(getattr(colorspace, "working_space", "") or "scene_linear")
+
+
+def colour_of(picture: Picture) -> Any:
+    """The `ColourConfig` of a picture's pixels (what `engine.edit_pixels` takes): the edit is made in sRGB and
+    put back in the picture's own space. The view transform (AgX, Filmic) is not applied: the network sees
+    the picture as the Standard view shows it."""
+    from reggan_plugin.config import ColourConfig
+
+    config = ocio_config()
+    if picture.colorspace is None or config is None:
+        return ColourConfig()
+    return ColourConfig(picture.colorspace, config)
 
 
 def read_pixels(image: Any) -> Picture:
@@ -35,9 +65,11 @@ def read_pixels(image: Any) -> Picture:
     flat = np.empty(width * height * channels, np.float32)
     image.pixels.foreach_get(flat)
     pixels = flat.reshape(height, width, channels)[::-1]
-    if image.is_float:
-        return Picture(np.ascontiguousarray(pixels), linear=True)
-    return Picture(np.round(pixels * 255.0).astype(np.uint8), linear=False)
+    if image.is_float:  # Blender holds float buffers in its working space, whatever the file's space
+        return Picture(np.ascontiguousarray(pixels), linear=True, colorspace=working_space())
+    settings = image.colorspace_settings
+    space = None if settings.is_data else settings.name
+    return Picture(np.round(pixels * 255.0).astype(np.uint8), linear=False, colorspace=space)
 
 
 def _load(image: Any) -> bool:

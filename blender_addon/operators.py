@@ -126,12 +126,15 @@ class REGGAN_OT_apply_render_result(bpy.types.Operator):
 
     def execute(self, context: Any) -> set[str]:
         from reggan_plugin.errors import RegganError
+        from reggan_plugin.imageio.ocio import frame_colours
 
         s = context.scene.reggan
         try:
             picture = images.render_result_pixels(context.scene)
             faces = given_faces(context.scene, *picture.pixels.shape[:2])
             run = run_settings(context)
+            colour = images.colour_of(picture)
+            frame_colours(colour)  # a space the config lacks is reported here, not in the worker
         except (LookupError, RuntimeError, RegganError, ValueError) as exc:
             return _failed(self, exc)
         name = f"Render Result ({_label(s)})"
@@ -139,7 +142,8 @@ class REGGAN_OT_apply_render_result(bpy.types.Operator):
 
         def work(progress: Any, cancel: Any) -> Any:
             progress(0, 1)
-            result = engine.edit_pixels(picture.pixels, linear=True, mode=mode, faces=faces, settings=run, cancel=cancel)
+            result = engine.edit_pixels(picture.pixels, linear=True, mode=mode, faces=faces, settings=run, cancel=cancel,
+                                        colour=colour)
             progress(1, 1)
             return result
 
@@ -178,6 +182,7 @@ class REGGAN_OT_apply_image(bpy.types.Operator):
 
     def execute(self, context: Any) -> set[str]:
         from reggan_plugin.errors import RegganError
+        from reggan_plugin.imageio.ocio import frame_colours
 
         s = context.scene.reggan
         try:
@@ -185,13 +190,16 @@ class REGGAN_OT_apply_image(bpy.types.Operator):
             picture = images.read_pixels(image)
             faces = given_faces(context.scene, *picture.pixels.shape[:2])
             run = run_settings(context)
+            colour = images.colour_of(picture)
+            frame_colours(colour)
         except (LookupError, RuntimeError, RegganError, ValueError) as exc:
             return _failed(self, exc)
         name, mode, label = image.name, s.face_source, _label(s)
 
         def work(progress: Any, cancel: Any) -> Any:
             progress(0, 1)
-            result = engine.edit_pixels(picture.pixels, linear=picture.linear, mode=mode, faces=faces, settings=run, cancel=cancel)
+            result = engine.edit_pixels(picture.pixels, linear=picture.linear, mode=mode, faces=faces, settings=run,
+                                        cancel=cancel, colour=colour)
             progress(1, 1)
             return result
 

@@ -10,6 +10,7 @@ import errno
 import importlib
 import logging
 import math
+import os
 import signal
 import sys
 import threading
@@ -27,6 +28,7 @@ from .config import (
     SKIN_PAINTS,
     STAGES,
     SUBJECTS,
+    ColourConfig,
     EditConfig,
     InferenceConfig,
     SequenceConfig,
@@ -231,6 +233,10 @@ def inference_options(func):
         click.option("--mouth-model", type=click.Path(path_type=Path), default=None,
                      help="Mouth model file (ONNX, `train --config mouth`). [default: the bundled one, with the "
                           "bundled face model]"),
+        click.option("--colorspace", default=None, metavar="NAME",
+                     help="The pictures' OpenColorIO colour space (e.g. ACEScg), in the $OCIO config or else the "
+                          "built-in ACES CG config; the edit is made in sRGB and put back in it (docs/COLOUR.md). "
+                          "[default: with $OCIO, float pictures in its scene_linear role; else sRGB]"),
         click.option("--subject", type=click.Choice(SUBJECTS), default=field_default(InferenceConfig, "subject"),
                      show_default=True, help="What the faces are: renders (the edit as fitted on renders), photographs "
                                              "of people (the model's gains for photos: a real smile's smaller motion "
@@ -263,12 +269,15 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
 @click.option("--whole-image", is_flag=True, help="Frames are already-cropped faces: use the whole image.")
 @click.option("--shard", default=str(field_default(SequenceConfig, "shard")), show_default=True, metavar="I/N",
               help="Render the I-th of N contiguous parts (farm workers; together they cover every frame once).")
+@click.option("--frame-range", default=None, metavar="SPEC",
+              help="Render the frames numbered SPEC, e.g. 1-10 or 1-3,5,7-20:2 (a farm task's frames; the number is "
+                   "the last digits of a frame's name; docs/FARMS.md). With --shard, the shard splits these frames.")
 @click.option("--skip-existing", is_flag=True, help="Skip frames whose output exists (resume an interrupted batch).")
 @click.option("--smooth", type=FiniteRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
               help="Temporal smoothing of detected faces (0 = off).")
 def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-           skin_paint, mouth_pass, lip_split, mouth_model, subject, faces, region, whole_image, shard, skip_existing,
-           smooth) -> None:
+           skin_paint, mouth_pass, lip_split, mouth_model, colorspace, subject, faces, region, whole_image, shard,
+           frame_range, skip_existing, smooth) -> None:
     """Apply an expression to every frame in a directory.
 
     Frames keep their format, bit depth and alpha; pixels outside the face are untouched. A bad
@@ -277,7 +286,9 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     from tqdm import tqdm
 
     from .faces import load_faces_json, parse_region
+    from .frame_range import FrameRange
     from .imageio import list_frames
+    from .imageio.ocio import frame_colours
     from .pipeline import render_sequence
     from .renderer import ExpressionRenderer
     from .sequence import Shard, check_out_dir
@@ -289,9 +300,14 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
         if region and whole_image:
             raise UsageError("--region and --whole-image both say where the face is; give one of them")
         seq = SequenceConfig(frames, out, faces, parse_region(region) if region else None, whole_image,
-                             Shard.parse(shard), skip_existing, smooth)
+                             Shard.parse(shard), skip_existing, smooth, ColourConfig(colorspace, os.environ.get("OCIO") or None),
+                             FrameRange.parse(frame_range) if frame_range is not None else None)
         check_out_dir(seq.frames, seq.out)
-        list_frames(seq.frames)  # a bad directory or faces file is reported before the model loads
+        every = list_frames(seq.frames)  # a bad directory, range, colour space or faces file: before the model loads
+        if seq.frame_range:
+            seq.frame_range.select(every, seq.frames)
+        if colour := frame_colours(seq.colour).describe():
+            click.echo(f"colour: {colour}", err=True)
         if seq.faces:
             load_faces_json(seq.faces)
         renderer = ExpressionRenderer(inference)
@@ -322,11 +338,12 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
 @click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels. [default: the whole image]")
 @click.option("--detect", is_flag=True, help="Find the face with the detector instead of using the whole image.")
 def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-            skin_paint, mouth_pass, lip_split, mouth_model, subject, region, detect) -> None:
+            skin_paint, mouth_pass, lip_split, mouth_model, colorspace, subject, region, detect) -> None:
     """Apply an expression to one picture: a face texture map or an already-cropped face."""
     from .faces import parse_region
     from .faces.locate import FaceLocator
     from .imageio import read_image, to_network_rgb, write_image
+    from .imageio.ocio import frame_colours
     from .renderer import ExpressionRenderer
     from .sequence import check_out_file
     from .subject import PHOTOGRAPH_NOTE
@@ -338,7 +355,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
         check_out_file(Path(out), [Path(image)])
         whole = not (region or detect)
         locator = FaceLocator(region=parse_region(region) if region else None, whole=whole)
-        picture = read_image(image)
+        picture = frame_colours(ColourConfig(colorspace, os.environ.get("OCIO") or None)).attach(read_image(image))
         faces = locator.faces(Path(image).name, picture)
         if not faces:
             where = "inside --region" if region else "by the detector"

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from .faces.face import Face
+from .frame_range import FrameRange
 from .sequence import Shard
 
 
@@ -74,6 +75,16 @@ class EditConfig:
 
 
 @dataclass(frozen=True)
+class ColourConfig:
+    """The frames' colour space (OpenColorIO; docs/COLOUR.md). All None: as before OCIO, 8/16-bit frames are
+    sRGB, float frames (EXR, float TIFF) scene-linear with sRGB's primaries."""
+
+    colorspace: str | None = None  # every frame's colour space, a name (or alias, or role) in `ocio_config`
+    ocio_config: str | None = None  # a config file or ocio:// URI (the entry point passes $OCIO); None: the
+    # library's built-in CG config. Without `colorspace`, float frames are in its scene_linear role
+
+
+@dataclass(frozen=True)
 class SequenceConfig:
     """A directory of frames in, a directory of frames out."""
 
@@ -85,3 +96,5 @@ class SequenceConfig:
     shard: Shard = Shard()  # noqa: RUF009 (frozen: a safe default) this worker renders the I-th of N contiguous parts
     skip_existing: bool = False
     smooth: float = 0.5  # temporal smoothing of detected faces, 0 = off
+    colour: ColourConfig = ColourConfig()
+    frame_range: FrameRange | None = None  # the frames a farm task names by number (instead of `shard`)

@@ -1,8 +1,8 @@
 """A directory of frames through `ExpressionRenderer`, the way the CLI and the add-on run it.
 
-read -> locate faces -> align -> batched inference (batches formed across frames) -> paste back ->
-write, overlapped in threads with bounded look-ahead (`reggan_plugin.streaming`); shards, resume,
-per-frame failures and a summary.
+read (in the frames' colour space: reggan_plugin.imageio.ocio) -> locate faces -> align -> batched inference (batches formed across frames) -> paste back ->
+write, overlapped in threads with bounded look-ahead (`reggan_plugin.streaming`); shards or frame ranges
+(`reggan_plugin.frame_range`), resume, per-frame failures and a summary.
 """
 from __future__ import annotations
 
@@ -20,6 +20,7 @@ from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
 from .faces.smoothing import window_reach
 from .faces.tracks import smoothed_faces
+from .frame_range import describe_numbers
 from .imageio import (
     ImageData,
     describe_unread,
@@ -30,6 +31,7 @@ from .imageio import (
     write_image,
 )
 from .imageio.frames import subfolders
+from .imageio.ocio import FrameColours, frame_colours
 from .renderer import EditedCrops, ExpressionRenderer, PreparedImage
 from .sequence import check_out_dir, output_path
 from .shots import Thumb, thumbnail
@@ -60,6 +62,8 @@ class RenderSummary:
     backend: str = ""
     numerical_failures: int = 0  # frames whose network output was NaN/inf (fp16 overflow)
     photographs: int = 0  # frames whose faces read as photographs of people (--subject auto) and took their gains
+    frame_range: str = ""  # the --frame-range this run rendered ("" for a shard)
+    missing_frames: list[int] = field(default_factory=list)  # numbers the frame range names that no frame has
 
     @property
     def ok(self) -> bool:
@@ -78,6 +82,8 @@ class RenderSummary:
             + ([f"left out: {len(self.subfolders)} subfolder{'s' * (len(self.subfolders) != 1)} (e.g. "
                 f"{shown(self.subfolders[0].name)}/): frames are read from the folder itself, not from folders in "
                 "it"] if self.subfolders else [])
+            + ([f"--frame-range {self.frame_range}: no frame numbered {describe_numbers(self.missing_frames)} in the "
+                "folder (the frames that are were rendered)"] if self.missing_frames else [])
             + ([f"{faces_file}: no entry for {len(self.unlisted)} frame{'s' * (len(self.unlisted) != 1)} (e.g. "
                 f"{shown(self.unlisted[0])}): located as without a faces file"] if self.unlisted else [])
             + ([f"{faces_file}: no key names a frame of the folder: {self.unused_keys[0]!r}"
@@ -91,11 +97,15 @@ class RenderSummary:
         )
 
 
-def _frames(seq: SequenceConfig) -> tuple[list[Path], list[Path]]:
-    """(every frame of the directory, this shard's frames)."""
+def _frames(seq: SequenceConfig) -> tuple[list[Path], list[Path], list[int]]:
+    """(every frame of the directory, this shard's or frame range's frames, numbers the range names that no frame
+    has). With both a frame range and a shard, the shard splits the range's frames."""
     check_out_dir(seq.frames, seq.out)
     every = list_frames(seq.frames)
-    return every, seq.shard.select(every)
+    if seq.frame_range is None:
+        return every, seq.shard.select(every), []
+    picked = seq.frame_range.select(every, seq.frames)
+    return every, seq.shard.select(picked.frames), picked.missing
 
 
 def _remove_stale_temps(targets: list[Path]) -> None:
@@ -131,7 +141,8 @@ def _locator(seq: SequenceConfig) -> FaceLocator:
 
 
 def _detect_all(frames: list[Path], todo: list[Path], locator: FaceLocator, seq: SequenceConfig,
-                cancel: threading.Event | None = None) -> dict[Path, list[Face]]:
+                colours: FrameColours, cancel: threading.Event | None = None
+                ) -> dict[Path, list[Face]]:
     """First pass when a detector is needed: the faces of each frame to do, smoothed over time.
 
     A frame's faces depend only on its neighbours within `window_reach` frames of the whole directory
@@ -144,7 +155,7 @@ def _detect_all(frames: list[Path], todo: list[Path], locator: FaceLocator, seq:
 
     def locate(index: int) -> tuple[list[Face], Thumb | None]:
         try:
-            image = read_image(frames[index], report=False)  # the render pass reads it again and reports
+            image = colours.attach(read_image(frames[index], report=False))  # the render pass reads and reports
         except InputError:
             return [], None  # reported by the render pass
         return locator.faces(frames[index].name, image), thumbnail(image) if reach else None
@@ -178,8 +189,10 @@ def render_sequence(
     Faces come from ``seq``: faces.json, then a region or the whole image, else the face detector (a frame's
     detected faces smoothed over its neighbours); `ExpressionRenderer.apply_array` without ``faces`` detects the same
     way for one picture. ``edit``'s expression and intensity are checked when it is made (EditConfig)."""
-    frames_all, frames = _frames(seq)
-    summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames), subfolders=subfolders(seq.frames))
+    frames_all, frames, missing = _frames(seq)
+    colours = frame_colours(seq.colour)
+    summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames), subfolders=subfolders(seq.frames),
+                            missing_frames=missing, frame_range=str(seq.frame_range or ""))
     _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in frames])
     todo = []
     for frame in frames:
@@ -198,9 +211,9 @@ def render_sequence(
         summary.faces_file = locator.given.path
         summary.unlisted, summary.unused_keys = locator.given.unmatched([f.name for f in frames_all],
                                                                         [f.name for f in todo])
-    detected = _detect_all(frames_all, todo, locator, seq, cancel) if locator.needs_detector else {}
+    detected = _detect_all(frames_all, todo, locator, seq, colours, cancel) if locator.needs_detector else {}
     try:
-        _StreamingRender(renderer, seq, edit, locator, detected, cancel).run(todo, summary, progress)
+        _StreamingRender(renderer, seq, edit, locator, detected, cancel, colours).run(todo, summary, progress)
     finally:  # however the run ends (Ctrl-C, SIGTERM, a crash), none of this shard's temp files outlives it
         _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in todo])
     return summary
@@ -239,8 +252,10 @@ class _StreamingRender:
     """
 
     def __init__(self, renderer: ExpressionRenderer, seq: SequenceConfig, edit: EditConfig, locator: FaceLocator,
-                 detected: dict[Path, list[Face]], cancel: threading.Event | None) -> None:
+                 detected: dict[Path, list[Face]], cancel: threading.Event | None,
+                 colours: FrameColours) -> None:
         self.renderer, self.seq, self.edit, self.locator = renderer, seq, edit, locator
+        self.colours = colours
         self.detected, self.cancel = detected, cancel
         self.staged: set[Path] = set()  # encoded frames not yet renamed into place
         self.lock = threading.Lock()
@@ -249,7 +264,7 @@ class _StreamingRender:
     def read(self, frame: Path) -> _FrameJob:
         job = _FrameJob(frame, output_path(frame, self.seq.frames, self.seq.out))
         try:
-            job.image = read_image(frame)
+            job.image = self.colours.attach(read_image(frame))
             with self.lock:  # in flight ~ 2 batches + 2 x STREAM_WORKERS + 1 frames
                 fits = (FRAMES_BYTES // max(job.image.pixels.nbytes, 1) - 2 * STREAM_WORKERS - 1) // 2
                 self.batch = max(1, min(self.batch, fits))

@@ -331,6 +331,40 @@ def test_apply_image_with_whole_image_on_a_float_texture(addon: object) -> None:
 
 
 @needs_bpy
+def test_pictures_carry_blenders_colour_spaces_and_the_edit_follows_them(addon: object) -> None:
+    """Byte images carry their own colour space (none for Non-Color), float ones the working space; a float picture
+    held in ACEScg gets the edit its Linear Rec.709 twin gets, in the same colours (Blender's own OCIO config)."""
+    import PyOpenColorIO as ocio
+
+    byte = face_image("byte-colour")
+    assert addon.images.read_pixels(byte).colorspace == "sRGB"
+    byte.colorspace_settings.name = "Non-Color"
+    assert addon.images.read_pixels(byte).colorspace is None
+    picture = addon.images.read_pixels(face_image("float-colour", 64, 64, float_buffer=True))
+    assert picture.colorspace == addon.images.working_space() == "Linear Rec.709"
+    config_path = addon.images.ocio_config()
+    config = ocio.Config.CreateFromFile(config_path)
+
+    def convert(rgba: np.ndarray, source: str, target: str) -> np.ndarray:
+        flat = np.array(rgba[..., :3], np.float32).reshape(-1, 3)
+        config.getProcessor(source, target).getDefaultCPUProcessor().applyRGB(flat)
+        return np.concatenate([flat.reshape((*rgba.shape[:2], 3)), rgba[..., 3:]], axis=2)
+
+    bpy.context.scene.reggan.face_source = "WHOLE"
+    run = addon.operators.run_settings(bpy.context)
+    edit = addon.engine.edit_pixels
+    rec709, _ = edit(picture.pixels, linear=True, mode="WHOLE", faces=None, settings=run,
+                     colour=addon.images.colour_of(picture))
+    aces = np.ascontiguousarray(convert(picture.pixels, "Linear Rec.709", "ACEScg"))
+    managed, _ = edit(aces, linear=True, mode="WHOLE", faces=None, settings=run,
+                      colour=addon.images.colour_of(addon.images.Picture(aces, True, "ACEScg")))
+    unmanaged, _ = edit(aces, linear=True, mode="WHOLE", faces=None, settings=run)
+    assert np.abs(rec709 - picture.pixels).max() > 0.01  # the model edited it
+    assert np.abs(convert(managed, "ACEScg", "Linear Rec.709") - rec709).max() < 2e-3
+    assert np.abs(convert(unmanaged, "ACEScg", "Linear Rec.709") - rec709).max() > 0.02
+
+
+@needs_bpy
 def test_errors_are_reported_not_raised(addon: object, tmp_path: Path) -> None:
     face_image("texture2")
     settings = bpy.context.scene.reggan

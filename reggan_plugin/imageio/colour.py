@@ -1,4 +1,8 @@
-"""Stored pixels <-> the network's colour: sRGB curves, `to_network_rgb`, and `compose_output` (an edit written back)."""
+"""Stored pixels <-> the network's colour: sRGB curves, `to_network_rgb`, and `compose_output` (an edit written back).
+
+A frame with a ``colour`` (its own colour space, from OpenColorIO: ``imageio.ocio``) goes to the network through
+scene-linear Rec.709 and the sRGB curve, and its edit comes back the same way as a change in the frame's own space.
+"""
 from __future__ import annotations
 
 import dataclasses
@@ -35,16 +39,37 @@ def _encoded(pixels: np.ndarray, linear: bool) -> np.ndarray:
     return srgb_encode(v) if linear else v
 
 
+def _stored_rgb(pixels: np.ndarray) -> np.ndarray:
+    """Stored pixels (..., C) -> (..., 3) float32 in the file's own encoding: 8/16-bit values scaled to [0, 1],
+    float ones made finite, grey replicated, alpha dropped."""
+    nc = 3 if pixels.shape[-1] >= 3 else 1
+    if pixels.dtype in (np.uint8, np.uint16):
+        top = np.float32(255 if pixels.dtype == np.uint8 else 65535)
+        v = pixels[..., :nc].astype(np.float32) / top
+    else:
+        v = np.nan_to_num(pixels[..., :nc].astype(np.float32), nan=0.0, posinf=65504.0, neginf=-65504.0)
+    return np.ascontiguousarray(np.repeat(v, 3, axis=-1) if nc == 1 else v)
+
+
+def _managed_encoded(image: ImageData) -> np.ndarray:
+    """A frame with a colour space -> HxWx3 float32 sRGB-encoded Rec.709, unclipped."""
+    assert image.colour is not None
+    return srgb_encode(image.colour.to_linear(_stored_rgb(image.pixels)))
+
+
 def detector_rgb(image: ImageData) -> np.ndarray:
     """What the face detector reads: 8-bit sRGB pixels as they are (no float copy of the frame), anything
     else as network colour (the detector quantises it to 8 bits the same way)."""
-    if image.pixels.dtype == np.uint8 and image.channels >= 3 and not image.linear:
+    if image.pixels.dtype == np.uint8 and image.channels >= 3 and not image.linear and image.colour is None:
         return image.pixels
     return to_network_rgb(image)
 
 
 def to_network_rgb(image: ImageData) -> np.ndarray:
-    """HxWx3 float32 sRGB-encoded in [0, 1]: grey replicated, linear data encoded, alpha dropped, clipped."""
+    """HxWx3 float32 sRGB-encoded in [0, 1]: grey replicated, linear data encoded, alpha dropped, clipped; a frame
+    with a colour space is converted from it first."""
+    if image.colour is not None:
+        return np.clip(_managed_encoded(image), 0.0, 1.0)
     nc = image.colour_channels
     out = np.empty((image.height, image.width, 3), np.float32)
     for c in range(3):  # channel by channel: converting HxWx3 of HxWx4 at once walks three values at a time
@@ -63,6 +88,10 @@ def compose_output(image: ImageData, new_rgb: np.ndarray, mask: np.ndarray) -> I
     highlight above 1.0 (which the network saw clipped to 1) keeps its value plus the edit instead of
     being clamped; the result is decoded back to linear. Grey images receive the Rec. 709 luminance of
     the change. 8/16-bit results are rounded to the nearest level and clipped to the range.
+
+    A frame with a colour space (``image.colour``) gets the change converted into that space: the stored value
+    plus (edited - unedited), both taken back from scene-linear Rec.709, so a pixel the edit leaves alone keeps
+    its bits and conversion round-off never reaches the frame.
     """
     out = image.pixels.copy()
     write_edit(out, image, new_rgb, mask)
@@ -80,6 +109,9 @@ def write_edit(out: np.ndarray, image: ImageData, new_rgb: np.ndarray, mask: np.
         raise ValueError(f"mask must be {h}x{w}, got {mask.shape}")
     sel = mask > 0
     if not sel.any():
+        return
+    if image.colour is not None:
+        _write_managed(out, image, new_rgb, sel)
         return
     nc, pixels = image.colour_channels, image.pixels
     # channel by channel over the selected pixels: numpy runs N x 3 arithmetic three values at a time
@@ -101,3 +133,28 @@ def write_edit(out: np.ndarray, image: ImageData, new_rgb: np.ndarray, mask: np.
             top = 255 if dt == np.uint8 else 65535
             vals = np.clip(np.rint(changed * top), 0, top)
         out[..., c][sel] = vals.astype(dt)
+
+
+def _write_managed(out: np.ndarray, image: ImageData, new_rgb: np.ndarray, sel: np.ndarray) -> None:
+    """`write_edit` for a frame with a colour space: the change made in network colour, carried into the frame's."""
+    colour = image.colour
+    assert colour is not None
+    nc, dt = image.colour_channels, image.pixels.dtype
+    original = image.pixels[sel][:, :nc]  # N x nc as stored
+    stored = _stored_rgb(original)  # N x 3 in the frame's encoding
+    enc = srgb_encode(colour.to_linear(stored))  # unclipped network colour
+    delta = new_rgb[sel] - np.clip(enc, 0.0, 1.0)
+    changed = np.maximum(enc + delta, np.minimum(enc, 0.0))  # an edit never makes a pixel negative
+    edited = np.any(delta != 0, axis=1)
+    moved = colour.from_linear(srgb_decode(changed)) - colour.from_linear(srgb_decode(enc))
+    moved[~edited] = 0.0
+    if nc == 1:
+        moved = moved @ LUMA[:, None]
+    result = stored[:, :nc] + moved
+    if dt == np.float32:
+        vals = np.where(edited[:, None], result, original)  # exact bits where the edit did nothing
+    else:
+        top = 255 if dt == np.uint8 else 65535
+        vals = np.clip(np.rint(result * top), 0, top)
+    for c in range(nc):
+        out[..., c][sel] = vals[:, c].astype(dt)

@@ -6,7 +6,7 @@ import struct
 import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -76,6 +76,18 @@ _DECODE_ERRORS: tuple[type[BaseException], ...] = (
 
 
 
+class FrameColour(Protocol):
+    """A frame's own colour space and the way to the network's: scene-linear Rec.709 (sRGB primaries, D65) and
+    back (``reggan_plugin.imageio.ocio`` builds these from OpenColorIO). Arrays are (..., 3) float32: the stored
+    values as they are encoded (8/16-bit ones scaled to [0, 1]); the result is a new array."""
+
+    name: str
+
+    def to_linear(self, rgb: np.ndarray) -> np.ndarray: ...
+
+    def from_linear(self, rgb: np.ndarray) -> np.ndarray: ...
+
+
 @dataclass(frozen=True)
 class ImageData:
     """One image as stored.
@@ -86,6 +98,9 @@ class ImageData:
     linear: True for scene-linear float data (EXR, float TIFF); False for sRGB-encoded data.
     info: what to carry to the written file (ICC profile, dpi, EXIF, EXR header and extra channels,
         pixel type of half EXR, conversions applied on reading under 'converted').
+    colour: the frame's colour space when it is not the default (None: 8/16-bit values sRGB-encoded, float values
+        scene-linear, both with sRGB's Rec.709 primaries); set by the caller (``ocio.FrameColours.attach``), never
+        by a reader.
     """
 
     pixels: np.ndarray
@@ -93,6 +108,7 @@ class ImageData:
     format: str = "png"
     linear: bool = False
     info: dict[str, Any] = field(default_factory=dict)
+    colour: FrameColour | None = None
 
     def __post_init__(self) -> None:
         px = self.pixels
