@@ -59,7 +59,11 @@ class ModelArtifact:
 
     def expression_weights(self, expression: str | Mapping[str, float]) -> np.ndarray:
         """Weights over this model's expressions for a name ("happy"), a mix written "happy=0.5,surprised=0.5"
-        (compound expressions) or a mapping {"happy": 0.5, "surprised": 0.5}."""
+        (compound expressions) or a mapping {"happy": 0.5, "surprised": 0.5}.
+
+        A mix whose weights sum below 1 is that much neutral: a model with a "neutral" expression gets the rest
+        there (the regression stage blends per-expression pixel maps, so "happy=0.5" alone, with no neutral, would
+        be half of a face, darkened; `reggan_plugin.curves` relies on this for its frames near neutral)."""
         if isinstance(expression, str):
             mix = parse_expression(expression)
         else:
@@ -70,6 +74,9 @@ class ModelArtifact:
             if name not in self.expressions:
                 raise UsageError(f"unknown expression {name!r}; this model knows: {', '.join(self.expressions)}")
             weights[self.expressions.index(name)] = float(weight)
+        if "neutral" in self.expressions and "neutral" not in mix:
+            rest = 1.0 - sum(float(w) for w in mix.values())
+            weights[self.expressions.index("neutral")] = max(0.0, rest)
         return weights
 
 

@@ -275,9 +275,12 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
 @click.option("--skip-existing", is_flag=True, help="Skip frames whose output exists (resume an interrupted batch).")
 @click.option("--smooth", type=FiniteRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
               help="Temporal smoothing of detected faces (0 = off).")
+@click.option("--curves", type=click.Path(path_type=Path), default=None,
+              help="CSV of expression weights per key frame, in place of --expression: each frame its own mix "
+                   "(interpolated between keys) at --intensity (docs/CURVES.md).")
 def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
            skin_paint, mouth_pass, lip_split, mouth_model, colorspace, subject, faces, region, whole_image, shard,
-           frame_range, skip_existing, smooth) -> None:
+           frame_range, skip_existing, smooth, curves) -> None:
     """Apply an expression to every frame in a directory.
 
     Frames keep their format, bit depth and alpha; pixels outside the face are untouched. A bad
@@ -285,6 +288,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     """
     from tqdm import tqdm
 
+    from .curves import read_curves
     from .faces import load_faces_json, parse_region
     from .frame_range import FrameRange
     from .imageio import list_frames
@@ -312,6 +316,8 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
             load_faces_json(seq.faces)
         renderer = ExpressionRenderer(inference)
         renderer.artifact.expression_weights(edit.expression)  # fail before the first frame
+        curve_mixes = read_curves(curves, renderer.artifact.expressions) if curves else None  # checked against the
+        # folder's frames by render_sequence before any is read
         click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)
         with tqdm(unit="frame", disable=None, file=sys.stderr) as bar:
             def progress(done: int, total: int) -> None:
@@ -319,7 +325,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
                 bar.n = done
                 bar.refresh()
 
-            return render_sequence(seq, edit, inference, renderer=renderer, progress=progress)
+            return render_sequence(seq, edit, inference, renderer=renderer, progress=progress, curves=curve_mixes)
 
     summary = run_or_exit(go)
     for line in summary.lines():

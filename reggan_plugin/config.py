@@ -6,6 +6,7 @@ fields (a test checks that they agree).
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -59,7 +60,7 @@ class InferenceConfig:
 class EditConfig:
     """What to do to each face."""
 
-    expression: str = "happy"
+    expression: str | Mapping[str, float] = "happy"  # a name, a mix "happy=0.6,surprised=0.4", or {name: weight}
     intensity: float = 1.0
 
     def __post_init__(self) -> None:

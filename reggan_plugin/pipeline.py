@@ -15,6 +15,7 @@ from pathlib import Path
 
 from .atomic import is_temp_of, stale_temp_files, temp_path
 from .config import EditConfig, InferenceConfig, SequenceConfig
+from .curves import ExpressionCurves
 from .errors import InputError, ModelError, NumericalError, RegganError, shown
 from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
@@ -183,13 +184,21 @@ def render_sequence(
     renderer: ExpressionRenderer | None = None,
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
+    curves: ExpressionCurves | None = None,
 ) -> RenderSummary:
     """Render one shard of a frame directory. Never raises for a bad frame: see the summary.
 
     Faces come from ``seq``: faces.json, then a region or the whole image, else the face detector (a frame's
     detected faces smoothed over its neighbours); `ExpressionRenderer.apply_array` without ``faces`` detects the same
-    way for one picture. ``edit``'s expression and intensity are checked when it is made (EditConfig)."""
+    way for one picture. ``edit``'s expression and intensity are checked when it is made (EditConfig).
+
+    ``curves``: each frame gets its own mix of expressions (`reggan_plugin.curves`; read from a CSV with
+    `read_curves`, or made with `ExpressionCurves.from_keys`) at ``edit.intensity``, in place of ``edit.expression``.
+    Frames are matched to the curves over the whole folder, so shards and resumed runs give the pixels of one run;
+    curves that do not fit the folder or the model raise (InputError, UsageError) before any frame is read.
+    """
     frames_all, frames, missing = _frames(seq)
+    edits = _frame_edits(frames_all, edit, curves)
     colours = frame_colours(seq.colour)
     summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames), subfolders=subfolders(seq.frames),
                             missing_frames=missing, frame_range=str(seq.frame_range or ""))
@@ -205,6 +214,9 @@ def render_sequence(
     if not todo:
         return summary
     renderer = renderer or ExpressionRenderer(inference)
+    if curves is not None:
+        for name in curves.names:  # an expression the model lacks, said before any frame is read
+            renderer.artifact.expression_weights({name: 0.0})
     summary.backend = renderer.backend.description
     locator = _locator(seq)
     if locator.given is not None:
@@ -213,10 +225,17 @@ def render_sequence(
                                                                         [f.name for f in todo])
     detected = _detect_all(frames_all, todo, locator, seq, colours, cancel) if locator.needs_detector else {}
     try:
-        _StreamingRender(renderer, seq, edit, locator, detected, cancel, colours).run(todo, summary, progress)
+        _StreamingRender(renderer, seq, edits, locator, detected, cancel, colours).run(todo, summary, progress)
     finally:  # however the run ends (Ctrl-C, SIGTERM, a crash), none of this shard's temp files outlives it
         _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in todo])
     return summary
+
+
+def _frame_edits(frames: list[Path], edit: EditConfig, curves: ExpressionCurves | None) -> dict[Path, EditConfig]:
+    """Each frame's edit: ``edit`` itself, or the frame's mix from ``curves`` at ``edit.intensity``."""
+    if curves is None:
+        return {frame: edit for frame in frames}
+    return {frame: EditConfig(mix, edit.intensity) for frame, mix in zip(frames, curves.mixes_for(frames))}
 
 
 @dataclass
@@ -225,6 +244,7 @@ class _FrameJob:
 
     frame: Path
     target: Path
+    edit: EditConfig
     image: ImageData | None = None
     prepared: PreparedImage | None = None  # None: no face (the frame is written unchanged) or failed
     edited: EditedCrops | None = None
@@ -251,10 +271,10 @@ class _StreamingRender:
     reported in order; a bad frame is recorded and the batch goes on.
     """
 
-    def __init__(self, renderer: ExpressionRenderer, seq: SequenceConfig, edit: EditConfig, locator: FaceLocator,
-                 detected: dict[Path, list[Face]], cancel: threading.Event | None,
+    def __init__(self, renderer: ExpressionRenderer, seq: SequenceConfig, edits: dict[Path, EditConfig],
+                 locator: FaceLocator, detected: dict[Path, list[Face]], cancel: threading.Event | None,
                  colours: FrameColours) -> None:
-        self.renderer, self.seq, self.edit, self.locator = renderer, seq, edit, locator
+        self.renderer, self.seq, self.edits, self.locator = renderer, seq, edits, locator
         self.colours = colours
         self.detected, self.cancel = detected, cancel
         self.staged: set[Path] = set()  # encoded frames not yet renamed into place
@@ -262,7 +282,7 @@ class _StreamingRender:
         self.batch = max(1, renderer.inference.batch)  # faces per batch, lowered for large frames (FRAMES_BYTES)
 
     def read(self, frame: Path) -> _FrameJob:
-        job = _FrameJob(frame, output_path(frame, self.seq.frames, self.seq.out))
+        job = _FrameJob(frame, output_path(frame, self.seq.frames, self.seq.out), self.edits[frame])
         try:
             job.image = self.colours.attach(read_image(frame))
             with self.lock:  # in flight ~ 2 batches + 2 x STREAM_WORKERS + 1 frames
@@ -286,13 +306,13 @@ class _StreamingRender:
         if not live:
             return jobs
         try:
-            edited = self.renderer.forward_images([p for _, p in live], self.edit)
+            edited = self.renderer.forward_images([p for _, p in live], [job.edit for job, _ in live])
         except ModelError:  # the model, not a frame, is bad: every frame would fail alike
             raise
         except RegganError:  # one frame's bad output must not fail its neighbours: redo them one by one
             for job, prepared in live:
                 try:
-                    job.edited = self.renderer.forward_images([prepared], self.edit)[0]
+                    job.edited = self.renderer.forward_images([prepared], job.edit)[0]
                 except ModelError:
                     raise
                 except RegganError as exc:

@@ -8,7 +8,7 @@ runs it over a directory of frames) use it. Arrays follow reggan_plugin.imageio'
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -25,7 +25,7 @@ from .align import (
     units_to_crop_px,
     warp_to_crop,
 )
-from .artifact import ModelArtifact, load_artifact
+from .artifact import ModelArtifact, load_artifact, parse_expression
 from .backends import Backend, create_backend
 from .blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask, paint_colour_weight
 from .calibration import TEETH_LIMIT, Gains, calibrated, lower_face, mixed, model_gains, mouth_ellipse
@@ -110,20 +110,25 @@ class EditedCrops(NamedTuple):
     photo: float = 0.0  # the share of the model's gains for photographs its faces took (reggan_plugin.subject)
 
 
-def edit_crops(backend: Backend, weights: np.ndarray, crops: np.ndarray, intensity: float, batch: int,
+def edit_crops(backend: Backend, weights: np.ndarray, crops: np.ndarray, intensity: float | np.ndarray, batch: int,
                outputs: tuple[str, ...], lift: np.ndarray | None = None) -> np.ndarray:
     """crops [n,S,S,3] float32 sRGB [0,1] through a model in batches -> [n,S,S,3], or [n,S,S,5] with the motion
-    (``outputs``: the edited image's name, then the motion's when there is one). A face darker than the model's range
-    is edited brought up into it (``lift``: each crop's linear gain, by default `face_level.lift_gains` of its own)."""
+    (``outputs``: the edited image's name, then the motion's when there is one). ``weights``: [E] for every crop or
+    [n,E], a mix per crop; ``intensity``: one for every crop or [n]. A face darker than the model's range is edited
+    brought up into it (``lift``: each crop's linear gain, by default `face_level.lift_gains` of its own)."""
     lift = lift_gains(crops) if lift is None else lift
     source = lifted(crops, lift)
+    weights = np.asarray(weights, np.float32)
+    per_crop = np.broadcast_to(weights, (len(crops), weights.shape[-1]))
+    alphas = np.broadcast_to(np.asarray(intensity, np.float32), (len(crops),))
     out = np.empty((*crops.shape[:3], 3 + 2 * (len(outputs) - 1)), np.float32)
     step = max(1, batch)
     for start in range(0, len(crops), step):
         chunk = source[start : start + step]
         n = len(chunk)
         image = np.ascontiguousarray(chunk.transpose(0, 3, 1, 2), np.float32) * 2 - 1
-        result = backend.run(image, np.repeat(weights[None], n, 0), np.full(n, intensity, np.float32), outputs=outputs)
+        result = backend.run(image, np.ascontiguousarray(per_crop[start : start + n]),
+                             np.ascontiguousarray(alphas[start : start + n]), outputs=outputs)
         # The change, not the output, goes back: where the model changes nothing (intensity 0)
         # the crop comes back bit-identical.
         out[start : start + n, ..., :3] = chunk + (np.clip(result[outputs[0]], -1, 1) - image).transpose(0, 2, 3, 1) / 2
@@ -131,6 +136,12 @@ def edit_crops(backend: Backend, weights: np.ndarray, crops: np.ndarray, intensi
             out[start : start + n, ..., 3:] = result[outputs[1]].transpose(0, 2, 3, 1)
     out[..., :3] = scaled_back(crops, source, out[..., :3], lift)
     return out
+
+
+def _weighed(expression: str | Mapping[str, float]) -> dict[str, float]:
+    """The expressions a name, mix or mapping gives a weight other than 0."""
+    mix = parse_expression(expression) if isinstance(expression, str) else expression
+    return {name: weight for name, weight in mix.items() if weight}
 
 
 class ExpressionRenderer:
@@ -197,59 +208,91 @@ class ExpressionRenderer:
         return m
 
     # -- forward: crops -> edited crops ----------------------------------------------------------
-    def forward(self, crops: np.ndarray, edit: EditConfig, lift: np.ndarray | None = None) -> np.ndarray:
-        """crops [n,S,S,3] float32 sRGB [0,1] -> edited crops [n,S,S,3], in batches of `batch`; for a model
+    def forward(self, crops: np.ndarray, edit: EditConfig | Sequence[EditConfig], lift: np.ndarray | None = None
+                ) -> np.ndarray:
+        """crops [n,S,S,3] float32 sRGB [0,1] -> edited crops [n,S,S,3], in batches of `batch_for`; for a model
         with motion outputs [n,S,S,5]: the edited RGB, then the motion (x, y crop px) that paste-back applies
-        to the frame itself (see `reggan_plugin.blend.paste_back`). ``lift``: as `edit_crops`."""
+        to the frame itself (see `reggan_plugin.blend.paste_back`). ``edit``: one for every crop, or one per crop;
+        ``lift``: as `edit_crops`."""
         wanted = (self._output, self._motion) if self.has_motion else (self._output,)
-        return edit_crops(self.backend, self.artifact.expression_weights(edit.expression), crops, edit.intensity,
-                          self.inference.batch, wanted, lift)
+        if isinstance(edit, EditConfig):
+            weights = self.artifact.expression_weights(edit.expression)
+            return edit_crops(self.backend, weights, crops, edit.intensity, self.batch_for([weights]), wanted, lift)
+        each = [self.artifact.expression_weights(e.expression) for e in edit]
+        weights = np.stack(each) if each else np.zeros((0, len(self.artifact.expressions)), np.float32)
+        return edit_crops(self.backend, weights, crops, np.array([e.intensity for e in edit], np.float32),
+                          self.batch_for(each), wanted, lift)
 
-    def forward_images(self, prepared: Sequence[PreparedImage], edit: EditConfig) -> list[EditedCrops]:
-        """Several pictures' crops through the networks in shared batches: each picture's `EditedCrops`."""
+    def forward_images(self, prepared: Sequence[PreparedImage], edit: EditConfig | Sequence[EditConfig]
+                       ) -> list[EditedCrops]:
+        """Several pictures' crops through the networks in shared batches: each picture's `EditedCrops`. ``edit``: one
+        for every picture, or one per picture (each frame's mix of expression curves, `reggan_plugin.curves`)."""
+        edits = [edit] * len(prepared) if isinstance(edit, EditConfig) else list(edit)
+        if len(edits) != len(prepared):
+            raise ValueError(f"{len(edits)} edits for {len(prepared)} pictures")
+        counts = [len(p.crops) for p in prepared]
+        weights = [self.artifact.expression_weights(e.expression) for e in edits]
         crops_in = np.concatenate([p.crops for p in prepared])
         lift = lift_gains(crops_in)
-        faces = self.forward(crops_in, edit, lift)
+        faces = self.forward(crops_in, [e for e, n in zip(edits, counts) for _ in range(n)], lift)
         # each picture's share of the model's gains for photographs (reggan_plugin.subject)
-        gains = mixed(self.gains, self.artifact.expressions, self.artifact.expression_weights(edit.expression))
+        gains = [mixed(self.gains, self.artifact.expressions, w) for w in weights]
         shares = self.photo_shares(prepared, gains)
-        faces_at = np.cumsum([0] + [len(p.crops) for p in prepared])
-        if self.mouth_ellipse is not None and gains.changes_crops:
-            for share, start, stop in zip(shares, faces_at, faces_at[1:]):
-                faces[start:stop] = calibrated(crops_in[start:stop], faces[start:stop], gains.partly(share),
-                                               self.mouth_ellipse, self.lower_face)
+        faces_at = np.cumsum([0, *counts])
+        if self.mouth_ellipse is not None:
+            for g, share, start, stop in zip(gains, shares, faces_at, faces_at[1:]):
+                if g.changes_crops:
+                    faces[start:stop] = calibrated(crops_in[start:stop], faces[start:stop], g.partly(share),
+                                                   self.mouth_ellipse, self.lower_face)
+        # the mouth pass runs for the pictures whose edit it paints whole (MouthPass.covers)
+        covered = [self.mouth is not None and self.mouth.covers(e.expression) for e in edits]
         mouths: np.ndarray | None = None
-        if self.mouth is not None and self.mouth.covers(edit.expression):
+        if self.mouth is not None and any(covered):
             size = self.mouth.size
-            crops = np.concatenate([p.mouths.crops for p in prepared if p.mouths is not None]
+            mouth_counts = [len(p.mouths.crops) if ok and p.mouths is not None else 0 for p, ok in zip(prepared, covered)]
+            crops = np.concatenate([p.mouths.crops for p, ok in zip(prepared, covered) if ok and p.mouths is not None]
                                    or [np.zeros((0, size, size, 3), np.float32)])
             # a mouth is lifted as its face is: its crop alone, mostly lips, reads darker than the face
-            mouth_lift = np.array([lift[at + i] for p, at in zip(prepared, faces_at) if p.mouths is not None
+            mouth_lift = np.array([lift[at + i] for p, ok, at in zip(prepared, covered, faces_at)
+                                   if ok and p.mouths is not None
                                    for i, m in enumerate(p.mouths.matrices) if m is not None], np.float32)
-            mouths = edit_crops(self.mouth.backend, self.mouth.artifact.expression_weights(edit.expression), crops,
-                                edit.intensity, self.inference.batch, self.mouth.outputs, mouth_lift)
-        interior = None if self.interior is None else self.interior.inside_for(edit.expression, edit.intensity)
-        teeth = interior is not None and interior.lips is not None and gains.teeth != 1.0
+            # only the expressions an edit weighs: a curve's zeros may name expressions the mouth model lacks
+            mouth_weights = np.stack([self.mouth.artifact.expression_weights(_weighed(e.expression)) if ok
+                                      else np.zeros(len(self.mouth.artifact.expressions), np.float32)
+                                      for e, ok in zip(edits, covered)])
+            mouths = edit_crops(self.mouth.backend, np.repeat(mouth_weights, mouth_counts, axis=0), crops,
+                                np.repeat(np.array([e.intensity for e in edits], np.float32), mouth_counts),
+                                self.batch_for(list(mouth_weights)), self.mouth.outputs, mouth_lift)
         out, face_at, mouth_at = [], 0, 0
-        for p, share in zip(prepared, shares):
-            n_mouths = 0 if p.mouths is None else len(p.mouths.crops)
-            inside = interior
-            if teeth and inside is not None and share > 0:
-                inside = dataclasses.replace(inside, brightness=gains.partly(share).teeth, limit=TEETH_LIMIT,
+        for p, e, g, share, ok in zip(prepared, edits, gains, shares, covered):
+            n_mouths = len(p.mouths.crops) if ok and p.mouths is not None else 0
+            inside = None if self.interior is None else self.interior.inside_for(e.expression, e.intensity)
+            if inside is not None and inside.lips is not None and g.teeth != 1.0 and share > 0:
+                inside = dataclasses.replace(inside, brightness=g.partly(share).teeth, limit=TEETH_LIMIT,
                                              small_faces=share)
             out.append(EditedCrops(faces[face_at : face_at + len(p.crops)],
-                                   None if mouths is None else mouths[mouth_at : mouth_at + n_mouths], inside, share))
+                                   None if mouths is None or not ok else mouths[mouth_at : mouth_at + n_mouths],
+                                   inside, share))
             face_at, mouth_at = face_at + len(p.crops), mouth_at + n_mouths
         return out
 
-    def photo_shares(self, prepared: Sequence[PreparedImage], gains: Gains) -> list[float]:
+    def batch_for(self, weights: Sequence[np.ndarray]) -> int:
+        """Faces per network call for edits of these weights: `InferenceConfig.batch`, or 1 where an edit mixes
+        expressions. The network sums a mix's weighted maps in a matrix product whose rounding depends on how many rows
+        it holds (onnxruntime's CPU kernels differ by some 1e-6 between 1 and 3 rows), so a mixed face is run alone:
+        its pixels never depend on the frames batched with it, and shards and resumed runs write one run's bytes. On
+        the CPU one face a call is no slower (measured: about 80 ms a face at 1, 97 at 8, bundled model)."""
+        return self.inference.batch if all(np.count_nonzero(w) <= 1 for w in weights) else 1
+
+    def photo_shares(self, prepared: Sequence[PreparedImage], gains: Gains | Sequence[Gains]) -> list[float]:
         """How much of the gains for photographs each picture's faces take: all (photo), or as much as they read as
-        photographs (auto: the mean of its faces', `reggan_plugin.subject`); none where the gains change nothing."""
-        if gains.is_identity:  # no gains for the edit, or --subject render (none loaded)
-            return [0.0] * len(prepared)
-        if self.inference.subject == "photo":
-            return [1.0] * len(prepared)
-        return [float(photo_weights(p.crops).mean()) if len(p.crops) else 0.0 for p in prepared]
+        photographs (auto: the mean of its faces', `reggan_plugin.subject`); none where the gains change nothing.
+        ``gains``: the edit's, or each picture's own."""
+        each = [gains] * len(prepared) if isinstance(gains, Gains) else list(gains)
+        return [0.0 if g.is_identity  # no gains for the edit, or --subject render (none loaded)
+                else 1.0 if self.inference.subject == "photo"
+                else float(photo_weights(p.crops).mean()) if len(p.crops) else 0.0
+                for p, g in zip(prepared, each)]
 
     # -- paste back ------------------------------------------------------------------------------
     def paste(self, rgb: np.ndarray, matrices: Sequence[Matrix], crops_in: np.ndarray, crops_out: np.ndarray,
@@ -381,8 +424,8 @@ class ExpressionRenderer:
         return edited.photo > 0 and self.inference.subject == "auto"
 
     def apply_array(
-        self, pixels: np.ndarray, *, faces: Sequence[Face] | None = None, expression: str = "happy",
-        intensity: float = 1.0, linear: bool = False
+        self, pixels: np.ndarray, *, faces: Sequence[Face] | None = None, expression: str | Mapping[str, float] = "happy",
+        intensity: float = 1.0, linear: bool = False,
     ) -> np.ndarray:
         """HxWxC pixels (uint8/uint16/float32; float32 linear when `linear`) -> same shape and dtype.
 

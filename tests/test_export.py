@@ -106,6 +106,14 @@ def test_expression_weights(tiny_model):
         art.expression_weights("happy=0.9,sad=0.9")
 
 
+def test_a_mix_below_one_is_that_much_neutral(tiny_model):
+    """The regression stage blends per-expression maps: the rest of a mix goes to neutral, not nowhere."""
+    art = load_artifact(tiny_model)
+    assert art.expression_weights("happy=0.25,sad=0.25").tolist() == [0.5, 0.25, 0.25, 0, 0, 0, 0]
+    assert art.expression_weights({"happy": 0.0}).tolist() == [1, 0, 0, 0, 0, 0, 0]
+    assert art.expression_weights({"happy": 0.5, "neutral": 0.25}).tolist() == [0.25, 0.5, 0, 0, 0, 0, 0]
+
+
 def test_export_onnx_command(tmp_path):
     import subprocess
     import sys

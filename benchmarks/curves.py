@@ -1,0 +1,156 @@
+"""Smoothness of an edit driven by expression curves (`render --curves`): mouth jitter on a 48-frame ramp.
+
+    python benchmarks/curves.py [--frames 48] [--out docs]   # writes docs/CURVES_JITTER.md
+
+The shot is samples/frames/shot_0001.png held still for 48 frames (its faces.json landmarks given: no detector),
+the same at 640 px (upscaled, landmarks scaled: the size where the mouth pass and the lips' split run), and at 640 px
+panning 1 px a frame in a 1920x1080 frame, found by the detector with --smooth 0.5 (as benchmarks/temporal.py). The
+curves key frame 1 neutral, frame 24 happy and frame 48 surprised, linearly between (`ExpressionCurves`).
+
+Jitter is benchmarks/temporal.py's measure, over the mouth region of benchmarks/temporal.py (`mouth_region`), with
+the edit's smooth course taken out: a steady edit is measured by its temporal standard deviation; an edit that
+follows a ramp by how far each frame's edit departs from its smooth course, the local quadratic through it and its
+two neighbours on each side (a 5-frame Savitzky-Golay fit, weights (-3, 12, 17, 12, -3) / 35). The departure r_t
+is 0 for any course that bends like a parabola over five frames, and independent noise of deviation s makes its mean
+square 0.514 s^2; so per pixel s = sqrt(mean_t r_t^2 / 0.514), averaged over the region, as a fraction of the mean
+absolute edit there (temporal.py's "temporal std / mean edit" for a steady edit). Frames within two of a key are
+left out: there the curve turns by design. The column `3-frame` gives the same with the mean of the two
+neighbours as the course (r_t = e_t - (e_{t-1} + e_{t+1}) / 2, noise mean square 1.5 s^2), which also counts the
+course's bending: it falls as the ramp is given more frames, where noise would stay. The largest change from one
+frame to the next, as a multiple of the median one, shows a jump (a step of the edit) that averages hide.
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from benchmarks.temporal import mouth_region, pan_frames
+from reggan_plugin.atomic import write_text
+from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
+from reggan_plugin.curves import ExpressionCurves
+from reggan_plugin.imageio import ImageData, read_image, write_image
+from reggan_plugin.pipeline import render_sequence
+from reggan_plugin.renderer import ExpressionRenderer
+
+SAMPLES = Path(__file__).resolve().parent.parent / "samples"
+KEYS = {1: {}, 24: {"happy": 1.0}, 48: {"surprised": 1.0}}
+
+
+def ramp_curves(count: int) -> ExpressionCurves:
+    """Neutral at frame 1, happy at the middle frame, surprised at the last."""
+    middle = count // 2
+    return ExpressionCurves.from_keys({1: KEYS[1], middle: KEYS[24], count: KEYS[48]})
+
+
+def sample_face(scale: float) -> tuple[np.ndarray, np.ndarray]:
+    """samples/frames/shot_0001.png (RGB, on its own white) scaled by ``scale``, and its 68 landmarks scaled alike."""
+    with Image.open(SAMPLES / "frames" / "shot_0001.png") as src:
+        rgba = src.convert("RGBA")
+        size = (round(rgba.width * scale), round(rgba.height * scale))
+        rgba = rgba.resize(size, Image.Resampling.LANCZOS) if scale != 1 else rgba
+    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    picture = np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
+    given = json.loads((SAMPLES / "faces.json").read_text())["frames"]["shot_0001.png"][0]["landmarks"]
+    return picture, np.asarray(given, np.float64) * scale
+
+
+def ramp_jitter(frames: list[np.ndarray], shifts: list[int], renderer: ExpressionRenderer, work: Path,
+                curves: ExpressionCurves, landmarks: np.ndarray | None, smooth: float = 0.5
+                ) -> tuple[float, float, float, float, list[np.ndarray]]:
+    """(jitter fraction, the 3-frame figure, mean |edit| in levels, largest frame-to-frame step / median step, the
+    edited frames)."""
+    src, out = work / "in", work / "out"
+    src.mkdir(parents=True, exist_ok=True)
+    names = [f"f{i + 1:04d}.png" for i in range(len(frames))]
+    for name, frame in zip(names, frames):
+        write_image(src / name, ImageData(frame))
+    faces = None
+    if landmarks is not None:
+        faces = work / "faces.json"
+        entry = [{"landmarks": landmarks.round(3).tolist()}]
+        faces.write_text(json.dumps({"version": 1, "frames": {name: entry for name in names}}))
+    summary = render_sequence(SequenceConfig(src, out, faces=faces, smooth=smooth), EditConfig(), renderer=renderer,
+                              curves=curves)
+    if summary.failed or summary.no_face:
+        raise SystemExit("\n".join(summary.lines()))
+    rows, cols = mouth_region(frames[0])
+    edits, edited = [], []
+    for name, frame, shift in zip(names, frames, shifts):
+        result = read_image(out / name).pixels[..., :3]
+        edited.append(result)
+        delta = result.astype(np.float32) - frame.astype(np.float32)
+        edits.append(delta[rows, cols.start + shift : cols.stop + shift])
+    stack = np.stack(edits)
+    size = float(np.abs(stack).mean())
+    keys = set() if curves.keys is None else {int(k) for k in curves.keys}
+    # frame t + 1 (1-based) is stack[t]; a course through a key bends there
+    quadratic = stack[2:-2] - (-3 * stack[:-4] + 12 * stack[1:-3] + 17 * stack[2:-2] + 12 * stack[3:-1]
+                               - 3 * stack[4:]) / 35  # frames 3 .. n-2
+    near = [t for t in range(len(quadratic)) if not any(abs(t + 3 - k) <= 2 for k in keys)]
+    noise = np.sqrt((quadratic[near] ** 2).mean(axis=0) / (630 / 1225))
+    linear = stack[1:-1] - (stack[:-2] + stack[2:]) / 2  # frames 2 .. n-1
+    away = [t for t in range(len(linear)) if t + 2 not in keys]
+    bending = np.sqrt((linear[away] ** 2).mean(axis=0) / 1.5)
+    steps = np.abs(np.diff(stack, axis=0)).mean(axis=(1, 2, 3))
+    scale = max(size, 1e-6)
+    return (float(noise.mean()) / scale, float(bending.mean()) / scale, size,
+            float(steps.max() / max(np.median(steps), 1e-6)), edited)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=48)
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--model", type=Path, default=None)
+    args = parser.parse_args(argv)
+    renderer = ExpressionRenderer(InferenceConfig(model=args.model, backend="cpu"))
+    curves = ramp_curves(args.frames)
+    rows: list[tuple[str, float, float, float, float]] = []
+    strip: list[np.ndarray] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for label, scale, pan in (("still, 256 px, landmarks given", 1.0, False),
+                                  ("still, 640 px, landmarks given", 2.5, False),
+                                  ("pan 1 px/frame, 640 px in 1920x1080, detector, --smooth 0.5", 2.5, True)):
+            face, landmarks = sample_face(scale)
+            if pan:
+                frames, shifts = pan_frames(face, args.frames)
+                given = None
+            else:
+                frames, shifts, given = [face] * args.frames, [0] * args.frames, landmarks
+            value, bent, size, jump, edited = ramp_jitter(frames, shifts, renderer, Path(tmp) / f"{len(rows)}", curves,
+                                                          given)
+            rows.append((label, value, bent, size, jump))
+            print(f"{label}: jitter {value:.1%} of the edit (3-frame {bent:.1%}; {size:.2f} levels), largest step "
+                  f"{jump:.1f}x the median", flush=True)
+            if scale == 1.0 and not pan:
+                r, c = mouth_region(frames[0])
+                grow = r.stop - r.start
+                strip = [edited[i][max(0, r.start - grow) : r.stop + grow, max(0, c.start - grow) : c.stop + grow]
+                         for i in range(0, args.frames, max(1, args.frames // 8))]
+    lines = ["# Expression curves: smoothness", "",
+             f"Generated {datetime.date.today()} by `python benchmarks/curves.py --frames {args.frames}`; do not edit by "
+             "hand. Method: the module docstring of benchmarks/curves.py (benchmarks/temporal.py's jitter, with the "
+             "ramp's own course taken out). Model: the bundled one; CPU backend; default options. Curves: frame 1 "
+             f"neutral, frame {args.frames // 2} happy, frame {args.frames} surprised, linear between.", "",
+             "| shot (samples/frames/shot_0001.png) | mouth jitter (std about the ramp / mean edit) | 3-frame "
+             "| mean edit (levels) | largest step / median step |", "|---|---|---|---|---|"]
+    lines += [f"| {label} | {value:.1%} | {bent:.1%} | {size:.2f} | {jump:.1f}x |"
+              for label, value, bent, size, jump in rows]
+    if strip:
+        lines += ["", "![the mouth every few frames of the 256 px still](curves_ramp.png)"]
+    lines += [""]
+    args.out.mkdir(parents=True, exist_ok=True)
+    write_text(args.out / "CURVES_JITTER.md", "\n".join(lines))
+    if strip:
+        Image.fromarray(np.concatenate(strip, axis=1)).save(args.out / "curves_ramp.png")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
