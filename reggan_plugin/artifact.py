@@ -77,6 +77,8 @@ class ModelArtifact:
         if "neutral" in self.expressions and "neutral" not in mix:
             rest = 1.0 - sum(float(w) for w in mix.values())
             weights[self.expressions.index("neutral")] = max(0.0, rest)
+        if not weights.any():
+            raise UsageError(f"bad expression {mix!r}: every weight is 0 and this model has no neutral to fill it")
         return weights
 
 
@@ -93,18 +95,18 @@ def parse_expression(text: str) -> dict[str, float]:
         except ValueError:
             raise UsageError(f"bad expression {text!r}: weight {weight!r} is not a number") from None
     check_mix(mix, repr(text))
+    if sum(mix.values()) <= 0.0:  # typed so, a mistake: a mapping at zero is the neutral face (curves' quiet frames)
+        raise UsageError(f"bad expression {text!r}: every weight is 0; give at least one expression a weight above 0")
     return mix
 
 
 def check_mix(mix: Mapping[str, float], shown: str) -> None:
-    """A mix's weights: each a finite number in [0, 1], not all zero, summing to at most 1 (UsageError saying which
-    rule is broken)."""
+    """A mix's weights: each a finite number in [0, 1], summing to at most 1 (UsageError saying which rule is broken).
+    What a mix leaves is neutral (`ModelArtifact.expression_weights`)."""
     for name, weight in mix.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float, np.floating)) or not 0.0 <= weight <= 1.0:
             raise UsageError(f"bad expression {shown}: the weight of {name!r} is {weight!r}; each weight is in [0, 1]")
     total = float(sum(mix.values()))
-    if total <= 0.0:
-        raise UsageError(f"bad expression {shown}: every weight is 0; give at least one expression a weight above 0")
     if total > 1.0 + 1e-6:
         raise UsageError(f"bad expression {shown}: the weights sum to {total:g}; they must sum to at most 1")
 

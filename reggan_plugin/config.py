@@ -70,9 +70,13 @@ class EditConfig:
         value = self.intensity
         if isinstance(value, bool) or not isinstance(value, numbers.Real) or not 0.0 <= value <= 1.0:
             raise UsageError(f"intensity {value!r}: expected a number from 0 to 1 (NaN and inf are not)")
-        if not isinstance(self.expression, str) or not self.expression.strip():
-            raise UsageError(f"expression {self.expression!r}: expected a name such as 'happy' or a mix such as "
-                             "'happy=0.6,surprised=0.4'")
+        if isinstance(self.expression, Mapping):
+            from .artifact import check_mix
+
+            check_mix(self.expression, repr(dict(self.expression)))
+        elif not isinstance(self.expression, str) or not self.expression.strip():
+            raise UsageError(f"expression {self.expression!r}: expected a name such as 'happy', a mix such as "
+                             "'happy=0.6,surprised=0.4' or a mapping {'happy': 0.6, 'surprised': 0.4}")
 
 
 @dataclass(frozen=True)

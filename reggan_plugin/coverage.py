@@ -16,11 +16,16 @@ import numpy as np
 
 from .align import sample
 from .backends.cpu import create_session, session_options
+from .blend import template_ellipse
 from .errors import ModelError
 
 COVERAGE_PATH = Path(__file__).parent / "models" / "coverage.onnx"
 INPUT, OUTPUT = "crop", "coverage"
 HOLE_LEVEL = 0.95  # less covered than this and enclosed by the head: a hole (`without_holes`)
+# A face the model does not see as a head (a stylised face, a texture, a drawing: it was fitted on renders) is
+# edited as without it: its coverage is trusted where it covers at least half of the face's core.
+CORE_RADII = (0.15, 0.18)  # crop units about the five landmarks' mean: eyes, nose and mouth
+CORE_TRUST = 0.5
 
 
 class FaceCoverage:
@@ -47,7 +52,14 @@ class FaceCoverage:
         out = self.session.run([OUTPUT], {INPUT: np.ascontiguousarray(x, np.float32)})[0]
         if size != self.size:
             out = np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_LINEAR) for c in out])
-        return np.stack([without_holes(c) for c in np.clip(out, 0.0, 1.0).astype(np.float32)])
+        core = _core(size)
+        return np.stack([without_holes(c) if c[core].mean() >= CORE_TRUST else np.ones_like(c)
+                         for c in np.clip(out, 0.0, 1.0).astype(np.float32)])
+
+
+def _core(size: int) -> np.ndarray:
+    """S x S bool: the face's core, between the eyes and the mouth, on the head in any pose the landmarks fit."""
+    return template_ellipse(size, None, (0, 1, 2, 3, 4), CORE_RADII, feather=0.01) > 0
 
 
 def without_holes(coverage: np.ndarray) -> np.ndarray:

@@ -63,3 +63,15 @@ def test_a_file_that_is_no_coverage_model_is_refused_naming_it(tmp_path, tiny_on
     with pytest.raises(ModelError, match="not a coverage model") as caught:
         FaceCoverage(Path(tiny_onnx))
     assert str(Path(tiny_onnx)) in str(caught.value)
+
+
+def test_a_picture_it_sees_no_head_in_is_edited_as_without_it():
+    """A gradient with noise (a texture, a stylised face the model never saw): no head in the face's core, so the
+    coverage is trusted nowhere and the whole crop is kept."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[0:128, 0:128] / 128.0
+    crop = np.clip(np.stack([xx, yy, 0.5 + 0.2 * np.sin(xx * 25)], -1) + rng.uniform(-0.05, 0.05, (128, 128, 3)), 0, 1)
+    coverage = FaceCoverage()
+    raw = coverage.session.run(["coverage"], {"crop": crop[None].astype(np.float32)})[0][0]
+    assert raw.mean() < 0.5  # the model itself finds no head
+    np.testing.assert_array_equal(coverage(crop[None].astype(np.float32))[0], 1.0)
