@@ -33,16 +33,13 @@ from training.evaluate.runner import _face
 
 EXPRESSION = "happy"
 IDENTITY_LIMIT = 0.27
-SHIPPED = Gains(motion=(0.5, 0.5), rest_paint=0.7, teeth=1.6, upper=0.0)
+SHIPPED = Gains(motion=(0.5, 0.5), rest_paint=0.7, upper=0.0)
 CANDIDATES: tuple[tuple[str, Gains], ...] = (
     ("none (renders)", Gains()),
     ("motion alone", Gains(motion=SHIPPED.motion)),
-    ("teeth alone", Gains(teeth=SHIPPED.teeth)),
     ("rest of the paint alone", Gains(rest_paint=SHIPPED.rest_paint)),
     ("upper face alone", Gains(upper=SHIPPED.upper)),
     ("shipped", SHIPPED),
-    ("teeth 1.3", replace(SHIPPED, teeth=1.3)),
-    ("teeth 1.5", replace(SHIPPED, teeth=1.5)),
     ("motion 0.5, 0.4", replace(SHIPPED, motion=(0.5, 0.4))),
     ("motion 0.5, 0.6", replace(SHIPPED, motion=(0.5, 0.6))),
     ("motion 1, 0.5", replace(SHIPPED, motion=(1.0, 0.5))),
@@ -120,17 +117,16 @@ def write(rows: list[Row], out: Path, data: Path) -> Path:
         "person's own neutral (both as `reggan-plugin evaluate`). The people are split in two halves by "
         "`identity_unit`: the gains are chosen on the first (the highest P there with identity at most "
         f"{IDENTITY_LIMIT}), the second checks them. The candidates: the shipped point, each of its parts alone and its "
-        "neighbours, the teeth at most 1.6 times as bright as the paint (upper face 0: the whole edit kept to the lower "
-        "face, without a rendered smile's eye squint).",
+        "neighbours (upper face 0: the whole edit kept to the lower face, without a rendered smile's eye squint).",
         "",
-        "| candidate | motion (sideways, up) | rest of the paint | teeth | upper face | P / identity, chosen half | "
+        "| candidate | motion (sideways, up) | rest of the paint | upper face | P / identity, chosen half | "
         "P / identity, check half | P / identity, everyone |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         mark = "**" if r is chosen else ""
         lines.append(f"| {mark}{r.name}{mark} | {r.gains.motion[0]:g}, {r.gains.motion[1]:g} | {r.gains.rest_paint:g} "
-                     f"| {r.gains.teeth:g} | {r.gains.upper:g} | {r.chosen_half.p:.3f} / {r.chosen_half.identity:.3f} "
+                     f"| {r.gains.upper:g} | {r.chosen_half.p:.3f} / {r.chosen_half.identity:.3f} "
                      f"| {r.check_half.p:.3f} / {r.check_half.identity:.3f} "
                      f"| {r.everyone.p:.3f} / {r.everyone.identity:.3f} |")
     lines += ["", f"Chosen by the rule: **{chosen.name}**." if chosen else "No candidate meets the rule.", ""]

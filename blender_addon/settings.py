@@ -60,7 +60,7 @@ SKIN_PAINT_LABELS = {
 SUBJECT_LABELS = {
     "auto": ("Auto", "Each picture's faces read as a render or a photograph of a person"),
     "render": ("Render", "The edit as the model was fitted on renders"),
-    "photo": ("Photograph", "A photograph of a person: the model's gains for photos (a real smile's motion, drawn teeth)"),
+    "photo": ("Photograph", "A photograph of a person: the model's gains for photos (a real smile's smaller motion, the eyes kept)"),
 }
 PREFERENCES_BACKEND = "PREFERENCES"
 FACE_SOURCES = (

@@ -3,19 +3,17 @@
 The regression stage is the least-squares edit of the training renders, and on renders (of every look measured) it is
 the closest to the true expression. On a photograph it is not what a person's expression looks like: a rendered
 smile moves the mouth corners further apart and up than real smiles do (that motion is most of what a smile costs a
-person's likeness, with the squint of its eyes), and its teeth are the paint's pale band, which on a photograph reads
-as pale lips. A model file may therefore carry gains for photographs (``--subject photo``), per expression (metadata
-key ``reggan.paste_gains``, JSON ``{"photo": {"happy": {"motion": [gx, gy], "rest_paint": r, "teeth": t, "upper":
-u}}}``, each optional):
+person's likeness, with the squint of its eyes). A model file may therefore carry gains for photographs (``--subject
+photo``), per expression (metadata key ``reggan.paste_gains``, JSON ``{"photo": {"happy": {"motion": [gx, gy],
+"rest_paint": r, "upper": u}}}``, each optional):
 
 - ``motion``: the motion's sideways and upward parts scaled, on the edited crop before paste-back (the paint stays
   where it was painted: the edit is the input moved by the new motion plus the old paint);
 - ``rest_paint``: the paint outside an ellipse about the mouth scaled (the folds and shading a render's light casts);
 - ``upper``: the whole edit (motion and paint) outside the lower face scaled (``LOWER_FACE``: the ellipse training can
-  bound an expression to; a rendered smile's eye squint costs a person's likeness);
-- ``teeth``: a smile's rendered teeth (``reggan_plugin.interior``) drawn on small faces too, not on large ones
-  alone (`interior.drawn_amount`), ``teeth`` times as bright as the paint between the lips (at most ``TEETH_LIMIT`` times); 1 leaves them as
-  for renders.
+  bound an expression to; a rendered smile's eye squint costs a person's likeness).
+
+A ``teeth`` key, which older model files carry (a smile's drawn teeth, since removed), is read and ignored.
 
 An expression mix takes each expression's gains in proportion to its weight. Renders (the default subject), and a
 model without gains for the subject, are edited as fitted. The bundled mouth pass (``reggan_plugin.mouth``) paints
@@ -37,7 +35,6 @@ from .blend import template_ellipse
 from .errors import ModelError
 
 METADATA_KEY = "reggan.paste_gains"
-TEETH_LIMIT = 2.5  # the drawn teeth at most this many times as bright as the paint between the lips
 # the ellipse about the mouth, in crop units at the canonical template's eye distance, centred this far below the
 # mouth corners' midpoint, fading out over half its radii again
 MOUTH_RADII, MOUTH_DROP, MOUTH_FEATHER = (0.17, 0.11), 0.007, 0.5
@@ -52,7 +49,6 @@ GainTable = dict[str, dict[str, "Gains"]]  # subject -> expression -> gains
 class Gains:
     motion: tuple[float, float] = (1.0, 1.0)
     rest_paint: float = 1.0
-    teeth: float = 1.0
     upper: float = 1.0
 
     @property
@@ -65,31 +61,26 @@ class Gains:
             return 1.0 + weight * (v - 1.0)
 
         return Gains(motion=(part(self.motion[0]), part(self.motion[1])), rest_paint=part(self.rest_paint),
-                     teeth=part(self.teeth), upper=part(self.upper))
-
-    @property
-    def changes_crops(self) -> bool:
-        """Whether the edited crops change (the teeth are drawn after paste-back)."""
-        return self.motion != (1.0, 1.0) or self.rest_paint != 1.0 or self.upper != 1.0
+                     upper=part(self.upper))
 
 
 def parse_gains(path: Path, text: str) -> GainTable:
     """The metadata value -> gains per subject and expression; a ModelError naming the file and the key when it is
-    malformed or out of bounds."""
+    malformed or out of bounds. An old file's ``teeth`` key is ignored, as is any other unknown key."""
     def gains(g: Mapping) -> Gains:
         gx, gy = g.get("motion", (1.0, 1.0))
         return Gains(motion=(float(gx), float(gy)), rest_paint=float(g.get("rest_paint", 1.0)),
-                     teeth=float(g.get("teeth", 1.0)), upper=float(g.get("upper", 1.0)))
+                     upper=float(g.get("upper", 1.0)))
 
     try:
         table = {str(subject): {str(name): gains(g) for name, g in by_expression.items()}
                  for subject, by_expression in json.loads(text).items()}
     except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
         raise ModelError(path, f"bad metadata {METADATA_KEY}={text!r}: not JSON of the form "
-                               '{"photo": {"happy": {"motion": [gx, gy], "rest_paint": r, "teeth": t}}}') from None
+                               '{"photo": {"happy": {"motion": [gx, gy], "rest_paint": r, "upper": u}}}') from None
     for subject, by_expression in table.items():
         for name, g in by_expression.items():
-            values = (*g.motion, g.rest_paint, g.teeth, g.upper)
+            values = (*g.motion, g.rest_paint, g.upper)
             if not all(np.isfinite(v) and 0.0 <= v <= 10.0 for v in values):
                 raise ModelError(path, f"bad metadata {METADATA_KEY}: {subject} {name}'s gains must lie in [0, 10], "
                                        f"got {values}")
@@ -104,8 +95,7 @@ def model_gains(artifact: ModelArtifact, subject: str) -> dict[str, Gains]:
 
 def dump_gains(table: Mapping[str, Mapping[str, Gains]]) -> str:
     """The metadata value for ``table`` (the inverse of `parse_gains`)."""
-    return json.dumps({subject: {name: {"motion": list(g.motion), "rest_paint": g.rest_paint, "teeth": g.teeth,
-                                        "upper": g.upper}
+    return json.dumps({subject: {name: {"motion": list(g.motion), "rest_paint": g.rest_paint, "upper": g.upper}
                                  for name, g in sorted(by_expression.items())}
                        for subject, by_expression in sorted(table.items())})
 
@@ -122,7 +112,7 @@ def mixed(gains: Mapping[str, Gains], expressions: Sequence[str], weights: np.nd
         return total
 
     return Gains(motion=(blend("motion", 0), blend("motion", 1)), rest_paint=blend("rest_paint"),
-                 teeth=blend("teeth"), upper=blend("upper"))
+                 upper=blend("upper"))
 
 
 def mouth_ellipse(size: int, template: np.ndarray | None) -> np.ndarray:
@@ -151,7 +141,7 @@ def calibrated(crops_in: np.ndarray, edited: np.ndarray, gains: Gains, mouth: np
     """``edited`` [n,S,S,5] (the edit's RGB, then its motion, as `renderer.edit_crops` gives them) of ``crops_in``
     [n,S,S,3] with ``gains``' motion, rest of the paint (``mouth``: `mouth_ellipse`) and upper face (``lower``:
     `lower_face`): a new array, or ``edited`` itself where they change nothing."""
-    if not gains.changes_crops or not len(edited):
+    if gains.is_identity or not len(edited):
         return edited
     out = edited.copy()
     s = edited.shape[1]

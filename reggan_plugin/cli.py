@@ -228,8 +228,8 @@ def inference_options(func):
         click.option("--lip-split/--no-lip-split", default=field_default(InferenceConfig, "lip_split"), show_default=True,
                      help="On faces from about 280 px, move each lip whole where the expression opens the mouth (its "
                           "stretch left to the gap between them), so the lips keep their sharp edges, and from about "
-                          "285 px show a rendered mouth's teeth and inside in the gap, and a rendered smile's teeth "
-                          "in a smile."),
+                          "285 px show a rendered mouth's teeth and inside in the gap (a smile shows the model's own "
+                          "paint between the lips)."),
         click.option("--mouth-model", type=click.Path(path_type=Path), default=None,
                      help="Mouth model file (ONNX, `train --config mouth`). [default: the bundled one, with the "
                           "bundled face model]"),
@@ -239,8 +239,8 @@ def inference_options(func):
                           "[default: with $OCIO, float pictures in its scene_linear role; else sRGB]"),
         click.option("--subject", type=click.Choice(SUBJECTS), default=field_default(InferenceConfig, "subject"),
                      show_default=True, help="What the faces are: renders (the edit as fitted on renders), photographs "
-                                             "of people (the model's gains for photos: a real smile's smaller motion "
-                                             "and a rendered smile's teeth on small faces too; MODEL_CARD.md), or "
+                                             "of people (the model's gains for photos: a real smile's smaller motion, "
+                                             "the eyes kept, less shading outside the mouth; MODEL_CARD.md), or "
                                              "auto: each picture's faces read as one or the other (a render that looks "
                                              "like a photograph, with real skin and hair, may read as one: give "
                                              "render)."),

@@ -49,7 +49,7 @@ class InferenceConfig:
     # (reggan_plugin.blend: its colour stays the person's own), or its colour too ("colour", as the model paints it)
     mouth_pass: bool = True  # on large faces the mouth is painted again at twice the scale (reggan_plugin.mouth)
     lip_split: bool = True  # on large faces the lips move whole where the mouth opens (reggan_plugin.lips) and
-    # a rendered mouth's inside is drawn in it, or in a smile (reggan_plugin.interior)
+    # a rendered mouth's inside is drawn in it (reggan_plugin.interior)
     mouth_model: Path | None = None  # None: the bundled mouth model, beside the bundled face model only
     subject: Subject = "auto"  # "photo": the model's gains for photographs of people (reggan_plugin.calibration);
     # "render": the edit as fitted; "auto": the gains as much as a picture's faces read as photographs (.subject)

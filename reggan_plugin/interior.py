@@ -2,29 +2,20 @@
 
 Where the lips move whole (`reggan_plugin.lips`) the gap opened between them shows the paint alone: the model's crop
 magnified six to eight times on a large face, a soft dark band where the expression shows teeth, gums and the tongue
-with sharp edges, which no paint at the crop's resolution holds (benchmarks/mouth_detail.py). A smile shows its teeth
-with hardly any opening motion, as a pale band that the paint alone draws. The package ships, for each expression that
-shows the mouth's inside, the inside of one rendered mouth (``models/mouth_interior.npz``, made by
+with sharp edges, which no paint at the crop's resolution holds (benchmarks/mouth_detail.py). The package ships, for
+each expression that opens the mouth, the inside of one rendered mouth (``models/mouth_interior.npz``, made by
 ``training/interior.py`` from renders of training identities): the picture between the inner lip contours, unrolled
-into a strip from corner to corner and from the upper lip to the lower; for a smile also its inner lip contours, the
-mean of the renders', placed by the mouth corners and the line between the neutral's lips (`smile_opening`), drawn
-from that line toward them as far as the smile goes. Each column of the opening (the gap, or the smile's lips) draws the
-strip's column at its place between the corners, stretched from the opening's top to its bottom, lit by the paint:
-as bright on average (brightened at most 1.5 times) and, for an opened mouth, each channel of the paint's colour (the
-paint decides how the inside is lit, the strip its edges); a smile's teeth take half of it, since its paint there
-mixes teeth with lips (its strip white-balanced on its teeth). An opened mouth's inside is drawn as much as its
-column opens (`lips.split_at_lips`: faded in with the opening and from the corners; past the dark rims the
-lips carry, `past_lip_rims`), between edges drawn at the frame's own pixels where the lips part whole (the gap the
-paste leaves, read from the crop, ramps over a crop pixel: a soft rim six to eight frame pixels wide on a large face);
-a smile's between sharp edges. Either is drawn as soft as the picture about the mouth (`mouth_softness`: a magnified
-or out-of-focus frame gets a soft inside, not a render's sharp teeth in a soft mouth). Only on faces whose crop the
-paste magnifies four times or more (a face box from about 285 px, as the mouth pass), fully from eight: on smaller
-faces the paint is near the frame's scale. A smile's teeth duplicate the pale band the paint already has, so on a
-picture softer than a sharp render, taken as magnified as many times more (`amount_for`), they fade out: an upscaled
-frame holds no finer teeth than the paint. An opening's inside is still drawn, softened: where the lips part the
-paint has only a dark blur. A photograph's smile is the exception (`reggan_plugin.calibration`): there the paint's
-pale band reads as pale lips at any size, so its teeth are drawn on small faces too, and brighter (`drawn_amount`:
-on a large face they fade with the picture's softness as a render's do).
+into a strip from corner to corner and from the upper lip to the lower. Each column of the gap draws the strip's
+column at its place between the corners, stretched from the gap's top to its bottom, lit by the paint: as bright on
+average (brightened at most 1.5 times) and each channel of the paint's colour (the paint decides how the inside is
+lit, the strip its edges). It is drawn as much as its column opens (`lips.split_at_lips`: faded in with the opening
+and from the corners; past the dark rims the lips carry, `past_lip_rims`), between edges drawn at the frame's own
+pixels where the lips part whole (the gap the paste leaves, read from the crop, ramps over a crop pixel: a soft rim
+six to eight frame pixels wide on a large face), and as soft as the picture about the mouth (`mouth_softness`: a
+magnified or out-of-focus frame gets a soft inside, not a render's sharp teeth in a soft mouth). Only on faces whose
+crop the paste magnifies four times or more (a face box from about 285 px, as the mouth pass), fully from eight
+(`amount_for`): on smaller faces the paint is near the frame's scale. A smile, whose motion hardly parts the lips,
+gets no drawn inside: it shows the model's own paint between the lips.
 """
 from __future__ import annotations
 
@@ -45,7 +36,6 @@ MIN_WEIGHT = 1e-3  # gap weights below this are no gap (the strip is not drawn)
 STRIP_SOFTNESS = 0.75  # px: the softest of the renders the strips are cut from, at their own size (0.49-0.76)
 SOFTNESS_PROBE = 1.0  # px: the blur by which a picture's softness is read
 SOFTNESS_REACH = 0.35  # mouth widths about the mouth corners' line where it is read
-SMILE_TINT = 0.5  # of the paint's colour a smile's teeth take: at 1 they are the colour of the lips around them
 MAX_GAIN = 1.5  # a narrow opening's paint is mostly lip, which would light the inside up as glare: unlimited, surprised
 # kept 1.14 of the neutral's mouth detail on the validation renders (0.91 limited), with glare at part intensities
 RIM_REACH = 1.0  # crop px below an opening's bottom edge searched for the lower lip's dark rim (`past_lip_rims`)
@@ -75,111 +65,49 @@ def gap_opening(m: Matrix, gap: np.ndarray, corners: np.ndarray, amount: float) 
     return Opening(m, *gap_rows(gap), np.asarray(corners, np.float64), amount)
 
 
-def line_offsets(u: np.ndarray, columns: np.ndarray, rows: np.ndarray, corners: np.ndarray) -> np.ndarray:
-    """At the fractions ``u`` of the way from the left mouth corner to the right (``corners``, crop px), how far the
-    line between the lips (``columns``, ``rows``: `lips.lip_line`) lies below the corners' line, in mouth widths."""
-    (xa, ya), (xb, yb) = np.asarray(corners, np.float64)
-    x = xa + np.asarray(u, np.float64) * (xb - xa)
-    return (np.interp(x, columns, rows) - (ya + (x - xa) * (yb - ya) / (xb - xa))) / float(np.hypot(xb - xa, yb - ya))
-
-
-def smile_opening(m: Matrix, lips: np.ndarray, corners: np.ndarray, line: tuple[np.ndarray, np.ndarray],
-                  weight: float, amount: float) -> Opening:
-    """The opening of a smile whose lips the motion hardly parts, in the crop of ``m``: between the inner lip contours
-    ``lips`` (2, K, 2: upper then lower, meeting at their ends; each point (u, v) the fraction u of the way from the
-    left mouth corner ``corners[0]`` (crop px, where the crop's template puts it) to the right, and v mouth widths
-    below the ``line`` between the neutral's lips, `lips.lip_line`), as much of the way from that line (between the
-    corners) to them as the expression's ``weight``: a weaker smile's is narrower, lower at its ends and less open."""
-    left, right = np.asarray(corners, np.float64)
-    across = right - left
-    down = np.array([-across[1], across[0]])
-    w = float(np.clip(weight, 0.0, 1.0))
-    closed = np.linspace(0.0, 1.0, np.shape(lips)[1])
-    upper, lower = (np.stack([closed + w * (c[:, 0] - closed), w * c[:, 1]], axis=-1)
-                    for c in np.asarray(lips, np.float64))
-    upper, lower = (left + c[:, :1] * across + (c[:, 1:] + line_offsets(c[:, 0], *line, corners)[:, None]) * down
-                    for c in (upper, lower))
-    return Opening(m, upper[:, 0], upper[:, 1], lower[:, 1], np.ones(len(upper)), upper[[0, -1]], amount)
-
-
-def amount_for(m: Matrix, blur: float = 0.0) -> float:
-    """How much of the inside a face aligned by ``m`` gets (`FADE_SCALES`), in a picture whose mouth is as soft as edges
-    blurred by ``blur`` px (`mouth_softness`): softer than a sharp render (`STRIP_SOFTNESS`), its detail is as coarse
-    as a sharp picture's magnified as many times more, which the paint already holds."""
+def amount_for(m: Matrix) -> float:
+    """How much of the inside a face aligned by ``m`` gets (`FADE_SCALES`): none where the paste magnifies the crop
+    less than four times, all of it from eight."""
     start, full = FADE_SCALES
-    scale = matrix_scale(m) * max(1.0, blur / STRIP_SOFTNESS)
-    return float(np.clip((start - scale) / (start - full), 0.0, 1.0))
-
-
-def drawn_amount(m: Matrix, blur: float = 0.0, small_faces: float = 0.0) -> float:
-    """`amount_for`'s amount, and on faces too small for its rule ``small_faces`` (a photograph's smile), going over
-    to the rule's as the face grows: a large face's inside fades with its softness whatever the subject."""
-    return max(amount_for(m, blur), small_faces * (1.0 - amount_for(m)))
+    return float(np.clip((start - matrix_scale(m)) / (start - full), 0.0, 1.0))
 
 
 @dataclass(frozen=True)
 class Inside:
-    """What an edit draws into its mouths: the ``strip``; for a smile the motion hardly opens, its inner lip contours
-    (``lips``, `smile_opening`), else None (drawn into the gap the lips open); the expression's share of the edit,
-    times its intensity (``weight``); how bright it is lit against the paint and at most (``brightness``, ``limit``,
-    `draw`); and how much of it is drawn on faces too small for `amount_for`'s rule, which draws on large ones alone
-    (``small_faces``: a photograph's smile, by how much the face reads as one, `reggan_plugin.calibration`; a face
-    growing into the rule's sizes goes over to its amount)."""
+    """What an edit draws into the gaps its lips open: the expression's ``strip`` and the expression's share of the
+    edit, times its intensity (``weight``)."""
 
     strip: np.ndarray
-    lips: np.ndarray | None
     weight: float
-    brightness: float = 1.0
-    limit: float = MAX_GAIN
-    small_faces: float = 0.0
-
-    @property
-    def tint(self) -> float:
-        """How much of the paint's colour the strip takes (`draw`): an opening's all of it; a smile's, whose paint
-        mixes teeth with lips, half (its strip is white-balanced on its teeth)."""
-        return 1.0 if self.lips is None else SMILE_TINT
-
-
-LIPS_SUFFIX = ".lips"  # the key of an expression's inner lip contours in the strips file, after its name
 
 
 class MouthInterior:
-    """The shipped strips, one per expression that shows its inside, and for each smile its inner lip contours."""
+    """The shipped strips, one per expression that opens the mouth."""
 
-    def __init__(self, strips: Mapping[str, np.ndarray], lips: Mapping[str, np.ndarray] | None = None) -> None:
+    def __init__(self, strips: Mapping[str, np.ndarray]) -> None:
         self.strips = {name: np.asarray(strip, np.float32) for name, strip in strips.items()}
-        self.lips = {name: np.asarray(contours, np.float64) for name, contours in (lips or {}).items()}
 
     @classmethod
     def load(cls, path: Path = STRIPS_FILE) -> MouthInterior:
         try:
             with np.load(path) as data:
-                strips = {name: data[name].astype(np.float32) / 255 for name in data.files
-                          if not name.endswith(LIPS_SUFFIX)}
-                lips = {name[: -len(LIPS_SUFFIX)]: data[name].astype(np.float64) for name in data.files
-                        if name.endswith(LIPS_SUFFIX)}
+                strips = {name: data[name].astype(np.float32) / 255 for name in data.files}
         except (OSError, ValueError) as exc:
             raise ModelError(path, f"cannot read the mouth interiors: {exc}") from None
         bad = [name for name, s in strips.items() if s.ndim != 3 or s.shape[2] != 3 or min(s.shape[:2]) < 2]
         if not strips or bad:
             raise ModelError(path, f"mouth interiors must be HxWx3 strips, one per expression (bad: {bad or 'none'})")
-        bad = [name for name, c in lips.items() if name not in strips or c.ndim != 3 or c.shape[0] != 2
-               or c.shape[1] < 2 or c.shape[2] != 2]
-        if bad:
-            raise ModelError(path, f"inner lip contours must be 2xKx2, beside their expression's strip (bad: {bad})")
-        return cls(strips, lips)
+        return cls(strips)
 
     def inside_for(self, expression: str | Mapping[str, float], intensity: float = 1.0) -> Inside | None:
-        """What an edit draws: the expression's; for a mix the one weighted most among those that open the mouth, else
-        among the smiles; None where no expression of the edit shows its inside."""
+        """What an edit draws: the expression's; for a mix the one weighted most among those that open the mouth;
+        None where no expression of the edit opens it."""
         mix = parse_expression(expression) if isinstance(expression, str) else dict(expression)
         known = [(weight, name) for name, weight in mix.items() if weight > 0 and name in self.strips]
         if not known:
             return None
-        # one that opens the mouth first: where the motion opens it, a smile's lips are not where the inside shows
-        opening = [(weight, name) for weight, name in known if name not in self.lips]
-        weight, name = max(opening or known)
-        return Inside(self.strips[name], self.lips.get(name), weight * intensity)
+        weight, name = max(known)
+        return Inside(self.strips[name], weight * intensity)
 
 
 def _past_rim(region: np.ndarray, opening: Opening, edge: np.ndarray, direction: float, reach: float) -> np.ndarray:
@@ -234,12 +162,10 @@ def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return columns, first + 0.5 - share[first, index], last - 0.5 + share[last, index], peak[columns]
 
 
-def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 1.0, blur: float = 0.0,
-         brightness: float = 1.0, limit: float = MAX_GAIN) -> None:
-    """Draw ``strip`` into ``opening`` in the HxWx3 float32 ``region`` (in place), lit by the paint there: ``brightness``
-    times as bright (brightened at most ``limit`` times), and of its colour to the power ``tint`` (1: the paint's
-    colour; 0: the strip's own); as soft as edges blurred by ``blur`` px (`mouth_softness`), at least as the strip's
-    own."""
+def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, blur: float = 0.0) -> None:
+    """Draw ``strip`` into ``opening`` in the HxWx3 float32 ``region`` (in place), lit by the paint there: as bright
+    and of its colour (brightened at most ``MAX_GAIN`` times); as soft as edges blurred by ``blur`` px
+    (`mouth_softness`), at least as the strip's own."""
     m, columns, top, bottom, opens = (np.asarray(a, np.float64) for a in (opening.m, opening.columns, opening.top,
                                                                          opening.bottom, opening.opens))
     if not len(columns) or opening.amount <= 0:
@@ -264,7 +190,7 @@ def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 
     # gap's, since a sharp edge against the paint's soft dark there would stand out as a line
     sharp = 1.0 + (1.0 / matrix_scale(m) - 1.0) * column
     # how much of each pixel (a unit of ``sharp``) the opening covers: an opening thinner than a pixel covers it in
-    # proportion, one of no height (a smile at intensity 0) not at all
+    # proportion, one of no height not at all
     inside = np.clip(np.minimum((yc - t) * sharp, 0.5) + np.minimum((b - yc) * sharp, 0.5), 0.0, 1.0)
     weight = inside * column * opening.amount
     total = float(weight.sum())
@@ -278,11 +204,10 @@ def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, tint: float = 
     part = region[rows, cols]
     w = weight[..., None].astype(np.float32)
     # lit as the paint: its mean over the gap as bright as the paint's (a dark opening keeps white teeth grey, as a
-    # shadow would) and, at tint 1, each channel scaled to the paint's (an opening's inside red), brightened at most
-    # ``limit`` times
+    # shadow would) and each channel scaled to the paint's (an opening's inside red), brightened at most MAX_GAIN times
     paint, own = (np.maximum((x * w).sum(axis=(0, 1)), 1e-6) for x in (part, drawn))
     lit, seen = float(luma(paint)), float(luma(own))
-    gain = np.minimum(brightness * lit / seen * ((paint / lit) / (own / seen)) ** tint, limit)
+    gain = np.minimum(lit / seen * ((paint / lit) / (own / seen)), MAX_GAIN)
     change = w * (drawn * gain - part)
     part += gaussian_blurred(change, extra) if extra > 1e-3 else change  # continuous: no step in a shot
 

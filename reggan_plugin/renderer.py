@@ -28,7 +28,7 @@ from .align import (
 from .artifact import ModelArtifact, load_artifact, parse_expression
 from .backends import Backend, create_backend
 from .blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask, paint_colour_weight
-from .calibration import TEETH_LIMIT, Gains, calibrated, lower_face, mixed, model_gains, mouth_ellipse
+from .calibration import Gains, calibrated, lower_face, mixed, model_gains, mouth_ellipse
 from .config import EditConfig, InferenceConfig
 from .coverage import FaceCoverage, kept_on_the_head
 from .errors import InputError, ModelError
@@ -44,13 +44,11 @@ from .interior import (
     Opening,
     amount_for,
     draw,
-    drawn_amount,
     gap_opening,
     mouth_softness,
     past_lip_rims,
-    smile_opening,
 )
-from .lips import lip_line, lips_whole
+from .lips import lips_whole
 from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .preview_graph import stage_network
 from .region_graphs import region_ops_for
@@ -167,8 +165,7 @@ class ExpressionRenderer:
         self.colour_weight = paint_colour_weight(self.size, template) if inference.skin_paint == "shading" else None
         self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
         self.mouth = MouthPass.for_inference(inference, self.artifact, self.colour_weight)
-        # the model's gains for photographs (reggan_plugin.calibration): the face pass's edit and a smile's teeth, for
-        # every face (photo) or those that read as photographs (auto, reggan_plugin.subject)
+        # the model's gains for photographs (reggan_plugin.calibration): the face pass's edit, for every face (photo) or those that read as photographs (auto, reggan_plugin.subject)
         self.gains = {} if inference.subject == "render" else model_gains(self.artifact, "photo")
         self.mouth_ellipse = mouth_ellipse(self.size, template) if self.gains and self.has_motion else None
         self.lower_face = lower_face(self.size)
@@ -241,7 +238,7 @@ class ExpressionRenderer:
         faces_at = np.cumsum([0, *counts])
         if self.mouth_ellipse is not None:
             for g, share, start, stop in zip(gains, shares, faces_at, faces_at[1:]):
-                if g.changes_crops:
+                if not g.is_identity:
                     faces[start:stop] = calibrated(crops_in[start:stop], faces[start:stop], g.partly(share),
                                                    self.mouth_ellipse, self.lower_face)
         # the mouth pass runs for the pictures whose edit it paints whole (MouthPass.covers)
@@ -264,12 +261,9 @@ class ExpressionRenderer:
                                 np.repeat(np.array([e.intensity for e in edits], np.float32), mouth_counts),
                                 self.batch_for(list(mouth_weights)), self.mouth.outputs, mouth_lift)
         out, face_at, mouth_at = [], 0, 0
-        for p, e, g, share, ok in zip(prepared, edits, gains, shares, covered):
+        for p, e, share, ok in zip(prepared, edits, shares, covered):
             n_mouths = len(p.mouths.crops) if ok and p.mouths is not None else 0
             inside = None if self.interior is None else self.interior.inside_for(e.expression, e.intensity)
-            if inside is not None and inside.lips is not None and g.teeth != 1.0 and share > 0:
-                inside = dataclasses.replace(inside, brightness=g.partly(share).teeth, limit=TEETH_LIMIT,
-                                             small_faces=share)
             out.append(EditedCrops(faces[face_at : face_at + len(p.crops)],
                                    None if mouths is None or not ok else mouths[mouth_at : mouth_at + n_mouths],
                                    inside, share))
@@ -299,8 +293,8 @@ class ExpressionRenderer:
               *, inplace: bool = False, mouths: MouthCrops | None = None, mouths_out: np.ndarray | None = None,
               interior: Inside | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``), then the mouths'
-        edits where there are any (`reggan_plugin.mouth`), then ``interior`` drawn into the gaps the lips open, or
-        for a smile between its lips (`reggan_plugin.interior`): (new rgb, mask)."""
+        edits where there are any (`reggan_plugin.mouth`), then ``interior`` drawn into the gaps the lips open
+        (`reggan_plugin.interior`): (new rgb, mask)."""
         paste = self.region_ops.paste if self.region_ops is not None else apply_planes
         # the mouths to paste, with the picture around them as it was before the faces are pasted
         job = None
@@ -308,14 +302,11 @@ class ExpressionRenderer:
             job = (self.mouth, mouths, mouths_out, self.mouth.originals(rgb, mouths))
         mask: np.ndarray | None = None
         openings: list[Opening | None] = []
-        # how soft each face's mouth is and how much of an inside it gets (none on a small face but a photograph's
-        # smile, nor a smile's teeth on a soft large one), read from the picture before the faces are pasted: only
-        # where one may be drawn
-        small = 0.0 if interior is None else interior.small_faces
-        blurs = [mouth_softness(rgb, m, self.lip_corners) if small > 0 or amount_for(m) > 0 else 0.0 for m in matrices
+        # how much of an inside each face gets (none on a small face) and how soft its mouth is, read from the picture
+        # before the faces are pasted: only where one may be drawn
+        amounts = [amount_for(m) for m in matrices]
+        blurs = [mouth_softness(rgb, m, self.lip_corners) if amount > 0 else 0.0 for m, amount in zip(matrices, amounts)
                  ] if interior is not None and self.lip_corners is not None else [0.0] * len(matrices)
-        smile = interior is not None and interior.lips is not None
-        amounts = [drawn_amount(m, blur if smile else 0.0, small) for m, blur in zip(matrices, blurs)]
         heads = self.coverage(np.asarray(crops_in, np.float32)) if self.coverage is not None else [None] * len(matrices)
         for m, crop_in, crop_out, amount, head in zip(matrices, crops_in, crops_out, amounts, heads):
             motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
@@ -346,16 +337,9 @@ class ExpressionRenderer:
                 if gap is not None and mouth.lip_corners is not None:
                     openings[i] = gap_opening(mouth_m, gap, mouth.lip_corners, amounts[i])
         if interior is not None:
-            if interior.lips is not None and self.lip_corners is not None:
-                # a smile's teeth show where its lips are, not where its motion (which hardly parts them) would
-                openings = [smile_opening(m, interior.lips, self.lip_corners, lip_line(crop_in, self.lip_corners),
-                                          interior.weight, amount) if amount > 0 else None
-                            for m, crop_in, amount in zip(matrices, crops_in, amounts)]
             for opening, blur in zip(openings, blurs):
-                if opening is not None:
-                    if interior.lips is None:  # an opened mouth's lips carry the neutral's lip line apart with them
-                        opening = past_lip_rims(rgb, opening)
-                    draw(rgb, opening, interior.strip, interior.tint, blur, interior.brightness, interior.limit)
+                if opening is not None:  # the lips carry the neutral's lip line apart with them
+                    draw(rgb, past_lip_rims(rgb, opening), interior.strip, blur)
         return rgb, mask
 
     # -- whole pictures --------------------------------------------------------------------------

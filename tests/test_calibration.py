@@ -1,7 +1,6 @@
 """reggan_plugin.calibration: the model's gains for photographs, read from its metadata and applied to edited crops."""
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -12,19 +11,24 @@ from reggan_plugin.calibration import Gains, calibrated, dump_gains, lower_face,
 from reggan_plugin.errors import ModelError
 
 S = 128
-PHOTO_SMILE = Gains(motion=(0.5, 0.5), rest_paint=0.7, teeth=1.6, upper=0.0)
+PHOTO_SMILE = Gains(motion=(0.5, 0.5), rest_paint=0.7, upper=0.0)
 
 
 def test_gains_read_back_as_written() -> None:
-    table = {"photo": {"happy": PHOTO_SMILE, "sad": Gains(teeth=1.5)}}
+    table = {"photo": {"happy": PHOTO_SMILE, "sad": Gains(rest_paint=1.5)}}
     assert parse_gains(Path("m.onnx"), dump_gains(table)) == table
+
+
+def test_an_old_models_teeth_gain_is_ignored() -> None:
+    text = '{"photo": {"happy": {"motion": [0.5, 0.5], "rest_paint": 0.7, "teeth": 1.6, "upper": 0.0}}}'
+    assert parse_gains(Path("old.onnx"), text) == {"photo": {"happy": PHOTO_SMILE}}
 
 
 @pytest.mark.parametrize("text, why", [
     ("{not json", "not JSON"),
     ('{"photo": [1, 2]}', "not JSON of the form"),
     ('{"photo": {"happy": {"motion": [0.5]}}}', "not JSON of the form"),
-    ('{"photo": {"happy": {"teeth": -1}}}', "must lie in [0, 10]"),
+    ('{"photo": {"happy": {"upper": -1}}}', "must lie in [0, 10]"),
     ('{"photo": {"happy": {"rest_paint": NaN}}}', "must lie in [0, 10]"),
 ])
 def test_malformed_gains_are_refused_naming_the_file_and_the_key(text: str, why: str) -> None:
@@ -39,7 +43,7 @@ def test_a_mix_takes_each_expressions_gains_by_its_weight() -> None:
     assert mixed(gains, expressions, np.array([0, 1.0, 0])) == PHOTO_SMILE
     half = mixed(gains, expressions, np.array([0, 0.5, 0.5]))
     assert half.motion == pytest.approx((0.75, 0.75)) and half.rest_paint == pytest.approx(0.85)
-    assert half.teeth == pytest.approx(1.3) and half.upper == pytest.approx(0.5)
+    assert half.upper == pytest.approx(0.5)
     assert mixed(gains, expressions, np.array([0, 0, 1.0])).is_identity  # sad has none
     assert mixed({}, expressions, np.array([0, 1.0, 0])).is_identity
 
@@ -66,7 +70,6 @@ def test_gains_that_move_nothing_leave_the_edit_as_it_is() -> None:
     crop_in = _crop()
     edited = _edited(crop_in, np.full((S, S, 3), 0.1, np.float32), (2.0, -3.0))
     assert calibrated(crop_in, edited, Gains(), MOUTH, LOWER) is edited
-    assert calibrated(crop_in, edited, Gains(teeth=1.5), MOUTH, LOWER) is edited  # teeth are drawn after paste-back
 
 
 def test_the_motion_is_scaled_by_direction_and_the_paint_stays_where_it_was_painted() -> None:
@@ -133,32 +136,7 @@ def test_the_bundled_model_smiles_with_its_photo_gains_for_photos_alone() -> Non
         if calibrated_here:
             assert np.allclose(edited.faces[..., 3:], raw[..., 3:] * np.array(PHOTO_SMILE.motion, np.float32)
                                * lower_face(photo.size)[..., None], atol=1e-6)  # the upper face not moved
-            assert edited.interior is not None and edited.interior.small_faces == 1.0
-            assert edited.interior.brightness == pytest.approx(PHOTO_SMILE.teeth)
         else:
             assert np.array_equal(edited.faces, raw)
-            assert edited.interior is None or edited.interior.small_faces == 0.0
+        assert edited.interior is None  # neither draws an inside
         assert np.array_equal(render.forward_images([prepared], EditConfig(expression))[0].faces, raw)
-
-
-def test_a_photographs_smile_shows_drawn_teeth_on_a_small_face() -> None:
-    """On a face too small for the renders' rule (no inside below a face box of about 285 px), a photograph's smile
-    still gets its teeth drawn: the mouth is brighter between the lips than with the gains but no teeth."""
-    from benchmarks.face_sizes import face_frame
-    from reggan_plugin.config import InferenceConfig
-    from reggan_plugin.faces import Face
-    from reggan_plugin.renderer import ExpressionRenderer
-
-    pixels, box = face_frame(640, 480, 200)
-    photo = ExpressionRenderer(InferenceConfig(backend="cpu", subject="photo"))
-    with_teeth = photo.apply_array(pixels, faces=[Face(box=box)], expression="happy")
-    photo.gains = {"happy": replace(PHOTO_SMILE, teeth=1.0)}
-    without = photo.apply_array(pixels, faces=[Face(box=box)], expression="happy")
-    differ = np.abs(with_teeth.astype(int) - without.astype(int)).max(axis=2) > 8
-    x, y, w, h = (int(v) for v in box)
-    rows, cols = np.nonzero(differ)
-    assert differ.sum() > 30
-    assert rows.min() > y + 0.55 * h and rows.max() < y + h and rows.max() - rows.min() < 0.15 * h  # between the lips
-    assert cols.min() > x and cols.max() < x + w
-    brighter = (with_teeth.astype(float) - without.astype(float)).mean(axis=2)[differ]
-    assert brighter.mean() > 0

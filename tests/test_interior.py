@@ -6,7 +6,6 @@ import pytest
 
 from reggan_plugin.errors import ModelError
 from reggan_plugin.interior import (
-    FADE_SCALES,
     MAX_GAIN,
     STRIP_SOFTNESS,
     STRIPS_FILE,
@@ -14,24 +13,13 @@ from reggan_plugin.interior import (
     MouthInterior,
     amount_for,
     draw,
-    drawn_amount,
     gap_opening,
     gap_rows,
     mouth_softness,
     past_lip_rims,
-    smile_opening,
     softness,
 )
-from training.interior import (
-    OPENING,
-    SMILING,
-    below_lip_line,
-    in_mouth_frame,
-    medoid,
-    smile_lips,
-    unrolled,
-    white_balanced,
-)
+from training.interior import OPENING, medoid, unrolled
 
 SIZE = 64
 CORNERS = np.array([[20.0, 40.0], [44.0, 40.0]])
@@ -177,105 +165,15 @@ def test_the_interior_fades_in_with_the_faces_magnification() -> None:
     assert 0.0 < at(0.2) < at(0.15) < 1.0
 
 
-def test_a_soft_picture_gets_the_inside_of_a_face_magnified_as_much_more() -> None:
-    m = np.array([[0.1, 0.0, 0.0], [0.0, 0.1, 0.0]])
-    assert amount_for(m, blur=0.0) == amount_for(m, blur=STRIP_SOFTNESS) == 1.0  # as sharp as a render: all of it
-    # twice a render's softness: as coarse as a face at twice the scale (0.2), four times: none
-    assert amount_for(m, blur=2 * STRIP_SOFTNESS) == pytest.approx(amount_for(2 * m))
-    assert 0.0 < amount_for(m, blur=2 * STRIP_SOFTNESS) < 1.0
-    assert amount_for(m, blur=4 * STRIP_SOFTNESS) == 0.0
-
-
-def test_the_shipped_strips_cover_the_expressions_that_show_the_mouths_inside() -> None:
+def test_the_shipped_strips_cover_the_expressions_that_open_the_mouth() -> None:
     interior = MouthInterior.load()
-    assert set(interior.strips) == set(OPENING + SMILING) and set(interior.lips) == set(SMILING)
+    assert set(interior.strips) == set(OPENING)
     assert interior.inside_for("sad") is None
+    assert interior.inside_for("happy") is None and interior.inside_for({"happy": 0.7, "angry": 0.3}) is None
     surprised = interior.inside_for("surprised")
-    assert surprised is not None and surprised.strip is interior.strips["surprised"] and surprised.lips is None
-    assert surprised.tint == 1.0
+    assert surprised is not None and surprised.strip is interior.strips["surprised"]
     mix = interior.inside_for("happy=0.6,disgusted=0.1,fearful=0.3", intensity=0.5)
     assert mix is not None and mix.strip is interior.strips["fearful"] and mix.weight == pytest.approx(0.15)
-    smile = interior.inside_for({"happy": 0.7, "angry": 0.3})
-    assert smile is not None and smile.lips is interior.lips["happy"] and smile.weight == pytest.approx(0.7)
-    assert smile.tint < 1.0
-    # a smile's lips: the upper above the lower between the corners, meeting there, near the template's corners
-    upper, lower = interior.lips["happy"]
-    assert np.all(lower[1:-1, 1] > upper[1:-1, 1]) and np.allclose(upper[[0, -1]], lower[[0, -1]])
-    assert abs(upper[0, 0]) < 0.2 and abs(upper[-1, 0] - 1.0) < 0.2
-
-
-def test_a_smile_opens_between_its_lips_placed_by_the_line_between_the_neutrals_lips() -> None:
-    u = np.linspace(0.0, 1.0, 5)
-    lips = np.stack([np.stack([u, -0.1 + 0 * u], axis=-1), np.stack([u, 0.1 + 0 * u], axis=-1)])
-    m = np.array([[2.0, 0.0, 0.0], [0.0, 2.0, 0.0]])
-    corners = np.array([[20.0, 40.0], [44.0, 40.0]])  # 24 crop px apart: v of 0.1 is 2.4 px
-    columns = np.arange(17, 48)
-    on_corners = (columns, np.full(len(columns), 40.0))
-    full = smile_opening(m, lips, corners, on_corners, 1.0, 0.5)
-    np.testing.assert_allclose(full.columns, [20, 26, 32, 38, 44])
-    np.testing.assert_allclose(full.top, 37.6) and np.testing.assert_allclose(full.bottom, 42.4)
-    np.testing.assert_allclose(full.corners, [[20.0, 37.6], [44.0, 37.6]])
-    assert full.amount == 0.5 and np.all(full.opens == 1.0)
-    # a weaker smile: half-way from the line between the neutral's lips (between the corners) to the smile's lips
-    wide = np.stack([np.stack([1.5 * u - 0.25, -0.1 + 0 * u], axis=-1), np.stack([1.5 * u - 0.25, 0.1 + 0 * u], axis=-1)])
-    half = smile_opening(m, wide, corners, on_corners, 0.5, 0.5)
-    np.testing.assert_allclose(half.columns, [17, 24.5, 32, 39.5, 47])
-    np.testing.assert_allclose(half.top, 38.8) and np.testing.assert_allclose(half.bottom, 41.2)
-    closed = smile_opening(m, wide, corners, on_corners, 0.0, 0.5)
-    np.testing.assert_allclose(closed.columns, [20, 26, 32, 38, 44]) and np.testing.assert_allclose(closed.top, 40.0)
-    np.testing.assert_allclose(closed.bottom, 40.0)
-    # where the line between the lips lies above the corners (on photos, where a detector puts them), so does the smile
-    arched = (columns, 40.0 - 3.0 * (1.0 - ((columns - 32.0) / 12.0) ** 2))
-    raised = smile_opening(m, lips, corners, arched, 1.0, 0.5)
-    np.testing.assert_allclose(raised.top, full.top - [0.0, 2.25, 3.0, 2.25, 0.0])
-    np.testing.assert_allclose(raised.bottom - raised.top, full.bottom - full.top)
-
-
-def test_a_smiles_teeth_keep_their_colour_lit_as_bright_as_the_paint() -> None:
-    region = np.full((SIZE, SIZE, 3), 0.3, np.float32)
-    region[30:50, 15:50] = (0.6, 0.3, 0.3)  # a pink paint where the teeth show
-    strip = np.full((32, 128, 3), 0.5, np.float32)  # grey teeth
-    m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
-    grey = region.copy()
-    draw(grey, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), strip, tint=0.0)
-    paint_luma = 0.299 * 0.6 + 0.587 * 0.3 + 0.114 * 0.3
-    np.testing.assert_allclose(grey[38:44, 26:40], paint_luma, atol=0.01)  # grey, as bright as the paint
-    half = region.copy()
-    draw(half, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0), strip, tint=0.5)
-    r, g, b = half[38:44, 26:40].mean(axis=(0, 1))
-    assert r > g + 0.05 and g == pytest.approx(b, abs=1e-3)  # part of the paint's colour
-    assert 0.299 * r + 0.587 * g + 0.114 * b == pytest.approx(paint_luma, abs=0.01)
-
-
-def test_a_smiles_strip_is_white_balanced_on_its_teeth() -> None:
-    strip = np.zeros((10, 20, 3), np.float32)
-    strip[:, :] = (0.4, 0.1, 0.1)  # red lips and gums
-    strip[2:8, 4:16] = (0.9, 0.7, 0.5)  # warm teeth: 72 of 200 pixels, the brightest 30% among them
-    out = white_balanced(strip)
-    teeth, lips = out[4, 8], out[0, 0]
-    assert np.ptp(teeth) < 1e-5
-    assert teeth[0] == pytest.approx(0.299 * 0.9 + 0.587 * 0.7 + 0.114 * 0.5, abs=1e-5)
-    assert lips[0] > lips[1]  # the lips redder than the teeth still
-
-
-def test_a_smiles_lips_are_the_renders_mean_parabolas_in_the_mouths_frame() -> None:
-    def contour(depth: float) -> np.ndarray:
-        u = np.linspace(0.0, 1.0, 5)
-        return np.stack([u, depth * 4 * u * (1 - u)], axis=-1)
-    lips = smile_lips([(contour(-0.1), contour(0.3)), (contour(-0.3), contour(0.5))], count=9)
-    upper, lower = lips
-    np.testing.assert_allclose(upper[:, 0], np.linspace(0.0, 1.0, 9))
-    np.testing.assert_allclose(upper[4, 1], -0.2) and np.testing.assert_allclose(lower[4, 1], 0.4)
-    np.testing.assert_allclose(upper[[0, -1], 1], 0.0, atol=1e-12)
-    # a face's points in the frame of the mouth corners that its neutral's landmarks put in the crop: a neutral
-    # exactly the template, scaled and moved, has its own corners at (0, 0) and (1, 0)
-    from reggan_plugin.align import CANONICAL_5PT
-    five = CANONICAL_5PT * 500 + (100.0, 50.0)
-    neutral = np.zeros((68, 2))
-    neutral[36:42], neutral[42:48], neutral[30], neutral[48], neutral[54] = five
-    width = five[4, 0] - five[3, 0]
-    points = np.array([five[3], five[4], (five[3] + five[4]) / 2 + (0.0, 0.1 * width)])
-    np.testing.assert_allclose(in_mouth_frame(points, neutral), [[0.0, 0.0], [1.0, 0.0], [0.5, 0.1]], atol=1e-3)
 
 
 def test_a_broken_strips_file_is_refused_with_its_path(tmp_path) -> None:
@@ -324,7 +222,7 @@ def test_the_renderer_draws_the_inside_of_a_large_mouth_that_shows_it_only() -> 
     plain.interior = None
     pixels, box = face_frame(1200, 900, 640)
     faces = [Face(box=box)]
-    for expression, shows in (("disgusted", True), ("happy", True), ("sad", False)):
+    for expression, shows in (("disgusted", True), ("sad", False)):
         a = drawn.apply_array(pixels, faces=faces, expression=expression)
         b = plain.apply_array(pixels, faces=faces, expression=expression)
         differ = np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 2
@@ -381,26 +279,9 @@ def test_the_inside_is_drawn_as_soft_as_the_picture_about_the_mouth() -> None:
     assert edge_energy(3.0) < 0.5 * edge_energy(0.0)
 
 
-def test_a_smiles_lips_are_measured_down_from_the_line_between_the_neutrals_lips() -> None:
-    """A neutral whose lips part on a dark line 0.1 mouth widths above its mouth corners (as on photos against a
-    detector's corners): a point on the corners' line lies 0.1 below that line."""
-    from reggan_plugin.align import CANONICAL_5PT
-    five = CANONICAL_5PT * 600 + (0.0, -60.0)
-    neutral = np.zeros((68, 2))
-    neutral[36:42], neutral[42:48], neutral[30], neutral[48], neutral[54] = five
-    width = five[4, 0] - five[3, 0]
-    picture = np.full((600, 600, 3), 0.7, np.float32)
-    line_y = int(round(five[3:5, 1].mean() - 0.1 * width))
-    picture[line_y - 2 : line_y + 2, int(five[3, 0]) - 5 : int(five[4, 0]) + 5] = 0.1
-    framed = in_mouth_frame(np.array([(five[3] + five[4]) / 2]), neutral)
-    below = below_lip_line(framed, picture, neutral)
-    assert below[0, 0] == pytest.approx(framed[0, 0])
-    assert below[0, 1] == pytest.approx(framed[0, 1] + 0.1, abs=0.02)
-
-
 def test_an_opening_covers_each_pixel_as_much_as_it_opens_there() -> None:
-    """A smile at intensity 0 opens no height and draws nothing; an opening a fraction of a pixel high covers that
-    fraction of the pixel, and a thick one the whole pixel."""
+    """An opening of no height draws nothing; one a fraction of a pixel high covers that fraction of the pixel, and a
+    thick one the whole pixel."""
     from reggan_plugin.interior import Opening
 
     m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -408,11 +289,12 @@ def test_an_opening_covers_each_pixel_as_much_as_it_opens_there() -> None:
 
     def drawn(top: float, bottom: float) -> np.ndarray:
         region = np.zeros((SIZE, SIZE, 3), np.float32)
-        region[30:50] = (0.8, 0.2, 0.5)  # a coloured paint: the grey strip, lit as bright, changes each pixel it covers
+        # a paint of two colours in alternate columns: a plain strip, lit as the paint's mean, changes each pixel
+        region[30:50, 0::2], region[30:50, 1::2] = (0.8, 0.2, 0.5), (0.4, 0.1, 0.25)
         before = region.copy()
         opening = Opening(m, columns, np.full_like(columns, top), np.full_like(columns, bottom),
                           np.ones_like(columns), CORNERS, 1.0)
-        draw(region, opening, np.ones((32, 128, 3), np.float32), tint=0.0)
+        draw(region, opening, np.ones((32, 128, 3), np.float32))
         return np.abs(region - before).sum(axis=2)[:, 26:40]
 
     assert drawn(40.0, 40.0).max() == 0.0  # fails with the ramps multiplied: a quarter of a pixel either side
@@ -421,7 +303,7 @@ def test_an_opening_covers_each_pixel_as_much_as_it_opens_there() -> None:
     assert thick[37:43].min() > 0.1 and thin[:40].max() == 0.0 and thin[41:].max() == 0.0
 
 
-def test_intensity_zero_leaves_a_large_smiling_face_as_it_was() -> None:
+def test_intensity_zero_leaves_a_large_face_as_it_was() -> None:
     from benchmarks.face_sizes import face_frame
     from reggan_plugin.config import InferenceConfig
     from reggan_plugin.faces import Face
@@ -435,10 +317,11 @@ def test_intensity_zero_leaves_a_large_smiling_face_as_it_was() -> None:
             assert np.array_equal(out, pixels), (subject, expression)
 
 
-def test_a_soft_large_faces_smile_gets_no_drawn_teeth_but_its_opened_mouth_its_inside() -> None:
-    """A large face blurred as a magnified render (its edges 4 px soft) holds no finer teeth than the paint: its smile
-    is pasted as without the drawn inside, while the same face with pixel-scale detail (a render's grain) gets teeth;
-    an opened mouth's inside is drawn on both."""
+
+
+def test_a_smile_draws_no_inside_while_an_opened_mouth_does() -> None:
+    """A smile on a large face, sharp or soft, as a render or a photograph, is pasted bit for bit as with no interior:
+    no drawn strip between its lips; an opened mouth's inside is drawn on both pictures."""
     from PIL import Image, ImageFilter
 
     from benchmarks.face_sizes import face_frame
@@ -448,31 +331,21 @@ def test_a_soft_large_faces_smile_gets_no_drawn_teeth_but_its_opened_mouth_its_i
 
     sharp, box = face_frame(960, 720, 600, noise=2.0)
     soft = np.asarray(Image.fromarray(sharp).filter(ImageFilter.GaussianBlur(4)))
-    renderer = ExpressionRenderer(InferenceConfig(backend="cpu"))
 
-    def drawn(pixels: np.ndarray, expression: str) -> int:
-        """Pixels the drawn inside changes by more than 8 levels."""
+    def changed(renderer: ExpressionRenderer, pixels: np.ndarray, expression: str) -> np.ndarray:
+        """|with the interior - without it|, per pixel, largest over the channels."""
         interior = renderer.interior
-        with_inside = renderer.apply_array(pixels, faces=[Face(box=box)], expression=expression)
+        assert interior is not None
+        drawn = renderer.apply_array(pixels, faces=[Face(box=box)], expression=expression)
         renderer.interior = None
         try:
-            without = renderer.apply_array(pixels, faces=[Face(box=box)], expression=expression)
+            plain = renderer.apply_array(pixels, faces=[Face(box=box)], expression=expression)
         finally:
             renderer.interior = interior
-        return int((np.abs(with_inside.astype(int) - without.astype(int)).max(axis=2) > 8).sum())
+        return np.abs(drawn.astype(int) - plain.astype(int)).max(axis=2)
 
-    assert drawn(sharp, "happy") > 200
-    assert drawn(soft, "happy") == 0
-    assert drawn(sharp, "surprised") > 200 and drawn(soft, "surprised") > 200
-
-
-def test_a_photographs_inside_on_small_faces_goes_over_to_the_size_rule_as_the_face_grows() -> None:
-    start, full = FADE_SCALES
-    small, between, large = (np.array([[s, 0.0, 0.0], [0.0, s, 0.0]]) for s in (2 * start, (start + full) / 2, full))
-    assert drawn_amount(small) == 0.0 and drawn_amount(small, small_faces=0.7) == pytest.approx(0.7)
-    assert drawn_amount(large, small_faces=1.0) == pytest.approx(1.0)  # a sharp large face: the rule's all
-    soft = 20 * STRIP_SOFTNESS
-    assert drawn_amount(large, soft, small_faces=1.0) == pytest.approx(amount_for(large, soft))  # fades as a render's
-    # halfway through the rule's sizes, halfway between the two
-    assert drawn_amount(between, soft, small_faces=1.0) == pytest.approx(0.5, abs=0.01)
-    assert drawn_amount(between, 0.0, small_faces=0.0) == pytest.approx(amount_for(between))
+    for subject in ("render", "photo"):
+        renderer = ExpressionRenderer(InferenceConfig(backend="cpu", subject=subject))
+        for pixels in (sharp, soft):
+            assert changed(renderer, pixels, "happy").max() == 0, subject
+            assert (changed(renderer, pixels, "surprised") > 8).sum() > 200, subject

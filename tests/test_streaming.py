@@ -261,7 +261,7 @@ def test_region_processing_equals_whole_frame_processing(renderer):
         structure = degrained(rgb, grain_level(rgb[rows, cols], blocks=False))
         crops = np.stack([warp_to_crop(structure, m, renderer.size) for m in matrices])
         edit = EditConfig()
-        inside = renderer.interior.inside_for(edit.expression, edit.intensity)  # the smile's teeth, as finish_image
+        inside = renderer.interior.inside_for(edit.expression, edit.intensity)  # as forward_images
         new_rgb, mask = renderer.paste(rgb, matrices, crops, renderer.forward(crops, edit), interior=inside)
         expected = compose_output(image, new_rgb, mask).pixels
         prepared = renderer.prepare_image(image, faces)

@@ -56,11 +56,11 @@ def test_weights_rise_over_the_ramp() -> None:
 
 
 def test_partial_gains_lie_between_none_and_whole() -> None:
-    g = Gains(motion=(0.5, 0.7), rest_paint=0.7, teeth=1.6, upper=0.0)
+    g = Gains(motion=(0.5, 0.7), rest_paint=0.7, upper=0.0)
     assert g.partly(0.0).is_identity
     assert g.partly(1.0) == g
     half = g.partly(0.5)
-    assert half.motion == pytest.approx((0.75, 0.85)) and half.teeth == pytest.approx(1.3)
+    assert half.motion == pytest.approx((0.75, 0.85))
     assert half.upper == pytest.approx(0.5) and half.rest_paint == pytest.approx(0.85)
 
 
@@ -92,7 +92,7 @@ def test_photographs_read_as_photographs_and_take_their_gains(renderers, london_
 
 
 def test_a_picture_on_the_edge_takes_the_gains_in_part() -> None:
-    """A picture whose faces read halfway takes half of each gain's departure, teeth and their least amount too."""
+    """A picture whose faces read halfway takes half of each gain's departure."""
     from benchmarks.face_sizes import face_frame
     from reggan_plugin.calibration import calibrated
     from reggan_plugin.config import EditConfig
@@ -112,8 +112,7 @@ def test_a_picture_on_the_edge_takes_the_gains_in_part() -> None:
     expected = calibrated(prepared.crops, raw, whole.partly(0.5), renderer.mouth_ellipse, renderer.lower_face)
     assert np.array_equal(edited.faces, expected)
     assert not np.array_equal(edited.faces, raw)
-    assert edited.interior is not None and edited.interior.small_faces == 0.5
-    assert edited.interior.brightness == pytest.approx(1.0 + 0.5 * (whole.teeth - 1.0))
+    assert edited.photo == 0.5 and edited.interior is None
 
 
 def test_the_fit_separates_two_classes_and_reports_them() -> None:

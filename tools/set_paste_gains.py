@@ -1,10 +1,10 @@
 """Write one expression's paste gains (``reggan_plugin.calibration``) into a model file's metadata.
 
     python tools/set_paste_gains.py --model reggan_plugin/models/default.onnx --subject photo --expression happy \
-        --motion 0.5,0.5 --rest-paint 0.7 --teeth 1.6 --upper 0 --out reggan_plugin/models/default.onnx
+        --motion 0.5,0.5 --rest-paint 0.7 --upper 0 --out reggan_plugin/models/default.onnx
 
-The graph is untouched; the other subjects' and expressions' gains are kept. ``--motion 1,1 --rest-paint 1 --teeth 1
---upper 1`` takes an expression's gains out. Needs onnx.
+The graph is untouched; the other subjects' and expressions' gains are kept (an old ``teeth`` gain is dropped).
+``--motion 1,1 --rest-paint 1 --upper 1`` takes an expression's gains out. Needs onnx.
 """
 from __future__ import annotations
 
@@ -20,14 +20,10 @@ import click
 @click.option("--expression", required=True)
 @click.option("--motion", default="1,1", show_default=True, help="Sideways and upward gains of the motion.")
 @click.option("--rest-paint", type=float, default=1.0, show_default=True, help="Gain of the paint outside the mouth.")
-@click.option("--teeth", type=float, default=1.0, show_default=True,
-              help="A smile's drawn teeth this many times as bright as the paint, on small faces too (1: as for "
-                   "renders).")
 @click.option("--upper", type=float, default=1.0, show_default=True,
               help="Gain of the whole edit outside the lower face (0: the eyes and brows as they were).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), required=True)
-def main(model: Path, subject: str, expression: str, motion: str, rest_paint: float, teeth: float, upper: float,
-         out: Path) -> None:
+def main(model: Path, subject: str, expression: str, motion: str, rest_paint: float, upper: float, out: Path) -> None:
     from export.metadata import with_metadata
     from reggan_plugin.artifact import load_artifact
     from reggan_plugin.calibration import METADATA_KEY, Gains, dump_gains, parse_gains
@@ -41,7 +37,7 @@ def main(model: Path, subject: str, expression: str, motion: str, rest_paint: fl
         raise click.ClickException(f"--motion {motion!r}: give two numbers, sideways,upward") from None
     text = artifact.metadata.get(METADATA_KEY)
     table = {} if text is None else parse_gains(model, text)
-    table.setdefault(subject, {})[expression] = Gains(motion=(gx, gy), rest_paint=rest_paint, teeth=teeth, upper=upper)
+    table.setdefault(subject, {})[expression] = Gains(motion=(gx, gy), rest_paint=rest_paint, upper=upper)
     table = {s: kept for s, g in table.items() if (kept := {e: v for e, v in g.items() if not v.is_identity})}
     value = dump_gains(table)
     parse_gains(model, value)  # the bounds the runtime checks, before anything is written
