@@ -53,7 +53,9 @@ class RenderSummary:
     done: int = 0
     skipped: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
-    no_face: list[Path] = field(default_factory=list)
+    no_face: list[Path] = field(default_factory=list)  # every frame written unchanged for want of a face
+    marked_no_face: list[Path] = field(default_factory=list)  # of those, the frames faces.json marks `[]`
+    off_picture: list[Path] = field(default_factory=list)  # of those, frames whose given boxes lie off the picture
     unread: list[Path] = field(default_factory=list)  # images in formats not read, left out of the sequence
     subfolders: list[Path] = field(default_factory=list)  # folders in the frames folder: their frames are not read
     faces_file: Path | None = None
@@ -92,10 +94,19 @@ class RenderSummary:
                 + " (a key is a frame's name, file name or stem)"] if self.unused_keys else [])
             + [f"failed: {shown(path)}: {' '.join(reason.split()) if reason.isprintable() else shown(reason)}"
                for path, reason in self.failed]
-            + [f"no face found: {shown(path)} (written unchanged; give --faces or --region)" for path in self.no_face]
+            + [self._no_face_line(path) for path in self.no_face]
             + ([f"{self.photographs} frame{'s' * (self.photographs != 1)} read as photographs of people: "
                 f"{PHOTOGRAPH_NOTE}"] if self.photographs else [])
         )
+
+
+    def _no_face_line(self, path: Path) -> str:
+        if path in self.marked_no_face:
+            return f"no face: {shown(path)} ({shown(self.faces_file or 'faces.json')} marks it [], without a face; " \
+                   "written unchanged)"
+        if path in self.off_picture:
+            return f"no face found: {shown(path)} (written unchanged; the face box given lies wholly off the picture)"
+        return f"no face found: {shown(path)} (written unchanged; give --faces or --region)"
 
 
 def _frames(seq: SequenceConfig) -> tuple[list[Path], list[Path], list[int]]:
@@ -249,6 +260,7 @@ class _FrameJob:
     prepared: PreparedImage | None = None  # None: no face (the frame is written unchanged) or failed
     edited: EditedCrops | None = None
     no_face: bool = False
+    why_no_face: str = ""  # "marked": faces.json says `[]`; "off": the given boxes lie off the picture
     error: str | None = None
     staged: Path | None = None  # the encoded frame's hidden name until it is renamed to `target`
     numerical: bool = False  # failed on a NaN/inf network output
@@ -288,9 +300,13 @@ class _StreamingRender:
             with self.lock:  # in flight ~ 2 batches + 2 x STREAM_WORKERS + 1 frames
                 fits = (FRAMES_BYTES // max(job.image.pixels.nbytes, 1) - 2 * STREAM_WORKERS - 1) // 2
                 self.batch = max(1, min(self.batch, fits))
-            faces = self.detected.get(frame)
-            if faces is None:
-                faces = self.locator.fixed_faces(frame.name, job.image.pixels.shape) or []
+            fixed = self.locator.fixed_faces(frame.name, job.image.pixels.shape)
+            if self.locator.marked_without_face(frame.name):  # as faces.json says: never a detected or tracked face
+                faces, job.why_no_face = [], "marked"
+            elif fixed is not None:
+                faces, job.why_no_face = fixed, "off"
+            else:
+                faces = self.detected.get(frame) or []
             job.no_face = not faces
             if faces:
                 job.prepared = self.renderer.prepare_image(job.image, faces)
@@ -377,6 +393,10 @@ class _StreamingRender:
                     summary.photographs += job.photo
                     if job.no_face:
                         summary.no_face.append(job.frame)
+                        if job.why_no_face == "marked":
+                            summary.marked_no_face.append(job.frame)
+                        elif job.why_no_face == "off":
+                            summary.off_picture.append(job.frame)
                 finished += 1
                 if progress:
                     progress(finished, summary.total)

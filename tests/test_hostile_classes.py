@@ -459,3 +459,30 @@ def test_a_failed_train_leaves_no_empty_run_folder(tmp_path):
                             "--no-progress"]))
     assert run.code == 2 and "data" in run.error_line(), run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+# 16. a frame faces.json marks `[]` is a frame without a face, as documented: written unchanged and counted (exit 1,
+# as every frame without a face: README's table), without the hint to give --faces that it was given
+def test_a_frame_marked_without_a_face_is_passed_through(tmp_path, tiny_model):
+    import json
+
+    import numpy as np
+    from imagegen import face_box
+    from test_hostile import H, W, frames_dir, only_outputs, render
+
+    from reggan_plugin.imageio import read_image
+
+    frames = frames_dir(tmp_path / "in")
+    box = [float(v) for v in face_box(H, W)]
+    faces = tmp_path / "faces.json"
+    faces.write_text(json.dumps({"version": 1, "default": [{"box": box}], "frames": {"f001.png": []}}))
+    run = no_traceback(render(tmp_path, tiny_model, "--faces", faces, "--trust-box", frames=frames))
+    assert run.code == 1, run.stderr
+    assert "3 done" not in run.stderr and "4 done" in run.stderr and "1 without a face" in run.stderr
+    lines = [line for line in run.stderr.splitlines() if "f001.png" in line]
+    assert lines == [f"no face: {frames / 'f001.png'} ({faces} marks it [], without a face; written unchanged)"]
+    assert "give --faces" not in run.stderr and "failed:" not in run.stderr
+    assert only_outputs(tmp_path / "out") == {"f000.png", "f001.png", "f002.png", "f003.png"}
+    for name in ("f000.png", "f001.png", "f002.png", "f003.png"):
+        same = np.array_equal(read_image(tmp_path / "out" / name).pixels, read_image(frames / name).pixels)
+        assert same == (name == "f001.png"), name
