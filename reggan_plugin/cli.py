@@ -34,7 +34,7 @@ from .config import (
     SequenceConfig,
     field_default,
 )
-from .errors import NumericalError, RegganError, UsageError
+from .errors import NumericalError, RegganError, UsageError, shown
 
 EXIT_FRAMES_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -372,7 +372,12 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
         renderer = ExpressionRenderer(inference)
         renderer.artifact.expression_weights(edit.expression)  # an expression the model lacks: said alone
         click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)
-        edited, photograph = renderer.edit_image(picture, faces, edit)
+        prepared = renderer.prepare_image(picture, faces)
+        if prepared.non_finite:
+            click.echo(f"warning: {shown(image)}: {prepared.non_finite} NaN or inf pixel"
+                       f"{'s' * (prepared.non_finite != 1)} in the face: edited around them, written as they were",
+                       err=True)
+        edited, photograph = renderer.edit_prepared(prepared, edit)
         if photograph:
             click.echo(f"{image}: read as a photograph of a person: {PHOTOGRAPH_NOTE}", err=True)
         Path(out).parent.mkdir(parents=True, exist_ok=True)  # as render makes --out: the check above proved it can

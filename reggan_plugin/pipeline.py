@@ -64,6 +64,7 @@ class RenderSummary:
     cancelled: bool = False
     backend: str = ""
     numerical_failures: int = 0  # frames whose network output was NaN/inf (fp16 overflow)
+    non_finite: list[Path] = field(default_factory=list)  # frames with NaN/inf pixels in a face, kept as they were
     photographs: int = 0  # frames whose faces read as photographs of people (--subject auto) and took their gains
     frame_range: str = ""  # the --frame-range this run rendered ("" for a shard)
     missing_frames: list[int] = field(default_factory=list)  # numbers the frame range names that no frame has
@@ -95,6 +96,9 @@ class RenderSummary:
             + [f"failed: {shown(path)}: {' '.join(reason.split()) if reason.isprintable() else shown(reason)}"
                for path, reason in self.failed]
             + [self._no_face_line(path) for path in self.no_face]
+            + ([f"{len(self.non_finite)} frame{'s' * (len(self.non_finite) != 1)} with NaN or inf pixels in a face "
+                f"(e.g. {shown(self.non_finite[0])}): edited around them, those pixels written as they were"]
+               if self.non_finite else [])
             + ([f"{self.photographs} frame{'s' * (self.photographs != 1)} read as photographs of people: "
                 f"{PHOTOGRAPH_NOTE}"] if self.photographs else [])
         )
@@ -264,6 +268,7 @@ class _FrameJob:
     error: str | None = None
     staged: Path | None = None  # the encoded frame's hidden name until it is renamed to `target`
     numerical: bool = False  # failed on a NaN/inf network output
+    non_finite: bool = False  # NaN/inf pixels in its face region (written as they were)
     photo: bool = False  # its faces read as photographs of people and took their gains (--subject auto)
 
     @property
@@ -310,6 +315,7 @@ class _StreamingRender:
             job.no_face = not faces
             if faces:
                 job.prepared = self.renderer.prepare_image(job.image, faces)
+                job.non_finite = job.prepared.non_finite > 0
                 job.prepared.rgb = None  # frames wait in queues: the float region is made again when written
         except RegganError as exc:
             job.fail(exc)
@@ -391,6 +397,8 @@ class _StreamingRender:
                 else:
                     summary.done += 1
                     summary.photographs += job.photo
+                    if job.non_finite:
+                        summary.non_finite.append(job.frame)
                     if job.no_face:
                         summary.no_face.append(job.frame)
                         if job.why_no_face == "marked":

@@ -486,3 +486,43 @@ def test_a_frame_marked_without_a_face_is_passed_through(tmp_path, tiny_model):
     for name in ("f000.png", "f001.png", "f002.png", "f003.png"):
         same = np.array_equal(read_image(tmp_path / "out" / name).pixels, read_image(frames / name).pixels)
         assert same == (name == "f001.png"), name
+
+
+# 16. NaN or inf pixels in a face (float EXR/TIFF frames): the frame is edited around them, they are written as
+# they were (no NaN made, none turned into a colour), and the run says so once
+@pytest.mark.parametrize("suffix", [".exr", ".tif"])
+def test_nan_and_inf_pixels_in_a_face_are_kept_as_they_were_and_said_once(tmp_path, tiny_model, suffix):
+    import numpy as np
+    from imagegen import face_box, synthetic_frame
+    from test_hostile import REGION, H, W, only_outputs, render
+
+    from reggan_plugin.imageio import ImageData, read_image, write_image
+
+    frames = tmp_path / "in"
+    frames.mkdir()
+    x, y, w, h = (int(v) for v in face_box(H, W))
+    for i in range(3):
+        pixels = synthetic_frame(H, W, 4, np.float32, seed=i)
+        if i != 1:
+            pixels[y + h // 2, x + w // 2, 0] = np.nan
+            pixels[y + h // 3, x + w // 3 : x + w // 3 + 4, :3] = np.inf
+            pixels[y + h // 2 + 5, x + w // 2, 2] = -np.inf
+        write_image(frames / f"f{i:03d}{suffix}", ImageData(pixels, None, suffix.strip("."), True, {}))
+    run = no_traceback(render(tmp_path, tiny_model, "--region", REGION, "--trust-box", frames=frames))
+    assert run.code == 0, run.stderr
+    said = [line for line in run.stderr.splitlines() if "NaN" in line]
+    assert said == [f"2 frames with NaN or inf pixels in a face (e.g. {frames / f'f000{suffix}'}): edited around "
+                    "them, those pixels written as they were"], run.stderr
+    assert only_outputs(tmp_path / "out") == {f"f00{i}{suffix}" for i in range(3)}
+    for i in range(3):
+        before = read_image(frames / f"f00{i}{suffix}").pixels
+        after = read_image(tmp_path / "out" / f"f00{i}{suffix}").pixels
+        bad = ~np.isfinite(before[..., :3]).all(axis=-1)  # such a pixel is kept whole
+        assert bad.sum() == (6 if i != 1 else 0)
+        assert np.array_equal(np.isnan(after), np.isnan(before))
+        assert np.array_equal(after[bad], before[bad], equal_nan=True)
+        assert not np.allclose(after[~bad], before[~bad])  # the face is edited
+    texture = no_traceback(Run(["texture", frames / f"f000{suffix}", "--out", tmp_path / f"t{suffix}", "--model",
+                                tiny_model, "--region", REGION, "--trust-box"]))
+    assert texture.code == 0 and texture.stderr.count("NaN") == 1, texture.stderr
+    assert "6 NaN or inf pixels in the face" in texture.stderr
