@@ -526,3 +526,32 @@ def test_nan_and_inf_pixels_in_a_face_are_kept_as_they_were_and_said_once(tmp_pa
                                 tiny_model, "--region", REGION, "--trust-box"]))
     assert texture.code == 0 and texture.stderr.count("NaN") == 1, texture.stderr
     assert "6 NaN or inf pixels in the face" in texture.stderr
+
+
+# 14. a cached preview graph cut short or junk is cut again (atomically), not used, nor left to slow every preview
+@pytest.mark.parametrize("damage", ["cut-short", "junk", "empty"])
+def test_a_damaged_preview_cache_is_cut_again(tmp_path, tiny_model, monkeypatch, caplog, damage):
+    from test_hostile import REGION, only_outputs, render
+
+    from reggan_plugin.artifact import file_sha256
+    from reggan_plugin.preview_graph import preview_path
+
+    monkeypatch.setenv("REGGAN_CACHE_DIR", str(tmp_path / "cache"))
+    first = no_traceback(render(tmp_path, tiny_model, "--region", REGION, "--stage", "regression"))
+    assert first.code == 0, first.stderr
+    cached = preview_path(file_sha256(tiny_model))
+    good = cached.read_bytes()
+    cached.write_bytes({"cut-short": good[: len(good) * 2 // 3], "junk": b"\x08junk" * 50, "empty": b""}[damage])
+    caplog.clear()
+    again = no_traceback(render(tmp_path, tiny_model, "--region", REGION, "--stage", "regression",
+                                out=tmp_path / "out2"))
+    assert again.code == 0, again.stderr
+    said = [r.getMessage() for r in caplog.records if "preview" in r.getMessage()]  # the CLI logs to stderr
+    assert len(said) == 1 and str(cached) in said[0] and "cutting it again" in said[0], again.stderr
+    assert cached.read_bytes() == good and only_outputs(cached.parent) == {cached.name}
+    for name in only_outputs(tmp_path / "out"):
+        assert digest(tmp_path / "out" / name) == digest(tmp_path / "out2" / name)
+    caplog.clear()
+    third = no_traceback(render(tmp_path, tiny_model, "--region", REGION, "--stage", "regression",
+                                out=tmp_path / "out3"))
+    assert third.code == 0 and not [r for r in caplog.records if "preview" in r.getMessage()], third.stderr
