@@ -63,6 +63,7 @@ class RenderSummary:
     unused_keys: list[str] = field(default_factory=list)  # the faces file's keys when none names a frame
     cancelled: bool = False
     backend: str = ""
+    precision: str = ""  # the network's precision as it ran ("fp32", "fp16")
     numerical_failures: int = 0  # frames whose network output was NaN/inf (fp16 overflow)
     non_finite: list[Path] = field(default_factory=list)  # frames with NaN/inf pixels in a face, kept as they were
     photographs: int = 0  # frames whose faces read as photographs of people (--subject auto) and took their gains
@@ -232,7 +233,7 @@ def render_sequence(
     if curves is not None:
         for name in curves.names:  # an expression the model lacks, said before any frame is read
             renderer.artifact.expression_weights({name: 0.0})
-    summary.backend = renderer.backend.description
+    summary.backend, summary.precision = renderer.backend.description, renderer.backend.precision
     locator = _locator(seq)
     if locator.given is not None:
         summary.faces_file = locator.given.path
@@ -278,7 +279,7 @@ class _FrameJob:
     def fail(self, exc: RegganError) -> None:
         self.error = getattr(exc, "reason", str(exc))
         self.numerical = isinstance(exc, NumericalError)
-        log.warning("%s", exc)
+        log.info("%s", exc)  # the summary lists every failure, once
 
 
 class _StreamingRender:

@@ -555,3 +555,88 @@ def test_a_damaged_preview_cache_is_cut_again(tmp_path, tiny_model, monkeypatch,
     third = no_traceback(render(tmp_path, tiny_model, "--region", REGION, "--stage", "regression",
                                 out=tmp_path / "out3"))
     assert third.code == 0 and not [r for r in caplog.records if "preview" in r.getMessage()], third.stderr
+
+
+# 12. messages: each said once, only what would help, before the model loads, naming what the path is
+def test_a_cut_short_exr_is_said_once_without_the_librarys_own_lines(tmp_path):
+    import subprocess
+    import sys
+
+    import numpy as np
+    from imagegen import synthetic_frame
+    from test_hostile import REGION, H, W
+
+    from reggan_plugin.imageio import ImageData, write_image
+
+    frames = tmp_path / "in"
+    frames.mkdir()
+    for name in ("a.exr", "b.exr"):
+        write_image(frames / name, ImageData(synthetic_frame(H, W, 4, np.float32), None, "exr", True, {}))
+    whole = (frames / "b.exr").read_bytes()
+    (frames / "b.exr").write_bytes(whole[: len(whole) * 2 // 3])
+    proc = subprocess.run([sys.executable, "-m", "reggan_plugin.cli", "render", "--frames", frames, "--out",
+                           tmp_path / "out", "--backend", "cpu", "--region", REGION, "--trust-box"],
+                          capture_output=True, text=True, timeout=300)  # the library prints to the process's stderr
+    assert proc.returncode == 1, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "b.exr" in line]
+    assert len(said) == 1 and said[0].startswith(f"failed: {frames / 'b.exr'}: corrupt or truncated EXR: cut short: "
+                                                 f"{len(whole) * 2 // 3} bytes, its image data runs"), proc.stderr
+    assert "EXR_ERR" not in proc.stderr and "Exception" not in proc.stderr and "WARNING" not in proc.stderr
+    assert (tmp_path / "out" / "a.exr").is_file()
+
+
+def _nan_model(tiny_model: Path, path: Path) -> Path:
+    """The tiny model with its 'output' divided by zero (0/0 and x/0: NaN and inf at any precision)."""
+    onnx = pytest.importorskip("onnx", reason="building a damaged model needs onnx")
+    from onnx import helper
+
+    proto = onnx.load(str(tiny_model))
+    for node in proto.graph.node:
+        node.output[:] = ["output_raw" if o == "output" else o for o in node.output]
+    proto.graph.node.append(helper.make_node("Sub", ["output_raw", "output_raw"], ["zero"]))
+    proto.graph.node.append(helper.make_node("Div", ["output_raw", "zero"], ["output"]))
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_nan_output_at_fp32_does_not_suggest_fp32(tmp_path, tiny_model):
+    from test_hostile import REGION, render
+
+    run = no_traceback(render(tmp_path, _nan_model(tiny_model, tmp_path / "nan.onnx"), "--region", REGION,
+                              "--precision", "fp32"))
+    assert run.code == 5, run.stderr
+    assert "--precision fp32" not in run.stderr
+    assert "NaN/inf network output in 4 frames: at fp32, so the model file may be damaged: re-export it" in run.stderr
+
+
+def test_texture_refuses_an_output_format_before_the_model_loads(tmp_path):
+    import numpy as np
+    from imagegen import synthetic_frame
+    from PIL import Image
+
+    junk_model = tmp_path / "junk.onnx"
+    junk_model.write_bytes(b"not a model")  # loading it would fail with exit 3: the format must be said first
+    picture = tmp_path / "face.png"
+    Image.fromarray(synthetic_frame(120, 160, 3, np.uint8)).save(picture)
+    bmp = no_traceback(Run(["texture", picture, "--out", tmp_path / "t.bmp", "--model", junk_model]))
+    assert bmp.code == 2 and "unsupported output type '.bmp'" in bmp.error_line(), bmp.stderr
+    deep = tmp_path / "deep.png"
+    Image.fromarray(synthetic_frame(120, 160, 4, np.uint8)).save(deep)
+    jpeg = no_traceback(Run(["texture", deep, "--out", tmp_path / "t.jpg", "--model", junk_model]))
+    assert jpeg.code == 2 and "JPEG cannot store an alpha channel" in jpeg.error_line(), jpeg.stderr
+    assert "backend:" not in bmp.stderr + jpeg.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep.png", "face.png", "junk.onnx"]
+
+
+@pytest.mark.parametrize("command", ["render", "texture", "info"])
+def test_a_directory_given_as_model_is_called_a_directory(tmp_path, tiny_model, command):
+    from test_hostile import REGION, frames_dir
+
+    frames = frames_dir(tmp_path / "in")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    args = {"render": ["render", "--frames", frames, "--out", tmp_path / "out", "--region", REGION],
+            "texture": ["texture", frames / "f000.png", "--out", tmp_path / "t.png"], "info": ["info"]}[command]
+    run = no_traceback(Run([*args, "--model", folder]))
+    assert run.code == 3 and run.error_line() == f"error: {folder}: is a directory, not a model file (give the .onnx " \
+                                                "file)", run.stderr
