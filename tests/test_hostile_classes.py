@@ -640,3 +640,50 @@ def test_a_directory_given_as_model_is_called_a_directory(tmp_path, tiny_model, 
     run = no_traceback(Run([*args, "--model", folder]))
     assert run.code == 3 and run.error_line() == f"error: {folder}: is a directory, not a model file (give the .onnx " \
                                                 "file)", run.stderr
+
+
+# 11. decompression bombs: refused by what the header declares, before decoding; data past the declared size is
+# never inflated
+def _png16_bomb(path: Path, width: int, height: int, data_rows: int, row_bytes: int) -> Path:
+    """A 16-bit grey+alpha PNG of zeros declaring width x height, its data ``data_rows`` rows of ``row_bytes``."""
+    import struct
+    import zlib
+
+    deflate = zlib.compressobj(6)
+    row = b"\0" * row_bytes
+    data = b"".join(deflate.compress(row) for _ in range(data_rows)) + deflate.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 4, 0, 0, 0))
+                     + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b""))
+    return path
+
+
+def test_decompression_bombs_are_refused_or_never_inflated(tmp_path, tiny_model):
+    import tracemalloc
+
+    import numpy as np
+    from test_hostile import REGION, H, W, frames_dir, render
+
+    from reggan_plugin.errors import InputError
+    from reggan_plugin.imageio import read_image
+
+    frames = frames_dir(tmp_path / "in", 2)
+    declared = _png16_bomb(frames / "f002.png", 9000, 8000, 8000, 1 + 9000 * 4)  # 288 MB decoded from ~0.3 MB
+    excess = _png16_bomb(frames / "f003.png", W, H, 50_000, 1 + W * 4)  # declares 160x120; its data inflates to 32 MB
+    assert declared.stat().st_size < 400_000 and excess.stat().st_size < 400_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match="decompression bomb"):
+            read_image(declared)
+        assert read_image(excess).pixels.shape == (H, W, 2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20e6, peak  # neither is decoded past its first 160x120 rows
+    run = no_traceback(render(tmp_path, tiny_model, "--region", REGION, frames=frames))
+    assert run.code == 1, run.stderr
+    assert run.failed() == {str(declared): f"failed: {declared}: declares 9000x8000 pixels, 288 MB decoded, from a "
+                                           f"{declared.stat().st_size / 1e3:.0f} KB file "
+                                           f"({288_000_000 // declared.stat().st_size}:1): refused as a decompression "
+                                           "bomb (limit: 256 MiB decoded at over 256:1)"}, run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f000.png", "f001.png", "f003.png"]
+    assert np.array_equal(read_image(tmp_path / "out" / "f003.png").pixels[..., 1], np.zeros((H, W), np.uint16))

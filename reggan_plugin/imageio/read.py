@@ -17,6 +17,7 @@ from reggan_plugin.imageio.image import (
     MAX_PIXELS,
     SUPPORTED_SUFFIXES,
     ImageData,
+    _check_declared,
     _check_size,
     _converted,
     _format_for_suffix,
@@ -83,8 +84,9 @@ def read_image(path: str | os.PathLike[str], *, report: bool = True) -> ImageDat
 def _read_png(path: Path, head: bytes) -> ImageData:
     if len(head) < 29 or head[12:16] != b"IHDR":
         raise InputError(path, "corrupt PNG: no IHDR header")
-    width, height, bit_depth, _colour_type = struct.unpack(">IIBB", head[16:26])
-    _check_size(path, width, height)
+    width, height, bit_depth, colour_type = struct.unpack(">IIBB", head[16:26])
+    planes = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}.get(colour_type, 4)  # a palette as RGBA, its widest
+    _check_declared(path, width, height, planes * (2 if bit_depth == 16 else 1))
     if bit_depth == 16:
         return _read_png16(path)
     return _read_pillow(path, head)
@@ -99,7 +101,8 @@ _PILLOW_KEEP = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 def _read_pillow(path: Path, head: bytes) -> ImageData:
     """8-bit PNG, JPEG, and TIFFs tifffile cannot decode."""
     with Image.open(path) as opened:
-        _check_size(path, *opened.size)
+        _check_declared(path, *opened.size, max(len(opened.getbands()), 3 if opened.mode in ("P", "PA") else 1)
+                        * (2 if opened.mode.startswith("I;16") else 4 if opened.mode in ("I", "F") else 1))
         im: Image.Image = opened
         fmt: str = {"PNG": "png", "JPEG": "jpeg", "TIFF": "tiff"}.get(opened.format or "", _sniff(head) or "png")
         info: dict[str, Any] = {}
@@ -155,7 +158,7 @@ def _read_tiff(path: Path, head: bytes) -> ImageData:
         if axes not in ("YX", "YXS", "SYX"):
             raise InputError(path, f"unsupported TIFF layout (axes {axes})")
         h, w = (shape[1], shape[2]) if axes == "SYX" else (shape[0], shape[1])
-        _check_size(path, w, h)
+        _check_declared(path, w, h, int(page.samplesperpixel) * max(np.dtype(page.dtype or np.uint8).itemsize, 1))
         photometric = int(page.photometric)
         bits = int(page.bitspersample)
         # 0 min-is-white, 3 palette, 5 CMYK, 6 YCbCr: let Pillow convert (8-bit only).
@@ -262,7 +265,7 @@ def _read_exr(path: Path, head: bytes) -> ImageData:
         raise InputError(path, f"corrupt or truncated EXR: {problem}")
     hdr = OpenEXR.File(str(path), header_only=True).header()
     (x0, y0), (x1, y1) = hdr["dataWindow"]
-    _check_size(path, int(x1 - x0 + 1), int(y1 - y0 + 1))
+    _check_declared(path, int(x1 - x0 + 1), int(y1 - y0 + 1), 4 * max(len(hdr.get("channels") or ()), 1))
     f = OpenEXR.File(str(path))
     chans = f.channels()
     if not chans:
