@@ -231,6 +231,10 @@ def _load_cached(path: Path, mtime_ns: int, size_bytes: int) -> ModelArtifact:
 def load_artifact(path: str | Path | None = None) -> ModelArtifact:
     """Load and validate a model file (the bundled default when `path` is None)."""
     path = Path(path) if path is not None else default_model_path()
+    if path.is_dir():
+        raise ModelError(path, "is a directory, not a model file (give the .onnx file)")
+    if path.exists() and not path.is_file():
+        raise ModelError(path, "not a regular file (give the .onnx model file)")
     if not path.is_file():
         hint = " (the bundled default model is missing: reinstall reggan-plugin)" if path == default_model_path() else ""
         raise ModelError(path, f"model file not found{hint}")

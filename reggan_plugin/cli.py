@@ -34,7 +34,7 @@ from .config import (
     SequenceConfig,
     field_default,
 )
-from .errors import NumericalError, RegganError, UsageError
+from .errors import NumericalError, RegganError, UsageError, shown
 
 EXIT_FRAMES_FAILED = 1
 EXIT_INTERRUPTED = 130
@@ -331,7 +331,10 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     for line in summary.lines():
         click.echo(line, err=True)
     if summary.numerical_failures:
-        click.echo("NaN/inf network output: try --precision fp32", err=True)
+        n = summary.numerical_failures
+        hint = ("try --precision fp32" if summary.precision == "fp16"  # fp16 overflow: fp32 helps
+                else f"at {summary.precision or 'fp32'}, so the model file may be damaged: re-export it")
+        click.echo(f"NaN/inf network output in {n} frame{'s' * (n != 1)}: {hint}", err=True)
         sys.exit(NumericalError.exit_code)
     if not summary.ok:
         sys.exit(EXIT_FRAMES_FAILED)
@@ -348,7 +351,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     """Apply an expression to one picture: a face texture map or an already-cropped face."""
     from .faces import parse_region
     from .faces.locate import FaceLocator
-    from .imageio import read_image, to_network_rgb, write_image
+    from .imageio import check_writable, output_format, read_image, to_network_rgb, write_image
     from .imageio.ocio import frame_colours
     from .renderer import ExpressionRenderer
     from .sequence import check_out_file
@@ -359,9 +362,11 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
 
     def go():
         check_out_file(Path(out), [Path(image)])
+        output_format(out)  # with the other options: a format no writer has is said before the picture is read
         whole = not (region or detect)
         locator = FaceLocator(region=parse_region(region) if region else None, whole=whole)
         picture = frame_colours(ColourConfig(colorspace, os.environ.get("OCIO") or None)).attach(read_image(image))
+        check_writable(out, picture)  # 16 bits or alpha into a JPEG...: before the model loads
         faces = locator.faces(Path(image).name, picture)
         if not faces:
             where = "inside --region" if region else "by the detector"
@@ -372,7 +377,12 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
         renderer = ExpressionRenderer(inference)
         renderer.artifact.expression_weights(edit.expression)  # an expression the model lacks: said alone
         click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)
-        edited, photograph = renderer.edit_image(picture, faces, edit)
+        prepared = renderer.prepare_image(picture, faces)
+        if prepared.non_finite:
+            click.echo(f"warning: {shown(image)}: {prepared.non_finite} NaN or inf pixel"
+                       f"{'s' * (prepared.non_finite != 1)} in the face: edited around them, written as they were",
+                       err=True)
+        edited, photograph = renderer.edit_prepared(prepared, edit)
         if photograph:
             click.echo(f"{image}: read as a photograph of a person: {PHOTOGRAPH_NOTE}", err=True)
         Path(out).parent.mkdir(parents=True, exist_ok=True)  # as render makes --out: the check above proved it can

@@ -53,7 +53,9 @@ class RenderSummary:
     done: int = 0
     skipped: int = 0
     failed: list[tuple[Path, str]] = field(default_factory=list)
-    no_face: list[Path] = field(default_factory=list)
+    no_face: list[Path] = field(default_factory=list)  # every frame written unchanged for want of a face
+    marked_no_face: list[Path] = field(default_factory=list)  # of those, the frames faces.json marks `[]`
+    off_picture: list[Path] = field(default_factory=list)  # of those, frames whose given boxes lie off the picture
     unread: list[Path] = field(default_factory=list)  # images in formats not read, left out of the sequence
     subfolders: list[Path] = field(default_factory=list)  # folders in the frames folder: their frames are not read
     faces_file: Path | None = None
@@ -61,7 +63,9 @@ class RenderSummary:
     unused_keys: list[str] = field(default_factory=list)  # the faces file's keys when none names a frame
     cancelled: bool = False
     backend: str = ""
+    precision: str = ""  # the network's precision as it ran ("fp32", "fp16")
     numerical_failures: int = 0  # frames whose network output was NaN/inf (fp16 overflow)
+    non_finite: list[Path] = field(default_factory=list)  # frames with NaN/inf pixels in a face, kept as they were
     photographs: int = 0  # frames whose faces read as photographs of people (--subject auto) and took their gains
     frame_range: str = ""  # the --frame-range this run rendered ("" for a shard)
     missing_frames: list[int] = field(default_factory=list)  # numbers the frame range names that no frame has
@@ -92,10 +96,22 @@ class RenderSummary:
                 + " (a key is a frame's name, file name or stem)"] if self.unused_keys else [])
             + [f"failed: {shown(path)}: {' '.join(reason.split()) if reason.isprintable() else shown(reason)}"
                for path, reason in self.failed]
-            + [f"no face found: {shown(path)} (written unchanged; give --faces or --region)" for path in self.no_face]
+            + [self._no_face_line(path) for path in self.no_face]
+            + ([f"{len(self.non_finite)} frame{'s' * (len(self.non_finite) != 1)} with NaN or inf pixels in a face "
+                f"(e.g. {shown(self.non_finite[0])}): edited around them, those pixels written as they were"]
+               if self.non_finite else [])
             + ([f"{self.photographs} frame{'s' * (self.photographs != 1)} read as photographs of people: "
                 f"{PHOTOGRAPH_NOTE}"] if self.photographs else [])
         )
+
+
+    def _no_face_line(self, path: Path) -> str:
+        if path in self.marked_no_face:
+            return f"no face: {shown(path)} ({shown(self.faces_file or 'faces.json')} marks it [], without a face; " \
+                   "written unchanged)"
+        if path in self.off_picture:
+            return f"no face found: {shown(path)} (written unchanged; the face box given lies wholly off the picture)"
+        return f"no face found: {shown(path)} (written unchanged; give --faces or --region)"
 
 
 def _frames(seq: SequenceConfig) -> tuple[list[Path], list[Path], list[int]]:
@@ -217,7 +233,7 @@ def render_sequence(
     if curves is not None:
         for name in curves.names:  # an expression the model lacks, said before any frame is read
             renderer.artifact.expression_weights({name: 0.0})
-    summary.backend = renderer.backend.description
+    summary.backend, summary.precision = renderer.backend.description, renderer.backend.precision
     locator = _locator(seq)
     if locator.given is not None:
         summary.faces_file = locator.given.path
@@ -249,9 +265,11 @@ class _FrameJob:
     prepared: PreparedImage | None = None  # None: no face (the frame is written unchanged) or failed
     edited: EditedCrops | None = None
     no_face: bool = False
+    why_no_face: str = ""  # "marked": faces.json says `[]`; "off": the given boxes lie off the picture
     error: str | None = None
     staged: Path | None = None  # the encoded frame's hidden name until it is renamed to `target`
     numerical: bool = False  # failed on a NaN/inf network output
+    non_finite: bool = False  # NaN/inf pixels in its face region (written as they were)
     photo: bool = False  # its faces read as photographs of people and took their gains (--subject auto)
 
     @property
@@ -261,7 +279,7 @@ class _FrameJob:
     def fail(self, exc: RegganError) -> None:
         self.error = getattr(exc, "reason", str(exc))
         self.numerical = isinstance(exc, NumericalError)
-        log.warning("%s", exc)
+        log.info("%s", exc)  # the summary lists every failure, once
 
 
 class _StreamingRender:
@@ -288,12 +306,17 @@ class _StreamingRender:
             with self.lock:  # in flight ~ 2 batches + 2 x STREAM_WORKERS + 1 frames
                 fits = (FRAMES_BYTES // max(job.image.pixels.nbytes, 1) - 2 * STREAM_WORKERS - 1) // 2
                 self.batch = max(1, min(self.batch, fits))
-            faces = self.detected.get(frame)
-            if faces is None:
-                faces = self.locator.fixed_faces(frame.name, job.image.pixels.shape) or []
+            fixed = self.locator.fixed_faces(frame.name, job.image.pixels.shape)
+            if self.locator.marked_without_face(frame.name):  # as faces.json says: never a detected or tracked face
+                faces, job.why_no_face = [], "marked"
+            elif fixed is not None:
+                faces, job.why_no_face = fixed, "off"
+            else:
+                faces = self.detected.get(frame) or []
             job.no_face = not faces
             if faces:
                 job.prepared = self.renderer.prepare_image(job.image, faces)
+                job.non_finite = job.prepared.non_finite > 0
                 job.prepared.rgb = None  # frames wait in queues: the float region is made again when written
         except RegganError as exc:
             job.fail(exc)
@@ -375,8 +398,14 @@ class _StreamingRender:
                 else:
                     summary.done += 1
                     summary.photographs += job.photo
+                    if job.non_finite:
+                        summary.non_finite.append(job.frame)
                     if job.no_face:
                         summary.no_face.append(job.frame)
+                        if job.why_no_face == "marked":
+                            summary.marked_no_face.append(job.frame)
+                        elif job.why_no_face == "off":
+                            summary.off_picture.append(job.frame)
                 finished += 1
                 if progress:
                     progress(finished, summary.total)

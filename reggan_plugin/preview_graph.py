@@ -19,7 +19,7 @@ from pathlib import Path
 
 from .artifact import ModelArtifact, load_artifact
 from .atomic import write_bytes
-from .errors import ModelError, RegganError
+from .errors import ModelError, RegganError, shown
 from .user_cache import cache_root
 
 log = logging.getLogger(__name__)
@@ -40,11 +40,29 @@ def preview_path(model_sha256: str, cache: Path | None = None) -> Path:
 
 
 def derive_preview(model: Path, model_sha256: str, cache: Path | None = None) -> Path:
-    """The preview graph of `model` (cut and cached on first use). ModelError when the graph cannot be cut."""
+    """The preview graph of `model` (cut and cached on first use). ModelError when the graph cannot be cut.
+
+    A cached file that does not load as this model's preview (cut short, junk, another model's) is cut again, in
+    place, atomically: the stamp ``reggan.preview_of`` is the last field written, so a file cut short lacks it."""
     out = preview_path(model_sha256, cache)
-    if not out.is_file():
-        write_bytes(out, cut_regression_stage(Path(model).read_bytes(), model_sha256, name=Path(model).name))
+    if out.is_file():
+        problem = _cached_problem(out, model_sha256)
+        if problem is None:
+            return out
+        log.warning("%s: the cached preview graph %s; cutting it again", shown(out), problem)
+    write_bytes(out, cut_regression_stage(Path(model).read_bytes(), model_sha256, name=Path(model).name))
     return out
+
+
+def _cached_problem(path: Path, model_sha256: str) -> str | None:
+    """Why a cached preview graph cannot be used (None: it can)."""
+    try:
+        cached = load_artifact(path)
+    except ModelError as exc:
+        return f"does not load ({exc.reason})"
+    if cached.metadata.get(PREVIEW_OF_KEY) != model_sha256:
+        return "was not cut from this model"
+    return None
 
 
 def stage_network(artifact: ModelArtifact, stage: str) -> tuple[ModelArtifact, tuple[str, str]]:

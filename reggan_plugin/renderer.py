@@ -37,7 +37,7 @@ from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
 from .grain import GRAIN_REACH, degrained
-from .imageio import ImageData, detector_rgb, to_network_rgb, write_edit
+from .imageio import ImageData, detector_rgb, non_finite_pixels, to_network_rgb, write_edit
 from .interior import (
     Inside,
     MouthInterior,
@@ -75,6 +75,7 @@ class PreparedImage:
     matrices: list[Matrix]
     crops: np.ndarray
     mouths: MouthCrops | None = None
+    non_finite: int = 0  # pixels of the region holding NaN or inf (float frames): written back as they were
 
     def region_rgb(self) -> np.ndarray:
         if self.rgb is not None:
@@ -372,7 +373,8 @@ class ExpressionRenderer:
         align = self.region_ops.align if self.region_ops is not None else warp_to_crop
         crops = np.stack([align(source, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
         mouths = self.mouth.prepare(source, local, align) if self.mouth is not None else None
-        return PreparedImage(image, (rows, cols), rgb, local, crops, mouths)
+        bad = non_finite_pixels(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
+        return PreparedImage(image, (rows, cols), rgb, local, crops, mouths, bad)
 
     def finish_image(self, prepared: PreparedImage, edited: EditedCrops) -> ImageData:
         """Paste the edited crops back into the region and the region into a copy of the picture."""
@@ -396,9 +398,12 @@ class ExpressionRenderer:
 
     def edit_image(self, image: ImageData, faces: Sequence[Face], edit: EditConfig) -> tuple[ImageData, bool]:
         """`apply_image`, and whether its faces read as photographs and took their gains (`reads_as_photograph`)."""
-        prepared = self.prepare_image(image, faces)
+        return self.edit_prepared(self.prepare_image(image, faces), edit)
+
+    def edit_prepared(self, prepared: PreparedImage, edit: EditConfig) -> tuple[ImageData, bool]:
+        """`edit_image` of a picture `prepare_image` has made ready."""
         if not prepared.matrices:
-            return image, False
+            return prepared.image, False
         edited = self.forward_images([prepared], edit)[0]
         return self.finish_image(prepared, edited), self.reads_as_photograph(edited)
 

@@ -459,3 +459,231 @@ def test_a_failed_train_leaves_no_empty_run_folder(tmp_path):
                             "--no-progress"]))
     assert run.code == 2 and "data" in run.error_line(), run.stderr
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
+
+
+# 16. a frame faces.json marks `[]` is a frame without a face, as documented: written unchanged and counted (exit 1,
+# as every frame without a face: README's table), without the hint to give --faces that it was given
+def test_a_frame_marked_without_a_face_is_passed_through(tmp_path, tiny_model):
+    import json
+
+    import numpy as np
+    from imagegen import face_box
+    from test_hostile import H, W, frames_dir, only_outputs, render
+
+    from reggan_plugin.imageio import read_image
+
+    frames = frames_dir(tmp_path / "in")
+    box = [float(v) for v in face_box(H, W)]
+    faces = tmp_path / "faces.json"
+    faces.write_text(json.dumps({"version": 1, "default": [{"box": box}], "frames": {"f001.png": []}}))
+    run = no_traceback(render(tmp_path, tiny_model, "--faces", faces, "--trust-box", frames=frames))
+    assert run.code == 1, run.stderr
+    assert "3 done" not in run.stderr and "4 done" in run.stderr and "1 without a face" in run.stderr
+    lines = [line for line in run.stderr.splitlines() if "f001.png" in line]
+    assert lines == [f"no face: {frames / 'f001.png'} ({faces} marks it [], without a face; written unchanged)"]
+    assert "give --faces" not in run.stderr and "failed:" not in run.stderr
+    assert only_outputs(tmp_path / "out") == {"f000.png", "f001.png", "f002.png", "f003.png"}
+    for name in ("f000.png", "f001.png", "f002.png", "f003.png"):
+        same = np.array_equal(read_image(tmp_path / "out" / name).pixels, read_image(frames / name).pixels)
+        assert same == (name == "f001.png"), name
+
+
+# 16. NaN or inf pixels in a face (float EXR/TIFF frames): the frame is edited around them, they are written as
+# they were (no NaN made, none turned into a colour), and the run says so once
+@pytest.mark.parametrize("suffix", [".exr", ".tif"])
+def test_nan_and_inf_pixels_in_a_face_are_kept_as_they_were_and_said_once(tmp_path, tiny_model, suffix):
+    import numpy as np
+    from imagegen import face_box, synthetic_frame
+    from test_hostile import REGION, H, W, only_outputs, render
+
+    from reggan_plugin.imageio import ImageData, read_image, write_image
+
+    frames = tmp_path / "in"
+    frames.mkdir()
+    x, y, w, h = (int(v) for v in face_box(H, W))
+    for i in range(3):
+        pixels = synthetic_frame(H, W, 4, np.float32, seed=i)
+        if i != 1:
+            pixels[y + h // 2, x + w // 2, 0] = np.nan
+            pixels[y + h // 3, x + w // 3 : x + w // 3 + 4, :3] = np.inf
+            pixels[y + h // 2 + 5, x + w // 2, 2] = -np.inf
+        write_image(frames / f"f{i:03d}{suffix}", ImageData(pixels, None, suffix.strip("."), True, {}))
+    run = no_traceback(render(tmp_path, tiny_model, "--region", REGION, "--trust-box", frames=frames))
+    assert run.code == 0, run.stderr
+    said = [line for line in run.stderr.splitlines() if "NaN" in line]
+    assert said == [f"2 frames with NaN or inf pixels in a face (e.g. {frames / f'f000{suffix}'}): edited around "
+                    "them, those pixels written as they were"], run.stderr
+    assert only_outputs(tmp_path / "out") == {f"f00{i}{suffix}" for i in range(3)}
+    for i in range(3):
+        before = read_image(frames / f"f00{i}{suffix}").pixels
+        after = read_image(tmp_path / "out" / f"f00{i}{suffix}").pixels
+        bad = ~np.isfinite(before[..., :3]).all(axis=-1)  # such a pixel is kept whole
+        assert bad.sum() == (6 if i != 1 else 0)
+        assert np.array_equal(np.isnan(after), np.isnan(before))
+        assert np.array_equal(after[bad], before[bad], equal_nan=True)
+        assert not np.allclose(after[~bad], before[~bad])  # the face is edited
+    texture = no_traceback(Run(["texture", frames / f"f000{suffix}", "--out", tmp_path / f"t{suffix}", "--model",
+                                tiny_model, "--region", REGION, "--trust-box"]))
+    assert texture.code == 0 and texture.stderr.count("NaN") == 1, texture.stderr
+    assert "6 NaN or inf pixels in the face" in texture.stderr
+
+
+# 14. a cached preview graph cut short or junk is cut again (atomically), not used, nor left to slow every preview
+@pytest.mark.parametrize("damage", ["cut-short", "junk", "empty"])
+def test_a_damaged_preview_cache_is_cut_again(tmp_path, tiny_model, monkeypatch, caplog, damage):
+    from test_hostile import REGION, only_outputs, render
+
+    from reggan_plugin.artifact import file_sha256
+    from reggan_plugin.preview_graph import preview_path
+
+    monkeypatch.setenv("REGGAN_CACHE_DIR", str(tmp_path / "cache"))
+    first = no_traceback(render(tmp_path, tiny_model, "--region", REGION, "--stage", "regression"))
+    assert first.code == 0, first.stderr
+    cached = preview_path(file_sha256(tiny_model))
+    good = cached.read_bytes()
+    cached.write_bytes({"cut-short": good[: len(good) * 2 // 3], "junk": b"\x08junk" * 50, "empty": b""}[damage])
+    caplog.clear()
+    again = no_traceback(render(tmp_path, tiny_model, "--region", REGION, "--stage", "regression",
+                                out=tmp_path / "out2"))
+    assert again.code == 0, again.stderr
+    said = [r.getMessage() for r in caplog.records if "preview" in r.getMessage()]  # the CLI logs to stderr
+    assert len(said) == 1 and str(cached) in said[0] and "cutting it again" in said[0], again.stderr
+    assert cached.read_bytes() == good and only_outputs(cached.parent) == {cached.name}
+    for name in only_outputs(tmp_path / "out"):
+        assert digest(tmp_path / "out" / name) == digest(tmp_path / "out2" / name)
+    caplog.clear()
+    third = no_traceback(render(tmp_path, tiny_model, "--region", REGION, "--stage", "regression",
+                                out=tmp_path / "out3"))
+    assert third.code == 0 and not [r for r in caplog.records if "preview" in r.getMessage()], third.stderr
+
+
+# 12. messages: each said once, only what would help, before the model loads, naming what the path is
+def test_a_cut_short_exr_is_said_once_without_the_librarys_own_lines(tmp_path):
+    import subprocess
+    import sys
+
+    import numpy as np
+    from imagegen import synthetic_frame
+    from test_hostile import REGION, H, W
+
+    from reggan_plugin.imageio import ImageData, write_image
+
+    frames = tmp_path / "in"
+    frames.mkdir()
+    for name in ("a.exr", "b.exr"):
+        write_image(frames / name, ImageData(synthetic_frame(H, W, 4, np.float32), None, "exr", True, {}))
+    whole = (frames / "b.exr").read_bytes()
+    (frames / "b.exr").write_bytes(whole[: len(whole) * 2 // 3])
+    proc = subprocess.run([sys.executable, "-m", "reggan_plugin.cli", "render", "--frames", frames, "--out",
+                           tmp_path / "out", "--backend", "cpu", "--region", REGION, "--trust-box"],
+                          capture_output=True, text=True, timeout=300)  # the library prints to the process's stderr
+    assert proc.returncode == 1, proc.stderr
+    said = [line for line in proc.stderr.splitlines() if "b.exr" in line]
+    assert len(said) == 1 and said[0].startswith(f"failed: {frames / 'b.exr'}: corrupt or truncated EXR: cut short: "
+                                                 f"{len(whole) * 2 // 3} bytes, its image data runs"), proc.stderr
+    assert "EXR_ERR" not in proc.stderr and "Exception" not in proc.stderr and "WARNING" not in proc.stderr
+    assert (tmp_path / "out" / "a.exr").is_file()
+
+
+def _nan_model(tiny_model: Path, path: Path) -> Path:
+    """The tiny model with its 'output' divided by zero (0/0 and x/0: NaN and inf at any precision)."""
+    onnx = pytest.importorskip("onnx", reason="building a damaged model needs onnx")
+    from onnx import helper
+
+    proto = onnx.load(str(tiny_model))
+    for node in proto.graph.node:
+        node.output[:] = ["output_raw" if o == "output" else o for o in node.output]
+    proto.graph.node.append(helper.make_node("Sub", ["output_raw", "output_raw"], ["zero"]))
+    proto.graph.node.append(helper.make_node("Div", ["output_raw", "zero"], ["output"]))
+    onnx.save(proto, str(path))
+    return path
+
+
+def test_nan_output_at_fp32_does_not_suggest_fp32(tmp_path, tiny_model):
+    from test_hostile import REGION, render
+
+    run = no_traceback(render(tmp_path, _nan_model(tiny_model, tmp_path / "nan.onnx"), "--region", REGION,
+                              "--precision", "fp32"))
+    assert run.code == 5, run.stderr
+    assert "--precision fp32" not in run.stderr
+    assert "NaN/inf network output in 4 frames: at fp32, so the model file may be damaged: re-export it" in run.stderr
+
+
+def test_texture_refuses_an_output_format_before_the_model_loads(tmp_path):
+    import numpy as np
+    from imagegen import synthetic_frame
+    from PIL import Image
+
+    junk_model = tmp_path / "junk.onnx"
+    junk_model.write_bytes(b"not a model")  # loading it would fail with exit 3: the format must be said first
+    picture = tmp_path / "face.png"
+    Image.fromarray(synthetic_frame(120, 160, 3, np.uint8)).save(picture)
+    bmp = no_traceback(Run(["texture", picture, "--out", tmp_path / "t.bmp", "--model", junk_model]))
+    assert bmp.code == 2 and "unsupported output type '.bmp'" in bmp.error_line(), bmp.stderr
+    deep = tmp_path / "deep.png"
+    Image.fromarray(synthetic_frame(120, 160, 4, np.uint8)).save(deep)
+    jpeg = no_traceback(Run(["texture", deep, "--out", tmp_path / "t.jpg", "--model", junk_model]))
+    assert jpeg.code == 2 and "JPEG cannot store an alpha channel" in jpeg.error_line(), jpeg.stderr
+    assert "backend:" not in bmp.stderr + jpeg.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deep.png", "face.png", "junk.onnx"]
+
+
+@pytest.mark.parametrize("command", ["render", "texture", "info"])
+def test_a_directory_given_as_model_is_called_a_directory(tmp_path, tiny_model, command):
+    from test_hostile import REGION, frames_dir
+
+    frames = frames_dir(tmp_path / "in")
+    folder = tmp_path / "models"
+    folder.mkdir()
+    args = {"render": ["render", "--frames", frames, "--out", tmp_path / "out", "--region", REGION],
+            "texture": ["texture", frames / "f000.png", "--out", tmp_path / "t.png"], "info": ["info"]}[command]
+    run = no_traceback(Run([*args, "--model", folder]))
+    assert run.code == 3 and run.error_line() == f"error: {folder}: is a directory, not a model file (give the .onnx " \
+                                                "file)", run.stderr
+
+
+# 11. decompression bombs: refused by what the header declares, before decoding; data past the declared size is
+# never inflated
+def _png16_bomb(path: Path, width: int, height: int, data_rows: int, row_bytes: int) -> Path:
+    """A 16-bit grey+alpha PNG of zeros declaring width x height, its data ``data_rows`` rows of ``row_bytes``."""
+    import struct
+    import zlib
+
+    deflate = zlib.compressobj(6)
+    row = b"\0" * row_bytes
+    data = b"".join(deflate.compress(row) for _ in range(data_rows)) + deflate.flush()
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 16, 4, 0, 0, 0))
+                     + _png_chunk(b"IDAT", data) + _png_chunk(b"IEND", b""))
+    return path
+
+
+def test_decompression_bombs_are_refused_or_never_inflated(tmp_path, tiny_model):
+    import tracemalloc
+
+    import numpy as np
+    from test_hostile import REGION, H, W, frames_dir, render
+
+    from reggan_plugin.errors import InputError
+    from reggan_plugin.imageio import read_image
+
+    frames = frames_dir(tmp_path / "in", 2)
+    declared = _png16_bomb(frames / "f002.png", 9000, 8000, 8000, 1 + 9000 * 4)  # 288 MB decoded from ~0.3 MB
+    excess = _png16_bomb(frames / "f003.png", W, H, 50_000, 1 + W * 4)  # declares 160x120; its data inflates to 32 MB
+    assert declared.stat().st_size < 400_000 and excess.stat().st_size < 400_000
+    tracemalloc.start()
+    try:
+        with pytest.raises(InputError, match="decompression bomb"):
+            read_image(declared)
+        assert read_image(excess).pixels.shape == (H, W, 2)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 20e6, peak  # neither is decoded past its first 160x120 rows
+    run = no_traceback(render(tmp_path, tiny_model, "--region", REGION, frames=frames))
+    assert run.code == 1, run.stderr
+    assert run.failed() == {str(declared): f"failed: {declared}: declares 9000x8000 pixels, 288 MB decoded, from a "
+                                           f"{declared.stat().st_size / 1e3:.0f} KB file "
+                                           f"({288_000_000 // declared.stat().st_size}:1): refused as a decompression "
+                                           "bomb (limit: 256 MiB decoded at over 256:1)"}, run.stderr
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f000.png", "f001.png", "f003.png"]
+    assert np.array_equal(read_image(tmp_path / "out" / "f003.png").pixels[..., 1], np.zeros((H, W), np.uint16))

@@ -67,6 +67,11 @@ class FaceLocator:
     def needs_detector(self) -> bool:
         return not (self.whole or self.region) and (self.given is None or self.given.default is None)
 
+    def marked_without_face(self, name: str) -> bool:
+        """True when faces.json gives this picture an empty list (or an empty ``default``): "no face here". Such a
+        picture is passed through unchanged: no detector, no faces carried over from its neighbours."""
+        return self.given is not None and self.given.faces_for(name) == []
+
     def fixed_faces(self, name: str, shape: Sequence[int]) -> list[Face] | None:
         """Faces that need no pixels (a box wholly outside the picture is no face); None: ask the detector."""
         height, width = int(shape[0]), int(shape[1])

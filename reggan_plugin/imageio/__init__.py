@@ -38,6 +38,7 @@ from __future__ import annotations
 from reggan_plugin.imageio.colour import (
     compose_output,
     detector_rgb,
+    non_finite_pixels,
     srgb_decode,
     srgb_encode,
     to_network_rgb,
@@ -56,11 +57,11 @@ from reggan_plugin.imageio.image import (
 )
 from reggan_plugin.imageio.png import encode_png
 from reggan_plugin.imageio.read import ORIENTATION_TAG, read_image
-from reggan_plugin.imageio.write import write_image
+from reggan_plugin.imageio.write import check_writable, output_format, write_image
 
 __all__ = [
     "JPEG_QUALITY", "LUMA", "MAX_PIXELS", "MAX_SIDE", "MIN_SIDE", "ORIENTATION_TAG", "SUPPORTED_SUFFIXES",
-    "ImageData", "ImageFormat", "compose_output", "describe_unread", "detector_rgb", "encode_png", "list_frames",
-    "looks_whole", "read_image", "srgb_decode", "srgb_encode", "to_network_rgb", "unread_images", "write_edit",
-    "write_image",
+    "ImageData", "ImageFormat", "check_writable", "compose_output", "describe_unread", "detector_rgb", "encode_png",
+    "list_frames", "looks_whole", "non_finite_pixels", "output_format", "read_image", "srgb_decode", "srgb_encode",
+    "to_network_rgb", "unread_images", "write_edit", "write_image",
 ]

@@ -39,6 +39,19 @@ def _encoded(pixels: np.ndarray, linear: bool) -> np.ndarray:
     return srgb_encode(v) if linear else v
 
 
+def _non_finite(pixels: np.ndarray) -> np.ndarray:
+    """N x C stored pixels -> N bools: a colour channel is NaN or inf."""
+    return ~np.isfinite(pixels).all(axis=-1)
+
+
+def non_finite_pixels(image: ImageData) -> int:
+    """How many pixels of a float picture hold NaN or inf in a colour channel (0 for 8/16-bit ones). The network
+    reads them as 0 (NaN, -inf) or 1 (inf); `write_edit` writes them back as they were."""
+    if image.pixels.dtype != np.float32:
+        return 0
+    return int(np.count_nonzero(_non_finite(image.pixels[..., : image.colour_channels])))
+
+
 def _stored_rgb(pixels: np.ndarray) -> np.ndarray:
     """Stored pixels (..., C) -> (..., 3) float32 in the file's own encoding: 8/16-bit values scaled to [0, 1],
     float ones made finite, grey replicated, alpha dropped."""
@@ -89,6 +102,9 @@ def compose_output(image: ImageData, new_rgb: np.ndarray, mask: np.ndarray) -> I
     being clamped; the result is decoded back to linear. Grey images receive the Rec. 709 luminance of
     the change. 8/16-bit results are rounded to the nearest level and clipped to the range.
 
+    A float pixel holding NaN or inf in a colour channel (a render's bad sample) is written as it was: the network
+    read it as 0 (NaN, -inf) or 1 (inf), and no edit is made of a value that is no colour.
+
     A frame with a colour space (``image.colour``) gets the change converted into that space: the stored value
     plus (edited - unedited), both taken back from scene-linear Rec.709, so a pixel the edit leaves alone keeps
     its bits and conversion round-off never reaches the frame.
@@ -116,6 +132,7 @@ def write_edit(out: np.ndarray, image: ImageData, new_rgb: np.ndarray, mask: np.
     nc, pixels = image.colour_channels, image.pixels
     # channel by channel over the selected pixels: numpy runs N x 3 arithmetic three values at a time
     enc = [_encoded(pixels[..., c][sel], image.linear) for c in range(nc)]  # unclipped
+    kept = _non_finite(pixels[sel][:, :nc]) if pixels.dtype == np.float32 else None
     new = [new_rgb[..., c][sel] for c in range(3)]
     if nc == 1:
         seen = np.clip(enc[0], 0.0, 1.0)
@@ -128,7 +145,8 @@ def write_edit(out: np.ndarray, image: ImageData, new_rgb: np.ndarray, mask: np.
         if dt == np.float32:
             changed = np.maximum(changed, np.minimum(enc[c], 0.0))  # an edit never makes a pixel negative
             vals = srgb_decode(changed) if image.linear else changed
-            vals = np.where(deltas[c] == 0, pixels[..., c][sel], vals)  # keep exact bits where the edit did nothing
+            # exact bits where the edit did nothing, and a NaN/inf pixel as it was (the network saw it as 0 or 1)
+            vals = np.where((deltas[c] == 0) | kept, pixels[..., c][sel], vals)
         else:
             top = 255 if dt == np.uint8 else 65535
             vals = np.clip(np.rint(changed * top), 0, top)
@@ -146,6 +164,8 @@ def _write_managed(out: np.ndarray, image: ImageData, new_rgb: np.ndarray, sel: 
     delta = new_rgb[sel] - np.clip(enc, 0.0, 1.0)
     changed = np.maximum(enc + delta, np.minimum(enc, 0.0))  # an edit never makes a pixel negative
     edited = np.any(delta != 0, axis=1)
+    if dt == np.float32:
+        edited &= ~_non_finite(original)  # a NaN/inf pixel is written as it was
     moved = colour.from_linear(srgb_decode(changed)) - colour.from_linear(srgb_decode(enc))
     moved[~edited] = 0.0
     if nc == 1:

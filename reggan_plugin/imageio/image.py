@@ -30,6 +30,11 @@ MIN_SIDE = 16
 MAX_SIDE = 16384
 MAX_PIXELS = 16384 * 12288
 """Larger images are refused before decoding (decompression bombs, accidental huge files)."""
+BOMB_BYTES = 256 * 2**20
+BOMB_RATIO = 256
+"""A file that declares more than BOMB_BYTES of decoded pixels at over BOMB_RATIO times its own size is refused before
+decoding, as a decompression bomb (a 390 KB PNG declaring 10000x10000 16-bit grey+alpha, 400 MB). A picture with any
+content compresses far less (rendered frames 2-5x, a flat 14000x13000 grey PNG 220x), and a small one costs little."""
 JPEG_QUALITY = 95
 PNG_COMPRESS_LEVEL = 1  # fast: see encode_png
 LUMA = np.array([0.2126, 0.7152, 0.0722], np.float32)
@@ -162,6 +167,19 @@ def _check_size(path: Path, width: int, height: int) -> None:
         raise InputError(
             path, f"image is too large ({width}x{height}; limit {MAX_SIDE} px a side and {MAX_PIXELS} pixels)"
         )
+
+
+def _check_declared(path: Path, width: int, height: int, pixel_bytes: int) -> None:
+    """`_check_size`, then the decompression-bomb limit (BOMB_BYTES, BOMB_RATIO) on what the header declares:
+    ``pixel_bytes`` per pixel as the picture will be held decoded."""
+    _check_size(path, width, height)
+    decoded = width * height * pixel_bytes
+    stored = max(path.stat().st_size, 1)
+    if decoded > BOMB_BYTES and decoded > BOMB_RATIO * stored:
+        raise InputError(
+            path, f"declares {width}x{height} pixels, {decoded / 1e6:.0f} MB decoded, from a {stored / 1e3:.0f} KB file "
+                  f"({decoded // stored}:1): refused as a decompression bomb (limit: {BOMB_BYTES // 2**20} MiB "
+                  f"decoded at over {BOMB_RATIO}:1)")
 
 
 def _converted(info: dict[str, Any], what: str) -> None:

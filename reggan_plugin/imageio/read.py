@@ -17,6 +17,7 @@ from reggan_plugin.imageio.image import (
     MAX_PIXELS,
     SUPPORTED_SUFFIXES,
     ImageData,
+    _check_declared,
     _check_size,
     _converted,
     _format_for_suffix,
@@ -83,8 +84,9 @@ def read_image(path: str | os.PathLike[str], *, report: bool = True) -> ImageDat
 def _read_png(path: Path, head: bytes) -> ImageData:
     if len(head) < 29 or head[12:16] != b"IHDR":
         raise InputError(path, "corrupt PNG: no IHDR header")
-    width, height, bit_depth, _colour_type = struct.unpack(">IIBB", head[16:26])
-    _check_size(path, width, height)
+    width, height, bit_depth, colour_type = struct.unpack(">IIBB", head[16:26])
+    planes = {0: 1, 2: 3, 3: 4, 4: 2, 6: 4}.get(colour_type, 4)  # a palette as RGBA, its widest
+    _check_declared(path, width, height, planes * (2 if bit_depth == 16 else 1))
     if bit_depth == 16:
         return _read_png16(path)
     return _read_pillow(path, head)
@@ -99,7 +101,8 @@ _PILLOW_KEEP = {"L": 1, "LA": 2, "RGB": 3, "RGBA": 4}
 def _read_pillow(path: Path, head: bytes) -> ImageData:
     """8-bit PNG, JPEG, and TIFFs tifffile cannot decode."""
     with Image.open(path) as opened:
-        _check_size(path, *opened.size)
+        _check_declared(path, *opened.size, max(len(opened.getbands()), 3 if opened.mode in ("P", "PA") else 1)
+                        * (2 if opened.mode.startswith("I;16") else 4 if opened.mode in ("I", "F") else 1))
         im: Image.Image = opened
         fmt: str = {"PNG": "png", "JPEG": "jpeg", "TIFF": "tiff"}.get(opened.format or "", _sniff(head) or "png")
         info: dict[str, Any] = {}
@@ -155,7 +158,7 @@ def _read_tiff(path: Path, head: bytes) -> ImageData:
         if axes not in ("YX", "YXS", "SYX"):
             raise InputError(path, f"unsupported TIFF layout (axes {axes})")
         h, w = (shape[1], shape[2]) if axes == "SYX" else (shape[0], shape[1])
-        _check_size(path, w, h)
+        _check_declared(path, w, h, int(page.samplesperpixel) * max(np.dtype(page.dtype or np.uint8).itemsize, 1))
         photometric = int(page.photometric)
         bits = int(page.bitspersample)
         # 0 min-is-white, 3 palette, 5 CMYK, 6 YCbCr: let Pillow convert (8-bit only).
@@ -201,12 +204,68 @@ def _read_tiff(path: Path, head: bytes) -> ImageData:
 _EXR_GROUPS = ("RGBA", "RGB")
 
 
+# scan lines per chunk of a scanline EXR, by compression (OpenEXR's table): NONE, RLE, ZIPS, ZIP, PIZ, PXR24, B44,
+# B44A, DWAA, DWAB (others are not checked)
+_EXR_LINES_PER_CHUNK = (1, 1, 1, 16, 32, 16, 32, 32, 32, 256)
+
+
+def _exr_cut_short(path: Path) -> str | None:
+    """Why a single-part scanline EXR cannot hold all its image data (cut short, an offset past its end), read from
+    its header and offset table alone; None when it can, or for a layout this does not check (tiled, deep,
+    multi-part). Asked before OpenEXR decodes, which prints its own errors to stderr for such a file."""
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        data = fh.read(min(size, 1 << 20))
+        (version,) = struct.unpack("<i", data[4:8])
+        if version & 0x1A00:  # tiled, deep or multi-part
+            return None
+        pos, window, compression = 8, None, None
+        while True:
+            end = data.index(b"\0", pos)
+            name = data[pos:end]
+            if not name:
+                pos = end + 1
+                break
+            type_end = data.index(b"\0", end + 1)
+            (length,) = struct.unpack("<i", data[type_end + 1 : type_end + 5])
+            value = data[type_end + 5 : type_end + 5 + length]
+            if name == b"dataWindow" and length == 16:
+                window = struct.unpack("<iiii", value)
+            elif name == b"compression" and length == 1:
+                compression = value[0]
+            pos = type_end + 5 + length
+        if window is None or compression is None or compression >= len(_EXR_LINES_PER_CHUNK):
+            return None
+        chunks = -(-(window[3] - window[1] + 1) // _EXR_LINES_PER_CHUNK[compression])
+        table_end = pos + 8 * chunks
+        if table_end > size:
+            return f"cut short: {size} bytes, its offset table runs to byte {table_end}"
+        fh.seek(pos)
+        offsets = struct.unpack(f"<{chunks}Q", fh.read(8 * chunks))
+        last = max(offsets)
+        if min(offsets) < table_end:
+            return "its offset table is incomplete (the file was not finished)"
+        if last + 8 > size:
+            return f"cut short: {size} bytes, its image data runs past byte {last + 8}"
+        fh.seek(last)
+        (_, packed) = struct.unpack("<ii", fh.read(8))
+        if last + 8 + packed > size:
+            return f"cut short: {size} bytes, its image data runs to byte {last + 8 + packed}"
+    return None
+
+
 def _read_exr(path: Path, head: bytes) -> ImageData:
     import OpenEXR  # imported here: a compiled module only EXR needs
 
+    try:
+        problem = _exr_cut_short(path)
+    except (ValueError, struct.error):  # a header this cannot walk: OpenEXR's own reading says what is wrong
+        problem = None
+    if problem:
+        raise InputError(path, f"corrupt or truncated EXR: {problem}")
     hdr = OpenEXR.File(str(path), header_only=True).header()
     (x0, y0), (x1, y1) = hdr["dataWindow"]
-    _check_size(path, int(x1 - x0 + 1), int(y1 - y0 + 1))
+    _check_declared(path, int(x1 - x0 + 1), int(y1 - y0 + 1), 4 * max(len(hdr.get("channels") or ()), 1))
     f = OpenEXR.File(str(path))
     chans = f.channels()
     if not chans:

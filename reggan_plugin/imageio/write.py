@@ -36,9 +36,7 @@ def write_image(path: str | os.PathLike[str], image: ImageData) -> None:
     the image's own source file.
     """
     target = Path(path)
-    fmt = _format_for_suffix(target)
-    if fmt is None:
-        raise InputError(target, f"unsupported output type '{target.suffix}' (use {', '.join(SUPPORTED_SUFFIXES)})")
+    fmt = output_format(target)
     if image.path is not None and same_file(target, image.path):
         raise InputError(target, "refusing to overwrite the input image")
     if not target.parent.is_dir():
@@ -50,6 +48,21 @@ def write_image(path: str | os.PathLike[str], image: ImageData) -> None:
             writer(tmp, image)
     except WRITE_ERRORS as err:
         raise InputError(target, f"cannot write: {_one_line(err)}") from err
+
+
+def output_format(path: str | os.PathLike[str]) -> ImageFormat:
+    """The format an output file's name asks for; InputError for a suffix no writer has (ask before working)."""
+    target = Path(path)
+    fmt = _format_for_suffix(target)
+    if fmt is None:
+        raise InputError(target, f"unsupported output type '{target.suffix}' (use {', '.join(SUPPORTED_SUFFIXES)})")
+    return fmt
+
+
+def check_writable(path: str | os.PathLike[str], image: ImageData) -> None:
+    """InputError unless ``image`` (as read, before any edit: an edit keeps dtype and channels) can be written to
+    ``path`` in the format its name asks for: asked before the model loads."""
+    _check_writable(Path(path), output_format(path), image)
 
 
 def _check_writable(target: Path, fmt: ImageFormat, image: ImageData) -> None:
