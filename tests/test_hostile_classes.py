@@ -347,10 +347,12 @@ def test_an_interrupt_in_the_first_moments_is_quiet(tmp_path, tiny_model, sig, a
     import time
 
     proc = _render_proc(tmp_path, tiny_model, 2)
-    for _ in range(2000):
+    for _ in range(60000):  # until the command's handler is in (a hang guard, not a speed check: a loaded machine
+        # takes seconds to import the package)
         if proc.poll() is not None or _catches_sigterm(proc.pid):
             break
         time.sleep(0.001)
+    assert proc.poll() is not None or _catches_sigterm(proc.pid), "the command never installed its signal handler"
     time.sleep(after)
     proc.send_signal(getattr(signal, sig))
     _, stderr = proc.communicate(timeout=120)
