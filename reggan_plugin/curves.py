@@ -29,6 +29,7 @@ import numpy as np
 
 from .errors import InputError
 from .expressions import EXPRESSIONS
+from .text_input import read_text_input
 
 FRAME_COLUMN = "frame"
 SUM_SLACK = 1e-6  # as `artifact.parse_expression`: weights may sum to 1 + this (decimal rounding)
@@ -173,16 +174,7 @@ class ExpressionCurves:
 def read_table(path: Path) -> CurveTable:
     """Read a curves CSV (or a Live Link Face export) into its channels, checking its shape and every value."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise InputError(path, "curves file not found") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "not a text CSV (not UTF-8)") from None
-    except OSError as exc:
-        raise InputError(path, f"cannot read: {exc.strerror or exc}") from None
-    if not text.strip():
-        raise InputError(path, "empty file; a curves CSV has a header of expression names and a row per key")
+    text = read_text_input(path, "curves file", "a header of expression names and a row per key", "utf-8-sig")
     reader = csv.reader(text.splitlines())
     header = [cell.strip() for cell in next(reader)]
     folded = [cell.lower() for cell in header]

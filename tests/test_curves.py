@@ -64,8 +64,8 @@ def test_frames_are_matched_by_the_number_in_their_names_or_by_order(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "words"), [
-    ("", "empty file"),
-    ("  \n\n", "empty file"),
+    ("", "curves file is empty"),
+    ("  \n\n", "curves file is empty"),
     ("frame,happy\n", "no rows"),
     ("frame,hapy\n1,0.5\n", "unknown column 'hapy'"),
     ("frame,happy,Happy\n1,0.5,0.5\n", "'Happy' is given twice"),

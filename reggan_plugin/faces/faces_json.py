@@ -29,6 +29,7 @@ import numpy as np
 
 from reggan_plugin.errors import InputError
 from reggan_plugin.faces.face import LANDMARK_COUNTS, Face, box_from_landmarks
+from reggan_plugin.text_input import read_text_input
 
 SCHEMA_VERSION = 1
 MIN_BOX_SIDE = 1.0
@@ -73,18 +74,7 @@ class FacesFile:
 def load_faces_json(path: str | Path) -> FacesFile:
     """Read and validate a faces.json file. Any problem raises InputError(path, reason naming the key/field)."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(path, "faces file not found") from None
-    except IsADirectoryError:
-        raise InputError(path, "faces file is a directory, expected a JSON file") from None
-    except UnicodeDecodeError:
-        raise InputError(path, "faces file is not UTF-8 text (expected JSON)") from None
-    except OSError as err:
-        raise InputError(path, f"cannot read faces file: {err.strerror or err}") from None
-    if not text.strip():
-        raise InputError(path, "faces file is empty (expected a JSON object)")
+    text = read_text_input(path, "faces file", "a JSON object")
     try:
         doc = json.loads(text)
     except json.JSONDecodeError as err:
