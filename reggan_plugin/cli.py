@@ -230,6 +230,9 @@ def inference_options(func):
                           "stretch left to the gap between them), so the lips keep their sharp edges, and from about "
                           "285 px show a rendered mouth's teeth and inside in the gap (a smile shows the model's own "
                           "paint between the lips)."),
+        click.option("--coverage/--no-coverage", default=field_default(InferenceConfig, "coverage"), show_default=True,
+                     help="Keep the edit where the coverage model sees the head, off the backdrop beside a turned "
+                          "head's cheek (a face it sees no head in is edited whole)."),
         click.option("--mouth-model", type=click.Path(path_type=Path), default=None,
                      help="Mouth model file (ONNX, `train --config mouth`). [default: the bundled one, with the "
                           "bundled face model]"),
@@ -251,12 +254,12 @@ def inference_options(func):
 
 
 def _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs, skin_paint,
-             mouth_pass, lip_split, mouth_model, subject) -> tuple[EditConfig, InferenceConfig]:
+             mouth_pass, lip_split, coverage, mouth_model, subject) -> tuple[EditConfig, InferenceConfig]:
     return EditConfig(expression, intensity), InferenceConfig(model, backend, precision, batch, stage,
                                                               find_in_box=not trust_box, region_graphs=region_graphs,
                                                               skin_paint=skin_paint, mouth_pass=mouth_pass,
                                                               lip_split=lip_split, mouth_model=mouth_model,
-                                                              subject=subject)
+                                                              subject=subject, coverage=coverage)
 
 
 @main.command()
@@ -279,8 +282,8 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
               help="CSV of expression weights per key frame, in place of --expression: each frame its own mix "
                    "(interpolated between keys) at --intensity (docs/CURVES.md).")
 def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-           skin_paint, mouth_pass, lip_split, mouth_model, colorspace, subject, faces, region, whole_image, shard,
-           frame_range, skip_existing, smooth, curves) -> None:
+           skin_paint, mouth_pass, lip_split, coverage, mouth_model, colorspace, subject, faces, region, whole_image,
+           shard, frame_range, skip_existing, smooth, curves) -> None:
     """Apply an expression to every frame in a directory.
 
     Frames keep their format, bit depth and alpha; pixels outside the face are untouched. A bad
@@ -298,7 +301,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     from .sequence import Shard, check_out_dir
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-                               skin_paint, mouth_pass, lip_split, mouth_model, subject)
+                               skin_paint, mouth_pass, lip_split, coverage, mouth_model, subject)
 
     def go():
         if region and whole_image:
@@ -347,7 +350,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
 @click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels. [default: the whole image]")
 @click.option("--detect", is_flag=True, help="Find the face with the detector instead of using the whole image.")
 def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-            skin_paint, mouth_pass, lip_split, mouth_model, colorspace, subject, region, detect) -> None:
+            skin_paint, mouth_pass, lip_split, coverage, mouth_model, colorspace, subject, region, detect) -> None:
     """Apply an expression to one picture: a face texture map or an already-cropped face."""
     from .faces import parse_region
     from .faces.locate import FaceLocator
@@ -358,7 +361,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     from .subject import PHOTOGRAPH_NOTE
 
     edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-                               skin_paint, mouth_pass, lip_split, mouth_model, subject)
+                               skin_paint, mouth_pass, lip_split, coverage, mouth_model, subject)
 
     def go():
         check_out_file(Path(out), [Path(image)])
