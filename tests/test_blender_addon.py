@@ -428,6 +428,44 @@ def test_apply_to_the_render_result_of_a_cycles_render(addon: object) -> None:
     np.testing.assert_array_equal(after[outside(box, changed.shape, grow=1.6)], original[outside(box, changed.shape, grow=1.6)])
 
 
+
+def output_settings(scene: object) -> dict[str, object]:
+    settings = scene.render.image_settings
+    keys = ("media_type", "file_format", "color_mode", "color_depth", "exr_codec", "color_management")
+    view = settings.view_settings
+    return {key: getattr(settings, key) for key in keys} | {
+        "linear": settings.linear_colorspace_settings.name, "view": (view.view_transform, view.look, view.exposure)}
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_apply_to_the_render_result_whatever_the_scenes_output_format(addon: object) -> None:
+    """A scene rendering to FFmpeg, multilayer EXR or an EXR in an overridden linear space: the Render Result is read
+    as the same scene-linear pixels, the edit lands in a new image, and the scene's output settings are kept."""
+    tiny_render_scene()
+    scene = bpy.context.scene
+    bpy.ops.render.render()
+    reference = addon.images.render_result_pixels(scene).pixels
+    settings = scene.reggan
+    settings.face_source, settings.box = "BOX", (16, 8, 32, 32)
+    image_settings = scene.render.image_settings
+    for media, fmt in (("VIDEO", "FFMPEG"), ("MULTI_LAYER_IMAGE", "OPEN_EXR_MULTILAYER"), ("IMAGE", "OPEN_EXR")):
+        image_settings.media_type = media
+        image_settings.file_format = fmt
+        if fmt == "OPEN_EXR":  # an output override: the file would hold ACEScg, not the working space
+            image_settings.color_management = "OVERRIDE"
+            image_settings.linear_colorspace_settings.name = "ACEScg"
+            image_settings.view_settings.view_transform, image_settings.view_settings.exposure = "Standard", 0.5
+        before = output_settings(scene)
+        np.testing.assert_array_equal(addon.images.render_result_pixels(scene).pixels, reference)
+        assert output_settings(scene) == before
+        assert bpy.ops.reggan.apply_render_result() == {"FINISHED"}, fmt
+        status = addon.jobs.JOBS.wait(60)
+        assert status.state == "done" and "1 face(s) edited" in status.message, (fmt, status.message)
+        assert output_settings(scene) == before, fmt
+        edited = bpy.data.images[status.message.split(":")[0]]
+        assert edited.file_format in {item.identifier for item in edited.bl_rna.properties["file_format"].enum_items}
+
 def write_frames(folder: Path, count: int, size: int = 96) -> list[Path]:
     from PIL import Image
 
