@@ -218,21 +218,22 @@ class REGGAN_OT_apply_image(bpy.types.Operator):
 
 
 def keep_backup(image: Any, picture: images.Picture) -> Any:
-    """A copy of the image's pixels before the edit (kept with a fake user; 'Revert' copies it back)."""
+    """A copy of the image's pixels before its first RegGAN edit (kept with a fake user; 'Revert' copies it back
+    and removes it). A later edit keeps that backup: Revert returns the picture as it was before the first edit,
+    not the one before it. Only a backup that no longer fits the image (resized, other channels) is replaced."""
     backup_name = image.name + BACKUP_SUFFIX
     backup = bpy.data.images.get(backup_name)
     if backup is not None and tuple(backup.size) == tuple(image.size) and backup.channels == image.channels:
-        images.write_pixels(backup, picture.pixels)
-    else:
-        if backup is not None:
-            bpy.data.images.remove(backup)
-        backup = images.new_image(backup_name, picture)
+        return backup
+    if backup is not None:
+        bpy.data.images.remove(backup)
+    backup = images.new_image(backup_name, picture)
     backup.use_fake_user = True
     return backup
 
 
 class REGGAN_OT_revert_image(bpy.types.Operator):
-    """Restore the image as it was before the last RegGAN edit"""
+    """Restore the image as it was before its first RegGAN edit (since the last Revert)"""
 
     bl_idname = "reggan.revert_image"
     bl_label = "Revert"

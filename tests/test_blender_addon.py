@@ -317,6 +317,30 @@ def test_apply_image_edits_the_face_only_and_reverts(addon: object) -> None:
     np.testing.assert_array_equal(pixels_top_down(bpy.data.images["texture"]), before)
 
 
+
+@needs_bpy
+def test_revert_after_several_edits_returns_the_original(addon: object) -> None:
+    """Two Applies in a row, then Revert: the picture as it was before the first edit, not the first edit."""
+    image = face_image("twice")
+    before = pixels_top_down(image).copy()
+    settings = bpy.context.scene.reggan
+    settings.face_source, settings.box = "BOX", (40, 20, 44, 44)
+    edits = []
+    for expression in ("happy", "sad"):
+        settings.expression = expression
+        bpy.ops.reggan.apply_image(image_name="twice")
+        assert addon.jobs.JOBS.wait(60).state == "done", addon.jobs.JOBS.status.message
+        edits.append(pixels_top_down(bpy.data.images["twice"]).copy())
+    assert np.abs(edits[1] - edits[0]).max() > 0  # the second edit changed the first
+    assert bpy.ops.reggan.revert_image(image_name="twice") == {"FINISHED"}
+    np.testing.assert_array_equal(pixels_top_down(bpy.data.images["twice"]), before)
+    assert bpy.data.images.get("twice" + addon.operators.BACKUP_SUFFIX) is None
+    # after a Revert the next edit's backup is the picture as it is then
+    bpy.ops.reggan.apply_image(image_name="twice")
+    assert addon.jobs.JOBS.wait(60).state == "done"
+    assert bpy.ops.reggan.revert_image(image_name="twice") == {"FINISHED"}
+    np.testing.assert_array_equal(pixels_top_down(bpy.data.images["twice"]), before)
+
 @needs_bpy
 def test_apply_image_with_whole_image_on_a_float_texture(addon: object) -> None:
     image = face_image("float-texture", 64, 64, float_buffer=True)
