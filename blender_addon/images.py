@@ -97,6 +97,17 @@ def new_image(name: str, picture: Picture) -> Any:
     return image
 
 
+def look_like_the_render(image: Any, scene: Any) -> None:
+    """Make an edited copy of the Render Result show and save as the render does: "View as Render" (the scene's view
+    transform, look, exposure and curves, as for the Render Result itself; Image > Save As then saves "as render"), and
+    a still file format of its own: the scene's when its output is a still image, else OpenEXR (a movie or multilayer
+    output is no format for one image)."""
+    image.use_view_as_render = True
+    output = scene.render.image_settings
+    still = getattr(output, "media_type", "IMAGE") == "IMAGE" and output.file_format not in ("FFMPEG", "OPEN_EXR_MULTILAYER")
+    image.file_format = output.file_format if still else "OPEN_EXR"
+
+
 def render_result(name: str = "Render Result") -> Any:
     image = bpy.data.images.get(name)
     if image is None or image.type != "RENDER_RESULT":

@@ -138,7 +138,7 @@ class REGGAN_OT_apply_render_result(bpy.types.Operator):
         except (LookupError, RuntimeError, RegganError, ValueError) as exc:
             return _failed(self, exc)
         name = f"Render Result ({_label(s)})"
-        mode = s.face_source
+        mode, scene_name = s.face_source, context.scene.name
 
         def work(progress: Any, cancel: Any) -> Any:
             progress(0, 1)
@@ -150,6 +150,7 @@ class REGGAN_OT_apply_render_result(bpy.types.Operator):
         def finish(result: Any) -> str:
             pixels, count = result
             image = images.new_image(name, images.Picture(pixels, linear=True))
+            images.look_like_the_render(image, bpy.data.scenes.get(scene_name) or bpy.context.scene)
             show_image(bpy.context, image)
             return f"{image.name}: {count} face(s) edited" if count else f"{image.name}: no face found (unchanged)"
 

@@ -463,7 +463,7 @@ def output_settings(scene: object) -> dict[str, object]:
 
 @needs_bpy
 @pytest.mark.slow
-def test_apply_to_the_render_result_whatever_the_scenes_output_format(addon: object) -> None:
+def test_apply_to_the_render_result_whatever_the_scenes_output_format(addon: object, tmp_path: Path) -> None:
     """A scene rendering to FFmpeg, multilayer EXR or an EXR in an overridden linear space: the Render Result is read
     as the same scene-linear pixels, the edit lands in a new image, and the scene's output settings are kept."""
     tiny_render_scene()
@@ -488,7 +488,43 @@ def test_apply_to_the_render_result_whatever_the_scenes_output_format(addon: obj
         assert status.state == "done" and "1 face(s) edited" in status.message, (fmt, status.message)
         assert output_settings(scene) == before, fmt
         edited = bpy.data.images[status.message.split(":")[0]]
-        assert edited.file_format in {item.identifier for item in edited.bl_rna.properties["file_format"].enum_items}
+        assert edited.file_format == ("OPEN_EXR" if media != "IMAGE" else fmt)  # a still format of its own
+        with bpy.context.temp_override(edit_image=edited):  # and Image > Save As saves it
+            assert bpy.ops.image.save_as(filepath=str(tmp_path / f"{fmt}.exr"), copy=True) == {"FINISHED"}
+        assert (tmp_path / f"{fmt}.exr").stat().st_size > 0
+
+
+def saved_png(image: object, path: Path) -> np.ndarray:
+    """`image` saved the way Image > Save As saves it (its own format and its default 'Save As Render'), read back."""
+    with bpy.context.temp_override(edit_image=image):
+        assert bpy.ops.image.save_as(filepath=str(path), copy=True) == {"FINISHED"}
+    return read_png(path).astype(np.int16)
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_the_edited_render_shows_and_saves_with_the_renders_look(addon: object, tmp_path: Path) -> None:
+    """Under AgX (and an exposure), the edited copy of the Render Result is "View as Render": saved as the render is
+    saved, it has the render's look wherever the edit did not reach."""
+    tiny_render_scene()
+    scene = bpy.context.scene
+    scene.view_settings.view_transform, scene.view_settings.exposure = "AgX", 0.7
+    scene.render.dither_intensity = 0.0
+    bpy.ops.render.render()
+    settings = scene.reggan
+    box = (16, 8, 32, 32)
+    settings.face_source, settings.box = "BOX", box
+    bpy.ops.reggan.apply_render_result()
+    status = addon.jobs.JOBS.wait(60)
+    assert status.state == "done", status.message
+    edited = bpy.data.images[status.message.split(":")[0]]
+    assert edited.use_view_as_render and edited.file_format == "PNG"  # the scene's still format
+    bpy.data.images["Render Result"].save_render(filepath=str(tmp_path / "render.png"), scene=scene)
+    render = read_png(tmp_path / "render.png").astype(np.int16)
+    copy = saved_png(edited, tmp_path / "edited.png")
+    far = outside(box, render.shape, grow=1.6)
+    assert np.abs(copy - render)[far].max() <= 1  # the render's look, to 8-bit rounding
+    assert np.abs(copy - render)[inside(box, render.shape)].max() > 5  # and the edit
 
 def write_frames(folder: Path, count: int, size: int = 96) -> list[Path]:
     from PIL import Image
