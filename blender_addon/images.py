@@ -148,8 +148,8 @@ def render_result_pixels(scene: Any) -> Picture:
             setattr(linear if key == "name" else settings, key, value)
         try:
             image.save_render(filepath=path, scene=scene)
-        except RuntimeError as exc:  # an empty render slot, a render cancelled before its first tile
-            raise RuntimeError(f"{NO_RENDER} (the Render Result's slot is empty: {' '.join(str(exc).split())})") from None
+        except RuntimeError:  # an empty render slot, a render cancelled before its first tile
+            raise RuntimeError(f"{NO_RENDER}: the Render Result's active slot holds none") from None
         loaded = bpy.data.images.load(path, check_existing=False)
         try:
             picture = read_pixels(loaded)

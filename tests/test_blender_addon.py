@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reggan_plugin.pipeline import RenderSummary
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -493,6 +495,22 @@ def test_apply_to_the_render_result_whatever_the_scenes_output_format(addon: obj
             assert bpy.ops.image.save_as(filepath=str(tmp_path / f"{fmt}.exr"), copy=True) == {"FINISHED"}
         assert (tmp_path / f"{fmt}.exr").stat().st_size > 0
 
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_apply_to_render_result_without_a_render_says_render_first(addon: object) -> None:
+    with pytest.raises(RuntimeError, match="Render a frame first"):  # no Render Result at all: the poll says why
+        bpy.ops.reggan.apply_render_result()
+    tiny_render_scene()
+    bpy.ops.render.render()
+    bpy.data.images["Render Result"].render_slots.active_index = 1  # an empty slot: no render in it yet
+    settings = bpy.context.scene.reggan
+    settings.face_source, settings.box = "BOX", (16, 8, 32, 32)
+    assert bpy.ops.reggan.apply_render_result() == {"CANCELLED"}
+    status = addon.jobs.JOBS.status
+    assert status.state == "failed" and "render a frame first" in status.message, status.message
+    assert "image data" not in status.message and status.hint == ""
 
 def saved_png(image: object, path: Path) -> np.ndarray:
     """`image` saved the way Image > Save As saves it (its own format and its default 'Save As Render'), read back."""
@@ -1062,7 +1080,7 @@ def test_image_edits_keep_honest_books(addon: object, tmp_path: Path) -> None:
     settings.face_source, settings.box = "BOX", (5000, 5000, 40, 40)
     bpy.ops.reggan.apply_image(image_name="plain")
     status = addon.jobs.JOBS.wait(60)
-    assert status.state == "done" and "no face found" in status.message
+    assert status.state == "nothing" and "no face found" in status.message
     assert bpy.data.images.get("plain" + addon.operators.BACKUP_SUFFIX) is None
 
     assert bpy.ops.reggan.apply_image(image_name="no such image") == {"CANCELLED"}
@@ -1088,6 +1106,82 @@ def test_image_edits_keep_honest_books(addon: object, tmp_path: Path) -> None:
     assert addon.jobs.JOBS.wait(60).state == "done", addon.jobs.JOBS.status.message
     assert set(Path(tempfile.gettempdir()).glob("reggan-faces-*.json")) == before
 
+
+
+class RecordingLayout:
+    """Stands in for Blender's UILayout (which only exists while a window draws): records what the panel draws."""
+
+    def __init__(self, drawn: list[tuple[str, object, str | None]]) -> None:
+        self.drawn = drawn
+        self.use_property_split = self.use_property_decorate = False
+
+    def _sub(self, *args: object, **kwargs: object) -> RecordingLayout:
+        return RecordingLayout(self.drawn)
+
+    row = column = box = split = _sub
+
+    def prop(self, data: object, name: str, text: str | None = None, **kwargs: object) -> None:
+        self.drawn.append(("prop", data.bl_rna.properties[name], text))
+
+    def prop_search(self, data: object, name: str, *args: object, text: str | None = None, **kwargs: object) -> None:
+        self.prop(data, name, text=text)
+
+    def label(self, text: str = "", icon: str = "NONE", **kwargs: object) -> None:
+        self.drawn.append(("label", icon, text))
+
+    def operator(self, idname: str, text: str | None = None, **kwargs: object) -> None:
+        self.drawn.append(("operator", idname, text))
+
+    def progress(self, **kwargs: object) -> None:
+        self.drawn.append(("progress", None, str(kwargs.get("text"))))
+
+
+def draw_panel(addon: object) -> list[tuple[str, object, str | None]]:
+    drawn: list[tuple[str, object, str | None]] = []
+    layout = RecordingLayout(drawn)
+    addon.panels.draw_settings(layout, bpy.context)
+    addon.panels.draw_frames(layout, bpy.context)
+    addon.panels.draw_job(layout)
+    return drawn
+
+
+@needs_bpy
+def test_scripts_and_the_panel_get_blenders_answers(addon: object, tmp_path: Path) -> None:
+    """A script sees CANCELLED when nothing was edited and FINISHED (with a warning) when some frames were; a failed
+    Revert replaces the panel's old message; every drop-down has a label; the panel speaks of its own fields,
+    never of the command line's options."""
+    settings = bpy.context.scene.reggan
+    face_image("blank")
+    settings.face_source, settings.box = "BOX", (5000, 5000, 40, 40)
+    assert bpy.ops.reggan.apply_image(image_name="blank") == {"CANCELLED"}  # no face: nothing was done
+    assert addon.jobs.JOBS.status.state == "nothing" and "no face found" in addon.jobs.JOBS.status.message
+    assert "Box" in addon.jobs.JOBS.status.message
+
+    frames = write_frames(tmp_path / "frames", 3)
+    frames[1].write_bytes(b"not a png")  # one frame fails, the others are edited
+    settings.box, settings.frames_dir, settings.out_dir = (24, 24, 48, 48), str(tmp_path / "frames"), str(tmp_path / "out")
+    assert bpy.ops.reggan.apply_frames() == {"FINISHED"}
+    status = addon.jobs.JOBS.status
+    assert status.state == "partial" and "1 failed" in status.message, status.message
+    assert ("label", "ERROR", status.message) in draw_panel(addon)  # a warning, not a tick
+
+    settings.out_dir = str(tmp_path / "frames" / "edited")  # inside the frames folder: refused, in the panel's words
+    assert bpy.ops.reggan.apply_frames() == {"CANCELLED"}
+    status = addon.jobs.JOBS.status
+    assert status.state == "failed" and "Output folder" in status.message and "--" not in status.message, status.message
+    texts = [text or "" for kind, _, text in draw_panel(addon) if kind == "label"]
+    assert status.message in texts and not any("--" in text for text in texts)
+    no_face_line = addon.jobs.panel_words(RenderSummary(total=1, done=1, no_face=[Path("a.png")]).lines()[1])
+    assert "no face found" in no_face_line and "--" not in no_face_line and "Box" in no_face_line
+
+    assert bpy.ops.reggan.revert_image(image_name="blank") == {"CANCELLED"}  # never edited: nothing to revert
+    assert "no RegGAN backup" in addon.jobs.JOBS.status.message  # not the Output folder error any more
+    assert any("no RegGAN backup" in (text or "") for kind, _, text in draw_panel(addon) if kind == "label")
+
+    for settings.face_source in ("AUTO", "SCENE", "BOX"):
+        for kind, prop, text in draw_panel(addon):
+            if kind == "prop" and prop.type == "ENUM":
+                assert text is None or text.strip(), (prop.identifier, "a drop-down without a label")
 
 def test_gpu_variant_swaps_the_runtime() -> None:
     cpu, gpu = addon_build.runtime_requirements(), addon_build.runtime_requirements(gpu=True)
