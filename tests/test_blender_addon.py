@@ -886,6 +886,68 @@ def test_frames_from_scene_follow_the_animated_head(addon: object, tmp_path: Pat
         assert abs(cols.mean() - (box[0] + box[2] / 2 - 0.5)) < 4 and abs(rows.mean() - (box[1] + box[3] / 2 - 0.5)) < 4
 
 
+
+@needs_bpy
+def test_from_scene_finds_no_face_the_camera_does_not_see(addon: object) -> None:
+    """The face group turned away from the camera, a card in front of the head, the head hidden from render (itself
+    or its collection), a bone's head behind the card: no face, and Apply to Image reports so instead of painting."""
+    scene = bpy.context.scene
+    head = cube_head_scene()
+    head.vertex_groups.new(name="face").add([v.index for v in head.data.vertices if v.co.y < 0], 1.0, "REPLACE")
+    scene_faces = addon.scene_faces
+
+    def box(**kwargs: object) -> object:
+        bpy.context.view_layer.update()
+        return scene_faces.scene_face_box(scene, head, depsgraph=bpy.context.evaluated_depsgraph_get(), **kwargs)
+
+    assert box(vertex_group="face") is not None and box() is not None  # the face looks at the camera (-y)
+    head.rotation_euler.z = np.pi  # turned away: the camera sees the back of the head
+    assert box(vertex_group="face") is None
+    head.rotation_euler.z = np.pi / 3  # turned partly: still seen
+    assert box(vertex_group="face") is not None
+    head.rotation_euler.z = 0.0
+    bpy.ops.mesh.primitive_plane_add(size=3.0, location=(0.0, -2.0, 0.0), rotation=(np.pi / 2, 0.0, 0.0))
+    card = bpy.context.active_object
+    assert box(vertex_group="face") is None and box() is None  # behind the card
+    card.hide_render = True  # a card that does not render hides nothing
+    assert box(vertex_group="face") is not None
+    card.hide_render = False
+    card.location.x = 2.5  # moved aside
+    assert box() is not None
+    head.hide_render = True
+    assert box() is None
+    head.hide_render = False
+    hidden = bpy.data.collections.new("hidden")
+    scene.collection.children.link(hidden)
+    hidden.objects.link(head)
+    scene.collection.objects.unlink(head)
+    hidden.hide_render = True
+    assert box() is None
+    hidden.hide_render = False
+    assert box() is not None
+
+    armature = bpy.data.objects.new("rig", bpy.data.armatures.new("rig"))
+    scene.collection.objects.link(armature)
+    bpy.context.view_layer.objects.active = armature
+    bpy.ops.object.mode_set(mode="EDIT")
+    bone = armature.data.edit_bones.new("head")
+    bone.head, bone.tail = (0.0, 0.0, -0.4), (0.0, 0.0, 0.4)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    bpy.context.view_layer.update()
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    assert scene_faces.scene_face_box(scene, armature, bone="head", depsgraph=depsgraph) is not None
+    card.location.x = 0.0
+    bpy.context.view_layer.update()
+    assert scene_faces.scene_face_box(scene, armature, bone="head", depsgraph=bpy.context.evaluated_depsgraph_get()) is None
+
+    face_image("scene-image", 96, 96)  # the operator: no face, nothing painted
+    before = pixels_top_down(bpy.data.images["scene-image"]).copy()
+    settings = scene.reggan
+    settings.face_source, settings.head_object, settings.head_vertex_group = "SCENE", head, "face"
+    assert bpy.ops.reggan.apply_image(image_name="scene-image") == {"CANCELLED"}
+    assert addon.jobs.JOBS.status.state == "nothing" and "no face found" in addon.jobs.JOBS.status.message
+    np.testing.assert_array_equal(pixels_top_down(bpy.data.images["scene-image"]), before)
+
 @needs_bpy
 def test_head_bone_box_is_the_projected_bone_sphere() -> None:
     scene_faces = scene_faces_module()
