@@ -97,34 +97,67 @@ def new_image(name: str, picture: Picture) -> Any:
     return image
 
 
+def look_like_the_render(image: Any, scene: Any) -> None:
+    """Make an edited copy of the Render Result show and save as the render does: "View as Render" (the scene's view
+    transform, look, exposure and curves, as for the Render Result itself; Image > Save As then saves "as render"), and
+    a still file format of its own: the scene's when its output is a still image, else OpenEXR (a movie or multilayer
+    output is no format for one image)."""
+    image.use_view_as_render = True
+    output = scene.render.image_settings
+    still = getattr(output, "media_type", "IMAGE") == "IMAGE" and output.file_format not in ("FFMPEG", "OPEN_EXR_MULTILAYER")
+    image.file_format = output.file_format if still else "OPEN_EXR"
+
+
 def render_result(name: str = "Render Result") -> Any:
     image = bpy.data.images.get(name)
     if image is None or image.type != "RENDER_RESULT":
-        raise LookupError("there is no Render Result yet: render a frame first (F12)")
+        raise RuntimeError(NO_RENDER)
     return image
 
 
+NO_RENDER = "there is no render to edit yet: render a frame first (F12)"
+
+# What `render_result_pixels` sets on the scene's output settings for its temporary file, in this order (in Blender 5.0
+# the media type comes first: it decides which file formats exist), and restores afterwards in the same order.
+EXR_SETTINGS = (
+    ("media_type", "IMAGE"),  # Blender 5.0+: "VIDEO" (FFmpeg) or "MULTI_LAYER_IMAGE" would refuse OPEN_EXR
+    ("file_format", "OPEN_EXR"),
+    ("color_mode", "RGBA"),
+    ("color_depth", "32"),
+    ("exr_codec", "ZIP"),
+)
+
+
 def render_result_pixels(scene: Any) -> Picture:
-    """The Render Result as scene-linear float32 RGBA, via a temporary OpenEXR file."""
+    """The Render Result as scene-linear float32 RGBA, via a temporary OpenEXR file. Whatever the scene's output
+    (FFmpeg, multilayer EXR, an overridden colour space) its settings are changed for that file and then restored.
+    An output colour management override keeps its view settings: only its linear space is set to the working space
+    for the file (switching the override off and on again would reset them to the scene's)."""
     image = render_result()
     settings = scene.render.image_settings
-    saved = {key: getattr(settings, key) for key in ("file_format", "color_mode", "color_depth", "exr_codec")}
+    wanted = [(key, value) for key, value in EXR_SETTINGS if hasattr(settings, key)]  # media_type: Blender 5.0+
+    saved = [(key, getattr(settings, key)) for key, _ in wanted]
+    linear = getattr(settings, "linear_colorspace_settings", None)
+    if linear is not None and getattr(settings, "color_management", "") == "OVERRIDE":
+        saved.append(("name", linear.name))
+        wanted.append(("name", working_space()))
     handle, path = tempfile.mkstemp(prefix="reggan-render-", suffix=".exr")
     os.close(handle)
     try:
-        settings.file_format = "OPEN_EXR"
-        settings.color_mode = "RGBA"
-        settings.color_depth = "32"
-        settings.exr_codec = "ZIP"
-        image.save_render(filepath=path, scene=scene)
+        for key, value in wanted:
+            setattr(linear if key == "name" else settings, key, value)
+        try:
+            image.save_render(filepath=path, scene=scene)
+        except RuntimeError:  # an empty render slot, a render cancelled before its first tile
+            raise RuntimeError(f"{NO_RENDER}: the Render Result's active slot holds none") from None
         loaded = bpy.data.images.load(path, check_existing=False)
         try:
             picture = read_pixels(loaded)
         finally:
             bpy.data.images.remove(loaded)
     finally:
-        for key, value in saved.items():
-            setattr(settings, key, value)
+        for key, value in saved:
+            setattr(linear if key == "name" else settings, key, value)
         os.unlink(path)
     if not picture.linear:
         raise RuntimeError("the Render Result came back as 8-bit; expected float OpenEXR")

@@ -10,17 +10,31 @@ from __future__ import annotations
 
 import logging
 import queue
+import re
 import threading
 import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 log = logging.getLogger(__name__)
 
 Work = Callable[[Callable[[int, int], None], threading.Event], Any]  # runs in the worker thread
-Finish = Callable[[Any], str]  # runs on the main thread; returns a one-line message for the panel
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How a job that ran to its end went: "done" (everything edited), "partial" (some frames failed or had no face;
+    the rest was done), "nothing" (nothing was edited: no face found). A script sees "done" and "partial" as
+    {'FINISHED'} ("partial" with a WARNING report) and "nothing" as {'CANCELLED'} with a WARNING report, as Blender's
+    own operators return CANCELLED when they had nothing to act on."""
+
+    message: str
+    state: Literal["done", "partial", "nothing"] = "done"
+
+
+Finish = Callable[[Any], str | Outcome]  # runs on the main thread; a one-line message for the panel (str: done)
 
 TIMER_INTERVAL = 0.1  # seconds between drains while a job runs
 
@@ -30,7 +44,7 @@ class JobStatus:
     """What the panel shows about the current or last job."""
 
     label: str = ""
-    state: str = "idle"  # idle | running | cancelling | done | cancelled | failed
+    state: str = "idle"  # idle | running | cancelling | done | partial | nothing | cancelled | failed
     done: int = 0
     total: int = 0
     message: str = ""
@@ -75,6 +89,31 @@ class Job:
             self.messages.put(("error", exc))
         else:
             self.messages.put(("result", result))
+
+
+# The runtime's messages name the command line's options; the panel names its own fields. Most specific first.
+PANEL_WORDS: tuple[tuple[re.Pattern[str], str], ...] = (
+    (re.compile(r"give --faces or --region"), "choose Faces: From Scene or Box"),
+    (re.compile(r"\S*reggan-faces-[^\s/\\]*\.json marks it \[\], without a face"),
+     "From Scene: the head is not in the camera's view"),
+    (re.compile(r"--subject render\b"), "Subject: Render"),
+    (re.compile(r"--subject auto\b"), "Subject: Auto"),
+    (re.compile(r"--out\b"), "Output folder"),
+    (re.compile(r"--frames\b"), "Frames folder"),
+    (re.compile(r"--region\b"), "Box"),
+    (re.compile(r"--faces\b"), "faces file"),
+    (re.compile(r"--model\b"), "Model File"),
+    (re.compile(r"--mouth-model\b"), "mouth model"),
+    (re.compile(r"--backend\b"), "Backend"),
+    (re.compile(r"--colorspace\b"), "colour space"),
+)
+
+
+def panel_words(text: str) -> str:
+    """A runtime message in the panel's words (`--out` is the Output folder, ...)."""
+    for pattern, words in PANEL_WORDS:
+        text = pattern.sub(words, text)
+    return text
 
 
 def _hint(exc: BaseException) -> str:
@@ -140,16 +179,18 @@ class JobManager:
         status = self.status
         if kind == "result":
             try:
-                status.message = job.finish(value)
-                status.state = "cancelled" if job.cancel.is_set() and getattr(value, "cancelled", False) else "done"
+                outcome = job.finish(value)
+                outcome = Outcome(outcome) if isinstance(outcome, str) else outcome
+                status.message = panel_words(outcome.message)
+                status.state = "cancelled" if job.cancel.is_set() and getattr(value, "cancelled", False) else outcome.state
             except (ReferenceError, LookupError, RuntimeError, OSError) as exc:  # bpy data gone, file trouble
-                status.state, status.message, status.hint = "failed", str(exc), _hint(exc)
+                status.state, status.message, status.hint = "failed", panel_words(str(exc)), _hint(exc)
         elif kind == "cancelled":
             status.state, status.message = "cancelled", f"{job.label}: cancelled"
             if job.on_cancel is not None:
                 job.on_cancel()
         else:
-            status.state, status.message, status.hint = "failed", f"{job.label}: {value}", _hint(value)
+            status.state, status.message, status.hint = "failed", panel_words(f"{job.label}: {value}"), _hint(value)
         if status.state == "failed":  # the panel may not be on screen: the console always gets it
             print(f"RegGAN: {status.message}" + (f" ({status.hint})" if status.hint else ""), flush=True)
         log.info("RegGAN %s: %s", status.state, status.message)

@@ -86,11 +86,24 @@ def start(operator: Any, job: Job, total: int = 0) -> set[str]:
     if bpy.app.background:  # a script under `blender -b` (or bpy): no timers run, and the script expects the result
         print(f"RegGAN: {job.label} ...", flush=True)
         status = JOBS.wait(timeout=None, report=lambda s: print(f"RegGAN: {s.done}/{s.total}", flush=True))
-        operator.report(_error_level() if status.state == "failed" else {"INFO"}, f"RegGAN: {status.message}")
-        return {"FINISHED"} if status.state != "failed" else {"CANCELLED"}
+        return script_result(operator, status)
     ensure_timer()
     operator.report({"INFO"}, f"RegGAN: {job.label} started")
     return {"FINISHED"}
+
+
+def script_result(operator: Any, status: jobs.JobStatus) -> set[str]:
+    """What a script's `bpy.ops.reggan.*()` returns once the job ended, with the message as a report: FINISHED when
+    something was edited ("partial": with a WARNING report naming what was not), CANCELLED when nothing was (no face
+    found, the job failed or was cancelled), as Blender's own operators return CANCELLED when they did nothing."""
+    if status.state == "done":
+        operator.report({"INFO"}, f"RegGAN: {status.message}")
+        return {"FINISHED"}
+    if status.state == "partial":
+        operator.report({"WARNING"}, f"RegGAN: {status.message}")
+        return {"FINISHED"}
+    operator.report(_error_level() if status.state == "failed" else {"WARNING"}, f"RegGAN: {status.message}")
+    return {"CANCELLED"}
 
 
 def _error_level() -> set[str]:
@@ -100,9 +113,18 @@ def _error_level() -> set[str]:
 
 
 def _failed(operator: Any, exc: Exception) -> set[str]:
-    operator.report(_error_level(), str(exc))
-    JOBS.status = jobs.JobStatus(label=operator.bl_label, state="failed", message=str(exc), hint=jobs._hint(exc))
+    message = jobs.panel_words(str(exc))
+    operator.report(_error_level(), message)
+    JOBS.status = jobs.JobStatus(label=operator.bl_label, state="failed", message=message, hint=jobs._hint(exc))
     return {"CANCELLED"}
+
+
+NO_FACE_HINT = {  # what to try when a picture had no face, by face source
+    "AUTO": "; the detector misses stylised faces: choose Faces: From Scene or Box",
+    "SCENE": "; the head is not in the camera's view",
+    "BOX": "; the Box lies off the picture",
+    "WHOLE": "",
+}
 
 
 def _label(s: Any) -> str:
@@ -138,7 +160,7 @@ class REGGAN_OT_apply_render_result(bpy.types.Operator):
         except (LookupError, RuntimeError, RegganError, ValueError) as exc:
             return _failed(self, exc)
         name = f"Render Result ({_label(s)})"
-        mode = s.face_source
+        mode, scene_name = s.face_source, context.scene.name
 
         def work(progress: Any, cancel: Any) -> Any:
             progress(0, 1)
@@ -147,11 +169,14 @@ class REGGAN_OT_apply_render_result(bpy.types.Operator):
             progress(1, 1)
             return result
 
-        def finish(result: Any) -> str:
+        def finish(result: Any) -> jobs.Outcome:
             pixels, count = result
+            if not count:  # no copy that would only repeat the render
+                return jobs.Outcome(f"Render Result: no face found (nothing edited{NO_FACE_HINT[mode]})", "nothing")
             image = images.new_image(name, images.Picture(pixels, linear=True))
+            images.look_like_the_render(image, bpy.data.scenes.get(scene_name) or bpy.context.scene)
             show_image(bpy.context, image)
-            return f"{image.name}: {count} face(s) edited" if count else f"{image.name}: no face found (unchanged)"
+            return jobs.Outcome(f"{image.name}: {count} face(s) edited")
 
         return start(self, Job(self.bl_label, work, finish), total=1)
 
@@ -203,36 +228,37 @@ class REGGAN_OT_apply_image(bpy.types.Operator):
             progress(1, 1)
             return result
 
-        def finish(result: Any) -> str:
+        def finish(result: Any) -> jobs.Outcome:
             pixels, count = result
             target = bpy.data.images.get(name)
             if target is None:
                 raise LookupError(f"image {name!r} was removed while RegGAN worked on it")
             if not count:
-                return f"{name}: no face found (unchanged)"
+                return jobs.Outcome(f"{name}: no face found (unchanged{NO_FACE_HINT[mode]})", "nothing")
             keep_backup(target, picture)  # the pixels as they were when Apply was pressed
             images.write_pixels(target, pixels)
-            return f"{name}: {count} face(s) edited ({label}); Revert restores it" if count else f"{name}: no face found (unchanged)"
+            return jobs.Outcome(f"{name}: {count} face(s) edited ({label}); Revert restores it")
 
         return start(self, Job(f"{self.bl_label} {name}", work, finish), total=1)
 
 
 def keep_backup(image: Any, picture: images.Picture) -> Any:
-    """A copy of the image's pixels before the edit (kept with a fake user; 'Revert' copies it back)."""
+    """A copy of the image's pixels before its first RegGAN edit (kept with a fake user; 'Revert' copies it back
+    and removes it). A later edit keeps that backup: Revert returns the picture as it was before the first edit,
+    not the one before it. Only a backup that no longer fits the image (resized, other channels) is replaced."""
     backup_name = image.name + BACKUP_SUFFIX
     backup = bpy.data.images.get(backup_name)
     if backup is not None and tuple(backup.size) == tuple(image.size) and backup.channels == image.channels:
-        images.write_pixels(backup, picture.pixels)
-    else:
-        if backup is not None:
-            bpy.data.images.remove(backup)
-        backup = images.new_image(backup_name, picture)
+        return backup
+    if backup is not None:
+        bpy.data.images.remove(backup)
+    backup = images.new_image(backup_name, picture)
     backup.use_fake_user = True
     return backup
 
 
 class REGGAN_OT_revert_image(bpy.types.Operator):
-    """Restore the image as it was before the last RegGAN edit"""
+    """Restore the image as it was before its first RegGAN edit (since the last Revert)"""
 
     bl_idname = "reggan.revert_image"
     bl_label = "Revert"
@@ -248,10 +274,16 @@ class REGGAN_OT_revert_image(bpy.types.Operator):
         name = self.image_name or getattr(getattr(context.space_data, "image", None), "name", "")
         image, backup = bpy.data.images.get(name), bpy.data.images.get(name + BACKUP_SUFFIX)
         if image is None or backup is None:
-            self.report({"WARNING"}, f"no RegGAN backup for {name!r}")
+            message = f"no RegGAN backup for {name!r}: nothing to revert" if name else "no image to revert"
+            JOBS.status = jobs.JobStatus(label=self.bl_label, state="nothing", message=message)  # the panel says so
+            self.report({"WARNING"}, message)
             return {"CANCELLED"}
-        images.write_pixels(image, images.read_pixels(backup).pixels)
+        try:
+            images.write_pixels(image, images.read_pixels(backup).pixels)
+        except RuntimeError as exc:  # the image was resized since the edit, or its backup lost its pixels
+            return _failed(self, exc)
         bpy.data.images.remove(backup)
+        JOBS.status = jobs.JobStatus(label=self.bl_label, state="done", message=f"{name} restored")
         self.report({"INFO"}, f"{name} restored")
         return {"FINISHED"}
 
@@ -313,11 +345,15 @@ class REGGAN_OT_apply_frames(bpy.types.Operator):
                 if faces_file is not None:
                     faces_file.unlink(missing_ok=True)
 
-        def finish(summary: Any) -> str:
-            lines = summary.lines()
+        def finish(summary: Any) -> jobs.Outcome:
+            lines = [jobs.panel_words(line) for line in summary.lines()]
             for line in lines[1:]:
                 print("RegGAN:", line)
-            return f"{lines[0]} -> {out}" + (f" (see the console for {len(lines) - 1} problem(s))" if len(lines) > 1 else "")
+            message = f"{lines[0]} -> {out}" + (f" (see the console for {len(lines) - 1} problem(s))" if len(lines) > 1 else "")
+            edited = summary.done - len(summary.no_face)
+            if (summary.failed or summary.no_face) and edited == 0:
+                return jobs.Outcome(message, "nothing")
+            return jobs.Outcome(message, "partial" if summary.failed or summary.no_face else "done")
 
         return start(self, Job(f"{self.bl_label} {source.name}", work, finish), total=len(frames))
 

@@ -15,9 +15,9 @@ def draw_settings(layout: Any, context: Any) -> None:
     col = layout.column(align=True)
     col.prop(s, "expression")
     col.prop(s, "intensity", slider=True)
-    row = layout.row(align=True)
-    row.prop(s, "backend", text="")
-    row.prop(s, "stage", text="")
+    col = layout.column(align=True)
+    col.prop(s, "backend")  # every drop-down says what it chooses
+    col.prop(s, "stage")
     layout.prop(s, "skin_paint")
     layout.prop(s, "subject")
     layout.prop(s, "mouth_pass")
@@ -56,7 +56,8 @@ def draw_job(layout: Any) -> None:
             if "model" in status.hint.lower():
                 box.operator("reggan.show_preferences", icon="PREFERENCES")
     elif status.message:
-        layout.label(text=status.message, icon="CHECKMARK" if status.state == "done" else "INFO")
+        icon = {"done": "CHECKMARK", "partial": "ERROR", "nothing": "ERROR"}.get(status.state, "INFO")
+        layout.label(text=status.message, icon=icon)
     if HOOK.text():
         layout.label(text=HOOK.text(), icon="RENDER_ANIMATION")
     models = engine.loaded()

@@ -61,26 +61,30 @@ def box_from_points(points: np.ndarray, margin: float = 0.0) -> tuple[float, flo
     return (float(cx - w / 2), float(cy - h / 2), float(w), float(h))
 
 
-def _mesh_points(obj: Any, depsgraph: Any, vertex_group: str = "") -> np.ndarray:
-    """World positions of the evaluated mesh's vertices (modifiers, armature and shape keys applied),
+def _mesh_points(obj: Any, depsgraph: Any, vertex_group: str = "") -> tuple[np.ndarray, np.ndarray]:
+    """World positions and unit normals of the evaluated mesh's vertices (modifiers, armature and shape keys applied),
     only those with weight > 0 in `vertex_group` when one is named."""
     evaluated = obj.evaluated_get(depsgraph)
     mesh = evaluated.to_mesh()
     try:
         co = np.empty(len(mesh.vertices) * 3, np.float64)
+        normals = np.empty(len(mesh.vertices) * 3, np.float64)
         mesh.vertices.foreach_get("co", co)
-        co = co.reshape(-1, 3)
+        mesh.vertices.foreach_get("normal", normals)
+        co, normals = co.reshape(-1, 3), normals.reshape(-1, 3)
         if vertex_group:
             group = obj.vertex_groups.get(vertex_group)
             if group is None:
                 raise LookupError(f"object {obj.name!r} has no vertex group {vertex_group!r}")
             index = group.index
             keep = [v.index for v in mesh.vertices if any(g.group == index and g.weight > 0 for g in v.groups)]
-            co = co[keep]
+            co, normals = co[keep], normals[keep]
         matrix = np.array(evaluated.matrix_world)
     finally:
         evaluated.to_mesh_clear()
-    return co @ matrix[:3, :3].T + matrix[:3, 3]
+    normals = normals @ np.linalg.inv(matrix[:3, :3])  # normals go by the inverse transpose
+    normals /= np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+    return co @ matrix[:3, :3].T + matrix[:3, 3], normals
 
 
 def _sphere_points(centre: np.ndarray, radius: float) -> np.ndarray:
@@ -106,7 +110,7 @@ def head_points(obj: Any, depsgraph: Any, *, bone: str = "", vertex_group: str =
             raise LookupError(f"a head bone needs an armature; {obj.name!r} is a {obj.type.lower()}")
         return _bone_points(obj, bone)
     if obj.type == "MESH":
-        return _mesh_points(obj, depsgraph, vertex_group)
+        return _mesh_points(obj, depsgraph, vertex_group)[0]
     evaluated = obj.evaluated_get(depsgraph)
     matrix = np.array(evaluated.matrix_world)
     corners = np.array([tuple(c) for c in evaluated.bound_box])
@@ -124,7 +128,10 @@ def scene_face_box(
         import bpy
 
         depsgraph = bpy.context.evaluated_depsgraph_get()
-    pixels, in_front = project_to_pixels(scene, camera, head_points(obj, depsgraph, bone=bone, vertex_group=vertex_group))
+    points = head_points(obj, depsgraph, bone=bone, vertex_group=vertex_group)
+    if not seen_by_camera(scene, camera, depsgraph, obj, bone=bone, vertex_group=vertex_group, points=points):
+        return None
+    pixels, in_front = project_to_pixels(scene, camera, points)
     pixels = pixels[in_front]
     if len(pixels) == 0:
         return None
@@ -134,6 +141,104 @@ def scene_face_box(
     if x + w <= 0 or y + h <= 0 or x >= width or y >= height:
         return None
     return box
+
+
+def renders(obj: Any, scene: Any) -> bool:
+    """Whether `obj` appears in the scene's renders: not hidden from render itself, and in a collection reachable
+    from the scene's collection through collections none of which is hidden from render or excluded from the view
+    layer."""
+    if obj.hide_render:
+        return False
+    users = set(obj.users_collection)
+
+    def reach(collection: Any, layer: Any) -> bool:
+        if collection.hide_render or (layer is not None and layer.exclude):
+            return False
+        if collection in users:
+            return True
+        return any(reach(child, layer.children.get(child.name) if layer is not None else None) for child in collection.children)
+
+    if scene.collection in users:
+        return True
+    layer = bpy_view_layer_collection(scene)
+    return any(reach(child, layer.children.get(child.name) if layer is not None else None) for child in scene.collection.children)
+
+
+def bpy_view_layer_collection(scene: Any) -> Any:
+    import bpy
+
+    view_layer = bpy.context.view_layer if bpy.context.scene == scene else scene.view_layers[0]
+    return view_layer.layer_collection if view_layer is not None else None
+
+
+def seen_by_camera(scene: Any, camera: Any, depsgraph: Any, obj: Any, *, bone: str = "", vertex_group: str = "",
+                   points: np.ndarray | None = None) -> bool:
+    """Whether the camera sees the head, so that a box from the scene is a face in the picture: a head mesh must
+    appear in renders, and at least `MIN_SEEN` of its points (a vertex group's: the face's) must face the camera
+    (their normals) with nothing that renders between them and the camera (a ray cast in the evaluated depsgraph).
+    A bone's sphere counts as seen when rays reach its surface from the camera. A whole mesh without a face group
+    cannot tell the back of the head from the face: name the face's vertex group for that."""
+    if bone:
+        sphere = np.asarray(points if points is not None else head_points(obj, depsgraph, bone=bone), np.float64)
+        centre = sphere.mean(axis=0)
+        radius = float(np.linalg.norm(sphere[0] - centre))
+        return _seen_fraction(scene, camera, depsgraph, np.vstack([centre, sphere]), None, stop_short=radius) >= MIN_SEEN
+    if obj.type == "MESH":
+        if not renders(obj, scene):
+            return False
+        co, normals = _mesh_points(obj, depsgraph, vertex_group)
+        return len(co) > 0 and _seen_fraction(scene, camera, depsgraph, co, normals) >= MIN_SEEN
+    return renders(obj, scene)
+
+
+MIN_SEEN = 0.1  # of the head's points facing the camera unoccluded, for "the camera sees the face"
+MAX_RAYS = 256  # points sampled for the ray casts (evenly through the list)
+
+
+def _seen_fraction(scene: Any, camera: Any, depsgraph: Any, points: np.ndarray, normals: np.ndarray | None, *,
+                   stop_short: float = 0.0) -> float:
+    """The fraction of `points` that face the camera (when `normals` are given) and that a ray from the camera reaches
+    with no rendered object in the way, stopping `stop_short` (plus a hair) before the point."""
+    from mathutils import Vector
+
+    pick = np.unique(np.linspace(0, len(points) - 1, min(len(points), MAX_RAYS)).round().astype(int))
+    points = points[pick]
+    cam = np.array(camera.matrix_world.translation)
+    forward = -np.array(camera.matrix_world.to_3x3().col[2]).astype(np.float64)
+    forward /= np.linalg.norm(forward)
+    if camera.data.type == "ORTHO":  # parallel rays, from behind the camera plane
+        origins = points - forward * (np.dot(points - cam, forward)[:, None] + camera.data.clip_start)
+    else:
+        origins = np.broadcast_to(cam, points.shape)
+    seen = 0
+    for index, (origin, point) in enumerate(zip(origins, points)):
+        ray = point - origin
+        length = float(np.linalg.norm(ray))
+        if length <= 0:
+            continue
+        if normals is not None and np.dot(normals[pick[index]], -ray) <= 0:
+            continue  # faces away from the camera
+        limit = length - stop_short - max(1e-4, 1e-4 * length)
+        if limit <= 0 or not _blocked(scene, depsgraph, Vector(origin), Vector(ray / length), limit):
+            seen += 1
+    return seen / len(points)
+
+
+def _blocked(scene: Any, depsgraph: Any, origin: Any, direction: Any, distance: float) -> bool:
+    """Whether a rendered object lies on the ray within `distance` (objects hidden from render are looked through)."""
+    travelled = 0.0
+    for _ in range(16):
+        hit, location, _normal, _index, obj, _matrix = scene.ray_cast(depsgraph, origin, direction, distance=distance - travelled)
+        if not hit:
+            return False
+        if obj is None or renders(obj.original, scene):
+            return True
+        step = (location - origin).length + 1e-5
+        travelled += step
+        origin = origin + direction * step
+        if travelled >= distance:
+            return False
+    return True
 
 
 def scene_face_boxes(scene: Any, frames: Iterable[int], obj: Any, **kwargs: Any) -> dict[int, tuple[float, float, float, float] | None]:

@@ -22,6 +22,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from reggan_plugin.pipeline import RenderSummary
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -317,6 +319,30 @@ def test_apply_image_edits_the_face_only_and_reverts(addon: object) -> None:
     np.testing.assert_array_equal(pixels_top_down(bpy.data.images["texture"]), before)
 
 
+
+@needs_bpy
+def test_revert_after_several_edits_returns_the_original(addon: object) -> None:
+    """Two Applies in a row, then Revert: the picture as it was before the first edit, not the first edit."""
+    image = face_image("twice")
+    before = pixels_top_down(image).copy()
+    settings = bpy.context.scene.reggan
+    settings.face_source, settings.box = "BOX", (40, 20, 44, 44)
+    edits = []
+    for expression in ("happy", "sad"):
+        settings.expression = expression
+        bpy.ops.reggan.apply_image(image_name="twice")
+        assert addon.jobs.JOBS.wait(60).state == "done", addon.jobs.JOBS.status.message
+        edits.append(pixels_top_down(bpy.data.images["twice"]).copy())
+    assert np.abs(edits[1] - edits[0]).max() > 0  # the second edit changed the first
+    assert bpy.ops.reggan.revert_image(image_name="twice") == {"FINISHED"}
+    np.testing.assert_array_equal(pixels_top_down(bpy.data.images["twice"]), before)
+    assert bpy.data.images.get("twice" + addon.operators.BACKUP_SUFFIX) is None
+    # after a Revert the next edit's backup is the picture as it is then
+    bpy.ops.reggan.apply_image(image_name="twice")
+    assert addon.jobs.JOBS.wait(60).state == "done"
+    assert bpy.ops.reggan.revert_image(image_name="twice") == {"FINISHED"}
+    np.testing.assert_array_equal(pixels_top_down(bpy.data.images["twice"]), before)
+
 @needs_bpy
 def test_apply_image_with_whole_image_on_a_float_texture(addon: object) -> None:
     image = face_image("float-texture", 64, 64, float_buffer=True)
@@ -427,6 +453,96 @@ def test_apply_to_the_render_result_of_a_cycles_render(addon: object) -> None:
     assert not changed[outside(box, changed.shape, grow=1.6)].any()
     np.testing.assert_array_equal(after[outside(box, changed.shape, grow=1.6)], original[outside(box, changed.shape, grow=1.6)])
 
+
+
+def output_settings(scene: object) -> dict[str, object]:
+    settings = scene.render.image_settings
+    keys = ("media_type", "file_format", "color_mode", "color_depth", "exr_codec", "color_management")
+    view = settings.view_settings
+    return {key: getattr(settings, key) for key in keys} | {
+        "linear": settings.linear_colorspace_settings.name, "view": (view.view_transform, view.look, view.exposure)}
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_apply_to_the_render_result_whatever_the_scenes_output_format(addon: object, tmp_path: Path) -> None:
+    """A scene rendering to FFmpeg, multilayer EXR or an EXR in an overridden linear space: the Render Result is read
+    as the same scene-linear pixels, the edit lands in a new image, and the scene's output settings are kept."""
+    tiny_render_scene()
+    scene = bpy.context.scene
+    bpy.ops.render.render()
+    reference = addon.images.render_result_pixels(scene).pixels
+    settings = scene.reggan
+    settings.face_source, settings.box = "BOX", (16, 8, 32, 32)
+    image_settings = scene.render.image_settings
+    for media, fmt in (("VIDEO", "FFMPEG"), ("MULTI_LAYER_IMAGE", "OPEN_EXR_MULTILAYER"), ("IMAGE", "OPEN_EXR")):
+        image_settings.media_type = media
+        image_settings.file_format = fmt
+        if fmt == "OPEN_EXR":  # an output override: the file would hold ACEScg, not the working space
+            image_settings.color_management = "OVERRIDE"
+            image_settings.linear_colorspace_settings.name = "ACEScg"
+            image_settings.view_settings.view_transform, image_settings.view_settings.exposure = "Standard", 0.5
+        before = output_settings(scene)
+        np.testing.assert_array_equal(addon.images.render_result_pixels(scene).pixels, reference)
+        assert output_settings(scene) == before
+        assert bpy.ops.reggan.apply_render_result() == {"FINISHED"}, fmt
+        status = addon.jobs.JOBS.wait(60)
+        assert status.state == "done" and "1 face(s) edited" in status.message, (fmt, status.message)
+        assert output_settings(scene) == before, fmt
+        edited = bpy.data.images[status.message.split(":")[0]]
+        assert edited.file_format == ("OPEN_EXR" if media != "IMAGE" else fmt)  # a still format of its own
+        with bpy.context.temp_override(edit_image=edited):  # and Image > Save As saves it
+            assert bpy.ops.image.save_as(filepath=str(tmp_path / f"{fmt}.exr"), copy=True) == {"FINISHED"}
+        assert (tmp_path / f"{fmt}.exr").stat().st_size > 0
+
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_apply_to_render_result_without_a_render_says_render_first(addon: object) -> None:
+    with pytest.raises(RuntimeError, match="Render a frame first"):  # no Render Result at all: the poll says why
+        bpy.ops.reggan.apply_render_result()
+    tiny_render_scene()
+    bpy.ops.render.render()
+    bpy.data.images["Render Result"].render_slots.active_index = 1  # an empty slot: no render in it yet
+    settings = bpy.context.scene.reggan
+    settings.face_source, settings.box = "BOX", (16, 8, 32, 32)
+    assert bpy.ops.reggan.apply_render_result() == {"CANCELLED"}
+    status = addon.jobs.JOBS.status
+    assert status.state == "failed" and "render a frame first" in status.message, status.message
+    assert "image data" not in status.message and status.hint == ""
+
+def saved_png(image: object, path: Path) -> np.ndarray:
+    """`image` saved the way Image > Save As saves it (its own format and its default 'Save As Render'), read back."""
+    with bpy.context.temp_override(edit_image=image):
+        assert bpy.ops.image.save_as(filepath=str(path), copy=True) == {"FINISHED"}
+    return read_png(path).astype(np.int16)
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_the_edited_render_shows_and_saves_with_the_renders_look(addon: object, tmp_path: Path) -> None:
+    """Under AgX (and an exposure), the edited copy of the Render Result is "View as Render": saved as the render is
+    saved, it has the render's look wherever the edit did not reach."""
+    tiny_render_scene()
+    scene = bpy.context.scene
+    scene.view_settings.view_transform, scene.view_settings.exposure = "AgX", 0.7
+    scene.render.dither_intensity = 0.0
+    bpy.ops.render.render()
+    settings = scene.reggan
+    box = (16, 8, 32, 32)
+    settings.face_source, settings.box = "BOX", box
+    bpy.ops.reggan.apply_render_result()
+    status = addon.jobs.JOBS.wait(60)
+    assert status.state == "done", status.message
+    edited = bpy.data.images[status.message.split(":")[0]]
+    assert edited.use_view_as_render and edited.file_format == "PNG"  # the scene's still format
+    bpy.data.images["Render Result"].save_render(filepath=str(tmp_path / "render.png"), scene=scene)
+    render = read_png(tmp_path / "render.png").astype(np.int16)
+    copy = saved_png(edited, tmp_path / "edited.png")
+    far = outside(box, render.shape, grow=1.6)
+    assert np.abs(copy - render)[far].max() <= 1  # the render's look, to 8-bit rounding
+    assert np.abs(copy - render)[inside(box, render.shape)].max() > 5  # and the edit
 
 def write_frames(folder: Path, count: int, size: int = 96) -> list[Path]:
     from PIL import Image
@@ -770,6 +886,68 @@ def test_frames_from_scene_follow_the_animated_head(addon: object, tmp_path: Pat
         assert abs(cols.mean() - (box[0] + box[2] / 2 - 0.5)) < 4 and abs(rows.mean() - (box[1] + box[3] / 2 - 0.5)) < 4
 
 
+
+@needs_bpy
+def test_from_scene_finds_no_face_the_camera_does_not_see(addon: object) -> None:
+    """The face group turned away from the camera, a card in front of the head, the head hidden from render (itself
+    or its collection), a bone's head behind the card: no face, and Apply to Image reports so instead of painting."""
+    scene = bpy.context.scene
+    head = cube_head_scene()
+    head.vertex_groups.new(name="face").add([v.index for v in head.data.vertices if v.co.y < 0], 1.0, "REPLACE")
+    scene_faces = addon.scene_faces
+
+    def box(**kwargs: object) -> object:
+        bpy.context.view_layer.update()
+        return scene_faces.scene_face_box(scene, head, depsgraph=bpy.context.evaluated_depsgraph_get(), **kwargs)
+
+    assert box(vertex_group="face") is not None and box() is not None  # the face looks at the camera (-y)
+    head.rotation_euler.z = np.pi  # turned away: the camera sees the back of the head
+    assert box(vertex_group="face") is None
+    head.rotation_euler.z = np.pi / 3  # turned partly: still seen
+    assert box(vertex_group="face") is not None
+    head.rotation_euler.z = 0.0
+    bpy.ops.mesh.primitive_plane_add(size=3.0, location=(0.0, -2.0, 0.0), rotation=(np.pi / 2, 0.0, 0.0))
+    card = bpy.context.active_object
+    assert box(vertex_group="face") is None and box() is None  # behind the card
+    card.hide_render = True  # a card that does not render hides nothing
+    assert box(vertex_group="face") is not None
+    card.hide_render = False
+    card.location.x = 2.5  # moved aside
+    assert box() is not None
+    head.hide_render = True
+    assert box() is None
+    head.hide_render = False
+    hidden = bpy.data.collections.new("hidden")
+    scene.collection.children.link(hidden)
+    hidden.objects.link(head)
+    scene.collection.objects.unlink(head)
+    hidden.hide_render = True
+    assert box() is None
+    hidden.hide_render = False
+    assert box() is not None
+
+    armature = bpy.data.objects.new("rig", bpy.data.armatures.new("rig"))
+    scene.collection.objects.link(armature)
+    bpy.context.view_layer.objects.active = armature
+    bpy.ops.object.mode_set(mode="EDIT")
+    bone = armature.data.edit_bones.new("head")
+    bone.head, bone.tail = (0.0, 0.0, -0.4), (0.0, 0.0, 0.4)
+    bpy.ops.object.mode_set(mode="OBJECT")
+    bpy.context.view_layer.update()
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    assert scene_faces.scene_face_box(scene, armature, bone="head", depsgraph=depsgraph) is not None
+    card.location.x = 0.0
+    bpy.context.view_layer.update()
+    assert scene_faces.scene_face_box(scene, armature, bone="head", depsgraph=bpy.context.evaluated_depsgraph_get()) is None
+
+    face_image("scene-image", 96, 96)  # the operator: no face, nothing painted
+    before = pixels_top_down(bpy.data.images["scene-image"]).copy()
+    settings = scene.reggan
+    settings.face_source, settings.head_object, settings.head_vertex_group = "SCENE", head, "face"
+    assert bpy.ops.reggan.apply_image(image_name="scene-image") == {"CANCELLED"}
+    assert addon.jobs.JOBS.status.state == "nothing" and "no face found" in addon.jobs.JOBS.status.message
+    np.testing.assert_array_equal(pixels_top_down(bpy.data.images["scene-image"]), before)
+
 @needs_bpy
 def test_head_bone_box_is_the_projected_bone_sphere() -> None:
     scene_faces = scene_faces_module()
@@ -964,7 +1142,7 @@ def test_image_edits_keep_honest_books(addon: object, tmp_path: Path) -> None:
     settings.face_source, settings.box = "BOX", (5000, 5000, 40, 40)
     bpy.ops.reggan.apply_image(image_name="plain")
     status = addon.jobs.JOBS.wait(60)
-    assert status.state == "done" and "no face found" in status.message
+    assert status.state == "nothing" and "no face found" in status.message
     assert bpy.data.images.get("plain" + addon.operators.BACKUP_SUFFIX) is None
 
     assert bpy.ops.reggan.apply_image(image_name="no such image") == {"CANCELLED"}
@@ -990,6 +1168,82 @@ def test_image_edits_keep_honest_books(addon: object, tmp_path: Path) -> None:
     assert addon.jobs.JOBS.wait(60).state == "done", addon.jobs.JOBS.status.message
     assert set(Path(tempfile.gettempdir()).glob("reggan-faces-*.json")) == before
 
+
+
+class RecordingLayout:
+    """Stands in for Blender's UILayout (which only exists while a window draws): records what the panel draws."""
+
+    def __init__(self, drawn: list[tuple[str, object, str | None]]) -> None:
+        self.drawn = drawn
+        self.use_property_split = self.use_property_decorate = False
+
+    def _sub(self, *args: object, **kwargs: object) -> RecordingLayout:
+        return RecordingLayout(self.drawn)
+
+    row = column = box = split = _sub
+
+    def prop(self, data: object, name: str, text: str | None = None, **kwargs: object) -> None:
+        self.drawn.append(("prop", data.bl_rna.properties[name], text))
+
+    def prop_search(self, data: object, name: str, *args: object, text: str | None = None, **kwargs: object) -> None:
+        self.prop(data, name, text=text)
+
+    def label(self, text: str = "", icon: str = "NONE", **kwargs: object) -> None:
+        self.drawn.append(("label", icon, text))
+
+    def operator(self, idname: str, text: str | None = None, **kwargs: object) -> None:
+        self.drawn.append(("operator", idname, text))
+
+    def progress(self, **kwargs: object) -> None:
+        self.drawn.append(("progress", None, str(kwargs.get("text"))))
+
+
+def draw_panel(addon: object) -> list[tuple[str, object, str | None]]:
+    drawn: list[tuple[str, object, str | None]] = []
+    layout = RecordingLayout(drawn)
+    addon.panels.draw_settings(layout, bpy.context)
+    addon.panels.draw_frames(layout, bpy.context)
+    addon.panels.draw_job(layout)
+    return drawn
+
+
+@needs_bpy
+def test_scripts_and_the_panel_get_blenders_answers(addon: object, tmp_path: Path) -> None:
+    """A script sees CANCELLED when nothing was edited and FINISHED (with a warning) when some frames were; a failed
+    Revert replaces the panel's old message; every drop-down has a label; the panel speaks of its own fields,
+    never of the command line's options."""
+    settings = bpy.context.scene.reggan
+    face_image("blank")
+    settings.face_source, settings.box = "BOX", (5000, 5000, 40, 40)
+    assert bpy.ops.reggan.apply_image(image_name="blank") == {"CANCELLED"}  # no face: nothing was done
+    assert addon.jobs.JOBS.status.state == "nothing" and "no face found" in addon.jobs.JOBS.status.message
+    assert "Box" in addon.jobs.JOBS.status.message
+
+    frames = write_frames(tmp_path / "frames", 3)
+    frames[1].write_bytes(b"not a png")  # one frame fails, the others are edited
+    settings.box, settings.frames_dir, settings.out_dir = (24, 24, 48, 48), str(tmp_path / "frames"), str(tmp_path / "out")
+    assert bpy.ops.reggan.apply_frames() == {"FINISHED"}
+    status = addon.jobs.JOBS.status
+    assert status.state == "partial" and "1 failed" in status.message, status.message
+    assert ("label", "ERROR", status.message) in draw_panel(addon)  # a warning, not a tick
+
+    settings.out_dir = str(tmp_path / "frames" / "edited")  # inside the frames folder: refused, in the panel's words
+    assert bpy.ops.reggan.apply_frames() == {"CANCELLED"}
+    status = addon.jobs.JOBS.status
+    assert status.state == "failed" and "Output folder" in status.message and "--" not in status.message, status.message
+    texts = [text or "" for kind, _, text in draw_panel(addon) if kind == "label"]
+    assert status.message in texts and not any("--" in text for text in texts)
+    no_face_line = addon.jobs.panel_words(RenderSummary(total=1, done=1, no_face=[Path("a.png")]).lines()[1])
+    assert "no face found" in no_face_line and "--" not in no_face_line and "Box" in no_face_line
+
+    assert bpy.ops.reggan.revert_image(image_name="blank") == {"CANCELLED"}  # never edited: nothing to revert
+    assert "no RegGAN backup" in addon.jobs.JOBS.status.message  # not the Output folder error any more
+    assert any("no RegGAN backup" in (text or "") for kind, _, text in draw_panel(addon) if kind == "label")
+
+    for settings.face_source in ("AUTO", "SCENE", "BOX"):
+        for kind, prop, text in draw_panel(addon):
+            if kind == "prop" and prop.type == "ENUM":
+                assert text is None or text.strip(), (prop.identifier, "a drop-down without a label")
 
 def test_gpu_variant_swaps_the_runtime() -> None:
     cpu, gpu = addon_build.runtime_requirements(), addon_build.runtime_requirements(gpu=True)
