@@ -238,7 +238,7 @@ def inference_options(func):
                           "bundled face model]"),
         click.option("--colorspace", default=None, metavar="NAME",
                      help="The pictures' OpenColorIO colour space (e.g. ACEScg), in the $OCIO config or else the "
-                          "built-in ACES CG config; the edit is made in sRGB and put back in it (docs/COLOUR.md). "
+                          "built-in ACES CG config; the edit is made in sRGB and put back in it (docs/STUDIO.md). "
                           "[default: with $OCIO, float pictures in its scene_linear role; else sRGB]"),
         click.option("--subject", type=click.Choice(SUBJECTS), default=field_default(InferenceConfig, "subject"),
                      show_default=True, help="What the faces are: renders (the edit as fitted on renders), photographs "
@@ -274,7 +274,7 @@ def _configs(expression, intensity, model, backend, precision, batch, stage, tru
               help="Render the I-th of N contiguous parts (farm workers; together they cover every frame once).")
 @click.option("--frame-range", default=None, metavar="SPEC",
               help="Render the frames numbered SPEC, e.g. 1-10 or 1-3,5,7-20:2 (a farm task's frames; the number is "
-                   "the last digits of a frame's name; docs/FARMS.md). With --shard, the shard splits these frames.")
+                   "the last digits of a frame's name; docs/STUDIO.md). With --shard, the shard splits these frames.")
 @click.option("--skip-existing", is_flag=True, help="Skip frames whose output exists (resume an interrupted batch).")
 @click.option("--smooth", type=FiniteRange(0, 1), default=field_default(SequenceConfig, "smooth"), show_default=True,
               help="Temporal smoothing of detected faces (0 = off).")

@@ -81,7 +81,7 @@ class EditConfig:
 
 @dataclass(frozen=True)
 class ColourConfig:
-    """The frames' colour space (OpenColorIO; docs/COLOUR.md). All None: as before OCIO, 8/16-bit frames are
+    """The frames' colour space (OpenColorIO; docs/STUDIO.md). All None: as before OCIO, 8/16-bit frames are
     sRGB, float frames (EXR, float TIFF) scene-linear with sRGB's primaries."""
 
     colorspace: str | None = None  # every frame's colour space, a name (or alias, or role) in `ocio_config`

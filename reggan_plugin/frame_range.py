@@ -1,5 +1,5 @@
 """Frames a farm task names by number (`render --frame-range`): Deadline, OpenCue and Flamenco hand a task a
-frame list such as ``1-10`` or ``1-3,5,7-20:2``, not a shard index (docs/FARMS.md).
+frame list such as ``1-10`` or ``1-3,5,7-20:2``, not a shard index (docs/STUDIO.md).
 
 A frame's number is the last run of digits in its file name's stem: ``shot_0001.png`` is 1,
 ``shot010_v2.0012.exr`` is 12. Selection keeps the directory's order and reads the smoothing neighbours

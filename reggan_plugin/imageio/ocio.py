@@ -1,4 +1,4 @@
-"""Frames in an OpenColorIO colour space: the way from it to the network's colour and back (docs/COLOUR.md).
+"""Frames in an OpenColorIO colour space: the way from it to the network's colour and back (docs/STUDIO.md).
 
 The network works in sRGB-encoded Rec.709; `FrameColours.attach` gives each frame read a ``colour``
 (`reggan_plugin.imageio.image.FrameColour`) that takes its stored values to scene-linear Rec.709 and back,
