@@ -38,6 +38,7 @@ from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
 from .grain import GRAIN_REACH, degrained
 from .imageio import ImageData, detector_rgb, non_finite_pixels, to_network_rgb, write_edit
+from .imageio.transparency import REACH, alpha_of, with_subject_colour_behind
 from .interior import (
     Inside,
     MouthInterior,
@@ -80,8 +81,24 @@ class PreparedImage:
     def region_rgb(self) -> np.ndarray:
         if self.rgb is not None:
             return self.rgb
-        rows, cols = self.roi
-        return to_network_rgb(dataclasses.replace(self.image, pixels=self.image.pixels[rows, cols]))
+        return network_rgb(self.image, *self.roi)
+
+
+def network_rgb(image: ImageData, rows: slice, cols: slice) -> np.ndarray:
+    """A region of the picture in the network's colour, with the subject's colour behind its transparent pixels
+    (`imageio.transparency`), spread from the region grown by the spread's reach, so that a region gets what the whole
+    picture would."""
+    if not image.has_alpha:
+        return to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
+    height, width = image.pixels.shape[:2]
+    grown = (slice(max(rows.start - REACH, 0), min(rows.stop + REACH, height)),
+             slice(max(cols.start - REACH, 0), min(cols.stop + REACH, width)))
+    around = dataclasses.replace(image, pixels=image.pixels[grown])
+    alpha = alpha_of(around)
+    assert alpha is not None
+    rgb = with_subject_colour_behind(to_network_rgb(around), alpha)
+    top, left = rows.start - grown[0].start, cols.start - grown[1].start
+    return rgb[top : top + rows.stop - rows.start, left : left + cols.stop - cols.start]
 
 
 def face_region(matrices: Sequence[Matrix], size: int, shape: Sequence[int]) -> tuple[slice, slice]:
@@ -362,7 +379,8 @@ class ExpressionRenderer:
         shape = image.pixels.shape
         matrices = [self.checked_crop_matrix(image, i, face) for i, face in enumerate(faces)]
         rows, cols = face_region(matrices, self.size, shape) if matrices else (slice(0, 0), slice(0, 0))
-        rgb = to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
+        region = dataclasses.replace(image, pixels=image.pixels[rows, cols])
+        rgb = network_rgb(image, rows, cols)
         local = [shift_to_region(m, rows, cols) for m in matrices]
         size = self.size
         # A grainy region goes to the network as its structure (reggan_plugin.grain), split at the region's own
@@ -373,7 +391,7 @@ class ExpressionRenderer:
         align = self.region_ops.align if self.region_ops is not None else warp_to_crop
         crops = np.stack([align(source, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
         mouths = self.mouth.prepare(source, local, align) if self.mouth is not None else None
-        bad = non_finite_pixels(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
+        bad = non_finite_pixels(region)
         return PreparedImage(image, (rows, cols), rgb, local, crops, mouths, bad)
 
     def finish_image(self, prepared: PreparedImage, edited: EditedCrops) -> ImageData:
@@ -389,8 +407,12 @@ class ExpressionRenderer:
     def compose(prepared: PreparedImage, new_rgb: np.ndarray, mask: np.ndarray) -> ImageData:
         """The pasted region (network colour, with its mask) written into a copy of the picture in its own format."""
         image, (rows, cols) = prepared.image, prepared.roi
+        region = dataclasses.replace(image, pixels=image.pixels[rows, cols])
+        alpha = alpha_of(region)
+        if alpha is not None:  # a fully transparent pixel keeps the colour it had (`network_rgb`)
+            mask = np.where(alpha > 0.0, mask, 0.0)
         pixels = image.pixels.copy()
-        write_edit(pixels[rows, cols], dataclasses.replace(image, pixels=image.pixels[rows, cols]), new_rgb, mask)
+        write_edit(pixels[rows, cols], region, new_rgb, mask)
         return dataclasses.replace(image, pixels=pixels)
 
     def apply_image(self, image: ImageData, faces: Sequence[Face], edit: EditConfig) -> ImageData:

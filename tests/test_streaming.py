@@ -248,14 +248,16 @@ def test_region_processing_equals_whole_frame_processing(renderer):
     from reggan_plugin.config import EditConfig
     from reggan_plugin.faces import parse_region
     from reggan_plugin.grain import degrained, grain_level
-    from reggan_plugin.imageio import ImageData, compose_output, to_network_rgb
-    from reggan_plugin.renderer import face_region
+    from reggan_plugin.imageio import ImageData, compose_output
+    from reggan_plugin.imageio.transparency import alpha_of
+    from reggan_plugin.renderer import face_region, network_rgb
 
     pixels = synthetic_frame(300, 400, 4, np.uint8, seed=3)
     image = ImageData(pixels, None, "png", False, {})
     for boxes in (["150,80,100,120"], ["0,0,90,90", "330,240,70,60"], ["20,10,380,290"], ["5,5,12,12"]):
         faces = [parse_region(b) for b in boxes]
-        rgb = to_network_rgb(image)  # the whole-frame way (boxes are hints in both: the same faces)
+        # the whole-frame way (boxes are hints in both: the same faces), the subject's colour behind its transparency
+        rgb = network_rgb(image, slice(0, pixels.shape[0]), slice(0, pixels.shape[1]))
         matrices = [renderer.crop_matrix(face, rgb.shape) for face in renderer.find_in_boxes(image, faces)]
         rows, cols = face_region(matrices, renderer.size, rgb.shape)  # the grain is measured on the faces' region
         structure = degrained(rgb, grain_level(rgb[rows, cols], blocks=False))
@@ -263,6 +265,7 @@ def test_region_processing_equals_whole_frame_processing(renderer):
         edit = EditConfig()
         inside = renderer.interior.inside_for(edit.expression, edit.intensity)  # as forward_images
         new_rgb, mask = renderer.paste(rgb, matrices, crops, renderer.forward(crops, edit), interior=inside)
+        mask = np.where(alpha_of(image) > 0, mask, 0.0)  # fully transparent pixels keep their colour
         expected = compose_output(image, new_rgb, mask).pixels
         prepared = renderer.prepare_image(image, faces)
         assert prepared.rgb.shape[0] * prepared.rgb.shape[1] <= pixels.shape[0] * pixels.shape[1]
