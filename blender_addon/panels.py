@@ -44,7 +44,9 @@ def draw_mix(layout: Any, context: Any) -> None:
     """The "Mix" group: the toggle, and with it on the six keyframable sliders and what they sum to at this frame."""
     s = context.scene.reggan
     box = layout.box()
-    box.prop(s, "use_mix")
+    row = box.row()
+    row.prop(s, "use_mix")
+    row.operator("reggan.import_mix_curves", text="", icon="IMPORT")
     if not s.use_mix:
         return
     col = box.column(align=True)

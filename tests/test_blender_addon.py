@@ -1437,3 +1437,26 @@ def test_render_hook_with_keyed_sliders_equals_apply_to_frames(addon: object, tm
     assert np.array_equal(edit["0010.png"], single["0010.png"])  # happy 1: the single-expression edit
     moved, full = (np.abs(x["0005.png"] - render["0005.png"]).sum() for x in (edit, single))
     assert 0 < moved < full  # between: part of the way to the happy edit
+
+
+@needs_bpy
+def test_import_curves_csv_keys_the_sliders_as_the_runtime_reads_the_file(addon: object, tmp_path: Path) -> None:
+    from reggan_plugin.curves import read_curves
+
+    scene = bpy.context.scene
+    key_happy(scene, ((3, 0.7),))  # old keys: replaced by the file's
+    path = tmp_path / "shot.csv"
+    path.write_text("frame,Happy,surprised\n1,0,0\n10,1,0\n20,0.25,0.75\n")
+    assert bpy.ops.reggan.import_mix_curves(filepath=str(path)) == {"FINISHED"}
+    assert scene.reggan.use_mix and "3 key(s)" in addon.jobs.JOBS.status.message
+    curves = read_curves(path)
+    for frame in (0, 1, 3, 5, 10, 15, 20, 30):
+        values = addon.mix.slider_values(scene, frame)
+        expected = {name: 0.0 for name in addon.mix.MIX_EXPRESSIONS} | curves.mix_at(frame)
+        assert values == pytest.approx(expected, abs=1e-6), frame
+    for bad, words in (("happy\n0.5\n", "'frame' column"), ("frame,happy,sad\n1,0.8,0.5\n", "sum to 1.3"),
+                       ("Timecode,BlendShapeCount,EyeBlinkLeft\n00:00,52,0.1\n", "ARKit")):
+        path.write_text(bad)
+        assert bpy.ops.reggan.import_mix_curves(filepath=str(path)) == {"CANCELLED"}
+        status = addon.jobs.JOBS.status
+        assert status.state == "failed" and words in status.message, status.message
