@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import bpy
 
-from . import handlers, jobs, operators, panels, settings
+from . import handlers, jobs, mix_import, operators, panels, settings
 
-classes = settings.classes + operators.classes + panels.classes
+classes = settings.classes + operators.classes + mix_import.classes + panels.classes
 
 
 def register() -> None:

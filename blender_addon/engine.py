@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -131,13 +131,16 @@ def edit_file(source: Path, target: Path, *, mode: FaceMode, faces: Sequence[Fac
 
 
 def render_frames(
-    seq: SequenceConfig, settings: RunSettings, progress: Progress | None, cancel: threading.Event | None
+    seq: SequenceConfig, settings: RunSettings, progress: Progress | None, cancel: threading.Event | None,
+    frame_edits: Mapping[str, EditConfig] | None = None,
 ) -> RenderSummary:
-    """A directory of frames -> a new directory, exactly as `reggan-plugin render` does it."""
+    """A directory of frames -> a new directory, exactly as `reggan-plugin render` does it. `frame_edits`: each
+    frame's edit by file name (the Mix sliders), in place of `settings.edit`."""
     from reggan_plugin.pipeline import render_sequence
 
     return render_sequence(
-        seq, settings.edit, settings.inference, renderer=get_renderer(settings), progress=progress, cancel=cancel
+        seq, settings.edit, settings.inference, renderer=get_renderer(settings), progress=progress, cancel=cancel,
+        frame_edits=frame_edits,
     )
 
 

@@ -1,5 +1,6 @@
 """The render hook: with "Apply After Each Rendered Frame" on, every frame an animation render writes
-is edited into a sibling folder (<output folder>_reggan_<expression>/, same file name).
+is edited into a sibling folder (<output folder>_reggan_<expression>/, or _reggan_mix/ with the Mix sliders,
+same file name); with "Use Mix Sliders" each frame gets the sliders at its own frame (blender_addon.mix).
 
 `render_write` runs on the main thread right after Blender wrote a frame: it only works out the
 faces (the scene is at that frame, so "From Scene" boxes are exact) and queues the file. A single
@@ -172,7 +173,7 @@ def on_render_write(scene: Any, *_args: Any) -> None:
         HOOK.failed.append((source, str(exc)))
         log.warning("RegGAN render hook: %s: %s", source, exc)
         return
-    target = engine.sibling_dir(source.parent, settings.expression) / source.name
+    target = engine.sibling_dir(source.parent, operators.output_tag(settings)) / source.name
     HOOK.submit(source, target, settings.face_source, faces, run, settings.smooth)
     operators.ensure_timer()
 

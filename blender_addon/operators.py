@@ -11,7 +11,7 @@ from typing import Any
 import bpy
 from bpy.props import StringProperty
 
-from . import engine, images, jobs, scene_faces, settings
+from . import engine, images, jobs, mix, scene_faces, settings
 from .jobs import JOBS, Job
 
 BACKUP_SUFFIX = " (before RegGAN)"
@@ -19,10 +19,18 @@ BACKUP_SUFFIX = " (before RegGAN)"
 
 # -- helpers ---------------------------------------------------------------------------------------
 def run_settings(context: Any, scene: Any = None) -> engine.RunSettings:
-    """The frozen configs a worker gets: `scene`'s panel settings (default: the context's scene) and the preferences."""
+    """The frozen configs a worker gets: `scene`'s panel settings (default: the context's scene) and the preferences.
+    The edit is the one of the scene's current frame (with Use Mix Sliders: the sliders there; MixError past 1)."""
     prefs = settings.preferences(context)
-    s = (scene or context.scene).reggan
-    return engine.RunSettings(settings.inference_config(s, prefs), settings.edit_config(s), settings.engine_cache_override(prefs))
+    scene = scene or context.scene
+    s = scene.reggan
+    edit = mix.frame_edit(scene, scene.frame_current)
+    return engine.RunSettings(settings.inference_config(s, prefs), edit, settings.engine_cache_override(prefs))
+
+
+def output_tag(s: Any) -> str:
+    """What names the default output folder (<frames>_reggan_<tag>): the expression, or "mix" for the sliders."""
+    return "mix" if s.use_mix else s.expression
 
 
 def given_faces(scene: Any, height: int, width: int) -> list | None:
@@ -128,7 +136,7 @@ NO_FACE_HINT = {  # what to try when a picture had no face, by face source
 
 
 def _label(s: Any) -> str:
-    return f"{s.expression} {round(s.intensity * 100)}%"
+    return f"{output_tag(s)} {round(s.intensity * 100)}%"
 
 
 # -- operators -------------------------------------------------------------------------------------
@@ -323,8 +331,9 @@ class REGGAN_OT_apply_frames(bpy.types.Operator):
         faces_file = None
         try:
             source = frames_dir(context)
-            out = Path(bpy.path.abspath(s.out_dir)) if s.out_dir else engine.sibling_dir(source, s.expression)
+            out = Path(bpy.path.abspath(s.out_dir)) if s.out_dir else engine.sibling_dir(source, output_tag(s))
             frames = list_frames(source)
+            edits = self.slider_edits(context.scene, frames) if s.use_mix else None
             faces_file = self.scene_faces_file(context, frames) if s.face_source == "SCENE" else None
             x, y, w, h = s.box
             seq = SequenceConfig(
@@ -340,7 +349,7 @@ class REGGAN_OT_apply_frames(bpy.types.Operator):
 
         def work(progress: Any, cancel: Any) -> Any:
             try:
-                return engine.render_frames(seq, run, progress, cancel)
+                return engine.render_frames(seq, run, progress, cancel, frame_edits=edits)
             finally:
                 if faces_file is not None:
                     faces_file.unlink(missing_ok=True)
@@ -356,6 +365,18 @@ class REGGAN_OT_apply_frames(bpy.types.Operator):
             return jobs.Outcome(message, "partial" if summary.failed or summary.no_face else "done")
 
         return start(self, Job(f"{self.bl_label} {source.name}", work, finish), total=len(frames))
+
+    @staticmethod
+    def slider_edits(scene: Any, frames: list[Path]) -> dict[str, Any]:
+        """Each frame's edit from the Mix sliders at its number (the last digits of its name), as the render hook
+        reads them at the frame it writes; MixError naming the first frame whose sliders sum past 1."""
+        edits = {}
+        for frame in frames:
+            number = frame_number(frame)
+            if number is None:
+                raise LookupError(f"the Mix sliders need frame numbers in the file names; {frame.name} has none")
+            edits[frame.name] = mix.frame_edit(scene, number)
+        return edits
 
     def scene_faces_file(self, context: Any, frames: list[Path]) -> Path:
         """faces.json with the projected head box of each frame (frame number = the last digits of its name)."""

@@ -5,7 +5,7 @@ from typing import Any
 
 import bpy
 
-from . import engine
+from . import engine, mix
 from .handlers import HOOK
 from .jobs import JOBS
 
@@ -13,8 +13,10 @@ from .jobs import JOBS
 def draw_settings(layout: Any, context: Any) -> None:
     s = context.scene.reggan
     col = layout.column(align=True)
-    col.prop(s, "expression")
+    if not s.use_mix:
+        col.prop(s, "expression")
     col.prop(s, "intensity", slider=True)
+    draw_mix(layout, context)
     col = layout.column(align=True)
     col.prop(s, "backend")  # every drop-down says what it chooses
     col.prop(s, "stage")
@@ -36,6 +38,28 @@ def draw_settings(layout: Any, context: Any) -> None:
         layout.prop(s, "box_margin")
         if context.scene.camera is None:
             layout.label(text="The scene has no camera", icon="ERROR")
+
+
+def draw_mix(layout: Any, context: Any) -> None:
+    """The "Mix" group: the toggle, and with it on the six keyframable sliders and what they sum to at this frame."""
+    s = context.scene.reggan
+    box = layout.box()
+    row = box.row()
+    row.prop(s, "use_mix")
+    row.operator("reggan.import_mix_curves", text="", icon="IMPORT")
+    if not s.use_mix:
+        return
+    col = box.column(align=True)
+    for name in mix.MIX_EXPRESSIONS:
+        col.prop(s, mix.prop_name(name), slider=True)
+    frame = context.scene.frame_current
+    try:
+        mix.frame_edit(context.scene, frame)
+    except mix.MixError as exc:
+        box.label(text=str(exc), icon="ERROR")
+    else:
+        total = sum(mix.slider_values(context.scene, frame).values())
+        box.label(text=f"Frame {frame}: {round(total * 100)}% of the way to the mix (0%: as rendered)", icon="INFO")
 
 
 def draw_job(layout: Any) -> None:

@@ -70,6 +70,9 @@ FACE_SOURCES = (
     ("WHOLE", "Whole Image", "The whole image is the face (already-cropped faces, face texture tiles)"),
 )
 
+MIX_HELP = ("How {} the face is at this frame (keyframe it). The sliders' sum, at most 1, is how far the face moves "
+            "from the picture as rendered (0: untouched); their shares are the mix")
+
 
 def _enum(names: tuple[str, ...], labels: dict[str, tuple[str, str]]) -> list[tuple[str, str, str]]:
     return [(name, *labels.get(name, (name.title(), name))) for name in names]
@@ -117,6 +120,18 @@ class RegganSettings(bpy.types.PropertyGroup):
         name="Intensity", min=0.0, max=1.0, subtype="FACTOR", default=default(EditConfig, "intensity"),
         description="0 keeps the face as it is, 1 is the full expression",
     )
+    use_mix: BoolProperty(
+        name="Use Mix Sliders", default=False,
+        description="Edit with the Mix sliders (keyframable, read at each frame edited) instead of the one Expression",
+    )
+    mix_happy: FloatProperty(name="Happy", min=0.0, max=1.0, subtype="FACTOR", description=MIX_HELP.format("happy"))
+    mix_sad: FloatProperty(name="Sad", min=0.0, max=1.0, subtype="FACTOR", description=MIX_HELP.format("sad"))
+    mix_surprised: FloatProperty(name="Surprised", min=0.0, max=1.0, subtype="FACTOR",
+                                 description=MIX_HELP.format("surprised"))
+    mix_angry: FloatProperty(name="Angry", min=0.0, max=1.0, subtype="FACTOR", description=MIX_HELP.format("angry"))
+    mix_disgusted: FloatProperty(name="Disgusted", min=0.0, max=1.0, subtype="FACTOR",
+                                 description=MIX_HELP.format("disgusted"))
+    mix_fearful: FloatProperty(name="Fearful", min=0.0, max=1.0, subtype="FACTOR", description=MIX_HELP.format("fearful"))
     backend: EnumProperty(
         name="Backend",
         items=[(PREFERENCES_BACKEND, "Default", "The backend chosen in the add-on preferences"), *_enum(BACKENDS, BACKEND_LABELS)],

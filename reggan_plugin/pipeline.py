@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -201,6 +201,7 @@ def render_sequence(
     progress: Progress | None = None,
     cancel: threading.Event | None = None,
     curves: ExpressionCurves | None = None,
+    frame_edits: Mapping[str, EditConfig] | None = None,
 ) -> RenderSummary:
     """Render one shard of a frame directory. Never raises for a bad frame: see the summary.
 
@@ -212,9 +213,13 @@ def render_sequence(
     `read_curves`, or made with `ExpressionCurves.from_keys`) at ``edit.intensity``, in place of ``edit.expression``.
     Frames are matched to the curves over the whole folder, so shards and resumed runs give the pixels of one run;
     curves that do not fit the folder or the model raise (InputError, UsageError) before any frame is read.
+
+    ``frame_edits``: each frame's whole edit by file name (the Blender add-on's keyed Mix sliders, which set the
+    intensity per frame too), in place of ``edit`` and ``curves``; a frame it leaves out is an InputError, raised
+    before any frame is read.
     """
     frames_all, frames, missing = _frames(seq)
-    edits = _frame_edits(frames_all, edit, curves)
+    edits = _frame_edits(frames_all, edit, curves) if frame_edits is None else _given_edits(seq, frames_all, frame_edits)
     colours = frame_colours(seq.colour)
     summary = RenderSummary(total=len(frames), unread=unread_images(seq.frames), subfolders=subfolders(seq.frames),
                             missing_frames=missing, frame_range=str(seq.frame_range or ""))
@@ -252,6 +257,14 @@ def _frame_edits(frames: list[Path], edit: EditConfig, curves: ExpressionCurves 
     if curves is None:
         return {frame: edit for frame in frames}
     return {frame: EditConfig(mix, edit.intensity) for frame, mix in zip(frames, curves.mixes_for(frames))}
+
+
+def _given_edits(seq: SequenceConfig, frames: list[Path], edits: Mapping[str, EditConfig]) -> dict[Path, EditConfig]:
+    missing = [frame.name for frame in frames if frame.name not in edits]
+    if missing:
+        raise InputError(seq.frames, f"no edit given for frame {missing[0]}" +
+                         (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
+    return {frame: edits[frame.name] for frame in frames}
 
 
 @dataclass

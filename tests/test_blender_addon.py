@@ -597,13 +597,13 @@ def test_frame_range_operator_cancels_midway_without_partial_files(
     jobs = addon.jobs.JOBS
     real = addon.engine.render_frames
 
-    def cancel_after_the_first_frame(seq, run, progress, cancel):  # the job's own cancel event, set mid-run
+    def cancel_after_the_first_frame(seq, run, progress, cancel, frame_edits=None):  # the job's own cancel event
         def report(done: int, total: int) -> None:
             progress(done, total)
             if done >= 1:
                 cancel.set()
 
-        return real(seq, run, report, cancel)
+        return real(seq, run, report, cancel, frame_edits=frame_edits)
 
     monkeypatch.setattr(addon.engine, "render_frames", cancel_after_the_first_frame)
     bpy.ops.reggan.apply_frames()
@@ -1348,3 +1348,115 @@ def test_render_hook_with_the_detector_uses_the_tracks_of_apply_to_frames(addon:
     for name in render_with_hook_then_apply(addon, tmp_path, card, ((1, -0.12), (6, 0.12)), 6):
         edited = read_png(tmp_path / "render_reggan_happy" / name)
         assert (edited != read_png(tmp_path / "render" / name)).any(), name  # a face was found and edited
+
+
+# -- the Mix sliders: keyframed expression weights ------------------------------------------------
+def key_happy(scene: object, keys: tuple[tuple[int, float], ...]) -> None:
+    settings = scene.reggan
+    settings.use_mix = True
+    for frame, weight in keys:
+        settings.mix_happy = weight
+        settings.keyframe_insert("mix_happy", frame=frame)
+
+
+@needs_bpy
+def test_mix_sliders_are_read_at_each_frame_without_moving_the_scene(addon: object) -> None:
+    scene = bpy.context.scene
+    scene.frame_set(3)
+    key_happy(scene, ((1, 0.0), (10, 1.0)))
+    mix = addon.mix
+    values = [mix.slider_values(scene, frame)["happy"] for frame in (1, 5, 10, 20)]
+    assert values[0] == 0.0 and 0.0 < values[1] < 1.0 and values[2] == values[3] == 1.0
+    assert scene.frame_current == 3  # evaluated from the F-curve: the playhead stays where the user left it
+    settings = scene.reggan
+    assert mix.frame_edit(scene, 1).intensity == 0.0  # all sliders at 0: the frame as rendered
+    assert mix.frame_edit(scene, 10) == addon.settings.EditConfig({"happy": 1.0}, 1.0)
+    settings.intensity = 0.5
+    assert mix.frame_edit(scene, 10).intensity == 0.5  # the panel's Intensity scales the sliders' sum
+    settings.mix_sad = 0.25  # not animated: its value at every frame
+    edit = mix.frame_edit(scene, 1)
+    assert edit.expression == {"sad": 1.0} and edit.intensity == pytest.approx(0.125)
+    settings.use_mix = False
+    assert mix.frame_edit(scene, 10) == addon.settings.edit_config(settings)  # the single expression, as before
+
+
+@needs_bpy
+def test_mix_sliders_over_one_are_refused_in_the_panel_and_by_apply(addon: object, tmp_path: Path) -> None:
+    write_frames(tmp_path / "frames", 2)
+    scene = bpy.context.scene
+    settings = scene.reggan
+    settings.frames_dir, settings.face_source, settings.box = str(tmp_path / "frames"), "BOX", (24, 24, 48, 48)
+    settings.use_mix, settings.mix_sad = True, 0.5
+    key_happy(scene, ((1, 0.2), (2, 0.8)))
+    scene.frame_set(2)
+    labels = [text for kind, _, text in draw_panel(addon) if kind == "label"]
+    assert any("frame 2: the Mix sliders sum to 1.30" in (text or "") for text in labels), labels
+    assert ("prop", settings.bl_rna.properties["mix_happy"], None) in draw_panel(addon)
+    scene.frame_set(1)
+    assert bpy.ops.reggan.apply_frames() == {"CANCELLED"}  # frame 2 is over 1, whichever frame the UI shows
+    status = addon.jobs.JOBS.status
+    assert status.state == "failed" and "frame 2: the Mix sliders sum to 1.30" in status.message, status.message
+    assert not (tmp_path / "frames_reggan_mix").exists()
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_render_hook_with_keyed_sliders_equals_apply_to_frames(addon: object, tmp_path: Path) -> None:
+    """happy keyed 0 at frame 1 and 1 at frame 10: the hook leaves frame 1 as rendered (bit for bit), edits frame 10
+    as the single happy expression does, frame 5 between; "Apply to Frames" with the same keys gives the same files."""
+    tiny_render_scene()
+    scene = bpy.context.scene
+    scene.render.filepath = str(tmp_path / "render" / "####")
+    scene.render.image_settings.file_format = "PNG"
+    settings = scene.reggan
+    settings.face_source, settings.box = "BOX", (16, 8, 32, 32)
+    key_happy(scene, ((1, 0.0), (10, 1.0)))
+    settings.auto_apply = True
+    hook = addon.handlers.HOOK
+    for frame in (1, 5, 10):  # three one-frame animation renders: the hook at frames 1, 5 and 10
+        scene.frame_start = scene.frame_end = frame
+        bpy.ops.render.render(animation=True)
+    hook.wait(120)
+    assert hook.failed == []
+    settings.auto_apply = False
+    names = ["0001.png", "0005.png", "0010.png"]
+    hooked = tmp_path / "render_reggan_mix"
+    assert sorted(p.name for p in hooked.iterdir()) == names
+    settings.frames_dir, settings.out_dir = str(tmp_path / "render"), str(tmp_path / "applied")
+    assert bpy.ops.reggan.apply_frames() == {"FINISHED"}
+    assert addon.jobs.JOBS.status.state == "done", addon.jobs.JOBS.status.message
+    settings.use_mix, settings.expression, settings.out_dir = False, "happy", str(tmp_path / "single")
+    assert bpy.ops.reggan.apply_frames() == {"FINISHED"}
+    assert addon.jobs.JOBS.status.state == "done", addon.jobs.JOBS.status.message
+    for name in names:
+        assert np.array_equal(read_png(hooked / name), read_png(tmp_path / "applied" / name)), name
+    render = {name: read_png(tmp_path / "render" / name).astype(np.int16) for name in names}
+    edit = {name: read_png(hooked / name).astype(np.int16) for name in names}
+    single = {name: read_png(tmp_path / "single" / name).astype(np.int16) for name in names}
+    assert np.array_equal(edit["0001.png"], render["0001.png"])  # happy 0: the frame as rendered
+    assert np.array_equal(edit["0010.png"], single["0010.png"])  # happy 1: the single-expression edit
+    moved, full = (np.abs(x["0005.png"] - render["0005.png"]).sum() for x in (edit, single))
+    assert 0 < moved < full  # between: part of the way to the happy edit
+
+
+@needs_bpy
+def test_import_curves_csv_keys_the_sliders_as_the_runtime_reads_the_file(addon: object, tmp_path: Path) -> None:
+    from reggan_plugin.curves import read_curves
+
+    scene = bpy.context.scene
+    key_happy(scene, ((3, 0.7),))  # old keys: replaced by the file's
+    path = tmp_path / "shot.csv"
+    path.write_text("frame,Happy,surprised\n1,0,0\n10,1,0\n20,0.25,0.75\n")
+    assert bpy.ops.reggan.import_mix_curves(filepath=str(path)) == {"FINISHED"}
+    assert scene.reggan.use_mix and "3 key(s)" in addon.jobs.JOBS.status.message
+    curves = read_curves(path)
+    for frame in (0, 1, 3, 5, 10, 15, 20, 30):
+        values = addon.mix.slider_values(scene, frame)
+        expected = {name: 0.0 for name in addon.mix.MIX_EXPRESSIONS} | curves.mix_at(frame)
+        assert values == pytest.approx(expected, abs=1e-6), frame
+    for bad, words in (("happy\n0.5\n", "'frame' column"), ("frame,happy,sad\n1,0.8,0.5\n", "sum to 1.3"),
+                       ("Timecode,BlendShapeCount,EyeBlinkLeft\n00:00,52,0.1\n", "ARKit")):
+        path.write_text(bad)
+        assert bpy.ops.reggan.import_mix_curves(filepath=str(path)) == {"CANCELLED"}
+        status = addon.jobs.JOBS.status
+        assert status.state == "failed" and words in status.message, status.message
