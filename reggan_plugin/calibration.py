@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import sample
 from .artifact import ModelArtifact
 from .blend import template_ellipse
 from .errors import ModelError
+from .resample import sample
 
 METADATA_KEY = "reggan.paste_gains"
 # the ellipse about the mouth, in crop units at the canonical template's eye distance, centred this far below the

@@ -18,12 +18,10 @@ from .align import (
     CANONICAL_5PT,
     Matrix,
     crop_matrix_from_box,
-    crop_roi,
     matrix_scale,
     shift_to_region,
     similarity_from_points,
     units_to_crop_px,
-    warp_to_crop,
 )
 from .artifact import ModelArtifact, load_artifact, parse_expression
 from .backends import Backend, create_backend
@@ -52,6 +50,7 @@ from .lips import lips_whole
 from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .preview_graph import stage_network
 from .region_graphs import region_ops_for
+from .resample import crop_roi, warp_to_crop
 from .subject import photo_weights
 
 MIN_FACE_PX = 8.0  # a crop side smaller than this in the picture holds no face to edit
