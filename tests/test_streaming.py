@@ -298,17 +298,17 @@ def test_a_grainy_face_twice_the_crop_reaches_the_network_without_its_grain(rend
 
 
 def test_a_crash_in_a_reader_names_the_frame(tmp_path, renderer, monkeypatch):
-    import reggan_plugin.pipeline as pipeline
+    import reggan_plugin.streaming_render as streaming_render
 
     _frames(tmp_path / "in", 5)
-    real = pipeline.read_image
+    real = streaming_render.read_image
 
     def flaky(path):
         if path.name == "f002.png":
             raise MemoryError("out of memory decoding")
         return real(path)
 
-    monkeypatch.setattr(pipeline, "read_image", flaky)  # a failure the pipeline does not expect (not an InputError)
+    monkeypatch.setattr(streaming_render, "read_image", flaky)  # a failure the pipeline does not expect (not an InputError)
     with pytest.raises(WorkerError, match=r"f002\.png: read failed: MemoryError"):
         _render(tmp_path, renderer, "out")
     left = {p.name for p in (tmp_path / "out").iterdir()} if (tmp_path / "out").exists() else set()
@@ -347,7 +347,7 @@ def test_big_frames_are_batched_fewer_at_a_time_with_the_same_result(tmp_path, r
     (and the read-ahead with them); what is written does not change."""
     import numpy as np
 
-    import reggan_plugin.pipeline as pipeline
+    import reggan_plugin.streaming_render as streaming_render
     from reggan_plugin.imageio import read_image
 
     _frames(tmp_path / "in", 5)
@@ -359,7 +359,7 @@ def test_big_frames_are_batched_fewer_at_a_time_with_the_same_result(tmp_path, r
         seen.append(len(crops))
         return real(crops, edit, lift)
 
-    monkeypatch.setattr(pipeline, "FRAMES_BYTES", H * W * 4 * 6)  # room for 6 frames: one per batch
+    monkeypatch.setattr(streaming_render, "FRAMES_BYTES", H * W * 4 * 6)  # room for 6 frames: one per batch
     monkeypatch.setattr(renderer, "forward", forward)
     summary = _render(tmp_path, renderer, "small")
     assert summary.done == 5 and max(seen) == 1
