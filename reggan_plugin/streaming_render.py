@@ -12,13 +12,15 @@ from pathlib import Path
 
 from .atomic import temp_path
 from .config import EditConfig, SequenceConfig
+from .crop_inference import EditedCrops
 from .errors import InputError, ModelError, NumericalError, RegganError
 from .faces import Face
 from .faces.locate import FaceLocator
 from .imageio import ImageData, read_image, write_image
 from .imageio.ocio import FrameColours
+from .prepared_image import PreparedImage
 from .render_summary import RenderSummary
-from .renderer import EditedCrops, ExpressionRenderer, PreparedImage
+from .renderer import ExpressionRenderer
 from .sequence import output_path
 from .streaming import batch_by, ordered_map
 

@@ -248,7 +248,7 @@ def test_region_processing_equals_whole_frame_processing(renderer):
     from reggan_plugin.faces import parse_region
     from reggan_plugin.grain import degrained, grain_level
     from reggan_plugin.imageio import ImageData, compose_output, to_network_rgb
-    from reggan_plugin.renderer import face_region
+    from reggan_plugin.prepared_image import face_region
     from reggan_plugin.resample import warp_to_crop
 
     pixels = synthetic_frame(300, 400, 4, np.uint8, seed=3)
