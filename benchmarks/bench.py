@@ -239,7 +239,7 @@ def render_markdown(report: Report, r: dict) -> str:
         "kernels) run about as fast as its GEMM. The profile shows the small rest (layout reorders, InstanceNorm, "
         "the final 7x7 conv with only 6 output channels (warp, mask, residual), which fills 6 of 16 vector lanes).",
         "- **Close-ups.** Paste-back samples the model's motion, painted difference and mask at about two points per "
-        "crop pixel and fills the frame's pixels in between linearly, row and column at a time (`align.warp_from_crop`): "
+        "crop pixel and fills the frame's pixels in between linearly, row and column at a time (`resample.warp_from_crop`): "
         "those fields are smooth at the frame's scale, so a gather at every frame pixel is needed only where the "
         "frame itself is moved.",
         "- **Memory.** The streaming render holds about 2 x batch + 3 frames whatever the sequence length (a batch "

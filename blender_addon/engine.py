@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from reggan_plugin.faces import Face
     from reggan_plugin.faces.locate import SharedDetector
     from reggan_plugin.imageio import ImageData
-    from reggan_plugin.pipeline import RenderSummary
+    from reggan_plugin.render_summary import RenderSummary
     from reggan_plugin.renderer import ExpressionRenderer
 
 FaceMode = Literal["AUTO", "BOX", "SCENE", "WHOLE"]

@@ -12,7 +12,7 @@ Why a motion: a model that MOVES features (a lip corner 5 px up) makes a delta t
 shifted edge; pasted at the crop's resolution onto a sharper frame, the frame's own lip stays under a
 blurred new one (ghosting). When the model says where each output pixel came from (its motion output,
 crop px), the frame is moved by it at its own resolution (bicubic: its pixel-scale detail kept,
-``align.sample_planes_cubic``), and only the rest, ``crop_out - moved crop_in``, is pasted as a delta. The
+``resample.sample_planes_cubic``), and only the rest, ``crop_out - moved crop_in``, is pasted as a delta. The
 motion fades with the mask, so the frame outside the face never moves.
 
 Colour matching: a generator trained largely on renders tends to add a colour cast to the whole
@@ -32,17 +32,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.align import (
-    CANONICAL_5PT,
-    Matrix,
-    invert_affine,
-    sample,
-    sample_planes,
-    sample_planes_cubic,
-    warp_planes_from_crop,
-)
+from reggan_plugin.align import CANONICAL_5PT, Matrix, invert_affine
 from reggan_plugin.grain import GRAIN_REACH, gaussian_blurred, grain_level, luma, moving_structure
 from reggan_plugin.imageio.image import LUMA
+from reggan_plugin.resample import sample, sample_planes, sample_planes_cubic, warp_planes_from_crop
 
 # Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
@@ -230,7 +223,7 @@ def paste_back(
 
     Args:
         frame_rgb: HxWx3 float32 sRGB [0, 1] frame (not modified).
-        crop_in: SxSx3 crop the model was given (``align.warp_to_crop(frame_rgb, m, S)``).
+        crop_in: SxSx3 crop the model was given (``resample.warp_to_crop(frame_rgb, m, S)``).
         crop_out: SxSx3 model output for that crop, same range.
         m: frame px -> crop px map used to make ``crop_in``.
         mask_crop: SxS float32 [0, 1] (``feather_mask(S)``), 0 at the crop border.
@@ -312,7 +305,7 @@ def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplac
                 base = sample_planes(smooth, xs - x0 + sx, ys - y0 + sy) - smooth[iy, ix].T + area[iy, ix].T
         if planes.shape[-1] == 7:  # the gap (crop_planes): none of the moved frame there
             base *= 1.0 - weight * warped[6][sel]
-        for c in range(3):  # channel by channel: see align._bilinear
+        for c in range(3):  # channel by channel: see resample._bilinear
             base[c] += weight * warped[c][sel]
             region[..., c][sel] = np.clip(base[c], 0.0, 1.0)
     return new, frame_mask

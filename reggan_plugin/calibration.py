@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import sample
 from .artifact import ModelArtifact
 from .blend import template_ellipse
 from .errors import ModelError
+from .resample import sample
 
 METADATA_KEY = "reggan.paste_gains"
 # the ellipse about the mouth, in crop units at the canonical template's eye distance, centred this far below the
@@ -138,7 +138,7 @@ def lower_face(size: int) -> np.ndarray:
 
 def calibrated(crops_in: np.ndarray, edited: np.ndarray, gains: Gains, mouth: np.ndarray, lower: np.ndarray
                ) -> np.ndarray:
-    """``edited`` [n,S,S,5] (the edit's RGB, then its motion, as `renderer.edit_crops` gives them) of ``crops_in``
+    """``edited`` [n,S,S,5] (the edit's RGB, then its motion, as `crop_inference.edit_crops` gives them) of ``crops_in``
     [n,S,S,3] with ``gains``' motion, rest of the paint (``mouth``: `mouth_ellipse`) and upper face (``lower``:
     `lower_face`): a new array, or ``edited`` itself where they change nothing."""
     if gains.is_identity or not len(edited):

@@ -9,7 +9,6 @@ from __future__ import annotations
 import errno
 import importlib
 import logging
-import math
 import os
 import signal
 import sys
@@ -21,19 +20,8 @@ from pathlib import Path
 import click
 
 from . import __version__
-from .config import (
-    BACKENDS,
-    PRECISIONS,
-    REGION_GRAPHS,
-    SKIN_PAINTS,
-    STAGES,
-    SUBJECTS,
-    ColourConfig,
-    EditConfig,
-    InferenceConfig,
-    SequenceConfig,
-    field_default,
-)
+from .cli_options import FiniteRange, build_configs, inference_options
+from .config import ColourConfig, SequenceConfig, field_default
 from .errors import NumericalError, RegganError, UsageError, shown
 
 EXIT_FRAMES_FAILED = 1
@@ -149,16 +137,6 @@ def stops_on_signals() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-class FiniteRange(click.FloatRange):
-    """A float range that also refuses nan and inf (which pass every comparison)."""
-
-    def convert(self, value, param, ctx):
-        number = super().convert(value, param, ctx)
-        if not math.isfinite(number):
-            self.fail(f"{value!r} is not a finite number", param, ctx)
-        return number
-
-
 def run_or_exit(action):
     """Run ``action()``; typed errors become a one-line message and their exit code."""
     with exit_on_error():
@@ -192,74 +170,6 @@ def main(verbose: bool) -> None:
       reggan-plugin info
     """
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, format="%(levelname)s: %(message)s")
-
-
-def inference_options(func):
-    """Options shared by `render` and `texture`: which model runs, and where."""
-    options = [
-        click.option("--expression", "-e", default=field_default(EditConfig, "expression"), show_default=True,
-                     help="Target expression: neutral, happy, sad, surprised, angry, disgusted, fearful; "
-                          "or a mix such as happy=0.6,surprised=0.4."),
-        click.option("--intensity", "-i", type=FiniteRange(0, 1), default=field_default(EditConfig, "intensity"),
-                     show_default=True, help="0 leaves the face as it is, 1 is the full expression."),
-        click.option("--model", type=click.Path(path_type=Path), default=None,
-                     help="ONNX model file. [default: the model bundled with reggan-plugin]"),
-        click.option("--backend", type=click.Choice(BACKENDS), default=field_default(InferenceConfig, "backend"),
-                     show_default=True, help="Where the network runs; auto picks the fastest that works and says which."),
-        click.option("--precision", type=click.Choice(PRECISIONS), default=field_default(InferenceConfig, "precision"),
-                     show_default=True, help="fp16 is for GPU backends."),
-        click.option("--batch", type=click.IntRange(1, 1024), default=field_default(InferenceConfig, "batch"),
-                     show_default=True, help="Faces per inference call."),
-        click.option("--stage", type=click.Choice(STAGES), default=field_default(InferenceConfig, "stage"), show_default=True,
-                     help="'regression': the fast regression stage alone (a preview)."),
-        click.option("--trust-box", is_flag=True, default=not field_default(InferenceConfig, "find_in_box"),
-                     help="Align on a face box (--region, a faces.json box) as it is. By default a box is a hint: the "
-                          "face found inside it gives the landmarks (boxes from other tools are sized and centred "
-                          "differently); use this for faces the detector cannot read."),
-        click.option("--region-graphs", type=click.Choice(REGION_GRAPHS), default=field_default(InferenceConfig, "region_graphs"),
-                     show_default=True, help="Align and paste back the face region in onnxruntime beside the network; "
-                                             "auto: where the network runs on a GPU (numpy is faster on the CPU)."),
-        click.option("--skin-paint", type=click.Choice(SKIN_PAINTS), default=field_default(InferenceConfig, "skin_paint"),
-                     show_default=True, help="Outside the mouth and eyes, what the network paints changes the skin's "
-                                             "shading alone (it keeps the person's own colour) or its colour too."),
-        click.option("--mouth-pass/--no-mouth-pass", default=field_default(InferenceConfig, "mouth_pass"), show_default=True,
-                     help="On faces from about 285 px (face box), paint a sad, angry or fearful mouth again "
-                          "with the mouth model at twice the face crop's scale (the expressions the bundled one paints)."),
-        click.option("--lip-split/--no-lip-split", default=field_default(InferenceConfig, "lip_split"), show_default=True,
-                     help="On faces from about 280 px, move each lip whole where the expression opens the mouth (its "
-                          "stretch left to the gap between them), so the lips keep their sharp edges, and from about "
-                          "285 px show a rendered mouth's teeth and inside in the gap (a smile shows the model's own "
-                          "paint between the lips)."),
-        click.option("--coverage/--no-coverage", default=field_default(InferenceConfig, "coverage"), show_default=True,
-                     help="Keep the edit where the coverage model sees the head, off the backdrop beside a turned "
-                          "head's cheek (a face it sees no head in is edited whole)."),
-        click.option("--mouth-model", type=click.Path(path_type=Path), default=None,
-                     help="Mouth model file (ONNX, `train --config mouth`). [default: the bundled one, with the "
-                          "bundled face model]"),
-        click.option("--colorspace", default=None, metavar="NAME",
-                     help="The pictures' OpenColorIO colour space (e.g. ACEScg), in the $OCIO config or else the "
-                          "built-in ACES CG config; the edit is made in sRGB and put back in it (docs/STUDIO.md). "
-                          "[default: with $OCIO, float pictures in its scene_linear role; else sRGB]"),
-        click.option("--subject", type=click.Choice(SUBJECTS), default=field_default(InferenceConfig, "subject"),
-                     show_default=True, help="What the faces are: renders (the edit as fitted on renders), photographs "
-                                             "of people (the model's gains for photos: a real smile's smaller motion, "
-                                             "the eyes kept, less shading outside the mouth; MODEL_CARD.md), or "
-                                             "auto: each picture's faces read as one or the other (a render that looks "
-                                             "like a photograph, with real skin and hair, may read as one: give "
-                                             "render)."),
-    ]
-    for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs, skin_paint,
-             mouth_pass, lip_split, coverage, mouth_model, subject) -> tuple[EditConfig, InferenceConfig]:
-    return EditConfig(expression, intensity), InferenceConfig(model, backend, precision, batch, stage,
-                                                              find_in_box=not trust_box, region_graphs=region_graphs,
-                                                              skin_paint=skin_paint, mouth_pass=mouth_pass,
-                                                              lip_split=lip_split, mouth_model=mouth_model,
-                                                              subject=subject, coverage=coverage)
 
 
 @main.command()
@@ -300,8 +210,8 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     from .renderer import ExpressionRenderer
     from .sequence import Shard, check_out_dir
 
-    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-                               skin_paint, mouth_pass, lip_split, coverage, mouth_model, subject)
+    edit, inference = build_configs(expression, intensity, model, backend, precision, batch, stage, trust_box,
+                                    region_graphs, skin_paint, mouth_pass, lip_split, coverage, mouth_model, subject)
 
     def go():
         if region and whole_image:
@@ -360,8 +270,8 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     from .sequence import check_out_file
     from .subject import PHOTOGRAPH_NOTE
 
-    edit, inference = _configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-                               skin_paint, mouth_pass, lip_split, coverage, mouth_model, subject)
+    edit, inference = build_configs(expression, intensity, model, backend, precision, batch, stage, trust_box,
+                                    region_graphs, skin_paint, mouth_pass, lip_split, coverage, mouth_model, subject)
 
     def go():
         check_out_file(Path(out), [Path(image)])

@@ -14,10 +14,10 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .align import sample
 from .backends.cpu import create_session, session_options
 from .blend import template_ellipse
 from .errors import ModelError
+from .resample import sample
 
 COVERAGE_PATH = Path(__file__).parent / "models" / "coverage.onnx"
 INPUT, OUTPUT = "crop", "coverage"

@@ -25,10 +25,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import Matrix, apply_affine, crop_roi, invert_affine, matrix_scale, sample
+from .align import Matrix, apply_affine, invert_affine, matrix_scale
 from .artifact import parse_expression
 from .errors import ModelError
 from .grain import gaussian_blurred, luma
+from .resample import crop_roi, sample
 
 STRIPS_FILE = Path(__file__).with_name("models") / "mouth_interior.npz"
 FADE_SCALES = (0.25, 0.125)  # crop px per frame px: no interior at the first and above, all of it at the second

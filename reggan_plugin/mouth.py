@@ -22,16 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import (
-    Matrix,
-    crop_roi,
-    crop_template,
-    matrix_scale,
-    shift_to_region,
-    similarity_from_points,
-    units_to_crop_px,
-    warp_to_crop,
-)
+from .align import Matrix, crop_template, matrix_scale, shift_to_region, similarity_from_points, units_to_crop_px
 from .artifact import ModelArtifact, default_model_path, load_artifact, parse_expression
 from .backends import create_backend
 from .blend import crop_planes, feather_mask
@@ -39,6 +30,7 @@ from .config import InferenceConfig
 from .errors import ModelError
 from .lips import lips_whole
 from .preview_graph import stage_network
+from .resample import crop_roi, warp_to_crop
 
 MOUTH_MASK_RADII = (0.36, 0.30)  # mouth crop units: the lips and a jaw drop's reach, wider than tall
 MOUTH_MASK_FEATHER = 0.3

@@ -1,117 +1,35 @@
 """A directory of frames through `ExpressionRenderer`, the way the CLI and the add-on run it.
 
 read (in the frames' colour space: reggan_plugin.imageio.ocio) -> locate faces -> align -> batched inference (batches formed across frames) -> paste back ->
-write, overlapped in threads with bounded look-ahead (`reggan_plugin.streaming`); shards or frame ranges
-(`reggan_plugin.frame_range`), resume, per-frame failures and a summary.
+write, overlapped in threads with bounded look-ahead (`reggan_plugin.streaming_render`); shards or frame ranges
+(`reggan_plugin.frame_range`), resume, per-frame failures and a summary (`reggan_plugin.render_summary`).
 """
 from __future__ import annotations
 
 import logging
-import os
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Mapping
 from pathlib import Path
 
-from .atomic import is_temp_of, stale_temp_files, temp_path
+from .atomic import is_temp_of, stale_temp_files
 from .config import EditConfig, InferenceConfig, SequenceConfig
 from .curves import ExpressionCurves
-from .errors import InputError, ModelError, NumericalError, RegganError, shown
+from .errors import InputError, RegganError
 from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
 from .faces.smoothing import window_reach
 from .faces.tracks import smoothed_faces
-from .frame_range import describe_numbers
-from .imageio import (
-    ImageData,
-    describe_unread,
-    list_frames,
-    looks_whole,
-    read_image,
-    unread_images,
-    write_image,
-)
+from .imageio import list_frames, looks_whole, read_image, unread_images
 from .imageio.frames import subfolders
 from .imageio.ocio import FrameColours, frame_colours
-from .renderer import EditedCrops, ExpressionRenderer, PreparedImage
+from .render_summary import RenderSummary
+from .renderer import ExpressionRenderer
 from .sequence import check_out_dir, output_path
 from .shots import Thumb, thumbnail
-from .streaming import batch_by, ordered_map
-from .subject import PHOTOGRAPH_NOTE
+from .streaming import ordered_map
+from .streaming_render import STREAM_WORKERS, Progress, StreamingRender
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[int, int], None]  # (frames finished, frames total)
-STREAM_WORKERS = 2  # reader and writer threads each (decode/encode release the GIL)
-FRAMES_BYTES = 384 * 2**20  # decoded frames held at once (read ahead, batched, being written): 4K frames get
-# smaller batches (a batch of frames costs memory, the network barely needs it on a CPU)
-
-
-@dataclass
-class RenderSummary:
-    total: int = 0
-    done: int = 0
-    skipped: int = 0
-    failed: list[tuple[Path, str]] = field(default_factory=list)
-    no_face: list[Path] = field(default_factory=list)  # every frame written unchanged for want of a face
-    marked_no_face: list[Path] = field(default_factory=list)  # of those, the frames faces.json marks `[]`
-    off_picture: list[Path] = field(default_factory=list)  # of those, frames whose given boxes lie off the picture
-    unread: list[Path] = field(default_factory=list)  # images in formats not read, left out of the sequence
-    subfolders: list[Path] = field(default_factory=list)  # folders in the frames folder: their frames are not read
-    faces_file: Path | None = None
-    unlisted: list[str] = field(default_factory=list)  # frames the faces file says nothing of (located otherwise)
-    unused_keys: list[str] = field(default_factory=list)  # the faces file's keys when none names a frame
-    cancelled: bool = False
-    backend: str = ""
-    precision: str = ""  # the network's precision as it ran ("fp32", "fp16")
-    numerical_failures: int = 0  # frames whose network output was NaN/inf (fp16 overflow)
-    non_finite: list[Path] = field(default_factory=list)  # frames with NaN/inf pixels in a face, kept as they were
-    photographs: int = 0  # frames whose faces read as photographs of people (--subject auto) and took their gains
-    frame_range: str = ""  # the --frame-range this run rendered ("" for a shard)
-    missing_frames: list[int] = field(default_factory=list)  # numbers the frame range names that no frame has
-
-    @property
-    def ok(self) -> bool:
-        return not (self.failed or self.no_face or self.cancelled)
-
-    def lines(self) -> list[str]:
-        """The summary, a line each; file names escaped where they hold a newline or a terminal escape."""
-        head = (
-            f"{self.done} done, {self.skipped} skipped (existing), {len(self.failed)} failed, "
-            f"{len(self.no_face)} without a face, of {self.total} frames"
-        )
-        faces_file = shown(self.faces_file) if self.faces_file else ""
-        return (
-            [head + (" (cancelled)" if self.cancelled else "")]
-            + ([f"left out: {describe_unread(self.unread)}"] if self.unread else [])
-            + ([f"left out: {len(self.subfolders)} subfolder{'s' * (len(self.subfolders) != 1)} (e.g. "
-                f"{shown(self.subfolders[0].name)}/): frames are read from the folder itself, not from folders in "
-                "it"] if self.subfolders else [])
-            + ([f"--frame-range {self.frame_range}: no frame numbered {describe_numbers(self.missing_frames)} in the "
-                "folder (the frames that are were rendered)"] if self.missing_frames else [])
-            + ([f"{faces_file}: no entry for {len(self.unlisted)} frame{'s' * (len(self.unlisted) != 1)} (e.g. "
-                f"{shown(self.unlisted[0])}): located as without a faces file"] if self.unlisted else [])
-            + ([f"{faces_file}: no key names a frame of the folder: {self.unused_keys[0]!r}"
-                + (f" and {len(self.unused_keys) - 1} more" if len(self.unused_keys) > 1 else "")
-                + " (a key is a frame's name, file name or stem)"] if self.unused_keys else [])
-            + [f"failed: {shown(path)}: {' '.join(reason.split()) if reason.isprintable() else shown(reason)}"
-               for path, reason in self.failed]
-            + [self._no_face_line(path) for path in self.no_face]
-            + ([f"{len(self.non_finite)} frame{'s' * (len(self.non_finite) != 1)} with NaN or inf pixels in a face "
-                f"(e.g. {shown(self.non_finite[0])}): edited around them, those pixels written as they were"]
-               if self.non_finite else [])
-            + ([f"{self.photographs} frame{'s' * (self.photographs != 1)} read as photographs of people: "
-                f"{PHOTOGRAPH_NOTE}"] if self.photographs else [])
-        )
-
-
-    def _no_face_line(self, path: Path) -> str:
-        if path in self.marked_no_face:
-            return f"no face: {shown(path)} ({shown(self.faces_file or 'faces.json')} marks it [], without a face; " \
-                   "written unchanged)"
-        if path in self.off_picture:
-            return f"no face found: {shown(path)} (written unchanged; the face box given lies wholly off the picture)"
-        return f"no face found: {shown(path)} (written unchanged; give --faces or --region)"
 
 
 def _frames(seq: SequenceConfig) -> tuple[list[Path], list[Path], list[int]]:
@@ -246,7 +164,7 @@ def render_sequence(
                                                                         [f.name for f in todo])
     detected = _detect_all(frames_all, todo, locator, seq, colours, cancel) if locator.needs_detector else {}
     try:
-        _StreamingRender(renderer, seq, edits, locator, detected, cancel, colours).run(todo, summary, progress)
+        StreamingRender(renderer, seq, edits, locator, detected, cancel, colours).run(todo, summary, progress)
     finally:  # however the run ends (Ctrl-C, SIGTERM, a crash), none of this shard's temp files outlives it
         _remove_stale_temps([output_path(frame, seq.frames, seq.out) for frame in todo])
     return summary
@@ -265,167 +183,3 @@ def _given_edits(seq: SequenceConfig, frames: list[Path], edits: Mapping[str, Ed
         raise InputError(seq.frames, f"no edit given for frame {missing[0]}" +
                          (f" and {len(missing) - 1} more" if len(missing) > 1 else ""))
     return {frame: edits[frame.name] for frame in frames}
-
-
-@dataclass
-class _FrameJob:
-    """A frame travelling through the render: read -> infer -> write. Pixels are dropped once written."""
-
-    frame: Path
-    target: Path
-    edit: EditConfig
-    image: ImageData | None = None
-    prepared: PreparedImage | None = None  # None: no face (the frame is written unchanged) or failed
-    edited: EditedCrops | None = None
-    no_face: bool = False
-    why_no_face: str = ""  # "marked": faces.json says `[]`; "off": the given boxes lie off the picture
-    error: str | None = None
-    staged: Path | None = None  # the encoded frame's hidden name until it is renamed to `target`
-    numerical: bool = False  # failed on a NaN/inf network output
-    non_finite: bool = False  # NaN/inf pixels in its face region (written as they were)
-    photo: bool = False  # its faces read as photographs of people and took their gains (--subject auto)
-
-    @property
-    def n_faces(self) -> int:
-        return 0 if self.prepared is None else len(self.prepared.crops)
-
-    def fail(self, exc: RegganError) -> None:
-        self.error = getattr(exc, "reason", str(exc))
-        self.numerical = isinstance(exc, NumericalError)
-        log.info("%s", exc)  # the summary lists every failure, once
-
-
-class _StreamingRender:
-    """Readers and writers in threads, inference in the calling thread, batches formed across frames.
-
-    A bounded number of frames is in flight, so memory does not grow with the sequence. Frames are
-    reported in order; a bad frame is recorded and the batch goes on.
-    """
-
-    def __init__(self, renderer: ExpressionRenderer, seq: SequenceConfig, edits: dict[Path, EditConfig],
-                 locator: FaceLocator, detected: dict[Path, list[Face]], cancel: threading.Event | None,
-                 colours: FrameColours) -> None:
-        self.renderer, self.seq, self.edits, self.locator = renderer, seq, edits, locator
-        self.colours = colours
-        self.detected, self.cancel = detected, cancel
-        self.staged: set[Path] = set()  # encoded frames not yet renamed into place
-        self.lock = threading.Lock()
-        self.batch = max(1, renderer.inference.batch)  # faces per batch, lowered for large frames (FRAMES_BYTES)
-
-    def read(self, frame: Path) -> _FrameJob:
-        job = _FrameJob(frame, output_path(frame, self.seq.frames, self.seq.out), self.edits[frame])
-        try:
-            job.image = self.colours.attach(read_image(frame))
-            with self.lock:  # in flight ~ 2 batches + 2 x STREAM_WORKERS + 1 frames
-                fits = (FRAMES_BYTES // max(job.image.pixels.nbytes, 1) - 2 * STREAM_WORKERS - 1) // 2
-                self.batch = max(1, min(self.batch, fits))
-            fixed = self.locator.fixed_faces(frame.name, job.image.pixels.shape)
-            if self.locator.marked_without_face(frame.name):  # as faces.json says: never a detected or tracked face
-                faces, job.why_no_face = [], "marked"
-            elif fixed is not None:
-                faces, job.why_no_face = fixed, "off"
-            else:
-                faces = self.detected.get(frame) or []
-            job.no_face = not faces
-            if faces:
-                job.prepared = self.renderer.prepare_image(job.image, faces)
-                job.non_finite = job.prepared.non_finite > 0
-                job.prepared.rgb = None  # frames wait in queues: the float region is made again when written
-        except RegganError as exc:
-            job.fail(exc)
-        except (ArithmeticError, ValueError) as exc:  # geometry no check foresaw: this frame fails, the batch goes on
-            job.fail(InputError(frame, f"its face cannot be aligned ({type(exc).__name__}: {exc})"))
-        return job
-
-    def infer(self, jobs: list[_FrameJob]) -> list[_FrameJob]:
-        live = [(job, job.prepared) for job in jobs if job.prepared is not None and job.error is None]
-        if not live:
-            return jobs
-        try:
-            edited = self.renderer.forward_images([p for _, p in live], [job.edit for job, _ in live])
-        except ModelError:  # the model, not a frame, is bad: every frame would fail alike
-            raise
-        except RegganError:  # one frame's bad output must not fail its neighbours: redo them one by one
-            for job, prepared in live:
-                try:
-                    job.edited = self.renderer.forward_images([prepared], job.edit)[0]
-                except ModelError:
-                    raise
-                except RegganError as exc:
-                    job.fail(exc)
-            return jobs
-        for (job, _), crops in zip(live, edited):
-            job.edited = crops
-            job.photo = self.renderer.reads_as_photograph(crops)
-        return jobs
-
-    def write(self, job: _FrameJob) -> _FrameJob:
-        """Paste back and encode to a hidden file beside the target; `commit` renames it, in order."""
-        if job.error is None and job.image is not None:
-            try:
-                job.target.parent.mkdir(parents=True, exist_ok=True)
-                job.staged = temp_path(job.target)
-                with self.lock:
-                    self.staged.add(job.staged)
-                edited = job.image
-                if job.prepared is not None and job.edited is not None:
-                    edited = self.renderer.finish_image(job.prepared, job.edited)
-                job.image = job.prepared = job.edited = None  # the source frame goes before encoding: peak ~2 frames
-                write_image(job.staged, edited)
-            except InputError as exc:  # name the output the user asked for, not its temp name
-                job.fail(InputError(job.target, exc.reason))
-            except RegganError as exc:
-                job.fail(exc)
-            except OSError as exc:
-                job.fail(InputError(job.target, f"cannot write: {exc.strerror or exc}"))
-        job.image = job.prepared = job.edited = None
-        return job
-
-    @staticmethod
-    def commit(job: _FrameJob) -> None:
-        """Rename the encoded frame into place: only frames reported done appear, even when cancelled."""
-        if job.error is None and job.staged is not None:
-            try:
-                os.replace(job.staged, job.target)
-            except OSError as exc:
-                job.fail(InputError(job.target, f"cannot write: {exc.strerror or exc}"))
-
-    def run(self, todo: list[Path], summary: RenderSummary, progress: Progress | None) -> None:
-        # Readers run a batch ahead (a batch must be read before it can be inferred); writers need only
-        # enough queued frames to keep their threads busy. Frames in memory: about batch (read) + batch
-        # (being inferred and handed on) + STREAM_WORKERS + 1 (being written), whatever the sequence length.
-        read = ordered_map(self.read, todo, workers=STREAM_WORKERS, ahead=lambda: self.batch + STREAM_WORKERS,
-                           cancel=self.cancel, name="read", passthrough=(RegganError,))
-        batches = batch_by((r.value for r in read), lambda: self.batch, weight=lambda job: job.n_faces)
-        inferred = (job for jobs in batches for job in self.infer(jobs))
-        written = ordered_map(self.write, inferred, workers=STREAM_WORKERS, ahead=STREAM_WORKERS + 1,
-                              cancel=self.cancel, name="write", key=lambda job: job.frame, passthrough=(RegganError,))
-        finished = summary.skipped
-        try:
-            for result in written:
-                job = result.value
-                self.commit(job)
-                if job.error is not None:
-                    summary.failed.append((job.frame, job.error))
-                    summary.numerical_failures += job.numerical
-                else:
-                    summary.done += 1
-                    summary.photographs += job.photo
-                    if job.non_finite:
-                        summary.non_finite.append(job.frame)
-                    if job.no_face:
-                        summary.no_face.append(job.frame)
-                        if job.why_no_face == "marked":
-                            summary.marked_no_face.append(job.frame)
-                        elif job.why_no_face == "off":
-                            summary.off_picture.append(job.frame)
-                finished += 1
-                if progress:
-                    progress(finished, summary.total)
-        finally:  # cancelled or crashed: frames encoded ahead of the last one reported are not kept
-            written.close()  # waits for running writers, so none stages a file after the clean-up
-            read.close()
-            for path in self.staged:
-                path.unlink(missing_ok=True)
-        if self.cancel is not None and self.cancel.is_set() and finished < summary.total:
-            summary.cancelled = True

@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from .align import Matrix, crop_coordinates, crop_roi, invert_affine, matrix_scale, pooled_matrix, prefilter_window
+from .align import Matrix, invert_affine, matrix_scale
 from .backends.base import Backend
 from .blend import apply_planes, mask_box
 from .config import RegionGraphs
 from .errors import BackendUnavailable
 from .grain import NOISE_FLOOR, grain_level
+from .resample import crop_coordinates, crop_roi, pooled_matrix, prefilter_window
 
 log = logging.getLogger(__name__)
 GPU_PROVIDER = "CUDAExecutionProvider"
@@ -73,7 +74,7 @@ class RegionOps:
         if planes.shape[-1] < 7:  # no motion (nothing moves), no gap between the lips: zeros
             planes = np.concatenate([planes, np.zeros((*planes.shape[:2], 7 - planes.shape[-1]), np.float32)], axis=2)
         # the frame px the motion reads beyond the mask: its largest crop px through the inverse and bicubic's 2
-        # (``align.sample_planes_cubic``), and one to spare
+        # (``resample.sample_planes_cubic``), and one to spare
         reach = 3 + int(np.ceil(np.abs(planes[..., 4:6]).max() * np.abs(inverse).sum(axis=1).max()))
         y0, x0 = max(ys.start - reach, 0), max(xs.start - reach, 0)
         part = (slice(y0, ys.stop + reach), slice(x0, xs.stop + reach))

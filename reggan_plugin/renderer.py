@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import NamedTuple
 
 import numpy as np
 
@@ -18,27 +16,26 @@ from .align import (
     CANONICAL_5PT,
     Matrix,
     crop_matrix_from_box,
-    crop_roi,
     matrix_scale,
     shift_to_region,
     similarity_from_points,
     units_to_crop_px,
-    warp_to_crop,
 )
 from .artifact import ModelArtifact, load_artifact, parse_expression
-from .backends import Backend, create_backend
+from .backends import create_backend
 from .blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask, paint_colour_weight
 from .calibration import Gains, calibrated, lower_face, mixed, model_gains, mouth_ellipse
 from .config import EditConfig, InferenceConfig
 from .coverage import FaceCoverage, kept_on_the_head
+from .crop_inference import EditedCrops, edit_crops
 from .errors import InputError, ModelError
-from .face_level import lift_gains, lifted, scaled_back
+from .face_level import lift_gains
 from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
-from .grain import GRAIN_REACH, degrained
-from .imageio import ImageData, detector_rgb, non_finite_pixels, to_network_rgb, write_edit
-from .imageio.transparency import REACH, alpha_of, with_subject_colour_behind
+from .grain import degrained
+from .imageio import ImageData, detector_rgb, non_finite_pixels, write_edit
+from .imageio.transparency import alpha_of
 from .interior import (
     Inside,
     MouthInterior,
@@ -51,107 +48,14 @@ from .interior import (
 )
 from .lips import lips_whole
 from .mouth import MouthCrops, MouthPass, is_mouth_template
+from .prepared_image import PreparedImage, face_region, network_rgb
 from .preview_graph import stage_network
 from .region_graphs import region_ops_for
+from .resample import warp_to_crop
 from .subject import photo_weights
 
 MIN_FACE_PX = 8.0  # a crop side smaller than this in the picture holds no face to edit
 MAX_FACE_FRACTION = 4.0  # a crop side more than this many picture sides is a broken box, not a close-up
-
-
-@dataclass
-class PreparedImage:
-    """One picture's faces, aligned and ready for the network; only the face region is held in float.
-
-    roi: (rows, cols) slices of the picture that alignment reads and paste-back writes; rgb: that region
-    as network colour (HxWx3 float32 sRGB [0,1]), or None when dropped while the picture waits (a 4K
-    close-up's is 40 MB; `region_rgb` makes it again); matrices: region px -> crop px, one per face; crops:
-    [n,S,S,3] float32 sRGB [0,1], of the region's structure where it is grainy (``reggan_plugin.grain``);
-    mouths: the mouth pass's crops (None without one).
-    """
-
-    image: ImageData
-    roi: tuple[slice, slice]
-    rgb: np.ndarray | None
-    matrices: list[Matrix]
-    crops: np.ndarray
-    mouths: MouthCrops | None = None
-    non_finite: int = 0  # pixels of the region holding NaN or inf (float frames): written back as they were
-
-    def region_rgb(self) -> np.ndarray:
-        if self.rgb is not None:
-            return self.rgb
-        return network_rgb(self.image, *self.roi)
-
-
-def network_rgb(image: ImageData, rows: slice, cols: slice) -> np.ndarray:
-    """A region of the picture in the network's colour, with the subject's colour behind its transparent pixels
-    (`imageio.transparency`), spread from the region grown by the spread's reach, so that a region gets what the whole
-    picture would."""
-    if not image.has_alpha:
-        return to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
-    height, width = image.pixels.shape[:2]
-    grown = (slice(max(rows.start - REACH, 0), min(rows.stop + REACH, height)),
-             slice(max(cols.start - REACH, 0), min(cols.stop + REACH, width)))
-    around = dataclasses.replace(image, pixels=image.pixels[grown])
-    alpha = alpha_of(around)
-    assert alpha is not None
-    rgb = with_subject_colour_behind(to_network_rgb(around), alpha)
-    top, left = rows.start - grown[0].start, cols.start - grown[1].start
-    return rgb[top : top + rows.stop - rows.start, left : left + cols.stop - cols.start]
-
-
-def face_region(matrices: Sequence[Matrix], size: int, shape: Sequence[int]) -> tuple[slice, slice]:
-    """The part of a frame that aligning (warp_to_crop, with its anti-alias prefilter) and pasting back
-    (warp_from_crop) these faces touch, with margin: everything outside it is copied, never converted."""
-    height, width = int(shape[0]), int(shape[1])
-    y0, x0, y1, x1 = height, width, 0, 0
-    for m in matrices:
-        ys, xs = crop_roi(m, size, (height, width))
-        k = max(1, int(np.floor(1.0 / matrix_scale(m))))  # the prefilter reads up to 2k + 1 px past the crop
-        margin = 2 * k + 2 + GRAIN_REACH  # and a grainy region's structure there reads GRAIN_REACH px further
-        y0, x0 = min(y0, ys.start - margin), min(x0, xs.start - margin)
-        y1, x1 = max(y1, ys.stop + margin), max(x1, xs.stop + margin)
-    y0, x0 = max(0, y0), max(0, x0)
-    return slice(y0, max(y0, min(height, y1))), slice(x0, max(x0, min(width, x1)))
-
-
-class EditedCrops(NamedTuple):
-    """One picture's edited crops: the faces' ([n,S,S,3 or 5], as `ExpressionRenderer.forward`) and the mouths', and
-    what the edit draws into its mouths (`reggan_plugin.interior`)."""
-
-    faces: np.ndarray
-    mouths: np.ndarray | None = None
-    interior: Inside | None = None
-    photo: float = 0.0  # the share of the model's gains for photographs its faces took (reggan_plugin.subject)
-
-
-def edit_crops(backend: Backend, weights: np.ndarray, crops: np.ndarray, intensity: float | np.ndarray, batch: int,
-               outputs: tuple[str, ...], lift: np.ndarray | None = None) -> np.ndarray:
-    """crops [n,S,S,3] float32 sRGB [0,1] through a model in batches -> [n,S,S,3], or [n,S,S,5] with the motion
-    (``outputs``: the edited image's name, then the motion's when there is one). ``weights``: [E] for every crop or
-    [n,E], a mix per crop; ``intensity``: one for every crop or [n]. A face darker than the model's range is edited
-    brought up into it (``lift``: each crop's linear gain, by default `face_level.lift_gains` of its own)."""
-    lift = lift_gains(crops) if lift is None else lift
-    source = lifted(crops, lift)
-    weights = np.asarray(weights, np.float32)
-    per_crop = np.broadcast_to(weights, (len(crops), weights.shape[-1]))
-    alphas = np.broadcast_to(np.asarray(intensity, np.float32), (len(crops),))
-    out = np.empty((*crops.shape[:3], 3 + 2 * (len(outputs) - 1)), np.float32)
-    step = max(1, batch)
-    for start in range(0, len(crops), step):
-        chunk = source[start : start + step]
-        n = len(chunk)
-        image = np.ascontiguousarray(chunk.transpose(0, 3, 1, 2), np.float32) * 2 - 1
-        result = backend.run(image, np.ascontiguousarray(per_crop[start : start + n]),
-                             np.ascontiguousarray(alphas[start : start + n]), outputs=outputs)
-        # The change, not the output, goes back: where the model changes nothing (intensity 0)
-        # the crop comes back bit-identical.
-        out[start : start + n, ..., :3] = chunk + (np.clip(result[outputs[0]], -1, 1) - image).transpose(0, 2, 3, 1) / 2
-        if len(outputs) > 1:
-            out[start : start + n, ..., 3:] = result[outputs[1]].transpose(0, 2, 3, 1)
-    out[..., :3] = scaled_back(crops, source, out[..., :3], lift)
-    return out
 
 
 def _weighed(expression: str | Mapping[str, float]) -> dict[str, float]:
@@ -409,7 +313,7 @@ class ExpressionRenderer:
         image, (rows, cols) = prepared.image, prepared.roi
         region = dataclasses.replace(image, pixels=image.pixels[rows, cols])
         alpha = alpha_of(region)
-        if alpha is not None:  # a fully transparent pixel keeps the colour it had (`network_rgb`)
+        if alpha is not None:  # a fully transparent pixel keeps the colour it had (`prepared_image.network_rgb`)
             mask = np.where(alpha > 0.0, mask, 0.0)
         pixels = image.pixels.copy()
         write_edit(pixels[rows, cols], region, new_rgb, mask)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks.mouth_detail import laplacian_variance
-from reggan_plugin import align
+from reggan_plugin import align, resample
 
 
 def _similarity(theta: float, scale: float, tx: float, ty: float) -> np.ndarray:
@@ -82,15 +82,15 @@ def test_crop_matrix_from_box() -> None:
 def test_warp_to_crop_identity_and_shift_are_exact() -> None:
     img = _smooth_image(40, 50)
     ident = np.array([[1.0, 0, 0], [0, 1.0, 0]])
-    np.testing.assert_array_equal(align.warp_to_crop(img, ident, 32), img[:32, :32])
+    np.testing.assert_array_equal(resample.warp_to_crop(img, ident, 32), img[:32, :32])
     shift = np.array([[1.0, 0, -5.0], [0, 1.0, -3.0]])  # crop (0,0) = frame (5,3)
-    np.testing.assert_array_equal(align.warp_to_crop(img, shift, 32), img[3:35, 5:37])
+    np.testing.assert_array_equal(resample.warp_to_crop(img, shift, 32), img[3:35, 5:37])
 
 
 def test_warp_to_crop_edge_replicates() -> None:
     img = _smooth_image(20, 20)
     shift = np.array([[1.0, 0, 10.0], [0, 1.0, 10.0]])  # crop (10,10) = frame (0,0); crop (0,0) is outside
-    crop = align.warp_to_crop(img, shift, 16)
+    crop = resample.warp_to_crop(img, shift, 16)
     np.testing.assert_array_equal(crop[0, 0], img[0, 0])
     np.testing.assert_array_equal(crop[10, 15], img[0, 5])
 
@@ -99,11 +99,11 @@ def test_round_trip_reproduces_smooth_image_inside_crop() -> None:
     img = _smooth_image(200, 260)
     m = _similarity(0.3, 1.4, -80.0, -20.0)  # upsampling into the crop, rotated
     size = 96
-    crop = align.warp_to_crop(img, m, size)
+    crop = resample.warp_to_crop(img, m, size)
     assert crop.shape == (size, size, 3) and crop.dtype == np.float32
-    (ys, xs), back = align.warp_from_crop(crop, m, img.shape)
+    (ys, xs), back = resample.warp_from_crop(crop, m, img.shape)
     assert back.shape == (ys.stop - ys.start, xs.stop - xs.start, 3)
-    _, cover = align.warp_from_crop(np.ones((size, size), np.float32), m, img.shape)
+    _, cover = resample.warp_from_crop(np.ones((size, size), np.float32), m, img.shape)
     inside = cover > 0.999
     assert inside.sum() > 0.3 * inside.size
     assert np.abs(back - img[ys, xs])[inside].max() < 2e-3
@@ -119,7 +119,7 @@ def test_warp_from_crop_box_gives_the_full_warp_where_values_live(scale: float) 
     shape = (400, 500, 3)
     canvases = []
     for box in (None, (20, 10, 50, 40)):
-        (ys, xs), warped = align.warp_from_crop(vals, m, shape, box)
+        (ys, xs), warped = resample.warp_from_crop(vals, m, shape, box)
         canvas = np.zeros((*shape[:2], 4), np.float32)
         canvas[ys, xs] = warped
         canvases.append((canvas, (ys.stop - ys.start) * (xs.stop - xs.start)))
@@ -131,7 +131,7 @@ def test_warp_from_crop_box_gives_the_full_warp_where_values_live(scale: float) 
 def test_warp_from_crop_is_zero_outside_and_restricted_to_roi() -> None:
     m = _similarity(0.0, 0.5, -10.0, -20.0)  # crop shows frame x in [20, 84), y in [40, 104)
     vals = np.ones((32, 32, 2), np.float32)
-    (ys, xs), warped = align.warp_from_crop(vals, m, (1000, 1000))
+    (ys, xs), warped = resample.warp_from_crop(vals, m, (1000, 1000))
     assert ys.stop - ys.start < 80 and xs.stop - xs.start < 80
     full = np.zeros((1000, 1000, 2), np.float32)
     full[ys, xs] = warped
@@ -150,7 +150,7 @@ def test_warp_to_crop_antialiases_strong_downscale() -> None:
     yy, xx = np.mgrid[0:800, 0:800]
     checker = ((xx + yy) % 2).astype(np.float32)[..., None]
     m = np.array([[0.125, 0, 0], [0, 0.125, 0]])
-    crop = align.warp_to_crop(checker, m, 64)
+    crop = resample.warp_to_crop(checker, m, 64)
     assert abs(float(crop.mean()) - 0.5) < 0.02
     assert float(crop.std()) < 0.05
 
@@ -160,7 +160,7 @@ def test_warp_from_crop_downscale_keeps_mean() -> None:
     m = np.array([[4.0, 0, -100.0], [0, 4.0, -100.0]])  # the crop is 4x the face in the frame
     yy, xx = np.mgrid[0:size, 0:size]
     checker = ((xx + yy) % 2).astype(np.float32)
-    _roi, warped = align.warp_from_crop(checker, m, (200, 200))
+    _roi, warped = resample.warp_from_crop(checker, m, (200, 200))
     core = warped[4:-4, 4:-4]
     assert abs(float(core.mean()) - 0.5) < 0.02 and float(core.std()) < 0.05
 
@@ -176,11 +176,11 @@ def test_sample_planes_cubic_keeps_the_pixel_detail_bilinear_averages_away() -> 
     inner = (slice(4, -4), slice(4, -4))
     gy, gx = yy[inner], xx[inner]
     before = laplacian_variance(img[..., 0][inner])
-    cubic = align.sample_planes_cubic(img, gx + 0.45, gy + 0.45)[0]
-    blurred = align.sample_planes(img, gx + 0.45, gy + 0.45)[0]
+    cubic = resample.sample_planes_cubic(img, gx + 0.45, gy + 0.45)[0]
+    blurred = resample.sample_planes(img, gx + 0.45, gy + 0.45)[0]
     assert laplacian_variance(blurred) < 0.1 * before
     assert laplacian_variance(cubic) > 3 * laplacian_variance(blurred)
-    moved_ramp = align.sample_planes_cubic(ramp[..., None], gx + 0.3, gy - 0.7)[0]
+    moved_ramp = resample.sample_planes_cubic(ramp[..., None], gx + 0.3, gy - 0.7)[0]
     np.testing.assert_allclose(moved_ramp, ramp[inner] + 0.004 * 0.3 - 0.003 * 0.7, atol=5e-4)
-    np.testing.assert_array_equal(align.sample_planes_cubic(img, gx + 2, gy - 1)[0], img[3:-5, 6:-2, 0])
-    assert align.sample_planes_cubic(img, np.zeros(40000), np.zeros(40000)).shape == (1, 40000)  # any count
+    np.testing.assert_array_equal(resample.sample_planes_cubic(img, gx + 2, gy - 1)[0], img[3:-5, 6:-2, 0])
+    assert resample.sample_planes_cubic(img, np.zeros(40000), np.zeros(40000)).shape == (1, 40000)  # any count

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks.mouth_detail import laplacian_variance
-from reggan_plugin import align, blend
+from reggan_plugin import align, blend, resample
 
 SIZE = 96
 
@@ -42,7 +42,7 @@ def test_feather_mask_shape_range_and_zero_border() -> None:
 def test_zero_delta_returns_input_bit_identical() -> None:
     frame = _frame()
     m = _face_matrix()
-    crop = align.warp_to_crop(frame, m, SIZE)
+    crop = resample.warp_to_crop(frame, m, SIZE)
     new, fmask = blend.paste_back(frame, crop, crop.copy(), m, blend.feather_mask(SIZE))
     np.testing.assert_array_equal(new, frame)
     assert fmask.shape == frame.shape[:2] and fmask.max() > 0.99
@@ -51,7 +51,7 @@ def test_zero_delta_returns_input_bit_identical() -> None:
 def test_outside_mask_bit_identical_and_inside_changed() -> None:
     frame = _frame()
     m = _face_matrix()
-    crop = align.warp_to_crop(frame, m, SIZE)
+    crop = resample.warp_to_crop(frame, m, SIZE)
     rng = np.random.default_rng(0)
     out = np.clip(crop + rng.normal(0, 0.1, crop.shape).astype(np.float32), 0, 1)
     new, fmask = blend.paste_back(frame, crop, out, m, blend.feather_mask(SIZE), colour_match=False)
@@ -70,7 +70,7 @@ def test_outside_mask_bit_identical_and_inside_changed() -> None:
 def test_no_seam_applied_delta_is_continuous() -> None:
     frame = np.full((160, 200, 3), 0.5, np.float32)
     m = _face_matrix()
-    crop = align.warp_to_crop(frame, m, SIZE)
+    crop = resample.warp_to_crop(frame, m, SIZE)
     out = crop + np.array([0.2, 0.2, 0.2], np.float32)  # a uniform change: worst case for a seam
     new, _fmask = blend.paste_back(frame, crop, out, m, blend.feather_mask(SIZE), colour_match=False)
     applied = (new - frame)[..., 0]
@@ -94,10 +94,10 @@ def test_colour_matching_removes_cast_keeps_shape_change() -> None:
     frame = with_mouth(95.0)
     m = _face_matrix()
     mask = blend.feather_mask(SIZE)
-    crop = align.warp_to_crop(frame, m, SIZE)
+    crop = resample.warp_to_crop(frame, m, SIZE)
     # the "model": moves a feature (the dark mouth drops 3 px: a shape-only change) and adds a cast
     cast = np.array([0.06, -0.04, 0.03], np.float32)
-    out = align.warp_to_crop(with_mouth(98.0), m, SIZE) + cast
+    out = resample.warp_to_crop(with_mouth(98.0), m, SIZE) + cast
     drift = {}
     for cm in (False, True):
         new, fmask = blend.paste_back(frame, crop, out, m, mask, colour_match=cm)
@@ -118,7 +118,7 @@ def test_several_faces_by_repeated_calls() -> None:
     new = frame
     total = np.zeros(frame.shape[:2], np.float32)
     for mm in (m1, m2):
-        crop = align.warp_to_crop(new, mm, SIZE)
+        crop = resample.warp_to_crop(new, mm, SIZE)
         new, fm = blend.paste_back(new, crop, crop + 0.1, mm, mask, colour_match=False)
         total = np.maximum(total, fm)
     assert new[60, 60, 0] == pytest.approx(0.4, abs=1e-5) and new[60, 230, 0] == pytest.approx(0.4, abs=1e-5)
@@ -129,7 +129,7 @@ def test_several_faces_by_repeated_calls() -> None:
 def test_result_is_clipped_to_unit_range() -> None:
     frame = np.full((100, 100, 3), 0.95, np.float32)
     m = align.crop_matrix_from_box((25, 25, 50, 50), SIZE)
-    crop = align.warp_to_crop(frame, m, SIZE)
+    crop = resample.warp_to_crop(frame, m, SIZE)
     new, _ = blend.paste_back(frame, crop, crop + 0.5, m, blend.feather_mask(SIZE), colour_match=False)
     assert new.max() <= 1.0 and new.min() >= 0.0
 
@@ -137,7 +137,7 @@ def test_result_is_clipped_to_unit_range() -> None:
 def test_face_partly_outside_the_frame() -> None:
     frame = _frame(120, 150)
     m = align.crop_matrix_from_box((110.0, -20.0, 70.0, 70.0), SIZE)  # hangs off the top right corner
-    crop = align.warp_to_crop(frame, m, SIZE)
+    crop = resample.warp_to_crop(frame, m, SIZE)
     new, fmask = blend.paste_back(frame, crop, crop + 0.1, m, blend.feather_mask(SIZE), colour_match=False)
     assert new.shape == frame.shape and fmask.shape == frame.shape[:2]
     assert fmask[0, -1] == pytest.approx(1.0) and fmask[-1, 0] == 0
@@ -159,9 +159,9 @@ def test_motion_moves_the_frame_at_its_own_resolution() -> None:
     shift = np.array([3.0, -2.0])  # frame px
     motion = np.broadcast_to((m[:, :2] @ shift).astype(np.float32), (SIZE, SIZE, 2))
     mask = blend.feather_mask(SIZE)
-    crop = align.warp_to_crop(frame, m, SIZE)
+    crop = resample.warp_to_crop(frame, m, SIZE)
     gy, gx = np.mgrid[0:SIZE, 0:SIZE]
-    moved = align.sample(crop, gx + motion[..., 0], gy + motion[..., 1])
+    moved = resample.sample(crop, gx + motion[..., 0], gy + motion[..., 1])
     new, fmask = blend.paste_back(frame, crop, moved, m, mask, motion=motion, colour_match=False)
     inside = fmask == 1.0
     ys, xs = np.nonzero(inside)
@@ -185,16 +185,16 @@ def test_motion_keeps_a_clean_frames_pixel_detail() -> None:
     frame = np.clip(_frame(640, 800) + pores[..., None], 0, 1).astype(np.float32)  # grey
     m = _face_matrix() / np.array([[4.0], [4.0]]) * np.array([1.0, 1.0, 4.0])  # the same face 4x larger
     motion = np.broadcast_to((m[:, :2] @ np.array([1.4, -0.6])).astype(np.float32), (SIZE, SIZE, 2))
-    crop = align.warp_to_crop(frame, m, SIZE)
+    crop = resample.warp_to_crop(frame, m, SIZE)
     gy, gx = np.mgrid[0:SIZE, 0:SIZE]
-    moved = align.sample(crop, gx + motion[..., 0], gy + motion[..., 1])
+    moved = resample.sample(crop, gx + motion[..., 0], gy + motion[..., 1])
     new, fmask = blend.paste_back(frame, crop, moved, m, blend.feather_mask(SIZE), motion=motion, colour_match=False)
     rows, cols = np.nonzero(fmask == 1.0)
     inside = (slice(rows.min() + 2, rows.max() - 2), slice(cols.min() + 2, cols.max() - 2))
     kept = laplacian_variance(new[inside].mean(axis=2)) / laplacian_variance(frame[inside].mean(axis=2))
     gy, gx = np.mgrid[inside].astype(np.float32)
     shift = np.linalg.solve(m[:, :2], motion[0, 0])  # the frame px the motion reads from
-    bilinear = align.sample(frame, gx + shift[0], gy + shift[1]).mean(axis=2)
+    bilinear = resample.sample(frame, gx + shift[0], gy + shift[1]).mean(axis=2)
     assert kept > 0.65 and laplacian_variance(bilinear) < 0.4 * laplacian_variance(frame[inside].mean(axis=2))
     np.testing.assert_allclose(new[inside].mean(), frame[inside].mean(), atol=0.01)
 
@@ -203,7 +203,7 @@ def test_motion_pastes_the_painted_rest_as_a_delta() -> None:
     frame = _frame()
     m = _face_matrix()
     mask = blend.feather_mask(SIZE)
-    crop = align.warp_to_crop(frame, m, SIZE)
+    crop = resample.warp_to_crop(frame, m, SIZE)
     zero = np.zeros((SIZE, SIZE, 2), np.float32)
     painted = np.clip(crop + 0.1, 0, 1)
     with_zero, _ = blend.paste_back(frame, crop, painted, m, mask, motion=zero)
@@ -227,9 +227,9 @@ def test_motion_moves_a_face_but_not_its_render_noise() -> None:
     noise = np.random.default_rng(0).normal(0, 6 / 255, frame.shape).astype(np.float32)
 
     def edit(picture: np.ndarray) -> np.ndarray:
-        crop = align.warp_to_crop(picture, m, SIZE)
+        crop = resample.warp_to_crop(picture, m, SIZE)
         gy, gx = np.mgrid[0:SIZE, 0:SIZE]
-        moved = align.sample(crop, gx + motion[..., 0], gy + motion[..., 1])
+        moved = resample.sample(crop, gx + motion[..., 0], gy + motion[..., 1])
         new, fmask = blend.paste_back(picture, crop, moved, m, mask, motion=motion, colour_match=False)
         return (new - picture)[fmask == 1.0]
 
@@ -249,7 +249,7 @@ def test_a_grainy_frame_that_nothing_moves_comes_back_bit_identical() -> None:
     # all grain: a float sum of structure and grain that does not give back each pixel's own bits would show here
     frame = np.random.default_rng(2).random((160, 200, 3), dtype=np.float32)
     m, mask = _face_matrix(), blend.feather_mask(SIZE)
-    crop = align.warp_to_crop(frame, m, SIZE)
+    crop = resample.warp_to_crop(frame, m, SIZE)
     new, fmask = blend.paste_back(frame, crop, crop.copy(), m, mask, motion=np.zeros((SIZE, SIZE, 2), np.float32))
     assert (fmask > 0).sum() > 500
     np.testing.assert_array_equal(new, frame)
@@ -260,9 +260,9 @@ def test_a_grainy_face_pastes_the_same_into_a_region_of_the_frame_as_into_the_wh
     frame, m, mask = _noisy_frame(), _face_matrix(), blend.feather_mask(SIZE)
     shift = np.array([2.5, -1.5])
     motion = np.broadcast_to((m[:, :2] @ shift).astype(np.float32), (SIZE, SIZE, 2))
-    crop = align.warp_to_crop(frame, m, SIZE)
+    crop = resample.warp_to_crop(frame, m, SIZE)
     gy, gx = np.mgrid[0:SIZE, 0:SIZE]
-    moved = align.sample(crop, gx + motion[..., 0], gy + motion[..., 1])
+    moved = resample.sample(crop, gx + motion[..., 0], gy + motion[..., 1])
     whole, fmask = blend.paste_back(frame, crop, moved, m, mask, motion=motion, colour_match=False)
     ys, xs = np.nonzero(fmask)
     top, left = ys.min() - 8, xs.min() - 8  # the region the renderer would take: the mask's box and a margin

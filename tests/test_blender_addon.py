@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reggan_plugin.pipeline import RenderSummary
+from reggan_plugin.render_summary import RenderSummary
 
 REPO = Path(__file__).resolve().parents[1]
 

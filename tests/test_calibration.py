@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reggan_plugin.align import sample
 from reggan_plugin.calibration import Gains, calibrated, dump_gains, lower_face, mixed, mouth_ellipse, parse_gains
 from reggan_plugin.errors import ModelError
+from reggan_plugin.resample import sample
 
 S = 128
 PHOTO_SMILE = Gains(motion=(0.5, 0.5), rest_paint=0.7, upper=0.0)

@@ -72,9 +72,10 @@ def test_a_dark_large_faces_mouth_is_lifted_as_its_face() -> None:
     """The mouth pass's crop, mostly lips, reads darker than its face: it takes its face's gain, not its own."""
     from benchmarks.face_sizes import face_frame
     from reggan_plugin.config import EditConfig, InferenceConfig
+    from reggan_plugin.crop_inference import edit_crops
     from reggan_plugin.faces import Face
     from reggan_plugin.imageio import ImageData
-    from reggan_plugin.renderer import ExpressionRenderer, edit_crops
+    from reggan_plugin.renderer import ExpressionRenderer
 
     renderer = ExpressionRenderer(InferenceConfig(backend="cpu"))
     assert renderer.mouth is not None

@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reggan_plugin import align
-from reggan_plugin.align import warp_to_crop
+from reggan_plugin import resample
 from reggan_plugin.artifact import load_artifact
 from reggan_plugin.backends import create_backend
 from reggan_plugin.backends import environment as env
@@ -16,6 +15,7 @@ from reggan_plugin.faces import Face
 from reggan_plugin.imageio import ImageData
 from reggan_plugin.region_graphs import RegionOps, region_ops_for
 from reggan_plugin.renderer import ExpressionRenderer
+from reggan_plugin.resample import warp_to_crop
 
 GPUS, NO_GPU_WHY = env.nvidia_gpus()
 SIZE = 64
@@ -105,7 +105,7 @@ def test_paste_graph_moves_a_magnified_face_with_its_detail_as_numpy_does(ops, g
     full = (want_mask == 1) & (got_mask == 1)
     if gap:  # numpy fills a magnified crop's planes in linearly between two samples a crop pixel (align.
         # warp_planes_from_crop), the graph samples each pixel: they differ along the gap's edge, its one step
-        roi, warped = align.warp_planes_from_crop(planes[..., 6], m, region.shape)
+        roi, warped = resample.warp_planes_from_crop(planes[..., 6], m, region.shape)
         edge = np.zeros_like(full)
         edge[roi] = (warped[0] > 0) & (warped[0] < 1)
         for _ in range(3):  # and the pixels beside it, where the two put the step's ends
@@ -117,7 +117,7 @@ def test_paste_graph_moves_a_magnified_face_with_its_detail_as_numpy_does(ops, g
         np.testing.assert_allclose(got[230:250, 160:250], 0.5, atol=1e-5)  # crop rows 38-42: the paint alone
     assert full.sum() > 20000
     assert np.abs(got - want)[full].max() < MOVED_TOLERANCE
-    bilinear = align.sample(region, *np.meshgrid(np.arange(400) + 1.37 / 0.2, np.arange(400) - 0.71 / 0.2))
+    bilinear = resample.sample(region, *np.meshgrid(np.arange(400) + 1.37 / 0.2, np.arange(400) - 0.71 / 0.2))
     assert np.abs(got - bilinear)[full].max() > 0.01, "the graph must not interpolate the detail away"
 
 

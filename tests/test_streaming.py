@@ -244,13 +244,13 @@ def test_region_processing_equals_whole_frame_processing(renderer):
     import numpy as np
     from imagegen import synthetic_frame
 
-    from reggan_plugin.align import warp_to_crop
     from reggan_plugin.config import EditConfig
     from reggan_plugin.faces import parse_region
     from reggan_plugin.grain import degrained, grain_level
     from reggan_plugin.imageio import ImageData, compose_output
     from reggan_plugin.imageio.transparency import alpha_of
-    from reggan_plugin.renderer import face_region, network_rgb
+    from reggan_plugin.prepared_image import face_region, network_rgb
+    from reggan_plugin.resample import warp_to_crop
 
     pixels = synthetic_frame(300, 400, 4, np.uint8, seed=3)
     image = ImageData(pixels, None, "png", False, {})
@@ -279,10 +279,10 @@ def test_a_grainy_face_twice_the_crop_reaches_the_network_without_its_grain(rend
     it: the crop is taken from the region's structure, split at the region's own scale."""
     import numpy as np
 
-    from reggan_plugin.align import warp_to_crop
     from reggan_plugin.faces.region import whole_image_face
     from reggan_plugin.grain import NOISE_FLOOR, grain_level
     from reggan_plugin.imageio import ImageData, to_network_rgb
+    from reggan_plugin.resample import warp_to_crop
 
     side = 2 * renderer.size
     y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
@@ -301,17 +301,17 @@ def test_a_grainy_face_twice_the_crop_reaches_the_network_without_its_grain(rend
 
 
 def test_a_crash_in_a_reader_names_the_frame(tmp_path, renderer, monkeypatch):
-    import reggan_plugin.pipeline as pipeline
+    import reggan_plugin.streaming_render as streaming_render
 
     _frames(tmp_path / "in", 5)
-    real = pipeline.read_image
+    real = streaming_render.read_image
 
     def flaky(path):
         if path.name == "f002.png":
             raise MemoryError("out of memory decoding")
         return real(path)
 
-    monkeypatch.setattr(pipeline, "read_image", flaky)  # a failure the pipeline does not expect (not an InputError)
+    monkeypatch.setattr(streaming_render, "read_image", flaky)  # a failure the pipeline does not expect (not an InputError)
     with pytest.raises(WorkerError, match=r"f002\.png: read failed: MemoryError"):
         _render(tmp_path, renderer, "out")
     left = {p.name for p in (tmp_path / "out").iterdir()} if (tmp_path / "out").exists() else set()
@@ -350,7 +350,7 @@ def test_big_frames_are_batched_fewer_at_a_time_with_the_same_result(tmp_path, r
     (and the read-ahead with them); what is written does not change."""
     import numpy as np
 
-    import reggan_plugin.pipeline as pipeline
+    import reggan_plugin.streaming_render as streaming_render
     from reggan_plugin.imageio import read_image
 
     _frames(tmp_path / "in", 5)
@@ -362,7 +362,7 @@ def test_big_frames_are_batched_fewer_at_a_time_with_the_same_result(tmp_path, r
         seen.append(len(crops))
         return real(crops, edit, lift)
 
-    monkeypatch.setattr(pipeline, "FRAMES_BYTES", H * W * 4 * 6)  # room for 6 frames: one per batch
+    monkeypatch.setattr(streaming_render, "FRAMES_BYTES", H * W * 4 * 6)  # room for 6 frames: one per batch
     monkeypatch.setattr(renderer, "forward", forward)
     summary = _render(tmp_path, renderer, "small")
     assert summary.done == 5 and max(seen) == 1

@@ -33,16 +33,9 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from reggan_plugin.align import (
-    apply_affine,
-    crop_matrix_from_landmarks,
-    crop_roi,
-    invert_affine,
-    matrix_scale,
-    prefilter,
-    warp_to_crop,
-)
+from reggan_plugin.align import apply_affine, crop_matrix_from_landmarks, invert_affine, matrix_scale
 from reggan_plugin.grain import luma, shifted
+from reggan_plugin.resample import crop_roi, prefilter, warp_to_crop
 
 TEMPLATE_PATH = Path(__file__).resolve().parent / "models" / "align_template.npy"
 SIZE = 128  # crop side the template is made at (the search's units: px of this crop)

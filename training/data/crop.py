@@ -23,9 +23,9 @@ from reggan_plugin.align import (
     crop_matrix_from_landmarks,
     crop_template,
     similarity_from_points,
-    warp_to_crop,
 )
 from reggan_plugin.errors import InputError
+from reggan_plugin.resample import warp_to_crop
 
 from .register import Registration, register_pair
 

@@ -23,8 +23,9 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from reggan_plugin.align import crop_matrix_from_landmarks, warp_to_crop
+from reggan_plugin.align import crop_matrix_from_landmarks
 from reggan_plugin.errors import InputError, UsageError
+from reggan_plugin.resample import warp_to_crop
 from training.data.crop import CropGeometry, crop_pair, load_rgb
 from training.data.landmarks import find_five_points
 from training.data.layouts import DatasetScan, scan_dataset

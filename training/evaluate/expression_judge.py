@@ -27,10 +27,10 @@ from pathlib import Path
 
 import numpy as np
 
-from reggan_plugin.align import warp_to_crop
 from reggan_plugin.errors import BackendUnavailable
 from reggan_plugin.expressions import EXPRESSIONS
 from reggan_plugin.grain import LUMA
+from reggan_plugin.resample import warp_to_crop
 
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_TO_OURS = {"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy", "sad": "sad",
