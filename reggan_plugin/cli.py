@@ -54,7 +54,7 @@ class LazyGroup(click.Group):
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
         """Every command's errors end the same way: one line and the documented exit code (a usage error included,
         which click prints in three), Ctrl-C and SIGTERM quietly with 130, never a traceback for an OSError."""
-        with stops_on_signals():
+        with stops_on_signals(restore=not standalone_mode):
             try:
                 with exit_on_error():
                     result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
@@ -122,8 +122,10 @@ def _stop(signum, frame) -> None:
 
 
 @contextmanager
-def stops_on_signals() -> Iterator[None]:
-    """`_stop` on SIGINT and SIGTERM while a command runs; the previous handlers afterwards (a host, a test run)."""
+def stops_on_signals(restore: bool = True) -> Iterator[None]:
+    """`_stop` on SIGINT and SIGTERM while a command runs; afterwards the previous handlers (a host, a test run), or,
+    when the process ends with the command (``restore`` False), none: a signal between the command's end and the
+    process's exit would otherwise kill it with the default handler after its work is done."""
     if threading.current_thread() is not threading.main_thread():  # signals reach the main thread only
         yield
         return
@@ -134,7 +136,7 @@ def stops_on_signals() -> Iterator[None]:
         yield
     finally:
         for sig, handler in previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, handler if restore else signal.SIG_IGN)
 
 
 def run_or_exit(action):
