@@ -90,6 +90,7 @@ def _same(a: Path, b: Path) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
+@pytest.mark.slow  # five CLI runs of the sample shot with the detector
 def test_frame_range_halves_give_the_bytes_of_one_run_and_of_shards(tmp_path):
     """samples/frames with the detector (faces smoothed over neighbours that the other half renders): two
     frame-range tasks, two shards and one run write the same bytes."""

@@ -319,6 +319,7 @@ def test_intensity_zero_leaves_a_large_face_as_it_was() -> None:
 
 
 
+@pytest.mark.slow  # 600 px faces, sharp and soft, as renders and photographs
 def test_a_smile_draws_no_inside_while_an_opened_mouth_does() -> None:
     """A smile on a large face, sharp or soft, as a render or a photograph, is pasted bit for bit as with no interior:
     no drawn strip between its lips; an opened mouth's inside is drawn on both pictures."""
