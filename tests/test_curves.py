@@ -185,6 +185,7 @@ def _shard(index: int, count: int):
     return Shard(index, count)
 
 
+@pytest.mark.slow  # large faces through both models
 def test_pictures_batched_together_keep_their_own_mixes_and_mouths(tiny_model, tmp_path):
     """The mouth pass paints a picture whose mix it covers and leaves the others to the face model, in one batch."""
     full = make_tiny_model(tmp_path / "full.onnx", seed=2, crop="mouth", expressions=("neutral", "happy", "sad"))

@@ -114,6 +114,7 @@ def test_a_mix_below_one_is_that_much_neutral(tiny_model):
     assert art.expression_weights({"happy": 0.5, "neutral": 0.25}).tolist() == [0.25, 0.5, 0, 0, 0, 0, 0]
 
 
+@pytest.mark.slow  # torch export and verification in a subprocess
 def test_export_onnx_command(tmp_path):
     import subprocess
     import sys

@@ -190,6 +190,7 @@ def test_the_networks_own_space_attaches_nothing():
     assert frame_colours(ColourConfig()) == FrameColours()
 
 
+@pytest.mark.slow  # three renders through the CLI
 def test_the_ocio_variable_reads_float_frames_in_its_scene_linear_role(shot):
     """$OCIO's scene_linear role (ACEScg in the CG config) is the default for EXR frames: the same bytes as
     --colorspace ACEScg; 8-bit frames stay sRGB: the same bytes as without $OCIO."""

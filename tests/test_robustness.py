@@ -234,6 +234,7 @@ def test_perturb_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     assert bad.exit_code == 2 and "sunburn" in bad.output
 
 
+@pytest.mark.slow  # the benchmark end to end with a mouth model
 def test_perturb_scores_the_mouth_model_it_is_given(tiny_model: Path, tmp_path: Path) -> None:
     from training.evaluate import judges_unavailable
 

@@ -37,6 +37,7 @@ def _same(a: Path, b: Path) -> None:
         assert (a / name).read_bytes() == (b / name).read_bytes(), name
 
 
+@pytest.mark.slow  # several CLI runs with the detector
 def test_shards_and_resumes_give_the_frames_of_one_run(tmp_path, renderer):
     _run(SAMPLES, tmp_path / "one", renderer)
     for i in (1, 2, 3):  # shard boundaries fall inside every frame's smoothing window
