@@ -149,6 +149,8 @@ def run_or_exit(action):
 @click.group(
     cls=LazyGroup,
     lazy={
+        "bake-maps": ("reggan_plugin.texture_maps.command:bake_maps_command", "",
+                      "Bake expression maps in a head's UV layout from its mesh and albedo."),
         "export": ("export.cli:export", "export", "Compile a checkpoint to ONNX, or ONNX to a TensorRT engine."),
         "dataset": ("training.synth.cli:dataset", "train", "Render paired training faces from the ICT Face Model."),
         "train": ("training.cli:train", "train", "Train RegGAN on paired faces (torchrun for several processes)."),

@@ -1,0 +1,194 @@
+"""Bake an expression's shading change into a head's UV layout.
+
+Each view of the neutral head goes through the model. The model's edit of a face is a motion (which skin point ends
+where) and a paint (how that point's colour changes); the motion is the rig's job, so only the paint is kept: as a
+multiplier of the linear colour, read where each point came from in the neutral view, it belongs to the texel that
+point shows. The views are blended per texel by how squarely they see it, and the map is filled past the UV islands'
+edges so that filtering across a seam reads the same values from both sides."""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from ..blend import crop_planes
+from ..config import EditConfig
+from ..errors import InputError
+from ..faces.locate import FaceLocator
+from ..imageio.colour import srgb_decode
+from ..imageio.image import ImageData
+from ..renderer import ExpressionRenderer
+from .mesh import Mesh
+from .raster import rasterize
+from .views import View, draw, framing, remap_points
+
+VIEWS = ((0.0, 0.0), (-30.0, 0.0), (30.0, 0.0), (0.0, 15.0))
+"""(yaw, pitch) degrees of the views: the front, both cheeks, and from below the chin's underside is left alone."""
+VIEW_SIZE = 640
+SQUARENESS = 4.0
+"""A view's weight for a texel is (n.v) to this power: the view that sees it most squarely dominates."""
+SHADING_RANGE = (np.log(1.35), np.log(1.8))
+"""An expression's change of the skin's own colour (blood flow, creases) stays well inside x0.74..x1.35; a larger
+change is something else showing (teeth, the dark of an opened mouth) and is left out, fully beyond x0.56..x1.8."""
+STRETCH = (0.45, 0.75)
+"""Where the motion spreads a point of the neutral face over more than 1/0.45 of its area (the gap the lips open) the
+paint shows what appeared there, not that point: left out, faded in up to 1/0.75."""
+DEPTH_TOLERANCE = 0.01
+"""A texel is seen by a view when it lies within this share of the head's size of the nearest surface there."""
+SMOOTHING = 1.0
+"""Gaussian std (crop px) over the paint: the network's pixel noise is not a change of the skin."""
+EDGES = (0.04, 0.12)
+"""Where the neutral face has an edge (lips, brows, lids: this change of log colour per crop px, smoothed), a change
+is as likely the edge moving as the skin changing colour, and the rig moves edges: trusted less, not at all beyond."""
+FULL_WEIGHT = 0.2
+"""Summed view weight at which a texel's change is trusted fully (its mask reaches 1)."""
+
+
+@dataclass(frozen=True)
+class ExpressionMap:
+    """multiplier [H,W,3] of the linear albedo (1 where the edit changes nothing) and mask [H,W] (where it acts)."""
+
+    name: str
+    edit: EditConfig
+    multiplier: np.ndarray
+    mask: np.ndarray
+
+
+@dataclass(frozen=True)
+class Texels:
+    """The UV layout at the texture's size: which texels the mesh covers, and their surface point and normal."""
+
+    covered: np.ndarray
+    position: np.ndarray
+    normal: np.ndarray
+
+
+def texels_of(mesh: Mesh, shape: tuple[int, int]) -> Texels:
+    height, width = shape
+    uv = mesh.uvs[mesh.uv_triangles]
+    corners = np.stack([uv[..., 0] * width, (1.0 - uv[..., 1]) * height], axis=-1)
+    coverage = rasterize(corners, shape)
+    position = coverage.interpolate(mesh.positions[mesh.triangles].astype(np.float32))
+    normal = coverage.interpolate(mesh.vertex_normals()[mesh.triangles].astype(np.float32))
+    normal /= np.maximum(np.linalg.norm(normal, axis=-1, keepdims=True), 1e-9)
+    return Texels(coverage.triangle >= 0, position, normal)
+
+
+def paint_in_neutral(crop_in: np.ndarray, crop_out: np.ndarray, face_mask: np.ndarray,
+                     colour_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+    """(log multiplier [S,S,3], trust [S,S]) of the model's paint, on the neutral crop's grid: the change each point of
+    the neutral face takes with it. ``crop_out``: [S,S,5], the edit then its motion; the paint is taken as a picture's
+    paste takes it (`reggan_plugin.blend.crop_planes`: its colour cast removed, on the skin a change of shading)."""
+    s = crop_in.shape[0]
+    motion = crop_out[..., 3:]
+    gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
+    moved = cv2.remap(crop_in, gx + motion[..., 0], gy + motion[..., 1], cv2.INTER_LINEAR,
+                      borderMode=cv2.BORDER_REPLICATE)
+    delta = crop_planes(crop_in, crop_out[..., :3], face_mask, motion=motion, colour_weight=colour_weight,
+                        moved=moved)[..., :3]
+    floor = 1e-3
+    log_change = (np.log(np.maximum(srgb_decode(moved + delta), floor))
+                  - np.log(np.maximum(srgb_decode(moved), floor)))
+    log_change = cv2.GaussianBlur(log_change, (0, 0), SMOOTHING)
+    size = np.abs(log_change).max(axis=-1)
+    trust = face_mask * (1.0 - _smoothstep(*SHADING_RANGE, size))
+    dx = np.gradient(motion, axis=1)
+    dy = np.gradient(motion, axis=0)
+    area = (1 + dx[..., 0]) * (1 + dy[..., 1]) - dx[..., 1] * dy[..., 0]  # neutral area per output pixel
+    trust = trust * _smoothstep(*STRETCH, area)
+    log_in = cv2.GaussianBlur(np.log(np.maximum(srgb_decode(crop_in), floor)).mean(axis=-1), (0, 0), 1.5)
+    edge = np.hypot(cv2.Sobel(log_in, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(log_in, cv2.CV_32F, 0, 1, ksize=3)) / 8
+    trust = trust * (1.0 - _smoothstep(*EDGES, cv2.dilate(edge, np.ones((5, 5), np.uint8))))
+    # output pixel p shows neutral point p + motion(p): find, for each neutral point q, the p that shows it
+    px, py = gx.copy(), gy.copy()
+    for _ in range(6):
+        at = cv2.remap(motion, px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+        px, py = gx - at[..., 0], gy - at[..., 1]
+    back = cv2.remap(np.dstack([log_change, trust]), px, py, cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return back[..., :3], back[..., 3]
+
+
+def _smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return (t * t * (3 - 2 * t)).astype(np.float32)
+
+
+def _as_picture(view: View) -> ImageData:
+    return ImageData(np.round(np.clip(view.rgb, 0, 1) * 65535).astype(np.uint16), format="png")
+
+
+def bake_maps(mesh: Mesh, albedo_linear: np.ndarray, edits: Sequence[tuple[str, EditConfig]],
+              renderer: ExpressionRenderer, views: Sequence[tuple[float, float]] = VIEWS,
+              progress: Callable[[str], None] | None = None) -> list[ExpressionMap]:
+    """One `ExpressionMap` per (name, edit), at the albedo's size. Views where the detector finds no face add
+    nothing; none at all is an `InputError`."""
+    shape = (int(albedo_linear.shape[0]), int(albedo_linear.shape[1]))
+    texels = texels_of(mesh, shape)
+    radius = float(np.linalg.norm(mesh.positions.max(axis=0) - mesh.positions.min(axis=0)) / 2)
+    sums = np.zeros((len(edits), *shape, 3), np.float32)
+    weights = np.zeros((len(edits), *shape), np.float32)
+    seen_any = False
+    for yaw, pitch in views:
+        view = draw(mesh, albedo_linear, framing(mesh, yaw, pitch, VIEW_SIZE))
+        picture = _as_picture(view)
+        faces = FaceLocator().faces(f"view {yaw:+.0f}/{pitch:+.0f}", picture)
+        if progress:
+            progress(f"view yaw {yaw:+.0f} pitch {pitch:+.0f}: {'a face' if faces else 'no face found'}")
+        if not faces:
+            continue
+        seen_any = True
+        prepared = renderer.prepare_image(picture, faces[:1])
+        edited = renderer.forward_images([prepared] * len(edits), [e for _, e in edits])
+        rows, cols = prepared.roi
+        to_crop = prepared.matrices[0].astype(np.float64)
+        # each covered texel: where the view sees it, whether it is the nearest surface there, and how squarely
+        xy, depth = view.camera.project(texels.position)
+        nearest = remap_points(view.depth, xy[..., 0] - 0.5, xy[..., 1] - 0.5)[..., 0]
+        visible = texels.covered & (np.abs(depth - nearest) < DEPTH_TOLERANCE * radius)
+        # squareness: the normal against the way to the camera from the texel itself
+        towards = view.camera.position - texels.position
+        towards /= np.maximum(np.linalg.norm(towards, axis=-1, keepdims=True), 1e-9)
+        facing = np.clip((texels.normal * towards).sum(-1), 0, 1)
+        view_weight = np.where(visible, facing ** SQUARENESS, 0).astype(np.float32)
+        cx = to_crop[0, 0] * (xy[..., 0] - 0.5 - cols.start) + to_crop[0, 1] * (xy[..., 1] - 0.5 - rows.start) + to_crop[0, 2]
+        cy = to_crop[1, 0] * (xy[..., 0] - 0.5 - cols.start) + to_crop[1, 1] * (xy[..., 1] - 0.5 - rows.start) + to_crop[1, 2]
+        for k, crops in enumerate(edited):
+            log_change, trust = paint_in_neutral(prepared.crops[0], crops.faces[0], renderer.mask,
+                                                 renderer.colour_weight)
+            sampled = remap_points(np.dstack([log_change * trust[..., None], trust]), cx, cy)
+            w = view_weight * sampled[..., 3]
+            sums[k] += view_weight[..., None] * sampled[..., :3]
+            weights[k] += w
+    if not seen_any:
+        raise InputError(None, "no view of the mesh shows a face the detector finds: is the face towards +Z with +Y up?")
+    out = []
+    for k, (name, edit) in enumerate(edits):
+        log_map = sums[k] / np.maximum(weights[k], 1e-6)[..., None]
+        mask = np.clip(weights[k] / FULL_WEIGHT, 0, 1)
+        known = (weights[k] > 1e-4) & texels.covered
+        log_map = fill_outside(log_map, known)
+        out.append(ExpressionMap(name, edit, np.exp(log_map).astype(np.float32),
+                                 fill_outside(mask[..., None], texels.covered)[..., 0].astype(np.float32)))
+    return out
+
+
+def fill_outside(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """``values`` [H,W,C] kept where ``known``, and elsewhere the average of the nearest known values (pull-push over
+    an image pyramid): the gutter between UV islands takes its island's edge, so filtering never reads a stranger."""
+    levels = [((values * known[..., None]).astype(np.float32), known.astype(np.float32))]
+    while min(levels[-1][1].shape) > 2:
+        v, w = levels[-1]
+        h2, w2 = (v.shape[0] + 1) // 2, (v.shape[1] + 1) // 2
+        v = cv2.resize(v, (w2, h2), interpolation=cv2.INTER_AREA).reshape(h2, w2, -1)
+        w = cv2.resize(w, (w2, h2), interpolation=cv2.INTER_AREA).astype(np.float32)
+        levels.append((v, w))
+    v, w = levels[-1]
+    filled = v / np.maximum(w, 1e-8)[..., None]
+    for v, w in reversed(levels[:-1]):
+        up = cv2.resize(filled, (v.shape[1], v.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(v.shape)
+        own = v / np.maximum(w, 1e-8)[..., None]
+        share = np.clip(w, 0, 1)[..., None]
+        filled = share * own + (1 - share) * up
+    return np.where(known[..., None], values, filled).astype(np.float32)
