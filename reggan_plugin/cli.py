@@ -261,11 +261,14 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
 @click.argument("image", type=click.Path(path_type=Path))
 @click.option("--out", required=True, type=click.Path(path_type=Path), help="Output file (never the input).")
 @inference_options
-@click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels. [default: the whole image]")
-@click.option("--detect", is_flag=True, help="Find the face with the detector instead of using the whole image.")
+@click.option("--region", default=None, metavar="X,Y,W,H", help="Face box in pixels. [default: the face the detector "
+              "finds, one filling the picture included]")
+@click.option("--whole-image", is_flag=True, help="The whole picture is one aligned face (a face crop or a face decal "
+              "the detector cannot read); not for a UV unwrap (see bake-maps).")
 def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-            skin_paint, mouth_pass, lip_split, coverage, mouth_model, colorspace, subject, region, detect) -> None:
-    """Apply an expression to one picture: a face texture map or an already-cropped face."""
+            skin_paint, mouth_pass, lip_split, coverage, mouth_model, colorspace, subject, region, whole_image) -> None:
+    """Apply an expression to one picture of a face: a face decal, a 2D avatar, a face crop. A head's UV unwrap is
+    refused: its expression maps are baked with `bake-maps`."""
     from .faces import parse_region
     from .faces.locate import FaceLocator
     from .imageio import check_writable, output_format, read_image, to_network_rgb, write_image
@@ -273,6 +276,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     from .renderer import ExpressionRenderer
     from .sequence import check_out_file
     from .subject import PHOTOGRAPH_NOTE
+    from .texture_maps.picture import face_of_picture
 
     edit, inference = build_configs(expression, intensity, model, backend, precision, batch, stage, trust_box,
                                     region_graphs, skin_paint, mouth_pass, lip_split, coverage, mouth_model, subject)
@@ -280,17 +284,21 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     def go():
         check_out_file(Path(out), [Path(image)])
         output_format(out)  # with the other options: a format no writer has is said before the picture is read
-        whole = not (region or detect)
-        locator = FaceLocator(region=parse_region(region) if region else None, whole=whole)
+        if region and whole_image:
+            raise UsageError("--region and --whole-image both say where the face is: give one")
         picture = frame_colours(ColourConfig(colorspace, os.environ.get("OCIO") or None)).attach(read_image(image))
         check_writable(out, picture)  # 16 bits or alpha into a JPEG...: before the model loads
-        faces = locator.faces(Path(image).name, picture)
-        if not faces:
-            where = "inside --region" if region else "by the detector"
-            raise RegganError(f"{image}: no face found {where}; nothing to edit (give --region X,Y,W,H over the face)")
-        if whole and not locator.detector.detect(to_network_rgb(picture)):
-            click.echo(f"warning: {image}: no face detected; the whole picture is edited as one aligned face "
-                       "(right for a face crop or a face texture laid out like one; give --region otherwise)", err=True)
+        if region or whole_image:
+            faces = FaceLocator(region=parse_region(region) if region else None, whole=whole_image).faces(
+                Path(image).name, picture)
+            if not faces:
+                raise RegganError(f"{image}: no face found inside --region; nothing to edit (give --region X,Y,W,H "
+                                  "over the face)")
+            if whole_image and not FaceLocator().detector.detect(to_network_rgb(picture)):
+                click.echo(f"warning: {image}: no face detected; the whole picture is edited as one aligned face "
+                           "(a head's UV unwrap is not one: bake its maps with bake-maps)", err=True)
+        else:
+            faces = face_of_picture(Path(image), picture)
         renderer = ExpressionRenderer(inference)
         renderer.artifact.expression_weights(edit.expression)  # an expression the model lacks: said alone
         click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)

@@ -265,10 +265,13 @@ def test_a_frame_inside_the_size_limit_is_read(tmp_path):
     assert image.pixels.shape == (13000, 14000, 1)
 
 
-# 10. texture on a picture without a face says so
-def test_texture_warns_when_the_whole_picture_has_no_face(tmp_path, tiny_model):
+# 10. texture on a picture without a face refuses it, naming the bake; told it is one face, edits it with a warning
+def test_texture_refuses_a_picture_without_a_face_unless_told_it_is_one(tmp_path, tiny_model):
     flat = tmp_path / "flat.png"
     Image.new("RGB", (256, 256), (180, 120, 100)).save(flat)
     run = Run(["texture", flat, "--out", tmp_path / "flat_happy.png", "--model", tiny_model])
+    assert run.code == 2 and "no face found" in run.error_line() and "reggan-plugin bake-maps" in run.error_line()
+    assert not (tmp_path / "flat_happy.png").exists()
+    run = Run(["texture", flat, "--out", tmp_path / "flat_happy.png", "--model", tiny_model, "--whole-image"])
     assert run.code == 0 and "warning:" in run.stderr and "no face detected" in run.stderr
     assert (tmp_path / "flat_happy.png").is_file()
