@@ -983,7 +983,9 @@ def installed_zip_outcomes(request: pytest.FixtureRequest, tmp_path_factory: pyt
 def test_the_installed_zip_passes(installed_zip_outcomes: dict[str, str], name: str) -> None:
     """The test `name` of this module passes on the extension installed from its zip as on the source folder
     (a skip there is a failure here: the zip must be tested, not passed over)."""
-    assert installed_zip_outcomes.get(name, "not run") == "passed", installed_zip_outcomes.get(name, "not run")
+    problems = "; ".join(f"{case}: {text[-1500:]}" for case, text in installed_zip_outcomes.items() if text != "passed")
+    outcome = installed_zip_outcomes.get(name, f"not run ({problems or 'no such test'})")  # e.g. the install failed
+    assert outcome == "passed", outcome
 
 
 def cube_head_scene() -> object:
