@@ -28,6 +28,7 @@ def draw_settings(layout: Any, context: Any) -> None:
     layout.prop(s, "face_source")
     if s.face_source == "BOX":
         layout.prop(s, "box")
+        layout.prop(s, "trust_box")
     elif s.face_source == "SCENE":
         layout.prop(s, "head_object")
         head = s.head_object
@@ -36,6 +37,7 @@ def draw_settings(layout: Any, context: Any) -> None:
         elif head is not None and head.type == "MESH":
             layout.prop_search(s, "head_vertex_group", head, "vertex_groups")
         layout.prop(s, "box_margin")
+        layout.prop(s, "trust_box")
         if context.scene.camera is None:
             layout.label(text="The scene has no camera", icon="ERROR")
 

@@ -157,6 +157,11 @@ class RegganSettings(bpy.types.PropertyGroup):
     head_object: PointerProperty(name="Head", type=bpy.types.Object, description="Head mesh, or the armature holding the head bone")
     head_bone: StringProperty(name="Bone", description="Head bone (armatures): a sphere through its head and tail")
     head_vertex_group: StringProperty(name="Vertex Group", description="Face vertex group (meshes): the box around its vertices")
+    trust_box: BoolProperty(
+        name="Trust Box", default=not default(InferenceConfig, "find_in_box"),
+        description="Align on the box as it is. Off: the box is a hint, the face the detector finds inside it gives "
+                    "the landmarks (the box as it is where the detector finds none)",
+    )
     box_margin: FloatProperty(
         name="Margin", min=-0.5, max=2.0, default=0.0, subtype="FACTOR",
         description="Grow (or shrink, negative) the projected box by this fraction",
@@ -234,6 +239,7 @@ def inference_config(settings: RegganSettings, prefs: RegganPreferences | None) 
         skin_paint=settings.skin_paint,
         mouth_pass=settings.mouth_pass,
         subject=settings.subject,  # type: ignore[arg-type]
+        find_in_box=not settings.trust_box,
     )
 
 

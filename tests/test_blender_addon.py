@@ -3,6 +3,11 @@
 The add-on's operators run off the main thread; here the timer loop is driven by hand
 (`JOBS.wait()` / `HOOK.wait()` drain the queue until the job ends). Test models are exported in a
 child process so that this process (Blender's) never imports torch.
+
+The add-on under test is the source folder, or, where REGGAN_TEST_ADDON_ZIP names an extension zip, that zip
+installed the way Blender's installer installs it (into BLENDER_USER_RESOURCES, which must then be a throw-away
+folder) and run from its bundled wheels. `test_the_installed_zip_passes` runs INSTALLED_ZIP_TESTS so, in a child
+Python started without the checkout on its path.
 """
 from __future__ import annotations
 
@@ -12,6 +17,7 @@ import os
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import textwrap
 import threading
 import time
@@ -21,8 +27,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-from reggan_plugin.render_summary import RenderSummary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -38,13 +42,47 @@ def _load_build_script() -> object:
 
 addon_build = _load_build_script()
 
+ADDON_ZIP = os.environ.get("REGGAN_TEST_ADDON_ZIP")  # test the add-on installed from this zip
+EXTENSION_ID = "reggan_expressions"  # blender_manifest.toml's id
+SOURCE_ADDON = "blender_addon"
+
+
+def extension_site_packages(user: Path) -> Path:
+    """Where Blender's installer puts an extension's wheels, under the user resources folder `user`."""
+    return user / "extensions" / ".local" / "lib" / f"python{sys.version_info[0]}.{sys.version_info[1]}" / "site-packages"
+
+
+if ADDON_ZIP:  # before bpy is imported: the bundled wheels go ahead of this environment's packages
+    USER_RESOURCES = Path(os.environ["BLENDER_USER_RESOURCES"])
+    extension_site_packages(USER_RESOURCES).mkdir(parents=True, exist_ok=True)
+    sys.path.insert(0, str(extension_site_packages(USER_RESOURCES)))
+
 try:
     import bpy  # isort: skip (addon_utils is importable only once bpy is)
     import addon_utils
 except ImportError:
     bpy = addon_utils = None
 
-ADDON = "blender_addon"
+
+def install_extension_zip(archive: Path, user: Path) -> str:
+    """Install an extension zip as Blender's installer does (Get Extensions > Install from Disk, into the
+    user_default repository under `user`); returns the enabled add-on's module name. The runtime it imports must
+    be the zip's, from its wheels."""
+    if bpy is None:
+        pytest.skip("bpy (Blender as a Python module) is not installed: pip install .[blender]", allow_module_level=True)
+    assert Path(bpy.utils.user_resource("EXTENSIONS")).is_relative_to(user), "BLENDER_USER_RESOURCES is not in effect"
+    result = bpy.ops.extensions.package_install_files(filepath=str(archive), repo="user_default", enable_on_install=True)
+    assert result == {"FINISHED"}, result
+    importlib.invalidate_caches()
+    name = f"bl_ext.user_default.{EXTENSION_ID}"
+    assert bpy.context.preferences.addons.get(name) is not None, "the extension was not enabled"
+    import reggan_plugin
+
+    assert Path(reggan_plugin.__file__).is_relative_to(extension_site_packages(user)), reggan_plugin.__file__
+    return name
+
+
+ADDON = install_extension_zip(Path(ADDON_ZIP), USER_RESOURCES) if ADDON_ZIP else SOURCE_ADDON
 TINY64 = """
 import dataclasses, sys, torch
 from export.onnx_export import export_model
@@ -190,7 +228,10 @@ needs_bpy = pytest.mark.skipif(bpy is None, reason="bpy (Blender as a Python mod
 
 @pytest.fixture(scope="session")
 def addon_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny 64 px RegGAN export (random weights that visibly change faces), made in a child process."""
+    """A tiny 64 px RegGAN export (random weights that visibly change faces), made in a child process (or the one
+    REGGAN_TEST_ADDON_MODEL names: the parent's, for a run on the installed zip)."""
+    if os.environ.get("REGGAN_TEST_ADDON_MODEL"):
+        return Path(os.environ["REGGAN_TEST_ADDON_MODEL"])
     path = tmp_path_factory.mktemp("addon-model") / "tiny64.onnx"
     result = subprocess.run([sys.executable, "-c", TINY64, str(path)], capture_output=True, text=True)
     if result.returncode and "No module named 'torch'" in result.stderr:
@@ -200,10 +241,13 @@ def addon_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def enable_addon() -> object:
-    if str(REPO) not in sys.path:
+    """The add-on under test, enabled: the source folder, or the extension installed from ADDON_ZIP."""
+    if not ADDON_ZIP and str(REPO) not in sys.path:
         sys.path.insert(0, str(REPO))
     module = addon_utils.enable(ADDON, default_set=True, handle_error=None)
     assert module is not None and bpy.context.preferences.addons.get(ADDON) is not None
+    if ADDON_ZIP:  # the installed copy, not the checkout's
+        assert Path(module.__file__).is_relative_to(USER_RESOURCES), module.__file__
     return module
 
 
@@ -281,6 +325,7 @@ def test_property_defaults_come_from_the_runtime_config(addon: object) -> None:
     assert props["skin_paint"].default == InferenceConfig.skin_paint
     assert props["subject"].default == "render"  # Blender's pictures are renders, whatever they look like
     assert props["mouth_pass"].default == InferenceConfig.mouth_pass
+    assert props["trust_box"].default == (not InferenceConfig.find_in_box)
     assert props["skip_existing"].default == SequenceConfig.skip_existing
     assert props["smooth"].default == pytest.approx(SequenceConfig.smooth)
     prefs = bpy.context.preferences.addons[ADDON].preferences
@@ -342,6 +387,39 @@ def test_revert_after_several_edits_returns_the_original(addon: object) -> None:
     assert addon.jobs.JOBS.wait(60).state == "done"
     assert bpy.ops.reggan.revert_image(image_name="twice") == {"FINISHED"}
     np.testing.assert_array_equal(pixels_top_down(bpy.data.images["twice"]), before)
+
+@needs_bpy
+def test_trust_box_aligns_on_the_box_as_given(addon: object) -> None:
+    """A box is a hint: the face the detector finds inside it is edited, wherever the box sits on that face (two
+    boxes a fifth of a face apart give nearly the same edit). With Trust Box the crop follows the box itself (the
+    two boxes give clearly different edits). The option shows for Box and From Scene and reaches the runtime."""
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.faces import box_from_landmarks
+
+    frame = REPO / "samples" / "frames" / "shot_0001.png"
+    landmarks = np.array(json.loads((REPO / "samples" / "faces.json").read_text())["frames"][frame.name][0]["landmarks"])
+    x, y, w, h = box_from_landmarks(landmarks)
+    settings = bpy.context.scene.reggan
+    prefs = bpy.context.preferences.addons[ADDON].preferences
+    assert settings.trust_box is (not InferenceConfig.find_in_box)  # off: as the command line without --trust-box
+    edits = {}
+    for trust in (False, True):
+        settings.trust_box = trust
+        assert addon.settings.inference_config(settings, prefs).find_in_box is not trust
+        for shift in (0.0, 0.2):
+            image = bpy.data.images.load(str(frame), check_existing=False)
+            before = pixels_top_down(image).copy()
+            settings.face_source, settings.box = "BOX", (round(x + shift * w), round(y), round(w), round(h))
+            assert bpy.ops.reggan.apply_image(image_name=image.name) == {"FINISHED"}
+            assert addon.jobs.JOBS.status.state == "done", addon.jobs.JOBS.status.message
+            edits[trust, shift] = pixels_top_down(image) * 255.0
+            assert np.abs(edits[trust, shift] - before * 255.0).mean() > 2.0  # the face was edited
+    refined = np.abs(edits[False, 0.0] - edits[False, 0.2]).mean()
+    trusted = np.abs(edits[True, 0.0] - edits[True, 0.2]).mean()
+    assert trusted > 3.0 * refined and trusted > 2.0, (refined, trusted)
+    for settings.face_source in ("BOX", "SCENE"):
+        assert "trust_box" in [prop.identifier for kind, prop, _ in draw_panel(addon) if kind == "prop"]
+
 
 @needs_bpy
 def test_apply_image_with_whole_image_on_a_float_texture(addon: object) -> None:
@@ -770,7 +848,7 @@ def test_the_addon_never_imports_torch(addon_model: Path, tmp_path: Path) -> Non
         f"""
         import sys, numpy as np, bpy, addon_utils
         sys.path.insert(0, {str(REPO)!r})
-        addon = addon_utils.enable({ADDON!r}, default_set=True, handle_error=None)
+        addon = addon_utils.enable({SOURCE_ADDON!r}, default_set=True, handle_error=None)
         image = bpy.data.images.new("t", 64, 64)
         image.pixels.foreach_set(np.random.default_rng(0).random(64 * 64 * 4).astype(np.float32))
         s = bpy.context.scene.reggan
@@ -842,6 +920,72 @@ def test_extension_zip_installs_and_runs_in_blender(built_zip: tuple[object, boo
     assert state.startswith("done"), state
     assert cache_dir.startswith(str(user)) and cache_dir.endswith("engines")  # extension_path_user
     assert runtime.startswith(str(user)) and ort.startswith(str(user))
+
+
+# The behaviour each fix to the add-on promised, run again on the add-on installed from its zip (the user's copy:
+# the extension's module name, the files the build staged, the runtime from the bundled wheels).
+INSTALLED_ZIP_TESTS = (
+    "test_register_and_unregister_twice",
+    "test_property_defaults_come_from_the_runtime_config",
+    "test_apply_to_the_render_result_whatever_the_scenes_output_format",  # FFmpeg / multilayer EXR output
+    "test_from_scene_finds_no_face_the_camera_does_not_see",  # a box only from what the camera sees
+    "test_revert_after_several_edits_returns_the_original",  # Revert after a second Apply
+    "test_the_edited_render_shows_and_saves_with_the_renders_look",  # View as Render under AgX
+    "test_trust_box_aligns_on_the_box_as_given",  # the From Scene / Box option the docs describe
+    "test_scripts_and_the_panel_get_blenders_answers",  # scripts' return values, labels, the panel's words
+    "test_apply_to_render_result_without_a_render_says_render_first",  # no render yet
+)
+
+
+@pytest.fixture(scope="module")
+def installed_zip_outcomes(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    """INSTALLED_ZIP_TESTS run by pytest in a child Python on the add-on installed from this platform's zip (built
+    here) into a throw-away Blender user folder: {test name: "passed", or what went wrong}. Run once per pytest
+    run: xdist workers share the outcome through a file in the run's temp folder."""
+    import xml.etree.ElementTree as ElementTree
+
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # the run's folder, above each worker's own
+    outcomes_file = shared / "installed-zip-outcomes.json"
+    with addon_build.exclusive_lock(shared / "installed-zip.lock"):
+        if outcomes_file.is_file():
+            return json.loads(outcomes_file.read_text())
+        result, _ = request.getfixturevalue("built_zip")
+        model = request.getfixturevalue("addon_model")
+        folder = Path(tempfile.mkdtemp(prefix="installed-zip-", dir=shared))
+        report = folder / "report.xml"
+        # -S: no .pth files, so the checkout's reggan_plugin is not importable; bpy, numpy and pytest come from this
+        # environment's site-packages, the runtime from the bundled wheels. pythonpath= drops pyproject's entry.
+        env = dict(os.environ, BLENDER_USER_RESOURCES=str(folder / "blender-user"),
+                   PYTHONPATH=sysconfig.get_paths()["purelib"], REGGAN_TEST_ADDON_ZIP=str(result.zips[0]),
+                   REGGAN_TEST_ADDON_MODEL=str(model))
+        env.pop("PYTEST_ADDOPTS", None)
+        run = subprocess.run(
+            [sys.executable, "-S", "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "pythonpath=",
+             "--rootdir", str(REPO), f"--junitxml={report}", *(f"{__file__}::{name}" for name in INSTALLED_ZIP_TESTS)],
+            cwd=folder, env=env, capture_output=True, text=True, timeout=900)
+        if not report.is_file():
+            pytest.fail(f"the run on the installed zip ended without a report (exit {run.returncode}):\n"
+                        f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}")
+        outcomes = {}
+        for case in ElementTree.parse(report).getroot().iter("testcase"):
+            problems = [f"{child.tag}: {child.get('message', '')}\n{child.text or ''}" for child in case
+                        if child.tag in ("failure", "error", "skipped")]
+            outcomes[case.get("name", "")] = "\n".join(problems)[-4000:] if problems else "passed"
+        outcomes_file.write_text(json.dumps(outcomes))
+        return outcomes
+
+
+@needs_bpy
+@pytest.mark.slow
+@pytest.mark.parametrize("name", INSTALLED_ZIP_TESTS)
+def test_the_installed_zip_passes(installed_zip_outcomes: dict[str, str], name: str) -> None:
+    """The test `name` of this module passes on the extension installed from its zip as on the source folder
+    (a skip there is a failure here: the zip must be tested, not passed over)."""
+    problems = "; ".join(f"{case}: {text[-1500:]}" for case, text in installed_zip_outcomes.items() if text != "passed")
+    outcome = installed_zip_outcomes.get(name, f"not run ({problems or 'no such test'})")  # e.g. the install failed
+    assert outcome == "passed", outcome
 
 
 def cube_head_scene() -> object:
@@ -1233,6 +1377,8 @@ def test_scripts_and_the_panel_get_blenders_answers(addon: object, tmp_path: Pat
     assert status.state == "failed" and "Output folder" in status.message and "--" not in status.message, status.message
     texts = [text or "" for kind, _, text in draw_panel(addon) if kind == "label"]
     assert status.message in texts and not any("--" in text for text in texts)
+    from reggan_plugin.render_summary import RenderSummary
+
     no_face_line = addon.jobs.panel_words(RenderSummary(total=1, done=1, no_face=[Path("a.png")]).lines()[1])
     assert "no face found" in no_face_line and "--" not in no_face_line and "Box" in no_face_line
 
@@ -1244,6 +1390,53 @@ def test_scripts_and_the_panel_get_blenders_answers(addon: object, tmp_path: Pat
         for kind, prop, text in draw_panel(addon):
             if kind == "prop" and prop.type == "ENUM":
                 assert text is None or text.strip(), (prop.identifier, "a drop-down without a label")
+
+@needs_bpy
+def test_the_blender_docs_name_the_panels_options(addon: object) -> None:
+    """docs/BLENDER.md and the panel agree: every option the panel draws, under every face source and head kind, is
+    named in the docs (in bold; the Mix sliders in their list), and every option the docs' list of settings names in
+    bold is one the panel draws."""
+    import re
+
+    text = (REPO / "docs" / "BLENDER.md").read_text(encoding="utf-8")
+    settings_list = text.split("## Use", 1)[1].split("\nOperators:", 1)[0]
+    settings_list = settings_list[settings_list.index("- **Expression**"):]
+    mesh = cube_head_scene()
+    rig = bpy.data.objects.new("rig", bpy.data.armatures.new("rig"))
+    bpy.context.scene.collection.objects.link(rig)
+    settings = bpy.context.scene.reggan
+    drawn: dict[str, str] = {}
+    for settings.use_mix in (False, True):
+        for source, head in (("AUTO", None), ("WHOLE", None), ("BOX", None), ("SCENE", None), ("SCENE", mesh),
+                             ("SCENE", rig)):
+            settings.face_source, settings.head_object = source, head
+            drawn |= {prop.name: prop.identifier for kind, prop, _ in draw_panel(addon) if kind == "prop"}
+    assert {"Trust Box", "Vertex Group", "Bone", "Smoothing", "Happy"} <= set(drawn)  # every branch was drawn
+    sliders = {name for name, identifier in drawn.items() if identifier.startswith("mix_")}
+    undocumented = [name for name in drawn if f"**{name}**" not in text and not (name in sliders and name in settings_list)]
+    assert undocumented == [], f"options the panel draws that docs/BLENDER.md does not name: {undocumented}"
+    groups = {"Mix"}  # the box holding Use Mix Sliders and the sliders
+    unknown = sorted(set(re.findall(r"\*\*([^*]+)\*\*", settings_list)) - set(drawn) - groups)
+    assert unknown == [], f"docs/BLENDER.md names options the panel does not draw: {unknown}"
+
+
+def test_the_blender_docs_say_what_the_gpu_zip_leaves_out() -> None:
+    """The GPU zips bundle the runtime's dependencies with onnxruntime-gpu and nothing of the TensorRT backend's
+    packages (pyproject's `tensorrt` extra), which docs/BLENDER.md tells users to install; Blender's own packages are
+    the ones the docs name."""
+    text = (REPO / "docs" / "BLENDER.md").read_text(encoding="utf-8")
+    gpu_section = text.split("### GPU zips", 1)[1].split("\n## ", 1)[0]
+    bundled = {addon_build.requirement_name(r) for r in addon_build.runtime_requirements(gpu=True)}
+    with open(REPO / "pyproject.toml", "rb") as handle:
+        tensorrt_extra = tomllib.load(handle)["project"]["optional-dependencies"]["tensorrt"]
+    for requirement in tensorrt_extra:
+        name = addon_build.requirement_name(requirement)
+        assert name not in bundled, name
+        assert f"`{name}`" in gpu_section, f"docs/BLENDER.md does not tell GPU users to install {name}"
+    assert "onnxruntime-gpu" in bundled and "torch" not in bundled
+    assert {"numpy", "opencolorio"} == addon_build.PROVIDED_BY_BLENDER  # "less numpy and OpenColorIO"
+    assert "less numpy and OpenColorIO" in gpu_section
+
 
 def test_gpu_variant_swaps_the_runtime() -> None:
     cpu, gpu = addon_build.runtime_requirements(), addon_build.runtime_requirements(gpu=True)
@@ -1265,6 +1458,7 @@ def test_build_the_gpu_zip_for_linux(tmp_path: Path) -> None:
     manifest, _ = addon_build.zip_manifest(archive)
     wheels = {Path(w).name.split("-")[0].lower() for w in manifest["wheels"]}
     assert "onnxruntime_gpu" in wheels and "onnxruntime" not in wheels
+    assert not wheels & {"tensorrt", "cuda_python", "onnx", "torch"}  # the TensorRT backend's packages: the user's
     assert manifest["platforms"] == ["linux-x64"]
 
 
