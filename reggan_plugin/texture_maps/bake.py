@@ -39,7 +39,7 @@ DEPTH_TOLERANCE = 0.01
 """A texel is seen by a view when it lies within this share of the head's size of the nearest surface there."""
 SMOOTHING = 1.0
 """Gaussian std (crop px) over the paint: the network's pixel noise is not a change of the skin."""
-EDGES = (0.04, 0.12)
+EDGES = (0.02, 0.05)
 """Where the neutral face has an edge (lips, brows, lids: this change of log colour per crop px, smoothed), a change
 is as likely the edge moving as the skin changing colour, and the rig moves edges: trusted less, not at all beyond."""
 FULL_WEIGHT = 0.2
@@ -174,10 +174,29 @@ def bake_maps(mesh: Mesh, albedo_linear: np.ndarray, edits: Sequence[tuple[str, 
     return out
 
 
+SEAM_MARGIN = 16
+"""Texels past an island's edge that take the mean of their known neighbours, ring by ring (a bake's margin); the
+rest of the gutter takes the pull-push average."""
+
+
 def fill_outside(values: np.ndarray, known: np.ndarray) -> np.ndarray:
-    """``values`` [H,W,C] kept where ``known``, and elsewhere the average of the nearest known values (pull-push over
-    an image pyramid): the gutter between UV islands takes its island's edge, so filtering never reads a stranger."""
-    levels = [((values * known[..., None]).astype(np.float32), known.astype(np.float32))]
+    """``values`` [H,W,C] kept where ``known``; elsewhere, up to `SEAM_MARGIN` texels out, the mean of the known
+    neighbours, ring by ring, and beyond the average of the nearest known values over an image pyramid (pull-push):
+    the gutter between UV islands takes its own island's edge, so filtering across a seam never reads a stranger."""
+    weight = known.astype(np.float32)
+    filled = (values * weight[..., None]).astype(np.float32)
+    for _ in range(SEAM_MARGIN):
+        total = cv2.blur(filled * weight[..., None], (3, 3)).reshape(filled.shape)
+        count = cv2.blur(weight, (3, 3))
+        grow = (weight == 0) & (count > 0)
+        filled[grow] = total[grow] / count[grow][..., None]
+        weight = np.where(grow, 1.0, weight).astype(np.float32)
+    return np.where(weight[..., None] > 0, filled, _pull_push(filled, weight)).astype(np.float32)
+
+
+def _pull_push(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+    """Every texel: the weighted average of the known ones nearest it, coarse levels filling what fine ones lack."""
+    levels = [(values * known[..., None], known)]
     while min(levels[-1][1].shape) > 2:
         v, w = levels[-1]
         h2, w2 = (v.shape[0] + 1) // 2, (v.shape[1] + 1) // 2
@@ -191,4 +210,4 @@ def fill_outside(values: np.ndarray, known: np.ndarray) -> np.ndarray:
         own = v / np.maximum(w, 1e-8)[..., None]
         share = np.clip(w, 0, 1)[..., None]
         filled = share * own + (1 - share) * up
-    return np.where(known[..., None], values, filled).astype(np.float32)
+    return filled

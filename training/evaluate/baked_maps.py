@@ -6,13 +6,13 @@ face's box. A seam measure compares the map across each UV seam with the map a t
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import cv2
 import numpy as np
 
 from reggan_plugin.config import EditConfig
 from reggan_plugin.faces.locate import FaceLocator
-from reggan_plugin.imageio.colour import srgb_decode
 from reggan_plugin.imageio.image import ImageData
 from reggan_plugin.renderer import ExpressionRenderer
 from reggan_plugin.texture_maps.bake import ExpressionMap
@@ -134,8 +134,103 @@ def seam_steps(mesh: Mesh, image: np.ndarray) -> tuple[float, float]:
     return diffs(across), diffs(inward)
 
 
-def edit_for(name: str) -> EditConfig:
-    return EditConfig(name)
+def lip_texels(model: FaceModel, shape: tuple[int, int]) -> np.ndarray:
+    """The lips' texels in the atlas (their outer landmark outline, as `textured_heads` paints them)."""
+    from .textured_heads import _px, _vertex_uv
+
+    uv_of = _vertex_uv(model)
+    pts = np.array([_px(uv_of[int(model.landmarks68[i])]) for i in range(48, 60)], np.float32)
+    mask = np.zeros(shape, np.uint8)
+    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+    return mask > 0
 
 
-__all__ = ["MapScore", "score_map", "seam_steps", "srgb_decode"]
+def write_report(model_path: Path, seed: int, identities: int, out: Path, yaws: tuple[float, ...] = (0.0, 25.0)
+                 ) -> str:
+    """Bake the six expressions for each identity of ``seed``, judge them, write report.md (and a picture strip of the
+    first identity) into ``out``; the report's text."""
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.expressions import EXPRESSIONS
+    from reggan_plugin.imageio.colour import srgb_encode
+    from reggan_plugin.texture_maps.bake import bake_maps
+    from training.synth.face_model import load_face_model
+    from training.synth.recipes import load_recipes
+
+    from .textured_heads import TEXTURE_SIZE, textured_head
+
+    model = load_face_model(model_path)
+    recipes = load_recipes()
+    renderer = ExpressionRenderer(InferenceConfig(subject="render"))
+    names = [e for e in EXPRESSIONS if e != "neutral"]
+    lips = lip_texels(model, TEXTURE_SIZE)
+    rows, seams, ranges = [], [], []
+    out.mkdir(parents=True, exist_ok=True)
+    for index in range(identities):
+        head = textured_head(model, recipes, seed, index)
+        maps = bake_maps(head.mesh, head.albedo, [(n, EditConfig(n)) for n in names], renderer)
+        for baked in maps:
+            applied = _applied(baked)
+            seams.append(seam_steps(head.mesh, applied))
+            log = np.abs(np.log(applied)).max(axis=-1)
+            ranges.append((float(applied.min()), float(applied.max()), float(np.percentile(log[lips], 99.9))))
+            rows.extend(score_map(model, recipes, head, baked, renderer, yaw) for yaw in yaws)
+            if index == 0 and baked.name == "happy":
+                _write_strip(model, recipes, head, baked, renderer, out / "happy_strip.jpg", srgb_encode)
+    lines = ["| expression | yaw | face: blendshapes | + map | gain (dB) | skin: gain (dB) |", "|---|---|---|---|---|---|"]
+    for name in names:
+        for yaw in yaws:
+            sel = [r for r in rows if r.expression == name and r.yaw == yaw]
+            lines.append(f"| {name} | {yaw:.0f} | {np.mean([r.rig_psnr for r in sel]):.2f} | "
+                         f"{np.mean([r.map_psnr for r in sel]):.2f} | {np.mean([r.gain for r in sel]):+.2f} "
+                         f"(min {min(r.gain for r in sel):+.2f}) | {np.mean([r.skin_gain for r in sel]):+.2f} |")
+    across, inward = np.array(seams).T
+    lo, hi, lip = np.array(ranges).T
+    lines += ["", f"{identities} identities of seed {seed}, {len(rows)} views. Applied multiplier over all maps: "
+              f"{lo.min():.3f} .. {hi.max():.3f}; on the lips' texels, 99.9th percentile |log multiplier| "
+              f"{lip.max():.3f} at most. Seams (99th percentile over seam edges, largest channel step of the applied "
+              f"map): across {across.max():.5f}, one texel inwards {inward.max():.5f} (worst maps)."]
+    text = "\n".join(lines) + "\n"
+    (out / "report.md").write_text(text)
+    return text
+
+
+def _write_strip(model: FaceModel, recipes: RecipeTable, head: TexturedHead, baked: ExpressionMap,
+                 renderer: ExpressionRenderer, path: Path, encode: object) -> None:
+    """neutral | the model's edit | blendshapes | blendshapes + map, and the albedo beside the map, as a JPEG."""
+    from reggan_plugin.imageio.write import write_image
+
+    camera = framing(head.mesh, 0.0, size=1024)
+    posed = head.posed(model, recipes.blendshapes(baked.name))
+    neutral = draw(head.mesh, head.albedo, camera).rgb
+    picture = ImageData(np.round(neutral * 65535).astype(np.uint16), format="png")
+    face = FaceLocator().faces("n", picture)[0]
+    edit = renderer.apply_image(picture, [face], baked.edit).pixels / 65535
+    rig = draw(posed, head.albedo, camera).rgb
+    with_map = draw(posed, head.albedo * _applied(baked), camera).rgb
+    x, y, w, h = face.box
+    cx, cy = int(x + w / 2), int(y + h / 2)  # a 256 px square around the face, at 1:1
+    top = np.hstack([v[cy - 128 : cy + 128, cx - 128 : cx + 128] for v in (neutral, edit, rig, with_map)])
+    face_tile = slice(0, int(head.albedo.shape[1] * FACE_COLUMN))
+    albedo = cv2.resize(encode(head.albedo[:, face_tile]), (512, 512), interpolation=cv2.INTER_AREA)  # type: ignore[operator]
+    shown = cv2.resize(np.clip((_applied(baked)[:, face_tile] - 1) * 2.5 + 0.5, 0, 1), (512, 512),
+                       interpolation=cv2.INTER_AREA)
+    bottom = np.hstack([albedo[128:384, :], shown[128:384, :]])
+    strip = np.vstack([top, bottom])
+    write_image(path, ImageData(np.round(np.clip(strip, 0, 1) * 255).astype(np.uint8), format="jpeg"))
+
+
+def main() -> None:
+    """python -m training.evaluate.baked_maps --face-model ict_face_model.npz --seed 9494 --identities 4 --out DIR"""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=main.__doc__)
+    parser.add_argument("--face-model", type=Path, required=True)
+    parser.add_argument("--seed", type=int, default=9494)
+    parser.add_argument("--identities", type=int, default=4)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+    print(write_report(args.face_model, args.seed, args.identities, args.out), end="")
+
+
+if __name__ == "__main__":
+    main()
