@@ -11,7 +11,7 @@ from typing import Any
 import bpy
 from bpy.props import StringProperty
 
-from . import engine, images, jobs, mix, scene_faces, settings
+from . import engine, expression_maps, images, jobs, mix, scene_faces, settings
 from .jobs import JOBS, Job
 
 BACKUP_SUFFIX = " (before RegGAN)"
@@ -395,6 +395,63 @@ class REGGAN_OT_apply_frames(bpy.types.Operator):
         return Path(handle.name)
 
 
+class REGGAN_OT_bake_expression_maps(bpy.types.Operator):
+    """Bake expression maps in the active head's UV layout beside the blend file, and blend them into its material
+    with a node group whose weights the Mix sliders drive"""
+
+    bl_idname = "reggan.bake_expression_maps"
+    bl_label = "Bake Expression Maps"
+    bl_options = {"REGISTER"}
+
+    @classmethod
+    def poll(cls, context: Any) -> bool:
+        return not JOBS.busy
+
+    def execute(self, context: Any) -> set[str]:
+        from reggan_plugin.config import EditConfig
+        from reggan_plugin.errors import RegganError
+
+        s = context.scene.reggan
+        obj = context.active_object
+        try:
+            names = expression_maps.expression_names(s)
+            if not names:
+                raise expression_maps.BakeError("choose at least one expression to bake")
+            mesh, uv_name = expression_maps.head_mesh(obj, context.evaluated_depsgraph_get())
+            albedo = expression_maps.find_albedo(obj.active_material)
+            pixels = expression_maps.albedo_linear(albedo.image_node.image)
+            folder = expression_maps.maps_folder(obj)
+            prefs = settings.preferences(context)
+            run = engine.RunSettings(settings.inference_config(s, prefs), EditConfig(),
+                                     settings.engine_cache_override(prefs))
+        except (LookupError, RuntimeError, RegganError, ValueError, OSError) as exc:
+            return _failed(self, exc)
+        obj_name, material_name, scene_name = obj.name, obj.active_material.name, context.scene.name
+        texture_name = albedo.image_node.image.name
+
+        def work(progress: Any, cancel: Any) -> Any:
+            return expression_maps.bake_to_folder(mesh, pixels, names, run, folder, mesh_name=obj_name,
+                                                  texture_name=texture_name, progress=progress, cancel=cancel)
+
+        def finish(result: expression_maps.BakeResult) -> jobs.Outcome:
+            material = bpy.data.materials.get(material_name)
+            scene = bpy.data.scenes.get(scene_name)
+            if material is None or scene is None:
+                raise LookupError(f"material {material_name!r} or scene {scene_name!r} was removed during the bake")
+            found = expression_maps.find_albedo(material)
+            loaded = expression_maps.load_maps(result)  # before any change to the material
+            tree = expression_maps.maps_group(obj_name, found.group_node.node_tree if found.group_node else None)
+            expression_maps.build_group(tree, obj_name, uv_name, loaded)
+            expression_maps.install(material, found, tree, scene, result.baked)
+            message = (f"{obj_name}: {len(result.baked)} expression map(s) in {bpy.path.relpath(str(result.folder))}, "
+                       f"blended by {tree.name!r} (the Mix sliders drive it)")
+            if result.unknown:
+                return jobs.Outcome(f"{message}; the model has no {', '.join(result.unknown)}", "partial")
+            return jobs.Outcome(message)
+
+        return start(self, Job(f"{self.bl_label} {obj_name}", work, finish), total=1)
+
+
 class REGGAN_OT_cancel(bpy.types.Operator):
     """Stop the running RegGAN job (frames already written are complete; none is left half-written)"""
 
@@ -472,6 +529,7 @@ classes = (
     REGGAN_OT_apply_image,
     REGGAN_OT_revert_image,
     REGGAN_OT_apply_frames,
+    REGGAN_OT_bake_expression_maps,
     REGGAN_OT_cancel,
     REGGAN_OT_release,
     REGGAN_OT_show_preferences,

@@ -1,4 +1,5 @@
-"""The panel, drawn in two places: the Image Editor sidebar ("RegGAN" tab) and Render Properties."""
+"""The panel, drawn in two places: the Image Editor sidebar ("RegGAN" tab) and Render Properties; Bake Expression
+Maps in the 3D Viewport sidebar ("RegGAN" tab) and under the Render Properties panel."""
 from __future__ import annotations
 
 from typing import Any
@@ -105,6 +106,25 @@ def draw_frames(layout: Any, context: Any) -> None:
     layout.prop(s, "auto_apply")
 
 
+def draw_bake(layout: Any, context: Any) -> None:
+    """Bake Expression Maps: which expressions, the button (for the active mesh), and the sliders that drive the
+    baked maps in the material."""
+    s = context.scene.reggan
+    layout.label(text="Expressions to bake:")
+    grid = layout.grid_flow(columns=3, even_columns=True, align=True)
+    grid.prop(s, "bake_expressions")
+    obj = context.active_object
+    row = layout.row()
+    row.operator("reggan.bake_expression_maps", icon="TEXTURE")
+    if obj is None or obj.type != "MESH":
+        layout.label(text="Select the head mesh", icon="INFO")
+    col = layout.column(align=True)
+    col.label(text="Map weights (Mix sliders):")
+    for name in mix.MIX_EXPRESSIONS:
+        if name in s.bake_expressions:
+            col.prop(s, mix.prop_name(name), slider=True)
+
+
 class REGGAN_PT_image_editor(bpy.types.Panel):
     bl_label = "RegGAN Expressions"
     bl_idname = "REGGAN_PT_image_editor"
@@ -158,4 +178,31 @@ class REGGAN_PT_render(bpy.types.Panel):
         draw_job(layout)
 
 
-classes = (REGGAN_PT_image_editor, REGGAN_PT_image_editor_frames, REGGAN_PT_render)
+class REGGAN_PT_view3d_bake(bpy.types.Panel):
+    bl_label = "RegGAN Expression Maps"
+    bl_idname = "REGGAN_PT_view3d_bake"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "RegGAN"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        draw_bake(layout, context)
+        draw_job(layout)
+
+
+class REGGAN_PT_render_bake(bpy.types.Panel):
+    bl_label = "Expression Maps"
+    bl_idname = "REGGAN_PT_render_bake"
+    bl_space_type = "PROPERTIES"
+    bl_region_type = "WINDOW"
+    bl_context = "render"
+    bl_parent_id = "REGGAN_PT_render"
+    bl_options = {"DEFAULT_CLOSED"}
+
+    def draw(self, context: Any) -> None:
+        draw_bake(self.layout, context)
+
+
+classes = (REGGAN_PT_image_editor, REGGAN_PT_image_editor_frames, REGGAN_PT_render, REGGAN_PT_render_bake,
+           REGGAN_PT_view3d_bake)

@@ -132,6 +132,12 @@ class RegganSettings(bpy.types.PropertyGroup):
     mix_disgusted: FloatProperty(name="Disgusted", min=0.0, max=1.0, subtype="FACTOR",
                                  description=MIX_HELP.format("disgusted"))
     mix_fearful: FloatProperty(name="Fearful", min=0.0, max=1.0, subtype="FACTOR", description=MIX_HELP.format("fearful"))
+    bake_expressions: EnumProperty(
+        name="Expressions", options={"ENUM_FLAG"},
+        items=[(e, e.title(), f"Bake a map of the {e} face") for e in EXPRESSIONS if e != "neutral"],
+        default={e for e in EXPRESSIONS if e != "neutral"},
+        description="The expressions Bake Expression Maps bakes (those the model knows)",
+    )
     backend: EnumProperty(
         name="Backend",
         items=[(PREFERENCES_BACKEND, "Default", "The backend chosen in the add-on preferences"), *_enum(BACKENDS, BACKEND_LABELS)],

@@ -1324,7 +1324,7 @@ class RecordingLayout:
     def _sub(self, *args: object, **kwargs: object) -> RecordingLayout:
         return RecordingLayout(self.drawn)
 
-    row = column = box = split = _sub
+    row = column = box = split = grid_flow = _sub
 
     def prop(self, data: object, name: str, text: str | None = None, **kwargs: object) -> None:
         self.drawn.append(("prop", data.bl_rna.properties[name], text))
@@ -1654,3 +1654,220 @@ def test_import_curves_csv_keys_the_sliders_as_the_runtime_reads_the_file(addon:
         assert bpy.ops.reggan.import_mix_curves(filepath=str(path)) == {"CANCELLED"}
         status = addon.jobs.JOBS.status
         assert status.state == "failed" and words in status.message, status.message
+
+
+# -- Bake Expression Maps ----------------------------------------------------------------------------------
+def bpy_head(name: str, positions: np.ndarray, triangles: np.ndarray, uvs: np.ndarray | None,
+             albedo_linear: np.ndarray | None, *, scale: tuple[float, float, float] = (1.0, 1.0, 1.0),
+             location: tuple[float, float, float] = (0.0, 0.0, 0.0), float_image: bool = False) -> object:
+    """A mesh object from positions in the bake's axes (+Y up, the face towards +Z; Blender's are (x, -z, y) of
+    them), per-corner UVs [F,3,2] (None: no UV map) and a Principled material whose Base Color is an Image Texture
+    of ``albedo_linear`` (None: no image linked): a byte sRGB image, or a float one. The object is made active."""
+    from reggan_plugin.imageio.colour import srgb_encode
+
+    blender = np.stack([positions[:, 0], -positions[:, 2], positions[:, 1]], axis=1)
+    mesh = bpy.data.meshes.new(name)
+    mesh.from_pydata(blender.tolist(), [], np.asarray(triangles).tolist())
+    if uvs is not None:
+        mesh.uv_layers.new(name="UVMap").data.foreach_set("uv", np.asarray(uvs, np.float32).ravel())
+    obj = bpy.data.objects.new(name, mesh)
+    bpy.context.scene.collection.objects.link(obj)
+    obj.scale, obj.location = scale, location
+    material = bpy.data.materials.new(f"{name} skin")
+    mesh.materials.append(material)
+    if albedo_linear is not None:
+        height, width = albedo_linear.shape[:2]
+        image = bpy.data.images.new(f"{name} albedo", width, height, alpha=True, float_buffer=float_image)
+        rgb = albedo_linear if float_image else np.round(srgb_encode(np.clip(albedo_linear, 0, 1)) * 255) / 255
+        rgba = np.dstack([rgb, np.ones((height, width, 1), np.float32)]).astype(np.float32)
+        image.pixels.foreach_set(np.ascontiguousarray(rgba[::-1]).ravel())  # Blender's rows start at the bottom
+        tree = material.node_tree
+        texture = tree.nodes.new("ShaderNodeTexImage")
+        texture.image = image
+        tree.links.new(texture.outputs["Color"], tree.nodes["Principled BSDF"].inputs["Base Color"])
+    bpy.context.view_layer.objects.active = obj
+    return obj
+
+
+def material_state(material: object) -> tuple[list[tuple[str, ...]], list[str]]:
+    tree = material.node_tree
+    links = sorted((lk.from_node.name, lk.from_socket.identifier, lk.to_node.name, lk.to_socket.identifier)
+                   for lk in tree.links)
+    return links, sorted(n.name for n in tree.nodes)
+
+
+QUAD = np.array([[0, 0, 0], [1, 0, 0], [1, 1, 0], [0, 1, 0]], np.float64)  # bake axes: facing +Z
+QUAD_TRIANGLES = np.array([[0, 1, 2], [0, 2, 3]])
+QUAD_UVS = QUAD[QUAD_TRIANGLES][..., :2]  # u = x, v = y
+
+
+@needs_bpy
+def test_bake_reads_the_evaluated_head_in_world_space_and_its_albedo_as_linear(addon: object) -> None:
+    from reggan_plugin.imageio.colour import srgb_decode
+
+    maps = addon.expression_maps
+    rng = np.random.default_rng(1)
+    albedo = rng.uniform(0.02, 0.9, (24, 32, 3)).astype(np.float32)
+    albedo[0] = (0.8, 0.05, 0.05)  # the top row is red
+    obj = bpy_head("Head", QUAD, QUAD_TRIANGLES, QUAD_UVS, albedo, scale=(2.0, 2.0, 2.0), location=(1.0, 2.0, 3.0))
+    array = obj.modifiers.new("copies", "ARRAY")
+    array.count, array.relative_offset_displace = 2, (1.0, 0.0, 0.0)
+    mesh, uv_name = maps.head_mesh(obj, bpy.context.evaluated_depsgraph_get())
+    assert uv_name == "UVMap" and mesh.triangles.shape == (4, 3)  # the modifier's copy is there
+    # world space in the bake's axes: Blender (x, y, z) = local * 2 + (1, 2, 3), seen as (x, z, -y)
+    assert mesh.positions[:, 0].min() == pytest.approx(1.0) and mesh.positions[:, 0].max() == pytest.approx(5.0)
+    assert mesh.positions[:, 1].min() == pytest.approx(3.0) and mesh.positions[:, 1].max() == pytest.approx(5.0)
+    np.testing.assert_allclose(mesh.positions[:, 2], -2.0)
+    local = (mesh.positions[mesh.triangles] - [1.0, 3.0, -2.0]) / 2.0  # each corner's UV is its local (x mod 1, y)
+    corner_uv = mesh.uvs[mesh.uv_triangles]
+    np.testing.assert_allclose(corner_uv[..., 1], local[..., 1], atol=1e-6)
+    assert np.isin(np.round(local[..., 0] - corner_uv[..., 0], 6), (0.0, 1.0)).all()
+    assert (mesh.vertex_normals()[:, 2] > 0.99).all()  # the face looks along +Z
+    obj.scale = (-2.0, 2.0, 2.0)  # mirrored: the triangles are wound back, still facing +Z
+    mirrored, _ = maps.head_mesh(obj, bpy.context.evaluated_depsgraph_get())
+    assert (mirrored.vertex_normals()[:, 2] > 0.99).all()
+
+    image = maps.find_albedo(obj.active_material).image_node.image
+    assert not image.is_float
+    read = maps.albedo_linear(image)  # byte sRGB: decoded, the top row first
+    np.testing.assert_allclose(read, srgb_decode(np.round(srgb_decode_inverse(albedo) * 255) / 255), atol=1e-4)
+    assert read[0, :, 0].min() > 0.7 and read[-1, :, 0].max() < 0.95
+    np.testing.assert_allclose(read, albedo, atol=0.01)
+    floating = bpy_head("Float", QUAD, QUAD_TRIANGLES, QUAD_UVS, albedo, float_image=True)
+    np.testing.assert_allclose(maps.albedo_linear(floating.active_material.node_tree.nodes["Image Texture"].image),
+                               albedo, atol=1e-6)  # float images hold linear values
+    data = bpy.data.images.new("data", 32, 24, alpha=True)
+    data.colorspace_settings.is_data = True  # Non-Color: the stored values, as the shader reads them
+    stored = np.round(srgb_decode_inverse(albedo) * 255) / 255
+    data.pixels.foreach_set(np.dstack([stored, np.ones((24, 32, 1))])[::-1].astype(np.float32).ravel())
+    np.testing.assert_allclose(maps.albedo_linear(data), stored, atol=1e-5)
+
+
+def srgb_decode_inverse(linear: np.ndarray) -> np.ndarray:
+    from reggan_plugin.imageio.colour import srgb_encode
+
+    return srgb_encode(np.clip(linear, 0, 1))
+
+
+@needs_bpy
+def test_bake_expression_maps_refuses_what_it_cannot_bake_and_changes_nothing(addon: object, tmp_path: Path) -> None:
+    """No active mesh, an unsaved file, no UV map, no albedo image, no face in any view: CANCELLED with one line
+    saying what to fix, the material as it was and no maps written."""
+    status = addon.jobs.JOBS
+    albedo = np.full((32, 32, 3), 0.4, np.float32)
+    head = bpy_head("Head", QUAD, QUAD_TRIANGLES, QUAD_UVS, albedo)
+    bpy.context.view_layer.objects.active = None
+    assert bpy.ops.reggan.bake_expression_maps() == {"CANCELLED"}
+    assert status.status.state == "failed" and "no active mesh" in status.status.message
+    bpy.context.view_layer.objects.active = head
+    assert bpy.ops.reggan.bake_expression_maps() == {"CANCELLED"}  # never saved: nowhere beside it
+    assert "save the blend file" in status.status.message
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "scene.blend"))
+
+    bare = bpy_head("Bare", QUAD, QUAD_TRIANGLES, None, albedo)
+    before = material_state(bare.active_material)
+    assert bpy.ops.reggan.bake_expression_maps() == {"CANCELLED"}
+    assert "no UV map" in status.status.message and "Bare" in status.status.message
+    assert material_state(bare.active_material) == before
+
+    plain = bpy_head("Plain", QUAD, QUAD_TRIANGLES, QUAD_UVS, None)
+    before = material_state(plain.active_material)
+    assert bpy.ops.reggan.bake_expression_maps() == {"CANCELLED"}
+    assert "no albedo image" in status.status.message and "Base Color" in status.status.message
+    assert material_state(plain.active_material) == before
+
+    bpy.context.view_layer.objects.active = head  # a flat grey card: no view shows a face
+    bpy.context.scene.reggan.bake_expressions = {"happy"}
+    before = material_state(head.active_material)
+    assert bpy.ops.reggan.bake_expression_maps() == {"CANCELLED"}
+    assert status.status.state == "failed" and "no view of the mesh shows a face" in status.status.message
+    assert "\n" not in status.status.message
+    assert material_state(head.active_material) == before
+    assert not any(bpy.data.node_groups) and not (tmp_path / "Head_expression_maps" / "maps.json").exists()
+    drawn: list[tuple[str, object, str | None]] = []
+    addon.panels.draw_bake(RecordingLayout(drawn), bpy.context)  # the button, and the sliders of what it bakes
+    assert ("operator", "reggan.bake_expression_maps", None) in drawn
+    assert [prop.identifier for kind, prop, _ in drawn if kind == "prop"] == ["bake_expressions", "mix_happy"]
+
+
+@pytest.fixture(scope="module")
+def ict_head(ict_model_path: Path) -> object:
+    """A textured ICT head (its mesh in the bake's axes, centimetres; linear albedo at 320x256)."""
+    import cv2
+
+    from training.evaluate.textured_heads import textured_head
+    from training.synth.face_model import load_face_model
+    from training.synth.recipes import load_recipes
+
+    head = textured_head(load_face_model(ict_model_path), load_recipes(), 0, 0)
+    return head.mesh, cv2.resize(head.albedo, (320, 256), interpolation=cv2.INTER_AREA)
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_bake_expression_maps_writes_the_maps_and_drives_one_group_from_the_sliders(
+        addon: object, ict_head: tuple[object, np.ndarray], tmp_path: Path) -> None:
+    from reggan_plugin.texture_maps.manifest import read_multiplier
+
+    maps = addon.expression_maps
+    mesh, albedo = ict_head
+    obj = bpy_head("Head", mesh.positions, mesh.triangles, mesh.uvs[mesh.uv_triangles], albedo,
+                   scale=(0.01, 0.01, 0.01), location=(0.3, -0.2, 1.6))  # centimetres to metres, standing
+    material = obj.active_material
+    image = material.node_tree.nodes["Image Texture"].image
+    bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot.blend"))
+    scene = bpy.context.scene
+
+    assert bpy.ops.reggan.bake_expression_maps() == {"FINISHED"}, addon.jobs.JOBS.status.message
+    folder = tmp_path / "Head_expression_maps"
+    manifest = json.loads((folder / "maps.json").read_text())
+    assert [m["name"] for m in manifest["maps"]] == list(addon.mix.MIX_EXPRESSIONS)  # the six, by default
+    assert manifest["size"] == [320, 256] and manifest["mesh"] == "Head" and manifest["texture"] == image.name
+    for entry in manifest["maps"]:
+        assert (folder / entry["multiplier"]).is_file() and (folder / entry["mask"]).is_file()
+    happy = read_multiplier(folder / "happy_multiplier.png")
+    assert np.abs(happy - 1).max() > 0.05  # the tiny model's edit changes the skin somewhere
+
+    def group_nodes() -> list[object]:
+        return [n for n in material.node_tree.nodes if n.type == "GROUP"]
+
+    (node,) = group_nodes()
+    base = material.node_tree.nodes["Principled BSDF"].inputs["Base Color"]
+    assert base.links[0].from_node == node and node.inputs["Albedo"].links[0].from_node.image == image
+    assert [s.name for s in node.inputs] == ["Albedo", "Happy", "Sad", "Surprised", "Angry", "Disgusted", "Fearful"]
+    # the group reads the PNG's multiplier: Blender's value / 65535 times the group's scale is the written value
+    loaded = next(n.image for n in node.node_tree.nodes if n.type == "TEX_IMAGE" and n.image.name.startswith("happy_mult"))
+    assert loaded.colorspace_settings.is_data and Path(bpy.path.abspath(loaded.filepath)) == folder / "happy_multiplier.png"
+    np.testing.assert_allclose(pixels_top_down(loaded)[..., :3] * maps.MULTIPLIER_SCALE, happy, atol=1e-4)
+
+    scene.reggan.bake_expressions = {"sad", "happy"}  # bake again: the images are read again, the group rebuilt
+    assert bpy.ops.reggan.bake_expression_maps() == {"FINISHED"}, addon.jobs.JOBS.status.message
+    assert len([g for g in bpy.data.node_groups if g.name.startswith(maps.GROUP_PREFIX)]) == 1
+    (node,) = group_nodes()
+    assert base.links[0].from_node == node and node.inputs["Albedo"].links[0].from_node.image == image
+    assert [s.name for s in node.inputs] == ["Albedo", "Happy", "Sad"]
+    assert len([i for i in bpy.data.images if i.name.startswith("happy_multiplier")]) == 1
+    drivers = material.node_tree.animation_data.drivers
+    assert len(drivers) == 2  # the first bake's six are gone with its node
+    for curve in drivers:
+        (variable,) = curve.driver.variables
+        assert variable.targets[0].id == scene
+    # the sliders drive the weights
+    scene.reggan.mix_happy, scene.reggan.mix_sad = 0.7, 0.2
+    evaluate_drivers()
+    assert node.inputs["Happy"].default_value == pytest.approx(0.7)
+    assert node.inputs["Sad"].default_value == pytest.approx(0.2)
+    scene.reggan.mix_happy = 0.1
+    evaluate_drivers()
+    assert node.inputs["Happy"].default_value == pytest.approx(0.1)
+
+
+def evaluate_drivers() -> None:
+    """Evaluate the scene's drivers as Blender's UI does after a change. Headless bpy re-runs a driver on a property
+    change only until the first operator call; after one, the depsgraph runs them again once its relations are
+    rebuilt, which adding and removing an object asks for."""
+    scene = bpy.context.scene
+    empty = bpy.data.objects.new("relations", None)
+    scene.collection.objects.link(empty)
+    bpy.data.objects.remove(empty)
+    bpy.context.view_layer.update()
