@@ -125,7 +125,7 @@ def test_the_paint_goes_back_to_the_neutral_point_it_belongs_to() -> None:
     darker = srgb_encode(srgb_decode(crop_in) * 0.8)
     out[..., :3] = crop_in
     out[40:56, 40:56, :3] = darker[40:56, 40:56]
-    log_change, trust = paint_in_neutral(crop_in, out, mask, None)
+    log_change, trust = paint_in_neutral(crop_in, out, mask)
     assert trust[48, 52] > 0.9
     np.testing.assert_allclose(log_change[46:50, 50:54], np.log(0.8), atol=0.02)  # found 4 px to the right
     assert abs(log_change[46:50, 38:42]).max() < 0.02  # not where the output showed it
@@ -137,7 +137,7 @@ def test_a_change_too_large_for_skin_is_not_trusted() -> None:
     out = np.zeros((s, s, 5), np.float32)
     out[..., :3] = crop_in
     out[20:44, 20:44, :3] = 0.95  # teeth where the lips were
-    _, trust = paint_in_neutral(crop_in, out, np.ones((s, s), np.float32), None)
+    _, trust = paint_in_neutral(crop_in, out, np.ones((s, s), np.float32))
     assert trust[32, 32] < 0.01 and trust[5, 5] > 0.99
 
 

@@ -29,9 +29,12 @@ VIEWS = ((0.0, 0.0), (-30.0, 0.0), (30.0, 0.0), (0.0, 15.0))
 VIEW_SIZE = 640
 SQUARENESS = 4.0
 """A view's weight for a texel is (n.v) to this power: the view that sees it most squarely dominates."""
-SHADING_RANGE = (np.log(1.35), np.log(1.8))
-"""An expression's change of the skin's own colour (blood flow, creases) stays well inside x0.74..x1.35; a larger
-change is something else showing (teeth, the dark of an opened mouth) and is left out, fully beyond x0.56..x1.8."""
+DARKER = (np.log(1.35), np.log(1.8))
+"""An expression's creases darken the skin to about x0.74 and a deep fold further; beyond x0.56 a change is something
+else showing (the dark of an opened mouth) and is left out, faded out from x0.74."""
+BRIGHTER = (np.log(1.2), np.log(1.4))
+"""A stretched, lifted cheek brightens by a little; beyond x1.4 a change is teeth or an eye's white showing, left
+out, faded out from x1.2."""
 STRETCH = (0.45, 0.75)
 """Where the motion spreads a point of the neutral face over more than 1/0.45 of its area (the gap the lips open) the
 paint shows what appeared there, not that point: left out, faded in up to 1/0.75."""
@@ -76,24 +79,24 @@ def texels_of(mesh: Mesh, shape: tuple[int, int]) -> Texels:
     return Texels(coverage.triangle >= 0, position, normal)
 
 
-def paint_in_neutral(crop_in: np.ndarray, crop_out: np.ndarray, face_mask: np.ndarray,
-                     colour_weight: np.ndarray | None) -> tuple[np.ndarray, np.ndarray]:
+def paint_in_neutral(crop_in: np.ndarray, crop_out: np.ndarray, face_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(log multiplier [S,S,3], trust [S,S]) of the model's paint, on the neutral crop's grid: the change each point of
-    the neutral face takes with it. ``crop_out``: [S,S,5], the edit then its motion; the paint is taken as a picture's
-    paste takes it (`reggan_plugin.blend.crop_planes`: its colour cast removed, on the skin a change of shading)."""
+    the neutral face takes with it. ``crop_out``: [S,S,5], the edit then its motion. The paint is taken as a picture's
+    paste takes the skin's (`reggan_plugin.blend.crop_planes`): its colour cast removed, a change of shading alone,
+    so the skin keeps its own colour; the colours the model paints in the mouth and eyes are of teeth and irises."""
     s = crop_in.shape[0]
     motion = crop_out[..., 3:]
     gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
     moved = cv2.remap(crop_in, gx + motion[..., 0], gy + motion[..., 1], cv2.INTER_LINEAR,
                       borderMode=cv2.BORDER_REPLICATE)
-    delta = crop_planes(crop_in, crop_out[..., :3], face_mask, motion=motion, colour_weight=colour_weight,
+    delta = crop_planes(crop_in, crop_out[..., :3], face_mask, motion=motion, colour_weight=np.zeros_like(face_mask),
                         moved=moved)[..., :3]
     floor = 1e-3
     log_change = (np.log(np.maximum(srgb_decode(moved + delta), floor))
                   - np.log(np.maximum(srgb_decode(moved), floor)))
     log_change = cv2.GaussianBlur(log_change, (0, 0), SMOOTHING)
-    size = np.abs(log_change).max(axis=-1)
-    trust = face_mask * (1.0 - _smoothstep(*SHADING_RANGE, size))
+    trust = face_mask * (1.0 - _smoothstep(*DARKER, -log_change.min(axis=-1))) * (
+        1.0 - _smoothstep(*BRIGHTER, log_change.max(axis=-1)))
     dx = np.gradient(motion, axis=1)
     dy = np.gradient(motion, axis=0)
     area = (1 + dx[..., 0]) * (1 + dy[..., 1]) - dx[..., 1] * dy[..., 0]  # neutral area per output pixel
@@ -155,8 +158,7 @@ def bake_maps(mesh: Mesh, albedo_linear: np.ndarray, edits: Sequence[tuple[str, 
         cx = to_crop[0, 0] * (xy[..., 0] - 0.5 - cols.start) + to_crop[0, 1] * (xy[..., 1] - 0.5 - rows.start) + to_crop[0, 2]
         cy = to_crop[1, 0] * (xy[..., 0] - 0.5 - cols.start) + to_crop[1, 1] * (xy[..., 1] - 0.5 - rows.start) + to_crop[1, 2]
         for k, crops in enumerate(edited):
-            log_change, trust = paint_in_neutral(prepared.crops[0], crops.faces[0], renderer.mask,
-                                                 renderer.colour_weight)
+            log_change, trust = paint_in_neutral(prepared.crops[0], crops.faces[0], renderer.mask)
             sampled = remap_points(np.dstack([log_change * trust[..., None], trust]), cx, cy)
             w = view_weight * sampled[..., 3]
             sums[k] += view_weight[..., None] * sampled[..., :3]
