@@ -87,6 +87,71 @@ def write_pixels(image: Any, pixels: np.ndarray) -> None:
     image.update()
 
 
+# Custom properties on an edited image's backup (see operators.keep_backup): what Revert undoes besides the pixels.
+PACKED_BY_EDIT = "reggan_packed_by_edit"  # the image was an unpacked file before its first edit: Revert unpacks it
+SETTINGS_BEFORE = {"colorspace": "reggan_colorspace_before", "alpha_mode": "reggan_alpha_mode_before"}
+PACKED_NOTE = "edited image packed into the .blend; the file on disk is unchanged"
+
+
+def keep_edit(image: Any, backup: Any) -> str:
+    """After an edit of `image` (pixels written): make renders and the saved .blend show it. A file-backed image's
+    edited pixels are packed into the .blend (PNG for 8-bit, OpenEXR for float images; the file on disk is never
+    written): Cycles reads an unpacked file from disk, not the edited pixels, and a render frees them. A float
+    image is packed as scene-linear, premultiplied OpenEXR, so its colour space becomes the working space and its
+    alpha premultiplied (the settings it had are kept on `backup` for Revert). Returns a note for the report ('' where
+    nothing was packed)."""
+    if image.source != "FILE":
+        refresh(image)
+        return ""
+    if image.packed_file is None:
+        backup[PACKED_BY_EDIT] = True
+    image.pack()
+    settings = image.colorspace_settings
+    if image.is_float and not settings.is_data and settings.name != working_space():
+        backup[SETTINGS_BEFORE["colorspace"]] = backup.get(SETTINGS_BEFORE["colorspace"], settings.name)
+        settings.name = working_space()  # reloads the packed (linear) pixels as they are
+    if image.is_float and image.alpha_mode == "STRAIGHT":
+        backup[SETTINGS_BEFORE["alpha_mode"]] = backup.get(SETTINGS_BEFORE["alpha_mode"], image.alpha_mode)
+        image.alpha_mode = "PREMUL"
+    refresh(image)
+    return PACKED_NOTE
+
+
+def refresh(image: Any) -> None:
+    """Renders see the image's pixels as they are now. Cycles' Persistent Data keeps the images it uploaded, even
+    tagged for update: a scene rendering with it gets its persistent data freed (switched off and on again), so
+    its next render uploads the image again."""
+    image.update_tag()
+    for scene in bpy.data.scenes:
+        if scene.render.use_persistent_data:
+            scene.render.use_persistent_data = False  # frees the render's persistent data
+            scene.render.use_persistent_data = True
+
+
+def restore(image: Any, backup: Any) -> str:
+    """Revert: the image as before its first edit. One packed by an edit is unpacked and reloaded from its file
+    (never written) where that file is still there; otherwise the backup's pixels are written back (and packed
+    again where the image is packed). Returns what was done, for the report."""
+    pixels = read_pixels(backup).pixels
+    path = bpy.path.abspath(image.filepath, library=image.library)
+    if backup.get(PACKED_BY_EDIT) and image.packed_file is not None and os.path.isfile(path):
+        image.unpack(method="REMOVE")  # removes the packed copy only: no file is written
+        if SETTINGS_BEFORE["colorspace"] in backup:
+            image.colorspace_settings.name = backup[SETTINGS_BEFORE["colorspace"]]
+        if SETTINGS_BEFORE["alpha_mode"] in backup:
+            image.alpha_mode = backup[SETTINGS_BEFORE["alpha_mode"]]
+        image.reload()
+        if not np.array_equal(read_pixels(image).pixels, pixels):  # unsaved changes made before the first edit
+            write_pixels(image, pixels)
+        refresh(image)
+        return "unpacked: it shows its file again"
+    write_pixels(image, pixels)
+    if image.source == "FILE" and image.packed_file is not None:
+        image.pack()
+    refresh(image)
+    return ""
+
+
 def new_image(name: str, picture: Picture) -> Any:
     """A new image datablock holding `picture` (float images are scene-linear)."""
     height, width = picture.pixels.shape[:2]

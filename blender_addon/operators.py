@@ -243,9 +243,10 @@ class REGGAN_OT_apply_image(bpy.types.Operator):
                 raise LookupError(f"image {name!r} was removed while RegGAN worked on it")
             if not count:
                 return jobs.Outcome(f"{name}: no face found (unchanged{NO_FACE_HINT[mode]})", "nothing")
-            keep_backup(target, picture)  # the pixels as they were when Apply was pressed
+            backup = keep_backup(target, picture)  # the pixels as they were when Apply was pressed
             images.write_pixels(target, pixels)
-            return jobs.Outcome(f"{name}: {count} face(s) edited ({label}); Revert restores it")
+            packed = images.keep_edit(target, backup)
+            return jobs.Outcome(f"{name}: {count} face(s) edited ({label}); Revert restores it" + (packed and f"; {packed}"))
 
         return start(self, Job(f"{self.bl_label} {name}", work, finish), total=1)
 
@@ -287,12 +288,13 @@ class REGGAN_OT_revert_image(bpy.types.Operator):
             self.report({"WARNING"}, message)
             return {"CANCELLED"}
         try:
-            images.write_pixels(image, images.read_pixels(backup).pixels)
+            done = images.restore(image, backup)
         except RuntimeError as exc:  # the image was resized since the edit, or its backup lost its pixels
             return _failed(self, exc)
         bpy.data.images.remove(backup)
-        JOBS.status = jobs.JobStatus(label=self.bl_label, state="done", message=f"{name} restored")
-        self.report({"INFO"}, f"{name} restored")
+        message = f"{name} restored" + (done and f" ({done})")
+        JOBS.status = jobs.JobStatus(label=self.bl_label, state="done", message=message)
+        self.report({"INFO"}, message)
         return {"FINISHED"}
 
 

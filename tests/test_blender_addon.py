@@ -434,6 +434,122 @@ def test_apply_image_with_whole_image_on_a_float_texture(addon: object) -> None:
     np.testing.assert_array_equal(after[..., 3], before[..., 3])  # alpha untouched
 
 
+def sample_face_box() -> tuple[int, int, int, int]:
+    """The box of samples/frames/shot_0001.png's face (samples/faces.json's landmarks)."""
+    from reggan_plugin.faces import box_from_landmarks
+
+    faces = json.loads((REPO / "samples" / "faces.json").read_text())
+    x, y, w, h = box_from_landmarks(np.array(faces["frames"]["shot_0001.png"][0]["landmarks"]))
+    return round(x), round(y), round(w), round(h)
+
+
+def card_texture(card: object) -> object:
+    return card.data.materials[0].node_tree.nodes["Image Texture"].image
+
+
+def render_pixels(addon: object) -> np.ndarray:
+    assert bpy.ops.render.render() == {"FINISHED"}
+    return addon.images.render_result_pixels(bpy.context.scene).pixels[..., :3].copy()
+
+
+def apply_to(addon: object, image: object) -> str:
+    assert bpy.ops.reggan.apply_image(image_name=image.name) == {"FINISHED"}
+    status = addon.jobs.JOBS.wait(60)
+    assert status.state == "done", status.message
+    return status.message
+
+
+@needs_bpy
+def test_an_edited_file_texture_renders_packed_and_its_file_stays(addon: object, tmp_path: Path) -> None:
+    """A texture loaded from a PNG, edited: the render shows the edit (Cycles reads an unpacked file from disk, and
+    a render would free the edited pixels), because the edit is packed into the .blend; the PNG is never written.
+    Revert unpacks it: the image is its file again, and so is the next render."""
+    texture = tmp_path / "face.png"
+    texture.write_bytes((REPO / "samples" / "frames" / "shot_0001.png").read_bytes())
+    original = texture.read_bytes()
+    image = card_texture(face_card_scene(32, texture))
+    file_pixels = pixels_top_down(image).copy()
+    unedited = render_pixels(addon)
+    settings = bpy.context.scene.reggan
+    settings.face_source, settings.box = "BOX", sample_face_box()
+    message = apply_to(addon, image)
+    edited = pixels_top_down(image).copy()
+    assert np.abs(edited - file_pixels).max() > 0.1
+    rendered = render_pixels(addon)
+    np.testing.assert_array_equal(pixels_top_down(image), edited)  # the render kept the edit
+    # the render is that of the edited pixels (a generated image holding them), not the file's
+    copy = bpy.data.images.new("edited copy", *image.size, alpha=True)
+    copy.pixels.foreach_set(np.ascontiguousarray(edited[::-1]).ravel())
+    node = bpy.data.materials["face"].node_tree.nodes["Image Texture"]
+    node.image = copy
+    expected = render_pixels(addon)
+    node.image = image
+    assert np.abs(expected - unedited).max() > 0.05  # the edit shows at 32 px
+    np.testing.assert_allclose(rendered, expected, atol=1e-4)
+    assert "packed into the .blend; the file on disk is unchanged" in message
+    assert image.packed_file is not None and image.filepath == str(texture)
+    assert texture.read_bytes() == original and sorted(tmp_path.iterdir()) == [texture]
+
+    assert bpy.ops.reggan.revert_image(image_name=image.name) == {"FINISHED"}
+    assert "unpacked" in addon.jobs.JOBS.status.message
+    assert image.packed_file is None and image.filepath == str(texture)
+    np.testing.assert_array_equal(pixels_top_down(image), file_pixels)
+    np.testing.assert_allclose(render_pixels(addon), unedited, atol=1e-4)
+    assert texture.read_bytes() == original and sorted(tmp_path.iterdir()) == [texture]
+
+
+@needs_bpy
+def test_each_edit_reaches_a_render_with_persistent_data(addon: object, tmp_path: Path) -> None:
+    """Cycles' Persistent Data keeps the images it uploaded: each edit (and Revert) is tagged so the next render
+    shows it."""
+    texture = tmp_path / "face.png"
+    texture.write_bytes((REPO / "samples" / "frames" / "shot_0001.png").read_bytes())
+    image = card_texture(face_card_scene(32, texture))
+    bpy.context.scene.render.use_persistent_data = True
+    settings = bpy.context.scene.reggan
+    settings.face_source, settings.box = "BOX", sample_face_box()
+    renders = [render_pixels(addon)]
+    for settings.expression in ("happy", "sad"):
+        apply_to(addon, image)
+        renders.append(render_pixels(addon))
+    assert np.abs(renders[1] - renders[0]).max() > 0.05  # the first edit shows
+    assert np.abs(renders[2] - renders[1]).max() > 0.05  # and so does the second
+    assert bpy.ops.reggan.revert_image(image_name=image.name) == {"FINISHED"}
+    np.testing.assert_allclose(render_pixels(addon), renders[0], atol=1e-4)
+
+
+@needs_bpy
+def test_an_edited_16_bit_texture_is_packed_in_its_colours(addon: object, tmp_path: Path) -> None:
+    """A 16-bit PNG loads as a float image in sRGB: its edit is packed as scene-linear OpenEXR and reloaded from
+    there in the same colours (its colour space becomes the working space), as the same edit of a generated float
+    image gives them. Revert gives back the file and its colour space."""
+    from reggan_plugin.imageio.png import encode_png
+
+    rng = np.random.default_rng(3)
+    stored = pixels_top_down(face_image("source", 64, 64)) * 65535.0
+    stored = np.clip(stored + rng.uniform(-200, 200, stored.shape), 0, 65535).astype(np.uint16)
+    path = tmp_path / "face16.png"
+    path.write_bytes(encode_png(stored))
+    original = path.read_bytes()
+    image = bpy.data.images.load(str(path))
+    assert image.is_float and image.colorspace_settings.name == "sRGB"
+    before = pixels_top_down(image).copy()
+    twin = bpy.data.images.new("twin", 64, 64, alpha=True, float_buffer=True)
+    twin.pixels.foreach_set(np.ascontiguousarray(before[::-1]).ravel())
+    bpy.context.scene.reggan.face_source = "WHOLE"
+    assert "packed" in apply_to(addon, image) and "packed" not in apply_to(addon, twin)
+    assert bytes(image.packed_file.data[:4]) == b"v/1\x01"  # OpenEXR
+    assert image.colorspace_settings.name == addon.images.working_space()
+    edited = pixels_top_down(image)
+    assert np.abs(edited - before)[..., :3].max() > 0.01
+    np.testing.assert_allclose(edited, pixels_top_down(twin), atol=2e-3)
+    assert path.read_bytes() == original
+    assert bpy.ops.reggan.revert_image(image_name=image.name) == {"FINISHED"}
+    assert image.packed_file is None and image.colorspace_settings.name == "sRGB"
+    np.testing.assert_array_equal(pixels_top_down(image), before)
+    assert path.read_bytes() == original and sorted(tmp_path.iterdir()) == [path]
+
+
 @needs_bpy
 def test_pictures_carry_blenders_colour_spaces_and_the_edit_follows_them(addon: object) -> None:
     """Byte images carry their own colour space (none for Non-Color), float ones the working space; a float picture
@@ -1505,7 +1621,7 @@ def test_every_platforms_zip_installs_a_whole_runtime_on_every_admitted_blender(
             assert addon_build.validate_with_blender(archive) is not None
 
 
-def face_card_scene(size: int = 192) -> object:
+def face_card_scene(size: int = 192, picture: Path = REPO / "samples" / "frames" / "shot_0001.png") -> object:
     """A camera looking at a plane that shows a rendered face (samples/frames), lit by its own emission."""
     scene = bpy.context.scene
     scene.render.engine = "CYCLES"
@@ -1520,7 +1636,7 @@ def face_card_scene(size: int = 192) -> object:
     nodes.clear()
     texture, emission, output = (nodes.new("ShaderNodeTexImage"), nodes.new("ShaderNodeEmission"),
                                  nodes.new("ShaderNodeOutputMaterial"))
-    texture.image = bpy.data.images.load(str(REPO / "samples" / "frames" / "shot_0001.png"))
+    texture.image = bpy.data.images.load(str(picture))
     links.new(texture.outputs["Color"], emission.inputs["Color"])
     links.new(emission.outputs[0], output.inputs[0])
     card.data.materials.append(material)
