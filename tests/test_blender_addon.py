@@ -1050,6 +1050,9 @@ INSTALLED_ZIP_TESTS = (
     "test_trust_box_aligns_on_the_box_as_given",  # the From Scene / Box option the docs describe
     "test_scripts_and_the_panel_get_blenders_answers",  # scripts' return values, labels, the panel's words
     "test_apply_to_render_result_without_a_render_says_render_first",  # no render yet
+    "test_an_edited_file_texture_renders_packed_and_its_file_stays",  # a file texture's edit reaches the render
+    "test_each_edit_reaches_a_render_with_persistent_data",  # with Persistent Data too
+    "test_bake_expression_maps_refuses_what_it_cannot_bake_and_changes_nothing",  # the bake's refusals
 )
 
 

@@ -25,7 +25,7 @@ from .raster import rasterize
 from .views import View, draw, framing, remap_points
 
 VIEWS = ((0.0, 0.0), (-30.0, 0.0), (30.0, 0.0), (0.0, 15.0))
-"""(yaw, pitch) degrees of the views: the front, both cheeks, and from below the chin's underside is left alone."""
+"""(yaw, pitch) degrees of the views: the front, both cheeks, and from below (the underside of the nose and jaw)."""
 VIEW_SIZE = 640
 SQUARENESS = 4.0
 """A view's weight for a texel is (n.v) to this power: the view that sees it most squarely dominates."""
