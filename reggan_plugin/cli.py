@@ -154,6 +154,8 @@ def run_or_exit(action):
         "export": ("export.cli:export", "export", "Compile a checkpoint to ONNX, or ONNX to a TensorRT engine."),
         "dataset": ("training.synth.cli:dataset", "train", "Render paired training faces from the ICT Face Model."),
         "train": ("training.cli:train", "train", "Train RegGAN on paired faces (torchrun for several processes)."),
+        "recipe": ("training.recipe:recipe_command", "train",
+                   "Rebuild a model from a recipe file: its renders, training phases and gains."),
         "bench": ("benchmarks.bench:bench", "export", "Measure speed and memory; writes docs/BENCHMARKS.md."),
         "evaluate": ("training.evaluate.cli:evaluate", "evaluate",
                      "Judge copy / stage 1 / RegGAN side by side on paired faces."),

@@ -91,7 +91,7 @@ def _train(data_dirs: list[Path], out: Path, model_config: ModelConfig, cfg: Tra
         # the run's own settings win; only the schedule's length and bookkeeping may change on resume
         # (and with --refit-stage1, the stage-1 motion recipe given now)
         motion = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(cfg) if f.name.startswith("stage1_")}
-        cfg = replace(saved, iterations=cfg.iterations, log_every=cfg.log_every, sample_every=cfg.sample_every,
+        cfg = replace(saved, iterations=cfg.iterations, stop_at=cfg.stop_at, log_every=cfg.log_every, sample_every=cfg.sample_every,
                       checkpoint_every=cfg.checkpoint_every, **(motion if refit_stage1 else {}))
         model_config = ModelConfig.from_dict(g_meta["model_config"])
 

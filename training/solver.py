@@ -176,8 +176,8 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU)."""
     clean = _pairs_by_expression(train)
     reference = training_exposure(clean) if cfg.stage1_normalise_exposure else model_config.exposure_reference
-    motions, moved = _motions_and_moved(train, clean, model_config.image_size, cfg, reference)
-    radius, lambdas, rows, table = _select(moved, val, motions, cfg.ridge_radii, cfg, reference)
+    motions, moved, radius, lambdas, rows, table = _fit_groups(train, val, clean, model_config.image_size, cfg,
+                                                                reference, cfg.ridge_radii)
     model_config = replace(model_config, radius=radius or model_config.radius, exposure_reference=reference)
     torch.manual_seed(cfg.seed)
     model = RegGAN(model_config)
@@ -189,6 +189,31 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
               "motion": motion_report(motions, cfg), "table": [asdict(r) for r in rows]}
     _write_selection(run_dir, report, table)
     return model, report
+
+
+def _fit_groups(train: PairedFaces, val: PairedFaces | None, clean: dict[str, tuple[Tensor, Tensor]], size: int,
+                cfg: TrainConfig, reference: float, radii: tuple[int, ...]) -> tuple[dict, dict, int | None, dict, list, str]:
+    """Each group of expressions (`TrainConfig.stage1_groups`) with its own settings: (motions, moved pairs, radius,
+    lambdas, table rows, table); the first group's validation chooses the radius among ``radii``, the others use it."""
+    motions: dict[str, tuple[Tensor, Tensor]] = {}
+    moved: dict[str, tuple[Tensor, Tensor]] = {}
+    radius: int | None = None
+    lambdas: dict[str, float] = {}
+    rows: list = []
+    table = ""
+    for group_cfg, names in cfg.stage1_groups(tuple(clean)):
+        if not names:
+            continue
+        group_motions, group_moved = _motions_and_moved(train, {e: clean[e] for e in names}, size, group_cfg, reference)
+        chosen, group_lambdas, group_rows, group_table = _select(
+            group_moved, val, group_motions, radii if radius is None else (radius,), group_cfg, reference)
+        radius = radius if radius is not None else chosen
+        motions |= group_motions
+        moved |= group_moved
+        lambdas |= group_lambdas
+        rows += group_rows
+        table += group_table
+    return motions, moved, radius, lambdas, rows, table
 
 
 def fit_motions(pairs: dict[str, tuple[Tensor, Tensor]], size: int, cfg: TrainConfig) -> dict[str, tuple[Tensor, Tensor]]:
@@ -242,9 +267,9 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
     clean = _pairs_by_expression(train)
     reference = model.config.exposure_reference or (training_exposure(clean) if cfg.stage1_normalise_exposure else 0.0)
     model.config = replace(model.config, exposure_reference=reference)
-    motions, moved = _motions_and_moved(train, clean, model.config.image_size, cfg, reference)
+    motions, moved, radius, lambdas, rows, table = _fit_groups(train, val, clean, model.config.image_size, cfg,
+                                                                reference, (model.stage1.radius,))
     install_motions(model, motions)
-    radius, lambdas, rows, table = _select(moved, val, motions, (model.stage1.radius,), cfg, reference)
     if radius is None:
         lambdas = {e: v["lambda"] for e, v in stage1_meta.get("fitted", {}).items()}
     fitted = fit_stage1_maps(model, moved, lambdas)
@@ -425,16 +450,16 @@ class Solver:
 
             ids = [self.device.index] if self.device.type == "cuda" else None
             g_model, d_model = DDP(self.G, device_ids=ids), DDP(self.D, device_ids=ids)
-        if cfg.warmup_iterations >= cfg.iterations and dist.is_main:
+        if 0 < cfg.iterations <= cfg.warmup_iterations and dist.is_main:
             log.warning("all %d iterations are refiner-only warm-up (warmup_iterations=%d): the discriminator never "
                         "trains; pass --set warmup_iterations=K with K < --iterations for an adversarial phase",
                         cfg.iterations, cfg.warmup_iterations)
         csv_log = CsvLog(self.run_dir / "log.csv", LOG_COLUMNS, self.iteration) if dist.is_main else None
         fixed = self._sample_batch() if dist.is_main else None
-        bar = tqdm(total=cfg.iterations, initial=self.iteration, desc="train", unit="it",
+        bar = tqdm(total=cfg.end, initial=self.iteration, desc="train", unit="it",
                    disable=None if (progress and dist.is_main) else True, dynamic_ncols=True)
         last: dict[str, float] = {}
-        while self.iteration < cfg.iterations:
+        while self.iteration < cfg.end:
             t0 = time.perf_counter()
             last.update(self.step(g_model, d_model, self.iteration))
             finite_or_raise(last)
@@ -445,12 +470,12 @@ class Solver:
                 continue
             # 4. Bookkeeping (rank 0 only; every rank holds the same weights).
             it = self.iteration
-            if it % cfg.log_every == 0 or it == cfg.iterations:
+            if it % cfg.log_every == 0 or it == cfg.end:
                 csv_log.write({"iteration": it, "time_s": round(self.wall_time, 3), **last})
                 bar.set_postfix({k: f"{last[k]:.3f}" for k in ("D/loss", "G/l1") if k in last})
-            if cfg.sample_every and (it % cfg.sample_every == 0 or it == cfg.iterations):
+            if cfg.sample_every and (it % cfg.sample_every == 0 or it == cfg.end):
                 sample_grid(self.G, fixed, self.run_dir / "samples" / f"{it:07d}.png")
-            if cfg.checkpoint_every and it % cfg.checkpoint_every == 0 and it != cfg.iterations:
+            if cfg.checkpoint_every and it % cfg.checkpoint_every == 0 and it != cfg.end:
                 self.save()
         bar.close()
         if dist.is_main:

@@ -96,6 +96,9 @@ class TrainConfig:
     """Everything the solver needs besides the data and the model architecture."""
 
     iterations: int = 100_000
+    # stop after this iteration (0: at `iterations`) with the schedule (warm-up, learning-rate decay) still laid out
+    # over `iterations`: a run ended early by its recipe rather than by hand
+    stop_at: int = 0
     batch_size: int = 16  # per process
     seed: int = 0
     # Adam as in StarGAN / SARGAN but G at 5e-4 and beta1 0.9: with the warm-up below there is no D to balance at
@@ -173,6 +176,11 @@ class TrainConfig:
     # brightness is mostly its skin, which tells the maps how dark lips and mouth should be, and normalised maps
     # edit clean faces worse (docs/experiments/MODEL_NOTES.md, Limitations).
     stage1_normalise_exposure: bool = False
+    # ... and for some expressions with settings of their own: {"happy": ("ridge_lambdas=0.01", ...), "sad,angry":
+    # (...)}, stage-1 settings (stage1_*, ridge_lambdas) given over the rest; those expressions' motions and maps are
+    # fitted with them, at the radius chosen for the others. One model, one fit: an expression's best stage 1 need not
+    # be another's (a smile loses strength to jittered copies that sad and angry need).
+    stage1_by_expression: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # data
     val_fraction: float = 0.1
     test_fraction: float = 0.1
@@ -187,8 +195,8 @@ class TrainConfig:
     n_samples: int = 8  # rows of the sample grid
 
     def __post_init__(self) -> None:
-        if self.iterations < 0 or self.batch_size < 1 or self.n_critic < 1:
-            raise ValueError("iterations >= 0, batch_size >= 1 and n_critic >= 1 are required")
+        if self.iterations < 0 or self.batch_size < 1 or self.n_critic < 1 or self.stop_at < 0:
+            raise ValueError("iterations >= 0, stop_at >= 0, batch_size >= 1 and n_critic >= 1 are required")
         if any(r % 2 != 1 for r in self.ridge_radii) or not self.ridge_radii or not self.ridge_lambdas:
             raise ValueError(f"ridge radii must be odd and lists non-empty, got {self.ridge_radii}, {self.ridge_lambdas}")
         if not (0 <= self.val_fraction < 1 and 0 <= self.test_fraction < 1 and self.val_fraction + self.test_fraction < 1):
@@ -206,6 +214,29 @@ class TrainConfig:
                 object.__setattr__(self, name, AugmentConfig(**getattr(self, name)))
         if self.stage1_augment_copies < 0 or self.stage1_degrade_copies < 0:
             raise ValueError("stage1_augment_copies and stage1_degrade_copies must be >= 0")
+        object.__setattr__(self, "stage1_by_expression",
+                           {str(k): tuple(v) for k, v in dict(self.stage1_by_expression).items()})
+        for key, settings in self.stage1_by_expression.items():
+            for setting in settings:
+                name = setting.partition("=")[0]
+                if not (name.startswith("stage1_") or name == "ridge_lambdas") or name == "stage1_by_expression":
+                    raise ValueError(f"stage1_by_expression[{key!r}]: {name!r} is not a stage-1 setting")
+
+    def stage1_groups(self, expressions: tuple[str, ...]) -> list[tuple[TrainConfig, tuple[str, ...]]]:
+        """(settings, expressions) for each fit of stage 1: first the expressions without settings of their own, with
+        these (their validation chooses the radius), then each group of `stage1_by_expression` with its own."""
+        groups: list[tuple[TrainConfig, tuple[str, ...]]] = []
+        taken: set[str] = set()
+        for key, settings in self.stage1_by_expression.items():
+            names = tuple(e for e in (n.strip() for n in key.split(",")) if e in expressions)
+            taken.update(names)
+            groups.append((replace(self, stage1_by_expression={}).with_overrides(list(settings)), names))
+        return [(self, tuple(e for e in expressions if e not in taken)), *groups]
+
+    @property
+    def end(self) -> int:
+        """The iteration the run stops at."""
+        return min(self.stop_at, self.iterations) if self.stop_at else self.iterations
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -76,7 +76,7 @@ def _features(model: FaceModel, mesh: Mesh, camera: Camera, box: tuple[float, fl
     xy, _ = camera.project(mesh.positions[model.landmarks68])
     mask = np.zeros((camera.size, camera.size), np.uint8)
     for ids in (range(36, 42), range(42, 48), range(48, 60)):
-        cv2.fillPoly(mask, [np.round(xy[list(ids)] - 0.5).astype(np.int32)], 1)
+        cv2.fillPoly(mask, [np.round(xy[list(ids)] - 0.5).astype(np.int32)], (1,))
     grow = max(1, int(round(FEATURE_MARGIN * box[2])))
     return cv2.dilate(mask, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * grow + 1, 2 * grow + 1))) > 0
 
@@ -141,7 +141,7 @@ def lip_texels(model: FaceModel, shape: tuple[int, int]) -> np.ndarray:
     uv_of = _vertex_uv(model)
     pts = np.array([_px(uv_of[int(model.landmarks68[i])]) for i in range(48, 60)], np.float32)
     mask = np.zeros(shape, np.uint8)
-    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1)
+    cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], (1,))
     return mask > 0
 
 
@@ -163,7 +163,9 @@ def write_report(model_path: Path, seed: int, identities: int, out: Path, yaws: 
     renderer = ExpressionRenderer(InferenceConfig(subject="render"))
     names = [e for e in EXPRESSIONS if e != "neutral"]
     lips = lip_texels(model, TEXTURE_SIZE)
-    rows, seams, ranges = [], [], []
+    rows: list[MapScore] = []
+    seams: list[tuple[float, float]] = []
+    ranges: list[tuple[float, float, float]] = []
     out.mkdir(parents=True, exist_ok=True)
     for index in range(identities):
         head = textured_head(model, recipes, seed, index)

@@ -91,7 +91,7 @@ def paint_albedo(model: FaceModel, params: IdentityParams, seed: int) -> np.ndar
     skin = params.skin
     base = np.array(skin.albedo, np.float32)
     noise = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 24)
-    noise /= max(float(noise.std()), 1e-6)
+    noise = noise / max(float(noise.std()), 1e-6)
     albedo = base * (1 + 0.06 * (0.5 + skin.mottle) * noise[..., None])
     uv_of = _vertex_uv(model)
     lm = model.landmarks68
@@ -100,7 +100,7 @@ def paint_albedo(model: FaceModel, params: IdentityParams, seed: int) -> np.ndar
         pts = np.array([_px(uv_of[int(lm[i])]) for i in ids if int(lm[i]) in uv_of], np.float32)
         mask = np.zeros((h, w), np.float32)
         if len(pts) >= 3:
-            cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], 1.0)
+            cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], (1.0,))
         return mask
 
     def blob(ids: list[int], sigma: float) -> np.ndarray:
@@ -108,14 +108,14 @@ def paint_albedo(model: FaceModel, params: IdentityParams, seed: int) -> np.ndar
         for i in ids:
             if int(lm[i]) in uv_of:
                 x, y = _px(uv_of[int(lm[i])])
-                cv2.circle(mask, (int(x), int(y)), int(sigma), 1.0, -1)
+                cv2.circle(mask, (int(x), int(y)), int(sigma), (1.0,), -1)
         return cv2.GaussianBlur(mask, (0, 0), sigma)
 
     cheeks = blob([2, 14, 3, 13], 40)
     albedo = albedo * (1 + skin.redness * 0.5 * cheeks[..., None] * np.array([0.25, -0.1, -0.1], np.float32))
     freckles = np.zeros((h, w), np.float32)
     for x, y in rng.uniform([0, 0], [w * FACE_COLUMN, h], (int(4000 * skin.freckles) + 300, 2)):
-        cv2.circle(freckles, (int(x), int(y)), int(rng.integers(1, 3)), float(rng.uniform(0.3, 1)), -1)
+        cv2.circle(freckles, (int(x), int(y)), int(rng.integers(1, 3)), (float(rng.uniform(0.3, 1)),), -1)
     albedo = albedo * (1 - 0.35 * cv2.GaussianBlur(freckles, (0, 0), 0.8)[..., None])
     lips = cv2.GaussianBlur(polygon(range(48, 60)), (0, 0), 3)
     albedo = albedo * (1 + lips[..., None] * (np.array(skin.lip_tint, np.float32) - 1))
@@ -143,7 +143,7 @@ def _brow_lines(h: int, w: int, lm: np.ndarray, uv_of: dict[int, np.ndarray]) ->
     mask = np.zeros((h, w), np.float32)
     for ids in ((17, 18, 19, 20, 21), (22, 23, 24, 25, 26)):
         pts = np.array([_px(uv_of[int(lm[i])]) for i in ids if int(lm[i]) in uv_of], np.int32)
-        cv2.polylines(mask, [pts], False, 1.0, 5)
+        cv2.polylines(mask, [pts], False, (1.0,), 5)
     return mask
 
 

@@ -1,0 +1,244 @@
+"""One recipe, one command: a TOML file (``recipes/``) naming the renders a model is trained on, the training phases
+that make it and the gains it ships with, run in order by ``reggan-plugin recipe FILE``.
+
+Every step is skipped when its output is complete (a render folder resumes, a phase with a summary is done), so a
+stopped build is resumed by running the command again. The model written last carries the recipe (its name, its
+file's sha256 and text) in its provenance, so a shipped model names what rebuilds it.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+import click
+
+from reggan_plugin.errors import UsageError
+
+RECIPE_KEY = "reggan.recipe"
+"""Model metadata: the recipe that built it ({"name", "sha256", "text"})."""
+PROVENANCE_KEY = "reggan.provenance"
+
+
+@dataclass(frozen=True)
+class DataSpec:
+    """One render folder (`training.synth.render.RenderConfig`'s settings): ``name`` is its folder under the data
+    root."""
+
+    name: str
+    identities: int
+    size: int = 128
+    seed: int = 0
+    start: int = 0
+    samples: int = 8
+    expressions: tuple[str, ...] = ()  # empty: the recipes table's basic expressions
+    yaw: tuple[float, float] | None = None
+    pitch: float = 8.0
+
+
+@dataclass(frozen=True)
+class Phase:
+    """One `train` run: a new run, a run continued from an earlier phase's last checkpoint (``resume``), or a new run
+    whose refiner starts as an earlier phase's (``init_refiner``)."""
+
+    name: str
+    iterations: int
+    stop_at: int = 0
+    resume: str | None = None
+    init_refiner: str | None = None
+    refit_stage1: bool = False
+    augment: bool = True
+    settings: tuple[str, ...] = ()  # TrainConfig overrides, as `train --set`
+    stage1_by_expression: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    @property
+    def end(self) -> int:
+        return min(self.stop_at, self.iterations) if self.stop_at else self.iterations
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    preset: str
+    image_size: int | None
+    batch_size: int
+    checkpoint_every: int
+    data: tuple[DataSpec, ...]
+    phases: tuple[Phase, ...]
+    gains: dict[str, dict[str, dict[str, Any]]]  # subject -> expression -> {motion, rest_paint, upper}
+    text: str
+
+    @property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.text.encode()).hexdigest()
+
+
+def _build(cls: type, table: dict[str, Any], where: str) -> Any:
+    known = {f.name for f in fields(cls)}
+    unknown = sorted(set(table) - known)
+    if unknown:
+        raise UsageError(f"{where}: unknown key(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in table.items() if k != "stage1_by_expression"}
+    if "stage1_by_expression" in table:
+        values["stage1_by_expression"] = {k: tuple(v) for k, v in dict(table["stage1_by_expression"]).items()}
+    try:
+        return cls(**values)
+    except TypeError as exc:
+        raise UsageError(f"{where}: {exc}") from None
+
+
+def load_recipe(path: Path) -> Recipe:
+    """The recipe in ``path``; a malformed one is a `UsageError` naming the file and what is wrong."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+        doc = tomllib.loads(text)
+    except OSError as exc:
+        raise UsageError(f"recipe {path}: cannot read it ({exc.strerror or exc})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"recipe {path}: not valid TOML ({exc})") from None
+    for key in ("name", "data", "phase"):
+        if key not in doc:
+            raise UsageError(f"recipe {path}: no `{key}`")
+    unknown = sorted(set(doc) - {"name", "about", "preset", "image_size", "batch_size", "checkpoint_every", "data",
+                                 "phase", "gains"})
+    if unknown:
+        raise UsageError(f"recipe {path}: unknown key(s) {', '.join(unknown)}")
+    data = tuple(_build(DataSpec, t, f"recipe {path}, data {i + 1}") for i, t in enumerate(doc["data"]))
+    phases = tuple(_build(Phase, t, f"recipe {path}, phase {i + 1}") for i, t in enumerate(doc["phase"]))
+    names = [p.name for p in phases]
+    for i, p in enumerate(phases):
+        for ref in (p.resume, p.init_refiner):
+            if ref is not None and ref not in names[:i]:
+                raise UsageError(f"recipe {path}: phase {p.name!r} refers to {ref!r}, not an earlier phase")
+    if len(set(names)) != len(names):
+        raise UsageError(f"recipe {path}: two phases share a name")
+    return Recipe(name=str(doc["name"]), preset=str(doc.get("preset", "default")), image_size=doc.get("image_size"),
+                  batch_size=int(doc.get("batch_size", 8)), checkpoint_every=int(doc.get("checkpoint_every", 500)),
+                  data=data, phases=phases, gains=dict(doc.get("gains", {})), text=text)
+
+
+def _render(spec: DataSpec, folder: Path, face_model: Path, log: Callable[[str], None]) -> None:
+    from .synth.recipes import load_recipes, parse_expressions
+    from .synth.render import RenderConfig, render_dataset
+
+    names = parse_expressions(spec.expressions or None, load_recipes())
+    config = RenderConfig(out=folder, face_model=face_model, identities=spec.identities, start=spec.start,
+                          expressions=names, size=spec.size, seed=spec.seed, samples=spec.samples,
+                          yaw=spec.yaw, pitch=spec.pitch)
+    summary = render_dataset(config, progress=False, log=log)
+    log(f"data {spec.name}: {summary.rendered} rendered, {summary.skipped} there")
+
+
+def _carry_checkpoint(source: Path, target: Path) -> None:
+    """``source``'s last checkpoint as ``target``'s start (a phase continuing another)."""
+    latest = json.loads((source / "latest.json").read_text())
+    (target / "checkpoints").mkdir(parents=True, exist_ok=True)
+    for path in (source / "checkpoints").glob(f"{latest['stem']}-*"):
+        shutil.copy2(path, target / "checkpoints" / path.name)
+    for name in ("latest.json", "train_config.json"):
+        shutil.copy2(source / name, target / name)
+
+
+def _with_recipe(model: Path, recipe: Recipe, out: Path) -> None:
+    """The model with the recipe's gains and the recipe itself in its metadata, written to ``out``."""
+    from export.metadata import with_metadata
+    from reggan_plugin.calibration import METADATA_KEY, Gains, dump_gains, parse_gains
+
+    work = model
+    if recipe.gains:
+        table = {subject: {e: Gains(motion=tuple(g.get("motion", (1.0, 1.0))), rest_paint=float(g.get("rest_paint", 1)),
+                                    upper=float(g.get("upper", 1))) for e, g in by_expression.items()}
+                 for subject, by_expression in recipe.gains.items()}
+        value = dump_gains(table)
+        parse_gains(model, value)
+        work = out.with_suffix(".gains.onnx")
+        with_metadata(model, METADATA_KEY, value, work)
+    from reggan_plugin.artifact import load_artifact
+
+    provenance = dict(load_artifact(work).provenance)
+    provenance["training"] = f"reggan-plugin recipe {recipe.name}.toml"
+    provenance["recipe"] = {"name": recipe.name, "sha256": recipe.sha256,
+                            "phases": [{"name": p.name, "iterations": p.end} for p in recipe.phases]}
+    provenance["data"] = [{k: v for k, v in entry.items() if k != "root"} for entry in provenance.get("data", [])]
+    stamped = out.with_suffix(".provenance.onnx")
+    with_metadata(work, PROVENANCE_KEY, json.dumps(provenance, sort_keys=True), stamped)
+    with_metadata(stamped, RECIPE_KEY, json.dumps({"name": recipe.name, "sha256": recipe.sha256, "text": recipe.text},
+                                                  sort_keys=True), out)
+    for temporary in {work, stamped} - {model}:
+        temporary.unlink()
+
+
+def phase_config(recipe: Recipe, phase: Phase) -> Any:
+    """The phase's `TrainConfig`; bad settings are a `UsageError` naming the phase."""
+    from .train_config import TrainConfig
+
+    try:
+        cfg = TrainConfig(iterations=phase.iterations, stop_at=phase.stop_at, batch_size=recipe.batch_size,
+                          checkpoint_every=recipe.checkpoint_every, stage1_by_expression=phase.stage1_by_expression)
+        if not phase.augment:
+            cfg = replace(cfg, augment=replace(cfg.augment, enabled=False))
+        return cfg.with_overrides(list(phase.settings))
+    except ValueError as exc:
+        raise UsageError(f"recipe {recipe.name}, phase {phase.name}: {exc}") from None
+
+
+def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Path, device: str = "cpu",
+          log: Callable[[str], None] = print) -> Path:
+    """Render the recipe's data under ``data_root``, run its phases under ``runs``, write the model to ``out``."""
+    from .cli import PRESETS, run_training
+
+    for spec in recipe.data:
+        _render(spec, data_root / spec.name, face_model, log)
+    data_dirs = [data_root / spec.name for spec in recipe.data]
+    for phase in recipe.phases:
+        run = runs / phase.name
+        if (run / "summary.json").is_file():
+            log(f"phase {phase.name}: done")
+            continue
+        if phase.resume is not None and not (run / "latest.json").is_file():
+            _carry_checkpoint(runs / phase.resume, run)
+        cfg = phase_config(recipe, phase)
+        log(f"phase {phase.name}: {phase.iterations} iterations" + (f", stopping at {phase.stop_at}" if phase.stop_at
+                                                                     else ""))
+        model_config = PRESETS[recipe.preset]
+        if recipe.image_size:
+            model_config = replace(model_config, image_size=recipe.image_size)
+        run_training(data_dirs, run, model_config, cfg, device, resume=phase.resume is not None,
+                     progress=False, refit_stage1=phase.refit_stage1,
+                     init_refiner=None if phase.init_refiner is None else runs / phase.init_refiner / "model.onnx")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    _with_recipe(runs / recipe.phases[-1].name / "model.onnx", recipe, out)
+    log(f"wrote {out}")
+    return out
+
+
+@click.command("recipe")
+@click.argument("recipe_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
+              help="Where the renders go (a folder per data entry; existing ones are resumed).")
+@click.option("--runs", type=click.Path(file_okay=False, path_type=Path), default=Path("runs"), show_default=True,
+              help="Where the phases' runs go (one folder each, named <recipe>/<phase>).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The model file. [default: RUNS/<recipe>/model.onnx]")
+@click.option("--face-model", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Packed ICT model (.npz); default: $REGGAN_ICT_MODEL.")
+@click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
+def recipe_command(recipe_file: Path, data_root: Path, runs: Path, out: Path | None, face_model: Path | None,
+                   device: str) -> None:
+    """Rebuild a model from a recipe file: render its data, run its training phases, write the model."""
+    from reggan_plugin.cli import run_or_exit
+
+    from .synth.face_model import resolve_model_path
+
+    def go() -> None:
+        recipe = load_recipe(recipe_file)
+        target = out or runs / recipe.name / "model.onnx"
+        build(recipe, data_root, runs / recipe.name, target, resolve_model_path(face_model), device,
+              log=lambda line: click.echo(line, err=True))
+
+    run_or_exit(go)
