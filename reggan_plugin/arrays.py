@@ -17,10 +17,8 @@ FloatArray: TypeAlias = NDArray[np.float32]
 Float64Array: TypeAlias = NDArray[np.float64]
 """float64: geometry (affine matrices, landmarks, templates) and curve values."""
 IntArray: TypeAlias = NDArray[np.int64]
-"""int64: frame keys, mesh indices."""
+"""int64: frame numbers (curve keys)."""
 BoolArray: TypeAlias = NDArray[np.bool_]
-"""bool: selections and coverage masks."""
+"""bool: per-pixel selections."""
 UInt8Array: TypeAlias = NDArray[np.uint8]
-"""uint8: 8-bit pixels (detector input, PNG samples)."""
-UInt16Array: TypeAlias = NDArray[np.uint16]
-"""uint16: 16-bit pixels (PNG samples)."""
+"""uint8: 8-bit pixels (the face detector's input, unfiltered PNG bytes)."""

@@ -43,7 +43,7 @@ from reggan_plugin.faces.face import Face
 from reggan_plugin.faces.keypoint_map import five_points, frame_points
 from reggan_plugin.faces.register import register_landmarks
 
-from ..arrays import Array
+from ..arrays import Array, UInt8Array
 
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 SHORT_RANGE_MODEL = MODELS_DIR / "blazeface_short_range.onnx"
@@ -282,7 +282,7 @@ def to_face(dets: RawDetections, i: int, mapped: bool = True) -> Face:
     return Face(box=(x0, y0, x1 - x0, y1 - y0), landmarks=five, score=float(dets.scores[i]), source="detector")
 
 
-def _to_uint8_rgb(rgb: Array) -> Array:
+def _to_uint8_rgb(rgb: Array) -> UInt8Array:
     array = np.asarray(rgb)
     if array.ndim != 3 or array.shape[2] not in (3, 4) or array.shape[0] < 1 or array.shape[1] < 1:
         raise ValueError(f"FaceDetector.detect expects an HxWx3 RGB array, got shape {array.shape}")

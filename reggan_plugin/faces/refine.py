@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
-from ..arrays import Array
+from ..arrays import Array, UInt8Array
 from .detector import DetectorConfig, FaceDetector, Window
 from .face import Face
 
@@ -105,7 +105,7 @@ def refine_box_face(rgb: Array, face: Face, detector: FaceDetector, origin: tupl
     return Face(box=(bx + ox, by + oy, bw, bh), landmarks=landmarks, score=local.score, source=face.source)
 
 
-def _uint8(rgb: Array) -> Array:
+def _uint8(rgb: Array) -> UInt8Array:
     array = np.asarray(rgb)[..., :3]
     if array.dtype == np.uint8:
         return np.ascontiguousarray(array)

@@ -13,7 +13,7 @@ import numpy as np
 from reggan_plugin.errors import InputError
 from reggan_plugin.imageio.image import PNG_COMPRESS_LEVEL, ImageData, _converted
 
-from ..arrays import Array
+from ..arrays import Array, UInt8Array
 
 try:  # ISA-L's deflate: same zlib stream, 3.5x faster than zlib at level 1 on a 1080p frame (benchmarks/png_encode.py)
     from isal.isal_zlib import compress as DEFLATE
@@ -77,7 +77,7 @@ def _read_png16_pypng(path: Path) -> ImageData:
     return ImageData(arr.reshape(height, width, planes), path, "png", False, {})
 
 
-def _png_unfilter(raw: bytes, h: int, w: int, bpp: int) -> Array:
+def _png_unfilter(raw: bytes, h: int, w: int, bpp: int) -> UInt8Array:
     """Undo PNG scanline filters (None/Sub/Up/Average/Paeth); returns h x (w*bpp) uint8.
 
     Files with only None/Sub/Up rows are undone row by row, vectorised along the row. Average and
