@@ -9,11 +9,13 @@ Python API (torch-free)::
 from __future__ import annotations
 
 import sys
+from types import FrameType
+from typing import Any
 
 __version__ = "0.1.0"
 
 
-def _quit_at_start(signum, frame) -> None:
+def _quit_at_start(signum: int, frame: FrameType | None) -> None:
     """Ctrl-C or SIGTERM while the `reggan-plugin` command is still starting (its imports): nothing is written yet, so
     it leaves quietly with the interrupted code (130); once a command runs, `cli.stops_on_signals` takes over."""
     import signal
@@ -40,7 +42,7 @@ if _starting_the_command():
 __all__ = ["EditConfig", "ExpressionRenderer", "InferenceConfig", "SequenceConfig", "__version__", "render_sequence"]
 
 
-def __getattr__(name: str):
+def __getattr__(name: str) -> Any:
     # Lazy: `import reggan_plugin` must stay cheap (Blender start-up, CLI --help).
     if name == "ExpressionRenderer":
         from .renderer import ExpressionRenderer

@@ -24,9 +24,11 @@ from typing import Literal, TypeAlias
 
 import numpy as np
 
-Matrix: TypeAlias = np.ndarray
+from .arrays import Array, Float64Array
+
+Matrix: TypeAlias = Float64Array
 """(2, 3) float64 affine map, frame pixels -> crop pixels."""
-Landmarks: TypeAlias = np.ndarray
+Landmarks: TypeAlias = Float64Array
 """(N, 2) float (x, y) pixel coordinates, centres at integers."""
 Box: TypeAlias = tuple[float, float, float, float]
 """(x, y, w, h) in pixels: left/top edge and size."""
@@ -45,19 +47,19 @@ ARCFACE_112 = np.array(
 TEMPLATE_SCALE = 0.75
 TEMPLATE_SHIFT_Y = 0.08
 
-CANONICAL_5PT: np.ndarray = 0.5 + TEMPLATE_SCALE * (ARCFACE_112 / 112.0 - 0.5) - np.array([0.0, TEMPLATE_SHIFT_Y])
+CANONICAL_5PT: Float64Array = 0.5 + TEMPLATE_SCALE * (ARCFACE_112 / 112.0 - 0.5) - np.array([0.0, TEMPLATE_SHIFT_Y])
 """(5, 2) crop units: left eye ~(0.381, 0.391), right eye ~(0.617, 0.390), nose ~(0.500, 0.525),
 mouth corners ~(0.403, 0.664), ~(0.599, 0.662). "Left" = image left."""
 CANONICAL_5PT.setflags(write=False)
 
-MOUTH_CENTRE: np.ndarray = (CANONICAL_5PT[3] + CANONICAL_5PT[4]) / 2 + np.array([0.0, 0.027])
+MOUTH_CENTRE: Float64Array = (CANONICAL_5PT[3] + CANONICAL_5PT[4]) / 2 + np.array([0.0, 0.027])
 """Crop units: the mouth's centre in the face crop, a little below the corners (a smile's and a jaw drop's reach)."""
 MOUTH_ZOOM = 2.0
 """The mouth crop shows the mouth at this many times the face crop's scale: its 25 px mouth becomes 50 px."""
 CropKind: TypeAlias = Literal["face", "mouth"]
 
 
-def crop_template(kind: CropKind = "face") -> np.ndarray:
+def crop_template(kind: CropKind = "face") -> Float64Array:
     """(5, 2) crop units of the template a crop aligns the five landmarks to: the face crop's ``CANONICAL_5PT``, or
     for the mouth crop that template magnified ``MOUTH_ZOOM`` times about ``MOUTH_CENTRE`` (eyes and nose fall
     outside it; they still fix its rotation and scale)."""
@@ -75,7 +77,7 @@ jaw x 0.225 .. 0.782)."""
 _EPS = 1e-12
 
 
-def units_to_crop_px(units: np.ndarray, size: int) -> np.ndarray:
+def units_to_crop_px(units: Array, size: int) -> Float64Array:
     """Crop units ([0, 1] edge to edge) -> crop pixel coordinates (centres at integers)."""
     return np.asarray(units, dtype=np.float64) * size - 0.5
 
@@ -121,10 +123,11 @@ def invert_affine(m: Matrix) -> Matrix:
     return np.hstack([a_inv, (-a_inv @ m[:, 2])[:, None]])
 
 
-def apply_affine(m: Matrix, points: np.ndarray) -> np.ndarray:
+def apply_affine(m: Matrix, points: Array) -> Float64Array:
     """Map (N, 2) points through a (2, 3) affine map."""
     pts = np.asarray(points, dtype=np.float64)
-    return pts @ np.asarray(m, dtype=np.float64)[:, :2].T + np.asarray(m, dtype=np.float64)[:, 2]
+    out: Float64Array = pts @ np.asarray(m, dtype=np.float64)[:, :2].T + np.asarray(m, dtype=np.float64)[:, 2]
+    return out
 
 
 def shift_to_region(m: Matrix, rows: slice, cols: slice) -> Matrix:
@@ -139,7 +142,7 @@ def matrix_scale(m: Matrix) -> float:
     return float(np.sqrt(abs(np.linalg.det(np.asarray(m, dtype=np.float64)[:, :2]))))
 
 
-def crop_matrix_from_landmarks(points5: Landmarks, size: int, template: np.ndarray = CANONICAL_5PT) -> Matrix:
+def crop_matrix_from_landmarks(points5: Landmarks, size: int, template: Array = CANONICAL_5PT) -> Matrix:
     """Frame px -> crop px similarity fitting five landmarks (order of ``CANONICAL_5PT``) to a crop template (crop
     units; `crop_template`)."""
     return similarity_from_points(points5, units_to_crop_px(template, size))

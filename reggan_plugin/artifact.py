@@ -17,9 +17,11 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .arrays import Array
 from .errors import ModelError, UsageError
 
 FORMAT_VERSION = 1
@@ -52,12 +54,12 @@ class ModelArtifact:
     has_intensity: bool
     color_space: str
     value_range: tuple[float, float]
-    crop_template: np.ndarray | None  # (5,2) in crop units, or None for the runtime's default
+    crop_template: Array | None  # (5,2) in crop units, or None for the runtime's default
     has_motion: bool = False  # the graph has the MOTION_NAMES outputs
-    provenance: dict = field(default_factory=dict)  # training data, iterations, metrics
+    provenance: dict[str, Any] = field(default_factory=dict)  # training data, iterations, metrics
     metadata: Mapping[str, str] = field(default_factory=dict)
 
-    def expression_weights(self, expression: str | Mapping[str, float]) -> np.ndarray:
+    def expression_weights(self, expression: str | Mapping[str, float]) -> Array:
         """Weights over this model's expressions for a name ("happy"), a mix written "happy=0.5,surprised=0.5"
         (compound expressions) or a mapping {"happy": 0.5, "surprised": 0.5}.
 
@@ -115,8 +117,8 @@ def build_metadata(
     *,
     input_size: int,
     expressions: Sequence[str],
-    crop_template: np.ndarray | None = None,
-    provenance: Mapping | None = None,
+    crop_template: Array | None = None,
+    provenance: Mapping[str, Any] | None = None,
 ) -> dict[str, str]:
     """The metadata_props an exporter writes (the inverse of `parse_metadata`)."""
     meta = {
@@ -133,7 +135,7 @@ def build_metadata(
     return {PREFIX + key: value for key, value in meta.items()}
 
 
-def parse_metadata(path: Path, props: Mapping[str, str]) -> dict:
+def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
     """Validate ``reggan.*`` metadata; every problem is a ModelError naming the file and the key."""
     meta = {key[len(PREFIX):]: value for key, value in props.items() if key.startswith(PREFIX)}
     missing = [key for key in REQUIRED_KEYS if key not in meta]
@@ -188,7 +190,7 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict:
     }
 
 
-def _check_signature(path: Path, session, size: int, n_expr: int) -> bool:
+def _check_signature(path: Path, session: Any, size: int, n_expr: int) -> bool:
     """Raise ModelError unless the graph's inputs and outputs match the metadata; True when it has motion outputs."""
     inputs = {i.name: i for i in session.get_inputs()}
     outputs = {o.name: o for o in session.get_outputs()}

@@ -37,6 +37,8 @@ from reggan_plugin.grain import GRAIN_REACH, gaussian_blurred, grain_level, luma
 from reggan_plugin.imageio.image import LUMA
 from reggan_plugin.resample import sample, sample_planes, sample_planes_cubic, warp_planes_from_crop
 
+from .arrays import Array, FloatArray
+
 # Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
 # its radii: y 0.205 .. 0.955, x 0.1375 .. 0.8625 with the defaults.
@@ -65,10 +67,11 @@ finer than anything the edit paints."""
 _RING = (0.05, 0.95)
 
 
-def _smootherstep(t: np.ndarray) -> np.ndarray:
+def _smootherstep(t: Array) -> Array:
     """Perlin's 6t^5 - 15t^4 + 10t^3: 0 at t<=0, 1 at t>=1, flat first and second derivatives at both ends."""
     t = np.clip(t, 0.0, 1.0)
-    return t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
+    smooth: Array = t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
+    return smooth
 
 
 def feather_mask(
@@ -77,7 +80,7 @@ def feather_mask(
     center: tuple[float, float] = MASK_CENTER,
     radii: tuple[float, float] = MASK_RADII,
     feather: float = MASK_FEATHER,
-) -> np.ndarray:
+) -> Array:
     """Face blend mask in crop space: size x size float32 in [0, 1].
 
     1 inside the ellipse (``center``, ``radii`` in crop units, covering brows to chin and cheek to
@@ -113,8 +116,8 @@ def feather_mask(
     return mask
 
 
-def template_ellipse(size: int, template: np.ndarray | None, anchor: tuple[int, ...], radii: tuple[float, float],
-                     drop: float = 0.0, feather: float = PAINT_COLOUR_FEATHER) -> np.ndarray:
+def template_ellipse(size: int, template: Array | None, anchor: tuple[int, ...], radii: tuple[float, float],
+                     drop: float = 0.0, feather: float = PAINT_COLOUR_FEATHER) -> Array:
     """`feather_mask` of an ellipse about points of a crop's 5-point ``template`` (crop units; None:
     ``align.CANONICAL_5PT``): centred ``drop`` below the mean of the points indexed by ``anchor`` ((3, 4): the mouth
     corners' midpoint), ``radii`` and ``drop`` in crop units at the canonical template's eye distance, scaled to the
@@ -126,46 +129,49 @@ def template_ellipse(size: int, template: np.ndarray | None, anchor: tuple[int, 
                         feather=feather)
 
 
-def paint_colour_weight(size: int, template: np.ndarray | None = None) -> np.ndarray:
+def paint_colour_weight(size: int, template: Array | None = None) -> FloatArray:
     """SxS float32 in [0, 1]: 1 where the paint changes colour as painted (mouth, eyes), 0 where it changes the
     skin's shading alone (`as_shading`). ``template``: the crop's 5 points in crop units (left eye, right eye,
     nose, mouth corners); None: ``align.CANONICAL_5PT``."""
-    return np.max([template_ellipse(size, template, (3, 4), MOUTH_COLOUR_RADII, MOUTH_COLOUR_DROP),
-                   template_ellipse(size, template, (0,), EYE_COLOUR_RADII),
-                   template_ellipse(size, template, (1,), EYE_COLOUR_RADII)], axis=0)
+    weight: FloatArray = np.max([template_ellipse(size, template, (3, 4), MOUTH_COLOUR_RADII, MOUTH_COLOUR_DROP),
+                                 template_ellipse(size, template, (0,), EYE_COLOUR_RADII),
+                                 template_ellipse(size, template, (1,), EYE_COLOUR_RADII)], axis=0)
+    return weight
 
 
-def as_shading(delta: np.ndarray, base: np.ndarray) -> np.ndarray:
+def as_shading(delta: Array, base: Array) -> Array:
     """``delta``'s change of luma as a change of ``base``'s shading: ``base`` scaled by the ratio of its luma's
     change, so the result has ``delta``'s luma and ``base``'s colour (near-black pixels lifted to a grey of luma
     ``_DARK`` first, where their colour says nothing)."""
     base_luma = luma(base, LUMA)  # written out, not ``base @ LUMA``: see grain.luma
     ratio = luma(delta, LUMA) / np.maximum(base_luma, _DARK)
-    return (base + np.maximum(_DARK - base_luma, 0.0)[..., None]) * ratio[..., None]
+    shaded: Array = (base + np.maximum(_DARK - base_luma, 0.0)[..., None]) * ratio[..., None]
+    return shaded
 
 
-def colour_cast(delta: np.ndarray, mask_crop: np.ndarray) -> np.ndarray:
+def colour_cast(delta: Array, mask_crop: Array) -> FloatArray:
     """Per-channel colour cast of a crop delta: its median over the mask's feathered band, shape (3,).
 
     Zero when the band is empty (a mask with no falloff)."""
     ring = (mask_crop > _RING[0]) & (mask_crop < _RING[1])
     if ring.sum() < 16:
         return np.zeros(delta.shape[-1], np.float32)
-    return np.median(delta[ring], axis=0).astype(np.float32)
+    cast: FloatArray = np.median(delta[ring], axis=0).astype(np.float32)
+    return cast
 
 
 def crop_planes(
-    crop_in: np.ndarray,
-    crop_out: np.ndarray,
-    mask_crop: np.ndarray,
+    crop_in: Array,
+    crop_out: Array,
+    mask_crop: Array,
     *,
-    motion: np.ndarray | None = None,
+    motion: Array | None = None,
     colour_match: bool = True,
-    colour_weight: np.ndarray | None = None,
-    moved: np.ndarray | None = None,
-    gap: np.ndarray | None = None,
+    colour_weight: Array | None = None,
+    moved: Array | None = None,
+    gap: Array | None = None,
     paint_blur: float = 0.0,
-) -> np.ndarray:
+) -> Array:
     """The crop-space half of paste-back: SxSx(4, 6 or 7) float32 planes, the difference to paste (crop_out less the
     moved crop_in, less its colour cast when ``colour_match``, as a change of shading where ``colour_weight`` is
     below 1), the mask, the motion when there is one and the gap when there is one. Arguments as in `paste_back`;
@@ -208,17 +214,17 @@ def crop_planes(
 
 
 def paste_back(
-    frame_rgb: np.ndarray,
-    crop_in: np.ndarray,
-    crop_out: np.ndarray,
+    frame_rgb: Array,
+    crop_in: Array,
+    crop_out: Array,
     m: Matrix,
-    mask_crop: np.ndarray,
+    mask_crop: Array,
     *,
-    motion: np.ndarray | None = None,
+    motion: Array | None = None,
     colour_match: bool = True,
-    colour_weight: np.ndarray | None = None,
+    colour_weight: Array | None = None,
     inplace: bool = False,
-) -> tuple[np.ndarray, np.ndarray]:
+) -> tuple[Array, Array]:
     """Blend one face's edit back into the frame: `crop_planes`, then `apply_planes`.
 
     Args:
@@ -246,7 +252,7 @@ def paste_back(
     return apply_planes(frame_rgb, planes, m, inplace=inplace)
 
 
-def mask_box(mask_crop: np.ndarray) -> tuple[int, int, int, int] | None:
+def mask_box(mask_crop: Array) -> tuple[int, int, int, int] | None:
     """The crop px box (x0, y0, x1, y1, end exclusive) outside which ``mask_crop`` is 0; None when it is 0 everywhere."""
     rows, cols = np.nonzero(mask_crop.any(axis=1))[0], np.nonzero(mask_crop.any(axis=0))[0]
     if len(rows) == 0:
@@ -254,8 +260,8 @@ def mask_box(mask_crop: np.ndarray) -> tuple[int, int, int, int] | None:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
-def apply_planes(frame_rgb: np.ndarray, planes: np.ndarray, m: Matrix, *, inplace: bool = False,
-                 grain: float | None = None) -> tuple[np.ndarray, np.ndarray]:
+def apply_planes(frame_rgb: Array, planes: Array, m: Matrix, *, inplace: bool = False,
+                 grain: float | None = None) -> tuple[Array, Array]:
     """The frame-space half of paste-back: `crop_planes`' planes warped into the frame, the frame moved by the
     motion at its own resolution (none of it in the gap, where the planes have one) and the difference added under
     the mask. Returns ``(new_rgb, frame_mask)`` as `paste_back`. ``grain``: the frame's grain level under the mask's

@@ -26,9 +26,11 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
+from .arrays import Array, FloatArray
 from .artifact import ModelArtifact
 from .blend import template_ellipse
 from .errors import ModelError
@@ -67,7 +69,7 @@ class Gains:
 def parse_gains(path: Path, text: str) -> GainTable:
     """The metadata value -> gains per subject and expression; a ModelError naming the file and the key when it is
     malformed or out of bounds. An old file's ``teeth`` key is ignored, as is any other unknown key."""
-    def gains(g: Mapping) -> Gains:
+    def gains(g: Mapping[str, Any]) -> Gains:
         gx, gy = g.get("motion", (1.0, 1.0))
         return Gains(motion=(float(gx), float(gy)), rest_paint=float(g.get("rest_paint", 1.0)),
                      upper=float(g.get("upper", 1.0)))
@@ -100,7 +102,7 @@ def dump_gains(table: Mapping[str, Mapping[str, Gains]]) -> str:
                        for subject, by_expression in sorted(table.items())})
 
 
-def mixed(gains: Mapping[str, Gains], expressions: Sequence[str], weights: np.ndarray) -> Gains:
+def mixed(gains: Mapping[str, Gains], expressions: Sequence[str], weights: Array) -> Gains:
     """The gains of an expression mix (``weights`` over ``expressions``): each gain's departure from 1 in proportion
     to the weight of the expression that has it."""
     def blend(value: str, axis: int | None = None) -> float:
@@ -115,29 +117,30 @@ def mixed(gains: Mapping[str, Gains], expressions: Sequence[str], weights: np.nd
                  upper=blend("upper"))
 
 
-def mouth_ellipse(size: int, template: np.ndarray | None) -> np.ndarray:
+def mouth_ellipse(size: int, template: Array | None) -> Array:
     """SxS [0, 1]: the ellipse about the mouth of a face crop of side ``size`` whose 5 points are ``template`` (crop
     units; None: ``align.CANONICAL_5PT``), outside which ``rest_paint`` scales the paint."""
     return template_ellipse(size, template, (3, 4), MOUTH_RADII, MOUTH_DROP, MOUTH_FEATHER)
 
 
-def ellipse_region(size: int, ellipse: Sequence[float], softness: float = ELLIPSE_SOFTNESS) -> np.ndarray:
+def ellipse_region(size: int, ellipse: Sequence[float], softness: float = ELLIPSE_SOFTNESS) -> FloatArray:
     """SxS float32 soft ellipse mask: centre (cx, cy) and radii (rx, ry) as fractions of the crop, its edge
     ``softness`` wide in units of the normalised radius. Training's stage-1 region is this mask too."""
     cx, cy, rx, ry = (np.float32(v) for v in ellipse)
     u = (np.arange(size, dtype=np.float32) + np.float32(0.5)) / np.float32(size)
     distance = np.sqrt(((u[None, :] - cx) / rx) ** 2 + ((u[:, None] - cy) / ry) ** 2)
-    return (1.0 / (1.0 + np.exp(-(1.0 - distance) / np.float32(softness)))).astype(np.float32)
+    region: FloatArray = (1.0 / (1.0 + np.exp(-(1.0 - distance) / np.float32(softness)))).astype(np.float32)
+    return region
 
 
-def lower_face(size: int) -> np.ndarray:
+def lower_face(size: int) -> Array:
     """SxS [0, 1]: the lower face of a face crop of side ``size`` (``LOWER_FACE``), outside which ``upper`` scales the
     edit."""
     return ellipse_region(size, LOWER_FACE)
 
 
-def calibrated(crops_in: np.ndarray, edited: np.ndarray, gains: Gains, mouth: np.ndarray, lower: np.ndarray
-               ) -> np.ndarray:
+def calibrated(crops_in: Array, edited: Array, gains: Gains, mouth: Array, lower: Array
+               ) -> Array:
     """``edited`` [n,S,S,5] (the edit's RGB, then its motion, as `crop_inference.edit_crops` gives them) of ``crops_in``
     [n,S,S,3] with ``gains``' motion, rest of the paint (``mouth``: `mouth_ellipse`) and upper face (``lower``:
     `lower_face`): a new array, or ``edited`` itself where they change nothing."""

@@ -13,19 +13,36 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from . import __version__
 from .cli_options import FiniteRange, build_configs, inference_options
-from .config import ColourConfig, SequenceConfig, field_default
+from .config import (
+    BackendName,
+    ColourConfig,
+    Precision,
+    RegionGraphs,
+    SequenceConfig,
+    SkinPaint,
+    Stage,
+    Subject,
+    field_default,
+)
 from .errors import NumericalError, RegganError, UsageError, shown
+
+if TYPE_CHECKING:
+    from .render_summary import RenderSummary
 
 EXIT_FRAMES_FAILED = 1
 EXIT_INTERRUPTED = 130
+
+T = TypeVar("T")
 
 
 
@@ -34,7 +51,7 @@ class LazyGroup(click.Group):
     """Sub-commands that need torch (export, train, dataset, ...) are imported only when they run;
     `--help` lists them from their one-line summaries without importing anything."""
 
-    def __init__(self, *args, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs):
+    def __init__(self, *args: Any, lazy: dict[str, tuple[str, str, str]] | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.lazy = lazy or {}  # name -> ("module:attr", extra to install, one-line help)
 
@@ -51,7 +68,8 @@ class LazyGroup(click.Group):
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
-    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None,
+             complete_var: str | None = None, standalone_mode: bool = True, **extra: Any) -> Any:
         """Every command's errors end the same way: one line and the documented exit code (a usage error included,
         which click prints in three), Ctrl-C and SIGTERM quietly with 130, never a traceback for an OSError."""
         with stops_on_signals(restore=not standalone_mode):
@@ -71,13 +89,14 @@ class LazyGroup(click.Group):
             return result
         sys.exit(result if isinstance(result, int) else 0)
 
-    def get_command(self, ctx: click.Context, name: str):
+    def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         if name not in self.lazy:
             return super().get_command(ctx, name)
         target, extra, _ = self.lazy[name]
         module_name, attr = target.split(":")
         try:
-            return getattr(importlib.import_module(module_name), attr)
+            command: click.Command = getattr(importlib.import_module(module_name), attr)
+            return command
         except ModuleNotFoundError as exc:
             if exc.name and exc.name.split(".")[0] in {"torch", "onnx", "safetensors", "bpy"}:
                 raise click.ClickException(
@@ -113,7 +132,7 @@ def exit_on_error() -> Iterator[None]:
         sys.exit(1 if exc.errno in _NOT_THE_INPUT else 2)
 
 
-def _stop(signum, frame) -> None:
+def _stop(signum: int, frame: FrameType | None) -> None:
     """Ctrl-C or SIGTERM: stop like Ctrl-C (the frames already finished are kept, nothing half-written is); further
     signals are ignored so that a second Ctrl-C cannot break the clean-up and leave temp files behind."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -139,7 +158,7 @@ def stops_on_signals(restore: bool = True) -> Iterator[None]:
             signal.signal(sig, handler if restore else signal.SIG_IGN)
 
 
-def run_or_exit(action):
+def run_or_exit(action: Callable[[], T]) -> T:
     """Run ``action()``; typed errors become a one-line message and their exit code."""
     with exit_on_error():
         return action()
@@ -197,9 +216,11 @@ def main(verbose: bool) -> None:
 @click.option("--curves", type=click.Path(path_type=Path), default=None,
               help="CSV of expression weights per key frame, in place of --expression: each frame its own mix "
                    "(interpolated between keys) at --intensity (docs/CURVES.md).")
-def render(frames, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-           skin_paint, mouth_pass, lip_split, coverage, mouth_model, colorspace, subject, faces, region, whole_image,
-           shard, frame_range, skip_existing, smooth, curves) -> None:
+def render(frames: Path, out: Path, expression: str, intensity: float, model: Path | None, backend: BackendName,
+           precision: Precision, batch: int, stage: Stage, trust_box: bool, region_graphs: RegionGraphs,
+           skin_paint: SkinPaint, mouth_pass: bool, lip_split: bool, coverage: bool, mouth_model: Path | None,
+           colorspace: str | None, subject: Subject, faces: Path | None, region: str | None, whole_image: bool,
+           shard: str, frame_range: str | None, skip_existing: bool, smooth: float, curves: Path | None) -> None:
     """Apply an expression to every frame in a directory.
 
     Frames keep their format, bit depth and alpha; pixels outside the face are untouched. A bad
@@ -219,7 +240,7 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
     edit, inference = build_configs(expression, intensity, model, backend, precision, batch, stage, trust_box,
                                     region_graphs, skin_paint, mouth_pass, lip_split, coverage, mouth_model, subject)
 
-    def go():
+    def go() -> RenderSummary:
         if region and whole_image:
             raise UsageError("--region and --whole-image both say where the face is; give one of them")
         seq = SequenceConfig(frames, out, faces, parse_region(region) if region else None, whole_image,
@@ -267,8 +288,10 @@ def render(frames, out, expression, intensity, model, backend, precision, batch,
               "finds, one filling the picture included]")
 @click.option("--whole-image", is_flag=True, help="The whole picture is one aligned face (a face crop or a face decal "
               "the detector cannot read); not for a UV unwrap (see bake-maps).")
-def texture(image, out, expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs,
-            skin_paint, mouth_pass, lip_split, coverage, mouth_model, colorspace, subject, region, whole_image) -> None:
+def texture(image: Path, out: Path, expression: str, intensity: float, model: Path | None, backend: BackendName,
+            precision: Precision, batch: int, stage: Stage, trust_box: bool, region_graphs: RegionGraphs,
+            skin_paint: SkinPaint, mouth_pass: bool, lip_split: bool, coverage: bool, mouth_model: Path | None,
+            colorspace: str | None, subject: Subject, region: str | None, whole_image: bool) -> None:
     """Apply an expression to one picture of a face: a face decal, a 2D avatar, a face crop. A head's UV unwrap is
     refused: its expression maps are baked with `bake-maps`."""
     from .faces import parse_region
@@ -283,7 +306,7 @@ def texture(image, out, expression, intensity, model, backend, precision, batch,
     edit, inference = build_configs(expression, intensity, model, backend, precision, batch, stage, trust_box,
                                     region_graphs, skin_paint, mouth_pass, lip_split, coverage, mouth_model, subject)
 
-    def go():
+    def go() -> None:
         check_out_file(Path(out), [Path(image)])
         output_format(out)  # with the other options: a format no writer has is said before the picture is read
         if region and whole_image:
@@ -337,12 +360,12 @@ def _metric_lines(metrics: object) -> list[str]:
 
 @main.command()
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="Model to describe. [default: the bundled one]")
-def info(model) -> None:
+def info(model: Path | None) -> None:
     """Version, model, and the backends this machine can run (and why not)."""
     from .artifact import load_artifact
     from .backends import describe_environment
 
-    def go():
+    def go() -> None:
         click.echo(f"reggan-plugin {__version__}")
         art = load_artifact(model)
         click.echo(f"model: {art.path}")

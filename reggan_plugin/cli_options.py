@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -14,8 +16,14 @@ from .config import (
     SKIN_PAINTS,
     STAGES,
     SUBJECTS,
+    BackendName,
     EditConfig,
     InferenceConfig,
+    Precision,
+    RegionGraphs,
+    SkinPaint,
+    Stage,
+    Subject,
     field_default,
 )
 
@@ -23,14 +31,17 @@ from .config import (
 class FiniteRange(click.FloatRange):
     """A float range that also refuses nan and inf (which pass every comparison)."""
 
-    def convert(self, value, param, ctx):
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         number = super().convert(value, param, ctx)
         if not math.isfinite(number):
             self.fail(f"{value!r} is not a finite number", param, ctx)
         return number
 
 
-def inference_options(func):
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def inference_options(func: F) -> F:
     """Options shared by `render` and `texture`: which model runs, and where."""
     options = [
         click.option("--expression", "-e", default=field_default(EditConfig, "expression"), show_default=True,
@@ -89,8 +100,10 @@ def inference_options(func):
     return func
 
 
-def build_configs(expression, intensity, model, backend, precision, batch, stage, trust_box, region_graphs, skin_paint,
-                  mouth_pass, lip_split, coverage, mouth_model, subject) -> tuple[EditConfig, InferenceConfig]:
+def build_configs(expression: str, intensity: float, model: Path | None, backend: BackendName, precision: Precision,
+                  batch: int, stage: Stage, trust_box: bool, region_graphs: RegionGraphs, skin_paint: SkinPaint,
+                  mouth_pass: bool, lip_split: bool, coverage: bool, mouth_model: Path | None, subject: Subject
+                  ) -> tuple[EditConfig, InferenceConfig]:
     return EditConfig(expression, intensity), InferenceConfig(model, backend, precision, batch, stage,
                                                               find_in_box=not trust_box, region_graphs=region_graphs,
                                                               skin_paint=skin_paint, mouth_pass=mouth_pass,

@@ -14,6 +14,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from .arrays import Array
 from .backends.cpu import create_session, session_options
 from .blend import template_ellipse
 from .errors import ModelError
@@ -42,7 +43,7 @@ class FaceCoverage:
             raise ModelError(path, f"not a coverage model: needs input {INPUT!r} and output {OUTPUT!r}")
         self.size = int(inputs[0].shape[1])
 
-    def __call__(self, crops: np.ndarray) -> np.ndarray:
+    def __call__(self, crops: Array) -> Array:
         """[n, S, S, 3] float32 sRGB [0, 1] face crops (any S) -> [n, S, S] float32 coverage in [0, 1]."""
         n, size = crops.shape[0], crops.shape[1]
         if n == 0:
@@ -57,12 +58,12 @@ class FaceCoverage:
                          for c in np.clip(out, 0.0, 1.0).astype(np.float32)])
 
 
-def _core(size: int) -> np.ndarray:
+def _core(size: int) -> Array:
     """S x S bool: the face's core, between the eyes and the mouth, on the head in any pose the landmarks fit."""
     return template_ellipse(size, None, (0, 1, 2, 3, 4), CORE_RADII, feather=0.01) > 0
 
 
-def without_holes(coverage: np.ndarray) -> np.ndarray:
+def without_holes(coverage: Array) -> Array:
     """``coverage`` (S x S) with what it leaves uncovered inside the head covered: a head has no holes. Fitted on
     renders, the model leaves spots at a photograph's dark pupils or nostrils; only the part of the crop that the
     border reaches without crossing the head (the backdrop and the silhouette's soft edge) is left as predicted."""
@@ -72,7 +73,7 @@ def without_holes(coverage: np.ndarray) -> np.ndarray:
     return np.where(enclosed[1:-1, 1:-1], 1.0, coverage).astype(np.float32)
 
 
-def kept_on_the_head(mask: np.ndarray, coverage: np.ndarray, motion: np.ndarray | None) -> np.ndarray:
+def kept_on_the_head(mask: Array, coverage: Array, motion: Array | None) -> Array:
     """``mask`` (S x S) scaled by the head's ``coverage`` at each pixel and, with a ``motion`` (S x S x 2 crop px: the
     pixel draws on the crop at its place plus the motion), at the pixel it draws on: nothing of the backdrop is
     moved onto the head, nor the head onto the backdrop."""

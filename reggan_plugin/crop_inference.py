@@ -6,6 +6,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from .arrays import Array
 from .backends import Backend
 from .face_level import lift_gains, lifted, scaled_back
 from .interior import Inside
@@ -15,14 +16,14 @@ class EditedCrops(NamedTuple):
     """One picture's edited crops: the faces' ([n,S,S,3 or 5], as `ExpressionRenderer.forward`) and the mouths', and
     what the edit draws into its mouths (`reggan_plugin.interior`)."""
 
-    faces: np.ndarray
-    mouths: np.ndarray | None = None
+    faces: Array
+    mouths: Array | None = None
     interior: Inside | None = None
     photo: float = 0.0  # the share of the model's gains for photographs its faces took (reggan_plugin.subject)
 
 
-def edit_crops(backend: Backend, weights: np.ndarray, crops: np.ndarray, intensity: float | np.ndarray, batch: int,
-               outputs: tuple[str, ...], lift: np.ndarray | None = None) -> np.ndarray:
+def edit_crops(backend: Backend, weights: Array, crops: Array, intensity: float | Array, batch: int,
+               outputs: tuple[str, ...], lift: Array | None = None) -> Array:
     """crops [n,S,S,3] float32 sRGB [0,1] through a model in batches -> [n,S,S,3], or [n,S,S,5] with the motion
     (``outputs``: the edited image's name, then the motion's when there is one). ``weights``: [E] for every crop or
     [n,E], a mix per crop; ``intensity``: one for every crop or [n]. A face darker than the model's range is edited

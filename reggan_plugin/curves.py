@@ -27,6 +27,7 @@ from typing import NoReturn
 
 import numpy as np
 
+from .arrays import Float64Array, IntArray
 from .errors import InputError
 from .expressions import EXPRESSIONS
 from .text_input import read_text_input
@@ -69,8 +70,8 @@ class CurveTable:
 
     path: Path
     names: tuple[str, ...]
-    values: np.ndarray  # float64 [K, C], each finite and in [0, 1]
-    keys: np.ndarray | None  # int64 [K] increasing frame numbers; None: row i is the i-th frame
+    values: Float64Array  # float64 [K, C], each finite and in [0, 1]
+    keys: IntArray | None  # int64 [K] increasing frame numbers; None: row i is the i-th frame
     lines: tuple[int, ...]  # each row's line in the file (for messages)
     arkit: tuple[str, ...]  # the ARKit blendshape columns, as the file spells them
     live_link: bool  # a Live Link Face export (its Timecode and BlendShapeCount columns)
@@ -86,8 +87,8 @@ class ExpressionCurves:
     """
 
     names: tuple[str, ...]
-    values: np.ndarray
-    keys: np.ndarray | None = None
+    values: Float64Array
+    keys: IntArray | None = None
     path: Path | None = None
     lines: tuple[int, ...] | None = None  # each row's line in `path`, for messages
 

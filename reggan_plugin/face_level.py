@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .arrays import Array, FloatArray
 from .calibration import ellipse_region
 from .imageio.colour import srgb_decode, srgb_encode
 from .imageio.image import LUMA
@@ -22,22 +23,24 @@ FACE_ELLIPSE = (0.5, 0.55, 0.28, 0.36)
 DARKEST_FACE = 0.0536
 
 
-def face_levels(crops: np.ndarray) -> np.ndarray:
+def face_levels(crops: Array) -> FloatArray:
     """[n,S,S,3] float32 sRGB crops -> [n] the mean linear luma over each crop's `FACE_ELLIPSE`."""
     if not len(crops):
         return np.zeros(0, np.float32)
     weight = ellipse_region(crops.shape[1], FACE_ELLIPSE)
     luma = srgb_decode(np.clip(crops, 0.0, 1.0)) @ np.asarray(LUMA, np.float32)
-    return ((luma * weight).sum(axis=(1, 2)) / weight.sum()).astype(np.float32)
+    levels: FloatArray = ((luma * weight).sum(axis=(1, 2)) / weight.sum()).astype(np.float32)
+    return levels
 
 
-def lift_gains(crops: np.ndarray, darkest: float = DARKEST_FACE) -> np.ndarray:
+def lift_gains(crops: Array, darkest: float = DARKEST_FACE) -> FloatArray:
     """[n] the linear gain that brings each crop's face up to ``darkest``, 1 for a face at or above it."""
     levels = face_levels(crops)
-    return (np.maximum(levels, darkest) / np.maximum(levels, 1e-6)).astype(np.float32)
+    gains: FloatArray = (np.maximum(levels, darkest) / np.maximum(levels, 1e-6)).astype(np.float32)
+    return gains
 
 
-def lifted(crops: np.ndarray, gains: np.ndarray) -> np.ndarray:
+def lifted(crops: Array, gains: Array) -> Array:
     """``crops`` with each one's linear light scaled by its gain (clipped to [0, 1]); ``crops`` itself where none
     changes."""
     if np.all(gains == 1.0):
@@ -48,7 +51,7 @@ def lifted(crops: np.ndarray, gains: np.ndarray) -> np.ndarray:
     return out
 
 
-def scaled_back(crops: np.ndarray, lifted_crops: np.ndarray, edited: np.ndarray, gains: np.ndarray) -> np.ndarray:
+def scaled_back(crops: Array, lifted_crops: Array, edited: Array, gains: Array) -> Array:
     """The edit of ``lifted_crops`` (``edited``, [n,S,S,3]) carried to ``crops``: its change in linear light divided by
     each crop's gain, added to the crop's own light (``edited`` itself where no gain changes a crop; where the change
     is none, the crop's pixels exactly)."""

@@ -23,6 +23,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from .arrays import Array
+
 SEARCH_RADIUS = 2  # px of the picture: a pixel is averaged with those of its 5 x 5 window (grain is a pixel-scale
 # thing whatever the face size; a 7 x 7 window was no better under render noise and slower)
 STRENGTH = 2.8  # noise stds: how unlike two 3 x 3 patches may be and still be averaged (``nonlocal_mean``). Sigma 10
@@ -49,7 +51,7 @@ BAND_ROWS = 128  # rows the split works on at a time (``in_bands``): its filters
 # they work on, over 300 MB for a 4K close-up's face region in one piece, and pictures are split in several threads
 
 
-def luma(img: np.ndarray, weights: np.ndarray = LUMA) -> np.ndarray:
+def luma(img: Array, weights: Array = LUMA) -> Array:
     """HxW float32 weighted sum of HxWxC ``img``'s first three channels. Written out, not ``img @ weights``: a BLAS
     product, even one this small, leaves OpenBLAS's threads spinning on the other cores for a while after it, a
     second core's worth of CPU through the numpy steps that follow."""
@@ -60,7 +62,7 @@ def luma(img: np.ndarray, weights: np.ndarray = LUMA) -> np.ndarray:
     return out
 
 
-def shifted(img: np.ndarray, axis: int, radius: int) -> list[np.ndarray]:
+def shifted(img: Array, axis: int, radius: int) -> list[Array]:
     """The 2 ``radius`` + 1 copies of ``img`` whose pixel i is ``img``'s pixel i + k along ``axis``, k from -radius to
     radius, edges repeated: the taps of a filter along one axis, without a BLAS product (``luma``)."""
     p = np.pad(img, [(radius, radius) if a == axis else (0, 0) for a in range(img.ndim)], mode="edge")
@@ -71,7 +73,7 @@ def shifted(img: np.ndarray, axis: int, radius: int) -> list[np.ndarray]:
 _IMMERKAER = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], np.float32)
 
 
-def noise_levels(img: np.ndarray) -> tuple[float, float]:
+def noise_levels(img: Array) -> tuple[float, float]:
     """The std of white noise in HxWx3 sRGB [0, 1] ``img``'s chroma (B - Y, R - Y) and in its luma (as the std per
     channel that would give that much luma noise), by Immerkaer's fast estimate. Faces and backgrounds have smooth
     chroma, so the chroma level tells grain from detail; the luma level also counts a picture's finest detail, and
@@ -89,21 +91,21 @@ def noise_levels(img: np.ndarray) -> tuple[float, float]:
     grey = luma(x)
     h, w = grey.shape
 
-    def level(plane: np.ndarray) -> float:
+    def level(plane: Array) -> float:
         conv = sum(_IMMERKAER[i, j] * plane[i : h - 2 + i : step, j : w - 2 + j] for i in range(3) for j in range(3))
-        return float(np.abs(conv).mean()) * np.sqrt(np.pi / 2) / 6
+        return float(float(np.abs(conv).mean()) * np.sqrt(np.pi / 2) / 6)
 
     chroma = (level(x[..., 2] - grey) + level(x[..., 0] - grey)) / 2
     return chroma, level(grey) / float(np.sqrt((LUMA * LUMA).sum()))
 
 
-def noise_level(img: np.ndarray) -> float:
+def noise_level(img: Array) -> float:
     """The std of white noise in HxWx3 sRGB [0, 1] ``img``'s chroma (``noise_levels``): what tells a grainy picture
     (``NOISE_FLOOR``)."""
     return noise_levels(img)[0]
 
 
-def blockiness(img: np.ndarray) -> float:
+def blockiness(img: Array) -> float:
     """How much more the luma of HxWx3 ``img`` steps between two pixels at the strongest phase of an 8 px grid than
     at the next strongest (the mean step, its largest tenth left out), across columns and rows: about 1 for a
     picture (a pattern finer than the grid steps at several phases alike), above ``BLOCKY`` for a JPEG's blocks
@@ -123,7 +125,7 @@ def blockiness(img: np.ndarray) -> float:
     return float(np.mean(ratios))
 
 
-def grain_level(img: np.ndarray, *, blocks: bool = True) -> float:
+def grain_level(img: Array, *, blocks: bool = True) -> float:
     """The noise level HxWx3 sRGB [0, 1] ``img`` is split at (``degrained``). On a grainy picture (chroma noise from
     ``NOISE_FLOOR``) the stronger of its chroma and luma noise (``noise_levels``): split at the chroma level, a
     4-sample render kept most of its noise in the structure, and paste-back moved it with the face. Else
@@ -134,7 +136,7 @@ def grain_level(img: np.ndarray, *, blocks: bool = True) -> float:
     return NOISE_FLOOR if blocks and blockiness(img) >= BLOCKY else chroma
 
 
-def nonlocal_mean(img: np.ndarray, level: float) -> np.ndarray:
+def nonlocal_mean(img: Array, level: float) -> Array:
     """HxWxC ``img``, each pixel the weighted mean of the pixels of its (2 SEARCH_RADIUS + 1)^2 window, a pixel's
     weight falling with how unlike its 3 x 3 patch is to the centre's beyond what noise of std ``level`` makes
     (``STRENGTH``). Each pair of pixels is weighed once for both (the distance is symmetric); edges repeated. Worked
@@ -171,7 +173,7 @@ def nonlocal_mean(img: np.ndarray, level: float) -> np.ndarray:
     return np.ascontiguousarray((acc[:, m : m + h, m : m + w] / total[m : m + h, m : m + w]).transpose(1, 2, 0))
 
 
-def despeckled(img: np.ndarray, level: float) -> np.ndarray:
+def despeckled(img: Array, level: float) -> Array:
     """HxWxC ``img`` with its fireflies (a path tracer's single pixels far brighter or darker than their
     neighbours) replaced by their neighbourhood's median: where a pixel lies more than FIREFLY_STDS noise stds
     (``level``) from a 3-tap median along the rows, then the columns (a separable 3x3 pseudo-median). Gaussian
@@ -184,7 +186,7 @@ def despeckled(img: np.ndarray, level: float) -> np.ndarray:
     return np.where(np.abs(x - med) > FIREFLY_STDS * level, med, x)
 
 
-def in_bands(img: np.ndarray, reach: int, work: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+def in_bands(img: Array, reach: int, work: Callable[[Array], Array]) -> Array:
     """``work`` on HxWxC ``img``, worked BAND_ROWS rows at a time, each band with ``reach`` rows of the picture
     either side: the same result as in one piece for a filter whose row i reads rows i - reach to i + reach at most
     (edges repeated), in a fraction of the memory."""
@@ -200,7 +202,7 @@ def in_bands(img: np.ndarray, reach: int, work: Callable[[np.ndarray], np.ndarra
     return out
 
 
-def degrained(img: np.ndarray, level: float | None = None) -> np.ndarray:
+def degrained(img: Array, level: float | None = None) -> Array:
     """``img``'s structure when it is grainy (``grain_level`` >= NOISE_FLOOR: fireflies taken out, ``despeckled``,
     then the ``nonlocal_mean`` at that noise level), else ``img`` itself: a clean picture's finest detail is its own.
     ``level``: the noise level measured elsewhere (default: ``grain_level`` of ``img``, blocks not judged)."""
@@ -210,13 +212,13 @@ def degrained(img: np.ndarray, level: float | None = None) -> np.ndarray:
     return in_bands(img, STRUCTURE_REACH, lambda band: _structure(band, level))
 
 
-def _structure(img: np.ndarray, level: float) -> np.ndarray:
+def _structure(img: Array, level: float) -> Array:
     """A grainy ``img``'s structure in one piece: fireflies out, then the non-local mean (row i reads STRUCTURE_REACH
     rows either side)."""
     return nonlocal_mean(despeckled(img, level), level)
 
 
-def gaussian_blurred(img: np.ndarray, sigma: float) -> np.ndarray:
+def gaussian_blurred(img: Array, sigma: float) -> Array:
     """HxWxC ``img`` blurred by a Gaussian of std ``sigma`` px (taps to 3 sigma, edges repeated), a row pass and a
     column pass of ``shifted`` copies: no BLAS product (``luma``)."""
     radius = int(np.ceil(3 * sigma))
@@ -231,7 +233,7 @@ def gaussian_blurred(img: np.ndarray, sigma: float) -> np.ndarray:
     return out
 
 
-def moving_structure(img: np.ndarray, level: float) -> np.ndarray:
+def moving_structure(img: Array, level: float) -> Array:
     """What paste-back moves of HxWxC ``img``: ``img`` itself when it is clean (``level`` under NOISE_FLOOR), else its
     structure (``degrained``) less its pixel-scale part (a Gaussian of MOVED_SIGMA px), which stays with the grain."""
     if level < NOISE_FLOOR:

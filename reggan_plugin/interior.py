@@ -26,6 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from .align import Matrix, apply_affine, invert_affine, matrix_scale
+from .arrays import Array
 from .artifact import parse_expression
 from .errors import ModelError
 from .grain import gaussian_blurred, luma
@@ -53,15 +54,15 @@ class Opening:
     ``corners`` the mouth corners in that crop (2, 2); ``amount`` how much of the strip to draw."""
 
     m: Matrix
-    columns: np.ndarray
-    top: np.ndarray
-    bottom: np.ndarray
-    opens: np.ndarray
-    corners: np.ndarray
+    columns: Array
+    top: Array
+    bottom: Array
+    opens: Array
+    corners: Array
     amount: float
 
 
-def gap_opening(m: Matrix, gap: np.ndarray, corners: np.ndarray, amount: float) -> Opening:
+def gap_opening(m: Matrix, gap: Array, corners: Array, amount: float) -> Opening:
     """The opening of the gap a paste left between the lips: ``gap`` SxS [0, 1] in the crop of ``m`` (`gap_rows`)."""
     return Opening(m, *gap_rows(gap), np.asarray(corners, np.float64), amount)
 
@@ -78,14 +79,14 @@ class Inside:
     """What an edit draws into the gaps its lips open: the expression's ``strip`` and the expression's share of the
     edit, times its intensity (``weight``)."""
 
-    strip: np.ndarray
+    strip: Array
     weight: float
 
 
 class MouthInterior:
     """The shipped strips, one per expression that opens the mouth."""
 
-    def __init__(self, strips: Mapping[str, np.ndarray]) -> None:
+    def __init__(self, strips: Mapping[str, Array]) -> None:
         self.strips = {name: np.asarray(strip, np.float32) for name, strip in strips.items()}
 
     @classmethod
@@ -111,7 +112,7 @@ class MouthInterior:
         return Inside(self.strips[name], weight * intensity)
 
 
-def _past_rim(region: np.ndarray, opening: Opening, edge: np.ndarray, direction: float, reach: float) -> np.ndarray:
+def _past_rim(region: Array, opening: Opening, edge: Array, direction: float, reach: float) -> Array:
     """Per column of ``opening``, how far from ``edge`` (crop px, away from the inside: ``direction`` +1 down, -1 up) the
     lip beyond a dark rim starts: the first point lighter than halfway between the darkest and the lightest within
     ``reach``, where they differ by ``RIM_CONTRAST`` at least; 0 where there is no such rim."""
@@ -126,7 +127,7 @@ def _past_rim(region: np.ndarray, opening: Opening, edge: np.ndarray, direction:
     return np.where(rim, offsets[np.argmax(light, axis=1)], 0.0)
 
 
-def past_lip_rims(region: np.ndarray, opening: Opening, reach: float = RIM_REACH,
+def past_lip_rims(region: Array, opening: Opening, reach: float = RIM_REACH,
                   upper_reach: float = UPPER_RIM_REACH) -> Opening:
     """``opening`` with its edges moved past the dark rims the lips carry: the lips move whole with the dark line that
     lay between them in the neutral, so where they part each lip's edge is that line, a thin dark curve about the drawn
@@ -148,7 +149,7 @@ def past_lip_rims(region: np.ndarray, opening: Opening, reach: float = RIM_REACH
     return replace(opening, top=top, bottom=bottom)
 
 
-def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+def gap_rows(gap: Array) -> tuple[Array, Array, Array, Array]:
     """(columns, top, bottom, weight): the crop columns with a gap, its upper and lower edges there, crop px to a
     fraction of a pixel, and how much each column opens (its largest gap weight): each edge row is as much gap as the
     edge lies inside it (`lips.split_at_lips`), so on a face magnified eight times the edges do not step from one crop
@@ -163,7 +164,7 @@ def gap_rows(gap: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     return columns, first + 0.5 - share[first, index], last - 0.5 + share[last, index], peak[columns]
 
 
-def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, blur: float = 0.0) -> None:
+def draw(region: Array, opening: Opening, strip: Array, blur: float = 0.0) -> None:
     """Draw ``strip`` into ``opening`` in the HxWx3 float32 ``region`` (in place), lit by the paint there: as bright
     and of its colour (brightened at most ``MAX_GAIN`` times); as soft as edges blurred by ``blur`` px
     (`mouth_softness`), at least as the strip's own."""
@@ -213,10 +214,10 @@ def draw(region: np.ndarray, opening: Opening, strip: np.ndarray, blur: float = 
     part += gaussian_blurred(change, extra) if extra > 1e-3 else change  # continuous: no step in a shot
 
 
-def softness(grey: np.ndarray, probe: float = SOFTNESS_PROBE) -> float:
+def softness(grey: Array, probe: float = SOFTNESS_PROBE) -> float:
     """The blur (a Gaussian's std, px) of the edges of HxW ``grey``: blurred by ``probe`` more, a step edge of blur s
     keeps s / sqrt(s^2 + probe^2) of its gradient energy. 0 where there is no edge to read."""
-    def energy(g: np.ndarray) -> float:
+    def energy(g: Array) -> float:
         return float((np.diff(g, axis=1) ** 2).sum() + (np.diff(g, axis=0) ** 2).sum())
 
     sharp = energy(grey)
@@ -226,7 +227,7 @@ def softness(grey: np.ndarray, probe: float = SOFTNESS_PROBE) -> float:
     return probe * kept / float(np.sqrt(1.0 - kept * kept))
 
 
-def mouth_softness(picture: np.ndarray, m: Matrix, corners: np.ndarray) -> float:
+def mouth_softness(picture: Array, m: Matrix, corners: Array) -> float:
     """`softness` of HxWx3 ``picture`` about a face's mouth (``corners``: its corners in the crop of ``m``, region px
     -> crop px), read before anything is pasted there: how soft the inside drawn into it should be."""
     (xa, ya), (xb, yb) = np.asarray(corners, np.float64)

@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from .align import Matrix, invert_affine, matrix_scale
+from .arrays import Array
 from .grain import luma
 from .resample import sample
 
@@ -37,7 +38,7 @@ CORNER_WEIGHT = 3.0  # each corner's weight in the line's fit, against a column'
 CORNER_STEPS = 10  # fixed-point steps to where the motion puts the mouth's corners
 
 
-def lip_line(crop: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def lip_line(crop: Array, corners: Array) -> tuple[Array, Array]:
     """(columns, rows): the line between the lips of an SxSx3 crop across its mouth, crop px. ``corners``: the mouth
     corners (2, 2) in crop px, where the crop's template puts them. In each column (the columns smoothed by 3 px),
     within ``SEARCH`` of the corners' line, the uppermost dark local minimum (``DARK``; to a fraction of a pixel, by
@@ -62,7 +63,7 @@ def lip_line(crop: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndar
     return columns, np.polyval(np.polyfit(xs, ys, 2, w=fit), columns)
 
 
-def _uppermost_dark(window: np.ndarray) -> np.ndarray:
+def _uppermost_dark(window: Array) -> Array:
     """Each row of ``window`` (columns x rows searched): where its uppermost local minimum at most ``DARK`` of the way
     from its darkest value to its median lies, to a fraction of a row (its darkest where there is none)."""
     darkest = window.min(axis=1, keepdims=True)
@@ -74,11 +75,12 @@ def _uppermost_dark(window: np.ndarray) -> np.ndarray:
     above, here, below = (np.take_along_axis(window, (inside + k)[:, None], axis=1)[:, 0] for k in (-1, 0, 1))
     curve = above - 2 * here + below
     offset = np.where((curve > 1e-9) & (at == inside), 0.5 * (above - below) / np.maximum(curve, 1e-9), 0.0)
-    return at + np.clip(offset, -0.5, 0.5)
+    rows: Array = at + np.clip(offset, -0.5, 0.5)
+    return rows
 
 
-def _split_column(shift: np.ndarray, line: float, band: float, close: float = 0.0
-                  ) -> tuple[np.ndarray, np.ndarray, float] | None:
+def _split_column(shift: Array, line: float, band: float, close: float = 0.0
+                  ) -> tuple[Array, Array, float] | None:
     """(shift, gap rows, gap): one column's vertical motion (output px -> source px offsets) with the lips moved whole
     and the gap opened between them, reading the line's row; how much each output row is that gap (its edge rows in
     part); the gap the motion opens. None where it does not open. ``close``: the share of that gap the lips close
@@ -108,7 +110,7 @@ def _split_column(shift: np.ndarray, line: float, band: float, close: float = 0.
     return split, in_gap, float(gap)
 
 
-def moved_corners(motion: np.ndarray, corners: np.ndarray) -> np.ndarray:
+def moved_corners(motion: Array, corners: Array) -> Array:
     """(2, 2): where the SxSx2 ``motion`` (output px -> source px offsets) puts the crop's mouth ``corners``: each the
     output point whose source is the corner (a fixed point; the motion is smooth, moving less than a pixel a pixel)."""
     target = np.asarray(corners, np.float64)
@@ -123,7 +125,7 @@ def _smoothstep(t: float) -> float:
     return t * t * (3.0 - 2.0 * t)
 
 
-def split_at_lips(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def split_at_lips(crop: Array, motion: Array, corners: Array) -> tuple[Array, Array]:
     """(motion, gap): the SxSx2 ``motion`` (crop px, x then y) with the lips moved whole where it opens the mouth of
     ``crop`` (the network's SxSx3 input), a new array in which columns that do not open keep the motion as it was;
     and SxS, how much each crop pixel is the gap opened between the lips (as much as its column is split).
@@ -156,8 +158,8 @@ def split_at_lips(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray) -> 
     return out, gap_map
 
 
-def moved_in_picture(crop: np.ndarray, motion: np.ndarray, split: np.ndarray, picture: np.ndarray, m: Matrix
-                     ) -> np.ndarray:
+def moved_in_picture(crop: Array, motion: Array, split: Array, picture: Array, m: Matrix
+                     ) -> Array:
     """The SxSx3 ``crop`` moved by the ``split`` motion as paste-back will move the picture, for the paint's
     difference: where the split changed ``motion``, each crop pixel the mean of the ``picture`` (``m``: picture px ->
     crop px) over the pixel, moved (the split reads rows about the line that the crop's own, averaged over several
@@ -182,8 +184,8 @@ def moved_in_picture(crop: np.ndarray, motion: np.ndarray, split: np.ndarray, pi
     return moved
 
 
-def lips_whole(crop: np.ndarray, motion: np.ndarray, corners: np.ndarray, picture: np.ndarray, m: Matrix
-               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+def lips_whole(crop: Array, motion: Array, corners: Array, picture: Array, m: Matrix
+               ) -> tuple[Array, Array, Array | None]:
     """(the motion with the lips moved whole, the crop moved by it as the picture will be, the gap between them or
     None where the mouth does not open): `split_at_lips` and `moved_in_picture`, what ``blend.crop_planes`` takes as
     ``motion``, ``moved`` and ``gap``."""

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from .align import Matrix, crop_template, matrix_scale, shift_to_region, similarity_from_points, units_to_crop_px
+from .arrays import Array
 from .artifact import ModelArtifact, default_model_path, load_artifact, parse_expression
 from .backends import create_backend
 from .blend import crop_planes, feather_mask
@@ -43,10 +44,10 @@ PAINT_BLUR = 1.0
 """Mouth crop px: the pass's paint is pasted blurred this much (`blend.crop_planes`), so that it keeps the skin's and
 the lips' own texture about the mouth."""
 
-Paste = Callable[..., tuple[np.ndarray, np.ndarray]]  # (region, planes, matrix, inplace=...) -> (region, frame mask)
+Paste = Callable[..., tuple[Array, Array]]  # (region, planes, matrix, inplace=...) -> (region, frame mask)
 
 
-def is_mouth_template(template: np.ndarray | None, face_template: np.ndarray | None = None) -> bool:
+def is_mouth_template(template: Array | None, face_template: Array | None = None) -> bool:
     """Whether a crop template (crop units) magnifies the face crop's (None: ``CANONICAL_5PT``) about the mouth:
     its eyes at least half as far apart again."""
     if template is None:
@@ -83,7 +84,7 @@ class MouthCrops:
     and the crops of those that run, [k,S,S,3] float32 sRGB [0,1], in face order, with their strengths (`strength`)."""
 
     matrices: list[Matrix | None]
-    crops: np.ndarray
+    crops: Array
     strengths: list[float]
 
 
@@ -96,8 +97,8 @@ def strength(m: Matrix) -> float:
 class MouthPass:
     """The mouth model's backend and the geometry that ties its crop to the face model's."""
 
-    def __init__(self, artifact: ModelArtifact, face_template: np.ndarray | None, face_size: int,
-                 inference: InferenceConfig, colour_weight: np.ndarray | None = None) -> None:
+    def __init__(self, artifact: ModelArtifact, face_template: Array | None, face_size: int,
+                 inference: InferenceConfig, colour_weight: Array | None = None) -> None:
         face = crop_template("face") if face_template is None else face_template
         template = artifact.crop_template
         if template is None or not artifact.has_motion or not is_mouth_template(template, face):
@@ -121,7 +122,7 @@ class MouthPass:
 
     @classmethod
     def for_inference(cls, inference: InferenceConfig, face: ModelArtifact,
-                      colour_weight: np.ndarray | None = None) -> MouthPass | None:
+                      colour_weight: Array | None = None) -> MouthPass | None:
         """The pass `inference` asks for: its mouth model, or the bundled one beside the bundled face model; None
         when it is turned off or a face model of one's own has no mouth model named."""
         if not inference.mouth_pass:
@@ -148,15 +149,15 @@ class MouthPass:
         m = (self.from_face @ np.vstack([face_matrix, [0.0, 0.0, 1.0]]))[:2]
         return m if strength(m) > 0 else None
 
-    def prepare(self, source: np.ndarray, face_matrices: Sequence[Matrix],
-                align: Callable[[np.ndarray, Matrix, int], np.ndarray]) -> MouthCrops:
+    def prepare(self, source: Array, face_matrices: Sequence[Matrix],
+                align: Callable[[Array, Matrix, int], Array]) -> MouthCrops:
         matrices = [self.matrix(m) for m in face_matrices]
         kept = [m for m in matrices if m is not None]
         crops = np.stack([align(source, m, self.size) for m in kept]) if kept else np.zeros((0, self.size, self.size, 3),
                                                                                              np.float32)
         return MouthCrops(matrices, crops, [strength(m) for m in kept])
 
-    def originals(self, rgb: np.ndarray, mouths: MouthCrops) -> list[tuple[tuple[slice, slice], np.ndarray]]:
+    def originals(self, rgb: Array, mouths: MouthCrops) -> list[tuple[tuple[slice, slice], Array]]:
         """Copies of the region around each mouth, taken before the faces are pasted: the mouth pass moves and
         paints the picture as it was, as the face pass does."""
         out = []
@@ -168,13 +169,13 @@ class MouthPass:
                 out.append(((rows, cols), rgb[rows, cols].copy()))
         return out
 
-    def paste(self, rgb: np.ndarray, mouths: MouthCrops, originals: list[tuple[tuple[slice, slice], np.ndarray]],
-              edited: np.ndarray, paste: Paste) -> tuple[np.ndarray, list[np.ndarray | None]]:
+    def paste(self, rgb: Array, mouths: MouthCrops, originals: list[tuple[tuple[slice, slice], Array]],
+              edited: Array, paste: Paste) -> tuple[Array, list[Array | None]]:
         """Each mouth's edit, pasted into its copy of the picture as it was, laid over ``rgb`` (the faces pasted,
         written in place) under the mouth's mask. Returns the frame mask of the mouths and, for each mouth that runs,
         the gap opened between its lips (mouth crop, `lips.lips_whole`; None where it stays closed)."""
         mask = np.zeros(rgb.shape[:2], np.float32)
-        gaps: list[np.ndarray | None] = []
+        gaps: list[Array | None] = []
         kept = [m for m in mouths.matrices if m is not None]
         for m, ((rows, cols), original), crop_in, crop_out, amount in zip(kept, originals, mouths.crops, edited,
                                                                           mouths.strengths):

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .align import Matrix, matrix_scale
+from .arrays import Array
 from .grain import GRAIN_REACH
 from .imageio import ImageData, to_network_rgb
 from .imageio.transparency import REACH, alpha_of, with_subject_colour_behind
@@ -29,19 +30,19 @@ class PreparedImage:
 
     image: ImageData
     roi: tuple[slice, slice]
-    rgb: np.ndarray | None
+    rgb: Array | None
     matrices: list[Matrix]
-    crops: np.ndarray
+    crops: Array
     mouths: MouthCrops | None = None
     non_finite: int = 0  # pixels of the region holding NaN or inf (float frames): written back as they were
 
-    def region_rgb(self) -> np.ndarray:
+    def region_rgb(self) -> Array:
         if self.rgb is not None:
             return self.rgb
         return network_rgb(self.image, *self.roi)
 
 
-def network_rgb(image: ImageData, rows: slice, cols: slice) -> np.ndarray:
+def network_rgb(image: ImageData, rows: slice, cols: slice) -> Array:
     """A region of the picture in the network's colour, with the subject's colour behind its transparent pixels
     (`imageio.transparency`), spread from the region grown by the spread's reach, so that a region gets what the whole
     picture would."""

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .align import Matrix, invert_affine, matrix_scale
+from .arrays import Array
 from .backends.base import Backend
 from .blend import apply_planes, mask_box
 from .config import RegionGraphs
@@ -46,16 +47,17 @@ class RegionOps:
         self._paste = create_session(str(models / PASTE_FILE), providers, options)
         self.providers: list[str] = self._align.get_providers()
 
-    def align(self, region: np.ndarray, m: Matrix, size: int) -> np.ndarray:
+    def align(self, region: Array, m: Matrix, size: int) -> Array:
         """The size x size x 3 crop of map ``m`` (region px -> crop px) from the HxWx3 float32 region."""
         k, x0, y0, _, _ = prefilter_window(m, region.shape, (size, size))
         grid = np.stack(crop_coordinates(m if k == 1 else pooled_matrix(m, k, x0, y0), size), axis=-1).astype(np.float32)
         feeds = {"region": np.ascontiguousarray(region, np.float32), "grid": grid,
                  "pool": np.array([k, x0, y0], np.int64)}
-        return self._align.run(list(ALIGN_OUTPUTS), feeds)[0]
+        crop: Array = self._align.run(list(ALIGN_OUTPUTS), feeds)[0]
+        return crop
 
-    def paste(self, region: np.ndarray, planes: np.ndarray, m: Matrix, *, inplace: bool = False
-              ) -> tuple[np.ndarray, np.ndarray]:
+    def paste(self, region: Array, planes: Array, m: Matrix, *, inplace: bool = False
+              ) -> tuple[Array, Array]:
         """``reggan_plugin.blend.apply_planes`` in the graph: (pasted HxWx3 region, HxW mask). Only the part of
         the region under the mask, and as far around it as the motion reads, goes to the graph."""
         m = np.asarray(m, np.float64)

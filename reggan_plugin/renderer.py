@@ -21,6 +21,7 @@ from .align import (
     similarity_from_points,
     units_to_crop_px,
 )
+from .arrays import Array
 from .artifact import ModelArtifact, load_artifact, parse_expression
 from .backends import create_backend
 from .blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask, paint_colour_weight
@@ -127,8 +128,8 @@ class ExpressionRenderer:
         return m
 
     # -- forward: crops -> edited crops ----------------------------------------------------------
-    def forward(self, crops: np.ndarray, edit: EditConfig | Sequence[EditConfig], lift: np.ndarray | None = None
-                ) -> np.ndarray:
+    def forward(self, crops: Array, edit: EditConfig | Sequence[EditConfig], lift: Array | None = None
+                ) -> Array:
         """crops [n,S,S,3] float32 sRGB [0,1] -> edited crops [n,S,S,3], in batches of `batch_for`; for a model
         with motion outputs [n,S,S,5]: the edited RGB, then the motion (x, y crop px) that paste-back applies
         to the frame itself (see `reggan_plugin.blend.paste_back`). ``edit``: one for every crop, or one per crop;
@@ -165,7 +166,7 @@ class ExpressionRenderer:
                                                    self.mouth_ellipse, self.lower_face)
         # the mouth pass runs for the pictures whose edit it paints whole (MouthPass.covers)
         covered = [self.mouth is not None and self.mouth.covers(e.expression) for e in edits]
-        mouths: np.ndarray | None = None
+        mouths: Array | None = None
         if self.mouth is not None and any(covered):
             size = self.mouth.size
             mouth_counts = [len(p.mouths.crops) if ok and p.mouths is not None else 0 for p, ok in zip(prepared, covered)]
@@ -192,7 +193,7 @@ class ExpressionRenderer:
             face_at, mouth_at = face_at + len(p.crops), mouth_at + n_mouths
         return out
 
-    def batch_for(self, weights: Sequence[np.ndarray]) -> int:
+    def batch_for(self, weights: Sequence[Array]) -> int:
         """Faces per network call for edits of these weights: `InferenceConfig.batch`, or 1 where an edit mixes
         expressions. The network sums a mix's weighted maps in a matrix product whose rounding depends on how many rows
         it holds (onnxruntime's CPU kernels differ by some 1e-6 between 1 and 3 rows), so a mixed face is run alone:
@@ -211,9 +212,9 @@ class ExpressionRenderer:
                 for p, g in zip(prepared, each)]
 
     # -- paste back ------------------------------------------------------------------------------
-    def paste(self, rgb: np.ndarray, matrices: Sequence[Matrix], crops_in: np.ndarray, crops_out: np.ndarray,
-              *, inplace: bool = False, mouths: MouthCrops | None = None, mouths_out: np.ndarray | None = None,
-              interior: Inside | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def paste(self, rgb: Array, matrices: Sequence[Matrix], crops_in: Array, crops_out: Array,
+              *, inplace: bool = False, mouths: MouthCrops | None = None, mouths_out: Array | None = None,
+              interior: Inside | None = None) -> tuple[Array, Array]:
         """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``), then the mouths'
         edits where there are any (`reggan_plugin.mouth`), then ``interior`` drawn into the gaps the lips open
         (`reggan_plugin.interior`): (new rgb, mask)."""
@@ -222,7 +223,7 @@ class ExpressionRenderer:
         job = None
         if self.mouth is not None and mouths is not None and mouths_out is not None and len(mouths_out):
             job = (self.mouth, mouths, mouths_out, self.mouth.originals(rgb, mouths))
-        mask: np.ndarray | None = None
+        mask: Array | None = None
         openings: list[Opening | None] = []
         # how much of an inside each face gets (none on a small face) and how soft its mouth is, read from the picture
         # before the faces are pasted: only where one may be drawn
@@ -308,7 +309,7 @@ class ExpressionRenderer:
                                                   mouths_out=edited.mouths, interior=edited.interior))
 
     @staticmethod
-    def compose(prepared: PreparedImage, new_rgb: np.ndarray, mask: np.ndarray) -> ImageData:
+    def compose(prepared: PreparedImage, new_rgb: Array, mask: Array) -> ImageData:
         """The pasted region (network colour, with its mask) written into a copy of the picture in its own format."""
         image, (rows, cols) = prepared.image, prepared.roi
         region = dataclasses.replace(image, pixels=image.pixels[rows, cols])
@@ -339,9 +340,9 @@ class ExpressionRenderer:
         return edited.photo > 0 and self.inference.subject == "auto"
 
     def apply_array(
-        self, pixels: np.ndarray, *, faces: Sequence[Face] | None = None, expression: str | Mapping[str, float] = "happy",
+        self, pixels: Array, *, faces: Sequence[Face] | None = None, expression: str | Mapping[str, float] = "happy",
         intensity: float = 1.0, linear: bool = False,
-    ) -> np.ndarray:
+    ) -> Array:
         """HxWxC pixels (uint8/uint16/float32; float32 linear when `linear`) -> same shape and dtype.
 
         ``faces``: where the faces are (`Face` boxes or landmarks, as faces.json gives them); None: found by the face

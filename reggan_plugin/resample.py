@@ -12,9 +12,10 @@ import cv2
 import numpy as np
 
 from .align import Matrix, apply_affine, invert_affine, matrix_scale
+from .arrays import Array, FloatArray
 
 
-def _box_downsample(img: np.ndarray, k: int, *, pad: Literal["edge", "constant"] = "edge") -> np.ndarray:
+def _box_downsample(img: Array, k: int, *, pad: Literal["edge", "constant"] = "edge") -> FloatArray:
     """Mean-pool HxWxC by an integer factor k (padded to a multiple of k with ``pad``: "edge" or
     "constant" zeros).
 
@@ -28,7 +29,8 @@ def _box_downsample(img: np.ndarray, k: int, *, pad: Literal["edge", "constant"]
     # rows first (k whole rows added at once), then the k-wide column groups of the k-times smaller result:
     # one reduction over axes (1, 3) walks three values at a time and is several times slower
     rows = img.reshape(hh, k, ww * k * c).sum(axis=1, dtype=np.float32)
-    return rows.reshape(hh, ww, k, c).sum(axis=2) / np.float32(k * k)
+    pooled: FloatArray = rows.reshape(hh, ww, k, c).sum(axis=2) / np.float32(k * k)
+    return pooled
 
 
 def prefilter_window(m: Matrix, shape: tuple[int, ...], out_shape: tuple[int, int]) -> tuple[int, int, int, int, int]:
@@ -53,10 +55,11 @@ def pooled_matrix(m: Matrix, k: int, x0: int, y0: int) -> Matrix:
     """``m`` re-based on the k-pooled picture whose pixel (0, 0) averages the k x k block at (x0, y0)."""
     # source x = x0 + k * x' + (k - 1) / 2
     t = np.array([[k, 0.0, x0 + (k - 1) / 2.0], [0.0, k, y0 + (k - 1) / 2.0], [0.0, 0.0, 1.0]])
-    return np.asarray(m, dtype=np.float64) @ t
+    out: Matrix = np.asarray(m, dtype=np.float64) @ t
+    return out
 
 
-def prefilter(img: np.ndarray, m: Matrix, out_shape: tuple[int, int]) -> tuple[np.ndarray, Matrix]:
+def prefilter(img: Array, m: Matrix, out_shape: tuple[int, int]) -> tuple[Array, Matrix]:
     """Anti-alias a strong downscale: crop ``img`` to what the output sees, mean-pool it by
     k = floor(1/scale) when the map shrinks by 2x or more, and return the map adjusted to match.
     Without this, bilinear sampling of a 4K face into a 256 crop would alias."""
@@ -66,7 +69,7 @@ def prefilter(img: np.ndarray, m: Matrix, out_shape: tuple[int, int]) -> tuple[n
     return _box_downsample(img[y0:y1, x0:x1], k), pooled_matrix(m, k, x0, y0)
 
 
-def _bilinear(img: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, zero_outside: bool) -> np.ndarray:
+def _bilinear(img: Array, xs: Array, ys: Array, *, zero_outside: bool) -> Array:
     """Sample HxWxC ``img`` at float coordinates (any equal shapes) -> (C,) + shape float32, one plane per channel.
 
     ``zero_outside`` False: edge replication. True: samples outside the image count as 0, so the
@@ -106,7 +109,7 @@ def _bilinear(img: np.ndarray, xs: np.ndarray, ys: np.ndarray, *, zero_outside: 
     return out
 
 
-def _as_hwc(img: np.ndarray) -> tuple[np.ndarray, bool]:
+def _as_hwc(img: Array) -> tuple[Array, bool]:
     arr = np.asarray(img)
     if arr.ndim == 2:
         return arr[..., None], True
@@ -115,14 +118,14 @@ def _as_hwc(img: np.ndarray) -> tuple[np.ndarray, bool]:
     return arr, False
 
 
-def crop_coordinates(m: Matrix, size: int) -> tuple[np.ndarray, np.ndarray]:
+def crop_coordinates(m: Matrix, size: int) -> tuple[Array, Array]:
     """Where each pixel of the size x size crop of map ``m`` lies in the picture: (xs, ys), float64 size x size."""
     inv = invert_affine(m)
     gy, gx = np.mgrid[0:size, 0:size].astype(np.float64)
     return inv[0, 0] * gx + inv[0, 1] * gy + inv[0, 2], inv[1, 0] * gx + inv[1, 1] * gy + inv[1, 2]
 
 
-def warp_to_crop(rgb: np.ndarray, m: Matrix, size: int) -> np.ndarray:
+def warp_to_crop(rgb: Array, m: Matrix, size: int) -> Array:
     """Resample a frame into the size x size crop of map ``m`` (frame px -> crop px).
 
     Bilinear, edge-replicated (parts of the crop outside the frame repeat the frame's border), with
@@ -135,13 +138,13 @@ def warp_to_crop(rgb: np.ndarray, m: Matrix, size: int) -> np.ndarray:
     return planes[0] if was_2d else np.ascontiguousarray(np.moveaxis(planes, 0, -1))
 
 
-def sample(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def sample(img: Array, xs: Array, ys: Array) -> Array:
     """HxWxC ``img`` at float pixel coordinates (any equal shapes) -> shape + (C,) float32: bilinear,
     edge-replicated. Integer coordinates return the pixels exactly."""
     return np.moveaxis(sample_planes(img, xs, ys), 0, -1)
 
 
-def sample_planes(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def sample_planes(img: Array, xs: Array, ys: Array) -> Array:
     """`sample` with the channels first: (C,) + shape, for per-channel arithmetic that follows."""
     return _bilinear(np.asarray(img, np.float32), xs, ys, zero_outside=False)
 
@@ -149,7 +152,7 @@ def sample_planes(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray
 _REMAP_ROW = 1024  # cv2.remap takes maps of under 32767 rows and columns: scattered samples go in rows of this
 
 
-def sample_planes_cubic(img: np.ndarray, xs: np.ndarray, ys: np.ndarray) -> np.ndarray:
+def sample_planes_cubic(img: Array, xs: Array, ys: Array) -> Array:
     """`sample_planes` that keeps the picture's pixel-scale detail: bicubic (Keys, a = -0.75, OpenCV's and onnx
     GridSample's), edge-replicated. Bilinear interpolation averages neighbours: a half-pixel shift keeps about a third
     of a portrait's Laplacian energy, so a face moved by fractions of a pixel loses its pores and freckles; bicubic
@@ -181,16 +184,16 @@ def crop_roi(m: Matrix, size: int, frame_shape: tuple[int, int],
 
 
 def warp_from_crop(
-    values: np.ndarray, m: Matrix, frame_shape: tuple[int, ...], box: tuple[int, int, int, int] | None = None
-) -> tuple[tuple[slice, slice], np.ndarray]:
+    values: Array, m: Matrix, frame_shape: tuple[int, ...], box: tuple[int, int, int, int] | None = None
+) -> tuple[tuple[slice, slice], Array]:
     """`warp_planes_from_crop` with the channels last: hxwxK (or hxw for SxS values)."""
     roi, planes = warp_planes_from_crop(values, m, frame_shape, box)
     return roi, (planes[0] if np.ndim(values) == 2 else np.moveaxis(planes, 0, -1))
 
 
 def warp_planes_from_crop(
-    values: np.ndarray, m: Matrix, frame_shape: tuple[int, ...], box: tuple[int, int, int, int] | None = None
-) -> tuple[tuple[slice, slice], np.ndarray]:
+    values: Array, m: Matrix, frame_shape: tuple[int, ...], box: tuple[int, int, int, int] | None = None
+) -> tuple[tuple[slice, slice], Array]:
     """Map crop-space values (SxSxK, or SxS) back into the frame through the inverse of ``m``.
 
     Only the frame region the crop covers is computed: returns ``(roi, planes)`` where
@@ -237,7 +240,7 @@ def warp_planes_from_crop(
     return roi, warped
 
 
-def _upsample_linear(coarse: np.ndarray, step: int, n: int, axis: int) -> np.ndarray:
+def _upsample_linear(coarse: Array, step: int, n: int, axis: int) -> Array:
     """``n`` samples along ``axis`` at 0, 1, ..., n - 1 of a signal sampled at 0, step, 2 step, ...: linear."""
     pos = np.arange(n, dtype=np.float64) / step
     i0 = np.minimum(pos.astype(np.intp), coarse.shape[axis] - 1)

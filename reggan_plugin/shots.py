@@ -13,6 +13,7 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
+from .arrays import FloatArray
 from .grain import luma
 from .imageio import LUMA, ImageData, to_network_rgb
 
@@ -23,7 +24,7 @@ THUMB = 32
 @dataclasses.dataclass(frozen=True)
 class Thumb:
     size: tuple[int, int]  # the frame's height and width
-    grey: np.ndarray  # THUMB x THUMB float32 in [0, 1]
+    grey: FloatArray  # THUMB x THUMB float32 in [0, 1]
 
 
 def thumbnail(image: ImageData) -> Thumb:

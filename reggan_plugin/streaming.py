@@ -72,7 +72,7 @@ def ordered_map(
     if workers < 1 or limit() < 1:
         raise ValueError(f"workers and ahead must be >= 1, got {workers} and {limit()}")
     source = iter(items)
-    pending: deque[tuple[int, T, Future]] = deque()
+    pending: deque[tuple[int, T, Future[R]]] = deque()
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"reggan-{name}")
     index = 0
     exhausted = False

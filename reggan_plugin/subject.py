@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .arrays import Array
 from .calibration import ellipse_region
 from .errors import ModelError
 from .face_level import FACE_ELLIPSE
@@ -49,7 +50,7 @@ FEATURE_NAMES: list[str] = [
 
 
 @cache
-def _regions(size: int) -> tuple[np.ndarray, ...]:
+def _regions(size: int) -> tuple[Array, ...]:
     """SxS masks of `REGION_NAMES`: the face (`face_level.FACE_ELLIPSE`), above the brows, the sides."""
     u = (np.arange(size, dtype=np.float32) + 0.5) / size
     x, y = u[None, :], u[:, None]
@@ -60,7 +61,7 @@ def _regions(size: int) -> tuple[np.ndarray, ...]:
     return face, top, side
 
 
-def photo_features(crop: np.ndarray) -> np.ndarray:
+def photo_features(crop: Array) -> Array:
     """SxSx3 float32 sRGB [0, 1] face crop -> the reader's statistics (`READER_PATH`'s ``features``, in order)."""
     size = crop.shape[0]
     regions = _regions(size)
@@ -68,7 +69,7 @@ def photo_features(crop: np.ndarray) -> np.ndarray:
     planes = np.stack([y, crop[..., 2] - y, crop[..., 0] - y], axis=-1)  # luma, blue and red difference
     level = float(y[regions[0]].mean()) + 1e-3
     blurred = [planes] + [gaussian_blurred(planes, s * size / REFERENCE_SIZE) for s in BANDS]
-    bands = [fine - coarse for fine, coarse in pairwise(blurred)]
+    bands: list[Array] = [fine - coarse for fine, coarse in pairwise(blurred)]
     chroma = np.hypot(planes[..., 1], planes[..., 2])
     out = []
     for region in regions:
@@ -89,20 +90,20 @@ def photo_features(crop: np.ndarray) -> np.ndarray:
 class PhotoReader:
     """A logistic regression on `photo_features`, standardised by ``mean`` and ``scale``."""
 
-    mean: np.ndarray
-    scale: np.ndarray
-    weights: np.ndarray
+    mean: Array
+    scale: Array
+    weights: Array
     bias: float
     ramp: tuple[float, float]  # the logit where a face starts to read as a photograph, and where it fully does
 
-    def logits(self, crops: np.ndarray) -> np.ndarray:
+    def logits(self, crops: Array) -> Array:
         """[n,S,S,3] crops -> [n] the log-odds that each is a photograph."""
         if not len(crops):
             return np.zeros(0)
         features = np.stack([photo_features(c) for c in crops])
         return ((features - self.mean) / self.scale) @ self.weights + self.bias
 
-    def weights_of(self, crops: np.ndarray) -> np.ndarray:
+    def weights_of(self, crops: Array) -> Array:
         """[n,S,S,3] crops -> [n] in [0, 1]: how much each face takes a photograph's gains."""
         lo, hi = self.ramp
         return np.clip((self.logits(crops) - lo) / (hi - lo), 0.0, 1.0)
@@ -130,6 +131,6 @@ def photo_reader(path: Path = READER_PATH) -> PhotoReader:
     return reader
 
 
-def photo_weights(crops: np.ndarray) -> np.ndarray:
+def photo_weights(crops: Array) -> Array:
     """[n,S,S,3] float32 sRGB face crops -> [n] in [0, 1], how much each reads as a photograph (the shipped reader)."""
     return photo_reader().weights_of(crops)

@@ -18,6 +18,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from .. import artifact
+from ..arrays import Array
 from ..errors import ModelError, NumericalError, UsageError
 
 BackendName = Literal["auto", "cpu", "cuda", "tensorrt"]
@@ -27,7 +28,7 @@ PRECISIONS: tuple[str, ...] = get_args(Precision)
 OUTPUT_NAMES: tuple[str, ...] = artifact.OUTPUT_NAMES + artifact.MOTION_NAMES
 
 
-def check_finite(outputs: Mapping[str, np.ndarray], *, backend: str, precision: str) -> None:
+def check_finite(outputs: Mapping[str, Array], *, backend: str, precision: str) -> None:
     """Raise NumericalError when an output holds NaN or inf (fp16 overflow gives black or blown-out frames).
 
     The message says how many values and in which output, and suggests ``--precision fp32`` for fp16 runs.
@@ -71,16 +72,16 @@ class Backend(ABC):
         """One line: library and version, provider/device, precision."""
 
     @abstractmethod
-    def _run(self, feeds: dict[str, np.ndarray], outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+    def _run(self, feeds: dict[str, Array], outputs: tuple[str, ...]) -> dict[str, Array]:
         """Run the graph on validated, contiguous float32 feeds; return the requested outputs as float32."""
 
     def run(
         self,
-        image: np.ndarray,
-        expression: np.ndarray,
-        intensity: np.ndarray,
+        image: Array,
+        expression: Array,
+        intensity: Array,
         outputs: Sequence[str] = ("output",),
-    ) -> dict[str, np.ndarray]:
+    ) -> dict[str, Array]:
         """Run one batch. Returns {name: float32 array} for each requested output name."""
         feeds = self._feeds(image, expression, intensity)
         wanted = tuple(outputs)
@@ -93,7 +94,7 @@ class Backend(ABC):
         check_finite(result, backend=self.name, precision=self.precision)
         return result
 
-    def _check_shapes(self, result: Mapping[str, np.ndarray], n: int) -> None:
+    def _check_shapes(self, result: Mapping[str, Array], n: int) -> None:
         """A model whose signature passed the load checks but whose outputs are of another shape at run time is a
         bad model (ModelError naming it), not a crash somewhere in paste-back."""
         s = self.input_size
@@ -104,7 +105,7 @@ class Backend(ABC):
                                  f"output {name!r} has shape {list(array.shape)} at run time where its signature "
                                  f"promises {list(expected)}; re-export the model")
 
-    def _feeds(self, image: np.ndarray, expression: np.ndarray, intensity: np.ndarray) -> dict[str, np.ndarray]:
+    def _feeds(self, image: Array, expression: Array, intensity: Array) -> dict[str, Array]:
         image = np.ascontiguousarray(image, dtype=np.float32)
         expression = np.ascontiguousarray(expression, dtype=np.float32)
         intensity = np.ascontiguousarray(intensity, dtype=np.float32).reshape(-1)

@@ -5,8 +5,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-
+from ..arrays import Array
 from ..artifact import ModelArtifact
 from ..errors import BackendUnavailable, ModelError, UsageError
 from .base import Backend, Precision
@@ -60,7 +59,7 @@ def session_options(tuning: CpuTuning | None = None) -> Any:
     return options
 
 
-def create_session(path: str, providers: list, options: Any) -> Any:
+def create_session(path: str, providers: list[Any], options: Any) -> Any:
     """An InferenceSession; a load failure is BackendUnavailable naming the file and onnxruntime's reason."""
     import onnxruntime as ort
 
@@ -91,7 +90,7 @@ class OrtBackend(Backend):
 
         return f"onnxruntime {ort.__version__}, {self.provider} ({self.device}), {self.precision}"
 
-    def _run(self, feeds: dict[str, np.ndarray], outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+    def _run(self, feeds: dict[str, Array], outputs: tuple[str, ...]) -> dict[str, Array]:
         from onnxruntime.capi.onnxruntime_pybind11_state import Fail, InvalidArgument, RuntimeException
 
         try:

@@ -12,8 +12,7 @@ from __future__ import annotations
 
 import logging
 
-import numpy as np
-
+from ..arrays import Array
 from ..artifact import ModelArtifact
 from ..errors import BackendUnavailable
 from . import environment as env
@@ -85,7 +84,7 @@ class TorchCudaBackend(Backend):
         where = torch.cuda.get_device_name(self.device) if self.device.type == "cuda" else str(self.device)
         return f"torch {torch.__version__} (CUDA {torch.version.cuda}), ONNX graph on {self.device} {where}, {self.precision}"
 
-    def _run(self, feeds: dict[str, np.ndarray], outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+    def _run(self, feeds: dict[str, Array], outputs: tuple[str, ...]) -> dict[str, Array]:
         torch = self._torch
         if self.graph is None:
             raise BackendUnavailable("cuda backend: closed")

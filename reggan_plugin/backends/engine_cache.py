@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ..artifact import file_sha256
 from ..atomic import write_bytes
@@ -67,7 +68,7 @@ class EngineSpec:
         return hashlib.sha256(payload.encode()).hexdigest()
 
 
-def _spec_fields(spec: EngineSpec) -> dict:
+def _spec_fields(spec: EngineSpec) -> dict[str, Any]:
     fields = asdict(spec)
     fields["profile"] = asdict(spec.profile)
     return fields
@@ -92,7 +93,7 @@ def timing_cache_path(cache_dir: Path, spec: EngineSpec) -> Path:
 
 
 def make_sidecar(spec: EngineSpec, *, engine_bytes: bytes, build_seconds: float, onnx_path: str,
-                 workspace_gb: float, plugin_version: str) -> dict:
+                 workspace_gb: float, plugin_version: str) -> dict[str, Any]:
     return {
         "format": SIDECAR_FORMAT,
         "key": spec.key,
@@ -109,11 +110,11 @@ def make_sidecar(spec: EngineSpec, *, engine_bytes: bytes, build_seconds: float,
 atomic_write = write_bytes  # engines, sidecars and timing caches: the runtime's one atomic write
 
 
-def write_sidecar(path: Path, sidecar: dict) -> None:
+def write_sidecar(path: Path, sidecar: dict[str, Any]) -> None:
     atomic_write(path, (json.dumps(sidecar, indent=2, sort_keys=True) + "\n").encode())
 
 
-def read_sidecar(path: Path) -> dict | None:
+def read_sidecar(path: Path) -> dict[str, Any] | None:
     """The sidecar as a dict, or None when it is missing, unreadable, not JSON or not an object."""
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
@@ -122,7 +123,7 @@ def read_sidecar(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def sidecar_mismatches(sidecar: dict, spec: EngineSpec) -> list[str]:
+def sidecar_mismatches(sidecar: dict[str, Any], spec: EngineSpec) -> list[str]:
     """Human-readable differences between a sidecar and what we need ([] = it describes `spec`'s engine)."""
     if sidecar.get("format") != SIDECAR_FORMAT:
         return [f"sidecar format {sidecar.get('format')!r} (expected {SIDECAR_FORMAT})"]
@@ -197,7 +198,7 @@ def lookup(cache_dir: Path, spec: EngineSpec, model_stem: str = "model", *, veri
     return state("hit", "")
 
 
-def cached_sidecars(cache_dir: Path) -> list[dict]:
+def cached_sidecars(cache_dir: Path) -> list[dict[str, Any]]:
     try:
         files = sorted(Path(cache_dir).glob("*.json"))
     except OSError:
@@ -218,12 +219,13 @@ def _explain_missing(cache_dir: Path, spec: EngineSpec) -> str:
 def estimate_build_seconds(cache_dir: Path, spec: EngineSpec) -> tuple[float, str]:
     """Expected build time: a previous build here (same GPU and precision first), else a rough default."""
     previous = [s for s in cached_sidecars(cache_dir) if isinstance(s.get("build_seconds"), (int, float))]
-    for match, source in (
+    matches: tuple[tuple[Callable[[dict[str, Any]], bool], str], ...] = (
         (lambda s: s.get("onnx_sha256") == spec.onnx_sha256 and s.get("gpu_name") == spec.gpu_name
          and s.get("precision") == spec.precision, "from the previous build of this model on this GPU"),
         (lambda s: s.get("gpu_name") == spec.gpu_name and s.get("precision") == spec.precision,
          "from a previous build on this GPU"),
-    ):
+    )
+    for match, source in matches:
         times = [float(s["build_seconds"]) for s in previous if match(s)]
         if times:
             return max(times), source

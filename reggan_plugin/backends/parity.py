@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..arrays import Array
 from ..artifact import ModelArtifact
 from ..errors import BackendUnavailable, NumericalError
 from .base import Backend
@@ -14,7 +15,7 @@ from .base import Backend
 PARITY_TOLERANCE = {"fp32": 1e-3, "fp16": 6e-2}  # max |GPU - onnxruntime CPU| on the sample, per precision
 
 
-def sample_face(size: int) -> np.ndarray:
+def sample_face(size: int) -> Array:
     """[1, 3, size, size] float32 in [-1, 1]: a neutral face drawn where the aligned crop puts one."""
     y, x = (np.mgrid[0:size, 0:size].astype(np.float32) + 0.5) / size
     rgb = np.stack([0.35 + 0.2 * y, 0.38 + 0.1 * x, 0.45 - 0.1 * y], -1)  # a shaded backdrop

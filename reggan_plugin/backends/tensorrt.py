@@ -14,11 +14,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from ..arrays import Array
 from ..artifact import INPUT_NAMES, OUTPUT_NAMES, ModelArtifact
 from ..errors import BackendUnavailable
 from . import engine_cache
@@ -101,7 +103,8 @@ def create_tensorrt_backend(
     max_batch: int | None = None,
     build_missing: bool = True,
 ) -> TensorRTBackend:
-    for check in (lambda: env.gpu(device_id), env.tensorrt, device_buffers_probe):  # in order: stop at the first miss
+    checks: tuple[Callable[[], env.Probe], ...] = (lambda: env.gpu(device_id), env.tensorrt, device_buffers_probe)
+    for check in checks:  # in order: stop at the first miss
         probe = check()
         if not probe.ok:
             raise BackendUnavailable(f"tensorrt backend: {probe.why}")
@@ -135,29 +138,30 @@ class _TorchBuffers:
         self.torch = torch
         self.device = torch.device("cuda", device_id)
         torch.cuda.set_device(self.device)
-        self.stream = torch.cuda.Stream(self.device)
+        self.stream = torch.cuda.Stream(self.device)  # type: ignore[no-untyped-call]
         self.live: dict[str, Any] = {}
 
     @property
     def stream_handle(self) -> int:
-        return self.stream.cuda_stream
+        return int(self.stream.cuda_stream)
 
-    def put(self, name: str, array: np.ndarray) -> int:
+    def put(self, name: str, array: Array) -> int:
         with self.torch.cuda.stream(self.stream):
             self.live[name] = self.torch.from_numpy(array).to(self.device)
-        return self.live[name].data_ptr()
+        return int(self.live[name].data_ptr())
 
-    def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> int:
+    def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
         torch_dtype = self.torch.float16 if dtype == np.float16 else self.torch.float32
         current = self.live.get(name)
         if current is None or tuple(current.shape) != shape or current.dtype != torch_dtype:
             self.live[name] = self.torch.empty(shape, dtype=torch_dtype, device=self.device)
-        return self.live[name].data_ptr()
+        return int(self.live[name].data_ptr())
 
-    def get(self, name: str) -> np.ndarray:
+    def get(self, name: str) -> Array:
         with self.torch.cuda.stream(self.stream):
             out = self.live[name].cpu()  # synchronises with the stream
-        return out.numpy()
+        host: Array = out.numpy()
+        return host
 
     def close(self) -> None:
         self.live.clear()
@@ -171,7 +175,7 @@ class _CudaPythonBuffers:
         self.rt = rt
         self._check(self.rt.cudaSetDevice(device_id))
         self.stream = self._check(self.rt.cudaStreamCreate())
-        self.live: dict[str, tuple[int, int, tuple[int, ...], np.dtype]] = {}
+        self.live: dict[str, tuple[int, int, tuple[int, ...], np.dtype[Any]]] = {}
 
     def _check(self, result: Any) -> Any:
         err, *rest = result if isinstance(result, tuple) else (result,)
@@ -183,7 +187,7 @@ class _CudaPythonBuffers:
     def stream_handle(self) -> int:
         return int(self.stream)
 
-    def _alloc(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> int:
+    def _alloc(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
         nbytes = int(np.prod(shape)) * np.dtype(dtype).itemsize
         current = self.live.get(name)
         if current is None or current[1] < nbytes:
@@ -195,17 +199,17 @@ class _CudaPythonBuffers:
             self.live[name] = (current[0], current[1], shape, np.dtype(dtype))
         return self.live[name][0]
 
-    def put(self, name: str, array: np.ndarray) -> int:
+    def put(self, name: str, array: Array) -> int:
         pointer = self._alloc(name, array.shape, array.dtype)
         kind = self.rt.cudaMemcpyKind.cudaMemcpyHostToDevice
         self._check(self.rt.cudaMemcpyAsync(pointer, array.ctypes.data, array.nbytes, kind, self.stream))
         self._check(self.rt.cudaStreamSynchronize(self.stream))  # `array` may be freed by the caller
         return pointer
 
-    def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype) -> int:
+    def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
         return self._alloc(name, shape, dtype)
 
-    def get(self, name: str) -> np.ndarray:
+    def get(self, name: str) -> Array:
         pointer, _, shape, dtype = self.live[name]
         out = np.empty(shape, dtype)
         kind = self.rt.cudaMemcpyKind.cudaMemcpyDeviceToHost
@@ -254,13 +258,13 @@ class TensorRTBackend(Backend):
         return (f"TensorRT {self.trt.__version__}, {self.spec.gpu_name} (compute {self.spec.compute_capability}), "
                 f"{self.precision}, batch <= {self.max_batch}, engine {self.paths.engine.name}")
 
-    def _np_dtype(self, name: str) -> np.dtype:
+    def _np_dtype(self, name: str) -> np.dtype[Any]:
         dtype = self.engine.get_tensor_dtype(name)
         return np.dtype(np.float16) if dtype == self.trt.DataType.HALF else np.dtype(np.float32)
 
-    def _run(self, feeds: dict[str, np.ndarray], outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+    def _run(self, feeds: dict[str, Array], outputs: tuple[str, ...]) -> dict[str, Array]:
         n = feeds["image"].shape[0]
-        parts: dict[str, list[np.ndarray]] = {o: [] for o in outputs}
+        parts: dict[str, list[Array]] = {o: [] for o in outputs}
         for start in range(0, n, self.max_batch):
             chunk = {k: np.ascontiguousarray(v[start:start + self.max_batch]) for k, v in feeds.items()}
             result = self._run_chunk(chunk, outputs)
@@ -268,7 +272,7 @@ class TensorRTBackend(Backend):
                 parts[o].append(result[o])
         return {o: np.concatenate(v).astype(np.float32, copy=False) for o, v in parts.items()}
 
-    def _run_chunk(self, chunk: dict[str, np.ndarray], outputs: tuple[str, ...]) -> dict[str, np.ndarray]:
+    def _run_chunk(self, chunk: dict[str, Array], outputs: tuple[str, ...]) -> dict[str, Array]:
         context = self.context
         for name, array in chunk.items():
             array = np.ascontiguousarray(array, dtype=self._np_dtype(name))

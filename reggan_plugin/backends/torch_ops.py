@@ -47,7 +47,7 @@ def _unary(fn: Callable[[Tensor], Tensor]) -> Op:
     return lambda x, a: fn(x[0])
 
 
-def _conv(x: list, a: dict) -> Tensor:
+def _conv(x: list[Any], a: dict[str, Any]) -> Tensor:
     data, weight = x[0], x[1]
     bias = x[2] if len(x) > 2 else None
     if a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
@@ -63,7 +63,7 @@ def _conv(x: list, a: dict) -> Tensor:
     return conv(data, weight, bias, stride=a.get("strides", 1), padding=padding, dilation=a.get("dilations", 1), groups=a.get("group", 1))
 
 
-def _conv_transpose(x: list, a: dict) -> Tensor:
+def _conv_transpose(x: list[Any], a: dict[str, Any]) -> Tensor:
     data, weight = x[0], x[1]
     bias = x[2] if len(x) > 2 else None
     if "output_shape" in a or a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
@@ -77,21 +77,21 @@ def _conv_transpose(x: list, a: dict) -> Tensor:
                 output_padding=a.get("output_padding", 0), groups=a.get("group", 1), dilation=a.get("dilations", 1))
 
 
-def _instance_norm(x: list, a: dict) -> Tensor:
+def _instance_norm(x: list[Any], a: dict[str, Any]) -> Tensor:
     return F.instance_norm(x[0], weight=x[1], bias=x[2], eps=a.get("epsilon", 1e-5))
 
 
-def _batch_norm(x: list, a: dict) -> Tensor:
+def _batch_norm(x: list[Any], a: dict[str, Any]) -> Tensor:
     return F.batch_norm(x[0], x[3], x[4], weight=x[1], bias=x[2], training=False, eps=a.get("epsilon", 1e-5))
 
 
-def _layer_norm(x: list, a: dict) -> Tensor:
+def _layer_norm(x: list[Any], a: dict[str, Any]) -> Tensor:
     axis = a.get("axis", -1) % x[0].dim()
     shape = x[0].shape[axis:]
     return F.layer_norm(x[0], shape, x[1], x[2] if len(x) > 2 else None, eps=a.get("epsilon", 1e-5))
 
 
-def _pad(x: list, a: dict) -> Tensor:
+def _pad(x: list[Any], a: dict[str, Any]) -> Tensor:
     data, pads = x[0], _ints(x[1])
     value = float(x[2].item()) if len(x) > 2 and x[2] is not None else 0.0
     rank = data.dim()
@@ -112,7 +112,7 @@ def _pad(x: list, a: dict) -> Tensor:
     return F.pad(data, torch_pads, mode={"edge": "replicate", "reflect": "reflect", "wrap": "circular"}[mode])
 
 
-def _resize(x: list, a: dict) -> Tensor:
+def _resize(x: list[Any], a: dict[str, Any]) -> Tensor:
     data = x[0]
     scales = x[2] if len(x) > 2 and x[2] is not None and x[2].numel() else None
     sizes = x[3] if len(x) > 3 and x[3] is not None and x[3].numel() else None
@@ -145,8 +145,8 @@ def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
-def _slice(x: list, a: dict) -> Tensor:
-    data = x[0]
+def _slice(x: list[Any], a: dict[str, Any]) -> Tensor:
+    data: Tensor = x[0]
     starts, ends = _ints(x[1]), _ints(x[2])
     axes = _ints(x[3]) if len(x) > 3 and x[3] is not None else list(range(len(starts)))
     steps = _ints(x[4]) if len(x) > 4 and x[4] is not None else [1] * len(starts)
@@ -169,33 +169,34 @@ def _slice(x: list, a: dict) -> Tensor:
     return data[tuple(index)]
 
 
-def _reshape(x: list, a: dict) -> Tensor:
+def _reshape(x: list[Any], a: dict[str, Any]) -> Tensor:
     shape = _ints(x[1])
     if not a.get("allowzero", 0):
         shape = [x[0].shape[i] if s == 0 else s for i, s in enumerate(shape)]
-    return x[0].reshape(shape)
+    out: Tensor = x[0].reshape(shape)
+    return out
 
 
-def _squeeze(x: list, a: dict) -> Tensor:
+def _squeeze(x: list[Any], a: dict[str, Any]) -> Tensor:
     axes = _ints(x[1]) if len(x) > 1 and x[1] is not None else a.get("axes")
+    out: Tensor = x[0]
     if axes is None:
-        return x[0].squeeze()
-    out = x[0]
+        return out.squeeze()
     for axis in sorted((v % out.dim() for v in axes), reverse=True):
         out = out.squeeze(axis)
     return out
 
 
-def _unsqueeze(x: list, a: dict) -> Tensor:
+def _unsqueeze(x: list[Any], a: dict[str, Any]) -> Tensor:
     axes = _ints(x[1]) if len(x) > 1 else a["axes"]
     rank = x[0].dim() + len(axes)
-    out = x[0]
+    out: Tensor = x[0]
     for axis in sorted(v % rank for v in axes):
         out = out.unsqueeze(axis)
     return out
 
 
-def _concat(x: list, a: dict) -> Tensor:
+def _concat(x: list[Any], a: dict[str, Any]) -> Tensor:
     parts = [t for t in x if t is not None and (t.numel() or t.dim() > 1)]
     device = next((t.device for t in parts if t.device.type != "cpu"), parts[0].device)
     dtype = next((t.dtype for t in parts if t.is_floating_point()), parts[0].dtype)
@@ -203,31 +204,33 @@ def _concat(x: list, a: dict) -> Tensor:
 
 
 def _reduce(fn: str) -> Op:
-    def op(x: list, a: dict) -> Tensor:
+    def op(x: list[Any], a: dict[str, Any]) -> Tensor:
+        data: Tensor = x[0]
         axes = _ints(x[1]) if len(x) > 1 and x[1] is not None else a.get("axes")
         keep = bool(a.get("keepdims", 1))
         if not axes:
             if a.get("noop_with_empty_axes", 0):
-                return x[0]
-            axes = list(range(x[0].dim()))
+                return data
+            axes = list(range(data.dim()))
         if fn == "max":
-            return torch.amax(x[0], dim=axes, keepdim=keep)
+            return torch.amax(data, dim=axes, keepdim=keep)
         if fn == "min":
-            return torch.amin(x[0], dim=axes, keepdim=keep)
-        return getattr(torch, fn)(x[0], dim=axes, keepdim=keep)
+            return torch.amin(data, dim=axes, keepdim=keep)
+        out: Tensor = getattr(torch, fn)(data, dim=axes, keepdim=keep)
+        return out
     return op
 
 
-def _gemm(x: list, a: dict) -> Tensor:
+def _gemm(x: list[Any], a: dict[str, Any]) -> Tensor:
     left = x[0].t() if a.get("transA", 0) else x[0]
     right = x[1].t() if a.get("transB", 0) else x[1]
-    out = a.get("alpha", 1.0) * (left @ right)
+    out: Tensor = a.get("alpha", 1.0) * (left @ right)
     if len(x) > 2 and x[2] is not None:
         out = out + a.get("beta", 1.0) * x[2]
     return out
 
 
-def _split(x: list, a: dict) -> tuple[Tensor, ...]:
+def _split(x: list[Any], a: dict[str, Any]) -> tuple[Tensor, ...]:
     axis = a.get("axis", 0)
     if len(x) > 1 and x[1] is not None:
         return torch.split(x[0], _ints(x[1]), dim=axis)
@@ -238,7 +241,7 @@ def _split(x: list, a: dict) -> tuple[Tensor, ...]:
     return torch.split(x[0], size, dim=axis)
 
 
-def _clip(x: list, a: dict) -> Tensor:
+def _clip(x: list[Any], a: dict[str, Any]) -> Tensor:
     low = x[1] if len(x) > 1 and x[1] is not None else a.get("min")
     high = x[2] if len(x) > 2 and x[2] is not None else a.get("max")
     low = low.item() if isinstance(low, Tensor) else low
@@ -247,7 +250,7 @@ def _clip(x: list, a: dict) -> Tensor:
 
 
 def _pool(kind: str) -> Op:
-    def op(x: list, a: dict) -> Tensor:
+    def op(x: list[Any], a: dict[str, Any]) -> Tensor:
         kernel = a["kernel_shape"]
         pads = a.get("pads", [0] * 2 * len(kernel))
         half = len(pads) // 2
@@ -261,7 +264,7 @@ def _pool(kind: str) -> Op:
     return op
 
 
-def _grid_sample(x: list, a: dict) -> Tensor:
+def _grid_sample(x: list[Any], a: dict[str, Any]) -> Tensor:
     """Sampled in float32 whatever the run dtype: half-precision sampling positions misplace pixels (a grid
     coordinate in fp16 is off by up to 1/2048, a quarter pixel on a 1000 px axis)."""
     mode = {"linear": "bilinear", "cubic": "bicubic"}.get(_text(a.get("mode", "bilinear")), _text(a.get("mode", "bilinear")))
@@ -271,7 +274,7 @@ def _grid_sample(x: list, a: dict) -> Tensor:
     return out.to(image.dtype)
 
 
-def constant_tensor(x: list, a: dict) -> Tensor:
+def constant_tensor(x: list[Any], a: dict[str, Any]) -> Tensor:
     if "value" in a:
         return proto_tensor(a["value"])
     for key, dtype in (("value_float", np.float32), ("value_int", np.int64), ("value_floats", np.float32), ("value_ints", np.int64)):
@@ -284,12 +287,12 @@ def proto_tensor(proto: onnx.TensorProto) -> Tensor:
     return torch.from_numpy(np.array(numpy_helper.to_array(proto)))
 
 
-def _constant_of_shape(x: list, a: dict) -> Tensor:
+def _constant_of_shape(x: list[Any], a: dict[str, Any]) -> Tensor:
     value = proto_tensor(a["value"]) if "value" in a else torch.zeros(1, dtype=torch.float32)
     return torch.full(_ints(x[0]), value.reshape(-1)[0].item(), dtype=value.dtype)
 
 
-def _gather(x: list, a: dict) -> Tensor:
+def _gather(x: list[Any], a: dict[str, Any]) -> Tensor:
     data, index = _same_device(x[0], x[1].long())
     axis = a.get("axis", 0) % data.dim()
     index = torch.where(index < 0, index + data.shape[axis], index)
@@ -297,16 +300,17 @@ def _gather(x: list, a: dict) -> Tensor:
     return out.reshape(data.shape[:axis] + index.shape + data.shape[axis + 1:])
 
 
-def _expand(x: list, a: dict) -> Tensor:
+def _expand(x: list[Any], a: dict[str, Any]) -> Tensor:
     shape = _ints(x[1])
     rank = max(len(shape), x[0].dim())
     shape = [1] * (rank - len(shape)) + shape
     current = [1] * (rank - x[0].dim()) + list(x[0].shape)
     target = [c if s == 1 else s for s, c in zip(shape, current)]
-    return x[0].reshape(current).expand(target)
+    out: Tensor = x[0].reshape(current).expand(target)
+    return out
 
 
-def _where(x: list, a: dict) -> Tensor:
+def _where(x: list[Any], a: dict[str, Any]) -> Tensor:
     cond, left, right = x
     device = next((t.device for t in (cond, left, right) if t.device.type != "cpu"), cond.device)
     return torch.where(cond.to(device), left.to(device), right.to(device))

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from reggan_plugin import __version__
@@ -201,7 +202,7 @@ def _build(onnx_path: Path, spec: EngineSpec, *, artifact_expressions: int, work
         log.info("fp16 engine: %d layer(s) of the sampling grid and GridSample kept in fp32", pinned)
 
     p, s = spec.profile, spec.profile.input_size
-    shapes = {
+    shapes: dict[str, Callable[[int], tuple[int, ...]]] = {
         "image": lambda b: (b, 3, s, s),
         "expression": lambda b: (b, artifact_expressions),
         "intensity": lambda b: (b,),

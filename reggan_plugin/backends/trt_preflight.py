@@ -59,7 +59,7 @@ class PreflightReport:
     version_source: str  # "installed" | "requested" | "newest known (TensorRT not installed)"
     opset: int
     findings: tuple[Finding, ...]
-    op_counts: Counter = field(default_factory=Counter)
+    op_counts: Counter[str] = field(default_factory=Counter)
 
     @property
     def ok(self) -> bool:
@@ -146,7 +146,7 @@ def preflight(model: str | Path | onnx.ModelProto, tensorrt_version: str | None 
     opset_max = trt_ops.OPSET_MAX[known[-1]] if known else trt_ops.OPSET_MAX[min(trt_ops.OPSET_MAX)]
     if not trt_ops.OPSET_MIN <= opset <= opset_max:
         findings.append(Finding("-", "-", f"ai.onnx opset {opset} is outside {trt_ops.OPSET_MIN}..{opset_max} supported by TensorRT {version}"))
-    counts: Counter = Counter()
+    counts: Counter[str] = Counter()
     for node, name in _nodes(proto.graph):
         counts[node.op_type] += 1
         if node.domain not in ("", "ai.onnx"):

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arrays import Array
+
 
 @dataclass(frozen=True)
 class BlazeFaceSpec:
@@ -34,11 +36,11 @@ NUM_KEYPOINTS = 6
 KP_RIGHT_EYE, KP_LEFT_EYE, KP_NOSE, KP_MOUTH, KP_RIGHT_EAR, KP_LEFT_EAR = range(NUM_KEYPOINTS)
 
 
-def ssd_anchors(spec: BlazeFaceSpec) -> np.ndarray:
+def ssd_anchors(spec: BlazeFaceSpec) -> Array:
     """(A, 2) anchor centres in normalised input coordinates (MediaPipe SsdAnchorsCalculator,
     fixed_anchor_size: every anchor is 1 x 1 so only the centres matter)."""
     per_layer = 2 if spec.interpolated_anchor else 1  # aspect ratio 1.0 (+ the interpolated scale)
-    centres: list[np.ndarray] = []
+    centres: list[Array] = []
     layer = 0
     while layer < len(spec.strides):
         stride = spec.strides[layer]
@@ -61,9 +63,9 @@ class RawDetections:
     boxes: (N, 4) x0, y0, x1, y1; keypoints: (N, 6, 2) x, y; scores: (N,) in [0, 1].
     """
 
-    boxes: np.ndarray
-    keypoints: np.ndarray
-    scores: np.ndarray
+    boxes: Array
+    keypoints: Array
+    scores: Array
 
     @staticmethod
     def empty() -> RawDetections:
@@ -76,7 +78,7 @@ class RawDetections:
         return RawDetections(self.boxes[indices], self.keypoints[indices], self.scores[indices])
 
 
-def decode(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, spec: BlazeFaceSpec, min_score: float) -> RawDetections:
+def decode(regressors: Array, logits: Array, anchors: Array, spec: BlazeFaceSpec, min_score: float) -> RawDetections:
     """One input's raw outputs, (A, 16) and (A, 1) or (A,), -> detections scoring at least ``min_score``."""
     logits = np.asarray(logits, dtype=np.float64).reshape(-1)
     scores = 1.0 / (1.0 + np.exp(-np.clip(logits, -100.0, 100.0)))
@@ -95,22 +97,24 @@ def decode(regressors: np.ndarray, logits: np.ndarray, anchors: np.ndarray, spec
     return RawDetections(boxes[valid], keypoints[valid], scores[keep][valid])
 
 
-def box_iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_iou_matrix(a: Array, b: Array) -> Array:
     """(N, 4) x (M, 4) corner boxes -> (N, M) intersection over union."""
     ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
     iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
     inter = ix * iy
     area_a = (a[:, 2] - a[:, 0]) * (a[:, 3] - a[:, 1])
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+    iou: Array = inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
+    return iou
 
 
-def box_containment_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def box_containment_matrix(a: Array, b: Array) -> Array:
     """(N, M): the fraction of box b_j's area that lies inside box a_i."""
     ix = np.clip(np.minimum(a[:, None, 2], b[None, :, 2]) - np.maximum(a[:, None, 0], b[None, :, 0]), 0, None)
     iy = np.clip(np.minimum(a[:, None, 3], b[None, :, 3]) - np.maximum(a[:, None, 1], b[None, :, 1]), 0, None)
     area_b = (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
-    return (ix * iy) / np.maximum(area_b[None, :], 1e-12)
+    contained: Array = (ix * iy) / np.maximum(area_b[None, :], 1e-12)
+    return contained
 
 
 def weighted_nms(dets: RawDetections, iou_threshold: float = 0.3, containment_threshold: float = 0.8) -> RawDetections:

@@ -43,6 +43,8 @@ from reggan_plugin.faces.face import Face
 from reggan_plugin.faces.keypoint_map import five_points, frame_points
 from reggan_plugin.faces.register import register_landmarks
 
+from ..arrays import Array, UInt8Array
+
 MODELS_DIR = Path(__file__).resolve().parent / "models"
 SHORT_RANGE_MODEL = MODELS_DIR / "blazeface_short_range.onnx"
 
@@ -95,13 +97,13 @@ class FaceDetector:
 
     # -- public -------------------------------------------------------------------------------
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: Array) -> list[Face]:
         """Faces in one frame, best first. HxWx3(4) uint8, uint16 or float [0, 1]; other input raises ValueError."""
         image = _to_uint8_rgb(rgb)
         found = self.find(image)
         return [self.face(image, found, i) for i in range(len(found))]
 
-    def find(self, image: np.ndarray) -> RawDetections:
+    def find(self, image: Array) -> RawDetections:
         """BlazeFace's accepted detections in a uint8 HxWx3 frame, best first, keypoints as the model gives them."""
         height, width = image.shape[:2]
         merged = self.detect_windows(image, plan_windows(height, width, self.config, self.spec.input_size))
@@ -109,14 +111,14 @@ class FaceDetector:
             merged = self.refine(image, merged)
         return merged.take([i for i in range(len(merged)) if merged.scores[i] >= self.config.accept_score])
 
-    def face(self, image: np.ndarray, dets: RawDetections, i: int) -> Face:
+    def face(self, image: Array, dets: RawDetections, i: int) -> Face:
         """Detection ``i`` of ``image`` as a Face (``to_face``), its points registered when ``config.register``."""
         face = to_face(dets, i, self.config.keypoint_map)
         if not self.config.register or face.landmarks is None:
             return face
         return replace(face, landmarks=register_landmarks(image, face.landmarks))
 
-    def refine(self, image: np.ndarray, dets: RawDetections) -> RawDetections:
+    def refine(self, image: Array, dets: RawDetections) -> RawDetections:
         """Look at each face again through windows centred on it that it fills ``refine_fractions`` of.
 
         BlazeFace's score and keypoints change with how a face is framed (the same rendered face
@@ -158,7 +160,7 @@ class FaceDetector:
         order = [i for i in np.argsort(-scores, kind="stable") if keep[i]]
         return RawDetections(boxes[order], keypoints[order], scores[order])
 
-    def detect_windows(self, image: np.ndarray, windows: list[Window]) -> RawDetections:
+    def detect_windows(self, image: Array, windows: list[Window]) -> RawDetections:
         """Run the given windows of a uint8 HxWx3 image; detections in frame pixels, merged by NMS.
 
         Boxes are (x0, y0, x1, y1) in pixel-index terms (the frame is [0, W] x [0, H]); keypoints are
@@ -166,7 +168,7 @@ class FaceDetector:
         """
         return weighted_nms(_concat(self._run_batch(image, windows)), self.config.nms_iou)
 
-    def _run_batch(self, image: np.ndarray, windows: list[Window], drop_cut: bool = True) -> list[RawDetections]:
+    def _run_batch(self, image: Array, windows: list[Window], drop_cut: bool = True) -> list[RawDetections]:
         """Detections of each window (frame coordinates, not merged), in the order of ``windows``."""
         size = self.spec.input_size
         found: list[RawDetections] = []
@@ -228,7 +230,7 @@ def _starts(length: int, side: int, overlap: float) -> list[int]:
     return [int(round(v)) for v in np.linspace(0, length - side, count)]
 
 
-def sample_window(image: np.ndarray, window: Window, size: int) -> np.ndarray:
+def sample_window(image: Array, window: Window, size: int) -> Array:
     """The window's pixels resampled to size x size uint8 RGB (area filter), black outside the frame."""
     x0, y0, side = window
     height, width = image.shape[:2]
@@ -265,10 +267,11 @@ def _drop_cut_faces(dets: RawDetections, window: Window, height: int, width: int
     return RawDetections(dets.boxes[keep], dets.keypoints[keep], dets.scores[keep])
 
 
-def face_keypoints(dets: RawDetections, i: int) -> np.ndarray:
+def face_keypoints(dets: RawDetections, i: int) -> Array:
     """(4, 2) of detection ``i``: image-left eye, image-right eye, nose, mouth centre (what ``keypoint_map`` reads).
     MediaPipe's "right eye" is the subject's right: the image-left eye, first in CANONICAL_5PT."""
-    return dets.keypoints[i][[KP_RIGHT_EYE, KP_LEFT_EYE, KP_NOSE, KP_MOUTH]]
+    points: Array = dets.keypoints[i][[KP_RIGHT_EYE, KP_LEFT_EYE, KP_NOSE, KP_MOUTH]]
+    return points
 
 
 def to_face(dets: RawDetections, i: int, mapped: bool = True) -> Face:
@@ -279,7 +282,7 @@ def to_face(dets: RawDetections, i: int, mapped: bool = True) -> Face:
     return Face(box=(x0, y0, x1 - x0, y1 - y0), landmarks=five, score=float(dets.scores[i]), source="detector")
 
 
-def _to_uint8_rgb(rgb: np.ndarray) -> np.ndarray:
+def _to_uint8_rgb(rgb: Array) -> UInt8Array:
     array = np.asarray(rgb)
     if array.ndim != 3 or array.shape[2] not in (3, 4) or array.shape[0] < 1 or array.shape[1] < 1:
         raise ValueError(f"FaceDetector.detect expects an HxWx3 RGB array, got shape {array.shape}")

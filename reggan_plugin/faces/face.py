@@ -15,9 +15,11 @@ Landmarks come in two layouts:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, get_args
+from typing import Literal, TypeAlias, get_args
 
 import numpy as np
+
+from ..arrays import Array, Float64Array
 
 FaceSource = Literal["given", "detector", "region", "whole"]
 FACE_SOURCES: tuple[str, ...] = get_args(FaceSource)
@@ -25,7 +27,7 @@ FACE_SOURCES: tuple[str, ...] = get_args(FaceSource)
 Box = tuple[float, float, float, float]
 """(x, y, w, h) in pixels, float; (x, y) is the top-left corner."""
 
-Landmarks = np.ndarray
+Landmarks: TypeAlias = Float64Array
 """float64 (K, 2) array of (x, y) pixel positions, K = 5 or 68, read-only."""
 
 LANDMARK_COUNTS = (5, 68)
@@ -94,19 +96,19 @@ class Face:
         return landmarks68_to_5(self.landmarks)
 
 
-def landmarks68_to_5(pts68: np.ndarray) -> np.ndarray:
+def landmarks68_to_5(pts68: Array) -> Float64Array:
     """iBUG 68 points -> 5 points: eye centres (mean of each eye's 6 points), nose tip (30), mouth corners (48, 54)."""
     pts68 = np.asarray(pts68, dtype=np.float64)
     if pts68.shape != (68, 2):
         raise ValueError(f"expected (68, 2) landmarks, got {pts68.shape}")
-    out = np.stack(
+    out: Float64Array = np.stack(
         [pts68[36:42].mean(axis=0), pts68[42:48].mean(axis=0), pts68[30], pts68[48], pts68[54]]
     )
     out.setflags(write=False)
     return out
 
 
-def box_from_landmarks(pts: np.ndarray) -> Box:
+def box_from_landmarks(pts: Array) -> Box:
     """A face box that contains the face for the given landmarks.
 
     68 points: the points' bounding box, raised by 25% of its height to take in the forehead

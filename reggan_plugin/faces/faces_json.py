@@ -31,6 +31,8 @@ from reggan_plugin.errors import InputError
 from reggan_plugin.faces.face import LANDMARK_COUNTS, Face, box_from_landmarks
 from reggan_plugin.text_input import read_text_input
 
+from ..arrays import Array
+
 SCHEMA_VERSION = 1
 MIN_BOX_SIDE = 1.0
 """A box under a pixel holds no face (as --region's rule): refused with the file and the entry."""
@@ -151,7 +153,7 @@ def _parse_box(value: Any, where: str, path: Path) -> tuple[float, float, float,
     return (nums[0], nums[1], nums[2], nums[3])
 
 
-def _parse_landmarks(value: Any, where: str, path: Path) -> np.ndarray:
+def _parse_landmarks(value: Any, where: str, path: Path) -> Array:
     counts = " or ".join(str(c) for c in LANDMARK_COUNTS)
     if not isinstance(value, list) or len(value) not in LANDMARK_COUNTS:
         got = f"{len(value)} points" if isinstance(value, list) else _json_type(value)

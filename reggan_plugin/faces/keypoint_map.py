@@ -20,6 +20,8 @@ import numpy as np
 from reggan_plugin.align import apply_affine, crop_matrix_from_landmarks, invert_affine
 from reggan_plugin.errors import ModelError
 
+from ..arrays import Array, Float64Array
+
 MAP_PATH = Path(__file__).resolve().parent / "models" / "keypoint_map.npy"
 SIZE = 128  # crop side the map works in (its units: px of this crop, centred and divided by SIZE)
 MOUTH_HALF_WIDTH = 0.40
@@ -29,29 +31,29 @@ FEATURES = 9  # the four keypoints' x, y and a constant
 OUTPUTS = 10  # the five points' x, y
 
 
-def frame_points(keypoints: np.ndarray) -> np.ndarray:
+def frame_points(keypoints: Array) -> Array:
     """(4, 2) image-left eye, image-right eye, nose, mouth centre -> (5, 2) points with derived mouth corners."""
     left_eye, right_eye, nose, mouth = np.asarray(keypoints, np.float64)
     across = right_eye - left_eye
     return np.stack([left_eye, right_eye, nose, mouth - MOUTH_HALF_WIDTH * across, mouth + MOUTH_HALF_WIDTH * across])
 
 
-def features(keypoints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def features(keypoints: Array) -> tuple[Array, Array]:
     """(the frame px -> crop px map of the keypoints' own crop, the map's FEATURES inputs)."""
     m = crop_matrix_from_landmarks(frame_points(keypoints), SIZE)
     return m, np.concatenate([apply_affine(m, keypoints).ravel() / SIZE - 0.5, [1.0]])
 
 
-def target(m: np.ndarray, points: np.ndarray) -> np.ndarray:
+def target(m: Array, points: Array) -> Array:
     """The five true points (frame px) as the map's OUTPUTS, in the crop of ``m``."""
     return apply_affine(m, points).ravel() / SIZE - 0.5
 
 
 @cache
-def load_map(path: Path = MAP_PATH) -> np.ndarray:
+def load_map(path: Path = MAP_PATH) -> Float64Array:
     """FEATURES x OUTPUTS float64."""
     try:
-        weights = np.load(path).astype(np.float64)
+        weights: Float64Array = np.load(path).astype(np.float64)
     except (OSError, ValueError) as e:
         raise ModelError(path, f"cannot read the keypoint map ({e}); reinstall reggan-plugin") from e
     if weights.shape != (FEATURES, OUTPUTS):
@@ -59,7 +61,7 @@ def load_map(path: Path = MAP_PATH) -> np.ndarray:
     return weights
 
 
-def five_points(keypoints: np.ndarray) -> np.ndarray:
+def five_points(keypoints: Array) -> Array:
     """(4, 2) frame px (image-left eye, image-right eye, nose, mouth centre) -> the five points (5, 2) frame px."""
     m, x = features(keypoints)
     crop = ((x @ load_map()).reshape(5, 2) + 0.5) * SIZE

@@ -9,13 +9,13 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-import numpy as np
-
 from reggan_plugin.faces.detector import DetectorConfig, FaceDetector
 from reggan_plugin.faces.face import Face
 from reggan_plugin.faces.faces_json import FacesFile
 from reggan_plugin.faces.region import whole_image_face
 from reggan_plugin.imageio import ImageData, detector_rgb
+
+from ..arrays import Array
 
 
 def overlaps_picture(face: Face, height: int, width: int) -> bool:
@@ -50,7 +50,7 @@ class SharedDetector:
                 self._detector = FaceDetector(config=self.config)
             return self._detector
 
-    def detect(self, rgb: np.ndarray) -> list[Face]:
+    def detect(self, rgb: Array) -> list[Face]:
         return self.get().detect(rgb)
 
 

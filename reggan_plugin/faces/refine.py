@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+from ..arrays import Array, UInt8Array
 from .detector import DetectorConfig, FaceDetector, Window
 from .face import Face
 
@@ -55,7 +56,7 @@ def needs_refining(face: Face) -> bool:
     return face.landmarks is None and face.source != "whole"
 
 
-def refine_box_face(rgb: np.ndarray, face: Face, detector: FaceDetector, origin: tuple[int, int] = (0, 0)) -> Face:
+def refine_box_face(rgb: Array, face: Face, detector: FaceDetector, origin: tuple[int, int] = (0, 0)) -> Face:
     """``face`` with the landmarks of the face found inside its box, or ``face`` itself when none is.
 
     rgb: HxWx3 uint8 or float32 sRGB [0, 1], the part of the frame that starts at frame pixel
@@ -104,7 +105,7 @@ def refine_box_face(rgb: np.ndarray, face: Face, detector: FaceDetector, origin:
     return Face(box=(bx + ox, by + oy, bw, bh), landmarks=landmarks, score=local.score, source=face.source)
 
 
-def _uint8(rgb: np.ndarray) -> np.ndarray:
+def _uint8(rgb: Array) -> UInt8Array:
     array = np.asarray(rgb)[..., :3]
     if array.dtype == np.uint8:
         return np.ascontiguousarray(array)

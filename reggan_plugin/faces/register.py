@@ -37,6 +37,8 @@ from reggan_plugin.align import apply_affine, crop_matrix_from_landmarks, invert
 from reggan_plugin.grain import luma, shifted
 from reggan_plugin.resample import crop_roi, prefilter, warp_to_crop
 
+from ..arrays import Array, Float64Array, FloatArray
+
 TEMPLATE_PATH = Path(__file__).resolve().parent / "models" / "align_template.npy"
 SIZE = 128  # crop side the template is made at (the search's units: px of this crop)
 REACH = 4  # largest shift searched, crop px each way
@@ -48,7 +50,7 @@ SIGMA = 1.5  # Gaussian of the Laplacian-of-Gaussian, crop px
 MIN_SCORE = 0.2  # normalised cross-correlation below which the match is not trusted
 
 
-def _blurred(plane: np.ndarray) -> np.ndarray:
+def _blurred(plane: Array) -> FloatArray:
     """A Gaussian blur (SIGMA, edges repeated) of an HxW plane, tap by tap along each axis: a blur matrix product
     would be a BLAS call, and those leave OpenBLAS's threads spinning (``grain.luma``)."""
     radius = int(np.ceil(3 * SIGMA))
@@ -60,27 +62,30 @@ def _blurred(plane: np.ndarray) -> np.ndarray:
     return out
 
 
-def edges(rgb: np.ndarray) -> np.ndarray:
+def edges(rgb: Array) -> FloatArray:
     """Laplacian of Gaussian of the luma of a square HxHx3 crop (float32): what the template and a crop are compared
     on."""
     blurred = _blurred(luma(rgb))
     p = np.pad(blurred, 1, mode="edge")
-    return p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4.0 * blurred
+    laplacian: FloatArray = p[:-2, 1:-1] + p[2:, 1:-1] + p[1:-1, :-2] + p[1:-1, 2:] - 4.0 * blurred
+    return laplacian
 
 
 @cache
-def load_template() -> np.ndarray:
+def load_template() -> FloatArray:
     """SIZE x SIZE float32: zero outside the face, zero mean and unit norm inside it."""
-    return np.load(TEMPLATE_PATH).astype(np.float32)
+    template: FloatArray = np.load(TEMPLATE_PATH).astype(np.float32)
+    return template
 
 
 @cache
-def _support() -> np.ndarray:
+def _support() -> FloatArray:
     """1 where the template describes the face, 0 elsewhere (float32)."""
-    return (load_template() != 0).astype(np.float32)
+    support: FloatArray = (load_template() != 0).astype(np.float32)
+    return support
 
 
-def _zoom(scale: float, shift: tuple[float, float] = (0.0, 0.0), angle: float = 0.0) -> np.ndarray:
+def _zoom(scale: float, shift: tuple[float, float] = (0.0, 0.0), angle: float = 0.0) -> Float64Array:
     """3x3 crop px -> crop px: zoom by ``scale`` and turn by ``angle`` degrees about the crop centre, then move by
     ``shift``."""
     a, b = scale * np.cos(np.radians(angle)), scale * np.sin(np.radians(angle))
@@ -118,7 +123,7 @@ def _climb(grid: tuple[float, ...], score: Callable[[float], float]) -> tuple[fl
     return best, inside, max(peaks.values())
 
 
-def _region(image: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _region(image: Array, m: Float64Array) -> tuple[Array, Float64Array]:
     """The part of the frame every searched crop reads, mean-pooled once where the face is large (so no search
     step resamples the whole face again), and ``m`` (3x3) as a map from that part's pixels."""
     turn = np.radians(max(abs(a) for a in ANGLES))
@@ -137,7 +142,7 @@ def _region(image: np.ndarray, m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return pooled, m @ origin @ to_part
 
 
-def _scores(image: np.ndarray, m: np.ndarray, scale: float, angle: float, template: np.ndarray) -> np.ndarray:
+def _scores(image: Array, m: Float64Array, scale: float, angle: float, template: Array) -> Array:
     """(2 REACH + 1)^2 normalised cross-correlations of the template with the crop of ``m`` zoomed by ``scale``,
     turned by ``angle`` and moved by (dx, dy) = (column - REACH, row - REACH) crop px."""
     zoomed = _zoom(scale, angle=angle) @ m
@@ -145,10 +150,11 @@ def _scores(image: np.ndarray, m: np.ndarray, scale: float, angle: float, templa
     f = edges(warp_to_crop(image, zoomed[:2], SIZE + 2 * REACH))
     num = np.einsum("ijyx,yx->ij", sliding_window_view(f, (SIZE, SIZE)), template)  # [row, column, y, x] views
     energy = np.einsum("ijyx,yx->ij", sliding_window_view(f * f, (SIZE, SIZE)), _support())
-    return num / np.sqrt(np.maximum(energy, 1e-12))
+    scores: Array = num / np.sqrt(np.maximum(energy, 1e-12))
+    return scores
 
 
-def register_landmarks(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
+def register_landmarks(rgb: Array, points: Array) -> Array:
     """``points`` (5, 2 frame px, ``CANONICAL_5PT`` order) moved so that the crop they give matches the template.
 
     rgb: HxWx3 (or 4), any dtype and range. Returns new points (the old ones moved by one similarity), or
@@ -158,9 +164,9 @@ def register_landmarks(rgb: np.ndarray, points: np.ndarray) -> np.ndarray:
     tpl = load_template()
     m = np.vstack([crop_matrix_from_landmarks(points, SIZE), [0.0, 0.0, 1.0]])
     image, local = _region(np.asarray(rgb)[..., :3], m)  # any range: the correlation is normalised
-    matched: dict[tuple[float, float], np.ndarray] = {}  # (scale, angle) -> scores: the steps below meet again
+    matched: dict[tuple[float, float], Array] = {}  # (scale, angle) -> scores: the steps below meet again
 
-    def match(scale: float, angle: float) -> np.ndarray:
+    def match(scale: float, angle: float) -> Array:
         if (scale, angle) not in matched:
             matched[scale, angle] = _scores(image, local, scale, angle, tpl)
         return matched[scale, angle]

@@ -18,6 +18,8 @@ import numpy as np
 
 from reggan_plugin.faces.face import Face, iou
 
+from ..arrays import Array
+
 LINK_IOU = 0.3  # a face continues a track when its box overlaps the track's last box this much
 MAX_GAP = 2  # frames a track may miss (detector failures) and still continue
 TIME_SIGMA = 12.0  # frames, at strength 1 (the default 0.5: 6 frames; benchmarks/temporal.py, docs/TEMPORAL.md)
@@ -88,16 +90,17 @@ def _link_tracks(per_frame: list[list[Face]]) -> list[_Track]:
     return tracks
 
 
-def _local_linear(dt: np.ndarray, weight: np.ndarray, values: np.ndarray) -> np.ndarray:
+def _local_linear(dt: Array, weight: Array, values: Array) -> Array:
     """The value at dt = 0 of a weighted straight-line fit through (dt, values): a steady move comes out
     exactly, also where the window is cut short (a sequence's ends, a cut), which a weighted mean would bias."""
     sw, swt, swtt = weight.sum(), weight @ dt, weight @ (dt * dt)
     det = sw * swtt - swt * swt
-    mean = weight @ values / sw
+    mean: Array = weight @ values / sw
     if det <= 1e-9 * sw * sw:  # one frame, or all on one side at one time: the weighted mean
         return mean
     slope = (sw * (weight * dt) @ values - swt * (weight @ values)) / det
-    return mean - slope * swt / sw
+    fitted: Array = mean - slope * swt / sw
+    return fitted
 
 
 def _smooth_track(track: _Track, per_frame: list[list[Face]], result: list[list[Face]], time_sigma: float) -> None:

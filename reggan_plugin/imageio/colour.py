@@ -11,25 +11,29 @@ import numpy as np
 
 from reggan_plugin.imageio.image import LUMA, ImageData
 
+from ..arrays import Array, BoolArray, FloatArray
 
-def srgb_encode(linear: np.ndarray) -> np.ndarray:
+
+def srgb_encode(linear: Array) -> FloatArray:
     """Scene-linear -> sRGB-encoded (IEC 61966-2-1 piecewise curve), not clipped: values above 1
     follow the same power law, negatives are mirrored."""
     x = np.asarray(linear, dtype=np.float32)
     a = np.abs(x)
     enc = np.where(a <= 0.0031308, 12.92 * a, 1.055 * np.power(a, 1.0 / 2.4, dtype=np.float32) - 0.055)
-    return (np.sign(x) * enc).astype(np.float32)
+    encoded: FloatArray = (np.sign(x) * enc).astype(np.float32)
+    return encoded
 
 
-def srgb_decode(encoded: np.ndarray) -> np.ndarray:
+def srgb_decode(encoded: Array) -> FloatArray:
     """Inverse of ``srgb_encode``."""
     e = np.asarray(encoded, dtype=np.float32)
     a = np.abs(e)
     lin = np.where(a <= 0.04045, a / 12.92, np.power((a + 0.055) / 1.055, 2.4, dtype=np.float32))
-    return (np.sign(e) * lin).astype(np.float32)
+    decoded: FloatArray = (np.sign(e) * lin).astype(np.float32)
+    return decoded
 
 
-def _encoded(pixels: np.ndarray, linear: bool) -> np.ndarray:
+def _encoded(pixels: Array, linear: bool) -> Array:
     """Colour channels of stored pixels (N x C or HxWxC) -> float32 sRGB-encoded, unclipped."""
     if pixels.dtype == np.uint8:
         return pixels.astype(np.float32) / np.float32(255)
@@ -39,9 +43,10 @@ def _encoded(pixels: np.ndarray, linear: bool) -> np.ndarray:
     return srgb_encode(v) if linear else v
 
 
-def _non_finite(pixels: np.ndarray) -> np.ndarray:
+def _non_finite(pixels: Array) -> BoolArray:
     """N x C stored pixels -> N bools: a colour channel is NaN or inf."""
-    return ~np.isfinite(pixels).all(axis=-1)
+    bad: BoolArray = ~np.isfinite(pixels).all(axis=-1)
+    return bad
 
 
 def non_finite_pixels(image: ImageData) -> int:
@@ -52,7 +57,7 @@ def non_finite_pixels(image: ImageData) -> int:
     return int(np.count_nonzero(_non_finite(image.pixels[..., : image.colour_channels])))
 
 
-def _stored_rgb(pixels: np.ndarray) -> np.ndarray:
+def _stored_rgb(pixels: Array) -> Array:
     """Stored pixels (..., C) -> (..., 3) float32 in the file's own encoding: 8/16-bit values scaled to [0, 1],
     float ones made finite, grey replicated, alpha dropped."""
     nc = 3 if pixels.shape[-1] >= 3 else 1
@@ -64,13 +69,13 @@ def _stored_rgb(pixels: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(np.repeat(v, 3, axis=-1) if nc == 1 else v)
 
 
-def _managed_encoded(image: ImageData) -> np.ndarray:
+def _managed_encoded(image: ImageData) -> Array:
     """A frame with a colour space -> HxWx3 float32 sRGB-encoded Rec.709, unclipped."""
     assert image.colour is not None
     return srgb_encode(image.colour.to_linear(_stored_rgb(image.pixels)))
 
 
-def detector_rgb(image: ImageData) -> np.ndarray:
+def detector_rgb(image: ImageData) -> Array:
     """What the face detector reads: 8-bit sRGB pixels as they are (no float copy of the frame), anything
     else as network colour (the detector quantises it to 8 bits the same way)."""
     if image.pixels.dtype == np.uint8 and image.channels >= 3 and not image.linear and image.colour is None:
@@ -78,7 +83,7 @@ def detector_rgb(image: ImageData) -> np.ndarray:
     return to_network_rgb(image)
 
 
-def to_network_rgb(image: ImageData) -> np.ndarray:
+def to_network_rgb(image: ImageData) -> Array:
     """HxWx3 float32 sRGB-encoded in [0, 1]: grey replicated, linear data encoded, alpha dropped, clipped; a frame
     with a colour space is converted from it first."""
     if image.colour is not None:
@@ -90,7 +95,7 @@ def to_network_rgb(image: ImageData) -> np.ndarray:
     return out
 
 
-def compose_output(image: ImageData, new_rgb: np.ndarray, mask: np.ndarray) -> ImageData:
+def compose_output(image: ImageData, new_rgb: Array, mask: Array) -> ImageData:
     """Write an edited picture into a copy of ``image``: same dtype, channels, format and info.
 
     new_rgb: HxWx3 float32 sRGB [0, 1] (the edited ``to_network_rgb(image)``); mask: HxW float32,
@@ -114,7 +119,7 @@ def compose_output(image: ImageData, new_rgb: np.ndarray, mask: np.ndarray) -> I
     return dataclasses.replace(image, pixels=out)
 
 
-def write_edit(out: np.ndarray, image: ImageData, new_rgb: np.ndarray, mask: np.ndarray) -> None:
+def write_edit(out: Array, image: ImageData, new_rgb: Array, mask: Array) -> None:
     """`compose_output` into ``out`` (``image.pixels``' shape and dtype, a copy of them or a view into one)."""
     h, w = image.height, image.width
     new_rgb = np.asarray(new_rgb, dtype=np.float32)
@@ -153,7 +158,7 @@ def write_edit(out: np.ndarray, image: ImageData, new_rgb: np.ndarray, mask: np.
         out[..., c][sel] = vals.astype(dt)
 
 
-def _write_managed(out: np.ndarray, image: ImageData, new_rgb: np.ndarray, sel: np.ndarray) -> None:
+def _write_managed(out: Array, image: ImageData, new_rgb: Array, sel: Array) -> None:
     """`write_edit` for a frame with a colour space: the change made in network colour, carried into the frame's."""
     colour = image.colour
     assert colour is not None
@@ -161,7 +166,7 @@ def _write_managed(out: np.ndarray, image: ImageData, new_rgb: np.ndarray, sel: 
     original = image.pixels[sel][:, :nc]  # N x nc as stored
     stored = _stored_rgb(original)  # N x 3 in the frame's encoding
     enc = srgb_encode(colour.to_linear(stored))  # unclipped network colour
-    delta = new_rgb[sel] - np.clip(enc, 0.0, 1.0)
+    delta: Array = new_rgb[sel] - np.clip(enc, 0.0, 1.0)
     changed = np.maximum(enc + delta, np.minimum(enc, 0.0))  # an edit never makes a pixel negative
     edited = np.any(delta != 0, axis=1)
     if dt == np.float32:

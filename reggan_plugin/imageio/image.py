@@ -13,6 +13,8 @@ from PIL import Image, UnidentifiedImageError
 
 from reggan_plugin.errors import InputError
 
+from ..arrays import Array
+
 log = logging.getLogger("reggan_plugin.imageio")
 
 ImageFormat = Literal["png", "jpeg", "tiff", "exr"]
@@ -88,9 +90,9 @@ class FrameColour(Protocol):
 
     name: str
 
-    def to_linear(self, rgb: np.ndarray) -> np.ndarray: ...
+    def to_linear(self, rgb: Array) -> Array: ...
 
-    def from_linear(self, rgb: np.ndarray) -> np.ndarray: ...
+    def from_linear(self, rgb: Array) -> Array: ...
 
 
 @dataclass(frozen=True)
@@ -108,7 +110,7 @@ class ImageData:
         by a reader.
     """
 
-    pixels: np.ndarray
+    pixels: Array
     path: Path | None = None
     format: str = "png"
     linear: bool = False

@@ -30,6 +30,8 @@ from reggan_plugin.config import ColourConfig
 from reggan_plugin.errors import InputError, UsageError
 from reggan_plugin.imageio.image import ImageData
 
+from ..arrays import Array
+
 log = logging.getLogger(__name__)
 
 BUILTIN_CONFIG = "ocio://cg-config-latest"
@@ -51,15 +53,15 @@ class OcioColour:
         return f"OcioColour({self.name!r})"
 
     @staticmethod
-    def _apply(processor: Any, rgb: np.ndarray) -> np.ndarray:
+    def _apply(processor: Any, rgb: Array) -> Array:
         flat = np.array(rgb, dtype=np.float32, order="C").reshape(-1, 3)  # a copy: OCIO works in place
         processor.applyRGB(flat)
         return flat.reshape(np.shape(rgb))
 
-    def to_linear(self, rgb: np.ndarray) -> np.ndarray:
+    def to_linear(self, rgb: Array) -> Array:
         return self._apply(self._to, rgb)
 
-    def from_linear(self, rgb: np.ndarray) -> np.ndarray:
+    def from_linear(self, rgb: Array) -> Array:
         return self._apply(self._from, rgb)
 
 

@@ -13,6 +13,8 @@ import numpy as np
 from reggan_plugin.errors import InputError
 from reggan_plugin.imageio.image import PNG_COMPRESS_LEVEL, ImageData, _converted
 
+from ..arrays import Array, UInt8Array
+
 try:  # ISA-L's deflate: same zlib stream, 3.5x faster than zlib at level 1 on a 1080p frame (benchmarks/png_encode.py)
     from isal.isal_zlib import compress as DEFLATE
 except ImportError:  # a platform without an isal wheel: the standard library, slower
@@ -75,7 +77,7 @@ def _read_png16_pypng(path: Path) -> ImageData:
     return ImageData(arr.reshape(height, width, planes), path, "png", False, {})
 
 
-def _png_unfilter(raw: bytes, h: int, w: int, bpp: int) -> np.ndarray:
+def _png_unfilter(raw: bytes, h: int, w: int, bpp: int) -> UInt8Array:
     """Undo PNG scanline filters (None/Sub/Up/Average/Paeth); returns h x (w*bpp) uint8.
 
     Files with only None/Sub/Up rows are undone row by row, vectorised along the row. Average and
@@ -125,7 +127,7 @@ def _png_chunk(tag: bytes, body: bytes) -> bytes:
     return struct.pack(">I", len(body)) + tag + body + struct.pack(">I", zlib.crc32(tag + body))
 
 
-def encode_png(px: np.ndarray, info: dict[str, Any] | None = None, level: int = PNG_COMPRESS_LEVEL,
+def encode_png(px: Array, info: dict[str, Any] | None = None, level: int = PNG_COMPRESS_LEVEL,
                deflate: Callable[[Any, int], bytes] = DEFLATE) -> bytes:
     """8- or 16-bit PNG bytes with the Up filter on every row, deflated at ``level`` (0-3: ISA-L's range).
 

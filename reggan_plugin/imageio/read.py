@@ -27,6 +27,8 @@ from reggan_plugin.imageio.image import (
 )
 from reggan_plugin.imageio.png import _read_png16
 
+from ..arrays import Array
+
 # Pillow's own decompression-bomb guard (about 89 MP) sits below our limit; ours (_check_size, from the
 # header, before decoding) is the one that applies.
 Image.MAX_IMAGE_PIXELS = max(Image.MAX_IMAGE_PIXELS or 0, MAX_PIXELS)
@@ -130,7 +132,7 @@ def _read_pillow(path: Path, head: bytes) -> ImageData:
         elif mode in ("RGB", "L") and "transparency" in im.info:
             im = im.convert("RGBA" if mode == "RGB" else "LA")
             _converted(info, f"transparent-colour key converted to an alpha channel ({im.mode})")
-        arr: np.ndarray
+        arr: Array
         if im.mode in ("I;16", "I;16L", "I;16B"):
             arr = np.asarray(im).astype(np.uint16)[..., None]
         elif im.mode == "F":

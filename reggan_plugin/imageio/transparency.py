@@ -7,6 +7,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from ..arrays import Array
 from .image import ImageData
 
 # Gaussians (px) by which the covered pixels' colour spreads into the transparent ones, finest first: each pixel takes
@@ -18,7 +19,7 @@ REACH = 130  # px: 4 sigmas of the widest Gaussian (OpenCV's kernel radius), and
 _REACHED = 1e-3  # of the blurred coverage: a pixel the colours reached
 
 
-def alpha_of(image: ImageData) -> np.ndarray | None:
+def alpha_of(image: ImageData) -> Array | None:
     """HxW float32 coverage in [0, 1] of a picture with alpha; None without."""
     if not image.has_alpha:
         return None
@@ -27,7 +28,7 @@ def alpha_of(image: ImageData) -> np.ndarray | None:
     return np.clip(np.nan_to_num(alpha.astype(np.float32) / top), 0.0, 1.0)
 
 
-def with_subject_colour_behind(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
+def with_subject_colour_behind(rgb: Array, alpha: Array) -> Array:
     """``rgb`` (HxWx3 float32) with each fully transparent pixel within reach of the subject given the colour of the
     covered pixels nearest to it (alpha-weighted blurs normalised by the blurred alpha); covered and partly covered
     pixels, and those out of reach, unchanged."""

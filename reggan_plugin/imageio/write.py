@@ -23,6 +23,8 @@ from reggan_plugin.imageio.image import (
 from reggan_plugin.imageio.png import encode_png
 from reggan_plugin.sequence import same_file
 
+from ..arrays import Array
+
 WRITE_ERRORS: tuple[type[BaseException], ...] = (OSError, ValueError, RuntimeError, *PNG_ERRORS)
 
 
@@ -127,7 +129,7 @@ def _write_exr(tmp: Path, image: ImageData) -> None:
     header.setdefault("type", OpenEXR.scanlineimage)
     keys = image.info.get("exr_keys")
     c = px.shape[2]
-    channels: dict[str, np.ndarray] = {}
+    channels: dict[str, Array] = {}
     if keys and len(keys) == 2 and c == 2:  # grey + alpha stored as Y and A
         channels[keys[0]] = np.ascontiguousarray(px[..., 0])
         channels[keys[1]] = np.ascontiguousarray(px[..., 1])

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from ..arrays import Array
 from ..blend import crop_planes
 from ..config import EditConfig
 from ..errors import InputError
@@ -55,17 +56,17 @@ class ExpressionMap:
 
     name: str
     edit: EditConfig
-    multiplier: np.ndarray
-    mask: np.ndarray
+    multiplier: Array
+    mask: Array
 
 
 @dataclass(frozen=True)
 class Texels:
     """The UV layout at the texture's size: which texels the mesh covers, and their surface point and normal."""
 
-    covered: np.ndarray
-    position: np.ndarray
-    normal: np.ndarray
+    covered: Array
+    position: Array
+    normal: Array
 
 
 def texels_of(mesh: Mesh, shape: tuple[int, int]) -> Texels:
@@ -79,7 +80,7 @@ def texels_of(mesh: Mesh, shape: tuple[int, int]) -> Texels:
     return Texels(coverage.triangle >= 0, position, normal)
 
 
-def paint_in_neutral(crop_in: np.ndarray, crop_out: np.ndarray, face_mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def paint_in_neutral(crop_in: Array, crop_out: Array, face_mask: Array) -> tuple[Array, Array]:
     """(log multiplier [S,S,3], trust [S,S]) of the model's paint, on the neutral crop's grid: the change each point of
     the neutral face takes with it. ``crop_out``: [S,S,5], the edit then its motion. The paint is taken as a picture's
     paste takes the skin's (`reggan_plugin.blend.crop_planes`): its colour cast removed, a change of shading alone,
@@ -113,7 +114,7 @@ def paint_in_neutral(crop_in: np.ndarray, crop_out: np.ndarray, face_mask: np.nd
     return back[..., :3], back[..., 3]
 
 
-def _smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
+def _smoothstep(lo: float, hi: float, x: Array) -> Array:
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return (t * t * (3 - 2 * t)).astype(np.float32)
 
@@ -122,7 +123,7 @@ def _as_picture(view: View) -> ImageData:
     return ImageData(np.round(np.clip(view.rgb, 0, 1) * 65535).astype(np.uint16), format="png")
 
 
-def bake_maps(mesh: Mesh, albedo_linear: np.ndarray, edits: Sequence[tuple[str, EditConfig]],
+def bake_maps(mesh: Mesh, albedo_linear: Array, edits: Sequence[tuple[str, EditConfig]],
               renderer: ExpressionRenderer, views: Sequence[tuple[float, float]] = VIEWS,
               progress: Callable[[str], None] | None = None) -> list[ExpressionMap]:
     """One `ExpressionMap` per (name, edit), at the albedo's size. Views where the detector finds no face add
@@ -181,7 +182,7 @@ SEAM_MARGIN = 16
 rest of the gutter takes the pull-push average."""
 
 
-def fill_outside(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+def fill_outside(values: Array, known: Array) -> Array:
     """``values`` [H,W,C] kept where ``known``; elsewhere, up to `SEAM_MARGIN` texels out, the mean of the known
     neighbours, ring by ring, and beyond the average of the nearest known values over an image pyramid (pull-push):
     the gutter between UV islands takes its own island's edge, so filtering across a seam never reads a stranger."""
@@ -196,7 +197,7 @@ def fill_outside(values: np.ndarray, known: np.ndarray) -> np.ndarray:
     return np.where(weight[..., None] > 0, filled, _pull_push(filled, weight)).astype(np.float32)
 
 
-def _pull_push(values: np.ndarray, known: np.ndarray) -> np.ndarray:
+def _pull_push(values: Array, known: Array) -> Array:
     """Every texel: the weighted average of the known ones nearest it, coarse levels filling what fine ones lack."""
     levels = [(values * known[..., None], known)]
     while min(levels[-1][1].shape) > 2:
@@ -206,7 +207,7 @@ def _pull_push(values: np.ndarray, known: np.ndarray) -> np.ndarray:
         w = cv2.resize(w, (w2, h2), interpolation=cv2.INTER_AREA).astype(np.float32)
         levels.append((v, w))
     v, w = levels[-1]
-    filled = v / np.maximum(w, 1e-8)[..., None]
+    filled: Array = v / np.maximum(w, 1e-8)[..., None]
     for v, w in reversed(levels[:-1]):
         up = cv2.resize(filled, (v.shape[1], v.shape[0]), interpolation=cv2.INTER_LINEAR).reshape(v.shape)
         own = v / np.maximum(w, 1e-8)[..., None]

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import Array
 from ..atomic import write_text
 from ..imageio.image import ImageData
 from ..imageio.write import write_image
@@ -53,7 +54,7 @@ def write_maps(out: Path, maps: Sequence[ExpressionMap], fmt: str, *, mesh: str,
     return target
 
 
-def read_multiplier(path: Path) -> np.ndarray:
+def read_multiplier(path: Path) -> Array:
     """A written multiplier back as float32 [H,W,3]."""
     from ..imageio import read_image
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from ..arrays import Array
 from ..errors import InputError
 
 _COMPONENTS = {5120: np.int8, 5121: np.uint8, 5122: np.int16, 5123: np.uint16, 5125: np.uint32, 5126: np.float32}
@@ -25,21 +26,22 @@ class Mesh:
     """positions [V,3] float64; uvs [T,2] float64 (v up, as in the files); triangles [F,3] into positions and
     uv_triangles [F,3] into uvs, corner by corner."""
 
-    positions: np.ndarray
-    uvs: np.ndarray
-    triangles: np.ndarray
-    uv_triangles: np.ndarray
+    positions: Array
+    uvs: Array
+    triangles: Array
+    uv_triangles: Array
 
-    def vertex_normals(self) -> np.ndarray:
+    def vertex_normals(self) -> Array:
         """Area-weighted unit normals per position [V,3] (counter-clockwise triangles face outwards)."""
         p = self.positions[self.triangles]
         face = np.cross(p[:, 1] - p[:, 0], p[:, 2] - p[:, 0])
         normals = np.zeros_like(self.positions)
         for k in range(3):
             np.add.at(normals, self.triangles[:, k], face)
-        return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        unit: Array = normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+        return unit
 
-    def moved(self, positions: np.ndarray) -> Mesh:
+    def moved(self, positions: Array) -> Mesh:
         """The same layout over other positions (a blendshape's)."""
         return Mesh(np.asarray(positions, np.float64), self.uvs, self.triangles, self.uv_triangles)
 
@@ -121,7 +123,7 @@ def _read_gltf(path: Path) -> Mesh:
         doc = json.loads(data)
     buffers = [_buffer(path, b, binary) for b in doc.get("buffers", [])]
 
-    def accessor(index: int) -> np.ndarray:
+    def accessor(index: int) -> Array:
         acc = doc["accessors"][index]
         view = doc["bufferViews"][acc["bufferView"]]
         dtype = np.dtype(_COMPONENTS[acc["componentType"]])
@@ -154,7 +156,7 @@ def _read_gltf(path: Path) -> Mesh:
 
 
 def _buffer(path: Path, spec: dict[str, Any], binary: bytes | None) -> bytes:
-    uri = spec.get("uri")
+    uri: str | None = spec.get("uri")
     if uri is None:
         if binary is None:
             raise ValueError("a buffer without data")
@@ -164,12 +166,12 @@ def _buffer(path: Path, spec: dict[str, Any], binary: bytes | None) -> bytes:
     return (path.parent / uri).read_bytes()
 
 
-def _mesh_nodes(doc: dict[str, Any]) -> list[tuple[int, np.ndarray]]:
+def _mesh_nodes(doc: dict[str, Any]) -> list[tuple[int, Array]]:
     """(mesh index, world matrix) for every node of the default scene that holds a mesh."""
     nodes = doc.get("nodes", [])
     scenes = doc.get("scenes", [])
     roots = scenes[doc.get("scene", 0)]["nodes"] if scenes else range(len(nodes))
-    found: list[tuple[int, np.ndarray]] = []
+    found: list[tuple[int, Array]] = []
     stack = [(i, np.eye(4)) for i in roots]
     seen = 0
     while stack:
@@ -187,7 +189,7 @@ def _mesh_nodes(doc: dict[str, Any]) -> list[tuple[int, np.ndarray]]:
     return found
 
 
-def _node_matrix(node: dict[str, Any]) -> np.ndarray:
+def _node_matrix(node: dict[str, Any]) -> Array:
     if "matrix" in node:
         return np.array(node["matrix"], np.float64).reshape(4, 4).T  # column-major
     x, y, z, w = node.get("rotation", (0.0, 0.0, 0.0, 1.0))

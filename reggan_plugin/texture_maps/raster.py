@@ -9,15 +9,17 @@ from typing import NamedTuple
 
 import numpy as np
 
+from ..arrays import Array
+
 
 class Coverage(NamedTuple):
     """Per pixel: the covering triangle (-1 where none) and its barycentric weights [H,W,3] (perspective-correct when
     the triangles' depths were given)."""
 
-    triangle: np.ndarray
-    weights: np.ndarray
+    triangle: Array
+    weights: Array
 
-    def interpolate(self, values: np.ndarray) -> np.ndarray:
+    def interpolate(self, values: Array) -> Array:
         """``values`` [F,3,C] given at each triangle's corners -> [H,W,C] (zero where no triangle covers)."""
         out = np.zeros((*self.triangle.shape, values.shape[-1]), np.float32)
         hit = self.triangle >= 0
@@ -25,7 +27,7 @@ class Coverage(NamedTuple):
         return out
 
 
-def rasterize(corners: np.ndarray, shape: tuple[int, int], depth: np.ndarray | None = None) -> Coverage:
+def rasterize(corners: Array, shape: tuple[int, int], depth: Array | None = None) -> Coverage:
     """``corners`` [F,3,2] in pixels (x right, y down); ``depth`` [F,3] (positive, nearer is smaller) picks the
     nearest triangle where several cover a pixel and makes the weights perspective-correct; without it the first
     triangle given wins (a UV layout)."""

@@ -8,6 +8,7 @@ from typing import NamedTuple
 import cv2
 import numpy as np
 
+from ..arrays import Array, Float64Array
 from ..imageio.colour import srgb_encode
 from .mesh import Mesh
 from .raster import Coverage, rasterize
@@ -25,29 +26,31 @@ BACKGROUND = 0.5
 class Camera:
     """Looks at ``centre`` from ``distance`` away, turned ``yaw`` degrees about +Y and ``pitch`` about +X from +Z."""
 
-    centre: np.ndarray
+    centre: Array
     distance: float
     yaw: float
     pitch: float
     size: int
 
     @property
-    def rotation(self) -> np.ndarray:
+    def rotation(self) -> Float64Array:
         """World -> camera axes (x right, y up, z towards the camera)."""
         a, b = np.radians(self.yaw), np.radians(self.pitch)
         turn = np.array([[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]])
         tilt = np.array([[1, 0, 0], [0, np.cos(b), -np.sin(b)], [0, np.sin(b), np.cos(b)]])
-        return (turn @ tilt).T
+        axes: Float64Array = (turn @ tilt).T
+        return axes
 
     @property
     def focal(self) -> float:
-        return 0.5 * self.size / np.tan(np.radians(FIELD_OF_VIEW) / 2)
+        return float(0.5 * self.size / np.tan(np.radians(FIELD_OF_VIEW) / 2))
 
     @property
-    def position(self) -> np.ndarray:
-        return self.centre + self.rotation.T @ np.array([0.0, 0.0, self.distance])
+    def position(self) -> Array:
+        where: Array = self.centre + self.rotation.T @ np.array([0.0, 0.0, self.distance])
+        return where
 
-    def project(self, points: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def project(self, points: Array) -> tuple[Array, Array]:
         """World points [...,3] -> (pixels [...,2] with x right and y down, depth [...] along the view)."""
         q = (np.asarray(points, np.float64) - self.centre) @ self.rotation.T
         depth = self.distance - q[..., 2]
@@ -70,12 +73,12 @@ class View(NamedTuple):
     """A drawn view: sRGB [0,1] picture, which triangle each pixel sees and its depth (inf where none)."""
 
     camera: Camera
-    rgb: np.ndarray
+    rgb: Array
     coverage: Coverage
-    depth: np.ndarray
+    depth: Array
 
 
-def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
+def sample_texture(texture: Array, uv: Array) -> Array:
     """Bilinear samples of ``texture`` [H,W,C] at OBJ-style UVs [...,2] (v up; repeating)."""
     height, width = texture.shape[:2]
     u = np.mod(uv[..., 0], 1.0) * width - 0.5
@@ -83,7 +86,7 @@ def sample_texture(texture: np.ndarray, uv: np.ndarray) -> np.ndarray:
     return remap_points(texture, u, v, cv2.BORDER_WRAP)
 
 
-def remap_points(image: np.ndarray, x: np.ndarray, y: np.ndarray, border: int = cv2.BORDER_CONSTANT) -> np.ndarray:
+def remap_points(image: Array, x: Array, y: Array, border: int = cv2.BORDER_CONSTANT) -> Array:
     """Bilinear samples of ``image`` [H,W,C] at pixel positions ``x``, ``y`` of any shape -> [...,C] (OpenCV's remap
     takes maps under 32767 on a side, so the points go through as rows of 1024)."""
     count = x.size
@@ -96,7 +99,7 @@ def remap_points(image: np.ndarray, x: np.ndarray, y: np.ndarray, border: int = 
     return out.reshape(-1, channels)[:count].reshape(*x.shape, channels)
 
 
-def draw(mesh: Mesh, albedo_linear: np.ndarray, camera: Camera) -> View:
+def draw(mesh: Mesh, albedo_linear: Array, camera: Camera) -> View:
     """The head through ``camera``: linear albedo [H,W,3] times the headlight, encoded sRGB, on a grey ground."""
     xy, depth = camera.project(mesh.positions)
     coverage = rasterize(xy[mesh.triangles], (camera.size, camera.size), depth[mesh.triangles])
