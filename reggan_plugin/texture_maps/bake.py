@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from ..arrays import Array
+from ..arrays import Array, FloatArray
 from ..blend import crop_planes
 from ..config import EditConfig
 from ..errors import InputError
@@ -33,9 +33,9 @@ SQUARENESS = 4.0
 DARKER = (np.log(1.35), np.log(1.8))
 """An expression's creases darken the skin to about x0.74 and a deep fold further; beyond x0.56 a change is something
 else showing (the dark of an opened mouth) and is left out, faded out from x0.74."""
-BRIGHTER = (np.log(1.2), np.log(1.4))
-"""A stretched, lifted cheek brightens by a little; beyond x1.4 a change is teeth or an eye's white showing, left
-out, faded out from x1.2."""
+BRIGHTER = (np.log(1.1), np.log(1.25))
+"""A stretched, lifted cheek brightens by a little; beyond x1.25 a change is teeth or an eye's white showing, left
+out, faded out from x1.1."""
 STRETCH = (0.45, 0.75)
 """Where the motion spreads a point of the neutral face over more than 1/0.45 of its area (the gap the lips open) the
 paint shows what appeared there, not that point: left out, faded in up to 1/0.75."""
@@ -46,8 +46,20 @@ SMOOTHING = 1.0
 EDGES = (0.02, 0.05)
 """Where the neutral face has an edge (lips, brows, lids: this change of log colour per crop px, smoothed), a change
 is as likely the edge moving as the skin changing colour, and the rig moves edges: trusted less, not at all beyond."""
+TRUST_SOFTNESS = 3
+"""Crop px: the trust is shrunk by this much and then blurred by it, so that where the paint is left out it fades
+out rather than stopping at a line, which the map would show as a hard edge on the skin."""
+OCCLUSION_STEP = 0.02
+"""A jump in a view's depth of this share of the head's size from one pixel to the next is an occluding edge (the
+nose before a cheek, the head's outline)..."""
+OCCLUSION_FADE = 16.0
+"""... and the view's weight fades in over this many view px from it: views take over from each other gradually
+there instead of at a line."""
 FULL_WEIGHT = 0.2
 """Summed view weight at which a texel's change is trusted fully (its mask reaches 1)."""
+KNOWN_WEIGHT = 0.05
+"""Below this summed weight a texel's own average rests on the fading edge of a left-out change (teeth at a quarter
+of a per cent): its multiplier is taken from the trusted texels around it instead (its mask stays low)."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +117,8 @@ def paint_in_neutral(crop_in: Array, crop_out: Array, face_mask: Array) -> tuple
     log_in = cv2.GaussianBlur(np.log(np.maximum(srgb_decode(crop_in), floor)).mean(axis=-1), (0, 0), 1.5)
     edge = np.hypot(cv2.Sobel(log_in, cv2.CV_32F, 1, 0, ksize=3), cv2.Sobel(log_in, cv2.CV_32F, 0, 1, ksize=3)) / 8
     trust = trust * (1.0 - _smoothstep(*EDGES, cv2.dilate(edge, np.ones((5, 5), np.uint8))))
+    shrink = np.ones((2 * TRUST_SOFTNESS + 1, 2 * TRUST_SOFTNESS + 1), np.uint8)
+    trust = cv2.GaussianBlur(cv2.erode(trust.astype(np.float32), shrink), (0, 0), TRUST_SOFTNESS)
     # output pixel p shows neutral point p + motion(p): find, for each neutral point q, the p that shows it
     px, py = gx.copy(), gy.copy()
     for _ in range(6):
@@ -117,6 +131,19 @@ def paint_in_neutral(crop_in: Array, crop_out: Array, face_mask: Array) -> tuple
 def _smoothstep(lo: float, hi: float, x: Array) -> Array:
     t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
     return (t * t * (3 - 2 * t)).astype(np.float32)
+
+
+def away_from_occlusions(view: View, radius: float) -> FloatArray:
+    """[H,W] 0 at the view's occluding edges (depth jumps, the head's outline), rising to 1 `OCCLUSION_FADE` px away."""
+    depth = np.where(np.isfinite(view.depth), view.depth, np.float32(1e9))
+    jump = np.zeros(depth.shape, bool)
+    step = OCCLUSION_STEP * radius
+    jump[:, 1:] |= np.abs(np.diff(depth, axis=1)) > step
+    jump[:, :-1] |= np.abs(np.diff(depth, axis=1)) > step
+    jump[1:] |= np.abs(np.diff(depth, axis=0)) > step
+    jump[:-1] |= np.abs(np.diff(depth, axis=0)) > step
+    distance = cv2.distanceTransform((~jump).astype(np.uint8), cv2.DIST_L2, 3)
+    return _smoothstep(0.0, OCCLUSION_FADE, distance)
 
 
 def _as_picture(view: View) -> ImageData:
@@ -155,7 +182,8 @@ def bake_maps(mesh: Mesh, albedo_linear: Array, edits: Sequence[tuple[str, EditC
         towards = view.camera.position - texels.position
         towards /= np.maximum(np.linalg.norm(towards, axis=-1, keepdims=True), 1e-9)
         facing = np.clip((texels.normal * towards).sum(-1), 0, 1)
-        view_weight = np.where(visible, facing ** SQUARENESS, 0).astype(np.float32)
+        away = remap_points(away_from_occlusions(view, radius), xy[..., 0] - 0.5, xy[..., 1] - 0.5)[..., 0]
+        view_weight = np.where(visible, facing ** SQUARENESS * away, 0).astype(np.float32)
         cx = to_crop[0, 0] * (xy[..., 0] - 0.5 - cols.start) + to_crop[0, 1] * (xy[..., 1] - 0.5 - rows.start) + to_crop[0, 2]
         cy = to_crop[1, 0] * (xy[..., 0] - 0.5 - cols.start) + to_crop[1, 1] * (xy[..., 1] - 0.5 - rows.start) + to_crop[1, 2]
         for k, crops in enumerate(edited):
@@ -170,7 +198,7 @@ def bake_maps(mesh: Mesh, albedo_linear: Array, edits: Sequence[tuple[str, EditC
     for k, (name, edit) in enumerate(edits):
         log_map = sums[k] / np.maximum(weights[k], 1e-6)[..., None]
         mask = np.clip(weights[k] / FULL_WEIGHT, 0, 1)
-        known = (weights[k] > 1e-4) & texels.covered
+        known = (weights[k] > KNOWN_WEIGHT) & texels.covered
         log_map = fill_outside(log_map, known)
         out.append(ExpressionMap(name, edit, np.exp(log_map).astype(np.float32),
                                  fill_outside(mask[..., None], texels.covered)[..., 0].astype(np.float32)))
