@@ -20,9 +20,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import lips
-from .align import Matrix, matrix_scale
+from .align import LARGE_FACE_SCALE, Matrix, matrix_scale
 from .arrays import Array
-from .blend import SHARP_SCALE, crop_planes
+from .blend import crop_planes
 from .coverage import FaceCoverage, kept_on_the_head
 from .interior import Inside, Opening, amount_for, draw, gap_opening, mouth_softness, past_lip_rims
 from .mouth import MouthCrops, MouthPass, Paste
@@ -118,7 +118,7 @@ def keep_on_head(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
 def lips_whole(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
     """On a large face, where paste-back keeps the frame's pixel-scale detail, the lips keep theirs: they move whole
     and the motion's stretch becomes a gap between them (`lips.lips_whole`)."""
-    if face.motion is None or ctx.lip_corners is None or matrix_scale(face.m) > SHARP_SCALE:
+    if face.motion is None or ctx.lip_corners is None or matrix_scale(face.m) > LARGE_FACE_SCALE:
         return face
     motion, moved, gap = lips.lips_whole(face.crop_in, face.motion, ctx.lip_corners, ctx.rgb, face.m)
     return dataclasses.replace(face, motion=motion, moved=moved, gap=gap)
