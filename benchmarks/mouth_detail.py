@@ -29,7 +29,7 @@ from PIL import Image
 
 from reggan_plugin.align import Matrix
 from reggan_plugin.config import SUBJECTS, InferenceConfig
-from reggan_plugin.grain import luma
+from reggan_plugin.imaging import luma
 from reggan_plugin.resample import warp_from_crop, warp_to_crop
 from training.evaluate.metrics import psnr
 

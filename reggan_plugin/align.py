@@ -52,10 +52,20 @@ CANONICAL_5PT: Float64Array = 0.5 + TEMPLATE_SCALE * (ARCFACE_112 / 112.0 - 0.5)
 mouth corners ~(0.403, 0.664), ~(0.599, 0.662). "Left" = image left."""
 CANONICAL_5PT.setflags(write=False)
 
-MOUTH_CENTRE: Float64Array = (CANONICAL_5PT[3] + CANONICAL_5PT[4]) / 2 + np.array([0.0, 0.027])
+MOUTH_DROP = 0.027
+"""Crop units: how far the mouth's centre lies below its corners' midpoint (a smile's and a jaw drop's reach)."""
+MOUTH_CENTRE: Float64Array = (CANONICAL_5PT[3] + CANONICAL_5PT[4]) / 2 + np.array([0.0, MOUTH_DROP])
 """Crop units: the mouth's centre in the face crop, a little below the corners (a smile's and a jaw drop's reach)."""
 MOUTH_ZOOM = 2.0
 """The mouth crop shows the mouth at this many times the face crop's scale: its 25 px mouth becomes 50 px."""
+LARGE_FACE_SCALE = 0.25
+"""Face crop px per frame px at or below which a face counts as large: paste-back magnifies the crop's paint four
+times or more (a face crop of 512 frame px: a detector box from about 285 px). Its lips move whole
+(`reggan_plugin.lips`), and the mouth pass (`reggan_plugin.mouth`) and the drawn interior (`reggan_plugin.interior`)
+fade in."""
+FULL_LARGE_FACE_SCALE = 0.125
+"""... and at or below which (the paint magnified eight times or more) the mouth pass and the drawn interior apply
+wholly."""
 CropKind: TypeAlias = Literal["face", "mouth"]
 
 
@@ -140,6 +150,14 @@ def shift_to_region(m: Matrix, rows: slice, cols: slice) -> Matrix:
 def matrix_scale(m: Matrix) -> float:
     """Linear scale factor of an affine map (sqrt |det|): crop pixels per frame pixel."""
     return float(np.sqrt(abs(np.linalg.det(np.asarray(m, dtype=np.float64)[:, :2]))))
+
+
+def large_face_share(m: Matrix, zoom: float = 1.0) -> float:
+    """How large a face a crop map ``m`` shows: 0 at ``LARGE_FACE_SCALE`` crop px per frame px and above, 1 at
+    ``FULL_LARGE_FACE_SCALE`` and below, linear in between. ``zoom``: the crop's scale in face crops (``MOUTH_ZOOM``
+    for a mouth crop)."""
+    scale = matrix_scale(m) / zoom
+    return float(np.clip((LARGE_FACE_SCALE - scale) / (LARGE_FACE_SCALE - FULL_LARGE_FACE_SCALE), 0.0, 1.0))
 
 
 def crop_matrix_from_landmarks(points5: Landmarks, size: int, template: Array = CANONICAL_5PT) -> Matrix:

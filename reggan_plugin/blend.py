@@ -32,9 +32,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.align import CANONICAL_5PT, Matrix, invert_affine
-from reggan_plugin.grain import GRAIN_REACH, gaussian_blurred, grain_level, luma, moving_structure
-from reggan_plugin.imageio.image import LUMA
+from reggan_plugin.align import CANONICAL_5PT, MOUTH_DROP, Matrix, invert_affine
+from reggan_plugin.grain import GRAIN_REACH, gaussian_blurred, grain_level, moving_structure
+from reggan_plugin.imaging import REC709_LUMA, luma, smootherstep
 from reggan_plugin.resample import sample, sample_planes, sample_planes_cubic, warp_planes_from_crop
 
 from .arrays import Array, FloatArray
@@ -53,25 +53,13 @@ pixel beyond a sample, so the warped frame mask is exactly 0 outside the crop)."
 # canonical template's eye distance; the mouth's centred below the corners, with room for a smile's and a jaw
 # drop's reach), fading to none at (1 + PAINT_COLOUR_FEATHER) times their radii.
 MOUTH_COLOUR_RADII = (0.17, 0.10)
-MOUTH_COLOUR_DROP = 0.027  # the mouth ellipse's centre below the corners' midpoint
+MOUTH_COLOUR_DROP = MOUTH_DROP  # the mouth ellipse's centre below the corners' midpoint
 EYE_COLOUR_RADII = (0.085, 0.055)
 PAINT_COLOUR_FEATHER = 0.6
 _DARK = 0.02  # luma under which a pixel's colour is too dark to scale: it is lifted to this grey first
 
-SHARP_SCALE = 0.25
-"""Crop px per frame px at or below which (a frame pixel a quarter of a crop pixel or less: a detector box from
-about 280 px) a face counts as large: its lips move whole (``reggan_plugin.lips``), their pixel-scale detail
-finer than anything the edit paints."""
-
 # The band used to estimate a colour cast: mask values strictly inside this range.
 _RING = (0.05, 0.95)
-
-
-def _smootherstep(t: Array) -> Array:
-    """Perlin's 6t^5 - 15t^4 + 10t^3: 0 at t<=0, 1 at t>=1, flat first and second derivatives at both ends."""
-    t = np.clip(t, 0.0, 1.0)
-    smooth: Array = t * t * t * (t * (t * 6.0 - 15.0) + 10.0)
-    return smooth
 
 
 def feather_mask(
@@ -106,7 +94,7 @@ def feather_mask(
     dx = (u[None, :] - cx) / rx
     dy = (u[:, None] - cy) / ry
     rho = np.sqrt(dx * dx + dy * dy)
-    mask = 1.0 - _smootherstep((rho - 1.0) / feather)
+    mask = 1.0 - smootherstep((rho - 1.0) / feather)
     mask = mask.astype(np.float32)
     b = border
     mask[:b] = 0.0
@@ -143,8 +131,8 @@ def as_shading(delta: Array, base: Array) -> Array:
     """``delta``'s change of luma as a change of ``base``'s shading: ``base`` scaled by the ratio of its luma's
     change, so the result has ``delta``'s luma and ``base``'s colour (near-black pixels lifted to a grey of luma
     ``_DARK`` first, where their colour says nothing)."""
-    base_luma = luma(base, LUMA)  # written out, not ``base @ LUMA``: see grain.luma
-    ratio = luma(delta, LUMA) / np.maximum(base_luma, _DARK)
+    base_luma = luma(base, REC709_LUMA)  # written out, not ``base @ REC709_LUMA``: see imaging.luma
+    ratio = luma(delta, REC709_LUMA) / np.maximum(base_luma, _DARK)
     shaded: Array = (base + np.maximum(_DARK - base_luma, 0.0)[..., None]) * ratio[..., None]
     return shaded
 

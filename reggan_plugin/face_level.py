@@ -14,7 +14,7 @@ import numpy as np
 from .arrays import Array, FloatArray
 from .calibration import ellipse_region
 from .imageio.colour import srgb_decode, srgb_encode
-from .imageio.image import LUMA
+from .imaging import REC709_LUMA
 
 # the face in a crop (centre and radii as fractions of the crop: cheeks, nose and mouth, little hair or background)
 FACE_ELLIPSE = (0.5, 0.55, 0.28, 0.36)
@@ -28,7 +28,7 @@ def face_levels(crops: Array) -> FloatArray:
     if not len(crops):
         return np.zeros(0, np.float32)
     weight = ellipse_region(crops.shape[1], FACE_ELLIPSE)
-    luma = srgb_decode(np.clip(crops, 0.0, 1.0)) @ np.asarray(LUMA, np.float32)
+    luma = srgb_decode(np.clip(crops, 0.0, 1.0)) @ np.asarray(REC709_LUMA, np.float32)
     levels: FloatArray = ((luma * weight).sum(axis=(1, 2)) / weight.sum()).astype(np.float32)
     return levels
 

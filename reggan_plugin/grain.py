@@ -24,6 +24,7 @@ from collections.abc import Callable
 import numpy as np
 
 from .arrays import Array
+from .imaging import REC601_LUMA, luma
 
 SEARCH_RADIUS = 2  # px of the picture: a pixel is averaged with those of its 5 x 5 window (grain is a pixel-scale
 # thing whatever the face size; a 7 x 7 window was no better under render noise and slower)
@@ -46,20 +47,9 @@ BLOCKY = 1.3  # ``blockiness`` from which a picture's blocks count as grain: cle
 # (JPEG) measure 1.01-1.10, a photo pasted square into a grey frame 1.13, renders saved at JPEG quality 90
 # 1.08-1.22, at 75 1.33-1.64, at 50 1.70-2.17
 BLOCKS_MIN_SIDE = 128  # px: a smaller picture (a face of under about 100 px) is not judged for blocks (``blockiness``)
-LUMA = np.array([0.299, 0.587, 0.114], np.float32)  # Rec. 601 luma weights, RGB
+LUMA = REC601_LUMA  # the picture's structure is read in Rec. 601 luma (reggan_plugin.imaging)
 BAND_ROWS = 128  # rows the split works on at a time (``in_bands``): its filters hold a dozen arrays the size of what
 # they work on, over 300 MB for a 4K close-up's face region in one piece, and pictures are split in several threads
-
-
-def luma(img: Array, weights: Array = LUMA) -> Array:
-    """HxW float32 weighted sum of HxWxC ``img``'s first three channels. Written out, not ``img @ weights``: a BLAS
-    product, even one this small, leaves OpenBLAS's threads spinning on the other cores for a while after it, a
-    second core's worth of CPU through the numpy steps that follow."""
-    x = np.asarray(img, np.float32)
-    out = x[..., 0] * np.float32(weights[0])
-    out += x[..., 1] * np.float32(weights[1])
-    out += x[..., 2] * np.float32(weights[2])
-    return out
 
 
 def shifted(img: Array, axis: int, radius: int) -> list[Array]:

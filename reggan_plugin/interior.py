@@ -25,15 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import Matrix, apply_affine, invert_affine, matrix_scale
+from .align import Matrix, apply_affine, invert_affine, large_face_share, matrix_scale
 from .arrays import Array
 from .artifact import parse_expression
 from .errors import ModelError
-from .grain import gaussian_blurred, luma
+from .grain import gaussian_blurred
+from .imaging import luma
 from .resample import crop_roi, sample
 
 STRIPS_FILE = Path(__file__).with_name("models") / "mouth_interior.npz"
-FADE_SCALES = (0.25, 0.125)  # crop px per frame px: no interior at the first and above, all of it at the second
 MIN_WEIGHT = 1e-3  # gap weights below this are no gap (the strip is not drawn)
 STRIP_SOFTNESS = 0.75  # px: the softest of the renders the strips are cut from, at their own size (0.49-0.76)
 SOFTNESS_PROBE = 1.0  # px: the blur by which a picture's softness is read
@@ -68,10 +68,9 @@ def gap_opening(m: Matrix, gap: Array, corners: Array, amount: float) -> Opening
 
 
 def amount_for(m: Matrix) -> float:
-    """How much of the inside a face aligned by ``m`` gets (`FADE_SCALES`): none where the paste magnifies the crop
-    less than four times, all of it from eight."""
-    start, full = FADE_SCALES
-    return float(np.clip((start - matrix_scale(m)) / (start - full), 0.0, 1.0))
+    """How much of the inside a face aligned by ``m`` gets (`align.large_face_share`): none where the paste magnifies
+    the crop less than four times, all of it from eight."""
+    return large_face_share(m)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import numpy as np
 
 from .align import Matrix, invert_affine, matrix_scale
 from .arrays import Array
-from .grain import luma
+from .imaging import luma, smoothstep
 from .resample import sample
 
 # Crop px per px of the mouth's width (corner to corner): 25 px in the face crop
@@ -120,11 +120,6 @@ def moved_corners(motion: Array, corners: Array) -> Array:
     return points
 
 
-def _smoothstep(t: float) -> float:
-    t = min(max(t, 0.0), 1.0)
-    return t * t * (3.0 - 2.0 * t)
-
-
 def split_at_lips(crop: Array, motion: Array, corners: Array) -> tuple[Array, Array]:
     """(motion, gap): the SxSx2 ``motion`` (crop px, x then y) with the lips moved whole where it opens the mouth of
     ``crop`` (the network's SxSx3 input), a new array in which columns that do not open keep the motion as it was;
@@ -152,7 +147,7 @@ def split_at_lips(crop: Array, motion: Array, corners: Array) -> tuple[Array, Ar
         if split is None:
             continue
         shift, in_gap, gap = split
-        weight = _smoothstep(gap / (FULL_GAP * width)) * _smoothstep(min(x - xa, xb - x) / (TAPER * width))
+        weight = float(smoothstep(gap / (FULL_GAP * width))) * float(smoothstep(min(x - xa, xb - x) / (TAPER * width)))
         out[:, x, 1] += weight * (shift - out[:, x, 1])
         gap_map[:, x] = weight * in_gap
     return out, gap_map

@@ -22,7 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import Matrix, crop_template, matrix_scale, shift_to_region, similarity_from_points, units_to_crop_px
+from .align import (
+    FULL_LARGE_FACE_SCALE,
+    LARGE_FACE_SCALE,
+    MOUTH_ZOOM,
+    Matrix,
+    crop_template,
+    large_face_share,
+    shift_to_region,
+    similarity_from_points,
+    units_to_crop_px,
+)
 from .arrays import Array
 from .artifact import ModelArtifact, default_model_path, load_artifact, parse_expression
 from .backends import create_backend
@@ -35,9 +45,9 @@ from .resample import crop_roi, warp_to_crop
 
 MOUTH_MASK_RADII = (0.36, 0.30)  # mouth crop units: the lips and a jaw drop's reach, wider than tall
 MOUTH_MASK_FEATHER = 0.3
-MAX_MOUTH_SCALE = 0.5
+MAX_MOUTH_SCALE = MOUTH_ZOOM * LARGE_FACE_SCALE
 """Mouth crop px per frame px below which the pass runs (the face crop's paint magnified four times or more)."""
-FULL_MOUTH_SCALE = 0.25
+FULL_MOUTH_SCALE = MOUTH_ZOOM * FULL_LARGE_FACE_SCALE
 """... and at or below which it replaces the face model's mouth entirely (eight times; between the two, a fade)."""
 PASS_KEY = "reggan.mouth_pass"  # metadata: the expressions the pass paints (a JSON list; default: all it knows)
 PAINT_BLUR = 1.0
@@ -91,7 +101,7 @@ class MouthCrops:
 def strength(m: Matrix) -> float:
     """How much of the mouth the pass paints for a mouth crop map ``m``: 0 at ``MAX_MOUTH_SCALE`` crop px per frame px
     and above, 1 at ``FULL_MOUTH_SCALE`` and below, linear in between."""
-    return float(np.clip((MAX_MOUTH_SCALE - matrix_scale(m)) / (MAX_MOUTH_SCALE - FULL_MOUTH_SCALE), 0.0, 1.0))
+    return large_face_share(m, MOUTH_ZOOM)
 
 
 class MouthPass:

@@ -24,11 +24,12 @@ from .align import (
 from .arrays import Array
 from .artifact import ModelArtifact, load_artifact, parse_expression
 from .backends import create_backend
-from .blend import SHARP_SCALE, apply_planes, crop_planes, feather_mask, paint_colour_weight
+from .blend import apply_planes, feather_mask, paint_colour_weight
 from .calibration import Gains, calibrated, lower_face, mixed, model_gains, mouth_ellipse
 from .config import EditConfig, InferenceConfig
-from .coverage import FaceCoverage, kept_on_the_head
+from .coverage import FaceCoverage
 from .crop_inference import EditedCrops, edit_crops
+from .edit_chain import PasteContext, face_edits, run_stages
 from .errors import InputError, ModelError
 from .face_level import lift_gains
 from .faces import Face
@@ -37,17 +38,7 @@ from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_fac
 from .grain import degrained
 from .imageio import ImageData, detector_rgb, non_finite_pixels, write_edit
 from .imageio.transparency import alpha_of
-from .interior import (
-    Inside,
-    MouthInterior,
-    Opening,
-    amount_for,
-    draw,
-    gap_opening,
-    mouth_softness,
-    past_lip_rims,
-)
-from .lips import lips_whole
+from .interior import Inside, MouthInterior
 from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .prepared_image import PreparedImage, face_region, network_rgb
 from .preview_graph import stage_network
@@ -217,53 +208,12 @@ class ExpressionRenderer:
               interior: Inside | None = None) -> tuple[Array, Array]:
         """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``), then the mouths'
         edits where there are any (`reggan_plugin.mouth`), then ``interior`` drawn into the gaps the lips open
-        (`reggan_plugin.interior`): (new rgb, mask)."""
-        paste = self.region_ops.paste if self.region_ops is not None else apply_planes
-        # the mouths to paste, with the picture around them as it was before the faces are pasted
-        job = None
-        if self.mouth is not None and mouths is not None and mouths_out is not None and len(mouths_out):
-            job = (self.mouth, mouths, mouths_out, self.mouth.originals(rgb, mouths))
-        mask: Array | None = None
-        openings: list[Opening | None] = []
-        # how much of an inside each face gets (none on a small face) and how soft its mouth is, read from the picture
-        # before the faces are pasted: only where one may be drawn
-        amounts = [amount_for(m) for m in matrices]
-        blurs = [mouth_softness(rgb, m, self.lip_corners) if amount > 0 else 0.0 for m, amount in zip(matrices, amounts)
-                 ] if interior is not None and self.lip_corners is not None else [0.0] * len(matrices)
-        heads = self.coverage(np.asarray(crops_in, np.float32)) if self.coverage is not None else [None] * len(matrices)
-        for m, crop_in, crop_out, amount, head in zip(matrices, crops_in, crops_out, amounts, heads):
-            motion = crop_out[..., 3:] if crop_out.shape[-1] == 5 else None
-            face_mask_crop = self.mask if head is None else kept_on_the_head(self.mask, head, motion)
-            moved = gap = None
-            if motion is not None and self.lip_corners is not None and matrix_scale(m) <= SHARP_SCALE:
-                # where paste-back keeps the frame's pixel-scale detail, the lips keep theirs
-                motion, moved, gap = lips_whole(crop_in, motion, self.lip_corners, rgb, m)
-            openings.append(None if gap is None or self.lip_corners is None
-                            else gap_opening(m, gap, self.lip_corners, amount))
-            planes = crop_planes(crop_in, crop_out[..., :3], face_mask_crop, motion=motion, colour_weight=self.colour_weight,
-                                 moved=moved, gap=gap)
-            rgb, face_mask = paste(rgb, planes, m, inplace=inplace)
-            inplace = True  # from the second face on, rgb is this call's own array
-            mask = face_mask if mask is None else np.maximum(mask, face_mask, out=mask)
-        if mask is None:
-            return rgb, np.zeros(rgb.shape[:2], np.float32)
-        if job is not None:
-            mouth, crops, edits, originals = job
-            mouth_mask, gaps = mouth.paste(rgb, crops, originals, edits, paste)
-            np.maximum(mask, mouth_mask, out=mask)
-            # where the mouth pass ran, its lips are the ones pasted last
-            ran = iter(gaps)
-            for i, mouth_m in enumerate(crops.matrices):
-                if mouth_m is None:
-                    continue
-                gap = next(ran)
-                if gap is not None and mouth.lip_corners is not None:
-                    openings[i] = gap_opening(mouth_m, gap, mouth.lip_corners, amounts[i])
-        if interior is not None:
-            for opening, blur in zip(openings, blurs):
-                if opening is not None:  # the lips carry the neutral's lip line apart with them
-                    draw(rgb, past_lip_rims(rgb, opening), interior.strip, blur)
-        return rgb, mask
+        (`reggan_plugin.interior`): (new rgb, mask). A record per face through the stages of
+        `reggan_plugin.edit_chain`."""
+        ctx = PasteContext(rgb, self.region_ops.paste if self.region_ops is not None else apply_planes, inplace,
+                           lip_corners=self.lip_corners, colour_weight=self.colour_weight, coverage=self.coverage,
+                           mouth=self.mouth, mouths=mouths, mouths_out=mouths_out, interior=interior)
+        return run_stages(face_edits(matrices, crops_in, crops_out, self.mask), ctx)
 
     # -- whole pictures --------------------------------------------------------------------------
     def find_in_boxes(self, image: ImageData, faces: Sequence[Face]) -> list[Face]:

@@ -14,8 +14,8 @@ import numpy as np
 from PIL import Image
 
 from .arrays import FloatArray
-from .grain import luma
-from .imageio import LUMA, ImageData, to_network_rgb
+from .imageio import ImageData, to_network_rgb
+from .imaging import REC709_LUMA, luma
 
 CUT_THRESHOLD = 0.02
 THUMB = 32
@@ -31,7 +31,7 @@ def thumbnail(image: ImageData) -> Thumb:
     """A small grey picture of the whole frame, from a strided view (a few ms for a 4K frame)."""
     step = max(1, min(image.height, image.width) // (4 * THUMB))
     small = dataclasses.replace(image, pixels=image.pixels[::step, ::step])
-    grey = luma(to_network_rgb(small), LUMA)
+    grey = luma(to_network_rgb(small), REC709_LUMA)
     resized = Image.fromarray(grey, mode="F").resize((THUMB, THUMB), Image.Resampling.BILINEAR)
     return Thumb((image.height, image.width), np.asarray(resized, np.float32))
 

@@ -31,7 +31,7 @@ from .calibration import ellipse_region
 from .errors import ModelError
 from .face_level import FACE_ELLIPSE
 from .grain import gaussian_blurred
-from .imageio.image import LUMA
+from .imaging import REC709_LUMA
 
 READER_PATH = Path(__file__).parent / "models" / "photo_reader.json"
 BANDS = (0.7, 1.5, 3.0)  # the bands of detail: Gaussian sigmas in px of a 128 px crop, each band less the next
@@ -65,7 +65,7 @@ def photo_features(crop: Array) -> Array:
     """SxSx3 float32 sRGB [0, 1] face crop -> the reader's statistics (`READER_PATH`'s ``features``, in order)."""
     size = crop.shape[0]
     regions = _regions(size)
-    y = crop @ np.asarray(LUMA, np.float32)
+    y = crop @ np.asarray(REC709_LUMA, np.float32)
     planes = np.stack([y, crop[..., 2] - y, crop[..., 0] - y], axis=-1)  # luma, blue and red difference
     level = float(y[regions[0]].mean()) + 1e-3
     blurred = [planes] + [gaussian_blurred(planes, s * size / REFERENCE_SIZE) for s in BANDS]

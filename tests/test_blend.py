@@ -7,6 +7,7 @@ import pytest
 
 from benchmarks.mouth_detail import laplacian_variance
 from reggan_plugin import align, blend, resample
+from reggan_plugin.imaging import REC709_LUMA
 
 SIZE = 96
 
@@ -299,7 +300,7 @@ def test_skin_paint_keeps_the_paints_luma_and_the_faces_own_colour() -> None:
     weight = blend.paint_colour_weight(SIZE)
     as_painted = blend.crop_planes(crop_in, crop_in + paint, mask, colour_match=False)[..., :3]
     shaded = blend.crop_planes(crop_in, crop_in + paint, mask, colour_match=False, colour_weight=weight)[..., :3]
-    luma = blend.LUMA
+    luma = REC709_LUMA
     np.testing.assert_allclose(shaded @ luma, as_painted @ luma, atol=1e-6)  # the same change of light everywhere
     skin, kept = weight == 0.0, weight == 1.0
     assert skin.sum() > 1000 and kept.sum() > 100
@@ -313,7 +314,7 @@ def test_shading_on_black_is_a_grey_change_of_light() -> None:
     delta = np.array([[[0.0, 0.3, 0.0]]], np.float32)
     out = blend.as_shading(delta, np.zeros((1, 1, 3), np.float32))
     assert np.isfinite(out).all()
-    np.testing.assert_allclose(out[0, 0], np.full(3, float(delta[0, 0] @ blend.LUMA)), atol=1e-6)
+    np.testing.assert_allclose(out[0, 0], np.full(3, float(delta[0, 0] @ REC709_LUMA)), atol=1e-6)
 
 
 def test_a_blurred_paint_keeps_the_inputs_own_texture_and_pastes_the_broad_change() -> None:

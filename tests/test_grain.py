@@ -4,7 +4,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reggan_plugin.grain import LUMA, NOISE_FLOOR, SEARCH_RADIUS, STRENGTH, luma, nonlocal_mean
+from reggan_plugin.grain import LUMA, NOISE_FLOOR, SEARCH_RADIUS, STRENGTH, nonlocal_mean
+from reggan_plugin.imaging import luma
 
 
 def test_nonlocal_mean_keeps_edges_and_drops_grain() -> None:

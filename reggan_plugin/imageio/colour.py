@@ -9,7 +9,8 @@ import dataclasses
 
 import numpy as np
 
-from reggan_plugin.imageio.image import LUMA, ImageData
+from reggan_plugin.imageio.image import ImageData
+from reggan_plugin.imaging import REC709_LUMA
 
 from ..arrays import Array, BoolArray, FloatArray
 
@@ -141,7 +142,8 @@ def write_edit(out: Array, image: ImageData, new_rgb: Array, mask: Array) -> Non
     new = [new_rgb[..., c][sel] for c in range(3)]
     if nc == 1:
         seen = np.clip(enc[0], 0.0, 1.0)
-        deltas = [float(LUMA[0]) * (new[0] - seen) + float(LUMA[1]) * (new[1] - seen) + float(LUMA[2]) * (new[2] - seen)]
+        deltas = [float(REC709_LUMA[0]) * (new[0] - seen) + float(REC709_LUMA[1]) * (new[1] - seen)
+                  + float(REC709_LUMA[2]) * (new[2] - seen)]
     else:
         deltas = [new[c] - np.clip(enc[c], 0.0, 1.0) for c in range(3)]
     dt = image.pixels.dtype
@@ -174,7 +176,7 @@ def _write_managed(out: Array, image: ImageData, new_rgb: Array, sel: Array) -> 
     moved = colour.from_linear(srgb_decode(changed)) - colour.from_linear(srgb_decode(enc))
     moved[~edited] = 0.0
     if nc == 1:
-        moved = moved @ LUMA[:, None]
+        moved = moved @ REC709_LUMA[:, None]
     result = stored[:, :nc] + moved
     if dt == np.float32:
         vals = np.where(edited[:, None], result, original)  # exact bits where the edit did nothing

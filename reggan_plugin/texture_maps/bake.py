@@ -20,6 +20,7 @@ from ..errors import InputError
 from ..faces.locate import FaceLocator
 from ..imageio.colour import srgb_decode
 from ..imageio.image import ImageData
+from ..imaging import smoothstep
 from ..renderer import ExpressionRenderer
 from .mesh import Mesh
 from .raster import rasterize
@@ -129,8 +130,8 @@ def paint_in_neutral(crop_in: Array, crop_out: Array, face_mask: Array) -> tuple
 
 
 def _smoothstep(lo: float, hi: float, x: Array) -> Array:
-    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-    return (t * t * (3 - 2 * t)).astype(np.float32)
+    """`imaging.smoothstep` of ``x`` from ``lo`` to ``hi``, float32."""
+    return smoothstep((x - lo) / (hi - lo)).astype(np.float32)
 
 
 def away_from_occlusions(view: View, radius: float) -> FloatArray:

@@ -1,0 +1,67 @@
+"""The paste after the network as stages over one record per face (reggan_plugin.edit_chain)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from reggan_plugin import edit_chain, interior, mouth
+from reggan_plugin.align import large_face_share
+from reggan_plugin.blend import apply_planes, crop_planes, feather_mask
+from reggan_plugin.edit_chain import PasteContext, face_edits, run_stages
+
+S = 64
+
+
+def _face(seed: int, shape: tuple[int, int] = (96, 120)) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    rgb = rng.random((*shape, 3), dtype=np.float32)
+    m = np.array([[0.9, 0.1, -10.0], [-0.1, 0.9, 4.0]])
+    crop_in = rng.random((S, S, 3), dtype=np.float32)
+    crop_out = np.clip(crop_in + 0.1 * rng.standard_normal((S, S, 3)).astype(np.float32), 0.0, 1.0)
+    return rgb, m, crop_in, crop_out
+
+
+def test_no_faces_leave_the_picture_and_mask_nothing() -> None:
+    rgb = np.full((10, 12, 3), 0.5, np.float32)
+    out, mask = run_stages([], PasteContext(rgb, apply_planes))
+    assert out is rgb and not mask.any() and mask.shape == (10, 12)
+
+
+def test_a_face_without_motion_is_crop_planes_then_apply_planes() -> None:
+    rgb, m, crop_in, crop_out = _face(0)
+    mask = feather_mask(S)
+    want, want_mask = apply_planes(rgb, crop_planes(crop_in, crop_out, mask), m)
+    got, got_mask = run_stages(face_edits([m], crop_in[None], crop_out[None], mask), PasteContext(rgb.copy(), apply_planes))
+    assert np.array_equal(got, want) and np.array_equal(got_mask, want_mask)
+
+
+def test_faces_run_through_every_stage_in_turn(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each face goes through all the face stages before the next face starts (its lips read the picture with the
+    faces before it pasted)."""
+    seen: list[tuple[int, str]] = []
+
+    def recorded(stage: edit_chain.Stage) -> edit_chain.Stage:
+        def run(face: edit_chain.FaceEdit, ctx: PasteContext) -> edit_chain.FaceEdit:
+            seen.append((int(face.m[0, 2]), stage.__name__))
+            return stage(face, ctx)
+        return run
+
+    monkeypatch.setattr(edit_chain, "FACE_STAGES", tuple(recorded(stage) for stage in edit_chain.FACE_STAGES))
+    rgb, m, crop_in, crop_out = _face(1)
+    second = m.copy()
+    second[0, 2] = -12.0
+    faces = face_edits([m, second], np.stack([crop_in, crop_in]), np.stack([crop_out, crop_out]), feather_mask(S))
+    run_stages(faces, PasteContext(rgb, apply_planes))
+    names = ["keep_on_head", "lips_whole", "find_opening", "to_planes", "paste_face"]
+    assert seen == [(x, name) for x in (-10, -12) for name in names]
+
+
+def test_large_face_share_is_the_mouth_pass_and_interior_fade() -> None:
+    """One definition of a large face: the interior's amount in face crops, the mouth pass's strength at twice the
+    scale, each the linear fade they always were."""
+    for scale in np.linspace(0.05, 0.7, 131):
+        m = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])
+        s = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
+        assert interior.amount_for(m) == float(np.clip((0.25 - s) / (0.25 - 0.125), 0.0, 1.0))
+        assert mouth.strength(m) == float(np.clip((0.5 - s) / (0.5 - 0.25), 0.0, 1.0))
+        assert large_face_share(m) == interior.amount_for(m)
