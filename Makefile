@@ -39,10 +39,10 @@ lint: $(STAMP)  # static checks: configured in pyproject.toml
 
 # -n auto: one pytest-xdist worker per core
 test: lint  # the fast tier; CI also runs test-slow
-	$(BIN)/python -m pytest -q -rs -n auto -m "not slow"
+	$(BIN)/python -m pytest -q -rs -n auto --dist worksteal -m "not slow"
 
 test-slow: $(STAMP)  # renders, bpy installs, end-to-end evaluations
-	$(BIN)/python -m pytest -q -rs -n auto -m slow
+	$(BIN)/python -m pytest -q -rs -n auto --dist worksteal -m slow
 
 addon: $(STAMP)
 	$(BIN)/python blender_addon/build.py --out dist/blender

@@ -79,6 +79,14 @@ class LazyGroup(click.Group):
             except click.exceptions.Abort:  # click's own word for an interrupt at a prompt
                 click.echo("interrupted", err=True)
                 sys.exit(EXIT_INTERRUPTED)
+            except SystemExit as exc:
+                if standalone_mode and exc.code == EXIT_INTERRUPTED:
+                    # the process ends here: leave at once, so that no later stage of the interpreter's shutdown
+                    # (a library's import left half-done by the interrupt) can end it by the signal instead
+                    sys.stdout.flush()
+                    sys.stderr.flush()
+                    os._exit(EXIT_INTERRUPTED)
+                raise
             except click.ClickException as exc:
                 where = f"{exc.ctx.command_path}: " if isinstance(exc, click.UsageError) and exc.ctx else ""
                 hint = " (--help for usage)" if isinstance(exc, click.UsageError) else ""
@@ -126,10 +134,27 @@ def exit_on_error() -> Iterator[None]:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(EXIT_INTERRUPTED)
-    except OSError as exc:
+    except Exception as exc:
+        if _caused_by_interrupt(exc):  # a library turned the interrupt into an error of its own (an import's)
+            click.echo("interrupted", err=True)
+            sys.exit(EXIT_INTERRUPTED)
+        if not isinstance(exc, OSError):
+            raise
         where = f"{exc.filename}: " if exc.filename else ""
         click.echo(f"error: {where}{exc.strerror or exc}", err=True)
         sys.exit(1 if exc.errno in _NOT_THE_INPUT else 2)
+
+
+def _caused_by_interrupt(exc: BaseException) -> bool:
+    """Whether ``exc`` was raised while an interrupt was being handled, or because of one."""
+    seen: set[int] = set()
+    link: BaseException | None = exc
+    while link is not None and id(link) not in seen:
+        if isinstance(link, KeyboardInterrupt):
+            return True
+        seen.add(id(link))
+        link = link.__cause__ or link.__context__
+    return False
 
 
 def _stop(signum: int, frame: FrameType | None) -> None:

@@ -256,6 +256,7 @@ def test_skin_paint_colour_or_shading(tmp_path, tiny_model):
     assert bad.returncode == 2 and "--skin-paint" in bad.stderr
 
 
+@pytest.mark.slow  # several renders with the bundled model: the fast tier stays under 2 minutes
 def test_subject_photo_changes_a_smile_alone(tmp_path):
     from benchmarks.face_sizes import face_frame
 
@@ -276,6 +277,7 @@ def test_subject_photo_changes_a_smile_alone(tmp_path):
     assert bad.returncode == 2 and "painting" in bad.stderr
 
 
+@pytest.mark.slow  # several renders with the bundled model: the fast tier stays under 2 minutes
 def test_auto_says_which_frames_read_as_photographs(tmp_path, london_faces):
     """The default reads each frame: London's portraits as photographs (said in the summary), the demo's renders not."""
     photos = tmp_path / "photos"

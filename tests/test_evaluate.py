@@ -184,6 +184,7 @@ def test_held_out_split_is_val_plus_test_and_never_train(tmp_path):
     assert all(split_of(p) != "train" for p in people["held-out"]) and people["held-out"] < people["all"]
 
 
+@pytest.mark.slow  # the whole evaluation with judges: the fast tier stays under 2 minutes
 def test_evaluate_end_to_end(judges, tiny_model, tmp_path):
     from click.testing import CliRunner
 

@@ -689,3 +689,18 @@ def test_decompression_bombs_are_refused_or_never_inflated(tmp_path, tiny_model)
                                            "bomb (limit: 256 MiB decoded at over 256:1)"}, run.stderr
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["f000.png", "f001.png", "f003.png"]
     assert np.array_equal(read_image(tmp_path / "out" / "f003.png").pixels[..., 1], np.zeros((H, W), np.uint16))
+
+
+def test_an_interrupt_a_library_turned_into_its_own_error_is_still_an_interrupt(capsys):
+    """An interrupt that lands in a library's import comes out as that library's ImportError, raised from the
+    KeyboardInterrupt: still 130 and one word, never a traceback."""
+    from reggan_plugin.cli import EXIT_INTERRUPTED, exit_on_error
+
+    with pytest.raises(SystemExit) as stopped, exit_on_error():
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise ImportError("DLL load failed") from exc
+    assert stopped.value.code == EXIT_INTERRUPTED and capsys.readouterr().err.strip() == "interrupted"
+    with pytest.raises(ImportError), exit_on_error():  # an ImportError of its own stays one
+        raise ImportError("no module named x")

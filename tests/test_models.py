@@ -165,6 +165,7 @@ def _smooth_faces(n: int, size: int = 32, seed: int = 0) -> torch.Tensor:
                                            align_corners=False).clamp(-1, 1)
 
 
+@pytest.mark.slow  # 300 steps of flow fitting (8 s): the fast tier stays under 2 minutes
 def test_mean_flow_recovers_a_shared_motion_and_the_ridge_then_fits_the_rest():
     """Targets = every face moved 2 px left, then darkened: the flow takes the motion (a 3x3 field alone could
     not reach it), the ridge on the moved faces the rest."""

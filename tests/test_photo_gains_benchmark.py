@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from benchmarks.photo_gains import IDENTITY_LIMIT, SHIPPED, Row, Score, choose, chosen_half, measure, write
 from reggan_plugin.calibration import Gains
 
@@ -25,6 +27,7 @@ def test_the_halves_split_people_by_identity_alone() -> None:
     assert [chosen_half(n) for n in names] == [chosen_half(n) for n in names]
 
 
+@pytest.mark.slow  # several renders with the bundled model: the fast tier stays under 2 minutes
 def test_on_real_photos_the_shipped_gains_are_measured_on_both_halves(london_faces: Path, tmp_path: Path) -> None:
     rows = measure(london_faces, (("none", Gains()), ("shipped", SHIPPED)), limit=2)
     none, shipped = rows

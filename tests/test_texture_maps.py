@@ -159,6 +159,7 @@ def head_files(ict_model_path: Path, tmp_path_factory: pytest.TempPathFactory) -
     return folder / "head.obj", folder / "albedo.png"
 
 
+@pytest.mark.slow  # builds a textured head from the face model (5 s)
 def test_a_head_is_drawn_with_its_face_towards_the_camera(head_files: tuple[Path, Path]) -> None:
     from reggan_plugin.faces.locate import FaceLocator
     from reggan_plugin.imageio import read_image, to_network_rgb
