@@ -1936,6 +1936,7 @@ def test_bake_expression_maps_writes_the_maps_and_drives_one_group_from_the_slid
     image = material.node_tree.nodes["Image Texture"].image
     bpy.ops.wm.save_as_mainfile(filepath=str(tmp_path / "shot.blend"))
     scene = bpy.context.scene
+    scene.reggan.model_path = ""  # the bundled model: a random one's changes are too large to be taken for skin
 
     assert bpy.ops.reggan.bake_expression_maps() == {"FINISHED"}, addon.jobs.JOBS.status.message
     folder = tmp_path / "Head_expression_maps"
@@ -1945,7 +1946,7 @@ def test_bake_expression_maps_writes_the_maps_and_drives_one_group_from_the_slid
     for entry in manifest["maps"]:
         assert (folder / entry["multiplier"]).is_file() and (folder / entry["mask"]).is_file()
     happy = read_multiplier(folder / "happy_multiplier.png")
-    assert np.abs(happy - 1).max() > 0.05  # the tiny model's edit changes the skin somewhere
+    assert np.abs(happy - 1).max() > 0.05  # the smile changes the skin somewhere
 
     def group_nodes() -> list[object]:
         return [n for n in material.node_tree.nodes if n.type == "GROUP"]
