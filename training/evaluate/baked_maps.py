@@ -136,10 +136,10 @@ def seam_steps(mesh: Mesh, image: np.ndarray) -> tuple[float, float]:
 
 def lip_texels(model: FaceModel, shape: tuple[int, int]) -> np.ndarray:
     """The lips' texels in the atlas (their outer landmark outline, as `textured_heads` paints them)."""
-    from .textured_heads import _px, _vertex_uv
+    from .textured_heads import face_vertex_uvs, texel_px
 
-    uv_of = _vertex_uv(model)
-    pts = np.array([_px(uv_of[int(model.landmarks68[i])]) for i in range(48, 60)], np.float32)
+    uv_of = face_vertex_uvs(model)
+    pts = np.array([texel_px(uv_of[int(model.landmarks68[i])]) for i in range(48, 60)], np.float32)
     mask = np.zeros(shape, np.uint8)
     cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], (1,))
     return mask > 0

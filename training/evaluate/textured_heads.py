@@ -67,7 +67,7 @@ def atlas_layout(model: FaceModel, vertices: np.ndarray) -> tuple[np.ndarray, np
     return np.concatenate(uvs), np.array(tris, np.int64), np.array(uv_tris, np.int64)
 
 
-def _vertex_uv(model: FaceModel) -> dict[int, np.ndarray]:
+def face_vertex_uvs(model: FaceModel) -> dict[int, np.ndarray]:
     """An atlas UV for each face-tile vertex (the first corner that names it)."""
     offsets = model.polygon_offsets()
     face = model.face_material_id("M_Face")
@@ -79,7 +79,7 @@ def _vertex_uv(model: FaceModel) -> dict[int, np.ndarray]:
     return out
 
 
-def _px(uv: np.ndarray) -> np.ndarray:
+def texel_px(uv: np.ndarray) -> np.ndarray:
     h, w = TEXTURE_SIZE
     return np.stack([uv[..., 0] * w, (1 - uv[..., 1]) * h], axis=-1)
 
@@ -93,11 +93,11 @@ def paint_albedo(model: FaceModel, params: IdentityParams, seed: int) -> np.ndar
     noise = cv2.GaussianBlur(rng.standard_normal((h, w)).astype(np.float32), (0, 0), 24)
     noise = noise / max(float(noise.std()), 1e-6)
     albedo = base * (1 + 0.06 * (0.5 + skin.mottle) * noise[..., None])
-    uv_of = _vertex_uv(model)
+    uv_of = face_vertex_uvs(model)
     lm = model.landmarks68
 
     def polygon(ids: range | list[int]) -> np.ndarray:
-        pts = np.array([_px(uv_of[int(lm[i])]) for i in ids if int(lm[i]) in uv_of], np.float32)
+        pts = np.array([texel_px(uv_of[int(lm[i])]) for i in ids if int(lm[i]) in uv_of], np.float32)
         mask = np.zeros((h, w), np.float32)
         if len(pts) >= 3:
             cv2.fillPoly(mask, [np.round(pts).astype(np.int32)], (1.0,))
@@ -107,7 +107,7 @@ def paint_albedo(model: FaceModel, params: IdentityParams, seed: int) -> np.ndar
         mask = np.zeros((h, w), np.float32)
         for i in ids:
             if int(lm[i]) in uv_of:
-                x, y = _px(uv_of[int(lm[i])])
+                x, y = texel_px(uv_of[int(lm[i])])
                 cv2.circle(mask, (int(x), int(y)), int(sigma), (1.0,), -1)
         return cv2.GaussianBlur(mask, (0, 0), sigma)
 
@@ -124,10 +124,10 @@ def paint_albedo(model: FaceModel, params: IdentityParams, seed: int) -> np.ndar
     albedo = albedo * (1 - brows[..., None] * skin.brow_density) + hair * brows[..., None] * skin.brow_density
     albedo[:, int(w * FACE_COLUMN):] = albedo[:, int(w * FACE_COLUMN):] * 0 + base
     for name, colour in (("M_GumsTongue", [0.45, 0.12, 0.12]), ("M_Teeth", [0.60, 0.56, 0.50])):
-        x, y = _px(np.array(SWATCH[name]))
+        x, y = texel_px(np.array(SWATCH[name]))
         cv2.circle(albedo, (int(x), int(y)), 40, colour, -1)
     cu, cv, r = EYE_SWATCH
-    centre = _px(np.array([cu, cv]))
+    centre = texel_px(np.array([cu, cv]))
     radius = r * w
     yy, xx = np.mgrid[0:h, 0:w]
     rho = np.hypot(xx - centre[0], yy - centre[1]) / radius
@@ -142,7 +142,7 @@ def paint_albedo(model: FaceModel, params: IdentityParams, seed: int) -> np.ndar
 def _brow_lines(h: int, w: int, lm: np.ndarray, uv_of: dict[int, np.ndarray]) -> np.ndarray:
     mask = np.zeros((h, w), np.float32)
     for ids in ((17, 18, 19, 20, 21), (22, 23, 24, 25, 26)):
-        pts = np.array([_px(uv_of[int(lm[i])]) for i in ids if int(lm[i]) in uv_of], np.int32)
+        pts = np.array([texel_px(uv_of[int(lm[i])]) for i in ids if int(lm[i]) in uv_of], np.int32)
         cv2.polylines(mask, [pts], False, (1.0,), 5)
     return mask
 
