@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import cv2
 import numpy as np
 
 from .arrays import Array
@@ -209,17 +210,19 @@ def _structure(img: Array, level: float) -> Array:
 
 
 def gaussian_blurred(img: Array, sigma: float) -> Array:
-    """HxWxC ``img`` blurred by a Gaussian of std ``sigma`` px (taps to 3 sigma, edges repeated), a row pass and a
-    column pass of ``shifted`` copies: no BLAS product (``luma``)."""
+    """HxWxC ``img`` blurred by a Gaussian of std ``sigma`` px (taps to 3 sigma, edges repeated): OpenCV's separable
+    filter, 12-31x faster than the same taps summed in numpy (docs/FILTERS.md), to within 3e-7. A pixel's result
+    depends on its neighbourhood alone, so bands of a picture blur as the whole does (``in_bands``)."""
     radius = int(np.ceil(3 * sigma))
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / sigma) ** 2)
     taps = (taps / taps.sum()).astype(np.float32)
-    out = np.asarray(img, np.float32)
-    for axis in (0, 1):
-        copies = shifted(out, axis, radius)
-        out = copies[0] * taps[0]
-        for tap, copy in zip(taps[1:], copies[1:]):
-            out += tap * copy
+    x = np.asarray(img, np.float32)
+    parts = []
+    for start in range(0, x.shape[2], 4):  # OpenCV filters up to 4 channels at a time
+        part = cv2.sepFilter2D(np.ascontiguousarray(x[..., start : start + 4]), -1, taps, taps,
+                               borderType=cv2.BORDER_REPLICATE)
+        parts.append(part.reshape(*x.shape[:2], -1))
+    out: Array = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=2)
     return out
 
 
