@@ -182,3 +182,18 @@ def test_the_split_in_bands_is_the_split_in_one_piece(monkeypatch: pytest.Monkey
     whole = grain.degrained(img, level), grain.moving_structure(img, level)
     for got, want in zip(banded, whole):
         np.testing.assert_array_equal(got, want)
+
+
+def test_the_gaussian_is_the_taps_summed_and_bands_blur_as_the_whole() -> None:
+    """OpenCV's separable filter gives the Gaussian taps' sum (edges repeated) to float rounding, for 3 and 7 planes,
+    and a picture worked in bands gets the bytes it gets in one piece."""
+    from benchmarks.filters import numpy_blurred
+    from reggan_plugin.grain import BAND_ROWS, gaussian_blurred, in_bands
+
+    rng = np.random.default_rng(5)
+    for planes, sigma in ((3, 1.5), (7, 0.8)):
+        img = rng.random((BAND_ROWS * 2 + 31, 90, planes)).astype(np.float32)
+        blurred = gaussian_blurred(img, sigma)
+        assert blurred.shape == img.shape and np.abs(blurred - numpy_blurred(img, sigma)).max() < 1e-6
+        reach = int(np.ceil(3 * sigma))
+        np.testing.assert_array_equal(in_bands(img, reach, lambda band, s=sigma: gaussian_blurred(band, s)), blurred)
