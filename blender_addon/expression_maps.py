@@ -4,7 +4,7 @@ material, each map's weight driven by the Mix slider of its expression.
 The main thread reads the head (the evaluated mesh in world space, its active UV map) and its albedo (the Image
 Texture feeding the Principled BSDF's Base Color) into plain arrays; a background job bakes the maps with the runtime
 (`reggan_plugin.texture_maps`) and writes them beside the blend file; its finish loads them into the node group
-"ReggAN Expression Maps (<object>)" between the albedo and the Base Color. Baking again reloads the images and rebuilds
+"RegGAN Expression Maps (<object>)" between the albedo and the Base Color. Baking again reloads the images and rebuilds
 the same group in place: never a second group, never a second group node.
 
 The group follows the maps' blend rule, map by map: ``albedo * (1 + (multiplier - 1) * mask * weight)``.
@@ -27,8 +27,8 @@ from . import engine, images, mix
 if TYPE_CHECKING:
     from reggan_plugin.texture_maps.mesh import Mesh
 
-GROUP_PREFIX = "ReggAN Expression Maps"
-GROUP_NODE = "ReggAN Expression Maps"
+GROUP_PREFIX = "RegGAN Expression Maps"
+GROUP_NODE = "RegGAN Expression Maps"
 MARKER = "reggan_expression_maps"
 """Custom property on the node group: the object it was baked for (how a bake finds its group again)."""
 ALBEDO_SOCKET = "Albedo"
@@ -333,7 +333,7 @@ def install(material: Any, albedo: Albedo, tree: Any, scene: Any, names: Sequenc
         remove_drivers(material, albedo.group_node.name)
         nodes.remove(albedo.group_node)
     node = nodes.new("ShaderNodeGroup")
-    node.node_tree, node.name, node.label, node.location = tree, GROUP_NODE, "ReggAN Expression Maps", location
+    node.node_tree, node.name, node.label, node.location = tree, GROUP_NODE, "RegGAN Expression Maps", location
     node.width = 220
     links.new(albedo.image_node.outputs["Color"], node.inputs[ALBEDO_SOCKET])
     links.new(node.outputs["Color"], albedo.bsdf.inputs["Base Color"])
