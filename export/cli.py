@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from reggan_plugin.cli import run_or_exit
+from reggan_plugin.cli_exits import run_or_exit
 
 
 @click.group("export")

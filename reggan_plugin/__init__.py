@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 def _quit_at_start(signum: int, frame: FrameType | None) -> None:
     """Ctrl-C or SIGTERM while the `reggan-plugin` command is still starting (its imports): nothing is written yet, so
-    it leaves quietly with the interrupted code (130); once a command runs, `cli.stops_on_signals` takes over."""
+    it leaves quietly with the interrupted code (130); once a command runs, `cli_exits.stops_on_signals` takes over."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -694,7 +694,7 @@ def test_decompression_bombs_are_refused_or_never_inflated(tmp_path, tiny_model)
 def test_an_interrupt_a_library_turned_into_its_own_error_is_still_an_interrupt(capsys):
     """An interrupt that lands in a library's import comes out as that library's ImportError, raised from the
     KeyboardInterrupt: still 130 and one word, never a traceback."""
-    from reggan_plugin.cli import EXIT_INTERRUPTED, exit_on_error
+    from reggan_plugin.cli_exits import EXIT_INTERRUPTED, exit_on_error
 
     with pytest.raises(SystemExit) as stopped, exit_on_error():
         try:

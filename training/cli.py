@@ -19,7 +19,7 @@ from typing import Any
 
 import click
 
-from reggan_plugin.cli import exit_on_error
+from reggan_plugin.cli_exits import exit_on_error
 from reggan_plugin.config import field_default
 from reggan_plugin.errors import InputError, NumericalError, UsageError
 

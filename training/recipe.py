@@ -231,7 +231,7 @@ def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Pa
 def recipe_command(recipe_file: Path, data_root: Path, runs: Path, out: Path | None, face_model: Path | None,
                    device: str) -> None:
     """Rebuild a model from a recipe file: render its data, run its training phases, write the model."""
-    from reggan_plugin.cli import run_or_exit
+    from reggan_plugin.cli_exits import run_or_exit
 
     from .synth.face_model import resolve_model_path
 

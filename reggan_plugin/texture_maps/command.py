@@ -34,7 +34,7 @@ def map_name(expression: str) -> str:
 def bake_maps_command(mesh: Path, texture: Path, out: Path, expressions: tuple[str, ...], intensity: float, fmt: str,
                       model: Path | None, backend: str) -> None:
     """Bake expression maps in a head's UV layout: a colour multiplier and a mask per expression, and maps.json."""
-    from ..cli import run_or_exit
+    from ..cli_exits import run_or_exit
     from ..imageio import read_image, to_network_rgb
     from ..imageio.colour import srgb_decode
     from ..renderer import ExpressionRenderer

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from reggan_plugin.cli import exit_on_error
+from reggan_plugin.cli_exits import exit_on_error
 from reggan_plugin.config import BACKENDS, SKIN_PAINTS, SUBJECTS, field_default
 from reggan_plugin.errors import UsageError
 

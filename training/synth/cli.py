@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from reggan_plugin.cli import run_or_exit
+from reggan_plugin.cli_exits import run_or_exit
 from reggan_plugin.config import field_default
 
 from .face_model import ENV_VAR
