@@ -152,20 +152,28 @@ def sample_planes(img: Array, xs: Array, ys: Array) -> Array:
 _REMAP_ROW = 1024  # cv2.remap takes maps of under 32767 rows and columns: scattered samples go in rows of this
 
 
+def remap_points(img: Array, xs: Array, ys: Array, interpolation: int = cv2.INTER_LINEAR,
+                 border: int = cv2.BORDER_REPLICATE) -> FloatArray:
+    """HxW or HxWxC ``img`` at float pixel coordinates (any equal shapes) -> shape + (C,) float32, by OpenCV's remap
+    with ``interpolation`` and ``border`` (BORDER_CONSTANT: 0 outside); any number of points."""
+    img = np.ascontiguousarray(img, np.float32)
+    n, c = xs.size, (img.shape[2] if img.ndim == 3 else 1)
+    rows = max(1, -(-n // _REMAP_ROW))
+    maps = np.zeros((2, rows * _REMAP_ROW), np.float32)
+    maps[0, :n], maps[1, :n] = np.ravel(xs), np.ravel(ys)
+    out = cv2.remap(img, maps[0].reshape(rows, _REMAP_ROW), maps[1].reshape(rows, _REMAP_ROW), interpolation,
+                    borderMode=border)
+    points: FloatArray = np.asarray(out, np.float32).reshape(-1, c)[:n].reshape((*np.shape(xs), c))
+    return points
+
+
 def sample_planes_cubic(img: Array, xs: Array, ys: Array) -> Array:
     """`sample_planes` that keeps the picture's pixel-scale detail: bicubic (Keys, a = -0.75, OpenCV's and onnx
     GridSample's), edge-replicated. Bilinear interpolation averages neighbours: a half-pixel shift keeps about a third
     of a portrait's Laplacian energy, so a face moved by fractions of a pixel loses its pores and freckles; bicubic
     keeps about 0.7 of it and places a smooth ramp exactly. Integer coordinates return the pixels exactly. OpenCV
     places samples to 1/32 px."""
-    img = np.ascontiguousarray(img, np.float32)
-    n, c = xs.size, img.shape[2]
-    rows = max(1, -(-n // _REMAP_ROW))
-    maps = np.zeros((2, rows * _REMAP_ROW), np.float32)
-    maps[0, :n], maps[1, :n] = np.ravel(xs), np.ravel(ys)
-    out = cv2.remap(img, maps[0].reshape(rows, _REMAP_ROW), maps[1].reshape(rows, _REMAP_ROW), cv2.INTER_CUBIC,
-                    borderMode=cv2.BORDER_REPLICATE)
-    return np.ascontiguousarray(out.reshape(-1, c)[:n].T).reshape((c, *np.shape(xs)))
+    return np.ascontiguousarray(np.moveaxis(remap_points(img, xs, ys, cv2.INTER_CUBIC), -1, 0))
 
 
 def crop_roi(m: Matrix, size: int, frame_shape: tuple[int, int],

@@ -22,9 +22,10 @@ from ..imageio.colour import srgb_decode
 from ..imageio.image import ImageData
 from ..imaging import smoothstep
 from ..renderer import ExpressionRenderer
+from ..resample import remap_points
 from .mesh import Mesh
 from .raster import rasterize
-from .views import View, draw, framing, remap_points
+from .views import View, draw, framing
 
 VIEWS = ((0.0, 0.0), (-30.0, 0.0), (30.0, 0.0), (0.0, 15.0))
 """(yaw, pitch) degrees of the views: the front, both cheeks, and from below (the underside of the nose and jaw)."""
@@ -177,19 +178,20 @@ def bake_maps(mesh: Mesh, albedo_linear: Array, edits: Sequence[tuple[str, EditC
         to_crop = prepared.matrices[0].astype(np.float64)
         # each covered texel: where the view sees it, whether it is the nearest surface there, and how squarely
         xy, depth = view.camera.project(texels.position)
-        nearest = remap_points(view.depth, xy[..., 0] - 0.5, xy[..., 1] - 0.5)[..., 0]
+        nearest = remap_points(view.depth, xy[..., 0] - 0.5, xy[..., 1] - 0.5, border=cv2.BORDER_CONSTANT)[..., 0]
         visible = texels.covered & (np.abs(depth - nearest) < DEPTH_TOLERANCE * radius)
         # squareness: the normal against the way to the camera from the texel itself
         towards = view.camera.position - texels.position
         towards /= np.maximum(np.linalg.norm(towards, axis=-1, keepdims=True), 1e-9)
         facing = np.clip((texels.normal * towards).sum(-1), 0, 1)
-        away = remap_points(away_from_occlusions(view, radius), xy[..., 0] - 0.5, xy[..., 1] - 0.5)[..., 0]
+        away = remap_points(away_from_occlusions(view, radius), xy[..., 0] - 0.5, xy[..., 1] - 0.5,
+                            border=cv2.BORDER_CONSTANT)[..., 0]
         view_weight = np.where(visible, facing ** SQUARENESS * away, 0).astype(np.float32)
         cx = to_crop[0, 0] * (xy[..., 0] - 0.5 - cols.start) + to_crop[0, 1] * (xy[..., 1] - 0.5 - rows.start) + to_crop[0, 2]
         cy = to_crop[1, 0] * (xy[..., 0] - 0.5 - cols.start) + to_crop[1, 1] * (xy[..., 1] - 0.5 - rows.start) + to_crop[1, 2]
         for k, crops in enumerate(edited):
             log_change, trust = paint_in_neutral(prepared.crops[0], crops.faces[0], renderer.mask)
-            sampled = remap_points(np.dstack([log_change * trust[..., None], trust]), cx, cy)
+            sampled = remap_points(np.dstack([log_change * trust[..., None], trust]), cx, cy, border=cv2.BORDER_CONSTANT)
             w = view_weight * sampled[..., 3]
             sums[k] += view_weight[..., None] * sampled[..., :3]
             weights[k] += w

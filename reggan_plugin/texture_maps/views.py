@@ -10,6 +10,7 @@ import numpy as np
 
 from ..arrays import Array, Float64Array
 from ..imageio.colour import srgb_encode
+from ..resample import remap_points
 from .mesh import Mesh
 from .raster import Coverage, rasterize
 
@@ -83,20 +84,7 @@ def sample_texture(texture: Array, uv: Array) -> Array:
     height, width = texture.shape[:2]
     u = np.mod(uv[..., 0], 1.0) * width - 0.5
     v = (1.0 - np.mod(uv[..., 1], 1.0)) * height - 0.5
-    return remap_points(texture, u, v, cv2.BORDER_WRAP)
-
-
-def remap_points(image: Array, x: Array, y: Array, border: int = cv2.BORDER_CONSTANT) -> Array:
-    """Bilinear samples of ``image`` [H,W,C] at pixel positions ``x``, ``y`` of any shape -> [...,C] (OpenCV's remap
-    takes maps under 32767 on a side, so the points go through as rows of 1024)."""
-    count = x.size
-    rows = -(-count // 1024)
-    pad = rows * 1024 - count
-    mx = np.pad(x.reshape(-1).astype(np.float32), (0, pad)).reshape(rows, 1024)
-    my = np.pad(y.reshape(-1).astype(np.float32), (0, pad)).reshape(rows, 1024)
-    out = cv2.remap(np.ascontiguousarray(image, np.float32), mx, my, cv2.INTER_LINEAR, borderMode=border)
-    channels = image.shape[2] if image.ndim == 3 else 1
-    return out.reshape(-1, channels)[:count].reshape(*x.shape, channels)
+    return remap_points(texture, u, v, border=cv2.BORDER_WRAP)
 
 
 def draw(mesh: Mesh, albedo_linear: Array, camera: Camera) -> View:
