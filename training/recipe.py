@@ -145,32 +145,28 @@ def _carry_checkpoint(source: Path, target: Path) -> None:
 
 
 def _with_recipe(model: Path, recipe: Recipe, out: Path) -> None:
-    """The model with the recipe's gains and the recipe itself in its metadata, written to ``out``."""
-    from export.metadata import with_metadata
+    """The model with the recipe's gains, its provenance naming the recipe, and the recipe itself in its metadata,
+    written to ``out`` in one write."""
+    from export.metadata import with_entries
+    from reggan_plugin.artifact import load_artifact
     from reggan_plugin.calibration import METADATA_KEY, Gains, dump_gains, parse_gains
 
-    work = model
+    entries: dict[str, str | None] = {}
     if recipe.gains:
         table = {subject: {e: Gains(motion=tuple(g.get("motion", (1.0, 1.0))), rest_paint=float(g.get("rest_paint", 1)),
                                     upper=float(g.get("upper", 1))) for e, g in by_expression.items()}
                  for subject, by_expression in recipe.gains.items()}
-        value = dump_gains(table)
-        parse_gains(model, value)
-        work = out.with_suffix(".gains.onnx")
-        with_metadata(model, METADATA_KEY, value, work)
-    from reggan_plugin.artifact import load_artifact
-
-    provenance = dict(load_artifact(work).provenance)
+        gains = dump_gains(table)
+        parse_gains(model, gains)  # the bounds the runtime checks, before anything is written
+        entries[METADATA_KEY] = gains
+    provenance = dict(load_artifact(model).provenance)
     provenance["training"] = f"reggan-plugin recipe {recipe.name}.toml"
     provenance["recipe"] = {"name": recipe.name, "sha256": recipe.sha256,
                             "phases": [{"name": p.name, "iterations": p.end} for p in recipe.phases]}
     provenance["data"] = [{k: v for k, v in entry.items() if k != "root"} for entry in provenance.get("data", [])]
-    stamped = out.with_suffix(".provenance.onnx")
-    with_metadata(work, PROVENANCE_KEY, json.dumps(provenance, sort_keys=True), stamped)
-    with_metadata(stamped, RECIPE_KEY, json.dumps({"name": recipe.name, "sha256": recipe.sha256, "text": recipe.text},
-                                                  sort_keys=True), out)
-    for temporary in {work, stamped} - {model}:
-        temporary.unlink()
+    entries[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True)
+    entries[RECIPE_KEY] = json.dumps({"name": recipe.name, "sha256": recipe.sha256, "text": recipe.text}, sort_keys=True)
+    with_entries(model, entries, out)
 
 
 def phase_config(recipe: Recipe, phase: Phase) -> Any:

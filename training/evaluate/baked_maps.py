@@ -21,6 +21,7 @@ from reggan_plugin.texture_maps.views import Camera, draw, framing, sample_textu
 from training.synth.face_model import FaceModel
 from training.synth.recipes import RecipeTable
 
+from .metrics import psnr
 from .textured_heads import FACE_COLUMN, TexturedHead
 
 
@@ -44,8 +45,7 @@ class MapScore:
 
 
 def _psnr(a: np.ndarray, b: np.ndarray, region: np.ndarray) -> float:
-    mse = float(np.mean((a[region] - b[region]) ** 2))
-    return 10 * np.log10(1.0 / max(mse, 1e-12))
+    return psnr(a[region], b[region])
 
 
 def score_map(model: FaceModel, recipes: RecipeTable, head: TexturedHead, baked: ExpressionMap,
