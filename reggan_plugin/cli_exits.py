@@ -40,6 +40,9 @@ def exit_on_error() -> Iterator[None]:
         if _caused_by_interrupt(exc):  # a library turned the interrupt into an error of its own (an import's)
             click.echo("interrupted", err=True)
             sys.exit(EXIT_INTERRUPTED)
+        if isinstance(exc, EOFError):  # a file that ends early; click would report it as an abort
+            click.echo(f"error: a file ended early: {exc}", err=True)
+            sys.exit(2)
         if not isinstance(exc, OSError):
             raise
         where = f"{exc.filename}: " if exc.filename else ""

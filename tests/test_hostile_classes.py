@@ -704,3 +704,18 @@ def test_an_interrupt_a_library_turned_into_its_own_error_is_still_an_interrupt(
     assert stopped.value.code == EXIT_INTERRUPTED and capsys.readouterr().err.strip() == "interrupted"
     with pytest.raises(ImportError), exit_on_error():  # an ImportError of its own stays one
         raise ImportError("no module named x")
+
+
+def test_a_file_that_ends_early_is_an_error_not_an_interrupt(capsys, tmp_path):
+    """click reports an EOFError as an abort; an empty face model file must say what it is instead."""
+    from reggan_plugin.cli_exits import exit_on_error
+    from reggan_plugin.errors import ModelError
+    from training.synth.face_model import load_face_model
+
+    empty = tmp_path / "face.npz"
+    empty.write_bytes(b"")
+    with pytest.raises(ModelError, match="cannot read face model"):
+        load_face_model(empty)
+    with pytest.raises(SystemExit) as stopped, exit_on_error():
+        raise EOFError("No data left in file")
+    assert stopped.value.code == 2 and "ended early" in capsys.readouterr().err

@@ -7,6 +7,7 @@ tests and the converter can use it anywhere.
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -110,8 +111,8 @@ def load_face_model(path: str | Path) -> FaceModel:
             if missing:
                 raise ModelError(p, f"not a packed ICT face model (missing {', '.join(missing)})")
             arrays = {k: d[k] for k in REQUIRED_ARRAYS}
-    except (OSError, ValueError) as err:
-        raise ModelError(p, f"cannot read face model: {err}") from err
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:  # an empty or cut-off file ends early
+        raise ModelError(p, f"cannot read face model: {err or type(err).__name__}") from err
     return FaceModel(
         path=p,
         neutral=arrays["neutral_vertices"].astype(np.float32),
