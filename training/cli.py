@@ -23,10 +23,10 @@ from reggan_plugin.cli_exits import exit_on_error
 from reggan_plugin.config import field_default
 from reggan_plugin.errors import InputError, NumericalError, UsageError
 
-from .config import MOUTH, TINY, ModelConfig
+from .config import CHANNELS, MOUTH, TINY, ModelConfig
 from .train_config import TrainConfig
 
-PRESETS = {"tiny": TINY, "default": ModelConfig(), "mouth": MOUTH}
+PRESETS = {"tiny": TINY, "default": ModelConfig(), "mouth": MOUTH, "channels": CHANNELS}
 
 
 def _default(name: str):
