@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.mouth_detail import portrait_frame, portrait_offset, portraits, shown_input
-from reggan_plugin.align import apply_affine
+from reggan_plugin.geometry.align import apply_affine
+from reggan_plugin.geometry.resample import warp_to_crop
 from reggan_plugin.lips import lip_line
-from reggan_plugin.resample import warp_to_crop
 from training.data.split import identity_unit
 
 INNER_LIPS_68 = ((60, 60), (61, 67), (62, 66), (63, 65), (64, 64))  # pairs averaged: the line between the lips

@@ -27,10 +27,10 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from reggan_plugin.align import Matrix
 from reggan_plugin.config import SUBJECTS, InferenceConfig
+from reggan_plugin.geometry.align import Matrix
+from reggan_plugin.geometry.resample import warp_from_crop, warp_to_crop
 from reggan_plugin.imaging import luma
-from reggan_plugin.resample import warp_from_crop, warp_to_crop
 from training.evaluate.metrics import psnr
 
 FRAME = (1920, 1080)

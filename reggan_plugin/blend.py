@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.align import CANONICAL_5PT, MOUTH_DROP, Matrix, invert_affine
+from reggan_plugin.geometry.align import CANONICAL_5PT, MOUTH_DROP, Matrix, invert_affine
+from reggan_plugin.geometry.resample import sample, sample_planes, sample_planes_cubic, warp_planes_from_crop
 from reggan_plugin.grain import GRAIN_REACH, gaussian_blurred, grain_level, moving_structure
 from reggan_plugin.imaging import REC709_LUMA, luma, smootherstep
-from reggan_plugin.resample import sample, sample_planes, sample_planes_cubic, warp_planes_from_crop
 
 from .arrays import Array, FloatArray
 
-# Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
+# Mask ellipse in crop units (see geometry/align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
 # its radii: y 0.205 .. 0.955, x 0.1375 .. 0.8625 with the defaults.
 MASK_CENTER = (0.5, 0.58)

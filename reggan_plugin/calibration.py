@@ -34,7 +34,7 @@ from .arrays import Array, FloatArray
 from .artifact import ModelArtifact
 from .blend import template_ellipse
 from .errors import ModelError
-from .resample import sample
+from .geometry.resample import sample
 
 METADATA_KEY = "reggan.paste_gains"
 # the ellipse about the mouth, in crop units at the canonical template's eye distance, centred this far below the

@@ -18,7 +18,7 @@ from .arrays import Array
 from .backends.cpu import create_session, session_options
 from .blend import template_ellipse
 from .errors import ModelError
-from .resample import sample
+from .geometry.resample import sample
 
 COVERAGE_PATH = Path(__file__).parent / "models" / "coverage.onnx"
 INPUT, OUTPUT = "crop", "coverage"

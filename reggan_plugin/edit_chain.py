@@ -20,10 +20,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import lips
-from .align import LARGE_FACE_SCALE, Matrix, matrix_scale
 from .arrays import Array
 from .blend import crop_planes
 from .coverage import FaceCoverage, kept_on_the_head
+from .geometry.align import LARGE_FACE_SCALE, Matrix, matrix_scale
 from .interior import Inside, Opening, amount_for, draw, gap_opening, mouth_softness, past_lip_rims
 from .mouth import MouthCrops, MouthPass, Paste
 

@@ -25,13 +25,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import Matrix, apply_affine, invert_affine, large_face_share, matrix_scale
 from .arrays import Array
 from .artifact import parse_expression
 from .errors import ModelError
+from .geometry.align import Matrix, apply_affine, invert_affine, large_face_share, matrix_scale
+from .geometry.resample import crop_roi, sample
 from .grain import gaussian_blurred
 from .imaging import luma
-from .resample import crop_roi, sample
 
 STRIPS_FILE = Path(__file__).with_name("models") / "mouth_interior.npz"
 MIN_WEIGHT = 1e-3  # gap weights below this are no gap (the strip is not drawn)

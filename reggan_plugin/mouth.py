@@ -22,7 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import (
+from .arrays import Array
+from .artifact import ModelArtifact, default_model_path, load_artifact, parse_expression
+from .backends import create_backend
+from .blend import crop_planes, feather_mask
+from .config import InferenceConfig
+from .errors import ModelError
+from .geometry.align import (
     FULL_LARGE_FACE_SCALE,
     LARGE_FACE_SCALE,
     MOUTH_ZOOM,
@@ -33,15 +39,9 @@ from .align import (
     similarity_from_points,
     units_to_crop_px,
 )
-from .arrays import Array
-from .artifact import ModelArtifact, default_model_path, load_artifact, parse_expression
-from .backends import create_backend
-from .blend import crop_planes, feather_mask
-from .config import InferenceConfig
-from .errors import ModelError
+from .geometry.resample import crop_roi, warp_to_crop
 from .lips import lips_whole
 from .preview_graph import stage_network
-from .resample import crop_roi, warp_to_crop
 
 MOUTH_MASK_RADII = (0.36, 0.30)  # mouth crop units: the lips and a jaw drop's reach, wider than tall
 MOUTH_MASK_FEATHER = 0.3

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .align import Matrix, matrix_scale
 from .arrays import Array
+from .geometry.align import Matrix, matrix_scale
+from .geometry.resample import crop_roi
 from .grain import GRAIN_REACH
 from .imageio import ImageData, to_network_rgb
 from .imageio.transparency import REACH, alpha_of, with_subject_colour_behind
 from .mouth import MouthCrops
-from .resample import crop_roi
 
 
 @dataclass

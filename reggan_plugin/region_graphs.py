@@ -19,14 +19,14 @@ from typing import Any
 
 import numpy as np
 
-from .align import Matrix, invert_affine, matrix_scale
 from .arrays import Array
 from .backends.base import Backend
 from .blend import apply_planes, mask_box
 from .config import RegionGraphs
 from .errors import BackendUnavailable
+from .geometry.align import Matrix, invert_affine, matrix_scale
+from .geometry.resample import crop_coordinates, crop_roi, pooled_matrix, prefilter_window
 from .grain import NOISE_FLOOR, grain_level
-from .resample import crop_coordinates, crop_roi, pooled_matrix, prefilter_window
 
 log = logging.getLogger(__name__)
 GPU_PROVIDER = "CUDAExecutionProvider"

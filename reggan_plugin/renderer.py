@@ -12,15 +12,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .align import (
-    CANONICAL_5PT,
-    Matrix,
-    crop_matrix_from_box,
-    matrix_scale,
-    shift_to_region,
-    similarity_from_points,
-    units_to_crop_px,
-)
 from .arrays import Array
 from .artifact import ModelArtifact, load_artifact, parse_expression
 from .backends import create_backend
@@ -35,6 +26,16 @@ from .face_level import lift_gains
 from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
+from .geometry.align import (
+    CANONICAL_5PT,
+    Matrix,
+    crop_matrix_from_box,
+    matrix_scale,
+    shift_to_region,
+    similarity_from_points,
+    units_to_crop_px,
+)
+from .geometry.resample import warp_to_crop
 from .grain import degrained
 from .imageio import ImageData, detector_rgb, non_finite_pixels, write_edit
 from .imageio.transparency import alpha_of
@@ -43,7 +44,6 @@ from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .prepared_image import PreparedImage, face_region, network_rgb
 from .preview_graph import stage_network
 from .region_graphs import region_ops_for
-from .resample import warp_to_crop
 from .subject import photo_weights
 
 MIN_FACE_PX = 8.0  # a crop side smaller than this in the picture holds no face to edit

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from benchmarks.mouth_detail import laplacian_variance
-from reggan_plugin import align, blend, resample
+from reggan_plugin import blend
+from reggan_plugin.geometry import align, resample
 from reggan_plugin.imaging import REC709_LUMA
 
 SIZE = 96

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 from reggan_plugin import edit_chain, interior, mouth
-from reggan_plugin.align import large_face_share
 from reggan_plugin.blend import apply_planes, crop_planes, feather_mask
 from reggan_plugin.edit_chain import PasteContext, face_edits, run_stages
+from reggan_plugin.geometry.align import large_face_share
 
 S = 64
 

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from reggan_plugin.geometry.resample import sample
 from reggan_plugin.lips import BAND, lip_line, moved_corners, split_at_lips
-from reggan_plugin.resample import sample
 
 SIZE = 128
 CORNERS = np.array([[51.0, 84.0], [77.0, 84.0]])  # 26 px apart, as in the face crop
@@ -169,7 +169,7 @@ def test_the_gap_shows_the_paint_alone() -> None:
     """Whatever the picture's row the gap reads holds (teeth and the dark lines between them, at the picture's own
     resolution), the paste shows the paint there; elsewhere the moved picture plus the paint's difference."""
     from reggan_plugin.blend import apply_planes, crop_planes
-    from reggan_plugin.resample import warp_to_crop
+    from reggan_plugin.geometry.resample import warp_to_crop
 
     rng = np.random.default_rng(0)
     picture = rng.uniform(0.2, 0.9, (256, 256, 3)).astype(np.float32)  # detail at the picture's every pixel

@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reggan_plugin import resample
 from reggan_plugin.artifact import load_artifact
 from reggan_plugin.backends import create_backend
 from reggan_plugin.backends import environment as env
@@ -12,10 +11,11 @@ from reggan_plugin.backends.cpu import session_options
 from reggan_plugin.blend import apply_planes, crop_planes, feather_mask
 from reggan_plugin.config import EditConfig, InferenceConfig
 from reggan_plugin.faces import Face
+from reggan_plugin.geometry import resample
+from reggan_plugin.geometry.resample import warp_to_crop
 from reggan_plugin.imageio import ImageData
 from reggan_plugin.region_graphs import RegionOps, region_ops_for
 from reggan_plugin.renderer import ExpressionRenderer
-from reggan_plugin.resample import warp_to_crop
 
 GPUS, NO_GPU_WHY = env.nvidia_gpus()
 SIZE = 64

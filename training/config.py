@@ -4,8 +4,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
-from reggan_plugin.align import CropKind
 from reggan_plugin.expressions import EXPRESSIONS
+from reggan_plugin.geometry.align import CropKind
 
 
 def strict_from_dict(cls, data: dict):
@@ -31,7 +31,7 @@ class ModelConfig:
     # > 0: every crop is brought to this mean linear luminance of its centre before stage 1 and the refiner, and
     # the change scaled back (models/exposure.py); 0: the crop goes in as it is
     exposure_reference: float = 0.0
-    # what the crop shows (reggan_plugin.align.crop_template): the face, or the mouth at MOUTH_ZOOM times the face
+    # what the crop shows (reggan_plugin.geometry.align.crop_template): the face, or the mouth at MOUTH_ZOOM times the face
     # crop's scale (a model that paints the mouth of large faces finer, beside a face model)
     crop: CropKind = "face"
 

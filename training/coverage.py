@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reggan_plugin.align import crop_matrix_from_landmarks
 from reggan_plugin.atomic import atomic_path
-from reggan_plugin.resample import warp_to_crop
+from reggan_plugin.geometry.align import crop_matrix_from_landmarks
+from reggan_plugin.geometry.resample import warp_to_crop
 from training.data.landmarks import read_landmark_file
 
 SIZE = 128

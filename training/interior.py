@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from reggan_plugin.atomic import atomic_path
+from reggan_plugin.geometry.resample import sample
 from reggan_plugin.interior import STRIPS_FILE
-from reggan_plugin.resample import sample
 
 OPENING = ("surprised", "disgusted", "fearful")
 STRIP = (96, 384)  # rows (upper lip to lower), columns (corner to corner)

@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from reggan_plugin.align import apply_affine, crop_matrix_from_landmarks, invert_affine, matrix_scale
+from reggan_plugin.geometry.align import apply_affine, crop_matrix_from_landmarks, invert_affine, matrix_scale
+from reggan_plugin.geometry.resample import crop_roi, prefilter, warp_to_crop
 from reggan_plugin.grain import shifted
 from reggan_plugin.imaging import luma
-from reggan_plugin.resample import crop_roi, prefilter, warp_to_crop
 
 from ..arrays import Array, Float64Array, FloatArray
 

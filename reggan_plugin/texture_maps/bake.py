@@ -18,11 +18,11 @@ from ..blend import crop_planes
 from ..config import EditConfig
 from ..errors import InputError
 from ..faces.locate import FaceLocator
+from ..geometry.resample import remap_points
 from ..imageio.colour import srgb_decode
 from ..imageio.image import ImageData
 from ..imaging import smoothstep
 from ..renderer import ExpressionRenderer
-from ..resample import remap_points
 from .mesh import Mesh
 from .raster import rasterize
 from .views import View, draw, framing

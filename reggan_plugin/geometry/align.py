@@ -1,5 +1,5 @@
 """Face alignment geometry: canonical crop template and similarity fits (pure numpy; the warps that use them:
-`reggan_plugin.resample`).
+`reggan_plugin.geometry.resample`).
 
 Conventions:
 - Points are (x, y) in pixels with pixel CENTRES at integer coordinates: pixel (0, 0) spans
@@ -24,7 +24,7 @@ from typing import Literal, TypeAlias
 
 import numpy as np
 
-from .arrays import Array, Float64Array
+from ..arrays import Array, Float64Array
 
 Matrix: TypeAlias = Float64Array
 """(2, 3) float64 affine map, frame pixels -> crop pixels."""
