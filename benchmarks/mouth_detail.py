@@ -30,7 +30,7 @@ from PIL import Image
 from reggan_plugin.config import SUBJECTS, InferenceConfig
 from reggan_plugin.geometry.align import Matrix
 from reggan_plugin.geometry.resample import warp_from_crop, warp_to_crop
-from reggan_plugin.imaging import luma
+from reggan_plugin.imaging.tone import luma
 from training.evaluate.metrics import psnr
 
 FRAME = (1920, 1080)

@@ -30,8 +30,8 @@ from .artifact import parse_expression
 from .errors import ModelError
 from .geometry.align import Matrix, apply_affine, invert_affine, large_face_share, matrix_scale
 from .geometry.resample import crop_roi, sample
-from .grain import gaussian_blurred
-from .imaging import luma
+from .imaging.filters import gaussian_blurred
+from .imaging.tone import luma
 
 STRIPS_FILE = Path(__file__).with_name("models") / "mouth_interior.npz"
 MIN_WEIGHT = 1e-3  # gap weights below this are no gap (the strip is not drawn)

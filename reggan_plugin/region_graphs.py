@@ -8,7 +8,7 @@ millisecond. On a GPU they run on the device beside the network; on the CPU in o
 
 Aligning runs in the graph for every face (a grainy region is aligned from its structure, made in numpy). Paste-back
 runs there for clean regions of faces at least half the crop's size: moving a grainy region's structure
-(``reggan_plugin.grain``) and box-downsampling a crop onto a face under half its size have no graph, and those
+(``reggan_plugin.imaging.filters``) and box-downsampling a crop onto a face under half its size have no graph, and those
 faces are pasted in numpy.
 """
 from __future__ import annotations
@@ -26,7 +26,7 @@ from .config import RegionGraphs
 from .errors import BackendUnavailable
 from .geometry.align import Matrix, invert_affine, matrix_scale
 from .geometry.resample import crop_coordinates, crop_roi, pooled_matrix, prefilter_window
-from .grain import NOISE_FLOOR, grain_level
+from .imaging.filters import NOISE_FLOOR, grain_level
 
 log = logging.getLogger(__name__)
 GPU_PROVIDER = "CUDAExecutionProvider"

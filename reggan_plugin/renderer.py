@@ -36,9 +36,9 @@ from .geometry.align import (
     units_to_crop_px,
 )
 from .geometry.resample import warp_to_crop
-from .grain import degrained
 from .imageio import ImageData, detector_rgb, non_finite_pixels, write_edit
 from .imageio.transparency import alpha_of
+from .imaging.filters import degrained
 from .interior import Inside, MouthInterior
 from .mouth import MouthCrops, MouthPass, is_mouth_template
 from .prepared_image import PreparedImage, face_region, network_rgb
@@ -238,7 +238,7 @@ class ExpressionRenderer:
         rgb = network_rgb(image, rows, cols)
         local = [shift_to_region(m, rows, cols) for m in matrices]
         size = self.size
-        # A grainy region goes to the network as its structure (reggan_plugin.grain), split at the region's own
+        # A grainy region goes to the network as its structure (reggan_plugin.imaging.filters), split at the region's own
         # scale: fed grain, the model paints it back as coloured speckle and smear, and in a crop smaller than the
         # face the grain falls below what measures as grainy yet still reaches the model. The edit is taken
         # against this same crop, so the frame keeps its own grain.

@@ -30,8 +30,8 @@ from .arrays import Array
 from .calibration import ellipse_region
 from .errors import ModelError
 from .face_level import FACE_ELLIPSE
-from .grain import gaussian_blurred
-from .imaging import REC709_LUMA
+from .imaging.filters import gaussian_blurred
+from .imaging.tone import REC709_LUMA
 
 READER_PATH = Path(__file__).parent / "models" / "photo_reader.json"
 BANDS = (0.7, 1.5, 3.0)  # the bands of detail: Gaussian sigmas in px of a 128 px crop, each band less the next

@@ -247,9 +247,9 @@ def test_region_processing_equals_whole_frame_processing(renderer):
     from reggan_plugin.config import EditConfig
     from reggan_plugin.faces import parse_region
     from reggan_plugin.geometry.resample import warp_to_crop
-    from reggan_plugin.grain import degrained, grain_level
     from reggan_plugin.imageio import ImageData, compose_output
     from reggan_plugin.imageio.transparency import alpha_of
+    from reggan_plugin.imaging.filters import degrained, grain_level
     from reggan_plugin.prepared_image import face_region, network_rgb
 
     pixels = synthetic_frame(300, 400, 4, np.uint8, seed=3)
@@ -281,8 +281,8 @@ def test_a_grainy_face_twice_the_crop_reaches_the_network_without_its_grain(rend
 
     from reggan_plugin.faces.region import whole_image_face
     from reggan_plugin.geometry.resample import warp_to_crop
-    from reggan_plugin.grain import NOISE_FLOOR, grain_level
     from reggan_plugin.imageio import ImageData, to_network_rgb
+    from reggan_plugin.imaging.filters import NOISE_FLOOR, grain_level
 
     side = 2 * renderer.size
     y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side

@@ -21,7 +21,7 @@ from ..faces.locate import FaceLocator
 from ..geometry.resample import remap_points
 from ..imageio.colour import srgb_decode
 from ..imageio.image import ImageData
-from ..imaging import smoothstep
+from ..imaging.tone import smoothstep
 from ..renderer import ExpressionRenderer
 from .mesh import Mesh
 from .raster import rasterize
@@ -131,7 +131,7 @@ def paint_in_neutral(crop_in: Array, crop_out: Array, face_mask: Array) -> tuple
 
 
 def _smoothstep(lo: float, hi: float, x: Array) -> Array:
-    """`imaging.smoothstep` of ``x`` from ``lo`` to ``hi``, float32."""
+    """`tone.smoothstep` of ``x`` from ``lo`` to ``hi``, float32."""
     return smoothstep((x - lo) / (hi - lo)).astype(np.float32)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from reggan_plugin.geometry.align import invert_affine
 from reggan_plugin.geometry.resample import warp_to_crop
-from reggan_plugin.grain import LUMA
+from reggan_plugin.imaging.filters import LUMA
 
 UPPER_FACE_UNITS = (0.20, 0.12, 0.80, 0.56)  # x0, y0, x1, y1 in canonical crop units
 

@@ -30,7 +30,7 @@ import numpy as np
 from reggan_plugin.errors import BackendUnavailable
 from reggan_plugin.expressions import EXPRESSIONS
 from reggan_plugin.geometry.resample import warp_to_crop
-from reggan_plugin.grain import LUMA
+from reggan_plugin.imaging.filters import LUMA
 
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_TO_OURS = {"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy", "sad": "sad",
