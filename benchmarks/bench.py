@@ -194,7 +194,7 @@ def render_markdown(report: Report, r: dict) -> str:
               "or write the face's region of the frame, so they grow with it. The grainy frame (a low-sample render): "
               "aligning and paste-back each split its region into structure and grain, which a clean frame skips. "
               f"The {PASS_EXPRESSION} face: from about 285 px its mouth is painted again by the mouth model and pasted "
-              "a second time (the mouth pass, reggan_plugin.mouth), which it pays for in align, network and paste; the "
+              "a second time (the mouth pass, reggan_plugin.edit.mouth), which it pays for in align, network and paste; the "
               "other columns' smile is left to the face model."]
     lines += ["", "## Measurements", "", "![faces per second](benchmarks.png)", "",
               "| | case | rate | unit | ms per item | vs (a) | notes |", "|---|---|---|---|---|---|---|"]

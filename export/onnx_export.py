@@ -12,9 +12,9 @@ import torch
 from export.half_weights import round_weights_half, store_half
 from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata, load_artifact
 from reggan_plugin.atomic import atomic_path
+from reggan_plugin.edit.mouth import is_mouth_template
 from reggan_plugin.errors import RegganError
 from reggan_plugin.geometry.align import MOUTH_ZOOM, crop_template
-from reggan_plugin.mouth import is_mouth_template
 from training.checkpoint import load_generator
 from training.models import RegGAN
 

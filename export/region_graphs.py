@@ -10,7 +10,7 @@ steps to these graphs, which run wherever the network does (onnxruntime's CPU th
   edge-replicated: ``reggan_plugin.geometry.resample.warp_to_crop`` step for step.
 - ``region_paste.onnx``: the region, the crop-space planes (S x S x 7: colour-matched difference, mask,
   motion x, y in crop px, the gap between the lips), the region px -> crop px map (2 x 3) and the inverse of its
-  linear part (2 x 2) -> the pasted region and its mask (``reggan_plugin.blend.apply_planes``: the frame moved by
+  linear part (2 x 2) -> the pasted region and its mask (``reggan_plugin.edit.blend.apply_planes``: the frame moved by
   the motion at its own resolution, a magnified face's pixel-scale detail kept, none of it in the gap, plus the mask
   times the difference; pixels the mask does not reach are returned unchanged).
 

@@ -238,13 +238,13 @@ def texture(image: Path, out: Path, expression: str, intensity: float, model: Pa
             colorspace: str | None, subject: Subject, region: str | None, whole_image: bool) -> None:
     """Apply an expression to one picture of a face: a face decal, a 2D avatar, a face crop. A head's UV unwrap is
     refused: its expression maps are baked with `bake-maps`."""
+    from .edit.subject import PHOTOGRAPH_NOTE
     from .faces import parse_region
     from .faces.locate import FaceLocator
     from .imageio import check_writable, output_format, read_image, to_network_rgb, write_image
     from .imageio.ocio import frame_colours
     from .renderer import ExpressionRenderer
     from .sequence import check_out_file
-    from .subject import PHOTOGRAPH_NOTE
     from .texture_maps.picture import face_of_picture
 
     edit, inference = build_configs(expression, intensity, model, backend, precision, batch, stage, trust_box,

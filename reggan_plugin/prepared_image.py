@@ -9,12 +9,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arrays import Array
+from .edit.mouth import MouthCrops
 from .geometry.align import Matrix, matrix_scale
 from .geometry.resample import crop_roi
 from .imageio import ImageData, to_network_rgb
 from .imageio.transparency import REACH, alpha_of, with_subject_colour_behind
 from .imaging.filters import GRAIN_REACH
-from .mouth import MouthCrops
 
 
 @dataclass

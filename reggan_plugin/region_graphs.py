@@ -21,8 +21,8 @@ import numpy as np
 
 from .arrays import Array
 from .backends.base import Backend
-from .blend import apply_planes, mask_box
 from .config import RegionGraphs
+from .edit.blend import apply_planes, mask_box
 from .errors import BackendUnavailable
 from .geometry.align import Matrix, invert_affine, matrix_scale
 from .geometry.resample import crop_coordinates, crop_roi, pooled_matrix, prefilter_window
@@ -58,7 +58,7 @@ class RegionOps:
 
     def paste(self, region: Array, planes: Array, m: Matrix, *, inplace: bool = False
               ) -> tuple[Array, Array]:
-        """``reggan_plugin.blend.apply_planes`` in the graph: (pasted HxWx3 region, HxW mask). Only the part of
+        """``reggan_plugin.edit.blend.apply_planes`` in the graph: (pasted HxWx3 region, HxW mask). Only the part of
         the region under the mask, and as far around it as the motion reads, goes to the graph."""
         m = np.asarray(m, np.float64)
         if matrix_scale(m) >= 2.0:  # the crop would be box-downsampled onto the region

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from .atomic import temp_path
 from .config import EditConfig, SequenceConfig
-from .crop_inference import EditedCrops
+from .edit.crop_inference import EditedCrops
 from .errors import InputError, ModelError, NumericalError, RegganError
 from .faces import Face
 from .faces.locate import FaceLocator

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks.mouth_detail import laplacian_variance
-from reggan_plugin import blend
+from reggan_plugin.edit import blend
 from reggan_plugin.geometry import align, resample
 from reggan_plugin.imaging.tone import REC709_LUMA
 

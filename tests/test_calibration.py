@@ -1,4 +1,4 @@
-"""reggan_plugin.calibration: the model's gains for photographs, read from its metadata and applied to edited crops."""
+"""reggan_plugin.edit.calibration: the model's gains for photographs, read from its metadata and applied to edited crops."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,7 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reggan_plugin.calibration import Gains, calibrated, dump_gains, lower_face, mixed, mouth_ellipse, parse_gains
+from reggan_plugin.edit.calibration import Gains, calibrated, dump_gains, lower_face, mixed, mouth_ellipse, parse_gains
 from reggan_plugin.errors import ModelError
 from reggan_plugin.geometry.resample import sample
 

@@ -57,6 +57,6 @@ class ModelConfig:
 TINY = ModelConfig(image_size=32, conv_dim=8, n_res=1, d_conv_dim=8, d_layers=3)
 """A few-kilobyte model for tests and smoke runs."""
 MOUTH = ModelConfig(crop="mouth", expressions=("neutral", "happy", "sad", "angry", "fearful"))
-"""The mouth model: the default architecture on the mouth crop (its stage 1 ships; see reggan_plugin.mouth). Without
+"""The mouth model: the default architecture on the mouth crop (its stage 1 ships; see reggan_plugin.edit.mouth). Without
 surprised and disgusted: fitted at twice the scale, their maps paint the average training mouth's inner lip lines as
 rings and smears over a person's own (validation renders at 1080 px), where the face model paints a soft band."""

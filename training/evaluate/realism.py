@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.blend import feather_mask, template_ellipse
+from reggan_plugin.edit.blend import feather_mask, template_ellipse
 from reggan_plugin.geometry.align import Matrix
 from reggan_plugin.imageio.image import LUMA
 

@@ -37,7 +37,7 @@ from reggan_plugin.geometry.resample import sample, sample_planes, sample_planes
 from reggan_plugin.imaging.filters import GRAIN_REACH, gaussian_blurred, grain_level, moving_structure
 from reggan_plugin.imaging.tone import REC709_LUMA, luma, smootherstep
 
-from .arrays import Array, FloatArray
+from ..arrays import Array, FloatArray
 
 # Mask ellipse in crop units (see geometry/align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
@@ -163,9 +163,9 @@ def crop_planes(
     """The crop-space half of paste-back: SxSx(4, 6 or 7) float32 planes, the difference to paste (crop_out less the
     moved crop_in, less its colour cast when ``colour_match``, as a change of shading where ``colour_weight`` is
     below 1), the mask, the motion when there is one and the gap when there is one. Arguments as in `paste_back`;
-    ``moved``: ``crop_in`` moved by ``motion`` as the caller has it (`reggan_plugin.lips.moved_in_picture`), instead
+    ``moved``: ``crop_in`` moved by ``motion`` as the caller has it (`reggan_plugin.edit.lips.moved_in_picture`), instead
     of moving it here; ``gap`` (SxS [0, 1], with a motion): where the paste shows crop_out alone, none of the moved
-    frame (`reggan_plugin.lips.split_at_lips`: the gap opened between the lips reads one row of the picture, whose
+    frame (`reggan_plugin.edit.lips.split_at_lips`: the gap opened between the lips reads one row of the picture, whose
     detail, drawn down the gap, would stand in it as streaks); ``paint_blur``: the difference is pasted blurred by a
     Gaussian of this std (crop px), its finest part left out. A regression's paint is smoother than its input, so that
     part is mostly the input's own texture taken away: pasted onto a frame finer than the crop, it airbrushes the skin
