@@ -69,7 +69,7 @@ def bench(model_path: Path | None, out_dir: Path, quick: bool, frame_count: int,
     on the weights). Run it on a quiet machine; it takes about 15 minutes on 2 cores.
     """
     from reggan_plugin.artifact import default_model_path, load_artifact
-    from reggan_plugin.sequence import check_writable_dir
+    from reggan_plugin.sequence.shards import check_writable_dir
     from training.config import TINY
 
     check_writable_dir(out_dir, "--out")  # before 15 minutes of measuring, not after

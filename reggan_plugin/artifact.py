@@ -65,7 +65,7 @@ class ModelArtifact:
 
         A mix whose weights sum below 1 is that much neutral: a model with a "neutral" expression gets the rest
         there (the regression stage blends per-expression pixel maps, so "happy=0.5" alone, with no neutral, would
-        be half of a face, darkened; `reggan_plugin.curves` relies on this for its frames near neutral)."""
+        be half of a face, darkened; `reggan_plugin.sequence.curves` relies on this for its frames near neutral)."""
         if isinstance(expression, str):
             mix = parse_expression(expression)
         else:

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from .faces.face import Face
-from .frame_range import FrameRange
-from .sequence import Shard
+from .sequence.frame_range import FrameRange
+from .sequence.shards import Shard
 
 
 def field_default(config: type, name: str) -> Any:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 from .edit.subject import PHOTOGRAPH_NOTE
 from .errors import shown
-from .frame_range import describe_numbers
 from .imageio import describe_unread
+from .sequence.frame_range import describe_numbers
 
 
 @dataclass

@@ -137,7 +137,7 @@ class ExpressionRenderer:
     def forward_images(self, prepared: Sequence[PreparedImage], edit: EditConfig | Sequence[EditConfig]
                        ) -> list[EditedCrops]:
         """Several pictures' crops through the networks in shared batches: each picture's `EditedCrops`. ``edit``: one
-        for every picture, or one per picture (each frame's mix of expression curves, `reggan_plugin.curves`)."""
+        for every picture, or one per picture (each frame's mix of expression curves, `reggan_plugin.sequence.curves`)."""
         edits = [edit] * len(prepared) if isinstance(edit, EditConfig) else list(edit)
         if len(edits) != len(prepared):
             raise ValueError(f"{len(edits)} edits for {len(prepared)} pictures")

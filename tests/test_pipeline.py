@@ -14,7 +14,7 @@ from reggan_plugin.faces import Face, parse_region
 from reggan_plugin.imageio import ImageData, read_image, write_image
 from reggan_plugin.pipeline import render_sequence
 from reggan_plugin.renderer import ExpressionRenderer
-from reggan_plugin.sequence import Shard
+from reggan_plugin.sequence.shards import Shard
 
 H, W = 120, 160
 REGION = parse_region(",".join(str(int(v)) for v in face_box(H, W)))

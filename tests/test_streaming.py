@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from reggan_plugin.streaming import WorkerError, batch_by, flatten, ordered_map
+from reggan_plugin.sequence.streaming import WorkerError, batch_by, flatten, ordered_map
 
 
 def _jitter(seed: int) -> float:
@@ -301,7 +301,7 @@ def test_a_grainy_face_twice_the_crop_reaches_the_network_without_its_grain(rend
 
 
 def test_a_crash_in_a_reader_names_the_frame(tmp_path, renderer, monkeypatch):
-    import reggan_plugin.streaming_render as streaming_render
+    import reggan_plugin.sequence.streaming_render as streaming_render
 
     _frames(tmp_path / "in", 5)
     real = streaming_render.read_image
@@ -350,7 +350,7 @@ def test_big_frames_are_batched_fewer_at_a_time_with_the_same_result(tmp_path, r
     (and the read-ahead with them); what is written does not change."""
     import numpy as np
 
-    import reggan_plugin.streaming_render as streaming_render
+    import reggan_plugin.sequence.streaming_render as streaming_render
     from reggan_plugin.imageio import read_image
 
     _frames(tmp_path / "in", 5)
