@@ -205,7 +205,7 @@ def render_markdown(report: Report, r: dict) -> str:
         lines.append(f"| {row.section} | {row.name} | {rate} | {row.unit} | {per} | {versus} | {row.note} |")
     stage1_gflop = 2 * sum(r["stage1_macs"].values()) / 1e9
     lines += ["", f"(d) The regression stage alone is {stage1_gflop * 1e3:.1f} MFLOP per face. The preview graph "
-              "(stage 1 cut out of the model on first use, `reggan_plugin.preview_graph`) skips the refiner; "
+              "(stage 1 cut out of the model on first use, `reggan_plugin.backends.preview_graph`) skips the refiner; "
               "fetching `stage1` from the full graph does not, because onnxruntime runs every node of the graph."]
     if memory:
         marks = memory_marks(report.memory)

@@ -119,7 +119,7 @@ def regression_stage(model_path: Path, out: Path) -> None:
     ships (`train --config mouth --iterations 0`, then this). The runtime loads it like any model."""
     from reggan_plugin.artifact import file_sha256, load_artifact
     from reggan_plugin.atomic import atomic_path
-    from reggan_plugin.preview_graph import cut_regression_stage
+    from reggan_plugin.backends.preview_graph import cut_regression_stage
     from reggan_plugin.sequence.shards import check_out_file
 
     def go() -> None:
@@ -137,7 +137,7 @@ def regression_stage(model_path: Path, out: Path) -> None:
 @click.option("--out", default=Path(__file__).resolve().parent.parent / "reggan_plugin" / "models", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder to write region_align.onnx and region_paste.onnx.")
 def region_graphs(out: Path) -> None:
-    """Export the region graphs (align and paste-back around the network; reggan_plugin.region_graphs)."""
+    """Export the region graphs (align and paste-back around the network; reggan_plugin.backends.region_graphs)."""
     from export.region_graphs import export_region_graphs
     from reggan_plugin.sequence.shards import check_writable_dir
 

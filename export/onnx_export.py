@@ -70,7 +70,7 @@ def verify_onnx(model: RegGAN, onnx_path: Path, batches: tuple[int, ...] = (1, 3
 def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None) -> Path:
     """Export `model` to `out` (atomically), its large weights in half precision (``export.half_weights``), stamp
     the metadata and verify it against the model so rounded. Returns the model's path.
-    (`--stage regression` cuts its preview graph out of it at run time: ``reggan_plugin.preview_graph``.)"""
+    (`--stage regression` cuts its preview graph out of it at run time: ``reggan_plugin.backends.preview_graph``.)"""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).eval()

@@ -28,7 +28,14 @@ import torch.nn.functional as F
 
 from export.onnx_export import OPSET  # GridSample needs 16
 from reggan_plugin.atomic import atomic_path
-from reggan_plugin.region_graphs import ALIGN_FILE, ALIGN_INPUTS, ALIGN_OUTPUTS, PASTE_FILE, PASTE_INPUTS, PASTE_OUTPUTS
+from reggan_plugin.backends.region_graphs import (
+    ALIGN_FILE,
+    ALIGN_INPUTS,
+    ALIGN_OUTPUTS,
+    PASTE_FILE,
+    PASTE_INPUTS,
+    PASTE_OUTPUTS,
+)
 
 
 def _normalised(xs: torch.Tensor, ys: torch.Tensor, width: torch.Tensor, height: torch.Tensor) -> torch.Tensor:

@@ -44,7 +44,7 @@ class InferenceConfig:
     batch: int = 8  # faces per inference call
     stage: Stage = "full"  # "regression": stage 1 alone, a fast preview
     find_in_box: bool = True  # a face box without landmarks is a hint: align on the face found inside it
-    region_graphs: RegionGraphs = "auto"  # align and paste-back in onnxruntime (reggan_plugin.region_graphs); auto: on a GPU
+    region_graphs: RegionGraphs = "auto"  # align and paste-back in onnxruntime (reggan_plugin.backends.region_graphs); auto: on a GPU
     skin_paint: SkinPaint = "shading"  # outside the mouth and eyes the paint changes the skin's shading alone
     # (reggan_plugin.edit.blend: its colour stays the person's own), or its colour too ("colour", as the model paints it)
     mouth_pass: bool = True  # on large faces the mouth is painted again at twice the scale (reggan_plugin.edit.mouth)

@@ -15,6 +15,8 @@ import numpy as np
 from .arrays import Array
 from .artifact import ModelArtifact, load_artifact, parse_expression
 from .backends import create_backend
+from .backends.preview_graph import stage_network
+from .backends.region_graphs import region_ops_for
 from .config import EditConfig, InferenceConfig
 from .edit.blend import apply_planes, feather_mask, paint_colour_weight
 from .edit.calibration import Gains, calibrated, lower_face, mixed, model_gains, mouth_ellipse
@@ -43,8 +45,6 @@ from .imageio import ImageData, detector_rgb, non_finite_pixels, write_edit
 from .imageio.transparency import alpha_of
 from .imaging.filters import degrained
 from .prepared_image import PreparedImage, face_region, network_rgb
-from .preview_graph import stage_network
-from .region_graphs import region_ops_for
 
 MIN_FACE_PX = 8.0  # a crop side smaller than this in the picture holds no face to edit
 MAX_FACE_FRACTION = 4.0  # a crop side more than this many picture sides is a broken box, not a close-up

@@ -186,7 +186,7 @@ def test_regression_stage_preview_differs_from_full(tmp_path, tiny_model):
 def test_the_bundled_model_previews_with_stage_1_alone():
     """--stage regression (the CLI's and the add-on's fast preview) on the default model runs stage 1 cut out of
     this very model, not the full graph."""
-    from reggan_plugin.preview_graph import PREVIEW_OF_KEY
+    from reggan_plugin.backends.preview_graph import PREVIEW_OF_KEY
 
     preview = ExpressionRenderer(InferenceConfig(backend="cpu", stage="regression"))
     assert preview.backend.artifact.path.name.endswith(".preview.onnx")

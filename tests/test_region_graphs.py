@@ -8,13 +8,13 @@ from reggan_plugin.artifact import load_artifact
 from reggan_plugin.backends import create_backend
 from reggan_plugin.backends import environment as env
 from reggan_plugin.backends.cpu import session_options
+from reggan_plugin.backends.region_graphs import RegionOps, region_ops_for
 from reggan_plugin.config import EditConfig, InferenceConfig
 from reggan_plugin.edit.blend import apply_planes, crop_planes, feather_mask
 from reggan_plugin.faces import Face
 from reggan_plugin.geometry import resample
 from reggan_plugin.geometry.resample import warp_to_crop
 from reggan_plugin.imageio import ImageData
-from reggan_plugin.region_graphs import RegionOps, region_ops_for
 from reggan_plugin.renderer import ExpressionRenderer
 
 GPUS, NO_GPU_WHY = env.nvidia_gpus()

@@ -25,6 +25,7 @@ import numpy as np
 from ..arrays import Array
 from ..artifact import ModelArtifact, default_model_path, load_artifact, parse_expression
 from ..backends import create_backend
+from ..backends.preview_graph import stage_network
 from ..config import InferenceConfig
 from ..errors import ModelError
 from ..geometry.align import (
@@ -39,7 +40,6 @@ from ..geometry.align import (
     units_to_crop_px,
 )
 from ..geometry.resample import crop_roi, warp_to_crop
-from ..preview_graph import stage_network
 from .blend import crop_planes, feather_mask
 from .lips import lips_whole
 

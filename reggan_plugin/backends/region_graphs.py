@@ -19,19 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import Array
-from .backends.base import Backend
-from .config import RegionGraphs
-from .edit.blend import apply_planes, mask_box
-from .errors import BackendUnavailable
-from .geometry.align import Matrix, invert_affine, matrix_scale
-from .geometry.resample import crop_coordinates, crop_roi, pooled_matrix, prefilter_window
-from .imaging.filters import NOISE_FLOOR, grain_level
+from ..arrays import Array
+from ..config import RegionGraphs
+from ..edit.blend import apply_planes, mask_box
+from ..errors import BackendUnavailable
+from ..geometry.align import Matrix, invert_affine, matrix_scale
+from ..geometry.resample import crop_coordinates, crop_roi, pooled_matrix, prefilter_window
+from ..imaging.filters import NOISE_FLOOR, grain_level
+from .base import Backend
 
 log = logging.getLogger(__name__)
 GPU_PROVIDER = "CUDAExecutionProvider"
 
-MODELS = Path(__file__).resolve().parent / "models"
+MODELS = Path(__file__).resolve().parents[1] / "models"
 ALIGN_FILE, PASTE_FILE = "region_align.onnx", "region_paste.onnx"
 ALIGN_INPUTS, ALIGN_OUTPUTS = ("region", "grid", "pool"), ("crop",)
 PASTE_INPUTS, PASTE_OUTPUTS = ("region", "planes", "matrix", "inverse"), ("pasted", "mask")
@@ -41,7 +41,7 @@ class RegionOps:
     """The two region graphs in onnxruntime sessions on the given providers (the network's)."""
 
     def __init__(self, providers: list[Any], options: Any, models: Path = MODELS) -> None:
-        from .backends.cpu import create_session
+        from .cpu import create_session
 
         self._align = create_session(str(models / ALIGN_FILE), providers, options)
         self._paste = create_session(str(models / PASTE_FILE), providers, options)
@@ -107,7 +107,7 @@ def region_ops_for(backend: Backend, choice: RegionGraphs) -> RegionOps | None:
     """The region graphs for this backend, or None for numpy: "on" always, "auto" where they run on a GPU."""
     if choice == "off":
         return None
-    from .backends.cpu import session_options
+    from .cpu import session_options
 
     providers = _providers(backend)
     names = [p if isinstance(p, str) else p[0] for p in providers]
