@@ -69,7 +69,7 @@ def bench(model_path: Path | None, out_dir: Path, quick: bool, frame_count: int,
     on the weights). Run it on a quiet machine; it takes about 15 minutes on 2 cores.
     """
     from reggan_plugin.artifact import default_model_path, load_artifact
-    from reggan_plugin.sequence import check_writable_dir
+    from reggan_plugin.sequence.shards import check_writable_dir
     from training.config import TINY
 
     check_writable_dir(out_dir, "--out")  # before 15 minutes of measuring, not after
@@ -194,7 +194,7 @@ def render_markdown(report: Report, r: dict) -> str:
               "or write the face's region of the frame, so they grow with it. The grainy frame (a low-sample render): "
               "aligning and paste-back each split its region into structure and grain, which a clean frame skips. "
               f"The {PASS_EXPRESSION} face: from about 285 px its mouth is painted again by the mouth model and pasted "
-              "a second time (the mouth pass, reggan_plugin.mouth), which it pays for in align, network and paste; the "
+              "a second time (the mouth pass, reggan_plugin.edit.mouth), which it pays for in align, network and paste; the "
               "other columns' smile is left to the face model."]
     lines += ["", "## Measurements", "", "![faces per second](benchmarks.png)", "",
               "| | case | rate | unit | ms per item | vs (a) | notes |", "|---|---|---|---|---|---|---|"]
@@ -205,7 +205,7 @@ def render_markdown(report: Report, r: dict) -> str:
         lines.append(f"| {row.section} | {row.name} | {rate} | {row.unit} | {per} | {versus} | {row.note} |")
     stage1_gflop = 2 * sum(r["stage1_macs"].values()) / 1e9
     lines += ["", f"(d) The regression stage alone is {stage1_gflop * 1e3:.1f} MFLOP per face. The preview graph "
-              "(stage 1 cut out of the model on first use, `reggan_plugin.preview_graph`) skips the refiner; "
+              "(stage 1 cut out of the model on first use, `reggan_plugin.backends.preview_graph`) skips the refiner; "
               "fetching `stage1` from the full graph does not, because onnxruntime runs every node of the graph."]
     if memory:
         marks = memory_marks(report.memory)

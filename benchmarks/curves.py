@@ -33,10 +33,10 @@ from PIL import Image
 from benchmarks.temporal import mouth_region, pan_frames
 from reggan_plugin.atomic import write_text
 from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
-from reggan_plugin.curves import ExpressionCurves
 from reggan_plugin.imageio import ImageData, read_image, write_image
 from reggan_plugin.pipeline import render_sequence
 from reggan_plugin.renderer import ExpressionRenderer
+from reggan_plugin.sequence.curves import ExpressionCurves
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 KEYS = {1: {}, 24: {"happy": 1.0}, 48: {"surprised": 1.0}}

@@ -29,10 +29,10 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from reggan_plugin.align import crop_matrix_from_landmarks, invert_affine  # noqa: E402
 from reggan_plugin.faces import DetectorConfig, Face, FaceDetector, landmarks68_to_5  # noqa: E402
 from reggan_plugin.faces.detector import SHORT_RANGE_MODEL, plan_windows  # noqa: E402
 from reggan_plugin.faces.refine import BOX_HINTS, refine_box_face  # noqa: E402
+from reggan_plugin.geometry.align import crop_matrix_from_landmarks, invert_affine  # noqa: E402
 from training.data.landmarks import five_from_webmorph189  # noqa: E402
 from training.evaluate.perturbations import head_box  # noqa: E402
 
@@ -344,7 +344,7 @@ def render_doc(sections: list[tuple[str, list[list[str]]]], config: DetectorConf
     parts += [
         "## Landmarks returned",
         "",
-        "Five points in `reggan_plugin.align.CANONICAL_5PT` order (left eye, right eye, nose tip, left and right mouth",
+        "Five points in `reggan_plugin.geometry.align.CANONICAL_5PT` order (left eye, right eye, nose tip, left and right mouth",
         "corner; left = image left). BlazeFace detects the eyes, nose tip and mouth centre (and ear tragions), placed by",
         "its own training data's convention. A linear map fitted on the neutrals of the training renders",
         "(`reggan_plugin/faces/keypoint_map.py`, made by `tools/make_keypoint_map.py`) takes the eyes, nose and mouth",

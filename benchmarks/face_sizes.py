@@ -5,8 +5,8 @@ that its face box is the wanted height and placed in the middle of a smooth 1080
 PNG: a real face, so the detector inside the box, the motion and the mask do what they do on users' frames.
 Two more cases are the 640 px face (``FACE_SIZES[2]``) in 1080p under render noise of sigma ``GRAINY_SIGMA`` (a
 low-sample render): aligning and paste-back each split such a frame's region into structure and grain
-(``reggan_plugin.grain``), work a clean frame skips; and the same clean face given an expression the mouth pass
-paints (``PASS_EXPRESSION``; ``reggan_plugin.mouth``), which on faces that large runs a second model and pastes the
+(``reggan_plugin.imaging.filters``), work a clean frame skips; and the same clean face given an expression the mouth pass
+paints (``PASS_EXPRESSION``; ``reggan_plugin.edit.mouth``), which on faces that large runs a second model and pastes the
 mouth a second time (the cases' own expression, happy, keeps the face model's mouth).
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Where the runtime finds the line between the lips of a large face, against the face's own landmarks.
 
-The lips are split at that line where an edit opens the mouth (``reggan_plugin.lips``): a line a crop pixel or
+The lips are split at that line where an edit opens the mouth (``reggan_plugin.edit.lips``): a line a crop pixel or
 more off moves a sliver of one lip with the other. Each portrait is scaled into a 1080p frame as
 benchmarks/mouth_detail.py does, the runtime's detector finds the face, the face model's crop is cut as the renderer
 cuts it, and ``lips.lip_line`` runs on it. The face's own line comes from its landmarks, mapped into the crop: a
@@ -24,9 +24,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.mouth_detail import portrait_frame, portrait_offset, portraits, shown_input
-from reggan_plugin.align import apply_affine
-from reggan_plugin.lips import lip_line
-from reggan_plugin.resample import warp_to_crop
+from reggan_plugin.edit.lips import lip_line
+from reggan_plugin.geometry.align import apply_affine
+from reggan_plugin.geometry.resample import warp_to_crop
 from training.data.split import identity_unit
 
 INNER_LIPS_68 = ((60, 60), (61, 67), (62, 66), (63, 65), (64, 64))  # pairs averaged: the line between the lips
@@ -111,7 +111,7 @@ def main() -> None:
              f"Generated {datetime.date.today()} by `python benchmarks/lip_line.py "
              + " ".join(f"--photos {shown_input(p)} "
                         f"--side {s}" for p, s in zip(args.photos, sides))
-             + "`; do not edit by hand. Method: the module docstring. Where `reggan_plugin.lips.lip_line` finds the "
+             + "`; do not edit by hand. Method: the module docstring. Where `reggan_plugin.edit.lips.lip_line` finds the "
              "line between the lips in the face model's crop (128 px) against the face's own landmarks, crop px "
              "(positive: below); per face the mean over the mouth's columns.", "",
              "| portraits | faces | mean | mean distance | faces more than 1 px off | farthest (mean) |",

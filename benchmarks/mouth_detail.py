@@ -9,7 +9,7 @@ or a photo of the same name in a folder named after it beside the portraits'), t
 the neutral too, in boxes placed by its own landmarks: what a real expression keeps; the true target resampled into
 the face model's crop, the mouth model's and one of four times its side, and back (`through_crop`): what a paint at
 those crops' resolution keeps, however right it is; and the edit's PSNR against it over the mouth and its reach (the
-face model alone beside the face and mouth models together: the mouth pass, ``reggan_plugin.mouth``). Writes
+face model alone beside the face and mouth models together: the mouth pass, ``reggan_plugin.edit.mouth``). Writes
 docs/MOUTH_DETAIL.md, and with ``--picture`` the render folders' mouths: photos never go into a picture, so
 third-party photos can be measured without being redistributed.
 
@@ -27,10 +27,10 @@ from typing import NamedTuple
 import numpy as np
 from PIL import Image
 
-from reggan_plugin.align import Matrix
 from reggan_plugin.config import SUBJECTS, InferenceConfig
-from reggan_plugin.imaging import luma
-from reggan_plugin.resample import warp_from_crop, warp_to_crop
+from reggan_plugin.geometry.align import Matrix
+from reggan_plugin.geometry.resample import warp_from_crop, warp_to_crop
+from reggan_plugin.imaging.tone import luma
 from training.evaluate.metrics import psnr
 
 FRAME = (1920, 1080)
@@ -241,7 +241,7 @@ def main() -> None:
                                           "target); photos never go into it.")
     parser.add_argument("--mouth-model", type=Path, help="Score this mouth model instead of the bundled one.")
     parser.add_argument("--no-lip-split", action="store_true",
-                        help="Move the lips as the models' motion does (reggan_plugin.lips), to compare.")
+                        help="Move the lips as the models' motion does (reggan_plugin.edit.lips), to compare.")
     parser.add_argument("--subject", choices=SUBJECTS, default=InferenceConfig.subject,
                         help="as `render --subject`: read each picture, or edit all as renders or photographs")
     args = parser.parse_args()

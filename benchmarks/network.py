@@ -24,7 +24,7 @@ def build_models(config, workdir: Path, seed: int = 0):
 
     from export.onnx_export import export_model
     from reggan_plugin.artifact import load_artifact
-    from reggan_plugin.preview_graph import derive_preview
+    from reggan_plugin.backends.preview_graph import derive_preview
     from training.models import RegGAN
 
     torch.manual_seed(seed)
@@ -42,7 +42,7 @@ def load_shipped(path: Path, workdir: Path, seed: int = 0):
     import torch
 
     from reggan_plugin.artifact import load_artifact
-    from reggan_plugin.preview_graph import derive_preview
+    from reggan_plugin.backends.preview_graph import derive_preview
     from training.config import ModelConfig
     from training.models import RegGAN
 

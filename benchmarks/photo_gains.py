@@ -1,4 +1,4 @@
-"""How the model's gains for photographs (``reggan_plugin.calibration``) were chosen, and how they hold on people they
+"""How the model's gains for photographs (``reggan_plugin.edit.calibration``) were chosen, and how they hold on people they
 were not chosen on.
 
 Paired photos (``neutral/`` + ``happy/``, as the London set) are split in two halves by person
@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 from reggan_plugin.atomic import write_text
-from reggan_plugin.calibration import Gains
 from reggan_plugin.config import InferenceConfig
+from reggan_plugin.edit.calibration import Gains
 from reggan_plugin.renderer import ExpressionRenderer
 from training.data.split import identity_unit
 from training.evaluate.cases import Cropper, read_rgb, scan_cases

@@ -90,7 +90,7 @@ def main() -> None:
     for face_px, name, prepare, finish, diff in rows:
         lines.append(f"| {face_px} px | {name} | {prepare[0]:.0f} | {prepare[1]:.0f} | {finish[0]:.0f} | {finish[1]:.0f} | {diff} |")
     lines += ["", "numpy samples the crop's difference, mask and motion on a grid of about two points per crop pixel and "
-              "fills in linearly (`reggan_plugin.resample.warp_planes_from_crop`); the paste graph samples them bilinearly "
+              "fills in linearly (`reggan_plugin.geometry.resample.warp_planes_from_crop`); the paste graph samples them bilinearly "
               "at every frame pixel. The two agree where a crop pixel covers under two frame pixels; on close-ups they "
               "differ inside the face by up to the difference column, where numpy is the approximation. On the CPU the per-pixel "
               "sampling costs more than numpy's grid, so `--region-graphs auto` uses the graphs only where the network "

@@ -7,7 +7,7 @@
 A face photo is pasted into 1920x1080 frames. *Pan*: it moves by whole pixels (1 px a frame), so the ideal
 output pans identically; *still + noise*: it stays put and each frame gets independent Gaussian noise
 (sigma 3 levels, a low-sample render). Each frame goes through `render_sequence` in detector mode with the
-default options (`--no-lip-split`: the lips moved as the model moves them, reggan_plugin.lips). The edit of a
+default options (`--no-lip-split`: the lips moved as the model moves them, reggan_plugin.edit.lips). The edit of a
 frame is output - input, shifted back by the pan; jitter is its temporal standard deviation over the frames,
 averaged over the mouth region (the 5-point mouth corners of the first frame, grown by half their distance), as a
 fraction of the mean absolute edit there. 0 is a perfectly steady edit.
@@ -96,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", type=Path, default=None)
     parser.add_argument("--expression", default="happy")
     parser.add_argument("--no-lip-split", action="store_true", help="the lips moved as the model moves them "
-                                                                    "(reggan_plugin.lips), to compare")
+                                                                    "(reggan_plugin.edit.lips), to compare")
     parser.add_argument("--subject", choices=SUBJECTS, default=InferenceConfig.subject,
                         help="as `render --subject`: read each picture, or edit all as renders or photographs")
     parser.add_argument("--faces-from", default="", help="where the faces come from (written into the report)")

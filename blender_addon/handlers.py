@@ -90,7 +90,7 @@ class HookQueue:
 
     def _detect(self, shot: _Shot, source: Path, target: Path, run: engine.RunSettings, smooth: float) -> None:
         from reggan_plugin.imageio import read_image
-        from reggan_plugin.shots import thumbnail
+        from reggan_plugin.sequence.shots import thumbnail
 
         index = len(shot.found)
         try:

@@ -1,4 +1,4 @@
-"""Import a curves CSV (reggan_plugin.curves' format, with a ``frame`` column) onto the Mix sliders as keyframes.
+"""Import a curves CSV (reggan_plugin.sequence.curves' format, with a ``frame`` column) onto the Mix sliders as keyframes.
 
 Each row keys all six sliders at its frame (an expression the file leaves out is keyed 0), with linear
 interpolation and held beyond the first and last key, as `ExpressionCurves.mix_at` reads the file. The sliders' meaning
@@ -53,8 +53,8 @@ class REGGAN_OT_import_mix_curves(bpy.types.Operator):
         return {"RUNNING_MODAL"}
 
     def execute(self, context: Any) -> set[str]:
-        from reggan_plugin.curves import read_curves
         from reggan_plugin.errors import RegganError
+        from reggan_plugin.sequence.curves import read_curves
 
         try:
             curves = read_curves(Path(bpy.path.abspath(self.filepath)))

@@ -60,7 +60,7 @@ def tensorrt(onnx_path, out, fp16, max_batch, opt_batch, workspace_gb, timing_ca
 
     def go() -> None:
         from reggan_plugin.backends.trt_preflight import preflight
-        from reggan_plugin.sequence import check_writable_dir
+        from reggan_plugin.sequence.shards import check_writable_dir
 
         check_onnx_file(path)
         if out is not None:
@@ -99,7 +99,7 @@ def onnx(checkpoint: Path, out: Path) -> None:
     fails loudly otherwise; the file is written atomically.
     """
     from export.onnx_export import export_checkpoint
-    from reggan_plugin.sequence import check_out_file
+    from reggan_plugin.sequence.shards import check_out_file
     from training.checkpoint import checkpoint_paths
 
     def go() -> None:
@@ -119,8 +119,8 @@ def regression_stage(model_path: Path, out: Path) -> None:
     ships (`train --config mouth --iterations 0`, then this). The runtime loads it like any model."""
     from reggan_plugin.artifact import file_sha256, load_artifact
     from reggan_plugin.atomic import atomic_path
-    from reggan_plugin.preview_graph import cut_regression_stage
-    from reggan_plugin.sequence import check_out_file
+    from reggan_plugin.backends.preview_graph import cut_regression_stage
+    from reggan_plugin.sequence.shards import check_out_file
 
     def go() -> None:
         check_out_file(out, [model_path])
@@ -137,9 +137,9 @@ def regression_stage(model_path: Path, out: Path) -> None:
 @click.option("--out", default=Path(__file__).resolve().parent.parent / "reggan_plugin" / "models", show_default=True,
               type=click.Path(file_okay=False, path_type=Path), help="Folder to write region_align.onnx and region_paste.onnx.")
 def region_graphs(out: Path) -> None:
-    """Export the region graphs (align and paste-back around the network; reggan_plugin.region_graphs)."""
+    """Export the region graphs (align and paste-back around the network; reggan_plugin.backends.region_graphs)."""
     from export.region_graphs import export_region_graphs
-    from reggan_plugin.sequence import check_writable_dir
+    from reggan_plugin.sequence.shards import check_writable_dir
 
     def go() -> None:
         check_writable_dir(out, "--out")

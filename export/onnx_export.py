@@ -10,11 +10,11 @@ import onnx
 import torch
 
 from export.half_weights import round_weights_half, store_half
-from reggan_plugin.align import MOUTH_ZOOM, crop_template
 from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata, load_artifact
 from reggan_plugin.atomic import atomic_path
+from reggan_plugin.edit.mouth import is_mouth_template
 from reggan_plugin.errors import RegganError
-from reggan_plugin.mouth import is_mouth_template
+from reggan_plugin.geometry.align import MOUTH_ZOOM, crop_template
 from training.checkpoint import load_generator
 from training.models import RegGAN
 
@@ -70,7 +70,7 @@ def verify_onnx(model: RegGAN, onnx_path: Path, batches: tuple[int, ...] = (1, 3
 def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None) -> Path:
     """Export `model` to `out` (atomically), its large weights in half precision (``export.half_weights``), stamp
     the metadata and verify it against the model so rounded. Returns the model's path.
-    (`--stage regression` cuts its preview graph out of it at run time: ``reggan_plugin.preview_graph``.)"""
+    (`--stage regression` cuts its preview graph out of it at run time: ``reggan_plugin.backends.preview_graph``.)"""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).eval()

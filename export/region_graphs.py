@@ -7,10 +7,10 @@ steps to these graphs, which run wherever the network does (onnxruntime's CPU th
 - ``region_align.onnx``: the region (H x W x 3, network colour), the mean-pool plan (k, x0, y0) and a sampling
   grid (S x S x 2, px of the pooled region: where each crop pixel lies) -> the crop (S x S x 3). The region
   mean-pooled in k x k blocks from (x0, y0) (any k, from a cumulative sum), then sampled bilinearly,
-  edge-replicated: ``reggan_plugin.resample.warp_to_crop`` step for step.
+  edge-replicated: ``reggan_plugin.geometry.resample.warp_to_crop`` step for step.
 - ``region_paste.onnx``: the region, the crop-space planes (S x S x 7: colour-matched difference, mask,
   motion x, y in crop px, the gap between the lips), the region px -> crop px map (2 x 3) and the inverse of its
-  linear part (2 x 2) -> the pasted region and its mask (``reggan_plugin.blend.apply_planes``: the frame moved by
+  linear part (2 x 2) -> the pasted region and its mask (``reggan_plugin.edit.blend.apply_planes``: the frame moved by
   the motion at its own resolution, a magnified face's pixel-scale detail kept, none of it in the gap, plus the mask
   times the difference; pixels the mask does not reach are returned unchanged).
 
@@ -28,7 +28,14 @@ import torch.nn.functional as F
 
 from export.onnx_export import OPSET  # GridSample needs 16
 from reggan_plugin.atomic import atomic_path
-from reggan_plugin.region_graphs import ALIGN_FILE, ALIGN_INPUTS, ALIGN_OUTPUTS, PASTE_FILE, PASTE_INPUTS, PASTE_OUTPUTS
+from reggan_plugin.backends.region_graphs import (
+    ALIGN_FILE,
+    ALIGN_INPUTS,
+    ALIGN_OUTPUTS,
+    PASTE_FILE,
+    PASTE_INPUTS,
+    PASTE_OUTPUTS,
+)
 
 
 def _normalised(xs: torch.Tensor, ys: torch.Tensor, width: torch.Tensor, height: torch.Tensor) -> torch.Tensor:
@@ -38,7 +45,7 @@ def _normalised(xs: torch.Tensor, ys: torch.Tensor, width: torch.Tensor, height:
 
 def _block_means(x: torch.Tensor, k: torch.Tensor, start: torch.Tensor, dim: int) -> torch.Tensor:
     """Means of the k-sample blocks starting at start, start + k, ... along ``dim`` to its end (the last block
-    padded with the edge sample): ``reggan_plugin.resample._box_downsample`` along one axis."""
+    padded with the edge sample): ``reggan_plugin.geometry.resample._box_downsample`` along one axis."""
     n = x.shape[dim]
     # tensor bounds (not ints) keep the exported graph dynamic in the region size and k
     padded = x.index_select(dim, torch.arange(n + k - 1).clamp(max=n - 1))  # type: ignore[call-overload]

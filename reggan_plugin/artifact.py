@@ -6,7 +6,7 @@ Contract (format version 1):
   outputs ``output`` float32 [N,3,S,S] in [-1,1] (full RegGAN); ``stage1`` (regression stage alone);
           optionally ``motion`` and ``stage1_motion`` float32 [N,2,S,S]: where each output's pixels came
           from, in crop pixels (x, y): output(p) draws on image(p + motion(p)). Paste-back moves the
-          frame itself by it (blend.py); models without them are pasted as a plain difference.
+          frame itself by it (edit/blend.py); models without them are pasted as a plain difference.
 Metadata keys are prefixed ``reggan.``; values are strings (JSON where structured).
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ class ModelArtifact:
 
         A mix whose weights sum below 1 is that much neutral: a model with a "neutral" expression gets the rest
         there (the regression stage blends per-expression pixel maps, so "happy=0.5" alone, with no neutral, would
-        be half of a face, darkened; `reggan_plugin.curves` relies on this for its frames near neutral)."""
+        be half of a face, darkened; `reggan_plugin.sequence.curves` relies on this for its frames near neutral)."""
         if isinstance(expression, str):
             mix = parse_expression(expression)
         else:

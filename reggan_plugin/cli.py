@@ -172,14 +172,14 @@ def render(frames: Path, out: Path, expression: str, intensity: float, model: Pa
     """
     from tqdm import tqdm
 
-    from .curves import read_curves
     from .faces import load_faces_json, parse_region
-    from .frame_range import FrameRange
     from .imageio import list_frames
     from .imageio.ocio import frame_colours
     from .pipeline import render_sequence
     from .renderer import ExpressionRenderer
-    from .sequence import Shard, check_out_dir
+    from .sequence.curves import read_curves
+    from .sequence.frame_range import FrameRange
+    from .sequence.shards import Shard, check_out_dir
 
     edit, inference = build_configs(expression, intensity, model, backend, precision, batch, stage, trust_box,
                                     region_graphs, skin_paint, mouth_pass, lip_split, coverage, mouth_model, subject)
@@ -238,13 +238,13 @@ def texture(image: Path, out: Path, expression: str, intensity: float, model: Pa
             colorspace: str | None, subject: Subject, region: str | None, whole_image: bool) -> None:
     """Apply an expression to one picture of a face: a face decal, a 2D avatar, a face crop. A head's UV unwrap is
     refused: its expression maps are baked with `bake-maps`."""
+    from .edit.subject import PHOTOGRAPH_NOTE
     from .faces import parse_region
     from .faces.locate import FaceLocator
     from .imageio import check_writable, output_format, read_image, to_network_rgb, write_image
     from .imageio.ocio import frame_colours
     from .renderer import ExpressionRenderer
-    from .sequence import check_out_file
-    from .subject import PHOTOGRAPH_NOTE
+    from .sequence.shards import check_out_file
     from .texture_maps.picture import face_of_picture
 
     edit, inference = build_configs(expression, intensity, model, backend, precision, batch, stage, trust_box,

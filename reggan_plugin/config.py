@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from .faces.face import Face
-from .frame_range import FrameRange
-from .sequence import Shard
+from .sequence.frame_range import FrameRange
+from .sequence.shards import Shard
 
 
 def field_default(config: type, name: str) -> Any:
@@ -44,16 +44,16 @@ class InferenceConfig:
     batch: int = 8  # faces per inference call
     stage: Stage = "full"  # "regression": stage 1 alone, a fast preview
     find_in_box: bool = True  # a face box without landmarks is a hint: align on the face found inside it
-    region_graphs: RegionGraphs = "auto"  # align and paste-back in onnxruntime (reggan_plugin.region_graphs); auto: on a GPU
+    region_graphs: RegionGraphs = "auto"  # align and paste-back in onnxruntime (reggan_plugin.backends.region_graphs); auto: on a GPU
     skin_paint: SkinPaint = "shading"  # outside the mouth and eyes the paint changes the skin's shading alone
-    # (reggan_plugin.blend: its colour stays the person's own), or its colour too ("colour", as the model paints it)
-    mouth_pass: bool = True  # on large faces the mouth is painted again at twice the scale (reggan_plugin.mouth)
-    lip_split: bool = True  # on large faces the lips move whole where the mouth opens (reggan_plugin.lips) and
-    # a rendered mouth's inside is drawn in it (reggan_plugin.interior)
+    # (reggan_plugin.edit.blend: its colour stays the person's own), or its colour too ("colour", as the model paints it)
+    mouth_pass: bool = True  # on large faces the mouth is painted again at twice the scale (reggan_plugin.edit.mouth)
+    lip_split: bool = True  # on large faces the lips move whole where the mouth opens (reggan_plugin.edit.lips) and
+    # a rendered mouth's inside is drawn in it (reggan_plugin.edit.interior)
     mouth_model: Path | None = None  # None: the bundled mouth model, beside the bundled face model only
-    subject: Subject = "auto"  # "photo": the model's gains for photographs of people (reggan_plugin.calibration);
+    subject: Subject = "auto"  # "photo": the model's gains for photographs of people (reggan_plugin.edit.calibration);
     # "render": the edit as fitted; "auto": the gains as much as a picture's faces read as photographs (.subject)
-    coverage: bool = True  # the edit kept where the head covers the crop (reggan_plugin.coverage), not its backdrop
+    coverage: bool = True  # the edit kept where the head covers the crop (reggan_plugin.edit.coverage), not its backdrop
 
 
 @dataclass(frozen=True)

@@ -1,8 +1,8 @@
 """A directory of frames through `ExpressionRenderer`, the way the CLI and the add-on run it.
 
 read (in the frames' colour space: reggan_plugin.imageio.ocio) -> locate faces -> align -> batched inference (batches formed across frames) -> paste back ->
-write, overlapped in threads with bounded look-ahead (`reggan_plugin.streaming_render`); shards or frame ranges
-(`reggan_plugin.frame_range`), resume, per-frame failures and a summary (`reggan_plugin.render_summary`).
+write, overlapped in threads with bounded look-ahead (`reggan_plugin.sequence.streaming_render`); shards or frame ranges
+(`reggan_plugin.sequence.frame_range`), resume, per-frame failures and a summary (`reggan_plugin.render_summary`).
 """
 from __future__ import annotations
 
@@ -13,7 +13,6 @@ from pathlib import Path
 
 from .atomic import is_temp_of, stale_temp_files
 from .config import EditConfig, InferenceConfig, SequenceConfig
-from .curves import ExpressionCurves
 from .errors import InputError, RegganError
 from .faces import Face, load_faces_json
 from .faces.locate import FaceLocator
@@ -24,10 +23,11 @@ from .imageio.frames import subfolders
 from .imageio.ocio import FrameColours, frame_colours
 from .render_summary import RenderSummary
 from .renderer import ExpressionRenderer
-from .sequence import check_out_dir, output_path
-from .shots import Thumb, thumbnail
-from .streaming import ordered_map
-from .streaming_render import STREAM_WORKERS, Progress, StreamingRender
+from .sequence.curves import ExpressionCurves
+from .sequence.shards import check_out_dir, output_path
+from .sequence.shots import Thumb, thumbnail
+from .sequence.streaming import ordered_map
+from .sequence.streaming_render import STREAM_WORKERS, Progress, StreamingRender
 
 log = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ def _detect_all(frames: list[Path], todo: list[Path], locator: FaceLocator, seq:
 
     A frame's faces depend only on its neighbours within `window_reach` frames of the whole directory
     (read even when another shard renders them or a resumed run has done them), never across a cut
-    (`reggan_plugin.shots`): shards and resumed runs give the same pixels as one run."""
+    (`reggan_plugin.sequence.shots`): shards and resumed runs give the same pixels as one run."""
     reach = window_reach(seq.smooth)
     position = {frame: i for i, frame in enumerate(frames)}
     needed = sorted({j for frame in todo for j in range(max(0, position[frame] - reach),
@@ -127,7 +127,7 @@ def render_sequence(
     detected faces smoothed over its neighbours); `ExpressionRenderer.apply_array` without ``faces`` detects the same
     way for one picture. ``edit``'s expression and intensity are checked when it is made (EditConfig).
 
-    ``curves``: each frame gets its own mix of expressions (`reggan_plugin.curves`; read from a CSV with
+    ``curves``: each frame gets its own mix of expressions (`reggan_plugin.sequence.curves`; read from a CSV with
     `read_curves`, or made with `ExpressionCurves.from_keys`) at ``edit.intensity``, in place of ``edit.expression``.
     Frames are matched to the curves over the whole folder, so shards and resumed runs give the pixels of one run;
     curves that do not fit the folder or the model raise (InputError, UsageError) before any frame is read.

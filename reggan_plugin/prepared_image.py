@@ -8,13 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .align import Matrix, matrix_scale
 from .arrays import Array
-from .grain import GRAIN_REACH
+from .edit.mouth import MouthCrops
+from .geometry.align import Matrix, matrix_scale
+from .geometry.resample import crop_roi
 from .imageio import ImageData, to_network_rgb
 from .imageio.transparency import REACH, alpha_of, with_subject_colour_behind
-from .mouth import MouthCrops
-from .resample import crop_roi
+from .imaging.filters import GRAIN_REACH
 
 
 @dataclass
@@ -24,7 +24,7 @@ class PreparedImage:
     roi: (rows, cols) slices of the picture that alignment reads and paste-back writes; rgb: that region
     as network colour (HxWx3 float32 sRGB [0,1]), or None when dropped while the picture waits (a 4K
     close-up's is 40 MB; `region_rgb` makes it again); matrices: region px -> crop px, one per face; crops:
-    [n,S,S,3] float32 sRGB [0,1], of the region's structure where it is grainy (``reggan_plugin.grain``);
+    [n,S,S,3] float32 sRGB [0,1], of the region's structure where it is grainy (``reggan_plugin.imaging.filters``);
     mouths: the mouth pass's crops (None without one).
     """
 

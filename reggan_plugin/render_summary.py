@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .edit.subject import PHOTOGRAPH_NOTE
 from .errors import shown
-from .frame_range import describe_numbers
 from .imageio import describe_unread
-from .subject import PHOTOGRAPH_NOTE
+from .sequence.frame_range import describe_numbers
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """One picture's faces with another expression: align -> batched inference -> paste back (on large faces the
-lips moved whole where the mouth opens, reggan_plugin.lips, the mouth again, finer: reggan_plugin.mouth, and the
-opening's inside at the frame's pixels: reggan_plugin.interior).
+lips moved whole where the mouth opens, reggan_plugin.edit.lips, the mouth again, finer: reggan_plugin.edit.mouth, and the
+opening's inside at the frame's pixels: reggan_plugin.edit.interior).
 
 `ExpressionRenderer` owns the model session; the add-on, studio scripts and `render_sequence` (which
 runs it over a directory of frames) use it. Arrays follow reggan_plugin.imageio's conventions.
@@ -12,7 +12,26 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .align import (
+from .arrays import Array
+from .artifact import ModelArtifact, load_artifact, parse_expression
+from .backends import create_backend
+from .backends.preview_graph import stage_network
+from .backends.region_graphs import region_ops_for
+from .config import EditConfig, InferenceConfig
+from .edit.blend import apply_planes, feather_mask, paint_colour_weight
+from .edit.calibration import Gains, calibrated, lower_face, mixed, model_gains, mouth_ellipse
+from .edit.chain import PasteContext, face_edits, run_stages
+from .edit.coverage import FaceCoverage
+from .edit.crop_inference import EditedCrops, edit_crops
+from .edit.face_level import lift_gains
+from .edit.interior import Inside, MouthInterior
+from .edit.mouth import MouthCrops, MouthPass, is_mouth_template
+from .edit.subject import photo_weights
+from .errors import InputError, ModelError
+from .faces import Face
+from .faces.locate import SharedDetector
+from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
+from .geometry.align import (
     CANONICAL_5PT,
     Matrix,
     crop_matrix_from_box,
@@ -21,30 +40,11 @@ from .align import (
     similarity_from_points,
     units_to_crop_px,
 )
-from .arrays import Array
-from .artifact import ModelArtifact, load_artifact, parse_expression
-from .backends import create_backend
-from .blend import apply_planes, feather_mask, paint_colour_weight
-from .calibration import Gains, calibrated, lower_face, mixed, model_gains, mouth_ellipse
-from .config import EditConfig, InferenceConfig
-from .coverage import FaceCoverage
-from .crop_inference import EditedCrops, edit_crops
-from .edit_chain import PasteContext, face_edits, run_stages
-from .errors import InputError, ModelError
-from .face_level import lift_gains
-from .faces import Face
-from .faces.locate import SharedDetector
-from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
-from .grain import degrained
+from .geometry.resample import warp_to_crop
 from .imageio import ImageData, detector_rgb, non_finite_pixels, write_edit
 from .imageio.transparency import alpha_of
-from .interior import Inside, MouthInterior
-from .mouth import MouthCrops, MouthPass, is_mouth_template
+from .imaging.filters import degrained
 from .prepared_image import PreparedImage, face_region, network_rgb
-from .preview_graph import stage_network
-from .region_graphs import region_ops_for
-from .resample import warp_to_crop
-from .subject import photo_weights
 
 MIN_FACE_PX = 8.0  # a crop side smaller than this in the picture holds no face to edit
 MAX_FACE_FRACTION = 4.0  # a crop side more than this many picture sides is a broken box, not a close-up
@@ -72,14 +72,14 @@ class ExpressionRenderer:
         self.size = self.artifact.input_size
         template = self.artifact.crop_template
         self._template_px = None if template is None else units_to_crop_px(template, self.size)
-        # where the motion opens a large face's mouth the lips move whole (reggan_plugin.lips)
+        # where the motion opens a large face's mouth the lips move whole (reggan_plugin.edit.lips)
         self.lip_corners = (units_to_crop_px((CANONICAL_5PT if template is None else template)[3:5], self.size)
                              if inference.lip_split else None)
         self.mask = feather_mask(self.size)
         self.colour_weight = paint_colour_weight(self.size, template) if inference.skin_paint == "shading" else None
         self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
         self.mouth = MouthPass.for_inference(inference, self.artifact, self.colour_weight)
-        # the model's gains for photographs (reggan_plugin.calibration): the face pass's edit, for every face (photo) or those that read as photographs (auto, reggan_plugin.subject)
+        # the model's gains for photographs (reggan_plugin.edit.calibration): the face pass's edit, for every face (photo) or those that read as photographs (auto, reggan_plugin.edit.subject)
         self.gains = {} if inference.subject == "render" else model_gains(self.artifact, "photo")
         self.mouth_ellipse = mouth_ellipse(self.size, template) if self.gains and self.has_motion else None
         self.lower_face = lower_face(self.size)
@@ -123,7 +123,7 @@ class ExpressionRenderer:
                 ) -> Array:
         """crops [n,S,S,3] float32 sRGB [0,1] -> edited crops [n,S,S,3], in batches of `batch_for`; for a model
         with motion outputs [n,S,S,5]: the edited RGB, then the motion (x, y crop px) that paste-back applies
-        to the frame itself (see `reggan_plugin.blend.paste_back`). ``edit``: one for every crop, or one per crop;
+        to the frame itself (see `reggan_plugin.edit.blend.paste_back`). ``edit``: one for every crop, or one per crop;
         ``lift``: as `edit_crops`."""
         wanted = (self._output, self._motion) if self.has_motion else (self._output,)
         if isinstance(edit, EditConfig):
@@ -137,7 +137,7 @@ class ExpressionRenderer:
     def forward_images(self, prepared: Sequence[PreparedImage], edit: EditConfig | Sequence[EditConfig]
                        ) -> list[EditedCrops]:
         """Several pictures' crops through the networks in shared batches: each picture's `EditedCrops`. ``edit``: one
-        for every picture, or one per picture (each frame's mix of expression curves, `reggan_plugin.curves`)."""
+        for every picture, or one per picture (each frame's mix of expression curves, `reggan_plugin.sequence.curves`)."""
         edits = [edit] * len(prepared) if isinstance(edit, EditConfig) else list(edit)
         if len(edits) != len(prepared):
             raise ValueError(f"{len(edits)} edits for {len(prepared)} pictures")
@@ -146,7 +146,7 @@ class ExpressionRenderer:
         crops_in = np.concatenate([p.crops for p in prepared])
         lift = lift_gains(crops_in)
         faces = self.forward(crops_in, [e for e, n in zip(edits, counts) for _ in range(n)], lift)
-        # each picture's share of the model's gains for photographs (reggan_plugin.subject)
+        # each picture's share of the model's gains for photographs (reggan_plugin.edit.subject)
         gains = [mixed(self.gains, self.artifact.expressions, w) for w in weights]
         shares = self.photo_shares(prepared, gains)
         faces_at = np.cumsum([0, *counts])
@@ -194,7 +194,7 @@ class ExpressionRenderer:
 
     def photo_shares(self, prepared: Sequence[PreparedImage], gains: Gains | Sequence[Gains]) -> list[float]:
         """How much of the gains for photographs each picture's faces take: all (photo), or as much as they read as
-        photographs (auto: the mean of its faces', `reggan_plugin.subject`); none where the gains change nothing.
+        photographs (auto: the mean of its faces', `reggan_plugin.edit.subject`); none where the gains change nothing.
         ``gains``: the edit's, or each picture's own."""
         each = [gains] * len(prepared) if isinstance(gains, Gains) else list(gains)
         return [0.0 if g.is_identity  # no gains for the edit, or --subject render (none loaded)
@@ -207,9 +207,9 @@ class ExpressionRenderer:
               *, inplace: bool = False, mouths: MouthCrops | None = None, mouths_out: Array | None = None,
               interior: Inside | None = None) -> tuple[Array, Array]:
         """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``), then the mouths'
-        edits where there are any (`reggan_plugin.mouth`), then ``interior`` drawn into the gaps the lips open
-        (`reggan_plugin.interior`): (new rgb, mask). A record per face through the stages of
-        `reggan_plugin.edit_chain`."""
+        edits where there are any (`reggan_plugin.edit.mouth`), then ``interior`` drawn into the gaps the lips open
+        (`reggan_plugin.edit.interior`): (new rgb, mask). A record per face through the stages of
+        `reggan_plugin.edit.chain`."""
         ctx = PasteContext(rgb, self.region_ops.paste if self.region_ops is not None else apply_planes, inplace,
                            lip_corners=self.lip_corners, colour_weight=self.colour_weight, coverage=self.coverage,
                            mouth=self.mouth, mouths=mouths, mouths_out=mouths_out, interior=interior)
@@ -238,7 +238,7 @@ class ExpressionRenderer:
         rgb = network_rgb(image, rows, cols)
         local = [shift_to_region(m, rows, cols) for m in matrices]
         size = self.size
-        # A grainy region goes to the network as its structure (reggan_plugin.grain), split at the region's own
+        # A grainy region goes to the network as its structure (reggan_plugin.imaging.filters), split at the region's own
         # scale: fed grain, the model paints it back as coloured speckle and smear, and in a crop smaller than the
         # face the grain falls below what measures as grainy yet still reaches the model. The edit is taken
         # against this same crop, so the frame keeps its own grain.

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from benchmarks.mouth_detail import laplacian_variance
-from reggan_plugin import align, resample
+from reggan_plugin.geometry import align, resample
 
 
 def _similarity(theta: float, scale: float, tx: float, ty: float) -> np.ndarray:

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from benchmarks.mouth_detail import laplacian_variance
-from reggan_plugin import align, blend, resample
-from reggan_plugin.imaging import REC709_LUMA
+from reggan_plugin.edit import blend
+from reggan_plugin.geometry import align, resample
+from reggan_plugin.imaging.tone import REC709_LUMA
 
 SIZE = 96
 
@@ -168,7 +169,7 @@ def test_motion_moves_the_frame_at_its_own_resolution() -> None:
     ys, xs = np.nonzero(inside)
     assert len(ys) > 500
     # the frame's structure moves exactly; its grain (pixel-scale detail below the grain contrast) stays put
-    from reggan_plugin.grain import grain_level, moving_structure
+    from reggan_plugin.imaging.filters import grain_level, moving_structure
 
     smooth = moving_structure(frame, grain_level(frame))
     np.testing.assert_allclose(new[ys, xs], smooth[ys - 2, xs + 3] + (frame - smooth)[ys, xs], atol=1e-4)

@@ -1754,7 +1754,7 @@ def test_render_hook_with_keyed_sliders_equals_apply_to_frames(addon: object, tm
 
 @needs_bpy
 def test_import_curves_csv_keys_the_sliders_as_the_runtime_reads_the_file(addon: object, tmp_path: Path) -> None:
-    from reggan_plugin.curves import read_curves
+    from reggan_plugin.sequence.curves import read_curves
 
     scene = bpy.context.scene
     key_happy(scene, ((3, 0.7),))  # old keys: replaced by the file's

@@ -1,4 +1,4 @@
-"""reggan_plugin.calibration: the model's gains for photographs, read from its metadata and applied to edited crops."""
+"""reggan_plugin.edit.calibration: the model's gains for photographs, read from its metadata and applied to edited crops."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,9 +6,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reggan_plugin.calibration import Gains, calibrated, dump_gains, lower_face, mixed, mouth_ellipse, parse_gains
+from reggan_plugin.edit.calibration import Gains, calibrated, dump_gains, lower_face, mixed, mouth_ellipse, parse_gains
 from reggan_plugin.errors import ModelError
-from reggan_plugin.resample import sample
+from reggan_plugin.geometry.resample import sample
 
 S = 128
 PHOTO_SMILE = Gains(motion=(0.5, 0.5), rest_paint=0.7, upper=0.0)
@@ -105,7 +105,7 @@ def test_the_upper_gain_keeps_the_upper_face_as_it_was_and_the_lower_face_as_edi
 
 
 def test_the_mouth_ellipse_follows_the_crop_template() -> None:
-    from reggan_plugin.align import CANONICAL_5PT
+    from reggan_plugin.geometry.align import CANONICAL_5PT
 
     rows = np.arange(S)
     lower = mouth_ellipse(S, CANONICAL_5PT + np.array([0.0, 0.05]))

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reggan_plugin.align import crop_matrix_from_landmarks
-from reggan_plugin.coverage import FaceCoverage, kept_on_the_head, without_holes
+from reggan_plugin.edit.coverage import FaceCoverage, kept_on_the_head, without_holes
 from reggan_plugin.errors import ModelError
 from reggan_plugin.faces import Face
-from reggan_plugin.resample import warp_to_crop
+from reggan_plugin.geometry.align import crop_matrix_from_landmarks
+from reggan_plugin.geometry.resample import warp_to_crop
 
 TURNED = Path(__file__).resolve().parent / "data" / "turned"
 

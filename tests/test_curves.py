@@ -1,4 +1,4 @@
-"""Expression curves (reggan_plugin.curves): the CSV, its errors, and each frame rendered with its own mix."""
+"""Expression curves (reggan_plugin.sequence.curves): the CSV, its errors, and each frame rendered with its own mix."""
 from __future__ import annotations
 
 import shutil
@@ -11,11 +11,11 @@ from test_cli import REGION, _error_line, _frames, cli
 from test_mouth import face_of, frame
 
 from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
-from reggan_plugin.curves import ARKIT_BLENDSHAPES, ExpressionCurves, frame_number, read_curves, read_table
 from reggan_plugin.errors import InputError
 from reggan_plugin.imageio import ImageData, read_image
 from reggan_plugin.pipeline import render_sequence
 from reggan_plugin.renderer import ExpressionRenderer
+from reggan_plugin.sequence.curves import ARKIT_BLENDSHAPES, ExpressionCurves, frame_number, read_curves, read_table
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 # Live Link Face's header: Timecode, BlendShapeCount, the 52 blendshapes capitalised, the head's and eyes' rotations
@@ -180,7 +180,7 @@ def test_shards_and_a_resumed_run_write_the_bytes_of_one_run(tmp_path, tiny_rend
 
 
 def _shard(index: int, count: int):
-    from reggan_plugin.sequence import Shard
+    from reggan_plugin.sequence.shards import Shard
 
     return Shard(index, count)
 

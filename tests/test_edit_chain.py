@@ -1,13 +1,13 @@
-"""The paste after the network as stages over one record per face (reggan_plugin.edit_chain)."""
+"""The paste after the network as stages over one record per face (reggan_plugin.edit.chain)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from reggan_plugin import edit_chain, interior, mouth
-from reggan_plugin.align import large_face_share
-from reggan_plugin.blend import apply_planes, crop_planes, feather_mask
-from reggan_plugin.edit_chain import PasteContext, face_edits, run_stages
+from reggan_plugin.edit import chain, interior, mouth
+from reggan_plugin.edit.blend import apply_planes, crop_planes, feather_mask
+from reggan_plugin.edit.chain import PasteContext, face_edits, run_stages
+from reggan_plugin.geometry.align import large_face_share
 
 S = 64
 
@@ -40,13 +40,13 @@ def test_faces_run_through_every_stage_in_turn(monkeypatch: pytest.MonkeyPatch) 
     faces before it pasted)."""
     seen: list[tuple[int, str]] = []
 
-    def recorded(stage: edit_chain.Stage) -> edit_chain.Stage:
-        def run(face: edit_chain.FaceEdit, ctx: PasteContext) -> edit_chain.FaceEdit:
+    def recorded(stage: chain.Stage) -> chain.Stage:
+        def run(face: chain.FaceEdit, ctx: PasteContext) -> chain.FaceEdit:
             seen.append((int(face.m[0, 2]), stage.__name__))
             return stage(face, ctx)
         return run
 
-    monkeypatch.setattr(edit_chain, "FACE_STAGES", tuple(recorded(stage) for stage in edit_chain.FACE_STAGES))
+    monkeypatch.setattr(chain, "FACE_STAGES", tuple(recorded(stage) for stage in chain.FACE_STAGES))
     rgb, m, crop_in, crop_out = _face(1)
     second = m.copy()
     second[0, 2] = -12.0

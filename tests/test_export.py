@@ -141,8 +141,8 @@ def test_preview_graph_is_the_regression_stage_alone_and_the_renderer_uses_it(tm
     from conftest import make_tiny_model
 
     from reggan_plugin.artifact import load_artifact
+    from reggan_plugin.backends.preview_graph import PREVIEW_OF_KEY, preview_path
     from reggan_plugin.config import InferenceConfig
-    from reggan_plugin.preview_graph import PREVIEW_OF_KEY, preview_path
     from reggan_plugin.renderer import ExpressionRenderer
 
     tiny_model = make_tiny_model(tmp_path / "tiny.onnx", exposure_reference=exposure_reference)
@@ -175,9 +175,9 @@ def test_preview_graph_is_the_regression_stage_alone_and_the_renderer_uses_it(tm
 
 
 def test_a_graph_that_cannot_be_cut_falls_back_to_the_full_graph(tmp_path, tiny_model, monkeypatch, caplog):
+    from reggan_plugin.backends.preview_graph import cut_regression_stage
     from reggan_plugin.config import EditConfig, InferenceConfig
     from reggan_plugin.errors import ModelError
-    from reggan_plugin.preview_graph import cut_regression_stage
     from reggan_plugin.renderer import ExpressionRenderer
 
     with pytest.raises(ModelError, match="stage1"):
@@ -198,8 +198,8 @@ def test_a_graph_that_cannot_be_cut_falls_back_to_the_full_graph(tmp_path, tiny_
 
 
 def test_motion_outputs_are_optional_but_come_together(tmp_path, tiny_model):
+    from reggan_plugin.backends.preview_graph import derive_preview
     from reggan_plugin.config import EditConfig, InferenceConfig
-    from reggan_plugin.preview_graph import derive_preview
     from reggan_plugin.renderer import ExpressionRenderer
 
     art = load_artifact(tiny_model)

@@ -1,10 +1,10 @@
-"""reggan_plugin.face_level: faces darker than the model's range edited brought up into it, the edit scaled back."""
+"""reggan_plugin.edit.face_level: faces darker than the model's range edited brought up into it, the edit scaled back."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from reggan_plugin.face_level import DARKEST_FACE, face_levels, lift_gains, lifted, scaled_back
+from reggan_plugin.edit.face_level import DARKEST_FACE, face_levels, lift_gains, lifted, scaled_back
 from reggan_plugin.imageio.colour import srgb_decode, srgb_encode
 
 S = 64
@@ -72,7 +72,7 @@ def test_a_dark_large_faces_mouth_is_lifted_as_its_face() -> None:
     """The mouth pass's crop, mostly lips, reads darker than its face: it takes its face's gain, not its own."""
     from benchmarks.face_sizes import face_frame
     from reggan_plugin.config import EditConfig, InferenceConfig
-    from reggan_plugin.crop_inference import edit_crops
+    from reggan_plugin.edit.crop_inference import edit_crops
     from reggan_plugin.faces import Face
     from reggan_plugin.imageio import ImageData
     from reggan_plugin.renderer import ExpressionRenderer

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from reggan_plugin.errors import UsageError
-from reggan_plugin.frame_range import FrameRange, describe_numbers, frame_number
+from reggan_plugin.sequence.frame_range import FrameRange, describe_numbers, frame_number
 
 ROOT = Path(__file__).resolve().parents[1]
 SAMPLES = ROOT / "samples" / "frames"  # shot_0001.png .. shot_0008.png, a moving rendered head

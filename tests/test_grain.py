@@ -1,11 +1,11 @@
-"""reggan_plugin.grain: an edge-preserving split of a picture into structure and grain."""
+"""reggan_plugin.imaging.filters: an edge-preserving split of a picture into structure and grain."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from reggan_plugin.grain import LUMA, NOISE_FLOOR, SEARCH_RADIUS, STRENGTH, nonlocal_mean
-from reggan_plugin.imaging import luma
+from reggan_plugin.imaging.filters import LUMA, NOISE_FLOOR, SEARCH_RADIUS, STRENGTH, nonlocal_mean
+from reggan_plugin.imaging.tone import luma
 
 
 def test_nonlocal_mean_keeps_edges_and_drops_grain() -> None:
@@ -46,7 +46,7 @@ def test_nonlocal_mean_weighs_each_pair_once_as_a_pixel_by_pixel_mean_would() ->
 
 
 def test_noise_level_tells_grainy_pictures_from_clean_ones() -> None:
-    from reggan_plugin.grain import NOISE_FLOOR, noise_level
+    from reggan_plugin.imaging.filters import NOISE_FLOOR, noise_level
 
     yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
     face = np.stack([0.5 + 0.003 * xx, 0.4 + 0.002 * yy, 0.3 + 0.2 * (xx > 30)], axis=2)  # shading, an edge
@@ -57,7 +57,7 @@ def test_noise_level_tells_grainy_pictures_from_clean_ones() -> None:
 
 
 def test_a_grainy_picture_is_split_at_its_stronger_noise_luma_or_chroma() -> None:
-    from reggan_plugin.grain import grain_level, noise_level
+    from reggan_plugin.imaging.filters import grain_level, noise_level
 
     yy, xx = np.mgrid[0:96, 0:96].astype(np.float32)
     face = np.stack([0.5 + 0.003 * xx, 0.4 + 0.002 * yy, 0.3 + 0.2 * (xx > 40)], axis=2)
@@ -74,7 +74,7 @@ def test_a_grainy_picture_is_split_at_its_stronger_noise_luma_or_chroma() -> Non
 
 
 def test_degrained_scales_with_the_noise_and_leaves_clean_pictures_alone() -> None:
-    from reggan_plugin.grain import degrained
+    from reggan_plugin.imaging.filters import degrained
 
     yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
     face = np.stack([0.5 + 0.003 * xx, 0.4 + 0.002 * yy, 0.3 + 0.2 * (xx > 30)], axis=2)
@@ -92,7 +92,7 @@ def test_jpeg_blocks_count_as_grain_and_a_clean_render_has_none() -> None:
 
     from PIL import Image
 
-    from reggan_plugin.grain import BLOCKY, NOISE_FLOOR, blockiness, grain_level
+    from reggan_plugin.imaging.filters import BLOCKY, NOISE_FLOOR, blockiness, grain_level
 
     render = Image.open(Path(__file__).resolve().parents[1] / "samples" / "frames" / "shot_0003.png").convert("RGB")
     saved = io.BytesIO()
@@ -106,7 +106,7 @@ def test_jpeg_blocks_count_as_grain_and_a_clean_render_has_none() -> None:
 
 
 def test_fireflies_are_taken_out_and_gaussian_noise_and_edges_are_left() -> None:
-    from reggan_plugin.grain import despeckled
+    from reggan_plugin.imaging.filters import despeckled
 
     rng = np.random.default_rng(0)
     img = np.full((48, 48, 3), 0.3, np.float32)
@@ -122,7 +122,7 @@ def test_fireflies_are_taken_out_and_gaussian_noise_and_edges_are_left() -> None
 
 
 def test_a_pattern_finer_than_the_jpeg_grid_is_not_blocks() -> None:
-    from reggan_plugin.grain import BLOCKY, blockiness
+    from reggan_plugin.imaging.filters import BLOCKY, blockiness
 
     checks = np.random.default_rng(1).uniform(0.2, 0.8, (40, 50, 1))
     two_px = np.repeat(np.kron(checks, np.ones((2, 2, 1))), 3, axis=2).astype(np.float32)  # steps every 2 px
@@ -130,7 +130,7 @@ def test_a_pattern_finer_than_the_jpeg_grid_is_not_blocks() -> None:
 
 
 def test_a_picture_too_small_to_tell_blocks_is_not_blocky() -> None:
-    from reggan_plugin.grain import BLOCKS_MIN_SIDE, BLOCKY, blockiness
+    from reggan_plugin.imaging.filters import BLOCKS_MIN_SIDE, BLOCKY, blockiness
 
     blocks = np.kron(np.random.default_rng(2).uniform(0.2, 0.8, (20, 20, 3)), np.ones((8, 8, 1))).astype(np.float32)
     assert blockiness(blocks) > BLOCKY  # 160 px of hard 8 px blocks ...
@@ -139,7 +139,7 @@ def test_a_picture_too_small_to_tell_blocks_is_not_blocky() -> None:
 
 
 def test_a_long_straight_edge_is_not_blocks() -> None:
-    from reggan_plugin.grain import BLOCKY, blockiness
+    from reggan_plugin.imaging.filters import BLOCKY, blockiness
 
     ramp = 0.001 * np.arange(256, dtype=np.float32)[None, :, None]
     frame = np.full((256, 256, 3), 0.4, np.float32) + ramp
@@ -154,7 +154,7 @@ def test_luma_is_the_weighted_sum_of_the_colour_channels() -> None:
 
 
 def test_what_moves_of_a_clean_picture_is_the_picture_and_of_a_grainy_one_less_than_its_structure() -> None:
-    from reggan_plugin.grain import degrained, gaussian_blurred, grain_level, moving_structure
+    from reggan_plugin.imaging.filters import degrained, gaussian_blurred, grain_level, moving_structure
 
     yy, xx = np.mgrid[0:64, 0:80].astype(np.float32)
     ramp = np.stack([0.3 + 0.004 * xx, 0.4 + 0.002 * yy, 0.5 + 0.2 * (xx > 40)], axis=2)
@@ -170,16 +170,16 @@ def test_what_moves_of_a_clean_picture_is_the_picture_and_of_a_grainy_one_less_t
 
 def test_the_split_in_bands_is_the_split_in_one_piece(monkeypatch: pytest.MonkeyPatch) -> None:
     """Bands keep the split's memory small on large pictures; every pixel must come out as in one piece."""
-    import reggan_plugin.grain as grain
+    from reggan_plugin.imaging import filters
 
     rng = np.random.default_rng(5)
     img = np.clip(rng.random((360, 41, 3), dtype=np.float32) * 0.2 + 0.4 + rng.normal(0, 0.05, (360, 41, 3)), 0, 1)
     img[np.arange(360), np.arange(360) * 7 % 41] = 1.0  # a firefly on every row, the bands' edges too
-    level = grain.grain_level(img)
-    banded = grain.degrained(img, level), grain.moving_structure(img, level)
-    assert grain.BAND_ROWS < 200  # two bands or more
-    monkeypatch.setattr(grain, "BAND_ROWS", 1000)
-    whole = grain.degrained(img, level), grain.moving_structure(img, level)
+    level = filters.grain_level(img)
+    banded = filters.degrained(img, level), filters.moving_structure(img, level)
+    assert filters.BAND_ROWS < 200  # two bands or more
+    monkeypatch.setattr(filters, "BAND_ROWS", 1000)
+    whole = filters.degrained(img, level), filters.moving_structure(img, level)
     for got, want in zip(banded, whole):
         np.testing.assert_array_equal(got, want)
 
@@ -188,7 +188,7 @@ def test_the_gaussian_is_the_taps_summed_and_bands_blur_as_the_whole() -> None:
     """OpenCV's separable filter gives the Gaussian taps' sum (edges repeated) to float rounding, for 3 and 7 planes,
     and a picture worked in bands gets the bytes it gets in one piece."""
     from benchmarks.filters import numpy_blurred
-    from reggan_plugin.grain import BAND_ROWS, gaussian_blurred, in_bands
+    from reggan_plugin.imaging.filters import BAND_ROWS, gaussian_blurred, in_bands
 
     rng = np.random.default_rng(5)
     for planes, sigma in ((3, 1.5), (7, 0.8)):

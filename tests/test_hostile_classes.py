@@ -536,7 +536,7 @@ def test_a_damaged_preview_cache_is_cut_again(tmp_path, tiny_model, monkeypatch,
     from test_hostile import REGION, only_outputs, render
 
     from reggan_plugin.artifact import file_sha256
-    from reggan_plugin.preview_graph import preview_path
+    from reggan_plugin.backends.preview_graph import preview_path
 
     monkeypatch.setenv("REGGAN_CACHE_DIR", str(tmp_path / "cache"))
     first = no_traceback(render(tmp_path, tiny_model, "--region", REGION, "--stage", "regression"))

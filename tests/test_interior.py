@@ -1,11 +1,10 @@
-"""An opened mouth's inside drawn from a rendered strip (reggan_plugin.interior, training/interior.py)."""
+"""An opened mouth's inside drawn from a rendered strip (reggan_plugin.edit.interior, training/interior.py)."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from reggan_plugin.errors import ModelError
-from reggan_plugin.interior import (
+from reggan_plugin.edit.interior import (
     MAX_GAIN,
     STRIP_SOFTNESS,
     STRIPS_FILE,
@@ -19,6 +18,7 @@ from reggan_plugin.interior import (
     past_lip_rims,
     softness,
 )
+from reggan_plugin.errors import ModelError
 from training.interior import OPENING, medoid, unrolled
 
 SIZE = 64
@@ -282,7 +282,7 @@ def test_the_inside_is_drawn_as_soft_as_the_picture_about_the_mouth() -> None:
 def test_an_opening_covers_each_pixel_as_much_as_it_opens_there() -> None:
     """An opening of no height draws nothing; one a fraction of a pixel high covers that fraction of the pixel, and a
     thick one the whole pixel."""
-    from reggan_plugin.interior import Opening
+    from reggan_plugin.edit.interior import Opening
 
     m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
     columns = np.arange(22.0, 43.0)

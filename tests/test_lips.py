@@ -1,10 +1,10 @@
-"""The lips moved whole where the motion opens the mouth (reggan_plugin.lips)."""
+"""The lips moved whole where the motion opens the mouth (reggan_plugin.edit.lips)."""
 from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.lips import BAND, lip_line, moved_corners, split_at_lips
-from reggan_plugin.resample import sample
+from reggan_plugin.edit.lips import BAND, lip_line, moved_corners, split_at_lips
+from reggan_plugin.geometry.resample import sample
 
 SIZE = 128
 CORNERS = np.array([[51.0, 84.0], [77.0, 84.0]])  # 26 px apart, as in the face crop
@@ -168,8 +168,8 @@ def test_the_cli_and_the_evaluation_report_turn_it_off(tmp_path) -> None:
 def test_the_gap_shows_the_paint_alone() -> None:
     """Whatever the picture's row the gap reads holds (teeth and the dark lines between them, at the picture's own
     resolution), the paste shows the paint there; elsewhere the moved picture plus the paint's difference."""
-    from reggan_plugin.blend import apply_planes, crop_planes
-    from reggan_plugin.resample import warp_to_crop
+    from reggan_plugin.edit.blend import apply_planes, crop_planes
+    from reggan_plugin.geometry.resample import warp_to_crop
 
     rng = np.random.default_rng(0)
     picture = rng.uniform(0.2, 0.9, (256, 256, 3)).astype(np.float32)  # detail at the picture's every pixel
@@ -193,7 +193,7 @@ def test_the_gap_shows_the_paint_alone() -> None:
 def test_the_paint_is_taken_against_what_the_split_reads_in_the_picture() -> None:
     """Where the split reads the line: a line a picture pixel thick that the crop, averaging four picture rows a
     pixel, shows a quarter as dark. The difference the paint is pasted as must be taken against the picture's row."""
-    from reggan_plugin.lips import moved_in_picture
+    from reggan_plugin.edit.lips import moved_in_picture
 
     picture = np.full((256, 256, 3), 0.8, np.float32)
     picture[129] = 0.0  # frame row 129: crop row 32.25 with m below

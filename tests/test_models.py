@@ -135,7 +135,7 @@ def test_motion_outputs_say_where_each_output_pixel_came_from(mask_logit):
     """The runtime moves frames by `motion` with its own sampler (resample.sample): it must reproduce what the
     graph did. Refiner warping (mask 0): the output's motion is the refiner's flow; painting (mask 1, intensity 1:
     below 1 the output cross-fades the two and the motion is their blend): stage 1's."""
-    from reggan_plugin.resample import sample
+    from reggan_plugin.geometry.resample import sample
 
     model = RegGAN(TINY).eval()
     _uniform_heads(model, shift_px=1.5, mask_logit=mask_logit)

@@ -1,4 +1,4 @@
-"""The mouth pass (reggan_plugin.mouth): its crop, where it runs, what it changes, and the models it accepts."""
+"""The mouth pass (reggan_plugin.edit.mouth): its crop, where it runs, what it changes, and the models it accepts."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,13 @@ import pytest
 from conftest import make_tiny_model
 from test_cli import cli
 
-from reggan_plugin.align import (
+from reggan_plugin.artifact import default_model_path, load_artifact
+from reggan_plugin.config import InferenceConfig
+from reggan_plugin.edit.mouth import PASS_KEY, bundled_mouth_model_path, pass_expressions, strength
+from reggan_plugin.errors import ModelError
+from reggan_plugin.faces import Face
+from reggan_plugin.faces.face import box_from_landmarks
+from reggan_plugin.geometry.align import (
     CANONICAL_5PT,
     MOUTH_CENTRE,
     MOUTH_ZOOM,
@@ -19,12 +25,6 @@ from reggan_plugin.align import (
     crop_template,
     units_to_crop_px,
 )
-from reggan_plugin.artifact import default_model_path, load_artifact
-from reggan_plugin.config import InferenceConfig
-from reggan_plugin.errors import ModelError
-from reggan_plugin.faces import Face
-from reggan_plugin.faces.face import box_from_landmarks
-from reggan_plugin.mouth import PASS_KEY, bundled_mouth_model_path, pass_expressions, strength
 from reggan_plugin.renderer import ExpressionRenderer
 
 SIDE = 700

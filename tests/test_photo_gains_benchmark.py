@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from benchmarks.photo_gains import IDENTITY_LIMIT, SHIPPED, Row, Score, choose, chosen_half, measure, write
-from reggan_plugin.calibration import Gains
+from reggan_plugin.edit.calibration import Gains
 
 
 def _row(name: str, p: float, identity: float) -> Row:

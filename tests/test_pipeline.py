@@ -14,7 +14,7 @@ from reggan_plugin.faces import Face, parse_region
 from reggan_plugin.imageio import ImageData, read_image, write_image
 from reggan_plugin.pipeline import render_sequence
 from reggan_plugin.renderer import ExpressionRenderer
-from reggan_plugin.sequence import Shard
+from reggan_plugin.sequence.shards import Shard
 
 H, W = 120, 160
 REGION = parse_region(",".join(str(int(v)) for v in face_box(H, W)))
@@ -186,7 +186,7 @@ def test_regression_stage_preview_differs_from_full(tmp_path, tiny_model):
 def test_the_bundled_model_previews_with_stage_1_alone():
     """--stage regression (the CLI's and the add-on's fast preview) on the default model runs stage 1 cut out of
     this very model, not the full graph."""
-    from reggan_plugin.preview_graph import PREVIEW_OF_KEY
+    from reggan_plugin.backends.preview_graph import PREVIEW_OF_KEY
 
     preview = ExpressionRenderer(InferenceConfig(backend="cpu", stage="regression"))
     assert preview.backend.artifact.path.name.endswith(".preview.onnx")

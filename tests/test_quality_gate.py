@@ -16,13 +16,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reggan_plugin.align import crop_matrix_from_landmarks
 from reggan_plugin.config import InferenceConfig
 from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.faces.faces_json import load_faces_json
 from reggan_plugin.faces.locate import SharedDetector
+from reggan_plugin.geometry.align import crop_matrix_from_landmarks
+from reggan_plugin.geometry.resample import warp_to_crop
 from reggan_plugin.renderer import ExpressionRenderer
-from reggan_plugin.resample import warp_to_crop
 from training.evaluate import metrics, realism
 
 HERE = Path(__file__).resolve().parent

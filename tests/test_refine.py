@@ -6,10 +6,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reggan_plugin.align import CANONICAL_5PT, similarity_from_points, units_to_crop_px
 from reggan_plugin.config import InferenceConfig
 from reggan_plugin.faces import Face, FaceDetector, box_from_landmarks, load_faces_json
 from reggan_plugin.faces.refine import hint_region, hint_windows, needs_refining, refine_box_face
+from reggan_plugin.geometry.align import CANONICAL_5PT, similarity_from_points, units_to_crop_px
 from reggan_plugin.imageio import read_image, to_network_rgb
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

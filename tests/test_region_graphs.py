@@ -4,18 +4,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reggan_plugin import resample
 from reggan_plugin.artifact import load_artifact
 from reggan_plugin.backends import create_backend
 from reggan_plugin.backends import environment as env
 from reggan_plugin.backends.cpu import session_options
-from reggan_plugin.blend import apply_planes, crop_planes, feather_mask
+from reggan_plugin.backends.region_graphs import RegionOps, region_ops_for
 from reggan_plugin.config import EditConfig, InferenceConfig
+from reggan_plugin.edit.blend import apply_planes, crop_planes, feather_mask
 from reggan_plugin.faces import Face
+from reggan_plugin.geometry import resample
+from reggan_plugin.geometry.resample import warp_to_crop
 from reggan_plugin.imageio import ImageData
-from reggan_plugin.region_graphs import RegionOps, region_ops_for
 from reggan_plugin.renderer import ExpressionRenderer
-from reggan_plugin.resample import warp_to_crop
 
 GPUS, NO_GPU_WHY = env.nvidia_gpus()
 SIZE = 64
@@ -45,7 +45,7 @@ def _matrix(scale: float, angle: float = 0.2, shift: tuple[float, float] = (-20.
 
 
 def _planes(seed: int = 1, motion: bool = True, gap: bool = False) -> np.ndarray:
-    """Planes as `crop_planes` makes them; ``gap``: with a gap between the lips (reggan_plugin.lips), its edges in
+    """Planes as `crop_planes` makes them; ``gap``: with a gap between the lips (reggan_plugin.edit.lips), its edges in
     part, where the difference gives back what the paste takes of the moved frame."""
     rng = np.random.default_rng(seed)
     delta = rng.normal(0, 0.05, (SIZE, SIZE, 3))
@@ -141,7 +141,7 @@ def test_what_the_paste_graph_cannot_do_is_pasted_in_numpy(ops, case):
 
 
 def test_crop_planes_and_apply_planes_are_paste_back():
-    from reggan_plugin.blend import paste_back
+    from reggan_plugin.edit.blend import paste_back
 
     region = _picture(300, 280)
     m = _matrix(0.5)

@@ -6,12 +6,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reggan_plugin.align import apply_affine, crop_matrix_from_landmarks
 from reggan_plugin.faces import FaceDetector, load_faces_json
 from reggan_plugin.faces.detector import face_keypoints
 from reggan_plugin.faces.keypoint_map import frame_points
 from reggan_plugin.faces.refine import BOX_HINTS
 from reggan_plugin.faces.register import ANGLES, SIZE, _best, _climb, load_template, register_landmarks
+from reggan_plugin.geometry.align import apply_affine, crop_matrix_from_landmarks
 from reggan_plugin.imageio import read_image
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"

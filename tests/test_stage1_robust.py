@@ -156,7 +156,7 @@ def test_refiner_starts_from_an_exported_model(tmp_path) -> None:
 
 
 def test_detector_copies_are_cropped_on_the_points_found_in_the_neutral(tmp_path) -> None:
-    from reggan_plugin.align import CANONICAL_5PT, units_to_crop_px
+    from reggan_plugin.geometry.align import CANONICAL_5PT, units_to_crop_px
     from tests.test_training import write_synthetic
     from training.data.dataset import PairedFaces, load_datasets
     from training.data.realign import detector_aligned

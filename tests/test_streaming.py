@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from reggan_plugin.streaming import WorkerError, batch_by, flatten, ordered_map
+from reggan_plugin.sequence.streaming import WorkerError, batch_by, flatten, ordered_map
 
 
 def _jitter(seed: int) -> float:
@@ -246,11 +246,11 @@ def test_region_processing_equals_whole_frame_processing(renderer):
 
     from reggan_plugin.config import EditConfig
     from reggan_plugin.faces import parse_region
-    from reggan_plugin.grain import degrained, grain_level
+    from reggan_plugin.geometry.resample import warp_to_crop
     from reggan_plugin.imageio import ImageData, compose_output
     from reggan_plugin.imageio.transparency import alpha_of
+    from reggan_plugin.imaging.filters import degrained, grain_level
     from reggan_plugin.prepared_image import face_region, network_rgb
-    from reggan_plugin.resample import warp_to_crop
 
     pixels = synthetic_frame(300, 400, 4, np.uint8, seed=3)
     image = ImageData(pixels, None, "png", False, {})
@@ -280,9 +280,9 @@ def test_a_grainy_face_twice_the_crop_reaches_the_network_without_its_grain(rend
     import numpy as np
 
     from reggan_plugin.faces.region import whole_image_face
-    from reggan_plugin.grain import NOISE_FLOOR, grain_level
+    from reggan_plugin.geometry.resample import warp_to_crop
     from reggan_plugin.imageio import ImageData, to_network_rgb
-    from reggan_plugin.resample import warp_to_crop
+    from reggan_plugin.imaging.filters import NOISE_FLOOR, grain_level
 
     side = 2 * renderer.size
     y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side
@@ -301,7 +301,7 @@ def test_a_grainy_face_twice_the_crop_reaches_the_network_without_its_grain(rend
 
 
 def test_a_crash_in_a_reader_names_the_frame(tmp_path, renderer, monkeypatch):
-    import reggan_plugin.streaming_render as streaming_render
+    import reggan_plugin.sequence.streaming_render as streaming_render
 
     _frames(tmp_path / "in", 5)
     real = streaming_render.read_image
@@ -350,7 +350,7 @@ def test_big_frames_are_batched_fewer_at_a_time_with_the_same_result(tmp_path, r
     (and the read-ahead with them); what is written does not change."""
     import numpy as np
 
-    import reggan_plugin.streaming_render as streaming_render
+    import reggan_plugin.sequence.streaming_render as streaming_render
     from reggan_plugin.imageio import read_image
 
     _frames(tmp_path / "in", 5)

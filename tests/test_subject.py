@@ -7,13 +7,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reggan_plugin.calibration import Gains
 from reggan_plugin.config import InferenceConfig
+from reggan_plugin.edit.calibration import Gains
+from reggan_plugin.edit.subject import (
+    FEATURE_NAMES,
+    READER_PATH,
+    PhotoReader,
+    photo_features,
+    photo_reader,
+    photo_weights,
+)
 from reggan_plugin.errors import ModelError
 from reggan_plugin.faces import Face, load_faces_json
 from reggan_plugin.imageio import read_image, to_network_rgb
 from reggan_plugin.renderer import ExpressionRenderer
-from reggan_plugin.subject import FEATURE_NAMES, READER_PATH, PhotoReader, photo_features, photo_reader, photo_weights
 
 REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "samples"
@@ -94,8 +101,8 @@ def test_photographs_read_as_photographs_and_take_their_gains(renderers, london_
 def test_a_picture_on_the_edge_takes_the_gains_in_part() -> None:
     """A picture whose faces read halfway takes half of each gain's departure."""
     from benchmarks.face_sizes import face_frame
-    from reggan_plugin.calibration import calibrated
     from reggan_plugin.config import EditConfig
+    from reggan_plugin.edit.calibration import calibrated
     from reggan_plugin.imageio import ImageData
 
     class Halfway(ExpressionRenderer):

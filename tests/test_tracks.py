@@ -14,8 +14,8 @@ from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
 from reggan_plugin.imageio import ImageData, read_image
 from reggan_plugin.pipeline import render_sequence
 from reggan_plugin.renderer import ExpressionRenderer
-from reggan_plugin.sequence import Shard
-from reggan_plugin.shots import is_cut, thumbnail
+from reggan_plugin.sequence.shards import Shard
+from reggan_plugin.sequence.shots import is_cut, thumbnail
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples" / "frames"  # 8 frames of a moving rendered head
 

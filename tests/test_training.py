@@ -20,8 +20,8 @@ from PIL import Image, ImageDraw
 
 torch = pytest.importorskip("torch", reason="training needs torch (pip install .[train])")
 
-from reggan_plugin.align import CANONICAL_5PT, apply_affine, units_to_crop_px  # noqa: E402
-from reggan_plugin.resample import warp_to_crop  # noqa: E402
+from reggan_plugin.geometry.align import CANONICAL_5PT, apply_affine, units_to_crop_px  # noqa: E402
+from reggan_plugin.geometry.resample import warp_to_crop  # noqa: E402
 from training.config import TINY  # noqa: E402
 from training.data import (  # noqa: E402
     CropGeometry,

@@ -1,5 +1,5 @@
 """How bright the faces of render folders are, as the runtime reads them: percentiles of
-``reggan_plugin.face_level.face_levels`` over each identity's neutral, aligned as the runtime aligns it. The 5th
+``reggan_plugin.edit.face_level.face_levels`` over each identity's neutral, aligned as the runtime aligns it. The 5th
 percentile over the training split of the face model's renders is ``face_level.DARKEST_FACE``.
 
     python tools/face_levels.py --data data/ict160 --data data/ict128b --data data/ict96 --split train
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
 @click.option("--split", type=click.Choice(["all", "train", "val", "test"]), default="train", show_default=True)
 def main(folders: tuple[Path, ...], split: SplitChoice) -> None:
     from reggan_plugin.config import InferenceConfig
-    from reggan_plugin.face_level import face_levels
+    from reggan_plugin.edit.face_level import face_levels
     from reggan_plugin.imageio import ImageData
     from reggan_plugin.renderer import ExpressionRenderer
     from training.evaluate.cases import Cropper, read_rgb, scan_cases

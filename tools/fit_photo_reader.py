@@ -1,4 +1,4 @@
-"""Fit the reader that tells a photograph of a person from a render (``reggan_plugin.subject``) and report how every
+"""Fit the reader that tells a photograph of a person from a render (``reggan_plugin.edit.subject``) and report how every
 set reads.
 
 Each picture is aligned as the runtime aligns it, under each of ``CONDITIONS`` (the robustness benchmark's
@@ -108,7 +108,7 @@ def report_lines(rows: list[Row], logits: np.ndarray, command: str) -> list[str]
              "Each picture aligned as the runtime aligns it, under the conditions "
              + ", ".join(f"`{c}`" for c in CONDITIONS)
              + ". The reader's log-odds that a crop is a photograph; a face takes the model's gains for photographs "
-             f"from {RAMP[0]:g} (none) to {RAMP[1]:g} (whole) (`reggan_plugin.subject`).", "",
+             f"from {RAMP[0]:g} (none) to {RAMP[1]:g} (whole) (`reggan_plugin.edit.subject`).", "",
              "| set | kind | crops | lowest | median | highest | some gains | whole gains |",
              "|---|---|---|---|---|---|---|---|"]
     for group in dict.fromkeys(r.group for r in rows):
@@ -143,7 +143,7 @@ def report_lines(rows: list[Row], logits: np.ndarray, command: str) -> list[str]
 def main(photos: tuple[Path, ...], renders: tuple[Path, ...], check: tuple[Path, ...], split: str, limit: int,
          out: Path | None, report: Path) -> None:
     from reggan_plugin.atomic import write_text
-    from reggan_plugin.subject import READER_PATH, PhotoReader, photo_features
+    from reggan_plugin.edit.subject import READER_PATH, PhotoReader, photo_features
     from training.data.split import identity_unit
 
     rows: list[Row] = []

@@ -23,7 +23,7 @@ import numpy as np
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path))
 def main(data_dirs: tuple[Path, ...], cache: Path, out: Path) -> None:
     from reggan_plugin.atomic import atomic_path
-    from reggan_plugin.blend import feather_mask
+    from reggan_plugin.edit.blend import feather_mask
     from reggan_plugin.expressions import EXPRESSIONS
     from reggan_plugin.faces.register import SIZE, edges
     from training.data.dataset import PairedFaces, load_datasets

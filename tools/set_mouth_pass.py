@@ -1,4 +1,4 @@
-"""Name the expressions a mouth model's pass paints (``reggan_plugin.mouth.pass_expressions``) in its metadata.
+"""Name the expressions a mouth model's pass paints (``reggan_plugin.edit.mouth.pass_expressions``) in its metadata.
 
     python tools/set_mouth_pass.py --model reggan_plugin/models/mouth.onnx --expressions sad,angry,fearful \
         --out reggan_plugin/models/mouth.onnx
@@ -21,7 +21,7 @@ import click
 def main(model: Path, expressions: str, out: Path) -> None:
     from export.metadata import with_metadata
     from reggan_plugin.artifact import load_artifact
-    from reggan_plugin.mouth import PASS_KEY
+    from reggan_plugin.edit.mouth import PASS_KEY
 
     known = [name for name in load_artifact(model).expressions if name != "neutral"]
     names = known if expressions == "all" else [name.strip() for name in expressions.split(",") if name.strip()]

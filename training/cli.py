@@ -41,7 +41,7 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
     not a model: exit 3), and a run that fails leaves no empty run folder behind."""
     from export.onnx_file import read_onnx
     from reggan_plugin.atomic import new_folder
-    from reggan_plugin.sequence import check_out_file, check_writable_dir
+    from reggan_plugin.sequence.shards import check_out_file, check_writable_dir
 
     out = Path(out)
     check_writable_dir(out, "--out")

@@ -4,9 +4,9 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
-from reggan_plugin.align import CropKind
-from reggan_plugin.curves import ARKIT_BLENDSHAPES
 from reggan_plugin.expressions import EXPRESSIONS
+from reggan_plugin.geometry.align import CropKind
+from reggan_plugin.sequence.curves import ARKIT_BLENDSHAPES
 
 
 def strict_from_dict(cls, data: dict):
@@ -32,7 +32,7 @@ class ModelConfig:
     # > 0: every crop is brought to this mean linear luminance of its centre before stage 1 and the refiner, and
     # the change scaled back (models/exposure.py); 0: the crop goes in as it is
     exposure_reference: float = 0.0
-    # what the crop shows (reggan_plugin.align.crop_template): the face, or the mouth at MOUTH_ZOOM times the face
+    # what the crop shows (reggan_plugin.geometry.align.crop_template): the face, or the mouth at MOUTH_ZOOM times the face
     # crop's scale (a model that paints the mouth of large faces finer, beside a face model)
     crop: CropKind = "face"
 
@@ -58,7 +58,7 @@ class ModelConfig:
 TINY = ModelConfig(image_size=32, conv_dim=8, n_res=1, d_conv_dim=8, d_layers=3)
 """A few-kilobyte model for tests and smoke runs."""
 MOUTH = ModelConfig(crop="mouth", expressions=("neutral", "happy", "sad", "angry", "fearful"))
-"""The mouth model: the default architecture on the mouth crop (its stage 1 ships; see reggan_plugin.mouth). Without
+"""The mouth model: the default architecture on the mouth crop (its stage 1 ships; see reggan_plugin.edit.mouth). Without
 surprised and disgusted: fitted at twice the scale, their maps paint the average training mouth's inner lip lines as
 rings and smears over a person's own (validation renders at 1080 px), where the face model paints a soft band."""
 CHANNELS = ModelConfig(image_size=64, radius=1, expressions=("neutral", *(n for n in ARKIT_BLENDSHAPES if n != "tongueOut")))

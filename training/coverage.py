@@ -4,7 +4,7 @@ The expression model paints and moves the crop's pixels; on a head turned from t
 background, and an edit that reaches it drags the backdrop into the cheek and the cheek into the backdrop. The
 renders carry the answer in their alpha (the head's coverage), so a small U-Net learns it from them: aligned
 crops of renders of many heads, turned up to 40 degrees, over their varied backdrops, and the runtime keeps the
-edit where it predicts the head (`reggan_plugin.coverage`).
+edit where it predicts the head (`reggan_plugin.edit.coverage`).
 
     python -m training.coverage --data RENDERS [--data MORE] --out reggan_plugin/models/coverage.onnx
 
@@ -25,9 +25,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from reggan_plugin.align import crop_matrix_from_landmarks
 from reggan_plugin.atomic import atomic_path
-from reggan_plugin.resample import warp_to_crop
+from reggan_plugin.geometry.align import crop_matrix_from_landmarks
+from reggan_plugin.geometry.resample import warp_to_crop
 from training.data.landmarks import read_landmark_file
 
 SIZE = 128

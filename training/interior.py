@@ -1,4 +1,4 @@
-"""The mouth interiors the runtime draws into an opened mouth (`reggan_plugin.interior`), cut from renders.
+"""The mouth interiors the runtime draws into an opened mouth (`reggan_plugin.edit.interior`), cut from renders.
 
 For each expression that opens the mouth, every render's inside of the mouth (the picture between the inner lip
 contours of its 68 landmarks: 60-64 above, 64-67 and 60 below) is unrolled into a strip, corner to corner across and
@@ -21,8 +21,8 @@ import numpy as np
 from PIL import Image
 
 from reggan_plugin.atomic import atomic_path
-from reggan_plugin.interior import STRIPS_FILE
-from reggan_plugin.resample import sample
+from reggan_plugin.edit.interior import STRIPS_FILE
+from reggan_plugin.geometry.resample import sample
 
 OPENING = ("surprised", "disgusted", "fearful")
 STRIP = (96, 384)  # rows (upper lip to lower), columns (corner to corner)

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from reggan_plugin.align import CANONICAL_BOX
+from reggan_plugin.geometry.align import CANONICAL_BOX
 
 from .models.stage1 import shifted_views
 

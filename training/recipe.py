@@ -149,7 +149,7 @@ def _with_recipe(model: Path, recipe: Recipe, out: Path) -> None:
     written to ``out`` in one write."""
     from export.metadata import with_entries
     from reggan_plugin.artifact import load_artifact
-    from reggan_plugin.calibration import METADATA_KEY, Gains, dump_gains, parse_gains
+    from reggan_plugin.edit.calibration import METADATA_KEY, Gains, dump_gains, parse_gains
 
     entries: dict[str, str | None] = {}
     if recipe.gains:

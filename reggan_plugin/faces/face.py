@@ -7,7 +7,7 @@ x+w-0.5 in point coordinates, and the whole W x H image is (0, 0, W, H). Half a 
 for a box, but it keeps boxes and points from drifting apart when one is derived from the other.
 
 Landmarks come in two layouts:
-- 5 points, in the order of ``reggan_plugin.align.CANONICAL_5PT``: left eye, right eye, nose tip,
+- 5 points, in the order of ``reggan_plugin.geometry.align.CANONICAL_5PT``: left eye, right eye, nose tip,
   left mouth corner, right mouth corner. "Left" is the IMAGE left (the subject's right eye), as in the
   iBUG 68-point and ArcFace 5-point conventions.
 - 68 points, iBUG 300-W order (jaw 0-16, brows 17-26, nose 27-35, eyes 36-47, mouth 48-67).

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from reggan_plugin.align import apply_affine, crop_matrix_from_landmarks, invert_affine
 from reggan_plugin.errors import ModelError
+from reggan_plugin.geometry.align import apply_affine, crop_matrix_from_landmarks, invert_affine
 
 from ..arrays import Array, Float64Array
 

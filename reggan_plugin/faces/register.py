@@ -33,10 +33,10 @@ from pathlib import Path
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-from reggan_plugin.align import apply_affine, crop_matrix_from_landmarks, invert_affine, matrix_scale
-from reggan_plugin.grain import shifted
-from reggan_plugin.imaging import luma
-from reggan_plugin.resample import crop_roi, prefilter, warp_to_crop
+from reggan_plugin.geometry.align import apply_affine, crop_matrix_from_landmarks, invert_affine, matrix_scale
+from reggan_plugin.geometry.resample import crop_roi, prefilter, warp_to_crop
+from reggan_plugin.imaging.filters import shifted
+from reggan_plugin.imaging.tone import luma
 
 from ..arrays import Array, Float64Array, FloatArray
 
@@ -53,7 +53,7 @@ MIN_SCORE = 0.2  # normalised cross-correlation below which the match is not tru
 
 def _blurred(plane: Array) -> FloatArray:
     """A Gaussian blur (SIGMA, edges repeated) of an HxW plane, tap by tap along each axis: a blur matrix product
-    would be a BLAS call, and those leave OpenBLAS's threads spinning (``grain.luma``)."""
+    would be a BLAS call, and those leave OpenBLAS's threads spinning (``imaging.tone.luma``)."""
     radius = int(np.ceil(3 * SIGMA))
     taps = np.exp(-0.5 * (np.arange(-radius, radius + 1) / SIGMA) ** 2).astype(np.float32)
     taps /= taps.sum()
@@ -138,7 +138,7 @@ def _region(image: Array, m: Float64Array) -> tuple[Array, Float64Array]:
     part = image[y0 : min(ys.stop + pad, image.shape[0]), x0 : min(xs.stop + pad, image.shape[1])]
     origin = np.array([[1.0, 0.0, x0], [0.0, 1.0, y0], [0.0, 0.0, 1.0]])
     pooled, reduced = prefilter(part, (widest @ origin)[:2], out)
-    # pooled px -> part px (invert_affine: np.linalg.inv goes through LAPACK, whose threads then spin, ``grain.luma``)
+    # pooled px -> part px (invert_affine: np.linalg.inv goes through LAPACK, whose threads then spin, ``imaging.tone.luma``)
     to_part = np.vstack([invert_affine((widest @ origin)[:2]), [0.0, 0.0, 1.0]]) @ np.vstack([reduced, [0.0, 0.0, 1.0]])
     return pooled, m @ origin @ to_part
 

@@ -2,7 +2,7 @@
 render hook share.
 
 Frame k's faces are smoothed over its neighbours within `window_reach` frames, up to a cut on either side
-(`reggan_plugin.shots`), and over nothing else: the result does not depend on where a run starts or stops.
+(`reggan_plugin.sequence.shots`), and over nothing else: the result does not depend on where a run starts or stops.
 """
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from collections.abc import Mapping
 
 from reggan_plugin.faces.face import Face
 from reggan_plugin.faces.smoothing import smooth_frame, window_reach
-from reggan_plugin.shots import Thumb, is_cut
+from reggan_plugin.sequence.shots import Thumb, is_cut
 
 
 def smoothed_faces(found: Mapping[int, list[Face]], thumbs: Mapping[int, Thumb | None], k: int, n_frames: int,

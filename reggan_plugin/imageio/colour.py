@@ -10,7 +10,7 @@ import dataclasses
 import numpy as np
 
 from reggan_plugin.imageio.image import ImageData
-from reggan_plugin.imaging import REC709_LUMA
+from reggan_plugin.imaging.tone import REC709_LUMA
 
 from ..arrays import Array, BoolArray, FloatArray
 

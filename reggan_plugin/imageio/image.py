@@ -12,7 +12,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from reggan_plugin.errors import InputError
-from reggan_plugin.imaging import REC709_LUMA
+from reggan_plugin.imaging.tone import REC709_LUMA
 
 from ..arrays import Array
 
@@ -41,7 +41,7 @@ content compresses far less (rendered frames 2-5x, a flat 14000x13000 grey PNG 2
 JPEG_QUALITY = 95
 PNG_COMPRESS_LEVEL = 1  # fast: see encode_png
 LUMA = REC709_LUMA
-"""Rec. 709 weights (`reggan_plugin.imaging`): how an RGB change is written into a grey image."""
+"""Rec. 709 weights (`reggan_plugin.imaging.tone`): how an RGB change is written into a grey image."""
 
 _MAGIC: list[tuple[bytes, ImageFormat]] = [
     (b"\x89PNG\r\n\x1a\n", "png"),

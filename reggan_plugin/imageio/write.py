@@ -21,7 +21,7 @@ from reggan_plugin.imageio.image import (
     _one_line,
 )
 from reggan_plugin.imageio.png import encode_png
-from reggan_plugin.sequence import same_file
+from reggan_plugin.sequence.shards import same_file
 
 from ..arrays import Array
 

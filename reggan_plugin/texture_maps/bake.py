@@ -14,15 +14,15 @@ import cv2
 import numpy as np
 
 from ..arrays import Array, FloatArray
-from ..blend import crop_planes
 from ..config import EditConfig
+from ..edit.blend import crop_planes
 from ..errors import InputError
 from ..faces.locate import FaceLocator
+from ..geometry.resample import remap_points
 from ..imageio.colour import srgb_decode
 from ..imageio.image import ImageData
-from ..imaging import smoothstep
+from ..imaging.tone import smoothstep
 from ..renderer import ExpressionRenderer
-from ..resample import remap_points
 from .mesh import Mesh
 from .raster import rasterize
 from .views import View, draw, framing
@@ -97,7 +97,7 @@ def texels_of(mesh: Mesh, shape: tuple[int, int]) -> Texels:
 def paint_in_neutral(crop_in: Array, crop_out: Array, face_mask: Array) -> tuple[Array, Array]:
     """(log multiplier [S,S,3], trust [S,S]) of the model's paint, on the neutral crop's grid: the change each point of
     the neutral face takes with it. ``crop_out``: [S,S,5], the edit then its motion. The paint is taken as a picture's
-    paste takes the skin's (`reggan_plugin.blend.crop_planes`): its colour cast removed, a change of shading alone,
+    paste takes the skin's (`reggan_plugin.edit.blend.crop_planes`): its colour cast removed, a change of shading alone,
     so the skin keeps its own colour; the colours the model paints in the mouth and eyes are of teeth and irises."""
     s = crop_in.shape[0]
     motion = crop_out[..., 3:]
@@ -131,7 +131,7 @@ def paint_in_neutral(crop_in: Array, crop_out: Array, face_mask: Array) -> tuple
 
 
 def _smoothstep(lo: float, hi: float, x: Array) -> Array:
-    """`imaging.smoothstep` of ``x`` from ``lo`` to ``hi``, float32."""
+    """`tone.smoothstep` of ``x`` from ``lo`` to ``hi``, float32."""
     return smoothstep((x - lo) / (hi - lo)).astype(np.float32)
 
 

@@ -9,7 +9,7 @@ import click
 from ..cli_options import FiniteRange
 from ..config import BACKENDS, EditConfig, InferenceConfig
 from ..errors import InputError, UsageError
-from ..sequence import check_writable_dir, same_file
+from ..sequence.shards import check_writable_dir, same_file
 
 
 def map_name(expression: str) -> str:

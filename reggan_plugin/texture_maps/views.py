@@ -9,8 +9,8 @@ import cv2
 import numpy as np
 
 from ..arrays import Array, Float64Array
+from ..geometry.resample import remap_points
 from ..imageio.colour import srgb_encode
-from ..resample import remap_points
 from .mesh import Mesh
 from .raster import Coverage, rasterize
 

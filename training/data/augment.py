@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from reggan_plugin.grain import degrained
+from reggan_plugin.imaging.filters import degrained
 
 from ..train_config import AugmentConfig
 
@@ -132,7 +132,7 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 
 def degrade_inputs(x: Tensor, t: Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tuple[Tensor, Tensor]:
     """What a user's picture carries and the target does not: render noise (as the runtime sees it, after
-    ``reggan_plugin.grain.degrained``) and JPEG blocks, on the input [B, 3, S, S] in [0, 1] alone. The target
+    ``reggan_plugin.imaging.filters.degrained``) and JPEG blocks, on the input [B, 3, S, S] in [0, 1] alone. The target
     gets the input's change too: the pair keeps the clean edit, which is what must not depend on the input's
     flaws (a target with its own noise would teach the map to invent some)."""
     if cfg.input_noise <= 0 and cfg.input_jpeg_prob <= 0:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from reggan_plugin.align import apply_affine, similarity_from_points
 from reggan_plugin.atomic import atomic_path
 from reggan_plugin.errors import InputError
+from reggan_plugin.geometry.align import apply_affine, similarity_from_points
 
 from .crop import CropGeometry, crop_pair, load_rgb
 from .landmarks import Detector, find_five_points, sidecar_for

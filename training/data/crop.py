@@ -1,4 +1,4 @@
-"""Cut aligned, paired crops with the runtime's own alignment code (``reggan_plugin.align``).
+"""Cut aligned, paired crops with the runtime's own alignment code (``reggan_plugin.geometry.align``).
 
 Each pair is cropped with ONE transform, the neutral's: its 5 landmarks fitted to the crop's template
 (``crop_template``: the face's ``CANONICAL_5PT``, or the mouth crop's) by ``similarity_from_points`` (Umeyama),
@@ -17,15 +17,15 @@ from dataclasses import dataclass
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from reggan_plugin.align import (
+from reggan_plugin.errors import InputError
+from reggan_plugin.geometry.align import (
     CropKind,
     apply_affine,
     crop_matrix_from_landmarks,
     crop_template,
     similarity_from_points,
 )
-from reggan_plugin.errors import InputError
-from reggan_plugin.resample import warp_to_crop
+from reggan_plugin.geometry.resample import warp_to_crop
 
 from .register import Registration, register_pair
 
@@ -39,7 +39,7 @@ MAX_SHIFT_UNITS = 0.12
 class CropGeometry:
     size: int  # S, the canonical crop (the model's input size)
     margin_fraction: float = 0.125
-    crop: CropKind = "face"  # the template the landmarks are fitted to (reggan_plugin.align.crop_template)
+    crop: CropKind = "face"  # the template the landmarks are fitted to (reggan_plugin.geometry.align.crop_template)
 
     @property
     def margin(self) -> int:

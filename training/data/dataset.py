@@ -16,8 +16,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from reggan_plugin.align import CropKind
 from reggan_plugin.errors import InputError
+from reggan_plugin.geometry.align import CropKind
 
 from ..train_config import AugmentConfig
 from .augment import augment_pairs, center_crop

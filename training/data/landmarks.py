@@ -1,4 +1,4 @@
-"""Landmark files beside face images, reduced to the 5 points of ``reggan_plugin.align.CANONICAL_5PT``.
+"""Landmark files beside face images, reduced to the 5 points of ``reggan_plugin.geometry.align.CANONICAL_5PT``.
 
 Accepted sidecar files for an image ``DIR/NAME.EXT`` (first found wins):
 

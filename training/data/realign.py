@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from reggan_plugin.align import crop_matrix_from_landmarks
-from reggan_plugin.resample import warp_to_crop
+from reggan_plugin.geometry.align import crop_matrix_from_landmarks
+from reggan_plugin.geometry.resample import warp_to_crop
 
 from .dataset import PairedFaces
 from .landmarks import Detector

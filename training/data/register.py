@@ -15,9 +15,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from reggan_plugin.align import invert_affine
-from reggan_plugin.grain import LUMA
-from reggan_plugin.resample import warp_to_crop
+from reggan_plugin.geometry.align import invert_affine
+from reggan_plugin.geometry.resample import warp_to_crop
+from reggan_plugin.imaging.filters import LUMA
 
 UPPER_FACE_UNITS = (0.20, 0.12, 0.80, 0.56)  # x0, y0, x1, y1 in canonical crop units
 

@@ -8,7 +8,7 @@ without a landmark file is located by the runtime's face detector (BlazeFace, ``
 
 Crops: every image of a case (the neutral input, stage 1's and RegGAN's whole-picture outputs) is cut
 with ONE transform, the neutral's 5 points fitted to the runtime's canonical template
-(``reggan_plugin.align``), so the rows differ only by what the model did. The real target is cut with
+(``reggan_plugin.geometry.align``), so the rows differ only by what the model did. The real target is cut with
 the same transform: exactly so for pixel-aligned renders; for photos (the head moves between shots)
 followed by the training loader's registration onto the neutral's upper face
 (``training/data/crop.crop_pair``). Where that registration fails, the target is cut with its own
@@ -23,9 +23,9 @@ from typing import Literal, get_args
 
 import numpy as np
 
-from reggan_plugin.align import crop_matrix_from_landmarks
 from reggan_plugin.errors import InputError, UsageError
-from reggan_plugin.resample import warp_to_crop
+from reggan_plugin.geometry.align import crop_matrix_from_landmarks
+from reggan_plugin.geometry.resample import warp_to_crop
 from training.data.crop import CropGeometry, crop_pair, load_rgb
 from training.data.landmarks import find_five_points
 from training.data.layouts import DatasetScan, scan_dataset

@@ -87,7 +87,7 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
       reggan-plugin evaluate --data ../shared/data/london-faces --reference-real --out out/london
     """
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s: %(message)s")
-    from reggan_plugin.sequence import check_writable_dir
+    from reggan_plugin.sequence.shards import check_writable_dir
 
     from .report import write_report
     from .runner import evaluate as run

@@ -6,7 +6,7 @@ own (about 69 % on CK+, fooled by texture): read it together with the identity j
 Preprocessing, as `fer.FER.detect_emotions` does it (fer 25.10.3, fer/fer.py): a square face box from
 OpenCV's Haar cascade, grown by ``offsets=(10, 10)`` pixels on every side, converted to grey
 (0.299 R + 0.587 G + 0.114 B), resized to 64 x 64 (bilinear), scaled to [-1, 1] by
-``(x / 255 - 0.5) * 2``. Here faces arrive as the runtime's canonical crops (``reggan_plugin.align``,
+``(x / 255 - 0.5) * 2``. Here faces arrive as the runtime's canonical crops (``reggan_plugin.geometry.align``,
 ``crop_matrix_from_landmarks``), so instead of running a Haar detector on every (possibly edited)
 picture the judge cuts ``FER_BOX``, a fixed square in canonical crop units: where fer's Haar box plus
 its 10 px offsets lands on average. Measured on the 70 neutral London photos (512 px; Haar box
@@ -29,8 +29,8 @@ import numpy as np
 
 from reggan_plugin.errors import BackendUnavailable
 from reggan_plugin.expressions import EXPRESSIONS
-from reggan_plugin.grain import LUMA
-from reggan_plugin.resample import warp_to_crop
+from reggan_plugin.geometry.resample import warp_to_crop
+from reggan_plugin.imaging.filters import LUMA
 
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_TO_OURS = {"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy", "sad": "sad",

@@ -7,7 +7,7 @@ the 5-point shape predictor (``shape_predictor_5_face_landmarks``, CC0, trained 
 5-point data set); the 68-point predictor in the same package is NOT used: its training data (iBUG
 300-W) excludes commercial use. Independent of our model: never used as a training loss.
 
-Faces arrive as the runtime's canonical crops (``reggan_plugin.align``). The predictor starts from
+Faces arrive as the runtime's canonical crops (``reggan_plugin.geometry.align``). The predictor starts from
 ``DLIB_BOX``, a fixed rectangle in crop units: the mean box of dlib's HOG frontal-face detector on the
 London canonical crops (its boxes there average (0.225, 0.226, 0.569, 0.569) units, and distances
 from the fixed box equal those from detected boxes to 0.005). No detector runs, so an edited face

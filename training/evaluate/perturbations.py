@@ -29,7 +29,7 @@ from PIL import Image
 
 from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.faces.locate import TRACKING, SharedDetector
-from reggan_plugin.imaging import luma
+from reggan_plugin.imaging.tone import luma
 
 
 @dataclass(frozen=True)

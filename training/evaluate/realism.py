@@ -1,15 +1,15 @@
 """Measures of what a person sees at 1:1 that a score against the target can miss: skin detail kept away from the
 mouth, spill (change where the true expression changes nothing) and how bright the mouth is against the skin.
 
-Regions are in canonical crop units (`reggan_plugin.align`'s template), so the same region is measured on every
+Regions are in canonical crop units (`reggan_plugin.geometry.align`'s template), so the same region is measured on every
 face, and on a frame through its crop matrix (`frame_region`).
 """
 from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.align import Matrix
-from reggan_plugin.blend import feather_mask, template_ellipse
+from reggan_plugin.edit.blend import feather_mask, template_ellipse
+from reggan_plugin.geometry.align import Matrix
 from reggan_plugin.imageio.image import LUMA
 
 # Away from the mouth (a smile's and a jaw drop's reach) and the eyes (a squint, a brow): where an edit should keep

@@ -11,7 +11,7 @@ flow samples pixel centres), and alpha > 1 exaggerates. The second output is sta
 intensity (the preview).
 
 `run` also gives each output's motion: where its pixels came from in the input, in crop pixels (x, y).
-The runtime moves the full-resolution frame by it and pastes only the rest of the change (blend.py): a
+The runtime moves the full-resolution frame by it and pastes only the rest of the change (reggan_plugin/edit/blend.py): a
 moved lip pasted as a low-resolution difference would ghost. Stage 1's motion is its mean flow; the full
 output's follows the refiner's mask, stage 1's flow where it paints and the refiner's where it warps:
     motion = m1 + region_c * (1 - alpha * m) * (alpha * flow - m1),   m1 = stage 1's motion

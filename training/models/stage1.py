@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from reggan_plugin import calibration
+from reggan_plugin.edit import calibration
 
 from .warp import identity_grid, warp
 
@@ -99,7 +99,7 @@ def apply_flow(x: Tensor, flow: Tensor, chunk: int = 256) -> Tensor:
 
 
 def ellipse_region(size: int, ellipse: tuple[float, ...]) -> Tensor:
-    """[1,S,S] soft ellipse mask (`reggan_plugin.calibration.ellipse_region`, the one the runtime's gains bound an edit
+    """[1,S,S] soft ellipse mask (`reggan_plugin.edit.calibration.ellipse_region`, the one the runtime's gains bound an edit
     to): centre (cx, cy) and radii (rx, ry) as fractions of the crop."""
     return torch.from_numpy(calibration.ellipse_region(size, ellipse))[None]
 

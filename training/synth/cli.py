@@ -84,7 +84,7 @@ def render(out: Path, identities: int, start: int, size: int, seed: int, express
     turn = None if yaw is None else _yaw_range(yaw)
 
     def action():
-        from reggan_plugin.sequence import check_writable_dir
+        from reggan_plugin.sequence.shards import check_writable_dir
 
         check_writable_dir(out, "--out")
         names = parse_expressions(expressions, load_recipes(recipes))

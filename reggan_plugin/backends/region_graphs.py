@@ -8,7 +8,7 @@ millisecond. On a GPU they run on the device beside the network; on the CPU in o
 
 Aligning runs in the graph for every face (a grainy region is aligned from its structure, made in numpy). Paste-back
 runs there for clean regions of faces at least half the crop's size: moving a grainy region's structure
-(``reggan_plugin.grain``) and box-downsampling a crop onto a face under half its size have no graph, and those
+(``reggan_plugin.imaging.filters``) and box-downsampling a crop onto a face under half its size have no graph, and those
 faces are pasted in numpy.
 """
 from __future__ import annotations
@@ -19,19 +19,19 @@ from typing import Any
 
 import numpy as np
 
-from .align import Matrix, invert_affine, matrix_scale
-from .arrays import Array
-from .backends.base import Backend
-from .blend import apply_planes, mask_box
-from .config import RegionGraphs
-from .errors import BackendUnavailable
-from .grain import NOISE_FLOOR, grain_level
-from .resample import crop_coordinates, crop_roi, pooled_matrix, prefilter_window
+from ..arrays import Array
+from ..config import RegionGraphs
+from ..edit.blend import apply_planes, mask_box
+from ..errors import BackendUnavailable
+from ..geometry.align import Matrix, invert_affine, matrix_scale
+from ..geometry.resample import crop_coordinates, crop_roi, pooled_matrix, prefilter_window
+from ..imaging.filters import NOISE_FLOOR, grain_level
+from .base import Backend
 
 log = logging.getLogger(__name__)
 GPU_PROVIDER = "CUDAExecutionProvider"
 
-MODELS = Path(__file__).resolve().parent / "models"
+MODELS = Path(__file__).resolve().parents[1] / "models"
 ALIGN_FILE, PASTE_FILE = "region_align.onnx", "region_paste.onnx"
 ALIGN_INPUTS, ALIGN_OUTPUTS = ("region", "grid", "pool"), ("crop",)
 PASTE_INPUTS, PASTE_OUTPUTS = ("region", "planes", "matrix", "inverse"), ("pasted", "mask")
@@ -41,7 +41,7 @@ class RegionOps:
     """The two region graphs in onnxruntime sessions on the given providers (the network's)."""
 
     def __init__(self, providers: list[Any], options: Any, models: Path = MODELS) -> None:
-        from .backends.cpu import create_session
+        from .cpu import create_session
 
         self._align = create_session(str(models / ALIGN_FILE), providers, options)
         self._paste = create_session(str(models / PASTE_FILE), providers, options)
@@ -58,7 +58,7 @@ class RegionOps:
 
     def paste(self, region: Array, planes: Array, m: Matrix, *, inplace: bool = False
               ) -> tuple[Array, Array]:
-        """``reggan_plugin.blend.apply_planes`` in the graph: (pasted HxWx3 region, HxW mask). Only the part of
+        """``reggan_plugin.edit.blend.apply_planes`` in the graph: (pasted HxWx3 region, HxW mask). Only the part of
         the region under the mask, and as far around it as the motion reads, goes to the graph."""
         m = np.asarray(m, np.float64)
         if matrix_scale(m) >= 2.0:  # the crop would be box-downsampled onto the region
@@ -107,7 +107,7 @@ def region_ops_for(backend: Backend, choice: RegionGraphs) -> RegionOps | None:
     """The region graphs for this backend, or None for numpy: "on" always, "auto" where they run on a GPU."""
     if choice == "off":
         return None
-    from .backends.cpu import session_options
+    from .cpu import session_options
 
     providers = _providers(backend)
     names = [p if isinstance(p, str) else p[0] for p in providers]

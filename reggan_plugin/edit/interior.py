@@ -1,6 +1,6 @@
 """A mouth's inside at the frame's own pixels: teeth, gums and tongue from a rendered mouth.
 
-Where the lips move whole (`reggan_plugin.lips`) the gap opened between them shows the paint alone: the model's crop
+Where the lips move whole (`reggan_plugin.edit.lips`) the gap opened between them shows the paint alone: the model's crop
 magnified six to eight times on a large face, a soft dark band where the expression shows teeth, gums and the tongue
 with sharp edges, which no paint at the crop's resolution holds (benchmarks/mouth_detail.py). The package ships, for
 each expression that opens the mouth, the inside of one rendered mouth (``models/mouth_interior.npz``, made by
@@ -25,15 +25,15 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import Matrix, apply_affine, invert_affine, large_face_share, matrix_scale
-from .arrays import Array
-from .artifact import parse_expression
-from .errors import ModelError
-from .grain import gaussian_blurred
-from .imaging import luma
-from .resample import crop_roi, sample
+from ..arrays import Array
+from ..artifact import parse_expression
+from ..errors import ModelError
+from ..geometry.align import Matrix, apply_affine, invert_affine, large_face_share, matrix_scale
+from ..geometry.resample import crop_roi, sample
+from ..imaging.filters import gaussian_blurred
+from ..imaging.tone import luma
 
-STRIPS_FILE = Path(__file__).with_name("models") / "mouth_interior.npz"
+STRIPS_FILE = Path(__file__).parents[1] / "models" / "mouth_interior.npz"
 MIN_WEIGHT = 1e-3  # gap weights below this are no gap (the strip is not drawn)
 STRIP_SOFTNESS = 0.75  # px: the softest of the renders the strips are cut from, at their own size (0.49-0.76)
 SOFTNESS_PROBE = 1.0  # px: the blur by which a picture's softness is read

@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import UsageError
+from ..errors import UsageError
 
 MAX_FRAMES = 10_000_000
 """A range naming more frames than this is refused (a typo such as 1-10000000000, not a shot)."""

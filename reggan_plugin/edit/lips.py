@@ -21,10 +21,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .align import Matrix, invert_affine, matrix_scale
-from .arrays import Array
-from .imaging import luma, smoothstep
-from .resample import sample
+from ..arrays import Array
+from ..geometry.align import Matrix, invert_affine, matrix_scale
+from ..geometry.resample import sample
+from ..imaging.tone import luma, smoothstep
 
 # Crop px per px of the mouth's width (corner to corner): 25 px in the face crop
 BAND = 0.32  # each lip moved whole over this far from the line between them

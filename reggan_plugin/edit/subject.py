@@ -1,6 +1,6 @@
 """Whether a face is a photograph of a person or a render, read from its aligned crop (``--subject auto``).
 
-The model's gains for photographs (`reggan_plugin.calibration`) make a smile a photograph's; on a render they take it
+The model's gains for photographs (`reggan_plugin.edit.calibration`) make a smile a photograph's; on a render they take it
 further from the true expression. ``auto`` reads each picture's faces and gives them those gains in proportion to how
 much they read as photographs (`photo_weights`, 0 to 1).
 
@@ -26,14 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
-from .arrays import Array
+from ..arrays import Array
+from ..errors import ModelError
+from ..imaging.filters import gaussian_blurred
+from ..imaging.tone import REC709_LUMA
 from .calibration import ellipse_region
-from .errors import ModelError
 from .face_level import FACE_ELLIPSE
-from .grain import gaussian_blurred
-from .imaging import REC709_LUMA
 
-READER_PATH = Path(__file__).parent / "models" / "photo_reader.json"
+READER_PATH = Path(__file__).parents[1] / "models" / "photo_reader.json"
 BANDS = (0.7, 1.5, 3.0)  # the bands of detail: Gaussian sigmas in px of a 128 px crop, each band less the next
 REFERENCE_SIZE = 128
 # the regions read, as fractions of the crop: above the brows (hair or a bald head), the sides (hair, ears, backdrop)

@@ -14,13 +14,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from .arrays import Array
-from .backends.cpu import create_session, session_options
+from ..arrays import Array
+from ..backends.cpu import create_session, session_options
+from ..errors import ModelError
+from ..geometry.resample import sample
 from .blend import template_ellipse
-from .errors import ModelError
-from .resample import sample
 
-COVERAGE_PATH = Path(__file__).parent / "models" / "coverage.onnx"
+COVERAGE_PATH = Path(__file__).parents[1] / "models" / "coverage.onnx"
 INPUT, OUTPUT = "crop", "coverage"
 HOLE_LEVEL = 0.95  # less covered than this and enclosed by the head: a hole (`without_holes`)
 # A face the model does not see as a head (a stylised face, a texture, a drawing: it was fitted on renders) is

@@ -1,6 +1,6 @@
 """One shard's frames through `ExpressionRenderer` in a stream (`StreamingRender`): readers and writers in threads,
 inference in the calling thread, batches formed across frames, a bounded number of frames in memory
-(`reggan_plugin.streaming`); frames committed in order, a bad frame recorded in the `RenderSummary`."""
+(`reggan_plugin.sequence.streaming`); frames committed in order, a bad frame recorded in the `RenderSummary`."""
 from __future__ import annotations
 
 import logging
@@ -10,18 +10,18 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from .atomic import temp_path
-from .config import EditConfig, SequenceConfig
-from .crop_inference import EditedCrops
-from .errors import InputError, ModelError, NumericalError, RegganError
-from .faces import Face
-from .faces.locate import FaceLocator
-from .imageio import ImageData, read_image, write_image
-from .imageio.ocio import FrameColours
-from .prepared_image import PreparedImage
-from .render_summary import RenderSummary
-from .renderer import ExpressionRenderer
-from .sequence import output_path
+from ..atomic import temp_path
+from ..config import EditConfig, SequenceConfig
+from ..edit.crop_inference import EditedCrops
+from ..errors import InputError, ModelError, NumericalError, RegganError
+from ..faces import Face
+from ..faces.locate import FaceLocator
+from ..imageio import ImageData, read_image, write_image
+from ..imageio.ocio import FrameColours
+from ..prepared_image import PreparedImage
+from ..render_summary import RenderSummary
+from ..renderer import ExpressionRenderer
+from .shards import output_path
 from .streaming import batch_by, ordered_map
 
 log = logging.getLogger(__name__)

@@ -6,20 +6,20 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .arrays import Array
-from .backends import Backend
+from ..arrays import Array
+from ..backends import Backend
 from .face_level import lift_gains, lifted, scaled_back
 from .interior import Inside
 
 
 class EditedCrops(NamedTuple):
     """One picture's edited crops: the faces' ([n,S,S,3 or 5], as `ExpressionRenderer.forward`) and the mouths', and
-    what the edit draws into its mouths (`reggan_plugin.interior`)."""
+    what the edit draws into its mouths (`reggan_plugin.edit.interior`)."""
 
     faces: Array
     mouths: Array | None = None
     interior: Inside | None = None
-    photo: float = 0.0  # the share of the model's gains for photographs its faces took (reggan_plugin.subject)
+    photo: float = 0.0  # the share of the model's gains for photographs its faces took (reggan_plugin.edit.subject)
 
 
 def edit_crops(backend: Backend, weights: Array, crops: Array, intensity: float | Array, batch: int,

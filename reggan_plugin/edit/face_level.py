@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arrays import Array, FloatArray
+from ..arrays import Array, FloatArray
+from ..imageio.colour import srgb_decode, srgb_encode
+from ..imaging.tone import REC709_LUMA
 from .calibration import ellipse_region
-from .imageio.colour import srgb_decode, srgb_encode
-from .imaging import REC709_LUMA
 
 # the face in a crop (centre and radii as fractions of the crop: cheeks, nose and mouth, little hair or background)
 FACE_ELLIPSE = (0.5, 0.55, 0.28, 0.36)

@@ -13,9 +13,9 @@ import dataclasses
 import numpy as np
 from PIL import Image
 
-from .arrays import FloatArray
-from .imageio import ImageData, to_network_rgb
-from .imaging import REC709_LUMA, luma
+from ..arrays import FloatArray
+from ..imageio import ImageData, to_network_rgb
+from ..imaging.tone import REC709_LUMA, luma
 
 CUT_THRESHOLD = 0.02
 THUMB = 32

@@ -32,14 +32,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.align import CANONICAL_5PT, MOUTH_DROP, Matrix, invert_affine
-from reggan_plugin.grain import GRAIN_REACH, gaussian_blurred, grain_level, moving_structure
-from reggan_plugin.imaging import REC709_LUMA, luma, smootherstep
-from reggan_plugin.resample import sample, sample_planes, sample_planes_cubic, warp_planes_from_crop
+from reggan_plugin.geometry.align import CANONICAL_5PT, MOUTH_DROP, Matrix, invert_affine
+from reggan_plugin.geometry.resample import sample, sample_planes, sample_planes_cubic, warp_planes_from_crop
+from reggan_plugin.imaging.filters import GRAIN_REACH, gaussian_blurred, grain_level, moving_structure
+from reggan_plugin.imaging.tone import REC709_LUMA, luma, smootherstep
 
-from .arrays import Array, FloatArray
+from ..arrays import Array, FloatArray
 
-# Mask ellipse in crop units (see align.py's template notes: brows y ~0.305, chin y ~0.854,
+# Mask ellipse in crop units (see geometry/align.py's template notes: brows y ~0.305, chin y ~0.854,
 # jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
 # its radii: y 0.205 .. 0.955, x 0.1375 .. 0.8625 with the defaults.
 MASK_CENTER = (0.5, 0.58)
@@ -131,7 +131,7 @@ def as_shading(delta: Array, base: Array) -> Array:
     """``delta``'s change of luma as a change of ``base``'s shading: ``base`` scaled by the ratio of its luma's
     change, so the result has ``delta``'s luma and ``base``'s colour (near-black pixels lifted to a grey of luma
     ``_DARK`` first, where their colour says nothing)."""
-    base_luma = luma(base, REC709_LUMA)  # written out, not ``base @ REC709_LUMA``: see imaging.luma
+    base_luma = luma(base, REC709_LUMA)  # written out, not ``base @ REC709_LUMA``: see imaging.tone.luma
     ratio = luma(delta, REC709_LUMA) / np.maximum(base_luma, _DARK)
     shaded: Array = (base + np.maximum(_DARK - base_luma, 0.0)[..., None]) * ratio[..., None]
     return shaded
@@ -163,9 +163,9 @@ def crop_planes(
     """The crop-space half of paste-back: SxSx(4, 6 or 7) float32 planes, the difference to paste (crop_out less the
     moved crop_in, less its colour cast when ``colour_match``, as a change of shading where ``colour_weight`` is
     below 1), the mask, the motion when there is one and the gap when there is one. Arguments as in `paste_back`;
-    ``moved``: ``crop_in`` moved by ``motion`` as the caller has it (`reggan_plugin.lips.moved_in_picture`), instead
+    ``moved``: ``crop_in`` moved by ``motion`` as the caller has it (`reggan_plugin.edit.lips.moved_in_picture`), instead
     of moving it here; ``gap`` (SxS [0, 1], with a motion): where the paste shows crop_out alone, none of the moved
-    frame (`reggan_plugin.lips.split_at_lips`: the gap opened between the lips reads one row of the picture, whose
+    frame (`reggan_plugin.edit.lips.split_at_lips`: the gap opened between the lips reads one row of the picture, whose
     detail, drawn down the gap, would stand in it as streaks); ``paint_blur``: the difference is pasted blurred by a
     Gaussian of this std (crop px), its finest part left out. A regression's paint is smoother than its input, so that
     part is mostly the input's own texture taken away: pasted onto a frame finer than the crop, it airbrushes the skin
@@ -253,7 +253,7 @@ def apply_planes(frame_rgb: Array, planes: Array, m: Matrix, *, inplace: bool = 
     """The frame-space half of paste-back: `crop_planes`' planes warped into the frame, the frame moved by the
     motion at its own resolution (none of it in the gap, where the planes have one) and the difference added under
     the mask. Returns ``(new_rgb, frame_mask)`` as `paste_back`. ``grain``: the frame's grain level under the mask's
-    box (`grain.grain_level`) when the caller has measured it already."""
+    box (`filters.grain_level`) when the caller has measured it already."""
     frame = np.asarray(frame_rgb, dtype=np.float32)
     if frame.ndim != 3 or frame.shape[2] != 3:
         raise ValueError(f"frame must be HxWx3, got {frame.shape}")
@@ -284,7 +284,7 @@ def apply_planes(frame_rgb: Array, planes: Array, m: Matrix, *, inplace: bool = 
             sx, sy = inv[0, 0] * mx + inv[0, 1] * my, inv[1, 0] * mx + inv[1, 1] * my
             ys = np.broadcast_to(np.arange(roi[0].start, roi[0].stop, dtype=np.float32)[:, None], sel.shape)[sel]
             xs = np.broadcast_to(np.arange(roi[1].start, roi[1].stop, dtype=np.float32)[None, :], sel.shape)[sel]
-            # the structure moves, the grain stays (reggan_plugin.grain), over the region the motion reads
+            # the structure moves, the grain stays (reggan_plugin.imaging.filters), over the region the motion reads
             reach = int(np.ceil(max(np.abs(sx).max(), np.abs(sy).max()))) + GRAIN_REACH + 1
             y0, x0 = max(roi[0].start - reach, 0), max(roi[1].start - reach, 0)
             area = frame[y0 : roi[0].stop + reach, x0 : roi[1].stop + reach]

@@ -19,9 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..arrays import Array
+from ..geometry.align import LARGE_FACE_SCALE, Matrix, matrix_scale
 from . import lips
-from .align import LARGE_FACE_SCALE, Matrix, matrix_scale
-from .arrays import Array
 from .blend import crop_planes
 from .coverage import FaceCoverage, kept_on_the_head
 from .interior import Inside, Opening, amount_for, draw, gap_opening, mouth_softness, past_lip_rims
@@ -87,7 +87,7 @@ def keep_mouth_originals(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceE
 
 
 def cover_heads(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceEdit]:
-    """Where each crop shows the head (`reggan_plugin.coverage`), all faces in one run of the model."""
+    """Where each crop shows the head (`reggan_plugin.edit.coverage`), all faces in one run of the model."""
     if ctx.coverage is None or not faces:
         return faces
     heads = ctx.coverage(np.stack([np.asarray(face.crop_in, np.float32) for face in faces]))

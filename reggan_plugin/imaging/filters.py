@@ -1,4 +1,4 @@
-"""Structure and grain of a picture: a non-local mean (Buades et al. 2005) and the rest.
+"""Filters on a picture: Gaussian blur, and its split into structure and grain (a non-local mean, Buades et al. 2005).
 
 Paste-back moves the frame by the model's motion. Moving every pixel would move the picture's grain with the
 face: render noise, sensor noise and the finest texture, which belong to the image, not to the surface, and
@@ -24,8 +24,8 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from .arrays import Array
-from .imaging import REC601_LUMA, luma
+from ..arrays import Array
+from .tone import REC601_LUMA, luma
 
 SEARCH_RADIUS = 2  # px of the picture: a pixel is averaged with those of its 5 x 5 window (grain is a pixel-scale
 # thing whatever the face size; a 7 x 7 window was no better under render noise and slower)
@@ -48,7 +48,7 @@ BLOCKY = 1.3  # ``blockiness`` from which a picture's blocks count as grain: cle
 # (JPEG) measure 1.01-1.10, a photo pasted square into a grey frame 1.13, renders saved at JPEG quality 90
 # 1.08-1.22, at 75 1.33-1.64, at 50 1.70-2.17
 BLOCKS_MIN_SIDE = 128  # px: a smaller picture (a face of under about 100 px) is not judged for blocks (``blockiness``)
-LUMA = REC601_LUMA  # the picture's structure is read in Rec. 601 luma (reggan_plugin.imaging)
+LUMA = REC601_LUMA  # the picture's structure is read in Rec. 601 luma (reggan_plugin.imaging.tone)
 BAND_ROWS = 128  # rows the split works on at a time (``in_bands``): its filters hold a dozen arrays the size of what
 # they work on, over 300 MB for a 4K close-up's face region in one piece, and pictures are split in several threads
 

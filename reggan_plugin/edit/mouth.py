@@ -22,7 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from .align import (
+from ..arrays import Array
+from ..artifact import ModelArtifact, default_model_path, load_artifact, parse_expression
+from ..backends import create_backend
+from ..backends.preview_graph import stage_network
+from ..config import InferenceConfig
+from ..errors import ModelError
+from ..geometry.align import (
     FULL_LARGE_FACE_SCALE,
     LARGE_FACE_SCALE,
     MOUTH_ZOOM,
@@ -33,15 +39,9 @@ from .align import (
     similarity_from_points,
     units_to_crop_px,
 )
-from .arrays import Array
-from .artifact import ModelArtifact, default_model_path, load_artifact, parse_expression
-from .backends import create_backend
+from ..geometry.resample import crop_roi, warp_to_crop
 from .blend import crop_planes, feather_mask
-from .config import InferenceConfig
-from .errors import ModelError
 from .lips import lips_whole
-from .preview_graph import stage_network
-from .resample import crop_roi, warp_to_crop
 
 MOUTH_MASK_RADII = (0.36, 0.30)  # mouth crop units: the lips and a jaw drop's reach, wider than tall
 MOUTH_MASK_FEATHER = 0.3
@@ -85,7 +85,7 @@ def pass_expressions(artifact: ModelArtifact) -> tuple[str, ...]:
 
 def bundled_mouth_model_path() -> Path:
     """The mouth model that ships beside the default face model (fitted on the same renders; MODEL_CARD.md)."""
-    return Path(__file__).with_name("models") / "mouth.onnx"
+    return Path(__file__).parents[1] / "models" / "mouth.onnx"
 
 
 @dataclass
@@ -124,7 +124,7 @@ class MouthPass:
         network, self.outputs = stage_network(artifact, inference.stage)
         self.backend = create_backend(network, inference.backend, precision=inference.precision)
         self.mask = feather_mask(self.size, center=(0.5, 0.5), radii=MOUTH_MASK_RADII, feather=MOUTH_MASK_FEATHER)
-        # where the motion opens the mouth the lips move whole, as in the face pass (reggan_plugin.lips)
+        # where the motion opens the mouth the lips move whole, as in the face pass (reggan_plugin.edit.lips)
         self.lip_corners = units_to_crop_px(template[3:5], self.size) if inference.lip_split else None
         # where the face pass pastes its paint as a change of shading, so does the mouth pass: the same weight, in
         # the mouth crop (its mask reaches past the lips onto the skin)

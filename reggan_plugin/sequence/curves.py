@@ -27,10 +27,10 @@ from typing import NoReturn
 
 import numpy as np
 
-from .arrays import Float64Array, IntArray
-from .errors import InputError
-from .expressions import EXPRESSIONS
-from .text_input import read_text_input
+from ..arrays import Float64Array, IntArray
+from ..errors import InputError
+from ..expressions import EXPRESSIONS
+from ..text_input import read_text_input
 
 FRAME_COLUMN = "frame"
 SUM_SLACK = 1e-6  # as `artifact.parse_expression`: weights may sum to 1 + this (decimal rounding)

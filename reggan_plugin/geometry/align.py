@@ -1,5 +1,5 @@
 """Face alignment geometry: canonical crop template and similarity fits (pure numpy; the warps that use them:
-`reggan_plugin.resample`).
+`reggan_plugin.geometry.resample`).
 
 Conventions:
 - Points are (x, y) in pixels with pixel CENTRES at integer coordinates: pixel (0, 0) spans
@@ -24,7 +24,7 @@ from typing import Literal, TypeAlias
 
 import numpy as np
 
-from .arrays import Array, Float64Array
+from ..arrays import Array, Float64Array
 
 Matrix: TypeAlias = Float64Array
 """(2, 3) float64 affine map, frame pixels -> crop pixels."""
@@ -61,7 +61,7 @@ MOUTH_ZOOM = 2.0
 LARGE_FACE_SCALE = 0.25
 """Face crop px per frame px at or below which a face counts as large: paste-back magnifies the crop's paint four
 times or more (a face crop of 512 frame px: a detector box from about 285 px). Its lips move whole
-(`reggan_plugin.lips`), and the mouth pass (`reggan_plugin.mouth`) and the drawn interior (`reggan_plugin.interior`)
+(`reggan_plugin.edit.lips`), and the mouth pass (`reggan_plugin.edit.mouth`) and the drawn interior (`reggan_plugin.edit.interior`)
 fade in."""
 FULL_LARGE_FACE_SCALE = 0.125
 """... and at or below which (the paint magnified eight times or more) the mouth pass and the drawn interior apply

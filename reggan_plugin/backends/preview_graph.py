@@ -17,10 +17,10 @@ import logging
 from collections.abc import Iterator
 from pathlib import Path
 
-from .artifact import ModelArtifact, load_artifact
-from .atomic import write_bytes
-from .errors import ModelError, RegganError, shown
-from .user_cache import cache_root
+from ..artifact import ModelArtifact, load_artifact
+from ..atomic import write_bytes
+from ..errors import ModelError, RegganError, shown
+from ..user_cache import cache_root
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ photo``), per expression (metadata key ``reggan.paste_gains``, JSON ``{"photo": 
 A ``teeth`` key, which older model files carry (a smile's drawn teeth, since removed), is read and ignored.
 
 An expression mix takes each expression's gains in proportion to its weight. Renders (the default subject), and a
-model without gains for the subject, are edited as fitted. The bundled mouth pass (``reggan_plugin.mouth``) paints
+model without gains for the subject, are edited as fitted. The bundled mouth pass (``reggan_plugin.edit.mouth``) paints
 no smile, so a large face's smile takes its gains too. The bundled model's gains and how they were chosen:
 MODEL_CARD.md, docs/PHOTO_GAINS.md.
 """
@@ -30,11 +30,11 @@ from typing import Any
 
 import numpy as np
 
-from .arrays import Array, FloatArray
-from .artifact import ModelArtifact
+from ..arrays import Array, FloatArray
+from ..artifact import ModelArtifact
+from ..errors import ModelError
+from ..geometry.resample import sample
 from .blend import template_ellipse
-from .errors import ModelError
-from .resample import sample
 
 METADATA_KEY = "reggan.paste_gains"
 # the ellipse about the mouth, in crop units at the canonical template's eye distance, centred this far below the

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .arrays import Array
+from ..arrays import Array
 
 REC601_LUMA = np.array([0.299, 0.587, 0.114], np.float32)
 """Rec. 601 luma weights, RGB."""

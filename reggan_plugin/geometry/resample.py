@@ -1,7 +1,7 @@
 """Resampling between a frame and its crops: bilinear warps into and out of a crop (mean-pooled first on a strong
 downscale), scattered bilinear and bicubic samples, and the frame region a crop covers (numpy, OpenCV for bicubic).
 
-Conventions as in `reggan_plugin.align`: pixel centres at integer coordinates, a ``Matrix`` maps frame pixels to
+Conventions as in `reggan_plugin.geometry.align`: pixel centres at integer coordinates, a ``Matrix`` maps frame pixels to
 crop pixels, images are HxWxC float32 (any C), values not range-limited here.
 """
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import Literal
 import cv2
 import numpy as np
 
+from ..arrays import Array, FloatArray
 from .align import Matrix, apply_affine, invert_affine, matrix_scale
-from .arrays import Array, FloatArray
 
 
 def _box_downsample(img: Array, k: int, *, pad: Literal["edge", "constant"] = "edge") -> FloatArray:

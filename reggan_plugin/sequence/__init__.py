@@ -1,0 +1,1 @@
+"""Frames as a sequence: which ones a worker renders (`shards`, `frame_range`), per-frame curves, shot cuts, streaming."""
