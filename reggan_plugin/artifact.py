@@ -23,6 +23,7 @@ import numpy as np
 
 from .arrays import Array
 from .errors import ModelError, UsageError
+from .expressions import arkit_name, is_channel_mix
 
 FORMAT_VERSION = 1
 PREFIX = "reggan."
@@ -35,6 +36,21 @@ REQUIRED_KEYS = ("format_version", "input_size", "color_space", "value_range", "
 def default_model_path() -> Path:
     """The model that ships inside the package (trained by `reggan-plugin train`, see MODEL_CARD.md)."""
     return Path(__file__).with_name("models") / "default.onnx"
+
+
+def channels_model_path() -> Path:
+    """The bundled channel model: one expression per ARKit blendshape (`reggan_plugin.expressions`), fitted on renders
+    of each blendshape alone (recipes/channels.toml)."""
+    return Path(__file__).with_name("models") / "channels.onnx"
+
+
+def model_for(expression: str | Mapping[str, float], model: Path | None) -> Path | None:
+    """The model an expression needs: ``model`` when given; else the bundled channel model for ARKit channels, and
+    None (the bundled face model) for the six expressions."""
+    if model is not None:
+        return model
+    names = parse_expression(expression) if isinstance(expression, str) else expression
+    return channels_model_path() if is_channel_mix(names) else None
 
 
 def file_sha256(path: Path) -> str:
@@ -59,6 +75,11 @@ class ModelArtifact:
     provenance: dict[str, Any] = field(default_factory=dict)  # training data, iterations, metrics
     metadata: Mapping[str, str] = field(default_factory=dict)
 
+    @property
+    def adds_channels(self) -> bool:
+        """Whether this is a channel model: its expressions are ARKit blendshapes, which add up."""
+        return is_channel_mix(self.expressions)
+
     def expression_weights(self, expression: str | Mapping[str, float]) -> Array:
         """Weights over this model's expressions for a name ("happy"), a mix written "happy=0.5,surprised=0.5"
         (compound expressions) or a mapping {"happy": 0.5, "surprised": 0.5}.
@@ -71,14 +92,19 @@ class ModelArtifact:
         else:
             mix = dict(expression)
             check_mix(mix, repr(mix))
+        adds = self.adds_channels
         weights = np.zeros(len(self.expressions), np.float32)
         for name, weight in mix.items():
+            name = (arkit_name(name) or name) if adds else name
             if name not in self.expressions:
-                raise UsageError(f"unknown expression {name!r}; this model knows: {', '.join(self.expressions)}")
+                hint = " (ARKit channels: the channel model, the default when no --model is given)" if (
+                    arkit_name(name) and not adds) else ""
+                raise UsageError(f"unknown expression {name!r}; this model knows: {', '.join(self.expressions)}{hint}")
             weights[self.expressions.index(name)] = float(weight)
         if "neutral" in self.expressions and "neutral" not in mix:
             rest = 1.0 - sum(float(w) for w in mix.values())
-            weights[self.expressions.index("neutral")] = max(0.0, rest)
+            # channels add: each moves the face by its own change, so neutral takes the rest even below 0
+            weights[self.expressions.index("neutral")] = rest if adds else max(0.0, rest)
         if not weights.any():
             raise UsageError(f"bad expression {mix!r}: every weight is 0 and this model has no neutral to fill it")
         return weights
@@ -103,13 +129,13 @@ def parse_expression(text: str) -> dict[str, float]:
 
 
 def check_mix(mix: Mapping[str, float], shown: str) -> None:
-    """A mix's weights: each a finite number in [0, 1], summing to at most 1 (UsageError saying which rule is broken).
-    What a mix leaves is neutral (`ModelArtifact.expression_weights`)."""
+    """A mix's weights: each a finite number in [0, 1], summing to at most 1 unless they are ARKit channels, which add
+    (UsageError saying which rule is broken). What a mix leaves is neutral (`ModelArtifact.expression_weights`)."""
     for name, weight in mix.items():
         if isinstance(weight, bool) or not isinstance(weight, (int, float, np.floating)) or not 0.0 <= weight <= 1.0:
             raise UsageError(f"bad expression {shown}: the weight of {name!r} is {weight!r}; each weight is in [0, 1]")
     total = float(sum(mix.values()))
-    if total > 1.0 + 1e-6:
+    if total > 1.0 + 1e-6 and not is_channel_mix(mix):
         raise UsageError(f"bad expression {shown}: the weights sum to {total:g}; they must sum to at most 1")
 
 

@@ -6,6 +6,7 @@ Exit codes: 0 all frames done; 1 some frames failed or had no face (listed at th
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import logging
 import os
@@ -172,12 +173,13 @@ def render(frames: Path, out: Path, expression: str, intensity: float, model: Pa
     """
     from tqdm import tqdm
 
+    from .artifact import channels_model_path
     from .faces import load_faces_json, parse_region
     from .imageio import list_frames
     from .imageio.ocio import frame_colours
     from .pipeline import render_sequence
     from .renderer import ExpressionRenderer
-    from .sequence.curves import read_curves
+    from .sequence.curves import read_curves, read_table
     from .sequence.frame_range import FrameRange
     from .sequence.shards import Shard, check_out_dir
 
@@ -198,8 +200,12 @@ def render(frames: Path, out: Path, expression: str, intensity: float, model: Pa
             click.echo(f"colour: {colour}", err=True)
         if seq.faces:
             load_faces_json(seq.faces)
-        renderer = ExpressionRenderer(inference)
-        renderer.artifact.expression_weights(edit.expression)  # fail before the first frame
+        run_inference = inference
+        if curves is not None and model is None and read_table(curves).arkit:  # ARKit curves drive the channel model
+            run_inference = dataclasses.replace(inference, model=channels_model_path())
+        renderer = ExpressionRenderer(run_inference)
+        if curves is None:
+            renderer.artifact.expression_weights(edit.expression)  # fail before the first frame
         curve_mixes = read_curves(curves, renderer.artifact.expressions) if curves else None  # checked against the
         # folder's frames by render_sequence before any is read
         click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)
@@ -209,7 +215,7 @@ def render(frames: Path, out: Path, expression: str, intensity: float, model: Pa
                 bar.n = done
                 bar.refresh()
 
-            return render_sequence(seq, edit, inference, renderer=renderer, progress=progress, curves=curve_mixes)
+            return render_sequence(seq, edit, run_inference, renderer=renderer, progress=progress, curves=curve_mixes)
 
     summary = run_or_exit(go)
     for line in summary.lines():

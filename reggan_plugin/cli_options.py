@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 
 import click
 
+from .artifact import model_for
 from .config import (
     BACKENDS,
     PRECISIONS,
@@ -104,8 +105,7 @@ def build_configs(expression: str, intensity: float, model: Path | None, backend
                   batch: int, stage: Stage, trust_box: bool, region_graphs: RegionGraphs, skin_paint: SkinPaint,
                   mouth_pass: bool, lip_split: bool, coverage: bool, mouth_model: Path | None, subject: Subject
                   ) -> tuple[EditConfig, InferenceConfig]:
-    return EditConfig(expression, intensity), InferenceConfig(model, backend, precision, batch, stage,
-                                                              find_in_box=not trust_box, region_graphs=region_graphs,
-                                                              skin_paint=skin_paint, mouth_pass=mouth_pass,
-                                                              lip_split=lip_split, mouth_model=mouth_model,
-                                                              subject=subject, coverage=coverage)
+    edit = EditConfig(expression, intensity)  # checks the expression before a model is chosen for it
+    return edit, InferenceConfig(model_for(expression, model), backend, precision, batch, stage, find_in_box=not trust_box,
+                                 region_graphs=region_graphs, skin_paint=skin_paint, mouth_pass=mouth_pass,
+                                 lip_split=lip_split, mouth_model=mouth_model, subject=subject, coverage=coverage)

@@ -12,10 +12,11 @@ from test_mouth import face_of, frame
 
 from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
 from reggan_plugin.errors import InputError
+from reggan_plugin.expressions import ARKIT_BLENDSHAPES
 from reggan_plugin.imageio import ImageData, read_image
 from reggan_plugin.pipeline import render_sequence
 from reggan_plugin.renderer import ExpressionRenderer
-from reggan_plugin.sequence.curves import ARKIT_BLENDSHAPES, ExpressionCurves, frame_number, read_curves, read_table
+from reggan_plugin.sequence.curves import ExpressionCurves, frame_number, read_curves, read_table
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
 # Live Link Face's header: Timecode, BlendShapeCount, the 52 blendshapes capitalised, the head's and eyes' rotations
@@ -92,17 +93,27 @@ def test_bad_curves_are_one_error_naming_the_file_and_the_reason(tmp_path, text,
     assert message.startswith(str(path)) and words in message and "\n" not in message
 
 
-def test_a_live_link_capture_is_recognised_and_its_blendshapes_refused_by_name(tmp_path):
+def test_a_live_link_capture_drives_the_channel_model_and_is_refused_by_the_face_model(tmp_path):
     path = _live_link(tmp_path)
-    table = read_table(path)  # read for a channel model: the 52 channels by ARKit's spelling, rotations left out
+    table = read_table(path)  # the 52 channels by ARKit's spelling, rotations left out
     assert table.live_link and table.names == ARKIT_BLENDSHAPES and table.keys is None
     assert table.values.shape == (3, 52) and table.values[0, 3] == pytest.approx(0.03)
     with pytest.raises(InputError) as err:
         read_curves(path)
     message = str(err.value)
-    for words in ("Live Link Face", "EyeBlinkLeft", "and 48 more", "happy, sad, surprised, angry, disgusted, fearful",
-                  "no model of ARKit blendshapes"):
+    for words in ("Live Link Face", "EyeBlinkLeft", "and 48 more", "drive the channel model"):
         assert words in message
+    channels = ("neutral", *(n for n in ARKIT_BLENDSHAPES if n != "tongueOut"))
+    curves = read_curves(path, channels)  # tongueOut, which the channel model lacks, is read past
+    assert curves.names == channels[1:] and curves.values.shape == (3, 51)
+    assert curves.values[0, 3] == pytest.approx(0.03)
+    with pytest.raises(InputError, match="'happy' is not an ARKit blendshape"):
+        read_curves(_csv(tmp_path, "jawOpen,happy\n0.3,0.2\n"), channels)
+
+
+def test_channel_curves_add_past_1():
+    curves = ExpressionCurves.from_keys({1: {"jawOpen": 0.9, "mouthSmileLeft": 0.8}, 2: {}})
+    assert curves.mix_at(1) == {"jawOpen": 0.9, "mouthSmileLeft": 0.8}
 
 
 def test_curves_made_in_memory_are_checked_alike():

@@ -287,6 +287,21 @@ def test_ridge_normal_equations_solve_like_fit_ridge():
     assert torch.allclose(apply_ridge(x, w, b, 3), layer(x, torch.ones(12, 1)), atol=1e-5)
 
 
+def test_a_ridge_toward_identity_copies_where_the_pairs_say_little():
+    """Two pairs that change nothing: the ridge toward 0 darkens the copy by its shrinkage, the one toward the identity
+    copies; both solvers agree."""
+    from training.losses import apply_ridge, ridge_normal_equations, ridge_solve
+    from training.models import fit_ridge
+
+    x = torch.rand(2, 3, 6, 6, generator=torch.Generator().manual_seed(1)) * 2 - 1
+    towards_zero = apply_ridge(x, *fit_ridge(x, x, 3, 1.0), 3)
+    w, b = fit_ridge(x, x, 3, 1.0, toward_identity=True)
+    w2, b2 = ridge_solve(*ridge_normal_equations(x, x, 3), 1.0, toward_identity=True)
+    assert torch.allclose(w, w2, atol=1e-6) and torch.allclose(b, b2, atol=1e-6)
+    assert float((apply_ridge(x, w, b, 3) - x).abs().max()) < 1e-5
+    assert float((towards_zero - x).abs().mean()) > 0.05
+
+
 def test_select_ridge_prefers_a_field_that_reaches_the_motion():
     from training.losses import ridge_table_markdown, select_ridge
 

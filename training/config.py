@@ -4,9 +4,8 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
-from reggan_plugin.expressions import EXPRESSIONS
+from reggan_plugin.expressions import ARKIT_BLENDSHAPES, EXPRESSIONS
 from reggan_plugin.geometry.align import CropKind
-from reggan_plugin.sequence.curves import ARKIT_BLENDSHAPES
 
 
 def strict_from_dict(cls, data: dict):

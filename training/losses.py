@@ -33,6 +33,14 @@ from .models.stage1 import shifted_views
 
 
 @torch.no_grad()
+def identity_prior(taps: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """[taps]: the solution that copies the pixel (centre tap 1, the others and the bias 0). Shrinking toward it
+    rather than toward 0 keeps a fit on a few pairs from darkening the face: few pairs, little evidence of change."""
+    prior = torch.zeros(taps, dtype=dtype, device=device)
+    prior[(taps - 1) // 2] = 1.0
+    return prior
+
+
 def ridge_normal_equations(neutral: Tensor, target: Tensor, radius: int, chunk: int = 64) -> tuple[Tensor, Tensor]:
     """(X^T X [C,H,W,k,k], X^T t [C,H,W,k]) float64, k = r*r + 1: the design of `fit_ridge`
     (r x r same-channel neighbourhood, replicate padding, then a constant 1)."""
@@ -50,10 +58,13 @@ def ridge_normal_equations(neutral: Tensor, target: Tensor, radius: int, chunk: 
 
 
 @torch.no_grad()
-def ridge_solve(gram: Tensor, moment: Tensor, lam: float) -> tuple[Tensor, Tensor]:
-    """Solve (X^T X + lam I) w = X^T t -> (weight [C, r*r, H, W], bias [C, H, W]) float32."""
+def ridge_solve(gram: Tensor, moment: Tensor, lam: float, toward_identity: bool = False) -> tuple[Tensor, Tensor]:
+    """Solve (X^T X + lam I) w = X^T t + lam w0 -> (weight [C, r*r, H, W], bias [C, H, W]) float32; w0 is 0, or
+    with ``toward_identity`` the map that copies its input (`identity_prior`)."""
     taps = gram.shape[-1]
     eye = torch.eye(taps, dtype=gram.dtype, device=gram.device)
+    if toward_identity:
+        moment = moment + lam * identity_prior(taps, gram.dtype, gram.device)
     solution = torch.linalg.solve(gram + lam * eye, moment.unsqueeze(-1)).squeeze(-1)
     return solution[..., :-1].permute(0, 3, 1, 2).float().contiguous(), solution[..., -1].float().contiguous()
 
@@ -84,7 +95,8 @@ def psnr(a: Tensor, b: Tensor) -> float:
 
 @torch.no_grad()
 def select_ridge(train: dict[str, tuple[Tensor, Tensor]], val: dict[str, tuple[Tensor, Tensor]],
-                 radii: tuple[int, ...], lambdas: tuple[float, ...]) -> tuple[int, dict[str, float], list[RidgeRow]]:
+                 radii: tuple[int, ...], lambdas: tuple[float, ...], toward_identity: bool = False
+                 ) -> tuple[int, dict[str, float], list[RidgeRow]]:
     """Choose stage 1's radius (one for all expressions: the model has one) and a lambda per expression.
 
     ``train`` / ``val`` map expression -> (neutral, target) [n,3,S,S]. The radius minimises the mean over
@@ -98,7 +110,7 @@ def select_ridge(train: dict[str, tuple[Tensor, Tensor]], val: dict[str, tuple[T
         for r in radii:
             gram, moment = ridge_normal_equations(xt, tt, r)
             for lam in lambdas:
-                w, b = ridge_solve(gram, moment, lam)
+                w, b = ridge_solve(gram, moment, lam, toward_identity)
                 pred = apply_ridge(xv, w, b, r)
                 rows.append(RidgeRow(expr, r, lam, float((pred - tv).abs().mean()), psnr(pred, tv), copy))
             del gram, moment

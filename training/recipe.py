@@ -20,6 +20,7 @@ import click
 
 from reggan_plugin.errors import UsageError
 
+REPO = Path(__file__).resolve().parents[1]
 RECIPE_KEY = "reggan.recipe"
 """Model metadata: the recipe that built it ({"name", "sha256", "text"})."""
 PROVENANCE_KEY = "reggan.provenance"
@@ -36,7 +37,9 @@ class DataSpec:
     seed: int = 0
     start: int = 0
     samples: int = 8
-    expressions: tuple[str, ...] = ()  # empty: the recipes table's basic expressions
+    expressions: tuple[str, ...] = ()  # empty: the recipes table's basic expressions; ["all"]: every one it has
+    recipes: str = ""  # the expression table (training/synth/recipes.json's layout), relative to the repository; empty:
+    # that one
     yaw: tuple[float, float] | None = None
     pitch: float = 8.0
 
@@ -123,13 +126,14 @@ def load_recipe(path: Path) -> Recipe:
 
 
 def _render(spec: DataSpec, folder: Path, face_model: Path, log: Callable[[str], None]) -> None:
-    from .synth.recipes import load_recipes, parse_expressions
+    from .synth.recipes import RECIPES_PATH, load_recipes, parse_expressions
     from .synth.render import RenderConfig, render_dataset
 
-    names = parse_expressions(spec.expressions or None, load_recipes())
+    table = REPO / spec.recipes if spec.recipes else RECIPES_PATH
+    names = parse_expressions(spec.expressions or None, load_recipes(table))
     config = RenderConfig(out=folder, face_model=face_model, identities=spec.identities, start=spec.start,
                           expressions=names, size=spec.size, seed=spec.seed, samples=spec.samples,
-                          yaw=spec.yaw, pitch=spec.pitch)
+                          yaw=spec.yaw, pitch=spec.pitch, recipes=table)
     summary = render_dataset(config, progress=False, log=log)
     log(f"data {spec.name}: {summary.rendered} rendered, {summary.skipped} there")
 

@@ -29,25 +29,12 @@ import numpy as np
 
 from ..arrays import Float64Array, IntArray
 from ..errors import InputError
-from ..expressions import EXPRESSIONS
+from ..expressions import ARKIT_BLENDSHAPES, EXPRESSIONS, is_channel_mix
 from ..text_input import read_text_input
 
 FRAME_COLUMN = "frame"
 SUM_SLACK = 1e-6  # as `artifact.parse_expression`: weights may sum to 1 + this (decimal rounding)
 
-# ARKit's blendshape locations (ARFaceAnchor.BlendShapeLocation), in Apple's order; Live Link Face writes them
-# capitalised (EyeBlinkLeft). Matched without regard to case.
-ARKIT_BLENDSHAPES: tuple[str, ...] = (
-    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
-    "eyeWideLeft", "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight",
-    "eyeSquintRight", "eyeWideRight", "jawForward", "jawLeft", "jawRight", "jawOpen", "mouthClose", "mouthFunnel",
-    "mouthPucker", "mouthLeft", "mouthRight", "mouthSmileLeft", "mouthSmileRight", "mouthFrownLeft",
-    "mouthFrownRight", "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft", "mouthStretchRight",
-    "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper", "mouthPressLeft", "mouthPressRight",
-    "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft", "mouthUpperUpRight", "browDownLeft",
-    "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight", "cheekPuff", "cheekSquintLeft",
-    "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
-)
 _ARKIT = {name.lower(): name for name in ARKIT_BLENDSHAPES}
 # Live Link Face's columns that are not blendshapes: when the file is one, they are read past
 LIVE_LINK_MARKERS = ("timecode", "blendshapecount")
@@ -82,7 +69,7 @@ class ExpressionCurves:
     """Expression weights over frames: `mix_at` a frame, `mixes_for` a folder's frames.
 
     names: expressions (never neutral: it is the rest of each row); values: float64 [K, E] in [0, 1], each row summing
-    to at most 1; keys: int64 [K] strictly increasing frame numbers, or None (row i is the i-th frame, in sorted order).
+    to at most 1 unless the names are ARKit channels, which add; keys: int64 [K] strictly increasing frame numbers, or None (row i is the i-th frame, in sorted order).
     Constructing one checks all of it (`InputError` naming ``path``, or the curves when made in memory).
     """
 
@@ -116,7 +103,7 @@ class ExpressionCurves:
                 if not 0.0 <= value <= 1.0:
                     self._fail(f"{where}: {name} {value:g} is outside [0, 1]")
             total = float(values[row].sum())
-            if total > 1.0 + SUM_SLACK:
+            if total > 1.0 + SUM_SLACK and not is_channel_mix(self.names):
                 self._fail(f"{where}: the weights sum to {total:g}; at most 1 (the rest is neutral)")
         if self.keys is not None:
             keys = self.keys
@@ -220,15 +207,23 @@ def read_table(path: Path) -> CurveTable:
 
 
 def read_curves(path: Path, expressions: Sequence[str] = EXPRESSIONS) -> ExpressionCurves:
-    """A curves CSV as `ExpressionCurves` over ``expressions`` (the model's; neutral is implied). InputError for
-    ARKit blendshape columns (no channel model yet), unknown columns and every bad value."""
+    """A curves CSV as `ExpressionCurves` over ``expressions`` (the model's; neutral is implied). ARKit blendshape
+    columns need a channel model (``expressions`` its channels; tongueOut, which it lacks, is read past); InputError
+    for them with the face model, for unknown columns and for every bad value."""
     table = read_table(path)
-    if table.arkit:
+    channel_model = is_channel_mix(expressions)
+    if table.arkit and not channel_model:
         what = "a Live Link Face capture" if table.live_link else "ARKit blendshape columns"
         shown = ", ".join(table.arkit[:4]) + (f" and {len(table.arkit) - 4} more" if len(table.arkit) > 4 else "")
-        known = ", ".join(e for e in expressions if e != "neutral")
-        raise InputError(path, f"{what} ({shown}): the bundled model edits the expressions {known} and has no model "
-                               "of ARKit blendshapes yet; give those expressions' weights as columns (docs/CURVES.md)")
+        raise InputError(path, f"{what} ({shown}) drive the channel model, not this one: leave --model out, or give "
+                               "only expression columns (docs/CURVES.md)")
+    if channel_model:
+        if len(table.arkit) != len(table.names):
+            other = next(n for n in table.names if n not in ARKIT_BLENDSHAPES)
+            raise InputError(path, f"column {other!r} is not an ARKit blendshape; channel curves are ARKit columns alone")
+        kept = [i for i, n in enumerate(table.names) if n in expressions]  # tongueOut: no such shape to move
+        return ExpressionCurves(tuple(table.names[i] for i in kept), table.values[:, kept], table.keys, table.path,
+                                table.lines)
     vocabulary = {e.lower(): e for e in expressions if e != "neutral"}
     names = []
     for name in table.names:

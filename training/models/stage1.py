@@ -127,14 +127,15 @@ def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps:
 
 @torch.no_grad()
 def fit_ridge(
-    neutral: Tensor, target: Tensor, radius: int = 3, lam: float = 0.4, chunk: int = 64
+    neutral: Tensor, target: Tensor, radius: int = 3, lam: float = 0.4, chunk: int = 64, toward_identity: bool = False
 ) -> tuple[Tensor, Tensor]:
     """Closed-form per-pixel ridge regression from neutral to target faces.
 
     neutral, target: [n, C, S, S] aligned pairs (network range). Returns (weight [C, r*r, S, S],
     bias [C, S, S]) minimising sum ||X w - t||^2 + lam ||w||^2 for each pixel and channel, where the
     design row X is the pixel's r x r neighbourhood followed by a constant 1 (the bias is regularised
-    too, as in the formula). Accumulates X^T X in float64 over chunks so n can be large.
+    too, as in the formula). Accumulates X^T X in float64 over chunks so n can be large. ``toward_identity``:
+    lam ||w - w0||^2 instead, w0 the map that copies its input (`training.losses.identity_prior`).
     """
     if neutral.shape != target.shape or neutral.dim() != 4:
         raise ValueError(f"neutral and target must be equal [n,C,S,S] tensors, got {tuple(neutral.shape)} and {tuple(target.shape)}")
@@ -149,6 +150,8 @@ def fit_ridge(
         gram += torch.einsum("nchwi,nchwj->chwij", design, design)
         moment += torch.einsum("nchwi,nchw->chwi", design, t)
     gram += lam * torch.eye(taps, dtype=torch.float64, device=neutral.device)
+    if toward_identity:
+        moment[..., (taps - 1) // 2] += lam
     solution = torch.linalg.solve(gram, moment.unsqueeze(-1)).squeeze(-1)  # [C,H,W,taps]
     weight = solution[..., :-1].permute(0, 3, 1, 2).float().contiguous()
     bias = solution[..., -1].float().contiguous()

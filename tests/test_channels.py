@@ -1,0 +1,45 @@
+"""ARKit channels: their names in any case, mixes that add past 1, the channel model chosen for them, and the bundled
+channel model's motion on the side a channel names."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reggan_plugin.artifact import ModelArtifact, channels_model_path, model_for, parse_expression
+from reggan_plugin.config import EditConfig
+from reggan_plugin.errors import UsageError
+from reggan_plugin.expressions import arkit_name, is_channel_mix
+
+
+def _artifact(expressions: tuple[str, ...]) -> ModelArtifact:
+    return ModelArtifact(path=Path("m.onnx"), sha256="0", input_size=64, expressions=expressions, has_intensity=True,
+                         color_space="srgb", value_range=(-1.0, 1.0), crop_template=None)
+
+
+def test_channel_names_are_read_in_any_case_and_nothing_else_is_a_channel() -> None:
+    assert arkit_name("MouthSmileLeft") == "mouthSmileLeft" and arkit_name(" jawopen ") == "jawOpen"
+    assert arkit_name("happy") is None and arkit_name("mouthSmile_L") is None
+    assert is_channel_mix({"jawOpen": 1.0, "BrowInnerUp": 0.2}) and not is_channel_mix({"jawOpen": 1, "happy": 0.2})
+    assert not is_channel_mix({})
+
+
+def test_channels_add_past_1_and_neutral_takes_the_rest_below_0() -> None:
+    channels = _artifact(("neutral", "jawOpen", "mouthSmileLeft", "browDownRight"))
+    weights = channels.expression_weights("jawOpen=0.5,MouthSmileLeft=1,browDownRight=0.3")
+    assert np.allclose(weights, [-0.8, 0.5, 1.0, 0.3])
+    with pytest.raises(UsageError, match="each weight is in"):
+        channels.expression_weights("jawOpen=1.5")
+    with pytest.raises(UsageError, match=r"sum to 1\.3"):  # the six expressions still blend, never add
+        parse_expression("happy=0.8,sad=0.5")
+    faces = _artifact(("neutral", "happy", "sad"))
+    with pytest.raises(UsageError, match="ARKit channels: the channel model"):
+        faces.expression_weights("jawOpen=0.5")
+    EditConfig({"jawOpen": 0.7, "mouthSmileLeft": 0.9})  # a channel mapping past 1 is a valid edit
+
+
+def test_the_channel_model_is_the_default_for_channels_alone() -> None:
+    assert model_for("jawOpen=0.5,mouthSmileLeft=1", None) == channels_model_path()
+    assert model_for("happy", None) is None and model_for("happy=0.5,sad=0.5", None) is None
+    assert model_for("jawOpen", Path("mine.onnx")) == Path("mine.onnx")
