@@ -43,3 +43,38 @@ def test_the_channel_model_is_the_default_for_channels_alone() -> None:
     assert model_for("jawOpen=0.5,mouthSmileLeft=1", None) == channels_model_path()
     assert model_for("happy", None) is None and model_for("happy=0.5,sad=0.5", None) is None
     assert model_for("jawOpen", Path("mine.onnx")) == Path("mine.onnx")
+
+
+@pytest.mark.parametrize(("channel", "named", "other", "upward"), [
+    ("mouthSmileLeft", 4, 3, True), ("mouthSmileRight", 3, 4, True),  # the person's left is the picture's right
+    ("eyeBlinkLeft", 1, 0, False), ("eyeBlinkRight", 0, 1, False),
+])
+def test_a_channel_moves_the_side_it_names_and_not_the_other(channel: str, named: int, other: int, upward: bool
+                                                             ) -> None:
+    """The bundled channel model's motion on the demo's face: around the named side's mouth corner or eye it moves the
+    face (up for a smile's corner, down for a lid), at least three times as far as around the other side's."""
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.faces.faces_json import load_faces_json
+    from reggan_plugin.geometry.align import crop_template
+    from reggan_plugin.geometry.resample import warp_to_crop
+    from reggan_plugin.imageio import read_image
+    from reggan_plugin.renderer import ExpressionRenderer
+
+    samples = Path(__file__).resolve().parents[1] / "samples"
+    renderer = ExpressionRenderer(InferenceConfig(model=channels_model_path(), backend="cpu"))
+    image = read_image(samples / "frames" / "shot_0001.png")
+    face = load_faces_json(samples / "faces.json").faces_for("shot_0001.png")[0]
+    m = renderer.crop_matrix(face, image.pixels.shape)
+    crop = warp_to_crop(np.asarray(image.pixels[..., :3], np.float32) / 255, m, renderer.size)[None]
+    motion = renderer.forward(crop, EditConfig({channel: 1.0}))[0, ..., 3:]
+    size = renderer.size
+    points = crop_template() * size
+
+    def around(index: int) -> np.ndarray:
+        x, y = np.rint(points[index]).astype(int)
+        r = max(2, size // 16)
+        return motion[y - r : y + r + 1, x - r : x + r + 1].reshape(-1, 2)
+
+    near, far = around(named), around(other)
+    assert np.abs(near).mean() > 3 * np.abs(far).mean(), (np.abs(near).mean(), np.abs(far).mean())
+    assert (near[:, 1].mean() > 0) == upward  # motion is where a pixel draws from: a raised corner draws from below

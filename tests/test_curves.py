@@ -263,11 +263,28 @@ def test_render_curves_end_to_end(tmp_path, tiny_model):
     assert got["f001.png"] not in {(tmp_path / f / "f001.png").read_bytes() for f in ("neutral", "happy")}
 
 
+def test_a_live_link_capture_drives_a_shot_on_the_channel_model(tmp_path):
+    """A Live Link Face file and no --model: the bundled channel model edits each frame by its row, and a row that
+    keys the same channels as --expression renders the same bytes."""
+    frames = _frames(tmp_path / "in", 3)
+    capture = _live_link(tmp_path)
+
+    def render(out: str, *how: object) -> None:
+        proc = cli("render", "--frames", frames, "--out", tmp_path / out, "--backend", "cpu", "--region", REGION, *how)
+        assert proc.returncode == 0 and "3 done" in proc.stderr, proc.stderr
+
+    render("take", "--curves", capture)
+    row = read_curves(capture, ("neutral", *(n for n in ARKIT_BLENDSHAPES if n != "tongueOut"))).mix_at(1)
+    render("one", "--expression", ",".join(f"{name}={weight:g}" for name, weight in row.items() if weight > 0))
+    assert (tmp_path / "take" / "f000.png").read_bytes() == (tmp_path / "one" / "f000.png").read_bytes()
+    assert (tmp_path / "take" / "f000.png").read_bytes() != (frames / "f000.png").read_bytes()
+
+
 @pytest.mark.parametrize(("text", "words"), [
     ("happy\n0\n0.5\n", "2 rows for 3 frames"),
     ("frame,happy\n1,0.2\n0,1\n", "comes after frame 1"),
     ("frame,jawOpen\n1,0.2\n", "ARKit blendshape columns (jawOpen)"),
-    (None, "Live Link Face capture"),
+    (None, "Live Link Face capture"),  # with a face model given
 ])
 def test_bad_curves_stop_the_render_before_any_frame(tmp_path, tiny_model, text, words):
     frames = _frames(tmp_path / "in", 3)

@@ -89,6 +89,18 @@ def table(results: dict[str, list[dict]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def strip(renderer: ExpressionRenderer, folder: Path, identity: str, rows: dict[str, list[dict[str, float]]],
+          out: Path) -> None:
+    """A picture of ``identity``'s neutral render edited by each row's mixes, left to right (a channel swept, or a
+    curve's frames), rows one under another; JPEG."""
+    neutral = _rgb(folder / identity / "neutral.png")
+    points = np.asarray(json.loads((folder / identity / "neutral.landmarks.json").read_text())["points"], float)
+    face = Face(box=box_from_landmarks(points), landmarks=points, source="given")
+    lines = [np.concatenate([renderer.apply_array(neutral, faces=[face], expression=mix) if mix else neutral
+                             for mix in mixes], axis=1) for mixes in rows.values()]
+    Image.fromarray(np.concatenate(lines, axis=0)).save(out, quality=90)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, action="append", required=True)
@@ -102,6 +114,16 @@ def main(argv: list[str] | None = None) -> int:
     if args.out is not None:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "channels.json").write_text(json.dumps(results, indent=1))
+        first = args.data[0]
+        steps = (0.0, 0.25, 0.5, 0.75, 1.0)
+        strip(renderer, first, "id00000", {c: [{c: w} if w else {} for w in steps]
+                                           for c in ("mouthSmileLeft", "jawOpen", "browInnerUp", "eyeBlinkRight")},
+              args.out / "sweep.jpg")
+        ramp = [{"mouthSmileLeft": min(1, f / 16), "mouthSmileRight": min(1, f / 24), "jawOpen": max(0, f - 24) / 24,
+                 "browInnerUp": max(0, f - 30) / 18} for f in range(0, 48, 8)] + [
+                {"mouthSmileLeft": 1, "mouthSmileRight": 1, "jawOpen": 1, "browInnerUp": 1}]
+        strip(renderer, first, "id00001", {"shot": [{k: v for k, v in m.items() if v > 0} for m in ramp]},
+              args.out / "shot.jpg")
         (args.out / "CHANNELS_EVAL.md").write_text(
             "# Channel model on held-out renders\n\nGain in dB of the edit over the neutral input against the true "
             "render, on the face, per channel group (mean over the mixes that move it).\n\n" + text)
