@@ -1,6 +1,7 @@
 """The render hook: with "Apply After Each Rendered Frame" on, every frame an animation render writes
 is edited into a sibling folder (<output folder>_reggan_<expression>/, or _reggan_mix/ with the Mix sliders,
-same file name); with "Use Mix Sliders" each frame gets the sliders at its own frame (blender_addon.mix).
+_reggan_channels/ with the Channel sliders, same file name); with "Use Mix Sliders" or "Use Channel Sliders" each frame
+gets the sliders at its own frame (blender_addon.mix).
 
 `render_write` runs on the main thread right after Blender wrote a frame: it only works out the
 faces (the scene is at that frame, so "From Scene" boxes are exact) and queues the file. A single
@@ -155,6 +156,8 @@ HOOK = HookQueue()
 
 @persistent
 def on_render_write(scene: Any, *_args: Any) -> None:
+    from reggan_plugin.errors import RegganError
+
     from . import operators
 
     settings = getattr(scene, "reggan", None)
@@ -169,7 +172,7 @@ def on_render_write(scene: Any, *_args: Any) -> None:
     try:
         faces = operators.given_faces(scene, height, width)
         run = operators.run_settings(bpy.context, scene)
-    except (LookupError, ValueError) as exc:
+    except (LookupError, ValueError, RegganError) as exc:  # e.g. no head, Mix past 1, no channel model
         HOOK.failed.append((source, str(exc)))
         log.warning("RegGAN render hook: %s: %s", source, exc)
         return

@@ -1,28 +1,49 @@
-"""The Mix sliders: one keyframable weight per expression, read at the frame being edited.
+"""The Mix and Channel sliders: one keyframable weight per expression, or per ARKit channel, read at the frame edited.
 
-A frame's sliders become one `EditConfig` (`slider_edit`): the sliders' sum is how far the face moves from the
+Which sliders drive the edit is the panel's choice (`driver`): the one Expression, the six Mix sliders, or the 51
+Channel sliders (ARKit's blendshapes less tongueOut, which the channel model has no render of).
+
+A frame's Mix sliders become one `EditConfig` (`slider_edit`): the sliders' sum is how far the face moves from the
 picture as it is (the edit's intensity, times the panel's Intensity) and their shares are the mix. So all sliders
 at 0 leave the frame as it was rendered, bit for bit (intensity 0), "happy" at 1 is exactly the single-expression
 happy edit, and "happy" keyed 0 -> 1 fades the smile in from the rendered face, not from the model's neutral face.
 Sliders summing to more than 1 are refused (`MixError`, shown in the panel): scaling them down would render weights
 the animator never keyed.
 
-The sliders are evaluated at a frame number from the scene's own animation (`slider_values`: each F-curve's
-`evaluate(frame)`), never by `scene.frame_set`: moving the playhead would run every frame-change handler and
-re-evaluate the whole scene (simulations, drivers, other add-ons) behind the user's back, and the render hook
+A frame's Channel sliders become the channel model's edit (`channel_edit`): the channels above 0 as the expression,
+each at its own weight (channels add: they may sum past 1), at the panel's Intensity; all of them at 0 is intensity
+0, the frame as rendered, bit for bit, as with the Mix sliders.
+
+The sliders are evaluated at a frame number from the scene's own animation (`slider_values`, `channel_values`: each
+F-curve's `evaluate(frame)`), never by `scene.frame_set`: moving the playhead would run every frame-change handler
+and re-evaluate the whole scene (simulations, drivers, other add-ons) behind the user's back, and the render hook
 and "Apply to Frames" must both read the same numbers for a frame whatever frame the UI shows.
 Only the scene's active action is read (not NLA strips or drivers on the sliders).
 """
 from __future__ import annotations
 
-from collections.abc import Mapping
+import re
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from reggan_plugin.config import EditConfig
-from reggan_plugin.expressions import EXPRESSIONS
+from reggan_plugin.expressions import ARKIT_BLENDSHAPES, EXPRESSIONS
 
 MIX_EXPRESSIONS: tuple[str, ...] = tuple(e for e in EXPRESSIONS if e != "neutral")
 SUM_SLACK = 1e-6  # as the runtime's `check_mix`: decimal rounding of keyed values
+
+# The channel model's channels: ARKit's blendshapes but tongueOut (the runtime's curves reader drops it too)
+CHANNELS: tuple[str, ...] = tuple(name for name in ARKIT_BLENDSHAPES if name != "tongueOut")
+# The panel's groups of Channel sliders: a channel is in the first group one of whose prefixes starts its name
+CHANNEL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Brows", ("brow",)),
+    ("Eyes", ("eye",)),
+    ("Cheeks and Nose", ("cheek", "nose")),
+    ("Jaw", ("jaw",)),
+    ("Mouth", ("mouth",)),
+)
+
+EXPRESSION, MIX, CHANNEL = "EXPRESSION", "MIX", "CHANNELS"  # what drives the edit (`driver`)
 
 
 class MixError(ValueError):
@@ -33,9 +54,45 @@ def prop_name(expression: str) -> str:
     return f"mix_{expression}"
 
 
+def channel_prop(channel: str) -> str:
+    """A Channel slider's property on the scene settings: ARKit's name in snake case (jawOpen -> channel_jaw_open)."""
+    return "channel_" + re.sub(r"([A-Z])", r"_\1", channel).lower()
+
+
+def channel_label(channel: str) -> str:
+    """A Channel slider's label: ARKit's name in words (mouthSmileLeft -> Mouth Smile Left)."""
+    return re.sub(r"([A-Z])", r" \1", channel).title()
+
+
+def channel_group(channel: str) -> str:
+    """The panel group a channel is drawn in (`CHANNEL_GROUPS`: the first whose prefix starts its name)."""
+    for group, prefixes in CHANNEL_GROUPS:
+        if channel.startswith(prefixes):
+            return group
+    raise KeyError(f"{channel!r} is in none of the Channel slider groups")
+
+
+def grouped_channels() -> dict[str, tuple[str, ...]]:
+    """The channels of each panel group, in ARKit's order."""
+    return {group: tuple(c for c in CHANNELS if channel_group(c) == group) for group, _ in CHANNEL_GROUPS}
+
+
 def data_path(expression: str) -> str:
-    """The F-curve data path of a slider on the scene (`scene.reggan.mix_happy`)."""
+    """The F-curve data path of a Mix slider on the scene (`scene.reggan.mix_happy`)."""
     return f"reggan.{prop_name(expression)}"
+
+
+def channel_data_path(channel: str) -> str:
+    """The F-curve data path of a Channel slider on the scene (`scene.reggan.channel_jaw_open`)."""
+    return f"reggan.{channel_prop(channel)}"
+
+
+def driver(settings: Any) -> str:
+    """What drives the edit: the Channel sliders (`use_channels`), the Mix sliders (`use_mix`) or the one Expression.
+    The panel keeps the two toggles exclusive; were both set (a script writing the raw properties), channels win."""
+    if settings.use_channels:
+        return CHANNEL
+    return MIX if settings.use_mix else EXPRESSION
 
 
 def scene_fcurves(scene: Any) -> Any:
@@ -52,16 +109,28 @@ def scene_fcurves(scene: Any) -> Any:
     return action.fcurves
 
 
-def slider_values(scene: Any, frame: int) -> dict[str, float]:
-    """Each slider's weight at `frame`: its F-curve evaluated there (clamped to [0, 1] as the property is), else
-    its value (not animated)."""
+def values_at(scene: Any, frame: int, names: Iterable[str], prop: Callable[[str], str]) -> dict[str, float]:
+    """Each named slider's weight at `frame` (`prop`: its property on the scene settings): its F-curve evaluated there
+    (clamped to [0, 1] as the property is), else its value (not animated). The one reading of the sliders for the
+    render hook, Apply to Frames and the panel."""
     curves = {fc.data_path: fc for fc in scene_fcurves(scene)}
     values = {}
-    for name in MIX_EXPRESSIONS:
-        curve = curves.get(data_path(name))
-        value = curve.evaluate(frame) if curve is not None else getattr(scene.reggan, prop_name(name))
+    for name in names:
+        identifier = prop(name)
+        curve = curves.get(f"reggan.{identifier}")
+        value = curve.evaluate(frame) if curve is not None else getattr(scene.reggan, identifier)
         values[name] = min(1.0, max(0.0, float(value)))
     return values
+
+
+def slider_values(scene: Any, frame: int) -> dict[str, float]:
+    """Each Mix slider's weight at `frame` (`values_at`)."""
+    return values_at(scene, frame, MIX_EXPRESSIONS, prop_name)
+
+
+def channel_values(scene: Any, frame: int) -> dict[str, float]:
+    """Each Channel slider's weight at `frame` (`values_at`), by ARKit's name."""
+    return values_at(scene, frame, CHANNELS, channel_prop)
 
 
 def slider_edit(mix: Mapping[str, float], intensity: float, where: str = "") -> EditConfig:
@@ -78,11 +147,24 @@ def slider_edit(mix: Mapping[str, float], intensity: float, where: str = "") -> 
     return EditConfig(expression=shares, intensity=min(1.0, total) * float(intensity))
 
 
+def channel_edit(channels: Mapping[str, float], intensity: float) -> EditConfig:
+    """The channel model's edit for one frame's Channel sliders: the channels above 0 at their weights (they add, so
+    they may sum past 1), at `intensity`; all at 0: intensity 0, the frame as it was, bit for bit."""
+    weights = {name: float(weight) for name, weight in channels.items() if weight > 0.0}
+    if not weights:
+        return EditConfig(expression=dict(channels), intensity=0.0)
+    return EditConfig(expression=weights, intensity=float(intensity))
+
+
 def frame_edit(scene: Any, frame: int) -> EditConfig:
-    """The edit of `scene`'s frame `frame`: the Mix sliders there, or the single expression when they are off."""
+    """The edit of `scene`'s frame `frame`: the Channel sliders there, the Mix sliders there, or the single
+    expression when neither drives it."""
     from .settings import edit_config
 
     settings = scene.reggan
-    if not settings.use_mix:
-        return edit_config(settings)
-    return slider_edit(slider_values(scene, frame), settings.intensity, f"frame {frame}")
+    what = driver(settings)
+    if what == CHANNEL:
+        return channel_edit(channel_values(scene, frame), settings.intensity)
+    if what == MIX:
+        return slider_edit(slider_values(scene, frame), settings.intensity, f"frame {frame}")
+    return edit_config(settings)

@@ -20,7 +20,8 @@ BACKUP_SUFFIX = " (before RegGAN)"
 # -- helpers ---------------------------------------------------------------------------------------
 def run_settings(context: Any, scene: Any = None) -> engine.RunSettings:
     """The frozen configs a worker gets: `scene`'s panel settings (default: the context's scene) and the preferences.
-    The edit is the one of the scene's current frame (with Use Mix Sliders: the sliders there; MixError past 1)."""
+    The edit is the one of the scene's current frame (with Use Mix Sliders or Use Channel Sliders: those sliders there;
+    MixError where the Mix sliders sum past 1); with the Channel sliders the model is the channel model."""
     prefs = settings.preferences(context)
     scene = scene or context.scene
     s = scene.reggan
@@ -29,8 +30,9 @@ def run_settings(context: Any, scene: Any = None) -> engine.RunSettings:
 
 
 def output_tag(s: Any) -> str:
-    """What names the default output folder (<frames>_reggan_<tag>): the expression, or "mix" for the sliders."""
-    return "mix" if s.use_mix else s.expression
+    """What names the default output folder (<frames>_reggan_<tag>): the expression, "mix" for the Mix sliders,
+    "channels" for the Channel sliders."""
+    return {mix.MIX: "mix", mix.CHANNEL: "channels"}.get(mix.driver(s), s.expression)
 
 
 def given_faces(scene: Any, height: int, width: int) -> list | None:
@@ -335,7 +337,7 @@ class REGGAN_OT_apply_frames(bpy.types.Operator):
             source = frames_dir(context)
             out = Path(bpy.path.abspath(s.out_dir)) if s.out_dir else engine.sibling_dir(source, output_tag(s))
             frames = list_frames(source)
-            edits = self.slider_edits(context.scene, frames) if s.use_mix else None
+            edits = self.slider_edits(context.scene, frames) if mix.driver(s) != mix.EXPRESSION else None
             faces_file = self.scene_faces_file(context, frames) if s.face_source == "SCENE" else None
             x, y, w, h = s.box
             seq = SequenceConfig(
@@ -370,13 +372,14 @@ class REGGAN_OT_apply_frames(bpy.types.Operator):
 
     @staticmethod
     def slider_edits(scene: Any, frames: list[Path]) -> dict[str, Any]:
-        """Each frame's edit from the Mix sliders at its number (the last digits of its name), as the render hook
-        reads them at the frame it writes; MixError naming the first frame whose sliders sum past 1."""
+        """Each frame's edit from the Mix or Channel sliders at its number (the last digits of its name), as the render
+        hook reads them at the frame it writes; MixError naming the first frame whose Mix sliders sum past 1."""
+        which = "Channel" if mix.driver(scene.reggan) == mix.CHANNEL else "Mix"
         edits = {}
         for frame in frames:
             number = frame_number(frame)
             if number is None:
-                raise LookupError(f"the Mix sliders need frame numbers in the file names; {frame.name} has none")
+                raise LookupError(f"the {which} sliders need frame numbers in the file names; {frame.name} has none")
             edits[frame.name] = mix.frame_edit(scene, number)
         return edits
 
@@ -424,7 +427,7 @@ class REGGAN_OT_bake_expression_maps(bpy.types.Operator):
             pixels = expression_maps.albedo_linear(albedo.image_node.image)
             folder = expression_maps.maps_folder(obj)
             prefs = settings.preferences(context)
-            run = engine.RunSettings(settings.inference_config(s, prefs), EditConfig(),
+            run = engine.RunSettings(settings.inference_config(s, prefs, channels=False), EditConfig(),
                                      settings.engine_cache_override(prefs))
         except (LookupError, RuntimeError, RegganError, ValueError, OSError) as exc:
             return _failed(self, exc)

@@ -14,10 +14,11 @@ from .jobs import JOBS
 def draw_settings(layout: Any, context: Any) -> None:
     s = context.scene.reggan
     col = layout.column(align=True)
-    if not s.use_mix:
+    if mix.driver(s) == mix.EXPRESSION:
         col.prop(s, "expression")
     col.prop(s, "intensity", slider=True)
     draw_mix(layout, context)
+    draw_channels(layout, context)
     col = layout.column(align=True)
     col.prop(s, "backend")  # every drop-down says what it chooses
     col.prop(s, "stage")
@@ -63,6 +64,38 @@ def draw_mix(layout: Any, context: Any) -> None:
     else:
         total = sum(mix.slider_values(context.scene, frame).values())
         box.label(text=f"Frame {frame}: {round(total * 100)}% of the way to the mix (0%: as rendered)", icon="INFO")
+
+
+def draw_channels(layout: Any, context: Any) -> None:
+    """The "Channels" group: the toggle, and with it on the Channel sliders in collapsible groups (brows, eyes, cheeks
+    and nose, jaw, mouth; each header says how many of its channels are above 0 at this frame) and a line for the
+    frame."""
+    s = context.scene.reggan
+    box = layout.box()
+    row = box.row()
+    row.prop(s, "use_channels")
+    row.operator("reggan.import_mix_curves", text="", icon="IMPORT")
+    if not s.use_channels:
+        return
+    frame = context.scene.frame_current
+    values = mix.channel_values(context.scene, frame)
+    for group, names in mix.grouped_channels().items():
+        on = sum(1 for name in names if values[name] > 0.0)
+        title = f"{group} ({on} on)" if on else group
+        if hasattr(box, "panel"):  # Blender 4.1+: a collapsible layout panel, closed until opened
+            header, body = box.panel(f"REGGAN_channels_{group.lower().replace(' ', '_')}", default_closed=True)
+            header.label(text=title)
+        else:
+            box.label(text=title)
+            body = box
+        if body is not None:
+            col = body.column(align=True)
+            for name in names:
+                col.prop(s, mix.channel_prop(name), slider=True)
+    on = sum(1 for value in values.values() if value > 0.0)
+    text = (f"Frame {frame}: {on} channel(s) on, on the channel model" if on
+            else f"Frame {frame}: every channel at 0 (as rendered)")
+    box.label(text=text, icon="INFO")
 
 
 def draw_job(layout: Any) -> None:

@@ -32,6 +32,8 @@ from reggan_plugin.config import (
 )
 from reggan_plugin.expressions import EXPRESSIONS
 
+from . import mix
+
 ADDON = __package__  # the extension's module name (bl_ext.<repo>.reggan_expressions when installed)
 
 
@@ -72,6 +74,19 @@ FACE_SOURCES = (
 
 MIX_HELP = ("How {} the face is at this frame (keyframe it). The sliders' sum, at most 1, is how far the face moves "
             "from the picture as rendered (0: untouched); their shares are the mix")
+CHANNEL_HELP = ("How far ARKit's {} moves the face at this frame (keyframe it), on the channel model. Channels add; "
+                "all at 0 leaves the picture as rendered")
+
+
+def _only_mix(self: Any, context: Any) -> None:
+    """Use Mix Sliders and Use Channel Sliders exclude each other: turning one on turns the other off."""
+    if self.use_mix and self.use_channels:
+        self.use_channels = False
+
+
+def _only_channels(self: Any, context: Any) -> None:
+    if self.use_channels and self.use_mix:
+        self.use_mix = False
 
 
 def _enum(names: tuple[str, ...], labels: dict[str, tuple[str, str]]) -> list[tuple[str, str, str]]:
@@ -92,7 +107,8 @@ class RegganPreferences(bpy.types.AddonPreferences):
     batch: IntProperty(name="Batch", min=1, max=256, default=default(InferenceConfig, "batch"), description="Faces per inference call")
     model_path: StringProperty(
         name="Model File", subtype="FILE_PATH", default="",
-        description="RegGAN ONNX model used when a scene names none (empty: the model bundled with the add-on)",
+        description="RegGAN ONNX face model used when a scene names none (empty: the model bundled with the add-on). "
+                    "The Channel sliders use the bundled channel model",
     )
     cache_dir: StringProperty(
         name="Engine Cache", subtype="DIR_PATH", default="",
@@ -123,6 +139,13 @@ class RegganSettings(bpy.types.PropertyGroup):
     use_mix: BoolProperty(
         name="Use Mix Sliders", default=False,
         description="Edit with the Mix sliders (keyframable, read at each frame edited) instead of the one Expression",
+        update=_only_mix,
+    )
+    use_channels: BoolProperty(
+        name="Use Channel Sliders", default=False,
+        description="Edit with the Channel sliders (one per ARKit blendshape, keyframable, read at each frame edited) "
+                    "on the channel model, instead of the one Expression or the Mix sliders",
+        update=_only_channels,
     )
     mix_happy: FloatProperty(name="Happy", min=0.0, max=1.0, subtype="FACTOR", description=MIX_HELP.format("happy"))
     mix_sad: FloatProperty(name="Sad", min=0.0, max=1.0, subtype="FACTOR", description=MIX_HELP.format("sad"))
@@ -153,7 +176,8 @@ class RegganSettings(bpy.types.PropertyGroup):
                                          "at twice the scale (the bundled model)")
     model_path: StringProperty(
         name="Model File", subtype="FILE_PATH", default="",
-        description="RegGAN ONNX model (empty: the preferences' model, else the bundled one)",
+        description="RegGAN ONNX model (empty: the preferences' model, else the bundled one; with the Channel sliders "
+                    "the bundled channel model)",
     )
     face_source: EnumProperty(name="Faces", items=FACE_SOURCES, default="AUTO")
     box: IntVectorProperty(
@@ -184,6 +208,12 @@ class RegganSettings(bpy.types.PropertyGroup):
         description="While rendering an animation, edit every written frame into a sibling folder <output>_reggan_<expression>",
     )
 
+
+for _channel in mix.CHANNELS:  # one keyframable slider per channel (channel_jaw_open, ...), made before registering
+    RegganSettings.__annotations__[mix.channel_prop(_channel)] = FloatProperty(
+        name=mix.channel_label(_channel), min=0.0, max=1.0, subtype="FACTOR",
+        description=CHANNEL_HELP.format(_channel),
+    )
 
 classes = (RegganPreferences, RegganSettings)
 
@@ -222,10 +252,22 @@ def engine_cache_dir(prefs: RegganPreferences | None) -> Path:
     return default_cache_dir()
 
 
-def model_path(settings: RegganSettings, prefs: RegganPreferences | None) -> Path | None:
-    for text in (settings.model_path, prefs.model_path if prefs is not None else ""):
-        if text:
-            return Path(bpy.path.abspath(text))
+def model_path(settings: RegganSettings, prefs: RegganPreferences | None, channels: bool = False) -> Path | None:
+    """The model file: the scene's Model File when set; else, for the Channel sliders, the bundled channel model
+    (ModelError when it is not installed), and for the face model the preferences' Model File, else the bundled one."""
+    if settings.model_path:
+        return Path(bpy.path.abspath(settings.model_path))
+    if channels:
+        from reggan_plugin.artifact import channels_model_path
+        from reggan_plugin.errors import ModelError
+
+        path = channels_model_path()
+        if not path.is_file():
+            raise ModelError(path, "the channel model the Channel sliders drive is not installed; choose a channel "
+                                   "model as the panel's Model File")
+        return path
+    if prefs is not None and prefs.model_path:
+        return Path(bpy.path.abspath(prefs.model_path))
     return None  # the bundled model (InferenceConfig.model's default)
 
 
@@ -235,9 +277,14 @@ def backend(settings: RegganSettings, prefs: RegganPreferences | None) -> str:
     return prefs.backend if prefs is not None else default(InferenceConfig, "backend")
 
 
-def inference_config(settings: RegganSettings, prefs: RegganPreferences | None) -> InferenceConfig:
+def inference_config(settings: RegganSettings, prefs: RegganPreferences | None,
+                     channels: bool | None = None) -> InferenceConfig:
+    """The panel's inference settings. `channels`: whether the Channel sliders drive the edit (the channel model);
+    None: as the panel says (`mix.driver`)."""
+    if channels is None:
+        channels = mix.driver(settings) == mix.CHANNEL
     return InferenceConfig(
-        model=model_path(settings, prefs),
+        model=model_path(settings, prefs, channels),
         backend=backend(settings, prefs),  # type: ignore[arg-type]
         precision=prefs.precision if prefs is not None else default(InferenceConfig, "precision"),
         batch=prefs.batch if prefs is not None else default(InferenceConfig, "batch"),

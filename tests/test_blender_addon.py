@@ -1445,6 +1445,10 @@ class RecordingLayout:
 
     row = column = box = split = grid_flow = _sub
 
+    def panel(self, idname: str, default_closed: bool = False) -> tuple[RecordingLayout, RecordingLayout]:
+        """A layout panel (Blender 4.1+), drawn open: its header and its body."""
+        return RecordingLayout(self.drawn), RecordingLayout(self.drawn)
+
     def prop(self, data: object, name: str, text: str | None = None, **kwargs: object) -> None:
         self.drawn.append(("prop", data.bl_rna.properties[name], text))
 
@@ -1513,7 +1517,7 @@ def test_scripts_and_the_panel_get_blenders_answers(addon: object, tmp_path: Pat
 @needs_bpy
 def test_the_blender_docs_name_the_panels_options(addon: object) -> None:
     """docs/BLENDER.md and the panel agree: every option the panel draws, under every face source and head kind, is
-    named in the docs (in bold; the Mix sliders in their list), and every option the docs' list of settings names in
+    named in the docs (in bold; the Mix and Channel sliders in their lists), and every option the docs' list of settings names in
     bold is one the panel draws."""
     import re
 
@@ -1525,16 +1529,17 @@ def test_the_blender_docs_name_the_panels_options(addon: object) -> None:
     bpy.context.scene.collection.objects.link(rig)
     settings = bpy.context.scene.reggan
     drawn: dict[str, str] = {}
-    for settings.use_mix in (False, True):
+    for settings.use_mix, settings.use_channels in ((False, False), (True, False), (False, True)):
         for source, head in (("AUTO", None), ("WHOLE", None), ("BOX", None), ("SCENE", None), ("SCENE", mesh),
                              ("SCENE", rig)):
             settings.face_source, settings.head_object = source, head
             drawn |= {prop.name: prop.identifier for kind, prop, _ in draw_panel(addon) if kind == "prop"}
-    assert {"Trust Box", "Vertex Group", "Bone", "Smoothing", "Happy"} <= set(drawn)  # every branch was drawn
-    sliders = {name for name, identifier in drawn.items() if identifier.startswith("mix_")}
+    assert {"Trust Box", "Vertex Group", "Bone", "Smoothing", "Happy", "Jaw Open"} <= set(drawn)  # every branch drawn
+    sliders = {name for name, identifier in drawn.items() if identifier.startswith(("mix_", "channel_"))}
     undocumented = [name for name in drawn if f"**{name}**" not in text and not (name in sliders and name in settings_list)]
     assert undocumented == [], f"options the panel draws that docs/BLENDER.md does not name: {undocumented}"
-    groups = {"Mix"}  # the box holding Use Mix Sliders and the sliders
+    # the boxes holding Use Mix Sliders, Use Channel Sliders and their sliders, and the Channel sliders' groups
+    groups = {"Mix", "Channels", *(group for group, _ in addon.mix.CHANNEL_GROUPS)}
     unknown = sorted(set(re.findall(r"\*\*([^*]+)\*\*", settings_list)) - set(drawn) - groups)
     assert unknown == [], f"docs/BLENDER.md names options the panel does not draw: {unknown}"
 
@@ -1768,11 +1773,216 @@ def test_import_curves_csv_keys_the_sliders_as_the_runtime_reads_the_file(addon:
         expected = {name: 0.0 for name in addon.mix.MIX_EXPRESSIONS} | curves.mix_at(frame)
         assert values == pytest.approx(expected, abs=1e-6), frame
     for bad, words in (("happy\n0.5\n", "'frame' column"), ("frame,happy,sad\n1,0.8,0.5\n", "sum to 1.3"),
-                       ("Timecode,BlendShapeCount,EyeBlinkLeft\n00:00,52,0.1\n", "ARKit")):
+                       ("frame,happy,jawOpen\n1,0.5,0.5\n", "not an ARKit blendshape")):
         path.write_text(bad)
         assert bpy.ops.reggan.import_mix_curves(filepath=str(path)) == {"CANCELLED"}
         status = addon.jobs.JOBS.status
         assert status.state == "failed" and words in status.message, status.message
+
+
+# -- the Channel sliders: keyframed ARKit channels on the channel model ------------------------------------
+def key_channels(addon: object, scene: object, keys: dict[str, tuple[tuple[int, float], ...]]) -> None:
+    settings = scene.reggan
+    settings.use_channels = True
+    for channel, points in keys.items():
+        prop = addon.mix.channel_prop(channel)
+        for frame, weight in points:
+            setattr(settings, prop, weight)
+            settings.keyframe_insert(prop, frame=frame)
+
+
+@needs_bpy
+def test_channel_sliders_are_read_at_each_frame_without_moving_the_scene(addon: object, addon_model: Path) -> None:
+    from reggan_plugin.artifact import channels_model_path, load_artifact
+    from reggan_plugin.config import EditConfig
+
+    mix = addon.mix
+    assert set(mix.CHANNELS) == set(load_artifact(channels_model_path()).expressions) - {"neutral"}
+    assert len(mix.CHANNELS) == 51 and "tongueOut" not in mix.CHANNELS
+    groups = mix.grouped_channels()
+    assert sorted(c for names in groups.values() for c in names) == sorted(mix.CHANNELS)  # each channel once
+    assert "browInnerUp" in groups["Brows"] and "eyeBlinkLeft" in groups["Eyes"] and "jawOpen" in groups["Jaw"]
+    assert {"cheekPuff", "noseSneerLeft"} <= set(groups["Cheeks and Nose"]) and "mouthClose" in groups["Mouth"]
+
+    scene = bpy.context.scene
+    settings = scene.reggan
+    scene.frame_set(3)
+    settings.use_mix = True
+    key_channels(addon, scene, {"jawOpen": ((1, 0.0), (11, 1.0))})
+    assert settings.use_channels and not settings.use_mix  # one toggle turns the other off
+    values = [mix.channel_values(scene, frame)["jawOpen"] for frame in (1, 6, 11, 20)]
+    assert values == pytest.approx([0.0, 0.5, 1.0, 1.0], abs=1e-6)
+    assert scene.frame_current == 3  # evaluated from the F-curve: the playhead stays where the user left it
+    assert mix.frame_edit(scene, 1).intensity == 0.0  # every channel at 0: the frame as rendered
+    settings.mix_happy = 0.9  # the Mix sliders do not drive the edit now
+    setattr(settings, mix.channel_prop("mouthSmileLeft"), 1.0)  # not animated: its value at every frame
+    setattr(settings, mix.channel_prop("browDownRight"), 0.25)
+    settings.intensity = 0.75
+    edit = mix.frame_edit(scene, 11)  # channels add: 2.25 in all
+    assert edit == EditConfig({"jawOpen": 1.0, "mouthSmileLeft": 1.0, "browDownRight": 0.25}, 0.75)
+    assert mix.frame_edit(scene, 6).expression == pytest.approx({"jawOpen": 0.5, "mouthSmileLeft": 1.0,
+                                                                 "browDownRight": 0.25}, abs=1e-6)
+
+    drawn = draw_panel(addon)
+    shown = {prop.identifier for kind, prop, _ in drawn if kind == "prop"}
+    assert {mix.channel_prop(c) for c in mix.CHANNELS} <= shown and "expression" not in shown
+    labels = [text for kind, _, text in drawn if kind == "label"]
+    assert {"Brows (1 on)", "Eyes", "Mouth (1 on)"} <= set(labels), labels
+    assert "Frame 3: 3 channel(s) on, on the channel model" in labels  # jawOpen 0.2 at frame 3
+
+    run = addon.operators.run_settings(bpy.context)
+    assert run.inference.model == addon_model  # the scene's own Model File is used as it is
+    settings.model_path = ""
+    assert addon.operators.run_settings(bpy.context).inference.model == channels_model_path()
+    assert addon.operators.output_tag(settings) == "channels"
+    settings.use_channels = False
+    assert addon.operators.run_settings(bpy.context).inference.model is None  # the bundled face model
+    assert mix.frame_edit(scene, 11) == addon.settings.edit_config(settings)  # the single expression, as before
+
+
+@needs_bpy
+def test_channel_sliders_at_zero_leave_the_frame_bit_identical(addon: object, tmp_path: Path) -> None:
+    """Apply to Frames with the Channel sliders: the frame whose channels are all 0 is written as it was, bit for
+    bit; the other is the channel model's edit of those channels, as the runtime renders it."""
+    from reggan_plugin.artifact import channels_model_path
+    from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
+    from reggan_plugin.faces import parse_region
+    from reggan_plugin.pipeline import render_sequence
+
+    frames = write_frames(tmp_path / "frames", 2)
+    scene = bpy.context.scene
+    settings = scene.reggan
+    settings.model_path = ""  # the bundled channel model
+    settings.frames_dir, settings.face_source, settings.box = str(tmp_path / "frames"), "BOX", (24, 24, 48, 48)
+    key_channels(addon, scene, {"jawOpen": ((1, 0.0), (2, 1.0)), "mouthSmileLeft": ((1, 0.0), (2, 0.5))})
+    assert bpy.ops.reggan.apply_frames() == {"FINISHED"}
+    assert addon.jobs.JOBS.status.state == "done", addon.jobs.JOBS.status.message
+    out = tmp_path / "frames_reggan_channels"
+    assert np.array_equal(read_png(out / frames[0].name), read_png(frames[0]))  # all 0: untouched
+    edited = read_png(out / frames[1].name)
+    changed = (edited != read_png(frames[1])).any(axis=2)
+    assert changed[24:72, 24:72].any() and not changed[outside((24, 24, 48, 48), changed.shape)].any()
+    (tmp_path / "second").mkdir()
+    (tmp_path / "second" / frames[1].name).write_bytes(frames[1].read_bytes())
+    seq = SequenceConfig(frames=tmp_path / "second", out=tmp_path / "runtime", region=parse_region("24,24,48,48"))
+    render_sequence(seq, EditConfig({"jawOpen": 1.0, "mouthSmileLeft": 0.5}, 1.0),
+                    InferenceConfig(model=channels_model_path(), backend="cpu", subject="render"))
+    assert np.array_equal(edited, read_png(tmp_path / "runtime" / frames[1].name))
+
+
+@needs_bpy
+def test_channel_sliders_without_a_channel_model_are_refused(addon: object, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import reggan_plugin.artifact
+
+    write_frames(tmp_path / "frames", 1)
+    monkeypatch.setattr(reggan_plugin.artifact, "channels_model_path", lambda: tmp_path / "no" / "channels.onnx")
+    settings = bpy.context.scene.reggan
+    settings.model_path, settings.use_channels = "", True
+    settings.frames_dir, settings.face_source, settings.box = str(tmp_path / "frames"), "BOX", (24, 24, 48, 48)
+    assert bpy.ops.reggan.apply_frames() == {"CANCELLED"}
+    status = addon.jobs.JOBS.status
+    assert status.state == "failed" and "channel model" in status.message and "Model File" in status.message
+    assert "model" in status.hint.lower()
+    assert not (tmp_path / "frames_reggan_channels").exists()
+
+
+@needs_bpy
+@pytest.mark.slow
+def test_render_hook_with_keyed_channel_sliders_equals_apply_to_frames(addon: object, tmp_path: Path) -> None:
+    """Channels keyed 0 at frame 1 and jawOpen 0.5, mouthSmileLeft 1, browDownRight 0.25 at frame 10: the hook leaves
+    frame 1 as rendered (bit for bit) and edits frame 10 as the runtime edits those channels on the channel model;
+    "Apply to Frames" with the same keys gives the same files."""
+    from reggan_plugin.artifact import channels_model_path
+    from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
+    from reggan_plugin.faces import parse_region
+    from reggan_plugin.pipeline import render_sequence
+
+    tiny_render_scene()
+    scene = bpy.context.scene
+    scene.render.filepath = str(tmp_path / "render" / "####")
+    scene.render.image_settings.file_format = "PNG"
+    settings = scene.reggan
+    settings.model_path = ""  # the bundled channel model
+    settings.face_source, settings.box, settings.intensity = "BOX", (16, 8, 32, 32), 0.75
+    key_channels(addon, scene, {"jawOpen": ((1, 0.0), (10, 0.5)), "mouthSmileLeft": ((1, 0.0), (10, 1.0)),
+                                "browDownRight": ((1, 0.0), (10, 0.25))})
+    settings.auto_apply = True
+    hook = addon.handlers.HOOK
+    for frame in (1, 5, 10):  # three one-frame animation renders: the hook at frames 1, 5 and 10
+        scene.frame_start = scene.frame_end = frame
+        bpy.ops.render.render(animation=True)
+    hook.wait(120)
+    assert hook.failed == []
+    settings.auto_apply = False
+    names = ["0001.png", "0005.png", "0010.png"]
+    hooked = tmp_path / "render_reggan_channels"
+    assert sorted(p.name for p in hooked.iterdir()) == names
+    settings.frames_dir, settings.out_dir = str(tmp_path / "render"), str(tmp_path / "applied")
+    assert bpy.ops.reggan.apply_frames() == {"FINISHED"}
+    assert addon.jobs.JOBS.status.state == "done", addon.jobs.JOBS.status.message
+    for name in names:
+        assert np.array_equal(read_png(hooked / name), read_png(tmp_path / "applied" / name)), name
+    assert np.array_equal(read_png(hooked / "0001.png"), read_png(tmp_path / "render" / "0001.png"))
+    assert (read_png(hooked / "0005.png") != read_png(tmp_path / "render" / "0005.png")).any()
+    (tmp_path / "last").mkdir()
+    (tmp_path / "last" / "0010.png").write_bytes((tmp_path / "render" / "0010.png").read_bytes())
+    seq = SequenceConfig(frames=tmp_path / "last", out=tmp_path / "runtime", region=parse_region("16,8,32,32"))
+    render_sequence(seq, EditConfig({"jawOpen": 0.5, "mouthSmileLeft": 1.0, "browDownRight": 0.25}, 0.75),
+                    InferenceConfig(model=channels_model_path(), backend="cpu", subject="render"))
+    assert np.array_equal(read_png(hooked / "0010.png"), read_png(tmp_path / "runtime" / "0010.png"))
+
+
+LIVE_LINK_ROTATIONS = ("HeadYaw", "HeadPitch", "HeadRoll", "LeftEyeYaw", "LeftEyePitch", "LeftEyeRoll", "RightEyeYaw",
+                       "RightEyePitch", "RightEyeRoll")
+
+
+@needs_bpy
+def test_import_live_link_csv_keys_the_channel_sliders_as_the_runtime_reads_the_file(addon: object,
+                                                                                       tmp_path: Path) -> None:
+    """A Live Link Face capture (a row per captured frame, capitalised names, tongueOut and the head's rotations)
+    keys the Channel sliders from the scene's first frame on; an ARKit CSV with a frame column keys those frames.
+    Each slider reads, at each frame, what the runtime reads from the file for the channel model."""
+    from reggan_plugin.artifact import channels_model_path, load_artifact
+    from reggan_plugin.expressions import ARKIT_BLENDSHAPES
+    from reggan_plugin.sequence.curves import read_curves
+
+    mix = addon.mix
+    channels = load_artifact(channels_model_path()).expressions
+    scene = bpy.context.scene
+    scene.frame_start = 5
+    key_channels(addon, scene, {"cheekPuff": ((1, 0.8), (40, 0.1))})  # old keys: replaced by the file's
+    scene.reggan.use_mix = True
+    rng = np.random.default_rng(2)
+    rows = 6
+    weights = np.round(rng.uniform(0.0, 1.0, (rows, len(ARKIT_BLENDSHAPES))), 4)
+    rotations = np.round(rng.uniform(-0.6, 0.6, (rows, len(LIVE_LINK_ROTATIONS))), 4)  # past [0, 1]: not channels
+    header = ["Timecode", "BlendShapeCount", *(n[0].upper() + n[1:] for n in ARKIT_BLENDSHAPES), *LIVE_LINK_ROTATIONS]
+    lines = [",".join(header)] + [",".join([f"00:00:00:{i:02d}.000", "61", *map(str, weights[i]), *map(str, rotations[i])])
+                                  for i in range(rows)]
+    path = tmp_path / "live_link.csv"
+    path.write_text("\n".join(lines) + "\n")
+    assert bpy.ops.reggan.import_mix_curves(filepath=str(path)) == {"FINISHED"}
+    assert scene.reggan.use_channels and not scene.reggan.use_mix
+    assert "6 key(s) on the Channel sliders (frames 5-10)" in addon.jobs.JOBS.status.message
+    curves = read_curves(path, channels)
+    assert curves.keys is None and "tongueOut" not in curves.names and len(curves.names) == 51
+    for row in range(rows):  # row i at the scene's frame_start + i
+        assert mix.channel_values(scene, 5 + row) == pytest.approx(curves.mix_at(row), abs=1e-6), row
+    assert mix.channel_values(scene, 1) == pytest.approx(curves.mix_at(0), abs=1e-6)  # held before the first row
+    assert mix.channel_values(scene, 40) == pytest.approx(curves.mix_at(rows - 1), abs=1e-6)  # and after the last
+
+    path.write_text("frame,JawOpen,mouthSmileLeft\n1,0,0.5\n11,1,0.25\n21,0.5,0\n")  # some channels, keyed frames
+    assert bpy.ops.reggan.import_mix_curves(filepath=str(path)) == {"FINISHED"}
+    curves = read_curves(path, channels)
+    for frame in (0, 1, 4, 6, 11, 16, 21, 30):
+        expected = {name: 0.0 for name in mix.CHANNELS} | curves.mix_at(frame)  # the others: 0, their keys gone
+        assert mix.channel_values(scene, frame) == pytest.approx(expected, abs=1e-6), frame
+    assert not [fc.data_path for fc in mix.scene_fcurves(scene) if fc.data_path == mix.channel_data_path("cheekPuff")]
+    path.write_text("frame,jawOpen\n1,1.5\n")
+    assert bpy.ops.reggan.import_mix_curves(filepath=str(path)) == {"CANCELLED"}
+    status = addon.jobs.JOBS.status
+    assert status.state == "failed" and "outside [0, 1]" in status.message, status.message
 
 
 # -- Bake Expression Maps ----------------------------------------------------------------------------------
