@@ -27,21 +27,11 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from reggan_plugin.config import EditConfig
-from reggan_plugin.expressions import ARKIT_BLENDSHAPES, EXPRESSIONS
+from reggan_plugin.expressions import CHANNEL_GROUPS, EXPRESSIONS, MODELLED_CHANNELS, channel_group
 
 MIX_EXPRESSIONS: tuple[str, ...] = tuple(e for e in EXPRESSIONS if e != "neutral")
 SUM_SLACK = 1e-6  # as the runtime's `check_mix`: decimal rounding of keyed values
 
-# The channel model's channels: ARKit's blendshapes but tongueOut (the runtime's curves reader drops it too)
-CHANNELS: tuple[str, ...] = tuple(name for name in ARKIT_BLENDSHAPES if name != "tongueOut")
-# The panel's groups of Channel sliders: a channel is in the first group one of whose prefixes starts its name
-CHANNEL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("Brows", ("brow",)),
-    ("Eyes", ("eye",)),
-    ("Cheeks and Nose", ("cheek", "nose")),
-    ("Jaw", ("jaw",)),
-    ("Mouth", ("mouth",)),
-)
 
 EXPRESSION, MIX, CHANNEL = "EXPRESSION", "MIX", "CHANNELS"  # what drives the edit (`driver`)
 
@@ -64,17 +54,9 @@ def channel_label(channel: str) -> str:
     return re.sub(r"([A-Z])", r" \1", channel).title()
 
 
-def channel_group(channel: str) -> str:
-    """The panel group a channel is drawn in (`CHANNEL_GROUPS`: the first whose prefix starts its name)."""
-    for group, prefixes in CHANNEL_GROUPS:
-        if channel.startswith(prefixes):
-            return group
-    raise KeyError(f"{channel!r} is in none of the Channel slider groups")
-
-
 def grouped_channels() -> dict[str, tuple[str, ...]]:
     """The channels of each panel group, in ARKit's order."""
-    return {group: tuple(c for c in CHANNELS if channel_group(c) == group) for group, _ in CHANNEL_GROUPS}
+    return {group: tuple(c for c in MODELLED_CHANNELS if channel_group(c) == group) for group, _ in CHANNEL_GROUPS}
 
 
 def data_path(expression: str) -> str:
@@ -130,7 +112,7 @@ def slider_values(scene: Any, frame: int) -> dict[str, float]:
 
 def channel_values(scene: Any, frame: int) -> dict[str, float]:
     """Each Channel slider's weight at `frame` (`values_at`), by ARKit's name."""
-    return values_at(scene, frame, CHANNELS, channel_prop)
+    return values_at(scene, frame, MODELLED_CHANNELS, channel_prop)
 
 
 def slider_edit(mix: Mapping[str, float], intensity: float, where: str = "") -> EditConfig:

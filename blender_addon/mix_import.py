@@ -74,11 +74,11 @@ def key_channel_curves(scene: Any, curves: Any) -> tuple[int, int, int]:
     count = len(curves.values)
     frames = np.asarray(curves.keys) if curves.keys is not None else scene.frame_start + np.arange(count)
     names = tuple(curves.names)
-    every = {mix.channel_data_path(name) for name in mix.CHANNELS}
+    every = {mix.channel_data_path(name) for name in mix.MODELLED_CHANNELS}
     for fcurve in list(mix.scene_fcurves(scene)):  # every channel's old keys go, the file's or not
         if fcurve.data_path in every:
             mix.scene_fcurves(scene).remove(fcurve)
-    for name in mix.CHANNELS:
+    for name in mix.MODELLED_CHANNELS:
         if name not in names:  # left out of the file: 0 on every frame
             setattr(settings, mix.channel_prop(name), 0.0)
     _replace_keys(scene, names, mix.channel_prop, frames, np.asarray(curves.values))
@@ -92,7 +92,7 @@ def import_curves(scene: Any, path: Path) -> str:
     from reggan_plugin.sequence.curves import read_curves, read_table
 
     if read_table(path).arkit:
-        count, first, last = key_channel_curves(scene, read_curves(path, ("neutral", *mix.CHANNELS)))
+        count, first, last = key_channel_curves(scene, read_curves(path, ("neutral", *mix.MODELLED_CHANNELS)))
         return f"{path.name}: {count} key(s) on the Channel sliders (frames {first}-{last})"
     return f"{path.name}: {key_curves(scene, read_curves(path))} key(s) on the Mix sliders"
 

@@ -209,7 +209,7 @@ class RegganSettings(bpy.types.PropertyGroup):
     )
 
 
-for _channel in mix.CHANNELS:  # one keyframable slider per channel (channel_jaw_open, ...), made before registering
+for _channel in mix.MODELLED_CHANNELS:  # one keyframable slider per channel (channel_jaw_open, ...), made before registering
     RegganSettings.__annotations__[mix.channel_prop(_channel)] = FloatProperty(
         name=mix.channel_label(_channel), min=0.0, max=1.0, subtype="FACTOR",
         description=CHANNEL_HELP.format(_channel),

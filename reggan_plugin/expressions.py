@@ -27,6 +27,18 @@ ARKIT_BLENDSHAPES: tuple[str, ...] = (
     "cheekSquintRight", "noseSneerLeft", "noseSneerRight", "tongueOut",
 )
 _ARKIT_BY_FOLDED = {name.lower(): name for name in ARKIT_BLENDSHAPES}
+# The channels the bundled channel model has: the face model its renders come from has no tongue shape
+MODELLED_CHANNELS: tuple[str, ...] = tuple(name for name in ARKIT_BLENDSHAPES if name != "tongueOut")
+# Channels by the part of the face they move: a channel is in the first group one of whose prefixes starts its name
+CHANNEL_GROUPS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("Brows", ("brow",)), ("Eyes", ("eye",)), ("Cheeks and Nose", ("cheek", "nose")), ("Jaw", ("jaw",)),
+    ("Mouth", ("mouth",)),
+)
+
+
+def channel_group(channel: str) -> str:
+    """The group of `CHANNEL_GROUPS` that ``channel`` (an ARKit name) is in."""
+    return next(group for group, prefixes in CHANNEL_GROUPS if channel.startswith(prefixes))
 
 
 def arkit_name(name: str) -> str | None:

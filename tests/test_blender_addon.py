@@ -1797,10 +1797,10 @@ def test_channel_sliders_are_read_at_each_frame_without_moving_the_scene(addon: 
     from reggan_plugin.config import EditConfig
 
     mix = addon.mix
-    assert set(mix.CHANNELS) == set(load_artifact(channels_model_path()).expressions) - {"neutral"}
-    assert len(mix.CHANNELS) == 51 and "tongueOut" not in mix.CHANNELS
+    assert set(mix.MODELLED_CHANNELS) == set(load_artifact(channels_model_path()).expressions) - {"neutral"}
+    assert len(mix.MODELLED_CHANNELS) == 51 and "tongueOut" not in mix.MODELLED_CHANNELS
     groups = mix.grouped_channels()
-    assert sorted(c for names in groups.values() for c in names) == sorted(mix.CHANNELS)  # each channel once
+    assert sorted(c for names in groups.values() for c in names) == sorted(mix.MODELLED_CHANNELS)  # each channel once
     assert "browInnerUp" in groups["Brows"] and "eyeBlinkLeft" in groups["Eyes"] and "jawOpen" in groups["Jaw"]
     assert {"cheekPuff", "noseSneerLeft"} <= set(groups["Cheeks and Nose"]) and "mouthClose" in groups["Mouth"]
 
@@ -1825,7 +1825,7 @@ def test_channel_sliders_are_read_at_each_frame_without_moving_the_scene(addon: 
 
     drawn = draw_panel(addon)
     shown = {prop.identifier for kind, prop, _ in drawn if kind == "prop"}
-    assert {mix.channel_prop(c) for c in mix.CHANNELS} <= shown and "expression" not in shown
+    assert {mix.channel_prop(c) for c in mix.MODELLED_CHANNELS} <= shown and "expression" not in shown
     labels = [text for kind, _, text in drawn if kind == "label"]
     assert {"Brows (1 on)", "Eyes", "Mouth (1 on)"} <= set(labels), labels
     assert "Frame 3: 3 channel(s) on, on the channel model" in labels  # jawOpen 0.2 at frame 3
@@ -1976,7 +1976,7 @@ def test_import_live_link_csv_keys_the_channel_sliders_as_the_runtime_reads_the_
     assert bpy.ops.reggan.import_mix_curves(filepath=str(path)) == {"FINISHED"}
     curves = read_curves(path, channels)
     for frame in (0, 1, 4, 6, 11, 16, 21, 30):
-        expected = {name: 0.0 for name in mix.CHANNELS} | curves.mix_at(frame)  # the others: 0, their keys gone
+        expected = {name: 0.0 for name in mix.MODELLED_CHANNELS} | curves.mix_at(frame)  # the others: 0, their keys gone
         assert mix.channel_values(scene, frame) == pytest.approx(expected, abs=1e-6), frame
     assert not [fc.data_path for fc in mix.scene_fcurves(scene) if fc.data_path == mix.channel_data_path("cheekPuff")]
     path.write_text("frame,jawOpen\n1,1.5\n")

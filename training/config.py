@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
-from reggan_plugin.expressions import ARKIT_BLENDSHAPES, EXPRESSIONS
+from reggan_plugin.expressions import EXPRESSIONS, MODELLED_CHANNELS
 from reggan_plugin.geometry.align import CropKind
 
 
@@ -60,7 +60,7 @@ MOUTH = ModelConfig(crop="mouth", expressions=("neutral", "happy", "sad", "angry
 """The mouth model: the default architecture on the mouth crop (its stage 1 ships; see reggan_plugin.edit.mouth). Without
 surprised and disgusted: fitted at twice the scale, their maps paint the average training mouth's inner lip lines as
 rings and smears over a person's own (validation renders at 1080 px), where the face model paints a soft band."""
-CHANNELS = ModelConfig(image_size=64, radius=1, expressions=("neutral", *(n for n in ARKIT_BLENDSHAPES if n != "tongueOut")))
-"""The channel model: an expression per ARKit blendshape (tongueOut aside: the face model has no tongue shape), each
+CHANNELS = ModelConfig(image_size=64, radius=1, expressions=("neutral", *MODELLED_CHANNELS))
+"""The channel model: an expression per ARKit blendshape the face model has (`MODELLED_CHANNELS`), each
 fitted on renders of that blendshape alone. 64 px and a 1 px field: 51 channels' maps in a few megabytes; the motion,
 which is most of what a channel does, is pasted at the frame's own resolution."""

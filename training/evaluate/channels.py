@@ -19,21 +19,13 @@ from PIL import Image
 from reggan_plugin.artifact import channels_model_path
 from reggan_plugin.config import InferenceConfig
 from reggan_plugin.edit.blend import feather_mask
+from reggan_plugin.expressions import CHANNEL_GROUPS, channel_group
 from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
 
 from . import metrics, realism
 
 CHANNEL_TABLE = Path(__file__).resolve().parents[1] / "synth" / "arkit_channels.json"
-# The issue's groups; a channel belongs to the first whose prefix it has.
-GROUPS = (("brows", ("brow",)), ("eyes", ("eye",)), ("cheeks and nose", ("cheek", "nose")), ("jaw", ("jaw",)),
-          ("mouth", ("mouth",)))
-
-
-def group_of(channel: str) -> str:
-    return next(name for name, prefixes in GROUPS if channel.startswith(prefixes))
-
-
 def channel_weights(shapes: dict[str, float], neutral: dict[str, float]) -> dict[str, float]:
     """The ARKit channel mix of a render: its face-model blendshape weights less the neutral's (the gaze), by the
     channel table's correspondence, each clipped to [0, 1]."""
@@ -70,20 +62,20 @@ def evaluate(folder: Path, renderer: ExpressionRenderer) -> list[dict]:
             mix = channel_weights(entry["blendshapes"], images["neutral"]["blendshapes"])
             target = _rgb(folder / name / f"{stem}.png")
             out = renderer.apply_array(neutral, faces=[face], expression=mix)
-            rows.append({"identity": name, "mix": mix, "groups": sorted({group_of(c) for c in mix}),
+            rows.append({"identity": name, "mix": mix, "groups": sorted({channel_group(c) for c in mix}),
                          "copy": metrics.psnr(neutral[region], target[region]),
                          "edit": metrics.psnr(out[region], target[region])})
     return rows
 
 
 def table(results: dict[str, list[dict]]) -> str:
-    lines = ["| renders | " + " | ".join(g for g, _ in GROUPS) + " | all |", "|---" * (len(GROUPS) + 2) + "|"]
+    lines = ["| renders | " + " | ".join(g for g, _ in CHANNEL_GROUPS) + " | all |", "|---" * (len(CHANNEL_GROUPS) + 2) + "|"]
     for label, rows in results.items():
         by_group: dict[str, list[float]] = defaultdict(list)
         for row in rows:
             for group in row["groups"]:
                 by_group[group].append(row["edit"] - row["copy"])
-        cells = [f"{np.mean(by_group[g]):+.2f} (n={len(by_group[g])})" if by_group[g] else "-" for g, _ in GROUPS]
+        cells = [f"{np.mean(by_group[g]):+.2f} (n={len(by_group[g])})" if by_group[g] else "-" for g, _ in CHANNEL_GROUPS]
         gains = [row["edit"] - row["copy"] for row in rows]
         lines.append(f"| {label} | " + " | ".join(cells) + f" | {np.mean(gains):+.2f} (min {min(gains):+.2f}) |")
     return "\n".join(lines) + "\n"
