@@ -8,7 +8,7 @@ render's 68 points (``NAME.landmarks.json`` of ``dataset render``: the inner lip
 middle of each upper and lower pair between them) or a photo's 189-point template (``NNN.landmarks189.txt``, the
 London set's: 94-103, along the closed lips). Compared at the crop's columns between the landmarks' ends, crop px,
 positive where the line found lies below the face's. Photos are reported in the two halves of
-``training.data.split.identity_unit`` (below 0.5: the half the finder's form and ``lips.DARK`` were chosen on).
+``training.data.split.identity_unit`` (below 0.5: the half the finder's form and ``tuning.DARK`` were chosen on).
 Writes docs/LIP_LINE.md.
 
     python benchmarks/lip_line.py --photos ../shared/data/london-faces/neutral --side 1560 \\

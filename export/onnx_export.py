@@ -14,7 +14,8 @@ from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, buil
 from reggan_plugin.atomic import atomic_path
 from reggan_plugin.edit.mouth import is_mouth_template
 from reggan_plugin.errors import RegganError
-from reggan_plugin.geometry.align import MOUTH_ZOOM, crop_template
+from reggan_plugin.geometry.align import crop_template
+from reggan_plugin.tuning import MOUTH_ZOOM
 from training.checkpoint import load_generator
 from training.models import RegGAN
 

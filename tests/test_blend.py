@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks.mouth_detail import laplacian_variance
+from reggan_plugin import tuning
 from reggan_plugin.edit import blend
 from reggan_plugin.geometry import align, resample
 from reggan_plugin.imaging.tone import REC709_LUMA
@@ -29,13 +30,13 @@ def test_feather_mask_shape_range_and_zero_border() -> None:
     mask = blend.feather_mask(SIZE)
     assert mask.shape == (SIZE, SIZE) and mask.dtype == np.float32
     assert mask.min() == 0.0 and mask.max() == 1.0
-    b = blend.MASK_BORDER_PX
+    b = tuning.MASK_BORDER_PX
     assert not mask[:b].any() and not mask[-b:].any() and not mask[:, :b].any() and not mask[:, -b:].any()
     # the template's face points are fully inside
     pts = align.units_to_crop_px(align.CANONICAL_5PT, SIZE).round().astype(int)
     assert (mask[pts[:, 1], pts[:, 0]] == 1.0).all()
     # smooth falloff: smootherstep's steepest slope is 1.875 per feather width
-    width_px = blend.MASK_FEATHER * min(blend.MASK_RADII) * SIZE
+    width_px = tuning.MASK_FEATHER * min(tuning.MASK_RADII) * SIZE
     assert max(np.abs(np.diff(mask, axis=0)).max(), np.abs(np.diff(mask, axis=1)).max()) < 2.0 / width_px
     with pytest.raises(ValueError):
         blend.feather_mask(SIZE, radii=(0.45, 0.45))
@@ -78,7 +79,7 @@ def test_no_seam_applied_delta_is_continuous() -> None:
     applied = (new - frame)[..., 0]
     assert applied.max() == pytest.approx(0.2, abs=1e-5)
     # frame px per crop px ~ 1 / scale; the feather spans >= 0.25 * 0.29 * SIZE crop px
-    feather_frame_px = blend.MASK_FEATHER * min(blend.MASK_RADII) * SIZE / align.matrix_scale(m)
+    feather_frame_px = tuning.MASK_FEATHER * min(tuning.MASK_RADII) * SIZE / align.matrix_scale(m)
     bound = 0.2 * 2.0 / feather_frame_px  # smootherstep's steepest slope is 1.875 / width
     step = max(np.abs(np.diff(applied, axis=0)).max(), np.abs(np.diff(applied, axis=1)).max())
     assert step < bound

@@ -12,7 +12,7 @@ from imagegen import face_box, synthetic_frame
 from PIL import Image
 
 from reggan_plugin.imageio import read_image
-from reggan_plugin.imageio.image import LUMA
+from reggan_plugin.imaging.tone import REC709_LUMA
 
 H, W = 120, 160
 REGION = ",".join(str(int(v)) for v in face_box(H, W))
@@ -250,7 +250,7 @@ def test_skin_paint_colour_or_shading(tmp_path, tiny_model):
     shading, colour = (read_image(outs[p]).pixels.astype(float) for p in ("shading", "colour"))
     assert np.abs(shading - colour).max() > 2
     cheek = (slice(60, 80), slice(20, 36))  # crop units ~0.2-0.28 x 0.47-0.62: skin, not mouth or eye
-    change = {name: ((img - before)[cheek] @ LUMA).mean() for name, img in (("shading", shading), ("colour", colour))}
+    change = {name: ((img - before)[cheek] @ REC709_LUMA).mean() for name, img in (("shading", shading), ("colour", colour))}
     assert abs(change["shading"] - change["colour"]) < 1.0, change
     bad = cli("texture", src, "--out", tmp_path / "x.png", "--model", tiny_model, "--skin-paint", "wild")
     assert bad.returncode == 2 and "--skin-paint" in bad.stderr

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reggan_plugin.edit.face_level import DARKEST_FACE, face_levels, lift_gains, lifted, scaled_back
+from reggan_plugin.edit.face_level import face_levels, lift_gains, lifted, scaled_back
 from reggan_plugin.imageio.colour import srgb_decode, srgb_encode
+from reggan_plugin.tuning import DARKEST_FACE
 
 S = 64
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reggan_plugin.imaging.filters import LUMA, NOISE_FLOOR, SEARCH_RADIUS, STRENGTH, nonlocal_mean
-from reggan_plugin.imaging.tone import luma
+from reggan_plugin.imaging.filters import nonlocal_mean
+from reggan_plugin.imaging.tone import REC601_LUMA, luma
+from reggan_plugin.tuning import NOISE_FLOOR, SEARCH_RADIUS, STRENGTH
 
 
 def test_nonlocal_mean_keeps_edges_and_drops_grain() -> None:
@@ -46,7 +47,7 @@ def test_nonlocal_mean_weighs_each_pair_once_as_a_pixel_by_pixel_mean_would() ->
 
 
 def test_noise_level_tells_grainy_pictures_from_clean_ones() -> None:
-    from reggan_plugin.imaging.filters import NOISE_FLOOR, noise_level
+    from reggan_plugin.imaging.filters import noise_level
 
     yy, xx = np.mgrid[0:64, 0:64].astype(np.float32)
     face = np.stack([0.5 + 0.003 * xx, 0.4 + 0.002 * yy, 0.3 + 0.2 * (xx > 30)], axis=2)  # shading, an edge
@@ -68,7 +69,7 @@ def test_a_grainy_picture_is_split_at_its_stronger_noise_luma_or_chroma() -> Non
     traced = face + rng.normal(0, 12 / 255, (*face.shape[:2], 1)).astype(np.float32)
     traced += rng.normal(0, 3 / 255, face.shape).astype(np.float32)
     assert noise_level(traced) < 5 / 255
-    norm = float(np.sqrt((LUMA * LUMA).sum()))  # the luma std of white noise of std 1 in each channel
+    norm = float(np.sqrt((REC601_LUMA * REC601_LUMA).sum()))  # the luma std of white noise of std 1 in each channel
     assert grain_level(traced) == pytest.approx(np.hypot(12, 3 * norm) / norm / 255, rel=0.1)
     assert grain_level(face) == noise_level(face)  # a clean picture: its chroma level, below the floor
 
@@ -92,7 +93,8 @@ def test_jpeg_blocks_count_as_grain_and_a_clean_render_has_none() -> None:
 
     from PIL import Image
 
-    from reggan_plugin.imaging.filters import BLOCKY, NOISE_FLOOR, blockiness, grain_level
+    from reggan_plugin.imaging.filters import blockiness, grain_level
+    from reggan_plugin.tuning import BLOCKY
 
     render = Image.open(Path(__file__).resolve().parents[1] / "samples" / "frames" / "shot_0003.png").convert("RGB")
     saved = io.BytesIO()
@@ -122,7 +124,8 @@ def test_fireflies_are_taken_out_and_gaussian_noise_and_edges_are_left() -> None
 
 
 def test_a_pattern_finer_than_the_jpeg_grid_is_not_blocks() -> None:
-    from reggan_plugin.imaging.filters import BLOCKY, blockiness
+    from reggan_plugin.imaging.filters import blockiness
+    from reggan_plugin.tuning import BLOCKY
 
     checks = np.random.default_rng(1).uniform(0.2, 0.8, (40, 50, 1))
     two_px = np.repeat(np.kron(checks, np.ones((2, 2, 1))), 3, axis=2).astype(np.float32)  # steps every 2 px
@@ -130,7 +133,8 @@ def test_a_pattern_finer_than_the_jpeg_grid_is_not_blocks() -> None:
 
 
 def test_a_picture_too_small_to_tell_blocks_is_not_blocky() -> None:
-    from reggan_plugin.imaging.filters import BLOCKS_MIN_SIDE, BLOCKY, blockiness
+    from reggan_plugin.imaging.filters import blockiness
+    from reggan_plugin.tuning import BLOCKS_MIN_SIDE, BLOCKY
 
     blocks = np.kron(np.random.default_rng(2).uniform(0.2, 0.8, (20, 20, 3)), np.ones((8, 8, 1))).astype(np.float32)
     assert blockiness(blocks) > BLOCKY  # 160 px of hard 8 px blocks ...
@@ -139,7 +143,8 @@ def test_a_picture_too_small_to_tell_blocks_is_not_blocky() -> None:
 
 
 def test_a_long_straight_edge_is_not_blocks() -> None:
-    from reggan_plugin.imaging.filters import BLOCKY, blockiness
+    from reggan_plugin.imaging.filters import blockiness
+    from reggan_plugin.tuning import BLOCKY
 
     ramp = 0.001 * np.arange(256, dtype=np.float32)[None, :, None]
     frame = np.full((256, 256, 3), 0.4, np.float32) + ramp
@@ -149,7 +154,7 @@ def test_a_long_straight_edge_is_not_blocks() -> None:
 
 def test_luma_is_the_weighted_sum_of_the_colour_channels() -> None:
     rgba = np.random.default_rng(3).random((7, 9, 4), dtype=np.float32)
-    assert np.allclose(luma(rgba), rgba[..., :3] @ LUMA, atol=1e-6)
+    assert np.allclose(luma(rgba), rgba[..., :3] @ REC601_LUMA, atol=1e-6)
     assert np.allclose(luma(rgba, np.array([0.0, 1.0, 0.0])), rgba[..., 1])
 
 

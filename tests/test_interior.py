@@ -5,10 +5,7 @@ import numpy as np
 import pytest
 
 from reggan_plugin.edit.interior import (
-    MAX_GAIN,
-    STRIP_SOFTNESS,
     STRIPS_FILE,
-    UPPER_RIM_COLUMNS,
     MouthInterior,
     amount_for,
     draw,
@@ -19,6 +16,7 @@ from reggan_plugin.edit.interior import (
     softness,
 )
 from reggan_plugin.errors import ModelError
+from reggan_plugin.tuning import MAX_GAIN, STRIP_SOFTNESS, UPPER_RIM_COLUMNS
 from training.interior import OPENING, medoid, unrolled
 
 SIZE = 64

@@ -3,8 +3,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.edit.lips import BAND, lip_line, moved_corners, split_at_lips
+from reggan_plugin.edit.lips import lip_line, moved_corners, split_at_lips
 from reggan_plugin.geometry.resample import sample
+from reggan_plugin.tuning import BAND
 
 SIZE = 128
 CORNERS = np.array([[51.0, 84.0], [77.0, 84.0]])  # 26 px apart, as in the face crop

@@ -20,12 +20,12 @@ from reggan_plugin.faces.face import box_from_landmarks
 from reggan_plugin.geometry.align import (
     CANONICAL_5PT,
     MOUTH_CENTRE,
-    MOUTH_ZOOM,
     apply_affine,
     crop_template,
     units_to_crop_px,
 )
 from reggan_plugin.renderer import ExpressionRenderer
+from reggan_plugin.tuning import MOUTH_ZOOM
 
 SIDE = 700
 

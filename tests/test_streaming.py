@@ -282,7 +282,8 @@ def test_a_grainy_face_twice_the_crop_reaches_the_network_without_its_grain(rend
     from reggan_plugin.faces.region import whole_image_face
     from reggan_plugin.geometry.resample import warp_to_crop
     from reggan_plugin.imageio import ImageData, to_network_rgb
-    from reggan_plugin.imaging.filters import NOISE_FLOOR, grain_level
+    from reggan_plugin.imaging.filters import grain_level
+    from reggan_plugin.tuning import NOISE_FLOOR
 
     side = 2 * renderer.size
     y, x = np.mgrid[0:side, 0:side].astype(np.float32) / side

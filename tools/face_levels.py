@@ -1,6 +1,6 @@
 """How bright the faces of render folders are, as the runtime reads them: percentiles of
 ``reggan_plugin.edit.face_level.face_levels`` over each identity's neutral, aligned as the runtime aligns it. The 5th
-percentile over the training split of the face model's renders is ``face_level.DARKEST_FACE``.
+percentile over the training split of the face model's renders is ``tuning.DARKEST_FACE``.
 
     python tools/face_levels.py --data data/ict160 --data data/ict128b --data data/ict96 --split train
 """

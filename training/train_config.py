@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Literal
 
-from reggan_plugin.edit.calibration import LOWER_FACE
+from reggan_plugin.tuning import LOWER_FACE
 
 from .config import strict_from_dict
 
@@ -148,7 +148,7 @@ class TrainConfig:
     # London's 55 training-split people among 4 (+ 8 render-change regions that kept the squint and lost
     # identity). The bundled model's happy is fitted over the whole crop (MODEL_CARD.md, Recipe: the happy fit), closer to the
     # renders' smiles; for photographs its gains bound the edit to the same ellipse at run time (``upper``,
-    # reggan_plugin.edit.calibration.LOWER_FACE).
+    # reggan_plugin.tuning.LOWER_FACE).
     stage1_flow_grid: int = 16
     stage1_flow_steps: int = 300
     stage1_region_expressions: tuple[str, ...] = ("happy",)

@@ -25,7 +25,8 @@ from ..edit.blend import apply_planes, mask_box
 from ..errors import BackendUnavailable
 from ..geometry.align import Matrix, invert_affine, matrix_scale
 from ..geometry.resample import crop_coordinates, crop_roi, pooled_matrix, prefilter_window
-from ..imaging.filters import NOISE_FLOOR, grain_level
+from ..imaging.filters import grain_level
+from ..tuning import NOISE_FLOOR
 from .base import Backend
 
 log = logging.getLogger(__name__)

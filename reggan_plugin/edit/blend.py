@@ -32,34 +32,26 @@ from __future__ import annotations
 
 import numpy as np
 
-from reggan_plugin.geometry.align import CANONICAL_5PT, MOUTH_DROP, Matrix, invert_affine
+from reggan_plugin.geometry.align import CANONICAL_5PT, Matrix, invert_affine
 from reggan_plugin.geometry.resample import sample, sample_planes, sample_planes_cubic, warp_planes_from_crop
 from reggan_plugin.imaging.filters import GRAIN_REACH, gaussian_blurred, grain_level, moving_structure
 from reggan_plugin.imaging.tone import REC709_LUMA, luma, smootherstep
 
 from ..arrays import Array, FloatArray
+from ..tuning import (
+    CAST_RING,
+    EYE_COLOUR_RADII,
+    MASK_BORDER_PX,
+    MASK_CENTER,
+    MASK_FEATHER,
+    MASK_RADII,
+    MOUTH_COLOUR_RADII,
+    MOUTH_DROP,
+    PAINT_COLOUR_FEATHER,
+    SHADING_DARK,
+)
 
-# Mask ellipse in crop units (see geometry/align.py's template notes: brows y ~0.305, chin y ~0.854,
-# jaw x ~0.225 .. 0.782). The mask is 1 inside the ellipse and falls to 0 at (1 + feather) times
-# its radii: y 0.205 .. 0.955, x 0.1375 .. 0.8625 with the defaults.
-MASK_CENTER = (0.5, 0.58)
-MASK_RADII = (0.29, 0.30)
-MASK_FEATHER = 0.25
-MASK_BORDER_PX = 2  # 1 below 64 px crops, where 2 px would cut into the chin's falloff
-"""The mask is exactly 0 within this many pixels of the crop border (bilinear warps read one
-pixel beyond a sample, so the warped frame mask is exactly 0 outside the crop)."""
-
-# Where the paint keeps its colour: ellipses about the crop template's mouth and eyes (radii in crop units at the
-# canonical template's eye distance; the mouth's centred below the corners, with room for a smile's and a jaw
-# drop's reach), fading to none at (1 + PAINT_COLOUR_FEATHER) times their radii.
-MOUTH_COLOUR_RADII = (0.17, 0.10)
-MOUTH_COLOUR_DROP = MOUTH_DROP  # the mouth ellipse's centre below the corners' midpoint
-EYE_COLOUR_RADII = (0.085, 0.055)
-PAINT_COLOUR_FEATHER = 0.6
-_DARK = 0.02  # luma under which a pixel's colour is too dark to scale: it is lifted to this grey first
-
-# The band used to estimate a colour cast: mask values strictly inside this range.
-_RING = (0.05, 0.95)
+# The mask's ellipse, the ellipses where the paint keeps its colour and the colour cast's band: reggan_plugin.tuning.
 
 
 def feather_mask(
@@ -121,7 +113,7 @@ def paint_colour_weight(size: int, template: Array | None = None) -> FloatArray:
     """SxS float32 in [0, 1]: 1 where the paint changes colour as painted (mouth, eyes), 0 where it changes the
     skin's shading alone (`as_shading`). ``template``: the crop's 5 points in crop units (left eye, right eye,
     nose, mouth corners); None: ``align.CANONICAL_5PT``."""
-    weight: FloatArray = np.max([template_ellipse(size, template, (3, 4), MOUTH_COLOUR_RADII, MOUTH_COLOUR_DROP),
+    weight: FloatArray = np.max([template_ellipse(size, template, (3, 4), MOUTH_COLOUR_RADII, MOUTH_DROP),
                                  template_ellipse(size, template, (0,), EYE_COLOUR_RADII),
                                  template_ellipse(size, template, (1,), EYE_COLOUR_RADII)], axis=0)
     return weight
@@ -130,10 +122,10 @@ def paint_colour_weight(size: int, template: Array | None = None) -> FloatArray:
 def as_shading(delta: Array, base: Array) -> Array:
     """``delta``'s change of luma as a change of ``base``'s shading: ``base`` scaled by the ratio of its luma's
     change, so the result has ``delta``'s luma and ``base``'s colour (near-black pixels lifted to a grey of luma
-    ``_DARK`` first, where their colour says nothing)."""
+    ``SHADING_DARK`` first, where their colour says nothing)."""
     base_luma = luma(base, REC709_LUMA)  # written out, not ``base @ REC709_LUMA``: see imaging.tone.luma
-    ratio = luma(delta, REC709_LUMA) / np.maximum(base_luma, _DARK)
-    shaded: Array = (base + np.maximum(_DARK - base_luma, 0.0)[..., None]) * ratio[..., None]
+    ratio = luma(delta, REC709_LUMA) / np.maximum(base_luma, SHADING_DARK)
+    shaded: Array = (base + np.maximum(SHADING_DARK - base_luma, 0.0)[..., None]) * ratio[..., None]
     return shaded
 
 
@@ -141,7 +133,7 @@ def colour_cast(delta: Array, mask_crop: Array) -> FloatArray:
     """Per-channel colour cast of a crop delta: its median over the mask's feathered band, shape (3,).
 
     Zero when the band is empty (a mask with no falloff)."""
-    ring = (mask_crop > _RING[0]) & (mask_crop < _RING[1])
+    ring = (mask_crop > CAST_RING[0]) & (mask_crop < CAST_RING[1])
     if ring.sum() < 16:
         return np.zeros(delta.shape[-1], np.float32)
     cast: FloatArray = np.median(delta[ring], axis=0).astype(np.float32)

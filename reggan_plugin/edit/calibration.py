@@ -34,15 +34,16 @@ from ..arrays import Array, FloatArray
 from ..artifact import ModelArtifact
 from ..errors import ModelError
 from ..geometry.resample import sample
+from ..tuning import (
+    ELLIPSE_SOFTNESS,
+    LOWER_FACE,
+    REST_PAINT_MOUTH_DROP,
+    REST_PAINT_MOUTH_FEATHER,
+    REST_PAINT_MOUTH_RADII,
+)
 from .blend import template_ellipse
 
 METADATA_KEY = "reggan.paste_gains"
-# the ellipse about the mouth, in crop units at the canonical template's eye distance, centred this far below the
-# mouth corners' midpoint, fading out over half its radii again
-MOUTH_RADII, MOUTH_DROP, MOUTH_FEATHER = (0.17, 0.11), 0.007, 0.5
-# the lower face (centre and radii as fractions of the crop), the ellipse training bounds an expression to by default
-# (``TrainConfig.stage1_region_ellipse``); an ellipse's edge is a sigmoid this wide in units of the normalised radius
-LOWER_FACE, ELLIPSE_SOFTNESS = (0.5, 0.7, 0.35, 0.25), 0.08
 
 GainTable = dict[str, dict[str, "Gains"]]  # subject -> expression -> gains
 
@@ -120,7 +121,8 @@ def mixed(gains: Mapping[str, Gains], expressions: Sequence[str], weights: Array
 def mouth_ellipse(size: int, template: Array | None) -> Array:
     """SxS [0, 1]: the ellipse about the mouth of a face crop of side ``size`` whose 5 points are ``template`` (crop
     units; None: ``align.CANONICAL_5PT``), outside which ``rest_paint`` scales the paint."""
-    return template_ellipse(size, template, (3, 4), MOUTH_RADII, MOUTH_DROP, MOUTH_FEATHER)
+    return template_ellipse(size, template, (3, 4), REST_PAINT_MOUTH_RADII, REST_PAINT_MOUTH_DROP,
+                            REST_PAINT_MOUTH_FEATHER)
 
 
 def ellipse_region(size: int, ellipse: Sequence[float], softness: float = ELLIPSE_SOFTNESS) -> FloatArray:

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..arrays import Array
-from ..geometry.align import LARGE_FACE_SCALE, Matrix, matrix_scale
+from ..geometry.align import Matrix, matrix_scale
+from ..tuning import LARGE_FACE_SCALE
 from . import lips
 from .blend import crop_planes
 from .coverage import FaceCoverage, kept_on_the_head

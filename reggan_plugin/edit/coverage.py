@@ -18,15 +18,11 @@ from ..arrays import Array
 from ..backends.cpu import create_session, session_options
 from ..errors import ModelError
 from ..geometry.resample import sample
+from ..tuning import CORE_RADII, CORE_TRUST, HOLE_LEVEL
 from .blend import template_ellipse
 
 COVERAGE_PATH = Path(__file__).parents[1] / "models" / "coverage.onnx"
 INPUT, OUTPUT = "crop", "coverage"
-HOLE_LEVEL = 0.95  # less covered than this and enclosed by the head: a hole (`without_holes`)
-# A face the model does not see as a head (a stylised face, a texture, a drawing: it was fitted on renders) is
-# edited as without it: its coverage is trusted where it covers at least half of the face's core.
-CORE_RADII = (0.15, 0.18)  # crop units about the five landmarks' mean: eyes, nose and mouth
-CORE_TRUST = 0.5
 
 
 class FaceCoverage:

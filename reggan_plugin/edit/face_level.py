@@ -14,13 +14,8 @@ import numpy as np
 from ..arrays import Array, FloatArray
 from ..imageio.colour import srgb_decode, srgb_encode
 from ..imaging.tone import REC709_LUMA
+from ..tuning import DARKEST_FACE, FACE_ELLIPSE
 from .calibration import ellipse_region
-
-# the face in a crop (centre and radii as fractions of the crop: cheeks, nose and mouth, little hair or background)
-FACE_ELLIPSE = (0.5, 0.55, 0.28, 0.36)
-# linear luma: the 5th percentile of `face_levels` over the training renders' neutrals (`dataset render`, studio look,
-# the face model's data), chosen on their validation split among the 5th, 10th and 25th and none (docs/experiments/MODEL_NOTES.md)
-DARKEST_FACE = 0.0536
 
 
 def face_levels(crops: Array) -> FloatArray:

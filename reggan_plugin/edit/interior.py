@@ -32,19 +32,20 @@ from ..geometry.align import Matrix, apply_affine, invert_affine, large_face_sha
 from ..geometry.resample import crop_roi, sample
 from ..imaging.filters import gaussian_blurred
 from ..imaging.tone import luma
+from ..tuning import (
+    MAX_GAIN,
+    MIN_WEIGHT,
+    RIM_CONTRAST,
+    RIM_REACH,
+    RIM_STEPS,
+    SOFTNESS_PROBE,
+    SOFTNESS_REACH,
+    STRIP_SOFTNESS,
+    UPPER_RIM_COLUMNS,
+    UPPER_RIM_REACH,
+)
 
 STRIPS_FILE = Path(__file__).parents[1] / "models" / "mouth_interior.npz"
-MIN_WEIGHT = 1e-3  # gap weights below this are no gap (the strip is not drawn)
-STRIP_SOFTNESS = 0.75  # px: the softest of the renders the strips are cut from, at their own size (0.49-0.76)
-SOFTNESS_PROBE = 1.0  # px: the blur by which a picture's softness is read
-SOFTNESS_REACH = 0.35  # mouth widths about the mouth corners' line where it is read
-MAX_GAIN = 1.5  # a narrow opening's paint is mostly lip, which would light the inside up as glare: unlimited, surprised
-# kept 1.14 of the neutral's mouth detail on the validation renders (0.91 limited), with glare at part intensities
-RIM_REACH = 1.0  # crop px below an opening's bottom edge searched for the lower lip's dark rim (`past_lip_rims`)
-UPPER_RIM_REACH = 0.75  # crop px above its top edge searched for the upper lip's
-UPPER_RIM_COLUMNS = 9  # crop columns the top edge's move is averaged over
-RIM_STEPS = 10  # samples a crop px along that search: a frame px or finer on a face the pass magnifies eight times
-RIM_CONTRAST = 0.05  # how much lighter than the column's darkest the lip below must be for a rim to be there
 
 
 @dataclass(frozen=True)

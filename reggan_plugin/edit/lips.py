@@ -25,17 +25,7 @@ from ..arrays import Array
 from ..geometry.align import Matrix, invert_affine, matrix_scale
 from ..geometry.resample import sample
 from ..imaging.tone import luma, smoothstep
-
-# Crop px per px of the mouth's width (corner to corner): 25 px in the face crop
-BAND = 0.32  # each lip moved whole over this far from the line between them
-SEARCH = 0.2  # the line looked for this far above and below the corners' line
-FULL_GAP = 0.08  # an opening this wide or wider moves the lips wholly; narrower, in part
-TAPER = 0.5  # of the mouth's width from each corner over which the lips' split fades in (to the middle)
-MARGIN = 3  # columns past each corner that the line is fitted over (crop px)
-DARK = 0.6  # a column's line: its uppermost local minimum at most this far from its darkest to its median
-EDGE = 0.15  # of the mouth's width at each corner where the line is not looked for (the corners fix its ends)
-CORNER_WEIGHT = 3.0  # each corner's weight in the line's fit, against a column's 1
-CORNER_STEPS = 10  # fixed-point steps to where the motion puts the mouth's corners
+from ..tuning import BAND, CORNER_STEPS, CORNER_WEIGHT, DARK, EDGE, FULL_GAP, MARGIN, SEARCH, TAPER
 
 
 def lip_line(crop: Array, corners: Array) -> tuple[Array, Array]:

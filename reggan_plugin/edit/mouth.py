@@ -3,7 +3,7 @@
 In the face crop a mouth is about a fifth of the crop wide (25 px of 128). On a 600 px face paste-back magnifies
 that paint about eight times: the motion keeps the frame's own detail, but what is painted (teeth, an opened
 mouth's inside and rim) comes out as soft bands. The mouth model is the regression stage fitted on a crop about
-the mouth at ``align.MOUTH_ZOOM`` times the face crop's scale (``reggan-plugin train --config mouth``). Where the face
+the mouth at ``tuning.MOUTH_ZOOM`` times the face crop's scale (``reggan-plugin train --config mouth``). Where the face
 model's paint would be magnified four times or more (a face crop of 512 frame px: a face box from about 285 px), the
 mouth model's edit, pasted as the face's is (its motion moves the frame, the lips whole where it opens them, its
 paint is added, a little blurred: ``PAINT_BLUR``), replaces the face model's inside an ellipse about the mouth: fully
@@ -29,9 +29,6 @@ from ..backends.preview_graph import stage_network
 from ..config import InferenceConfig
 from ..errors import ModelError
 from ..geometry.align import (
-    FULL_LARGE_FACE_SCALE,
-    LARGE_FACE_SCALE,
-    MOUTH_ZOOM,
     Matrix,
     crop_template,
     large_face_share,
@@ -40,19 +37,11 @@ from ..geometry.align import (
     units_to_crop_px,
 )
 from ..geometry.resample import crop_roi, warp_to_crop
+from ..tuning import MOUTH_MASK_FEATHER, MOUTH_MASK_RADII, MOUTH_ZOOM, PAINT_BLUR
 from .blend import crop_planes, feather_mask
 from .lips import lips_whole
 
-MOUTH_MASK_RADII = (0.36, 0.30)  # mouth crop units: the lips and a jaw drop's reach, wider than tall
-MOUTH_MASK_FEATHER = 0.3
-MAX_MOUTH_SCALE = MOUTH_ZOOM * LARGE_FACE_SCALE
-"""Mouth crop px per frame px below which the pass runs (the face crop's paint magnified four times or more)."""
-FULL_MOUTH_SCALE = MOUTH_ZOOM * FULL_LARGE_FACE_SCALE
-"""... and at or below which it replaces the face model's mouth entirely (eight times; between the two, a fade)."""
 PASS_KEY = "reggan.mouth_pass"  # metadata: the expressions the pass paints (a JSON list; default: all it knows)
-PAINT_BLUR = 1.0
-"""Mouth crop px: the pass's paint is pasted blurred this much (`blend.crop_planes`), so that it keeps the skin's and
-the lips' own texture about the mouth."""
 
 Paste = Callable[..., tuple[Array, Array]]  # (region, planes, matrix, inplace=...) -> (region, frame mask)
 
@@ -99,8 +88,9 @@ class MouthCrops:
 
 
 def strength(m: Matrix) -> float:
-    """How much of the mouth the pass paints for a mouth crop map ``m``: 0 at ``MAX_MOUTH_SCALE`` crop px per frame px
-    and above, 1 at ``FULL_MOUTH_SCALE`` and below, linear in between."""
+    """How much of the mouth the pass paints for a mouth crop map ``m``: `align.large_face_share` of the face its
+    crop shows (``MOUTH_ZOOM`` times the face crop's scale), 0 where the face crop's paint would be magnified less than
+    four times (``tuning.LARGE_FACE_SCALE``), 1 from eight (``tuning.FULL_LARGE_FACE_SCALE``), linear in between."""
     return large_face_share(m, MOUTH_ZOOM)
 
 

@@ -30,16 +30,10 @@ from ..arrays import Array
 from ..errors import ModelError
 from ..imaging.filters import gaussian_blurred
 from ..imaging.tone import REC709_LUMA
+from ..tuning import BANDS, EPS, FACE_ELLIPSE, REFERENCE_SIZE, SIDE_BANDS, TOP_BAND
 from .calibration import ellipse_region
-from .face_level import FACE_ELLIPSE
 
 READER_PATH = Path(__file__).parents[1] / "models" / "photo_reader.json"
-BANDS = (0.7, 1.5, 3.0)  # the bands of detail: Gaussian sigmas in px of a 128 px crop, each band less the next
-REFERENCE_SIZE = 128
-# the regions read, as fractions of the crop: above the brows (hair or a bald head), the sides (hair, ears, backdrop)
-TOP_BAND = (0.22, 0.3)  # rows above 0.22, within 0.3 of the middle
-SIDE_BANDS = (0.18, 0.2, 0.75)  # columns within 0.18 of either edge, rows from 0.2 to 0.75
-EPS = 1e-4  # keeps the logarithms finite on a flat crop
 # what a user is told of pictures read as photographs
 PHOTOGRAPH_NOTE = "a smile takes the model's gains for photographs (--subject render edits them as renders)"
 REGION_NAMES = ("face", "top", "side")
@@ -51,7 +45,7 @@ FEATURE_NAMES: list[str] = [
 
 @cache
 def _regions(size: int) -> tuple[Array, ...]:
-    """SxS masks of `REGION_NAMES`: the face (`face_level.FACE_ELLIPSE`), above the brows, the sides."""
+    """SxS masks of `REGION_NAMES`: the face (`tuning.FACE_ELLIPSE`), above the brows, the sides."""
     u = (np.arange(size, dtype=np.float32) + 0.5) / size
     x, y = u[None, :], u[:, None]
     face = ellipse_region(size, FACE_ELLIPSE) > 0.5

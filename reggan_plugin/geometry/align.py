@@ -25,6 +25,7 @@ from typing import Literal, TypeAlias
 import numpy as np
 
 from ..arrays import Array, Float64Array
+from ..tuning import FULL_LARGE_FACE_SCALE, LARGE_FACE_SCALE, MOUTH_DROP, MOUTH_ZOOM, TEMPLATE_SCALE, TEMPLATE_SHIFT_Y
 
 Matrix: TypeAlias = Float64Array
 """(2, 3) float64 affine map, frame pixels -> crop pixels."""
@@ -44,28 +45,13 @@ ARCFACE_112 = np.array(
     ],
     dtype=np.float64,
 )
-TEMPLATE_SCALE = 0.75
-TEMPLATE_SHIFT_Y = 0.08
-
 CANONICAL_5PT: Float64Array = 0.5 + TEMPLATE_SCALE * (ARCFACE_112 / 112.0 - 0.5) - np.array([0.0, TEMPLATE_SHIFT_Y])
 """(5, 2) crop units: left eye ~(0.381, 0.391), right eye ~(0.617, 0.390), nose ~(0.500, 0.525),
 mouth corners ~(0.403, 0.664), ~(0.599, 0.662). "Left" = image left."""
 CANONICAL_5PT.setflags(write=False)
 
-MOUTH_DROP = 0.027
-"""Crop units: how far the mouth's centre lies below its corners' midpoint (a smile's and a jaw drop's reach)."""
 MOUTH_CENTRE: Float64Array = (CANONICAL_5PT[3] + CANONICAL_5PT[4]) / 2 + np.array([0.0, MOUTH_DROP])
 """Crop units: the mouth's centre in the face crop, a little below the corners (a smile's and a jaw drop's reach)."""
-MOUTH_ZOOM = 2.0
-"""The mouth crop shows the mouth at this many times the face crop's scale: its 25 px mouth becomes 50 px."""
-LARGE_FACE_SCALE = 0.25
-"""Face crop px per frame px at or below which a face counts as large: paste-back magnifies the crop's paint four
-times or more (a face crop of 512 frame px: a detector box from about 285 px). Its lips move whole
-(`reggan_plugin.edit.lips`), and the mouth pass (`reggan_plugin.edit.mouth`) and the drawn interior (`reggan_plugin.edit.interior`)
-fade in."""
-FULL_LARGE_FACE_SCALE = 0.125
-"""... and at or below which (the paint magnified eight times or more) the mouth pass and the drawn interior apply
-wholly."""
 CropKind: TypeAlias = Literal["face", "mouth"]
 
 

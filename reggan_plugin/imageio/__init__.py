@@ -47,7 +47,6 @@ from reggan_plugin.imageio.colour import (
 from reggan_plugin.imageio.frames import describe_unread, list_frames, looks_whole, unread_images
 from reggan_plugin.imageio.image import (
     JPEG_QUALITY,
-    LUMA,
     MAX_PIXELS,
     MAX_SIDE,
     MIN_SIDE,
@@ -60,7 +59,7 @@ from reggan_plugin.imageio.read import ORIENTATION_TAG, read_image
 from reggan_plugin.imageio.write import check_writable, output_format, write_image
 
 __all__ = [
-    "JPEG_QUALITY", "LUMA", "MAX_PIXELS", "MAX_SIDE", "MIN_SIDE", "ORIENTATION_TAG", "SUPPORTED_SUFFIXES",
+    "JPEG_QUALITY", "MAX_PIXELS", "MAX_SIDE", "MIN_SIDE", "ORIENTATION_TAG", "SUPPORTED_SUFFIXES",
     "ImageData", "ImageFormat", "check_writable", "compose_output", "describe_unread", "detector_rgb", "encode_png",
     "list_frames", "looks_whole", "non_finite_pixels", "output_format", "read_image", "srgb_decode", "srgb_encode",
     "to_network_rgb", "unread_images", "write_edit", "write_image",

@@ -12,7 +12,6 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from reggan_plugin.errors import InputError
-from reggan_plugin.imaging.tone import REC709_LUMA
 
 from ..arrays import Array
 
@@ -40,8 +39,6 @@ decoding, as a decompression bomb (a 390 KB PNG declaring 10000x10000 16-bit gre
 content compresses far less (rendered frames 2-5x, a flat 14000x13000 grey PNG 220x), and a small one costs little."""
 JPEG_QUALITY = 95
 PNG_COMPRESS_LEVEL = 1  # fast: see encode_png
-LUMA = REC709_LUMA
-"""Rec. 709 weights (`reggan_plugin.imaging.tone`): how an RGB change is written into a grey image."""
 
 _MAGIC: list[tuple[bytes, ImageFormat]] = [
     (b"\x89PNG\r\n\x1a\n", "png"),

@@ -25,32 +25,18 @@ import cv2
 import numpy as np
 
 from ..arrays import Array
+from ..tuning import BLOCKS_MIN_SIDE, BLOCKY, FIREFLY_STDS, MOVED_SIGMA, NOISE_FLOOR, SEARCH_RADIUS, STRENGTH
 from .tone import REC601_LUMA, luma
 
-SEARCH_RADIUS = 2  # px of the picture: a pixel is averaged with those of its 5 x 5 window (grain is a pixel-scale
-# thing whatever the face size; a 7 x 7 window was no better under render noise and slower)
-STRENGTH = 2.8  # noise stds: how unlike two 3 x 3 patches may be and still be averaged (``nonlocal_mean``). Sigma 10
-# noise was best taken out at 2-2.8, a 4-sample render's (heavy-tailed, so underrated by ``noise_levels``) at 2.8-4
-MOVED_SIGMA = 0.5  # px: what moves of a grainy picture is its structure less its pixel-scale part (``moving_structure``).
-# The non-local mean leaves some grain in the structure, and whatever it leaves moves with the face: held back this
-# way, edits of renders of 4 and 8 samples without a denoiser, of Gaussian noise of sigma 3-6 and of JPEG 50 gained up
-# to 0.16 dB (sad most, happy -0.01 to 0), sigma 10 -0.02 to +0.09; a 0.7 px Gaussian cost angry 0.13 dB at sigma 10
+# The split's tuned numbers (window, strength, what moves, fireflies, what counts as grainy or blocky):
+# reggan_plugin.tuning. The picture's structure is read in Rec. 601 luma (``tone.REC601_LUMA``, `luma`'s default).
 STRUCTURE_REACH = SEARCH_RADIUS + 2  # px: how far from a pixel the picture decides its structure (``degrained``): the
 # window, the patch, the firefly median
 GRAIN_REACH = STRUCTURE_REACH + int(np.ceil(3 * MOVED_SIGMA))  # px: how far from a pixel the picture decides what moves
 # (``moving_structure``): its structure, then MOVED_SIGMA's Gaussian (taps to 3 sigma, ``gaussian_blurred``)
-FIREFLY_STDS = 4.0  # a pixel this many noise stds from its neighbourhood's median is a firefly (Gaussian noise: 1 in
-# 16000). On renders of 4 and 16 samples without a denoiser, taking them out first gained angry's edit 1.2 and
-# 0.25 dB; under Gaussian noise of sigma 10 it cost 0.1
-NOISE_FLOOR = 1.5 / 255  # chroma noise (``noise_level``) from which a picture counts as grainy: clean renders and
-# photos measure 0.2-0.8 levels, renders with noise of sigma 3 levels 3.0 (JPEG photos keep their chroma smooth)
-BLOCKY = 1.3  # ``blockiness`` from which a picture's blocks count as grain: clean renders and the London photos
-# (JPEG) measure 1.01-1.10, a photo pasted square into a grey frame 1.13, renders saved at JPEG quality 90
-# 1.08-1.22, at 75 1.33-1.64, at 50 1.70-2.17
-BLOCKS_MIN_SIDE = 128  # px: a smaller picture (a face of under about 100 px) is not judged for blocks (``blockiness``)
-LUMA = REC601_LUMA  # the picture's structure is read in Rec. 601 luma (reggan_plugin.imaging.tone)
 BAND_ROWS = 128  # rows the split works on at a time (``in_bands``): its filters hold a dozen arrays the size of what
 # they work on, over 300 MB for a 4K close-up's face region in one piece, and pictures are split in several threads
+# (the same result pixel for pixel whatever its value: a memory bound, not a tuned number)
 
 
 def shifted(img: Array, axis: int, radius: int) -> list[Array]:
@@ -87,7 +73,7 @@ def noise_levels(img: Array) -> tuple[float, float]:
         return float(float(np.abs(conv).mean()) * np.sqrt(np.pi / 2) / 6)
 
     chroma = (level(x[..., 2] - grey) + level(x[..., 0] - grey)) / 2
-    return chroma, level(grey) / float(np.sqrt((LUMA * LUMA).sum()))
+    return chroma, level(grey) / float(np.sqrt((REC601_LUMA * REC601_LUMA).sum()))
 
 
 def noise_level(img: Array) -> float:

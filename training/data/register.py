@@ -17,7 +17,7 @@ import numpy as np
 
 from reggan_plugin.geometry.align import invert_affine
 from reggan_plugin.geometry.resample import warp_to_crop
-from reggan_plugin.imaging.filters import LUMA
+from reggan_plugin.imaging.tone import REC601_LUMA
 
 UPPER_FACE_UNITS = (0.20, 0.12, 0.80, 0.56)  # x0, y0, x1, y1 in canonical crop units
 
@@ -120,8 +120,8 @@ def register_pair(fixed_rgb: np.ndarray, moving_rgb: np.ndarray, margin: int, in
     """Similarity W registering ``moving_rgb`` onto ``fixed_rgb`` (both SxSx3 cache crops, any range)
     over the upper face; coarse to fine, starting from ``init`` (3x3, default identity)."""
     size = fixed_rgb.shape[0]
-    fixed = gaussian_blur(fixed_rgb.astype(np.float32) @ LUMA, 1.0)
-    moving = gaussian_blur(moving_rgb.astype(np.float32) @ LUMA, 1.0)
+    fixed = gaussian_blur(fixed_rgb.astype(np.float32) @ REC601_LUMA, 1.0)
+    moving = gaussian_blur(moving_rgb.astype(np.float32) @ REC601_LUMA, 1.0)
     mask = upper_face_mask(size, margin)
     ident = np.eye(3)
     ncc_before = _ncc(fixed, moving, mask)

@@ -30,7 +30,7 @@ import numpy as np
 from reggan_plugin.errors import BackendUnavailable
 from reggan_plugin.expressions import EXPRESSIONS
 from reggan_plugin.geometry.resample import warp_to_crop
-from reggan_plugin.imaging.filters import LUMA
+from reggan_plugin.imaging.tone import REC601_LUMA
 
 FER_LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 FER_TO_OURS = {"angry": "angry", "disgust": "disgusted", "fear": "fearful", "happy": "happy", "sad": "sad",
@@ -95,7 +95,7 @@ class ExpressionJudge:
     @staticmethod
     def preprocess(crop: np.ndarray) -> np.ndarray:
         """One canonical crop (SxSx3 uint8 RGB) -> 64x64 float32 grey in [-1, 1], fer's input."""
-        grey = np.asarray(crop, np.float32) @ LUMA
+        grey = np.asarray(crop, np.float32) @ REC601_LUMA
         size = crop.shape[0]
         x0, y0, side, _ = FER_BOX
         k = INPUT_SIZE / (side * size)  # 64 px per crop px

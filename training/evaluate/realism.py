@@ -10,7 +10,7 @@ import numpy as np
 
 from reggan_plugin.edit.blend import feather_mask, template_ellipse
 from reggan_plugin.geometry.align import Matrix
-from reggan_plugin.imageio.image import LUMA
+from reggan_plugin.imaging.tone import REC709_LUMA
 
 # Away from the mouth (a smile's and a jaw drop's reach) and the eyes (a squint, a brow): where an edit should keep
 # the skin's pores, stubble and freckles. Crop units at the canonical template's eye distance.
@@ -51,7 +51,7 @@ def frame_region(region: np.ndarray, m: Matrix, shape: tuple[int, ...]) -> np.nd
 
 def luma(rgb: np.ndarray) -> np.ndarray:
     """HxW float64 Rec. 709 luma of HxWx3 pixels, in their own levels."""
-    return np.asarray(rgb, np.float64)[..., :3] @ np.asarray(LUMA, np.float64)
+    return np.asarray(rgb, np.float64)[..., :3] @ np.asarray(REC709_LUMA, np.float64)
 
 
 def laplacian_energy(rgb: np.ndarray, region: np.ndarray) -> float:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from reggan_plugin.imageio.image import LUMA  # Rec. 709 weights of linear light
+from reggan_plugin.imaging.tone import REC709_LUMA  # Rec. 709 weights of linear light
 
 GAMMA = 2.2
 CENTRE = (0.3, 0.7)  # the crop's central 40% in each direction: the face itself, no background or hair
@@ -30,7 +30,7 @@ def exposure_level(image: Tensor) -> Tensor:
     size = image.shape[-1]
     lo, hi = int(CENTRE[0] * size), int(CENTRE[1] * size)
     linear = ((image[:, :, lo:hi, lo:hi] + 1.0) / 2.0).clamp(0.0, 1.0) ** GAMMA
-    luma = torch.as_tensor(LUMA, dtype=image.dtype, device=image.device)[None, :, None, None]
+    luma = torch.as_tensor(REC709_LUMA, dtype=image.dtype, device=image.device)[None, :, None, None]
     return (linear * luma).sum(1).mean((1, 2))
 
 
