@@ -5,7 +5,8 @@
 The shot is samples/frames/shot_0001.png held still for 48 frames (its faces.json landmarks given: no detector),
 the same at 640 px (upscaled, landmarks scaled: the size where the mouth pass and the lips' split run), and at 640 px
 panning 1 px a frame in a 1920x1080 frame, found by the detector with --smooth 0.5 (as benchmarks/temporal.py). The
-curves key frame 1 neutral, frame 24 happy and frame 48 surprised, linearly between (`ExpressionCurves`).
+curves key frame 1 neutral, frame 24 a smile and frame 48 surprise, linearly between (`ExpressionCurves`): happy and
+surprised on the face model, and the ARKit channels of each on the channel model.
 
 Jitter is benchmarks/temporal.py's measure, over the mouth region of benchmarks/temporal.py (`mouth_region`), with
 the edit's smooth course taken out: a steady edit is measured by its temporal standard deviation; an edit that
@@ -31,6 +32,7 @@ import numpy as np
 from PIL import Image
 
 from benchmarks.temporal import mouth_region, pan_frames
+from reggan_plugin.artifact import channels_model_path
 from reggan_plugin.atomic import write_text
 from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
 from reggan_plugin.imageio import ImageData, read_image, write_image
@@ -39,13 +41,17 @@ from reggan_plugin.renderer import ExpressionRenderer
 from reggan_plugin.sequence.curves import ExpressionCurves
 
 SAMPLES = Path(__file__).resolve().parent.parent / "samples"
-KEYS = {1: {}, 24: {"happy": 1.0}, 48: {"surprised": 1.0}}
+# The ramp's smile and surprise: the face model's expressions, and the channel model's ARKit channels of each
+SMILE = {"expressions": {"happy": 1.0},
+         "channels": {"mouthSmileLeft": 1.0, "mouthSmileRight": 1.0, "cheekSquintLeft": 0.9, "cheekSquintRight": 0.9}}
+SURPRISE = {"expressions": {"surprised": 1.0},
+            "channels": {"jawOpen": 0.5, "browInnerUp": 1.0, "browOuterUpLeft": 1.0, "browOuterUpRight": 1.0,
+                         "eyeWideLeft": 0.9, "eyeWideRight": 0.9}}
 
 
-def ramp_curves(count: int) -> ExpressionCurves:
-    """Neutral at frame 1, happy at the middle frame, surprised at the last."""
-    middle = count // 2
-    return ExpressionCurves.from_keys({1: KEYS[1], middle: KEYS[24], count: KEYS[48]})
+def ramp_curves(count: int, kind: str = "expressions") -> ExpressionCurves:
+    """Neutral at frame 1, a smile at the middle frame, surprise at the last."""
+    return ExpressionCurves.from_keys({1: {}, count // 2: SMILE[kind], count: SURPRISE[kind]})
 
 
 def sample_face(scale: float) -> tuple[np.ndarray, np.ndarray]:
@@ -107,16 +113,20 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--out", type=Path, default=Path("docs"))
-    parser.add_argument("--model", type=Path, default=None)
     args = parser.parse_args(argv)
-    renderer = ExpressionRenderer(InferenceConfig(model=args.model, backend="cpu"))
-    curves = ramp_curves(args.frames)
     rows: list[tuple[str, float, float, float, float]] = []
     strip: list[np.ndarray] = []
     with tempfile.TemporaryDirectory() as tmp:
-        for label, scale, pan in (("still, 256 px, landmarks given", 1.0, False),
-                                  ("still, 640 px, landmarks given", 2.5, False),
-                                  ("pan 1 px/frame, 640 px in 1920x1080, detector, --smooth 0.5", 2.5, True)):
+        for kind, label, scale, pan in (
+                ("expressions", "still, 256 px, landmarks given", 1.0, False),
+                ("expressions", "still, 640 px, landmarks given", 2.5, False),
+                ("expressions", "pan 1 px/frame, 640 px in 1920x1080, detector, --smooth 0.5", 2.5, True),
+                ("channels", "still, 256 px, landmarks given", 1.0, False),
+                ("channels", "pan 1 px/frame, 640 px in 1920x1080, detector, --smooth 0.5", 2.5, True)):
+            model = channels_model_path() if kind == "channels" else None
+            renderer = ExpressionRenderer(InferenceConfig(model=model, backend="cpu"))
+            curves = ramp_curves(args.frames, kind)
+            label = f"{kind}: {label}"
             face, landmarks = sample_face(scale)
             if pan:
                 frames, shifts = pan_frames(face, args.frames)
@@ -128,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append((label, value, bent, size, jump))
             print(f"{label}: jitter {value:.1%} of the edit (3-frame {bent:.1%}; {size:.2f} levels), largest step "
                   f"{jump:.1f}x the median", flush=True)
-            if scale == 1.0 and not pan:
+            if scale == 1.0 and not pan and kind == "expressions":
                 r, c = mouth_region(frames[0])
                 grow = r.stop - r.start
                 strip = [edited[i][max(0, r.start - grow) : r.stop + grow, max(0, c.start - grow) : c.stop + grow]
@@ -136,8 +146,10 @@ def main(argv: list[str] | None = None) -> int:
     lines = ["# Expression curves: smoothness", "",
              f"Generated {datetime.date.today()} by `python benchmarks/curves.py --frames {args.frames}`; do not edit by "
              "hand. Method: the module docstring of benchmarks/curves.py (benchmarks/temporal.py's jitter, with the "
-             "ramp's own course taken out). Model: the bundled one; CPU backend; default options. Curves: frame 1 "
-             f"neutral, frame {args.frames // 2} happy, frame {args.frames} surprised, linear between.", "",
+             "ramp's own course taken out). CPU backend; default options. Curves: frame 1 neutral, frame "
+             f"{args.frames // 2} a smile, frame {args.frames} surprise, linear between: happy and surprised on the "
+             "face model (expressions), or their ARKit channels on the channel model (channels: `SMILE`, `SURPRISE`).",
+             "",
              "| shot (samples/frames/shot_0001.png) | mouth jitter (std about the ramp / mean edit) | 3-frame "
              "| mean edit (levels) | largest step / median step |", "|---|---|---|---|---|"]
     lines += [f"| {label} | {value:.1%} | {bent:.1%} | {size:.2f} | {jump:.1f}x |"

@@ -78,3 +78,16 @@ def test_a_channel_moves_the_side_it_names_and_not_the_other(channel: str, named
     near, far = around(named), around(other)
     assert np.abs(near).mean() > 3 * np.abs(far).mean(), (np.abs(near).mean(), np.abs(far).mean())
     assert (near[:, 1].mean() > 0) == upward  # motion is where a pixel draws from: a raised corner draws from below
+
+
+def test_the_bundled_channel_model_is_its_recipes() -> None:
+    """The shipped channel model was built by recipes/channels.toml as it is in the repository (its text and sha256
+    are in the model's metadata): one recipe, one command."""
+    import hashlib
+    import json
+
+    from reggan_plugin.artifact import load_artifact
+
+    recipe = Path(__file__).resolve().parents[1] / "recipes" / "channels.toml"
+    stamped = json.loads(load_artifact(channels_model_path()).metadata["reggan.recipe"])
+    assert stamped["sha256"] == hashlib.sha256(recipe.read_bytes()).hexdigest() and stamped["text"] == recipe.read_text()

@@ -1,15 +1,22 @@
 """The channel model on held-out renders of random ARKit channel combinations: how much closer to the true render the
 edit is than the neutral input, on the face, for each channel group a combination moves.
 
-    python -m training.evaluate.channels --data DIR [--data DIR ...] [--model channels.onnx] [--out docs/channels]
+    python -m training.evaluate.channels --write-mixes mixes.json --seed 9393      # 12 random mixes as a recipe table
+    reggan-plugin dataset render --out held_frontal --identities 5 --start 5000 --seed 9393 --recipes mixes.json \
+        --expressions all
+    reggan-plugin dataset render --out held_turned --identities 5 --start 5000 --seed 9494 --yaw 0,30 --pitch 10 \
+        --recipes mixes.json --expressions all
+    python -m training.evaluate.channels --data held_frontal --data held_turned [--model M] [--out docs/channels]
 
 Each DIR is a `dataset render` folder whose expressions are channel mixes (its manifest records the exact blendshape
-weights each picture was rendered with; those, less the neutral's gaze, are the mix the edit is given).
+weights each picture was rendered with; those, less the neutral's gaze, are the mix the edit is given). Identities
+from 5000 up are never rendered for fitting.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import random
 from collections import defaultdict
 from pathlib import Path
 
@@ -37,6 +44,21 @@ def channel_weights(shapes: dict[str, float], neutral: dict[str, float]) -> dict
         if weight > 1e-3:
             mix[channel] = min(1.0, weight)
     return mix
+
+
+def write_mixes(path: Path, seed: int, count: int = 12) -> None:
+    """A recipe table (`training.synth.recipes`' layout) of ``count`` mixes of 1-5 random channels at 0.3-1, for
+    `dataset render --recipes`; strengths over 0.975 as in the channel table (the renders' mean AU jitter)."""
+    table = json.loads(CHANNEL_TABLE.read_text())
+    channels = [name for name in table["expressions"] if name != "neutral"]
+    rng = random.Random(seed)
+    mixes: dict[str, dict] = {"neutral": {"aus": {}}}
+    for i in range(count):
+        picked = rng.sample(channels, rng.randint(1, 5))
+        mixes[f"mix{i:02d}"] = {"aus": {c: round(rng.uniform(0.3, 1.0) / 0.975, 4) for c in picked}}
+    table["expressions"] = mixes
+    table["about"] = f"Held-out channel mixes: 1-5 random channels at 0.3-1 (seed {seed})."
+    path.write_text(json.dumps(table, indent=1))
 
 
 def _rgb(path: Path) -> np.ndarray:
@@ -95,10 +117,17 @@ def strip(renderer: ExpressionRenderer, folder: Path, identity: str, rows: dict[
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, action="append", required=True)
+    parser.add_argument("--data", type=Path, action="append", default=[])
+    parser.add_argument("--write-mixes", type=Path, default=None, help="write a recipe table of random mixes and stop")
+    parser.add_argument("--seed", type=int, default=9393)
     parser.add_argument("--model", type=Path, default=channels_model_path())
     parser.add_argument("--out", type=Path, default=None, help="folder for channels.json and CHANNELS_EVAL.md")
     args = parser.parse_args(argv)
+    if args.write_mixes is not None:
+        write_mixes(args.write_mixes, args.seed)
+        return 0
+    if not args.data:
+        parser.error("give --data (or --write-mixes)")
     renderer = ExpressionRenderer(InferenceConfig(model=args.model, backend="cpu", subject="render"))
     results = {folder.name: evaluate(folder, renderer) for folder in args.data}
     text = table(results)
@@ -107,18 +136,20 @@ def main(argv: list[str] | None = None) -> int:
         args.out.mkdir(parents=True, exist_ok=True)
         (args.out / "channels.json").write_text(json.dumps(results, indent=1))
         first = args.data[0]
+        identities = sorted(p.name for p in first.iterdir() if p.is_dir())
         steps = (0.0, 0.25, 0.5, 0.75, 1.0)
-        strip(renderer, first, "id00000", {c: [{c: w} if w else {} for w in steps]
+        strip(renderer, first, identities[0], {c: [{c: w} if w else {} for w in steps]
                                            for c in ("mouthSmileLeft", "jawOpen", "browInnerUp", "eyeBlinkRight")},
               args.out / "sweep.jpg")
-        ramp = [{"mouthSmileLeft": min(1, f / 16), "mouthSmileRight": min(1, f / 24), "jawOpen": max(0, f - 24) / 24,
-                 "browInnerUp": max(0, f - 30) / 18} for f in range(0, 48, 8)] + [
-                {"mouthSmileLeft": 1, "mouthSmileRight": 1, "jawOpen": 1, "browInnerUp": 1}]
-        strip(renderer, first, "id00001", {"shot": [{k: v for k, v in m.items() if v > 0} for m in ramp]},
+        # a take's ramp: the corners rise (the left first), then the jaw opens part way and the inner brows lift
+        ramp = [{"mouthSmileLeft": min(1, f / 16), "mouthSmileRight": min(1, f / 24), "jawOpen": 0.6 * max(0, f - 24) / 24,
+                 "browInnerUp": 0.8 * max(0, f - 24) / 24} for f in range(0, 49, 8)]
+        strip(renderer, first, identities[1], {"shot": [{k: v for k, v in m.items() if v > 0} for m in ramp]},
               args.out / "shot.jpg")
         (args.out / "CHANNELS_EVAL.md").write_text(
-            "# Channel model on held-out renders\n\nGain in dB of the edit over the neutral input against the true "
-            "render, on the face, per channel group (mean over the mixes that move it).\n\n" + text)
+            "# Channel model on held-out renders\n\nGenerated by `python -m training.evaluate.channels` (its docstring "
+            "gives the renders). Gain in dB of the edit over the neutral input against the true render, on the face, "
+            "per channel group (mean over the mixes that move it; n: identities x mixes).\n\n" + text)
     return 0
 
 
