@@ -400,6 +400,28 @@ def test_the_shipped_model_in_half_precision_meets_the_fp16_tolerance():
     assert float(np.abs(got - want).max()) < PARITY_TOLERANCE["fp16"]
 
 
+def test_the_torch_route_runs_the_channel_model_as_onnxruntime_does():
+    """The channel model's 1 x 1 field pads by nothing, and channel mixes weigh neutral below 0: the cuda backend's
+    torch route (here on the CPU, in fp32) computes what onnxruntime does."""
+    torch = pytest.importorskip("torch", reason="the torch route needs torch")
+    import onnxruntime as ort
+
+    from reggan_plugin.artifact import channels_model_path
+    from reggan_plugin.backends.parity import PARITY_TOLERANCE
+    from reggan_plugin.backends.torch_graph import TorchGraph, load_onnx
+
+    art = load_artifact(channels_model_path())
+    rng = np.random.default_rng(0)
+    feeds = {"image": rng.uniform(-1, 1, (2, 3, art.input_size, art.input_size)).astype(np.float32),
+             "expression": np.stack([art.expression_weights("jawOpen=0.5,mouthSmileLeft=1,browDownRight=0.3"),
+                                     art.expression_weights("eyeBlinkLeft")]),
+             "intensity": np.array([1.0, 0.6], np.float32)}
+    want = ort.InferenceSession(str(art.path), providers=["CPUExecutionProvider"]).run(["output"], feeds)[0]
+    graph = TorchGraph(load_onnx(art.path), device="cpu")
+    got = graph.run({k: torch.from_numpy(v) for k, v in feeds.items()}, ["output"])["output"].numpy()
+    assert float(np.abs(got - want).max()) < PARITY_TOLERANCE["fp32"]
+
+
 def test_gpu_backends_are_checked_on_a_sample_face(tiny_model, tmp_path):
     """check_parity passes a backend that computes the model and refuses one that computes something else."""
     from conftest import make_tiny_model

@@ -101,6 +101,8 @@ def _pad(x: list[Any], a: dict[str, Any]) -> Tensor:
     torch_pads: list[int] = []
     for axis in reversed(range(rank)):
         torch_pads += [begin.get(axis, 0), end.get(axis, 0)]
+    if not any(torch_pads):  # a 1 x 1 field's padding: nothing to pad
+        return data
     while len(torch_pads) > 2 and torch_pads[-2:] == [0, 0]:
         torch_pads = torch_pads[:-2]
     mode = a.get("mode", b"constant")
@@ -109,6 +111,7 @@ def _pad(x: list[Any], a: dict[str, Any]) -> Tensor:
         return F.pad(data, torch_pads, value=value)
     if any(p < 0 for p in torch_pads):
         raise BackendUnavailable(f"Pad mode {mode} with negative pads is not supported by the torch route")
+    torch_pads += [0] * (2 * (rank - 2) - len(torch_pads))  # replicate and reflect pad every spatial axis of [N,C,...]
     return F.pad(data, torch_pads, mode={"edge": "replicate", "reflect": "reflect", "wrap": "circular"}[mode])
 
 
