@@ -91,3 +91,13 @@ def test_the_bundled_channel_model_is_its_recipes() -> None:
     recipe = Path(__file__).resolve().parents[1] / "recipes" / "channels.toml"
     stamped = json.loads(load_artifact(channels_model_path()).metadata["reggan.recipe"])
     assert stamped["sha256"] == hashlib.sha256(recipe.read_bytes()).hexdigest() and stamped["text"] == recipe.read_text()
+
+
+def test_a_renders_blendshapes_read_back_as_its_channel_mix() -> None:
+    """The evaluation gives the edit the mix a render was made with: its face-model shapes less the neutral's gaze, by
+    the channel table (cheekPuff is both cheeks' shape), each at most 1."""
+    from training.evaluate.channels import channel_weights
+
+    neutral = {"eyeLookIn_L": 0.1, "eyeLookOut_R": 0.1}
+    shapes = {**neutral, "mouthSmile_L": 0.6, "cheekPuff_L": 0.4, "cheekPuff_R": 0.4, "jawOpen": 1.1}
+    assert channel_weights(shapes, neutral) == pytest.approx({"mouthSmileLeft": 0.6, "cheekPuff": 0.4, "jawOpen": 1.0})

@@ -33,6 +33,8 @@ from reggan_plugin.renderer import ExpressionRenderer
 from . import metrics, realism
 
 CHANNEL_TABLE = Path(__file__).resolve().parents[1] / "synth" / "arkit_channels.json"
+
+
 def channel_weights(shapes: dict[str, float], neutral: dict[str, float]) -> dict[str, float]:
     """The ARKit channel mix of a render: its face-model blendshape weights less the neutral's (the gaze), by the
     channel table's correspondence, each clipped to [0, 1]."""
