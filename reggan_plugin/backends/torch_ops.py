@@ -92,7 +92,8 @@ def _layer_norm(x: list[Any], a: dict[str, Any]) -> Tensor:
 
 
 def _pad(x: list[Any], a: dict[str, Any]) -> Tensor:
-    data, pads = x[0], _ints(x[1])
+    data: Tensor = x[0]
+    pads = _ints(x[1])
     value = float(x[2].item()) if len(x) > 2 and x[2] is not None else 0.0
     rank = data.dim()
     axes = [v % rank for v in _ints(x[3])] if len(x) > 3 and x[3] is not None else list(range(rank))
