@@ -216,6 +216,7 @@ def test_pictures_batched_together_keep_their_own_mixes_and_mouths(tiny_model, t
         assert np.abs(got - alone).max() <= 1  # a batch of three may round apart from one of one by a level
 
 
+@pytest.mark.slow  # an end-to-end render; the fast tier keeps the unit checks of the same behaviour
 def test_the_bundled_model_renders_a_ramp_on_the_sample_shot_alike_in_shards(tmp_path):
     """The shipped models on samples/frames: a neutral key leaves its frame untouched, a surprised one (which the
     bundled mouth model does not paint) renders, and three shards write one run's bytes."""

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from reggan_plugin.edit.lips import lip_line, moved_corners, split_at_lips
 from reggan_plugin.geometry.resample import sample
@@ -142,6 +143,7 @@ def test_the_renderer_splits_the_lips_of_large_faces_only() -> None:
         assert (differ & ~mouth).sum() < 0.01 * differ.sum()
 
 
+@pytest.mark.slow  # an end-to-end render; the fast tier keeps the unit checks of the same behaviour
 def test_the_cli_and_the_evaluation_report_turn_it_off(tmp_path) -> None:
     from PIL import Image
     from test_cli import cli

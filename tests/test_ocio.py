@@ -90,6 +90,7 @@ def _render(shot: Path, folder: str, out: str, *extra: str, env: dict[str, str] 
     return shot / out
 
 
+@pytest.mark.slow  # an end-to-end render; the fast tier keeps the unit checks of the same behaviour
 def test_an_acescg_exr_gets_the_edit_of_the_srgb_frame(shot):
     """The acceptance test: the same frame as 8-bit sRGB and as ACEScg EXR, rendered with the bundled model; the EXR's
     output converted to sRGB is the sRGB frame's output within a level. Read as linear sRGB (no --colorspace) the

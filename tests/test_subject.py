@@ -71,6 +71,7 @@ def test_partial_gains_lie_between_none_and_whole() -> None:
     assert half.upper == pytest.approx(0.5) and half.rest_paint == pytest.approx(0.85)
 
 
+@pytest.mark.slow  # an end-to-end render; the fast tier keeps the unit checks of the same behaviour
 def test_the_demo_renders_read_as_renders_and_are_edited_as_fitted(renderers) -> None:
     given = load_faces_json(SAMPLES / "faces.json")
     for frame in sorted((SAMPLES / "frames").glob("*.png")):
