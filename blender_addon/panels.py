@@ -44,14 +44,20 @@ def draw_settings(layout: Any, context: Any) -> None:
             layout.label(text="The scene has no camera", icon="ERROR")
 
 
+def _slider_box(layout: Any, settings: Any, toggle: str) -> Any:
+    """A box headed by a group's toggle and the curves import; the box when the toggle is on, else None."""
+    box = layout.box()
+    row = box.row()
+    row.prop(settings, toggle)
+    row.operator("reggan.import_mix_curves", text="", icon="IMPORT")
+    return box if getattr(settings, toggle) else None
+
+
 def draw_mix(layout: Any, context: Any) -> None:
     """The "Mix" group: the toggle, and with it on the six keyframable sliders and what they sum to at this frame."""
     s = context.scene.reggan
-    box = layout.box()
-    row = box.row()
-    row.prop(s, "use_mix")
-    row.operator("reggan.import_mix_curves", text="", icon="IMPORT")
-    if not s.use_mix:
+    box = _slider_box(layout, s, "use_mix")
+    if box is None:
         return
     col = box.column(align=True)
     for name in mix.MIX_EXPRESSIONS:
@@ -71,11 +77,8 @@ def draw_channels(layout: Any, context: Any) -> None:
     and nose, jaw, mouth; each header says how many of its channels are above 0 at this frame) and a line for the
     frame."""
     s = context.scene.reggan
-    box = layout.box()
-    row = box.row()
-    row.prop(s, "use_channels")
-    row.operator("reggan.import_mix_curves", text="", icon="IMPORT")
-    if not s.use_channels:
+    box = _slider_box(layout, s, "use_channels")
+    if box is None:
         return
     frame = context.scene.frame_current
     values = mix.channel_values(context.scene, frame)

@@ -1717,6 +1717,27 @@ def test_mix_sliders_over_one_are_refused_in_the_panel_and_by_apply(addon: objec
     assert not (tmp_path / "frames_reggan_mix").exists()
 
 
+def _hook_then_apply(addon: object, scene: object, tmp_path: Path, hooked_dir: str) -> tuple[list[str], Path]:
+    """Render frames 1, 5 and 10 through the render hook, then Apply to Frames on the same renders into
+    tmp_path/applied: the frame names and the hook's output folder."""
+    settings = scene.reggan
+    settings.auto_apply = True
+    hook = addon.handlers.HOOK
+    for frame in (1, 5, 10):  # three one-frame animation renders: the hook at frames 1, 5 and 10
+        scene.frame_start = scene.frame_end = frame
+        bpy.ops.render.render(animation=True)
+    hook.wait(120)
+    assert hook.failed == []
+    settings.auto_apply = False
+    names = ["0001.png", "0005.png", "0010.png"]
+    hooked = tmp_path / hooked_dir
+    assert sorted(p.name for p in hooked.iterdir()) == names
+    settings.frames_dir, settings.out_dir = str(tmp_path / "render"), str(tmp_path / "applied")
+    assert bpy.ops.reggan.apply_frames() == {"FINISHED"}
+    assert addon.jobs.JOBS.status.state == "done", addon.jobs.JOBS.status.message
+    return names, hooked
+
+
 @needs_bpy
 @pytest.mark.slow
 def test_render_hook_with_keyed_sliders_equals_apply_to_frames(addon: object, tmp_path: Path) -> None:
@@ -1729,20 +1750,7 @@ def test_render_hook_with_keyed_sliders_equals_apply_to_frames(addon: object, tm
     settings = scene.reggan
     settings.face_source, settings.box = "BOX", (16, 8, 32, 32)
     key_happy(scene, ((1, 0.0), (10, 1.0)))
-    settings.auto_apply = True
-    hook = addon.handlers.HOOK
-    for frame in (1, 5, 10):  # three one-frame animation renders: the hook at frames 1, 5 and 10
-        scene.frame_start = scene.frame_end = frame
-        bpy.ops.render.render(animation=True)
-    hook.wait(120)
-    assert hook.failed == []
-    settings.auto_apply = False
-    names = ["0001.png", "0005.png", "0010.png"]
-    hooked = tmp_path / "render_reggan_mix"
-    assert sorted(p.name for p in hooked.iterdir()) == names
-    settings.frames_dir, settings.out_dir = str(tmp_path / "render"), str(tmp_path / "applied")
-    assert bpy.ops.reggan.apply_frames() == {"FINISHED"}
-    assert addon.jobs.JOBS.status.state == "done", addon.jobs.JOBS.status.message
+    names, hooked = _hook_then_apply(addon, scene, tmp_path, "render_reggan_mix")
     settings.use_mix, settings.expression, settings.out_dir = False, "happy", str(tmp_path / "single")
     assert bpy.ops.reggan.apply_frames() == {"FINISHED"}
     assert addon.jobs.JOBS.status.state == "done", addon.jobs.JOBS.status.message
@@ -1907,20 +1915,7 @@ def test_render_hook_with_keyed_channel_sliders_equals_apply_to_frames(addon: ob
     settings.face_source, settings.box, settings.intensity = "BOX", (16, 8, 32, 32), 0.75
     key_channels(addon, scene, {"jawOpen": ((1, 0.0), (10, 0.5)), "mouthSmileLeft": ((1, 0.0), (10, 1.0)),
                                 "browDownRight": ((1, 0.0), (10, 0.25))})
-    settings.auto_apply = True
-    hook = addon.handlers.HOOK
-    for frame in (1, 5, 10):  # three one-frame animation renders: the hook at frames 1, 5 and 10
-        scene.frame_start = scene.frame_end = frame
-        bpy.ops.render.render(animation=True)
-    hook.wait(120)
-    assert hook.failed == []
-    settings.auto_apply = False
-    names = ["0001.png", "0005.png", "0010.png"]
-    hooked = tmp_path / "render_reggan_channels"
-    assert sorted(p.name for p in hooked.iterdir()) == names
-    settings.frames_dir, settings.out_dir = str(tmp_path / "render"), str(tmp_path / "applied")
-    assert bpy.ops.reggan.apply_frames() == {"FINISHED"}
-    assert addon.jobs.JOBS.status.state == "done", addon.jobs.JOBS.status.message
+    names, hooked = _hook_then_apply(addon, scene, tmp_path, "render_reggan_channels")
     for name in names:
         assert np.array_equal(read_png(hooked / name), read_png(tmp_path / "applied" / name)), name
     assert np.array_equal(read_png(hooked / "0001.png"), read_png(tmp_path / "render" / "0001.png"))
