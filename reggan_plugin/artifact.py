@@ -24,6 +24,7 @@ import numpy as np
 from .arrays import Array
 from .errors import ModelError, UsageError
 from .expressions import arkit_name, is_channel_mix
+from .geometry.resample import WarpMode
 
 FORMAT_VERSION = 1
 PREFIX = "reggan."
@@ -72,6 +73,8 @@ class ModelArtifact:
     value_range: tuple[float, float]
     crop_template: Array | None  # (5,2) in crop units, or None for the runtime's default
     has_motion: bool = False  # the graph has the MOTION_NAMES outputs
+    warp: WarpMode = "bilinear"  # how the graph moves its crop by the motion (its model config's ``warp``): the
+    # paste moves the crop the same way to take the paint as the difference
     provenance: dict[str, Any] = field(default_factory=dict)  # training data, iterations, metrics
     metadata: Mapping[str, str] = field(default_factory=dict)
 
@@ -203,8 +206,11 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
             raise bad("crop_template", "must be 5 (x, y) points")
     try:
         provenance = json.loads(meta.get("provenance", "{}"))
-    except json.JSONDecodeError:
-        raise bad("provenance", "not JSON") from None
+        warp = json.loads(provenance.get("model_config", "{}")).get("warp", "bilinear")
+    except (json.JSONDecodeError, AttributeError, TypeError):
+        raise bad("provenance", "not JSON, or its model_config is not") from None
+    if warp not in ("bilinear", "bicubic"):
+        raise bad("provenance", f"model_config's warp is {warp!r}: this runtime knows 'bilinear' and 'bicubic'")
     return {
         "input_size": size,
         "expressions": tuple(expressions),
@@ -213,6 +219,7 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
         "value_range": (-1.0, 1.0),
         "crop_template": template,
         "provenance": provenance,
+        "warp": warp,
     }
 
 

@@ -154,7 +154,7 @@ class ExpressionRenderer:
             for g, share, start, stop in zip(gains, shares, faces_at, faces_at[1:]):
                 if not g.is_identity:
                     faces[start:stop] = calibrated(crops_in[start:stop], faces[start:stop], g.partly(share),
-                                                   self.mouth_ellipse, self.lower_face)
+                                                   self.mouth_ellipse, self.lower_face, self.artifact.warp)
         # the mouth pass runs for the pictures whose edit it paints whole (MouthPass.covers)
         covered = [self.mouth is not None and self.mouth.covers(e.expression) for e in edits]
         mouths: Array | None = None
@@ -212,7 +212,8 @@ class ExpressionRenderer:
         `reggan_plugin.edit.chain`."""
         ctx = PasteContext(rgb, self.region_ops.paste if self.region_ops is not None else apply_planes, inplace,
                            lip_corners=self.lip_corners, colour_weight=self.colour_weight, coverage=self.coverage,
-                           mouth=self.mouth, mouths=mouths, mouths_out=mouths_out, interior=interior)
+                           mouth=self.mouth, mouths=mouths, mouths_out=mouths_out, interior=interior,
+                           warp=self.artifact.warp)
         return run_stages(face_edits(matrices, crops_in, crops_out, self.mask), ctx)
 
     # -- whole pictures --------------------------------------------------------------------------

@@ -50,6 +50,37 @@ def test_onnx_matches_torch_with_a_stage1_motion_and_region(tmp_path, exposure_r
     assert verify_onnx(model.eval(), onnx_path, batches=(1, 3)) <= 1e-4
 
 
+@pytest.mark.parametrize("warp", ["bilinear", "bicubic"])
+def test_the_paste_moves_the_crop_as_the_model_does(tmp_path, warp):
+    """The paste takes the paint as the model's output less the crop moved by the model's motion: the runtime must
+    move it with the model's own kernel. With identity maps stage 1 is the moved crop plus its bias, so the two
+    agree to float precision; with the other kernel they do not."""
+    import onnxruntime as ort
+
+    from reggan_plugin.geometry.resample import moved_crop
+
+    torch.manual_seed(5)
+    model = RegGAN(dataclasses.replace(TINY, image_size=64, warp=warp))
+    with torch.no_grad():
+        y, x = torch.meshgrid(torch.linspace(-1, 1, 64), torch.linspace(-1, 1, 64), indexing="ij")
+        model.stage1.flow[:] = torch.stack([0.05 * torch.sin(3 * y), 0.04 * torch.cos(2 * x)])[None]
+    path = export_checkpoint(save_generator(tmp_path / "1-G", model), tmp_path / "m.onnx")
+    art = load_artifact(path)
+    assert art.warp == warp
+    image = np.random.default_rng(1).uniform(-1, 1, (1, 3, 64, 64)).astype(np.float32)
+    expression = np.eye(len(TINY.expressions), dtype=np.float32)[1:2]
+    session = ort.InferenceSession(str(path))
+    out = dict(zip([o.name for o in session.get_outputs()],
+                   session.run(None, {"image": image, "expression": expression, "intensity": np.ones(1, np.float32)})))
+    stage1, motion = out["stage1"][0].transpose(1, 2, 0), out["stage1_motion"][0].transpose(1, 2, 0)
+    bias = model.stage1.bias[1].detach().half().float().numpy().transpose(1, 2, 0)  # stored in half precision
+    crop = image[0].transpose(1, 2, 0)
+    other = "bilinear" if warp == "bicubic" else "bicubic"
+    same = np.abs(stage1 - np.clip(moved_crop(crop, motion, warp) + bias, -1, 1)).max()
+    different = np.abs(stage1 - np.clip(moved_crop(crop, motion, other) + bias, -1, 1)).max()
+    assert same < 1e-4 < 0.05 < different
+
+
 def test_verify_rejects_a_model_that_differs(tmp_path, tiny_model):
     other = RegGAN(dataclasses.replace(TINY, image_size=64))  # other random weights than the exported ones
     with pytest.raises(ExportError, match="differs from torch"):
@@ -78,6 +109,8 @@ def _rewrite_metadata(src, dst, edit):
         (lambda p: p.update({PREFIX + "expressions": "not json"}), "not JSON"),
         (lambda p: p.update({PREFIX + "value_range": "0,1"}), "value_range"),
         (lambda p: p.update({PREFIX + "crop_template": "[[1, 2]]"}), "crop_template"),
+        (lambda p: p.update({PREFIX + "provenance": json.dumps({"model_config": json.dumps({"warp": "lanczos"})})}),
+         "warp"),
     ],
 )
 def test_bad_metadata_is_a_clear_model_error(tmp_path, tiny_model, edit, message):

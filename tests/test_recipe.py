@@ -25,6 +25,8 @@ REPO = Path(__file__).resolve().parents[1]
      "not an earlier phase"),
     ('name = "x"\n[[data]]\nname = "d"\nidentity = 1\n[[phase]]\nname = "p"\niterations = 1\n', "unknown key"),
     ('name = "x"\n[[data]\n', "not valid TOML"),
+    ('name = "x"\nwarp = "lanczos"\n[[data]]\nname = "d"\nidentities = 1\n[[phase]]\nname = "p"\niterations = 1\n',
+     "warp"),
 ])
 def test_a_bad_recipe_is_refused_before_anything_runs(tmp_path: Path, text: str, reason: str) -> None:
     path = tmp_path / "bad.toml"
@@ -72,6 +74,7 @@ def test_the_tiny_recipe_rebuilds_a_model_that_names_its_recipe_and_renders(ict_
     assert provenance["recipe"]["phases"][0]["iterations"] == 10  # the base phase stopped early, by its schedule
     assert "/" not in json.dumps(provenance["data"])  # no machine paths
     assert provenance["stage1"]["fitted"]["happy"]["lambda"] == 0.01  # its own stage-1 settings, no graft
+    assert artifact.warp == "bicubic"  # the recipe's kernel, carried through every phase
     assert json.loads(artifact.metadata["reggan.paste_gains"])["photo"]["happy"]["upper"] == 0.0
     assert json.loads((tmp_path / "runs" / "tiny" / "base" / "latest.json").read_text())["iteration"] == 10
     # run again: every step is found done and the model is written the same

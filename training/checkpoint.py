@@ -63,18 +63,34 @@ def _first_line(exc: BaseException) -> str:
 __all__ = ["checkpoint_paths", "load_generator", "save_generator"]
 
 
+def load_refiner_from_run(model: RegGAN, run: str | Path) -> int:
+    """Start ``model``'s refiner from the last checkpoint of a training run (``run``/latest.json), exactly as it was
+    trained; returns how many tensors were loaded. Stage 1 is left alone."""
+    latest = Path(run) / "latest.json"
+    if not latest.is_file():
+        raise ValueError(f"{run}: not a training run with a checkpoint (no latest.json)")
+    trained, _ = load_generator(Path(run) / "checkpoints" / f"{json.loads(latest.read_text())['stem']}-G")
+    state = model.refiner.state_dict()
+    if any(k not in trained.refiner.state_dict() or trained.refiner.state_dict()[k].shape != v.shape
+           for k, v in state.items()):
+        raise ValueError(f"{run}: its refiner does not match this model's; use the same --config")
+    model.refiner.load_state_dict(trained.refiner.state_dict(), strict=True)
+    return len(state)
+
+
 def load_refiner_from_onnx(model: RegGAN, path: str | Path) -> int:
     """Start ``model``'s refiner from the refiner weights of an exported artifact (its ONNX initializers are
     named after the torch parameters, ``model.refiner.*``); returns how many tensors were loaded. Stage 1 is
     left alone: it is fitted in closed form on the run's own data."""
     from onnx import numpy_helper
 
+    from export.half_weights import HALF_SUFFIX
     from export.onnx_file import read_onnx
 
     graph = read_onnx(path).graph
     prefix = "model.refiner."
-    weights = {i.name[len(prefix):]: torch.from_numpy(numpy_helper.to_array(i).copy())
-               for i in graph.initializer if i.name.startswith(prefix)}
+    weights = {i.name[len(prefix):].removesuffix(HALF_SUFFIX): torch.from_numpy(numpy_helper.to_array(i).astype("float32"))
+               for i in graph.initializer if i.name.startswith(prefix)}  # large ones are stored in half precision
     state = model.refiner.state_dict()
     missing = [k for k, v in state.items() if k not in weights or tuple(weights[k].shape) != tuple(v.shape)]
     if missing:

@@ -47,7 +47,7 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
     check_writable_dir(out, "--out")
     if export_path is not None:
         check_out_file(Path(export_path), [Path(init_refiner)] if init_refiner is not None else [], option="--export")
-    if init_refiner is not None:
+    if init_refiner is not None and not Path(init_refiner).is_dir():
         read_onnx(init_refiner)
     with new_folder(out):
         return _train(data_dirs, out, model_config, cfg, device_kind, resume, cache_dir, export_path, progress,
@@ -122,10 +122,10 @@ def _train(data_dirs: list[Path], out: Path, model_config: ModelConfig, cfg: Tra
             model, report = fit_stage1(model_config, cfg, train, val, out)
             stage1_meta = {"radius": report["radius"], "fitted": report["fitted"]}
             if init_refiner is not None:
-                from .checkpoint import load_refiner_from_onnx
+                from .checkpoint import load_refiner_from_onnx, load_refiner_from_run
 
                 try:
-                    load_refiner_from_onnx(model, init_refiner)
+                    (load_refiner_from_run if Path(init_refiner).is_dir() else load_refiner_from_onnx)(model, init_refiner)
                 except ValueError as exc:
                     raise InputError(init_refiner, str(exc)) from None
                 stage1_meta["refiner_from"] = Path(init_refiner).name
@@ -192,9 +192,9 @@ def cli() -> None:
               help="With --resume: refit stage 1 (its mean flows, regions and ridge maps) on today's training pairs "
                    "with the stage1_* settings given now, keeping its radius; lambdas are chosen again on the "
                    "validation pairs (RUN/stage1_selection.md).")
-@click.option("--init-refiner", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Start the refiner from an exported model's (ONNX) refiner instead of from scratch; stage 1 is "
-                   "fitted anew. Same --config as that model.")
+@click.option("--init-refiner", type=click.Path(path_type=Path), default=None,
+              help="Start the refiner from a training run's last checkpoint (a run folder, exact) or an exported "
+                   "model's (ONNX) refiner instead of from scratch; stage 1 is fitted anew. Same --config.")
 @click.option("--batch-size", default=_default("batch_size"), show_default=True, help="Pairs per iteration per process.")
 @click.option("--image-size", type=int, default=None, help="Crop size S. [default: the --config preset's, 128 / tiny 32]")
 @click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True, help="Model preset: size, and the crop it sees (mouth: the mouth model).")

@@ -6,6 +6,7 @@ from dataclasses import asdict, dataclass, fields
 
 from reggan_plugin.expressions import EXPRESSIONS, MODELLED_CHANNELS
 from reggan_plugin.geometry.align import CropKind
+from reggan_plugin.geometry.resample import WarpMode
 
 
 def strict_from_dict(cls, data: dict):
@@ -34,6 +35,10 @@ class ModelConfig:
     # what the crop shows (reggan_plugin.geometry.align.crop_template): the face, or the mouth at MOUTH_ZOOM times the face
     # crop's scale (a model that paints the mouth of large faces finer, beside a face model)
     crop: CropKind = "face"
+    # how both stages move the crop by their motion (GridSample's mode): a bilinear sample blurs by how far it falls
+    # between pixels, so a motion growing along a ramp makes the texture pump frame to frame and a moved face loses
+    # its fine detail; bicubic blurs far less, and the same at every offset
+    warp: WarpMode = "bilinear"
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.exposure_reference < 1.0:
@@ -42,6 +47,8 @@ class ModelConfig:
             raise ValueError(f"radius must be odd, got {self.radius}")
         if self.crop not in ("face", "mouth"):
             raise ValueError(f"crop must be 'face' or 'mouth', got {self.crop!r}")
+        if self.warp not in ("bilinear", "bicubic"):
+            raise ValueError(f"warp must be 'bilinear' or 'bicubic', got {self.warp!r}")
         if self.image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4, got {self.image_size}")
         object.__setattr__(self, "expressions", tuple(self.expressions))

@@ -19,6 +19,7 @@ from typing import Any
 import click
 
 from reggan_plugin.errors import UsageError
+from reggan_plugin.geometry.resample import WarpMode
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE_KEY = "reggan.recipe"
@@ -69,6 +70,7 @@ class Recipe:
     name: str
     preset: str
     image_size: int | None
+    warp: WarpMode | None  # the model's `ModelConfig.warp`; None: the preset's
     batch_size: int
     checkpoint_every: int
     data: tuple[DataSpec, ...]
@@ -107,10 +109,12 @@ def load_recipe(path: Path) -> Recipe:
     for key in ("name", "data", "phase"):
         if key not in doc:
             raise UsageError(f"recipe {path}: no `{key}`")
-    unknown = sorted(set(doc) - {"name", "about", "preset", "image_size", "batch_size", "checkpoint_every", "data",
-                                 "phase", "gains"})
+    unknown = sorted(set(doc) - {"name", "about", "preset", "image_size", "warp", "batch_size", "checkpoint_every",
+                                 "data", "phase", "gains"})
     if unknown:
         raise UsageError(f"recipe {path}: unknown key(s) {', '.join(unknown)}")
+    if doc.get("warp", "bilinear") not in ("bilinear", "bicubic"):
+        raise UsageError(f"recipe {path}: warp {doc['warp']!r}: 'bilinear' or 'bicubic'")
     data = tuple(_build(DataSpec, t, f"recipe {path}, data {i + 1}") for i, t in enumerate(doc["data"]))
     phases = tuple(_build(Phase, t, f"recipe {path}, phase {i + 1}") for i, t in enumerate(doc["phase"]))
     names = [p.name for p in phases]
@@ -121,6 +125,7 @@ def load_recipe(path: Path) -> Recipe:
     if len(set(names)) != len(names):
         raise UsageError(f"recipe {path}: two phases share a name")
     return Recipe(name=str(doc["name"]), preset=str(doc.get("preset", "default")), image_size=doc.get("image_size"),
+                  warp=doc.get("warp"),
                   batch_size=int(doc.get("batch_size", 8)), checkpoint_every=int(doc.get("checkpoint_every", 500)),
                   data=data, phases=phases, gains=dict(doc.get("gains", {})), text=text)
 
@@ -189,7 +194,8 @@ def phase_config(recipe: Recipe, phase: Phase) -> Any:
 
 def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Path, device: str = "cpu",
           log: Callable[[str], None] = print) -> Path:
-    """Render the recipe's data under ``data_root``, run its phases under ``runs``, write the model to ``out``."""
+    """Render the recipe's data under ``data_root``, run its phases under ``runs`` (the data's crops cut once, in
+    ``runs``/cache, for every phase), write the model to ``out``."""
     from .cli import PRESETS, run_training
 
     for spec in recipe.data:
@@ -208,9 +214,11 @@ def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Pa
         model_config = PRESETS[recipe.preset]
         if recipe.image_size:
             model_config = replace(model_config, image_size=recipe.image_size)
+        if recipe.warp:
+            model_config = replace(model_config, warp=recipe.warp)
         run_training(data_dirs, run, model_config, cfg, device, resume=phase.resume is not None,
-                     progress=False, refit_stage1=phase.refit_stage1,
-                     init_refiner=None if phase.init_refiner is None else runs / phase.init_refiner / "model.onnx")
+                     cache_dir=runs / "cache", progress=False, refit_stage1=phase.refit_stage1,
+                     init_refiner=None if phase.init_refiner is None else runs / phase.init_refiner)
     out.parent.mkdir(parents=True, exist_ok=True)
     _with_recipe(runs / recipe.phases[-1].name / "model.onnx", recipe, out)
     log(f"wrote {out}")

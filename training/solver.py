@@ -132,11 +132,11 @@ def _scaled(pairs: dict[str, tuple[Tensor, Tensor]], reference: float) -> dict[s
 
 
 def _motions_and_moved(train: PairedFaces, clean: dict[str, tuple[Tensor, Tensor]], size: int, cfg: TrainConfig,
-                       reference: float) -> tuple[dict[str, tuple[Tensor, Tensor]], dict[str, tuple[Tensor, Tensor]]]:
+                       reference: float, mode: str) -> tuple[dict[str, tuple[Tensor, Tensor]], dict[str, tuple[Tensor, Tensor]]]:
     """Stage 1's inputs at the exposure ``reference``: the mean motions (fitted on the clean pairs) and every training
-    pair, perturbed copies included, moved by them."""
-    motions = fit_motions(_scaled(clean, reference), size, cfg)
-    return motions, _moved(_scaled(_with_perturbed_copies(train, clean, cfg), reference), motions)
+    pair, perturbed copies included, moved by them (``mode``: the model's warp)."""
+    motions = fit_motions(_scaled(clean, reference), size, cfg, mode)
+    return motions, _moved(_scaled(_with_perturbed_copies(train, clean, cfg), reference), motions, mode)
 
 
 def _evenly(pairs: tuple[Tensor, Tensor], limit: int) -> tuple[Tensor, Tensor]:
@@ -148,10 +148,11 @@ def _evenly(pairs: tuple[Tensor, Tensor], limit: int) -> tuple[Tensor, Tensor]:
 
 
 def _select(moved_train: dict[str, tuple[Tensor, Tensor]], val: PairedFaces | None, motions: dict,
-            radii: tuple[int, ...], cfg: TrainConfig, reference: float) -> tuple[int | None, dict[str, float], list, str]:
+            radii: tuple[int, ...], cfg: TrainConfig, reference: float, mode: str
+            ) -> tuple[int | None, dict[str, float], list, str]:
     """(radius, lambda per expression, table rows, Markdown table) chosen on the moved validation pairs (at the
     model's exposure ``reference``); radius None when there are none."""
-    val_sets = _moved(_scaled(_with_perturbed_copies(val, _pairs_by_expression(val), cfg), reference), motions)
+    val_sets = _moved(_scaled(_with_perturbed_copies(val, _pairs_by_expression(val), cfg), reference), motions, mode)
     sub = {e: _evenly(v, cfg.ridge_max_pairs) for e, v in moved_train.items() if e in val_sets}
     if not sub:
         return None, {}, [], "no validation pairs: defaults used\n"
@@ -178,7 +179,7 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     clean = _pairs_by_expression(train)
     reference = training_exposure(clean) if cfg.stage1_normalise_exposure else model_config.exposure_reference
     motions, moved, radius, lambdas, rows, table = _fit_groups(train, val, clean, model_config.image_size, cfg,
-                                                                reference, cfg.ridge_radii)
+                                                                reference, cfg.ridge_radii, model_config.warp)
     model_config = replace(model_config, radius=radius or model_config.radius, exposure_reference=reference)
     torch.manual_seed(cfg.seed)
     model = RegGAN(model_config)
@@ -193,9 +194,11 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
 
 
 def _fit_groups(train: PairedFaces, val: PairedFaces | None, clean: dict[str, tuple[Tensor, Tensor]], size: int,
-                cfg: TrainConfig, reference: float, radii: tuple[int, ...]) -> tuple[dict, dict, int | None, dict, list, str]:
+                cfg: TrainConfig, reference: float, radii: tuple[int, ...], mode: str
+                ) -> tuple[dict, dict, int | None, dict, list, str]:
     """Each group of expressions (`TrainConfig.stage1_groups`) with its own settings: (motions, moved pairs, radius,
-    lambdas, table rows, table); the first group's validation chooses the radius among ``radii``, the others use it."""
+    lambdas, table rows, table); the first group's validation chooses the radius among ``radii``, the others use it.
+    ``mode``: how the model warps (`ModelConfig.warp`)."""
     motions: dict[str, tuple[Tensor, Tensor]] = {}
     moved: dict[str, tuple[Tensor, Tensor]] = {}
     radius: int | None = None
@@ -205,9 +208,10 @@ def _fit_groups(train: PairedFaces, val: PairedFaces | None, clean: dict[str, tu
     for group_cfg, names in cfg.stage1_groups(tuple(clean)):
         if not names:
             continue
-        group_motions, group_moved = _motions_and_moved(train, {e: clean[e] for e in names}, size, group_cfg, reference)
+        group_motions, group_moved = _motions_and_moved(train, {e: clean[e] for e in names}, size, group_cfg, reference,
+                                                        mode)
         chosen, group_lambdas, group_rows, group_table = _select(
-            group_moved, val, group_motions, radii if radius is None else (radius,), group_cfg, reference)
+            group_moved, val, group_motions, radii if radius is None else (radius,), group_cfg, reference, mode)
         radius = radius if radius is not None else chosen
         motions |= group_motions
         moved |= group_moved
@@ -217,13 +221,14 @@ def _fit_groups(train: PairedFaces, val: PairedFaces | None, clean: dict[str, tu
     return motions, moved, radius, lambdas, rows, table
 
 
-def fit_motions(pairs: dict[str, tuple[Tensor, Tensor]], size: int, cfg: TrainConfig) -> dict[str, tuple[Tensor, Tensor]]:
+def fit_motions(pairs: dict[str, tuple[Tensor, Tensor]], size: int, cfg: TrainConfig, mode: str = "bilinear"
+                ) -> dict[str, tuple[Tensor, Tensor]]:
     """Per expression, (mean flow [2,S,S] already limited to the region, region [1,S,S]), on the CPU."""
     motions = {}
     for expr, (x, t) in pairs.items():
         bounded = expr in cfg.stage1_region_expressions
         region = ellipse_region(size, cfg.stage1_region_ellipse) if bounded else torch.ones(1, size, size)
-        flow = (fit_mean_flow(x, t, cfg.stage1_flow_grid, cfg.stage1_flow_steps, seed=cfg.seed).cpu()
+        flow = (fit_mean_flow(x, t, cfg.stage1_flow_grid, cfg.stage1_flow_steps, seed=cfg.seed, mode=mode).cpu()
                 if cfg.stage1_flow_grid else torch.zeros(2, size, size))
         motions[expr] = (flow * region, region)
     return motions
@@ -236,8 +241,9 @@ def motion_report(motions: dict[str, tuple[Tensor, Tensor]], cfg: TrainConfig) -
             for e, (flow, _) in motions.items()}
 
 
-def _moved(pairs: dict[str, tuple[Tensor, Tensor]], motions: dict[str, tuple[Tensor, Tensor]]) -> dict[str, tuple[Tensor, Tensor]]:
-    return {e: (apply_flow(x, motions[e][0].to(x.device)), t) for e, (x, t) in pairs.items() if e in motions}
+def _moved(pairs: dict[str, tuple[Tensor, Tensor]], motions: dict[str, tuple[Tensor, Tensor]], mode: str
+           ) -> dict[str, tuple[Tensor, Tensor]]:
+    return {e: (apply_flow(x, motions[e][0].to(x.device), mode), t) for e, (x, t) in pairs.items() if e in motions}
 
 
 def install_motions(model: RegGAN, motions: dict[str, tuple[Tensor, Tensor]]) -> None:
@@ -270,7 +276,7 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
     reference = model.config.exposure_reference or (training_exposure(clean) if cfg.stage1_normalise_exposure else 0.0)
     model.config = replace(model.config, exposure_reference=reference)
     motions, moved, radius, lambdas, rows, table = _fit_groups(train, val, clean, model.config.image_size, cfg,
-                                                                reference, (model.stage1.radius,))
+                                                                reference, (model.stage1.radius,), model.config.warp)
     install_motions(model, motions)
     if radius is None:
         lambdas = {e: v["lambda"] for e, v in stage1_meta.get("fitted", {}).items()}

@@ -33,7 +33,13 @@ from __future__ import annotations
 import numpy as np
 
 from reggan_plugin.geometry.align import CANONICAL_5PT, Matrix, invert_affine
-from reggan_plugin.geometry.resample import sample, sample_planes, sample_planes_cubic, warp_planes_from_crop
+from reggan_plugin.geometry.resample import (
+    WarpMode,
+    moved_crop,
+    sample_planes,
+    sample_planes_cubic,
+    warp_planes_from_crop,
+)
 from reggan_plugin.imaging.filters import GRAIN_REACH, gaussian_blurred, grain_level, moving_structure
 from reggan_plugin.imaging.tone import REC709_LUMA, luma, smootherstep
 
@@ -151,6 +157,7 @@ def crop_planes(
     moved: Array | None = None,
     gap: Array | None = None,
     paint_blur: float = 0.0,
+    warp: WarpMode = "bilinear",
 ) -> Array:
     """The crop-space half of paste-back: SxSx(4, 6 or 7) float32 planes, the difference to paste (crop_out less the
     moved crop_in, less its colour cast when ``colour_match``, as a change of shading where ``colour_weight`` is
@@ -159,7 +166,8 @@ def crop_planes(
     of moving it here; ``gap`` (SxS [0, 1], with a motion): where the paste shows crop_out alone, none of the moved
     frame (`reggan_plugin.edit.lips.split_at_lips`: the gap opened between the lips reads one row of the picture, whose
     detail, drawn down the gap, would stand in it as streaks); ``paint_blur``: the difference is pasted blurred by a
-    Gaussian of this std (crop px), its finest part left out. A regression's paint is smoother than its input, so that
+    Gaussian of this std (crop px), its finest part left out; ``warp``: how the model moved its crop
+    (`ModelArtifact.warp`), the way ``crop_in`` is moved here. A regression's paint is smoother than its input, so that
     part is mostly the input's own texture taken away: pasted onto a frame finer than the crop, it airbrushes the skin
     and lips at the crop's scale."""
     crop_in = np.asarray(crop_in, dtype=np.float32)
@@ -175,8 +183,7 @@ def crop_planes(
         motion = np.asarray(motion, dtype=np.float32)
         if motion.shape != (s, s, 2):
             raise ValueError(f"motion {motion.shape} must be SxSx2 like the mask {mask_crop.shape}")
-        gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
-        crop_in = sample(crop_in, gx + motion[..., 0], gy + motion[..., 1]) if moved is None else moved
+        crop_in = moved_crop(crop_in, motion, warp) if moved is None else moved
         layers.append(motion)
     delta = crop_out - crop_in
     if colour_match:

@@ -33,7 +33,7 @@ import numpy as np
 from ..arrays import Array, FloatArray
 from ..artifact import ModelArtifact
 from ..errors import ModelError
-from ..geometry.resample import sample
+from ..geometry.resample import WarpMode, moved_crop
 from ..tuning import (
     ELLIPSE_SOFTNESS,
     LOWER_FACE,
@@ -141,21 +141,20 @@ def lower_face(size: int) -> Array:
     return ellipse_region(size, LOWER_FACE)
 
 
-def calibrated(crops_in: Array, edited: Array, gains: Gains, mouth: Array, lower: Array
+def calibrated(crops_in: Array, edited: Array, gains: Gains, mouth: Array, lower: Array, warp: WarpMode = "bilinear"
                ) -> Array:
     """``edited`` [n,S,S,5] (the edit's RGB, then its motion, as `crop_inference.edit_crops` gives them) of ``crops_in``
     [n,S,S,3] with ``gains``' motion, rest of the paint (``mouth``: `mouth_ellipse`) and upper face (``lower``:
-    `lower_face`): a new array, or ``edited`` itself where they change nothing."""
+    `lower_face`), the crops moved by ``warp`` (the model's kernel): a new array, or ``edited`` itself where they
+    change nothing."""
     if gains.is_identity or not len(edited):
         return edited
     out = edited.copy()
-    s = edited.shape[1]
-    gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
     region = (lower + gains.upper * (1.0 - lower))[..., None]
     rest = (mouth + gains.rest_paint * (1.0 - mouth))[..., None] * region
     for crop_in, new in zip(crops_in, out):
         motion = new[..., 3:]
-        paint = new[..., :3] - sample(crop_in, gx + motion[..., 0], gy + motion[..., 1])
+        paint = new[..., :3] - moved_crop(crop_in, motion, warp)
         motion *= np.asarray(gains.motion, np.float32) * region
-        new[..., :3] = sample(crop_in, gx + motion[..., 0], gy + motion[..., 1]) + rest * paint
+        new[..., :3] = moved_crop(crop_in, motion, warp) + rest * paint
     return out

@@ -21,6 +21,7 @@ import numpy as np
 
 from ..arrays import Array
 from ..geometry.align import Matrix, matrix_scale
+from ..geometry.resample import WarpMode
 from ..tuning import LARGE_FACE_SCALE
 from . import lips
 from .blend import crop_planes
@@ -65,6 +66,7 @@ class PasteContext:
     interior: Inside | None = None  # what the edit draws into the gaps the lips open
     mask: Array | None = None  # HxW [0, 1]: None until a face is pasted
     originals: list[tuple[tuple[slice, slice], Array]] | None = None  # the picture about each mouth, unpasted
+    warp: WarpMode = "bilinear"  # how the model moves its crop (`ModelArtifact.warp`)
 
 
 Stage = Callable[[FaceEdit, PasteContext], FaceEdit]
@@ -121,7 +123,7 @@ def lips_whole(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
     and the motion's stretch becomes a gap between them (`lips.lips_whole`)."""
     if face.motion is None or ctx.lip_corners is None or matrix_scale(face.m) > LARGE_FACE_SCALE:
         return face
-    motion, moved, gap = lips.lips_whole(face.crop_in, face.motion, ctx.lip_corners, ctx.rgb, face.m)
+    motion, moved, gap = lips.lips_whole(face.crop_in, face.motion, ctx.lip_corners, ctx.rgb, face.m, ctx.warp)
     return dataclasses.replace(face, motion=motion, moved=moved, gap=gap)
 
 
@@ -136,7 +138,7 @@ def to_planes(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
     """The crop-space half of paste-back: the difference to paste, the mask, the motion and the gap
     (`blend.crop_planes`)."""
     planes = crop_planes(face.crop_in, face.crop_out, face.mask, motion=face.motion, colour_weight=ctx.colour_weight,
-                         moved=face.moved, gap=face.gap)
+                         moved=face.moved, gap=face.gap, warp=ctx.warp)
     return dataclasses.replace(face, planes=planes)
 
 

@@ -23,7 +23,7 @@ import numpy as np
 
 from ..arrays import Array
 from ..geometry.align import Matrix, invert_affine, matrix_scale
-from ..geometry.resample import sample
+from ..geometry.resample import WarpMode, moved_crop, sample
 from ..imaging.tone import luma, smoothstep
 from ..tuning import BAND, CORNER_STEPS, CORNER_WEIGHT, DARK, EDGE, FULL_GAP, MARGIN, SEARCH, TAPER
 
@@ -143,16 +143,16 @@ def split_at_lips(crop: Array, motion: Array, corners: Array) -> tuple[Array, Ar
     return out, gap_map
 
 
-def moved_in_picture(crop: Array, motion: Array, split: Array, picture: Array, m: Matrix
-                     ) -> Array:
+def moved_in_picture(crop: Array, motion: Array, split: Array, picture: Array, m: Matrix,
+                     warp: WarpMode = "bilinear") -> Array:
     """The SxSx3 ``crop`` moved by the ``split`` motion as paste-back will move the picture, for the paint's
     difference: where the split changed ``motion``, each crop pixel the mean of the ``picture`` (``m``: picture px ->
     crop px) over the pixel, moved (the split reads rows about the line that the crop's own, averaged over several
     picture rows, would misjudge by what lies beside them: 0.07-0.14 dB of a surprised or disgusted mouth on large
-    faces), elsewhere the crop moved as the network moved it."""
+    faces), elsewhere the crop moved as the network moved it (``warp``: its kernel)."""
     size = crop.shape[0]
     gy, gx = np.mgrid[0:size, 0:size].astype(np.float32)
-    moved = sample(crop, gx + split[..., 0], gy + split[..., 1])
+    moved = moved_crop(crop, split, warp)
     rows, cols = np.nonzero(np.any(split != motion, axis=-1))
     if not len(rows):
         return moved
@@ -169,10 +169,10 @@ def moved_in_picture(crop: Array, motion: Array, split: Array, picture: Array, m
     return moved
 
 
-def lips_whole(crop: Array, motion: Array, corners: Array, picture: Array, m: Matrix
+def lips_whole(crop: Array, motion: Array, corners: Array, picture: Array, m: Matrix, warp: WarpMode = "bilinear"
                ) -> tuple[Array, Array, Array | None]:
     """(the motion with the lips moved whole, the crop moved by it as the picture will be, the gap between them or
     None where the mouth does not open): `split_at_lips` and `moved_in_picture`, what ``blend.crop_planes`` takes as
     ``motion``, ``moved`` and ``gap``."""
     split, gap = split_at_lips(crop, motion, corners)
-    return split, moved_in_picture(crop, motion, split, picture, m), gap if gap.any() else None
+    return split, moved_in_picture(crop, motion, split, picture, m, warp), gap if gap.any() else None

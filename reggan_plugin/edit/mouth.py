@@ -182,10 +182,12 @@ class MouthPass:
             local = shift_to_region(m, rows, cols)
             motion, moved_crop, gap = crop_out[..., 3:], None, None
             if self.lip_corners is not None:
-                motion, moved_crop, gap = lips_whole(crop_in, motion, self.lip_corners, original, local)
+                motion, moved_crop, gap = lips_whole(crop_in, motion, self.lip_corners, original, local,
+                                                     self.artifact.warp)
             gaps.append(gap)
             planes = crop_planes(crop_in, crop_out[..., :3], self.mask, motion=motion, colour_match=False,
-                                 colour_weight=self.colour_weight, moved=moved_crop, gap=gap, paint_blur=PAINT_BLUR)
+                                 colour_weight=self.colour_weight, moved=moved_crop, gap=gap, paint_blur=PAINT_BLUR,
+                                 warp=self.artifact.warp)
             moved, weight = paste(original, planes, local, inplace=True)
             ys, xs = np.flatnonzero(weight.any(axis=1)), np.flatnonzero(weight.any(axis=0))
             if not len(ys):

@@ -18,7 +18,7 @@ from ..config import EditConfig
 from ..edit.blend import crop_planes
 from ..errors import InputError
 from ..faces.locate import FaceLocator
-from ..geometry.resample import remap_points
+from ..geometry.resample import WarpMode, moved_crop, remap_points
 from ..imageio.colour import srgb_decode
 from ..imageio.image import ImageData
 from ..imaging.tone import smoothstep
@@ -94,16 +94,17 @@ def texels_of(mesh: Mesh, shape: tuple[int, int]) -> Texels:
     return Texels(coverage.triangle >= 0, position, normal)
 
 
-def paint_in_neutral(crop_in: Array, crop_out: Array, face_mask: Array) -> tuple[Array, Array]:
+def paint_in_neutral(crop_in: Array, crop_out: Array, face_mask: Array, warp: WarpMode = "bilinear"
+                     ) -> tuple[Array, Array]:
     """(log multiplier [S,S,3], trust [S,S]) of the model's paint, on the neutral crop's grid: the change each point of
     the neutral face takes with it. ``crop_out``: [S,S,5], the edit then its motion. The paint is taken as a picture's
     paste takes the skin's (`reggan_plugin.edit.blend.crop_planes`): its colour cast removed, a change of shading alone,
-    so the skin keeps its own colour; the colours the model paints in the mouth and eyes are of teeth and irises."""
+    so the skin keeps its own colour; the colours the model paints in the mouth and eyes are of teeth and irises.
+    ``warp``: how the model moves its crop (`ModelArtifact.warp`)."""
     s = crop_in.shape[0]
     motion = crop_out[..., 3:]
     gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
-    moved = cv2.remap(crop_in, gx + motion[..., 0], gy + motion[..., 1], cv2.INTER_LINEAR,
-                      borderMode=cv2.BORDER_REPLICATE)
+    moved = moved_crop(crop_in, motion, warp)
     delta = crop_planes(crop_in, crop_out[..., :3], face_mask, motion=motion, colour_weight=np.zeros_like(face_mask),
                         moved=moved)[..., :3]
     floor = 1e-3
@@ -190,7 +191,8 @@ def bake_maps(mesh: Mesh, albedo_linear: Array, edits: Sequence[tuple[str, EditC
         cx = to_crop[0, 0] * (xy[..., 0] - 0.5 - cols.start) + to_crop[0, 1] * (xy[..., 1] - 0.5 - rows.start) + to_crop[0, 2]
         cy = to_crop[1, 0] * (xy[..., 0] - 0.5 - cols.start) + to_crop[1, 1] * (xy[..., 1] - 0.5 - rows.start) + to_crop[1, 2]
         for k, crops in enumerate(edited):
-            log_change, trust = paint_in_neutral(prepared.crops[0], crops.faces[0], renderer.mask)
+            log_change, trust = paint_in_neutral(prepared.crops[0], crops.faces[0], renderer.mask,
+                                                renderer.artifact.warp)
             sampled = remap_points(np.dstack([log_change * trust[..., None], trust]), cx, cy, border=cv2.BORDER_CONSTANT)
             w = view_weight * sampled[..., 3]
             sums[k] += view_weight[..., None] * sampled[..., :3]

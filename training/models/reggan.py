@@ -46,7 +46,7 @@ class RegGAN(nn.Module):
         super().__init__()
         self.config = config
         n_expr = len(config.expressions)
-        self.stage1 = LocalRegression(n_expr, 3, config.image_size, config.radius)
+        self.stage1 = LocalRegression(n_expr, 3, config.image_size, config.radius, config.warp)
         self.refiner = Refiner(n_expr, config.conv_dim, config.n_res, config.max_flow)
 
     def run(self, image: Tensor, expression: Tensor, intensity: Tensor) -> RegGANOutputs:
@@ -64,7 +64,7 @@ class RegGAN(nn.Module):
         s1 = self.stage1(image, expression, intensity)
         flow, mask, residual = self.refiner(image, s1, expression)
         alpha = intensity.to(image.dtype)[:, None, None, None]
-        warped = warp(image, alpha * flow, self.stage1.grid)  # one identity grid for both stages
+        warped = warp(image, alpha * flow, self.stage1.grid, self.config.warp)  # one identity grid for both stages
         out = warped + alpha * mask * ((s1 + residual).clamp(-1.0, 1.0) - warped)
         preview = s1.clamp(-1.0, 1.0)
         region = self.stage1.region_of(expression)

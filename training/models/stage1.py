@@ -47,9 +47,10 @@ class LocalRegression(nn.Module):
     flow: Tensor  # buffers (register_buffer), typed for static checks
     region: Tensor
     grid: Tensor
-    def __init__(self, n_expressions: int, channels: int, size: int, radius: int) -> None:
+    def __init__(self, n_expressions: int, channels: int, size: int, radius: int, warp_mode: str = "bilinear") -> None:
         super().__init__()
         self.radius = radius
+        self.warp_mode = warp_mode
         taps = radius * radius
         weight = torch.zeros(n_expressions, channels, taps, size, size)
         weight[:, :, taps // 2] = 1.0
@@ -63,7 +64,7 @@ class LocalRegression(nn.Module):
         """x: [N,C,S,S] in [-1,1]; expression: [N,E] weights (one-hot or a mix); intensity [N] (default 1)
         -> [N,C,S,S] (not clamped)."""
         alpha = 1.0 if intensity is None else intensity.to(x.dtype)[:, None, None, None]
-        moved = warp(x, self.motion(expression, alpha), self.grid)
+        moved = warp(x, self.motion(expression, alpha), self.grid, self.warp_mode)
         out = _mix(expression, self.bias)
         for tap, view in enumerate(shifted_views(moved, self.radius)):
             out = out + view * _mix(expression, self.weight[:, :, tap])
@@ -92,10 +93,12 @@ class LocalRegression(nn.Module):
 
 
 @torch.no_grad()
-def apply_flow(x: Tensor, flow: Tensor, chunk: int = 256) -> Tensor:
-    """x [n,C,S,S] moved by one expression's flow [2,S,S], as the forward pass moves it (the ridge's inputs)."""
+def apply_flow(x: Tensor, flow: Tensor, mode: str = "bilinear", chunk: int = 256) -> Tensor:
+    """x [n,C,S,S] moved by one expression's flow [2,S,S] and ``mode``, as the forward pass moves it (the ridge's
+    inputs)."""
     grid = identity_grid(x.shape[-1]).to(x.device)
-    return torch.cat([warp(part, flow[None].expand(len(part), -1, -1, -1), grid) for part in x.split(chunk)]) if len(x) else x
+    return torch.cat([warp(part, flow[None].expand(len(part), -1, -1, -1), grid, mode)
+                      for part in x.split(chunk)]) if len(x) else x
 
 
 def ellipse_region(size: int, ellipse: tuple[float, ...]) -> Tensor:
@@ -105,7 +108,7 @@ def ellipse_region(size: int, ellipse: tuple[float, ...]) -> Tensor:
 
 
 def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps: int = 300, batch: int = 64,
-                  lr: float = 3e-3, seed: int = 0) -> Tensor:
+                  lr: float = 3e-3, seed: int = 0, mode: str = "bilinear") -> Tensor:
     """The one smooth flow [2, S, S] (grid units) that best warps every neutral face onto its target (mean
     L1): a grid_points x grid_points control grid, bicubic to full size, fitted by Adam on random batches.
     Smooth and shared by all faces, so it learns the expression's motion, not any one person's."""
@@ -118,7 +121,7 @@ def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps:
         for _ in range(steps):
             idx = torch.randint(len(neutral), (min(batch, len(neutral)),), generator=gen).to(neutral.device)
             flow = F.interpolate(control, size=size, mode="bicubic", align_corners=False)
-            loss = (warp(neutral[idx], flow.expand(len(idx), -1, -1, -1), grid) - target[idx]).abs().mean()
+            loss = (warp(neutral[idx], flow.expand(len(idx), -1, -1, -1), grid, mode) - target[idx]).abs().mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()

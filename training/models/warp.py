@@ -12,8 +12,7 @@ def identity_grid(size: int) -> Tensor:
     return torch.stack([u[None, :].expand(size, size), u[:, None].expand(size, size)], dim=-1)[None]
 
 
-def warp(image: Tensor, flow: Tensor, grid: Tensor) -> Tensor:
-    """image [N,C,S,S] sampled at grid + flow ([N,2,S,S], grid units), bilinear, border padding. A zero flow
-    samples pixel centres, so it returns the image exactly."""
-    return F.grid_sample(image, grid + flow.permute(0, 2, 3, 1), mode="bilinear", padding_mode="border",
-                         align_corners=False)
+def warp(image: Tensor, flow: Tensor, grid: Tensor, mode: str = "bilinear") -> Tensor:
+    """image [N,C,S,S] sampled at grid + flow ([N,2,S,S], grid units) by ``mode`` (`ModelConfig.warp`), border
+    padding. A zero flow samples pixel centres, so it returns the image exactly."""
+    return F.grid_sample(image, grid + flow.permute(0, 2, 3, 1), mode=mode, padding_mode="border", align_corners=False)
