@@ -42,6 +42,19 @@ def test_the_shipped_recipes_load() -> None:
         assert recipe.phases and recipe.data and recipe.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def test_the_bundled_face_model_is_its_recipe() -> None:
+    """The shipped face model was built by recipes/default.toml as it is in the repository (its text and sha256 are
+    in the model's metadata, its provenance names it): one recipe, one command, no grafts."""
+    from reggan_plugin.artifact import default_model_path, load_artifact
+
+    recipe = REPO / "recipes" / "default.toml"
+    artifact = load_artifact(default_model_path())
+    stamped = json.loads(artifact.metadata["reggan.recipe"])
+    assert stamped["sha256"] == hashlib.sha256(recipe.read_bytes()).hexdigest() and stamped["text"] == recipe.read_text()
+    assert artifact.provenance["training"] == "reggan-plugin recipe default.toml"
+    assert [p["name"] for p in artifact.provenance["recipe"]["phases"]] == [p.name for p in load_recipe(recipe).phases]
+
+
 def test_per_expression_stage1_settings_group_the_fit() -> None:
     cfg = TrainConfig(ridge_lambdas=(0.1, 1.0), stage1_by_expression={"happy": ("ridge_lambdas=0.01",),
                                                                       "sad,angry": ("stage1_augment_copies=3",)})

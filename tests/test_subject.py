@@ -117,7 +117,8 @@ def test_a_picture_on_the_edge_takes_the_gains_in_part() -> None:
     edited = renderer.forward_images([prepared], EditConfig("happy"))[0]
     whole = renderer.gains["happy"]
     raw = renderer.forward(prepared.crops, EditConfig("happy"))
-    expected = calibrated(prepared.crops, raw, whole.partly(0.5), renderer.mouth_ellipse, renderer.lower_face)
+    expected = calibrated(prepared.crops, raw, whole.partly(0.5), renderer.mouth_ellipse, renderer.lower_face,
+                          renderer.artifact.warp)
     assert np.array_equal(edited.faces, expected)
     assert not np.array_equal(edited.faces, raw)
     assert edited.photo == 0.5 and edited.interior is None
