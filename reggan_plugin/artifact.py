@@ -24,7 +24,7 @@ import numpy as np
 from .arrays import Array
 from .errors import ModelError, UsageError
 from .expressions import arkit_name, is_channel_mix
-from .geometry.resample import WarpMode
+from .geometry.resample import WARP_MODES, WarpMode
 
 FORMAT_VERSION = 1
 PREFIX = "reggan."
@@ -209,7 +209,7 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
         warp = json.loads(provenance.get("model_config", "{}")).get("warp", "bilinear")
     except (json.JSONDecodeError, AttributeError, TypeError):
         raise bad("provenance", "not JSON, or its model_config is not") from None
-    if warp not in ("bilinear", "bicubic"):
+    if warp not in WARP_MODES:
         raise bad("provenance", f"model_config's warp is {warp!r}: this runtime knows 'bilinear' and 'bicubic'")
     return {
         "input_size": size,

@@ -70,11 +70,10 @@ def load_refiner_from_run(model: RegGAN, run: str | Path) -> int:
     if not latest.is_file():
         raise ValueError(f"{run}: not a training run with a checkpoint (no latest.json)")
     trained, _ = load_generator(Path(run) / "checkpoints" / f"{json.loads(latest.read_text())['stem']}-G")
-    state = model.refiner.state_dict()
-    if any(k not in trained.refiner.state_dict() or trained.refiner.state_dict()[k].shape != v.shape
-           for k, v in state.items()):
+    state, theirs = model.refiner.state_dict(), trained.refiner.state_dict()
+    if any(k not in theirs or theirs[k].shape != v.shape for k, v in state.items()):
         raise ValueError(f"{run}: its refiner does not match this model's; use the same --config")
-    model.refiner.load_state_dict(trained.refiner.state_dict(), strict=True)
+    model.refiner.load_state_dict(theirs, strict=True)
     return len(state)
 
 

@@ -6,7 +6,7 @@ from dataclasses import asdict, dataclass, fields
 
 from reggan_plugin.expressions import EXPRESSIONS, MODELLED_CHANNELS
 from reggan_plugin.geometry.align import CropKind
-from reggan_plugin.geometry.resample import WarpMode
+from reggan_plugin.geometry.resample import WARP_MODES, WarpMode
 
 
 def strict_from_dict(cls, data: dict):
@@ -47,7 +47,7 @@ class ModelConfig:
             raise ValueError(f"radius must be odd, got {self.radius}")
         if self.crop not in ("face", "mouth"):
             raise ValueError(f"crop must be 'face' or 'mouth', got {self.crop!r}")
-        if self.warp not in ("bilinear", "bicubic"):
+        if self.warp not in WARP_MODES:
             raise ValueError(f"warp must be 'bilinear' or 'bicubic', got {self.warp!r}")
         if self.image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4, got {self.image_size}")

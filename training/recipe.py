@@ -19,7 +19,7 @@ from typing import Any
 import click
 
 from reggan_plugin.errors import UsageError
-from reggan_plugin.geometry.resample import WarpMode
+from reggan_plugin.geometry.resample import WARP_MODES, WarpMode
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE_KEY = "reggan.recipe"
@@ -113,7 +113,7 @@ def load_recipe(path: Path) -> Recipe:
                                  "data", "phase", "gains"})
     if unknown:
         raise UsageError(f"recipe {path}: unknown key(s) {', '.join(unknown)}")
-    if doc.get("warp", "bilinear") not in ("bilinear", "bicubic"):
+    if doc.get("warp", "bilinear") not in WARP_MODES:
         raise UsageError(f"recipe {path}: warp {doc['warp']!r}: 'bilinear' or 'bicubic'")
     data = tuple(_build(DataSpec, t, f"recipe {path}, data {i + 1}") for i, t in enumerate(doc["data"]))
     phases = tuple(_build(Phase, t, f"recipe {path}, phase {i + 1}") for i, t in enumerate(doc["phase"]))

@@ -15,6 +15,7 @@ from ..arrays import Array, FloatArray
 from .align import Matrix, apply_affine, invert_affine, matrix_scale
 
 WarpMode = Literal["bilinear", "bicubic"]  # how a model moves its crop by its motion (GridSample's mode)
+WARP_MODES: tuple[WarpMode, ...] = ("bilinear", "bicubic")
 
 
 def _box_downsample(img: Array, k: int, *, pad: Literal["edge", "constant"] = "edge") -> FloatArray:
