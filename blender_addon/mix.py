@@ -59,14 +59,19 @@ def grouped_channels() -> dict[str, tuple[str, ...]]:
     return {group: tuple(c for c in MODELLED_CHANNELS if channel_group(c) == group) for group, _ in CHANNEL_GROUPS}
 
 
+def slider_path(identifier: str) -> str:
+    """The F-curve data path of a slider's property on the scene settings (`mix_happy` -> `reggan.mix_happy`)."""
+    return f"reggan.{identifier}"
+
+
 def data_path(expression: str) -> str:
     """The F-curve data path of a Mix slider on the scene (`scene.reggan.mix_happy`)."""
-    return f"reggan.{prop_name(expression)}"
+    return slider_path(prop_name(expression))
 
 
 def channel_data_path(channel: str) -> str:
     """The F-curve data path of a Channel slider on the scene (`scene.reggan.channel_jaw_open`)."""
-    return f"reggan.{channel_prop(channel)}"
+    return slider_path(channel_prop(channel))
 
 
 def driver(settings: Any) -> str:
@@ -99,7 +104,7 @@ def values_at(scene: Any, frame: int, names: Iterable[str], prop: Callable[[str]
     values = {}
     for name in names:
         identifier = prop(name)
-        curve = curves.get(f"reggan.{identifier}")
+        curve = curves.get(slider_path(identifier))
         value = curve.evaluate(frame) if curve is not None else getattr(scene.reggan, identifier)
         values[name] = min(1.0, max(0.0, float(value)))
     return values

@@ -30,21 +30,25 @@ from bpy.props import StringProperty
 from . import jobs, mix
 
 
+def _remove_keys(scene: Any, paths: set[str]) -> None:
+    """Remove the F-curves (every key) of the slider data paths `paths`."""
+    for fcurve in list(mix.scene_fcurves(scene)):
+        if fcurve.data_path in paths:
+            mix.scene_fcurves(scene).remove(fcurve)
+
+
 def _replace_keys(scene: Any, names: Sequence[str], prop: Callable[[str], str], frames: np.ndarray,
                   values: np.ndarray) -> None:
     """Key the sliders `names` (`prop`: each one's property) at `frames` with `values` [K, len(names)], linear between
     keys, after removing every old key of the sliders `names`."""
     settings = scene.reggan
-    paths = {f"reggan.{prop(name)}" for name in names}
-    for fcurve in list(mix.scene_fcurves(scene)):  # the file's keys replace the sliders' old ones
-        if fcurve.data_path in paths:
-            mix.scene_fcurves(scene).remove(fcurve)
+    _remove_keys(scene, {mix.slider_path(prop(name)) for name in names})  # the file's keys replace the old ones
     for column, name in enumerate(names):  # one key each makes the F-curves (and the action, its slot)
         setattr(settings, prop(name), float(values[0, column]))
         settings.keyframe_insert(prop(name), frame=int(frames[0]))
     curves = {fc.data_path: fc for fc in mix.scene_fcurves(scene)}
     for column, name in enumerate(names):  # then all the rows at once (a capture is thousands of keys a channel)
-        fcurve = curves[f"reggan.{prop(name)}"]
+        fcurve = curves[mix.slider_path(prop(name))]
         points = fcurve.keyframe_points
         points.add(len(frames) - len(points))
         coordinates = np.stack([frames.astype(np.float32), values[:, column].astype(np.float32)], axis=1)
@@ -74,10 +78,7 @@ def key_channel_curves(scene: Any, curves: Any) -> tuple[int, int, int]:
     count = len(curves.values)
     frames = np.asarray(curves.keys) if curves.keys is not None else scene.frame_start + np.arange(count)
     names = tuple(curves.names)
-    every = {mix.channel_data_path(name) for name in mix.MODELLED_CHANNELS}
-    for fcurve in list(mix.scene_fcurves(scene)):  # every channel's old keys go, the file's or not
-        if fcurve.data_path in every:
-            mix.scene_fcurves(scene).remove(fcurve)
+    _remove_keys(scene, {mix.channel_data_path(name) for name in mix.MODELLED_CHANNELS})  # the file's or not
     for name in mix.MODELLED_CHANNELS:
         if name not in names:  # left out of the file: 0 on every frame
             setattr(settings, mix.channel_prop(name), 0.0)
