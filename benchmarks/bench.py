@@ -27,7 +27,7 @@ import click
 from benchmarks.face_sizes import (
     FACE_SIZES,
     FRAME_SIZES,
-    PASS_EXPRESSION,
+    OPEN_EXPRESSION,
     bench_face_sizes,
     face_size_markdown,
     size_ratio,
@@ -112,7 +112,7 @@ def bench(model_path: Path | None, out_dir: Path, quick: bool, frame_count: int,
         profile = op_profile(path, net["best_batch"], config.image_size, len(config.expressions))
         sizes = bench_face_sizes(workdir, path, faces=(48, 80) if quick else FACE_SIZES,
                                  frames=((width, height),) if quick else FRAME_SIZES, repeats=1 if quick else 5,
-                                 grainy=80 if quick else FACE_SIZES[2], painted=80 if quick else FACE_SIZES[2])
+                                 grainy=80 if quick else FACE_SIZES[2], opened=80 if quick else FACE_SIZES[2])
         pipe = bench_pipeline(report, workdir, path, count=frame_count, width=width, height=height, face=face,
                               batch=batch, rounds=max(1, min(rounds, 2)), seconds=seconds, size=config.image_size,
                               n_expr=len(config.expressions))
@@ -168,9 +168,9 @@ def render_markdown(report: Report, r: dict) -> str:
         "|---|---|---|",
     ]
     if ratio is not None:
-        painted = size_ratio(sizes, reference=FACE_SIZES[1], face=FACE_SIZES[2], height=height,
-                             expression=PASS_EXPRESSION)
-        pass_note = f" ({painted:.2f}x for {PASS_EXPRESSION}, which the mouth pass paints)" if painted is not None else ""
+        opened = size_ratio(sizes, reference=FACE_SIZES[1], face=FACE_SIZES[2], height=height,
+                            expression=OPEN_EXPRESSION)
+        pass_note = f" ({opened:.2f}x for {OPEN_EXPRESSION}, an opened mouth)" if opened is not None else ""
         lines.append(f"| a {FACE_SIZES[2]} px face costs <= 1.5x the CPU of a {FACE_SIZES[1]} px face per {height}p frame "
                      f"(h) | {ratio:.2f}x{pass_note} | {'yes' if ratio <= 1.5 else 'no'} |")
     lines.append(
@@ -193,9 +193,8 @@ def render_markdown(report: Report, r: dict) -> str:
               "warm-up. Decode, network and encode do not depend on the face; locate, align, paste and compose read "
               "or write the face's region of the frame, so they grow with it. The grainy frame (a low-sample render): "
               "aligning and paste-back each split its region into structure and grain, which a clean frame skips. "
-              f"The {PASS_EXPRESSION} face: from about 285 px its mouth is painted again by the mouth model and pasted "
-              "a second time (the mouth pass, reggan_plugin.edit.mouth), which it pays for in align, network and paste; the "
-              "other columns' smile is left to the face model."]
+              f"The {OPEN_EXPRESSION} face: from about 280 px its lips move whole and part on a drawn inside "
+              "(reggan_plugin.edit.lips, reggan_plugin.edit.interior), which it pays for in paste."]
     lines += ["", "## Measurements", "", "![faces per second](benchmarks.png)", "",
               "| | case | rate | unit | ms per item | vs (a) | notes |", "|---|---|---|---|---|---|---|"]
     for row in report.rows:

@@ -3,7 +3,7 @@
     python benchmarks/curves.py [--frames 48] [--out docs]   # writes docs/CURVES_JITTER.md
 
 The shot is samples/frames/shot_0001.png held still for 48 frames (its faces.json landmarks given: no detector),
-the same at 640 px (upscaled, landmarks scaled: the size where the mouth pass and the lips' split run), and at 640 px
+the same at 640 px (upscaled, landmarks scaled: the size where the lips' split runs), and at 640 px
 panning 1 px a frame in a 1920x1080 frame, found by the detector with --smooth 0.5 (as benchmarks/temporal.py). The
 curves key frame 1 neutral, frame 24 a smile and frame 48 surprise, linearly between (`ExpressionCurves`): happy and
 surprised on the face model, and the ARKit channels of each on the channel model.

@@ -5,9 +5,9 @@ that its face box is the wanted height and placed in the middle of a smooth 1080
 PNG: a real face, so the detector inside the box, the motion and the mask do what they do on users' frames.
 Two more cases are the 640 px face (``FACE_SIZES[2]``) in 1080p under render noise of sigma ``GRAINY_SIGMA`` (a
 low-sample render): aligning and paste-back each split such a frame's region into structure and grain
-(``reggan_plugin.imaging.filters``), work a clean frame skips; and the same clean face given an expression the mouth pass
-paints (``PASS_EXPRESSION``; ``reggan_plugin.edit.mouth``), which on faces that large runs a second model and pastes the
-mouth a second time (the cases' own expression, happy, keeps the face model's mouth).
+(``reggan_plugin.imaging.filters``), work a clean frame skips; and the same clean face given an expression that opens
+the mouth (``OPEN_EXPRESSION``), whose lips on faces that large move whole and part on a drawn inside
+(``reggan_plugin.edit.lips``, ``reggan_plugin.edit.interior``).
 """
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ FRAME_SIZES = ((1920, 1080), (3840, 2160))
 GRAINY_SIGMA = 6.0  # levels of Gaussian noise on the grainy case's frame
 FAINT_SIGMA = 0.8  # levels: a clean render's faint noise
 EXPRESSION = "happy"  # what every case but one is given
-PASS_EXPRESSION = "sad"  # ... and that one: an expression the bundled mouth pass paints
+OPEN_EXPRESSION = "surprised"  # ... and that one: an expression that opens the mouth
 STEPS = ("decode", "locate", "align", "network", "paste", "compose", "encode")
 STEP_NOTES = {
     "decode": "PNG file -> pixels (`imageio.read_image`)",
@@ -126,8 +126,7 @@ def step_costs(frame: Path, box: tuple[float, float, float, float], renderer: An
         prepared.rgb = None  # as in the streaming render: the float region is made again when the frame is written
         edited = step("network", lambda: renderer.forward_images([prepared], edit)[0])
         pasted = step("paste", lambda: renderer.paste(prepared.region_rgb(), prepared.matrices, prepared.crops,
-                                                        edited.faces, inplace=True, mouths=prepared.mouths,
-                                                        mouths_out=edited.mouths))
+                                                        edited.faces, inplace=True, interior=edited.interior))
         result = step("compose", lambda: renderer.compose(prepared, *pasted))
         step("encode", lambda: write_image(Path(tmp) / "out.png", result))
     return costs
@@ -135,9 +134,9 @@ def step_costs(frame: Path, box: tuple[float, float, float, float], renderer: An
 
 def bench_face_sizes(workdir: Path, model_path: Path, *, faces: tuple[int, ...] = FACE_SIZES,
                      frames: tuple[tuple[int, int], ...] = FRAME_SIZES, repeats: int = 3,
-                     grainy: int | None = FACE_SIZES[2], painted: int | None = FACE_SIZES[2]) -> list[SizeCase]:
+                     grainy: int | None = FACE_SIZES[2], opened: int | None = FACE_SIZES[2]) -> list[SizeCase]:
     """Per-step CPU ms of a 1-face frame for every frame size x face height, then, in the first frame size, of a
-    `grainy` px face under render noise of sigma GRAINY_SIGMA and of a clean `painted` px face given PASS_EXPRESSION
+    `grainy` px face under render noise of sigma GRAINY_SIGMA and of a clean `opened` px face given OPEN_EXPRESSION
     (None: not that case)."""
     import click
 
@@ -149,8 +148,8 @@ def bench_face_sizes(workdir: Path, model_path: Path, *, faces: tuple[int, ...] 
     runs = [(width, height, face, FAINT_SIGMA, EXPRESSION) for width, height in frames for face in faces]
     if grainy is not None:
         runs.append((*frames[0], grainy, GRAINY_SIGMA, EXPRESSION))
-    if painted is not None:
-        runs.append((*frames[0], painted, FAINT_SIGMA, PASS_EXPRESSION))
+    if opened is not None:
+        runs.append((*frames[0], opened, FAINT_SIGMA, OPEN_EXPRESSION))
     cases = []
     for width, height, face, noise, expression in runs:
         click.echo(f"face sizes: {face} px in {width}x{height}, noise sigma {noise}, {expression} ...", err=True)
@@ -167,7 +166,7 @@ def face_size_markdown(cases: list[SizeCase], reference: int = 270) -> list[str]
     if not cases:
         return []
     head = [f"{c.face} px, {'4K' if c.height > 1080 else f'{c.height}p'}" + (f", noise sigma {c.noise:g}" if c.grainy else "")
-            + ("" if c.expression == EXPRESSION else f", {c.expression} (the mouth pass)") for c in cases]
+            + ("" if c.expression == EXPRESSION else f", {c.expression}") for c in cases]
     lines = ["| step | " + " | ".join(head) + " | what it is |", "|---|" + "---|" * len(cases) + "---|"]
     for step in STEPS:
         lines.append(f"| {step} | " + " | ".join(f"{c.ms[step]:.0f}" for c in cases) + f" | {STEP_NOTES[step]} |")

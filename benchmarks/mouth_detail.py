@@ -7,9 +7,8 @@ distances), a cheek and the eyes. A ratio below 1 means detail was lost (an upsc
 below 1); above 1, detail was added (creases, or speckle). Where the same face has the expression (a render of it,
 or a photo of the same name in a folder named after it beside the portraits'), that true target is scored against
 the neutral too, in boxes placed by its own landmarks: what a real expression keeps; the true target resampled into
-the face model's crop, the mouth model's and one of four times its side, and back (`through_crop`): what a paint at
-those crops' resolution keeps, however right it is; and the edit's PSNR against it over the mouth and its reach (the
-face model alone beside the face and mouth models together: the mouth pass, ``reggan_plugin.edit.mouth``). Writes
+the face model's crop and one of four times its side, and back (`through_crop`): what a paint at those crops'
+resolution keeps, however right it is; and the edit's PSNR against it over the mouth and its reach. Writes
 docs/MOUTH_DETAIL.md, and with ``--picture`` the render folders' mouths: photos never go into a picture, so
 third-party photos can be measured without being redistributed.
 
@@ -19,7 +18,6 @@ third-party photos can be measured without being redistributed.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import datetime
 from pathlib import Path
 from typing import NamedTuple
@@ -37,7 +35,7 @@ FRAME = (1920, 1080)
 REGIONS = ("mouth", "cheek", "eyes")
 MOUTH_VIEW = (300, 180)  # frame px (w, h) of each mouth in --picture
 PICTURE_FACES = 2
-FINE_MOUTH = 4  # a mouth crop this many times the mouth model's side, over the same area: painting at the frame's scale
+FINE_CROP = 4  # a crop this many times the face model's side, over the same area: about the frame's scale at 500 px
 
 
 def laplacian_variance(grey: np.ndarray) -> float:
@@ -122,49 +120,43 @@ class FaceDetail(NamedTuple):
     height: float  # face box, frame px
     edit: dict[str, float]  # {region: output / input Laplacian variance}
     truth: dict[str, float] | None  # the same for the true target, when there is one
-    mouths: np.ndarray  # the input, output(s) and target mouths side by side
-    psnr: list[float] | None = None  # the mouth's reach against the true target: each renderer's output
+    mouths: np.ndarray  # the input, output and target mouths side by side
+    psnr: float | None = None  # the mouth's reach against the true target
     through: dict[str, float] | None = None  # {crop: the mouth's ratio for the true target resampled through it}
 
 
-def detail_ratios(frame: np.ndarray, face, renderers, detector, expression: str, target: np.ndarray | None = None
+def detail_ratios(frame: np.ndarray, face, renderer, detector, expression: str, target: np.ndarray | None = None
                   ) -> FaceDetail:
     """The `FaceDetail` of ``face`` (detected in ``frame``); ``detector`` finds the true target's own landmarks. The
-    true target's ratio is what a perfect edit keeps. The ratios are the first renderer's; each renderer's output
-    is drawn and scored against the true target."""
-    outs = [renderer.apply_array(frame, faces=[face], expression=expression) for renderer in renderers]
+    true target's ratio is what a perfect edit keeps."""
+    out = renderer.apply_array(frame, faces=[face], expression=expression)
     cuts = region_boxes(face.landmarks)
     half = np.array(MOUTH_VIEW) // 2
     centre = np.clip(((face.landmarks[3] + face.landmarks[4]) / 2).astype(int), half, np.array(FRAME) - half)
     view = (slice(centre[1] - half[1], centre[1] + half[1]), slice(centre[0] - half[0], centre[0] + half[0]))
-    mouths = np.concatenate([frame[view]] + [out[view] for out in outs] + ([] if target is None else [target[view]]),
-                            axis=1)
-    truth, scores, through = None, None, None
+    mouths = np.concatenate([frame[view], out[view]] + ([] if target is None else [target[view]]), axis=1)
+    truth, score, through = None, None, None
     if target is not None:
         found = detector.detect(target)
         own = region_boxes(found[0].landmarks) if found else None
         truth = ratios(frame, target, cuts, own) if own else None
         reach = reach_box(face.landmarks)
-        scores = [psnr(out[reach], target[reach]) for out in outs]
-        through = crop_ceilings(frame, target, face, renderers[0], own)
-    return FaceDetail(face.box[3], ratios(frame, outs[0], cuts), truth, mouths, scores, through)
+        score = psnr(out[reach], target[reach])
+        through = crop_ceilings(frame, target, face, renderer, own)
+    return FaceDetail(face.box[3], ratios(frame, out, cuts), truth, mouths, score, through)
 
 
 def crop_ceilings(frame: np.ndarray, target: np.ndarray, face, renderer,
                   target_cuts: dict[str, tuple[slice, slice]] | None) -> dict[str, float]:
     """{crop: the mouth's ratio for the true target resampled through it}, in the true target's own boxes when given:
-    the face model's crop, and where the pass runs the mouth model's and one of four times its side over the same
-    area (`FINE_MOUTH`: about a frame pixel a crop pixel on a 600 px face), cut where the edit cuts them."""
+    the face model's crop, and one of `FINE_CROP` times its side over the same area, cut where the edit cuts them."""
     m = renderer.crop_matrix(face, frame.shape)
-    crops: list[tuple[str, Matrix | None, int]] = [("the face model's crop", m, renderer.size)]
-    mouth_m = None if renderer.mouth is None else renderer.mouth.matrix(m)
-    if mouth_m is not None:
-        crops += [("the mouth model's crop", mouth_m, renderer.mouth.size),
-                  (f"a {FINE_MOUTH * renderer.mouth.size} px crop over the same area", FINE_MOUTH * mouth_m,
-                   FINE_MOUTH * renderer.mouth.size)]
+    crops: list[tuple[str, Matrix, int]] = [("the face model's crop", m, renderer.size),
+                                            (f"a {FINE_CROP * renderer.size} px crop over the same area", FINE_CROP * m,
+                                             FINE_CROP * renderer.size)]
     before, after = frame.astype(np.float32) / 255, target.astype(np.float32) / 255
     return {name: ratios(before, through_crop(after, crop_m, size), region_boxes(face.landmarks), target_cuts)["mouth"]
-            for name, crop_m, size in crops if crop_m is not None}
+            for name, crop_m, size in crops}
 
 
 def portraits(folder: Path) -> list[Path]:
@@ -215,15 +207,9 @@ def table(name: str, side: int, expression: str, rows: list[FaceDetail]) -> list
                 f"{min(t[name] for t in throughs):.2f})" for name in throughs[0] if all(name in t for t in throughs)]
         lines += ["", f"The true target resampled into a crop and back (a paint at that crop's resolution, however "
                       f"right) keeps of the neutral's mouth detail: {', '.join(kept)}."]
-    scores = np.array([r.psnr for r in rows if r.psnr is not None])
-    if len(scores) == len(rows) and (scores.shape[1] == 1 or np.array_equal(scores[:, 0], scores[:, 1])):
-        lines += ["", f"PSNR of the mouth's reach against the true target, mean: {scores[:, 0].mean():.2f} dB (the face "
-                      "model alone: no mouth pass, or one that does not paint this expression)."]
-    elif len(scores) == len(rows) and scores.shape[1] == 2:
-        better = int((scores[:, 0] > scores[:, 1]).sum())
-        lines += ["", f"PSNR of the mouth's reach against the true target, mean: {scores[:, 0].mean():.2f} dB with the "
-                      f"mouth pass, {scores[:, 1].mean():.2f} dB with the face model alone (better with the pass on "
-                      f"{better} of {len(rows)} faces)."]
+    scores = [r.psnr for r in rows if r.psnr is not None]
+    if len(scores) == len(rows):
+        lines += ["", f"PSNR of the mouth's reach against the true target, mean: {np.mean(scores):.2f} dB."]
     return [*lines, ""]
 
 
@@ -239,7 +225,6 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--picture", help="File name under --out for the render folders' mouths (input, edit, true "
                                           "target); photos never go into it.")
-    parser.add_argument("--mouth-model", type=Path, help="Score this mouth model instead of the bundled one.")
     parser.add_argument("--no-lip-split", action="store_true",
                         help="Move the lips as the models' motion does (reggan_plugin.edit.lips), to compare.")
     parser.add_argument("--subject", choices=SUBJECTS, default=InferenceConfig.subject,
@@ -254,23 +239,19 @@ def main() -> None:
     from reggan_plugin.renderer import ExpressionRenderer
 
     lip_split = not args.no_lip_split
-    config = InferenceConfig(backend="cpu", mouth_model=args.mouth_model, lip_split=lip_split, subject=args.subject)
-    renderer = ExpressionRenderer(config)
-    renderers = [renderer] + ([ExpressionRenderer(dataclasses.replace(config, mouth_pass=False, mouth_model=None))]
-                              if renderer.mouth is not None else [])
+    renderer = ExpressionRenderer(InferenceConfig(backend="cpu", lip_split=lip_split, subject=args.subject))
     detector = FaceDetector()
     names = [f"{folder.parent.name}/{folder.name}" for folder in args.photos]
     picture_option = (f" --picture {args.picture}" if args.picture else "") + (
-        f" --mouth-model {args.mouth_model}" if args.mouth_model else "") + (" --no-lip-split" if not lip_split else "") + (
+        " --no-lip-split" if not lip_split else "") + (
         f" --subject {args.subject}" if args.subject != InferenceConfig.subject else "")
     command = " ".join(f"--photos {n} --side {s}" for n, s in zip(names, sides))
     lines = [
         "# Mouth detail at production size",
         "",
         f"Generated {datetime.date.today()} by `python benchmarks/mouth_detail.py {command} --limit {args.limit} "
-        f"--expression {args.expression}{picture_option}`; do not edit by hand. Method: the module docstring. Models: "
-        f"the bundled face model, {'the mouth model ' + args.mouth_model.name if args.mouth_model else 'the bundled mouth model'}, "
-        f"CPU backend, {'default options' if lip_split else 'default options but the lips moved as the motion moves them'}. Faces in 1920x1080 frames: output / input Laplacian variance of the luma.",
+        f"--expression {args.expression}{picture_option}`; do not edit by hand. Method: the module docstring. Model: "
+        f"the bundled face model, CPU backend, {'default options' if lip_split else 'default options but the lips moved as the motion moves them'}. Faces in 1920x1080 frames: output / input Laplacian variance of the luma.",
         "",
     ]
     picture: list[np.ndarray] = []
@@ -285,13 +266,13 @@ def main() -> None:
             for path, frame, face in frames:
                 truth = true_target(folder, path, expression)
                 target = None if truth is None else portrait_frame(truth, side)
-                result = detail_ratios(frame, face, renderers, detector, expression, target)
+                result = detail_ratios(frame, face, renderer, detector, expression, target)
                 rows.append(result)
                 print(name, path.parent.name if path.name == "neutral.png" else path.name, expression,
                       f"face {result.height:.0f} px", {k: round(v, 3) for k, v in result.edit.items()},
                       "" if result.truth is None else f"true target: {result.truth['mouth']:.3f}",
                       "" if result.through is None else {k: round(v, 3) for k, v in result.through.items()},
-                      "" if result.psnr is None else f"PSNR {[round(v, 2) for v in result.psnr]}", flush=True)
+                      "" if result.psnr is None else f"PSNR {result.psnr:.2f}", flush=True)
             lines += table(name, side, expression, rows)
             if args.picture and (folder / "manifest.json").is_file():  # only our own renders go into a picture
                 picture.append(np.concatenate([r.mouths for r in rows[:PICTURE_FACES]], axis=1))
@@ -300,10 +281,8 @@ def main() -> None:
         widest = max(row.shape[1] for row in picture)
         sheet = np.concatenate([np.pad(row, ((0, 0), (0, widest - row.shape[1]), (0, 0))) for row in picture])
         Image.fromarray(sheet).save(args.out / args.picture, quality=85)
-        edits = ("the edit with the mouth pass, the face model's alone (the same where the mouth model does not know "
-                 "the expression)") if len(renderers) == 2 else "the edit"
         lines.insert(4, f"[{args.picture}]({args.picture}): the mouths of the first {PICTURE_FACES} faces of each render "
-                        f"folder, a row per expression in the order of its tables, each as input, {edits} and true "
+                        "folder, a row per expression in the order of its tables, each as input, the edit and true "
                         "target (where rendered) at the frame's own pixels.\n")
     (args.out / "MOUTH_DETAIL.md").write_text("\n".join(lines))
     print("\n".join(lines))

@@ -103,7 +103,6 @@ PANEL_WORDS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(r"--region\b"), "Box"),
     (re.compile(r"--faces\b"), "faces file"),
     (re.compile(r"--model\b"), "Model File"),
-    (re.compile(r"--mouth-model\b"), "mouth model"),
     (re.compile(r"--backend\b"), "Backend"),
     (re.compile(r"--colorspace\b"), "colour space"),
 )

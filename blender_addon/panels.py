@@ -24,7 +24,6 @@ def draw_settings(layout: Any, context: Any) -> None:
     col.prop(s, "stage")
     layout.prop(s, "skin_paint")
     layout.prop(s, "subject")
-    layout.prop(s, "mouth_pass")
     layout.prop(s, "model_path")
 
     layout.prop(s, "face_source")

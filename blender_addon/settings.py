@@ -171,9 +171,6 @@ class RegganSettings(bpy.types.PropertyGroup):
                              default=default(InferenceConfig, "skin_paint"))
     # Blender's pictures are renders: a realistic avatar's must not read as a photograph
     subject: EnumProperty(name="Subject", items=_enum(SUBJECTS, SUBJECT_LABELS), default="render")
-    mouth_pass: BoolProperty(name="Fine Mouth", default=default(InferenceConfig, "mouth_pass"),
-                             description="On faces from about 285 px, paint a sad, angry or fearful mouth again "
-                                         "at twice the scale (the bundled model)")
     model_path: StringProperty(
         name="Model File", subtype="FILE_PATH", default="",
         description="RegGAN ONNX model (empty: the preferences' model, else the bundled one; with the Channel sliders "
@@ -290,7 +287,6 @@ def inference_config(settings: RegganSettings, prefs: RegganPreferences | None,
         batch=prefs.batch if prefs is not None else default(InferenceConfig, "batch"),
         stage=settings.stage,
         skin_paint=settings.skin_paint,
-        mouth_pass=settings.mouth_pass,
         subject=settings.subject,  # type: ignore[arg-type]
         find_in_box=not settings.trust_box,
     )

@@ -115,8 +115,8 @@ def onnx(checkpoint: Path, out: Path) -> None:
               help="An exported RegGAN model (ONNX).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="ONNX file to write.")
 def regression_stage(model_path: Path, out: Path) -> None:
-    """Write a model's regression stage alone as a model of its own (the refiner cut out): how the mouth model
-    ships (`train --config mouth --iterations 0`, then this). The runtime loads it like any model."""
+    """Write a model's regression stage alone as a model of its own (the refiner cut out): a faster, rougher model,
+    as `render --stage regression` runs it. The runtime loads it like any model."""
     from reggan_plugin.artifact import file_sha256, load_artifact
     from reggan_plugin.atomic import atomic_path
     from reggan_plugin.backends.preview_graph import cut_regression_stage

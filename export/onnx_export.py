@@ -10,12 +10,10 @@ import onnx
 import torch
 
 from export.half_weights import round_weights_half, store_half
-from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata, load_artifact
+from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata
 from reggan_plugin.atomic import atomic_path
-from reggan_plugin.edit.mouth import is_mouth_template
 from reggan_plugin.errors import RegganError
-from reggan_plugin.geometry.align import crop_template
-from reggan_plugin.tuning import MOUTH_ZOOM
+from reggan_plugin.geometry.align import CANONICAL_5PT
 from training.checkpoint import load_generator
 from training.models import RegGAN
 
@@ -90,7 +88,7 @@ def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None)
         meta = build_metadata(
             input_size=model.config.image_size,
             expressions=model.config.expressions,
-            crop_template=crop_template(model.config.crop),
+            crop_template=CANONICAL_5PT,
             provenance={"model_config": model.config.to_json(), **(provenance or {})},
         )
         for key, value in meta.items():
@@ -110,12 +108,8 @@ def check_renders(path: Path) -> None:
     from reggan_plugin.renderer import ExpressionRenderer
 
     try:
-        if is_mouth_template(load_artifact(path).crop_template):  # a mouth model runs beside the bundled face model
-            renderer = ExpressionRenderer(InferenceConfig(mouth_model=path, backend="cpu", batch=1))
-            side = int(MOUTH_ZOOM * max(renderer.size, renderer.mouth.size if renderer.mouth else 0))
-        else:
-            renderer = ExpressionRenderer(InferenceConfig(model=path, backend="cpu", batch=1))
-            side = 2 * renderer.size
+        renderer = ExpressionRenderer(InferenceConfig(model=path, backend="cpu", batch=1))
+        side = 2 * renderer.size
         pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
         renderer.apply_array(pixels, faces=[whole_image_face(side, side)], expression=renderer.artifact.expressions[-1])
     except (RegganError, ValueError) as exc:

@@ -70,9 +70,6 @@ def inference_options(func: F) -> F:
         click.option("--skin-paint", type=click.Choice(SKIN_PAINTS), default=field_default(InferenceConfig, "skin_paint"),
                      show_default=True, help="Outside the mouth and eyes, what the network paints changes the skin's "
                                              "shading alone (it keeps the person's own colour) or its colour too."),
-        click.option("--mouth-pass/--no-mouth-pass", default=field_default(InferenceConfig, "mouth_pass"), show_default=True,
-                     help="On faces from about 285 px (face box), paint a sad, angry or fearful mouth again "
-                          "with the mouth model at twice the face crop's scale (the expressions the bundled one paints)."),
         click.option("--lip-split/--no-lip-split", default=field_default(InferenceConfig, "lip_split"), show_default=True,
                      help="On faces from about 280 px, move each lip whole where the expression opens the mouth (its "
                           "stretch left to the gap between them), so the lips keep their sharp edges, and from about "
@@ -81,9 +78,6 @@ def inference_options(func: F) -> F:
         click.option("--coverage/--no-coverage", default=field_default(InferenceConfig, "coverage"), show_default=True,
                      help="Keep the edit where the coverage model sees the head, off the backdrop beside a turned "
                           "head's cheek (a face it sees no head in is edited whole)."),
-        click.option("--mouth-model", type=click.Path(path_type=Path), default=None,
-                     help="Mouth model file (ONNX, `train --config mouth`). [default: the bundled one, with the "
-                          "bundled face model]"),
         click.option("--colorspace", default=None, metavar="NAME",
                      help="The pictures' OpenColorIO colour space (e.g. ACEScg), in the $OCIO config or else the "
                           "built-in ACES CG config; the edit is made in sRGB and put back in it (docs/STUDIO.md). "
@@ -103,9 +97,8 @@ def inference_options(func: F) -> F:
 
 def build_configs(expression: str, intensity: float, model: Path | None, backend: BackendName, precision: Precision,
                   batch: int, stage: Stage, trust_box: bool, region_graphs: RegionGraphs, skin_paint: SkinPaint,
-                  mouth_pass: bool, lip_split: bool, coverage: bool, mouth_model: Path | None, subject: Subject
-                  ) -> tuple[EditConfig, InferenceConfig]:
+                  lip_split: bool, coverage: bool, subject: Subject) -> tuple[EditConfig, InferenceConfig]:
     edit = EditConfig(expression, intensity)  # checks the expression before a model is chosen for it
     return edit, InferenceConfig(model_for(expression, model), backend, precision, batch, stage, find_in_box=not trust_box,
-                                 region_graphs=region_graphs, skin_paint=skin_paint, mouth_pass=mouth_pass,
-                                 lip_split=lip_split, mouth_model=mouth_model, subject=subject, coverage=coverage)
+                                 region_graphs=region_graphs, skin_paint=skin_paint, lip_split=lip_split,
+                                 subject=subject, coverage=coverage)

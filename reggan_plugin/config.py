@@ -47,10 +47,8 @@ class InferenceConfig:
     region_graphs: RegionGraphs = "auto"  # align and paste-back in onnxruntime (reggan_plugin.backends.region_graphs); auto: on a GPU
     skin_paint: SkinPaint = "shading"  # outside the mouth and eyes the paint changes the skin's shading alone
     # (reggan_plugin.edit.blend: its colour stays the person's own), or its colour too ("colour", as the model paints it)
-    mouth_pass: bool = True  # on large faces the mouth is painted again at twice the scale (reggan_plugin.edit.mouth)
     lip_split: bool = True  # on large faces the lips move whole where the mouth opens (reggan_plugin.edit.lips) and
     # a rendered mouth's inside is drawn in it (reggan_plugin.edit.interior)
-    mouth_model: Path | None = None  # None: the bundled mouth model, beside the bundled face model only
     subject: Subject = "auto"  # "photo": the model's gains for photographs of people (reggan_plugin.edit.calibration);
     # "render": the edit as fitted; "auto": the gains as much as a picture's faces read as photographs (.subject)
     coverage: bool = True  # the edit kept where the head covers the crop (reggan_plugin.edit.coverage), not its backdrop

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arrays import Array
-from .edit.mouth import MouthCrops
 from .geometry.align import Matrix, matrix_scale
 from .geometry.resample import crop_roi
 from .imageio import ImageData, to_network_rgb
@@ -24,8 +23,7 @@ class PreparedImage:
     roi: (rows, cols) slices of the picture that alignment reads and paste-back writes; rgb: that region
     as network colour (HxWx3 float32 sRGB [0,1]), or None when dropped while the picture waits (a 4K
     close-up's is 40 MB; `region_rgb` makes it again); matrices: region px -> crop px, one per face; crops:
-    [n,S,S,3] float32 sRGB [0,1], of the region's structure where it is grainy (``reggan_plugin.imaging.filters``);
-    mouths: the mouth pass's crops (None without one).
+    [n,S,S,3] float32 sRGB [0,1], of the region's structure where it is grainy (``reggan_plugin.imaging.filters``).
     """
 
     image: ImageData
@@ -33,7 +31,6 @@ class PreparedImage:
     rgb: Array | None
     matrices: list[Matrix]
     crops: Array
-    mouths: MouthCrops | None = None
     non_finite: int = 0  # pixels of the region holding NaN or inf (float frames): written back as they were
 
     def region_rgb(self) -> Array:

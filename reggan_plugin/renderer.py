@@ -1,6 +1,6 @@
 """One picture's faces with another expression: align -> batched inference -> paste back (on large faces the
-lips moved whole where the mouth opens, reggan_plugin.edit.lips, the mouth again, finer: reggan_plugin.edit.mouth, and the
-opening's inside at the frame's pixels: reggan_plugin.edit.interior).
+lips moved whole where the mouth opens, reggan_plugin.edit.lips, and the opening's inside at the frame's pixels:
+reggan_plugin.edit.interior).
 
 `ExpressionRenderer` owns the model session; the add-on, studio scripts and `render_sequence` (which
 runs it over a directory of frames) use it. Arrays follow reggan_plugin.imageio's conventions.
@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from .arrays import Array
-from .artifact import ModelArtifact, load_artifact, parse_expression
+from .artifact import ModelArtifact, load_artifact
 from .backends import create_backend
 from .backends.preview_graph import stage_network
 from .backends.region_graphs import region_ops_for
@@ -25,9 +25,8 @@ from .edit.coverage import FaceCoverage
 from .edit.crop_inference import EditedCrops, edit_crops
 from .edit.face_level import lift_gains
 from .edit.interior import Inside, MouthInterior
-from .edit.mouth import MouthCrops, MouthPass, is_mouth_template
 from .edit.subject import photo_weights
-from .errors import InputError, ModelError
+from .errors import InputError
 from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
@@ -50,21 +49,12 @@ MIN_FACE_PX = 8.0  # a crop side smaller than this in the picture holds no face 
 MAX_FACE_FRACTION = 4.0  # a crop side more than this many picture sides is a broken box, not a close-up
 
 
-def _weighed(expression: str | Mapping[str, float]) -> dict[str, float]:
-    """The expressions a name, mix or mapping gives a weight other than 0."""
-    mix = parse_expression(expression) if isinstance(expression, str) else expression
-    return {name: weight for name, weight in mix.items() if weight}
-
-
 class ExpressionRenderer:
     """One loaded model + backend. Arrays follow reggan_plugin.imageio's conventions."""
 
     def __init__(self, inference: InferenceConfig = InferenceConfig()) -> None:
         self.inference = inference
         self.artifact: ModelArtifact = load_artifact(inference.model)
-        if is_mouth_template(self.artifact.crop_template):
-            raise ModelError(self.artifact.path, "a mouth model, not a face model: give it as the mouth model "
-                                                 "(--mouth-model) beside a face model")
         network, (self._output, self._motion) = stage_network(self.artifact, inference.stage)
         self.backend = create_backend(network, inference.backend, precision=inference.precision)
         self.region_ops = region_ops_for(self.backend, inference.region_graphs)
@@ -78,7 +68,6 @@ class ExpressionRenderer:
         self.mask = feather_mask(self.size)
         self.colour_weight = paint_colour_weight(self.size, template) if inference.skin_paint == "shading" else None
         self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
-        self.mouth = MouthPass.for_inference(inference, self.artifact, self.colour_weight)
         # the model's gains for photographs (reggan_plugin.edit.calibration): the face pass's edit, for every face (photo) or those that read as photographs (auto, reggan_plugin.edit.subject)
         self.gains = {} if inference.subject == "render" else model_gains(self.artifact, "photo")
         self.mouth_ellipse = mouth_ellipse(self.size, template) if self.gains and self.has_motion else None
@@ -155,34 +144,10 @@ class ExpressionRenderer:
                 if not g.is_identity:
                     faces[start:stop] = calibrated(crops_in[start:stop], faces[start:stop], g.partly(share),
                                                    self.mouth_ellipse, self.lower_face, self.artifact.warp)
-        # the mouth pass runs for the pictures whose edit it paints whole (MouthPass.covers)
-        covered = [self.mouth is not None and self.mouth.covers(e.expression) for e in edits]
-        mouths: Array | None = None
-        if self.mouth is not None and any(covered):
-            size = self.mouth.size
-            mouth_counts = [len(p.mouths.crops) if ok and p.mouths is not None else 0 for p, ok in zip(prepared, covered)]
-            crops = np.concatenate([p.mouths.crops for p, ok in zip(prepared, covered) if ok and p.mouths is not None]
-                                   or [np.zeros((0, size, size, 3), np.float32)])
-            # a mouth is lifted as its face is: its crop alone, mostly lips, reads darker than the face
-            mouth_lift = np.array([lift[at + i] for p, ok, at in zip(prepared, covered, faces_at)
-                                   if ok and p.mouths is not None
-                                   for i, m in enumerate(p.mouths.matrices) if m is not None], np.float32)
-            # only the expressions an edit weighs: a curve's zeros may name expressions the mouth model lacks
-            mouth_weights = np.stack([self.mouth.artifact.expression_weights(_weighed(e.expression)) if ok
-                                      else np.zeros(len(self.mouth.artifact.expressions), np.float32)
-                                      for e, ok in zip(edits, covered)])
-            mouths = edit_crops(self.mouth.backend, np.repeat(mouth_weights, mouth_counts, axis=0), crops,
-                                np.repeat(np.array([e.intensity for e in edits], np.float32), mouth_counts),
-                                self.batch_for(list(mouth_weights)), self.mouth.outputs, mouth_lift)
-        out, face_at, mouth_at = [], 0, 0
-        for p, e, share, ok in zip(prepared, edits, shares, covered):
-            n_mouths = len(p.mouths.crops) if ok and p.mouths is not None else 0
-            inside = None if self.interior is None else self.interior.inside_for(e.expression, e.intensity)
-            out.append(EditedCrops(faces[face_at : face_at + len(p.crops)],
-                                   None if mouths is None or not ok else mouths[mouth_at : mouth_at + n_mouths],
-                                   inside, share))
-            face_at, mouth_at = face_at + len(p.crops), mouth_at + n_mouths
-        return out
+        return [EditedCrops(faces[start:stop],
+                            None if self.interior is None else self.interior.inside_for(e.expression, e.intensity),
+                            share)
+                for e, share, start, stop in zip(edits, shares, faces_at, faces_at[1:])]
 
     def batch_for(self, weights: Sequence[Array]) -> int:
         """Faces per network call for edits of these weights: `InferenceConfig.batch`, or 1 where an edit mixes
@@ -204,16 +169,13 @@ class ExpressionRenderer:
 
     # -- paste back ------------------------------------------------------------------------------
     def paste(self, rgb: Array, matrices: Sequence[Matrix], crops_in: Array, crops_out: Array,
-              *, inplace: bool = False, mouths: MouthCrops | None = None, mouths_out: Array | None = None,
-              interior: Inside | None = None) -> tuple[Array, Array]:
-        """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``), then the mouths'
-        edits where there are any (`reggan_plugin.edit.mouth`), then ``interior`` drawn into the gaps the lips open
-        (`reggan_plugin.edit.interior`): (new rgb, mask). A record per face through the stages of
-        `reggan_plugin.edit.chain`."""
+              *, inplace: bool = False, interior: Inside | None = None) -> tuple[Array, Array]:
+        """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``), then ``interior``
+        drawn into the gaps the lips open (`reggan_plugin.edit.interior`): (new rgb, mask). A record per face through
+        the stages of `reggan_plugin.edit.chain`."""
         ctx = PasteContext(rgb, self.region_ops.paste if self.region_ops is not None else apply_planes, inplace,
                            lip_corners=self.lip_corners, colour_weight=self.colour_weight, coverage=self.coverage,
-                           mouth=self.mouth, mouths=mouths, mouths_out=mouths_out, interior=interior,
-                           warp=self.artifact.warp)
+                           interior=interior, warp=self.artifact.warp)
         return run_stages(face_edits(matrices, crops_in, crops_out, self.mask), ctx)
 
     # -- whole pictures --------------------------------------------------------------------------
@@ -246,9 +208,7 @@ class ExpressionRenderer:
         source = degrained(rgb)
         align = self.region_ops.align if self.region_ops is not None else warp_to_crop
         crops = np.stack([align(source, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
-        mouths = self.mouth.prepare(source, local, align) if self.mouth is not None else None
-        bad = non_finite_pixels(region)
-        return PreparedImage(image, (rows, cols), rgb, local, crops, mouths, bad)
+        return PreparedImage(image, (rows, cols), rgb, local, crops, non_finite_pixels(region))
 
     def finish_image(self, prepared: PreparedImage, edited: EditedCrops) -> ImageData:
         """Paste the edited crops back into the region and the region into a copy of the picture."""
@@ -256,8 +216,7 @@ class ExpressionRenderer:
             return prepared.image
         owned = prepared.rgb is None  # made again just now: pasted into in place
         return self.compose(prepared, *self.paste(prepared.region_rgb(), prepared.matrices, prepared.crops,
-                                                  edited.faces, inplace=owned, mouths=prepared.mouths,
-                                                  mouths_out=edited.mouths, interior=edited.interior))
+                                                  edited.faces, inplace=owned, interior=edited.interior))
 
     @staticmethod
     def compose(prepared: PreparedImage, new_rgb: Array, mask: Array) -> ImageData:

@@ -2,11 +2,11 @@
 
 Grouped by the stage or idea it tunes, in the order a face goes through them: the crop (`geometry.align`), the
 face's level (`edit.face_level`), the subject (`edit.calibration`, `edit.subject`), the paste (`edit.blend`,
-`edit.coverage`), a large face's mouth (`edit.lips`, `edit.mouth`, `edit.interior`) and the picture's grain
+`edit.coverage`), a large face's mouth (`edit.lips`, `edit.interior`) and the picture's grain
 (`imaging.filters`). "Commit" names the change that set the value (``git log -S NAME``); "origin not recorded" means
 neither the code, the docs nor the history say how it was chosen.
 
-Only literal numbers live here. What follows from them (``align.CANONICAL_5PT``, ``align.MOUTH_CENTRE``,
+Only literal numbers live here. What follows from them (``align.CANONICAL_5PT``,
 ``filters.GRAIN_REACH``) is worked out where it is used; standards (the Rec. 601 and Rec. 709 luma weights,
 `imaging.tone`), published data (``align.ARCFACE_112``), measurements of the template (``align.CANONICAL_BOX``),
 file paths, metadata keys and sizes that change no pixel stay with their modules. Changing a value here retunes
@@ -21,15 +21,12 @@ from __future__ import annotations
 TEMPLATE_SCALE = 0.75
 TEMPLATE_SHIFT_Y = 0.08
 # Crop units: how far the mouth's centre lies below its corners' midpoint (a smile's and a jaw drop's reach): the
-# centre of the mouth crop and of the paint's mouth colour ellipse. Origin not recorded (named once in the commit
+# centre of the paint's mouth colour ellipse. Origin not recorded (named once in the commit
 # "align: one definition of a large face ... and of the mouth's drop").
 MOUTH_DROP = 0.027
-# The mouth crop shows the mouth at this many times the face crop's scale: its 25 px mouth becomes 50 px. The bundled
-# mouth model was trained at it (commit "The mouth pass: ... paints the mouth again at twice the face crop's scale").
-MOUTH_ZOOM = 2.0
 # A large face: face crop px per frame px at or below which paste-back magnifies the crop's paint four times or more
-# (a face crop of 512 frame px: a detector box from about 285 px). Its lips move whole (edit.lips), and the mouth pass
-# (edit.mouth) and the drawn interior (edit.interior) fade in, wholly from FULL_LARGE_FACE_SCALE (eight times).
+# (a face crop of 512 frame px: a detector box from about 285 px). Its lips move whole (edit.lips), and the drawn
+# interior (edit.interior) fades in, wholly from FULL_LARGE_FACE_SCALE (eight times).
 # Origin not recorded.
 LARGE_FACE_SCALE = 0.25
 FULL_LARGE_FACE_SCALE = 0.125
@@ -56,7 +53,7 @@ REST_PAINT_MOUTH_RADII, REST_PAINT_MOUTH_DROP, REST_PAINT_MOUTH_FEATHER = (0.17,
 LOWER_FACE, ELLIPSE_SOFTNESS = (0.5, 0.7, 0.35, 0.25), 0.08
 
 # --- Photograph or render (reggan_plugin.edit.subject) -----------------------------------------------------------
-# The photo reader's statistics; its coefficients (models/photo_reader.json, tools/fit_photo_reader.py) were fitted
+# The photo reader's statistics; its coefficients (models/photo_reader.json, recipes/photo_reader.toml) were fitted
 # on these, so changing one needs the reader fitted again (docs/PHOTO_READER.md). Origin of the values not recorded.
 BANDS = (0.7, 1.5, 3.0)  # the bands of detail: Gaussian sigmas in px of a REFERENCE_SIZE crop, each band less the next
 REFERENCE_SIZE = 128
@@ -116,16 +113,6 @@ DARK = 0.6
 EDGE = 0.15  # of the mouth's width at each corner where the line is not looked for (the corners fix its ends)
 CORNER_WEIGHT = 3.0  # each corner's weight in the line's fit, against a column's 1
 CORNER_STEPS = 10  # fixed-point steps to where the motion puts the mouth's corners (commit "Lips moved whole open a lens")
-
-# --- The mouth pass (reggan_plugin.edit.mouth) -------------------------------------------------------------------
-# The pass's paste mask about the mouth, in mouth crop units: the lips and a jaw drop's reach, wider than tall. Set
-# with the mouth pass; origin not recorded.
-MOUTH_MASK_RADII = (0.36, 0.30)
-MOUTH_MASK_FEATHER = 0.3
-# Mouth crop px: the pass's paint is pasted blurred this much (`blend.crop_planes`), so that it keeps the skin's and
-# the lips' own texture about the mouth: the least keeping every London face's detail, chosen on the first half
-# (docs/MOUTH_DETAIL.md).
-PAINT_BLUR = 1.0
 
 # --- The drawn mouth interior (reggan_plugin.edit.interior) ------------------------------------------------------
 MIN_WEIGHT = 1e-3  # gap weights below this are no gap (the strip is not drawn); origin not recorded

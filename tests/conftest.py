@@ -43,10 +43,10 @@ def london_faces(shared_data: Path) -> Path:
     return path
 
 
-def make_tiny_model(path: Path, seed: int = 0, exposure_reference: float = 0.0, crop: str = "face",
+def make_tiny_model(path: Path, seed: int = 0, exposure_reference: float = 0.0,
                     expressions: tuple[str, ...] | None = None) -> Path:
-    """Export a randomly initialised tiny RegGAN (64 px, of the face crop or the mouth crop; TINY's expressions or
-    those given) to `path`; it visibly changes faces."""
+    """Export a randomly initialised tiny RegGAN (64 px; TINY's expressions or those given) to `path`; it visibly
+    changes faces."""
     torch = pytest.importorskip("torch", reason="torch is needed to build test models (pip install .[export])")
     import dataclasses
 
@@ -55,7 +55,7 @@ def make_tiny_model(path: Path, seed: int = 0, exposure_reference: float = 0.0, 
     from training.models import RegGAN
 
     torch.manual_seed(seed)
-    model = RegGAN(dataclasses.replace(TINY, image_size=64, exposure_reference=exposure_reference, crop=crop,
+    model = RegGAN(dataclasses.replace(TINY, image_size=64, exposure_reference=exposure_reference,
                                        expressions=expressions or TINY.expressions))  # 64: room for the paste-back feather
     with torch.no_grad():
         model.stage1.bias.normal_(0.0, 0.2)

@@ -113,13 +113,13 @@ def test_step_costs_time_every_step_and_the_table_compares_faces(tmp_path):
     cases.append(face_sizes.SizeCase(320, 240, 120, face_sizes.step_costs(path, box, renderer, repeats=1),
                                      face_sizes.GRAINY_SIGMA))
     cases.append(face_sizes.SizeCase(320, 240, 120, {step: 2 * ms for step, ms in cases[1].ms.items()},
-                                     expression=face_sizes.PASS_EXPRESSION))
+                                     expression=face_sizes.OPEN_EXPRESSION))
     assert face_sizes.size_ratio(cases, face=120, reference=60, height=240) == pytest.approx(cases[1].total / cases[0].total)
-    assert face_sizes.size_ratio(cases, face=120, reference=60, height=240, expression=face_sizes.PASS_EXPRESSION) == \
+    assert face_sizes.size_ratio(cases, face=120, reference=60, height=240, expression=face_sizes.OPEN_EXPRESSION) == \
         pytest.approx(cases[3].total / cases[0].total)  # against the default case, not the other expression's
     table = face_sizes.face_size_markdown(cases, reference=60)
     assert table[0].startswith("| step | 60 px, 240p | 120 px, 240p | 120 px, 240p, noise sigma 6 | "
-                               f"120 px, 240p, {face_sizes.PASS_EXPRESSION} (the mouth pass) |")
+                               f"120 px, 240p, {face_sizes.OPEN_EXPRESSION} |")
     assert table[-1].split("|")[2].strip() == "1.00x"
     assert table[-1].split("|")[4].strip() == f"{cases[2].total / cases[0].total:.2f}x"  # against the clean face
     assert table[-1].split("|")[5].strip() == f"{cases[3].total / cases[0].total:.2f}x"

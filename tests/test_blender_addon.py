@@ -189,8 +189,7 @@ def test_build_zip_for_this_platform(built_zip: tuple[object, bool], tmp_path: P
     assert {"reggan_plugin/pipeline.py", "reggan_plugin/renderer.py"} <= inner
     if has_model:
         assert "reggan_plugin/models/default.onnx" in inner
-    if (REPO / "reggan_plugin" / "models" / "mouth.onnx").is_file():
-        assert "reggan_plugin/models/mouth.onnx" in inner  # the mouth pass ships with the extension
+    assert {"reggan_plugin/models/coverage.onnx", "reggan_plugin/models/mouth_interior.npz"} <= inner
     if result.validated_by == "blender_ext":  # Blender's own validator accepts the zip too
         assert addon_build.validate_with_blender(archive) is not None
     # a second build needs no network: everything comes from the cache
@@ -324,7 +323,6 @@ def test_property_defaults_come_from_the_runtime_config(addon: object) -> None:
     assert props["stage"].default == InferenceConfig.stage
     assert props["skin_paint"].default == InferenceConfig.skin_paint
     assert props["subject"].default == "render"  # Blender's pictures are renders, whatever they look like
-    assert props["mouth_pass"].default == InferenceConfig.mouth_pass
     assert props["trust_box"].default == (not InferenceConfig.find_in_box)
     assert props["skip_existing"].default == SequenceConfig.skip_existing
     assert props["smooth"].default == pytest.approx(SequenceConfig.smooth)

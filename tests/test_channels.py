@@ -55,7 +55,7 @@ def test_a_channel_moves_the_side_it_names_and_not_the_other(channel: str, named
     face (up for a smile's corner, down for a lid), at least three times as far as around the other side's."""
     from reggan_plugin.config import InferenceConfig
     from reggan_plugin.faces.faces_json import load_faces_json
-    from reggan_plugin.geometry.align import crop_template
+    from reggan_plugin.geometry.align import CANONICAL_5PT
     from reggan_plugin.geometry.resample import warp_to_crop
     from reggan_plugin.imageio import read_image
     from reggan_plugin.renderer import ExpressionRenderer
@@ -68,7 +68,7 @@ def test_a_channel_moves_the_side_it_names_and_not_the_other(channel: str, named
     crop = warp_to_crop(np.asarray(image.pixels[..., :3], np.float32) / 255, m, renderer.size)[None]
     motion = renderer.forward(crop, EditConfig({channel: 1.0}))[0, ..., 3:]
     size = renderer.size
-    points = crop_template() * size
+    points = CANONICAL_5PT * size
 
     def around(index: int) -> np.ndarray:
         x, y = np.rint(points[index]).astype(int)

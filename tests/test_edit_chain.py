@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from reggan_plugin.edit import chain, interior, mouth
+from reggan_plugin.edit import chain, interior
 from reggan_plugin.edit.blend import apply_planes, crop_planes, feather_mask
 from reggan_plugin.edit.chain import PasteContext, face_edits, run_stages
 from reggan_plugin.geometry.align import large_face_share
@@ -56,12 +56,10 @@ def test_faces_run_through_every_stage_in_turn(monkeypatch: pytest.MonkeyPatch) 
     assert seen == [(x, name) for x in (-10, -12) for name in names]
 
 
-def test_large_face_share_is_the_mouth_pass_and_interior_fade() -> None:
-    """One definition of a large face: the interior's amount in face crops, the mouth pass's strength at twice the
-    scale, each the linear fade they always were."""
+def test_large_face_share_is_the_interior_fade() -> None:
+    """One definition of a large face: the interior's amount, a linear fade from four to eight times magnified."""
     for scale in np.linspace(0.05, 0.7, 131):
         m = np.array([[scale, 0.0, 0.0], [0.0, scale, 0.0]])
         s = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
         assert interior.amount_for(m) == float(np.clip((0.25 - s) / (0.25 - 0.125), 0.0, 1.0))
-        assert mouth.strength(m) == float(np.clip((0.5 - s) / (0.5 - 0.25), 0.0, 1.0))
         assert large_face_share(m) == interior.amount_for(m)

@@ -67,34 +67,3 @@ def test_the_bundled_model_edits_a_face_under_its_range_as_the_same_face_at_its_
     change = srgb_decode(half_edit) - srgb_decode(half)
     expected = (srgb_decode(edge_edit) - srgb_decode(at_edge)) * 0.5
     assert np.abs(change - expected).max() < 0.01 and np.abs(change).max() > 0.01
-
-
-def test_a_dark_large_faces_mouth_is_lifted_as_its_face() -> None:
-    """The mouth pass's crop, mostly lips, reads darker than its face: it takes its face's gain, not its own."""
-    from benchmarks.face_sizes import face_frame
-    from reggan_plugin.config import EditConfig, InferenceConfig
-    from reggan_plugin.edit.crop_inference import edit_crops
-    from reggan_plugin.faces import Face
-    from reggan_plugin.imageio import ImageData
-    from reggan_plugin.renderer import ExpressionRenderer
-
-    renderer = ExpressionRenderer(InferenceConfig(backend="cpu"))
-    assert renderer.mouth is not None
-    pixels, box = face_frame(1280, 900, 640)
-    rgb = srgb_decode(pixels[..., :3].astype(np.float32) / 255) * 0.05  # a face far darker than the range
-    dark = np.round(np.clip(srgb_encode(rgb), 0, 1) * 255).astype(np.uint8)
-    prepared = renderer.prepare_image(ImageData(pixels=dark, path=None, format="png", linear=False, info={}),
-                                      [Face(box=box)])
-    assert prepared.mouths is not None and len(prepared.mouths.crops) == 1
-    face_lift = lift_gains(prepared.crops)
-    assert face_lift[0] > 1.5 and not np.isclose(lift_gains(prepared.mouths.crops)[0], face_lift[0], rtol=0.05)
-    edit = EditConfig("sad")  # an expression the bundled pass paints
-    mouths = renderer.forward_images([prepared], edit)[0].mouths
-    mouth = renderer.mouth
-
-    def mouth_edit(lift: np.ndarray | None) -> np.ndarray:
-        return edit_crops(mouth.backend, mouth.artifact.expression_weights("sad"), prepared.mouths.crops, 1.0,
-                          8, mouth.outputs, lift)
-
-    assert np.array_equal(mouths, mouth_edit(face_lift))
-    assert not np.allclose(mouths, mouth_edit(None), atol=1e-4)

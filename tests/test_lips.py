@@ -123,8 +123,8 @@ def test_the_renderer_splits_the_lips_of_large_faces_only() -> None:
     from reggan_plugin.faces import Face
     from reggan_plugin.renderer import ExpressionRenderer
 
-    split = ExpressionRenderer(InferenceConfig(backend="cpu", mouth_pass=False))
-    whole = ExpressionRenderer(InferenceConfig(backend="cpu", mouth_pass=False, lip_split=False))
+    split = ExpressionRenderer(InferenceConfig(backend="cpu"))
+    whole = ExpressionRenderer(InferenceConfig(backend="cpu", lip_split=False))
     for face_px, splits in ((450, True), (150, False)):
         pixels, box = face_frame(900, 560, face_px)
         faces = [Face(box=box)]
@@ -159,7 +159,7 @@ def test_the_cli_and_the_evaluation_report_turn_it_off(tmp_path) -> None:
     Image.fromarray(pixels).save(frames / "f000.png")
     outs = []
     for name, extra in (("split", []), ("whole", ["--no-lip-split"])):
-        proc = cli("render", "--frames", frames, "--out", tmp_path / name, "--backend", "cpu", "--no-mouth-pass",
+        proc = cli("render", "--frames", frames, "--out", tmp_path / name, "--backend", "cpu",
                    "--region", ",".join(str(round(v)) for v in box), "--expression", "surprised", *extra)
         assert proc.returncode == 0, proc.stderr
         outs.append(read_image(tmp_path / name / "f000.png").pixels)

@@ -129,7 +129,7 @@ def test_only_the_face_changes_in_the_frames_own_space(shot):
     prepared = renderer.prepare_image(image, faces or [])
     crops = renderer.forward_images([prepared], EditConfig())[0]
     _, mask = renderer.paste(prepared.region_rgb(), prepared.matrices, prepared.crops, crops.faces,
-                             mouths=prepared.mouths, mouths_out=crops.mouths, interior=crops.interior)
+                             interior=crops.interior)
     edited = renderer.finish_image(prepared, crops).pixels
     cli_out = read_image(_render(shot, "aces", "out_bits", "--colorspace", "ACEScg") / frame.name).pixels
     assert np.array_equal(edited, cli_out)

@@ -1,11 +1,16 @@
 """One recipe, one command (training/recipe.py): recipe files are checked before anything runs, per-expression
-stage-1 settings, and the tiny recipe rebuilt end to end (render -> fit -> train -> export -> render)."""
+stage-1 settings, every bundled model stamped by its recipe, and tiny recipes of each kind rebuilt end to end
+(render -> fit -> train -> export -> render)."""
 from __future__ import annotations
 
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 pytest.importorskip("torch", reason="the recipe command trains (pip install .[train])")
@@ -27,6 +32,11 @@ REPO = Path(__file__).resolve().parents[1]
     ('name = "x"\n[[data]\n', "not valid TOML"),
     ('name = "x"\nwarp = "lanczos"\n[[data]]\nname = "d"\nidentities = 1\n[[phase]]\nname = "p"\niterations = 1\n',
      "warp"),
+    ('name = "x"\nkind = "mesh"\n[[data]]\nname = "d"\nidentities = 1\n', "kind 'mesh'"),
+    ('name = "x"\nkind = "coverage"\n[[data]]\nname = "d"\nidentities = 1\n[[phase]]\nname = "p"\niterations = 1\n',
+     "unknown key.*phase.*kind coverage"),
+    ('name = "x"\nkind = "coverage"\n[[data]]\nname = "d"\nidentities = 1\n[coverage]\nstep = 3\n',
+     r"unknown \[coverage\] key.*step"),
 ])
 def test_a_bad_recipe_is_refused_before_anything_runs(tmp_path: Path, text: str, reason: str) -> None:
     path = tmp_path / "bad.toml"
@@ -39,7 +49,27 @@ def test_a_bad_recipe_is_refused_before_anything_runs(tmp_path: Path, text: str,
 def test_the_shipped_recipes_load() -> None:
     for path in sorted((REPO / "recipes").glob("*.toml")):
         recipe = load_recipe(path)
-        assert recipe.phases and recipe.data and recipe.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert recipe.data and recipe.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+        assert bool(recipe.phases) == (recipe.kind == "expression")
+
+
+def _assert_stamped(stamp: dict, recipe: Path) -> None:
+    assert stamp["sha256"] == hashlib.sha256(recipe.read_bytes()).hexdigest() and stamp["text"] == recipe.read_text()
+
+
+def test_every_bundled_model_is_its_recipe() -> None:
+    """Each file in reggan_plugin/models that training made carries the recipe in the repository that rebuilds it."""
+    import onnx
+
+    from reggan_plugin.edit.interior import RECIPE_ENTRY, STRIPS_FILE
+
+    models = REPO / "reggan_plugin" / "models"
+    for name in ("coverage", "channels"):
+        proto = onnx.load(str(models / f"{name}.onnx"), load_external_data=False)
+        _assert_stamped(json.loads({p.key: p.value for p in proto.metadata_props}["reggan.recipe"]),
+                        REPO / "recipes" / f"{name}.toml")
+    with np.load(STRIPS_FILE) as strips:
+        _assert_stamped(json.loads(str(strips[RECIPE_ENTRY])), REPO / "recipes" / "interior.toml")
 
 
 def test_the_bundled_face_model_is_its_recipe() -> None:
@@ -49,8 +79,7 @@ def test_the_bundled_face_model_is_its_recipe() -> None:
 
     recipe = REPO / "recipes" / "default.toml"
     artifact = load_artifact(default_model_path())
-    stamped = json.loads(artifact.metadata["reggan.recipe"])
-    assert stamped["sha256"] == hashlib.sha256(recipe.read_bytes()).hexdigest() and stamped["text"] == recipe.read_text()
+    _assert_stamped(json.loads(artifact.metadata["reggan.recipe"]), recipe)
     assert artifact.provenance["training"] == "reggan-plugin recipe default.toml"
     assert [p["name"] for p in artifact.provenance["recipe"]["phases"]] == [p.name for p in load_recipe(recipe).phases]
 
@@ -79,8 +108,7 @@ def test_the_tiny_recipe_rebuilds_a_model_that_names_its_recipe_and_renders(ict_
                "--face-model", ict_model_path)
     assert proc.returncode == 0, proc.stderr[-3000:]
     artifact = load_artifact(model)
-    stamp = json.loads(artifact.metadata["reggan.recipe"])
-    assert stamp["sha256"] == hashlib.sha256(recipe.read_bytes()).hexdigest() and stamp["text"] == recipe.read_text()
+    _assert_stamped(json.loads(artifact.metadata["reggan.recipe"]), recipe)
     provenance = artifact.provenance
     assert provenance["training"] == "reggan-plugin recipe tiny.toml"
     assert [p["name"] for p in provenance["recipe"]["phases"]] == ["base", "refit", "final"]
@@ -90,10 +118,10 @@ def test_the_tiny_recipe_rebuilds_a_model_that_names_its_recipe_and_renders(ict_
     assert artifact.warp == "bicubic"  # the recipe's kernel, carried through every phase
     assert json.loads(artifact.metadata["reggan.paste_gains"])["photo"]["happy"]["upper"] == 0.0
     assert json.loads((tmp_path / "runs" / "tiny" / "base" / "latest.json").read_text())["iteration"] == 10
-    # run again: every step is found done and the model is written the same
-    again = cli("recipe", recipe, "--data-root", tmp_path / "data", "--runs", tmp_path / "runs", "--out",
-                tmp_path / "again.onnx", "--face-model", ict_model_path)
-    assert again.returncode == 0 and again.stderr.count(": done") == 3
+    # run again without the face model: every render and step is found done and the model is written the same
+    again = _recipe_without_face_model(recipe, tmp_path, tmp_path / "again.onnx")
+    assert again.returncode == 0 and again.stderr.count(": done") == 3, again.stderr[-2000:]
+    assert "every render there" in again.stderr
     assert load_artifact(tmp_path / "again.onnx").sha256 == artifact.sha256
     # and the model renders
     out = tmp_path / "out"
@@ -101,3 +129,48 @@ def test_the_tiny_recipe_rebuilds_a_model_that_names_its_recipe_and_renders(ict_
                "--faces", REPO / "samples" / "faces.json", "--expression", "happy")
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert len(list(out.glob("*.png"))) == len(list((REPO / "samples" / "frames").glob("*.png")))
+
+
+def _recipe_without_face_model(recipe: Path, root: Path, out: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "REGGAN_ICT_MODEL"}
+    return subprocess.run([sys.executable, "-m", "reggan_plugin.cli", "recipe", str(recipe), "--data-root",
+                           str(root / "data"), "--runs", str(root / "runs"), "--out", str(out)],
+                          capture_output=True, text=True, env=env, timeout=600)
+
+
+def test_a_recipe_with_renders_missing_and_no_face_model_says_what_is_missing(tmp_path: Path) -> None:
+    proc = _recipe_without_face_model(REPO / "recipes" / "tiny.toml", tmp_path, tmp_path / "m.onnx")
+    assert proc.returncode == 2 and "data tiny64" in proc.stderr and "face model" in proc.stderr
+    assert not (tmp_path / "m.onnx").exists()
+
+
+@pytest.mark.slow
+def test_tiny_coverage_and_interior_recipes_build_what_the_runtime_loads(ict_model_path: Path, tmp_path: Path
+                                                                         ) -> None:
+    from reggan_plugin.edit.coverage import FaceCoverage
+    from reggan_plugin.edit.interior import MouthInterior
+    from tests.test_cli import cli
+
+    data = ('[[data]]\nname = "{name}"\nidentities = 2\nsize = 64\nseed = 5151\nsamples = 1\n'
+            'expressions = {expressions}\n')
+    coverage = tmp_path / "cov.toml"
+    coverage.write_text('name = "cov"\nkind = "coverage"\n' + data.format(name="c64", expressions='["neutral"]')
+                        + '[coverage]\nsteps = 3\nbatch = 2\n')
+    interior = tmp_path / "inside.toml"
+    interior.write_text('name = "inside"\nkind = "interior"\n'
+                        + data.format(name="i64", expressions='["surprised", "disgusted", "fearful"]'))
+    for recipe, out in ((coverage, tmp_path / "coverage.onnx"), (interior, tmp_path / "inside.npz")):
+        proc = cli("recipe", recipe, "--data-root", tmp_path / "data", "--runs", tmp_path / "runs", "--out", out,
+                   "--face-model", ict_model_path)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    crops = np.random.default_rng(0).random((2, 128, 128, 3)).astype(np.float32)
+    assert FaceCoverage(tmp_path / "coverage.onnx")(crops).shape == (2, 128, 128)
+    assert set(MouthInterior.load(tmp_path / "inside.npz").strips) == {"surprised", "disgusted", "fearful"}
+    import onnx
+
+    proto = onnx.load(str(tmp_path / "coverage.onnx"))
+    meta = {p.key: p.value for p in proto.metadata_props}
+    _assert_stamped(json.loads(meta["reggan.recipe"]), coverage)
+    assert json.loads(meta["reggan.coverage"])["training"] == "reggan-plugin recipe cov.toml"
+    with np.load(tmp_path / "inside.npz") as strips:
+        _assert_stamped(json.loads(str(strips["recipe"])), interior)

@@ -221,7 +221,6 @@ def test_perturb_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     assert result.exit_code == 0, result.output
     assert json.loads((out / "robustness.json").read_text())["config"]["skin_paint"] == "colour"
     assert "skin paint `colour`" in (out / "robustness.md").read_text()
-    assert json.loads((out / "robustness.json").read_text())["config"]["mouth_model"] is None
     values = json.loads((out / "robustness.json").read_text())["values"]
     assert set(values) == {"clean", "render: synth_4spp"}
     assert values["render: synth_4spp"]["happy"]["copy_psnr"] == values["clean"]["happy"]["copy_psnr"]  # on clean
@@ -232,35 +231,3 @@ def test_perturb_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
     bad = CliRunner().invoke(evaluate, ["--perturb", "--model", str(tiny_model), "--data", str(data), "--out",
                                         str(out), "--conditions", "clean,sunburn", "--no-progress"])
     assert bad.exit_code == 2 and "sunburn" in bad.output
-
-
-@pytest.mark.slow  # the benchmark end to end with a mouth model
-def test_perturb_scores_the_mouth_model_it_is_given(tiny_model: Path, tmp_path: Path) -> None:
-    from training.evaluate import judges_unavailable
-
-    reason = judges_unavailable()
-    if reason:
-        pytest.skip(f"evaluation judges not installed ({reason}); pip install '.[evaluate]'")
-    from click.testing import CliRunner
-    from conftest import make_tiny_model
-    from test_cli import cli
-
-    from tests.test_evaluate import _write_synthetic_set
-    from training.evaluate.cli import evaluate
-
-    mouth = tmp_path / "mouth.onnx"
-    full = make_tiny_model(tmp_path / "mouth_full.onnx", seed=1, crop="mouth")
-    assert cli("export", "regression-stage", "--model", full, "--out", mouth).returncode == 0
-    data = _write_synthetic_set(tmp_path / "synth")
-    runs = {}
-    for name, options in (("with", ["--mouth-model", str(mouth)]), ("without", ["--no-mouth-pass"])):
-        out = tmp_path / name
-        result = CliRunner().invoke(evaluate, ["--perturb", "--model", str(tiny_model), "--data", str(data), "--out",
-                                               str(out), "--conditions", "face 900 px", "--limit", "1",
-                                               "--expressions", "happy", "--no-progress", *options])
-        assert result.exit_code == 0, result.output
-        runs[name] = json.loads((out / "robustness.json").read_text())
-        assert ("mouth model `" if name == "with" else "no mouth pass") in (out / "robustness.md").read_text()
-    assert runs["with"]["config"]["mouth_model"] and runs["without"]["config"]["mouth_pass"] is False
-    # a 900 px face: the mouth model paints its mouth, which the face model alone does not
-    assert runs["with"]["values"]["face 900 px"]["happy"]["psnr"] != runs["without"]["values"]["face 900 px"]["happy"]["psnr"]

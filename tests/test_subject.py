@@ -125,7 +125,7 @@ def test_a_picture_on_the_edge_takes_the_gains_in_part() -> None:
 
 
 def test_the_fit_separates_two_classes_and_reports_them() -> None:
-    from tools.fit_photo_reader import CONDITIONS, Row, fit_logistic, report_lines
+    from training.photo_reader import CONDITIONS, Row, fit_logistic, report_lines
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(400, 3))
@@ -135,7 +135,7 @@ def test_the_fit_separates_two_classes_and_reports_them() -> None:
     assert w[0] > abs(w[1]) and w[2] < 0
     rows = [Row("photos (held out)", CONDITIONS[0], True, False, np.zeros(3)),
             Row("renders", CONDITIONS[0], False, True, np.zeros(3))]
-    lines = report_lines(rows, np.array([2.5, -3.0]), "python tools/fit_photo_reader.py ...")
+    lines = report_lines(rows, np.array([2.5, -3.0]), "python -m training.photo_reader ...")
     assert "| photos (held out) | photographs | 1 | 2.50 | 2.50 | 2.50 | 1 | 1 |" in lines
     assert "| renders | renders, fitted | 1 | -3.00 | -3.00 | -3.00 | 0 | 0 |" in lines
     assert f"| {CONDITIONS[0]} | 2.50 |  | -3.00 |" in lines

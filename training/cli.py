@@ -23,10 +23,10 @@ from reggan_plugin.cli_exits import exit_on_error
 from reggan_plugin.config import field_default
 from reggan_plugin.errors import InputError, NumericalError, UsageError
 
-from .config import CHANNELS, MOUTH, TINY, ModelConfig
+from .config import CHANNELS, TINY, ModelConfig
 from .train_config import TrainConfig
 
-PRESETS = {"tiny": TINY, "default": ModelConfig(), "mouth": MOUTH, "channels": CHANNELS}
+PRESETS = {"tiny": TINY, "default": ModelConfig(), "channels": CHANNELS}
 
 
 def _default(name: str):
@@ -98,12 +98,12 @@ def _train(data_dirs: list[Path], out: Path, model_config: ModelConfig, cfg: Tra
     cache = Path(cache_dir) if cache_dir else out / "cache"
     if dist.is_main:  # rank 0 builds the crop caches (BlazeFace for images without landmark files); the others read them
         sets = load_datasets(data_dirs, model_config.image_size, model_config.expressions, cache, cfg.cache_margin,
-                             detector=LazyDetector(), progress=progress, crop=model_config.crop)
+                             detector=LazyDetector(), progress=progress)
     if dist.distributed:
         torch.distributed.barrier()
     if not dist.is_main:
         sets = load_datasets(data_dirs, model_config.image_size, model_config.expressions, cache, cfg.cache_margin,
-                             crop=model_config.crop)
+                             )
     train = PairedFaces(sets, model_config.expressions, "train", augment=cfg.augment, dataset_balance=cfg.dataset_balance,
                         val_fraction=cfg.val_fraction, test_fraction=cfg.test_fraction, seed=cfg.seed)
     val = PairedFaces(sets, model_config.expressions, "val", val_fraction=cfg.val_fraction,
@@ -197,7 +197,7 @@ def cli() -> None:
                    "model's (ONNX) refiner instead of from scratch; stage 1 is fitted anew. Same --config.")
 @click.option("--batch-size", default=_default("batch_size"), show_default=True, help="Pairs per iteration per process.")
 @click.option("--image-size", type=int, default=None, help="Crop size S. [default: the --config preset's, 128 / tiny 32]")
-@click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True, help="Model preset: size, and the crop it sees (mouth: the mouth model).")
+@click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True, help="Model preset: size and expressions.")
 @click.option("--sample-every", default=_default("sample_every"), show_default=True, help="Write samples/ITER.png every K iterations (0: only at the end).")
 @click.option("--checkpoint-every", default=_default("checkpoint_every"), show_default=True, help="Checkpoint every K iterations (and always at the end).")
 @click.option("--log-every", default=_default("log_every"), show_default=True, help="Append a row to log.csv every K iterations.")

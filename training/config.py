@@ -5,7 +5,6 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 from reggan_plugin.expressions import EXPRESSIONS, MODELLED_CHANNELS
-from reggan_plugin.geometry.align import CropKind
 from reggan_plugin.geometry.resample import WARP_MODES, WarpMode
 
 
@@ -32,9 +31,6 @@ class ModelConfig:
     # > 0: every crop is brought to this mean linear luminance of its centre before stage 1 and the refiner, and
     # the change scaled back (models/exposure.py); 0: the crop goes in as it is
     exposure_reference: float = 0.0
-    # what the crop shows (reggan_plugin.geometry.align.crop_template): the face, or the mouth at MOUTH_ZOOM times the face
-    # crop's scale (a model that paints the mouth of large faces finer, beside a face model)
-    crop: CropKind = "face"
     # how both stages move the crop by their motion (GridSample's mode): a bilinear sample blurs by how far it falls
     # between pixels, so a motion growing along a ramp makes the texture pump frame to frame and a moved face loses
     # its fine detail; bicubic blurs far less, and the same at every offset
@@ -45,8 +41,6 @@ class ModelConfig:
             raise ValueError(f"exposure_reference must be in [0, 1), got {self.exposure_reference}")
         if self.radius % 2 != 1:
             raise ValueError(f"radius must be odd, got {self.radius}")
-        if self.crop not in ("face", "mouth"):
-            raise ValueError(f"crop must be 'face' or 'mouth', got {self.crop!r}")
         if self.warp not in WARP_MODES:
             raise ValueError(f"warp must be 'bilinear' or 'bicubic', got {self.warp!r}")
         if self.image_size % 4:
@@ -58,15 +52,14 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ModelConfig:
-        return strict_from_dict(cls, data)
+        # a saved config may name its crop; the face is the only one
+        if data.get("crop", "face") != "face":
+            raise ValueError(f"a model of the {data['crop']!r} crop: only face crops are made")
+        return strict_from_dict(cls, {k: v for k, v in data.items() if k != "crop"})
 
 
 TINY = ModelConfig(image_size=32, conv_dim=8, n_res=1, d_conv_dim=8, d_layers=3)
 """A few-kilobyte model for tests and smoke runs."""
-MOUTH = ModelConfig(crop="mouth", expressions=("neutral", "happy", "sad", "angry", "fearful"))
-"""The mouth model: the default architecture on the mouth crop (its stage 1 ships; see reggan_plugin.edit.mouth). Without
-surprised and disgusted: fitted at twice the scale, their maps paint the average training mouth's inner lip lines as
-rings and smears over a person's own (validation renders at 1080 px), where the face model paints a soft band."""
 CHANNELS = ModelConfig(image_size=64, radius=1, expressions=("neutral", *MODELLED_CHANNELS))
 """The channel model: an expression per ARKit blendshape the face model has (`MODELLED_CHANNELS`), each
 fitted on renders of that blendshape alone. 64 px and a 1 px field: 51 channels' maps in a few megabytes; the motion,

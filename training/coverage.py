@@ -6,16 +6,14 @@ renders carry the answer in their alpha (the head's coverage), so a small U-Net 
 crops of renders of many heads, turned up to 40 degrees, over their varied backdrops, and the runtime keeps the
 edit where it predicts the head (`reggan_plugin.edit.coverage`).
 
-    python -m training.coverage --data RENDERS [--data MORE] --out reggan_plugin/models/coverage.onnx
-
-RENDERS: `reggan-plugin dataset render` folders (RGBA PNGs and their landmark files); the shipped model's command
-is in MODEL_CARD.md.
+Built by a recipe of kind ``coverage`` (``reggan-plugin recipe recipes/coverage.toml``): its renders, then
+``[coverage]`` ``steps``, ``batch`` and ``seed``.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import cv2
@@ -26,6 +24,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from reggan_plugin.atomic import atomic_path
+from reggan_plugin.errors import UsageError
 from reggan_plugin.geometry.align import crop_matrix_from_landmarks
 from reggan_plugin.geometry.resample import warp_to_crop
 from training.data.landmarks import read_landmark_file
@@ -114,18 +113,18 @@ def photometric(crop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     return np.clip(crop, 0, 1).astype(np.float32)
 
 
-def train(folders: list[Path], steps: int, batch: int, seed: int, device: str = "cpu", log_every: int = 100
-          ) -> CoverageNet:
+def train(folders: list[Path], steps: int, batch: int, seed: int, device: str = "cpu", log_every: int = 100,
+          log: Callable[[str], None] = print) -> CoverageNet:
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     paths = render_images(folders)
     if not paths:
-        raise SystemExit(f"no renders with landmark files under {', '.join(map(str, folders))}")
+        raise UsageError(f"no renders with landmark files under {', '.join(map(str, folders))}")
     # the crops are cut once, jittered four ways each; light, colour and mirroring are drawn per step
     pairs = [aligned(p, rng, 0.04) for p in paths for _ in range(4)]
     crops = np.stack([c for c, _ in pairs])
     alphas = np.stack([a for _, a in pairs])
-    print(f"{len(paths)} renders, {len(pairs)} crops", flush=True)
+    log(f"{len(paths)} renders, {len(pairs)} crops")
     net = CoverageNet().to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=2e-3)
     schedule = torch.optim.lr_scheduler.CosineAnnealingLR(optimiser, steps)
@@ -146,7 +145,7 @@ def train(folders: list[Path], steps: int, batch: int, seed: int, device: str = 
         optimiser.step()
         schedule.step()
         if step % log_every == 0 or step == steps:
-            print(f"step {step}/{steps}: loss {loss.item():.4f} ({time.time() - start:.0f} s)", flush=True)
+            log(f"step {step}/{steps}: loss {loss.item():.4f} ({time.time() - start:.0f} s)")
     return net.cpu().eval()
 
 
@@ -159,8 +158,11 @@ class _Probabilities(nn.Module):
         return torch.sigmoid(self.net(crop))
 
 
-def export(net: CoverageNet, out: Path, provenance: dict) -> None:
-    """Write the model as ONNX (atomically): ``crop`` [n, S, S, 3] -> ``coverage`` [n, S, S] in [0, 1]."""
+def export(net: CoverageNet, out: Path, provenance: dict, recipe: dict[str, str]) -> None:
+    """Write the model as ONNX (atomically): ``crop`` [n, S, S, 3] -> ``coverage`` [n, S, S] in [0, 1], with its
+    provenance and the recipe that built it in the metadata."""
+    from .recipe import RECIPE_KEY
+
     example = torch.rand(2, SIZE, SIZE, 3)
     with atomic_path(out) as tmp:
         torch.onnx.export(_Probabilities(net), (example,), str(tmp), dynamo=False, opset_version=17,
@@ -168,24 +170,24 @@ def export(net: CoverageNet, out: Path, provenance: dict) -> None:
                           dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
         proto = onnx.load(str(tmp))
         proto.metadata_props.add(key=COVERAGE_KIND, value=json.dumps(provenance, sort_keys=True))
+        proto.metadata_props.add(key=RECIPE_KEY, value=json.dumps(recipe, sort_keys=True))
         proto.producer_name = "reggan-plugin"
         onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, action="append", required=True, help="a dataset render folder")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch", type=int, default=16)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    args = parser.parse_args(argv)
-    net = train(args.data, args.steps, args.batch, args.seed, args.device)
-    data = [{"folder": folder.name, **_render_settings(folder)} for folder in args.data]
-    export(net, args.out, {"data": data, "steps": args.steps, "batch": args.batch, "seed": args.seed, "size": SIZE})
-    print(f"wrote {args.out}")
+SETTINGS = {"steps": 1500, "batch": 16, "seed": 0}  # a recipe's [coverage] table; these when it leaves one out
+
+
+def build_model(folders: list[Path], out: Path, options: dict, recipe: dict[str, str], device: str,
+                log: Callable[[str], None] = print) -> None:
+    """Train on the render ``folders`` with a recipe's ``options`` (keys of `SETTINGS`, checked as the recipe
+    loads) and write the model to ``out``, stamped with ``recipe`` (`training.recipe.Recipe.stamp`)."""
+    settings = {**SETTINGS, **{k: int(v) for k, v in options.items()}}
+    net = train(folders, settings["steps"], settings["batch"], settings["seed"], device, log=log)
+    data = [{"folder": folder.name, **_render_settings(folder)} for folder in folders]
+    export(net, out, {"data": data, **settings, "size": SIZE,
+                      "training": f"reggan-plugin recipe {recipe['name']}.toml"}, recipe)
 
 
 def _render_settings(folder: Path) -> dict:
@@ -194,7 +196,3 @@ def _render_settings(folder: Path) -> dict:
     settings = {k: v for k, v in manifest["settings"].items() if k not in ("face_model",)}
     used = render_images([folder])
     return {"settings": settings, "identities": sorted({p.parent.name for p in used}), "renders": len(used)}
-
-
-if __name__ == "__main__":
-    main()

@@ -5,23 +5,21 @@ contours of its 68 landmarks: 60-64 above, 64-67 and 60 below) is unrolled into 
 upper lip to lower lip down; the strip shipped is the medoid (least summed squared distance to the others, each with
 its mean colour taken away: the runtime shifts it to the paint's colour), a real render's mouth rather than an
 average, which would blur the teeth. Renders of training identities, 1080 px (a mouth about 220 px wide, under the
-strip's width, so the strip holds the render's own edges)::
-
-    reggan-plugin dataset render --seed 7000 --out data/interior_1080 --start 0 --identities 8 --size 1080 \\
-        --samples 8 --expressions surprised,disgusted,fearful
-    python -m training.interior --renders data/interior_1080
+strip's width, so the strip holds the render's own edges), by a recipe of kind ``interior``
+(``reggan-plugin recipe recipes/interior.toml``); the file keeps the recipe that built it (`RECIPE_ENTRY`).
 """
 from __future__ import annotations
 
-import argparse
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from reggan_plugin.atomic import atomic_path
-from reggan_plugin.edit.interior import STRIPS_FILE
+from reggan_plugin.edit.interior import RECIPE_ENTRY
+from reggan_plugin.errors import UsageError
 from reggan_plugin.geometry.resample import sample
 
 OPENING = ("surprised", "disgusted", "fearful")
@@ -65,13 +63,13 @@ def landmarks(picture: Path) -> np.ndarray:
     return np.array(json.loads(picture.with_suffix(".landmarks.json").read_text())["points"], np.float64)
 
 
-def interiors(renders: Path, expressions: tuple[str, ...] = OPENING) -> dict[str, tuple[np.ndarray, str]]:
-    """{expression: (the medoid strip, float32 [0, 1], its identity)} over a `dataset render` folder."""
+def interiors(folders: list[Path], expressions: tuple[str, ...] = OPENING) -> dict[str, tuple[np.ndarray, str]]:
+    """{expression: (the medoid strip, float32 [0, 1], its identity)} over `dataset render` folders."""
     out: dict[str, tuple[np.ndarray, str]] = {}
     for expression in expressions:
-        found = sorted(renders.glob(f"*/{expression}.png"))
+        found = sorted(p for folder in folders for p in folder.glob(f"*/{expression}.png"))
         if len(found) < 2:
-            raise SystemExit(f"{renders}: fewer than two {expression} renders to choose from")
+            raise UsageError(f"{', '.join(map(str, folders))}: fewer than two {expression} renders to choose from")
         strips = []
         for path in found:
             with Image.open(path) as src:
@@ -82,19 +80,13 @@ def interiors(renders: Path, expressions: tuple[str, ...] = OPENING) -> dict[str
     return out
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--renders", type=Path, required=True, help="A `dataset render` folder (68-point landmarks).")
-    parser.add_argument("--out", type=Path, default=STRIPS_FILE)
-    args = parser.parse_args()
-    chosen = interiors(args.renders)
+def build_strips(folders: list[Path], out: Path, recipe: dict[str, str], log: Callable[[str], None] = print) -> None:
+    """The medoid strips of the render ``folders``, written to ``out`` (uint8 .npz) with ``recipe``
+    (`training.recipe.Recipe.stamp`) as JSON beside them."""
+    chosen = interiors(folders)
     arrays = {name: np.rint(strip * 255).astype(np.uint8) for name, (strip, _) in chosen.items()}
-    with atomic_path(args.out) as tmp, open(tmp, "wb") as f:
+    arrays[RECIPE_ENTRY] = np.array(json.dumps(recipe, sort_keys=True))
+    with atomic_path(out) as tmp, open(tmp, "wb") as f:
         np.savez_compressed(f, **arrays)
     for name, (_, identity) in chosen.items():
-        print(f"{name}: {identity}")
-    print(f"wrote {args.out}")
-
-
-if __name__ == "__main__":
-    main()
+        log(f"{name}: {identity}")

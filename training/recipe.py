@@ -1,6 +1,11 @@
 """One recipe, one command: a TOML file (``recipes/``) naming the renders a model is trained on, the training phases
 that make it and the gains it ships with, run in order by ``reggan-plugin recipe FILE``.
 
+A recipe's ``kind`` says what it makes: ``expression`` (the default; an expression model, by its ``[[phase]]``
+runs), ``coverage`` (the head-coverage model, `training.coverage`, settings in ``[coverage]``), ``interior`` (the
+mouth interiors, `training.interior`) or ``photo_reader`` (`training.photo_reader`, settings in ``[photo_reader]``).
+Every kind renders its ``[[data]]`` first.
+
 Every step is skipped when its output is complete (a render folder resumes, a phase with a summary is done), so a
 stopped build is resumed by running the command again. The model written last carries the recipe (its name, its
 file's sha256 and text) in its provenance, so a shipped model names what rebuilds it.
@@ -9,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import tomllib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -24,6 +30,7 @@ from reggan_plugin.geometry.resample import WARP_MODES, WarpMode
 REPO = Path(__file__).resolve().parents[1]
 RECIPE_KEY = "reggan.recipe"
 """Model metadata: the recipe that built it ({"name", "sha256", "text"})."""
+KINDS = ("expression", "coverage", "interior", "photo_reader")
 PROVENANCE_KEY = "reggan.provenance"
 
 
@@ -43,6 +50,8 @@ class DataSpec:
     # that one
     yaw: tuple[float, float] | None = None
     pitch: float = 8.0
+    look: str = "studio"  # training.synth.looks.LOOKS
+    lips: str = "fixed"  # training.synth.variation.LIPS
 
 
 @dataclass(frozen=True)
@@ -77,10 +86,17 @@ class Recipe:
     phases: tuple[Phase, ...]
     gains: dict[str, dict[str, dict[str, Any]]]  # subject -> expression -> {motion, rest_paint, upper}
     text: str
+    kind: str = "expression"
+    options: dict[str, Any] = field(default_factory=dict)  # the kind's own table ([coverage])
 
     @property
     def sha256(self) -> str:
         return hashlib.sha256(self.text.encode()).hexdigest()
+
+    @property
+    def stamp(self) -> dict[str, str]:
+        """What a model it built carries (`RECIPE_KEY`): the recipe's name, sha256 and text."""
+        return {"name": self.name, "sha256": self.sha256, "text": self.text}
 
 
 def _build(cls: type, table: dict[str, Any], where: str) -> Any:
@@ -106,17 +122,28 @@ def load_recipe(path: Path) -> Recipe:
         raise UsageError(f"recipe {path}: cannot read it ({exc.strerror or exc})") from None
     except tomllib.TOMLDecodeError as exc:
         raise UsageError(f"recipe {path}: not valid TOML ({exc})") from None
-    for key in ("name", "data", "phase"):
+    kind = str(doc.get("kind", "expression"))
+    if kind not in KINDS:
+        raise UsageError(f"recipe {path}: kind {kind!r}: one of {', '.join(KINDS)}")
+    for key in ("name", "data") + (("phase",) if kind == "expression" else ()):
         if key not in doc:
             raise UsageError(f"recipe {path}: no `{key}`")
-    unknown = sorted(set(doc) - {"name", "about", "preset", "image_size", "warp", "batch_size", "checkpoint_every",
-                                 "data", "phase", "gains"})
+    known = {"name", "about", "kind", "data"} | ({"preset", "image_size", "warp", "batch_size", "checkpoint_every",
+                                                  "phase", "gains"} if kind == "expression" else {kind})
+    unknown = sorted(set(doc) - known)
     if unknown:
-        raise UsageError(f"recipe {path}: unknown key(s) {', '.join(unknown)}")
+        raise UsageError(f"recipe {path}: unknown key(s) {', '.join(unknown)} for a recipe of kind {kind}")
+    options = dict(doc.get(kind, {})) if kind != "expression" else {}
+    if options:
+        known_options = _kind_settings(kind)
+        unknown = sorted(set(options) - set(known_options))
+        if unknown:
+            raise UsageError(f"recipe {path}: unknown [{kind}] key(s) {', '.join(unknown)}; known: "
+                             f"{', '.join(known_options)}")
     if doc.get("warp", "bilinear") not in WARP_MODES:
         raise UsageError(f"recipe {path}: warp {doc['warp']!r}: 'bilinear' or 'bicubic'")
     data = tuple(_build(DataSpec, t, f"recipe {path}, data {i + 1}") for i, t in enumerate(doc["data"]))
-    phases = tuple(_build(Phase, t, f"recipe {path}, phase {i + 1}") for i, t in enumerate(doc["phase"]))
+    phases = tuple(_build(Phase, t, f"recipe {path}, phase {i + 1}") for i, t in enumerate(doc.get("phase", [])))
     names = [p.name for p in phases]
     for i, p in enumerate(phases):
         for ref in (p.resume, p.init_refiner):
@@ -127,20 +154,62 @@ def load_recipe(path: Path) -> Recipe:
     return Recipe(name=str(doc["name"]), preset=str(doc.get("preset", "default")), image_size=doc.get("image_size"),
                   warp=doc.get("warp"),
                   batch_size=int(doc.get("batch_size", 8)), checkpoint_every=int(doc.get("checkpoint_every", 500)),
-                  data=data, phases=phases, gains=dict(doc.get("gains", {})), text=text)
+                  data=data, phases=phases, gains=dict(doc.get("gains", {})), text=text, kind=kind, options=options)
 
 
-def _render(spec: DataSpec, folder: Path, face_model: Path, log: Callable[[str], None]) -> None:
+def _kind_settings(kind: str) -> dict[str, Any]:
+    """The keys a recipe of ``kind`` may set in its own table, with their defaults."""
+    if kind == "coverage":
+        from . import coverage as module
+    elif kind == "photo_reader":
+        from . import photo_reader as module  # type: ignore[no-redef]
+    else:
+        return {}
+    return dict(module.SETTINGS)
+
+
+def _render(spec: DataSpec, folder: Path, face_model: Path | None, log: Callable[[str], None]) -> None:
     from .synth.recipes import RECIPES_PATH, load_recipes, parse_expressions
     from .synth.render import RenderConfig, render_dataset
 
     table = REPO / spec.recipes if spec.recipes else RECIPES_PATH
     names = parse_expressions(spec.expressions or None, load_recipes(table))
+    if face_model is None:
+        missing = _missing_renders(spec, folder, names)
+        if missing:
+            raise UsageError(f"data {spec.name}: {missing}; rendering it needs the face model (--face-model or "
+                             "$REGGAN_ICT_MODEL)")
+        log(f"data {spec.name}: every render there")
+        return
     config = RenderConfig(out=folder, face_model=face_model, identities=spec.identities, start=spec.start,
                           expressions=names, size=spec.size, seed=spec.seed, samples=spec.samples,
-                          yaw=spec.yaw, pitch=spec.pitch, recipes=table)
+                          yaw=spec.yaw, pitch=spec.pitch, look=spec.look, lips=spec.lips, recipes=table)
     summary = render_dataset(config, progress=False, log=log)
     log(f"data {spec.name}: {summary.rendered} rendered, {summary.skipped} there")
+
+
+def _missing_renders(spec: DataSpec, folder: Path, expressions: Sequence[str]) -> str:
+    """What keeps ``folder`` from being ``spec``'s finished renders, read from its manifest ("" when nothing)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        settings, identities = manifest["settings"], manifest["identities"]
+    except (OSError, ValueError, KeyError):
+        return f"{folder} has no readable manifest"
+    wanted: dict[str, Any] = {"seed": spec.seed, "size": spec.size, "samples": spec.samples, "look": spec.look,
+                              "lips": spec.lips, "yaw": None}
+    if spec.yaw is not None:  # a frontal set's manifest has no yaw and no pitch
+        wanted.update(yaw=list(spec.yaw), pitch=spec.pitch)
+    for key, value in wanted.items():
+        if settings.get(key) != value:
+            return f"{folder} was rendered with {key} {settings.get(key)!r}, the recipe says {value!r}"
+    by_index = {entry["index"]: entry for entry in identities.values()}
+    for index in range(spec.start, spec.start + spec.identities):
+        entry = by_index.get(index)
+        stems = [] if entry is None else [s for s, image in entry["images"].items() if image["expression"] in expressions]
+        if entry is None or len(stems) < len(expressions) or not all(
+                (folder / entry["name"] / f"{s}{suffix}").is_file() for s in stems for suffix in (".png", ".landmarks.json")):
+            return f"identity {index} is not fully rendered in {folder}"
+    return ""
 
 
 def _carry_checkpoint(source: Path, target: Path) -> None:
@@ -174,7 +243,7 @@ def _with_recipe(model: Path, recipe: Recipe, out: Path) -> None:
                             "phases": [{"name": p.name, "iterations": p.end} for p in recipe.phases]}
     provenance["data"] = [{k: v for k, v in entry.items() if k != "root"} for entry in provenance.get("data", [])]
     entries[PROVENANCE_KEY] = json.dumps(provenance, sort_keys=True)
-    entries[RECIPE_KEY] = json.dumps({"name": recipe.name, "sha256": recipe.sha256, "text": recipe.text}, sort_keys=True)
+    entries[RECIPE_KEY] = json.dumps(recipe.stamp, sort_keys=True)
     with_entries(model, entries, out)
 
 
@@ -192,15 +261,37 @@ def phase_config(recipe: Recipe, phase: Phase) -> Any:
         raise UsageError(f"recipe {recipe.name}, phase {phase.name}: {exc}") from None
 
 
-def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Path, device: str = "cpu",
+def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Path | None, device: str = "cpu",
           log: Callable[[str], None] = print) -> Path:
-    """Render the recipe's data under ``data_root``, run its phases under ``runs`` (the data's crops cut once, in
-    ``runs``/cache, for every phase), write the model to ``out``."""
-    from .cli import PRESETS, run_training
-
+    """Render the recipe's data under ``data_root`` (``face_model`` is needed only for renders still missing), make
+    what its kind makes (an expression model's phases run under ``runs``, the data's crops cut once in
+    ``runs``/cache), write it to ``out``."""
     for spec in recipe.data:
         _render(spec, data_root / spec.name, face_model, log)
     data_dirs = [data_root / spec.name for spec in recipe.data]
+    out.parent.mkdir(parents=True, exist_ok=True)
+    if recipe.kind == "coverage":
+        from .coverage import build_model
+
+        build_model(data_dirs, out, recipe.options, recipe.stamp, device, log=log)
+    elif recipe.kind == "interior":
+        from .interior import build_strips
+
+        build_strips(data_dirs, out, recipe.stamp, log=log)
+    elif recipe.kind == "photo_reader":
+        from .photo_reader import build_reader
+
+        build_reader(data_dirs, out, recipe.options, recipe.stamp, log=log)
+    else:
+        _train_phases(recipe, data_dirs, runs, device, log)
+        _with_recipe(runs / recipe.phases[-1].name / "model.onnx", recipe, out)
+    log(f"wrote {out}")
+    return out
+
+
+def _train_phases(recipe: Recipe, data_dirs: list[Path], runs: Path, device: str, log: Callable[[str], None]) -> None:
+    from .cli import PRESETS, run_training
+
     for phase in recipe.phases:
         run = runs / phase.name
         if (run / "summary.json").is_file():
@@ -219,10 +310,6 @@ def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Pa
         run_training(data_dirs, run, model_config, cfg, device, resume=phase.resume is not None,
                      cache_dir=runs / "cache", progress=False, refit_stage1=phase.refit_stage1,
                      init_refiner=None if phase.init_refiner is None else runs / phase.init_refiner)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    _with_recipe(runs / recipe.phases[-1].name / "model.onnx", recipe, out)
-    log(f"wrote {out}")
-    return out
 
 
 @click.command("recipe")
@@ -234,19 +321,19 @@ def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Pa
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="The model file. [default: RUNS/<recipe>/model.onnx]")
 @click.option("--face-model", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Packed ICT model (.npz); default: $REGGAN_ICT_MODEL.")
+              help="Packed ICT model (.npz), for renders still missing; default: $REGGAN_ICT_MODEL.")
 @click.option("--device", type=click.Choice(["cpu", "cuda"]), default="cpu", show_default=True)
 def recipe_command(recipe_file: Path, data_root: Path, runs: Path, out: Path | None, face_model: Path | None,
                    device: str) -> None:
     """Rebuild a model from a recipe file: render its data, run its training phases, write the model."""
     from reggan_plugin.cli_exits import run_or_exit
 
-    from .synth.face_model import resolve_model_path
+    from .synth.face_model import ENV_VAR, resolve_model_path
 
     def go() -> None:
         recipe = load_recipe(recipe_file)
         target = out or runs / recipe.name / "model.onnx"
-        build(recipe, data_root, runs / recipe.name, target, resolve_model_path(face_model), device,
-              log=lambda line: click.echo(line, err=True))
+        model = resolve_model_path(face_model) if face_model or os.environ.get(ENV_VAR) else None
+        build(recipe, data_root, runs / recipe.name, target, model, device, log=lambda line: click.echo(line, err=True))
 
     run_or_exit(go)

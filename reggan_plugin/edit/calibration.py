@@ -16,8 +16,7 @@ photo``), per expression (metadata key ``reggan.paste_gains``, JSON ``{"photo": 
 A ``teeth`` key, which older model files carry (a smile's drawn teeth, since removed), is read and ignored.
 
 An expression mix takes each expression's gains in proportion to its weight. Renders (the default subject), and a
-model without gains for the subject, are edited as fitted. The bundled mouth pass (``reggan_plugin.edit.mouth``) paints
-no smile, so a large face's smile takes its gains too. The bundled model's gains and how they were chosen:
+model without gains for the subject, are edited as fitted. The bundled model's gains and how they were chosen:
 MODEL_CARD.md, docs/PHOTO_GAINS.md.
 """
 from __future__ import annotations

@@ -2,11 +2,11 @@
 
 `ExpressionRenderer.paste` builds a record per face from what the network returned and runs `run_stages` over them:
 
-1. ``BEFORE_PASTE``, picture stages that read the picture as it was, before any face is pasted (the mouths'
-   surroundings, how soft each mouth is), or run a model over all the faces at once (the head's coverage);
+1. ``BEFORE_PASTE``, picture stages that read the picture as it was, before any face is pasted (how soft each mouth
+   is), or run a model over all the faces at once (the head's coverage);
 2. ``FACE_STAGES``, each face through every stage in turn, then the next face: a face's lips are read from the
    picture with the faces before it pasted;
-3. ``AFTER_FACES``, picture stages over the pasted faces: the mouth pass's paste and the drawn mouth interiors.
+3. ``AFTER_FACES``, picture stages over the pasted faces: the drawn mouth interiors.
 
 A face stage takes a record and the shared `PasteContext` and returns the record with what it adds; a stage that
 writes the picture writes it in the context (its ``rgb`` and ``mask``).
@@ -27,7 +27,8 @@ from . import lips
 from .blend import crop_planes
 from .coverage import FaceCoverage, kept_on_the_head
 from .interior import Inside, Opening, amount_for, draw, gap_opening, mouth_softness, past_lip_rims
-from .mouth import MouthCrops, MouthPass, Paste
+
+Paste = Callable[..., tuple[Array, Array]]  # (region, planes, matrix, inplace=...) -> (region, frame mask)
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,8 @@ class PasteContext:
     lip_corners: Array | None = None  # the face crop's mouth corners (2, 2) where the lips move whole, else None
     colour_weight: Array | None = None  # `blend.paint_colour_weight`, or None: the paint's colour everywhere
     coverage: FaceCoverage | None = None
-    mouth: MouthPass | None = None
-    mouths: MouthCrops | None = None
-    mouths_out: Array | None = None  # the mouth model's edits of ``mouths.crops``
     interior: Inside | None = None  # what the edit draws into the gaps the lips open
     mask: Array | None = None  # HxW [0, 1]: None until a face is pasted
-    originals: list[tuple[tuple[slice, slice], Array]] | None = None  # the picture about each mouth, unpasted
     warp: WarpMode = "bilinear"  # how the model moves its crop (`ModelArtifact.warp`)
 
 
@@ -81,14 +78,6 @@ def face_edits(matrices: Sequence[Matrix], crops_in: Array, crops_out: Array, ma
 
 
 # -- before any face is pasted ----------------------------------------------------------------------------------------
-def keep_mouth_originals(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceEdit]:
-    """The picture about each mouth the mouth pass edits, copied before the faces are pasted: the pass moves and
-    paints the picture as it was, as the face pass does."""
-    if ctx.mouth is not None and ctx.mouths is not None and ctx.mouths_out is not None and len(ctx.mouths_out):
-        ctx.originals = ctx.mouth.originals(ctx.rgb, ctx.mouths)
-    return faces
-
-
 def cover_heads(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceEdit]:
     """Where each crop shows the head (`reggan_plugin.edit.coverage`), all faces in one run of the model."""
     if ctx.coverage is None or not faces:
@@ -154,25 +143,6 @@ def paste_face(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
 
 
 # -- after the faces --------------------------------------------------------------------------------------------------
-def paste_mouths(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceEdit]:
-    """The mouth pass's edits laid over the pasted faces (`MouthPass.paste`); where it ran, its lips are the ones
-    pasted last, so the opening drawn into is the one its lips leave."""
-    if ctx.originals is None or ctx.mouth is None or ctx.mouths is None or ctx.mouths_out is None or ctx.mask is None:
-        return faces
-    mouth, mouths = ctx.mouth, ctx.mouths
-    mouth_mask, gaps = mouth.paste(ctx.rgb, mouths, ctx.originals, ctx.mouths_out, ctx.paste)
-    np.maximum(ctx.mask, mouth_mask, out=ctx.mask)
-    out = list(faces)
-    ran = iter(gaps)
-    for i, mouth_m in enumerate(mouths.matrices):
-        if mouth_m is None:
-            continue
-        gap = next(ran)
-        if gap is not None and mouth.lip_corners is not None:
-            out[i] = dataclasses.replace(out[i], opening=gap_opening(mouth_m, gap, mouth.lip_corners, out[i].amount))
-    return out
-
-
 def draw_interiors(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceEdit]:
     """The edit's mouth interior drawn into each opening at the frame's own pixels (`interior.draw`), past the dark
     rims the lips carry apart with them (`interior.past_lip_rims`)."""
@@ -184,9 +154,9 @@ def draw_interiors(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceEdit]:
     return faces
 
 
-BEFORE_PASTE: tuple[PictureStage, ...] = (keep_mouth_originals, cover_heads, measure_mouths)
+BEFORE_PASTE: tuple[PictureStage, ...] = (cover_heads, measure_mouths)
 FACE_STAGES: tuple[Stage, ...] = (keep_on_head, lips_whole, find_opening, to_planes, paste_face)
-AFTER_FACES: tuple[PictureStage, ...] = (paste_mouths, draw_interiors)
+AFTER_FACES: tuple[PictureStage, ...] = (draw_interiors,)
 
 
 def run_stages(faces: list[FaceEdit], ctx: PasteContext) -> tuple[Array, Array]:

@@ -13,11 +13,10 @@ from .interior import Inside
 
 
 class EditedCrops(NamedTuple):
-    """One picture's edited crops: the faces' ([n,S,S,3 or 5], as `ExpressionRenderer.forward`) and the mouths', and
-    what the edit draws into its mouths (`reggan_plugin.edit.interior`)."""
+    """One picture's edited crops ([n,S,S,3 or 5], as `ExpressionRenderer.forward`) and what the edit draws into its
+    mouths (`reggan_plugin.edit.interior`)."""
 
     faces: Array
-    mouths: Array | None = None
     interior: Inside | None = None
     photo: float = 0.0  # the share of the model's gains for photographs its faces took (reggan_plugin.edit.subject)
 

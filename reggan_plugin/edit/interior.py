@@ -4,7 +4,7 @@ Where the lips move whole (`reggan_plugin.edit.lips`) the gap opened between the
 magnified six to eight times on a large face, a soft dark band where the expression shows teeth, gums and the tongue
 with sharp edges, which no paint at the crop's resolution holds (benchmarks/mouth_detail.py). The package ships, for
 each expression that opens the mouth, the inside of one rendered mouth (``models/mouth_interior.npz``, made by
-``training/interior.py`` from renders of training identities): the picture between the inner lip contours, unrolled
+``recipes/interior.toml`` from renders of training identities): the picture between the inner lip contours, unrolled
 into a strip from corner to corner and from the upper lip to the lower. Each column of the gap draws the strip's
 column at its place between the corners, stretched from the gap's top to its bottom, lit by the paint: as bright on
 average (brightened at most 1.5 times) and each channel of the paint's colour (the paint decides how the inside is
@@ -13,7 +13,7 @@ and from the corners; past the dark rims the lips carry, `past_lip_rims`), betwe
 pixels where the lips part whole (the gap the paste leaves, read from the crop, ramps over a crop pixel: a soft rim
 six to eight frame pixels wide on a large face), and as soft as the picture about the mouth (`mouth_softness`: a
 magnified or out-of-focus frame gets a soft inside, not a render's sharp teeth in a soft mouth). Only on faces whose
-crop the paste magnifies four times or more (a face box from about 285 px, as the mouth pass), fully from eight
+crop the paste magnifies four times or more (a face box from about 285 px), fully from eight
 (`amount_for`): on smaller faces the paint is near the frame's scale. A smile, whose motion hardly parts the lips,
 gets no drawn inside: it shows the model's own paint between the lips.
 """
@@ -46,6 +46,7 @@ from ..tuning import (
 )
 
 STRIPS_FILE = Path(__file__).parents[1] / "models" / "mouth_interior.npz"
+RECIPE_ENTRY = "recipe"  # the file's entry holding the recipe that built it (JSON), beside the strips
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class MouthInterior:
     def load(cls, path: Path = STRIPS_FILE) -> MouthInterior:
         try:
             with np.load(path) as data:
-                strips = {name: data[name].astype(np.float32) / 255 for name in data.files}
+                strips = {name: data[name].astype(np.float32) / 255 for name in data.files if name != RECIPE_ENTRY}
         except (OSError, ValueError) as exc:
             raise ModelError(path, f"cannot read the mouth interiors: {exc}") from None
         bad = [name for name, s in strips.items() if s.ndim != 3 or s.shape[2] != 3 or min(s.shape[:2]) < 2]

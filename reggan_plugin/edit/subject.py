@@ -12,8 +12,8 @@ renders differ (measured on the training renders, their looks and 35 of the Lond
 - around the face (above the brows, at the sides) a photograph has hair and the things around a person, a render of
   the face model a bald head before a backdrop.
 
-Its coefficients are fitted by ``tools/fit_photo_reader.py`` into ``models/photo_reader.json``; docs/PHOTO_READER.md
-gives how every set reads. A render with a photograph's look (real skin textures, hair) may read as a photograph:
+Its coefficients are fitted by ``recipes/photo_reader.toml`` (`training.photo_reader`) into ``models/photo_reader.json``;
+docs/PHOTO_READER.md gives how every set reads. A render with a photograph's look (real skin textures, hair) may read as a photograph:
 ``--subject render`` edits it as fitted, whatever it looks like.
 """
 from __future__ import annotations
@@ -102,11 +102,11 @@ class PhotoReader:
         lo, hi = self.ramp
         return np.clip((self.logits(crops) - lo) / (hi - lo), 0.0, 1.0)
 
-    def to_json(self, fitted: str) -> str:
-        """The reader's file, with the command that ``fitted`` it."""
+    def to_json(self, fitted: str, recipe: dict[str, str]) -> str:
+        """The reader's file, with the command that ``fitted`` it and its ``recipe`` (name, sha256, text)."""
         return json.dumps({"features": FEATURE_NAMES, "mean": self.mean.tolist(), "scale": self.scale.tolist(),
                            "weights": self.weights.tolist(), "bias": self.bias, "ramp": list(self.ramp),
-                           "fitted": fitted}, indent=1)
+                           "fitted": fitted, "recipe": recipe}, indent=1)
 
 
 @cache

@@ -20,12 +20,12 @@ the forehead up to ~0.12 stay in the crop, room for the blend mask to fall to 0 
 """
 from __future__ import annotations
 
-from typing import Literal, TypeAlias
+from typing import TypeAlias
 
 import numpy as np
 
 from ..arrays import Array, Float64Array
-from ..tuning import FULL_LARGE_FACE_SCALE, LARGE_FACE_SCALE, MOUTH_DROP, MOUTH_ZOOM, TEMPLATE_SCALE, TEMPLATE_SHIFT_Y
+from ..tuning import FULL_LARGE_FACE_SCALE, LARGE_FACE_SCALE, TEMPLATE_SCALE, TEMPLATE_SHIFT_Y
 
 Matrix: TypeAlias = Float64Array
 """(2, 3) float64 affine map, frame pixels -> crop pixels."""
@@ -50,20 +50,6 @@ CANONICAL_5PT: Float64Array = 0.5 + TEMPLATE_SCALE * (ARCFACE_112 / 112.0 - 0.5)
 mouth corners ~(0.403, 0.664), ~(0.599, 0.662). "Left" = image left."""
 CANONICAL_5PT.setflags(write=False)
 
-MOUTH_CENTRE: Float64Array = (CANONICAL_5PT[3] + CANONICAL_5PT[4]) / 2 + np.array([0.0, MOUTH_DROP])
-"""Crop units: the mouth's centre in the face crop, a little below the corners (a smile's and a jaw drop's reach)."""
-CropKind: TypeAlias = Literal["face", "mouth"]
-
-
-def crop_template(kind: CropKind = "face") -> Float64Array:
-    """(5, 2) crop units of the template a crop aligns the five landmarks to: the face crop's ``CANONICAL_5PT``, or
-    for the mouth crop that template magnified ``MOUTH_ZOOM`` times about ``MOUTH_CENTRE`` (eyes and nose fall
-    outside it; they still fix its rotation and scale)."""
-    if kind == "face":
-        return CANONICAL_5PT.copy()
-    if kind == "mouth":
-        return 0.5 + MOUTH_ZOOM * (CANONICAL_5PT - MOUTH_CENTRE)
-    raise ValueError(f"unknown crop {kind!r}: 'face' or 'mouth'")
 
 CANONICAL_BOX: tuple[float, float, float, float] = (0.225, 0.30, 0.55, 0.555)
 """(x, y, w, h) crop units of a typical detector box (brows to chin, cheek to cheek) in this crop,
@@ -138,11 +124,10 @@ def matrix_scale(m: Matrix) -> float:
     return float(np.sqrt(abs(np.linalg.det(np.asarray(m, dtype=np.float64)[:, :2]))))
 
 
-def large_face_share(m: Matrix, zoom: float = 1.0) -> float:
+def large_face_share(m: Matrix) -> float:
     """How large a face a crop map ``m`` shows: 0 at ``LARGE_FACE_SCALE`` crop px per frame px and above, 1 at
-    ``FULL_LARGE_FACE_SCALE`` and below, linear in between. ``zoom``: the crop's scale in face crops (``MOUTH_ZOOM``
-    for a mouth crop)."""
-    scale = matrix_scale(m) / zoom
+    ``FULL_LARGE_FACE_SCALE`` and below, linear in between."""
+    scale = matrix_scale(m)
     return float(np.clip((LARGE_FACE_SCALE - scale) / (LARGE_FACE_SCALE - FULL_LARGE_FACE_SCALE), 0.0, 1.0))
 
 

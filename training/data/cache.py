@@ -50,7 +50,7 @@ def _signature(scan: DatasetScan, geometry: CropGeometry) -> str:
     files += [s for s in (sidecar_for(p) for p in files) if s is not None]
     stat = [(str(p.relative_to(scan.root)), p.stat().st_size, p.stat().st_mtime_ns) for p in sorted(files)]
     blob = json.dumps({"v": CACHE_VERSION, "layout": scan.layout, "root": str(scan.root.resolve()),
-                       "size": geometry.size, "margin": geometry.margin_fraction, "crop": geometry.crop, "files": stat}, sort_keys=True)
+                       "size": geometry.size, "margin": geometry.margin_fraction, "files": stat}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -68,7 +68,7 @@ def load_cache(path: Path) -> PairSet:
         meta = json.loads(str(z["meta"]))
         return PairSet(
             name=meta["name"], layout=meta["layout"], root=meta["root"],
-            geometry=CropGeometry(meta["size"], meta["margin_fraction"], meta.get("crop", "face")),
+            geometry=CropGeometry(meta["size"], meta["margin_fraction"]),
             identities=z["identities"], neutral=z["neutral"], target=z["target"],
             pair_identity=z["pair_identity"], pair_expression=z["pair_expression"],
             skipped=tuple(meta["skipped"]),
@@ -155,7 +155,7 @@ def cached_pairs(scan: DatasetScan, geometry: CropGeometry, cache_dir: str | Pat
     if pairs.skipped:
         log.warning("%s: %d file(s) skipped, first: %s", scan.root, len(pairs.skipped), pairs.skipped[0])
     meta = {"name": pairs.name, "layout": pairs.layout, "root": pairs.root, "size": geometry.size,
-            "margin_fraction": geometry.margin_fraction, "crop": geometry.crop, "skipped": list(pairs.skipped), "version": CACHE_VERSION}
+            "margin_fraction": geometry.margin_fraction, "skipped": list(pairs.skipped), "version": CACHE_VERSION}
     _save(path, {"meta": np.array(json.dumps(meta)), "identities": pairs.identities, "neutral": pairs.neutral,
                  "target": pairs.target, "pair_identity": pairs.pair_identity, "pair_expression": pairs.pair_expression})
     return pairs

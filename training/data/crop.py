@@ -1,7 +1,7 @@
 """Cut aligned, paired crops with the runtime's own alignment code (``reggan_plugin.geometry.align``).
 
 Each pair is cropped with ONE transform, the neutral's: its 5 landmarks fitted to the crop's template
-(``crop_template``: the face's ``CANONICAL_5PT``, or the mouth crop's) by ``similarity_from_points`` (Umeyama),
+(``CANONICAL_5PT``) by ``similarity_from_points`` (Umeyama),
 exactly as the runtime aligns a face before inference.
 Crops are cut ``margin`` pixels wider on every side than the canonical S x S crop, so augmentation
 can jitter the geometry without running off the edge; the central S x S square IS the runtime crop.
@@ -18,13 +18,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from reggan_plugin.errors import InputError
-from reggan_plugin.geometry.align import (
-    CropKind,
-    apply_affine,
-    crop_matrix_from_landmarks,
-    crop_template,
-    similarity_from_points,
-)
+from reggan_plugin.geometry.align import apply_affine, crop_matrix_from_landmarks, similarity_from_points
 from reggan_plugin.geometry.resample import warp_to_crop
 
 from .register import Registration, register_pair
@@ -39,7 +33,6 @@ MAX_SHIFT_UNITS = 0.12
 class CropGeometry:
     size: int  # S, the canonical crop (the model's input size)
     margin_fraction: float = 0.125
-    crop: CropKind = "face"  # the template the landmarks are fitted to (reggan_plugin.geometry.align.crop_template)
 
     @property
     def margin(self) -> int:
@@ -51,17 +44,15 @@ class CropGeometry:
 
     def matrix(self, points5: np.ndarray) -> np.ndarray:
         """3x3 frame px -> cache crop px: the runtime's crop matrix, shifted by the margin."""
-        m = np.vstack([crop_matrix_from_landmarks(points5, self.size, crop_template(self.crop)), [0.0, 0.0, 1.0]])
+        m = np.vstack([crop_matrix_from_landmarks(points5, self.size), [0.0, 0.0, 1.0]])
         m[:2, 2] += self.margin
         return m
 
     def px_to_units(self) -> np.ndarray:
-        """3x3 cache px -> the FACE crop's units (0..1 edge to edge of its central S x S crop), whatever this
-        geometry's crop: registration is measured there."""
+        """3x3 cache px -> the crop's units (0..1 edge to edge of its central S x S crop): registration is measured
+        there."""
         s, m = float(self.size), float(self.margin)
-        k = np.array([[1 / s, 0.0, (0.5 - m) / s], [0.0, 1 / s, (0.5 - m) / s], [0.0, 0.0, 1.0]])
-        face, own = crop_template("face"), crop_template(self.crop)
-        return np.vstack([similarity_from_points(own, face), [0.0, 0.0, 1.0]]) @ k
+        return np.array([[1 / s, 0.0, (0.5 - m) / s], [0.0, 1 / s, (0.5 - m) / s], [0.0, 0.0, 1.0]])
 
 
 def load_rgb(path) -> np.ndarray:

@@ -17,7 +17,6 @@ import torch
 from torch import Tensor
 
 from reggan_plugin.errors import InputError
-from reggan_plugin.geometry.align import CropKind
 
 from ..train_config import AugmentConfig
 from .augment import augment_pairs, center_crop
@@ -136,10 +135,9 @@ def load_datasets(
     margin_fraction: float = 0.125,
     detector: Detector | None = None,
     progress: bool = False,
-    crop: CropKind = "face",
 ) -> list[PairSet]:
     """Scan, crop (or load the cache of) each data folder. Two folders with one name are an error."""
-    geometry = CropGeometry(image_size, margin_fraction, crop)
+    geometry = CropGeometry(image_size, margin_fraction)
     sets, seen = [], set()
     for root in roots:
         scan = scan_dataset(root, tuple(expressions))

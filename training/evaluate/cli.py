@@ -53,13 +53,8 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
 @click.option("--skin-paint", type=click.Choice(SKIN_PAINTS), default=_default("skin_paint"), show_default=True,
               help="As `render --skin-paint`: outside the mouth and eyes the paint changes the skin's shading alone, "
                    "or its colour too.")
-@click.option("--mouth-pass/--no-mouth-pass", default=_default("mouth_pass"), show_default=True,
-              help="As `render --mouth-pass`: the mouth painted again by the mouth model at twice the scale.")
 @click.option("--lip-split/--no-lip-split", default=_default("lip_split"), show_default=True,
               help="As `render --lip-split`: on large faces each lip moved whole where the mouth opens.")
-@click.option("--mouth-model", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
-              help="As `render --mouth-model`: a mouth model of one's own (`train --config mouth`). [default: the "
-                   "bundled one, with the bundled face model]")
 @click.option("--subject", type=click.Choice(SUBJECTS), default=_default("subject"), show_default=True,
               help="As `render --subject`: the edit as fitted on renders, or with the model's gains for photographs.")
 @click.option("--perturb", is_flag=True,
@@ -74,7 +69,7 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
                    "noise, a condition each.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def evaluate(model, data, out, expressions, split, limit, reference_real, intensity, crop_size, grid_rows, locate,
-             backend, batch, skin_paint, mouth_pass, lip_split, mouth_model, subject, perturb, conditions, rerender,
+             backend, batch, skin_paint, lip_split, subject, perturb, conditions, rerender,
              progress) -> None:
     """Judge the copy baseline, stage 1 alone and RegGAN side by side on paired faces: L1/PSNR/SSIM
     against the true target, an independent expression judge (fer's FER2013 model), an independent
@@ -97,8 +92,7 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
 
     if rerender and not perturb:
         raise click.UsageError("--rerender goes with --perturb")
-    runtime = {"skin_paint": skin_paint, "mouth_pass": mouth_pass, "lip_split": lip_split, "mouth_model": mouth_model,
-               "subject": subject}
+    runtime = {"skin_paint": skin_paint, "lip_split": lip_split, "subject": subject}
     if perturb:
         _perturb(model, data, out, expressions, split, limit, backend, runtime, conditions, rerender, progress)
         return

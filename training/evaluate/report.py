@@ -58,7 +58,7 @@ def shown_path(path: str) -> str:
 
 def options_note(config: RuntimeOptions) -> str:
     """The runtime options an evaluation sets other than their defaults, said in its report (reports reproduce their
-    command): how the paint was pasted, the subject's gains, the lips' split and the mouth pass."""
+    command): how the paint was pasted, the subject's gains and the lips' split."""
     notes = []
     if config.skin_paint != field_default(InferenceConfig, "skin_paint"):
         notes.append(f"skin paint `{config.skin_paint}`")
@@ -66,10 +66,6 @@ def options_note(config: RuntimeOptions) -> str:
         notes.append(f"subject `{config.subject}`")
     if not config.lip_split:
         notes.append("no lip split")
-    if not config.mouth_pass:
-        notes.append("no mouth pass")
-    elif config.mouth_model is not None:
-        notes.append(f"mouth model `{shown_path(str(config.mouth_model))}`")
     return "".join(f", {note}" for note in notes)
 
 

@@ -49,9 +49,7 @@ class RobustnessConfig:
     model: Path | None = None
     backend: BackendName = "auto"
     skin_paint: SkinPaint = InferenceConfig.skin_paint  # the runtime's default
-    mouth_pass: bool = InferenceConfig.mouth_pass
     lip_split: bool = InferenceConfig.lip_split
-    mouth_model: Path | None = None  # None: the bundled one, beside the bundled face model
     subject: Subject = InferenceConfig.subject
     split: SplitChoice = "test"  # of the first folder; the other folders are used whole (held-out looks)
     limit: int = 6  # cases per expression and folder

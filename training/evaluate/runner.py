@@ -56,11 +56,7 @@ class RuntimeOptions(Protocol):
     @property
     def skin_paint(self) -> SkinPaint: ...
     @property
-    def mouth_pass(self) -> bool: ...
-    @property
     def lip_split(self) -> bool: ...
-    @property
-    def mouth_model(self) -> Path | None: ...
     @property
     def subject(self) -> Subject: ...
 
@@ -68,8 +64,7 @@ class RuntimeOptions(Protocol):
 def inference_config(config: RuntimeOptions, **extra: Any) -> InferenceConfig:
     """The runtime's config for an evaluation's options, plus ``extra`` fields (batch, stage)."""
     return InferenceConfig(model=config.model, backend=config.backend, skin_paint=config.skin_paint,
-                           mouth_pass=config.mouth_pass, lip_split=config.lip_split, mouth_model=config.mouth_model,
-                           subject=config.subject, **extra)
+                           lip_split=config.lip_split, subject=config.subject, **extra)
 
 
 @dataclass(frozen=True)
@@ -82,9 +77,7 @@ class EvalConfig:
     backend: BackendName = "auto"
     batch: int = 8
     skin_paint: SkinPaint = InferenceConfig.skin_paint  # the runtime's default
-    mouth_pass: bool = InferenceConfig.mouth_pass
     lip_split: bool = InferenceConfig.lip_split
-    mouth_model: Path | None = None  # None: the bundled one, beside the bundled face model
     subject: Subject = InferenceConfig.subject
     intensity: float = 1.0
     expressions: tuple[str, ...] | None = None  # None: every non-neutral expression of the model

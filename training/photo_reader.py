@@ -1,28 +1,35 @@
-"""Fit the reader that tells a photograph of a person from a render (``reggan_plugin.edit.subject``) and report how every
-set reads.
+"""The reader that tells a photograph of a person from a render (``reggan_plugin.edit.subject``): its fit, and the
+report of how every set reads.
 
 Each picture is aligned as the runtime aligns it, under each of ``CONDITIONS`` (the robustness benchmark's
 perturbations), and its crop's statistics (`subject.photo_features`) go into a logistic regression, the
-photographs' and the renders' weighted alike. Photographs: the pictures of ``--photos`` folders (neutral and
-expression pictures, located by the runtime's detector); only the people of the first half (``identity_unit`` below
-0.5) are fitted, the other half is reported. Renders: the neutrals of ``--renders`` folders, in ``--split``. The
-neutrals of ``--check`` folders (renders no choice was made on) are reported alone.
+photographs' and the renders' weighted alike. Photographs: the pictures of the recipe's ``photos`` folders (under
+the shared data folder; neutral and expression pictures, located by the runtime's detector); only the people of the
+first half (``identity_unit`` below 0.5) are fitted, the other half is reported. Renders: the neutrals of the
+recipe's render folders, in its ``split``.
 
-    python tools/fit_photo_reader.py --photos ../shared/data/london-faces \\
-        --renders data/ict96 --renders data/ict128b --renders data/ict160 --renders data/readerfit_toon ... \\
-        --split train --check data/heldout_hd --check data/heldout_toon ...
+The shipped reader is built by a recipe of kind ``photo_reader`` (``reggan-plugin recipe recipes/photo_reader.toml``);
+the report (docs/PHOTO_READER.md) fits the same way and adds the neutrals of ``--check`` folders, renders no choice
+was made on::
 
-The shipped reader's full command heads docs/PHOTO_READER.md; how its renders are made: docs/experiments/MODEL_NOTES.md, How it was made.
+    python -m training.photo_reader recipes/photo_reader.toml --check data/heldout_hd --check data/heldout_toon ...
 """
 from __future__ import annotations
 
+import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
+
+from reggan_plugin.errors import UsageError
+
+if TYPE_CHECKING:
+    from reggan_plugin.edit.subject import PhotoReader
 
 CONDITIONS = ("clean", "no face given (detector)", "render noise sigma 6", "JPEG quality 50", "face 96 px",
               "face 600 px", "exposure -1 stop", "white balance warm", "rotated 10 deg")
@@ -129,44 +136,85 @@ def report_lines(rows: list[Row], logits: np.ndarray, command: str) -> list[str]
     return lines
 
 
-@click.command()
-@click.option("--photos", multiple=True, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--renders", multiple=True, required=True, type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--check", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Renders reported, not fitted; repeatable.")
-@click.option("--split", type=click.Choice(["all", "train"]), default="train", show_default=True,
-              help="The people of --renders fitted on.")
-@click.option("--limit", type=int, default=80, show_default=True, help="Pictures per folder at most.")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="Where the reader goes (default: the shipped one).")
-@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=REPORT, show_default=True)
-def main(photos: tuple[Path, ...], renders: tuple[Path, ...], check: tuple[Path, ...], split: str, limit: int,
-         out: Path | None, report: Path) -> None:
-    from reggan_plugin.atomic import write_text
-    from reggan_plugin.edit.subject import READER_PATH, PhotoReader, photo_features
+SETTINGS = {"photos": ["london-faces"], "split": "train", "limit": 80}  # a recipe's [photo_reader] table's keys and
+# their values when it leaves one out: the photograph folders (under the shared data folder), the renders' people
+# fitted on ("train" or "all") and the pictures per folder at most
+
+
+def shared_data() -> Path:
+    """The shared data folder (photographs that fit and judge, never shipped): $REGGAN_SHARED_DATA, else the
+    ``shared/data`` folder beside the checkout."""
+    return Path(os.environ.get("REGGAN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+
+
+def rows_of(renders: list[Path], options: dict[str, Any], check: tuple[Path, ...] = (),
+            log: Callable[[str], None] = print) -> list[Row]:
+    """Every picture's features: the recipe's photographs and ``renders`` (fitted, but the photographs' second
+    half), then the neutrals of the ``check`` folders (reported alone)."""
+    from reggan_plugin.edit.subject import photo_features
     from training.data.split import identity_unit
 
+    settings = {**SETTINGS, **options}
+    photos = [shared_data() / name for name in settings["photos"]]
+    missing = [str(p) for p in photos if not p.is_dir()]
+    if missing:
+        raise UsageError(f"photographs not found: {', '.join(missing)} (set REGGAN_SHARED_DATA)")
+    limit = int(settings["limit"])
     rows: list[Row] = []
-    for kind, folders in (("photo", photos), ("render", renders), ("check", check)):
+    for kind, folders in (("photo", photos), ("render", renders), ("check", list(check))):
         for folder in folders:
-            items = list(pictures(folder, kind == "photo", split if kind == "render" else "all"))
+            items = list(pictures(folder, kind == "photo", settings["split"] if kind == "render" else "all"))
             crops, names = crops_of(items[: 2 * limit if kind == "photo" else limit], CONDITIONS)
             for crop, (name, person) in zip(crops, names):
                 fitted = kind == "render" or (kind == "photo" and identity_unit(person) < 0.5)
                 group = folder.name if kind != "photo" else f"{folder.name} ({'fitted' if fitted else 'held out'})"
                 rows.append(Row(group, name, kind == "photo", fitted, photo_features(crop)))
-            click.echo(f"{folder}: {len(crops)} crops", err=True)
+            log(f"{folder.name}: {len(crops)} crops")
+    return rows
+
+
+def fit_reader(rows: list[Row]) -> PhotoReader:
+    """The logistic regression on the fitted rows, their features standardised."""
+    from reggan_plugin.edit.subject import PhotoReader
+
     fit = [r for r in rows if r.fitted]
     x = np.stack([r.features for r in fit])
     y = np.array([1.0 if r.photo else 0.0 for r in fit])
     mean, scale = x.mean(0), x.std(0) + 1e-6
     weights, bias = fit_logistic((x - mean) / scale, y)
-    reader = PhotoReader(mean, scale, weights, bias, RAMP)
-    command = "python tools/fit_photo_reader.py " + " ".join(sys.argv[1:])
-    write_text(out or READER_PATH, reader.to_json(command) + "\n")
-    logits = ((np.stack([r.features for r in rows]) - mean) / scale) @ weights + bias
+    return PhotoReader(mean, scale, weights, bias, RAMP)
+
+
+def build_reader(renders: list[Path], out: Path, options: dict[str, Any], recipe: dict[str, str],
+                 log: Callable[[str], None] = print) -> None:
+    """Fit the reader on a recipe's renders and ``options`` (keys of `SETTINGS`) and write it to ``out``, with the
+    recipe (`training.recipe.Recipe.stamp`) inside."""
+    from reggan_plugin.atomic import write_text
+
+    reader = fit_reader(rows_of(renders, options, log=log))
+    write_text(out, reader.to_json(f"reggan-plugin recipe {recipe['name']}.toml", recipe) + "\n")
+
+
+@click.command()
+@click.argument("recipe_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--data-root", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
+              help="Where the recipe's renders are.")
+@click.option("--check", multiple=True, type=click.Path(exists=True, file_okay=False, path_type=Path),
+              help="Renders reported, not fitted; repeatable.")
+@click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=REPORT, show_default=True)
+def main(recipe_file: Path, data_root: Path, check: tuple[Path, ...], report: Path) -> None:
+    """Write the report of how every set reads to the reader a photo-reader recipe fits."""
+    from reggan_plugin.atomic import write_text
+    from training.recipe import load_recipe
+
+    recipe = load_recipe(recipe_file)
+    rows = rows_of([data_root / spec.name for spec in recipe.data], recipe.options, check,
+                   log=lambda line: click.echo(line, err=True))
+    reader = fit_reader(rows)
+    logits = ((np.stack([r.features for r in rows]) - reader.mean) / reader.scale) @ reader.weights + reader.bias
+    command = "python -m training.photo_reader " + " ".join(sys.argv[1:])
     write_text(report, "\n".join(report_lines(rows, logits, command)) + "\n")
-    click.echo(f"wrote {out or READER_PATH} and {report}", err=True)
+    click.echo(f"wrote {report}", err=True)
 
 
 if __name__ == "__main__":
