@@ -1,5 +1,6 @@
 """Measures of what a person sees at 1:1 that a score against the target can miss: skin detail kept away from the
-mouth, spill (change where the true expression changes nothing) and how bright the mouth is against the skin.
+mouth, spill (change where the true expression changes nothing), how bright the mouth is against the skin and how
+far its colours stray toward green or blue.
 
 Regions are in canonical crop units (`reggan_plugin.geometry.align`'s template), so the same region is measured on every
 face, and on a frame through its crop matrix (`frame_region`).
@@ -86,3 +87,12 @@ def mouth_light(crop: np.ndarray) -> float:
     size = crop.shape[0]
     y = luma(crop)
     return float(np.percentile(y[mouth_region(size)], 95) - np.median(y[skin_region(size)]))
+
+
+def mouth_tint(crop: np.ndarray) -> float:
+    """How far the mouth's coolest colours stray from a mouth's (levels of an SxSx3 uint8 canonical crop): the 99th
+    percentile of luma less red between the lips. Lips, gums, tongue and teeth are red to white, their red at or above
+    their luma (people's smiles: some 15 levels below 0); a paint whose colours come apart into green and blue fringes
+    goes to 0 and above."""
+    f = np.asarray(crop, np.float32)
+    return float(np.percentile((luma(crop) - f[..., 0])[mouth_region(crop.shape[0])], 99))

@@ -122,6 +122,7 @@ def _case_values(crop: np.ndarray, source: np.ndarray, target: np.ndarray, probs
     return {
         "detail": realism.detail_kept(source, crop, realism.skin_region(crop.shape[0])),
         "mouth_light": realism.mouth_light(crop),
+        "mouth_tint": realism.mouth_tint(crop),
         "change": metrics.l1(crop, source),
         "l1": metrics.l1(crop, target),
         "psnr": metrics.psnr(crop, target),
