@@ -70,6 +70,9 @@ def test_every_bundled_model_is_its_recipe() -> None:
                         REPO / "recipes" / f"{name}.toml")
     with np.load(STRIPS_FILE) as strips:
         _assert_stamped(json.loads(str(strips[RECIPE_ENTRY])), REPO / "recipes" / "interior.toml")
+    reader = json.loads((models / "photo_reader.json").read_text())
+    _assert_stamped(reader["recipe"], REPO / "recipes" / "photo_reader.toml")
+    assert reader["fitted"] == "reggan-plugin recipe photo_reader.toml"
 
 
 def test_the_bundled_face_model_is_its_recipe() -> None:
