@@ -71,6 +71,9 @@ class AugmentConfig:
     # the input alone (``augment.degrade_inputs``; for stage 1: ``TrainConfig.stage1_degrade_copies``): what a user's
     # picture carries and the edit must not depend on.
     # The target gets the input's change too, so the pair still shows the clean edit.
+    # unsharp masking at a sigma of 1 crop px by an amount uniform [0, input_sharpen]: a photograph's lip line and skin,
+    # sharper than any render's, which a map fitted on renders alone answers with colour fringes
+    input_sharpen: float = 0.0
     input_noise: float = 0.0  # Gaussian noise sigma uniform [0, input_noise], then the runtime's degrain
     input_jpeg_prob: float = 0.0  # probability of a JPEG round trip ...
     input_jpeg_quality: tuple[int, int] = (40, 90)  # ... at a quality uniform in this range

@@ -60,6 +60,14 @@ def _gaussian_kernels(sigma: Tensor, radius: int) -> Tensor:
     return (g[:, :, None] * g[:, None, :])[:, None]
 
 
+def _blurred(x: Tensor, sigma: Tensor, radius: int) -> Tensor:
+    """[B, C, H, W] each blurred by its own Gaussian (``sigma`` [B] px; 0: unchanged), edges replicated."""
+    b, c, h, w = x.shape
+    kernels = _gaussian_kernels(sigma, radius).to(x.device)
+    padded = F.pad(x.reshape(1, b * c, h, w), (radius,) * 4, mode="replicate")
+    return F.conv2d(padded, kernels.repeat_interleave(c, dim=0), groups=b * c).reshape(b, c, h, w)
+
+
 def photometric(images: list[Tensor], cfg: AugmentConfig, gen: torch.Generator) -> list[Tensor]:
     """Apply one random photometric function per pair to each [B, 3, S, S] tensor in [0, 1]."""
     ref = images[0]
@@ -90,7 +98,6 @@ def photometric(images: list[Tensor], cfg: AugmentConfig, gen: torch.Generator) 
     luma = _LUMA.to(device)[None, :, None, None]
     mean = (ref * luma).sum(1, keepdim=True).mean(dim=(2, 3), keepdim=True)  # the neutral's: one function per pair
     radius = max(1, math.ceil(3 * max(cfg.blur_sigma, 0.3)))
-    kernels = _gaussian_kernels(blur_sigma, radius).to(device)
     out = []
     for img in images:
         # exposure and white balance act on linear light (sRGB approximated by a 2.2 power), the rest on the encoding
@@ -102,9 +109,7 @@ def photometric(images: list[Tensor], cfg: AugmentConfig, gen: torch.Generator) 
         x = torch.einsum("nij,njhw->nihw", colour, x)
         x = x.clamp(0.0, 1.0) ** gamma
         if bool(blur_on.any()):
-            b, c, h, w = x.shape
-            padded = F.pad(x.reshape(1, b * c, h, w), (radius,) * 4, mode="replicate")
-            x = F.conv2d(padded, kernels.repeat_interleave(c, dim=0), groups=b * c).reshape(b, c, h, w)
+            x = _blurred(x, blur_sigma, radius)
         out.append((x + noise).clamp(0.0, 1.0))
     return out
 
@@ -131,13 +136,16 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 
 
 def degrade_inputs(x: Tensor, t: Tensor, cfg: AugmentConfig, gen: torch.Generator) -> tuple[Tensor, Tensor]:
-    """What a user's picture carries and the target does not: render noise (as the runtime sees it, after
-    ``reggan_plugin.imaging.filters.degrained``) and JPEG blocks, on the input [B, 3, S, S] in [0, 1] alone. The target
-    gets the input's change too: the pair keeps the clean edit, which is what must not depend on the input's
-    flaws (a target with its own noise would teach the map to invent some)."""
-    if cfg.input_noise <= 0 and cfg.input_jpeg_prob <= 0:
+    """What a user's picture carries and the target does not: a photograph's sharper detail, render noise (as the
+    runtime sees it, after ``reggan_plugin.imaging.filters.degrained``) and JPEG blocks, on the input [B, 3, S, S] in
+    [0, 1] alone. The target gets the input's change too: the pair keeps the clean edit, which is what must not depend
+    on the input's flaws (a target with its own noise would teach the map to invent some)."""
+    if cfg.input_noise <= 0 and cfg.input_jpeg_prob <= 0 and cfg.input_sharpen <= 0:
         return x, t
-    n = x.shape[0]
+    n, original = x.shape[0], x
+    if cfg.input_sharpen > 0:
+        amount = _uniform(gen, n, 0.0, cfg.input_sharpen).view(n, 1, 1, 1).to(x.device)
+        x = torch.clamp(x + amount * (x - _blurred(x, torch.ones(n), 3)), 0.0, 1.0)
     sigma = _uniform(gen, n, 0.0, cfg.input_noise)
     noise = torch.randn(x.shape, generator=gen)
     jpeg = torch.rand(n, generator=gen) < cfg.input_jpeg_prob
@@ -150,4 +158,4 @@ def degrade_inputs(x: Tensor, t: Tensor, cfg: AugmentConfig, gen: torch.Generato
             img = degrained(np.clip(img + sigma[i].item() * noise[i].permute(1, 2, 0).numpy(), 0.0, 1.0))
         out[i] = _jpeg(img, int(quality[i])) if jpeg[i] else img
     degraded = torch.from_numpy(out).permute(0, 3, 1, 2).to(x.device)
-    return degraded, t + (degraded - x)
+    return degraded, t + (degraded - original)
