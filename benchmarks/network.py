@@ -50,9 +50,8 @@ def load_shipped(path: Path, workdir: Path, seed: int = 0):
     fields = json.loads(json.loads(artifact.metadata.get("reggan.provenance", "{}")).get("model_config", "{}"))
     if not fields:
         raise click.ClickException(f"{path}: no model_config in its provenance; cannot build its torch twin")
-    fields["expressions"] = tuple(fields["expressions"])
     torch.manual_seed(seed)
-    model = RegGAN(ModelConfig(**fields)).eval()
+    model = RegGAN(ModelConfig.from_dict(fields)).eval()
     return model, artifact.path, derive_preview(artifact.path, artifact.sha256, cache=workdir)
 
 

@@ -225,3 +225,19 @@ def test_config_rejects_bad_values():
         ModelConfig.from_dict({"image_size": 32, "bogus": 1})
     with pytest.raises(ValueError, match="exposure_reference"):
         ModelConfig(exposure_reference=-0.1)
+
+
+def test_a_saved_config_naming_the_face_crop_loads_and_another_crop_is_refused(tmp_path):
+    """Models saved with a crop kind in their config (the bundled face model's says "face") still load; only face
+    crops are made."""
+    import json
+
+    from benchmarks.network import load_shipped
+    from reggan_plugin.artifact import default_model_path, load_artifact
+
+    saved = json.loads(load_artifact(default_model_path()).provenance["model_config"])
+    assert ModelConfig.from_dict(saved).warp == saved["warp"]
+    with pytest.raises(ValueError, match="only face crops"):
+        ModelConfig.from_dict({**saved, "crop": "mouth"})
+    model, _, _ = load_shipped(default_model_path(), tmp_path)  # the benchmark's torch twin of the bundled model
+    assert model.config.image_size == saved["image_size"]

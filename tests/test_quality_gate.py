@@ -82,9 +82,9 @@ def test_a_frontal_render_keeps_its_skin(renderer):
 
 
 def test_portraits_keep_their_skin_and_smile_in_the_mouths_shade(renderer, london_faces):
-    """Five of London's people, every 14th (default options): the skin keeps its pores and freckles, the smile's mouth is
-    no brighter against the skin than 2.5 times the people's own smiles (a pasted white band is four times), and its
-    colours stray toward green and blue no further than today's."""
+    """Five of London's people, every 14th (default options): the skin keeps its pores and freckles, the smile's mouth
+    is no brighter against the skin than 2.5 times the people's own smiles (a pasted white band is four times), and
+    its colours stray toward green and blue no further than today's."""
     detector = SharedDetector()
     kept, edited, real, tint = [], [], [], []
     for path in sorted((london_faces / "neutral").glob("*.jpg"))[::14][:5]:

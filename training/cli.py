@@ -197,7 +197,8 @@ def cli() -> None:
                    "model's (ONNX) refiner instead of from scratch; stage 1 is fitted anew. Same --config.")
 @click.option("--batch-size", default=_default("batch_size"), show_default=True, help="Pairs per iteration per process.")
 @click.option("--image-size", type=int, default=None, help="Crop size S. [default: the --config preset's, 128 / tiny 32]")
-@click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True, help="Model preset: size and expressions.")
+@click.option("--config", "preset", type=click.Choice(sorted(PRESETS)), default="default", show_default=True,
+              help="Model preset: size and expressions.")
 @click.option("--sample-every", default=_default("sample_every"), show_default=True, help="Write samples/ITER.png every K iterations (0: only at the end).")
 @click.option("--checkpoint-every", default=_default("checkpoint_every"), show_default=True, help="Checkpoint every K iterations (and always at the end).")
 @click.option("--log-every", default=_default("log_every"), show_default=True, help="Append a row to log.csv every K iterations.")

@@ -204,10 +204,10 @@ def _missing_renders(spec: DataSpec, folder: Path, expressions: Sequence[str]) -
             return f"{folder} was rendered with {key} {settings.get(key)!r}, the recipe says {value!r}"
     by_index = {entry["index"]: entry for entry in identities.values()}
     for index in range(spec.start, spec.start + spec.identities):
-        entry = by_index.get(index)
-        stems = [] if entry is None else [s for s, image in entry["images"].items() if image["expression"] in expressions]
-        if entry is None or len(stems) < len(expressions) or not all(
-                (folder / entry["name"] / f"{s}{suffix}").is_file() for s in stems for suffix in (".png", ".landmarks.json")):
+        entry = by_index.get(index, {"name": "", "images": {}})
+        stems = [stem for stem, image in entry["images"].items() if image["expression"] in expressions]
+        files = [folder / entry["name"] / f"{stem}{suffix}" for stem in stems for suffix in (".png", ".landmarks.json")]
+        if len(stems) < len(expressions) or not all(path.is_file() for path in files):
             return f"identity {index} is not fully rendered in {folder}"
     return ""
 

@@ -12,9 +12,9 @@ renders differ (measured on the training renders, their looks and 35 of the Lond
 - around the face (above the brows, at the sides) a photograph has hair and the things around a person, a render of
   the face model a bald head before a backdrop.
 
-Its coefficients are fitted by ``recipes/photo_reader.toml`` (`training.photo_reader`) into ``models/photo_reader.json``;
-docs/PHOTO_READER.md gives how every set reads. A render with a photograph's look (real skin textures, hair) may read as a photograph:
-``--subject render`` edits it as fitted, whatever it looks like.
+Its coefficients are fitted by ``recipes/photo_reader.toml`` (`training.photo_reader`) into
+``models/photo_reader.json``; docs/PHOTO_READER.md gives how every set reads. A render with a photograph's look (real
+skin textures, hair) may read as a photograph: ``--subject render`` edits it as fitted, whatever it looks like.
 """
 from __future__ import annotations
 
