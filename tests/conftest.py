@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 
+from training.shared_data import shared_data_dir
+
 REPO = Path(__file__).resolve().parents[1]
-
-
-def shared_data_dir() -> Path:
-    return Path(os.environ.get("REGGAN_SHARED_DATA", REPO.parent / "shared" / "data")).resolve()
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -16,7 +16,6 @@ was made on::
 """
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ import click
 import numpy as np
 
 from reggan_plugin.errors import UsageError
+from training.shared_data import shared_data_dir
 
 if TYPE_CHECKING:
     from reggan_plugin.edit.subject import PhotoReader
@@ -141,12 +141,6 @@ SETTINGS = {"photos": ["london-faces"], "split": "train", "limit": 80}  # a reci
 # fitted on ("train" or "all") and the pictures per folder at most
 
 
-def shared_data() -> Path:
-    """The shared data folder (photographs that fit and judge, never shipped): $REGGAN_SHARED_DATA, else the
-    ``shared/data`` folder beside the checkout."""
-    return Path(os.environ.get("REGGAN_SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
-
-
 def rows_of(renders: list[Path], options: dict[str, Any], check: tuple[Path, ...] = (),
             log: Callable[[str], None] = print) -> list[Row]:
     """Every picture's features: the recipe's photographs and ``renders`` (fitted, but the photographs' second
@@ -155,7 +149,7 @@ def rows_of(renders: list[Path], options: dict[str, Any], check: tuple[Path, ...
     from training.data.split import identity_unit
 
     settings = {**SETTINGS, **options}
-    photos = [shared_data() / name for name in settings["photos"]]
+    photos = [shared_data_dir() / name for name in settings["photos"]]
     missing = [str(p) for p in photos if not p.is_dir()]
     if missing:
         raise UsageError(f"photographs not found: {', '.join(missing)} (set REGGAN_SHARED_DATA)")
