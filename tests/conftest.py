@@ -6,8 +6,6 @@ from pathlib import Path
 
 import pytest
 
-from training.shared_data import shared_data_dir
-
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -19,6 +17,9 @@ def _user_cache(tmp_path_factory: pytest.TempPathFactory) -> None:
 
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
+    # Imported here: the installed-add-on run loads this file without the repository on its path.
+    from training.shared_data import shared_data_dir
+
     path = shared_data_dir()
     if not path.is_dir():
         pytest.skip(f"shared data not found at {path} (set REGGAN_SHARED_DATA)")
