@@ -187,6 +187,20 @@ def test_mean_flow_recovers_a_shared_motion_and_the_ridge_then_fits_the_rest():
     assert err_moved < 0.01 < err_plain
 
 
+def test_the_flow_follows_landmarks_where_the_pictures_show_no_motion():
+    """Plain faces (no texture to follow): the pictures' L1 leaves the flow at rest; held to landmarks that moved 2 px
+    down, it reaches them back."""
+    x = torch.full((8, 3, 32, 32), 0.2)
+    gen = torch.Generator().manual_seed(0)
+    src = torch.rand(8, 68, 2, generator=gen) - 0.5  # grid units, about the crop's middle
+    dst = src + torch.tensor([0.0, 2 / 16])  # 2 px of a 32 px crop, down
+    alone = fit_mean_flow(x, x.clone(), grid_points=8, steps=150)
+    held = fit_mean_flow(x, x.clone(), grid_points=8, steps=150, points=(src, dst), points_weight=1.0)
+    assert float(alone.abs().max()) == 0.0
+    inner = held[:, 12:-12, 12:-12] * 16  # px, well inside the points' spread
+    assert abs(float(inner[1].mean()) + 2) < 0.3 and float(inner[0].abs().mean()) < 0.3
+
+
 def test_region_bounds_both_stages_and_intensity_zero_stays_exact():
     torch.manual_seed(0)
     model = RegGAN(TINY).eval()

@@ -211,6 +211,27 @@ def test_pair_is_cut_with_the_neutrals_transform(synth):
     assert np.array_equal(a, b)
 
 
+def test_the_crops_carry_each_renders_68_landmarks_and_a_photographed_pair_none(synth, tmp_path):
+    """A render's points, moved by the crop's transform, are where its crop shows them; a registered photo's are not
+    known (NaN); `PairedFaces.points` gives them in the central crop's grid units."""
+    geo = CropGeometry(32)
+    built = cached_pairs(scan_dataset(synth, EXPR3), geo, tmp_path / "cache")
+    again = cached_pairs(scan_dataset(synth, EXPR3), geo, tmp_path / "cache")  # from the .npz
+    assert np.array_equal(again.target_points, built.target_points, equal_nan=True)
+    assert built.neutral_points.shape == (len(built.identities), 68, 2) and built.target_points.shape == (len(built), 68, 2)
+    first = int(np.flatnonzero(built.pair_expression == "happy")[0])
+    folder = synth / str(built.identities[built.pair_identity[first]]).split("/")[-1]
+    m = geo.matrix(find_five_points(folder / "neutral.png"))
+    own = np.asarray(json.loads((folder / "happy.landmarks.json").read_text())["points"])
+    assert np.abs(built.target_points[first] - apply_affine(m[:2], own)).max() < 1e-3
+    plain = cached_pairs(scan_dataset(write_plain(tmp_path / "plain", n_ids=2), EXPR3), CropGeometry(64), None)
+    assert np.isnan(plain.target_points).all()
+    data = PairedFaces([built], EXPR3, split=None)
+    src, dst = data.points(torch.tensor([first]))
+    px = (dst[0].numpy() + 1) * 32 / 2 - 0.5 + geo.margin  # grid units -> cache px
+    assert np.abs(px - built.target_points[first]).max() < 1e-4 and src.shape == (1, 68, 2)
+
+
 def test_registration_undoes_head_motion(tmp_path):
     root = write_plain(tmp_path / "plain", n_ids=3, shift=(4.0, -3.0))
     geo = CropGeometry(64)

@@ -86,6 +86,12 @@ def _pairs_by_expression(data: PairedFaces | None) -> dict[str, tuple[Tensor, Te
     return out
 
 
+def _points_by_expression(data: PairedFaces) -> dict[str, tuple[Tensor, Tensor]]:
+    """Expression -> the 68 landmarks (neutral, target) [n,68,2] of its pairs, grid units (`PairedFaces.points`)."""
+    return {name: data.points(torch.nonzero(data.pair_expression == k).flatten())
+            for k, name in enumerate(data.expressions) if name != "neutral"}
+
+
 def _with_perturbed_copies(data: PairedFaces | None, clean: dict[str, tuple[Tensor, Tensor]],
                            cfg: TrainConfig) -> dict[str, tuple[Tensor, Tensor]]:
     """``clean`` followed, for the ``stage1_augment_expressions``, by ``stage1_augment_copies`` copies of each pair
@@ -135,7 +141,7 @@ def _motions_and_moved(train: PairedFaces, clean: dict[str, tuple[Tensor, Tensor
                        reference: float, mode: str) -> tuple[dict[str, tuple[Tensor, Tensor]], dict[str, tuple[Tensor, Tensor]]]:
     """Stage 1's inputs at the exposure ``reference``: the mean motions (fitted on the clean pairs) and every training
     pair, perturbed copies included, moved by them (``mode``: the model's warp)."""
-    motions = fit_motions(_scaled(clean, reference), size, cfg, mode)
+    motions = fit_motions(_scaled(clean, reference), size, cfg, mode, _points_by_expression(train))
     return motions, _moved(_scaled(_with_perturbed_copies(train, clean, cfg), reference), motions, mode)
 
 
@@ -221,14 +227,16 @@ def _fit_groups(train: PairedFaces, val: PairedFaces | None, clean: dict[str, tu
     return motions, moved, radius, lambdas, rows, table
 
 
-def fit_motions(pairs: dict[str, tuple[Tensor, Tensor]], size: int, cfg: TrainConfig, mode: str = "bilinear"
-                ) -> dict[str, tuple[Tensor, Tensor]]:
-    """Per expression, (mean flow [2,S,S] already limited to the region, region [1,S,S]), on the CPU."""
+def fit_motions(pairs: dict[str, tuple[Tensor, Tensor]], size: int, cfg: TrainConfig, mode: str = "bilinear",
+                points: dict[str, tuple[Tensor, Tensor]] | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+    """Per expression, (mean flow [2,S,S] already limited to the region, region [1,S,S]), on the CPU; ``points``:
+    each expression's landmarks (`_points_by_expression`), which hold the flow with `stage1_flow_landmarks`."""
     motions = {}
     for expr, (x, t) in pairs.items():
         bounded = expr in cfg.stage1_region_expressions
         region = ellipse_region(size, cfg.stage1_region_ellipse) if bounded else torch.ones(1, size, size)
-        flow = (fit_mean_flow(x, t, cfg.stage1_flow_grid, cfg.stage1_flow_steps, seed=cfg.seed, mode=mode).cpu()
+        flow = (fit_mean_flow(x, t, cfg.stage1_flow_grid, cfg.stage1_flow_steps, seed=cfg.seed, mode=mode,
+                              points=(points or {}).get(expr), points_weight=cfg.stage1_flow_landmarks).cpu()
                 if cfg.stage1_flow_grid else torch.zeros(2, size, size))
         motions[expr] = (flow * region, region)
     return motions

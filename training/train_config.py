@@ -154,6 +154,9 @@ class TrainConfig:
     # reggan_plugin.tuning.LOWER_FACE).
     stage1_flow_grid: int = 16
     stage1_flow_steps: int = 300
+    # ... held also to the renders' landmarks (`fit_mean_flow`'s points, this their weight; 0: the pictures alone): the
+    # exact motion of 68 points of the face model, where the pictures' L1 finds none (a jaw dropping over plain skin)
+    stage1_flow_landmarks: float = 0.0
     stage1_region_expressions: tuple[str, ...] = ("happy",)
     stage1_region_ellipse: tuple[float, ...] = LOWER_FACE
     # ... on the clean canonical pairs plus `stage1_augment_copies` perturbed copies of each (what users feed the

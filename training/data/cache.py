@@ -19,10 +19,11 @@ from reggan_plugin.errors import InputError
 from reggan_plugin.geometry.align import apply_affine, similarity_from_points
 
 from .crop import CropGeometry, crop_pair, load_rgb
-from .landmarks import Detector, find_five_points, sidecar_for
+from .landmarks import Detector, find_68_points, find_five_points, sidecar_for
 from .layouts import DatasetScan
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2
+NO_POINTS = np.full((68, 2), np.nan, np.float32)  # a crop whose 68 landmarks are not known
 log = logging.getLogger(__name__)
 
 
@@ -40,6 +41,10 @@ class PairSet:
     pair_identity: np.ndarray  # [P] int32 index into identities / neutral
     pair_expression: np.ndarray  # [P] str expression name
     skipped: tuple[str, ...]
+    # the 68 landmarks in cache px where the renders give them for pixel-aligned pairs (the exact motion of 68 points
+    # of the face), else NaN
+    neutral_points: np.ndarray  # [I, 68, 2] float32
+    target_points: np.ndarray  # [P, 68, 2] float32
 
     def __len__(self) -> int:
         return len(self.target)
@@ -71,7 +76,7 @@ def load_cache(path: Path) -> PairSet:
             geometry=CropGeometry(meta["size"], meta["margin_fraction"]),
             identities=z["identities"], neutral=z["neutral"], target=z["target"],
             pair_identity=z["pair_identity"], pair_expression=z["pair_expression"],
-            skipped=tuple(meta["skipped"]),
+            skipped=tuple(meta["skipped"]), neutral_points=z["neutral_points"], target_points=z["target_points"],
         )
 
 
@@ -105,6 +110,8 @@ def build_pairs(scan: DatasetScan, geometry: CropGeometry, detector: Detector | 
     targets: list = []
     pair_id: list[int] = []
     pair_expr: list[int] = []
+    neutral_points: list[np.ndarray] = []
+    target_points: list[np.ndarray] = []
     skipped = list(scan.skipped)
     for ident, pairs in tqdm(sorted(by_identity.items()), desc=f"cropping {scan.name}", disable=None if progress else True, unit="id"):
         neutral_rgb = load_rgb(pairs[0].neutral)
@@ -122,16 +129,18 @@ def build_pairs(scan: DatasetScan, geometry: CropGeometry, detector: Detector | 
             except ValueError as exc:
                 skipped.append(f"{pair.target}: {exc}")
                 continue
-            crops.append((t_crop, pair.expression))
+            crops.append((t_crop, pair.expression, _crop_points(pair.target, points, geometry, scan.pixel_aligned)))
         if not crops:
             continue
         index = len(identities)
         identities.append(ident)
         neutrals.append(n_crop)
-        for t_crop, expr in crops:
+        neutral_points.append(_crop_points(pairs[0].neutral, points, geometry, scan.pixel_aligned))
+        for t_crop, expr, t_points in crops:
             targets.append(t_crop)
             pair_id.append(index)
             pair_expr.append(expr)
+            target_points.append(t_points)
     if not targets:
         raise InputError(scan.root, f"no pair could be cropped ({skipped[0] if skipped else 'empty'})")
     t = geometry.total
@@ -140,7 +149,17 @@ def build_pairs(scan: DatasetScan, geometry: CropGeometry, detector: Detector | 
         identities=np.array(identities, dtype=str), neutral=np.stack(neutrals).reshape(-1, t, t, 3),
         target=np.stack(targets), pair_identity=np.array(pair_id, dtype=np.int32),
         pair_expression=np.array(pair_expr, dtype=str), skipped=tuple(skipped),
+        neutral_points=np.stack(neutral_points), target_points=np.stack(target_points),
     )
+
+
+def _crop_points(image: Path, points5: np.ndarray, geometry: CropGeometry, pixel_aligned: bool) -> np.ndarray:
+    """``image``'s 68 landmarks in the cache crop cut with the neutral's 5 points, or `NO_POINTS` (a photographed pair
+    is registered after the crop: its own points are not where its crop shows them)."""
+    found = find_68_points(image) if pixel_aligned else None
+    if found is None:
+        return NO_POINTS
+    return apply_affine(geometry.matrix(points5)[:2], found).astype(np.float32)
 
 
 def cached_pairs(scan: DatasetScan, geometry: CropGeometry, cache_dir: str | Path | None,
@@ -157,5 +176,6 @@ def cached_pairs(scan: DatasetScan, geometry: CropGeometry, cache_dir: str | Pat
     meta = {"name": pairs.name, "layout": pairs.layout, "root": pairs.root, "size": geometry.size,
             "margin_fraction": geometry.margin_fraction, "skipped": list(pairs.skipped), "version": CACHE_VERSION}
     _save(path, {"meta": np.array(json.dumps(meta)), "identities": pairs.identities, "neutral": pairs.neutral,
-                 "target": pairs.target, "pair_identity": pairs.pair_identity, "pair_expression": pairs.pair_expression})
+                 "target": pairs.target, "pair_identity": pairs.pair_identity, "pair_expression": pairs.pair_expression,
+                 "neutral_points": pairs.neutral_points, "target_points": pairs.target_points})
     return pairs

@@ -53,12 +53,14 @@ class PairedFaces(torch.utils.data.Dataset):
             raise ValueError("PairedFaces needs at least one PairSet")
         self.expressions = tuple(expressions)
         self.size = sets[0].geometry.size
+        self.margin = sets[0].geometry.margin
         if any(s.geometry != sets[0].geometry for s in sets):
             raise ValueError("all data sets must be cropped with the same geometry")
         self.augment = augment or AugmentConfig.off()
         self.seed = seed
         self.split = split
         neutrals, targets, pair_neutral, pair_expr, pair_set, names = [], [], [], [], [], []
+        neutral_points, target_points = [], []
         offset = 0
         self.summaries: list[DataSummary] = []
         for k, s in enumerate(sets):
@@ -68,6 +70,8 @@ class PairedFaces(torch.utils.data.Dataset):
             remap = np.full(len(s.identities), -1, np.int64)
             remap[ids] = np.arange(len(ids)) + offset
             neutrals.append(s.neutral[ids])
+            neutral_points.append(s.neutral_points[ids])
+            target_points.append(s.target_points[keep])
             names += [str(i) for i in s.identities[ids]]
             targets.append(s.target[keep])
             pair_neutral.append(remap[s.pair_identity[keep]])
@@ -82,6 +86,8 @@ class PairedFaces(torch.utils.data.Dataset):
         self.pair_neutral = torch.from_numpy(np.concatenate(pair_neutral).astype(np.int64))
         self.pair_expression = torch.from_numpy(np.concatenate(pair_expr).astype(np.int64))
         self.pair_set = torch.from_numpy(np.concatenate(pair_set).astype(np.int64))
+        self.neutral_points = torch.from_numpy(np.concatenate(neutral_points))  # [I,68,2] cache px, NaN: unknown
+        self.target_points = torch.from_numpy(np.concatenate(target_points))  # [P,68,2]
         self.identities = tuple(names)
         counts = torch.bincount(self.pair_set, minlength=len(sets)).double()
         weight_per_set = torch.where(counts > 0, counts.clamp(min=1) ** dataset_balance, torch.zeros_like(counts))
@@ -121,6 +127,15 @@ class PairedFaces(torch.utils.data.Dataset):
         gen = torch.Generator().manual_seed(self.seed * 1_000_003 + int(index))
         x, t, c = self.batch(torch.tensor([int(index)]), gen)
         return x[0], t[0], int(c[0])
+
+    def points(self, indices: Tensor) -> tuple[Tensor, Tensor]:
+        """(neutral, target) 68 landmarks [B,68,2] of these pairs in the central crop's grid units (-1 .. 1 edge to
+        edge, `models.warp.identity_grid`), NaN where the data gives none."""
+        def units(px: Tensor) -> Tensor:
+            return (2.0 * (px - self.margin) + 1.0) / self.size - 1.0
+
+        idx = indices.cpu()
+        return units(self.neutral_points[self.pair_neutral[idx]]), units(self.target_points[idx])
 
     def all_pairs(self) -> tuple[Tensor, Tensor, Tensor]:
         """Every pair, central crops, no augmentation: what stage 1 is fitted on."""

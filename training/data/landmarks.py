@@ -75,15 +75,30 @@ def _read_text_points(path: Path) -> np.ndarray:
 
 def read_landmark_file(path: Path) -> np.ndarray:
     """Any accepted sidecar -> (5, 2) float64 points. Raises InputError on a malformed file."""
+    return to_five(_read_points(path), path)
+
+
+def _read_points(path: Path) -> np.ndarray:
+    """A sidecar's points as it lists them, (N, 2) float64."""
     try:
         if path.name.endswith(".json"):
             data = json.loads(path.read_text())
             points = data["points"] if isinstance(data, dict) else data
         else:
             points = _read_text_points(path)
+        return np.asarray(points, dtype=np.float64).reshape(-1, 2)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         raise InputError(path, f"unreadable landmark file: {exc}") from None
-    return to_five(np.asarray(points, dtype=np.float64), path)
+
+
+def find_68_points(image: Path) -> np.ndarray | None:
+    """The 68 points of ``image``'s sidecar (the renders write them: the face model's own vertices, projected),
+    else None."""
+    sidecar = sidecar_for(image)
+    if sidecar is None:
+        return None
+    points = _read_points(sidecar)
+    return points if points.shape == (68, 2) else None
 
 
 def sidecar_for(image: Path) -> Path | None:

@@ -108,20 +108,35 @@ def ellipse_region(size: int, ellipse: tuple[float, ...]) -> Tensor:
 
 
 def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps: int = 300, batch: int = 64,
-                  lr: float = 3e-3, seed: int = 0, mode: str = "bilinear") -> Tensor:
+                  lr: float = 3e-3, seed: int = 0, mode: str = "bilinear",
+                  points: tuple[Tensor, Tensor] | None = None, points_weight: float = 0.0) -> Tensor:
     """The one smooth flow [2, S, S] (grid units) that best warps every neutral face onto its target (mean
     L1): a grid_points x grid_points control grid, bicubic to full size, fitted by Adam on random batches.
-    Smooth and shared by all faces, so it learns the expression's motion, not any one person's."""
+    Smooth and shared by all faces, so it learns the expression's motion, not any one person's.
+
+    ``points``: the pairs' landmarks (neutral, target) [n,K,2] in grid units, where the face model's renders give
+    them; with ``points_weight`` the flow at each target point must also reach back to its neutral point (mean L1,
+    grid units, times the weight). A large motion of plain skin (a dropped jaw) shows the pictures' L1 nothing to
+    follow but the edges it moves: alone, the fit pulls the chin's edge down and leaves the jaw's sides."""
     size = neutral.shape[-1]
     gen = torch.Generator().manual_seed(seed)
     grid = identity_grid(size).to(neutral.device)
     control = torch.zeros(1, 2, grid_points, grid_points, device=neutral.device, requires_grad=True)
     optimiser = torch.optim.Adam([control], lr)
+    anchors = None
+    if points is not None and points_weight > 0:
+        src, dst = (p.reshape(-1, 2).to(neutral.device, torch.float32) for p in points)
+        known = torch.isfinite(src).all(1) & torch.isfinite(dst).all(1)
+        anchors = (src[known], dst[known]) if bool(known.any()) else None
     with torch.enable_grad():
         for _ in range(steps):
             idx = torch.randint(len(neutral), (min(batch, len(neutral)),), generator=gen).to(neutral.device)
             flow = F.interpolate(control, size=size, mode="bicubic", align_corners=False)
             loss = (warp(neutral[idx], flow.expand(len(idx), -1, -1, -1), grid, mode) - target[idx]).abs().mean()
+            if anchors is not None:
+                src, dst = anchors
+                reached = F.grid_sample(flow, dst[None, None], align_corners=False)[0, :, 0].T  # [K,2]
+                loss = loss + points_weight * (reached - (src - dst)).abs().mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
