@@ -6,8 +6,8 @@ The turned heads (``tests/data/turned``: two identities rendered 18-35 degrees f
 surprised, with the renders' landmarks; never used to fit or choose anything) are scored against their true
 expressions; the demo's frontal frames and London's portraits (shared data) against their inputs and, for the
 mouth, the people's own smiles; four renders of an opened jaw (``tests/data/jaw``: two identities frontal and turned
-about 23 degrees, the ARKit jawOpen blendshape; never fitted or chosen on) against the channel model's edit. The floors sit a little beyond the bundled model's figures (in each test), so
-that a change shows before it is shipped.
+about 23 degrees, the ARKit jawOpen blendshape; never fitted or chosen on) against the channel model's edit. The
+floors sit a little beyond the bundled models' figures (in each test), so that a change shows before it is shipped.
 """
 from __future__ import annotations
 

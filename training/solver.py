@@ -141,7 +141,8 @@ def _motions_and_moved(train: PairedFaces, clean: dict[str, tuple[Tensor, Tensor
                        reference: float, mode: str) -> tuple[dict[str, tuple[Tensor, Tensor]], dict[str, tuple[Tensor, Tensor]]]:
     """Stage 1's inputs at the exposure ``reference``: the mean motions (fitted on the clean pairs) and every training
     pair, perturbed copies included, moved by them (``mode``: the model's warp)."""
-    motions = fit_motions(_scaled(clean, reference), size, cfg, mode, _points_by_expression(train))
+    points = _points_by_expression(train) if cfg.stage1_flow_landmarks > 0 else None
+    motions = fit_motions(_scaled(clean, reference), size, cfg, mode, points)
     return motions, _moved(_scaled(_with_perturbed_copies(train, clean, cfg), reference), motions, mode)
 
 

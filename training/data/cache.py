@@ -121,6 +121,7 @@ def build_pairs(scan: DatasetScan, geometry: CropGeometry, detector: Detector | 
             continue
         crops = []
         neutral_det: list = []
+        to_crop = geometry.matrix(points)[:2]  # the one transform of the identity's pairs (crop_pair's)
         for pair in pairs:
             target_rgb = load_rgb(pair.target)
             target_pts = None if scan.pixel_aligned else _target_points(pair, points, neutral_rgb, target_rgb, detector, neutral_det)
@@ -129,13 +130,13 @@ def build_pairs(scan: DatasetScan, geometry: CropGeometry, detector: Detector | 
             except ValueError as exc:
                 skipped.append(f"{pair.target}: {exc}")
                 continue
-            crops.append((t_crop, pair.expression, _crop_points(pair.target, points, geometry, scan.pixel_aligned)))
+            crops.append((t_crop, pair.expression, _crop_points(pair.target, to_crop, scan.pixel_aligned)))
         if not crops:
             continue
         index = len(identities)
         identities.append(ident)
         neutrals.append(n_crop)
-        neutral_points.append(_crop_points(pairs[0].neutral, points, geometry, scan.pixel_aligned))
+        neutral_points.append(_crop_points(pairs[0].neutral, to_crop, scan.pixel_aligned))
         for t_crop, expr, t_points in crops:
             targets.append(t_crop)
             pair_id.append(index)
@@ -153,13 +154,13 @@ def build_pairs(scan: DatasetScan, geometry: CropGeometry, detector: Detector | 
     )
 
 
-def _crop_points(image: Path, points5: np.ndarray, geometry: CropGeometry, pixel_aligned: bool) -> np.ndarray:
-    """``image``'s 68 landmarks in the cache crop cut with the neutral's 5 points, or `NO_POINTS` (a photographed pair
-    is registered after the crop: its own points are not where its crop shows them)."""
+def _crop_points(image: Path, to_crop: np.ndarray, pixel_aligned: bool) -> np.ndarray:
+    """``image``'s 68 landmarks in the cache crop (``to_crop``: the neutral's crop matrix, 2x3), or `NO_POINTS` (a
+    photographed pair is registered after the crop: its own points are not where its crop shows them)."""
     found = find_68_points(image) if pixel_aligned else None
     if found is None:
         return NO_POINTS
-    return apply_affine(geometry.matrix(points5)[:2], found).astype(np.float32)
+    return apply_affine(to_crop, found).astype(np.float32)
 
 
 def cached_pairs(scan: DatasetScan, geometry: CropGeometry, cache_dir: str | Path | None,
