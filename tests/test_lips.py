@@ -54,7 +54,7 @@ def test_the_line_between_the_lips_is_found_to_a_fraction_of_a_pixel() -> None:
 def test_an_opening_mouth_moves_each_lip_whole_and_leaves_a_gap_that_reads_the_line() -> None:
     motion = opening_motion()
     crop = closed_mouth()
-    out, gap_map = split_at_lips(crop, motion, CORNERS)
+    out, gap_map, _ = split_at_lips(crop, motion, CORNERS)
     source = np.arange(SIZE)[:, None] + out[..., 1]
     middle = 64
     columns, lines = lip_line(crop, CORNERS)
@@ -88,7 +88,7 @@ def test_the_opening_narrows_to_nothing_at_the_corners_where_the_motion_puts_the
         np.testing.assert_allclose(point + sample(motion, point[0:1], point[1:2])[0], corner, atol=1e-3)
     assert CORNERS[0, 0] < left[0] < CORNERS[0, 0] + 2 and CORNERS[1, 0] - 2 < right[0] < CORNERS[1, 0]
     crop = closed_mouth()
-    out, gap_map = split_at_lips(crop, motion, CORNERS)
+    out, gap_map, _ = split_at_lips(crop, motion, CORNERS)
     # the gap's rows in each column, however much of it the split takes there (it fades out toward the corners)
     height = (gap_map > 0.5 * gap_map.max(axis=0, keepdims=True)).sum(axis=0) * (gap_map.max(axis=0) > 0)
     middle = int(round((left[0] + right[0]) / 2))
@@ -109,7 +109,7 @@ def test_a_closed_mouth_and_the_corners_move_as_the_model_says() -> None:
     np.testing.assert_array_equal(split_at_lips(crop, still, CORNERS)[0], still)
     closing = -opening_motion()  # the lips pressed together: nothing to split
     np.testing.assert_array_equal(split_at_lips(crop, closing, CORNERS)[0], closing)
-    out, _ = split_at_lips(crop, opening_motion(), CORNERS)
+    out, _, _ = split_at_lips(crop, opening_motion(), CORNERS)
     changed = np.flatnonzero(np.abs(out - opening_motion()).max(axis=(0, 2)) > 0)
     assert changed.min() > CORNERS[0, 0] and changed.max() < CORNERS[1, 0]  # at the corners the split fades out
     middle = np.abs(out[:, 64, 1] - opening_motion()[:, 64, 1]).max()
@@ -211,3 +211,29 @@ def test_the_paint_is_taken_against_what_the_split_reads_in_the_picture() -> Non
     assert np.all(moved[37:43, 21:39] < 0.1)  # the line as the picture has it, dark
     assert np.all(crop[32] > 0.55)  # where the crop alone would have read it pale
     np.testing.assert_array_equal(moved[:30], crop[:30])  # away from the split the crop moved as it was
+
+
+def test_a_column_starting_to_split_takes_the_pictures_mean_only_as_far_as_it_is_split() -> None:
+    """A shot's mouth opening a little more each frame: where a column starts to split, the crop the paint is taken
+    against passes from the crop's own to the picture's mean as far as the column is split, not in one frame."""
+    from reggan_plugin.edit.lips import moved_in_picture
+    from reggan_plugin.geometry.resample import moved_crop
+
+    picture = np.repeat(np.repeat(closed_mouth(), 2, axis=0), 2, axis=1)  # two picture px a crop px
+    picture[::2] -= 0.1  # row-scale detail that the crop's own pixels average away
+    m = np.array([[0.5, 0.0, 0.0], [0.0, 0.5, 0.0]])
+    crop = picture.reshape(SIZE, 2, SIZE, 2, 3).mean(axis=(1, 3))
+    for drop in np.linspace(0.0, 4.0, 41):
+        motion = opening_motion(float(drop))
+        split, _, share = split_at_lips(crop, motion, CORNERS)
+        if 0 < share.max() < 0.05:
+            break
+    else:
+        raise AssertionError("no opening in the sweep starts a split")
+    own = moved_crop(crop, split)
+    wholly = moved_in_picture(crop, motion, split, picture, m)
+    assert np.abs(wholly - own).max() > 0.04  # the picture's mean is another reading of the lips
+    assert np.abs(moved_in_picture(crop, motion, split, picture, m, share=share) - own).max() < 0.05 * 0.1
+    half = np.full_like(share, 0.5)
+    np.testing.assert_allclose(moved_in_picture(crop, motion, split, picture, m, share=half), (own + wholly) / 2,
+                               atol=1e-5)

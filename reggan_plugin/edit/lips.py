@@ -15,7 +15,7 @@ bands to close the rest; the motion opens about as far near the corners as in th
 magnified, would show past the lips' ends as a wide soft band. Only where a column's motion opens (its band would be
 stretched): faded in over `FULL_GAP` of opening and from the corners to the middle, so a closed mouth and the
 corners move as the model says. `moved_in_picture` takes the paint's difference against the picture as the split
-moves it.
+moves it, as far as each column is split (a column starting to open in a shot passes to it over frames, not in one).
 """
 from __future__ import annotations
 
@@ -110,15 +110,17 @@ def moved_corners(motion: Array, corners: Array) -> Array:
     return points
 
 
-def split_at_lips(crop: Array, motion: Array, corners: Array) -> tuple[Array, Array]:
-    """(motion, gap): the SxSx2 ``motion`` (crop px, x then y) with the lips moved whole where it opens the mouth of
-    ``crop`` (the network's SxSx3 input), a new array in which columns that do not open keep the motion as it was;
-    and SxS, how much each crop pixel is the gap opened between the lips (as much as its column is split).
-    ``corners``: where the crop's template puts the mouth corners (2, 2), crop px."""
+def split_at_lips(crop: Array, motion: Array, corners: Array) -> tuple[Array, Array, Array]:
+    """(motion, gap, share): the SxSx2 ``motion`` (crop px, x then y) with the lips moved whole where it opens the
+    mouth of ``crop`` (the network's SxSx3 input), a new array in which columns that do not open keep the motion as it
+    was; SxS, how much each crop pixel is the gap opened between the lips (as much as its column is split); and S, how
+    much each column is split (0 to 1). ``corners``: where the crop's template puts the mouth corners (2, 2), crop
+    px."""
     (xa, _), (xb, _) = np.asarray(corners, np.float64)
     width = xb - xa
     out = np.array(motion, np.float32)
     gap_map = np.zeros(out.shape[:2], np.float32)
+    share = np.zeros(out.shape[1], np.float32)
     columns, lines = lip_line(crop, corners)
     band = BAND * width
     # a column opens where the motion reads the upper lip from further down than the lower lip (the exact gap in
@@ -128,7 +130,7 @@ def split_at_lips(crop: Array, motion: Array, corners: Array) -> tuple[Array, Ar
     lower_shift = out[np.clip(np.rint(lines + band), 0, last).astype(int), columns, 1]
     opens = upper_shift > lower_shift
     if not opens.any():
-        return out, gap_map
+        return out, gap_map, share
     # the lens (module docstring): closed wholly at the corners where the motion puts them, not at all midway
     left, right = moved_corners(out, corners)[:, 0]
     for x, line in zip(columns[opens], lines[opens]):
@@ -140,16 +142,19 @@ def split_at_lips(crop: Array, motion: Array, corners: Array) -> tuple[Array, Ar
         weight = float(smoothstep(gap / (FULL_GAP * width))) * float(smoothstep(min(x - xa, xb - x) / (TAPER * width)))
         out[:, x, 1] += weight * (shift - out[:, x, 1])
         gap_map[:, x] = weight * in_gap
-    return out, gap_map
+        share[x] = weight
+    return out, gap_map, share
 
 
 def moved_in_picture(crop: Array, motion: Array, split: Array, picture: Array, m: Matrix,
-                     warp: WarpMode = "bilinear") -> Array:
+                     warp: WarpMode = "bilinear", share: Array | None = None) -> Array:
     """The SxSx3 ``crop`` moved by the ``split`` motion as paste-back will move the picture, for the paint's
     difference: where the split changed ``motion``, each crop pixel the mean of the ``picture`` (``m``: picture px ->
     crop px) over the pixel, moved (the split reads rows about the line that the crop's own, averaged over several
     picture rows, would misjudge by what lies beside them: 0.07-0.14 dB of a surprised or disgusted mouth on large
-    faces), elsewhere the crop moved as the network moved it (``warp``: its kernel)."""
+    faces), elsewhere the crop moved as the network moved it (``warp``: its kernel). ``share`` (S, per column, as
+    `split_at_lips` gives it; None: wholly): how much of the picture's mean each column takes, the rest the crop's,
+    so that a column starting to open does not step from one to the other between the frames of a shot."""
     size = crop.shape[0]
     gy, gx = np.mgrid[0:size, 0:size].astype(np.float32)
     moved = moved_crop(crop, split, warp)
@@ -165,7 +170,11 @@ def moved_in_picture(crop: Array, motion: Array, split: Array, picture: Array, m
     sx, sy = xs + shift[..., 0], ys + shift[..., 1]
     inv = invert_affine(m)
     seen = sample(picture, inv[0, 0] * sx + inv[0, 1] * sy + inv[0, 2], inv[1, 0] * sx + inv[1, 1] * sy + inv[1, 2])
-    moved[y0:y1, x0:x1] = seen.mean(axis=(2, 3))
+    seen = seen.mean(axis=(2, 3))
+    if share is None:
+        moved[y0:y1, x0:x1] = seen
+    else:
+        moved[y0:y1, x0:x1] += share[None, x0:x1, None] * (seen - moved[y0:y1, x0:x1])
     return moved
 
 
@@ -174,5 +183,5 @@ def lips_whole(crop: Array, motion: Array, corners: Array, picture: Array, m: Ma
     """(the motion with the lips moved whole, the crop moved by it as the picture will be, the gap between them or
     None where the mouth does not open): `split_at_lips` and `moved_in_picture`, what ``blend.crop_planes`` takes as
     ``motion``, ``moved`` and ``gap``."""
-    split, gap = split_at_lips(crop, motion, corners)
-    return split, moved_in_picture(crop, motion, split, picture, m, warp), gap if gap.any() else None
+    split, gap, share = split_at_lips(crop, motion, corners)
+    return split, moved_in_picture(crop, motion, split, picture, m, warp, share), gap if gap.any() else None
