@@ -294,8 +294,9 @@ def test_augmentation_is_identical_for_both_images_of_a_pair():
 
 
 def test_ridge_normal_equations_solve_like_fit_ridge():
-    from training.losses import apply_ridge, ridge_normal_equations, ridge_solve
+    from training.losses import apply_ridge
     from training.models import LocalRegression, fit_ridge
+    from training.models.stage1 import ridge_normal_equations, ridge_solve
 
     g = torch.Generator().manual_seed(0)
     x = torch.rand(12, 3, 8, 8, generator=g) * 2 - 1
@@ -311,8 +312,9 @@ def test_ridge_normal_equations_solve_like_fit_ridge():
 def test_a_ridge_toward_identity_copies_where_the_pairs_say_little():
     """Two pairs that change nothing: the ridge toward 0 darkens the copy by its shrinkage, the one toward the identity
     copies; both solvers agree."""
-    from training.losses import apply_ridge, ridge_normal_equations, ridge_solve
+    from training.losses import apply_ridge
     from training.models import fit_ridge
+    from training.models.stage1 import ridge_normal_equations, ridge_solve
 
     x = torch.rand(2, 3, 6, 6, generator=torch.Generator().manual_seed(1)) * 2 - 1
     towards_zero = apply_ridge(x, *fit_ridge(x, x, 3, 1.0), 3)

@@ -2,8 +2,8 @@
 
 Stage 1 (masked regression / LSRF): the ridge objective ``sum ||X w - t||^2 + lambda ||w||^2`` per pixel
 and channel, minimised in closed form. `select_ridge` chooses the receptive field r and lambda on a
-validation split; it shares one Gram matrix across lambdas (``ridge_normal_equations`` builds exactly
-the system `fit_ridge` solves; a test checks the two agree).
+validation split; it shares one Gram matrix across lambdas (`training.models.stage1`: ``ridge_normal_equations``,
+the system `fit_ridge` solves, then ``ridge_solve`` per lambda).
 
 Stage 2 (StarGAN / US-GAN / SARGAN, WGAN-GP):
     L_D = -E[D_src(t)] + E[D_src(y)] + lambda_cls L_cls^r + lambda_gp L_gp
@@ -26,47 +26,10 @@ from torch import Tensor
 
 from reggan_plugin.geometry.align import CANONICAL_BOX
 
-from .models.stage1 import shifted_views
+from .models.stage1 import ridge_normal_equations, ridge_solve, shifted_views
 
 # ---------------------------------------------------------------------------------------------------
 # Stage 1: ridge regression, closed form
-
-
-@torch.no_grad()
-def identity_prior(taps: int, dtype: torch.dtype, device: torch.device) -> Tensor:
-    """[taps]: the solution that copies the pixel (centre tap 1, the others and the bias 0). Shrinking toward it
-    rather than toward 0 keeps a fit on a few pairs from darkening the face: few pairs, little evidence of change."""
-    prior = torch.zeros(taps, dtype=dtype, device=device)
-    prior[(taps - 1) // 2] = 1.0
-    return prior
-
-
-def ridge_normal_equations(neutral: Tensor, target: Tensor, radius: int, chunk: int = 64) -> tuple[Tensor, Tensor]:
-    """(X^T X [C,H,W,k,k], X^T t [C,H,W,k]) float64, k = r*r + 1: the design of `fit_ridge`
-    (r x r same-channel neighbourhood, replicate padding, then a constant 1)."""
-    _, channels, height, width = neutral.shape
-    taps = radius * radius + 1
-    gram = torch.zeros(channels, height, width, taps, taps, dtype=torch.float64, device=neutral.device)
-    moment = torch.zeros(channels, height, width, taps, dtype=torch.float64, device=neutral.device)
-    for start in range(0, neutral.shape[0], chunk):
-        x = neutral[start : start + chunk].double()
-        t = target[start : start + chunk].double()
-        design = torch.stack([*shifted_views(x, radius), torch.ones_like(x)], dim=-1)
-        gram += torch.einsum("nchwi,nchwj->chwij", design, design)
-        moment += torch.einsum("nchwi,nchw->chwi", design, t)
-    return gram, moment
-
-
-@torch.no_grad()
-def ridge_solve(gram: Tensor, moment: Tensor, lam: float, toward_identity: bool = False) -> tuple[Tensor, Tensor]:
-    """Solve (X^T X + lam I) w = X^T t + lam w0 -> (weight [C, r*r, H, W], bias [C, H, W]) float32; w0 is 0, or
-    with ``toward_identity`` the map that copies its input (`identity_prior`)."""
-    taps = gram.shape[-1]
-    eye = torch.eye(taps, dtype=gram.dtype, device=gram.device)
-    if toward_identity:
-        moment = moment + lam * identity_prior(taps, gram.dtype, gram.device)
-    solution = torch.linalg.solve(gram + lam * eye, moment.unsqueeze(-1)).squeeze(-1)
-    return solution[..., :-1].permute(0, 3, 1, 2).float().contiguous(), solution[..., -1].float().contiguous()
 
 
 @torch.no_grad()

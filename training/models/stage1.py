@@ -144,6 +144,43 @@ def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps:
 
 
 @torch.no_grad()
+def identity_prior(taps: int, dtype: torch.dtype, device: torch.device) -> Tensor:
+    """[taps]: the solution that copies the pixel (centre tap 1, the others and the bias 0). Shrinking toward it
+    rather than toward 0 keeps a fit on a few pairs from darkening the face: few pairs, little evidence of change."""
+    prior = torch.zeros(taps, dtype=dtype, device=device)
+    prior[(taps - 1) // 2] = 1.0
+    return prior
+
+
+def ridge_normal_equations(neutral: Tensor, target: Tensor, radius: int, chunk: int = 64) -> tuple[Tensor, Tensor]:
+    """(X^T X [C,H,W,k,k], X^T t [C,H,W,k]) float64, k = r*r + 1: the design of `fit_ridge`
+    (r x r same-channel neighbourhood, replicate padding, then a constant 1)."""
+    _, channels, height, width = neutral.shape
+    taps = radius * radius + 1
+    gram = torch.zeros(channels, height, width, taps, taps, dtype=torch.float64, device=neutral.device)
+    moment = torch.zeros(channels, height, width, taps, dtype=torch.float64, device=neutral.device)
+    for start in range(0, neutral.shape[0], chunk):
+        x = neutral[start : start + chunk].double()
+        t = target[start : start + chunk].double()
+        design = torch.stack([*shifted_views(x, radius), torch.ones_like(x)], dim=-1)
+        gram += torch.einsum("nchwi,nchwj->chwij", design, design)
+        moment += torch.einsum("nchwi,nchw->chwi", design, t)
+    return gram, moment
+
+
+@torch.no_grad()
+def ridge_solve(gram: Tensor, moment: Tensor, lam: float, toward_identity: bool = False) -> tuple[Tensor, Tensor]:
+    """Solve (X^T X + lam I) w = X^T t + lam w0 -> (weight [C, r*r, H, W], bias [C, H, W]) float32; w0 is 0, or
+    with ``toward_identity`` the map that copies its input (`identity_prior`)."""
+    taps = gram.shape[-1]
+    eye = torch.eye(taps, dtype=gram.dtype, device=gram.device)
+    if toward_identity:
+        moment = moment + lam * identity_prior(taps, gram.dtype, gram.device)
+    solution = torch.linalg.solve(gram + lam * eye, moment.unsqueeze(-1)).squeeze(-1)
+    return solution[..., :-1].permute(0, 3, 1, 2).float().contiguous(), solution[..., -1].float().contiguous()
+
+
+@torch.no_grad()
 def fit_ridge(
     neutral: Tensor, target: Tensor, radius: int = 3, lam: float = 0.4, chunk: int = 64, toward_identity: bool = False
 ) -> tuple[Tensor, Tensor]:
@@ -153,24 +190,8 @@ def fit_ridge(
     bias [C, S, S]) minimising sum ||X w - t||^2 + lam ||w||^2 for each pixel and channel, where the
     design row X is the pixel's r x r neighbourhood followed by a constant 1 (the bias is regularised
     too, as in the formula). Accumulates X^T X in float64 over chunks so n can be large. ``toward_identity``:
-    lam ||w - w0||^2 instead, w0 the map that copies its input (`training.losses.identity_prior`).
+    lam ||w - w0||^2 instead, w0 the map that copies its input (`identity_prior`).
     """
     if neutral.shape != target.shape or neutral.dim() != 4:
         raise ValueError(f"neutral and target must be equal [n,C,S,S] tensors, got {tuple(neutral.shape)} and {tuple(target.shape)}")
-    _, channels, height, width = neutral.shape
-    taps = radius * radius + 1
-    gram = torch.zeros(channels, height, width, taps, taps, dtype=torch.float64, device=neutral.device)
-    moment = torch.zeros(channels, height, width, taps, dtype=torch.float64, device=neutral.device)
-    for start in range(0, neutral.shape[0], chunk):
-        x = neutral[start : start + chunk].double()
-        t = target[start : start + chunk].double()
-        design = torch.stack([*shifted_views(x, radius), torch.ones_like(x)], dim=-1)  # [n,C,H,W,taps]
-        gram += torch.einsum("nchwi,nchwj->chwij", design, design)
-        moment += torch.einsum("nchwi,nchw->chwi", design, t)
-    gram += lam * torch.eye(taps, dtype=torch.float64, device=neutral.device)
-    if toward_identity:
-        moment[..., (taps - 1) // 2] += lam
-    solution = torch.linalg.solve(gram, moment.unsqueeze(-1)).squeeze(-1)  # [C,H,W,taps]
-    weight = solution[..., :-1].permute(0, 3, 1, 2).float().contiguous()
-    bias = solution[..., -1].float().contiguous()
-    return weight, bias
+    return ridge_solve(*ridge_normal_equations(neutral, target, radius, chunk), lam, toward_identity)
