@@ -20,6 +20,7 @@ from PIL import Image, ImageDraw
 
 torch = pytest.importorskip("torch", reason="training needs torch (pip install .[train])")
 
+from reggan_plugin.errors import InputError  # noqa: E402
 from reggan_plugin.geometry.align import CANONICAL_5PT, apply_affine, units_to_crop_px  # noqa: E402
 from reggan_plugin.geometry.resample import warp_to_crop  # noqa: E402
 from training.config import TINY  # noqa: E402
@@ -165,6 +166,15 @@ def test_scan_layouts(tmp_path, synth):
         ("cfee/S001", "happy"), ("cfee/S001", "sad"), ("cfee/S002", "happy"), ("cfee/S002", "sad")]
     assert all(x.neutral.stem.endswith("_01") for x in c.pairs)
     assert any("no expression code" in why for why in c.skipped)
+
+
+def test_a_partial_intensity_is_judged_against_the_renders_at_it(tmp_path, synth):
+    half = scan_dataset(synth, EXPR3, intensity=0.5)
+    assert len(half.pairs) == 8 and all(p.target.stem == "happy_050" and p.expression == "happy" for p in half.pairs)
+    with pytest.raises(InputError, match="no usable"):
+        scan_dataset(synth, EXPR3, intensity=0.25)  # none rendered at it
+    with pytest.raises(InputError, match="only rendered folders"):
+        scan_dataset(write_plain(tmp_path / "plain"), EXPR3, intensity=0.5)  # a photo has no half smile
 
 
 def test_split_is_by_identity_and_deterministic():

@@ -8,7 +8,9 @@ Three layouts are recognised (``detect_layout``), in this order:
     DIR/<identity>/neutral.png + neutral.landmarks.json
     DIR/<identity>/<expression>.png (+ .landmarks.json)     same camera: pairs are pixel-aligned
 
-  Only full-intensity images are used (stems equal to an expression name; ``happy_050`` is skipped).
+  Full-intensity images are used (stems equal to an expression name); ``scan_dataset(..., intensity=0.5)`` takes the
+  renders at that intensity instead (``happy_050``: the manifest's ``intensity``), the truth an edit at that
+  intensity is judged against. The other layouts hold full expressions only.
 
 ``plain``: ``DIR/neutral/<name>.<ext>`` and ``DIR/<expression>/<name>.<ext>`` with matching stems, one
   person per stem (``../shared/data/london-faces``: ``neutral/001.jpg``, ``happy/001.jpg``). The
@@ -100,7 +102,7 @@ def expression_from_name(stem: str) -> str | None:
     return None
 
 
-def scan_synthetic(root: Path, name: str, expressions: tuple[str, ...]) -> DatasetScan:
+def scan_synthetic(root: Path, name: str, expressions: tuple[str, ...], intensity: float = 1.0) -> DatasetScan:
     try:
         manifest = json.loads((root / "manifest.json").read_text())
     except (OSError, ValueError) as exc:
@@ -118,8 +120,9 @@ def scan_synthetic(root: Path, name: str, expressions: tuple[str, ...]) -> Datas
         stems = sorted(images) if images else [e for e in expressions]
         for stem in stems:
             expr = images[stem]["expression"] if images else stem
-            if expr == "neutral" or stem != expr or expr not in expressions:
-                continue  # neutral itself, partial intensities, expressions the model does not have
+            at = float(images[stem].get("intensity", 1.0)) if images else 1.0
+            if expr == "neutral" or expr not in expressions or abs(at - intensity) > 1e-6 or (at == 1.0 and stem != expr):
+                continue  # neutral itself, other intensities, expressions the model does not have
             target = folder / f"{stem}.png"
             if target.is_file():
                 pairs.append(PairRecord(f"{name}/{ident}", neutral, target, expr))
@@ -161,14 +164,21 @@ def scan_cfee(root: Path, name: str, expressions: tuple[str, ...]) -> DatasetSca
 
 
 def scan_dataset(root: str | Path, expressions: tuple[str, ...] = EXPRESSIONS, layout: Layout | None = None,
-                 name: str | None = None) -> DatasetScan:
-    """Find the pairs of one data folder. ``name`` (default: the folder name) prefixes identities."""
+                 name: str | None = None, intensity: float = 1.0) -> DatasetScan:
+    """Find the pairs of one data folder. ``name`` (default: the folder name) prefixes identities; ``intensity``: the
+    targets' (below 1, rendered folders only: the renders at that intensity)."""
     root = Path(root)
     if not root.is_dir():
         raise InputError(root, "data folder not found")
     layout = layout or detect_layout(root)
-    scanner = {"synthetic": scan_synthetic, "plain": scan_plain, "cfee": scan_cfee}[layout]
-    scan = scanner(root, name or root.resolve().name, tuple(expressions))
+    if layout == "synthetic":
+        scan = scan_synthetic(root, name or root.resolve().name, tuple(expressions), intensity)
+    elif intensity != 1.0:
+        raise InputError(root, f"no targets at intensity {intensity:g} in this {layout} layout: only rendered folders "
+                               "(`dataset render --intensities`) hold partial expressions")
+    else:
+        scanner = {"plain": scan_plain, "cfee": scan_cfee}[layout]
+        scan = scanner(root, name or root.resolve().name, tuple(expressions))
     if not scan.pairs:
         why = f" ({scan.skipped[0]})" if scan.skipped else ""
         raise InputError(root, f"no usable neutral/expression pairs in this {layout} layout{why}")

@@ -63,10 +63,11 @@ def runtime_detector() -> Detector:
 
 
 def scan_cases(data: Path, expressions: Sequence[str], split: SplitChoice = "all",
-               val_fraction: float = 0.1, test_fraction: float = 0.1) -> tuple[DatasetScan, list[EvalCase]]:
+               val_fraction: float = 0.1, test_fraction: float = 0.1, intensity: float = 1.0
+               ) -> tuple[DatasetScan, list[EvalCase]]:
     """The pairs of ``data`` for ``expressions``, restricted to one split by identity (``all``: every pair;
-    ``held-out``: val and test, the people training never saw)."""
-    scan = scan_dataset(Path(data), tuple(expressions))
+    ``held-out``: val and test, the people training never saw); the targets at ``intensity`` (`scan_dataset`)."""
+    scan = scan_dataset(Path(data), tuple(expressions), intensity=intensity)
 
     def chosen(identity: str) -> bool:
         side = split_of(identity, val_fraction, test_fraction)

@@ -41,7 +41,9 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
                    "'all': every pair.")
 @click.option("--limit", type=click.IntRange(1), default=None, help="At most N pairs per expression (a quick look).")
 @click.option("--reference-real", is_flag=True, help="Add a row judging the real target pictures themselves.")
-@click.option("--intensity", type=click.FloatRange(0, 1), default=_default("intensity"), show_default=True)
+@click.option("--intensity", type=click.FloatRange(0, 1), default=_default("intensity"), show_default=True,
+              help="The edit's intensity, judged against the renders at that intensity (`dataset render "
+                   "--intensities 0.5,1`): below 1, rendered folders only.")
 @click.option("--crop-size", type=click.IntRange(64, 1024), default=_default("crop_size"), show_default=True,
               help="Side of the canonical crops every row is judged on.")
 @click.option("--grid-rows", type=click.IntRange(0, 64), default=_default("grid_rows"), show_default=True,
@@ -94,7 +96,7 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
         raise click.UsageError("--rerender goes with --perturb")
     runtime = {"skin_paint": skin_paint, "lip_split": lip_split, "subject": subject}
     if perturb:
-        _perturb(model, data, out, expressions, split, limit, backend, runtime, conditions, rerender, progress)
+        _perturb(model, data, out, expressions, split, limit, intensity, backend, runtime, conditions, rerender, progress)
         return
     if len(data) != 1:
         raise click.UsageError("give one --data folder (several only with --perturb)")
@@ -126,13 +128,15 @@ def _with_progress(work, unit: str, desc: str, show: bool):
         bar.close()
 
 
-def _perturb(model, data, out, expressions, split, limit, backend, runtime, conditions, rerender, progress) -> None:
+def _perturb(model, data, out, expressions, split, limit, intensity, backend, runtime, conditions, rerender, progress
+             ) -> None:
     from .robustness import RobustnessConfig, evaluate_robustness, write_robustness
 
     names = tuple(c.strip() for c in conditions.split(",") if c.strip()) if conditions else None
     with exit_on_error():
         config = RobustnessConfig(data=tuple(data), out=out, model=model, backend=backend, **runtime, split=split,
-                                  limit=limit or 6, expressions=_expressions(expressions), conditions=names,
+                                  limit=limit or 6, expressions=_expressions(expressions), intensity=intensity,
+                                  conditions=names,
                                   rerenders=tuple(rerender))
         result = _with_progress(lambda tick: evaluate_robustness(config, progress=tick), "case", "perturb", progress)
         written = write_robustness(result, out)

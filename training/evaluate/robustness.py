@@ -54,6 +54,7 @@ class RobustnessConfig:
     split: SplitChoice = "test"  # of the first folder; the other folders are used whole (held-out looks)
     limit: int = 6  # cases per expression and folder
     expressions: tuple[str, ...] | None = None
+    intensity: float = 1.0  # the edit's, and the renders' it is judged against (`scan_dataset`)
     conditions: tuple[str, ...] | None = None  # None: every one of PERTURBATIONS
     rerenders: tuple[Path, ...] = ()  # the first folder's neutrals rendered again another way: a condition each
     seed: int = 0
@@ -79,11 +80,13 @@ def _region(points: np.ndarray, shape: tuple[int, ...]) -> tuple[slice, slice]:
             slice(max(int(x), 0), min(int(np.ceil(x + w)), shape[1])))
 
 
-def run_case(renderer: ExpressionRenderer, p: Perturbed, expression: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def run_case(renderer: ExpressionRenderer, p: Perturbed, expression: str, intensity: float = 1.0
+             ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(the scored picture, the copy baseline's, the runtime's output as the user gets it) for one perturbed case,
     HxWx3 uint8, scored against ``scored_target(p)``. Under flaws on the input the first two are the clean picture
     with and without the edit; under a light change, output and input taken back through ``p.undo``."""
-    out = renderer.apply_array(p.pixels, faces=[] if p.face is None else [p.face], expression=expression)
+    out = renderer.apply_array(p.pixels, faces=[] if p.face is None else [p.face], expression=expression,
+                               intensity=intensity)
     if p.undo is not None:
         return _u8(p.undo(out.astype(np.float64))), _u8(p.undo(p.pixels.astype(np.float64))), out
     if p.clean is None:
@@ -123,7 +126,7 @@ def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = No
         raise UsageError(f"unknown perturbation(s) {', '.join(unknown)}; known: {', '.join(PERTURBATIONS)}")
     plan: list[tuple[str, list[EvalCase], Callable[[EvalCase], Perturbation]]] = []
     for k, folder in enumerate(config.data):
-        _, cases = scan_cases(folder, wanted, config.split if k == 0 else "all")
+        _, cases = scan_cases(folder, wanted, config.split if k == 0 else "all", intensity=config.intensity)
         cases = limit_cases(cases, config.limit)
         if k == 0:
             plan += [(name, cases, _same(PERTURBATIONS[name])) for name in names]
@@ -141,7 +144,7 @@ def evaluate_robustness(config: RobustnessConfig, progress: Progress | None = No
             points = cropper.neutral_points(case.neutral, neutral)
             rng = np.random.default_rng([config.seed, c_index, k])
             p = perturbation(case)(neutral, points, target, rng)
-            scored, copy, out = run_case(renderer, p, case.expression)
+            scored, copy, out = run_case(renderer, p, case.expression, config.intensity)
             target = scored_target(p)
             region = _region(p.points, scored.shape)
             crops = [cropper.crop(a, p.points) for a in (copy, scored, target)]
@@ -228,7 +231,9 @@ def markdown(result: RobustnessResult) -> str:
         f"Model `{Path(result.model_path).name}` (sha256 {result.model_sha256[:12]}), data "
         + ", ".join(f"`{Path(d).name}`" for d in result.config.data)
         + f"; split `{result.config.split}` of the first folder, at most {result.config.limit} cases per expression "
-        + "and condition; seed " + str(result.config.seed) + options_note(result.config) + ".",
+        + "and condition; seed " + str(result.config.seed)
+        + (f"; intensity {result.config.intensity:g}" if result.config.intensity != 1.0 else "")
+        + options_note(result.config) + ".",
         "",
         "PSNR (dB) of the edit on the central face against the true target; in brackets the difference to the clean "
         "condition, then to the copy baseline (output = input) under the same condition. **ok**: within "

@@ -170,7 +170,7 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
         from reggan_plugin.errors import UsageError
 
         raise UsageError(f"the model has no expression {', '.join(unknown)}; it knows {', '.join(model_expressions)}")
-    scan, cases = scan_cases(config.data, wanted, config.split)
+    scan, cases = scan_cases(config.data, wanted, config.split, intensity=config.intensity)
     cases = limit_cases(cases, config.limit)
     expressions = tuple(e for e in expression_judge.expressions if e in {c.expression for c in cases})
     rows = ROWS if config.reference_real else ROWS[:-1]
