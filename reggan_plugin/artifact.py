@@ -112,6 +112,18 @@ class ModelArtifact:
             raise UsageError(f"bad expression {mix!r}: every weight is 0 and this model has no neutral to fill it")
         return weights
 
+    def network_input(self, expression: str | Mapping[str, float], intensity: float) -> tuple[Array, float]:
+        """(weights, alpha): what the network is given for an edit at ``intensity``. A model with a "neutral" takes a
+        partial intensity as the mix scaled by it, the rest neutral, at alpha 1, as curves give it: the model learnt
+        its expressions at full strength, and its alpha input scales stage 1's paint twice over (once in stage 1,
+        once in the refiner's blend: a quarter of the paint at 0.5, 2 dB further from renders at half intensity than
+        the scaled mix, `evaluate --intensity 0.5`). Intensity 0 stays alpha 0: the input exactly."""
+        if intensity <= 0.0 or intensity >= 1.0 or "neutral" not in self.expressions:
+            return self.expression_weights(expression), float(intensity)
+        mix = parse_expression(expression) if isinstance(expression, str) else dict(expression)
+        scaled = {name: weight * intensity for name, weight in mix.items() if name != "neutral"}  # the rest: neutral
+        return self.expression_weights(scaled), 1.0
+
 
 def parse_expression(text: str) -> dict[str, float]:
     """ "happy" -> {"happy": 1.0}; "happy=0.5,surprised=0.5" -> {"happy": 0.5, "surprised": 0.5}."""

@@ -116,11 +116,12 @@ class ExpressionRenderer:
         ``lift``: as `edit_crops`."""
         wanted = (self._output, self._motion) if self.has_motion else (self._output,)
         if isinstance(edit, EditConfig):
-            weights = self.artifact.expression_weights(edit.expression)
-            return edit_crops(self.backend, weights, crops, edit.intensity, self.batch_for([weights]), wanted, lift)
-        each = [self.artifact.expression_weights(e.expression) for e in edit]
+            weights, alpha = self.artifact.network_input(edit.expression, edit.intensity)
+            return edit_crops(self.backend, weights, crops, alpha, self.batch_for([weights]), wanted, lift)
+        inputs = [self.artifact.network_input(e.expression, e.intensity) for e in edit]
+        each = [w for w, _ in inputs]
         weights = np.stack(each) if each else np.zeros((0, len(self.artifact.expressions)), np.float32)
-        return edit_crops(self.backend, weights, crops, np.array([e.intensity for e in edit], np.float32),
+        return edit_crops(self.backend, weights, crops, np.array([a for _, a in inputs], np.float32),
                           self.batch_for(each), wanted, lift)
 
     def forward_images(self, prepared: Sequence[PreparedImage], edit: EditConfig | Sequence[EditConfig]

@@ -32,7 +32,7 @@ class _Answering:
     def __init__(self, answers: dict[bytes, np.ndarray] | None = None) -> None:
         self.answers = answers
 
-    def apply_array(self, pixels: np.ndarray, *, faces: list, expression: str) -> np.ndarray:
+    def apply_array(self, pixels: np.ndarray, *, faces: list, expression: str, intensity: float = 1.0) -> np.ndarray:
         return pixels.copy() if self.answers is None else self.answers[pixels.tobytes()]
 
 
