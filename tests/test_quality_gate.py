@@ -6,7 +6,8 @@ The turned heads (``tests/data/turned``: two identities rendered 18-35 degrees f
 surprised, with the renders' landmarks; never used to fit or choose anything) are scored against their true
 expressions; the demo's frontal frames and London's portraits (shared data) against their inputs and, for the
 mouth, the people's own smiles; four renders of an opened jaw (``tests/data/jaw``: two identities frontal and turned
-about 23 degrees, the ARKit jawOpen blendshape; never fitted or chosen on) against the channel model's edit. The
+about 23 degrees, the ARKit jawOpen blendshape; never fitted or chosen on) against the channel model's edit; two
+frontal identities smiling and surprised at half intensity (``tests/data/half``) against the edit at 0.5. The
 floors sit a little beyond the bundled models' figures (in each test), so that a change shows before it is shipped.
 """
 from __future__ import annotations
@@ -31,6 +32,7 @@ from training.evaluate import metrics, realism
 HERE = Path(__file__).resolve().parent
 TURNED = HERE / "data" / "turned"
 JAW = HERE / "data" / "jaw"
+HALF = HERE / "data" / "half"
 SAMPLES = HERE.parent / "samples"
 # The bundled model's figures on these inputs: spill up to 60 levels (99.9th percentile) and 0.79% of the untouched
 # pixels changed by over 16 (a surprised jaw's reach into the neck; 102 and 2.0% before the edit kept to the head);
@@ -46,6 +48,11 @@ PORTRAIT_MOUTH_TINT = -5.0
 # levels and 0.76% of the untouched pixels (the chin moved over the backdrop at the turned head's far silhouette).
 JAW_GAIN = 3.9
 JAW_SPILL, JAW_SPILL_SHARE = 110.0, 1.0
+# The face model at intensity 0.5 on the half-intensity renders: +4.0 dB over the neutral on average (+2.5 to +6.6),
+# where the model's own intensity input, which scales stage 1's paint twice (a quarter of it), makes +3.0; spill up to
+# 26 levels and 0.29% of the untouched pixels.
+HALF_GAIN = 3.7
+HALF_SPILL, HALF_SPILL_SHARE = 32.0, 0.4
 
 
 @pytest.fixture(scope="module")
@@ -126,3 +133,19 @@ def test_a_channel_driven_jaw_drops_whole_and_stays_on_the_face():
 def _crop(pixels: np.ndarray, face: Face, size: int = 256) -> np.ndarray:
     m = crop_matrix_from_landmarks(face.landmarks5(), size)
     return np.clip(np.rint(warp_to_crop(pixels.astype(np.float32), m, size)), 0, 255).astype(np.uint8)
+
+
+def test_half_an_expression_is_half_the_way_to_it(renderer):
+    """At intensity 0.5 the edit comes as close to the renders at half intensity as the expression at half weight
+    does: an edit that fades the paint faster than the motion falls short, and it stays on the face."""
+    gains = []
+    for identity in ("id09450", "id09451"):
+        neutral = _rgb(HALF / f"{identity}_neutral.png")
+        points = np.asarray(json.loads((HALF / f"{identity}_neutral.landmarks.json").read_text())["points"], float)
+        for expression in ("happy", "surprised"):
+            target = _rgb(HALF / f"{identity}_{expression}_050.png")
+            out = renderer.apply_array(neutral, faces=[_given(points)], expression=expression, intensity=0.5)
+            gains.append(metrics.psnr(out, target) - metrics.psnr(neutral, target))
+            largest, share = realism.spill(out, neutral, target)
+            assert largest <= HALF_SPILL and share <= HALF_SPILL_SHARE, (identity, expression, largest, share)
+    assert np.mean(gains) >= HALF_GAIN, gains
