@@ -17,10 +17,11 @@ from .frechet import frechet_distance, frechet_distance_gaussians
 
 
 def judges_unavailable() -> str | None:
-    """Why the judges cannot run here (what to install), or None when both can."""
-    from . import expression_judge, identity_judge
+    """Why the judges cannot run here (what to install), or None when all can."""
+    from . import expression_judge, identity_judge, mouth_shape
 
-    reasons = [r for r in (expression_judge.unavailable_reason(), identity_judge.unavailable_reason()) if r]
+    reasons = [r for r in (expression_judge.unavailable_reason(), identity_judge.unavailable_reason(),
+                           mouth_shape.unavailable_reason()) if r]
     return "; ".join(reasons) or None
 
 

@@ -35,6 +35,7 @@ COLUMNS = (
     ("top1", "top-1 ↑", "{:.2f}"),
     ("identity", "id dist ↓", "{:.3f}"),
     ("frechet_identity", "Frechet id-emb ↓", "{:.3f}"),
+    ("mouth_shape", "lips to real ↓", "{:.2f}"),
 )
 
 
@@ -112,11 +113,14 @@ def markdown(result: EvalResult) -> str:
         f"models run on the whole picture through the render pipeline; every row cut with the neutral's "
         f"transform to {c.crop_size} px crops. Targets: "
         + ", ".join(f"{n} {k}" for k, n in sorted(alignments.items())) + ".",
-        f"- Expression judge: {result.judges['expression']}. Identity judge: {result.judges['identity']}.",
+        f"- Expression judge: {result.judges['expression']}. Identity judge: {result.judges['identity']}. "
+        f"Mouth-shape judge: {result.judges['mouth shape']}.",
         "- P(expr): the expression judge's probability of the target expression; top-1: how often it is the judge's "
         "first choice. id dist: Euclidean distance of identity embeddings to the same person's neutral input "
         "(dlib: same person < 0.6). Frechet id-emb: Frechet distance between Gaussians fitted to the row's and "
-        "the real targets' identity embeddings (not FID). L1 to input: how much the row changed the input crop. "
+        "the real targets' identity embeddings (not FID). Lips to real: mean distance of the lips' 40 points to the "
+        "real target's, % of the crop (the copy row: how far the neutral mouth is from it). "
+        "L1 to input: how much the row changed the input crop. "
         "L1/PSNR/SSIM: against the real target crop, "
         "values in [0, 1], SSIM Gaussian 11x11 (numpy, training/evaluate/metrics.py).",
         "",

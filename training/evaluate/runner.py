@@ -35,6 +35,7 @@ from .cases import Cropper, EvalCase, Locate, SplitChoice, limit_cases, read_rgb
 from .expression_judge import ExpressionJudge
 from .frechet import frechet_distance
 from .identity_judge import IdentityJudge
+from .mouth_shape import MouthShapeJudge, lips_error
 
 log = logging.getLogger(__name__)
 
@@ -118,9 +119,10 @@ def _face(points: np.ndarray) -> Face:
 
 
 def _case_values(crop: np.ndarray, source: np.ndarray, target: np.ndarray, probs: np.ndarray, expr_index: int,
-                 distance: float) -> dict[str, float]:
+                 distance: float, mouth_shape: float) -> dict[str, float]:
     return {
         "detail": realism.detail_kept(source, crop, realism.skin_region(crop.shape[0])),
+        "mouth_shape": mouth_shape,
         "mouth_light": realism.mouth_light(crop),
         "mouth_tint": realism.mouth_tint(crop),
         "change": metrics.l1(crop, source),
@@ -160,6 +162,7 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
     """Run the evaluation described by ``config`` (no files written; see ``report.write_report``)."""
     expression_judge = ExpressionJudge()
     identity_judge = IdentityJudge()
+    mouth_judge = MouthShapeJudge()
     inference = inference_config(config, batch=config.batch)
     full = ExpressionRenderer(inference)
     stage1 = ExpressionRenderer(replace(inference, stage="regression"))
@@ -200,6 +203,7 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
                 crops[row] = cropper.crop(out, points)
             index = expression_judge.expressions.index(case.expression)
             result = CaseResult(identity, case.expression, how)
+            target_lips = mouth_judge.lips(target_crop)
             for row in rows:
                 if row == "copy":
                     probs, emb = input_probs, input_embedding
@@ -207,7 +211,8 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
                     probs = expression_judge.probabilities(crops[row][None])[0]
                     emb = identity_judge.embed(crops[row][None])[0]
                 distance = float(identity_judge.distance(emb, input_embedding))
-                result.values[row] = _case_values(crops[row], input_crop, target_crop, probs, index, distance)
+                shape = lips_error(mouth_judge.lips(crops[row]), target_lips)
+                result.values[row] = _case_values(crops[row], input_crop, target_crop, probs, index, distance, shape)
                 embeddings.setdefault((row, case.expression), []).append(emb)
             if "real" not in rows:  # the Frechet reference is the real targets, judged or not
                 embeddings.setdefault(("real", case.expression), []).append(identity_judge.embed(target_crop[None])[0])
@@ -218,7 +223,7 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
             if progress:
                 progress(done, len(cases))
     summary = summarise(results, embeddings, rows, expressions)
-    judges = {"expression": expression_judge.name, "identity": identity_judge.name,
+    judges = {"expression": expression_judge.name, "identity": identity_judge.name, "mouth shape": mouth_judge.name,
               "frechet": "Frechet distance between Gaussians fitted to the identity judge's embeddings "
                          "(row vs real targets); NOT FID"}
     return EvalResult(config, rows, scan.layout, str(full.artifact.path), full.artifact.sha256, model_expressions,
