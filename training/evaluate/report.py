@@ -35,6 +35,11 @@ COLUMNS = (
     ("top1", "top-1 ↑", "{:.2f}"),
     ("identity", "id dist ↓", "{:.3f}"),
     ("frechet_identity", "Frechet id-emb ↓", "{:.3f}"),
+)
+SEEN_COLUMNS = (  # what a person sees at 1:1 (training/evaluate/realism.py, mouth_shape.py; docs/EVALUATION.md)
+    ("detail", "skin detail kept", "{:.2f}"),
+    ("mouth_light", "mouth light", "{:.1f}"),
+    ("mouth_tint", "mouth tint", "{:.1f}"),
     ("mouth_shape", "lips to real ↓", "{:.2f}"),
 )
 
@@ -128,13 +133,10 @@ def markdown(result: EvalResult) -> str:
     check_lines = checks(result)
     if check_lines:
         lines += ["## Checks", "", *check_lines, ""]
-    header = "| expression | row | " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-    lines += ["## Results", "", header, "|" + "---|" * (len(COLUMNS) + 2)]
-    for expr, rows in result.summary.items():
-        for row in result.rows:
-            stats = rows[row]
-            cells = " | ".join(_fmt(stats.get(key), pattern) for key, _, pattern in COLUMNS)
-            lines.append(f"| {expr} | {ROW_TITLES[row]} | {cells} |")
+    lines += ["## Results", "", *_table(result, COLUMNS), "", "## What a person sees", "",
+              "Skin detail kept away from the mouth and eyes (output over input), the mouth's light and tint against "
+              "the skin (levels; the real row is the yardstick) and the lips' distance to the real target's.", "",
+              *_table(result, SEEN_COLUMNS)]
     grids = [f"`grid_{e}.png`" for e, g in result.grids.items() if g]
     lines += ["", f"Grids (input | stage 1 | RegGAN | target): {', '.join(grids) or 'none'}."]
     if result.layout != "synthetic":
@@ -142,6 +144,17 @@ def markdown(result: EvalResult) -> str:
     if result.skipped:
         lines += ["", f"{len(result.skipped)} file(s) skipped while scanning, first: {result.skipped[0]}"]
     return "\n".join(lines) + "\n"
+
+
+def _table(result: EvalResult, columns: tuple[tuple[str, str, str], ...]) -> list[str]:
+    """The summary's rows under ``columns`` (key, title, format), as markdown lines."""
+    lines = ["| expression | row | " + " | ".join(title for _, title, _ in columns) + " |",
+             "|" + "---|" * (len(columns) + 2)]
+    for expr, rows in result.summary.items():
+        for row in result.rows:
+            cells = " | ".join(_fmt(rows[row].get(key), pattern) for key, _, pattern in columns)
+            lines.append(f"| {expr} | {ROW_TITLES[row]} | {cells} |")
+    return lines
 
 
 def as_json(result: EvalResult) -> dict:
