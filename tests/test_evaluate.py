@@ -207,6 +207,7 @@ def test_evaluate_end_to_end(judges, tiny_model, tmp_path):
         assert rows["copy"]["identity"] == 0.0
         assert rows["copy"]["l1"] > 0.0  # ... and differs from the target
         assert rows["real"]["l1"] == 0.0 and rows["real"]["frechet_identity"] == pytest.approx(0.0, abs=1e-6)
+        assert rows["real"]["mouth_shape"] == 0.0 and rows["copy"]["mouth_shape"] > 0.0  # the lips against the real
         assert rows["reggan"]["change"] > 0.001 and rows["stage1"]["change"] > 0.001  # the model did something
         for row in rows.values():
             assert 0.0 <= row["p_target"] <= 1.0 and 0.0 <= row["ssim"] <= 1.0
@@ -217,6 +218,7 @@ def test_evaluate_end_to_end(judges, tiny_model, tmp_path):
     os.umask(umask)
     assert (out / "report.md").stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not mkstemp's 0600
     assert "| happy | RegGAN (full) |" in md and "not FID" in md and "RegGAN PSNR" in md
+    assert "## What a person sees" in md and "lips to real" in md
     assert "skin paint" not in md and report["config"]["skin_paint"] == "shading"  # the runtime's default, unsaid
     for expr in ("happy", "sad"):
         grid = Image.open(out / f"grid_{expr}.png")
