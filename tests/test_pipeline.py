@@ -10,7 +10,7 @@ from imagegen import face_box, synthetic_frame
 
 from reggan_plugin.config import EditConfig, InferenceConfig, SequenceConfig
 from reggan_plugin.errors import UsageError
-from reggan_plugin.faces import Face, box_from_landmarks, parse_region
+from reggan_plugin.faces import Face, parse_region
 from reggan_plugin.imageio import ImageData, read_image, write_image
 from reggan_plugin.pipeline import render_sequence
 from reggan_plugin.renderer import ExpressionRenderer
@@ -218,18 +218,16 @@ def test_1080p_rgba_frame_with_a_detected_face(tmp_path, renderer, london_faces)
 def test_half_intensity_is_half_the_expression_as_curves_give_it() -> None:
     """`--intensity 0.5` is the expression at half weight, the rest neutral, the same edit a curve at 0.5 gives; its
     change is about half the full one (the model's own intensity input would scale the paint twice: a quarter)."""
-    import json
-
     from PIL import Image
+
+    from reggan_plugin.faces.faces_json import load_faces_json
 
     samples = Path(__file__).resolve().parents[1] / "samples"
     with Image.open(samples / "frames" / "shot_0001.png") as src:
         rgba = src.convert("RGBA")
     white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
     pixels = np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-    points = json.loads((samples / "faces.json").read_text())["frames"]["shot_0001.png"][0]["landmarks"]
-    landmarks = np.asarray(points, np.float64)
-    faces = [Face(box=box_from_landmarks(landmarks), landmarks=landmarks)]
+    faces = load_faces_json(samples / "faces.json").faces_for("shot_0001.png")
     bundled = ExpressionRenderer(InferenceConfig(backend="cpu"))
     half = bundled.apply_array(pixels, faces=faces, expression="happy", intensity=0.5)
     np.testing.assert_array_equal(half, bundled.apply_array(pixels, faces=faces, expression={"happy": 0.5}))

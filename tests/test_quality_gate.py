@@ -65,6 +65,11 @@ def _rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+def _points(path: Path) -> np.ndarray:
+    """A render's landmark file: its 68 points."""
+    return np.asarray(json.loads(path.read_text())["points"], float)
+
+
 def _given(points: np.ndarray) -> Face:
     return Face(box=box_from_landmarks(points), landmarks=points, source="given")
 
@@ -79,7 +84,7 @@ def test_a_turned_head_moves_its_face_and_leaves_the_backdrop(renderer, identity
     """Closer to the true expression than the neutral by 2 dB or more, and where the true expression changes nothing
     (the backdrop, the far silhouette, the skull) the edit changes next to nothing."""
     neutral, target = _rgb(TURNED / f"{identity}_neutral.png"), _rgb(TURNED / f"{identity}_{expression}.png")
-    points = np.asarray(json.loads((TURNED / f"{identity}_neutral.landmarks.json").read_text())["points"], float)
+    points = _points(TURNED / f"{identity}_neutral.landmarks.json")
     out = renderer.apply_array(neutral, faces=[_given(points)], expression=expression)
     assert metrics.psnr(out, target) >= metrics.psnr(neutral, target) + 2.0
     largest, share = realism.spill(out, neutral, target)
@@ -122,7 +127,7 @@ def test_a_channel_driven_jaw_drops_whole_and_stays_on_the_face():
     gains = []
     for stem, mix in json.loads((JAW / "mixes.json").read_text()).items():
         neutral, target = _rgb(JAW / f"{stem}_neutral.png"), _rgb(JAW / f"{stem}_jawOpen.png")
-        points = np.asarray(json.loads((JAW / f"{stem}_neutral.landmarks.json").read_text())["points"], float)
+        points = _points(JAW / f"{stem}_neutral.landmarks.json")
         out = renderer.apply_array(neutral, faces=[_given(points)], expression=mix)
         gains.append(metrics.psnr(out, target) - metrics.psnr(neutral, target))
         largest, share = realism.spill(out, neutral, target)
@@ -141,7 +146,7 @@ def test_half_an_expression_is_half_the_way_to_it(renderer):
     gains = []
     for identity in ("id09450", "id09451"):
         neutral = _rgb(HALF / f"{identity}_neutral.png")
-        points = np.asarray(json.loads((HALF / f"{identity}_neutral.landmarks.json").read_text())["points"], float)
+        points = _points(HALF / f"{identity}_neutral.landmarks.json")
         for expression in ("happy", "surprised"):
             target = _rgb(HALF / f"{identity}_{expression}_050.png")
             out = renderer.apply_array(neutral, faces=[_given(points)], expression=expression, intensity=0.5)

@@ -74,22 +74,22 @@ LOG_COLUMNS = ["iteration", "time_s", "lr_g", "lr_d", "D/loss", "D/real", "D/fak
 DEFAULT_LAMBDA = 0.4  # LSRF's lambda, used when there is no validation pair to choose one
 
 
+def _indices_by_expression(data: PairedFaces | None) -> dict[str, Tensor]:
+    """Expression (neutral left out) -> the indices of its pairs, where it has any."""
+    if data is None:
+        return {}
+    found = {name: torch.nonzero(data.pair_expression == k).flatten() for k, name in enumerate(data.expressions)}
+    return {name: idx for name, idx in found.items() if name != "neutral" and len(idx)}
+
+
 def _pairs_by_expression(data: PairedFaces | None) -> dict[str, tuple[Tensor, Tensor]]:
     """Expression -> (neutral, target): every pair's central crop."""
-    out: dict[str, tuple[Tensor, Tensor]] = {}
-    if data is None or len(data) == 0:
-        return out
-    for k, name in enumerate(data.expressions):
-        idx = torch.nonzero(data.pair_expression == k).flatten()
-        if name != "neutral" and len(idx):
-            out[name] = data.batch(idx)[:2]
-    return out
+    return {name: data.batch(idx)[:2] for name, idx in _indices_by_expression(data).items()} if data else {}
 
 
 def _points_by_expression(data: PairedFaces) -> dict[str, tuple[Tensor, Tensor]]:
     """Expression -> the 68 landmarks (neutral, target) [n,68,2] of its pairs, grid units (`PairedFaces.points`)."""
-    return {name: data.points(torch.nonzero(data.pair_expression == k).flatten())
-            for k, name in enumerate(data.expressions) if name != "neutral"}
+    return {name: data.points(idx) for name, idx in _indices_by_expression(data).items()}
 
 
 def _with_perturbed_copies(data: PairedFaces | None, clean: dict[str, tuple[Tensor, Tensor]],

@@ -136,8 +136,7 @@ def _perturb(model, data, out, expressions, split, limit, intensity, backend, ru
     with exit_on_error():
         config = RobustnessConfig(data=tuple(data), out=out, model=model, backend=backend, **runtime, split=split,
                                   limit=limit or 6, expressions=_expressions(expressions), intensity=intensity,
-                                  conditions=names,
-                                  rerenders=tuple(rerender))
+                                  conditions=names, rerenders=tuple(rerender))
         result = _with_progress(lambda tick: evaluate_robustness(config, progress=tick), "case", "perturb", progress)
         written = write_robustness(result, out)
     click.echo((out / "robustness.md").read_text())

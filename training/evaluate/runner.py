@@ -194,6 +194,7 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
         input_crop = cropper.crop(neutral_rgb, points)
         input_probs = expression_judge.probabilities(input_crop[None])[0]
         input_embedding = identity_judge.embed(input_crop[None])[0]
+        input_lips = mouth_judge.lips(input_crop)
         for case in sorted(group, key=lambda c: expressions.index(c.expression)):
             target_rgb = read_rgb(case.target)
             target_crop, how = cropper.target_crop(neutral_rgb, target_rgb, points, case.target)
@@ -203,7 +204,7 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
                 crops[row] = cropper.crop(out, points)
             index = expression_judge.expressions.index(case.expression)
             result = CaseResult(identity, case.expression, how)
-            target_lips = mouth_judge.lips(target_crop)
+            lips = {"copy": input_lips, "real": mouth_judge.lips(target_crop)}
             for row in rows:
                 if row == "copy":
                     probs, emb = input_probs, input_embedding
@@ -211,7 +212,8 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
                     probs = expression_judge.probabilities(crops[row][None])[0]
                     emb = identity_judge.embed(crops[row][None])[0]
                 distance = float(identity_judge.distance(emb, input_embedding))
-                shape = lips_error(mouth_judge.lips(crops[row]), target_lips)
+                row_lips = lips[row] if row in lips else mouth_judge.lips(crops[row])
+                shape = lips_error(row_lips, lips["real"])
                 result.values[row] = _case_values(crops[row], input_crop, target_crop, probs, index, distance, shape)
                 embeddings.setdefault((row, case.expression), []).append(emb)
             if "real" not in rows:  # the Frechet reference is the real targets, judged or not
