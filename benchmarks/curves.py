@@ -1,6 +1,6 @@
 """Smoothness of an edit driven by expression curves (`render --curves`): mouth jitter on a 48-frame ramp.
 
-    python benchmarks/curves.py [--frames 48] [--out docs]   # writes docs/CURVES_JITTER.md
+    python benchmarks/curves.py [--frames 48] [--out docs] [--truth DIR]   # writes docs/CURVES_JITTER.md
 
 The shot is samples/frames/shot_0001.png held still for 48 frames (its faces.json landmarks given: no detector),
 the same at 640 px (upscaled, landmarks scaled: the size where the lips' split runs), and at 640 px
@@ -19,6 +19,12 @@ left out: there the curve turns by design. The column `3-frame` gives the same w
 neighbours as the course (r_t = e_t - (e_{t-1} + e_{t+1}) / 2, noise mean square 1.5 s^2), which also counts the
 course's bending: it falls as the ramp is given more frames, where noise would stay. The largest change from one
 frame to the next, as a multiple of the median one, shows a jump (a step of the edit) that averages hide.
+
+``--truth DIR``: the same ramps rendered with the face model's blendshapes (tools/make_samples.py --ramp 48, into
+DIR/expressions and DIR/channels, with their faces.json): the seed, identity and first camera pose of the shot. Two
+more rows for each: the truth's own figure (what a true ramp scores: an opening mouth's edges crossing pixels bend
+its course faster than a parabola over five frames) and the edit of the truth's first frame, given its landmarks;
+and the edit's PSNR gain over copy against the true frames, leg by leg.
 """
 from __future__ import annotations
 
@@ -92,9 +98,14 @@ def ramp_jitter(frames: list[np.ndarray], shifts: list[int], renderer: Expressio
         edited.append(result)
         delta = result.astype(np.float32) - frame.astype(np.float32)
         edits.append(delta[rows, cols.start + shift : cols.stop + shift])
-    stack = np.stack(edits)
-    size = float(np.abs(stack).mean())
     keys = set() if curves.keys is None else {int(k) for k in curves.keys}
+    return (*course_departure(np.stack(edits), keys), edited)
+
+
+def course_departure(stack: np.ndarray, keys: set[int]) -> tuple[float, float, float, float]:
+    """(jitter fraction, the 3-frame figure, mean |change| in levels, largest frame-to-frame step / median step) of
+    a change over frames ``stack`` [T,H,W,3] whose curves turn at the frame numbers ``keys`` (1-based)."""
+    size = float(np.abs(stack).mean())
     # frame t + 1 (1-based) is stack[t]; a course through a key bends there
     quadratic = stack[2:-2] - (-3 * stack[:-4] + 12 * stack[1:-3] + 17 * stack[2:-2] + 12 * stack[3:-1]
                                - 3 * stack[4:]) / 35  # frames 3 .. n-2
@@ -106,13 +117,17 @@ def ramp_jitter(frames: list[np.ndarray], shifts: list[int], renderer: Expressio
     steps = np.abs(np.diff(stack, axis=0)).mean(axis=(1, 2, 3))
     scale = max(size, 1e-6)
     return (float(noise.mean()) / scale, float(bending.mean()) / scale, size,
-            float(steps.max() / max(np.median(steps), 1e-6)), edited)
+            float(steps.max() / max(np.median(steps), 1e-6)))
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--truth", type=Path, default=None,
+                        help="the ramps rendered with the face model's blendshapes (tools/make_samples.py --ramp N), "
+                             "DIR/expressions and DIR/channels: adds each truth's own figure, the edit of its first "
+                             "frame and the edit's gain against it")
     args = parser.parse_args(argv)
     rows: list[tuple[str, float, float, float, float]] = []
     strip: list[np.ndarray] = []
@@ -143,10 +158,15 @@ def main(argv: list[str] | None = None) -> int:
                 grow = r.stop - r.start
                 strip = [edited[i][max(0, r.start - grow) : r.stop + grow, max(0, c.start - grow) : c.stop + grow]
                          for i in range(0, args.frames, max(1, args.frames // 8))]
+        against = {kind: against_truth(args.truth / kind, args.frames, Path(tmp) / kind, kind)
+                   for kind in ("expressions", "channels") if args.truth and (args.truth / kind).is_dir()}
+        for table, _, _ in against.values():
+            rows += table
     lines = ["# Expression curves: smoothness", "",
-             f"Generated {datetime.date.today()} by `python benchmarks/curves.py --frames {args.frames}`; do not edit by "
-             "hand. Method: the module docstring of benchmarks/curves.py (benchmarks/temporal.py's jitter, with the "
-             "ramp's own course taken out). CPU backend; default options. Curves: frame 1 neutral, frame "
+             f"Generated {datetime.date.today()} by `python benchmarks/curves.py --frames {args.frames}"
+             f"{' --truth DIR' if args.truth else ''}`; do not edit by hand. Method: the module docstring of "
+             "benchmarks/curves.py (benchmarks/temporal.py's jitter, with the ramp's own course taken out). CPU "
+             "backend; default options. Curves: frame 1 neutral, frame "
              f"{args.frames // 2} a smile, frame {args.frames} surprise, linear between: happy and surprised on the "
              "face model (expressions), or their ARKit channels on the channel model (channels: `SMILE`, `SURPRISE`).",
              "",
@@ -156,12 +176,64 @@ def main(argv: list[str] | None = None) -> int:
               for label, value, bent, size, jump in rows]
     if strip:
         lines += ["", "![the mouth every few frames of the 256 px still](curves_ramp.png)"]
+    if against:
+        lines += ["", "**Against the rendered truth** (`--truth`: the ramps rendered with the face model's blendshapes, "
+                  "tools/make_samples.py --ramp; the seed, identity and first camera pose of the shot, the edit given "
+                  "the truth's own landmarks). A truth row measures how far a true ramp departs from a 5-frame parabola: the lips' edges "
+                  "cross pixels as the mouth opens. The edit of its first frame, PSNR gain over the unedited first "
+                  "frame against each true frame, mouth region:", ""]
+        lines += [f"- {kind}: {said}" for kind, (_, said, _) in against.items()]
+        lines += ["", "Each strip: the edit above the truth, every few frames.", ""]
+        lines += [f"![{kind}: edit and truth every few frames](curves_truth_{kind}.png)" for kind in against]
     lines += [""]
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "CURVES_JITTER.md", "\n".join(lines))
     if strip:
         Image.fromarray(np.concatenate(strip, axis=1)).save(args.out / "curves_ramp.png")
+    for kind, (_, _, picture) in against.items():
+        Image.fromarray(picture).save(args.out / f"curves_truth_{kind}.png")
     return 0
+
+
+def against_truth(folder: Path, count: int, work: Path, kind: str
+                  ) -> tuple[list[tuple[str, float, float, float, float]], str, np.ndarray]:
+    """(the truth's row and the edit's row of the table, the edit's gain against the truth leg by leg, a strip of the
+    mouth every few frames, edit above truth) for ``kind``'s ramp rendered in ``folder`` (f0001.png ...)."""
+    from training.evaluate.metrics import psnr
+
+    paths = [folder / f"f{frame:04d}.png" for frame in range(1, count + 1)]
+    missing = [p.name for p in paths if not p.is_file()]
+    if missing:
+        raise SystemExit(f"{folder}: no {missing[0]} ({len(missing)} of {count} frames missing); render them with "
+                         f"tools/make_samples.py --ramp {count}")
+    truth = [read_image(p).pixels[..., :3] for p in paths]
+    rows, cols = mouth_region(truth[0])
+    keys = {1, count // 2, count}
+    change = np.stack([t.astype(np.float32) - truth[0].astype(np.float32) for t in truth])[:, rows, cols]
+    value, bent, size, jump = course_departure(change, keys)
+    table = [(f"truth: the {kind}' ramp rendered with blendshapes, 256 px", value, bent, size, jump)]
+    model = channels_model_path() if kind == "channels" else None
+    renderer = ExpressionRenderer(InferenceConfig(model=model, backend="cpu"))
+    faces = folder / "faces.json"
+    if not faces.is_file():
+        raise SystemExit(f"{folder}: no faces.json; render the ramp with tools/make_samples.py --ramp {count}")
+    landmarks = np.asarray(json.loads(faces.read_text())["frames"][paths[0].name][0]["landmarks"], np.float64)
+    value, bent, size, jump, edited = ramp_jitter([truth[0]] * count, [0] * count, renderer, work,
+                                                  ramp_curves(count, kind), landmarks)
+    table.append((f"{kind}: still, 256 px, the truth's first frame, landmarks given", value, bent, size, jump))
+    gains = [psnr(e[rows, cols], t[rows, cols]) - psnr(truth[0][rows, cols], t[rows, cols])
+             for e, t in zip(edited, truth)]
+    middle = count // 2
+    legs = [(f"neutral -> smile (frames 2-{middle})", gains[1:middle]),
+            (f"smile -> surprise (frames {middle + 1}-{count})", gains[middle:])]
+    said = "; ".join(f"{name} mean {np.mean(g):+.1f} dB, worst frame {min(g):+.1f}" for name, g in legs)
+    grow = rows.stop - rows.start
+    box = slice(max(0, rows.start - grow // 2), rows.stop + grow // 2), slice(max(0, cols.start - grow // 2),
+                                                                              cols.stop + grow // 2)
+    shown = range(max(1, count // 8) - 1, count, max(1, count // 8))
+    strip = np.concatenate([np.concatenate([edited[i][box] for i in shown], axis=1),
+                            np.concatenate([truth[i][box] for i in shown], axis=1)])
+    return table, said, strip
 
 
 if __name__ == "__main__":
