@@ -102,6 +102,19 @@ def landmark_noise(fraction: float) -> Perturbation:
     return make
 
 
+def mouth_landmarks_low(fraction: float) -> Perturbation:
+    """The mouth corners given ``fraction`` of the eye distance lower, the eyes and nose as they are: landmarks in
+    another tool's convention (its mouth corner a vertex or a contour point away from ours)."""
+
+    def make(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> Perturbed:
+        iod = float(np.linalg.norm(pts[1] - pts[0]))
+        given = pts.copy()
+        given[3:5, 1] += fraction * iod
+        return Perturbed(img, _given(given), pts, tgt)
+
+    return make
+
+
 def _affine(img: np.ndarray, m: np.ndarray, size: tuple[int, int], fill: int) -> np.ndarray:
     """Warp by a 2x3 map (output px -> input px, PIL's convention), bicubic."""
     coeffs = tuple(float(v) for v in m.ravel())
@@ -217,6 +230,7 @@ PERTURBATIONS: dict[str, Perturbation] = {
     "tight brows-to-chin box": tight_box,
     "head-sphere box (bone)": head_box,
     "landmark noise 2% IOD": landmark_noise(0.02),
+    "mouth landmarks 6% IOD low": mouth_landmarks_low(0.06),
     "rotated 5 deg": rotation(5.0),
     "rotated 10 deg": rotation(10.0),
     "render noise sigma 3": render_noise(3.0),
