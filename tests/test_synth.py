@@ -323,3 +323,28 @@ def test_two_workers_render_two_identities(ict_model_path, tmp_path):
     assert summary.rendered == 2
     for name in ("id00000", "id00001"):
         assert Image.open(config.out / name / "neutral.png").size == (32, 32)
+
+
+@pytest.mark.blender
+@pytest.mark.slow
+def test_the_curves_benchmarks_true_ramp_smiles_then_opens(ict_model_path, tmp_path):
+    """tools/make_samples.py --ramp: the truth benchmarks/curves.py scores, with each frame's landmarks."""
+    if not HAS_BPY:
+        pytest.skip(NO_BPY)
+    tool = Path(__file__).resolve().parent.parent / "tools" / "make_samples.py"
+    command = [sys.executable, str(tool), "--face-model", str(ict_model_path), "--ramp", "8", "--size", "64",
+               "--samples", "1", "--out", str(tmp_path)]
+    subprocess.run(command, check=True, capture_output=True)
+    folder = tmp_path / "expressions"
+    frames = json.loads((folder / "faces.json").read_text())["frames"]
+    assert sorted(frames) == [f"f{i:04d}.png" for i in range(1, 9)]
+    assert all(Image.open(folder / name).size == (64, 64) for name in frames)
+    points = {int(name[1:5]): np.asarray(frames[name][0]["landmarks"]) for name in frames}
+    width = {k: np.linalg.norm(p[54] - p[48]) for k, p in points.items()}
+    opening = {k: p[57, 1] - p[51, 1] for k, p in points.items()}  # lower lip's bottom below the upper's top
+    assert width[4] > width[1] + 0.3  # frame 4 (of 8) is the smile's key
+    assert opening[8] > opening[4] + 0.5 and opening[8] > opening[1] + 0.5  # surprise opens the mouth
+    assert np.abs(points[1][30:36] - points[8][30:36]).max() < 0.5  # one camera: the nose stays where it was
+    stamp = (folder / "f0005.png").stat().st_mtime_ns
+    subprocess.run(command, check=True, capture_output=True)  # a second run renders nothing again
+    assert (folder / "f0005.png").stat().st_mtime_ns == stamp
