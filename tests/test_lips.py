@@ -203,11 +203,12 @@ def test_the_paint_is_taken_against_what_the_split_reads_in_the_picture() -> Non
     m = np.array([[0.25, 0.0, 0.0], [0.0, 0.25, 0.0]])  # picture px -> crop px: a crop pixel is 4 picture pixels
     crop = picture.reshape(64, 4, 64, 4, 3).mean(axis=(1, 3))
     still = np.zeros((64, 64, 2), np.float32)
-    assert np.array_equal(moved_in_picture(crop, still, still, picture, m), crop)  # nothing split: the crop itself
+    wholly = np.ones(64, np.float32)  # every column takes the picture's mean
+    assert np.array_equal(moved_in_picture(crop, still, still, wholly, picture, m), crop)  # nothing split: the crop itself
     split = still.copy()
     rows = np.arange(64, dtype=np.float32)
     split[36:44, 20:40, 1] = (32.25 - rows[36:44])[:, None]  # eight crop rows read the line itself
-    moved = moved_in_picture(crop, still, split, picture, m)
+    moved = moved_in_picture(crop, still, split, wholly, picture, m)
     assert np.all(moved[37:43, 21:39] < 0.1)  # the line as the picture has it, dark
     assert np.all(crop[32] > 0.55)  # where the crop alone would have read it pale
     np.testing.assert_array_equal(moved[:30], crop[:30])  # away from the split the crop moved as it was
@@ -231,10 +232,10 @@ def test_a_column_starting_to_split_takes_the_pictures_mean_only_as_far_as_it_is
     else:
         raise AssertionError("no opening in the sweep starts a split")
     own = moved_crop(crop, split)
-    wholly = moved_in_picture(crop, motion, split, picture, m)
+    wholly = moved_in_picture(crop, motion, split, np.ones_like(share), picture, m)
     assert np.abs(wholly - own).max() > 0.04  # the picture's mean is another reading of the lips
     _, moved, _ = lips_whole(crop, motion, CORNERS, picture, m)
     assert np.abs(moved - own).max() < 0.05 * 0.1  # split under 5%: under 5% of the way to it
     half = np.full_like(share, 0.5)
-    np.testing.assert_allclose(moved_in_picture(crop, motion, split, picture, m, share=half), (own + wholly) / 2,
+    np.testing.assert_allclose(moved_in_picture(crop, motion, split, half, picture, m), (own + wholly) / 2,
                                atol=1e-5)

@@ -146,15 +146,15 @@ def split_at_lips(crop: Array, motion: Array, corners: Array) -> tuple[Array, Ar
     return out, gap_map, share
 
 
-def moved_in_picture(crop: Array, motion: Array, split: Array, picture: Array, m: Matrix,
-                     warp: WarpMode = "bilinear", share: Array | None = None) -> Array:
+def moved_in_picture(crop: Array, motion: Array, split: Array, share: Array, picture: Array, m: Matrix,
+                     warp: WarpMode = "bilinear") -> Array:
     """The SxSx3 ``crop`` moved by the ``split`` motion as paste-back will move the picture, for the paint's
     difference: where the split changed ``motion``, each crop pixel the mean of the ``picture`` (``m``: picture px ->
     crop px) over the pixel, moved (the split reads rows about the line that the crop's own, averaged over several
     picture rows, would misjudge by what lies beside them: 0.07-0.14 dB of a surprised or disgusted mouth on large
     faces), elsewhere the crop moved as the network moved it (``warp``: its kernel). ``share`` (S, per column, as
-    `split_at_lips` gives it; None: wholly): how much of the picture's mean each column takes, the rest the crop's,
-    so that a column starting to open does not step from one to the other between the frames of a shot."""
+    `split_at_lips` gives it): how much of the picture's mean each column takes, the rest the crop's, so that a
+    column starting to open does not step from one to the other between the frames of a shot."""
     size = crop.shape[0]
     gy, gx = np.mgrid[0:size, 0:size].astype(np.float32)
     moved = moved_crop(crop, split, warp)
@@ -170,11 +170,7 @@ def moved_in_picture(crop: Array, motion: Array, split: Array, picture: Array, m
     sx, sy = xs + shift[..., 0], ys + shift[..., 1]
     inv = invert_affine(m)
     seen = sample(picture, inv[0, 0] * sx + inv[0, 1] * sy + inv[0, 2], inv[1, 0] * sx + inv[1, 1] * sy + inv[1, 2])
-    seen = seen.mean(axis=(2, 3))
-    if share is None:
-        moved[y0:y1, x0:x1] = seen
-    else:
-        moved[y0:y1, x0:x1] += share[None, x0:x1, None] * (seen - moved[y0:y1, x0:x1])
+    moved[y0:y1, x0:x1] += share[None, x0:x1, None] * (seen.mean(axis=(2, 3)) - moved[y0:y1, x0:x1])
     return moved
 
 
@@ -184,4 +180,4 @@ def lips_whole(crop: Array, motion: Array, corners: Array, picture: Array, m: Ma
     None where the mouth does not open): `split_at_lips` and `moved_in_picture`, what ``blend.crop_planes`` takes as
     ``motion``, ``moved`` and ``gap``."""
     split, gap, share = split_at_lips(crop, motion, corners)
-    return split, moved_in_picture(crop, motion, split, picture, m, warp, share), gap if gap.any() else None
+    return split, moved_in_picture(crop, motion, split, share, picture, m, warp), gap if gap.any() else None
