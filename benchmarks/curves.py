@@ -155,9 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                   f"{jump:.1f}x the median", flush=True)
             if scale == 1.0 and not pan and kind == "expressions":
                 r, c = mouth_region(frames[0])
-                grow = r.stop - r.start
-                strip = [edited[i][max(0, r.start - grow) : r.stop + grow, max(0, c.start - grow) : c.stop + grow]
-                         for i in range(0, args.frames, max(1, args.frames // 8))]
+                box = around(r, c, r.stop - r.start)
+                strip = [edited[i][box] for i in range(0, args.frames, max(1, args.frames // 8))]
         against = {kind: against_truth(args.truth / kind, args.frames, Path(tmp) / kind, kind)
                    for kind in ("expressions", "channels") if args.truth and (args.truth / kind).is_dir()}
         for table, _, _ in against.values():
@@ -195,6 +194,12 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def around(rows: slice, cols: slice, margin: int) -> tuple[slice, slice]:
+    """The region ``rows`` x ``cols`` grown by ``margin`` pixels on every side (not past the picture's top-left)."""
+    return (slice(max(0, rows.start - margin), rows.stop + margin),
+            slice(max(0, cols.start - margin), cols.stop + margin))
+
+
 def against_truth(folder: Path, count: int, work: Path, kind: str
                   ) -> tuple[list[tuple[str, float, float, float, float]], str, np.ndarray]:
     """(the truth's row and the edit's row of the table, the edit's gain against the truth leg by leg, a strip of the
@@ -227,9 +232,7 @@ def against_truth(folder: Path, count: int, work: Path, kind: str
     legs = [(f"neutral -> smile (frames 2-{middle})", gains[1:middle]),
             (f"smile -> surprise (frames {middle + 1}-{count})", gains[middle:])]
     said = "; ".join(f"{name} mean {np.mean(g):+.1f} dB, worst frame {min(g):+.1f}" for name, g in legs)
-    grow = rows.stop - rows.start
-    box = slice(max(0, rows.start - grow // 2), rows.stop + grow // 2), slice(max(0, cols.start - grow // 2),
-                                                                              cols.stop + grow // 2)
+    box = around(rows, cols, (rows.stop - rows.start) // 2)
     shown = range(max(1, count // 8) - 1, count, max(1, count // 8))
     strip = np.concatenate([np.concatenate([edited[i][box] for i in shown], axis=1),
                             np.concatenate([truth[i][box] for i in shown], axis=1)])

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from benchmarks.curves import sample_face
 from reggan_plugin.config import InferenceConfig
 from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.faces.face import landmarks68_to_5
-from reggan_plugin.faces.faces_json import load_faces_json
 from reggan_plugin.geometry.align import apply_affine, crop_matrix_from_landmarks
 from reggan_plugin.geometry.resample import warp_to_crop
 from reggan_plugin.renderer import ExpressionRenderer
@@ -40,10 +40,7 @@ def _rgb(path: Path) -> np.ndarray:
 
 
 def test_the_lips_corners_are_where_the_face_model_puts_them(judge) -> None:
-    samples = HERE.parent / "samples"
-    points = load_faces_json(samples / "faces.json").faces_for("shot_0001.png")[0].landmarks
-    with Image.open(samples / "frames" / "shot_0001.png") as im:  # a face on a transparent backdrop: put on white
-        rgb = np.asarray(Image.alpha_composite(Image.new("RGBA", im.size, (255,) * 4), im.convert("RGBA")).convert("RGB"))
+    rgb, points = sample_face(1.0)  # the demo shot's first frame on white, and its 68 landmarks
     crop, m = _canonical(rgb, points)
     lips = judge.lips(crop)
     assert lips.shape == (40, 2)

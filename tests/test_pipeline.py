@@ -218,16 +218,11 @@ def test_1080p_rgba_frame_with_a_detected_face(tmp_path, renderer, london_faces)
 def test_half_intensity_is_half_the_expression_as_curves_give_it() -> None:
     """`--intensity 0.5` is the expression at half weight, the rest neutral, the same edit a curve at 0.5 gives; its
     change is about half the full one (the model's own intensity input would scale the paint twice: a quarter)."""
-    from PIL import Image
-
+    from benchmarks.curves import sample_face
     from reggan_plugin.faces.faces_json import load_faces_json
 
-    samples = Path(__file__).resolve().parents[1] / "samples"
-    with Image.open(samples / "frames" / "shot_0001.png") as src:
-        rgba = src.convert("RGBA")
-    white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-    pixels = np.asarray(Image.alpha_composite(white, rgba).convert("RGB"))
-    faces = load_faces_json(samples / "faces.json").faces_for("shot_0001.png")
+    pixels = sample_face(1.0)[0]  # the demo shot's first frame on white
+    faces = load_faces_json(Path(__file__).resolve().parents[1] / "samples" / "faces.json").faces_for("shot_0001.png")
     bundled = ExpressionRenderer(InferenceConfig(backend="cpu"))
     half = bundled.apply_array(pixels, faces=faces, expression="happy", intensity=0.5)
     np.testing.assert_array_equal(half, bundled.apply_array(pixels, faces=faces, expression={"happy": 0.5}))
