@@ -92,7 +92,10 @@ def check_onnx_file(path: Path) -> None:
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
               help="Generator checkpoint: NAME (for NAME.safetensors + NAME.json).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="ONNX file to write.")
-def onnx(checkpoint: Path, out: Path) -> None:
+@click.option("--mix", type=click.Choice(["maps", "carried"]), default=None,
+              help="How stage 1 mixes expressions and partial intensities (not learnt: the same weights export "
+                   "either way; docs/TRAINING.md). [default: the checkpoint's]")
+def onnx(checkpoint: Path, out: Path, mix: str | None) -> None:
     """Export a generator checkpoint to the ONNX artifact the runtime loads.
 
     The export verifies itself (onnxruntime against torch on random inputs, max difference 1e-4) and
@@ -104,7 +107,7 @@ def onnx(checkpoint: Path, out: Path) -> None:
 
     def go() -> None:
         check_out_file(out, checkpoint_paths(checkpoint))  # before loading: an --out over the weights would lose them
-        path = export_checkpoint(checkpoint, out)
+        path = export_checkpoint(checkpoint, out, mix)
         click.echo(f"wrote {path}")
 
     run_or_exit(go)

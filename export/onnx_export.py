@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -116,6 +117,11 @@ def check_renders(path: Path) -> None:
         raise ExportError(f"the exported model would not run in `render`: {exc}") from exc
 
 
-def export_checkpoint(checkpoint: str | Path, out: str | Path) -> Path:
+def export_checkpoint(checkpoint: str | Path, out: str | Path, mix: str | None = None) -> Path:
+    """``mix``: how the exported stage 1 mixes expressions (`ModelConfig.mix`), else the checkpoint's. Nothing of it
+    is learnt, so the same weights export either way."""
     model, info = load_generator(checkpoint)
+    if mix is not None:
+        model.config = replace(model.config, mix=mix)
+        model.stage1.mix = mix
     return export_model(model, out, provenance={"checkpoint": Path(checkpoint).name, **info})

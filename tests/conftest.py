@@ -43,9 +43,9 @@ def london_faces(shared_data: Path) -> Path:
 
 
 def make_tiny_model(path: Path, seed: int = 0, exposure_reference: float = 0.0,
-                    expressions: tuple[str, ...] | None = None) -> Path:
+                    expressions: tuple[str, ...] | None = None, mix: str = "maps") -> Path:
     """Export a randomly initialised tiny RegGAN (64 px; TINY's expressions or those given) to `path`; it visibly
-    changes faces."""
+    changes faces (with ``mix`` "carried", its expressions' flows move them too)."""
     torch = pytest.importorskip("torch", reason="torch is needed to build test models (pip install .[export])")
     import dataclasses
 
@@ -54,10 +54,13 @@ def make_tiny_model(path: Path, seed: int = 0, exposure_reference: float = 0.0,
     from training.models import RegGAN
 
     torch.manual_seed(seed)
-    model = RegGAN(dataclasses.replace(TINY, image_size=64, exposure_reference=exposure_reference,
-                                       expressions=expressions or TINY.expressions))  # 64: room for the paste-back feather
+    model = RegGAN(dataclasses.replace(TINY, image_size=64,  # 64: room for the paste-back feather
+                                       exposure_reference=exposure_reference,
+                                       expressions=expressions or TINY.expressions, mix=mix))
     with torch.no_grad():
         model.stage1.bias.normal_(0.0, 0.2)
+        if mix == "carried":  # a carried mix differs from mixed maps only where the flows differ
+            model.stage1.flow.normal_(0.0, 0.03)
     return export_model(model, path, provenance={"training": "random init (tests)", "iterations": 0})
 
 

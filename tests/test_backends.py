@@ -422,6 +422,27 @@ def test_the_torch_route_runs_the_channel_model_as_onnxruntime_does():
     assert float(np.abs(got - want).max()) < PARITY_TOLERANCE["fp32"]
 
 
+def test_the_torch_route_runs_a_carried_mix_as_onnxruntime_does(tmp_path):
+    """A stage 1 that carries each expression's paint to the mix (`ModelConfig.mix`), given mixes and a partial
+    intensity: the cuda backend's torch route (here on the CPU, in fp32) computes what onnxruntime does."""
+    import onnxruntime as ort
+    from conftest import make_tiny_model
+
+    from reggan_plugin.backends.parity import PARITY_TOLERANCE
+    from reggan_plugin.backends.torch_graph import TorchGraph, load_onnx
+
+    art = load_artifact(make_tiny_model(tmp_path / "carried.onnx", mix="carried"))
+    rng = np.random.default_rng(1)
+    feeds = {"image": rng.uniform(-1, 1, (3, 3, art.input_size, art.input_size)).astype(np.float32),
+             "expression": np.stack([art.expression_weights(e) for e in ("happy=0.5,surprised=0.5", "sad=0.3",
+                                                                         "angry")]),
+             "intensity": np.array([1.0, 1.0, 0.6], np.float32)}
+    want = ort.InferenceSession(str(art.path), providers=["CPUExecutionProvider"]).run(["output"], feeds)[0]
+    graph = TorchGraph(load_onnx(art.path), device="cpu")
+    got = graph.run({k: torch.from_numpy(v) for k, v in feeds.items()}, ["output"])["output"].numpy()
+    assert float(np.abs(got - want).max()) < PARITY_TOLERANCE["fp32"]
+
+
 def test_gpu_backends_are_checked_on_a_sample_face(tiny_model, tmp_path):
     """check_parity passes a backend that computes the model and refuses one that computes something else."""
     from conftest import make_tiny_model

@@ -160,6 +160,12 @@ def test_export_onnx_command(tmp_path):
     )
     assert proc.returncode == 0, proc.stderr
     assert load_artifact(tmp_path / "m.onnx").provenance["iterations"] == 7
+    carried = subprocess.run(
+        [sys.executable, "-m", "reggan_plugin.cli", "export", "onnx", "--checkpoint", tmp_path / "7-G", "--out",
+         tmp_path / "c.onnx", "--mix", "carried"], capture_output=True, text=True,
+    )
+    assert carried.returncode == 0, carried.stderr
+    assert json.loads(load_artifact(tmp_path / "c.onnx").provenance["model_config"])["mix"] == "carried"
     missing = subprocess.run(
         [sys.executable, "-m", "reggan_plugin.cli", "export", "onnx", "--checkpoint", tmp_path / "nope", "--out", tmp_path / "x.onnx"],
         capture_output=True, text=True,

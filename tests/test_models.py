@@ -106,6 +106,51 @@ def _uniform_heads(model: RegGAN, shift_px: float, mask_logit: float) -> None:
         head.bias[2] = mask_logit
 
 
+@pytest.mark.parametrize(("mode", "mix"), [("bilinear", "carried"), ("bicubic", "carried"), ("bicubic", "maps")])
+def test_one_expression_is_its_fitted_map_on_the_input_moved_by_its_flow(mode, mix):
+    """moved = x at p + alpha flow_e; s1 = moved + alpha region_e (R_e(moved) - moved), R_e as it was fitted."""
+    from training.losses import apply_ridge
+
+    gen = torch.Generator().manual_seed(3)
+    layer = LocalRegression(3, 3, 24, 3, mode, mix)
+    with torch.no_grad():
+        layer.weight.copy_(torch.rand(layer.weight.shape, generator=gen) * 0.3)
+        layer.bias.copy_(torch.rand(layer.bias.shape, generator=gen) - 0.5)
+        layer.flow.copy_((torch.rand(layer.flow.shape, generator=gen) - 0.5) * 0.2)
+        layer.region.copy_(torch.rand(layer.region.shape, generator=gen))
+    x = torch.rand(3, 3, 24, 24, generator=gen) * 2 - 1
+    alpha = torch.tensor([1.0, 0.5, 0.25])
+    with torch.no_grad():
+        out = layer(x, torch.eye(3), alpha)
+        for e in range(3):
+            moved = apply_flow(x[e : e + 1], alpha[e] * layer.flow[e], mode)
+            painted = apply_ridge(moved, layer.weight[e], layer.bias[e], 3)
+            expected = moved + alpha[e] * layer.region[e] * (painted - moved)
+            assert torch.allclose(out[e : e + 1], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("mix", ["carried", "maps"])
+def test_a_carried_mix_paints_each_expression_on_the_features_its_flow_moved(mix):
+    """An expression that moves a bright column 8 px left and paints on it where it lands: at half weight (the rest
+    neutral) the column moves 4 px and a carried mix's paint goes with it; mixed maps paint where the expression alone
+    puts it."""
+    size = 32
+    layer = LocalRegression(2, 1, size, 1, "bilinear", mix)  # neutral (no flow, identity map) and one expression
+    with torch.no_grad():
+        layer.flow[1, 0] = 8 * 2 / size  # output(p) = input(p + 8 px)
+        layer.bias[1, 0, :, 12] = 1.0  # the column lands at 20 - 8 = 12; paint there
+    x = torch.zeros(1, 1, size, size)
+    x[..., 20] = 1.0
+    with torch.no_grad():
+        alone = layer(x, torch.tensor([[0.0, 1.0]]))
+        half = layer(x, torch.tensor([[0.5, 0.5]]))
+    assert alone[0, 0, 5].argmax() == 12 and float(alone[0, 0, 5, 12]) == pytest.approx(2.0)
+    expected = torch.zeros(size)
+    expected[16] = 1.0  # the column moved half as far
+    expected[16 if mix == "carried" else 12] += 0.5  # half the paint: on it, or where the expression alone puts it
+    assert torch.allclose(half[0, 0, 5], expected, atol=1e-5)
+
+
 def test_intensity_scales_the_motion_not_a_cross_fade():
     """alpha = 0.5 moves pixels half as far as alpha = 1 (half a smile, not two faces blended)."""
     model = RegGAN(TINY).eval()
@@ -239,6 +284,8 @@ def test_config_rejects_bad_values():
         ModelConfig.from_dict({"image_size": 32, "bogus": 1})
     with pytest.raises(ValueError, match="exposure_reference"):
         ModelConfig(exposure_reference=-0.1)
+    with pytest.raises(ValueError, match="mix must be one of maps, carried"):
+        ModelConfig(mix="blend")
 
 
 def test_a_saved_config_naming_the_face_crop_loads_and_another_crop_is_refused(tmp_path):

@@ -119,11 +119,21 @@ def test_the_tiny_recipe_rebuilds_a_model_that_names_its_recipe_and_renders(ict_
     assert "/" not in json.dumps(provenance["data"])  # no machine paths
     assert provenance["stage1"]["fitted"]["happy"]["lambda"] == 0.01  # its own stage-1 settings, no graft
     assert artifact.warp == "bicubic"  # the recipe's kernel, carried through every phase
+    assert json.loads(provenance["model_config"])["mix"] == "carried"  # and its way of mixing expressions
     assert json.loads(artifact.metadata["reggan.paste_gains"])["photo"]["happy"]["upper"] == 0.0
     assert json.loads((tmp_path / "runs" / "tiny" / "base" / "latest.json").read_text())["iteration"] == 10
-    # run again without the face model: every render and step is found done and the model is written the same
+    # a long phase says where it is: as stage 1 is fitted, at each checkpoint and at its end
+    for line in ("phase base: fitting stage 1", "phase base: iteration 5/10, ", "phase refit: refitting stage 1",
+                 "phase refit: iteration 12/12, ", "phase final: fitting stage 1"):
+        assert line in proc.stderr, proc.stderr[-2000:]
+    assert "phase base: iteration 10/10, " in proc.stderr and proc.stderr.count(" s each, done") == 2
+    # run again without the face model, the first phase as if stopped after its last checkpoint: it goes on from
+    # there, every other render and step is found done, and the model is written the same
+    (tmp_path / "runs" / "tiny" / "base" / "summary.json").unlink()
     again = _recipe_without_face_model(recipe, tmp_path, tmp_path / "again.onnx")
-    assert again.returncode == 0 and again.stderr.count(": done") == 3, again.stderr[-2000:]
+    assert again.returncode == 0 and again.stderr.count(": done") == 2, again.stderr[-2000:]
+    assert "phase base: iteration" not in again.stderr and "phase base: fitting stage 1" not in again.stderr
+    assert (tmp_path / "runs" / "tiny" / "base" / "summary.json").is_file()
     assert "every render there" in again.stderr
     assert load_artifact(tmp_path / "again.onnx").sha256 == artifact.sha256
     # and the model renders

@@ -603,3 +603,12 @@ def test_sample_grid_rows_are_renders_when_photos_are_in_the_data(synth, tmp_pat
     assert len(x) == rendered  # every render row, no photo row
     x_all, _, _ = data.batch(torch.nonzero(data.pair_set == 0).flatten())
     assert torch.equal(x, x_all)
+
+
+def test_progress_lines_give_the_time_left_in_minutes_then_hours():
+    from training.solver import progress_line
+
+    assert progress_line(500, 4000, 1.14) == "iteration 500/4000, 1.14 s each, about 67 min left"  # 3990 s
+    assert progress_line(3999, 4000, 0.5) == "iteration 3999/4000, 0.50 s each, about 1 min left"
+    assert progress_line(0, 10000, 1.0) == "iteration 0/10000, 1.00 s each, about 2.8 h left"
+    assert progress_line(4000, 4000, 1.0).endswith("1.00 s each, done")

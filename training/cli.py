@@ -13,6 +13,7 @@ import dataclasses
 import json
 import logging
 import platform
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -35,10 +36,12 @@ def _default(name: str):
 
 def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cfg: TrainConfig, device_kind: str = "cpu",
                  resume: bool = False, cache_dir: Path | None = None, export_path: Path | None = None,
-                 progress: bool = True, refit_stage1: bool = False, init_refiner: Path | None = None) -> dict:
+                 progress: bool = True, refit_stage1: bool = False, init_refiner: Path | None = None,
+                 report: Callable[[str], None] | None = None) -> dict:
     """Everything `train` does; returns the run summary (also written to RUN/summary.json by rank 0). What it is given
     to read and write is checked first (an --out or --export that cannot be written: exit 2; an --init-refiner that is
-    not a model: exit 3), and a run that fails leaves no empty run folder behind."""
+    not a model: exit 3), and a run that fails leaves no empty run folder behind. ``report`` gets a line as stage 1
+    is fitted and at each checkpoint (`Solver.train`)."""
     from export.onnx_file import read_onnx
     from reggan_plugin.atomic import new_folder
     from reggan_plugin.sequence.shards import check_out_file, check_writable_dir
@@ -51,12 +54,12 @@ def run_training(data_dirs: list[Path], out: Path, model_config: ModelConfig, cf
         read_onnx(init_refiner)
     with new_folder(out):
         return _train(data_dirs, out, model_config, cfg, device_kind, resume, cache_dir, export_path, progress,
-                      refit_stage1, init_refiner)
+                      refit_stage1, init_refiner, report or (lambda line: None))
 
 
 def _train(data_dirs: list[Path], out: Path, model_config: ModelConfig, cfg: TrainConfig, device_kind: str,
            resume: bool, cache_dir: Path | None, export_path: Path | None, progress: bool, refit_stage1: bool,
-           init_refiner: Path | None) -> dict:
+           init_refiner: Path | None, report: Callable[[str], None]) -> dict:
     import os
 
     import torch
@@ -119,8 +122,9 @@ def _train(data_dirs: list[Path], out: Path, model_config: ModelConfig, cfg: Tra
         stage1_meta = {}
     else:
         if dist.is_main:
-            model, report = fit_stage1(model_config, cfg, train, val, out)
-            stage1_meta = {"radius": report["radius"], "fitted": report["fitted"]}
+            report("fitting stage 1")
+            model, fit = fit_stage1(model_config, cfg, train, val, out)
+            stage1_meta = {"radius": fit["radius"], "fitted": fit["fitted"]}
             if init_refiner is not None:
                 from .checkpoint import load_refiner_from_onnx, load_refiner_from_run
 
@@ -142,12 +146,13 @@ def _train(data_dirs: list[Path], out: Path, model_config: ModelConfig, cfg: Tra
         solver.resume()
         if refit_stage1:
             if dist.is_main:
+                report("refitting stage 1")
                 solver.meta["stage1"] = refit(solver.G, train, val, solver.meta.get("stage1", {}), solver.iteration, cfg, out)
             broadcast_stage1(solver.G, dist)
     if dist.is_main:
         (out / "train_config.json").write_text(json.dumps({"train": cfg.to_dict(), "model": json.loads(solver.G.config.to_json()),
                                                            "data": [str(d) for d in data_dirs], "world_size": dist.world_size}, indent=1))
-    summary = solver.train(progress)
+    summary = solver.train(progress, report if dist.is_main else None)
 
     digest = params_digest(solver.G, solver.D)
     digests = [digest]

@@ -6,9 +6,10 @@ runs), ``coverage`` (the head-coverage model, `training.coverage`, settings in `
 mouth interiors, `training.interior`) or ``photo_reader`` (`training.photo_reader`, settings in ``[photo_reader]``).
 Every kind renders its ``[[data]]`` first.
 
-Every step is skipped when its output is complete (a render folder resumes, a phase with a summary is done), so a
-stopped build is resumed by running the command again. The model written last carries the recipe (its name, its
-file's sha256 and text) in its provenance, so a shipped model names what rebuilds it.
+Every step is skipped when its output is complete (a render folder resumes, a phase with a summary is done, a
+stopped phase goes on from its last checkpoint), so a stopped build is resumed by running the command again. The
+model written last carries the recipe (its name, its file's sha256 and text) in its provenance, so a shipped model
+names what rebuilds it.
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ import click
 
 from reggan_plugin.errors import UsageError
 from reggan_plugin.geometry.resample import WARP_MODES, WarpMode
+
+from .config import MIXES
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE_KEY = "reggan.recipe"
@@ -80,6 +83,7 @@ class Recipe:
     preset: str
     image_size: int | None
     warp: WarpMode | None  # the model's `ModelConfig.warp`; None: the preset's
+    mix: str | None  # the model's `ModelConfig.mix`; None: the preset's
     batch_size: int
     checkpoint_every: int
     data: tuple[DataSpec, ...]
@@ -128,8 +132,9 @@ def load_recipe(path: Path) -> Recipe:
     for key in ("name", "data") + (("phase",) if kind == "expression" else ()):
         if key not in doc:
             raise UsageError(f"recipe {path}: no `{key}`")
-    known = {"name", "about", "kind", "data"} | ({"preset", "image_size", "warp", "batch_size", "checkpoint_every",
-                                                  "phase", "gains"} if kind == "expression" else {kind})
+    known = {"name", "about", "kind", "data"} | ({"preset", "image_size", "warp", "mix", "batch_size",
+                                                  "checkpoint_every", "phase", "gains"} if kind == "expression"
+                                                 else {kind})
     unknown = sorted(set(doc) - known)
     if unknown:
         raise UsageError(f"recipe {path}: unknown key(s) {', '.join(unknown)} for a recipe of kind {kind}")
@@ -142,6 +147,8 @@ def load_recipe(path: Path) -> Recipe:
                              f"{', '.join(known_options)}")
     if doc.get("warp", "bilinear") not in WARP_MODES:
         raise UsageError(f"recipe {path}: warp {doc['warp']!r}: 'bilinear' or 'bicubic'")
+    if doc.get("mix", MIXES[0]) not in MIXES:
+        raise UsageError(f"recipe {path}: mix {doc['mix']!r}: one of {', '.join(MIXES)}")
     data = tuple(_build(DataSpec, t, f"recipe {path}, data {i + 1}") for i, t in enumerate(doc["data"]))
     phases = tuple(_build(Phase, t, f"recipe {path}, phase {i + 1}") for i, t in enumerate(doc.get("phase", [])))
     names = [p.name for p in phases]
@@ -152,7 +159,7 @@ def load_recipe(path: Path) -> Recipe:
     if len(set(names)) != len(names):
         raise UsageError(f"recipe {path}: two phases share a name")
     return Recipe(name=str(doc["name"]), preset=str(doc.get("preset", "default")), image_size=doc.get("image_size"),
-                  warp=doc.get("warp"),
+                  warp=doc.get("warp"), mix=doc.get("mix"),
                   batch_size=int(doc.get("batch_size", 8)), checkpoint_every=int(doc.get("checkpoint_every", 500)),
                   data=data, phases=phases, gains=dict(doc.get("gains", {})), text=text, kind=kind, options=options)
 
@@ -297,7 +304,10 @@ def _train_phases(recipe: Recipe, data_dirs: list[Path], runs: Path, device: str
         if (run / "summary.json").is_file():
             log(f"phase {phase.name}: done")
             continue
-        if phase.resume is not None and not (run / "latest.json").is_file():
+        # a checkpoint in the phase's own folder: a stopped phase goes on from it (for a continued phase, the one
+        # carried over from the phase before, if it stopped before its own first)
+        stopped = (run / "latest.json").is_file()
+        if phase.resume is not None and not stopped:
             _carry_checkpoint(runs / phase.resume, run)
         cfg = phase_config(recipe, phase)
         log(f"phase {phase.name}: {phase.iterations} iterations" + (f", stopping at {phase.stop_at}" if phase.stop_at
@@ -307,9 +317,12 @@ def _train_phases(recipe: Recipe, data_dirs: list[Path], runs: Path, device: str
             model_config = replace(model_config, image_size=recipe.image_size)
         if recipe.warp:
             model_config = replace(model_config, warp=recipe.warp)
-        run_training(data_dirs, run, model_config, cfg, device, resume=phase.resume is not None,
+        if recipe.mix:
+            model_config = replace(model_config, mix=recipe.mix)
+        run_training(data_dirs, run, model_config, cfg, device, resume=phase.resume is not None or stopped,
                      cache_dir=runs / "cache", progress=False, refit_stage1=phase.refit_stage1,
-                     init_refiner=None if phase.init_refiner is None else runs / phase.init_refiner)
+                     init_refiner=None if phase.init_refiner is None or stopped else runs / phase.init_refiner,
+                     report=lambda line, name=phase.name: log(f"phase {name}: {line}"))
 
 
 @click.command("recipe")

@@ -46,7 +46,7 @@ class RegGAN(nn.Module):
         super().__init__()
         self.config = config
         n_expr = len(config.expressions)
-        self.stage1 = LocalRegression(n_expr, 3, config.image_size, config.radius, config.warp)
+        self.stage1 = LocalRegression(n_expr, 3, config.image_size, config.radius, config.warp, config.mix)
         self.refiner = Refiner(n_expr, config.conv_dim, config.n_res, config.max_flow)
 
     def run(self, image: Tensor, expression: Tensor, intensity: Tensor) -> RegGANOutputs:

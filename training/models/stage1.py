@@ -9,6 +9,8 @@ bounds what the expression may change (`ellipse_region`):
 
     moved = x sampled at (p + alpha * flow_c(p));   s1 = moved + alpha * region_c * (R_c(moved) - moved)
 
+for one expression c; a mix carries each expression's paint to the mix's moved input (`LocalRegression.forward`).
+
 Why: a smile moves the mouth corners 3-7 px of the 128 px crop, beyond the r x r field, so a linear map
 alone cross-fades the old lip into the new one (the doubled lip on photos); once the mean motion is
 undone the regression only has to paint. And renders change more than a photo should lose (the squint
@@ -47,10 +49,12 @@ class LocalRegression(nn.Module):
     flow: Tensor  # buffers (register_buffer), typed for static checks
     region: Tensor
     grid: Tensor
-    def __init__(self, n_expressions: int, channels: int, size: int, radius: int, warp_mode: str = "bilinear") -> None:
+    def __init__(self, n_expressions: int, channels: int, size: int, radius: int, warp_mode: str = "bilinear",
+                 mix: str = "maps") -> None:
         super().__init__()
         self.radius = radius
         self.warp_mode = warp_mode
+        self.mix = mix
         taps = radius * radius
         weight = torch.zeros(n_expressions, channels, taps, size, size)
         weight[:, :, taps // 2] = 1.0
@@ -62,13 +66,39 @@ class LocalRegression(nn.Module):
 
     def forward(self, x: Tensor, expression: Tensor, intensity: Tensor | None = None) -> Tensor:
         """x: [N,C,S,S] in [-1,1]; expression: [N,E] weights (one-hot or a mix); intensity [N] (default 1)
-        -> [N,C,S,S] (not clamped)."""
+        -> [N,C,S,S] (not clamped).
+
+        A mix moves the input by its mixed flow. ``mix`` "carried": each expression's paint is made where its maps
+        were fitted, on the input moved by its own flow, and carried to the mix's frame by the difference of the two
+        flows. "maps": the mixed maps paint the mix's moved input, each expression's features where that expression
+        alone puts them (a smile's teeth and a surprise's dark opening, each at its own lips, between the mix's):
+        fragments that change from frame to frame along a curve. One expression (one-hot) is the same either way."""
         alpha = 1.0 if intensity is None else intensity.to(x.dtype)[:, None, None, None]
-        moved = warp(x, self.motion(expression, alpha), self.grid, self.warp_mode)
+        mixed = self.motion(expression, alpha)
+        moved = warp(x, mixed, self.grid, self.warp_mode)
+        paint = self._mixed_maps(moved, expression) if self.mix == "maps" else self._carried(x, expression, alpha, mixed)
+        return moved + alpha * paint
+
+    def _mixed_maps(self, moved: Tensor, expression: Tensor) -> Tensor:
         out = _mix(expression, self.bias)
         for tap, view in enumerate(shifted_views(moved, self.radius)):
             out = out + view * _mix(expression, self.weight[:, :, tap])
-        return moved + alpha * self.region_of(expression) * (out - moved)
+        return self.region_of(expression) * (out - moved)
+
+    def _carried(self, x: Tensor, expression: Tensor, alpha: Tensor | float, mixed: Tensor) -> Tensor:
+        # the maps broadcast over [N,E,...] as they are: an indexed copy would be stored in the model file twice
+        n, channels, size, _ = x.shape
+        count = self.flow.shape[0]
+        own = (self.flow * (alpha if isinstance(alpha, float) else alpha[..., None])).expand(n, -1, -1, -1, -1)
+        inputs = x[:, None].expand(-1, count, -1, -1, -1).reshape(n * count, channels, size, size)
+        moved = warp(inputs, own.reshape(n * count, 2, size, size), self.grid, self.warp_mode)
+        painted = self.bias
+        for tap, view in enumerate(shifted_views(moved, self.radius)):
+            painted = painted + view.reshape(n, count, channels, size, size) * self.weight[:, :, tap]
+        paint = self.region * (painted - moved.reshape(n, count, channels, size, size))
+        carry = (mixed[:, None] - own).reshape(n * count, 2, size, size)
+        carried = warp(paint.reshape(n * count, channels, size, size), carry, self.grid, self.warp_mode)
+        return torch.einsum("ne,nechw->nchw", expression, carried.reshape(n, count, channels, size, size))
 
     def motion(self, expression: Tensor, alpha: Tensor | float = 1.0) -> Tensor:
         """[N,2,S,S] (grid units): the flow that moves the input before the ridge, scaled by the intensity."""
