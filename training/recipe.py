@@ -322,7 +322,12 @@ def _train_phases(recipe: Recipe, data_dirs: list[Path], runs: Path, device: str
         run_training(data_dirs, run, model_config, cfg, device, resume=phase.resume is not None or stopped,
                      cache_dir=runs / "cache", progress=False, refit_stage1=phase.refit_stage1,
                      init_refiner=None if phase.init_refiner is None or stopped else runs / phase.init_refiner,
-                     report=lambda line, name=phase.name: log(f"phase {name}: {line}"))
+                     report=_reporter(log, f"phase {phase.name}: "))
+
+
+def _reporter(log: Callable[[str], None], prefix: str) -> Callable[[str], None]:
+    """``log`` with each line after ``prefix``."""
+    return lambda line: log(prefix + line)
 
 
 @click.command("recipe")

@@ -92,7 +92,7 @@ class LocalRegression(nn.Module):
         own = (self.flow * (alpha if isinstance(alpha, float) else alpha[..., None])).expand(n, -1, -1, -1, -1)
         inputs = x[:, None].expand(-1, count, -1, -1, -1).reshape(n * count, channels, size, size)
         moved = warp(inputs, own.reshape(n * count, 2, size, size), self.grid, self.warp_mode)
-        painted = self.bias
+        painted: Tensor = self.bias
         for tap, view in enumerate(shifted_views(moved, self.radius)):
             painted = painted + view.reshape(n, count, channels, size, size) * self.weight[:, :, tap]
         paint = self.region * (painted - moved.reshape(n, count, channels, size, size))
