@@ -130,7 +130,7 @@ def test_one_expression_is_its_fitted_map_on_the_input_moved_by_its_flow(mode, m
 
 
 @pytest.mark.parametrize("mix", ["carried", "maps"])
-def test_a_carried_mix_paints_each_expression_on_the_features_its_flow_moved(mix):
+def test_a_carried_mix_paints_on_the_moved_features_and_mixed_maps_where_each_expression_alone_would(mix):
     """An expression that moves a bright column 8 px left and paints on it where it lands: at half weight (the rest
     neutral) the column moves 4 px and a carried mix's paint goes with it; mixed maps paint where the expression alone
     puts it."""
