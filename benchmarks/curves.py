@@ -178,8 +178,8 @@ def main(argv: list[str] | None = None) -> int:
     if against:
         lines += ["", "**Against the rendered truth** (`--truth`: the ramps rendered with the face model's blendshapes, "
                   "tools/make_samples.py --ramp; the seed, identity and first camera pose of the shot, the edit given "
-                  "the truth's own landmarks). A truth row measures how far a true ramp departs from a 5-frame parabola: the lips' edges "
-                  "cross pixels as the mouth opens. The edit of its first frame, PSNR gain over the unedited first "
+                  "the truth's own landmarks). A truth row measures how far a true ramp departs from a 5-frame "
+                  "parabola: the lips' edges cross pixels as the mouth opens. The edit of its first frame, PSNR gain over the unedited first "
                   "frame against each true frame, mouth region:", ""]
         lines += [f"- {kind}: {said}" for kind, (_, said, _) in against.items()]
         lines += ["", "Each strip: the edit above the truth, every few frames.", ""]

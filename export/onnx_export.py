@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import copy
 import warnings
-from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -118,10 +117,6 @@ def check_renders(path: Path) -> None:
 
 
 def export_checkpoint(checkpoint: str | Path, out: str | Path, mix: str | None = None) -> Path:
-    """``mix``: how the exported stage 1 mixes expressions (`ModelConfig.mix`), else the checkpoint's. Nothing of it
-    is learnt, so the same weights export either way."""
-    model, info = load_generator(checkpoint)
-    if mix is not None:
-        model.config = replace(model.config, mix=mix)
-        model.stage1.mix = mix
+    """``mix``: how the exported stage 1 mixes expressions (`load_generator`), else the checkpoint's."""
+    model, info = load_generator(checkpoint, mix)
     return export_model(model, out, provenance={"checkpoint": Path(checkpoint).name, **info})

@@ -32,15 +32,16 @@ def save_generator(path: str | Path, model: RegGAN, info: dict | None = None) ->
     return tensors_path
 
 
-def load_generator(path: str | Path) -> tuple[RegGAN, dict]:
-    """Rebuild a RegGAN from its checkpoint; returns (model in eval mode, info dict)."""
+def load_generator(path: str | Path, mix: str | None = None) -> tuple[RegGAN, dict]:
+    """Rebuild a RegGAN from its checkpoint; returns (model in eval mode, info dict). ``mix``: how its stage 1 mixes
+    expressions (`ModelConfig.mix`) instead of the checkpoint's; nothing of it is learnt, so the weights load alike."""
     tensors_path, json_path = checkpoint_paths(path)
     for needed in (tensors_path, json_path):
         if not needed.is_file():
             raise ModelError(needed, "checkpoint file not found (a checkpoint is NAME.safetensors + NAME.json)")
     try:
         meta = json.loads(json_path.read_text())
-        config = ModelConfig.from_dict(meta["model_config"])
+        config = ModelConfig.from_dict(meta["model_config"] | ({"mix": mix} if mix else {}))
     except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
         raise ModelError(json_path, f"bad checkpoint config: {exc}") from None
     model = RegGAN(config)

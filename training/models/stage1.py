@@ -76,7 +76,10 @@ class LocalRegression(nn.Module):
         alpha = 1.0 if intensity is None else intensity.to(x.dtype)[:, None, None, None]
         mixed = self.motion(expression, alpha)
         moved = warp(x, mixed, self.grid, self.warp_mode)
-        paint = self._mixed_maps(moved, expression) if self.mix == "maps" else self._carried(x, expression, alpha, mixed)
+        if self.mix == "maps":
+            paint = self._mixed_maps(moved, expression)
+        else:
+            paint = self._carried(x, expression, alpha, mixed)
         return moved + alpha * paint
 
     def _mixed_maps(self, moved: Tensor, expression: Tensor) -> Tensor:
