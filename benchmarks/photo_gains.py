@@ -33,19 +33,19 @@ from training.evaluate.runner import _face
 
 EXPRESSION = "happy"
 IDENTITY_LIMIT = 0.27
-SHIPPED = Gains(motion=(0.5, 0.5), rest_paint=0.7, upper=0.0)
+CENTRE = Gains(motion=(0.5, 0.5), rest_paint=0.7, upper=0.0)
 CANDIDATES: tuple[tuple[str, Gains], ...] = (
     ("none (renders)", Gains()),
-    ("motion alone", Gains(motion=SHIPPED.motion)),
-    ("rest of the paint alone", Gains(rest_paint=SHIPPED.rest_paint)),
-    ("upper face alone", Gains(upper=SHIPPED.upper)),
-    ("shipped", SHIPPED),
-    ("motion 0.5, 0.4", replace(SHIPPED, motion=(0.5, 0.4))),
-    ("motion 0.5, 0.6", replace(SHIPPED, motion=(0.5, 0.6))),
-    ("motion 1, 0.5", replace(SHIPPED, motion=(1.0, 0.5))),
-    ("rest of the paint 0.5", replace(SHIPPED, rest_paint=0.5)),
-    ("rest of the paint 1", replace(SHIPPED, rest_paint=1.0)),
-    ("upper face 1", replace(SHIPPED, upper=1.0)),
+    ("motion alone", Gains(motion=CENTRE.motion)),
+    ("rest of the paint alone", Gains(rest_paint=CENTRE.rest_paint)),
+    ("upper face alone", Gains(upper=CENTRE.upper)),
+    ("centre", CENTRE),
+    ("motion 0.5, 0.4", replace(CENTRE, motion=(0.5, 0.4))),
+    ("motion 0.5, 0.6", replace(CENTRE, motion=(0.5, 0.6))),
+    ("motion 1, 0.5", replace(CENTRE, motion=(1.0, 0.5))),
+    ("rest of the paint 0.5", replace(CENTRE, rest_paint=0.5)),
+    ("rest of the paint 1", replace(CENTRE, rest_paint=1.0)),
+    ("upper face 1", replace(CENTRE, upper=1.0)),
 )
 
 
@@ -116,7 +116,7 @@ def write(rows: list[Row], out: Path, data: Path) -> Path:
         "runtime's detector. P: the expression judge's P(happy); identity: the identity judge's distance to the "
         "person's own neutral (both as `reggan-plugin evaluate`). The people are split in two halves by "
         "`identity_unit`: the gains are chosen on the first (the highest P there with identity at most "
-        f"{IDENTITY_LIMIT}), the second checks them. The candidates: the shipped point, each of its parts alone and its "
+        f"{IDENTITY_LIMIT}), the second checks them. The candidates: a centre, each of its parts alone and its "
         "neighbours (upper face 0: the whole edit kept to the lower face, without a rendered smile's eye squint).",
         "",
         "| candidate | motion (sideways, up) | rest of the paint | upper face | P / identity, chosen half | "
@@ -129,7 +129,9 @@ def write(rows: list[Row], out: Path, data: Path) -> Path:
                      f"| {r.gains.upper:g} | {r.chosen_half.p:.3f} / {r.chosen_half.identity:.3f} "
                      f"| {r.check_half.p:.3f} / {r.check_half.identity:.3f} "
                      f"| {r.everyone.p:.3f} / {r.everyone.identity:.3f} |")
-    lines += ["", f"Chosen by the rule: **{chosen.name}**." if chosen else "No candidate meets the rule.", ""]
+    lines += ["", f"Chosen by the rule: **{chosen.name}**." if chosen else "No candidate meets the rule.", "",
+              f"The bundled model carries the gains of `[gains.photo.{EXPRESSION}]` in `recipes/default.toml`, written "
+              "into it by `reggan-plugin recipe`.", ""]
     path = out / "PHOTO_GAINS.md"
     write_text(path, "\n".join(lines))
     return path

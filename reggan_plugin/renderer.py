@@ -153,7 +153,7 @@ class ExpressionRenderer:
     def batch_for(self, weights: Sequence[Array]) -> int:
         """Faces per network call for edits of these weights: `InferenceConfig.batch`, or 1 where an edit mixes
         expressions (a partial intensity too: a mix with neutral, `ModelArtifact.network_input`). The network sums a
-        mix's weighted maps in a matrix product whose rounding depends on how many rows it holds (onnxruntime's CPU
+        mix's weighted paints in a matrix product whose rounding depends on how many rows it holds (onnxruntime's CPU
         kernels differ by some 1e-6 between 1 and 3 rows), so a mixed face is run alone: its pixels never depend on the
         frames batched with it, and shards and resumed runs write one run's bytes. On the CPU one face a call is no
         slower (measured: about 80 ms a face at 1, 97 at 8, bundled model)."""

@@ -41,7 +41,8 @@ class ModelConfig:
     # how stage 1 mixes expressions, a partial intensity included (models/stage1.py): "maps", the mixed maps on the
     # mix's moved input; "carried", each expression's paint made where its maps were fitted and carried to the mix's
     # moved input, which keeps a mix's paint on its features (no fragments between a smile and a surprise), for
-    # about 1.4x the network's CPU time at 128 px with 7 expressions. A channel model's 52 channels paint faintly:
+    # about twice the network's CPU time at 128 px with 7 expressions (every expression's paint is made and carried,
+    # one alone too). A channel model's 52 channels paint faintly:
     # carried costs it 3x for no gain on development mixes (within 0.2 dB by channel group) or ramps.
     mix: str = "maps"
 
