@@ -301,6 +301,7 @@ def test_an_opening_covers_each_pixel_as_much_as_it_opens_there() -> None:
     assert thick[37:43].min() > 0.1 and thin[:40].max() == 0.0 and thin[41:].max() == 0.0
 
 
+@pytest.mark.slow  # large faces through the bundled model: the fast tier stays under 2 minutes
 def test_intensity_zero_leaves_a_large_face_as_it_was() -> None:
     from benchmarks.face_sizes import face_frame
     from reggan_plugin.config import InferenceConfig

@@ -84,6 +84,7 @@ def test_the_demo_renders_read_as_renders_and_are_edited_as_fitted(renderers) ->
         assert not np.array_equal(edits["auto"], edits["photo"])  # the gains for photographs do change a smile
 
 
+@pytest.mark.slow  # the bundled model on London's portraits, every gains setting: the fast tier stays under 2 minutes
 def test_photographs_read_as_photographs_and_take_their_gains(renderers, london_faces: Path) -> None:
     from reggan_plugin.faces import FaceDetector
 

@@ -51,6 +51,7 @@ def test_shards_and_resumes_give_the_frames_of_one_run(tmp_path, renderer):
     _same(tmp_path / "one", resumed)
 
 
+@pytest.mark.slow  # a shot rendered with the bundled model twice: the fast tier stays under 2 minutes
 def test_smoothing_does_move_faces_within_a_shot(tmp_path, renderer):
     _run(SAMPLES, tmp_path / "smooth", renderer)
     _run(SAMPLES, tmp_path / "raw", renderer, smooth=0.0)
@@ -73,6 +74,7 @@ def test_cuts_are_found_between_shots_not_within_them():
     assert is_cut(thumbs[0], None)  # an unreadable frame
 
 
+@pytest.mark.slow  # portraits rendered with the bundled model: the fast tier stays under 2 minutes
 def test_unrelated_portraits_are_not_smoothed_together(tmp_path, renderer, london_faces):
     folder = tmp_path / "portraits"
     folder.mkdir()
