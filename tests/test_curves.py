@@ -228,8 +228,9 @@ def test_pictures_batched_together_keep_their_own_mixes(tiny_model):
 
 @pytest.mark.slow  # an end-to-end render; the fast tier keeps the unit checks of the same behaviour
 def test_the_bundled_model_renders_a_ramp_on_the_sample_shot_alike_in_shards(tmp_path):
-    """The shipped model on samples/frames: a neutral key leaves its frame untouched, a surprised one renders, and
-    three shards write one run's bytes."""
+    """The shipped model on samples/frames: a neutral key gives the model's neutral face, its input again within a
+    level (the refiner learns the identity, it is not drawn), a surprised one renders, and three shards write one
+    run's bytes."""
     renderer = ExpressionRenderer(InferenceConfig(backend="cpu"))
     curves = ExpressionCurves(("happy", "surprised"), [[0, 0], [1, 0], [0, 1]], keys=[1, 4, 8])
     seq = {"faces": SAMPLES / "faces.json"}
@@ -247,10 +248,10 @@ def test_the_bundled_model_renders_a_ramp_on_the_sample_shot_alike_in_shards(tmp
     for name in names:
         assert (tmp_path / "whole" / name).read_bytes() == (tmp_path / "shards" / name).read_bytes(), name
     first = read_image(frames / names[0]).pixels
-    assert np.array_equal(read_image(tmp_path / "whole" / names[0]).pixels, first)
+    assert np.abs(read_image(tmp_path / "whole" / names[0]).pixels.astype(int) - first).max() <= 1
     changes = [np.abs(read_image(tmp_path / "whole" / n).pixels.astype(int) - read_image(frames / n).pixels).mean()
                for n in names]
-    assert changes[0] == 0 and all(c > 0.3 for c in changes[1:])
+    assert changes[0] < 0.01 and all(c > 0.3 for c in changes[1:])
 
 
 # -- the command ---------------------------------------------------------------------------------------------------
