@@ -49,8 +49,8 @@ PORTRAIT_MOUTH_TINT = -5.0
 JAW_GAIN = 3.9
 JAW_SPILL, JAW_SPILL_SHARE = 110.0, 1.0
 # The face model at intensity 0.5 on the half-intensity renders: +5.4 dB over the neutral on average (+3.0 to +8.1;
-# with stage 1's mixed maps instead of carried paint, +4.0, a half surprise's mouth an orange and white patch); spill up
-# to 23 levels and 0.32% of the untouched pixels.
+# stage 1's mixed maps instead of its carried paint would make a half surprise's mouth an orange and white patch);
+# spill up to 23 levels and 0.32% of the untouched pixels.
 HALF_GAIN = 5.0
 HALF_SPILL, HALF_SPILL_SHARE = 28.0, 0.4
 
