@@ -179,8 +179,8 @@ def main(argv: list[str] | None = None) -> int:
         lines += ["", "**Against the rendered truth** (`--truth`: the ramps rendered with the face model's blendshapes, "
                   "tools/make_samples.py --ramp; the seed, identity and first camera pose of the shot, the edit given "
                   "the truth's own landmarks). A truth row measures how far a true ramp departs from a 5-frame "
-                  "parabola: the lips' edges cross pixels as the mouth opens. The edit of its first frame, PSNR gain over the unedited first "
-                  "frame against each true frame, mouth region:", ""]
+                  "parabola: the lips' edges cross pixels as the mouth opens. The edit of its first frame, PSNR gain "
+                  "over the unedited first frame against each true frame, mouth region:", ""]
         lines += [f"- {kind}: {said}" for kind, (_, said, _) in against.items()]
         lines += ["", "Each strip: the edit above the truth, every few frames.", ""]
         lines += [f"![{kind}: edit and truth every few frames](curves_truth_{kind}.png)" for kind in against]

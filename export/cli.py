@@ -11,6 +11,7 @@ from pathlib import Path
 import click
 
 from reggan_plugin.cli_exits import run_or_exit
+from training.config import MIXES
 
 
 @click.group("export")
@@ -92,7 +93,7 @@ def check_onnx_file(path: Path) -> None:
 @click.option("--checkpoint", required=True, type=click.Path(path_type=Path),
               help="Generator checkpoint: NAME (for NAME.safetensors + NAME.json).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False, path_type=Path), help="ONNX file to write.")
-@click.option("--mix", type=click.Choice(["maps", "carried"]), default=None,
+@click.option("--mix", type=click.Choice(MIXES), default=None,
               help="How stage 1 mixes expressions and partial intensities (not learnt: the same weights export "
                    "either way; docs/TRAINING.md). [default: the checkpoint's]")
 def onnx(checkpoint: Path, out: Path, mix: str | None) -> None:
