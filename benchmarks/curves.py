@@ -1,6 +1,6 @@
 """Smoothness of an edit driven by expression curves (`render --curves`): mouth jitter on a 48-frame ramp.
 
-    python benchmarks/curves.py [--frames 48] [--out docs] [--truth DIR]   # writes docs/CURVES_JITTER.md
+    python benchmarks/curves.py [--frames 48] [--out docs] [--truth DIR ...]   # writes docs/CURVES_JITTER.md
 
 The shot is samples/frames/shot_0001.png held still for 48 frames (its faces.json landmarks given: no detector),
 the same at 640 px (upscaled, landmarks scaled: the size where the lips' split runs), and at 640 px
@@ -20,11 +20,13 @@ neighbours as the course (r_t = e_t - (e_{t-1} + e_{t+1}) / 2, noise mean square
 course's bending: it falls as the ramp is given more frames, where noise would stay. The largest change from one
 frame to the next, as a multiple of the median one, shows a jump (a step of the edit) that averages hide.
 
-``--truth DIR``: the same ramps rendered with the face model's blendshapes (tools/make_samples.py --ramp 48, into
-DIR/expressions and DIR/channels, with their faces.json): the seed, identity and first camera pose of the shot. Two
-more rows for each: the truth's own figure (what a true ramp scores: an opening mouth's edges crossing pixels bend
-its course faster than a parabola over five frames) and the edit of the truth's first frame, given its landmarks;
-and the edit's PSNR gain over copy against the true frames, leg by leg.
+``--truth DIR`` (repeatable: one folder per size): the same ramps rendered with the face model's blendshapes
+(tools/make_samples.py --ramp 48 [--size N], into DIR/expressions and DIR/channels, with their faces.json): the seed,
+identity and first camera pose of the shot. Two more rows for each: the truth's own figure (what a true ramp scores:
+an opening mouth's edges crossing pixels bend its course faster than a parabola over five frames, the more so the
+sharper they are) and the edit of the truth's first frame, given its landmarks, at the truth's size; and the edit's
+PSNR gain over copy against the true frames, leg by leg. The two rows of one size are the like-for-like comparison:
+the other rows' shot is an upscaled 256 px picture, softer than a render at 640 px.
 """
 from __future__ import annotations
 
@@ -124,10 +126,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=48)
     parser.add_argument("--out", type=Path, default=Path("docs"))
-    parser.add_argument("--truth", type=Path, default=None,
+    parser.add_argument("--truth", type=Path, action="append", default=[],
                         help="the ramps rendered with the face model's blendshapes (tools/make_samples.py --ramp N), "
                              "DIR/expressions and DIR/channels: adds each truth's own figure, the edit of its first "
-                             "frame and the edit's gain against it")
+                             "frame and the edit's gain against it (repeatable: one folder per size)")
     args = parser.parse_args(argv)
     rows: list[tuple[str, float, float, float, float]] = []
     strip: list[np.ndarray] = []
@@ -157,13 +159,18 @@ def main(argv: list[str] | None = None) -> int:
                 r, c = mouth_region(frames[0])
                 box = around(r, c, r.stop - r.start)
                 strip = [edited[i][box] for i in range(0, args.frames, max(1, args.frames // 8))]
-        against = {kind: against_truth(args.truth / kind, args.frames, Path(tmp) / kind, kind)
-                   for kind in ("expressions", "channels") if args.truth and (args.truth / kind).is_dir()}
+        against: dict[str, tuple[list[tuple[str, float, float, float, float]], str, np.ndarray]] = {}
+        for root in args.truth:
+            for kind in ("expressions", "channels"):
+                if (root / kind).is_dir():
+                    table, said, picture, side = against_truth(root / kind, args.frames, Path(tmp) / str(len(against)),
+                                                               kind)
+                    against[f"{kind}_{side}"] = table, said, picture
         for table, _, _ in against.values():
             rows += table
     lines = ["# Expression curves: smoothness", "",
              f"Generated {datetime.date.today()} by `python benchmarks/curves.py --frames {args.frames}"
-             f"{' --truth DIR' if args.truth else ''}`; do not edit by hand. Method: the module docstring of "
+             f"{' --truth DIR' * len(args.truth)}`; do not edit by hand. Method: the module docstring of "
              "benchmarks/curves.py (benchmarks/temporal.py's jitter, with the ramp's own course taken out). CPU "
              "backend; default options. Curves: frame 1 neutral, frame "
              f"{args.frames // 2} a smile, frame {args.frames} surprise, linear between: happy and surprised on the "
@@ -181,16 +188,17 @@ def main(argv: list[str] | None = None) -> int:
                   "the truth's own landmarks). A truth row measures how far a true ramp departs from a 5-frame "
                   "parabola: the lips' edges cross pixels as the mouth opens. The edit of its first frame, PSNR gain "
                   "over the unedited first frame against each true frame, mouth region:", ""]
-        lines += [f"- {kind}: {said}" for kind, (_, said, _) in against.items()]
+        lines += [f"- {name.replace('_', ', ')} px: {said}" for name, (_, said, _) in against.items()]
         lines += ["", "Each strip: the edit above the truth, every few frames.", ""]
-        lines += [f"![{kind}: edit and truth every few frames](curves_truth_{kind}.png)" for kind in against]
+        lines += [f"![{name.replace('_', ', ')} px: edit and truth every few frames](curves_truth_{name}.png)"
+                  for name in against]
     lines += [""]
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "CURVES_JITTER.md", "\n".join(lines))
     if strip:
         Image.fromarray(np.concatenate(strip, axis=1)).save(args.out / "curves_ramp.png")
-    for kind, (_, _, picture) in against.items():
-        Image.fromarray(picture).save(args.out / f"curves_truth_{kind}.png")
+    for name, (_, _, picture) in against.items():
+        Image.fromarray(picture).save(args.out / f"curves_truth_{name}.png")
     return 0
 
 
@@ -201,9 +209,10 @@ def around(rows: slice, cols: slice, margin: int) -> tuple[slice, slice]:
 
 
 def against_truth(folder: Path, count: int, work: Path, kind: str
-                  ) -> tuple[list[tuple[str, float, float, float, float]], str, np.ndarray]:
+                  ) -> tuple[list[tuple[str, float, float, float, float]], str, np.ndarray, int]:
     """(the truth's row and the edit's row of the table, the edit's gain against the truth leg by leg, a strip of the
-    mouth every few frames, edit above truth) for ``kind``'s ramp rendered in ``folder`` (f0001.png ...)."""
+    mouth every few frames, edit above truth, the frames' side in px) for ``kind``'s ramp rendered in ``folder``
+    (f0001.png ...)."""
     from training.evaluate.metrics import psnr
 
     paths = [folder / f"f{frame:04d}.png" for frame in range(1, count + 1)]
@@ -216,7 +225,8 @@ def against_truth(folder: Path, count: int, work: Path, kind: str
     keys = {1, count // 2, count}
     change = np.stack([t.astype(np.float32) - truth[0].astype(np.float32) for t in truth])[:, rows, cols]
     value, bent, size, jump = course_departure(change, keys)
-    table = [(f"truth: the {kind}' ramp rendered with blendshapes, 256 px", value, bent, size, jump)]
+    side = truth[0].shape[0]
+    table = [(f"truth: the {kind}' ramp rendered with blendshapes, {side} px", value, bent, size, jump)]
     model = channels_model_path() if kind == "channels" else None
     renderer = ExpressionRenderer(InferenceConfig(model=model, backend="cpu"))
     faces = folder / "faces.json"
@@ -225,7 +235,7 @@ def against_truth(folder: Path, count: int, work: Path, kind: str
     landmarks = np.asarray(json.loads(faces.read_text())["frames"][paths[0].name][0]["landmarks"], np.float64)
     value, bent, size, jump, edited = ramp_jitter([truth[0]] * count, [0] * count, renderer, work,
                                                   ramp_curves(count, kind), landmarks)
-    table.append((f"{kind}: still, 256 px, the truth's first frame, landmarks given", value, bent, size, jump))
+    table.append((f"{kind}: still, {side} px, the truth's first frame, landmarks given", value, bent, size, jump))
     gains = [psnr(e[rows, cols], t[rows, cols]) - psnr(truth[0][rows, cols], t[rows, cols])
              for e, t in zip(edited, truth)]
     middle = count // 2
@@ -236,7 +246,7 @@ def against_truth(folder: Path, count: int, work: Path, kind: str
     shown = range(max(1, count // 8) - 1, count, max(1, count // 8))
     strip = np.concatenate([np.concatenate([edited[i][box] for i in shown], axis=1),
                             np.concatenate([truth[i][box] for i in shown], axis=1)])
-    return table, said, strip
+    return table, said, strip, side
 
 
 if __name__ == "__main__":

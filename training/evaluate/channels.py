@@ -2,6 +2,7 @@
 edit is than the neutral input, on the face, for each channel group a combination moves.
 
     python -m training.evaluate.channels --write-mixes mixes.json --seed 9393      # 12 random mixes as a recipe table
+                                                                                  # (--count N for more)
     reggan-plugin dataset render --out held_frontal --identities 5 --start 5000 --seed 9393 --recipes mixes.json \
         --expressions all
     reggan-plugin dataset render --out held_turned --identities 5 --start 5000 --seed 9494 --yaw 0,30 --pitch 10 \
@@ -122,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, action="append", default=[])
     parser.add_argument("--write-mixes", type=Path, default=None, help="write a recipe table of random mixes and stop")
     parser.add_argument("--seed", type=int, default=9393)
+    parser.add_argument("--count", type=int, default=12, help="with --write-mixes: how many mixes")
     parser.add_argument("--model", type=Path, default=channels_model_path())
     parser.add_argument("--out", type=Path, default=None, help="folder for channels.json and CHANNELS_EVAL.md")
     args = parser.parse_args(argv)
     if args.write_mixes is not None:
-        write_mixes(args.write_mixes, args.seed)
+        write_mixes(args.write_mixes, args.seed, args.count)
         return 0
     if not args.data:
         parser.error("give --data (or --write-mixes)")
