@@ -159,13 +159,13 @@ def main(argv: list[str] | None = None) -> int:
                 r, c = mouth_region(frames[0])
                 box = around(r, c, r.stop - r.start)
                 strip = [edited[i][box] for i in range(0, args.frames, max(1, args.frames // 8))]
-        against: dict[str, tuple[list[tuple[str, float, float, float, float]], str, np.ndarray]] = {}
+        against: dict[tuple[str, int], tuple[list[tuple[str, float, float, float, float]], str, np.ndarray]] = {}
         for root in args.truth:
             for kind in ("expressions", "channels"):
                 if (root / kind).is_dir():
                     table, said, picture, side = against_truth(root / kind, args.frames, Path(tmp) / str(len(against)),
                                                                kind)
-                    against[f"{kind}_{side}"] = table, said, picture
+                    against[kind, side] = table, said, picture
         for table, _, _ in against.values():
             rows += table
     lines = ["# Expression curves: smoothness", "",
@@ -188,17 +188,17 @@ def main(argv: list[str] | None = None) -> int:
                   "the truth's own landmarks). A truth row measures how far a true ramp departs from a 5-frame "
                   "parabola: the lips' edges cross pixels as the mouth opens. The edit of its first frame, PSNR gain "
                   "over the unedited first frame against each true frame, mouth region:", ""]
-        lines += [f"- {name.replace('_', ', ')} px: {said}" for name, (_, said, _) in against.items()]
+        lines += [f"- {kind}, {side} px: {said}" for (kind, side), (_, said, _) in against.items()]
         lines += ["", "Each strip: the edit above the truth, every few frames.", ""]
-        lines += [f"![{name.replace('_', ', ')} px: edit and truth every few frames](curves_truth_{name}.png)"
-                  for name in against]
+        lines += [f"![{kind}, {side} px: edit and truth every few frames](curves_truth_{kind}_{side}.png)"
+                  for kind, side in against]
     lines += [""]
     args.out.mkdir(parents=True, exist_ok=True)
     write_text(args.out / "CURVES_JITTER.md", "\n".join(lines))
     if strip:
         Image.fromarray(np.concatenate(strip, axis=1)).save(args.out / "curves_ramp.png")
-    for name, (_, _, picture) in against.items():
-        Image.fromarray(picture).save(args.out / f"curves_truth_{name}.png")
+    for (kind, side), (_, _, picture) in against.items():
+        Image.fromarray(picture).save(args.out / f"curves_truth_{kind}_{side}.png")
     return 0
 
 
