@@ -294,6 +294,24 @@ def test_torch_route_matches_onnxruntime_on_cpu(tiny_onnx, tmp_path, which):
     assert "ONNX graph on cpu" in backend.description and "fp32" in backend.description
 
 
+def test_the_torch_route_takes_read_only_arrays_without_a_warning(tiny_onnx):
+    """numpy hands out read-only arrays (a decoded frame, a broadcast); torch warns once on wrapping one ("undefined
+    behavior"), which users of the cuda backend saw on every run: the route copies those first."""
+    import warnings
+
+    from reggan_plugin.backends.cuda import TorchCudaBackend
+
+    artifact = load_artifact(tiny_onnx)
+    backend = TorchCudaBackend(artifact, precision="fp32", device="cpu", verify=False)
+    arrays = batch(artifact, n=2)
+    for array in arrays:
+        array.setflags(write=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = backend.run(*arrays)["output"]
+    assert np.abs(got - create_backend(artifact, "cpu").run(*arrays)["output"]).max() < 1e-4
+
+
 def test_torch_route_fp16_on_cpu_is_close(tiny_onnx):
     from reggan_plugin.backends.cuda import TorchCudaBackend
     from reggan_plugin.backends.parity import PARITY_TOLERANCE

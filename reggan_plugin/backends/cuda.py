@@ -89,7 +89,9 @@ class TorchCudaBackend(Backend):
         if self.graph is None:
             raise BackendUnavailable("cuda backend: closed")
         with torch.inference_mode():
-            inputs = {k: torch.from_numpy(v).to(self.device, non_blocking=True).to(self.dtype) for k, v in feeds.items()}
+            # torch warns on wrapping a read-only array (a decoded frame, a broadcast): those are copied first
+            inputs = {k: torch.from_numpy(v if v.flags.writeable else v.copy()).to(self.device, non_blocking=True)
+                      .to(self.dtype) for k, v in feeds.items()}
             result = self.graph.run(inputs, outputs)
             return {k: v.float().cpu().numpy() for k, v in result.items()}
 

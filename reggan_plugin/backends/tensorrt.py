@@ -147,7 +147,8 @@ class _TorchBuffers:
 
     def put(self, name: str, array: Array) -> int:
         with self.torch.cuda.stream(self.stream):
-            self.live[name] = self.torch.from_numpy(array).to(self.device)
+            # torch warns on wrapping a read-only array: those are copied first
+            self.live[name] = self.torch.from_numpy(array if array.flags.writeable else array.copy()).to(self.device)
         return int(self.live[name].data_ptr())
 
     def empty(self, name: str, shape: tuple[int, ...], dtype: np.dtype[Any]) -> int:
