@@ -43,9 +43,9 @@ PORTRAIT_DETAIL = 0.90
 # The mouth's tint (`realism.mouth_tint`) on the five portraits: the bundled model's smiles -7.0 levels on average, the
 # people's own -12.6, their neutral mouths -21.6. The ceiling holds today's fringes from growing; the goal is the real.
 PORTRAIT_MOUTH_TINT = -5.0
-# The channel model's jawOpen on the jaw renders: +4.36 dB over the neutral on average (+3.43 to +6.33; +4.07 fitted on
+# The channel model's jawOpen on the jaw renders: +4.42 dB over the neutral on average (+3.42 to +6.92; +4.07 fitted on
 # frontal renders alone, +3.73 with a jaw fitted to the pictures alone, its chin pulled to a point and its sides left
-# behind); spill up to 102 levels and 0.71% of the untouched pixels (the chin moved over the backdrop at the turned
+# behind); spill up to 97 levels and 0.68% of the untouched pixels (the chin moved over the backdrop at the turned
 # head's far silhouette).
 JAW_GAIN = 4.2
 JAW_SPILL, JAW_SPILL_SHARE = 110.0, 1.0
