@@ -178,7 +178,7 @@ def bake_to_folder(mesh: Mesh, albedo: np.ndarray, expressions: Sequence[str], r
     from reggan_plugin.texture_maps.manifest import write_maps
 
     renderer = engine.get_renderer(run)
-    known = renderer.artifact.expressions
+    known = renderer.artifact.names
     baked = tuple(e for e in expressions if e in known)
     unknown = tuple(e for e in expressions if e not in known)
     if not baked:

@@ -111,7 +111,7 @@ def check_renders(path: Path) -> None:
         renderer = ExpressionRenderer(InferenceConfig(model=path, backend="cpu", batch=1))
         side = 2 * renderer.size
         pixels = np.random.default_rng(0).integers(0, 256, (side, side, 3), dtype=np.uint8)
-        renderer.apply_array(pixels, faces=[whole_image_face(side, side)], expression=renderer.artifact.expressions[-1])
+        renderer.apply_array(pixels, faces=[whole_image_face(side, side)], expression=renderer.artifact.names[-1])
     except (RegganError, ValueError) as exc:
         raise ExportError(f"the exported model would not run in `render`: {exc}") from exc
 

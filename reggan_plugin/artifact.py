@@ -23,7 +23,7 @@ import numpy as np
 
 from .arrays import Array
 from .errors import ModelError, UsageError
-from .expressions import arkit_name, is_channel_mix
+from .expressions import KEY_MARK, arkit_name, is_channel_mix, key_of, key_weights
 from .geometry.resample import WARP_MODES, WarpMode
 
 FORMAT_VERSION = 1
@@ -83,6 +83,24 @@ class ModelArtifact:
         """Whether this is a channel model: its expressions are ARKit blendshapes, which add up."""
         return is_channel_mix(self.expressions)
 
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The expressions (or channels) this model can be asked for: its expressions less their keys."""
+        return tuple(e for e in self.expressions if KEY_MARK not in e)
+
+    @property
+    def keys(self) -> dict[str, dict[float, int]]:
+        """For each expression with keys (`reggan_plugin.expressions.key_name`): its keys' weights -> their indices in
+        `expressions`, 1 (the expression itself) among them."""
+        keys: dict[str, dict[float, int]] = {}
+        for index, name in enumerate(self.expressions):
+            base, at = key_of(name)
+            if at < 1.0:
+                keys.setdefault(base, {})[at] = index
+        for base, at_index in keys.items():
+            at_index[1.0] = self.expressions.index(base)
+        return keys
+
     def expression_weights(self, expression: str | Mapping[str, float]) -> Array:
         """Weights over this model's expressions for a name ("happy"), a mix written "happy=0.5,surprised=0.5"
         (compound expressions) or a mapping {"happy": 0.5, "surprised": 0.5}.
@@ -97,15 +115,20 @@ class ModelArtifact:
             check_mix(mix, repr(mix))
         adds = self.adds_channels
         weights = np.zeros(len(self.expressions), np.float32)
+        keys = self.keys
         for name, weight in mix.items():
             name = (arkit_name(name) or name) if adds else name
-            if name not in self.expressions:
+            if name not in self.names:
                 hint = " (ARKit channels: the channel model, the default when no --model is given)" if (
                     arkit_name(name) and not adds) else ""
-                raise UsageError(f"unknown expression {name!r}; this model knows: {', '.join(self.expressions)}{hint}")
-            weights[self.expressions.index(name)] = float(weight)
+                raise UsageError(f"unknown expression {name!r}; this model knows: {', '.join(self.names)}{hint}")
+            if name in keys:  # between its keys: a share of each of the two around the weight
+                for at, share in key_weights(float(weight), keys[name]).items():
+                    weights[keys[name][at]] += share
+            else:
+                weights[self.expressions.index(name)] = float(weight)
         if "neutral" in self.expressions and "neutral" not in mix:
-            rest = 1.0 - sum(float(w) for w in mix.values())
+            rest = 1.0 - float(weights.sum())
             # channels add: each moves the face by its own change, so neutral takes the rest even below 0
             weights[self.expressions.index("neutral")] = rest if adds else max(0.0, rest)
         if not weights.any():
@@ -206,6 +229,14 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
         raise bad("expressions", "must be a non-empty JSON list of names")
     if len(set(expressions)) != len(expressions):
         raise bad("expressions", "names repeat")
+    for name in (e for e in expressions if KEY_MARK in e):
+        base, _, at = name.partition(KEY_MARK)
+        try:
+            keyed = base in expressions and 0.0 < float(at) < 1.0
+        except ValueError:
+            keyed = False
+        if not keyed:
+            raise bad("expressions", f"{name!r} is not a key (a listed expression at a weight in (0, 1))")
     if meta["has_intensity"] not in ("true", "false"):
         raise bad("has_intensity", "must be 'true' or 'false'")
     template = None

@@ -206,7 +206,7 @@ def render(frames: Path, out: Path, expression: str, intensity: float, model: Pa
         renderer = ExpressionRenderer(run_inference)
         if curves is None:
             renderer.artifact.expression_weights(edit.expression)  # fail before the first frame
-        curve_mixes = read_curves(curves, renderer.artifact.expressions) if curves else None  # checked against the
+        curve_mixes = read_curves(curves, renderer.artifact.names) if curves else None  # checked against the
         # folder's frames by render_sequence before any is read
         click.echo(f"backend: {renderer.backend.description} [{renderer.backend.selection}]", err=True)
         with tqdm(unit="frame", disable=None, file=sys.stderr) as bar:
@@ -320,7 +320,8 @@ def info(model: Path | None) -> None:
         art = load_artifact(model)
         click.echo(f"model: {art.path}")
         click.echo(f"  sha256 {art.sha256[:16]}..., input {art.input_size}x{art.input_size}, "
-                   f"expressions: {', '.join(art.expressions)}")
+                   f"expressions: {', '.join(art.names)}"
+                   + (f" (keys: {', '.join(e for e in art.expressions if e not in art.names)})" if art.keys else ""))
         for key in ("training", "iterations"):
             if key in art.provenance:
                 click.echo(f"  {key}: {art.provenance[key]}")

@@ -8,6 +8,7 @@ the defaults for new models.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from itertools import pairwise
 from typing import Literal, get_args
 
 Expression = Literal["neutral", "happy", "sad", "surprised", "angry", "disgusted", "fearful"]
@@ -48,6 +49,35 @@ def arkit_name(name: str) -> str | None:
 
 
 def is_channel_mix(names: Iterable[str]) -> bool:
-    """Whether every one of ``names`` is an ARKit channel (and there is at least one)."""
-    listed = [n for n in names if n != "neutral"]
+    """Whether every one of ``names`` is an ARKit channel or a key of one (and there is at least one)."""
+    listed = [key_of(n)[0] for n in names if n != "neutral"]
     return bool(listed) and all(arkit_name(n) is not None for n in listed)
+
+
+# A model expression "eyeBlinkLeft@0.5" is a key: the channel's change at weight 0.5, fitted on renders at that
+# weight. A channel with keys is interpolated piecewise-linearly between them (`key_weights`), as its image change is
+# not linear in its weight where a lid or the lips cover what lies behind them.
+KEY_MARK = "@"
+
+
+def key_name(expression: str, at: float) -> str:
+    """The name of ``expression``'s key at weight ``at`` (``at`` 1 is the expression itself)."""
+    return expression if at >= 1.0 else f"{expression}{KEY_MARK}{at:g}"
+
+
+def key_of(name: str) -> tuple[str, float]:
+    """``"eyeBlinkLeft@0.5"`` -> ``("eyeBlinkLeft", 0.5)``; a name without a key -> ``(name, 1.0)``."""
+    base, mark, at = name.partition(KEY_MARK)
+    return (base, float(at)) if mark else (name, 1.0)
+
+
+def key_weights(weight: float, keys: Iterable[float]) -> dict[float, float]:
+    """A weight in [0, 1] as weights over an expression's keys (each in (0, 1], 1 among them): the hat functions of
+    linear interpolation between 0 (no change), the keys and 1. They sum to at most 1; the rest is neutral."""
+    points = [0.0, *sorted(set(keys) | {1.0})]
+    weight = min(max(float(weight), 0.0), 1.0)
+    for lo, hi in pairwise(points):
+        if weight <= hi:
+            t = (weight - lo) / (hi - lo)
+            return {k: w for k, w in ((lo, 1.0 - t), (hi, t)) if k > 0.0 and w > 0.0}
+    return {1.0: 1.0}

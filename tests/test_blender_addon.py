@@ -1803,7 +1803,7 @@ def test_channel_sliders_are_read_at_each_frame_without_moving_the_scene(addon: 
     from reggan_plugin.config import EditConfig
 
     mix = addon.mix
-    assert set(mix.MODELLED_CHANNELS) == set(load_artifact(channels_model_path()).expressions) - {"neutral"}
+    assert set(mix.MODELLED_CHANNELS) == set(load_artifact(channels_model_path()).names) - {"neutral"}
     assert len(mix.MODELLED_CHANNELS) == 51 and "tongueOut" not in mix.MODELLED_CHANNELS
     groups = mix.grouped_channels()
     assert sorted(c for names in groups.values() for c in names) == sorted(mix.MODELLED_CHANNELS)  # each channel once

@@ -10,7 +10,7 @@ import pytest
 from reggan_plugin.artifact import ModelArtifact, channels_model_path, model_for, parse_expression
 from reggan_plugin.config import EditConfig
 from reggan_plugin.errors import UsageError
-from reggan_plugin.expressions import arkit_name, is_channel_mix
+from reggan_plugin.expressions import arkit_name, is_channel_mix, key_weights
 
 
 def _artifact(expressions: tuple[str, ...]) -> ModelArtifact:
@@ -37,6 +37,20 @@ def test_channels_add_past_1_and_neutral_takes_the_rest_below_0() -> None:
     with pytest.raises(UsageError, match="ARKit channels: the channel model"):
         faces.expression_weights("jawOpen=0.5")
     EditConfig({"jawOpen": 0.7, "mouthSmileLeft": 0.9})  # a channel mapping past 1 is a valid edit
+
+
+def test_a_channel_with_a_key_is_interpolated_between_its_keys() -> None:
+    """eyeBlinkLeft keyed at 0.5: 0.3 is 0.6 of the key, 0.75 half the key and half the full blink; a channel without
+    keys is its weight; neutral takes what the keys leave; a key is no name to ask for."""
+    assert key_weights(0.3, [0.5]) == pytest.approx({0.5: 0.6})
+    assert key_weights(0.75, [0.5]) == pytest.approx({0.5: 0.5, 1.0: 0.5})
+    assert key_weights(1.0, [0.5]) == {1.0: 1.0} and key_weights(0.0, [0.5]) == {}
+    keyed = _artifact(("neutral", "eyeBlinkLeft", "jawOpen", "eyeBlinkLeft@0.5"))
+    assert keyed.names == ("neutral", "eyeBlinkLeft", "jawOpen") and keyed.keys == {"eyeBlinkLeft": {0.5: 3, 1.0: 1}}
+    assert np.allclose(keyed.expression_weights("eyeBlinkLeft=0.3,jawOpen=0.4"), [0.0, 0.0, 0.4, 0.6])
+    assert np.allclose(keyed.expression_weights("eyeBlinkLeft=0.75"), [0.0, 0.5, 0.0, 0.5])
+    with pytest.raises(UsageError, match="unknown expression"):
+        keyed.expression_weights("eyeBlinkLeft@0.5=1")
 
 
 def test_the_channel_model_is_the_default_for_channels_alone() -> None:

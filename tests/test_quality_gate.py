@@ -43,11 +43,11 @@ PORTRAIT_DETAIL = 0.90
 # The mouth's tint (`realism.mouth_tint`) on the five portraits: the bundled model's smiles -7.0 levels on average, the
 # people's own -12.6, their neutral mouths -21.6. The ceiling holds today's fringes from growing; the goal is the real.
 PORTRAIT_MOUTH_TINT = -5.0
-# The channel model's jawOpen on the jaw renders: +4.42 dB over the neutral on average (+3.42 to +6.92; +4.07 fitted on
-# frontal renders alone, +3.73 with a jaw fitted to the pictures alone, its chin pulled to a point and its sides left
-# behind); spill up to 97 levels and 0.68% of the untouched pixels (the chin moved over the backdrop at the turned
-# head's far silhouette).
-JAW_GAIN = 4.2
+# The channel model's jawOpen on the jaw renders (weights 0.8-1): +4.63 dB over the neutral on average (+3.43 to
+# +7.67; +4.42 without jawOpen's key at 0.5, +4.07 fitted on frontal renders alone, +3.73 with a jaw fitted to the
+# pictures alone, its chin pulled to a point and its sides left behind); spill up to 97 levels and 0.68% of the
+# untouched pixels (the chin moved over the backdrop at the turned head's far silhouette).
+JAW_GAIN = 4.4
 JAW_SPILL, JAW_SPILL_SHARE = 110.0, 1.0
 # The face model at intensity 0.5 on the half-intensity renders: +5.4 dB over the neutral on average (+3.0 to +8.1;
 # stage 1's mixed maps instead of its carried paint would make a half surprise's mouth an orange and white patch);

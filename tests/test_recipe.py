@@ -87,6 +87,18 @@ def test_the_bundled_face_model_is_its_recipe() -> None:
     assert [p["name"] for p in artifact.provenance["recipe"]["phases"]] == [p.name for p in load_recipe(recipe).phases]
 
 
+def test_the_channel_models_keys_are_what_its_recipe_renders_below_weight_1() -> None:
+    """The channel model's expressions, keys included, are those its recipe's data give (`model_config`): a key comes
+    from renders at its weight and from nothing else."""
+    from reggan_plugin.artifact import channels_model_path, load_artifact
+    from training.recipe import model_config
+
+    recipe = load_recipe(REPO / "recipes" / "channels.toml")
+    artifact = load_artifact(channels_model_path())
+    assert artifact.expressions == model_config(recipe).expressions
+    assert artifact.keys and all(set(at) == {0.5, 1.0} for at in artifact.keys.values())
+
+
 def test_per_expression_stage1_settings_group_the_fit() -> None:
     cfg = TrainConfig(ridge_lambdas=(0.1, 1.0), stage1_by_expression={"happy": ("ridge_lambdas=0.01",),
                                                                       "sad,angry": ("stage1_augment_copies=3",)})

@@ -177,6 +177,12 @@ def test_a_partial_intensity_is_judged_against_the_renders_at_it(tmp_path, synth
         scan_dataset(write_plain(tmp_path / "plain"), EXPR3, intensity=0.5)  # a photo has no half smile
 
 
+def test_a_key_of_an_expression_takes_the_renders_at_its_weight(synth):
+    keyed = scan_dataset(synth, (*EXPR3, "happy@0.5"))
+    by_expression = {e: sorted(p.target.stem for p in keyed.pairs if p.expression == e) for e in ("happy", "happy@0.5")}
+    assert by_expression == {"happy": ["happy"] * 8, "happy@0.5": ["happy_050"] * 8}
+
+
 def test_split_is_by_identity_and_deterministic():
     names = [f"set/{i:04d}" for i in range(2000)]
     splits = [split_of(n, 0.1, 0.2) for n in names]

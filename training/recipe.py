@@ -26,6 +26,7 @@ from typing import Any
 import click
 
 from reggan_plugin.errors import UsageError
+from reggan_plugin.expressions import key_name
 from reggan_plugin.geometry.resample import WARP_MODES, WarpMode
 
 from .config import MIXES
@@ -55,6 +56,20 @@ class DataSpec:
     pitch: float = 8.0
     look: str = "studio"  # training.synth.looks.LOOKS
     lips: str = "fixed"  # training.synth.variation.LIPS
+    intensities: tuple[float, ...] = (1.0,)  # the weights each expression is rendered at; below 1, the model gets a
+    # key of the expression there (`reggan_plugin.expressions.key_name`), fitted on those renders
+
+    def expression_names(self) -> tuple[str, ...]:
+        """The expressions this folder renders, from its table."""
+        from .synth.recipes import RECIPES_PATH, load_recipes, parse_expressions
+
+        return parse_expressions(self.expressions or None, load_recipes(REPO / self.recipes if self.recipes
+                                                                         else RECIPES_PATH))
+
+    def key_names(self) -> list[str]:
+        """The model expressions this folder's renders below weight 1 are the targets of."""
+        return [key_name(name, at) for at in self.intensities if at < 1.0 for name in self.expression_names()
+                if name != "neutral"]
 
 
 @dataclass(frozen=True)
@@ -176,11 +191,11 @@ def _kind_settings(kind: str) -> dict[str, Any]:
 
 
 def _render(spec: DataSpec, folder: Path, face_model: Path | None, log: Callable[[str], None]) -> None:
-    from .synth.recipes import RECIPES_PATH, load_recipes, parse_expressions
+    from .synth.recipes import RECIPES_PATH
     from .synth.render import RenderConfig, render_dataset
 
     table = REPO / spec.recipes if spec.recipes else RECIPES_PATH
-    names = parse_expressions(spec.expressions or None, load_recipes(table))
+    names = spec.expression_names()
     if face_model is None:
         missing = _missing_renders(spec, folder, names)
         if missing:
@@ -190,7 +205,8 @@ def _render(spec: DataSpec, folder: Path, face_model: Path | None, log: Callable
         return
     config = RenderConfig(out=folder, face_model=face_model, identities=spec.identities, start=spec.start,
                           expressions=names, size=spec.size, seed=spec.seed, samples=spec.samples,
-                          yaw=spec.yaw, pitch=spec.pitch, look=spec.look, lips=spec.lips, recipes=table)
+                          yaw=spec.yaw, pitch=spec.pitch, look=spec.look, lips=spec.lips, recipes=table,
+                          intensities=spec.intensities)
     summary = render_dataset(config, progress=False, log=log)
     log(f"data {spec.name}: {summary.rendered} rendered, {summary.skipped} there")
 
@@ -212,9 +228,11 @@ def _missing_renders(spec: DataSpec, folder: Path, expressions: Sequence[str]) -
     by_index = {entry["index"]: entry for entry in identities.values()}
     for index in range(spec.start, spec.start + spec.identities):
         entry = by_index.get(index, {"name": "", "images": {}})
-        stems = [stem for stem, image in entry["images"].items() if image["expression"] in expressions]
+        stems = [stem for stem, image in entry["images"].items() if image["expression"] in expressions
+                 and (image["expression"] == "neutral" or image.get("intensity", 1.0) in spec.intensities)]
         files = [folder / entry["name"] / f"{stem}{suffix}" for stem in stems for suffix in (".png", ".landmarks.json")]
-        if len(stems) < len(expressions) or not all(path.is_file() for path in files):
+        changes = [name for name in expressions if name != "neutral"]  # each at every intensity; neutral once
+        if len(stems) < len(changes) * len(spec.intensities) + len(expressions) - len(changes) or not all(path.is_file() for path in files):
             return f"identity {index} is not fully rendered in {folder}"
     return ""
 
@@ -296,8 +314,24 @@ def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Pa
     return out
 
 
+def model_config(recipe: Recipe) -> Any:
+    """The `ModelConfig` a recipe trains: its preset's, with the recipe's size, warp and mix, and after the preset's
+    expressions the keys its data renders (`DataSpec.key_names`)."""
+    from .cli import PRESETS
+
+    config = PRESETS[recipe.preset]
+    if recipe.image_size:
+        config = replace(config, image_size=recipe.image_size)
+    if recipe.warp:
+        config = replace(config, warp=recipe.warp)
+    if recipe.mix:
+        config = replace(config, mix=recipe.mix)
+    keys = [key for spec in recipe.data for key in spec.key_names()]
+    return replace(config, expressions=(*config.expressions, *dict.fromkeys(keys))) if keys else config
+
+
 def _train_phases(recipe: Recipe, data_dirs: list[Path], runs: Path, device: str, log: Callable[[str], None]) -> None:
-    from .cli import PRESETS, run_training
+    from .cli import run_training
 
     for phase in recipe.phases:
         run = runs / phase.name
@@ -312,14 +346,7 @@ def _train_phases(recipe: Recipe, data_dirs: list[Path], runs: Path, device: str
         cfg = phase_config(recipe, phase)
         log(f"phase {phase.name}: {phase.iterations} iterations" + (f", stopping at {phase.stop_at}" if phase.stop_at
                                                                      else ""))
-        model_config = PRESETS[recipe.preset]
-        if recipe.image_size:
-            model_config = replace(model_config, image_size=recipe.image_size)
-        if recipe.warp:
-            model_config = replace(model_config, warp=recipe.warp)
-        if recipe.mix:
-            model_config = replace(model_config, mix=recipe.mix)
-        run_training(data_dirs, run, model_config, cfg, device, resume=phase.resume is not None or stopped,
+        run_training(data_dirs, run, model_config(recipe), cfg, device, resume=phase.resume is not None or stopped,
                      cache_dir=runs / "cache", progress=False, refit_stage1=phase.refit_stage1,
                      init_refiner=None if phase.init_refiner is None or stopped else runs / phase.init_refiner,
                      report=_reporter(log, f"phase {phase.name}: "))

@@ -10,7 +10,9 @@ Three layouts are recognised (``detect_layout``), in this order:
 
   Full-intensity images are used (stems equal to an expression name); ``scan_dataset(..., intensity=0.5)`` takes the
   renders at that intensity instead (``happy_050``: the manifest's ``intensity``), the truth an edit at that
-  intensity is judged against. The other layouts hold full expressions only.
+  intensity is judged against. A model with a key of an expression (``eyeBlinkLeft@0.5``,
+  `reggan_plugin.expressions.key_name`) takes the renders at the key's weight as its targets. The other layouts hold
+  full expressions only.
 
 ``plain``: ``DIR/neutral/<name>.<ext>`` and ``DIR/<expression>/<name>.<ext>`` with matching stems, one
   person per stem (``../shared/data/london-faces``: ``neutral/001.jpg``, ``happy/001.jpg``). The
@@ -40,7 +42,7 @@ from pathlib import Path
 from typing import Literal, get_args
 
 from reggan_plugin.errors import InputError
-from reggan_plugin.expressions import EXPRESSIONS
+from reggan_plugin.expressions import EXPRESSIONS, key_name
 
 Layout = Literal["synthetic", "plain", "cfee"]
 LAYOUTS: tuple[str, ...] = get_args(Layout)
@@ -121,11 +123,14 @@ def scan_synthetic(root: Path, name: str, expressions: tuple[str, ...], intensit
         for stem in stems:
             expr = images[stem]["expression"] if images else stem
             at = float(images[stem].get("intensity", 1.0)) if images else 1.0
-            if expr == "neutral" or expr not in expressions or abs(at - intensity) > 1e-6 or (at == 1.0 and stem != expr):
+            # at full intensity a render below 1 is the target of the expression's key there, if the model has one
+            label = expr if intensity != 1.0 else key_name(expr, at)
+            if (expr == "neutral" or label not in expressions or (intensity != 1.0 and abs(at - intensity) > 1e-6)
+                    or (at == 1.0 and stem != expr)):
                 continue  # neutral itself, other intensities, expressions the model does not have
             target = folder / f"{stem}.png"
             if target.is_file():
-                pairs.append(PairRecord(f"{name}/{ident}", neutral, target, expr))
+                pairs.append(PairRecord(f"{name}/{ident}", neutral, target, label))
             elif images:
                 skipped.append(f"{target}: listed in the manifest but missing")
     return DatasetScan(root, name, "synthetic", True, tuple(pairs), tuple(skipped))

@@ -8,6 +8,9 @@ edit is than the neutral input, on the face, for each channel group a combinatio
     reggan-plugin dataset render --out held_turned --identities 5 --start 5000 --seed 9494 --yaw 0,30 --pitch 10 \
         --recipes mixes.json --expressions all
     python -m training.evaluate.channels --data held_frontal --data held_turned [--model M] [--out docs/channels]
+    python -m training.evaluate.channels --keys-of keys_frontal --keys-of keys_turned --model KEYED --baseline PLAIN
+
+The last scores a model's keys (`key_gains`) on channels rendered alone at 0.5 (`dataset render --intensities 0.5`).
 
 Each DIR is a `dataset render` folder whose expressions are channel mixes (its manifest records the exact blendshape
 weights each picture was rendered with; those, less the neutral's gaze, are the mix the edit is given). Identities
@@ -31,6 +34,7 @@ from reggan_plugin.expressions import CHANNEL_GROUPS, channel_group
 from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
 
+from ..data.split import split_of
 from . import metrics, realism
 
 CHANNEL_TABLE = Path(__file__).resolve().parents[1] / "synth" / "arkit_channels.json"
@@ -93,6 +97,44 @@ def evaluate(folder: Path, renderer: ExpressionRenderer) -> list[dict]:
     return rows
 
 
+def key_gains(folders: list[Path], keyed: ExpressionRenderer, plain: ExpressionRenderer,
+              val_fraction: float = 0.15) -> dict[str, tuple[int, float, float]]:
+    """For each channel rendered alone below weight 1 in ``folders`` (`dataset render --intensities`), on the identities
+    the channel recipe validates on (its ``val_fraction``; the folder's name seeds the split): the number of renders
+    and the PSNR gain over copy of ``plain``'s edit and of ``keyed``'s, each given the render's own channel weight.
+    A key earns its place where ``keyed`` (the model with it) beats ``plain`` (without it)."""
+    scores: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for folder in folders:
+        manifest = json.loads((folder / "manifest.json").read_text())
+        for name, ident in sorted(manifest["identities"].items()):
+            if split_of(f"{folder.name}/{name}", val_fraction, 0.0) != "val":
+                continue
+            images = ident["images"]
+            neutral = _rgb(folder / name / "neutral.png")
+            points = np.asarray(json.loads((folder / name / "neutral.landmarks.json").read_text())["points"], float)
+            face = Face(box=box_from_landmarks(points), landmarks=points, source="given")
+            region = realism.frame_region(feather_mask(keyed.size) >= 0.5, keyed.crop_matrix(face, neutral.shape),
+                                          neutral.shape)
+            for stem, entry in sorted(images.items()):
+                if entry["expression"] == "neutral" or float(entry.get("intensity", 1.0)) >= 1.0:
+                    continue
+                channel = entry["expression"]
+                weight = channel_weights(entry["blendshapes"], images["neutral"]["blendshapes"]).get(channel, 0.0)
+                target = _rgb(folder / name / f"{stem}.png")
+                scores[channel]["copy"].append(metrics.psnr(neutral[region], target[region]))
+                for label, renderer in (("plain", plain), ("keyed", keyed)):
+                    out = renderer.apply_array(neutral, faces=[face], expression={channel: weight})
+                    scores[channel][label].append(metrics.psnr(out[region], target[region]))
+    return {channel: (len(s["copy"]), float(np.mean(s["plain"]) - np.mean(s["copy"])),
+                      float(np.mean(s["keyed"]) - np.mean(s["copy"]))) for channel, s in scores.items()}
+
+
+def key_table(gains: dict[str, tuple[int, float, float]]) -> str:
+    lines = ["| channel | renders | without its key (dB) | with it (dB) | key's gain (dB) |", "|---|---|---|---|---|"]
+    lines += [f"| {c} | {n} | {p:+.2f} | {k:+.2f} | {k - p:+.2f} |" for c, (n, p, k) in gains.items()]
+    return "\n".join(lines) + "\n"
+
+
 def table(results: dict[str, list[dict]]) -> str:
     lines = ["| renders | " + " | ".join(g for g, _ in CHANNEL_GROUPS) + " | all |", "|---" * (len(CHANNEL_GROUPS) + 2) + "|"]
     for label, rows in results.items():
@@ -126,9 +168,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--count", type=int, default=12, help="with --write-mixes: how many mixes")
     parser.add_argument("--model", type=Path, default=channels_model_path())
     parser.add_argument("--out", type=Path, default=None, help="folder for channels.json and CHANNELS_EVAL.md")
+    parser.add_argument("--keys-of", type=Path, action="append", default=[],
+                        help="key renders (channels alone at 0.5): score --model's keys against --baseline's edits")
+    parser.add_argument("--baseline", type=Path, default=None, help="with --keys-of: the model without the keys")
     args = parser.parse_args(argv)
     if args.write_mixes is not None:
         write_mixes(args.write_mixes, args.seed, args.count)
+        return 0
+    if args.keys_of:
+        if args.baseline is None:
+            parser.error("--keys-of needs --baseline")
+        keyed, plain = (ExpressionRenderer(InferenceConfig(model=m, backend="cpu", subject="render"))
+                        for m in (args.model, args.baseline))
+        text = key_table(key_gains(args.keys_of, keyed, plain))
+        print(text)
+        if args.out is not None:
+            args.out.mkdir(parents=True, exist_ok=True)
+            (args.out / "KEYS.md").write_text(
+                "# Channel keys on validation renders\n\nGenerated by `python -m training.evaluate.channels --keys-of "
+                "DIR --model KEYED --baseline PLAIN` (docs/CHANNELS.md gives the models). Each channel alone at about "
+                "0.5 (the render's own weight), on the identities the channel recipe validates on: PSNR gain over "
+                "copy on the face of the model without a key for it, and with one.\n\n" + text)
         return 0
     if not args.data:
         parser.error("give --data (or --write-mixes)")
