@@ -41,6 +41,33 @@ def test_fit_ridge_matches_numpy_solve():
         np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_a_ridge_shared_by_the_colours_matches_numpy_solve_on_every_channels_rows():
+    """``shared_colour``: one set of neighbourhood weights fitted on the rows of all channels, a bias per channel
+    (one-hot columns), the same for every channel; shrunk toward copying with ``toward_identity``."""
+    rng = np.random.default_rng(2)
+    n, c, s, r, lam = 9, 3, 5, 3, 0.3
+    neutral = rng.uniform(-1, 1, (n, c, s, s))
+    target = rng.uniform(-1, 1, (n, c, s, s))
+    for toward_identity in (False, True):
+        weight, bias = fit_ridge(torch.tensor(neutral), torch.tensor(target), radius=r, lam=lam,
+                                 toward_identity=toward_identity, shared_colour=True)
+        assert torch.equal(weight[0], weight[1]) and torch.equal(weight[1], weight[2])
+        for y, x in [(0, 0), (2, 3), (4, 4)]:
+            rows, values = [], []
+            for ch in range(c):
+                for i in range(n):
+                    row = _design_row(neutral[i], ch, y, x, r)[:-1]
+                    rows.append(np.concatenate([row, np.eye(c)[ch]]))
+                    values.append(target[i, ch, y, x])
+            design, taps = np.array(rows), r * r
+            prior = np.zeros(taps + c)
+            prior[taps // 2] = 1.0 if toward_identity else 0.0
+            expected = np.linalg.solve(design.T @ design + lam * np.eye(taps + c), design.T @ np.array(values)
+                                       + lam * prior)
+            got = np.concatenate([weight[0, :, y, x].numpy(), bias[:, y, x].numpy()])
+            np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
 def test_fitted_layer_reproduces_a_linear_map_exactly():
     """Targets made by a known local linear map are recovered (lambda -> 0) and applied identically."""
     gen = torch.Generator().manual_seed(1)

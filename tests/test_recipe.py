@@ -99,6 +99,31 @@ def test_the_channel_models_keys_are_what_its_recipe_renders_below_weight_1() ->
     assert artifact.keys and all(set(at) == {0.5, 1.0} for at in artifact.keys.values())
 
 
+def test_renders_at_a_key_weight_are_found_or_named_missing(tmp_path: Path) -> None:
+    """A data entry rendered at 0.5: its folder is done when each expression has its render at 0.5 (and the neutral),
+    and its expressions become keys of the model."""
+    from training.recipe import DataSpec, _missing_renders
+
+    spec = DataSpec(name="keys", identities=1, seed=3, expressions=("neutral", "happy", "sad"), intensities=(0.5,))
+    assert spec.key_names() == ["happy@0.5", "sad@0.5"]
+    images = {"neutral": {"expression": "neutral", "intensity": 1.0}, "happy_050": {"expression": "happy",
+                                                                                  "intensity": 0.5}}
+    manifest = {"settings": {"seed": 3, "size": 128, "samples": 8, "look": "studio", "lips": "fixed"},
+                "identities": {"id00000": {"index": 0, "name": "id00000", "images": images}}}
+    (tmp_path / "id00000").mkdir()
+
+    def write() -> str:
+        (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+        for stem in images:
+            for suffix in (".png", ".landmarks.json"):
+                (tmp_path / "id00000" / f"{stem}{suffix}").write_text("x")
+        return _missing_renders(spec, tmp_path, spec.expression_names())
+
+    assert "identity 0 is not fully rendered" in write()  # sad at 0.5 missing
+    images["sad_050"] = {"expression": "sad", "intensity": 0.5}
+    assert write() == ""
+
+
 def test_per_expression_stage1_settings_group_the_fit() -> None:
     cfg = TrainConfig(ridge_lambdas=(0.1, 1.0), stage1_by_expression={"happy": ("ridge_lambdas=0.01",),
                                                                       "sad,angry": ("stage1_augment_copies=3",)})

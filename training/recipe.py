@@ -232,7 +232,8 @@ def _missing_renders(spec: DataSpec, folder: Path, expressions: Sequence[str]) -
                  and (image["expression"] == "neutral" or image.get("intensity", 1.0) in spec.intensities)]
         files = [folder / entry["name"] / f"{stem}{suffix}" for stem in stems for suffix in (".png", ".landmarks.json")]
         changes = [name for name in expressions if name != "neutral"]  # each at every intensity; neutral once
-        if len(stems) < len(changes) * len(spec.intensities) + len(expressions) - len(changes) or not all(path.is_file() for path in files):
+        count = len(changes) * len(spec.intensities) + len(expressions) - len(changes)
+        if len(stems) < count or not all(path.is_file() for path in files):
             return f"identity {index} is not fully rendered in {folder}"
     return ""
 

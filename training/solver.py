@@ -165,7 +165,7 @@ def _select(moved_train: dict[str, tuple[Tensor, Tensor]], val: PairedFaces | No
     if not sub:
         return None, {}, [], "no validation pairs: defaults used\n"
     radius, lambdas, rows = select_ridge(sub, {e: val_sets[e] for e in sub}, radii, cfg.ridge_lambdas,
-                                         cfg.ridge_toward_identity)
+                                         cfg.ridge_toward_identity, cfg.ridge_shared_colour)
     return radius, lambdas, rows, ridge_table_markdown(rows, radius, lambdas)
 
 
@@ -194,7 +194,7 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     if cfg.zero_init_output:
         model.refiner.start_as_identity(cfg.mask_init_logit)
     install_motions(model, motions)
-    fitted = fit_stage1_maps(model, moved, lambdas, cfg.ridge_toward_identity)
+    fitted = fit_stage1_maps(model, moved, lambdas, cfg.ridge_toward_identity, cfg.ridge_shared_colour)
     report = {"radius": model_config.radius, "exposure_reference": reference, "fitted": fitted,
               "motion": motion_report(motions, cfg), "table": [asdict(r) for r in rows]}
     _write_selection(run_dir, report, table)
@@ -263,14 +263,15 @@ def install_motions(model: RegGAN, motions: dict[str, tuple[Tensor, Tensor]]) ->
 
 
 def fit_stage1_maps(model: RegGAN, pairs: dict[str, tuple[Tensor, Tensor]], lambdas: dict[str, float],
-                    toward_identity: bool = False) -> dict:
+                    toward_identity: bool = False, shared_colour: bool = False) -> dict:
     """Fit and install every expression's ridge maps at the model's radius on (already moved) pairs; an
     expression without a chosen lambda takes the median of the others (LSRF's 0.4 when there are none)."""
     fallback = float(np.median(list(lambdas.values()))) if lambdas else DEFAULT_LAMBDA
     fitted = {}
     for expr, (x, t) in pairs.items():
         lam = lambdas.get(expr, fallback)
-        weight, bias = fit_ridge(x, t, model.config.radius, lam, toward_identity=toward_identity)
+        weight, bias = fit_ridge(x, t, model.config.radius, lam, toward_identity=toward_identity,
+                                 shared_colour=shared_colour)
         model.stage1.set_expression(model.config.expressions.index(expr), weight.to(model.stage1.weight.device),
                                     bias.to(model.stage1.bias.device))
         fitted[expr] = {"lambda": lam, "train_pairs": len(x)}
@@ -290,7 +291,7 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
     install_motions(model, motions)
     if radius is None:
         lambdas = {e: v["lambda"] for e, v in stage1_meta.get("fitted", {}).items()}
-    fitted = fit_stage1_maps(model, moved, lambdas, cfg.ridge_toward_identity)
+    fitted = fit_stage1_maps(model, moved, lambdas, cfg.ridge_toward_identity, cfg.ridge_shared_colour)
     meta = {**stage1_meta, "fitted": fitted, "motion": motion_report(motions, cfg), "refit_at_iteration": iteration}
     _write_selection(run_dir, {**meta, "radius": model.stage1.radius, "table": [asdict(r) for r in rows]}, table)
     return meta

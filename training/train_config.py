@@ -144,6 +144,8 @@ class TrainConfig:
     ridge_lambdas: tuple[float, ...] = (0.01, 0.04, 0.2, 1.0, 5.0)
     # shrink each pixel's map toward copying its input instead of toward 0 (LSRF's ridge): for fits on few pairs
     ridge_toward_identity: bool = False
+    # one set of neighbourhood weights for the three colour channels (each its own bias): `ridge_solve`
+    ridge_shared_colour: bool = False
     ridge_max_pairs: int = 600  # per expression, for the selection table (the final fit uses all)
     # ... after a per-expression mean flow (models/stage1.py): a smooth flow on a G x G control grid fitted to
     # the training pairs (0: no flow), the ridge then fitted on the moved inputs; and the listed expressions

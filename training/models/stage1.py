@@ -202,9 +202,15 @@ def ridge_normal_equations(neutral: Tensor, target: Tensor, radius: int, chunk: 
 
 
 @torch.no_grad()
-def ridge_solve(gram: Tensor, moment: Tensor, lam: float, toward_identity: bool = False) -> tuple[Tensor, Tensor]:
+def ridge_solve(gram: Tensor, moment: Tensor, lam: float, toward_identity: bool = False, shared_colour: bool = False
+                ) -> tuple[Tensor, Tensor]:
     """Solve (X^T X + lam I) w = X^T t + lam w0 -> (weight [C, r*r, H, W], bias [C, H, W]) float32; w0 is 0, or
-    with ``toward_identity`` the map that copies its input (`identity_prior`)."""
+    with ``toward_identity`` the map that copies its input (`identity_prior`). ``shared_colour``: one set of
+    neighbourhood weights for every channel (each its own bias), fitted on all channels' rows: a filter that answers
+    an edge alike in red, green and blue, so an edge sharper than the training renders' cannot come apart into
+    colour fringes."""
+    if shared_colour:
+        return _shared_colour_solve(gram, moment, lam, toward_identity)
     taps = gram.shape[-1]
     eye = torch.eye(taps, dtype=gram.dtype, device=gram.device)
     if toward_identity:
@@ -213,9 +219,32 @@ def ridge_solve(gram: Tensor, moment: Tensor, lam: float, toward_identity: bool 
     return solution[..., :-1].permute(0, 3, 1, 2).float().contiguous(), solution[..., -1].float().contiguous()
 
 
+def _shared_colour_solve(gram: Tensor, moment: Tensor, lam: float, toward_identity: bool) -> tuple[Tensor, Tensor]:
+    """`ridge_solve` with the neighbourhood weights shared by the C channels: the per-channel systems summed over
+    the channels, with a bias column per channel."""
+    channels, taps = gram.shape[0], gram.shape[-1] - 1
+    size = taps + channels
+    shared = gram.new_zeros(*gram.shape[1:-2], size, size)
+    rhs = moment.new_zeros(*moment.shape[1:-1], size)
+    shared[..., :taps, :taps] = gram[..., :taps, :taps].sum(0)
+    rhs[..., :taps] = moment[..., :taps].sum(0)
+    for c in range(channels):
+        shared[..., :taps, taps + c] = gram[c, ..., :taps, taps]
+        shared[..., taps + c, :taps] = gram[c, ..., taps, :taps]
+        shared[..., taps + c, taps + c] = gram[c, ..., taps, taps]
+        rhs[..., taps + c] = moment[c, ..., taps]
+    if toward_identity:
+        rhs[..., :taps] += lam * identity_prior(taps + 1, gram.dtype, gram.device)[:taps]
+    eye = torch.eye(size, dtype=gram.dtype, device=gram.device)
+    solution = torch.linalg.solve(shared + lam * eye, rhs.unsqueeze(-1)).squeeze(-1)
+    weight = solution[..., :taps].permute(2, 0, 1).unsqueeze(0).expand(channels, -1, -1, -1)
+    return weight.float().contiguous(), solution[..., taps:].permute(2, 0, 1).float().contiguous()
+
+
 @torch.no_grad()
 def fit_ridge(
-    neutral: Tensor, target: Tensor, radius: int = 3, lam: float = 0.4, chunk: int = 64, toward_identity: bool = False
+    neutral: Tensor, target: Tensor, radius: int = 3, lam: float = 0.4, chunk: int = 64, toward_identity: bool = False,
+    shared_colour: bool = False,
 ) -> tuple[Tensor, Tensor]:
     """Closed-form per-pixel ridge regression from neutral to target faces.
 
@@ -223,8 +252,9 @@ def fit_ridge(
     bias [C, S, S]) minimising sum ||X w - t||^2 + lam ||w||^2 for each pixel and channel, where the
     design row X is the pixel's r x r neighbourhood followed by a constant 1 (the bias is regularised
     too, as in the formula). Accumulates X^T X in float64 over chunks so n can be large. ``toward_identity``:
-    lam ||w - w0||^2 instead, w0 the map that copies its input (`identity_prior`).
+    lam ||w - w0||^2 instead, w0 the map that copies its input (`identity_prior`); ``shared_colour``: see
+    `ridge_solve`.
     """
     if neutral.shape != target.shape or neutral.dim() != 4:
         raise ValueError(f"neutral and target must be equal [n,C,S,S] tensors, got {tuple(neutral.shape)} and {tuple(target.shape)}")
-    return ridge_solve(*ridge_normal_equations(neutral, target, radius, chunk), lam, toward_identity)
+    return ridge_solve(*ridge_normal_equations(neutral, target, radius, chunk), lam, toward_identity, shared_colour)
