@@ -230,12 +230,8 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
     if len(set(expressions)) != len(expressions):
         raise bad("expressions", "names repeat")
     for name in (e for e in expressions if KEY_MARK in e):
-        base, _, at = name.partition(KEY_MARK)
-        try:
-            keyed = base in expressions and 0.0 < float(at) < 1.0
-        except ValueError:
-            keyed = False
-        if not keyed:
+        base, at = key_of(name)
+        if not (base in expressions and 0.0 < at < 1.0):
             raise bad("expressions", f"{name!r} is not a key (a listed expression at a weight in (0, 1))")
     if meta["has_intensity"] not in ("true", "false"):
         raise bad("has_intensity", "must be 'true' or 'false'")

@@ -66,14 +66,18 @@ def key_name(expression: str, at: float) -> str:
 
 
 def key_of(name: str) -> tuple[str, float]:
-    """``"eyeBlinkLeft@0.5"`` -> ``("eyeBlinkLeft", 0.5)``; a name without a key -> ``(name, 1.0)``."""
+    """``"eyeBlinkLeft@0.5"`` -> ``("eyeBlinkLeft", 0.5)``; a name that is not a key -> ``(name, 1.0)``."""
     base, mark, at = name.partition(KEY_MARK)
-    return (base, float(at)) if mark else (name, 1.0)
+    try:
+        return (base, float(at)) if mark else (name, 1.0)
+    except ValueError:
+        return name, 1.0
 
 
 def key_weights(weight: float, keys: Iterable[float]) -> dict[float, float]:
-    """A weight in [0, 1] as weights over an expression's keys (each in (0, 1], 1 among them): the hat functions of
-    linear interpolation between 0 (no change), the keys and 1. They sum to at most 1; the rest is neutral."""
+    """A weight in [0, 1] as weights over an expression's keys (their weights in (0, 1); 1, the expression itself, is
+    always one): the hat functions of linear interpolation between 0 (no change), the keys and 1. They sum to at most
+    1; the rest is neutral."""
     points = [0.0, *sorted(set(keys) | {1.0})]
     weight = min(max(float(weight), 0.0), 1.0)
     for lo, hi in pairwise(points):

@@ -49,8 +49,10 @@ def test_a_channel_with_a_key_is_interpolated_between_its_keys() -> None:
     assert keyed.names == ("neutral", "eyeBlinkLeft", "jawOpen") and keyed.keys == {"eyeBlinkLeft": {0.5: 3, 1.0: 1}}
     assert np.allclose(keyed.expression_weights("eyeBlinkLeft=0.3,jawOpen=0.4"), [0.0, 0.0, 0.4, 0.6])
     assert np.allclose(keyed.expression_weights("eyeBlinkLeft=0.75"), [0.0, 0.5, 0.0, 0.5])
-    with pytest.raises(UsageError, match="unknown expression"):
-        keyed.expression_weights("eyeBlinkLeft@0.5=1")
+    for asked in ("eyeBlinkLeft@0.5=1", "eyeBlinkLeft@x=1"):  # keys are the model's own, and no names
+        with pytest.raises(UsageError, match="unknown expression"):
+            keyed.expression_weights(asked)
+    assert not is_channel_mix({"jawOpen@x": 0.5}) and model_for("jawOpen@x=0.5", None) is None
 
 
 def test_the_channel_model_is_the_default_for_channels_alone() -> None:

@@ -107,6 +107,7 @@ def _rewrite_metadata(src, dst, edit):
         (lambda p: p.update({PREFIX + "input_size": "128"}), "shape"),
         (lambda p: p.update({PREFIX + "expressions": "[\"happy\"]"}), "expression"),
         (lambda p: p.update({PREFIX + "expressions": "not json"}), "not JSON"),
+        (lambda p: p.update({PREFIX + "expressions": json.dumps(["neutral", "happy", "smile@0.5"])}), "not a key"),
         (lambda p: p.update({PREFIX + "value_range": "0,1"}), "value_range"),
         (lambda p: p.update({PREFIX + "crop_template": "[[1, 2]]"}), "crop_template"),
         (lambda p: p.update({PREFIX + "provenance": json.dumps({"model_config": json.dumps({"warp": "lanczos"})})}),

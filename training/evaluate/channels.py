@@ -73,6 +73,17 @@ def _rgb(path: Path) -> np.ndarray:
         return np.asarray(im.convert("RGB"))
 
 
+def _neutral(folder: Path, identity: str) -> tuple[np.ndarray, Face]:
+    """A render folder's neutral picture of ``identity`` and its face, from the render's own landmarks."""
+    points = np.asarray(json.loads((folder / identity / "neutral.landmarks.json").read_text())["points"], float)
+    return _rgb(folder / identity / "neutral.png"), Face(box=box_from_landmarks(points), landmarks=points, source="given")
+
+
+def _face_region(renderer: ExpressionRenderer, face: Face, shape: tuple[int, ...]) -> np.ndarray:
+    """Where the scores are taken: the frame's pixels under the inner half of the crop's paste mask."""
+    return realism.frame_region(feather_mask(renderer.size) >= 0.5, renderer.crop_matrix(face, shape), shape)
+
+
 def evaluate(folder: Path, renderer: ExpressionRenderer) -> list[dict]:
     """A row per (identity, mix): its channels, groups, and the PSNR of input and edit against the true render over
     the face (the crop's paste mask, inner half)."""
@@ -80,11 +91,8 @@ def evaluate(folder: Path, renderer: ExpressionRenderer) -> list[dict]:
     rows = []
     for name, ident in sorted(manifest["identities"].items()):
         images = ident["images"]
-        neutral = _rgb(folder / name / "neutral.png")
-        points = np.asarray(json.loads((folder / name / "neutral.landmarks.json").read_text())["points"], float)
-        face = Face(box=box_from_landmarks(points), landmarks=points, source="given")
-        region = realism.frame_region(feather_mask(renderer.size) >= 0.5, renderer.crop_matrix(face, neutral.shape),
-                                      neutral.shape)
+        neutral, face = _neutral(folder, name)
+        region = _face_region(renderer, face, neutral.shape)
         for stem, entry in sorted(images.items()):
             if stem == "neutral" or not (folder / name / f"{stem}.png").is_file():
                 continue
@@ -110,11 +118,8 @@ def key_gains(folders: list[Path], keyed: ExpressionRenderer, plain: ExpressionR
             if split_of(f"{folder.name}/{name}", val_fraction, 0.0) != "val":
                 continue
             images = ident["images"]
-            neutral = _rgb(folder / name / "neutral.png")
-            points = np.asarray(json.loads((folder / name / "neutral.landmarks.json").read_text())["points"], float)
-            face = Face(box=box_from_landmarks(points), landmarks=points, source="given")
-            region = realism.frame_region(feather_mask(keyed.size) >= 0.5, keyed.crop_matrix(face, neutral.shape),
-                                          neutral.shape)
+            neutral, face = _neutral(folder, name)
+            region = _face_region(keyed, face, neutral.shape)
             for stem, entry in sorted(images.items()):
                 if entry["expression"] == "neutral" or float(entry.get("intensity", 1.0)) >= 1.0:
                     continue
@@ -152,9 +157,7 @@ def strip(renderer: ExpressionRenderer, folder: Path, identity: str, rows: dict[
           out: Path) -> None:
     """A picture of ``identity``'s neutral render edited by each row's mixes, left to right (a channel swept, or a
     curve's frames), rows one under another; JPEG."""
-    neutral = _rgb(folder / identity / "neutral.png")
-    points = np.asarray(json.loads((folder / identity / "neutral.landmarks.json").read_text())["points"], float)
-    face = Face(box=box_from_landmarks(points), landmarks=points, source="given")
+    neutral, face = _neutral(folder, identity)
     lines = [np.concatenate([renderer.apply_array(neutral, faces=[face], expression=mix) if mix else neutral
                              for mix in mixes], axis=1) for mixes in rows.values()]
     Image.fromarray(np.concatenate(lines, axis=0)).save(out, quality=90)
