@@ -15,7 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -83,12 +83,12 @@ class ModelArtifact:
         """Whether this is a channel model: its expressions are ARKit blendshapes, which add up."""
         return is_channel_mix(self.expressions)
 
-    @property
+    @cached_property
     def names(self) -> tuple[str, ...]:
         """The expressions (or channels) this model can be asked for: its expressions less their keys."""
         return tuple(e for e in self.expressions if KEY_MARK not in e)
 
-    @property
+    @cached_property
     def keys(self) -> dict[str, dict[float, int]]:
         """For each expression with keys (`reggan_plugin.expressions.key_name`): its keys' weights -> their indices in
         `expressions`, 1 (the expression itself) among them."""

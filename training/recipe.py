@@ -59,12 +59,18 @@ class DataSpec:
     intensities: tuple[float, ...] = (1.0,)  # the weights each expression is rendered at; below 1, the model gets a
     # key of the expression there (`reggan_plugin.expressions.key_name`), fitted on those renders
 
+    @property
+    def table(self) -> Path:
+        """The expression table this folder is rendered from."""
+        from .synth.recipes import RECIPES_PATH
+
+        return REPO / self.recipes if self.recipes else RECIPES_PATH
+
     def expression_names(self) -> tuple[str, ...]:
         """The expressions this folder renders, from its table."""
-        from .synth.recipes import RECIPES_PATH, load_recipes, parse_expressions
+        from .synth.recipes import load_recipes, parse_expressions
 
-        return parse_expressions(self.expressions or None, load_recipes(REPO / self.recipes if self.recipes
-                                                                         else RECIPES_PATH))
+        return parse_expressions(self.expressions or None, load_recipes(self.table))
 
     def key_names(self) -> list[str]:
         """The model expressions this folder's renders below weight 1 are the targets of."""
@@ -191,10 +197,8 @@ def _kind_settings(kind: str) -> dict[str, Any]:
 
 
 def _render(spec: DataSpec, folder: Path, face_model: Path | None, log: Callable[[str], None]) -> None:
-    from .synth.recipes import RECIPES_PATH
     from .synth.render import RenderConfig, render_dataset
 
-    table = REPO / spec.recipes if spec.recipes else RECIPES_PATH
     names = spec.expression_names()
     if face_model is None:
         missing = _missing_renders(spec, folder, names)
@@ -205,7 +209,7 @@ def _render(spec: DataSpec, folder: Path, face_model: Path | None, log: Callable
         return
     config = RenderConfig(out=folder, face_model=face_model, identities=spec.identities, start=spec.start,
                           expressions=names, size=spec.size, seed=spec.seed, samples=spec.samples,
-                          yaw=spec.yaw, pitch=spec.pitch, look=spec.look, lips=spec.lips, recipes=table,
+                          yaw=spec.yaw, pitch=spec.pitch, look=spec.look, lips=spec.lips, recipes=spec.table,
                           intensities=spec.intensities)
     summary = render_dataset(config, progress=False, log=log)
     log(f"data {spec.name}: {summary.rendered} rendered, {summary.skipped} there")
@@ -226,13 +230,13 @@ def _missing_renders(spec: DataSpec, folder: Path, expressions: Sequence[str]) -
         if settings.get(key) != value:
             return f"{folder} was rendered with {key} {settings.get(key)!r}, the recipe says {value!r}"
     by_index = {entry["index"]: entry for entry in identities.values()}
+    changes = [name for name in expressions if name != "neutral"]  # each at every intensity; neutral once
+    count = len(changes) * len(spec.intensities) + len(expressions) - len(changes)
     for index in range(spec.start, spec.start + spec.identities):
         entry = by_index.get(index, {"name": "", "images": {}})
         stems = [stem for stem, image in entry["images"].items() if image["expression"] in expressions
                  and (image["expression"] == "neutral" or image.get("intensity", 1.0) in spec.intensities)]
         files = [folder / entry["name"] / f"{stem}{suffix}" for stem in stems for suffix in (".png", ".landmarks.json")]
-        changes = [name for name in expressions if name != "neutral"]  # each at every intensity; neutral once
-        count = len(changes) * len(spec.intensities) + len(expressions) - len(changes)
         if len(stems) < count or not all(path.is_file() for path in files):
             return f"identity {index} is not fully rendered in {folder}"
     return ""
