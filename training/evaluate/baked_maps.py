@@ -34,6 +34,8 @@ class MapScore:
     copy_psnr: float  # the neutral head
     rig_skin_psnr: float  # the same over the face's skin: the face less the eyes and mouth, whose look the rig's
     map_skin_psnr: float  # geometry decides (lids, lips, teeth), not the texture
+    ceiling_psnr: float  # the most any map could give over the face: the skin matched exactly, the eyes and mouth
+    # left to the rig (a map that painted them would paint the edit's lids, lip line and teeth on the rig's)
 
     @property
     def gain(self) -> float:
@@ -42,6 +44,10 @@ class MapScore:
     @property
     def skin_gain(self) -> float:
         return self.map_skin_psnr - self.rig_skin_psnr
+
+    @property
+    def ceiling_gain(self) -> float:
+        return self.ceiling_psnr - self.rig_psnr
 
 
 def _psnr(a: np.ndarray, b: np.ndarray, region: np.ndarray) -> float:
@@ -63,8 +69,10 @@ def score_map(model: FaceModel, recipes: RecipeTable, head: TexturedHead, baked:
     region = _face_region(head.mesh, rig, faces[0].box) | _face_region(head.mesh, neutral, faces[0].box)
     features = _features(model, head.mesh, camera, faces[0].box) | _features(model, posed, camera, faces[0].box)
     skin = region & ~features
+    ceiling = np.where(skin[..., None], edit, rig.rgb)
     return MapScore(baked.name, yaw, _psnr(rig.rgb, edit, region), _psnr(with_map.rgb, edit, region),
-                    _psnr(neutral.rgb, edit, region), _psnr(rig.rgb, edit, skin), _psnr(with_map.rgb, edit, skin))
+                    _psnr(neutral.rgb, edit, region), _psnr(rig.rgb, edit, skin), _psnr(with_map.rgb, edit, skin),
+                    _psnr(ceiling, edit, region))
 
 
 FEATURE_MARGIN = 0.06
@@ -178,13 +186,15 @@ def write_report(model_path: Path, seed: int, identities: int, out: Path, yaws: 
             rows.extend(score_map(model, recipes, head, baked, renderer, yaw) for yaw in yaws)
             if index == 0 and baked.name == "happy":
                 _write_strip(model, recipes, head, baked, renderer, out / "happy_strip.jpg", srgb_encode)
-    lines = ["| expression | yaw | face: blendshapes | + map | gain (dB) | skin: gain (dB) |", "|---|---|---|---|---|---|"]
+    lines = ["| expression | yaw | face: blendshapes | + map | gain (dB) | skin: gain (dB) | face: ceiling (dB) |",
+             "|---|---|---|---|---|---|---|"]
     for name in names:
         for yaw in yaws:
             sel = [r for r in rows if r.expression == name and r.yaw == yaw]
             lines.append(f"| {name} | {yaw:.0f} | {np.mean([r.rig_psnr for r in sel]):.2f} | "
                          f"{np.mean([r.map_psnr for r in sel]):.2f} | {np.mean([r.gain for r in sel]):+.2f} "
-                         f"(min {min(r.gain for r in sel):+.2f}) | {np.mean([r.skin_gain for r in sel]):+.2f} |")
+                         f"(min {min(r.gain for r in sel):+.2f}) | {np.mean([r.skin_gain for r in sel]):+.2f} | "
+                         f"{np.mean([r.ceiling_gain for r in sel]):+.2f} |")
     across, inward = np.array(seams).T
     lo, hi, lip = np.array(ranges).T
     lines += ["", f"{identities} identities of seed {seed}, {len(rows)} views. Applied multiplier over all maps: "
