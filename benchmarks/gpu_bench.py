@@ -33,7 +33,7 @@ def measure(backend, artifact, batch: int, seconds: float) -> float:
     rng = np.random.default_rng(0)
     s, e = artifact.input_size, len(artifact.expressions)
     image = rng.uniform(-1, 1, (batch, 3, s, s)).astype(np.float32)
-    expression = np.eye(e, dtype=np.float32)[rng.integers(0, e, batch)]
+    expression = np.stack([artifact.turned(np.eye(e, dtype=np.float32)[i], 0.0) for i in rng.integers(0, e, batch)])
     intensity = np.ones(batch, np.float32)
     for _ in range(3):
         backend.run(image, expression, intensity)

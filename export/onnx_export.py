@@ -45,6 +45,13 @@ def _random_inputs(model: RegGAN, batch: int, seed: int) -> tuple[torch.Tensor, 
     size, n_expr = model.config.image_size, len(model.config.expressions)
     image = torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
     expression = torch.nn.functional.one_hot(torch.randint(n_expr, (batch,), generator=gen), n_expr).float()
+    keys = model.config.keys_per_expression
+    if keys > 1:  # each face between two neighbouring turn keys, as the runtime gives it
+        turn = torch.zeros(batch, keys)
+        lower = torch.randint(keys - 1, (batch,), generator=gen)
+        share = torch.rand(batch, generator=gen)
+        turn[torch.arange(batch), lower], turn[torch.arange(batch), lower + 1] = 1 - share, share
+        expression = (expression[:, :, None] * turn[:, None]).reshape(batch, -1)
     intensity = torch.rand(batch, generator=gen)
     return image, expression, intensity
 
@@ -67,12 +74,14 @@ def verify_onnx(model: RegGAN, onnx_path: Path, batches: tuple[int, ...] = (1, 3
 
 
 def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None) -> Path:
-    """Export `model` to `out` (atomically), its large weights in half precision (``export.half_weights``), stamp
-    the metadata and verify it against the model so rounded. Returns the model's path.
+    """Export `model` to `out` (atomically), stage 1's weights stored once where every colour shares them
+    (`LocalRegression.share_colour`), its large weights in half precision (``export.half_weights``), stamp the metadata
+    and verify it against the model so rounded. Returns the model's path.
     (`--stage regression` cuts its preview graph out of it at run time: ``reggan_plugin.backends.preview_graph``.)"""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     model = copy.deepcopy(model).eval()
+    model.stage1.share_colour()
     round_weights_half(model)
     example = _random_inputs(model, 2, seed=0)
     with atomic_path(out) as tmp_path:

@@ -24,6 +24,7 @@ import numpy as np
 from .arrays import Array
 from .errors import ModelError, UsageError
 from .expressions import KEY_MARK, arkit_name, is_channel_mix, key_of, key_weights
+from .faces.turn import turn_weights
 from .geometry.resample import WARP_MODES, WarpMode
 
 FORMAT_VERSION = 1
@@ -77,6 +78,21 @@ class ModelArtifact:
     # paste moves the crop the same way to take the paint as the difference
     provenance: dict[str, Any] = field(default_factory=dict)  # training data, iterations, metrics
     metadata: Mapping[str, str] = field(default_factory=dict)
+    turn_keys: tuple[float, ...] = ()  # its model config's: stage 1 fitted at these turns (`reggan_plugin.faces.turn`)
+
+    @property
+    def input_width(self) -> int:
+        """The network's expression input: a weight per expression, or per expression and turn key."""
+        return len(self.expressions) * max(len(self.turn_keys), 1)
+
+    def turned(self, weights: Array, turn: float) -> Array:
+        """Weights over the expressions ([E]) as the network takes them for a face at ``turn``: for a model with turn
+        keys, each expression's weight shared between the two keys about the face, expression-major; else as they
+        are."""
+        if not self.turn_keys:
+            return weights
+        per_key: Array = np.asarray(weights, np.float32)[:, None] * turn_weights(turn, self.turn_keys)[None]
+        return per_key.reshape(-1)
 
     @property
     def adds_channels(self) -> bool:
@@ -245,11 +261,15 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
             raise bad("crop_template", "must be 5 (x, y) points")
     try:
         provenance = json.loads(meta.get("provenance", "{}"))
-        warp = json.loads(provenance.get("model_config", "{}")).get("warp", "bilinear")
+        model_config = json.loads(provenance.get("model_config", "{}"))
+        warp, turn_keys = model_config.get("warp", "bilinear"), tuple(model_config.get("turn_keys", ()))
     except (json.JSONDecodeError, AttributeError, TypeError):
         raise bad("provenance", "not JSON, or its model_config is not") from None
     if warp not in WARP_MODES:
         raise bad("provenance", f"model_config's warp is {warp!r}: this runtime knows 'bilinear' and 'bicubic'")
+    if turn_keys and not (len(turn_keys) > 1 and all(isinstance(k, (int, float)) for k in turn_keys)
+                          and list(turn_keys) == sorted(set(turn_keys))):
+        raise bad("provenance", f"model_config's turn_keys {list(turn_keys)} are not two or more ascending numbers")
     return {
         "input_size": size,
         "expressions": tuple(expressions),
@@ -259,6 +279,7 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
         "crop_template": template,
         "provenance": provenance,
         "warp": warp,
+        "turn_keys": tuple(float(k) for k in turn_keys),
     }
 
 
@@ -275,7 +296,8 @@ def _check_signature(path: Path, session: Any, size: int, n_expr: int) -> bool:
     if list(inputs["image"].shape[1:]) != [3, size, size]:
         raise ModelError(path, f"input 'image' has shape {inputs['image'].shape}, metadata says [N,3,{size},{size}]")
     if inputs["expression"].shape[1:] != [n_expr]:
-        raise ModelError(path, f"input 'expression' has shape {inputs['expression'].shape}, metadata lists {n_expr} expressions")
+        raise ModelError(path, f"input 'expression' has shape {inputs['expression'].shape}, metadata gives {n_expr} "
+                               "(its expressions, times its turn keys)")
     motions = [name for name in MOTION_NAMES if name in outputs]
     if motions and len(motions) != len(MOTION_NAMES):
         raise ModelError(path, f"model has output {motions[0]!r} but not {', '.join(set(MOTION_NAMES) - set(motions))!r}: "
@@ -298,7 +320,8 @@ def _load_cached(path: Path, mtime_ns: int, size_bytes: int) -> ModelArtifact:
         raise ModelError(path, f"not a loadable ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     props = session.get_modelmeta().custom_metadata_map
     parsed = parse_metadata(path, props)
-    has_motion = _check_signature(path, session, parsed["input_size"], len(parsed["expressions"]))
+    width = len(parsed["expressions"]) * max(len(parsed["turn_keys"]), 1)
+    has_motion = _check_signature(path, session, parsed["input_size"], width)
     return ModelArtifact(path=path, sha256=file_sha256(path), metadata=dict(props), has_motion=has_motion, **parsed)
 
 

@@ -322,6 +322,9 @@ def info(model: Path | None) -> None:
         click.echo(f"  sha256 {art.sha256[:16]}..., input {art.input_size}x{art.input_size}, "
                    f"expressions: {', '.join(art.names)}"
                    + (f" (keys: {', '.join(e for e in art.expressions if e not in art.names)})" if art.keys else ""))
+        if art.turn_keys:
+            click.echo(f"  stage 1 fitted at turns {', '.join(f'{k:g}' for k in art.turn_keys)} (a face takes the two "
+                       "about its own)")
         for key in ("training", "iterations"):
             if key in art.provenance:
                 click.echo(f"  {key}: {art.provenance[key]}")

@@ -32,6 +32,7 @@ class PreparedImage:
     matrices: list[Matrix]
     crops: Array
     non_finite: int = 0  # pixels of the region holding NaN or inf (float frames): written back as they were
+    turns: tuple[float, ...] = ()  # each face's turn from the camera (`reggan_plugin.faces.turn`), for turn keys
 
     def region_rgb(self) -> Array:
         if self.rgb is not None:

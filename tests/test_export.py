@@ -50,6 +50,23 @@ def test_onnx_matches_torch_with_a_stage1_motion_and_region(tmp_path, exposure_r
     assert verify_onnx(model.eval(), onnx_path, batches=(1, 3)) <= 1e-4
 
 
+def test_stage1_weights_every_colour_shares_are_stored_once(tmp_path):
+    """A shared-colour fit exports a third of stage 1's weight maps (the export checks its outputs against the model's);
+    channels fitted apart keep theirs."""
+    torch.manual_seed(5)
+    model = RegGAN(TINY)
+    with torch.no_grad():
+        model.stage1.weight.copy_(torch.rand_like(model.stage1.weight[:, :1]).expand_as(model.stage1.weight) * 0.2)
+    sizes = {}
+    for name in ("shared", "apart"):
+        onnx_path = export_checkpoint(save_generator(tmp_path / f"{name}-G", model), tmp_path / f"{name}.onnx")
+        sizes[name] = onnx_path.stat().st_size
+        with torch.no_grad():
+            model.stage1.weight[:, 1].mul_(0.5)
+    assert model.stage1.weight.shape[1] == 3  # the export's copy is the one changed
+    assert sizes["shared"] < 0.6 * sizes["apart"]
+
+
 @pytest.mark.parametrize("warp", ["bilinear", "bicubic"])
 def test_the_paste_moves_the_crop_as_the_model_does(tmp_path, warp):
     """The paste takes the paint as the model's output less the crop moved by the model's motion: the runtime must

@@ -157,6 +157,62 @@ def test_one_expression_is_its_fitted_map_on_the_input_moved_by_its_flow(mode, m
 
 
 @pytest.mark.parametrize("mix", ["carried", "maps"])
+def test_a_face_between_two_turn_keys_takes_their_maps_blended(mix):
+    """A stage 1 with turn keys paints a face with its turn's blend of each expression's keys: at a key, that key's
+    fit; halfway, the fit whose maps and motion are the two keys' mean."""
+    gen = torch.Generator().manual_seed(6)
+    keyed = LocalRegression(3, 3, 24, 3, "bicubic", mix, keys=2)
+    with torch.no_grad():
+        for tensor in (keyed.weight, keyed.bias, keyed.flow, keyed.region):
+            tensor.copy_(torch.rand(tensor.shape, generator=gen) * 0.2)
+    x = torch.rand(2, 3, 24, 24, generator=gen) * 2 - 1
+    expression, alpha = torch.tensor([[0.0, 1.0, 0.0], [0.2, 0.5, 0.3]]), torch.tensor([1.0, 0.6])
+    for turn, share in (([1.0, 0.0], 0.0), ([0.0, 1.0], 1.0), ([0.5, 0.5], 0.5)):
+        plain = LocalRegression(3, 3, 24, 3, "bicubic", mix)
+        with torch.no_grad():
+            for mine, theirs in ((plain.weight, keyed.weight), (plain.bias, keyed.bias), (plain.flow, keyed.flow),
+                                 (plain.region, keyed.region)):
+                per_key = theirs.reshape(3, 2, *theirs.shape[1:])
+                mine.copy_((1 - share) * per_key[:, 0] + share * per_key[:, 1])
+            got = keyed(x, expression, alpha, torch.tensor([turn, turn]))
+            assert torch.allclose(got, plain(x, expression, alpha), atol=1e-5)
+
+
+def test_a_keyed_models_input_gives_back_the_mix_and_the_turn():
+    """The runtime's input (the mix times the face's turn weights, expression-major) splits into both; one weight per
+    expression takes the key facing the camera."""
+    model = RegGAN(dataclasses.replace(TINY, turn_keys=(-0.3, 0.0, 0.3)))
+    mix, turn = torch.tensor([[0.0, 0.25, 0.75, 0, 0, 0, 0]]), torch.tensor([[0.0, 0.4, 0.6]])
+    got_mix, got_turn = model.split_turn((mix[:, :, None] * turn[:, None]).reshape(1, -1))
+    assert torch.allclose(got_mix, mix) and torch.allclose(got_turn, turn)
+    assert torch.equal(model.split_turn(mix)[1], torch.tensor([[0.0, 1.0, 0.0]]))
+    assert RegGAN(TINY).split_turn(mix)[1] is None
+
+
+@pytest.mark.parametrize("mix", ["carried", "maps"])
+def test_weights_every_colour_shares_are_kept_once_and_paint_the_same(mix):
+    """A shared-colour fit's maps stored once for the three channels give the same output; maps that differ by channel
+    stay as they are."""
+    gen = torch.Generator().manual_seed(4)
+    layer = LocalRegression(3, 3, 24, 3, "bicubic", mix)
+    with torch.no_grad():
+        layer.weight.copy_((torch.rand(3, 1, 9, 24, 24, generator=gen) * 0.3).expand(-1, 3, -1, -1, -1))
+        layer.bias.copy_(torch.rand(layer.bias.shape, generator=gen) - 0.5)
+        layer.flow.copy_((torch.rand(layer.flow.shape, generator=gen) - 0.5) * 0.2)
+    x = torch.rand(2, 3, 24, 24, generator=gen) * 2 - 1
+    expression, alpha = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.4, 0.6]]), torch.tensor([1.0, 0.7])
+    with torch.no_grad():
+        before = layer(x, expression, alpha)
+        assert layer.share_colour()
+        assert layer.weight.shape == (3, 1, 9, 24, 24)
+        assert torch.allclose(layer(x, expression, alpha), before, atol=1e-6)
+    apart = LocalRegression(3, 3, 24, 3, "bicubic", mix)
+    with torch.no_grad():
+        apart.weight[1, 2, 4] += 0.1
+    assert not apart.share_colour() and apart.weight.shape == (3, 3, 9, 24, 24)
+
+
+@pytest.mark.parametrize("mix", ["carried", "maps"])
 def test_a_carried_mix_paints_on_the_moved_features_and_mixed_maps_where_each_expression_alone_would(mix):
     """An expression that moves a bright column 8 px left and paints on it where it lands: at half weight (the rest
     neutral) the column moves 4 px and a carried mix's paint goes with it; mixed maps paint where the expression alone

@@ -154,7 +154,9 @@ def test_the_tiny_recipe_rebuilds_a_model_that_names_its_recipe_and_renders(ict_
     assert [p["name"] for p in provenance["recipe"]["phases"]] == ["base", "refit", "final"]
     assert provenance["recipe"]["phases"][0]["iterations"] == 10  # the base phase stopped early, by its schedule
     assert "/" not in json.dumps(provenance["data"])  # no machine paths
-    assert provenance["stage1"]["fitted"]["happy"]["lambda"] == 0.01  # its own stage-1 settings, no graft
+    # its own stage-1 settings, no graft, at each turn key
+    assert [provenance["stage1"]["fitted"][f"happy~turn{k}"]["lambda"] for k in range(3)] == [0.01] * 3
+    assert artifact.turn_keys == (-0.35, 0.0, 0.35)
     assert artifact.warp == "bicubic"  # the recipe's kernel, carried through every phase
     assert json.loads(provenance["model_config"])["mix"] == "carried"  # and its way of mixing expressions
     assert json.loads(artifact.metadata["reggan.paste_gains"])["photo"]["happy"]["upper"] == 0.0

@@ -618,3 +618,40 @@ def test_progress_lines_give_the_time_left_in_minutes_then_hours():
     assert progress_line(3999, 4000, 0.5) == "iteration 3999/4000, 0.50 s each, about 1 min left"
     assert progress_line(0, 10000, 1.0) == "iteration 0/10000, 1.00 s each, about 2.8 h left"
     assert progress_line(4000, 4000, 1.0).endswith("1.00 s each, done")
+
+
+def test_turn_keys_fit_each_key_on_the_pairs_and_mirror_images_about_it(synth, tmp_path):
+    """Every pair and its mirror image go to the keys about their turns, weighted by linear interpolation (a pair's
+    weights sum to 1, its mirror's are its own reversed); the fit keeps a stage 1 per expression and key."""
+    from reggan_plugin.faces.turn import turn_weights
+    from training.data.turn_keys import neutral_turns, turn_keyed
+
+    keys = (-0.2, 0.0, 0.2)
+    sets = load_datasets([synth], 32, TINY.expressions, tmp_path / "cache")
+    data = PairedFaces(sets, TINY.expressions, "train", 0.0, 0.0)
+    keyed = turn_keyed(data, keys)
+    turns = neutral_turns(data)
+    assert np.abs(turns).max() > 0.0
+    assert len(keyed.neutral) == 2 * len(data.neutral) and keyed.expressions[3:6] == (
+        "happy~turn0", "happy~turn1", "happy~turn2")
+    for pair in range(len(data)):
+        identity, expression = int(data.pair_neutral[pair]), int(data.pair_expression[pair])
+        for mirrored, turn in ((0, turns[identity]), (1, -turns[identity])):
+            mine = (keyed.pair_neutral == identity + mirrored * len(data.neutral)) & (
+                keyed.pair_expression // len(keys) == expression)
+            got = np.zeros(len(keys), np.float32)
+            got[(keyed.pair_expression[mine] % len(keys)).numpy()] = keyed.pair_weight[mine].numpy()
+            assert np.allclose(got, turn_weights(turn, keys), atol=1e-6)
+            if mirrored:  # the mirror image's target is the pair's, flipped
+                row = int(torch.nonzero(mine)[0])
+                assert torch.equal(keyed.target[row], data.target[pair].flip(-1))
+
+    solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", replace(TEST_CFG, stage1_turn_keys=keys))
+    model = solver.G
+    assert model.config.turn_keys == keys and model.stage1.weight.shape[0] == len(TINY.expressions) * len(keys)
+    happy = TINY.expressions.index("happy") * len(keys)
+    assert not torch.allclose(model.stage1.bias[happy], model.stage1.bias[happy + 2])  # each key its own fit
+    with pytest.raises(ValueError, match="turn keys"):
+        from training.solver import refit_stage1
+
+        refit_stage1(model, solver.train_data, None, {}, 1, TEST_CFG)

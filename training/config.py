@@ -19,6 +19,19 @@ def strict_from_dict(cls, data: dict):
 MIXES = ("maps", "carried")
 
 
+TURN_MARK = "~turn"
+
+
+def turn_key_name(expression: str, key: int) -> str:
+    """The name training gives an expression's fit at its ``key``-th turn key (stage 1 alone has such fits)."""
+    return f"{expression}{TURN_MARK}{key}"
+
+
+def base_expression(name: str) -> str:
+    """The expression a turn key's fit belongs to; a plain name as it is."""
+    return name.partition(TURN_MARK)[0]
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Architecture hyper-parameters (stored beside every checkpoint and in the ONNX metadata)."""
@@ -45,6 +58,10 @@ class ModelConfig:
     # one alone too). A channel model's 52 channels paint faintly:
     # carried costs it 3x for no gain on development mixes (within 0.2 dB by channel group) or ramps.
     mix: str = "maps"
+    # stage 1 fitted once per expression at each of these turns (`reggan_plugin.faces.turn`, ascending), a face taking
+    # the two keys about its own: the network's expression input is then expression-major, len(turn_keys) weights an
+    # expression (`split_turn`). Empty: one fit for every turn
+    turn_keys: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.exposure_reference < 1.0:
@@ -58,6 +75,24 @@ class ModelConfig:
         if self.image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4, got {self.image_size}")
         object.__setattr__(self, "expressions", tuple(self.expressions))
+        object.__setattr__(self, "turn_keys", tuple(float(k) for k in self.turn_keys))
+        if list(self.turn_keys) != sorted(set(self.turn_keys)) or len(self.turn_keys) == 1:
+            raise ValueError(f"turn_keys must be two or more ascending turns, or none; got {self.turn_keys}")
+
+    @property
+    def keys_per_expression(self) -> int:
+        """How many stage-1 fits each expression has (its turn keys, else 1)."""
+        return max(len(self.turn_keys), 1)
+
+    def stage1_index(self, name: str) -> int:
+        """Where stage 1 keeps an expression's fit: a plain name, or one of its turn keys (`turn_key_name`)."""
+        base, _, key = name.partition(TURN_MARK)
+        return self.expressions.index(base) * self.keys_per_expression + (int(key) if key else 0)
+
+    @property
+    def input_width(self) -> int:
+        """The network's expression input: a weight per expression and turn key."""
+        return len(self.expressions) * self.keys_per_expression
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)

@@ -29,7 +29,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import asdict, replace
 from pathlib import Path
 
@@ -40,11 +40,12 @@ from torch import Tensor, nn
 
 from reggan_plugin.faces import DetectorConfig
 
-from .config import ModelConfig
+from .config import ModelConfig, base_expression
 from .data.augment import degrade_inputs
 from .data.dataset import PairedFaces
 from .data.landmarks import LazyDetector
 from .data.realign import detector_aligned
+from .data.turn_keys import turn_keyed
 from .losses import (
     classification_loss,
     face_oval_mask,
@@ -88,6 +89,11 @@ def _pairs_by_expression(data: PairedFaces | None) -> dict[str, tuple[Tensor, Te
     return {name: data.batch(idx)[:2] for name, idx in _indices_by_expression(data).items()} if data else {}
 
 
+def _weights_by_expression(data: PairedFaces) -> dict[str, Tensor]:
+    """Expression -> how much each of its pairs counts in stage 1's fits (`PairedFaces.pair_weight`)."""
+    return {name: data.pair_weight[idx.cpu()] for name, idx in _indices_by_expression(data).items()}
+
+
 def _points_by_expression(data: PairedFaces) -> dict[str, tuple[Tensor, Tensor]]:
     """Expression -> the 68 landmarks (neutral, target) [n,68,2] of its pairs, grid units (`PairedFaces.points`)."""
     return {name: data.points(idx) for name, idx in _indices_by_expression(data).items()}
@@ -111,7 +117,7 @@ def _with_perturbed_copies(data: PairedFaces | None, clean: dict[str, tuple[Tens
     moved = replace(aug, input_noise=0.0, input_jpeg_prob=0.0)
     out = {}
     for name, (x, t) in clean.items():
-        if cfg.stage1_augment_expressions and name not in cfg.stage1_augment_expressions:
+        if cfg.stage1_augment_expressions and base_expression(name) not in cfg.stage1_augment_expressions:
             out[name] = (x, t)
             continue
         k = data.expressions.index(name)
@@ -143,7 +149,7 @@ def _motions_and_moved(train: PairedFaces, clean: dict[str, tuple[Tensor, Tensor
     """Stage 1's inputs at the exposure ``reference``: the mean motions (fitted on the clean pairs) and every training
     pair, perturbed copies included, moved by them (``mode``: the model's warp)."""
     points = _points_by_expression(train) if cfg.stage1_flow_landmarks > 0 else None
-    motions = fit_motions(_scaled(clean, reference), size, cfg, mode, points)
+    motions = fit_motions(_scaled(clean, reference), size, cfg, mode, points, _weights_by_expression(train))
     return motions, _moved(_scaled(_with_perturbed_copies(train, clean, cfg), reference), motions, mode)
 
 
@@ -183,62 +189,104 @@ def _write_selection(run_dir: Path | None, report: dict, table: str) -> None:
 def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, val: PairedFaces | None,
                run_dir: Path | None) -> tuple[RegGAN, dict]:
     """Phase 0: select (r, lambda) on ``val``, fit every expression on ``train``; returns the model (on the
-    CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU)."""
-    clean = _pairs_by_expression(train)
-    reference = training_exposure(clean) if cfg.stage1_normalise_exposure else model_config.exposure_reference
-    motions, moved, radius, lambdas, rows, table = _fit_groups(train, val, clean, model_config.image_size, cfg,
-                                                                reference, cfg.ridge_radii, model_config.warp)
-    model_config = replace(model_config, radius=radius or model_config.radius, exposure_reference=reference)
-    torch.manual_seed(cfg.seed)
-    model = RegGAN(model_config)
-    if cfg.zero_init_output:
-        model.refiner.start_as_identity(cfg.mask_init_logit)
-    install_motions(model, motions)
-    fitted = fit_stage1_maps(model, moved, lambdas, cfg.ridge_toward_identity, cfg.ridge_shared_colour)
-    report = {"radius": model_config.radius, "exposure_reference": reference, "fitted": fitted,
+    CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU). With
+    ``stage1_turn_keys`` each expression is fitted at each key, on the pairs and their mirror images about it. One key
+    and one group of expressions at a time (`_fit_parts`): the perturbed copies of every key's pairs at once would
+    not fit in memory."""
+    reference = (training_exposure(_pairs_by_expression(train)) if cfg.stage1_normalise_exposure
+                 else model_config.exposure_reference)
+    keys = cfg.stage1_turn_keys
+    model_config = replace(model_config, turn_keys=keys, exposure_reference=reference)
+
+    def make(radius: int | None) -> RegGAN:
+        torch.manual_seed(cfg.seed)
+        model = RegGAN(replace(model_config, radius=radius or model_config.radius))
+        if cfg.zero_init_output:
+            model.refiner.start_as_identity(cfg.mask_init_logit)
+        return model
+
+    model, fitted, motions, rows, table = _fit_parts(_stage1_parts(train, val, keys), make, cfg, reference,
+                                                     cfg.ridge_radii, {}, model_config.warp)
+    report = {"radius": model.config.radius, "exposure_reference": reference, "fitted": fitted,
               "motion": motion_report(motions, cfg), "table": [asdict(r) for r in rows]}
     _write_selection(run_dir, report, table)
     return model, report
 
 
-def _fit_groups(train: PairedFaces, val: PairedFaces | None, clean: dict[str, tuple[Tensor, Tensor]], size: int,
-                cfg: TrainConfig, reference: float, radii: tuple[int, ...], mode: str
-                ) -> tuple[dict, dict, int | None, dict, list, str]:
-    """Each group of expressions (`TrainConfig.stage1_groups`) with its own settings: (motions, moved pairs, radius,
-    lambdas, table rows, table); the first group's validation chooses the radius among ``radii``, the others use it.
-    ``mode``: how the model warps (`ModelConfig.warp`)."""
-    motions: dict[str, tuple[Tensor, Tensor]] = {}
-    moved: dict[str, tuple[Tensor, Tensor]] = {}
-    radius: int | None = None
+def _fit_parts(parts: Iterable[tuple[PairedFaces, PairedFaces | None]], make: Callable[[int | None], RegGAN],
+               cfg: TrainConfig, reference: float, radii: tuple[int, ...], fallback: dict[str, float], warp: str
+               ) -> tuple[RegGAN, dict, dict[str, tuple[Tensor, Tensor]], list, str]:
+    """Stage 1 fitted group by group (`_fit_groups`) on each part's pairs: the model made (``make``) at the radius the
+    first group chooses among ``radii``, each group's motions and maps installed before the next group's pairs are
+    made. Where no validation chose lambdas, ``fallback``'s (`fit_stage1_maps` takes their median for the rest).
+    -> (model, fitted, motions, table rows, table)."""
+    model: RegGAN | None = None
+    fitted: dict = {}
     lambdas: dict[str, float] = {}
+    motions: dict[str, tuple[Tensor, Tensor]] = {}
     rows: list = []
     table = ""
+    for part, part_val in parts:
+        clean = _pairs_by_expression(part)
+        radii = radii if model is None else (model.stage1.radius,)
+        for got, moved, radius, chosen, got_rows, got_table in _fit_groups(part, part_val, clean, part.size, cfg,
+                                                                           reference, radii, warp):
+            model = model or make(radius)
+            lambdas |= chosen if radius is not None else fallback
+            install_motions(model, got)
+            fitted |= fit_stage1_maps(model, moved, lambdas, cfg.ridge_toward_identity, cfg.ridge_shared_colour,
+                                      _weights_by_expression(part))
+            motions |= got
+            rows += got_rows
+            table += got_table
+            del moved
+    if model is None:
+        raise ValueError("stage 1 has no training pairs to fit")
+    return model, fitted, motions, rows, table
+
+
+def _stage1_parts(train: PairedFaces, val: PairedFaces | None, keys: tuple[float, ...]
+                  ) -> Iterator[tuple[PairedFaces, PairedFaces | None]]:
+    """What each of stage 1's fits is made on: the pairs themselves, or each turn key's (`turn_keyed`)."""
+    if not keys:
+        yield train, val
+        return
+    for key in range(len(keys)):
+        yield turn_keyed(train, keys, key), turn_keyed(val, keys, key) if val is not None and len(val) else None
+
+
+def _fit_groups(train: PairedFaces, val: PairedFaces | None, clean: dict[str, tuple[Tensor, Tensor]], size: int,
+                cfg: TrainConfig, reference: float, radii: tuple[int, ...], mode: str
+                ) -> Iterator[tuple[dict, dict, int | None, dict, list, str]]:
+    """Each group of expressions (`TrainConfig.stage1_groups`) with its own settings, one after the other: (motions,
+    moved pairs, radius, lambdas, table rows, table); the first group's validation chooses the radius among ``radii``,
+    the others use it. ``mode``: how the model warps (`ModelConfig.warp`). A group's moved pairs (its perturbed copies
+    among them) are let go before the next group's are made."""
+    radius: int | None = None
     for group_cfg, names in cfg.stage1_groups(tuple(clean)):
         if not names:
             continue
-        group_motions, group_moved = _motions_and_moved(train, {e: clean[e] for e in names}, size, group_cfg, reference,
-                                                        mode)
-        chosen, group_lambdas, group_rows, group_table = _select(
-            group_moved, val, group_motions, radii if radius is None else (radius,), group_cfg, reference, mode)
+        motions, moved = _motions_and_moved(train, {e: clean[e] for e in names}, size, group_cfg, reference, mode)
+        chosen, lambdas, rows, table = _select(moved, val, motions, radii if radius is None else (radius,), group_cfg,
+                                               reference, mode)
         radius = radius if radius is not None else chosen
-        motions |= group_motions
-        moved |= group_moved
-        lambdas |= group_lambdas
-        rows += group_rows
-        table += group_table
-    return motions, moved, radius, lambdas, rows, table
+        yield motions, moved, radius, lambdas, rows, table
+        del moved
 
 
 def fit_motions(pairs: dict[str, tuple[Tensor, Tensor]], size: int, cfg: TrainConfig, mode: str = "bilinear",
-                points: dict[str, tuple[Tensor, Tensor]] | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+                points: dict[str, tuple[Tensor, Tensor]] | None = None, weights: dict[str, Tensor] | None = None
+                ) -> dict[str, tuple[Tensor, Tensor]]:
     """Per expression, (mean flow [2,S,S] already limited to the region, region [1,S,S]), on the CPU; ``points``:
-    each expression's landmarks (`_points_by_expression`), which hold the flow with `stage1_flow_landmarks`."""
+    each expression's landmarks (`_points_by_expression`), which hold the flow with `stage1_flow_landmarks`;
+    ``weights``: how much each pair counts (`_weights_by_expression`; alike where not given)."""
     motions = {}
     for expr, (x, t) in pairs.items():
-        bounded = expr in cfg.stage1_region_expressions
+        bounded = base_expression(expr) in cfg.stage1_region_expressions
         region = ellipse_region(size, cfg.stage1_region_ellipse) if bounded else torch.ones(1, size, size)
         flow = (fit_mean_flow(x, t, cfg.stage1_flow_grid, cfg.stage1_flow_steps, seed=cfg.seed, mode=mode,
-                              points=(points or {}).get(expr), points_weight=cfg.stage1_flow_landmarks).cpu()
+                              points=(points or {}).get(expr), points_weight=cfg.stage1_flow_landmarks,
+                              weights=(weights or {}).get(expr)).cpu()
                 if cfg.stage1_flow_grid else torch.zeros(2, size, size))
         motions[expr] = (flow * region, region)
     return motions
@@ -247,7 +295,8 @@ def fit_motions(pairs: dict[str, tuple[Tensor, Tensor]], size: int, cfg: TrainCo
 def motion_report(motions: dict[str, tuple[Tensor, Tensor]], cfg: TrainConfig) -> dict:
     """What the run reports about each motion: its largest displacement in crop pixels, whether it is bounded."""
     return {e: {"max_flow_px": round(float(flow.abs().max()) * flow.shape[-1] / 2, 2),
-                "region": list(cfg.stage1_region_ellipse) if e in cfg.stage1_region_expressions else "whole crop"}
+                "region": list(cfg.stage1_region_ellipse) if base_expression(e) in cfg.stage1_region_expressions
+                else "whole crop"}
             for e, (flow, _) in motions.items()}
 
 
@@ -259,20 +308,25 @@ def _moved(pairs: dict[str, tuple[Tensor, Tensor]], motions: dict[str, tuple[Ten
 def install_motions(model: RegGAN, motions: dict[str, tuple[Tensor, Tensor]]) -> None:
     device = model.stage1.flow.device
     for expr, (flow, region) in motions.items():
-        model.stage1.set_motion(model.config.expressions.index(expr), flow.to(device), region.to(device))
+        model.stage1.set_motion(model.config.stage1_index(expr), flow.to(device), region.to(device))
 
 
 def fit_stage1_maps(model: RegGAN, pairs: dict[str, tuple[Tensor, Tensor]], lambdas: dict[str, float],
-                    toward_identity: bool = False, shared_colour: bool = False) -> dict:
+                    toward_identity: bool = False, shared_colour: bool = False,
+                    weights: dict[str, Tensor] | None = None) -> dict:
     """Fit and install every expression's ridge maps at the model's radius on (already moved) pairs; an
-    expression without a chosen lambda takes the median of the others (LSRF's 0.4 when there are none)."""
+    expression without a chosen lambda takes the median of the others (LSRF's 0.4 when there are none).
+    ``weights``: how much each clean pair counts (`_weights_by_expression`), its perturbed copies (which follow the
+    clean pairs in blocks, `_with_perturbed_copies`) alike."""
     fallback = float(np.median(list(lambdas.values()))) if lambdas else DEFAULT_LAMBDA
     fitted = {}
     for expr, (x, t) in pairs.items():
         lam = lambdas.get(expr, fallback)
+        each = (weights or {}).get(expr)
         weight, bias = fit_ridge(x, t, model.config.radius, lam, toward_identity=toward_identity,
-                                 shared_colour=shared_colour)
-        model.stage1.set_expression(model.config.expressions.index(expr), weight.to(model.stage1.weight.device),
+                                 shared_colour=shared_colour,
+                                 weights=None if each is None else each.repeat(len(x) // len(each)))
+        model.stage1.set_expression(model.config.stage1_index(expr), weight.to(model.stage1.weight.device),
                                     bias.to(model.stage1.bias.device))
         fitted[expr] = {"lambda": lam, "train_pairs": len(x)}
     return fitted
@@ -283,15 +337,15 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
     """Refit stage 1 (motions, then ridge maps) on ``train`` at the model's radius (``--refit-stage1``: the data
     or the stage-1 recipe changed since the run began), lambdas chosen again on the moved ``val`` pairs (the
     run's lambdas when there are none). Returns the updated stage-1 metadata."""
+    if cfg.stage1_turn_keys != model.config.turn_keys:
+        raise ValueError("stage 1's turn keys are fitted with a new stage 1 (a phase with init_refiner), not refitted "
+                         f"onto a model with other keys ({model.config.turn_keys} -> {cfg.stage1_turn_keys})")
     clean = _pairs_by_expression(train)
     reference = model.config.exposure_reference or (training_exposure(clean) if cfg.stage1_normalise_exposure else 0.0)
     model.config = replace(model.config, exposure_reference=reference)
-    motions, moved, radius, lambdas, rows, table = _fit_groups(train, val, clean, model.config.image_size, cfg,
-                                                                reference, (model.stage1.radius,), model.config.warp)
-    install_motions(model, motions)
-    if radius is None:
-        lambdas = {e: v["lambda"] for e, v in stage1_meta.get("fitted", {}).items()}
-    fitted = fit_stage1_maps(model, moved, lambdas, cfg.ridge_toward_identity, cfg.ridge_shared_colour)
+    run_lambdas = {e: v["lambda"] for e, v in stage1_meta.get("fitted", {}).items()}
+    _, fitted, motions, rows, table = _fit_parts([(train, val)], lambda _: model, cfg, reference,
+                                                 (model.stage1.radius,), run_lambdas, model.config.warp)
     meta = {**stage1_meta, "fitted": fitted, "motion": motion_report(motions, cfg), "refit_at_iteration": iteration}
     _write_selection(run_dir, {**meta, "radius": model.stage1.radius, "table": [asdict(r) for r in rows]}, table)
     return meta

@@ -12,7 +12,7 @@ from typing import Literal
 
 from reggan_plugin.tuning import LOWER_FACE
 
-from .config import strict_from_dict
+from .config import base_expression, strict_from_dict
 
 ModelPreset = Literal["tiny", "default"]
 Device = Literal["cpu", "cuda"]
@@ -161,6 +161,10 @@ class TrainConfig:
     stage1_flow_landmarks: float = 0.0
     stage1_region_expressions: tuple[str, ...] = ("happy",)
     stage1_region_ellipse: tuple[float, ...] = LOWER_FACE
+    # turns (`reggan_plugin.faces.turn`, ascending) at which stage 1 fits each expression, on the pairs and their
+    # mirror images about each (training/data/turn_keys.py): a head turned from the camera gets the maps and motion of
+    # heads turned as far, not an average over every turn. Empty: one fit over all turns
+    stage1_turn_keys: tuple[float, ...] = ()
     # ... on the clean canonical pairs plus `stage1_augment_copies` perturbed copies of each (what users feed the
     # runtime: crops a little off the template, render noise, other exposure and white balance), the perturbation
     # shared by the two images of a pair; lambda is chosen on validation pairs perturbed the same way; the mean
@@ -219,6 +223,10 @@ class TrainConfig:
         object.__setattr__(self, "stage1_region_expressions", tuple(self.stage1_region_expressions))
         object.__setattr__(self, "stage1_augment_expressions", tuple(self.stage1_augment_expressions))
         object.__setattr__(self, "stage1_region_ellipse", tuple(float(v) for v in self.stage1_region_ellipse))
+        object.__setattr__(self, "stage1_turn_keys", tuple(float(v) for v in self.stage1_turn_keys))
+        if self.stage1_turn_keys and (len(self.stage1_turn_keys) < 2
+                                      or list(self.stage1_turn_keys) != sorted(set(self.stage1_turn_keys))):
+            raise ValueError(f"stage1_turn_keys must be two or more ascending turns, got {self.stage1_turn_keys}")
         for name in ("augment", "stage1_augment"):
             if isinstance(getattr(self, name), dict):
                 object.__setattr__(self, name, AugmentConfig(**getattr(self, name)))
@@ -238,7 +246,8 @@ class TrainConfig:
         groups: list[tuple[TrainConfig, tuple[str, ...]]] = []
         taken: set[str] = set()
         for key, settings in self.stage1_by_expression.items():
-            names = tuple(e for e in (n.strip() for n in key.split(",")) if e in expressions)
+            listed = {n.strip() for n in key.split(",")}
+            names = tuple(e for e in expressions if base_expression(e) in listed)
             taken.update(names)
             groups.append((replace(self, stage1_by_expression={}).with_overrides(list(settings)), names))
         return [(self, tuple(e for e in expressions if e not in taken)), *groups]

@@ -79,7 +79,7 @@ class OrtBackend(Backend):
     provider = "CPUExecutionProvider"
 
     def __init__(self, artifact: ModelArtifact, session: Any, *, precision: Precision, device: str) -> None:
-        super().__init__(input_size=artifact.input_size, n_expressions=len(artifact.expressions), precision=precision)
+        super().__init__(input_size=artifact.input_size, n_expressions=artifact.input_width, precision=precision)
         self.artifact = artifact
         self.session = session
         self.device = device

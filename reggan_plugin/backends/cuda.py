@@ -65,7 +65,7 @@ class TorchCudaBackend(Backend):
     name = "cuda"
 
     def __init__(self, artifact: ModelArtifact, *, precision: Precision, device: str = "cuda:0", verify: bool = True) -> None:
-        super().__init__(input_size=artifact.input_size, n_expressions=len(artifact.expressions), precision=precision)
+        super().__init__(input_size=artifact.input_size, n_expressions=artifact.input_width, precision=precision)
         import torch
 
         from .torch_graph import TorchGraph, load_onnx

@@ -37,8 +37,8 @@ def check_parity(backend: Backend, artifact: ModelArtifact, what: str) -> float:
     image = sample_face(artifact.input_size)
     e = len(artifact.expressions)
     worst = 0.0
-    for index in range(1, e):  # every expression but neutral
-        expression = np.eye(e, dtype=np.float32)[[index]]
+    for index in range(1, e):  # every expression but neutral, facing the camera
+        expression = artifact.turned(np.eye(e, dtype=np.float32)[index], 0.0)[None]
         intensity = np.ones(1, np.float32)
         want = CpuBackend(artifact).run(image, expression, intensity, outputs=("output",))["output"]
         try:

@@ -231,7 +231,7 @@ class TensorRTBackend(Backend):
 
     def __init__(self, artifact: ModelArtifact, paths: engine_cache.EnginePaths, spec: engine_cache.EngineSpec,
                  *, device_id: int = 0) -> None:
-        super().__init__(input_size=artifact.input_size, n_expressions=len(artifact.expressions), precision=spec.precision)  # type: ignore[arg-type]
+        super().__init__(input_size=artifact.input_size, n_expressions=artifact.input_width, precision=spec.precision)  # type: ignore[arg-type]
         import tensorrt as trt
 
         self.trt = trt

@@ -134,7 +134,7 @@ def build_engine(
             return paths
         try:
             _select_device(device_id)
-            serialized, timing_blob, seconds = _build(onnx_path, spec, artifact_expressions=len(artifact.expressions),
+            serialized, timing_blob, seconds = _build(onnx_path, spec, artifact_expressions=artifact.input_width,
                                                       workspace_gb=workspace_gb, timing_path=timing_path)
         except (RuntimeError, AttributeError, OSError, TypeError, ValueError) as exc:  # TensorRT's or CUDA's own
             raise EngineBuildError(f"{onnx_path}: TensorRT failed to build the engine: {type(exc).__name__}: "

@@ -92,6 +92,8 @@ class PairedFaces(torch.utils.data.Dataset):
         counts = torch.bincount(self.pair_set, minlength=len(sets)).double()
         weight_per_set = torch.where(counts > 0, counts.clamp(min=1) ** dataset_balance, torch.zeros_like(counts))
         self.sample_weights = (weight_per_set / counts.clamp(min=1))[self.pair_set]
+        # how much each pair counts in stage 1's fits: all alike, but for turn keys (`turn_keys.turn_keyed`)
+        self.pair_weight = torch.ones(len(self.target))
 
     def __len__(self) -> int:
         return len(self.target)

@@ -16,6 +16,9 @@ moved lip pasted as a low-resolution difference would ghost. Stage 1's motion is
 output's follows the refiner's mask, stage 1's flow where it paints and the refiner's where it warps:
     motion = m1 + region_c * (1 - alpha * m) * (alpha * flow - m1),   m1 = stage 1's motion
 
+A model with turn keys (`ModelConfig.turn_keys`) takes c per expression and key (`split_turn`): stage 1 paints with
+the face's blend of its keys; the refiner, trained without keys, sees c summed over them.
+
 A model with an ``exposure_reference`` runs all of this on the crop brought to that brightness and scales the
 change back (exposure.py): x + (y(g x) - g x) / g, g the crop's gain; the motions are geometry and stay as they are.
 """
@@ -23,6 +26,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from ..config import ModelConfig
@@ -46,7 +51,8 @@ class RegGAN(nn.Module):
         super().__init__()
         self.config = config
         n_expr = len(config.expressions)
-        self.stage1 = LocalRegression(n_expr, 3, config.image_size, config.radius, config.warp, config.mix)
+        self.stage1 = LocalRegression(n_expr, 3, config.image_size, config.radius, config.warp, config.mix,
+                                      config.keys_per_expression)
         self.refiner = Refiner(n_expr, config.conv_dim, config.n_res, config.max_flow)
 
     def run(self, image: Tensor, expression: Tensor, intensity: Tensor) -> RegGANOutputs:
@@ -60,16 +66,33 @@ class RegGAN(nn.Module):
         back = [(image + (y - scaled) / gain).clamp(-1.0, 1.0) for y in (out.output, out.stage1)]
         return out._replace(output=back[0], stage1=back[1])
 
+    def split_turn(self, expression: Tensor) -> tuple[Tensor, Tensor | None]:
+        """The expression input as (weights over the expressions [N,E], each face's weights over the turn keys
+        [N,K] or None without keys). A keyed model takes a weight per expression and key, expression-major: the
+        runtime gives the mix times the face's turn weights, whose sums give both back. A keyed model given one weight
+        per expression (the training losses, which know no turns) takes the key nearest facing the camera."""
+        keys = self.config.turn_keys
+        if not keys:
+            return expression, None
+        n, width = expression.shape
+        if width == len(self.config.expressions):
+            nearest = min(range(len(keys)), key=lambda k: abs(keys[k]))
+            return expression, F.one_hot(torch.full((n,), nearest), len(keys)).to(expression)
+        per_key = expression.reshape(n, -1, len(keys))
+        turn = per_key.sum(1)
+        return per_key.sum(2), turn / turn.sum(1, keepdim=True).clamp_min(1e-8)
+
     def _run(self, image: Tensor, expression: Tensor, intensity: Tensor) -> RegGANOutputs:
-        s1 = self.stage1(image, expression, intensity)
+        expression, turn = self.split_turn(expression)
+        s1 = self.stage1(image, expression, intensity, turn)
         flow, mask, residual = self.refiner(image, s1, expression)
         alpha = intensity.to(image.dtype)[:, None, None, None]
         warped = warp(image, alpha * flow, self.stage1.grid, self.config.warp)  # one identity grid for both stages
         out = warped + alpha * mask * ((s1 + residual).clamp(-1.0, 1.0) - warped)
         preview = s1.clamp(-1.0, 1.0)
-        region = self.stage1.region_of(expression)
+        region = self.stage1.region_of(expression, turn)
         out = preview + region * (out - preview)
-        m1 = self.stage1.motion(expression, alpha)
+        m1 = self.stage1.motion(expression, alpha, turn)
         motion = m1 + region * (1.0 - alpha * mask) * (alpha * flow - m1)
         to_px = image.shape[-1] / 2.0  # grid units span 2 over the crop's width
         return RegGANOutputs(out, preview, motion * to_px, m1 * to_px, flow, mask)

@@ -19,6 +19,8 @@ of a rendered smile costs the person's identity on real faces): the region keeps
 """
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -37,21 +39,28 @@ def shifted_views(x: Tensor, radius: int) -> list[Tensor]:
 
 
 def _mix(expression: Tensor, maps: Tensor) -> Tensor:
-    """[N,E] expression weights x per-expression maps [E,C,S,S] -> [N,C,S,S]."""
+    """[N,E] expression weights x per-expression maps [E,C,S,S] (or each face's own, [N,E,C,S,S]) -> [N,C,S,S]."""
+    if maps.dim() == 5:
+        return torch.einsum("ne,nechw->nchw", expression, maps)
     return torch.einsum("ne,echw->nchw", expression, maps)
 
 
 class LocalRegression(nn.Module):
-    """W: [E, C, r*r, S, S] weights, b: [E, C, S, S] biases, flow [E, 2, S, S] (grid units), region
-    [E, 1, S, S] in [0, 1]. Initialised to the identity map with no motion and no bound."""
+    """W: [E, C, r*r, S, S] weights (C is 1 where every channel shares them, `share_colour`), b: [E, C, S, S] biases,
+    flow [E, 2, S, S] (grid units), region [E, 1, S, S] in [0, 1]. Initialised to the identity map with no motion and
+    no bound. With ``keys`` turn keys each expression has that many of each, expression-major (index e * keys + k),
+    and a face takes its own blend of them (``turn`` [N, keys], `reggan_plugin.faces.turn.turn_weights`): the
+    neighbouring turns' maps are alike, so blending them is a turn between them."""
 
 
     flow: Tensor  # buffers (register_buffer), typed for static checks
     region: Tensor
     grid: Tensor
     def __init__(self, n_expressions: int, channels: int, size: int, radius: int, warp_mode: str = "bilinear",
-                 mix: str = "maps") -> None:
+                 mix: str = "maps", keys: int = 1) -> None:
         super().__init__()
+        self.keys = keys
+        n_expressions *= keys
         self.radius = radius
         self.warp_mode = warp_mode
         self.mix = mix
@@ -64,9 +73,10 @@ class LocalRegression(nn.Module):
         self.register_buffer("region", torch.ones(n_expressions, 1, size, size))
         self.register_buffer("grid", identity_grid(size), persistent=False)
 
-    def forward(self, x: Tensor, expression: Tensor, intensity: Tensor | None = None) -> Tensor:
-        """x: [N,C,S,S] in [-1,1]; expression: [N,E] weights (one-hot or a mix); intensity [N] (default 1)
-        -> [N,C,S,S] (not clamped).
+    def forward(self, x: Tensor, expression: Tensor, intensity: Tensor | None = None, turn: Tensor | None = None
+                ) -> Tensor:
+        """x: [N,C,S,S] in [-1,1]; expression: [N,E] weights (one-hot or a mix); intensity [N] (default 1); turn
+        [N,keys]: each face's weights over the turn keys (none without keys) -> [N,C,S,S] (not clamped).
 
         A mix moves the input by its mixed flow. ``mix`` "carried": each expression's paint is made where its maps
         were fitted, on the input moved by its own flow, and carried to the mix's frame by the difference of the two
@@ -74,48 +84,70 @@ class LocalRegression(nn.Module):
         alone puts them (a smile's teeth and a surprise's dark opening, each at its own lips, between the mix's):
         fragments that change from frame to frame along a curve. One expression (one-hot) is the same either way."""
         alpha = 1.0 if intensity is None else intensity.to(x.dtype)[:, None, None, None]
-        mixed = self.motion(expression, alpha)
+        mixed = self.motion(expression, alpha, turn)
         moved = warp(x, mixed, self.grid, self.warp_mode)
         if self.mix == "maps":
-            paint = self._mixed_maps(moved, expression)
+            paint = self._mixed_maps(moved, expression, turn)
         else:
-            paint = self._carried(x, expression, alpha, mixed)
+            paint = self._carried(x, expression, alpha, mixed, turn)
         return moved + alpha * paint
 
-    def _mixed_maps(self, moved: Tensor, expression: Tensor) -> Tensor:
-        out = _mix(expression, self.bias)
-        for tap, view in enumerate(shifted_views(moved, self.radius)):
-            out = out + view * _mix(expression, self.weight[:, :, tap])
-        return self.region_of(expression) * (out - moved)
+    def _turned(self, maps: Tensor, turn: Tensor | None) -> Tensor:
+        """Per-expression maps [E*keys, ...] as each face's blend of its turn keys, [N,E,...]; as they are without
+        keys."""
+        if turn is None:
+            return maps
+        rest = maps.shape[1:]
+        flat = maps.reshape(-1, self.keys, int(math.prod(rest)))
+        return torch.einsum("nk,ekr->ner", turn, flat).reshape(turn.shape[0], flat.shape[0], *rest)
 
-    def _carried(self, x: Tensor, expression: Tensor, alpha: Tensor | float, mixed: Tensor) -> Tensor:
-        # the maps broadcast over [N,E,...] as they are: an indexed copy would be stored in the model file twice
+    def _mixed_maps(self, moved: Tensor, expression: Tensor, turn: Tensor | None) -> Tensor:
+        out = _mix(expression, self._turned(self.bias, turn))
+        for tap, view in enumerate(shifted_views(moved, self.radius)):
+            out = out + view * _mix(expression, self._turned(self.weight[:, :, tap], turn))
+        return self.region_of(expression, turn) * (out - moved)
+
+    def _carried(self, x: Tensor, expression: Tensor, alpha: Tensor | float, mixed: Tensor, turn: Tensor | None
+                 ) -> Tensor:
+        # without keys the maps broadcast over [N,E,...] as they are: an indexed copy would be stored in the model
+        # file twice
         n, channels, size, _ = x.shape
-        count = self.flow.shape[0]
-        own = (self.flow * (alpha if isinstance(alpha, float) else alpha[..., None])).expand(n, -1, -1, -1, -1)
+        count = expression.shape[1]
+        own = (self._turned(self.flow, turn) * (alpha if isinstance(alpha, float) else alpha[..., None])
+               ).expand(n, -1, -1, -1, -1)
         inputs = x[:, None].expand(-1, count, -1, -1, -1).reshape(n * count, channels, size, size)
         moved = warp(inputs, own.reshape(n * count, 2, size, size), self.grid, self.warp_mode)
-        painted: Tensor = self.bias
+        painted = self._turned(self.bias, turn)
         for tap, view in enumerate(shifted_views(moved, self.radius)):
-            painted = painted + view.reshape(n, count, channels, size, size) * self.weight[:, :, tap]
-        paint = self.region * (painted - moved.reshape(n, count, channels, size, size))
+            painted = painted + view.reshape(n, count, channels, size, size) * self._turned(self.weight[:, :, tap], turn)
+        paint = self._turned(self.region, turn) * (painted - moved.reshape(n, count, channels, size, size))
         carry = (mixed[:, None] - own).reshape(n * count, 2, size, size)
         carried = warp(paint.reshape(n * count, channels, size, size), carry, self.grid, self.warp_mode)
         return torch.einsum("ne,nechw->nchw", expression, carried.reshape(n, count, channels, size, size))
 
-    def motion(self, expression: Tensor, alpha: Tensor | float = 1.0) -> Tensor:
+    def motion(self, expression: Tensor, alpha: Tensor | float = 1.0, turn: Tensor | None = None) -> Tensor:
         """[N,2,S,S] (grid units): the flow that moves the input before the ridge, scaled by the intensity."""
-        return alpha * _mix(expression, self.flow)
+        return alpha * _mix(expression, self._turned(self.flow, turn))
 
-    def region_of(self, expression: Tensor) -> Tensor:
+    def region_of(self, expression: Tensor, turn: Tensor | None = None) -> Tensor:
         """[N,1,S,S]: where the expression mix may change the face."""
-        return _mix(expression, self.region)
+        return _mix(expression, self._turned(self.region, turn))
 
     @torch.no_grad()
     def set_expression(self, index: int, weight: Tensor, bias: Tensor) -> None:
         """Install a ridge fit ([C, r*r, S, S], [C, S, S]) for expression `index`."""
         self.weight[index].copy_(weight)
         self.bias[index].copy_(bias)
+
+    @torch.no_grad()
+    def share_colour(self) -> bool:
+        """Keep one set of neighbourhood weights for every channel where they are all equal (a shared-colour ridge,
+        `ridge_solve`): the same output from a third of the maps. Whether it did."""
+        weight = self.weight
+        if weight.shape[1] == 1 or not all(torch.equal(weight[:, 0], weight[:, c]) for c in range(1, weight.shape[1])):
+            return False
+        self.weight = nn.Parameter(weight[:, :1].clone(), requires_grad=weight.requires_grad)
+        return True
 
     @torch.no_grad()
     def set_motion(self, index: int, flow: Tensor, region: Tensor) -> None:
@@ -142,7 +174,8 @@ def ellipse_region(size: int, ellipse: tuple[float, ...]) -> Tensor:
 
 def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps: int = 300, batch: int = 64,
                   lr: float = 3e-3, seed: int = 0, mode: str = "bilinear",
-                  points: tuple[Tensor, Tensor] | None = None, points_weight: float = 0.0) -> Tensor:
+                  points: tuple[Tensor, Tensor] | None = None, points_weight: float = 0.0,
+                  weights: Tensor | None = None) -> Tensor:
     """The one smooth flow [2, S, S] (grid units) that best warps every neutral face onto its target (mean
     L1): a grid_points x grid_points control grid, bicubic to full size, fitted by Adam on random batches.
     Smooth and shared by all faces, so it learns the expression's motion, not any one person's.
@@ -150,7 +183,8 @@ def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps:
     ``points``: the pairs' landmarks (neutral, target) [n,K,2] in grid units, where the face model's renders give
     them; with ``points_weight`` the flow at each target point must also reach back to its neutral point (mean L1,
     grid units, times the weight). A large motion of plain skin (a dropped jaw) shows the pictures' L1 nothing to
-    follow but the edges it moves: alone, the fit pulls the chin's edge down and leaves the jaw's sides."""
+    follow but the edges it moves: alone, the fit pulls the chin's edge down and leaves the jaw's sides.
+    ``weights`` [n]: batches draw each pair in proportion to its weight (else alike)."""
     size = neutral.shape[-1]
     gen = torch.Generator().manual_seed(seed)
     grid = identity_grid(size).to(neutral.device)
@@ -163,7 +197,9 @@ def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps:
         anchors = (src[known], dst[known]) if bool(known.any()) else None
     with torch.enable_grad():
         for _ in range(steps):
-            idx = torch.randint(len(neutral), (min(batch, len(neutral)),), generator=gen).to(neutral.device)
+            count = min(batch, len(neutral))
+            idx = (torch.randint(len(neutral), (count,), generator=gen) if weights is None else
+                   torch.multinomial(weights.double(), count, replacement=True, generator=gen)).to(neutral.device)
             flow = F.interpolate(control, size=size, mode="bicubic", align_corners=False)
             loss = (warp(neutral[idx], flow.expand(len(idx), -1, -1, -1), grid, mode) - target[idx]).abs().mean()
             if anchors is not None:
@@ -185,9 +221,11 @@ def identity_prior(taps: int, dtype: torch.dtype, device: torch.device) -> Tenso
     return prior
 
 
-def ridge_normal_equations(neutral: Tensor, target: Tensor, radius: int, chunk: int = 64) -> tuple[Tensor, Tensor]:
-    """(X^T X [C,H,W,k,k], X^T t [C,H,W,k]) float64, k = r*r + 1: the design of `fit_ridge`
-    (r x r same-channel neighbourhood, replicate padding, then a constant 1)."""
+def ridge_normal_equations(neutral: Tensor, target: Tensor, radius: int, chunk: int = 64,
+                           weights: Tensor | None = None) -> tuple[Tensor, Tensor]:
+    """(X^T W X [C,H,W,k,k], X^T W t [C,H,W,k]) float64, k = r*r + 1: the design of `fit_ridge`
+    (r x r same-channel neighbourhood, replicate padding, then a constant 1), each pair's rows weighted by
+    ``weights`` [n] (else 1)."""
     _, channels, height, width = neutral.shape
     taps = radius * radius + 1
     gram = torch.zeros(channels, height, width, taps, taps, dtype=torch.float64, device=neutral.device)
@@ -196,7 +234,12 @@ def ridge_normal_equations(neutral: Tensor, target: Tensor, radius: int, chunk: 
         x = neutral[start : start + chunk].double()
         t = target[start : start + chunk].double()
         design = torch.stack([*shifted_views(x, radius), torch.ones_like(x)], dim=-1)
-        gram += torch.einsum("nchwi,nchwj->chwij", design, design)
+        if weights is not None:
+            t = t * weights[start : start + chunk].to(t)[:, None, None, None]
+            weighted = design * weights[start : start + chunk].to(design)[:, None, None, None, None]
+        else:
+            weighted = design
+        gram += torch.einsum("nchwi,nchwj->chwij", weighted, design)
         moment += torch.einsum("nchwi,nchw->chwi", design, t)
     return gram, moment
 
@@ -244,7 +287,7 @@ def _shared_colour_solve(gram: Tensor, moment: Tensor, lam: float, toward_identi
 @torch.no_grad()
 def fit_ridge(
     neutral: Tensor, target: Tensor, radius: int = 3, lam: float = 0.4, chunk: int = 64, toward_identity: bool = False,
-    shared_colour: bool = False,
+    shared_colour: bool = False, weights: Tensor | None = None,
 ) -> tuple[Tensor, Tensor]:
     """Closed-form per-pixel ridge regression from neutral to target faces.
 
@@ -253,8 +296,9 @@ def fit_ridge(
     design row X is the pixel's r x r neighbourhood followed by a constant 1 (the bias is regularised
     too, as in the formula). Accumulates X^T X in float64 over chunks so n can be large. ``toward_identity``:
     lam ||w - w0||^2 instead, w0 the map that copies its input (`identity_prior`); ``shared_colour``: see
-    `ridge_solve`.
+    `ridge_solve`; ``weights`` [n]: each pair's rows count that much (a weighted least squares).
     """
     if neutral.shape != target.shape or neutral.dim() != 4:
         raise ValueError(f"neutral and target must be equal [n,C,S,S] tensors, got {tuple(neutral.shape)} and {tuple(target.shape)}")
-    return ridge_solve(*ridge_normal_equations(neutral, target, radius, chunk), lam, toward_identity, shared_colour)
+    return ridge_solve(*ridge_normal_equations(neutral, target, radius, chunk, weights), lam, toward_identity,
+                       shared_colour)

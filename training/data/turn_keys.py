@@ -1,0 +1,62 @@
+"""Pairs for a stage 1 with turn keys (`ModelConfig.turn_keys`): every pair and its mirror image, each given to the
+keys about its turn with the weight linear interpolation gives it there.
+
+A pair's turn is its neutral's (`reggan_plugin.faces.turn.turn_of`, from the data's 68 landmarks; 0 where it has
+none). A mirrored pair turns the other way by as much, so every key sees heads turned both ways and the two sides'
+keys are fitted on the same people. Each key's fit is then a weighted fit (`PairedFaces.pair_weight`): pairs at the
+key count fully, pairs halfway to the next key half.
+"""
+from __future__ import annotations
+
+import copy
+from collections.abc import Sequence
+
+import numpy as np
+import torch
+
+from reggan_plugin.faces.face import landmarks68_to_5
+from reggan_plugin.faces.turn import turn_of, turn_weights
+
+from ..config import turn_key_name
+from .dataset import PairedFaces
+
+MIRRORED = "~mirrored"  # appended to a mirrored pair's identity
+
+
+def neutral_turns(data: PairedFaces) -> np.ndarray:
+    """[I] each identity's turn, from its neutral's landmarks (0 where the data gives none)."""
+    points = data.neutral_points.numpy().astype(np.float64)
+    return np.array([turn_of(landmarks68_to_5(p)) if np.isfinite(p).all() else 0.0 for p in points])
+
+
+def turn_keyed(data: PairedFaces, keys: Sequence[float], only: int | None = None) -> PairedFaces:
+    """``data`` with its mirror images, every pair given to each turn key about it (its expression named
+    `turn_key_name`), weighted by the key's share of its turn; ``only``: the pairs of that key alone. The mirrored
+    pairs' landmarks are unknown (NaN)."""
+    turns = neutral_turns(data)
+    identities = len(data.neutral)
+    turns = np.concatenate([turns, -turns])
+    pair_neutral = torch.cat([data.pair_neutral, data.pair_neutral + identities])
+    rows = torch.arange(2 * len(data))
+    shares = np.stack([turn_weights(t, keys) for t in turns[pair_neutral.numpy()]])  # [2P, K]
+    if only is not None:
+        shares[:, np.arange(len(keys)) != only] = 0.0
+    pair, key = np.nonzero(shares)
+    pair_t, key_t = torch.from_numpy(pair), torch.from_numpy(key)
+    out = copy.copy(data)
+    out.expressions = tuple(turn_key_name(e, k) for e in data.expressions for k in range(len(keys)))
+    out.neutral = torch.cat([data.neutral, data.neutral.flip(-1)])
+    out.neutral_points = torch.cat([data.neutral_points, torch.full_like(data.neutral_points, float("nan"))])
+    out.identities = data.identities + tuple(name + MIRRORED for name in data.identities)
+    target = torch.cat([data.target, data.target.flip(-1)])
+    target_points = torch.cat([data.target_points, torch.full_like(data.target_points, float("nan"))])
+    expression = torch.cat([data.pair_expression, data.pair_expression])
+    pair_set = torch.cat([data.pair_set, data.pair_set])
+    out.target = target[rows[pair_t]]
+    out.target_points = target_points[pair_t]
+    out.pair_neutral = pair_neutral[pair_t]
+    out.pair_expression = expression[pair_t] * len(keys) + key_t
+    out.pair_set = pair_set[pair_t]
+    out.pair_weight = torch.from_numpy(shares[pair, key].astype(np.float32))
+    out.sample_weights = torch.cat([data.sample_weights, data.sample_weights])[pair_t] * out.pair_weight
+    return out
