@@ -89,11 +89,6 @@ class ModelConfig:
         base, _, key = name.partition(TURN_MARK)
         return self.expressions.index(base) * self.keys_per_expression + (int(key) if key else 0)
 
-    @property
-    def input_width(self) -> int:
-        """The network's expression input: a weight per expression and turn key."""
-        return len(self.expressions) * self.keys_per_expression
-
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True)
 
