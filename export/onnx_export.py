@@ -13,6 +13,7 @@ from export.half_weights import round_weights_half, store_half
 from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata
 from reggan_plugin.atomic import atomic_path
 from reggan_plugin.errors import RegganError
+from reggan_plugin.faces.turn import turn_weights
 from reggan_plugin.geometry.align import CANONICAL_5PT
 from training.checkpoint import load_generator
 from training.models import RegGAN
@@ -45,12 +46,10 @@ def _random_inputs(model: RegGAN, batch: int, seed: int) -> tuple[torch.Tensor, 
     size, n_expr = model.config.image_size, len(model.config.expressions)
     image = torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
     expression = torch.nn.functional.one_hot(torch.randint(n_expr, (batch,), generator=gen), n_expr).float()
-    keys = model.config.keys_per_expression
-    if keys > 1:  # each face between two neighbouring turn keys, as the runtime gives it
-        turn = torch.zeros(batch, keys)
-        lower = torch.randint(keys - 1, (batch,), generator=gen)
-        share = torch.rand(batch, generator=gen)
-        turn[torch.arange(batch), lower], turn[torch.arange(batch), lower + 1] = 1 - share, share
+    keys = model.config.turn_keys
+    if keys:  # each face at a turn between the end keys, weighted as the runtime weighs it
+        turns = keys[0] + torch.rand(batch, generator=gen) * (keys[-1] - keys[0])
+        turn = torch.from_numpy(np.stack([turn_weights(float(t), keys) for t in turns]))
         expression = (expression[:, :, None] * turn[:, None]).reshape(batch, -1)
     intensity = torch.rand(batch, generator=gen)
     return image, expression, intensity

@@ -24,7 +24,7 @@ import numpy as np
 from .arrays import Array
 from .errors import ModelError, UsageError
 from .expressions import KEY_MARK, arkit_name, is_channel_mix, key_of, key_weights
-from .faces.turn import turn_weights
+from .faces.turn import turn_weights, valid_keys
 from .geometry.resample import WARP_MODES, WarpMode
 
 FORMAT_VERSION = 1
@@ -83,7 +83,7 @@ class ModelArtifact:
     @property
     def input_width(self) -> int:
         """The network's expression input: a weight per expression, or per expression and turn key."""
-        return len(self.expressions) * max(len(self.turn_keys), 1)
+        return _input_width(len(self.expressions), self.turn_keys)
 
     def turned(self, weights: Array, turn: float) -> Array:
         """Weights over the expressions ([E]) as the network takes them for a face at ``turn``: for a model with turn
@@ -267,8 +267,7 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
         raise bad("provenance", "not JSON, or its model_config is not") from None
     if warp not in WARP_MODES:
         raise bad("provenance", f"model_config's warp is {warp!r}: this runtime knows 'bilinear' and 'bicubic'")
-    if turn_keys and not (len(turn_keys) > 1 and all(isinstance(k, (int, float)) for k in turn_keys)
-                          and list(turn_keys) == sorted(set(turn_keys))):
+    if not valid_keys(turn_keys):
         raise bad("provenance", f"model_config's turn_keys {list(turn_keys)} are not two or more ascending numbers")
     return {
         "input_size": size,
@@ -281,6 +280,10 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
         "warp": warp,
         "turn_keys": tuple(float(k) for k in turn_keys),
     }
+
+
+def _input_width(expressions: int, turn_keys: Sequence[float]) -> int:
+    return expressions * max(len(turn_keys), 1)
 
 
 def _check_signature(path: Path, session: Any, size: int, n_expr: int) -> bool:
@@ -320,7 +323,7 @@ def _load_cached(path: Path, mtime_ns: int, size_bytes: int) -> ModelArtifact:
         raise ModelError(path, f"not a loadable ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     props = session.get_modelmeta().custom_metadata_map
     parsed = parse_metadata(path, props)
-    width = len(parsed["expressions"]) * max(len(parsed["turn_keys"]), 1)
+    width = _input_width(len(parsed["expressions"]), parsed["turn_keys"])
     has_motion = _check_signature(path, session, parsed["input_size"], width)
     return ModelArtifact(path=path, sha256=file_sha256(path), metadata=dict(props), has_motion=has_motion, **parsed)
 

@@ -5,6 +5,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 from reggan_plugin.expressions import EXPRESSIONS, MODELLED_CHANNELS
+from reggan_plugin.faces.turn import valid_keys
 from reggan_plugin.geometry.resample import WARP_MODES, WarpMode
 
 
@@ -76,7 +77,7 @@ class ModelConfig:
             raise ValueError(f"image_size must be a multiple of 4, got {self.image_size}")
         object.__setattr__(self, "expressions", tuple(self.expressions))
         object.__setattr__(self, "turn_keys", tuple(float(k) for k in self.turn_keys))
-        if list(self.turn_keys) != sorted(set(self.turn_keys)) or len(self.turn_keys) == 1:
+        if not valid_keys(self.turn_keys):
             raise ValueError(f"turn_keys must be two or more ascending turns, or none; got {self.turn_keys}")
 
     @property

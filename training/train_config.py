@@ -10,6 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Literal
 
+from reggan_plugin.faces.turn import valid_keys
 from reggan_plugin.tuning import LOWER_FACE
 
 from .config import base_expression, strict_from_dict
@@ -224,8 +225,7 @@ class TrainConfig:
         object.__setattr__(self, "stage1_augment_expressions", tuple(self.stage1_augment_expressions))
         object.__setattr__(self, "stage1_region_ellipse", tuple(float(v) for v in self.stage1_region_ellipse))
         object.__setattr__(self, "stage1_turn_keys", tuple(float(v) for v in self.stage1_turn_keys))
-        if self.stage1_turn_keys and (len(self.stage1_turn_keys) < 2
-                                      or list(self.stage1_turn_keys) != sorted(set(self.stage1_turn_keys))):
+        if not valid_keys(self.stage1_turn_keys):
             raise ValueError(f"stage1_turn_keys must be two or more ascending turns, got {self.stage1_turn_keys}")
         for name in ("augment", "stage1_augment"):
             if isinstance(getattr(self, name), dict):

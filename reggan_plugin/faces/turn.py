@@ -43,6 +43,12 @@ def face_turn(face: Face) -> float:
     return turn_of(landmarks68_to_5(points) if len(points) == 68 else points)
 
 
+def valid_keys(keys: Sequence[float]) -> bool:
+    """Whether ``keys`` can be a model's turn keys: none, or two or more ascending numbers."""
+    return not keys or (len(keys) > 1 and all(isinstance(k, (int, float)) for k in keys)
+                        and list(keys) == sorted(set(keys)))
+
+
 def turn_weights(turn: float, keys: Sequence[float]) -> Array:
     """Weights over ``keys`` (ascending) for a face at ``turn``: the hat functions of linear interpolation between
     neighbouring keys, all on the end key beyond it. They sum to 1."""

@@ -33,30 +33,25 @@ def turn_keyed(data: PairedFaces, keys: Sequence[float], only: int | None = None
     """``data`` with its mirror images, every pair given to each turn key about it (its expression named
     `turn_key_name`), weighted by the key's share of its turn; ``only``: the pairs of that key alone. The mirrored
     pairs' landmarks are unknown (NaN)."""
-    turns = neutral_turns(data)
-    identities = len(data.neutral)
-    turns = np.concatenate([turns, -turns])
-    pair_neutral = torch.cat([data.pair_neutral, data.pair_neutral + identities])
-    rows = torch.arange(2 * len(data))
-    shares = np.stack([turn_weights(t, keys) for t in turns[pair_neutral.numpy()]])  # [2P, K]
+    turns = neutral_turns(data)[data.pair_neutral.numpy()]
+    shares = np.stack([turn_weights(t, keys) for t in np.concatenate([turns, -turns])])  # [2P, K]: pairs, mirrors
     if only is not None:
         shares[:, np.arange(len(keys)) != only] = 0.0
-    pair, key = np.nonzero(shares)
-    pair_t, key_t = torch.from_numpy(pair), torch.from_numpy(key)
+    row, key = np.nonzero(shares)
+    pair = torch.from_numpy(row % len(data))  # the pair each keyed row is, or is the mirror image of
+    mirrored = torch.from_numpy(row >= len(data))
     out = copy.copy(data)
     out.expressions = tuple(turn_key_name(e, k) for e in data.expressions for k in range(len(keys)))
     out.neutral = torch.cat([data.neutral, data.neutral.flip(-1)])
     out.neutral_points = torch.cat([data.neutral_points, torch.full_like(data.neutral_points, float("nan"))])
     out.identities = data.identities + tuple(name + MIRRORED for name in data.identities)
-    target = torch.cat([data.target, data.target.flip(-1)])
-    target_points = torch.cat([data.target_points, torch.full_like(data.target_points, float("nan"))])
-    expression = torch.cat([data.pair_expression, data.pair_expression])
-    pair_set = torch.cat([data.pair_set, data.pair_set])
-    out.target = target[rows[pair_t]]
-    out.target_points = target_points[pair_t]
-    out.pair_neutral = pair_neutral[pair_t]
-    out.pair_expression = expression[pair_t] * len(keys) + key_t
-    out.pair_set = pair_set[pair_t]
-    out.pair_weight = torch.from_numpy(shares[pair, key].astype(np.float32))
-    out.sample_weights = torch.cat([data.sample_weights, data.sample_weights])[pair_t] * out.pair_weight
+    out.pair_neutral = data.pair_neutral[pair] + mirrored * len(data.neutral)
+    out.target = data.target[pair.to(data.target.device)]
+    flip = mirrored.to(out.target.device)
+    out.target[flip] = out.target[flip].flip(-1)
+    out.target_points = data.target_points[pair].masked_fill(mirrored[:, None, None], float("nan"))
+    out.pair_expression = data.pair_expression[pair] * len(keys) + torch.from_numpy(key)
+    out.pair_set = data.pair_set[pair]
+    out.pair_weight = torch.from_numpy(shares[row, key].astype(np.float32))
+    out.sample_weights = data.sample_weights[pair] * out.pair_weight
     return out
