@@ -235,3 +235,19 @@ def test_evaluate_rejects_an_unknown_expression(judges, tiny_model, tmp_path):
                                            str(tmp_path / "r"), "--expressions", "smug", "--no-progress"])
     assert result.exit_code == 2
     assert "smug" in result.output
+
+
+def test_photo_checks_judge_the_edit_against_the_runs_own_real_smiles():
+    """A smile that the expression judge rates above the people's real ones passes that line only by being as happy;
+    a white band (mouth light 3x the real smiles') fails its line; without real rows the relative lines say n/a."""
+    from training.evaluate.report import photo_checks
+
+    row = {"p_target": 0.5, "identity": 0.25, "detail": 0.95, "mouth_light": 90.0, "mouth_shape": 1.0}
+    rows = {"reggan": row, "copy": {**row, "mouth_shape": 1.5}, "real": {**row, "p_target": 0.45, "mouth_light": 30.0}}
+    lines = photo_checks(rows)
+    assert len(lines) == 5 and "P(happy)" in lines[0] and "**met**" in lines[0]
+    assert "mouth light" in lines[3] and "**NOT met**" in lines[3]  # 90 > 2.5 x 30
+    assert "**met**" in lines[4]  # 1.0 <= 0.9 x 1.5
+    assert "**NOT met**" in photo_checks({**rows, "real": {**row, "p_target": 0.6}})[0]
+    without_real = photo_checks({"reggan": row, "copy": rows["copy"]})
+    assert without_real[0].endswith("n/a") and without_real[3].endswith("n/a") and "**met**" in without_real[1]
