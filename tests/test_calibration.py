@@ -132,7 +132,7 @@ def test_the_bundled_model_smiles_with_its_photo_gains_for_photos_alone() -> Non
     pixels, box = face_frame(640, 480, 200)
     prepared = photo.prepare_image(_image(pixels), [Face(box=box)])
     for expression, calibrated_here in (("happy", True), ("sad", False)):
-        raw = photo.forward(prepared.crops, EditConfig(expression))
+        raw = photo.forward(prepared.crops, EditConfig(expression), turns=prepared.turns)
         edited = photo.forward_images([prepared], EditConfig(expression))[0]
         if calibrated_here:
             assert np.allclose(edited.faces[..., 3:], raw[..., 3:] * np.array(bundled.motion, np.float32)
