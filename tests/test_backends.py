@@ -397,20 +397,23 @@ def test_cuda_device_ids_map_to_nvml_indices_through_cuda_visible_devices(monkey
 @pytest.mark.slow
 def test_the_shipped_model_in_half_precision_meets_the_fp16_tolerance():
     """The cuda backend's torch route in fp16, emulated on the CPU: the sampling grid and GridSample stay in
-    float32 (half-precision grids misplace pixels: 0.3 error before), the rest runs in half."""
+    float32 (half-precision grids misplace pixels: 0.3 error before), the rest runs in half. On the parity check's
+    sample face, as the backend checks it (uniform noise is no face: stage 1's large, cancelling ridge weights answer
+    it 0.2 off in half precision)."""
     torch = pytest.importorskip("torch", reason="the torch route needs torch")
     import onnxruntime as ort
 
     from reggan_plugin.backends.graph_precision import grid_arithmetic
-    from reggan_plugin.backends.parity import PARITY_TOLERANCE
+    from reggan_plugin.backends.parity import PARITY_TOLERANCE, sample_face
     from reggan_plugin.backends.torch_graph import TorchGraph, load_onnx
 
     art = load_artifact(None)
     model = load_onnx(art.path)
     assert grid_arithmetic(model)  # the shipped graph samples with a computed grid
-    rng = np.random.default_rng(0)
-    feeds = {"image": rng.uniform(-1, 1, (2, 3, art.input_size, art.input_size)).astype(np.float32),
-             "expression": np.eye(len(art.expressions), dtype=np.float32)[[1, 2]],
+    feeds = {"image": np.concatenate([sample_face(art.input_size)] * 2),
+             "expression": np.stack([art.turned(w, turn) for w, turn in  # two faces: one turned, between its keys
+                                     ((np.eye(len(art.expressions), dtype=np.float32)[1], 0.0),
+                                      (np.eye(len(art.expressions), dtype=np.float32)[2], 0.2))]),
              "intensity": np.array([1.0, 0.7], np.float32)}
     want = ort.InferenceSession(str(art.path), providers=["CPUExecutionProvider"]).run(["output"], feeds)[0]
     half = TorchGraph(model, device="cpu", dtype=torch.float16)
@@ -425,12 +428,11 @@ def test_the_torch_route_runs_the_channel_model_as_onnxruntime_does():
     import onnxruntime as ort
 
     from reggan_plugin.artifact import channels_model_path
-    from reggan_plugin.backends.parity import PARITY_TOLERANCE
+    from reggan_plugin.backends.parity import PARITY_TOLERANCE, sample_face
     from reggan_plugin.backends.torch_graph import TorchGraph, load_onnx
 
     art = load_artifact(channels_model_path())
-    rng = np.random.default_rng(0)
-    feeds = {"image": rng.uniform(-1, 1, (2, 3, art.input_size, art.input_size)).astype(np.float32),
+    feeds = {"image": np.concatenate([sample_face(art.input_size)] * 2),
              "expression": np.stack([art.expression_weights("jawOpen=0.5,mouthSmileLeft=1,browDownRight=0.3"),
                                      art.expression_weights("eyeBlinkLeft")]),
              "intensity": np.array([1.0, 0.6], np.float32)}

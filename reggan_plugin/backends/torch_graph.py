@@ -90,8 +90,10 @@ class TorchGraph:
             if fp32:  # the sampling-grid arithmetic: float32 inputs (constants at full precision) and outputs
                 args = [None if not name else self.fp32_values.get(name, values[name]) for name in inputs]
                 args = [a.float() if isinstance(a, Tensor) and a.is_floating_point() else a for a in args]
-            else:
+            else:  # in the run dtype, a float32 grid value that another node reads too (a turn-keyed flow) included
                 args = [values[name] if name else None for name in inputs]
+                args = [a.to(self.dtype) if isinstance(a, Tensor) and a.is_floating_point() and a.dtype != self.dtype
+                        else a for a in args]
             try:
                 result = fn(args, attrs)
             except (RuntimeError, ValueError, IndexError, KeyError, TypeError) as exc:
