@@ -102,8 +102,10 @@ def batch(artifact, n: int = 3, seed: int = 1):
     rng = np.random.default_rng(seed)
     s, e = artifact.input_size, len(artifact.expressions)
     image = rng.uniform(-1, 1, (n, 3, s, s)).astype(np.float32)
-    expression = np.eye(e, dtype=np.float32)[rng.integers(0, e, n)]
+    weights = np.eye(e, dtype=np.float32)[rng.integers(0, e, n)]
     intensity = rng.uniform(0, 1, n).astype(np.float32)
+    turns = rng.uniform(-0.4, 0.4, n)  # a model fitted at turn keys takes each face's weights about its turn
+    expression = np.stack([artifact.turned(w, t) for w, t in zip(weights, turns)])
     return image, expression, intensity
 
 
