@@ -5,10 +5,13 @@ Paired photos (``neutral/`` + ``happy/``, as the London set) are split in two ha
 (``training/data/split.py``'s ``identity_unit``: below 0.5 the half the gains were chosen on, the rest the half that
 checks them). Each candidate's edit (the bundled model, ``render`` defaults with the candidate's gains, faces found
 by the runtime's detector, as ``evaluate --locate detector``) is judged on each half and on everyone: P(happy) from
-the expression judge and the distance to the person's own neutral from the identity judge. The rule: the candidate
-with the highest P(happy) on the first half whose identity distance there is at most ``IDENTITY_LIMIT`` (the second
-half sat a little further from its people than the first under every candidate tried). Writes
-docs/PHOTO_GAINS.md; no picture (third-party photos are measured, not redistributed).
+the expression judge, the distance to the person's own neutral from the identity judge and the lips' distance to
+the person's own smile from the mouth-shape judge; the people's own smiles are judged the same way. The rule, the
+realism acceptance's (``training/evaluate/report.py``'s ``photo_checks``) on the first half: of the candidates at
+least as happy there as the people's own smiles, within ``IDENTITY_LIMIT`` and with the lips closer to the real
+smile's than ``LIPS_LIMIT`` of the neutral's, the one that changes the person least (the lowest identity
+distance): a bar a smile reaches by being as happy as a real one, not happier. Writes docs/PHOTO_GAINS.md; no picture (third-party photos are measured, not
+redistributed).
 
     python benchmarks/photo_gains.py --data ../shared/data/london-faces --out docs
 """
@@ -16,11 +19,12 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from reggan_plugin.artifact import load_artifact
 from reggan_plugin.atomic import write_text
 from reggan_plugin.config import InferenceConfig
 from reggan_plugin.edit.calibration import Gains
@@ -29,23 +33,21 @@ from training.data.split import identity_unit
 from training.evaluate.cases import Cropper, read_rgb, scan_cases
 from training.evaluate.expression_judge import ExpressionJudge
 from training.evaluate.identity_judge import IdentityJudge
+from training.evaluate.mouth_shape import MouthShapeJudge, lips_error
+from training.evaluate.report import ACCEPT_IDENTITY, ACCEPT_LIPS
 from training.evaluate.runner import _face
 
 EXPRESSION = "happy"
-IDENTITY_LIMIT = 0.27
-CENTRE = Gains(motion=(0.5, 0.5), rest_paint=0.7, upper=0.0)
+IDENTITY_LIMIT = ACCEPT_IDENTITY
+LIPS_LIMIT = ACCEPT_LIPS  # of the neutral's distance to the real smile
+# a smile kept to the lower face; then the upper face (a rendered smile's squint) at half and in full, each with
+# 0.5-0.75 of the motion's upward part and 0.7 or all of the paint outside the mouth
+LOWER = Gains(motion=(1.0, 0.5), rest_paint=0.7, upper=0.0)
 CANDIDATES: tuple[tuple[str, Gains], ...] = (
     ("none (renders)", Gains()),
-    ("motion alone", Gains(motion=CENTRE.motion)),
-    ("rest of the paint alone", Gains(rest_paint=CENTRE.rest_paint)),
-    ("upper face alone", Gains(upper=CENTRE.upper)),
-    ("centre", CENTRE),
-    ("motion 0.5, 0.4", replace(CENTRE, motion=(0.5, 0.4))),
-    ("motion 0.5, 0.6", replace(CENTRE, motion=(0.5, 0.6))),
-    ("motion 1, 0.5", replace(CENTRE, motion=(1.0, 0.5))),
-    ("rest of the paint 0.5", replace(CENTRE, rest_paint=0.5)),
-    ("rest of the paint 1", replace(CENTRE, rest_paint=1.0)),
-    ("upper face 1", replace(CENTRE, upper=1.0)),
+    ("lower face", LOWER),
+    *((f"upper {upper:g}, motion up {up:g}, rest {rest:g}", Gains(motion=(1.0, up), rest_paint=rest, upper=upper))
+      for upper in (0.5, 1.0) for up in (0.5, 0.6, 0.75) for rest in (0.7, 1.0)),
 )
 
 
@@ -53,6 +55,7 @@ CANDIDATES: tuple[tuple[str, Gains], ...] = (
 class Score:
     p: float
     identity: float
+    lips: float  # the lips' distance to the person's own smile (% of the crop)
 
 
 @dataclass(frozen=True)
@@ -64,14 +67,24 @@ class Row:
     everyone: Score
 
 
+@dataclass(frozen=True)
+class References:
+    """The unedited neutral photos and the people's own smiles, judged as the candidates are."""
+
+    neutral: Row
+    real: Row
+
+
 def chosen_half(identity: str) -> bool:
     """Whether a person is in the half the gains are chosen on."""
     return identity_unit(identity) < 0.5
 
 
-def measure(data: Path, candidates: tuple[tuple[str, Gains], ...] = CANDIDATES, limit: int | None = None) -> list[Row]:
-    """Each candidate judged on both halves of ``data``'s pairs (at most ``limit`` people per half)."""
-    expressions, identities = ExpressionJudge(), IdentityJudge()
+def measure(data: Path, candidates: tuple[tuple[str, Gains], ...] = CANDIDATES,
+            limit: int | None = None) -> tuple[list[Row], References]:
+    """Each candidate judged on both halves of ``data``'s pairs (at most ``limit`` people per half), and the
+    references."""
+    expressions, identities, mouths = ExpressionJudge(), IdentityJudge(), MouthShapeJudge()
     renderer = ExpressionRenderer(InferenceConfig(subject="photo"))  # its gains replaced by each candidate's
     scan, cases = scan_cases(data, (EXPRESSION,), "all")
     cropper = Cropper(256, scan.pixel_aligned, "detector")
@@ -79,56 +92,76 @@ def measure(data: Path, candidates: tuple[tuple[str, Gains], ...] = CANDIDATES, 
     if limit is not None:
         people = ([c for c in people if chosen_half(c.identity)][:limit]
                   + [c for c in people if not chosen_half(c.identity)][:limit])
-    faces = []
+    half = np.array([chosen_half(c.identity) for c in people])
+    column = expressions.expressions.index(EXPRESSION)
+
+    def judged(crop: np.ndarray, own: np.ndarray, real_lips: np.ndarray) -> tuple[float, float, float]:
+        return (float(expressions.probabilities(crop[None])[0][column]),
+                float(identities.distance(identities.embed(crop[None])[0], own)), lips_error(mouths.lips(crop), real_lips))
+
+    def row(name: str, gains: Gains, judgements: list[tuple[float, float, float]]) -> Row:
+        values = np.array(judgements)
+        return Row(name, gains, *(Score(*map(float, values[where].mean(0))) for where in (half, ~half, half | ~half)))
+
+    faces, neutral, real = [], [], []
     for case in people:
         rgb = read_rgb(case.neutral)
         points = cropper.neutral_points(case.neutral, rgb)
-        faces.append((rgb, points, identities.embed(cropper.crop(rgb, points)[None])[0]))
-    half = np.array([chosen_half(c.identity) for c in people])
-    column = expressions.expressions.index(EXPRESSION)
+        crop = cropper.crop(rgb, points)
+        own = identities.embed(crop[None])[0]
+        smile, _ = cropper.target_crop(rgb, read_rgb(case.target), points, case.target)
+        real_lips = mouths.lips(smile)
+        faces.append((rgb, points, own, real_lips))
+        neutral.append(judged(crop, own, real_lips))
+        real.append(judged(smile, own, real_lips))
     rows = []
     for name, gains in candidates:
         renderer.gains = {EXPRESSION: gains}
-        p, d = [], []
-        for rgb, points, own in faces:
-            crop = cropper.crop(renderer.apply_array(rgb, faces=[_face(points)], expression=EXPRESSION), points)[None]
-            p.append(expressions.probabilities(crop)[0][column])
-            d.append(identities.distance(identities.embed(crop)[0], own))
-        ps, ds = np.array(p), np.array(d)
-        scores = [Score(float(ps[where].mean()), float(ds[where].mean())) for where in (half, ~half, half | ~half)]
-        rows.append(Row(name, gains, *scores))
-    return rows
+        rows.append(row(name, gains, [
+            judged(cropper.crop(renderer.apply_array(rgb, faces=[_face(points)], expression=EXPRESSION), points),
+                   own, real_lips) for rgb, points, own, real_lips in faces]))
+    return rows, References(row("neutral (no edit)", Gains(), neutral), row("real smiles", Gains(), real))
 
 
-def choose(rows: list[Row]) -> Row | None:
-    """The rule: the highest P(happy) on the chosen half within ``IDENTITY_LIMIT`` there (None: no candidate is)."""
-    within = [r for r in rows if r.chosen_half.identity <= IDENTITY_LIMIT]
-    return max(within, key=lambda r: r.chosen_half.p) if within else None
+def choose(rows: list[Row], refs: References) -> Row | None:
+    """The rule: on the chosen half, of the candidates at least as happy as the real smiles, within
+    ``IDENTITY_LIMIT`` and with the lips within ``LIPS_LIMIT`` of the neutral's distance to the real smile, the
+    lowest identity distance (None: no candidate is)."""
+    real, neutral = refs.real.chosen_half, refs.neutral.chosen_half
+    within = [r for r in rows if r.chosen_half.p >= real.p and r.chosen_half.identity <= IDENTITY_LIMIT
+              and r.chosen_half.lips <= LIPS_LIMIT * neutral.lips]
+    return min(within, key=lambda r: r.chosen_half.identity) if within else None
 
 
-def write(rows: list[Row], out: Path, data: Path) -> Path:
-    chosen = choose(rows)
+def write(rows: list[Row], refs: References, out: Path, data: Path) -> Path:
+    chosen = choose(rows, refs)
+
+    def cells(r: Row) -> str:
+        return " | ".join(f"{s.p:.3f} / {s.identity:.3f} / {s.lips:.2f}" for s in (r.chosen_half, r.check_half, r.everyone))
+
     lines = [
         "# Gains for photographs: how they were chosen",
         "",
         f"`python benchmarks/photo_gains.py --data {data} --out {out}` ({datetime.date.today().isoformat()}), the "
-        f"bundled model, `render` defaults but for each candidate's gains on {EXPRESSION}, faces found by the "
-        "runtime's detector. P: the expression judge's P(happy); identity: the identity judge's distance to the "
-        "person's own neutral (both as `reggan-plugin evaluate`). The people are split in two halves by "
-        "`identity_unit`: the gains are chosen on the first (the highest P there with identity at most "
-        f"{IDENTITY_LIMIT}), the second checks them. The candidates: a centre, each of its parts alone and its "
-        "neighbours (upper face 0: the whole edit kept to the lower face, without a rendered smile's eye squint).",
+        f"bundled model (sha256 {load_artifact(None).sha256[:16]}...), `render` defaults but for each candidate's "
+        f"gains on {EXPRESSION}, faces found by the runtime's detector. P: the expression judge's P(happy); identity: "
+        "the identity judge's distance to the person's own neutral; lips: the mouth-shape judge's distance of the "
+        "lips to the person's own smile, % of the crop (all as `reggan-plugin evaluate`). The people are split in two "
+        "halves by `identity_unit`: the gains are chosen on the first (of the candidates at least as happy there as "
+        f"the people's own smiles, with identity at most {IDENTITY_LIMIT:g} and the lips at most {LIPS_LIMIT:g} of "
+        "the neutral's distance to the real smile, the lowest identity distance), the second checks them. Upper face "
+        "0 keeps the whole edit to the lower face, without a rendered smile's eye squint.",
         "",
-        "| candidate | motion (sideways, up) | rest of the paint | upper face | P / identity, chosen half | "
-        "P / identity, check half | P / identity, everyone |",
+        "| candidate | motion (sideways, up) | rest of the paint | upper face | P / identity / lips, chosen half | "
+        "check half | everyone |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         mark = "**" if r is chosen else ""
         lines.append(f"| {mark}{r.name}{mark} | {r.gains.motion[0]:g}, {r.gains.motion[1]:g} | {r.gains.rest_paint:g} "
-                     f"| {r.gains.upper:g} | {r.chosen_half.p:.3f} / {r.chosen_half.identity:.3f} "
-                     f"| {r.check_half.p:.3f} / {r.check_half.identity:.3f} "
-                     f"| {r.everyone.p:.3f} / {r.everyone.identity:.3f} |")
+                     f"| {r.gains.upper:g} | {cells(r)} |")
+    for r in (refs.neutral, refs.real):
+        lines.append(f"| {r.name} (reference) | | | | {cells(r)} |")
     lines += ["", f"Chosen by the rule: **{chosen.name}**." if chosen else "No candidate meets the rule.", "",
               f"The bundled model carries the gains of `[gains.photo.{EXPRESSION}]` in `recipes/default.toml`, written "
               "into it by `reggan-plugin recipe`.", ""]
@@ -143,8 +176,8 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--limit", type=int, default=None, help="at most N people per half (a quick look)")
     args = parser.parse_args()
-    rows = measure(args.data, limit=args.limit)
-    print(write(rows, args.out, args.data).read_text())
+    rows, refs = measure(args.data, limit=args.limit)
+    print(write(rows, refs, args.out, args.data).read_text())
 
 
 if __name__ == "__main__":

@@ -127,7 +127,7 @@ def test_the_bundled_model_smiles_with_its_photo_gains_for_photos_alone() -> Non
 
     photo = ExpressionRenderer(InferenceConfig(backend="cpu", subject="photo"))
     render = ExpressionRenderer(InferenceConfig(backend="cpu", subject="render"))
-    bundled = Gains(motion=(1.0, 0.5), rest_paint=0.7, upper=0.0)  # docs/PHOTO_GAINS.md's choice
+    bundled = Gains(motion=(1.0, 0.5), upper=0.5)  # docs/PHOTO_GAINS.md's choice
     assert photo.gains["happy"] == bundled and render.gains == {} and render.mouth_ellipse is None
     pixels, box = face_frame(640, 480, 200)
     prepared = photo.prepare_image(_image(pixels), [Face(box=box)])
@@ -135,8 +135,9 @@ def test_the_bundled_model_smiles_with_its_photo_gains_for_photos_alone() -> Non
         raw = photo.forward(prepared.crops, EditConfig(expression), turns=prepared.turns)
         edited = photo.forward_images([prepared], EditConfig(expression))[0]
         if calibrated_here:
+            lower = lower_face(photo.size)[..., None]
             assert np.allclose(edited.faces[..., 3:], raw[..., 3:] * np.array(bundled.motion, np.float32)
-                               * lower_face(photo.size)[..., None], atol=1e-6)  # the upper face not moved
+                               * (lower + bundled.upper * (1 - lower)), atol=1e-6)  # the upper face moved half as far
         else:
             assert np.array_equal(edited.faces, raw)
         assert edited.interior is None  # neither draws an inside

@@ -5,19 +5,24 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.photo_gains import CENTRE, IDENTITY_LIMIT, Row, Score, choose, chosen_half, measure, write
+from benchmarks.photo_gains import (IDENTITY_LIMIT, LIPS_LIMIT, LOWER, References, Row, Score, choose, chosen_half,
+                                    measure, write)
 from reggan_plugin.edit.calibration import Gains
 
 
-def _row(name: str, p: float, identity: float) -> Row:
-    return Row(name, Gains(), Score(p, identity), Score(0.0, 0.0), Score(0.0, 0.0))
+def _row(name: str, p: float, identity: float, lips: float = 1.0) -> Row:
+    return Row(name, Gains(), Score(p, identity, lips), Score(0.0, 0.0, 0.0), Score(0.0, 0.0, 0.0))
 
 
-def test_the_rule_takes_the_strongest_smile_that_keeps_the_person_on_the_chosen_half() -> None:
-    rows = [_row("weak", 0.6, 0.25), _row("strong", 0.9, IDENTITY_LIMIT + 0.01), _row("kept", 0.8, IDENTITY_LIMIT)]
-    chosen = choose(rows)
-    assert chosen is not None and chosen.name == "kept"
-    assert choose([_row("strong", 0.9, 0.4)]) is None
+def test_the_rule_takes_the_least_change_that_is_as_happy_as_the_real_smiles_on_the_chosen_half() -> None:
+    refs = References(neutral=_row("neutral", 0.1, 0.0, lips=2.0), real=_row("real smiles", 0.45, 0.2, lips=0.0))
+    lips_off = 2.0 * LIPS_LIMIT + 0.01
+    rows = [_row("too weak", 0.44, 0.20), _row("strong", 0.9, IDENTITY_LIMIT + 0.01), _row("happier", 0.7, 0.28),
+            _row("as happy", 0.46, 0.25), _row("lips off", 0.5, 0.22, lips=lips_off)]
+    chosen = choose(rows, refs)
+    assert chosen is not None and chosen.name == "as happy"  # happier is not better: the least change that is happy
+    assert choose([_row("strong", 0.9, 0.4), _row("too weak", 0.3, 0.2), _row("lips off", 0.5, 0.2, lips=lips_off)],
+                  refs) is None
 
 
 def test_the_halves_split_people_by_identity_alone() -> None:
@@ -29,12 +34,14 @@ def test_the_halves_split_people_by_identity_alone() -> None:
 
 @pytest.mark.slow  # several renders with the bundled model: the fast tier stays under 2 minutes
 def test_on_real_photos_a_candidates_gains_are_measured_on_both_halves(london_faces: Path, tmp_path: Path) -> None:
-    rows = measure(london_faces, (("none", Gains()), ("centre", CENTRE)), limit=2)
-    none, centre = rows
-    for row in rows:
+    rows, refs = measure(london_faces, (("none", Gains()), ("lower face", LOWER)), limit=2)
+    none, lower = rows
+    for row in (*rows, refs.neutral, refs.real):
         for score in (row.chosen_half, row.check_half, row.everyone):
-            assert 0.0 <= score.p <= 1.0 and 0.0 <= score.identity < 0.6
-    assert none.everyone != centre.everyone  # the gains change the edit
-    text = write(rows, tmp_path, london_faces).read_text()
+            assert 0.0 <= score.p <= 1.0 and 0.0 <= score.identity < 0.6 and 0.0 <= score.lips < 10.0
+    assert none.everyone != lower.everyone  # the gains change the edit
+    assert refs.real.everyone.lips == 0.0 and refs.neutral.everyone.identity == 0.0  # each judged against itself
+    assert refs.neutral.everyone.lips > 0.0 and refs.real.everyone.identity > 0.0
+    text = write(rows, refs, tmp_path, london_faces).read_text()
     rows_named = {line.split("|")[1].strip(" *") for line in text.splitlines() if line.startswith("| ")}
-    assert {"none", "centre"} <= rows_named and ("Chosen by the rule" in text or "No candidate" in text)
+    assert {"none", "lower face", "neutral (no edit) (reference)", "real smiles (reference)"} <= rows_named and ("Chosen by the rule" in text or "No candidate" in text)
