@@ -22,7 +22,6 @@ def draw_settings(layout: Any, context: Any) -> None:
     col = layout.column(align=True)
     col.prop(s, "backend")  # every drop-down says what it chooses
     col.prop(s, "stage")
-    layout.prop(s, "skin_paint")
     layout.prop(s, "subject")
     layout.prop(s, "model_path")
 

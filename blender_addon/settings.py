@@ -23,7 +23,6 @@ from bpy.props import (
 from reggan_plugin.config import (
     BACKENDS,
     PRECISIONS,
-    SKIN_PAINTS,
     STAGES,
     SUBJECTS,
     EditConfig,
@@ -54,10 +53,6 @@ BACKEND_LABELS = {
 STAGE_LABELS = {
     "full": ("Full", "Regression stage and refinement network (best quality)"),
     "regression": ("Preview", "Regression stage alone: fast, blurrier"),
-}
-SKIN_PAINT_LABELS = {
-    "shading": ("Own Skin Colour", "Outside the mouth and eyes the edit changes the skin's shading alone"),
-    "colour": ("Painted Colour", "The colour the model paints, everywhere (it learnt skin colour on renders)"),
 }
 SUBJECT_LABELS = {
     "auto": ("Auto", "Each picture's faces read as a render or a photograph of a person"),
@@ -167,8 +162,6 @@ class RegganSettings(bpy.types.PropertyGroup):
         default=PREFERENCES_BACKEND,
     )
     stage: EnumProperty(name="Quality", items=_enum(STAGES, STAGE_LABELS), default=default(InferenceConfig, "stage"))
-    skin_paint: EnumProperty(name="Skin", items=_enum(SKIN_PAINTS, SKIN_PAINT_LABELS),
-                             default=default(InferenceConfig, "skin_paint"))
     # Blender's pictures are renders: a realistic avatar's must not read as a photograph
     subject: EnumProperty(name="Subject", items=_enum(SUBJECTS, SUBJECT_LABELS), default="render")
     model_path: StringProperty(
@@ -286,7 +279,6 @@ def inference_config(settings: RegganSettings, prefs: RegganPreferences | None,
         precision=prefs.precision if prefs is not None else default(InferenceConfig, "precision"),
         batch=prefs.batch if prefs is not None else default(InferenceConfig, "batch"),
         stage=settings.stage,
-        skin_paint=settings.skin_paint,
         subject=settings.subject,  # type: ignore[arg-type]
         find_in_box=not settings.trust_box,
     )

@@ -26,7 +26,6 @@ from .config import (
     Precision,
     RegionGraphs,
     SequenceConfig,
-    SkinPaint,
     Stage,
     Subject,
     field_default,
@@ -163,7 +162,7 @@ def main(verbose: bool) -> None:
                    "(interpolated between keys) at --intensity (docs/CURVES.md).")
 def render(frames: Path, out: Path, expression: str, intensity: float, model: Path | None, backend: BackendName,
            precision: Precision, batch: int, stage: Stage, trust_box: bool, region_graphs: RegionGraphs,
-           skin_paint: SkinPaint, lip_split: bool, coverage: bool,
+           lip_split: bool, coverage: bool,
            colorspace: str | None, subject: Subject, faces: Path | None, region: str | None, whole_image: bool,
            shard: str, frame_range: str | None, skip_existing: bool, smooth: float, curves: Path | None) -> None:
     """Apply an expression to every frame in a directory.
@@ -184,7 +183,7 @@ def render(frames: Path, out: Path, expression: str, intensity: float, model: Pa
     from .sequence.shards import Shard, check_out_dir
 
     edit, inference = build_configs(expression, intensity, model, backend, precision, batch, stage, trust_box,
-                                    region_graphs, skin_paint, lip_split, coverage, subject)
+                                    region_graphs, lip_split, coverage, subject)
 
     def go() -> RenderSummary:
         if region and whole_image:
@@ -240,7 +239,7 @@ def render(frames: Path, out: Path, expression: str, intensity: float, model: Pa
               "the detector cannot read); not for a UV unwrap (see bake-maps).")
 def texture(image: Path, out: Path, expression: str, intensity: float, model: Path | None, backend: BackendName,
             precision: Precision, batch: int, stage: Stage, trust_box: bool, region_graphs: RegionGraphs,
-            skin_paint: SkinPaint, lip_split: bool, coverage: bool,
+            lip_split: bool, coverage: bool,
             colorspace: str | None, subject: Subject, region: str | None, whole_image: bool) -> None:
     """Apply an expression to one picture of a face: a face decal, a 2D avatar, a face crop. A head's UV unwrap is
     refused: its expression maps are baked with `bake-maps`."""
@@ -254,7 +253,7 @@ def texture(image: Path, out: Path, expression: str, intensity: float, model: Pa
     from .texture_maps.picture import face_of_picture
 
     edit, inference = build_configs(expression, intensity, model, backend, precision, batch, stage, trust_box,
-                                    region_graphs, skin_paint, lip_split, coverage, subject)
+                                    region_graphs, lip_split, coverage, subject)
 
     def go() -> None:
         check_out_file(Path(out), [Path(image)])

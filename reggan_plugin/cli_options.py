@@ -14,7 +14,6 @@ from .config import (
     BACKENDS,
     PRECISIONS,
     REGION_GRAPHS,
-    SKIN_PAINTS,
     STAGES,
     SUBJECTS,
     BackendName,
@@ -22,7 +21,6 @@ from .config import (
     InferenceConfig,
     Precision,
     RegionGraphs,
-    SkinPaint,
     Stage,
     Subject,
     field_default,
@@ -67,9 +65,6 @@ def inference_options(func: F) -> F:
         click.option("--region-graphs", type=click.Choice(REGION_GRAPHS), default=field_default(InferenceConfig, "region_graphs"),
                      show_default=True, help="Align and paste back the face region in onnxruntime beside the network; "
                                              "auto: where the network runs on a GPU (numpy is faster on the CPU)."),
-        click.option("--skin-paint", type=click.Choice(SKIN_PAINTS), default=field_default(InferenceConfig, "skin_paint"),
-                     show_default=True, help="Outside the mouth and eyes, what the network paints changes the skin's "
-                                             "shading alone (it keeps the person's own colour) or its colour too."),
         click.option("--lip-split/--no-lip-split", default=field_default(InferenceConfig, "lip_split"), show_default=True,
                      help="On faces from about 280 px, move each lip whole where the expression opens the mouth (its "
                           "stretch left to the gap between them), so the lips keep their sharp edges, and from about "
@@ -84,8 +79,8 @@ def inference_options(func: F) -> F:
                           "[default: with $OCIO, float pictures in its scene_linear role; else sRGB]"),
         click.option("--subject", type=click.Choice(SUBJECTS), default=field_default(InferenceConfig, "subject"),
                      show_default=True, help="What the faces are: renders (the edit as fitted on renders), photographs "
-                                             "of people (the model's gains for photos: a real smile's smaller motion, "
-                                             "the eyes kept, less shading outside the mouth; MODEL_CARD.md), or "
+                                             "of people (the model's gains for photos: a real smile's smaller motion "
+                                             "and eye squint; MODEL_CARD.md), or "
                                              "auto: each picture's faces read as one or the other (a render that looks "
                                              "like a photograph, with real skin and hair, may read as one: give "
                                              "render)."),
@@ -96,9 +91,9 @@ def inference_options(func: F) -> F:
 
 
 def build_configs(expression: str, intensity: float, model: Path | None, backend: BackendName, precision: Precision,
-                  batch: int, stage: Stage, trust_box: bool, region_graphs: RegionGraphs, skin_paint: SkinPaint,
+                  batch: int, stage: Stage, trust_box: bool, region_graphs: RegionGraphs,
                   lip_split: bool, coverage: bool, subject: Subject) -> tuple[EditConfig, InferenceConfig]:
     edit = EditConfig(expression, intensity)  # checks the expression before a model is chosen for it
     return edit, InferenceConfig(model_for(expression, model), backend, precision, batch, stage, find_in_box=not trust_box,
-                                 region_graphs=region_graphs, skin_paint=skin_paint, lip_split=lip_split,
+                                 region_graphs=region_graphs, lip_split=lip_split,
                                  subject=subject, coverage=coverage)

@@ -24,13 +24,11 @@ BackendName = Literal["auto", "cpu", "cuda", "tensorrt"]
 Precision = Literal["fp32", "fp16"]
 Stage = Literal["full", "regression"]
 RegionGraphs = Literal["auto", "on", "off"]
-SkinPaint = Literal["shading", "colour"]
 Subject = Literal["auto", "render", "photo"]
 BACKENDS: tuple[str, ...] = get_args(BackendName)
 PRECISIONS: tuple[str, ...] = get_args(Precision)
 STAGES: tuple[str, ...] = get_args(Stage)
 REGION_GRAPHS: tuple[str, ...] = get_args(RegionGraphs)
-SKIN_PAINTS: tuple[str, ...] = get_args(SkinPaint)
 SUBJECTS: tuple[str, ...] = get_args(Subject)
 
 
@@ -45,8 +43,6 @@ class InferenceConfig:
     stage: Stage = "full"  # "regression": stage 1 alone, a fast preview
     find_in_box: bool = True  # a face box without landmarks is a hint: align on the face found inside it
     region_graphs: RegionGraphs = "auto"  # align and paste-back in onnxruntime (reggan_plugin.backends.region_graphs); auto: on a GPU
-    skin_paint: SkinPaint = "shading"  # outside the mouth and eyes the paint changes the skin's shading alone
-    # (reggan_plugin.edit.blend: its colour stays the person's own), or its colour too ("colour", as the model paints it)
     lip_split: bool = True  # on large faces the lips move whole where the mouth opens (reggan_plugin.edit.lips) and
     # a rendered mouth's inside is drawn in it (reggan_plugin.edit.interior)
     subject: Subject = "auto"  # "photo": the model's gains for photographs of people (reggan_plugin.edit.calibration);

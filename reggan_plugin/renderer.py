@@ -18,7 +18,7 @@ from .backends import create_backend
 from .backends.preview_graph import stage_network
 from .backends.region_graphs import region_ops_for
 from .config import EditConfig, InferenceConfig
-from .edit.blend import apply_planes, feather_mask, paint_colour_weight
+from .edit.blend import apply_planes, feather_mask
 from .edit.calibration import Gains, calibrated, lower_face, mixed, model_gains, mouth_ellipse
 from .edit.chain import PasteContext, face_edits, run_stages
 from .edit.coverage import FaceCoverage
@@ -67,7 +67,6 @@ class ExpressionRenderer:
         self.lip_corners = (units_to_crop_px((CANONICAL_5PT if template is None else template)[3:5], self.size)
                              if inference.lip_split else None)
         self.mask = feather_mask(self.size)
-        self.colour_weight = paint_colour_weight(self.size, template) if inference.skin_paint == "shading" else None
         self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
         # the model's gains for photographs (reggan_plugin.edit.calibration): the face pass's edit, for every face (photo) or those that read as photographs (auto, reggan_plugin.edit.subject)
         self.gains = {} if inference.subject == "render" else model_gains(self.artifact, "photo")
@@ -181,7 +180,7 @@ class ExpressionRenderer:
         drawn into the gaps the lips open (`reggan_plugin.edit.interior`): (new rgb, mask). A record per face through
         the stages of `reggan_plugin.edit.chain`."""
         ctx = PasteContext(rgb, self.region_ops.paste if self.region_ops is not None else apply_planes, inplace,
-                           lip_corners=self.lip_corners, colour_weight=self.colour_weight, coverage=self.coverage,
+                           lip_corners=self.lip_corners, coverage=self.coverage,
                            interior=interior, warp=self.artifact.warp)
         return run_stages(face_edits(matrices, crops_in, crops_out, self.mask), ctx)
 

@@ -20,10 +20,6 @@ from __future__ import annotations
 # mask to fall to 0 before the border (align's docstring). Set with the first template; origin not recorded beyond that.
 TEMPLATE_SCALE = 0.75
 TEMPLATE_SHIFT_Y = 0.08
-# Crop units: how far the mouth's centre lies below its corners' midpoint (a smile's and a jaw drop's reach): the
-# centre of the paint's mouth colour ellipse. Origin not recorded (named once in the commit
-# "align: one definition of a large face ... and of the mouth's drop").
-MOUTH_DROP = 0.027
 # A large face: face crop px per frame px at or below which paste-back magnifies the crop's paint four times or more
 # (a face crop of 512 frame px: a detector box from about 285 px). Its lips move whole (edit.lips), and the drawn
 # interior (edit.interior) fades in, wholly from FULL_LARGE_FACE_SCALE (eight times).
@@ -73,16 +69,8 @@ MASK_FEATHER = 0.25
 # so the warped frame mask is exactly 0 outside the crop); 1 below 64 px crops, where 2 px would cut into the chin's
 # falloff.
 MASK_BORDER_PX = 2
-# Where the paint keeps its colour (elsewhere it is pasted as a change of the skin's shading): ellipses about the
-# template's mouth (centred MOUTH_DROP below its corners) and eyes, radii in crop units at the canonical template's
-# eye distance (the mouth's with room for a smile's and a jaw drop's reach), fading to none at
-# (1 + PAINT_COLOUR_FEATHER) times their radii. Set with skin shading (commit "Skin shading: outside the mouth and
-# the eyes the paint is pasted as a change of the skin's shading"); origin of the sizes not recorded.
-MOUTH_COLOUR_RADII = (0.17, 0.10)
-EYE_COLOUR_RADII = (0.085, 0.055)
-PAINT_COLOUR_FEATHER = 0.6
-# Luma under which a pixel's colour is too dark to scale as shading: it is lifted to this grey first. Set with skin
-# shading; origin not recorded.
+# Luma under which a pixel's colour is too dark to scale as shading (a texture map's paint, `blend.as_shading`): it is
+# lifted to this grey first. Origin not recorded.
 SHADING_DARK = 0.02
 # The band of the paste mask over which a colour cast is estimated: mask values strictly inside this range (the
 # feathered ring). Set with the first paste-back; origin not recorded.

@@ -276,40 +276,21 @@ def test_a_grainy_face_pastes_the_same_into_a_region_of_the_frame_as_into_the_wh
     np.testing.assert_allclose(part, whole[top : ys.max() + 9, left : xs.max() + 9], atol=1e-6)
 
 
-def test_paint_colour_weight_covers_the_mouth_and_eyes_of_the_crop_template() -> None:
-    weight = blend.paint_colour_weight(SIZE)
-    assert weight.shape == (SIZE, SIZE) and weight.dtype == np.float32
-    pts = align.units_to_crop_px(align.CANONICAL_5PT, SIZE).round().astype(int)
-    assert (weight[pts[[0, 1, 3, 4], 1], pts[[0, 1, 3, 4], 0]] == 1.0).all(), "eyes and mouth corners keep colour"
-    cheek, forehead = (int(0.27 * SIZE), int(0.55 * SIZE)), (SIZE // 2, int(0.22 * SIZE))
-    assert weight[cheek[1], cheek[0]] == 0.0 and weight[forehead[1], forehead[0]] == 0.0
-    # it follows the model's own template: a template moved down 6 px moves the regions with it
-    shift = 6
-    moved = blend.paint_colour_weight(SIZE, align.CANONICAL_5PT + np.array([0.0, shift / SIZE]))
-    np.testing.assert_allclose(moved[shift + 10 : -10], weight[10 : -10 - shift], atol=1e-5)
-    assert not np.allclose(moved, weight, atol=0.1)
-
-
-def test_skin_paint_keeps_the_paints_luma_and_the_faces_own_colour() -> None:
-    """Outside the mouth and eyes a green paint on skin comes back as a change of the skin's own shading (same luma,
-    the skin's hue); inside them as painted."""
+def test_shading_keeps_the_paints_luma_and_the_faces_own_colour() -> None:
+    """A texture map's paint (``shading``): a green paint on skin comes back as a change of the skin's own shading
+    (the same luma, the skin's hue)."""
     rng = np.random.default_rng(0)
     crop_in = (np.array([0.75, 0.55, 0.45]) * rng.uniform(0.8, 1.0, (SIZE, SIZE, 1))).astype(np.float32)
     paint = np.zeros((SIZE, SIZE, 3), np.float32)
     paint[..., 0] = -0.2  # greener and darker, as a render-learnt patch
     paint[..., 1] = -0.1
     mask = blend.feather_mask(SIZE)
-    weight = blend.paint_colour_weight(SIZE)
     as_painted = blend.crop_planes(crop_in, crop_in + paint, mask, colour_match=False)[..., :3]
-    shaded = blend.crop_planes(crop_in, crop_in + paint, mask, colour_match=False, colour_weight=weight)[..., :3]
-    luma = REC709_LUMA
-    np.testing.assert_allclose(shaded @ luma, as_painted @ luma, atol=1e-6)  # the same change of light everywhere
-    skin, kept = weight == 0.0, weight == 1.0
-    assert skin.sum() > 1000 and kept.sum() > 100
-    ratio = shaded[skin] / crop_in[skin]  # a change of shading: every channel scaled alike
-    np.testing.assert_allclose(ratio, ratio[:, :1].repeat(3, axis=1), atol=1e-5)
-    assert (ratio < 0).all()  # darker, as the paint's luma says
-    np.testing.assert_array_equal(shaded[kept], as_painted[kept])
+    shaded = blend.crop_planes(crop_in, crop_in + paint, mask, colour_match=False, shading=True)[..., :3]
+    np.testing.assert_allclose(shaded @ REC709_LUMA, as_painted @ REC709_LUMA, atol=1e-6)  # the same change of light
+    ratio = shaded / crop_in  # a change of shading: every channel scaled alike
+    np.testing.assert_allclose(ratio, ratio[..., :1].repeat(3, axis=-1), atol=1e-5)
+    assert (ratio < 0).all() and not np.allclose(shaded, as_painted, atol=0.05)  # darker, and not green
 
 
 def test_shading_on_black_is_a_grey_change_of_light() -> None:

@@ -321,7 +321,6 @@ def test_property_defaults_come_from_the_runtime_config(addon: object) -> None:
     assert props["expression"].default == EditConfig.expression
     assert props["intensity"].default == pytest.approx(EditConfig.intensity)
     assert props["stage"].default == InferenceConfig.stage
-    assert props["skin_paint"].default == InferenceConfig.skin_paint
     assert props["subject"].default == "render"  # Blender's pictures are renders, whatever they look like
     assert props["trust_box"].default == (not InferenceConfig.find_in_box)
     assert props["skip_existing"].default == SequenceConfig.skip_existing

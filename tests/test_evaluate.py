@@ -219,7 +219,7 @@ def test_evaluate_end_to_end(judges, tiny_model, tmp_path):
     assert (out / "report.md").stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not mkstemp's 0600
     assert "| happy | RegGAN (full) |" in md and "not FID" in md and "RegGAN PSNR" in md
     assert "## What a person sees" in md and "lips to real" in md
-    assert "skin paint" not in md and report["config"]["skin_paint"] == "shading"  # the runtime's default, unsaid
+    assert "no lip split" not in md and report["config"]["lip_split"] is True  # the runtime's default, unsaid
     for expr in ("happy", "sad"):
         grid = Image.open(out / f"grid_{expr}.png")
         assert grid.size == (4 * 64, 18 + 2 * 64)  # input | stage 1 | RegGAN | target, 2 cases

@@ -5,8 +5,18 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.photo_gains import (IDENTITY_LIMIT, LIPS_LIMIT, LOWER, References, Row, Score, choose, chosen_half,
-                                    measure, write)
+from benchmarks.photo_gains import (
+    IDENTITY_LIMIT,
+    LIPS_LIMIT,
+    LOWER,
+    References,
+    Row,
+    Score,
+    choose,
+    chosen_half,
+    measure,
+    write,
+)
 from reggan_plugin.edit.calibration import Gains
 
 

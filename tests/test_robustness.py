@@ -208,7 +208,7 @@ def test_perturb_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
         for m in per.values():
             assert np.isfinite(m["psnr"]) and np.isfinite(m["copy_psnr"]) and 0 <= m["p_target"] <= 1
     md = (out / "robustness.md").read_text()
-    assert "| clean |" in md and "| look: other_look |" in md and "skin paint" not in md  # the default goes unsaid
+    assert "| clean |" in md and "| look: other_look |" in md and "no lip split" not in md  # the default goes unsaid
     assert (out / "grid_render_noise_sigma_6.png").is_file()
     again = tmp_path / "synth_4spp"  # the neutrals rendered again, noisier
     for neutral in data.glob("*/neutral.png"):
@@ -217,10 +217,10 @@ def test_perturb_end_to_end(tiny_model: Path, tmp_path: Path) -> None:
         Image.fromarray(np.clip(pixels, 0, 255).astype(np.uint8)).save(again / neutral.parent.name / "neutral.png")
     result = CliRunner().invoke(evaluate, ["--perturb", "--model", str(tiny_model), "--data", str(data), "--rerender",
                                            str(again), "--out", str(out), "--conditions", "clean", "--limit", "1",
-                                           "--skin-paint", "colour", "--no-progress"])
+                                           "--no-lip-split", "--no-progress"])
     assert result.exit_code == 0, result.output
-    assert json.loads((out / "robustness.json").read_text())["config"]["skin_paint"] == "colour"
-    assert "skin paint `colour`" in (out / "robustness.md").read_text()
+    assert json.loads((out / "robustness.json").read_text())["config"]["lip_split"] is False
+    assert "no lip split" in (out / "robustness.md").read_text()
     values = json.loads((out / "robustness.json").read_text())["values"]
     assert set(values) == {"clean", "render: synth_4spp"}
     assert values["render: synth_4spp"]["happy"]["copy_psnr"] == values["clean"]["happy"]["copy_psnr"]  # on clean

@@ -22,11 +22,9 @@ band (robust to a real change, such as a jaw drop, that reaches part of the band
 from the whole delta. A model that only moves features has a median delta of ~0 there, and nothing
 is changed.
 
-Skin shading: the paint was learnt on renders. On skin an expression changes shading (folds, a raised
-cheek), not colour, and a render-learnt colour change there shows on real faces and on other render looks as
-orange, red or green patches at the folds. Outside the mouth and the eyes (``paint_colour_weight``) the paint
-is pasted as a change of shading: each moved pixel scaled by its luma's change, so the skin keeps the person's
-own colour; the lips, teeth, the mouth's inside and the eyes' whites change colour as painted.
+A picture gets the paint as the model paints it. A texture map takes it as a change of shading (``shading``,
+`as_shading`: each moved pixel scaled by its luma's change), the texture's own colours kept, since a map is baked
+once and lit again by the renderer.
 """
 from __future__ import annotations
 
@@ -46,14 +44,10 @@ from reggan_plugin.imaging.tone import REC709_LUMA, luma, smootherstep
 from ..arrays import Array, FloatArray
 from ..tuning import (
     CAST_RING,
-    EYE_COLOUR_RADII,
     MASK_BORDER_PX,
     MASK_CENTER,
     MASK_FEATHER,
     MASK_RADII,
-    MOUTH_COLOUR_RADII,
-    MOUTH_DROP,
-    PAINT_COLOUR_FEATHER,
     SHADING_DARK,
 )
 
@@ -103,7 +97,7 @@ def feather_mask(
 
 
 def template_ellipse(size: int, template: Array | None, anchor: tuple[int, ...], radii: tuple[float, float],
-                     drop: float = 0.0, feather: float = PAINT_COLOUR_FEATHER) -> Array:
+                     drop: float = 0.0, *, feather: float) -> Array:
     """`feather_mask` of an ellipse about points of a crop's 5-point ``template`` (crop units; None:
     ``align.CANONICAL_5PT``): centred ``drop`` below the mean of the points indexed by ``anchor`` ((3, 4): the mouth
     corners' midpoint), ``radii`` and ``drop`` in crop units at the canonical template's eye distance, scaled to the
@@ -113,16 +107,6 @@ def template_ellipse(size: int, template: Array | None, anchor: tuple[int, ...],
     centre = points[list(anchor)].mean(axis=0) + np.array([0.0, drop * k])
     return feather_mask(size, center=(float(centre[0]), float(centre[1])), radii=(radii[0] * k, radii[1] * k),
                         feather=feather)
-
-
-def paint_colour_weight(size: int, template: Array | None = None) -> FloatArray:
-    """SxS float32 in [0, 1]: 1 where the paint changes colour as painted (mouth, eyes), 0 where it changes the
-    skin's shading alone (`as_shading`). ``template``: the crop's 5 points in crop units (left eye, right eye,
-    nose, mouth corners); None: ``align.CANONICAL_5PT``."""
-    weight: FloatArray = np.max([template_ellipse(size, template, (3, 4), MOUTH_COLOUR_RADII, MOUTH_DROP),
-                                 template_ellipse(size, template, (0,), EYE_COLOUR_RADII),
-                                 template_ellipse(size, template, (1,), EYE_COLOUR_RADII)], axis=0)
-    return weight
 
 
 def as_shading(delta: Array, base: Array) -> Array:
@@ -153,15 +137,14 @@ def crop_planes(
     *,
     motion: Array | None = None,
     colour_match: bool = True,
-    colour_weight: Array | None = None,
+    shading: bool = False,
     moved: Array | None = None,
     gap: Array | None = None,
     paint_blur: float = 0.0,
     warp: WarpMode = "bilinear",
 ) -> Array:
     """The crop-space half of paste-back: SxSx(4, 6 or 7) float32 planes, the difference to paste (crop_out less the
-    moved crop_in, less its colour cast when ``colour_match``, as a change of shading where ``colour_weight`` is
-    below 1), the mask, the motion when there is one and the gap when there is one. Arguments as in `paste_back`;
+    moved crop_in, less its colour cast when ``colour_match``, as a change of its shading when ``shading``), the mask, the motion when there is one and the gap when there is one. Arguments as in `paste_back`;
     ``moved``: ``crop_in`` moved by ``motion`` as the caller has it (`reggan_plugin.edit.lips.moved_in_picture`), instead
     of moving it here; ``gap`` (SxS [0, 1], with a motion): where the paste shows crop_out alone, none of the moved
     frame (`reggan_plugin.edit.lips.split_at_lips`: the gap opened between the lips reads one row of the picture, whose
@@ -188,9 +171,8 @@ def crop_planes(
     delta = crop_out - crop_in
     if colour_match:
         delta = delta - colour_cast(delta, mask_crop)
-    if colour_weight is not None:
-        keep = np.asarray(colour_weight, np.float32)[..., None]
-        delta = keep * delta + (1.0 - keep) * as_shading(delta, crop_in)
+    if shading:
+        delta = as_shading(delta, crop_in)
     if paint_blur > 0:
         delta = gaussian_blurred(delta, paint_blur)
     if gap is not None and motion is not None:
@@ -209,7 +191,6 @@ def paste_back(
     *,
     motion: Array | None = None,
     colour_match: bool = True,
-    colour_weight: Array | None = None,
     inplace: bool = False,
 ) -> tuple[Array, Array]:
     """Blend one face's edit back into the frame: `crop_planes`, then `apply_planes`.
@@ -224,8 +205,6 @@ def paste_back(
             frame is moved by it (through ``m``, scaled by the mask) and the delta is taken against the
             moved crop_in.
         colour_match: remove the delta's colour cast (``colour_cast``) before blending.
-        colour_weight: SxS [0, 1] (``paint_colour_weight(S)``): where the delta keeps its colour; elsewhere it
-            is pasted as a change of the moved crop_in's shading (``as_shading``). None: its colour everywhere.
         inplace: write into ``frame_rgb`` itself (the caller's own copy) instead of a new array.
 
     Returns:
@@ -234,8 +213,7 @@ def paste_back(
         bit-identical to ``frame_rgb`` elsewhere. For several faces call again with the returned
         frame and combine masks with ``np.maximum``.
     """
-    planes = crop_planes(crop_in, crop_out, mask_crop, motion=motion, colour_match=colour_match,
-                         colour_weight=colour_weight)
+    planes = crop_planes(crop_in, crop_out, mask_crop, motion=motion, colour_match=colour_match)
     return apply_planes(frame_rgb, planes, m, inplace=inplace)
 
 

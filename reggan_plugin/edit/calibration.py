@@ -121,7 +121,7 @@ def mouth_ellipse(size: int, template: Array | None) -> Array:
     """SxS [0, 1]: the ellipse about the mouth of a face crop of side ``size`` whose 5 points are ``template`` (crop
     units; None: ``align.CANONICAL_5PT``), outside which ``rest_paint`` scales the paint."""
     return template_ellipse(size, template, (3, 4), REST_PAINT_MOUTH_RADII, REST_PAINT_MOUTH_DROP,
-                            REST_PAINT_MOUTH_FEATHER)
+                            feather=REST_PAINT_MOUTH_FEATHER)
 
 
 def ellipse_region(size: int, ellipse: Sequence[float], softness: float = ELLIPSE_SOFTNESS) -> FloatArray:

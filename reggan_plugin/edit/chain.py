@@ -59,7 +59,6 @@ class PasteContext:
     paste: Paste  # `blend.apply_planes`, or the region graphs' paste
     inplace: bool = False  # whether ``rgb`` may be written in place
     lip_corners: Array | None = None  # the face crop's mouth corners (2, 2) where the lips move whole, else None
-    colour_weight: Array | None = None  # `blend.paint_colour_weight`, or None: the paint's colour everywhere
     coverage: FaceCoverage | None = None
     interior: Inside | None = None  # what the edit draws into the gaps the lips open
     mask: Array | None = None  # HxW [0, 1]: None until a face is pasted
@@ -126,7 +125,7 @@ def find_opening(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
 def to_planes(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
     """The crop-space half of paste-back: the difference to paste, the mask, the motion and the gap
     (`blend.crop_planes`)."""
-    planes = crop_planes(face.crop_in, face.crop_out, face.mask, motion=face.motion, colour_weight=ctx.colour_weight,
+    planes = crop_planes(face.crop_in, face.crop_out, face.mask, motion=face.motion,
                          moved=face.moved, gap=face.gap, warp=ctx.warp)
     return dataclasses.replace(face, planes=planes)
 

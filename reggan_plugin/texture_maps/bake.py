@@ -105,7 +105,7 @@ def paint_in_neutral(crop_in: Array, crop_out: Array, face_mask: Array, warp: Wa
     motion = crop_out[..., 3:]
     gy, gx = np.mgrid[0:s, 0:s].astype(np.float32)
     moved = moved_crop(crop_in, motion, warp)
-    delta = crop_planes(crop_in, crop_out[..., :3], face_mask, motion=motion, colour_weight=np.zeros_like(face_mask),
+    delta = crop_planes(crop_in, crop_out[..., :3], face_mask, motion=motion, shading=True,
                         moved=moved)[..., :3]
     floor = 1e-3
     log_change = (np.log(np.maximum(srgb_decode(moved + delta), floor))

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from reggan_plugin.cli_exits import exit_on_error
-from reggan_plugin.config import BACKENDS, SKIN_PAINTS, SUBJECTS, field_default
+from reggan_plugin.config import BACKENDS, SUBJECTS, field_default
 from reggan_plugin.errors import UsageError
 
 from .cases import LOCATE_CHOICES, SPLIT_CHOICES
@@ -52,9 +52,6 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
               help="Neutral faces from their landmark files (the detector where none) or always the runtime detector.")
 @click.option("--backend", type=click.Choice(BACKENDS), default=_default("backend"), show_default=True)
 @click.option("--batch", type=click.IntRange(1, 1024), default=_default("batch"), show_default=True)
-@click.option("--skin-paint", type=click.Choice(SKIN_PAINTS), default=_default("skin_paint"), show_default=True,
-              help="As `render --skin-paint`: outside the mouth and eyes the paint changes the skin's shading alone, "
-                   "or its colour too.")
 @click.option("--lip-split/--no-lip-split", default=_default("lip_split"), show_default=True,
               help="As `render --lip-split`: on large faces each lip moved whole where the mouth opens.")
 @click.option("--subject", type=click.Choice(SUBJECTS), default=_default("subject"), show_default=True,
@@ -71,7 +68,7 @@ def _expressions(value: str | None) -> tuple[str, ...] | None:
                    "noise, a condition each.")
 @click.option("--progress/--no-progress", default=True, help="Show a progress bar.")
 def evaluate(model, data, out, expressions, split, limit, reference_real, intensity, crop_size, grid_rows, locate,
-             backend, batch, skin_paint, lip_split, subject, perturb, conditions, rerender,
+             backend, batch, lip_split, subject, perturb, conditions, rerender,
              progress) -> None:
     """Judge the copy baseline, stage 1 alone and RegGAN side by side on paired faces: L1/PSNR/SSIM
     against the true target, an independent expression judge (fer's FER2013 model), an independent
@@ -94,7 +91,7 @@ def evaluate(model, data, out, expressions, split, limit, reference_real, intens
 
     if rerender and not perturb:
         raise click.UsageError("--rerender goes with --perturb")
-    runtime = {"skin_paint": skin_paint, "lip_split": lip_split, "subject": subject}
+    runtime = {"lip_split": lip_split, "subject": subject}
     if perturb:
         _perturb(model, data, out, expressions, split, limit, intensity, backend, runtime, conditions, rerender, progress)
         return

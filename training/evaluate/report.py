@@ -70,8 +70,6 @@ def options_note(config: RuntimeOptions) -> str:
     """The runtime options an evaluation sets other than their defaults, said in its report (reports reproduce their
     command): how the paint was pasted, the subject's gains and the lips' split."""
     notes = []
-    if config.skin_paint != field_default(InferenceConfig, "skin_paint"):
-        notes.append(f"skin paint `{config.skin_paint}`")
     if config.subject != field_default(InferenceConfig, "subject"):
         notes.append(f"subject `{config.subject}`")
     if not config.lip_split:

@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from reggan_plugin.atomic import write_bytes
-from reggan_plugin.config import BackendName, InferenceConfig, SkinPaint, Subject
+from reggan_plugin.config import BackendName, InferenceConfig, Subject
 from reggan_plugin.errors import InputError
 from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
@@ -48,7 +48,6 @@ class RobustnessConfig:
     out: Path
     model: Path | None = None
     backend: BackendName = "auto"
-    skin_paint: SkinPaint = InferenceConfig.skin_paint  # the runtime's default
     lip_split: bool = InferenceConfig.lip_split
     subject: Subject = InferenceConfig.subject
     split: SplitChoice = "test"  # of the first folder; the other folders are used whole (held-out looks)

@@ -26,7 +26,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from reggan_plugin.config import BackendName, InferenceConfig, SkinPaint, Subject
+from reggan_plugin.config import BackendName, InferenceConfig, Subject
 from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
 
@@ -55,8 +55,6 @@ class RuntimeOptions(Protocol):
     @property
     def backend(self) -> BackendName: ...
     @property
-    def skin_paint(self) -> SkinPaint: ...
-    @property
     def lip_split(self) -> bool: ...
     @property
     def subject(self) -> Subject: ...
@@ -64,8 +62,8 @@ class RuntimeOptions(Protocol):
 
 def inference_config(config: RuntimeOptions, **extra: Any) -> InferenceConfig:
     """The runtime's config for an evaluation's options, plus ``extra`` fields (batch, stage)."""
-    return InferenceConfig(model=config.model, backend=config.backend, skin_paint=config.skin_paint,
-                           lip_split=config.lip_split, subject=config.subject, **extra)
+    return InferenceConfig(model=config.model, backend=config.backend, lip_split=config.lip_split, subject=config.subject,
+                           **extra)
 
 
 @dataclass(frozen=True)
@@ -77,7 +75,6 @@ class EvalConfig:
     model: Path | None = None  # None: the bundled default model
     backend: BackendName = "auto"
     batch: int = 8
-    skin_paint: SkinPaint = InferenceConfig.skin_paint  # the runtime's default
     lip_split: bool = InferenceConfig.lip_split
     subject: Subject = InferenceConfig.subject
     intensity: float = 1.0
