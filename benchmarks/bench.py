@@ -37,6 +37,7 @@ from benchmarks.network import (
     bench_network,
     bench_variants,
     build_models,
+    expression_width,
     gemm_ceiling,
     load_shipped,
     model_macs,
@@ -109,13 +110,13 @@ def bench(model_path: Path | None, out_dir: Path, quick: bool, frame_count: int,
                    note="(" + ", ".join(f"{k}: {v:.0f}" for k, v in gemm.items()) + ")")
         report.add("g", "network at best batch", net["cpu_best"] * gflop, unit="GFLOP/s",
                    note=f"({gflop:.2f} GFLOP/face; {share:.0%} of the ceiling)")
-        profile = op_profile(path, net["best_batch"], config.image_size, len(config.expressions))
+        profile = op_profile(path, net["best_batch"], config.image_size, expression_width(config))
         sizes = bench_face_sizes(workdir, path, faces=(48, 80) if quick else FACE_SIZES,
                                  frames=((width, height),) if quick else FRAME_SIZES, repeats=1 if quick else 5,
                                  grainy=80 if quick else FACE_SIZES[2], opened=80 if quick else FACE_SIZES[2])
         pipe = bench_pipeline(report, workdir, path, count=frame_count, width=width, height=height, face=face,
                               batch=batch, rounds=max(1, min(rounds, 2)), seconds=seconds, size=config.image_size,
-                              n_expr=len(config.expressions))
+                              n_expr=expression_width(config))
         detector = bench_detector(report, workdir / "frames" / "frame_00000.png", repeats=1 if quick else 3)
         memory = bench_memory(report, workdir, path, count=long_frames, width=long_size[0], height=long_size[1],
                               face=long_face, batch=batch) if long_frames else None

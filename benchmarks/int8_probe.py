@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.network import build_models, inputs
+from benchmarks.network import build_models, expression_width, inputs
 from benchmarks.timing import interleaved_best
 from reggan_plugin.backends.cpu import create_session, session_options
 from training.config import ModelConfig
@@ -30,7 +30,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=1.5)
     args = parser.parse_args()
     config = ModelConfig()
-    size, n_expr = config.image_size, len(config.expressions)
+    size, n_expr = config.image_size, expression_width(config)
 
     class Faces(CalibrationDataReader):
         def __init__(self) -> None:

@@ -5,12 +5,15 @@ import dataclasses
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import numpy as np
 
 from benchmarks.timing import Report, interleaved_best
+
+if TYPE_CHECKING:
+    from training.config import ModelConfig
 
 PROBE_SIZES = (1, 2, 4, 8, 16, 32)
 
@@ -55,7 +58,14 @@ def load_shipped(path: Path, workdir: Path, seed: int = 0):
     return model, artifact.path, derive_preview(artifact.path, artifact.sha256, cache=workdir)
 
 
+def expression_width(config: ModelConfig) -> int:
+    """The network's expression input: a weight per expression, or per expression and turn key."""
+    return len(config.expressions) * max(len(config.turn_keys), 1)
+
+
 def inputs(n: int, size: int, n_expr: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """A batch of ``n`` random crops, each with one column of the ``n_expr`` wide expression input set (speed does not
+    depend on which)."""
     rng = np.random.default_rng(seed)
     return {
         "image": (rng.random((n, 3, size, size), dtype=np.float32) * 2 - 1),
@@ -147,7 +157,7 @@ def bench_network(report: Report, model, path: Path, stage1_path: Path, *, round
     from reggan_plugin.backends.environment import physical_cores
 
     torch.set_num_threads(physical_cores())
-    size, n_expr = model.config.image_size, len(model.config.expressions)
+    size, n_expr = model.config.image_size, expression_width(model.config)
     backend = create_backend(load_artifact(path), "cpu")
     preview = create_backend(load_artifact(stage1_path), "cpu")
     torch_batches = sorted({8, max(batches)})
@@ -299,14 +309,14 @@ def bench_variants(report: Report, config, workdir: Path, *, rounds: int, second
     cases, flops = {}, {}
     for i, (name, model) in enumerate(variant_models(config).items()):
         path = workdir / f"variant{i}.onnx"
-        example = tuple(torch.from_numpy(v) for v in inputs(2, config.image_size, len(config.expressions)).values())
+        example = tuple(torch.from_numpy(v) for v in inputs(2, config.image_size, expression_width(config)).values())
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             torch.onnx.export(model, example, str(path), dynamo=False, opset_version=17,
                               input_names=["image", "expression", "intensity"], output_names=["output", "stage1"],
                               dynamic_axes={k: {0: "batch"} for k in ("image", "expression", "intensity", "output", "stage1")})
         session = create_session(str(path), ["CPUExecutionProvider"], session_options())
-        feeds = inputs(batch, config.image_size, len(config.expressions))
+        feeds = inputs(batch, config.image_size, expression_width(config))
         cases[name] = ((lambda s=session, f=feeds: s.run(["output"], f)), batch)
         flops[name] = 2 * sum(model_macs(path).values()) / 1e9
     click.echo(f"variants: {len(cases)} x {rounds} rounds ...", err=True)

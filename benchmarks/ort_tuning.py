@@ -11,7 +11,7 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from benchmarks.network import build_models, inputs
+from benchmarks.network import build_models, expression_width, inputs
 from benchmarks.timing import interleaved_best
 from reggan_plugin.backends.cpu import CpuTuning, create_session, session_options
 from training.config import ModelConfig
@@ -40,7 +40,7 @@ def main() -> None:
     config = ModelConfig()
     with tempfile.TemporaryDirectory() as tmp:
         _, path, _ = build_models(config, Path(tmp))
-        feeds = inputs(args.batch, config.image_size, len(config.expressions))
+        feeds = inputs(args.batch, config.image_size, expression_width(config))
         cases = {}
         for name, tuning in VARIANTS.items():
             session = create_session(str(path), ["CPUExecutionProvider"], session_options(tuning))

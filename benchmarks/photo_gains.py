@@ -1,5 +1,5 @@
-"""How the model's gains for photographs (``reggan_plugin.edit.calibration``) were chosen, and how they hold on people they
-were not chosen on.
+"""How the model's gains for photographs (``reggan_plugin.edit.calibration``) were chosen, and how they hold on people
+they were not chosen on.
 
 Paired photos (``neutral/`` + ``happy/``, as the London set) are split in two halves by person
 (``training/data/split.py``'s ``identity_unit``: below 0.5 the half the gains were chosen on, the rest the half that
@@ -10,8 +10,8 @@ the person's own smile from the mouth-shape judge; the people's own smiles are j
 realism acceptance's (``training/evaluate/report.py``'s ``photo_checks``) on the first half: of the candidates at
 least as happy there as the people's own smiles, within ``IDENTITY_LIMIT`` and with the lips closer to the real
 smile's than ``LIPS_LIMIT`` of the neutral's, the one that changes the person least (the lowest identity
-distance): a bar a smile reaches by being as happy as a real one, not happier. Writes docs/PHOTO_GAINS.md; no picture (third-party photos are measured, not
-redistributed).
+distance): a bar a smile reaches by being as happy as a real one, not happier. Writes docs/PHOTO_GAINS.md; no
+picture (third-party photos are measured, not redistributed).
 
     python benchmarks/photo_gains.py --data ../shared/data/london-faces --out docs
 """
@@ -96,8 +96,9 @@ def measure(data: Path, candidates: tuple[tuple[str, Gains], ...] = CANDIDATES,
     column = expressions.expressions.index(EXPRESSION)
 
     def judged(crop: np.ndarray, own: np.ndarray, real_lips: np.ndarray) -> tuple[float, float, float]:
-        return (float(expressions.probabilities(crop[None])[0][column]),
-                float(identities.distance(identities.embed(crop[None])[0], own)), lips_error(mouths.lips(crop), real_lips))
+        p = float(expressions.probabilities(crop[None])[0][column])
+        distance = float(identities.distance(identities.embed(crop[None])[0], own))
+        return p, distance, lips_error(mouths.lips(crop), real_lips)
 
     def row(name: str, gains: Gains, judgements: list[tuple[float, float, float]]) -> Row:
         values = np.array(judgements)
@@ -137,7 +138,8 @@ def write(rows: list[Row], refs: References, out: Path, data: Path) -> Path:
     chosen = choose(rows, refs)
 
     def cells(r: Row) -> str:
-        return " | ".join(f"{s.p:.3f} / {s.identity:.3f} / {s.lips:.2f}" for s in (r.chosen_half, r.check_half, r.everyone))
+        halves = (r.chosen_half, r.check_half, r.everyone)
+        return " | ".join(f"{s.p:.3f} / {s.identity:.3f} / {s.lips:.2f}" for s in halves)
 
     lines = [
         "# Gains for photographs: how they were chosen",

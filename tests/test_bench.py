@@ -135,3 +135,20 @@ def test_memory_trend_tells_growth_from_a_transient():
     leaking = [1000.0 + 2.0 * i for i in range(200)]  # 2 MiB more every frame
     early, late = rss_trend(leaking)
     assert late - early > 300
+
+
+def test_the_benchmarks_batches_fit_the_shipped_model_and_its_torch_twin(tmp_path):
+    """The shipped model takes a weight per expression and turn key: the benchmark's batches have that width, and both
+    the model and the torch twin it times run them."""
+    import torch
+
+    from reggan_plugin.artifact import default_model_path, load_artifact
+    from reggan_plugin.backends import create_backend
+
+    model, path, _ = network.load_shipped(default_model_path(), tmp_path)
+    artifact = load_artifact(path)
+    feeds = network.inputs(2, model.config.image_size, network.expression_width(model.config))
+    assert feeds["expression"].shape == (2, artifact.input_width) and artifact.input_width > len(artifact.expressions)
+    assert create_backend(artifact, "cpu").run(feeds["image"], feeds["expression"], feeds["intensity"])["output"].shape[0] == 2
+    with torch.no_grad():
+        assert model(*(torch.from_numpy(v) for v in feeds.values()))[0].shape[0] == 2

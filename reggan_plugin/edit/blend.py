@@ -51,7 +51,7 @@ from ..tuning import (
     SHADING_DARK,
 )
 
-# The mask's ellipse, the ellipses where the paint keeps its colour and the colour cast's band: reggan_plugin.tuning.
+# The mask's ellipse and the colour cast's band: reggan_plugin.tuning.
 
 
 def feather_mask(
@@ -144,9 +144,10 @@ def crop_planes(
     warp: WarpMode = "bilinear",
 ) -> Array:
     """The crop-space half of paste-back: SxSx(4, 6 or 7) float32 planes, the difference to paste (crop_out less the
-    moved crop_in, less its colour cast when ``colour_match``, as a change of its shading when ``shading``), the mask, the motion when there is one and the gap when there is one. Arguments as in `paste_back`;
-    ``moved``: ``crop_in`` moved by ``motion`` as the caller has it (`reggan_plugin.edit.lips.moved_in_picture`), instead
-    of moving it here; ``gap`` (SxS [0, 1], with a motion): where the paste shows crop_out alone, none of the moved
+    moved crop_in, less its colour cast when ``colour_match``, as a change of its shading when ``shading``: a texture
+    map's), the mask, the motion when there is one and the gap when there is one. Arguments as in `paste_back`;
+    ``moved``: ``crop_in`` moved by ``motion`` as the caller has it (`reggan_plugin.edit.lips.moved_in_picture`),
+    instead of moving it here; ``gap`` (SxS [0, 1], with a motion): where the paste shows crop_out alone, none of the moved
     frame (`reggan_plugin.edit.lips.split_at_lips`: the gap opened between the lips reads one row of the picture, whose
     detail, drawn down the gap, would stand in it as streaks); ``paint_blur``: the difference is pasted blurred by a
     Gaussian of this std (crop px), its finest part left out; ``warp``: how the model moved its crop
