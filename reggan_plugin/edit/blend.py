@@ -147,10 +147,10 @@ def crop_planes(
     moved crop_in, less its colour cast when ``colour_match``, as a change of its shading when ``shading``: a texture
     map's), the mask, the motion when there is one and the gap when there is one. Arguments as in `paste_back`;
     ``moved``: ``crop_in`` moved by ``motion`` as the caller has it (`reggan_plugin.edit.lips.moved_in_picture`),
-    instead of moving it here; ``gap`` (SxS [0, 1], with a motion): where the paste shows crop_out alone, none of the moved
-    frame (`reggan_plugin.edit.lips.split_at_lips`: the gap opened between the lips reads one row of the picture, whose
-    detail, drawn down the gap, would stand in it as streaks); ``paint_blur``: the difference is pasted blurred by a
-    Gaussian of this std (crop px), its finest part left out; ``warp``: how the model moved its crop
+    instead of moving it here; ``gap`` (SxS [0, 1], with a motion): where the paste shows crop_out alone, none of the
+    moved frame (`reggan_plugin.edit.lips.split_at_lips`: the gap opened between the lips reads one row of the
+    picture, whose detail, drawn down the gap, would stand in it as streaks); ``paint_blur``: the difference is pasted
+    blurred by a Gaussian of this std (crop px), its finest part left out; ``warp``: how the model moved its crop
     (`ModelArtifact.warp`), the way ``crop_in`` is moved here. A regression's paint is smoother than its input, so that
     part is mostly the input's own texture taken away: pasted onto a frame finer than the crop, it airbrushes the skin
     and lips at the crop's scale."""

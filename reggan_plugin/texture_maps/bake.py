@@ -97,9 +97,9 @@ def texels_of(mesh: Mesh, shape: tuple[int, int]) -> Texels:
 def paint_in_neutral(crop_in: Array, crop_out: Array, face_mask: Array, warp: WarpMode = "bilinear"
                      ) -> tuple[Array, Array]:
     """(log multiplier [S,S,3], trust [S,S]) of the model's paint, on the neutral crop's grid: the change each point of
-    the neutral face takes with it. ``crop_out``: [S,S,5], the edit then its motion. The paint is taken as a picture's
-    paste takes the skin's (`reggan_plugin.edit.blend.crop_planes`): its colour cast removed, a change of shading alone,
-    so the skin keeps its own colour; the colours the model paints in the mouth and eyes are of teeth and irises.
+    the neutral face takes with it. ``crop_out``: [S,S,5], the edit then its motion. The paint is taken as a change of
+    shading alone, its colour cast removed (`reggan_plugin.edit.blend.crop_planes`), so the skin keeps its own colour;
+    the colours the model paints in the mouth and eyes are of teeth and irises.
     ``warp``: how the model moves its crop (`ModelArtifact.warp`)."""
     s = crop_in.shape[0]
     motion = crop_out[..., 3:]
