@@ -46,6 +46,27 @@ def test_a_bad_recipe_is_refused_before_anything_runs(tmp_path: Path, text: str,
     assert "bad.toml" in str(err.value)
 
 
+def test_a_recipes_photos_train_on_the_half_of_their_people_that_chooses_the_gains(london_faces: Path,
+                                                                                   tmp_path: Path) -> None:
+    """`photos = ["london-faces"]`: the pairs of the people below 0.5 of `identity_unit` are copied for training, each
+    with its neutral and its expression; the other half, which checks the photo gains, is not."""
+    from benchmarks.photo_gains import chosen_half as gains_chosen_half
+    from training.recipe import chosen_half
+
+    path = tmp_path / "photos.toml"
+    path.write_text('name = "x"\nphotos = ["london-faces"]\n[[data]]\nname = "d"\nidentities = 1\n'
+                    '[[phase]]\nname = "p"\niterations = 1\n')
+    assert load_recipe(path).photos == ("london-faces",)
+    copied = chosen_half(london_faces, tmp_path / "runs" / "photos" / "london-faces")
+    people = {p.name.split(".")[0] for p in (copied / "neutral").iterdir()}
+    everyone = {p.name.split(".")[0] for p in (london_faces / "neutral").iterdir()}
+    assert people == {n for n in everyone if gains_chosen_half(f"london-faces/{n}")} and 0 < len(people) < len(everyone)
+    assert {p.name for p in (copied / "happy").iterdir()} == {
+        p.name for p in (london_faces / "happy").iterdir() if p.name.split(".")[0] in people}
+    with pytest.raises(UsageError, match=r"nowhere.*REGGAN_SHARED_DATA"):
+        chosen_half(tmp_path / "nowhere", tmp_path / "out")
+
+
 def test_the_shipped_recipes_load() -> None:
     for path in sorted((REPO / "recipes").glob("*.toml")):
         recipe = load_recipe(path)
@@ -154,6 +175,7 @@ def test_the_tiny_recipe_rebuilds_a_model_that_names_its_recipe_and_renders(ict_
     assert [p["name"] for p in provenance["recipe"]["phases"]] == ["base", "refit", "final"]
     assert provenance["recipe"]["phases"][0]["iterations"] == 10  # the base phase stopped early, by its schedule
     assert "/" not in json.dumps(provenance["data"])  # no machine paths
+    assert "london-faces" in {entry["name"] for entry in provenance["data"]}  # the photos trained beside the renders
     # its own stage-1 settings, no graft, at each turn key
     assert [provenance["stage1"]["fitted"][f"happy~turn{k}"]["lambda"] for k in range(3)] == [0.01] * 3
     assert artifact.turn_keys == (-0.35, 0.0, 0.35)

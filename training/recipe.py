@@ -4,7 +4,10 @@ that make it and the gains it ships with, run in order by ``reggan-plugin recipe
 A recipe's ``kind`` says what it makes: ``expression`` (the default; an expression model, by its ``[[phase]]``
 runs), ``coverage`` (the head-coverage model, `training.coverage`, settings in ``[coverage]``), ``interior`` (the
 mouth interiors, `training.interior`) or ``photo_reader`` (`training.photo_reader`, settings in ``[photo_reader]``).
-Every kind renders its ``[[data]]`` first.
+Every kind renders its ``[[data]]`` first. An expression recipe's ``photos`` (folders of paired photographs, a
+``neutral/`` and an expression folder each, under the shared data folder) train every phase beside the renders: the
+half of their people below 0.5 of ``identity_unit``, the half that chooses the photo gains; the other half stays
+for checking them.
 
 Every step is skipped when its output is complete (a render folder resumes, a phase with a summary is done, a
 stopped phase goes on from its last checkpoint), so a stopped build is resumed by running the command again. The
@@ -30,6 +33,7 @@ from reggan_plugin.expressions import key_name
 from reggan_plugin.geometry.resample import WARP_MODES, WarpMode
 
 from .config import MIXES
+from .shared_data import shared_data_dir
 
 REPO = Path(__file__).resolve().parents[1]
 RECIPE_KEY = "reggan.recipe"
@@ -111,6 +115,7 @@ class Recipe:
     phases: tuple[Phase, ...]
     gains: dict[str, dict[str, dict[str, Any]]]  # subject -> expression -> {motion, rest_paint, upper}
     text: str
+    photos: tuple[str, ...] = ()  # paired photo folders under the shared data folder (their first half trains)
     kind: str = "expression"
     options: dict[str, Any] = field(default_factory=dict)  # the kind's own table ([coverage])
 
@@ -154,7 +159,7 @@ def load_recipe(path: Path) -> Recipe:
         if key not in doc:
             raise UsageError(f"recipe {path}: no `{key}`")
     known = {"name", "about", "kind", "data"} | ({"preset", "image_size", "warp", "mix", "batch_size",
-                                                  "checkpoint_every", "phase", "gains"} if kind == "expression"
+                                                  "checkpoint_every", "phase", "gains", "photos"} if kind == "expression"
                                                  else {kind})
     unknown = sorted(set(doc) - known)
     if unknown:
@@ -182,7 +187,8 @@ def load_recipe(path: Path) -> Recipe:
     return Recipe(name=str(doc["name"]), preset=str(doc.get("preset", "default")), image_size=doc.get("image_size"),
                   warp=doc.get("warp"), mix=doc.get("mix"),
                   batch_size=int(doc.get("batch_size", 8)), checkpoint_every=int(doc.get("checkpoint_every", 500)),
-                  data=data, phases=phases, gains=dict(doc.get("gains", {})), text=text, kind=kind, options=options)
+                  data=data, phases=phases, gains=dict(doc.get("gains", {})), text=text, kind=kind, options=options,
+                  photos=tuple(str(name) for name in doc.get("photos", ())))
 
 
 def _kind_settings(kind: str) -> dict[str, Any]:
@@ -242,6 +248,25 @@ def _missing_renders(spec: DataSpec, folder: Path, expressions: Sequence[str]) -
     return ""
 
 
+def chosen_half(source: Path, target: Path) -> Path:
+    """``target``: the paired photos of ``source`` (``neutral/`` and an expression folder each) whose people lie below
+    0.5 of ``identity_unit``, copied (the training loader reads a folder whole); the other half is left for checks.
+    A `UsageError` names a folder that is missing or holds no pairs."""
+    from .data.split import identity_unit
+
+    neutrals = sorted((source / "neutral").glob("*.*")) if (source / "neutral").is_dir() else []
+    if not neutrals:
+        raise UsageError(f"photos {source}: no neutral/ folder of photographs (set REGGAN_SHARED_DATA)")
+    people = {p.name.split(".")[0] for p in neutrals if identity_unit(f"{source.name}/{p.name.split('.')[0]}") < 0.5}
+    shutil.rmtree(target, ignore_errors=True)
+    for folder in sorted(d for d in source.iterdir() if d.is_dir()):
+        for path in sorted(folder.iterdir()):
+            if path.name.split(".")[0] in people:
+                (target / folder.name).mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target / folder.name / path.name)
+    return target
+
+
 def _carry_checkpoint(source: Path, target: Path) -> None:
     """``source``'s last checkpoint as ``target``'s start (a phase continuing another)."""
     latest = json.loads((source / "latest.json").read_text())
@@ -299,6 +324,7 @@ def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Pa
     for spec in recipe.data:
         _render(spec, data_root / spec.name, face_model, log)
     data_dirs = [data_root / spec.name for spec in recipe.data]
+    data_dirs += [chosen_half(shared_data_dir() / name, runs / "photos" / name) for name in recipe.photos]
     out.parent.mkdir(parents=True, exist_ok=True)
     if recipe.kind == "coverage":
         from .coverage import build_model
