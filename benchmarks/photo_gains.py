@@ -29,7 +29,7 @@ from reggan_plugin.atomic import write_text
 from reggan_plugin.config import InferenceConfig
 from reggan_plugin.edit.calibration import Gains
 from reggan_plugin.renderer import ExpressionRenderer
-from training.data.split import identity_unit
+from training.data.split import in_choosing_half
 from training.evaluate.cases import Cropper, read_rgb, scan_cases
 from training.evaluate.expression_judge import ExpressionJudge
 from training.evaluate.identity_judge import IdentityJudge
@@ -77,7 +77,7 @@ class References:
 
 def chosen_half(identity: str) -> bool:
     """Whether a person is in the half the gains are chosen on."""
-    return identity_unit(identity) < 0.5
+    return in_choosing_half(identity)
 
 
 def measure(data: Path, candidates: tuple[tuple[str, Gains], ...] = CANDIDATES,

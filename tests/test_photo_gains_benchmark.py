@@ -54,4 +54,5 @@ def test_on_real_photos_a_candidates_gains_are_measured_on_both_halves(london_fa
     assert refs.neutral.everyone.lips > 0.0 and refs.real.everyone.identity > 0.0
     text = write(rows, refs, tmp_path, london_faces).read_text()
     rows_named = {line.split("|")[1].strip(" *") for line in text.splitlines() if line.startswith("| ")}
-    assert {"none", "lower face", "neutral (no edit) (reference)", "real smiles (reference)"} <= rows_named and ("Chosen by the rule" in text or "No candidate" in text)
+    assert {"none", "lower face", "neutral (no edit) (reference)", "real smiles (reference)"} <= rows_named
+    assert "Chosen by the rule" in text or "No candidate" in text

@@ -146,7 +146,7 @@ def rows_of(renders: list[Path], options: dict[str, Any], check: tuple[Path, ...
     """Every picture's features: the recipe's photographs and ``renders`` (fitted, but the photographs' second
     half), then the neutrals of the ``check`` folders (reported alone)."""
     from reggan_plugin.edit.subject import photo_features
-    from training.data.split import identity_unit
+    from training.data.split import in_choosing_half
 
     settings = {**SETTINGS, **options}
     photos = [shared_data_dir() / name for name in settings["photos"]]
@@ -160,7 +160,7 @@ def rows_of(renders: list[Path], options: dict[str, Any], check: tuple[Path, ...
             items = list(pictures(folder, kind == "photo", settings["split"] if kind == "render" else "all"))
             crops, names = crops_of(items[: 2 * limit if kind == "photo" else limit], CONDITIONS)
             for crop, (name, person) in zip(crops, names):
-                fitted = kind == "render" or (kind == "photo" and identity_unit(person) < 0.5)
+                fitted = kind == "render" or (kind == "photo" and in_choosing_half(person))
                 group = folder.name if kind != "photo" else f"{folder.name} ({'fitted' if fitted else 'held out'})"
                 rows.append(Row(group, name, kind == "photo", fitted, photo_features(crop)))
             log(f"{folder.name}: {len(crops)} crops")

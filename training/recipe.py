@@ -6,7 +6,7 @@ runs), ``coverage`` (the head-coverage model, `training.coverage`, settings in `
 mouth interiors, `training.interior`) or ``photo_reader`` (`training.photo_reader`, settings in ``[photo_reader]``).
 Every kind renders its ``[[data]]`` first. An expression recipe's ``photos`` (folders of paired photographs, a
 ``neutral/`` and an expression folder each, under the shared data folder) train every phase beside the renders: the
-half of their people below 0.5 of ``identity_unit``, the half that chooses the photo gains; the other half stays
+half of their people that chooses the photo gains (``in_choosing_half``); the other half stays
 for checking them.
 
 Every step is skipped when its output is complete (a render folder resumes, a phase with a summary is done, a
@@ -248,16 +248,17 @@ def _missing_renders(spec: DataSpec, folder: Path, expressions: Sequence[str]) -
     return ""
 
 
-def chosen_half(source: Path, target: Path) -> Path:
-    """``target``: the paired photos of ``source`` (``neutral/`` and an expression folder each) whose people lie below
-    0.5 of ``identity_unit``, copied (the training loader reads a folder whole); the other half is left for checks.
+def copy_choosing_half(source: Path, target: Path) -> Path:
+    """``target``: the paired photos of ``source`` (``neutral/`` and an expression folder each) whose people are in
+    the half that chooses (``in_choosing_half``), copied (the training loader reads a folder whole); the other half
+    is left for checks.
     A `UsageError` names a folder that is missing or holds no pairs."""
-    from .data.split import identity_unit
+    from .data.split import in_choosing_half
 
     neutrals = sorted((source / "neutral").glob("*.*")) if (source / "neutral").is_dir() else []
     if not neutrals:
         raise UsageError(f"photos {source}: no neutral/ folder of photographs (set REGGAN_SHARED_DATA)")
-    people = {p.name.split(".")[0] for p in neutrals if identity_unit(f"{source.name}/{p.name.split('.')[0]}") < 0.5}
+    people = {p.name.split(".")[0] for p in neutrals if in_choosing_half(f"{source.name}/{p.name.split('.')[0]}")}
     shutil.rmtree(target, ignore_errors=True)
     for folder in sorted(d for d in source.iterdir() if d.is_dir()):
         for path in sorted(folder.iterdir()):
@@ -324,7 +325,7 @@ def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Pa
     for spec in recipe.data:
         _render(spec, data_root / spec.name, face_model, log)
     data_dirs = [data_root / spec.name for spec in recipe.data]
-    data_dirs += [chosen_half(shared_data_dir() / name, runs / "photos" / name) for name in recipe.photos]
+    data_dirs += [copy_choosing_half(shared_data_dir() / name, runs / "photos" / name) for name in recipe.photos]
     out.parent.mkdir(parents=True, exist_ok=True)
     if recipe.kind == "coverage":
         from .coverage import build_model

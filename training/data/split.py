@@ -20,6 +20,12 @@ def identity_unit(identity: str, salt: str = SALT) -> float:
     return int.from_bytes(digest[:8], "big") / 2.0**64
 
 
+def in_choosing_half(identity: str) -> bool:
+    """Whether a photographed person (``folder/stem``) is in the half of a photo set that fits and chooses (photo
+    gains, the photo reader, training); the other half checks them."""
+    return identity_unit(identity) < 0.5
+
+
 def split_of(identity: str, val_fraction: float = 0.1, test_fraction: float = 0.1, salt: str = SALT) -> Split:
     u = identity_unit(identity, salt)
     if u < test_fraction:
