@@ -6,8 +6,7 @@ runs), ``coverage`` (the head-coverage model, `training.coverage`, settings in `
 mouth interiors, `training.interior`) or ``photo_reader`` (`training.photo_reader`, settings in ``[photo_reader]``).
 Every kind renders its ``[[data]]`` first. An expression recipe's ``photos`` (folders of paired photographs, a
 ``neutral/`` and an expression folder each, under the shared data folder) train every phase beside the renders: the
-half of their people that chooses the photo gains (``in_choosing_half``); the other half stays
-for checking them.
+half of their people that chooses the photo gains (``in_choosing_half``); the other half stays for checking them.
 
 Every step is skipped when its output is complete (a render folder resumes, a phase with a summary is done, a
 stopped phase goes on from its last checkpoint), so a stopped build is resumed by running the command again. The
@@ -251,8 +250,7 @@ def _missing_renders(spec: DataSpec, folder: Path, expressions: Sequence[str]) -
 def copy_choosing_half(source: Path, target: Path) -> Path:
     """``target``: the paired photos of ``source`` (``neutral/`` and an expression folder each) whose people are in
     the half that chooses (``in_choosing_half``), copied (the training loader reads a folder whole); the other half
-    is left for checks.
-    A `UsageError` names a folder that is missing or holds no pairs."""
+    is left for checks. A `UsageError` names a folder without photographs."""
     from .data.split import in_choosing_half
 
     neutrals = sorted((source / "neutral").glob("*.*")) if (source / "neutral").is_dir() else []
