@@ -34,14 +34,14 @@ TURNED = HERE / "data" / "turned"
 JAW = HERE / "data" / "jaw"
 HALF = HERE / "data" / "half"
 SAMPLES = HERE.parent / "samples"
-# The bundled model's figures on these inputs: spill up to 39 levels (99.9th percentile) and 0.47% of the untouched
+# The bundled model's figures on these inputs: spill up to 35 levels (99.9th percentile) and 0.44% of the untouched
 # pixels changed by over 16 (a surprised jaw's reach into the neck; 44 with one stage-1 fit over every turn, 102 and
-# 2.0% before the edit kept to the head); skin detail 0.87 and 0.96 on the demo's frames, 0.96 to 1.01 on the
+# 2.0% before the edit kept to the head); skin detail 0.87 and 0.96 on the demo's frames, 0.95 to 0.99 on the
 # portraits (0.67 with bilinear resampling).
 TURNED_SPILL, TURNED_SPILL_SHARE = 45.0, 0.55
 FRONTAL_DETAIL = 0.85
 PORTRAIT_DETAIL = 0.90
-# The mouth's tint (`realism.mouth_tint`) on the five portraits: the bundled model's smiles -14.0 levels on average
+# The mouth's tint (`realism.mouth_tint`) on the five portraits: the bundled model's smiles -13.9 levels on average
 # (-11.3 to -18.0), the people's own -12.6, their neutral mouths -21.6; -7.0 with a stage-1 filter per colour, whose
 # green and blue fringes between the lips this ceiling keeps out.
 PORTRAIT_MOUTH_TINT = -10.0
