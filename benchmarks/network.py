@@ -77,14 +77,16 @@ def inputs(n: int, size: int, n_expr: int, seed: int = 0) -> dict[str, np.ndarra
 def model_macs(path: Path) -> dict[str, int]:
     """Multiply-accumulates per face by op type (Conv, ConvTranspose, MatMul, Gemm, Einsum), from the ONNX graph."""
     import onnx
-    from onnx import shape_inference
+    from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
 
     proto = onnx.load(str(path))
     for value in list(proto.graph.input):  # fix the batch at 1 so every shape is concrete
         dims = value.type.tensor_type.shape.dim
         if dims and not dims[0].dim_value:
             dims[0].dim_value = 1
-    proto = shape_inference.infer_shapes(proto)
+    # onnxruntime's inference computes shapes through Reshape and Shape arithmetic, where ONNX's own leaves them
+    # unknown (0): a turn-keyed model's stage-1 weights are mixed per key through such reshapes
+    proto = SymbolicShapeInference.infer_shapes(proto, auto_merge=True)
     shapes: dict[str, list[int]] = {}
     for value in list(proto.graph.value_info) + list(proto.graph.input) + list(proto.graph.output):
         shapes[value.name] = [d.dim_value for d in value.type.tensor_type.shape.dim]
