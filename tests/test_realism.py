@@ -28,3 +28,21 @@ def test_a_white_band_is_bright_against_the_skin_and_teeth_in_shade_are_not() ->
     band = realism.mouth_light(_mouth([(250, 250, 250)]))
     shade = realism.mouth_light(_mouth([(175, 150, 135), (90, 60, 60)]))
     assert band > 60 and shade < 10
+
+
+def test_spill_beyond_the_truths_edges_counts_a_ghost_and_not_an_edge_placed_a_pixel_off() -> None:
+    source = np.full((64, 64, 3), 100, np.uint8)
+    source[20:40, 20:30] = 200  # a feature the true expression moves 4 px right
+    target = source.copy()
+    target[20:40, 20:34] = 200
+    target[20:40, 20:24] = 100
+    edit = source.copy()  # moved 5 px: its edges a pixel past the truth's
+    edit[20:40, 20:35] = 200
+    edit[20:40, 20:25] = 100
+    near, near_share = realism.spill(edit, source, target)
+    far, far_share = realism.spill(edit, source, target, margin=realism.SPILL_EDGE)
+    assert near_share > 0 and near == 100  # the pixel-off edge is spill to the plain measure
+    assert far == 0 and far_share == 0
+    edit[50:56, 5:15] = 140  # a ghost on the backdrop, far from anything the truth changes
+    far, far_share = realism.spill(edit, source, target, margin=realism.SPILL_EDGE)
+    assert far_share > 0 and far == 40

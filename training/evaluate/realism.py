@@ -7,6 +7,7 @@ face, and on a frame through its crop matrix (`frame_region`).
 """
 from __future__ import annotations
 
+import cv2
 import numpy as np
 
 from reggan_plugin.edit.blend import feather_mask, template_ellipse
@@ -21,6 +22,9 @@ EYE_REACH = (0.12, 0.08)
 MOUTH_INSIDE = (0.11, 0.05)
 SPILL_UNCHANGED = 2  # levels: a pixel the true expression changes by at most this is one it leaves alone
 SPILL_LARGE = 16  # levels: a change anyone sees
+# px: the band along what the true expression changes where an edge the edit places a pixel off already counts as
+# spill; beyond it, what is left is the edit's own ghosts (a jaw reaching into the neck, a streak on the backdrop)
+SPILL_EDGE = 2
 
 
 def _sharp(size: int, anchor: tuple[int, ...], radii: tuple[float, float], drop: float = 0.0) -> np.ndarray:
@@ -68,13 +72,16 @@ def detail_kept(before: np.ndarray, after: np.ndarray, region: np.ndarray) -> fl
     return laplacian_energy(after, region) / max(laplacian_energy(before, region), 1e-12)
 
 
-def spill(out: np.ndarray, source: np.ndarray, target: np.ndarray) -> tuple[float, float]:
+def spill(out: np.ndarray, source: np.ndarray, target: np.ndarray, margin: int = 0) -> tuple[float, float]:
     """Where the true expression leaves a pixel alone (``target`` within ``SPILL_UNCHANGED`` levels of ``source``, every
-    channel; uint8 pixels): the 99.9th percentile of the edit's change there (levels, the largest channel's), and the
-    percentage of those pixels it changes by more than ``SPILL_LARGE``."""
+    channel; uint8 pixels) and, with ``margin`` px, no pixel it changes lies within that distance: the 99.9th percentile
+    of the edit's change there (levels, the largest channel's), and the percentage of those pixels it changes by more
+    than ``SPILL_LARGE``."""
     source = np.asarray(source, np.int32)[..., :3]
-    unchanged = np.abs(np.asarray(target, np.int32)[..., :3] - source).max(axis=2) <= SPILL_UNCHANGED
-    change = np.abs(np.asarray(out, np.int32)[..., :3] - source).max(axis=2)[unchanged]
+    changed = np.abs(np.asarray(target, np.int32)[..., :3] - source).max(axis=2) > SPILL_UNCHANGED
+    if margin > 0:
+        changed = cv2.dilate(changed.astype(np.uint8), np.ones((2 * margin + 1,) * 2, np.uint8)) > 0
+    change = np.abs(np.asarray(out, np.int32)[..., :3] - source).max(axis=2)[~changed]
     if change.size == 0:
         return 0.0, 0.0
     return float(np.percentile(change, 99.9)), float(100.0 * np.mean(change > SPILL_LARGE))

@@ -39,7 +39,8 @@ from .runner import inference_config
 Progress = Callable[[int, int], None]
 WITHIN_CLEAN_DB = 1.0  # the acceptance: within 1 dB of the clean edit ...
 ABOVE_COPY_DB = 2.0  # ... and at least 2 dB above doing nothing
-METRICS = ("psnr", "copy_psnr", "ssim", "p_target", "identity", "speckle", "detail", "spill", "spill_large")
+METRICS = ("psnr", "copy_psnr", "ssim", "p_target", "identity", "speckle", "detail", "spill", "spill_large",
+           "spill_far", "spill_far_large")
 
 
 @dataclass(frozen=True)
@@ -100,7 +101,9 @@ def _realism(renderer: ExpressionRenderer, scored: np.ndarray, copy: np.ndarray,
     m = renderer.crop_matrix(face, scored.shape)
     skin = realism.frame_region(realism.skin_region(renderer.size), m, scored.shape)
     large, share = realism.spill(scored, copy, target)
-    return {"detail": realism.detail_kept(copy, scored, skin), "spill": large, "spill_large": share}
+    far, far_share = realism.spill(scored, copy, target, margin=realism.SPILL_EDGE)
+    return {"detail": realism.detail_kept(copy, scored, skin), "spill": large, "spill_large": share,
+            "spill_far": far, "spill_far_large": far_share}
 
 
 def scored_target(p: Perturbed) -> np.ndarray:
@@ -266,6 +269,16 @@ def markdown(result: RobustnessResult) -> str:
         if mean:
             lines.append(f"| {name} | {mean['ssim']:.3f} | {mean['p_target']:.2f} | {mean['identity']:.3f} | "
                          f"{mean['speckle']:.2f} |")
+    lines += ["", f"Spill: the edit's change where the true expression leaves the picture alone, 99.9th percentile (levels) / "
+              f"percentage changed by more than {realism.SPILL_LARGE} levels; then the same more than "
+              f"{realism.SPILL_EDGE} px from anything the truth changes, where an edge placed a pixel off no longer "
+              "counts and what is left is the edit's own (a ghost at the silhouette, a jaw in the neck).", "",
+              "| condition | " + " | ".join(exprs) + " |", "|---|" + "---|" * len(exprs)]
+    for name in result.conditions:
+        per = result.values.get(name, {})
+        lines.append(f"| {name} | " + " | ".join(
+            f"{per[e]['spill']:.0f} / {per[e]['spill_large']:.2f}; {per[e]['spill_far']:.0f} / "
+            f"{per[e]['spill_far_large']:.2f}" if e in per else "-" for e in exprs) + " |")
     worst = largest_losses(result)
     if worst:
         lines += ["", "Single cases that lost the most against their own clean edit (PSNR dB; the table above averages "
