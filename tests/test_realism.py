@@ -46,3 +46,15 @@ def test_spill_beyond_the_truths_edges_counts_a_ghost_and_not_an_edge_placed_a_p
     edit[50:56, 5:15] = 140  # a ghost on the backdrop, far from anything the truth changes
     far, far_share = realism.spill(edit, source, target, margin=realism.SPILL_EDGE)
     assert far_share > 0 and far == 40
+
+
+def test_an_openings_dark_is_measured_inside_the_inner_lips_and_a_closed_mouth_has_none() -> None:
+    ys, xs = np.nonzero(realism.mouth_region(S))
+    box = np.array([[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]]) / S
+    shade = realism.opening_colour(_mouth([(120, 50, 50), (230, 215, 200)]), box)  # tongue's shade and teeth
+    blot = realism.opening_colour(_mouth([(25, 20, 30)]), box)
+    assert shade is not None and blot is not None
+    (shade_luma, shade_red), (blot_luma, blot_red) = shade, blot
+    assert shade_luma > 2.5 * blot_luma and shade_red > 0.3 and abs(blot_red) < 0.05
+    line = np.array([[0.4, 0.7], [0.6, 0.7], [0.6, 0.701], [0.4, 0.701]])  # a closed mouth's contour: a lip line
+    assert realism.opening_colour(_mouth([(25, 20, 30)]), line) is None

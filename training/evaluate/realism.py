@@ -25,6 +25,10 @@ SPILL_LARGE = 16  # levels: a change anyone sees
 # px: the band along what the true expression changes where an edge the edit places a pixel off already counts as
 # spill; beyond it, what is left is the edit's own ghosts (a jaw reaching into the neck, a streak on the backdrop)
 SPILL_EDGE = 2
+# An open mouth: at least this share of the crop inside the inner lip contour (a closed mouth's contour encloses a few
+# pixels of lip line); its darkest tenth is the opening's dark
+OPENING_LEAST = 0.003
+OPENING_DARKEST = 0.1
 
 
 def _sharp(size: int, anchor: tuple[int, ...], radii: tuple[float, float], drop: float = 0.0) -> np.ndarray:
@@ -103,3 +107,21 @@ def mouth_tint(crop: np.ndarray) -> float:
     goes to 0 and above."""
     f = np.asarray(crop, np.float32)
     return float(np.percentile((luma(crop) - f[..., 0])[mouth_region(crop.shape[0])], 99))
+
+
+def opening_colour(crop: np.ndarray, inner_lips: np.ndarray, least: float = OPENING_LEAST) -> tuple[float, float] | None:
+    """The colour of what an open mouth shows at its darkest (an SxSx3 uint8 canonical crop; ``inner_lips`` the inner
+    lip contour, (20, 2) crop units, `mouth_shape.MouthShapeJudge.lips`' last 20 points): the mean of the darkest tenth
+    of the pixels inside the contour, as (luma, red less the mean of green and blue), both over the skin's median luma.
+    A real opening's dark is the mouth's shade, reddish (tongue, gums); a dark blot is near black, a smear grey or
+    purple. None where the mouth is closed (less than ``least`` of the crop inside)."""
+    size = crop.shape[0]
+    inside = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(inside, [np.round(np.asarray(inner_lips) * size).astype(np.int32)], (1,))
+    if inside.sum() < least * size * size:
+        return None
+    y = luma(crop)
+    pixels = np.asarray(crop, np.float64)[..., :3][inside > 0]
+    dark = pixels[np.argsort(y[inside > 0])[: max(int(OPENING_DARKEST * len(pixels)), 1)]].mean(axis=0)
+    skin = float(np.median(y[skin_region(size)]))
+    return float(dark @ np.asarray(REC709_LUMA)) / skin, float(dark[0] - (dark[1] + dark[2]) / 2) / skin

@@ -1,0 +1,132 @@
+"""An edit's open mouth against real ones: the colour of the opening's darkest tenth (`realism.opening_colour`: luma
+and redness over the skin's median luma), on photographs and on renders.
+
+Photographs (paired, as the London set: ``neutral/`` + ``happy/``): each person's neutral edited into each expression
+(``render`` defaults, faces found by the runtime's detector); the reference is the people's own smiles that open, the
+only real open mouths such a set has (a wide-open mouth shows more of its dark than a smile's gaps, so a surprised
+opening may sit at the darker end). Renders (a ``dataset render`` folder): the edit against the true render of the
+same face. Per expression: how many mouths open, the median and 5th-95th percentiles of the opening's dark, the share
+inside the reference's 5th-95th percentile box and the share darker than its 5th percentile (a dark blot). Writes
+docs/OPEN_MOUTHS.md; ``--grids DIR`` writes neutral | edits | reference crops for a person to judge (photos never go
+into the docs).
+
+    python benchmarks/open_mouths.py --photos ../shared/data/london-faces --renders data/card_frontal --out docs
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from reggan_plugin.artifact import load_artifact
+from reggan_plugin.atomic import write_text
+from reggan_plugin.config import InferenceConfig
+from reggan_plugin.renderer import ExpressionRenderer
+from training.evaluate.cases import Cropper, read_rgb, scan_cases
+from training.evaluate.mouth_shape import MouthShapeJudge
+from training.evaluate.realism import opening_colour
+from training.evaluate.runner import _face
+
+OPEN = ("surprised", "fearful", "happy")
+SIZE = 256
+
+
+@dataclass(frozen=True)
+class Openings:
+    """The openings' colours of one set of mouths ((luma, red) per open mouth) out of ``total``."""
+
+    values: np.ndarray
+    total: int
+
+    def cells(self, reference: Openings) -> str:
+        if len(self.values) == 0:
+            return f"0 of {self.total} | - | - | - | -"
+        low, high = np.percentile(reference.values, 5, axis=0), np.percentile(reference.values, 95, axis=0)
+        dark, red = (f"{np.median(v):.2f} [{np.percentile(v, 5):.2f}, {np.percentile(v, 95):.2f}]"
+                     for v in self.values.T)
+        within = np.mean(np.all((self.values >= low) & (self.values <= high), axis=1))
+        return (f"{len(self.values)} of {self.total} | {dark} | {red} | {100 * within:.0f}% | "
+                f"{100 * np.mean(self.values[:, 0] < low[0]):.0f}%")
+
+
+def openings(colours: list[tuple[float, float] | None]) -> Openings:
+    return Openings(np.array([c for c in colours if c is not None]).reshape(-1, 2), len(colours))
+
+
+def measure(folder: Path, photos: bool, grids: Path | None) -> dict[str, tuple[Openings, Openings]]:
+    """Per expression: (the edits' openings, the reference's)."""
+    mouths, renderer = MouthShapeJudge(), ExpressionRenderer(InferenceConfig())
+    wanted = ("happy",) if photos else OPEN
+    scan, cases = scan_cases(folder, wanted, "all")
+    cropper = Cropper(SIZE, scan.pixel_aligned, "detector" if photos else "landmarks")
+
+    def colour(crop: np.ndarray) -> tuple[float, float] | None:
+        return opening_colour(crop, mouths.lips(crop)[20:])
+
+    edits: dict[str, list] = {e: [] for e in OPEN}
+    reference: dict[str, list] = {e: [] for e in OPEN}
+    rows: list[np.ndarray] = []
+    for case in sorted(cases, key=lambda c: (c.identity, c.expression)):
+        rgb = read_rgb(case.neutral)
+        points = cropper.neutral_points(case.neutral, rgb)
+        real, _ = cropper.target_crop(rgb, read_rgb(case.target), points, case.target)
+        for expression in OPEN if photos else (case.expression,):
+            crop = cropper.crop(renderer.apply_array(rgb, faces=[_face(points)], expression=expression), points)
+            edits[expression].append(colour(crop))
+            if not photos:
+                reference[expression].append(colour(real))
+            if grids is not None and len(rows) < 12 and (photos or expression == "surprised"):
+                rows.append(np.concatenate([cropper.crop(rgb, points), crop, real], axis=1))
+        if photos:
+            reference["happy"].append(colour(real))
+    if grids is not None and rows:
+        grids.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.concatenate(rows, axis=0)).save(grids / f"open_mouths_{folder.name}.png")
+    if photos:
+        smiles = openings(reference["happy"])
+        return {e: (openings(edits[e]), smiles) for e in OPEN}
+    return {e: (openings(edits[e]), openings(reference[e])) for e in OPEN if edits[e]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--photos", type=Path, help="paired photos: neutral/ and happy/")
+    parser.add_argument("--renders", type=Path, help="a dataset render folder")
+    parser.add_argument("--out", type=Path, default=Path("docs"))
+    parser.add_argument("--grids", type=Path, default=None, help="write neutral | edit | reference crops here")
+    args = parser.parse_args(argv)
+    header = ("| expression | open | dark (luma / skin), median [5th, 95th] | red / skin | inside the reference's box "
+              "| darker than the reference |")
+    lines = [
+        "# Open mouths: the opening's colour against real ones", "",
+        f"`python benchmarks/open_mouths.py {' '.join(argv)}` ({datetime.date.today().isoformat()}), the bundled "
+        f"model (sha256 {load_artifact(None).sha256[:16]}...), `render` defaults, {SIZE} px canonical crops. An opening is the "
+        "inside of the inner lip contour (MediaPipe Face Mesh) when it holds at least 0.3% of the crop; its colour is "
+        "the mean of its darkest tenth, luma and red (less the mean of green and blue) over the skin's median luma. "
+        "The reference's box: its 5th to 95th percentiles of both; darker than the reference: dark below its 5th "
+        "percentile (a dark blot).", ""]
+    for folder, photos in ((args.photos, True), (args.renders, False)):
+        if folder is None:
+            continue
+        what = ("the people's own smiles that open" if photos else "the true render of each edit")
+        lines += [f"## {folder.name}: against {what}", "", header, "|---|---|---|---|---|---|"]
+        results = measure(folder, photos, args.grids)
+        for expression, (edit, reference) in results.items():
+            lines.append(f"| {expression} | {edit.cells(reference)} |")
+        if photos:
+            real = next(iter(results.values()))[1]
+            lines.append(f"| real smiles (reference) | {real.cells(real)} |")
+        lines.append("")
+    path = args.out / "OPEN_MOUTHS.md"
+    write_text(path, "\n".join(lines))
+    print(path.read_text())
+
+
+if __name__ == "__main__":
+    main()
