@@ -27,7 +27,7 @@ import numpy as np
 from reggan_plugin.artifact import load_artifact
 from reggan_plugin.atomic import write_text
 from reggan_plugin.config import InferenceConfig
-from reggan_plugin.edit.calibration import Gains
+from reggan_plugin.edit.calibration import Gains, model_gains
 from reggan_plugin.renderer import ExpressionRenderer
 from training.data.split import in_choosing_half
 from training.evaluate.cases import Cropper, read_rgb, scan_cases
@@ -164,9 +164,11 @@ def write(rows: list[Row], refs: References, out: Path, data: Path) -> Path:
                      f"| {r.gains.upper:g} | {cells(r)} |")
     for r in (refs.neutral, refs.real):
         lines.append(f"| {r.name} (reference) | | | | {cells(r)} |")
+    carried = model_gains(load_artifact(None), "photo").get(EXPRESSION, Gains())
+    carried_name = next((r.name for r in rows if r.gains == carried), str(carried))
     lines += ["", f"Chosen by the rule: **{chosen.name}**." if chosen else "No candidate meets the rule.", "",
-              f"The bundled model carries the gains of `[gains.photo.{EXPRESSION}]` in `recipes/default.toml`, written "
-              "into it by `reggan-plugin recipe`.", ""]
+              f"The bundled model carries **{carried_name}**: the gains of `[gains.photo.{EXPRESSION}]` in "
+              "`recipes/default.toml`, written into it by `reggan-plugin recipe`.", ""]
     path = out / "PHOTO_GAINS.md"
     write_text(path, "\n".join(lines))
     return path

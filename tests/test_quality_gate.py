@@ -34,26 +34,30 @@ TURNED = HERE / "data" / "turned"
 JAW = HERE / "data" / "jaw"
 HALF = HERE / "data" / "half"
 SAMPLES = HERE.parent / "samples"
-# The bundled model's figures on these inputs: spill up to 35 levels (99.9th percentile) and 0.44% of the untouched
+# The bundled model's figures on these inputs: spill up to 35 levels (99.9th percentile) and 0.49% of the untouched
 # pixels changed by over 16 (a surprised jaw's reach into the neck; 44 with one stage-1 fit over every turn, 102 and
-# 2.0% before the edit kept to the head); skin detail 0.87 and 0.96 on the demo's frames, 0.95 to 0.99 on the
+# 2.0% before the edit kept to the head); skin detail 0.87 and 0.96 on the demo's frames, 0.95 to 0.98 on the
 # portraits (0.67 with bilinear resampling).
 TURNED_SPILL, TURNED_SPILL_SHARE = 45.0, 0.55
 FRONTAL_DETAIL = 0.85
 PORTRAIT_DETAIL = 0.90
-# The mouth's tint (`realism.mouth_tint`) on the five portraits: the bundled model's smiles -13.9 levels on average
-# (-11.3 to -18.0), the people's own -12.6, their neutral mouths -21.6; -7.0 with a stage-1 filter per colour, whose
+# The mouth's tint (`realism.mouth_tint`) on the five portraits: the bundled model's smiles -11.4 levels on average
+# (-8.7 to -14.8), the people's own -12.6, their neutral mouths -21.6; -7.0 with a stage-1 filter per colour, whose
 # green and blue fringes between the lips this ceiling keeps out.
 PORTRAIT_MOUTH_TINT = -10.0
+# The mouth's light (`realism.mouth_light`) on the five portraits: the bundled model's smiles 15.2 levels on average,
+# the people's own 14.9 (27.5 from a model that saw no photographs: a paler band between the lips); the realism
+# acceptance allows 2.5 times the people's own, this ceiling 1.5.
+PORTRAIT_MOUTH_LIGHT = 1.5
 # The channel model's jawOpen on the jaw renders (weights 0.8-1): +4.63 dB over the neutral on average (+3.43 to
 # +7.67; +4.42 without jawOpen's key at 0.5, +4.07 fitted on frontal renders alone, +3.73 with a jaw fitted to the
 # pictures alone, its chin pulled to a point and its sides left behind); spill up to 97 levels and 0.68% of the
 # untouched pixels (the chin moved over the backdrop at the turned head's far silhouette).
 JAW_GAIN = 4.4
 JAW_SPILL, JAW_SPILL_SHARE = 110.0, 1.0
-# The face model at intensity 0.5 on the half-intensity renders: +5.4 dB over the neutral on average (+3.0 to +8.1;
+# The face model at intensity 0.5 on the half-intensity renders: +5.3 dB over the neutral on average (+3.0 to +7.7;
 # stage 1's mixed maps instead of its carried paint would make a half surprise's mouth an orange and white patch);
-# spill up to 23 levels and 0.32% of the untouched pixels.
+# spill up to 23 levels and 0.20% of the untouched pixels.
 HALF_GAIN = 5.0
 HALF_SPILL, HALF_SPILL_SHARE = 28.0, 0.4
 
@@ -106,7 +110,7 @@ def test_a_frontal_render_keeps_its_skin(renderer):
 
 def test_portraits_keep_their_skin_and_smile_in_the_mouths_shade(renderer, london_faces):
     """Five of London's people, every 14th (default options): the skin keeps its pores and freckles, the smile's mouth
-    is no brighter against the skin than 2.5 times the people's own smiles (a pasted white band is four times), and
+    is no brighter against the skin than 1.5 times the people's own smiles (a pasted white band is four times), and
     its colours stray toward green and blue no further than today's."""
     detector = SharedDetector()
     kept, edited, real, tint = [], [], [], []
@@ -119,7 +123,7 @@ def test_portraits_keep_their_skin_and_smile_in_the_mouths_shade(renderer, londo
         real.append(realism.mouth_light(_crop(smiling, own)))
         tint.append(realism.mouth_tint(_crop(out, face)))
     assert min(kept) >= PORTRAIT_DETAIL, kept
-    assert np.mean(edited) <= 2.5 * np.mean(real), (edited, real)
+    assert np.mean(edited) <= PORTRAIT_MOUTH_LIGHT * np.mean(real), (edited, real)
     assert np.mean(tint) <= PORTRAIT_MOUTH_TINT, tint
 
 
