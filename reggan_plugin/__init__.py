@@ -17,12 +17,12 @@ __version__ = "0.1.0"
 
 def _quit_at_start(signum: int, frame: FrameType | None) -> None:
     """Ctrl-C or SIGTERM while the `reggan-plugin` command is still starting (its imports): nothing is written yet, so
-    it leaves quietly with the interrupted code (130); once a command runs, `cli_exits.stops_on_signals` takes over."""
-    import signal
+    it leaves at once with the interrupted code (130); once a command runs, `cli_exits.stops_on_signals` takes over.
+    Not by raising: an exception raised inside an import's class creation (a dataclass field's ``__set_name__``)
+    comes out as a RuntimeError with a traceback."""
+    import os
 
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    raise SystemExit(130)
+    os._exit(130)
 
 
 def _starting_the_command() -> bool:

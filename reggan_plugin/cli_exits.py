@@ -9,7 +9,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from types import FrameType
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import click
 
@@ -84,8 +84,15 @@ def stops_on_signals(restore: bool = True) -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler if restore else signal.SIG_IGN)
+        try:
+            _hand_back(previous, restore)
+        except KeyboardInterrupt:  # a signal as the command ends, its work done: it ends as it would have
+            _hand_back(previous, restore)
+
+
+def _hand_back(previous: dict[signal.Signals, Any], restore: bool) -> None:
+    for sig, handler in previous.items():
+        signal.signal(sig, handler if restore else signal.SIG_IGN)
 
 
 def run_or_exit(action: Callable[[], T]) -> T:
