@@ -29,7 +29,7 @@ from reggan_plugin.config import InferenceConfig
 from reggan_plugin.renderer import ExpressionRenderer
 from training.evaluate.cases import Cropper, read_rgb, scan_cases
 from training.evaluate.mouth_shape import MouthShapeJudge
-from training.evaluate.realism import opening_colour
+from training.evaluate.realism import OPENING_LEAST, opening_colour
 from training.evaluate.runner import _face
 
 OPEN = ("surprised", "fearful", "happy")
@@ -106,9 +106,10 @@ def main(argv: list[str] | None = None) -> None:
     lines = [
         "# Open mouths: the opening's colour against real ones", "",
         f"`python benchmarks/open_mouths.py {' '.join(argv)}` ({datetime.date.today().isoformat()}), the bundled "
-        f"model (sha256 {load_artifact(None).sha256[:16]}...), `render` defaults, {SIZE} px canonical crops. An opening is the "
-        "inside of the inner lip contour (MediaPipe Face Mesh) when it holds at least 0.3% of the crop; its colour is "
-        "the mean of its darkest tenth, luma and red (less the mean of green and blue) over the skin's median luma. "
+        f"model (sha256 {load_artifact(None).sha256[:16]}...), `render` defaults, {SIZE} px canonical crops. An "
+        f"opening is the inside of the inner lip contour (MediaPipe Face Mesh) when it holds at least "
+        f"{OPENING_LEAST:.1%} of the crop; its colour is the mean of its darkest tenth, luma and red (less the mean of "
+        "green and blue) over the skin's median luma. "
         "The reference's box: its 5th to 95th percentiles of both; darker than the reference: dark below its 5th "
         "percentile (a dark blot).", ""]
     for folder, photos in ((args.photos, True), (args.renders, False)):

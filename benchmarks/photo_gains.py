@@ -75,11 +75,6 @@ class References:
     real: Row
 
 
-def chosen_half(identity: str) -> bool:
-    """Whether a person is in the half the gains are chosen on."""
-    return in_choosing_half(identity)
-
-
 def measure(data: Path, candidates: tuple[tuple[str, Gains], ...] = CANDIDATES,
             limit: int | None = None) -> tuple[list[Row], References]:
     """Each candidate judged on both halves of ``data``'s pairs (at most ``limit`` people per half), and the
@@ -90,9 +85,9 @@ def measure(data: Path, candidates: tuple[tuple[str, Gains], ...] = CANDIDATES,
     cropper = Cropper(256, scan.pixel_aligned, "detector")
     people = sorted(cases, key=lambda c: c.identity)
     if limit is not None:
-        people = ([c for c in people if chosen_half(c.identity)][:limit]
-                  + [c for c in people if not chosen_half(c.identity)][:limit])
-    half = np.array([chosen_half(c.identity) for c in people])
+        people = ([c for c in people if in_choosing_half(c.identity)][:limit]
+                  + [c for c in people if not in_choosing_half(c.identity)][:limit])
+    half = np.array([in_choosing_half(c.identity) for c in people])
     column = expressions.expressions.index(EXPRESSION)
 
     def judged(crop: np.ndarray, own: np.ndarray, real_lips: np.ndarray) -> tuple[float, float, float]:

@@ -13,11 +13,11 @@ from benchmarks.photo_gains import (
     Row,
     Score,
     choose,
-    chosen_half,
     measure,
     write,
 )
 from reggan_plugin.edit.calibration import Gains
+from training.data.split import in_choosing_half
 
 
 def _row(name: str, p: float, identity: float, lips: float = 1.0) -> Row:
@@ -37,9 +37,9 @@ def test_the_rule_takes_the_least_change_that_is_as_happy_as_the_real_smiles_on_
 
 def test_the_halves_split_people_by_identity_alone() -> None:
     names = [f"london-faces/{i:03d}" for i in range(1, 71)]
-    first = [n for n in names if chosen_half(n)]
+    first = [n for n in names if in_choosing_half(n)]
     assert 25 <= len(first) <= 45  # about half, decided by the name alone
-    assert [chosen_half(n) for n in names] == [chosen_half(n) for n in names]
+    assert [in_choosing_half(n) for n in names] == [in_choosing_half(n) for n in names]
 
 
 @pytest.mark.slow  # several renders with the bundled model: the fast tier stays under 2 minutes

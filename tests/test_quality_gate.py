@@ -111,9 +111,9 @@ def test_a_frontal_render_keeps_its_skin(renderer):
 
 
 def test_portraits_keep_their_skin_and_smile_in_the_mouths_shade(renderer, london_faces):
-    """Five of London's people the model never trained on, every 7th of that half (default options): the skin keeps its pores and freckles, the smile's mouth
-    is no brighter against the skin than 1.5 times the people's own smiles (a pasted white band is four times), and
-    its colours stray toward green and blue no further than today's."""
+    """Five of London's people the model never trained on, every 7th of that half (default options): the skin keeps
+    its pores and freckles, the smile's mouth is no brighter against the skin than 1.5 times the people's own smiles
+    (a pasted white band is four times), and its colours stray toward green and blue no further than today's."""
     detector = SharedDetector()
     kept, edited, real, tint = [], [], [], []
     held_out = [p for p in sorted((london_faces / "neutral").glob("*.jpg"))

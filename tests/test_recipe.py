@@ -50,7 +50,7 @@ def test_a_recipes_photos_train_on_the_half_of_their_people_that_chooses_the_gai
                                                                                    tmp_path: Path) -> None:
     """`photos = ["london-faces"]`: the pairs of the people below 0.5 of `identity_unit` are copied for training, each
     with its neutral and its expression; the other half, which checks the photo gains, is not."""
-    from benchmarks.photo_gains import chosen_half
+    from training.data.split import in_choosing_half
     from training.recipe import copy_choosing_half
 
     path = tmp_path / "photos.toml"
@@ -60,7 +60,7 @@ def test_a_recipes_photos_train_on_the_half_of_their_people_that_chooses_the_gai
     copied = copy_choosing_half(london_faces, tmp_path / "runs" / "photos" / "london-faces")
     people = {p.name.split(".")[0] for p in (copied / "neutral").iterdir()}
     everyone = {p.name.split(".")[0] for p in (london_faces / "neutral").iterdir()}
-    assert people == {n for n in everyone if chosen_half(f"london-faces/{n}")} and 0 < len(people) < len(everyone)
+    assert people == {n for n in everyone if in_choosing_half(f"london-faces/{n}")} and 0 < len(people) < len(everyone)
     assert {p.name for p in (copied / "happy").iterdir()} == {
         p.name for p in (london_faces / "happy").iterdir() if p.name.split(".")[0] in people}
     with pytest.raises(UsageError, match=r"nowhere.*REGGAN_SHARED_DATA"):

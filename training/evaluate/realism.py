@@ -109,7 +109,8 @@ def mouth_tint(crop: np.ndarray) -> float:
     return float(np.percentile((luma(crop) - f[..., 0])[mouth_region(crop.shape[0])], 99))
 
 
-def opening_colour(crop: np.ndarray, inner_lips: np.ndarray, least: float = OPENING_LEAST) -> tuple[float, float] | None:
+def opening_colour(crop: np.ndarray, inner_lips: np.ndarray,
+                   least: float = OPENING_LEAST) -> tuple[float, float] | None:
     """The colour of what an open mouth shows at its darkest (an SxSx3 uint8 canonical crop; ``inner_lips`` the inner
     lip contour, (20, 2) crop units, `mouth_shape.MouthShapeJudge.lips`' last 20 points): the mean of the darkest tenth
     of the pixels inside the contour, as (luma, red less the mean of green and blue), both over the skin's median luma.

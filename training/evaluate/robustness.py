@@ -269,8 +269,8 @@ def markdown(result: RobustnessResult) -> str:
         if mean:
             lines.append(f"| {name} | {mean['ssim']:.3f} | {mean['p_target']:.2f} | {mean['identity']:.3f} | "
                          f"{mean['speckle']:.2f} |")
-    lines += ["", f"Spill: the edit's change where the true expression leaves the picture alone, 99.9th percentile (levels) / "
-              f"percentage changed by more than {realism.SPILL_LARGE} levels; then the same more than "
+    lines += ["", "Spill: the edit's change where the true expression leaves the picture alone, 99.9th percentile "
+              f"(levels) / percentage changed by more than {realism.SPILL_LARGE} levels; then the same more than "
               f"{realism.SPILL_EDGE} px from anything the truth changes, where an edge placed a pixel off no longer "
               "counts and what is left is the edit's own (a ghost at the silhouette, a jaw in the neck).", "",
               "| condition | " + " | ".join(exprs) + " |", "|---|" + "---|" * len(exprs)]
