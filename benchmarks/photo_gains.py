@@ -41,13 +41,15 @@ EXPRESSION = "happy"
 IDENTITY_LIMIT = ACCEPT_IDENTITY
 LIPS_LIMIT = ACCEPT_LIPS  # of the neutral's distance to the real smile
 # a smile kept to the lower face; then the upper face (a rendered smile's squint) at half and in full, each with
-# 0.5-0.75 of the motion's upward part and 0.7 or all of the paint outside the mouth
-LOWER = Gains(motion=(1.0, 0.5), rest_paint=0.7, upper=0.0)
+# half, three quarters or all of the motion's upward part, with the paint and without it (the photograph's own pixels
+# moved)
+LOWER = Gains(motion=(1.0, 0.5), upper=0.0)
 CANDIDATES: tuple[tuple[str, Gains], ...] = (
     ("none (renders)", Gains()),
     ("lower face", LOWER),
-    *((f"upper {upper:g}, motion up {up:g}, rest {rest:g}", Gains(motion=(1.0, up), rest_paint=rest, upper=upper))
-      for upper in (0.5, 1.0) for up in (0.5, 0.6, 0.75) for rest in (0.7, 1.0)),
+    *((f"{'no paint, ' if paint == 0 else ''}upper {upper:g}, motion up {up:g}",
+       Gains(motion=(1.0, up), paint=paint, upper=upper))
+      for paint in (1.0, 0.0) for upper in (0.5, 1.0) for up in (0.5, 0.75, 1.0) if (paint, upper, up) != (1, 1, 1)),
 )
 
 
@@ -149,13 +151,13 @@ def write(rows: list[Row], refs: References, out: Path, data: Path) -> Path:
         "the neutral's distance to the real smile, the lowest identity distance), the second checks them. Upper face "
         "0 keeps the whole edit to the lower face, without a rendered smile's eye squint.",
         "",
-        "| candidate | motion (sideways, up) | rest of the paint | upper face | P / identity / lips, chosen half | "
-        "check half | everyone |",
+        "| candidate | motion (sideways, up) | paint | upper face | P / identity / lips, chosen half | check half "
+        "| everyone |",
         "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         mark = "**" if r is chosen else ""
-        lines.append(f"| {mark}{r.name}{mark} | {r.gains.motion[0]:g}, {r.gains.motion[1]:g} | {r.gains.rest_paint:g} "
+        lines.append(f"| {mark}{r.name}{mark} | {r.gains.motion[0]:g}, {r.gains.motion[1]:g} | {r.gains.paint:g} "
                      f"| {r.gains.upper:g} | {cells(r)} |")
     for r in (refs.neutral, refs.real):
         lines.append(f"| {r.name} (reference) | | | | {cells(r)} |")
@@ -163,7 +165,9 @@ def write(rows: list[Row], refs: References, out: Path, data: Path) -> Path:
     carried_name = next((r.name for r in rows if r.gains == carried), str(carried))
     lines += ["", f"Chosen by the rule: **{chosen.name}**." if chosen else "No candidate meets the rule.", "",
               f"The bundled model carries **{carried_name}**: the gains of `[gains.photo.{EXPRESSION}]` in "
-              "`recipes/default.toml`, written into it by `reggan-plugin recipe`.", ""]
+              "`recipes/default.toml`, written into it by `reggan-plugin recipe`."
+              + (" Its paint left out was chosen by eye: [experiments/PAINT_FREE_PHOTOS.md]"
+                 "(experiments/PAINT_FREE_PHOTOS.md)." if carried.paint < 1 else ""), ""]
     path = out / "PHOTO_GAINS.md"
     write_text(path, "\n".join(lines))
     return path

@@ -19,7 +19,7 @@ from .backends.preview_graph import stage_network
 from .backends.region_graphs import region_ops_for
 from .config import EditConfig, InferenceConfig
 from .edit.blend import apply_planes, feather_mask
-from .edit.calibration import Gains, calibrated, lower_face, mixed, model_gains, mouth_ellipse
+from .edit.calibration import Gains, calibrated, lower_face, mixed, model_gains
 from .edit.chain import PasteContext, face_edits, run_stages
 from .edit.coverage import FaceCoverage
 from .edit.crop_inference import EditedCrops, edit_crops
@@ -70,8 +70,7 @@ class ExpressionRenderer:
         self._detector = SharedDetector(BOX_HINTS)  # frames may be prepared in several reader threads
         # the model's gains for photographs (reggan_plugin.edit.calibration): the face pass's edit, for every face (photo) or those that read as photographs (auto, reggan_plugin.edit.subject)
         self.gains = {} if inference.subject == "render" else model_gains(self.artifact, "photo")
-        self.mouth_ellipse = mouth_ellipse(self.size, template) if self.gains and self.has_motion else None
-        self.lower_face = lower_face(self.size)
+        self.lower_face = lower_face(self.size) if self.gains and self.has_motion else None
         self.interior = MouthInterior.load() if inference.lip_split else None  # drawn into the gaps the lips open
         self.coverage = FaceCoverage() if inference.coverage else None
 
@@ -144,15 +143,16 @@ class ExpressionRenderer:
         gains = [mixed(self.gains, self.artifact.expressions, w) for w in weights]
         shares = self.photo_shares(prepared, gains)
         faces_at = np.cumsum([0, *counts])
-        if self.mouth_ellipse is not None:
-            for g, share, start, stop in zip(gains, shares, faces_at, faces_at[1:]):
+        withheld: list[Array | None] = [None] * len(edits)
+        if self.lower_face is not None:
+            for i, (g, share, start, stop) in enumerate(zip(gains, shares, faces_at, faces_at[1:])):
                 if not g.is_identity:
-                    faces[start:stop] = calibrated(crops_in[start:stop], faces[start:stop], g.partly(share),
-                                                   self.mouth_ellipse, self.lower_face, self.artifact.warp)
+                    faces[start:stop], withheld[i] = calibrated(crops_in[start:stop], faces[start:stop],
+                                                                g.partly(share), self.lower_face, self.artifact.warp)
         return [EditedCrops(faces[start:stop],
                             None if self.interior is None else self.interior.inside_for(e.expression, e.intensity),
-                            share)
-                for e, share, start, stop in zip(edits, shares, faces_at, faces_at[1:])]
+                            share, held)
+                for e, share, held, start, stop in zip(edits, shares, withheld, faces_at, faces_at[1:])]
 
     def batch_for(self, weights: Sequence[Array]) -> int:
         """Faces per network call for edits of these weights: `InferenceConfig.batch`, or 1 where an edit mixes
@@ -175,14 +175,16 @@ class ExpressionRenderer:
 
     # -- paste back ------------------------------------------------------------------------------
     def paste(self, rgb: Array, matrices: Sequence[Matrix], crops_in: Array, crops_out: Array,
-              *, inplace: bool = False, interior: Inside | None = None) -> tuple[Array, Array]:
+              *, inplace: bool = False, interior: Inside | None = None, withheld: Array | None = None,
+              photo: float = 0.0) -> tuple[Array, Array]:
         """Every face's edit pasted into the region ``rgb`` (written into it when ``inplace``), then ``interior``
-        drawn into the gaps the lips open (`reggan_plugin.edit.interior`): (new rgb, mask). A record per face through
-        the stages of `reggan_plugin.edit.chain`."""
+        drawn into the gaps the lips open (`reggan_plugin.edit.interior`): (new rgb, mask). ``withheld``, ``photo``:
+        the paint the gains for photographs left out, per face, and the share of them the faces took
+        (`EditedCrops`). A record per face through the stages of `reggan_plugin.edit.chain`."""
         ctx = PasteContext(rgb, self.region_ops.paste if self.region_ops is not None else apply_planes, inplace,
                            lip_corners=self.lip_corners, coverage=self.coverage,
                            interior=interior, warp=self.artifact.warp)
-        return run_stages(face_edits(matrices, crops_in, crops_out, self.mask), ctx)
+        return run_stages(face_edits(matrices, crops_in, crops_out, self.mask, withheld, photo), ctx)
 
     # -- whole pictures --------------------------------------------------------------------------
     def find_in_boxes(self, image: ImageData, faces: Sequence[Face]) -> list[Face]:
@@ -223,7 +225,8 @@ class ExpressionRenderer:
             return prepared.image
         owned = prepared.rgb is None  # made again just now: pasted into in place
         return self.compose(prepared, *self.paste(prepared.region_rgb(), prepared.matrices, prepared.crops,
-                                                  edited.faces, inplace=owned, interior=edited.interior))
+                                                  edited.faces, inplace=owned, interior=edited.interior,
+                                                  withheld=edited.withheld, photo=edited.photo))
 
     @staticmethod
     def compose(prepared: PreparedImage, new_rgb: Array, mask: Array) -> ImageData:

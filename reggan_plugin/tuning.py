@@ -37,11 +37,6 @@ FACE_ELLIPSE = (0.5, 0.55, 0.28, 0.36)
 DARKEST_FACE = 0.0536
 
 # --- Gains for photographs (reggan_plugin.edit.calibration) -------------------------------------------------------
-# The ellipse about the mouth outside which a photograph's ``rest_paint`` gain scales the paint: radii in crop units
-# at the canonical template's eye distance, centred this far below the mouth corners' midpoint, fading out over half
-# its radii again. Set with the photo gains (commit "Photographs of people: --subject photo applies the model's
-# gains for photos"; docs/PHOTO_GAINS.md); origin of the ellipse's size not recorded.
-REST_PAINT_MOUTH_RADII, REST_PAINT_MOUTH_DROP, REST_PAINT_MOUTH_FEATHER = (0.17, 0.11), 0.007, 0.5
 # The lower face (centre and radii as fractions of the crop) outside which a photograph's ``upper`` gain scales the
 # edit: the ellipse training bounds an expression to by default (TrainConfig.stage1_region_ellipse, which takes it
 # from here); an ellipse's edge is a sigmoid ELLIPSE_SOFTNESS wide in units of the normalised radius.

@@ -117,30 +117,49 @@ def test_a_closed_mouth_and_the_corners_move_as_the_model_says() -> None:
     assert near_corner < 0.5 * middle
 
 
-def test_the_renderer_splits_the_lips_of_large_faces_only() -> None:
+def test_a_split_goes_as_far_as_its_amount() -> None:
+    motion, crop = opening_motion(), closed_mouth()
+    out, gap, share = split_at_lips(crop, motion, CORNERS)
+    none = split_at_lips(crop, motion, CORNERS, amount=0.0)
+    assert np.array_equal(none[0], motion) and not none[1].any() and not none[2].any()
+    half = split_at_lips(crop, motion, CORNERS, amount=0.5)
+    np.testing.assert_allclose(half[0], motion + 0.5 * (out - motion), atol=1e-5)
+    np.testing.assert_allclose(half[1], 0.5 * gap, atol=1e-6)
+    np.testing.assert_allclose(half[2], 0.5 * share, atol=1e-6)
+
+
+@pytest.mark.parametrize("subject, face_px, splits", [("render", 450, True), ("render", 150, False),
+                                                      ("photo", 150, True)])
+def test_the_renderer_splits_the_lips_of_large_faces_and_of_photographs(subject: str, face_px: int,
+                                                                        splits: bool) -> None:
+    """A render's small face keeps the paint at the crop's scale; a photograph's, edited without paint, has its lips
+    split at every size and shows the model's paint in the gap alone."""
     from benchmarks.face_sizes import face_frame
     from reggan_plugin.config import InferenceConfig
     from reggan_plugin.faces import Face
     from reggan_plugin.renderer import ExpressionRenderer
 
-    split = ExpressionRenderer(InferenceConfig(backend="cpu"))
-    whole = ExpressionRenderer(InferenceConfig(backend="cpu", lip_split=False))
-    for face_px, splits in ((450, True), (150, False)):
-        pixels, box = face_frame(900, 560, face_px)
-        faces = [Face(box=box)]
-        a = split.apply_array(pixels, faces=faces, expression="surprised")
-        b = whole.apply_array(pixels, faces=faces, expression="surprised")
-        differ = np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 2
-        if not splits:
-            assert not differ.any()
-            continue
-        assert differ.sum() > 200
-        x, y, w, h = (int(v) for v in box)
-        mouth = np.zeros_like(differ)
-        mouth[y + int(0.6 * h) : y + h, x + int(0.3 * w) : x + int(0.9 * w)] = True
-        # about the mouth only (a few single pixels elsewhere: the grain split reads a region as far as the
-        # motion reaches, and the motion's reach changed)
-        assert (differ & ~mouth).sum() < 0.01 * differ.sum()
+    split = ExpressionRenderer(InferenceConfig(backend="cpu", subject=subject))  # type: ignore[arg-type]
+    whole = ExpressionRenderer(InferenceConfig(backend="cpu", subject=subject,  # type: ignore[arg-type]
+                                               lip_split=False))
+    pixels, box = face_frame(900, 560, face_px)
+    faces = [Face(box=box)]
+    a = split.apply_array(pixels, faces=faces, expression="surprised")
+    b = whole.apply_array(pixels, faces=faces, expression="surprised")
+    differ = np.abs(a.astype(int) - b.astype(int)).max(axis=2) > 2
+    if not splits:
+        assert not differ.any()
+        return
+    assert differ.sum() > 200
+    x, y, w, h = (int(v) for v in box)
+    mouth = np.zeros_like(differ)
+    mouth[y + int(0.6 * h) : y + h, x + int(0.3 * w) : x + int(0.9 * w)] = True
+    # about the mouth only (a few single pixels elsewhere: the grain split reads a region as far as the
+    # motion reaches, and the motion's reach changed)
+    assert (differ & ~mouth).sum() < 0.01 * differ.sum()
+    if subject == "photo":  # the opening is the paint's dark, not the lips stretched across it
+        darkest = [np.percentile(out[mouth].mean(axis=-1), 1) for out in (a, b)]
+        assert darkest[0] < darkest[1] - 8, darkest
 
 
 @pytest.mark.slow  # an end-to-end render; the fast tier keeps the unit checks of the same behaviour

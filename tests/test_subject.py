@@ -63,12 +63,12 @@ def test_weights_rise_over_the_ramp() -> None:
 
 
 def test_partial_gains_lie_between_none_and_whole() -> None:
-    g = Gains(motion=(0.5, 0.7), rest_paint=0.7, upper=0.0)
+    g = Gains(motion=(0.5, 0.7), paint=0.7, upper=0.0)
     assert g.partly(0.0).is_identity
     assert g.partly(1.0) == g
     half = g.partly(0.5)
     assert half.motion == pytest.approx((0.75, 0.85))
-    assert half.upper == pytest.approx(0.5) and half.rest_paint == pytest.approx(0.85)
+    assert half.upper == pytest.approx(0.5) and half.paint == pytest.approx(0.85)
 
 
 @pytest.mark.slow  # an end-to-end render; the fast tier keeps the unit checks of the same behaviour
@@ -118,9 +118,10 @@ def test_a_picture_on_the_edge_takes_the_gains_in_part() -> None:
     edited = renderer.forward_images([prepared], EditConfig("happy"))[0]
     whole = renderer.gains["happy"]
     raw = renderer.forward(prepared.crops, EditConfig("happy"), turns=prepared.turns)
-    expected = calibrated(prepared.crops, raw, whole.partly(0.5), renderer.mouth_ellipse, renderer.lower_face,
-                          renderer.artifact.warp)
-    assert np.array_equal(edited.faces, expected)
+    expected, withheld = calibrated(prepared.crops, raw, whole.partly(0.5), renderer.lower_face,
+                                    renderer.artifact.warp)
+    assert np.array_equal(edited.faces, expected) and np.array_equal(edited.withheld, withheld)
+    assert withheld is not None and np.abs(withheld).max() > 0  # half of the paint left out, kept for an opening
     assert not np.array_equal(edited.faces, raw)
     assert edited.photo == 0.5 and edited.interior is None
 

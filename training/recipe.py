@@ -112,7 +112,7 @@ class Recipe:
     checkpoint_every: int
     data: tuple[DataSpec, ...]
     phases: tuple[Phase, ...]
-    gains: dict[str, dict[str, dict[str, Any]]]  # subject -> expression -> {motion, rest_paint, upper}
+    gains: dict[str, dict[str, dict[str, Any]]]  # subject -> expression -> {motion, paint, upper}
     text: str
     photos: tuple[str, ...] = ()  # paired photo folders under the shared data folder (their first half trains)
     kind: str = "expression"
@@ -281,15 +281,12 @@ def _with_recipe(model: Path, recipe: Recipe, out: Path) -> None:
     written to ``out`` in one write."""
     from export.metadata import with_entries
     from reggan_plugin.artifact import load_artifact
-    from reggan_plugin.edit.calibration import METADATA_KEY, Gains, dump_gains, parse_gains
+    from reggan_plugin.edit.calibration import METADATA_KEY, dump_gains, parse_gains
 
     entries: dict[str, str | None] = {}
     if recipe.gains:
-        table = {subject: {e: Gains(motion=tuple(g.get("motion", (1.0, 1.0))), rest_paint=float(g.get("rest_paint", 1)),
-                                    upper=float(g.get("upper", 1))) for e, g in by_expression.items()}
-                 for subject, by_expression in recipe.gains.items()}
-        gains = dump_gains(table)
-        parse_gains(model, gains)  # the bounds the runtime checks, before anything is written
+        # read as the runtime reads them (its bounds checked) before anything is written
+        gains = dump_gains(parse_gains(model, json.dumps(recipe.gains)))
         entries[METADATA_KEY] = gains
     provenance = dict(load_artifact(model).provenance)
     provenance["training"] = f"reggan-plugin recipe {recipe.name}.toml"

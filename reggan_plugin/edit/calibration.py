@@ -1,19 +1,22 @@
 """Per-expression gains that carry a render-trained edit over to photographs of people, read from the model file.
 
 The regression stage is the least-squares edit of the training renders, and on renders (of every look measured) it is
-the closest to the true expression. On a photograph it is not what a person's expression looks like: a rendered
-smile moves the mouth corners further apart and up than real smiles do (that motion is most of what a smile costs a
-person's likeness, with the squint of its eyes). A model file may therefore carry gains for photographs (``--subject
-photo``), per expression (metadata key ``reggan.paste_gains``, JSON ``{"photo": {"happy": {"motion": [gx, gy],
-"rest_paint": r, "upper": u}}}``, each optional):
+the closest to the true expression. On a photograph it is not what a person's expression looks like: its paint,
+learnt on renders, shows as colour patches and a smeared mouth (docs/experiments/PAINT_FREE_PHOTOS.md), and a
+rendered smile's squint costs a person's likeness. A model file may therefore carry gains for photographs
+(``--subject photo``), per expression (metadata key ``reggan.paste_gains``, JSON ``{"photo": {"happy": {"motion":
+[gx, gy], "paint": p, "upper": u}}}``, each optional):
 
 - ``motion``: the motion's sideways and upward parts scaled, on the edited crop before paste-back (the paint stays
   where it was painted: the edit is the input moved by the new motion plus the old paint);
-- ``rest_paint``: the paint outside an ellipse about the mouth scaled (the folds and shading a render's light casts);
+- ``paint``: the whole paint scaled (at 0 the edit is the input moved by the motion alone, the photograph's own skin
+  and lips: a render-learnt paint on a photograph's mouth and cheeks is a smear and colour patches); what it leaves
+  out comes back where the lips open, which no pixel of the photograph can fill (`reggan_plugin.edit.chain.lips_whole`);
 - ``upper``: the whole edit (motion and paint) outside the lower face scaled (``LOWER_FACE``: the ellipse training can
   bound an expression to; a rendered smile's eye squint costs a person's likeness).
 
-A ``teeth`` key, which older model files carry (a smile's drawn teeth, since removed), is read and ignored.
+``teeth`` and ``rest_paint`` keys, which older model files carry (a smile's drawn teeth; the paint outside an ellipse
+about the mouth scaled, which the whole paint's gain made unnecessary), are read and ignored.
 
 An expression mix takes each expression's gains in proportion to its weight. Renders (the default subject), and a
 model without gains for the subject, are edited as fitted. The bundled model's gains and how they were chosen:
@@ -33,14 +36,7 @@ from ..arrays import Array, FloatArray
 from ..artifact import ModelArtifact
 from ..errors import ModelError
 from ..geometry.resample import WarpMode, moved_crop
-from ..tuning import (
-    ELLIPSE_SOFTNESS,
-    LOWER_FACE,
-    REST_PAINT_MOUTH_DROP,
-    REST_PAINT_MOUTH_FEATHER,
-    REST_PAINT_MOUTH_RADII,
-)
-from .blend import template_ellipse
+from ..tuning import ELLIPSE_SOFTNESS, LOWER_FACE
 
 METADATA_KEY = "reggan.paste_gains"
 
@@ -50,7 +46,7 @@ GainTable = dict[str, dict[str, "Gains"]]  # subject -> expression -> gains
 @dataclass(frozen=True)
 class Gains:
     motion: tuple[float, float] = (1.0, 1.0)
-    rest_paint: float = 1.0
+    paint: float = 1.0
     upper: float = 1.0
 
     @property
@@ -62,27 +58,27 @@ class Gains:
         def part(v: float) -> float:
             return 1.0 + weight * (v - 1.0)
 
-        return Gains(motion=(part(self.motion[0]), part(self.motion[1])), rest_paint=part(self.rest_paint),
+        return Gains(motion=(part(self.motion[0]), part(self.motion[1])), paint=part(self.paint),
                      upper=part(self.upper))
 
 
 def parse_gains(path: Path, text: str) -> GainTable:
     """The metadata value -> gains per subject and expression; a ModelError naming the file and the key when it is
-    malformed or out of bounds. An old file's ``teeth`` key is ignored, as is any other unknown key."""
+    malformed or out of bounds. An old file's ``teeth`` and ``rest_paint`` keys are ignored, as is any other unknown
+    key."""
     def gains(g: Mapping[str, Any]) -> Gains:
         gx, gy = g.get("motion", (1.0, 1.0))
-        return Gains(motion=(float(gx), float(gy)), rest_paint=float(g.get("rest_paint", 1.0)),
-                     upper=float(g.get("upper", 1.0)))
+        return Gains(motion=(float(gx), float(gy)), paint=float(g.get("paint", 1.0)), upper=float(g.get("upper", 1.0)))
 
     try:
         table = {str(subject): {str(name): gains(g) for name, g in by_expression.items()}
                  for subject, by_expression in json.loads(text).items()}
     except (json.JSONDecodeError, AttributeError, TypeError, ValueError):
         raise ModelError(path, f"bad metadata {METADATA_KEY}={text!r}: not JSON of the form "
-                               '{"photo": {"happy": {"motion": [gx, gy], "rest_paint": r, "upper": u}}}') from None
+                               '{"photo": {"happy": {"motion": [gx, gy], "paint": p, "upper": u}}}') from None
     for subject, by_expression in table.items():
         for name, g in by_expression.items():
-            values = (*g.motion, g.rest_paint, g.upper)
+            values = (*g.motion, g.paint, g.upper)
             if not all(np.isfinite(v) and 0.0 <= v <= 10.0 for v in values):
                 raise ModelError(path, f"bad metadata {METADATA_KEY}: {subject} {name}'s gains must lie in [0, 10], "
                                        f"got {values}")
@@ -97,7 +93,7 @@ def model_gains(artifact: ModelArtifact, subject: str) -> dict[str, Gains]:
 
 def dump_gains(table: Mapping[str, Mapping[str, Gains]]) -> str:
     """The metadata value for ``table`` (the inverse of `parse_gains`)."""
-    return json.dumps({subject: {name: {"motion": list(g.motion), "rest_paint": g.rest_paint, "upper": g.upper}
+    return json.dumps({subject: {name: {"motion": list(g.motion), "paint": g.paint, "upper": g.upper}
                                  for name, g in sorted(by_expression.items())}
                        for subject, by_expression in sorted(table.items())})
 
@@ -113,15 +109,7 @@ def mixed(gains: Mapping[str, Gains], expressions: Sequence[str], weights: Array
                 total += float(w) * ((v if axis is None else v[axis]) - 1.0)
         return total
 
-    return Gains(motion=(blend("motion", 0), blend("motion", 1)), rest_paint=blend("rest_paint"),
-                 upper=blend("upper"))
-
-
-def mouth_ellipse(size: int, template: Array | None) -> Array:
-    """SxS [0, 1]: the ellipse about the mouth of a face crop of side ``size`` whose 5 points are ``template`` (crop
-    units; None: ``align.CANONICAL_5PT``), outside which ``rest_paint`` scales the paint."""
-    return template_ellipse(size, template, (3, 4), REST_PAINT_MOUTH_RADII, REST_PAINT_MOUTH_DROP,
-                            feather=REST_PAINT_MOUTH_FEATHER)
+    return Gains(motion=(blend("motion", 0), blend("motion", 1)), paint=blend("paint"), upper=blend("upper"))
 
 
 def ellipse_region(size: int, ellipse: Sequence[float], softness: float = ELLIPSE_SOFTNESS) -> FloatArray:
@@ -140,20 +128,23 @@ def lower_face(size: int) -> Array:
     return ellipse_region(size, LOWER_FACE)
 
 
-def calibrated(crops_in: Array, edited: Array, gains: Gains, mouth: Array, lower: Array, warp: WarpMode = "bilinear"
-               ) -> Array:
+def calibrated(crops_in: Array, edited: Array, gains: Gains, lower: Array, warp: WarpMode = "bilinear"
+               ) -> tuple[Array, Array | None]:
     """``edited`` [n,S,S,5] (the edit's RGB, then its motion, as `crop_inference.edit_crops` gives them) of ``crops_in``
-    [n,S,S,3] with ``gains``' motion, rest of the paint (``mouth``: `mouth_ellipse`) and upper face (``lower``:
-    `lower_face`), the crops moved by ``warp`` (the model's kernel): a new array, or ``edited`` itself where they
-    change nothing."""
+    [n,S,S,3] with ``gains``' motion, paint and upper face (``lower``: `lower_face`), the crops moved by ``warp`` (the
+    model's kernel): a new array, or ``edited`` itself where they change nothing; and [n,S,S,3] the paint
+    ``gains.paint`` left out (None where it leaves out none): where the lips open a gap the photograph has no pixels
+    to move into, the paste shows it (`reggan_plugin.edit.chain.lips_whole`)."""
     if gains.is_identity or not len(edited):
-        return edited
+        return edited, None
     out = edited.copy()
+    withheld = np.empty_like(out[..., :3]) if gains.paint != 1.0 else None
     region = (lower + gains.upper * (1.0 - lower))[..., None]
-    rest = (mouth + gains.rest_paint * (1.0 - mouth))[..., None] * region
-    for crop_in, new in zip(crops_in, out):
+    for i, (crop_in, new) in enumerate(zip(crops_in, out)):
         motion = new[..., 3:]
         paint = new[..., :3] - moved_crop(crop_in, motion, warp)
         motion *= np.asarray(gains.motion, np.float32) * region
-        new[..., :3] = moved_crop(crop_in, motion, warp) + rest * paint
-    return out
+        new[..., :3] = moved_crop(crop_in, motion, warp) + gains.paint * region * paint
+        if withheld is not None:
+            withheld[i] = (1.0 - gains.paint) * paint
+    return out, withheld

@@ -48,6 +48,8 @@ class FaceEdit:
     amount: float = 0.0  # how much of a drawn inside the face gets (`interior.amount_for`)
     blur: float = 0.0  # how soft the picture is about the mouth (`interior.mouth_softness`), px
     planes: Array | None = None  # SxSx(4, 6 or 7): what `blend.apply_planes` pastes (`blend.crop_planes`)
+    withheld: Array | None = None  # SxSx3: the paint the gains for photographs left out (`calibration.calibrated`)
+    photo: float = 0.0  # the share of the gains for photographs the face took (`EditedCrops.photo`)
 
 
 @dataclass
@@ -69,11 +71,15 @@ Stage = Callable[[FaceEdit, PasteContext], FaceEdit]
 PictureStage = Callable[[list[FaceEdit], PasteContext], list[FaceEdit]]
 
 
-def face_edits(matrices: Sequence[Matrix], crops_in: Array, crops_out: Array, mask: Array) -> list[FaceEdit]:
+def face_edits(matrices: Sequence[Matrix], crops_in: Array, crops_out: Array, mask: Array,
+               withheld: Array | None = None, photo: float = 0.0) -> list[FaceEdit]:
     """A record per face: ``crops_out`` [n,S,S,3 or 5] as `ExpressionRenderer.forward` returns them (the motion
-    last), ``mask`` the crop mask every face starts from."""
-    return [FaceEdit(m, crop_in, crop_out[..., :3], crop_out[..., 3:] if crop_out.shape[-1] == 5 else None, mask)
-            for m, crop_in, crop_out in zip(matrices, crops_in, crops_out)]
+    last), ``mask`` the crop mask every face starts from, ``withheld`` [n,S,S,3] the paint the gains for photographs
+    left out (None: none) and ``photo`` the share of those gains the picture's faces took."""
+    held = [None] * len(matrices) if withheld is None else list(withheld)
+    return [FaceEdit(m, crop_in, crop_out[..., :3], crop_out[..., 3:] if crop_out.shape[-1] == 5 else None, mask,
+                     withheld=w, photo=photo)
+            for m, crop_in, crop_out, w in zip(matrices, crops_in, crops_out, held)]
 
 
 # -- before any face is pasted ----------------------------------------------------------------------------------------
@@ -108,11 +114,17 @@ def keep_on_head(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
 
 def lips_whole(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
     """On a large face, where paste-back keeps the frame's pixel-scale detail, the lips keep theirs: they move whole
-    and the motion's stretch becomes a gap between them (`lips.lips_whole`)."""
-    if face.motion is None or ctx.lip_corners is None or matrix_scale(face.m) > LARGE_FACE_SCALE:
+    and the motion's stretch becomes a gap between them (`lips.lips_whole`). A face whose paint the gains for
+    photographs left out is split at every size, as far as it took those gains, and its gap gets that paint back:
+    the photograph moved has no pixels for the inside of an opened mouth (moved, its lips would stretch across the
+    opening), the model's paint does."""
+    large = matrix_scale(face.m) <= LARGE_FACE_SCALE
+    if face.motion is None or ctx.lip_corners is None or not (large or face.withheld is not None):
         return face
-    motion, moved, gap = lips.lips_whole(face.crop_in, face.motion, ctx.lip_corners, ctx.rgb, face.m, ctx.warp)
-    return dataclasses.replace(face, motion=motion, moved=moved, gap=gap)
+    motion, moved, gap = lips.lips_whole(face.crop_in, face.motion, ctx.lip_corners, ctx.rgb, face.m, ctx.warp,
+                                         amount=1.0 if large else face.photo)
+    crop_out = face.crop_out if gap is None or face.withheld is None else face.crop_out + gap[..., None] * face.withheld
+    return dataclasses.replace(face, crop_out=crop_out, motion=motion, moved=moved, gap=gap)
 
 
 def find_opening(face: FaceEdit, ctx: PasteContext) -> FaceEdit:

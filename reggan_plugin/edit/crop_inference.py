@@ -19,6 +19,7 @@ class EditedCrops(NamedTuple):
     faces: Array
     interior: Inside | None = None
     photo: float = 0.0  # the share of the model's gains for photographs its faces took (reggan_plugin.edit.subject)
+    withheld: Array | None = None  # [n,S,S,3]: the paint those gains left out, shown where the lips open (.calibration)
 
 
 def edit_crops(backend: Backend, weights: Array, crops: Array, intensity: float | Array, batch: int,

@@ -110,12 +110,12 @@ def moved_corners(motion: Array, corners: Array) -> Array:
     return points
 
 
-def split_at_lips(crop: Array, motion: Array, corners: Array) -> tuple[Array, Array, Array]:
+def split_at_lips(crop: Array, motion: Array, corners: Array, amount: float = 1.0) -> tuple[Array, Array, Array]:
     """(motion, gap, share): the SxSx2 ``motion`` (crop px, x then y) with the lips moved whole where it opens the
     mouth of ``crop`` (the network's SxSx3 input), a new array in which columns that do not open keep the motion as it
     was; SxS, how much each crop pixel is the gap opened between the lips (as much as its column is split); and S, how
-    much each column is split (0 to 1). ``corners``: where the crop's template puts the mouth corners (2, 2), crop
-    px."""
+    much each column is split (0 to 1, times ``amount``). ``corners``: where the crop's template puts the mouth
+    corners (2, 2), crop px."""
     (xa, _), (xb, _) = np.asarray(corners, np.float64)
     width = xb - xa
     out = np.array(motion, np.float32)
@@ -139,7 +139,8 @@ def split_at_lips(crop: Array, motion: Array, corners: Array) -> tuple[Array, Ar
         if split is None:
             continue
         shift, in_gap, gap = split
-        weight = float(smoothstep(gap / (FULL_GAP * width))) * float(smoothstep(min(x - xa, xb - x) / (TAPER * width)))
+        weight = amount * float(smoothstep(gap / (FULL_GAP * width))) \
+            * float(smoothstep(min(x - xa, xb - x) / (TAPER * width)))
         out[:, x, 1] += weight * (shift - out[:, x, 1])
         gap_map[:, x] = weight * in_gap
         share[x] = weight
@@ -174,10 +175,10 @@ def moved_in_picture(crop: Array, motion: Array, split: Array, share: Array, pic
     return moved
 
 
-def lips_whole(crop: Array, motion: Array, corners: Array, picture: Array, m: Matrix, warp: WarpMode = "bilinear"
-               ) -> tuple[Array, Array, Array | None]:
+def lips_whole(crop: Array, motion: Array, corners: Array, picture: Array, m: Matrix, warp: WarpMode = "bilinear",
+               amount: float = 1.0) -> tuple[Array, Array, Array | None]:
     """(the motion with the lips moved whole, the crop moved by it as the picture will be, the gap between them or
-    None where the mouth does not open): `split_at_lips` and `moved_in_picture`, what ``blend.crop_planes`` takes as
-    ``motion``, ``moved`` and ``gap``."""
-    split, gap, share = split_at_lips(crop, motion, corners)
+    None where the mouth does not open): `split_at_lips` (``amount``: how far to split, 0 to 1) and
+    `moved_in_picture`, what ``blend.crop_planes`` takes as ``motion``, ``moved`` and ``gap``."""
+    split, gap, share = split_at_lips(crop, motion, corners, amount)
     return split, moved_in_picture(crop, motion, split, share, picture, m, warp), gap if gap.any() else None

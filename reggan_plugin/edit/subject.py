@@ -1,7 +1,7 @@
 """Whether a face is a photograph of a person or a render, read from its aligned crop (``--subject auto``).
 
-The model's gains for photographs (`reggan_plugin.edit.calibration`) make a smile a photograph's; on a render they take it
-further from the true expression. ``auto`` reads each picture's faces and gives them those gains in proportion to how
+The model's gains for photographs (`reggan_plugin.edit.calibration`) make an edit a photograph's; on a render they take
+it further from the true expression. ``auto`` reads each picture's faces and gives them those gains in proportion to how
 much they read as photographs (`photo_weights`, 0 to 1).
 
 The reader is a logistic regression on a few statistics of the crop, where photographs and the face model's
@@ -35,7 +35,8 @@ from .calibration import ellipse_region
 
 READER_PATH = Path(__file__).parents[1] / "models" / "photo_reader.json"
 # what a user is told of pictures read as photographs
-PHOTOGRAPH_NOTE = "a smile takes the model's gains for photographs (--subject render edits them as renders)"
+PHOTOGRAPH_NOTE = ("the edit takes the model's gains for photographs: its motion, without its paint (--subject render "
+                   "edits them as renders)")
 REGION_NAMES = ("face", "top", "side")
 FEATURE_NAMES: list[str] = [
     name for region in REGION_NAMES
