@@ -237,7 +237,7 @@ def test_info_shows_validation_psnr_as_a_line_per_expression():
 
 
 @pytest.mark.slow  # several renders with the bundled model: the fast tier stays under 2 minutes
-def test_subject_photo_changes_a_smile_alone(tmp_path):
+def test_subject_photo_edits_by_the_models_gains_for_photographs(tmp_path):
     from benchmarks.face_sizes import face_frame
 
     pixels, (x, y, w, h) = face_frame(320, 320, 200)
@@ -251,8 +251,8 @@ def test_subject_photo_changes_a_smile_alone(tmp_path):
             proc = cli("texture", src, "--out", out, "--region", region, "--expression", expression, "--subject", subject)
             assert proc.returncode == 0, proc.stderr
             outs[expression, subject] = read_image(out).pixels
-    assert np.abs(outs["happy", "photo"].astype(int) - outs["happy", "render"].astype(int)).max() > 20
-    assert np.array_equal(outs["sad", "photo"], outs["sad", "render"])  # the bundled model has photo gains for happy
+    for expression in ("happy", "sad"):  # the bundled model has gains for photographs for every expression
+        assert np.abs(outs[expression, "photo"].astype(int) - outs[expression, "render"].astype(int)).max() > 20
     bad = cli("texture", src, "--out", tmp_path / "x.png", "--subject", "painting")
     assert bad.returncode == 2 and "painting" in bad.stderr
 
