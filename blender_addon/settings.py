@@ -57,7 +57,8 @@ STAGE_LABELS = {
 SUBJECT_LABELS = {
     "auto": ("Auto", "Each picture's faces read as a render or a photograph of a person"),
     "render": ("Render", "The edit as the model was fitted on renders"),
-    "photo": ("Photograph", "A photograph of a person: the model's gains for photos (a real smile's smaller motion, the eyes kept)"),
+    "photo": ("Photograph", "A photograph of a person: the model's motion alone, its own skin and lips moved (the "
+                            "model's paint only inside an opened mouth)"),
 }
 PREFERENCES_BACKEND = "PREFERENCES"
 FACE_SOURCES = (
