@@ -35,8 +35,7 @@ from .calibration import ellipse_region
 
 READER_PATH = Path(__file__).parents[1] / "models" / "photo_reader.json"
 # what a user is told of pictures read as photographs
-PHOTOGRAPH_NOTE = ("the edit takes the model's gains for photographs: its motion, without its paint (--subject render "
-                   "edits them as renders)")
+PHOTOGRAPH_NOTE = "edited by the model's motion alone, without its paint (--subject render edits them as renders)"
 REGION_NAMES = ("face", "top", "side")
 FEATURE_NAMES: list[str] = [
     name for region in REGION_NAMES
