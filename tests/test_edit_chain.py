@@ -63,3 +63,33 @@ def test_large_face_share_is_the_interior_fade() -> None:
         s = float(np.sqrt(abs(np.linalg.det(m[:, :2]))))
         assert interior.amount_for(m) == float(np.clip((0.25 - s) / (0.25 - 0.125), 0.0, 1.0))
         assert large_face_share(m) == interior.amount_for(m)
+
+
+def test_a_photographs_lips_move_whole_at_any_size_and_only_the_gap_shows_the_withheld_paint() -> None:
+    """A face edited without paint: the lips split (on a small face too), nothing pasted but the picture moved by the
+    split where the lips are, and in the gap the network's own opening, the withheld paint back."""
+    from test_lips import CORNERS, SIZE, closed_mouth, opening_motion
+
+    from reggan_plugin.geometry.resample import moved_crop
+
+    crop_in, motion = closed_mouth(), opening_motion()
+    picture = np.zeros((SIZE, SIZE, 3), np.float32)
+    picture[:] = crop_in  # the picture is the crop, 1:1 (a small face: no split without the withheld paint)
+    m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    moved = moved_crop(crop_in, motion)
+    paint = np.zeros_like(crop_in)
+    paint[80:96, 50:80] = -0.3  # the network's dark opening
+    crop_out = np.concatenate([moved, motion], -1)[None]  # calibrated: the paint left out ...
+    ctx = PasteContext(picture.copy(), apply_planes, lip_corners=CORNERS)
+    plain = chain.lips_whole(face_edits([m], crop_in[None], crop_out, feather_mask(SIZE))[0], ctx)
+    assert plain.gap is None and plain.moved is None  # a render's small face: as the model moves it
+    face = face_edits([m], crop_in[None], crop_out, feather_mask(SIZE), paint[None], photo=1.0)[0]  # ... withheld
+    split = chain.lips_whole(face, ctx)
+    assert split.gap is not None and split.gap.max() == 1.0 and split.moved is not None
+    outside = split.gap < 1e-6
+    assert np.allclose(split.crop_out[outside], split.moved[outside], atol=1e-5)  # the picture's lips, moved whole
+    inside = split.gap > 0.999
+    assert np.allclose(split.crop_out[inside], (moved + paint)[inside], atol=1e-5)  # the network's opening
+    half = chain.lips_whole(face_edits([m], crop_in[None], crop_out, feather_mask(SIZE), paint[None], photo=0.5)[0],
+                            ctx)
+    assert half.gap is not None and np.isclose(half.gap.max(), 0.5)  # split as far as it took the gains

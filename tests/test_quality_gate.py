@@ -53,8 +53,8 @@ PORTRAIT_MOUTH_TINT = -10.0
 # (closed lips), the people's own 35.1, the model's paint 32.3; the realism acceptance allows 2.5 times the people's
 # own, this ceiling 1.5.
 PORTRAIT_MOUTH_LIGHT = 1.5
-# The same portraits surprised: MediaPipe finds the lips apart on 4 of the 5 (the paint everywhere, a dark smear across
-# the lips: 2), the opening's darkest tenth at 0.11-0.39 of the skin's luma and 0.16-0.25 redder than green and blue
+# The same portraits surprised: MediaPipe finds the lips apart on all 5 (the paint everywhere, a dark smear across the
+# lips: 2), the opening's darkest tenth at 0.12-0.39 of the skin's luma and 0.17-0.24 redder than green and blue
 # (`realism.opening_colour`; the people's own open smiles 0.29-0.58 luma; the paint everywhere 0.15-0.24, 0.15-0.19).
 PORTRAIT_OPENED = 4
 OPENING_DARK, OPENING_RED = 0.08, 0.12

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..arrays import Array
 from ..geometry.align import Matrix, matrix_scale
-from ..geometry.resample import WarpMode
+from ..geometry.resample import WarpMode, moved_crop
 from ..tuning import LARGE_FACE_SCALE
 from . import lips
 from .blend import crop_planes
@@ -123,7 +123,13 @@ def lips_whole(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
         return face
     motion, moved, gap = lips.lips_whole(face.crop_in, face.motion, ctx.lip_corners, ctx.rgb, face.m, ctx.warp,
                                          amount=1.0 if large else face.photo)
-    crop_out = face.crop_out if gap is None or face.withheld is None else face.crop_out + gap[..., None] * face.withheld
+    crop_out = face.crop_out
+    if face.withheld is not None:
+        # the paint the gains kept goes onto the lips as the split moves them (none: the picture's own lips, whole),
+        # the gap shows the network's own opening, the withheld paint back
+        kept = crop_out - moved_crop(face.crop_in, face.motion, ctx.warp)
+        opened = np.zeros(crop_out.shape[:2] + (1,), np.float32) if gap is None else gap[..., None]
+        crop_out = (1.0 - opened) * (moved + kept) + opened * (crop_out + face.withheld)
     return dataclasses.replace(face, crop_out=crop_out, motion=motion, moved=moved, gap=gap)
 
 
