@@ -128,7 +128,7 @@ def lips_whole(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
         # the paint the gains kept goes onto the lips as the split moves them (none: the picture's own lips, whole),
         # the gap shows the network's own opening, the withheld paint back
         kept = crop_out - moved_crop(face.crop_in, face.motion, ctx.warp)
-        opened = np.zeros(crop_out.shape[:2] + (1,), np.float32) if gap is None else gap[..., None]
+        opened = np.zeros((*crop_out.shape[:2], 1), np.float32) if gap is None else gap[..., None]
         crop_out = (1.0 - opened) * (moved + kept) + opened * (crop_out + face.withheld)
     return dataclasses.replace(face, crop_out=crop_out, motion=motion, moved=moved, gap=gap)
 
