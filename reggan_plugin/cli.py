@@ -11,7 +11,7 @@ import importlib
 import logging
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +33,7 @@ from .config import (
 from .errors import NumericalError, RegganError, UsageError, shown
 
 if TYPE_CHECKING:
+    from .edit.calibration import Gains
     from .render_summary import RenderSummary
 
 
@@ -307,12 +308,24 @@ def _metric_lines(metrics: object) -> list[str]:
     return lines
 
 
+def _gain_lines(gains: Mapping[str, Gains]) -> list[str]:
+    """The model's gains for photographs (`reggan_plugin.edit.calibration`), a line per expression that has them."""
+    if not gains:
+        return []
+    lines = ["gains for photographs (--subject photo; auto where a picture reads as one): motion sideways x up, "
+             "paint, upper face"]
+    for expression, g in gains.items():
+        lines.append(f"  {expression}: {g.motion[0]:g} x {g.motion[1]:g}, {g.paint:g}, {g.upper:g}")
+    return lines
+
+
 @main.command()
 @click.option("--model", type=click.Path(path_type=Path), default=None, help="Model to describe. [default: the bundled one]")
 def info(model: Path | None) -> None:
     """Version, model, and the backends this machine can run (and why not)."""
     from .artifact import load_artifact
     from .backends import describe_environment
+    from .edit.calibration import model_gains
 
     def go() -> None:
         click.echo(f"reggan-plugin {__version__}")
@@ -328,6 +341,8 @@ def info(model: Path | None) -> None:
             if key in art.provenance:
                 click.echo(f"  {key}: {art.provenance[key]}")
         for line in _metric_lines(art.provenance.get("metrics")):
+            click.echo(f"  {line}")
+        for line in _gain_lines(model_gains(art, "photo")):
             click.echo(f"  {line}")
         click.echo("environment:")
         for name, value in describe_environment():

@@ -226,6 +226,16 @@ def test_info_lists_model_and_backends(tiny_model):
     assert "tiny.onnx" in proc.stdout and "happy" in proc.stdout and "onnxruntime" in proc.stdout.lower()
 
 
+def test_info_shows_the_gains_for_photographs_as_a_line_per_expression():
+    from reggan_plugin.cli import _gain_lines
+    from reggan_plugin.edit.calibration import Gains
+
+    lines = _gain_lines({"happy": Gains(paint=0.0, upper=0.5), "sad": Gains(motion=(1.0, 0.5))})
+    assert lines[0].startswith("gains for photographs") and "paint" in lines[0]
+    assert lines[1:] == ["  happy: 1 x 1, 0, 0.5", "  sad: 1 x 0.5, 1, 1"]
+    assert _gain_lines({}) == []  # a model without them says nothing
+
+
 def test_info_shows_validation_psnr_as_a_line_per_expression():
     from reggan_plugin.cli import _metric_lines
 
