@@ -315,7 +315,9 @@ def _gain_lines(gains: Mapping[str, Gains]) -> list[str]:
     lines = ["gains for photographs (--subject photo; auto where a picture reads as one): motion sideways x up, "
              "paint, upper face"]
     for expression, g in gains.items():
-        lines.append(f"  {expression}: {g.motion[0]:g} x {g.motion[1]:g}, {g.paint:g}, {g.upper:g}")
+        reach = max((abs(v) for v in g.flow), default=0.0)
+        flow = f", and a fitted flow on the lower face (up to {reach:.1f} crop px)" if reach else ""
+        lines.append(f"  {expression}: {g.motion[0]:g} x {g.motion[1]:g}, {g.paint:g}, {g.upper:g}{flow}")
     return lines
 
 

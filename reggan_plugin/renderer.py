@@ -148,7 +148,8 @@ class ExpressionRenderer:
             for i, (g, share, start, stop) in enumerate(zip(gains, shares, faces_at, faces_at[1:])):
                 if not g.is_identity:
                     faces[start:stop], withheld[i] = calibrated(crops_in[start:stop], faces[start:stop],
-                                                                g.partly(share), self.lower_face, self.artifact.warp)
+                                                                g.partly(share), self.lower_face, self.artifact.warp,
+                                                                edits[i].intensity)
         return [EditedCrops(faces[start:stop],
                             None if self.interior is None else self.interior.inside_for(e.expression, e.intensity),
                             share, held)

@@ -6,17 +6,29 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reggan_plugin.edit.calibration import Gains, calibrated, dump_gains, lower_face, mixed, parse_gains
+from reggan_plugin.edit.calibration import (
+    Gains,
+    calibrated,
+    dump_gains,
+    flow_field,
+    lower_face,
+    mixed,
+    parse_gains,
+)
 from reggan_plugin.errors import ModelError
 from reggan_plugin.geometry.resample import sample
 
 S = 128
 PHOTO_SMILE = Gains(motion=(0.5, 0.5), paint=0.7, upper=0.0)
+GRID = np.round(np.stack([np.linspace(-2, 2, 16)[None].repeat(16, 0), np.linspace(0, -1.5, 16)[:, None].repeat(16, 1)],
+                         -1), 2)
+WIDER = Gains(paint=0.0, flow=tuple(GRID.ravel()))  # a flow pulling the lower face sideways and up
 
 
 def test_gains_read_back_as_written() -> None:
-    table = {"photo": {"happy": PHOTO_SMILE, "sad": Gains(paint=0.0, upper=1.5)}}
-    assert parse_gains(Path("m.onnx"), dump_gains(table)) == table
+    table = {"photo": {"happy": PHOTO_SMILE, "sad": Gains(paint=0.0, upper=1.5), "angry": WIDER}}
+    back = parse_gains(Path("m.onnx"), dump_gains(table))
+    assert back == table and np.allclose(back["photo"]["angry"].grid, GRID)
 
 
 def test_an_old_models_teeth_and_rest_of_the_paint_gains_are_ignored() -> None:
@@ -31,6 +43,9 @@ def test_an_old_models_teeth_and_rest_of_the_paint_gains_are_ignored() -> None:
     ('{"photo": {"happy": {"upper": -1}}}', "must lie in [0, 10]"),
     ('{"photo": {"happy": {"paint": NaN}}}', "must lie in [0, 10]"),
     ('{"photo": {"happy": {"paint": 11}}}', "must lie in [0, 10]"),
+    ('{"photo": {"happy": {"flow": [[1, 2], [3, 4]]}}}', "not JSON of the form"),
+    ('{"photo": {"happy": {"flow": [[[1, 2, 3]]]}}}', "not JSON of the form"),
+    ('{"photo": {"happy": {"flow": [[[1, 1e9]]]}}}', "flow must be finite"),
 ])
 def test_malformed_gains_are_refused_naming_the_file_and_the_key(text: str, why: str) -> None:
     with pytest.raises(ModelError) as error:
@@ -47,6 +62,14 @@ def test_a_mix_takes_each_expressions_gains_by_its_weight() -> None:
     assert half.upper == pytest.approx(0.5)
     assert mixed(gains, expressions, np.array([0, 0, 1.0])).is_identity  # sad has none
     assert mixed({}, expressions, np.array([0, 1.0, 0])).is_identity
+
+
+def test_a_mix_and_a_share_take_the_flow_in_proportion() -> None:
+    expressions = ("neutral", "happy", "sad")
+    half = mixed({"happy": WIDER}, expressions, np.array([0, 0.5, 0.5]))
+    assert np.allclose(half.grid, GRID / 2) and half.paint == pytest.approx(0.5)
+    assert np.allclose(WIDER.partly(0.25).grid, GRID / 4)
+    assert not Gains(flow=tuple(GRID.ravel())).is_identity and Gains(flow=(0.0,) * 8).is_identity
 
 
 def _crop() -> np.ndarray:
@@ -110,6 +133,24 @@ def test_the_upper_gain_keeps_the_upper_face_as_it_was_and_the_lower_face_as_edi
     assert np.allclose(half[brow][3:], (1.5, -1.0), atol=1e-2)
 
 
+def test_the_flow_moves_the_lower_face_alone_by_the_intensity() -> None:
+    crop_in = _crop()
+    edited = _edited(crop_in, np.zeros((S, S, 3), np.float32), (1.0, -1.0))
+    field = flow_field(GRID, LOWER)
+    brow, chin = (30, 64), (100, 64)
+    assert np.allclose(field[brow], 0.0, atol=1e-2) and np.abs(field[chin]).max() > 0.5
+    for intensity in (1.0, 0.4):
+        out = calibrated(crop_in, edited, WIDER, LOWER, intensity=intensity)[0][0]
+        assert np.allclose(out[..., 3:], (1.0, -1.0) + intensity * field, atol=1e-5)
+        assert np.allclose(out[..., :3], _moved(crop_in[0], out[..., 3:]), atol=1e-5)
+
+
+def _moved(crop: np.ndarray, motion: np.ndarray) -> np.ndarray:
+    from reggan_plugin.geometry.resample import moved_crop
+
+    return moved_crop(crop, motion)
+
+
 def _image(pixels: np.ndarray):
     from reggan_plugin.imageio import ImageData
 
@@ -127,7 +168,8 @@ def test_the_bundled_model_edits_photos_by_its_motion_alone() -> None:
 
     photo = ExpressionRenderer(InferenceConfig(backend="cpu", subject="photo"))
     render = ExpressionRenderer(InferenceConfig(backend="cpu", subject="render"))
-    smile = Gains(paint=0.0, upper=0.5)  # recipes/default.toml, docs/PHOTO_GAINS.md
+    smile = photo.gains["happy"]  # recipes/default.toml, docs/PHOTO_GAINS.md: its flow fitted on photographs
+    assert (smile.motion, smile.paint, smile.upper) == ((1.0, 1.0), 0.0, 0.5) and smile.grid is not None
     assert photo.gains == {"happy": smile, **{e: Gains(paint=0.0) for e in ("sad", "angry", "surprised", "disgusted",
                                                                              "fearful")}}
     assert render.gains == {} and render.lower_face is None
@@ -137,7 +179,8 @@ def test_the_bundled_model_edits_photos_by_its_motion_alone() -> None:
     for expression, upper in (("happy", smile.upper), ("sad", 1.0)):
         raw = photo.forward(prepared.crops, EditConfig(expression), turns=prepared.turns)
         edited = photo.forward_images([prepared], EditConfig(expression))[0]
-        assert np.allclose(edited.faces[..., 3:], raw[..., 3:] * (lower + upper * (1 - lower)), atol=1e-6)
+        flow = flow_field(smile.grid, lower[..., 0]) if expression == "happy" else 0.0
+        assert np.allclose(edited.faces[..., 3:], raw[..., 3:] * (lower + upper * (1 - lower)) + flow, atol=1e-5)
         for crop, face in zip(prepared.crops, edited.faces):
             assert np.allclose(face[..., :3], moved_crop(crop, face[..., 3:], photo.artifact.warp), atol=1e-5)
         assert not np.allclose(raw[..., :3], edited.faces[..., :3], atol=1e-3)  # the paint the render keeps

@@ -37,6 +37,8 @@ REPO = Path(__file__).resolve().parents[1]
      "unknown key.*phase.*kind coverage"),
     ('name = "x"\nkind = "coverage"\n[[data]]\nname = "d"\nidentities = 1\n[coverage]\nstep = 3\n',
      r"unknown \[coverage\] key.*step"),
+    ('name = "x"\n[[data]]\nname = "d"\nidentities = 1\n[[phase]]\nname = "p"\niterations = 1\n'
+     '[photo_motion]\ngrids = 8\n', r"unknown \[photo_motion\] key.*grids"),
 ])
 def test_a_bad_recipe_is_refused_before_anything_runs(tmp_path: Path, text: str, reason: str) -> None:
     path = tmp_path / "bad.toml"
@@ -106,6 +108,9 @@ def test_the_bundled_face_model_is_its_recipe() -> None:
     _assert_stamped(json.loads(artifact.metadata["reggan.recipe"]), recipe)
     assert artifact.provenance["training"] == "reggan-plugin recipe default.toml"
     assert [p["name"] for p in artifact.provenance["recipe"]["phases"]] == [p.name for p in load_recipe(recipe).phases]
+    photo = json.loads(artifact.metadata["reggan.paste_gains"])["photo"]
+    fitted = load_recipe(recipe).photo_motion["expressions"]  # each with a flow fitted on photographs
+    assert fitted and all(len(photo[name]["flow"]) == 16 for name in fitted)
 
 
 def test_the_channel_models_keys_are_what_its_recipe_renders_below_weight_1() -> None:

@@ -117,6 +117,7 @@ class Recipe:
     photos: tuple[str, ...] = ()  # paired photo folders under the shared data folder (their first half trains)
     kind: str = "expression"
     options: dict[str, Any] = field(default_factory=dict)  # the kind's own table ([coverage])
+    photo_motion: dict[str, Any] = field(default_factory=dict)  # [photo_motion]: `training.photo_motion.SETTINGS`
 
     @property
     def sha256(self) -> str:
@@ -158,7 +159,8 @@ def load_recipe(path: Path) -> Recipe:
         if key not in doc:
             raise UsageError(f"recipe {path}: no `{key}`")
     known = {"name", "about", "kind", "data"} | ({"preset", "image_size", "warp", "mix", "batch_size",
-                                                  "checkpoint_every", "phase", "gains", "photos"} if kind == "expression"
+                                                  "checkpoint_every", "phase", "gains", "photos", "photo_motion"}
+                                                 if kind == "expression"
                                                  else {kind})
     unknown = sorted(set(doc) - known)
     if unknown:
@@ -170,6 +172,13 @@ def load_recipe(path: Path) -> Recipe:
         if unknown:
             raise UsageError(f"recipe {path}: unknown [{kind}] key(s) {', '.join(unknown)}; known: "
                              f"{', '.join(known_options)}")
+    if doc.get("photo_motion"):
+        from .photo_motion import settings_of
+
+        try:
+            settings_of(dict(doc["photo_motion"]))
+        except UsageError as exc:
+            raise UsageError(f"recipe {path}: {exc}") from None
     if doc.get("warp", "bilinear") not in WARP_MODES:
         raise UsageError(f"recipe {path}: warp {doc['warp']!r}: 'bilinear' or 'bicubic'")
     if doc.get("mix", MIXES[0]) not in MIXES:
@@ -187,7 +196,8 @@ def load_recipe(path: Path) -> Recipe:
                   warp=doc.get("warp"), mix=doc.get("mix"),
                   batch_size=int(doc.get("batch_size", 8)), checkpoint_every=int(doc.get("checkpoint_every", 500)),
                   data=data, phases=phases, gains=dict(doc.get("gains", {})), text=text, kind=kind, options=options,
-                  photos=tuple(str(name) for name in doc.get("photos", ())))
+                  photos=tuple(str(name) for name in doc.get("photos", ())),
+                  photo_motion=dict(doc.get("photo_motion", {})))
 
 
 def _kind_settings(kind: str) -> dict[str, Any]:
@@ -276,18 +286,22 @@ def _carry_checkpoint(source: Path, target: Path) -> None:
         shutil.copy2(source / name, target / name)
 
 
-def _with_recipe(model: Path, recipe: Recipe, out: Path) -> None:
-    """The model with the recipe's gains, its provenance naming the recipe, and the recipe itself in its metadata,
-    written to ``out`` in one write."""
+def _with_recipe(model: Path, recipe: Recipe, out: Path, flows: dict[str, Any] | None = None) -> None:
+    """The model with the recipe's gains (and ``flows``, fitted flows for photographs by expression:
+    `training.photo_motion`), its provenance naming the recipe, and the recipe itself in its metadata, written to
+    ``out`` in one write."""
     from export.metadata import with_entries
     from reggan_plugin.artifact import load_artifact
     from reggan_plugin.edit.calibration import METADATA_KEY, dump_gains, parse_gains
 
     entries: dict[str, str | None] = {}
-    if recipe.gains:
+    table = {subject: {name: dict(g) for name, g in by_expression.items()} for subject, by_expression in
+             recipe.gains.items()}
+    for name, grid in (flows or {}).items():
+        table.setdefault("photo", {}).setdefault(name, {})["flow"] = grid
+    if table:
         # read as the runtime reads them (its bounds checked) before anything is written
-        gains = dump_gains(parse_gains(model, json.dumps(recipe.gains)))
-        entries[METADATA_KEY] = gains
+        entries[METADATA_KEY] = dump_gains(parse_gains(model, json.dumps(table)))
     provenance = dict(load_artifact(model).provenance)
     provenance["training"] = f"reggan-plugin recipe {recipe.name}.toml"
     provenance["recipe"] = {"name": recipe.name, "sha256": recipe.sha256,
@@ -320,7 +334,8 @@ def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Pa
     for spec in recipe.data:
         _render(spec, data_root / spec.name, face_model, log)
     data_dirs = [data_root / spec.name for spec in recipe.data]
-    data_dirs += [copy_choosing_half(shared_data_dir() / name, runs / "photos" / name) for name in recipe.photos]
+    photo_dirs = [copy_choosing_half(shared_data_dir() / name, runs / "photos" / name) for name in recipe.photos]
+    data_dirs += photo_dirs
     out.parent.mkdir(parents=True, exist_ok=True)
     if recipe.kind == "coverage":
         from .coverage import build_model
@@ -336,7 +351,13 @@ def build(recipe: Recipe, data_root: Path, runs: Path, out: Path, face_model: Pa
         build_reader(data_dirs, out, recipe.options, recipe.stamp, log=log)
     else:
         _train_phases(recipe, data_dirs, runs, device, log)
-        _with_recipe(runs / recipe.phases[-1].name / "model.onnx", recipe, out)
+        model = runs / recipe.phases[-1].name / "model.onnx"
+        flows = None
+        if recipe.photo_motion:
+            from .photo_motion import photo_flows
+
+            flows = photo_flows(model, photo_dirs, recipe.photo_motion, runs, log)
+        _with_recipe(model, recipe, out, flows)
     log(f"wrote {out}")
     return out
 
