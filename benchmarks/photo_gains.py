@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -157,8 +157,7 @@ def write(rows: list[Row], refs: References, out: Path, data: Path) -> Path:
     ]
     for r in rows:
         mark = "**" if r is chosen else ""
-        lines.append(f"| {mark}{r.name}{mark} | {r.gains.motion[0]:g}, {r.gains.motion[1]:g}"
-                     f"{' and the fitted flow' if r.gains.grid is not None else ''} | {r.gains.paint:g} "
+        lines.append(f"| {mark}{r.name}{mark} | {r.gains.motion[0]:g}, {r.gains.motion[1]:g} | {r.gains.paint:g} "
                      f"| {r.gains.upper:g} | {cells(r)} |")
     for r in (refs.neutral, refs.real):
         lines.append(f"| {r.name} (reference) | | | | {cells(r)} |")
@@ -166,25 +165,12 @@ def write(rows: list[Row], refs: References, out: Path, data: Path) -> Path:
     carried_name = next((r.name for r in rows if r.gains == carried), str(carried))
     lines += ["", f"Chosen by the rule: **{chosen.name}**." if chosen else "No candidate meets the rule.", "",
               f"The bundled model carries **{carried_name}**: the gains of `[gains.photo.{EXPRESSION}]` in "
-              "`recipes/default.toml`"
-              + (", and the flow its `[photo_motion]` fits on the chosen half's smiles with closed lips "
-                 "(`training/photo_motion.py`)" if carried.grid is not None else "")
-              + ", written into it by `reggan-plugin recipe`."
+              "`recipes/default.toml`, written into it by `reggan-plugin recipe`."
               + (" Its paint left out was chosen by eye: [experiments/PAINT_FREE_PHOTOS.md]"
                  "(experiments/PAINT_FREE_PHOTOS.md)." if carried.paint < 1 else ""), ""]
     path = out / "PHOTO_GAINS.md"
     write_text(path, "\n".join(lines))
     return path
-
-
-def with_fitted_flow(candidates: tuple[tuple[str, Gains], ...] = CANDIDATES) -> tuple[tuple[str, Gains], ...]:
-    """``candidates`` and, where the bundled model carries a flow fitted on photographs (`training.photo_motion`), its
-    gains with that flow."""
-    carried = model_gains(load_artifact(None), "photo").get(EXPRESSION, Gains())
-    if carried.grid is None:
-        return candidates
-    base = next((name for name, g in candidates if g == replace(carried, flow=())), "the model's gains")
-    return (*candidates, (f"{base}, fitted flow", carried))
 
 
 def main() -> None:
@@ -193,7 +179,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--limit", type=int, default=None, help="at most N people per half (a quick look)")
     args = parser.parse_args()
-    rows, refs = measure(args.data, with_fitted_flow(), limit=args.limit)
+    rows, refs = measure(args.data, limit=args.limit)
     print(write(rows, refs, args.out, args.data).read_text())
 
 

@@ -58,7 +58,7 @@ SUBJECT_LABELS = {
     "auto": ("Auto", "Each picture's faces read as a render or a photograph of a person"),
     "render": ("Render", "The edit as the model was fitted on renders"),
     "photo": ("Photograph", "A photograph of a person: the model's motion alone, its own skin and lips moved (the "
-                            "model's paint only inside an opened mouth; a smile's lips as people's own move)"),
+                            "model's paint only inside an opened mouth)"),
 }
 PREFERENCES_BACKEND = "PREFERENCES"
 FACE_SOURCES = (

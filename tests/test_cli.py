@@ -230,9 +230,11 @@ def test_info_shows_the_gains_for_photographs_as_a_line_per_expression():
     from reggan_plugin.cli import _gain_lines
     from reggan_plugin.edit.calibration import Gains
 
-    lines = _gain_lines({"happy": Gains(paint=0.0, upper=0.5), "sad": Gains(motion=(1.0, 0.5))})
+    flow = Gains(flow=(0.0, 1.25, -2.5, 0.5) * 2)  # a 2 x 2 control grid
+    lines = _gain_lines({"happy": Gains(paint=0.0, upper=0.5), "sad": Gains(motion=(1.0, 0.5)), "angry": flow})
     assert lines[0].startswith("gains for photographs") and "paint" in lines[0]
-    assert lines[1:] == ["  happy: 1 x 1, 0, 0.5", "  sad: 1 x 0.5, 1, 1"]
+    assert lines[1:] == ["  happy: 1 x 1, 0, 0.5", "  sad: 1 x 0.5, 1, 1",
+                         "  angry: 1 x 1, 1, 1, and a fitted flow on the lower face (up to 2.5 crop px)"]
     assert _gain_lines({}) == []  # a model without them says nothing
 
 

@@ -1,4 +1,4 @@
-"""What people's own expressions move beyond the rendered one: a flow fitted on paired photographs, shipped as the
+"""What people's own expressions move beyond the rendered one: a flow fitted on paired photographs, carried as the
 ``flow`` of a model's gains for photographs (`reggan_plugin.edit.calibration`).
 
 On a photograph the model's motion is all that moves (its paint is left out), and it is the renders' motion: a
@@ -11,6 +11,8 @@ into the gap, and a flow that opens the mouth shows the model's paint there as a
 
 A recipe's ``[photo_motion]`` (`SETTINGS`) fits it on its ``photos`` (the choosing half) with the model its phases
 made; the result is kept in ``<runs>/photo_motion.json`` and reused while the model and the settings are the same.
+The bundled recipe has none: the fitted smile comes closer to people's lips by the landmarks, but by eye its corners
+hook upward and its lips bulge (docs/experiments/PHOTO_MOTION.md).
 """
 from __future__ import annotations
 
