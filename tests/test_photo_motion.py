@@ -64,3 +64,39 @@ def test_a_pairs_lip_gap_is_its_inner_lips_distance() -> None:
 def test_unknown_settings_are_refused(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match=r"unknown \[photo_motion\] key.*grids"):
         photo_flows(tmp_path / "m.onnx", [], {"grids": 8}, tmp_path)
+
+
+@pytest.mark.slow  # dlib's landmarks and the bundled model on six photographs
+def test_a_recipes_flow_is_fitted_on_its_photographs_and_kept(london_faces: Path, tmp_path: Path) -> None:
+    """Three London pairs: each pair's points land in the model's crop (the neutral's mouth corners by the template's),
+    the fit writes its flow and the settings it was made with, and a second call with them reuses it."""
+    import json
+    import shutil
+
+    from reggan_plugin.artifact import default_model_path
+    from reggan_plugin.geometry.align import CANONICAL_5PT
+    from training.evaluate import identity_judge
+    from training.photo_motion import collect_pairs
+
+    if identity_judge.unavailable_reason():
+        pytest.skip(identity_judge.unavailable_reason())
+    folder = tmp_path / "pairs"
+    for path in sorted((london_faces / "neutral").glob("*.jpg"))[:3]:
+        for sub in ("neutral", "happy"):
+            (folder / sub).mkdir(parents=True, exist_ok=True)
+            shutil.copy2(london_faces / sub / path.name, folder / sub / path.name)
+    model = default_model_path()
+    pairs = collect_pairs(model, folder, "happy", log=lambda line: None)
+    assert len(pairs) == 3
+    for pair in pairs:
+        corners = pair.neutral[[48, 54]] / S  # dlib's mouth corners, in crop units
+        assert np.abs(corners - CANONICAL_5PT[3:5]).max() < 0.06, corners
+        assert np.abs(pair.target[17:48] - pair.neutral[17:48]).mean() < 2.0  # registered on the upper face
+    lines: list[str] = []
+    flows = photo_flows(model, [folder], {"steps": 50, "closed_lips": 1.0}, tmp_path / "runs", lines.append)
+    assert np.asarray(flows["happy"]).shape == (G, G, 2) and lines[-1].startswith("photo motion: happy, 3 of 3")
+    kept = json.loads((tmp_path / "runs" / "photo_motion.json").read_text())
+    assert kept["stamp"]["settings"]["steps"] == 50
+    again: list[str] = []
+    assert photo_flows(model, [folder], {"steps": 50, "closed_lips": 1.0}, tmp_path / "runs", again.append) == flows
+    assert again == ["photo motion: done"]
