@@ -95,43 +95,36 @@ def collect_pairs(model: Path, folder: Path, expression: str, log: Callable[[str
     registration is left out, and said so."""
     from reggan_plugin.config import EditConfig, InferenceConfig
     from reggan_plugin.edit.face_level import lift_gains
-    from reggan_plugin.faces import Face, box_from_landmarks, landmarks68_to_5
+    from reggan_plugin.faces import landmarks68_to_5
     from reggan_plugin.geometry.align import apply_affine
     from reggan_plugin.imageio import ImageData
     from reggan_plugin.renderer import ExpressionRenderer
 
-    from .data.crop import REGISTER_SIZE, CropGeometry, crop_pair
-    from .evaluate.cases import read_rgb, runtime_detector
+    from .data.crop import CropGeometry, crop_pair, registered_target_matrix
+    from .evaluate.cases import read_rgb, runtime_detector, scan_cases
+    from .evaluate.runner import _face
 
     renderer = ExpressionRenderer(InferenceConfig(model=model, subject="render"))
     geometry = CropGeometry(renderer.size)
-    work = CropGeometry(REGISTER_SIZE, geometry.margin_fraction)
-    k_work, k_out = work.px_to_units(), geometry.px_to_units()
     detect, landmarks = runtime_detector(), Landmarks68()
     pairs = []
-    for neutral_path in sorted((folder / "neutral").glob("*.jpg")) + sorted((folder / "neutral").glob("*.png")):
-        target_path = next((p for p in sorted((folder / expression).glob(neutral_path.stem + ".*"))
-                            if p.suffix.lower() in (".jpg", ".jpeg", ".png")), None)
-        if target_path is None:
-            continue
-        neutral, target = read_rgb(neutral_path), read_rgb(target_path)
+    for case in scan_cases(folder, (expression,), "all")[1]:
+        neutral, target = read_rgb(case.neutral), read_rgb(case.target)
         five, ln, lt = detect(neutral), landmarks(neutral), landmarks(target)
         if five is None or ln is None or lt is None:
-            log(f"photo motion: {neutral_path.name}: no face found, left out")
+            log(f"photo motion: {case.neutral.name}: no face found, left out")
             continue
         try:
             _, _, reg = crop_pair(neutral, target, five, geometry, False, landmarks68_to_5(lt))
         except ValueError as exc:
-            log(f"photo motion: {neutral_path.name}: {exc}, left out")
+            log(f"photo motion: {case.neutral.name}: {exc}, left out")
             continue
         assert reg is not None
-        image = ImageData(pixels=neutral, path=neutral_path, format="png", linear=False, info={})
-        prepared = renderer.prepare_image(image, [Face(box=box_from_landmarks(five), landmarks=five, source="given")])
+        image = ImageData(pixels=neutral, path=case.neutral, format="png", linear=False, info={})
+        prepared = renderer.prepare_image(image, [_face(five)])
         edited = renderer.forward(prepared.crops, EditConfig(expression, 1.0), lift_gains(prepared.crops),
                                   list(prepared.turns))
-        m_n = geometry.matrix(five)
-        w_out = np.linalg.inv(k_out) @ k_work @ reg.matrix @ np.linalg.inv(k_work) @ k_out
-        m_t = np.linalg.inv(w_out) @ m_n
+        m_n, m_t = geometry.matrix(five), registered_target_matrix(five, geometry, reg)
         pairs.append(PairPoints(edited[0, ..., 3:].copy(), apply_affine(m_n[:2], ln) - geometry.margin,
                                 apply_affine(m_t[:2], lt) - geometry.margin))
     return pairs

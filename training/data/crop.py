@@ -108,6 +108,19 @@ def crop_pair(
             or shift > MAX_SHIFT_UNITS or reg.ncc_after < reg.ncc_before - 0.02):
         raise ValueError(f"registration failed (scale {reg.scale:.3f}, rotation {reg.rotation_deg:.1f} deg, "
                          f"shift {shift:.3f}, ncc {reg.ncc_before:.3f} -> {reg.ncc_after:.3f})")
-    w_out = np.linalg.inv(k_out) @ w_units @ k_out
-    m_t = np.linalg.inv(w_out) @ m_n  # target frame px -> neutral-registered cache px
+    m_t = _registered(m_n, w_units, k_out)
     return _to_u8(neutral), _to_u8(_warp(target_rgb, m_t, geometry.total)), reg
+
+
+def _registered(m_n: np.ndarray, w_units: np.ndarray, k_out: np.ndarray) -> np.ndarray:
+    """3x3 target frame px -> neutral-registered cache px: the neutral's matrix ``m_n`` and the registration
+    ``w_units`` (crop units), in the cache crop whose px -> units matrix is ``k_out``."""
+    w_out = np.linalg.inv(k_out) @ w_units @ k_out
+    return np.linalg.inv(w_out) @ m_n
+
+
+def registered_target_matrix(neutral_pts: np.ndarray, geometry: CropGeometry, reg: Registration) -> np.ndarray:
+    """3x3 target frame px -> neutral-registered cache px, as `crop_pair` cut the target with ``reg``."""
+    k_work = CropGeometry(REGISTER_SIZE, geometry.margin_fraction).px_to_units()
+    w_units = k_work @ reg.matrix @ np.linalg.inv(k_work)
+    return _registered(geometry.matrix(neutral_pts), w_units, geometry.px_to_units())
