@@ -604,7 +604,7 @@ def test_sample_grid_rows_are_renders_when_photos_are_in_the_data(synth, tmp_pat
     data = PairedFaces(sets, TINY.expressions, None)
     assert {s.layout for s in data.summaries} == {"synthetic", "plain"}
     solver = Solver(RegGAN(TINY), TrainConfig(n_samples=64), data, None, tmp_path / "run", torch.device("cpu"))
-    x, _, _ = solver._sample_batch()
+    (x, _, _), _ = solver._sample_batch()
     rendered = int((data.pair_set == 0).sum())
     assert len(x) == rendered  # every render row, no photo row
     x_all, _, _ = data.batch(torch.nonzero(data.pair_set == 0).flatten())
@@ -655,3 +655,35 @@ def test_turn_keys_fit_each_key_on_the_pairs_and_mirror_images_about_it(synth, t
         from training.solver import refit_stage1
 
         refit_stage1(model, solver.train_data, None, {}, 1, TEST_CFG)
+
+
+def test_a_keyed_model_trains_its_refiner_on_each_pair_at_its_own_turn(synth, tmp_path):
+    """The refiner learns on the stage 1 the runtime gives a face: each pair's expression spread over the turn keys
+    by its neutral's turn (`RegGAN.keyed`, which `split_turn` undoes), not the key facing the camera."""
+    from reggan_plugin.faces.turn import turn_weights
+    from training.data.turn_keys import neutral_turns
+    from training.solver import evaluate_pairs
+
+    keys = (-0.2, 0.0, 0.2)
+    cfg = replace(TEST_CFG, stage1_turn_keys=keys, iterations=2)
+    solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", cfg)
+    data, model = solver.train_data, solver.G
+    turns = neutral_turns(data)[data.pair_neutral.numpy()]
+    assert solver.turns is not None
+    assert np.allclose(solver.turns.numpy(), np.stack([turn_weights(t, keys) for t in turns]), atol=1e-6)
+    turned = int(np.argmax(np.abs(turns)))
+    assert solver.turns[turned, 1] < 1.0  # a pair away from the camera's key
+
+    c = torch.eye(len(TINY.expressions))[data.pair_expression[[turned]]]
+    weights, turn = model.split_turn(model.keyed(c, solver.turns[[turned]]))
+    assert torch.allclose(weights, c) and torch.allclose(turn, solver.turns[[turned]])
+    x, _, _ = data.batch(torch.tensor([turned]))
+    own = model(x, model.keyed(c, solver.turns[[turned]]), torch.ones(1))[1]
+    frontal = model(x, c, torch.ones(1))[1]
+    assert not torch.allclose(own, frontal)  # the keys paint differently: which one the refiner sees matters
+
+    solver.train(progress=False)
+    assert solver.iteration == 2
+    with pytest.raises(ValueError, match="flip"):
+        _tiny_solver(synth, tmp_path / "flip", tmp_path / "cache", replace(cfg, augment=AugmentConfig(flip=True)))
+    assert evaluate_pairs(model, data, torch.device("cpu"))  # scored at each pair's turn

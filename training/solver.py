@@ -45,7 +45,7 @@ from .data.augment import degrade_inputs
 from .data.dataset import PairedFaces
 from .data.landmarks import LazyDetector
 from .data.realign import detector_aligned
-from .data.turn_keys import turn_keyed
+from .data.turn_keys import pair_turn_weights, turn_keyed
 from .losses import (
     classification_loss,
     face_oval_mask,
@@ -355,12 +355,15 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
 def evaluate_pairs(model: RegGAN, data: PairedFaces, device: torch.device, batch: int = 32) -> dict[str, dict[str, float]]:
     """Per expression, on central crops: L1 and PSNR against the true target of copy / stage 1 / RegGAN."""
     model.eval()
+    turns = pair_turn_weights(data, model.config.turn_keys) if model.config.turn_keys else None
     sums: dict[str, dict[str, list[float]]] = {}
     for start in range(0, len(data), batch):
-        x, t, c = data.batch(torch.arange(start, min(start + batch, len(data))))
+        idx = torch.arange(start, min(start + batch, len(data)))
+        x, t, c = data.batch(idx)
         x, t = x.to(device), t.to(device)
         onehot = F.one_hot(c.to(device), len(model.config.expressions)).float()
-        y, s1 = model(x, onehot, torch.ones(len(x), device=device))
+        y, s1 = model(x, model.keyed(onehot, None if turns is None else turns[idx].to(device)),
+                      torch.ones(len(x), device=device))
         for i in range(len(x)):
             name = model.config.expressions[int(c[i])]
             acc = sums.setdefault(name, {k: [] for k in ("copy_l1", "stage1_l1", "reggan_l1", "copy_psnr", "stage1_psnr", "reggan_psnr")})
@@ -376,15 +379,15 @@ def _to_u8(img: Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def sample_grid(model: RegGAN, batch: tuple[Tensor, Tensor, Tensor], path: Path) -> Path:
-    """One row per pair: input | stage 1 | RegGAN | target (central crops)."""
+def sample_grid(model: RegGAN, batch: tuple[Tensor, Tensor, Tensor], path: Path, turn: Tensor | None = None) -> Path:
+    """One row per pair: input | stage 1 | RegGAN | target (central crops); ``turn``: the pairs' turn weights."""
     from PIL import Image
 
     x, t, c = batch
     onehot = F.one_hot(c.to(x.device), len(model.config.expressions)).float()
     was_training = model.training
     model.eval()
-    y, s1 = model(x, onehot, torch.ones(len(x), device=x.device))
+    y, s1 = model(x, model.keyed(onehot, turn), torch.ones(len(x), device=x.device))
     model.train(was_training)
     rows = [np.concatenate([_to_u8(a[i]) for a in (x, s1, y, t)], axis=1) for i in range(len(x))]
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -412,6 +415,11 @@ class Solver:
                                       cfg.g_lr, (cfg.beta1, cfg.beta2))
         self.opt_d = torch.optim.Adam(self.D.parameters(), cfg.d_lr, (cfg.beta1, cfg.beta2))
         self.outside = 1.0 - face_oval_mask(mc.image_size).to(device)
+        # a keyed stage 1 paints each face with its turn's keys, in training as at run time: the refiner learns on
+        # what it will be given (a flipped pair would turn the other way than its landmarks say)
+        if mc.turn_keys and cfg.augment.enabled and cfg.augment.flip:
+            raise ValueError("a model with turn keys trains without flip augmentation (a flip turns the face)")
+        self.turns = pair_turn_weights(train, mc.turn_keys).to(device) if mc.turn_keys else None
         self.iteration, self.wall_time = 0, 0.0
 
     # -- checkpoints --------------------------------------------------------------------------------
@@ -451,18 +459,19 @@ class Solver:
         x, t, c_idx = x.to(dev), t.to(dev), c_idx.to(dev)
         n = len(x)
         c = F.one_hot(c_idx, self.n_expr).float()
+        turn = None if self.turns is None else self.turns[idx.to(dev)]
         ones = torch.ones(n, device=dev)
         alpha = torch.rand(n, 1, 1, 1, generator=gen).to(dev)
         out: dict[str, float] = {"lr_g": lr_g, "lr_d": lr_d}
 
         # Warm-up: the refiner alone on its reconstruction terms, every iteration, no D (why: train_config.py).
         if it < cfg.warmup_iterations:
-            return out | self._generator_step(g_model, x, t, c, c_idx, adversarial=False)
+            return out | self._generator_step(g_model, x, t, c, c_idx, turn, adversarial=False)
 
         # 2. Train the discriminator: one forward over [real | fake | interpolates].
         self.D.requires_grad_(True)
         with torch.no_grad():
-            fake, _ = g_model(x, c, ones)
+            fake, _ = g_model(x, self.G.keyed(c, turn), ones)
         x_hat = (alpha * t + (1 - alpha) * fake).requires_grad_(True)
         src, cls = d_model(torch.cat([t, fake, x_hat]))
         src_real, src_fake, src_hat = src[:n], src[n : 2 * n], src[2 * n :]
@@ -477,16 +486,19 @@ class Solver:
 
         # 3. Train the generator (refiner) every n_critic iterations.
         if (it + 1) % cfg.n_critic == 0:
-            out.update(self._generator_step(g_model, x, t, c, c_idx, adversarial=True))
+            out.update(self._generator_step(g_model, x, t, c, c_idx, turn, adversarial=True))
         return out
 
-    def _generator_step(self, g_model, x: Tensor, t: Tensor, c: Tensor, c_idx: Tensor, adversarial: bool) -> dict[str, float]:
-        """One refiner update; one forward over [targets | identity]. Without ``adversarial`` D is not run."""
+    def _generator_step(self, g_model, x: Tensor, t: Tensor, c: Tensor, c_idx: Tensor, turn: Tensor | None,
+                        adversarial: bool) -> dict[str, float]:
+        """One refiner update; one forward over [targets | identity]. Without ``adversarial`` D is not run; ``turn``:
+        the pairs' turn weights for a keyed model."""
         cfg, dev, n = self.cfg, self.device, len(x)
         self.D.requires_grad_(False)
         m = (n + 1) // 2 if self.neutral_index is not None else 0
         x_all = torch.cat([x, x[:m]])
         c_all = torch.cat([c, F.one_hot(torch.full((m,), self.neutral_index or 0, device=dev), self.n_expr).float()])
+        c_all = self.G.keyed(c_all, None if turn is None else torch.cat([turn, turn[:m]]))
         y_all, _, flow, mask = g_model(x_all, c_all, torch.ones(n + m, device=dev), heads=True)
         y, y_ident = y_all[:n], y_all[n:]
         zero = torch.zeros((), device=dev)
@@ -530,7 +542,7 @@ class Solver:
                         "trains; pass --set warmup_iterations=K with K < --iterations for an adversarial phase",
                         cfg.iterations, cfg.warmup_iterations)
         csv_log = CsvLog(self.run_dir / "log.csv", LOG_COLUMNS, self.iteration) if dist.is_main else None
-        fixed = self._sample_batch() if dist.is_main else None
+        fixed, fixed_turn = self._sample_batch() if dist.is_main else (None, None)
         bar = tqdm(total=cfg.end, initial=self.iteration, desc="train", unit="it",
                    disable=None if (progress and dist.is_main) else True, dynamic_ncols=True)
         last: dict[str, float] = {}
@@ -550,7 +562,7 @@ class Solver:
                 csv_log.write({"iteration": it, "time_s": round(self.wall_time, 3), **last})
                 bar.set_postfix({k: f"{last[k]:.3f}" for k in ("D/loss", "G/l1") if k in last})
             if cfg.sample_every and (it % cfg.sample_every == 0 or it == cfg.end):
-                sample_grid(self.G, fixed, self.run_dir / "samples" / f"{it:07d}.png")
+                sample_grid(self.G, fixed, self.run_dir / "samples" / f"{it:07d}.png", fixed_turn)
             if cfg.checkpoint_every and it % cfg.checkpoint_every == 0 and it != cfg.end:
                 self.save()
             if report is not None and (it == cfg.end or (cfg.checkpoint_every and it % cfg.checkpoint_every == 0)):
@@ -562,16 +574,18 @@ class Solver:
             torch.distributed.barrier()
         return {"iteration": self.iteration, "wall_time_s": round(self.wall_time, 1)}
 
-    def _sample_batch(self) -> tuple[Tensor, Tensor, Tensor]:
-        """The fixed rows of the sample grid: renders only when there are any, because sample grids end up
-        in docs/ and pictures made from third-party photos must not."""
+    def _sample_batch(self) -> tuple[tuple[Tensor, Tensor, Tensor], Tensor | None]:
+        """The fixed rows of the sample grid and their turn weights (a keyed model): renders only when there are
+        any, because sample grids end up in docs/ and pictures made from third-party photos must not."""
         data = self.val_data if self.val_data is not None and len(self.val_data) else self.train_data
         rendered = [k for k, s in enumerate(data.summaries) if s.layout == "synthetic"]
         pool = torch.nonzero(torch.isin(data.pair_set, torch.tensor(rendered))).flatten() if rendered else torch.arange(len(data))
         n = min(self.cfg.n_samples, len(pool))
         picks = pool[torch.linspace(0, len(pool) - 1, n).round().long()]
         x, t, c = data.batch(picks)
-        return x.to(self.device), t.to(self.device), c
+        keys = self.G.config.turn_keys
+        turn = pair_turn_weights(data, keys)[picks].to(self.device) if keys else None
+        return (x.to(self.device), t.to(self.device), c), turn
 
     def export(self, path: Path, provenance: dict) -> Path:
         from export.onnx_export import export_model

@@ -29,6 +29,12 @@ def neutral_turns(data: PairedFaces) -> np.ndarray:
     return np.array([turn_of(landmarks68_to_5(p)) if np.isfinite(p).all() else 0.0 for p in points])
 
 
+def pair_turn_weights(data: PairedFaces, keys: Sequence[float]) -> torch.Tensor:
+    """[P, K] each pair's weights over the turn keys, from its neutral's turn: what the runtime gives a face."""
+    turns = neutral_turns(data)[data.pair_neutral.numpy()]
+    return torch.from_numpy(np.stack([turn_weights(t, keys) for t in turns]).reshape(len(turns), len(keys)))
+
+
 def turn_keyed(data: PairedFaces, keys: Sequence[float], only: int | None = None) -> PairedFaces:
     """``data`` with its mirror images, every pair given to each turn key about it (its expression named
     `turn_key_name`), weighted by the key's share of its turn; ``only``: the pairs of that key alone. The mirrored

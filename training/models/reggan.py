@@ -17,7 +17,8 @@ output's follows the refiner's mask, stage 1's flow where it paints and the refi
     motion = m1 + region_c * (1 - alpha * m) * (alpha * flow - m1),   m1 = stage 1's motion
 
 A model with turn keys (`ModelConfig.turn_keys`) takes c per expression and key (`split_turn`): stage 1 paints with
-the face's blend of its keys; the refiner, trained without keys, sees c summed over them.
+the face's blend of its keys; the refiner sees c summed over them. Trained on a keyed stage 1, each pair gets its own
+turn's weights (solver.py), as the runtime gives a face.
 
 A model with an ``exposure_reference`` runs all of this on the crop brought to that brightness and scales the
 change back (exposure.py): x + (y(g x) - g x) / g, g the crop's gain; the motions are geometry and stay as they are.
@@ -70,7 +71,7 @@ class RegGAN(nn.Module):
         """The expression input as (weights over the expressions [N,E], each face's weights over the turn keys
         [N,K] or None without keys). A keyed model takes a weight per expression and key, expression-major: the
         runtime gives the mix times the face's turn weights, whose sums give both back. A keyed model given one weight
-        per expression (the training losses, which know no turns) takes the key nearest facing the camera."""
+        per expression (a caller that knows no turns) takes the key nearest facing the camera."""
         keys = self.config.turn_keys
         if not keys:
             return expression, None
@@ -81,6 +82,13 @@ class RegGAN(nn.Module):
         per_key = expression.reshape(n, -1, len(keys))
         turn = per_key.sum(1)
         return per_key.sum(2), turn / turn.sum(1, keepdim=True).clamp_min(1e-8)
+
+    def keyed(self, expression: Tensor, turn: Tensor | None) -> Tensor:
+        """Weights over the expressions [N,E] and each face's weights over the turn keys [N,K] as the input a keyed
+        model takes (the inverse of `split_turn`); without keys or ``turn``, ``expression`` itself."""
+        if not self.config.turn_keys or turn is None:
+            return expression
+        return (expression[:, :, None] * turn[:, None, :].to(expression)).reshape(len(expression), -1)
 
     def _run(self, image: Tensor, expression: Tensor, intensity: Tensor) -> RegGANOutputs:
         expression, turn = self.split_turn(expression)
