@@ -662,6 +662,7 @@ def test_a_keyed_model_trains_its_refiner_on_each_pair_at_its_own_turn(synth, tm
     by its neutral's turn (`RegGAN.keyed`, which `split_turn` undoes), not the key facing the camera."""
     from reggan_plugin.faces.turn import turn_weights
     from training.data.turn_keys import neutral_turns
+    from training.losses import psnr
     from training.solver import evaluate_pairs
 
     keys = (-0.2, 0.0, 0.2)
@@ -682,8 +683,20 @@ def test_a_keyed_model_trains_its_refiner_on_each_pair_at_its_own_turn(synth, tm
     frontal = model(x, c, torch.ones(1))[1]
     assert not torch.allclose(own, frontal)  # the keys paint differently: which one the refiner sees matters
 
+    given = []  # the turn weights stage 1 paints each training batch with
+    hook = model.stage1.register_forward_hook(lambda module, args, out: given.append(args[3]))
     solver.train(progress=False)
-    assert solver.iteration == 2
+    hook.remove()
+    assert solver.iteration == 2 and given
+    allowed = {tuple(row.tolist()) for row in solver.turns}
+    assert all(tuple(row.tolist()) in allowed for t in given for row in t)
+    assert any(bool((t[:, 1] < 1.0).any()) for t in given)  # not every pair at the camera's key
     with pytest.raises(ValueError, match="flip"):
         _tiny_solver(synth, tmp_path / "flip", tmp_path / "cache", replace(cfg, augment=AugmentConfig(flip=True)))
-    assert evaluate_pairs(model, data, torch.device("cpu"))  # scored at each pair's turn
+    # the validation scores take each pair at its own turn too
+    rows = torch.nonzero(data.pair_expression == data.pair_expression[turned]).flatten()
+    x, t, c = data.batch(rows)
+    s1 = model(x, model.keyed(torch.eye(len(TINY.expressions))[c], solver.turns[rows]), torch.ones(len(rows)))[1]
+    expected = np.mean([psnr(s1[i], t[i]) for i in range(len(rows))])
+    scores = evaluate_pairs(model, data, torch.device("cpu"))[TINY.expressions[int(c[0])]]
+    assert scores["stage1_psnr"] == pytest.approx(expected, abs=1e-4)
