@@ -10,12 +10,12 @@ from PIL import Image
 
 from benchmarks.curves import sample_face
 from reggan_plugin.config import InferenceConfig
-from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.faces.face import landmarks68_to_5
 from reggan_plugin.geometry.align import apply_affine, crop_matrix_from_landmarks
 from reggan_plugin.geometry.resample import warp_to_crop
 from reggan_plugin.renderer import ExpressionRenderer
 from training.evaluate import mouth_shape
+from training.evaluate.cases import given_face
 
 HERE = Path(__file__).resolve().parent
 SIZE = 256
@@ -59,7 +59,7 @@ def test_an_edit_takes_the_lips_most_of_the_way_to_the_rendered_expression(judge
         neutral = _rgb(half / f"{identity}_neutral.png")
         points = np.asarray(json.loads((half / f"{identity}_neutral.landmarks.json").read_text())["points"], float)
         for expression in ("happy", "surprised"):
-            face = Face(box=box_from_landmarks(points), landmarks=points, source="given")
+            face = given_face(points)
             out = renderer.apply_array(neutral, faces=[face], expression=expression, intensity=0.5)
             real = judge.lips(_canonical(_rgb(half / f"{identity}_{expression}_050.png"), points)[0])
             before = mouth_shape.lips_error(judge.lips(_canonical(neutral, points)[0]), real)

@@ -23,7 +23,7 @@ from PIL import Image
 
 from reggan_plugin.artifact import channels_model_path
 from reggan_plugin.config import InferenceConfig
-from reggan_plugin.faces import Face, box_from_landmarks
+from reggan_plugin.faces import Face
 from reggan_plugin.faces.faces_json import load_faces_json
 from reggan_plugin.faces.locate import SharedDetector
 from reggan_plugin.geometry.align import crop_matrix_from_landmarks
@@ -31,6 +31,7 @@ from reggan_plugin.geometry.resample import warp_to_crop
 from reggan_plugin.renderer import ExpressionRenderer
 from training.data.split import in_choosing_half
 from training.evaluate import metrics, realism
+from training.evaluate.cases import given_face
 
 HERE = Path(__file__).resolve().parent
 TURNED = HERE / "data" / "turned"
@@ -86,10 +87,6 @@ def _points(path: Path) -> np.ndarray:
     return np.asarray(json.loads(path.read_text())["points"], float)
 
 
-def _given(points: np.ndarray) -> Face:
-    return Face(box=box_from_landmarks(points), landmarks=points, source="given")
-
-
 def _skin(renderer: ExpressionRenderer, face: Face, shape: tuple[int, ...]) -> np.ndarray:
     return realism.frame_region(realism.skin_region(renderer.size), renderer.crop_matrix(face, shape), shape)
 
@@ -101,7 +98,7 @@ def test_a_turned_head_moves_its_face_and_leaves_the_backdrop(renderer, identity
     (the backdrop, the far silhouette, the skull) the edit changes next to nothing."""
     neutral, target = _rgb(TURNED / f"{identity}_neutral.png"), _rgb(TURNED / f"{identity}_{expression}.png")
     points = _points(TURNED / f"{identity}_neutral.landmarks.json")
-    out = renderer.apply_array(neutral, faces=[_given(points)], expression=expression)
+    out = renderer.apply_array(neutral, faces=[given_face(points)], expression=expression)
     assert metrics.psnr(out, target) >= metrics.psnr(neutral, target) + 2.0
     largest, share = realism.spill(out, neutral, target)
     assert largest <= TURNED_SPILL and share <= TURNED_SPILL_SHARE, (largest, share)
@@ -166,7 +163,7 @@ def test_a_channel_driven_jaw_drops_whole_and_stays_on_the_face():
     for stem, mix in json.loads((JAW / "mixes.json").read_text()).items():
         neutral, target = _rgb(JAW / f"{stem}_neutral.png"), _rgb(JAW / f"{stem}_jawOpen.png")
         points = _points(JAW / f"{stem}_neutral.landmarks.json")
-        out = renderer.apply_array(neutral, faces=[_given(points)], expression=mix)
+        out = renderer.apply_array(neutral, faces=[given_face(points)], expression=mix)
         gains.append(metrics.psnr(out, target) - metrics.psnr(neutral, target))
         largest, share = realism.spill(out, neutral, target)
         assert largest <= JAW_SPILL and share <= JAW_SPILL_SHARE, (stem, largest, share)
@@ -194,7 +191,7 @@ def test_half_an_expression_is_half_the_way_to_it(renderer):
         points = _points(HALF / f"{identity}_neutral.landmarks.json")
         for expression in ("happy", "surprised"):
             target = _rgb(HALF / f"{identity}_{expression}_050.png")
-            out = renderer.apply_array(neutral, faces=[_given(points)], expression=expression, intensity=0.5)
+            out = renderer.apply_array(neutral, faces=[given_face(points)], expression=expression, intensity=0.5)
             gains.append(metrics.psnr(out, target) - metrics.psnr(neutral, target))
             largest, share = realism.spill(out, neutral, target)
             assert largest <= HALF_SPILL and share <= HALF_SPILL_SHARE, (identity, expression, largest, share)

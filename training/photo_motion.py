@@ -101,8 +101,7 @@ def collect_pairs(model: Path, folder: Path, expression: str, log: Callable[[str
     from reggan_plugin.renderer import ExpressionRenderer
 
     from .data.crop import CropGeometry, crop_pair, registered_target_matrix
-    from .evaluate.cases import read_rgb, runtime_detector, scan_cases
-    from .evaluate.runner import _face
+    from .evaluate.cases import given_face, read_rgb, runtime_detector, scan_cases
 
     renderer = ExpressionRenderer(InferenceConfig(model=model, subject="render"))
     geometry = CropGeometry(renderer.size)
@@ -121,7 +120,7 @@ def collect_pairs(model: Path, folder: Path, expression: str, log: Callable[[str
             continue
         assert reg is not None
         image = ImageData(pixels=neutral, path=case.neutral, format="png", linear=False, info={})
-        prepared = renderer.prepare_image(image, [_face(five)])
+        prepared = renderer.prepare_image(image, [given_face(five)])
         edited = renderer.forward(prepared.crops, EditConfig(expression, 1.0), lift_gains(prepared.crops),
                                   list(prepared.turns))
         m_n, m_t = geometry.matrix(five), registered_target_matrix(five, geometry, reg)

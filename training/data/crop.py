@@ -94,7 +94,6 @@ def crop_pair(
     if pixel_aligned:
         return _to_u8(neutral), _to_u8(_warp(target_rgb, m_n, geometry.total)), None
     work = CropGeometry(REGISTER_SIZE, geometry.margin_fraction)  # the face crop
-    k_work, k_out = work.px_to_units(), geometry.px_to_units()
     mw = work.matrix(neutral_pts)
     init = None
     if target_pts is not None:  # eyes and nose tip: the points a smile moves least
@@ -102,25 +101,30 @@ def crop_pair(
         dst = apply_affine(mw[:2], np.asarray(target_pts, dtype=np.float64)[:3])
         init = np.vstack([similarity_from_points(src, dst), [0.0, 0.0, 1.0]])
     reg = register_pair(_warp(neutral_rgb, mw, work.total), _warp(target_rgb, mw, work.total), work.margin, init)
-    w_units = k_work @ reg.matrix @ np.linalg.inv(k_work)
+    w_units = _in_units(reg, geometry)
     shift = np.abs(w_units[:2, 2] + w_units[:2, :2] @ [0.5, 0.5] - [0.5, 0.5]).max()
     if (abs(reg.scale - 1) > MAX_SCALE_CHANGE or abs(reg.rotation_deg) > MAX_ROTATION_DEG
             or shift > MAX_SHIFT_UNITS or reg.ncc_after < reg.ncc_before - 0.02):
         raise ValueError(f"registration failed (scale {reg.scale:.3f}, rotation {reg.rotation_deg:.1f} deg, "
                          f"shift {shift:.3f}, ncc {reg.ncc_before:.3f} -> {reg.ncc_after:.3f})")
-    m_t = _registered(m_n, w_units, k_out)
+    m_t = _registered(m_n, w_units, geometry)
     return _to_u8(neutral), _to_u8(_warp(target_rgb, m_t, geometry.total)), reg
 
 
-def _registered(m_n: np.ndarray, w_units: np.ndarray, k_out: np.ndarray) -> np.ndarray:
+def _in_units(reg: Registration, geometry: CropGeometry) -> np.ndarray:
+    """3x3: the registration ``reg``, found on the face crop of ``REGISTER_SIZE`` px, in crop units."""
+    k_work = CropGeometry(REGISTER_SIZE, geometry.margin_fraction).px_to_units()
+    return k_work @ reg.matrix @ np.linalg.inv(k_work)
+
+
+def _registered(m_n: np.ndarray, w_units: np.ndarray, geometry: CropGeometry) -> np.ndarray:
     """3x3 target frame px -> neutral-registered cache px: the neutral's matrix ``m_n`` and the registration
-    ``w_units`` (crop units), in the cache crop whose px -> units matrix is ``k_out``."""
+    ``w_units`` (crop units), in ``geometry``'s cache crop."""
+    k_out = geometry.px_to_units()
     w_out = np.linalg.inv(k_out) @ w_units @ k_out
     return np.linalg.inv(w_out) @ m_n
 
 
 def registered_target_matrix(neutral_pts: np.ndarray, geometry: CropGeometry, reg: Registration) -> np.ndarray:
     """3x3 target frame px -> neutral-registered cache px, as `crop_pair` cut the target with ``reg``."""
-    k_work = CropGeometry(REGISTER_SIZE, geometry.margin_fraction).px_to_units()
-    w_units = k_work @ reg.matrix @ np.linalg.inv(k_work)
-    return _registered(geometry.matrix(neutral_pts), w_units, geometry.px_to_units())
+    return _registered(geometry.matrix(neutral_pts), _in_units(reg, geometry), geometry)

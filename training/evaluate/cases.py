@@ -24,6 +24,7 @@ from typing import Literal, get_args
 import numpy as np
 
 from reggan_plugin.errors import InputError, UsageError
+from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.geometry.align import crop_matrix_from_landmarks
 from reggan_plugin.geometry.resample import warp_to_crop
 from training.data.crop import CropGeometry, crop_pair, load_rgb
@@ -153,3 +154,8 @@ class Cropper:
 def read_rgb(path: Path) -> np.ndarray:
     """An image -> HxWx3 uint8 RGB (the training loaders' reader)."""
     return load_rgb(path)
+
+
+def given_face(points: np.ndarray) -> Face:
+    """The face at ``points`` (5 or 68) as a caller gives it: its landmarks and the box they make."""
+    return Face(box=box_from_landmarks(points), landmarks=points, source="given")

@@ -31,11 +31,12 @@ from reggan_plugin.artifact import channels_model_path
 from reggan_plugin.config import InferenceConfig
 from reggan_plugin.edit.blend import feather_mask
 from reggan_plugin.expressions import CHANNEL_GROUPS, channel_group
-from reggan_plugin.faces import Face, box_from_landmarks
+from reggan_plugin.faces import Face
 from reggan_plugin.renderer import ExpressionRenderer
 
 from ..data.split import split_of
 from . import metrics, realism
+from .cases import given_face
 
 CHANNEL_TABLE = Path(__file__).resolve().parents[1] / "synth" / "arkit_channels.json"
 
@@ -76,7 +77,7 @@ def _rgb(path: Path) -> np.ndarray:
 def _neutral(folder: Path, identity: str) -> tuple[np.ndarray, Face]:
     """A render folder's neutral picture of ``identity`` and its face, from the render's own landmarks."""
     points = np.asarray(json.loads((folder / identity / "neutral.landmarks.json").read_text())["points"], float)
-    return _rgb(folder / identity / "neutral.png"), Face(box=box_from_landmarks(points), landmarks=points, source="given")
+    return _rgb(folder / identity / "neutral.png"), given_face(points)
 
 
 def _face_region(renderer: ExpressionRenderer, face: Face, shape: tuple[int, ...]) -> np.ndarray:

@@ -31,6 +31,8 @@ from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.faces.locate import TRACKING, SharedDetector
 from reggan_plugin.imaging.tone import luma
 
+from .cases import given_face
+
 
 @dataclass(frozen=True)
 class Perturbed:
@@ -47,12 +49,8 @@ class Perturbed:
 Perturbation = Callable[[np.ndarray, np.ndarray, np.ndarray, np.random.Generator], Perturbed]
 
 
-def _given(points: np.ndarray) -> Face:
-    return Face(box=box_from_landmarks(points), landmarks=points, source="given")
-
-
 def clean(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> Perturbed:
-    return Perturbed(img, _given(pts), pts, tgt)
+    return Perturbed(img, given_face(pts), pts, tgt)
 
 
 def box(shift: tuple[float, float], scale: float, grow_y: float = 1.0) -> Perturbation:
@@ -97,7 +95,7 @@ def detected(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.G
 def landmark_noise(fraction: float) -> Perturbation:
     def make(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> Perturbed:
         iod = float(np.linalg.norm(pts[1] - pts[0]))
-        return Perturbed(img, _given(pts + rng.normal(0.0, fraction * iod, pts.shape)), pts, tgt)
+        return Perturbed(img, given_face(pts + rng.normal(0.0, fraction * iod, pts.shape)), pts, tgt)
 
     return make
 
@@ -110,7 +108,7 @@ def mouth_landmarks_low(fraction: float) -> Perturbation:
         iod = float(np.linalg.norm(pts[1] - pts[0]))
         given = pts.copy()
         given[3:5, 1] += fraction * iod
-        return Perturbed(img, _given(given), pts, tgt)
+        return Perturbed(img, given_face(given), pts, tgt)
 
     return make
 
@@ -134,7 +132,7 @@ def rotation(degrees: float) -> Perturbation:
         size = (img.shape[1], img.shape[0])
         fill = int(np.median(img[0]))
         new_pts = pts @ forward[:, :2].T + forward[:, 2]
-        return Perturbed(_affine(img, inverse, size, fill), _given(new_pts), new_pts, _affine(tgt, inverse, size, fill))
+        return Perturbed(_affine(img, inverse, size, fill), given_face(new_pts), new_pts, _affine(tgt, inverse, size, fill))
 
     return make
 
@@ -144,7 +142,7 @@ def render_noise(sigma: float) -> Perturbation:
 
     def make(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> Perturbed:
         noisy = np.clip(np.round(img + rng.normal(0.0, sigma, img.shape)), 0, 255).astype(np.uint8)
-        return Perturbed(noisy, _given(pts), pts, tgt, clean=img)
+        return Perturbed(noisy, given_face(pts), pts, tgt, clean=img)
 
     return make
 
@@ -156,7 +154,7 @@ def rerendered(pixels: np.ndarray) -> Perturbation:
     def make(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> Perturbed:
         if pixels.shape != img.shape:
             raise ValueError(f"the re-rendered picture is {pixels.shape}, the picture {img.shape}")
-        return Perturbed(pixels, _given(pts), pts, tgt, clean=img)
+        return Perturbed(pixels, given_face(pts), pts, tgt, clean=img)
 
     return make
 
@@ -175,7 +173,7 @@ def linear_gain(gains: tuple[float, float, float]) -> Perturbation:
         return np.clip(np.round(np.clip(_gained(img, g), 0, 1) ** (1 / 2.2) * 255), 0, 255).astype(np.uint8)
 
     def make(img: np.ndarray, pts: np.ndarray, tgt: np.ndarray, rng: np.random.Generator) -> Perturbed:
-        return Perturbed(gained(img), _given(pts), pts, gained(tgt),
+        return Perturbed(gained(img), given_face(pts), pts, gained(tgt),
                          undo=lambda a: _gained(a, 1.0 / g) ** (1 / 2.2) * 255.0)
 
     return make
@@ -197,7 +195,7 @@ def _jpeg(img: np.ndarray, quality: int) -> np.ndarray:
 
 def jpeg(quality: int) -> Perturbation:
     """The input through a JPEG file; scored as an edit on the clean picture."""
-    return lambda img, pts, tgt, rng: Perturbed(_jpeg(img, quality), _given(pts), pts, tgt, clean=img)
+    return lambda img, pts, tgt, rng: Perturbed(_jpeg(img, quality), given_face(pts), pts, tgt, clean=img)
 
 
 def face_size(pixels: int) -> Perturbation:
@@ -216,7 +214,7 @@ def face_size(pixels: int) -> Perturbation:
             return canvas
         # pixel centres at integers: x' = (x + 0.5) * k - 0.5 + pad
         new_pts = (pts + 0.5) * np.array([nw / w, nh / h]) - 0.5 + pad
-        return Perturbed(scaled(img), _given(new_pts), new_pts, scaled(tgt))
+        return Perturbed(scaled(img), given_face(new_pts), new_pts, scaled(tgt))
 
     return make
 

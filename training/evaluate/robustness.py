@@ -25,11 +25,11 @@ from PIL import Image
 from reggan_plugin.atomic import write_bytes
 from reggan_plugin.config import BackendName, InferenceConfig, Subject
 from reggan_plugin.errors import InputError
-from reggan_plugin.faces import Face, box_from_landmarks
+from reggan_plugin.faces import box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
 
 from . import metrics, realism
-from .cases import Cropper, EvalCase, SplitChoice, limit_cases, read_rgb, scan_cases
+from .cases import Cropper, EvalCase, SplitChoice, given_face, limit_cases, read_rgb, scan_cases
 from .expression_judge import ExpressionJudge
 from .identity_judge import IdentityJudge
 from .perturbations import PERTURBATIONS, Perturbation, Perturbed, chroma_speckle, clean, rerendered
@@ -97,7 +97,7 @@ def run_case(renderer: ExpressionRenderer, p: Perturbed, expression: str, intens
 def _realism(renderer: ExpressionRenderer, scored: np.ndarray, copy: np.ndarray, target: np.ndarray,
              points: np.ndarray) -> dict[str, float]:
     """Skin detail kept away from the mouth and eyes, and spill over the whole picture (`realism`)."""
-    face = Face(box=box_from_landmarks(points), landmarks=points, source="given")
+    face = given_face(points)
     m = renderer.crop_matrix(face, scored.shape)
     skin = realism.frame_region(realism.skin_region(renderer.size), m, scored.shape)
     large, share = realism.spill(scored, copy, target)

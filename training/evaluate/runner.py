@@ -27,11 +27,10 @@ from typing import Any, Protocol
 import numpy as np
 
 from reggan_plugin.config import BackendName, InferenceConfig, Subject
-from reggan_plugin.faces import Face, box_from_landmarks
 from reggan_plugin.renderer import ExpressionRenderer
 
 from . import metrics, realism
-from .cases import Cropper, EvalCase, Locate, SplitChoice, limit_cases, read_rgb, scan_cases
+from .cases import Cropper, EvalCase, Locate, SplitChoice, given_face, limit_cases, read_rgb, scan_cases
 from .expression_judge import ExpressionJudge
 from .frechet import frechet_distance
 from .identity_judge import IdentityJudge
@@ -111,10 +110,6 @@ class EvalResult:
     skipped: list[str]
 
 
-def _face(points: np.ndarray) -> Face:
-    return Face(box=box_from_landmarks(points), landmarks=points, source="given")
-
-
 def _case_values(crop: np.ndarray, source: np.ndarray, target: np.ndarray, probs: np.ndarray, expr_index: int,
                  distance: float, mouth_shape: float) -> dict[str, float]:
     return {
@@ -187,7 +182,7 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
     for identity, group in sorted(by_identity.items()):
         neutral_rgb = read_rgb(group[0].neutral)
         points = cropper.neutral_points(group[0].neutral, neutral_rgb)
-        face = [_face(points)]
+        face = [given_face(points)]
         input_crop = cropper.crop(neutral_rgb, points)
         input_probs = expression_judge.probabilities(input_crop[None])[0]
         input_embedding = identity_judge.embed(input_crop[None])[0]
