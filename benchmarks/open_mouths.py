@@ -27,10 +27,9 @@ from reggan_plugin.artifact import load_artifact
 from reggan_plugin.atomic import write_text
 from reggan_plugin.config import InferenceConfig
 from reggan_plugin.renderer import ExpressionRenderer
-from training.evaluate.cases import Cropper, read_rgb, scan_cases
+from training.evaluate.cases import Cropper, given_face, read_rgb, scan_cases
 from training.evaluate.mouth_shape import MouthShapeJudge
 from training.evaluate.realism import OPENING_LEAST, opening_colour
-from training.evaluate.runner import _face
 
 OPEN = ("surprised", "fearful", "happy")
 SIZE = 256
@@ -76,7 +75,7 @@ def measure(folder: Path, photos: bool, grids: Path | None) -> dict[str, tuple[O
         points = cropper.neutral_points(case.neutral, rgb)
         real, _ = cropper.target_crop(rgb, read_rgb(case.target), points, case.target)
         for expression in OPEN if photos else (case.expression,):
-            crop = cropper.crop(renderer.apply_array(rgb, faces=[_face(points)], expression=expression), points)
+            crop = cropper.crop(renderer.apply_array(rgb, faces=[given_face(points)], expression=expression), points)
             edits[expression].append(colour(crop))
             if not photos:
                 reference[expression].append(colour(real))

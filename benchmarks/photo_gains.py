@@ -30,12 +30,11 @@ from reggan_plugin.config import InferenceConfig
 from reggan_plugin.edit.calibration import Gains, model_gains
 from reggan_plugin.renderer import ExpressionRenderer
 from training.data.split import in_choosing_half
-from training.evaluate.cases import Cropper, read_rgb, scan_cases
+from training.evaluate.cases import Cropper, given_face, read_rgb, scan_cases
 from training.evaluate.expression_judge import ExpressionJudge
 from training.evaluate.identity_judge import IdentityJudge
 from training.evaluate.mouth_shape import MouthShapeJudge, lips_error
 from training.evaluate.report import ACCEPT_IDENTITY, ACCEPT_LIPS
-from training.evaluate.runner import _face
 
 EXPRESSION = "happy"
 IDENTITY_LIMIT = ACCEPT_IDENTITY
@@ -116,7 +115,7 @@ def measure(data: Path, candidates: tuple[tuple[str, Gains], ...] = CANDIDATES,
     for name, gains in candidates:
         renderer.gains = {EXPRESSION: gains}
         rows.append(row(name, gains, [
-            judged(cropper.crop(renderer.apply_array(rgb, faces=[_face(points)], expression=EXPRESSION), points),
+            judged(cropper.crop(renderer.apply_array(rgb, faces=[given_face(points)], expression=EXPRESSION), points),
                    own, real_lips) for rgb, points, own, real_lips in faces]))
     return rows, References(row("neutral (no edit)", Gains(), neutral), row("real smiles", Gains(), real))
 

@@ -25,8 +25,7 @@ def main(folders: tuple[Path, ...], split: SplitChoice) -> None:
     from reggan_plugin.edit.face_level import face_levels
     from reggan_plugin.imageio import ImageData
     from reggan_plugin.renderer import ExpressionRenderer
-    from training.evaluate.cases import Cropper, read_rgb, scan_cases
-    from training.evaluate.runner import _face
+    from training.evaluate.cases import Cropper, given_face, read_rgb, scan_cases
 
     renderer = ExpressionRenderer(InferenceConfig(backend="cpu"))
     cropper = Cropper(256, True, "landmarks")
@@ -35,7 +34,7 @@ def main(folders: tuple[Path, ...], split: SplitChoice) -> None:
         _, cases = scan_cases(folder, ("happy",), split)  # one case per identity: its neutral
         for case in cases:
             pixels = read_rgb(case.neutral)
-            face = _face(cropper.neutral_points(case.neutral, pixels))
+            face = given_face(cropper.neutral_points(case.neutral, pixels))
             image = ImageData(pixels=pixels, path=case.neutral, format="png", linear=False, info={})
             levels.append(face_levels(renderer.prepare_image(image, [face]).crops)[0])
     percentiles = (2, 5, 10, 25, 50, 90)
