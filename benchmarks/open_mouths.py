@@ -1,12 +1,15 @@
-"""An edit's open mouth against real ones: the colour of the opening's darkest tenth (`realism.opening_colour`: luma
-and redness over the skin's median luma), on photographs and on renders.
+"""An edit's open mouth against real ones (`realism.opening`): the colour of the opening's darkest tenth (luma and
+redness over the skin's median luma), how much of the crop it takes and its detail (the edges of teeth and tongue), on
+photographs and on renders.
 
 Photographs (paired, as the London set: ``neutral/`` + ``happy/``): each person's neutral edited into each expression
 (``render`` defaults, faces found by the runtime's detector); the reference is the people's own smiles that open, the
 only real open mouths such a set has (a wide-open mouth shows more of its dark than a smile's gaps, so a surprised
 opening may sit at the darker end). Renders (a ``dataset render`` folder): the edit against the true render of the
-same face. Per expression: how many mouths open, the median and 5th-95th percentiles of the opening's dark, the share
-inside the reference's 5th-95th percentile box and the share darker than its 5th percentile (a dark blot). Writes
+same face. Per expression: how many mouths open, the median and 5th-95th percentiles of the opening's dark and
+detail, its median size and detail over the reference's, the share inside the reference's 5th-95th percentile box of
+dark and red, the share darker than its 5th percentile and the share softer than its 5th percentile (a dark blot is
+both: near black and featureless). Writes
 docs/OPEN_MOUTHS.md; ``--grids DIR`` writes neutral | edits | reference crops for a person to judge (photos never go
 into the docs).
 
@@ -29,7 +32,7 @@ from reggan_plugin.config import InferenceConfig
 from reggan_plugin.renderer import ExpressionRenderer
 from training.evaluate.cases import Cropper, given_face, read_rgb, scan_cases
 from training.evaluate.mouth_shape import MouthShapeJudge
-from training.evaluate.realism import OPENING_LEAST, opening_colour
+from training.evaluate.realism import OPENING_LEAST, Opening, opening
 
 OPEN = ("surprised", "fearful", "happy")
 SIZE = 256
@@ -37,24 +40,28 @@ SIZE = 256
 
 @dataclass(frozen=True)
 class Openings:
-    """The openings' colours of one set of mouths ((luma, red) per open mouth) out of ``total``."""
+    """One set of mouths' openings (share, dark, red, detail per open mouth) out of ``total``."""
 
     values: np.ndarray
     total: int
 
     def cells(self, reference: Openings) -> str:
         if len(self.values) == 0:
-            return f"0 of {self.total} | - | - | - | -"
+            return f"0 of {self.total} | - | - | - | - | - | - | -"
         low, high = np.percentile(reference.values, 5, axis=0), np.percentile(reference.values, 95, axis=0)
-        dark, red = (f"{np.median(v):.2f} [{np.percentile(v, 5):.2f}, {np.percentile(v, 95):.2f}]"
-                     for v in self.values.T)
-        within = np.mean(np.all((self.values >= low) & (self.values <= high), axis=1))
-        return (f"{len(self.values)} of {self.total} | {dark} | {red} | {100 * within:.0f}% | "
-                f"{100 * np.mean(self.values[:, 0] < low[0]):.0f}%")
+        share, dark, red, detail = self.values.T
+        spread = [f"{np.median(v):.2f} [{np.percentile(v, 5):.2f}, {np.percentile(v, 95):.2f}]" for v in (dark, detail)]
+        ratios = np.median(self.values[:, [0, 3]], axis=0) / np.median(reference.values[:, [0, 3]], axis=0)
+        colour = self.values[:, 1:3]
+        within = np.mean(np.all((colour >= low[1:3]) & (colour <= high[1:3]), axis=1))
+        return (f"{len(self.values)} of {self.total} | {spread[0]} | {np.median(red):.2f} | {spread[1]} | "
+                f"{ratios[0]:.2f} / {ratios[1]:.2f} | {100 * within:.0f}% | {100 * np.mean(dark < low[1]):.0f}% | "
+                f"{100 * np.mean(detail < low[3]):.0f}%")
 
 
-def openings(colours: list[tuple[float, float] | None]) -> Openings:
-    return Openings(np.array([c for c in colours if c is not None]).reshape(-1, 2), len(colours))
+def openings(found: list[Opening | None]) -> Openings:
+    values = [(o.share, o.dark, o.red, o.detail) for o in found if o is not None]
+    return Openings(np.array(values, np.float64).reshape(-1, 4), len(found))
 
 
 def measure(folder: Path, photos: bool, grids: Path | None) -> dict[str, tuple[Openings, Openings]]:
@@ -64,8 +71,8 @@ def measure(folder: Path, photos: bool, grids: Path | None) -> dict[str, tuple[O
     scan, cases = scan_cases(folder, wanted, "all")
     cropper = Cropper(SIZE, scan.pixel_aligned, "detector" if photos else "landmarks")
 
-    def colour(crop: np.ndarray) -> tuple[float, float] | None:
-        return opening_colour(crop, mouths.lips(crop)[20:])
+    def colour(crop: np.ndarray) -> Opening | None:
+        return opening(crop, mouths.lips(crop)[20:])
 
     edits: dict[str, list] = {e: [] for e in OPEN}
     reference: dict[str, list] = {e: [] for e in OPEN}
@@ -100,22 +107,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, default=Path("docs"))
     parser.add_argument("--grids", type=Path, default=None, help="write neutral | edit | reference crops here")
     args = parser.parse_args(argv)
-    header = ("| expression | open | dark (luma / skin), median [5th, 95th] | red / skin | inside the reference's box "
-              "| darker than the reference |")
+    header = ("| expression | open | dark (luma / skin), median [5th, 95th] | red / skin | detail / skin, median "
+              "[5th, 95th] | size / detail over the reference's | inside the reference's box | darker than the "
+              "reference | softer than the reference |")
     lines = [
         "# Open mouths: the opening's colour against real ones", "",
         f"`python benchmarks/open_mouths.py {' '.join(argv)}` ({datetime.date.today().isoformat()}), the bundled "
         f"model (sha256 {load_artifact(None).sha256[:16]}...), `render` defaults, {SIZE} px canonical crops. An "
         f"opening is the inside of the inner lip contour (MediaPipe Face Mesh) when it holds at least "
         f"{OPENING_LEAST:.1%} of the crop; its colour is the mean of its darkest tenth, luma and red (less the mean of "
-        "green and blue) over the skin's median luma. "
-        "The reference's box: its 5th to 95th percentiles of both; darker than the reference: dark below its 5th "
-        "percentile (a dark blot).", ""]
+        "green and blue) over the skin's median luma, its detail the standard deviation of the luma's Laplacian inside "
+        "it over the same, its size the share of the crop inside it (medians over the reference's). The reference's "
+        "box: its 5th to 95th percentiles of dark and red; darker or softer than the reference: below its 5th "
+        "percentile (a dark blot is both).", ""]
     for folder, photos in ((args.photos, True), (args.renders, False)):
         if folder is None:
             continue
         what = ("the people's own smiles that open" if photos else "the true render of each edit")
-        lines += [f"## {folder.name}: against {what}", "", header, "|---|---|---|---|---|---|"]
+        lines += [f"## {folder.name}: against {what}", "", header, "|---|---|---|---|---|---|---|---|---|"]
         results = measure(folder, photos, args.grids)
         for expression, (edit, reference) in results.items():
             lines.append(f"| {expression} | {edit.cells(reference)} |")

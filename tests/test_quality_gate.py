@@ -55,10 +55,14 @@ PORTRAIT_MOUTH_TINT = -10.0
 # own, this ceiling 1.5.
 PORTRAIT_MOUTH_LIGHT = 1.5
 # The same portraits surprised: MediaPipe finds the lips apart on all 5 (the paint everywhere, a dark smear across the
-# lips: 2), the opening's darkest tenth at 0.12-0.39 of the skin's luma and 0.17-0.24 redder than green and blue
-# (`realism.opening_colour`; the people's own open smiles 0.29-0.58 luma; the paint everywhere 0.15-0.24, 0.15-0.19).
+# lips: 2), the opening's darkest tenth at 0.12-0.39 of the skin's luma and 0.17-0.24 redder than green and blue, its
+# detail 0.027-0.062 (`realism.opening`; the people's own open smiles 0.29-0.58 luma, detail 0.11-0.48; the paint
+# everywhere 0.15-0.24, 0.15-0.19).
 PORTRAIT_OPENED = 4
-OPENING_DARK, OPENING_RED = 0.08, 0.12
+OPENING_DARK, OPENING_RED, OPENING_DETAIL = 0.08, 0.12, 0.02
+# The turned renders surprised: the opening 0.76 and 0.88 of the true render's size, with 0.20 and 0.62 of its detail
+# (the teeth's and tongue's edges).
+TURNED_OPENING_SIZE, TURNED_OPENING_DETAIL = 0.6, 0.15
 # The channel model's jawOpen on the jaw renders (weights 0.8-1): +4.63 dB over the neutral on average (+3.43 to
 # +7.67; +4.42 without jawOpen's key at 0.5, +4.07 fitted on frontal renders alone, +3.73 with a jaw fitted to the
 # pictures alone, its chin pulled to a point and its sides left behind); spill up to 97 levels and 0.68% of the
@@ -136,7 +140,7 @@ def test_portraits_keep_their_skin_and_smile_in_the_mouths_shade(renderer, londo
 def test_portraits_open_their_mouths_when_surprised(renderer, london_faces):
     """The same five portraits surprised (default options): an independent landmarker (MediaPipe's inner lip contour)
     finds the lips apart on ``PORTRAIT_OPENED`` of them, and the opening's darkest tenth is a mouth's reddish shade,
-    not a near-black hole or a grey smear (`realism.opening_colour`)."""
+    not a near-black hole or a grey smear, with no less detail in it than today (`realism.opening`)."""
     from training.evaluate import mouth_shape
 
     reason = mouth_shape.unavailable_reason()
@@ -149,10 +153,31 @@ def test_portraits_open_their_mouths_when_surprised(renderer, london_faces):
         neutral = _rgb(path)
         face = detector.detect(neutral)[0]
         crop = _crop(renderer.apply_array(neutral, faces=[face], expression="surprised"), face)
-        openings.append(realism.opening_colour(crop, judge.lips(crop)[20:]))
+        openings.append(realism.opening(crop, judge.lips(crop)[20:]))
     found = [o for o in openings if o is not None]
     assert len(found) >= PORTRAIT_OPENED, openings
-    assert min(dark for dark, _ in found) >= OPENING_DARK and min(red for _, red in found) >= OPENING_RED, found
+    assert min(o.dark for o in found) >= OPENING_DARK and min(o.red for o in found) >= OPENING_RED, found
+    assert min(o.detail for o in found) >= OPENING_DETAIL, found
+
+
+@pytest.mark.parametrize("identity", ["id00000", "id00002"])
+def test_a_turned_heads_surprised_mouth_opens_as_a_mouth(renderer, identity):
+    """A turned head surprised: its opening, found by an independent landmarker, takes ``TURNED_OPENING_SIZE`` of the
+    true render's and keeps ``TURNED_OPENING_DETAIL`` of its detail (an opening smeared into a soft blot fails)."""
+    from training.evaluate import mouth_shape
+
+    reason = mouth_shape.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    judge = mouth_shape.MouthShapeJudge()
+    neutral, target = _rgb(TURNED / f"{identity}_neutral.png"), _rgb(TURNED / f"{identity}_surprised.png")
+    face = given_face(_points(TURNED / f"{identity}_neutral.landmarks.json"))
+    edit, true = (_crop(pixels, face) for pixels in
+                  (renderer.apply_array(neutral, faces=[face], expression="surprised"), target))
+    opened, real = (realism.opening(crop, judge.lips(crop)[20:]) for crop in (edit, true))
+    assert opened is not None and real is not None, (opened, real)
+    assert opened.share >= TURNED_OPENING_SIZE * real.share, (opened, real)
+    assert opened.detail >= TURNED_OPENING_DETAIL * real.detail, (opened, real)
 
 
 def test_a_channel_driven_jaw_drops_whole_and_stays_on_the_face():

@@ -48,13 +48,20 @@ def test_spill_beyond_the_truths_edges_counts_a_ghost_and_not_an_edge_placed_a_p
     assert far_share > 0 and far == 40
 
 
-def test_an_openings_dark_is_measured_inside_the_inner_lips_and_a_closed_mouth_has_none() -> None:
+def test_an_opening_is_measured_inside_the_inner_lips_and_a_closed_mouth_has_none() -> None:
     ys, xs = np.nonzero(realism.mouth_region(S))
-    box = np.array([[xs.min(), ys.min()], [xs.max(), ys.min()], [xs.max(), ys.max()], [xs.min(), ys.max()]]) / S
-    shade = realism.opening_colour(_mouth([(120, 50, 50), (230, 215, 200)]), box)  # tongue's shade and teeth
-    blot = realism.opening_colour(_mouth([(25, 20, 30)]), box)
+    centre, half = np.array([xs.mean(), ys.mean()]), np.array([np.ptp(xs), np.ptp(ys)]) / 2 / np.sqrt(2)
+    box = (centre + half * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]])) / S  # inside the stripes' ellipse
+    shade = realism.opening(_mouth([(120, 50, 50), (230, 215, 200)]), box)  # tongue's shade and teeth
+    blot = realism.opening(_mouth([(25, 20, 30)]), box)
     assert shade is not None and blot is not None
-    (shade_luma, shade_red), (blot_luma, blot_red) = shade, blot
-    assert shade_luma > 2.5 * blot_luma and shade_red > 0.3 and abs(blot_red) < 0.05
+    assert shade.dark > 2.5 * blot.dark and shade.red > 0.3 and abs(blot.red) < 0.05
+    assert shade.detail > 0.5 and blot.detail < 0.01  # the teeth's edges against a featureless blot
+    assert abs(shade.share - box_share(box)) < 0.01 and shade.share == blot.share
     line = np.array([[0.4, 0.7], [0.6, 0.7], [0.6, 0.701], [0.4, 0.701]])  # a closed mouth's contour: a lip line
-    assert realism.opening_colour(_mouth([(25, 20, 30)]), line) is None
+    assert realism.opening(_mouth([(25, 20, 30)]), line) is None
+
+
+def box_share(box: np.ndarray) -> float:
+    (x0, y0), (x1, y1) = box.min(axis=0), box.max(axis=0)
+    return float((x1 - x0) * (y1 - y0))

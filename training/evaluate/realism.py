@@ -1,11 +1,13 @@
 """Measures of what a person sees at 1:1 that a score against the target can miss: skin detail kept away from the
-mouth, spill (change where the true expression changes nothing), how bright the mouth is against the skin and how
-far its colours stray toward green or blue.
+mouth, spill (change where the true expression changes nothing), how bright the mouth is against the skin, how
+far its colours stray toward green or blue, and what an open mouth shows.
 
 Regions are in canonical crop units (`reggan_plugin.geometry.align`'s template), so the same region is measured on every
 face, and on a frame through its crop matrix (`frame_region`).
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import cv2
 import numpy as np
@@ -29,6 +31,7 @@ SPILL_EDGE = 2
 # pixels of lip line); its darkest tenth is the opening's dark
 OPENING_LEAST = 0.003
 OPENING_DARKEST = 0.1
+OPENING_RIM = 2  # px of a 256 px crop: the contour's band whose detail is the lips' edge, not the inside's
 
 
 def _sharp(size: int, anchor: tuple[int, ...], radii: tuple[float, float], drop: float = 0.0) -> np.ndarray:
@@ -109,13 +112,24 @@ def mouth_tint(crop: np.ndarray) -> float:
     return float(np.percentile((luma(crop) - f[..., 0])[mouth_region(crop.shape[0])], 99))
 
 
-def opening_colour(crop: np.ndarray, inner_lips: np.ndarray,
-                   least: float = OPENING_LEAST) -> tuple[float, float] | None:
-    """The colour of what an open mouth shows at its darkest (an SxSx3 uint8 canonical crop; ``inner_lips`` the inner
-    lip contour, (20, 2) crop units, `mouth_shape.MouthShapeJudge.lips`' last 20 points): the mean of the darkest tenth
-    of the pixels inside the contour, as (luma, red less the mean of green and blue), both over the skin's median luma.
-    A real opening's dark is the mouth's shade, reddish (tongue, gums); a dark blot is near black, a smear grey or
-    purple. None where the mouth is closed (less than ``least`` of the crop inside)."""
+@dataclass(frozen=True)
+class Opening:
+    """What an open mouth shows (`opening`): ``share`` of the crop inside the inner lip contour; the colour of its
+    darkest tenth, ``dark`` (luma) and ``red`` (red less the mean of green and blue), and its ``detail`` (the standard
+    deviation of the luma's Laplacian inside it), each over the skin's median luma."""
+
+    share: float
+    dark: float
+    red: float
+    detail: float
+
+
+def opening(crop: np.ndarray, inner_lips: np.ndarray, least: float = OPENING_LEAST) -> Opening | None:
+    """What an open mouth shows (an SxSx3 uint8 canonical crop; ``inner_lips`` the inner lip contour, (20, 2) crop
+    units, `mouth_shape.MouthShapeJudge.lips`' last 20 points). A real opening's dark is the mouth's shade, reddish
+    (tongue, gums), with the edges of teeth and tongue in it (the detail is read ``OPENING_RIM`` px inside the
+    contour, off the lips' own edge); a dark blot is near black and featureless, a smear grey
+    or purple and soft. None where the mouth is closed (less than ``least`` of the crop inside)."""
     size = crop.shape[0]
     inside = np.zeros((size, size), np.uint8)
     cv2.fillPoly(inside, [np.round(np.asarray(inner_lips) * size).astype(np.int32)], (1,))
@@ -125,4 +139,7 @@ def opening_colour(crop: np.ndarray, inner_lips: np.ndarray,
     pixels = np.asarray(crop, np.float64)[..., :3][inside > 0]
     dark = pixels[np.argsort(y[inside > 0])[: max(int(OPENING_DARKEST * len(pixels)), 1)]].mean(axis=0)
     skin = float(np.median(y[skin_region(size)]))
-    return float(dark @ np.asarray(REC709_LUMA)) / skin, float(dark[0] - (dark[1] + dark[2]) / 2) / skin
+    core = cv2.erode(inside, np.ones((2 * OPENING_RIM + 1,) * 2, np.uint8)) > 0  # the lips' edges left out
+    return Opening(share=float(inside.mean()), dark=float(dark @ np.asarray(REC709_LUMA)) / skin,
+                   red=float(dark[0] - (dark[1] + dark[2]) / 2) / skin,
+                   detail=float(np.sqrt(laplacian_energy(crop, core))) / skin if core.any() else 0.0)
