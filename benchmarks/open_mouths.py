@@ -51,11 +51,12 @@ class Openings:
         low, high = np.percentile(reference.values, 5, axis=0), np.percentile(reference.values, 95, axis=0)
         share, dark, red, detail = self.values.T
         spread = [f"{np.median(v):.2f} [{np.percentile(v, 5):.2f}, {np.percentile(v, 95):.2f}]" for v in (dark, detail)]
-        ratios = np.median(self.values[:, [0, 3]], axis=0) / np.median(reference.values[:, [0, 3]], axis=0)
+        size_ratio = np.median(share) / np.median(reference.values[:, 0])
+        detail_ratio = np.median(detail) / np.median(reference.values[:, 3])
         colour = self.values[:, 1:3]
         within = np.mean(np.all((colour >= low[1:3]) & (colour <= high[1:3]), axis=1))
         return (f"{len(self.values)} of {self.total} | {spread[0]} | {np.median(red):.2f} | {spread[1]} | "
-                f"{ratios[0]:.2f} / {ratios[1]:.2f} | {100 * within:.0f}% | {100 * np.mean(dark < low[1]):.0f}% | "
+                f"{size_ratio:.2f} / {detail_ratio:.2f} | {100 * within:.0f}% | {100 * np.mean(dark < low[1]):.0f}% | "
                 f"{100 * np.mean(detail < low[3]):.0f}%")
 
 
@@ -71,7 +72,7 @@ def measure(folder: Path, photos: bool, grids: Path | None) -> dict[str, tuple[O
     scan, cases = scan_cases(folder, wanted, "all")
     cropper = Cropper(SIZE, scan.pixel_aligned, "detector" if photos else "landmarks")
 
-    def colour(crop: np.ndarray) -> Opening | None:
+    def measured(crop: np.ndarray) -> Opening | None:
         return opening(crop, mouths.lips(crop)[20:])
 
     edits: dict[str, list] = {e: [] for e in OPEN}
@@ -83,13 +84,13 @@ def measure(folder: Path, photos: bool, grids: Path | None) -> dict[str, tuple[O
         real, _ = cropper.target_crop(rgb, read_rgb(case.target), points, case.target)
         for expression in OPEN if photos else (case.expression,):
             crop = cropper.crop(renderer.apply_array(rgb, faces=[given_face(points)], expression=expression), points)
-            edits[expression].append(colour(crop))
+            edits[expression].append(measured(crop))
             if not photos:
-                reference[expression].append(colour(real))
+                reference[expression].append(measured(real))
             if grids is not None and len(rows) < 12 and (photos or expression == "surprised"):
                 rows.append(np.concatenate([cropper.crop(rgb, points), crop, real], axis=1))
         if photos:
-            reference["happy"].append(colour(real))
+            reference["happy"].append(measured(real))
     if grids is not None and rows:
         grids.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.concatenate(rows, axis=0)).save(grids / f"open_mouths_{folder.name}.png")
@@ -111,7 +112,7 @@ def main(argv: list[str] | None = None) -> None:
               "[5th, 95th] | size / detail over the reference's | inside the reference's box | darker than the "
               "reference | softer than the reference |")
     lines = [
-        "# Open mouths: the opening's colour against real ones", "",
+        "# Open mouths: what an opening shows against real ones", "",
         f"`python benchmarks/open_mouths.py {' '.join(argv)}` ({datetime.date.today().isoformat()}), the bundled "
         f"model (sha256 {load_artifact(None).sha256[:16]}...), `render` defaults, {SIZE} px canonical crops. An "
         f"opening is the inside of the inner lip contour (MediaPipe Face Mesh) when it holds at least "

@@ -31,7 +31,7 @@ SPILL_EDGE = 2
 # pixels of lip line); its darkest tenth is the opening's dark
 OPENING_LEAST = 0.003
 OPENING_DARKEST = 0.1
-OPENING_RIM = 2  # px of a 256 px crop: the contour's band whose detail is the lips' edge, not the inside's
+OPENING_RIM = 2 / 256  # crop units: the contour's band whose detail is the lips' edge, not the inside's
 
 
 def _sharp(size: int, anchor: tuple[int, ...], radii: tuple[float, float], drop: float = 0.0) -> np.ndarray:
@@ -127,7 +127,7 @@ class Opening:
 def opening(crop: np.ndarray, inner_lips: np.ndarray, least: float = OPENING_LEAST) -> Opening | None:
     """What an open mouth shows (an SxSx3 uint8 canonical crop; ``inner_lips`` the inner lip contour, (20, 2) crop
     units, `mouth_shape.MouthShapeJudge.lips`' last 20 points). A real opening's dark is the mouth's shade, reddish
-    (tongue, gums), with the edges of teeth and tongue in it (the detail is read ``OPENING_RIM`` px inside the
+    (tongue, gums), with the edges of teeth and tongue in it (the detail is read ``OPENING_RIM`` inside the
     contour, off the lips' own edge); a dark blot is near black and featureless, a smear grey
     or purple and soft. None where the mouth is closed (less than ``least`` of the crop inside)."""
     size = crop.shape[0]
@@ -139,7 +139,8 @@ def opening(crop: np.ndarray, inner_lips: np.ndarray, least: float = OPENING_LEA
     pixels = np.asarray(crop, np.float64)[..., :3][inside > 0]
     dark = pixels[np.argsort(y[inside > 0])[: max(int(OPENING_DARKEST * len(pixels)), 1)]].mean(axis=0)
     skin = float(np.median(y[skin_region(size)]))
-    core = cv2.erode(inside, np.ones((2 * OPENING_RIM + 1,) * 2, np.uint8)) > 0  # the lips' edges left out
+    rim = max(round(OPENING_RIM * size), 1)
+    core = cv2.erode(inside, np.ones((2 * rim + 1,) * 2, np.uint8)) > 0  # the lips' edges left out
     return Opening(share=float(inside.mean()), dark=float(dark @ np.asarray(REC709_LUMA)) / skin,
                    red=float(dark[0] - (dark[1] + dark[2]) / 2) / skin,
                    detail=float(np.sqrt(laplacian_energy(crop, core))) / skin if core.any() else 0.0)
