@@ -57,11 +57,11 @@ def test_an_opening_is_measured_inside_the_inner_lips_and_a_closed_mouth_has_non
     assert shade is not None and blot is not None
     assert shade.dark > 2.5 * blot.dark and shade.red > 0.3 and abs(blot.red) < 0.05
     assert shade.detail > 0.5 and blot.detail < 0.01  # the teeth's edges against a featureless blot
-    assert abs(shade.share - box_share(box)) < 0.01 and shade.share == blot.share
+    assert abs(shade.share - _box_share(box)) < 0.01 and shade.share == blot.share
     line = np.array([[0.4, 0.7], [0.6, 0.7], [0.6, 0.701], [0.4, 0.701]])  # a closed mouth's contour: a lip line
     assert realism.opening(_mouth([(25, 20, 30)]), line) is None
 
 
-def box_share(box: np.ndarray) -> float:
+def _box_share(box: np.ndarray) -> float:
     (x0, y0), (x1, y1) = box.min(axis=0), box.max(axis=0)
     return float((x1 - x0) * (y1 - y0))
