@@ -73,7 +73,7 @@ def measure(folder: Path, photos: bool, grids: Path | None) -> dict[str, tuple[O
     cropper = Cropper(SIZE, scan.pixel_aligned, "detector" if photos else "landmarks")
 
     def measured(crop: np.ndarray) -> Opening | None:
-        return opening(crop, mouths.lips(crop)[20:])
+        return opening(crop, mouths.inner_lips(crop))
 
     edits: dict[str, list] = {e: [] for e in OPEN}
     reference: dict[str, list] = {e: [] for e in OPEN}

@@ -160,7 +160,7 @@ def test_portraits_open_their_mouths_when_surprised(renderer, london_faces):
         neutral = _rgb(path)
         face = detector.detect(neutral)[0]
         crop = _crop(renderer.apply_array(neutral, faces=[face], expression="surprised"), face)
-        openings.append(realism.opening(crop, judge.lips(crop)[20:]))
+        openings.append(realism.opening(crop, judge.inner_lips(crop)))
     found = [o for o in openings if o is not None]
     assert len(found) >= PORTRAIT_OPENED, openings
     assert min(o.dark for o in found) >= OPENING_DARK and min(o.red for o in found) >= OPENING_RED, found
@@ -181,7 +181,7 @@ def test_a_turned_heads_surprised_mouth_opens_as_a_mouth(renderer, identity):
     face = given_face(_points(TURNED / f"{identity}_neutral.landmarks.json"))
     edit, true = (_crop(pixels, face) for pixels in
                   (renderer.apply_array(neutral, faces=[face], expression="surprised"), target))
-    opened, real = (realism.opening(crop, judge.lips(crop)[20:]) for crop in (edit, true))
+    opened, real = (realism.opening(crop, judge.inner_lips(crop)) for crop in (edit, true))
     assert opened is not None and real is not None, (opened, real)
     assert opened.share >= TURNED_OPENING_SIZE * real.share, (opened, real)
     assert opened.detail >= TURNED_OPENING_DETAIL * real.detail, (opened, real)

@@ -32,6 +32,7 @@ MESH_BOX = (_x + _w / 2 - GROWTH * _w / 2, _y + _h / 2 - GROWTH * _h / 2, GROWTH
 LIPS = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 409, 270, 269, 267, 0, 37, 39, 40, 185,
         78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 415, 310, 311, 312, 13, 82, 81, 80, 191)
 """Face Mesh's outer lip contour (20 points, from the left corner, 61) and inner one (20, from 78)."""
+INNER = slice(20, 40)  # the inner contour's points in `LIPS`
 
 
 def unavailable_reason() -> str | None:
@@ -70,6 +71,11 @@ class MouthShapeJudge:
         self._interpreter.invoke()
         points = self._interpreter.get_tensor(self._points).reshape(-1, 3)[list(LIPS), :2]
         return (points / WINDOW * np.array([w, h]) + np.array([x, y])) / size
+
+    def inner_lips(self, crop: np.ndarray) -> np.ndarray:
+        """One canonical crop -> the inner lip contour (20, 2) in crop units: `lips`' last 20 points, where an open
+        mouth shows its inside (`realism.opening`)."""
+        return self.lips(crop)[INNER]
 
 
 def lips_error(lips: np.ndarray, reference: np.ndarray) -> float:
