@@ -126,7 +126,7 @@ class Opening:
 
 def opening(crop: np.ndarray, inner_lips: np.ndarray, least: float = OPENING_LEAST) -> Opening | None:
     """What an open mouth shows (an SxSx3 uint8 canonical crop; ``inner_lips`` the inner lip contour, (20, 2) crop
-    units, `mouth_shape.MouthShapeJudge.lips`' last 20 points). A real opening's dark is the mouth's shade, reddish
+    units, `mouth_shape.MouthShapeJudge.inner_lips`). A real opening's dark is the mouth's shade, reddish
     (tongue, gums), with the edges of teeth and tongue in it (the detail is read ``OPENING_RIM`` inside the contour,
     off the lips' own edge, and per pixel: compare crops of one size); a dark blot is near black and featureless, a
     smear grey or purple and soft. None where the mouth is closed (less than ``least`` of the crop inside)."""
