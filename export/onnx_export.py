@@ -10,6 +10,7 @@ import onnx
 import torch
 
 from export.half_weights import round_weights_half, store_half
+from export.mirrored_keys import store_mirrored_keys
 from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata
 from reggan_plugin.atomic import atomic_path
 from reggan_plugin.errors import RegganError
@@ -74,7 +75,8 @@ def verify_onnx(model: RegGAN, onnx_path: Path, batches: tuple[int, ...] = (1, 3
 
 def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None) -> Path:
     """Export `model` to `out` (atomically), stage 1's weights stored once where every colour shares them
-    (`LocalRegression.share_colour`), its large weights in half precision (``export.half_weights``), stamp the metadata
+    (`LocalRegression.share_colour`) and for one side's turn keys where the other's are their mirror images
+    (``export.mirrored_keys``), its large weights in half precision (``export.half_weights``), stamp the metadata
     and verify it against the model so rounded. Returns the model's path.
     (`--stage regression` cuts its preview graph out of it at run time: ``reggan_plugin.backends.preview_graph``.)"""
     out = Path(out)
@@ -92,7 +94,7 @@ def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None)
                 input_names=list(INPUT_NAMES), output_names=list(GRAPH_OUTPUTS),
                 dynamic_axes={name: {0: "batch"} for name in INPUT_NAMES + GRAPH_OUTPUTS},
             )
-        proto = store_half(onnx.load(tmp))
+        proto = store_half(store_mirrored_keys(onnx.load(tmp), model.stage1))
         meta = build_metadata(
             input_size=model.config.image_size,
             expressions=model.config.expressions,

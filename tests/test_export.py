@@ -312,3 +312,60 @@ def test_export_refuses_a_model_render_could_not_run(tmp_path):
     with pytest.raises(ExportError, match=r"would not run in `render`.*16 px crops"):
         export_model(RegGAN(dataclasses.replace(TINY, image_size=16)), tmp_path / "m.onnx")
     assert not (tmp_path / "m.onnx").exists()
+
+
+def test_a_stage1_whose_turned_keys_mirror_each_other_is_stored_for_one_side(tmp_path, monkeypatch):
+    """Keys turned one way that are the mirror images of the other way's (`LocalRegression.mirror_keys`) are made in
+    the graph from those: the file keeps three of five keys, and onnxruntime, the torch route and the preview graph
+    compute what the model does. A stage 1 whose keys are fitted apart keeps them all."""
+    from reggan_plugin.backends.parity import PARITY_TOLERANCE
+    from reggan_plugin.backends.torch_graph import TorchGraph, load_onnx
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.faces.turn import turn_weights
+    from reggan_plugin.renderer import ExpressionRenderer
+
+    keys = (-0.4, -0.2, 0.0, 0.2, 0.4)
+    monkeypatch.setenv("REGGAN_CACHE_DIR", str(tmp_path / "cache"))
+
+    def model(mirrored: bool) -> RegGAN:
+        torch.manual_seed(0)
+        out = RegGAN(dataclasses.replace(TINY, turn_keys=keys, mix="carried")).eval()
+        with torch.no_grad():
+            for tensor in (out.stage1.weight, out.stage1.bias, out.stage1.flow, out.stage1.region):
+                tensor.add_(torch.rand(tensor.shape) * 0.05)
+        if mirrored:
+            out.stage1.mirror_keys()
+        return out
+
+    def keyed_counts(path) -> set[int]:
+        return {int(i.dims[1]) for i in onnx.load(str(path)).graph.initializer
+                if len(i.dims) == 3 and i.dims[0] == len(TINY.expressions)}
+
+    from export.onnx_export import export_model
+
+    mirrored = model(True)
+    path = export_model(mirrored, tmp_path / "mirrored.onnx")
+    assert keyed_counts(path) == {3}
+    assert keyed_counts(export_model(model(False), tmp_path / "apart.onnx")) == {5}
+
+    rng = np.random.default_rng(0)
+    weights = np.stack([np.kron(np.eye(len(TINY.expressions))[e], turn_weights(t, keys))
+                        for e, t in ((1, -0.3), (3, 0.35), (2, -0.4))]).astype(np.float32)
+    feeds = {"image": rng.uniform(-1, 1, (3, 3, 32, 32)).astype(np.float32), "expression": weights,
+             "intensity": np.array([1.0, 0.7, 1.0], np.float32)}
+    from export.half_weights import round_weights_half
+
+    round_weights_half(mirrored)  # as the file stores it
+    with torch.no_grad():
+        want = [t.numpy() for t in mirrored(torch.from_numpy(feeds["image"]), torch.from_numpy(weights),
+                                            torch.from_numpy(feeds["intensity"]))]
+    import onnxruntime as ort
+
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["output", "stage1"], feeds)
+    assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) < 1e-4
+    graph = TorchGraph(load_onnx(path), device="cpu")
+    routed = graph.run({k: torch.from_numpy(v) for k, v in feeds.items()}, ["output"])["output"].numpy()
+    assert float(np.abs(routed - got[0]).max()) < PARITY_TOLERANCE["fp32"]
+    preview = ExpressionRenderer(InferenceConfig(model=path, backend="cpu", stage="regression"))
+    cut = preview.backend.run(feeds["image"], weights, feeds["intensity"], outputs=("output",))["output"]
+    np.testing.assert_allclose(cut, got[1], atol=1e-6)

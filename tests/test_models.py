@@ -385,3 +385,30 @@ def test_a_saved_config_naming_the_face_crop_loads_and_another_crop_is_refused(t
         ModelConfig.from_dict({**saved, "crop": "mouth"})
     model, _, _ = load_shipped(default_model_path(), tmp_path)  # the benchmark's torch twin of the bundled model
     assert model.config.image_size == saved["image_size"]
+
+
+def test_mirrored_turn_keys_edit_a_mirror_image_as_the_mirror_image_of_the_edit():
+    """`mirror_keys` gives each key turned one way the mirror image of the key turned as far the other way: a face
+    turned by t and its mirror image, turned by -t, get mirror-image stage-1 edits (beyond the key facing the camera,
+    which is fitted as it is)."""
+    from reggan_plugin.faces.turn import turn_weights
+
+    keys = (-0.4, -0.2, 0.0, 0.2, 0.4)
+    gen = torch.Generator().manual_seed(3)
+    layer = LocalRegression(3, 3, 24, 3, "bicubic", "carried", keys=len(keys))
+    with torch.no_grad():
+        for tensor in (layer.weight, layer.bias, layer.flow, layer.region):
+            tensor.add_(torch.rand(tensor.shape, generator=gen) * 0.1)
+    x = torch.rand(1, 3, 24, 24, generator=gen) * 2 - 1
+    mix, alpha = torch.tensor([[0.2, 0.8, 0.0]]), torch.tensor([0.9])
+
+    def edit(image, turn):
+        with torch.no_grad():
+            return layer(image, mix, alpha, torch.from_numpy(turn_weights(turn, keys))[None])
+
+    assert not layer.keys_mirrored()
+    assert not torch.allclose(edit(x.flip(-1), -0.3), edit(x, 0.3).flip(-1), atol=1e-3)
+    layer.mirror_keys()
+    assert layer.keys_mirrored()
+    for turn in (0.2, 0.3, 0.4, 0.5):
+        assert torch.allclose(edit(x.flip(-1), -turn), edit(x, turn).flip(-1), atol=1e-5)

@@ -622,7 +622,8 @@ def test_progress_lines_give_the_time_left_in_minutes_then_hours():
 
 def test_turn_keys_fit_each_key_on_the_pairs_and_mirror_images_about_it(synth, tmp_path):
     """Every pair and its mirror image go to the keys about their turns, weighted by linear interpolation (a pair's
-    weights sum to 1, its mirror's are its own reversed); the fit keeps a stage 1 per expression and key."""
+    weights sum to 1, its mirror's are its own reversed); the fit keeps a stage 1 per expression and key, a key
+    turned one way the mirror image of the key turned as far the other."""
     from reggan_plugin.faces.turn import turn_weights
     from training.data.turn_keys import neutral_turns, turn_keyed
 
@@ -650,11 +651,23 @@ def test_turn_keys_fit_each_key_on_the_pairs_and_mirror_images_about_it(synth, t
     model = solver.G
     assert model.config.turn_keys == keys and model.stage1.weight.shape[0] == len(TINY.expressions) * len(keys)
     happy = TINY.expressions.index("happy") * len(keys)
-    assert not torch.allclose(model.stage1.bias[happy], model.stage1.bias[happy + 2])  # each key its own fit
+    assert not torch.allclose(model.stage1.bias[happy], model.stage1.bias[happy + 2])  # each side its own maps
+    # fitted facing the camera and turned one way; the other way's key is the mirror image
+    assert model.stage1.keys_mirrored() and torch.equal(model.stage1.bias[happy], model.stage1.bias[happy + 2].flip(-1))
+    fitted = json.loads((tmp_path / "run" / "stage1_selection.json").read_text())["fitted"]
+    assert fitted["happy~turn0"]["mirror_of"] == "happy~turn2" and "mirror_of" not in fitted["happy~turn1"]
     with pytest.raises(ValueError, match="turn keys"):
         from training.solver import refit_stage1
 
         refit_stage1(model, solver.train_data, None, {}, 1, TEST_CFG)
+
+
+def test_without_validation_pairs_stage1_takes_a_radius_it_was_given(synth, tmp_path):
+    """No validation pairs choose among ``ridge_radii``: the model's own radius where it is among them, else the first
+    of them, never a radius the run was not given."""
+    for radii, expected in (((5,), 5), ((1, 3), 3)):
+        cfg = replace(TEST_CFG, ridge_radii=radii)
+        assert _tiny_solver(synth, tmp_path / f"r{radii}", tmp_path / "cache", cfg).G.stage1.radius == expected
 
 
 def test_a_keyed_model_trains_its_refiner_on_each_pair_at_its_own_turn(synth, tmp_path):

@@ -39,8 +39,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from reggan_plugin.faces import DetectorConfig
+from reggan_plugin.faces.turn import symmetric_keys
 
-from .config import ModelConfig, base_expression
+from .config import TURN_MARK, ModelConfig, base_expression, turn_key_name
 from .data.augment import degrade_inputs
 from .data.dataset import PairedFaces
 from .data.landmarks import LazyDetector
@@ -190,23 +191,34 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
                run_dir: Path | None) -> tuple[RegGAN, dict]:
     """Phase 0: select (r, lambda) on ``val``, fit every expression on ``train``; returns the model (on the
     CPU) and a report. The normal equations are built in float64 where the data lives (GPU or CPU). With
-    ``stage1_turn_keys`` each expression is fitted at each key, on the pairs and their mirror images about it. One key
-    and one group of expressions at a time (`_fit_parts`): the perturbed copies of every key's pairs at once would
-    not fit in memory."""
+    ``stage1_turn_keys`` each expression is fitted at each key, on the pairs and their mirror images about it; keys
+    symmetric about the camera are fitted facing it and turned one way, the other way's keys their mirror images
+    (`LocalRegression.mirror_keys`: the same pairs mirrored would fit them, but for the draws of the flow's batches
+    and the perturbed copies). One key and one group of expressions at a time (`_fit_parts`): the perturbed copies of
+    every key's pairs at once would not fit in memory."""
     reference = (training_exposure(_pairs_by_expression(train)) if cfg.stage1_normalise_exposure
                  else model_config.exposure_reference)
     keys = cfg.stage1_turn_keys
     model_config = replace(model_config, turn_keys=keys, exposure_reference=reference)
 
     def make(radius: int | None) -> RegGAN:
+        # no validation pairs chose one: the config's radius where it is a candidate, else the first candidate
+        if radius is None:
+            radius = model_config.radius if model_config.radius in cfg.ridge_radii else cfg.ridge_radii[0]
         torch.manual_seed(cfg.seed)
-        model = RegGAN(replace(model_config, radius=radius or model_config.radius))
+        model = RegGAN(replace(model_config, radius=radius))
         if cfg.zero_init_output:
             model.refiner.start_as_identity(cfg.mask_init_logit)
         return model
 
     model, fitted, motions, rows, table = _fit_parts(_stage1_parts(train, val, keys), make, cfg, reference,
                                                      cfg.ridge_radii, {}, model_config.warp)
+    if symmetric_keys(keys):
+        model.stage1.mirror_keys()
+        for name in list(fitted):
+            expression, key = base_expression(name), int(name.rpartition(TURN_MARK)[2])
+            if keys[key] > 0:
+                fitted[turn_key_name(expression, len(keys) - 1 - key)] = {**fitted[name], "mirror_of": name}
     report = {"radius": model.config.radius, "exposure_reference": reference, "fitted": fitted,
               "motion": motion_report(motions, cfg), "table": [asdict(r) for r in rows]}
     _write_selection(run_dir, report, table)
@@ -247,11 +259,12 @@ def _fit_parts(parts: Iterable[tuple[PairedFaces, PairedFaces | None]], make: Ca
 
 def _stage1_parts(train: PairedFaces, val: PairedFaces | None, keys: tuple[float, ...]
                   ) -> Iterator[tuple[PairedFaces, PairedFaces | None]]:
-    """What each of stage 1's fits is made on: the pairs themselves, or each turn key's (`turn_keyed`)."""
+    """What each of stage 1's fits is made on: the pairs themselves, or each turn key's (`turn_keyed`); of keys
+    symmetric about the camera, those facing it or turned one way."""
     if not keys:
         yield train, val
         return
-    for key in range(len(keys)):
+    for key in range(len(keys) // 2 if symmetric_keys(keys) else 0, len(keys)):
         yield turn_keyed(train, keys, key), turn_keyed(val, keys, key) if val is not None and len(val) else None
 
 

@@ -49,6 +49,11 @@ def valid_keys(keys: Sequence[float]) -> bool:
                         and list(keys) == sorted(set(keys)))
 
 
+def symmetric_keys(keys: Sequence[float]) -> bool:
+    """Whether ``keys`` (ascending) turn as far each way: a mirror image's turn is a key whenever the turn is."""
+    return len(keys) > 1 and all(a == -b for a, b in zip(keys, reversed(keys)))
+
+
 def turn_weights(turn: float, keys: Sequence[float]) -> Array:
     """Weights over ``keys`` (ascending) for a face at ``turn``: the hat functions of linear interpolation between
     neighbouring keys, all on the end key beyond it. They sum to 1."""

@@ -20,6 +20,7 @@ of a rendered smile costs the person's identity on real faces): the region keeps
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
@@ -150,11 +151,43 @@ class LocalRegression(nn.Module):
         return True
 
     @torch.no_grad()
+    def mirror_keys(self) -> None:
+        """Give each key turned one way (the first half) the mirror image of the key turned as far the other way:
+        flipped left to right, its neighbourhood too, its flow's x negated. A face and its mirror image then take
+        mirror-image edits, and a model file stores the turned keys of one side alone (``export.mirrored_keys``).
+        Keys must be symmetric about the camera (`reggan_plugin.faces.turn.symmetric_keys`)."""
+        for own, mirrored in self._turned_halves():
+            own.copy_(mirrored)
+
+    def keys_mirrored(self) -> bool:
+        """Whether every key turned one way is exactly the mirror image of the key turned as far the other way."""
+        return self.keys > 1 and all(torch.equal(own, mirrored) for own, mirrored in self._turned_halves())
+
+    def _turned_halves(self) -> Iterator[tuple[Tensor, Tensor]]:
+        """Per map (weights, biases, flows, regions): the keys turned one way, as views, and the mirror images of
+        the keys turned as far the other way, in the same order."""
+        half = self.keys // 2
+        for tensor, mirrored in ((self.weight, self._mirrored_taps(self.weight)), (self.bias, self.bias.flip(-1)),
+                                 (self.flow, mirror_flow(self.flow)), (self.region, self.region.flip(-1))):
+            shape = (-1, self.keys, *tensor.shape[1:])
+            yield tensor.view(shape)[:, :half], mirrored.reshape(shape)[:, self.keys - half :].flip(1)
+
+    def _mirrored_taps(self, weight: Tensor) -> Tensor:
+        """[.., r*r, S, S] weights flipped left to right, over the neighbourhood's columns too."""
+        r = self.radius
+        return weight.reshape(*weight.shape[:-3], r, r, *weight.shape[-2:]).flip(-3, -1).reshape(weight.shape)
+
+    @torch.no_grad()
     def set_motion(self, index: int, flow: Tensor, region: Tensor) -> None:
         """Install expression `index`'s mean flow [2, S, S] and region [1, S, S] (its ridge maps are fitted on
         inputs moved by the same flow, `apply_flow`)."""
         self.flow[index].copy_(flow)
         self.region[index].copy_(region)
+
+
+def mirror_flow(flow: Tensor) -> Tensor:
+    """Flows [..., 2, S, S] (grid units, x first) of the mirror image: flipped left to right, x negated."""
+    return flow.flip(-1) * torch.tensor([-1.0, 1.0], dtype=flow.dtype, device=flow.device)[:, None, None]
 
 
 @torch.no_grad()
