@@ -5,7 +5,8 @@ A stage 1 fitted at seven turn keys holds seven maps per expression and tap, mos
 one way is exactly the mirror image of the key turned as far the other way, the file keeps the key facing the camera
 and those turned one way, and a few nodes in front of the graph (a Gather of the keys, a Gather flipping the columns, a
 Mul negating a flow's x) give every node the tensor it had. onnxruntime folds them when it loads the model, as it
-folds the casts of half precision (``export.half_weights``), so an edit costs what it did.
+folds the casts of half precision (``export.half_weights``), so an edit costs what it did there; the torch route
+(``TorchGraph``) runs them at every call.
 """
 from __future__ import annotations
 
@@ -67,17 +68,17 @@ def store_mirrored_keys(proto: onnx.ModelProto, stage1: LocalRegression) -> onnx
                 if known.values.shape == values.shape and np.array_equal(known.values, values)]
 
     stored: dict[int, str] = {}  # map -> a one-side initializer holding its values
-    found: list[tuple[int, onnx.TensorProto]] = []
+    found: list[tuple[int, onnx.TensorProto, np.ndarray]] = []
     for init in graph.initializer:
         if init.data_type != onnx.TensorProto.FLOAT or len(init.dims) != 3 or init.dims[1] != keys:
             continue
         values = np.asarray(numpy_helper.to_array(init))
         matches = which(values)
         if matches:
-            found.append((matches[0], init))
+            found.append((matches[0], init, values))
             for match in matches:
                 stored.setdefault(match, init.name + ONE_SIDE_SUFFIX)
-    if not found or any(maps[index].partner not in stored for index, _ in found):
+    if not found or any(maps[index].partner not in stored for index, _, _ in found):
         return proto  # a partner's values are nowhere in the graph: every map stays whole
 
     consts: dict[str, np.ndarray] = {
@@ -86,7 +87,7 @@ def store_mirrored_keys(proto: onnx.ModelProto, stage1: LocalRegression) -> onnx
         "mirrored_keys__negate_x": np.array([-1.0, 1.0], np.float32).reshape(1, 1, 2, 1, 1),
     }
     nodes: list[onnx.NodeProto] = []
-    for index, init in found:
+    for index, init, values in found:
         m, name = maps[index], init.name
         rows, _, width = m.values.shape
         source = stored[m.partner]
@@ -104,10 +105,13 @@ def store_mirrored_keys(proto: onnx.ModelProto, stage1: LocalRegression) -> onnx
             flipped = step[3]
         nodes += [helper.make_node("Reshape", [flipped, shape_out], [step[4]]),
                   helper.make_node("Concat", [step[4], name + ONE_SIDE_SUFFIX], [name], axis=1)]
-        one_side = numpy_helper.from_array(np.ascontiguousarray(np.asarray(numpy_helper.to_array(init))[:, half:]),
-                                           name + ONE_SIDE_SUFFIX)
+        one_side = numpy_helper.from_array(np.ascontiguousarray(values[:, half:]), name + ONE_SIDE_SUFFIX)
         init.CopyFrom(one_side)
     graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items())
+    made = {init.name for _, init, _ in found}  # now node outputs: a graph input of that name would shadow them
+    kept_inputs = [i for i in graph.input if i.name not in made]
+    del graph.input[:]
+    graph.input.extend(kept_inputs)
     kept = [*nodes, *graph.node]  # in front: nodes stay in topological order
     del graph.node[:]
     graph.node.extend(kept)

@@ -38,16 +38,17 @@ TURNED = HERE / "data" / "turned"
 JAW = HERE / "data" / "jaw"
 HALF = HERE / "data" / "half"
 SAMPLES = HERE.parent / "samples"
-# The bundled model's figures on these inputs: spill up to 35 levels (99.9th percentile) and 0.49% of the untouched
-# pixels changed by over 16 (a surprised jaw's reach into the neck; 44 with one stage-1 fit over every turn, 102 and
-# 2.0% before the edit kept to the head); skin detail 0.87 and 0.96 on the demo's frames, 0.95 to 1.02 on the
-# portraits (0.67 with bilinear resampling).
-TURNED_SPILL, TURNED_SPILL_SHARE = 45.0, 0.55
+# The bundled model's figures on these inputs: spill up to 31 levels (99.9th percentile) and 0.45% of the untouched
+# pixels changed by over 16 (a surprised jaw's reach into the neck; 35 and 0.49% with three turn keys and a 5 x 5
+# neighbourhood, 44 with one stage-1 fit over every turn, 102 and 2.0% before the edit kept to the head); skin detail
+# 0.85 and 0.94 on the demo's frames (0.87 and 0.96 with a 5 x 5 neighbourhood), 0.95 to 1.02 on the portraits (0.67
+# with bilinear resampling).
+TURNED_SPILL, TURNED_SPILL_SHARE = 40.0, 0.5
 # The same beyond 2 px of anything the true expression changes (`realism.SPILL_EDGE`: the edit's own ghosts, not an
-# edge placed a pixel off): 4-5 levels and none over 16 for three of them, 14 levels and 0.07% for id00002 surprised
+# edge placed a pixel off): 4 levels and none over 16 for three of them, 14 levels and 0.06% for id00002 surprised
 # (its jaw's smear at the neck; 24 and 0.20% with a coverage model that lets more of it through).
 TURNED_FAR_SPILL, TURNED_FAR_SPILL_SHARE = 18.0, 0.1
-FRONTAL_DETAIL = 0.85
+FRONTAL_DETAIL = 0.83
 PORTRAIT_DETAIL = 0.90
 # The mouth's tint (`realism.mouth_tint`) on the five portraits: the bundled model's smiles -21.9 levels on average
 # (-6.2 to -28.2; the photographs' own lips moved), the people's own -20.0, their neutral mouths -21.0; the model's
@@ -59,23 +60,24 @@ PORTRAIT_MOUTH_TINT = -10.0
 # own, this ceiling 1.5.
 PORTRAIT_MOUTH_LIGHT = 1.5
 # The same portraits surprised: MediaPipe finds the lips apart on all 5 (the paint everywhere, a dark smear across the
-# lips: 2), the opening's darkest tenth at 0.12-0.39 of the skin's luma and 0.17-0.24 redder than green and blue, its
-# detail 0.027-0.062 (`realism.opening`; the people's own open smiles 0.29-0.58 luma, detail 0.11-0.48; the paint
+# lips: 2), the opening's darkest tenth at 0.09-0.42 of the skin's luma and 0.19-0.39 redder than green and blue, its
+# detail 0.031-0.071 (`realism.opening`; the people's own open smiles 0.29-0.58 luma, detail 0.11-0.48; the paint
 # everywhere 0.15-0.24, 0.15-0.19).
 PORTRAIT_OPENED = 4
 OPENING_DARK, OPENING_RED, OPENING_DETAIL = 0.08, 0.12, 0.02
-# The turned renders surprised: the opening 0.76 and 0.88 of the true render's size, with 0.20 and 0.62 of its detail
-# (the teeth's and tongue's edges).
-TURNED_OPENING_SIZE, TURNED_OPENING_DETAIL = 0.6, 0.15
+# The turned renders surprised: the opening 0.74 and 0.80 of the true render's size, with 0.15 and 0.52 of its detail
+# (the teeth's and tongue's edges; 0.76 and 0.88, 0.20 and 0.62 with three turn keys and a 5 x 5 neighbourhood, whose
+# extra detail is, by eye at 3x, a ragged red and black fringe inside the lips rather than teeth).
+TURNED_OPENING_SIZE, TURNED_OPENING_DETAIL = 0.6, 0.12
 # The channel model's jawOpen on the jaw renders (weights 0.8-1): +4.63 dB over the neutral on average (+3.43 to
 # +7.67; +4.42 without jawOpen's key at 0.5, +4.07 fitted on frontal renders alone, +3.73 with a jaw fitted to the
 # pictures alone, its chin pulled to a point and its sides left behind); spill up to 97 levels and 0.68% of the
 # untouched pixels (the chin moved over the backdrop at the turned head's far silhouette).
 JAW_GAIN = 4.4
 JAW_SPILL, JAW_SPILL_SHARE = 110.0, 1.0
-# The face model at intensity 0.5 on the half-intensity renders: +5.3 dB over the neutral on average (+3.0 to +7.7;
+# The face model at intensity 0.5 on the half-intensity renders: +5.3 dB over the neutral on average (+3.0 to +7.4;
 # stage 1's mixed maps instead of its carried paint would make a half surprise's mouth an orange and white patch);
-# spill up to 23 levels and 0.20% of the untouched pixels.
+# spill up to 21 levels and 0.17% of the untouched pixels.
 HALF_GAIN = 5.0
 HALF_SPILL, HALF_SPILL_SHARE = 28.0, 0.4
 

@@ -651,7 +651,7 @@ def test_turn_keys_fit_each_key_on_the_pairs_and_mirror_images_about_it(synth, t
     model = solver.G
     assert model.config.turn_keys == keys and model.stage1.weight.shape[0] == len(TINY.expressions) * len(keys)
     happy = TINY.expressions.index("happy") * len(keys)
-    assert not torch.allclose(model.stage1.bias[happy], model.stage1.bias[happy + 2])  # each side its own maps
+    assert not torch.allclose(model.stage1.bias[happy], model.stage1.bias[happy + 2])  # not left-right symmetric
     # fitted facing the camera and turned one way; the other way's key is the mirror image
     assert model.stage1.keys_mirrored() and torch.equal(model.stage1.bias[happy], model.stage1.bias[happy + 2].flip(-1))
     fitted = json.loads((tmp_path / "run" / "stage1_selection.json").read_text())["fitted"]

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from reggan_plugin.faces import Face, box_from_landmarks
-from reggan_plugin.faces.turn import face_turn, turn_of, turn_weights
+from reggan_plugin.faces.turn import face_turn, symmetric_keys, turn_of, turn_weights
 
 FRONTAL = np.array([[40.0, 50.0], [72.0, 50.0], [56.0, 66.0], [44.0, 82.0], [68.0, 82.0]])
 
@@ -46,6 +46,13 @@ def test_rendered_heads_read_as_facing_the_camera_or_turned():
                                             (0.07, [0, 0.8, 0.2]), (0.9, [0, 0, 1])])
 def test_turn_weights_interpolate_between_neighbouring_keys(turn, expected):
     assert np.allclose(turn_weights(turn, (-0.35, 0.0, 0.35)), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("keys, symmetric", [((-0.35, 0.0, 0.35), True), ((-0.2, 0.2), True),
+                                             ((-0.6, -0.4, -0.2, 0.0, 0.2, 0.4, 0.6), True), ((-0.35, 0.0, 0.3), False),
+                                             ((0.0, 0.35), False), ((0.0,), False), ((), False)])
+def test_keys_are_symmetric_when_each_turn_has_its_mirror_image(keys, symmetric):
+    assert symmetric_keys(keys) is symmetric
 
 
 def test_a_model_with_turn_keys_edits_each_face_at_its_own_turn(tmp_path):

@@ -170,7 +170,8 @@ def _select(moved_train: dict[str, tuple[Tensor, Tensor]], val: PairedFaces | No
     val_sets = _moved(_scaled(_with_perturbed_copies(val, _pairs_by_expression(val), cfg), reference), motions, mode)
     sub = {e: _evenly(v, cfg.ridge_max_pairs) for e, v in moved_train.items() if e in val_sets}
     if not sub:
-        return None, {}, [], "no validation pairs: defaults used\n"
+        return None, {}, [], (f"\n{', '.join(moved_train)}: no validation pairs; the radius chosen before (else the"
+                              " config's), the median of the lambdas chosen (`fit_stage1_maps`)\n")
     radius, lambdas, rows = select_ridge(sub, {e: val_sets[e] for e in sub}, radii, cfg.ridge_lambdas,
                                          cfg.ridge_toward_identity, cfg.ridge_shared_colour)
     return radius, lambdas, rows, ridge_table_markdown(rows, radius, lambdas)
@@ -194,8 +195,8 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     ``stage1_turn_keys`` each expression is fitted at each key, on the pairs and their mirror images about it; keys
     symmetric about the camera are fitted facing it and turned one way, the other way's keys their mirror images
     (`LocalRegression.mirror_keys`: the same pairs mirrored would fit them, but for the draws of the flow's batches
-    and the perturbed copies). One key and one group of expressions at a time (`_fit_parts`): the perturbed copies of
-    every key's pairs at once would not fit in memory."""
+    and the perturbed copies, and the landmarks holding the flow, which mirror images lack). One key and one group of
+    expressions at a time (`_fit_parts`): the perturbed copies of every key's pairs at once would not fit in memory."""
     reference = (training_exposure(_pairs_by_expression(train)) if cfg.stage1_normalise_exposure
                  else model_config.exposure_reference)
     keys = cfg.stage1_turn_keys

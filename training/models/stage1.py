@@ -153,12 +153,14 @@ class LocalRegression(nn.Module):
     @torch.no_grad()
     def mirror_keys(self) -> None:
         """Give each key turned one way (the first half) the mirror image of the key turned as far the other way:
-        flipped left to right, its neighbourhood too, its flow's x negated. A face and its mirror image then take
-        mirror-image edits, and a model file stores the turned keys of one side alone (``export.mirrored_keys``).
+        flipped left to right, its neighbourhood too, its flow's x negated. A face turned at least as far as the first
+        key off the centre and its mirror image then take mirror-image edits (the key facing the camera is left as
+        fitted), and a model file stores the turned keys of one side alone (``export.mirrored_keys``).
         Keys must be symmetric about the camera (`reggan_plugin.faces.turn.symmetric_keys`)."""
         for own, mirrored in self._turned_halves():
             own.copy_(mirrored)
 
+    @torch.no_grad()
     def keys_mirrored(self) -> bool:
         """Whether every key turned one way is exactly the mirror image of the key turned as far the other way."""
         return self.keys > 1 and all(torch.equal(own, mirrored) for own, mirrored in self._turned_halves())
