@@ -48,15 +48,20 @@ def store_half(proto: onnx.ModelProto) -> onnx.ModelProto:
         casts.append(helper.make_node("Cast", [half.name], [init.name], to=onnx.TensorProto.FLOAT,
                                       name=f"{init.name}{HALF_SUFFIX}_cast"))
         graph.initializer[index].CopyFrom(half)
-    # Graph inputs that name an initializer (older exporters list them) would now dangle: drop them.
-    stored = {c.output[0] for c in casts}
-    kept_inputs = [i for i in graph.input if i.name not in stored]
+    put_in_front(graph, casts)
+    return proto
+
+
+def put_in_front(graph: onnx.GraphProto, nodes: list[onnx.NodeProto]) -> None:
+    """``nodes``, which now make tensors that were initializers, ahead of the graph's (nodes stay in topological
+    order); graph inputs naming those tensors (older exporters list initializers as inputs) would shadow them and go."""
+    made = {name for node in nodes for name in node.output}
+    kept_inputs = [i for i in graph.input if i.name not in made]
     del graph.input[:]
     graph.input.extend(kept_inputs)
-    nodes = [*casts, *graph.node]  # the casts first: nodes stay in topological order
+    kept = [*nodes, *graph.node]
     del graph.node[:]
-    graph.node.extend(nodes)
-    return proto
+    graph.node.extend(kept)
 
 
 def main(argv: list[str] | None = None) -> None:

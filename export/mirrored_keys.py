@@ -17,6 +17,8 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 
+from export.half_weights import put_in_front
+
 if TYPE_CHECKING:
     import torch
 
@@ -108,11 +110,5 @@ def store_mirrored_keys(proto: onnx.ModelProto, stage1: LocalRegression) -> onnx
         one_side = numpy_helper.from_array(np.ascontiguousarray(values[:, half:]), name + ONE_SIDE_SUFFIX)
         init.CopyFrom(one_side)
     graph.initializer.extend(numpy_helper.from_array(v, k) for k, v in consts.items())
-    made = {init.name for _, init, _ in found}  # now node outputs: a graph input of that name would shadow them
-    kept_inputs = [i for i in graph.input if i.name not in made]
-    del graph.input[:]
-    graph.input.extend(kept_inputs)
-    kept = [*nodes, *graph.node]  # in front: nodes stay in topological order
-    del graph.node[:]
-    graph.node.extend(kept)
+    put_in_front(graph, nodes)
     return proto
