@@ -59,11 +59,11 @@ def load_shipped(path: Path, workdir: Path, seed: int = 0):
 
 
 def expression_width(config: ModelConfig) -> int:
-    """The network's expression input: a weight per expression, or per expression and turn key (as the runtime reads
+    """The network's expression input: a weight per expression, or per expression and pose key (as the runtime reads
     it from a model file)."""
     from reggan_plugin.artifact import _input_width
 
-    return _input_width(len(config.expressions), config.turn_keys)
+    return _input_width(len(config.expressions), config.turn_keys, config.tilt_keys)
 
 
 def inputs(n: int, size: int, n_expr: int, seed: int = 0) -> dict[str, np.ndarray]:

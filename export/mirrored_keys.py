@@ -38,18 +38,19 @@ class _Map:
 
 
 def _keyed_maps(stage1: LocalRegression) -> list[_Map]:
-    """Every keyed map of a stage 1 as the exporter writes it (`LocalRegression._turned`'s input)."""
+    """Every keyed map of a stage 1 as the exporter writes it (`LocalRegression._turned`'s input; a flow per tilt key
+    is a turn key's 2 * tilts channels, `LocalRegression._flows`)."""
     keys, r = stage1.keys, stage1.radius
     weight, bias, flow, region = (t.detach().cpu().float() for t in (stage1.weight, stage1.bias, stage1.flow,
                                                                      stage1.region))
 
     def flat(tensor: torch.Tensor) -> np.ndarray:
-        return tensor.reshape(-1, keys, int(np.prod(tensor.shape[1:]))).numpy()
+        return tensor.reshape(len(region) // keys, keys, -1).numpy()
 
     taps = [_Map(flat(weight[:, :, t]), (t // r) * r + r - 1 - t % r, weight.shape[1], False)
             for t in range(r * r)]
     n = len(taps)
-    return [*taps, _Map(flat(bias), n, bias.shape[1], False), _Map(flat(flow), n + 1, 2, True),
+    return [*taps, _Map(flat(bias), n, bias.shape[1], False), _Map(flat(flow), n + 1, 2 * stage1.tilts, True),
             _Map(flat(region), n + 2, 1, False)]
 
 
@@ -86,7 +87,6 @@ def store_mirrored_keys(proto: onnx.ModelProto, stage1: LocalRegression) -> onnx
     consts: dict[str, np.ndarray] = {
         "mirrored_keys__keys": np.array([keys - 1 - half - j for j in range(half)], np.int64),
         "mirrored_keys__columns": np.arange(size - 1, -1, -1, dtype=np.int64),
-        "mirrored_keys__negate_x": np.array([-1.0, 1.0], np.float32).reshape(1, 1, 2, 1, 1),
     }
     nodes: list[onnx.NodeProto] = []
     for index, init, values in found:
@@ -102,8 +102,10 @@ def store_mirrored_keys(proto: onnx.ModelProto, stage1: LocalRegression) -> onnx
                   helper.make_node("Reshape", [step[0], shape_in], [step[1]]),
                   helper.make_node("Gather", [step[1], "mirrored_keys__columns"], [step[2]], axis=4)]
         flipped = step[2]
-        if m.negate_x:
-            nodes.append(helper.make_node("Mul", [step[2], "mirrored_keys__negate_x"], [step[3]]))
+        if m.negate_x:  # every flow's x: (x, y) per tilt key
+            negate = f"mirrored_keys__negate_x_{m.channels}"
+            consts[negate] = np.tile(np.array([-1.0, 1.0], np.float32), m.channels // 2).reshape(1, 1, -1, 1, 1)
+            nodes.append(helper.make_node("Mul", [step[2], negate], [step[3]]))
             flipped = step[3]
         nodes += [helper.make_node("Reshape", [flipped, shape_out], [step[4]]),
                   helper.make_node("Concat", [step[4], name + ONE_SIDE_SUFFIX], [name], axis=1)]

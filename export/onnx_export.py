@@ -14,7 +14,7 @@ from export.mirrored_keys import store_mirrored_keys
 from reggan_plugin.artifact import INPUT_NAMES, MOTION_NAMES, OUTPUT_NAMES, build_metadata
 from reggan_plugin.atomic import atomic_path
 from reggan_plugin.errors import RegganError
-from reggan_plugin.faces.turn import turn_weights
+from reggan_plugin.faces.turn import Pose, pose_weights
 from reggan_plugin.geometry.align import CANONICAL_5PT
 from training.checkpoint import load_generator
 from training.models import RegGAN
@@ -47,10 +47,11 @@ def _random_inputs(model: RegGAN, batch: int, seed: int) -> tuple[torch.Tensor, 
     size, n_expr = model.config.image_size, len(model.config.expressions)
     image = torch.rand(batch, 3, size, size, generator=gen) * 2 - 1
     expression = torch.nn.functional.one_hot(torch.randint(n_expr, (batch,), generator=gen), n_expr).float()
-    keys = model.config.turn_keys
-    if keys:  # each face at a turn between the end keys, weighted as the runtime weighs it
+    keys, tilts = model.config.turn_keys, model.config.tilt_keys
+    if keys:  # each face at a pose between the end keys, weighted as the runtime weighs it
         turns = keys[0] + torch.rand(batch, generator=gen) * (keys[-1] - keys[0])
-        turn = torch.from_numpy(np.stack([turn_weights(float(t), keys) for t in turns]))
+        tilted = (tilts[0] + torch.rand(batch, generator=gen) * (tilts[-1] - tilts[0])).tolist() if tilts else [None] * batch
+        turn = torch.from_numpy(np.stack([pose_weights(Pose(float(t), v), keys, tilts) for t, v in zip(turns, tilted)]))
         expression = (expression[:, :, None] * turn[:, None]).reshape(batch, -1)
     intensity = torch.rand(batch, generator=gen)
     return image, expression, intensity

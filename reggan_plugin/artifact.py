@@ -24,7 +24,7 @@ import numpy as np
 from .arrays import Array
 from .errors import ModelError, UsageError
 from .expressions import KEY_MARK, arkit_name, is_channel_mix, key_of, key_weights
-from .faces.turn import turn_weights, valid_keys
+from .faces.turn import Pose, pose_weights, valid_keys
 from .geometry.resample import WARP_MODES, WarpMode
 
 FORMAT_VERSION = 1
@@ -79,20 +79,22 @@ class ModelArtifact:
     provenance: dict[str, Any] = field(default_factory=dict)  # training data, iterations, metrics
     metadata: Mapping[str, str] = field(default_factory=dict)
     turn_keys: tuple[float, ...] = ()  # its model config's: stage 1 fitted at these turns (`reggan_plugin.faces.turn`)
+    tilt_keys: tuple[float, ...] = ()  # and its motion at these tilts of each
 
     @property
     def input_width(self) -> int:
-        """The network's expression input: a weight per expression, or per expression and turn key."""
-        return _input_width(len(self.expressions), self.turn_keys)
+        """The network's expression input: a weight per expression, or per expression and pose key."""
+        return _input_width(len(self.expressions), self.turn_keys, self.tilt_keys)
 
-    def turned(self, weights: Array, turn: float) -> Array:
-        """Weights over the expressions ([E]) as the network takes them for a face at ``turn``: for a model with turn
-        keys, each expression's weight shared between the two keys about the face, expression-major; else as they
-        are."""
+    def posed(self, weights: Array, pose: Pose) -> Array:
+        """Weights over the expressions ([E]) as the network takes them for a face at ``pose``: for a model with turn
+        keys, each expression's weight shared between the keys about the face (`pose_weights`), expression-major;
+        else as they are."""
         if not self.turn_keys:
             return weights
-        per_key: Array = np.asarray(weights, np.float32)[:, None] * turn_weights(turn, self.turn_keys)[None]
-        return per_key.reshape(-1)
+        keyed: Array = (np.asarray(weights, np.float32)[:, None]
+                        * pose_weights(pose, self.turn_keys, self.tilt_keys)[None])
+        return keyed.reshape(-1)
 
     @property
     def adds_channels(self) -> bool:
@@ -263,12 +265,16 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
         provenance = json.loads(meta.get("provenance", "{}"))
         model_config = json.loads(provenance.get("model_config", "{}"))
         warp, turn_keys = model_config.get("warp", "bilinear"), tuple(model_config.get("turn_keys", ()))
+        tilt_keys = tuple(model_config.get("tilt_keys", ()))
     except (json.JSONDecodeError, AttributeError, TypeError):
         raise bad("provenance", "not JSON, or its model_config is not") from None
     if warp not in WARP_MODES:
         raise bad("provenance", f"model_config's warp is {warp!r}: this runtime knows 'bilinear' and 'bicubic'")
     if not valid_keys(turn_keys):
         raise bad("provenance", f"model_config's turn_keys {list(turn_keys)} are not two or more ascending numbers")
+    if not valid_keys(tilt_keys) or (tilt_keys and not turn_keys):
+        raise bad("provenance", f"model_config's tilt_keys {list(tilt_keys)} are not two or more ascending numbers "
+                                "beside turn keys")
     return {
         "input_size": size,
         "expressions": tuple(expressions),
@@ -279,11 +285,12 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
         "provenance": provenance,
         "warp": warp,
         "turn_keys": tuple(float(k) for k in turn_keys),
+        "tilt_keys": tuple(float(k) for k in tilt_keys),
     }
 
 
-def _input_width(expressions: int, turn_keys: Sequence[float]) -> int:
-    return expressions * max(len(turn_keys), 1)
+def _input_width(expressions: int, turn_keys: Sequence[float], tilt_keys: Sequence[float]) -> int:
+    return expressions * max(len(turn_keys), 1) * max(len(tilt_keys), 1)
 
 
 def _check_signature(path: Path, session: Any, size: int, n_expr: int) -> bool:
@@ -300,7 +307,7 @@ def _check_signature(path: Path, session: Any, size: int, n_expr: int) -> bool:
         raise ModelError(path, f"input 'image' has shape {inputs['image'].shape}, metadata says [N,3,{size},{size}]")
     if inputs["expression"].shape[1:] != [n_expr]:
         raise ModelError(path, f"input 'expression' has shape {inputs['expression'].shape}, metadata gives {n_expr} "
-                               "(its expressions, times its turn keys)")
+                               "(its expressions, times its turn and tilt keys)")
     motions = [name for name in MOTION_NAMES if name in outputs]
     if motions and len(motions) != len(MOTION_NAMES):
         raise ModelError(path, f"model has output {motions[0]!r} but not {', '.join(set(MOTION_NAMES) - set(motions))!r}: "
@@ -323,7 +330,7 @@ def _load_cached(path: Path, mtime_ns: int, size_bytes: int) -> ModelArtifact:
         raise ModelError(path, f"not a loadable ONNX model ({type(exc).__name__}: {str(exc).splitlines()[0][:200]})") from None
     props = session.get_modelmeta().custom_metadata_map
     parsed = parse_metadata(path, props)
-    width = _input_width(len(parsed["expressions"]), parsed["turn_keys"])
+    width = _input_width(len(parsed["expressions"]), parsed["turn_keys"], parsed["tilt_keys"])
     has_motion = _check_signature(path, session, parsed["input_size"], width)
     return ModelArtifact(path=path, sha256=file_sha256(path), metadata=dict(props), has_motion=has_motion, **parsed)
 

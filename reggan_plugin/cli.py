@@ -339,6 +339,8 @@ def info(model: Path | None) -> None:
         if art.turn_keys:
             click.echo(f"  stage 1 fitted at turns {', '.join(f'{k:g}' for k in art.turn_keys)} (a face takes the two "
                        "about its own)")
+        if art.tilt_keys:
+            click.echo(f"  its motion fitted at tilts {', '.join(f'{k:g}' for k in art.tilt_keys)} of each")
         for key in ("training", "iterations"):
             if key in art.provenance:
                 click.echo(f"  {key}: {art.provenance[key]}")

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .arrays import Array
+from .faces.turn import Pose
 from .geometry.align import Matrix, matrix_scale
 from .geometry.resample import crop_roi
 from .imageio import ImageData, to_network_rgb
@@ -32,7 +33,7 @@ class PreparedImage:
     matrices: list[Matrix]
     crops: Array
     non_finite: int = 0  # pixels of the region holding NaN or inf (float frames): written back as they were
-    turns: tuple[float, ...] = ()  # each face's turn from the camera (`reggan_plugin.faces.turn`), for turn keys
+    poses: tuple[Pose, ...] = ()  # each face's turn and tilt (`reggan_plugin.faces.turn`), for pose keys
 
     def region_rgb(self) -> Array:
         if self.rgb is not None:

@@ -30,7 +30,7 @@ from .errors import InputError
 from .faces import Face
 from .faces.locate import SharedDetector
 from .faces.refine import BOX_HINTS, hint_region, needs_refining, refine_box_face
-from .faces.turn import face_turn
+from .faces.turn import FACING, Pose, face_pose
 from .geometry.align import (
     CANONICAL_5PT,
     Matrix,
@@ -108,20 +108,20 @@ class ExpressionRenderer:
 
     # -- forward: crops -> edited crops ----------------------------------------------------------
     def forward(self, crops: Array, edit: EditConfig | Sequence[EditConfig], lift: Array | None = None,
-                turns: Sequence[float] | None = None) -> Array:
+                poses: Sequence[Pose] | None = None) -> Array:
         """crops [n,S,S,3] float32 sRGB [0,1] -> edited crops [n,S,S,3], in batches of `batch_for`; for a model
         with motion outputs [n,S,S,5]: the edited RGB, then the motion (x, y crop px) that paste-back applies
         to the frame itself (see `reggan_plugin.edit.blend.paste_back`). ``edit``: one for every crop, or one per crop;
-        ``lift``: as `edit_crops`; ``turns``: each face's turn (`reggan_plugin.faces.turn`), for a model with turn
-        keys (none: facing the camera)."""
+        ``lift``: as `edit_crops`; ``poses``: each face's turn and tilt (`reggan_plugin.faces.turn`), for a model with
+        pose keys (none: facing the camera)."""
         wanted = (self._output, self._motion) if self.has_motion else (self._output,)
         if isinstance(edit, EditConfig) and not self.artifact.turn_keys:
             weights, alpha = self.artifact.network_input(edit.expression, edit.intensity)
             return edit_crops(self.backend, weights, crops, alpha, self.batch_for([weights]), wanted, lift)
         edits = [edit] * len(crops) if isinstance(edit, EditConfig) else list(edit)
-        turns = [0.0] * len(crops) if turns is None else list(turns)
+        poses = [FACING] * len(crops) if poses is None else list(poses)
         inputs = [self.artifact.network_input(e.expression, e.intensity) for e in edits]
-        each = [self.artifact.turned(w, turn) for (w, _), turn in zip(inputs, turns)]
+        each = [self.artifact.posed(w, pose) for (w, _), pose in zip(inputs, poses)]
         weights = np.stack(each) if each else np.zeros((0, self.artifact.input_width), np.float32)
         return edit_crops(self.backend, weights, crops, np.array([a for _, a in inputs], np.float32),
                           self.batch_for(each), wanted, lift)
@@ -138,7 +138,7 @@ class ExpressionRenderer:
         crops_in = np.concatenate([p.crops for p in prepared])
         lift = lift_gains(crops_in)
         faces = self.forward(crops_in, [e for e, n in zip(edits, counts) for _ in range(n)], lift,
-                             [turn for p in prepared for turn in p.turns])
+                             [pose for p in prepared for pose in p.poses])
         # each picture's share of the model's gains for photographs (reggan_plugin.edit.subject)
         gains = [mixed(self.gains, self.artifact.expressions, w) for w in weights]
         shares = self.photo_shares(prepared, gains)
@@ -218,7 +218,7 @@ class ExpressionRenderer:
         align = self.region_ops.align if self.region_ops is not None else warp_to_crop
         crops = np.stack([align(source, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
         return PreparedImage(image, (rows, cols), rgb, local, crops, non_finite_pixels(region),
-                             tuple(face_turn(face) for face in faces))
+                             tuple(face_pose(face) for face in faces))
 
     def finish_image(self, prepared: PreparedImage, edited: EditedCrops) -> ImageData:
         """Paste the edited crops back into the region and the region into a copy of the picture."""

@@ -15,6 +15,7 @@ from reggan_plugin.artifact import build_metadata, load_artifact
 from reggan_plugin.backends import check_finite, create_backend, describe_environment
 from reggan_plugin.backends import environment as env
 from reggan_plugin.errors import BackendUnavailable, NumericalError, UsageError
+from reggan_plugin.faces.turn import FACING, Pose
 
 EXPRESSIONS = ("neutral", "happy", "sad", "surprised", "angry", "disgusted", "fearful")
 TINY_SIZE = 16
@@ -105,7 +106,8 @@ def batch(artifact, n: int = 3, seed: int = 1):
     weights = np.eye(e, dtype=np.float32)[rng.integers(0, e, n)]
     intensity = rng.uniform(0, 1, n).astype(np.float32)
     turns = rng.uniform(-0.4, 0.4, n)  # a model fitted at turn keys takes each face's weights about its turn
-    expression = np.stack([artifact.turned(w, t) for w, t in zip(weights, turns)])
+    tilts = rng.uniform(-0.3, 0.15, n)
+    expression = np.stack([artifact.posed(w, Pose(t, v)) for w, t, v in zip(weights, turns, tilts)])
     return image, expression, intensity
 
 
@@ -413,8 +415,8 @@ def test_the_shipped_model_in_half_precision_meets_the_fp16_tolerance():
     model = load_onnx(art.path)
     assert grid_arithmetic(model)  # the shipped graph samples with a computed grid
     feeds = {"image": np.concatenate([sample_face(art.input_size)] * 2),
-             "expression": np.stack([art.turned(np.eye(len(art.expressions), dtype=np.float32)[index], turn)
-                                     for index, turn in ((1, 0.0), (2, 0.2))]),  # the second face between its keys
+             "expression": np.stack([art.posed(np.eye(len(art.expressions), dtype=np.float32)[index], pose)
+                                     for index, pose in ((1, FACING), (2, Pose(0.2, -0.1)))]),  # the second face between keys
              "intensity": np.array([1.0, 0.7], np.float32)}
     want = ort.InferenceSession(str(art.path), providers=["CPUExecutionProvider"]).run(["output"], feeds)[0]
     half = TorchGraph(model, device="cpu", dtype=torch.float16)

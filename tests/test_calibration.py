@@ -176,7 +176,7 @@ def test_the_bundled_model_edits_photos_by_its_motion_alone() -> None:
     prepared = photo.prepare_image(_image(pixels), [Face(box=box)])
     lower = lower_face(photo.size)[..., None]
     for expression, upper in (("happy", smile.upper), ("sad", 1.0)):
-        raw = photo.forward(prepared.crops, EditConfig(expression), turns=prepared.turns)
+        raw = photo.forward(prepared.crops, EditConfig(expression), poses=prepared.poses)
         edited = photo.forward_images([prepared], EditConfig(expression))[0]
         assert np.allclose(edited.faces[..., 3:], raw[..., 3:] * (lower + upper * (1 - lower)), atol=1e-6)
         for crop, face in zip(prepared.crops, edited.faces):

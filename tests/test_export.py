@@ -314,14 +314,16 @@ def test_export_refuses_a_model_render_could_not_run(tmp_path):
     assert not (tmp_path / "m.onnx").exists()
 
 
-def test_a_stage1_whose_turned_keys_mirror_each_other_is_stored_for_one_side(tmp_path, monkeypatch):
+@pytest.mark.parametrize("tilts", [(), (-0.2, 0.1)])
+def test_a_stage1_whose_turned_keys_mirror_each_other_is_stored_for_one_side(tmp_path, monkeypatch, tilts):
     """Keys turned one way that are the mirror images of the other way's (`LocalRegression.mirror_keys`) are made in
     the graph from those: the file keeps three of five keys, and onnxruntime, the torch route and the preview graph
-    compute what the model does. A stage 1 whose keys are fitted apart keeps them all."""
+    compute what the model does. A stage 1 whose keys are fitted apart keeps them all. With tilt keys too (a flow
+    per turn and tilt key, faces between them)."""
     from reggan_plugin.backends.parity import PARITY_TOLERANCE
     from reggan_plugin.backends.torch_graph import TorchGraph, load_onnx
     from reggan_plugin.config import InferenceConfig
-    from reggan_plugin.faces.turn import turn_weights
+    from reggan_plugin.faces.turn import Pose, pose_weights
     from reggan_plugin.renderer import ExpressionRenderer
 
     keys = (-0.4, -0.2, 0.0, 0.2, 0.4)
@@ -329,7 +331,7 @@ def test_a_stage1_whose_turned_keys_mirror_each_other_is_stored_for_one_side(tmp
 
     def model(mirrored: bool) -> RegGAN:
         torch.manual_seed(0)
-        out = RegGAN(dataclasses.replace(TINY, turn_keys=keys, mix="carried")).eval()
+        out = RegGAN(dataclasses.replace(TINY, turn_keys=keys, tilt_keys=tilts, mix="carried")).eval()
         with torch.no_grad():
             for tensor in (out.stage1.weight, out.stage1.bias, out.stage1.flow, out.stage1.region):
                 tensor.add_(torch.rand(tensor.shape) * 0.05)
@@ -349,8 +351,8 @@ def test_a_stage1_whose_turned_keys_mirror_each_other_is_stored_for_one_side(tmp
     assert keyed_counts(export_model(model(False), tmp_path / "apart.onnx")) == {5}
 
     rng = np.random.default_rng(0)
-    weights = np.stack([np.kron(np.eye(len(TINY.expressions))[e], turn_weights(t, keys))
-                        for e, t in ((1, -0.3), (3, 0.35), (2, -0.4))]).astype(np.float32)
+    weights = np.stack([np.kron(np.eye(len(TINY.expressions))[e], pose_weights(Pose(t, v), keys, tilts))
+                        for e, t, v in ((1, -0.3, -0.1), (3, 0.35, 0.0), (2, -0.4, None))]).astype(np.float32)
     feeds = {"image": rng.uniform(-1, 1, (3, 3, 32, 32)).astype(np.float32), "expression": weights,
              "intensity": np.array([1.0, 0.7, 1.0], np.float32)}
     from export.half_weights import round_weights_half

@@ -359,9 +359,9 @@ def test_big_frames_are_batched_fewer_at_a_time_with_the_same_result(tmp_path, r
     seen = []
     real = renderer.forward
 
-    def forward(crops, edit, lift=None, turns=None):
+    def forward(crops, edit, lift=None, poses=None):
         seen.append(len(crops))
-        return real(crops, edit, lift, turns)
+        return real(crops, edit, lift, poses)
 
     monkeypatch.setattr(streaming_render, "FRAMES_BYTES", H * W * 4 * 6)  # room for 6 frames: one per batch
     monkeypatch.setattr(renderer, "forward", forward)

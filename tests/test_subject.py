@@ -117,7 +117,7 @@ def test_a_picture_on_the_edge_takes_the_gains_in_part() -> None:
     prepared = renderer.prepare_image(image, [Face(box=box)])
     edited = renderer.forward_images([prepared], EditConfig("happy"))[0]
     whole = renderer.gains["happy"]
-    raw = renderer.forward(prepared.crops, EditConfig("happy"), turns=prepared.turns)
+    raw = renderer.forward(prepared.crops, EditConfig("happy"), poses=prepared.poses)
     expected, withheld = calibrated(prepared.crops, raw, whole.partly(0.5), renderer.lower_face,
                                     renderer.artifact.warp)
     assert np.array_equal(edited.faces, expected) and np.array_equal(edited.withheld, withheld)

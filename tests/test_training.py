@@ -656,10 +656,48 @@ def test_turn_keys_fit_each_key_on_the_pairs_and_mirror_images_about_it(synth, t
     assert model.stage1.keys_mirrored() and torch.equal(model.stage1.bias[happy], model.stage1.bias[happy + 2].flip(-1))
     fitted = json.loads((tmp_path / "run" / "stage1_selection.json").read_text())["fitted"]
     assert fitted["happy~turn0"]["mirror_of"] == "happy~turn2" and "mirror_of" not in fitted["happy~turn1"]
-    with pytest.raises(ValueError, match="turn keys"):
+    with pytest.raises(ValueError, match="turn and tilt keys"):
         from training.solver import refit_stage1
 
         refit_stage1(model, solver.train_data, None, {}, 1, TEST_CFG)
+
+
+def test_tilt_keys_fit_a_flow_per_tilt_and_move_each_pair_by_its_own_blend(synth, tmp_path):
+    """A mirror image tilts as far as its pair; each pair's tilt weights sum to 1; the fit keeps a flow per
+    expression, turn key and tilt key (fitted apart where the pairs' tilts differ), and training feeds each pair its
+    own pose weights, as the runtime gives a face."""
+    from training.data.turn_keys import pair_tilt_weights, pair_turn_weights, turn_keyed
+
+    keys = (-0.2, 0.0, 0.2)
+    sets = load_datasets([synth], 32, TINY.expressions, tmp_path / "cache")
+    data = PairedFaces(sets, TINY.expressions, "train", 0.0, 0.0)
+    tilt = data.neutral_tilt.numpy()
+    assert np.isfinite(tilt).all() and np.ptp(tilt) > 0.0
+    tilts = (float(np.min(tilt)), float(np.max(tilt)))
+    keyed = turn_keyed(data, keys)
+    assert torch.equal(keyed.neutral_tilt, torch.cat([data.neutral_tilt, data.neutral_tilt]))
+    weights = pair_tilt_weights(data, tilts)
+    assert torch.allclose(weights.sum(1), torch.ones(len(data))) and float(weights[:, 0].std()) > 0.0
+
+    cfg = replace(TEST_CFG, stage1_turn_keys=keys, stage1_tilt_keys=tilts, stage1_flow_steps=60)
+    solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", cfg)
+    model = solver.G
+    assert model.config.tilt_keys == tilts and model.stage1.keys_mirrored()
+    flows = model.stage1.flow.view(len(TINY.expressions), len(keys), len(tilts), 2, 32, 32)
+    sad = TINY.expressions.index("sad")  # the synthetic pairs: happy and sad
+    assert float((flows[sad, 1, 0] - flows[sad, 1, 1]).abs().max()) > 1e-3  # fitted apart
+    assert solver.turns is not None and torch.allclose(solver.turns, pair_turn_weights(data, keys, tilts))
+    with pytest.raises(ValueError, match="stage1_flow_landmarks"):
+        replace(cfg, stage1_flow_landmarks=1.0)
+    # a turn key whose few pairs lie between the tilt keys keeps one flow for every tilt: fitted at the keys, it would
+    # extrapolate from their spread
+    from training.solver import fit_motions
+
+    between = torch.tensor([[0.6, 0.4], [0.3, 0.7]])
+    x, t = torch.rand(2, 3, 32, 32) * 2 - 1, torch.rand(2, 3, 32, 32) * 2 - 1
+    assert fit_motions({"sad": (x, t)}, 32, cfg, tilts={"sad": between})["sad"][0].shape == (2, 32, 32)
+    reached = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
+    assert fit_motions({"sad": (x, t)}, 32, cfg, tilts={"sad": reached})["sad"][0].shape == (2, 2, 32, 32)
 
 
 def test_without_validation_pairs_stage1_takes_a_radius_it_was_given(synth, tmp_path):

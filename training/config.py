@@ -63,6 +63,10 @@ class ModelConfig:
     # the two keys about its own: the network's expression input is then expression-major, len(turn_keys) weights an
     # expression (`split_turn`). Empty: one fit for every turn
     turn_keys: tuple[float, ...] = ()
+    # each turn key's mean flow fitted at each of these tilts (`reggan_plugin.faces.turn`, ascending; turn keys
+    # needed), a face's flow taking the two about its own; its maps are one for every tilt. The expression input is
+    # then len(turn_keys) * len(tilt_keys) weights an expression, turn-major. Empty: one flow for every tilt
+    tilt_keys: tuple[float, ...] = ()
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.exposure_reference < 1.0:
@@ -79,11 +83,20 @@ class ModelConfig:
         object.__setattr__(self, "turn_keys", tuple(float(k) for k in self.turn_keys))
         if not valid_keys(self.turn_keys):
             raise ValueError(f"turn_keys must be two or more ascending turns, or none; got {self.turn_keys}")
+        object.__setattr__(self, "tilt_keys", tuple(float(k) for k in self.tilt_keys))
+        if not valid_keys(self.tilt_keys) or (self.tilt_keys and not self.turn_keys):
+            raise ValueError(f"tilt_keys must be two or more ascending tilts beside turn keys, or none; got "
+                             f"{self.tilt_keys}")
 
     @property
     def keys_per_expression(self) -> int:
         """How many stage-1 fits each expression has (its turn keys, else 1)."""
         return max(len(self.turn_keys), 1)
+
+    @property
+    def tilts_per_key(self) -> int:
+        """How many mean flows each turn key's fit has (its tilt keys, else 1)."""
+        return max(len(self.tilt_keys), 1)
 
     def stage1_index(self, name: str) -> int:
         """Where stage 1 keeps an expression's fit: a plain name, or one of its turn keys (`turn_key_name`)."""

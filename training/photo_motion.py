@@ -122,7 +122,7 @@ def collect_pairs(model: Path, folder: Path, expression: str, log: Callable[[str
         image = ImageData(pixels=neutral, path=case.neutral, format="png", linear=False, info={})
         prepared = renderer.prepare_image(image, [given_face(five)])
         edited = renderer.forward(prepared.crops, EditConfig(expression, 1.0), lift_gains(prepared.crops),
-                                  list(prepared.turns))
+                                  list(prepared.poses))
         m_n, m_t = geometry.matrix(five), registered_target_matrix(five, geometry, reg)
         pairs.append(PairPoints(edited[0, ..., 3:].copy(), apply_affine(m_n[:2], ln) - geometry.margin,
                                 apply_affine(m_t[:2], lt) - geometry.margin))

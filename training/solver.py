@@ -46,7 +46,7 @@ from .data.augment import degrade_inputs
 from .data.dataset import PairedFaces
 from .data.landmarks import LazyDetector
 from .data.realign import detector_aligned
-from .data.turn_keys import pair_turn_weights, turn_keyed
+from .data.turn_keys import pair_tilt_weights, pair_turn_weights, turn_keyed
 from .losses import (
     classification_loss,
     face_oval_mask,
@@ -93,6 +93,14 @@ def _pairs_by_expression(data: PairedFaces | None) -> dict[str, tuple[Tensor, Te
 def _weights_by_expression(data: PairedFaces) -> dict[str, Tensor]:
     """Expression -> how much each of its pairs counts in stage 1's fits (`PairedFaces.pair_weight`)."""
     return {name: data.pair_weight[idx.cpu()] for name, idx in _indices_by_expression(data).items()}
+
+
+def _tilts_by_expression(data: PairedFaces | None, tilt_keys: tuple[float, ...]) -> dict[str, Tensor]:
+    """Expression -> each of its pairs' weights over the tilt keys [n, T] (`pair_tilt_weights`); none without keys."""
+    if data is None or not tilt_keys:
+        return {}
+    tilts = pair_tilt_weights(data, tilt_keys)
+    return {name: tilts[idx.cpu()] for name, idx in _indices_by_expression(data).items()}
 
 
 def _points_by_expression(data: PairedFaces) -> dict[str, tuple[Tensor, Tensor]]:
@@ -150,8 +158,9 @@ def _motions_and_moved(train: PairedFaces, clean: dict[str, tuple[Tensor, Tensor
     """Stage 1's inputs at the exposure ``reference``: the mean motions (fitted on the clean pairs) and every training
     pair, perturbed copies included, moved by them (``mode``: the model's warp)."""
     points = _points_by_expression(train) if cfg.stage1_flow_landmarks > 0 else None
-    motions = fit_motions(_scaled(clean, reference), size, cfg, mode, points, _weights_by_expression(train))
-    return motions, _moved(_scaled(_with_perturbed_copies(train, clean, cfg), reference), motions, mode)
+    tilts = _tilts_by_expression(train, cfg.stage1_tilt_keys)
+    motions = fit_motions(_scaled(clean, reference), size, cfg, mode, points, _weights_by_expression(train), tilts)
+    return motions, _moved(_scaled(_with_perturbed_copies(train, clean, cfg), reference), motions, mode, tilts)
 
 
 def _evenly(pairs: tuple[Tensor, Tensor], limit: int) -> tuple[Tensor, Tensor]:
@@ -167,7 +176,8 @@ def _select(moved_train: dict[str, tuple[Tensor, Tensor]], val: PairedFaces | No
             ) -> tuple[int | None, dict[str, float], list, str]:
     """(radius, lambda per expression, table rows, Markdown table) chosen on the moved validation pairs (at the
     model's exposure ``reference``); radius None when there are none."""
-    val_sets = _moved(_scaled(_with_perturbed_copies(val, _pairs_by_expression(val), cfg), reference), motions, mode)
+    val_sets = _moved(_scaled(_with_perturbed_copies(val, _pairs_by_expression(val), cfg), reference), motions, mode,
+                      _tilts_by_expression(val, cfg.stage1_tilt_keys))
     sub = {e: _evenly(v, cfg.ridge_max_pairs) for e, v in moved_train.items() if e in val_sets}
     if not sub:
         return None, {}, [], (f"\n{', '.join(moved_train)}: no validation pairs; the radius chosen before (else the"
@@ -200,7 +210,7 @@ def fit_stage1(model_config: ModelConfig, cfg: TrainConfig, train: PairedFaces, 
     reference = (training_exposure(_pairs_by_expression(train)) if cfg.stage1_normalise_exposure
                  else model_config.exposure_reference)
     keys = cfg.stage1_turn_keys
-    model_config = replace(model_config, turn_keys=keys, exposure_reference=reference)
+    model_config = replace(model_config, turn_keys=keys, tilt_keys=cfg.stage1_tilt_keys, exposure_reference=reference)
 
     def make(radius: int | None) -> RegGAN:
         # no validation pairs chose one: the config's radius where it is a candidate, else the first candidate
@@ -289,34 +299,54 @@ def _fit_groups(train: PairedFaces, val: PairedFaces | None, clean: dict[str, tu
 
 
 def fit_motions(pairs: dict[str, tuple[Tensor, Tensor]], size: int, cfg: TrainConfig, mode: str = "bilinear",
-                points: dict[str, tuple[Tensor, Tensor]] | None = None, weights: dict[str, Tensor] | None = None
-                ) -> dict[str, tuple[Tensor, Tensor]]:
+                points: dict[str, tuple[Tensor, Tensor]] | None = None, weights: dict[str, Tensor] | None = None,
+                tilts: dict[str, Tensor] | None = None) -> dict[str, tuple[Tensor, Tensor]]:
     """Per expression, (mean flow [2,S,S] already limited to the region, region [1,S,S]), on the CPU; ``points``:
     each expression's landmarks (`_points_by_expression`), which hold the flow with `stage1_flow_landmarks`;
-    ``weights``: how much each pair counts (`_weights_by_expression`; alike where not given)."""
+    ``weights``: how much each pair counts (`_weights_by_expression`; alike where not given); ``tilts``: each pair's
+    weights over the tilt keys (`_tilts_by_expression`), where the flow is one per key [T,2,S,S] if the pairs reach
+    the end keys (`_reaches_every_tilt`), else one flow for every tilt."""
     motions = {}
     for expr, (x, t) in pairs.items():
         bounded = base_expression(expr) in cfg.stage1_region_expressions
         region = ellipse_region(size, cfg.stage1_region_ellipse) if bounded else torch.ones(1, size, size)
         flow = (fit_mean_flow(x, t, cfg.stage1_flow_grid, cfg.stage1_flow_steps, seed=cfg.seed, mode=mode,
                               points=(points or {}).get(expr), points_weight=cfg.stage1_flow_landmarks,
-                              weights=(weights or {}).get(expr)).cpu()
+                              weights=(weights or {}).get(expr), tilts=_reaches_every_tilt((tilts or {}).get(expr))).cpu()
                 if cfg.stage1_flow_grid else torch.zeros(2, size, size))
         motions[expr] = (flow * region, region)
     return motions
 
 
+def _reaches_every_tilt(tilts: Tensor | None) -> Tensor | None:
+    """The pairs' weights over the tilt keys [n, T] where some pair lies at or beyond each end key, else None. Flows
+    fitted at keys beyond every pair extrapolate from the pairs' spread: a turn key beyond the renders' turns has a few
+    pairs, and their flows at the tilt keys reached three times as far as they moved."""
+    if tilts is None or not (bool((tilts[:, 0] >= 1.0).any()) and bool((tilts[:, -1] >= 1.0).any())):
+        return None
+    return tilts
+
+
 def motion_report(motions: dict[str, tuple[Tensor, Tensor]], cfg: TrainConfig) -> dict:
     """What the run reports about each motion: its largest displacement in crop pixels, whether it is bounded."""
     return {e: {"max_flow_px": round(float(flow.abs().max()) * flow.shape[-1] / 2, 2),
+                "tilt_flows": flow.shape[0] if flow.dim() == 4 else 1,
                 "region": list(cfg.stage1_region_ellipse) if base_expression(e) in cfg.stage1_region_expressions
                 else "whole crop"}
             for e, (flow, _) in motions.items()}
 
 
-def _moved(pairs: dict[str, tuple[Tensor, Tensor]], motions: dict[str, tuple[Tensor, Tensor]], mode: str
-           ) -> dict[str, tuple[Tensor, Tensor]]:
-    return {e: (apply_flow(x, motions[e][0].to(x.device), mode), t) for e, (x, t) in pairs.items() if e in motions}
+def _moved(pairs: dict[str, tuple[Tensor, Tensor]], motions: dict[str, tuple[Tensor, Tensor]], mode: str,
+           tilts: dict[str, Tensor] | None = None) -> dict[str, tuple[Tensor, Tensor]]:
+    """Each expression's pairs moved by its motion; with ``tilts`` (the clean pairs' weights over the tilt keys) each
+    pair by its own blend, its perturbed copies (which follow the clean pairs in blocks) alike."""
+    def each(e: str, x: Tensor) -> Tensor | None:
+        clean = (tilts or {}).get(e)
+        one_flow = motions[e][0].dim() == 3  # one for every tilt (`_reaches_every_tilt`)
+        return None if clean is None or one_flow else clean.repeat(len(x) // len(clean), 1)
+
+    return {e: (apply_flow(x, motions[e][0].to(x.device), mode, tilts=each(e, x)), t) for e, (x, t) in pairs.items()
+            if e in motions}
 
 
 def install_motions(model: RegGAN, motions: dict[str, tuple[Tensor, Tensor]]) -> None:
@@ -351,9 +381,10 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
     """Refit stage 1 (motions, then ridge maps) on ``train`` at the model's radius (``--refit-stage1``: the data
     or the stage-1 recipe changed since the run began), lambdas chosen again on the moved ``val`` pairs (the
     run's lambdas when there are none). Returns the updated stage-1 metadata."""
-    if cfg.stage1_turn_keys != model.config.turn_keys:
-        raise ValueError("stage 1's turn keys are fitted with a new stage 1 (a phase with init_refiner), not refitted "
-                         f"onto a model with other keys ({model.config.turn_keys} -> {cfg.stage1_turn_keys})")
+    if (cfg.stage1_turn_keys, cfg.stage1_tilt_keys) != (model.config.turn_keys, model.config.tilt_keys):
+        raise ValueError("stage 1's turn and tilt keys are fitted with a new stage 1 (a phase with init_refiner), not "
+                         f"refitted onto a model with other keys ({model.config.turn_keys}, {model.config.tilt_keys} -> "
+                         f"{cfg.stage1_turn_keys}, {cfg.stage1_tilt_keys})")
     clean = _pairs_by_expression(train)
     reference = model.config.exposure_reference or (training_exposure(clean) if cfg.stage1_normalise_exposure else 0.0)
     model.config = replace(model.config, exposure_reference=reference)
@@ -369,7 +400,8 @@ def refit_stage1(model: RegGAN, train: PairedFaces, val: PairedFaces | None, sta
 def evaluate_pairs(model: RegGAN, data: PairedFaces, device: torch.device, batch: int = 32) -> dict[str, dict[str, float]]:
     """Per expression, on central crops: L1 and PSNR against the true target of copy / stage 1 / RegGAN."""
     model.eval()
-    turns = pair_turn_weights(data, model.config.turn_keys) if model.config.turn_keys else None
+    turns = (pair_turn_weights(data, model.config.turn_keys, model.config.tilt_keys) if model.config.turn_keys
+             else None)
     sums: dict[str, dict[str, list[float]]] = {}
     for start in range(0, len(data), batch):
         idx = torch.arange(start, min(start + batch, len(data)))
@@ -433,7 +465,7 @@ class Solver:
         # what it will be given (a flipped pair would turn the other way than its landmarks say)
         if mc.turn_keys and cfg.augment.enabled and cfg.augment.flip:
             raise ValueError("a model with turn keys trains without flip augmentation (a flip turns the face)")
-        self.turns = pair_turn_weights(train, mc.turn_keys).to(device) if mc.turn_keys else None
+        self.turns = pair_turn_weights(train, mc.turn_keys, mc.tilt_keys).to(device) if mc.turn_keys else None
         self.iteration, self.wall_time = 0, 0.0
 
     # -- checkpoints --------------------------------------------------------------------------------
@@ -598,7 +630,7 @@ class Solver:
         picks = pool[torch.linspace(0, len(pool) - 1, n).round().long()]
         x, t, c = data.batch(picks)
         keys = self.G.config.turn_keys
-        turn = pair_turn_weights(data, keys)[picks].to(self.device) if keys else None
+        turn = pair_turn_weights(data, keys, self.G.config.tilt_keys)[picks].to(self.device) if keys else None
         return (x.to(self.device), t.to(self.device), c), turn
 
     def export(self, path: Path, provenance: dict) -> Path:

@@ -166,6 +166,10 @@ class TrainConfig:
     # mirror images about each (training/data/turn_keys.py): a head turned from the camera gets the maps and motion of
     # heads turned as far, not an average over every turn. Empty: one fit over all turns
     stage1_turn_keys: tuple[float, ...] = ()
+    # tilts (`reggan_plugin.faces.turn`, ascending) at which each turn key's mean flow is fitted, every pair counting
+    # at the two about its own (`ModelConfig.tilt_keys`): a jaw dropping over the neck moves as far as heads tilted
+    # as far show it, not the mean over every pitch. Empty: one flow over all tilts
+    stage1_tilt_keys: tuple[float, ...] = ()
     # ... on the clean canonical pairs plus `stage1_augment_copies` perturbed copies of each (what users feed the
     # runtime: crops a little off the template, render noise, other exposure and white balance), the perturbation
     # shared by the two images of a pair; lambda is chosen on validation pairs perturbed the same way; the mean
@@ -227,6 +231,12 @@ class TrainConfig:
         object.__setattr__(self, "stage1_turn_keys", tuple(float(v) for v in self.stage1_turn_keys))
         if not valid_keys(self.stage1_turn_keys):
             raise ValueError(f"stage1_turn_keys must be two or more ascending turns, got {self.stage1_turn_keys}")
+        object.__setattr__(self, "stage1_tilt_keys", tuple(float(v) for v in self.stage1_tilt_keys))
+        if not valid_keys(self.stage1_tilt_keys) or (self.stage1_tilt_keys and not self.stage1_turn_keys):
+            raise ValueError(f"stage1_tilt_keys must be two or more ascending tilts beside turn keys, got "
+                             f"{self.stage1_tilt_keys}")
+        if self.stage1_tilt_keys and self.stage1_flow_landmarks > 0:
+            raise ValueError("stage1_tilt_keys fit flows held by the pictures alone: set stage1_flow_landmarks to 0")
         for name in ("augment", "stage1_augment"):
             if isinstance(getattr(self, name), dict):
                 object.__setattr__(self, name, AugmentConfig(**getattr(self, name)))

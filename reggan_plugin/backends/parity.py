@@ -10,6 +10,7 @@ import numpy as np
 from ..arrays import Array
 from ..artifact import ModelArtifact
 from ..errors import BackendUnavailable, NumericalError
+from ..faces.turn import FACING
 from .base import Backend
 
 PARITY_TOLERANCE = {"fp32": 1e-3, "fp16": 6e-2}  # max |GPU - onnxruntime CPU| on the sample, per precision
@@ -38,7 +39,7 @@ def check_parity(backend: Backend, artifact: ModelArtifact, what: str) -> float:
     e = len(artifact.expressions)
     worst = 0.0
     for index in range(1, e):  # every expression but neutral, facing the camera
-        expression = artifact.turned(np.eye(e, dtype=np.float32)[index], 0.0)[None]
+        expression = artifact.posed(np.eye(e, dtype=np.float32)[index], FACING)[None]
         intensity = np.ones(1, np.float32)
         want = CpuBackend(artifact).run(image, expression, intensity, outputs=("output",))["output"]
         try:

@@ -17,6 +17,8 @@ import torch
 from torch import Tensor
 
 from reggan_plugin.errors import InputError
+from reggan_plugin.faces.face import landmarks68_to_5
+from reggan_plugin.faces.turn import pose_of
 
 from ..train_config import AugmentConfig
 from .augment import augment_pairs, center_crop
@@ -87,6 +89,10 @@ class PairedFaces(torch.utils.data.Dataset):
         self.pair_expression = torch.from_numpy(np.concatenate(pair_expr).astype(np.int64))
         self.pair_set = torch.from_numpy(np.concatenate(pair_set).astype(np.int64))
         self.neutral_points = torch.from_numpy(np.concatenate(neutral_points))  # [I,68,2] cache px, NaN: unknown
+        # [I] each neutral's tilt (`reggan_plugin.faces.turn`), NaN where its landmarks are unknown; kept apart from the
+        # points because a mirror image tilts as far while its points are not given (`turn_keys.turn_keyed`)
+        self.neutral_tilt = torch.tensor([pose_of(landmarks68_to_5(p)).tilt if np.isfinite(p).all() else float("nan")
+                                          for p in self.neutral_points.numpy().astype(np.float64)], dtype=torch.float64)
         self.target_points = torch.from_numpy(np.concatenate(target_points))  # [P,68,2]
         self.identities = tuple(names)
         counts = torch.bincount(self.pair_set, minlength=len(sets)).double()

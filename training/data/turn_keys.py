@@ -1,10 +1,13 @@
 """Pairs for a stage 1 with turn keys (`ModelConfig.turn_keys`): every pair and its mirror image, each given to the
-keys about its turn with the weight linear interpolation gives it there.
+keys about its turn with the weight linear interpolation gives it there; with tilt keys (`ModelConfig.tilt_keys`) each
+pair's weights over them too, for the flows.
 
 A pair's turn is its neutral's (`reggan_plugin.faces.turn.turn_of`, from the data's 68 landmarks; 0 where it has
 none). A mirrored pair turns the other way by as much, so every key sees heads turned both ways and the two sides'
 keys are fitted on the same people. Each key's fit is then a weighted fit (`PairedFaces.pair_weight`): pairs at the
-key count fully, pairs halfway to the next key half.
+key count fully, pairs halfway to the next key half. A mirror image tilts as far as its pair; a pair whose tilt is
+unknown (no landmarks: the photographs) shares its weight evenly between the tilt keys, as the runtime gives a face
+known by its box alone.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ import numpy as np
 import torch
 
 from reggan_plugin.faces.face import landmarks68_to_5
-from reggan_plugin.faces.turn import turn_of, turn_weights
+from reggan_plugin.faces.turn import Pose, pose_weights, tilt_weights, turn_of, turn_weights
 
 from ..config import turn_key_name
 from .dataset import PairedFaces
@@ -29,10 +32,22 @@ def neutral_turns(data: PairedFaces) -> np.ndarray:
     return np.array([turn_of(landmarks68_to_5(p)) if np.isfinite(p).all() else 0.0 for p in points])
 
 
-def pair_turn_weights(data: PairedFaces, keys: Sequence[float]) -> torch.Tensor:
-    """[P, K] each pair's weights over the turn keys, from its neutral's turn: what the runtime gives a face."""
+def pair_turn_weights(data: PairedFaces, keys: Sequence[float], tilt_keys: Sequence[float] = ()) -> torch.Tensor:
+    """[P, K] each pair's weights over the turn keys, from its neutral's turn: what the runtime gives a face; with
+    ``tilt_keys`` [P, K * T] over the pose keys, turn-major (`pose_weights`)."""
     turns = neutral_turns(data)[data.pair_neutral.numpy()]
-    return torch.from_numpy(np.stack([turn_weights(t, keys) for t in turns]).reshape(len(turns), len(keys)))
+    tilts = data.neutral_tilt.numpy()[data.pair_neutral.numpy()]
+    width = len(keys) * max(len(tilt_keys), 1)
+    rows = [pose_weights(Pose(float(t), None if np.isnan(v) else float(v)), keys, tilt_keys)
+            for t, v in zip(turns, tilts)]
+    return torch.from_numpy(np.stack(rows).reshape(len(turns), width) if rows else np.zeros((0, width), np.float32))
+
+
+def pair_tilt_weights(data: PairedFaces, tilt_keys: Sequence[float]) -> torch.Tensor:
+    """[P, T] each pair's weights over the tilt keys, from its neutral's tilt (`tilt_weights`)."""
+    tilts = data.neutral_tilt.numpy()[data.pair_neutral.numpy()]
+    rows = [tilt_weights(None if np.isnan(v) else float(v), tilt_keys) for v in tilts]
+    return torch.from_numpy(np.stack(rows) if rows else np.zeros((0, len(tilt_keys)), np.float32))
 
 
 def turn_keyed(data: PairedFaces, keys: Sequence[float], only: int | None = None) -> PairedFaces:
@@ -50,6 +65,7 @@ def turn_keyed(data: PairedFaces, keys: Sequence[float], only: int | None = None
     out.expressions = tuple(turn_key_name(e, k) for e in data.expressions for k in range(len(keys)))
     out.neutral = torch.cat([data.neutral, data.neutral.flip(-1)])
     out.neutral_points = torch.cat([data.neutral_points, torch.full_like(data.neutral_points, float("nan"))])
+    out.neutral_tilt = torch.cat([data.neutral_tilt, data.neutral_tilt])
     out.identities = data.identities + tuple(name + MIRRORED for name in data.identities)
     out.pair_neutral = data.pair_neutral[pair] + mirrored * len(data.neutral)
     out.target = data.target[pair.to(data.target.device)]

@@ -16,8 +16,9 @@ moved lip pasted as a low-resolution difference would ghost. Stage 1's motion is
 output's follows the refiner's mask, stage 1's flow where it paints and the refiner's where it warps:
     motion = m1 + region_c * (1 - alpha * m) * (alpha * flow - m1),   m1 = stage 1's motion
 
-A model with turn keys (`ModelConfig.turn_keys`) takes c per expression and key (`split_turn`): stage 1 paints with
-the face's blend of its keys; the refiner sees c summed over them. Trained on a keyed stage 1, each pair gets its own
+A model with turn keys (`ModelConfig.turn_keys`) takes c per expression and key (`split_turn`), with tilt keys per
+expression, turn key and tilt key: stage 1 paints with the face's blend of its keys and moves by its blend of their
+flows; the refiner sees c summed over them. Trained on a keyed stage 1, each pair gets its own
 turn's weights (solver.py), as the runtime gives a face.
 
 A model with an ``exposure_reference`` runs all of this on the crop brought to that brightness and scales the
@@ -53,7 +54,7 @@ class RegGAN(nn.Module):
         self.config = config
         n_expr = len(config.expressions)
         self.stage1 = LocalRegression(n_expr, 3, config.image_size, config.radius, config.warp, config.mix,
-                                      config.keys_per_expression)
+                                      config.keys_per_expression, config.tilts_per_key)
         self.refiner = Refiner(n_expr, config.conv_dim, config.n_res, config.max_flow)
 
     def run(self, image: Tensor, expression: Tensor, intensity: Tensor) -> RegGANOutputs:
@@ -68,23 +69,25 @@ class RegGAN(nn.Module):
         return out._replace(output=back[0], stage1=back[1])
 
     def split_turn(self, expression: Tensor) -> tuple[Tensor, Tensor | None]:
-        """The expression input as (weights over the expressions [N,E], each face's weights over the turn keys
-        [N,K] or None without keys). A keyed model takes a weight per expression and key, expression-major: the
-        runtime gives the mix times the face's turn weights, whose sums give both back. A keyed model given one weight
-        per expression (a caller that knows no turns) takes the key nearest facing the camera."""
-        keys = self.config.turn_keys
+        """The expression input as (weights over the expressions [N,E], each face's weights over the pose keys
+        [N,K*T] (turn-major; T tilt keys, else 1) or None without keys). A keyed model takes a weight per expression
+        and key, expression-major: the runtime gives the mix times the face's pose weights, whose sums give both back.
+        A keyed model given one weight per expression (a caller that knows no poses) takes the turn key nearest
+        facing the camera, its tilt keys alike."""
+        keys, tilts = self.config.turn_keys, self.config.tilts_per_key
         if not keys:
             return expression, None
         n, width = expression.shape
         if width == len(self.config.expressions):
             nearest = min(range(len(keys)), key=lambda k: abs(keys[k]))
-            return expression, F.one_hot(torch.full((n,), nearest), len(keys)).to(expression)
-        per_key = expression.reshape(n, -1, len(keys))
+            turn = F.one_hot(torch.full((n,), nearest), len(keys)).to(expression)
+            return expression, (turn[:, :, None] / tilts).expand(-1, -1, tilts).reshape(n, -1)
+        per_key = expression.reshape(n, -1, len(keys) * tilts)
         turn = per_key.sum(1)
         return per_key.sum(2), turn / turn.sum(1, keepdim=True).clamp_min(1e-8)
 
     def keyed(self, expression: Tensor, turn: Tensor | None) -> Tensor:
-        """Weights over the expressions [N,E] and each face's weights over the turn keys [N,K] as the input a keyed
+        """Weights over the expressions [N,E] and each face's weights over the pose keys [N,K*T] as the input a keyed
         model takes (the inverse of `split_turn`); without keys or ``turn``, ``expression`` itself."""
         if not self.config.turn_keys or turn is None:
             return expression

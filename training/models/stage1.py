@@ -10,6 +10,7 @@ bounds what the expression may change (`ellipse_region`):
     moved = x sampled at (p + alpha * flow_c(p));   s1 = moved + alpha * region_c * (R_c(moved) - moved)
 
 for one expression c; a mix carries each expression's paint to the mix's moved input (`LocalRegression.forward`).
+With turn keys each expression has maps and a flow per key; with tilt keys too, each turn key a flow per tilt key.
 
 Why: a smile moves the mouth corners 3-7 px of the 128 px crop, beyond the r x r field, so a linear map
 alone cross-fades the old lip into the new one (the doubled lip on photos); once the mean motion is
@@ -51,16 +52,19 @@ class LocalRegression(nn.Module):
     flow [E, 2, S, S] (grid units), region [E, 1, S, S] in [0, 1]. Initialised to the identity map with no motion and
     no bound. With ``keys`` turn keys each expression has that many of each, expression-major (index e * keys + k),
     and a face takes its own blend of them (``turn`` [N, keys], `reggan_plugin.faces.turn.turn_weights`): the
-    neighbouring turns' maps are alike, so blending them is a turn between them."""
+    neighbouring turns' maps are alike, so blending them is a turn between them. With ``tilts`` tilt keys each turn
+    key has that many flows ([E * keys * tilts, 2, S, S]), and ``turn`` is each face's weights over both, turn-major
+    ([N, keys * tilts], `reggan_plugin.faces.turn.pose_weights`): the maps take its turn, the flow its turn and tilt."""
 
 
     flow: Tensor  # buffers (register_buffer), typed for static checks
     region: Tensor
     grid: Tensor
     def __init__(self, n_expressions: int, channels: int, size: int, radius: int, warp_mode: str = "bilinear",
-                 mix: str = "maps", keys: int = 1) -> None:
+                 mix: str = "maps", keys: int = 1, tilts: int = 1) -> None:
         super().__init__()
         self.keys = keys
+        self.tilts = tilts
         n_expressions *= keys
         self.radius = radius
         self.warp_mode = warp_mode
@@ -70,14 +74,14 @@ class LocalRegression(nn.Module):
         weight[:, :, taps // 2] = 1.0
         self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(torch.zeros(n_expressions, channels, size, size))
-        self.register_buffer("flow", torch.zeros(n_expressions, 2, size, size))
+        self.register_buffer("flow", torch.zeros(n_expressions * tilts, 2, size, size))
         self.register_buffer("region", torch.ones(n_expressions, 1, size, size))
         self.register_buffer("grid", identity_grid(size), persistent=False)
 
     def forward(self, x: Tensor, expression: Tensor, intensity: Tensor | None = None, turn: Tensor | None = None
                 ) -> Tensor:
         """x: [N,C,S,S] in [-1,1]; expression: [N,E] weights (one-hot or a mix); intensity [N] (default 1); turn
-        [N,keys]: each face's weights over the turn keys (none without keys) -> [N,C,S,S] (not clamped).
+        [N,keys * tilts]: each face's weights over the pose keys (none without keys) -> [N,C,S,S] (not clamped).
 
         A mix moves the input by its mixed flow. ``mix`` "carried": each expression's paint is made where its maps
         were fitted, on the input moved by its own flow, and carried to the mix's frame by the difference of the two
@@ -94,13 +98,29 @@ class LocalRegression(nn.Module):
         return moved + alpha * paint
 
     def _turned(self, maps: Tensor, turn: Tensor | None) -> Tensor:
-        """Per-expression maps [E*keys, ...] as each face's blend of its turn keys, [N,E,...]; as they are without
-        keys."""
+        """Per-expression maps [E*keys, ...] as each face's blend of its turn keys, [N,E,...] (``turn``: its weights
+        over the pose keys, summed over the tilts); as they are without keys."""
         if turn is None:
             return maps
+        return self._blend(maps, turn.reshape(-1, self.keys, self.tilts).sum(2) if self.tilts > 1 else turn)
+
+    def _blend(self, maps: Tensor, turn: Tensor) -> Tensor:
+        """Maps [E*keys, ...] blended by each face's weights over the turn keys [N, keys] -> [N,E,...]."""
         rest = maps.shape[1:]
         flat = maps.reshape(-1, self.keys, int(math.prod(rest)))
         return torch.einsum("nk,ekr->ner", turn, flat).reshape(turn.shape[0], flat.shape[0], *rest)
+
+    def _flows(self, turn: Tensor | None) -> Tensor:
+        """Per-expression flows as each face's blend of its pose keys, [N,E,2,S,S] (`_turned` without tilt keys): the
+        turn keys' flows at each tilt blended first, so the model file holds them keyed by turn alone, as it holds
+        the maps (``export.mirrored_keys`` stores one side's)."""
+        if turn is None or self.tilts == 1:
+            return self._turned(self.flow, turn)
+        pose = turn.reshape(-1, self.keys, self.tilts)
+        size = self.flow.shape[-1]
+        per_tilt = self._blend(self.flow.reshape(-1, self.tilts * 2, size, size), pose.sum(2))
+        per_tilt = per_tilt.reshape(*per_tilt.shape[:2], self.tilts, 2, size, size)
+        return torch.einsum("nt,netcij->necij", pose.sum(1), per_tilt)
 
     def _mixed_maps(self, moved: Tensor, expression: Tensor, turn: Tensor | None) -> Tensor:
         out = _mix(expression, self._turned(self.bias, turn))
@@ -114,7 +134,7 @@ class LocalRegression(nn.Module):
         # file twice
         n, channels, size, _ = x.shape
         count = expression.shape[1]
-        own = (self._turned(self.flow, turn) * (alpha if isinstance(alpha, float) else alpha[..., None])
+        own = (self._flows(turn) * (alpha if isinstance(alpha, float) else alpha[..., None])
                ).expand(n, -1, -1, -1, -1)
         inputs = x[:, None].expand(-1, count, -1, -1, -1).reshape(n * count, channels, size, size)
         moved = warp(inputs, own.reshape(n * count, 2, size, size), self.grid, self.warp_mode)
@@ -128,7 +148,7 @@ class LocalRegression(nn.Module):
 
     def motion(self, expression: Tensor, alpha: Tensor | float = 1.0, turn: Tensor | None = None) -> Tensor:
         """[N,2,S,S] (grid units): the flow that moves the input before the ridge, scaled by the intensity."""
-        return alpha * _mix(expression, self._turned(self.flow, turn))
+        return alpha * _mix(expression, self._flows(turn))
 
     def region_of(self, expression: Tensor, turn: Tensor | None = None) -> Tensor:
         """[N,1,S,S]: where the expression mix may change the face."""
@@ -171,7 +191,7 @@ class LocalRegression(nn.Module):
         half = self.keys // 2
         for tensor, mirrored in ((self.weight, self._mirrored_taps(self.weight)), (self.bias, self.bias.flip(-1)),
                                  (self.flow, mirror_flow(self.flow)), (self.region, self.region.flip(-1))):
-            shape = (-1, self.keys, *tensor.shape[1:])
+            shape = (-1, self.keys, len(tensor) // len(self.region), *tensor.shape[1:])  # a flow per tilt key
             yield tensor.view(shape)[:, :half], mirrored.reshape(shape)[:, self.keys - half :].flip(1)
 
     def _mirrored_taps(self, weight: Tensor) -> Tensor:
@@ -181,9 +201,9 @@ class LocalRegression(nn.Module):
 
     @torch.no_grad()
     def set_motion(self, index: int, flow: Tensor, region: Tensor) -> None:
-        """Install expression `index`'s mean flow [2, S, S] and region [1, S, S] (its ridge maps are fitted on
-        inputs moved by the same flow, `apply_flow`)."""
-        self.flow[index].copy_(flow)
+        """Install expression `index`'s mean flow [2, S, S] (with tilt keys [tilts, 2, S, S]; one flow is every
+        tilt's) and region [1, S, S] (its ridge maps are fitted on inputs moved by the same flow, `apply_flow`)."""
+        self.flow.view(-1, self.tilts, *self.flow.shape[1:])[index].copy_(flow)
         self.region[index].copy_(region)
 
 
@@ -193,12 +213,17 @@ def mirror_flow(flow: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def apply_flow(x: Tensor, flow: Tensor, mode: str = "bilinear", chunk: int = 256) -> Tensor:
+def apply_flow(x: Tensor, flow: Tensor, mode: str = "bilinear", chunk: int = 256, tilts: Tensor | None = None
+               ) -> Tensor:
     """x [n,C,S,S] moved by one expression's flow [2,S,S] and ``mode``, as the forward pass moves it (the ridge's
-    inputs)."""
+    inputs); with ``tilts`` [n, T], its flows at the tilt keys [T, 2, S, S], each face by its blend (`tilted_flows`)."""
     grid = identity_grid(x.shape[-1]).to(x.device)
-    return torch.cat([warp(part, flow[None].expand(len(part), -1, -1, -1), grid, mode)
-                      for part in x.split(chunk)]) if len(x) else x
+    if not len(x):
+        return x
+    if tilts is None:
+        return torch.cat([warp(part, flow[None].expand(len(part), -1, -1, -1), grid, mode) for part in x.split(chunk)])
+    return torch.cat([warp(part, tilted_flows(flow, t.to(x.device)), grid, mode)
+                      for part, t in zip(x.split(chunk), tilts.split(chunk))])
 
 
 def ellipse_region(size: int, ellipse: tuple[float, ...]) -> Tensor:
@@ -210,7 +235,7 @@ def ellipse_region(size: int, ellipse: tuple[float, ...]) -> Tensor:
 def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps: int = 300, batch: int = 64,
                   lr: float = 3e-3, seed: int = 0, mode: str = "bilinear",
                   points: tuple[Tensor, Tensor] | None = None, points_weight: float = 0.0,
-                  weights: Tensor | None = None) -> Tensor:
+                  weights: Tensor | None = None, tilts: Tensor | None = None) -> Tensor:
     """The one smooth flow [2, S, S] (grid units) that best warps every neutral face onto its target (mean
     L1): a grid_points x grid_points control grid, bicubic to full size, fitted by Adam on random batches.
     Smooth and shared by all faces, so it learns the expression's motion, not any one person's.
@@ -219,11 +244,16 @@ def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps:
     them; with ``points_weight`` the flow at each target point must also reach back to its neutral point (mean L1,
     grid units, times the weight). A large motion of plain skin (a dropped jaw) shows the pictures' L1 nothing to
     follow but the edges it moves: alone, the fit pulls the chin's edge down and leaves the jaw's sides.
-    ``weights`` [n]: batches draw each pair in proportion to its weight (else alike)."""
+    ``weights`` [n]: batches draw each pair in proportion to its weight (else alike). ``tilts`` [n, T]: each pair's
+    weights over T tilt keys (`reggan_plugin.faces.turn.tilt_weights`): a flow per key [T, 2, S, S], each pair moved
+    by its blend of them (`tilted_flows`), so a tilt between two keys takes the flow between theirs."""
     size = neutral.shape[-1]
+    if tilts is not None and points is not None and points_weight > 0:
+        raise ValueError("a flow fitted at tilt keys is held by the pictures alone (stage1_flow_landmarks 0)")
     gen = torch.Generator().manual_seed(seed)
     grid = identity_grid(size).to(neutral.device)
-    control = torch.zeros(1, 2, grid_points, grid_points, device=neutral.device, requires_grad=True)
+    control = torch.zeros(1 if tilts is None else tilts.shape[1], 2, grid_points, grid_points, device=neutral.device,
+                          requires_grad=True)
     optimiser = torch.optim.Adam([control], lr)
     anchors = None
     if points is not None and points_weight > 0:
@@ -236,7 +266,9 @@ def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps:
             idx = (torch.randint(len(neutral), (count,), generator=gen) if weights is None else
                    torch.multinomial(weights.double(), count, replacement=True, generator=gen)).to(neutral.device)
             flow = F.interpolate(control, size=size, mode="bicubic", align_corners=False)
-            loss = (warp(neutral[idx], flow.expand(len(idx), -1, -1, -1), grid, mode) - target[idx]).abs().mean()
+            each = (flow.expand(len(idx), -1, -1, -1) if tilts is None
+                    else tilted_flows(flow, tilts.to(neutral.device)[idx]))
+            loss = (warp(neutral[idx], each, grid, mode) - target[idx]).abs().mean()
             if anchors is not None:
                 src, dst = anchors
                 reached = F.grid_sample(flow, dst[None, None], align_corners=False)[0, :, 0].T  # [K,2]
@@ -244,7 +276,13 @@ def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps:
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-    return F.interpolate(control.detach(), size=size, mode="bicubic", align_corners=False)[0]
+    flows = F.interpolate(control.detach(), size=size, mode="bicubic", align_corners=False)
+    return flows[0] if tilts is None else flows
+
+
+def tilted_flows(flows: Tensor, tilts: Tensor) -> Tensor:
+    """[n, 2, S, S]: each of n faces' blend of the flows at the tilt keys [T, 2, S, S] by its weights [n, T]."""
+    return torch.einsum("nt,tchw->nchw", tilts.to(flows), flows)
 
 
 @torch.no_grad()
