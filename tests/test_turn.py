@@ -14,7 +14,6 @@ from reggan_plugin.faces.turn import (
     FACING,
     Pose,
     face_pose,
-    face_turn,
     pose_of,
     pose_weights,
     symmetric_keys,
@@ -40,7 +39,7 @@ def test_the_turn_is_the_noses_offset_in_eye_distances_and_a_mirror_turns_back()
     angle = np.deg2rad(30)  # the same face rolled and scaled: the same turn
     rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
     assert turn_of(right @ rotation.T * 1.7 + 5) == pytest.approx(0.25)
-    assert face_turn(Face(box=(0, 0, 10, 10))) == 0.0  # a box alone faces the camera
+    assert face_pose(Face(box=(0, 0, 10, 10))).turn == 0.0  # a box alone faces the camera
 
 
 def test_the_tilt_is_the_noses_offset_towards_the_mouth_and_a_mirror_keeps_it():
@@ -69,7 +68,7 @@ def test_rendered_heads_read_as_facing_the_camera_or_turned():
     data = Path(__file__).resolve().parent / "data"
     for path in sorted(data.glob("*/*.landmarks.json")):
         points = np.asarray(json.loads(path.read_text())["points"], float)
-        turn = abs(face_turn(Face(box=box_from_landmarks(points), landmarks=points)))
+        turn = abs(face_pose(Face(box=box_from_landmarks(points), landmarks=points)).turn)
         turned = path.parent.name == "turned" or path.name.startswith("turned")
         assert turn > 0.15 if turned else turn < 0.15, (path.name, turn)
 

@@ -75,11 +75,6 @@ def face_pose(face: Face) -> Pose:
     return pose_of(landmarks68_to_5(points) if len(points) == 68 else points)
 
 
-def face_turn(face: Face) -> float:
-    """A located face's turn (`turn_of`); 0 for a face known by its box alone."""
-    return face_pose(face).turn
-
-
 def valid_keys(keys: Sequence[float]) -> bool:
     """Whether ``keys`` can be a model's turn keys: none, or two or more ascending numbers."""
     return not keys or (len(keys) > 1 and all(isinstance(k, (int, float)) for k in keys)
