@@ -24,7 +24,7 @@ import numpy as np
 from .arrays import Array
 from .errors import ModelError, UsageError
 from .expressions import KEY_MARK, arkit_name, is_channel_mix, key_of, key_weights
-from .faces.turn import Pose, pose_weights, valid_keys
+from .faces.turn import Pose, pose_weights, valid_keys, valid_tilt_keys
 from .geometry.resample import WARP_MODES, WarpMode
 
 FORMAT_VERSION = 1
@@ -272,7 +272,7 @@ def parse_metadata(path: Path, props: Mapping[str, str]) -> dict[str, Any]:
         raise bad("provenance", f"model_config's warp is {warp!r}: this runtime knows 'bilinear' and 'bicubic'")
     if not valid_keys(turn_keys):
         raise bad("provenance", f"model_config's turn_keys {list(turn_keys)} are not two or more ascending numbers")
-    if not valid_keys(tilt_keys) or (tilt_keys and not turn_keys):
+    if not valid_tilt_keys(tilt_keys, turn_keys):
         raise bad("provenance", f"model_config's tilt_keys {list(tilt_keys)} are not two or more ascending numbers "
                                 "beside turn keys")
     return {

@@ -5,7 +5,7 @@ import json
 from dataclasses import asdict, dataclass, fields
 
 from reggan_plugin.expressions import EXPRESSIONS, MODELLED_CHANNELS
-from reggan_plugin.faces.turn import valid_keys
+from reggan_plugin.faces.turn import valid_keys, valid_tilt_keys
 from reggan_plugin.geometry.resample import WARP_MODES, WarpMode
 
 
@@ -84,7 +84,7 @@ class ModelConfig:
         if not valid_keys(self.turn_keys):
             raise ValueError(f"turn_keys must be two or more ascending turns, or none; got {self.turn_keys}")
         object.__setattr__(self, "tilt_keys", tuple(float(k) for k in self.tilt_keys))
-        if not valid_keys(self.tilt_keys) or (self.tilt_keys and not self.turn_keys):
+        if not valid_tilt_keys(self.tilt_keys, self.turn_keys):
             raise ValueError(f"tilt_keys must be two or more ascending tilts beside turn keys, or none; got "
                              f"{self.tilt_keys}")
 

@@ -10,7 +10,7 @@ import json
 from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Literal
 
-from reggan_plugin.faces.turn import valid_keys
+from reggan_plugin.faces.turn import valid_keys, valid_tilt_keys
 from reggan_plugin.tuning import LOWER_FACE
 
 from .config import base_expression, strict_from_dict
@@ -232,7 +232,7 @@ class TrainConfig:
         if not valid_keys(self.stage1_turn_keys):
             raise ValueError(f"stage1_turn_keys must be two or more ascending turns, got {self.stage1_turn_keys}")
         object.__setattr__(self, "stage1_tilt_keys", tuple(float(v) for v in self.stage1_tilt_keys))
-        if not valid_keys(self.stage1_tilt_keys) or (self.stage1_tilt_keys and not self.stage1_turn_keys):
+        if not valid_tilt_keys(self.stage1_tilt_keys, self.stage1_turn_keys):
             raise ValueError(f"stage1_tilt_keys must be two or more ascending tilts beside turn keys, got "
                              f"{self.stage1_tilt_keys}")
         if self.stage1_tilt_keys and self.stage1_flow_landmarks > 0:

@@ -81,6 +81,11 @@ def valid_keys(keys: Sequence[float]) -> bool:
                         and list(keys) == sorted(set(keys)))
 
 
+def valid_tilt_keys(tilt_keys: Sequence[float], turn_keys: Sequence[float]) -> bool:
+    """Whether ``tilt_keys`` can be a model's beside its ``turn_keys``: none, or `valid_keys` where it has turn keys."""
+    return valid_keys(tilt_keys) and (not tilt_keys or bool(turn_keys))
+
+
 def symmetric_keys(keys: Sequence[float]) -> bool:
     """Whether ``keys`` (ascending) turn as far each way: a mirror image's turn is a key whenever the turn is."""
     return len(keys) > 1 and all(a == -b for a, b in zip(keys, reversed(keys)))

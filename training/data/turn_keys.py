@@ -36,18 +36,20 @@ def pair_turn_weights(data: PairedFaces, keys: Sequence[float], tilt_keys: Seque
     """[P, K] each pair's weights over the turn keys, from its neutral's turn: what the runtime gives a face; with
     ``tilt_keys`` [P, K * T] over the pose keys, turn-major (`pose_weights`)."""
     turns = neutral_turns(data)[data.pair_neutral.numpy()]
-    tilts = data.neutral_tilt.numpy()[data.pair_neutral.numpy()]
     width = len(keys) * max(len(tilt_keys), 1)
-    rows = [pose_weights(Pose(float(t), None if np.isnan(v) else float(v)), keys, tilt_keys)
-            for t, v in zip(turns, tilts)]
+    rows = [pose_weights(Pose(float(t), v), keys, tilt_keys) for t, v in zip(turns, _pair_tilts(data))]
     return torch.from_numpy(np.stack(rows).reshape(len(turns), width) if rows else np.zeros((0, width), np.float32))
 
 
 def pair_tilt_weights(data: PairedFaces, tilt_keys: Sequence[float]) -> torch.Tensor:
     """[P, T] each pair's weights over the tilt keys, from its neutral's tilt (`tilt_weights`)."""
-    tilts = data.neutral_tilt.numpy()[data.pair_neutral.numpy()]
-    rows = [tilt_weights(None if np.isnan(v) else float(v), tilt_keys) for v in tilts]
+    rows = [tilt_weights(v, tilt_keys) for v in _pair_tilts(data)]
     return torch.from_numpy(np.stack(rows) if rows else np.zeros((0, len(tilt_keys)), np.float32))
+
+
+def _pair_tilts(data: PairedFaces) -> list[float | None]:
+    """Each pair's tilt, its neutral's; None where it is unknown."""
+    return [None if np.isnan(v) else float(v) for v in data.neutral_tilt.numpy()[data.pair_neutral.numpy()]]
 
 
 def turn_keyed(data: PairedFaces, keys: Sequence[float], only: int | None = None) -> PairedFaces:
