@@ -2,12 +2,12 @@
 (``reggan_plugin/faces/keypoint_map.py``).
 
     python tools/make_keypoint_map.py --data data/ict160 --data data/ict128b --data data/ict96 \
-        --out reggan_plugin/faces/models/keypoint_map.npy
+        --data data/ict128turned --out reggan_plugin/faces/models/keypoint_map.npy
 
-The training split's neutral renders, each looked at by the detector the runtime uses on whole pictures
-(``faces.locate.TRACKING``); least squares from the keypoints to the renders' own five points, both in the crop the
-keypoints give (a ridge of 1e-3 on inputs of about +-0.5 only keeps the fit defined on a few faces). Written by hand:
-a 9 x 10 linear fit needs no library.
+The training split's neutral renders (the face model's own, facing the camera and turned), each looked at by the
+detector the runtime uses on whole pictures (``faces.locate.TRACKING``); least squares from the keypoints to the
+renders' own five points, both in the crop the keypoints give (a ridge of 1e-3 on inputs of about +-0.5 only keeps
+the fit defined on a few faces). Written by hand: a 9 x 10 linear fit needs no library.
 """
 from __future__ import annotations
 

@@ -1,14 +1,17 @@
 """BlazeFace's keypoints to the five points the model's crops are cut on.
 
-BlazeFace gives eyes, nose tip and mouth centre (and ear tragions) where its own training data put them, not where
-the model's crops were aligned (the renders' own landmarks, ``align.CANONICAL_5PT`` order), and no mouth corners. Taken
-as they are (the corners the mouth centre +/- ``MOUTH_HALF_WIDTH`` x the eye-to-eye vector), they give a crop whose face
-pixels lie 2.4-2.5 px from where the true crop has them on held-out renders (128 px crop; 1.4-1.7 px mapped,
-docs/DETECTION.md), and a face turned away from the camera a crop tilted by up to 6 degrees. A linear map, fitted by least
-squares on the training renders' neutrals (``tools/make_keypoint_map.py``), takes the four keypoints to the five points
-instead; both are read in the frame of the crop the keypoints give as they are, so the map is blind to where the face
-is, how large and how turned. The ears are left out: hair covers them, and on the training renders they told the map
-nothing the other four did not (cross-validated crop error 0.92 px with them and without).
+BlazeFace gives eyes, nose tip and mouth centre (and ear tragions) where its own training data put them, not where the
+model's crops were aligned (the renders' own landmarks, ``align.CANONICAL_5PT`` order), and no mouth corners. Taken as
+they are (the corners the mouth centre +/- ``MOUTH_HALF_WIDTH`` x the eye-to-eye vector), they give a crop whose face
+pixels lie 2.4 px from where the true crop has them on held-out renders facing the camera, 4.2 px on turned ones (128
+px crop; 1.5 and 2.0 px mapped, docs/DETECTION.md), and a face turned away from the camera a crop tilted by up to 6
+degrees. A linear map, fitted by least squares on the training renders' neutrals, facing the camera and turned up to
+35 degrees (``tools/make_keypoint_map.py``), takes the four keypoints to the five points instead: fitted on those
+facing the camera alone, it left a turned head's points 1.8-2.3 px off and its nose low enough to misread the head's
+tilt (docs/experiments/MODEL_NOTES.md). Both are read in the frame of the crop the keypoints give as they are, so the
+map is blind to where the face is, how large and how turned. The ears are left out: hair covers them, and on the
+training renders they told the map nothing the other four did not (cross-validated crop error 0.92 px with them and
+without).
 """
 from __future__ import annotations
 
