@@ -72,7 +72,8 @@ def inference_options(func: F) -> F:
                           "paint between the lips)."),
         click.option("--coverage/--no-coverage", default=field_default(InferenceConfig, "coverage"), show_default=True,
                      help="Keep the edit where the coverage model sees the head, off the backdrop beside a turned "
-                          "head's cheek (a face it sees no head in is edited whole)."),
+                          "head's cheek and off the neck below a dropping chin (a face it sees no head in is edited "
+                          "whole)."),
         click.option("--colorspace", default=None, metavar="NAME",
                      help="The pictures' OpenColorIO colour space (e.g. ACEScg), in the $OCIO config or else the "
                           "built-in ACES CG config; the edit is made in sRGB and put back in it (docs/STUDIO.md). "

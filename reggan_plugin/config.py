@@ -47,7 +47,7 @@ class InferenceConfig:
     # a rendered mouth's inside is drawn in it (reggan_plugin.edit.interior)
     subject: Subject = "auto"  # "photo": the model's gains for photographs of people (reggan_plugin.edit.calibration);
     # "render": the edit as fitted; "auto": the gains as much as a picture's faces read as photographs (.subject)
-    coverage: bool = True  # the edit kept where the head covers the crop (reggan_plugin.edit.coverage), not its backdrop
+    coverage: bool = True  # the edit kept on the head above its jaw (reggan_plugin.edit.coverage), not the backdrop
 
 
 @dataclass(frozen=True)

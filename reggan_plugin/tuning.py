@@ -81,6 +81,10 @@ HOLE_LEVEL = 0.95
 # it, between the eyes and the mouth)"); origin of the radii not recorded.
 CORE_RADII = (0.15, 0.18)
 CORE_TRUST = 0.5
+# The face layer (the head above its jaw line) grown by this much (crop px of a 128 px crop) before the edit is kept
+# to what reads it: the model predicts it at 64 px, a pixel of which is two of the crop's, and the chin's soft edge
+# and the shadow under it move with the jaw.
+JAW_MARGIN = 2.0
 
 # --- Lips moved whole (reggan_plugin.edit.lips) ------------------------------------------------------------------
 # Crop px per px of the mouth's width (corner to corner): 25 px in the face crop. Set with the lip split (commit

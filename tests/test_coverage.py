@@ -4,6 +4,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 from PIL import Image
@@ -27,10 +28,32 @@ def test_the_shipped_model_finds_a_turned_heads_silhouette(identity):
     five = Face(box=(0, 0, 1, 1), landmarks=points).landmarks5()
     assert five is not None
     crop = warp_to_crop(rgba, crop_matrix_from_landmarks(five, 128), 128)
-    coverage = FaceCoverage()(crop[None, ..., :3])[0]
+    coverage = FaceCoverage()(crop[None, ..., :3])[0][0]
     head = crop[..., 3] > 0.5
     assert 1 - head.mean() > 0.2, "the far side of a turned head's crop is backdrop"
     assert np.mean((coverage > 0.5) == head) >= 0.97
+
+
+@pytest.mark.parametrize("identity", ["id00000", "id00002"])
+def test_the_shipped_model_finds_a_turned_heads_jaw_line(identity):
+    """On the same renders its face layer is the head above the render's own jaw line (its 68 landmarks) on 97% or
+    more of the crop, and on 90% or more of the band 6 px either side of that line, where the neck begins."""
+    pytest.importorskip("torch")
+    from training.coverage import JAW, face_layer
+
+    with Image.open(TURNED / f"{identity}_neutral.png") as im:
+        rgba = np.asarray(im.convert("RGBA"), np.float32) / 255.0
+    points = np.asarray(json.loads((TURNED / f"{identity}_neutral.landmarks.json").read_text())["points"], float)
+    five = Face(box=(0, 0, 1, 1), landmarks=points).landmarks5()
+    assert five is not None
+    m = crop_matrix_from_landmarks(five, 128)
+    crop = warp_to_crop(rgba, m, 128)
+    jaw = face_layer(points[JAW] @ m[:, :2].T + m[:, 2], 128)
+    truth = crop[..., 3] * jaw > 0.5
+    raw = FaceCoverage().session.run(["face"], {"crop": crop[None, ..., :3]})[0][0] > 0.5
+    band = np.abs(cv2.GaussianBlur(jaw, (0, 0), 3.0) - 0.5) < 0.49  # within about 6 px of the line
+    assert np.mean(raw == truth) >= 0.97
+    assert np.mean(raw[band] == truth[band]) >= 0.90, np.mean(raw[band] == truth[band])
 
 
 def test_a_hole_inside_the_head_is_covered_and_the_backdrop_is_not():
@@ -58,6 +81,35 @@ def test_the_edit_stays_off_pixels_that_would_read_the_backdrop():
     np.testing.assert_array_equal(kept_on_the_head(mask, coverage, None), coverage)
 
 
+def test_below_the_jaw_only_what_the_chin_moves_over_takes_the_edit():
+    """A chin dropping 4 px over the neck: the neck it moves onto takes the edit (it reads the face), the neck further
+    down keeps its own pixels (it reads the neck), and the face keeps the edit."""
+    mask = np.ones((32, 32), np.float32)
+    coverage = np.ones((32, 32), np.float32)
+    face = np.zeros((32, 32), np.float32)
+    face[:16] = 1.0  # the face above row 16, the neck below
+    motion = np.zeros((32, 32, 2), np.float32)
+    motion[..., 1] = -4.0  # every pixel reads 4 px above: the jaw drops
+    kept = kept_on_the_head(mask, coverage, motion, face)
+    assert np.all(kept[:20] == 1.0)
+    assert np.all(kept[21:] == 0.0)
+    np.testing.assert_array_equal(kept_on_the_head(mask, coverage, None, face), face)
+
+
+def test_the_face_layer_a_model_learns_ends_at_the_jaw_line():
+    """The face layer's target: 1 above the landmarks' jaw line and 0 below it, and beside the line's span (the lips
+    and nose of a turned head reach past its far end) nothing is below it."""
+    pytest.importorskip("torch")
+    from training.coverage import face_layer
+
+    jaw = np.array([(10.0, 20.0), (32.0, 50.0), (54.0, 20.0)])  # ear, chin, ear
+    layer = face_layer(jaw, 64)
+    assert layer[45, 32] == 1.0 and layer[55, 32] == 0.0  # above and below the chin
+    assert layer[30, 20] == 1.0 and layer[40, 20] == 0.0  # the jaw at x = 20.5 is at y = 34.3
+    assert np.all(layer[:, :10] == 1.0) and np.all(layer[:, 55:] == 1.0)
+    assert np.count_nonzero((layer[:, 32] > 0) & (layer[:, 32] < 1)) <= 1  # an edge one pixel wide
+
+
 def test_a_file_that_is_no_coverage_model_is_refused_naming_it(tmp_path, tiny_onnx):
     with pytest.raises(ModelError, match="missing"):
         FaceCoverage(tmp_path / "none.onnx")
@@ -75,4 +127,6 @@ def test_a_picture_it_sees_no_head_in_is_edited_as_without_it():
     coverage = FaceCoverage()
     raw = coverage.session.run(["coverage"], {"crop": crop[None].astype(np.float32)})[0][0]
     assert raw.mean() < 0.5  # the model itself finds no head
-    np.testing.assert_array_equal(coverage(crop[None].astype(np.float32))[0], 1.0)
+    heads, layers = coverage(crop[None].astype(np.float32))
+    np.testing.assert_array_equal(heads[0], 1.0)
+    np.testing.assert_array_equal(layers[0], 1.0)

@@ -38,17 +38,17 @@ TURNED = HERE / "data" / "turned"
 JAW = HERE / "data" / "jaw"
 HALF = HERE / "data" / "half"
 SAMPLES = HERE.parent / "samples"
-# The bundled model's figures on these inputs: spill up to 29 levels (99.9th percentile) and 0.39% of the untouched
-# pixels changed by over 16 (a surprised jaw's reach into the neck; 31 and 0.45% with one flow for every pitch of the
+# The bundled model's figures on these inputs: spill up to 31 levels (99.9th percentile) and 0.39% of the untouched
+# pixels changed by over 16 (a surprised jaw's reach into the neck, next to what its truth changes; 29 and 0.39%
+# without the face layer, 31 and 0.45% with one flow for every pitch of the
 # head, 35 and 0.49% with three turn keys and a 5 x 5 neighbourhood, 44 with one stage-1 fit over every turn, 102 and
 # 2.0% before the edit kept to the head); skin detail 0.85 and 0.94 on the demo's frames (0.87 and 0.96 with a 5 x 5
 # neighbourhood), 0.95 to 1.02 on the portraits (0.67 with bilinear resampling).
 TURNED_SPILL, TURNED_SPILL_SHARE = 36.0, 0.45
 # The same beyond 2 px of anything the true expression changes (`realism.SPILL_EDGE`: the edit's own ghosts, not an
-# edge placed a pixel off): 4 levels and none over 16 for three of them, 10 levels and 0.02% for id00002 surprised
-# (its jaw's smear at the neck; 14 and 0.06% with one flow for every pitch, 24 and 0.20% with a coverage model that
-# lets more of it through).
-TURNED_FAR_SPILL, TURNED_FAR_SPILL_SHARE = 14.0, 0.05
+# edge placed a pixel off): 3-4 levels and none over 16 for three of them, 6 levels and 0.02% for id00002 surprised
+# (10 and 0.02% without the face layer, the jaw's smear at the neck; 14 and 0.06% with one flow for every pitch).
+TURNED_FAR_SPILL, TURNED_FAR_SPILL_SHARE = 9.0, 0.03
 # Located by the detector rather than by their landmarks, the same turned heads smiling and surprised lose at most 0.36
 # dB against their truth (0.73 with the detector's keypoint map fitted on renders facing the camera alone, which read a
 # turned head's points 2 px off and its tilt low).
@@ -75,13 +75,14 @@ OPENING_DARK, OPENING_RED, OPENING_DETAIL = 0.08, 0.12, 0.02
 # three turn keys and a 5 x 5 neighbourhood more detail, by eye at 3x a ragged red and black fringe inside the lips
 # rather than teeth).
 TURNED_OPENING_SIZE, TURNED_OPENING_DETAIL = 0.6, 0.12
-# The channel model's jawOpen on the jaw renders (weights 0.8-1): +4.63 dB over the neutral on average (+3.43 to
-# +7.67; +4.42 without jawOpen's key at 0.5, +4.07 fitted on frontal renders alone, +3.73 with a jaw fitted to the
-# pictures alone, its chin pulled to a point and its sides left behind); spill up to 97 levels and 0.68% of the
-# untouched pixels (the chin moved over the backdrop at the turned head's far silhouette).
+# The channel model's jawOpen on the jaw renders (weights 0.8-1): +4.49 dB over the neutral on average (+3.30 to
+# +7.35; +4.63 without the face layer, which holds back the neck under the chin; +4.42 without jawOpen's key at 0.5,
+# +4.07 fitted on frontal renders alone, +3.73 with a jaw fitted to the pictures alone, its chin pulled to a point and
+# its sides left behind); spill up to 98 levels and 0.60% of the untouched pixels (the chin moved over the backdrop
+# at the turned head's far silhouette).
 JAW_GAIN = 4.4
 JAW_SPILL, JAW_SPILL_SHARE = 110.0, 1.0
-# The face model at intensity 0.5 on the half-intensity renders: +5.3 dB over the neutral on average (+3.1 to +7.6;
+# The face model at intensity 0.5 on the half-intensity renders: +5.15 dB over the neutral on average (+2.66 to +7.39;
 # stage 1's mixed maps instead of its carried paint would make a half surprise's mouth an orange and white patch);
 # spill up to 20 levels and 0.17% of the untouched pixels.
 HALF_GAIN = 5.0

@@ -240,7 +240,8 @@ def test_tiny_coverage_and_interior_recipes_build_what_the_runtime_loads(ict_mod
                    "--face-model", ict_model_path)
         assert proc.returncode == 0, proc.stderr[-3000:]
     crops = np.random.default_rng(0).random((2, 128, 128, 3)).astype(np.float32)
-    assert FaceCoverage(tmp_path / "coverage.onnx")(crops).shape == (2, 128, 128)
+    heads, layers = FaceCoverage(tmp_path / "coverage.onnx")(crops)
+    assert heads.shape == layers.shape == (2, 128, 128)
     assert set(MouthInterior.load(tmp_path / "inside.npz").strips) == {"surprised", "disgusted", "fearful"}
     import onnx
 

@@ -1,10 +1,15 @@
-"""The face-coverage model: where an aligned face crop shows the head rather than what is behind it.
+"""The face-coverage model: where an aligned face crop shows the head rather than what is behind it, and which of
+the head is the face above the jaw.
 
 The expression model paints and moves the crop's pixels; on a head turned from the camera the crop's far side is
 background, and an edit that reaches it drags the backdrop into the cheek and the cheek into the backdrop. The
 renders carry the answer in their alpha (the head's coverage), so a small U-Net learns it from them: aligned
 crops of renders of many heads, turned up to 40 degrees, over their varied backdrops, and the runtime keeps the
 edit where it predicts the head (`reggan_plugin.edit.coverage`).
+
+An opening jaw passes in front of the neck, and the expression model's motion, smooth across the jaw line, drags
+the neck and the backdrop below the chin along with it. So the same network also learns the face layer: the head
+above its jaw line (the render's own 68 landmarks, `face_layer`), which moves in front of what lies below it.
 
 Built by a recipe of kind ``coverage`` (``reggan-plugin recipe recipes/coverage.toml``): its renders, then
 ``[coverage]`` ``steps``, ``batch`` and ``seed``.
@@ -14,6 +19,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from itertools import pairwise
 from pathlib import Path
 
 import cv2
@@ -27,16 +33,17 @@ from reggan_plugin.atomic import atomic_path
 from reggan_plugin.errors import UsageError
 from reggan_plugin.geometry.align import crop_matrix_from_landmarks
 from reggan_plugin.geometry.resample import warp_to_crop
-from training.data.landmarks import read_landmark_file
+from training.data.landmarks import find_68_points, read_landmark_file
 
 SIZE = 128
-INPUT, OUTPUT = "crop", "coverage"
+INPUT, OUTPUT, FACE = "crop", "coverage", "face"
+JAW = slice(0, 17)  # the jaw line's points in the 68
 COVERAGE_KIND = "reggan.coverage"  # metadata key: the model's provenance (its command and data)
 
 
 class CoverageNet(nn.Module):
-    """A small U-Net at half the crop's resolution (a silhouette is smooth): [n, S, S, 3] sRGB [0, 1] -> [n, S, S]
-    coverage logits (NHWC in and out, as the runtime's crops)."""
+    """A small U-Net at half the crop's resolution (a silhouette is smooth): [n, S, S, 3] sRGB [0, 1] -> [n, 2, S, S]
+    logits of the head's coverage and of the face layer (NHWC in, as the runtime's crops)."""
 
     def __init__(self, width: int = 12) -> None:
         super().__init__()
@@ -48,7 +55,7 @@ class CoverageNet(nn.Module):
         w = width
         self.down = nn.ModuleList([block(3, w), block(w, 2 * w), block(2 * w, 4 * w)])
         self.up = nn.ModuleList([block(6 * w, 2 * w), block(3 * w, w)])
-        self.head = nn.Conv2d(w, 1, 1)
+        self.head = nn.Conv2d(w, 2, 1)
 
     def forward(self, crop: torch.Tensor) -> torch.Tensor:
         x = F.avg_pool2d(crop.permute(0, 3, 1, 2) * 2 - 1, 2)
@@ -58,8 +65,7 @@ class CoverageNet(nn.Module):
             skips.append(x)
         for block, skip in zip(self.up, reversed(skips[:-1])):
             x = block(torch.cat([F.interpolate(x, scale_factor=2.0, mode="bilinear", align_corners=False), skip], 1))
-        logits = F.interpolate(self.head(x), scale_factor=2.0, mode="bilinear", align_corners=False)
-        return logits[:, 0]
+        return F.interpolate(self.head(x), scale_factor=2.0, mode="bilinear", align_corners=False)
 
 
 def render_images(folders: list[Path]) -> list[Path]:
@@ -69,14 +75,37 @@ def render_images(folders: list[Path]) -> list[Path]:
 
 
 def aligned(path: Path, rng: np.random.Generator, jitter: float) -> tuple[np.ndarray, np.ndarray]:
-    """One render's canonical crop (S x S x 3 float32) and its alpha, the five landmarks moved by up to ``jitter`` of
-    the eye distance (a detector's landmarks are that far off)."""
-    five = read_landmark_file(path.with_suffix(".landmarks.json"))
+    """One render's canonical crop (S x S x 3 float32) and what the model learns of it (S x S x 2: its alpha and its
+    face layer), the five landmarks moved by up to ``jitter`` of the eye distance (a detector's are that far off)."""
+    sidecar = path.with_suffix(".landmarks.json")
+    five = read_landmark_file(sidecar)
     eyes = float(np.linalg.norm(five[1] - five[0]))
     five = five + rng.normal(0, jitter * eyes, (1, 2)) + rng.normal(0, jitter * eyes / 2, five.shape)
     rgba = np.asarray(load_rgb_alpha(path), np.float32) / 255.0
-    crop = warp_to_crop(rgba, crop_matrix_from_landmarks(five, SIZE), SIZE)
-    return crop[..., :3], crop[..., 3]
+    m = crop_matrix_from_landmarks(five, SIZE)
+    crop = warp_to_crop(rgba, m, SIZE)
+    points = find_68_points(path)
+    if points is None:
+        raise UsageError(f"{sidecar}: the coverage model learns the jaw line from the 68 points renders write")
+    jaw = points[JAW] @ m[:, :2].T + m[:, 2]
+    return crop[..., :3], np.stack([crop[..., 3], crop[..., 3] * face_layer(jaw, SIZE)], -1)
+
+
+def face_layer(jaw: np.ndarray, size: int) -> np.ndarray:
+    """S x S float32: 0 below the jaw line ``jaw`` (17 x 2 crop px, ear to ear through the chin), 1 elsewhere, over a
+    pixel's width (pixel centres at integers, as the landmarks have them); a column's bound is the lowest point the
+    line passes there. Beside the line's span nothing is below it: on a turned head the far jaw's points lie inside
+    the silhouette, and the lips and the nose's tip reach past them."""
+    xs = np.arange(size, dtype=np.float64)
+    bound = np.full(size, np.inf)
+    for a, b in pairwise(jaw):
+        if a[0] == b[0]:
+            continue
+        inside = (xs >= min(a[0], b[0])) & (xs <= max(a[0], b[0]))
+        y = a[1] + (xs[inside] - a[0]) / (b[0] - a[0]) * (b[1] - a[1])
+        bound[inside] = np.where(np.isinf(bound[inside]), y, np.maximum(bound[inside], y))
+    ys = np.arange(size, dtype=np.float64)[:, None]
+    return np.clip(bound[None, :] - ys + 0.5, 0.0, 1.0).astype(np.float32)
 
 
 def load_rgb_alpha(path: Path) -> np.ndarray:
@@ -123,7 +152,7 @@ def train(folders: list[Path], steps: int, batch: int, seed: int, device: str = 
     # the crops are cut once, jittered four ways each; light, colour and mirroring are drawn per step
     pairs = [aligned(p, rng, 0.04) for p in paths for _ in range(4)]
     crops = np.stack([c for c, _ in pairs])
-    alphas = np.stack([a for _, a in pairs])
+    targets = np.stack([a for _, a in pairs])
     log(f"{len(paths)} renders, {len(pairs)} crops")
     net = CoverageNet().to(device)
     optimiser = torch.optim.Adam(net.parameters(), lr=2e-3)
@@ -131,15 +160,15 @@ def train(folders: list[Path], steps: int, batch: int, seed: int, device: str = 
     start = time.time()
     for step in range(1, steps + 1):
         idx = rng.integers(0, len(crops), batch)
-        y = alphas[idx]
+        y = targets[idx]
         x = crops[idx].copy()
         for k in np.nonzero(rng.random(batch) < 0.5)[0]:  # the head over another backdrop
-            x[k] = x[k] * y[k][..., None] + backdrop(rng) * (1 - y[k][..., None])
+            x[k] = x[k] * y[k][..., :1] + backdrop(rng) * (1 - y[k][..., :1])
         x = np.stack([photometric(c, rng) for c in x])
         flip = rng.random(batch) < 0.5
         x[flip], y[flip] = x[flip, :, ::-1], y[flip, :, ::-1]
         loss = F.binary_cross_entropy_with_logits(net(torch.from_numpy(np.ascontiguousarray(x)).to(device)),
-                                                  torch.from_numpy(np.ascontiguousarray(y)).to(device))
+                                                  torch.from_numpy(np.ascontiguousarray(y.transpose(0, 3, 1, 2))).to(device))
         optimiser.zero_grad()
         loss.backward()
         optimiser.step()
@@ -154,20 +183,21 @@ class _Probabilities(nn.Module):
         super().__init__()
         self.net = net
 
-    def forward(self, crop: torch.Tensor) -> torch.Tensor:
-        return torch.sigmoid(self.net(crop))
+    def forward(self, crop: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        p = torch.sigmoid(self.net(crop))
+        return p[:, 0], p[:, 1]
 
 
 def export(net: CoverageNet, out: Path, provenance: dict, recipe: dict[str, str]) -> None:
-    """Write the model as ONNX (atomically): ``crop`` [n, S, S, 3] -> ``coverage`` [n, S, S] in [0, 1], with its
-    provenance and the recipe that built it in the metadata."""
+    """Write the model as ONNX (atomically): ``crop`` [n, S, S, 3] -> ``coverage`` and ``face`` [n, S, S] in [0, 1],
+    with its provenance and the recipe that built it in the metadata."""
     from .recipe import RECIPE_KEY
 
     example = torch.rand(2, SIZE, SIZE, 3)
     with atomic_path(out) as tmp:
         torch.onnx.export(_Probabilities(net), (example,), str(tmp), dynamo=False, opset_version=17,
-                          input_names=[INPUT], output_names=[OUTPUT],
-                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}})
+                          input_names=[INPUT], output_names=[OUTPUT, FACE],
+                          dynamic_axes={INPUT: {0: "batch"}, OUTPUT: {0: "batch"}, FACE: {0: "batch"}})
         proto = onnx.load(str(tmp))
         proto.metadata_props.add(key=COVERAGE_KIND, value=json.dumps(provenance, sort_keys=True))
         proto.metadata_props.add(key=RECIPE_KEY, value=json.dumps(recipe, sort_keys=True))

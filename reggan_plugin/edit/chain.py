@@ -42,6 +42,7 @@ class FaceEdit:
     motion: Array | None  # SxSx2 crop px (x, y): where each output pixel draws on the input; None without one
     mask: Array  # SxS [0, 1]: where the edit is pasted
     head: Array | None = None  # SxS [0, 1]: how much of each crop pixel the head covers; None without the model
+    face_layer: Array | None = None  # SxS [0, 1]: the head above its jaw line, grown a little; None without the model
     moved: Array | None = None  # SxSx3: crop_in moved as the picture will be, where the lips move whole
     gap: Array | None = None  # SxS [0, 1]: the gap opened between the lips; None where the mouth stays closed
     opening: Opening | None = None  # where the mouth shows its inside, for the drawn interior
@@ -87,8 +88,8 @@ def cover_heads(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceEdit]:
     """Where each crop shows the head (`reggan_plugin.edit.coverage`), all faces in one run of the model."""
     if ctx.coverage is None or not faces:
         return faces
-    heads = ctx.coverage(np.stack([np.asarray(face.crop_in, np.float32) for face in faces]))
-    return [dataclasses.replace(face, head=head) for face, head in zip(faces, heads)]
+    heads, layers = ctx.coverage(np.stack([np.asarray(face.crop_in, np.float32) for face in faces]))
+    return [dataclasses.replace(face, head=head, face_layer=layer) for face, head, layer in zip(faces, heads, layers)]
 
 
 def measure_mouths(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceEdit]:
@@ -105,11 +106,12 @@ def measure_mouths(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceEdit]:
 
 # -- each face --------------------------------------------------------------------------------------------------------
 def keep_on_head(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
-    """The mask kept where the head covers the crop and where the motion reads from it: the edit never drags the
-    backdrop into a cheek or a cheek into the backdrop (`coverage.kept_on_the_head`)."""
+    """The mask kept where the head covers the crop and where the motion reads from it, and where that is the face
+    above the jaw: the edit never drags the backdrop into a cheek, a cheek into the backdrop, or the neck down with
+    the chin (`coverage.kept_on_the_head`)."""
     if face.head is None:
         return face
-    return dataclasses.replace(face, mask=kept_on_the_head(face.mask, face.head, face.motion))
+    return dataclasses.replace(face, mask=kept_on_the_head(face.mask, face.head, face.motion, face.face_layer))
 
 
 def lips_whole(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
