@@ -105,7 +105,7 @@ def test_the_face_layer_a_model_learns_ends_at_the_jaw_line():
     jaw = np.array([(10.0, 20.0), (32.0, 50.0), (54.0, 20.0)])  # ear, chin, ear
     layer = face_layer(jaw, 64)
     assert layer[45, 32] == 1.0 and layer[55, 32] == 0.0  # above and below the chin
-    assert layer[30, 20] == 1.0 and layer[40, 20] == 0.0  # the jaw at x = 20.5 is at y = 34.3
+    assert layer[30, 20] == 1.0 and layer[40, 20] == 0.0  # the jaw at x = 20 is at y = 33.6
     assert np.all(layer[:, :10] == 1.0) and np.all(layer[:, 55:] == 1.0)
     assert np.count_nonzero((layer[:, 32] > 0) & (layer[:, 32] < 1)) <= 1  # an edge one pixel wide
 
