@@ -20,16 +20,12 @@ from pathlib import Path
 
 import cv2
 import numpy as np
-from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from reggan_plugin.edit.coverage import COVERAGE_PATH, FACE, OUTPUT  # noqa: E402
-from reggan_plugin.faces import Face  # noqa: E402
-from reggan_plugin.geometry.align import crop_matrix_from_landmarks  # noqa: E402
-from reggan_plugin.geometry.resample import warp_to_crop  # noqa: E402
-from training.coverage import JAW, SIZE, face_layer  # noqa: E402
+from training.coverage import render_crop  # noqa: E402
 
 SILHOUETTE_BAND = 3  # px either side of the silhouette where the head's error is a mean, not a side
 
@@ -44,23 +40,10 @@ class Scores:
     worst_jaw: float  # the lowest head's
 
 
-def crop_and_truth(png: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """A neutral render's runtime crop (S x S x 3), its alpha and its face layer (S x S each)."""
-    with Image.open(png) as im:
-        rgba = np.asarray(im.convert("RGBA"), np.float32) / 255.0
-    points = np.asarray(json.loads(png.with_suffix(".landmarks.json").read_text())["points"], float)
-    five = Face(box=(0, 0, 1, 1), landmarks=points).landmarks5()
-    if five is None:
-        raise SystemExit(f"{png}: its landmark file has no face's five points")
-    m = crop_matrix_from_landmarks(five, SIZE)
-    crop = warp_to_crop(rgba, m, SIZE)
-    return crop[..., :3], crop[..., 3], face_layer(points[JAW] @ m[:, :2].T + m[:, 2], SIZE)
-
-
 def score(session, folder: Path) -> Scores:
     near, away, whole, jaw = [], [], [], []
     for png in sorted(folder.glob("*/neutral.png")):
-        crop, alpha, layer = crop_and_truth(png)
+        crop, alpha, layer = render_crop(png, np.random.default_rng(0), 0.0)
         coverage, face = (out[0] for out in session.run([OUTPUT, FACE], {"crop": crop[None]}))
         soft = ((alpha > 0.02) & (alpha < 0.98)).astype(np.uint8)
         edge = cv2.dilate(soft, np.ones((2 * SILHOUETTE_BAND + 1,) * 2, np.uint8)) > 0

@@ -39,18 +39,11 @@ def test_the_shipped_model_finds_a_turned_heads_jaw_line(identity):
     """On the same renders its face layer is the head above the render's own jaw line (its 68 landmarks) on 97% or
     more of the crop, and on 90% or more of the band 6 px either side of that line, where the neck begins."""
     pytest.importorskip("torch")
-    from training.coverage import JAW, face_layer
+    from training.coverage import render_crop
 
-    with Image.open(TURNED / f"{identity}_neutral.png") as im:
-        rgba = np.asarray(im.convert("RGBA"), np.float32) / 255.0
-    points = np.asarray(json.loads((TURNED / f"{identity}_neutral.landmarks.json").read_text())["points"], float)
-    five = Face(box=(0, 0, 1, 1), landmarks=points).landmarks5()
-    assert five is not None
-    m = crop_matrix_from_landmarks(five, 128)
-    crop = warp_to_crop(rgba, m, 128)
-    jaw = face_layer(points[JAW] @ m[:, :2].T + m[:, 2], 128)
-    truth = crop[..., 3] * jaw > 0.5
-    raw = FaceCoverage().session.run(["face"], {"crop": crop[None, ..., :3]})[0][0] > 0.5
+    crop, alpha, jaw = render_crop(TURNED / f"{identity}_neutral.png", np.random.default_rng(0), 0.0)
+    truth = alpha * jaw > 0.5
+    raw = FaceCoverage().session.run(["face"], {"crop": crop[None]})[0][0] > 0.5
     band = np.abs(cv2.GaussianBlur(jaw, (0, 0), 3.0) - 0.5) < 0.49  # within about 6 px of the line
     assert np.mean(raw == truth) >= 0.97
     assert np.mean(raw[band] == truth[band]) >= 0.90, np.mean(raw[band] == truth[band])

@@ -33,7 +33,7 @@ from reggan_plugin.atomic import atomic_path
 from reggan_plugin.errors import UsageError
 from reggan_plugin.geometry.align import crop_matrix_from_landmarks
 from reggan_plugin.geometry.resample import warp_to_crop
-from training.data.landmarks import find_68_points, read_landmark_file
+from training.data.landmarks import find_68_points, to_five
 
 SIZE = 128
 INPUT, OUTPUT, FACE = "crop", "coverage", "face"
@@ -76,19 +76,26 @@ def render_images(folders: list[Path]) -> list[Path]:
 
 def aligned(path: Path, rng: np.random.Generator, jitter: float) -> tuple[np.ndarray, np.ndarray]:
     """One render's canonical crop (S x S x 3 float32) and what the model learns of it (S x S x 2: its alpha and its
-    face layer), the five landmarks moved by up to ``jitter`` of the eye distance (a detector's are that far off)."""
+    face layer), as `render_crop` cuts them."""
+    crop, alpha, layer = render_crop(path, rng, jitter)
+    return crop, np.stack([alpha, alpha * layer], -1)
+
+
+def render_crop(path: Path, rng: np.random.Generator, jitter: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One render's canonical crop (S x S x 3 float32), its alpha and its face layer (S x S each: `face_layer` of its
+    own jaw line), cut on the five points of its 68 moved by up to ``jitter`` of the eye distance (a detector's are
+    that far off; 0: the runtime's crop from the render's landmarks)."""
     sidecar = path.with_suffix(".landmarks.json")
-    five = read_landmark_file(sidecar)
+    points = find_68_points(path)
+    if points is None:
+        raise UsageError(f"{sidecar}: the coverage model learns the jaw line from the 68 points renders write")
+    five = to_five(points, sidecar)
     eyes = float(np.linalg.norm(five[1] - five[0]))
     five = five + rng.normal(0, jitter * eyes, (1, 2)) + rng.normal(0, jitter * eyes / 2, five.shape)
     rgba = np.asarray(load_rgb_alpha(path), np.float32) / 255.0
     m = crop_matrix_from_landmarks(five, SIZE)
     crop = warp_to_crop(rgba, m, SIZE)
-    points = find_68_points(path)
-    if points is None:
-        raise UsageError(f"{sidecar}: the coverage model learns the jaw line from the 68 points renders write")
-    jaw = points[JAW] @ m[:, :2].T + m[:, 2]
-    return crop[..., :3], np.stack([crop[..., 3], crop[..., 3] * face_layer(jaw, SIZE)], -1)
+    return crop[..., :3], crop[..., 3], face_layer(points[JAW] @ m[:, :2].T + m[:, 2], SIZE)
 
 
 def face_layer(jaw: np.ndarray, size: int) -> np.ndarray:
