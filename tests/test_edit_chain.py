@@ -65,6 +65,19 @@ def test_large_face_share_is_the_interior_fade() -> None:
         assert large_face_share(m) == interior.amount_for(m)
 
 
+def test_a_photographs_face_gets_the_drawn_inside_at_any_size_as_far_as_it_took_the_gains() -> None:
+    """A small face: a render's gets no drawn inside, a photograph's (its paint withheld) as much as it took the gains
+    for photographs, so its gap shows a mouth's inside rather than the withheld paint's soft blot."""
+    crop_in = np.full((64, 64, 3), 0.5, np.float32)
+    m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])  # 1:1, far below a large face
+    ctx = PasteContext(np.zeros((64, 64, 3), np.float32), apply_planes)
+    render = face_edits([m], crop_in[None], crop_in[None], feather_mask(64))
+    photos = [face_edits([m], crop_in[None], crop_in[None], feather_mask(64), np.zeros_like(crop_in)[None],
+                         photo=share) for share in (0.4, 1.0)]
+    assert [f.amount for f in chain.measure_mouths(render, ctx)] == [0.0]
+    assert [chain.measure_mouths(f, ctx)[0].amount for f in photos] == [0.4, 1.0]
+
+
 def test_a_photographs_lips_move_whole_at_any_size_and_only_the_gap_shows_the_withheld_paint() -> None:
     """A face edited without paint: the lips split (on a small face too), nothing pasted but the picture moved by the
     split where the lips are, and in the gap the network's own opening, the withheld paint back."""

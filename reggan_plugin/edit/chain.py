@@ -93,12 +93,12 @@ def cover_heads(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceEdit]:
 
 
 def measure_mouths(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceEdit]:
-    """How much of a drawn inside each face gets (none on a small face) and how soft its mouth is, read from the
-    picture before the faces are pasted; the softness only where an inside may be drawn."""
+    """How much of a drawn inside each face gets (none on a small render's face) and how soft its mouth is, read from
+    the picture before the faces are pasted; the softness only where an inside may be drawn."""
     corners = ctx.lip_corners if ctx.interior is not None else None
     out = []
     for face in faces:
-        amount = amount_for(face.m)
+        amount = amount_for(face.m, face.photo if face.withheld is not None else 0.0)
         blur = mouth_softness(ctx.rgb, face.m, corners) if corners is not None and amount > 0 else 0.0
         out.append(dataclasses.replace(face, amount=amount, blur=blur))
     return out

@@ -12,10 +12,11 @@ lit, the strip its edges). It is drawn as much as its column opens (`lips.split_
 and from the corners; past the dark rims the lips carry, `past_lip_rims`), between edges drawn at the frame's own
 pixels where the lips part whole (the gap the paste leaves, read from the crop, ramps over a crop pixel: a soft rim
 six to eight frame pixels wide on a large face), and as soft as the picture about the mouth (`mouth_softness`: a
-magnified or out-of-focus frame gets a soft inside, not a render's sharp teeth in a soft mouth). Only on faces whose
-crop the paste magnifies four times or more (a face box from about 285 px), fully from eight
-(`amount_for`): on smaller faces the paint is near the frame's scale. A smile, whose motion hardly parts the lips,
-gets no drawn inside: it shows the model's own paint between the lips.
+magnified or out-of-focus frame gets a soft inside, not a render's sharp teeth in a soft mouth). On a render, only
+on faces whose crop the paste magnifies four times or more (a face box from about 285 px), fully from eight
+(`amount_for`): on smaller faces the paint is near the frame's scale. On a photograph at any size, as far as the face
+took the gains for photographs: they leave the paint out, and the gap would show it alone, a soft blot. A smile,
+whose motion hardly parts the lips, gets no drawn inside: it shows the model's own paint between the lips.
 """
 from __future__ import annotations
 
@@ -69,10 +70,13 @@ def gap_opening(m: Matrix, gap: Array, corners: Array, amount: float) -> Opening
     return Opening(m, *gap_rows(gap), np.asarray(corners, np.float64), amount)
 
 
-def amount_for(m: Matrix) -> float:
-    """How much of the inside a face aligned by ``m`` gets (`align.large_face_share`): none where the paste magnifies
-    the crop less than four times, all of it from eight."""
-    return large_face_share(m)
+def amount_for(m: Matrix, photo: float = 0.0) -> float:
+    """How much of the inside a face aligned by ``m`` gets: on a render, as large a face as it is
+    (`align.large_face_share`: none where the paste magnifies the crop less than four times, all of it from eight);
+    on a photograph (``photo``: the share of the gains for photographs the face took, whose paint they left out) all
+    of it at any size. A photograph's gap otherwise shows the withheld paint, a render-learnt mouth at the crop's
+    scale: between a person's own lips a soft pink or purple blot with the lower lip's outline doubled in it."""
+    return max(large_face_share(m), float(photo))
 
 
 @dataclass(frozen=True)
