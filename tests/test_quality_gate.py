@@ -38,20 +38,17 @@ TURNED = HERE / "data" / "turned"
 JAW = HERE / "data" / "jaw"
 HALF = HERE / "data" / "half"
 SAMPLES = HERE.parent / "samples"
-# The bundled model's figures on these inputs: spill up to 35 levels (99.9th percentile) and 0.42% of the untouched
-# pixels changed by over 16 (a surprised jaw's reach into the neck, next to what its truth changes; 31 and 0.39% with
-# the coverage model fitted on half its heads, 29 and 0.39% without the face layer, 31 and 0.45% with one flow for
-# every pitch of the head, 35 and 0.49% with three turn keys and a 5 x 5 neighbourhood, 44 with one stage-1 fit over
-# every turn, 102 and 2.0% before the edit kept to the head); skin detail 0.85 and 0.94 on the demo's frames (0.87 and
-# 0.96 with a 5 x 5 neighbourhood), 0.95 to 1.02 on the portraits (0.67 with bilinear resampling). The spill's bound
-# leaves id00002 surprised 3 levels.
-TURNED_SPILL, TURNED_SPILL_SHARE = 38.0, 0.45
+# The bundled model's figures on these inputs: spill up to 31 levels (99.9th percentile) and 0.39% of the untouched
+# pixels changed by over 16 (a surprised jaw's reach into the neck, next to what its truth changes; 29 and 0.39%
+# without the face layer, 31 and 0.45% with one flow for every pitch of the
+# head, 35 and 0.49% with three turn keys and a 5 x 5 neighbourhood, 44 with one stage-1 fit over every turn, 102 and
+# 2.0% before the edit kept to the head); skin detail 0.85 and 0.94 on the demo's frames (0.87 and 0.96 with a 5 x 5
+# neighbourhood), 0.95 to 1.02 on the portraits (0.67 with bilinear resampling).
+TURNED_SPILL, TURNED_SPILL_SHARE = 36.0, 0.45
 # The same beyond 2 px of anything the true expression changes (`realism.SPILL_EDGE`: the edit's own ghosts, not an
-# edge placed a pixel off): 3-4 levels and none over 16 for three of them, 6 levels and 0.029% for id00002 surprised,
-# 9 pixels beside the jaw (0.016% with the coverage model fitted on half its heads; 10 levels and 0.02% without the
-# face layer, the jaw's smear at the neck; 14 and 0.06% with one flow for every pitch). The share's bound leaves that
-# head 3 pixels, as one more would cross the realism acceptance's 0.03.
-TURNED_FAR_SPILL, TURNED_FAR_SPILL_SHARE = 9.0, 0.04
+# edge placed a pixel off): 3-4 levels and none over 16 for three of them, 6 levels and 0.02% for id00002 surprised
+# (10 and 0.02% without the face layer, the jaw's smear at the neck; 14 and 0.06% with one flow for every pitch).
+TURNED_FAR_SPILL, TURNED_FAR_SPILL_SHARE = 9.0, 0.03
 # Located by the detector rather than by their landmarks, the same turned heads smiling and surprised lose at most 0.36
 # dB against their truth (0.73 with the detector's keypoint map fitted on renders facing the camera alone, which read a
 # turned head's points 2 px off and its tilt low).
