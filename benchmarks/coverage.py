@@ -24,8 +24,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from reggan_plugin.edit.coverage import COVERAGE_PATH, FACE, OUTPUT  # noqa: E402
-from training.coverage import render_crop  # noqa: E402
+from reggan_plugin.atomic import write_text  # noqa: E402
+from reggan_plugin.edit.coverage import COVERAGE_PATH, FACE, OUTPUT, FaceCoverage  # noqa: E402
+from training.coverage import jaw_agreement, render_crop  # noqa: E402
 
 SILHOUETTE_BAND = 3  # px either side of the silhouette where the head's error is a mean, not a side
 
@@ -49,10 +50,9 @@ def score(session, folder: Path) -> Scores:
         edge = cv2.dilate(soft, np.ones((2 * SILHOUETTE_BAND + 1,) * 2, np.uint8)) > 0
         near.append(float(np.abs(coverage - alpha)[edge].mean()))
         away.append(float(np.mean((coverage[~edge] > 0.5) != (alpha[~edge] > 0.5))))
-        truth, found = alpha * layer > 0.5, face > 0.5
-        band = np.abs(cv2.GaussianBlur(layer, (0, 0), 3.0) - 0.5) < 0.49
-        whole.append(float(np.mean(found == truth)))
-        jaw.append(float(np.mean(found[band] == truth[band])))
+        crop_share, band_share = jaw_agreement(face, alpha, layer)
+        whole.append(crop_share)
+        jaw.append(band_share)
     if not near:
         raise SystemExit(f"{folder}: no neutral renders with landmark files")
     return Scores(len(near), float(np.mean(near)), 100 * float(np.mean(away)), 100 * float(np.mean(whole)),
@@ -73,9 +73,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=COVERAGE_PATH)
     parser.add_argument("--no-write", action="store_true", help="print only")
     args = parser.parse_args()
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(args.model), providers=["CPUExecutionProvider"])
+    session = FaceCoverage(args.model).session
     rows = ["| renders | rendered | heads | head: error near the silhouette | head: wrong side away from it | face layer: crop "
             "| face layer: jaw band (worst head) |", "|---|---|---|---|---|---|---|"]
     for folder in args.renders:
@@ -88,7 +86,7 @@ def main() -> None:
         command = "python benchmarks/coverage.py " + " ".join(f"--renders {f}" for f in args.renders)
         text = (f"# The coverage model against the renders' own answers\n\n`{command}`\n\n"
                 + __doc__.split("\n\n", 2)[2].strip() + "\n\n" + table + "\n")
-        (REPO / "docs" / "COVERAGE.md").write_text(text)
+        write_text(REPO / "docs" / "COVERAGE.md", text)
 
 
 if __name__ == "__main__":

@@ -30,13 +30,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from reggan_plugin.atomic import atomic_path
+from reggan_plugin.edit.coverage import FACE, INPUT, OUTPUT
 from reggan_plugin.errors import UsageError
 from reggan_plugin.geometry.align import crop_matrix_from_landmarks
 from reggan_plugin.geometry.resample import warp_to_crop
 from training.data.landmarks import find_68_points, to_five
 
 SIZE = 128
-INPUT, OUTPUT, FACE = "crop", "coverage", "face"
 JAW = slice(0, 17)  # the jaw line's points in the 68
 COVERAGE_KIND = "reggan.coverage"  # metadata key: the model's provenance (its command and data)
 
@@ -113,6 +113,15 @@ def face_layer(jaw: np.ndarray, size: int) -> np.ndarray:
         bound[inside] = np.where(np.isinf(bound[inside]), y, np.maximum(bound[inside], y))
     ys = np.arange(size, dtype=np.float64)[:, None]
     return np.clip(bound[None, :] - ys + 0.5, 0.0, 1.0).astype(np.float32)
+
+
+def jaw_agreement(face: np.ndarray, alpha: np.ndarray, layer: np.ndarray) -> tuple[float, float]:
+    """How far a predicted face layer (S x S, on at 0.5) agrees with a render's: the share of the crop on the same side
+    as the render's head above its jaw line (``alpha`` times `face_layer`'s ``layer``), and the same over the band
+    about 6 px either side of that line, where the neck begins."""
+    truth, found = alpha * layer > 0.5, face > 0.5
+    band = np.abs(cv2.GaussianBlur(layer, (0, 0), 3.0) - 0.5) < 0.49
+    return float(np.mean(found == truth)), float(np.mean(found[band] == truth[band]))
 
 
 def load_rgb_alpha(path: Path) -> np.ndarray:
