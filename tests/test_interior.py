@@ -11,12 +11,13 @@ from reggan_plugin.edit.interior import (
     draw,
     gap_opening,
     gap_rows,
+    max_gain_for,
     mouth_softness,
     past_lip_rims,
     softness,
 )
 from reggan_plugin.errors import ModelError
-from reggan_plugin.tuning import MAX_GAIN, STRIP_SOFTNESS, UPPER_RIM_COLUMNS
+from reggan_plugin.tuning import MAX_GAIN, RIM_COLUMNS, STRIP_SOFTNESS
 from training.interior import OPENING, medoid, unrolled
 
 SIZE = 64
@@ -75,6 +76,19 @@ def test_the_strip_is_drawn_into_the_gap_alone_lit_as_the_paint() -> None:
     np.testing.assert_allclose(region[42:45, 26:40], 0.0, atol=0.03)
 
 
+def test_a_photographs_paint_darkens_the_strip_but_never_brightens_it() -> None:
+    m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    assert max_gain_for(0.0) == MAX_GAIN and max_gain_for(1.0) == 1.0
+    assert 1.0 < max_gain_for(0.5) < MAX_GAIN
+    bright = np.full((SIZE, SIZE, 3), 0.9, np.float32)
+    draw(bright, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0, max_gain_for(1.0)), 0.5 * striped_strip())
+    np.testing.assert_allclose(bright[37:40, 26:40], 0.5, atol=0.03)  # the strip's own white, not the paint's glow
+    dark = np.full((SIZE, SIZE, 3), 0.3, np.float32)
+    dark[30:50, 15:50] = (0.2, 0.1, 0.1)
+    draw(dark, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0, max_gain_for(1.0)), striped_strip())
+    np.testing.assert_allclose(dark[37:40, 26:40].mean(axis=(0, 1)), (0.4, 0.2, 0.2), atol=0.03)  # still lit darker
+
+
 def lip_below_an_opening(rim_rows: slice | None) -> np.ndarray:
     """A magnified region (4 px a crop px, crop row y at region row 4y): the opening's dark inside down to the gap's
     bottom edge (crop row 45.5, `gap_between(36, 46)`), a lip below it, and a dark rim over ``rim_rows``."""
@@ -95,6 +109,13 @@ def test_an_openings_bottom_edge_goes_past_the_dark_rim_the_lower_lip_carries() 
     shadowed = lip_below_an_opening(slice(182, 186))
     shadowed[187:] = 0.05  # the shadow under a thin lower lip, within the search's reach: the edge stops at the lip
     np.testing.assert_allclose(past_lip_rims(shadowed, opening).bottom, 46.375, atol=0.1)
+    # a rim in one column alone moves the edge a little over its neighbours, not a notch of its own (moved column by
+    # column, a narrow opening's edge zigzags and the strip's teeth with it)
+    notched = lip_below_an_opening(None)
+    column = int(opening.columns[len(opening.columns) // 2])
+    notched[182:186, 4 * column : 4 * column + 4] = 0.05
+    down = past_lip_rims(notched, opening).bottom - opening.bottom
+    assert down.max() < 0.5 / RIM_COLUMNS + 0.1 and np.count_nonzero(down > 1e-9) >= 3
     # no rim, one past the search's reach, or no lighter lip below it: the edge stays
     for region in (lip_below_an_opening(None), lip_below_an_opening(slice(4 * 48, 4 * 49)),
                    np.full((4 * SIZE, 4 * SIZE, 3), 0.1, np.float32)):
@@ -116,7 +137,7 @@ def test_an_openings_top_edge_goes_past_the_upper_lips_rim_as_one_curve() -> Non
     column = int(opening.columns[len(opening.columns) // 2])
     region[int(edge) - 2 : int(edge) + 4, 4 * column : 4 * column + 4] = 0.05
     up = opening.top - past_lip_rims(region, opening, reach=0.0).top
-    assert up.max() < 0.5 / UPPER_RIM_COLUMNS + 0.1 and np.count_nonzero(up > 1e-9) >= 3
+    assert up.max() < 0.5 / RIM_COLUMNS + 0.1 and np.count_nonzero(up > 1e-9) >= 3
     # no lighter lip within the reach: the edge stays
     dark = np.full((4 * SIZE, 4 * SIZE, 3), 0.1, np.float32)
     assert np.array_equal(past_lip_rims(dark, opening).top, opening.top)

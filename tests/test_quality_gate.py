@@ -65,13 +65,14 @@ PORTRAIT_MOUTH_TINT = -10.0
 # own, this ceiling 1.5.
 PORTRAIT_MOUTH_LIGHT = 1.5
 # The same portraits surprised: MediaPipe finds the lips apart on all 5, each with a rendered mouth's inside drawn in
-# the gap (`interior`): its darkest tenth at 0.037-0.072 of the skin's luma (the throat) and 0.066-0.112 redder than
-# green and blue, its detail 0.05-0.37, median 0.12 (`realism.opening`; the people's own open smiles 0.29-0.58 luma,
-# detail 0.11-0.48). The gap's paint alone, without the drawn inside, a soft pink or purple blot: detail 0.04-0.07,
-# median 0.058 (the paint everywhere, a dark smear across the lips: apart on 2). The dark and red floors are about
-# half the least; the median detail's lies between the blot's and the drawn inside's.
+# the gap (`interior`, never brightened on a photograph): its darkest tenth at 0.026-0.060 of the skin's luma (the
+# throat) and 0.049-0.103 redder than green and blue, its detail 0.04-0.29, median 0.080 (`realism.opening`; the
+# people's own open smiles 0.29-0.58 luma, detail 0.11-0.48; brightened by the paint up to 1.5 times, a glowing
+# tongue, median detail 0.12). The gap's paint alone, without the drawn inside, a soft pink or purple blot: detail
+# 0.04-0.07, median 0.058 (the paint everywhere, a dark smear across the lips: apart on 2). The dark and red floors
+# are about three quarters of the least; the median detail's lies midway between the blot's and the drawn inside's.
 PORTRAIT_OPENED = 4
-OPENING_DARK, OPENING_RED, OPENING_DETAIL = 0.02, 0.035, 0.09
+OPENING_DARK, OPENING_RED, OPENING_DETAIL = 0.02, 0.035, 0.07
 # The turned renders surprised: id00000's opening 0.86 of the true render's size with 0.41 of its detail (the teeth's
 # and tongue's edges), id00002's 0.70 with 0.17 (0.80 with 0.52 and 0.74 with 0.15 with one flow for every pitch; with
 # three turn keys and a 5 x 5 neighbourhood more detail, by eye at 3x a ragged red and black fringe inside the lips

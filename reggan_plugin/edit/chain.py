@@ -26,7 +26,7 @@ from ..tuning import LARGE_FACE_SCALE
 from . import lips
 from .blend import crop_planes
 from .coverage import FaceCoverage, kept_on_the_head
-from .interior import Inside, Opening, amount_for, draw, gap_opening, mouth_softness, past_lip_rims
+from .interior import Inside, Opening, amount_for, draw, gap_opening, max_gain_for, mouth_softness, past_lip_rims
 
 Paste = Callable[..., tuple[Array, Array]]  # (region, planes, matrix, inplace=...) -> (region, frame mask)
 
@@ -51,6 +51,12 @@ class FaceEdit:
     planes: Array | None = None  # SxSx(4, 6 or 7): what `blend.apply_planes` pastes (`blend.crop_planes`)
     withheld: Array | None = None  # SxSx3: the paint the gains for photographs left out (`calibration.calibrated`)
     photo: float = 0.0  # the share of the gains for photographs the face took (`EditedCrops.photo`)
+
+    @property
+    def photo_paint_left_out(self) -> float:
+        """How far the gains for photographs left this face's paint out: its ``photo`` share where they withheld
+        any, else 0."""
+        return self.photo if self.withheld is not None else 0.0
 
 
 @dataclass
@@ -98,7 +104,7 @@ def measure_mouths(faces: list[FaceEdit], ctx: PasteContext) -> list[FaceEdit]:
     corners = ctx.lip_corners if ctx.interior is not None else None
     out = []
     for face in faces:
-        amount = amount_for(face.m, face.photo if face.withheld is not None else 0.0)
+        amount = amount_for(face.m, face.photo_paint_left_out)
         blur = mouth_softness(ctx.rgb, face.m, corners) if corners is not None and amount > 0 else 0.0
         out.append(dataclasses.replace(face, amount=amount, blur=blur))
     return out
@@ -136,10 +142,12 @@ def lips_whole(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
 
 
 def find_opening(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
-    """Where the gap the lips open shows the mouth's inside, for the drawn interior (`interior.gap_opening`)."""
+    """Where the gap the lips open shows the mouth's inside, for the drawn interior (`interior.gap_opening`), and how
+    much the paint may brighten it there (`interior.max_gain_for`)."""
     if face.gap is None or ctx.lip_corners is None:
         return face
-    return dataclasses.replace(face, opening=gap_opening(face.m, face.gap, ctx.lip_corners, face.amount))
+    opening = gap_opening(face.m, face.gap, ctx.lip_corners, face.amount, max_gain_for(face.photo_paint_left_out))
+    return dataclasses.replace(face, opening=opening)
 
 
 def to_planes(face: FaceEdit, ctx: PasteContext) -> FaceEdit:

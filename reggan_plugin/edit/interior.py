@@ -5,18 +5,19 @@ magnified six to eight times on a large face, a soft dark band where the express
 with sharp edges, which no paint at the crop's resolution holds (benchmarks/mouth_detail.py). The package ships, for
 each expression that opens the mouth, the inside of one rendered mouth (``models/mouth_interior.npz``, made by
 ``recipes/interior.toml`` from renders of training identities): the picture between the inner lip contours, unrolled
-into a strip from corner to corner and from the upper lip to the lower. Each column of the gap draws the strip's
-column at its place between the corners, stretched from the gap's top to its bottom, lit by the paint: as bright on
-average (brightened at most 1.5 times) and each channel of the paint's colour (the paint decides how the inside is
-lit, the strip its edges). It is drawn as much as its column opens (`lips.split_at_lips`: faded in with the opening
-and from the corners; past the dark rims the lips carry, `past_lip_rims`), between edges drawn at the frame's own
-pixels where the lips part whole (the gap the paste leaves, read from the crop, ramps over a crop pixel: a soft rim
-six to eight frame pixels wide on a large face), and as soft as the picture about the mouth (`mouth_softness`: a
-magnified or out-of-focus frame gets a soft inside, not a render's sharp teeth in a soft mouth). On a render, only
-on faces whose crop the paste magnifies four times or more (a face box from about 285 px), fully from eight
-(`amount_for`): on smaller faces the paint is near the frame's scale. On a photograph at any size, as far as the face
-took the gains for photographs: they leave the paint out, and the gap would show it alone, a soft blot. A smile,
-whose motion hardly parts the lips, gets no drawn inside: it shows the model's own paint between the lips.
+into a strip from corner to corner and from the upper lip to the lower. Each column of the gap draws the strip's column
+at its place between the corners, stretched from the gap's top to its bottom, lit by the paint: as bright on average and
+each channel of the paint's colour (the paint decides how the inside is lit, the strip its edges), brightened at most
+1.5 times on a render and not at all on a photograph (`max_gain_for`). It is drawn as much as its column opens
+(`lips.split_at_lips`: faded in with the opening and from the corners; past the dark rims the lips carry,
+`past_lip_rims`), between edges drawn at the frame's own pixels where the lips part whole (the gap the paste leaves,
+read from the crop, ramps over a crop pixel: a soft rim six to eight frame pixels wide on a large face), and as soft as
+the picture about the mouth (`mouth_softness`: a magnified or out-of-focus frame gets a soft inside, not a render's
+sharp teeth in a soft mouth). On a render, only on faces whose crop the paste magnifies four times or more (a face box
+from about 285 px), fully from eight (`amount_for`): on smaller faces the paint is near the frame's scale. On a
+photograph at any size, as far as the face took the gains for photographs: they leave the paint out, and the gap would
+show it alone, a soft blot. A smile, whose motion hardly parts the lips, gets no drawn inside: it shows the model's own
+paint between the lips.
 """
 from __future__ import annotations
 
@@ -36,13 +37,13 @@ from ..imaging.tone import luma
 from ..tuning import (
     MAX_GAIN,
     MIN_WEIGHT,
+    RIM_COLUMNS,
     RIM_CONTRAST,
     RIM_REACH,
     RIM_STEPS,
     SOFTNESS_PROBE,
     SOFTNESS_REACH,
     STRIP_SOFTNESS,
-    UPPER_RIM_COLUMNS,
     UPPER_RIM_REACH,
 )
 
@@ -54,7 +55,8 @@ RECIPE_ENTRY = "recipe"  # the file's entry holding the recipe that built it (JS
 class Opening:
     """Where one face's mouth shows its inside: in the crop of ``m`` (region px -> crop px), at crop ``columns``
     (increasing) the ``top`` and ``bottom`` edges (crop px) and how much each column opens (``opens``, [0, 1]);
-    ``corners`` the mouth corners in that crop (2, 2); ``amount`` how much of the strip to draw."""
+    ``corners`` the mouth corners in that crop (2, 2); ``amount`` how much of the strip to draw; ``max_gain`` how
+    much the paint may brighten it (`max_gain_for`)."""
 
     m: Matrix
     columns: Array
@@ -63,11 +65,12 @@ class Opening:
     opens: Array
     corners: Array
     amount: float
+    max_gain: float = MAX_GAIN
 
 
-def gap_opening(m: Matrix, gap: Array, corners: Array, amount: float) -> Opening:
+def gap_opening(m: Matrix, gap: Array, corners: Array, amount: float, max_gain: float = MAX_GAIN) -> Opening:
     """The opening of the gap a paste left between the lips: ``gap`` SxS [0, 1] in the crop of ``m`` (`gap_rows`)."""
-    return Opening(m, *gap_rows(gap), np.asarray(corners, np.float64), amount)
+    return Opening(m, *gap_rows(gap), np.asarray(corners, np.float64), amount, max_gain)
 
 
 def amount_for(m: Matrix, photo: float = 0.0) -> float:
@@ -77,6 +80,14 @@ def amount_for(m: Matrix, photo: float = 0.0) -> float:
     of it at any size. A photograph's gap otherwise shows the withheld paint, a render-learnt mouth at the crop's
     scale: between a person's own lips a soft pink or purple blot with the lower lip's outline doubled in it."""
     return max(large_face_share(m), float(photo))
+
+
+def max_gain_for(photo: float = 0.0) -> float:
+    """How much the paint may brighten the drawn inside: ``MAX_GAIN`` on a render, not at all on a photograph
+    (``photo`` as in `amount_for`; in between as far as the face took the gains for photographs). A photograph's
+    paint is a render-learnt mouth, lit brighter than its own lips' shade: brightened to it, the rendered tongue and
+    teeth glow orange and white between a person's lips."""
+    return MAX_GAIN + (1.0 - MAX_GAIN) * float(np.clip(photo, 0.0, 1.0))
 
 
 @dataclass(frozen=True)
@@ -132,25 +143,30 @@ def _past_rim(region: Array, opening: Opening, edge: Array, direction: float, re
     return np.where(rim, offsets[np.argmax(light, axis=1)], 0.0)
 
 
+def _along_the_lip(move: Array) -> Array:
+    """Per-column moves of an edge averaged over ``RIM_COLUMNS`` columns (fewer on a narrower opening), so that the
+    edge stays one curve where the paint's soft dark band gives each column a rim of its own."""
+    width = min(RIM_COLUMNS, len(move) if len(move) % 2 else len(move) - 1)  # odd: centred
+    if width <= 1:
+        return move
+    return np.convolve(np.pad(move, width // 2, mode="edge"), np.full(width, 1.0 / width), mode="valid")
+
+
 def past_lip_rims(region: Array, opening: Opening, reach: float = RIM_REACH,
                   upper_reach: float = UPPER_RIM_REACH) -> Opening:
     """``opening`` with its edges moved past the dark rims the lips carry: the lips move whole with the dark line that
     lay between them in the neutral, so where they part each lip's edge is that line, a thin dark curve about the drawn
-    inside. Read in HxWx3 ``region`` as pasted: each column's bottom edge goes down to the lower lip below its rim (at
-    most ``reach`` crop px, `_past_rim`); the top edge up to the upper lip above its rim (at most ``upper_reach``),
-    its move averaged over ``UPPER_RIM_COLUMNS`` columns so that the edge stays one curve where the paint's soft dark
-    band gives each column a rim of its own."""
+    inside. Read in HxWx3 ``region`` as pasted: the bottom edge goes down to the lower lip below its rim (at most
+    ``reach`` crop px, `_past_rim`), the top edge up to the upper lip above its rim (at most ``upper_reach``), each
+    edge's move averaged along the lip (`_along_the_lip`): moved column by column, a narrow opening's edges zigzag,
+    and the strip's teeth with them."""
     if not len(opening.columns):
         return opening
     bottom, top = opening.bottom, opening.top
     if reach > 0:
-        bottom = bottom + _past_rim(region, opening, bottom, 1.0, reach)
+        bottom = bottom + _along_the_lip(_past_rim(region, opening, bottom, 1.0, reach))
     if upper_reach > 0:
-        up = _past_rim(region, opening, top, -1.0, upper_reach)
-        width = min(UPPER_RIM_COLUMNS, len(up) if len(up) % 2 else len(up) - 1)  # odd: centred
-        if width > 1:
-            up = np.convolve(np.pad(up, width // 2, mode="edge"), np.full(width, 1.0 / width), mode="valid")
-        top = top - up
+        top = top - _along_the_lip(_past_rim(region, opening, top, -1.0, upper_reach))
     return replace(opening, top=top, bottom=bottom)
 
 
@@ -171,7 +187,7 @@ def gap_rows(gap: Array) -> tuple[Array, Array, Array, Array]:
 
 def draw(region: Array, opening: Opening, strip: Array, blur: float = 0.0) -> None:
     """Draw ``strip`` into ``opening`` in the HxWx3 float32 ``region`` (in place), lit by the paint there: as bright
-    and of its colour (brightened at most ``MAX_GAIN`` times); as soft as edges blurred by ``blur`` px
+    and of its colour (brightened at most ``opening.max_gain`` times); as soft as edges blurred by ``blur`` px
     (`mouth_softness`), at least as the strip's own."""
     m, columns, top, bottom, opens = (np.asarray(a, np.float64) for a in (opening.m, opening.columns, opening.top,
                                                                          opening.bottom, opening.opens))
@@ -211,10 +227,11 @@ def draw(region: Array, opening: Opening, strip: Array, blur: float = 0.0) -> No
     part = region[rows, cols]
     w = weight[..., None].astype(np.float32)
     # lit as the paint: its mean over the gap as bright as the paint's (a dark opening keeps white teeth grey, as a
-    # shadow would) and each channel scaled to the paint's (an opening's inside red), brightened at most MAX_GAIN times
+    # shadow would) and each channel scaled to the paint's (an opening's inside red), brightened at most
+    # ``opening.max_gain`` times
     paint, own = (np.maximum((x * w).sum(axis=(0, 1)), 1e-6) for x in (part, drawn))
     lit, seen = float(luma(paint)), float(luma(own))
-    gain = np.minimum(lit / seen * ((paint / lit) / (own / seen)), MAX_GAIN)
+    gain = np.minimum(lit / seen * ((paint / lit) / (own / seen)), opening.max_gain)
     change = w * (drawn * gain - part)
     part += gaussian_blurred(change, extra) if extra > 1e-3 else change  # continuous: no step in a shot
 
