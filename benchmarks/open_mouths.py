@@ -1,6 +1,7 @@
 """An edit's open mouth against real ones (`realism.opening`): the colour of the opening's darkest tenth (luma and
-redness over the skin's median luma), how much of the crop it takes and its detail (the edges of teeth and tongue), on
-photographs and on renders.
+redness over the skin's median luma), how much of the crop it takes, its detail (the edges of teeth and tongue) and its
+glow (the redness of its lightest tenth: teeth and tongue in the mouth's shade, or lit coral), on photographs and on
+renders.
 
 Photographs (paired, as the London set: ``neutral/`` + ``happy/``): each person's neutral edited into each expression
 (``render`` defaults, faces found by the runtime's detector); the reference is the people's own smiles that open, the
@@ -8,8 +9,8 @@ only real open mouths such a set has (a wide-open mouth shows more of its dark t
 opening may sit at the darker end). Renders (a ``dataset render`` folder): the edit against the true render of the
 same face. Per expression: how many mouths open, the median and 5th-95th percentiles of the opening's dark and
 detail, its median size and detail over the reference's, the share inside the reference's 5th-95th percentile box of
-dark and red, the share darker than its 5th percentile and the share softer than its 5th percentile (a dark blot is
-both: near black and featureless). Writes
+dark and red, the share darker than its 5th percentile, the share softer than its 5th percentile (a dark blot is
+both: near black and featureless) and the share glowing more than its 95th percentile. Writes
 docs/OPEN_MOUTHS.md; ``--grids DIR`` writes neutral | edits | reference crops for a person to judge (photos never go
 into the docs).
 
@@ -40,29 +41,30 @@ SIZE = 256
 
 @dataclass(frozen=True)
 class Openings:
-    """One set of mouths' openings (share, dark, red, detail per open mouth) out of ``total``."""
+    """One set of mouths' openings (share, dark, red, detail, glow per open mouth) out of ``total``."""
 
     values: np.ndarray
     total: int
 
     def cells(self, reference: Openings) -> str:
         if len(self.values) == 0:
-            return f"0 of {self.total} | - | - | - | - | - | - | -"
+            return f"0 of {self.total} | - | - | - | - | - | - | - | - | -"
         low, high = np.percentile(reference.values, 5, axis=0), np.percentile(reference.values, 95, axis=0)
-        share, dark, red, detail = self.values.T
-        spread = [f"{np.median(v):.2f} [{np.percentile(v, 5):.2f}, {np.percentile(v, 95):.2f}]" for v in (dark, detail)]
+        share, dark, red, detail, glow = self.values.T
+        spread = [f"{np.median(v):.2f} [{np.percentile(v, 5):.2f}, {np.percentile(v, 95):.2f}]"
+                  for v in (dark, detail, glow)]
         size_ratio = np.median(share) / np.median(reference.values[:, 0])
         detail_ratio = np.median(detail) / np.median(reference.values[:, 3])
         colour = self.values[:, 1:3]
         within = np.mean(np.all((colour >= low[1:3]) & (colour <= high[1:3]), axis=1))
         return (f"{len(self.values)} of {self.total} | {spread[0]} | {np.median(red):.2f} | {spread[1]} | "
                 f"{size_ratio:.2f} / {detail_ratio:.2f} | {100 * within:.0f}% | {100 * np.mean(dark < low[1]):.0f}% | "
-                f"{100 * np.mean(detail < low[3]):.0f}%")
+                f"{100 * np.mean(detail < low[3]):.0f}% | {spread[2]} | {100 * np.mean(glow > high[4]):.0f}%")
 
 
 def openings(found: list[Opening | None]) -> Openings:
-    values = [(o.share, o.dark, o.red, o.detail) for o in found if o is not None]
-    return Openings(np.array(values, np.float64).reshape(-1, 4), len(found))
+    values = [(o.share, o.dark, o.red, o.detail, o.glow) for o in found if o is not None]
+    return Openings(np.array(values, np.float64).reshape(-1, 5), len(found))
 
 
 def measure(folder: Path, photos: bool, grids: Path | None) -> dict[str, tuple[Openings, Openings]]:
@@ -110,7 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     header = ("| expression | open | dark (luma / skin), median [5th, 95th] | red / skin | detail / skin, median "
               "[5th, 95th] | size / detail over the reference's | inside the reference's box | darker than the "
-              "reference | softer than the reference |")
+              "reference | softer than the reference | glow / skin, median [5th, 95th] | glowing more than the "
+              "reference |")
     lines = [
         "# Open mouths: what an opening shows against real ones", "",
         f"`python benchmarks/open_mouths.py {' '.join(argv)}` ({datetime.date.today().isoformat()}), the bundled "
@@ -118,14 +121,16 @@ def main(argv: list[str] | None = None) -> None:
         f"opening is the inside of the inner lip contour (MediaPipe Face Mesh) when it holds at least "
         f"{OPENING_LEAST:.1%} of the crop; its colour is the mean of its darkest tenth, luma and red (less the mean of "
         "green and blue) over the skin's median luma, its detail the standard deviation of the luma's Laplacian inside "
-        "it over the same, its size the share of the crop inside it (medians over the reference's). The reference's "
-        "box: its 5th to 95th percentiles of dark and red; darker or softer than the reference: below its 5th "
-        "percentile (a dark blot is both).", ""]
+        "it over the same, its size the share of the crop inside it (medians over the reference's), its glow the "
+        "redness of its lightest tenth over the skin's luma (teeth and tongue in the mouth's shade are near grey; a "
+        "rendered inside lit brighter glows coral). The reference's box: its 5th to 95th percentiles of dark and red; "
+        "darker or softer than the reference: below its 5th percentile (a dark blot is both); glowing more: above its "
+        "95th.", ""]
     for folder, photos in ((args.photos, True), (args.renders, False)):
         if folder is None:
             continue
         what = ("the people's own smiles that open" if photos else "the true render of each edit")
-        lines += [f"## {folder.name}: against {what}", "", header, "|---|---|---|---|---|---|---|---|---|"]
+        lines += [f"## {folder.name}: against {what}", "", header, "|---|---|---|---|---|---|---|---|---|---|---|"]
         results = measure(folder, photos, args.grids)
         for expression, (edit, reference) in results.items():
             lines.append(f"| {expression} | {edit.cells(reference)} |")

@@ -71,8 +71,10 @@ PORTRAIT_MOUTH_LIGHT = 1.5
 # tongue, median detail 0.12). The gap's paint alone, without the drawn inside, a soft pink or purple blot: detail
 # 0.04-0.07, median 0.058 (the paint everywhere, a dark smear across the lips: apart on 2). The dark and red floors
 # are about three quarters of the least; the median detail's lies midway between the blot's and the drawn inside's.
+# Its glow (the lightest tenth's redness over the skin's luma) 0.22-0.35; brightened, the tongue coral, 0.27-0.60 (the
+# people's own smiles' median 0.11): the ceiling lies between the two's most.
 PORTRAIT_OPENED = 4
-OPENING_DARK, OPENING_RED, OPENING_DETAIL = 0.02, 0.035, 0.07
+OPENING_DARK, OPENING_RED, OPENING_DETAIL, OPENING_GLOW = 0.02, 0.035, 0.07, 0.45
 # The turned renders surprised: id00000's opening 0.86 of the true render's size with 0.41 of its detail (the teeth's
 # and tongue's edges), id00002's 0.70 with 0.17 (0.80 with 0.52 and 0.74 with 0.15 with one flow for every pitch; with
 # three turn keys and a 5 x 5 neighbourhood more detail, by eye at 3x a ragged red and black fringe inside the lips
@@ -171,7 +173,8 @@ def test_portraits_keep_their_skin_and_smile_in_the_mouths_shade(renderer, londo
 def test_portraits_open_their_mouths_when_surprised(renderer, london_faces):
     """The same five portraits surprised (default options): an independent landmarker (MediaPipe's inner lip contour)
     finds the lips apart on ``PORTRAIT_OPENED`` of them, the opening's darkest tenth is a mouth's shade, not a black
-    hole or a grey smear, and it has a mouth's edges (teeth, tongue) where a soft blot has none (`realism.opening`)."""
+    hole or a grey smear, it has a mouth's edges (teeth, tongue) where a soft blot has none, and its lightest parts
+    do not glow coral (`realism.opening`)."""
     from training.evaluate import mouth_shape
 
     reason = mouth_shape.unavailable_reason()
@@ -189,6 +192,7 @@ def test_portraits_open_their_mouths_when_surprised(renderer, london_faces):
     assert len(found) >= PORTRAIT_OPENED, openings
     assert min(o.dark for o in found) >= OPENING_DARK and min(o.red for o in found) >= OPENING_RED, found
     assert np.median([o.detail for o in found]) >= OPENING_DETAIL, found
+    assert max(o.glow for o in found) <= OPENING_GLOW, found
 
 
 @pytest.mark.parametrize("identity", ["id00000", "id00002"])

@@ -48,7 +48,7 @@ def test_spill_beyond_the_truths_edges_counts_a_ghost_and_not_an_edge_placed_a_p
     assert far_share > 0 and far == 40
 
 
-def test_an_opening_is_measured_inside_the_inner_lips_and_a_closed_mouth_has_none() -> None:
+def test_an_opening_is_measured_inside_the_inner_lips_its_glow_apart_and_a_closed_mouth_has_none() -> None:
     ys, xs = np.nonzero(realism.mouth_region(S))
     centre, half = np.array([xs.mean(), ys.mean()]), np.array([np.ptp(xs), np.ptp(ys)]) / 2 / np.sqrt(2)
     box = (centre + half * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]])) / S  # inside the stripes' ellipse
@@ -58,6 +58,8 @@ def test_an_opening_is_measured_inside_the_inner_lips_and_a_closed_mouth_has_non
     assert shade.dark > 2.5 * blot.dark and shade.red > 0.3 and abs(blot.red) < 0.05
     assert shade.detail > 0.5 and blot.detail < 0.01  # the teeth's edges against a featureless blot
     assert abs(shade.share - _box_share(box)) < 0.01 and shade.share == blot.share
+    glowing = realism.opening(_mouth([(60, 20, 25), (240, 120, 100)]), box)  # a throat and a tongue lit coral
+    assert glowing is not None and glowing.glow > 0.5 and abs(shade.glow) < 0.15  # teeth in the shade are near grey
     line = np.array([[0.4, 0.7], [0.6, 0.7], [0.6, 0.701], [0.4, 0.701]])  # a closed mouth's contour: a lip line
     assert realism.opening(_mouth([(25, 20, 30)]), line) is None
 

@@ -28,9 +28,9 @@ SPILL_LARGE = 16  # levels: a change anyone sees
 # spill; beyond it, what is left is the edit's own ghosts (a jaw reaching into the neck, a streak on the backdrop)
 SPILL_EDGE = 2
 # An open mouth: at least this share of the crop inside the inner lip contour (a closed mouth's contour encloses a few
-# pixels of lip line); its darkest tenth is the opening's dark
+# pixels of lip line); its darkest tenth is the opening's dark, its lightest tenth its light (teeth, a lit tongue)
 OPENING_LEAST = 0.003
-OPENING_DARKEST = 0.1
+OPENING_TENTH = 0.1
 OPENING_RIM = 2 / 256  # crop units: the contour's band whose detail is the lips' edge, not the inside's
 
 
@@ -115,21 +115,29 @@ def mouth_tint(crop: np.ndarray) -> float:
 @dataclass(frozen=True)
 class Opening:
     """What an open mouth shows (`opening`): ``share`` of the crop inside the inner lip contour; the colour of its
-    darkest tenth, ``dark`` (luma) and ``red`` (red less the mean of green and blue), and its ``detail`` (the standard
-    deviation of the luma's Laplacian inside it), each over the skin's median luma."""
+    darkest tenth, ``dark`` (luma) and ``red`` (red less the mean of green and blue); its ``detail`` (the standard
+    deviation of the luma's Laplacian inside it); and ``glow``, the red of its lightest tenth; each over the skin's
+    median luma."""
 
     share: float
     dark: float
     red: float
     detail: float
+    glow: float
+
+
+def _redness(rgb: np.ndarray) -> float:
+    return float(rgb[0] - (rgb[1] + rgb[2]) / 2)
 
 
 def opening(crop: np.ndarray, inner_lips: np.ndarray, least: float = OPENING_LEAST) -> Opening | None:
     """What an open mouth shows (an SxSx3 uint8 canonical crop; ``inner_lips`` the inner lip contour, (20, 2) crop
     units, `mouth_shape.MouthShapeJudge.inner_lips`). A real opening's dark is the mouth's shade, reddish
     (tongue, gums), with the edges of teeth and tongue in it (the detail is read ``OPENING_RIM`` inside the contour,
-    off the lips' own edge, and per pixel: compare crops of one size); a dark blot is near black and featureless, a
-    smear grey or purple and soft. None where the mouth is closed (less than ``least`` of the crop inside)."""
+    off the lips' own edge, and per pixel: compare crops of one size), and its lightest parts are teeth and a tongue in
+    that shade, a little red; a dark blot is near black and featureless, a smear grey or purple and soft, a rendered
+    inside lit brighter than the mouth's shade glows coral or orange (a high ``glow``; the detail alone reads that glow
+    as edges). None where the mouth is closed (less than ``least`` of the crop inside)."""
     size = crop.shape[0]
     inside = np.zeros((size, size), np.uint8)
     cv2.fillPoly(inside, [np.round(np.asarray(inner_lips) * size).astype(np.int32)], (1,))
@@ -137,10 +145,13 @@ def opening(crop: np.ndarray, inner_lips: np.ndarray, least: float = OPENING_LEA
         return None
     y = luma(crop)
     pixels = np.asarray(crop, np.float64)[..., :3][inside > 0]
-    dark = pixels[np.argsort(y[inside > 0])[: max(int(OPENING_DARKEST * len(pixels)), 1)]].mean(axis=0)
+    order = np.argsort(y[inside > 0])
+    tenth = max(int(OPENING_TENTH * len(pixels)), 1)
+    dark, light = pixels[order[:tenth]].mean(axis=0), pixels[order[-tenth:]].mean(axis=0)
     skin = float(np.median(y[skin_region(size)]))
     rim = max(round(OPENING_RIM * size), 1)
     core = cv2.erode(inside, np.ones((2 * rim + 1,) * 2, np.uint8)) > 0  # the lips' edges left out
     return Opening(share=float(inside.mean()), dark=float(dark @ np.asarray(REC709_LUMA)) / skin,
-                   red=float(dark[0] - (dark[1] + dark[2]) / 2) / skin,
-                   detail=float(np.sqrt(laplacian_energy(crop, core))) / skin if core.any() else 0.0)
+                   red=_redness(dark) / skin,
+                   detail=float(np.sqrt(laplacian_energy(crop, core))) / skin if core.any() else 0.0,
+                   glow=_redness(light) / skin)
