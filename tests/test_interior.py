@@ -14,10 +14,11 @@ from reggan_plugin.edit.interior import (
     max_gain_for,
     mouth_softness,
     past_lip_rims,
+    sliver_share,
     softness,
 )
 from reggan_plugin.errors import ModelError
-from reggan_plugin.tuning import MAX_GAIN, RIM_COLUMNS, STRIP_SOFTNESS
+from reggan_plugin.tuning import MAX_GAIN, RIM_COLUMNS, SLIVER, STRIP_SOFTNESS
 from training.interior import OPENING, medoid, unrolled
 
 SIZE = 64
@@ -81,12 +82,24 @@ def test_a_photographs_paint_darkens_the_strip_but_never_brightens_it() -> None:
     assert max_gain_for(0.0) == MAX_GAIN and max_gain_for(1.0) == 1.0
     assert 1.0 < max_gain_for(0.5) < MAX_GAIN
     bright = np.full((SIZE, SIZE, 3), 0.9, np.float32)
-    draw(bright, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0, max_gain_for(1.0)), 0.5 * striped_strip())
+    draw(bright, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0, photo=1.0), 0.5 * striped_strip())
     np.testing.assert_allclose(bright[37:40, 26:40], 0.5, atol=0.03)  # the strip's own white, not the paint's glow
     dark = np.full((SIZE, SIZE, 3), 0.3, np.float32)
     dark[30:50, 15:50] = (0.2, 0.1, 0.1)
-    draw(dark, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0, max_gain_for(1.0)), striped_strip())
+    draw(dark, gap_opening(m, gap_between(36.0, 46.0), CORNERS, 1.0, photo=1.0), striped_strip())
     np.testing.assert_allclose(dark[37:40, 26:40].mean(axis=(0, 1)), (0.4, 0.2, 0.2), atol=0.03)  # still lit darker
+
+
+def test_a_photographs_sliver_of_an_opening_gets_no_inside() -> None:
+    m = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    sliver = gap_between(40.0, 42.0)  # two rows: 0.083 of the 24 px mouth
+    dark = np.broadcast_to(np.array([0.2, 0.1, 0.1], np.float32), (8, 32, 3))
+    for photo, drawn in ((0.0, True), (1.0, False)):
+        region = np.full((SIZE, SIZE, 3), 0.5, np.float32)
+        draw(region, gap_opening(m, sliver, CORNERS, 1.0, photo=photo), dark)
+        assert (np.abs(region - 0.5).max() > 0.05) == drawn
+    assert sliver_share(SLIVER[0]) == 0.0 and sliver_share(SLIVER[1]) == 1.0
+    assert 0.0 < sliver_share(sum(SLIVER) / 2) < 1.0
 
 
 def lip_below_an_opening(rim_rows: slice | None) -> np.ndarray:

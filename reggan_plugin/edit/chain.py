@@ -26,7 +26,7 @@ from ..tuning import LARGE_FACE_SCALE
 from . import lips
 from .blend import crop_planes
 from .coverage import FaceCoverage, kept_on_the_head
-from .interior import Inside, Opening, amount_for, draw, gap_opening, max_gain_for, mouth_softness, past_lip_rims
+from .interior import Inside, Opening, amount_for, draw, gap_opening, mouth_softness, past_lip_rims
 
 Paste = Callable[..., tuple[Array, Array]]  # (region, planes, matrix, inplace=...) -> (region, frame mask)
 
@@ -142,11 +142,11 @@ def lips_whole(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
 
 
 def find_opening(face: FaceEdit, ctx: PasteContext) -> FaceEdit:
-    """Where the gap the lips open shows the mouth's inside, for the drawn interior (`interior.gap_opening`), and how
-    much the paint may brighten it there (`interior.max_gain_for`)."""
+    """Where the gap the lips open shows the mouth's inside, for the drawn interior (`interior.gap_opening`: on a
+    photograph, how much of it and how lit)."""
     if face.gap is None or ctx.lip_corners is None:
         return face
-    opening = gap_opening(face.m, face.gap, ctx.lip_corners, face.amount, max_gain_for(face.photo_paint_left_out))
+    opening = gap_opening(face.m, face.gap, ctx.lip_corners, face.amount, face.photo_paint_left_out)
     return dataclasses.replace(face, opening=opening)
 
 

@@ -16,8 +16,9 @@ the picture about the mouth (`mouth_softness`: a magnified or out-of-focus frame
 sharp teeth in a soft mouth). On a render, only on faces whose crop the paste magnifies four times or more (a face box
 from about 285 px), fully from eight (`amount_for`): on smaller faces the paint is near the frame's scale. On a
 photograph at any size, as far as the face took the gains for photographs: they leave the paint out, and the gap would
-show it alone, a soft blot. A smile, whose motion hardly parts the lips, gets no drawn inside: it shows the model's own
-paint between the lips.
+show it alone, a soft blot; but not into a sliver (`sliver_share`: a disgusted photograph's gap), where the strip's
+teeth would be a line of their colour along the lips. A smile, whose motion hardly parts the lips, gets no drawn inside:
+it shows the model's own paint between the lips.
 """
 from __future__ import annotations
 
@@ -33,7 +34,7 @@ from ..errors import ModelError
 from ..geometry.align import Matrix, apply_affine, invert_affine, large_face_share, matrix_scale
 from ..geometry.resample import crop_roi, sample
 from ..imaging.filters import gaussian_blurred
-from ..imaging.tone import luma
+from ..imaging.tone import luma, smoothstep
 from ..tuning import (
     MAX_GAIN,
     MIN_WEIGHT,
@@ -41,6 +42,7 @@ from ..tuning import (
     RIM_CONTRAST,
     RIM_REACH,
     RIM_STEPS,
+    SLIVER,
     SOFTNESS_PROBE,
     SOFTNESS_REACH,
     STRIP_SOFTNESS,
@@ -68,9 +70,25 @@ class Opening:
     max_gain: float = MAX_GAIN
 
 
-def gap_opening(m: Matrix, gap: Array, corners: Array, amount: float, max_gain: float = MAX_GAIN) -> Opening:
-    """The opening of the gap a paste left between the lips: ``gap`` SxS [0, 1] in the crop of ``m`` (`gap_rows`)."""
-    return Opening(m, *gap_rows(gap), np.asarray(corners, np.float64), amount, max_gain)
+def gap_opening(m: Matrix, gap: Array, corners: Array, amount: float, photo: float = 0.0) -> Opening:
+    """The opening of the gap a paste left between the lips: ``gap`` SxS [0, 1] in the crop of ``m`` (`gap_rows`).
+    On a photograph (``photo`` as in `amount_for`) the paint may not brighten the inside (`max_gain_for`), and a
+    sliver gets none of it (`sliver_share`)."""
+    columns, top, bottom, opens = gap_rows(gap)
+    corners = np.asarray(corners, np.float64)
+    photo = float(np.clip(photo, 0.0, 1.0))
+    if photo > 0 and len(columns):
+        tallest = float((bottom - top).max()) / float(corners[1, 0] - corners[0, 0])
+        amount *= 1.0 - photo * (1.0 - sliver_share(tallest))
+    return Opening(m, columns, top, bottom, opens, corners, amount, max_gain_for(photo))
+
+
+def sliver_share(height: float) -> float:
+    """How much of the inside a photograph's opening gets whose tallest column is ``height`` of the mouth's width:
+    none below ``SLIVER[0]``, all from ``SLIVER[1]``. Squashed into a sliver, the strip's teeth and gums are a line of
+    their colour along the lips; the gap keeps the person's lips and the paint there."""
+    low, high = SLIVER
+    return float(smoothstep((height - low) / (high - low)))
 
 
 def amount_for(m: Matrix, photo: float = 0.0) -> float:
