@@ -19,7 +19,7 @@ from reggan_plugin.edit.interior import (
 )
 from reggan_plugin.errors import ModelError
 from reggan_plugin.tuning import MAX_GAIN, RIM_COLUMNS, SLIVER, STRIP_SOFTNESS
-from training.interior import OPENING, medoid, unrolled
+from training.interior import OPENING, medoid, teeth_balance, unrolled
 
 SIZE = 64
 CORNERS = np.array([[20.0, 40.0], [44.0, 40.0]])
@@ -241,6 +241,17 @@ def test_the_medoid_is_the_strip_nearest_the_others() -> None:
     # a pattern growing in contrast, each strip in its own colour (taken away): the middle contrast is the medoid
     strips = [pattern * a + colour for a, colour in ((0.0, 0.1), (1.0, 0.7), (2.0, 0.0), (4.0, 0.3))]
     assert medoid(strips) == 2
+
+
+def test_a_strip_is_white_balanced_on_its_teeth() -> None:
+    strip = np.full((20, 40, 3), (0.3, 0.1, 0.1), np.float32)  # a warm-lit render: red gums
+    strip[:5] = (0.9, 0.7, 0.5)  # and its teeth, yellow under the same light
+    gains = teeth_balance(strip)
+    teeth = strip[0, 0] * gains
+    np.testing.assert_allclose(teeth, teeth.mean(), atol=1e-6)  # grey
+    np.testing.assert_allclose(teeth @ np.array([0.2126, 0.7152, 0.0722]), 0.9 * 0.2126 + 0.7 * 0.7152 + 0.5 * 0.0722,
+                               atol=1e-6)  # at their own luma
+    assert (strip[10, 10] * gains)[0] < 0.3  # the gums still red, less so
 
 
 def test_the_renderer_draws_the_inside_of_a_large_mouth_that_shows_it_only() -> None:

@@ -2,9 +2,10 @@
 
 For each expression that opens the mouth, every render's inside of the mouth (the picture between the inner lip
 contours of its 68 landmarks: 60-64 above, 64-67 and 60 below) is unrolled into a strip, corner to corner across and
-upper lip to lower lip down; the strip shipped is the medoid (least summed squared distance to the others, each with
-its mean colour taken away: the runtime shifts it to the paint's colour), a real render's mouth rather than an
-average, which would blur the teeth. Renders of training identities, 1080 px (a mouth about 220 px wide, under the
+upper lip to lower lip down, white-balanced on the identity's teeth (`teeth_balance`: a render's light is warm or
+cool, and the runtime lights the strip by the paint at most so much, so a warm-lit strip's teeth stayed yellow); the
+strip shipped is the medoid (least summed squared distance to the others, each with its mean colour taken away: the
+runtime shifts it to the paint's colour), a real render's mouth rather than an average, which would blur the teeth. Renders of training identities, 1080 px (a mouth about 220 px wide, under the
 strip's width, so the strip holds the render's own edges), by a recipe of kind ``interior``
 (``reggan-plugin recipe recipes/interior.toml``); the file keeps the recipe that built it (`RECIPE_ENTRY`).
 """
@@ -21,11 +22,14 @@ from reggan_plugin.atomic import atomic_path
 from reggan_plugin.edit.interior import RECIPE_ENTRY
 from reggan_plugin.errors import UsageError
 from reggan_plugin.geometry.resample import sample
+from reggan_plugin.imaging.tone import REC709_LUMA
 
 OPENING = ("surprised", "disgusted", "fearful")
 STRIP = (96, 384)  # rows (upper lip to lower), columns (corner to corner)
 UPPER = [60, 61, 62, 63, 64]  # 68-point inner lip contour, left corner to right
 LOWER = [60, 67, 66, 65, 64]
+TEETH_FROM = "disgusted"  # the expression whose render bares the upper teeth: each identity's teeth read from it
+TEETH = 0.05  # its strip's lightest share: the teeth (the upper teeth fill about a third of a disgusted strip)
 
 
 def unrolled(picture: np.ndarray, points: np.ndarray, shape: tuple[int, int] = STRIP) -> np.ndarray:
@@ -63,18 +67,36 @@ def landmarks(picture: Path) -> np.ndarray:
     return np.array(json.loads(picture.with_suffix(".landmarks.json").read_text())["points"], np.float64)
 
 
+def teeth_balance(strip: np.ndarray) -> np.ndarray:
+    """Per-channel gains that make the teeth of ``strip`` (HxWx3 [0, 1]; its lightest ``TEETH`` of pixels) grey at
+    their own luma: the render's light colour taken out of everything the strips of that render hold."""
+    pixels = strip.reshape(-1, 3).astype(np.float64)
+    lightness = pixels @ np.asarray(REC709_LUMA)
+    teeth = pixels[np.argsort(lightness)[-max(int(TEETH * len(pixels)), 1):]].mean(axis=0)
+    gains: np.ndarray = float(teeth @ np.asarray(REC709_LUMA)) / np.maximum(teeth, 1e-6)
+    return gains
+
+
+def strip_of(path: Path) -> np.ndarray:
+    """A render's unrolled inside of the mouth (`unrolled`), float32 [0, 1]."""
+    with Image.open(path) as src:
+        picture = np.asarray(src.convert("RGB"), np.float32) / 255
+    return unrolled(picture, landmarks(path))
+
+
 def interiors(folders: list[Path], expressions: tuple[str, ...] = OPENING) -> dict[str, tuple[np.ndarray, str]]:
-    """{expression: (the medoid strip, float32 [0, 1], its identity)} over `dataset render` folders."""
+    """{expression: (the medoid strip, float32 [0, 1], its identity)} over `dataset render` folders, each identity's
+    strips white-balanced on its teeth where it has a ``TEETH_FROM`` render (`teeth_balance`)."""
+    balance: dict[Path, np.ndarray] = {
+        path.parent: teeth_balance(strip_of(path))
+        for path in sorted(p for folder in folders for p in folder.glob(f"*/{TEETH_FROM}.png"))}
     out: dict[str, tuple[np.ndarray, str]] = {}
     for expression in expressions:
         found = sorted(p for folder in folders for p in folder.glob(f"*/{expression}.png"))
         if len(found) < 2:
             raise UsageError(f"{', '.join(map(str, folders))}: fewer than two {expression} renders to choose from")
-        strips = []
-        for path in found:
-            with Image.open(path) as src:
-                picture = np.asarray(src.convert("RGB"), np.float32) / 255
-            strips.append(unrolled(picture, landmarks(path)))
+        strips = [np.clip(strip_of(path) * balance.get(path.parent, 1.0), 0.0, 1.0).astype(np.float32)
+                  for path in found]
         best = medoid(strips)
         out[expression] = (strips[best], found[best].parent.name)
     return out

@@ -5,20 +5,20 @@ magnified six to eight times on a large face, a soft dark band where the express
 with sharp edges, which no paint at the crop's resolution holds (benchmarks/mouth_detail.py). The package ships, for
 each expression that opens the mouth, the inside of one rendered mouth (``models/mouth_interior.npz``, made by
 ``recipes/interior.toml`` from renders of training identities): the picture between the inner lip contours, unrolled
-into a strip from corner to corner and from the upper lip to the lower. Each column of the gap draws the strip's column
-at its place between the corners, stretched from the gap's top to its bottom, lit by the paint: as bright on average and
-each channel of the paint's colour (the paint decides how the inside is lit, the strip its edges), brightened at most
-1.5 times on a render and not at all on a photograph (`max_gain_for`). It is drawn as much as its column opens
-(`lips.split_at_lips`: faded in with the opening and from the corners; past the dark rims the lips carry,
-`past_lip_rims`), between edges drawn at the frame's own pixels where the lips part whole (the gap the paste leaves,
-read from the crop, ramps over a crop pixel: a soft rim six to eight frame pixels wide on a large face), and as soft as
-the picture about the mouth (`mouth_softness`: a magnified or out-of-focus frame gets a soft inside, not a render's
-sharp teeth in a soft mouth). On a render, only on faces whose crop the paste magnifies four times or more (a face box
-from about 285 px), fully from eight (`amount_for`): on smaller faces the paint is near the frame's scale. On a
-photograph at any size, as far as the face took the gains for photographs: they leave the paint out, and the gap would
-show it alone, a soft blot; but not into a sliver (`sliver_share`: a disgusted photograph's gap), where the strip's
-teeth would be a line of their colour along the lips. A smile, whose motion hardly parts the lips, gets no drawn inside:
-it shows the model's own paint between the lips.
+into a strip from corner to corner and from the upper lip to the lower, white-balanced on the render's teeth. Each
+column of the gap draws the strip's column at its place between the corners, stretched from the gap's top to its bottom,
+lit by the paint: as bright on average and each channel of the paint's colour (the paint decides how the inside is lit,
+the strip its edges), brightened at most 1.5 times on a render and not at all on a photograph (`max_gain_for`). It is
+drawn as much as its column opens (`lips.split_at_lips`: faded in with the opening and from the corners; past the dark
+rims the lips carry, `past_lip_rims`), between edges drawn at the frame's own pixels where the lips part whole (the gap
+the paste leaves, read from the crop, ramps over a crop pixel: a soft rim six to eight frame pixels wide on a large
+face), and as soft as the picture about the mouth (`mouth_softness`: a magnified or out-of-focus frame gets a soft
+inside, not a render's sharp teeth in a soft mouth). On a render, only on faces whose crop the paste magnifies four
+times or more (a face box from about 285 px), fully from eight (`amount_for`): on smaller faces the paint is near the
+frame's scale. On a photograph at any size, as far as the face took the gains for photographs: they leave the paint out,
+and the gap would show it alone, a soft blot; but not into a sliver (`sliver_share`: a disgusted photograph's gap),
+where the strip's teeth would be a line of their colour along the lips. A smile, whose motion hardly parts the lips,
+gets no drawn inside: it shows the model's own paint between the lips.
 """
 from __future__ import annotations
 
