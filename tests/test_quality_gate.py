@@ -75,6 +75,9 @@ PORTRAIT_MOUTH_LIGHT = 1.5
 # people's own smiles' median 0.11): the ceiling lies between the two's most.
 PORTRAIT_OPENED = 4
 OPENING_DARK, OPENING_RED, OPENING_DETAIL, OPENING_GLOW = 0.02, 0.035, 0.07, 0.45
+# The same portraits disgusted: no pixel differs from the edit without a drawn inside; with the strip drawn into the
+# sliver (`interior.sliver_share` off) 122-255 pixels differ by more than 8 levels, up to 86.
+SLIVER_DRAWN = 10
 # The turned renders surprised: id00000's opening 0.86 of the true render's size with 0.41 of its detail (the teeth's
 # and tongue's edges), id00002's 0.70 with 0.17 (0.80 with 0.52 and 0.74 with 0.15 with one flow for every pitch; with
 # three turn keys and a 5 x 5 neighbourhood more detail, by eye at 3x a ragged red and black fringe inside the lips
@@ -193,6 +196,22 @@ def test_portraits_open_their_mouths_when_surprised(renderer, london_faces):
     assert min(o.dark for o in found) >= OPENING_DARK and min(o.red for o in found) >= OPENING_RED, found
     assert np.median([o.detail for o in found]) >= OPENING_DETAIL, found
     assert max(o.glow for o in found) <= OPENING_GLOW, found
+
+
+def test_a_disgusted_portraits_sliver_of_a_gap_gets_no_drawn_teeth(renderer, london_faces):
+    """The same five portraits disgusted: the lips part by a sliver, and nothing is drawn into it (a rendered inside
+    squashed into it shows as orange dashes along the lower lip): the edit is the one without the drawn inside to
+    within ``SLIVER_DRAWN`` pixels changed by more than 8 levels."""
+    plain = ExpressionRenderer(InferenceConfig(backend="cpu"))
+    plain.interior = None
+    detector = SharedDetector()
+    drawn = []
+    for path in _held_out_portraits(london_faces):
+        neutral = _rgb(path)
+        face = detector.detect(neutral)[0]
+        a, b = (r.apply_array(neutral, faces=[face], expression="disgusted").astype(int) for r in (renderer, plain))
+        drawn.append(int((np.abs(a - b).max(axis=-1) > 8).sum()))
+    assert max(drawn) <= SLIVER_DRAWN, drawn
 
 
 @pytest.mark.parametrize("identity", ["id00000", "id00002"])
