@@ -1,13 +1,14 @@
 """The mouth interiors the runtime draws into an opened mouth (`reggan_plugin.edit.interior`), cut from renders.
 
-For each expression that opens the mouth, every render's inside of the mouth (the picture between the inner lip
-contours of its 68 landmarks: 60-64 above, 64-67 and 60 below) is unrolled into a strip, corner to corner across and
-upper lip to lower lip down, white-balanced on the identity's teeth (`teeth_balance`: a render's light is warm or
-cool, and the runtime lights the strip by the paint at most so much, so a warm-lit strip's teeth stayed yellow); the
-strip shipped is the medoid (least summed squared distance to the others, each with its mean colour taken away: the
-runtime shifts it to the paint's colour), a real render's mouth rather than an average, which would blur the teeth. Renders of training identities, 1080 px (a mouth about 220 px wide, under the
-strip's width, so the strip holds the render's own edges), by a recipe of kind ``interior``
-(``reggan-plugin recipe recipes/interior.toml``); the file keeps the recipe that built it (`RECIPE_ENTRY`).
+For each expression that opens the mouth, every render's inside of the mouth (the picture between the inner lip contours
+of its 68 landmarks: 60-64 above, 64-67 and 60 below) is unrolled into a strip, corner to corner across and upper lip to
+lower lip down, white-balanced on the identity's teeth (`teeth_balance`: a render's light is warm or cool, and the
+runtime lights the strip by the paint at most so much, so a warm-lit strip's teeth would stay yellow); the strip shipped
+is the medoid (least summed squared distance to the others, each with its mean colour taken away: the runtime shifts it
+to the paint's colour), a real render's mouth rather than an average, which would blur the teeth. Renders of training
+identities, 1080 px (a mouth about 220 px wide, under the strip's width, so the strip holds the render's own edges), by
+a recipe of kind ``interior`` (``reggan-plugin recipe recipes/interior.toml``); the file keeps the recipe that built it
+(`RECIPE_ENTRY`).
 """
 from __future__ import annotations
 
@@ -87,15 +88,16 @@ def strip_of(path: Path) -> np.ndarray:
 def interiors(folders: list[Path], expressions: tuple[str, ...] = OPENING) -> dict[str, tuple[np.ndarray, str]]:
     """{expression: (the medoid strip, float32 [0, 1], its identity)} over `dataset render` folders, each identity's
     strips white-balanced on its teeth where it has a ``TEETH_FROM`` render (`teeth_balance`)."""
-    balance: dict[Path, np.ndarray] = {
-        path.parent: teeth_balance(strip_of(path))
-        for path in sorted(p for folder in folders for p in folder.glob(f"*/{TEETH_FROM}.png"))}
+    renders = {name: sorted(p for folder in folders for p in folder.glob(f"*/{name}.png"))
+               for name in {*expressions, TEETH_FROM}}
+    unrolled_at = {path: strip_of(path) for paths in renders.values() for path in paths}  # each render read once
+    balance = {path.parent: teeth_balance(unrolled_at[path]) for path in renders[TEETH_FROM]}
     out: dict[str, tuple[np.ndarray, str]] = {}
     for expression in expressions:
-        found = sorted(p for folder in folders for p in folder.glob(f"*/{expression}.png"))
+        found = renders[expression]
         if len(found) < 2:
             raise UsageError(f"{', '.join(map(str, folders))}: fewer than two {expression} renders to choose from")
-        strips = [np.clip(strip_of(path) * balance.get(path.parent, 1.0), 0.0, 1.0).astype(np.float32)
+        strips = [np.clip(unrolled_at[path] * balance.get(path.parent, 1.0), 0.0, 1.0).astype(np.float32)
                   for path in found]
         best = medoid(strips)
         out[expression] = (strips[best], found[best].parent.name)
