@@ -7,8 +7,9 @@ landmark file) are cut as the runtime cuts them from their five points, 128 px. 
 against the render's alpha, as the mean error within 3 px of the silhouette and the share of pixels on the wrong side
 (at 0.5) away from it. The face layer: the model's against the head above the landmarks' jaw line
 (`training.coverage.face_layer`), the share of pixels on the same side over the crop and over the band about 6 px
-either side of the jaw line, where the neck begins. The model was fitted on seed 8181's identities 0-95; the sets
-here are other identities (each folder's seed, first identity and pose range are listed).
+either side of the jaw line, where the neck begins. The model was fitted on seed 8181's identities 0-95 and seed
+8282's 2000-2063 (`recipes/coverage.toml`); the sets here are other identities (each folder's seed, first identity and
+pose range are listed).
 """
 from __future__ import annotations
 

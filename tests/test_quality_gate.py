@@ -38,7 +38,7 @@ TURNED = HERE / "data" / "turned"
 JAW = HERE / "data" / "jaw"
 HALF = HERE / "data" / "half"
 SAMPLES = HERE.parent / "samples"
-# The bundled model's figures on these inputs: spill up to 31 levels (99.9th percentile) and 0.39% of the untouched
+# The bundled model's figures on these inputs: spill up to 31 levels (99.9th percentile) and 0.40% of the untouched
 # pixels changed by over 16 (a surprised jaw's reach into the neck, next to what its truth changes; 29 and 0.39%
 # without the face layer, 31 and 0.45% with one flow for every pitch of the
 # head, 35 and 0.49% with three turn keys and a 5 x 5 neighbourhood, 44 with one stage-1 fit over every turn, 102 and
@@ -49,7 +49,7 @@ TURNED_SPILL, TURNED_SPILL_SHARE = 36.0, 0.45
 # edge placed a pixel off): 3-4 levels and none over 16 for three of them, 6 levels and 0.02% for id00002 surprised
 # (10 and 0.02% without the face layer, the jaw's smear at the neck; 14 and 0.06% with one flow for every pitch).
 TURNED_FAR_SPILL, TURNED_FAR_SPILL_SHARE = 9.0, 0.03
-# Located by the detector rather than by their landmarks, the same turned heads smiling and surprised lose at most 0.36
+# Located by the detector rather than by their landmarks, the same turned heads smiling and surprised lose at most 0.35
 # dB against their truth (0.73 with the detector's keypoint map fitted on renders facing the camera alone, which read a
 # turned head's points 2 px off and its tilt low).
 TURNED_DETECTOR_COST = 0.55
@@ -78,19 +78,19 @@ OPENING_DARK, OPENING_RED, OPENING_DETAIL, OPENING_GLOW = 0.02, 0.035, 0.07, 0.4
 # The same portraits disgusted: no pixel differs from the edit without a drawn inside; with the strip drawn into the
 # sliver (`interior.sliver_share` off) 122-255 pixels differ by more than 8 levels, up to 86.
 SLIVER_DRAWN = 10
-# The turned renders surprised: id00000's opening 0.86 of the true render's size with 0.41 of its detail (the teeth's
-# and tongue's edges), id00002's 0.70 with 0.17 (0.80 with 0.52 and 0.74 with 0.15 with one flow for every pitch; with
+# The turned renders surprised: id00000's opening 0.85 of the true render's size with 0.42 of its detail (the teeth's
+# and tongue's edges), id00002's 0.70 with 0.16 (0.80 with 0.52 and 0.74 with 0.15 with one flow for every pitch; with
 # three turn keys and a 5 x 5 neighbourhood more detail, by eye at 3x a ragged red and black fringe inside the lips
 # rather than teeth).
 TURNED_OPENING_SIZE, TURNED_OPENING_DETAIL = 0.6, 0.12
-# The channel model's jawOpen on the jaw renders (weights 0.8-1): +4.49 dB over the neutral on average (+3.30 to
-# +7.35; +4.63 without the face layer, which holds back the neck under the chin; +4.42 without jawOpen's key at 0.5,
+# The channel model's jawOpen on the jaw renders (weights 0.8-1): +4.49 dB over the neutral on average (+3.24 to
+# +7.38; +4.63 without the face layer, which holds back the neck under the chin; +4.42 without jawOpen's key at 0.5,
 # +4.07 fitted on frontal renders alone, +3.73 with a jaw fitted to the pictures alone, its chin pulled to a point and
-# its sides left behind); spill up to 98 levels and 0.60% of the untouched pixels (the chin moved over the backdrop
+# its sides left behind); spill up to 97 levels and 0.58% of the untouched pixels (the chin moved over the backdrop
 # at the turned head's far silhouette).
 JAW_GAIN = 4.4
 JAW_SPILL, JAW_SPILL_SHARE = 110.0, 1.0
-# The face model at intensity 0.5 on the half-intensity renders: +5.15 dB over the neutral on average (+2.66 to +7.39;
+# The face model at intensity 0.5 on the half-intensity renders: +5.19 dB over the neutral on average (+3.00 to +7.24;
 # stage 1's mixed maps instead of its carried paint would make a half surprise's mouth an orange and white patch);
 # spill up to 20 levels and 0.17% of the untouched pixels.
 HALF_GAIN = 5.0
