@@ -42,7 +42,7 @@ from .geometry.align import (
 )
 from .geometry.resample import warp_to_crop
 from .imageio import ImageData, detector_rgb, non_finite_pixels, write_edit
-from .imageio.transparency import alpha_of
+from .imageio.transparency import region_behind_the_subject
 from .imaging.filters import degrained
 from .prepared_image import PreparedImage, face_region, network_rgb
 
@@ -234,9 +234,9 @@ class ExpressionRenderer:
         """The pasted region (network colour, with its mask) written into a copy of the picture in its own format."""
         image, (rows, cols) = prepared.image, prepared.roi
         region = dataclasses.replace(image, pixels=image.pixels[rows, cols])
-        alpha = alpha_of(region)
-        if alpha is not None:  # a fully transparent pixel keeps the colour it had (`prepared_image.network_rgb`)
-            mask = np.where(alpha > 0.0, mask, 0.0)
+        behind = region_behind_the_subject(image, rows, cols)
+        if behind is not None:  # where the edit read the subject's colour, not the picture's, the picture's stays
+            mask = np.where(behind, 0.0, mask)
         pixels = image.pixels.copy()
         write_edit(pixels[rows, cols], region, new_rgb, mask)
         return dataclasses.replace(image, pixels=pixels)

@@ -248,7 +248,7 @@ def test_region_processing_equals_whole_frame_processing(renderer):
     from reggan_plugin.faces import parse_region
     from reggan_plugin.geometry.resample import warp_to_crop
     from reggan_plugin.imageio import ImageData, compose_output
-    from reggan_plugin.imageio.transparency import alpha_of
+    from reggan_plugin.imageio.transparency import alpha_of, behind_the_subject
     from reggan_plugin.imaging.filters import degrained, grain_level
     from reggan_plugin.prepared_image import face_region, network_rgb
 
@@ -265,7 +265,7 @@ def test_region_processing_equals_whole_frame_processing(renderer):
         edit = EditConfig()
         inside = renderer.interior.inside_for(edit.expression, edit.intensity)  # as forward_images
         new_rgb, mask = renderer.paste(rgb, matrices, crops, renderer.forward(crops, edit), interior=inside)
-        mask = np.where(alpha_of(image) > 0, mask, 0.0)  # fully transparent pixels keep their colour
+        mask = np.where(behind_the_subject(alpha_of(image)), 0.0, mask)  # where the subject's colour was read
         expected = compose_output(image, new_rgb, mask).pixels
         prepared = renderer.prepare_image(image, faces)
         assert prepared.rgb.shape[0] * prepared.rgb.shape[1] <= pixels.shape[0] * pixels.shape[1]
