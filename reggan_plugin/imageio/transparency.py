@@ -21,7 +21,7 @@ SPREAD_SIGMAS = (2.0, 8.0, 32.0)
 REACH = 130  # px: 4 sigmas of the widest Gaussian (OpenCV's kernel radius), and two to spare
 _REACHED = 1e-3  # of the blurred coverage: a pixel the colours reached
 # px from a fully transparent pixel within which a partly covered one is the subject's antialiased edge (a renderer's
-# pixel filter spreads an edge over about two pixels; the demo's frames: 1090 of their 1094 partly covered pixels)
+# pixel filter spreads an edge over about two pixels; the demo's frame 6: 1090 of its 1094 partly covered pixels)
 EDGE = 2
 
 
