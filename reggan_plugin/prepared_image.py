@@ -41,10 +41,10 @@ class PreparedImage:
         return network_rgb(self.image, *self.roi)
 
 
-def network_rgb(image: ImageData, rows: slice, cols: slice) -> Array:
-    """A region of the picture in the network's colour, with the subject's colour behind its transparent pixels
-    (`imageio.transparency`), spread from the region grown by the spread's reach, so that a region gets what the whole
-    picture would."""
+def network_rgb(image: ImageData, rows: slice, cols: slice, edge: bool = True) -> Array:
+    """A region of the picture in the network's colour, with the subject's colour behind its transparent pixels and,
+    with ``edge``, its antialiased edge (`imageio.transparency`), spread from the region grown by the spread's reach,
+    so that a region gets what the whole picture would."""
     if not image.has_alpha:
         return to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
     height, width = image.pixels.shape[:2]
@@ -53,7 +53,7 @@ def network_rgb(image: ImageData, rows: slice, cols: slice) -> Array:
     around = dataclasses.replace(image, pixels=image.pixels[grown])
     alpha = alpha_of(around)
     assert alpha is not None
-    rgb = with_subject_colour_behind(to_network_rgb(around), alpha)
+    rgb = with_subject_colour_behind(to_network_rgb(around), alpha, edge)
     top, left = rows.start - grown[0].start, cols.start - grown[1].start
     return rgb[top : top + rows.stop - rows.start, left : left + cols.stop - cols.start]
 

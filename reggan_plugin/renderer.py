@@ -213,8 +213,11 @@ class ExpressionRenderer:
         # A grainy region goes to the network as its structure (reggan_plugin.imaging.filters), split at the region's own
         # scale: fed grain, the model paints it back as coloured speckle and smear, and in a crop smaller than the
         # face the grain falls below what measures as grainy yet still reaches the model. The edit is taken
-        # against this same crop, so the frame keeps its own grain.
-        source = degrained(rgb)
+        # against this same crop, so the frame keeps its own grain. The network sees a transparent picture's
+        # antialiased edge as it is: fed it as the subject's colour, its neutral edit of the demo's frames moved the
+        # face by up to 4 levels, where it gives the picture back within one. Only paste-back reads it so.
+        seen = network_rgb(image, rows, cols, edge=False) if image.has_alpha else rgb
+        source = degrained(seen)
         align = self.region_ops.align if self.region_ops is not None else warp_to_crop
         crops = np.stack([align(source, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)
         return PreparedImage(image, (rows, cols), rgb, local, crops, non_finite_pixels(region),

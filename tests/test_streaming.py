@@ -260,7 +260,9 @@ def test_region_processing_equals_whole_frame_processing(renderer):
         rgb = network_rgb(image, slice(0, pixels.shape[0]), slice(0, pixels.shape[1]))
         matrices = [renderer.crop_matrix(face, rgb.shape) for face in renderer.find_in_boxes(image, faces)]
         rows, cols = face_region(matrices, renderer.size, rgb.shape)  # the grain is measured on the faces' region
-        structure = degrained(rgb, grain_level(rgb[rows, cols], blocks=False))
+        # the network sees the antialiased edge as it is; paste-back reads it as the subject's colour
+        seen = network_rgb(image, slice(0, pixels.shape[0]), slice(0, pixels.shape[1]), edge=False)
+        structure = degrained(seen, grain_level(seen[rows, cols], blocks=False))
         crops = np.stack([warp_to_crop(structure, m, renderer.size) for m in matrices])
         edit = EditConfig()
         inside = renderer.interior.inside_for(edit.expression, edit.intensity)  # as forward_images

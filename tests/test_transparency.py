@@ -15,7 +15,7 @@ from reggan_plugin.imageio.transparency import with_subject_colour_behind
 from reggan_plugin.renderer import ExpressionRenderer
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
-FRINGE = 10.0  # levels: the bundled models give 3-4 on the demo's turned frame, the edge's green read as it is 27-67
+FRINGE = 10.0  # levels: the bundled models give 4-5 on the demo's turned frame, the edge's green read as it is 27-67
 
 
 def test_transparent_pixels_take_the_nearest_subject_colour_and_the_rest_stays():
@@ -67,7 +67,7 @@ def test_the_colour_under_a_transparent_backdrop_changes_nothing_of_the_edit():
 def test_a_turned_demo_frame_gets_no_fringe_of_the_colour_under_its_transparency(expression):
     """The demo's frame 6 (the head turned a little) edited: on the opaque side of the head's edge, within 3 px of it,
     the output is no greener than the input by more than ``FRINGE`` levels (green less the mean of red and blue, its
-    99.5th percentile): 4 and 3 levels; reading the green its antialiased edge mixes in, 27 and 67."""
+    99.5th percentile): 5 and 4 levels; reading the green its antialiased edge mixes in, 27 and 67."""
     renderer = ExpressionRenderer(InferenceConfig(backend="cpu"))
     faces = load_faces_json(SAMPLES / "faces.json").faces_for("shot_0006.png")
     with Image.open(SAMPLES / "frames" / "shot_0006.png") as im:

@@ -34,12 +34,13 @@ def alpha_of(image: ImageData) -> Array | None:
     return np.clip(np.nan_to_num(alpha.astype(np.float32) / top), 0.0, 1.0)
 
 
-def behind_the_subject(alpha: Array) -> Array:
-    """HxW bool: where a picture's colour is not the subject's: its fully transparent pixels, and the partly covered
-    ones within ``EDGE`` px of one (the antialiased edge, mixed with whatever lies under the transparency). The edit
-    reads the subject's colour there (`with_subject_colour_behind`) and writes nothing there (`renderer.compose`)."""
+def behind_the_subject(alpha: Array, edge: bool = True) -> Array:
+    """HxW bool: where a picture's colour is not the subject's: its fully transparent pixels and, with ``edge``, the
+    partly covered ones within ``EDGE`` px of one (the antialiased edge, mixed with whatever lies under the
+    transparency). The edit reads the subject's colour there (`with_subject_colour_behind`) and writes nothing there
+    (`renderer.compose`)."""
     clear = alpha <= 0.0
-    if not clear.any():
+    if not edge or not clear.any():
         return clear
     near = cv2.dilate(clear.astype(np.uint8), np.ones((2 * EDGE + 1,) * 2, np.uint8)) > 0
     return clear | (near & (alpha < 1.0))
@@ -59,16 +60,19 @@ def region_behind_the_subject(image: ImageData, rows: slice, cols: slice) -> Arr
     return behind[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left]
 
 
-def with_subject_colour_behind(rgb: Array, alpha: Array) -> Array:
-    """``rgb`` (HxWx3 float32) with each pixel `behind_the_subject` within reach of the subject given the colour of
-    the fully covered pixels nearest to it (blurs of their colour normalised by the blur of their coverage); the other
-    pixels, and those out of reach, unchanged. A picture with no fully covered pixel comes back as it was."""
-    todo = behind_the_subject(alpha)
+def with_subject_colour_behind(rgb: Array, alpha: Array, edge: bool = True) -> Array:
+    """``rgb`` (HxWx3 float32) with each pixel `behind_the_subject` within reach of the subject given the subject's
+    colour nearest to it (blurs of the colour weighted by the coverage, normalised by the blurred coverage); the
+    other pixels, and those out of reach, unchanged. With ``edge`` the antialiased edge too, and the colour from the
+    fully covered pixels alone (the edge's own mixes in what lies under the transparency); without, the colour of
+    every covered pixel by its alpha (so too with ``edge`` where no pixel is fully covered)."""
     covered = alpha >= 1.0
-    if not todo.any() or not covered.any():
+    edge = edge and bool(covered.any())
+    todo = behind_the_subject(alpha, edge)
+    solid = covered.astype(np.float32) if edge else alpha
+    if not todo.any() or not solid.any():
         return rgb
     out = rgb.copy()
-    solid = covered.astype(np.float32)
     weighted = rgb * solid[..., None]
     for sigma in SPREAD_SIGMAS:
         reach = cv2.GaussianBlur(solid, (0, 0), sigma, borderType=cv2.BORDER_REPLICATE)
