@@ -41,21 +41,28 @@ class PreparedImage:
         return network_rgb(self.image, *self.roi)
 
 
-def network_rgb(image: ImageData, rows: slice, cols: slice, edge: bool = True) -> Array:
-    """A region of the picture in the network's colour, with the subject's colour behind its transparent pixels and,
-    with ``edge``, its antialiased edge (`imageio.transparency`), spread from the region grown by the spread's reach,
-    so that a region gets what the whole picture would."""
+def network_rgb(image: ImageData, rows: slice, cols: slice) -> Array:
+    """A region of the picture in the network's colour, with the subject's colour behind its transparent pixels and
+    its antialiased edge (`imageio.transparency`): what paste-back reads. See `network_rgbs`."""
+    return network_rgbs(image, rows, cols, (True,))[0]
+
+
+def network_rgbs(image: ImageData, rows: slice, cols: slice, edges: Sequence[bool]) -> list[Array]:
+    """The region in the network's colour once for each of ``edges``: with the subject's colour behind its transparent
+    pixels and, where ``edge``, its antialiased edge, spread from the region grown by the spread's reach, so that a
+    region gets what the whole picture would. The grown region is converted once for all of them."""
     if not image.has_alpha:
-        return to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))
+        return [to_network_rgb(dataclasses.replace(image, pixels=image.pixels[rows, cols]))] * len(edges)
     height, width = image.pixels.shape[:2]
     grown = (slice(max(rows.start - REACH, 0), min(rows.stop + REACH, height)),
              slice(max(cols.start - REACH, 0), min(cols.stop + REACH, width)))
     around = dataclasses.replace(image, pixels=image.pixels[grown])
     alpha = alpha_of(around)
     assert alpha is not None
-    rgb = with_subject_colour_behind(to_network_rgb(around), alpha, edge)
+    rgb = to_network_rgb(around)
     top, left = rows.start - grown[0].start, cols.start - grown[1].start
-    return rgb[top : top + rows.stop - rows.start, left : left + cols.stop - cols.start]
+    inner = (slice(top, top + rows.stop - rows.start), slice(left, left + cols.stop - cols.start))
+    return [with_subject_colour_behind(rgb, alpha, edge)[inner] for edge in edges]
 
 
 def face_region(matrices: Sequence[Matrix], size: int, shape: Sequence[int]) -> tuple[slice, slice]:

@@ -44,7 +44,7 @@ from .geometry.resample import warp_to_crop
 from .imageio import ImageData, detector_rgb, non_finite_pixels, write_edit
 from .imageio.transparency import region_behind_the_subject
 from .imaging.filters import degrained
-from .prepared_image import PreparedImage, face_region, network_rgb
+from .prepared_image import PreparedImage, face_region, network_rgbs
 
 MIN_FACE_PX = 8.0  # a crop side smaller than this in the picture holds no face to edit
 MAX_FACE_FRACTION = 4.0  # a crop side more than this many picture sides is a broken box, not a close-up
@@ -207,7 +207,8 @@ class ExpressionRenderer:
         matrices = [self.checked_crop_matrix(image, i, face) for i, face in enumerate(faces)]
         rows, cols = face_region(matrices, self.size, shape) if matrices else (slice(0, 0), slice(0, 0))
         region = dataclasses.replace(image, pixels=image.pixels[rows, cols])
-        rgb = network_rgb(image, rows, cols)
+        # the region as paste-back reads it and as the network sees it (the same without alpha)
+        rgb, seen = network_rgbs(image, rows, cols, (True, False))
         local = [shift_to_region(m, rows, cols) for m in matrices]
         size = self.size
         # A grainy region goes to the network as its structure (reggan_plugin.imaging.filters), split at the region's own
@@ -216,7 +217,6 @@ class ExpressionRenderer:
         # against this same crop, so the frame keeps its own grain. The network sees a transparent picture's
         # antialiased edge as it is: fed it as the subject's colour, its neutral edit of the demo's frames moved the
         # face by up to 4 levels, where it gives the picture back within one. Only paste-back reads it so.
-        seen = network_rgb(image, rows, cols, edge=False) if image.has_alpha else rgb
         source = degrained(seen)
         align = self.region_ops.align if self.region_ops is not None else warp_to_crop
         crops = np.stack([align(source, m, size) for m in local]) if local else np.zeros((0, size, size, 3), np.float32)

@@ -18,6 +18,7 @@ from reggan_plugin.edit.interior import (
     softness,
 )
 from reggan_plugin.errors import ModelError
+from reggan_plugin.imaging.tone import REC709_LUMA
 from reggan_plugin.tuning import MAX_GAIN, RIM_COLUMNS, SLIVER, STRIP_SOFTNESS
 from training.interior import OPENING, medoid, teeth_balance, unrolled
 
@@ -249,7 +250,7 @@ def test_a_strip_is_white_balanced_on_its_teeth() -> None:
     gains = teeth_balance(strip)
     teeth = strip[0, 0] * gains
     np.testing.assert_allclose(teeth, teeth.mean(), atol=1e-6)  # grey
-    np.testing.assert_allclose(teeth @ np.array([0.2126, 0.7152, 0.0722]), 0.9 * 0.2126 + 0.7 * 0.7152 + 0.5 * 0.0722,
+    np.testing.assert_allclose(teeth @ np.asarray(REC709_LUMA), np.asarray((0.9, 0.7, 0.5)) @ np.asarray(REC709_LUMA),
                                atol=1e-6)  # at their own luma
     assert (strip[10, 10] * gains)[0] < 0.3  # the gums still red, less so
 

@@ -250,18 +250,18 @@ def test_region_processing_equals_whole_frame_processing(renderer):
     from reggan_plugin.imageio import ImageData, compose_output
     from reggan_plugin.imageio.transparency import alpha_of, behind_the_subject
     from reggan_plugin.imaging.filters import degrained, grain_level
-    from reggan_plugin.prepared_image import face_region, network_rgb
+    from reggan_plugin.prepared_image import face_region, network_rgbs
 
     pixels = synthetic_frame(300, 400, 4, np.uint8, seed=3)
     image = ImageData(pixels, None, "png", False, {})
     for boxes in (["150,80,100,120"], ["0,0,90,90", "330,240,70,60"], ["20,10,380,290"], ["5,5,12,12"]):
         faces = [parse_region(b) for b in boxes]
         # the whole-frame way (boxes are hints in both: the same faces), the subject's colour behind its transparency
-        rgb = network_rgb(image, slice(0, pixels.shape[0]), slice(0, pixels.shape[1]))
+        whole = (slice(0, pixels.shape[0]), slice(0, pixels.shape[1]))
+        # paste-back reads the antialiased edge as the subject's colour; the network sees it as it is
+        rgb, seen = network_rgbs(image, *whole, (True, False))
         matrices = [renderer.crop_matrix(face, rgb.shape) for face in renderer.find_in_boxes(image, faces)]
         rows, cols = face_region(matrices, renderer.size, rgb.shape)  # the grain is measured on the faces' region
-        # the network sees the antialiased edge as it is; paste-back reads it as the subject's colour
-        seen = network_rgb(image, slice(0, pixels.shape[0]), slice(0, pixels.shape[1]), edge=False)
         structure = degrained(seen, grain_level(seen[rows, cols], blocks=False))
         crops = np.stack([warp_to_crop(structure, m, renderer.size) for m in matrices])
         edit = EditConfig()
