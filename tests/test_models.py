@@ -329,6 +329,23 @@ def test_the_flow_follows_landmarks_where_the_pictures_show_no_motion():
     assert abs(float(inner[1].mean()) + 2) < 0.3 and float(inner[0].abs().mean()) < 0.3
 
 
+def test_flows_at_tilt_keys_follow_each_pairs_landmarks():
+    """Plain faces at two tilt keys, the landmarks of one key's pairs 2 px down, the other's 2 px up: each key's flow
+    reaches its own pairs' points back; pairs without landmarks (NaN, as mirror images) hold nothing."""
+    x = torch.full((12, 3, 32, 32), 0.2)
+    gen = torch.Generator().manual_seed(0)
+    src = torch.rand(12, 68, 2, generator=gen) - 0.5
+    down = torch.tensor([0.0, 2 / 16])
+    dst = torch.cat([src[:4] + down, src[4:8] - down, src[8:]])
+    src[8:], dst[8:] = float("nan"), float("nan")
+    tilts = torch.tensor([[1.0, 0.0]] * 4 + [[0.0, 1.0]] * 4 + [[0.5, 0.5]] * 4)
+    flows = fit_mean_flow(x, x.clone(), grid_points=8, steps=150, points=(src, dst), points_weight=1.0, tilts=tilts)
+    inner = flows[:, :, 12:-12, 12:-12] * 16  # px, well inside the points' spread
+    assert flows.shape == (2, 2, 32, 32)
+    assert abs(float(inner[0, 1].mean()) + 2) < 0.3 and abs(float(inner[1, 1].mean()) - 2) < 0.3
+    assert float(inner[:, 0].abs().mean()) < 0.3
+
+
 def test_region_bounds_both_stages_and_intensity_zero_stays_exact():
     torch.manual_seed(0)
     model = RegGAN(TINY).eval()

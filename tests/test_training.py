@@ -687,8 +687,6 @@ def test_tilt_keys_fit_a_flow_per_tilt_and_move_each_pair_by_its_own_blend(synth
     sad = TINY.expressions.index("sad")  # the synthetic pairs: happy and sad
     assert float((flows[sad, 1, 0] - flows[sad, 1, 1]).abs().max()) > 1e-3  # fitted apart
     assert solver.turns is not None and torch.allclose(solver.turns, pair_turn_weights(data, keys, tilts))
-    with pytest.raises(ValueError, match="stage1_flow_landmarks"):
-        replace(cfg, stage1_flow_landmarks=1.0)
     # a turn key whose few pairs lie between the tilt keys keeps one flow for every tilt: fitted at the keys, it would
     # extrapolate from their spread
     from training.solver import fit_motions
@@ -698,6 +696,14 @@ def test_tilt_keys_fit_a_flow_per_tilt_and_move_each_pair_by_its_own_blend(synth
     assert fit_motions({"sad": (x, t)}, 32, cfg, tilts={"sad": between})["sad"][0].shape == (2, 32, 32)
     reached = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
     assert fit_motions({"sad": (x, t)}, 32, cfg, tilts={"sad": reached})["sad"][0].shape == (2, 2, 32, 32)
+    # held to landmarks as well (plain faces: nothing else to follow), each key's flow reaches its own pair's back
+    src = torch.zeros(2, 68, 2)
+    dst = src + torch.tensor([[[0.0, 0.1]], [[0.0, -0.1]]])
+    plain = torch.zeros(2, 3, 32, 32)
+    held = fit_motions({"sad": (plain, plain.clone())}, 32, replace(cfg, stage1_flow_landmarks=1.0),
+                       points={"sad": (src, dst)}, tilts={"sad": reached})["sad"][0]
+    at = torch.nn.functional.grid_sample(held, dst[:, :1, None], align_corners=False)[:, 1, 0, 0]  # at each's points
+    assert float(at[0]) < -0.07 < 0.07 < float(at[1])
 
 
 def test_without_validation_pairs_stage1_takes_a_radius_it_was_given(synth, tmp_path):

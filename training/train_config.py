@@ -235,8 +235,6 @@ class TrainConfig:
         if not valid_tilt_keys(self.stage1_tilt_keys, self.stage1_turn_keys):
             raise ValueError(f"stage1_tilt_keys must be two or more ascending tilts beside turn keys, got "
                              f"{self.stage1_tilt_keys}")
-        if self.stage1_tilt_keys and self.stage1_flow_landmarks > 0:
-            raise ValueError("stage1_tilt_keys fit flows held by the pictures alone: set stage1_flow_landmarks to 0")
         for name in ("augment", "stage1_augment"):
             if isinstance(getattr(self, name), dict):
                 object.__setattr__(self, name, AugmentConfig(**getattr(self, name)))

@@ -246,20 +246,25 @@ def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps:
     follow but the edges it moves: alone, the fit pulls the chin's edge down and leaves the jaw's sides.
     ``weights`` [n]: batches draw each pair in proportion to its weight (else alike). ``tilts`` [n, T]: each pair's
     weights over T tilt keys (`reggan_plugin.faces.turn.tilt_weights`): a flow per key [T, 2, S, S], each pair moved
-    by its blend of them (`tilted_flows`), so a tilt between two keys takes the flow between theirs."""
+    by its blend of them (`tilted_flows`), so a tilt between two keys takes the flow between theirs; held to its
+    landmarks, each pair's blend reaches back from its own target points to its neutral ones, in each batch."""
     size = neutral.shape[-1]
-    if tilts is not None and points is not None and points_weight > 0:
-        raise ValueError("a flow fitted at tilt keys is held by the pictures alone (stage1_flow_landmarks 0)")
     gen = torch.Generator().manual_seed(seed)
     grid = identity_grid(size).to(neutral.device)
     control = torch.zeros(1 if tilts is None else tilts.shape[1], 2, grid_points, grid_points, device=neutral.device,
                           requires_grad=True)
     optimiser = torch.optim.Adam([control], lr)
-    anchors = None
-    if points is not None and points_weight > 0:
+    anchors = paired = None
+    if points is not None and points_weight > 0 and tilts is None:
         src, dst = (p.reshape(-1, 2).to(neutral.device, torch.float32) for p in points)
         known = torch.isfinite(src).all(1) & torch.isfinite(dst).all(1)
         anchors = (src[known], dst[known]) if bool(known.any()) else None
+    elif points is not None and points_weight > 0:
+        # per pair, each moved by its own blend of the tilt keys' flows; a pair without landmarks (a mirror image)
+        # counts for nothing here
+        src, dst = (p.to(neutral.device, torch.float32) for p in points)
+        known = torch.isfinite(src).all(-1) & torch.isfinite(dst).all(-1)
+        paired = (torch.nan_to_num(src), torch.nan_to_num(dst), known) if bool(known.any()) else None
     with torch.enable_grad():
         for _ in range(steps):
             count = min(batch, len(neutral))
@@ -273,6 +278,11 @@ def fit_mean_flow(neutral: Tensor, target: Tensor, grid_points: int = 16, steps:
                 src, dst = anchors
                 reached = F.grid_sample(flow, dst[None, None], align_corners=False)[0, :, 0].T  # [K,2]
                 loss = loss + points_weight * (reached - (src - dst)).abs().mean()
+            if paired is not None:
+                src, dst, known = (p[idx] for p in paired)
+                reached = F.grid_sample(each, dst[:, None], align_corners=False)[:, :, 0].transpose(1, 2)  # [B,K,2]
+                miss = (reached - (src - dst)).abs().sum(-1) * known
+                loss = loss + points_weight * miss.sum() / (2 * known.sum().clamp(min=1))
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
