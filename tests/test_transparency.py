@@ -11,7 +11,7 @@ from PIL import Image
 
 from reggan_plugin.config import InferenceConfig
 from reggan_plugin.faces.faces_json import load_faces_json
-from reggan_plugin.imageio.transparency import with_subject_colour_behind
+from reggan_plugin.imageio.transparency import behind_the_subject, with_subject_colour_behind
 from reggan_plugin.renderer import ExpressionRenderer
 
 SAMPLES = Path(__file__).resolve().parents[1] / "samples"
@@ -43,6 +43,16 @@ def test_a_partly_covered_edge_reads_as_the_subject_and_a_partly_covered_inside_
     np.testing.assert_allclose(out[:, 20], 0 * out[:, 20] + subject, atol=1e-5)
     np.testing.assert_array_equal(out[5, 5], rgb[5, 5])
     np.testing.assert_array_equal(out[:, :5], rgb[:, :5])
+
+
+def test_without_a_fully_covered_pixel_only_the_transparent_ones_are_behind_the_subject():
+    """Paste-back writes nothing where it read the subject's colour instead of the picture's: with no fully covered
+    pixel it reads the partly covered edge as it is, so it writes it too."""
+    alpha = np.zeros((6, 8), np.float32)
+    alpha[:, :4] = 0.5
+    assert not behind_the_subject(alpha)[:, :4].any() and behind_the_subject(alpha)[:, 4:].all()
+    alpha[:, :2] = 1.0
+    assert behind_the_subject(alpha)[:, 2:4].all()  # a fully covered pixel: the edge next to the clear ones is behind
 
 
 def test_the_colour_under_a_transparent_backdrop_changes_nothing_of_the_edit():

@@ -35,12 +35,13 @@ def alpha_of(image: ImageData) -> Array | None:
 
 
 def behind_the_subject(alpha: Array, edge: bool = True) -> Array:
-    """HxW bool: where a picture's colour is not the subject's: its fully transparent pixels and, with ``edge``, the
-    partly covered ones within ``EDGE`` px of one (the antialiased edge, mixed with whatever lies under the
-    transparency). The edit reads the subject's colour there (`with_subject_colour_behind`) and writes nothing there
+    """HxW bool: where a picture's colour is not the subject's: its fully transparent pixels and, with ``edge`` where
+    some pixel is fully covered, the partly covered ones within ``EDGE`` px of one (the antialiased edge, mixed with
+    whatever lies under the transparency; with no fully covered pixel there is no subject's own colour to read there
+    instead). The edit reads the subject's colour there (`with_subject_colour_behind`) and writes nothing there
     (`renderer.compose`)."""
     clear = alpha <= 0.0
-    if not edge or not clear.any():
+    if not edge or not clear.any() or not (alpha >= 1.0).any():
         return clear
     near = cv2.dilate(clear.astype(np.uint8), np.ones((2 * EDGE + 1,) * 2, np.uint8)) > 0
     return clear | (near & (alpha < 1.0))
