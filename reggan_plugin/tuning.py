@@ -122,10 +122,10 @@ UPPER_RIM_REACH = 0.75  # crop px above its top edge searched for the upper lip'
 # blind on photographs, averaged preferred for 18 of 20 people fearful, 10 of 20 surprised)
 RIM_COLUMNS = 9
 # Of the mouth's width: on a photograph the drawn inside fades in as an opening's tallest column goes from the first
-# to the second (`interior.sliver_share`). On the photographs' half that chooses, disgusted opens 0.073-0.080 (the
-# strip squashed into it: orange dashes along the lower lip), fearful 0.129-0.150, surprised 0.32-0.35. Renders keep
-# the strip in a sliver: on a large face it is several pixels tall and a disgusted mouth's teeth show there.
-SLIVER = (0.08, 0.12)
+# to the second (`interior.sliver_share`). On the photographs' half that chooses, disgusted opens 0.093-0.109 (the
+# strip squashed into it: white and red dashes along the lower lip), fearful 0.124-0.156, surprised 0.31-0.35. Renders
+# keep the strip in a sliver: on a large face it is several pixels tall and a disgusted mouth's teeth show there.
+SLIVER = (0.11, 0.12)
 RIM_STEPS = 10  # samples a crop px along that search: a frame px or finer on a face the pass magnifies eight times
 RIM_CONTRAST = 0.05  # how much lighter than the column's darkest the lip below must be for a rim to be there
 # (the rims' reaches, columns and contrast: origin not recorded beyond the commits that set them, "Large mouths: an
