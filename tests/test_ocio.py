@@ -110,10 +110,10 @@ def test_an_acescg_exr_gets_the_edit_of_the_srgb_frame(shot):
           f"{np.abs(bad - reference[face]).mean() / edit:.1%} of the edit")
     assert _psnr(good, reference[face]) > 60 and np.abs(good - reference[face]).max() <= 2
     assert np.abs(good - reference[face]).mean() < 0.01 * edit
-    # measurably wrong: the edit's colours are off (bundled: 10 levels; the head's antialiased edge keeps its own
-    # colour, so the worst pixel lies inside the face)
+    # measurably wrong: the edit's colours are off (bundled: 23 levels; the head's antialiased edge keeps its own
+    # colour, so the worst pixel lies inside the face), on average three times what the managed path may miss by
     assert np.abs(bad - reference[face]).max() >= 8
-    assert np.abs(bad - reference[face]).mean() > 0.03 * edit and _psnr(bad, reference[face]) < 50  # bundled: 4.9%
+    assert np.abs(bad - reference[face]).mean() > 0.03 * edit  # bundled: 3.6%
 
 
 def test_only_the_face_changes_in_the_frames_own_space(shot):
