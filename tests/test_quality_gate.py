@@ -82,9 +82,8 @@ OPENING_DARK, OPENING_RED, OPENING_DETAIL, OPENING_GLOW = 0.015, 0.03, 0.07, 0.4
 SLIVER_DRAWN = 10
 # The turned renders surprised: id00000's opening 1.00 of the true render's size with 0.56 of its detail (the teeth's
 # and tongue's edges), id00002's 0.74 with 0.16 (0.85 with 0.42 and 0.70 with 0.16 with flows fitted to the pictures
-# alone; 0.80 with 0.52 and 0.74 with 0.15 with one flow for every pitch; with
-# three turn keys and a 5 x 5 neighbourhood more detail, by eye at 3x a ragged red and black fringe inside the lips
-# rather than teeth).
+# alone; 0.80 with 0.52 and 0.74 with 0.15 with one flow for every pitch; with three turn keys and a 5 x 5
+# neighbourhood more detail, by eye at 3x a ragged red and black fringe inside the lips rather than teeth).
 TURNED_OPENING_SIZE, TURNED_OPENING_DETAIL = 0.6, 0.12
 # The channel model's jawOpen on the jaw renders (weights 0.8-1): +4.49 dB over the neutral on average (+3.24 to
 # +7.38; +4.63 without the face layer, which holds back the neck under the chin; +4.42 without jawOpen's key at 0.5,
