@@ -212,17 +212,32 @@ def test_evaluate_end_to_end(judges, tiny_model, tmp_path):
         for row in rows.values():
             assert 0.0 <= row["p_target"] <= 1.0 and 0.0 <= row["ssim"] <= 1.0
     assert len(report["cases"]) == 4
+    assert all(v["teeth"] is None or v["teeth"] >= 0 for c in report["cases"] for v in c["values"].values())
     assert {c["target_alignment"] for c in report["cases"]} == {"pixel-aligned"}
     md = (out / "report.md").read_text()
     umask = os.umask(0)
     os.umask(umask)
     assert (out / "report.md").stat().st_mode & 0o777 == 0o666 & ~umask  # an ordinary file, not mkstemp's 0600
     assert "| happy | RegGAN (full) |" in md and "not FID" in md and "RegGAN PSNR" in md
-    assert "## What a person sees" in md and "lips to real" in md
+    assert "## What a person sees" in md and "lips to real" in md and "teeth colour to real" in md
     assert "no lip split" not in md and report["config"]["lip_split"] is True  # the runtime's default, unsaid
     for expr in ("happy", "sad"):
         grid = Image.open(out / f"grid_{expr}.png")
         assert grid.size == (4 * 64, 18 + 2 * 64)  # input | stage 1 | RegGAN | target, 2 cases
+
+
+def test_a_measure_some_cases_cannot_take_is_averaged_over_those_that_can():
+    """``teeth`` is NaN where the target's mouth is closed: the mean leaves those cases out, and is None without any."""
+    from training.evaluate.runner import CaseResult, summarise
+
+    def case(identity: str, expression: str, teeth: float) -> CaseResult:
+        return CaseResult(identity, expression, "pixel-aligned", {"reggan": {"psnr": 30.0, "teeth": teeth}})
+
+    cases = [case("a", "happy", float("nan")), case("b", "happy", 4.0), case("c", "happy", 6.0),
+             case("a", "sad", float("nan"))]
+    summary = summarise(cases, {}, ("reggan",), ("happy", "sad"))
+    assert summary["happy"]["reggan"]["teeth"] == 5.0 and summary["happy"]["reggan"]["psnr"] == 30.0
+    assert summary["sad"]["reggan"]["teeth"] is None and summary["all"]["reggan"]["teeth"] == 5.0
 
 
 def test_evaluate_rejects_an_unknown_expression(judges, tiny_model, tmp_path):

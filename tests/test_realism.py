@@ -64,6 +64,21 @@ def test_an_opening_is_measured_inside_the_inner_lips_its_glow_apart_and_a_close
     assert realism.opening(_mouth([(25, 20, 30)]), line) is None
 
 
+def test_teeth_colour_reads_teal_teeth_against_cream_ones_and_nothing_where_the_truth_is_closed() -> None:
+    ys, xs = np.nonzero(realism.mouth_region(S))
+    centre, half = np.array([xs.mean(), ys.mean()]), np.array([np.ptp(xs), np.ptp(ys)]) / 2 / np.sqrt(2)
+    box = (centre + half * np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]])) / S
+    true = _mouth([(230, 215, 190), (230, 215, 190), (70, 30, 35)])  # cream teeth, two thirds; the mouth's shade
+    assert realism.teeth_colour(true, true, box) == 0.0
+    same = realism.teeth_colour(_mouth([(200, 186, 165), (70, 30, 35)]), true, box)  # the same teeth, a little darker
+    teal = realism.teeth_colour(_mouth([(170, 215, 215), (70, 30, 35)]), true, box)
+    lips = realism.teeth_colour(_mouth([(190, 90, 100)]), true, box)  # closed lips where the truth shows teeth
+    assert same is not None and teal is not None and lips is not None
+    assert same < 3 and teal > 15 and lips > 30
+    line = np.array([[0.4, 0.7], [0.6, 0.7], [0.6, 0.701], [0.4, 0.701]])
+    assert realism.teeth_colour(true, true, line) is None
+
+
 def _box_share(box: np.ndarray) -> float:
     (x0, y0), (x1, y1) = box.min(axis=0), box.max(axis=0)
     return float((x1 - x0) * (y1 - y0))

@@ -32,6 +32,8 @@ SPILL_EDGE = 2
 OPENING_LEAST = 0.003
 OPENING_TENTH = 0.1
 OPENING_RIM = 2 / 256  # crop units: the contour's band whose detail is the lips' edge, not the inside's
+# An open mouth's lightest third: its teeth (a smile's upper row, an opened mouth's) and a tongue in their light
+TEETH_SHARE = 1 / 3
 
 
 def _sharp(size: int, anchor: tuple[int, ...], radii: tuple[float, float], drop: float = 0.0) -> np.ndarray:
@@ -139,8 +141,7 @@ def opening(crop: np.ndarray, inner_lips: np.ndarray, least: float = OPENING_LEA
     inside lit brighter than the mouth's shade glows coral or orange (a high ``glow``; the detail alone reads that glow
     as edges). None where the mouth is closed (less than ``least`` of the crop inside)."""
     size = crop.shape[0]
-    inside = np.zeros((size, size), np.uint8)
-    cv2.fillPoly(inside, [np.round(np.asarray(inner_lips) * size).astype(np.int32)], (1,))
+    inside = _inside(size, inner_lips)
     if inside.sum() < least * size * size:
         return None
     y = luma(crop)
@@ -155,3 +156,30 @@ def opening(crop: np.ndarray, inner_lips: np.ndarray, least: float = OPENING_LEA
                    red=_redness(dark) / skin,
                    detail=float(np.sqrt(laplacian_energy(crop, core))) / skin if core.any() else 0.0,
                    glow=_redness(light) / skin)
+
+
+def _inside(size: int, inner_lips: np.ndarray) -> np.ndarray:
+    """SxS uint8: 1 inside the inner lip contour (crop units)."""
+    inside = np.zeros((size, size), np.uint8)
+    cv2.fillPoly(inside, [np.round(np.asarray(inner_lips) * size).astype(np.int32)], (1,))
+    return inside
+
+
+def teeth_colour(crop: np.ndarray, target: np.ndarray, inner_lips: np.ndarray,
+                 least: float = OPENING_LEAST) -> float | None:
+    """How far the colour an edit shows inside the true expression's open mouth strays from the truth's: the CIELAB
+    a*b* distance between the mean colours of the lightest ``TEETH_SHARE`` (by L*) of each inside the target's inner lip
+    contour (``inner_lips``: the target's, (20, 2) crop units; SxSx3 uint8 crops of one size). Teeth are cream to grey
+    in both; a paint whose filter carries the lips' red into them turns them teal, and closed lips where the truth shows
+    teeth read red. None where the target's mouth is closed (less than ``least`` of the crop inside)."""
+    size = crop.shape[0]
+    inside = _inside(size, inner_lips) > 0
+    if inside.sum() < least * size * size:
+        return None
+
+    def lightest(rgb: np.ndarray) -> np.ndarray:
+        lab = cv2.cvtColor(np.ascontiguousarray(rgb[..., :3], dtype=np.uint8), cv2.COLOR_RGB2LAB)[inside]
+        lab = lab.astype(np.float64)
+        return lab[lab[:, 0] >= np.quantile(lab[:, 0], 1.0 - TEETH_SHARE), 1:].mean(axis=0)
+
+    return float(np.linalg.norm(lightest(crop) - lightest(target)))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -45,6 +46,7 @@ SEEN_COLUMNS = (  # what a person sees at 1:1 (training/evaluate/realism.py, mou
     ("mouth_light", "mouth light", "{:.1f}"),
     ("mouth_tint", "mouth tint", "{:.1f}"),
     ("mouth_shape", "lips to real ↓", "{:.2f}"),
+    ("teeth", "teeth colour to real ↓", "{:.1f}"),
 )
 
 
@@ -155,7 +157,9 @@ def markdown(result: EvalResult) -> str:
         lines += ["## Checks", "", *check_lines, ""]
     lines += ["## Results", "", *_table(result, COLUMNS), "", "## What a person sees", "",
               "Skin detail kept away from the mouth and eyes (output over input), the mouth's light and tint against "
-              "the skin (levels; the real row is the yardstick) and the lips' distance to the real target's.", "",
+              "the skin (levels; the real row is the yardstick), the lips' distance to the real target's, and the colour "
+              "of the lightest third inside the real target's open mouth (its teeth) against the target's (CIELAB a*b*; "
+              "n/a where every target's mouth is closed).", "",
               *_table(result, SEEN_COLUMNS)]
     grids = [f"`grid_{e}.png`" for e, g in result.grids.items() if g]
     lines += ["", f"Grids (input | stage 1 | RegGAN | target): {', '.join(grids) or 'none'}."]
@@ -188,9 +192,16 @@ def as_json(result: EvalResult) -> dict:
         "judges": result.judges,
         "summary": result.summary,
         "checks": checks(result),
-        "cases": [dataclasses.asdict(c) for c in result.cases],
+        "cases": [_without_nan(dataclasses.asdict(c)) for c in result.cases],
         "skipped": result.skipped,
     }
+
+
+def _without_nan(case: dict) -> dict:
+    """A case as JSON holds it: a measure it could not take (NaN, `runner._case_values`) as null."""
+    values = {row: {k: None if isinstance(v, float) and math.isnan(v) else v
+                        for k, v in measures.items()} for row, measures in case["values"].items()}
+    return {**case, "values": values}
 
 
 def grid_image(cells: list[dict[str, np.ndarray]], label_height: int = 18) -> Image.Image:

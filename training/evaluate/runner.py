@@ -34,7 +34,7 @@ from .cases import Cropper, EvalCase, Locate, SplitChoice, given_face, limit_cas
 from .expression_judge import ExpressionJudge
 from .frechet import frechet_distance
 from .identity_judge import IdentityJudge
-from .mouth_shape import MouthShapeJudge, lips_error
+from .mouth_shape import INNER, MouthShapeJudge, lips_error
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +111,16 @@ class EvalResult:
 
 
 def _case_values(crop: np.ndarray, source: np.ndarray, target: np.ndarray, probs: np.ndarray, expr_index: int,
-                 distance: float, mouth_shape: float) -> dict[str, float]:
+                 distance: float, mouth_shape: float, target_inner_lips: np.ndarray) -> dict[str, float]:
+    """One row's measures of one case; ``teeth`` is NaN where the target's mouth is closed (`summarise` leaves it
+    out)."""
+    teeth = realism.teeth_colour(crop, target, target_inner_lips)
     return {
         "detail": realism.detail_kept(source, crop, realism.skin_region(crop.shape[0])),
         "mouth_shape": mouth_shape,
         "mouth_light": realism.mouth_light(crop),
         "mouth_tint": realism.mouth_tint(crop),
+        "teeth": float("nan") if teeth is None else teeth,
         "change": metrics.l1(crop, source),
         "l1": metrics.l1(crop, target),
         "psnr": metrics.psnr(crop, target),
@@ -141,7 +145,8 @@ def summarise(cases: list[CaseResult], embeddings: dict[tuple[str, str], list[np
         for row in rows:
             stats: dict[str, float | None] = {"n": float(len(chosen))}
             for key in chosen[0].values[row]:
-                stats[key] = float(np.mean([c.values[row][key] for c in chosen]))
+                known = [c.values[row][key] for c in chosen if not np.isnan(c.values[row][key])]
+                stats[key] = float(np.mean(known)) if known else None  # NaN: not measured on that case
             mine = [e for x in expressions if expr in ("all", x) for e in embeddings.get((row, x), [])]
             stats["frechet_identity"] = (
                 frechet_distance(np.array(mine), np.array(real)) if len(mine) >= 2 and len(real) >= 2 else None
@@ -206,7 +211,8 @@ def evaluate(config: EvalConfig, progress: Progress | None = None) -> EvalResult
                 distance = float(identity_judge.distance(emb, input_embedding))
                 row_lips = lips[row] if row in lips else mouth_judge.lips(crops[row])
                 shape = lips_error(row_lips, lips["real"])
-                result.values[row] = _case_values(crops[row], input_crop, target_crop, probs, index, distance, shape)
+                result.values[row] = _case_values(crops[row], input_crop, target_crop, probs, index, distance, shape,
+                                                  lips["real"][INNER])
                 embeddings.setdefault((row, case.expression), []).append(emb)
             if "real" not in rows:  # the Frechet reference is the real targets, judged or not
                 embeddings.setdefault(("real", case.expression), []).append(identity_judge.embed(target_crop[None])[0])
