@@ -44,14 +44,20 @@ def _keyed_maps(stage1: LocalRegression) -> list[_Map]:
     weight, bias, flow, region = (t.detach().cpu().float() for t in (stage1.weight, stage1.bias, stage1.flow,
                                                                      stage1.region))
 
-    def flat(tensor: torch.Tensor) -> np.ndarray:
-        return tensor.reshape(len(region) // keys, keys, -1).numpy()
+    def flat(tensor: torch.Tensor, rows: int = len(region) // keys) -> np.ndarray:
+        return tensor.reshape(rows, keys, -1).numpy()
 
-    taps = [_Map(flat(weight[:, :, t]), (t // r) * r + r - 1 - t % r, weight.shape[1], False)
-            for t in range(r * r)]
-    n = len(taps)
-    return [*taps, _Map(flat(bias), n, bias.shape[1], False), _Map(flat(flow), n + 1, 2 * stage1.tilts, True),
-            _Map(flat(region), n + 2, 1, False)]
+    def taps(maps: torch.Tensor, first: int) -> list[_Map]:  # a tap's partner: its neighbourhood column flipped
+        rows = len(maps) // keys
+        return [_Map(flat(maps[:, :, t], rows), first + (t // r) * r + r - 1 - t % r, maps.shape[1], False)
+                for t in range(r * r)]
+
+    n = r * r
+    keyed = [*taps(weight, 0), _Map(flat(bias), n, bias.shape[1], False),
+             _Map(flat(flow), n + 1, 2 * stage1.tilts, True), _Map(flat(region), n + 2, 1, False)]
+    if stage1.colour_delta is not None:  # the colours of the expressions whose weights are their own per colour
+        keyed += taps(stage1.colour_delta.detach().cpu().float(), n + 3)
+    return keyed
 
 
 def store_mirrored_keys(proto: onnx.ModelProto, stage1: LocalRegression) -> onnx.ModelProto:

@@ -75,10 +75,10 @@ def verify_onnx(model: RegGAN, onnx_path: Path, batches: tuple[int, ...] = (1, 3
 
 
 def export_model(model: RegGAN, out: str | Path, provenance: dict | None = None) -> Path:
-    """Export `model` to `out` (atomically), stage 1's weights stored once where every colour shares them
-    (`LocalRegression.share_colour`) and for one side's turn keys where the other's are their mirror images
-    (``export.mirrored_keys``), its large weights in half precision (``export.half_weights``), stamp the metadata
-    and verify it against the model so rounded. Returns the model's path.
+    """Export `model` to `out` (atomically), stage 1's weights stored once where the colours share them (for every
+    expression or some, `LocalRegression.share_colour`) and for one side's turn keys where the other's are their
+    mirror images (``export.mirrored_keys``), its large weights in half precision (``export.half_weights``), stamp
+    the metadata and verify it against the model so rounded. Returns the model's path.
     (`--stage regression` cuts its preview graph out of it at run time: ``reggan_plugin.backends.preview_graph``.)"""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)

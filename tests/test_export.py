@@ -67,6 +67,69 @@ def test_stage1_weights_every_colour_shares_are_stored_once(tmp_path):
     assert sizes["shared"] < 0.6 * sizes["apart"]
 
 
+
+@pytest.mark.parametrize("keys", [(), (-0.4, -0.2, 0.0, 0.2, 0.4)])
+def test_stage1_weights_shared_by_some_expressions_colours_are_stored_once_for_those(tmp_path, monkeypatch, keys):
+    """Where one expression's weights are its own per colour and the others' shared (a recipe's `ridge_shared_colour`
+    for some expressions alone), the file stores the shared ones once and that expression's colours beside them:
+    smaller than every expression's three, larger than one each, and onnxruntime, the torch route and the preview
+    graph compute what the model does. With turn keys (mirrored: stored for one side) and without."""
+    import onnxruntime as ort
+
+    from export.half_weights import round_weights_half
+    from export.onnx_export import export_model
+    from reggan_plugin.backends.parity import PARITY_TOLERANCE
+    from reggan_plugin.backends.torch_graph import TorchGraph, load_onnx
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.faces.turn import Pose, pose_weights
+    from reggan_plugin.renderer import ExpressionRenderer
+
+    monkeypatch.setenv("REGGAN_CACHE_DIR", str(tmp_path / "cache"))
+    happy = TINY.expressions.index("happy")
+
+    def model(own: tuple[int, ...]) -> RegGAN:
+        torch.manual_seed(6)
+        out = RegGAN(dataclasses.replace(TINY, turn_keys=keys)).eval()
+        with torch.no_grad():
+            out.stage1.weight.copy_(torch.rand_like(out.stage1.weight[:, :1]).expand_as(out.stage1.weight) * 0.2)
+            out.stage1.bias.add_(torch.rand(out.stage1.bias.shape) * 0.05)
+            for e in own:  # that expression's rows (one per key) get colours of their own
+                rows = slice(e * max(len(keys), 1), (e + 1) * max(len(keys), 1))
+                out.stage1.weight[rows, 1].mul_(0.5)
+                out.stage1.weight[rows, 2].add_(0.03)
+            if keys:
+                out.stage1.mirror_keys()
+        return out
+
+    everyone = tuple(range(len(TINY.expressions)))
+    sizes = {name: export_model(model(own), tmp_path / f"{name}.onnx").stat().st_size
+             for name, own in (("shared", ()), ("happy", (happy,)), ("apart", everyone))}
+    assert sizes["shared"] < sizes["happy"] < sizes["apart"]
+    assert sizes["happy"] - sizes["shared"] < 0.5 * (sizes["apart"] - sizes["shared"])
+
+    mixed, path = model((happy,)), tmp_path / "happy.onnx"
+    assert mixed.stage1.share_colour() and mixed.stage1.own_colour == (happy,)
+    round_weights_half(mixed)  # as the file stores it
+    rng = np.random.default_rng(0)
+    count = len(TINY.expressions)
+    weights = np.stack([np.kron(np.eye(count)[e], pose_weights(Pose(t, None), keys, ())) if keys else np.eye(count)[e]
+                        for e, t in ((happy, -0.3), (happy, 0.35), (2, 0.1))]).astype(np.float32)
+    weights[2, :] += weights[0, :] * 0.5  # a mix of happy and another
+    feeds = {"image": rng.uniform(-1, 1, (3, 3, 32, 32)).astype(np.float32), "expression": weights,
+             "intensity": np.array([1.0, 0.7, 1.0], np.float32)}
+    with torch.no_grad():
+        want = [t.numpy() for t in mixed(torch.from_numpy(feeds["image"]), torch.from_numpy(weights),
+                                         torch.from_numpy(feeds["intensity"]))]
+    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["output", "stage1"], feeds)
+    assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) < 1e-4
+    graph = TorchGraph(load_onnx(path), device="cpu")
+    routed = graph.run({k: torch.from_numpy(v) for k, v in feeds.items()}, ["output"])["output"].numpy()
+    assert float(np.abs(routed - got[0]).max()) < PARITY_TOLERANCE["fp32"]
+    preview = ExpressionRenderer(InferenceConfig(model=path, backend="cpu", stage="regression"))
+    cut = preview.backend.run(feeds["image"], weights, feeds["intensity"], outputs=("output",))["output"]
+    np.testing.assert_allclose(cut, got[1], atol=1e-6)
+
+
 @pytest.mark.parametrize("warp", ["bilinear", "bicubic"])
 def test_the_paste_moves_the_crop_as_the_model_does(tmp_path, warp):
     """The paste takes the paint as the model's output less the crop moved by the model's motion: the runtime must

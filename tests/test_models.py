@@ -208,8 +208,32 @@ def test_weights_every_colour_shares_are_kept_once_and_paint_the_same(mix):
         assert torch.allclose(layer(x, expression, alpha), before, atol=1e-6)
     apart = LocalRegression(3, 3, 24, 3, "bicubic", mix)
     with torch.no_grad():
-        apart.weight[1, 2, 4] += 0.1
+        apart.weight[:, 2, 4] += 0.1
     assert not apart.share_colour() and apart.weight.shape == (3, 3, 9, 24, 24)
+
+
+@pytest.mark.parametrize("mix", ["carried", "maps"])
+@pytest.mark.parametrize("keys", [1, 3])
+def test_an_expression_with_weights_of_its_own_per_colour_keeps_them_beside_the_shared_ones(mix, keys):
+    """Where one expression's colours have weights of their own and the others' are alike, the others' are kept once
+    and that expression's as differences from its first colour: the same output, mixes and turn keys too."""
+    gen = torch.Generator().manual_seed(5)
+    layer = LocalRegression(3, 3, 24, 3, "bicubic", mix, keys=keys)
+    with torch.no_grad():
+        layer.weight.copy_((torch.rand(3 * keys, 1, 9, 24, 24, generator=gen) * 0.3).expand(-1, 3, -1, -1, -1))
+        layer.weight[keys : 2 * keys, 2] += torch.rand(keys, 9, 24, 24, generator=gen) * 0.1  # expression 1's blue
+        layer.bias.copy_(torch.rand(layer.bias.shape, generator=gen) - 0.5)
+        layer.flow.copy_((torch.rand(layer.flow.shape, generator=gen) - 0.5) * 0.2)
+    x = torch.rand(2, 3, 24, 24, generator=gen) * 2 - 1
+    expression, alpha = torch.tensor([[0.0, 1.0, 0.0], [0.0, 0.4, 0.6]]), torch.tensor([1.0, 0.7])
+    turn = torch.tensor([[0.3, 0.7, 0.0], [0.0, 0.5, 0.5]])[:, :keys] if keys > 1 else None
+    with torch.no_grad():
+        before = layer(x, expression, alpha, turn)
+        assert layer.share_colour() and layer.own_colour == (1,)
+        assert layer.weight.shape == (3 * keys, 1, 9, 24, 24) and layer.colour_delta is not None
+        assert layer.colour_delta.shape == (keys, 3, 9, 24, 24)
+        assert torch.allclose(layer(x, expression, alpha, turn), before, atol=1e-6)
+        assert not layer.share_colour()  # once
 
 
 @pytest.mark.parametrize("mix", ["carried", "maps"])

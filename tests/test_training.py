@@ -469,6 +469,21 @@ def test_refit_stage1_installs_the_closed_form_fit_again(synth, tmp_path):
     assert "chosen radius r = 3" in report and "| 1000 |" in report
 
 
+
+def test_a_group_of_expressions_fits_its_colours_apart_where_the_rest_share_them(synth, tmp_path):
+    """`ridge_shared_colour` given over the rest for one expression (`stage1_by_expression`): its neighbourhood weights
+    are each colour's own, the others' alike in every colour."""
+    from training.solver import refit_stage1
+
+    solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", TEST_CFG)
+    cfg = replace(TEST_CFG, ridge_shared_colour=True, stage1_by_expression={"happy": ("ridge_shared_colour=false",)})
+    refit_stage1(solver.G, solver.train_data, None, {"radius": 3, "fitted": {"happy": {"lambda": 0.4}}}, 1, cfg)
+    weight = solver.G.stage1.weight.detach()
+    happy, sad = weight[TINY.expressions.index("happy")], weight[TINY.expressions.index("sad")]
+    assert torch.equal(sad[0], sad[1]) and torch.equal(sad[0], sad[2])
+    assert float((happy[0] - happy[2]).abs().max()) > 1e-3
+
+
 def test_a_fit_on_normalised_faces_brings_them_to_the_training_neutrals_median(synth, tmp_path):
     from training.models.exposure import exposure_level
     from training.solver import refit_stage1

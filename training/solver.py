@@ -252,13 +252,13 @@ def _fit_parts(parts: Iterable[tuple[PairedFaces, PairedFaces | None]], make: Ca
     for part, part_val in parts:
         clean = _pairs_by_expression(part)
         radii = radii if model is None else (model.stage1.radius,)
-        for got, moved, radius, chosen, got_rows, got_table in _fit_groups(part, part_val, clean, part.size, cfg,
-                                                                           reference, radii, warp):
+        for group_cfg, got, moved, radius, chosen, got_rows, got_table in _fit_groups(part, part_val, clean, part.size,
+                                                                                      cfg, reference, radii, warp):
             model = model or make(radius)
             lambdas |= chosen if radius is not None else fallback
             install_motions(model, got)
-            fitted |= fit_stage1_maps(model, moved, lambdas, cfg.ridge_toward_identity, cfg.ridge_shared_colour,
-                                      _weights_by_expression(part))
+            fitted |= fit_stage1_maps(model, moved, lambdas, group_cfg.ridge_toward_identity,
+                                      group_cfg.ridge_shared_colour, _weights_by_expression(part))
             motions |= got
             rows += got_rows
             table += got_table
@@ -281,11 +281,11 @@ def _stage1_parts(train: PairedFaces, val: PairedFaces | None, keys: tuple[float
 
 def _fit_groups(train: PairedFaces, val: PairedFaces | None, clean: dict[str, tuple[Tensor, Tensor]], size: int,
                 cfg: TrainConfig, reference: float, radii: tuple[int, ...], mode: str
-                ) -> Iterator[tuple[dict, dict, int | None, dict, list, str]]:
-    """Each group of expressions (`TrainConfig.stage1_groups`) with its own settings, one after the other: (motions,
-    moved pairs, radius, lambdas, table rows, table); the first group's validation chooses the radius among ``radii``,
-    the others use it. ``mode``: how the model warps (`ModelConfig.warp`). A group's moved pairs (its perturbed copies
-    among them) are let go before the next group's are made."""
+                ) -> Iterator[tuple[TrainConfig, dict, dict, int | None, dict, list, str]]:
+    """Each group of expressions (`TrainConfig.stage1_groups`) with its own settings, one after the other: (settings,
+    motions, moved pairs, radius, lambdas, table rows, table); the first group's validation chooses the radius among
+    ``radii``, the others use it. ``mode``: how the model warps (`ModelConfig.warp`). A group's moved pairs (its
+    perturbed copies among them) are let go before the next group's are made."""
     radius: int | None = None
     for group_cfg, names in cfg.stage1_groups(tuple(clean)):
         if not names:
@@ -294,7 +294,7 @@ def _fit_groups(train: PairedFaces, val: PairedFaces | None, clean: dict[str, tu
         chosen, lambdas, rows, table = _select(moved, val, motions, radii if radius is None else (radius,), group_cfg,
                                                reference, mode)
         radius = radius if radius is not None else chosen
-        yield motions, moved, radius, lambdas, rows, table
+        yield group_cfg, motions, moved, radius, lambdas, rows, table
         del moved
 
 

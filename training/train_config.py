@@ -15,6 +15,10 @@ from reggan_plugin.tuning import LOWER_FACE
 
 from .config import base_expression, strict_from_dict
 
+# the ridge settings a group of expressions may have of its own (`TrainConfig.stage1_by_expression`); the radius is
+# one for the whole model
+GROUP_RIDGE_SETTINGS = ("ridge_lambdas", "ridge_shared_colour", "ridge_toward_identity")
+
 ModelPreset = Literal["tiny", "default"]
 Device = Literal["cpu", "cuda"]
 
@@ -196,9 +200,9 @@ class TrainConfig:
     # edit clean faces worse (docs/experiments/MODEL_NOTES.md, Limitations).
     stage1_normalise_exposure: bool = False
     # ... and for some expressions with settings of their own: {"happy": ("ridge_lambdas=0.01", ...), "sad,angry":
-    # (...)}, stage-1 settings (stage1_*, ridge_lambdas) given over the rest; those expressions' motions and maps are
-    # fitted with them, at the radius chosen for the others. One model, one fit: an expression's best stage 1 need not
-    # be another's (a smile loses strength to jittered copies that sad and angry need).
+    # (...)}, stage-1 settings (stage1_*, `GROUP_RIDGE_SETTINGS`) given over the rest; those expressions' motions and
+    # maps are fitted with them, at the radius chosen for the others. One model, one fit: an expression's best stage 1
+    # need not be another's (a smile loses strength to jittered copies that sad and angry need).
     stage1_by_expression: dict[str, tuple[str, ...]] = field(default_factory=dict)
     # data
     val_fraction: float = 0.1
@@ -245,7 +249,7 @@ class TrainConfig:
         for key, settings in self.stage1_by_expression.items():
             for setting in settings:
                 name = setting.partition("=")[0]
-                if not (name.startswith("stage1_") or name == "ridge_lambdas") or name == "stage1_by_expression":
+                if not (name.startswith("stage1_") or name in GROUP_RIDGE_SETTINGS) or name == "stage1_by_expression":
                     raise ValueError(f"stage1_by_expression[{key!r}]: {name!r} is not a stage-1 setting")
 
     def stage1_groups(self, expressions: tuple[str, ...]) -> list[tuple[TrainConfig, tuple[str, ...]]]:

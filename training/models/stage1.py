@@ -60,6 +60,8 @@ class LocalRegression(nn.Module):
     flow: Tensor  # buffers (register_buffer), typed for static checks
     region: Tensor
     grid: Tensor
+    colour_delta: nn.Parameter | None
+
     def __init__(self, n_expressions: int, channels: int, size: int, radius: int, warp_mode: str = "bilinear",
                  mix: str = "maps", keys: int = 1, tilts: int = 1) -> None:
         super().__init__()
@@ -74,6 +76,10 @@ class LocalRegression(nn.Module):
         weight[:, :, taps // 2] = 1.0
         self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(torch.zeros(n_expressions, channels, size, size))
+        # where only some expressions share their weights across the colours (`share_colour`), the others' differences
+        # from the first colour, [E_own * keys, C, r*r, S, S], for the expressions ``own_colour``
+        self.register_parameter("colour_delta", None)
+        self.own_colour: tuple[int, ...] = ()
         self.register_buffer("flow", torch.zeros(n_expressions * tilts, 2, size, size))
         self.register_buffer("region", torch.ones(n_expressions, 1, size, size))
         self.register_buffer("grid", identity_grid(size), persistent=False)
@@ -124,8 +130,13 @@ class LocalRegression(nn.Module):
 
     def _mixed_maps(self, moved: Tensor, expression: Tensor, turn: Tensor | None) -> Tensor:
         out = _mix(expression, self._turned(self.bias, turn))
-        for tap, view in enumerate(shifted_views(moved, self.radius)):
+        views = shifted_views(moved, self.radius)
+        for tap, view in enumerate(views):
             out = out + view * _mix(expression, self._turned(self.weight[:, :, tap], turn))
+        if self.colour_delta is not None:
+            own = expression[:, list(self.own_colour)]
+            for tap, view in enumerate(views):
+                out = out + view * _mix(own, self._turned(self.colour_delta[:, :, tap], turn))
         return self.region_of(expression, turn) * (out - moved)
 
     def _carried(self, x: Tensor, expression: Tensor, alpha: Tensor | float, mixed: Tensor, turn: Tensor | None
@@ -139,12 +150,28 @@ class LocalRegression(nn.Module):
         inputs = x[:, None].expand(-1, count, -1, -1, -1).reshape(n * count, channels, size, size)
         moved = warp(inputs, own.reshape(n * count, 2, size, size), self.grid, self.warp_mode)
         painted = self._turned(self.bias, turn)
-        for tap, view in enumerate(shifted_views(moved, self.radius)):
-            painted = painted + view.reshape(n, count, channels, size, size) * self._turned(self.weight[:, :, tap], turn)
+        views = [view.reshape(n, count, channels, size, size) for view in shifted_views(moved, self.radius)]
+        for tap, view in enumerate(views):
+            painted = painted + view * self._turned(self.weight[:, :, tap], turn)
+        painted = self._with_own_colours(painted, views, turn)
         paint = self._turned(self.region, turn) * (painted - moved.reshape(n, count, channels, size, size))
         carry = (mixed[:, None] - own).reshape(n * count, 2, size, size)
         carried = warp(paint.reshape(n * count, channels, size, size), carry, self.grid, self.warp_mode)
         return torch.einsum("ne,nechw->nchw", expression, carried.reshape(n, count, channels, size, size))
+
+    def _with_own_colours(self, painted: Tensor, views: list[Tensor], turn: Tensor | None) -> Tensor:
+        """Each expression's paint [N,E,C,S,S] with the colour differences of those whose colours have weights of
+        their own (``colour_delta``) added; the others' as they are. Only those expressions' maps are read, so a model
+        whose other expressions share their weights costs little more than one whose every expression does."""
+        if self.colour_delta is None:
+            return painted
+        own = list(self.own_colour)
+        extra = views[0][:, own] * self._turned(self.colour_delta[:, :, 0], turn)
+        for tap, view in enumerate(views[1:], start=1):
+            extra = extra + view[:, own] * self._turned(self.colour_delta[:, :, tap], turn)
+        pieces = [painted[:, e : e + 1] + extra[:, own.index(e) : own.index(e) + 1] if e in own
+                  else painted[:, e : e + 1] for e in range(painted.shape[1])]
+        return torch.cat(pieces, dim=1)
 
     def motion(self, expression: Tensor, alpha: Tensor | float = 1.0, turn: Tensor | None = None) -> Tensor:
         """[N,2,S,S] (grid units): the flow that moves the input before the ridge, scaled by the intensity."""
@@ -163,10 +190,22 @@ class LocalRegression(nn.Module):
     @torch.no_grad()
     def share_colour(self) -> bool:
         """Keep one set of neighbourhood weights for every channel where they are all equal (a shared-colour ridge,
-        `ridge_solve`): the same output from a third of the maps. Whether it did."""
+        `ridge_solve`): the same output from a third of the maps. Where only some expressions' are (a recipe's
+        `ridge_shared_colour` for some alone), the others keep each colour's difference from the first in
+        ``colour_delta`` (`_with_own_colours`). Whether any weights were stored once."""
         weight = self.weight
-        if weight.shape[1] == 1 or not all(torch.equal(weight[:, 0], weight[:, c]) for c in range(1, weight.shape[1])):
+        if weight.shape[1] == 1 or self.colour_delta is not None:
             return False
+        per_expression = weight.reshape(-1, self.keys, *weight.shape[1:])  # [E, keys, C, r*r, S, S]
+        alike = [bool(torch.equal(rows, rows[:, :1].expand_as(rows))) for rows in per_expression]
+        if not any(alike):
+            return False
+        own = [e for e, same in enumerate(alike) if not same]
+        if own:
+            rows = per_expression[own]
+            self.colour_delta = nn.Parameter((rows - rows[:, :, :1]).reshape(-1, *weight.shape[1:]).clone(),
+                                             requires_grad=weight.requires_grad)
+            self.own_colour = tuple(own)
         self.weight = nn.Parameter(weight[:, :1].clone(), requires_grad=weight.requires_grad)
         return True
 
@@ -186,12 +225,15 @@ class LocalRegression(nn.Module):
         return self.keys > 1 and all(torch.equal(own, mirrored) for own, mirrored in self._turned_halves())
 
     def _turned_halves(self) -> Iterator[tuple[Tensor, Tensor]]:
-        """Per map (weights, biases, flows, regions): the keys turned one way, as views, and the mirror images of
-        the keys turned as far the other way, in the same order."""
+        """Per map (weights, biases, flows, regions, the own colours' differences): the keys turned one way, as views,
+        and the mirror images of the keys turned as far the other way, in the same order."""
         half = self.keys // 2
-        for tensor, mirrored in ((self.weight, self._mirrored_taps(self.weight)), (self.bias, self.bias.flip(-1)),
-                                 (self.flow, mirror_flow(self.flow)), (self.region, self.region.flip(-1))):
-            shape = (-1, self.keys, len(tensor) // len(self.region), *tensor.shape[1:])  # a flow per tilt key
+        maps = [(self.weight, self._mirrored_taps(self.weight), 1), (self.bias, self.bias.flip(-1), 1),
+                (self.flow, mirror_flow(self.flow), self.tilts), (self.region, self.region.flip(-1), 1)]
+        if self.colour_delta is not None:
+            maps.append((self.colour_delta, self._mirrored_taps(self.colour_delta), 1))
+        for tensor, mirrored, per_key in maps:  # a flow per tilt key
+            shape = (-1, self.keys, per_key, *tensor.shape[1:])
             yield tensor.view(shape)[:, :half], mirrored.reshape(shape)[:, self.keys - half :].flip(1)
 
     def _mirrored_taps(self, weight: Tensor) -> Tensor:
