@@ -74,15 +74,10 @@ def test_stage1_weights_shared_by_some_expressions_colours_are_stored_once_for_t
     for some expressions alone), the file stores the shared ones once and that expression's colours beside them:
     smaller than every expression's three, larger than one each, and onnxruntime, the torch route and the preview
     graph compute what the model does. With turn keys (mirrored: stored for one side) and without."""
-    import onnxruntime as ort
 
     from export.half_weights import round_weights_half
     from export.onnx_export import export_model
-    from reggan_plugin.backends.parity import PARITY_TOLERANCE
-    from reggan_plugin.backends.torch_graph import TorchGraph, load_onnx
-    from reggan_plugin.config import InferenceConfig
     from reggan_plugin.faces.turn import Pose, pose_weights
-    from reggan_plugin.renderer import ExpressionRenderer
 
     monkeypatch.setenv("REGGAN_CACHE_DIR", str(tmp_path / "cache"))
     happy = TINY.expressions.index("happy")
@@ -108,6 +103,8 @@ def test_stage1_weights_shared_by_some_expressions_colours_are_stored_once_for_t
     assert sizes["happy"] - sizes["shared"] < 0.5 * (sizes["apart"] - sizes["shared"])
 
     mixed, path = model((happy,)), tmp_path / "happy.onnx"
+    if keys:  # every keyed map, the smile's colours among them, stored for the keys facing the camera and one side
+        assert {int(i.dims[1]) for i in onnx.load(str(path)).graph.initializer if len(i.dims) == 3} == {3}
     assert mixed.stage1.share_colour() and mixed.stage1.own_colour == (happy,)
     round_weights_half(mixed)  # as the file stores it
     rng = np.random.default_rng(0)
@@ -117,16 +114,28 @@ def test_stage1_weights_shared_by_some_expressions_colours_are_stored_once_for_t
     weights[2, :] += weights[0, :] * 0.5  # a mix of happy and another
     feeds = {"image": rng.uniform(-1, 1, (3, 3, 32, 32)).astype(np.float32), "expression": weights,
              "intensity": np.array([1.0, 0.7, 1.0], np.float32)}
+    _assert_every_route_computes(mixed, path, feeds)
+
+
+def _assert_every_route_computes(model: RegGAN, path, feeds: dict[str, np.ndarray]) -> None:
+    """onnxruntime on the exported ``path`` computes what ``model`` (rounded as the file stores it) does, and the torch
+    route and the preview graph cut from the file what onnxruntime does."""
+    import onnxruntime as ort
+
+    from reggan_plugin.backends.parity import PARITY_TOLERANCE
+    from reggan_plugin.backends.torch_graph import TorchGraph, load_onnx
+    from reggan_plugin.config import InferenceConfig
+    from reggan_plugin.renderer import ExpressionRenderer
+
     with torch.no_grad():
-        want = [t.numpy() for t in mixed(torch.from_numpy(feeds["image"]), torch.from_numpy(weights),
-                                         torch.from_numpy(feeds["intensity"]))]
+        want = [t.numpy() for t in model(*(torch.from_numpy(feeds[k]) for k in ("image", "expression", "intensity")))]
     got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["output", "stage1"], feeds)
     assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) < 1e-4
     graph = TorchGraph(load_onnx(path), device="cpu")
     routed = graph.run({k: torch.from_numpy(v) for k, v in feeds.items()}, ["output"])["output"].numpy()
     assert float(np.abs(routed - got[0]).max()) < PARITY_TOLERANCE["fp32"]
     preview = ExpressionRenderer(InferenceConfig(model=path, backend="cpu", stage="regression"))
-    cut = preview.backend.run(feeds["image"], weights, feeds["intensity"], outputs=("output",))["output"]
+    cut = preview.backend.run(feeds["image"], feeds["expression"], feeds["intensity"], outputs=("output",))["output"]
     np.testing.assert_allclose(cut, got[1], atol=1e-6)
 
 
@@ -383,11 +392,7 @@ def test_a_stage1_whose_turned_keys_mirror_each_other_is_stored_for_one_side(tmp
     the graph from those: the file keeps three of five keys, and onnxruntime, the torch route and the preview graph
     compute what the model does. A stage 1 whose keys are fitted apart keeps them all. With tilt keys too (a flow
     per turn and tilt key, faces between them)."""
-    from reggan_plugin.backends.parity import PARITY_TOLERANCE
-    from reggan_plugin.backends.torch_graph import TorchGraph, load_onnx
-    from reggan_plugin.config import InferenceConfig
     from reggan_plugin.faces.turn import Pose, pose_weights
-    from reggan_plugin.renderer import ExpressionRenderer
 
     keys = (-0.4, -0.2, 0.0, 0.2, 0.4)
     monkeypatch.setenv("REGGAN_CACHE_DIR", str(tmp_path / "cache"))
@@ -421,16 +426,4 @@ def test_a_stage1_whose_turned_keys_mirror_each_other_is_stored_for_one_side(tmp
     from export.half_weights import round_weights_half
 
     round_weights_half(mirrored)  # as the file stores it
-    with torch.no_grad():
-        want = [t.numpy() for t in mirrored(torch.from_numpy(feeds["image"]), torch.from_numpy(weights),
-                                            torch.from_numpy(feeds["intensity"]))]
-    import onnxruntime as ort
-
-    got = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(["output", "stage1"], feeds)
-    assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) < 1e-4
-    graph = TorchGraph(load_onnx(path), device="cpu")
-    routed = graph.run({k: torch.from_numpy(v) for k, v in feeds.items()}, ["output"])["output"].numpy()
-    assert float(np.abs(routed - got[0]).max()) < PARITY_TOLERANCE["fp32"]
-    preview = ExpressionRenderer(InferenceConfig(model=path, backend="cpu", stage="regression"))
-    cut = preview.backend.run(feeds["image"], weights, feeds["intensity"], outputs=("output",))["output"]
-    np.testing.assert_allclose(cut, got[1], atol=1e-6)
+    _assert_every_route_computes(mirrored, path, feeds)

@@ -31,8 +31,9 @@ from reggan_plugin.geometry.align import crop_matrix_from_landmarks
 from reggan_plugin.geometry.resample import warp_to_crop
 from reggan_plugin.renderer import ExpressionRenderer
 from training.data.split import in_choosing_half
-from training.evaluate import metrics, realism
+from training.evaluate import metrics, mouth_shape, realism
 from training.evaluate.cases import given_face
+from training.evaluate.mouth_shape import MouthShapeJudge
 
 HERE = Path(__file__).resolve().parent
 TURNED = HERE / "data" / "turned"
@@ -111,6 +112,15 @@ def renderer() -> ExpressionRenderer:
     return ExpressionRenderer(InferenceConfig(backend="cpu"))
 
 
+@pytest.fixture(scope="module")
+def mouth_judge() -> MouthShapeJudge:
+    """MediaPipe's lips, an independent landmarker (skips where ai-edge-litert is missing)."""
+    reason = mouth_shape.unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    return MouthShapeJudge()
+
+
 def _rgb(path: Path) -> np.ndarray:
     with Image.open(path) as im:
         return np.asarray(im.convert("RGB"))
@@ -182,24 +192,18 @@ def test_portraits_keep_their_skin_and_smile_in_the_mouths_shade(renderer, londo
     assert np.mean(tint) <= PORTRAIT_MOUTH_TINT, tint
 
 
-def test_portraits_open_their_mouths_when_surprised(renderer, london_faces):
+def test_portraits_open_their_mouths_when_surprised(renderer, london_faces, mouth_judge):
     """The same five portraits surprised (default options): an independent landmarker (MediaPipe's inner lip contour)
     finds the lips apart on ``PORTRAIT_OPENED`` of them, the opening's darkest tenth is a mouth's shade, not a black
     hole or a grey smear, it has a mouth's edges (teeth, tongue) where a soft blot has none, and its lightest parts
     do not glow coral (`realism.opening`)."""
-    from training.evaluate import mouth_shape
-
-    reason = mouth_shape.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    judge = mouth_shape.MouthShapeJudge()
     detector = SharedDetector()
     openings = []
     for path in _held_out_portraits(london_faces):
         neutral = _rgb(path)
         face = detector.detect(neutral)[0]
         crop = _crop(renderer.apply_array(neutral, faces=[face], expression="surprised"), face)
-        openings.append(realism.opening(crop, judge.inner_lips(crop)))
+        openings.append(realism.opening(crop, mouth_judge.inner_lips(crop)))
     found = [o for o in openings if o is not None]
     assert len(found) >= PORTRAIT_OPENED, openings
     assert min(o.dark for o in found) >= OPENING_DARK and min(o.red for o in found) >= OPENING_RED, found
@@ -224,40 +228,22 @@ def test_a_disgusted_portraits_sliver_of_a_gap_gets_no_drawn_teeth(renderer, lon
 
 
 @pytest.mark.parametrize("identity", ["id00000", "id00002"])
-def test_a_turned_heads_surprised_mouth_opens_as_a_mouth(renderer, identity):
+def test_a_turned_heads_surprised_mouth_opens_as_a_mouth(renderer, mouth_judge, identity):
     """A turned head surprised: its opening, found by an independent landmarker, takes ``TURNED_OPENING_SIZE`` of the
     true render's and keeps ``TURNED_OPENING_DETAIL`` of its detail (an opening smeared into a soft blot fails)."""
-    from training.evaluate import mouth_shape
-
-    reason = mouth_shape.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    judge = mouth_shape.MouthShapeJudge()
-    neutral, target = _rgb(TURNED / f"{identity}_neutral.png"), _rgb(TURNED / f"{identity}_surprised.png")
-    face = given_face(_points(TURNED / f"{identity}_neutral.landmarks.json"))
-    edit, true = (_crop(pixels, face) for pixels in
-                  (renderer.apply_array(neutral, faces=[face], expression="surprised"), target))
-    opened, real = (realism.opening(crop, judge.inner_lips(crop)) for crop in (edit, true))
+    edit, true = _edit_and_truth(renderer, TURNED / identity, "surprised")
+    opened, real = (realism.opening(crop, mouth_judge.inner_lips(crop)) for crop in (edit, true))
     assert opened is not None and real is not None, (opened, real)
     assert opened.share >= TURNED_OPENING_SIZE * real.share, (opened, real)
     assert opened.detail >= TURNED_OPENING_DETAIL * real.detail, (opened, real)
 
 
 @pytest.mark.parametrize("stem", ["frontal_id00001", "turned_id00007"])
-def test_a_smiles_teeth_keep_the_colour_of_teeth(renderer, stem):
+def test_a_smiles_teeth_keep_the_colour_of_teeth(renderer, mouth_judge, stem):
     """A smile on a render: what it shows inside the true smile's opening (the lightest third, its teeth) stays within
     ``TEETH_COLOUR`` of the truth's colour (teeth painted teal or grey-blue fail)."""
-    from training.evaluate import mouth_shape
-
-    reason = mouth_shape.unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    judge = mouth_shape.MouthShapeJudge()
-    neutral, target = _rgb(TEETH / f"{stem}_neutral.png"), _rgb(TEETH / f"{stem}_happy.png")
-    face = given_face(_points(TEETH / f"{stem}_neutral.landmarks.json"))
-    edit, true = (_crop(pixels, face) for pixels in (renderer.apply_array(neutral, faces=[face], expression="happy"),
-                                                     target))
-    colour = realism.teeth_colour(edit, true, judge.inner_lips(true))
+    edit, true = _edit_and_truth(renderer, TEETH / stem, "happy")
+    colour = realism.teeth_colour(edit, true, mouth_judge.inner_lips(true))
     assert colour is not None and colour <= TEETH_COLOUR, colour
 
 
@@ -281,6 +267,15 @@ def _held_out_portraits(london_faces: Path) -> list[Path]:
     held_out = [p for p in sorted((london_faces / "neutral").glob("*.jpg"))
                 if not in_choosing_half(f"{london_faces.name}/{p.stem}")]
     return held_out[::7][:5]
+
+
+def _edit_and_truth(renderer: ExpressionRenderer, stem: Path, expression: str) -> tuple[np.ndarray, np.ndarray]:
+    """A render's edit into ``expression`` and its true render (``<stem>_neutral.png``, its landmarks and
+    ``<stem>_<expression>.png``), as 256 px canonical crops of the neutral's face."""
+    neutral = _rgb(stem.with_name(f"{stem.name}_neutral.png"))
+    face = given_face(_points(stem.with_name(f"{stem.name}_neutral.landmarks.json")))
+    edit = renderer.apply_array(neutral, faces=[face], expression=expression)
+    return _crop(edit, face), _crop(_rgb(stem.with_name(f"{stem.name}_{expression}.png")), face)
 
 
 def _crop(pixels: np.ndarray, face: Face, size: int = 256) -> np.ndarray:
