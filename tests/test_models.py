@@ -68,6 +68,39 @@ def test_a_ridge_shared_by_the_colours_matches_numpy_solve_on_every_channels_row
             np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_a_colour_tied_ridge_is_the_least_squares_of_its_rows_and_the_tie_and_reaches_the_shared_fit():
+    """``colour_tie``: every channel's own weights and bias, with mu * sum_c ||w_c - mean w||^2 (mu the tie times the
+    pixel's mean diagonal of X^T X over the weight taps): the least squares of the channels' rows, the ridge's rows and
+    sqrt(mu) times the projection off the channels' mean; a tie near 0 gives each channel's own fit, a large one the
+    shared fit."""
+    rng = np.random.default_rng(3)
+    n, c, s, r, lam, tie = 12, 3, 5, 3, 0.3, 0.2
+    neutral = rng.uniform(-1, 1, (n, c, s, s))
+    target = rng.uniform(-1, 1, (n, c, s, s))
+    x, t = torch.tensor(neutral), torch.tensor(target)
+    weight, bias = fit_ridge(x, t, radius=r, lam=lam, colour_tie=tie)
+    taps = r * r + 1
+    for y, xx in [(0, 0), (2, 3), (4, 4)]:
+        blocks = [np.stack([_design_row(neutral[i], ch, y, xx, r) for i in range(n)]) for ch in range(c)]
+        mu = tie * np.mean([np.mean(np.sum(b[:, :-1] ** 2, axis=0)) for b in blocks])
+        design = np.zeros((c * n, c * taps))
+        for ch, block in enumerate(blocks):
+            design[ch * n : (ch + 1) * n, ch * taps : (ch + 1) * taps] = block
+        off_mean = np.kron(np.eye(c) - np.full((c, c), 1 / c), np.eye(taps)[:-1])
+        rows = np.vstack([design, np.sqrt(lam) * np.eye(c * taps), np.sqrt(mu) * off_mean])
+        values = np.concatenate([target[:, :, y, xx].T.ravel(), np.zeros(c * taps + len(off_mean))])
+        expected = np.linalg.lstsq(rows, values, rcond=None)[0].reshape(c, taps)
+        got = np.concatenate([weight[:, :, y, xx].numpy(), bias[:, y, xx].numpy()[:, None]], axis=1)
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+    # (tied, the channels' weights are shrunk c times over: lambda near 0 for the limit)
+    lam = 1e-6
+    own, shared = fit_ridge(x, t, radius=r, lam=lam), fit_ridge(x, t, radius=r, lam=lam, shared_colour=True)
+    for tie, reference in ((1e-9, own), (1e6, shared)):
+        got = fit_ridge(x, t, radius=r, lam=lam, colour_tie=tie)
+        for a, b in zip(got, reference):
+            torch.testing.assert_close(a, b, rtol=1e-3, atol=1e-3)
+
+
 def test_fitted_layer_reproduces_a_linear_map_exactly():
     """Targets made by a known local linear map are recovered (lambda -> 0) and applied identically."""
     gen = torch.Generator().manual_seed(1)
@@ -231,7 +264,7 @@ def test_an_expression_with_weights_of_its_own_per_colour_keeps_them_beside_the_
         before = layer(x, expression, alpha, turn)
         assert layer.share_colour() and layer.own_colour == (1,)
         assert layer.weight.shape == (3 * keys, 1, 9, 24, 24) and layer.colour_delta is not None
-        assert layer.colour_delta.shape == (keys, 3, 9, 24, 24)
+        assert layer.colour_delta.shape == (keys, 2, 9, 24, 24)  # the colours after the first
         assert torch.allclose(layer(x, expression, alpha, turn), before, atol=1e-6)
         assert not layer.share_colour()  # once
 

@@ -101,10 +101,11 @@ JAW_SPILL, JAW_SPILL_SHARE = 110.0, 1.0
 HALF_GAIN = 5.0
 HALF_SPILL, HALF_SPILL_SHARE = 28.0, 0.4
 # Two smiles whose teeth one stage-1 filter for the three colours turned teal (``tests/data/teeth``: a frontal and a
-# dark-skinned turned render): the colour inside the true smile's opening (`realism.teeth_colour`, CIELAB a*b*) 4.3 and
-# 5.9 from the truth's; 8.1 and 12.3 with that shared filter (the neutral's closed lips: 14.9 and 3.8, a dark mouth's
-# shaded teeth near its lips' colour).
-TEETH_COLOUR = 7.0
+# dark-skinned turned render): the colour inside the true smile's opening (`realism.teeth_colour`, CIELAB a*b*) 5.1 and
+# 8.2 from the truth's; 8.1 and 12.3 with that shared filter; 4.3 and 5.9 with filters wholly each colour's own, whose
+# cyan and orange fringes average to the truth's cream (the neutral's closed lips: 14.9 and 3.8, a dark mouth's shaded
+# teeth near its lips' colour).
+TEETH_COLOUR = 9.5
 
 
 @pytest.fixture(scope="module")

@@ -472,16 +472,26 @@ def test_refit_stage1_installs_the_closed_form_fit_again(synth, tmp_path):
 
 def test_a_group_of_expressions_fits_its_colours_apart_where_the_rest_share_them(synth, tmp_path):
     """`ridge_shared_colour` given over the rest for one expression (`stage1_by_expression`): its neighbourhood weights
-    are each colour's own, the others' alike in every colour."""
+    are each colour's own, the others' alike in every colour; with its own `ridge_colour_tie` too, its colours' weights
+    differ less."""
     from training.solver import refit_stage1
 
     solver = _tiny_solver(synth, tmp_path / "run", tmp_path / "cache", TEST_CFG)
-    cfg = replace(TEST_CFG, ridge_shared_colour=True, stage1_by_expression={"happy": ("ridge_shared_colour=false",)})
-    refit_stage1(solver.G, solver.train_data, None, {"radius": 3, "fitted": {"happy": {"lambda": 0.4}}}, 1, cfg)
-    weight = solver.G.stage1.weight.detach()
-    happy, sad = weight[TINY.expressions.index("happy")], weight[TINY.expressions.index("sad")]
+    meta = {"radius": 3, "fitted": {"happy": {"lambda": 0.4}}}
+
+    def happy_and_sad(*settings: str) -> tuple[torch.Tensor, torch.Tensor]:
+        groups = {"happy": ("ridge_shared_colour=false", *settings)}
+        refit_stage1(solver.G, solver.train_data, None, meta, 1,
+                     replace(TEST_CFG, ridge_shared_colour=True, stage1_by_expression=groups))
+        weight = solver.G.stage1.weight.detach().clone()
+        return weight[TINY.expressions.index("happy")], weight[TINY.expressions.index("sad")]
+
+    happy, sad = happy_and_sad()
     assert torch.equal(sad[0], sad[1]) and torch.equal(sad[0], sad[2])
+    apart = float((happy[0] - happy[2]).abs().mean())
     assert float((happy[0] - happy[2]).abs().max()) > 1e-3
+    tied, _ = happy_and_sad("ridge_colour_tie=1")
+    assert 0 < float((tied[0] - tied[2]).abs().mean()) < 0.8 * apart
 
 
 def test_a_fit_on_normalised_faces_brings_them_to_the_training_neutrals_median(synth, tmp_path):
@@ -571,7 +581,8 @@ def test_set_overrides_parse_each_field_type_and_refuse_unknown_names():
     assert (cfg.lambda_adv, cfg.ridge_radii, cfg.augment.flip, cfg.batch_size) == (0.1, (3, 5), False, 4)
     assert cfg.augment.rotate_deg == AugmentConfig().rotate_deg  # the rest of augment is kept
     for bad, message in (("nope=1", "unknown setting"), ("lambda_adv=x", "not a valid float"),
-                         ("augment=1", "unknown setting"), ("lambda_adv", "NAME=VALUE"), ("ridge_radii=4", "odd")):
+                         ("augment=1", "unknown setting"), ("lambda_adv", "NAME=VALUE"), ("ridge_radii=4", "odd"),
+                         ("ridge_colour_tie=-0.1", "ridge_colour_tie must be >= 0")):
         with pytest.raises(ValueError, match=message):
             TrainConfig().with_overrides([bad])
 

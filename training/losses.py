@@ -59,7 +59,8 @@ def psnr(a: Tensor, b: Tensor) -> float:
 @torch.no_grad()
 def select_ridge(train: dict[str, tuple[Tensor, Tensor]], val: dict[str, tuple[Tensor, Tensor]],
                  radii: tuple[int, ...], lambdas: tuple[float, ...], toward_identity: bool = False,
-                 shared_colour: bool = False) -> tuple[int, dict[str, float], list[RidgeRow]]:
+                 shared_colour: bool = False, colour_tie: float = 0.0
+                 ) -> tuple[int, dict[str, float], list[RidgeRow]]:
     """Choose stage 1's radius (one for all expressions: the model has one) and a lambda per expression.
 
     ``train`` / ``val`` map expression -> (neutral, target) [n,3,S,S]. The radius minimises the mean over
@@ -73,7 +74,7 @@ def select_ridge(train: dict[str, tuple[Tensor, Tensor]], val: dict[str, tuple[T
         for r in radii:
             gram, moment = ridge_normal_equations(xt, tt, r)
             for lam in lambdas:
-                w, b = ridge_solve(gram, moment, lam, toward_identity, shared_colour)
+                w, b = ridge_solve(gram, moment, lam, toward_identity, shared_colour, colour_tie)
                 pred = apply_ridge(xv, w, b, r)
                 rows.append(RidgeRow(expr, r, lam, float((pred - tv).abs().mean()), psnr(pred, tv), copy))
             del gram, moment

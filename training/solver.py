@@ -183,7 +183,7 @@ def _select(moved_train: dict[str, tuple[Tensor, Tensor]], val: PairedFaces | No
         return None, {}, [], (f"\n{', '.join(moved_train)}: no validation pairs; the radius chosen before (else the"
                               " config's), the median of the lambdas chosen (`fit_stage1_maps`)\n")
     radius, lambdas, rows = select_ridge(sub, {e: val_sets[e] for e in sub}, radii, cfg.ridge_lambdas,
-                                         cfg.ridge_toward_identity, cfg.ridge_shared_colour)
+                                         cfg.ridge_toward_identity, cfg.ridge_shared_colour, cfg.ridge_colour_tie)
     return radius, lambdas, rows, ridge_table_markdown(rows, radius, lambdas)
 
 
@@ -258,7 +258,8 @@ def _fit_parts(parts: Iterable[tuple[PairedFaces, PairedFaces | None]], make: Ca
             lambdas |= chosen if radius is not None else fallback
             install_motions(model, got)
             fitted |= fit_stage1_maps(model, moved, lambdas, group_cfg.ridge_toward_identity,
-                                      group_cfg.ridge_shared_colour, _weights_by_expression(part))
+                                      group_cfg.ridge_shared_colour, _weights_by_expression(part),
+                                      group_cfg.ridge_colour_tie)
             motions |= got
             rows += got_rows
             table += got_table
@@ -357,7 +358,7 @@ def install_motions(model: RegGAN, motions: dict[str, tuple[Tensor, Tensor]]) ->
 
 def fit_stage1_maps(model: RegGAN, pairs: dict[str, tuple[Tensor, Tensor]], lambdas: dict[str, float],
                     toward_identity: bool = False, shared_colour: bool = False,
-                    weights: dict[str, Tensor] | None = None) -> dict:
+                    weights: dict[str, Tensor] | None = None, colour_tie: float = 0.0) -> dict:
     """Fit and install every expression's ridge maps at the model's radius on (already moved) pairs; an
     expression without a chosen lambda takes the median of the others (LSRF's 0.4 when there are none).
     ``weights``: how much each clean pair counts (`_weights_by_expression`), its perturbed copies (which follow the
@@ -368,7 +369,7 @@ def fit_stage1_maps(model: RegGAN, pairs: dict[str, tuple[Tensor, Tensor]], lamb
         lam = lambdas.get(expr, fallback)
         each = (weights or {}).get(expr)
         weight, bias = fit_ridge(x, t, model.config.radius, lam, toward_identity=toward_identity,
-                                 shared_colour=shared_colour,
+                                 shared_colour=shared_colour, colour_tie=colour_tie,
                                  weights=None if each is None else each.repeat(len(x) // len(each)))
         model.stage1.set_expression(model.config.stage1_index(expr), weight.to(model.stage1.weight.device),
                                     bias.to(model.stage1.bias.device))

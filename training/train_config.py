@@ -17,7 +17,7 @@ from .config import base_expression, strict_from_dict
 
 # the ridge settings a group of expressions may have of its own (`TrainConfig.stage1_by_expression`); the radius is
 # one for the whole model
-GROUP_RIDGE_SETTINGS = ("ridge_lambdas", "ridge_shared_colour", "ridge_toward_identity")
+GROUP_RIDGE_SETTINGS = ("ridge_lambdas", "ridge_shared_colour", "ridge_colour_tie", "ridge_toward_identity")
 
 ModelPreset = Literal["tiny", "default"]
 Device = Literal["cpu", "cuda"]
@@ -151,6 +151,8 @@ class TrainConfig:
     ridge_toward_identity: bool = False
     # one set of neighbourhood weights for the three colour channels (each its own bias): `ridge_solve`
     ridge_shared_colour: bool = False
+    # else each colour's weights drawn toward the colours' mean, by this share of the data's own weight: `ridge_solve`
+    ridge_colour_tie: float = 0.0
     ridge_max_pairs: int = 600  # per expression, for the selection table (the final fit uses all)
     # ... after a per-expression mean flow (models/stage1.py): a smooth flow on a G x G control grid fitted to
     # the training pairs (0: no flow), the ridge then fitted on the moved inputs; and the listed expressions
@@ -244,6 +246,8 @@ class TrainConfig:
                 object.__setattr__(self, name, AugmentConfig(**getattr(self, name)))
         if self.stage1_augment_copies < 0 or self.stage1_degrade_copies < 0:
             raise ValueError("stage1_augment_copies and stage1_degrade_copies must be >= 0")
+        if not self.ridge_colour_tie >= 0:
+            raise ValueError(f"ridge_colour_tie must be >= 0, got {self.ridge_colour_tie}")
         object.__setattr__(self, "stage1_by_expression",
                            {str(k): tuple(v) for k, v in dict(self.stage1_by_expression).items()})
         for key, settings in self.stage1_by_expression.items():

@@ -77,7 +77,8 @@ class LocalRegression(nn.Module):
         self.weight = nn.Parameter(weight)
         self.bias = nn.Parameter(torch.zeros(n_expressions, channels, size, size))
         # where only some expressions share their weights across the colours (`share_colour`), the others' differences
-        # from the first colour, [E_own * keys, C, r*r, S, S], for the expressions ``own_colour``
+        # from the first colour, [E_own * keys, C - 1, r*r, S, S] (the colours after the first), for the expressions
+        # ``own_colour``
         self.register_parameter("colour_delta", None)
         self.own_colour: tuple[int, ...] = ()
         self.register_buffer("flow", torch.zeros(n_expressions * tilts, 2, size, size))
@@ -135,8 +136,10 @@ class LocalRegression(nn.Module):
             out = out + view * _mix(expression, self._turned(self.weight[:, :, tap], turn))
         if self.colour_delta is not None:
             own = expression[:, list(self.own_colour)]
+            extra = torch.zeros_like(out[:, 1:])
             for tap, view in enumerate(views):
-                out = out + view * _mix(own, self._turned(self.colour_delta[:, :, tap], turn))
+                extra = extra + view[:, 1:] * _mix(own, self._turned(self.colour_delta[:, :, tap], turn))
+            out = out + torch.cat([torch.zeros_like(out[:, :1]), extra], dim=1)
         return self.region_of(expression, turn) * (out - moved)
 
     def _carried(self, x: Tensor, expression: Tensor, alpha: Tensor | float, mixed: Tensor, turn: Tensor | None
@@ -166,11 +169,11 @@ class LocalRegression(nn.Module):
         if self.colour_delta is None:
             return painted
         own = list(self.own_colour)
-        extra = views[0][:, own] * self._turned(self.colour_delta[:, :, 0], turn)
+        extra = views[0][:, own, 1:] * self._turned(self.colour_delta[:, :, 0], turn)
         for tap, view in enumerate(views[1:], start=1):
-            extra = extra + view[:, own] * self._turned(self.colour_delta[:, :, tap], turn)
-        pieces = [painted[:, e : e + 1] + extra[:, own.index(e) : own.index(e) + 1] if e in own
-                  else painted[:, e : e + 1] for e in range(painted.shape[1])]
+            extra = extra + view[:, own, 1:] * self._turned(self.colour_delta[:, :, tap], turn)
+        pieces = [torch.cat([painted[:, e : e + 1, :1], painted[:, e : e + 1, 1:] + extra[:, own.index(e)][:, None]],
+                            dim=2) if e in own else painted[:, e : e + 1] for e in range(painted.shape[1])]
         return torch.cat(pieces, dim=1)
 
     def motion(self, expression: Tensor, alpha: Tensor | float = 1.0, turn: Tensor | None = None) -> Tensor:
@@ -191,7 +194,7 @@ class LocalRegression(nn.Module):
     def share_colour(self) -> bool:
         """Keep one set of neighbourhood weights for every channel where they are all equal (a shared-colour ridge,
         `ridge_solve`): the same output from a third of the maps. Where only some expressions' are (a recipe's
-        `ridge_shared_colour` for some alone), the others keep each colour's difference from the first in
+        `ridge_shared_colour` for some alone), the others keep each later colour's difference from the first in
         ``colour_delta`` (`_with_own_colours`). Whether any weights were stored once."""
         weight = self.weight
         if weight.shape[1] == 1 or self.colour_delta is not None:
@@ -203,7 +206,8 @@ class LocalRegression(nn.Module):
         own = [e for e, same in enumerate(alike) if not same]
         if own:
             rows = per_expression[own]
-            self.colour_delta = nn.Parameter((rows - rows[:, :, :1]).reshape(-1, *weight.shape[1:]).clone(),
+            delta = rows[:, :, 1:] - rows[:, :, :1]
+            self.colour_delta = nn.Parameter(delta.reshape(-1, *delta.shape[2:]).clone(),
                                              requires_grad=weight.requires_grad)
             self.own_colour = tuple(own)
         self.weight = nn.Parameter(weight[:, :1].clone(), requires_grad=weight.requires_grad)
@@ -370,15 +374,18 @@ def ridge_normal_equations(neutral: Tensor, target: Tensor, radius: int, chunk: 
 
 
 @torch.no_grad()
-def ridge_solve(gram: Tensor, moment: Tensor, lam: float, toward_identity: bool = False, shared_colour: bool = False
-                ) -> tuple[Tensor, Tensor]:
+def ridge_solve(gram: Tensor, moment: Tensor, lam: float, toward_identity: bool = False, shared_colour: bool = False,
+                colour_tie: float = 0.0) -> tuple[Tensor, Tensor]:
     """Solve (X^T X + lam I) w = X^T t + lam w0 -> (weight [C, r*r, H, W], bias [C, H, W]) float32; w0 is 0, or
     with ``toward_identity`` the map that copies its input (`identity_prior`). ``shared_colour``: one set of
     neighbourhood weights for every channel (each its own bias), fitted on all channels' rows: a filter that answers
     an edge alike in red, green and blue, so an edge sharper than the training renders' cannot come apart into
-    colour fringes."""
+    colour fringes. ``colour_tie`` (without ``shared_colour``): each channel's weights its own but drawn toward the
+    channels' mean (`_colour_tied_solve`), between the two."""
     if shared_colour:
         return _shared_colour_solve(gram, moment, lam, toward_identity)
+    if colour_tie > 0:
+        return _colour_tied_solve(gram, moment, lam, toward_identity, colour_tie)
     taps = gram.shape[-1]
     eye = torch.eye(taps, dtype=gram.dtype, device=gram.device)
     if toward_identity:
@@ -409,10 +416,39 @@ def _shared_colour_solve(gram: Tensor, moment: Tensor, lam: float, toward_identi
     return weight.float().contiguous(), solution[..., taps:].permute(2, 0, 1).float().contiguous()
 
 
+def _colour_tied_solve(gram: Tensor, moment: Tensor, lam: float, toward_identity: bool, tie: float
+                       ) -> tuple[Tensor, Tensor]:
+    """`ridge_solve` with mu * sum_c ||w_c - mean_c w_c||^2 added: the channels' systems solved together, each with
+    its own weights and bias. mu is ``tie`` times the pixel's mean diagonal of X^T X over its weight taps, so the tie is
+    the same share of the data's own weight at every pixel and for any number of pairs: 0 gives each channel its own
+    filter, a large tie one filter for all (`_shared_colour_solve`). A filter per colour moves the lips' colour off the
+    teeth, one shared carries it into them; where edges sharper than the training pairs' meet channels whose filters
+    differ, they come apart into colour fringes, which the tie holds back."""
+    channels, taps = gram.shape[0], gram.shape[-1]
+    weights = taps - 1
+    size = channels * taps
+    joint = gram.new_zeros(*gram.shape[1:-2], size, size)
+    rhs = torch.cat(list(moment), dim=-1)
+    eye = torch.eye(taps, dtype=gram.dtype, device=gram.device)
+    tap_eye = torch.eye(weights, dtype=gram.dtype, device=gram.device)
+    mu = tie * torch.diagonal(gram[..., :weights, :weights], dim1=-2, dim2=-1).mean(dim=(0, -1))[..., None, None]
+    for c in range(channels):
+        block = slice(c * taps, (c + 1) * taps)
+        joint[..., block, block] = gram[c] + lam * eye
+        if toward_identity:
+            rhs[..., block] += lam * identity_prior(taps, gram.dtype, gram.device)
+        for d in range(channels):
+            share = (1.0 if c == d else 0.0) - 1.0 / channels
+            joint[..., c * taps : c * taps + weights, d * taps : d * taps + weights] += share * mu * tap_eye
+    solution = torch.linalg.solve(joint, rhs.unsqueeze(-1)).squeeze(-1).unflatten(-1, (channels, taps))
+    solution = solution.permute(2, 0, 1, 3)
+    return solution[..., :-1].permute(0, 3, 1, 2).float().contiguous(), solution[..., -1].float().contiguous()
+
+
 @torch.no_grad()
 def fit_ridge(
     neutral: Tensor, target: Tensor, radius: int = 3, lam: float = 0.4, chunk: int = 64, toward_identity: bool = False,
-    shared_colour: bool = False, weights: Tensor | None = None,
+    shared_colour: bool = False, weights: Tensor | None = None, colour_tie: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Closed-form per-pixel ridge regression from neutral to target faces.
 
@@ -420,10 +456,10 @@ def fit_ridge(
     bias [C, S, S]) minimising sum ||X w - t||^2 + lam ||w||^2 for each pixel and channel, where the
     design row X is the pixel's r x r neighbourhood followed by a constant 1 (the bias is regularised
     too, as in the formula). Accumulates X^T X in float64 over chunks so n can be large. ``toward_identity``:
-    lam ||w - w0||^2 instead, w0 the map that copies its input (`identity_prior`); ``shared_colour``: see
-    `ridge_solve`; ``weights`` [n]: each pair's rows count that much (a weighted least squares).
+    lam ||w - w0||^2 instead, w0 the map that copies its input (`identity_prior`); ``shared_colour``, ``colour_tie``:
+    see `ridge_solve`; ``weights`` [n]: each pair's rows count that much (a weighted least squares).
     """
     if neutral.shape != target.shape or neutral.dim() != 4:
         raise ValueError(f"neutral and target must be equal [n,C,S,S] tensors, got {tuple(neutral.shape)} and {tuple(target.shape)}")
     return ridge_solve(*ridge_normal_equations(neutral, target, radius, chunk, weights), lam, toward_identity,
-                       shared_colour)
+                       shared_colour, colour_tie)
