@@ -257,9 +257,9 @@ def _fit_parts(parts: Iterable[tuple[PairedFaces, PairedFaces | None]], make: Ca
             model = model or make(radius)
             lambdas |= chosen if radius is not None else fallback
             install_motions(model, got)
-            fitted |= fit_stage1_maps(model, moved, lambdas, group_cfg.ridge_toward_identity,
-                                      group_cfg.ridge_shared_colour, _weights_by_expression(part),
-                                      group_cfg.ridge_colour_tie)
+            fitted |= fit_stage1_maps(model, moved, lambdas, toward_identity=group_cfg.ridge_toward_identity,
+                                      shared_colour=group_cfg.ridge_shared_colour,
+                                      colour_tie=group_cfg.ridge_colour_tie, weights=_weights_by_expression(part))
             motions |= got
             rows += got_rows
             table += got_table

@@ -21,7 +21,7 @@ of a rendered smile costs the person's identity on real faces): the region keeps
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -38,6 +38,22 @@ def shifted_views(x: Tensor, radius: int) -> list[Tensor]:
     padded = F.pad(x, (pad, pad, pad, pad), mode="replicate")
     height, width = x.shape[-2:]
     return [padded[..., dy : dy + height, dx : dx + width] for dy in range(radius) for dx in range(radius)]
+
+
+def _after_first_colour(paint: Tensor, difference: Tensor) -> Tensor:
+    """``paint`` [..., C, S, S] with ``difference`` [..., C - 1, S, S] added to its colours after the first (the own
+    colours' weights are stored as their differences from the first's, `LocalRegression.share_colour`)."""
+    return torch.cat([paint[..., :1, :, :], paint[..., 1:, :, :] + difference], dim=-3)
+
+
+def _colour_differences(views: list[Tensor], colour_delta: Tensor, blend: Callable[[Tensor], Tensor]) -> Tensor:
+    """The own colours' paint beyond the first colour's weights: each tap's view of the colours after the first times
+    its ``colour_delta`` maps [E_own * keys, C - 1, r*r, S, S] as ``blend`` gives them (mixed, or per expression),
+    summed over the taps."""
+    out = views[0] * blend(colour_delta[:, :, 0])
+    for tap, view in enumerate(views[1:], start=1):
+        out = out + view * blend(colour_delta[:, :, tap])
+    return out
 
 
 def _mix(expression: Tensor, maps: Tensor) -> Tensor:
@@ -136,10 +152,8 @@ class LocalRegression(nn.Module):
             out = out + view * _mix(expression, self._turned(self.weight[:, :, tap], turn))
         if self.colour_delta is not None:
             own = expression[:, list(self.own_colour)]
-            extra = torch.zeros_like(out[:, 1:])
-            for tap, view in enumerate(views):
-                extra = extra + view[:, 1:] * _mix(own, self._turned(self.colour_delta[:, :, tap], turn))
-            out = out + torch.cat([torch.zeros_like(out[:, :1]), extra], dim=1)
+            out = _after_first_colour(out, _colour_differences(
+                [view[:, 1:] for view in views], self.colour_delta, lambda maps: _mix(own, self._turned(maps, turn))))
         return self.region_of(expression, turn) * (out - moved)
 
     def _carried(self, x: Tensor, expression: Tensor, alpha: Tensor | float, mixed: Tensor, turn: Tensor | None
@@ -169,11 +183,10 @@ class LocalRegression(nn.Module):
         if self.colour_delta is None:
             return painted
         own = list(self.own_colour)
-        extra = views[0][:, own, 1:] * self._turned(self.colour_delta[:, :, 0], turn)
-        for tap, view in enumerate(views[1:], start=1):
-            extra = extra + view[:, own, 1:] * self._turned(self.colour_delta[:, :, tap], turn)
-        pieces = [torch.cat([painted[:, e : e + 1, :1], painted[:, e : e + 1, 1:] + extra[:, own.index(e)][:, None]],
-                            dim=2) if e in own else painted[:, e : e + 1] for e in range(painted.shape[1])]
+        extra = _colour_differences([view[:, own, 1:] for view in views], self.colour_delta,
+                                    lambda maps: self._turned(maps, turn))
+        pieces = [_after_first_colour(painted[:, e : e + 1], extra[:, own.index(e) : own.index(e) + 1]) if e in own
+                  else painted[:, e : e + 1] for e in range(painted.shape[1])]
         return torch.cat(pieces, dim=1)
 
     def motion(self, expression: Tensor, alpha: Tensor | float = 1.0, turn: Tensor | None = None) -> Tensor:
